@@ -1,0 +1,1 @@
+//! Crypto suites (being written).

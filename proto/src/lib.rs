@@ -1,0 +1,94 @@
+//! Sans-IO state machines for the Pavillion UDP protocol.
+//!
+//! `pavillion-proto` holds all protocol logic of pavillion-rs and nothing else: no sockets, no
+//! clocks, no threads and no ambient randomness. A driver (a real socket adapter, the network
+//! simulator or a benchmark loop) feeds it datagrams and timestamps, and it answers with
+//! datagrams to send, events for the application and the time at which it next wants to be woken.
+//! Because of that, one seed replays a whole run exactly.
+//!
+//! # Driving an endpoint
+//! Every endpoint ([`endpoint::Client`], [`endpoint::Server`]) follows one contract:
+//! 1. `handle_datagram(now, from, bytes)` for each datagram received;
+//! 2. `handle_timeout(now)` once the deadline from `poll_timeout()` has passed (calling it early
+//!    is harmless);
+//! 3. commands (`send_message`, ...) return an id at once; their outcome arrives later as an
+//!    [`endpoint::Event`] carrying that id;
+//! 4. after any of the above, drain `poll_transmit(now, buf)` until it returns `None`, then
+//!    `poll_event()`, then sleep until `poll_timeout()` or the next datagram.
+//!
+//! Time is an [`Instant`] in microseconds that must never go backwards. Randomness comes from a
+//! [`rng::Rng`] seeded through the configuration.
+//!
+//! # Layers
+//! - [`wire`]: typed packets to and from bytes; never panics on input.
+//! - [`crypto`]: the session cipher and the key derivations of suites 1 (PSK) and 2 (ECC).
+//! - [`handshake`]: the setup exchanges, as states that consume themselves.
+//! - [`session`]: keys, counters and the replay window of one peer.
+//! - [`reliability`]: RTT estimation and the retransmission of reliable messages.
+//! - [`endpoint`]: the client and server roles that tie it together.
+//!
+//! # Features
+//! - `std` (default): conversions to std types. The crate is `#![no_std]` with `alloc` either way.
+//! - `testing`: the in-memory network driver in [`testing`], for sibling crates.
+//!
+//! # Example
+//! A client and a server exchanging one reliable message over an in-memory "network":
+//! ```
+//! use pavillion_proto::crypto::Psk;
+//! use pavillion_proto::endpoint::{Client, ClientConfig, Event, SendOptions, Server, ServerConfig};
+//! use pavillion_proto::{ClientId, Instant};
+//!
+//! let id = ClientId(*b"sensor-0000000001");
+//! # let id = ClientId(*b"sensor-000000001");
+//! let psk = Psk::from_bytes([7; 32]);
+//! let server_addr = "127.0.0.1:1783".parse().unwrap();
+//! let client_addr = "127.0.0.1:40000".parse().unwrap();
+//!
+//! let mut server = Server::new(ServerConfig::new([1; 32]).with_psk_client(id, psk.clone()));
+//! let mut client = Client::new(ClientConfig::psk(id, psk, server_addr, [2; 32]));
+//!
+//! let mut now = Instant::ZERO;
+//! let msg = client.send_message(now, "kitchen", "temp", b"21.5", SendOptions::reliable()).unwrap();
+//! let mut buf = [0u8; 2048];
+//! let mut delivered = false;
+//! for _ in 0..20 {
+//!     while let Some(t) = client.poll_transmit(now, &mut buf) {
+//!         server.handle_datagram(now, client_addr, &buf[..t.len]);
+//!     }
+//!     while let Some(t) = server.poll_transmit(now, &mut buf) {
+//!         client.handle_datagram(now, server_addr, &buf[..t.len]);
+//!     }
+//!     while let Some(ev) = client.poll_event() {
+//!         if let Event::Delivered { id, .. } = ev {
+//!             delivered |= id == msg;
+//!         }
+//!     }
+//!     now += pavillion_proto::Duration::from_millis(1);
+//!     client.handle_timeout(now);
+//!     server.handle_timeout(now);
+//! }
+//! assert!(delivered);
+//! let got = core::iter::from_fn(|| server.poll_event()).find_map(|ev| match ev {
+//!     Event::Message(m) => Some(m),
+//!     _ => None,
+//! });
+//! assert_eq!(got.unwrap().payload.as_ref(), b"21.5");
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(unused_must_use)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod crypto;
+pub mod id;
+pub mod reliability;
+pub mod rng;
+pub mod session;
+pub mod time;
+pub mod wire;
+
+pub use id::{ClientId, Counter, FunctionId, MessageId, PeerId};
+pub use time::{Duration, Instant};

@@ -1,0 +1,3 @@
+//! Reliability: RTT estimation and retransmission.
+
+pub mod rtt;

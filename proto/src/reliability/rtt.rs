@@ -1,0 +1,1 @@
+//! RTT estimator (being written).

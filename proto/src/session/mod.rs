@@ -1,0 +1,3 @@
+//! Per-peer session state.
+
+pub mod replay;
