@@ -1,1 +1,489 @@
-//! The replay window (being written).
+//! The sliding replay window over received packet counters.
+//!
+//! The reference accepts a session packet only if its counter is strictly greater than the last
+//! one accepted (wire notes, "Replay rule"), so one reordered datagram on the path throws away
+//! every packet that overtook it. We keep the newest accepted counter plus a bitmap of the
+//! [`WINDOW`] counters at and below it, as IPsec (RFC 4303 §3.4.3) and WireGuard do: a counter
+//! is accepted at most once, in any order, as long as it is not more than `WINDOW - 1` below the
+//! newest accepted one.
+//!
+//! The check is split in two because the counter is in the cleartext header:
+//! [`ReplayWindow::check`] runs before decryption, so obvious replays cost no crypto, and
+//! [`ReplayWindow::commit`] runs only after the packet authenticated, so a forged packet can never
+//! move the window.
+
+use core::fmt;
+
+use crate::id::Counter;
+
+/// How many counters the window covers: the newest accepted one and the `WINDOW - 1` below it.
+///
+/// A counter `WINDOW` or more below the newest accepted counter is [`Replay::TooOld`].
+pub const WINDOW: u64 = 1024;
+
+/// Which counters of one receive direction have been seen, without any heap.
+///
+/// # Invariants
+/// - `floor <= newest`.
+/// - Every counter `c` with `max(floor, newest - WINDOW) < c <= newest` has its bit, at position
+///   `c % WINDOW`, set if and only if `c` was committed. Bits of counters outside that range mean
+///   nothing and are cleared as the window slides over them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayWindow {
+    /// Every counter at or below this is refused, whatever the bitmap says.
+    ///
+    /// Kept even though a fully set bitmap could refuse the `WINDOW` counters below it: with an
+    /// explicit floor those get the accurate verdict [`Replay::TooOld`], and counter 0 (setup
+    /// packets) needs no special case since every floor is at least 0.
+    floor: u64,
+    /// The highest counter committed so far, or `floor` if none was.
+    newest: u64,
+    /// A ring of `WINDOW` bits indexed by `counter % WINDOW`.
+    bitmap: [u64; WORDS],
+}
+
+/// Why a counter was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Replay {
+    /// The counter is inside the window and was already accepted: a replay or a network
+    /// duplicate.
+    Duplicate,
+    /// The counter is at or below the floor, or at least [`WINDOW`] below the newest accepted
+    /// counter, so the window can no longer tell whether it was seen.
+    TooOld,
+}
+
+impl ReplayWindow {
+    /// Makes a window that refuses every counter at or below `floor`.
+    ///
+    /// After a handshake the reference accepts only counters above the one the client info
+    /// carried; pass that value here. `Counter(0)` gives a window that accepts every session
+    /// counter, since counter 0 belongs to setup packets and is refused regardless.
+    pub const fn new(floor: Counter) -> Self {
+        ReplayWindow {
+            floor: floor.0,
+            newest: floor.0,
+            bitmap: [0; WORDS],
+        }
+    }
+
+    /// Records `c` as seen and slides the window forward if `c` is the newest so far.
+    ///
+    /// Call this only after the packet carrying `c` authenticated; otherwise a forged counter
+    /// could push the window past every genuine packet still in flight.
+    ///
+    /// # Errors
+    /// The same verdict as [`check`](Self::check); on `Err` nothing changes.
+    pub fn commit(&mut self, c: Counter) -> Result<(), Replay> {
+        self.check(c)?;
+        let c = c.0;
+        if c > self.newest {
+            let advance = c - self.newest;
+            if advance >= WINDOW {
+                // Every counter the window covered is now too old, so no bit survives.
+                self.bitmap = [0; WORDS];
+            } else {
+                // The bits of newest+1..=c still describe counters WINDOW lower, which just fell
+                // out of the window; they must read "unseen" for the new counters.
+                // No overflow: c > newest, so newest < u64::MAX.
+                self.clear(self.newest + 1, advance);
+            }
+            self.newest = c;
+        }
+        let (word, bit) = position(c);
+        self.bitmap[word] |= 1 << bit;
+        Ok(())
+    }
+
+    /// Tells whether `c` would be accepted, without recording it.
+    ///
+    /// Meant to run before decryption, to skip the crypto for obvious replays; a packet that
+    /// passes must still be [`commit`](Self::commit)ted after it authenticates.
+    ///
+    /// # Errors
+    /// [`Replay::TooOld`] for counter 0, for counters at or below the floor and for counters
+    /// [`WINDOW`] or more below [`newest`](Self::newest); [`Replay::Duplicate`] for a counter
+    /// already committed.
+    pub fn check(&self, c: Counter) -> Result<(), Replay> {
+        let c = c.0;
+        if c <= self.floor {
+            return Err(Replay::TooOld);
+        }
+        if c > self.newest {
+            return Ok(());
+        }
+        // Written as a difference because `c + WINDOW` can overflow near u64::MAX.
+        if self.newest - c >= WINDOW {
+            return Err(Replay::TooOld);
+        }
+        let (word, bit) = position(c);
+        if self.bitmap[word] & (1 << bit) != 0 {
+            Err(Replay::Duplicate)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The highest counter accepted so far, or the floor if none was.
+    pub const fn newest(&self) -> Counter {
+        Counter(self.newest)
+    }
+
+    /// Clears the bits of the `count` counters starting at `from`, with `count < WINDOW`.
+    fn clear(&mut self, from: u64, count: u64) {
+        debug_assert!(count < WINDOW);
+        // Word-sized steps: a jump of most of the window costs about WORDS iterations, not
+        // WINDOW.
+        let mut pos = from % WINDOW;
+        let mut left = count;
+        while left > 0 {
+            let bit = pos % 64;
+            let n = left.min(64 - bit);
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
+            // The index is below WORDS because pos < WINDOW.
+            self.bitmap[(pos / 64) as usize] &= !mask;
+            pos = (pos + n) % WINDOW;
+            left -= n;
+        }
+    }
+}
+
+impl fmt::Display for Replay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Replay::Duplicate => "packet counter already accepted",
+            Replay::TooOld => "packet counter below the replay window",
+        })
+    }
+}
+
+impl core::error::Error for Replay {}
+
+/// The word and bit of counter `c` in the bitmap ring.
+fn position(c: u64) -> (usize, u64) {
+    let pos = c % WINDOW;
+    // pos < WINDOW, so pos / 64 < WORDS and fits any usize.
+    ((pos / 64) as usize, pos % 64)
+}
+
+/// The bitmap's length in u64 words.
+const WORDS: usize = (WINDOW / 64) as usize;
+
+// The ring indexing assumes whole words, and the protocol asks for a window of at least 64.
+const _: () = assert!(WINDOW >= 64 && WINDOW % 64 == 0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::collections::BTreeSet;
+    use alloc::vec::Vec;
+    use quickcheck::quickcheck;
+
+    /// A fresh window as after a handshake whose client info carried counter 0.
+    fn window_fresh() -> ReplayWindow {
+        ReplayWindow::new(Counter(0))
+    }
+
+    /// A window that has accepted 1..=n in order.
+    fn window_after(n: u64) -> ReplayWindow {
+        let mut w = window_fresh();
+        for c in 1..=n {
+            assert_eq!(w.commit(Counter(c)), Ok(()));
+        }
+        w
+    }
+
+    /// Checks and then commits, asserting both give the same verdict and check mutated nothing.
+    fn accept(w: &mut ReplayWindow, c: u64) -> Result<(), Replay> {
+        let before = w.clone();
+        let checked = w.check(Counter(c));
+        assert_eq!(*w, before, "check mutated the window");
+        let committed = w.commit(Counter(c));
+        assert_eq!(checked, committed, "check and commit disagree on {c}");
+        if committed.is_err() {
+            assert_eq!(*w, before, "a refused commit changed the window");
+        }
+        committed
+    }
+
+    #[test]
+    fn in_order_counters_are_accepted() {
+        let mut w = window_fresh();
+        for c in 1..=3 * WINDOW {
+            assert_eq!(accept(&mut w, c), Ok(()));
+            assert_eq!(w.newest(), Counter(c));
+        }
+    }
+
+    #[test]
+    fn reordered_counter_is_accepted_once() {
+        let mut w = window_fresh();
+        assert_eq!(accept(&mut w, 5), Ok(()));
+        assert_eq!(accept(&mut w, 3), Ok(()));
+        assert_eq!(accept(&mut w, 4), Ok(()));
+        assert_eq!(accept(&mut w, 3), Err(Replay::Duplicate));
+        assert_eq!(accept(&mut w, 4), Err(Replay::Duplicate));
+        assert_eq!(w.newest(), Counter(5));
+        assert_eq!(accept(&mut w, 1), Ok(()));
+        assert_eq!(accept(&mut w, 2), Ok(()));
+    }
+
+    #[test]
+    fn duplicate_of_newest_is_refused() {
+        let mut w = window_after(10);
+        assert_eq!(accept(&mut w, 10), Err(Replay::Duplicate));
+        assert_eq!(accept(&mut w, 7), Err(Replay::Duplicate));
+    }
+
+    #[test]
+    fn window_edge_is_exact() {
+        let mut w = window_fresh();
+        let newest = 5 * WINDOW + 17;
+        assert_eq!(accept(&mut w, newest), Ok(()));
+        // WINDOW - 1 below the newest is the oldest counter still in the window.
+        assert_eq!(accept(&mut w, newest - (WINDOW - 1)), Ok(()));
+        assert_eq!(accept(&mut w, newest - WINDOW), Err(Replay::TooOld));
+        assert_eq!(accept(&mut w, 1), Err(Replay::TooOld));
+    }
+
+    #[test]
+    fn counters_sharing_a_bit_are_told_apart() {
+        // c and c + WINDOW use the same bit; sliding to c + WINDOW must not make c look fresh or
+        // c + WINDOW look seen.
+        let mut w = window_fresh();
+        assert_eq!(accept(&mut w, 100), Ok(()));
+        assert_eq!(accept(&mut w, 100 + WINDOW), Ok(()));
+        assert_eq!(accept(&mut w, 100), Err(Replay::TooOld));
+        assert_eq!(accept(&mut w, 100 + WINDOW), Err(Replay::Duplicate));
+    }
+
+    #[test]
+    fn slide_within_window_clears_only_the_new_counters() {
+        let mut w = window_fresh();
+        for c in 1..=WINDOW {
+            assert_eq!(accept(&mut w, c), Ok(()));
+        }
+        // Advance by less than the window: the counters skipped over must be fresh, while the
+        // ones still inside keep their marks.
+        let jump = WINDOW + 700;
+        assert_eq!(accept(&mut w, jump), Ok(()));
+        for c in jump - WINDOW + 1..=WINDOW {
+            assert_eq!(accept(&mut w, c), Err(Replay::Duplicate), "{c}");
+        }
+        for c in WINDOW + 1..jump {
+            assert_eq!(accept(&mut w, c), Ok(()), "{c}");
+        }
+    }
+
+    #[test]
+    fn huge_jump_clears_the_bitmap() {
+        let mut w = window_after(WINDOW);
+        let far = 1_000_000 * WINDOW + 3;
+        assert_eq!(accept(&mut w, far), Ok(()));
+        assert_eq!(w.newest(), Counter(far));
+        for c in far - (WINDOW - 1)..far {
+            assert_eq!(
+                accept(&mut w, c),
+                Ok(()),
+                "{c} was left marked by the old window"
+            );
+        }
+        assert_eq!(accept(&mut w, WINDOW), Err(Replay::TooOld));
+    }
+
+    #[test]
+    fn jump_of_exactly_window_clears_the_bitmap() {
+        let mut w = window_after(10);
+        assert_eq!(accept(&mut w, 10 + WINDOW), Ok(()));
+        assert_eq!(accept(&mut w, 10), Err(Replay::TooOld));
+        for c in 11..10 + WINDOW {
+            assert_eq!(accept(&mut w, c), Ok(()), "{c}");
+        }
+    }
+
+    #[test]
+    fn floor_and_below_are_refused() {
+        let floor = 10 * WINDOW;
+        let mut w = ReplayWindow::new(Counter(floor));
+        assert_eq!(w.newest(), Counter(floor));
+        assert_eq!(accept(&mut w, floor), Err(Replay::TooOld));
+        for c in floor - WINDOW..floor {
+            assert!(
+                accept(&mut w, c).is_err(),
+                "{c} below the floor was accepted"
+            );
+        }
+        assert_eq!(accept(&mut w, 1), Err(Replay::TooOld));
+        assert_eq!(accept(&mut w, floor + 2), Ok(()));
+        assert_eq!(accept(&mut w, floor + 1), Ok(()));
+        // Still refused once the newest counter is far from the floor again.
+        assert_eq!(accept(&mut w, floor), Err(Replay::TooOld));
+    }
+
+    #[test]
+    fn counter_zero_is_never_valid() {
+        assert_eq!(window_fresh().check(Counter::SETUP), Err(Replay::TooOld));
+        assert_eq!(window_after(5).check(Counter::SETUP), Err(Replay::TooOld));
+        let mut w = window_fresh();
+        assert_eq!(accept(&mut w, 0), Err(Replay::TooOld));
+        assert_eq!(w.newest(), Counter(0));
+    }
+
+    #[test]
+    fn extremes_do_not_overflow() {
+        let mut w = ReplayWindow::new(Counter(u64::MAX - 3));
+        assert_eq!(accept(&mut w, u64::MAX - 3), Err(Replay::TooOld));
+        assert_eq!(accept(&mut w, u64::MAX), Ok(()));
+        assert_eq!(accept(&mut w, u64::MAX - 1), Ok(()));
+        assert_eq!(accept(&mut w, u64::MAX), Err(Replay::Duplicate));
+        assert_eq!(accept(&mut w, u64::MAX - 1), Err(Replay::Duplicate));
+        assert_eq!(accept(&mut w, u64::MAX - 2), Ok(()));
+
+        let mut w = ReplayWindow::new(Counter(u64::MAX));
+        assert_eq!(accept(&mut w, u64::MAX), Err(Replay::TooOld));
+        assert_eq!(accept(&mut w, 1), Err(Replay::TooOld));
+
+        let mut w = window_after(3);
+        assert_eq!(accept(&mut w, u64::MAX), Ok(()));
+        assert_eq!(accept(&mut w, u64::MAX - (WINDOW - 1)), Ok(()));
+        assert_eq!(accept(&mut w, u64::MAX - WINDOW), Err(Replay::TooOld));
+        assert_eq!(accept(&mut w, 4), Err(Replay::TooOld));
+    }
+
+    #[test]
+    fn check_never_mutates() {
+        let w = window_after(50);
+        let before = w.clone();
+        for c in [0, 1, 25, 50, 51, 5_000, u64::MAX] {
+            let _ = w.check(Counter(c));
+        }
+        assert_eq!(w, before);
+        // A check that says Ok does not reserve the counter.
+        assert_eq!(w.check(Counter(51)), Ok(()));
+        assert_eq!(w.check(Counter(51)), Ok(()));
+    }
+
+    #[test]
+    fn errors_display() {
+        use alloc::string::ToString;
+        assert_eq!(
+            Replay::Duplicate.to_string(),
+            "packet counter already accepted"
+        );
+        assert_eq!(
+            Replay::TooOld.to_string(),
+            "packet counter below the replay window"
+        );
+    }
+
+    /// The obvious, heap-backed statement of the rule the window implements.
+    struct Model {
+        floor: u64,
+        newest: u64,
+        seen: BTreeSet<u64>,
+    }
+
+    impl Model {
+        fn new(floor: u64) -> Self {
+            Model {
+                floor,
+                newest: floor,
+                seen: BTreeSet::new(),
+            }
+        }
+
+        fn commit(&mut self, c: u64) -> Result<(), Replay> {
+            if c <= self.floor || u128::from(c) + u128::from(WINDOW) <= u128::from(self.newest) {
+                return Err(Replay::TooOld);
+            }
+            if !self.seen.insert(c) {
+                return Err(Replay::Duplicate);
+            }
+            self.newest = self.newest.max(c);
+            Ok(())
+        }
+    }
+
+    /// Turns quickcheck offsets into counters within `spread` of `floor`.
+    ///
+    /// quickcheck draws integers from their whole range, so raw u64 counters would almost never
+    /// repeat or land in the same window; clustering them exercises duplicates, reordering and
+    /// sliding. A dense spread makes many duplicates, a wide one many slides.
+    fn counters(floor: u64, offsets: &[i16], spread: i16) -> Vec<u64> {
+        offsets
+            .iter()
+            .map(|&o| floor.saturating_add_signed(i64::from(o % spread)))
+            .collect()
+    }
+
+    /// Dense, about one window, and many windows wide.
+    const SPREADS: [i16; 3] = [64, 1500, i16::MAX];
+
+    /// Floors at the bottom, in the middle and at the top of the counter space.
+    fn floors(seed: u64) -> [u64; 3] {
+        [seed % 4, seed, u64::MAX - seed % 3000]
+    }
+
+    fn run_model(floor: u64, cs: &[u64]) -> bool {
+        let mut w = ReplayWindow::new(Counter(floor));
+        let mut model = Model::new(floor);
+        cs.iter().all(|&c| {
+            let expected = model.commit(c);
+            let got = accept(&mut w, c);
+            got == expected && w.newest() == Counter(model.newest)
+        })
+    }
+
+    quickcheck! {
+        fn prop_matches_model(seed: u64, offsets: Vec<i16>) -> bool {
+            floors(seed).iter().all(|&f| {
+                SPREADS.iter().all(|&s| run_model(f, &counters(f, &offsets, s)))
+            })
+        }
+
+        fn prop_matches_model_on_arbitrary_counters(floor: u64, cs: Vec<u64>) -> bool {
+            run_model(floor % 8, &cs) && run_model(floor, &cs)
+        }
+
+        fn prop_accepted_at_most_once(seed: u64, offsets: Vec<i16>) -> bool {
+            floors(seed).iter().all(|&f| {
+                SPREADS.iter().all(|&s| {
+                    let mut w = ReplayWindow::new(Counter(f));
+                    let mut accepted = BTreeSet::new();
+                    counters(f, &offsets, s)
+                        .into_iter()
+                        .all(|c| accept(&mut w, c).is_err() || accepted.insert(c))
+                })
+            })
+        }
+
+        fn prop_accepted_counters_are_inside_the_window(seed: u64, offsets: Vec<i16>) -> bool {
+            floors(seed).iter().all(|&f| {
+                SPREADS.iter().all(|&s| {
+                    let mut w = ReplayWindow::new(Counter(f));
+                    counters(f, &offsets, s).into_iter().all(|c| {
+                        let newest = w.newest().0;
+                        let ok = accept(&mut w, c).is_ok();
+                        !ok || (c > f && u128::from(c) + u128::from(WINDOW) > u128::from(newest))
+                    })
+                })
+            })
+        }
+
+        fn prop_check_does_not_mutate(seed: u64, offsets: Vec<i16>, probe: i16) -> bool {
+            let f = seed % (1 << 40);
+            let mut w = ReplayWindow::new(Counter(f));
+            for c in counters(f, &offsets, 1500) {
+                let _ = w.commit(Counter(c));
+            }
+            let before = w.clone();
+            let _ = w.check(Counter(f.saturating_add_signed(i64::from(probe % 1500))));
+            w == before
+        }
+    }
+}
