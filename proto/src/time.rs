@@ -51,12 +51,16 @@ impl Instant {
 
     /// `self + d`, or `None` on overflow.
     pub fn checked_add(self, d: Duration) -> Option<Instant> {
-        micros_of(d).and_then(|m| self.0.checked_add(m)).map(Instant)
+        micros_of(d)
+            .and_then(|m| self.0.checked_add(m))
+            .map(Instant)
     }
 
     /// `self - d`, or `None` if it would fall before the origin.
     pub fn checked_sub(self, d: Duration) -> Option<Instant> {
-        micros_of(d).and_then(|m| self.0.checked_sub(m)).map(Instant)
+        micros_of(d)
+            .and_then(|m| self.0.checked_sub(m))
+            .map(Instant)
     }
 }
 
@@ -93,21 +97,10 @@ impl fmt::Display for Instant {
     }
 }
 
-/// Multiplies a duration by a float factor, saturating; used for backoff and smoothing.
-pub(crate) fn mul_f64(d: Duration, k: f64) -> Duration {
-    let micros = d.as_micros() as f64 * k;
-    if micros.is_nan() || micros <= 0.0 {
-        Duration::ZERO
-    } else if micros >= u64::MAX as f64 {
-        Duration::from_micros(u64::MAX)
-    } else {
-        Duration::from_micros(micros as u64)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
 
     #[test]
     fn add_saturates_instead_of_overflowing() {
@@ -128,12 +121,5 @@ mod tests {
     #[test]
     fn display_is_seconds_with_micros() {
         assert_eq!(Instant::from_micros(1_500_002).to_string(), "1.500002s");
-    }
-
-    #[test]
-    fn mul_f64_clamps() {
-        assert_eq!(mul_f64(Duration::from_millis(10), 1.5), Duration::from_millis(15));
-        assert_eq!(mul_f64(Duration::from_millis(10), -1.0), Duration::ZERO);
-        assert_eq!(mul_f64(Duration::MAX, 2.0), Duration::from_micros(u64::MAX));
     }
 }
