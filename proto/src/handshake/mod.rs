@@ -1,0 +1,95 @@
+//! The setup exchanges of suites 1 and 2.
+//!
+//! Read wire notes §2.1 and §3 first. PSK (suite 1) runs `1 → 2 → 3 → 7` and ECC (suite 2) runs
+//! `1 → 11 → 12 → 7`:
+//!
+//! ```text
+//!  client                                   server
+//!    | -- 1 NonceRequest(challenge) ----------> |  new ExpectClientInfo (bounded table)
+//!    | <- 2 PskNonce(sn, challenge, tag) ------ |  PSK: tag = H(PSK; sn || challenge)
+//!    | <- 11 EccNonce(box(sn || challenge)) --- |  ECC
+//!    | -- 3 PskClientInfo(cn, sn, ctr, tag) --> |  PSK: keys derive from cn and sn
+//!    | -- 12 EccClientInfo(box(sn, keys, ctr))> |  ECC: the client picks both keys
+//!    | <- 7 SessionEstablished(session id) ---- |
+//! ```
+//!
+//! The server's half-open state is an [`ExpectClientInfo`] that is consumed by the client-info
+//! packet. Keys come out only as [`SessionKeys`], which carry a [`PeerAuthenticated`] proof
+//! that only the verifying code in this module can make, so a session cannot be built from an
+//! unverified packet.
+//!
+//! Where we are stricter than the reference (wire notes §10): the client checks the echoed
+//! challenge on op 2 *and* op 11 and refuses a server nonce it has already used in the current
+//! round (bugs 2 and 3), and no packet ever carries a secret key (bug 1).
+
+pub(crate) mod client;
+pub(crate) mod server;
+
+use core::fmt;
+
+use crate::crypto::SecretBoxKey;
+use crate::id::{Counter, PeerId};
+
+pub(crate) use client::Initiator;
+pub(crate) use server::ExpectClientInfo;
+
+/// Proof that a peer's handshake packet authenticated. Only this module can make one.
+#[derive(Debug)]
+pub(crate) struct PeerAuthenticated(());
+
+/// The keys and identity a completed handshake yields.
+#[derive(Debug)]
+pub(crate) struct SessionKeys {
+    pub(crate) client_to_server: SecretBoxKey,
+    pub(crate) server_to_client: SecretBoxKey,
+    /// The client's counter floor: the server accepts counters above it.
+    pub(crate) client_counter: Counter,
+    pub(crate) session_id: [u8; 16],
+    pub(crate) peer: PeerId,
+    pub(crate) _proof: PeerAuthenticated,
+}
+
+/// Why a handshake packet was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// A keyed-hash tag did not verify (wrong PSK, or a forged packet).
+    BadTag,
+    /// The packet's cipher is not the one this exchange runs.
+    CipherMismatch,
+    /// The client id differs from the one that started the exchange.
+    ClientIdMismatch,
+    /// A box did not open (wrong key pair, or a forged packet).
+    ForgedBox,
+    /// The server refuses guests and does not know this client's key.
+    GuestsNotAllowed,
+    /// The ECC suite was asked for but no key pair is configured for it.
+    NoKeyPair,
+    /// The echoed server nonce is not the one this exchange issued.
+    NonceMismatch,
+    /// The server does not know this client id (setup opcode 6).
+    UnknownClient,
+    /// The server nonce was already used in this round: a replayed packet.
+    ReusedNonce,
+    /// The echoed challenge is not ours: a stale or replayed packet.
+    WrongChallenge,
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandshakeError::BadTag => "handshake tag did not verify",
+            HandshakeError::CipherMismatch => "cipher does not match the exchange",
+            HandshakeError::ClientIdMismatch => "client id does not match the exchange",
+            HandshakeError::ForgedBox => "handshake box did not open",
+            HandshakeError::GuestsNotAllowed => "guests are not allowed",
+            HandshakeError::NoKeyPair => "no ECC key pair configured",
+            HandshakeError::NonceMismatch => "server nonce does not match",
+            HandshakeError::UnknownClient => "unknown client id",
+            HandshakeError::ReusedNonce => "server nonce already used",
+            HandshakeError::WrongChallenge => "challenge does not match",
+        })
+    }
+}
+
+impl core::error::Error for HandshakeError {}
