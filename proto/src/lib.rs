@@ -38,8 +38,7 @@
 //! use pavillion_proto::endpoint::{Client, ClientConfig, Event, SendOptions, Server, ServerConfig};
 //! use pavillion_proto::{ClientId, Instant};
 //!
-//! let id = ClientId(*b"sensor-0000000001");
-//! # let id = ClientId(*b"sensor-000000001");
+//! let id = ClientId(*b"sensor-000000001");
 //! let psk = Psk::from_bytes([7; 32]);
 //! let server_addr = "127.0.0.1:1783".parse().unwrap();
 //! let client_addr = "127.0.0.1:40000".parse().unwrap();
@@ -83,10 +82,14 @@ extern crate alloc;
 extern crate std;
 
 pub mod crypto;
+pub mod endpoint;
+pub mod handshake;
 pub mod id;
 pub mod reliability;
 pub mod rng;
 pub mod session;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod wire;
 

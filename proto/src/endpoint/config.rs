@@ -1,0 +1,207 @@
+//! Endpoint configuration, with the reference's defaults where it has them.
+
+use alloc::collections::BTreeMap;
+use core::net::SocketAddr;
+
+use crate::crypto::ecc::{self, KeyPair, PublicKey};
+use crate::crypto::Psk;
+use crate::id::ClientId;
+use crate::reliability::rtt::RttConfig;
+use crate::time::Duration;
+use crate::wire::StatusBytes;
+
+/// How a client proves who it is.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ClientCredentials {
+    /// Suite 1: a 32-byte pre-shared key known to the server under our client id.
+    Psk(Psk),
+    /// Suite 2: our X25519 key pair, and the server's public key.
+    Ecc {
+        /// Our key pair.
+        keys: KeyPair,
+        /// The server's public key.
+        server: PublicKey,
+    },
+}
+
+/// Capacities and timers shared by both roles. Every table a remote peer can make us grow has a
+/// bound here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// RTT estimation and retransmission timeouts.
+    pub rtt: RttConfig,
+    /// Deadline of a reliable message whose options give none (the reference client's 5 s).
+    pub default_timeout: Duration,
+    /// Reliable messages queued or in flight per peer; `send_message` fails beyond it.
+    pub max_queued: usize,
+    /// Reliable messages in flight (sent, unacknowledged) per peer. Together with the replay
+    /// window (1024 counters) this keeps a retransmission inside the receiver's window.
+    pub max_in_flight: usize,
+    /// First handshake retry interval; it doubles up to `handshake_retry_max`.
+    pub handshake_retry: Duration,
+    /// Ceiling of the handshake retry interval.
+    pub handshake_retry_max: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            rtt: RttConfig::default(),
+            default_timeout: Duration::from_secs(5),
+            max_queued: 1024,
+            max_in_flight: 64,
+            handshake_retry: Duration::from_millis(250),
+            handshake_retry_max: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Configuration of a [`Client`](super::Client).
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Our 16-byte id.
+    pub client_id: ClientId,
+    /// Our credentials.
+    pub credentials: ClientCredentials,
+    /// The server's address (its listening port, 1783 by default).
+    pub server: SocketAddr,
+    /// Seed of the endpoint's RNG. Use fresh OS randomness in deployments.
+    pub seed: [u8; 32],
+    /// Capacities and timers.
+    pub limits: Limits,
+    /// Most servers (reply addresses) we keep sessions with.
+    pub max_servers: usize,
+    /// Least time between two handshake rounds started by an unauthenticated trigger (opcodes
+    /// 4 and 5), so that spoofed triggers cannot make us flood a server.
+    pub min_round_interval: Duration,
+}
+
+impl ClientConfig {
+    /// A suite 1 (PSK) client.
+    pub fn psk(client_id: ClientId, psk: Psk, server: SocketAddr, seed: [u8; 32]) -> Self {
+        Self::new(client_id, ClientCredentials::Psk(psk), server, seed)
+    }
+
+    /// A suite 2 (ECC) client with a configured id.
+    pub fn ecc(
+        client_id: ClientId,
+        keys: KeyPair,
+        server_public: PublicKey,
+        server: SocketAddr,
+        seed: [u8; 32],
+    ) -> Self {
+        let credentials = ClientCredentials::Ecc {
+            keys,
+            server: server_public,
+        };
+        Self::new(client_id, credentials, server, seed)
+    }
+
+    /// A suite 2 guest: the client id defaults to the first 16 bytes of the unkeyed
+    /// BLAKE2b-256 of our public key, as the reference does.
+    pub fn guest(
+        keys: KeyPair,
+        server_public: PublicKey,
+        server: SocketAddr,
+        seed: [u8; 32],
+    ) -> Self {
+        let id = ecc::default_client_id(keys.public());
+        Self::ecc(id, keys, server_public, server, seed)
+    }
+
+    fn new(
+        client_id: ClientId,
+        credentials: ClientCredentials,
+        server: SocketAddr,
+        seed: [u8; 32],
+    ) -> Self {
+        ClientConfig {
+            client_id,
+            credentials,
+            server,
+            seed,
+            limits: Limits::default(),
+            max_servers: 128,
+            min_round_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Configuration of a [`Server`](super::Server).
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Seed of the endpoint's RNG. Use fresh OS randomness in deployments.
+    pub seed: [u8; 32],
+    /// Suite 1 clients: id to pre-shared key.
+    pub psk_clients: BTreeMap<ClientId, Psk>,
+    /// Our X25519 key pair; suite 2 is refused without one.
+    pub keys: Option<KeyPair>,
+    /// Suite 2 clients: id to public key.
+    pub ecc_clients: BTreeMap<ClientId, PublicKey>,
+    /// Admit suite 2 clients whose key we do not know, identified by the hash of their key.
+    pub allow_guest: bool,
+    /// Status bytes to append to ACKs (opcode 2 becomes 11 bytes). `None` keeps ACKs at the
+    /// 8 bytes a Python client or server needs.
+    pub status: Option<StatusBytes>,
+    /// Capacities and timers.
+    pub limits: Limits,
+    /// Most established sessions. A new client beyond it replaces the longest-idle session if
+    /// that one has been idle for `session_idle`, and is refused otherwise.
+    pub max_sessions: usize,
+    /// Idle time after which a session may be replaced (the reference's 300 s).
+    pub session_idle: Duration,
+    /// Most handshakes in progress (unauthenticated state); the oldest is dropped beyond it.
+    pub max_half_open: usize,
+    /// How long a handshake may stay half-open.
+    pub half_open_timeout: Duration,
+    /// Setup replies (opcodes 2, 4, 6, 11) per source address per second.
+    pub replies_per_second: u32,
+    /// Most source addresses tracked by the reply rate limit.
+    pub max_rate_limited_sources: usize,
+}
+
+impl ServerConfig {
+    /// A server with no clients yet; add them with the `with_*` builders.
+    pub fn new(seed: [u8; 32]) -> Self {
+        ServerConfig {
+            seed,
+            psk_clients: BTreeMap::new(),
+            keys: None,
+            ecc_clients: BTreeMap::new(),
+            allow_guest: false,
+            status: None,
+            limits: Limits::default(),
+            max_sessions: 4096,
+            session_idle: Duration::from_secs(300),
+            max_half_open: 256,
+            half_open_timeout: Duration::from_secs(10),
+            replies_per_second: 10,
+            max_rate_limited_sources: 1024,
+        }
+    }
+
+    /// Adds a suite 1 client.
+    pub fn with_psk_client(mut self, id: ClientId, psk: Psk) -> Self {
+        self.psk_clients.insert(id, psk);
+        self
+    }
+
+    /// Sets our suite 2 key pair.
+    pub fn with_keys(mut self, keys: KeyPair) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Adds a suite 2 client.
+    pub fn with_ecc_client(mut self, id: ClientId, public: PublicKey) -> Self {
+        self.ecc_clients.insert(id, public);
+        self
+    }
+
+    /// Admits suite 2 guests.
+    pub fn allow_guests(mut self, allow: bool) -> Self {
+        self.allow_guest = allow;
+        self
+    }
+}

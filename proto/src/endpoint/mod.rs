@@ -1,0 +1,412 @@
+//! The client and server roles, each a sans-IO state machine.
+//!
+//! Both follow the driving contract of the crate docs. Their methods come in four kinds:
+//! - getters on `&self` (`stats`, `is_connected`, ...);
+//! - inputs: `handle_datagram(now, from, bytes)` and `handle_timeout(now)`;
+//! - commands: `send_message(now, ...)`, `close(now)`, returning an id or a typed error at once;
+//! - outputs, drained in this order after every input or command: `poll_transmit(now, buf)`
+//!   until `None`, then `poll_event()` until `None`, then `poll_timeout()`.
+//!
+//! A bad datagram never reaches the driver as an error: it is dropped and counted in
+//! [`Stats`] under a [`DropReason`]. `Err` is only for commands the endpoint cannot carry out.
+
+mod client;
+mod config;
+mod server;
+
+pub use client::Client;
+pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
+pub use server::Server;
+
+use alloc::string::String;
+use core::fmt;
+use core::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::handshake::HandshakeError;
+use crate::id::{Counter, MessageId, PeerId};
+use crate::reliability::OwnedMessage;
+use crate::time::Duration;
+use crate::wire::{self, Setup};
+
+/// A datagram that `poll_transmit` wrote into the caller's buffer.
+#[must_use = "the datagram in the buffer must be sent"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// How many bytes at the start of the buffer make up the datagram.
+    pub len: usize,
+}
+
+/// Something the application should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A session came up. On a client, `addr` is the server's (reply) address and `peer` is
+    /// `None`; on a server, `addr` is the client's address and `peer` its identity.
+    Connected {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// The authenticated identity of a client (server side only).
+        peer: Option<PeerId>,
+    },
+    /// The reliable message with this id was acknowledged.
+    Delivered {
+        /// The id `send_message` returned.
+        id: MessageId,
+    },
+    /// A session ended.
+    Disconnected {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// Why it ended.
+        reason: CloseReason,
+    },
+    /// The reliable message with this id will not be delivered, for a reason other than time.
+    Failed {
+        /// The id `send_message` returned.
+        id: MessageId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A server refused our handshake in a way only it could have (the reply echoed our own
+    /// current challenge).
+    HandshakeFailed {
+        /// The server that refused.
+        addr: SocketAddr,
+        /// What it said.
+        reason: HandshakeError,
+    },
+    /// A message arrived.
+    Message(ReceivedMessage),
+    /// The reliable message with this id was not acknowledged before its deadline.
+    TimedOut {
+        /// The id `send_message` returned.
+        id: MessageId,
+    },
+}
+
+/// A message delivered to the application. Each is delivered at most once per session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The address it came from.
+    pub from: SocketAddr,
+    /// The sender's identity, on a server; `None` on a client.
+    pub peer: Option<PeerId>,
+    /// The target (topic) it was sent to.
+    pub target: String,
+    /// The message name.
+    pub name: String,
+    /// The payload bytes.
+    pub payload: Bytes,
+    /// Whether it was sent reliably (and so was acknowledged).
+    pub reliable: bool,
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// We closed it.
+    LocallyClosed,
+    /// The peer sent quit (opcode 12).
+    PeerClosed,
+}
+
+/// Why a reliable message failed before its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailReason {
+    /// The endpoint was closed before the message was acknowledged.
+    Closed,
+    /// The peer ended the session before acknowledging it.
+    PeerClosed,
+    /// The server refused this client (unknown client id).
+    Rejected,
+}
+
+impl fmt::Display for FailReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailReason::Closed => "endpoint closed",
+            FailReason::PeerClosed => "peer closed the session",
+            FailReason::Rejected => "server rejected the client",
+        })
+    }
+}
+
+/// Whether a message is acknowledged and retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reliability {
+    /// Opcode 1: acknowledged, retried until acknowledged or the deadline passes, and
+    /// reported as `Delivered`, `Failed` or `TimedOut`.
+    Reliable,
+    /// Opcode 3: sent once, never acknowledged, no outcome event.
+    Unreliable,
+}
+
+/// Options of one `send_message`.
+///
+/// # Examples
+/// ```
+/// use pavillion_proto::endpoint::SendOptions;
+/// use pavillion_proto::Duration;
+/// let opts = SendOptions::reliable().with_timeout(Duration::from_secs(2));
+/// assert_eq!(opts.timeout, Some(Duration::from_secs(2)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Reliable or not.
+    pub reliability: Reliability,
+    /// How long a reliable message may take, from the call until the ACK; the endpoint's
+    /// default (5 s, as the reference client) if `None`.
+    pub timeout: Option<Duration>,
+}
+
+impl SendOptions {
+    /// A reliable send with the default timeout.
+    pub const fn reliable() -> Self {
+        SendOptions {
+            reliability: Reliability::Reliable,
+            timeout: None,
+        }
+    }
+
+    /// An unreliable send.
+    pub const fn unreliable() -> Self {
+        SendOptions {
+            reliability: Reliability::Unreliable,
+            timeout: None,
+        }
+    }
+
+    /// Sets the deadline of a reliable send, relative to the call.
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// Why a command was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The endpoint was closed.
+    Closed,
+    /// The target or name contains a newline, which the wire format uses as separator.
+    InvalidName,
+    /// The bounded send queue is full; try again after some outcomes arrive.
+    QueueFull,
+    /// The message does not fit one datagram.
+    TooLarge,
+    /// There is no session with that peer.
+    UnknownPeer,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Closed => "endpoint is closed",
+            SendError::InvalidName => "target or name contains a newline",
+            SendError::QueueFull => "send queue is full",
+            SendError::TooLarge => "message does not fit one datagram",
+            SendError::UnknownPeer => "no session with that peer",
+        })
+    }
+}
+
+impl core::error::Error for SendError {}
+
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// Why an incoming datagram was dropped. Every drop is counted in [`Stats`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum DropReason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+
+            /// A short stable name, for logs and tables.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// A handshake packet failed verification (tag, box, nonce or challenge).
+    BadHandshake = "bad_handshake",
+    /// The datagram does not start with the Pavillion magic.
+    BadMagic = "bad_magic",
+    /// A decoded field is malformed (bad UTF-8, missing separator, unknown cipher).
+    BadEncoding = "bad_encoding",
+    /// A wrong exact length for a fixed-size packet.
+    BadLength = "bad_length",
+    /// An authenticated packet whose counter was already accepted.
+    Duplicate = "duplicate",
+    /// Authentication failed.
+    Forged = "forged",
+    /// Larger than the receive limit.
+    Oversized = "oversized",
+    /// The unsupported plaintext mode (`Pavillion0`).
+    PlaintextMode = "plaintext_mode",
+    /// A setup reply was suppressed by the per-source rate limit.
+    RateLimited = "rate_limited",
+    /// A bounded table is full of live entries.
+    TableFull = "table_full",
+    /// The counter is left of the replay window.
+    TooOld = "too_old",
+    /// Shorter than its format.
+    Truncated = "truncated",
+    /// A valid packet that makes no sense in the current state (e.g. client-info with no
+    /// exchange open, or a server-only opcode at a server).
+    Unexpected = "unexpected",
+    /// An unknown opcode.
+    UnknownOpcode = "unknown_opcode",
+    /// A session packet from an address with no session.
+    UnknownPeer = "unknown_peer",
+    /// A known opcode this endpoint does not handle (yet).
+    Unsupported = "unsupported",
+}
+
+impl DropReason {
+    pub(crate) fn from_wire(e: wire::Error) -> Self {
+        match e {
+            wire::Error::BadLength { .. } => DropReason::BadLength,
+            wire::Error::BadMagic => DropReason::BadMagic,
+            wire::Error::Oversized => DropReason::Oversized,
+            wire::Error::PlaintextMode => DropReason::PlaintextMode,
+            wire::Error::Truncated => DropReason::Truncated,
+            wire::Error::UnknownAppOpcode(_) | wire::Error::UnknownSetupOpcode(_) => {
+                DropReason::UnknownOpcode
+            }
+            _ => DropReason::BadEncoding,
+        }
+    }
+
+    fn index(self) -> usize {
+        DropReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// Counters of what an endpoint did; cheap to read at any time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams passed to `handle_datagram`.
+    pub datagrams_received: u64,
+    /// Datagrams returned by `poll_transmit`.
+    pub datagrams_sent: u64,
+    /// Completed handshakes.
+    pub handshakes: u64,
+    /// Handshake requests (opcode 1) sent (client) or answered (server).
+    pub handshake_requests: u64,
+    /// Messages delivered to the application.
+    pub messages_received: u64,
+    /// Retransmissions of reliable messages.
+    pub retransmissions: u64,
+    /// Queued datagrams that could not be written (caller buffer too small, or session gone).
+    pub send_errors: u64,
+    drops: [u64; 16],
+}
+
+impl Stats {
+    /// How many datagrams were dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops.get(reason.index()).copied().unwrap_or(0)
+    }
+
+    /// How many datagrams were dropped for any reason.
+    pub fn total_dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    pub(crate) fn drop(&mut self, reason: DropReason) {
+        if let Some(c) = self.drops.get_mut(reason.index()) {
+            *c += 1;
+        }
+    }
+}
+
+/// A datagram waiting in an endpoint's transmit queue. Sealing happens when it is polled, into
+/// the caller's buffer, so queued items hold no encoded bytes.
+#[derive(Debug)]
+enum Outgoing {
+    Setup {
+        to: SocketAddr,
+        packet: Setup,
+    },
+    Ack {
+        to: SocketAddr,
+        counter: Counter,
+    },
+    Unreliable {
+        to: SocketAddr,
+        message: OwnedMessage,
+    },
+    Reliable {
+        to: SocketAddr,
+        id: MessageId,
+    },
+    Quit {
+        to: SocketAddr,
+    },
+}
+
+/// Checks a message against the wire format before it is queued.
+fn check_message(target: &str, name: &str, payload: &[u8]) -> Result<(), SendError> {
+    if target.contains('\n') || name.contains('\n') {
+        return Err(SendError::InvalidName);
+    }
+    // opcode + target + '\n' + name + '\n' + payload must fit after the session header.
+    let body = 3 + target.len() + name.len() + payload.len();
+    if body > wire::MAX_DATAGRAM - wire::SESSION_OVERHEAD {
+        return Err(SendError::TooLarge);
+    }
+    Ok(())
+}
+
+fn owned(target: &str, name: &str, payload: &[u8]) -> OwnedMessage {
+    OwnedMessage {
+        target: target.into(),
+        name: name.into(),
+        payload: Bytes::copy_from_slice(payload),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reason_table_fits_stats() {
+        assert!(DropReason::ALL.len() <= 16);
+        let mut s = Stats::default();
+        for r in DropReason::ALL {
+            s.drop(*r);
+        }
+        assert_eq!(s.total_dropped(), DropReason::ALL.len() as u64);
+        assert_eq!(s.dropped(DropReason::Forged), 1);
+        assert_eq!(DropReason::TooOld.name(), "too_old");
+    }
+
+    #[test]
+    fn message_checks() {
+        assert_eq!(check_message("a\nb", "n", b""), Err(SendError::InvalidName));
+        assert_eq!(check_message("a", "n\n", b""), Err(SendError::InvalidName));
+        assert_eq!(
+            check_message("a", "n", &[0; 5000]),
+            Err(SendError::TooLarge)
+        );
+        assert_eq!(check_message("a", "n", b"x\ny"), Ok(()));
+    }
+}
