@@ -1,0 +1,520 @@
+//! An in-memory network for driving endpoints in tests and benchmarks.
+//!
+//! [`Network`] owns any number of endpoints at fixed addresses, a virtual clock and one link
+//! model (latency, jitter that reorders, loss, duplication), all drawn from a seeded RNG, so a
+//! seed replays a run exactly. It never sleeps and never opens a socket. Shaped like
+//! quinn-proto's test `Pair`: [`Network::step`] delivers what is due and jumps the clock to the
+//! next deadline of any endpoint or datagram; [`Network::run_for`] steps until a time and fails
+//! on livelock.
+//!
+//! Tests can capture every datagram ([`Network::capture`]), drop or alter datagrams in flight
+//! ([`Network::set_filter`]), inject raw bytes ([`Network::inject`]), take a host down
+//! ([`Network::set_up`]) and swap an endpoint for a fresh one to simulate a reboot
+//! ([`Network::replace`]).
+//!
+//! # Examples
+//! ```
+//! use pavillion_proto::crypto::Psk;
+//! use pavillion_proto::endpoint::{ClientConfig, Event, SendOptions, ServerConfig};
+//! use pavillion_proto::testing::{Link, Network};
+//! use pavillion_proto::{ClientId, Duration};
+//!
+//! let id = ClientId([1; 16]);
+//! let server = "10.0.0.1:1783".parse().unwrap();
+//! let client = "10.0.0.2:40000".parse().unwrap();
+//! let mut net = Network::new(7, Link::lossy(0.3));
+//! net.add_server(server, ServerConfig::new([1; 32]).with_psk_client(id, Psk::from_bytes([9; 32])));
+//! net.add_client(client, ClientConfig::psk(id, Psk::from_bytes([9; 32]), server, [2; 32]));
+//! let now = net.now();
+//! let msg = net.client(client).send_message(now, "t", "n", b"hi", SendOptions::reliable()).unwrap();
+//! net.run_for(Duration::from_secs(5));
+//! assert!(net.events(client).contains(&Event::Delivered { id: msg }));
+//! ```
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use crate::endpoint::{Client, ClientConfig, Event, Server, ServerConfig, Transmit};
+use crate::rng::Rng;
+use crate::time::{Duration, Instant};
+use crate::wire;
+
+/// One endpoint on the network.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Node {
+    /// A client.
+    Client(Client),
+    /// A server.
+    Server(Server),
+}
+
+impl Node {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        match self {
+            Node::Client(c) => c.handle_datagram(now, from, data),
+            Node::Server(s) => s.handle_datagram(now, from, data),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Node::Client(c) => c.handle_timeout(now),
+            Node::Server(s) => s.handle_timeout(now),
+        }
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        match self {
+            Node::Client(c) => c.poll_transmit(now, buf),
+            Node::Server(s) => s.poll_transmit(now, buf),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Node::Client(c) => c.poll_timeout(),
+            Node::Server(s) => s.poll_timeout(),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        match self {
+            Node::Client(c) => c.poll_event(),
+            Node::Server(s) => s.poll_event(),
+        }
+    }
+}
+
+/// The link model, applied to every datagram independently.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Link {
+    /// One-way delay.
+    pub latency: Duration,
+    /// Extra delay drawn uniformly from `0..=jitter`; a jitter above the gap between two
+    /// datagrams reorders them.
+    pub jitter: Duration,
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// Probability that a datagram is delivered twice.
+    pub duplicate: f64,
+}
+
+impl Link {
+    /// A clean LAN link: 500 µs each way.
+    pub const fn clean() -> Self {
+        Link {
+            latency: Duration::from_micros(500),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            duplicate: 0.0,
+        }
+    }
+
+    /// A clean link with this loss probability.
+    pub const fn lossy(loss: f64) -> Self {
+        Link {
+            loss,
+            ..Link::clean()
+        }
+    }
+}
+
+/// A datagram seen on the network, as [`Network::capture`] records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Captured {
+    /// When it was sent.
+    pub at: Instant,
+    /// Sender.
+    pub from: SocketAddr,
+    /// Destination.
+    pub to: SocketAddr,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What a filter decides for a datagram in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Deliver it (possibly altered by the filter).
+    Deliver,
+    /// Drop it.
+    Drop,
+}
+
+/// A test hook that sees (and may alter) every datagram as it is sent.
+pub type Filter = Box<dyn FnMut(&mut Captured) -> Verdict>;
+
+struct Host {
+    addr: SocketAddr,
+    node: Node,
+    up: bool,
+    events: Vec<Event>,
+}
+
+struct Flight {
+    arrive: Instant,
+    seq: u64,
+    datagram: Captured,
+}
+
+/// Counts of what the network did to datagrams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Datagrams handed to the network.
+    pub sent: u64,
+    /// Datagrams delivered to an endpoint.
+    pub delivered: u64,
+    /// Datagrams lost by the link model or a filter.
+    pub lost: u64,
+    /// Extra copies made by the link model.
+    pub duplicated: u64,
+    /// Datagrams to an address with no host, or to a host that is down.
+    pub undeliverable: u64,
+}
+
+/// Endpoints on a simulated network with a virtual clock.
+pub struct Network {
+    now: Instant,
+    hosts: Vec<Host>,
+    flights: Vec<Flight>,
+    link: Link,
+    rng: Rng,
+    seq: u64,
+    capture: Option<Vec<Captured>>,
+    filter: Option<Filter>,
+    buf: Vec<u8>,
+    stats: NetStats,
+    /// Steps `run_for` may take per simulated second before it declares livelock.
+    pub max_steps_per_second: u64,
+}
+
+impl core::fmt::Debug for Network {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Network")
+            .field("now", &self.now)
+            .field("hosts", &self.hosts.len())
+            .field("in_flight", &self.flights.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Network {
+    /// An empty network whose randomness comes from `seed`. The clock starts at 1 s, so that
+    /// nothing relies on time starting at zero.
+    pub fn new(seed: u64, link: Link) -> Self {
+        Network {
+            now: Instant::from_millis(1_000),
+            hosts: Vec::new(),
+            flights: Vec::new(),
+            link,
+            rng: Rng::seed_from_u64(seed),
+            seq: 0,
+            capture: None,
+            filter: None,
+            buf: vec![0; wire::MAX_DATAGRAM],
+            stats: NetStats::default(),
+            max_steps_per_second: 2_000_000,
+        }
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// What the network did so far.
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    /// Changes the link model from now on.
+    pub fn set_link(&mut self, link: Link) {
+        self.link = link;
+    }
+
+    /// Adds a client at `addr`.
+    pub fn add_client(&mut self, addr: SocketAddr, config: ClientConfig) {
+        self.add(addr, Node::Client(Client::new(config)));
+    }
+
+    /// Adds a server at `addr`.
+    pub fn add_server(&mut self, addr: SocketAddr, config: ServerConfig) {
+        self.add(addr, Node::Server(Server::new(config)));
+    }
+
+    /// Adds any endpoint at `addr`, replacing one already there.
+    pub fn add(&mut self, addr: SocketAddr, node: Node) {
+        self.hosts.retain(|h| h.addr != addr);
+        self.hosts.push(Host {
+            addr,
+            node,
+            up: true,
+            events: Vec::new(),
+        });
+    }
+
+    /// Swaps the endpoint at `addr` for `node`, as a reboot does: its state and undelivered
+    /// events are gone; datagrams in flight to the address reach the new endpoint.
+    pub fn replace(&mut self, addr: SocketAddr, node: Node) {
+        if let Some(h) = self.host_mut(addr) {
+            h.node = node;
+            h.events.clear();
+        }
+    }
+
+    /// Takes a host off the network (`false`) or back on. A host that is down neither sends
+    /// nor receives, and its timers do not run.
+    pub fn set_up(&mut self, addr: SocketAddr, up: bool) {
+        if let Some(h) = self.host_mut(addr) {
+            h.up = up;
+        }
+    }
+
+    /// Starts (or restarts) recording every datagram sent.
+    pub fn capture(&mut self) {
+        self.capture = Some(Vec::new());
+    }
+
+    /// The datagrams recorded since [`Network::capture`].
+    pub fn captured(&self) -> &[Captured] {
+        self.capture.as_deref().unwrap_or_default()
+    }
+
+    /// Installs a hook that sees every datagram as it is sent, before the link model.
+    pub fn set_filter(&mut self, filter: impl FnMut(&mut Captured) -> Verdict + 'static) {
+        self.filter = Some(Box::new(filter));
+    }
+
+    /// Removes the filter.
+    pub fn clear_filter(&mut self) {
+        self.filter = None;
+    }
+
+    /// Puts raw bytes on the wire from `from` to `to`, arriving after the link latency; no
+    /// loss applies.
+    pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        let datagram = Captured {
+            at: self.now,
+            from,
+            to,
+            bytes: bytes.to_vec(),
+        };
+        self.schedule(self.now + self.link.latency, datagram);
+    }
+
+    /// The client at `addr`.
+    ///
+    /// # Panics
+    /// If there is no client at `addr` (a mistake in the test).
+    pub fn client(&mut self, addr: SocketAddr) -> &mut Client {
+        match self.host_mut(addr).map(|h| &mut h.node) {
+            Some(Node::Client(c)) => c,
+            _ => panic!("no client at {addr}"),
+        }
+    }
+
+    /// The server at `addr`.
+    ///
+    /// # Panics
+    /// If there is no server at `addr` (a mistake in the test).
+    pub fn server(&mut self, addr: SocketAddr) -> &mut Server {
+        match self.host_mut(addr).map(|h| &mut h.node) {
+            Some(Node::Server(s)) => s,
+            _ => panic!("no server at {addr}"),
+        }
+    }
+
+    /// Takes the events the endpoint at `addr` produced so far.
+    pub fn events(&mut self, addr: SocketAddr) -> Vec<Event> {
+        self.collect();
+        self.host_mut(addr)
+            .map(|h| core::mem::take(&mut h.events))
+            .unwrap_or_default()
+    }
+
+    /// Delivers what is due and fires due timers, after moving the clock to the earliest
+    /// pending deadline. Returns `false` when nothing is pending at all.
+    pub fn step(&mut self) -> bool {
+        self.flush();
+        let next_flight = self.flights.iter().map(|f| f.arrive).min();
+        let next_timer = self
+            .hosts
+            .iter()
+            .filter(|h| h.up)
+            .filter_map(|h| h.node.poll_timeout())
+            .min();
+        let Some(next) = [next_flight, next_timer].into_iter().flatten().min() else {
+            return false;
+        };
+        self.now = self.now.max(next);
+        self.deliver_due();
+        let now = self.now;
+        for h in self.hosts.iter_mut().filter(|h| h.up) {
+            if h.node.poll_timeout().is_some_and(|t| t <= now) {
+                h.node.handle_timeout(now);
+            }
+        }
+        self.flush();
+        true
+    }
+
+    /// Steps until the clock reaches `now + d` (or nothing is pending), then sets the clock
+    /// there.
+    ///
+    /// # Panics
+    /// On livelock: more than `max_steps_per_second` steps per simulated second.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        let budget = (d.as_secs() + 1).saturating_mul(self.max_steps_per_second);
+        let mut steps = 0u64;
+        loop {
+            self.flush();
+            let pending = self
+                .flights
+                .iter()
+                .map(|f| f.arrive)
+                .chain(
+                    self.hosts
+                        .iter()
+                        .filter(|h| h.up)
+                        .filter_map(|h| h.node.poll_timeout()),
+                )
+                .min();
+            match pending {
+                Some(t) if t <= end => {
+                    self.step();
+                    steps += 1;
+                    assert!(steps <= budget, "livelock: {steps} steps by {}", self.now);
+                }
+                _ => break,
+            }
+        }
+        self.now = self.now.max(end);
+        self.collect();
+    }
+
+    /// Steps until `done` returns true, at most for `limit` of simulated time. Returns whether
+    /// `done` became true.
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&mut Network) -> bool,
+    ) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            let before = self.now;
+            self.run_for(Duration::from_millis(1).min(end - before));
+        }
+        done(self)
+    }
+
+    fn host_mut(&mut self, addr: SocketAddr) -> Option<&mut Host> {
+        self.hosts.iter_mut().find(|h| h.addr == addr)
+    }
+
+    fn collect(&mut self) {
+        for h in &mut self.hosts {
+            while let Some(e) = h.node.poll_event() {
+                h.events.push(e);
+            }
+        }
+    }
+
+    /// Drains every endpoint's transmit queue onto the link.
+    fn flush(&mut self) {
+        let now = self.now;
+        let mut sent = Vec::new();
+        for h in self.hosts.iter_mut() {
+            while let Some(t) = h.node.poll_transmit(now, &mut self.buf) {
+                if h.up {
+                    sent.push(Captured {
+                        at: now,
+                        from: h.addr,
+                        to: t.destination,
+                        bytes: self.buf[..t.len].to_vec(),
+                    });
+                }
+            }
+            while let Some(e) = h.node.poll_event() {
+                h.events.push(e);
+            }
+        }
+        for mut d in sent {
+            self.stats.sent += 1;
+            if let Some(c) = self.capture.as_mut() {
+                c.push(d.clone());
+            }
+            if let Some(f) = self.filter.as_mut() {
+                if f(&mut d) == Verdict::Drop {
+                    self.stats.lost += 1;
+                    continue;
+                }
+            }
+            if self.chance(self.link.loss) {
+                self.stats.lost += 1;
+                continue;
+            }
+            if self.chance(self.link.duplicate) {
+                self.stats.duplicated += 1;
+                let at = self.arrival();
+                self.schedule(at, d.clone());
+            }
+            let at = self.arrival();
+            self.schedule(at, d);
+        }
+    }
+
+    fn arrival(&mut self) -> Instant {
+        let jitter = self
+            .rng
+            .range_inclusive(0, self.link.jitter.as_micros() as u64);
+        self.now + self.link.latency + Duration::from_micros(jitter)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() as f64) < p * (u64::MAX as f64)
+    }
+
+    fn schedule(&mut self, arrive: Instant, datagram: Captured) {
+        self.seq += 1;
+        self.flights.push(Flight {
+            arrive,
+            seq: self.seq,
+            datagram,
+        });
+    }
+
+    fn deliver_due(&mut self) {
+        let now = self.now;
+        let mut due: Vec<Flight> = Vec::new();
+        let mut i = 0;
+        while i < self.flights.len() {
+            if self.flights[i].arrive <= now {
+                due.push(self.flights.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        due.sort_by_key(|f| (f.arrive, f.seq));
+        let mut queue: VecDeque<Flight> = due.into();
+        while let Some(f) = queue.pop_front() {
+            let d = f.datagram;
+            match self.hosts.iter_mut().find(|h| h.addr == d.to && h.up) {
+                Some(h) => {
+                    self.stats.delivered += 1;
+                    h.node.handle_datagram(now, d.from, &d.bytes);
+                }
+                None => self.stats.undeliverable += 1,
+            }
+        }
+    }
+}
