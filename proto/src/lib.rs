@@ -88,6 +88,8 @@ pub mod id;
 pub mod reliability;
 pub mod rng;
 pub mod session;
+#[cfg(test)]
+mod tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;

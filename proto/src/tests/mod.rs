@@ -1,0 +1,1 @@
+//! Crate-internal tests that span modules.
