@@ -83,15 +83,16 @@ extern crate std;
 
 pub mod crypto;
 pub mod endpoint;
+pub mod features;
 pub mod handshake;
 pub mod id;
 pub mod reliability;
 pub mod rng;
 pub mod session;
-#[cfg(test)]
-mod tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 pub mod time;
 pub mod wire;
 

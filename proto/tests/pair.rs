@@ -94,7 +94,7 @@ fn delivered(events: &[Event]) -> Vec<MessageId> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Delivered { id } => Some(*id),
+            Event::Delivered { id, .. } => Some(*id),
             _ => None,
         })
         .collect()

@@ -1,36 +1,49 @@
 //! The client role: one C>S key and counter for all servers, one receive session per server.
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
-use crate::crypto::{ecc, psk, SecretBoxKey};
+use bytes::Bytes;
+
+use crate::crypto::{ct_eq, ecc, psk, SecretBoxKey};
+use crate::features::status::Status;
+use crate::features::timesync::{ClockEstimate, TimeSync};
 use crate::handshake::{client as hs, HandshakeError, Initiator};
-use crate::id::{Counter, MessageId};
+use crate::id::{Counter, FunctionId, MessageId};
 use crate::reliability::rtt::RttEstimator;
-use crate::reliability::{Due, Outbox, OwnedMessage};
+use crate::reliability::{Due, InFlight, Outbox, OwnedMessage, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::{self, OpenError, RxSession};
 use crate::time::{Duration, Instant};
-use crate::wire::{self, App, CipherId, Datagram, SessionPacket, Setup};
+use crate::wire::{self, App, CipherId, Datagram, RpcStatus, SessionPacket, Setup, StatusBytes};
 
 use super::config::{ClientConfig, ClientCredentials};
 use super::{
-    check_message, owned, CloseReason, DropReason, Event, FailReason, Outgoing, ReceivedMessage,
-    Reliability, SendError, SendOptions, Stats, Transmit,
+    check_message, check_size, delivered_event, expired_event, is_keepalive, owned, CallId,
+    CloseReason, DropReason, Event, FailReason, Outgoing, ReceivedMessage, Reliability, SendError,
+    SendOptions, Stats, Transmit,
 };
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
 /// above for a lifetime of packets.
 const COUNTER_BASE: (u64, u64) = (1024, 1_000_000_000);
 
-/// A Pavillion client (suites 1 and 2) talking to one server address.
+/// A Pavillion client (suites 1 and 2) talking to one server address, or to every server of a
+/// multicast group or broadcast address.
 ///
-/// Messages sent before a session exists wait for it and then go out: none is acknowledged and
-/// then dropped (the reference's bug 9). A reliable message keeps its counter across
-/// retransmissions and re-handshakes; the client announces a counter floor just below the
-/// oldest unacknowledged one, so a rebooted server still accepts it.
+/// Messages and calls made before a session exists wait for it and then go out: none is
+/// acknowledged and then dropped (the reference's bug 9). A reliable exchange keeps its counter
+/// across retransmissions and re-handshakes; the client announces a counter floor just below the
+/// oldest unanswered one, so a rebooted server still accepts it, and a server answers a retried
+/// call from its cache instead of running it twice.
+///
+/// In multicast mode every server of the group that answers the handshake gets its own
+/// session. A reliable message to a target is expected to be acknowledged by every server known
+/// to subscribe to that target (learned from opcode 13 and from ACKs), or by any one server when
+/// none is known.
 ///
 /// See the [module docs](super) for the driving contract, and the crate docs for an example.
 #[derive(Debug)]
@@ -48,16 +61,26 @@ pub struct Client {
     connecting: Connecting,
     /// Earliest start of the next handshake round triggered by an unauthenticated packet.
     next_round_allowed: Instant,
+    /// Multicast: when the open round closes (its challenge rotates) after a first answer.
+    round_close: Option<Instant>,
+    /// Whether `config.server` is a group or broadcast address.
+    multicast: bool,
     /// Sessions, keyed by the address the server answers from (the reference answers from a
     /// second port).
     servers: BTreeMap<SocketAddr, RemoteServer>,
+    /// Target -> server -> when it last confirmed the subscription. Bounded by
+    /// `max_targets` x `max_servers`.
+    subscribers: BTreeMap<String, BTreeMap<SocketAddr, Instant>>,
     outbox: Outbox,
     /// Unreliable messages waiting for a session, bounded by `limits.max_queued`.
     waiting_unreliable: VecDeque<OwnedMessage>,
     rtt: RttEstimator,
     tx: VecDeque<Outgoing>,
     events: VecDeque<Event>,
-    next_message_id: u64,
+    next_op_id: u64,
+    /// When we last sent anything to `config.server`; keepalives count from it.
+    last_sent: Instant,
+    next_time_sync: Option<Instant>,
     stats: Stats,
     closed: bool,
     /// Decryption scratch, allocated once.
@@ -76,6 +99,10 @@ struct RemoteServer {
     /// The server confirmed the session (opcode 7, 16 or any authenticated packet).
     confirmed: bool,
     last_heard: Instant,
+    /// Cleared by the down timeout, set again by the next authenticated packet.
+    up: bool,
+    status: Option<StatusBytes>,
+    clock: TimeSync,
 }
 
 /// Handshake progress.
@@ -92,6 +119,55 @@ enum Connecting {
     Rejected,
 }
 
+/// What the client knows of one server: liveness, status and clock.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerInfo<'a> {
+    addr: SocketAddr,
+    server: &'a RemoteServer,
+}
+
+impl ServerInfo<'_> {
+    /// The address the server answers from.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// False after the down timeout passed with nothing heard, until the next packet.
+    pub fn is_up(&self) -> bool {
+        self.server.up
+    }
+
+    /// When the last authenticated packet arrived.
+    pub fn last_heard(&self) -> Instant {
+        self.server.last_heard
+    }
+
+    /// The last status the server reported in an ACK, if any.
+    pub fn status(&self) -> Option<Status> {
+        self.server.status.map(Status::from_bytes)
+    }
+
+    /// The estimate of the server's monotonic clock, once a time sync has been answered.
+    pub fn clock(&self) -> Option<ClockEstimate> {
+        self.server.clock.estimate()
+    }
+
+    /// The server's clock reading now (in its own time base), if estimated.
+    pub fn remote_now(&self, now: Instant) -> Option<Instant> {
+        self.to_remote(now)
+    }
+
+    /// Converts a local instant to the server's clock.
+    pub fn to_remote(&self, local: Instant) -> Option<Instant> {
+        self.clock().map(|c| c.to_remote(local))
+    }
+
+    /// Converts a reading of the server's clock to a local instant.
+    pub fn to_local(&self, remote: Instant) -> Option<Instant> {
+        self.clock().map(|c| c.to_local(remote))
+    }
+}
+
 impl Client {
     /// Creates a client. It starts its first handshake at once: drain `poll_transmit`.
     pub fn new(config: ClientConfig) -> Self {
@@ -104,6 +180,10 @@ impl Client {
         let next_counter = rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1);
         let initiator = Initiator::new(&mut rng);
         let limits = &config.limits;
+        let multicast = match config.server.ip() {
+            IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+            IpAddr::V6(v6) => v6.is_multicast(),
+        };
         let mut client = Client {
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
             rtt: RttEstimator::new(limits.rtt),
@@ -114,11 +194,16 @@ impl Client {
             initiator,
             connecting: Connecting::Idle,
             next_round_allowed: Instant::ZERO,
+            round_close: None,
+            multicast,
             servers: BTreeMap::new(),
+            subscribers: BTreeMap::new(),
             waiting_unreliable: VecDeque::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
-            next_message_id: 1,
+            next_op_id: 1,
+            last_sent: Instant::ZERO,
+            next_time_sync: None,
             stats: Stats::default(),
             closed: false,
             scratch: vec![0; wire::MAX_DATAGRAM],
@@ -134,7 +219,7 @@ impl Client {
         client
     }
 
-    /// Queues a message to `target`/`name` for the server.
+    /// Queues a message to `target`/`name` for the server (or the group).
     ///
     /// Returns its id at once. A reliable message's outcome arrives later as
     /// [`Event::Delivered`], [`Event::Failed`] or [`Event::TimedOut`] with that id; an
@@ -158,15 +243,13 @@ impl Client {
         }
         check_message(target, name, payload)?;
         let message = owned(target, name, payload);
-        let id = MessageId(self.next_message_id);
+        let id = self.next_op_id;
         match options.reliability {
             Reliability::Reliable => {
                 let timeout = options
                     .timeout
                     .unwrap_or(self.config.limits.default_timeout);
-                self.outbox
-                    .push(id, message, now + timeout)
-                    .map_err(|_| SendError::QueueFull)?;
+                self.push(now, Payload::Message(message), false, now + timeout)?;
             }
             Reliability::Unreliable => {
                 if self.is_connected() {
@@ -174,6 +257,7 @@ impl Client {
                         to: self.config.server,
                         message,
                     });
+                    self.last_sent = now;
                 } else if self.waiting_unreliable.len() < self.config.limits.max_queued {
                     self.waiting_unreliable.push_back(message);
                 } else {
@@ -181,18 +265,87 @@ impl Client {
                 }
             }
         }
-        self.next_message_id += 1;
-        if !self.is_connected()
-            && matches!(self.connecting, Connecting::Idle | Connecting::Rejected)
-        {
-            self.start_round(now);
+        self.next_op_id += 1;
+        self.after_command(now);
+        Ok(MessageId(id))
+    }
+
+    /// Calls function `function` with `args` on the server (the first server to answer, in
+    /// multicast mode).
+    ///
+    /// The outcome arrives as [`Event::Answered`], [`Event::RemoteError`],
+    /// [`Event::CallTimedOut`] or [`Event::CallFailed`] with the returned id. Retries reuse the
+    /// call's counter, so a server of ours runs the handler at most once and answers a retry
+    /// from its cache.
+    ///
+    /// # Errors
+    /// As [`Client::send_message`].
+    pub fn call(
+        &mut self,
+        now: Instant,
+        function: FunctionId,
+        args: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<CallId, SendError> {
+        self.advance(now);
+        if self.closed {
+            return Err(SendError::Closed);
         }
-        self.pump(now);
-        Ok(id)
+        check_size(3 + args.len())?;
+        let id = self.next_op_id;
+        let deadline = now + timeout.unwrap_or(self.config.call_timeout);
+        let payload = Payload::Call {
+            function,
+            args: Bytes::copy_from_slice(args),
+        };
+        self.push(now, payload, false, deadline)?;
+        self.next_op_id += 1;
+        self.after_command(now);
+        Ok(CallId(id))
+    }
+
+    /// Standard call 0: the server returns `data`.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn echo(&mut self, now: Instant, data: &[u8]) -> Result<CallId, SendError> {
+        self.call(now, FunctionId::ECHO, data, None)
+    }
+
+    /// Standard call 1: the server returns the name of `function` (empty if it has none).
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn function_name(
+        &mut self,
+        now: Instant,
+        function: FunctionId,
+    ) -> Result<CallId, SendError> {
+        self.call(now, FunctionId::NAME, &function.0.to_le_bytes(), None)
+    }
+
+    /// Asks the server (every server, in multicast mode) for its clock (opcode 20). The answer
+    /// updates [`ServerInfo::clock`].
+    ///
+    /// # Errors
+    /// [`SendError::UnknownPeer`] without a session, [`SendError::Closed`] after `close`.
+    pub fn sync_time(&mut self, now: Instant) -> Result<(), SendError> {
+        self.advance(now);
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        if !self.is_connected() {
+            return Err(SendError::UnknownPeer);
+        }
+        self.tx.push_back(Outgoing::TimeRequest {
+            to: self.config.server,
+        });
+        self.last_sent = now;
+        Ok(())
     }
 
     /// Ends the session: sends quit (opcode 12) to the server and fails every pending message
-    /// with [`FailReason::Closed`]. Later commands return [`SendError::Closed`].
+    /// and call with [`FailReason::Closed`]. Later commands return [`SendError::Closed`].
     pub fn close(&mut self, now: Instant) {
         self.advance(now);
         if self.closed {
@@ -204,11 +357,9 @@ impl Client {
                 to: self.config.server,
             });
         }
-        for e in self.outbox.drain() {
-            self.events.push_back(Event::Failed {
-                id: e.id,
-                reason: FailReason::Closed,
-            });
+        let pending: Vec<InFlight> = self.outbox.drain().collect();
+        for e in pending {
+            self.fail(e, FailReason::Closed);
         }
         self.waiting_unreliable.clear();
         let addrs: Vec<SocketAddr> = self.servers.keys().copied().collect();
@@ -255,6 +406,29 @@ impl Client {
                 self.send_request(attempt.saturating_add(1));
             }
         }
+        if self.round_close.is_some_and(|t| t <= now) {
+            self.round_close = None;
+            self.initiator.new_round(&mut self.rng);
+        }
+        let down_timeout = self.config.limits.down_timeout;
+        for (addr, s) in self.servers.iter_mut() {
+            if s.up && now - s.last_heard >= down_timeout {
+                s.up = false;
+                self.events.push_back(Event::PeerDown { addr: *addr });
+            }
+        }
+        if let Some(k) = self.keepalive_due() {
+            if k <= now {
+                self.send_keepalive(now);
+            }
+        }
+        if self.next_time_sync.is_some_and(|t| t <= now) && self.is_connected() {
+            self.tx.push_back(Outgoing::TimeRequest {
+                to: self.config.server,
+            });
+            self.last_sent = now;
+            self.next_time_sync = self.config.time_sync.map(|i| now + i);
+        }
         self.pump(now);
     }
 
@@ -268,11 +442,12 @@ impl Client {
         self.advance(now);
         while let Some(out) = self.tx.pop_front() {
             match self.encode(now, out, buf) {
-                Some(t) => {
+                Encoded::Ready(t) => {
                     self.stats.datagrams_sent += 1;
                     return Some(t);
                 }
-                None => self.stats.send_errors += 1,
+                Encoded::Obsolete => {}
+                Encoded::Failed => self.stats.send_errors += 1,
             }
         }
         None
@@ -294,11 +469,24 @@ impl Client {
             Connecting::Requesting { next_retry, .. } => next_retry,
             _ => None,
         };
-        let outbox = self.outbox.next_timeout(self.is_connected());
-        match (retry, outbox) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let down = self.config.limits.down_timeout;
+        let liveness = self
+            .servers
+            .values()
+            .filter(|s| s.up)
+            .map(|s| s.last_heard + down)
+            .min();
+        [
+            retry,
+            self.round_close,
+            self.outbox.next_timeout(self.is_connected()),
+            liveness,
+            self.keepalive_due(),
+            self.next_time_sync.filter(|_| self.is_connected()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether at least one server session is up.
@@ -311,6 +499,35 @@ impl Client {
         self.servers.keys().copied()
     }
 
+    /// What we know of the server answering from `addr`.
+    pub fn server(&self, addr: SocketAddr) -> Option<ServerInfo<'_>> {
+        self.servers
+            .get(&addr)
+            .map(|server| ServerInfo { addr, server })
+    }
+
+    /// What we know of every server we hold a session with.
+    pub fn server_infos(&self) -> impl Iterator<Item = ServerInfo<'_>> + '_ {
+        self.servers.iter().map(|(addr, server)| ServerInfo {
+            addr: *addr,
+            server,
+        })
+    }
+
+    /// The servers known to subscribe to `target` (confirmed within the subscriber TTL).
+    pub fn subscribers(&self, now: Instant, target: &str) -> Vec<SocketAddr> {
+        let ttl = self.config.subscriber_ttl;
+        self.subscribers
+            .get(target)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, t)| now - **t < ttl)
+                    .map(|(a, _)| *a)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Counters of what this endpoint did.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -321,8 +538,8 @@ impl Client {
         &self.rtt
     }
 
-    /// Reliable messages queued or in flight.
-    pub fn pending_messages(&self) -> usize {
+    /// Reliable messages and calls queued or in flight (keepalives included).
+    pub fn pending(&self) -> usize {
         self.outbox.len()
     }
 
@@ -336,9 +553,52 @@ impl Client {
         }
     }
 
+    fn push(
+        &mut self,
+        _now: Instant,
+        payload: Payload,
+        internal: bool,
+        deadline: Instant,
+    ) -> Result<(), SendError> {
+        self.outbox
+            .push(self.next_op_id, payload, internal, deadline)
+            .map_err(|_| SendError::QueueFull)
+    }
+
+    fn after_command(&mut self, now: Instant) {
+        if !self.is_connected()
+            && matches!(self.connecting, Connecting::Idle | Connecting::Rejected)
+        {
+            self.start_round(now);
+        }
+        self.pump(now);
+    }
+
+    fn keepalive_due(&self) -> Option<Instant> {
+        let k = self.config.keepalive?;
+        (self.is_connected() && !self.outbox.has_internal(&keepalive())).then(|| self.last_sent + k)
+    }
+
+    /// An empty reliable message, as the reference sends: it is acknowledged, so it both keeps
+    /// NAT and firewall state alive and proves the server is still there.
+    fn send_keepalive(&mut self, now: Instant) {
+        let deadline = now
+            + self
+                .config
+                .keepalive
+                .unwrap_or(self.config.limits.default_timeout);
+        let id = self.next_op_id;
+        if self.outbox.push(id, keepalive(), true, deadline).is_ok() {
+            self.next_op_id += 1;
+        }
+        // Even when the queue is full, a keepalive is not due again for a whole interval.
+        self.last_sent = now;
+    }
+
     /// Opens a new handshake round: a fresh challenge, and op 1 at once.
     fn start_round(&mut self, now: Instant) {
         self.initiator.new_round(&mut self.rng);
+        self.round_close = None;
         self.unarmed_retry = None;
         self.next_round_allowed = now + self.config.min_round_interval;
         self.send_request(0);
@@ -382,9 +642,10 @@ impl Client {
         self.start_round(now);
     }
 
-    /// Whether `from` may speak for our server: a known reply address, or the configured host.
+    /// Whether `from` may speak for our server: a known reply address, the configured host, or
+    /// anyone in multicast mode.
     fn is_our_server(&self, from: SocketAddr) -> bool {
-        self.servers.contains_key(&from) || from.ip() == self.config.server.ip()
+        self.multicast || self.servers.contains_key(&from) || from.ip() == self.config.server.ip()
     }
 
     fn on_setup(&mut self, now: Instant, from: SocketAddr, setup: Setup) {
@@ -455,34 +716,47 @@ impl Client {
                 self.on_rejected(from);
             }
             Setup::SessionEstablished { session_id } => match self.servers.get_mut(&from) {
-                Some(s) if crate::crypto::ct_eq(&s.session_id, &session_id) => s.confirmed = true,
+                Some(s) if ct_eq(&s.session_id, &session_id) => s.confirmed = true,
                 _ => self.stats.drop(DropReason::Unexpected),
             },
             _ => self.stats.drop(DropReason::Unexpected),
         }
     }
 
-    /// The server does not know our id. Queued messages that never left fail now; retries stop
-    /// until the application sends again.
+    /// A server does not know our id. With no session at all, queued work that never left
+    /// fails now; retries stop until the application sends again.
     fn on_rejected(&mut self, from: SocketAddr) {
         self.events.push_back(Event::HandshakeFailed {
             addr: from,
             reason: HandshakeError::UnknownClient,
         });
-        self.connecting = Connecting::Rejected;
         if self.servers.is_empty() {
-            for e in self.outbox.drain() {
-                self.events.push_back(Event::Failed {
-                    id: e.id,
-                    reason: FailReason::Rejected,
-                });
+            self.connecting = Connecting::Rejected;
+            for e in self.outbox.drain_unsent() {
+                self.fail(e, FailReason::Rejected);
             }
             self.waiting_unreliable.clear();
         }
     }
 
-    /// The floor announced in client-info: just below the oldest unacknowledged counter, so a
-    /// fresh server session accepts every message still awaiting an ACK, and below every
+    fn fail(&mut self, e: InFlight, reason: FailReason) {
+        if e.internal {
+            return;
+        }
+        self.events.push_back(match e.payload {
+            Payload::Call { .. } => Event::CallFailed {
+                call: CallId(e.id),
+                reason,
+            },
+            _ => Event::Failed {
+                id: MessageId(e.id),
+                reason,
+            },
+        });
+    }
+
+    /// The floor announced in client-info: just below the oldest unanswered counter, so a
+    /// fresh server session accepts every exchange still awaiting an answer, and below every
     /// counter not yet used.
     fn counter_floor(&self) -> Counter {
         let oldest = self
@@ -517,17 +791,31 @@ impl Client {
                 session_id,
                 confirmed: false,
                 last_heard: now,
+                up: true,
+                status: None,
+                // A new session may be a rebooted server with a new clock.
+                clock: TimeSync::default(),
             },
         );
         self.connecting = Connecting::Idle;
-        // Close the round: an answer to a replayed old request now carries a stale challenge
-        // and is refused, instead of starting a handshake nobody asked for.
-        self.initiator.new_round(&mut self.rng);
+        if self.multicast {
+            // Other servers of the group answer the same request; close the round a little
+            // later, after which a replayed old request gets a stale challenge back.
+            self.round_close
+                .get_or_insert(now + self.config.round_grace);
+        } else {
+            // Close the round: an answer to a replayed old request now carries a stale
+            // challenge and is refused, instead of starting a handshake nobody asked for.
+            self.initiator.new_round(&mut self.rng);
+        }
         self.stats.handshakes += 1;
         self.events.push_back(Event::Connected {
             addr: from,
             peer: None,
         });
+        if self.next_time_sync.is_none() {
+            self.next_time_sync = self.config.time_sync.map(|_| now);
+        }
         for message in core::mem::take(&mut self.waiting_unreliable) {
             self.tx.push_back(Outgoing::Unreliable {
                 to: self.config.server,
@@ -538,6 +826,23 @@ impl Client {
 
     /// Finds the session of a packet: by address, or else any session with the same host that
     /// authenticates it (the reference may answer from another port of that host).
+    fn find_server(
+        &self,
+        from: SocketAddr,
+        header: &[u8],
+        packet: &SessionPacket<'_>,
+        scratch: &mut [u8],
+    ) -> Option<SocketAddr> {
+        if self.servers.contains_key(&from) {
+            return Some(from);
+        }
+        self.servers
+            .iter()
+            .filter(|(a, _)| a.ip() == from.ip())
+            .find(|(_, s)| s.rx.clone().open(packet, header, scratch).is_ok())
+            .map(|(a, _)| *a)
+    }
+
     fn on_session(
         &mut self,
         now: Instant,
@@ -545,35 +850,35 @@ impl Client {
         header: &[u8],
         packet: &SessionPacket<'_>,
     ) {
-        let addr = if self.servers.contains_key(&from) {
-            from
-        } else {
-            let candidates: Vec<SocketAddr> = self
-                .servers
-                .keys()
-                .filter(|a| a.ip() == from.ip())
-                .copied()
-                .collect();
-            let found = candidates.into_iter().find(|a| {
-                self.servers.get(a).is_some_and(|s| {
-                    let mut probe = s.rx.clone();
-                    probe.open(packet, header, &mut self.scratch).is_ok()
-                })
-            });
-            match found {
-                Some(a) => a,
-                None => return self.stats.drop(DropReason::UnknownPeer),
-            }
+        // The plaintext borrows the scratch buffer while handlers need `self`: lend it out.
+        let mut scratch = core::mem::take(&mut self.scratch);
+        self.on_session_in(now, from, header, packet, &mut scratch);
+        self.scratch = scratch;
+    }
+
+    fn on_session_in(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: &[u8],
+        packet: &SessionPacket<'_>,
+        scratch: &mut [u8],
+    ) {
+        let Some(addr) = self.find_server(from, header, packet, scratch) else {
+            return self.stats.drop(DropReason::UnknownPeer);
         };
         let Some(server) = self.servers.get_mut(&addr) else {
             return self.stats.drop(DropReason::UnknownPeer);
         };
-        let plain = match server.rx.open(packet, header, &mut self.scratch) {
+        let plain = match server.rx.open(packet, header, scratch) {
             Ok(p) => p,
             Err((OpenError::Duplicate, Some(p))) => {
                 self.stats.drop(DropReason::Duplicate);
-                // A copy of a reliable message whose ACK was lost: acknowledge it again.
-                if let Ok(App::ReliableMessage(_)) = App::parse(p) {
+                // A copy of something acknowledged whose ACK was lost: acknowledge it again.
+                if let Ok(
+                    App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
+                ) = App::parse(p)
+                {
                     self.tx.push_back(Outgoing::Ack {
                         to: from,
                         counter: packet.counter,
@@ -585,6 +890,10 @@ impl Client {
         };
         server.last_heard = now;
         server.confirmed = true;
+        if !server.up {
+            server.up = true;
+            self.events.push_back(Event::PeerUp { addr });
+        }
         let app = match App::parse(plain) {
             Ok(a) => a,
             Err(e) => return self.stats.drop(DropReason::from_wire(e)),
@@ -593,10 +902,10 @@ impl Client {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
                 let reliable = matches!(app, App::ReliableMessage(_));
                 if reliable {
-                    self.tx.push_back(Outgoing::Ack {
-                        to: from,
-                        counter: packet.counter,
-                    });
+                    self.ack(from, packet.counter);
+                }
+                if is_keepalive(&m) {
+                    return;
                 }
                 self.stats.messages_received += 1;
                 self.events.push_back(Event::Message(ReceivedMessage {
@@ -604,16 +913,77 @@ impl Client {
                     peer: None,
                     target: m.target.into(),
                     name: m.name.into(),
-                    payload: bytes::Bytes::copy_from_slice(m.payload),
+                    payload: Bytes::copy_from_slice(m.payload),
                     reliable,
                 }));
             }
-            App::Ack { counter, .. } => {
-                if let Some(id) = self.outbox.on_ack(counter, now, &mut self.rtt) {
-                    self.events.push_back(Event::Delivered { id });
+            App::Ack { counter, status } => {
+                if let Some(status) = status {
+                    self.on_status(addr, status);
+                }
+                self.on_ack(now, addr, counter);
+            }
+            App::RpcResponse { call, status, data } => {
+                match self.outbox.on_reply(call, true, addr, now, &mut self.rtt) {
+                    Reply::Complete(e) => {
+                        let data = Bytes::copy_from_slice(data);
+                        let call = CallId(e.id);
+                        self.events.push_back(if status == RpcStatus::OK {
+                            Event::Answered {
+                                call,
+                                from: addr,
+                                data,
+                            }
+                        } else {
+                            Event::RemoteError {
+                                call,
+                                from: addr,
+                                status,
+                                data,
+                            }
+                        });
+                    }
+                    // Late, repeated or never asked for.
+                    _ => self.stats.drop(DropReason::Unexpected),
                 }
             }
-            App::ClientAccept { .. } => {}
+            App::Subscribe { target } => {
+                self.ack(from, packet.counter);
+                self.learn_subscriber(now, target, addr);
+            }
+            App::Unsubscribe { target } => {
+                self.ack(from, packet.counter);
+                if let Some(m) = self.subscribers.get_mut(target) {
+                    m.remove(&addr);
+                    if m.is_empty() {
+                        self.subscribers.remove(target);
+                    }
+                }
+            }
+            App::ClientAccept { server_time_us } => {
+                if let Some(s) = self.servers.get_mut(&addr) {
+                    s.clock.on_accept(server_time_us, now);
+                }
+            }
+            App::TimeSyncResponse {
+                request,
+                monotonic_us,
+                ..
+            } => {
+                let known = self
+                    .servers
+                    .get_mut(&addr)
+                    .and_then(|s| s.clock.on_response(request, monotonic_us, now));
+                if known.is_none() {
+                    self.stats.drop(DropReason::Unexpected);
+                }
+            }
+            // Answered to the asker (the reference client answers to its default address:
+            // bug 14).
+            App::TimeSyncRequest => self.tx.push_back(Outgoing::TimeResponse {
+                to: from,
+                request: packet.counter,
+            }),
             App::Quit { .. } => {
                 self.servers.remove(&addr);
                 self.events.push_back(Event::Disconnected {
@@ -621,11 +991,82 @@ impl Client {
                     reason: CloseReason::PeerClosed,
                 });
             }
-            _ => self.stats.drop(DropReason::Unsupported),
+            App::RpcCall { .. } => self.stats.drop(DropReason::Unsupported),
         }
     }
 
-    /// Moves due reliable messages into the transmit queue and reports timeouts.
+    fn ack(&mut self, to: SocketAddr, counter: Counter) {
+        self.tx.push_back(Outgoing::Ack { to, counter });
+    }
+
+    fn on_status(&mut self, addr: SocketAddr, status: StatusBytes) {
+        if let Some(s) = self.servers.get_mut(&addr) {
+            if s.status != Some(status) {
+                s.status = Some(status);
+                self.events.push_back(Event::StatusChanged {
+                    addr,
+                    status: Status::from_bytes(status),
+                });
+            }
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, addr: SocketAddr, counter: Counter) {
+        // An ACK of a message to a target says the server takes that target.
+        if let Some(target) = self
+            .outbox
+            .find_counter(counter)
+            .and_then(|e| match &e.payload {
+                Payload::Message(m) if !m.target.is_empty() && !e.internal => {
+                    Some(m.target.clone())
+                }
+                _ => None,
+            })
+        {
+            self.learn_subscriber(now, &target, addr);
+        }
+        match self
+            .outbox
+            .on_reply(counter, false, addr, now, &mut self.rtt)
+        {
+            Reply::Complete(e) if !e.internal => self.events.push_back(delivered_event(e)),
+            Reply::Complete(_) | Reply::Partial => {}
+            Reply::Unknown => self.stats.drop(DropReason::Unexpected),
+        }
+    }
+
+    fn learn_subscriber(&mut self, now: Instant, target: &str, addr: SocketAddr) {
+        if !self.subscribers.contains_key(target)
+            && self.subscribers.len() >= self.config.max_targets
+        {
+            let ttl = self.config.subscriber_ttl;
+            self.subscribers.retain(|_, m| {
+                m.retain(|_, t| now - *t < ttl);
+                !m.is_empty()
+            });
+            if self.subscribers.len() >= self.config.max_targets {
+                return self.stats.drop(DropReason::TableFull);
+            }
+        }
+        let max = self.config.max_servers;
+        let entry = self.subscribers.entry(target.into()).or_default();
+        if entry.len() < max || entry.contains_key(&addr) {
+            entry.insert(addr, now);
+        }
+    }
+
+    /// The receivers a reliable exchange must be answered by: in multicast mode, the known
+    /// subscribers of a message's target; otherwise (or with none known) any one server.
+    fn expected_for(&self, now: Instant, payload: &Payload) -> Vec<SocketAddr> {
+        match payload {
+            Payload::Message(m) if self.multicast && !m.target.is_empty() => {
+                self.subscribers(now, &m.target)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Moves due exchanges into the transmit queue and reports the expired.
     fn pump(&mut self, now: Instant) {
         let connected = self.is_connected() && !self.closed;
         let mut due = core::mem::take(&mut self.due);
@@ -633,12 +1074,16 @@ impl Client {
         self.outbox.poll_due(now, connected, &mut due);
         for d in due.drain(..) {
             match d {
-                Due::TimedOut(id) => self.events.push_back(Event::TimedOut { id }),
+                Due::Expired(e) => self.on_expired(e),
                 Due::Transmit(id) => {
-                    let first = self.outbox.get(id).is_some_and(|e| e.counter.is_none());
-                    if first {
+                    let expected = match self.outbox.get(id) {
+                        Some(e) if e.counter.is_none() => Some(self.expected_for(now, &e.payload)),
+                        _ => None,
+                    };
+                    if let Some(expected) = expected {
                         let c = self.take_counter();
-                        self.outbox.on_first_transmit(id, c, now, &self.rtt);
+                        self.outbox
+                            .on_first_transmit(id, c, expected, now, &self.rtt);
                     } else {
                         self.outbox.on_retransmit(id, now, &self.rtt);
                         self.stats.retransmissions += 1;
@@ -647,10 +1092,17 @@ impl Client {
                         to: self.config.server,
                         id,
                     });
+                    self.last_sent = now;
                 }
             }
         }
         self.due = due;
+    }
+
+    fn on_expired(&mut self, e: InFlight) {
+        if let Some(event) = expired_event(e) {
+            self.events.push_back(event);
+        }
     }
 
     fn take_counter(&mut self) -> Counter {
@@ -659,44 +1111,95 @@ impl Client {
         c
     }
 
-    fn encode(&mut self, _now: Instant, out: Outgoing, buf: &mut [u8]) -> Option<Transmit> {
-        let (to, len) = match out {
-            Outgoing::Setup { to, packet } => (to, packet.emit(buf).ok()?),
-            Outgoing::Ack { to, counter } => {
-                let c = self.take_counter();
-                let app = App::Ack {
+    fn seal(&mut self, to: SocketAddr, app: &App<'_>, buf: &mut [u8]) -> Encoded {
+        let c = self.take_counter();
+        Encoded::from(to, session::seal(&self.tx_key, c, app, buf))
+    }
+
+    fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded {
+        match out {
+            Outgoing::Setup { to, packet } => Encoded::from(to, packet.emit(buf)),
+            Outgoing::Ack { to, counter } => self.seal(
+                to,
+                &App::Ack {
                     counter,
                     status: None,
-                };
-                (to, session::seal(&self.tx_key, c, &app, buf).ok()?)
-            }
-            Outgoing::Unreliable { to, message } => {
-                let c = self.take_counter();
-                (
-                    to,
-                    session::seal(&self.tx_key, c, &message.as_app(false), buf).ok()?,
-                )
-            }
+                },
+                buf,
+            ),
+            Outgoing::Unreliable { to, message } => self.seal(to, &message.as_app(false), buf),
             Outgoing::Reliable { to, id } => {
-                let entry = self.outbox.get(id)?;
-                let c = entry.counter?;
-                (
-                    to,
-                    session::seal(&self.tx_key, c, &entry.message.as_app(true), buf).ok()?,
-                )
+                // Acknowledged between the timer and now: nothing to send.
+                let Some(e) = self.outbox.get(id) else {
+                    return Encoded::Obsolete;
+                };
+                let Some(c) = e.counter else {
+                    return Encoded::Obsolete;
+                };
+                Encoded::from(to, session::seal(&self.tx_key, c, &e.payload.as_app(), buf))
             }
-            Outgoing::Quit { to } => {
-                let c = self.take_counter();
-                (
-                    to,
-                    session::seal(&self.tx_key, c, &App::Quit { reason: None }, buf).ok()?,
-                )
+            Outgoing::TimeRequest { to } => {
+                let c = Counter(self.next_counter);
+                for s in self.servers.values_mut() {
+                    s.clock.on_request(c, now);
+                }
+                self.seal(to, &App::TimeSyncRequest, buf)
             }
-        };
-        Some(Transmit {
-            destination: to,
-            len,
-        })
+            Outgoing::TimeResponse { to, request } => {
+                let app = App::TimeSyncResponse {
+                    request,
+                    monotonic_us: now.as_micros(),
+                    unix_us: None,
+                };
+                self.seal(to, &app, buf)
+            }
+            Outgoing::Quit { to } => self.seal(to, &App::Quit { reason: None }, buf),
+            Outgoing::RpcResponse { .. } => Encoded::Obsolete,
+            Outgoing::Sealed { to, datagram } => copy_out(to, &datagram, buf),
+        }
+    }
+}
+
+fn keepalive() -> Payload {
+    Payload::Message(OwnedMessage {
+        target: String::new(),
+        name: String::new(),
+        payload: Bytes::new(),
+    })
+}
+
+/// The result of encoding one queued datagram.
+pub(super) enum Encoded {
+    Ready(Transmit),
+    /// Its reason went away (an exchange answered, a session gone): skip it.
+    Obsolete,
+    /// It could not be written (caller buffer too small).
+    Failed,
+}
+
+impl Encoded {
+    pub(super) fn from(to: SocketAddr, r: Result<usize, wire::Error>) -> Self {
+        match r {
+            Ok(len) => Encoded::Ready(Transmit {
+                destination: to,
+                len,
+            }),
+            Err(_) => Encoded::Failed,
+        }
+    }
+}
+
+/// Copies an already sealed datagram into the caller's buffer.
+pub(super) fn copy_out(to: SocketAddr, datagram: &[u8], buf: &mut [u8]) -> Encoded {
+    match buf.get_mut(..datagram.len()) {
+        Some(out) => {
+            out.copy_from_slice(datagram);
+            Encoded::Ready(Transmit {
+                destination: to,
+                len: datagram.len(),
+            })
+        }
+        None => Encoded::Failed,
     }
 }
 

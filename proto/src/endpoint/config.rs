@@ -42,6 +42,9 @@ pub struct Limits {
     pub handshake_retry: Duration,
     /// Ceiling of the handshake retry interval.
     pub handshake_retry_max: Duration,
+    /// A peer from which nothing authenticated arrives for this long is reported down
+    /// ([`Event::PeerDown`](super::Event::PeerDown)).
+    pub down_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -53,6 +56,7 @@ impl Default for Limits {
             max_in_flight: 64,
             handshake_retry: Duration::from_millis(250),
             handshake_retry_max: Duration::from_secs(8),
+            down_timeout: Duration::from_secs(40),
         }
     }
 }
@@ -75,6 +79,21 @@ pub struct ClientConfig {
     /// Least time between two handshake rounds started by an unauthenticated trigger (opcodes
     /// 4 and 5), so that spoofed triggers cannot make us flood a server.
     pub min_round_interval: Duration,
+    /// In multicast mode, how long a handshake round stays open for more servers to answer.
+    pub round_grace: Duration,
+    /// Send a keepalive (an empty reliable message, as the reference does) after this long
+    /// without sending anything; `None` turns keepalives off.
+    pub keepalive: Option<Duration>,
+    /// Deadline of a call whose options give none (the reference client's 2 s).
+    pub call_timeout: Duration,
+    /// A server that has not confirmed a subscription for this long stops being expected to
+    /// acknowledge messages to that target (the reference's 240 s).
+    pub subscriber_ttl: Duration,
+    /// Most targets whose subscribers are tracked.
+    pub max_targets: usize,
+    /// Send a time sync request (opcode 20) this often; `None` only syncs on
+    /// [`Client::sync_time`](super::Client::sync_time).
+    pub time_sync: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -124,6 +143,12 @@ impl ClientConfig {
             limits: Limits::default(),
             max_servers: 128,
             min_round_interval: Duration::from_secs(1),
+            round_grace: Duration::from_secs(2),
+            keepalive: Some(Duration::from_secs(30)),
+            call_timeout: Duration::from_secs(2),
+            subscriber_ttl: Duration::from_secs(240),
+            max_targets: 256,
+            time_sync: None,
         }
     }
 }
@@ -159,6 +184,20 @@ pub struct ServerConfig {
     pub replies_per_second: u32,
     /// Most source addresses tracked by the reply rate limit.
     pub max_rate_limited_sources: usize,
+    /// Where to announce ourselves (opcode 5, three times) when created, for example the
+    /// multicast group the clients listen on. `None` announces nothing.
+    pub announce: Option<SocketAddr>,
+    /// Answer the standard calls 0 (echo) and 1 (function name) without the application.
+    pub builtin_calls: bool,
+    /// Calls awaiting the application's answer, per session; more are refused with status 1.
+    pub max_pending_calls: usize,
+    /// Answered calls remembered per session, so that a retried call is answered again without
+    /// running the handler again.
+    pub rpc_cache_entries: usize,
+    /// Bytes of remembered answers per session.
+    pub rpc_cache_bytes: usize,
+    /// How long an answer is remembered.
+    pub rpc_cache_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -178,7 +217,21 @@ impl ServerConfig {
             half_open_timeout: Duration::from_secs(10),
             replies_per_second: 10,
             max_rate_limited_sources: 1024,
+            announce: None,
+            builtin_calls: true,
+            max_pending_calls: 64,
+            rpc_cache_entries: 32,
+            rpc_cache_bytes: 16 * 1024,
+            rpc_cache_ttl: Duration::from_secs(60),
         }
+        .with_down_timeout(Duration::from_secs(75))
+    }
+
+    /// Sets how long a client may stay silent before it is reported down. The default (75 s)
+    /// leaves room for a lost keepalive at the clients' 30 s interval.
+    pub fn with_down_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.down_timeout = timeout;
+        self
     }
 
     /// Adds a suite 1 client.

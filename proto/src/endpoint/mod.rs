@@ -14,7 +14,7 @@ mod client;
 mod config;
 mod server;
 
-pub use client::Client;
+pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
 pub use server::Server;
 
@@ -24,11 +24,12 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
+use crate::features::status::Status;
 use crate::handshake::HandshakeError;
-use crate::id::{Counter, MessageId, PeerId};
+use crate::id::{Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::OwnedMessage;
 use crate::time::Duration;
-use crate::wire::{self, Setup};
+use crate::wire::{self, RpcStatus, Setup};
 
 /// A datagram that `poll_transmit` wrote into the caller's buffer.
 #[must_use = "the datagram in the buffer must be sent"]
@@ -40,10 +41,61 @@ pub struct Transmit {
     pub len: usize,
 }
 
+/// The id of an RPC call; its outcome event carries the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallId(pub u64);
+
+/// Names one RPC request a server received, for [`Server::respond`].
+///
+/// It is bound to the session the call arrived on: after that client re-handshakes as a new
+/// process, a stale handle answers nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallHandle {
+    pub(crate) addr: SocketAddr,
+    pub(crate) counter: Counter,
+    pub(crate) generation: u64,
+}
+
+/// An RPC call for the application to answer with [`Server::respond`], now or later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcRequest {
+    /// Pass this to `respond`.
+    pub call: CallHandle,
+    /// The caller's address.
+    pub from: SocketAddr,
+    /// The caller's identity.
+    pub peer: PeerId,
+    /// The function number.
+    pub function: FunctionId,
+    /// The argument bytes.
+    pub args: Bytes,
+}
+
 /// Something the application should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
+    /// A call was answered with status 0.
+    Answered {
+        /// The id `call` returned.
+        call: CallId,
+        /// The server that answered.
+        from: SocketAddr,
+        /// The returned bytes.
+        data: Bytes,
+    },
+    /// A call failed before its deadline for a reason other than time.
+    CallFailed {
+        /// The id `call` returned.
+        call: CallId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A call got no answer before its deadline.
+    CallTimedOut {
+        /// The id `call` returned.
+        call: CallId,
+    },
     /// A session came up. On a client, `addr` is the server's (reply) address and `peer` is
     /// `None`; on a server, `addr` is the client's address and `peer` its identity.
     Connected {
@@ -52,10 +104,18 @@ pub enum Event {
         /// The authenticated identity of a client (server side only).
         peer: Option<PeerId>,
     },
-    /// The reliable message with this id was acknowledged.
+    /// A reliable message was acknowledged: by every expected receiver if `missing` is empty,
+    /// or, when the deadline passed first, by the receivers in `acked` only.
+    ///
+    /// Expected receivers are the subscribers of the target when the message was first sent
+    /// (multicast), or any one server (unicast, or a target without known subscribers).
     Delivered {
         /// The id `send_message` returned.
         id: MessageId,
+        /// Who acknowledged it.
+        acked: alloc::vec::Vec<SocketAddr>,
+        /// Expected receivers that did not acknowledge it before the deadline.
+        missing: alloc::vec::Vec<SocketAddr>,
     },
     /// A session ended.
     Disconnected {
@@ -81,7 +141,37 @@ pub enum Event {
     },
     /// A message arrived.
     Message(ReceivedMessage),
-    /// The reliable message with this id was not acknowledged before its deadline.
+    /// Nothing authenticated was heard from this peer for the configured down timeout.
+    PeerDown {
+        /// The peer's address.
+        addr: SocketAddr,
+    },
+    /// The first authenticated packet from a peer that was down.
+    PeerUp {
+        /// The peer's address.
+        addr: SocketAddr,
+    },
+    /// A call was answered with a non-zero status (wire notes §5.7 lists the codes).
+    RemoteError {
+        /// The id `call` returned.
+        call: CallId,
+        /// The server that answered.
+        from: SocketAddr,
+        /// The status code.
+        status: RpcStatus,
+        /// The returned bytes (often a message).
+        data: Bytes,
+    },
+    /// An RPC call for the application (server side).
+    RpcRequest(RpcRequest),
+    /// A server reported different status bytes (battery, network, temperature).
+    StatusChanged {
+        /// The server.
+        addr: SocketAddr,
+        /// Its new status.
+        status: Status,
+    },
+    /// The reliable message with this id was acknowledged by nobody before its deadline.
     TimedOut {
         /// The id `send_message` returned.
         id: MessageId,
@@ -202,6 +292,8 @@ pub enum SendError {
     QueueFull,
     /// The message does not fit one datagram.
     TooLarge,
+    /// The call was already answered, or its session is gone.
+    UnknownCall,
     /// There is no session with that peer.
     UnknownPeer,
 }
@@ -213,6 +305,7 @@ impl fmt::Display for SendError {
             SendError::InvalidName => "target or name contains a newline",
             SendError::QueueFull => "send queue is full",
             SendError::TooLarge => "message does not fit one datagram",
+            SendError::UnknownCall => "no such call awaits an answer",
             SendError::UnknownPeer => "no session with that peer",
         })
     }
@@ -353,12 +446,29 @@ enum Outgoing {
         to: SocketAddr,
         message: OwnedMessage,
     },
+    /// An outbox entry (message, call, subscription), first sent or again.
     Reliable {
         to: SocketAddr,
-        id: MessageId,
+        id: u64,
+    },
+    RpcResponse {
+        to: SocketAddr,
+        call: Counter,
+    },
+    TimeRequest {
+        to: SocketAddr,
+    },
+    TimeResponse {
+        to: SocketAddr,
+        request: Counter,
     },
     Quit {
         to: SocketAddr,
+    },
+    /// A quit sealed before its session went away.
+    Sealed {
+        to: SocketAddr,
+        datagram: [u8; wire::SESSION_OVERHEAD + 1],
     },
 }
 
@@ -368,11 +478,46 @@ fn check_message(target: &str, name: &str, payload: &[u8]) -> Result<(), SendErr
         return Err(SendError::InvalidName);
     }
     // opcode + target + '\n' + name + '\n' + payload must fit after the session header.
-    let body = 3 + target.len() + name.len() + payload.len();
+    check_size(3 + target.len() + name.len() + payload.len())
+}
+
+/// Checks that a plaintext body (opcode included) fits one datagram.
+fn check_size(body: usize) -> Result<(), SendError> {
     if body > wire::MAX_DATAGRAM - wire::SESSION_OVERHEAD {
         return Err(SendError::TooLarge);
     }
     Ok(())
+}
+
+/// The event for a reliable exchange that ended at its deadline, if the application gets one.
+fn expired_event(e: crate::reliability::InFlight) -> Option<Event> {
+    use crate::reliability::Payload;
+    if e.internal {
+        return None;
+    }
+    Some(match e.payload {
+        Payload::Call { .. } => Event::CallTimedOut { call: CallId(e.id) },
+        _ if !e.acked.is_empty() => delivered_event(e),
+        _ => Event::TimedOut {
+            id: MessageId(e.id),
+        },
+    })
+}
+
+/// `Delivered` for an exchange, naming who acknowledged it and who did not.
+fn delivered_event(e: crate::reliability::InFlight) -> Event {
+    let missing = e.missing();
+    Event::Delivered {
+        id: MessageId(e.id),
+        acked: e.acked,
+        missing,
+    }
+}
+
+/// Whether a received message is the reference's keepalive (empty target, name and payload),
+/// which is acknowledged but not delivered.
+fn is_keepalive(m: &crate::wire::Message<'_>) -> bool {
+    m.target.is_empty() && m.name.is_empty() && m.payload.is_empty()
 }
 
 fn owned(target: &str, name: &str, payload: &[u8]) -> OwnedMessage {

@@ -1,32 +1,40 @@
 //! The server role: one session per client address, bounded tables for everyone else.
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use crate::crypto::{ecc, SecretBoxKey};
+use bytes::Bytes;
+
+use crate::crypto::{ct_eq, ecc, SecretBoxKey};
+use crate::features::status::Status;
 use crate::handshake::{ExpectClientInfo, HandshakeError, SessionKeys};
-use crate::id::{ClientId, Counter, MessageId, PeerId};
+use crate::id::{ClientId, Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::rtt::RttEstimator;
-use crate::reliability::{Due, Outbox};
+use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::{self, OpenError, RxSession};
 use crate::time::{Duration, Instant};
-use crate::wire::{self, App, CipherId, Datagram, NonceRequest, SessionPacket, Setup};
+use crate::wire::{self, App, CipherId, Datagram, NonceRequest, RpcStatus, SessionPacket, Setup};
 
-use super::client::open_drop;
+use super::client::{open_drop, Encoded};
 use super::config::ServerConfig;
 use super::{
-    check_message, owned, CloseReason, DropReason, Event, FailReason, Outgoing, ReceivedMessage,
-    Reliability, SendError, SendOptions, Stats, Transmit,
+    check_message, check_size, delivered_event, expired_event, is_keepalive, owned, CallHandle,
+    CloseReason, DropReason, Event, FailReason, Outgoing, ReceivedMessage, Reliability, RpcRequest,
+    SendError, SendOptions, Stats, Transmit,
 };
 
 /// The reference server's per-client counter base: `2^63 ..= 2^63 + 10^9`.
 const COUNTER_BASE: (u64, u64) = (1 << 63, (1 << 63) + 1_000_000_000);
 
-/// How often the unauthenticated tables are swept.
+/// How often the unauthenticated tables and liveness are swept.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// Gap between the three join announcements.
+const ANNOUNCE_GAP: Duration = Duration::from_millis(25);
 
 /// A Pavillion server (suites 1 and 2).
 ///
@@ -36,6 +44,10 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// is sent more than [`ServerConfig::replies_per_second`] times a second to one source, and
 /// none is larger than the request that caused it, except the ECC nonce that the reference
 /// format fixes at 108 bytes for a 101-byte request.
+///
+/// RPC: calls to functions registered with [`Server::register_function`] come out as
+/// [`Event::RpcRequest`]; answer them with [`Server::respond`], at once or later. Each call
+/// runs at most once: a retry carries the same counter, and is answered from a bounded cache.
 ///
 /// See the [module docs](super) for the driving contract.
 #[derive(Debug)]
@@ -47,10 +59,17 @@ pub struct Server {
     limiter: BTreeMap<SocketAddr, ReplyBudget>,
     /// Sessions whose outbox is not empty, so that timers need not scan every session.
     busy: BTreeSet<SocketAddr>,
+    /// Registered RPC functions and their names (for standard call 1).
+    functions: BTreeMap<FunctionId, String>,
+    /// Targets we take messages for; announced to every client with opcode 13.
+    targets: BTreeSet<String>,
     tx: VecDeque<Outgoing>,
     events: VecDeque<Event>,
-    next_message_id: u64,
+    next_op_id: u64,
+    next_generation: u64,
     next_housekeeping: Option<Instant>,
+    announce_left: u8,
+    next_announce: Option<Instant>,
     stats: Stats,
     scratch: Vec<u8>,
     due: Vec<Due>,
@@ -62,6 +81,8 @@ pub struct Server {
 struct ServerSession {
     peer: PeerId,
     client_id: ClientId,
+    /// Distinguishes this session from a later one at the same address, for call handles.
+    generation: u64,
     /// C>S key and our window over the client's counters.
     rx: RxSession<SecretBoxKey>,
     /// S>C key and our counter under it.
@@ -69,8 +90,22 @@ struct ServerSession {
     tx_counter: u64,
     session_id: [u8; 16],
     last_heard: Instant,
+    up: bool,
     rtt: RttEstimator,
     outbox: Outbox,
+    /// Calls handed to the application and not answered yet.
+    pending_calls: Vec<Counter>,
+    /// Answers kept for retried calls, oldest first, within the cache bounds.
+    answers: VecDeque<Answer>,
+    answer_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Answer {
+    call: Counter,
+    status: RpcStatus,
+    data: Bytes,
+    at: Instant,
 }
 
 /// Setup replies sent to one source in the current one-second window.
@@ -81,24 +116,88 @@ struct ReplyBudget {
 }
 
 impl Server {
-    /// Creates a server.
+    /// Creates a server. If `config.announce` is set, the join announcement goes out at once:
+    /// drain `poll_transmit`.
     pub fn new(config: ServerConfig) -> Self {
-        Server {
+        let mut server = Server {
             rng: Rng::from_seed(config.seed),
-            config,
             sessions: BTreeMap::new(),
             half_open: BTreeMap::new(),
             limiter: BTreeMap::new(),
             busy: BTreeSet::new(),
+            functions: BTreeMap::new(),
+            targets: BTreeSet::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
-            next_message_id: 1,
+            next_op_id: 1,
+            next_generation: 1,
             next_housekeeping: None,
+            announce_left: 0,
+            next_announce: None,
             stats: Stats::default(),
             scratch: vec![0; wire::MAX_DATAGRAM],
             due: Vec::new(),
             last_now: Instant::ZERO,
+            config,
+        };
+        if let Some(to) = server.config.announce {
+            server.tx.push_back(Outgoing::Setup {
+                to,
+                packet: Setup::NewServerJoin,
+            });
+            server.announce_left = 2;
         }
+        server
+    }
+
+    /// Makes calls to `function` reach the application as [`Event::RpcRequest`]. `name` is
+    /// what standard call 1 returns for it.
+    pub fn register_function(&mut self, function: FunctionId, name: &str) {
+        self.functions.insert(function, name.into());
+    }
+
+    /// Stops delivering calls to `function`; they get status 2 (nonexistent function).
+    pub fn unregister_function(&mut self, function: FunctionId) {
+        self.functions.remove(&function);
+    }
+
+    /// Answers a call. `status` 0 means success; see [`RpcStatus`] for the others.
+    ///
+    /// # Errors
+    /// [`SendError::UnknownCall`] if the call was answered already or its session is gone,
+    /// [`SendError::TooLarge`] if the answer does not fit one datagram.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        status: RpcStatus,
+        data: &[u8],
+    ) -> Result<(), SendError> {
+        self.advance(now);
+        check_size(11 + data.len())?;
+        let s = self
+            .sessions
+            .get_mut(&call.addr)
+            .filter(|s| s.generation == call.generation)
+            .ok_or(SendError::UnknownCall)?;
+        let pos = s
+            .pending_calls
+            .iter()
+            .position(|c| *c == call.counter)
+            .ok_or(SendError::UnknownCall)?;
+        s.pending_calls.swap_remove(pos);
+        let answer = Answer {
+            call: call.counter,
+            status,
+            data: Bytes::copy_from_slice(data),
+            at: now,
+        };
+        remember(&self.config, s, answer, now);
+        self.tx.push_back(Outgoing::RpcResponse {
+            to: call.addr,
+            call: call.counter,
+        });
+        Ok(())
     }
 
     /// Queues a message to the client at `to`.
@@ -119,29 +218,95 @@ impl Server {
         check_message(target, name, payload)?;
         let default_timeout = self.config.limits.default_timeout;
         let session = self.sessions.get_mut(&to).ok_or(SendError::UnknownPeer)?;
-        let id = MessageId(self.next_message_id);
+        let id = self.next_op_id;
         let message = owned(target, name, payload);
         match options.reliability {
             Reliability::Reliable => {
                 let deadline = now + options.timeout.unwrap_or(default_timeout);
                 session
                     .outbox
-                    .push(id, message, deadline)
+                    .push(id, Payload::Message(message), false, deadline)
                     .map_err(|_| SendError::QueueFull)?;
                 self.busy.insert(to);
             }
             Reliability::Unreliable => self.tx.push_back(Outgoing::Unreliable { to, message }),
         }
-        self.next_message_id += 1;
+        self.next_op_id += 1;
         self.pump(now);
-        Ok(id)
+        Ok(MessageId(id))
+    }
+
+    /// Sends a message to every client for which `filter(address, identity)` is true (use
+    /// `|_, _| true` for all). Each client gets its own message id and outcome event.
+    ///
+    /// # Errors
+    /// [`SendError::InvalidName`] or [`SendError::TooLarge`] for a message that cannot be sent
+    /// at all; per client, the error of [`Server::send_message`].
+    #[allow(clippy::type_complexity)]
+    pub fn send_to_all(
+        &mut self,
+        now: Instant,
+        target: &str,
+        name: &str,
+        payload: &[u8],
+        options: SendOptions,
+        filter: impl Fn(SocketAddr, PeerId) -> bool,
+    ) -> Result<Vec<(SocketAddr, Result<MessageId, SendError>)>, SendError> {
+        check_message(target, name, payload)?;
+        let chosen: Vec<SocketAddr> = self
+            .sessions
+            .iter()
+            .filter(|(a, s)| filter(**a, s.peer))
+            .map(|(a, _)| *a)
+            .collect();
+        Ok(chosen
+            .into_iter()
+            .map(|a| (a, self.send_message(now, a, target, name, payload, options)))
+            .collect())
+    }
+
+    /// Takes messages for `target`: tells every client now and every client that connects
+    /// later (opcode 13, acknowledged by our clients and retried), so that their multicast
+    /// sends to it expect our ACK.
+    pub fn subscribe(&mut self, now: Instant, target: &str) {
+        self.advance(now);
+        if self.targets.insert(target.into()) {
+            let addrs: Vec<SocketAddr> = self.sessions.keys().copied().collect();
+            for a in addrs {
+                self.push_internal(now, a, Payload::Subscribe(target.into()));
+            }
+            self.pump(now);
+        }
+    }
+
+    /// Stops taking messages for `target`, and tells every client (opcode 14).
+    pub fn unsubscribe(&mut self, now: Instant, target: &str) {
+        self.advance(now);
+        if self.targets.remove(target) {
+            let addrs: Vec<SocketAddr> = self.sessions.keys().copied().collect();
+            for a in addrs {
+                self.push_internal(now, a, Payload::Unsubscribe(target.into()));
+            }
+            self.pump(now);
+        }
+    }
+
+    /// Sets the status appended to our ACKs (11-byte ACKs), or `None` for the plain 8-byte
+    /// ACKs a Python peer needs.
+    pub fn set_status(&mut self, status: Option<Status>) {
+        self.config.status = status.map(|s| s.to_bytes());
     }
 
     /// Ends the session with `to`: sends quit (opcode 12) and fails its pending messages.
     pub fn disconnect(&mut self, now: Instant, to: SocketAddr) {
         self.advance(now);
-        if self.sessions.contains_key(&to) {
-            self.tx.push_back(Outgoing::Quit { to });
+        if let Some(s) = self.sessions.get_mut(&to) {
+            // Sealed now: the key goes with the session.
+            let c = take(&mut s.tx_counter);
+            let mut datagram = [0u8; wire::SESSION_OVERHEAD + 1];
+            if session::seal(&s.tx_key, c, &App::Quit { reason: None }, &mut datagram).is_ok() {
+                self.tx.push_back(Outgoing::Sealed { to, datagram });
+            }
             self.end_session(to, CloseReason::LocallyClosed, FailReason::Closed);
         }
     }
@@ -168,9 +333,19 @@ impl Server {
         if self.next_housekeeping.is_some_and(|t| t <= now) {
             self.next_housekeeping = None;
             self.housekeeping(now);
-            self.arm_housekeeping(now);
+        }
+        if self.next_announce.is_some_and(|t| t <= now) {
+            if let Some(to) = self.config.announce {
+                self.tx.push_back(Outgoing::Setup {
+                    to,
+                    packet: Setup::NewServerJoin,
+                });
+            }
+            self.announce_left = self.announce_left.saturating_sub(1);
+            self.next_announce = (self.announce_left > 0).then(|| now + ANNOUNCE_GAP);
         }
         self.pump(now);
+        self.arm_housekeeping(now);
     }
 
     /// Writes the next datagram into `buf` and says where it goes, or `None` when there is
@@ -179,12 +354,13 @@ impl Server {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.advance(now);
         while let Some(out) = self.tx.pop_front() {
-            match self.encode(out, buf) {
-                Some(t) => {
+            match self.encode(now, out, buf) {
+                Encoded::Ready(t) => {
                     self.stats.datagrams_sent += 1;
                     return Some(t);
                 }
-                None => self.stats.send_errors += 1,
+                Encoded::Obsolete => {}
+                Encoded::Failed => self.stats.send_errors += 1,
             }
         }
         None
@@ -204,7 +380,10 @@ impl Server {
             .iter()
             .filter_map(|a| self.sessions.get(a))
             .filter_map(|s| s.outbox.next_timeout(true));
-        outboxes.chain(self.next_housekeeping).min()
+        outboxes
+            .chain(self.next_housekeeping)
+            .chain(self.next_announce)
+            .min()
     }
 
     /// Counters of what this endpoint did.
@@ -227,24 +406,39 @@ impl Server {
         self.sessions.iter().map(|(a, s)| (*a, s.peer))
     }
 
+    /// Calls awaiting an answer from the application, over all sessions.
+    pub fn pending_calls(&self) -> usize {
+        self.sessions.values().map(|s| s.pending_calls.len()).sum()
+    }
+
     fn advance(&mut self, now: Instant) {
         debug_assert!(now >= self.last_now, "time went backwards");
         self.last_now = self.last_now.max(now);
+        if self.announce_left > 0 && self.next_announce.is_none() {
+            self.next_announce = Some(self.last_now + ANNOUNCE_GAP);
+        }
     }
 
     fn arm_housekeeping(&mut self, now: Instant) {
-        if self.next_housekeeping.is_none()
-            && !(self.half_open.is_empty() && self.limiter.is_empty())
-        {
+        let idle = self.half_open.is_empty() && self.limiter.is_empty() && self.sessions.is_empty();
+        if self.next_housekeeping.is_none() && !idle {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
         }
     }
 
+    /// Expires unauthenticated state and reports clients that went quiet.
     fn housekeeping(&mut self, now: Instant) {
         let timeout = self.config.half_open_timeout;
         self.half_open.retain(|_, h| now - h.created < timeout);
         self.limiter
             .retain(|_, b| now - b.window_start < HOUSEKEEPING);
+        let down = self.config.limits.down_timeout;
+        for (addr, s) in self.sessions.iter_mut() {
+            if s.up && now - s.last_heard >= down {
+                s.up = false;
+                self.events.push_back(Event::PeerDown { addr: *addr });
+            }
+        }
     }
 
     /// Takes one setup reply from `to`'s budget. Bounded: when the table is full of live
@@ -317,6 +511,7 @@ impl Server {
                 self.half_open.remove(&from);
                 self.establish(now, from, client_id, keys);
             }
+            // The exchange stays open: a forged client-info must not cancel the real one.
             Err(_) => self.stats.drop(DropReason::BadHandshake),
         }
     }
@@ -325,7 +520,7 @@ impl Server {
         if self
             .sessions
             .get(&from)
-            .is_some_and(|s| crate::crypto::ct_eq(&s.session_id, &req.session_hint))
+            .is_some_and(|s| ct_eq(&s.session_id, &req.session_hint))
         {
             // The reference's "already connected" shortcut.
             return self.stats.drop(DropReason::Unexpected);
@@ -409,12 +604,11 @@ impl Server {
         client_id: ClientId,
         keys: SessionKeys,
     ) {
-        let fresh_counter = self.rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1);
         let session_id = keys.session_id;
         match self.sessions.get_mut(&from) {
             // The same client process (same C>S key) handshaking again, for example after a
             // spoofed op 4: keep the replay window, so that nothing it already sent can be
-            // replayed, and keep the outbox and counter.
+            // replayed, and keep the outbox, the answer cache and the counter.
             Some(s) if s.rx.key == keys.client_to_server && s.client_id == client_id => {
                 s.tx_key = keys.server_to_client;
                 s.session_id = session_id;
@@ -428,20 +622,31 @@ impl Server {
                 let session = ServerSession {
                     peer: keys.peer,
                     client_id,
+                    generation: self.next_generation,
                     rx: RxSession::new(keys.client_to_server, keys.client_counter),
                     tx_key: keys.server_to_client,
-                    tx_counter: fresh_counter,
+                    tx_counter: self.rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1),
                     session_id,
                     last_heard: now,
+                    up: true,
                     rtt: RttEstimator::new(limits.rtt),
                     outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
+                    pending_calls: Vec::new(),
+                    answers: VecDeque::new(),
+                    answer_bytes: 0,
                 };
+                self.next_generation += 1;
                 if let Some(old) = self.sessions.insert(from, session) {
                     // A different client process took over the address: its messages are
                     // not for this one.
                     self.fail_outbox(old.outbox, FailReason::PeerClosed);
                 }
                 self.busy.remove(&from);
+                // A new client process knows nothing of our subscriptions yet.
+                let targets: Vec<String> = self.targets.iter().cloned().collect();
+                for t in targets {
+                    self.push_internal(now, from, Payload::Subscribe(t));
+                }
             }
         }
         self.stats.handshakes += 1;
@@ -483,8 +688,22 @@ impl Server {
     }
 
     fn fail_outbox(&mut self, mut outbox: Outbox, reason: FailReason) {
-        for e in outbox.drain() {
-            self.events.push_back(Event::Failed { id: e.id, reason });
+        for e in outbox.drain().filter(|e| !e.internal) {
+            self.events.push_back(Event::Failed {
+                id: MessageId(e.id),
+                reason,
+            });
+        }
+    }
+
+    fn push_internal(&mut self, now: Instant, to: SocketAddr, payload: Payload) {
+        let deadline = now + self.config.limits.default_timeout;
+        let id = self.next_op_id;
+        if let Some(s) = self.sessions.get_mut(&to) {
+            if s.outbox.push(id, payload, true, deadline).is_ok() {
+                self.next_op_id += 1;
+                self.busy.insert(to);
+            }
         }
     }
 
@@ -495,22 +714,46 @@ impl Server {
         header: &[u8],
         packet: &SessionPacket<'_>,
     ) {
+        // The plaintext borrows the scratch buffer while handlers need `self`: lend it out.
+        let mut scratch = core::mem::take(&mut self.scratch);
+        self.on_session_in(now, from, header, packet, &mut scratch);
+        self.scratch = scratch;
+    }
+
+    fn on_session_in(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: &[u8],
+        packet: &SessionPacket<'_>,
+        scratch: &mut [u8],
+    ) {
         let Some(s) = self.sessions.get_mut(&from) else {
             // Probably a client whose session we lost (we rebooted): tell it to handshake.
             self.stats.drop(DropReason::UnknownPeer);
             return self.reply_setup(now, from, Setup::UnrecognizedClient);
         };
-        let plain = match s.rx.open(packet, header, &mut self.scratch) {
+        let plain = match s.rx.open(packet, header, scratch) {
             Ok(p) => p,
             Err((OpenError::Duplicate, Some(p))) => {
                 self.stats.drop(DropReason::Duplicate);
-                // Re-acknowledge: the first ACK may have been lost (the reference never does,
-                // so its clients report false failures: wire notes §10 bug 10).
-                if let Ok(App::ReliableMessage(_)) = App::parse(p) {
-                    self.tx.push_back(Outgoing::Ack {
+                match App::parse(p) {
+                    // Re-acknowledge: the first ACK may have been lost (the reference never
+                    // does, so its clients report false failures: wire notes §10 bug 10).
+                    Ok(App::ReliableMessage(_)) => self.tx.push_back(Outgoing::Ack {
                         to: from,
                         counter: packet.counter,
-                    });
+                    }),
+                    // A retried call: answer from the cache, never run it again.
+                    Ok(App::RpcCall { .. })
+                        if s.answers.iter().any(|a| a.call == packet.counter) =>
+                    {
+                        self.tx.push_back(Outgoing::RpcResponse {
+                            to: from,
+                            call: packet.counter,
+                        });
+                    }
+                    _ => {}
                 }
                 return;
             }
@@ -526,6 +769,10 @@ impl Server {
             Err((e, _)) => return self.stats.drop(open_drop(e)),
         };
         s.last_heard = now;
+        if !s.up {
+            s.up = true;
+            self.events.push_back(Event::PeerUp { addr: from });
+        }
         let peer = s.peer;
         let app = match App::parse(plain) {
             Ok(a) => a,
@@ -540,24 +787,40 @@ impl Server {
                         counter: packet.counter,
                     });
                 }
+                if is_keepalive(&m) {
+                    return;
+                }
                 self.stats.messages_received += 1;
                 self.events.push_back(Event::Message(ReceivedMessage {
                     from,
                     peer: Some(peer),
                     target: m.target.into(),
                     name: m.name.into(),
-                    payload: bytes::Bytes::copy_from_slice(m.payload),
+                    payload: Bytes::copy_from_slice(m.payload),
                     reliable,
                 }));
             }
             App::Ack { counter, .. } => {
-                if let Some(id) = s.outbox.on_ack(counter, now, &mut s.rtt) {
-                    self.events.push_back(Event::Delivered { id });
-                    if s.outbox.is_empty() {
-                        self.busy.remove(&from);
+                match s.outbox.on_reply(counter, false, from, now, &mut s.rtt) {
+                    Reply::Complete(e) => {
+                        if s.outbox.is_empty() {
+                            self.busy.remove(&from);
+                        }
+                        if !e.internal {
+                            self.events.push_back(delivered_event(e));
+                        }
                     }
+                    Reply::Partial => {}
+                    Reply::Unknown => self.stats.drop(DropReason::Unexpected),
                 }
             }
+            App::RpcCall { function, args } => {
+                self.on_call(now, from, packet.counter, function, args)
+            }
+            App::TimeSyncRequest => self.tx.push_back(Outgoing::TimeResponse {
+                to: from,
+                request: packet.counter,
+            }),
             App::Quit { .. } => {
                 self.end_session(from, CloseReason::PeerClosed, FailReason::PeerClosed)
             }
@@ -565,7 +828,70 @@ impl Server {
         }
     }
 
-    /// Moves due reliable messages of busy sessions into the transmit queue.
+    /// A fresh call: built-ins are answered here, registered functions go to the application,
+    /// anything else gets status 2 as the Arduino server answers it.
+    fn on_call(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        call: Counter,
+        function: FunctionId,
+        args: &[u8],
+    ) {
+        let builtin = self.config.builtin_calls;
+        let answer = |status, data: &[u8]| Some((status, Bytes::copy_from_slice(data)));
+        let immediate = match function {
+            FunctionId::ECHO if builtin => answer(RpcStatus::OK, args),
+            FunctionId::NAME if builtin => match <[u8; 2]>::try_from(args) {
+                Ok(n) => {
+                    let name = self.functions.get(&FunctionId(u16::from_le_bytes(n)));
+                    answer(RpcStatus::OK, name.map_or(&b""[..], |n| n.as_bytes()))
+                }
+                Err(_) => answer(RpcStatus::BAD_INPUT, b"BadInput"),
+            },
+            f if self.functions.contains_key(&f) => None,
+            _ => answer(RpcStatus::NONEXISTENT_FUNCTION, b"NonexistentFunction"),
+        };
+        let Some(s) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let (status, data) = match immediate {
+            Some(a) => a,
+            None if s.pending_calls.len() >= self.config.max_pending_calls => {
+                self.stats.drop(DropReason::TableFull);
+                (RpcStatus::ERROR, Bytes::from_static(b"Busy"))
+            }
+            None => {
+                s.pending_calls.push(call);
+                self.events.push_back(Event::RpcRequest(RpcRequest {
+                    call: CallHandle {
+                        addr: from,
+                        counter: call,
+                        generation: s.generation,
+                    },
+                    from,
+                    peer: s.peer,
+                    function,
+                    args: Bytes::copy_from_slice(args),
+                }));
+                return;
+            }
+        };
+        remember(
+            &self.config,
+            s,
+            Answer {
+                call,
+                status,
+                data,
+                at: now,
+            },
+            now,
+        );
+        self.tx.push_back(Outgoing::RpcResponse { to: from, call });
+    }
+
+    /// Moves due exchanges of busy sessions into the transmit queue.
     fn pump(&mut self, now: Instant) {
         let mut due = core::mem::take(&mut self.due);
         let busy: Vec<SocketAddr> = self.busy.iter().copied().collect();
@@ -578,12 +904,11 @@ impl Server {
             s.outbox.poll_due(now, true, &mut due);
             for d in due.drain(..) {
                 match d {
-                    Due::TimedOut(id) => self.events.push_back(Event::TimedOut { id }),
+                    Due::Expired(e) => self.events.extend(expired_event(e)),
                     Due::Transmit(id) => {
                         if s.outbox.get(id).is_some_and(|e| e.counter.is_none()) {
-                            let c = Counter(s.tx_counter);
-                            s.tx_counter += 1;
-                            s.outbox.on_first_transmit(id, c, now, &s.rtt);
+                            let c = take(&mut s.tx_counter);
+                            s.outbox.on_first_transmit(id, c, vec![addr], now, &s.rtt);
                         } else {
                             s.outbox.on_retransmit(id, now, &s.rtt);
                             self.stats.retransmissions += 1;
@@ -599,49 +924,102 @@ impl Server {
         self.due = due;
     }
 
-    fn encode(&mut self, out: Outgoing, buf: &mut [u8]) -> Option<Transmit> {
-        let (to, len) = match out {
-            Outgoing::Setup { to, packet } => (to, packet.emit(buf).ok()?),
-            Outgoing::Ack { to, counter } => {
-                let s = self.sessions.get_mut(&to)?;
-                let c = take(&mut s.tx_counter);
+    fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded {
+        if let Outgoing::Setup { to, packet } = &out {
+            return Encoded::from(*to, packet.emit(buf));
+        }
+        if let Outgoing::Sealed { to, datagram } = &out {
+            return super::client::copy_out(*to, datagram, buf);
+        }
+        let to = match &out {
+            Outgoing::Ack { to, .. }
+            | Outgoing::Unreliable { to, .. }
+            | Outgoing::Reliable { to, .. }
+            | Outgoing::RpcResponse { to, .. }
+            | Outgoing::TimeRequest { to }
+            | Outgoing::TimeResponse { to, .. }
+            | Outgoing::Quit { to }
+            | Outgoing::Setup { to, .. }
+            | Outgoing::Sealed { to, .. } => *to,
+        };
+        // Everything else is sealed under the session's key; no session, nothing to send.
+        let Some(s) = self.sessions.get_mut(&to) else {
+            return Encoded::Obsolete;
+        };
+        let status = self.config.status;
+        let result = match &out {
+            Outgoing::Ack { counter, .. } => {
                 let app = App::Ack {
-                    counter,
-                    status: self.config.status,
+                    counter: *counter,
+                    status,
                 };
-                (to, session::seal(&s.tx_key, c, &app, buf).ok()?)
+                session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
             }
-            Outgoing::Unreliable { to, message } => {
-                let s = self.sessions.get_mut(&to)?;
-                let c = take(&mut s.tx_counter);
-                (
-                    to,
-                    session::seal(&s.tx_key, c, &message.as_app(false), buf).ok()?,
-                )
+            Outgoing::Unreliable { message, .. } => session::seal(
+                &s.tx_key,
+                take(&mut s.tx_counter),
+                &message.as_app(false),
+                buf,
+            ),
+            Outgoing::Reliable { id, .. } => match s.outbox.get(*id) {
+                Some(InFlight {
+                    counter: Some(c),
+                    payload,
+                    ..
+                }) => session::seal(&s.tx_key, *c, &payload.as_app(), buf),
+                _ => return Encoded::Obsolete,
+            },
+            Outgoing::RpcResponse { call, .. } => {
+                match s.answers.iter().find(|a| a.call == *call) {
+                    Some(a) => {
+                        let app = App::RpcResponse {
+                            call: a.call,
+                            status: a.status,
+                            data: &a.data,
+                        };
+                        session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
+                    }
+                    None => return Encoded::Obsolete,
+                }
             }
-            Outgoing::Reliable { to, id } => {
-                let s = self.sessions.get(&to)?;
-                let e = s.outbox.get(id)?;
-                (
-                    to,
-                    session::seal(&s.tx_key, e.counter?, &e.message.as_app(true), buf).ok()?,
-                )
+            Outgoing::TimeResponse { request, .. } => {
+                let app = App::TimeSyncResponse {
+                    request: *request,
+                    monotonic_us: now.as_micros(),
+                    unix_us: None,
+                };
+                session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
             }
-            Outgoing::Quit { to } => {
-                // The session is gone by now; quit is sealed under a key we no longer hold, so
-                // it is sent only while the session exists (see `disconnect`).
-                let s = self.sessions.get_mut(&to)?;
-                let c = take(&mut s.tx_counter);
-                (
-                    to,
-                    session::seal(&s.tx_key, c, &App::Quit { reason: None }, buf).ok()?,
-                )
+            Outgoing::Quit { .. } => session::seal(
+                &s.tx_key,
+                take(&mut s.tx_counter),
+                &App::Quit { reason: None },
+                buf,
+            ),
+            Outgoing::TimeRequest { .. } | Outgoing::Setup { .. } | Outgoing::Sealed { .. } => {
+                return Encoded::Obsolete
             }
         };
-        Some(Transmit {
-            destination: to,
-            len,
-        })
+        Encoded::from(to, result)
+    }
+}
+
+/// Keeps an answer for retried calls, within the cache's count, byte and age bounds.
+fn remember(config: &ServerConfig, s: &mut ServerSession, answer: Answer, now: Instant) {
+    let ttl = config.rpc_cache_ttl;
+    s.answer_bytes += answer.data.len();
+    s.answers.push_back(answer);
+    while s.answers.len() > config.rpc_cache_entries.max(1)
+        || s.answer_bytes > config.rpc_cache_bytes
+        || s.answers.front().is_some_and(|a| now - a.at >= ttl)
+    {
+        // The newest answer always stays: it is about to be sent from the cache.
+        if s.answers.len() == 1 {
+            break;
+        }
+        if let Some(old) = s.answers.pop_front() {
+            s.answer_bytes -= old.data.len();
+        }
     }
 }
 

@@ -10,9 +10,11 @@ pub mod rtt;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::net::SocketAddr;
+
 use bytes::Bytes;
 
-use crate::id::{Counter, MessageId};
+use crate::id::{Counter, FunctionId};
 use crate::time::Instant;
 use crate::wire::{App, Message};
 
@@ -41,13 +43,44 @@ impl OwnedMessage {
     }
 }
 
-/// One reliable message in the outbox.
+/// What a reliable exchange carries. Each is answered by the peer quoting its counter: an ACK
+/// (opcode 2) for messages and (un)subscriptions, a response (opcode 5) for calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Payload {
+    Message(OwnedMessage),
+    Call { function: FunctionId, args: Bytes },
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+impl Payload {
+    pub(crate) fn as_app(&self) -> App<'_> {
+        match self {
+            Payload::Message(m) => m.as_app(true),
+            Payload::Call { function, args } => App::RpcCall {
+                function: *function,
+                args,
+            },
+            Payload::Subscribe(t) => App::Subscribe { target: t },
+            Payload::Unsubscribe(t) => App::Unsubscribe { target: t },
+        }
+    }
+
+    pub(crate) fn is_call(&self) -> bool {
+        matches!(self, Payload::Call { .. })
+    }
+}
+
+/// One reliable exchange in the outbox.
 #[derive(Debug)]
 pub(crate) struct InFlight {
-    pub(crate) id: MessageId,
-    pub(crate) message: OwnedMessage,
+    /// The command id (a message or call id) the outcome event carries.
+    pub(crate) id: u64,
+    pub(crate) payload: Payload,
+    /// Sent by the endpoint itself (keepalive, subscription): no outcome event.
+    pub(crate) internal: bool,
     /// Assigned at the first transmission and kept for every retransmission; `None` while the
-    /// message waits for a session.
+    /// exchange waits for a session.
     pub(crate) counter: Option<Counter>,
     /// When the first transmission left; RTT samples are taken against it (Karn's rule: only
     /// while `retransmissions == 0`).
@@ -55,20 +88,55 @@ pub(crate) struct InFlight {
     pub(crate) retransmissions: u32,
     /// When to retransmit next; `None` until the first transmission.
     pub(crate) next_retry: Option<Instant>,
-    /// The caller's deadline: past it the message times out, whatever the retry schedule says.
+    /// The caller's deadline: past it the exchange ends, whatever the retry schedule says.
     pub(crate) deadline: Instant,
+    /// Who must answer for the exchange to complete, fixed at the first transmission. Empty
+    /// means the first answer from anyone completes it.
+    pub(crate) expected: Vec<SocketAddr>,
+    /// Who has answered so far.
+    pub(crate) acked: Vec<SocketAddr>,
+}
+
+impl InFlight {
+    /// Expected receivers that have not answered.
+    pub(crate) fn missing(&self) -> Vec<SocketAddr> {
+        self.expected
+            .iter()
+            .filter(|a| !self.acked.contains(a))
+            .copied()
+            .collect()
+    }
+
+    fn is_complete(&self) -> bool {
+        if self.expected.is_empty() {
+            !self.acked.is_empty()
+        } else {
+            self.expected.iter().all(|a| self.acked.contains(a))
+        }
+    }
 }
 
 /// What a timer pass over the outbox decided.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Due {
-    /// Send (again) the message with this id.
-    Transmit(MessageId),
-    /// The deadline passed without an ACK.
-    TimedOut(MessageId),
+    /// Send (again) the exchange with this id.
+    Transmit(u64),
+    /// The deadline passed; the entry is handed back with whoever answered.
+    Expired(InFlight),
 }
 
-/// The reliable messages of one sender, oldest first.
+/// What an answer quoting a counter did.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The exchange is complete and removed.
+    Complete(InFlight),
+    /// Recorded; more answers are expected.
+    Partial,
+    /// No exchange under that counter (already complete, or never ours).
+    Unknown,
+}
+
+/// The reliable exchanges of one sender, oldest first.
 ///
 /// # Invariants
 /// - Entries are in id order, which is also send order, so the oldest counter is found first.
@@ -90,24 +158,28 @@ impl Outbox {
         }
     }
 
-    /// Queues a message; it goes out when a session exists and an in-flight slot is free.
+    /// Queues an exchange; it goes out when a session exists and an in-flight slot is free.
     pub(crate) fn push(
         &mut self,
-        id: MessageId,
-        message: OwnedMessage,
+        id: u64,
+        payload: Payload,
+        internal: bool,
         deadline: Instant,
-    ) -> Result<(), OwnedMessage> {
+    ) -> Result<(), Payload> {
         if self.entries.len() >= self.capacity {
-            return Err(message);
+            return Err(payload);
         }
         self.entries.push_back(InFlight {
             id,
-            message,
+            payload,
+            internal,
             counter: None,
             first_sent: None,
             retransmissions: 0,
             next_retry: None,
             deadline,
+            expected: Vec::new(),
+            acked: Vec::new(),
         });
         Ok(())
     }
@@ -120,58 +192,92 @@ impl Outbox {
         self.entries.len()
     }
 
-    pub(crate) fn get(&self, id: MessageId) -> Option<&InFlight> {
+    pub(crate) fn get(&self, id: u64) -> Option<&InFlight> {
         self.entries.iter().find(|e| e.id == id)
     }
 
-    /// The lowest counter still awaiting an ACK. A new session must accept it, so the client
+    /// The exchange sent under `counter`.
+    pub(crate) fn find_counter(&self, counter: Counter) -> Option<&InFlight> {
+        self.entries.iter().find(|e| e.counter == Some(counter))
+    }
+
+    /// Whether an internal exchange with this payload is already queued (so that keepalives
+    /// and subscriptions are not stacked up while a peer is unreachable).
+    pub(crate) fn has_internal(&self, payload: &Payload) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.internal && e.payload == *payload)
+    }
+
+    /// The lowest counter still awaiting an answer. A new session must accept it, so the client
     /// announces a handshake floor just below it (wire notes §10, bug 9).
     pub(crate) fn oldest_counter(&self) -> Option<Counter> {
         self.entries.iter().filter_map(|e| e.counter).min()
     }
 
-    /// Records the first transmission of `id` under `counter`, and arms its retry timer.
+    /// Records the first transmission of `id` under `counter` to `expected` receivers, and arms
+    /// its retry timer.
     pub(crate) fn on_first_transmit(
         &mut self,
-        id: MessageId,
+        id: u64,
         counter: Counter,
+        expected: Vec<SocketAddr>,
         now: Instant,
         rtt: &RttEstimator,
     ) {
         if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
             e.counter = Some(counter);
             e.first_sent = Some(now);
+            e.expected = expected;
             e.next_retry = Some((now + rtt.backoff(0)).min(e.deadline));
         }
     }
 
     /// Records a retransmission of `id` and backs its timer off.
-    pub(crate) fn on_retransmit(&mut self, id: MessageId, now: Instant, rtt: &RttEstimator) {
+    pub(crate) fn on_retransmit(&mut self, id: u64, now: Instant, rtt: &RttEstimator) {
         if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
             e.retransmissions = e.retransmissions.saturating_add(1);
             e.next_retry = Some((now + rtt.backoff(e.retransmissions)).min(e.deadline));
         }
     }
 
-    /// Removes the message sent under `counter`, feeding an RTT sample if it was never
-    /// retransmitted. Returns its id, or `None` for an unknown or repeated ACK.
-    pub(crate) fn on_ack(
+    /// Records an answer from `from` to the exchange sent under `counter`. The first answer to
+    /// a never-retransmitted exchange feeds an RTT sample. `call` says whether the answer is an
+    /// RPC response (which only answers calls) or an ACK (which answers everything else).
+    pub(crate) fn on_reply(
         &mut self,
         counter: Counter,
+        call: bool,
+        from: SocketAddr,
         now: Instant,
         rtt: &mut RttEstimator,
-    ) -> Option<MessageId> {
-        let pos = self
+    ) -> Reply {
+        let Some(pos) = self
             .entries
             .iter()
-            .position(|e| e.counter == Some(counter))?;
-        let e = self.entries.remove(pos)?;
-        if e.retransmissions == 0 {
+            .position(|e| e.counter == Some(counter) && e.payload.is_call() == call)
+        else {
+            return Reply::Unknown;
+        };
+        let e = &mut self.entries[pos];
+        if e.acked.contains(&from) {
+            return Reply::Partial;
+        }
+        if e.acked.is_empty() && e.retransmissions == 0 {
             if let Some(sent) = e.first_sent {
                 rtt.on_sample(now - sent);
             }
         }
-        Some(e.id)
+        e.acked.push(from);
+        // A call is complete with its first response, whoever sends it.
+        if call || e.is_complete() {
+            match self.entries.remove(pos) {
+                Some(done) => Reply::Complete(done),
+                None => Reply::Unknown,
+            }
+        } else {
+            Reply::Partial
+        }
     }
 
     /// Removes every entry, in order (used when the peer goes away for good).
@@ -179,18 +285,36 @@ impl Outbox {
         self.entries.drain(..)
     }
 
-    /// Decides, at `now`, which messages time out and which are (re)sent.
+    /// Removes entries that wait for a session and were never sent (used when the server
+    /// refuses us: they can never go out).
+    pub(crate) fn drain_unsent(&mut self) -> Vec<InFlight> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.entries.len() {
+            if self.entries[i].counter.is_none() {
+                if let Some(e) = self.entries.remove(i) {
+                    out.push(e);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// Decides, at `now`, which exchanges expire and which are (re)sent.
     ///
     /// `can_send` says whether a session exists: without one, nothing is sent but deadlines
-    /// still apply. Timed-out entries are removed before this returns.
+    /// still apply. Expired entries are removed before this returns.
     pub(crate) fn poll_due(&mut self, now: Instant, can_send: bool, out: &mut Vec<Due>) {
         let mut in_flight = 0;
         let mut i = 0;
         while i < self.entries.len() {
             let e = &self.entries[i];
             if e.deadline <= now {
-                out.push(Due::TimedOut(e.id));
-                self.entries.remove(i);
+                if let Some(e) = self.entries.remove(i) {
+                    out.push(Due::Expired(e));
+                }
                 continue;
             }
             if e.counter.is_some() {
@@ -208,7 +332,7 @@ impl Outbox {
 
     /// The earliest instant at which `poll_due` has work: a retry or a deadline.
     ///
-    /// With `can_send`, a message waiting for a free slot is due at once if a slot is free.
+    /// With `can_send`, an exchange waiting for a free slot is due at once if a slot is free.
     pub(crate) fn next_timeout(&self, can_send: bool) -> Option<Instant> {
         let mut in_flight = 0;
         let mut earliest: Option<Instant> = None;
@@ -233,20 +357,30 @@ impl Outbox {
 mod tests {
     use super::*;
     use crate::time::Duration;
+    use alloc::vec;
     use rtt::RttConfig;
 
-    fn msg() -> OwnedMessage {
-        OwnedMessage {
+    fn msg() -> Payload {
+        Payload::Message(OwnedMessage {
             target: "t".into(),
             name: "n".into(),
             payload: Bytes::from_static(b"p"),
-        }
+        })
     }
 
-    fn due(o: &mut Outbox, now: Instant, can_send: bool) -> Vec<Due> {
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    fn due(o: &mut Outbox, now: Instant, can_send: bool) -> Vec<u64> {
         let mut v = Vec::new();
         o.poll_due(now, can_send, &mut v);
-        v
+        v.into_iter()
+            .map(|d| match d {
+                Due::Transmit(id) => id,
+                Due::Expired(e) => 1000 + e.id,
+            })
+            .collect()
     }
 
     #[test]
@@ -254,45 +388,100 @@ mod tests {
         let rtt = RttEstimator::new(RttConfig::default());
         let mut o = Outbox::new(8, 8);
         let t0 = Instant::ZERO;
-        o.push(MessageId(1), msg(), t0 + Duration::from_secs(5))
+        o.push(1, msg(), false, t0 + Duration::from_secs(5))
             .unwrap();
         assert!(due(&mut o, t0, false).is_empty());
-        assert_eq!(due(&mut o, t0, true), [Due::Transmit(MessageId(1))]);
-        o.on_first_transmit(MessageId(1), Counter(10), t0, &rtt);
+        assert_eq!(due(&mut o, t0, true), [1]);
+        o.on_first_transmit(1, Counter(10), Vec::new(), t0, &rtt);
         assert!(due(&mut o, t0, true).is_empty());
         let r1 = o.next_timeout(true).unwrap();
         assert_eq!(r1, t0 + rtt.backoff(0));
-        assert_eq!(due(&mut o, r1, true), [Due::Transmit(MessageId(1))]);
-        o.on_retransmit(MessageId(1), r1, &rtt);
+        assert_eq!(due(&mut o, r1, true), [1]);
+        o.on_retransmit(1, r1, &rtt);
         assert_eq!(o.next_timeout(true).unwrap(), r1 + rtt.backoff(1));
     }
 
     #[test]
-    fn ack_removes_and_samples_only_unretransmitted() {
+    fn reply_removes_and_samples_only_unretransmitted() {
         let mut rtt = RttEstimator::new(RttConfig::default());
         let mut o = Outbox::new(8, 8);
         let t0 = Instant::ZERO;
         for i in 1..=2 {
-            o.push(MessageId(i), msg(), t0 + Duration::from_secs(5))
+            o.push(i, msg(), false, t0 + Duration::from_secs(5))
                 .unwrap();
-            o.on_first_transmit(MessageId(i), Counter(100 + i), t0, &rtt);
+            o.on_first_transmit(i, Counter(100 + i), Vec::new(), t0, &rtt);
         }
-        o.on_retransmit(MessageId(2), t0, &rtt);
+        o.on_retransmit(2, t0, &rtt);
         let t1 = t0 + Duration::from_millis(3);
-        assert_eq!(o.on_ack(Counter(102), t1, &mut rtt), Some(MessageId(2)));
+        assert!(
+            matches!(o.on_reply(Counter(102), false, addr(1), t1, &mut rtt), Reply::Complete(e) if e.id == 2)
+        );
         assert_eq!(
             rtt.samples(),
             0,
-            "Karn: no sample from a retransmitted message"
+            "Karn: no sample from a retransmitted exchange"
         );
-        assert_eq!(o.on_ack(Counter(101), t1, &mut rtt), Some(MessageId(1)));
+        assert!(
+            matches!(o.on_reply(Counter(101), false, addr(1), t1, &mut rtt), Reply::Complete(e) if e.id == 1)
+        );
         assert_eq!(rtt.samples(), 1);
-        assert_eq!(
-            o.on_ack(Counter(101), t1, &mut rtt),
-            None,
-            "repeated ACK is ignored"
-        );
+        assert!(matches!(
+            o.on_reply(Counter(101), false, addr(1), t1, &mut rtt),
+            Reply::Unknown
+        ));
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn multicast_exchange_completes_when_every_expected_receiver_answered() {
+        let mut rtt = RttEstimator::new(RttConfig::default());
+        let mut o = Outbox::new(8, 8);
+        let t0 = Instant::ZERO;
+        o.push(1, msg(), false, t0 + Duration::from_secs(1))
+            .unwrap();
+        o.on_first_transmit(1, Counter(5), vec![addr(1), addr(2), addr(3)], t0, &rtt);
+        assert!(matches!(
+            o.on_reply(Counter(5), false, addr(2), t0, &mut rtt),
+            Reply::Partial
+        ));
+        assert!(matches!(
+            o.on_reply(Counter(5), false, addr(2), t0, &mut rtt),
+            Reply::Partial
+        ));
+        assert!(matches!(
+            o.on_reply(Counter(5), false, addr(1), t0, &mut rtt),
+            Reply::Partial
+        ));
+        let mut v = Vec::new();
+        o.poll_due(t0 + Duration::from_secs(1), true, &mut v);
+        match v.as_slice() {
+            [Due::Expired(e)] => {
+                assert_eq!(e.acked, [addr(2), addr(1)]);
+                assert_eq!(e.missing(), [addr(3)]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn responses_answer_calls_and_acks_answer_messages() {
+        let mut rtt = RttEstimator::new(RttConfig::default());
+        let mut o = Outbox::new(8, 8);
+        let t0 = Instant::ZERO;
+        let call = Payload::Call {
+            function: FunctionId(7),
+            args: Bytes::new(),
+        };
+        o.push(1, call, false, t0 + Duration::from_secs(1)).unwrap();
+        o.on_first_transmit(1, Counter(9), vec![addr(1), addr(2)], t0, &rtt);
+        assert!(matches!(
+            o.on_reply(Counter(9), false, addr(1), t0, &mut rtt),
+            Reply::Unknown
+        ));
+        assert!(matches!(
+            o.on_reply(Counter(9), true, addr(2), t0, &mut rtt),
+            Reply::Complete(_)
+        ));
     }
 
     #[test]
@@ -301,14 +490,14 @@ mod tests {
         let mut o = Outbox::new(8, 8);
         let t0 = Instant::ZERO;
         let deadline = t0 + Duration::from_millis(100);
-        o.push(MessageId(7), msg(), deadline).unwrap();
-        assert_eq!(due(&mut o, t0, true), [Due::Transmit(MessageId(7))]);
-        o.on_first_transmit(MessageId(7), Counter(5), t0, &rtt);
+        o.push(7, msg(), false, deadline).unwrap();
+        assert_eq!(due(&mut o, t0, true), [7]);
+        o.on_first_transmit(7, Counter(5), Vec::new(), t0, &rtt);
         for _ in 0..10 {
-            o.on_retransmit(MessageId(7), t0, &rtt);
+            o.on_retransmit(7, t0, &rtt);
         }
         assert_eq!(o.next_timeout(true), Some(deadline));
-        assert_eq!(due(&mut o, deadline, true), [Due::TimedOut(MessageId(7))]);
+        assert_eq!(due(&mut o, deadline, true), [1007]);
         assert!(o.is_empty());
     }
 
@@ -319,17 +508,15 @@ mod tests {
         let t0 = Instant::ZERO;
         let far = t0 + Duration::from_secs(60);
         for i in 0..3 {
-            o.push(MessageId(i), msg(), far).unwrap();
+            o.push(i, msg(), false, far).unwrap();
         }
-        assert!(o.push(MessageId(9), msg(), far).is_err());
-        let first = due(&mut o, t0, true);
-        assert_eq!(
-            first,
-            [Due::Transmit(MessageId(0)), Due::Transmit(MessageId(1))]
-        );
-        o.on_first_transmit(MessageId(0), Counter(1), t0, &rtt);
-        o.on_first_transmit(MessageId(1), Counter(2), t0, &rtt);
+        assert!(o.push(9, msg(), false, far).is_err());
+        assert_eq!(due(&mut o, t0, true), [0, 1]);
+        o.on_first_transmit(0, Counter(1), Vec::new(), t0, &rtt);
+        o.on_first_transmit(1, Counter(2), Vec::new(), t0, &rtt);
         assert!(due(&mut o, t0, true).is_empty(), "third waits for a slot");
         assert_eq!(o.oldest_counter(), Some(Counter(1)));
+        assert_eq!(o.drain_unsent().len(), 1);
+        assert_eq!(o.len(), 2);
     }
 }
