@@ -1,1 +1,3 @@
 //! Crate-internal tests that span modules.
+
+mod reference_bytes;
