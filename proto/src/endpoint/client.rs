@@ -63,6 +63,9 @@ pub struct Client {
     next_round_allowed: Instant,
     /// Multicast: when the open round closes (its challenge rotates) after a first answer.
     round_close: Option<Instant>,
+    /// When to give up on an unconfirmed session (our client-info or the server's op 7 may
+    /// have been lost) and run a new round.
+    confirm_by: Option<Instant>,
     /// Whether `config.server` is a group or broadcast address.
     multicast: bool,
     /// Sessions, keyed by the address the server answers from (the reference answers from a
@@ -95,6 +98,9 @@ pub struct Client {
 #[derive(Debug)]
 struct RemoteServer {
     rx: RxSession<SecretBoxKey>,
+    /// The session this one replaced, kept until the new key authenticates a packet: if our
+    /// client-info was lost, the server still seals under the old key.
+    previous: Option<RxSession<SecretBoxKey>>,
     session_id: [u8; 16],
     /// The server confirmed the session (opcode 7, 16 or any authenticated packet).
     confirmed: bool,
@@ -135,6 +141,12 @@ impl ServerInfo<'_> {
     /// False after the down timeout passed with nothing heard, until the next packet.
     pub fn is_up(&self) -> bool {
         self.server.up
+    }
+
+    /// Whether the server confirmed the session: a matching session id (opcode 7) or any
+    /// authenticated packet. Until then, our client-info may have been lost.
+    pub fn is_confirmed(&self) -> bool {
+        self.server.confirmed
     }
 
     /// When the last authenticated packet arrived.
@@ -195,6 +207,7 @@ impl Client {
             connecting: Connecting::Idle,
             next_round_allowed: Instant::ZERO,
             round_close: None,
+            confirm_by: None,
             multicast,
             servers: BTreeMap::new(),
             subscribers: BTreeMap::new(),
@@ -406,6 +419,16 @@ impl Client {
                 self.send_request(attempt.saturating_add(1));
             }
         }
+        if self.confirm_by.is_some_and(|t| t <= now) {
+            self.confirm_by = None;
+            if self.servers.values().any(|s| !s.confirmed) {
+                if now >= self.next_round_allowed {
+                    self.start_round(now);
+                } else {
+                    self.confirm_by = Some(self.next_round_allowed);
+                }
+            }
+        }
         if self.round_close.is_some_and(|t| t <= now) {
             self.round_close = None;
             self.initiator.new_round(&mut self.rng);
@@ -479,6 +502,7 @@ impl Client {
         [
             retry,
             self.round_close,
+            self.confirm_by,
             self.outbox.next_timeout(self.is_connected()),
             liveness,
             self.keepalive_due(),
@@ -783,11 +807,13 @@ impl Client {
                 self.servers.remove(&addr);
             }
         }
+        let previous = self.servers.remove(&from).map(|old| old.rx);
         self.servers.insert(
             from,
             RemoteServer {
                 // The server's counters start fresh under a fresh S>C key.
                 rx: RxSession::new(rx, Counter(0)),
+                previous,
                 session_id,
                 confirmed: false,
                 last_heard: now,
@@ -809,6 +835,7 @@ impl Client {
             self.initiator.new_round(&mut self.rng);
         }
         self.stats.handshakes += 1;
+        self.confirm_by.get_or_insert(now + self.rtt.backoff(2));
         self.events.push_back(Event::Connected {
             addr: from,
             peer: None,
@@ -870,7 +897,20 @@ impl Client {
         let Some(server) = self.servers.get_mut(&addr) else {
             return self.stats.drop(DropReason::UnknownPeer);
         };
-        let plain = match server.rx.open(packet, header, scratch) {
+        let opened = match server.rx.open(packet, header, scratch) {
+            Err((OpenError::Forged, _)) if server.previous.is_some() => {
+                server.previous.as_mut().map(|p| (p.open(packet, header, scratch), true))
+            }
+            r => Some((r, false)),
+        };
+        let Some((opened, by_previous)) = opened else {
+            return self.stats.drop(DropReason::Forged);
+        };
+        if !by_previous && opened.is_ok() {
+            // The new key works: the server has our client-info, the old key is done.
+            server.previous = None;
+        }
+        let plain = match opened {
             Ok(p) => p,
             Err((OpenError::Duplicate, Some(p))) => {
                 self.stats.drop(DropReason::Duplicate);
@@ -889,7 +929,7 @@ impl Client {
             Err((e, _)) => return self.stats.drop(open_drop(e)),
         };
         server.last_heard = now;
-        server.confirmed = true;
+        server.confirmed |= !by_previous;
         if !server.up {
             server.up = true;
             self.events.push_back(Event::PeerUp { addr });
@@ -990,6 +1030,10 @@ impl Client {
                     addr,
                     reason: CloseReason::PeerClosed,
                 });
+                // Work is still waiting: look for the server again (it may be restarting).
+                if self.servers.is_empty() && !self.outbox.is_empty() {
+                    self.request_handshake(now);
+                }
             }
             App::RpcCall { .. } => self.stats.drop(DropReason::Unsupported),
         }

@@ -191,12 +191,13 @@ pub struct ServerConfig {
     pub builtin_calls: bool,
     /// Calls awaiting the application's answer, per session; more are refused with status 1.
     pub max_pending_calls: usize,
-    /// Answered calls remembered per session, so that a retried call is answered again without
-    /// running the handler again.
+    /// Most answered calls remembered per session, so that a retried call is answered again
+    /// without running the handler again. A retry whose answer was forgotten gets status 1
+    /// with the text `AnswerExpired`.
     pub rpc_cache_entries: usize,
-    /// Bytes of remembered answers per session.
+    /// Bytes of remembered answers per session, counting a fixed overhead per answer.
     pub rpc_cache_bytes: usize,
-    /// How long an answer is remembered.
+    /// How long an answer is remembered; longer than any caller keeps retrying.
     pub rpc_cache_ttl: Duration,
 }
 
@@ -220,9 +221,9 @@ impl ServerConfig {
             announce: None,
             builtin_calls: true,
             max_pending_calls: 64,
-            rpc_cache_entries: 32,
-            rpc_cache_bytes: 16 * 1024,
-            rpc_cache_ttl: Duration::from_secs(60),
+            rpc_cache_entries: 1024,
+            rpc_cache_bytes: 64 * 1024,
+            rpc_cache_ttl: Duration::from_secs(30),
         }
         .with_down_timeout(Duration::from_secs(75))
     }

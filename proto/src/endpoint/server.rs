@@ -113,7 +113,13 @@ struct Answer {
 struct ReplyBudget {
     window_start: Instant,
     sent: u32,
+    /// The last "unrecognized client" (op 4). Op 4 has its own allowance, so that a burst of
+    /// retransmissions from a client we lost cannot use up the budget its handshake needs.
+    last_unrecognized: Option<Instant>,
 }
+
+/// Least time between two op 4 replies to one source.
+const UNRECOGNIZED_GAP: Duration = Duration::from_millis(200);
 
 impl Server {
     /// Creates a server. If `config.announce` is set, the join announcement goes out at once:
@@ -430,10 +436,10 @@ impl Server {
     fn housekeeping(&mut self, now: Instant) {
         let timeout = self.config.half_open_timeout;
         self.half_open.retain(|_, h| now - h.created < timeout);
-        self.limiter
-            .retain(|_, b| now - b.window_start < HOUSEKEEPING);
+        self.limiter.retain(|_, b| live_budget(b, now));
         let down = self.config.limits.down_timeout;
         for (addr, s) in self.sessions.iter_mut() {
+            expire_answers(&self.config, s, now);
             if s.up && now - s.last_heard >= down {
                 s.up = false;
                 self.events.push_back(Event::PeerDown { addr: *addr });
@@ -441,40 +447,72 @@ impl Server {
         }
     }
 
-    /// Takes one setup reply from `to`'s budget. Bounded: when the table is full of live
-    /// entries, new sources get no reply until entries expire.
-    fn allow_reply(&mut self, now: Instant, to: SocketAddr) -> bool {
-        if !self.limiter.contains_key(&to)
-            && self.limiter.len() >= self.config.max_rate_limited_sources
-        {
-            self.limiter
-                .retain(|_, b| now - b.window_start < HOUSEKEEPING);
+    /// The rate-limit entry of `to`, in a table bounded by `max_rate_limited_sources`: when it
+    /// is full of live entries, new sources get no reply until entries expire.
+    fn budget(&mut self, now: Instant, to: SocketAddr) -> Option<&mut ReplyBudget> {
+        let full = self.limiter.len() >= self.config.max_rate_limited_sources;
+        if full && !self.limiter.contains_key(&to) {
+            self.limiter.retain(|_, b| live_budget(b, now));
             if self.limiter.len() >= self.config.max_rate_limited_sources {
                 self.stats.drop(DropReason::TableFull);
-                return false;
+                return None;
             }
         }
         let b = self.limiter.entry(to).or_insert(ReplyBudget {
             window_start: now,
             sent: 0,
+            last_unrecognized: None,
         });
         if now - b.window_start >= HOUSEKEEPING {
-            *b = ReplyBudget {
-                window_start: now,
-                sent: 0,
-            };
+            b.window_start = now;
+            b.sent = 0;
         }
-        if b.sent >= self.config.replies_per_second {
+        Some(b)
+    }
+
+    /// Takes one handshake reply (op 2, 6, 11) from `to`'s budget.
+    fn allow_reply(&mut self, now: Instant, to: SocketAddr) -> bool {
+        let limit = self.config.replies_per_second;
+        let allowed = match self.budget(now, to) {
+            Some(b) if b.sent < limit => {
+                b.sent += 1;
+                true
+            }
+            Some(_) => false,
+            None => return false,
+        };
+        if !allowed {
             self.stats.drop(DropReason::RateLimited);
-            return false;
         }
-        b.sent += 1;
-        true
+        allowed
     }
 
     fn reply_setup(&mut self, now: Instant, to: SocketAddr, packet: Setup) {
         if self.allow_reply(now, to) {
             self.tx.push_back(Outgoing::Setup { to, packet });
+        }
+    }
+
+    /// Op 4 (20 bytes, smaller than any session packet), at most once per gap per source.
+    fn reply_unrecognized(&mut self, now: Instant, to: SocketAddr) {
+        let allowed = match self.budget(now, to) {
+            Some(b)
+                if b.last_unrecognized
+                    .is_none_or(|t| now - t >= UNRECOGNIZED_GAP) =>
+            {
+                b.last_unrecognized = Some(now);
+                true
+            }
+            Some(_) => false,
+            None => return,
+        };
+        if allowed {
+            self.tx.push_back(Outgoing::Setup {
+                to,
+                packet: Setup::UnrecognizedClient,
+            });
+        } else {
+            self.stats.drop(DropReason::RateLimited);
         }
     }
 
@@ -554,6 +592,15 @@ impl Server {
                     None if self.config.allow_guest => (ecc::PublicKey::from(req.public_key), true),
                     None => return self.refuse(now, from, req.challenge),
                 };
+                // A low-order guest key makes the box key predictable, so anyone could finish
+                // that guest's handshake; libsodium refuses such keys, and so do we.
+                let contributory = || {
+                    let keys = self.config.keys.as_ref();
+                    keys.is_some_and(|k| k.secret().diffie_hellman(&public).was_contributory())
+                };
+                if guest && !contributory() {
+                    return self.stats.drop(DropReason::BadHandshake);
+                }
                 let (nonce, box_nonce) = (self.rng.array(), self.rng.array());
                 ExpectClientInfo::ecc(
                     now,
@@ -731,7 +778,7 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&from) else {
             // Probably a client whose session we lost (we rebooted): tell it to handshake.
             self.stats.drop(DropReason::UnknownPeer);
-            return self.reply_setup(now, from, Setup::UnrecognizedClient);
+            return self.reply_unrecognized(now, from);
         };
         let plain = match s.rx.open(packet, header, scratch) {
             Ok(p) => p,
@@ -762,7 +809,7 @@ impl Server {
                 // A client that rebooted onto the same port has a new key: tell it to
                 // handshake, unless the session is evidently alive.
                 if now - s.last_heard > Duration::from_secs(1) {
-                    self.reply_setup(now, from, Setup::UnrecognizedClient);
+                    self.reply_unrecognized(now, from);
                 }
                 return;
             }
@@ -1004,23 +1051,49 @@ impl Server {
     }
 }
 
+/// What one remembered answer costs against `rpc_cache_bytes`, beyond its data.
+const ANSWER_OVERHEAD: usize = core::mem::size_of::<Answer>();
+
 /// Keeps an answer for retried calls, within the cache's count, byte and age bounds.
+///
+/// Bytes and age are the real bounds: a call whose answer was lost is retried while its
+/// neighbours complete, so counting entries would evict exactly the answers still needed.
 fn remember(config: &ServerConfig, s: &mut ServerSession, answer: Answer, now: Instant) {
-    let ttl = config.rpc_cache_ttl;
-    s.answer_bytes += answer.data.len();
+    s.answer_bytes += answer.data.len() + ANSWER_OVERHEAD;
     s.answers.push_back(answer);
     while s.answers.len() > config.rpc_cache_entries.max(1)
         || s.answer_bytes > config.rpc_cache_bytes
-        || s.answers.front().is_some_and(|a| now - a.at >= ttl)
     {
         // The newest answer always stays: it is about to be sent from the cache.
         if s.answers.len() == 1 {
             break;
         }
-        if let Some(old) = s.answers.pop_front() {
-            s.answer_bytes -= old.data.len();
-        }
+        forget_oldest(s);
     }
+    expire_answers(config, s, now);
+}
+
+fn expire_answers(config: &ServerConfig, s: &mut ServerSession, now: Instant) {
+    let ttl = config.rpc_cache_ttl;
+    while s.answers.len() > 1 && s.answers.front().is_some_and(|a| now - a.at >= ttl) {
+        forget_oldest(s);
+    }
+    if s.answers.len() == 1 && s.answers.front().is_some_and(|a| now - a.at >= ttl) {
+        forget_oldest(s);
+    }
+}
+
+fn forget_oldest(s: &mut ServerSession) {
+    if let Some(old) = s.answers.pop_front() {
+        s.answer_bytes -= old.data.len() + ANSWER_OVERHEAD;
+    }
+}
+
+/// Whether a rate-limit entry still limits anything.
+fn live_budget(b: &ReplyBudget, now: Instant) -> bool {
+    now - b.window_start < HOUSEKEEPING
+        || b.last_unrecognized
+            .is_some_and(|t| now - t < UNRECOGNIZED_GAP)
 }
 
 fn take(counter: &mut u64) -> Counter {
