@@ -9,8 +9,10 @@
 //!
 //! Tests can capture every datagram ([`Network::capture`]), drop or alter datagrams in flight
 //! ([`Network::set_filter`]), inject raw bytes ([`Network::inject`]), take a host down
-//! ([`Network::set_up`]) and swap an endpoint for a fresh one to simulate a reboot
-//! ([`Network::replace`]).
+//! ([`Network::set_up`]), swap an endpoint for a fresh one to simulate a reboot
+//! ([`Network::replace`]), put hosts in multicast groups ([`Network::join`]), give one direction
+//! of one path its own link ([`Network::set_path`]) and give a host its own clock
+//! ([`Network::set_clock_offset`]).
 //!
 //! # Examples
 //! ```
@@ -155,11 +157,15 @@ struct Host {
     node: Node,
     up: bool,
     events: Vec<Event>,
+    /// Added to the network clock for this host: its clock reads `now + offset`.
+    clock_offset: Duration,
 }
 
 struct Flight {
     arrive: Instant,
     seq: u64,
+    /// The host it is delivered to (a member, for a datagram sent to a group).
+    recipient: SocketAddr,
     datagram: Captured,
 }
 
@@ -190,6 +196,10 @@ pub struct Network {
     filter: Option<Filter>,
     buf: Vec<u8>,
     stats: NetStats,
+    /// (group, member) pairs.
+    groups: Vec<(SocketAddr, SocketAddr)>,
+    /// Links that override `link` for one direction of one path: (from, to, link).
+    paths: Vec<(SocketAddr, SocketAddr, Link)>,
     /// Steps `run_for` may take per simulated second before it declares livelock.
     pub max_steps_per_second: u64,
 }
@@ -220,6 +230,8 @@ impl Network {
             filter: None,
             buf: vec![0; wire::MAX_DATAGRAM],
             stats: NetStats::default(),
+            groups: Vec::new(),
+            paths: Vec::new(),
             max_steps_per_second: 2_000_000,
         }
     }
@@ -257,7 +269,45 @@ impl Network {
             node,
             up: true,
             events: Vec::new(),
+            clock_offset: Duration::ZERO,
         });
+    }
+
+    /// Makes `member` receive datagrams sent to `group` (a multicast or broadcast address).
+    /// The sender of a group datagram does not get its own copy.
+    pub fn join(&mut self, member: SocketAddr, group: SocketAddr) {
+        if !self.groups.contains(&(group, member)) {
+            self.groups.push((group, member));
+        }
+    }
+
+    /// Stops `member` receiving datagrams sent to `group`.
+    pub fn leave(&mut self, member: SocketAddr, group: SocketAddr) {
+        self.groups.retain(|g| *g != (group, member));
+    }
+
+    /// Uses `link` instead of the network's link for datagrams from `from` to `to`, for
+    /// asymmetric paths or one bad link.
+    pub fn set_path(&mut self, from: SocketAddr, to: SocketAddr, link: Link) {
+        self.paths.retain(|(f, t, _)| (*f, *t) != (from, to));
+        self.paths.push((from, to, link));
+    }
+
+    /// Makes the clock of the host at `addr` read `offset` ahead of the network's.
+    pub fn set_clock_offset(&mut self, addr: SocketAddr, offset: Duration) {
+        if let Some(h) = self.host_mut(addr) {
+            h.clock_offset = offset;
+        }
+    }
+
+    /// The clock of the host at `addr` (the network clock plus its offset).
+    pub fn clock_of(&self, addr: SocketAddr) -> Instant {
+        let offset = self
+            .hosts
+            .iter()
+            .find(|h| h.addr == addr)
+            .map_or(Duration::ZERO, |h| h.clock_offset);
+        self.now + offset
     }
 
     /// Swaps the endpoint at `addr` for `node`, as a reboot does: its state and undelivered
@@ -306,7 +356,10 @@ impl Network {
             to,
             bytes: bytes.to_vec(),
         };
-        self.schedule(self.now + self.link.latency, datagram);
+        for recipient in self.recipients(from, to) {
+            let at = self.now + self.link_for(from, recipient).latency;
+            self.schedule(at, recipient, datagram.clone());
+        }
     }
 
     /// The client at `addr`.
@@ -344,12 +397,7 @@ impl Network {
     pub fn step(&mut self) -> bool {
         self.flush();
         let next_flight = self.flights.iter().map(|f| f.arrive).min();
-        let next_timer = self
-            .hosts
-            .iter()
-            .filter(|h| h.up)
-            .filter_map(|h| h.node.poll_timeout())
-            .min();
+        let next_timer = self.next_timer();
         let Some(next) = [next_flight, next_timer].into_iter().flatten().min() else {
             return false;
         };
@@ -357,12 +405,25 @@ impl Network {
         self.deliver_due();
         let now = self.now;
         for h in self.hosts.iter_mut().filter(|h| h.up) {
-            if h.node.poll_timeout().is_some_and(|t| t <= now) {
-                h.node.handle_timeout(now);
+            let local = now + h.clock_offset;
+            if h.node.poll_timeout().is_some_and(|t| t <= local) {
+                h.node.handle_timeout(local);
             }
         }
         self.flush();
         true
+    }
+
+    /// The earliest timer of any host that is up, on the network clock.
+    fn next_timer(&self) -> Option<Instant> {
+        self.hosts
+            .iter()
+            .filter(|h| h.up)
+            .filter_map(|h| {
+                let t = h.node.poll_timeout()?;
+                Some(t.checked_sub(h.clock_offset).unwrap_or(Instant::ZERO))
+            })
+            .min()
     }
 
     /// Steps until the clock reaches `now + d` (or nothing is pending), then sets the clock
@@ -435,7 +496,8 @@ impl Network {
         let now = self.now;
         let mut sent = Vec::new();
         for h in self.hosts.iter_mut() {
-            while let Some(t) = h.node.poll_transmit(now, &mut self.buf) {
+            let local = now + h.clock_offset;
+            while let Some(t) = h.node.poll_transmit(local, &mut self.buf) {
                 if h.up {
                     sent.push(Captured {
                         at: now,
@@ -460,36 +522,61 @@ impl Network {
                     continue;
                 }
             }
-            if self.chance(self.link.loss) {
-                self.stats.lost += 1;
-                continue;
+            // Each member of a group gets its own copy, lost or duplicated independently.
+            for recipient in self.recipients(d.from, d.to) {
+                let link = self.link_for(d.from, recipient);
+                if self.chance(link.loss) {
+                    self.stats.lost += 1;
+                    continue;
+                }
+                if self.chance(link.duplicate) {
+                    self.stats.duplicated += 1;
+                    let at = self.arrival(&link);
+                    self.schedule(at, recipient, d.clone());
+                }
+                let at = self.arrival(&link);
+                self.schedule(at, recipient, d.clone());
             }
-            if self.chance(self.link.duplicate) {
-                self.stats.duplicated += 1;
-                let at = self.arrival();
-                self.schedule(at, d.clone());
-            }
-            let at = self.arrival();
-            self.schedule(at, d);
         }
     }
 
-    fn arrival(&mut self) -> Instant {
-        let jitter = self
-            .rng
-            .range_inclusive(0, self.link.jitter.as_micros() as u64);
-        self.now + self.link.latency + Duration::from_micros(jitter)
+    /// Who receives a datagram to `to`: the members of a group, or the host itself.
+    fn recipients(&self, from: SocketAddr, to: SocketAddr) -> Vec<SocketAddr> {
+        let members: Vec<SocketAddr> = self
+            .groups
+            .iter()
+            .filter(|(g, m)| *g == to && *m != from)
+            .map(|(_, m)| *m)
+            .collect();
+        if members.is_empty() {
+            vec![to]
+        } else {
+            members
+        }
+    }
+
+    fn link_for(&self, from: SocketAddr, to: SocketAddr) -> Link {
+        self.paths
+            .iter()
+            .find(|(f, t, _)| *f == from && *t == to)
+            .map_or(self.link, |(_, _, l)| *l)
+    }
+
+    fn arrival(&mut self, link: &Link) -> Instant {
+        let jitter = self.rng.range_inclusive(0, link.jitter.as_micros() as u64);
+        self.now + link.latency + Duration::from_micros(jitter)
     }
 
     fn chance(&mut self, p: f64) -> bool {
         p > 0.0 && (self.rng.next_u64() as f64) < p * (u64::MAX as f64)
     }
 
-    fn schedule(&mut self, arrive: Instant, datagram: Captured) {
+    fn schedule(&mut self, arrive: Instant, recipient: SocketAddr, datagram: Captured) {
         self.seq += 1;
         self.flights.push(Flight {
             arrive,
             seq: self.seq,
+            recipient,
             datagram,
         });
     }
@@ -509,10 +596,15 @@ impl Network {
         let mut queue: VecDeque<Flight> = due.into();
         while let Some(f) = queue.pop_front() {
             let d = f.datagram;
-            match self.hosts.iter_mut().find(|h| h.addr == d.to && h.up) {
+            match self
+                .hosts
+                .iter_mut()
+                .find(|h| h.addr == f.recipient && h.up)
+            {
                 Some(h) => {
                     self.stats.delivered += 1;
-                    h.node.handle_datagram(now, d.from, &d.bytes);
+                    h.node
+                        .handle_datagram(now + h.clock_offset, d.from, &d.bytes);
                 }
                 None => self.stats.undeliverable += 1,
             }

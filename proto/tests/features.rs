@@ -1,0 +1,630 @@
+//! RPC, multicast, liveness, time sync and status over the in-memory network.
+// Integration tests are ordinary std programs; the core-only import rule is for the library.
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use pavillion_proto::crypto::Psk;
+use pavillion_proto::endpoint::{
+    CallId, ClientConfig, DropReason, Event, SendError, SendOptions, Server, ServerConfig,
+};
+use pavillion_proto::features::status::{Battery, BatteryState, NetworkStatus, Status};
+use pavillion_proto::testing::{Link, Network, Node, Verdict};
+use pavillion_proto::wire::RpcStatus;
+use pavillion_proto::{ClientId, Duration, FunctionId, MessageId};
+
+const ID: ClientId = ClientId(*b"feature-client-1");
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn server_addr() -> SocketAddr {
+    addr("10.0.0.1:1783")
+}
+
+fn client_addr() -> SocketAddr {
+    addr("10.0.0.2:40000")
+}
+
+fn group() -> SocketAddr {
+    addr("239.255.28.12:1783")
+}
+
+fn psk() -> Psk {
+    Psk::from_bytes([0x42; 32])
+}
+
+fn server_config(seed: u8) -> ServerConfig {
+    ServerConfig::new([seed; 32]).with_psk_client(ID, psk())
+}
+
+fn client_config(server: SocketAddr, seed: u8) -> ClientConfig {
+    ClientConfig::psk(ID, psk(), server, [seed; 32])
+}
+
+fn pair(link: Link, seed: u64) -> Network {
+    let mut net = Network::new(seed, link);
+    net.add_server(server_addr(), server_config(1));
+    net.add_client(client_addr(), client_config(server_addr(), 2));
+    net
+}
+
+fn call(net: &mut Network, f: u16, args: &[u8], timeout: Duration) -> CallId {
+    let now = net.now();
+    net.client(client_addr())
+        .call(now, FunctionId(f), args, Some(timeout))
+        .unwrap()
+}
+
+/// Answers every RPC request at `server` with its own arguments; returns how many it answered.
+fn serve_echo(net: &mut Network, server: SocketAddr, seen: &mut BTreeMap<Vec<u8>, u32>) {
+    let now = net.now();
+    for e in net.events(server) {
+        if let Event::RpcRequest(r) = e {
+            *seen.entry(r.args.to_vec()).or_default() += 1;
+            net.server(server)
+                .respond(now, r.call, RpcStatus::OK, &r.args)
+                .unwrap();
+        }
+    }
+}
+
+// ---- RPC -------------------------------------------------------------------------------
+
+#[test]
+fn builtin_echo_and_function_name() {
+    let mut net = pair(Link::clean(), 1);
+    net.server(server_addr())
+        .register_function(FunctionId(401), "demo");
+    let now = net.now();
+    let echo = net.client(client_addr()).echo(now, b"hello").unwrap();
+    let name = net
+        .client(client_addr())
+        .function_name(now, FunctionId(401))
+        .unwrap();
+    let nameless = net
+        .client(client_addr())
+        .function_name(now, FunctionId(999))
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+    let events = net.events(client_addr());
+    let answer = |c: CallId| {
+        events.iter().find_map(|e| match e {
+            Event::Answered { call, data, .. } if *call == c => Some(data.to_vec()),
+            _ => None,
+        })
+    };
+    assert_eq!(answer(echo), Some(b"hello".to_vec()));
+    assert_eq!(answer(name), Some(b"demo".to_vec()));
+    assert_eq!(answer(nameless), Some(Vec::new()));
+}
+
+#[test]
+fn unknown_function_gives_status_2() {
+    let mut net = pair(Link::clean(), 2);
+    let c = call(&mut net, 4242, b"x", Duration::from_secs(2));
+    net.run_for(Duration::from_millis(100));
+    let events = net.events(client_addr());
+    assert!(events.iter().any(|e| matches!(e,
+        Event::RemoteError { call, status, data, .. }
+            if *call == c && *status == RpcStatus::NONEXISTENT_FUNCTION && data.as_ref() == b"NonexistentFunction")));
+    assert!(net
+        .events(server_addr())
+        .iter()
+        .all(|e| !matches!(e, Event::RpcRequest(_))));
+}
+
+#[test]
+fn late_answer_is_delivered_and_the_handler_runs_once() {
+    let mut net = pair(Link::clean(), 3);
+    net.server(server_addr())
+        .register_function(FunctionId(7), "slow");
+    let c = call(&mut net, 7, b"work", Duration::from_secs(5));
+    // The client retries several times while the application thinks.
+    net.run_for(Duration::from_millis(1500));
+    let requests: Vec<_> = net
+        .events(server_addr())
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RpcRequest(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 1, "one request despite retries");
+    assert!(net.client(client_addr()).stats().retransmissions >= 2);
+    let now = net.now();
+    net.server(server_addr())
+        .respond(now, requests[0].call, RpcStatus::OK, b"done")
+        .unwrap();
+    assert_eq!(
+        net.server(server_addr())
+            .respond(now, requests[0].call, RpcStatus::OK, b"again"),
+        Err(SendError::UnknownCall)
+    );
+    net.run_for(Duration::from_millis(100));
+    let events = net.events(client_addr());
+    assert!(events.iter().any(|e| matches!(e, Event::Answered { call, data, .. } if *call == c && data.as_ref() == b"done")));
+}
+
+#[test]
+fn thousand_calls_under_30_percent_loss_run_each_handler_once() {
+    let mut net = pair(Link::lossy(0.3), 4);
+    net.server(server_addr())
+        .register_function(FunctionId(400), "echo-app");
+    let mut calls = BTreeMap::new();
+    for i in 0..1000u32 {
+        let c = call(&mut net, 400, &i.to_le_bytes(), Duration::from_secs(600));
+        calls.insert(c, i);
+    }
+    let mut ran = BTreeMap::new();
+    let mut answered = BTreeMap::new();
+    net.run_until(Duration::from_secs(600), |net| {
+        serve_echo(net, server_addr(), &mut ran);
+        for e in net.events(client_addr()) {
+            if let Event::Answered { call, data, .. } = e {
+                *answered.entry(call).or_insert(0) += 1;
+                assert_eq!(data.as_ref(), calls[&call].to_le_bytes());
+            }
+        }
+        answered.len() == 1000
+    });
+    assert_eq!(answered.len(), 1000, "every call answered");
+    assert!(answered.values().all(|n| *n == 1), "each answered once");
+    assert_eq!(ran.len(), 1000, "every handler ran");
+    assert!(ran.values().all(|n| *n == 1), "no handler ran twice");
+    assert!(
+        net.server(server_addr())
+            .stats()
+            .dropped(DropReason::Duplicate)
+            > 0,
+        "retries happened"
+    );
+}
+
+#[test]
+fn dead_server_gives_call_timed_out_at_the_deadline() {
+    let mut net = pair(Link::clean(), 5);
+    net.run_for(Duration::from_millis(50));
+    net.set_up(server_addr(), false);
+    let start = net.now();
+    let c = call(&mut net, 0, b"x", Duration::from_secs(2));
+    let mut at = None;
+    net.run_until(Duration::from_secs(4), |net| {
+        if net
+            .events(client_addr())
+            .contains(&Event::CallTimedOut { call: c })
+        {
+            at = Some(net.now());
+        }
+        at.is_some()
+    });
+    let elapsed = at.expect("timed out") - start;
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed <= Duration::from_millis(2_001),
+        "{elapsed:?}"
+    );
+}
+
+#[test]
+fn oversized_arguments_and_pending_call_flood_are_refused() {
+    let mut net = pair(Link::clean(), 6);
+    let now = net.now();
+    assert_eq!(
+        net.client(client_addr())
+            .call(now, FunctionId(1), &[0; 5000], None),
+        Err(SendError::TooLarge)
+    );
+    // The application never answers: pending calls are capped per session.
+    let mut cfg = server_config(1);
+    cfg.max_pending_calls = 4;
+    net.replace(server_addr(), Node::Server(Server::new(cfg)));
+    net.server(server_addr())
+        .register_function(FunctionId(9), "never");
+    let calls: Vec<_> = (0..10u8)
+        .map(|i| call(&mut net, 9, &[i], Duration::from_secs(3)))
+        .collect();
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(net.server(server_addr()).pending_calls(), 4);
+    let busy = net
+        .events(client_addr())
+        .iter()
+        .filter(|e| matches!(e, Event::RemoteError { status, .. } if *status == RpcStatus::ERROR))
+        .count();
+    assert_eq!(busy, calls.len() - 4);
+}
+
+// ---- Multicast -------------------------------------------------------------------------
+
+fn servers() -> Vec<SocketAddr> {
+    (1..=3).map(|i| addr(&format!("10.0.1.{i}:1783"))).collect()
+}
+
+fn clients() -> Vec<SocketAddr> {
+    (1..=2)
+        .map(|i| addr(&format!("10.0.2.{i}:40000")))
+        .collect()
+}
+
+fn multicast_net(seed: u64) -> Network {
+    let mut net = Network::new(seed, Link::clean());
+    for (i, s) in servers().into_iter().enumerate() {
+        net.add_server(s, server_config(10 + i as u8));
+        net.join(s, group());
+    }
+    for (i, c) in clients().into_iter().enumerate() {
+        net.add_client(c, client_config(group(), 20 + i as u8));
+        net.join(c, group());
+    }
+    let now = net.now();
+    for s in servers() {
+        net.server(s).subscribe(now, "lights");
+    }
+    net.run_for(Duration::from_millis(500));
+    net
+}
+
+fn delivered(events: &[Event], msg: MessageId) -> Option<(Vec<SocketAddr>, Vec<SocketAddr>)> {
+    events.iter().find_map(|e| match e {
+        Event::Delivered { id, acked, missing } if *id == msg => {
+            let (mut a, mut m) = (acked.clone(), missing.clone());
+            a.sort();
+            m.sort();
+            Some((a, m))
+        }
+        _ => None,
+    })
+}
+
+fn payloads(net: &mut Network, at: SocketAddr) -> Vec<Vec<u8>> {
+    net.events(at)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.payload.to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn multicast_reaches_every_server_once_and_lists_every_acker() {
+    let mut net = multicast_net(7);
+    for c in clients() {
+        assert_eq!(net.client(c).servers().count(), 3, "one session per server");
+        let now = net.now();
+        assert_eq!(net.client(c).subscribers(now, "lights").len(), 3);
+    }
+    let mut sent = Vec::new();
+    for (i, c) in clients().into_iter().enumerate() {
+        for j in 0..5u8 {
+            let now = net.now();
+            let payload = [i as u8, j];
+            let id = net
+                .client(c)
+                .send_message(now, "lights", "on", &payload, SendOptions::reliable())
+                .unwrap();
+            sent.push((c, id, payload));
+        }
+    }
+    net.run_for(Duration::from_secs(1));
+    for s in servers() {
+        let mut got = payloads(&mut net, s);
+        got.sort();
+        let mut want: Vec<Vec<u8>> = sent.iter().map(|(_, _, p)| p.to_vec()).collect();
+        want.sort();
+        assert_eq!(got, want, "server {s} got each message once");
+    }
+    for c in clients() {
+        let events = net.events(c);
+        for (_, id, _) in sent.iter().filter(|(from, _, _)| *from == c) {
+            assert_eq!(delivered(&events, *id), Some((servers(), Vec::new())));
+        }
+    }
+}
+
+#[test]
+fn multicast_outcome_names_a_dead_server() {
+    let mut net = multicast_net(8);
+    let dead = servers()[1];
+    net.set_up(dead, false);
+    let c = clients()[0];
+    let now = net.now();
+    let opts = SendOptions::reliable().with_timeout(Duration::from_secs(2));
+    let id = net
+        .client(c)
+        .send_message(now, "lights", "off", b"x", opts)
+        .unwrap();
+    net.run_for(Duration::from_secs(3));
+    let alive: Vec<_> = servers().into_iter().filter(|s| *s != dead).collect();
+    assert_eq!(delivered(&net.events(c), id), Some((alive, vec![dead])));
+}
+
+#[test]
+fn late_server_is_announced_and_then_receives() {
+    let mut net = multicast_net(9);
+    let late = addr("10.0.1.9:1783");
+    let mut cfg = server_config(30);
+    cfg.announce = Some(group());
+    net.add_server(late, cfg);
+    net.join(late, group());
+    let now = net.now();
+    net.server(late).subscribe(now, "lights");
+    net.run_for(Duration::from_secs(3));
+    for c in clients() {
+        assert!(
+            net.client(c).servers().any(|s| s == late),
+            "{c} connected to the late server"
+        );
+    }
+    let c = clients()[0];
+    let now = net.now();
+    let id = net
+        .client(c)
+        .send_message(now, "lights", "dim", b"50", SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(payloads(&mut net, late), [b"50".to_vec()]);
+    let mut all = servers();
+    all.push(late);
+    all.sort();
+    assert_eq!(delivered(&net.events(c), id), Some((all, Vec::new())));
+}
+
+#[test]
+fn server_can_send_to_all_or_to_a_filtered_set() {
+    let mut net = pair(Link::clean(), 10);
+    let other = addr("10.0.0.3:40000");
+    let other_id = ClientId(*b"another-client-2");
+    let mut cfg = server_config(1);
+    cfg.psk_clients.insert(other_id, psk());
+    net.replace(server_addr(), Node::Server(Server::new(cfg)));
+    net.add_client(
+        other,
+        ClientConfig::psk(other_id, psk(), server_addr(), [5; 32]),
+    );
+    net.run_for(Duration::from_millis(300));
+    let now = net.now();
+    let all = net
+        .server(server_addr())
+        .send_to_all(now, "t", "n", b"all", SendOptions::reliable(), |_, _| true)
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let only = net
+        .server(server_addr())
+        .send_to_all(now, "t", "n", b"one", SendOptions::reliable(), |_, peer| {
+            peer == pavillion_proto::PeerId::Client(other_id)
+        })
+        .unwrap();
+    assert_eq!(only.len(), 1);
+    net.run_for(Duration::from_millis(300));
+    assert_eq!(payloads(&mut net, client_addr()), [b"all".to_vec()]);
+    assert_eq!(
+        payloads(&mut net, other),
+        [b"all".to_vec(), b"one".to_vec()]
+    );
+}
+
+#[test]
+fn subscribe_flood_from_one_server_is_bounded() {
+    let mut net = pair(Link::clean(), 11);
+    let mut cfg = client_config(server_addr(), 2);
+    cfg.max_targets = 16;
+    net.replace(
+        client_addr(),
+        Node::Client(pavillion_proto::endpoint::Client::new(cfg)),
+    );
+    net.run_for(Duration::from_millis(300));
+    let now = net.now();
+    for i in 0..200 {
+        net.server(server_addr()).subscribe(now, &format!("t{i}"));
+    }
+    net.run_for(Duration::from_secs(2));
+    let now = net.now();
+    let known = (0..200)
+        .filter(|i| {
+            !net.client(client_addr())
+                .subscribers(now, &format!("t{i}"))
+                .is_empty()
+        })
+        .count();
+    assert_eq!(known, 16);
+    assert!(
+        net.client(client_addr())
+            .stats()
+            .dropped(DropReason::TableFull)
+            > 0
+    );
+}
+
+// ---- Liveness and recovery --------------------------------------------------------------
+
+#[test]
+fn peer_down_and_up_under_a_partition_in_exact_order() {
+    let mut net = pair(Link::clean(), 12);
+    net.run_for(Duration::from_secs(1));
+    net.events(client_addr());
+    net.events(server_addr());
+    let partitioned = std::rc::Rc::new(std::cell::Cell::new(true));
+    let p = partitioned.clone();
+    net.set_filter(move |_| {
+        if p.get() {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    net.run_for(Duration::from_secs(100));
+    let lifecycle = |events: Vec<Event>| -> Vec<&'static str> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::PeerDown { .. } => Some("down"),
+                Event::PeerUp { .. } => Some("up"),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(lifecycle(net.events(client_addr())), ["down"]);
+    assert_eq!(lifecycle(net.events(server_addr())), ["down"]);
+    assert!(!net
+        .client(client_addr())
+        .server(server_addr())
+        .unwrap()
+        .is_up());
+    partitioned.set(false);
+    net.run_for(Duration::from_secs(60));
+    assert_eq!(lifecycle(net.events(client_addr())), ["up"]);
+    assert_eq!(lifecycle(net.events(server_addr())), ["up"]);
+}
+
+#[test]
+fn server_reboot_keeps_pending_calls_and_messages() {
+    let mut net = pair(Link::clean(), 13);
+    net.server(server_addr())
+        .register_function(FunctionId(5), "f");
+    net.run_for(Duration::from_millis(100));
+    net.set_up(server_addr(), false);
+    let c = call(&mut net, 0, b"survive", Duration::from_secs(10));
+    let now = net.now();
+    let m = net
+        .client(client_addr())
+        .send_message(
+            now,
+            "t",
+            "n",
+            b"queued",
+            SendOptions::reliable().with_timeout(Duration::from_secs(10)),
+        )
+        .unwrap();
+    net.run_for(Duration::from_secs(1));
+    net.replace(server_addr(), Node::Server(Server::new(server_config(9))));
+    net.set_up(server_addr(), true);
+    net.run_for(Duration::from_secs(5));
+    let events = net.events(client_addr());
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Answered { call, .. } if *call == c)),
+        "{events:?}"
+    );
+    assert!(delivered(&events, m).is_some());
+    assert_eq!(payloads(&mut net, server_addr()), [b"queued".to_vec()]);
+}
+
+#[test]
+fn server_quit_is_seen_by_the_client() {
+    let mut net = pair(Link::clean(), 14);
+    net.run_for(Duration::from_millis(100));
+    let now = net.now();
+    net.server(server_addr()).disconnect(now, client_addr());
+    net.run_for(Duration::from_millis(100));
+    assert!(net
+        .events(client_addr())
+        .iter()
+        .any(|e| matches!(e, Event::Disconnected { .. })));
+}
+
+#[test]
+fn keepalives_flow_when_idle_and_are_not_delivered() {
+    let mut net = pair(Link::clean(), 15);
+    net.run_for(Duration::from_secs(1));
+    net.capture();
+    net.run_for(Duration::from_secs(95));
+    let from_client = net
+        .captured()
+        .iter()
+        .filter(|d| d.from == client_addr())
+        .count();
+    assert_eq!(from_client, 3, "one keepalive per 30 s");
+    assert!(payloads(&mut net, server_addr()).is_empty());
+    assert!(net
+        .client(client_addr())
+        .server(server_addr())
+        .unwrap()
+        .is_up());
+}
+
+// ---- Time sync and status ------------------------------------------------------------
+
+#[test]
+fn time_sync_is_within_half_a_round_trip_under_asymmetric_delay() {
+    let mut net = pair(Link::clean(), 16);
+    let skew = Duration::from_secs(5);
+    net.set_clock_offset(server_addr(), skew);
+    net.set_path(
+        client_addr(),
+        server_addr(),
+        Link {
+            latency: Duration::from_millis(2),
+            ..Link::clean()
+        },
+    );
+    net.set_path(
+        server_addr(),
+        client_addr(),
+        Link {
+            latency: Duration::from_millis(20),
+            ..Link::clean()
+        },
+    );
+    net.run_for(Duration::from_millis(200));
+    let now = net.now();
+    net.client(client_addr()).sync_time(now).unwrap();
+    net.run_for(Duration::from_millis(200));
+    let now = net.now();
+    let truth = net.clock_of(server_addr());
+    let info = net.client(client_addr()).server(server_addr()).unwrap();
+    let clock = info.clock().expect("estimated");
+    let rtt = clock.round_trip.unwrap();
+    assert_eq!(rtt, Duration::from_millis(22));
+    let err = (clock.offset_micros - skew.as_micros() as i64).unsigned_abs();
+    assert!(
+        err <= rtt.as_micros() as u64 / 2,
+        "error {err} µs for rtt {rtt:?}"
+    );
+    let remote = info.remote_now(now).unwrap();
+    assert!(remote.as_micros().abs_diff(truth.as_micros()) <= 11_000);
+    assert_eq!(info.to_local(remote), Some(now));
+}
+
+#[test]
+fn status_changes_reach_the_client() {
+    let mut net = pair(Link::clean(), 17);
+    let status = Status {
+        battery: Battery {
+            level: 40,
+            state: BatteryState::Charging,
+        },
+        network: NetworkStatus::Wwan { rssi: -70 },
+        temperature: -12,
+    };
+    net.server(server_addr()).set_status(Some(status));
+    let now = net.now();
+    net.client(client_addr())
+        .send_message(now, "t", "n", b"", SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_millis(200));
+    let events = net.events(client_addr());
+    assert!(events.contains(&Event::StatusChanged {
+        addr: server_addr(),
+        status
+    }));
+    assert_eq!(
+        net.client(client_addr())
+            .server(server_addr())
+            .unwrap()
+            .status(),
+        Some(status)
+    );
+    // The same status again is no change.
+    let now = net.now();
+    net.client(client_addr())
+        .send_message(now, "t", "n", b"", SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_millis(200));
+    assert!(!net
+        .events(client_addr())
+        .iter()
+        .any(|e| matches!(e, Event::StatusChanged { .. })));
+}
