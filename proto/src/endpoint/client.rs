@@ -898,9 +898,10 @@ impl Client {
             return self.stats.drop(DropReason::UnknownPeer);
         };
         let opened = match server.rx.open(packet, header, scratch) {
-            Err((OpenError::Forged, _)) if server.previous.is_some() => {
-                server.previous.as_mut().map(|p| (p.open(packet, header, scratch), true))
-            }
+            Err((OpenError::Forged, _)) if server.previous.is_some() => server
+                .previous
+                .as_mut()
+                .map(|p| (p.open(packet, header, scratch), true)),
             r => Some((r, false)),
         };
         let Some((opened, by_previous)) = opened else {
