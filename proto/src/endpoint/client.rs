@@ -22,9 +22,9 @@ use crate::wire::{self, App, CipherId, Datagram, RpcStatus, SessionPacket, Setup
 
 use super::config::{ClientConfig, ClientCredentials};
 use super::{
-    check_message, check_size, delivered_event, expired_event, is_keepalive, owned, CallId,
-    CloseReason, DropReason, Event, FailReason, Outgoing, ReceivedMessage, Reliability, SendError,
-    SendOptions, Stats, Transmit,
+    check_message, check_size, copy_out, delivered_event, expired_event, message_event, open_drop,
+    owned, CallId, CloseReason, DropReason, Encoded, Event, FailReason, Outgoing, Reliability,
+    SendError, SendOptions, Stats, Transmit,
 };
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
@@ -464,13 +464,9 @@ impl Client {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.advance(now);
         while let Some(out) = self.tx.pop_front() {
-            match self.encode(now, out, buf) {
-                Encoded::Ready(t) => {
-                    self.stats.datagrams_sent += 1;
-                    return Some(t);
-                }
-                Encoded::Obsolete => {}
-                Encoded::Failed => self.stats.send_errors += 1,
+            let encoded = self.encode(now, out, buf);
+            if let Some(t) = self.stats.account(encoded) {
+                return Some(t);
             }
         }
         None
@@ -945,18 +941,10 @@ impl Client {
                 if reliable {
                     self.ack(from, packet.counter);
                 }
-                if is_keepalive(&m) {
-                    return;
+                if let Some(event) = message_event(from, None, &m, reliable) {
+                    self.stats.messages_received += 1;
+                    self.events.push_back(event);
                 }
-                self.stats.messages_received += 1;
-                self.events.push_back(Event::Message(ReceivedMessage {
-                    from,
-                    peer: None,
-                    target: m.target.into(),
-                    name: m.name.into(),
-                    payload: Bytes::copy_from_slice(m.payload),
-                    reliable,
-                }));
             }
             App::Ack { counter, status } => {
                 if let Some(status) = status {
@@ -1211,48 +1199,4 @@ fn keepalive() -> Payload {
         name: String::new(),
         payload: Bytes::new(),
     })
-}
-
-/// The result of encoding one queued datagram.
-pub(super) enum Encoded {
-    Ready(Transmit),
-    /// Its reason went away (an exchange answered, a session gone): skip it.
-    Obsolete,
-    /// It could not be written (caller buffer too small).
-    Failed,
-}
-
-impl Encoded {
-    pub(super) fn from(to: SocketAddr, r: Result<usize, wire::Error>) -> Self {
-        match r {
-            Ok(len) => Encoded::Ready(Transmit {
-                destination: to,
-                len,
-            }),
-            Err(_) => Encoded::Failed,
-        }
-    }
-}
-
-/// Copies an already sealed datagram into the caller's buffer.
-pub(super) fn copy_out(to: SocketAddr, datagram: &[u8], buf: &mut [u8]) -> Encoded {
-    match buf.get_mut(..datagram.len()) {
-        Some(out) => {
-            out.copy_from_slice(datagram);
-            Encoded::Ready(Transmit {
-                destination: to,
-                len: datagram.len(),
-            })
-        }
-        None => Encoded::Failed,
-    }
-}
-
-pub(super) fn open_drop(e: OpenError) -> DropReason {
-    match e {
-        OpenError::Duplicate => DropReason::Duplicate,
-        OpenError::TooOld => DropReason::TooOld,
-        OpenError::Forged => DropReason::Forged,
-        OpenError::Oversized => DropReason::Oversized,
-    }
 }

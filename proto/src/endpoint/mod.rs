@@ -28,6 +28,7 @@ use crate::features::status::Status;
 use crate::handshake::HandshakeError;
 use crate::id::{Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::OwnedMessage;
+use crate::session::OpenError;
 use crate::time::Duration;
 use crate::wire::{self, RpcStatus, Setup};
 
@@ -514,18 +515,94 @@ fn delivered_event(e: crate::reliability::InFlight) -> Event {
     }
 }
 
-/// Whether a received message is the reference's keepalive (empty target, name and payload),
-/// which is acknowledged but not delivered.
-fn is_keepalive(m: &crate::wire::Message<'_>) -> bool {
-    m.target.is_empty() && m.name.is_empty() && m.payload.is_empty()
-}
-
 fn owned(target: &str, name: &str, payload: &[u8]) -> OwnedMessage {
     OwnedMessage {
         target: target.into(),
         name: name.into(),
         payload: Bytes::copy_from_slice(payload),
     }
+}
+
+/// The result of encoding one queued datagram.
+enum Encoded {
+    Ready(Transmit),
+    /// Its reason went away (an exchange answered, a session gone): skip it.
+    Obsolete,
+    /// It could not be written (caller buffer too small).
+    Failed,
+}
+
+impl Encoded {
+    fn from(to: SocketAddr, r: Result<usize, wire::Error>) -> Self {
+        match r {
+            Ok(len) => Encoded::Ready(Transmit {
+                destination: to,
+                len,
+            }),
+            Err(_) => Encoded::Failed,
+        }
+    }
+}
+
+/// Copies an already sealed datagram into the caller's buffer.
+fn copy_out(to: SocketAddr, datagram: &[u8], buf: &mut [u8]) -> Encoded {
+    match buf.get_mut(..datagram.len()) {
+        Some(out) => {
+            out.copy_from_slice(datagram);
+            Encoded::Ready(Transmit {
+                destination: to,
+                len: datagram.len(),
+            })
+        }
+        None => Encoded::Failed,
+    }
+}
+
+fn open_drop(e: OpenError) -> DropReason {
+    match e {
+        OpenError::Duplicate => DropReason::Duplicate,
+        OpenError::TooOld => DropReason::TooOld,
+        OpenError::Forged => DropReason::Forged,
+        OpenError::Oversized => DropReason::Oversized,
+    }
+}
+
+impl Stats {
+    /// Counts one encoding attempt; returns the datagram if there is one to send.
+    fn account(&mut self, encoded: Encoded) -> Option<Transmit> {
+        match encoded {
+            Encoded::Ready(t) => {
+                self.datagrams_sent += 1;
+                Some(t)
+            }
+            Encoded::Obsolete => None,
+            Encoded::Failed => {
+                self.send_errors += 1;
+                None
+            }
+        }
+    }
+}
+
+/// The event for an opened application message, or `None` for the reference's keepalive
+/// (empty target, name and payload), which is acknowledged but not delivered.
+fn message_event(
+    from: SocketAddr,
+    peer: Option<PeerId>,
+    m: &crate::wire::Message<'_>,
+    reliable: bool,
+) -> Option<Event> {
+    if m.target.is_empty() && m.name.is_empty() && m.payload.is_empty() {
+        return None;
+    }
+    Some(Event::Message(ReceivedMessage {
+        from,
+        peer,
+        target: m.target.into(),
+        name: m.name.into(),
+        payload: Bytes::copy_from_slice(m.payload),
+        reliable,
+    }))
 }
 
 #[cfg(test)]

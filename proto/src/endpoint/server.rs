@@ -19,12 +19,11 @@ use crate::session::{self, OpenError, RxSession};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, CipherId, Datagram, NonceRequest, RpcStatus, SessionPacket, Setup};
 
-use super::client::{open_drop, Encoded};
 use super::config::ServerConfig;
 use super::{
-    check_message, check_size, delivered_event, expired_event, is_keepalive, owned, CallHandle,
-    CloseReason, DropReason, Event, FailReason, Outgoing, ReceivedMessage, Reliability, RpcRequest,
-    SendError, SendOptions, Stats, Transmit,
+    check_message, check_size, copy_out, delivered_event, expired_event, message_event, open_drop,
+    owned, CallHandle, CloseReason, DropReason, Encoded, Event, FailReason, Outgoing, Reliability,
+    RpcRequest, SendError, SendOptions, Stats, Transmit,
 };
 
 /// The reference server's per-client counter base: `2^63 ..= 2^63 + 10^9`.
@@ -360,13 +359,9 @@ impl Server {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.advance(now);
         while let Some(out) = self.tx.pop_front() {
-            match self.encode(now, out, buf) {
-                Encoded::Ready(t) => {
-                    self.stats.datagrams_sent += 1;
-                    return Some(t);
-                }
-                Encoded::Obsolete => {}
-                Encoded::Failed => self.stats.send_errors += 1,
+            let encoded = self.encode(now, out, buf);
+            if let Some(t) = self.stats.account(encoded) {
+                return Some(t);
             }
         }
         None
@@ -834,18 +829,10 @@ impl Server {
                         counter: packet.counter,
                     });
                 }
-                if is_keepalive(&m) {
-                    return;
+                if let Some(event) = message_event(from, Some(peer), &m, reliable) {
+                    self.stats.messages_received += 1;
+                    self.events.push_back(event);
                 }
-                self.stats.messages_received += 1;
-                self.events.push_back(Event::Message(ReceivedMessage {
-                    from,
-                    peer: Some(peer),
-                    target: m.target.into(),
-                    name: m.name.into(),
-                    payload: Bytes::copy_from_slice(m.payload),
-                    reliable,
-                }));
             }
             App::Ack { counter, .. } => {
                 match s.outbox.on_reply(counter, false, from, now, &mut s.rtt) {
@@ -976,7 +963,7 @@ impl Server {
             return Encoded::from(*to, packet.emit(buf));
         }
         if let Outgoing::Sealed { to, datagram } = &out {
-            return super::client::copy_out(*to, datagram, buf);
+            return copy_out(*to, datagram, buf);
         }
         let to = match &out {
             Outgoing::Ack { to, .. }
