@@ -58,6 +58,8 @@ pub struct Server {
     limiter: BTreeMap<SocketAddr, ReplyBudget>,
     /// Sessions whose outbox is not empty, so that timers need not scan every session.
     busy: BTreeSet<SocketAddr>,
+    /// Reused by `pump`, so the per-datagram path does not allocate.
+    busy_scratch: Vec<SocketAddr>,
     /// Registered RPC functions and their names (for standard call 1).
     functions: BTreeMap<FunctionId, String>,
     /// Targets we take messages for; announced to every client with opcode 13.
@@ -130,6 +132,7 @@ impl Server {
             half_open: BTreeMap::new(),
             limiter: BTreeMap::new(),
             busy: BTreeSet::new(),
+            busy_scratch: Vec::new(),
             functions: BTreeMap::new(),
             targets: BTreeSet::new(),
             tx: VecDeque::new(),
@@ -928,8 +931,10 @@ impl Server {
     /// Moves due exchanges of busy sessions into the transmit queue.
     fn pump(&mut self, now: Instant) {
         let mut due = core::mem::take(&mut self.due);
-        let busy: Vec<SocketAddr> = self.busy.iter().copied().collect();
-        for addr in busy {
+        let mut busy = core::mem::take(&mut self.busy_scratch);
+        busy.clear();
+        busy.extend(self.busy.iter().copied());
+        for &addr in &busy {
             let Some(s) = self.sessions.get_mut(&addr) else {
                 self.busy.remove(&addr);
                 continue;
@@ -955,6 +960,7 @@ impl Server {
                 self.busy.remove(&addr);
             }
         }
+        self.busy_scratch = busy;
         self.due = due;
     }
 
