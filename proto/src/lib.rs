@@ -25,7 +25,9 @@
 //! - [`handshake`]: the setup exchanges, as states that consume themselves.
 //! - [`session`]: keys, counters and the replay window of one peer.
 //! - [`reliability`]: RTT estimation and the retransmission of reliable messages.
-//! - [`endpoint`]: the client and server roles that tie it together.
+//! - [`endpoint`]: the client and server roles that tie it together: messages, RPC,
+//!   multicast and subscriptions, keepalive and liveness, time sync.
+//! - [`features`]: typed device status and the remote-clock estimator.
 //!
 //! # Features
 //! - `std` (default): conversions to std types. The crate is `#![no_std]` with `alloc` either way.
