@@ -31,7 +31,7 @@
 //!
 //! # Features
 //! - `std` (default): conversions to std types. The crate is `#![no_std]` with `alloc` either way.
-//! - `testing`: the in-memory network driver in [`testing`], for sibling crates.
+//! - `testing`: the in-memory network driver in the `testing` module, for sibling crates.
 //!
 //! # Example
 //! A client and a server exchanging one reliable message over an in-memory "network":

@@ -13,10 +13,10 @@
 //!    | <- 7 SessionEstablished(session id) ---- |
 //! ```
 //!
-//! The server's half-open state is an [`ExpectClientInfo`] that is consumed by the client-info
-//! packet. Keys come out only as [`SessionKeys`], which carry a [`PeerAuthenticated`] proof
-//! that only the verifying code in this module can make, so a session cannot be built from an
-//! unverified packet.
+//! The server's half-open state is an `ExpectClientInfo`, dropped once a client-info packet
+//! verifies against it (a packet that fails leaves it in place). Keys come out only as
+//! `SessionKeys`, which carry a `PeerAuthenticated` proof that only the verifying code in this
+//! module can make, so a session cannot be built from an unverified packet.
 //!
 //! Where we are stricter than the reference (wire notes §10): the client checks the echoed
 //! challenge on op 2 *and* op 11 and refuses a server nonce it has already used in the current
