@@ -262,7 +262,7 @@ impl Client {
                 let timeout = options
                     .timeout
                     .unwrap_or(self.config.limits.default_timeout);
-                self.push(now, Payload::Message(message), false, now + timeout)?;
+                self.push(Payload::Message(message), false, now + timeout)?;
             }
             Reliability::Unreliable => {
                 if self.is_connected() {
@@ -311,7 +311,7 @@ impl Client {
             function,
             args: Bytes::copy_from_slice(args),
         };
-        self.push(now, payload, false, deadline)?;
+        self.push(payload, false, deadline)?;
         self.next_op_id += 1;
         self.after_command(now);
         Ok(CallId(id))
@@ -575,7 +575,6 @@ impl Client {
 
     fn push(
         &mut self,
-        _now: Instant,
         payload: Payload,
         internal: bool,
         deadline: Instant,
