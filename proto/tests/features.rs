@@ -628,3 +628,104 @@ fn status_changes_reach_the_client() {
         .iter()
         .any(|e| matches!(e, Event::StatusChanged { .. })));
 }
+
+#[test]
+fn retry_after_the_answer_expired_gets_status_1_not_a_second_run() {
+    let mut cfg = server_config(1);
+    cfg.rpc_cache_ttl = Duration::from_millis(10);
+    let mut net = Network::new(18, Link::clean());
+    net.add_server(server_addr(), cfg);
+    net.add_client(client_addr(), client_config(server_addr(), 2));
+    net.server(server_addr())
+        .register_function(FunctionId(9), "f");
+    net.run_for(Duration::from_millis(100));
+    // The first answer is lost; by the time the retry arrives it has expired.
+    let lost = std::rc::Rc::new(std::cell::Cell::new(false));
+    let l = lost.clone();
+    net.set_filter(move |d| {
+        if d.from == server_addr() && d.bytes.len() > 40 && !l.get() {
+            l.set(true);
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let c = call(&mut net, 9, b"once", Duration::from_secs(5));
+    let mut ran = BTreeMap::new();
+    net.run_until(Duration::from_secs(3), |net| {
+        serve_echo(net, server_addr(), &mut ran);
+        false
+    });
+    assert!(lost.get());
+    assert_eq!(ran.len(), 1, "the handler ran once");
+    let events = net.events(client_addr());
+    assert!(
+        events.iter().any(|e| matches!(e,
+            Event::RemoteError { call, status, data, .. }
+                if *call == c && *status == RpcStatus::ERROR && data.as_ref() == b"AnswerExpired")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn server_message_is_not_delivered_twice_across_a_rehandshake() {
+    let mut net = pair(Link::clean(), 19);
+    net.run_for(Duration::from_secs(2));
+    // Drop the client's first ACK, then make the client handshake again (a spoofed op 4):
+    // the server retransmits under the new key with the same counter.
+    let dropped = std::rc::Rc::new(std::cell::Cell::new(false));
+    let d2 = dropped.clone();
+    net.set_filter(move |d| {
+        if d.from == client_addr() && d.bytes.len() == 44 && !d2.get() {
+            d2.set(true);
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let now = net.now();
+    let id = net
+        .server(server_addr())
+        .send_message(
+            now,
+            client_addr(),
+            "cmd",
+            "go",
+            b"once",
+            SendOptions::reliable(),
+        )
+        .unwrap();
+    net.run_for(Duration::from_millis(5));
+    assert!(dropped.get());
+    let mut op4 = b"PavillionS0".to_vec();
+    op4.extend_from_slice(&[0; 8]);
+    op4.push(4);
+    net.inject(server_addr(), client_addr(), &op4);
+    net.run_for(Duration::from_secs(2));
+    assert!(
+        net.client(client_addr()).stats().handshakes >= 2,
+        "re-handshake happened"
+    );
+    assert_eq!(payloads(&mut net, client_addr()), [b"once".to_vec()]);
+    let server_events = net.events(server_addr());
+    assert!(server_events
+        .iter()
+        .any(|e| matches!(e, Event::Delivered { id: i, .. } if *i == id)));
+}
+
+#[test]
+fn an_entirely_empty_reliable_message_is_refused_but_an_unreliable_one_is_delivered() {
+    let mut net = pair(Link::clean(), 20);
+    net.run_for(Duration::from_millis(100));
+    let now = net.now();
+    assert_eq!(
+        net.client(client_addr())
+            .send_message(now, "", "", b"", SendOptions::reliable()),
+        Err(SendError::InvalidName)
+    );
+    net.client(client_addr())
+        .send_message(now, "", "", b"", SendOptions::unreliable())
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(payloads(&mut net, server_addr()), [Vec::<u8>::new()]);
+}

@@ -16,6 +16,7 @@ use crate::id::{Counter, FunctionId, MessageId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, OwnedMessage, Payload, Reply};
 use crate::rng::Rng;
+use crate::session::replay::{Replay, ReplayWindow};
 use crate::session::{self, OpenError, RxSession};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, CipherId, Datagram, RpcStatus, SessionPacket, Setup, StatusBytes};
@@ -30,6 +31,10 @@ use super::{
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
 /// above for a lifetime of packets.
 const COUNTER_BASE: (u64, u64) = (1024, 1_000_000_000);
+
+/// New rounds started for lack of confirmation before we accept an unconfirmed session as it
+/// is (a server may simply never send op 7; its first authenticated packet confirms it).
+const MAX_CONFIRM_ROUNDS: u8 = 3;
 
 /// A Pavillion client (suites 1 and 2) talking to one server address, or to every server of a
 /// multicast group or broadcast address.
@@ -66,6 +71,11 @@ pub struct Client {
     /// When to give up on an unconfirmed session (our client-info or the server's op 7 may
     /// have been lost) and run a new round.
     confirm_by: Option<Instant>,
+    /// Rounds started for lack of confirmation since the last confirmation; bounded, so a
+    /// server that never confirms does not make us handshake forever.
+    confirm_rounds: u8,
+    /// A round asked for while rounds were rate limited; it starts when they are allowed.
+    deferred_round: Option<Instant>,
     /// Whether `config.server` is a group or broadcast address.
     multicast: bool,
     /// Sessions, keyed by the address the server answers from (the reference answers from a
@@ -81,7 +91,8 @@ pub struct Client {
     tx: VecDeque<Outgoing>,
     events: VecDeque<Event>,
     next_op_id: u64,
-    /// When we last sent anything to `config.server`; keepalives count from it.
+    /// When we last sent something that the server answers (a reliable exchange or a time
+    /// request); keepalives count from it, so unreliable traffic alone still gets keepalives.
     last_sent: Instant,
     next_time_sync: Option<Instant>,
     stats: Stats,
@@ -101,6 +112,10 @@ struct RemoteServer {
     /// The session this one replaced, kept until the new key authenticates a packet: if our
     /// client-info was lost, the server still seals under the old key.
     previous: Option<RxSession<SecretBoxKey>>,
+    /// The replaced session's window. Our server keeps its counter across a re-handshake and
+    /// reseals unacknowledged messages under the new key, so a counter seen here is a copy of
+    /// something already delivered.
+    seen_before: Option<ReplayWindow>,
     session_id: [u8; 16],
     /// The server confirmed the session (opcode 7, 16 or any authenticated packet).
     confirmed: bool,
@@ -208,6 +223,8 @@ impl Client {
             next_round_allowed: Instant::ZERO,
             round_close: None,
             confirm_by: None,
+            confirm_rounds: 0,
+            deferred_round: None,
             multicast,
             servers: BTreeMap::new(),
             subscribers: BTreeMap::new(),
@@ -255,6 +272,11 @@ impl Client {
             return Err(SendError::Closed);
         }
         check_message(target, name, payload)?;
+        let reliable = options.reliability == Reliability::Reliable;
+        if reliable && target.is_empty() && name.is_empty() && payload.is_empty() {
+            // That is the keepalive's form: receivers acknowledge it but do not deliver it.
+            return Err(SendError::InvalidName);
+        }
         let message = owned(target, name, payload);
         let id = self.next_op_id;
         match options.reliability {
@@ -270,7 +292,6 @@ impl Client {
                         to: self.config.server,
                         message,
                     });
-                    self.last_sent = now;
                 } else if self.waiting_unreliable.len() < self.config.limits.max_queued {
                     self.waiting_unreliable.push_back(message);
                 } else {
@@ -419,15 +440,13 @@ impl Client {
                 self.send_request(attempt.saturating_add(1));
             }
         }
+        if self.deferred_round.is_some_and(|t| t <= now) {
+            self.deferred_round = None;
+            self.request_handshake(now);
+        }
         if self.confirm_by.is_some_and(|t| t <= now) {
             self.confirm_by = None;
-            if self.servers.values().any(|s| !s.confirmed) {
-                if now >= self.next_round_allowed {
-                    self.start_round(now);
-                } else {
-                    self.confirm_by = Some(self.next_round_allowed);
-                }
-            }
+            self.on_unconfirmed(now);
         }
         if self.round_close.is_some_and(|t| t <= now) {
             self.round_close = None;
@@ -499,6 +518,7 @@ impl Client {
             retry,
             self.round_close,
             self.confirm_by,
+            self.deferred_round,
             self.outbox.next_timeout(self.is_connected()),
             liveness,
             self.keepalive_due(),
@@ -534,14 +554,19 @@ impl Client {
         })
     }
 
-    /// The servers known to subscribe to `target` (confirmed within the subscriber TTL).
+    /// The servers known to subscribe to `target`: confirmed within the subscriber TTL, or
+    /// holding a live session with us (a subscription lasts as long as the server process,
+    /// which re-announces it to every new session).
     pub fn subscribers(&self, now: Instant, target: &str) -> Vec<SocketAddr> {
         let ttl = self.config.subscriber_ttl;
+        let valid = |a: &SocketAddr, seen: &Instant| {
+            now - *seen < ttl || self.servers.get(a).is_some_and(|s| s.up && s.confirmed)
+        };
         self.subscribers
             .get(target)
             .map(|m| {
                 m.iter()
-                    .filter(|(_, t)| now - **t < ttl)
+                    .filter(|(a, t)| valid(a, t))
                     .map(|(a, _)| *a)
                     .collect()
             })
@@ -618,6 +643,7 @@ impl Client {
     fn start_round(&mut self, now: Instant) {
         self.initiator.new_round(&mut self.rng);
         self.round_close = None;
+        self.deferred_round = None;
         self.unarmed_retry = None;
         self.next_round_allowed = now + self.config.min_round_interval;
         self.send_request(0);
@@ -654,8 +680,13 @@ impl Client {
 
     /// A handshake triggered by an unauthenticated packet (op 4, op 5): rate limited.
     fn request_handshake(&mut self, now: Instant) {
-        if matches!(self.connecting, Connecting::Requesting { .. }) || now < self.next_round_allowed
-        {
+        if matches!(self.connecting, Connecting::Requesting { .. }) {
+            return;
+        }
+        if now < self.next_round_allowed {
+            // Not dropped: a server that rebooted just after our last round must still be
+            // found, one round per interval at most.
+            self.deferred_round = Some(self.next_round_allowed);
             return;
         }
         self.start_round(now);
@@ -735,10 +766,40 @@ impl Client {
                 self.on_rejected(from);
             }
             Setup::SessionEstablished { session_id } => match self.servers.get_mut(&from) {
-                Some(s) if ct_eq(&s.session_id, &session_id) => s.confirmed = true,
+                Some(s) if ct_eq(&s.session_id, &session_id) => {
+                    s.confirmed = true;
+                    self.confirm_rounds = 0;
+                }
                 _ => self.stats.drop(DropReason::Unexpected),
             },
             _ => self.stats.drop(DropReason::Unexpected),
+        }
+    }
+
+    /// Some session was never confirmed: our client-info or the server's op 7 was lost, or the
+    /// server died mid-handshake.
+    fn on_unconfirmed(&mut self, now: Instant) {
+        if self.multicast {
+            // One silent member must not make the whole group re-handshake forever: forget it.
+            // If it is alive, our next packet draws an op 4 and a new round.
+            let silent: Vec<SocketAddr> = self
+                .servers
+                .iter()
+                .filter(|(_, s)| !s.confirmed)
+                .map(|(a, _)| *a)
+                .collect();
+            for addr in silent {
+                self.servers.remove(&addr);
+                self.events.push_back(Event::Disconnected {
+                    addr,
+                    reason: CloseReason::Unconfirmed,
+                });
+            }
+        } else if self.servers.values().any(|s| !s.confirmed)
+            && self.confirm_rounds < MAX_CONFIRM_ROUNDS
+        {
+            self.confirm_rounds += 1;
+            self.request_handshake(now);
         }
     }
 
@@ -802,13 +863,15 @@ impl Client {
                 self.servers.remove(&addr);
             }
         }
-        let previous = self.servers.remove(&from).map(|old| old.rx);
+        let old = self.servers.remove(&from);
+        let seen_before = old.as_ref().map(|o| o.rx.replay.clone());
         self.servers.insert(
             from,
             RemoteServer {
                 // The server's counters start fresh under a fresh S>C key.
                 rx: RxSession::new(rx, Counter(0)),
-                previous,
+                previous: old.map(|o| o.rx),
+                seen_before,
                 session_id,
                 confirmed: false,
                 last_heard: now,
@@ -906,6 +969,15 @@ impl Client {
             // The new key works: the server has our client-info, the old key is done.
             server.previous = None;
         }
+        let seen = !by_previous
+            && server
+                .seen_before
+                .as_ref()
+                .is_some_and(|w| w.check(packet.counter) == Err(Replay::Duplicate));
+        let opened = match opened {
+            Ok(p) if seen => Err((OpenError::Duplicate, Some(p))),
+            other => other,
+        };
         let plain = match opened {
             Ok(p) => p,
             Err((OpenError::Duplicate, Some(p))) => {
@@ -925,7 +997,10 @@ impl Client {
             Err((e, _)) => return self.stats.drop(open_drop(e)),
         };
         server.last_heard = now;
-        server.confirmed |= !by_previous;
+        if !by_previous && !server.confirmed {
+            server.confirmed = true;
+            self.confirm_rounds = 0;
+        }
         if !server.up {
             server.up = true;
             self.events.push_back(Event::PeerUp { addr });

@@ -189,7 +189,8 @@ pub struct ServerConfig {
     pub announce: Option<SocketAddr>,
     /// Answer the standard calls 0 (echo) and 1 (function name) without the application.
     pub builtin_calls: bool,
-    /// Calls awaiting the application's answer, per session; more are refused with status 1.
+    /// Calls awaiting the application's answer, per session; more are refused with status 1
+    /// (`Busy`). A call unanswered for `rpc_cache_ttl` is forgotten.
     pub max_pending_calls: usize,
     /// Most answered calls remembered per session, so that a retried call is answered again
     /// without running the handler again. A retry whose answer was forgotten gets status 1

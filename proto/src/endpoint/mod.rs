@@ -204,6 +204,8 @@ pub enum CloseReason {
     LocallyClosed,
     /// The peer sent quit (opcode 12).
     PeerClosed,
+    /// A multicast server answered our handshake but never confirmed the session.
+    Unconfirmed,
 }
 
 /// Why a reliable message failed before its deadline.
@@ -287,7 +289,8 @@ impl SendOptions {
 pub enum SendError {
     /// The endpoint was closed.
     Closed,
-    /// The target or name contains a newline, which the wire format uses as separator.
+    /// The target or name contains a newline, which the wire format uses as separator; or a
+    /// reliable message is entirely empty, which is the keepalive's form and never delivered.
     InvalidName,
     /// The bounded send queue is full; try again after some outcomes arrive.
     QueueFull,
@@ -585,14 +588,14 @@ impl Stats {
 }
 
 /// The event for an opened application message, or `None` for the reference's keepalive
-/// (empty target, name and payload), which is acknowledged but not delivered.
+/// (a reliable message with empty target, name and payload), acknowledged but not delivered.
 fn message_event(
     from: SocketAddr,
     peer: Option<PeerId>,
     m: &crate::wire::Message<'_>,
     reliable: bool,
 ) -> Option<Event> {
-    if m.target.is_empty() && m.name.is_empty() && m.payload.is_empty() {
+    if reliable && m.target.is_empty() && m.name.is_empty() && m.payload.is_empty() {
         return None;
     }
     Some(Event::Message(ReceivedMessage {

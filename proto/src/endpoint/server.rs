@@ -94,8 +94,9 @@ struct ServerSession {
     up: bool,
     rtt: RttEstimator,
     outbox: Outbox,
-    /// Calls handed to the application and not answered yet.
-    pending_calls: Vec<Counter>,
+    /// Calls handed to the application and not answered yet, with when they arrived. A call
+    /// unanswered after `rpc_cache_ttl` is forgotten: its caller gave up long ago.
+    pending_calls: Vec<(Counter, Instant)>,
     /// Answers kept for retried calls, oldest first, within the cache bounds.
     answers: VecDeque<Answer>,
     answer_bytes: usize,
@@ -191,7 +192,7 @@ impl Server {
         let pos = s
             .pending_calls
             .iter()
-            .position(|c| *c == call.counter)
+            .position(|(c, _)| *c == call.counter)
             .ok_or(SendError::UnknownCall)?;
         s.pending_calls.swap_remove(pos);
         let answer = Answer {
@@ -436,8 +437,10 @@ impl Server {
         self.half_open.retain(|_, h| now - h.created < timeout);
         self.limiter.retain(|_, b| live_budget(b, now));
         let down = self.config.limits.down_timeout;
+        let ttl = self.config.rpc_cache_ttl;
         for (addr, s) in self.sessions.iter_mut() {
             expire_answers(&self.config, s, now);
+            s.pending_calls.retain(|(_, at)| now - *at < ttl);
             if s.up && now - s.last_heard >= down {
                 s.up = false;
                 self.events.push_back(Event::PeerDown { addr: *addr });
@@ -789,10 +792,21 @@ impl Server {
                         to: from,
                         counter: packet.counter,
                     }),
-                    // A retried call: answer from the cache, never run it again.
+                    // A retried call: answer from the cache, never run it again. If the answer
+                    // is no longer cached, say so rather than leave the caller waiting.
                     Ok(App::RpcCall { .. })
-                        if s.answers.iter().any(|a| a.call == packet.counter) =>
+                        if !s.pending_calls.iter().any(|(c, _)| *c == packet.counter) =>
                     {
+                        expire_answers(&self.config, s, now);
+                        if !s.answers.iter().any(|a| a.call == packet.counter) {
+                            let expired = Answer {
+                                call: packet.counter,
+                                status: RpcStatus::ERROR,
+                                data: Bytes::from_static(b"AnswerExpired"),
+                                at: now,
+                            };
+                            remember(&self.config, s, expired, now);
+                        }
                         self.tx.push_back(Outgoing::RpcResponse {
                             to: from,
                             call: packet.counter,
@@ -899,7 +913,7 @@ impl Server {
                 (RpcStatus::ERROR, Bytes::from_static(b"Busy"))
             }
             None => {
-                s.pending_calls.push(call);
+                s.pending_calls.push((call, now));
                 self.events.push_back(Event::RpcRequest(RpcRequest {
                     call: CallHandle {
                         addr: from,
