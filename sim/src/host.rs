@@ -130,11 +130,12 @@ impl Ctl<'_, Server> {
         self.command(format!("respond {} {data:?}", status.0), r)
     }
 
-    /// Sends a message to the client at `to`; see [`Server::send_message`].
+    /// Sends a message to the client at `to`; see [`Server::send_message`]. (Named apart
+    /// from the client's `send_message` so that a script's role can be inferred from it.)
     ///
     /// # Errors
     /// As [`Server::send_message`].
-    pub fn send_message(
+    pub fn send_message_to(
         &mut self,
         to: SocketAddr,
         target: &str,

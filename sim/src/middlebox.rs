@@ -219,6 +219,7 @@ pub(crate) async fn run(
         next_attack: 0,
     };
     let start = now();
+    mb.note(format!("start {incarnation}"));
     while mb
         .config
         .attacks

@@ -1,5 +1,7 @@
 //! Reliable delivery over faulty links: loss, duplication, corruption and reordering.
 
+extern crate alloc;
+
 mod common;
 
 use core::time::Duration;

@@ -1,5 +1,7 @@
 //! Reboots, partitions and multicast groups.
 
+extern crate alloc;
+
 mod common;
 
 use core::net::SocketAddr;
@@ -133,7 +135,7 @@ fn multicast_reaches_three_servers_through_the_group_table() {
     assert_eq!(full, vec![3; 10], "every message acknowledged by all three");
     // The client sent to the group; the driver fanned it out to each member.
     let client_ip = sim.ip("client").unwrap();
-    let fanned: std::collections::BTreeSet<SocketAddr> = trace
+    let fanned: alloc::collections::BTreeSet<SocketAddr> = trace
         .datagrams()
         .filter(|d| d.from.ip() == client_ip)
         .map(|d| d.to)

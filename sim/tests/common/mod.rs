@@ -1,8 +1,8 @@
 //! Fixtures shared by the simulation tests.
 #![allow(dead_code, unreachable_pub)]
 
+use alloc::collections::BTreeMap;
 use core::time::Duration;
-use std::collections::BTreeMap;
 
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{ClientConfig, Event, SendOptions, ServerConfig};
@@ -29,7 +29,7 @@ pub fn sender(
     interval: Duration,
     count: usize,
 ) -> Script<pavillion_proto::endpoint::Client> {
-    Script::<pavillion_proto::endpoint::Client>::new().repeat(start, interval, count, |ctl, i| {
+    Script::new().repeat(start, interval, count, |ctl, i| {
         let opts = SendOptions::reliable().with_timeout(Duration::from_secs(120));
         ctl.send_message("t", "n", i.to_string().as_bytes(), opts)
             .expect("queue has room");
