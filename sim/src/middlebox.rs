@@ -46,7 +46,8 @@ use crate::net::{derive_seed, flip_bit, now, Shared, Wire};
 pub struct Route {
     /// The port of the middlebox that private hosts send to.
     pub inside_port: u16,
-    /// Where their datagrams go.
+    /// Where their datagrams go. An unspecified IP (`0.0.0.0`) stands for the middlebox's own
+    /// address, so that a route can lead to one of its public ports (hairpin).
     pub destination: SocketAddr,
 }
 
@@ -372,6 +373,9 @@ impl Middlebox {
 
     async fn outbound(&mut self, d: Inbound, now: Instant) -> turmoil::Result {
         let dest = match self.config.routes.iter().find(|r| r.inside_port == d.port) {
+            Some(r) if r.destination.ip().is_unspecified() => {
+                SocketAddr::new(self.ip, r.destination.port())
+            }
             Some(r) => r.destination,
             // Sent straight to a public port of ours: a hairpin attempt.
             None => SocketAddr::new(self.ip, d.port),

@@ -152,3 +152,48 @@ fn adversary_replay_bit_flips_forgery_and_flood_cause_no_duplicates() {
         .datagrams()
         .all(|d| d.fate != Fate::Blocked || d.host.as_ref() == "adversary"));
 }
+
+/// A private server and a private client behind one NAT; the client's route points at the
+/// NAT's own public address (the server's mapping), so only hairpin forwarding connects them.
+fn hairpin_run(hairpin: bool) -> Simulation {
+    let config = SimConfig::new(33).with_duration(Duration::from_secs(5));
+    let mut sim = Simulation::new(config).unwrap();
+    // An unspecified address stands for the NAT's own: the sink is a closed port of the NAT,
+    // and the client's route leads to the NAT's first public port.
+    let routes = vec![
+        Route {
+            inside_port: 1785,
+            destination: "0.0.0.0:9".parse().unwrap(),
+        },
+        Route {
+            inside_port: SERVER_PORT,
+            destination: "0.0.0.0:20000".parse().unwrap(),
+        },
+    ];
+    let nat = MiddleboxConfig::nat(routes, PDuration::from_secs(60)).with_hairpin(hairpin);
+    let nat_ip = sim.add_middlebox("nat", nat).unwrap();
+    // The private server announces itself at start, which gives it that first public port
+    // before the client sends anything.
+    let mut server = server_config();
+    server.announce = Some(SocketAddr::new(nat_ip, 1785));
+    sim.add_server("server", server, |_, _| {}).unwrap();
+    let cfg = client_config(SocketAddr::new(nat_ip, SERVER_PORT));
+    let script = sender(Duration::from_secs(1), Duration::from_millis(10), 5);
+    sim.add_client("client", cfg, script).unwrap();
+    sim.place_behind("server", "nat").unwrap();
+    sim.place_behind("client", "nat").unwrap();
+    sim.run().unwrap();
+    sim
+}
+
+#[test]
+fn hairpin_connects_private_hosts_only_when_enabled() {
+    let sim = hairpin_run(true);
+    assert_exactly_once(&sim.trace(), "server", 5);
+    let sim = hairpin_run(false);
+    let trace = sim.trace();
+    assert!(received(&trace, "server").is_empty());
+    assert!(trace
+        .datagrams()
+        .any(|d| d.host.as_ref() == "nat" && d.fate == Fate::Blocked));
+}

@@ -142,3 +142,35 @@ fn multicast_reaches_three_servers_through_the_group_table() {
         .collect();
     assert_eq!(fanned.len(), 3, "{fanned:?}");
 }
+
+#[test]
+fn a_hold_delays_delivery_until_release_without_duplicates() {
+    let config = SimConfig::new(24).with_duration(Duration::from_secs(10));
+    let mut sim = Simulation::new(config).unwrap();
+    let server = sim
+        .add_server("server", server_config(), |_, _| {})
+        .unwrap();
+    let script = sender(Duration::from_millis(1500), Duration::from_millis(10), 10);
+    sim.add_client("client", client_config(server), script)
+        .unwrap();
+    sim.at(
+        Duration::from_secs(1),
+        NetAction::Hold("client".into(), "server".into()),
+    );
+    sim.at(
+        Duration::from_secs(4),
+        NetAction::Release("client".into(), "server".into()),
+    );
+    sim.run().unwrap();
+
+    let trace = sim.trace();
+    assert_exactly_once(&trace, "server", 10);
+    let first = trace
+        .events("server")
+        .find(|(_, e)| matches!(e, Event::Message(_)))
+        .map(|(t, _)| t.as_micros());
+    assert!(
+        first >= Some(4_000_000),
+        "delivered during the hold: {first:?}"
+    );
+}
