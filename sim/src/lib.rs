@@ -31,7 +31,7 @@ extern crate alloc;
 
 mod config;
 mod host;
-mod middlebox;
+pub mod middlebox;
 mod net;
 mod sim;
 mod trace;

@@ -87,7 +87,7 @@ pub enum Attack {
     },
 }
 
-/// Configuration of a NAT or adversary host; see the [module docs](self).
+/// Configuration of a NAT or adversary host; see the [module docs](crate::middlebox).
 ///
 /// # Examples
 /// ```
