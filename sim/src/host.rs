@@ -1,0 +1,512 @@
+//! Endpoint hosts: a real `proto` endpoint on a turmoil socket, driven by the scenario's script.
+//!
+//! Each host's task owns its endpoint and follows the crate's driving contract: feed each
+//! received datagram and each expired deadline, then drain `poll_transmit` and `poll_event`,
+//! then sleep until `poll_timeout()`, the next datagram or the next scripted command.
+
+use alloc::rc::Rc;
+use core::cell::RefCell;
+use core::fmt::Debug;
+use core::net::SocketAddr;
+
+use pavillion_proto::endpoint::{
+    CallHandle, CallId, Client, ClientConfig, Event, SendError, SendOptions, Server, ServerConfig,
+    Transmit,
+};
+use pavillion_proto::wire::{self, RpcStatus};
+use pavillion_proto::{Duration, FunctionId, Instant, MessageId};
+use turmoil::net::UdpSocket;
+
+use crate::net::{now, Shared, Wire};
+use crate::trace::Record;
+
+/// The port servers listen on unless their spec says otherwise (the reference's).
+pub const SERVER_PORT: u16 = 1783;
+/// The port clients bind unless their spec says otherwise. Fixed, so that a rebooted client
+/// comes back at the same address, as a device with a configured port does.
+pub const CLIENT_PORT: u16 = 40000;
+
+/// What a script or application may do with its endpoint, at the current simulated time.
+///
+/// Commands given through the `Ctl` helpers are recorded in the trace with their results;
+/// [`Ctl::endpoint`] gives the endpoint itself for anything else.
+pub struct Ctl<'a, E> {
+    now: Instant,
+    host: &'a Rc<str>,
+    endpoint: &'a mut E,
+    world: &'a Shared,
+}
+
+/// The handle a server's application gets.
+pub type ServerCtl<'a> = Ctl<'a, Server>;
+/// The handle a client's script gets.
+pub type ClientCtl<'a> = Ctl<'a, Client>;
+
+impl<E> Ctl<'_, E> {
+    /// The simulated time, in microseconds since the simulation started.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The host's name.
+    pub fn host(&self) -> &str {
+        self.host
+    }
+
+    /// The endpoint itself. Commands given this way are not traced.
+    pub fn endpoint(&mut self) -> &mut E {
+        self.endpoint
+    }
+
+    /// Adds a note to the trace.
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.world
+            .borrow_mut()
+            .note(self.now, self.host, text.into());
+    }
+
+    fn command<T: Debug>(&mut self, text: String, result: T) -> T {
+        self.world.borrow_mut().trace.push(Record::Command {
+            at: self.now,
+            host: self.host.clone(),
+            text: format!("{text} -> {result:?}"),
+        });
+        result
+    }
+}
+
+impl Ctl<'_, Client> {
+    /// Sends a message to the client's server (or group); see [`Client::send_message`].
+    ///
+    /// # Errors
+    /// As [`Client::send_message`].
+    pub fn send_message(
+        &mut self,
+        target: &str,
+        name: &str,
+        payload: &[u8],
+        options: SendOptions,
+    ) -> Result<MessageId, SendError> {
+        let r = self
+            .endpoint
+            .send_message(self.now, target, name, payload, options);
+        let text = format!("send {target:?} {name:?} {payload:?} {options:?}");
+        self.command(text, r)
+    }
+
+    /// Calls a function on the server; see [`Client::call`].
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn call(
+        &mut self,
+        function: FunctionId,
+        args: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<CallId, SendError> {
+        let r = self.endpoint.call(self.now, function, args, timeout);
+        self.command(format!("call {} {args:?} {timeout:?}", function.0), r)
+    }
+
+    /// Closes the client; see [`Client::close`].
+    pub fn close(&mut self) {
+        self.endpoint.close(self.now);
+        self.command("close".into(), ());
+    }
+}
+
+impl Ctl<'_, Server> {
+    /// Answers an RPC request; see [`Server::respond`].
+    ///
+    /// # Errors
+    /// As [`Server::respond`].
+    pub fn respond(
+        &mut self,
+        call: CallHandle,
+        status: RpcStatus,
+        data: &[u8],
+    ) -> Result<(), SendError> {
+        let r = self.endpoint.respond(self.now, call, status, data);
+        self.command(format!("respond {} {data:?}", status.0), r)
+    }
+
+    /// Sends a message to the client at `to`; see [`Server::send_message`]. (Named apart
+    /// from the client's `send_message` so that a script's role can be inferred from it.)
+    ///
+    /// # Errors
+    /// As [`Server::send_message`].
+    pub fn send_message_to(
+        &mut self,
+        to: SocketAddr,
+        target: &str,
+        name: &str,
+        payload: &[u8],
+        options: SendOptions,
+    ) -> Result<MessageId, SendError> {
+        let r = self
+            .endpoint
+            .send_message(self.now, to, target, name, payload, options);
+        let text = format!("send {to} {target:?} {name:?} {payload:?} {options:?}");
+        self.command(text, r)
+    }
+}
+
+type Step<E> = Box<dyn FnMut(&mut Ctl<'_, E>)>;
+type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, Event)>;
+
+/// What a host's application does: commands at chosen simulated times, a hook run at every
+/// (re)start, and a reaction to every event.
+///
+/// A script outlives reboots of its host: a command runs at most once, and commands that fall
+/// due while the host is down are skipped, as an application that is not running does nothing.
+///
+/// # Examples
+/// ```
+/// use core::time::Duration;
+/// use pavillion_proto::endpoint::{Client, SendOptions};
+/// use pavillion_sim::Script;
+///
+/// let script: Script<Client> = Script::new()
+///     .repeat(Duration::from_millis(100), Duration::from_millis(10), 5, |ctl, i| {
+///         let _ = ctl.send_message("t", "n", &[i as u8], SendOptions::reliable());
+///     })
+///     .on_event(|ctl, event| ctl.note(format!("{event:?}")));
+/// assert_eq!(script.len(), 5);
+/// ```
+pub struct Script<E> {
+    steps: Vec<(Duration, Step<E>)>,
+    on_start: Option<Step<E>>,
+    on_event: Option<OnEvent<E>>,
+}
+
+impl<E> Default for Script<E> {
+    fn default() -> Self {
+        Script {
+            steps: Vec::new(),
+            on_start: None,
+            on_event: None,
+        }
+    }
+}
+
+impl<E> Script<E> {
+    /// An empty script.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `f` at simulated time `at` (from the start of the simulation). Commands at the
+    /// same time run in the order they were added.
+    pub fn at(mut self, at: Duration, f: impl FnMut(&mut Ctl<'_, E>) + 'static) -> Self {
+        let i = self.steps.partition_point(|(t, _)| *t <= at);
+        self.steps.insert(i, (at, Box::new(f)));
+        self
+    }
+
+    /// Runs `f(ctl, i)` for `i` in `0..count`, at `start + i * interval`.
+    pub fn repeat(
+        mut self,
+        start: Duration,
+        interval: Duration,
+        count: usize,
+        f: impl FnMut(&mut Ctl<'_, E>, usize) + 'static,
+    ) -> Self {
+        let f = Rc::new(RefCell::new(f));
+        for i in 0..count {
+            let f = f.clone();
+            let at = start + interval * u32::try_from(i).unwrap_or(u32::MAX);
+            self = self.at(at, move |ctl| (f.borrow_mut())(ctl, i));
+        }
+        self
+    }
+
+    /// Runs `f` each time the host's software starts, before anything else (to register RPC
+    /// functions or subscriptions, which a rebooted endpoint has forgotten).
+    pub fn on_start(mut self, f: impl FnMut(&mut Ctl<'_, E>) + 'static) -> Self {
+        self.on_start = Some(Box::new(f));
+        self
+    }
+
+    /// Runs `f` for every event of the endpoint, after it is traced.
+    pub fn on_event(mut self, f: impl FnMut(&mut Ctl<'_, E>, Event) + 'static) -> Self {
+        self.on_event = Some(Box::new(f));
+        self
+    }
+
+    pub(crate) fn take_on_start(&mut self) -> Option<Step<E>> {
+        self.on_start.take()
+    }
+
+    /// Number of timed commands.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether there are no timed commands.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// A server host: its endpoint configuration and what it serves.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    /// The endpoint's configuration. Its `seed` is replaced by one derived from the simulation
+    /// seed, the host name and the restart count.
+    pub config: ServerConfig,
+    /// The port it listens on.
+    pub port: u16,
+    /// RPC functions to register at every start: number and name.
+    pub functions: Vec<(FunctionId, String)>,
+    /// Targets to subscribe to at every start.
+    pub subscriptions: Vec<String>,
+}
+
+impl ServerSpec {
+    /// A server on [`SERVER_PORT`] with no functions or subscriptions.
+    pub fn new(config: ServerConfig) -> Self {
+        ServerSpec {
+            config,
+            port: SERVER_PORT,
+            functions: Vec::new(),
+            subscriptions: Vec::new(),
+        }
+    }
+
+    /// Registers an RPC function at every start; its calls reach the application.
+    pub fn with_function(mut self, function: FunctionId, name: &str) -> Self {
+        self.functions.push((function, name.into()));
+        self
+    }
+
+    /// Subscribes to a target at every start.
+    pub fn with_subscription(mut self, target: &str) -> Self {
+        self.subscriptions.push(target.into());
+        self
+    }
+}
+
+impl From<ServerConfig> for ServerSpec {
+    fn from(config: ServerConfig) -> Self {
+        ServerSpec::new(config)
+    }
+}
+
+/// A client host: its endpoint configuration and port.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    /// The endpoint's configuration. Its `seed` is replaced by one derived from the simulation
+    /// seed, the host name and the restart count.
+    pub config: ClientConfig,
+    /// The port it binds.
+    pub port: u16,
+}
+
+impl From<ClientConfig> for ClientSpec {
+    fn from(config: ClientConfig) -> Self {
+        ClientSpec {
+            config,
+            port: CLIENT_PORT,
+        }
+    }
+}
+
+/// The driving contract, shared by both roles.
+pub(crate) trait Drive: 'static {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
+    fn poll_event(&mut self) -> Option<Event>;
+    fn poll_timeout(&self) -> Option<Instant>;
+}
+
+macro_rules! impl_drive {
+    ($t:ty) => {
+        impl Drive for $t {
+            fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+                <$t>::handle_datagram(self, now, from, data)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$t>::handle_timeout(self, now)
+            }
+            fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+                <$t>::poll_transmit(self, now, buf)
+            }
+            fn poll_event(&mut self) -> Option<Event> {
+                <$t>::poll_event(self)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$t>::poll_timeout(self)
+            }
+        }
+    };
+}
+
+impl_drive!(Client);
+impl_drive!(Server);
+
+/// A script with its progress, shared by the incarnations of one host.
+pub(crate) struct ScriptRun<E> {
+    script: Script<E>,
+    /// Index of the first timed command not yet run or skipped.
+    next: usize,
+}
+
+impl<E> ScriptRun<E> {
+    pub(crate) fn new(script: Script<E>) -> Rc<RefCell<Self>> {
+        Rc::new(RefCell::new(ScriptRun { script, next: 0 }))
+    }
+
+    fn next_at(&self) -> Option<Instant> {
+        self.script
+            .steps
+            .get(self.next)
+            .map(|(t, _)| Instant::ZERO + *t)
+    }
+}
+
+/// The long-lived parts of a host's task.
+pub(crate) struct HostCtx<E> {
+    pub(crate) host: Rc<str>,
+    pub(crate) world: Shared,
+    pub(crate) script: Rc<RefCell<ScriptRun<E>>>,
+    pub(crate) port: u16,
+    pub(crate) incarnation: u32,
+}
+
+/// Runs one incarnation of an endpoint host until it is crashed.
+pub(crate) async fn drive<E: Drive>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Result {
+    let sock = Rc::new(UdpSocket::bind((core::net::Ipv4Addr::UNSPECIFIED, ctx.port)).await?);
+    let local = SocketAddr::new(turmoil::lookup(&*ctx.host), ctx.port);
+    let mut wire = Wire::new(ctx.host.clone(), ctx.incarnation, ctx.world.clone());
+    let mut buf = vec![0u8; wire::MAX_DATAGRAM];
+    // One byte more than any valid datagram, so that an oversized one reaches the endpoint
+    // still oversized instead of silently truncated to a valid length.
+    let mut rbuf = vec![0u8; wire::MAX_DATAGRAM + 1];
+
+    let start = now();
+    ctx.world
+        .borrow_mut()
+        .note(start, &ctx.host, format!("start {}", ctx.incarnation));
+    {
+        let mut run = ctx.script.borrow_mut();
+        while run.next_at().is_some_and(|t| t < start) {
+            run.next += 1;
+        }
+        if let Some(f) = run.script.on_start.as_mut() {
+            f(&mut Ctl {
+                now: start,
+                host: &ctx.host,
+                endpoint: &mut ep,
+                world: &ctx.world,
+            });
+        }
+    }
+
+    // Zero-length waits in a row: paused time does not advance while a task is ready, so an
+    // endpoint whose deadline stays in the past would spin forever inside one tick.
+    let mut spins = 0u32;
+    loop {
+        run_due(&mut ep, &ctx);
+        pump(&mut ep, &ctx, &mut wire, &sock, local, &mut buf);
+
+        let t = now();
+        let next = [ep.poll_timeout(), ctx.script.borrow().next_at()]
+            .into_iter()
+            .flatten()
+            .min();
+        let mut wait = next.map(|d| d.saturating_duration_since(t));
+        if wait == Some(Duration::ZERO) {
+            spins += 1;
+            if spins > 64 {
+                wait = Some(Duration::from_millis(1));
+                spins = 0;
+            }
+        } else {
+            spins = 0;
+        }
+        tokio::select! {
+            biased;
+            r = sock.recv_from(&mut rbuf) => {
+                if let Ok((n, from)) = r {
+                    ep.handle_datagram(now(), from, rbuf.get(..n).unwrap_or_default());
+                }
+            }
+            _ = sleep_for(wait) => ep.handle_timeout(now()),
+        }
+    }
+}
+
+/// Sleeps for `wait`, or forever for `None`.
+async fn sleep_for(wait: Option<Duration>) {
+    match wait {
+        Some(d) => tokio::time::sleep(d).await,
+        None => core::future::pending().await,
+    }
+}
+
+/// Runs the script's commands that are due.
+fn run_due<E: Drive>(ep: &mut E, ctx: &HostCtx<E>) {
+    let mut run = ctx.script.borrow_mut();
+    loop {
+        let t = now();
+        if run.next_at().is_none_or(|at| at > t) {
+            return;
+        }
+        let i = run.next;
+        run.next += 1;
+        if let Some((_, f)) = run.script.steps.get_mut(i) {
+            f(&mut Ctl {
+                now: t,
+                host: &ctx.host,
+                endpoint: ep,
+                world: &ctx.world,
+            });
+        }
+    }
+}
+
+/// Drains transmits and events until the endpoint has nothing more to say; an application
+/// reacting to an event may queue more.
+fn pump<E: Drive>(
+    ep: &mut E,
+    ctx: &HostCtx<E>,
+    wire: &mut Wire,
+    sock: &Rc<UdpSocket>,
+    local: SocketAddr,
+    buf: &mut [u8],
+) {
+    loop {
+        let t = now();
+        let mut busy = false;
+        while let Some(tx) = ep.poll_transmit(t, buf) {
+            busy = true;
+            if let Some(bytes) = buf.get(..tx.len) {
+                wire.send(sock, local, t, tx.destination, bytes);
+            }
+        }
+        while let Some(event) = ep.poll_event() {
+            busy = true;
+            ctx.world.borrow_mut().trace.push(Record::Event {
+                at: t,
+                host: ctx.host.clone(),
+                event: event.clone(),
+            });
+            let mut run = ctx.script.borrow_mut();
+            if let Some(f) = run.script.on_event.as_mut() {
+                f(
+                    &mut Ctl {
+                        now: t,
+                        host: &ctx.host,
+                        endpoint: ep,
+                        world: &ctx.world,
+                    },
+                    event,
+                );
+            }
+        }
+        if !busy {
+            return;
+        }
+    }
+}

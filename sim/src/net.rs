@@ -1,0 +1,232 @@
+//! State shared by every host of one simulation, and the sending half of every driver.
+//!
+//! turmoil runs all hosts on one thread, so the shared state is an `Rc<RefCell<_>>`. No
+//! borrow of it is held across an `.await` or a call into application code.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
+use core::cell::RefCell;
+use core::net::{IpAddr, SocketAddr};
+
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Digest};
+use pavillion_proto::rng::Rng;
+use pavillion_proto::{Duration, Instant};
+use turmoil::net::UdpSocket;
+
+use crate::config::LinkFaults;
+use crate::trace::{DatagramKind, DatagramRecord, Fate, Record, Trace};
+
+/// Everything the hosts of one simulation share.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) seed: u64,
+    pub(crate) trace: Trace,
+    pub(crate) default_link: LinkFaults,
+    /// Directional overrides of `default_link`: (sender ip, recipient ip).
+    pub(crate) links: BTreeMap<(IpAddr, IpAddr), LinkFaults>,
+    /// Group address to member addresses; ordered so that copies go out in a fixed order.
+    pub(crate) groups: BTreeMap<SocketAddr, BTreeSet<SocketAddr>>,
+    /// Middlebox ip to the ips of the hosts behind it.
+    pub(crate) private: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
+}
+
+pub(crate) type Shared = Rc<RefCell<World>>;
+
+impl World {
+    pub(crate) fn new(seed: u64, default_link: LinkFaults) -> Self {
+        World {
+            seed,
+            trace: Trace::default(),
+            default_link,
+            links: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            private: BTreeMap::new(),
+        }
+    }
+
+    fn link(&self, from: IpAddr, to: IpAddr) -> LinkFaults {
+        self.links
+            .get(&(from, to))
+            .copied()
+            .unwrap_or(self.default_link)
+    }
+
+    /// The members of group `to` other than the sender, or `to` itself if it is no group.
+    fn recipients(&self, from: SocketAddr, to: SocketAddr) -> Vec<SocketAddr> {
+        match self.groups.get(&to) {
+            Some(members) => members.iter().copied().filter(|m| *m != from).collect(),
+            None => vec![to],
+        }
+    }
+
+    pub(crate) fn note(&mut self, at: Instant, host: &Rc<str>, text: String) {
+        self.trace.push(Record::Note {
+            at,
+            host: host.clone(),
+            text,
+        });
+    }
+}
+
+/// Simulated time as the endpoints see it: microseconds since the simulation started.
+///
+/// turmoil's per-host tokio clocks restart with each bounce, so the simulation's own elapsed
+/// time is used instead; it is the same for every host and never goes backwards.
+pub(crate) fn now() -> Instant {
+    let elapsed = turmoil::sim_elapsed().unwrap_or_default();
+    Instant::from_micros(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A 32-byte seed for one purpose of one incarnation of one host, so that what a host draws
+/// never depends on how turmoil interleaves hosts.
+pub(crate) fn derive_seed(base: u64, host: &str, incarnation: u32, purpose: &str) -> [u8; 32] {
+    let mut h = Blake2b::<U32>::new();
+    h.update(b"pavillion-sim seed\0");
+    h.update(base.to_le_bytes());
+    h.update(host.as_bytes());
+    h.update([0]);
+    h.update(incarnation.to_le_bytes());
+    h.update(purpose.as_bytes());
+    h.finalize().into()
+}
+
+/// The sending half of a host: applies link faults and group expansion, and traces each copy.
+pub(crate) struct Wire {
+    pub(crate) host: Rc<str>,
+    pub(crate) rng: Rng,
+    pub(crate) world: Shared,
+}
+
+impl Wire {
+    pub(crate) fn new(host: Rc<str>, incarnation: u32, world: Shared) -> Self {
+        let seed = world.borrow().seed;
+        Wire {
+            rng: Rng::from_seed(derive_seed(seed, &host, incarnation, "link")),
+            host,
+            world,
+        }
+    }
+
+    /// Sends `bytes` from `sock` (bound at `from`) to `to`, one copy per group member, each
+    /// subject to the link's faults.
+    pub(crate) fn send(
+        &mut self,
+        sock: &Rc<UdpSocket>,
+        from: SocketAddr,
+        now: Instant,
+        to: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let recipients = self.world.borrow().recipients(from, to);
+        let kind = DatagramKind::classify(bytes);
+        for recipient in recipients {
+            let link = self.world.borrow().link(from.ip(), recipient.ip());
+            if self.chance(link.loss) {
+                self.record(now, from, recipient, bytes.len(), kind, Fate::Lost, 0);
+                continue;
+            }
+            let mut data = bytes.to_vec();
+            let mut fate = Fate::Sent;
+            if self.chance(link.corrupt) && !data.is_empty() {
+                flip_bit(&mut self.rng, &mut data);
+                fate = Fate::Corrupted;
+            }
+            let copies = if self.chance(link.duplicate) { 2 } else { 1 };
+            for copy in 0..copies {
+                let fate = if copy == 0 { fate } else { Fate::Duplicate };
+                let jitter = u64::try_from(link.reorder_jitter.as_micros()).unwrap_or(u64::MAX);
+                let delay = self.rng.range_inclusive(0, jitter);
+                self.record(now, from, recipient, data.len(), kind, fate, delay);
+                transmit(sock, recipient, data.clone(), Duration::from_micros(delay));
+            }
+        }
+    }
+
+    /// Records a datagram the host decided not to send (a middlebox's block).
+    pub(crate) fn blocked(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        let kind = DatagramKind::classify(bytes);
+        self.record(now, from, to, bytes.len(), kind, Fate::Blocked, 0);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        at: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        len: usize,
+        kind: DatagramKind,
+        fate: Fate,
+        delay_us: u64,
+    ) {
+        self.world
+            .borrow_mut()
+            .trace
+            .push(Record::Datagram(DatagramRecord {
+                at,
+                host: self.host.clone(),
+                from,
+                to,
+                len,
+                kind,
+                fate,
+                delay_us,
+            }));
+    }
+
+    /// True with probability `p`; draws nothing for `p == 0`, so a fault that is off does not
+    /// shift the draws of the others.
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() as f64) < p * (u64::MAX as f64)
+    }
+}
+
+/// Flips one random bit of a non-empty buffer.
+pub(crate) fn flip_bit(rng: &mut Rng, data: &mut [u8]) {
+    let bits = (data.len() as u64).saturating_mul(8);
+    let bit = rng.range_inclusive(0, bits.saturating_sub(1));
+    if let Some(b) = data.get_mut((bit / 8) as usize) {
+        *b ^= 1 << (bit % 8);
+    }
+}
+
+/// Hands a datagram to turmoil now, or after `delay` from a task of its own so that later
+/// sends can overtake it.
+fn transmit(sock: &Rc<UdpSocket>, to: SocketAddr, data: Vec<u8>, delay: Duration) {
+    if delay.is_zero() {
+        // An unreachable host (no such address) is the network's loss, not the sender's error.
+        let _ = sock.try_send_to(&data, to);
+        return;
+    }
+    let sock = sock.clone();
+    tokio::task::spawn_local(async move {
+        tokio::time::sleep(delay).await;
+        let _ = sock.try_send_to(&data, to);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_differ_by_host_incarnation_and_purpose() {
+        let a = derive_seed(1, "a", 0, "link");
+        assert_eq!(a, derive_seed(1, "a", 0, "link"));
+        assert_ne!(a, derive_seed(2, "a", 0, "link"));
+        assert_ne!(a, derive_seed(1, "b", 0, "link"));
+        assert_ne!(a, derive_seed(1, "a", 1, "link"));
+        assert_ne!(a, derive_seed(1, "a", 0, "endpoint"));
+    }
+
+    #[test]
+    fn flip_bit_changes_exactly_one_bit() {
+        let mut rng = Rng::seed_from_u64(3);
+        for len in 1..20 {
+            let mut d = vec![0u8; len];
+            flip_bit(&mut rng, &mut d);
+            assert_eq!(d.iter().map(|b| b.count_ones()).sum::<u32>(), 1);
+        }
+    }
+}
