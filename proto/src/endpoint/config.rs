@@ -40,7 +40,8 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// First handshake retry interval; it doubles up to `handshake_retry_max`.
     pub handshake_retry: Duration,
-    /// Ceiling of the handshake retry interval.
+    /// Ceiling of the handshake retry interval; the same as the RTO ceiling by default, so a
+    /// handshake under heavy loss is retried as persistently as the messages waiting for it.
     pub handshake_retry_max: Duration,
     /// A peer from which nothing authenticated arrives for this long is reported down
     /// ([`Event::PeerDown`](super::Event::PeerDown)).
@@ -55,7 +56,7 @@ impl Default for Limits {
             max_queued: 1024,
             max_in_flight: 64,
             handshake_retry: Duration::from_millis(250),
-            handshake_retry_max: Duration::from_secs(8),
+            handshake_retry_max: Duration::from_secs(4),
             down_timeout: Duration::from_secs(40),
         }
     }
