@@ -28,6 +28,7 @@ use crypto_secretbox::XSalsa20Poly1305;
 use crate::id::Counter;
 
 pub mod ecc;
+pub mod noise;
 pub mod psk;
 
 /// Length of the Poly1305 tag that precedes the ciphertext of every session packet.
