@@ -233,26 +233,23 @@ impl NoiseInitiator {
 
     /// Reads the server's response; on success the handshake is done and yields the keys.
     ///
+    /// The state is consumed either way: after a failed read snow's state is no longer valid,
+    /// and the client starts a new handshake instead.
+    ///
     /// # Errors
     /// [`NoiseError::Decrypt`] if the response does not authenticate.
     pub fn read_response(
         mut self,
         msg: &[u8],
         payload: &mut [u8],
-    ) -> Result<(usize, TransportKeys), (Self, NoiseError)> {
-        match self.hs.read_message(msg, payload) {
-            Ok(n) => {
-                let (send, recv) = self.hs.dangerously_get_raw_split();
-                Ok((
-                    n,
-                    TransportKeys {
-                        send: ChaChaKey(send),
-                        recv: ChaChaKey(recv),
-                    },
-                ))
-            }
-            Err(e) => Err((self, e.into())),
-        }
+    ) -> Result<(usize, TransportKeys), NoiseError> {
+        let n = self.hs.read_message(msg, payload)?;
+        let (send, recv) = self.hs.dangerously_get_raw_split();
+        let keys = TransportKeys {
+            send: ChaChaKey(send),
+            recv: ChaChaKey(recv),
+        };
+        Ok((n, keys))
     }
 }
 
@@ -458,7 +455,7 @@ mod tests {
         let mut m2 = [0u8; 256];
         let (n2, server_keys) = resp.write_response(b"srv", &mut m2)?;
         assert_eq!(n2, Pattern::response_len(3));
-        let (_, client_keys) = init.read_response(&m2[..n2], &mut p).map_err(|(_, e)| e)?;
+        let (_, client_keys) = init.read_response(&m2[..n2], &mut p)?;
         Ok((client_keys, server_keys))
     }
 
