@@ -26,7 +26,7 @@ impl fmt::Display for ClientId {
 /// A configured client is known by its [`ClientId`]. A guest admitted by its X25519 public key
 /// is known by the unkeyed BLAKE2b-256 of that key, all 32 bytes, exactly as the reference server
 /// reports it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 #[non_exhaustive]
 pub enum PeerId {
     /// A client whose id was configured on the server.

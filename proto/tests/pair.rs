@@ -30,9 +30,25 @@ enum Suite {
     Psk,
     Ecc,
     Guest,
+    /// Suite 3, Noise IK.
+    NoiseIk,
+    /// Suite 3, Noise IKpsk2.
+    NoiseIkPsk,
+    /// Suite 3, Noise NNpsk0.
+    NoisePsk,
+    /// Suite 3, IK with a key the server does not know.
+    NoiseGuest,
 }
 
-const SUITES: [Suite; 3] = [Suite::Psk, Suite::Ecc, Suite::Guest];
+const SUITES: [Suite; 7] = [
+    Suite::Psk,
+    Suite::Ecc,
+    Suite::Guest,
+    Suite::NoiseIk,
+    Suite::NoiseIkPsk,
+    Suite::NoisePsk,
+    Suite::NoiseGuest,
+];
 
 fn psk() -> Psk {
     Psk::from_bytes([0x42; 32])
@@ -53,7 +69,15 @@ fn server_config(suite: Suite, seed: u8) -> ServerConfig {
         Suite::Ecc => base
             .with_keys(server_keys())
             .with_ecc_client(ID, *client_keys().public()),
-        Suite::Guest => base.with_keys(server_keys()).allow_guests(true),
+        Suite::Guest | Suite::NoiseGuest => base.with_keys(server_keys()).allow_guests(true),
+        Suite::NoiseIk => base
+            .with_keys(server_keys())
+            .with_ecc_client(ID, *client_keys().public()),
+        Suite::NoiseIkPsk => base
+            .with_keys(server_keys())
+            .with_ecc_client(ID, *client_keys().public())
+            .with_psk_client(ID, psk()),
+        Suite::NoisePsk => base.with_psk_client(ID, psk()),
     }
 }
 
@@ -63,6 +87,17 @@ fn client_config(suite: Suite, seed: u8) -> ClientConfig {
         Suite::Psk => ClientConfig::psk(ID, psk(), server_addr(), [seed; 32]),
         Suite::Ecc => ClientConfig::ecc(ID, client_keys(), server_pub, server_addr(), [seed; 32]),
         Suite::Guest => ClientConfig::guest(client_keys(), server_pub, server_addr(), [seed; 32]),
+        Suite::NoiseIk => {
+            ClientConfig::noise_ik(ID, client_keys(), server_pub, server_addr(), [seed; 32])
+        }
+        Suite::NoiseIkPsk => {
+            ClientConfig::noise_ik(ID, client_keys(), server_pub, server_addr(), [seed; 32])
+                .with_noise_psk(psk())
+        }
+        Suite::NoisePsk => ClientConfig::noise_psk(ID, psk(), server_addr(), [seed; 32]),
+        Suite::NoiseGuest => {
+            ClientConfig::noise_guest(client_keys(), server_pub, server_addr(), [seed; 32])
+        }
     }
 }
 
@@ -107,7 +142,9 @@ fn every_suite_handshakes_and_delivers_both_ways() {
         net.run_for(Duration::from_millis(50));
         let server_events = net.events(server_addr());
         let expected_peer = match suite {
-            Suite::Guest => PeerId::Guest(ecc::guest_id(client_keys().public())),
+            Suite::Guest | Suite::NoiseGuest => {
+                PeerId::Guest(ecc::guest_id(client_keys().public()))
+            }
             _ => PeerId::Client(ID),
         };
         assert!(

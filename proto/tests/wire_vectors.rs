@@ -64,6 +64,7 @@ fn every_capture_parses_and_re_emits() {
                 assert_eq!(out, plain, "capture #{}", i + 1);
                 app_ops.push(app.opcode());
             }
+            other => panic!("capture #{}: not a suite 1/2 packet: {other:?}", i + 1),
         }
     }
     use setup_opcode::*;

@@ -12,6 +12,7 @@ use std::io;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 use pavillion_proto::endpoint::Event;
+use pavillion_proto::wire::noise::NoisePacket;
 use pavillion_proto::wire::{Datagram, Setup};
 use pavillion_proto::Instant;
 
@@ -25,6 +26,8 @@ pub enum DatagramKind {
     Session,
     /// A cleartext setup packet with this opcode.
     Setup(u8),
+    /// A suite 3 handshake, cookie or unknown-index packet.
+    Handshake,
 }
 
 impl DatagramKind {
@@ -39,6 +42,8 @@ impl DatagramKind {
         match Datagram::parse(bytes) {
             Ok(Datagram::Setup(s)) => DatagramKind::Setup(setup_opcode(&s)),
             Ok(Datagram::Session(_)) => DatagramKind::Session,
+            Ok(Datagram::Noise(NoisePacket::Data { .. })) => DatagramKind::Session,
+            Ok(_) => DatagramKind::Handshake,
             Err(_) => DatagramKind::Garbage,
         }
     }
@@ -54,6 +59,7 @@ impl fmt::Display for DatagramKind {
             DatagramKind::Garbage => f.write_str("garbage"),
             DatagramKind::Session => f.write_str("session"),
             DatagramKind::Setup(op) => write!(f, "setup:{op}"),
+            DatagramKind::Handshake => f.write_str("handshake"),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, OwnedMessage, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::replay::{Replay, ReplayWindow};
-use crate::session::{self, OpenError, RxSession};
+use crate::session::{self, OpenError, RxKey, RxSession, TxKey};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, CipherId, Datagram, RpcStatus, SessionPacket, Setup, StatusBytes};
 
@@ -27,6 +27,8 @@ use super::{
     owned, CallId, CloseReason, DropReason, Encoded, Event, FailReason, Outgoing, Reliability,
     SendError, SendOptions, Stats, Transmit,
 };
+
+mod noise;
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
 /// above for a lifetime of packets.
@@ -55,12 +57,17 @@ const MAX_CONFIRM_ROUNDS: u8 = 3;
 pub struct Client {
     config: ClientConfig,
     rng: Rng,
-    /// C>S key: fixed for the life of the process (PSK: `H(PSK; cn)`; ECC: random), shared by
-    /// all servers so that one multicast ciphertext reaches them all.
-    tx_key: SecretBoxKey,
+    /// Suites 1 and 2: the C>S key, fixed for the life of the process (PSK: `H(PSK; cn)`;
+    /// ECC: random), shared by all servers so that one multicast ciphertext reaches them all.
+    cs_key: SecretBoxKey,
+    /// What seals our packets: the C>S key (suites 1, 2), or the current Noise key and the
+    /// server's index (suite 3; `None` until the first handshake).
+    sealer: Option<TxKey>,
+    /// Suite 3 handshake state; `None` for suites 1 and 2.
+    noise: Option<noise::ClientNoise>,
     /// PSK only: the client nonce the C>S key derives from.
     client_nonce: [u8; 32],
-    /// The next counter to send under `tx_key`. Never reused, never zero.
+    /// The next counter to send. Never reused, never zero; it runs on across suite 3 rekeys.
     next_counter: u64,
     initiator: Initiator,
     connecting: Connecting,
@@ -108,10 +115,10 @@ pub struct Client {
 
 #[derive(Debug)]
 struct RemoteServer {
-    rx: RxSession<SecretBoxKey>,
+    rx: RxSession<RxKey>,
     /// The session this one replaced, kept until the new key authenticates a packet: if our
     /// client-info was lost, the server still seals under the old key.
-    previous: Option<RxSession<SecretBoxKey>>,
+    previous: Option<RxSession<RxKey>>,
     /// The replaced session's window. Our server keeps its counter across a re-handshake and
     /// reseals unacknowledged messages under the new key, so a counter seen here is a copy of
     /// something already delivered.
@@ -124,6 +131,8 @@ struct RemoteServer {
     up: bool,
     status: Option<StatusBytes>,
     clock: TimeSync,
+    /// Suite 3: indices and keys in rotation.
+    noise: Option<noise::NoiseLink>,
 }
 
 /// Handshake progress.
@@ -200,10 +209,12 @@ impl Client {
     pub fn new(config: ClientConfig) -> Self {
         let mut rng = Rng::from_seed(config.seed);
         let client_nonce: [u8; 32] = rng.array();
-        let tx_key = match &config.credentials {
+        let cs_key = match &config.credentials {
             ClientCredentials::Psk(key) => psk::client_to_server_key(key, &client_nonce),
-            ClientCredentials::Ecc { .. } => SecretBoxKey::from_bytes(rng.array()),
+            _ => SecretBoxKey::from_bytes(rng.array()),
         };
+        let noise = noise::ClientNoise::new(&config.credentials, rng.next_u64());
+        let sealer = noise.is_none().then(|| TxKey::Reference(cs_key.clone()));
         let next_counter = rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1);
         let initiator = Initiator::new(&mut rng);
         let limits = &config.limits;
@@ -215,7 +226,9 @@ impl Client {
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
             rtt: RttEstimator::new(limits.rtt),
             rng,
-            tx_key,
+            cs_key,
+            sealer,
+            noise,
             client_nonce,
             next_counter,
             initiator,
@@ -421,6 +434,7 @@ impl Client {
                 let header = data.get(..wire::HEADER_LEN).unwrap_or_default();
                 self.on_session(now, from, header, &packet);
             }
+            Ok(Datagram::Noise(packet)) => self.on_noise(now, from, data, packet),
         }
         self.pump(now);
     }
@@ -439,6 +453,10 @@ impl Client {
             if t <= now {
                 self.send_request(attempt.saturating_add(1));
             }
+        }
+        if self.rekey_due().is_some_and(|t| t <= now) {
+            // Suite 3 keys are old or worn: agree new ones; the current ones work meanwhile.
+            self.request_handshake(now);
         }
         if self.deferred_round.is_some_and(|t| t <= now) {
             self.deferred_round = None;
@@ -519,6 +537,7 @@ impl Client {
             self.round_close,
             self.confirm_by,
             self.deferred_round,
+            self.rekey_due(),
             self.outbox.next_timeout(self.is_connected()),
             liveness,
             self.keepalive_due(),
@@ -531,7 +550,7 @@ impl Client {
 
     /// Whether at least one server session is up.
     pub fn is_connected(&self) -> bool {
-        !self.servers.is_empty()
+        !self.servers.is_empty() && self.sealer.is_some()
     }
 
     /// The addresses of the servers we hold sessions with.
@@ -651,18 +670,24 @@ impl Client {
 
     /// Sends op 1 for the current round and schedules its retry.
     fn send_request(&mut self, attempt: u32) {
+        let to = self.config.server;
         let (cipher, public) = match &self.config.credentials {
             ClientCredentials::Psk(_) => (CipherId::Psk, [0; 32]),
             // Only ever the public key (the reference leaks the secret here: bug 1).
             ClientCredentials::Ecc { keys, .. } => (CipherId::Ecc, keys.public().to_bytes()),
+            ClientCredentials::Noise { .. } => (CipherId::Ecc, [0; 32]),
         };
-        let packet = self
-            .initiator
-            .request(cipher, self.config.client_id, public);
-        self.tx.push_back(Outgoing::Setup {
-            to: self.config.server,
-            packet,
-        });
+        if self.noise.is_some() {
+            match self.noise_initiation() {
+                Some(datagram) => self.tx.push_back(Outgoing::Sealed { to, datagram }),
+                None => self.stats.send_errors += 1,
+            }
+        } else {
+            let packet = self
+                .initiator
+                .request(cipher, self.config.client_id, public);
+            self.tx.push_back(Outgoing::Setup { to, packet });
+        }
         self.stats.handshake_requests += 1;
         let limits = &self.config.limits;
         let base = limits
@@ -707,7 +732,7 @@ impl Client {
                 match self.initiator.on_psk_nonce(key, &p) {
                     Ok(server_nonce) => {
                         let rx = psk::server_to_client_key(key, &self.client_nonce, &server_nonce);
-                        let session_id = psk::session_id(key, &self.tx_key);
+                        let session_id = psk::session_id(key, &self.cs_key);
                         let info = hs::psk_client_info(
                             key,
                             self.config.client_id,
@@ -738,11 +763,11 @@ impl Client {
                             self.config.client_id,
                             self.rng.array(),
                             server_nonce,
-                            &self.tx_key,
+                            &self.cs_key,
                             &rx,
                             self.counter_floor(),
                         );
-                        let session_id = ecc::session_id(keys.public(), &self.tx_key);
+                        let session_id = ecc::session_id(keys.public(), &self.cs_key);
                         self.tx.push_back(Outgoing::Setup {
                             to: from,
                             packet: info,
@@ -869,7 +894,7 @@ impl Client {
             from,
             RemoteServer {
                 // The server's counters start fresh under a fresh S>C key.
-                rx: RxSession::new(rx, Counter(0)),
+                rx: RxSession::new(RxKey::Reference(rx), Counter(0)),
                 previous: old.map(|o| o.rx),
                 seen_before,
                 session_id,
@@ -879,8 +904,14 @@ impl Client {
                 status: None,
                 // A new session may be a rebooted server with a new clock.
                 clock: TimeSync::default(),
+                noise: None,
             },
         );
+        self.after_established(now, from);
+    }
+
+    /// What follows any new session: the round closes, queued work goes out.
+    fn after_established(&mut self, now: Instant, from: SocketAddr) {
         self.connecting = Connecting::Idle;
         if self.multicast {
             // Other servers of the group answer the same request; close the round a little
@@ -978,6 +1009,24 @@ impl Client {
             Ok(p) if seen => Err((OpenError::Duplicate, Some(p))),
             other => other,
         };
+        self.on_opened(now, from, addr, packet.counter, opened, by_previous);
+    }
+
+    /// Acts on a session packet that was opened (or refused) under the session of the server
+    /// at `addr`, whatever its suite. `by_previous` says it opened under a key being retired,
+    /// which does not confirm the new one.
+    fn on_opened(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        addr: SocketAddr,
+        counter: Counter,
+        opened: Result<&[u8], (OpenError, Option<&[u8]>)>,
+        by_previous: bool,
+    ) {
+        let Some(server) = self.servers.get_mut(&addr) else {
+            return;
+        };
         let plain = match opened {
             Ok(p) => p,
             Err((OpenError::Duplicate, Some(p))) => {
@@ -987,10 +1036,7 @@ impl Client {
                     App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
                 ) = App::parse(p)
                 {
-                    self.tx.push_back(Outgoing::Ack {
-                        to: from,
-                        counter: packet.counter,
-                    });
+                    self.tx.push_back(Outgoing::Ack { to: from, counter });
                 }
                 return;
             }
@@ -1013,7 +1059,7 @@ impl Client {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
                 let reliable = matches!(app, App::ReliableMessage(_));
                 if reliable {
-                    self.ack(from, packet.counter);
+                    self.ack(from, counter);
                 }
                 if let Some(event) = message_event(from, None, &m, reliable) {
                     self.stats.messages_received += 1;
@@ -1051,11 +1097,11 @@ impl Client {
                 }
             }
             App::Subscribe { target } => {
-                self.ack(from, packet.counter);
+                self.ack(from, counter);
                 self.learn_subscriber(now, target, addr);
             }
             App::Unsubscribe { target } => {
-                self.ack(from, packet.counter);
+                self.ack(from, counter);
                 if let Some(m) = self.subscribers.get_mut(target) {
                     m.remove(&addr);
                     if m.is_empty() {
@@ -1085,7 +1131,7 @@ impl Client {
             // bug 14).
             App::TimeSyncRequest => self.tx.push_back(Outgoing::TimeResponse {
                 to: from,
-                request: packet.counter,
+                request: counter,
             }),
             App::Quit { .. } => {
                 self.servers.remove(&addr);
@@ -1215,12 +1261,21 @@ impl Client {
     fn take_counter(&mut self) -> Counter {
         let c = Counter(self.next_counter);
         self.next_counter += 1;
+        if let Some(n) = self.noise.as_mut() {
+            n.sent_under_key += 1;
+        }
         c
     }
 
     fn seal(&mut self, to: SocketAddr, app: &App<'_>, buf: &mut [u8]) -> Encoded {
+        if self.sealer.is_none() {
+            return Encoded::Obsolete;
+        }
         let c = self.take_counter();
-        Encoded::from(to, session::seal(&self.tx_key, c, app, buf))
+        match &self.sealer {
+            Some(tx) => Encoded::from(to, session::seal(tx, c, app, buf)),
+            None => Encoded::Obsolete,
+        }
     }
 
     fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded {
@@ -1243,7 +1298,10 @@ impl Client {
                 let Some(c) = e.counter else {
                     return Encoded::Obsolete;
                 };
-                Encoded::from(to, session::seal(&self.tx_key, c, &e.payload.as_app(), buf))
+                let Some(tx) = &self.sealer else {
+                    return Encoded::Obsolete;
+                };
+                Encoded::from(to, session::seal(tx, c, &e.payload.as_app(), buf))
             }
             Outgoing::TimeRequest { to } => {
                 let c = Counter(self.next_counter);

@@ -23,6 +23,16 @@ pub enum ClientCredentials {
         /// The server's public key.
         server: PublicKey,
     },
+    /// Suite 3 (Noise): `IK` with `keys` and `server`, `IKpsk2` if `psk` is also set,
+    /// `NNpsk0` with `psk` alone.
+    Noise {
+        /// Our static key pair (IK patterns).
+        keys: Option<KeyPair>,
+        /// The server's static public key (IK patterns).
+        server: Option<PublicKey>,
+        /// A pre-shared key (IKpsk2, NNpsk0).
+        psk: Option<Psk>,
+    },
 }
 
 /// Capacities and timers shared by both roles. Every table a remote peer can make us grow has a
@@ -95,6 +105,10 @@ pub struct ClientConfig {
     /// Send a time sync request (opcode 20) this often; `None` only syncs on
     /// [`Client::sync_time`](super::Client::sync_time).
     pub time_sync: Option<Duration>,
+    /// Suite 3: agree new keys after this long (WireGuard's 120 s).
+    pub rekey_after: Duration,
+    /// Suite 3: agree new keys after this many packets under one key.
+    pub rekey_after_messages: u64,
 }
 
 impl ClientConfig {
@@ -130,6 +144,53 @@ impl ClientConfig {
         Self::ecc(id, keys, server_public, server, seed)
     }
 
+    /// A suite 3 client with a static key pair, which knows the server's public key (Noise
+    /// `IK`; add a PSK with [`ClientConfig::with_noise_psk`] for `IKpsk2`).
+    pub fn noise_ik(
+        client_id: ClientId,
+        keys: KeyPair,
+        server_public: PublicKey,
+        server: SocketAddr,
+        seed: [u8; 32],
+    ) -> Self {
+        let credentials = ClientCredentials::Noise {
+            keys: Some(keys),
+            server: Some(server_public),
+            psk: None,
+        };
+        Self::new(client_id, credentials, server, seed)
+    }
+
+    /// A suite 3 guest: `IK` with a key the server does not know; the id defaults as for
+    /// suite 2.
+    pub fn noise_guest(
+        keys: KeyPair,
+        server_public: PublicKey,
+        server: SocketAddr,
+        seed: [u8; 32],
+    ) -> Self {
+        let id = ecc::default_client_id(keys.public());
+        Self::noise_ik(id, keys, server_public, server, seed)
+    }
+
+    /// A suite 3 client that holds only a pre-shared key (Noise `NNpsk0`).
+    pub fn noise_psk(client_id: ClientId, psk: Psk, server: SocketAddr, seed: [u8; 32]) -> Self {
+        let credentials = ClientCredentials::Noise {
+            keys: None,
+            server: None,
+            psk: Some(psk),
+        };
+        Self::new(client_id, credentials, server, seed)
+    }
+
+    /// Adds a pre-shared key to a suite 3 `IK` client, making it `IKpsk2`.
+    pub fn with_noise_psk(mut self, key: Psk) -> Self {
+        if let ClientCredentials::Noise { psk, .. } = &mut self.credentials {
+            *psk = Some(key);
+        }
+        self
+    }
+
     fn new(
         client_id: ClientId,
         credentials: ClientCredentials,
@@ -150,6 +211,8 @@ impl ClientConfig {
             subscriber_ttl: Duration::from_secs(240),
             max_targets: 256,
             time_sync: None,
+            rekey_after: Duration::from_secs(120),
+            rekey_after_messages: 1 << 48,
         }
     }
 }
@@ -201,6 +264,10 @@ pub struct ServerConfig {
     pub rpc_cache_bytes: usize,
     /// How long an answer is remembered; longer than any caller keeps retrying.
     pub rpc_cache_ttl: Duration,
+    /// Suite 3: with this many handshakes pending, initiations must carry a valid cookie.
+    pub cookie_threshold: usize,
+    /// Suite 3: past this many initiations in one second, they must carry a valid cookie.
+    pub cookie_rate: u32,
 }
 
 impl ServerConfig {
@@ -226,6 +293,8 @@ impl ServerConfig {
             rpc_cache_entries: 1024,
             rpc_cache_bytes: 64 * 1024,
             rpc_cache_ttl: Duration::from_secs(30),
+            cookie_threshold: 64,
+            cookie_rate: 200,
         }
         .with_down_timeout(Duration::from_secs(75))
     }

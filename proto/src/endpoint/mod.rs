@@ -469,10 +469,11 @@ enum Outgoing {
     Quit {
         to: SocketAddr,
     },
-    /// A quit sealed before its session went away.
+    /// A quit sealed before its session went away, or a suite 3 handshake packet (built when
+    /// its handshake step ran).
     Sealed {
         to: SocketAddr,
-        datagram: [u8; wire::SESSION_OVERHEAD + 1],
+        datagram: arrayvec::ArrayVec<u8, 160>,
     },
 }
 

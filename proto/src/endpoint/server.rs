@@ -1,5 +1,6 @@
 //! The server role: one session per client address, bounded tables for everyone else.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec;
@@ -8,14 +9,16 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
-use crate::crypto::{ct_eq, ecc, SecretBoxKey};
+use arrayvec::ArrayVec;
+
+use crate::crypto::{ct_eq, ecc};
 use crate::features::status::Status;
 use crate::handshake::{ExpectClientInfo, HandshakeError, SessionKeys};
 use crate::id::{ClientId, Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
 use crate::rng::Rng;
-use crate::session::{self, OpenError, RxSession};
+use crate::session::{self, OpenError, RxKey, RxSession, TxKey};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, CipherId, Datagram, NonceRequest, RpcStatus, SessionPacket, Setup};
 
@@ -25,6 +28,8 @@ use super::{
     owned, CallHandle, CloseReason, DropReason, Encoded, Event, FailReason, Outgoing, Reliability,
     RpcRequest, SendError, SendOptions, Stats, Transmit,
 };
+
+mod noise;
 
 /// The reference server's per-client counter base: `2^63 ..= 2^63 + 10^9`.
 const COUNTER_BASE: (u64, u64) = (1 << 63, (1 << 63) + 1_000_000_000);
@@ -64,6 +69,8 @@ pub struct Server {
     functions: BTreeMap<FunctionId, String>,
     /// Targets we take messages for; announced to every client with opcode 13.
     targets: BTreeSet<String>,
+    /// Suite 3 tables (indices, pending handshakes, cookie secrets).
+    noise: noise::ServerNoise,
     tx: VecDeque<Outgoing>,
     events: VecDeque<Event>,
     next_op_id: u64,
@@ -85,9 +92,9 @@ struct ServerSession {
     /// Distinguishes this session from a later one at the same address, for call handles.
     generation: u64,
     /// C>S key and our window over the client's counters.
-    rx: RxSession<SecretBoxKey>,
-    /// S>C key and our counter under it.
-    tx_key: SecretBoxKey,
+    rx: RxSession<RxKey>,
+    /// S>C key (and, for suite 3, the client's index) and our counter under it.
+    tx_key: TxKey,
     tx_counter: u64,
     session_id: [u8; 16],
     last_heard: Instant,
@@ -97,6 +104,9 @@ struct ServerSession {
     /// Calls handed to the application and not answered yet, with when they arrived. A call
     /// unanswered after `rpc_cache_ttl` is forgotten: its caller gave up long ago.
     pending_calls: Vec<(Counter, Instant)>,
+    /// Suite 3 only: indices, the client's epoch, and keys in rotation. Boxed, so that a
+    /// suite 1 or 2 session pays one pointer for it.
+    noise: Option<Box<noise::NoiseSession>>,
     /// Answers kept for retried calls, oldest first, within the cache bounds.
     answers: VecDeque<Answer>,
     answer_bytes: usize,
@@ -127,8 +137,11 @@ impl Server {
     /// Creates a server. If `config.announce` is set, the join announcement goes out at once:
     /// drain `poll_transmit`.
     pub fn new(config: ServerConfig) -> Self {
+        let mut rng = Rng::from_seed(config.seed);
+        let noise = noise::ServerNoise::new(&mut rng.fork());
         let mut server = Server {
-            rng: Rng::from_seed(config.seed),
+            noise,
+            rng,
             sessions: BTreeMap::new(),
             half_open: BTreeMap::new(),
             limiter: BTreeMap::new(),
@@ -312,8 +325,10 @@ impl Server {
         if let Some(s) = self.sessions.get_mut(&to) {
             // Sealed now: the key goes with the session.
             let c = take(&mut s.tx_counter);
-            let mut datagram = [0u8; wire::SESSION_OVERHEAD + 1];
-            if session::seal(&s.tx_key, c, &App::Quit { reason: None }, &mut datagram).is_ok() {
+            let mut buf = [0u8; wire::SESSION_OVERHEAD + 1];
+            if let Ok(n) = session::seal(&s.tx_key, c, &App::Quit { reason: None }, &mut buf) {
+                let mut datagram = ArrayVec::new();
+                datagram.extend(buf[..n].iter().copied());
                 self.tx.push_back(Outgoing::Sealed { to, datagram });
             }
             self.end_session(to, CloseReason::LocallyClosed, FailReason::Closed);
@@ -331,6 +346,7 @@ impl Server {
                 let header = data.get(..wire::HEADER_LEN).unwrap_or_default();
                 self.on_session(now, from, header, &packet);
             }
+            Ok(Datagram::Noise(packet)) => self.on_noise(now, from, data, packet),
         }
         self.pump(now);
         self.arm_housekeeping(now);
@@ -401,9 +417,9 @@ impl Server {
         self.sessions.len()
     }
 
-    /// Number of handshakes in progress (unauthenticated state).
+    /// Number of handshakes in progress (unauthenticated state), all suites.
     pub fn half_open_count(&self) -> usize {
-        self.half_open.len()
+        self.half_open.len() + self.noise.pending_count()
     }
 
     /// Addresses and identities of the connected clients.
@@ -425,7 +441,10 @@ impl Server {
     }
 
     fn arm_housekeeping(&mut self, now: Instant) {
-        let idle = self.half_open.is_empty() && self.limiter.is_empty() && self.sessions.is_empty();
+        let idle = self.half_open.is_empty()
+            && self.limiter.is_empty()
+            && self.sessions.is_empty()
+            && self.noise.pending_count() == 0;
         if self.next_housekeeping.is_none() && !idle {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
         }
@@ -433,6 +452,7 @@ impl Server {
 
     /// Expires unauthenticated state and reports clients that went quiet.
     fn housekeeping(&mut self, now: Instant) {
+        self.noise_housekeeping(now);
         let timeout = self.config.half_open_timeout;
         self.half_open.retain(|_, h| now - h.created < timeout);
         self.limiter.retain(|_, b| live_budget(b, now));
@@ -496,6 +516,17 @@ impl Server {
 
     /// Op 4 (20 bytes, smaller than any session packet), at most once per gap per source.
     fn reply_unrecognized(&mut self, now: Instant, to: SocketAddr) {
+        if self.allow_unrecognized(now, to) {
+            self.tx.push_back(Outgoing::Setup {
+                to,
+                packet: Setup::UnrecognizedClient,
+            });
+        }
+    }
+
+    /// Takes the "you have no session" allowance of `to` (op 4, or suite 3's unknown index):
+    /// once per gap, apart from the handshake budget.
+    fn allow_unrecognized(&mut self, now: Instant, to: SocketAddr) -> bool {
         let allowed = match self.budget(now, to) {
             Some(b)
                 if b.last_unrecognized
@@ -505,16 +536,12 @@ impl Server {
                 true
             }
             Some(_) => false,
-            None => return,
+            None => return false,
         };
-        if allowed {
-            self.tx.push_back(Outgoing::Setup {
-                to,
-                packet: Setup::UnrecognizedClient,
-            });
-        } else {
+        if !allowed {
             self.stats.drop(DropReason::RateLimited);
         }
+        allowed
     }
 
     fn on_setup(&mut self, now: Instant, from: SocketAddr, setup: Setup) {
@@ -657,8 +684,11 @@ impl Server {
             // The same client process (same C>S key) handshaking again, for example after a
             // spoofed op 4: keep the replay window, so that nothing it already sent can be
             // replayed, and keep the outbox, the answer cache and the counter.
-            Some(s) if s.rx.key == keys.client_to_server && s.client_id == client_id => {
-                s.tx_key = keys.server_to_client;
+            Some(s)
+                if s.rx.key == RxKey::Reference(keys.client_to_server.clone())
+                    && s.client_id == client_id =>
+            {
+                s.tx_key = TxKey::Reference(keys.server_to_client);
                 s.session_id = session_id;
                 s.last_heard = now;
             }
@@ -671,8 +701,11 @@ impl Server {
                     peer: keys.peer,
                     client_id,
                     generation: self.next_generation,
-                    rx: RxSession::new(keys.client_to_server, keys.client_counter),
-                    tx_key: keys.server_to_client,
+                    rx: RxSession::new(
+                        RxKey::Reference(keys.client_to_server),
+                        keys.client_counter,
+                    ),
+                    tx_key: TxKey::Reference(keys.server_to_client),
                     tx_counter: self.rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1),
                     session_id,
                     last_heard: now,
@@ -682,6 +715,7 @@ impl Server {
                     pending_calls: Vec::new(),
                     answers: VecDeque::new(),
                     answer_bytes: 0,
+                    noise: None,
                 };
                 self.next_generation += 1;
                 if let Some(old) = self.sessions.insert(from, session) {
@@ -729,6 +763,7 @@ impl Server {
 
     fn end_session(&mut self, addr: SocketAddr, reason: CloseReason, fail: FailReason) {
         if let Some(s) = self.sessions.remove(&addr) {
+            self.forget_noise(addr, &s);
             self.busy.remove(&addr);
             self.fail_outbox(s.outbox, fail);
             self.events.push_back(Event::Disconnected { addr, reason });
@@ -781,26 +816,50 @@ impl Server {
             self.stats.drop(DropReason::UnknownPeer);
             return self.reply_unrecognized(now, from);
         };
-        let plain = match s.rx.open(packet, header, scratch) {
+        let opened = s.rx.open(packet, header, scratch);
+        if let Err((OpenError::Forged, _)) = opened {
+            self.stats.drop(DropReason::Forged);
+            // A client that rebooted onto the same port has a new key: tell it to handshake,
+            // unless the session is evidently alive.
+            if now - s.last_heard > Duration::from_secs(1) {
+                self.reply_unrecognized(now, from);
+            }
+            return;
+        }
+        self.on_opened(now, from, packet.counter, opened);
+    }
+
+    /// Acts on a session packet that was opened (or refused) under the session at `from`,
+    /// whatever its suite.
+    fn on_opened(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        counter: Counter,
+        opened: Result<&[u8], (OpenError, Option<&[u8]>)>,
+    ) {
+        let Some(s) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let plain = match opened {
             Ok(p) => p,
             Err((OpenError::Duplicate, Some(p))) => {
                 self.stats.drop(DropReason::Duplicate);
                 match App::parse(p) {
                     // Re-acknowledge: the first ACK may have been lost (the reference never
                     // does, so its clients report false failures: wire notes §10 bug 10).
-                    Ok(App::ReliableMessage(_)) => self.tx.push_back(Outgoing::Ack {
-                        to: from,
-                        counter: packet.counter,
-                    }),
+                    Ok(App::ReliableMessage(_)) => {
+                        self.tx.push_back(Outgoing::Ack { to: from, counter })
+                    }
                     // A retried call: answer from the cache, never run it again. If the answer
                     // is no longer cached, say so rather than leave the caller waiting.
                     Ok(App::RpcCall { .. })
-                        if !s.pending_calls.iter().any(|(c, _)| *c == packet.counter) =>
+                        if !s.pending_calls.iter().any(|(c, _)| *c == counter) =>
                     {
                         expire_answers(&self.config, s, now);
-                        if !s.answers.iter().any(|a| a.call == packet.counter) {
+                        if !s.answers.iter().any(|a| a.call == counter) {
                             let expired = Answer {
-                                call: packet.counter,
+                                call: counter,
                                 status: RpcStatus::ERROR,
                                 data: Bytes::from_static(b"AnswerExpired"),
                                 at: now,
@@ -809,19 +868,10 @@ impl Server {
                         }
                         self.tx.push_back(Outgoing::RpcResponse {
                             to: from,
-                            call: packet.counter,
+                            call: counter,
                         });
                     }
                     _ => {}
-                }
-                return;
-            }
-            Err((OpenError::Forged, _)) => {
-                self.stats.drop(DropReason::Forged);
-                // A client that rebooted onto the same port has a new key: tell it to
-                // handshake, unless the session is evidently alive.
-                if now - s.last_heard > Duration::from_secs(1) {
-                    self.reply_unrecognized(now, from);
                 }
                 return;
             }
@@ -841,18 +891,15 @@ impl Server {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
                 let reliable = matches!(app, App::ReliableMessage(_));
                 if reliable {
-                    self.tx.push_back(Outgoing::Ack {
-                        to: from,
-                        counter: packet.counter,
-                    });
+                    self.tx.push_back(Outgoing::Ack { to: from, counter });
                 }
                 if let Some(event) = message_event(from, Some(peer), &m, reliable) {
                     self.stats.messages_received += 1;
                     self.events.push_back(event);
                 }
             }
-            App::Ack { counter, .. } => {
-                match s.outbox.on_reply(counter, false, from, now, &mut s.rtt) {
+            App::Ack { counter: acked, .. } => {
+                match s.outbox.on_reply(acked, false, from, now, &mut s.rtt) {
                     Reply::Complete(e) => {
                         if s.outbox.is_empty() {
                             self.busy.remove(&from);
@@ -865,12 +912,10 @@ impl Server {
                     Reply::Unknown => self.stats.drop(DropReason::Unexpected),
                 }
             }
-            App::RpcCall { function, args } => {
-                self.on_call(now, from, packet.counter, function, args)
-            }
+            App::RpcCall { function, args } => self.on_call(now, from, counter, function, args),
             App::TimeSyncRequest => self.tx.push_back(Outgoing::TimeResponse {
                 to: from,
-                request: packet.counter,
+                request: counter,
             }),
             App::Quit { .. } => {
                 self.end_session(from, CloseReason::PeerClosed, FailReason::PeerClosed)

@@ -2,12 +2,15 @@
 //! typed application packet into a sealed datagram and back.
 //!
 //! Suites 1 and 2 identify a session only by the peer's address (nothing in the header names a
-//! key), so the endpoints own the address maps; this module owns what one entry holds.
+//! key); suite 3 carries a receiver-chosen index. The endpoints own those maps; this module owns
+//! what one entry holds, and the sealing of both framings.
 
 pub mod replay;
 
-use crate::crypto::{CryptoError, SessionCipher};
+use crate::crypto::noise::ChaChaKey;
+use crate::crypto::{CryptoError, SecretBoxKey, SessionCipher, TAG_LEN};
 use crate::id::Counter;
+use crate::wire::noise::{emit_data_header, SessionIndex, DATA_HEADER_LEN};
 use crate::wire::{self, App, SessionPacket};
 
 use replay::{Replay, ReplayWindow};
@@ -23,6 +26,57 @@ pub(crate) enum OpenError {
     Forged,
     /// The scratch buffer is smaller than the ciphertext (a datagram over the size limit).
     Oversized,
+}
+
+/// A receive key of any suite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RxKey {
+    /// Suites 1 and 2.
+    Reference(SecretBoxKey),
+    /// Suite 3.
+    Noise(ChaChaKey),
+}
+
+impl SessionCipher for RxKey {
+    fn seal_in_place(
+        &self,
+        counter: Counter,
+        header: &[u8],
+        plaintext: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        match self {
+            RxKey::Reference(k) => k.seal_in_place(counter, header, plaintext),
+            RxKey::Noise(k) => k.seal_in_place(counter, header, plaintext),
+        }
+    }
+
+    fn open_in_place(
+        &self,
+        counter: Counter,
+        header: &[u8],
+        tag: &[u8; TAG_LEN],
+        ciphertext: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        match self {
+            RxKey::Reference(k) => k.open_in_place(counter, header, tag, ciphertext),
+            RxKey::Noise(k) => k.open_in_place(counter, header, tag, ciphertext),
+        }
+    }
+}
+
+/// A send key and the framing it goes with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TxKey {
+    /// Suites 1 and 2: `PavillionS0 || counter || tag || ciphertext`.
+    Reference(SecretBoxKey),
+    /// Suite 3: `PvS3 || 4 || receiver index || counter || ciphertext || tag`, the 17-byte
+    /// header authenticated as associated data.
+    Noise {
+        /// Seals.
+        key: ChaChaKey,
+        /// The index the peer chose for packets to it.
+        receiver: SessionIndex,
+    },
 }
 
 /// The receive half of a session: the peer's sending key and our replay window over its counters.
@@ -50,51 +104,79 @@ impl<K: SessionCipher> RxSession<K> {
         header: &[u8],
         scratch: &'s mut [u8],
     ) -> Result<&'s [u8], (OpenError, Option<&'s [u8]>)> {
-        let verdict = self.replay.check(packet.counter);
-        if verdict == Err(Replay::TooOld) {
-            return Err((OpenError::TooOld, None));
-        }
-        let n = packet.ciphertext.len();
-        let Some(buf) = scratch.get_mut(..n) else {
-            return Err((OpenError::Oversized, None));
-        };
-        buf.copy_from_slice(packet.ciphertext);
-        match self
-            .key
-            .open_in_place(packet.counter, header, packet.tag, buf)
-        {
-            Ok(()) => {}
-            Err(CryptoError::BufferTooSmall) => return Err((OpenError::Oversized, None)),
-            Err(_) => return Err((OpenError::Forged, None)),
-        }
-        match self.replay.commit(packet.counter) {
-            Ok(()) => Ok(buf),
-            Err(Replay::Duplicate) => Err((OpenError::Duplicate, Some(buf))),
-            Err(_) => Err((OpenError::TooOld, None)),
-        }
+        open_with(&self.key, &mut self.replay, packet, header, scratch)
     }
 }
 
-/// Writes `app` as a sealed session datagram into `buf`; returns its length.
+/// As [`RxSession::open`], with a key and window held apart: suite 3 opens packets under the
+/// current, previous or pending key against one window, so a counter is accepted once whatever
+/// key sealed it.
+pub(crate) fn open_with<'s, K: SessionCipher>(
+    key: &K,
+    replay: &mut ReplayWindow,
+    packet: &SessionPacket<'_>,
+    header: &[u8],
+    scratch: &'s mut [u8],
+) -> Result<&'s [u8], (OpenError, Option<&'s [u8]>)> {
+    let verdict = replay.check(packet.counter);
+    if verdict == Err(Replay::TooOld) {
+        return Err((OpenError::TooOld, None));
+    }
+    let n = packet.ciphertext.len();
+    let Some(buf) = scratch.get_mut(..n) else {
+        return Err((OpenError::Oversized, None));
+    };
+    buf.copy_from_slice(packet.ciphertext);
+    match key.open_in_place(packet.counter, header, packet.tag, buf) {
+        Ok(()) => {}
+        Err(CryptoError::BufferTooSmall) => return Err((OpenError::Oversized, None)),
+        Err(_) => return Err((OpenError::Forged, None)),
+    }
+    match replay.commit(packet.counter) {
+        Ok(()) => Ok(buf),
+        Err(Replay::Duplicate) => Err((OpenError::Duplicate, Some(buf))),
+        Err(_) => Err((OpenError::TooOld, None)),
+    }
+}
+
+/// Writes `app` as a sealed session datagram of `tx`'s suite into `buf`; returns its length.
 ///
 /// Encoding goes straight into the caller's buffer and is encrypted in place: no allocation.
-pub(crate) fn seal<K: SessionCipher>(
-    key: &K,
+pub(crate) fn seal(
+    tx: &TxKey,
     counter: Counter,
     app: &App<'_>,
     buf: &mut [u8],
 ) -> Result<usize, wire::Error> {
     let body_len = app.buffer_len();
-    let total = wire::SESSION_OVERHEAD + body_len;
-    if buf.len() < total {
-        return Err(wire::Error::BufferTooSmall);
+    match tx {
+        TxKey::Reference(key) => {
+            let total = wire::SESSION_OVERHEAD + body_len;
+            if buf.len() < total {
+                return Err(wire::Error::BufferTooSmall);
+            }
+            wire::emit_session_header(buf, counter)?;
+            let (head, rest) = buf.split_at_mut(wire::SESSION_OVERHEAD);
+            // NOTE(unwrap-free): `rest` holds at least `body_len` bytes, checked above.
+            let body = &mut rest[..body_len];
+            app.emit(body)?;
+            let (header, tag_out) = head.split_at_mut(wire::HEADER_LEN);
+            let tag = key.seal_in_place(counter, header, body);
+            tag_out.copy_from_slice(&tag);
+            Ok(total)
+        }
+        TxKey::Noise { key, receiver } => {
+            let total = DATA_HEADER_LEN + body_len + TAG_LEN;
+            if buf.len() < total {
+                return Err(wire::Error::BufferTooSmall);
+            }
+            emit_data_header(buf, *receiver, counter)?;
+            let (header, rest) = buf.split_at_mut(DATA_HEADER_LEN);
+            let (body, tag_out) = rest.split_at_mut(body_len);
+            app.emit(body)?;
+            let tag = key.seal_in_place(counter, header, body);
+            tag_out[..TAG_LEN].copy_from_slice(&tag);
+            Ok(total)
+        }
     }
-    wire::emit_session_header(buf, counter)?;
-    let (head, rest) = buf.split_at_mut(wire::SESSION_OVERHEAD);
-    let body = &mut rest[..body_len];
-    app.emit(body)?;
-    let (header, tag_out) = head.split_at_mut(wire::HEADER_LEN);
-    let tag = key.seal_in_place(counter, header, body);
-    tag_out.copy_from_slice(&tag);
-    Ok(total)
 }

@@ -45,7 +45,8 @@ fn emit(setup: &Setup) -> Vec<u8> {
 
 fn seal(key: &SecretBoxKey, counter: u64, app: &App<'_>) -> Vec<u8> {
     let mut buf = vec![0u8; wire::MAX_DATAGRAM];
-    let n = session::seal(key, Counter(counter), app, &mut buf).unwrap();
+    let tx = session::TxKey::Reference(key.clone());
+    let n = session::seal(&tx, Counter(counter), app, &mut buf).unwrap();
     buf.truncate(n);
     buf
 }

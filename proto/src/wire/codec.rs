@@ -45,6 +45,11 @@ impl<'a> Reader<'a> {
         self.array().map(u16::from_le_bytes)
     }
 
+    /// Takes a little-endian u32.
+    pub(super) fn u32(&mut self) -> Result<u32, Error> {
+        self.array().map(u32::from_le_bytes)
+    }
+
     /// Takes a little-endian u64.
     pub(super) fn u64(&mut self) -> Result<u64, Error> {
         self.array().map(u64::from_le_bytes)
@@ -102,6 +107,11 @@ impl<'a> Writer<'a> {
 
     /// Appends a little-endian u16.
     pub(super) fn u16(&mut self, v: u16) -> Result<(), Error> {
+        self.put(&v.to_le_bytes())
+    }
+
+    /// Appends a little-endian u32.
+    pub(super) fn u32(&mut self, v: u32) -> Result<(), Error> {
         self.put(&v.to_le_bytes())
     }
 

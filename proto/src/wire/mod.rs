@@ -20,6 +20,7 @@
 
 pub mod app;
 mod codec;
+pub mod noise;
 pub mod setup;
 
 pub use app::{opcode, App, Message, RpcStatus, StatusBytes};
@@ -138,13 +139,17 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-/// A received datagram, classified by its counter.
+/// A received datagram, classified by its magic and counter.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Datagram<'a> {
-    /// Counter 0: a cleartext setup packet, fully parsed.
+    /// Suites 1 and 2, counter 0: a cleartext setup packet, fully parsed.
     Setup(Setup),
-    /// Any other counter: an encrypted session packet, still to be authenticated and decrypted.
+    /// Suites 1 and 2, any other counter: an encrypted session packet, still to be
+    /// authenticated and decrypted.
     Session(SessionPacket<'a>),
+    /// Suite 3 (magic `PvS3`): a handshake, cookie or data packet.
+    Noise(noise::NoisePacket<'a>),
 }
 
 impl<'a> Datagram<'a> {
@@ -156,6 +161,12 @@ impl<'a> Datagram<'a> {
     /// [`Error::Truncated`] if the header, or a session packet's tag and opcode, are cut
     /// short; any error of [`Setup::parse`] for counter 0.
     pub fn parse(bytes: &'a [u8]) -> Result<Datagram<'a>, Error> {
+        if bytes.starts_with(noise::NOISE_MAGIC) {
+            if bytes.len() > MAX_DATAGRAM {
+                return Err(Error::Oversized);
+            }
+            return noise::NoisePacket::parse(bytes).map(Datagram::Noise);
+        }
         let (counter, mut body) = parse_header(bytes)?;
         if counter.is_setup() {
             return Setup::parse_body(body).map(Datagram::Setup);
@@ -507,6 +518,8 @@ mod tests {
                 Ok(Datagram::Setup(s)) => {
                     TestResult::from_bool(counter == 0 && s.opcode() == opcode)
                 }
+                // Cannot start with our suite 1/2 magic.
+                Ok(Datagram::Noise(_)) => TestResult::failed(),
                 Err(_) => TestResult::passed(),
             }
         }

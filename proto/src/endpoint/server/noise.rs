@@ -1,0 +1,522 @@
+//! Suite 3 on the server: the Noise responder, sessions found by index (so they follow a client
+//! whose address changes), key rotation, and stateless cookies under load.
+//!
+//! Read first: `docs/PROTOCOL.md` §12, and WireGuard's paper §5.3–5.4 (the responder only
+//! trusts new keys once the initiator uses them; cookies before any state under load).
+//!
+//! Lifecycle of a handshake on this side:
+//! ```text
+//! initiation ──(cookie needed? reply 25-byte cookie, keep nothing)──> dropped
+//!     │ verified, not a replay (same client epoch needs a higher sequence number)
+//!     ▼
+//! response sent; keys PENDING  (a new client process: in the bounded pending table;
+//!                               the same process: attached to its live session)
+//!     │ first data packet that opens under the pending keys
+//!     ▼
+//! keys CURRENT; the old receive key stays PREVIOUS for packets still in flight
+//! ```
+//! Counters and the replay window belong to the connection, not to a key: a client process
+//! (one epoch) keeps one counter sequence across rekeys, so a message resealed under new keys
+//! with its old counter is still recognised as a duplicate.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use arrayvec::ArrayVec;
+
+use super::{Server, ServerSession, COUNTER_BASE};
+use crate::crypto::ecc;
+use crate::crypto::noise::{cookie, ChaChaKey, NoiseResponder, Pattern};
+use crate::endpoint::{CloseReason, DropReason, Event, FailReason, Outgoing};
+use crate::id::{ClientId, Counter, PeerId};
+use crate::reliability::rtt::RttEstimator;
+use crate::reliability::{Outbox, Payload};
+use crate::rng::Rng;
+use crate::session::replay::ReplayWindow;
+use crate::session::{open_with, OpenError, RxKey, RxSession, TxKey};
+use crate::time::{Duration, Instant};
+use crate::wire::noise::{
+    Initiation, Mode, NoisePacket, Response, SessionIndex, DATA_HEADER_LEN, INITIATION_PAYLOAD_LEN,
+    RESPONSE_MESSAGE_LEN,
+};
+use crate::wire::SessionPacket;
+
+/// How often the cookie secret changes; a cookie is good for one or two periods.
+const COOKIE_ROTATION: Duration = Duration::from_secs(120);
+
+/// Suite 3 state of one session.
+#[derive(Debug)]
+pub(crate) struct NoiseSession {
+    /// The index the client puts on packets to us under the current keys.
+    local: SessionIndex,
+    /// The client process, and the highest handshake sequence number seen from it.
+    epoch: u64,
+    last_seq: u64,
+    /// The receive key before the last rotation, for packets still in flight.
+    previous: Option<(SessionIndex, ChaChaKey)>,
+    /// Keys from a handshake whose first data packet has not arrived yet.
+    pending: Option<PendingKeys>,
+}
+
+#[derive(Debug)]
+struct PendingKeys {
+    local: SessionIndex,
+    remote: SessionIndex,
+    send: ChaChaKey,
+    recv: ChaChaKey,
+}
+
+/// A handshake from a new client process, answered but not yet confirmed.
+#[derive(Debug)]
+struct PendingSession {
+    peer: PeerId,
+    client_id: ClientId,
+    epoch: u64,
+    seq: u64,
+    keys: PendingKeys,
+    created: Instant,
+}
+
+/// The server's suite 3 tables. Everything an unauthenticated peer can make us store is in
+/// `pending`, bounded by `max_half_open` and `half_open_timeout`.
+#[derive(Debug)]
+pub(crate) struct ServerNoise {
+    /// Ours, sent in every response: a client that sees it change knows we restarted.
+    epoch: u64,
+    by_index: BTreeMap<SessionIndex, SocketAddr>,
+    by_peer: BTreeMap<PeerId, SocketAddr>,
+    pending: BTreeMap<SessionIndex, PendingSession>,
+    cookie_secret: [u8; 32],
+    previous_secret: [u8; 32],
+    rotated: Option<Instant>,
+    rate_window: Instant,
+    rate_count: u32,
+}
+
+impl ServerNoise {
+    pub(crate) fn new(rng: &mut Rng) -> Self {
+        ServerNoise {
+            epoch: rng.next_u64(),
+            by_index: BTreeMap::new(),
+            by_peer: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            cookie_secret: rng.array(),
+            previous_secret: rng.array(),
+            rotated: None,
+            rate_window: Instant::ZERO,
+            rate_count: 0,
+        }
+    }
+
+    pub(crate) fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+impl Server {
+    pub(super) fn on_noise(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        packet: NoisePacket<'_>,
+    ) {
+        match packet {
+            NoisePacket::Initiation(i) => self.on_initiation(now, from, &i),
+            NoisePacket::Data { receiver, packet } => {
+                let header = data.get(..DATA_HEADER_LEN).unwrap_or_default();
+                let mut scratch = core::mem::take(&mut self.scratch);
+                self.on_noise_data(now, from, header, receiver, &packet, &mut scratch);
+                self.scratch = scratch;
+            }
+            _ => self.stats.drop(DropReason::Unexpected),
+        }
+    }
+
+    /// Whether the handshake load calls for cookies: too many half-open handshakes, or too
+    /// many initiations this second.
+    fn under_load(&mut self, now: Instant) -> bool {
+        let n = &mut self.noise;
+        if now - n.rate_window >= Duration::from_secs(1) {
+            n.rate_window = now;
+            n.rate_count = 0;
+        }
+        n.rate_count = n.rate_count.saturating_add(1);
+        n.pending.len() >= self.config.cookie_threshold || n.rate_count > self.config.cookie_rate
+    }
+
+    fn on_initiation(&mut self, now: Instant, from: SocketAddr, i: &Initiation<'_>) {
+        if self.under_load(now) {
+            let n = &self.noise;
+            let valid = [n.cookie_secret, n.previous_secret]
+                .iter()
+                .any(|s| crate::crypto::ct_eq(&cookie(s, from), &i.cookie));
+            if !valid {
+                // Stateless: no Diffie-Hellman, nothing stored, 25 bytes for 106 or more.
+                let reply = NoisePacket::CookieReply {
+                    receiver: i.sender,
+                    cookie: cookie(&self.noise.cookie_secret, from),
+                };
+                if self.allow_reply(now, from) {
+                    self.send_packet(from, &reply);
+                }
+                return;
+            }
+        }
+        if !self.allow_reply(now, from) {
+            return;
+        }
+        let pattern = match i.mode {
+            Mode::Ik => Pattern::Ik,
+            Mode::IkPsk2 => Pattern::IkPsk2,
+            _ => Pattern::NnPsk0,
+        };
+        let nn_psk = match i.client_id {
+            Some(id) => match self.config.psk_clients.get(&id) {
+                Some(psk) => Some(psk.clone()),
+                None => return self.stats.drop(DropReason::BadHandshake),
+            },
+            None => None,
+        };
+        let Ok(mut responder) = NoiseResponder::new(
+            pattern,
+            &mut self.rng,
+            self.config.keys.as_ref(),
+            nn_psk.as_ref(),
+        ) else {
+            return self.stats.drop(DropReason::Unsupported);
+        };
+        let mut payload = [0u8; INITIATION_PAYLOAD_LEN];
+        if !matches!(
+            responder.read_initiation(i.message, &mut payload),
+            Ok(INITIATION_PAYLOAD_LEN)
+        ) {
+            return self.stats.drop(DropReason::BadHandshake);
+        }
+        let Some((peer, client_id)) = self.identify(pattern, i.client_id, &mut responder) else {
+            return self.stats.drop(DropReason::BadHandshake);
+        };
+        let (epoch_bytes, seq_bytes) = payload.split_at(8);
+        let epoch = u64::from_le_bytes(epoch_bytes.try_into().unwrap_or_default());
+        let seq = u64::from_le_bytes(seq_bytes.try_into().unwrap_or_default());
+        // Same process: the sequence must grow, so a recorded initiation is refused.
+        let live = self.noise.by_peer.get(&peer).copied();
+        let known = live
+            .and_then(|a| self.sessions.get(&a))
+            .and_then(|s| s.noise.as_deref())
+            .map(|n| (n.epoch, n.last_seq));
+        if known.is_some_and(|(e, last)| e == epoch && seq <= last) {
+            return self.stats.drop(DropReason::BadHandshake);
+        }
+        let local = self.new_index();
+        let mut message = [0u8; RESPONSE_MESSAGE_LEN];
+        let Ok((_, keys)) = responder.write_response(&self.noise.epoch.to_le_bytes(), &mut message)
+        else {
+            return self.stats.drop(DropReason::BadHandshake);
+        };
+        let keys = PendingKeys {
+            local,
+            remote: i.sender,
+            send: keys.send,
+            recv: keys.recv,
+        };
+        let continuing = known.is_some_and(|(e, _)| e == epoch);
+        match (live, continuing) {
+            (Some(addr), true) => {
+                if let Some(n) = self
+                    .sessions
+                    .get_mut(&addr)
+                    .and_then(|s| s.noise.as_deref_mut())
+                {
+                    n.last_seq = seq;
+                    if let Some(old) = n.pending.replace(keys) {
+                        self.noise.by_index.remove(&old.local);
+                    }
+                }
+                self.noise.by_index.insert(local, addr);
+            }
+            _ => {
+                self.noise
+                    .pending
+                    .retain(|_, p| !(p.peer == peer && p.epoch == epoch));
+                if self.noise.pending.len() >= self.config.max_half_open {
+                    let oldest = self
+                        .noise
+                        .pending
+                        .iter()
+                        .min_by_key(|(_, p)| p.created)
+                        .map(|(k, _)| *k);
+                    if let Some(k) = oldest {
+                        self.noise.pending.remove(&k);
+                    }
+                }
+                let pending = PendingSession {
+                    peer,
+                    client_id,
+                    epoch,
+                    seq,
+                    keys,
+                    created: now,
+                };
+                self.noise.pending.insert(local, pending);
+            }
+        }
+        self.stats.handshake_requests += 1;
+        let response = NoisePacket::Response(Response {
+            sender: local,
+            receiver: i.sender,
+            message: &message,
+        });
+        self.send_packet(from, &response);
+    }
+
+    /// Who the initiation is from: the static key of an IK pattern mapped to a configured id
+    /// (or a guest), or the clear client id of NNpsk0.
+    fn identify(
+        &self,
+        pattern: Pattern,
+        id: Option<ClientId>,
+        responder: &mut NoiseResponder,
+    ) -> Option<(PeerId, ClientId)> {
+        if pattern == Pattern::NnPsk0 {
+            let id = id?;
+            return Some((PeerId::Client(id), id));
+        }
+        let public = responder.remote_static()?;
+        let known = self
+            .config
+            .ecc_clients
+            .iter()
+            .find(|(_, k)| **k == public)
+            .map(|(id, _)| *id);
+        let (peer, id) = match known {
+            Some(id) => (PeerId::Client(id), id),
+            None if self.config.allow_guest => {
+                let keys = self.config.keys.as_ref()?;
+                // A low-order key would make the guest's keys predictable.
+                if !keys.secret().diffie_hellman(&public).was_contributory() {
+                    return None;
+                }
+                (
+                    PeerId::Guest(ecc::guest_id(&public)),
+                    ecc::default_client_id(&public),
+                )
+            }
+            None => return None,
+        };
+        if pattern == Pattern::IkPsk2 {
+            let psk = self.config.psk_clients.get(&id)?;
+            responder.set_psk(psk).ok()?;
+        }
+        Some((peer, id))
+    }
+
+    fn new_index(&mut self) -> SessionIndex {
+        loop {
+            let i = SessionIndex(self.rng.next_u64() as u32);
+            if !self.noise.by_index.contains_key(&i) && !self.noise.pending.contains_key(&i) {
+                return i;
+            }
+        }
+    }
+
+    fn send_packet(&mut self, to: SocketAddr, packet: &NoisePacket<'_>) {
+        let mut buf = [0u8; 160];
+        if let Ok(n) = packet.emit(&mut buf) {
+            let mut datagram = ArrayVec::new();
+            datagram.extend(buf[..n].iter().copied());
+            self.tx.push_back(Outgoing::Sealed { to, datagram });
+        }
+    }
+
+    fn on_noise_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: &[u8],
+        receiver: SessionIndex,
+        packet: &SessionPacket<'_>,
+        scratch: &mut [u8],
+    ) {
+        if let Some(p) = self.noise.pending.get(&receiver) {
+            // The first packet of a new client process: its keys are now proven.
+            let mut window = ReplayWindow::new(Counter(0));
+            let key = RxKey::Noise(p.keys.recv.clone());
+            let opened = open_with(&key, &mut window, packet, header, scratch);
+            if let Err((e, _)) = opened {
+                return self.stats.drop(super::open_drop(e));
+            }
+            if let Some(p) = self.noise.pending.remove(&receiver) {
+                self.confirm_new_session(now, from, receiver, p, window);
+            }
+            return self.on_opened(now, from, packet.counter, opened);
+        }
+        let Some(addr) = self.noise.by_index.get(&receiver).copied() else {
+            self.stats.drop(DropReason::UnknownPeer);
+            return self.reply_unknown_index(now, from, receiver);
+        };
+        let Some(s) = self.sessions.get_mut(&addr) else {
+            self.noise.by_index.remove(&receiver);
+            return self.stats.drop(DropReason::UnknownPeer);
+        };
+        let Some(n) = s.noise.as_deref_mut() else {
+            return self.stats.drop(DropReason::Unexpected);
+        };
+        let (key, promote) = if n.local == receiver {
+            (s.rx.key.clone(), false)
+        } else if let Some(p) = n.pending.as_ref().filter(|p| p.local == receiver) {
+            (RxKey::Noise(p.recv.clone()), true)
+        } else if let Some((_, k)) = n.previous.as_ref().filter(|(i, _)| *i == receiver) {
+            (RxKey::Noise(k.clone()), false)
+        } else {
+            return self.stats.drop(DropReason::UnknownPeer);
+        };
+        let opened = open_with(&key, &mut s.rx.replay, packet, header, scratch);
+        if let Err((OpenError::Forged, _)) = opened {
+            return self.stats.drop(DropReason::Forged);
+        }
+        if promote && !matches!(opened, Err((OpenError::TooOld, _))) {
+            if let Some(p) = n.pending.take() {
+                // The client uses the new keys: switch, and keep the old receive key for
+                // packets sealed before it switched.
+                let old_local = core::mem::replace(&mut n.local, p.local);
+                let old_key = core::mem::replace(&mut s.rx.key, RxKey::Noise(p.recv));
+                if let Some((stale, _)) = n.previous.take() {
+                    self.noise.by_index.remove(&stale);
+                }
+                if let RxKey::Noise(k) = old_key {
+                    n.previous = Some((old_local, k));
+                }
+                s.tx_key = TxKey::Noise {
+                    key: p.send,
+                    receiver: p.remote,
+                };
+            }
+        }
+        let at = if addr != from && opened.is_ok() {
+            // Authenticated from a new address: the client moved (NAT rebinding, new port).
+            self.roam(addr, from);
+            from
+        } else {
+            addr
+        };
+        self.on_opened(now, at, packet.counter, opened);
+    }
+
+    fn confirm_new_session(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: SessionIndex,
+        p: PendingSession,
+        window: ReplayWindow,
+    ) {
+        // The same identity elsewhere is an older process of this client: it is gone.
+        if let Some(old) = self.noise.by_peer.get(&p.peer).copied() {
+            self.end_session(old, CloseReason::PeerClosed, FailReason::PeerClosed);
+        }
+        if self.sessions.contains_key(&from) {
+            self.end_session(from, CloseReason::PeerClosed, FailReason::PeerClosed);
+        }
+        if !self.make_room(now) {
+            return self.stats.drop(DropReason::TableFull);
+        }
+        let limits = &self.config.limits;
+        let session = ServerSession {
+            peer: p.peer,
+            client_id: p.client_id,
+            generation: self.next_generation,
+            rx: RxSession {
+                key: RxKey::Noise(p.keys.recv),
+                replay: window,
+            },
+            tx_key: TxKey::Noise {
+                key: p.keys.send,
+                receiver: p.keys.remote,
+            },
+            tx_counter: self.rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1),
+            session_id: [0; 16],
+            last_heard: now,
+            up: true,
+            rtt: RttEstimator::new(limits.rtt),
+            outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
+            pending_calls: Vec::new(),
+            answers: Default::default(),
+            answer_bytes: 0,
+            noise: Some(Box::new(NoiseSession {
+                local,
+                epoch: p.epoch,
+                last_seq: p.seq,
+                previous: None,
+                pending: None,
+            })),
+        };
+        self.next_generation += 1;
+        self.sessions.insert(from, session);
+        self.noise.by_index.insert(local, from);
+        self.noise.by_peer.insert(p.peer, from);
+        self.stats.handshakes += 1;
+        self.events.push_back(Event::Connected {
+            addr: from,
+            peer: Some(p.peer),
+        });
+        let targets: Vec<_> = self.targets.iter().cloned().collect();
+        for t in targets {
+            self.push_internal(now, from, Payload::Subscribe(t));
+        }
+    }
+
+    /// Moves a session to the address its client now sends from.
+    fn roam(&mut self, old: SocketAddr, new: SocketAddr) {
+        if self.sessions.contains_key(&new) {
+            self.end_session(new, CloseReason::PeerClosed, FailReason::PeerClosed);
+        }
+        let Some(s) = self.sessions.remove(&old) else {
+            return;
+        };
+        for a in self.noise.by_index.values_mut().filter(|a| **a == old) {
+            *a = new;
+        }
+        if let Some(a) = self.noise.by_peer.get_mut(&s.peer) {
+            *a = new;
+        }
+        if self.busy.remove(&old) {
+            self.busy.insert(new);
+        }
+        self.sessions.insert(new, s);
+    }
+
+    /// Type 5: "no session has this index", at most once per gap per source (9 bytes for a
+    /// data packet of at least 34).
+    fn reply_unknown_index(&mut self, now: Instant, to: SocketAddr, receiver: SessionIndex) {
+        if self.allow_unrecognized(now, to) {
+            self.send_packet(to, &NoisePacket::UnknownIndex { receiver });
+        }
+    }
+
+    /// Removes a closed session's suite 3 indices.
+    pub(super) fn forget_noise(&mut self, addr: SocketAddr, s: &ServerSession) {
+        if s.noise.is_some() {
+            self.noise.by_index.retain(|_, a| *a != addr);
+            if self.noise.by_peer.get(&s.peer) == Some(&addr) {
+                self.noise.by_peer.remove(&s.peer);
+            }
+        }
+    }
+
+    /// Expires pending handshakes and rotates the cookie secret.
+    pub(super) fn noise_housekeeping(&mut self, now: Instant) {
+        let timeout = self.config.half_open_timeout;
+        self.noise.pending.retain(|_, p| now - p.created < timeout);
+        match self.noise.rotated {
+            Some(t) if now - t < COOKIE_ROTATION => {}
+            _ => {
+                self.noise.previous_secret = self.noise.cookie_secret;
+                self.noise.cookie_secret = self.rng.array();
+                self.noise.rotated = Some(now);
+            }
+        }
+    }
+}
