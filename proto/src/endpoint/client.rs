@@ -538,7 +538,10 @@ impl Client {
             self.confirm_by,
             self.deferred_round,
             self.rekey_due(),
-            self.outbox.next_timeout(self.is_connected()),
+            self.outbox.next_timeout(
+                self.is_connected(),
+                self.outbox.counter_budget(Counter(self.next_counter)),
+            ),
             liveness,
             self.keepalive_due(),
             self.next_time_sync.filter(|_| self.is_connected()),
@@ -1224,7 +1227,8 @@ impl Client {
         let connected = self.is_connected() && !self.closed;
         let mut due = core::mem::take(&mut self.due);
         due.clear();
-        self.outbox.poll_due(now, connected, &mut due);
+        let budget = self.outbox.counter_budget(Counter(self.next_counter));
+        self.outbox.poll_due(now, connected, budget, &mut due);
         for d in due.drain(..) {
             match d {
                 Due::Expired(e) => self.on_expired(e),

@@ -400,7 +400,10 @@ impl Server {
             .busy
             .iter()
             .filter_map(|a| self.sessions.get(a))
-            .filter_map(|s| s.outbox.next_timeout(true));
+            .filter_map(|s| {
+                s.outbox
+                    .next_timeout(true, s.outbox.counter_budget(Counter(s.tx_counter)))
+            });
         outboxes
             .chain(self.next_housekeeping)
             .chain(self.next_announce)
@@ -999,7 +1002,8 @@ impl Server {
                 continue;
             };
             due.clear();
-            s.outbox.poll_due(now, true, &mut due);
+            let budget = s.outbox.counter_budget(Counter(s.tx_counter));
+            s.outbox.poll_due(now, true, budget, &mut due);
             for d in due.drain(..) {
                 match d {
                     Due::Expired(e) => self.events.extend(expired_event(e)),

@@ -18,7 +18,12 @@ use crate::id::{Counter, FunctionId};
 use crate::time::Instant;
 use crate::wire::{App, Message};
 
+use crate::session::replay::WINDOW;
 use rtt::RttEstimator;
+
+/// The most counters a sender lets run ahead of its oldest unanswered one: the receiver's
+/// window, less room for ACKs and unreliable packets sent while that one is retried.
+const SEND_SPAN: u64 = WINDOW - 256;
 
 /// An application message held by the endpoint until it is sent (and, if reliable, acknowledged).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -302,11 +307,33 @@ impl Outbox {
         out
     }
 
+    /// How many new exchanges may take a counter now, with `next` the next counter to send.
+    ///
+    /// The receiver accepts a counter only inside its replay window (1024 wide). If new
+    /// messages kept taking counters while an old one is being retransmitted, the old one's
+    /// counter would fall out of that window and never be accepted again. So the span from the
+    /// oldest unanswered counter to the next one stays under the window, less room for the
+    /// ACKs and unreliable packets sent meanwhile.
+    pub(crate) fn counter_budget(&self, next: Counter) -> usize {
+        let span = self
+            .oldest_counter()
+            .map_or(0, |c| next.0.saturating_sub(c.0));
+        usize::try_from(SEND_SPAN.saturating_sub(span)).unwrap_or(usize::MAX)
+    }
+
     /// Decides, at `now`, which exchanges expire and which are (re)sent.
     ///
     /// `can_send` says whether a session exists: without one, nothing is sent but deadlines
-    /// still apply. Expired entries are removed before this returns.
-    pub(crate) fn poll_due(&mut self, now: Instant, can_send: bool, out: &mut Vec<Due>) {
+    /// still apply. At most `new_budget` exchanges are sent for the first time (see
+    /// [`Outbox::counter_budget`]). Expired entries are removed before this returns.
+    pub(crate) fn poll_due(
+        &mut self,
+        now: Instant,
+        can_send: bool,
+        new_budget: usize,
+        out: &mut Vec<Due>,
+    ) {
+        let mut new_budget = new_budget;
         let mut in_flight = 0;
         let mut i = 0;
         while i < self.entries.len() {
@@ -322,8 +349,9 @@ impl Outbox {
                 if can_send && e.next_retry.is_some_and(|t| t <= now) {
                     out.push(Due::Transmit(e.id));
                 }
-            } else if can_send && in_flight < self.max_in_flight {
+            } else if can_send && in_flight < self.max_in_flight && new_budget > 0 {
                 in_flight += 1;
+                new_budget -= 1;
                 out.push(Due::Transmit(e.id));
             }
             i += 1;
@@ -332,8 +360,9 @@ impl Outbox {
 
     /// The earliest instant at which `poll_due` has work: a retry or a deadline.
     ///
-    /// With `can_send`, an exchange waiting for a free slot is due at once if a slot is free.
-    pub(crate) fn next_timeout(&self, can_send: bool) -> Option<Instant> {
+    /// With `can_send` and counter budget left, an exchange waiting for a free slot is due at
+    /// once if a slot is free.
+    pub(crate) fn next_timeout(&self, can_send: bool, new_budget: usize) -> Option<Instant> {
         let mut in_flight = 0;
         let mut earliest: Option<Instant> = None;
         for e in &self.entries {
@@ -343,7 +372,7 @@ impl Outbox {
                 if let Some(r) = e.next_retry {
                     t = t.min(r);
                 }
-            } else if can_send && in_flight < self.max_in_flight {
+            } else if can_send && in_flight < self.max_in_flight && new_budget > 0 {
                 in_flight += 1;
                 t = Instant::ZERO;
             }
@@ -374,7 +403,7 @@ mod tests {
 
     fn due(o: &mut Outbox, now: Instant, can_send: bool) -> Vec<u64> {
         let mut v = Vec::new();
-        o.poll_due(now, can_send, &mut v);
+        o.poll_due(now, can_send, usize::MAX, &mut v);
         v.into_iter()
             .map(|d| match d {
                 Due::Transmit(id) => id,
@@ -394,11 +423,14 @@ mod tests {
         assert_eq!(due(&mut o, t0, true), [1]);
         o.on_first_transmit(1, Counter(10), Vec::new(), t0, &rtt);
         assert!(due(&mut o, t0, true).is_empty());
-        let r1 = o.next_timeout(true).unwrap();
+        let r1 = o.next_timeout(true, usize::MAX).unwrap();
         assert_eq!(r1, t0 + rtt.backoff(0));
         assert_eq!(due(&mut o, r1, true), [1]);
         o.on_retransmit(1, r1, &rtt);
-        assert_eq!(o.next_timeout(true).unwrap(), r1 + rtt.backoff(1));
+        assert_eq!(
+            o.next_timeout(true, usize::MAX).unwrap(),
+            r1 + rtt.backoff(1)
+        );
     }
 
     #[test]
@@ -453,7 +485,7 @@ mod tests {
             Reply::Partial
         ));
         let mut v = Vec::new();
-        o.poll_due(t0 + Duration::from_secs(1), true, &mut v);
+        o.poll_due(t0 + Duration::from_secs(1), true, usize::MAX, &mut v);
         match v.as_slice() {
             [Due::Expired(e)] => {
                 assert_eq!(e.acked, [addr(2), addr(1)]);
@@ -496,7 +528,7 @@ mod tests {
         for _ in 0..10 {
             o.on_retransmit(7, t0, &rtt);
         }
-        assert_eq!(o.next_timeout(true), Some(deadline));
+        assert_eq!(o.next_timeout(true, usize::MAX), Some(deadline));
         assert_eq!(due(&mut o, deadline, true), [1007]);
         assert!(o.is_empty());
     }
@@ -517,6 +549,31 @@ mod tests {
         assert!(due(&mut o, t0, true).is_empty(), "third waits for a slot");
         assert_eq!(o.oldest_counter(), Some(Counter(1)));
         assert_eq!(o.drain_unsent().len(), 1);
+    }
+
+    #[test]
+    fn new_counters_wait_while_the_oldest_would_leave_the_window() {
+        let rtt = RttEstimator::new(RttConfig::default());
+        let mut o = Outbox::new(8, 8);
+        let t0 = Instant::ZERO;
+        let far = t0 + Duration::from_secs(60);
+        o.push(0, msg(), false, far).unwrap();
+        o.push(1, msg(), false, far).unwrap();
+        o.on_first_transmit(0, Counter(100), Vec::new(), t0, &rtt);
+        // 700 counters later (ACKs, other messages), one more may go; at the limit, none.
+        assert_eq!(
+            o.counter_budget(Counter(100 + 700)),
+            (SEND_SPAN - 700) as usize
+        );
+        assert_eq!(o.counter_budget(Counter(100 + SEND_SPAN)), 0);
+        let mut v = Vec::new();
+        o.poll_due(t0, true, o.counter_budget(Counter(100 + SEND_SPAN)), &mut v);
+        assert!(v.is_empty(), "the second message waits");
+        assert_eq!(
+            o.next_timeout(true, 0),
+            o.next_timeout(false, 0),
+            "and is not due at once"
+        );
         assert_eq!(o.len(), 2);
     }
 }

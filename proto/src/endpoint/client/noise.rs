@@ -272,7 +272,11 @@ impl Client {
     /// When the current suite 3 keys must be replaced (age), if they are in use.
     pub(super) fn rekey_due(&self) -> Option<Instant> {
         let n = self.noise.as_ref()?;
-        if n.pending.is_some() {
+        // A round already running or waiting for its turn covers it.
+        if n.pending.is_some()
+            || self.deferred_round.is_some()
+            || !matches!(self.connecting, super::Connecting::Idle)
+        {
             return None;
         }
         let at = n.established? + self.config.rekey_after;
