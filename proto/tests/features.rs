@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{
     CallId, ClientConfig, DropReason, Event, SendError, SendOptions, Server, ServerConfig,
@@ -45,10 +46,45 @@ fn client_config(server: SocketAddr, seed: u8) -> ClientConfig {
 }
 
 fn pair(link: Link, seed: u64) -> Network {
+    pair_over(Suite::Psk, link, seed)
+}
+
+/// The suites the feature tests run over: suite 1, and suite 3 (Noise IK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Suite {
+    Psk,
+    Noise,
+}
+
+const SUITES: [Suite; 2] = [Suite::Psk, Suite::Noise];
+
+fn pair_over(suite: Suite, link: Link, seed: u64) -> Network {
     let mut net = Network::new(seed, link);
-    net.add_server(server_addr(), server_config(1));
-    net.add_client(client_addr(), client_config(server_addr(), 2));
+    net.add_server(server_addr(), server_config_over(suite, 1));
+    let client = match suite {
+        Suite::Psk => client_config(server_addr(), 2),
+        Suite::Noise => {
+            let server_public = *KeyPair::from_secret_bytes([0x22; 32]).public();
+            ClientConfig::noise_ik(
+                ID,
+                KeyPair::from_secret_bytes([0x11; 32]),
+                server_public,
+                server_addr(),
+                [2; 32],
+            )
+        }
+    };
+    net.add_client(client_addr(), client);
     net
+}
+
+fn server_config_over(suite: Suite, seed: u8) -> ServerConfig {
+    match suite {
+        Suite::Psk => server_config(seed),
+        Suite::Noise => ServerConfig::new([seed; 32])
+            .with_keys(KeyPair::from_secret_bytes([0x22; 32]))
+            .with_ecc_client(ID, *KeyPair::from_secret_bytes([0x11; 32]).public()),
+    }
 }
 
 fn call(net: &mut Network, f: u16, args: &[u8], timeout: Duration) -> CallId {
@@ -75,7 +111,13 @@ fn serve_echo(net: &mut Network, server: SocketAddr, seen: &mut BTreeMap<Vec<u8>
 
 #[test]
 fn builtin_echo_and_function_name() {
-    let mut net = pair(Link::clean(), 1);
+    for suite in SUITES {
+        builtin_echo_and_function_name_over(suite);
+    }
+}
+
+fn builtin_echo_and_function_name_over(suite: Suite) {
+    let mut net = pair_over(suite, Link::clean(), 1);
     net.server(server_addr())
         .register_function(FunctionId(401), "demo");
     let now = net.now();
@@ -118,7 +160,13 @@ fn unknown_function_gives_status_2() {
 
 #[test]
 fn late_answer_is_delivered_and_the_handler_runs_once() {
-    let mut net = pair(Link::clean(), 3);
+    for suite in SUITES {
+        late_answer_over(suite);
+    }
+}
+
+fn late_answer_over(suite: Suite) {
+    let mut net = pair_over(suite, Link::clean(), 3);
     net.server(server_addr())
         .register_function(FunctionId(7), "slow");
     let c = call(&mut net, 7, b"work", Duration::from_secs(5));
@@ -150,7 +198,13 @@ fn late_answer_is_delivered_and_the_handler_runs_once() {
 
 #[test]
 fn thousand_calls_under_30_percent_loss_run_each_handler_once() {
-    let mut net = pair(Link::lossy(0.3), 4);
+    for suite in SUITES {
+        thousand_calls_over(suite);
+    }
+}
+
+fn thousand_calls_over(suite: Suite) {
+    let mut net = pair_over(suite, Link::lossy(0.3), 4);
     net.server(server_addr())
         .register_function(FunctionId(400), "echo-app");
     let mut calls = BTreeMap::new();
@@ -163,6 +217,12 @@ fn thousand_calls_under_30_percent_loss_run_each_handler_once() {
     net.run_until(Duration::from_secs(600), |net| {
         serve_echo(net, server_addr(), &mut ran);
         for e in net.events(client_addr()) {
+            if let Event::RemoteError {
+                call, status, data, ..
+            } = &e
+            {
+                panic!("{suite:?}: call {call:?} failed with {status:?} {data:?}");
+            }
             if let Event::Answered { call, data, .. } = e {
                 *answered.entry(call).or_insert(0) += 1;
                 assert_eq!(data.as_ref(), calls[&call].to_le_bytes());
@@ -441,7 +501,13 @@ fn subscribe_flood_from_one_server_is_bounded() {
 
 #[test]
 fn peer_down_and_up_under_a_partition_in_exact_order() {
-    let mut net = pair(Link::clean(), 12);
+    for suite in SUITES {
+        peer_down_and_up_over(suite);
+    }
+}
+
+fn peer_down_and_up_over(suite: Suite) {
+    let mut net = pair_over(suite, Link::clean(), 12);
     net.run_for(Duration::from_secs(1));
     net.events(client_addr());
     net.events(server_addr());
@@ -480,7 +546,13 @@ fn peer_down_and_up_under_a_partition_in_exact_order() {
 
 #[test]
 fn server_reboot_keeps_pending_calls_and_messages() {
-    let mut net = pair(Link::clean(), 13);
+    for suite in SUITES {
+        server_reboot_over(suite);
+    }
+}
+
+fn server_reboot_over(suite: Suite) {
+    let mut net = pair_over(suite, Link::clean(), 13);
     net.server(server_addr())
         .register_function(FunctionId(5), "f");
     net.run_for(Duration::from_millis(100));
@@ -498,7 +570,10 @@ fn server_reboot_keeps_pending_calls_and_messages() {
         )
         .unwrap();
     net.run_for(Duration::from_secs(1));
-    net.replace(server_addr(), Node::Server(Server::new(server_config(9))));
+    net.replace(
+        server_addr(),
+        Node::Server(Server::new(server_config_over(suite, 9))),
+    );
     net.set_up(server_addr(), true);
     net.run_for(Duration::from_secs(5));
     let events = net.events(client_addr());
@@ -549,7 +624,13 @@ fn keepalives_flow_when_idle_and_are_not_delivered() {
 
 #[test]
 fn time_sync_is_within_half_a_round_trip_under_asymmetric_delay() {
-    let mut net = pair(Link::clean(), 16);
+    for suite in SUITES {
+        time_sync_over(suite);
+    }
+}
+
+fn time_sync_over(suite: Suite) {
+    let mut net = pair_over(suite, Link::clean(), 16);
     let skew = Duration::from_secs(5);
     net.set_clock_offset(server_addr(), skew);
     net.set_path(
@@ -590,7 +671,13 @@ fn time_sync_is_within_half_a_round_trip_under_asymmetric_delay() {
 
 #[test]
 fn status_changes_reach_the_client() {
-    let mut net = pair(Link::clean(), 17);
+    for suite in SUITES {
+        status_changes_over(suite);
+    }
+}
+
+fn status_changes_over(suite: Suite) {
+    let mut net = pair_over(suite, Link::clean(), 17);
     let status = Status {
         battery: Battery {
             level: 40,

@@ -860,7 +860,15 @@ impl Server {
                         if !s.pending_calls.iter().any(|(c, _)| *c == counter) =>
                     {
                         expire_answers(&self.config, s, now);
-                        if !s.answers.iter().any(|a| a.call == counter) {
+                        if let Some(i) = s.answers.iter().position(|a| a.call == counter) {
+                            // Still wanted: it expires a whole TTL after the last retry, not
+                            // after it was made, so a caller on a bad link is not told
+                            // "expired" while it is still asking.
+                            if let Some(mut a) = s.answers.remove(i) {
+                                a.at = now;
+                                s.answers.push_back(a);
+                            }
+                        } else {
                             let expired = Answer {
                                 call: counter,
                                 status: RpcStatus::ERROR,
