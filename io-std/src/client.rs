@@ -507,7 +507,7 @@ impl RemoteServer {
     /// # Errors
     /// As [`RemoteServer::remote_now`].
     pub fn to_remote(&self, local: std::time::Instant) -> Result<Instant, ServerError> {
-        Ok(self.clock()?.to_remote(self.clock.from_std(local)))
+        Ok(self.clock()?.to_remote(self.clock.instant_of(local)))
     }
 
     /// The local instant at which the server's clock reads `remote`.
@@ -517,7 +517,7 @@ impl RemoteServer {
     /// local clock cannot represent.
     pub fn to_local(&self, remote: Instant) -> Result<std::time::Instant, ServerError> {
         let local = self.clock()?.to_local(remote);
-        self.clock.to_std(local).ok_or(ServerError::OutOfRange)
+        self.clock.std_of(local).ok_or(ServerError::OutOfRange)
     }
 
     /// The estimate of the server's clock: offset and the round trip that bounds its error.
@@ -814,9 +814,8 @@ impl Role for ClientRole {
                 deadline,
                 reply,
             } => {
-                if self.state(addr).is_none_or(|s| !s.up) {
-                    let _ = reply.try_send(Err(ServerError::NotConnected));
-                } else if self.ep.sync_time(now).is_err() {
+                let up = self.state(addr).is_some_and(|s| s.up);
+                if !up || self.ep.sync_time(now).is_err() {
                     let _ = reply.try_send(Err(ServerError::NotConnected));
                 } else {
                     let after = self.state(addr).and_then(|s| s.clock).map(|c| c.at);

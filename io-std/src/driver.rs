@@ -30,18 +30,18 @@ impl Clock {
 
     /// The current time as the endpoint sees it.
     pub(crate) fn now(&self) -> Instant {
-        self.from_std(std::time::Instant::now())
+        self.instant_of(std::time::Instant::now())
     }
 
     /// Converts a std instant to the endpoint's time base (instants before the origin clamp
     /// to zero).
-    pub(crate) fn from_std(&self, t: std::time::Instant) -> Instant {
+    pub(crate) fn instant_of(&self, t: std::time::Instant) -> Instant {
         let micros = t.saturating_duration_since(self.origin).as_micros();
         Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
     }
 
     /// Converts an endpoint instant to a std instant, if representable.
-    pub(crate) fn to_std(self, t: Instant) -> Option<std::time::Instant> {
+    pub(crate) fn std_of(self, t: Instant) -> Option<std::time::Instant> {
         self.origin
             .checked_add(Duration::from_micros(t.as_micros()))
     }

@@ -58,7 +58,7 @@ use std::net::SocketAddr;
 pub use client::{Client, ClientConfig, RemoteServer, ServerState};
 pub use error::{CallError, OpenError, SendError, ServerError};
 pub use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, SendOptions};
-pub use server::{Responder, RpcFailure, Server, ServerConfig};
+pub use server::{Outcome, Responder, RpcFailure, Server, ServerConfig};
 
 /// The protocol's default port.
 pub const DEFAULT_PORT: u16 = 1783;

@@ -124,6 +124,15 @@ impl ServerConfig {
     }
 }
 
+/// The outcome of a server's send for one client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// What happened to the message there.
+    pub result: Result<Delivery, SendError>,
+}
+
 /// A failed RPC: the status code and bytes (often a message) returned to the caller.
 ///
 /// # Examples
@@ -337,7 +346,7 @@ impl Server {
         data: &[u8],
         reliability: Reliability,
         filter: impl Fn(SocketAddr, PeerId) -> bool + Send + 'static,
-    ) -> Result<Vec<(SocketAddr, Result<Delivery, SendError>)>, SendError> {
+    ) -> Result<Vec<Outcome>, SendError> {
         self.send(
             target,
             name,
@@ -361,7 +370,7 @@ impl Server {
         reliability: Reliability,
     ) -> Result<Delivery, SendError> {
         let mut all = self.send(target, name, data, reliability, Recipients::One(client))?;
-        all.pop().map_or(Err(SendError::Closed), |(_, r)| r)
+        all.pop().map_or(Err(SendError::Closed), |o| o.result)
     }
 
     /// The connected clients: address and identity.
@@ -426,7 +435,7 @@ impl Server {
         data: &[u8],
         reliability: Reliability,
         to: Recipients,
-    ) -> Result<Vec<(SocketAddr, Result<Delivery, SendError>)>, SendError> {
+    ) -> Result<Vec<Outcome>, SendError> {
         if self.link.on_driver_thread() {
             return Err(SendError::InCallback);
         }
@@ -483,7 +492,8 @@ fn leave(socket: &UdpSocket, group: IpAddr) -> io::Result<()> {
 }
 
 type Filter = Box<dyn Fn(SocketAddr, PeerId) -> bool + Send>;
-type SendReply = SyncSender<Result<Vec<(SocketAddr, Result<Delivery, SendError>)>, SendError>>;
+type SendReply = SyncSender<Result<Vec<Outcome>, SendError>>;
+type NowHandler = Box<dyn FnMut(&RpcRequest) -> Result<Bytes, RpcFailure> + Send>;
 
 enum Recipients {
     All(Filter),
@@ -491,7 +501,7 @@ enum Recipients {
 }
 
 enum Handler {
-    Now(Box<dyn FnMut(&RpcRequest) -> Result<Bytes, RpcFailure> + Send>),
+    Now(NowHandler),
     Later(Box<dyn FnMut(RpcRequest, Responder) + Send>),
 }
 
@@ -542,7 +552,7 @@ impl std::fmt::Debug for Command {
 /// One reliable send to several clients, answered when the last outcome arrives.
 struct Fanout {
     waiting: usize,
-    results: Vec<(SocketAddr, Result<Delivery, SendError>)>,
+    results: Vec<Outcome>,
     reply: SendReply,
 }
 
@@ -628,7 +638,10 @@ impl ServerRole {
         let Some(f) = self.fanouts.get_mut(&fid) else {
             return;
         };
-        f.results.push((addr, result));
+        f.results.push(Outcome {
+            client: addr,
+            result,
+        });
         f.waiting = f.waiting.saturating_sub(1);
         if f.waiting == 0 {
             if let Some(f) = self.fanouts.remove(&fid) {
@@ -677,9 +690,15 @@ impl ServerRole {
         };
         for (addr, r) in ids {
             match r {
-                Err(e) => fanout.results.push((addr, Err(SendError::Refused(e)))),
+                Err(e) => fanout.results.push(Outcome {
+                    client: addr,
+                    result: Err(SendError::Refused(e)),
+                }),
                 Ok(_) if options.reliability == Reliability::Unreliable => {
-                    fanout.results.push((addr, Ok(Delivery::default())))
+                    fanout.results.push(Outcome {
+                        client: addr,
+                        result: Ok(Delivery::default()),
+                    })
                 }
                 Ok(id) => {
                     fanout.waiting += 1;

@@ -116,8 +116,8 @@ fn rpc_and_messages_both_ways(server_config: ServerConfig, client_config: Client
         .send_message("alerts", "fire", b"1", Reliability::Reliable, |_, _| true)
         .unwrap();
     assert_eq!(results.len(), 1);
-    let (client_addr, outcome) = &results[0];
-    assert!(outcome.is_ok(), "{outcome:?}");
+    let client_addr = &results[0].client;
+    assert!(results[0].result.is_ok(), "{results:?}");
     assert_eq!(
         from_server.recv_timeout(WAIT).unwrap(),
         ("fire".into(), b"1".to_vec(), true)
