@@ -223,6 +223,7 @@ fn drive<R: Role>(
         match socket.recv_from(&mut rx_buf) {
             Ok((_, from)) if from == waker => {}
             Ok((n, from)) => {
+                tracing::trace!(%from, len = n, "datagram in");
                 let now = clock.now();
                 role.handle_datagram(now, from, rx_buf.get(..n).unwrap_or_default());
                 flush(&mut role, socket, now, &mut tx_buf);
@@ -250,6 +251,7 @@ fn drive<R: Role>(
 fn flush<R: Role>(role: &mut R, socket: &UdpSocket, now: Instant, buf: &mut [u8]) {
     while let Some(t) = role.poll_transmit(now, buf) {
         let datagram = buf.get(..t.len).unwrap_or_default();
+        tracing::trace!(to = %t.destination, len = t.len, "datagram out");
         if let Err(e) = socket.send_to(datagram, t.destination) {
             // A lost datagram is the endpoint's business: it retransmits what matters.
             tracing::debug!(error = %e, to = %t.destination, "send_to failed");
