@@ -288,7 +288,8 @@ impl Client {
     /// Sends a message to `target`/`name`. A reliable message blocks until every expected
     /// server acknowledged it, or the send timeout (5 s by default) passed with some
     /// acknowledgement; an unreliable one returns as soon as it is queued, with an empty
-    /// [`Delivery`].
+    /// [`Delivery`]. An unreliable message made before the session is up waits for it, and is
+    /// dropped unsent if the client closes first (see [`Client::wait_connected`]).
     ///
     /// # Errors
     /// [`SendError::TimedOut`] when nobody acknowledged it, [`SendError::Refused`] for a

@@ -440,6 +440,13 @@ fn send(json: bool, a: SendArgs) -> Result<(), Failure> {
     };
     let client = connect(&a.client)?;
     let server = client.server_addr();
+    if a.unreliable {
+        // An unreliable message waits for the session and is sent once; closing before the
+        // session is up would drop it unsent.
+        client
+            .wait_connected(a.client.timeout)
+            .map_err(|e| Failure::failed("timeout", format!("no session with {server}: {e}")))?;
+    }
     match client.send_message(&a.target, &a.name, &data, reliability) {
         Ok(d) => {
             let acked: Vec<String> = d.acked.iter().map(|a| a.to_string()).collect();
