@@ -1,0 +1,97 @@
+//! Typed errors of the blocking API.
+
+use std::io;
+
+use bytes::Bytes;
+use pavillion_proto::endpoint::{FailReason, SendError as Refusal};
+use pavillion_proto::wire::RpcStatus;
+
+/// Why a socket could not be opened for an endpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Binding, joining a group or starting the thread failed.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+    /// The address did not resolve.
+    #[error("cannot resolve address {0:?}")]
+    Address(String),
+}
+
+/// Why an RPC call returned no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The endpoint was closed, or closed while the call was pending.
+    #[error("the client is closed")]
+    Closed,
+    /// The call failed before its deadline (for example, the server refused this client).
+    #[error("call failed: {0}")]
+    Failed(FailReason),
+    /// Called from a message callback or RPC handler, which runs on the endpoint's own thread
+    /// and so cannot wait for the endpoint.
+    #[error("blocking call made from a callback on the endpoint thread")]
+    InCallback,
+    /// The endpoint refused the call at once (too large, queue full, ...).
+    #[error("call refused: {0}")]
+    Refused(Refusal),
+    /// The server answered with a non-zero status.
+    #[error("remote error {}: {}", status.0, String::from_utf8_lossy(data))]
+    Remote {
+        /// The status code (wire notes §5.7).
+        status: RpcStatus,
+        /// The bytes returned with it, often a message.
+        data: Bytes,
+    },
+    /// No answer arrived before the call's deadline.
+    #[error("no answer before the deadline")]
+    TimedOut,
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The endpoint was closed, or closed while the message was pending.
+    #[error("the endpoint is closed")]
+    Closed,
+    /// The message failed before its deadline.
+    #[error("message failed: {0}")]
+    Failed(FailReason),
+    /// Waited from a callback on the endpoint's own thread.
+    #[error("blocking send made from a callback on the endpoint thread")]
+    InCallback,
+    /// The endpoint refused the message at once (bad name, too large, no such peer, ...).
+    #[error("message refused: {0}")]
+    Refused(Refusal),
+    /// Nobody acknowledged the message before its deadline.
+    #[error("no acknowledgement before the deadline")]
+    TimedOut,
+}
+
+/// Why a question about a remote server has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The client is closed.
+    #[error("the client is closed")]
+    Closed,
+    /// Asked from a callback on the endpoint's own thread.
+    #[error("blocking query made from a callback on the endpoint thread")]
+    InCallback,
+    /// No time sync has been answered by this server yet.
+    #[error("no clock estimate for this server yet")]
+    NoClock,
+    /// The server has not reported its status (its ACKs carry no status bytes).
+    #[error("the server reported no status")]
+    NoStatus,
+    /// No session with this server, or nothing heard from it for the down timeout.
+    #[error("not connected to this server")]
+    NotConnected,
+    /// A converted time does not fit the clock.
+    #[error("time out of range")]
+    OutOfRange,
+    /// The wait ended before the server answered.
+    #[error("timed out")]
+    TimedOut,
+}

@@ -1,0 +1,332 @@
+//! Rust client and Rust server through the blocking adapter, on real loopback sockets.
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use pavillion_proto::crypto::Psk;
+use pavillion_proto::features::status::{Battery, BatteryState, NetworkStatus, Status};
+use pavillion_proto::wire::RpcStatus;
+use pavillion_proto::ClientId;
+use pavillion_std::keys::{generate_keypair, generate_psk};
+use pavillion_std::{
+    CallError, Client, ClientConfig, Reliability, RpcFailure, SendError, Server, ServerConfig,
+    ServerError,
+};
+
+const ID: ClientId = ClientId(*b"cid2cid2cid2cid2");
+const WAIT: Duration = Duration::from_secs(5);
+
+fn psk_pair() -> (ServerConfig, ClientConfig) {
+    let psk = generate_psk();
+    (
+        ServerConfig::new().psk_client(ID, psk.clone()),
+        ClientConfig::psk(ID, psk),
+    )
+}
+
+fn ecc_pair() -> (ServerConfig, ClientConfig) {
+    let server_keys = generate_keypair();
+    let client_keys = generate_keypair();
+    let server = ServerConfig::new()
+        .keys(server_keys.clone())
+        .ecc_client(ID, *client_keys.public());
+    (
+        server,
+        ClientConfig::ecc(ID, client_keys, *server_keys.public()),
+    )
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+fn demo_server(
+    config: ServerConfig,
+    addr: SocketAddr,
+) -> (Server, mpsc::Receiver<(String, Vec<u8>)>) {
+    let server = Server::bind(addr, config).unwrap();
+    server.register(401, "upper", |req| {
+        Ok::<_, RpcFailure>(req.args.to_ascii_uppercase())
+    });
+    server.register(402, "fail", |_| {
+        Err::<Vec<u8>, _>(RpcFailure::bad_input("nope"))
+    });
+    let (tx, rx) = mpsc::channel();
+    server.on_message(Some("kitchen"), move |m| {
+        let _ = tx.send((m.name.clone(), m.payload.to_vec()));
+    });
+    (server, rx)
+}
+
+fn rpc_and_messages_both_ways(server_config: ServerConfig, client_config: ClientConfig) {
+    let (server, from_client) = demo_server(server_config, "127.0.0.1:0".parse().unwrap());
+    let client = Client::connect(server.local_addr(), client_config).unwrap();
+    let (tx, from_server) = mpsc::channel();
+    client.on_message(Some("alerts"), move |m| {
+        let _ = tx.send((m.name.clone(), m.payload.to_vec(), m.reliable));
+    });
+
+    // RPC: the built-in echo, a registered function, an error status, an unknown function.
+    assert_eq!(&client.call(0, b"hello").unwrap()[..], b"hello");
+    assert_eq!(&client.call(401, b"shout").unwrap()[..], b"SHOUT");
+    match client.call(402, b"") {
+        Err(CallError::Remote { status, data }) => {
+            assert_eq!(status, RpcStatus::BAD_INPUT);
+            assert_eq!(&data[..], b"nope");
+        }
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+    assert!(matches!(
+        client.call(999, b""),
+        Err(CallError::Remote {
+            status: RpcStatus::NONEXISTENT_FUNCTION,
+            ..
+        })
+    ));
+    assert_eq!(
+        &client.call(1, &401u16.to_le_bytes()).unwrap()[..],
+        b"upper"
+    );
+
+    // Client to server, reliable and unreliable.
+    let delivery = client
+        .send_message("kitchen", "temp", b"21.5", Reliability::Reliable)
+        .unwrap();
+    assert_eq!(delivery.acked, vec![server.local_addr()]);
+    assert_eq!(
+        from_client.recv_timeout(WAIT).unwrap(),
+        ("temp".into(), b"21.5".to_vec())
+    );
+    client
+        .send_message("kitchen", "hum", b"40", Reliability::Unreliable)
+        .unwrap();
+    assert_eq!(
+        from_client.recv_timeout(WAIT).unwrap(),
+        ("hum".into(), b"40".to_vec())
+    );
+
+    // Server to client, reliable to all, then unreliable to one.
+    let results = server
+        .send_message("alerts", "fire", b"1", Reliability::Reliable, |_, _| true)
+        .unwrap();
+    assert_eq!(results.len(), 1);
+    let client_addr = &results[0].client;
+    assert!(results[0].result.is_ok(), "{results:?}");
+    assert_eq!(
+        from_server.recv_timeout(WAIT).unwrap(),
+        ("fire".into(), b"1".to_vec(), true)
+    );
+    server
+        .send_to(
+            *client_addr,
+            "alerts",
+            "smoke",
+            b"0",
+            Reliability::Unreliable,
+        )
+        .unwrap();
+    assert_eq!(
+        from_server.recv_timeout(WAIT).unwrap(),
+        ("smoke".into(), b"0".to_vec(), false)
+    );
+    assert_eq!(server.clients().len(), 1);
+
+    // Refusals are typed and immediate.
+    assert!(matches!(
+        client.send_message("bad\ntarget", "n", b"", Reliability::Reliable),
+        Err(SendError::Refused(_))
+    ));
+}
+
+#[test]
+fn psk_rpc_and_messages_both_ways() {
+    let (s, c) = psk_pair();
+    rpc_and_messages_both_ways(s, c);
+}
+
+#[test]
+fn ecc_rpc_and_messages_both_ways() {
+    let (s, c) = ecc_pair();
+    rpc_and_messages_both_ways(s, c);
+}
+
+#[test]
+fn ipv6_loopback() {
+    let (s, c) = psk_pair();
+    let Ok(server) = Server::bind("[::1]:0", s) else {
+        println!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let client = Client::connect(server.local_addr(), c).unwrap();
+    assert_eq!(&client.call(0, b"six").unwrap()[..], b"six");
+}
+
+fn restart_and_recover(make: fn() -> (ServerConfig, ClientConfig)) {
+    let (server_config, client_config) = make();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (server, _) = demo_server(server_config.clone(), addr);
+    let client =
+        Client::connect(addr, client_config.call_timeout(Duration::from_millis(800))).unwrap();
+    assert_eq!(&client.call(401, b"a").unwrap()[..], b"A");
+
+    // The server goes away: calls time out within their deadline, never hang.
+    server.close();
+    let started = Instant::now();
+    assert_eq!(client.call(401, b"b"), Err(CallError::TimedOut));
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+
+    // A new server process on the same port: the client recovers by itself.
+    let (server, _) = demo_server(server_config, addr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.call(401, b"c") {
+            Ok(b) => {
+                assert_eq!(&b[..], b"C");
+                break;
+            }
+            Err(e) if Instant::now() < deadline => println!("not yet: {e}"),
+            Err(e) => panic!("no recovery after restart: {e}"),
+        }
+    }
+    let delivery = client
+        .send_message("kitchen", "after", b"restart", Reliability::Reliable)
+        .unwrap();
+    assert_eq!(delivery.acked, vec![server.local_addr()]);
+}
+
+#[test]
+fn psk_server_restart_and_recovery() {
+    restart_and_recover(psk_pair);
+}
+
+#[test]
+fn ecc_server_restart_and_recovery() {
+    restart_and_recover(ecc_pair);
+}
+
+#[test]
+fn a_server_that_is_down_times_out_in_time() {
+    let (_, c) = psk_pair();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let client = Client::connect(addr, c.send_timeout(Duration::from_millis(500))).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        client.call_with_timeout(0, b"x", Duration::from_millis(300)),
+        Err(CallError::TimedOut)
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let started = Instant::now();
+    assert_eq!(
+        client.send_message("t", "n", b"x", Reliability::Reliable),
+        Err(SendError::TimedOut)
+    );
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert_eq!(
+        client.wait_connected(Duration::from_millis(200)),
+        Err(ServerError::TimedOut)
+    );
+}
+
+#[test]
+fn wrong_key_is_refused_not_hung() {
+    let (s, _) = psk_pair();
+    let server = Server::bind("127.0.0.1:0", s).unwrap();
+    let other = ClientConfig::psk(ID, Psk::from_bytes([1; 32]));
+    let client = Client::connect(server.local_addr(), other).unwrap();
+    let started = Instant::now();
+    assert!(client
+        .call_with_timeout(0, b"x", Duration::from_millis(500))
+        .is_err());
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn deferred_answers_and_callbacks_cannot_block() {
+    let (s, c) = psk_pair();
+    let server = Server::bind("127.0.0.1:0", s).unwrap();
+    server.register_deferred(500, "later", |req, responder| {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            responder.respond(Ok(req.args.to_vec()));
+        });
+    });
+    server.register_deferred(501, "dropped", |_, _| {});
+    server.register(502, "panics", |_| -> Result<Vec<u8>, RpcFailure> {
+        panic!("boom")
+    });
+    let client = Client::connect(server.local_addr(), c).unwrap();
+    assert_eq!(&client.call(500, b"slow").unwrap()[..], b"slow");
+    assert!(matches!(
+        client.call(501, b""),
+        Err(CallError::Remote {
+            status: RpcStatus::ERROR,
+            ..
+        })
+    ));
+    assert!(matches!(
+        client.call(502, b""),
+        Err(CallError::Remote {
+            status: RpcStatus::ERROR,
+            ..
+        })
+    ));
+    // The server survived the panic.
+    assert_eq!(&client.call(0, b"ok").unwrap()[..], b"ok");
+
+    // A blocking query from a callback (on the client's own thread) gets an error instead of
+    // a deadlock.
+    let (tx, rx) = mpsc::channel();
+    let handle = client.server(server.local_addr());
+    client.on_message(Some("probe"), move |_| {
+        let _ = tx.send(handle.state());
+    });
+    server
+        .send_message("probe", "p", b"", Reliability::Reliable, |_, _| true)
+        .unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), Err(ServerError::InCallback));
+}
+
+#[test]
+fn time_sync_and_status() {
+    let (s, c) = psk_pair();
+    let status = Status {
+        battery: Battery {
+            level: 63,
+            state: BatteryState::Charging,
+        },
+        network: NetworkStatus::Wlan { rssi: -60 },
+        temperature: 31,
+    };
+    let server = Server::bind("127.0.0.1:0", s.status(status)).unwrap();
+    let client = Client::connect(server.local_addr(), c).unwrap();
+    let addr = client.wait_connected(WAIT).unwrap();
+    assert_eq!(addr, server.local_addr());
+    let remote = client.server(addr);
+    assert_eq!(remote.remote_now(), Err(ServerError::NoClock));
+    let estimate = remote.sync_time(WAIT).unwrap();
+    assert!(estimate.round_trip.unwrap() < Duration::from_secs(1));
+    let now = remote.remote_now().unwrap();
+    let back = remote.to_local(now).unwrap();
+    let there = remote.to_remote(back).unwrap();
+    assert!(there.as_micros().abs_diff(now.as_micros()) <= 1);
+
+    // Status bytes ride on ACKs.
+    client
+        .send_message("t", "n", b"x", Reliability::Reliable)
+        .unwrap();
+    assert_eq!(remote.battery().unwrap().level, 63);
+    assert_eq!(remote.rssi().unwrap(), Some(-60));
+    assert_eq!(remote.temperature().unwrap(), 31);
+    assert_eq!(client.servers().len(), 1);
+    assert_eq!(
+        client.server("127.0.0.1:9".parse().unwrap()).battery(),
+        Err(ServerError::NotConnected)
+    );
+}
