@@ -367,3 +367,44 @@ fn a_spoofed_initiation_flood_gets_cookies_and_the_real_client_still_connects() 
     let _ = Client::new(client_config(9));
     let _ = Node::Server(Server::new(server_config(9)));
 }
+
+#[test]
+fn a_new_server_session_after_a_lost_quit_restarts_the_clients_window() {
+    for seed in 0..20u64 {
+        let mut net = Network::new(seed, Link::clean());
+        net.add_server(server_addr(), server_config(seed as u8));
+        net.add_client(client_addr(), client_config(seed as u8 + 100));
+        send(&mut net, b"first");
+        net.run_for(Duration::from_millis(100));
+        // The server ends the session; its quit is lost, so the client does not know.
+        net.set_filter(|d| {
+            if d.from == server_addr() {
+                Verdict::Drop
+            } else {
+                Verdict::Deliver
+            }
+        });
+        let now = net.now();
+        net.server(server_addr()).disconnect(now, client_addr());
+        net.run_for(Duration::from_millis(10));
+        net.clear_filter();
+        net.events(client_addr());
+        // The next message finds no session, the client handshakes again, and the server's
+        // new counters (a new random base) must be accepted.
+        send(&mut net, b"second");
+        net.run_for(Duration::from_secs(3));
+        let delivered = net
+            .events(client_addr())
+            .iter()
+            .filter(|e| matches!(e, Event::Delivered { .. }))
+            .count();
+        assert_eq!(delivered, 1, "seed {seed}");
+        assert_eq!(
+            net.client(client_addr())
+                .stats()
+                .dropped(DropReason::TooOld),
+            0,
+            "seed {seed}"
+        );
+    }
+}

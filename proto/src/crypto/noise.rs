@@ -18,7 +18,9 @@ use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 
 use chacha20poly1305::aead::AeadInPlace as _;
+// `zeroize` comes through the cipher crates' re-export, as in the parent module.
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit as _};
+use crypto_secretbox::cipher::zeroize::Zeroize as _;
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 
@@ -199,12 +201,26 @@ impl NoiseInitiator {
         server: Option<&PublicKey>,
         psk: Option<&Psk>,
     ) -> Result<Self, NoiseError> {
-        let secret = local.map(|k| k.secret().to_bytes());
+        let mut secret = local.map(|k| k.secret().to_bytes());
+        let result = Self::build(pattern, rng, secret.as_ref(), server, psk);
+        if let Some(s) = secret.as_mut() {
+            s.zeroize();
+        }
+        result
+    }
+
+    fn build(
+        pattern: Pattern,
+        rng: &mut Rng,
+        secret: Option<&[u8; 32]>,
+        server: Option<&PublicKey>,
+        psk: Option<&Psk>,
+    ) -> Result<Self, NoiseError> {
         let remote = server.map(|k| k.to_bytes());
         let mut b = builder(pattern, rng)?;
         match pattern {
             Pattern::Ik | Pattern::IkPsk2 => {
-                let (Some(s), Some(r)) = (secret.as_ref(), remote.as_ref()) else {
+                let (Some(s), Some(r)) = (secret, remote.as_ref()) else {
                     return Err(NoiseError::Setup);
                 };
                 b = b.local_private_key(s)?.remote_public_key(r)?;
@@ -277,11 +293,24 @@ impl NoiseResponder {
         local: Option<&KeyPair>,
         psk: Option<&Psk>,
     ) -> Result<Self, NoiseError> {
-        let secret = local.map(|k| k.secret().to_bytes());
+        let mut secret = local.map(|k| k.secret().to_bytes());
+        let result = Self::build(pattern, rng, secret.as_ref(), psk);
+        if let Some(s) = secret.as_mut() {
+            s.zeroize();
+        }
+        result
+    }
+
+    fn build(
+        pattern: Pattern,
+        rng: &mut Rng,
+        secret: Option<&[u8; 32]>,
+        psk: Option<&Psk>,
+    ) -> Result<Self, NoiseError> {
         let mut b = builder(pattern, rng)?;
         match pattern {
             Pattern::Ik | Pattern::IkPsk2 => {
-                b = b.local_private_key(secret.as_ref().ok_or(NoiseError::Setup)?)?;
+                b = b.local_private_key(secret.ok_or(NoiseError::Setup)?)?;
                 if pattern == Pattern::IkPsk2 {
                     // A placeholder, replaced by `set_psk` after the first message names the
                     // client; snow needs the slot filled to build the state.
@@ -392,6 +421,12 @@ impl SessionCipher for ChaChaKey {
                 tag.into(),
             )
             .map_err(|_| CryptoError::Forged)
+    }
+}
+
+impl Drop for ChaChaKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
     }
 }
 

@@ -910,11 +910,12 @@ impl Client {
                 noise: None,
             },
         );
-        self.after_established(now, from);
+        self.after_established(now, from, true);
     }
 
-    /// What follows any new session: the round closes, queued work goes out.
-    fn after_established(&mut self, now: Instant, from: SocketAddr) {
+    /// What follows any completed handshake: the round closes, queued work goes out. `fresh`
+    /// is false for a suite 3 rekey of a live session, which the application need not hear of.
+    fn after_established(&mut self, now: Instant, from: SocketAddr, fresh: bool) {
         self.connecting = Connecting::Idle;
         if self.multicast {
             // Other servers of the group answer the same request; close the round a little
@@ -928,10 +929,12 @@ impl Client {
         }
         self.stats.handshakes += 1;
         self.confirm_by.get_or_insert(now + self.rtt.backoff(2));
-        self.events.push_back(Event::Connected {
-            addr: from,
-            peer: None,
-        });
+        if fresh {
+            self.events.push_back(Event::Connected {
+                addr: from,
+                peer: None,
+            });
+        }
         if self.next_time_sync.is_none() {
             self.next_time_sync = self.config.time_sync.map(|_| now);
         }

@@ -47,7 +47,7 @@ pub(super) struct NoiseLink {
     local: SessionIndex,
     /// The key before the last rotation, for packets still in flight.
     previous: Option<(SessionIndex, ChaChaKey)>,
-    /// The server process; a new one means fresh counters.
+    /// The server's name for this connection; a new one means its counters start afresh.
     epoch: u64,
 }
 
@@ -199,9 +199,14 @@ impl Client {
             key: send,
             receiver: remote,
         });
+        let rekey = self
+            .servers
+            .get(&from)
+            .and_then(|s| s.noise.as_ref())
+            .is_some_and(|l| l.epoch == epoch);
         match self.servers.get_mut(&from) {
-            // The same server process: a rekey. Counters and window go on; the old key is kept
-            // for packets sealed before the server switched.
+            // The same connection: a rekey. Counters and window go on; the old key is kept for
+            // packets sealed before the server switched.
             Some(s) if s.noise.as_ref().is_some_and(|l| l.epoch == epoch) => {
                 let old = core::mem::replace(&mut s.rx.key, RxKey::Noise(recv));
                 if let (Some(link), RxKey::Noise(old)) = (s.noise.as_mut(), old) {
@@ -233,7 +238,7 @@ impl Client {
                 );
             }
         }
-        self.after_established(now, from);
+        self.after_established(now, from, !rekey);
         // The server trusts the new keys only once we use them.
         if self.outbox.is_empty() {
             self.send_keepalive(now);

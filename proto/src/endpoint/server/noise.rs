@@ -54,6 +54,9 @@ pub(crate) struct NoiseSession {
     /// The client process, and the highest handshake sequence number seen from it.
     epoch: u64,
     last_seq: u64,
+    /// Our name for this connection, sent in every response: it changes exactly when our
+    /// counters start again (a new session), so the client knows when to reset its window.
+    connection: u64,
     /// The receive key before the last rotation, for packets still in flight.
     previous: Option<(SessionIndex, ChaChaKey)>,
     /// Keys from a handshake whose first data packet has not arrived yet.
@@ -75,6 +78,7 @@ struct PendingSession {
     client_id: ClientId,
     epoch: u64,
     seq: u64,
+    connection: u64,
     keys: PendingKeys,
     created: Instant,
 }
@@ -83,8 +87,6 @@ struct PendingSession {
 /// `pending`, bounded by `max_half_open` and `half_open_timeout`.
 #[derive(Debug)]
 pub(crate) struct ServerNoise {
-    /// Ours, sent in every response: a client that sees it change knows we restarted.
-    epoch: u64,
     by_index: BTreeMap<SessionIndex, SocketAddr>,
     by_peer: BTreeMap<PeerId, SocketAddr>,
     pending: BTreeMap<SessionIndex, PendingSession>,
@@ -98,7 +100,6 @@ pub(crate) struct ServerNoise {
 impl ServerNoise {
     pub(crate) fn new(rng: &mut Rng) -> Self {
         ServerNoise {
-            epoch: rng.next_u64(),
             by_index: BTreeMap::new(),
             by_peer: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -206,13 +207,26 @@ impl Server {
         let known = live
             .and_then(|a| self.sessions.get(&a))
             .and_then(|s| s.noise.as_deref())
-            .map(|n| (n.epoch, n.last_seq));
-        if known.is_some_and(|(e, last)| e == epoch && seq <= last) {
+            .map(|n| (n.epoch, n.last_seq, n.connection));
+        if known.is_some_and(|(e, last, _)| e == epoch && seq <= last) {
             return self.stats.drop(DropReason::BadHandshake);
         }
+        // Nor may a replayed older initiation displace a newer one still pending.
+        let newer_pending = self
+            .noise
+            .pending
+            .values()
+            .any(|p| p.peer == peer && p.epoch == epoch && seq <= p.seq);
+        if newer_pending {
+            return self.stats.drop(DropReason::BadHandshake);
+        }
+        let continuing = known.filter(|(e, ..)| *e == epoch).map(|(.., c)| c);
+        // The response names the connection: the same one for a rekey, a fresh one otherwise,
+        // so the client knows whether our counters go on or start again.
+        let connection = continuing.unwrap_or_else(|| self.rng.next_u64());
         let local = self.new_index();
         let mut message = [0u8; RESPONSE_MESSAGE_LEN];
-        let Ok((_, keys)) = responder.write_response(&self.noise.epoch.to_le_bytes(), &mut message)
+        let Ok((_, keys)) = responder.write_response(&connection.to_le_bytes(), &mut message)
         else {
             return self.stats.drop(DropReason::BadHandshake);
         };
@@ -222,8 +236,7 @@ impl Server {
             send: keys.send,
             recv: keys.recv,
         };
-        let continuing = known.is_some_and(|(e, _)| e == epoch);
-        match (live, continuing) {
+        match (live, continuing.is_some()) {
             (Some(addr), true) => {
                 if let Some(n) = self
                     .sessions
@@ -257,6 +270,7 @@ impl Server {
                     client_id,
                     epoch,
                     seq,
+                    connection,
                     keys,
                     created: now,
                 };
@@ -449,6 +463,7 @@ impl Server {
                 local,
                 epoch: p.epoch,
                 last_seq: p.seq,
+                connection: p.connection,
                 previous: None,
                 pending: None,
             })),
