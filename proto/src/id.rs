@@ -48,6 +48,12 @@ impl fmt::Display for PeerId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FunctionId(pub u16);
 
+impl From<u16> for FunctionId {
+    fn from(n: u16) -> Self {
+        FunctionId(n)
+    }
+}
+
 impl FunctionId {
     /// Standard call 0: returns its argument.
     pub const ECHO: FunctionId = FunctionId(0);

@@ -653,6 +653,9 @@ fn time_sync_over(suite: Suite) {
     let now = net.now();
     net.client(client_addr()).sync_time(now).unwrap();
     net.run_for(Duration::from_millis(200));
+    assert!(net.events(client_addr()).contains(&Event::ClockUpdated {
+        addr: server_addr()
+    }));
     let now = net.now();
     let truth = net.clock_of(server_addr());
     let info = net.client(client_addr()).server(server_addr()).unwrap();
@@ -815,4 +818,19 @@ fn an_entirely_empty_reliable_message_is_refused_but_an_unreliable_one_is_delive
         .unwrap();
     net.run_for(Duration::from_millis(100));
     assert_eq!(payloads(&mut net, server_addr()), [Vec::<u8>::new()]);
+}
+
+#[test]
+fn server_close_ends_every_session_with_a_quit() {
+    let mut net = pair(Link::clean(), 21);
+    net.run_for(Duration::from_millis(100));
+    let now = net.now();
+    net.server(server_addr()).close(now);
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.server(server_addr()).session_count(), 0);
+    assert!(net
+        .events(client_addr())
+        .iter()
+        .any(|e| matches!(e, Event::Disconnected { .. })));
+    assert_eq!(FunctionId::from(7u16), FunctionId(7));
 }

@@ -1129,7 +1129,9 @@ impl Client {
                     .servers
                     .get_mut(&addr)
                     .and_then(|s| s.clock.on_response(request, monotonic_us, now));
-                if known.is_none() {
+                if known.is_some() {
+                    self.events.push_back(Event::ClockUpdated { addr });
+                } else {
                     self.stats.drop(DropReason::Unexpected);
                 }
             }

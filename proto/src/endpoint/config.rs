@@ -191,6 +191,16 @@ impl ClientConfig {
         self
     }
 
+    /// A client with any credentials (the other constructors are shorthands for this).
+    pub fn with_credentials(
+        client_id: ClientId,
+        credentials: ClientCredentials,
+        server: SocketAddr,
+        seed: [u8; 32],
+    ) -> Self {
+        Self::new(client_id, credentials, server, seed)
+    }
+
     fn new(
         client_id: ClientId,
         credentials: ClientCredentials,

@@ -97,6 +97,12 @@ pub enum Event {
         /// The id `call` returned.
         call: CallId,
     },
+    /// A time sync answer updated the estimate of a server's clock (see
+    /// [`ServerInfo::clock`]).
+    ClockUpdated {
+        /// The server.
+        addr: SocketAddr,
+    },
     /// A session came up. On a client, `addr` is the server's (reply) address and `peer` is
     /// `None`; on a server, `addr` is the client's address and `peer` its identity.
     Connected {

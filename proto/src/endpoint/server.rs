@@ -319,6 +319,15 @@ impl Server {
         self.config.status = status.map(|s| s.to_bytes());
     }
 
+    /// Ends every session: each client is sent quit (opcode 12) and pending messages fail with
+    /// [`FailReason::Closed`]. The server stays usable: clients may connect again.
+    pub fn close(&mut self, now: Instant) {
+        let addrs: Vec<SocketAddr> = self.sessions.keys().copied().collect();
+        for a in addrs {
+            self.disconnect(now, a);
+        }
+    }
+
     /// Ends the session with `to`: sends quit (opcode 12) and fails its pending messages.
     pub fn disconnect(&mut self, now: Instant, to: SocketAddr) {
         self.advance(now);
