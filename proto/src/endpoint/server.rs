@@ -335,9 +335,8 @@ impl Server {
             // Sealed now: the key goes with the session.
             let c = take(&mut s.tx_counter);
             let mut buf = [0u8; wire::SESSION_OVERHEAD + 1];
-            if let Ok(n) = session::seal(&s.tx_key, c, &App::Quit { reason: None }, &mut buf) {
-                let mut datagram = ArrayVec::new();
-                datagram.extend(buf[..n].iter().copied());
+            let sealed = session::seal(&s.tx_key, c, &App::Quit { reason: None }, &mut buf);
+            if let Some(datagram) = sealed.ok().and_then(|n| ArrayVec::try_from(&buf[..n]).ok()) {
                 self.tx.push_back(Outgoing::Sealed { to, datagram });
             }
             self.end_session(to, CloseReason::LocallyClosed, FailReason::Closed);

@@ -112,9 +112,7 @@ impl Client {
         let mut buf = [0u8; 160];
         let written = packet.emit(&mut buf).ok()?;
         n.pending = Some((local, initiator));
-        let mut datagram = ArrayVec::new();
-        datagram.extend(buf[..written].iter().copied());
-        Some(datagram)
+        ArrayVec::try_from(&buf[..written]).ok()
     }
 
     pub(super) fn on_noise(

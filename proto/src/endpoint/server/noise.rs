@@ -338,9 +338,11 @@ impl Server {
 
     fn send_packet(&mut self, to: SocketAddr, packet: &NoisePacket<'_>) {
         let mut buf = [0u8; 160];
-        if let Ok(n) = packet.emit(&mut buf) {
-            let mut datagram = ArrayVec::new();
-            datagram.extend(buf[..n].iter().copied());
+        let emitted = packet.emit(&mut buf);
+        if let Some(datagram) = emitted
+            .ok()
+            .and_then(|n| ArrayVec::try_from(&buf[..n]).ok())
+        {
             self.tx.push_back(Outgoing::Sealed { to, datagram });
         }
     }
