@@ -11,7 +11,7 @@ use core::net::SocketAddr;
 
 use pavillion_proto::endpoint::{
     CallHandle, CallId, Client, ClientConfig, Event, SendError, SendOptions, Server, ServerConfig,
-    Transmit,
+    Stats, Transmit,
 };
 use pavillion_proto::wire::{self, RpcStatus};
 use pavillion_proto::{Duration, FunctionId, Instant, MessageId};
@@ -318,6 +318,7 @@ pub(crate) trait Drive: 'static {
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
     fn poll_event(&mut self) -> Option<Event>;
     fn poll_timeout(&self) -> Option<Instant>;
+    fn stats(&self) -> &Stats;
 }
 
 macro_rules! impl_drive {
@@ -337,6 +338,9 @@ macro_rules! impl_drive {
             }
             fn poll_timeout(&self) -> Option<Instant> {
                 <$t>::poll_timeout(self)
+            }
+            fn stats(&self) -> &Stats {
+                <$t>::stats(self)
             }
         }
     };
@@ -409,6 +413,9 @@ pub(crate) async fn drive<E: Drive>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Resu
     loop {
         run_due(&mut ep, &ctx);
         pump(&mut ep, &ctx, &mut wire, &sock, local, &mut buf);
+        ctx.world
+            .borrow_mut()
+            .set_stats(&ctx.host, ctx.incarnation, ep.stats());
 
         let t = now();
         let next = [ep.poll_timeout(), ctx.script.borrow().next_at()]

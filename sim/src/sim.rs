@@ -7,7 +7,7 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration as StdDuration;
 use std::time::UNIX_EPOCH;
 
-use pavillion_proto::endpoint::{Client, Event, Server};
+use pavillion_proto::endpoint::{Client, Event, Server, Stats};
 use pavillion_proto::Instant;
 
 use crate::config::{ConfigError, LinkFaults, SimConfig};
@@ -401,6 +401,18 @@ impl Simulation {
     /// The digest of the trace so far (see [`Trace::digest`]).
     pub fn digest(&self) -> String {
         self.world.borrow().trace.digest()
+    }
+
+    /// The stats of endpoint host `host`, one entry per incarnation (a rebooted host starts
+    /// counting afresh), as they were after its last step; empty for a middlebox or a host
+    /// that never ran.
+    pub fn stats(&self, host: &str) -> Vec<Stats> {
+        self.world
+            .borrow()
+            .stats
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn claim(&mut self, name: &str) -> Result<(), SimError> {

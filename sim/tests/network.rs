@@ -49,6 +49,10 @@ fn server_bounce_mid_stream_recovers_and_queued_messages_arrive() {
         .filter(|(_, e)| matches!(e, Event::Connected { .. }))
         .count();
     assert!(connected >= 2, "the client never re-handshook");
+    // Stats survive the crash: one entry per incarnation.
+    assert_eq!(sim.stats("server").len(), 2);
+    assert!(sim.stats("client")[0].handshakes >= 2);
+    assert!(sim.stats("nobody").is_empty());
 }
 
 #[test]
