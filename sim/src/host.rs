@@ -371,7 +371,10 @@ impl<E> ScriptRun<E> {
 
 /// The long-lived parts of a host's task.
 pub(crate) struct HostCtx<E> {
+    /// The endpoint's name: in the trace, the stats and the seeds of its RNGs.
     pub(crate) host: Rc<str>,
+    /// The turmoil host it runs on; the same as `host` unless several endpoints share one.
+    pub(crate) node: Rc<str>,
     pub(crate) world: Shared,
     pub(crate) script: Rc<RefCell<ScriptRun<E>>>,
     pub(crate) port: u16,
@@ -381,7 +384,7 @@ pub(crate) struct HostCtx<E> {
 /// Runs one incarnation of an endpoint host until it is crashed.
 pub(crate) async fn drive<E: Drive>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Result {
     let sock = Rc::new(UdpSocket::bind((core::net::Ipv4Addr::UNSPECIFIED, ctx.port)).await?);
-    let local = SocketAddr::new(turmoil::lookup(&*ctx.host), ctx.port);
+    let local = SocketAddr::new(turmoil::lookup(&*ctx.node), ctx.port);
     let mut wire = Wire::new(ctx.host.clone(), ctx.incarnation, ctx.world.clone());
     let mut buf = vec![0u8; wire::MAX_DATAGRAM];
     // One byte more than any valid datagram, so that an oversized one reaches the endpoint
