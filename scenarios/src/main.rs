@@ -161,7 +161,7 @@ fn main() -> ExitCode {
     print!("{}", report::table(&rows));
     let failures = report::failures(&rows);
     println!(
-        "\n{} runs ({} scenarios x suites x {} seeds) in {:.1}s wall time",
+        "\n{} runs ({} scenario/suite pairs x {} seeds) in {:.1}s wall time",
         jobs.len(),
         rows.len(),
         seeds.len(),
