@@ -11,7 +11,7 @@ use core::net::SocketAddr;
 
 use pavillion_proto::endpoint::{
     CallHandle, CallId, Client, ClientConfig, Event, SendError, SendOptions, Server, ServerConfig,
-    Transmit,
+    Stats, Transmit,
 };
 use pavillion_proto::wire::{self, RpcStatus};
 use pavillion_proto::{Duration, FunctionId, Instant, MessageId};
@@ -318,6 +318,7 @@ pub(crate) trait Drive: 'static {
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
     fn poll_event(&mut self) -> Option<Event>;
     fn poll_timeout(&self) -> Option<Instant>;
+    fn stats(&self) -> &Stats;
 }
 
 macro_rules! impl_drive {
@@ -337,6 +338,9 @@ macro_rules! impl_drive {
             }
             fn poll_timeout(&self) -> Option<Instant> {
                 <$t>::poll_timeout(self)
+            }
+            fn stats(&self) -> &Stats {
+                <$t>::stats(self)
             }
         }
     };
@@ -367,7 +371,10 @@ impl<E> ScriptRun<E> {
 
 /// The long-lived parts of a host's task.
 pub(crate) struct HostCtx<E> {
+    /// The endpoint's name: in the trace, the stats and the seeds of its RNGs.
     pub(crate) host: Rc<str>,
+    /// The turmoil host it runs on; the same as `host` unless several endpoints share one.
+    pub(crate) node: Rc<str>,
     pub(crate) world: Shared,
     pub(crate) script: Rc<RefCell<ScriptRun<E>>>,
     pub(crate) port: u16,
@@ -377,7 +384,7 @@ pub(crate) struct HostCtx<E> {
 /// Runs one incarnation of an endpoint host until it is crashed.
 pub(crate) async fn drive<E: Drive>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Result {
     let sock = Rc::new(UdpSocket::bind((core::net::Ipv4Addr::UNSPECIFIED, ctx.port)).await?);
-    let local = SocketAddr::new(turmoil::lookup(&*ctx.host), ctx.port);
+    let local = SocketAddr::new(turmoil::lookup(&*ctx.node), ctx.port);
     let mut wire = Wire::new(ctx.host.clone(), ctx.incarnation, ctx.world.clone());
     let mut buf = vec![0u8; wire::MAX_DATAGRAM];
     // One byte more than any valid datagram, so that an oversized one reaches the endpoint
@@ -409,6 +416,9 @@ pub(crate) async fn drive<E: Drive>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Resu
     loop {
         run_due(&mut ep, &ctx);
         pump(&mut ep, &ctx, &mut wire, &sock, local, &mut buf);
+        ctx.world
+            .borrow_mut()
+            .set_stats(&ctx.host, ctx.incarnation, ep.stats());
 
         let t = now();
         let next = [ep.poll_timeout(), ctx.script.borrow().next_at()]

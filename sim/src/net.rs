@@ -10,6 +10,7 @@ use core::net::{IpAddr, SocketAddr};
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
+use pavillion_proto::endpoint::Stats;
 use pavillion_proto::rng::Rng;
 use pavillion_proto::{Duration, Instant};
 use turmoil::net::UdpSocket;
@@ -29,6 +30,9 @@ pub(crate) struct World {
     pub(crate) groups: BTreeMap<SocketAddr, BTreeSet<SocketAddr>>,
     /// Middlebox ip to the ips of the hosts behind it.
     pub(crate) private: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
+    /// The latest stats of each endpoint host, one entry per incarnation: a crash takes the
+    /// endpoint away, and with it the only other copy of what it counted.
+    pub(crate) stats: BTreeMap<Rc<str>, Vec<Stats>>,
 }
 
 pub(crate) type Shared = Rc<RefCell<World>>;
@@ -42,6 +46,18 @@ impl World {
             links: BTreeMap::new(),
             groups: BTreeMap::new(),
             private: BTreeMap::new(),
+            stats: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn set_stats(&mut self, host: &Rc<str>, incarnation: u32, stats: &Stats) {
+        let all = self.stats.entry(host.clone()).or_default();
+        let i = incarnation as usize;
+        if all.len() <= i {
+            all.resize(i + 1, Stats::default());
+        }
+        if let Some(slot) = all.get_mut(i) {
+            slot.clone_from(stats);
         }
     }
 

@@ -7,7 +7,7 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration as StdDuration;
 use std::time::UNIX_EPOCH;
 
-use pavillion_proto::endpoint::{Client, Event, Server};
+use pavillion_proto::endpoint::{Client, Event, Server, Stats};
 use pavillion_proto::Instant;
 
 use crate::config::{ConfigError, LinkFaults, SimConfig};
@@ -121,6 +121,8 @@ pub struct Simulation {
     middleboxes: Vec<String>,
     /// (host, middlebox) pairs; partitioned from everything else when the run starts.
     behind: Vec<(String, String)>,
+    /// Names of endpoints that share a host ([`Simulation::add_clients`]).
+    shared_names: Vec<String>,
     /// Sorted by time; actions at the same time keep the order they were added in.
     timeline: Vec<(StdDuration, NetAction)>,
     started: bool,
@@ -165,6 +167,7 @@ impl Simulation {
             hosts: Vec::new(),
             middleboxes: Vec::new(),
             behind: Vec::new(),
+            shared_names: Vec::new(),
             timeline: Vec::new(),
             started: false,
         })
@@ -239,6 +242,74 @@ impl Simulation {
         })
     }
 
+    /// Adds one host that runs a client endpoint for each entry of `clients`: a name, a spec
+    /// whose port must differ from the others', and a script. Each endpoint appears under its
+    /// own name in the trace and in [`Simulation::stats`], and its RNGs are seeded from that
+    /// name, exactly as if it had a host of its own. Network actions and links apply to the
+    /// host, so to all of its endpoints at once. Returns their addresses, in order.
+    ///
+    /// This exists for crowds: turmoil's cost per step grows with the cube of its hosts (each
+    /// host scans every pair of hosts), so a thousand clients are only affordable a hundred or
+    /// so to a host.
+    ///
+    /// # Errors
+    /// [`SimError::DuplicateHost`] if the host's name or an endpoint's name is taken.
+    pub fn add_clients(
+        &mut self,
+        host: &str,
+        clients: Vec<(String, ClientSpec, Script<Client>)>,
+    ) -> Result<Vec<SocketAddr>, SimError> {
+        for (name, _, _) in &clients {
+            if name == host || self.hosts.contains(name) || self.shared_names.contains(name) {
+                return Err(SimError::DuplicateHost(name.clone()));
+            }
+        }
+        self.claim(host)?;
+        self.shared_names
+            .extend(clients.iter().map(|(n, _, _)| n.clone()));
+        let ip = self.sim.lookup(host);
+        let addrs = clients
+            .iter()
+            .map(|(_, spec, _)| SocketAddr::new(ip, spec.port))
+            .collect();
+        let parts: Vec<(Rc<str>, ClientSpec, _)> = clients
+            .into_iter()
+            .map(|(name, spec, script)| (name.into(), spec, ScriptRun::new(script)))
+            .collect();
+        let node: Rc<str> = host.into();
+        let world = self.world.clone();
+        let incarnation = Rc::new(Cell::new(0u32));
+        let base = self.config.seed;
+        self.sim.host(host, move || {
+            let n = incarnation.get();
+            incarnation.set(n.wrapping_add(1));
+            let drivers: Vec<_> = parts
+                .iter()
+                .map(|(name, spec, script)| {
+                    let mut config = spec.config.clone();
+                    config.seed = derive_seed(base, name, n, "endpoint");
+                    let ctx = HostCtx {
+                        host: name.clone(),
+                        node: node.clone(),
+                        world: world.clone(),
+                        script: script.clone(),
+                        port: spec.port,
+                        incarnation: n,
+                    };
+                    drive(Client::new(config), ctx)
+                })
+                .collect();
+            async move {
+                let tasks: Vec<_> = drivers.into_iter().map(tokio::task::spawn_local).collect();
+                for task in tasks {
+                    task.await??;
+                }
+                Ok(())
+            }
+        });
+        Ok(addrs)
+    }
+
     fn add_endpoint<E: crate::host::Drive>(
         &mut self,
         name: &str,
@@ -258,6 +329,7 @@ impl Simulation {
             let ep = make(derive_seed(base, &host, n, "endpoint"));
             let ctx = HostCtx {
                 host: host.clone(),
+                node: host.clone(),
                 world: world.clone(),
                 script: script.clone(),
                 port,
@@ -401,6 +473,18 @@ impl Simulation {
     /// The digest of the trace so far (see [`Trace::digest`]).
     pub fn digest(&self) -> String {
         self.world.borrow().trace.digest()
+    }
+
+    /// The stats of endpoint host `host`, one entry per incarnation (a rebooted host starts
+    /// counting afresh), as they were after its last step; empty for a middlebox or a host
+    /// that never ran.
+    pub fn stats(&self, host: &str) -> Vec<Stats> {
+        self.world
+            .borrow()
+            .stats
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn claim(&mut self, name: &str) -> Result<(), SimError> {

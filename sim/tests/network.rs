@@ -49,6 +49,10 @@ fn server_bounce_mid_stream_recovers_and_queued_messages_arrive() {
         .filter(|(_, e)| matches!(e, Event::Connected { .. }))
         .count();
     assert!(connected >= 2, "the client never re-handshook");
+    // Stats survive the crash: one entry per incarnation.
+    assert_eq!(sim.stats("server").len(), 2);
+    assert!(sim.stats("client")[0].handshakes >= 2);
+    assert!(sim.stats("nobody").is_empty());
 }
 
 #[test]
@@ -173,4 +177,53 @@ fn a_hold_delays_delivery_until_release_without_duplicates() {
         first >= Some(4_000_000),
         "delivered during the hold: {first:?}"
     );
+}
+
+#[test]
+fn clients_sharing_a_host_are_separate_endpoints() {
+    use pavillion_proto::endpoint::{ClientConfig, ServerConfig};
+    use pavillion_proto::ClientId;
+    use pavillion_sim::ClientSpec;
+
+    let config = SimConfig::new(25).with_duration(Duration::from_secs(3));
+    let mut sim = Simulation::new(config).unwrap();
+    let ids: Vec<ClientId> = (0..3u8).map(|i| ClientId([i; 16])).collect();
+    let mut server_cfg = ServerConfig::new([0; 32]);
+    for id in &ids {
+        server_cfg = server_cfg.with_psk_client(*id, psk());
+    }
+    let server = sim.add_server("server", server_cfg, |_, _| {}).unwrap();
+    let clients = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let spec = ClientSpec {
+                config: ClientConfig::psk(*id, psk(), server, [0; 32]),
+                port: 40000 + i as u16,
+            };
+            let script = Script::<Client>::new().at(Duration::from_millis(100), move |ctl| {
+                ctl.send_message("t", "n", &[i as u8], SendOptions::reliable())
+                    .unwrap();
+            });
+            (format!("c{i}"), spec, script)
+        })
+        .collect();
+    let addrs = sim.add_clients("crowd", clients).unwrap();
+    assert_eq!(addrs.len(), 3);
+    assert!(addrs.iter().all(|a| a.ip() == sim.ip("crowd").unwrap()));
+    sim.run().unwrap();
+
+    let trace = sim.trace();
+    for i in 0..3 {
+        let name = format!("c{i}");
+        assert_eq!(delivered(&trace, &name).len(), 1, "{name}");
+        assert_eq!(sim.stats(&name)[0].handshakes, 1, "{name}");
+    }
+    assert_eq!(received(&trace, "server").len(), 3);
+    drop(trace);
+    let dup = sim.add_clients(
+        "other",
+        vec![("c1".into(), client_config(server).into(), Script::new())],
+    );
+    assert!(dup.is_err());
 }

@@ -1,0 +1,200 @@
+//! Named, seeded network scenarios over [`pavillion_sim`], each with assertions on its outcome.
+//!
+//! A [`Scenario`] is a function from [`Params`] (a seed, a cipher [`Suite`], an optional loss
+//! override) to an [`Outcome`]: what was sent and delivered, duplicates, acknowledged messages
+//! that were lost, latency percentiles in simulated time, retransmissions, handshakes, the time
+//! to reconnect after the scenario's disruption, the trace digest and the assertions that
+//! failed. Assertions never panic: they are collected in [`Outcome::failures`], so that a
+//! runner can tabulate many runs.
+//!
+//! [`SCENARIOS`] lists them all; the `pavillion-scenarios` binary replays them over many seeds
+//! and prints a table ([`report`]).
+//!
+//! # Exactly once
+//! Every scenario asserts that no receiver got a message twice within one incarnation
+//! (`duplicates == 0`) and that every message its sender saw acknowledged reached the
+//! receiving application (`lost_acked == 0`). A server that reboots may legitimately get a
+//! message again, when the ACK of its first delivery died with the old process and the sender
+//! retried: those are counted in [`Outcome::redelivered`], not as failures.
+//!
+//! # Determinism
+//! The same [`Params`] always give the same [`Outcome::digest`].
+//!
+//! # Examples
+//! ```
+//! use pavillion_scenarios::{find, Params, Suite};
+//! let scenario = find("clean").unwrap();
+//! let outcome = (scenario.run)(&Params::new(1, Suite::Psk));
+//! assert!(outcome.passed(), "{:?}", outcome.failures);
+//! assert_eq!(outcome.delivered, outcome.sent);
+//! ```
+#![forbid(unsafe_code)]
+#![deny(unused_must_use, missing_docs)]
+
+extern crate alloc;
+
+mod harness;
+mod outcome;
+pub mod report;
+mod scenarios;
+mod suite;
+
+pub use outcome::{Failure, Latency, Outcome};
+pub use suite::{client_id, Suite};
+
+/// What one run of a scenario varies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Seeds the simulation: the same seed gives the same run.
+    pub seed: u64,
+    /// The cipher suite every endpoint uses.
+    pub suite: Suite,
+    /// Replaces the loss probability of the scenario's links (`0.0..=1.0`). Assertions are
+    /// tuned for the scenario's own loss, so a higher one may make them fail.
+    pub loss: Option<f64>,
+    /// Keep the run's trace as JSON lines in [`Outcome::trace`].
+    pub trace: bool,
+}
+
+impl Params {
+    /// A run with `seed` and `suite`, the scenario's own loss and no trace kept.
+    pub const fn new(seed: u64, suite: Suite) -> Self {
+        Params {
+            seed,
+            suite,
+            loss: None,
+            trace: false,
+        }
+    }
+}
+
+/// A named scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    /// A short unique name, for `--only`.
+    pub name: &'static str,
+    /// One line on what it does and asserts.
+    pub description: &'static str,
+    /// The suites it runs over.
+    pub suites: &'static [Suite],
+    /// Runs it once.
+    pub run: fn(&Params) -> Outcome,
+}
+
+/// Every scenario, in the order the runner replays them.
+pub static SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "clean",
+        description: "100 messages over a clean 1 ms link: all delivered, no retransmission",
+        suites: Suite::ALL,
+        run: scenarios::clean,
+    },
+    Scenario {
+        name: "loss-10",
+        description: "100 messages, 10% loss each way: all delivered exactly once",
+        suites: Suite::ALL,
+        run: scenarios::loss_10,
+    },
+    Scenario {
+        name: "loss-30",
+        description: "100 messages, 30% loss each way: all delivered exactly once",
+        suites: Suite::ALL,
+        run: scenarios::loss_30,
+    },
+    Scenario {
+        name: "loss-50",
+        description: "100 messages, 50% loss each way: at least 95% within the 120 s deadline",
+        suites: Suite::ALL,
+        run: scenarios::loss_50,
+    },
+    Scenario {
+        name: "dup-reorder",
+        description: "30% duplication and 30 ms reordering jitter: exactly once",
+        suites: Suite::ALL,
+        run: scenarios::dup_reorder,
+    },
+    Scenario {
+        name: "server-reboot",
+        description: "server down from 0.8 s to 2 s mid-stream: everything queued arrives",
+        suites: Suite::ALL,
+        run: scenarios::server_reboot,
+    },
+    Scenario {
+        name: "client-reboot",
+        description: "client down from 1 s to 1.5 s: it re-handshakes and its new sends arrive",
+        suites: Suite::ALL,
+        run: scenarios::client_reboot,
+    },
+    Scenario {
+        name: "partition",
+        description: "link cut from 2 s to 10 s: PeerDown then PeerUp on both sides",
+        suites: Suite::ALL,
+        run: scenarios::partition,
+    },
+    Scenario {
+        name: "multicast",
+        description: "3 servers, 2 clients; one server dies (named in `missing`), one joins late",
+        suites: Suite::ALL,
+        run: scenarios::multicast,
+    },
+    Scenario {
+        name: "nat-rebind",
+        description: "NAT mapping expires between bursts: reconnect (suites 1, 2) in bounded time",
+        suites: Suite::ALL,
+        run: scenarios::nat_rebind,
+    },
+    Scenario {
+        name: "hairpin",
+        description: "client and server behind one NAT, reachable only by hairpin",
+        suites: Suite::ALL,
+        run: scenarios::hairpin,
+    },
+    Scenario {
+        name: "adversary-replay",
+        description: "on-path adversary replays 600 datagrams: no duplicate delivery",
+        suites: Suite::ALL,
+        run: scenarios::adversary_replay,
+    },
+    Scenario {
+        name: "adversary-forgery",
+        description: "adversary flips bits and forges 50 session packets: all rejected",
+        suites: Suite::ALL,
+        run: scenarios::adversary_forgery,
+    },
+    Scenario {
+        name: "adversary-flood",
+        description: "2000 handshake requests from 100 ports: the real client still delivers",
+        suites: Suite::ALL,
+        run: scenarios::adversary_flood,
+    },
+    Scenario {
+        name: "clients-1000",
+        description: "1000 clients on one server, two messages each: all connect and deliver",
+        suites: Suite::ALL,
+        run: scenarios::clients_1000,
+    },
+];
+
+/// The scenario named `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+/// The names of every scenario, in order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    SCENARIOS.iter().map(|s| s.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = names().collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SCENARIOS.len());
+        assert!(find("nope").is_none());
+    }
+}

@@ -1,0 +1,251 @@
+//! The scenario runner: replays every scenario (or some) over a set of seeds and every suite,
+//! prints a table, and exits with status 1 if any assertion failed.
+//!
+//! Runs are independent simulations, so they are spread over the machine's cores; the table
+//! does not depend on how many there are.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant as WallClock;
+
+use clap::builder::PossibleValuesParser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory as _, Parser};
+use pavillion_scenarios::report::{self, Row};
+use pavillion_scenarios::{names, Outcome, Params, Scenario, Suite, SCENARIOS};
+
+const AFTER_HELP: &str = "\
+Examples:
+  pavillion-scenarios                          every scenario, suite and default seed
+  pavillion-scenarios --only loss-50 --seeds 20
+  pavillion-scenarios --only nat-rebind --suite ecc --seed 7 --trace run.jsonl
+  pavillion-scenarios --seeds 1000             the soak: a thousand seeds of everything
+
+Exit status: 0 if every assertion held, 1 if any failed, 2 for bad arguments.";
+
+/// Replays Pavillion network scenarios over many seeds in simulated time.
+#[derive(Debug, Parser)]
+#[command(name = "pavillion-scenarios", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+
+    /// Run only this scenario (repeat the flag for several).
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(names()))]
+    only: Vec<String>,
+
+    /// Run seeds 1 to N.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u64).range(1..),
+        conflicts_with = "seed"
+    )]
+    seeds: u64,
+
+    /// Run this one seed only.
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+
+    /// Run this suite only (default: every suite of the build).
+    #[arg(long, value_enum)]
+    suite: Option<Suite>,
+
+    /// Replace every scenario's link loss with this probability, in 0..=1.
+    #[arg(long, value_name = "P", value_parser = probability)]
+    loss: Option<f64>,
+
+    /// Write the JSON-lines trace of the run to FILE; needs exactly one run (one --only
+    /// scenario, one seed, one suite).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number; expected a probability in 0..=1"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{p} is out of range; expected a probability in 0..=1"
+        ))
+    }
+}
+
+/// One run to make.
+#[derive(Clone, Copy)]
+struct Job {
+    row: usize,
+    scenario: &'static Scenario,
+    suite: Suite,
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.list {
+        list();
+        return ExitCode::SUCCESS;
+    }
+    let scenarios: Vec<&'static Scenario> = if cli.only.is_empty() {
+        SCENARIOS.iter().collect()
+    } else {
+        SCENARIOS
+            .iter()
+            .filter(|s| cli.only.iter().any(|n| n == s.name))
+            .collect()
+    };
+    let seeds: Vec<u64> = match cli.seed {
+        Some(s) => vec![s],
+        None => (1..=cli.seeds).collect(),
+    };
+    let mut rows = Vec::new();
+    let mut jobs = Vec::new();
+    for s in &scenarios {
+        for &suite in s.suites {
+            if cli.suite.is_some_and(|only| only != suite) {
+                continue;
+            }
+            let row = rows.len();
+            rows.push(Row::new(s, suite));
+            jobs.extend(seeds.iter().map(|&seed| Job {
+                row,
+                scenario: s,
+                suite,
+                seed,
+            }));
+        }
+    }
+    if jobs.is_empty() {
+        Cli::command()
+            .error(
+                ErrorKind::InvalidValue,
+                "no scenario selected runs over that suite",
+            )
+            .exit();
+    }
+    if cli.trace.is_some() && jobs.len() != 1 {
+        let msg = format!(
+            "--trace writes the trace of exactly one run, but this selects {} runs; give one \
+             --only NAME, one --seed S and, for a scenario with several suites, one --suite",
+            jobs.len()
+        );
+        Cli::command()
+            .error(ErrorKind::ArgumentConflict, msg)
+            .exit();
+    }
+
+    let started = WallClock::now();
+    let outcomes = run_all(&jobs, cli.loss, cli.trace.is_some());
+    for (job, outcome) in jobs.iter().zip(&outcomes) {
+        if let Some(row) = rows.get_mut(job.row) {
+            row.add(job.seed, outcome);
+        }
+    }
+    if let (Some(path), Some(outcome)) = (&cli.trace, outcomes.first()) {
+        let written = std::fs::write(path, outcome.trace.as_deref().unwrap_or_default());
+        if let Err(e) = written {
+            eprintln!("error: cannot write the trace to {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        eprintln!("trace written to {}", path.display());
+    }
+
+    print!("{}", report::table(&rows));
+    let failures = report::failures(&rows);
+    println!(
+        "\n{} runs ({} scenario/suite pairs x {} seeds) in {:.1}s wall time",
+        jobs.len(),
+        rows.len(),
+        seeds.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failures.is_empty() {
+        println!("all assertions held");
+        ExitCode::SUCCESS
+    } else {
+        println!("\nfailures:\n{failures}");
+        ExitCode::FAILURE
+    }
+}
+
+fn list() {
+    let width = names().map(str::len).max().unwrap_or(0);
+    for s in SCENARIOS {
+        let suites: Vec<&str> = s.suites.iter().map(|s| s.name()).collect();
+        println!(
+            "{:<width$}  [{}]  {}",
+            s.name,
+            suites.join(","),
+            s.description
+        );
+    }
+}
+
+/// Runs every job on as many threads as there are cores, returning outcomes in job order.
+fn run_all(jobs: &[Job], loss: Option<f64>, trace: bool) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; jobs.len()]);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    let tty = std::io::stderr().is_terminal();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { return };
+                let params = Params {
+                    seed: job.seed,
+                    suite: job.suite,
+                    loss,
+                    trace,
+                };
+                let outcome = (job.scenario.run)(&params);
+                let verdict = if outcome.passed() { "ok" } else { "FAIL" };
+                if let Ok(mut r) = results.lock() {
+                    if let Some(slot) = r.get_mut(i) {
+                        *slot = Some(outcome);
+                    }
+                }
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                progress(tty, n, jobs.len(), job, verdict);
+            });
+        }
+    });
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect()
+}
+
+/// One progress line on stderr: rewritten in place on a terminal; otherwise printed for
+/// about every twentieth run, so that a log shows a long run moving without drowning in it.
+fn progress(tty: bool, n: usize, total: usize, job: &Job, verdict: &str) {
+    let line = format!(
+        "[{n}/{total}] {} {} seed {} {verdict}",
+        job.scenario.name, job.suite, job.seed
+    );
+    let mut err = std::io::stderr().lock();
+    let _ = if tty {
+        write!(err, "\r\x1b[K{line}")
+    } else if n == total || n % total.div_ceil(20) == 0 || verdict != "ok" {
+        writeln!(err, "{line}")
+    } else {
+        Ok(())
+    };
+    let _ = err.flush();
+}

@@ -1,0 +1,336 @@
+//! What one run of a scenario produced, and the bookkeeping that measures it.
+
+use alloc::collections::BTreeMap;
+use core::fmt;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use pavillion_proto::Instant;
+
+/// One assertion a run did not meet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// A short stable name of the check (`duplicates`, `delivered`, ...), for grouping.
+    pub check: &'static str,
+    /// What was seen, in words.
+    pub detail: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.check, self.detail)
+    }
+}
+
+/// Percentiles of the delivery latency: simulated time from the send command to the
+/// receiver's message event, over every expected delivery that happened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// Median.
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Slowest.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// Nearest-rank percentiles of `samples` (microseconds); all zero if there are none.
+    pub fn from_micros(mut samples: Vec<u64>) -> Self {
+        samples.sort_unstable();
+        let rank = |p: usize| -> Duration {
+            if samples.is_empty() {
+                return Duration::ZERO;
+            }
+            let i = (samples.len() * p).div_ceil(100).saturating_sub(1);
+            Duration::from_micros(samples.get(i).copied().unwrap_or(0))
+        };
+        Latency {
+            p50: rank(50),
+            p90: rank(90),
+            p99: rank(99),
+            max: rank(100),
+        }
+    }
+}
+
+/// The measured result of one run, with the assertions it failed.
+///
+/// Counts are over *expected deliveries*: a message and one receiver that should get it (one
+/// per message for unicast, one per live subscriber for multicast).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Expected deliveries of messages the application handed to its endpoint.
+    pub sent: u64,
+    /// Expected deliveries that reached the receiving application at least once.
+    pub delivered: u64,
+    /// Extra deliveries of one message to one receiver *within one incarnation* of it: an
+    /// exactly-once violation.
+    pub duplicates: u64,
+    /// Deliveries of one message to a receiver that rebooted in between. Not an error: the
+    /// first delivery's ACK may have died with the old process, so the sender retried it.
+    pub redelivered: u64,
+    /// Expected deliveries the sender saw acknowledged by that receiver, which its
+    /// application never got: a lost acknowledged message.
+    pub lost_acked: u64,
+    /// Delivery latency, in simulated time.
+    pub latency: Latency,
+    /// Retransmissions of reliable messages, summed over every endpoint and incarnation.
+    pub retransmissions: u64,
+    /// Handshakes completed by the servers, summed over every incarnation.
+    pub handshakes: u64,
+    /// From the disruption the scenario names (a reboot, a repair, a rebinding) until the
+    /// session was back, if the scenario has one and it came back.
+    pub reconnect_time: Option<Duration>,
+    /// The trace digest (BLAKE2b-256, hex): equal for equal seeds.
+    pub digest: String,
+    /// The trace as JSON lines, if the run was asked to keep it.
+    pub trace: Option<String>,
+    /// Assertions the run did not meet; empty means it passed.
+    pub failures: Vec<Failure>,
+}
+
+impl Outcome {
+    /// Records a failure of `check` unless `ok`.
+    pub fn check(&mut self, ok: bool, check: &'static str, detail: impl FnOnce() -> String) {
+        if !ok {
+            self.failures.push(Failure {
+                check,
+                detail: detail(),
+            });
+        }
+    }
+
+    /// Whether every assertion held.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// Fails unless at least `percent` of the expected deliveries happened.
+    pub fn expect_delivered_percent(&mut self, percent: u64) {
+        let (d, s) = (self.delivered, self.sent);
+        self.check(d * 100 >= s * percent, "delivered", || {
+            format!("{d}/{s} delivered, expected at least {percent}%")
+        });
+    }
+}
+
+/// A message as its sender's application saw it.
+#[derive(Clone, Debug)]
+pub(crate) struct Sent {
+    pub(crate) key: String,
+    pub(crate) at: Instant,
+    pub(crate) ack: Ack,
+}
+
+/// The outcome event the sender got for a message.
+#[derive(Clone, Debug)]
+pub(crate) enum Ack {
+    Pending,
+    /// Acknowledged by `acked` (perhaps not by every expected receiver).
+    Delivered {
+        acked: Vec<SocketAddr>,
+    },
+    Expired,
+}
+
+#[derive(Clone, Debug)]
+struct Reception {
+    host: String,
+    incarnation: u32,
+    at: Instant,
+}
+
+/// Shared by every host's application during a run: what was sent, acknowledged and received.
+///
+/// Payloads are unique keys (`host/index`), so a reception names its message without ids,
+/// which restart with each incarnation of the sender.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    pub(crate) sent: Vec<Sent>,
+    by_key: BTreeMap<String, usize>,
+    received: BTreeMap<String, Vec<Reception>>,
+    incarnations: BTreeMap<String, u32>,
+    /// Send commands the endpoint refused (queue full, closed).
+    pub(crate) refused: u64,
+}
+
+/// A receiver a message is expected to reach: the host whose application should get it, and
+/// the address its ACK comes from (`None`: any ACK of the message counts, as for unicast,
+/// where a NAT may change the address the sender sees).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Expect {
+    pub(crate) host: String,
+    pub(crate) addr: Option<SocketAddr>,
+}
+
+impl Expect {
+    pub(crate) fn host(host: &str) -> Self {
+        Expect {
+            host: host.into(),
+            addr: None,
+        }
+    }
+}
+
+/// What [`Ledger::tally`] counts.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) sent: u64,
+    pub(crate) delivered: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) redelivered: u64,
+    pub(crate) lost_acked: u64,
+    pub(crate) latencies: Vec<u64>,
+    /// Receptions of payloads nobody sent.
+    pub(crate) unknown: Vec<String>,
+}
+
+impl Ledger {
+    /// Notes a (re)start of `host` and returns its incarnation, 0 for the first.
+    pub(crate) fn start(&mut self, host: &str) -> u32 {
+        let n = self
+            .incarnations
+            .entry(host.into())
+            .and_modify(|n| *n += 1)
+            .or_insert(0);
+        *n
+    }
+
+    pub(crate) fn sent(&mut self, key: String, at: Instant) -> usize {
+        let i = self.sent.len();
+        self.by_key.insert(key.clone(), i);
+        self.sent.push(Sent {
+            key,
+            at,
+            ack: Ack::Pending,
+        });
+        i
+    }
+
+    pub(crate) fn ack(&mut self, i: usize, ack: Ack) {
+        if let Some(s) = self.sent.get_mut(i) {
+            s.ack = ack;
+        }
+    }
+
+    pub(crate) fn received(&mut self, host: &str, key: &str, at: Instant) {
+        let incarnation = self.incarnations.get(host).copied().unwrap_or(0);
+        self.received
+            .entry(key.into())
+            .or_default()
+            .push(Reception {
+                host: host.into(),
+                incarnation,
+                at,
+            });
+    }
+
+    /// How many times `host` received `key`.
+    pub(crate) fn receptions(&self, host: &str, key: &str) -> usize {
+        self.received
+            .get(key)
+            .map_or(0, |r| r.iter().filter(|r| r.host == host).count())
+    }
+
+    /// Counts deliveries against the receivers `expect` names for each message.
+    pub(crate) fn tally(&self, mut expect: impl FnMut(&Sent) -> Vec<Expect>) -> Tally {
+        let mut t = Tally::default();
+        // Exactly-once is checked over every reception, expected or not: a receiver that
+        // was not counted on (a late joiner, a dying server) must not get duplicates either.
+        for (key, recs) in &self.received {
+            if !self.by_key.contains_key(key) {
+                t.unknown.push(key.clone());
+            }
+            let mut per: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+            for r in recs {
+                *per.entry((r.host.as_str(), r.incarnation)).or_default() += 1;
+            }
+            t.duplicates += per.values().map(|n| n - 1).sum::<u64>();
+            let mut hosts: BTreeMap<&str, u64> = BTreeMap::new();
+            for (host, _) in per.keys() {
+                *hosts.entry(host).or_default() += 1;
+            }
+            t.redelivered += hosts.values().map(|n| n - 1).sum::<u64>();
+        }
+        for m in &self.sent {
+            for e in expect(m) {
+                t.sent += 1;
+                let first = self
+                    .received
+                    .get(&m.key)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r.host == e.host)
+                    .map(|r| r.at)
+                    .min();
+                let acked = match (&m.ack, e.addr) {
+                    (Ack::Delivered { acked, .. }, Some(a)) => acked.contains(&a),
+                    (Ack::Delivered { acked, .. }, None) => !acked.is_empty(),
+                    _ => false,
+                };
+                match first {
+                    Some(at) => {
+                        t.delivered += 1;
+                        t.latencies
+                            .push(at.saturating_duration_since(m.at).as_micros() as u64);
+                    }
+                    None if acked => t.lost_acked += 1,
+                    None => {}
+                }
+            }
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let l = Latency::from_micros((1..=100).rev().collect());
+        assert_eq!(l.p50, Duration::from_micros(50));
+        assert_eq!(l.p90, Duration::from_micros(90));
+        assert_eq!(l.p99, Duration::from_micros(99));
+        assert_eq!(l.max, Duration::from_micros(100));
+        assert_eq!(Latency::from_micros(vec![]), Latency::default());
+        assert_eq!(Latency::from_micros(vec![7]).p50, Duration::from_micros(7));
+    }
+
+    #[test]
+    fn tally_separates_duplicates_from_redeliveries_and_finds_lost_acks() {
+        let mut l = Ledger::default();
+        let t0 = Instant::from_micros(0);
+        let a = l.sent("c/0".into(), t0);
+        let b = l.sent("c/1".into(), t0);
+        l.sent("c/2".into(), t0);
+        let server: SocketAddr = "10.0.0.1:1783".parse().unwrap();
+        l.ack(
+            a,
+            Ack::Delivered {
+                acked: vec![server],
+            },
+        );
+        l.ack(
+            b,
+            Ack::Delivered {
+                acked: vec![server],
+            },
+        );
+        l.start("s");
+        l.received("s", "c/0", Instant::from_micros(10));
+        l.received("s", "c/0", Instant::from_micros(11));
+        l.start("s");
+        l.received("s", "c/0", Instant::from_micros(12));
+        l.received("s", "x/9", Instant::from_micros(13));
+        let t = l.tally(|_| vec![Expect::host("s")]);
+        assert_eq!((t.sent, t.delivered), (3, 1));
+        assert_eq!((t.duplicates, t.redelivered, t.lost_acked), (1, 1, 1));
+        assert_eq!(t.latencies, vec![10]);
+        assert_eq!(t.unknown, vec!["x/9".to_string()]);
+    }
+}

@@ -1,0 +1,500 @@
+//! The scenarios themselves: each builds a network, runs it and asserts on its outcome.
+//!
+//! Timings are simulated. Unless a scenario says otherwise, links delay every datagram by
+//! 1 ms, a client sends reliable messages with unique payloads to one server, and a message
+//! has 60 s to be acknowledged.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use pavillion_proto::endpoint::{DropReason, Event};
+use pavillion_sim::{
+    Attack, ClientSpec, LinkFaults, MiddleboxConfig, NetAction, Route, ServerSpec, CLIENT_PORT,
+    SERVER_PORT,
+};
+
+use crate::harness::{ms, secs, unicast, Batch, Harness};
+use crate::outcome::{Expect, Outcome};
+use crate::Params;
+
+const SERVER: &str = "server";
+const CLIENT: &str = "client";
+
+/// One server and one client on `link` for `duration`, the client sending `batches`.
+fn pair(p: &Params, duration: Duration, link: LinkFaults, batches: &[Batch]) -> Harness {
+    let mut h = Harness::new(p, duration, link);
+    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(1)));
+    h.client(CLIENT, p.suite.client_config(0, server), batches);
+    h
+}
+
+fn connected(e: &Event) -> bool {
+    matches!(e, Event::Connected { .. })
+}
+
+/// Fails unless the session came back after the disruption, within `bound`.
+fn expect_reconnect(out: &mut Outcome, bound: Duration) {
+    let t = out.reconnect_time;
+    out.check(t.is_some_and(|t| t <= bound), "reconnect", || match t {
+        Some(t) => format!("took {t:?}, more than {bound:?}"),
+        None => "the session never came back".into(),
+    });
+}
+
+pub(crate) fn clean(p: &Params) -> Outcome {
+    let batch = Batch::new(ms(100), ms(10), 100);
+    let mut h = pair(p, secs(10), LinkFaults::clean(), &[batch]);
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    if p.loss.is_none() {
+        let (r, p99) = (out.retransmissions, out.latency.p99);
+        out.check(r == 0, "retransmissions", || format!("{r} on a clean link"));
+        // One handshake (two round trips) then one way: a few milliseconds at most.
+        out.check(p99 <= ms(10), "latency", || {
+            format!("p99 {p99:?} on a clean 1 ms link")
+        });
+    }
+    out
+}
+
+/// 100 messages, one every 20 ms, over a link losing `loss` of the datagrams each way; at
+/// least `percent` of them must reach the server within their 120 s deadline. The run lasts
+/// past the last deadline, so every message gets its outcome.
+///
+/// The deadline is long because the handshake is: at 50% loss each attempt gets through
+/// with odds of about one in four, and retries back off to one every 4 s, so a handshake
+/// takes over a minute in a few percent of the seeds.
+fn lossy(p: &Params, loss: f64, percent: u64) -> Outcome {
+    let batch = Batch::new(ms(100), ms(20), 100).deadline(secs(120));
+    let link = LinkFaults::clean().with_loss(loss);
+    let mut h = pair(p, secs(125), link, &[batch]);
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(percent);
+    out
+}
+
+pub(crate) fn loss_10(p: &Params) -> Outcome {
+    lossy(p, 0.1, 100)
+}
+
+pub(crate) fn loss_30(p: &Params) -> Outcome {
+    lossy(p, 0.3, 100)
+}
+
+pub(crate) fn loss_50(p: &Params) -> Outcome {
+    lossy(p, 0.5, 95)
+}
+
+pub(crate) fn dup_reorder(p: &Params) -> Outcome {
+    let link = LinkFaults::clean()
+        .with_duplicate(0.3)
+        .with_reorder_jitter(ms(30));
+    let batch = Batch::new(ms(100), ms(5), 100);
+    let mut h = pair(p, secs(20), link, &[batch]);
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    out
+}
+
+/// The server crashes at 0.8 s and restarts at 2 s; everything queued meanwhile arrives.
+pub(crate) fn server_reboot(p: &Params) -> Outcome {
+    const UP: Duration = secs(2);
+    let batch = Batch::new(ms(100), ms(20), 100);
+    let mut h = pair(p, secs(20), LinkFaults::clean(), &[batch]);
+    h.sim.at(ms(800), NetAction::Crash(SERVER.into()));
+    h.sim.at(UP, NetAction::Bounce(SERVER.into()));
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    out.reconnect_time = h.time_to(CLIENT, UP, connected);
+    expect_reconnect(&mut out, secs(5));
+    out
+}
+
+/// The client crashes at 1 s and restarts at 1.5 s, forgetting what it had queued. What its
+/// new incarnation sends must all arrive, and so must whatever the old one saw acknowledged.
+pub(crate) fn client_reboot(p: &Params) -> Outcome {
+    const UP: Duration = ms(1500);
+    let batch = Batch::new(ms(100), ms(20), 100);
+    let mut h = pair(p, secs(20), LinkFaults::clean(), &[batch]);
+    h.sim.at(secs(1), NetAction::Crash(CLIENT.into()));
+    h.sim.at(UP, NetAction::Bounce(CLIENT.into()));
+    let mut out = h.run(unicast(SERVER));
+    let missing: Vec<String> = h
+        .sent()
+        .into_iter()
+        .filter(|m| m.at >= pavillion_proto::Instant::ZERO + UP)
+        .filter(|m| h.receptions(SERVER, &m.key) == 0)
+        .map(|m| m.key)
+        .collect();
+    out.check(missing.is_empty(), "delivered", || {
+        format!("sent after the restart but never delivered: {missing:?}")
+    });
+    let hs = out.handshakes;
+    out.check(hs >= 2, "handshakes", || {
+        format!("{hs} handshakes; the restarted client must make a new one")
+    });
+    out.reconnect_time = h.time_to(CLIENT, UP, connected);
+    expect_reconnect(&mut out, secs(2));
+    out
+}
+
+/// The link is cut from 2 s to 10 s. Both sides must report the peer down, then up again,
+/// and the messages sent meanwhile arrive after the repair.
+pub(crate) fn partition(p: &Params) -> Outcome {
+    const REPAIR: Duration = secs(10);
+    let mut h = Harness::new(p, secs(30), LinkFaults::clean());
+    let down = pavillion_proto::Duration::from_secs(3);
+    let spec = ServerSpec::new(p.suite.server_config(1).with_down_timeout(down));
+    let server = h.server(SERVER, spec);
+    let mut config = p.suite.client_config(0, server);
+    config.limits.down_timeout = down;
+    config.keepalive = Some(secs(1));
+    h.client(CLIENT, config, &[Batch::new(ms(100), ms(500), 30)]);
+    h.sim
+        .at(secs(2), NetAction::Partition(CLIENT.into(), SERVER.into()));
+    h.sim
+        .at(REPAIR, NetAction::Repair(CLIENT.into(), SERVER.into()));
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    for host in [CLIENT, SERVER] {
+        let seq = h.events(host, |e| match e {
+            Event::PeerDown { .. } => Some("down"),
+            Event::PeerUp { .. } => Some("up"),
+            _ => None,
+        });
+        let kinds: Vec<&str> = seq.iter().map(|(_, k)| *k).collect();
+        let up_after_repair = seq
+            .get(1)
+            .is_some_and(|(t, _)| *t >= pavillion_proto::Instant::ZERO + REPAIR);
+        out.check(
+            kinds == ["down", "up"] && up_after_repair,
+            "liveness",
+            || format!("{host} reported {seq:?}, expected PeerDown then PeerUp after the repair"),
+        );
+    }
+    out.reconnect_time = h.time_to(CLIENT, REPAIR, |e| matches!(e, Event::PeerUp { .. }));
+    expect_reconnect(&mut out, secs(5));
+    out
+}
+
+/// Three servers on a multicast group and two clients sending to it. Server `s2` dies at
+/// 4 s; server `s4`, down from the start, comes up at 6 s and announces itself to the
+/// clients' group. Messages have a 3 s deadline.
+pub(crate) fn multicast(p: &Params) -> Outcome {
+    const DEATH: Duration = secs(4);
+    const JOIN: Duration = secs(6);
+    // A message is expected at a server that is up when it is sent, with margins for the
+    // moments around a death and for the late server's handshake round to finish.
+    const DEATH_MARGIN: Duration = ms(300);
+    const JOIN_MARGIN: Duration = secs(3);
+    let group: SocketAddr = ([239, 1, 2, 3], SERVER_PORT).into();
+    let clients_group: SocketAddr = ([239, 1, 2, 4], CLIENT_PORT).into();
+    let mut h = Harness::new(p, secs(16), LinkFaults::clean());
+    let servers = ["s1", "s2", "s3", "s4"];
+    let mut addrs = Vec::new();
+    for name in servers {
+        let mut config = p.suite.server_config(2);
+        if name == "s4" {
+            config.announce = Some(clients_group);
+        }
+        let spec = ServerSpec::new(config).with_subscription("t");
+        addrs.push(h.server(name, spec));
+        if let Err(e) = h.sim.join(group, name, SERVER_PORT) {
+            h.setup_error(e);
+        }
+    }
+    for (i, name) in ["c1", "c2"].into_iter().enumerate() {
+        let batch = Batch::new(secs(1), ms(100), 100).deadline(secs(3));
+        h.client(name, p.suite.client_config(i, group), &[batch]);
+        if let Err(e) = h.sim.join(clients_group, name, CLIENT_PORT) {
+            h.setup_error(e);
+        }
+    }
+    h.sim.at(Duration::ZERO, NetAction::Crash("s4".into()));
+    h.sim.at(JOIN, NetAction::Bounce("s4".into()));
+    h.sim.at(DEATH, NetAction::Crash("s2".into()));
+    let at = |d: Duration| pavillion_proto::Instant::ZERO + d;
+    let addrs2 = addrs.clone();
+    let mut out = h.run(|m| {
+        let mut want = vec![0, 2];
+        if m.at < at(DEATH - DEATH_MARGIN) {
+            want.push(1);
+        }
+        if m.at >= at(JOIN + JOIN_MARGIN) {
+            want.push(3);
+        }
+        want.into_iter()
+            .map(|i| Expect {
+                host: servers[i].into(),
+                addr: addrs2.get(i).copied(),
+            })
+            .collect()
+    });
+    out.expect_delivered_percent(100);
+    let dead = addrs[1];
+    for c in ["c1", "c2"] {
+        let named = h.events(c, |e| match e {
+            Event::Delivered { missing, .. } if missing.contains(&dead) => Some(()),
+            _ => None,
+        });
+        out.check(!named.is_empty(), "missing", || {
+            format!("{c} never named the dead server {dead} in an outcome")
+        });
+    }
+    out.reconnect_time = h.time_to("s4", JOIN, connected);
+    expect_reconnect(&mut out, JOIN_MARGIN);
+    out
+}
+
+/// A client behind a NAT whose mappings expire after 5 s idle sends ten messages at 1 s and
+/// ten at 20 s: the second burst leaves from a new public port. Suites 1 and 2 must
+/// re-handshake; a suite that keeps its session across the change must not.
+pub(crate) fn nat_rebind(p: &Params) -> Outcome {
+    const REBIND: Duration = secs(20);
+    let mut h = Harness::new(p, secs(40), LinkFaults::clean());
+    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(1)));
+    let route = Route {
+        inside_port: SERVER_PORT,
+        destination: server,
+    };
+    let nat = MiddleboxConfig::nat(vec![route], secs(5));
+    let nat_ip = match h.sim.add_middlebox("nat", nat) {
+        Ok(ip) => ip,
+        Err(e) => {
+            h.setup_error(e);
+            server.ip()
+        }
+    };
+    let mut config = p
+        .suite
+        .client_config(0, SocketAddr::new(nat_ip, SERVER_PORT));
+    // Silence between the bursts is what lets the mapping expire.
+    config.keepalive = None;
+    let batches = [
+        Batch::new(secs(1), ms(10), 10),
+        Batch::new(REBIND, ms(10), 10),
+    ];
+    h.client(CLIENT, config, &batches);
+    if let Err(e) = h.sim.place_behind(CLIENT, "nat") {
+        h.setup_error(e);
+    }
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    let maps = h
+        .sim
+        .trace()
+        .notes("nat")
+        .filter(|(_, n)| n.starts_with("map "))
+        .count();
+    out.check(maps == 2, "rebind", || {
+        format!("{maps} NAT mappings, expected 2: the mapping must change once")
+    });
+    let hs = out.handshakes;
+    if p.suite.keeps_session_on_rebind() {
+        out.check(hs == 1, "handshakes", || {
+            format!("{hs} handshakes; the session should survive the rebinding")
+        });
+        out.reconnect_time = Some(Duration::ZERO);
+    } else {
+        out.check(hs >= 2, "handshakes", || {
+            format!("{hs} handshakes; the new address needs a new session")
+        });
+        out.reconnect_time = h.time_to(CLIENT, REBIND, connected);
+        expect_reconnect(&mut out, secs(3));
+    }
+    out
+}
+
+/// A server and a client behind one NAT; the client reaches the server only through the
+/// NAT's public address (the server's mapping), which needs hairpin forwarding.
+pub(crate) fn hairpin(p: &Params) -> Outcome {
+    let mut h = Harness::new(p, secs(10), LinkFaults::clean());
+    // An unspecified address stands for the NAT's own: a route to a closed port of the NAT
+    // (the server's announcement goes there, to open its mapping, the NAT's first public
+    // port), and the client's route to that first public port.
+    let routes = vec![
+        Route {
+            inside_port: 1785,
+            destination: ([0, 0, 0, 0], 9).into(),
+        },
+        Route {
+            inside_port: SERVER_PORT,
+            destination: ([0, 0, 0, 0], 20000).into(),
+        },
+    ];
+    let nat = MiddleboxConfig::nat(routes, secs(60)).with_hairpin(true);
+    let nat_ip = match h.sim.add_middlebox("nat", nat) {
+        Ok(ip) => ip,
+        Err(e) => {
+            h.setup_error(e);
+            [0, 0, 0, 0].into()
+        }
+    };
+    let mut config = p.suite.server_config(1);
+    config.announce = Some(SocketAddr::new(nat_ip, 1785));
+    h.server(SERVER, ServerSpec::new(config));
+    let client = p
+        .suite
+        .client_config(0, SocketAddr::new(nat_ip, SERVER_PORT));
+    h.client(CLIENT, client, &[Batch::new(secs(1), ms(10), 20)]);
+    for host in [SERVER, CLIENT] {
+        if let Err(e) = h.sim.place_behind(host, "nat") {
+            h.setup_error(e);
+        }
+    }
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    out
+}
+
+/// A client behind an on-path adversary sends 50 messages from 0.1 s and 50 more from 2 s;
+/// the adversary carries out `attacks`. Nothing may be delivered twice, and the real client's
+/// messages all arrive.
+fn attacked(p: &Params, attacks: &[(Duration, Attack)]) -> (Harness, Outcome) {
+    let mut h = Harness::new(p, secs(30), LinkFaults::clean());
+    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(1)));
+    let route = Route {
+        inside_port: SERVER_PORT,
+        destination: server,
+    };
+    let mut adversary = MiddleboxConfig::adversary(vec![route]);
+    for (at, attack) in attacks {
+        let attack = match attack {
+            Attack::Flood {
+                count,
+                sources,
+                client_id,
+                ..
+            } => Attack::Flood {
+                target: server,
+                count: *count,
+                sources: *sources,
+                client_id: *client_id,
+            },
+            a => a.clone(),
+        };
+        adversary = adversary.with_attack(*at, attack);
+    }
+    let ip = match h.sim.add_middlebox("adversary", adversary) {
+        Ok(ip) => ip,
+        Err(e) => {
+            h.setup_error(e);
+            server.ip()
+        }
+    };
+    let batches = [
+        Batch::new(ms(100), ms(10), 50).deadline(secs(20)),
+        Batch::new(secs(2), ms(40), 50).deadline(secs(20)),
+    ];
+    h.client(
+        CLIENT,
+        p.suite.client_config(0, SocketAddr::new(ip, SERVER_PORT)),
+        &batches,
+    );
+    if let Err(e) = h.sim.place_behind(CLIENT, "adversary") {
+        h.setup_error(e);
+    }
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    (h, out)
+}
+
+/// The server's drop counters, summed over its incarnations.
+fn server_drops(h: &Harness, reasons: &[DropReason]) -> u64 {
+    h.sim
+        .stats(SERVER)
+        .iter()
+        .map(|s| reasons.iter().map(|r| s.dropped(*r)).sum::<u64>())
+        .sum()
+}
+
+pub(crate) fn adversary_replay(p: &Params) -> Outcome {
+    let attacks = [
+        (ms(1500), Attack::Replay { count: 200 }),
+        (secs(6), Attack::Replay { count: 400 }),
+    ];
+    let (h, mut out) = attacked(p, &attacks);
+    let rejected = server_drops(&h, &[DropReason::Duplicate, DropReason::TooOld]);
+    out.check(rejected > 0, "replay", || {
+        "the server rejected no replayed packet as a duplicate".into()
+    });
+    out
+}
+
+pub(crate) fn adversary_forgery(p: &Params) -> Outcome {
+    let attacks = [
+        (secs(2), Attack::FlipBits { count: 10 }),
+        (ms(2500), Attack::Forge { count: 50 }),
+    ];
+    let (h, mut out) = attacked(p, &attacks);
+    let forged = server_drops(&h, &[DropReason::Forged, DropReason::TooOld]);
+    out.check(forged >= 50, "forgery", || {
+        format!("the server rejected only {forged} of 50 forged packets")
+    });
+    out
+}
+
+pub(crate) fn adversary_flood(p: &Params) -> Outcome {
+    let flood = Attack::Flood {
+        // Replaced by the server's address in `attacked`.
+        target: ([0, 0, 0, 0], 0).into(),
+        count: 2000,
+        sources: 100,
+        client_id: Some(crate::suite::client_id(0)),
+    };
+    let (h, mut out) = attacked(p, &[(secs(3), flood)]);
+    let answered: u64 = h
+        .sim
+        .stats(SERVER)
+        .iter()
+        .map(|s| s.handshake_requests)
+        .sum();
+    // Ten replies per source per second at most: 100 sources over the flood's few ticks.
+    out.check(answered < 2000, "flood", || {
+        format!("the server answered {answered} of 2000 flooded requests")
+    });
+    out
+}
+
+/// Clients in the crowd scenario, and how many share one simulated host.
+pub(crate) const CROWD: usize = 1000;
+const CROWD_PER_HOST: usize = 100;
+
+/// 1000 clients start within one second and each sends two messages to one server.
+pub(crate) fn clients_1000(p: &Params) -> Outcome {
+    let mut h = Harness::new(p, secs(15), LinkFaults::clean());
+    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(CROWD)));
+    let batches: Vec<[Batch; 1]> = (0..CROWD)
+        .map(|i| {
+            let start = ms(100) + ms(1) * i as u32;
+            [Batch::new(start, ms(500), 2).deadline(secs(10))]
+        })
+        .collect();
+    for host in 0..CROWD / CROWD_PER_HOST {
+        let clients = (host * CROWD_PER_HOST..(host + 1) * CROWD_PER_HOST)
+            .map(|i| {
+                let spec = ClientSpec {
+                    config: p.suite.client_config(i, server),
+                    port: CLIENT_PORT + (i % CROWD_PER_HOST) as u16,
+                };
+                (format!("c{i:04}"), spec, &batches[i][..])
+            })
+            .collect();
+        h.crowd(&format!("crowd{host}"), clients);
+    }
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    let peers: std::collections::HashSet<_> = h
+        .events(SERVER, |e| match e {
+            Event::Connected { peer, .. } => *peer,
+            _ => None,
+        })
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let n = peers.len();
+    out.check(n == CROWD, "connected", || {
+        format!("{n} of {CROWD} clients connected")
+    });
+    out
+}
