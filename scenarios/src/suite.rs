@@ -20,17 +20,23 @@ pub enum Suite {
     Psk,
     /// Suite 2: X25519 key pairs (ECC).
     Ecc,
+    /// Suite 3: Noise IK with X25519 key pairs, ChaCha20-Poly1305 sessions by index.
+    Noise,
 }
 
 impl Suite {
     /// Every suite of this build, in suite-number order.
-    pub const ALL: &'static [Suite] = &[Suite::Psk, Suite::Ecc];
+    pub const ALL: &'static [Suite] = &[Suite::Psk, Suite::Ecc, Suite::Noise];
+
+    /// The suites that support multicast (suite 3 does not yet: see docs/PROTOCOL.md §12).
+    pub const MULTICAST: &'static [Suite] = &[Suite::Psk, Suite::Ecc];
 
     /// The short name used on the command line and in tables.
     pub const fn name(self) -> &'static str {
         match self {
             Suite::Psk => "psk",
             Suite::Ecc => "ecc",
+            Suite::Noise => "noise",
         }
     }
 
@@ -39,6 +45,7 @@ impl Suite {
         match self {
             Suite::Psk => 1,
             Suite::Ecc => 2,
+            Suite::Noise => 3,
         }
     }
 
@@ -49,6 +56,7 @@ impl Suite {
     pub const fn keeps_session_on_rebind(self) -> bool {
         match self {
             Suite::Psk | Suite::Ecc => false,
+            Suite::Noise => true,
         }
     }
 
@@ -61,7 +69,7 @@ impl Suite {
                     config = config.with_psk_client(client_id(i), client_psk(i));
                 }
             }
-            Suite::Ecc => {
+            Suite::Ecc | Suite::Noise => {
                 config = config.with_keys(server_keys());
                 for i in 0..clients {
                     config = config.with_ecc_client(client_id(i), *client_keys(i).public());
@@ -76,6 +84,13 @@ impl Suite {
         match self {
             Suite::Psk => ClientConfig::psk(client_id(i), client_psk(i), server, [0; 32]),
             Suite::Ecc => ClientConfig::ecc(
+                client_id(i),
+                client_keys(i),
+                *server_keys().public(),
+                server,
+                [0; 32],
+            ),
+            Suite::Noise => ClientConfig::noise_ik(
                 client_id(i),
                 client_keys(i),
                 *server_keys().public(),
@@ -103,9 +118,13 @@ pub fn client_id(i: usize) -> ClientId {
 
 /// Key material is fixed rather than drawn from the seed: the seed already varies every
 /// nonce and counter, and fixed keys keep a failing run's packets decodable by hand.
+///
+/// The index goes in bytes 8..16: X25519 clamps the low bits of byte 0 (and the top of byte
+/// 31), so an index there would give every eight clients the same key pair — one identity
+/// under suite 3, which names a client by its static key.
 fn secret(tag: u8, i: usize) -> [u8; 32] {
     let mut b = [tag; 32];
-    b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    b[8..16].copy_from_slice(&(i as u64).to_le_bytes());
     b
 }
 
@@ -126,10 +145,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_client_gets_its_own_key_pair() {
+        let publics: alloc::collections::BTreeSet<[u8; 32]> = (0..1000)
+            .map(|i| client_keys(i).public().to_bytes())
+            .collect();
+        assert_eq!(publics.len(), 1000);
+    }
+
+    #[test]
     fn ids_are_distinct_and_readable() {
         assert_eq!(&client_id(42).0, b"client-000000042");
         assert_ne!(client_id(1), client_id(2));
-        assert_eq!(Suite::ALL.len(), 2);
+        assert_eq!(Suite::ALL.len(), 3);
         assert_eq!(Suite::Ecc.number(), 2);
     }
 }
