@@ -60,6 +60,9 @@ pub struct Server {
     rng: Rng,
     sessions: BTreeMap<SocketAddr, ServerSession>,
     half_open: BTreeMap<SocketAddr, ExpectClientInfo>,
+    /// Exchanges completed within `half_open_timeout`, kept to accept a second client-info for
+    /// the same nonce (see the ECC client-info handling); bounded like `half_open`.
+    completed: BTreeMap<SocketAddr, ExpectClientInfo>,
     limiter: BTreeMap<SocketAddr, ReplyBudget>,
     /// Sessions whose outbox is not empty, so that timers need not scan every session.
     busy: BTreeSet<SocketAddr>,
@@ -144,6 +147,7 @@ impl Server {
             rng,
             sessions: BTreeMap::new(),
             half_open: BTreeMap::new(),
+            completed: BTreeMap::new(),
             limiter: BTreeMap::new(),
             busy: BTreeSet::new(),
             busy_scratch: Vec::new(),
@@ -455,6 +459,7 @@ impl Server {
         let idle = self.half_open.is_empty()
             && self.limiter.is_empty()
             && self.sessions.is_empty()
+            && self.completed.is_empty()
             && self.noise.pending_count() == 0;
         if self.next_housekeeping.is_none() && !idle {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
@@ -466,6 +471,7 @@ impl Server {
         self.noise_housekeeping(now);
         let timeout = self.config.half_open_timeout;
         self.half_open.retain(|_, h| now - h.created < timeout);
+        self.completed.retain(|_, h| now - h.created < timeout);
         self.limiter.retain(|_, b| live_budget(b, now));
         let down = self.config.limits.down_timeout;
         let ttl = self.config.rpc_cache_ttl;
@@ -566,7 +572,14 @@ impl Server {
                 self.on_client_info(now, from, info.client_id, verdict);
             }
             Setup::EccClientInfo(info) => {
-                let verdict = match (self.half_open.get(&from), self.config.keys.as_ref()) {
+                // A reference ECC client picks a new S>C key for every op 11 it receives, so a
+                // retried op 1 (answered with the identical op 11) can bring a second client-info
+                // for an exchange we just completed: it is checked against that exchange too.
+                let half = self
+                    .half_open
+                    .get(&from)
+                    .or_else(|| self.completed.get(&from));
+                let verdict = match (half, self.config.keys.as_ref()) {
                     (Some(half), Some(keys)) => half.on_ecc_info(&info, keys),
                     _ => return self.stats.drop(DropReason::Unexpected),
                 };
@@ -585,7 +598,19 @@ impl Server {
     ) {
         match verdict {
             Ok(keys) => {
-                self.half_open.remove(&from);
+                if let Some(done) = self.half_open.remove(&from) {
+                    if self.completed.len() >= self.config.max_half_open {
+                        let oldest = self
+                            .completed
+                            .iter()
+                            .min_by_key(|(_, h)| h.created)
+                            .map(|(a, _)| *a);
+                        if let Some(a) = oldest {
+                            self.completed.remove(&a);
+                        }
+                    }
+                    self.completed.insert(from, done);
+                }
                 self.establish(now, from, client_id, keys);
             }
             // The exchange stays open: a forged client-info must not cancel the real one.
