@@ -36,7 +36,10 @@ const COUNTER_BASE: (u64, u64) = (1024, 1_000_000_000);
 
 /// New rounds started for lack of confirmation before we accept an unconfirmed session as it
 /// is (a server may simply never send op 7; its first authenticated packet confirms it).
-const MAX_CONFIRM_ROUNDS: u8 = 3;
+const MAX_CONFIRM_ROUNDS: u8 = 6;
+
+/// Of those, how many first resend the client-info rather than start a new round.
+const CLIENT_INFO_RESENDS: u8 = 3;
 
 /// A Pavillion client (suites 1 and 2) talking to one server address, or to every server of a
 /// multicast group or broadcast address.
@@ -133,6 +136,9 @@ struct RemoteServer {
     clock: TimeSync,
     /// Suite 3: indices and keys in rotation.
     noise: Option<noise::NoiseLink>,
+    /// Suites 1 and 2: our client-info (op 3 or 12) for this session, resent while the session
+    /// is unconfirmed: losing one packet should not cost a whole new round.
+    client_info: Option<Setup>,
 }
 
 /// Handshake progress.
@@ -745,9 +751,9 @@ impl Client {
                         );
                         self.tx.push_back(Outgoing::Setup {
                             to: from,
-                            packet: info,
+                            packet: info.clone(),
                         });
-                        self.on_established(now, from, rx, session_id);
+                        self.on_established(now, from, rx, session_id, info);
                     }
                     Err(_) => self.stats.drop(DropReason::BadHandshake),
                 }
@@ -773,9 +779,9 @@ impl Client {
                         let session_id = ecc::session_id(keys.public(), &self.cs_key);
                         self.tx.push_back(Outgoing::Setup {
                             to: from,
-                            packet: info,
+                            packet: info.clone(),
                         });
-                        self.on_established(now, from, rx, session_id);
+                        self.on_established(now, from, rx, session_id, info);
                     }
                     Err(_) => self.stats.drop(DropReason::BadHandshake),
                 }
@@ -827,7 +833,22 @@ impl Client {
             && self.confirm_rounds < MAX_CONFIRM_ROUNDS
         {
             self.confirm_rounds += 1;
-            self.request_handshake(now);
+            // First resend the client-info (our server accepts a repeat for the exchange it
+            // just completed, and answers op 7 again); only then start a new round.
+            if self.confirm_rounds <= CLIENT_INFO_RESENDS {
+                let again: Vec<(SocketAddr, Setup)> = self
+                    .servers
+                    .iter()
+                    .filter(|(_, s)| !s.confirmed)
+                    .filter_map(|(a, s)| s.client_info.clone().map(|p| (*a, p)))
+                    .collect();
+                for (to, packet) in again {
+                    self.tx.push_back(Outgoing::Setup { to, packet });
+                }
+                self.confirm_by = Some(now + self.rtt.backoff(1));
+            } else {
+                self.request_handshake(now);
+            }
         }
     }
 
@@ -880,6 +901,7 @@ impl Client {
         from: SocketAddr,
         rx: SecretBoxKey,
         session_id: [u8; 16],
+        client_info: Setup,
     ) {
         if !self.servers.contains_key(&from) && self.servers.len() >= self.config.max_servers {
             let stalest = self
@@ -908,6 +930,7 @@ impl Client {
                 // A new session may be a rebooted server with a new clock.
                 clock: TimeSync::default(),
                 noise: None,
+                client_info: Some(client_info),
             },
         );
         self.after_established(now, from, true);

@@ -565,7 +565,13 @@ impl Server {
         match setup {
             Setup::NonceRequest(req) => self.on_nonce_request(now, from, req),
             Setup::PskClientInfo(info) => {
-                let verdict = match self.half_open.get(&from) {
+                // A resent client-info for the exchange just completed is checked against it
+                // (and answered with op 7 again), as for ECC below.
+                let half = self
+                    .half_open
+                    .get(&from)
+                    .or_else(|| self.completed.get(&from));
+                let verdict = match half {
                     Some(half) => half.on_psk_info(&info),
                     None => return self.stats.drop(DropReason::Unexpected),
                 };

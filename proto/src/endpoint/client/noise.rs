@@ -232,6 +232,7 @@ impl Client {
                             previous: None,
                             epoch,
                         }),
+                        client_info: None,
                     },
                 );
             }
