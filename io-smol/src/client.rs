@@ -340,6 +340,17 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::send_message`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let client: pavillion_smol::Client = todo!();
+    /// use pavillion_smol::SendOptions;
+    /// let options = SendOptions::reliable().with_timeout(std::time::Duration::from_secs(1));
+    /// client.send_message_with("kitchen", "temp", b"21.5", options).await?;
+    /// # Ok::<(), pavillion_smol::SendError>(())
+    /// # });
+    /// ```
     pub async fn send_message_with(
         &self,
         target: &str,
@@ -417,6 +428,16 @@ impl Client {
     }
 
     /// The servers we hold sessions with.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let client: pavillion_smol::Client = todo!();
+    /// for server in client.servers().await {
+    ///     println!("{}: {:?}", server.addr(), server.state().await);
+    /// }
+    /// # });
+    /// ```
     pub async fn servers(&self) -> Vec<RemoteServer> {
         let (reply, rx) = oneshot();
         if self.link.try_send(Command::Servers { reply }).is_err() {
@@ -452,6 +473,14 @@ impl Client {
 
     /// Sends quit to the server, fails what is pending with `Closed` and waits for the driver
     /// task to end (the socket is closed when this returns).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let client: pavillion_smol::Client = todo!();
+    /// client.close().await;
+    /// # });
+    /// ```
     pub async fn close(mut self) {
         let _ = self.link.try_send(Command::Close);
         if let Some(task) = self.task.take() {
@@ -601,6 +630,16 @@ impl RemoteServer {
     ///
     /// # Errors
     /// [`ServerError::NoStatus`] if the server sends none; as [`RemoteServer::state`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let server: pavillion_smol::RemoteServer = todo!();
+    /// let status = server.status().await?;
+    /// println!("battery {:?}, {} °C", status.battery, status.temperature);
+    /// # Ok::<(), pavillion_smol::ServerError>(())
+    /// # });
+    /// ```
     pub async fn status(&self) -> Result<Status, ServerError> {
         self.state().await?.status.ok_or(ServerError::NoStatus)
     }

@@ -103,8 +103,9 @@ pub struct Delivery {
 /// [`ServerConfig::message_buffer`]). The driver never waits for a reader: a message that
 /// arrives while the buffer is full is dropped for this stream only (other streams still get
 /// it), and counted in [`MessageStream::dropped`]. A reliable message is acknowledged by the
-/// endpoint whether or not a stream had room for it. The stream ends when the endpoint closes;
-/// dropping it unsubscribes.
+/// endpoint whether or not a stream had room for it. The stream ends when the endpoint closes.
+/// Dropping it unsubscribes; a server notices at the next message to that target, and then
+/// tells its clients it no longer takes the target if no other stream does.
 ///
 /// # Examples
 /// ```no_run
@@ -125,6 +126,13 @@ pub struct MessageStream {
 
 impl MessageStream {
     /// How many messages were dropped because this stream's buffer was full.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let server: pavillion_smol::Server = todo!();
+    /// let stream = server.on_message(Some("kitchen"));
+    /// assert_eq!(stream.dropped(), 0);
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -223,4 +231,31 @@ async fn resolve(addr: impl smol::net::AsyncToSocketAddrs) -> Result<SocketAddr,
         .into_iter()
         .next()
         .ok_or_else(|| OpenError::Address("no address".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        send_sync::<Client>();
+        send_sync::<Server>();
+        send_sync::<RemoteServer>();
+        send_sync::<MessageStream>();
+        send_sync::<Responder>();
+    }
+
+    #[test]
+    fn fail_reasons_map_closed_to_closed() {
+        use pavillion_proto::endpoint::FailReason;
+        assert_eq!(CallError::from(FailReason::Closed), CallError::Closed);
+        assert_eq!(SendError::from(FailReason::Closed), SendError::Closed);
+        assert_eq!(
+            CallError::from(FailReason::Rejected),
+            CallError::Failed(FailReason::Rejected)
+        );
+    }
 }

@@ -351,6 +351,19 @@ impl Server {
 
     /// Answers calls to `function` later: `handler` (run on the driver task) gets the request
     /// and a [`Responder`] it may move anywhere.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let server: pavillion_smol::Server = todo!();
+    /// use pavillion_smol::RpcFailure;
+    /// server.register_deferred(403, "checked", |req, responder| {
+    ///     if req.args.is_empty() {
+    ///         responder.respond::<Vec<u8>>(Err(RpcFailure::bad_input("empty")));
+    ///     } else {
+    ///         responder.respond(Ok(req.args.to_vec()));
+    ///     }
+    /// });
+    /// ```
     pub fn register_deferred(
         &self,
         function: u16,
@@ -361,6 +374,12 @@ impl Server {
     }
 
     /// Stops answering `function`; calls to it get status 2 (nonexistent function).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let server: pavillion_smol::Server = todo!();
+    /// server.unregister(401);
+    /// ```
     pub fn unregister(&self, function: u16) {
         let _ = self.link.try_send(Command::Unregister {
             function: FunctionId(function),
@@ -391,6 +410,21 @@ impl Server {
     /// # Errors
     /// [`SendError::Refused`] for a message that cannot be sent at all, [`SendError::Closed`]
     /// after the server closed; failures of single clients are in the returned list.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let server: pavillion_smol::Server = todo!();
+    /// use pavillion_smol::Reliability;
+    /// let outcomes = server
+    ///     .send_message("alerts", "fire", b"1", Reliability::Reliable, |_, _| true)
+    ///     .await?;
+    /// for o in outcomes {
+    ///     println!("{}: {:?}", o.client, o.result);
+    /// }
+    /// # Ok::<(), pavillion_smol::SendError>(())
+    /// # });
+    /// ```
     pub async fn send_message(
         &self,
         target: &str,
@@ -408,6 +442,18 @@ impl Server {
     /// # Errors
     /// [`SendError::Refused`] with `UnknownPeer` without a session at `client`; otherwise as
     /// [`Client::send_message`](crate::Client::send_message).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let server: pavillion_smol::Server = todo!();
+    /// use pavillion_smol::Reliability;
+    /// for (addr, _) in server.clients().await {
+    ///     server.send_to(addr, "alerts", "hello", b"", Reliability::Unreliable).await?;
+    /// }
+    /// # Ok::<(), pavillion_smol::SendError>(())
+    /// # });
+    /// ```
     pub async fn send_to(
         &self,
         client: SocketAddr,
@@ -431,6 +477,12 @@ impl Server {
     }
 
     /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let server: pavillion_smol::Server = todo!();
+    /// server.set_status(None);
+    /// ```
     pub fn set_status(&self, status: Option<Status>) {
         let _ = self.link.try_send(Command::SetStatus(status));
     }
@@ -442,6 +494,17 @@ impl Server {
 
     /// Sends quit to every client, fails pending sends with `Closed`, and waits for the driver
     /// task to end: the port is free when this returns.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let server: pavillion_smol::Server = todo!();
+    /// let addr = server.local_addr();
+    /// server.close().await;
+    /// let again = pavillion_smol::Server::bind(addr, pavillion_smol::ServerConfig::new()).await?;
+    /// # Ok::<(), pavillion_smol::OpenError>(())
+    /// # });
+    /// ```
     pub async fn close(mut self) {
         let _ = self.link.try_send(Command::Close);
         if let Some(task) = self.task.take() {
