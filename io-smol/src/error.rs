@@ -1,0 +1,108 @@
+//! Typed errors of the async API.
+
+use std::io;
+
+use bytes::Bytes;
+use pavillion_proto::endpoint::{FailReason, SendError as Refusal};
+use pavillion_proto::wire::RpcStatus;
+
+/// Why a socket could not be opened for an endpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The address resolved to nothing.
+    #[error("cannot resolve address {0:?}")]
+    Address(String),
+    /// Resolving or binding failed.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why an RPC call returned no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The client was closed, or closed while the call was pending.
+    #[error("the client is closed")]
+    Closed,
+    /// The call failed before its deadline (for example, the server refused this client).
+    #[error("call failed: {0}")]
+    Failed(FailReason),
+    /// The endpoint refused the call at once (too large, queue full, ...).
+    #[error("call refused: {0}")]
+    Refused(Refusal),
+    /// The server answered with a non-zero status.
+    #[error("remote error {}: {}", status.0, String::from_utf8_lossy(data))]
+    Remote {
+        /// The status code (wire notes §5.7).
+        status: RpcStatus,
+        /// The bytes returned with it, often a message.
+        data: Bytes,
+    },
+    /// No answer arrived before the call's deadline.
+    #[error("no answer before the deadline")]
+    TimedOut,
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The endpoint was closed, or closed while the message was pending.
+    #[error("the endpoint is closed")]
+    Closed,
+    /// The message failed before its deadline.
+    #[error("message failed: {0}")]
+    Failed(FailReason),
+    /// The endpoint refused the message at once (bad name, too large, no such peer, ...).
+    #[error("message refused: {0}")]
+    Refused(Refusal),
+    /// Nobody acknowledged the message before its deadline.
+    #[error("no acknowledgement before the deadline")]
+    TimedOut,
+}
+
+/// Why a question about a remote server has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The client is closed.
+    #[error("the client is closed")]
+    Closed,
+    /// No time sync has been answered by this server yet.
+    #[error("no clock estimate for this server yet")]
+    NoClock,
+    /// The server has not reported its status (its ACKs carry no status bytes).
+    #[error("the server reported no status")]
+    NoStatus,
+    /// No session with this server, or nothing heard from it for the down timeout.
+    #[error("not connected to this server")]
+    NotConnected,
+    /// A converted time does not fit the clock.
+    #[error("time out of range")]
+    OutOfRange,
+    /// The wait ended before the server answered.
+    #[error("timed out")]
+    TimedOut,
+}
+
+impl From<FailReason> for CallError {
+    /// A call failed by closing our own endpoint is [`CallError::Closed`]; the rest keep the
+    /// endpoint's reason.
+    fn from(reason: FailReason) -> Self {
+        match reason {
+            FailReason::Closed => CallError::Closed,
+            other => CallError::Failed(other),
+        }
+    }
+}
+
+impl From<FailReason> for SendError {
+    /// As for [`CallError`].
+    fn from(reason: FailReason) -> Self {
+        match reason {
+            FailReason::Closed => SendError::Closed,
+            other => SendError::Failed(other),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! An async adapter for Pavillion endpoints on the [`smol`] runtime.
+//!
+//! Each [`Client`] or [`Server`] owns one UDP socket (`async_io::Async<std::net::UdpSocket>`)
+//! and one driver task, spawned with `smol::spawn` on smol's global executor, so it runs
+//! whatever executor or `block_on` the application itself uses. The task owns the socket and
+//! the `pavillion-proto` endpoint and waits for the first of: a command from a handle, a
+//! datagram, or a timer armed at the endpoint's `poll_timeout`. After each it sends what the
+//! endpoint queued and routes the endpoint's events to the futures and streams that wait for
+//! them, by call id and message id.
+//!
+//! This crate holds no protocol logic: every retry, timeout and decision is the endpoint's.
+//! A [`Client::call`] resolves when the endpoint reports the call answered, failed or timed
+//! out (at the configured deadline), never by a timer of ours.
+//!
+//! | io-std (blocking) | here |
+//! |---|---|
+//! | `Server::bind(addr, config)` | [`Server::bind`]`(addr, config).await` |
+//! | `register`, `register_deferred` | [`Server::register`], [`Server::register_async`], [`Server::register_deferred`] |
+//! | `on_message(target, callback)` | [`Server::on_message`], [`Client::on_message`]: a [`MessageStream`] |
+//! | `send_message(..)` | [`Server::send_message`]`(..).await`, [`Client::send_message`]`(..).await` |
+//! | `Client::connect(addr, config)` | [`Client::connect`]`(addr, config).await` |
+//! | `client.call(n, data)` | [`Client::call`]`(n, data).await` |
+//! | `server(addr)`, `servers()` | [`Client::server`], [`Client::servers`] ([`RemoteServer`]) |
+//! | `close()`, `Drop` | [`Client::close`]`.await`, [`Server::close`]`.await`, `Drop` |
+//!
+//! # Examples
+//! A server with an RPC and a client calling it, on loopback:
+//! ```no_run
+//! use pavillion_proto::crypto::Psk;
+//! use pavillion_proto::ClientId;
+//! use pavillion_smol::{Client, ClientConfig, RpcFailure, Server, ServerConfig};
+//!
+//! smol::block_on(async {
+//!     let id = ClientId(*b"cid2cid2cid2cid2");
+//!     let psk = Psk::from_bytes([7; 32]);
+//!     let config = ServerConfig::new().psk_client(id, psk.clone());
+//!     let server = Server::bind("127.0.0.1:0", config).await?;
+//!     server.register(401, "upper", |req| Ok::<_, RpcFailure>(req.args.to_ascii_uppercase()));
+//!
+//!     let client = Client::connect(server.local_addr(), ClientConfig::psk(id, psk)).await?;
+//!     assert_eq!(&client.call(401, b"hi").await?[..], b"HI");
+//!     client.close().await;
+//!     server.close().await;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+// A std adapter: std paths are the point here, unlike in `proto`.
+#![allow(
+    clippy::std_instead_of_core,
+    clippy::std_instead_of_alloc,
+    clippy::alloc_instead_of_core
+)]
+
+mod client;
+mod driver;
+mod error;
+mod server;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_channel::{Receiver, Sender, TrySendError};
+use futures_lite::Stream;
+
+pub use client::{Client, ClientConfig, RemoteServer, ServerState};
+pub use error::{CallError, OpenError, SendError, ServerError};
+pub use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, SendOptions};
+pub use server::{Outcome, Responder, RpcFailure, Server, ServerConfig};
+
+/// The protocol's default port.
+pub const DEFAULT_PORT: u16 = 1783;
+
+/// How many messages a [`MessageStream`] holds unread by default.
+pub const DEFAULT_MESSAGE_BUFFER: usize = 64;
+
+/// Who acknowledged a reliable message.
+///
+/// For a unicast send `acked` holds the one server; in multicast mode it holds every server
+/// that acknowledged, and `missing` the expected subscribers that did not before the deadline.
+/// An unreliable send returns both empty.
+///
+/// # Examples
+/// ```
+/// let d = pavillion_smol::Delivery::default();
+/// assert!(d.acked.is_empty() && d.missing.is_empty());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The receivers that acknowledged the message.
+    pub acked: Vec<SocketAddr>,
+    /// Expected receivers that did not acknowledge it in time.
+    pub missing: Vec<SocketAddr>,
+}
+
+/// The messages to one target (or to all targets), as a [`Stream`].
+///
+/// The stream is bounded (see [`ClientConfig::message_buffer`] and
+/// [`ServerConfig::message_buffer`]). The driver never waits for a reader: a message that
+/// arrives while the buffer is full is dropped for this stream only (other streams still get
+/// it), and counted in [`MessageStream::dropped`]. A reliable message is acknowledged by the
+/// endpoint whether or not a stream had room for it. The stream ends when the endpoint closes.
+/// Dropping it unsubscribes; a server notices at the next message to that target, and then
+/// tells its clients it no longer takes the target if no other stream does.
+///
+/// # Examples
+/// ```no_run
+/// use futures_lite::StreamExt;
+/// # smol::block_on(async {
+/// # let server: pavillion_smol::Server = todo!();
+/// let mut kitchen = server.on_message(Some("kitchen"));
+/// while let Some(m) = kitchen.next().await {
+///     println!("{} = {:?} from {}", m.name, m.payload, m.from);
+/// }
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct MessageStream {
+    rx: Pin<Box<Receiver<ReceivedMessage>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl MessageStream {
+    /// How many messages were dropped because this stream's buffer was full.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let server: pavillion_smol::Server = todo!();
+    /// let stream = server.on_message(Some("kitchen"));
+    /// assert_eq!(stream.dropped(), 0);
+    /// ```
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Stream for MessageStream {
+    type Item = ReceivedMessage;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.as_mut().poll_next(cx)
+    }
+}
+
+/// The driver's end of one [`MessageStream`].
+#[derive(Debug)]
+struct Subscriber {
+    tx: Sender<ReceivedMessage>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// A new stream and the driver's end of it, holding up to `capacity` messages.
+fn message_stream(capacity: usize) -> (Subscriber, MessageStream) {
+    let (tx, rx) = async_channel::bounded(capacity.max(1));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let sub = Subscriber {
+        tx,
+        dropped: dropped.clone(),
+    };
+    let stream = MessageStream {
+        rx: Box::pin(rx),
+        dropped,
+    };
+    (sub, stream)
+}
+
+/// The streams of one endpoint: per target, and for every message.
+#[derive(Debug, Default)]
+struct Subscribers {
+    targets: HashMap<String, Vec<Subscriber>>,
+    any: Vec<Subscriber>,
+}
+
+impl Subscribers {
+    fn add(&mut self, target: Option<String>, sub: Subscriber) {
+        match target {
+            Some(t) => self.targets.entry(t).or_default().push(sub),
+            None => self.any.push(sub),
+        }
+    }
+
+    /// Hands `m` to the streams of its target and to the catch-all ones, dropping it for a
+    /// full stream and forgetting closed ones. Returns `true` if the last stream of the target
+    /// went away.
+    fn deliver(&mut self, m: &ReceivedMessage) -> bool {
+        let mut emptied = false;
+        if let Some(subs) = self.targets.get_mut(&m.target) {
+            offer(subs, m);
+            if subs.is_empty() {
+                self.targets.remove(&m.target);
+                emptied = true;
+            }
+        }
+        offer(&mut self.any, m);
+        emptied
+    }
+}
+
+fn offer(subs: &mut Vec<Subscriber>, m: &ReceivedMessage) {
+    subs.retain(|s| match s.tx.try_send(m.clone()) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            s.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target = %m.target, "message stream full; message dropped");
+            true
+        }
+        Err(TrySendError::Closed(_)) => false,
+    });
+}
+
+/// 32 bytes of OS randomness, for an endpoint's seed.
+///
+/// # Panics
+/// If the OS has no randomness to give, which leaves no safe way to seed an endpoint.
+fn random32() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    // NOTE(unwrap): without OS entropy no seed can be made safely; failing loudly is the only
+    // correct answer.
+    getrandom::fill(&mut seed).expect("OS randomness unavailable");
+    seed
+}
+
+/// Resolves `addr` without blocking the executor, to its first address.
+async fn resolve(addr: impl smol::net::AsyncToSocketAddrs) -> Result<SocketAddr, OpenError> {
+    smol::net::resolve(addr)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| OpenError::Address("no address".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        send_sync::<Client>();
+        send_sync::<Server>();
+        send_sync::<RemoteServer>();
+        send_sync::<MessageStream>();
+        send_sync::<Responder>();
+    }
+
+    #[test]
+    fn fail_reasons_map_closed_to_closed() {
+        use pavillion_proto::endpoint::FailReason;
+        assert_eq!(CallError::from(FailReason::Closed), CallError::Closed);
+        assert_eq!(SendError::from(FailReason::Closed), SendError::Closed);
+        assert_eq!(
+            CallError::from(FailReason::Rejected),
+            CallError::Failed(FailReason::Rejected)
+        );
+    }
+}
