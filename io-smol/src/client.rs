@@ -220,9 +220,10 @@ impl Client {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let config: pavillion_smol::ClientConfig = todo!();
+    /// # async fn example(config: pavillion_smol::ClientConfig) -> Result<(), pavillion_smol::OpenError> {
     /// let client = pavillion_smol::Client::connect(("::1", 1783), config).await?;
-    /// # Ok::<(), pavillion_smol::OpenError>(())
+    /// # Ok(())
+    /// # }
     /// # });
     /// ```
     pub async fn connect(
@@ -273,10 +274,11 @@ impl Client {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let client: pavillion_smol::Client = todo!();
+    /// # async fn example(client: pavillion_smol::Client) -> Result<(), pavillion_smol::CallError> {
     /// let echoed = client.call(0, b"ping").await?;
     /// assert_eq!(&echoed[..], b"ping");
-    /// # Ok::<(), pavillion_smol::CallError>(())
+    /// # Ok(())
+    /// # }
     /// # });
     /// ```
     pub async fn call(&self, function: u16, args: &[u8]) -> Result<Bytes, CallError> {
@@ -316,10 +318,11 @@ impl Client {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let client: pavillion_smol::Client = todo!();
+    /// # async fn example(client: pavillion_smol::Client) -> Result<(), pavillion_smol::SendError> {
     /// use pavillion_smol::Reliability;
     /// client.send_message("kitchen", "temp", b"21.5", Reliability::Reliable).await?;
-    /// # Ok::<(), pavillion_smol::SendError>(())
+    /// # Ok(())
+    /// # }
     /// # });
     /// ```
     pub async fn send_message(
@@ -344,11 +347,12 @@ impl Client {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let client: pavillion_smol::Client = todo!();
+    /// # async fn example(client: pavillion_smol::Client) -> Result<(), pavillion_smol::SendError> {
     /// use pavillion_smol::SendOptions;
     /// let options = SendOptions::reliable().with_timeout(std::time::Duration::from_secs(1));
     /// client.send_message_with("kitchen", "temp", b"21.5", options).await?;
-    /// # Ok::<(), pavillion_smol::SendError>(())
+    /// # Ok(())
+    /// # }
     /// # });
     /// ```
     pub async fn send_message_with(
@@ -377,9 +381,10 @@ impl Client {
     /// ```no_run
     /// use futures_lite::StreamExt;
     /// # smol::block_on(async {
-    /// # let client: pavillion_smol::Client = todo!();
+    /// # async fn example(client: pavillion_smol::Client) {
     /// let mut alerts = client.on_message(Some("alerts"));
     /// let first = alerts.next().await;
+    /// # }
     /// # });
     /// ```
     pub fn on_message(&self, target: Option<&str>) -> MessageStream {
@@ -406,9 +411,10 @@ impl Client {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let client: pavillion_smol::Client = todo!();
+    /// # async fn example(client: pavillion_smol::Client) -> Result<(), pavillion_smol::ServerError> {
     /// let addr = client.wait_connected(std::time::Duration::from_secs(2)).await?;
-    /// # Ok::<(), pavillion_smol::ServerError>(())
+    /// # Ok(())
+    /// # }
     /// # });
     /// ```
     pub async fn wait_connected(&self, timeout: Duration) -> Result<SocketAddr, ServerError> {
@@ -432,10 +438,11 @@ impl Client {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let client: pavillion_smol::Client = todo!();
+    /// # async fn example(client: pavillion_smol::Client) {
     /// for server in client.servers().await {
     ///     println!("{}: {:?}", server.addr(), server.state().await);
     /// }
+    /// # }
     /// # });
     /// ```
     pub async fn servers(&self) -> Vec<RemoteServer> {
@@ -477,8 +484,9 @@ impl Client {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let client: pavillion_smol::Client = todo!();
+    /// # async fn example(client: pavillion_smol::Client) {
     /// client.close().await;
+    /// # }
     /// # });
     /// ```
     pub async fn close(mut self) {
@@ -507,13 +515,14 @@ impl Drop for Client {
 /// # Examples
 /// ```no_run
 /// # smol::block_on(async {
-/// # let client: pavillion_smol::Client = todo!();
+/// # async fn example(client: pavillion_smol::Client) -> Result<(), pavillion_smol::ServerError> {
 /// use std::time::Duration;
 /// let addr = client.wait_connected(Duration::from_secs(2)).await?;
 /// let server = client.server(addr);
 /// server.sync_time(Duration::from_secs(2)).await?;
 /// println!("server clock: {}", server.remote_now().await?);
-/// # Ok::<(), pavillion_smol::ServerError>(())
+/// # Ok(())
+/// # }
 /// # });
 /// ```
 #[derive(Clone, Debug)]
@@ -634,10 +643,11 @@ impl RemoteServer {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let server: pavillion_smol::RemoteServer = todo!();
+    /// # async fn example(server: pavillion_smol::RemoteServer) -> Result<(), pavillion_smol::ServerError> {
     /// let status = server.status().await?;
     /// println!("battery {:?}, {} °C", status.battery, status.temperature);
-    /// # Ok::<(), pavillion_smol::ServerError>(())
+    /// # Ok(())
+    /// # }
     /// # });
     /// ```
     pub async fn status(&self) -> Result<Status, ServerError> {

@@ -111,11 +111,12 @@ pub struct Delivery {
 /// ```no_run
 /// use futures_lite::StreamExt;
 /// # smol::block_on(async {
-/// # let server: pavillion_smol::Server = todo!();
+/// # async fn example(server: pavillion_smol::Server) {
 /// let mut kitchen = server.on_message(Some("kitchen"));
 /// while let Some(m) = kitchen.next().await {
 ///     println!("{} = {:?} from {}", m.name, m.payload, m.from);
 /// }
+/// # }
 /// # });
 /// ```
 #[derive(Debug)]
@@ -129,9 +130,10 @@ impl MessageStream {
     ///
     /// # Examples
     /// ```no_run
-    /// # let server: pavillion_smol::Server = todo!();
+    /// # fn example(server: pavillion_smol::Server) {
     /// let stream = server.on_message(Some("kitchen"));
     /// assert_eq!(stream.dropped(), 0);
+    /// # }
     /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

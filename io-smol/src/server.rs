@@ -181,7 +181,7 @@ impl RpcFailure {
 ///
 /// # Examples
 /// ```no_run
-/// # let server: pavillion_smol::Server = todo!();
+/// # async fn example(server: pavillion_smol::Server) {
 /// server.register_deferred(500, "slow", |request, responder| {
 ///     smol::spawn(async move {
 ///         async_io::Timer::after(std::time::Duration::from_millis(100)).await;
@@ -189,6 +189,7 @@ impl RpcFailure {
 ///     })
 ///     .detach();
 /// });
+/// # }
 /// ```
 #[derive(Debug)]
 pub struct Responder {
@@ -310,9 +311,10 @@ impl Server {
     ///
     /// # Examples
     /// ```no_run
-    /// # let server: pavillion_smol::Server = todo!();
+    /// # fn example(server: pavillion_smol::Server) {
     /// use pavillion_smol::RpcFailure;
     /// server.register(401, "upper", |req| Ok::<_, RpcFailure>(req.args.to_ascii_uppercase()));
+    /// # }
     /// ```
     pub fn register<R, F>(&self, function: u16, name: &str, mut handler: F)
     where
@@ -329,12 +331,13 @@ impl Server {
     ///
     /// # Examples
     /// ```no_run
-    /// # let server: pavillion_smol::Server = todo!();
+    /// # async fn example(server: pavillion_smol::Server) {
     /// use pavillion_smol::RpcFailure;
     /// server.register_async(402, "slow_echo", |req| async move {
     ///     async_io::Timer::after(std::time::Duration::from_millis(50)).await;
     ///     Ok::<_, RpcFailure>(req.args)
     /// });
+    /// # }
     /// ```
     pub fn register_async<R, F, Fut>(&self, function: u16, name: &str, mut handler: F)
     where
@@ -354,7 +357,7 @@ impl Server {
     ///
     /// # Examples
     /// ```no_run
-    /// # let server: pavillion_smol::Server = todo!();
+    /// # fn example(server: pavillion_smol::Server) {
     /// use pavillion_smol::RpcFailure;
     /// server.register_deferred(403, "checked", |req, responder| {
     ///     if req.args.is_empty() {
@@ -363,6 +366,7 @@ impl Server {
     ///         responder.respond(Ok(req.args.to_vec()));
     ///     }
     /// });
+    /// # }
     /// ```
     pub fn register_deferred(
         &self,
@@ -377,8 +381,9 @@ impl Server {
     ///
     /// # Examples
     /// ```no_run
-    /// # let server: pavillion_smol::Server = todo!();
+    /// # fn example(server: pavillion_smol::Server) {
     /// server.unregister(401);
+    /// # }
     /// ```
     pub fn unregister(&self, function: u16) {
         let _ = self.link.try_send(Command::Unregister {
@@ -414,7 +419,7 @@ impl Server {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let server: pavillion_smol::Server = todo!();
+    /// # async fn example(server: pavillion_smol::Server) -> Result<(), pavillion_smol::SendError> {
     /// use pavillion_smol::Reliability;
     /// let outcomes = server
     ///     .send_message("alerts", "fire", b"1", Reliability::Reliable, |_, _| true)
@@ -422,7 +427,8 @@ impl Server {
     /// for o in outcomes {
     ///     println!("{}: {:?}", o.client, o.result);
     /// }
-    /// # Ok::<(), pavillion_smol::SendError>(())
+    /// # Ok(())
+    /// # }
     /// # });
     /// ```
     pub async fn send_message(
@@ -446,12 +452,13 @@ impl Server {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let server: pavillion_smol::Server = todo!();
+    /// # async fn example(server: pavillion_smol::Server) -> Result<(), pavillion_smol::SendError> {
     /// use pavillion_smol::Reliability;
     /// for (addr, _) in server.clients().await {
     ///     server.send_to(addr, "alerts", "hello", b"", Reliability::Unreliable).await?;
     /// }
-    /// # Ok::<(), pavillion_smol::SendError>(())
+    /// # Ok(())
+    /// # }
     /// # });
     /// ```
     pub async fn send_to(
@@ -480,8 +487,9 @@ impl Server {
     ///
     /// # Examples
     /// ```no_run
-    /// # let server: pavillion_smol::Server = todo!();
+    /// # fn example(server: pavillion_smol::Server) {
     /// server.set_status(None);
+    /// # }
     /// ```
     pub fn set_status(&self, status: Option<Status>) {
         let _ = self.link.try_send(Command::SetStatus(status));
@@ -498,11 +506,12 @@ impl Server {
     /// # Examples
     /// ```no_run
     /// # smol::block_on(async {
-    /// # let server: pavillion_smol::Server = todo!();
+    /// # async fn example(server: pavillion_smol::Server) -> Result<(), pavillion_smol::OpenError> {
     /// let addr = server.local_addr();
     /// server.close().await;
     /// let again = pavillion_smol::Server::bind(addr, pavillion_smol::ServerConfig::new()).await?;
-    /// # Ok::<(), pavillion_smol::OpenError>(())
+    /// # Ok(())
+    /// # }
     /// # });
     /// ```
     pub async fn close(mut self) {

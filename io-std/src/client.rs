@@ -200,9 +200,10 @@ impl Client {
     /// # Examples
     /// ```no_run
     /// # use pavillion_std::{Client, ClientConfig};
-    /// # let config: ClientConfig = todo!();
+    /// # fn example(config: ClientConfig) -> Result<(), pavillion_std::OpenError> {
     /// let client = Client::connect(("239.255.28.12", 1783), config)?;
-    /// # Ok::<(), pavillion_std::OpenError>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn connect(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, OpenError> {
         let server = resolve(addr)?;
@@ -435,13 +436,14 @@ impl Drop for Client {
 ///
 /// # Examples
 /// ```no_run
-/// # let client: pavillion_std::Client = todo!();
+/// # fn example(client: pavillion_std::Client) -> Result<(), pavillion_std::ServerError> {
 /// use std::time::Duration;
 /// let addr = client.wait_connected(Duration::from_secs(2))?;
 /// let server = client.server(addr);
 /// server.sync_time(Duration::from_secs(2))?;
 /// println!("server clock: {}", server.remote_now()?);
-/// # Ok::<(), pavillion_std::ServerError>(())
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct RemoteServer {

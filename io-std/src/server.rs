@@ -177,13 +177,14 @@ impl RpcFailure {
 ///
 /// # Examples
 /// ```no_run
-/// # let server: pavillion_std::Server = todo!();
+/// # fn example(server: pavillion_std::Server) {
 /// server.register_deferred(500, "slow", |request, responder| {
 ///     std::thread::spawn(move || {
 ///         std::thread::sleep(std::time::Duration::from_millis(100));
 ///         responder.respond(Ok(request.args.to_vec()));
 ///     });
 /// });
+/// # }
 /// ```
 #[derive(Debug)]
 pub struct Responder {
