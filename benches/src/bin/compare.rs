@@ -1,0 +1,2 @@
+//! Placeholder; replaced by the comparison table in the next commit.
+fn main() {}
