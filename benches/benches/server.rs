@@ -23,6 +23,7 @@ fn handle_datagram(c: &mut Criterion) {
     for suite in Suite::ALL {
         let start = Instant::now();
         let mut farm = Farm::build(suite, SESSIONS, true);
+        farm.settle();
         eprintln!(
             "{}: {SESSIONS} sessions set up in {:.2?}",
             suite.name(),
