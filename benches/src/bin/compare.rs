@@ -1,0 +1,460 @@
+//! Prints one table that checks pavillion-rs against its performance targets.
+//!
+//! Run by hand, in release: `cargo run --release -p pavillion-benches --bin compare`.
+//!
+//! Every row is a ratio of two things measured side by side in this run on this machine, so
+//! that the verdict does not depend on how fast the machine is:
+//! - **core vs crypto floor**: reliable 64-byte messages per second through an in-memory
+//!   client–server pair, against the cost of only the seal and open calls that those messages
+//!   and their ACKs need (the floor no implementation of the protocol can beat);
+//! - **loopback RPC vs raw UDP**: `pavillion-std` echo calls per second on 127.0.0.1 against a
+//!   raw UDP ping-pong with the same payload size;
+//! - **memory**: heap bytes per idle session of a server holding 10k and 100k sessions,
+//!   counted by a global allocator;
+//! - **recovery**: simulated time from a server reboot to the next successful call, in RTTs of
+//!   the in-memory network.
+//!
+//! `--peer-cmd` runs an external command (for example a reference client's benchmark) and
+//! divides the calls/s it prints by ours.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::thread;
+use std::time::{Duration as WallDuration, Instant as WallInstant};
+
+use clap::Parser;
+use pavillion_benches::{
+    client_id, client_keys, client_psk, message_plaintext_len, payload, server_keys, DirectPair,
+    Farm, NetPair, Suite, ACK_PLAINTEXT_LEN, BATCH, PAYLOAD,
+};
+use pavillion_proto::endpoint::{Event, Server};
+use pavillion_proto::testing::{Link, Node};
+
+/// Counts live heap bytes, so that the memory row can read the server's state as the
+/// difference between two moments.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// The one piece of unsafe code in the crate: a global allocator must be an `unsafe impl`.
+// It forwards every call to the system allocator unchanged and only adds up sizes.
+#[allow(unsafe_code)]
+// SAFETY: every method forwards to `System` with the caller's arguments, which upholds the
+// `GlobalAlloc` contract because `System` does; the counter has no effect on the memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged; see the impl.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged; see the impl.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged; see the impl.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: forwarded unchanged; see the impl.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_bytes() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Command-line options of `compare`.
+#[derive(Parser, Debug)]
+#[command(about = "Checks pavillion-rs against its performance targets; run in release")]
+struct Args {
+    /// Seconds spent on each throughput measurement.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Print only the crypto floor (seal+open per size and cipher), for comparing builds
+    /// such as `RUSTFLAGS="-C target-cpu=native"`.
+    #[arg(long)]
+    crypto_only: bool,
+    /// Skip the 100k-session memory measurement (it takes the longest to set up).
+    #[arg(long)]
+    skip_100k: bool,
+    /// A shell command whose output's last number is another implementation's calls/s on
+    /// loopback; its ratio to our loopback RPC is printed.
+    #[arg(long)]
+    peer_cmd: Option<String>,
+}
+
+/// Runs `f` (which returns how many operations it did) for `seconds` after a short warm-up;
+/// returns operations per second.
+fn rate(seconds: f64, mut f: impl FnMut() -> u64) -> f64 {
+    let warm = WallInstant::now();
+    while warm.elapsed().as_secs_f64() < seconds / 10.0 {
+        f();
+    }
+    let start = WallInstant::now();
+    let mut ops = 0u64;
+    while start.elapsed().as_secs_f64() < seconds {
+        ops += f();
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Seconds per seal+open of a `len`-byte plaintext under `suite`'s cipher.
+fn seal_open_secs(suite: Suite, len: usize, seconds: f64) -> f64 {
+    let cipher = suite.cipher();
+    let mut buf = payload(len);
+    let mut counter = 1u64;
+    1.0 / rate(seconds, || {
+        for _ in 0..256 {
+            counter += 1;
+            cipher.seal_open(counter, black_box(&mut buf));
+        }
+        256
+    })
+}
+
+/// One line of the table.
+struct Row {
+    what: String,
+    ours: String,
+    reference: String,
+    ratio: f64,
+    target: &'static str,
+    ok: Option<bool>,
+}
+
+fn print_table(rows: &[Row]) {
+    let w = rows.iter().map(|r| r.what.len()).max().unwrap_or(0).max(8);
+    println!(
+        "{:<w$} {:>18} {:>18} {:>8}  {:<16} verdict",
+        "measure", "pavillion", "reference", "ratio", "target"
+    );
+    println!("{}", "-".repeat(w + 76));
+    for r in rows {
+        let verdict = match r.ok {
+            Some(true) => "MET",
+            Some(false) => "MISSED",
+            None => "-",
+        };
+        println!(
+            "{:<w$} {:>18} {:>18} {:>8.2}  {:<16} {verdict}",
+            r.what, r.ours, r.reference, r.ratio, r.target
+        );
+    }
+}
+
+fn crypto_floor(args: &Args) {
+    println!("crypto floor: one seal + one open, ns (MB/s of plaintext)");
+    for suite in [Suite::Psk, Suite::Noise] {
+        let cipher = match suite {
+            Suite::Noise => "chacha20poly1305 (suite 3)",
+            _ => "xsalsa20poly1305 (suites 1, 2)",
+        };
+        let mut line = format!("  {cipher:<32}");
+        for len in [64, 256, 1200] {
+            let s = seal_open_secs(suite, len, args.seconds / 2.0);
+            line += &format!(
+                "  {len:>4} B: {:>7.0} ns ({:>6.0} MB/s)",
+                s * 1e9,
+                len as f64 / s / 1e6
+            );
+        }
+        println!("{line}");
+    }
+}
+
+/// Core vs crypto floor for one suite: (net row, direct row).
+fn core_rows(suite: Suite, seconds: f64) -> Vec<Row> {
+    let data = payload(PAYLOAD);
+    let msg = message_plaintext_len(PAYLOAD);
+
+    let mut net = NetPair::connected(suite);
+    let datagrams = net.reliable_batch(BATCH, &data) as f64 / BATCH as f64;
+    let net_rate = rate(seconds, || {
+        net.reliable_batch(BATCH, &data);
+        BATCH as u64
+    });
+
+    let mut direct = DirectPair::connected(suite);
+    let before = direct.datagrams;
+    direct.reliable_batch(BATCH, &data);
+    let direct_datagrams = (direct.datagrams - before) as f64 / BATCH as f64;
+    let direct_rate = rate(seconds, || {
+        direct.reliable_batch(BATCH, &data);
+        BATCH as u64
+    });
+
+    // The floor of one message: its seal and open, plus the seal and open of each other
+    // datagram per message that the run actually carried (its ACK).
+    let t_msg = seal_open_secs(suite, msg, seconds / 2.0);
+    let t_ack = seal_open_secs(suite, ACK_PLAINTEXT_LEN, seconds / 2.0);
+    let floor = |dpm: f64| 1.0 / (t_msg + (dpm - 1.0).max(0.0) * t_ack);
+
+    let mut rows = Vec::new();
+    for (driver, r, dpm) in [
+        ("direct pump", direct_rate, direct_datagrams),
+        ("testing::Network", net_rate, datagrams),
+    ] {
+        let f = floor(dpm);
+        let ratio = f / r;
+        rows.push(Row {
+            what: format!("core vs crypto floor, {} ({driver})", suite.name()),
+            ours: format!("{r:.0} msg/s"),
+            reference: format!("{f:.0} msg/s"),
+            ratio,
+            target: "<= 1.5x floor",
+            // The target is about the protocol core; the Network row adds the test driver's
+            // own costs (a copy and a queue entry per datagram) and is shown for context.
+            ok: (driver == "direct pump").then_some(ratio <= 1.5),
+        });
+    }
+    rows
+}
+
+/// Loopback RPC through pavillion-std against a raw UDP ping-pong, for suites 1 and 2 (the
+/// std adapter has no suite 3 configuration).
+fn loopback_row(suite: Suite, seconds: f64) -> Row {
+    use pavillion_std::{Client, ClientConfig, Server, ServerConfig};
+    let data = payload(PAYLOAD);
+    let (server_config, client_config) = match suite {
+        Suite::Psk => (
+            ServerConfig::new().psk_client(client_id(0), client_psk(0)),
+            ClientConfig::psk(client_id(0), client_psk(0)),
+        ),
+        _ => (
+            ServerConfig::new()
+                .keys(server_keys())
+                .ecc_client(client_id(0), *client_keys(0).public()),
+            ClientConfig::ecc(client_id(0), client_keys(0), *server_keys().public()),
+        ),
+    };
+    let server = Server::bind("127.0.0.1:0", server_config).expect("bind on loopback");
+    let client = Client::connect(server.local_addr(), client_config).expect("client socket");
+    client
+        .wait_connected(WallDuration::from_secs(5))
+        .expect("handshake on loopback");
+    let rpc = rate(seconds, || {
+        for _ in 0..64 {
+            client.call(0, &data).expect("echo answered");
+        }
+        64
+    });
+    client.close();
+    drop(server);
+
+    let raw = raw_udp_rate(&data, seconds);
+    let ratio = rpc / raw;
+    Row {
+        what: format!("loopback RPC vs raw UDP ping-pong, {}", suite.name()),
+        ours: format!("{rpc:.0} calls/s"),
+        reference: format!("{raw:.0} rt/s"),
+        ratio,
+        target: ">= 0.7x raw",
+        ok: Some(ratio >= 0.7),
+    }
+}
+
+/// Round trips per second of `data` between two UDP sockets on 127.0.0.1, the echo side on
+/// its own thread as the pavillion server is.
+fn raw_udp_rate(data: &[u8], seconds: f64) -> f64 {
+    let echo = UdpSocket::bind("127.0.0.1:0").expect("bind on loopback");
+    let echo_addr = echo.local_addr().expect("bound");
+    let handle = thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        loop {
+            let (n, from) = echo.recv_from(&mut buf).expect("recv");
+            if n == 0 {
+                break;
+            }
+            echo.send_to(&buf[..n], from).expect("send");
+        }
+    });
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind on loopback");
+    sock.connect(echo_addr).expect("connect");
+    let mut buf = [0u8; 2048];
+    let r = rate(seconds, || {
+        for _ in 0..64 {
+            sock.send(data).expect("send");
+            let n = sock.recv(&mut buf).expect("recv");
+            assert_eq!(n, data.len());
+        }
+        64
+    });
+    // An empty datagram tells the echo thread to stop.
+    sock.send(&[]).expect("send");
+    handle.join().expect("echo thread");
+    r
+}
+
+/// Heap bytes per idle session of a server holding `n` sessions of `suite`.
+fn memory_row(suite: Suite, n: usize) -> Row {
+    let start = WallInstant::now();
+    let config = suite.server_config(n);
+    let server = Server::new(config);
+    // Measured from here, so that the client table of the configuration (which a server
+    // holds whether or not the clients are connected) is not counted as session state.
+    let before = live_bytes();
+    let mut farm = Farm::build_with(suite, server, n, false);
+    let fresh = live_bytes();
+    farm.settle();
+    let after = live_bytes();
+    let per = (after - before) as f64 / n as f64;
+    let fresh_per = (fresh - before) as f64 / n as f64;
+    let setup = start.elapsed();
+    drop(farm);
+    Row {
+        what: format!("memory per idle session, {} x {}k", suite.name(), n / 1000),
+        ours: format!("{per:.0} B"),
+        reference: "1024 B".into(),
+        ratio: per / 1024.0,
+        target: "<= 1 KiB",
+        ok: Some(per <= 1024.0),
+    }
+    .with_note(format!(
+        "{fresh_per:.0} B before expiry; set up in {:.1}s",
+        setup.as_secs_f64()
+    ))
+}
+
+impl Row {
+    fn with_note(mut self, note: String) -> Self {
+        self.what = format!("{} [{note}]", self.what);
+        self
+    }
+}
+
+/// Simulated time from a server reboot to the next successful call, in RTTs of the clean
+/// in-memory link. The call is made right after the reboot, as an application would.
+fn recovery_row(suite: Suite) -> Row {
+    let mut pair = NetPair::connected(suite);
+    let data = payload(PAYLOAD);
+    pair.echo_batch(1, &data);
+    let rtt = Link::clean().latency.as_micros() as f64 * 2.0;
+
+    pair.net.replace(
+        pair.server,
+        Node::Server(Server::new(suite.server_config(1))),
+    );
+    let t0 = pair.net.now();
+    let call = pair
+        .net
+        .client(pair.client)
+        .echo(t0, &data)
+        .expect("call accepted");
+    let mut answered = None;
+    for _ in 0..100_000 {
+        if !pair.net.step() {
+            break;
+        }
+        let events = pair.net.events(pair.client);
+        if events
+            .iter()
+            .any(|e| matches!(e, Event::Answered { call: c, .. } if *c == call))
+        {
+            answered = Some(pair.net.now());
+            break;
+        }
+    }
+    match answered {
+        Some(t) => {
+            let rtts = (t - t0).as_micros() as f64 / rtt;
+            Row {
+                what: format!("recovery after server reboot, {}", suite.name()),
+                ours: format!("{:.1} ms", (t - t0).as_micros() as f64 / 1000.0),
+                reference: format!("RTT {:.1} ms", rtt / 1000.0),
+                ratio: rtts,
+                target: "<= 3 RTT",
+                ok: Some(rtts <= 3.0),
+            }
+        }
+        None => Row {
+            what: format!("recovery after server reboot, {}", suite.name()),
+            ours: "never".into(),
+            reference: format!("RTT {:.1} ms", rtt / 1000.0),
+            ratio: f64::INFINITY,
+            target: "<= 3 RTT",
+            ok: Some(false),
+        },
+    }
+}
+
+/// Runs `cmd` and reads the last number it prints as calls/s.
+fn peer_rate(cmd: &str) -> Option<f64> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|t| t.parse::<f64>().ok())
+        .next_back()
+}
+
+fn main() {
+    let args = Args::parse();
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build measures nothing useful; use --release");
+    }
+    crypto_floor(&args);
+    if args.crypto_only {
+        return;
+    }
+    println!();
+
+    let mut rows = Vec::new();
+    for suite in Suite::ALL {
+        rows.extend(core_rows(suite, args.seconds));
+    }
+    let mut ours_psk_rpc = None;
+    for suite in [Suite::Psk, Suite::Ecc] {
+        let row = loopback_row(suite, args.seconds);
+        if suite == Suite::Psk {
+            ours_psk_rpc = row
+                .ours
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<f64>().ok());
+        }
+        rows.push(row);
+    }
+    if let (Some(cmd), Some(ours)) = (&args.peer_cmd, ours_psk_rpc) {
+        match peer_rate(cmd) {
+            Some(peer) => rows.push(Row {
+                what: "loopback RPC vs external peer, psk".into(),
+                ours: format!("{ours:.0} calls/s"),
+                reference: format!("{peer:.0} calls/s"),
+                ratio: ours / peer,
+                target: "(informative)",
+                ok: None,
+            }),
+            None => eprintln!("--peer-cmd printed no number"),
+        }
+    }
+    for suite in Suite::ALL {
+        rows.push(memory_row(suite, 10_000));
+    }
+    if !args.skip_100k {
+        rows.push(memory_row(Suite::Psk, 100_000));
+    }
+    for suite in Suite::ALL {
+        rows.push(recovery_row(suite));
+    }
+    println!();
+    print_table(&rows);
+}
