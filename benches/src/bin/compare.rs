@@ -346,10 +346,12 @@ fn recovery_row(suite: Suite) -> Row {
     pair.echo_batch(1, &data);
     let rtt = Link::clean().latency.as_micros() as f64 * 2.0;
 
-    pair.net.replace(
-        pair.server,
-        Node::Server(Server::new(suite.server_config(1))),
-    );
+    // A rebooted process draws a new seed (the adapters seed from the OS); reusing the old one
+    // would replay its counter base, which the client rightly treats as already seen.
+    let mut rebooted = suite.server_config(1);
+    rebooted.seed = [0x77; 32];
+    pair.net
+        .replace(pair.server, Node::Server(Server::new(rebooted)));
     let t0 = pair.net.now();
     let call = pair
         .net

@@ -957,6 +957,8 @@ impl Client {
                 addr: from,
                 peer: None,
             });
+            // Recovery: do not wait out backed-off timers for what the old session swallowed.
+            self.outbox.retry_all_now(now);
         }
         if self.next_time_sync.is_none() {
             self.next_time_sync = self.config.time_sync.map(|_| now);

@@ -238,6 +238,15 @@ impl Outbox {
         }
     }
 
+    /// Makes every exchange in flight due at `now`: a new session just came up, and whatever
+    /// went to the old one was probably lost with it. A copy that did arrive is a duplicate to
+    /// the receiver's window, answered again, never delivered twice.
+    pub(crate) fn retry_all_now(&mut self, now: Instant) {
+        for e in self.entries.iter_mut().filter(|e| e.counter.is_some()) {
+            e.next_retry = Some(now.min(e.deadline));
+        }
+    }
+
     /// Records a retransmission of `id` and backs its timer off.
     pub(crate) fn on_retransmit(&mut self, id: u64, now: Instant, rtt: &RttEstimator) {
         if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
