@@ -589,7 +589,7 @@ impl RemoteServer {
     /// As [`RemoteServer::remote_now`].
     pub async fn to_remote(&self, local: std::time::Instant) -> Result<Instant, ServerError> {
         let estimate = self.clock().await?;
-        Ok(estimate.to_remote(self.clock.instant_of(local)))
+        Ok(estimate.to_remote(self.clock.from_std(local)))
     }
 
     /// The local instant at which the server's clock reads `remote`.
@@ -599,7 +599,7 @@ impl RemoteServer {
     /// local clock cannot represent.
     pub async fn to_local(&self, remote: Instant) -> Result<std::time::Instant, ServerError> {
         let local = self.clock().await?.to_local(remote);
-        self.clock.std_of(local).ok_or(ServerError::OutOfRange)
+        self.clock.to_std(local).ok_or(ServerError::OutOfRange)
     }
 
     /// The estimate of the server's clock: offset and the round trip that bounds its error.

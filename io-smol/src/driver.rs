@@ -7,7 +7,6 @@
 //! runs when one of those three is ready.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
@@ -16,36 +15,7 @@ use pavillion_proto::endpoint::Transmit;
 use pavillion_proto::{wire, Instant};
 
 /// The driver's clock: microseconds since the endpoint was created.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Clock {
-    origin: std::time::Instant,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Self {
-        Clock {
-            origin: std::time::Instant::now(),
-        }
-    }
-
-    /// The current time as the endpoint sees it.
-    pub(crate) fn now(&self) -> Instant {
-        self.instant_of(std::time::Instant::now())
-    }
-
-    /// Converts a std instant to the endpoint's time base (instants before the origin clamp
-    /// to zero).
-    pub(crate) fn instant_of(&self, t: std::time::Instant) -> Instant {
-        let micros = t.saturating_duration_since(self.origin).as_micros();
-        Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
-    }
-
-    /// Converts an endpoint instant to a std instant, if representable.
-    pub(crate) fn std_of(self, t: Instant) -> Option<std::time::Instant> {
-        self.origin
-            .checked_add(Duration::from_micros(t.as_micros()))
-    }
-}
+pub(crate) type Clock = pavillion_proto::time::StdClock;
 
 /// What one role (client or server) adds to the loop: its endpoint, its commands and what it
 /// does with events.
@@ -113,7 +83,7 @@ async fn drive<R: Role>(
             continue;
         }
         let timer = deadline
-            .and_then(|t| clock.std_of(t))
+            .and_then(|t| clock.to_std(t))
             .map_or_else(Timer::never, Timer::at);
         // Commands first: a caller waits on each, and they are finite, so datagrams are not
         // starved; the timer last, since a datagram or command also advances the endpoint.
