@@ -1140,15 +1140,12 @@ impl Server {
                 };
                 session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
             }
-            Outgoing::Quit { .. } => session::seal(
-                &s.tx_key,
-                take(&mut s.tx_counter),
-                &App::Quit { reason: None },
-                buf,
-            ),
-            Outgoing::TimeRequest { .. } | Outgoing::Setup { .. } | Outgoing::Sealed { .. } => {
-                return Encoded::Obsolete
-            }
+            // Not queued by a server: its quit is sealed before the session goes (`disconnect`),
+            // and it makes no time requests; setup and sealed packets were handled above.
+            Outgoing::Quit { .. }
+            | Outgoing::TimeRequest { .. }
+            | Outgoing::Setup { .. }
+            | Outgoing::Sealed { .. } => return Encoded::Obsolete,
         };
         Encoded::from(to, result)
     }
