@@ -93,6 +93,9 @@ struct Args {
     /// Skip the 100k-session memory measurement (it takes the longest to set up).
     #[arg(long)]
     skip_100k: bool,
+    /// Print only the memory rows, for iterating on the size of session state.
+    #[arg(long)]
+    memory_only: bool,
     /// A shell command whose output's last number is another implementation's calls/s on
     /// loopback; its ratio to our loopback RPC is printed.
     #[arg(long)]
@@ -301,6 +304,15 @@ fn raw_udp_rate(data: &[u8], seconds: f64) -> f64 {
     r
 }
 
+/// The memory rows: every suite at 10k sessions, and PSK at 100k unless skipped.
+fn memory_rows(args: &Args) -> Vec<Row> {
+    let mut rows: Vec<Row> = Suite::ALL.iter().map(|&s| memory_row(s, 10_000)).collect();
+    if !args.skip_100k {
+        rows.push(memory_row(Suite::Psk, 100_000));
+    }
+    rows
+}
+
 /// Heap bytes per idle session of a server holding `n` sessions of `suite`.
 fn memory_row(suite: Suite, n: usize) -> Row {
     let start = WallInstant::now();
@@ -420,6 +432,12 @@ fn main() {
     println!();
 
     let mut rows = Vec::new();
+    if args.memory_only {
+        rows.extend(memory_rows(&args));
+        println!();
+        print_table(&rows);
+        return;
+    }
     for suite in Suite::ALL {
         rows.extend(core_rows(suite, args.seconds));
     }
@@ -448,12 +466,7 @@ fn main() {
             None => eprintln!("--peer-cmd printed no number"),
         }
     }
-    for suite in Suite::ALL {
-        rows.push(memory_row(suite, 10_000));
-    }
-    if !args.skip_100k {
-        rows.push(memory_row(Suite::Psk, 100_000));
-    }
+    rows.extend(memory_rows(&args));
     for suite in Suite::ALL {
         rows.push(recovery_row(suite));
     }

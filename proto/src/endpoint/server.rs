@@ -58,7 +58,10 @@ const ANNOUNCE_GAP: Duration = Duration::from_millis(25);
 pub struct Server {
     config: ServerConfig,
     rng: Rng,
-    sessions: BTreeMap<SocketAddr, ServerSession>,
+    /// Boxed: a B-tree leaf holds eleven entries and is often half full, so an inline session
+    /// would leave its empty slots' worth of bytes unused per entry (measured: 1046 B per idle
+    /// session inline, see the `compare` memory rows).
+    sessions: BTreeMap<SocketAddr, Box<ServerSession>>,
     half_open: BTreeMap<SocketAddr, ExpectClientInfo>,
     /// Exchanges completed within `half_open_timeout`, kept to accept a second client-info for
     /// the same nonce (see the ECC client-info handling); bounded like `half_open`.
@@ -760,7 +763,7 @@ impl Server {
                     noise: None,
                 };
                 self.next_generation += 1;
-                if let Some(old) = self.sessions.insert(from, session) {
+                if let Some(old) = self.sessions.insert(from, Box::new(session)) {
                     // A different client process took over the address: its messages are
                     // not for this one.
                     self.fail_outbox(old.outbox, FailReason::PeerClosed);
