@@ -215,6 +215,8 @@ def run_client(a, pavillion):
     emit(event="ready", role="client", local="%s:%d" % client.address[:2])
 
     status = 0
+    if a.bench:
+        status = bench_calls(client, a)
     for spec in a.call:
         fn, _, arg = spec.partition(":")
         try:
@@ -237,6 +239,32 @@ def run_client(a, pavillion):
     emit(event="done", role="client", counted_sent=len(counting.sent),
          retransmissions=counting.retransmissions(), keepalives=len(counting.keepalives))
     return status
+
+
+def bench_calls(client, a):
+    """Calls --bench-fn with a --bench-size byte argument, one at a time, for --bench seconds.
+
+    Prints the rate as the last number on its line, which is what `compare --peer-cmd` reads.
+    """
+    arg = b"x" * a.bench_size
+    try:
+        client.call(a.bench_fn, arg, timeout=a.timeout)  # warm-up, not counted
+    except Exception as e:
+        emit(event="error", what="bench", message="%s: %s" % (type(e).__name__, e))
+        return 1
+    calls = 0
+    start = time.monotonic()
+    while time.monotonic() - start < a.bench:
+        try:
+            client.call(a.bench_fn, arg, timeout=a.timeout)
+        except Exception as e:
+            emit(event="error", what="bench", message="%s: %s" % (type(e).__name__, e))
+            return 1
+        calls += 1
+    rate = calls / (time.monotonic() - start)
+    emit(event="bench", calls=calls, size=a.bench_size)
+    print("reference calls/s %.1f" % rate, flush=True)
+    return 0
 
 
 def main():
@@ -271,6 +299,9 @@ def main():
     c.add_argument("--wait", type=float, default=0, help="seconds to stay up after the actions")
     c.add_argument("--timeout", type=float, default=5)
     c.add_argument("--no-wait", action="store_true", help="do not wait for the session before acting")
+    c.add_argument("--bench", type=float, default=0, help="seconds of back-to-back calls, then print calls/s")
+    c.add_argument("--bench-fn", type=int, default=401, help="function the benchmark calls (401: echo)")
+    c.add_argument("--bench-size", type=int, default=64, help="argument bytes per benchmark call")
 
     a = p.parse_args()
     if a.cmd == "client" and not a.psk and not (a.secret_key and a.server_key):
