@@ -14,7 +14,9 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
+use crate::crypto::noise::ChaChaKey;
 use crate::id::{Counter, FunctionId};
+use crate::wire::noise::{KeyId, SenderId};
 use crate::time::Instant;
 use crate::wire::{App, Message};
 
@@ -56,6 +58,13 @@ pub(crate) enum Payload {
     Call { function: FunctionId, args: Bytes },
     Subscribe(String),
     Unsubscribe(String),
+    /// Suite 3 multicast: our group key, for the one server at `to` (over its pairwise session).
+    GroupKey {
+        to: SocketAddr,
+        sender: SenderId,
+        key_id: KeyId,
+        key: ChaChaKey,
+    },
 }
 
 impl Payload {
@@ -68,6 +77,16 @@ impl Payload {
             },
             Payload::Subscribe(t) => App::Subscribe { target: t },
             Payload::Unsubscribe(t) => App::Unsubscribe { target: t },
+            Payload::GroupKey {
+                sender,
+                key_id,
+                key,
+                ..
+            } => App::GroupKey {
+                sender: *sender,
+                key_id: *key_id,
+                key: key.as_bytes(),
+            },
         }
     }
 
@@ -195,6 +214,11 @@ impl Outbox {
 
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Every exchange, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &InFlight> + '_ {
+        self.entries.iter()
     }
 
     pub(crate) fn get(&self, id: u64) -> Option<&InFlight> {
