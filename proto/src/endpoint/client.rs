@@ -551,7 +551,7 @@ impl Client {
             self.rekey_due(),
             self.outbox
                 .next_timeout(self.is_connected(), self.counter_budget()),
-            self.group_timeout(self.counter_budget()),
+            self.group_timeout(),
             liveness,
             self.keepalive_due(),
             self.next_time_sync.filter(|_| self.is_connected()),
@@ -679,7 +679,7 @@ impl Client {
         self.deferred_round = None;
         self.unarmed_retry = None;
         self.next_round_allowed = now + self.config.min_round_interval;
-        self.group_round_started();
+        self.group_round_started(now);
         self.send_request(0);
     }
 
@@ -1283,7 +1283,7 @@ impl Client {
     /// Moves due exchanges into the transmit queue and reports the expired.
     fn pump(&mut self, now: Instant) {
         // Key deliveries first: a server should hold our group key before group packets come.
-        self.pump_group(now, self.counter_budget());
+        self.pump_group(now);
         let connected = self.is_connected() && !self.closed;
         let mut due = core::mem::take(&mut self.due);
         due.clear();

@@ -1179,18 +1179,6 @@ impl Server {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    /// Per-session memory is being shrunk elsewhere; suite 3 multicast keeps its keys in the
-    /// server's own sender table, so neither the session nor its boxed suite 3 part grows.
-    #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn multicast_adds_nothing_to_a_session() {
-        assert!(core::mem::size_of::<super::ServerSession>() <= 536);
-        assert!(core::mem::size_of::<super::noise::NoiseSession>() <= 144);
-    }
-}
-
 /// What one remembered answer costs against `rpc_cache_bytes`, beyond its data.
 const ANSWER_OVERHEAD: usize = core::mem::size_of::<Answer>();
 
@@ -1240,4 +1228,16 @@ fn take(counter: &mut u64) -> Counter {
     let c = Counter(*counter);
     *counter += 1;
     c
+}
+
+#[cfg(test)]
+mod tests {
+    /// Per-session memory is being shrunk elsewhere; suite 3 multicast keeps its keys in the
+    /// server's own sender table, so neither the session nor its boxed suite 3 part grows.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn multicast_adds_nothing_to_a_session() {
+        assert!(core::mem::size_of::<super::ServerSession>() <= 536);
+        assert!(core::mem::size_of::<super::noise::NoiseSession>() <= 144);
+    }
 }

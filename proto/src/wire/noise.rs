@@ -481,8 +481,13 @@ mod tests {
     #[test]
     fn group_packets_round_trip_at_their_exact_lengths() {
         let mut buf = vec![0u8; GROUP_HEADER_LEN + 1 + TAG_LEN];
-        emit_group_header(&mut buf, SenderId(0x0102_0304_0506_0708), KeyId(9), Counter(77))
-            .unwrap();
+        emit_group_header(
+            &mut buf,
+            SenderId(0x0102_0304_0506_0708),
+            KeyId(9),
+            Counter(77),
+        )
+        .unwrap();
         assert_eq!(&buf[..5], b"PvS3\x06");
         assert_eq!(&buf[5..13], &0x0102_0304_0506_0708u64.to_le_bytes());
         assert_eq!(&buf[13..17], &9u32.to_le_bytes());
@@ -508,7 +513,10 @@ mod tests {
             key: KeyId(6),
         });
         assert_eq!(hint.len(), 17);
-        assert!(hint.len() < buf.len(), "the hint is smaller than its trigger");
+        assert!(
+            hint.len() < buf.len(),
+            "the hint is smaller than its trigger"
+        );
         assert!(matches!(
             NoisePacket::parse(&hint[..16]),
             Err(Error::Truncated)
@@ -521,7 +529,10 @@ mod tests {
         ));
         // Group data is emitted by its header function, never by `emit`.
         let p = NoisePacket::parse(&buf).unwrap();
-        assert!(matches!(p.emit(&mut [0u8; 64]), Err(Error::BadLength { .. })));
+        assert!(matches!(
+            p.emit(&mut [0u8; 64]),
+            Err(Error::BadLength { .. })
+        ));
     }
 
     quickcheck! {

@@ -25,13 +25,13 @@ use crate::endpoint::config::{ClientCredentials, Limits};
 use crate::endpoint::{DropReason, Outgoing, SendError};
 use crate::features::timesync::TimeSync;
 use crate::id::Counter;
-use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
+use crate::reliability::{Due, GroupKeyDelivery, InFlight, Outbox, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::{open_with, GroupTx, OpenError, RxKey, RxSession, TxKey};
 use crate::time::Instant;
 use crate::wire::noise::{
-    Initiation, KeyId, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN,
-    GROUP_OVERHEAD, INITIATION_PAYLOAD_LEN, RESPONSE_PAYLOAD_LEN,
+    Initiation, KeyId, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD,
+    INITIATION_PAYLOAD_LEN, RESPONSE_PAYLOAD_LEN,
 };
 use crate::wire::{self, SessionPacket};
 
@@ -113,8 +113,8 @@ impl GroupState {
 
     fn delivering(&self, to: SocketAddr, id: Option<KeyId>) -> bool {
         self.deliveries.iter().any(|e| {
-            matches!(&e.payload, Payload::GroupKey { to: t, key_id, .. }
-                if *t == to && id.is_none_or(|i| i == *key_id))
+            matches!(&e.payload, Payload::GroupKey(d)
+                if d.to == to && id.is_none_or(|i| i == d.key_id))
         })
     }
 }
@@ -310,7 +310,12 @@ impl Client {
         let n = self.noise.as_mut()?;
         if n.group.is_none() {
             let (local, initiator) = n.pending.take_if(|(l, _)| *l == receiver)?;
-            return Some(initiator.read_response(message, payload).map(|k| (local, k)).map_err(|_| ()));
+            return Some(
+                initiator
+                    .read_response(message, payload)
+                    .map(|k| (local, k))
+                    .map_err(|_| ()),
+            );
         }
         let open = n.open.iter_mut().find(|o| o.local == receiver)?;
         if open.answered.contains(&from) || open.reads >= max_reads {
@@ -424,7 +429,7 @@ impl Client {
         self.after_established(now, from, !rekey);
         if multicast {
             // Our group key, over the new keys: the server learns both from it.
-            self.deliver_group_keys(now, from);
+            self.deliver_group_keys(now, from, true);
         } else if self.outbox.is_empty() {
             // The server trusts the new keys only once we use them.
             self.send_keepalive(now);
@@ -514,19 +519,22 @@ impl Client {
     }
 
     /// Multicast: a round is about to start. If a rekey is due, it brings a new group key.
-    pub(super) fn group_round_started(&mut self) {
-        let mut rng_key = None;
-        if let Some(g) = self.group() {
-            if g.rotate && g.ready && g.next.is_none() {
-                rng_key = Some(KeyId(g.current.0 .0.wrapping_add(1)));
-            }
+    pub(super) fn group_round_started(&mut self, now: Instant) {
+        let Some(g) = self.group() else { return };
+        if !(g.rotate && g.ready && g.next.is_none()) {
+            return;
         }
-        if let Some(id) = rng_key {
-            let key = ChaChaKey::from_bytes(self.rng.array());
-            if let Some(g) = self.group_mut() {
-                g.next = Some((id, key));
-                g.rotate = false;
-            }
+        let id = KeyId(g.current.0 .0.wrapping_add(1));
+        let key = ChaChaKey::from_bytes(self.rng.array());
+        if let Some(g) = self.group_mut() {
+            g.next = Some((id, key));
+            g.rotate = false;
+        }
+        // Every server we hold a session with gets it now, over the keys it has: one whose
+        // answer to this round is lost must hold it too before we seal with it.
+        let all: Vec<SocketAddr> = self.servers.keys().copied().collect();
+        for to in all {
+            self.deliver_group_keys(now, to, false);
         }
     }
 
@@ -546,24 +554,28 @@ impl Client {
         self.maybe_switch_group_key();
     }
 
-    /// Queues a delivery of every key `to` should hold: the one we seal with and, while we
-    /// rotate, the next one.
-    fn deliver_group_keys(&mut self, now: Instant, to: SocketAddr) {
+    /// Queues a delivery of every key `to` should hold: the one we seal with (unless
+    /// `with_current` is false) and, while we rotate, the next one. Deliveries to `to` already
+    /// queued go out again at once, under the session's newest keys.
+    fn deliver_group_keys(&mut self, now: Instant, to: SocketAddr, with_current: bool) {
         let deadline = now + self.config.limits.default_timeout;
         let mut id = self.next_op_id;
         if let Some(g) = self.group_mut() {
+            g.deliveries
+                .retry_now_where(now, |e| delivery_to(e) == Some(to));
+            let current = with_current.then(|| g.current.clone());
             let keys: Vec<(KeyId, ChaChaKey)> =
-                [Some(g.current.clone()), g.next.clone()].into_iter().flatten().collect();
+                [current, g.next.clone()].into_iter().flatten().collect();
             for (key_id, key) in keys {
                 if g.delivering(to, Some(key_id)) {
                     continue;
                 }
-                let payload = Payload::GroupKey {
+                let payload = Payload::GroupKey(Box::new(GroupKeyDelivery {
                     to,
                     sender: g.sender,
                     key_id,
                     key,
-                };
+                }));
                 if g.deliveries.push(id, payload, true, deadline).is_ok() {
                     id += 1;
                 }
@@ -582,18 +594,22 @@ impl Client {
         if g.sender != sender {
             return self.stats.drop(DropReason::Unexpected);
         }
-        let in_flight = g.delivering(from, None);
-        if self.servers.contains_key(&from) {
-            if !in_flight {
-                self.deliver_group_keys(now, from);
-            }
+        // A second hint while our keys are on their way means the session itself is stale
+        // (the server restarted): only a handshake helps then.
+        if self.servers.contains_key(&from) && !g.delivering(from, None) {
+            self.deliver_group_keys(now, from, true);
         } else {
             self.request_handshake(now);
         }
     }
 
     /// Moves due key deliveries into the transmit queue, and settles the expired ones.
-    pub(super) fn pump_group(&mut self, now: Instant, budget: usize) {
+    ///
+    /// Only their own oldest counter limits them, not the messages': a message waiting for
+    /// the ACK of a server that lacks our key must not hold back the key that lets it ACK.
+    /// They are few (two per server and round at most), like the ACKs the span leaves room for.
+    pub(super) fn pump_group(&mut self, now: Instant) {
+        let budget = self.group_counter_budget();
         let can_send = !self.closed;
         let mut due = Vec::new();
         match self.group_mut() {
@@ -608,11 +624,12 @@ impl Client {
                         .group()
                         .and_then(|g| g.deliveries.get(id))
                         .map(|e| (e.counter.is_none(), delivery_to(e)));
-                    let Some((first, Some(to))) = first else { continue };
+                    let Some((first, Some(to))) = first else {
+                        continue;
+                    };
                     let c = first.then(|| self.take_counter());
                     let rtt = &self.rtt;
-                    let Some(g) = self.noise.as_mut().and_then(|n| n.group.as_deref_mut())
-                    else {
+                    let Some(g) = self.noise.as_mut().and_then(|n| n.group.as_deref_mut()) else {
                         return;
                     };
                     match c {
@@ -629,9 +646,16 @@ impl Client {
     }
 
     /// An ACK that answers no message or call: perhaps a key delivery.
-    pub(super) fn on_group_ack(&mut self, now: Instant, addr: SocketAddr, counter: Counter) -> bool {
+    pub(super) fn on_group_ack(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        counter: Counter,
+    ) -> bool {
         let reply = match self.noise.as_mut().and_then(|n| n.group.as_deref_mut()) {
-            Some(g) => g.deliveries.on_reply(counter, false, addr, now, &mut self.rtt),
+            Some(g) => g
+                .deliveries
+                .on_reply(counter, false, addr, now, &mut self.rtt),
             None => return false,
         };
         match reply {
@@ -645,9 +669,10 @@ impl Client {
     }
 
     fn on_delivery_done(&mut self, now: Instant, e: InFlight, acked: bool) {
-        let Payload::GroupKey { key_id, .. } = e.payload else {
+        let Payload::GroupKey(d) = e.payload else {
             return;
         };
+        let key_id = d.key_id;
         let Some(g) = self.group_mut() else { return };
         if acked && key_id == g.current.0 && !g.ready {
             // A server can open our group packets: they may start.
@@ -668,9 +693,10 @@ impl Client {
         let Some(g) = self.group_mut() else { return };
         let Some((id, _)) = &g.next else { return };
         let id = *id;
-        let outstanding = g.deliveries.iter().any(
-            |e| matches!(&e.payload, Payload::GroupKey { key_id, .. } if *key_id == id),
-        );
+        let outstanding = g
+            .deliveries
+            .iter()
+            .any(|e| matches!(&e.payload, Payload::GroupKey(d) if d.key_id == id));
         if open || outstanding {
             return;
         }
@@ -682,8 +708,10 @@ impl Client {
     }
 
     /// The earliest deadline or retry among key deliveries.
-    pub(super) fn group_timeout(&self, budget: usize) -> Option<Instant> {
-        self.group()?.deliveries.next_timeout(!self.closed, budget)
+    pub(super) fn group_timeout(&self) -> Option<Instant> {
+        self.group()?
+            .deliveries
+            .next_timeout(!self.closed, self.group_counter_budget())
     }
 
     /// The span of counters key deliveries still need inside the servers' windows.
@@ -714,7 +742,105 @@ impl Client {
 
 fn delivery_to(e: &InFlight) -> Option<SocketAddr> {
     match &e.payload {
-        Payload::GroupKey { to, .. } => Some(*to),
+        Payload::GroupKey(d) => Some(d.to),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
+    use core::net::SocketAddr;
+
+    use crate::crypto::ecc::KeyPair;
+    use crate::endpoint::{ClientConfig, DropReason, Event, SendOptions, ServerConfig};
+    use crate::id::{ClientId, Counter};
+    use crate::session::{self, GroupTx, TxKey};
+    use crate::testing::{Link, Network};
+    use crate::time::Duration;
+    use crate::wire::{App, Message};
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// The trust model of §12.11, pinned: a member holding a client's group key can seal group
+    /// packets in that client's name to the other members (as the shared C>S key allows in
+    /// suites 1 and 2), but it cannot replace the client's key at them: op 32 counts only over
+    /// the client's own pairwise session.
+    #[test]
+    fn a_member_can_forge_group_messages_but_not_replace_the_key() {
+        let id = ClientId(*b"group-member-key");
+        let server_keys = KeyPair::from_secret_bytes([0x22; 32]);
+        let client_keys = KeyPair::from_secret_bytes([0x11; 32]);
+        let group = addr("239.1.1.1:1783");
+        let client = addr("10.0.0.9:40000");
+        let members: Vec<SocketAddr> = (1..=2)
+            .map(|i| addr(&alloc::format!("10.0.0.{i}:1783")))
+            .collect();
+        let mut net = Network::new(3, Link::clean());
+        for (i, m) in members.iter().enumerate() {
+            let cfg = ServerConfig::new([i as u8; 32])
+                .with_keys(server_keys.clone())
+                .with_ecc_client(id, *client_keys.public());
+            net.add_server(*m, cfg);
+            net.join(*m, group);
+        }
+        let cfg = ClientConfig::noise_ik(id, client_keys, *server_keys.public(), group, [7; 32]);
+        net.add_client(client, cfg);
+        net.run_for(Duration::from_millis(100));
+        assert!(net.client(client).is_connected());
+        let (insider, victim) = (members[0], members[1]);
+        // What the insider holds after a delivery: the client's sender id and current key.
+        let c = net.client(client);
+        let next = c.next_counter;
+        let g = c.noise.as_ref().and_then(|n| n.group.as_deref()).unwrap();
+        let held = TxKey::Group(Box::new(GroupTx {
+            key: g.current.1.clone(),
+            sender: g.sender,
+            key_id: g.current.0,
+        }));
+        let (sender, key_id) = (g.sender, g.current.0);
+        let mut buf = [0u8; 256];
+        let unexpected = net.server(victim).stats().dropped(DropReason::Unexpected);
+        let takeover = App::GroupKey {
+            sender,
+            key_id: crate::wire::noise::KeyId(key_id.0 + 1),
+            key: &[9; 32],
+        };
+        let n = session::seal(&held, Counter(next + 10), &takeover, &mut buf).unwrap();
+        net.inject(insider, victim, &buf[..n]);
+        let forged = App::ReliableMessage(Message {
+            target: "t",
+            name: "n",
+            payload: b"forged",
+        });
+        let n = session::seal(&held, Counter(next + 11), &forged, &mut buf).unwrap();
+        net.inject(insider, victim, &buf[..n]);
+        net.run_for(Duration::from_millis(10));
+        assert_eq!(
+            net.server(victim).stats().dropped(DropReason::Unexpected),
+            unexpected + 1,
+            "the key change is refused"
+        );
+        let from_client = |e: &Event| match e {
+            Event::Message(m) if m.from == client => Some(m.payload.to_vec()),
+            _ => None,
+        };
+        let got: Vec<_> = net.events(victim).iter().filter_map(from_client).collect();
+        assert_eq!(
+            got,
+            [b"forged".to_vec()],
+            "the forgery passes as the client's"
+        );
+        // The client's own key still works at the victim.
+        let now = net.now();
+        net.client(client)
+            .send_message(now, "t", "n", b"genuine", SendOptions::reliable())
+            .unwrap();
+        net.run_for(Duration::from_millis(10));
+        let got: Vec<_> = net.events(victim).iter().filter_map(from_client).collect();
+        assert_eq!(got, [b"genuine".to_vec()]);
     }
 }

@@ -95,7 +95,11 @@ struct GroupSender {
 
 impl GroupSender {
     fn key(&self, id: KeyId) -> Option<&ChaChaKey> {
-        self.keys.iter().flatten().find(|(i, _)| *i == id).map(|(_, k)| k)
+        self.keys
+            .iter()
+            .flatten()
+            .find(|(i, _)| *i == id)
+            .map(|(_, k)| k)
     }
 
     /// Keeps the two newest ids, whatever order deliveries arrive in.
@@ -674,5 +678,39 @@ impl Server {
                 self.noise.rotated = Some(now);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(g: &GroupSender) -> Vec<u32> {
+        let mut v: Vec<u32> = g.keys.iter().flatten().map(|(i, _)| i.0).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn a_sender_keeps_its_two_newest_keys_whatever_the_delivery_order() {
+        let mut g = GroupSender {
+            peer: PeerId::Client(ClientId([1; 16])),
+            keys: [None, None],
+        };
+        let k = |b: u8| ChaChaKey::from_bytes([b; 32]);
+        g.install(KeyId(2), k(2));
+        g.install(KeyId(1), k(1));
+        assert_eq!(ids(&g), [1, 2]);
+        g.install(KeyId(3), k(3));
+        assert_eq!(ids(&g), [2, 3], "the oldest goes");
+        g.install(KeyId(1), k(1));
+        assert_eq!(
+            ids(&g),
+            [2, 3],
+            "a late delivery of an old key changes nothing"
+        );
+        g.install(KeyId(3), k(33));
+        assert_eq!(g.key(KeyId(3)), Some(&k(33)), "a repeat replaces in place");
+        assert_eq!(g.key(KeyId(1)), None);
     }
 }
