@@ -779,3 +779,118 @@ fn group_sends_fit_the_datagram_limit() {
     );
     assert_eq!(acked(&net.events(client_addr()), id), Some(members()));
 }
+
+#[test]
+fn every_pattern_reaches_a_group() {
+    let psk = Psk::from_bytes([0x5a; 32]);
+    let patterns = [
+        ("IK", group_client(34)),
+        ("IKpsk2", group_client(35).with_noise_psk(psk.clone())),
+        (
+            "NNpsk0",
+            ClientConfig::noise_psk(ID, psk.clone(), group(), [36; 32]),
+        ),
+    ];
+    for (name, client) in patterns {
+        let mut net = Network::new(37, Link::clean());
+        for (i, s) in members().into_iter().enumerate() {
+            net.add_server(
+                s,
+                server_config(10 + i as u8).with_psk_client(ID, psk.clone()),
+            );
+            net.join(s, group());
+            let now = net.now();
+            net.server(s).subscribe(now, "t");
+        }
+        net.add_client(client_addr(), client);
+        net.run_for(Duration::from_millis(300));
+        let id = group_send(&mut net, name.as_bytes());
+        net.run_for(Duration::from_millis(100));
+        for s in members() {
+            assert_eq!(
+                payloads(&net.events(s)),
+                [name.as_bytes().to_vec()],
+                "{name} at {s}"
+            );
+        }
+        assert_eq!(
+            acked(&net.events(client_addr()), id),
+            Some(members()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_member_under_load_is_reached_with_its_cookie() {
+    let mut net = Network::new(38, Link::clean());
+    for (i, s) in members().into_iter().enumerate() {
+        let mut cfg = server_config(10 + i as u8);
+        if i == 0 {
+            // Always under load: every initiation must carry this member's cookie.
+            cfg.cookie_threshold = 0;
+        }
+        net.add_server(s, cfg);
+        net.join(s, group());
+        let now = net.now();
+        net.server(s).subscribe(now, "t");
+    }
+    net.add_client(client_addr(), group_client(39));
+    net.capture();
+    net.run_for(Duration::from_millis(300));
+    let cookies = noise_packets(net.captured(), |p| {
+        matches!(p, NoisePacket::CookieReply { .. })
+    });
+    assert_eq!(cookies.len(), 1);
+    assert_eq!(cookies[0].from, members()[0]);
+    // The initiation carrying it went to that member alone.
+    let initiations = noise_packets(net.captured(), |p| matches!(p, NoisePacket::Initiation(_)));
+    assert_eq!(
+        initiations.iter().map(|d| d.to).collect::<Vec<_>>(),
+        [group(), members()[0]]
+    );
+    let id = group_send(&mut net, b"all three");
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(acked(&net.events(client_addr()), id), Some(members()));
+}
+
+#[test]
+fn a_member_that_missed_a_new_key_gets_it_again_when_it_says_so() {
+    let mut cfg = group_client(41);
+    cfg.rekey_after = Duration::from_secs(3);
+    cfg.round_grace = Duration::from_millis(50);
+    let mut net = group_network(Link::clean(), 40, cfg);
+    let cut = members()[1];
+    // Every key delivery to one member is lost (op 32 in a data packet: 78 bytes) until the
+    // deliveries give up and the client seals with the new key anyway.
+    let cutting = std::rc::Rc::new(std::cell::Cell::new(true));
+    let c2 = cutting.clone();
+    net.set_filter(move |d| {
+        if c2.get() && d.from == client_addr() && d.to == cut && d.bytes.len() == 78 {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    net.run_for(Duration::from_secs(10));
+    cutting.set(false);
+    net.capture();
+    let id = group_send(&mut net, b"new key");
+    net.run_for(Duration::from_secs(2));
+    let hints = noise_packets(net.captured(), |p| {
+        matches!(p, NoisePacket::UnknownSender { .. })
+    });
+    assert!(
+        hints.iter().any(|h| h.from == cut),
+        "the member said it lacks the key"
+    );
+    let rotated = group_packets(net.captured()).iter().all(|d| {
+        matches!(Datagram::parse(&d.bytes),
+            Ok(Datagram::Noise(NoisePacket::GroupData { key, .. })) if key.0 >= 2)
+    });
+    assert!(rotated, "sealed under a key the member never got");
+    for s in members() {
+        assert_eq!(payloads(&net.events(s)), [b"new key".to_vec()], "at {s}");
+    }
+    assert_eq!(acked(&net.events(client_addr()), id), Some(members()));
+}

@@ -41,8 +41,8 @@ const MAX_CONFIRM_ROUNDS: u8 = 6;
 /// Of those, how many first resend the client-info rather than start a new round.
 const CLIENT_INFO_RESENDS: u8 = 3;
 
-/// A Pavillion client (suites 1 and 2) talking to one server address, or to every server of a
-/// multicast group or broadcast address.
+/// A Pavillion client (suites 1, 2 and 3) talking to one server address, or to every server of
+/// a multicast group or broadcast address.
 ///
 /// Messages and calls made before a session exists wait for it and then go out: none is
 /// acknowledged and then dropped (the reference's bug 9). A reliable exchange keeps its counter
@@ -53,7 +53,9 @@ const CLIENT_INFO_RESENDS: u8 = 3;
 /// In multicast mode every server of the group that answers the handshake gets its own
 /// session. A reliable message to a target is expected to be acknowledged by every server known
 /// to subscribe to that target (learned from opcode 13 and from ACKs), or by any one server when
-/// none is known.
+/// none is known. Under suite 3 the servers of a group share one static key pair (or our PSK);
+/// one initiation to the group reaches them all, each gets our group key over its own session,
+/// and our sends to the group are sealed under that key (`docs/PROTOCOL.md` §12.11).
 ///
 /// See the [module docs](super) for the driving contract, and the crate docs for an example.
 #[derive(Debug)]
@@ -561,7 +563,9 @@ impl Client {
         .min()
     }
 
-    /// Whether at least one server session is up.
+    /// Whether at least one server session is up. A suite 3 client in multicast mode counts as
+    /// connected once a server has acknowledged its group key, since only then can the group
+    /// read what it sends.
     pub fn is_connected(&self) -> bool {
         !self.servers.is_empty() && self.sealer.is_some()
     }

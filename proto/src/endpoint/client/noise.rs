@@ -585,8 +585,9 @@ impl Client {
     }
 
     /// Type 7: a server holds no key of ours under that id. One we hold a session with gets
-    /// our keys again (at most one delivery in flight each); an unknown one means a server
-    /// restarted or joined unseen, so we run a round (at most one per interval).
+    /// our keys again (at most one delivery of each in flight); one we do not, or one that
+    /// does not acknowledge them, restarted or joined unseen, so we run a round (at most one
+    /// per interval).
     fn on_unknown_sender(&mut self, now: Instant, from: SocketAddr, sender: SenderId) {
         let Some(g) = self.group() else {
             return self.stats.drop(DropReason::Unexpected);
@@ -594,13 +595,20 @@ impl Client {
         if g.sender != sender {
             return self.stats.drop(DropReason::Unexpected);
         }
-        // A second hint while our keys are on their way means the session itself is stale
-        // (the server restarted): only a handshake helps then.
-        if self.servers.contains_key(&from) && !g.delivering(from, None) {
+        let resent = g
+            .deliveries
+            .iter()
+            .any(|e| delivery_to(e) == Some(from) && e.retransmissions > 0);
+        if !self.servers.contains_key(&from) {
+            self.request_handshake(now);
+        } else if !g.delivering(from, None) {
             self.deliver_group_keys(now, from, true);
-        } else {
+        } else if resent {
+            // Our keys went out and were not acknowledged within a timeout: the session
+            // itself is stale (the server restarted), and only a handshake helps.
             self.request_handshake(now);
         }
+        // Otherwise the hint crossed a delivery still on its way.
     }
 
     /// Moves due key deliveries into the transmit queue, and settles the expired ones.
