@@ -16,6 +16,7 @@ use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{ClientId, Duration, FunctionId, MessageId};
 
 const ID: ClientId = ClientId(*b"feature-client-1");
+const ID2: ClientId = ClientId(*b"feature-client-2");
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -61,29 +62,46 @@ const SUITES: [Suite; 2] = [Suite::Psk, Suite::Noise];
 fn pair_over(suite: Suite, link: Link, seed: u64) -> Network {
     let mut net = Network::new(seed, link);
     net.add_server(server_addr(), server_config_over(suite, 1));
-    let client = match suite {
-        Suite::Psk => client_config(server_addr(), 2),
-        Suite::Noise => {
-            let server_public = *KeyPair::from_secret_bytes([0x22; 32]).public();
-            ClientConfig::noise_ik(
-                ID,
-                KeyPair::from_secret_bytes([0x11; 32]),
-                server_public,
-                server_addr(),
-                [2; 32],
-            )
-        }
-    };
-    net.add_client(client_addr(), client);
+    net.add_client(
+        client_addr(),
+        client_config_over(suite, ID, server_addr(), 2),
+    );
     net
+}
+
+/// Client `id` of `suite` talking to `server` (an address or a group). Under suite 3 every
+/// server of a group shares one static key pair, as under suite 2.
+fn client_config_over(suite: Suite, id: ClientId, server: SocketAddr, seed: u8) -> ClientConfig {
+    match suite {
+        Suite::Psk => ClientConfig::psk(id, psk(), server, [seed; 32]),
+        Suite::Noise => ClientConfig::noise_ik(
+            id,
+            client_keys(id),
+            *server_keys().public(),
+            server,
+            [seed; 32],
+        ),
+    }
+}
+
+fn server_keys() -> KeyPair {
+    KeyPair::from_secret_bytes([0x22; 32])
+}
+
+/// Each client id its own key pair (suite 3 names a client by its static key).
+fn client_keys(id: ClientId) -> KeyPair {
+    let mut secret = [0x11; 32];
+    secret[8..24].copy_from_slice(&id.0);
+    KeyPair::from_secret_bytes(secret)
 }
 
 fn server_config_over(suite: Suite, seed: u8) -> ServerConfig {
     match suite {
-        Suite::Psk => server_config(seed),
+        Suite::Psk => server_config(seed).with_psk_client(ID2, psk()),
         Suite::Noise => ServerConfig::new([seed; 32])
-            .with_keys(KeyPair::from_secret_bytes([0x22; 32]))
-            .with_ecc_client(ID, *KeyPair::from_secret_bytes([0x11; 32]).public()),
+            .with_keys(server_keys())
+            .with_ecc_client(ID, *client_keys(ID).public())
+            .with_ecc_client(ID2, *client_keys(ID2).public()),
     }
 }
 
@@ -307,14 +325,15 @@ fn clients() -> Vec<SocketAddr> {
         .collect()
 }
 
-fn multicast_net(seed: u64) -> Network {
+fn multicast_net(suite: Suite, seed: u64) -> Network {
     let mut net = Network::new(seed, Link::clean());
     for (i, s) in servers().into_iter().enumerate() {
-        net.add_server(s, server_config(10 + i as u8));
+        net.add_server(s, server_config_over(suite, 10 + i as u8));
         net.join(s, group());
     }
     for (i, c) in clients().into_iter().enumerate() {
-        net.add_client(c, client_config(group(), 20 + i as u8));
+        let id = [ID, ID2][i];
+        net.add_client(c, client_config_over(suite, id, group(), 20 + i as u8));
         net.join(c, group());
     }
     let now = net.now();
@@ -349,7 +368,13 @@ fn payloads(net: &mut Network, at: SocketAddr) -> Vec<Vec<u8>> {
 
 #[test]
 fn multicast_reaches_every_server_once_and_lists_every_acker() {
-    let mut net = multicast_net(7);
+    for suite in SUITES {
+        multicast_reaches_every_server_over(suite);
+    }
+}
+
+fn multicast_reaches_every_server_over(suite: Suite) {
+    let mut net = multicast_net(suite, 7);
     for c in clients() {
         assert_eq!(net.client(c).servers().count(), 3, "one session per server");
         let now = net.now();
@@ -378,14 +403,24 @@ fn multicast_reaches_every_server_once_and_lists_every_acker() {
     for c in clients() {
         let events = net.events(c);
         for (_, id, _) in sent.iter().filter(|(from, _, _)| *from == c) {
-            assert_eq!(delivered(&events, *id), Some((servers(), Vec::new())));
+            assert_eq!(
+                delivered(&events, *id),
+                Some((servers(), Vec::new())),
+                "{suite:?}"
+            );
         }
     }
 }
 
 #[test]
 fn multicast_outcome_names_a_dead_server() {
-    let mut net = multicast_net(8);
+    for suite in SUITES {
+        multicast_outcome_names_a_dead_server_over(suite);
+    }
+}
+
+fn multicast_outcome_names_a_dead_server_over(suite: Suite) {
+    let mut net = multicast_net(suite, 8);
     let dead = servers()[1];
     net.set_up(dead, false);
     let c = clients()[0];
@@ -397,14 +432,24 @@ fn multicast_outcome_names_a_dead_server() {
         .unwrap();
     net.run_for(Duration::from_secs(3));
     let alive: Vec<_> = servers().into_iter().filter(|s| *s != dead).collect();
-    assert_eq!(delivered(&net.events(c), id), Some((alive, vec![dead])));
+    assert_eq!(
+        delivered(&net.events(c), id),
+        Some((alive, vec![dead])),
+        "{suite:?}"
+    );
 }
 
 #[test]
 fn late_server_is_announced_and_then_receives() {
-    let mut net = multicast_net(9);
+    for suite in SUITES {
+        late_server_over(suite);
+    }
+}
+
+fn late_server_over(suite: Suite) {
+    let mut net = multicast_net(suite, 9);
     let late = addr("10.0.1.9:1783");
-    let mut cfg = server_config(30);
+    let mut cfg = server_config_over(suite, 30);
     cfg.announce = Some(group());
     net.add_server(late, cfg);
     net.join(late, group());
@@ -428,7 +473,68 @@ fn late_server_is_announced_and_then_receives() {
     let mut all = servers();
     all.push(late);
     all.sort();
-    assert_eq!(delivered(&net.events(c), id), Some((all, Vec::new())));
+    assert_eq!(
+        delivered(&net.events(c), id),
+        Some((all, Vec::new())),
+        "{suite:?}"
+    );
+}
+
+#[test]
+fn rebooted_server_is_found_again_and_receives() {
+    for suite in SUITES {
+        rebooted_server_over(suite);
+    }
+}
+
+/// A server of the group restarts with no memory of the clients: the next multicast send
+/// makes it ask for a handshake (op 4 under suites 1 and 2, an unknown-sender reply under
+/// suite 3), and the same message reaches it once the client has a session with it again.
+fn rebooted_server_over(suite: Suite) {
+    let mut net = multicast_net(suite, 10);
+    let rebooted = servers()[1];
+    net.replace(
+        rebooted,
+        Node::Server(Server::new(server_config_over(suite, 40))),
+    );
+    let now = net.now();
+    net.server(rebooted).subscribe(now, "lights");
+    let c = clients()[0];
+    let before = net.client(c).stats().handshakes;
+    let id = net
+        .client(c)
+        .send_message(now, "lights", "on", b"again", SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_secs(5));
+    assert!(
+        net.client(c).stats().handshakes > before,
+        "{suite:?}: re-keyed"
+    );
+    for s in servers() {
+        assert_eq!(
+            payloads(&mut net, s),
+            [b"again".to_vec()],
+            "{suite:?} at {s}"
+        );
+    }
+    assert_eq!(
+        delivered(&net.events(c), id),
+        Some((servers(), Vec::new())),
+        "{suite:?}"
+    );
+    // And the next one goes straight through.
+    let now = net.now();
+    let next = net
+        .client(c)
+        .send_message(now, "lights", "off", b"next", SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(
+        delivered(&net.events(c), next),
+        Some((servers(), Vec::new())),
+        "{suite:?}"
+    );
+    assert_eq!(payloads(&mut net, rebooted), [b"next".to_vec()]);
 }
 
 #[test]

@@ -134,7 +134,7 @@ pub static SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "multicast",
         description: "3 servers, 2 clients; one server dies (named in `missing`), one joins late",
-        suites: Suite::MULTICAST,
+        suites: Suite::ALL,
         run: scenarios::multicast,
     },
     Scenario {

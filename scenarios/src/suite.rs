@@ -28,9 +28,6 @@ impl Suite {
     /// Every suite of this build, in suite-number order.
     pub const ALL: &'static [Suite] = &[Suite::Psk, Suite::Ecc, Suite::Noise];
 
-    /// The suites that support multicast (suite 3 does not yet: see docs/PROTOCOL.md §12).
-    pub const MULTICAST: &'static [Suite] = &[Suite::Psk, Suite::Ecc];
-
     /// The short name used on the command line and in tables.
     pub const fn name(self) -> &'static str {
         match self {

@@ -170,10 +170,14 @@ impl fmt::Debug for TransportKeys {
 }
 
 fn builder<'a>(pattern: Pattern, rng: &mut Rng) -> Result<snow::Builder<'a>, NoiseError> {
+    seeded_builder(pattern, rng.array())
+}
+
+fn seeded_builder<'a>(pattern: Pattern, seed: [u8; 32]) -> Result<snow::Builder<'a>, NoiseError> {
     let params = pattern.name().parse().map_err(|_| NoiseError::Setup)?;
     Ok(snow::Builder::with_resolver(
         params,
-        Box::new(Resolver::new(rng)),
+        Box::new(Resolver { seed }),
     ))
 }
 
@@ -201,8 +205,20 @@ impl NoiseInitiator {
         server: Option<&PublicKey>,
         psk: Option<&Psk>,
     ) -> Result<Self, NoiseError> {
+        Self::with_seed(pattern, rng.array(), local, server, psk)
+    }
+
+    /// As [`NoiseInitiator::new`], with the handshake's randomness (the ephemeral key) drawn
+    /// from `seed`: the same seed, keys and payload write the same initiation.
+    fn with_seed(
+        pattern: Pattern,
+        seed: [u8; 32],
+        local: Option<&KeyPair>,
+        server: Option<&PublicKey>,
+        psk: Option<&Psk>,
+    ) -> Result<Self, NoiseError> {
         let mut secret = local.map(|k| k.secret().to_bytes());
-        let result = Self::build(pattern, rng, secret.as_ref(), server, psk);
+        let result = Self::build(pattern, seed, secret.as_ref(), server, psk);
         if let Some(s) = secret.as_mut() {
             s.zeroize();
         }
@@ -211,13 +227,13 @@ impl NoiseInitiator {
 
     fn build(
         pattern: Pattern,
-        rng: &mut Rng,
+        seed: [u8; 32],
         secret: Option<&[u8; 32]>,
         server: Option<&PublicKey>,
         psk: Option<&Psk>,
     ) -> Result<Self, NoiseError> {
         let remote = server.map(|k| k.to_bytes());
-        let mut b = builder(pattern, rng)?;
+        let mut b = seeded_builder(pattern, seed)?;
         match pattern {
             Pattern::Ik | Pattern::IkPsk2 => {
                 let (Some(s), Some(r)) = (secret, remote.as_ref()) else {
@@ -267,6 +283,91 @@ impl NoiseInitiator {
         };
         Ok((n, keys))
     }
+}
+
+/// An initiation that several responders may answer: the first message of a handshake sent to
+/// a multicast group whose servers share one static key pair (IK) or the client's PSK.
+///
+/// A Noise initiator's state can read only one response, so this keeps the seed of the
+/// handshake's randomness instead of the state: for each response it rebuilds the identical
+/// state (same ephemeral key, same first message) and reads the response with it. Each
+/// responder contributes its own fresh ephemeral key, so every response gives different
+/// transport keys. The seed is the ephemeral secret in another form: it is wiped on drop, and
+/// callers keep it only for the short window in which responses are awaited.
+pub struct SharedInitiation {
+    pattern: Pattern,
+    seed: [u8; 32],
+    payload: arrayvec::ArrayVec<u8, 64>,
+}
+
+impl fmt::Debug for SharedInitiation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedInitiation(..)")
+    }
+}
+
+impl SharedInitiation {
+    /// Starts a handshake and writes its first message, carrying `payload` (at most 64 bytes)
+    /// encrypted, into `out`. Keys as for [`NoiseInitiator::new`].
+    ///
+    /// # Errors
+    /// [`NoiseError::Setup`] if a key the pattern needs is missing, the payload is too long or
+    /// `out` is too small.
+    pub fn new(
+        pattern: Pattern,
+        rng: &mut Rng,
+        keys: InitiatorKeys<'_>,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<(Self, usize), NoiseError> {
+        let shared = SharedInitiation {
+            pattern,
+            seed: rng.array(),
+            payload: arrayvec::ArrayVec::try_from(payload).map_err(|_| NoiseError::Setup)?,
+        };
+        let n = shared.initiator(keys)?.write_initiation(payload, out)?;
+        Ok((shared, n))
+    }
+
+    fn initiator(&self, keys: InitiatorKeys<'_>) -> Result<NoiseInitiator, NoiseError> {
+        NoiseInitiator::with_seed(self.pattern, self.seed, keys.local, keys.server, keys.psk)
+    }
+
+    /// Reads one responder's answer; `keys` must be those given to [`SharedInitiation::new`].
+    /// It may be called once per responder; a failure leaves this initiation usable for the
+    /// others.
+    ///
+    /// # Errors
+    /// [`NoiseError::Decrypt`] if the response does not authenticate.
+    pub fn read_response(
+        &self,
+        keys: InitiatorKeys<'_>,
+        msg: &[u8],
+        payload: &mut [u8],
+    ) -> Result<(usize, TransportKeys), NoiseError> {
+        let mut initiator = self.initiator(keys)?;
+        // Replays the first message so that the state is the one the responder answered.
+        let mut first = [0u8; 256];
+        initiator.write_initiation(&self.payload, &mut first)?;
+        initiator.read_response(msg, payload)
+    }
+}
+
+impl Drop for SharedInitiation {
+    fn drop(&mut self) {
+        self.seed.zeroize();
+    }
+}
+
+/// The static keys and PSK an initiator uses, as [`NoiseInitiator::new`] takes them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InitiatorKeys<'a> {
+    /// Our static key pair (IK patterns).
+    pub local: Option<&'a KeyPair>,
+    /// The responder's static public key (IK patterns).
+    pub server: Option<&'a PublicKey>,
+    /// The pre-shared key (IKpsk2, NNpsk0).
+    pub psk: Option<&'a Psk>,
 }
 
 /// The server side of a handshake: reads the initiation, writes the response.
@@ -379,6 +480,11 @@ impl ChaChaKey {
         ChaChaKey(bytes)
     }
 
+    /// The raw key, for delivering a group key inside an encrypted packet.
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     fn cipher(&self) -> ChaCha20Poly1305 {
         ChaCha20Poly1305::new(&self.0.into())
     }
@@ -460,6 +566,7 @@ pub fn cookie(secret: &[u8; 32], addr: SocketAddr) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     fn keys(b: u8) -> KeyPair {
         KeyPair::from_secret_bytes([b; 32])
@@ -543,6 +650,52 @@ mod tests {
         assert_eq!(cookie(&[1; 32], a), cookie(&[1; 32], a));
         assert_ne!(cookie(&[1; 32], a), cookie(&[1; 32], b));
         assert_ne!(cookie(&[1; 32], a), cookie(&[2; 32], a));
+    }
+
+    #[test]
+    fn one_shared_initiation_is_answered_by_every_server_holding_the_key() {
+        let mut rng = Rng::seed_from_u64(5);
+        let (c, s) = (keys(1), keys(2));
+        let ck = InitiatorKeys {
+            local: Some(&c),
+            server: Some(s.public()),
+            psk: None,
+        };
+        let mut m1 = [0u8; 256];
+        let (shared, n1) =
+            SharedInitiation::new(Pattern::Ik, &mut rng, ck, b"epoch+seq", &mut m1).unwrap();
+        let mut answers = Vec::new();
+        // Three servers sharing one static key pair answer the same first message.
+        for _ in 0..3 {
+            let mut resp = NoiseResponder::new(Pattern::Ik, &mut rng, Some(&s), None).unwrap();
+            let mut p = [0u8; 64];
+            let got = resp.read_initiation(&m1[..n1], &mut p).unwrap();
+            assert_eq!(&p[..got], b"epoch+seq");
+            let mut m2 = [0u8; 128];
+            let (n2, server_keys) = resp.write_response(b"srv", &mut m2).unwrap();
+            answers.push((m2[..n2].to_vec(), server_keys));
+        }
+        // A forged response fails and leaves the initiation usable.
+        let mut p = [0u8; 64];
+        let mut bad = answers[0].0.clone();
+        bad[40] ^= 1;
+        assert_eq!(
+            shared.read_response(ck, &bad, &mut p).err(),
+            Some(NoiseError::Decrypt)
+        );
+        let mut client_sends = Vec::new();
+        for (m2, server_keys) in &answers {
+            let (_, k) = shared.read_response(ck, m2, &mut p).unwrap();
+            assert_eq!(k.send, server_keys.recv);
+            assert_eq!(k.recv, server_keys.send);
+            client_sends.push(k.send);
+        }
+        // Each responder's fresh ephemeral key gives each pairwise session its own keys.
+        assert_ne!(client_sends[0], client_sends[1]);
+        assert_ne!(client_sends[1], client_sends[2]);
+        // A server with another static key cannot read the initiation at all.
+        let mut other = NoiseResponder::new(Pattern::Ik, &mut rng, Some(&keys(3)), None).unwrap();
+        assert!(other.read_initiation(&m1[..n1], &mut p).is_err());
     }
 
     #[test]

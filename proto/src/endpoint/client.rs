@@ -41,8 +41,8 @@ const MAX_CONFIRM_ROUNDS: u8 = 6;
 /// Of those, how many first resend the client-info rather than start a new round.
 const CLIENT_INFO_RESENDS: u8 = 3;
 
-/// A Pavillion client (suites 1 and 2) talking to one server address, or to every server of a
-/// multicast group or broadcast address.
+/// A Pavillion client (suites 1, 2 and 3) talking to one server address, or to every server of
+/// a multicast group or broadcast address.
 ///
 /// Messages and calls made before a session exists wait for it and then go out: none is
 /// acknowledged and then dropped (the reference's bug 9). A reliable exchange keeps its counter
@@ -53,7 +53,9 @@ const CLIENT_INFO_RESENDS: u8 = 3;
 /// In multicast mode every server of the group that answers the handshake gets its own
 /// session. A reliable message to a target is expected to be acknowledged by every server known
 /// to subscribe to that target (learned from opcode 13 and from ACKs), or by any one server when
-/// none is known.
+/// none is known. Under suite 3 the servers of a group share one static key pair (or our PSK);
+/// one initiation to the group reaches them all, each gets our group key over its own session,
+/// and our sends to the group are sealed under that key (`docs/PROTOCOL.md` §12.11).
 ///
 /// See the [module docs](super) for the driving contract, and the crate docs for an example.
 #[derive(Debug)]
@@ -219,15 +221,15 @@ impl Client {
             ClientCredentials::Psk(key) => psk::client_to_server_key(key, &client_nonce),
             _ => SecretBoxKey::from_bytes(rng.array()),
         };
-        let noise = noise::ClientNoise::new(&config.credentials, rng.next_u64());
-        let sealer = noise.is_none().then(|| TxKey::Reference(cs_key.clone()));
-        let next_counter = rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1);
-        let initiator = Initiator::new(&mut rng);
-        let limits = &config.limits;
         let multicast = match config.server.ip() {
             IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
             IpAddr::V6(v6) => v6.is_multicast(),
         };
+        let limits = &config.limits;
+        let noise = noise::ClientNoise::new(&config.credentials, multicast, limits, &mut rng);
+        let sealer = noise.is_none().then(|| TxKey::Reference(cs_key.clone()));
+        let next_counter = rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1);
+        let initiator = Initiator::new(&mut rng);
         let mut client = Client {
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
             rtt: RttEstimator::new(limits.rtt),
@@ -291,6 +293,7 @@ impl Client {
             return Err(SendError::Closed);
         }
         check_message(target, name, payload)?;
+        self.check_group_size(3 + target.len() + name.len() + payload.len())?;
         let reliable = options.reliability == Reliability::Reliable;
         if reliable && target.is_empty() && name.is_empty() && payload.is_empty() {
             // That is the keepalive's form: receivers acknowledge it but do not deliver it.
@@ -345,6 +348,7 @@ impl Client {
             return Err(SendError::Closed);
         }
         check_size(3 + args.len())?;
+        self.check_group_size(3 + args.len())?;
         let id = self.next_op_id;
         let deadline = now + timeout.unwrap_or(self.config.call_timeout);
         let payload = Payload::Call {
@@ -414,6 +418,7 @@ impl Client {
         for e in pending {
             self.fail(e, FailReason::Closed);
         }
+        self.drop_group_deliveries();
         self.waiting_unreliable.clear();
         let addrs: Vec<SocketAddr> = self.servers.keys().copied().collect();
         self.servers.clear();
@@ -462,6 +467,7 @@ impl Client {
         }
         if self.rekey_due().is_some_and(|t| t <= now) {
             // Suite 3 keys are old or worn: agree new ones; the current ones work meanwhile.
+            self.group_rotate_on_next_round();
             self.request_handshake(now);
         }
         if self.deferred_round.is_some_and(|t| t <= now) {
@@ -475,6 +481,7 @@ impl Client {
         if self.round_close.is_some_and(|t| t <= now) {
             self.round_close = None;
             self.initiator.new_round(&mut self.rng);
+            self.group_round_closed();
         }
         let down_timeout = self.config.limits.down_timeout;
         for (addr, s) in self.servers.iter_mut() {
@@ -544,10 +551,9 @@ impl Client {
             self.confirm_by,
             self.deferred_round,
             self.rekey_due(),
-            self.outbox.next_timeout(
-                self.is_connected(),
-                self.outbox.counter_budget(Counter(self.next_counter)),
-            ),
+            self.outbox
+                .next_timeout(self.is_connected(), self.counter_budget()),
+            self.group_timeout(),
             liveness,
             self.keepalive_due(),
             self.next_time_sync.filter(|_| self.is_connected()),
@@ -557,7 +563,9 @@ impl Client {
         .min()
     }
 
-    /// Whether at least one server session is up.
+    /// Whether at least one server session is up. A suite 3 client in multicast mode counts as
+    /// connected once a server has acknowledged its group key, since only then can the group
+    /// read what it sends.
     pub fn is_connected(&self) -> bool {
         !self.servers.is_empty() && self.sealer.is_some()
     }
@@ -639,6 +647,7 @@ impl Client {
 
     fn after_command(&mut self, now: Instant) {
         if !self.is_connected()
+            && !self.group_starting()
             && matches!(self.connecting, Connecting::Idle | Connecting::Rejected)
         {
             self.start_round(now);
@@ -674,6 +683,7 @@ impl Client {
         self.deferred_round = None;
         self.unarmed_retry = None;
         self.next_round_allowed = now + self.config.min_round_interval;
+        self.group_round_started(now);
         self.send_request(0);
     }
 
@@ -687,7 +697,7 @@ impl Client {
             ClientCredentials::Noise { .. } => (CipherId::Ecc, [0; 32]),
         };
         if self.noise.is_some() {
-            match self.noise_initiation() {
+            match self.noise_initiation(self.noise_cookie()) {
                 Some(datagram) => self.tx.push_back(Outgoing::Sealed { to, datagram }),
                 None => self.stats.send_errors += 1,
             }
@@ -903,16 +913,7 @@ impl Client {
         session_id: [u8; 16],
         client_info: Setup,
     ) {
-        if !self.servers.contains_key(&from) && self.servers.len() >= self.config.max_servers {
-            let stalest = self
-                .servers
-                .iter()
-                .min_by_key(|(_, s)| s.last_heard)
-                .map(|(a, _)| *a);
-            if let Some(addr) = stalest {
-                self.servers.remove(&addr);
-            }
-        }
+        self.make_room_for(from);
         let old = self.servers.remove(&from);
         let seen_before = old.as_ref().map(|o| o.rx.replay.clone());
         self.servers.insert(
@@ -934,6 +935,21 @@ impl Client {
             },
         );
         self.after_established(now, from, true);
+    }
+
+    /// Keeps the session table within `max_servers` before a session with `from` is added:
+    /// the least recently heard server makes way.
+    fn make_room_for(&mut self, from: SocketAddr) {
+        if !self.servers.contains_key(&from) && self.servers.len() >= self.config.max_servers {
+            let stalest = self
+                .servers
+                .iter()
+                .min_by_key(|(_, s)| s.last_heard)
+                .map(|(a, _)| *a);
+            if let Some(addr) = stalest {
+                self.servers.remove(&addr);
+            }
+        }
     }
 
     /// What follows any completed handshake: the round closes, queued work goes out. `fresh`
@@ -963,6 +979,21 @@ impl Client {
         if self.next_time_sync.is_none() {
             self.next_time_sync = self.config.time_sync.map(|_| now);
         }
+        // A multicast suite 3 client can send to the group only once a server holds its key.
+        if self.is_connected() {
+            self.release_unreliable();
+        }
+    }
+
+    /// Suite 3 multicast: a server acknowledged our first group key, so group sends start.
+    fn on_group_ready(&mut self, now: Instant) {
+        self.release_unreliable();
+        if self.next_time_sync.is_none() {
+            self.next_time_sync = self.config.time_sync.map(|_| now);
+        }
+    }
+
+    fn release_unreliable(&mut self) {
         for message in core::mem::take(&mut self.waiting_unreliable) {
             self.tx.push_back(Outgoing::Unreliable {
                 to: self.config.server,
@@ -1177,7 +1208,7 @@ impl Client {
                     self.request_handshake(now);
                 }
             }
-            App::RpcCall { .. } => self.stats.drop(DropReason::Unsupported),
+            App::RpcCall { .. } | App::GroupKey { .. } => self.stats.drop(DropReason::Unsupported),
         }
     }
 
@@ -1217,6 +1248,7 @@ impl Client {
         {
             Reply::Complete(e) if !e.internal => self.events.push_back(delivered_event(e)),
             Reply::Complete(_) | Reply::Partial => {}
+            Reply::Unknown if self.on_group_ack(now, addr, counter) => {}
             Reply::Unknown => self.stats.drop(DropReason::Unexpected),
         }
     }
@@ -1254,10 +1286,12 @@ impl Client {
 
     /// Moves due exchanges into the transmit queue and reports the expired.
     fn pump(&mut self, now: Instant) {
+        // Key deliveries first: a server should hold our group key before group packets come.
+        self.pump_group(now);
         let connected = self.is_connected() && !self.closed;
         let mut due = core::mem::take(&mut self.due);
         due.clear();
-        let budget = self.outbox.counter_budget(Counter(self.next_counter));
+        let budget = self.counter_budget();
         self.outbox.poll_due(now, connected, budget, &mut due);
         for d in due.drain(..) {
             match d {
@@ -1286,6 +1320,14 @@ impl Client {
         self.due = due;
     }
 
+    /// How many exchanges may take a new counter, so that the oldest one still unanswered
+    /// (a message, call or key delivery) stays inside the receivers' windows.
+    fn counter_budget(&self) -> usize {
+        self.outbox
+            .counter_budget(Counter(self.next_counter))
+            .min(self.group_counter_budget())
+    }
+
     fn on_expired(&mut self, e: InFlight) {
         if let Some(event) = expired_event(e) {
             self.events.push_back(event);
@@ -1302,11 +1344,11 @@ impl Client {
     }
 
     fn seal(&mut self, to: SocketAddr, app: &App<'_>, buf: &mut [u8]) -> Encoded {
-        if self.sealer.is_none() {
+        if self.tx_key_for(to).is_none() {
             return Encoded::Obsolete;
         }
         let c = self.take_counter();
-        match &self.sealer {
+        match self.tx_key_for(to) {
             Some(tx) => Encoded::from(to, session::seal(tx, c, app, buf)),
             None => Encoded::Obsolete,
         }
@@ -1326,13 +1368,13 @@ impl Client {
             Outgoing::Unreliable { to, message } => self.seal(to, &message.as_app(false), buf),
             Outgoing::Reliable { to, id } => {
                 // Acknowledged between the timer and now: nothing to send.
-                let Some(e) = self.outbox.get(id) else {
+                let Some(e) = self.outbox.get(id).or_else(|| self.group_delivery(id)) else {
                     return Encoded::Obsolete;
                 };
                 let Some(c) = e.counter else {
                     return Encoded::Obsolete;
                 };
-                let Some(tx) = &self.sealer else {
+                let Some(tx) = self.tx_key_for(to) else {
                     return Encoded::Obsolete;
                 };
                 Encoded::from(to, session::seal(tx, c, &e.payload.as_app(), buf))

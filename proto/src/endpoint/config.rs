@@ -24,7 +24,8 @@ pub enum ClientCredentials {
         server: PublicKey,
     },
     /// Suite 3 (Noise): `IK` with `keys` and `server`, `IKpsk2` if `psk` is also set,
-    /// `NNpsk0` with `psk` alone.
+    /// `NNpsk0` with `psk` alone. To reach a multicast group, every server of it holds the key
+    /// pair whose public half is `server` (or our PSK), as under suite 2.
     Noise {
         /// Our static key pair (IK patterns).
         keys: Option<KeyPair>,
@@ -91,6 +92,7 @@ pub struct ClientConfig {
     /// 4 and 5), so that spoofed triggers cannot make us flood a server.
     pub min_round_interval: Duration,
     /// In multicast mode, how long a handshake round stays open for more servers to answer.
+    /// Under suite 3 a new group key takes over only after that, once every server holds it.
     pub round_grace: Duration,
     /// Send a keepalive (an empty reliable message, as the reference does) after this long
     /// without sending anything; `None` turns keepalives off.

@@ -136,6 +136,15 @@ struct ReplyBudget {
     last_unrecognized: Option<Instant>,
 }
 
+/// How an opened session packet reached us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// Over the client's own session (suites 1 and 2, suite 3 data packets).
+    Session,
+    /// As a suite 3 group data packet, sealed under the client's group key.
+    Group,
+}
+
 /// Least time between two op 4 replies to one source.
 const UNRECOGNIZED_GAP: Duration = Duration::from_millis(200);
 
@@ -443,6 +452,11 @@ impl Server {
     /// Addresses and identities of the connected clients.
     pub fn clients(&self) -> impl Iterator<Item = (SocketAddr, PeerId)> + '_ {
         self.sessions.iter().map(|(a, s)| (*a, s.peer))
+    }
+
+    /// Suite 3 multicast senders whose group keys we hold: at most one per session.
+    pub fn group_senders(&self) -> usize {
+        self.noise.group_count()
     }
 
     /// Calls awaiting an answer from the application, over all sessions.
@@ -871,17 +885,19 @@ impl Server {
             }
             return;
         }
-        self.on_opened(now, from, packet.counter, opened);
+        self.on_opened(now, from, packet.counter, opened, Via::Session);
     }
 
     /// Acts on a session packet that was opened (or refused) under the session at `from`,
-    /// whatever its suite.
+    /// whatever its suite. `via` says whether it came over that session or as a suite 3 group
+    /// packet, which any holder of the client's group key could have sealed.
     fn on_opened(
         &mut self,
         now: Instant,
         from: SocketAddr,
         counter: Counter,
         opened: Result<&[u8], (OpenError, Option<&[u8]>)>,
+        via: Via,
     ) {
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
@@ -894,6 +910,10 @@ impl Server {
                     // Re-acknowledge: the first ACK may have been lost (the reference never
                     // does, so its clients report false failures: wire notes §10 bug 10).
                     Ok(App::ReliableMessage(_)) => {
+                        self.tx.push_back(Outgoing::Ack { to: from, counter })
+                    }
+                    // A group key delivery whose ACK was lost.
+                    Ok(App::GroupKey { .. }) if via == Via::Session => {
                         self.tx.push_back(Outgoing::Ack { to: from, counter })
                     }
                     // A retried call: answer from the cache, never run it again. If the answer
@@ -973,6 +993,14 @@ impl Server {
             App::Quit { .. } => {
                 self.end_session(from, CloseReason::PeerClosed, FailReason::PeerClosed)
             }
+            // Only the client itself may name its group key: a group packet could come from
+            // any member holding the current one.
+            App::GroupKey { .. } if via == Via::Group => self.stats.drop(DropReason::Unexpected),
+            App::GroupKey {
+                sender,
+                key_id,
+                key,
+            } => self.on_group_key(from, counter, sender, key_id, key),
             _ => self.stats.drop(DropReason::Unsupported),
         }
     }
@@ -1203,4 +1231,16 @@ fn take(counter: &mut u64) -> Counter {
     let c = Counter(*counter);
     *counter += 1;
     c
+}
+
+#[cfg(test)]
+mod tests {
+    /// Per-session memory is being shrunk elsewhere; suite 3 multicast keeps its keys in the
+    /// server's own sender table, so neither the session nor its boxed suite 3 part grows.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn multicast_adds_nothing_to_a_session() {
+        assert!(core::mem::size_of::<super::ServerSession>() <= 536);
+        assert!(core::mem::size_of::<super::noise::NoiseSession>() <= 144);
+    }
 }

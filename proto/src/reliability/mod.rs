@@ -7,6 +7,7 @@
 
 pub mod rtt;
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -14,8 +15,10 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
+use crate::crypto::noise::ChaChaKey;
 use crate::id::{Counter, FunctionId};
 use crate::time::Instant;
+use crate::wire::noise::{KeyId, SenderId};
 use crate::wire::{App, Message};
 
 use crate::session::replay::WINDOW;
@@ -53,9 +56,24 @@ impl OwnedMessage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Payload {
     Message(OwnedMessage),
-    Call { function: FunctionId, args: Bytes },
+    Call {
+        function: FunctionId,
+        args: Bytes,
+    },
     Subscribe(String),
     Unsubscribe(String),
+    /// Suite 3 multicast: our group key, for one server over its pairwise session. Boxed, so
+    /// that every other exchange in every outbox stays as small as before.
+    GroupKey(Box<GroupKeyDelivery>),
+}
+
+/// One delivery of a client's group key (op 32) to the server at `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GroupKeyDelivery {
+    pub(crate) to: SocketAddr,
+    pub(crate) sender: SenderId,
+    pub(crate) key_id: KeyId,
+    pub(crate) key: ChaChaKey,
 }
 
 impl Payload {
@@ -68,6 +86,11 @@ impl Payload {
             },
             Payload::Subscribe(t) => App::Subscribe { target: t },
             Payload::Unsubscribe(t) => App::Unsubscribe { target: t },
+            Payload::GroupKey(d) => App::GroupKey {
+                sender: d.sender,
+                key_id: d.key_id,
+                key: d.key.as_bytes(),
+            },
         }
     }
 
@@ -197,6 +220,11 @@ impl Outbox {
         self.entries.len()
     }
 
+    /// Every exchange, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &InFlight> + '_ {
+        self.entries.iter()
+    }
+
     pub(crate) fn get(&self, id: u64) -> Option<&InFlight> {
         self.entries.iter().find(|e| e.id == id)
     }
@@ -244,6 +272,16 @@ impl Outbox {
     pub(crate) fn retry_all_now(&mut self, now: Instant) {
         for e in self.entries.iter_mut().filter(|e| e.counter.is_some()) {
             e.next_retry = Some(now.min(e.deadline));
+        }
+    }
+
+    /// Makes the exchanges in flight for which `pick` holds due at `now` (see
+    /// [`Outbox::retry_all_now`]).
+    pub(crate) fn retry_now_where(&mut self, now: Instant, pick: impl Fn(&InFlight) -> bool) {
+        for e in self.entries.iter_mut().filter(|e| e.counter.is_some()) {
+            if pick(e) {
+                e.next_retry = Some(now.min(e.deadline));
+            }
         }
     }
 

@@ -7,10 +7,15 @@
 
 pub mod replay;
 
+use alloc::boxed::Box;
+
 use crate::crypto::noise::ChaChaKey;
 use crate::crypto::{CryptoError, SecretBoxKey, SessionCipher, TAG_LEN};
 use crate::id::Counter;
-use crate::wire::noise::{emit_data_header, SessionIndex, DATA_HEADER_LEN};
+use crate::wire::noise::{
+    emit_data_header, emit_group_header, KeyId, SenderId, SessionIndex, DATA_HEADER_LEN,
+    GROUP_HEADER_LEN,
+};
 use crate::wire::{self, App, SessionPacket};
 
 use replay::{Replay, ReplayWindow};
@@ -77,6 +82,21 @@ pub(crate) enum TxKey {
         /// The index the peer chose for packets to it.
         receiver: SessionIndex,
     },
+    /// Suite 3 multicast: `PvS3 || 6 || sender id || key id || counter || ciphertext || tag`,
+    /// the 25-byte header authenticated as associated data. Boxed: only a client sends it, and
+    /// every server session holds a `TxKey`, which must not grow for it.
+    Group(Box<GroupTx>),
+}
+
+/// A client's group send key and the header fields that name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GroupTx {
+    /// The group key.
+    pub(crate) key: ChaChaKey,
+    /// Our sender id.
+    pub(crate) sender: SenderId,
+    /// The key's id.
+    pub(crate) key_id: KeyId,
 }
 
 /// The receive half of a session: the peer's sending key and our replay window over its counters.
@@ -171,12 +191,42 @@ pub(crate) fn seal(
                 return Err(wire::Error::BufferTooSmall);
             }
             emit_data_header(buf, *receiver, counter)?;
-            let (header, rest) = buf.split_at_mut(DATA_HEADER_LEN);
-            let (body, tag_out) = rest.split_at_mut(body_len);
-            app.emit(body)?;
-            let tag = key.seal_in_place(counter, header, body);
-            tag_out[..TAG_LEN].copy_from_slice(&tag);
-            Ok(total)
+            seal_after_header(key, counter, app, DATA_HEADER_LEN, body_len, buf)
+        }
+        TxKey::Group(g) => {
+            let GroupTx {
+                key,
+                sender,
+                key_id,
+            } = &**g;
+            let total = GROUP_HEADER_LEN + body_len + TAG_LEN;
+            // Longer than any receiver accepts: refused here rather than dropped there.
+            if buf.len() < total || total > wire::MAX_DATAGRAM {
+                return Err(wire::Error::BufferTooSmall);
+            }
+            emit_group_header(buf, *sender, *key_id, counter)?;
+            seal_after_header(key, counter, app, GROUP_HEADER_LEN, body_len, buf)
         }
     }
+}
+
+/// Suite 3: encrypts `app` after a header already written into `buf[..header_len]`, with the
+/// header as associated data and the tag last. `buf` holds at least the whole packet.
+fn seal_after_header(
+    key: &ChaChaKey,
+    counter: Counter,
+    app: &App<'_>,
+    header_len: usize,
+    body_len: usize,
+    buf: &mut [u8],
+) -> Result<usize, wire::Error> {
+    let (header, rest) = buf.split_at_mut(header_len);
+    let (body, tag_out) = rest.split_at_mut(body_len);
+    app.emit(body)?;
+    let tag = key.seal_in_place(counter, header, body);
+    tag_out
+        .get_mut(..TAG_LEN)
+        .ok_or(wire::Error::BufferTooSmall)?
+        .copy_from_slice(&tag);
+    Ok(header_len + body_len + TAG_LEN)
 }

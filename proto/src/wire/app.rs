@@ -4,6 +4,7 @@
 //! plaintext; nothing is copied or allocated.
 
 use super::codec::{Reader, Writer};
+use super::noise::{KeyId, SenderId};
 use super::Error;
 use crate::id::{Counter, FunctionId};
 
@@ -32,6 +33,8 @@ pub mod opcode {
     pub const TIME_SYNC_REQUEST: u8 = 20;
     /// [`App::TimeSyncResponse`](super::App::TimeSyncResponse).
     pub const TIME_SYNC_RESPONSE: u8 = 21;
+    /// [`App::GroupKey`](super::App::GroupKey) (ours: suite 3 multicast only).
+    pub const GROUP_KEY: u8 = 32;
 }
 
 /// An addressed message: `target \n name \n payload` (wire-notes §1.4).
@@ -147,6 +150,16 @@ pub enum App<'a> {
         /// The responder's Unix time in microseconds; sent by the Python server only.
         unix_us: Option<u64>,
     },
+    /// Op 32 (ours, suite 3 only): a client's group key for its multicast sends, delivered to
+    /// one server over that server's pairwise session (`docs/PROTOCOL.md` §12.11).
+    GroupKey {
+        /// The client's sender id, named in the header of its group data packets.
+        sender: SenderId,
+        /// The id of this key; each new key of the sender takes the next one.
+        key_id: KeyId,
+        /// The ChaCha20-Poly1305 key that seals the sender's group data packets.
+        key: &'a [u8; 32],
+    },
 }
 
 /// ACK payload without and with status bytes.
@@ -155,6 +168,8 @@ const ACK_WITH_STATUS_LEN: usize = 11;
 /// Time sync response payload without and with Unix time.
 const TIME_SYNC_LEN: usize = 16;
 const TIME_SYNC_WITH_UNIX_LEN: usize = 24;
+/// Group key payload: sender id, key id, key.
+const GROUP_KEY_LEN: usize = 8 + 4 + 32;
 
 impl<'a> App<'a> {
     /// Parses a decrypted plaintext (opcode byte, then payload).
@@ -234,6 +249,14 @@ impl<'a> App<'a> {
                     },
                 }
             }
+            GROUP_KEY => {
+                exact(len, GROUP_KEY_LEN)?;
+                App::GroupKey {
+                    sender: SenderId(r.u64()?),
+                    key_id: KeyId(r.u32()?),
+                    key: r.array_ref()?,
+                }
+            }
             other => return Err(Error::UnknownAppOpcode(other)),
         })
     }
@@ -253,6 +276,7 @@ impl<'a> App<'a> {
             App::ClientAccept { .. } => CLIENT_ACCEPT,
             App::TimeSyncRequest => TIME_SYNC_REQUEST,
             App::TimeSyncResponse { .. } => TIME_SYNC_RESPONSE,
+            App::GroupKey { .. } => GROUP_KEY,
         }
     }
 
@@ -278,6 +302,7 @@ impl<'a> App<'a> {
             App::TimeSyncResponse {
                 unix_us: Some(_), ..
             } => TIME_SYNC_WITH_UNIX_LEN,
+            App::GroupKey { .. } => GROUP_KEY_LEN,
         };
         payload.saturating_add(1)
     }
@@ -334,6 +359,15 @@ impl<'a> App<'a> {
                 if let Some(u) = unix_us {
                     w.u64(u)?;
                 }
+            }
+            App::GroupKey {
+                sender,
+                key_id,
+                key,
+            } => {
+                w.u64(sender.0)?;
+                w.u32(key_id.0)?;
+                w.put(key)?;
             }
         }
         Ok(w.written())
@@ -580,6 +614,31 @@ mod tests {
     }
 
     #[test]
+    fn group_key_layout() {
+        let mut hex = String::from("20");
+        hex.push_str("0807060504030201"); // sender id, little endian
+        hex.push_str("05000000"); // key id
+        hex.push_str(&"ab".repeat(32));
+        check_vector(
+            &hex,
+            App::GroupKey {
+                sender: SenderId(0x0102_0304_0506_0708),
+                key_id: KeyId(5),
+                key: &[0xab; 32],
+            },
+        );
+        let bytes = unhex(&hex);
+        assert_eq!(bytes.len(), 45);
+        assert_eq!(
+            App::parse(&bytes[..44]),
+            Err(Error::BadLength {
+                expected: 44,
+                actual: 43
+            })
+        );
+    }
+
+    #[test]
     fn payload_may_contain_newlines() {
         let m = Message::parse(b"a\nb\nc\nd\n").unwrap();
         assert_eq!((m.target, m.name, m.payload), ("a", "b", &b"c\nd\n"[..]));
@@ -743,6 +802,11 @@ mod tests {
             monotonic_us: u64,
             unix_us: Option<u64>,
         },
+        GroupKey {
+            sender: u64,
+            key_id: u32,
+            key: [u8; 32],
+        },
     }
 
     fn name(g: &mut Gen) -> String {
@@ -754,7 +818,7 @@ mod tests {
 
     impl Arbitrary for Spec {
         fn arbitrary(g: &mut Gen) -> Self {
-            match u8::arbitrary(g) % 9 {
+            match u8::arbitrary(g) % 10 {
                 0 => Spec::Message {
                     reliable: bool::arbitrary(g),
                     target: name(g),
@@ -786,6 +850,17 @@ mod tests {
                     server_time_us: i64::arbitrary(g),
                 },
                 7 => Spec::TimeSyncRequest,
+                8 => {
+                    let mut key = [0u8; 32];
+                    for b in &mut key {
+                        *b = u8::arbitrary(g);
+                    }
+                    Spec::GroupKey {
+                        sender: u64::arbitrary(g),
+                        key_id: u32::arbitrary(g),
+                        key,
+                    }
+                }
                 _ => Spec::TimeSyncResponse {
                     request: u64::arbitrary(g),
                     monotonic_us: u64::arbitrary(g),
@@ -854,6 +929,15 @@ mod tests {
                     monotonic_us: *monotonic_us,
                     unix_us: *unix_us,
                 },
+                Spec::GroupKey {
+                    sender,
+                    key_id,
+                    key,
+                } => App::GroupKey {
+                    sender: SenderId(*sender),
+                    key_id: KeyId(*key_id),
+                    key,
+                },
             }
         }
     }
@@ -903,7 +987,7 @@ mod tests {
     #[test]
     fn prop_parse_never_panics_on_known_opcodes() {
         fn prop(op: u8, body: Vec<u8>) -> bool {
-            let ops = [1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21];
+            let ops = [1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21, 32];
             let mut bytes = alloc::vec![ops[usize::from(op) % ops.len()]];
             bytes.extend_from_slice(&body);
             if let Ok(app) = App::parse(&bytes) {

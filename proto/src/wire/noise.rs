@@ -10,10 +10,12 @@
 //! | 3 | cookie reply | receiver index (4), cookie (16) | 25 |
 //! | 4 | data | receiver index (4), counter (8), ciphertext, tag (16) | ≥ 34 |
 //! | 5 | unknown index | receiver index (4) | 9 |
+//! | 6 | group data | sender id (8), key id (4), counter (8), ciphertext, tag (16) | ≥ 42 |
+//! | 7 | unknown sender | sender id (8), key id (4) | 17 |
 //!
-//! A data packet's first 17 bytes are its header and the AEAD's associated data, so a changed
-//! index or counter fails authentication. Every reply to an unauthenticated packet is smaller
-//! than the packet that caused it.
+//! A data packet's first 17 bytes (a group data packet's first 25) are its header and the
+//! AEAD's associated data, so a changed index, sender, key id or counter fails authentication.
+//! Every reply to an unauthenticated packet is smaller than the packet that caused it.
 
 use super::codec::{Reader, Writer};
 use super::{Error, SessionPacket, TAG_LEN};
@@ -24,6 +26,12 @@ pub const NOISE_MAGIC: &[u8; 4] = b"PvS3";
 
 /// Bytes before a data packet's ciphertext; also its associated data.
 pub const DATA_HEADER_LEN: usize = 17;
+
+/// Bytes before a group data packet's ciphertext; also its associated data.
+pub const GROUP_HEADER_LEN: usize = 25;
+
+/// Bytes a group data packet adds around its plaintext: header and tag.
+pub const GROUP_OVERHEAD: usize = GROUP_HEADER_LEN + TAG_LEN;
 
 /// Plaintext payload of an initiation: the client's epoch and handshake sequence number.
 pub const INITIATION_PAYLOAD_LEN: usize = 16;
@@ -36,11 +44,22 @@ const TYPE_RESPONSE: u8 = 2;
 const TYPE_COOKIE: u8 = 3;
 const TYPE_DATA: u8 = 4;
 const TYPE_UNKNOWN_INDEX: u8 = 5;
+const TYPE_GROUP_DATA: u8 = 6;
+const TYPE_UNKNOWN_SENDER: u8 = 7;
 
 /// A session index: chosen by the receiver of the packets that carry it, so that a session is
 /// found by index and survives a change of the peer's address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionIndex(pub u32);
+
+/// A multicast sender: chosen at random by a client process for its group sends, and the same
+/// at every server of the group, which maps it to that client's session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SenderId(pub u64);
+
+/// Which of a sender's group keys sealed a group data packet; each new key takes the next id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId(pub u32);
 
 /// Which Noise pattern an initiation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -139,6 +158,24 @@ pub enum NoisePacket<'a> {
         /// The index that was not found.
         receiver: SessionIndex,
     },
+    /// Type 6: an application packet a client sends to every server of a group, sealed under
+    /// its group key.
+    GroupData {
+        /// The client's sender id.
+        sender: SenderId,
+        /// Which of the sender's group keys sealed it.
+        key: KeyId,
+        /// Counter, tag and ciphertext.
+        packet: SessionPacket<'a>,
+    },
+    /// Type 7: "I hold no such sender or key" (unauthenticated hint to deliver the group key
+    /// again, or to handshake).
+    UnknownSender {
+        /// The sender id of the group data packet.
+        sender: SenderId,
+        /// Its key id.
+        key: KeyId,
+    },
 }
 
 impl<'a> NoisePacket<'a> {
@@ -201,27 +238,30 @@ impl<'a> NoisePacket<'a> {
             }
             TYPE_DATA => {
                 let receiver = SessionIndex(r.u32()?);
-                let counter = Counter(r.u64()?);
-                let body = r.rest();
-                // Even the shortest plaintext has an opcode byte.
-                let Some(split) = body.len().checked_sub(TAG_LEN).filter(|n| *n > 0) else {
-                    return Err(Error::Truncated);
-                };
-                let (ciphertext, tag) = body.split_at(split);
-                let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Truncated)?;
                 Ok(NoisePacket::Data {
                     receiver,
-                    packet: SessionPacket {
-                        counter,
-                        tag,
-                        ciphertext,
-                    },
+                    packet: sealed_body(r)?,
                 })
             }
             TYPE_UNKNOWN_INDEX => {
                 let receiver = SessionIndex(r.u32()?);
                 exact(&r, 0)?;
                 Ok(NoisePacket::UnknownIndex { receiver })
+            }
+            TYPE_GROUP_DATA => {
+                let sender = SenderId(r.u64()?);
+                let key = KeyId(r.u32()?);
+                Ok(NoisePacket::GroupData {
+                    sender,
+                    key,
+                    packet: sealed_body(r)?,
+                })
+            }
+            TYPE_UNKNOWN_SENDER => {
+                let sender = SenderId(r.u64()?);
+                let key = KeyId(r.u32()?);
+                exact(&r, 0)?;
+                Ok(NoisePacket::UnknownSender { sender, key })
             }
             other => Err(Error::UnknownSetupOpcode(other)),
         }
@@ -231,7 +271,8 @@ impl<'a> NoisePacket<'a> {
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`]; [`Error::BadLength`] for a Noise message of the wrong
-    /// length, a missing NNpsk0 client id, or a data packet (use [`emit_data_header`]).
+    /// length, a missing NNpsk0 client id, or a data packet (use [`emit_data_header`] or
+    /// [`emit_group_header`]).
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let mut w = Writer::new(buf);
         w.put(NOISE_MAGIC)?;
@@ -275,7 +316,12 @@ impl<'a> NoisePacket<'a> {
                 w.u8(TYPE_UNKNOWN_INDEX)?;
                 w.u32(receiver.0)?;
             }
-            NoisePacket::Data { .. } => {
+            NoisePacket::UnknownSender { sender, key } => {
+                w.u8(TYPE_UNKNOWN_SENDER)?;
+                w.u64(sender.0)?;
+                w.u32(key.0)?;
+            }
+            NoisePacket::Data { .. } | NoisePacket::GroupData { .. } => {
                 return Err(Error::BadLength {
                     expected: DATA_HEADER_LEN,
                     actual: 0,
@@ -300,6 +346,41 @@ pub fn emit_data_header(
     w.u8(TYPE_DATA)?;
     w.u32(receiver.0)?;
     w.u64(counter.0)
+}
+
+/// Writes a group data packet's header (its first [`GROUP_HEADER_LEN`] bytes) into `buf`.
+///
+/// # Errors
+/// [`Error::BufferTooSmall`].
+pub fn emit_group_header(
+    buf: &mut [u8],
+    sender: SenderId,
+    key: KeyId,
+    counter: Counter,
+) -> Result<(), Error> {
+    let mut w = Writer::new(buf);
+    w.put(NOISE_MAGIC)?;
+    w.u8(TYPE_GROUP_DATA)?;
+    w.u64(sender.0)?;
+    w.u32(key.0)?;
+    w.u64(counter.0)
+}
+
+/// The counter, ciphertext and tag that end a data or group data packet.
+fn sealed_body<'a>(mut r: Reader<'a>) -> Result<SessionPacket<'a>, Error> {
+    let counter = Counter(r.u64()?);
+    let body = r.rest();
+    // Even the shortest plaintext has an opcode byte.
+    let Some(split) = body.len().checked_sub(TAG_LEN).filter(|n| *n > 0) else {
+        return Err(Error::Truncated);
+    };
+    let (ciphertext, tag) = body.split_at(split);
+    let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Truncated)?;
+    Ok(SessionPacket {
+        counter,
+        tag,
+        ciphertext,
+    })
 }
 
 #[cfg(test)]
@@ -397,7 +478,88 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn group_packets_round_trip_at_their_exact_lengths() {
+        let mut buf = vec![0u8; GROUP_HEADER_LEN + 1 + TAG_LEN];
+        emit_group_header(
+            &mut buf,
+            SenderId(0x0102_0304_0506_0708),
+            KeyId(9),
+            Counter(77),
+        )
+        .unwrap();
+        assert_eq!(&buf[..5], b"PvS3\x06");
+        assert_eq!(&buf[5..13], &0x0102_0304_0506_0708u64.to_le_bytes());
+        assert_eq!(&buf[13..17], &9u32.to_le_bytes());
+        assert_eq!(&buf[17..25], &77u64.to_le_bytes());
+        buf[GROUP_HEADER_LEN] = 0xAA;
+        match NoisePacket::parse(&buf).unwrap() {
+            NoisePacket::GroupData {
+                sender,
+                key,
+                packet,
+            } => {
+                assert_eq!((sender, key), (SenderId(0x0102_0304_0506_0708), KeyId(9)));
+                assert_eq!(packet.counter, Counter(77));
+                assert_eq!(packet.ciphertext, [0xAA]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The shortest group data packet is 42 bytes: one byte less has no opcode.
+        assert_eq!(buf.len(), 42);
+        assert_eq!(NoisePacket::parse(&buf[..41]), Err(Error::Truncated));
+        let hint = round_trip(NoisePacket::UnknownSender {
+            sender: SenderId(5),
+            key: KeyId(6),
+        });
+        assert_eq!(hint.len(), 17);
+        assert!(
+            hint.len() < buf.len(),
+            "the hint is smaller than its trigger"
+        );
+        assert!(matches!(
+            NoisePacket::parse(&hint[..16]),
+            Err(Error::Truncated)
+        ));
+        let mut long = hint.clone();
+        long.push(0);
+        assert!(matches!(
+            NoisePacket::parse(&long),
+            Err(Error::BadLength { .. })
+        ));
+        // Group data is emitted by its header function, never by `emit`.
+        let p = NoisePacket::parse(&buf).unwrap();
+        assert!(matches!(
+            p.emit(&mut [0u8; 64]),
+            Err(Error::BadLength { .. })
+        ));
+    }
+
     quickcheck! {
+        fn group_header_round_trips(sender: u64, key: u32, counter: u64, body: Vec<u8>) -> bool {
+            let mut buf = vec![0u8; GROUP_HEADER_LEN];
+            emit_group_header(&mut buf, SenderId(sender), KeyId(key), Counter(counter)).unwrap();
+            buf.extend_from_slice(&body);
+            match NoisePacket::parse(&buf) {
+                Ok(NoisePacket::GroupData { sender: s, key: k, packet }) => {
+                    body.len() > TAG_LEN
+                        && s == SenderId(sender)
+                        && k == KeyId(key)
+                        && packet.counter == Counter(counter)
+                        && packet.ciphertext.len() + TAG_LEN == body.len()
+                }
+                Err(Error::Truncated) => body.len() <= TAG_LEN,
+                _ => false,
+            }
+        }
+
+        fn unknown_sender_round_trips(sender: u64, key: u32) -> bool {
+            let p = NoisePacket::UnknownSender { sender: SenderId(sender), key: KeyId(key) };
+            let mut buf = [0u8; 32];
+            let n = p.emit(&mut buf).unwrap();
+            n == 17 && NoisePacket::parse(&buf[..n]) == Ok(p)
+        }
+
         fn parse_never_panics(bytes: Vec<u8>) -> bool {
             let mut b = NOISE_MAGIC.to_vec();
             b.extend_from_slice(&bytes);

@@ -5,23 +5,43 @@
 //! process (keep counters and window) from a new process (start afresh) and refuse a replayed
 //! initiation. A new session is announced to the server by the first data packet under the new
 //! keys; with nothing queued, the client sends a keepalive at once so the server learns of it.
+//!
+//! Multicast (§12.11): the initiation goes to the group, and every server that shares the
+//! group's static key (or our PSK) answers it; each answer gives its own pairwise session. Over
+//! each one we deliver our group key (op 32, reliable), and our sends to the group are sealed
+//! under that key as group data packets (type 6) that every server holding it can open.
 
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
 use arrayvec::ArrayVec;
 use core::net::SocketAddr;
 
 use super::{Client, RemoteServer};
-use crate::crypto::noise::{ChaChaKey, NoiseInitiator, Pattern};
-use crate::endpoint::config::ClientCredentials;
-use crate::endpoint::DropReason;
+use crate::crypto::noise::{
+    ChaChaKey, InitiatorKeys, NoiseInitiator, Pattern, SharedInitiation, TransportKeys,
+};
+use crate::endpoint::config::{ClientCredentials, Limits};
+use crate::endpoint::{DropReason, Outgoing, SendError};
 use crate::features::timesync::TimeSync;
 use crate::id::Counter;
-use crate::session::{open_with, OpenError, RxKey, RxSession, TxKey};
+use crate::reliability::{Due, GroupKeyDelivery, InFlight, Outbox, Payload, Reply};
+use crate::rng::Rng;
+use crate::session::{open_with, GroupTx, OpenError, RxKey, RxSession, TxKey};
 use crate::time::Instant;
 use crate::wire::noise::{
-    Initiation, Mode, NoisePacket, SessionIndex, DATA_HEADER_LEN, INITIATION_PAYLOAD_LEN,
-    RESPONSE_PAYLOAD_LEN,
+    Initiation, KeyId, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD,
+    INITIATION_PAYLOAD_LEN, RESPONSE_PAYLOAD_LEN,
 };
-use crate::wire::SessionPacket;
+use crate::wire::{self, SessionPacket};
+
+/// Initiations to a group kept open at once (retries, and unicast ones carrying a cookie);
+/// the oldest is forgotten beyond it.
+const MAX_OPEN: usize = 4;
+
+/// Responses read per open initiation beyond `max_servers`, so that forged responses naming
+/// our index cannot make us run Diffie-Hellman without end.
+const SPARE_READS: usize = 8;
 
 /// The client's suite 3 state.
 #[derive(Debug)]
@@ -38,6 +58,65 @@ pub(super) struct ClientNoise {
     /// When the current keys were agreed, and how many packets went out under them.
     pub(super) established: Option<Instant>,
     pub(super) sent_under_key: u64,
+    /// Multicast: initiations sent to the group that servers may still answer, until the
+    /// round closes.
+    open: Vec<OpenInitiation>,
+    /// Multicast: our sender id, group keys and their deliveries; `None` in unicast mode.
+    pub(super) group: Option<Box<GroupState>>,
+}
+
+/// A group initiation that every server of the group may answer once.
+#[derive(Debug)]
+struct OpenInitiation {
+    local: SessionIndex,
+    init: SharedInitiation,
+    answered: Vec<SocketAddr>,
+    reads: usize,
+}
+
+/// Our multicast sending state (§12.11).
+#[derive(Debug)]
+pub(super) struct GroupState {
+    sender: SenderId,
+    /// The key our group packets are sealed with.
+    current: (KeyId, ChaChaKey),
+    /// Some server acknowledged `current`: group sends may start.
+    ready: bool,
+    /// A newer key being delivered; sealing switches to it once the round that brought it has
+    /// closed and no delivery of it is outstanding, so every server holds it by then.
+    next: Option<(KeyId, ChaChaKey)>,
+    /// A rekey is due: the next round also brings a new group key.
+    rotate: bool,
+    /// Deliveries of our keys (op 32), one reliable exchange per server and key.
+    deliveries: Outbox,
+}
+
+impl GroupState {
+    fn new(rng: &mut Rng, limits: &Limits) -> Self {
+        GroupState {
+            sender: SenderId(rng.next_u64()),
+            current: (KeyId(1), ChaChaKey::from_bytes(rng.array())),
+            ready: false,
+            next: None,
+            rotate: false,
+            deliveries: Outbox::new(limits.max_queued, limits.max_in_flight),
+        }
+    }
+
+    fn sealer(&self) -> TxKey {
+        TxKey::Group(Box::new(GroupTx {
+            key: self.current.1.clone(),
+            sender: self.sender,
+            key_id: self.current.0,
+        }))
+    }
+
+    fn delivering(&self, to: SocketAddr, id: Option<KeyId>) -> bool {
+        self.deliveries.iter().any(|e| {
+            matches!(&e.payload, Payload::GroupKey(d)
+                if d.to == to && id.is_none_or(|i| i == d.key_id))
+        })
+    }
 }
 
 /// Suite 3 state of one server session.
@@ -49,11 +128,20 @@ pub(super) struct NoiseLink {
     previous: Option<(SessionIndex, ChaChaKey)>,
     /// The server's name for this connection; a new one means its counters start afresh.
     epoch: u64,
+    /// Multicast: our pairwise send key for this server (in unicast mode the client's
+    /// `sealer`). Boxed, so that a unicast session pays one pointer for it.
+    send: Option<Box<TxKey>>,
 }
 
 impl ClientNoise {
     /// The suite 3 state for these credentials, or `None` for suites 1 and 2.
-    pub(super) fn new(credentials: &ClientCredentials, epoch: u64) -> Option<Self> {
+    pub(super) fn new(
+        credentials: &ClientCredentials,
+        multicast: bool,
+        limits: &Limits,
+        rng: &mut Rng,
+    ) -> Option<Self> {
+        let epoch = rng.next_u64();
         let ClientCredentials::Noise { keys, server, psk } = credentials else {
             return None;
         };
@@ -70,32 +158,48 @@ impl ClientNoise {
             cookie: [0; 16],
             established: None,
             sent_under_key: 0,
+            open: Vec::new(),
+            group: multicast.then(|| Box::new(GroupState::new(rng, limits))),
         })
     }
 }
 
 impl Client {
     /// A fresh initiation (new ephemeral key, higher sequence number), or `None` if the
-    /// credentials cannot run the pattern.
-    pub(super) fn noise_initiation(&mut self) -> Option<ArrayVec<u8, 160>> {
+    /// credentials cannot run the pattern. In multicast mode it stays open for every server
+    /// of the group to answer, until the round closes.
+    pub(super) fn noise_initiation(&mut self, cookie: [u8; 16]) -> Option<ArrayVec<u8, 160>> {
         let ClientCredentials::Noise { keys, server, psk } = &self.config.credentials else {
             return None;
         };
         let n = self.noise.as_mut()?;
-        let mut initiator = NoiseInitiator::new(
-            n.pattern,
-            &mut self.rng,
-            keys.as_ref(),
-            server.as_ref(),
-            psk.as_ref(),
-        )
-        .ok()?;
         n.seq += 1;
         let mut payload = [0u8; INITIATION_PAYLOAD_LEN];
         payload[..8].copy_from_slice(&n.epoch.to_le_bytes());
         payload[8..].copy_from_slice(&n.seq.to_le_bytes());
         let mut message = [0u8; 128];
-        let len = initiator.write_initiation(&payload, &mut message).ok()?;
+        let (len, pending) = if n.group.is_some() {
+            let keys = InitiatorKeys {
+                local: keys.as_ref(),
+                server: server.as_ref(),
+                psk: psk.as_ref(),
+            };
+            let (init, len) =
+                SharedInitiation::new(n.pattern, &mut self.rng, keys, &payload, &mut message)
+                    .ok()?;
+            (len, Err(init))
+        } else {
+            let mut initiator = NoiseInitiator::new(
+                n.pattern,
+                &mut self.rng,
+                keys.as_ref(),
+                server.as_ref(),
+                psk.as_ref(),
+            )
+            .ok()?;
+            let len = initiator.write_initiation(&payload, &mut message).ok()?;
+            (len, Ok(initiator))
+        };
         let local = SessionIndex(self.rng.next_u64() as u32);
         let mode = match n.pattern {
             Pattern::Ik => Mode::Ik,
@@ -105,14 +209,32 @@ impl Client {
         let packet = NoisePacket::Initiation(Initiation {
             mode,
             sender: local,
-            cookie: n.cookie,
+            cookie,
             client_id: (mode == Mode::NnPsk0).then_some(self.config.client_id),
             message: message.get(..len)?,
         });
         let mut buf = [0u8; 160];
         let written = packet.emit(&mut buf).ok()?;
-        n.pending = Some((local, initiator));
+        match pending {
+            Ok(initiator) => n.pending = Some((local, initiator)),
+            Err(init) => {
+                if n.open.len() >= MAX_OPEN {
+                    n.open.remove(0);
+                }
+                n.open.push(OpenInitiation {
+                    local,
+                    init,
+                    answered: Vec::new(),
+                    reads: 0,
+                });
+            }
+        }
         ArrayVec::try_from(&buf[..written]).ok()
+    }
+
+    /// The cookie our initiations carry (zeros unless a server under load gave us one).
+    pub(super) fn noise_cookie(&self) -> [u8; 16] {
+        self.noise.as_ref().map_or([0; 16], |n| n.cookie)
     }
 
     pub(super) fn on_noise(
@@ -127,17 +249,19 @@ impl Client {
         }
         match packet {
             NoisePacket::Response(r) => {
-                let Some(n) = self.noise.as_mut() else { return };
-                let Some((local, initiator)) = n.pending.take_if(|(l, _)| *l == r.receiver) else {
+                let mut payload = [0u8; RESPONSE_PAYLOAD_LEN];
+                let Some(read) = self.read_response(from, r.receiver, r.message, &mut payload)
+                else {
                     return self.stats.drop(DropReason::Unexpected);
                 };
-                let mut payload = [0u8; RESPONSE_PAYLOAD_LEN];
-                match initiator.read_response(r.message, &mut payload) {
-                    Ok((RESPONSE_PAYLOAD_LEN, keys)) => {
+                match read {
+                    Ok((local, (RESPONSE_PAYLOAD_LEN, keys))) => {
                         let epoch = u64::from_le_bytes(payload);
-                        n.cookie = [0; 16];
-                        n.established = Some(now);
-                        n.sent_under_key = 0;
+                        if let Some(n) = self.noise.as_mut() {
+                            n.cookie = [0; 16];
+                            n.established = Some(now);
+                            n.sent_under_key = 0;
+                        }
                         self.on_noise_established(
                             now, from, local, r.sender, keys.send, keys.recv, epoch,
                         );
@@ -146,21 +270,7 @@ impl Client {
                     _ => self.stats.drop(DropReason::BadHandshake),
                 }
             }
-            NoisePacket::CookieReply { receiver, cookie } => {
-                let Some(n) = self.noise.as_mut() else { return };
-                if n.pending.as_ref().is_some_and(|(l, _)| *l == receiver) {
-                    // The server is under load: prove our address and ask again at once.
-                    n.cookie = cookie;
-                    if let Some(datagram) = self.noise_initiation() {
-                        self.tx.push_back(crate::endpoint::Outgoing::Sealed {
-                            to: self.config.server,
-                            datagram,
-                        });
-                    }
-                } else {
-                    self.stats.drop(DropReason::Unexpected);
-                }
-            }
+            NoisePacket::CookieReply { receiver, cookie } => self.on_cookie(from, receiver, cookie),
             NoisePacket::Data { receiver, packet } => {
                 let header = data.get(..DATA_HEADER_LEN).unwrap_or_default();
                 let mut scratch = core::mem::take(&mut self.scratch);
@@ -170,7 +280,7 @@ impl Client {
             NoisePacket::UnknownIndex { receiver } => {
                 // It names the index our packet carried: the server's index for us.
                 let ours = self.servers.contains_key(&from)
-                    && matches!(&self.sealer, Some(TxKey::Noise { receiver: r, .. }) if *r == receiver);
+                    && matches!(self.tx_key_for(from), Some(TxKey::Noise { receiver: r, .. }) if *r == receiver);
                 if ours {
                     // The server lost our session (it restarted): handshake again.
                     self.request_handshake(now);
@@ -178,7 +288,74 @@ impl Client {
                     self.stats.drop(DropReason::Unexpected);
                 }
             }
+            NoisePacket::UnknownSender { sender, .. } => self.on_unknown_sender(now, from, sender),
             _ => self.stats.drop(DropReason::Unexpected),
+        }
+    }
+
+    /// Reads a response to the initiation it names: our pending one (unicast), or one of
+    /// the initiations open to the group. `None` if it names none, or repeats an answer.
+    #[allow(clippy::type_complexity)]
+    fn read_response(
+        &mut self,
+        from: SocketAddr,
+        receiver: SessionIndex,
+        message: &[u8],
+        payload: &mut [u8],
+    ) -> Option<Result<(SessionIndex, (usize, TransportKeys)), ()>> {
+        let ClientCredentials::Noise { keys, server, psk } = &self.config.credentials else {
+            return None;
+        };
+        let max_reads = self.config.max_servers.saturating_add(SPARE_READS);
+        let n = self.noise.as_mut()?;
+        if n.group.is_none() {
+            let (local, initiator) = n.pending.take_if(|(l, _)| *l == receiver)?;
+            return Some(
+                initiator
+                    .read_response(message, payload)
+                    .map(|k| (local, k))
+                    .map_err(|_| ()),
+            );
+        }
+        let open = n.open.iter_mut().find(|o| o.local == receiver)?;
+        if open.answered.contains(&from) || open.reads >= max_reads {
+            return None;
+        }
+        open.reads += 1;
+        let keys = InitiatorKeys {
+            local: keys.as_ref(),
+            server: server.as_ref(),
+            psk: psk.as_ref(),
+        };
+        // A failed read leaves the initiation open for the other servers.
+        let read = open.init.read_response(keys, message, payload);
+        if read.is_ok() {
+            open.answered.push(from);
+        }
+        Some(read.map(|k| (open.local, k)).map_err(|_| ()))
+    }
+
+    fn on_cookie(&mut self, from: SocketAddr, receiver: SessionIndex, cookie: [u8; 16]) {
+        let Some(n) = self.noise.as_mut() else { return };
+        let multicast = n.group.is_some();
+        let ours = if multicast {
+            n.open.iter().any(|o| o.local == receiver)
+        } else {
+            n.pending.as_ref().is_some_and(|(l, _)| *l == receiver)
+        };
+        if !ours {
+            return self.stats.drop(DropReason::Unexpected);
+        }
+        // The server is under load: prove our address and ask again at once. A group's
+        // cookie is good at the one server that gave it, so that one is asked alone.
+        let to = if multicast {
+            from
+        } else {
+            n.cookie = cookie;
+            self.config.server
+        };
+        if let Some(datagram) = self.noise_initiation(cookie) {
+            self.tx.push_back(Outgoing::Sealed { to, datagram });
         }
     }
 
@@ -193,10 +370,17 @@ impl Client {
         recv: ChaChaKey,
         epoch: u64,
     ) {
-        self.sealer = Some(TxKey::Noise {
+        let send = TxKey::Noise {
             key: send,
             receiver: remote,
-        });
+        };
+        let multicast = self.is_group();
+        let pairwise = if multicast {
+            Some(Box::new(send))
+        } else {
+            self.sealer = Some(send);
+            None
+        };
         let rekey = self
             .servers
             .get(&from)
@@ -205,15 +389,19 @@ impl Client {
         match self.servers.get_mut(&from) {
             // The same connection: a rekey. Counters and window go on; the old key is kept for
             // packets sealed before the server switched.
-            Some(s) if s.noise.as_ref().is_some_and(|l| l.epoch == epoch) => {
+            Some(s) if rekey => {
                 let old = core::mem::replace(&mut s.rx.key, RxKey::Noise(recv));
                 if let (Some(link), RxKey::Noise(old)) = (s.noise.as_mut(), old) {
                     link.previous = Some((link.local, old));
                     link.local = local;
+                    if pairwise.is_some() {
+                        link.send = pairwise;
+                    }
                 }
                 s.last_heard = now;
             }
             _ => {
+                self.make_room_for(from);
                 self.servers.insert(
                     from,
                     RemoteServer {
@@ -231,6 +419,7 @@ impl Client {
                             local,
                             previous: None,
                             epoch,
+                            send: pairwise,
                         }),
                         client_info: None,
                     },
@@ -238,8 +427,11 @@ impl Client {
             }
         }
         self.after_established(now, from, !rekey);
-        // The server trusts the new keys only once we use them.
-        if self.outbox.is_empty() {
+        if multicast {
+            // Our group key, over the new keys: the server learns both from it.
+            self.deliver_group_keys(now, from, true);
+        } else if self.outbox.is_empty() {
+            // The server trusts the new keys only once we use them.
             self.send_keepalive(now);
         }
     }
@@ -278,6 +470,7 @@ impl Client {
         let n = self.noise.as_ref()?;
         // A round already running or waiting for its turn covers it.
         if n.pending.is_some()
+            || !n.open.is_empty()
             || self.deferred_round.is_some()
             || !matches!(self.connecting, super::Connecting::Idle)
         {
@@ -290,5 +483,372 @@ impl Client {
         } else {
             at
         })
+    }
+}
+
+impl Client {
+    /// Whether this is a suite 3 client in multicast mode (§12.11).
+    pub(super) fn is_group(&self) -> bool {
+        self.noise.as_ref().is_some_and(|n| n.group.is_some())
+    }
+
+    fn group(&self) -> Option<&GroupState> {
+        self.noise.as_ref()?.group.as_deref()
+    }
+
+    fn group_mut(&mut self) -> Option<&mut GroupState> {
+        self.noise.as_mut()?.group.as_deref_mut()
+    }
+
+    /// The key a packet to `to` is sealed with: in multicast mode, the group key for the group
+    /// address and the server's pairwise key for one server; otherwise the one send key.
+    pub(super) fn tx_key_for(&self, to: SocketAddr) -> Option<&TxKey> {
+        if self.is_group() && to != self.config.server {
+            return self.servers.get(&to)?.noise.as_ref()?.send.as_deref();
+        }
+        self.sealer.as_ref()
+    }
+
+    /// Refuses a plaintext of `body` bytes that would not fit a group data packet, which has
+    /// 6 bytes more overhead than a suite 1 or 2 session packet.
+    pub(super) fn check_group_size(&self, body: usize) -> Result<(), SendError> {
+        if self.is_group() && body > wire::MAX_DATAGRAM - GROUP_OVERHEAD {
+            return Err(SendError::TooLarge);
+        }
+        Ok(())
+    }
+
+    /// Multicast: a round is about to start. If a rekey is due, it brings a new group key.
+    pub(super) fn group_round_started(&mut self, now: Instant) {
+        let Some(g) = self.group() else { return };
+        if !(g.rotate && g.ready && g.next.is_none()) {
+            return;
+        }
+        let id = KeyId(g.current.0 .0.wrapping_add(1));
+        let key = ChaChaKey::from_bytes(self.rng.array());
+        if let Some(g) = self.group_mut() {
+            g.next = Some((id, key));
+            g.rotate = false;
+        }
+        // Every server we hold a session with gets it now, over the keys it has: one whose
+        // answer to this round is lost must hold it too before we seal with it.
+        let all: Vec<SocketAddr> = self.servers.keys().copied().collect();
+        for to in all {
+            self.deliver_group_keys(now, to, false);
+        }
+    }
+
+    /// Multicast: a rekey is due; the round it starts rotates the group key too.
+    pub(super) fn group_rotate_on_next_round(&mut self) {
+        if let Some(g) = self.group_mut() {
+            g.rotate = true;
+        }
+    }
+
+    /// Multicast: the round closed. No server answers its initiations any more, so a new key
+    /// whose deliveries are done can take over.
+    pub(super) fn group_round_closed(&mut self) {
+        if let Some(n) = self.noise.as_mut() {
+            n.open.clear();
+        }
+        self.maybe_switch_group_key();
+    }
+
+    /// Queues a delivery of every key `to` should hold: the one we seal with (unless
+    /// `with_current` is false) and, while we rotate, the next one. Deliveries to `to` already
+    /// queued go out again at once, under the session's newest keys.
+    fn deliver_group_keys(&mut self, now: Instant, to: SocketAddr, with_current: bool) {
+        let deadline = now + self.config.limits.default_timeout;
+        let mut id = self.next_op_id;
+        if let Some(g) = self.group_mut() {
+            g.deliveries
+                .retry_now_where(now, |e| delivery_to(e) == Some(to));
+            let current = with_current.then(|| g.current.clone());
+            let keys: Vec<(KeyId, ChaChaKey)> =
+                [current, g.next.clone()].into_iter().flatten().collect();
+            for (key_id, key) in keys {
+                if g.delivering(to, Some(key_id)) {
+                    continue;
+                }
+                let payload = Payload::GroupKey(Box::new(GroupKeyDelivery {
+                    to,
+                    sender: g.sender,
+                    key_id,
+                    key,
+                }));
+                if g.deliveries.push(id, payload, true, deadline).is_ok() {
+                    id += 1;
+                }
+            }
+        }
+        self.next_op_id = id;
+    }
+
+    /// Type 7: a server holds no key of ours under that id. One we hold a session with gets
+    /// our keys again (at most one delivery of each in flight); one we do not, or one that
+    /// does not acknowledge them, restarted or joined unseen, so we run a round (at most one
+    /// per interval).
+    fn on_unknown_sender(&mut self, now: Instant, from: SocketAddr, sender: SenderId) {
+        let Some(g) = self.group() else {
+            return self.stats.drop(DropReason::Unexpected);
+        };
+        if g.sender != sender {
+            return self.stats.drop(DropReason::Unexpected);
+        }
+        let resent = g
+            .deliveries
+            .iter()
+            .any(|e| delivery_to(e) == Some(from) && e.retransmissions > 0);
+        if !self.servers.contains_key(&from) {
+            self.request_handshake(now);
+        } else if !g.delivering(from, None) {
+            self.deliver_group_keys(now, from, true);
+        } else if resent {
+            // Our keys went out and were not acknowledged within a timeout: the session
+            // itself is stale (the server restarted), and only a handshake helps.
+            self.request_handshake(now);
+        }
+        // Otherwise the hint crossed a delivery still on its way.
+    }
+
+    /// Moves due key deliveries into the transmit queue, and settles the expired ones.
+    ///
+    /// Only their own oldest counter limits them, not the messages': a message waiting for
+    /// the ACK of a server that lacks our key must not hold back the key that lets it ACK.
+    /// They are few (two per server and round at most), like the ACKs the span leaves room for.
+    pub(super) fn pump_group(&mut self, now: Instant) {
+        let budget = self.group_counter_budget();
+        let can_send = !self.closed;
+        let mut due = Vec::new();
+        match self.group_mut() {
+            Some(g) => g.deliveries.poll_due(now, can_send, budget, &mut due),
+            None => return,
+        }
+        for d in due {
+            match d {
+                Due::Expired(e) => self.on_delivery_done(now, e, false),
+                Due::Transmit(id) => {
+                    let first = self
+                        .group()
+                        .and_then(|g| g.deliveries.get(id))
+                        .map(|e| (e.counter.is_none(), delivery_to(e)));
+                    let Some((first, Some(to))) = first else {
+                        continue;
+                    };
+                    let c = first.then(|| self.take_counter());
+                    let rtt = &self.rtt;
+                    let Some(g) = self.noise.as_mut().and_then(|n| n.group.as_deref_mut()) else {
+                        return;
+                    };
+                    match c {
+                        Some(c) => g.deliveries.on_first_transmit(id, c, vec![to], now, rtt),
+                        None => g.deliveries.on_retransmit(id, now, rtt),
+                    }
+                    if c.is_none() {
+                        self.stats.retransmissions += 1;
+                    }
+                    self.tx.push_back(Outgoing::Reliable { to, id });
+                }
+            }
+        }
+    }
+
+    /// An ACK that answers no message or call: perhaps a key delivery.
+    pub(super) fn on_group_ack(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        counter: Counter,
+    ) -> bool {
+        let reply = match self.noise.as_mut().and_then(|n| n.group.as_deref_mut()) {
+            Some(g) => g
+                .deliveries
+                .on_reply(counter, false, addr, now, &mut self.rtt),
+            None => return false,
+        };
+        match reply {
+            Reply::Complete(e) => {
+                self.on_delivery_done(now, e, true);
+                true
+            }
+            Reply::Partial => true,
+            Reply::Unknown => false,
+        }
+    }
+
+    fn on_delivery_done(&mut self, now: Instant, e: InFlight, acked: bool) {
+        let Payload::GroupKey(d) = e.payload else {
+            return;
+        };
+        let key_id = d.key_id;
+        let Some(g) = self.group_mut() else { return };
+        if acked && key_id == g.current.0 && !g.ready {
+            // A server can open our group packets: they may start.
+            g.ready = true;
+            self.sealer = self.group().map(GroupState::sealer);
+            self.on_group_ready(now);
+        } else if !acked && !g.ready && g.deliveries.is_empty() {
+            // Nobody took our first key: look for the group again.
+            self.request_handshake(now);
+        }
+        self.maybe_switch_group_key();
+    }
+
+    /// Switches sealing to the next key once its round closed and every delivery of it is
+    /// acknowledged or expired. Servers keep the old key too, for packets still in flight.
+    fn maybe_switch_group_key(&mut self) {
+        let open = self.noise.as_ref().is_some_and(|n| !n.open.is_empty());
+        let Some(g) = self.group_mut() else { return };
+        let Some((id, _)) = &g.next else { return };
+        let id = *id;
+        let outstanding = g
+            .deliveries
+            .iter()
+            .any(|e| matches!(&e.payload, Payload::GroupKey(d) if d.key_id == id));
+        if open || outstanding {
+            return;
+        }
+        if let Some(next) = g.next.take() {
+            g.current = next;
+            g.ready = true;
+            self.sealer = self.group().map(GroupState::sealer);
+        }
+    }
+
+    /// The earliest deadline or retry among key deliveries.
+    pub(super) fn group_timeout(&self) -> Option<Instant> {
+        self.group()?
+            .deliveries
+            .next_timeout(!self.closed, self.group_counter_budget())
+    }
+
+    /// The span of counters key deliveries still need inside the servers' windows.
+    pub(super) fn group_counter_budget(&self) -> usize {
+        self.group().map_or(usize::MAX, |g| {
+            g.deliveries.counter_budget(Counter(self.next_counter))
+        })
+    }
+
+    /// A key delivery in the transmit queue, by its exchange id.
+    pub(super) fn group_delivery(&self, id: u64) -> Option<&InFlight> {
+        self.group()?.deliveries.get(id)
+    }
+
+    /// Whether a round is pointless: sessions exist and our first key is on its way.
+    pub(super) fn group_starting(&self) -> bool {
+        self.group()
+            .is_some_and(|g| !g.ready && !g.deliveries.is_empty() && !self.servers.is_empty())
+    }
+
+    /// Forgets every key delivery (the client is closing).
+    pub(super) fn drop_group_deliveries(&mut self) {
+        if let Some(g) = self.group_mut() {
+            g.deliveries.drain().for_each(drop);
+        }
+    }
+}
+
+fn delivery_to(e: &InFlight) -> Option<SocketAddr> {
+    match &e.payload {
+        Payload::GroupKey(d) => Some(d.to),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
+    use core::net::SocketAddr;
+
+    use crate::crypto::ecc::KeyPair;
+    use crate::endpoint::{ClientConfig, DropReason, Event, SendOptions, ServerConfig};
+    use crate::id::{ClientId, Counter};
+    use crate::session::{self, GroupTx, TxKey};
+    use crate::testing::{Link, Network};
+    use crate::time::Duration;
+    use crate::wire::{App, Message};
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// The trust model of §12.11, pinned: a member holding a client's group key can seal group
+    /// packets in that client's name to the other members (as the shared C>S key allows in
+    /// suites 1 and 2), but it cannot replace the client's key at them: op 32 counts only over
+    /// the client's own pairwise session.
+    #[test]
+    fn a_member_can_forge_group_messages_but_not_replace_the_key() {
+        let id = ClientId(*b"group-member-key");
+        let server_keys = KeyPair::from_secret_bytes([0x22; 32]);
+        let client_keys = KeyPair::from_secret_bytes([0x11; 32]);
+        let group = addr("239.1.1.1:1783");
+        let client = addr("10.0.0.9:40000");
+        let members: Vec<SocketAddr> = (1..=2)
+            .map(|i| addr(&alloc::format!("10.0.0.{i}:1783")))
+            .collect();
+        let mut net = Network::new(3, Link::clean());
+        for (i, m) in members.iter().enumerate() {
+            let cfg = ServerConfig::new([i as u8; 32])
+                .with_keys(server_keys.clone())
+                .with_ecc_client(id, *client_keys.public());
+            net.add_server(*m, cfg);
+            net.join(*m, group);
+        }
+        let cfg = ClientConfig::noise_ik(id, client_keys, *server_keys.public(), group, [7; 32]);
+        net.add_client(client, cfg);
+        net.run_for(Duration::from_millis(100));
+        assert!(net.client(client).is_connected());
+        let (insider, victim) = (members[0], members[1]);
+        // What the insider holds after a delivery: the client's sender id and current key.
+        let c = net.client(client);
+        let next = c.next_counter;
+        let g = c.noise.as_ref().and_then(|n| n.group.as_deref()).unwrap();
+        let held = TxKey::Group(Box::new(GroupTx {
+            key: g.current.1.clone(),
+            sender: g.sender,
+            key_id: g.current.0,
+        }));
+        let (sender, key_id) = (g.sender, g.current.0);
+        let mut buf = [0u8; 256];
+        let unexpected = net.server(victim).stats().dropped(DropReason::Unexpected);
+        let takeover = App::GroupKey {
+            sender,
+            key_id: crate::wire::noise::KeyId(key_id.0 + 1),
+            key: &[9; 32],
+        };
+        let n = session::seal(&held, Counter(next + 10), &takeover, &mut buf).unwrap();
+        net.inject(insider, victim, &buf[..n]);
+        let forged = App::ReliableMessage(Message {
+            target: "t",
+            name: "n",
+            payload: b"forged",
+        });
+        let n = session::seal(&held, Counter(next + 11), &forged, &mut buf).unwrap();
+        net.inject(insider, victim, &buf[..n]);
+        net.run_for(Duration::from_millis(10));
+        assert_eq!(
+            net.server(victim).stats().dropped(DropReason::Unexpected),
+            unexpected + 1,
+            "the key change is refused"
+        );
+        let from_client = |e: &Event| match e {
+            Event::Message(m) if m.from == client => Some(m.payload.to_vec()),
+            _ => None,
+        };
+        let got: Vec<_> = net.events(victim).iter().filter_map(from_client).collect();
+        assert_eq!(
+            got,
+            [b"forged".to_vec()],
+            "the forgery passes as the client's"
+        );
+        // The client's own key still works at the victim.
+        let now = net.now();
+        net.client(client)
+            .send_message(now, "t", "n", b"genuine", SendOptions::reliable())
+            .unwrap();
+        net.run_for(Duration::from_millis(10));
+        let got: Vec<_> = net.events(victim).iter().filter_map(from_client).collect();
+        assert_eq!(got, [b"genuine".to_vec()]);
     }
 }

@@ -26,7 +26,7 @@ use core::net::SocketAddr;
 
 use arrayvec::ArrayVec;
 
-use super::{Server, ServerSession, COUNTER_BASE};
+use super::{Server, ServerSession, Via, COUNTER_BASE};
 use crate::crypto::ecc;
 use crate::crypto::noise::{cookie, ChaChaKey, NoiseResponder, Pattern};
 use crate::endpoint::{CloseReason, DropReason, Event, FailReason, Outgoing};
@@ -38,8 +38,8 @@ use crate::session::replay::ReplayWindow;
 use crate::session::{open_with, OpenError, RxKey, RxSession, TxKey};
 use crate::time::{Duration, Instant};
 use crate::wire::noise::{
-    Initiation, Mode, NoisePacket, Response, SessionIndex, DATA_HEADER_LEN, INITIATION_PAYLOAD_LEN,
-    RESPONSE_MESSAGE_LEN,
+    Initiation, KeyId, Mode, NoisePacket, Response, SenderId, SessionIndex, DATA_HEADER_LEN,
+    GROUP_HEADER_LEN, INITIATION_PAYLOAD_LEN, RESPONSE_MESSAGE_LEN,
 };
 use crate::wire::SessionPacket;
 
@@ -85,12 +85,57 @@ struct PendingSession {
     created: Instant,
 }
 
+/// A client's multicast keys (§12.11), found by the sender id of its group data packets.
+#[derive(Debug)]
+struct GroupSender {
+    /// The client; its session is `by_peer[peer]`, wherever it roams.
+    peer: PeerId,
+    /// The two newest keys the client gave us (by key id): the one it seals with, and the
+    /// one before or after it while it rotates.
+    keys: [Option<(KeyId, ChaChaKey)>; 2],
+}
+
+impl GroupSender {
+    fn key(&self, id: KeyId) -> Option<&ChaChaKey> {
+        self.keys
+            .iter()
+            .flatten()
+            .find(|(i, _)| *i == id)
+            .map(|(_, k)| k)
+    }
+
+    /// Keeps the two newest ids, whatever order deliveries arrive in.
+    fn install(&mut self, id: KeyId, key: ChaChaKey) {
+        if let Some(slot) = self.keys.iter_mut().flatten().find(|(i, _)| *i == id) {
+            slot.1 = key;
+            return;
+        }
+        if let Some(slot) = self.keys.iter_mut().find(|k| k.is_none()) {
+            *slot = Some((id, key));
+            return;
+        }
+        let oldest = self
+            .keys
+            .iter_mut()
+            .min_by_key(|k| k.as_ref().map(|(i, _)| *i));
+        if let Some(slot) = oldest {
+            if slot.as_ref().is_some_and(|(i, _)| *i < id) {
+                *slot = Some((id, key));
+            }
+        }
+    }
+}
+
 /// The server's suite 3 tables. Everything an unauthenticated peer can make us store is in
-/// `pending`, bounded by `max_half_open` and `half_open_timeout`.
+/// `pending`, bounded by `max_half_open` and `half_open_timeout`. The multicast sender table
+/// holds at most one entry per session, made only by that session's authenticated client.
 #[derive(Debug)]
 pub(crate) struct ServerNoise {
     by_index: BTreeMap<SessionIndex, SocketAddr>,
     by_peer: BTreeMap<PeerId, SocketAddr>,
+    groups: BTreeMap<SenderId, GroupSender>,
+    /// The sender id each client registered, so that a new one replaces the old.
+    group_of: BTreeMap<PeerId, SenderId>,
     pending: BTreeMap<SessionIndex, PendingSession>,
     cookie_secret: [u8; 32],
     previous_secret: [u8; 32],
@@ -104,6 +149,8 @@ impl ServerNoise {
         ServerNoise {
             by_index: BTreeMap::new(),
             by_peer: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            group_of: BTreeMap::new(),
             pending: BTreeMap::new(),
             cookie_secret: rng.array(),
             previous_secret: rng.array(),
@@ -115,6 +162,10 @@ impl ServerNoise {
 
     pub(crate) fn pending_count(&self) -> usize {
         self.pending.len()
+    }
+
+    pub(crate) fn group_count(&self) -> usize {
+        self.groups.len()
     }
 }
 
@@ -134,7 +185,96 @@ impl Server {
                 self.on_noise_data(now, from, header, receiver, &packet, &mut scratch);
                 self.scratch = scratch;
             }
+            NoisePacket::GroupData {
+                sender,
+                key,
+                packet,
+            } => {
+                let header = data.get(..GROUP_HEADER_LEN).unwrap_or_default();
+                let mut scratch = core::mem::take(&mut self.scratch);
+                self.on_group_data(now, from, header, sender, key, &packet, &mut scratch);
+                self.scratch = scratch;
+            }
             _ => self.stats.drop(DropReason::Unexpected),
+        }
+    }
+
+    /// A client's send to its group: opened under its group key, de-duplicated with its
+    /// session's window, and answered over that session. It never moves the session: any
+    /// member of the group could have sealed it.
+    #[allow(clippy::too_many_arguments)]
+    fn on_group_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: &[u8],
+        sender: SenderId,
+        key_id: KeyId,
+        packet: &SessionPacket<'_>,
+        scratch: &mut [u8],
+    ) {
+        let found = self
+            .noise
+            .groups
+            .get(&sender)
+            .and_then(|g| Some((g.key(key_id)?, self.noise.by_peer.get(&g.peer).copied()?)));
+        let Some((key, addr)) = found else {
+            // A server that restarted, or missed a key: the client delivers it again or
+            // handshakes.
+            self.stats.drop(DropReason::UnknownPeer);
+            return self.reply_unknown_sender(now, from, sender, key_id);
+        };
+        let Some(s) = self.sessions.get_mut(&addr) else {
+            return self.stats.drop(DropReason::UnknownPeer);
+        };
+        let opened = open_with(key, &mut s.rx.replay, packet, header, scratch);
+        if let Err((OpenError::Forged, _)) = opened {
+            return self.stats.drop(DropReason::Forged);
+        }
+        self.on_opened(now, addr, packet.counter, opened, Via::Group);
+    }
+
+    /// Op 32 over the client's own session: records its group key and acknowledges it.
+    pub(super) fn on_group_key(
+        &mut self,
+        addr: SocketAddr,
+        counter: Counter,
+        sender: SenderId,
+        key_id: KeyId,
+        key: &[u8; 32],
+    ) {
+        let Some(peer) = self
+            .sessions
+            .get(&addr)
+            .filter(|s| s.noise.is_some())
+            .map(|s| s.peer)
+        else {
+            // Suites 1 and 2 share their client's key with the whole group already.
+            return self.stats.drop(DropReason::Unsupported);
+        };
+        let n = &mut self.noise;
+        if n.groups.get(&sender).is_some_and(|g| g.peer != peer) {
+            // Another client's sender id (a 2^-64 collision, or a member's hijack attempt).
+            return self.stats.drop(DropReason::Unexpected);
+        }
+        if let Some(old) = n.group_of.insert(peer, sender).filter(|o| *o != sender) {
+            n.groups.remove(&old);
+        }
+        n.groups
+            .entry(sender)
+            .or_insert(GroupSender {
+                peer,
+                keys: [None, None],
+            })
+            .install(key_id, ChaChaKey::from_bytes(*key));
+        self.tx.push_back(Outgoing::Ack { to: addr, counter });
+    }
+
+    /// Type 7: "no such sender or key here", at most once per gap per source, from op 4's
+    /// allowance (17 bytes for a group data packet of at least 42).
+    fn reply_unknown_sender(&mut self, now: Instant, to: SocketAddr, sender: SenderId, key: KeyId) {
+        if self.allow_unrecognized(now, to) {
+            self.send_packet(to, &NoisePacket::UnknownSender { sender, key });
         }
     }
 
@@ -369,7 +509,7 @@ impl Server {
             if let Some(p) = self.noise.pending.remove(&receiver) {
                 self.confirm_new_session(now, from, receiver, p, window);
             }
-            return self.on_opened(now, from, packet.counter, opened);
+            return self.on_opened(now, from, packet.counter, opened, Via::Session);
         }
         let Some(addr) = self.noise.by_index.get(&receiver).copied() else {
             self.stats.drop(DropReason::UnknownPeer);
@@ -420,7 +560,7 @@ impl Server {
         } else {
             addr
         };
-        self.on_opened(now, at, packet.counter, opened);
+        self.on_opened(now, at, packet.counter, opened, Via::Session);
     }
 
     fn confirm_new_session(
@@ -521,6 +661,9 @@ impl Server {
             self.noise.by_index.retain(|_, a| *a != addr);
             if self.noise.by_peer.get(&s.peer) == Some(&addr) {
                 self.noise.by_peer.remove(&s.peer);
+                if let Some(sender) = self.noise.group_of.remove(&s.peer) {
+                    self.noise.groups.remove(&sender);
+                }
             }
         }
     }
@@ -537,5 +680,39 @@ impl Server {
                 self.noise.rotated = Some(now);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(g: &GroupSender) -> Vec<u32> {
+        let mut v: Vec<u32> = g.keys.iter().flatten().map(|(i, _)| i.0).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn a_sender_keeps_its_two_newest_keys_whatever_the_delivery_order() {
+        let mut g = GroupSender {
+            peer: PeerId::Client(ClientId([1; 16])),
+            keys: [None, None],
+        };
+        let k = |b: u8| ChaChaKey::from_bytes([b; 32]);
+        g.install(KeyId(2), k(2));
+        g.install(KeyId(1), k(1));
+        assert_eq!(ids(&g), [1, 2]);
+        g.install(KeyId(3), k(3));
+        assert_eq!(ids(&g), [2, 3], "the oldest goes");
+        g.install(KeyId(1), k(1));
+        assert_eq!(
+            ids(&g),
+            [2, 3],
+            "a late delivery of an old key changes nothing"
+        );
+        g.install(KeyId(3), k(33));
+        assert_eq!(g.key(KeyId(3)), Some(&k(33)), "a repeat replaces in place");
+        assert_eq!(g.key(KeyId(1)), None);
     }
 }
