@@ -1235,12 +1235,13 @@ fn take(counter: &mut u64) -> Counter {
 
 #[cfg(test)]
 mod tests {
-    /// Per-session memory is being shrunk elsewhere; suite 3 multicast keeps its keys in the
-    /// server's own sender table, so neither the session nor its boxed suite 3 part grows.
+    /// Every idle session pays these sizes (the `compare` memory rows: 615 B per session in
+    /// all, 842 B with suite 3). Suite 3 multicast keeps its keys in the server's own sender
+    /// table and rarely-held keys are boxed, so neither struct grows with features.
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn multicast_adds_nothing_to_a_session() {
+    fn idle_session_state_stays_small() {
         assert!(core::mem::size_of::<super::ServerSession>() <= 536);
-        assert!(core::mem::size_of::<super::noise::NoiseSession>() <= 144);
+        assert!(core::mem::size_of::<super::noise::NoiseSession>() <= 48);
     }
 }
