@@ -105,25 +105,8 @@ impl<R: Role> Driver<R> {
         // The endpoint may have queued datagrams when created (a client's first handshake).
         self.after(self.clock.now());
         loop {
-            // Commands first: they may change the next deadline.
-            loop {
-                match commands.try_recv() {
-                    Ok(cmd) => {
-                        let now = self.clock.now();
-                        let flow = self.role.on_command(now, &self.membership, cmd);
-                        self.after(now);
-                        if flow == Flow::Stop {
-                            return;
-                        }
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(_) => {
-                        let now = self.clock.now();
-                        self.role.close(now);
-                        self.after(now);
-                        return;
-                    }
-                }
+            if self.take_commands(commands) == Flow::Stop {
+                return;
             }
             let now = self.clock.now();
             let wait = match self.role.poll_timeout() {
@@ -149,24 +132,53 @@ impl<R: Role> Driver<R> {
                 if event.is_writable() {
                     self.flush(self.clock.now());
                 }
-                if event.is_readable() {
-                    self.receive(token);
+                if event.is_readable() && self.receive(token, commands) == Flow::Stop {
+                    return;
                 }
             }
         }
     }
 
-    /// Reads every datagram waiting on the socket of `token`.
-    fn receive(&mut self, token: Token) {
+    /// Carries out every queued command, or closes the role if every handle is gone.
+    fn take_commands(&mut self, commands: &Commands<R::Command>) -> Flow {
         loop {
+            match commands.try_recv() {
+                Ok(cmd) => {
+                    let now = self.clock.now();
+                    let flow = self.role.on_command(now, &self.membership, cmd);
+                    self.after(now);
+                    if flow == Flow::Stop {
+                        return Flow::Stop;
+                    }
+                }
+                Err(TryRecvError::Empty) => return Flow::Continue,
+                Err(_) => {
+                    let now = self.clock.now();
+                    self.role.close(now);
+                    self.after(now);
+                    return Flow::Stop;
+                }
+            }
+        }
+    }
+
+    /// Reads every datagram waiting on the socket of `token`. Queued commands go first, before
+    /// each datagram: a command sent before a datagram was caused (a subscription, then the
+    /// message it should see) must take effect first, even when the wake-up and the datagram
+    /// arrive in one poll.
+    fn receive(&mut self, token: Token, commands: &Commands<R::Command>) -> Flow {
+        loop {
+            if self.take_commands(commands) == Flow::Stop {
+                return Flow::Stop;
+            }
             let socket = match (token, &self.secondary) {
                 (PRIMARY, _) => &self.primary,
                 (_, Some(s)) => s,
-                (_, None) => return,
+                (_, None) => return Flow::Continue,
             };
             let (n, from) = match socket.recv_from(&mut self.rx_buf) {
                 Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Continue,
                 // ICMP errors surface here (connection refused); the endpoint's own timers
                 // deal with an unreachable peer, and the next datagram may be waiting.
                 Err(e)
@@ -179,7 +191,7 @@ impl<R: Role> Driver<R> {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "recv_from failed");
-                    return;
+                    return Flow::Continue;
                 }
             };
             tracing::trace!(%from, len = n, "datagram in");
