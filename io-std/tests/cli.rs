@@ -367,20 +367,29 @@ fn within(limit: Duration, what: &str, mut gone: impl FnMut() -> bool) -> Durati
 
 /// Ctrl-C on `pav serve`: the server sends quit, so a connected client drops the session at
 /// once (a dead server is otherwise only reported down after the 40 s down timeout, and its
-/// session kept), and pav exits 0.
+/// session kept), and pav exits 0. The server runs with `--reply-socket`, so everything,
+/// quit included, comes from its second port.
 #[test]
 fn sigint_on_serve_sends_quit_and_exits_0() {
     let addr = format!("127.0.0.1:{}", free_port());
     let psk = psk_hex();
     let server = Running::start(
-        &["--json", "serve", "--listen", &addr],
+        &["--json", "serve", "--listen", &addr, "--reply-socket"],
         &[("PAV_PSK", psk.as_str())],
     );
-    assert_eq!(server.next_json()["event"], "listening");
+    let hello = server.next_json();
+    assert_eq!(hello["event"], "listening");
+    let reply = hello["reply_addr"].as_str().unwrap().to_owned();
+    assert_ne!(reply, addr);
     let config = ClientConfig::psk(PAV_CLIENT, parse_psk(&psk).unwrap());
     let client = Client::connect(addr.as_str(), config).unwrap();
     assert_eq!(&client.call(401, b"up").unwrap()[..], b"UP");
-    assert_eq!(client.servers().len(), 1);
+    let servers: Vec<String> = client
+        .servers()
+        .iter()
+        .map(|s| s.addr().to_string())
+        .collect();
+    assert_eq!(servers, vec![reply]);
 
     server.signal("INT");
     let took = within(Duration::from_secs(3), "no quit from pav serve", || {

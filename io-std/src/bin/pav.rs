@@ -31,7 +31,8 @@ use pavillion_proto::crypto::Psk;
 use pavillion_proto::ClientId;
 use pavillion_std::keys::{self, ParseError};
 use pavillion_std::{
-    CallError, Client, ClientConfig, ReceivedMessage, Reliability, RpcFailure, Server, ServerConfig,
+    CallError, Client, ClientConfig, ReceivedMessage, Reliability, ReplySocket, RpcFailure, Server,
+    ServerConfig,
 };
 use serde_json::json;
 
@@ -110,9 +111,13 @@ struct ServeArgs {
     /// Address to listen on (port 1783 if omitted).
     #[arg(long, short, env = "PAV_LISTEN", default_value = "0.0.0.0:1783", value_parser = addr)]
     listen: SocketAddr,
-    /// Join this multicast group.
+    /// Join this multicast group (and announce the server to it).
     #[arg(long, env = "PAV_MULTICAST")]
     multicast: Option<IpAddr>,
+    /// Send everything from a second, ephemeral port, as the reference server does (automatic
+    /// when --listen is a multicast group address).
+    #[arg(long, env = "PAV_REPLY_SOCKET")]
+    reply_socket: bool,
     /// Admit suite 2 clients whose key is not configured.
     #[arg(long, env = "PAV_ALLOW_GUESTS")]
     allow_guests: bool,
@@ -288,6 +293,9 @@ fn serve(json: bool, a: ServeArgs) -> Result<(), Failure> {
     if let Some(group) = a.multicast {
         config = config.multicast(group);
     }
+    if a.reply_socket {
+        config = config.reply_socket(ReplySocket::Ephemeral);
+    }
     let server = Server::bind(a.listen, config)
         .map_err(|e| Failure::failed("bind", format!("cannot serve on {}: {e}", a.listen)))?;
     let server = Arc::new(server);
@@ -297,14 +305,18 @@ fn serve(json: bool, a: ServeArgs) -> Result<(), Failure> {
         let _ = tx.send(Input::Message(m.clone()));
     });
     let local = server.local_addr();
+    let reply = server.reply_addr().map(|r| r.to_string());
     let public_hex = public.map(|p| hex::encode(p.as_bytes()));
     if json {
         println!(
             "{}",
-            json!({"event": "listening", "addr": local.to_string(), "public_key": public_hex})
+            json!({"event": "listening", "addr": local.to_string(), "reply_addr": reply, "public_key": public_hex})
         );
     } else {
         println!("listening on {local}");
+        if let Some(r) = &reply {
+            println!("answering from {r}");
+        }
         if let Some(p) = &public_hex {
             println!("public key: {p}");
         }
