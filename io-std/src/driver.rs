@@ -55,11 +55,13 @@ fn spawn<R: Role>(
     // Membership changes need the std socket; a clone shares the same kernel socket.
     let membership = sockets.primary.try_clone()?;
     let mut primary = nonblocking(sockets.primary)?;
-    let both = Interest::READABLE | Interest::WRITABLE;
-    poll.registry().register(&mut primary, PRIMARY, both)?;
+    // Write interest only while a datagram waits for room (see `flush`): registered for
+    // good, every send that frees its buffer would raise an edge and wake the poll for nothing.
+    poll.registry()
+        .register(&mut primary, PRIMARY, Interest::READABLE)?;
     let mut secondary = sockets.secondary.map(nonblocking).transpose()?;
     if let Some(s) = &mut secondary {
-        poll.registry().register(s, SECONDARY, both)?;
+        poll.registry().register(s, SECONDARY, Interest::READABLE)?;
     }
     let driver = Driver {
         role,
@@ -209,12 +211,14 @@ impl<R: Role> Driver<R> {
     }
 
     /// Sends the datagram that would have blocked, then every datagram the role has queued,
-    /// through one reused buffer; stops at the first that would block.
+    /// through one reused buffer; stops at the first that would block, and asks the poller to
+    /// say when the socket has room again.
     fn flush(&mut self, now: Instant) {
-        let socket = match &self.secondary {
-            Some(s) if self.send_from_secondary => s,
-            _ => &self.primary,
+        let (socket, token) = match &mut self.secondary {
+            Some(s) if self.send_from_secondary => (s, SECONDARY),
+            _ => (&mut self.primary, PRIMARY),
         };
+        let was_blocked = self.unsent.is_some();
         if let Some((len, to)) = self.unsent {
             if !send(socket, self.tx_buf.get(..len).unwrap_or_default(), to) {
                 return;
@@ -229,7 +233,18 @@ impl<R: Role> Driver<R> {
                 t.destination,
             ) {
                 self.unsent = Some((t.len, t.destination));
-                return;
+                break;
+            }
+        }
+        let blocked = self.unsent.is_some();
+        if blocked != was_blocked {
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if let Err(e) = self.poll.registry().reregister(socket, token, interest) {
+                tracing::warn!(error = %e, "cannot change the socket's poll interest");
             }
         }
     }

@@ -93,6 +93,9 @@ struct Args {
     /// Skip the 100k-session memory measurement (it takes the longest to set up).
     #[arg(long)]
     skip_100k: bool,
+    /// Print only the crypto floor and the loopback RPC rows, for profiling the adapter.
+    #[arg(long)]
+    loopback_only: bool,
     /// A shell command whose output's last number is another implementation's calls/s on
     /// loopback; its ratio to our loopback RPC is printed.
     #[arg(long)]
@@ -226,8 +229,7 @@ fn core_rows(suite: Suite, seconds: f64) -> Vec<Row> {
     rows
 }
 
-/// Loopback RPC through pavillion-std against a raw UDP ping-pong, for suites 1 and 2 (the
-/// std adapter has no suite 3 configuration).
+/// Loopback RPC through pavillion-std against a raw UDP ping-pong, in every suite.
 fn loopback_row(suite: Suite, seconds: f64) -> Row {
     use pavillion_std::{Client, ClientConfig, Server, ServerConfig};
     let data = payload(PAYLOAD);
@@ -236,11 +238,17 @@ fn loopback_row(suite: Suite, seconds: f64) -> Row {
             ServerConfig::new().psk_client(client_id(0), client_psk(0)),
             ClientConfig::psk(client_id(0), client_psk(0)),
         ),
-        _ => (
+        Suite::Ecc => (
             ServerConfig::new()
                 .keys(server_keys())
                 .ecc_client(client_id(0), *client_keys(0).public()),
             ClientConfig::ecc(client_id(0), client_keys(0), *server_keys().public()),
+        ),
+        Suite::Noise => (
+            ServerConfig::new()
+                .keys(server_keys())
+                .ecc_client(client_id(0), *client_keys(0).public()),
+            ClientConfig::noise_ik(client_id(0), client_keys(0), *server_keys().public()),
         ),
     };
     let server = Server::bind("127.0.0.1:0", server_config).expect("bind on loopback");
@@ -420,11 +428,13 @@ fn main() {
     println!();
 
     let mut rows = Vec::new();
-    for suite in Suite::ALL {
-        rows.extend(core_rows(suite, args.seconds));
+    if !args.loopback_only {
+        for suite in Suite::ALL {
+            rows.extend(core_rows(suite, args.seconds));
+        }
     }
     let mut ours_psk_rpc = None;
-    for suite in [Suite::Psk, Suite::Ecc] {
+    for suite in Suite::ALL {
         let row = loopback_row(suite, args.seconds);
         if suite == Suite::Psk {
             ours_psk_rpc = row
@@ -447,6 +457,11 @@ fn main() {
             }),
             None => eprintln!("--peer-cmd printed no number"),
         }
+    }
+    if args.loopback_only {
+        println!();
+        print_table(&rows);
+        return;
     }
     for suite in Suite::ALL {
         rows.push(memory_row(suite, 10_000));
