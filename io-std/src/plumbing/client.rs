@@ -568,6 +568,12 @@ impl Role for ClientRouter {
         }
     }
 
+    fn is_direct(&self, command: &ClientCommand) -> bool {
+        // The endpoint reports their outcomes later, as events; refusals go to the caller's
+        // own reply slot.
+        matches!(command.0, Cmd::Call { .. } | Cmd::Send { .. })
+    }
+
     fn on_command(&mut self, now: Instant, _socket: &UdpSocket, command: ClientCommand) -> Flow {
         match command.0 {
             Cmd::Call {

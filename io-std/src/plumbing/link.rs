@@ -28,35 +28,42 @@ pub fn channel<C>() -> (Link<C>, Commands<C>) {
         wake: OnceLock::new(),
         driver: OnceLock::new(),
     });
+    let direct = Arc::new(OnceLock::new());
     (
         Link {
             tx,
             shared: shared.clone(),
+            direct: direct.clone(),
         },
-        Commands { rx, shared },
+        Commands { rx, shared, direct },
     )
 }
 
+/// A driver's way to carry out a command on the sender's own thread (see
+/// [`Commands::set_direct`]). It gets the command and a probe that says whether nothing is
+/// queued, and gives the command back if it cannot take it now.
+pub type Direct<C> = Box<dyn Fn(C, &dyn Fn() -> bool) -> Result<(), C> + Send + Sync>;
+
 /// The handles' end: queues commands and wakes the driver.
-#[derive(Debug)]
 pub struct Link<C> {
     tx: async_channel::Sender<C>,
     shared: Arc<Shared>,
+    direct: Arc<OnceLock<Direct<C>>>,
 }
 
 /// A link that does not keep the channel open: the driver holds one to make new handles
 /// (RPC responders) without outliving the application's handles.
-#[derive(Debug)]
 pub struct WeakLink<C> {
     tx: async_channel::WeakSender<C>,
     shared: Arc<Shared>,
+    direct: Arc<OnceLock<Direct<C>>>,
 }
 
 /// The driver's end.
-#[derive(Debug)]
 pub struct Commands<C> {
     rx: async_channel::Receiver<C>,
     shared: Arc<Shared>,
+    direct: Arc<OnceLock<Direct<C>>>,
 }
 
 /// The driver is gone: the endpoint was closed.
@@ -80,6 +87,13 @@ impl<C> Link<C> {
     /// # Errors
     /// [`Gone`] once the driver has stopped.
     pub fn send(&self, command: C) -> Result<(), Gone> {
+        let command = match self.direct.get() {
+            Some(direct) => match direct(command, &|| self.tx.is_empty()) {
+                Ok(()) => return Ok(()),
+                Err(command) => command,
+            },
+            None => command,
+        };
         self.tx.try_send(command).map_err(|_| Gone)?;
         if let Some(wake) = self.shared.wake.get() {
             wake();
@@ -99,6 +113,7 @@ impl<C> Link<C> {
         WeakLink {
             tx: self.tx.downgrade(),
             shared: self.shared.clone(),
+            direct: self.direct.clone(),
         }
     }
 }
@@ -108,6 +123,7 @@ impl<C> Clone for Link<C> {
         Link {
             tx: self.tx.clone(),
             shared: self.shared.clone(),
+            direct: self.direct.clone(),
         }
     }
 }
@@ -118,6 +134,7 @@ impl<C> WeakLink<C> {
         Some(Link {
             tx: self.tx.upgrade()?,
             shared: self.shared.clone(),
+            direct: self.direct.clone(),
         })
     }
 }
@@ -146,6 +163,13 @@ impl<C> Commands<C> {
         let _ = self.shared.wake.set(Box::new(wake));
     }
 
+    /// Registers how a send may carry out its command on the sender's own thread instead of
+    /// queueing it (a blocking driver whose endpoint is free at that moment). Only the first
+    /// registration counts.
+    pub fn set_direct(&self, direct: Direct<C>) {
+        let _ = self.direct.set(direct);
+    }
+
     /// Records the calling thread as the driver's, for [`Link::on_driver_thread`]. Only the
     /// first registration counts.
     pub fn set_driver_thread(&self) {
@@ -163,5 +187,25 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("driver", &self.driver)
             .finish_non_exhaustive()
+    }
+}
+
+impl<C> std::fmt::Debug for Link<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> std::fmt::Debug for WeakLink<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakLink").finish_non_exhaustive()
+    }
+}
+
+impl<C> std::fmt::Debug for Commands<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands").finish_non_exhaustive()
     }
 }

@@ -63,6 +63,9 @@ pub trait Role: Send + 'static {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Carries out one command. `socket` is the primary socket, for group membership.
     fn on_command(&mut self, now: Instant, socket: &UdpSocket, command: Self::Command) -> Flow;
+    /// Whether `command` may be carried out on the sender's thread, outside the loop: it runs
+    /// no application code, emits no event and never stops the loop.
+    fn is_direct(&self, command: &Self::Command) -> bool;
     /// Drains the endpoint's events and hands them to the application.
     fn dispatch(&mut self, now: Instant);
     /// Closes the endpoint because every handle is gone.

@@ -618,6 +618,11 @@ impl Role for ServerRouter {
         self.ep.poll_timeout()
     }
 
+    fn is_direct(&self, command: &ServerCommand) -> bool {
+        // A send's filter is application code; an answer runs none.
+        matches!(command.0, Cmd::Respond { .. })
+    }
+
     fn on_command(&mut self, now: Instant, socket: &UdpSocket, command: ServerCommand) -> Flow {
         match command.0 {
             Cmd::Clients { reply } => reply.send(self.ep.clients().collect()),
