@@ -12,6 +12,11 @@
 //! A [`Client::call`] resolves when the endpoint reports the call answered, failed or timed
 //! out (at the configured deadline), never by a timer of ours.
 //!
+//! Only the loop and the waiting are this crate's own. The configuration builders, errors,
+//! commands and the routers that map the endpoint's events to waiting callers are the blocking
+//! adapter's, from `pavillion_std::plumbing`, re-exported here under the same names, so the
+//! two adapters cannot drift apart.
+//!
 //! | io-std (blocking) | here |
 //! |---|---|
 //! | `Server::bind(addr, config)` | [`Server::bind`]`(addr, config).await` |
@@ -22,6 +27,8 @@
 //! | `client.call(n, data)` | [`Client::call`]`(n, data).await` |
 //! | `server(addr)`, `servers()` | [`Client::server`], [`Client::servers`] ([`RemoteServer`]) |
 //! | `close()`, `Drop` | [`Client::close`]`.await`, [`Server::close`]`.await`, `Drop` |
+//! | `join_multicast`, `leave_multicast` | [`Server::join_multicast`]`.await`, [`Server::leave_multicast`]`.await` |
+//! | `ServerConfig::multicast`, `reply_socket` | the same ([`ServerConfig`] is shared) |
 //!
 //! # Examples
 //! A server with an RPC and a client calling it, on loopback:
@@ -54,10 +61,8 @@
 
 mod client;
 mod driver;
-mod error;
 mod server;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,36 +71,16 @@ use std::task::{Context, Poll};
 
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_lite::Stream;
+use pavillion_std::plumbing::messages::Subscriber;
 
-pub use client::{Client, ClientConfig, RemoteServer, ServerState};
-pub use error::{CallError, OpenError, SendError, ServerError};
+pub use client::{Client, RemoteServer};
 pub use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, SendOptions};
-pub use server::{Outcome, Responder, RpcFailure, Server, ServerConfig};
-
-/// The protocol's default port.
-pub const DEFAULT_PORT: u16 = 1783;
-
-/// How many messages a [`MessageStream`] holds unread by default.
-pub const DEFAULT_MESSAGE_BUFFER: usize = 64;
-
-/// Who acknowledged a reliable message.
-///
-/// For a unicast send `acked` holds the one server; in multicast mode it holds every server
-/// that acknowledged, and `missing` the expected subscribers that did not before the deadline.
-/// An unreliable send returns both empty.
-///
-/// # Examples
-/// ```
-/// let d = pavillion_smol::Delivery::default();
-/// assert!(d.acked.is_empty() && d.missing.is_empty());
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Delivery {
-    /// The receivers that acknowledged the message.
-    pub acked: Vec<SocketAddr>,
-    /// Expected receivers that did not acknowledge it in time.
-    pub missing: Vec<SocketAddr>,
-}
+pub use pavillion_std::config::DEFAULT_MESSAGE_BUFFER;
+pub use pavillion_std::{
+    CallError, ClientConfig, Delivery, OpenError, Outcome, ReplySocket, Responder, RpcFailure,
+    SendError, ServerConfig, ServerError, ServerState, DEFAULT_PORT,
+};
+pub use server::Server;
 
 /// The messages to one target (or to all targets), as a [`Stream`].
 ///
@@ -150,16 +135,32 @@ impl Stream for MessageStream {
 
 /// The driver's end of one [`MessageStream`].
 #[derive(Debug)]
-struct Subscriber {
+struct StreamSubscriber {
     tx: Sender<ReceivedMessage>,
     dropped: Arc<AtomicU64>,
 }
 
+impl Subscriber for StreamSubscriber {
+    /// Queues the message, or drops it for this stream if its buffer is full; forgets a
+    /// stream that was dropped.
+    fn offer(&mut self, m: &ReceivedMessage) -> bool {
+        match self.tx.try_send(m.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target = %m.target, "message stream full; message dropped");
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
 /// A new stream and the driver's end of it, holding up to `capacity` messages.
-fn message_stream(capacity: usize) -> (Subscriber, MessageStream) {
+fn message_stream(capacity: usize) -> (StreamSubscriber, MessageStream) {
     let (tx, rx) = async_channel::bounded(capacity.max(1));
     let dropped = Arc::new(AtomicU64::new(0));
-    let sub = Subscriber {
+    let sub = StreamSubscriber {
         tx,
         dropped: dropped.clone(),
     };
@@ -168,62 +169,6 @@ fn message_stream(capacity: usize) -> (Subscriber, MessageStream) {
         dropped,
     };
     (sub, stream)
-}
-
-/// The streams of one endpoint: per target, and for every message.
-#[derive(Debug, Default)]
-struct Subscribers {
-    targets: HashMap<String, Vec<Subscriber>>,
-    any: Vec<Subscriber>,
-}
-
-impl Subscribers {
-    fn add(&mut self, target: Option<String>, sub: Subscriber) {
-        match target {
-            Some(t) => self.targets.entry(t).or_default().push(sub),
-            None => self.any.push(sub),
-        }
-    }
-
-    /// Hands `m` to the streams of its target and to the catch-all ones, dropping it for a
-    /// full stream and forgetting closed ones. Returns `true` if the last stream of the target
-    /// went away.
-    fn deliver(&mut self, m: &ReceivedMessage) -> bool {
-        let mut emptied = false;
-        if let Some(subs) = self.targets.get_mut(&m.target) {
-            offer(subs, m);
-            if subs.is_empty() {
-                self.targets.remove(&m.target);
-                emptied = true;
-            }
-        }
-        offer(&mut self.any, m);
-        emptied
-    }
-}
-
-fn offer(subs: &mut Vec<Subscriber>, m: &ReceivedMessage) {
-    subs.retain(|s| match s.tx.try_send(m.clone()) {
-        Ok(()) => true,
-        Err(TrySendError::Full(_)) => {
-            s.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target = %m.target, "message stream full; message dropped");
-            true
-        }
-        Err(TrySendError::Closed(_)) => false,
-    });
-}
-
-/// 32 bytes of OS randomness, for an endpoint's seed.
-///
-/// # Panics
-/// If the OS has no randomness to give, which leaves no safe way to seed an endpoint.
-fn random32() -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    // NOTE(unwrap): without OS entropy no seed can be made safely; failing loudly is the only
-    // correct answer.
-    getrandom::fill(&mut seed).expect("OS randomness unavailable");
-    seed
 }
 
 /// Resolves `addr` without blocking the executor, to its first address.
@@ -248,16 +193,5 @@ mod tests {
         send_sync::<RemoteServer>();
         send_sync::<MessageStream>();
         send_sync::<Responder>();
-    }
-
-    #[test]
-    fn fail_reasons_map_closed_to_closed() {
-        use pavillion_proto::endpoint::FailReason;
-        assert_eq!(CallError::from(FailReason::Closed), CallError::Closed);
-        assert_eq!(SendError::from(FailReason::Closed), SendError::Closed);
-        assert_eq!(
-            CallError::from(FailReason::Rejected),
-            CallError::Failed(FailReason::Rejected)
-        );
     }
 }

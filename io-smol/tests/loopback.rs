@@ -12,7 +12,8 @@ use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::ClientId;
 use pavillion_smol::{
-    CallError, Client, ClientConfig, Reliability, RpcFailure, SendError, Server, ServerConfig,
+    CallError, Client, ClientConfig, Reliability, ReplySocket, RpcFailure, SendError, Server,
+    ServerConfig,
 };
 
 const ID: ClientId = ClientId(*b"smol-client-0001");
@@ -376,6 +377,43 @@ fn remote_server_clock_and_state() {
         );
         client.close().await;
         server.close().await;
+    });
+}
+
+/// A server with a reply socket, through the async driver (two sockets in one task): the
+/// session, the answers, the ACKs and the server's messages all come from the reply port.
+#[test]
+fn a_server_with_a_reply_socket_answers_from_it() {
+    bounded(Duration::from_secs(30), async {
+        for suite in SUITES {
+            let config = server_config(suite).reply_socket(ReplySocket::Ephemeral);
+            let server = Server::bind("127.0.0.1:0", config).await.unwrap();
+            let reply = server.reply_addr().expect("a reply socket");
+            assert_ne!(reply, server.local_addr());
+            let mut kitchen = server.on_message(Some("kitchen"));
+            let client = Client::connect(server.local_addr(), client_config(suite))
+                .await
+                .unwrap();
+            let mut alerts = client.on_message(Some("alerts"));
+            let connected = client.wait_connected(Duration::from_secs(5)).await.unwrap();
+            assert_eq!(connected, reply, "{suite:?}");
+            assert_eq!(&client.call(0, b"echo").await.unwrap()[..], b"echo");
+            let d = client
+                .send_message("kitchen", "temp", b"20", Reliability::Reliable)
+                .await
+                .unwrap();
+            assert_eq!(d.acked, vec![reply], "{suite:?}");
+            assert_eq!(kitchen.next().await.unwrap().name, "temp");
+            let out = server
+                .send_message("alerts", "fire", b"1", Reliability::Reliable, |_, _| true)
+                .await
+                .unwrap();
+            assert!(out.iter().all(|o| o.result.is_ok()), "{suite:?}: {out:?}");
+            let m = alerts.next().await.unwrap();
+            assert_eq!((m.from, m.name.as_str()), (reply, "fire"), "{suite:?}");
+            client.close().await;
+            server.close().await;
+        }
     });
 }
 

@@ -1,4 +1,8 @@
-//! Typed errors of the blocking API.
+//! Typed errors of the adapters, shared by the blocking API here and the async one in
+//! `pavillion-smol`.
+//!
+//! The `InCallback` variants only come from the blocking adapter: its callbacks run on the
+//! endpoint's own thread, which cannot wait for itself. The async adapter never returns them.
 
 use std::io;
 
@@ -6,30 +10,32 @@ use bytes::Bytes;
 use pavillion_proto::endpoint::{FailReason, SendError as Refusal};
 use pavillion_proto::wire::RpcStatus;
 
+use crate::plumbing::reply::WaitError;
+
 /// Why a socket could not be opened for an endpoint.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// Binding, joining a group or starting the thread failed.
-    #[error("socket error: {0}")]
-    Io(#[from] io::Error),
-    /// The address did not resolve.
+    /// The address resolved to nothing.
     #[error("cannot resolve address {0:?}")]
     Address(String),
+    /// Resolving, binding, joining a group or starting the driver failed.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
 }
 
 /// Why an RPC call returned no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
-    /// The endpoint was closed, or closed while the call was pending.
+    /// The client was closed, or closed while the call was pending.
     #[error("the client is closed")]
     Closed,
     /// The call failed before its deadline (for example, the server refused this client).
     #[error("call failed: {0}")]
     Failed(FailReason),
     /// Called from a message callback or RPC handler, which runs on the endpoint's own thread
-    /// and so cannot wait for the endpoint.
+    /// and so cannot wait for the endpoint (blocking adapter only).
     #[error("blocking call made from a callback on the endpoint thread")]
     InCallback,
     /// The endpoint refused the call at once (too large, queue full, ...).
@@ -58,7 +64,7 @@ pub enum SendError {
     /// The message failed before its deadline.
     #[error("message failed: {0}")]
     Failed(FailReason),
-    /// Waited from a callback on the endpoint's own thread.
+    /// Waited from a callback on the endpoint's own thread (blocking adapter only).
     #[error("blocking send made from a callback on the endpoint thread")]
     InCallback,
     /// The endpoint refused the message at once (bad name, too large, no such peer, ...).
@@ -76,7 +82,7 @@ pub enum ServerError {
     /// The client is closed.
     #[error("the client is closed")]
     Closed,
-    /// Asked from a callback on the endpoint's own thread.
+    /// Asked from a callback on the endpoint's own thread (blocking adapter only).
     #[error("blocking query made from a callback on the endpoint thread")]
     InCallback,
     /// No time sync has been answered by this server yet.
@@ -94,4 +100,71 @@ pub enum ServerError {
     /// The wait ended before the server answered.
     #[error("timed out")]
     TimedOut,
+}
+
+impl From<FailReason> for CallError {
+    /// A call failed by closing our own endpoint is [`CallError::Closed`]; the rest keep the
+    /// endpoint's reason.
+    fn from(reason: FailReason) -> Self {
+        match reason {
+            FailReason::Closed => CallError::Closed,
+            other => CallError::Failed(other),
+        }
+    }
+}
+
+impl From<FailReason> for SendError {
+    /// As for [`CallError`].
+    fn from(reason: FailReason) -> Self {
+        match reason {
+            FailReason::Closed => SendError::Closed,
+            other => SendError::Failed(other),
+        }
+    }
+}
+
+impl From<WaitError> for CallError {
+    fn from(e: WaitError) -> Self {
+        match e {
+            WaitError::Closed => CallError::Closed,
+            WaitError::TimedOut => CallError::TimedOut,
+        }
+    }
+}
+
+impl From<WaitError> for SendError {
+    fn from(e: WaitError) -> Self {
+        match e {
+            WaitError::Closed => SendError::Closed,
+            WaitError::TimedOut => SendError::TimedOut,
+        }
+    }
+}
+
+impl From<WaitError> for ServerError {
+    fn from(e: WaitError) -> Self {
+        match e {
+            WaitError::Closed => ServerError::Closed,
+            WaitError::TimedOut => ServerError::TimedOut,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_reasons_map_closed_to_closed() {
+        assert_eq!(CallError::from(FailReason::Closed), CallError::Closed);
+        assert_eq!(SendError::from(FailReason::Closed), SendError::Closed);
+        assert_eq!(
+            CallError::from(FailReason::Rejected),
+            CallError::Failed(FailReason::Rejected)
+        );
+        assert_eq!(
+            ServerError::from(WaitError::TimedOut),
+            ServerError::TimedOut
+        );
+    }
 }

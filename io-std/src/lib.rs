@@ -1,12 +1,17 @@
 //! A blocking adapter for Pavillion endpoints on `std::net::UdpSocket`, and the `pav` CLI.
 //!
-//! Each [`Client`] or [`Server`] owns one UDP socket and one background thread. The thread owns
-//! the socket and the `pavillion-proto` endpoint, and sleeps in `recv_from` until the next
-//! datagram or the endpoint's next deadline (`poll_timeout`). The handle's methods send commands
-//! over a channel and wake the thread at once with a one-byte datagram from a loopback "waker"
-//! socket, so a command never waits for a timer. This crate holds no protocol logic: every
-//! retry, timeout and decision is the endpoint's; the adapter moves bytes, reads the clock and
-//! routes outcomes back to the callers that wait for them.
+//! Each [`Client`] or [`Server`] owns its sockets and one background thread. The thread owns
+//! the sockets and the `pavillion-proto` endpoint, and sleeps in a `mio` poller until the next
+//! datagram or the endpoint's next deadline (`poll_timeout`). The handle's methods send
+//! commands over a channel and wake the poller at once, so a command never waits for a timer.
+//! This crate holds no protocol logic: every retry, timeout and decision is the endpoint's;
+//! the adapter moves bytes, reads the clock and routes outcomes back to the callers that wait
+//! for them.
+//!
+//! The runtime-independent half (configuration, errors, key parsing, the commands and the
+//! routers that map the endpoint's events to waiting callers) is public in [`config`],
+//! [`error`], [`keys`] and [`plumbing`], and the async adapter `pavillion-smol` is built on
+//! it: only the loop and the way a caller waits differ between the two.
 //!
 //! The API follows what a user of the Python reference expects:
 //!
@@ -20,6 +25,8 @@
 //! | `client.call(n, data)` | [`Client::call`] |
 //! | `getServer()`, `getServers()` | [`Client::server`], [`Client::servers`] ([`RemoteServer`]) |
 //! | `close()`, garbage collection | [`Client::close`], [`Server::close`], `Drop` |
+//! | the server's reply socket | [`ServerConfig::reply_socket`] (automatic on a group address) |
+//! | `multicast=` | [`ServerConfig::multicast`], [`Server::join_multicast`]; a client given a group joins it |
 //!
 //! Keys, ids and addresses given as text are parsed by [`keys`], with the reference's rules for
 //! PSKs (raw 32 bytes, 64 hex characters, or base64 of 32 bytes).
@@ -48,33 +55,50 @@
 )]
 
 mod client;
+pub mod config;
 mod driver;
-mod error;
+pub mod error;
 pub mod keys;
+pub mod plumbing;
 mod server;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
-pub use client::{Client, ClientConfig, RemoteServer, ServerState};
+pub use client::{Client, RemoteServer};
+pub use config::{ClientConfig, ReplySocket, ServerConfig};
 pub use error::{CallError, OpenError, SendError, ServerError};
 pub use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, SendOptions};
-pub use server::{Outcome, Responder, RpcFailure, Server, ServerConfig};
+pub use plumbing::client::ServerState;
+pub use plumbing::server::{Outcome, Responder, RpcFailure};
+pub use plumbing::Delivery;
+pub use server::Server;
 
 /// The protocol's default port.
 pub const DEFAULT_PORT: u16 = 1783;
 
-/// Who acknowledged a reliable message.
-///
-/// For a unicast send `acked` holds the one server; in multicast mode it holds every server
-/// that acknowledged, and `missing` the expected subscribers that did not before the deadline.
-/// An unreliable send returns both empty.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Delivery {
-    /// The receivers that acknowledged the message.
-    pub acked: Vec<SocketAddr>,
-    /// Expected receivers that did not acknowledge it in time.
-    pub missing: Vec<SocketAddr>,
+/// How long a blocking wait lasts beyond the endpoint's own deadline before it gives up. The
+/// endpoint reports every deadline itself; this only guards against a driver that died.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Resolves `addr` to its first address.
+fn resolve(addr: impl ToSocketAddrs) -> Result<SocketAddr, OpenError> {
+    addr.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| OpenError::Address("no address".into()))
 }
 
-/// A message callback, run on the endpoint's thread.
-pub(crate) type MessageCallback = Box<dyn FnMut(&ReceivedMessage) + Send>;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        send_sync::<Client>();
+        send_sync::<Server>();
+        send_sync::<RemoteServer>();
+        send_sync::<Responder>();
+    }
+}

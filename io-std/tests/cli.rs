@@ -7,6 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use pavillion_proto::ClientId;
+use pavillion_std::keys::parse_psk;
+use pavillion_std::{Client, ClientConfig, Server, ServerConfig};
 use serde_json::Value;
 
 const PAV: &str = env!("CARGO_BIN_EXE_pav");
@@ -59,6 +62,16 @@ impl Running {
             .recv_timeout(WAIT)
             .expect("no output from the child in time");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
+    }
+
+    /// Sends `signal` (a `kill` name such as `INT`) to this child, by its process id.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     /// Waits for the process to exit by itself.
@@ -337,4 +350,76 @@ fn a_down_server_times_out_within_the_deadline() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no acknowledgement"));
+}
+
+/// The client id `pav` uses with a PSK when none is given.
+const PAV_CLIENT: ClientId = ClientId(*b"pavillion-client");
+
+/// Waits until `gone()` holds, and returns how long it took; fails after `limit`.
+fn within(limit: Duration, what: &str, mut gone: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !gone() {
+        assert!(started.elapsed() < limit, "{what} after {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
+}
+
+/// Ctrl-C on `pav serve`: the server sends quit, so a connected client drops the session at
+/// once (a dead server is otherwise only reported down after the 40 s down timeout, and its
+/// session kept), and pav exits 0. The server runs with `--reply-socket`, so everything,
+/// quit included, comes from its second port.
+#[test]
+fn sigint_on_serve_sends_quit_and_exits_0() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let psk = psk_hex();
+    let server = Running::start(
+        &["--json", "serve", "--listen", &addr, "--reply-socket"],
+        &[("PAV_PSK", psk.as_str())],
+    );
+    let hello = server.next_json();
+    assert_eq!(hello["event"], "listening");
+    let reply = hello["reply_addr"].as_str().unwrap().to_owned();
+    assert_ne!(reply, addr);
+    let config = ClientConfig::psk(PAV_CLIENT, parse_psk(&psk).unwrap());
+    let client = Client::connect(addr.as_str(), config).unwrap();
+    assert_eq!(&client.call(401, b"up").unwrap()[..], b"UP");
+    let servers: Vec<String> = client
+        .servers()
+        .iter()
+        .map(|s| s.addr().to_string())
+        .collect();
+    assert_eq!(servers, vec![reply]);
+
+    server.signal("INT");
+    let took = within(Duration::from_secs(3), "no quit from pav serve", || {
+        client.servers().is_empty()
+    });
+    println!("session dropped {took:?} after SIGINT");
+    assert_eq!(server.next_json()["event"], "stopped");
+    assert_eq!(server.wait().code(), Some(0));
+}
+
+/// SIGTERM on `pav listen`: the client sends quit, so the server drops the session at once
+/// (its down timeout is 75 s), and pav exits 0.
+#[test]
+fn sigterm_on_listen_sends_quit_and_exits_0() {
+    let psk = psk_hex();
+    let config = ServerConfig::new().psk_client(PAV_CLIENT, parse_psk(&psk).unwrap());
+    let server = Server::bind("127.0.0.1:0", config).unwrap();
+    let addr = server.local_addr().to_string();
+    let listener = Running::start(
+        &["--json", "listen", "t", "--server", &addr],
+        &[("PAV_PSK", psk.as_str())],
+    );
+    assert_eq!(listener.next_json()["event"], "listening");
+    assert_eq!(server.clients().len(), 1);
+
+    listener.signal("TERM");
+    let took = within(Duration::from_secs(3), "no quit from pav listen", || {
+        server.clients().is_empty()
+    });
+    println!("session dropped {took:?} after SIGTERM");
+    assert_eq!(listener.next_json()["event"], "stopped");
+    assert_eq!(listener.wait().code(), Some(0));
 }

@@ -11,8 +11,8 @@ use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::ClientId;
 use pavillion_std::keys::{generate_keypair, generate_psk};
 use pavillion_std::{
-    CallError, Client, ClientConfig, Reliability, RpcFailure, SendError, Server, ServerConfig,
-    ServerError,
+    CallError, Client, ClientConfig, Reliability, ReplySocket, RpcFailure, SendError, Server,
+    ServerConfig, ServerError,
 };
 
 const ID: ClientId = ClientId(*b"cid2cid2cid2cid2");
@@ -154,6 +154,62 @@ fn psk_rpc_and_messages_both_ways() {
 fn ecc_rpc_and_messages_both_ways() {
     let (s, c) = ecc_pair();
     rpc_and_messages_both_ways(s, c);
+}
+
+/// A server that sends everything from a second socket, as the reference does: the client's
+/// session, the ACKs it gets and the messages it receives all come from the reply port, and
+/// the server takes both what arrives on its listening port (calls, messages) and on its reply
+/// port (handshake replies, ACKs).
+#[test]
+fn a_server_with_a_reply_socket_answers_from_it() {
+    let (s, c) = psk_pair();
+    let config = s.reply_socket(ReplySocket::Ephemeral);
+    let (server, from_client) = demo_server(config, "127.0.0.1:0".parse().unwrap());
+    let listen = server.local_addr();
+    let reply = server.reply_addr().expect("a reply socket");
+    assert_ne!(reply, listen);
+    assert_eq!(reply.ip(), listen.ip());
+
+    let client = Client::connect(listen, c).unwrap();
+    let (tx, from_server) = mpsc::channel();
+    client.on_message(Some("alerts"), move |m| {
+        let _ = tx.send((m.from, m.name.clone()));
+    });
+    // The handshake reply came from the reply port: the session is keyed by it.
+    assert_eq!(client.wait_connected(WAIT).unwrap(), reply);
+    let servers: Vec<_> = client.servers().iter().map(|s| s.addr()).collect();
+    assert_eq!(servers, vec![reply]);
+
+    // Calls go to the listening port and are answered from the reply port.
+    assert_eq!(&client.call(0, b"echo").unwrap()[..], b"echo");
+    assert_eq!(&client.call(401, b"up").unwrap()[..], b"UP");
+
+    // A message each way; the ACK of ours comes from the reply port, and the ACK of the
+    // server's goes back to it.
+    let d = client
+        .send_message("kitchen", "temp", b"20", Reliability::Reliable)
+        .unwrap();
+    assert_eq!(d.acked, vec![reply]);
+    assert_eq!(
+        from_client.recv_timeout(WAIT).unwrap(),
+        ("temp".into(), b"20".to_vec())
+    );
+    let out = server
+        .send_message("alerts", "fire", b"1", Reliability::Reliable, |_, _| true)
+        .unwrap();
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
+    assert_eq!(
+        from_server.recv_timeout(WAIT).unwrap(),
+        (reply, "fire".into())
+    );
+
+    // Quit comes from the reply port too: the client drops the session at once.
+    server.close();
+    let started = Instant::now();
+    while !client.servers().is_empty() {
+        assert!(started.elapsed() < WAIT, "no quit from the reply socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

@@ -1,71 +1,25 @@
-//! Multicast through the blocking adapter, inside a network namespace this test creates.
-//!
-//! The test re-runs itself inside `unshare --net` (a fresh namespace holding only a loopback
-//! interface), brings loopback up and routes multicast to it (with source 127.0.0.1: loopback
-//! addresses are host-scoped, so without it the kernel sends from 0.0.0.0), so no datagram reaches a
-//! real interface. Where namespaces are not available (no privilege, no `unshare`), it prints
-//! why and passes without running.
+//! Multicast through the blocking adapter, inside a network namespace each test creates (see
+//! `support/netns.rs`); skipped with a printed reason where that is impossible.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::process::Command;
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pavillion_proto::ClientId;
 use pavillion_std::keys::generate_psk;
 use pavillion_std::{CallError, Client, ClientConfig, Reliability, Server, ServerConfig};
 
-const INSIDE: &str = "PAVILLION_TEST_IN_NETNS";
+use netns::{free_port, inside, rerun_in_namespace};
+
 const GROUP: &str = "239.255.28.12";
-
-/// Runs the test named `name` of this binary inside a fresh network namespace. Returns false
-/// (after printing why) when no namespace can be made here.
-fn rerun_in_namespace(name: &str) -> bool {
-    // Unprivileged users may still map themselves to root in a new user namespace.
-    let variants: [&[&str]; 2] = [&["--net"], &["--user", "--map-root-user", "--net"]];
-    let Some(flags) = variants.iter().find(|flags| {
-        Command::new("unshare")
-            .args(**flags)
-            .args(["ip", "link", "set", "lo", "up"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }) else {
-        println!(
-            "skipped: cannot create a network namespace here (unshare --net failed or is missing)"
-        );
-        return false;
-    };
-    let exe = std::env::current_exe().unwrap();
-    let script = "ip link set lo up && ip route add 224.0.0.0/4 dev lo src 127.0.0.1 && exec \"$0\" --exact \"$1\" --nocapture --test-threads=1";
-    let out = Command::new("unshare")
-        .args(*flags)
-        .args(["sh", "-c", script])
-        .arg(exe)
-        .arg(name)
-        .env(INSIDE, "1")
-        .output()
-        .unwrap();
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the test failed inside the namespace");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "the test did not run inside the namespace"
-    );
-    true
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
 
 #[test]
 fn multicast_join_call_messages_and_leave() {
-    if std::env::var_os(INSIDE).is_none() {
+    if !inside() {
         rerun_in_namespace("multicast_join_call_messages_and_leave");
         return;
     }
@@ -117,7 +71,8 @@ fn multicast_join_call_messages_and_leave() {
     assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
     assert_eq!(back.recv_timeout(Duration::from_secs(2)).unwrap(), "back");
 
-    // After leaving the group, a new client of the group finds nobody.
+    // After leaving the group, a new client of the group finds nobody, although the first
+    // client is still a member of the group on this host.
     server.leave_multicast(group).unwrap();
     let late = Client::connect(SocketAddr::new(group, port), config).unwrap();
     assert_eq!(
@@ -129,4 +84,75 @@ fn multicast_join_call_messages_and_leave() {
     let again = late.call_with_timeout(0, b"back", Duration::from_secs(5));
     assert_eq!(again.as_deref(), Ok(&b"back"[..]));
     println!("multicast ran inside a private network namespace");
+}
+
+/// Servers bound to the group address itself, as a reference deployment runs them: each
+/// receives the group's traffic and answers from its own reply socket. A client of the group
+/// hears a server that starts later announce itself, and sets up a session with it before it
+/// sends anything.
+#[test]
+fn a_group_client_hears_a_late_server_announce_itself() {
+    if !inside() {
+        rerun_in_namespace("a_group_client_hears_a_late_server_announce_itself");
+        return;
+    }
+    let id = ClientId(*b"cid2cid2cid2cid2");
+    let psk = generate_psk();
+    let group: IpAddr = GROUP.parse().unwrap();
+    let port = free_port();
+    let start = |got: mpsc::Sender<(char, Vec<u8>)>, name: char| {
+        let config = ServerConfig::new().psk_client(id, psk.clone());
+        let server = Server::bind((group, port), config).unwrap();
+        server.on_message(Some("all"), move |m| {
+            let _ = got.send((name, m.payload.to_vec()));
+        });
+        // Bound to a group: everything goes out from a unicast reply socket.
+        let reply = server
+            .reply_addr()
+            .expect("a group-bound server has a reply socket");
+        assert_ne!(reply.port(), port);
+        (server, reply.port())
+    };
+    let (tx, got) = mpsc::channel();
+    let (_a, a_port) = start(tx.clone(), 'a');
+    // No keepalives: nothing but the announcement can make the client look for servers.
+    let config = ClientConfig::psk(id, psk.clone()).keepalive(None);
+    let client = Client::connect(SocketAddr::new(group, port), config).unwrap();
+    assert_eq!(&client.call(0, b"first").unwrap()[..], b"first");
+    let first = client.wait_connected(Duration::from_secs(2)).unwrap();
+    assert_eq!(first.port(), a_port, "the session is with A's reply socket");
+
+    let (_b, b_port) = start(tx, 'b');
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut ports = Vec::new();
+    while Instant::now() < deadline {
+        ports = client.servers().iter().map(|s| s.addr().port()).collect();
+        if ports.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ports.sort_unstable();
+    let mut expected = vec![a_port, b_port];
+    expected.sort_unstable();
+    assert_eq!(ports, expected, "the client did not find the late server");
+
+    // A reliable message to the group is acknowledged by both, each from its reply port.
+    let d = client
+        .send_message("all", "n", b"both", Reliability::Reliable)
+        .unwrap();
+    let mut acked: Vec<u16> = d.acked.iter().map(|a| a.port()).collect();
+    acked.sort_unstable();
+    assert_eq!(acked, expected);
+    assert!(d.missing.is_empty(), "{d:?}");
+    let mut heard: Vec<char> = (0..2)
+        .map(|_| got.recv_timeout(Duration::from_secs(2)).unwrap())
+        .map(|(name, payload)| {
+            assert_eq!(payload, b"both");
+            name
+        })
+        .collect();
+    heard.sort_unstable();
+    assert_eq!(heard, ['a', 'b']);
+    println!("late server found inside a private network namespace");
 }

@@ -8,12 +8,13 @@ use std::net::SocketAddr;
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{
-    CallId, ClientConfig, DropReason, Event, SendError, SendOptions, Server, ServerConfig,
+    CallId, Client, ClientConfig, CloseReason, DropReason, Event, SendError, SendOptions, Server,
+    ServerConfig,
 };
 use pavillion_proto::features::status::{Battery, BatteryState, NetworkStatus, Status};
 use pavillion_proto::testing::{Link, Network, Node, Verdict};
 use pavillion_proto::wire::RpcStatus;
-use pavillion_proto::{ClientId, Duration, FunctionId, MessageId};
+use pavillion_proto::{ClientId, Duration, FunctionId, Instant, MessageId};
 
 const ID: ClientId = ClientId(*b"feature-client-1");
 const ID2: ClientId = ClientId(*b"feature-client-2");
@@ -535,6 +536,96 @@ fn rebooted_server_over(suite: Suite) {
         "{suite:?}"
     );
     assert_eq!(payloads(&mut net, rebooted), [b"next".to_vec()]);
+}
+
+/// A multicast client gives every new session a full confirmation window, even when an
+/// earlier exchange's window is about to close. It used to keep the earlier deadline, so a
+/// server found by an announcement just before it was dropped as `Unconfirmed` before its
+/// op 7 could arrive (seen on real sockets when the deferred round and the old deadline, both
+/// about 1 s after the first handshake, met).
+#[test]
+fn a_session_set_up_late_in_an_old_confirmation_window_is_kept() {
+    let (a, b, c) = (
+        addr("10.0.1.1:1783"),
+        addr("10.0.1.2:1783"),
+        addr("10.0.2.1:40000"),
+    );
+    let mut config = client_config(group(), 1);
+    config.min_round_interval = Duration::from_millis(10);
+    let mut client = Client::new(config);
+    let mut server_a = Server::new(server_config(2));
+    let mut buf = vec![0u8; 2048];
+    let mut held = Vec::new();
+    // Moves every datagram the client queued to the servers it is for (both, for the group).
+    let from_client = |client: &mut Client, servers: &mut [(SocketAddr, &mut Server)], now| {
+        let mut buf = vec![0u8; 2048];
+        while let Some(t) = client.poll_transmit(now, &mut buf) {
+            for (at, s) in servers.iter_mut() {
+                if t.destination == group() || t.destination == *at {
+                    s.handle_datagram(now, c, &buf[..t.len]);
+                }
+            }
+        }
+    };
+
+    // Server A: handshake and op 7 at once, at time 0.
+    let t0 = Instant::ZERO;
+    for _ in 0..3 {
+        from_client(&mut client, &mut [(a, &mut server_a)], t0);
+        while let Some(t) = server_a.poll_transmit(t0, &mut buf) {
+            client.handle_datagram(t0, a, &buf[..t.len]);
+        }
+    }
+    assert!(client.server(a).is_some_and(|s| s.is_confirmed()));
+    let window = client.rtt().backoff(2);
+
+    // Server B starts just before A's window closes and announces itself.
+    let late = t0 + (window - Duration::from_millis(1));
+    let mut b_config = server_config(3);
+    b_config.announce = Some(group());
+    let mut server_b = Server::new(b_config);
+    while let Some(t) = server_b.poll_transmit(late, &mut buf) {
+        client.handle_datagram(late, b, &buf[..t.len]);
+    }
+    client.handle_timeout(late);
+    // The round runs, but the op 7 of both servers is held back past A's old deadline.
+    for _ in 0..3 {
+        from_client(
+            &mut client,
+            &mut [(a, &mut server_a), (b, &mut server_b)],
+            late,
+        );
+        for (from, s) in [(a, &mut server_a), (b, &mut server_b)] {
+            while let Some(t) = s.poll_transmit(late, &mut buf) {
+                if t.len == 36 {
+                    held.push((from, buf[..t.len].to_vec()));
+                } else {
+                    client.handle_datagram(late, from, &buf[..t.len]);
+                }
+            }
+        }
+    }
+    assert!(client.server(b).is_some(), "B answered the new round");
+    let after = t0 + window + Duration::from_millis(1);
+    client.handle_timeout(after);
+    for (from, op7) in held {
+        client.handle_datagram(after, from, &op7);
+    }
+    let dropped: Vec<_> = std::iter::from_fn(|| client.poll_event())
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Disconnected {
+                    reason: CloseReason::Unconfirmed,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(dropped.is_empty(), "{dropped:?}");
+    for s in [a, b] {
+        assert!(client.server(s).is_some_and(|s| s.is_confirmed()), "{s}");
+    }
 }
 
 #[test]

@@ -96,6 +96,9 @@ struct Args {
     /// Print only the memory rows, for iterating on the size of session state.
     #[arg(long)]
     memory_only: bool,
+    /// Print only the crypto floor and the loopback RPC rows, for profiling the adapter.
+    #[arg(long)]
+    loopback_only: bool,
     /// A shell command whose output's last number is another implementation's calls/s on
     /// loopback; its ratio to our loopback RPC is printed.
     #[arg(long)]
@@ -229,8 +232,7 @@ fn core_rows(suite: Suite, seconds: f64) -> Vec<Row> {
     rows
 }
 
-/// Loopback RPC through pavillion-std against a raw UDP ping-pong, for suites 1 and 2 (the
-/// std adapter has no suite 3 configuration).
+/// Loopback RPC through pavillion-std against a raw UDP ping-pong, in every suite.
 fn loopback_row(suite: Suite, seconds: f64) -> Row {
     use pavillion_std::{Client, ClientConfig, Server, ServerConfig};
     let data = payload(PAYLOAD);
@@ -239,11 +241,17 @@ fn loopback_row(suite: Suite, seconds: f64) -> Row {
             ServerConfig::new().psk_client(client_id(0), client_psk(0)),
             ClientConfig::psk(client_id(0), client_psk(0)),
         ),
-        _ => (
+        Suite::Ecc => (
             ServerConfig::new()
                 .keys(server_keys())
                 .ecc_client(client_id(0), *client_keys(0).public()),
             ClientConfig::ecc(client_id(0), client_keys(0), *server_keys().public()),
+        ),
+        Suite::Noise => (
+            ServerConfig::new()
+                .keys(server_keys())
+                .ecc_client(client_id(0), *client_keys(0).public()),
+            ClientConfig::noise_ik(client_id(0), client_keys(0), *server_keys().public()),
         ),
     };
     let server = Server::bind("127.0.0.1:0", server_config).expect("bind on loopback");
@@ -438,11 +446,13 @@ fn main() {
         print_table(&rows);
         return;
     }
-    for suite in Suite::ALL {
-        rows.extend(core_rows(suite, args.seconds));
+    if !args.loopback_only {
+        for suite in Suite::ALL {
+            rows.extend(core_rows(suite, args.seconds));
+        }
     }
     let mut ours_psk_rpc = None;
-    for suite in [Suite::Psk, Suite::Ecc] {
+    for suite in Suite::ALL {
         let row = loopback_row(suite, args.seconds);
         if suite == Suite::Psk {
             ours_psk_rpc = row
@@ -465,6 +475,11 @@ fn main() {
             }),
             None => eprintln!("--peer-cmd printed no number"),
         }
+    }
+    if args.loopback_only {
+        println!();
+        print_table(&rows);
+        return;
     }
     rows.extend(memory_rows(&args));
     for suite in Suite::ALL {

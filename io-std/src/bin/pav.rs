@@ -6,6 +6,12 @@
 //!
 //! Exit codes: 0 success, 1 a failed operation (timeout, remote error, refused), 2 bad input
 //! (unparseable key, address, id or function number; missing credentials).
+//!
+//! `serve` and `listen` run until their `--duration`/`--count` or a signal: Ctrl-C (SIGINT),
+//! SIGTERM or SIGHUP shut them down cleanly, so the endpoint sends quit (opcode 12) to its
+//! peers, which drop the session at once instead of waiting out a keepalive timeout; the exit
+//! code is then 0. The one-shot commands are bounded by `--timeout` and keep the default
+//! signal behaviour.
 #![allow(
     clippy::std_instead_of_core,
     clippy::std_instead_of_alloc,
@@ -15,7 +21,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
@@ -24,7 +31,8 @@ use pavillion_proto::crypto::Psk;
 use pavillion_proto::ClientId;
 use pavillion_std::keys::{self, ParseError};
 use pavillion_std::{
-    CallError, Client, ClientConfig, ReceivedMessage, Reliability, RpcFailure, Server, ServerConfig,
+    CallError, Client, ClientConfig, ReceivedMessage, Reliability, ReplySocket, RpcFailure, Server,
+    ServerConfig,
 };
 use serde_json::json;
 
@@ -103,9 +111,13 @@ struct ServeArgs {
     /// Address to listen on (port 1783 if omitted).
     #[arg(long, short, env = "PAV_LISTEN", default_value = "0.0.0.0:1783", value_parser = addr)]
     listen: SocketAddr,
-    /// Join this multicast group.
+    /// Join this multicast group (and announce the server to it).
     #[arg(long, env = "PAV_MULTICAST")]
     multicast: Option<IpAddr>,
+    /// Send everything from a second, ephemeral port, as the reference server does (automatic
+    /// when --listen is a multicast group address).
+    #[arg(long, env = "PAV_REPLY_SOCKET")]
+    reply_socket: bool,
     /// Admit suite 2 clients whose key is not configured.
     #[arg(long, env = "PAV_ALLOW_GUESTS")]
     allow_guests: bool,
@@ -281,45 +293,97 @@ fn serve(json: bool, a: ServeArgs) -> Result<(), Failure> {
     if let Some(group) = a.multicast {
         config = config.multicast(group);
     }
+    if a.reply_socket {
+        config = config.reply_socket(ReplySocket::Ephemeral);
+    }
     let server = Server::bind(a.listen, config)
         .map_err(|e| Failure::failed("bind", format!("cannot serve on {}: {e}", a.listen)))?;
     let server = Arc::new(server);
     register_demo(&server);
-    let (tx, messages) = mpsc::channel::<ReceivedMessage>();
+    let (tx, inputs) = inputs();
     server.on_message(None, move |m| {
-        let _ = tx.send(m.clone());
+        let _ = tx.send(Input::Message(m.clone()));
     });
     let local = server.local_addr();
+    let reply = server.reply_addr().map(|r| r.to_string());
     let public_hex = public.map(|p| hex::encode(p.as_bytes()));
     if json {
         println!(
             "{}",
-            json!({"event": "listening", "addr": local.to_string(), "public_key": public_hex})
+            json!({"event": "listening", "addr": local.to_string(), "reply_addr": reply, "public_key": public_hex})
         );
     } else {
         println!("listening on {local}");
+        if let Some(r) = &reply {
+            println!("answering from {r}");
+        }
         if let Some(p) = &public_hex {
             println!("public key: {p}");
         }
     }
     let deadline = a.duration.map(|d| Instant::now() + d);
-    loop {
-        let wait = match deadline {
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(w) => w,
-                None => break,
-            },
-            None => Duration::from_secs(3600),
-        };
-        let Ok(m) = messages.recv_timeout(wait) else {
-            continue;
-        };
+    while let Some(m) = next_message(&inputs, deadline) {
         print_message(json, &m);
         if !a.no_forward {
             forward(&server, m);
         }
     }
+    // Quit to every client now, even while a forwarding thread still holds the server.
+    server.close();
+    print_stopped(json);
     Ok(())
+}
+
+/// What the loop of a long-running command waits for.
+enum Input {
+    Message(ReceivedMessage),
+    /// SIGINT, SIGTERM or SIGHUP.
+    Stop,
+}
+
+/// A channel that message callbacks feed, and that a termination signal ends. `ctrlc` (with
+/// its `termination` feature) runs the handler on its own thread, outside the signal context,
+/// so the handler can simply send on the channel and let the main thread close the endpoint
+/// (which sends quit) before it exits.
+fn inputs() -> (mpsc::Sender<Input>, mpsc::Receiver<Input>) {
+    let (tx, rx) = mpsc::channel();
+    let stop = tx.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = stop.send(Input::Stop);
+    }) {
+        tracing::warn!(error = %e, "cannot catch signals; they will end pav without a quit");
+    }
+    (tx, rx)
+}
+
+/// The next message, or `None` at the deadline or on a termination signal.
+fn next_message(
+    inputs: &mpsc::Receiver<Input>,
+    deadline: Option<Instant>,
+) -> Option<ReceivedMessage> {
+    loop {
+        let wait = match deadline {
+            Some(d) => d.checked_duration_since(Instant::now())?,
+            None => Duration::from_secs(3600),
+        };
+        match inputs.recv_timeout(wait) {
+            Ok(Input::Message(m)) => return Some(m),
+            Ok(Input::Stop) => {
+                tracing::info!("signal received; closing");
+                return None;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
+fn print_stopped(json: bool) {
+    if json {
+        println!("{}", json!({"event": "stopped"}));
+    } else {
+        println!("stopped");
+    }
 }
 
 /// The demo RPCs: 401 upper-cases, 402 reverses, 403 always fails.
@@ -482,9 +546,9 @@ fn listen(json: bool, a: ListenArgs) -> Result<(), Failure> {
     let server = client
         .wait_connected(a.client.timeout)
         .map_err(|e| Failure::failed("timeout", format!("no session with the server: {e}")))?;
-    let (tx, messages) = mpsc::channel::<ReceivedMessage>();
+    let (tx, inputs) = inputs();
     client.on_message(a.target.as_deref(), move |m| {
-        let _ = tx.send(m.clone());
+        let _ = tx.send(Input::Message(m.clone()));
     });
     if json {
         println!(
@@ -500,18 +564,15 @@ fn listen(json: bool, a: ListenArgs) -> Result<(), Failure> {
     let deadline = a.duration.map(|d| Instant::now() + d);
     let mut seen = 0;
     while a.count.is_none_or(|n| seen < n) {
-        let wait = match deadline {
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(w) => w,
-                None => break,
-            },
-            None => Duration::from_secs(3600),
+        let Some(m) = next_message(&inputs, deadline) else {
+            print_stopped(json);
+            break;
         };
-        if let Ok(m) = messages.recv_timeout(wait) {
-            print_message(json, &m);
-            seen += 1;
-        }
+        print_message(json, &m);
+        seen += 1;
     }
+    // Quit to the server before exiting.
+    client.close();
     Ok(())
 }
 

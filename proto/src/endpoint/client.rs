@@ -967,7 +967,10 @@ impl Client {
             self.initiator.new_round(&mut self.rng);
         }
         self.stats.handshakes += 1;
-        self.confirm_by.get_or_insert(now + self.rtt.backoff(2));
+        // Every new session gets a whole window for its op 7: a deadline left by an earlier
+        // exchange may be about to pass, and would drop this one unheard (in multicast mode).
+        let window_end = now + self.rtt.backoff(2);
+        self.confirm_by = Some(self.confirm_by.map_or(window_end, |t| t.max(window_end)));
         if fresh {
             self.events.push_back(Event::Connected {
                 addr: from,

@@ -1,0 +1,664 @@
+//! The client half of the plumbing: the handle's commands, and the router that carries them
+//! out on the endpoint and answers the callers waiting for their outcomes.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pavillion_proto::endpoint::{
+    self as proto, CallId, Event, ReceivedMessage, Reliability, SendOptions, Transmit,
+};
+use pavillion_proto::features::status::{Battery, NetworkStatus, Status};
+use pavillion_proto::features::timesync::ClockEstimate;
+use pavillion_proto::{FunctionId, Instant, MessageId};
+
+use super::link::{self, Link};
+use super::messages::{Subscriber, Subscribers};
+use super::reply::{self, Pending, Reply, WaitError};
+use super::sockets;
+use super::{Clock, Delivery, Flow, Parts, Role};
+use crate::config::ClientConfig;
+use crate::error::{CallError, SendError, ServerError};
+
+/// Opens the sockets of a client of `server` (a unicast address, a multicast group or a
+/// broadcast address) and builds its endpoint, seeded from OS randomness.
+///
+/// # Errors
+/// A socket that cannot be bound or set up (joining the group, for a multicast client).
+pub fn open(
+    server: SocketAddr,
+    config: &ClientConfig,
+) -> io::Result<Parts<ClientRouter, ClientHandle>> {
+    let sockets = sockets::client(server, config)?;
+    let local = sockets.primary.local_addr()?;
+    let clock = Clock::new();
+    let endpoint = proto::Client::new(config.endpoint_config(server, crate::keys::random32()));
+    tracing::info!(%local, %server, "client started");
+    let (link, commands) = link::channel();
+    Ok(Parts {
+        router: ClientRouter {
+            ep: endpoint,
+            calls: HashMap::new(),
+            sends: HashMap::new(),
+            subscribers: Subscribers::default(),
+            connect_waiters: Vec::new(),
+            clock_waiters: Vec::new(),
+        },
+        sockets,
+        commands,
+        handle: ClientHandle {
+            link,
+            clock,
+            local,
+            server,
+            call_timeout: config.call_timeout,
+            send_timeout: config.send_timeout,
+            message_buffer: config.message_buffer,
+        },
+        clock,
+    })
+}
+
+/// The runtime-independent part of a client handle: each method queues a command and returns
+/// what to wait on; the runtime's `Client` only adds the waiting.
+///
+/// The methods that return a [`Pending`] refuse with an `InCallback` error when called on the
+/// driver's own thread (a blocking adapter's callback), which could never see the answer.
+#[derive(Debug)]
+pub struct ClientHandle {
+    link: Link<ClientCommand>,
+    clock: Clock,
+    local: SocketAddr,
+    server: SocketAddr,
+    call_timeout: Duration,
+    send_timeout: Duration,
+    message_buffer: usize,
+}
+
+impl ClientHandle {
+    /// Queues a call of `function` with `args` and deadline `timeout`.
+    ///
+    /// # Errors
+    /// [`CallError::InCallback`] or [`CallError::Closed`].
+    pub fn call(
+        &self,
+        function: u16,
+        args: &[u8],
+        timeout: Duration,
+    ) -> Result<Pending<Result<Bytes, CallError>>, CallError> {
+        if self.link.on_driver_thread() {
+            return Err(CallError::InCallback);
+        }
+        let (reply, pending) = reply::channel();
+        let cmd = Cmd::Call {
+            function: FunctionId(function),
+            args: Bytes::copy_from_slice(args),
+            timeout,
+            reply,
+        };
+        self.link
+            .send(ClientCommand(cmd))
+            .map_err(|_| CallError::Closed)?;
+        Ok(pending)
+    }
+
+    /// Queues a message.
+    ///
+    /// # Errors
+    /// [`SendError::InCallback`] or [`SendError::Closed`].
+    pub fn send_message(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        options: SendOptions,
+    ) -> Result<Pending<Result<Delivery, SendError>>, SendError> {
+        if self.link.on_driver_thread() {
+            return Err(SendError::InCallback);
+        }
+        let (reply, pending) = reply::channel();
+        let cmd = Cmd::Send {
+            target: target.into(),
+            name: name.into(),
+            data: Bytes::copy_from_slice(data),
+            options,
+            reply,
+        };
+        self.link
+            .send(ClientCommand(cmd))
+            .map_err(|_| SendError::Closed)?;
+        Ok(pending)
+    }
+
+    /// The send options for `reliability` with the configured send timeout.
+    pub fn options(&self, reliability: Reliability) -> SendOptions {
+        match reliability {
+            Reliability::Unreliable => SendOptions::unreliable(),
+            _ => SendOptions::reliable().with_timeout(self.send_timeout),
+        }
+    }
+
+    /// Adds a subscriber for `target` (or every message with `None`). A closed client
+    /// delivers nothing; the subscriber is dropped.
+    pub fn on_message(&self, target: Option<&str>, sub: Box<dyn Subscriber>) {
+        let cmd = Cmd::OnMessage {
+            target: target.map(String::from),
+            sub,
+        };
+        let _ = self.link.send(ClientCommand(cmd));
+    }
+
+    /// Queues a wait, answered with the first server's address once a session is up, or
+    /// `None` after `timeout` (decided by the driver).
+    ///
+    /// # Errors
+    /// [`ServerError::InCallback`] or [`ServerError::Closed`].
+    pub fn wait_connected(
+        &self,
+        timeout: Duration,
+    ) -> Result<Pending<Option<SocketAddr>>, ServerError> {
+        if self.link.on_driver_thread() {
+            return Err(ServerError::InCallback);
+        }
+        let (reply, pending) = reply::channel();
+        let deadline = self.clock.now() + timeout;
+        let cmd = Cmd::WaitConnected { deadline, reply };
+        self.link
+            .send(ClientCommand(cmd))
+            .map_err(|_| ServerError::Closed)?;
+        Ok(pending)
+    }
+
+    /// The address from an answer to [`ClientHandle::wait_connected`].
+    ///
+    /// # Errors
+    /// [`ServerError::TimedOut`] if no session came up in time; the wait's error.
+    pub fn connected(
+        answer: Result<Option<SocketAddr>, WaitError>,
+    ) -> Result<SocketAddr, ServerError> {
+        match answer {
+            Ok(Some(addr)) => Ok(addr),
+            Ok(None) => Err(ServerError::TimedOut),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Asks for the addresses of the servers with a session; `None` when the client is closed
+    /// or this is the driver's thread.
+    pub fn servers(&self) -> Option<Pending<Vec<SocketAddr>>> {
+        if self.link.on_driver_thread() {
+            return None;
+        }
+        let (reply, pending) = reply::channel();
+        self.link.send(ClientCommand(Cmd::Servers { reply })).ok()?;
+        Some(pending)
+    }
+
+    /// A handle on the server answering from `addr`.
+    pub fn server(&self, addr: SocketAddr) -> RemoteHandle {
+        RemoteHandle {
+            addr,
+            link: self.link.clone(),
+            clock: self.clock,
+        }
+    }
+
+    /// Queues the close: quit to every server, pending work fails with `Closed`, the driver
+    /// stops.
+    pub fn close(&self) {
+        let _ = self.link.send(ClientCommand(Cmd::Close));
+    }
+
+    /// Whether the caller runs on the driver's own thread (see [`Link::on_driver_thread`]).
+    pub fn on_driver_thread(&self) -> bool {
+        self.link.on_driver_thread()
+    }
+
+    /// The local address of the client socket.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The address the client was configured to talk to.
+    pub fn server_addr(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// The configured call timeout.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// The configured timeout of reliable messages.
+    pub fn send_timeout(&self) -> Duration {
+        self.send_timeout
+    }
+
+    /// The configured message stream buffer (async adapter).
+    pub fn message_buffer(&self) -> usize {
+        self.message_buffer
+    }
+}
+
+/// The runtime-independent part of a handle on one server a client talks to.
+#[derive(Clone, Debug)]
+pub struct RemoteHandle {
+    addr: SocketAddr,
+    link: Link<ClientCommand>,
+    clock: Clock,
+}
+
+impl RemoteHandle {
+    /// The address the server answers from.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Asks for the client's current view of the server.
+    ///
+    /// # Errors
+    /// [`ServerError::InCallback`] or [`ServerError::Closed`].
+    pub fn state(&self) -> Result<Pending<Option<ServerState>>, ServerError> {
+        if self.link.on_driver_thread() {
+            return Err(ServerError::InCallback);
+        }
+        let (reply, pending) = reply::channel();
+        let cmd = Cmd::Server {
+            addr: self.addr,
+            reply,
+        };
+        self.link
+            .send(ClientCommand(cmd))
+            .map_err(|_| ServerError::Closed)?;
+        Ok(pending)
+    }
+
+    /// The state from an answer to [`RemoteHandle::state`], if the session is up.
+    ///
+    /// # Errors
+    /// [`ServerError::NotConnected`] without a live session; the wait's error.
+    pub fn live(
+        answer: Result<Option<ServerState>, WaitError>,
+    ) -> Result<ServerState, ServerError> {
+        match answer {
+            Ok(Some(s)) if s.up => Ok(s),
+            Ok(_) => Err(ServerError::NotConnected),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sends a time request and queues a wait for its answer, up to `timeout` (decided by the
+    /// driver).
+    ///
+    /// # Errors
+    /// [`ServerError::InCallback`] or [`ServerError::Closed`].
+    pub fn sync_time(
+        &self,
+        timeout: Duration,
+    ) -> Result<Pending<Result<ClockEstimate, ServerError>>, ServerError> {
+        if self.link.on_driver_thread() {
+            return Err(ServerError::InCallback);
+        }
+        let (reply, pending) = reply::channel();
+        let deadline = self.clock.now() + timeout;
+        let cmd = Cmd::SyncTime {
+            addr: self.addr,
+            deadline,
+            reply,
+        };
+        self.link
+            .send(ClientCommand(cmd))
+            .map_err(|_| ServerError::Closed)?;
+        Ok(pending)
+    }
+
+    /// The server's clock now, by `estimate`.
+    pub fn remote_now(&self, estimate: &ClockEstimate) -> Instant {
+        estimate.to_remote(self.clock.now())
+    }
+
+    /// The server's clock at local instant `local`, by `estimate`.
+    pub fn to_remote(&self, estimate: &ClockEstimate, local: std::time::Instant) -> Instant {
+        estimate.to_remote(self.clock.from_std(local))
+    }
+
+    /// The local instant at which the server's clock reads `remote`, by `estimate`.
+    ///
+    /// # Errors
+    /// [`ServerError::OutOfRange`] for an instant the local clock cannot represent.
+    pub fn to_local(
+        &self,
+        estimate: &ClockEstimate,
+        remote: Instant,
+    ) -> Result<std::time::Instant, ServerError> {
+        self.clock
+            .to_std(estimate.to_local(remote))
+            .ok_or(ServerError::OutOfRange)
+    }
+}
+
+/// What the client knows of one server at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerState {
+    /// The address the server answers from.
+    pub addr: SocketAddr,
+    /// Heard from within the down timeout.
+    pub up: bool,
+    /// The server confirmed the session.
+    pub confirmed: bool,
+    /// The last status the server reported.
+    pub status: Option<Status>,
+    /// The estimate of its clock.
+    pub clock: Option<ClockEstimate>,
+}
+
+impl ServerState {
+    /// The clock estimate.
+    ///
+    /// # Errors
+    /// [`ServerError::NoClock`] before a time sync was answered.
+    pub fn clock_estimate(&self) -> Result<ClockEstimate, ServerError> {
+        self.clock.ok_or(ServerError::NoClock)
+    }
+
+    /// The last reported status.
+    ///
+    /// # Errors
+    /// [`ServerError::NoStatus`] if the server sends none.
+    pub fn reported_status(&self) -> Result<Status, ServerError> {
+        self.status.ok_or(ServerError::NoStatus)
+    }
+
+    /// The battery level and state.
+    ///
+    /// # Errors
+    /// As [`ServerState::reported_status`].
+    pub fn battery(&self) -> Result<Battery, ServerError> {
+        Ok(self.reported_status()?.battery)
+    }
+
+    /// The signal strength in dBm of a wireless link, `None` for a wired or unknown one.
+    ///
+    /// # Errors
+    /// As [`ServerState::reported_status`].
+    pub fn rssi(&self) -> Result<Option<i16>, ServerError> {
+        Ok(match self.reported_status()?.network {
+            NetworkStatus::Wlan { rssi } | NetworkStatus::Wwan { rssi } => Some(rssi),
+            _ => None,
+        })
+    }
+
+    /// The temperature in °C.
+    ///
+    /// # Errors
+    /// As [`ServerState::reported_status`].
+    pub fn temperature(&self) -> Result<i8, ServerError> {
+        Ok(self.reported_status()?.temperature)
+    }
+}
+
+/// A command from a client handle to its driver (opaque: only the router reads it).
+pub struct ClientCommand(Cmd);
+
+impl std::fmt::Debug for ClientCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientCommand")
+    }
+}
+
+enum Cmd {
+    Call {
+        function: FunctionId,
+        args: Bytes,
+        timeout: Duration,
+        reply: Reply<Result<Bytes, CallError>>,
+    },
+    Close,
+    OnMessage {
+        target: Option<String>,
+        sub: Box<dyn Subscriber>,
+    },
+    Send {
+        target: String,
+        name: String,
+        data: Bytes,
+        options: SendOptions,
+        reply: Reply<Result<Delivery, SendError>>,
+    },
+    Server {
+        addr: SocketAddr,
+        reply: Reply<Option<ServerState>>,
+    },
+    Servers {
+        reply: Reply<Vec<SocketAddr>>,
+    },
+    SyncTime {
+        addr: SocketAddr,
+        deadline: Instant,
+        reply: Reply<Result<ClockEstimate, ServerError>>,
+    },
+    WaitConnected {
+        deadline: Instant,
+        reply: Reply<Option<SocketAddr>>,
+    },
+}
+
+/// A caller waiting for a server's clock.
+struct ClockWaiter {
+    addr: SocketAddr,
+    deadline: Instant,
+    reply: Reply<Result<ClockEstimate, ServerError>>,
+}
+
+/// The client driver's state: the endpoint, and who waits for what (calls by call id,
+/// messages by message id, sessions and clocks by deadline).
+pub struct ClientRouter {
+    ep: proto::Client,
+    calls: HashMap<CallId, Reply<Result<Bytes, CallError>>>,
+    sends: HashMap<MessageId, Reply<Result<Delivery, SendError>>>,
+    subscribers: Subscribers,
+    connect_waiters: Vec<(Instant, Reply<Option<SocketAddr>>)>,
+    clock_waiters: Vec<ClockWaiter>,
+}
+
+impl std::fmt::Debug for ClientRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRouter")
+            .field("calls", &self.calls.len())
+            .field("sends", &self.sends.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientRouter {
+    fn state(&self, addr: SocketAddr) -> Option<ServerState> {
+        self.ep.server(addr).map(|s| ServerState {
+            addr,
+            up: s.is_up(),
+            confirmed: s.is_confirmed(),
+            status: s.status(),
+            clock: s.clock(),
+        })
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Answered { call, data, .. } => self.answer(call, Ok(data)),
+            Event::RemoteError {
+                call, status, data, ..
+            } => self.answer(call, Err(CallError::Remote { status, data })),
+            Event::CallTimedOut { call } => self.answer(call, Err(CallError::TimedOut)),
+            Event::CallFailed { call, reason } => self.answer(call, Err(reason.into())),
+            Event::ClockUpdated { addr } => {
+                let estimate = self.state(addr).and_then(|s| s.clock);
+                for w in extract(&mut self.clock_waiters, |w| w.addr == addr) {
+                    w.reply.send(estimate.ok_or(ServerError::NoClock));
+                }
+            }
+            Event::Delivered { id, acked, missing } => {
+                self.deliver(id, Ok(Delivery { acked, missing }))
+            }
+            Event::Failed { id, reason } => self.deliver(id, Err(reason.into())),
+            Event::TimedOut { id } => self.deliver(id, Err(SendError::TimedOut)),
+            Event::Message(m) => self.on_message(&m),
+            Event::Connected { addr, .. } => {
+                tracing::info!(%addr, "connected");
+                for (_, w) in self.connect_waiters.drain(..) {
+                    w.send(Some(addr));
+                }
+            }
+            Event::Disconnected { addr, reason } => {
+                tracing::info!(%addr, ?reason, "disconnected")
+            }
+            Event::HandshakeFailed { addr, reason } => {
+                tracing::warn!(%addr, %reason, "handshake refused")
+            }
+            Event::PeerDown { addr } => tracing::info!(%addr, "server down"),
+            Event::PeerUp { addr } => tracing::info!(%addr, "server up"),
+            other => tracing::debug!(event = ?other, "event"),
+        }
+    }
+
+    fn on_message(&mut self, m: &ReceivedMessage) {
+        tracing::debug!(target = %m.target, name = %m.name, from = %m.from, "message");
+        self.subscribers.deliver(m);
+    }
+
+    fn answer(&mut self, call: CallId, result: Result<Bytes, CallError>) {
+        if let Some(reply) = self.calls.remove(&call) {
+            reply.send(result);
+        }
+    }
+
+    fn deliver(&mut self, id: MessageId, result: Result<Delivery, SendError>) {
+        if let Some(reply) = self.sends.remove(&id) {
+            reply.send(result);
+        }
+    }
+}
+
+impl Role for ClientRouter {
+    type Command = ClientCommand;
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.ep.handle_datagram(now, from, data);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.ep.handle_timeout(now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.ep.poll_transmit(now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let waiters = self
+            .connect_waiters
+            .iter()
+            .map(|(d, _)| *d)
+            .chain(self.clock_waiters.iter().map(|w| w.deadline))
+            .min();
+        match (self.ep.poll_timeout(), waiters) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn is_direct(&self, command: &ClientCommand) -> bool {
+        // The endpoint reports their outcomes later, as events; refusals go to the caller's
+        // own reply slot.
+        matches!(command.0, Cmd::Call { .. } | Cmd::Send { .. })
+    }
+
+    fn on_command(&mut self, now: Instant, _socket: &UdpSocket, command: ClientCommand) -> Flow {
+        match command.0 {
+            Cmd::Call {
+                function,
+                args,
+                timeout,
+                reply,
+            } => match self.ep.call(now, function, &args, Some(timeout)) {
+                Ok(id) => {
+                    self.calls.insert(id, reply);
+                }
+                Err(e) => reply.send(Err(CallError::Refused(e))),
+            },
+            Cmd::Close => {
+                self.ep.close(now);
+                return Flow::Stop;
+            }
+            Cmd::OnMessage { target, sub } => self.subscribers.add(target, sub),
+            Cmd::Send {
+                target,
+                name,
+                data,
+                options,
+                reply,
+            } => match self.ep.send_message(now, &target, &name, &data, options) {
+                Ok(_) if options.reliability == Reliability::Unreliable => {
+                    reply.send(Ok(Delivery::default()))
+                }
+                Ok(id) => {
+                    self.sends.insert(id, reply);
+                }
+                Err(e) => reply.send(Err(SendError::Refused(e))),
+            },
+            Cmd::Server { addr, reply } => reply.send(self.state(addr)),
+            Cmd::Servers { reply } => reply.send(self.ep.servers().collect()),
+            Cmd::SyncTime {
+                addr,
+                deadline,
+                reply,
+            } => {
+                let up = self.state(addr).is_some_and(|s| s.up);
+                if up && self.ep.sync_time(now).is_ok() {
+                    // Callers that stopped waiting are forgotten here.
+                    drop(extract(&mut self.clock_waiters, |w| w.reply.is_closed()));
+                    self.clock_waiters.push(ClockWaiter {
+                        addr,
+                        deadline,
+                        reply,
+                    });
+                } else {
+                    reply.send(Err(ServerError::NotConnected));
+                }
+            }
+            Cmd::WaitConnected { deadline, reply } => match self.ep.servers().next() {
+                Some(addr) => reply.send(Some(addr)),
+                None => {
+                    self.connect_waiters.retain(|(_, r)| !r.is_closed());
+                    self.connect_waiters.push((deadline, reply));
+                }
+            },
+        }
+        Flow::Continue
+    }
+
+    fn dispatch(&mut self, now: Instant) {
+        while let Some(event) = self.ep.poll_event() {
+            self.on_event(event);
+        }
+        for w in extract(&mut self.clock_waiters, |w| w.deadline <= now) {
+            w.reply.send(Err(ServerError::TimedOut));
+        }
+        for (_, w) in extract(&mut self.connect_waiters, |(d, _)| *d <= now) {
+            w.send(None);
+        }
+    }
+
+    fn close(&mut self, now: Instant) {
+        self.ep.close(now);
+    }
+}
+
+/// Removes and returns the elements of `v` for which `pick` holds, keeping the others in
+/// order.
+pub(crate) fn extract<T>(v: &mut Vec<T>, mut pick: impl FnMut(&T) -> bool) -> Vec<T> {
+    let (picked, kept) = std::mem::take(v).into_iter().partition(|x| pick(x));
+    *v = kept;
+    picked
+}

@@ -1,0 +1,211 @@
+//! The command channel from an endpoint's handles to its driver.
+//!
+//! Handles queue commands on a [`Link`]; the driver takes them from [`Commands`]. The queue is
+//! an unbounded `async_channel`, so an async driver simply awaits [`Commands::recv`]. A
+//! blocking driver sleeps in its poller instead, and registers a wake hook
+//! ([`Commands::set_wake`]) that every send calls, so a command never waits for a timer or the
+//! next datagram.
+
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, ThreadId};
+
+/// A new command channel.
+///
+/// # Examples
+/// ```
+/// use pavillion_std::plumbing::link::{self, TryRecvError};
+///
+/// let (link, commands) = link::channel::<u32>();
+/// link.send(7).unwrap();
+/// assert_eq!(commands.try_recv(), Ok(7));
+/// assert_eq!(commands.try_recv(), Err(TryRecvError::Empty));
+/// drop(link);
+/// assert_eq!(commands.try_recv(), Err(TryRecvError::Gone));
+/// ```
+pub fn channel<C>() -> (Link<C>, Commands<C>) {
+    let (tx, rx) = async_channel::unbounded();
+    let shared = Arc::new(Shared {
+        wake: OnceLock::new(),
+        driver: OnceLock::new(),
+    });
+    let direct = Arc::new(OnceLock::new());
+    (
+        Link {
+            tx,
+            shared: shared.clone(),
+            direct: direct.clone(),
+        },
+        Commands { rx, shared, direct },
+    )
+}
+
+/// A driver's way to carry out a command on the sender's own thread (see
+/// [`Commands::set_direct`]). It gets the command and a probe that says whether nothing is
+/// queued, and gives the command back if it cannot take it now.
+pub type Direct<C> = Box<dyn Fn(C, &dyn Fn() -> bool) -> Result<(), C> + Send + Sync>;
+
+/// The handles' end: queues commands and wakes the driver.
+pub struct Link<C> {
+    tx: async_channel::Sender<C>,
+    shared: Arc<Shared>,
+    direct: Arc<OnceLock<Direct<C>>>,
+}
+
+/// A link that does not keep the channel open: the driver holds one to make new handles
+/// (RPC responders) without outliving the application's handles.
+pub struct WeakLink<C> {
+    tx: async_channel::WeakSender<C>,
+    shared: Arc<Shared>,
+    direct: Arc<OnceLock<Direct<C>>>,
+}
+
+/// The driver's end.
+pub struct Commands<C> {
+    rx: async_channel::Receiver<C>,
+    shared: Arc<Shared>,
+    direct: Arc<OnceLock<Direct<C>>>,
+}
+
+/// The driver is gone: the endpoint was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the endpoint is closed")]
+pub struct Gone;
+
+/// Why [`Commands::try_recv`] returned no command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// None queued now.
+    Empty,
+    /// None queued, and every link is gone.
+    Gone,
+}
+
+impl<C> Link<C> {
+    /// Queues a command and wakes the driver.
+    ///
+    /// # Errors
+    /// [`Gone`] once the driver has stopped.
+    pub fn send(&self, command: C) -> Result<(), Gone> {
+        let command = match self.direct.get() {
+            Some(direct) => match direct(command, &|| self.tx.is_empty()) {
+                Ok(()) => return Ok(()),
+                Err(command) => command,
+            },
+            None => command,
+        };
+        self.tx.try_send(command).map_err(|_| Gone)?;
+        if let Some(wake) = self.shared.wake.get() {
+            wake();
+        }
+        Ok(())
+    }
+
+    /// Whether the caller runs on the driver's own thread (inside a callback), where waiting
+    /// for a command's outcome would wait forever. Always false for a driver that did not
+    /// register its thread (an async task may move between threads, and never blocks).
+    pub fn on_driver_thread(&self) -> bool {
+        self.shared.driver.get() == Some(&thread::current().id())
+    }
+
+    /// A link that does not keep the channel open.
+    pub fn downgrade(&self) -> WeakLink<C> {
+        WeakLink {
+            tx: self.tx.downgrade(),
+            shared: self.shared.clone(),
+            direct: self.direct.clone(),
+        }
+    }
+}
+
+impl<C> Clone for Link<C> {
+    fn clone(&self) -> Self {
+        Link {
+            tx: self.tx.clone(),
+            shared: self.shared.clone(),
+            direct: self.direct.clone(),
+        }
+    }
+}
+
+impl<C> WeakLink<C> {
+    /// A full link, or `None` when every full link is gone.
+    pub fn upgrade(&self) -> Option<Link<C>> {
+        Some(Link {
+            tx: self.tx.upgrade()?,
+            shared: self.shared.clone(),
+            direct: self.direct.clone(),
+        })
+    }
+}
+
+impl<C> Commands<C> {
+    /// The next queued command, without waiting.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] when none is queued, [`TryRecvError::Gone`] when none is and
+    /// every link is gone.
+    pub fn try_recv(&self) -> Result<C, TryRecvError> {
+        self.rx.try_recv().map_err(|e| match e {
+            async_channel::TryRecvError::Empty => TryRecvError::Empty,
+            async_channel::TryRecvError::Closed => TryRecvError::Gone,
+        })
+    }
+
+    /// The next command, or `None` once every link is gone.
+    pub async fn recv(&self) -> Option<C> {
+        self.rx.recv().await.ok()
+    }
+
+    /// Registers what a send does to wake a sleeping driver (a blocking driver's poller
+    /// wake-up). Only the first registration counts.
+    pub fn set_wake(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.shared.wake.set(Box::new(wake));
+    }
+
+    /// Registers how a send may carry out its command on the sender's own thread instead of
+    /// queueing it (a blocking driver whose endpoint is free at that moment). Only the first
+    /// registration counts.
+    pub fn set_direct(&self, direct: Direct<C>) {
+        let _ = self.direct.set(direct);
+    }
+
+    /// Records the calling thread as the driver's, for [`Link::on_driver_thread`]. Only the
+    /// first registration counts.
+    pub fn set_driver_thread(&self) {
+        let _ = self.shared.driver.set(thread::current().id());
+    }
+}
+
+struct Shared {
+    wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    driver: OnceLock<ThreadId>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("driver", &self.driver)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> std::fmt::Debug for Link<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> std::fmt::Debug for WeakLink<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakLink").finish_non_exhaustive()
+    }
+}
+
+impl<C> std::fmt::Debug for Commands<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,120 @@
+//! The runtime-independent half of the adapters: command and event plumbing shared by the
+//! blocking adapter in this crate and the async one in `pavillion-smol`.
+//!
+//! An adapter is a driver loop around a [`Role`] (a client or server *router*: the endpoint
+//! plus everything that waits on it), a command channel from the application's handles to the
+//! loop, and a way for a caller to wait for the answer to its command. Everything here is the
+//! same for both runtimes:
+//!
+//! - [`config`](crate::config), [`error`](crate::error) and [`keys`](crate::keys) (top-level
+//!   modules, as users name them);
+//! - [`sockets`]: opening the client's socket (and group socket), the server's listening socket
+//!   (and reply socket), group membership;
+//! - [`client`] and [`server`]: the commands, the handles that queue them, and the routers that
+//!   carry them out on the endpoint and route its events to the callers waiting for them (by
+//!   call id and message id), to message subscribers and to RPC handlers;
+//! - [`link`]: the command channel; [`reply`]: a one-answer slot a caller waits on;
+//!   [`messages`]: subscribers (callbacks or streams) per target.
+//!
+//! What each runtime adds is only its loop (a thread on `mio` here, a task on `smol` there)
+//! and how a caller waits on a [`reply::Pending`]: [`reply::Pending::wait`] blocks, and a
+//! `Pending` is also a `Future`.
+//!
+//! # Driving a role
+//! A loop owns the sockets and the role, and:
+//! 1. gives every received datagram, from any of its sockets, to [`Role::handle_datagram`];
+//! 2. calls [`Role::handle_timeout`] when [`Role::poll_timeout`] has passed;
+//! 3. gives every command to [`Role::on_command`], and stops after [`Flow::Stop`];
+//! 4. after each of those, sends what [`Role::poll_transmit`] yields from
+//!    [`sockets::Sockets::output`], then calls [`Role::dispatch`];
+//! 5. when every handle is gone ([`link::TryRecvError::Gone`]), calls [`Role::close`], sends
+//!    what it queued, and stops.
+
+use std::net::{SocketAddr, UdpSocket};
+
+use pavillion_proto::endpoint::Transmit;
+use pavillion_proto::Instant;
+
+pub mod client;
+pub mod link;
+pub mod messages;
+pub mod reply;
+pub mod server;
+pub mod sockets;
+
+/// The drivers' clock: microseconds since the endpoint was created.
+pub type Clock = pavillion_proto::time::StdClock;
+
+/// What one role (client or server) adds to a driver loop: its endpoint, its commands and
+/// what it does with events. See the [module docs](self) for the loop.
+pub trait Role: Send + 'static {
+    /// The commands its handles send.
+    type Command: Send + 'static;
+
+    /// Processes one received datagram.
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    /// Runs the timers due at `now`.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next datagram to send, written into `buf`.
+    #[must_use]
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
+    /// When the role next wants [`Role::handle_timeout`].
+    #[must_use]
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Carries out one command. `socket` is the primary socket, for group membership.
+    fn on_command(&mut self, now: Instant, socket: &UdpSocket, command: Self::Command) -> Flow;
+    /// Whether `command` may be carried out on the sender's thread, outside the loop: it runs
+    /// no application code, emits no event and never stops the loop.
+    fn is_direct(&self, command: &Self::Command) -> bool;
+    /// Drains the endpoint's events and hands them to the application.
+    fn dispatch(&mut self, now: Instant);
+    /// Closes the endpoint because every handle is gone.
+    fn close(&mut self, now: Instant);
+}
+
+/// Everything a runtime needs to run one endpoint, made from its configuration by
+/// [`client::open`] or [`server::open`]: the router its driver runs, the opened sockets, the
+/// driver's end of the command channel and clock, and the handle for the application.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Parts<R: Role, H> {
+    /// The endpoint and everything waiting on it; the driver runs it.
+    pub router: R,
+    /// The opened sockets.
+    pub sockets: sockets::Sockets,
+    /// The driver's end of the command channel.
+    pub commands: link::Commands<R::Command>,
+    /// The application's end.
+    pub handle: H,
+    /// The driver's clock.
+    pub clock: Clock,
+}
+
+/// Whether a driver loop goes on after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Flow {
+    /// Keep running.
+    Continue,
+    /// The endpoint was closed: send what it queued and stop.
+    Stop,
+}
+
+/// Who acknowledged a reliable message.
+///
+/// For a unicast send `acked` holds the one server; in multicast mode it holds every server
+/// that acknowledged, and `missing` the expected subscribers that did not before the deadline.
+/// An unreliable send returns both empty.
+///
+/// # Examples
+/// ```
+/// let d = pavillion_std::Delivery::default();
+/// assert!(d.acked.is_empty() && d.missing.is_empty());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The receivers that acknowledged the message.
+    pub acked: Vec<SocketAddr>,
+    /// Expected receivers that did not acknowledge it in time.
+    pub missing: Vec<SocketAddr>,
+}

@@ -1,0 +1,683 @@
+//! The server half of the plumbing: the handle's commands, RPC handlers and responders, and
+//! the router that carries commands out on the endpoint and routes its events.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pavillion_proto::endpoint::{
+    self as proto, CallHandle, Event, Reliability, RpcRequest, SendOptions, Transmit,
+};
+use pavillion_proto::features::status::Status;
+use pavillion_proto::wire::RpcStatus;
+use pavillion_proto::{FunctionId, Instant, MessageId, PeerId};
+
+use super::link::{self, Link, WeakLink};
+use super::messages::{Subscriber, Subscribers};
+use super::reply::{self, Pending, Reply};
+use super::sockets;
+use super::{Clock, Delivery, Flow, Parts, Role};
+use crate::config::ServerConfig;
+use crate::error::SendError;
+
+/// Binds a server on `addr` (with its reply socket and group, as configured) and builds its
+/// endpoint, seeded from OS randomness.
+///
+/// # Errors
+/// A socket that cannot be bound, or a group that cannot be joined.
+pub fn open(
+    addr: SocketAddr,
+    config: &ServerConfig,
+) -> io::Result<Parts<ServerRouter, ServerHandle>> {
+    let opened = sockets::server(addr, config)?;
+    let sockets = opened.sockets;
+    let local = sockets.primary.local_addr()?;
+    let reply_addr = sockets
+        .secondary
+        .as_ref()
+        .map(|s| s.local_addr())
+        .transpose()?;
+    let mut inner = config.inner.clone();
+    inner.seed = crate::keys::random32();
+    inner.announce = match config.announce {
+        Some(explicit) => explicit,
+        None => inner
+            .announce
+            .or(opened.group.map(|g| SocketAddr::new(g, local.port()))),
+    };
+    tracing::info!(%local, reply = ?reply_addr, group = ?opened.group, "server started");
+    let endpoint = proto::Server::new(inner);
+    let (link, commands) = link::channel();
+    Ok(Parts {
+        router: ServerRouter {
+            ep: endpoint,
+            link: link.downgrade(),
+            handlers: HashMap::new(),
+            subscribers: Subscribers::default(),
+            fanouts: HashMap::new(),
+            fanout_of: HashMap::new(),
+            next_fanout: 0,
+            groups: opened.group.into_iter().collect(),
+        },
+        sockets,
+        commands,
+        handle: ServerHandle {
+            link,
+            local,
+            reply_addr,
+            send_timeout: config.send_timeout,
+            message_buffer: config.message_buffer,
+        },
+        clock: Clock::new(),
+    })
+}
+
+/// A failed RPC: the status code and bytes (often a message) returned to the caller.
+///
+/// # Examples
+/// ```
+/// use pavillion_std::RpcFailure;
+/// let f = RpcFailure::bad_input("expected 2 bytes");
+/// assert_eq!(f.status.0, 3);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcFailure {
+    /// The status code (wire notes §5.7); never 0.
+    pub status: RpcStatus,
+    /// The bytes returned with it.
+    pub data: Bytes,
+}
+
+impl RpcFailure {
+    /// A failure with any status and data.
+    pub fn new(status: RpcStatus, data: impl Into<Bytes>) -> Self {
+        RpcFailure {
+            status,
+            data: data.into(),
+        }
+    }
+
+    /// Status 1 (error) with a message.
+    pub fn error(message: &str) -> Self {
+        Self::new(RpcStatus::ERROR, Bytes::copy_from_slice(message.as_bytes()))
+    }
+
+    /// Status 3 (bad input) with a message.
+    pub fn bad_input(message: &str) -> Self {
+        Self::new(
+            RpcStatus::BAD_INPUT,
+            Bytes::copy_from_slice(message.as_bytes()),
+        )
+    }
+}
+
+/// The outcome of a server's send for one client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// What happened to the message there.
+    pub result: Result<Delivery, SendError>,
+}
+
+impl Outcome {
+    /// The result of a send to one client, from the outcomes of a send to
+    /// [`Recipients::One`].
+    ///
+    /// # Errors
+    /// That client's failure; [`SendError::Closed`] if there is no outcome.
+    pub fn only(mut outcomes: Vec<Outcome>) -> Result<Delivery, SendError> {
+        outcomes.pop().map_or(Err(SendError::Closed), |o| o.result)
+    }
+}
+
+/// Answers one RPC call later, from any thread or task. Dropping it unanswered (also while
+/// unwinding from a panic) answers status 1 with `NoAnswer`, so the caller learns at once
+/// instead of at its deadline.
+///
+/// # Examples
+/// ```no_run
+/// # fn example(server: pavillion_std::Server) {
+/// server.register_deferred(500, "slow", |request, responder| {
+///     std::thread::spawn(move || {
+///         std::thread::sleep(std::time::Duration::from_millis(100));
+///         responder.respond(Ok(request.args.to_vec()));
+///     });
+/// });
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Responder {
+    call: CallHandle,
+    link: Link<ServerCommand>,
+    answered: bool,
+}
+
+impl Responder {
+    /// Sends the answer: `Ok(data)` is status 0. It never waits.
+    pub fn respond<R: Into<Bytes>>(mut self, result: Result<R, RpcFailure>) {
+        self.answered = true;
+        let result = result.map(Into::into);
+        let _ = self.link.send(ServerCommand(Cmd::Respond {
+            call: self.call,
+            result,
+        }));
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if !self.answered {
+            let _ = self.link.send(ServerCommand(Cmd::Respond {
+                call: self.call,
+                result: Err(RpcFailure::error("NoAnswer")),
+            }));
+        }
+    }
+}
+
+/// How a registered function is answered.
+pub enum Handler {
+    /// Later, through the [`Responder`] the handler receives (which it may move anywhere).
+    Later(Box<dyn FnMut(RpcRequest, Responder) + Send>),
+    /// At once, by the handler's return value, on the driver.
+    Now(NowHandler),
+}
+
+/// A handler answered by its return value.
+pub type NowHandler = Box<dyn FnMut(&RpcRequest) -> Result<Bytes, RpcFailure> + Send>;
+
+impl Handler {
+    /// A handler answered by its return value.
+    pub fn now<R, F>(mut f: F) -> Handler
+    where
+        R: Into<Bytes>,
+        F: FnMut(&RpcRequest) -> Result<R, RpcFailure> + Send + 'static,
+    {
+        Handler::Now(Box::new(move |req| f(req).map(Into::into)))
+    }
+
+    /// A handler answered through a [`Responder`].
+    pub fn later(f: impl FnMut(RpcRequest, Responder) + Send + 'static) -> Handler {
+        Handler::Later(Box::new(f))
+    }
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Handler::Later(_) => "Handler::Later",
+            Handler::Now(_) => "Handler::Now",
+        })
+    }
+}
+
+/// Which clients a send goes to.
+pub enum Recipients {
+    /// Every client for which `filter(address, identity)` is true.
+    All(Box<dyn Fn(SocketAddr, PeerId) -> bool + Send>),
+    /// The one client at this address.
+    One(SocketAddr),
+}
+
+impl std::fmt::Debug for Recipients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recipients::All(_) => f.write_str("Recipients::All"),
+            Recipients::One(a) => write!(f, "Recipients::One({a})"),
+        }
+    }
+}
+
+/// The runtime-independent part of a server handle: each method queues a command and
+/// returns what to wait on.
+#[derive(Debug)]
+pub struct ServerHandle {
+    link: Link<ServerCommand>,
+    local: SocketAddr,
+    reply_addr: Option<SocketAddr>,
+    send_timeout: Duration,
+    message_buffer: usize,
+}
+
+impl ServerHandle {
+    /// Answers calls to `function` with `handler`; `name` is what the standard call 1 returns.
+    pub fn register(&self, function: u16, name: &str, handler: Handler) {
+        let _ = self.link.send(ServerCommand(Cmd::Register {
+            function: FunctionId(function),
+            name: name.into(),
+            handler,
+        }));
+    }
+
+    /// Stops answering `function`; calls to it get status 2 (nonexistent function).
+    pub fn unregister(&self, function: u16) {
+        let _ = self.link.send(ServerCommand(Cmd::Unregister {
+            function: FunctionId(function),
+        }));
+    }
+
+    /// Adds a subscriber for `target` (announcing to clients that we take it), or for every
+    /// message with `None`.
+    pub fn on_message(&self, target: Option<&str>, sub: Box<dyn Subscriber>) {
+        let _ = self.link.send(ServerCommand(Cmd::OnMessage {
+            target: target.map(String::from),
+            sub,
+        }));
+    }
+
+    /// Queues a send to `to`, with the configured send timeout if reliable.
+    ///
+    /// # Errors
+    /// [`SendError::InCallback`] or [`SendError::Closed`].
+    pub fn send(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+        to: Recipients,
+    ) -> Result<Pending<Result<Vec<Outcome>, SendError>>, SendError> {
+        if self.link.on_driver_thread() {
+            return Err(SendError::InCallback);
+        }
+        let options = match reliability {
+            Reliability::Unreliable => SendOptions::unreliable(),
+            _ => SendOptions::reliable().with_timeout(self.send_timeout),
+        };
+        let (reply, pending) = reply::channel();
+        let cmd = Cmd::Send {
+            target: target.into(),
+            name: name.into(),
+            data: Bytes::copy_from_slice(data),
+            options,
+            to,
+            reply,
+        };
+        self.link
+            .send(ServerCommand(cmd))
+            .map_err(|_| SendError::Closed)?;
+        Ok(pending)
+    }
+
+    /// Asks for the connected clients; `None` when the server is closed or this is the
+    /// driver's thread.
+    pub fn clients(&self) -> Option<Pending<Vec<(SocketAddr, PeerId)>>> {
+        if self.link.on_driver_thread() {
+            return None;
+        }
+        let (reply, pending) = reply::channel();
+        self.link.send(ServerCommand(Cmd::Clients { reply })).ok()?;
+        Some(pending)
+    }
+
+    /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.
+    pub fn set_status(&self, status: Option<Status>) {
+        let _ = self.link.send(ServerCommand(Cmd::SetStatus(status)));
+    }
+
+    /// Queues joining (`join`) or leaving multicast `group` on the listening socket.
+    ///
+    /// # Errors
+    /// `WouldBlock` on the driver's own thread, `NotConnected` once the server is closed.
+    pub fn membership(&self, group: IpAddr, join: bool) -> io::Result<Pending<io::Result<()>>> {
+        if self.link.on_driver_thread() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "called from a callback on the endpoint thread",
+            ));
+        }
+        let (reply, pending) = reply::channel();
+        self.link
+            .send(ServerCommand(Cmd::Membership { group, join, reply }))
+            .map_err(|_| closed())?;
+        Ok(pending)
+    }
+
+    /// Queues the close: quit to every client, pending sends fail with `Closed`, the driver
+    /// stops.
+    pub fn close(&self) {
+        let _ = self.link.send(ServerCommand(Cmd::Close));
+    }
+
+    /// Whether the caller runs on the driver's own thread (see [`Link::on_driver_thread`]).
+    pub fn on_driver_thread(&self) -> bool {
+        self.link.on_driver_thread()
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The address of the reply socket everything is sent from, if the server has one.
+    pub fn reply_addr(&self) -> Option<SocketAddr> {
+        self.reply_addr
+    }
+
+    /// The configured timeout of reliable sends.
+    pub fn send_timeout(&self) -> Duration {
+        self.send_timeout
+    }
+
+    /// The configured message stream buffer (async adapter).
+    pub fn message_buffer(&self) -> usize {
+        self.message_buffer
+    }
+}
+
+/// The error of a membership change on a closed server.
+pub fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "server closed")
+}
+
+/// A command from a server handle to its driver (opaque: only the router reads it).
+pub struct ServerCommand(Cmd);
+
+impl std::fmt::Debug for ServerCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerCommand")
+    }
+}
+
+type SendReply = Reply<Result<Vec<Outcome>, SendError>>;
+
+enum Cmd {
+    Clients {
+        reply: Reply<Vec<(SocketAddr, PeerId)>>,
+    },
+    Close,
+    Membership {
+        group: IpAddr,
+        join: bool,
+        reply: Reply<io::Result<()>>,
+    },
+    OnMessage {
+        target: Option<String>,
+        sub: Box<dyn Subscriber>,
+    },
+    Register {
+        function: FunctionId,
+        name: String,
+        handler: Handler,
+    },
+    Respond {
+        call: CallHandle,
+        result: Result<Bytes, RpcFailure>,
+    },
+    Send {
+        target: String,
+        name: String,
+        data: Bytes,
+        options: SendOptions,
+        to: Recipients,
+        reply: SendReply,
+    },
+    SetStatus(Option<Status>),
+    Unregister {
+        function: FunctionId,
+    },
+}
+
+/// One send to several clients, answered when the last outcome arrives.
+struct Fanout {
+    waiting: usize,
+    results: Vec<Outcome>,
+    reply: SendReply,
+}
+
+/// The server driver's state: the endpoint, the RPC handlers, the message subscribers, and
+/// the sends waiting for their outcomes (by message id).
+pub struct ServerRouter {
+    ep: proto::Server,
+    /// For responders; weak, so that the channel closes when every handle is gone.
+    link: WeakLink<ServerCommand>,
+    handlers: HashMap<FunctionId, Handler>,
+    subscribers: Subscribers,
+    fanouts: HashMap<u64, Fanout>,
+    fanout_of: HashMap<MessageId, (u64, SocketAddr)>,
+    next_fanout: u64,
+    groups: Vec<IpAddr>,
+}
+
+impl std::fmt::Debug for ServerRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerRouter")
+            .field("handlers", &self.handlers.len())
+            .field("fanouts", &self.fanouts.len())
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerRouter {
+    fn on_event(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::RpcRequest(req) => self.on_call(now, req),
+            Event::Message(m) => {
+                tracing::debug!(target = %m.target, name = %m.name, from = %m.from, "message");
+                if self.subscribers.deliver(&m) {
+                    // The last subscriber of this target is gone: stop taking it.
+                    self.ep.unsubscribe(now, &m.target);
+                }
+            }
+            Event::Delivered { id, acked, missing } => {
+                self.outcome(id, Ok(Delivery { acked, missing }))
+            }
+            Event::Failed { id, reason } => self.outcome(id, Err(reason.into())),
+            Event::TimedOut { id } => self.outcome(id, Err(SendError::TimedOut)),
+            Event::Connected { addr, peer } => {
+                tracing::info!(%addr, peer = ?peer, "client connected")
+            }
+            Event::Disconnected { addr, reason } => {
+                tracing::info!(%addr, ?reason, "client disconnected")
+            }
+            other => tracing::debug!(event = ?other, "event"),
+        }
+    }
+
+    fn on_call(&mut self, now: Instant, req: RpcRequest) {
+        let call = req.call;
+        let result = match self.handlers.get_mut(&req.function) {
+            Some(Handler::Now(h)) => {
+                catch_unwind(AssertUnwindSafe(|| h(&req))).unwrap_or_else(|_| {
+                    tracing::error!(function = req.function.0, "RPC handler panicked");
+                    Err(RpcFailure::error("HandlerPanicked"))
+                })
+            }
+            Some(Handler::Later(h)) => {
+                // Every handle is gone: the driver is closing and nobody could answer.
+                let Some(link) = self.link.upgrade() else {
+                    return;
+                };
+                let responder = Responder {
+                    call,
+                    link,
+                    answered: false,
+                };
+                // On a panic the responder is dropped during unwinding and answers itself.
+                if catch_unwind(AssertUnwindSafe(|| h(req, responder))).is_err() {
+                    tracing::error!("deferred RPC handler panicked");
+                }
+                return;
+            }
+            None => Err(RpcFailure::new(
+                RpcStatus::NONEXISTENT_FUNCTION,
+                Bytes::from_static(b"NonexistentFunction"),
+            )),
+        };
+        self.respond(now, call, result);
+    }
+
+    fn respond(&mut self, now: Instant, call: CallHandle, result: Result<Bytes, RpcFailure>) {
+        let (status, data) = match result {
+            Ok(data) => (RpcStatus::OK, data),
+            Err(f) => (f.status, f.data),
+        };
+        if let Err(e) = self.ep.respond(now, call, status, &data) {
+            tracing::debug!(error = %e, "RPC answer not sent");
+        }
+    }
+
+    fn outcome(&mut self, id: MessageId, result: Result<Delivery, SendError>) {
+        let Some((fid, addr)) = self.fanout_of.remove(&id) else {
+            return;
+        };
+        let Some(f) = self.fanouts.get_mut(&fid) else {
+            return;
+        };
+        f.results.push(Outcome {
+            client: addr,
+            result,
+        });
+        f.waiting = f.waiting.saturating_sub(1);
+        if f.waiting == 0 {
+            if let Some(f) = self.fanouts.remove(&fid) {
+                f.reply.send(Ok(f.results));
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        now: Instant,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        options: SendOptions,
+        to: Recipients,
+        reply: SendReply,
+    ) {
+        let ids = match to {
+            Recipients::All(filter) => {
+                match self
+                    .ep
+                    .send_to_all(now, target, name, data, options, filter)
+                {
+                    Ok(ids) => ids,
+                    Err(e) => return reply.send(Err(SendError::Refused(e))),
+                }
+            }
+            Recipients::One(addr) => {
+                vec![(
+                    addr,
+                    self.ep.send_message(now, addr, target, name, data, options),
+                )]
+            }
+        };
+        let mut fanout = Fanout {
+            waiting: 0,
+            results: Vec::new(),
+            reply,
+        };
+        let fid = self.next_fanout;
+        self.next_fanout += 1;
+        for (addr, r) in ids {
+            let result = match r {
+                Err(e) => Err(SendError::Refused(e)),
+                Ok(_) if options.reliability == Reliability::Unreliable => Ok(Delivery::default()),
+                Ok(id) => {
+                    fanout.waiting += 1;
+                    self.fanout_of.insert(id, (fid, addr));
+                    continue;
+                }
+            };
+            fanout.results.push(Outcome {
+                client: addr,
+                result,
+            });
+        }
+        if fanout.waiting == 0 {
+            fanout.reply.send(Ok(fanout.results));
+        } else {
+            self.fanouts.insert(fid, fanout);
+        }
+    }
+}
+
+impl Role for ServerRouter {
+    type Command = ServerCommand;
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.ep.handle_datagram(now, from, data);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.ep.handle_timeout(now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.ep.poll_transmit(now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.ep.poll_timeout()
+    }
+
+    fn is_direct(&self, command: &ServerCommand) -> bool {
+        // A send's filter is application code; an answer runs none.
+        matches!(command.0, Cmd::Respond { .. })
+    }
+
+    fn on_command(&mut self, now: Instant, socket: &UdpSocket, command: ServerCommand) -> Flow {
+        match command.0 {
+            Cmd::Clients { reply } => reply.send(self.ep.clients().collect()),
+            Cmd::Close => {
+                self.ep.close(now);
+                return Flow::Stop;
+            }
+            Cmd::Membership { group, join, reply } => {
+                let r = if join {
+                    sockets::join(socket, group).inspect(|_| self.groups.push(group))
+                } else {
+                    self.groups.retain(|g| *g != group);
+                    sockets::leave(socket, group)
+                };
+                reply.send(r);
+            }
+            Cmd::OnMessage { target, sub } => {
+                if let Some(t) = &target {
+                    self.ep.subscribe(now, t);
+                }
+                self.subscribers.add(target, sub);
+            }
+            Cmd::Register {
+                function,
+                name,
+                handler,
+            } => {
+                self.ep.register_function(function, &name);
+                self.handlers.insert(function, handler);
+            }
+            Cmd::Respond { call, result } => self.respond(now, call, result),
+            Cmd::Send {
+                target,
+                name,
+                data,
+                options,
+                to,
+                reply,
+            } => self.send(now, &target, &name, &data, options, to, reply),
+            Cmd::SetStatus(status) => self.ep.set_status(status),
+            Cmd::Unregister { function } => {
+                self.ep.unregister_function(function);
+                self.handlers.remove(&function);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn dispatch(&mut self, now: Instant) {
+        while let Some(event) = self.ep.poll_event() {
+            self.on_event(now, event);
+        }
+    }
+
+    fn close(&mut self, now: Instant) {
+        self.ep.close(now);
+    }
+}
