@@ -1235,13 +1235,14 @@ fn take(counter: &mut u64) -> Counter {
 
 #[cfg(test)]
 mod tests {
-    /// Every idle session pays these sizes (the `compare` memory rows: 615 B per session in
-    /// all, 842 B with suite 3). Suite 3 multicast keeps its keys in the server's own sender
-    /// table and rarely-held keys are boxed, so neither struct grows with features.
+    /// Every idle session pays these sizes (the `compare` memory rows). Suite 3 multicast
+    /// keeps its keys in the server's own sender table and rarely-held keys are boxed, so
+    /// neither struct grows with features; the outbox's send cursor and timer bound (16 B)
+    /// buy a send path that no longer walks every exchange in flight.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn idle_session_state_stays_small() {
-        assert!(core::mem::size_of::<super::ServerSession>() <= 536);
+        assert!(core::mem::size_of::<super::ServerSession>() <= 552);
         assert!(core::mem::size_of::<super::noise::NoiseSession>() <= 48);
     }
 }

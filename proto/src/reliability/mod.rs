@@ -168,13 +168,23 @@ pub(crate) enum Reply {
 ///
 /// # Invariants
 /// - Entries are in id order, which is also send order, so the oldest counter is found first.
+/// - The entries with a counter are the first `sent` ones, and their counters increase: an
+///   exchange takes a counter only after every older one has, and keeps it for good. So the
+///   oldest counter is the front's, an answer is found by binary search, and new sends start
+///   at index `sent`.
 /// - At most `max_in_flight` entries have a counter; the rest wait in order for a slot.
 /// - The total is bounded by `capacity`; `push` refuses more.
+/// - No retry or deadline is earlier than `timers_from` (a lower bound; exact after a pass).
 #[derive(Debug)]
 pub(crate) struct Outbox {
     entries: VecDeque<InFlight>,
     capacity: usize,
     max_in_flight: usize,
+    sent: usize,
+    /// Until this instant `poll_due` skips its pass over every entry: with a window of
+    /// messages in flight, that pass on every send and every ACK was the largest cost of the
+    /// core outside the cipher (`compare`'s core row, `benches/README.md`).
+    timers_from: Instant,
 }
 
 impl Outbox {
@@ -183,6 +193,8 @@ impl Outbox {
             entries: VecDeque::new(),
             capacity: capacity.max(1),
             max_in_flight: max_in_flight.max(1),
+            sent: 0,
+            timers_from: Instant::MAX,
         }
     }
 
@@ -197,6 +209,11 @@ impl Outbox {
         if self.entries.len() >= self.capacity {
             return Err(payload);
         }
+        debug_assert!(
+            self.entries.back().is_none_or(|e| e.id < id),
+            "ids must increase"
+        );
+        self.timers_from = self.timers_from.min(deadline);
         self.entries.push_back(InFlight {
             id,
             payload,
@@ -226,12 +243,32 @@ impl Outbox {
     }
 
     pub(crate) fn get(&self, id: u64) -> Option<&InFlight> {
-        self.entries.iter().find(|e| e.id == id)
+        self.index_of(id).map(|i| &self.entries[i])
+    }
+
+    /// Where the exchange `id` is: ids increase with each push, so a binary search.
+    fn index_of(&self, id: u64) -> Option<usize> {
+        self.entries.binary_search_by_key(&id, |e| e.id).ok()
     }
 
     /// The exchange sent under `counter`.
     pub(crate) fn find_counter(&self, counter: Counter) -> Option<&InFlight> {
-        self.entries.iter().find(|e| e.counter == Some(counter))
+        self.position_of(counter).and_then(|i| self.entries.get(i))
+    }
+
+    /// Where the exchange sent under `counter` is: a binary search of the sent prefix, whose
+    /// counters increase (see the invariants).
+    fn position_of(&self, counter: Counter) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.sent.min(self.entries.len()));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.entries[mid].counter {
+                Some(c) if c < counter => lo = mid + 1,
+                Some(c) if c == counter => return Some(mid),
+                _ => hi = mid,
+            }
+        }
+        None
     }
 
     /// Whether an internal exchange with this payload is already queued (so that keepalives
@@ -245,7 +282,7 @@ impl Outbox {
     /// The lowest counter still awaiting an answer. A new session must accept it, so the client
     /// announces a handshake floor just below it (wire notes §10, bug 9).
     pub(crate) fn oldest_counter(&self) -> Option<Counter> {
-        self.entries.iter().filter_map(|e| e.counter).min()
+        self.entries.front().and_then(|e| e.counter)
     }
 
     /// Records the first transmission of `id` under `counter` to `expected` receivers, and arms
@@ -258,12 +295,27 @@ impl Outbox {
         now: Instant,
         rtt: &RttEstimator,
     ) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
-            e.counter = Some(counter);
-            e.first_sent = Some(now);
-            e.expected = expected;
-            e.next_retry = Some((now + rtt.backoff(0)).min(e.deadline));
+        let Some(i) = self.index_of(id) else {
+            return;
+        };
+        let previous = i.checked_sub(1).and_then(|p| self.entries[p].counter);
+        let e = &mut self.entries[i];
+        if e.counter.is_some() {
+            return;
         }
+        // The invariants: sends go out in order, under increasing counters.
+        debug_assert_eq!(i, self.sent, "first transmission out of order");
+        debug_assert!(
+            previous.is_none_or(|p| p < counter),
+            "counter not increasing"
+        );
+        e.counter = Some(counter);
+        e.first_sent = Some(now);
+        e.expected = expected;
+        let retry = (now + rtt.backoff(0)).min(e.deadline);
+        e.next_retry = Some(retry);
+        self.sent += 1;
+        self.timers_from = self.timers_from.min(retry);
     }
 
     /// Makes every exchange in flight due at `now`: a new session just came up, and whatever
@@ -273,6 +325,7 @@ impl Outbox {
         for e in self.entries.iter_mut().filter(|e| e.counter.is_some()) {
             e.next_retry = Some(now.min(e.deadline));
         }
+        self.timers_from = self.timers_from.min(now);
     }
 
     /// Makes the exchanges in flight for which `pick` holds due at `now` (see
@@ -283,13 +336,16 @@ impl Outbox {
                 e.next_retry = Some(now.min(e.deadline));
             }
         }
+        self.timers_from = self.timers_from.min(now);
     }
 
     /// Records a retransmission of `id` and backs its timer off.
     pub(crate) fn on_retransmit(&mut self, id: u64, now: Instant, rtt: &RttEstimator) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
+        if let Some(e) = self.index_of(id).map(|i| &mut self.entries[i]) {
             e.retransmissions = e.retransmissions.saturating_add(1);
-            e.next_retry = Some((now + rtt.backoff(e.retransmissions)).min(e.deadline));
+            let retry = (now + rtt.backoff(e.retransmissions)).min(e.deadline);
+            e.next_retry = Some(retry);
+            self.timers_from = self.timers_from.min(retry);
         }
     }
 
@@ -305,9 +361,8 @@ impl Outbox {
         rtt: &mut RttEstimator,
     ) -> Reply {
         let Some(pos) = self
-            .entries
-            .iter()
-            .position(|e| e.counter == Some(counter) && e.payload.is_call() == call)
+            .position_of(counter)
+            .filter(|&i| self.entries[i].payload.is_call() == call)
         else {
             return Reply::Unknown;
         };
@@ -324,7 +379,10 @@ impl Outbox {
         // A call is complete with its first response, whoever sends it.
         if call || e.is_complete() {
             match self.entries.remove(pos) {
-                Some(done) => Reply::Complete(done),
+                Some(done) => {
+                    self.sent -= 1;
+                    Reply::Complete(done)
+                }
                 None => Reply::Unknown,
             }
         } else {
@@ -334,6 +392,8 @@ impl Outbox {
 
     /// Removes every entry, in order (used when the peer goes away for good).
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = InFlight> + '_ {
+        self.sent = 0;
+        self.timers_from = Instant::MAX;
         self.entries.drain(..)
     }
 
@@ -380,29 +440,53 @@ impl Outbox {
         new_budget: usize,
         out: &mut Vec<Due>,
     ) {
-        let mut new_budget = new_budget;
-        let mut in_flight = 0;
+        if now >= self.timers_from {
+            self.timer_pass(now, can_send, out);
+        }
+        if !can_send {
+            return;
+        }
+        // New sends, oldest first, after every retransmission above (which are all older).
+        let slots = self.max_in_flight.saturating_sub(self.sent).min(new_budget);
+        out.extend(
+            self.entries
+                .iter()
+                .skip(self.sent)
+                .take(slots)
+                .map(|e| Due::Transmit(e.id)),
+        );
+    }
+
+    /// Expires what is past its deadline and picks the retransmissions due, then sets
+    /// `timers_from` to the earliest timer left.
+    fn timer_pass(&mut self, now: Instant, can_send: bool, out: &mut Vec<Due>) {
+        let mut earliest = Instant::MAX;
         let mut i = 0;
         while i < self.entries.len() {
             let e = &self.entries[i];
             if e.deadline <= now {
                 if let Some(e) = self.entries.remove(i) {
+                    if e.counter.is_some() {
+                        self.sent -= 1;
+                    }
                     out.push(Due::Expired(e));
                 }
                 continue;
             }
+            earliest = earliest.min(e.deadline);
             if e.counter.is_some() {
-                in_flight += 1;
-                if can_send && e.next_retry.is_some_and(|t| t <= now) {
-                    out.push(Due::Transmit(e.id));
+                if let Some(retry) = e.next_retry {
+                    // A retry handed out here is re-armed by `on_retransmit`; one that is not
+                    // (no session yet) keeps the next call making this pass.
+                    earliest = earliest.min(retry);
+                    if can_send && retry <= now {
+                        out.push(Due::Transmit(e.id));
+                    }
                 }
-            } else if can_send && in_flight < self.max_in_flight && new_budget > 0 {
-                in_flight += 1;
-                new_budget -= 1;
-                out.push(Due::Transmit(e.id));
             }
             i += 1;
         }
+        self.timers_from = earliest;
     }
 
     /// The earliest instant at which `poll_due` has work: a retry or a deadline.
@@ -622,5 +706,93 @@ mod tests {
             "and is not due at once"
         );
         assert_eq!(o.len(), 2);
+    }
+
+    /// What the full pass over every entry (the outbox before it kept a send cursor and a
+    /// timer bound) would decide, from the entries alone.
+    fn model_due(o: &Outbox, now: Instant, can_send: bool, budget: usize) -> Vec<(bool, u64)> {
+        let (mut out, mut in_flight, mut budget) = (Vec::new(), 0, budget);
+        for e in o.iter() {
+            if e.deadline <= now {
+                out.push((true, e.id));
+            } else if e.counter.is_some() {
+                in_flight += 1;
+                if can_send && e.next_retry.is_some_and(|t| t <= now) {
+                    out.push((false, e.id));
+                }
+            } else if can_send && in_flight < o.max_in_flight && budget > 0 {
+                in_flight += 1;
+                budget -= 1;
+                out.push((false, e.id));
+            }
+        }
+        out
+    }
+
+    quickcheck::quickcheck! {
+        /// Driven by arbitrary pushes, polls, answers and forced retries, `poll_due` hands out
+        /// exactly the expiries and the transmissions a full pass over the entries would, each
+        /// in the same order.
+        fn prop_poll_due_matches_a_full_pass(ops: Vec<(u8, u16, bool)>) -> bool {
+            let mut rtt = RttEstimator::new(RttConfig::default());
+            let mut o = Outbox::new(16, 4);
+            let (mut now, mut next_id, mut next_counter) = (Instant::ZERO, 1u64, 100u64);
+            for (op, arg, flag) in ops {
+                match op % 5 {
+                    0 => {
+                        let deadline = now + Duration::from_millis(u64::from(arg % 2000) + 1);
+                        if o.push(next_id, msg(), false, deadline).is_ok() {
+                            next_id += 1;
+                        }
+                    }
+                    1 | 2 => {
+                        now += Duration::from_millis(u64::from(arg % 300));
+                        let budget = usize::from(arg % 7);
+                        let expected = model_due(&o, now, flag, budget);
+                        let mut got = Vec::new();
+                        o.poll_due(now, flag, budget, &mut got);
+                        let got: Vec<(bool, u64)> = got
+                            .into_iter()
+                            .map(|d| match d {
+                                Due::Expired(e) => (true, e.id),
+                                Due::Transmit(id) => (false, id),
+                            })
+                            .collect();
+                        // Expiries and transmissions are separate outcomes (events, and
+                        // datagrams); each list must match in order.
+                        let split = |v: &[(bool, u64)], x: bool| -> Vec<u64> {
+                            v.iter().filter(|d| d.0 == x).map(|d| d.1).collect()
+                        };
+                        if split(&got, true) != split(&expected, true)
+                            || split(&got, false) != split(&expected, false)
+                        {
+                            return false;
+                        }
+                        for (expired, id) in got {
+                            if expired {
+                                continue;
+                            }
+                            if o.get(id).is_some_and(|e| e.counter.is_none()) {
+                                o.on_first_transmit(id, Counter(next_counter), Vec::new(), now, &rtt);
+                                next_counter += 1;
+                            } else {
+                                o.on_retransmit(id, now, &rtt);
+                            }
+                        }
+                    }
+                    3 => {
+                        // An answer to some counter, ours or not.
+                        let c = Counter(100 + u64::from(arg % 40));
+                        let _ = o.on_reply(c, false, addr(1), now, &mut rtt);
+                    }
+                    _ => o.retry_all_now(now),
+                }
+                let oldest = o.iter().filter_map(|e| e.counter).min();
+                if o.oldest_counter() != oldest {
+                    return false;
+                }
+            }
+            true
+        }
     }
 }
