@@ -386,3 +386,70 @@ fn time_sync_and_status() {
         Err(ServerError::NotConnected)
     );
 }
+
+/// Forwards datagrams between one client and `server`, dropping the next client datagram
+/// after each `drop_next.send(())`. Returns the relay's address and a count of drops.
+fn lossy_relay(
+    server: SocketAddr,
+) -> (
+    SocketAddr,
+    mpsc::Sender<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = front.local_addr().unwrap();
+    let (drop_tx, drop_rx) = mpsc::channel::<()>();
+    let dropped = std::sync::Arc::new(AtomicUsize::new(0));
+    let client: std::sync::Arc<std::sync::Mutex<Option<SocketAddr>>> = Default::default();
+    {
+        let (back, client) = (back.try_clone().unwrap(), client.clone());
+        let front = front.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, _)) = back.recv_from(&mut buf) {
+                if let Some(to) = *client.lock().unwrap() {
+                    let _ = front.send_to(&buf[..n], to);
+                }
+            }
+        });
+    }
+    let counted = dropped.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut pending_drops = 0;
+        while let Ok((n, from)) = front.recv_from(&mut buf) {
+            *client.lock().unwrap() = Some(from);
+            pending_drops += drop_rx.try_iter().count();
+            if pending_drops > 0 {
+                pending_drops -= 1;
+                counted.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            let _ = back.send_to(&buf[..n], server);
+        }
+    });
+    (addr, drop_tx, dropped)
+}
+
+#[test]
+fn a_lost_time_request_is_asked_again() {
+    let (s, c) = psk_pair();
+    let server = Server::bind("127.0.0.1:0", s).unwrap();
+    let (relay, drop_next, dropped) = lossy_relay(server.local_addr());
+    let client = Client::connect(relay, c).unwrap();
+    let addr = client.wait_connected(WAIT).unwrap();
+    // The next client datagram is the time request (op 20): lose it.
+    drop_next.send(()).unwrap();
+    let started = Instant::now();
+    let estimate = client.server(addr).sync_time(WAIT).unwrap();
+    assert!(estimate.round_trip.is_some());
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Asked again after about 250 ms, not after the caller's whole timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
