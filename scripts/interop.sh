@@ -61,6 +61,7 @@ GUEST_SK=7777777777777777777777777777777777777777777777777777777777777777
 
 REF_PORT=17831 # reference server (it answers from a second, ephemeral port)
 PAV_PORT=17832 # pav serve
+PAV_REPLY_PORT=17833 # pav serve --reply-socket
 LISTEN_PSK=127.0.0.1:17840
 LISTEN_ECC=127.0.0.1:17841
 
@@ -265,6 +266,27 @@ wait_for "$LOGS/rc5.out" '"event": "ready"' 8
 pav send fwd note via-pav-serve -s 127.0.0.1:$PAV_PORT --psk $PSK --client-id $PSK_CID >"$LOGS/s3.out" 2>&1
 wait "$RC5" 2>/dev/null
 expect "4l pav serve -> reference client (forwarded message)" "$LOGS/rc5.out" '"data": "via-pav-serve".*"target": "fwd"'
+
+# ---------------------------------------------------------------------------------------------
+# Our server with a reference-style reply socket: everything it sends leaves from a second,
+# ephemeral port, as the reference server's does, and the reference client must follow it.
+echo "== reference client -> pav serve --reply-socket"
+"${NSX[@]}" "$PAV" --json serve -l 127.0.0.1:$PAV_REPLY_PORT --reply-socket --psk $PSK \
+    --client-id $PSK_CID --secret-key $SERVER_SK --ecc-client $ECC_CID=$CLIENT_PUB \
+    --duration 30 >"$LOGS/pav-serve-r.out" 2>"$LOGS/pav-serve-r.err" &
+PIDS+=($!)
+wait_for "$LOGS/pav-serve-r.out" '"event":"listening"' 5
+peer client --server 127.0.0.1:$PAV_REPLY_PORT --cid $PSK_CID --psk $PSK \
+    --call 401:via-reply --send interop/greet/from-ref-reply >"$LOGS/rr1.out" 2>"$LOGS/rr1.err"
+line=$(grep -m1 '"event": "connected"' "$LOGS/rr1.out")
+port=$(sed -n 's/.*"server": "127\.0\.0\.1:\([0-9]*\)".*/\1/p' <<<"$line")
+if [ -n "$port" ] && [ "$port" != "$PAV_REPLY_PORT" ]; then ok=0; else ok=1; fi
+result "6a reference client (PSK) connected to pav's reply port, not its listening port" "$ok" "$line"
+expect "6b reference call 401 (PSK) via the reply socket" "$LOGS/rr1.out" '"data": "VIA-REPLY".*"function": 401, "ok": true'
+expect "6c reference send (PSK) acknowledged via the reply socket" "$LOGS/rr1.out" '"acked": true.*"event": "sent"'
+peer client --server 127.0.0.1:$PAV_REPLY_PORT --cid $ECC_CID --secret-key $CLIENT_SK \
+    --server-key $SERVER_PUB --call 401:via-reply-ecc >"$LOGS/rr2.out" 2>"$LOGS/rr2.err"
+expect "6d reference call 401 (ECC) via the reply socket" "$LOGS/rr2.out" '"data": "VIA-REPLY-ECC".*"function": 401, "ok": true'
 
 # ---------------------------------------------------------------------------------------------
 # Optional (35 s): the reference client's 30 s keepalive. Its keepalive thread first re-joins
