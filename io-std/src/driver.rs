@@ -225,7 +225,24 @@ impl<R: Role> Shared<R> {
     }
 
     /// Takes the primary socket out of the poller, for a caller's thread to receive on.
-    #[cfg(unix)]
+    ///
+    /// On Linux it stays registered with an empty interest (which `mio` cannot express):
+    /// changing the interest is cheaper than removing and adding it again (no allocation in
+    /// the kernel). Only a socket error could still wake the driver, which then finds the
+    /// socket led and leaves it alone.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn take_primary(&self) -> io::Result<()> {
+        use rustix::event::epoll::{self, EventData, EventFlags};
+        let token = EventData::new_u64(PRIMARY.0 as u64);
+        Ok(epoll::modify(
+            &self.registry,
+            &self.primary,
+            token,
+            EventFlags::ET,
+        )?)
+    }
+
+    #[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
     fn take_primary(&self) -> io::Result<()> {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&self.primary);
         self.registry.deregister(&mut mio::unix::SourceFd(&fd))
@@ -238,7 +255,12 @@ impl<R: Role> Shared<R> {
     }
 
     /// Puts the primary socket back into the poller.
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn give_primary(&self, interest: Interest) -> io::Result<()> {
+        reregister(&self.registry, &self.primary, PRIMARY, interest)
+    }
+
+    #[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
     fn give_primary(&self, interest: Interest) -> io::Result<()> {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&self.primary);
         self.registry
