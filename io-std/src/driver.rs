@@ -3,8 +3,9 @@
 //! next deadline.
 //!
 //! Sending a command wakes the poller through a `mio::Waker` (an eventfd on Linux), so a
-//! command never waits for a deadline. Sockets are non-blocking and edge-triggered: each
-//! readable event is drained until `WouldBlock`. A datagram that cannot be sent because the
+//! command never waits for a deadline. Sockets are non-blocking; on Linux their readiness is
+//! level-triggered and each readable event reads one datagram (the poller reports again while
+//! more wait), elsewhere it is edge-triggered and each event is drained until `WouldBlock`. A datagram that cannot be sent because the
 //! socket buffer is full is kept and retried when the socket is writable again, and no new
 //! datagram is taken from the role until it has gone.
 //!
@@ -85,6 +86,12 @@ fn spawn<R: Role>(
     let mut secondary = sockets.secondary.map(nonblocking).transpose()?;
     if let Some(s) = &mut secondary {
         poll.registry().register(s, SECONDARY, Interest::READABLE)?;
+    }
+    if LEVEL {
+        reregister(poll.registry(), &primary, PRIMARY, Interest::READABLE)?;
+        if let Some(s) = &secondary {
+            reregister(poll.registry(), s, SECONDARY, Interest::READABLE)?;
+        }
     }
     let shared = Arc::new(Shared {
         core: Mutex::new(Core {
@@ -394,7 +401,8 @@ impl<R: Role> Shared<R> {
         }
     }
 
-    /// Reads every datagram waiting on the socket of `token`. Queued commands go first, before
+    /// Reads the datagrams waiting on the socket of `token`: one where readiness is
+    /// level-triggered ([`LEVEL`]), else every one. Queued commands go first, before
     /// each datagram: a command sent before a datagram was caused (a subscription, then the
     /// message it should see) must take effect first, even when the wake-up and the datagram
     /// arrive in one poll.
@@ -437,6 +445,9 @@ impl<R: Role> Shared<R> {
             core.role
                 .handle_datagram(now, from, core.rx_buf.get(..n).unwrap_or_default());
             core.after(now, self);
+            if LEVEL {
+                return Flow::Continue;
+            }
         }
     }
 }
@@ -512,9 +523,36 @@ impl<R: Role> Core<R> {
     }
 }
 
+/// Whether the sockets' readiness is level-triggered (Linux, see [`reregister`]): then a
+/// readable event is worth one datagram, and the poller reports again while more wait, which
+/// saves the read that would only say `WouldBlock` after each datagram of a ping-pong.
+/// Elsewhere it is `mio`'s edge-triggered readiness, and each event is drained.
+const LEVEL: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// Changes what the poller watches `socket` for, level-triggered (`mio` registers
+/// edge-triggered only; see [`LEVEL`]).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn reregister(
+    registry: &Registry,
+    socket: &MioSocket,
+    token: Token,
+    interest: Interest,
+) -> io::Result<()> {
+    use rustix::event::epoll::{self, EventData, EventFlags};
+    let mut flags = EventFlags::empty();
+    if interest.is_readable() {
+        flags |= EventFlags::IN | EventFlags::RDHUP;
+    }
+    if interest.is_writable() {
+        flags |= EventFlags::OUT;
+    }
+    let token = EventData::new_u64(token.0 as u64);
+    Ok(epoll::modify(registry, socket, token, flags)?)
+}
+
 /// Changes what the poller watches `socket` for. `reregister` wants `&mut`, which a shared
 /// socket cannot give, but it only reads the descriptor.
-#[cfg(unix)]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
 fn reregister(
     registry: &Registry,
     socket: &MioSocket,
