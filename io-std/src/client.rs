@@ -100,7 +100,7 @@ impl Client {
     ) -> Result<Bytes, CallError> {
         // The endpoint reports the deadline; the grace only guards against a dead driver.
         self.handle
-            .call(function, args, timeout)?
+            .call_here(function, args, timeout)?
             .wait_outcome(timeout + GRACE)
     }
 

@@ -3,8 +3,9 @@
 //! next deadline.
 //!
 //! Sending a command wakes the poller through a `mio::Waker` (an eventfd on Linux), so a
-//! command never waits for a deadline. Sockets are non-blocking and edge-triggered: each
-//! readable event is drained until `WouldBlock`. A datagram that cannot be sent because the
+//! command never waits for a deadline. Sockets are non-blocking; on Linux their readiness is
+//! level-triggered and each readable event reads one datagram (the poller reports again while
+//! more wait), elsewhere it is edge-triggered and each event is drained until `WouldBlock`. A datagram that cannot be sent because the
 //! socket buffer is full is kept and retried when the socket is writable again, and no new
 //! datagram is taken from the role until it has gone.
 //!
@@ -15,6 +16,19 @@
 //! it is sealed and sent at once, without a hop to the driver thread and back. The driver is
 //! woken only if the command moved the role's next deadline before the one it sleeps until.
 //! Everything else, and every command that finds the role busy, goes through the channel.
+//!
+//! **A caller may receive its own answer.** A call sent this way by a caller that will block
+//! for its answer ([`Link::send_here`](crate::plumbing::link::Link::send_here)) takes the
+//! primary socket out of the poller before the request goes out, and the calling thread then
+//! waits on that socket itself (`poll(2)`, up to the role's next deadline, without holding
+//! the role). Every datagram it reads is handled under the role's lock as the driver would;
+//! answers fill their callers' slots there, and messages for subscribers are kept for the
+//! driver's thread, which is woken to run them. The driver thread meanwhile sleeps on,
+//! watching its other sockets, the commands and its deadline, and does not read the primary
+//! socket. When the answer is in, or the role's deadline passes first (the driver runs
+//! timers), or a datagram cannot be sent, the socket goes back into the poller; adding it
+//! back reports anything that arrived and was not read. The answer thus needs no hand-over
+//! from the driver thread, and the driver need not wake to re-arm its timer for the call.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -73,11 +87,19 @@ fn spawn<R: Role>(
     if let Some(s) = &mut secondary {
         poll.registry().register(s, SECONDARY, Interest::READABLE)?;
     }
+    if LEVEL {
+        reregister(poll.registry(), &primary, PRIMARY, Interest::READABLE)?;
+        if let Some(s) = &secondary {
+            reregister(poll.registry(), s, SECONDARY, Interest::READABLE)?;
+        }
+    }
     let shared = Arc::new(Shared {
         core: Mutex::new(Core {
             role,
             tx_buf: vec![0; wire::MAX_DATAGRAM],
+            rx_buf: vec![0; 65_536],
             unsent: None,
+            led: false,
         }),
         primary,
         secondary,
@@ -97,9 +119,9 @@ fn spawn<R: Role>(
         }
     });
     let direct = Arc::downgrade(&shared);
-    commands.set_direct(Box::new(move |cmd, nothing_queued| {
+    commands.set_direct(Box::new(move |cmd, nothing_queued, settled| {
         match direct.upgrade() {
-            Some(shared) => shared.direct(cmd, nothing_queued),
+            Some(shared) => shared.direct(cmd, nothing_queued, settled),
             None => Err(cmd),
         }
     }));
@@ -135,8 +157,13 @@ struct Shared<R> {
 struct Core<R> {
     role: R,
     tx_buf: Vec<u8>,
+    /// Whoever holds the role receives into it: the driver, or a caller's thread.
+    rx_buf: Vec<u8>,
     /// A datagram in `tx_buf` that would have blocked: its length and destination.
     unsent: Option<(usize, SocketAddr)>,
+    /// A caller's thread receives on the primary socket, which is out of the poller; the
+    /// driver must not read it.
+    led: bool,
 }
 
 impl<R: Role> Shared<R> {
@@ -154,8 +181,15 @@ impl<R: Role> Shared<R> {
     }
 
     /// Carries out `cmd` on the calling thread if the role is free, the command may run
-    /// outside the loop, and nothing is queued before it; gives it back otherwise.
-    fn direct(&self, cmd: R::Command, nothing_queued: &dyn Fn() -> bool) -> Result<(), R::Command> {
+    /// outside the loop, and nothing is queued before it; gives it back otherwise. With
+    /// `settled`, the calling thread then receives for the endpoint until `settled` holds or
+    /// it must give the socket back (see [`Shared::lead`]).
+    fn direct(
+        &self,
+        cmd: R::Command,
+        nothing_queued: &dyn Fn() -> bool,
+        settled: Option<&dyn Fn() -> bool>,
+    ) -> Result<(), R::Command> {
         let Ok(mut core) = self.core.try_lock() else {
             return Err(cmd);
         };
@@ -164,23 +198,162 @@ impl<R: Role> Shared<R> {
         if !core.role.is_direct(&cmd) || !nothing_queued() {
             return Err(cmd);
         }
+        // The socket leaves the poller before the request goes out, so that the answer can
+        // never wake the driver thread. One caller at a time; a blocked send means the driver
+        // is waiting for room, which only the poller reports.
+        let lead = settled.filter(|_| {
+            !core.led
+                && core.unsent.is_none()
+                && !self.send_from_secondary
+                && self.take_primary().is_ok()
+        });
+        core.led = lead.is_some();
         let now = self.clock.now();
         // A direct command never stops the loop.
         let _ = core.role.on_command(now, &self.membership, cmd);
         core.flush(now, self);
+        if let Some(settled) = lead {
+            drop(core);
+            self.lead(settled);
+            return Ok(());
+        }
         let next = core.role.poll_timeout();
         drop(core);
+        self.wake_if_earlier(next);
+        Ok(())
+    }
+
+    /// Wakes the driver thread if it sleeps until later than `next`, so that it re-arms.
+    fn wake_if_earlier(&self, next: Option<Instant>) {
         let armed = self.armed.load(Ordering::SeqCst);
         if armed != AWAKE && next.is_some_and(|t| t.as_micros() < armed) {
             self.wake();
         }
+    }
+
+    /// Takes the primary socket out of the poller, for a caller's thread to receive on.
+    ///
+    /// On Linux it stays registered with an empty interest (which `mio` cannot express):
+    /// changing the interest is cheaper than removing and adding it again (no allocation in
+    /// the kernel). Only a socket error could still wake the driver, which then finds the
+    /// socket led and leaves it alone.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn take_primary(&self) -> io::Result<()> {
+        use rustix::event::epoll::{self, EventData, EventFlags};
+        let token = EventData::new_u64(PRIMARY.0 as u64);
+        Ok(epoll::modify(
+            &self.registry,
+            &self.primary,
+            token,
+            EventFlags::ET,
+        )?)
+    }
+
+    #[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+    fn take_primary(&self) -> io::Result<()> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.primary);
+        self.registry.deregister(&mut mio::unix::SourceFd(&fd))
+    }
+
+    /// Elsewhere callers do not receive for the endpoint: the driver always does.
+    #[cfg(not(unix))]
+    fn take_primary(&self) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Puts the primary socket back into the poller.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn give_primary(&self, interest: Interest) -> io::Result<()> {
+        reregister(&self.registry, &self.primary, PRIMARY, interest)
+    }
+
+    #[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+    fn give_primary(&self, interest: Interest) -> io::Result<()> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.primary);
+        self.registry
+            .register(&mut mio::unix::SourceFd(&fd), PRIMARY, interest)
+    }
+
+    #[cfg(not(unix))]
+    fn give_primary(&self, _: Interest) -> io::Result<()> {
         Ok(())
+    }
+
+    /// Receives on the primary socket on the calling thread (which holds it, `Core::led`)
+    /// until `settled` holds, the role's next deadline passes (the driver runs timers), or a
+    /// datagram cannot be sent; then gives the socket back to the poller. The role is locked
+    /// only while a datagram is handled, so commands from other threads go on meanwhile.
+    fn lead(&self, settled: &dyn Fn() -> bool) {
+        while !settled() {
+            let deadline = self.lock().role.poll_timeout();
+            let now = self.clock.now();
+            // A call always has a deadline; without one, the driver's loop watches.
+            let Some(wait) = deadline.filter(|&t| t > now).map(|t| t - now) else {
+                break;
+            };
+            match readable(&self.primary, wait) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "poll failed");
+                    break;
+                }
+            }
+            let mut guard = self.lock();
+            let core = &mut *guard;
+            let (n, from) = match self.primary.recv_from(&mut core.rx_buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                // As in `receive`: the endpoint's timers deal with an unreachable peer.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "recv_from failed");
+                    break;
+                }
+            };
+            tracing::trace!(%from, len = n, "datagram in");
+            let now = self.clock.now();
+            core.role
+                .handle_datagram(now, from, core.rx_buf.get(..n).unwrap_or_default());
+            core.flush(now, self);
+            // Messages run on the driver's thread; it is woken at once, not when the call ends.
+            let keeps = core.role.dispatch_direct(now);
+            let blocked = core.unsent.is_some();
+            drop(guard);
+            if keeps {
+                self.wake();
+            }
+            if blocked {
+                break;
+            }
+        }
+        let mut core = self.lock();
+        core.led = false;
+        // Added back, the socket reports what is waiting in it: nothing read is lost.
+        let interest = if core.unsent.is_some() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(e) = self.give_primary(interest) {
+            tracing::warn!(error = %e, "cannot give the socket back to the poller");
+        }
+        let next = core.role.poll_timeout();
+        drop(core);
+        self.wake_if_earlier(next);
     }
 
     /// The loop. Returns when a command closes the endpoint or every handle is gone.
     fn run(&self, mut poll: Poll, commands: &Commands<R::Command>) {
         let mut events = Events::with_capacity(16);
-        let mut rx_buf = vec![0u8; 65_536];
         // The endpoint may have queued datagrams when created (a client's first handshake).
         self.lock().after(self.clock.now(), self);
         loop {
@@ -189,6 +362,8 @@ impl<R: Role> Shared<R> {
                 if core.take_commands(commands, self) == Flow::Stop {
                     return;
                 }
+                // Messages a caller's thread received (`Shared::lead`) woke us to run here.
+                core.role.dispatch(self.clock.now());
                 let deadline = loop {
                     let now = self.clock.now();
                     match core.role.poll_timeout() {
@@ -219,29 +394,35 @@ impl<R: Role> Shared<R> {
                 if event.is_writable() {
                     self.lock().flush(self.clock.now(), self);
                 }
-                if event.is_readable() && self.receive(token, commands, &mut rx_buf) == Flow::Stop {
+                if event.is_readable() && self.receive(token, commands) == Flow::Stop {
                     return;
                 }
             }
         }
     }
 
-    /// Reads every datagram waiting on the socket of `token`. Queued commands go first, before
+    /// Reads the datagrams waiting on the socket of `token`: one where readiness is
+    /// level-triggered ([`LEVEL`]), else every one. Queued commands go first, before
     /// each datagram: a command sent before a datagram was caused (a subscription, then the
     /// message it should see) must take effect first, even when the wake-up and the datagram
     /// arrive in one poll.
-    fn receive(&self, token: Token, commands: &Commands<R::Command>, buf: &mut [u8]) -> Flow {
+    fn receive(&self, token: Token, commands: &Commands<R::Command>) -> Flow {
         let socket = match (token, &self.secondary) {
             (PRIMARY, _) => &self.primary,
             (_, Some(s)) => s,
             (_, None) => return Flow::Continue,
         };
         loop {
-            let mut core = self.lock();
-            if core.take_commands(commands, self) == Flow::Stop {
+            let mut guard = self.lock();
+            if guard.take_commands(commands, self) == Flow::Stop {
                 return Flow::Stop;
             }
-            let (n, from) = match socket.recv_from(buf) {
+            // A caller's thread holds the socket and reads it (`Shared::lead`).
+            if token == PRIMARY && guard.led {
+                return Flow::Continue;
+            }
+            let core = &mut *guard;
+            let (n, from) = match socket.recv_from(&mut core.rx_buf) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Continue,
                 // ICMP errors surface here (connection refused); the endpoint's own timers
@@ -262,8 +443,11 @@ impl<R: Role> Shared<R> {
             tracing::trace!(%from, len = n, "datagram in");
             let now = self.clock.now();
             core.role
-                .handle_datagram(now, from, buf.get(..n).unwrap_or_default());
+                .handle_datagram(now, from, core.rx_buf.get(..n).unwrap_or_default());
             core.after(now, self);
+            if LEVEL {
+                return Flow::Continue;
+            }
         }
     }
 }
@@ -325,7 +509,8 @@ impl<R: Role> Core<R> {
             }
         }
         let blocked = self.unsent.is_some();
-        if blocked != was_blocked {
+        // Out of the poller while led: `Shared::lead` adds it back with the right interest.
+        if blocked != was_blocked && !(token == PRIMARY && self.led) {
             let interest = if blocked {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -338,9 +523,36 @@ impl<R: Role> Core<R> {
     }
 }
 
+/// Whether the sockets' readiness is level-triggered (Linux, see [`reregister`]): then a
+/// readable event is worth one datagram, and the poller reports again while more wait, which
+/// saves the read that would only say `WouldBlock` after each datagram of a ping-pong.
+/// Elsewhere it is `mio`'s edge-triggered readiness, and each event is drained.
+const LEVEL: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// Changes what the poller watches `socket` for, level-triggered (`mio` registers
+/// edge-triggered only; see [`LEVEL`]).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn reregister(
+    registry: &Registry,
+    socket: &MioSocket,
+    token: Token,
+    interest: Interest,
+) -> io::Result<()> {
+    use rustix::event::epoll::{self, EventData, EventFlags};
+    let mut flags = EventFlags::empty();
+    if interest.is_readable() {
+        flags |= EventFlags::IN | EventFlags::RDHUP;
+    }
+    if interest.is_writable() {
+        flags |= EventFlags::OUT;
+    }
+    let token = EventData::new_u64(token.0 as u64);
+    Ok(epoll::modify(registry, socket, token, flags)?)
+}
+
 /// Changes what the poller watches `socket` for. `reregister` wants `&mut`, which a shared
 /// socket cannot give, but it only reads the descriptor.
-#[cfg(unix)]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
 fn reregister(
     registry: &Registry,
     socket: &MioSocket,
@@ -369,4 +581,18 @@ fn send(socket: &MioSocket, datagram: &[u8], to: SocketAddr) -> bool {
             true
         }
     }
+}
+
+/// Waits up to `wait` for `socket` to be readable; `false` when the time ran out.
+#[cfg(unix)]
+fn readable(socket: &MioSocket, wait: core::time::Duration) -> io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let timeout = Timespec::try_from(wait).ok();
+    let mut fds = [PollFd::new(socket, PollFlags::IN)];
+    Ok(poll(&mut fds, timeout.as_ref())? > 0)
+}
+
+#[cfg(not(unix))]
+fn readable(_: &MioSocket, _: core::time::Duration) -> io::Result<bool> {
+    Err(io::ErrorKind::Unsupported.into())
 }

@@ -453,3 +453,71 @@ fn a_lost_time_request_is_asked_again() {
         started.elapsed()
     );
 }
+
+/// Several threads call at once while the server pushes messages: a caller's thread may
+/// receive for the whole endpoint while it waits (other callers' answers, the pushes), so
+/// every call must still get its own answer, and every message must reach its callback
+/// exactly once, on the client's thread.
+#[test]
+fn concurrent_callers_and_server_pushes() {
+    const CALLERS: usize = 4;
+    const CALLS: usize = 300;
+    const PUSHES: usize = 200;
+    let (s, c) = psk_pair();
+    let (server, _) = demo_server(s, "127.0.0.1:0".parse().unwrap());
+    let client = Client::connect(server.local_addr(), c).unwrap();
+    let (tx, pushed) = mpsc::channel();
+    client.on_message(Some("alerts"), move |m| {
+        let on_client_thread = std::thread::current().name() == Some("pavillion-client");
+        let _ = tx.send((m.payload.to_vec(), on_client_thread));
+    });
+    client.wait_connected(WAIT).unwrap();
+
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..PUSHES {
+                let (reliability, data) = (Reliability::Reliable, i.to_string());
+                let sent = server
+                    .send_message("alerts", "n", data.as_bytes(), reliability, |_, _| true)
+                    .unwrap();
+                assert!(sent.iter().all(|o| o.result.is_ok()), "{sent:?}");
+            }
+        });
+        for t in 0..CALLERS {
+            let client = &client;
+            scope.spawn(move || {
+                for i in 0..CALLS {
+                    let args = format!("caller {t} call {i}");
+                    // Half echo, half the registered function, so answers differ per call.
+                    if i % 2 == 0 {
+                        assert_eq!(
+                            &client.call(0, args.as_bytes()).unwrap()[..],
+                            args.as_bytes()
+                        );
+                    } else {
+                        let upper = args.to_ascii_uppercase();
+                        let got = client.call(401, args.as_bytes()).unwrap();
+                        assert_eq!(&got[..], upper.as_bytes());
+                    }
+                }
+            });
+        }
+    });
+
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..PUSHES {
+        let (payload, on_client_thread) = pushed.recv_timeout(WAIT).unwrap();
+        assert!(
+            on_client_thread,
+            "a message callback ran on a caller's thread"
+        );
+        assert!(seen.insert(payload.clone()), "delivered twice: {payload:?}");
+    }
+    let expected: std::collections::HashSet<Vec<u8>> =
+        (0..PUSHES).map(|i| i.to_string().into_bytes()).collect();
+    assert_eq!(seen, expected);
+    // Nothing more arrives: no duplicate came late.
+    assert!(pushed.recv_timeout(Duration::from_millis(200)).is_err());
+    // The endpoint is still fine for a lone caller afterwards.
+    assert_eq!(&client.call(0, b"after").unwrap()[..], b"after");
+}

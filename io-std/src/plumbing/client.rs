@@ -1,7 +1,7 @@
 //! The client half of the plumbing: the handle's commands, and the router that carries them
 //! out on the endpoint and answers the callers waiting for their outcomes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -45,6 +45,7 @@ pub fn open(
             subscribers: Subscribers::default(),
             connect_waiters: Vec::new(),
             clock_waiters: Vec::new(),
+            deferred: VecDeque::new(),
         },
         sockets,
         commands,
@@ -88,19 +89,48 @@ impl ClientHandle {
         args: &[u8],
         timeout: Duration,
     ) -> Result<Pending<Result<Bytes, CallError>>, CallError> {
+        self.queue_call(function, args, timeout, false)
+    }
+
+    /// As [`ClientHandle::call`], for a caller that blocks for the answer at once: the
+    /// blocking driver may let the caller's thread receive the answer itself
+    /// ([`Link::send_here`]), so this returns when the answer is in or the driver took the
+    /// endpoint back.
+    ///
+    /// # Errors
+    /// As [`ClientHandle::call`].
+    pub fn call_here(
+        &self,
+        function: u16,
+        args: &[u8],
+        timeout: Duration,
+    ) -> Result<Pending<Result<Bytes, CallError>>, CallError> {
+        self.queue_call(function, args, timeout, true)
+    }
+
+    fn queue_call(
+        &self,
+        function: u16,
+        args: &[u8],
+        timeout: Duration,
+        here: bool,
+    ) -> Result<Pending<Result<Bytes, CallError>>, CallError> {
         if self.link.on_driver_thread() {
             return Err(CallError::InCallback);
         }
         let (reply, pending) = reply::channel();
-        let cmd = Cmd::Call {
+        let cmd = ClientCommand(Cmd::Call {
             function: FunctionId(function),
             args: Bytes::copy_from_slice(args),
             timeout,
             reply,
+        });
+        let sent = if here {
+            self.link.send_here(cmd, &|| pending.is_settled())
+        } else {
+            self.link.send(cmd)
         };
-        self.link
-            .send(ClientCommand(cmd))
-            .map_err(|_| CallError::Closed)?;
+        sent.map_err(|_| CallError::Closed)?;
         Ok(pending)
     }
 
@@ -469,6 +499,9 @@ pub struct ClientRouter {
     subscribers: Subscribers,
     connect_waiters: Vec<(Instant, Reply<Option<SocketAddr>>)>,
     clock_waiters: Vec<ClockWaiter>,
+    /// Messages received by a caller's thread ([`Role::dispatch_direct`]), for the driver's
+    /// thread to hand to the subscribers.
+    deferred: VecDeque<ReceivedMessage>,
 }
 
 impl std::fmt::Debug for ClientRouter {
@@ -657,19 +690,42 @@ impl Role for ClientRouter {
     }
 
     fn dispatch(&mut self, now: Instant) {
+        // Received before anything still in the endpoint.
+        while let Some(m) = self.deferred.pop_front() {
+            self.on_message(&m);
+        }
         while let Some(event) = self.ep.poll_event() {
             self.on_event(event);
         }
+        self.expire(now);
+    }
+
+    fn dispatch_direct(&mut self, now: Instant) -> bool {
+        while let Some(event) = self.ep.poll_event() {
+            match event {
+                // Subscribers are application code: they run on the driver's thread.
+                Event::Message(m) => self.deferred.push_back(m),
+                other => self.on_event(other),
+            }
+        }
+        self.expire(now);
+        !self.deferred.is_empty()
+    }
+
+    fn close(&mut self, now: Instant) {
+        self.ep.close(now);
+    }
+}
+
+impl ClientRouter {
+    /// Answers the waits whose deadline has passed.
+    fn expire(&mut self, now: Instant) {
         for w in extract(&mut self.clock_waiters, |w| w.deadline <= now) {
             w.reply.send(Err(ServerError::TimedOut));
         }
         for (_, w) in extract(&mut self.connect_waiters, |(d, _)| *d <= now) {
             w.send(None);
         }
-    }
-
-    fn close(&mut self, now: Instant) {
-        self.ep.close(now);
     }
 }
 

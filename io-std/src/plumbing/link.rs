@@ -40,9 +40,11 @@ pub fn channel<C>() -> (Link<C>, Commands<C>) {
 }
 
 /// A driver's way to carry out a command on the sender's own thread (see
-/// [`Commands::set_direct`]). It gets the command and a probe that says whether nothing is
-/// queued, and gives the command back if it cannot take it now.
-pub type Direct<C> = Box<dyn Fn(C, &dyn Fn() -> bool) -> Result<(), C> + Send + Sync>;
+/// [`Commands::set_direct`]). It gets the command, a probe that says whether nothing is
+/// queued, and for [`Link::send_here`] a probe that says whether the sender's wait is over;
+/// it gives the command back if it cannot take it now.
+pub type Direct<C> =
+    Box<dyn Fn(C, &dyn Fn() -> bool, Option<&dyn Fn() -> bool>) -> Result<(), C> + Send + Sync>;
 
 /// The handles' end: queues commands and wakes the driver.
 pub struct Link<C> {
@@ -87,8 +89,24 @@ impl<C> Link<C> {
     /// # Errors
     /// [`Gone`] once the driver has stopped.
     pub fn send(&self, command: C) -> Result<(), Gone> {
+        self.send_with(command, None)
+    }
+
+    /// As [`Link::send`], for a sender that will then block until `settled` holds (its answer
+    /// is in): a blocking driver may let the sender's thread receive the endpoint's datagrams
+    /// itself until then, instead of handing the answer over from the driver's thread. It
+    /// returns when `settled` holds or the driver takes the endpoint back (a deadline, a full
+    /// socket buffer); the sender then waits as usual.
+    ///
+    /// # Errors
+    /// [`Gone`] once the driver has stopped.
+    pub fn send_here(&self, command: C, settled: &dyn Fn() -> bool) -> Result<(), Gone> {
+        self.send_with(command, Some(settled))
+    }
+
+    fn send_with(&self, command: C, settled: Option<&dyn Fn() -> bool>) -> Result<(), Gone> {
         let command = match self.direct.get() {
-            Some(direct) => match direct(command, &|| self.tx.is_empty()) {
+            Some(direct) => match direct(command, &|| self.tx.is_empty(), settled) {
                 Ok(()) => return Ok(()),
                 Err(command) => command,
             },

@@ -68,6 +68,15 @@ pub trait Role: Send + 'static {
     fn is_direct(&self, command: &Self::Command) -> bool;
     /// Drains the endpoint's events and hands them to the application.
     fn dispatch(&mut self, now: Instant);
+    /// Drains the endpoint's events like [`Role::dispatch`], but only routes those that run
+    /// no application code (answers to waiting callers); keeps the others, in order, for the
+    /// next [`Role::dispatch`]. Returns `true` if it kept any. A blocking driver calls it
+    /// while a caller's thread receives for the endpoint (see
+    /// [`link::Link::send_here`]), so a role whose handles use that must implement it; the
+    /// default keeps everything.
+    fn dispatch_direct(&mut self, _now: Instant) -> bool {
+        true
+    }
     /// Closes the endpoint because every handle is gone.
     fn close(&mut self, now: Instant);
 }

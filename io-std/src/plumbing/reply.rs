@@ -29,6 +29,7 @@ pub fn channel<T>() -> (Reply<T>, Pending<T>) {
             value: None,
             sender_gone: false,
             receiver_gone: false,
+            blocked: false,
             waker: None,
         }),
         ready: Condvar::new(),
@@ -71,10 +72,15 @@ impl<T> Reply<T> {
             state.value = Some(value);
         }
         let waker = state.waker.take();
+        let blocked = state.blocked;
         // `Drop` marks the sender gone; the value is already in place, so the caller reads it
         // first.
         drop(state);
-        self.slot.ready.notify_all();
+        // A notify is a system call even with nobody waiting; a caller that received its own
+        // answer (or has not started waiting) does not need one.
+        if blocked {
+            self.slot.ready.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -91,8 +97,11 @@ impl<T> Drop for Reply<T> {
         let mut state = self.slot.lock();
         state.sender_gone = true;
         let waker = state.waker.take();
+        let blocked = state.blocked;
         drop(state);
-        self.slot.ready.notify_all();
+        if blocked {
+            self.slot.ready.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -100,6 +109,12 @@ impl<T> Drop for Reply<T> {
 }
 
 impl<T> Pending<T> {
+    /// Whether the wait is over: the answer is in, or the endpoint dropped the reply.
+    pub fn is_settled(&self) -> bool {
+        let state = self.slot.lock();
+        state.value.is_some() || state.sender_gone
+    }
+
     /// Blocks until the answer arrives, at most `limit`.
     ///
     /// # Errors
@@ -123,12 +138,16 @@ impl<T> Pending<T> {
                 // A limit past the clock's range: wait as long as the driver lives.
                 None => Duration::from_secs(3600),
             };
+            // Set and cleared under the lock, so a sender either sees it and notifies, or
+            // filled the slot before this wait began and the loop finds the value.
+            state.blocked = true;
             state = self
                 .slot
                 .ready
                 .wait_timeout(state, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
+            state.blocked = false;
         }
     }
 }
@@ -193,6 +212,8 @@ struct State<T> {
     value: Option<T>,
     sender_gone: bool,
     receiver_gone: bool,
+    /// A thread blocks in [`Pending::wait`] and needs the condition variable's notify.
+    blocked: bool,
     waker: Option<Waker>,
 }
 
