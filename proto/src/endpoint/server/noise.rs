@@ -635,8 +635,19 @@ impl Server {
         let Some(s) = self.sessions.remove(&old) else {
             return;
         };
-        for a in self.noise.by_index.values_mut().filter(|a| **a == old) {
-            *a = new;
+        // The session's own indices (current, pending, previous) are all that point at it, so
+        // a roaming client costs three lookups, not a walk over every session's index.
+        if let Some(n) = s.noise.as_deref() {
+            let indices = [
+                Some(n.local),
+                n.pending.as_ref().map(|p| p.local),
+                n.previous.as_ref().map(|p| p.0),
+            ];
+            for i in indices.into_iter().flatten() {
+                if let Some(a) = self.noise.by_index.get_mut(&i).filter(|a| **a == old) {
+                    *a = new;
+                }
+            }
         }
         if let Some(a) = self.noise.by_peer.get_mut(&s.peer) {
             *a = new;
