@@ -12,13 +12,13 @@
 
 use core::net::{Ipv4Addr, SocketAddr};
 
-use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::noise::ChaChaKey;
-use pavillion_proto::crypto::{Psk, SecretBoxKey, SessionCipher};
+use pavillion_proto::crypto::{SecretBoxKey, SessionCipher};
 use pavillion_proto::endpoint::{Client, ClientConfig, Event, SendOptions, Server, ServerConfig};
-use pavillion_proto::testing::{Link, Network};
+pub use pavillion_proto::testing::fixture::{client_id, client_keys, client_psk, server_keys};
+use pavillion_proto::testing::{fixture, Link, Network};
 use pavillion_proto::wire::{HEADER_LEN, MAX_DATAGRAM};
-use pavillion_proto::{ClientId, Counter, Duration, Instant};
+use pavillion_proto::{Counter, Duration, Instant};
 
 /// Target of every benchmark message; short, like a real topic.
 pub const TARGET: &str = "bench";
@@ -166,40 +166,8 @@ impl BenchCipher {
     }
 }
 
-/// The id of client `i`: `client-000000042`, exactly 16 bytes.
-pub fn client_id(i: usize) -> ClientId {
-    let mut id = [b'0'; 16];
-    id[..7].copy_from_slice(b"client-");
-    let digits = format!("{:09}", i % 1_000_000_000);
-    id[7..].copy_from_slice(digits.as_bytes());
-    ClientId(id)
-}
-
-/// Fixed key material keeps runs comparable; the index goes in bytes 8..16 because X25519
-/// clamps bits of bytes 0 and 31, which would merge neighbouring indices into one key.
-fn secret(tag: u8, i: usize) -> [u8; 32] {
-    let mut b = [tag; 32];
-    b[8..16].copy_from_slice(&(i as u64).to_le_bytes());
-    b
-}
-
 fn seed(i: usize) -> [u8; 32] {
-    secret(0x5D, i)
-}
-
-/// The pre-shared key of client `i` (suite 1).
-pub fn client_psk(i: usize) -> Psk {
-    Psk::from_bytes(secret(0x50, i))
-}
-
-/// The key pair of client `i` (suites 2 and 3).
-pub fn client_keys(i: usize) -> KeyPair {
-    KeyPair::from_secret_bytes(secret(0xC1, i))
-}
-
-/// The server's key pair (suites 2 and 3).
-pub fn server_keys() -> KeyPair {
-    KeyPair::from_secret_bytes(secret(0x5E, 0))
+    fixture::secret(0x5D, i)
 }
 
 /// The server's address in every fixture.

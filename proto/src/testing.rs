@@ -611,3 +611,74 @@ impl Network {
         }
     }
 }
+
+/// Fixed credentials for numbered clients and one server, shared by the benchmarks and the
+/// scenario runner so that both build the same population the same way.
+///
+/// Keys are fixed rather than random: a seed already varies every nonce and counter, and
+/// fixed keys keep a failing run's packets decodable by hand.
+///
+/// # Examples
+/// ```
+/// use pavillion_proto::testing::fixture;
+/// assert_eq!(&fixture::client_id(42).0, b"client-000000042");
+/// assert_ne!(fixture::client_keys(1).public(), fixture::client_keys(2).public());
+/// ```
+pub mod fixture {
+    use crate::crypto::ecc::KeyPair;
+    use crate::crypto::Psk;
+    use crate::ClientId;
+
+    /// The id of client `i`: `client-000000042`, exactly 16 bytes (`i` modulo 10^9).
+    pub fn client_id(i: usize) -> ClientId {
+        let mut id = *b"client-000000000";
+        let mut n = i % 1_000_000_000;
+        for digit in id[7..].iter_mut().rev() {
+            // NOTE(cast): n % 10 < 10.
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        ClientId(id)
+    }
+
+    /// 32 bytes of key material or seed, distinct per `tag` and `i`.
+    ///
+    /// The index goes in bytes 8..16: X25519 clamps the low bits of byte 0 (and the top of
+    /// byte 31), so an index there would give every eight clients the same key pair — one
+    /// identity under suite 3, which names a client by its static key.
+    pub fn secret(tag: u8, i: usize) -> [u8; 32] {
+        let mut b = [tag; 32];
+        b[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+        b
+    }
+
+    /// The pre-shared key of client `i` (suite 1).
+    pub fn client_psk(i: usize) -> Psk {
+        Psk::from_bytes(secret(0x50, i))
+    }
+
+    /// The key pair of client `i` (suites 2 and 3).
+    pub fn client_keys(i: usize) -> KeyPair {
+        KeyPair::from_secret_bytes(secret(0xC1, i))
+    }
+
+    /// The server's key pair (suites 2 and 3).
+    pub fn server_keys() -> KeyPair {
+        KeyPair::from_secret_bytes(secret(0x5E, 0))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_client_gets_its_own_key_pair_and_a_readable_id() {
+            let publics: alloc::collections::BTreeSet<[u8; 32]> = (0..1000)
+                .map(|i| client_keys(i).public().to_bytes())
+                .collect();
+            assert_eq!(publics.len(), 1000);
+            assert_eq!(&client_id(42).0, b"client-000000042");
+            assert_eq!(&client_id(1_000_000_007).0, b"client-000000007");
+        }
+    }
+}
