@@ -870,6 +870,39 @@ fn time_sync_over(suite: Suite) {
 }
 
 #[test]
+fn a_lost_time_request_is_asked_again() {
+    for suite in SUITES {
+        let mut net = pair_over(suite, Link::clean(), 18);
+        net.run_for(Duration::from_millis(200));
+        // The time request is the client's next datagram: lose it.
+        let lost = std::rc::Rc::new(std::cell::Cell::new(false));
+        let l = lost.clone();
+        net.set_filter(move |d| {
+            if d.from == client_addr() && !l.get() {
+                l.set(true);
+                Verdict::Drop
+            } else {
+                Verdict::Deliver
+            }
+        });
+        let now = net.now();
+        net.client(client_addr()).sync_time(now).unwrap();
+        net.run_for(Duration::from_millis(500));
+        assert!(lost.get());
+        assert!(
+            net.events(client_addr()).contains(&Event::ClockUpdated {
+                addr: server_addr()
+            }),
+            "{suite:?}: no clock after a lost request"
+        );
+        // Answered: no more requests go out.
+        net.capture();
+        net.run_for(Duration::from_secs(3));
+        assert!(net.captured().iter().all(|d| d.from != client_addr()));
+    }
+}
+
+#[test]
 fn status_changes_reach_the_client() {
     for suite in SUITES {
         status_changes_over(suite);

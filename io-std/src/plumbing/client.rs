@@ -480,15 +480,8 @@ enum Cmd {
 struct ClockWaiter {
     addr: SocketAddr,
     deadline: Instant,
-    /// When to ask again: a time request is one unreliable datagram each way, so a lost one
-    /// would otherwise cost the caller its whole timeout.
-    resend: Instant,
     reply: Reply<Result<ClockEstimate, ServerError>>,
 }
-
-/// How long a time request waits for its answer before another goes out (the default initial
-/// retransmission timeout of reliable messages).
-const TIME_RESEND: Duration = Duration::from_millis(250);
 
 /// The client driver's state: the endpoint, and who waits for what (calls by call id,
 /// messages by message id, sessions and clocks by deadline).
@@ -589,16 +582,6 @@ impl Role for ClientRouter {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.ep.handle_timeout(now);
-        let due = self
-            .clock_waiters
-            .iter()
-            .any(|w| w.resend <= now && now < w.deadline);
-        // One request answers every waiter: the estimate is per endpoint.
-        if due && self.ep.sync_time(now).is_ok() {
-            for w in &mut self.clock_waiters {
-                w.resend = now + TIME_RESEND;
-            }
-        }
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
@@ -610,7 +593,7 @@ impl Role for ClientRouter {
             .connect_waiters
             .iter()
             .map(|(d, _)| *d)
-            .chain(self.clock_waiters.iter().map(|w| w.deadline.min(w.resend)))
+            .chain(self.clock_waiters.iter().map(|w| w.deadline))
             .min();
         match (self.ep.poll_timeout(), waiters) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -671,7 +654,6 @@ impl Role for ClientRouter {
                     self.clock_waiters.push(ClockWaiter {
                         addr,
                         deadline,
-                        resend: now + TIME_RESEND,
                         reply,
                     });
                 } else {

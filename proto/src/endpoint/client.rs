@@ -107,6 +107,10 @@ pub struct Client {
     /// request); keepalives count from it, so unreliable traffic alone still gets keepalives.
     last_sent: Instant,
     next_time_sync: Option<Instant>,
+    /// The time request asked for by [`Client::sync_time`] and not answered yet. A request is
+    /// one unreliable datagram each way, so it is asked again on the retransmission schedule
+    /// of reliable messages until an answer or `default_timeout`.
+    time_retry: Option<TimeRetry>,
     stats: Stats,
     closed: bool,
     /// Decryption scratch, allocated once.
@@ -116,6 +120,14 @@ pub struct Client {
     /// A retry delay computed before the driver told us the time (in `new`); armed by the
     /// first input, so a clock that does not start at zero does not fire it at once.
     unarmed_retry: Option<Duration>,
+}
+
+/// When to ask for the time again, how often it was asked, and until when.
+#[derive(Clone, Copy, Debug)]
+struct TimeRetry {
+    at: Instant,
+    sent: u32,
+    until: Instant,
 }
 
 #[derive(Debug)]
@@ -255,6 +267,7 @@ impl Client {
             next_op_id: 1,
             last_sent: Instant::ZERO,
             next_time_sync: None,
+            time_retry: None,
             stats: Stats::default(),
             closed: false,
             scratch: vec![0; wire::MAX_DATAGRAM],
@@ -398,6 +411,11 @@ impl Client {
             to: self.config.server,
         });
         self.last_sent = now;
+        self.time_retry = Some(TimeRetry {
+            at: now + self.rtt.backoff(0),
+            sent: 1,
+            until: now + self.config.limits.default_timeout,
+        });
         Ok(())
     }
 
@@ -502,6 +520,20 @@ impl Client {
             self.last_sent = now;
             self.next_time_sync = self.config.time_sync.map(|i| now + i);
         }
+        if let Some(r) = self.time_retry.filter(|r| r.at <= now) {
+            self.time_retry = None;
+            if now < r.until && self.is_connected() {
+                self.tx.push_back(Outgoing::TimeRequest {
+                    to: self.config.server,
+                });
+                self.last_sent = now;
+                self.time_retry = Some(TimeRetry {
+                    at: now + self.rtt.backoff(r.sent),
+                    sent: r.sent + 1,
+                    until: r.until,
+                });
+            }
+        }
         self.pump(now);
     }
 
@@ -557,6 +589,7 @@ impl Client {
             liveness,
             self.keepalive_due(),
             self.next_time_sync.filter(|_| self.is_connected()),
+            self.time_retry.map(|r| r.at),
         ]
         .into_iter()
         .flatten()
@@ -1189,6 +1222,7 @@ impl Client {
                     .get_mut(&addr)
                     .and_then(|s| s.clock.on_response(request, monotonic_us, now));
                 if known.is_some() {
+                    self.time_retry = None;
                     self.events.push_back(Event::ClockUpdated { addr });
                 } else {
                     self.stats.drop(DropReason::Unexpected);
