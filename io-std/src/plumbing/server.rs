@@ -85,7 +85,7 @@ pub fn open(
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RpcFailure {
-    /// The status code (wire notes §5.7); never 0.
+    /// The status code (docs/PROTOCOL.md §9.1); never 0.
     pub status: RpcStatus,
     /// The bytes returned with it.
     pub data: Bytes,

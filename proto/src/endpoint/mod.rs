@@ -158,7 +158,7 @@ pub enum Event {
         /// The peer's address.
         addr: SocketAddr,
     },
-    /// A call was answered with a non-zero status (wire notes §5.7 lists the codes).
+    /// A call was answered with a non-zero status (docs/PROTOCOL.md §9.1 lists the codes).
     RemoteError {
         /// The id `call` returned.
         call: CallId,
