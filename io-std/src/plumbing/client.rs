@@ -592,9 +592,6 @@ impl ClientRouter {
             }
             Event::PeerDown { addr } => tracing::info!(%addr, "server down"),
             Event::PeerUp { addr } => tracing::info!(%addr, "server up"),
-            Event::StatusChanged { addr, status } => {
-                tracing::debug!(%addr, ?status, "server status")
-            }
             other => tracing::debug!(event = ?other, "event"),
         }
     }
