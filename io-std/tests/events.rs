@@ -251,6 +251,36 @@ fn peer_down_and_up_when_the_path_goes_silent_and_comes_back() {
     assert_eq!(&client.call(0, b"still here").unwrap()[..], b"still here");
 }
 
+/// A blocked caller's thread receives for the endpoint while it waits for its answer, and the
+/// first call of a client waits through the handshake: the `Connected` it meets there must
+/// still reach the callbacks on the client's own thread, as every callback does. Whether the
+/// caller's thread gets the socket depends on timing, so ten clients try.
+#[test]
+fn events_met_by_a_waiting_caller_run_on_the_client_thread() {
+    let (server_config, client_config) = psk_pair();
+    let server = Server::bind("127.0.0.1:0", server_config).unwrap();
+    for _ in 0..10 {
+        let client = Client::connect(server.local_addr(), client_config.clone()).unwrap();
+        let (tx, client_events) = mpsc::channel();
+        client.on_connection(move |e| {
+            let _ = tx.send((e.clone(), std::thread::current().name().map(String::from)));
+        });
+        // A round trip through the command queue: the subscription is in place and nothing
+        // is queued, so the call below may be carried out on this thread, which then receives.
+        assert!(client.stats().is_some());
+        assert_eq!(&client.call(0, b"first").unwrap()[..], b"first");
+        let (e, thread) = client_events.recv_timeout(WAIT).unwrap();
+        assert_eq!(
+            e,
+            ConnectionEvent::Connected {
+                addr: server.local_addr(),
+                peer: None
+            }
+        );
+        assert_eq!(thread.as_deref(), Some("pavillion-client"));
+    }
+}
+
 #[test]
 fn a_status_change_reaches_the_client_and_callbacks_may_issue_commands() {
     let (server_config, client_config) = psk_pair();
