@@ -24,7 +24,7 @@
 //! | `Client(address, clientID, psk)` | [`Client::connect`] with [`ClientConfig`] |
 //! | `client.call(n, data)` | [`Client::call`] |
 //! | `getServer()`, `getServers()` | [`Client::server`], [`Client::servers`] ([`RemoteServer`]) |
-//! | `onServerConnect`, `onServerDisconnect` | [`Client::on_connection`], [`Server::on_connection`] ([`ConnectionEvent`]) |
+//! | `onServerConnect`, `onServerDisconnect`, `onServerStatusUpdate` | [`Client::on_connection`], [`Server::on_connection`] ([`ConnectionEvent`]) |
 //! | (none) | [`Client::stats`], [`Server::stats`]: datagrams, handshakes, drops by [`DropReason`] |
 //! | `close()`, garbage collection | [`Client::close`], [`Server::close`], `Drop` |
 //! | the server's reply socket | [`ServerConfig::reply_socket`] (automatic on a group address) |
