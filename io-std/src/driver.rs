@@ -9,6 +9,13 @@
 //! socket buffer is full is kept and retried when the socket is writable again, and no new
 //! datagram is taken from the role until it has gone.
 //!
+//! **What application code queues leaves in the same wake-up.** After every datagram, timer
+//! or command the driver sends what the role queued, routes its events (running handlers and
+//! callbacks), and sends again: a registered handler's answer goes out at once, not at the
+//! next timer or datagram. Commands that callbacks issue through their handles (a deferred
+//! answer, a registration) are queued and wake the poller, so the loop carries them out
+//! before it sleeps.
+//!
 //! **Calls and sends go out from the caller's thread.** The role lives behind a mutex that the
 //! driver thread holds only while it works, never while it sleeps. A command the role marks
 //! direct ([`Role::is_direct`]: a client's call or message, a server's RPC answer) is carried
@@ -323,9 +330,10 @@ impl<R: Role> Shared<R> {
             let now = self.clock.now();
             core.role
                 .handle_datagram(now, from, core.rx_buf.get(..n).unwrap_or_default());
-            core.flush(now, self);
             // Messages run on the driver's thread; it is woken at once, not when the call ends.
             let keeps = core.role.dispatch_direct(now);
+            // After routing, as the driver does (`Core::after`): all that was queued goes now.
+            core.flush(now, self);
             let blocked = core.unsent.is_some();
             drop(guard);
             if keeps {
@@ -363,7 +371,7 @@ impl<R: Role> Shared<R> {
                     return;
                 }
                 // Messages a caller's thread received (`Shared::lead`) woke us to run here.
-                core.role.dispatch(self.clock.now());
+                core.dispatch(self.clock.now(), self);
                 let deadline = loop {
                     let now = self.clock.now();
                     match core.role.poll_timeout() {
@@ -476,10 +484,20 @@ impl<R: Role> Core<R> {
         }
     }
 
-    /// Sends what the role queued, then routes its events.
+    /// Sends what the role queued, routes its events, then sends what that queued: a
+    /// handler's answer (or anything else application code made the role send) leaves in the
+    /// same wake-up as the datagram that caused it, not at the next timer or datagram.
     fn after(&mut self, now: Instant, io: &Shared<R>) {
         self.flush(now, io);
+        self.dispatch(now, io);
+    }
+
+    /// Routes the role's events (running the application's callbacks and handlers), then
+    /// sends what they made it queue. Commands the callbacks issue through their handles are
+    /// queued and wake the driver, which carries them out before it sleeps.
+    fn dispatch(&mut self, now: Instant, io: &Shared<R>) {
         self.role.dispatch(now);
+        self.flush(now, io);
     }
 
     /// Sends the datagram that would have blocked, then every datagram the role has queued,
