@@ -164,6 +164,7 @@ fn leadable(socket: UdpSocket) -> io::Result<MioSocket> {
 /// it looks again at whether its wait is over or the role's deadline has passed. Below the
 /// protocol's 10 ms minimum retransmission timeout, so that the driver gets the socket back
 /// soon after a deadline; a wait that ends early (its answer came) ends at once.
+#[cfg_attr(not(unix), allow(dead_code))]
 const LEAD_SLICE: core::time::Duration = core::time::Duration::from_millis(5);
 
 /// What the driver thread and direct senders share.
