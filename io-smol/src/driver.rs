@@ -3,9 +3,10 @@
 //! The task waits on whichever comes first of a command from the handles, a datagram on any
 //! of its `Async<UdpSocket>`s (the listening and reply sockets of a server, or a multicast
 //! client's own and group sockets), or an `async_io::Timer` armed at the role's
-//! `poll_timeout`. After each it drains `poll_transmit` through one reused buffer and then
-//! routes the role's events. There is no sleep-and-poll anywhere: the task only runs when
-//! one of those is ready.
+//! `poll_timeout`. After each it drains `poll_transmit` through one reused buffer, routes the
+//! role's events, and drains `poll_transmit` again, so that what handlers and callbacks made
+//! the role send leaves before the task waits again. There is no sleep-and-poll anywhere: the
+//! task only runs when one of those is ready.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -144,10 +145,21 @@ async fn drive<R: Role>(mut role: R, io: Io, commands: Commands<R::Command>, clo
     }
 }
 
-/// Sends every datagram the role has queued, through one reused buffer, then routes its
-/// events. `send_to` waits for the socket to be writable, so a datagram that would block stays
-/// in the buffer until it can go, and the next one is only polled after it.
+/// Sends every datagram the role has queued, routes its events, then sends what routing
+/// queued: a handler's answer (or anything else application code made the role send) leaves
+/// in the same wake-up as the datagram that caused it, not at the next timer or datagram.
+/// Commands that callbacks issue through their handles are in the channel, which the loop
+/// reads first when it waits again.
 async fn after<R: Role>(role: &mut R, io: &Io, now: Instant, buf: &mut [u8]) {
+    flush(role, io, now, buf).await;
+    role.dispatch(now);
+    flush(role, io, now, buf).await;
+}
+
+/// Sends every datagram the role has queued, through one reused buffer. `send_to` waits for
+/// the socket to be writable, so a datagram that would block stays in the buffer until it can
+/// go, and the next one is only polled after it.
+async fn flush<R: Role>(role: &mut R, io: &Io, now: Instant, buf: &mut [u8]) {
     let socket = io.output();
     while let Some(t) = role.poll_transmit(now, buf) {
         let datagram = buf.get(..t.len).unwrap_or_default();
@@ -157,5 +169,4 @@ async fn after<R: Role>(role: &mut R, io: &Io, now: Instant, buf: &mut [u8]) {
             tracing::debug!(error = %e, to = %t.destination, "send_to failed");
         }
     }
-    role.dispatch(now);
 }

@@ -9,6 +9,13 @@
 //! socket buffer is full is kept and retried when the socket is writable again, and no new
 //! datagram is taken from the role until it has gone.
 //!
+//! **What application code queues leaves in the same wake-up.** After every datagram, timer
+//! or command the driver sends what the role queued, routes its events (running handlers and
+//! callbacks), and sends again: a registered handler's answer goes out at once, not at the
+//! next timer or datagram. Commands that callbacks issue through their handles (a deferred
+//! answer, a registration) are queued and wake the poller, so the loop carries them out
+//! before it sleeps.
+//!
 //! **Calls and sends go out from the caller's thread.** The role lives behind a mutex that the
 //! driver thread holds only while it works, never while it sleeps. A command the role marks
 //! direct ([`Role::is_direct`]: a client's call or message, a server's RPC answer) is carried
@@ -20,8 +27,9 @@
 //! **A caller may receive its own answer.** A call sent this way by a caller that will block
 //! for its answer ([`Link::send_here`](crate::plumbing::link::Link::send_here)) takes the
 //! primary socket out of the poller before the request goes out, and the calling thread then
-//! waits on that socket itself (`poll(2)`, up to the role's next deadline, without holding
-//! the role). Every datagram it reads is handled under the role's lock as the driver would;
+//! receives on that socket itself (one blocking `recvfrom` at a time, without holding the
+//! role; the socket is in blocking mode with a short receive timeout, and the driver reads
+//! and sends on it with `MSG_DONTWAIT`). Every datagram it reads is handled under the role's lock as the driver would;
 //! answers fill their callers' slots there, and messages for subscribers are kept for the
 //! driver's thread, which is woken to run them. The driver thread meanwhile sleeps on,
 //! watching its other sockets, the commands and its deadline, and does not read the primary
@@ -78,7 +86,7 @@ fn spawn<R: Role>(
     let waker = Waker::new(poll.registry(), WAKE)?;
     // Membership changes need the std socket; a clone shares the same kernel socket.
     let membership = sockets.primary.try_clone()?;
-    let mut primary = nonblocking(sockets.primary)?;
+    let mut primary = leadable(sockets.primary)?;
     // Write interest only while a datagram waits for room (see `Core::flush`): registered for
     // good, every send that frees its buffer would raise an edge and wake the poll for nothing.
     poll.registry()
@@ -135,6 +143,29 @@ fn nonblocking(socket: UdpSocket) -> io::Result<MioSocket> {
     socket.set_nonblocking(true)?;
     Ok(MioSocket::from_std(socket))
 }
+
+/// The primary socket. On Unix it stays in blocking mode, with a receive timeout of
+/// [`LEAD_SLICE`]: a caller's thread that receives for the endpoint ([`Shared::lead`]) then
+/// waits in one `recvfrom` instead of `poll(2)` and then `recvfrom`, and the driver reads and
+/// sends with `MSG_DONTWAIT`, so that it never blocks on it. Elsewhere it is non-blocking.
+#[cfg(unix)]
+fn leadable(socket: UdpSocket) -> io::Result<MioSocket> {
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(LEAD_SLICE))?;
+    Ok(MioSocket::from_std(socket))
+}
+
+#[cfg(not(unix))]
+fn leadable(socket: UdpSocket) -> io::Result<MioSocket> {
+    nonblocking(socket)
+}
+
+/// How long a caller's thread that receives for the endpoint waits in one `recvfrom` before
+/// it looks again at whether its wait is over or the role's deadline has passed. Below the
+/// protocol's 10 ms minimum retransmission timeout, so that the driver gets the socket back
+/// soon after a deadline; a wait that ends early (its answer came) ends at once.
+#[cfg_attr(not(unix), allow(dead_code))]
+const LEAD_SLICE: core::time::Duration = core::time::Duration::from_millis(5);
 
 /// What the driver thread and direct senders share.
 struct Shared<R> {
@@ -284,57 +315,61 @@ impl<R: Role> Shared<R> {
     /// datagram cannot be sent; then gives the socket back to the poller. The role is locked
     /// only while a datagram is handled, so commands from other threads go on meanwhile.
     fn lead(&self, settled: &dyn Fn() -> bool) {
-        while !settled() {
-            let deadline = self.lock().role.poll_timeout();
-            let now = self.clock.now();
-            // A call always has a deadline; without one, the driver's loop watches.
-            let Some(wait) = deadline.filter(|&t| t > now).map(|t| t - now) else {
-                break;
-            };
-            match readable(&self.primary, wait) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, "poll failed");
+        LEAD_BUF.with_borrow_mut(|buf| {
+            while !settled() {
+                let deadline = self.lock().role.poll_timeout();
+                // A call always has a deadline; without one, the driver's loop watches.
+                if deadline.is_none_or(|t| t <= self.clock.now()) {
+                    break;
+                }
+                // Blocks up to `LEAD_SLICE`, without holding the role.
+                let (n, from) = match recv_blocking(&self.primary, buf) {
+                    Ok(got) => got,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock
+                                | io::ErrorKind::TimedOut
+                                | io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        continue
+                    }
+                    // As in `receive`: the endpoint's timers deal with an unreachable peer.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                        ) =>
+                    {
+                        continue
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "recv_from failed");
+                        break;
+                    }
+                };
+                tracing::trace!(%from, len = n, "datagram in");
+                let mut core = self.lock();
+                let now = self.clock.now();
+                core.role
+                    .handle_datagram(now, from, buf.get(..n).unwrap_or_default());
+                // Messages run on the driver's thread; it is woken at once, not when the call
+                // ends.
+                let keeps = core.role.dispatch_direct(now);
+                // After routing, as the driver does (`Core::after`): all that was queued goes
+                // now.
+                core.flush(now, self);
+                let blocked = core.unsent.is_some();
+                drop(core);
+                if keeps {
+                    self.wake();
+                }
+                if blocked {
                     break;
                 }
             }
-            let mut guard = self.lock();
-            let core = &mut *guard;
-            let (n, from) = match self.primary.recv_from(&mut core.rx_buf) {
-                Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                // As in `receive`: the endpoint's timers deal with an unreachable peer.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "recv_from failed");
-                    break;
-                }
-            };
-            tracing::trace!(%from, len = n, "datagram in");
-            let now = self.clock.now();
-            core.role
-                .handle_datagram(now, from, core.rx_buf.get(..n).unwrap_or_default());
-            core.flush(now, self);
-            // Messages run on the driver's thread; it is woken at once, not when the call ends.
-            let keeps = core.role.dispatch_direct(now);
-            let blocked = core.unsent.is_some();
-            drop(guard);
-            if keeps {
-                self.wake();
-            }
-            if blocked {
-                break;
-            }
-        }
+        });
         let mut core = self.lock();
         core.led = false;
         // Added back, the socket reports what is waiting in it: nothing read is lost.
@@ -363,7 +398,7 @@ impl<R: Role> Shared<R> {
                     return;
                 }
                 // Messages a caller's thread received (`Shared::lead`) woke us to run here.
-                core.role.dispatch(self.clock.now());
+                core.dispatch(self.clock.now(), self);
                 let deadline = loop {
                     let now = self.clock.now();
                     match core.role.poll_timeout() {
@@ -422,7 +457,7 @@ impl<R: Role> Shared<R> {
                 return Flow::Continue;
             }
             let core = &mut *guard;
-            let (n, from) = match socket.recv_from(&mut core.rx_buf) {
+            let (n, from) = match recv_nowait(socket, &mut core.rx_buf) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Continue,
                 // ICMP errors surface here (connection refused); the endpoint's own timers
@@ -476,10 +511,20 @@ impl<R: Role> Core<R> {
         }
     }
 
-    /// Sends what the role queued, then routes its events.
+    /// Sends what the role queued, routes its events, then sends what that queued: a
+    /// handler's answer (or anything else application code made the role send) leaves in the
+    /// same wake-up as the datagram that caused it, not at the next timer or datagram.
     fn after(&mut self, now: Instant, io: &Shared<R>) {
         self.flush(now, io);
+        self.dispatch(now, io);
+    }
+
+    /// Routes the role's events (running the application's callbacks and handlers), then
+    /// sends what they made it queue. Commands the callbacks issue through their handles are
+    /// queued and wake the driver, which carries them out before it sleeps.
+    fn dispatch(&mut self, now: Instant, io: &Shared<R>) {
         self.role.dispatch(now);
+        self.flush(now, io);
     }
 
     /// Sends the datagram that would have blocked, then every datagram the role has queued,
@@ -572,7 +617,7 @@ fn reregister(_: &Registry, _: &MioSocket, _: Token, _: Interest) -> io::Result<
 
 /// Sends one datagram; `false` if the socket would block (try again when writable).
 fn send(socket: &MioSocket, datagram: &[u8], to: SocketAddr) -> bool {
-    match socket.send_to(datagram, to) {
+    match send_nowait(socket, datagram, to) {
         Ok(_) => true,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
         Err(e) => {
@@ -583,16 +628,61 @@ fn send(socket: &MioSocket, datagram: &[u8], to: SocketAddr) -> bool {
     }
 }
 
-/// Waits up to `wait` for `socket` to be readable; `false` when the time ran out.
+thread_local! {
+    /// A caller's thread receives into its own buffer, without holding the role ([`Shared::lead`]).
+    static LEAD_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 65_536]);
+}
+
+/// Receives one datagram on the primary socket, waiting up to its receive timeout
+/// ([`LEAD_SLICE`]); `WouldBlock` when none came.
 #[cfg(unix)]
-fn readable(socket: &MioSocket, wait: core::time::Duration) -> io::Result<bool> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let timeout = Timespec::try_from(wait).ok();
-    let mut fds = [PollFd::new(socket, PollFlags::IN)];
-    Ok(poll(&mut fds, timeout.as_ref())? > 0)
+fn recv_blocking(socket: &MioSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    recv_with(socket, buf, rustix::net::RecvFlags::empty())
 }
 
 #[cfg(not(unix))]
-fn readable(_: &MioSocket, _: core::time::Duration) -> io::Result<bool> {
+fn recv_blocking(_: &MioSocket, _: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Receives one datagram if one is waiting, whatever the socket's mode.
+#[cfg(unix)]
+fn recv_nowait(socket: &MioSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    recv_with(socket, buf, rustix::net::RecvFlags::DONTWAIT)
+}
+
+#[cfg(not(unix))]
+fn recv_nowait(socket: &MioSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    socket.recv_from(buf)
+}
+
+#[cfg(unix)]
+fn recv_with(
+    socket: &MioSocket,
+    buf: &mut [u8],
+    flags: rustix::net::RecvFlags,
+) -> io::Result<(usize, SocketAddr)> {
+    loop {
+        let (_, n, from) = rustix::net::recvfrom(socket, &mut *buf, flags)?;
+        // A UDP socket always reports the sender; anything else is not for us.
+        if let Some(from) = from.and_then(|a| SocketAddr::try_from(a).ok()) {
+            return Ok((n.min(buf.len()), from));
+        }
+    }
+}
+
+/// Sends one datagram, never waiting for room, whatever the socket's mode.
+#[cfg(unix)]
+fn send_nowait(socket: &MioSocket, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
+    Ok(rustix::net::sendto(
+        socket,
+        datagram,
+        rustix::net::SendFlags::DONTWAIT,
+        &to,
+    )?)
+}
+
+#[cfg(not(unix))]
+fn send_nowait(socket: &MioSocket, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
+    socket.send_to(datagram, to)
 }

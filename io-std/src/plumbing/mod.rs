@@ -27,7 +27,9 @@
 //! 2. calls [`Role::handle_timeout`] when [`Role::poll_timeout`] has passed;
 //! 3. gives every command to [`Role::on_command`], and stops after [`Flow::Stop`];
 //! 4. after each of those, sends what [`Role::poll_transmit`] yields from
-//!    [`sockets::Sockets::output`], then calls [`Role::dispatch`];
+//!    [`sockets::Sockets::output`], calls [`Role::dispatch`], and sends again what
+//!    [`Role::poll_transmit`] yields: handlers answer and callbacks act during the dispatch,
+//!    and what they queued must not wait for the next datagram or timer;
 //! 5. when every handle is gone ([`link::TryRecvError::Gone`]), calls [`Role::close`], sends
 //!    what it queued, and stops.
 
