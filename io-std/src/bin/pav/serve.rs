@@ -1,0 +1,371 @@
+//! `pav serve`: a server with the demo functions and configured commands, and a broker of
+//! the messages its clients send.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use pavillion_proto::crypto::ecc::{KeyPair, PublicKey};
+use pavillion_proto::crypto::Psk;
+use pavillion_proto::ClientId;
+use pavillion_std::{
+    keys as std_keys, ReceivedMessage, Reliability, ReplySocket, RpcFailure, Server, ServerConfig,
+};
+use serde_json::json;
+
+use crate::common::{self, next_input, print_message, print_stopped, Ended, Failure, Input};
+use crate::config::{self, ClientKey};
+use crate::exec::{self, ExecSpec};
+use crate::keys::{self, Credentials, Suite};
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Server configuration file (TOML: clients, keys, listen address, suites, commands); the
+    /// flags add to it and override its settings.
+    #[arg(long, short, env = "PAV_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (port 1783 if omitted) [default: 0.0.0.0:1783].
+    #[arg(long, short, env = "PAV_LISTEN", value_parser = keys::addr)]
+    listen: Option<SocketAddr>,
+    /// The suites to serve, checked against the credentials at start (repeatable, or
+    /// comma-separated: psk, ecc, noise) [default: every suite the credentials allow].
+    #[arg(long, env = "PAV_SUITE", value_parser = keys::suite, value_delimiter = ',')]
+    suite: Vec<Suite>,
+    /// A client: ID=KEYFILE, with a PSK or public key file from `pav keygen --out`; or only
+    /// the public key file, for the id the client derives from it by default (repeatable).
+    #[arg(long = "client", value_parser = config::client_flag)]
+    clients: Vec<(Option<ClientId>, PathBuf)>,
+    /// A suite 2 or 3 client, as ID=PUBLICKEY with the key in hex (repeatable).
+    #[arg(long = "ecc-client", value_parser = ecc_client)]
+    ecc_clients: Vec<(ClientId, PublicKey)>,
+    /// Admit clients of suites 2 and 3 whose key is not configured (guests). Without a server
+    /// key, a fresh one is made for this run and printed.
+    #[arg(long, env = "PAV_ALLOW_GUESTS")]
+    allow_guests: bool,
+    /// Join this multicast group (and announce the server to it).
+    #[arg(long, env = "PAV_MULTICAST")]
+    multicast: Option<IpAddr>,
+    /// Send everything from a second, ephemeral port, as the reference server does (automatic
+    /// when --listen is a multicast group address).
+    #[arg(long, env = "PAV_REPLY_SOCKET")]
+    reply_socket: bool,
+    /// Do not forward received messages to the subscribed clients.
+    #[arg(long)]
+    no_forward: bool,
+    /// Run COMMAND as the handler of function FN: the call's argument on its stdin, its
+    /// stdout the answer; no shell (COMMAND is split into words once, at start) (repeatable).
+    #[arg(long = "exec", value_name = "FN=COMMAND", value_parser = exec::flag)]
+    execs: Vec<ExecSpec>,
+    /// Seconds a command may run, counted from the call's arrival; it is then killed and the
+    /// call answered with an error [default: 2, the reference client's call deadline].
+    #[arg(long, value_parser = common::seconds)]
+    exec_timeout: Option<Duration>,
+    /// Most commands running at once; more calls wait in a short queue, then get `busy`
+    /// [default: 4].
+    #[arg(long, value_parser = common::count)]
+    exec_max: Option<usize>,
+    /// Stop after this many seconds instead of running until killed.
+    #[arg(long, value_parser = common::seconds)]
+    duration: Option<Duration>,
+    #[command(flatten)]
+    credentials: Credentials,
+}
+
+pub(crate) const AFTER_HELP: &str = "\
+Examples:
+  pav serve --psk-file alice/psk --client-id alice-sensor-001
+  pav serve --secret-key-file server/secret.key --client alice/public.key --client bob/public.key
+  pav serve --config pav.toml
+  pav serve --allow-guests                       # anyone who knows the printed public key
+  pav serve --config pav.toml --exec '500=/usr/bin/sensors -j' --exec-timeout 5
+
+Demo functions: 401 echoes its argument (as the reference's demo does), 402 reverses it,
+403 always fails, 404 upper-cases. 0 (echo) and 1 (a function's name) are the protocol's own.
+
+A configuration file (TOML):
+  listen = \"0.0.0.0:1783\"
+  suite = [\"psk\", \"noise\"]
+  secret_key_file = \"server/secret.key\"
+  [[client]]
+  id = \"alice-sensor-001\"
+  psk_file = \"alice/psk\"
+  [[client]]
+  public_key_file = \"bob/public.key\"
+  id_file = \"bob/client.id\"
+  [[exec]]
+  function = 500
+  command = [\"/usr/bin/sensors\", \"-j\"]
+
+A server that would admit nobody refuses to start; add clients, or pass --allow-guests.";
+
+/// The demo functions: 401 echoes (as the reference's demo does), 402 reverses, 403 always
+/// fails, 404 upper-cases.
+fn register_demo(server: &Server) {
+    server.register(401, "echo", |req| Ok::<_, RpcFailure>(req.args.clone()));
+    server.register(402, "reverse", |req| {
+        let mut v = req.args.to_vec();
+        v.reverse();
+        Ok::<_, RpcFailure>(v)
+    });
+    server.register(403, "fail", |_| {
+        Err::<Vec<u8>, _>(RpcFailure::error("this function always fails"))
+    });
+    server.register(404, "upper", |req| {
+        Ok::<_, RpcFailure>(req.args.to_ascii_uppercase())
+    });
+}
+
+/// The credentials and settings of a server, from the file and the flags.
+struct Plan {
+    config: ServerConfig,
+    listen: SocketAddr,
+    public: Option<PublicKey>,
+    /// The key was made for this run.
+    ephemeral_key: bool,
+    suites: Vec<Suite>,
+    psk_clients: usize,
+    key_clients: usize,
+    guests: bool,
+    forward: bool,
+    execs: Vec<ExecSpec>,
+    exec_timeout: Duration,
+    exec_max: usize,
+}
+
+fn plan(a: ServeArgs) -> Result<Plan, Failure> {
+    let file = match &a.config {
+        Some(path) => config::load(path)?,
+        None => config::ServerFile::default(),
+    };
+    let asked: Option<Vec<Suite>> = if a.suite.is_empty() {
+        file.suites.clone()
+    } else {
+        Some(a.suite.clone())
+    };
+    let mut psk_clients: Vec<(ClientId, Psk)> = file.psk_clients;
+    let mut key_clients: Vec<(ClientId, PublicKey)> = file.key_clients;
+    if let Some(psk) = a.credentials.psk()? {
+        psk_clients.push((a.credentials.client_id()?.unwrap_or_else(keys::default_id), psk));
+    }
+    for (id, path) in &a.clients {
+        match config::client_key(*id, path, asked.as_deref())? {
+            ClientKey::Psk(psk) => {
+                let id = id.ok_or_else(|| {
+                    Failure::input(format!(
+                        "--client {}: a PSK client needs an id: --client ID={}",
+                        path.display(),
+                        path.display()
+                    ))
+                })?;
+                psk_clients.push((id, psk));
+            }
+            ClientKey::Public(key) => key_clients.push((
+                id.unwrap_or_else(|| pavillion_proto::crypto::ecc::default_client_id(&key)),
+                key,
+            )),
+        }
+    }
+    key_clients.extend(a.ecc_clients.iter().copied());
+    let guests = a.allow_guests || file.allow_guests.unwrap_or(false);
+    let mut server_keys: Option<KeyPair> = a.credentials.secret_key()?.or(file.keys);
+    let mut ephemeral_key = false;
+
+    if psk_clients.is_empty() && key_clients.is_empty() && !guests {
+        return Err(Failure::input(
+            "no credentials: this server would admit nobody, so it does not start. Add clients \
+             with --client ID=KEYFILE (a PSK or public key file from `pav keygen --out DIR`), \
+             --psk/--psk-file with --client-id, or [[client]] entries in --config FILE; or pass \
+             --allow-guests to admit any client that knows the server's public key",
+        ));
+    }
+    if !key_clients.is_empty() && server_keys.is_none() {
+        return Err(Failure::input(
+            "clients with public keys (suites 2 and 3) need the server's own key pair: \
+             --secret-key-file FILE (from `pav keygen --out DIR`) or secret_key_file in --config",
+        ));
+    }
+    if guests && server_keys.is_none() {
+        server_keys = Some(std_keys::generate_keypair());
+        ephemeral_key = true;
+    }
+    // What the credentials allow: suite 1 and NNpsk0 with PSK clients, suites 2 and 3 with a
+    // key pair and known keys or guests.
+    let keyed = server_keys.is_some() && (!key_clients.is_empty() || guests);
+    let mut possible = Vec::new();
+    if !psk_clients.is_empty() {
+        possible.push(Suite::Psk);
+    }
+    if keyed {
+        possible.push(Suite::Ecc);
+    }
+    if keyed || !psk_clients.is_empty() {
+        possible.push(Suite::Noise);
+    }
+    let suites = match asked {
+        Some(mut want) => {
+            want.sort();
+            want.dedup();
+            if let Some(s) = want.iter().find(|s| !possible.contains(s)) {
+                return Err(Failure::input(match s {
+                    Suite::Psk => "--suite psk needs PSK clients: --client ID=PSKFILE, \
+                                   --psk-file with --client-id, or psk/psk_file in a [[client]]"
+                        .to_owned(),
+                    _ => format!(
+                        "--suite {s} needs the server's key pair (--secret-key-file) and clients \
+                         with public keys (--client KEYFILE, public_key_file in a [[client]]) or \
+                         --allow-guests"
+                    ),
+                }));
+            }
+            want
+        }
+        None => possible,
+    };
+
+    let mut config = ServerConfig::new().allow_guests(guests);
+    for (id, psk) in &psk_clients {
+        config = config.psk_client(*id, psk.clone());
+    }
+    for (id, key) in &key_clients {
+        config = config.ecc_client(*id, *key);
+    }
+    let public = server_keys.as_ref().map(|k| *k.public());
+    if let Some(k) = server_keys {
+        config = config.keys(k);
+    }
+    if let Some(group) = a.multicast.or(file.multicast) {
+        config = config.multicast(group);
+    }
+    if a.reply_socket || file.reply_socket.unwrap_or(false) {
+        config = config.reply_socket(ReplySocket::Ephemeral);
+    }
+    let mut execs = file.execs;
+    execs.extend(a.execs);
+    Ok(Plan {
+        config,
+        listen: a
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], pavillion_std::DEFAULT_PORT))),
+        public,
+        ephemeral_key,
+        suites,
+        psk_clients: psk_clients.len(),
+        key_clients: key_clients.len(),
+        guests,
+        forward: !a.no_forward && file.forward.unwrap_or(true),
+        execs,
+        exec_timeout: a
+            .exec_timeout
+            .or(file.exec_timeout)
+            .unwrap_or(exec::DEFAULT_TIMEOUT),
+        exec_max: a.exec_max.or(file.exec_max).unwrap_or(exec::DEFAULT_MAX),
+    })
+}
+
+pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
+    let duration = a.duration;
+    let p = plan(a)?;
+    let server = Server::bind(p.listen, p.config)
+        .map_err(|e| Failure::failed("bind", format!("cannot serve on {}: {e}", p.listen)))?;
+    let server = Arc::new(server);
+    register_demo(&server);
+    exec::register(&server, &p.execs, p.exec_timeout, p.exec_max);
+    let (tx, inputs) = common::inputs::<ReceivedMessage>();
+    server.on_message(None, move |m| {
+        let _ = tx.send(Input::Item(m.clone()));
+    });
+    let local = server.local_addr();
+    let reply = server.reply_addr().map(|r| r.to_string());
+    let public_hex = p.public.map(|k| hex::encode(k.as_bytes()));
+    let suites: Vec<&str> = p.suites.iter().map(|s| s.name()).collect();
+    let execs: Vec<_> = p
+        .execs
+        .iter()
+        .map(|e| json!({"function": e.function, "command": e.display()}))
+        .collect();
+    if p.ephemeral_key {
+        tracing::warn!("no server key configured: using a fresh one for this run only");
+    }
+    if json {
+        println!(
+            "{}",
+            json!({"event": "listening", "addr": local.to_string(), "reply_addr": reply,
+                   "public_key": public_hex, "ephemeral_key": p.ephemeral_key, "suites": suites,
+                   "psk_clients": p.psk_clients, "key_clients": p.key_clients,
+                   "guests": p.guests, "exec": execs})
+        );
+    } else {
+        println!("listening on {local}");
+        if let Some(r) = &reply {
+            println!("answering from {r}");
+        }
+        if let Some(k) = &public_hex {
+            let note = if p.ephemeral_key {
+                " (made for this run: clients need it as --server-key)"
+            } else {
+                ""
+            };
+            println!("public key: {k}{note}");
+        }
+        println!(
+            "suites: {}; clients: {} with a PSK, {} with a public key{}",
+            suites.join(", "),
+            p.psk_clients,
+            p.key_clients,
+            if p.guests { ", guests admitted" } else { "" }
+        );
+        for e in &p.execs {
+            println!("function {} runs {}", e.function, e.display());
+        }
+    }
+    let deadline = duration.map(|d| Instant::now() + d);
+    loop {
+        match next_input(&inputs, deadline, None) {
+            Ok(m) => {
+                print_message(json, &m);
+                if p.forward {
+                    forward(&server, m);
+                }
+            }
+            Err(Ended::Tick) => {}
+            Err(Ended::Deadline | Ended::Stopped) => break,
+        }
+    }
+    // Quit to every client now, even while a forwarding thread still holds the server.
+    server.close();
+    print_stopped(json);
+    Ok(())
+}
+
+/// Sends `m` on to every client but its sender, from its own thread so that a slow
+/// acknowledgement does not hold up the next message.
+fn forward(server: &Arc<Server>, m: ReceivedMessage) {
+    let server = server.clone();
+    std::thread::spawn(move || {
+        let reliability = if m.reliable {
+            Reliability::Reliable
+        } else {
+            Reliability::Unreliable
+        };
+        let from = m.from;
+        let r = server.send_message(&m.target, &m.name, &m.payload, reliability, move |a, _| {
+            a != from
+        });
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "forwarding failed");
+        }
+    });
+}
+
+fn ecc_client(s: &str) -> Result<(ClientId, PublicKey), String> {
+    let (id, key) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=PUBLICKEY, not {s:?}"))?;
+    Ok((
+        std_keys::parse_client_id(id).map_err(|e| e.to_string())?,
+        std_keys::parse_public_key(key).map_err(|e| e.to_string())?,
+    ))
+}
