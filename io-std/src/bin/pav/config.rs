@@ -183,13 +183,23 @@ impl File<'_> {
             }
             (None, Some(f)) => {
                 let what = "secret_key_file";
-                out.keys = Some(self.key_file(f, what)?.secret_key(what).map_err(|e| self.at(f, e))?);
+                out.keys = Some(
+                    self.key_file(f, what)?
+                        .secret_key(what)
+                        .map_err(|e| self.at(f, e))?,
+                );
             }
             (None, None) => {}
         }
         if let Some(m) = &raw.multicast {
             out.multicast = Some(m.get_ref().parse().map_err(|_| {
-                self.at(m, format!("multicast: expected a group address such as 239.255.28.12, not {:?}", m.get_ref()))
+                self.at(
+                    m,
+                    format!(
+                        "multicast: expected a group address such as 239.255.28.12, not {:?}",
+                        m.get_ref()
+                    ),
+                )
             })?);
         }
         if let Some(t) = &raw.exec_timeout {
@@ -220,7 +230,8 @@ impl File<'_> {
                 OneOrMany::One(s) => crate::exec::split(s).map_err(|m| self.at(&r.command, m))?,
                 OneOrMany::Many(v) => v.clone(),
             };
-            out.execs.push(ExecSpec::new(function, words).map_err(|m| self.at(e, m))?);
+            out.execs
+                .push(ExecSpec::new(function, words).map_err(|m| self.at(e, m))?);
         }
         Ok(out)
     }
@@ -228,11 +239,14 @@ impl File<'_> {
     fn client(&self, c: &Spanned<RawClient>, out: &mut ServerFile) -> Result<(), String> {
         let r = c.get_ref();
         let id = match (&r.id, &r.id_file) {
-            (Some(id), None) => keys::parse_client_id(id.get_ref())
-                .map_err(|e| self.at(id, format!("id: {e}")))?,
+            (Some(id), None) => {
+                keys::parse_client_id(id.get_ref()).map_err(|e| self.at(id, format!("id: {e}")))?
+            }
             (None, Some(f)) => {
                 let what = "id_file";
-                self.key_file(f, what)?.client_id(what).map_err(|e| self.at(f, e))?
+                self.key_file(f, what)?
+                    .client_id(what)
+                    .map_err(|e| self.at(f, e))?
             }
             (None, None) => {
                 return Err(self.at(c, "[[client]] needs an id (or id_file)"));
@@ -253,7 +267,10 @@ impl File<'_> {
             let psk = keys::parse_psk(p.get_ref()).map_err(|e| self.at(p, format!("psk: {e}")))?;
             out.psk_clients.push((id, psk));
         } else if let Some(f) = &r.psk_file {
-            let psk = self.key_file(f, "psk_file")?.psk("psk_file").map_err(|e| self.at(f, e))?;
+            let psk = self
+                .key_file(f, "psk_file")?
+                .psk("psk_file")
+                .map_err(|e| self.at(f, e))?;
             out.psk_clients.push((id, psk));
         } else if let Some(k) = &r.public_key {
             let key = keys::parse_public_key(k.get_ref())
@@ -261,7 +278,10 @@ impl File<'_> {
             out.key_clients.push((id, key));
         } else if let Some(f) = &r.public_key_file {
             let what = "public_key_file";
-            let key = self.key_file(f, what)?.public_key(what).map_err(|e| self.at(f, e))?;
+            let key = self
+                .key_file(f, what)?
+                .public_key(what)
+                .map_err(|e| self.at(f, e))?;
             out.key_clients.push((id, key));
         }
         Ok(())
@@ -277,7 +297,9 @@ pub(crate) fn client_flag(s: &str) -> Result<(Option<ClientId>, PathBuf), String
             Ok((Some(id), PathBuf::from(file)))
         }
         None if Path::new(s).exists() => Ok((None, PathBuf::from(s))),
-        None => Err(format!("expected ID=KEYFILE or a public key file, not {s:?}")),
+        None => Err(format!(
+            "expected ID=KEYFILE or a public key file, not {s:?}"
+        )),
     }
 }
 

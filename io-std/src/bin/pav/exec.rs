@@ -56,7 +56,10 @@ impl ExecSpec {
             ));
         }
         let mut words = words.into_iter();
-        let program = words.next().filter(|p| !p.is_empty()).ok_or("empty command")?;
+        let program = words
+            .next()
+            .filter(|p| !p.is_empty())
+            .ok_or("empty command")?;
         Ok(ExecSpec {
             function,
             program: find_program(&program)?,
@@ -125,7 +128,11 @@ pub(crate) fn split(s: &str) -> Result<Vec<String>, String> {
             }
             '\\' => {
                 in_word = true;
-                word.push(chars.next().ok_or_else(|| format!("trailing \\ in {s:?}"))?);
+                word.push(
+                    chars
+                        .next()
+                        .ok_or_else(|| format!("trailing \\ in {s:?}"))?,
+                );
             }
             c if c.is_whitespace() => {
                 if in_word {
@@ -214,8 +221,9 @@ pub(crate) fn register(server: &Server, specs: &[ExecSpec], timeout: Duration, m
                 Ok(()) => {}
                 Err(TrySendError::Full((_, job)) | TrySendError::Disconnected((_, job))) => {
                     tracing::warn!(function = spec.function, "every exec worker is busy");
-                    job.responder
-                        .respond::<Vec<u8>>(Err(RpcFailure::error("busy: too many commands running")));
+                    job.responder.respond::<Vec<u8>>(Err(RpcFailure::error(
+                        "busy: too many commands running",
+                    )));
                 }
             }
         });
@@ -322,7 +330,9 @@ fn run(spec: &ExecSpec, job: &Job) -> Result<Vec<u8>, RpcFailure> {
 
 /// Kills the process group the command leads (it was started with `process_group(0)`).
 fn kill_group(pid: u32) {
-    let pid = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw);
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
     if let Some(pid) = pid {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
@@ -348,7 +358,9 @@ mod tests {
     fn specs() {
         assert!(flag("500=cat").unwrap().program.ends_with("cat"));
         assert!(flag("1=cat").unwrap_err().contains("protocol itself"));
-        assert!(flag("500=no-such-program-here").unwrap_err().contains("not found"));
+        assert!(flag("500=no-such-program-here")
+            .unwrap_err()
+            .contains("not found"));
         assert!(flag("cat").unwrap_err().contains("FN=COMMAND"));
     }
 }

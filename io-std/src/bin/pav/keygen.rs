@@ -131,8 +131,15 @@ pub(crate) fn run(json: bool, a: KeygenArgs) -> Result<(), Failure> {
 
 /// Writes one key file. A secret one is created with mode 0600 by `open(2)` itself, so it is
 /// never readable by others, not even for a moment.
-fn write_key(path: &Path, kind: KeyKind, value: &str, secret: bool, force: bool) -> Result<(), Failure> {
-    let io = |e: std::io::Error| Failure::failed("io", format!("cannot write {}: {e}", path.display()));
+fn write_key(
+    path: &Path,
+    kind: KeyKind,
+    value: &str,
+    secret: bool,
+    force: bool,
+) -> Result<(), Failure> {
+    let io =
+        |e: std::io::Error| Failure::failed("io", format!("cannot write {}: {e}", path.display()));
     if force {
         match std::fs::remove_file(path) {
             Ok(()) => {}

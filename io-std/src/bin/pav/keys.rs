@@ -318,60 +318,59 @@ impl ClientArgs {
                  --server-key or --server-key-file (pav serve prints it)"
             ))
         };
-        let config = match suite {
-            Suite::Psk => {
-                let psk = psk.ok_or_else(|| {
-                    Failure::input("--suite psk needs a pre-shared key: --psk or --psk-file")
-                })?;
-                if keys.is_some() {
-                    tracing::warn!("--suite psk does not use --secret-key");
+        let config =
+            match suite {
+                Suite::Psk => {
+                    let psk = psk.ok_or_else(|| {
+                        Failure::input("--suite psk needs a pre-shared key: --psk or --psk-file")
+                    })?;
+                    if keys.is_some() {
+                        tracing::warn!("--suite psk does not use --secret-key");
+                    }
+                    ClientConfig::psk(id.unwrap_or_else(default_id), psk)
                 }
-                ClientConfig::psk(id.unwrap_or_else(default_id), psk)
-            }
-            Suite::Ecc => {
-                let keys = keys.ok_or_else(|| {
-                    Failure::input(
-                        "--suite ecc needs our secret key (--secret-key or --secret-key-file) \
+                Suite::Ecc => {
+                    let keys = keys.ok_or_else(|| {
+                        Failure::input(
+                            "--suite ecc needs our secret key (--secret-key or --secret-key-file) \
                          and the server's public key (--server-key or --server-key-file)",
-                    )
-                })?;
-                let server = server.ok_or_else(need_server_key)?;
-                if psk.is_some() {
-                    tracing::warn!("--suite ecc does not use a PSK");
-                }
-                match id {
-                    Some(id) => ClientConfig::ecc(id, keys, server),
-                    None => ClientConfig::guest(keys, server),
-                }
-            }
-            Suite::Noise => match (keys, psk) {
-                (Some(keys), psk) => {
+                        )
+                    })?;
                     let server = server.ok_or_else(need_server_key)?;
-                    let id = id.unwrap_or_else(|| ecc::default_client_id(keys.public()));
-                    let credentials = ClientCredentials::Noise {
-                        keys: Some(keys),
-                        server: Some(server),
-                        psk,
-                    };
-                    ClientConfig::with_credentials(id, credentials)
+                    if psk.is_some() {
+                        tracing::warn!("--suite ecc does not use a PSK");
+                    }
+                    match id {
+                        Some(id) => ClientConfig::ecc(id, keys, server),
+                        None => ClientConfig::guest(keys, server),
+                    }
                 }
-                (None, Some(psk)) => {
-                    let credentials = ClientCredentials::Noise {
-                        keys: None,
-                        server: None,
-                        psk: Some(psk),
-                    };
-                    ClientConfig::with_credentials(id.unwrap_or_else(default_id), credentials)
-                }
-                (None, None) => {
-                    return Err(Failure::input(
+                Suite::Noise => match (keys, psk) {
+                    (Some(keys), psk) => {
+                        let server = server.ok_or_else(need_server_key)?;
+                        let id = id.unwrap_or_else(|| ecc::default_client_id(keys.public()));
+                        let credentials = ClientCredentials::Noise {
+                            keys: Some(keys),
+                            server: Some(server),
+                            psk,
+                        };
+                        ClientConfig::with_credentials(id, credentials)
+                    }
+                    (None, Some(psk)) => {
+                        let credentials = ClientCredentials::Noise {
+                            keys: None,
+                            server: None,
+                            psk: Some(psk),
+                        };
+                        ClientConfig::with_credentials(id.unwrap_or_else(default_id), credentials)
+                    }
+                    (None, None) => return Err(Failure::input(
                         "--suite noise needs our secret key (--secret-key or --secret-key-file) \
                          with the server's public key (--server-key or --server-key-file), or a \
                          PSK (--psk or --psk-file)",
-                    ))
-                }
-            },
-        };
+                    )),
+                },
+            };
         let mut config = config.call_timeout(self.timeout).send_timeout(self.timeout);
         if let Some(b) = self.bind {
             config = config.bind(b);

@@ -147,7 +147,10 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
     let mut psk_clients: Vec<(ClientId, Psk)> = file.psk_clients;
     let mut key_clients: Vec<(ClientId, PublicKey)> = file.key_clients;
     if let Some(psk) = a.credentials.psk()? {
-        psk_clients.push((a.credentials.client_id()?.unwrap_or_else(keys::default_id), psk));
+        psk_clients.push((
+            a.credentials.client_id()?.unwrap_or_else(keys::default_id),
+            psk,
+        ));
     }
     for (id, path) in &a.clients {
         match config::client_key(*id, path, asked.as_deref())? {
