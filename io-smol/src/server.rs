@@ -251,6 +251,15 @@ impl Server {
         }
     }
 
+    /// The clients subscribed to `target` (with [`Client::subscribe`](crate::Client::subscribe)):
+    /// whom a broker forwards that target's messages to (`docs/PROTOCOL.md` §9.6).
+    pub async fn client_subscribers(&self, target: &str) -> Vec<(SocketAddr, PeerId)> {
+        match self.handle.client_subscribers(target) {
+            Some(pending) => pending.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
     /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.
     ///
     /// # Examples

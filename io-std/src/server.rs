@@ -141,6 +141,16 @@ impl Server {
         clients.unwrap_or_default()
     }
 
+    /// The clients subscribed to `target` (with [`Client::subscribe`](crate::Client::subscribe)):
+    /// whom a broker forwards that target's messages to (`docs/PROTOCOL.md` §9.6).
+    pub fn client_subscribers(&self, target: &str) -> Vec<(SocketAddr, PeerId)> {
+        let subs = self
+            .handle
+            .client_subscribers(target)
+            .and_then(|p| p.wait(GRACE).ok());
+        subs.unwrap_or_default()
+    }
+
     /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.
     pub fn set_status(&self, status: Option<Status>) {
         self.handle.set_status(status);

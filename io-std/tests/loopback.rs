@@ -521,3 +521,32 @@ fn concurrent_callers_and_server_pushes() {
     // The endpoint is still fine for a lone caller afterwards.
     assert_eq!(&client.call(0, b"after").unwrap()[..], b"after");
 }
+
+#[test]
+fn a_client_subscription_reaches_the_server() {
+    for make in [psk_pair, ecc_pair] {
+        let (s, c) = make();
+        let server = Server::bind("127.0.0.1:0", s).unwrap();
+        let client = Client::connect(server.local_addr(), c).unwrap();
+        client.subscribe("lights").unwrap();
+        assert!(matches!(
+            client.subscribe("a\nb"),
+            Err(SendError::Refused(_))
+        ));
+        let deadline = Instant::now() + WAIT;
+        while server.client_subscribers("lights").is_empty() {
+            assert!(Instant::now() < deadline, "never subscribed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let subs = server.client_subscribers("lights");
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].0.port(), client.local_addr().port());
+        client.unsubscribe("lights").unwrap();
+        while !server.client_subscribers("lights").is_empty() {
+            assert!(Instant::now() < deadline, "never unsubscribed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        client.close();
+        server.close();
+    }
+}

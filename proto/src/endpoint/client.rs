@@ -29,6 +29,7 @@ use super::{
 };
 
 mod noise;
+mod subs;
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
 /// above for a lifetime of packets.
@@ -97,6 +98,8 @@ pub struct Client {
     /// `max_targets` x `max_servers`.
     subscribers: BTreeMap<String, BTreeMap<SocketAddr, Instant>>,
     outbox: Outbox,
+    /// Our subscriptions at servers (opcodes 13 and 14 sent by us).
+    subs: subs::Subscriptions,
     /// Unreliable messages waiting for a session, bounded by `limits.max_queued`.
     waiting_unreliable: VecDeque<OwnedMessage>,
     rtt: RttEstimator,
@@ -244,6 +247,7 @@ impl Client {
         let initiator = Initiator::new(&mut rng);
         let mut client = Client {
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
+            subs: subs::Subscriptions::new(limits.max_queued, limits.max_in_flight),
             rtt: RttEstimator::new(limits.rtt),
             rng,
             cs_key,
@@ -437,6 +441,7 @@ impl Client {
             self.fail(e, FailReason::Closed);
         }
         self.drop_group_deliveries();
+        self.drop_subs();
         self.waiting_unreliable.clear();
         let addrs: Vec<SocketAddr> = self.servers.keys().copied().collect();
         self.servers.clear();
@@ -502,11 +507,16 @@ impl Client {
             self.group_round_closed();
         }
         let down_timeout = self.config.limits.down_timeout;
+        let mut downed = Vec::new();
         for (addr, s) in self.servers.iter_mut() {
             if s.up && now - s.last_heard >= down_timeout {
                 s.up = false;
                 self.events.push_back(Event::PeerDown { addr: *addr });
+                downed.push(*addr);
             }
+        }
+        for addr in downed {
+            self.subs_on_lost(now, addr);
         }
         if let Some(k) = self.keepalive_due() {
             if k <= now {
@@ -586,6 +596,7 @@ impl Client {
             self.outbox
                 .next_timeout(self.is_connected(), self.counter_budget()),
             self.group_timeout(),
+            self.subs_timeout(),
             liveness,
             self.keepalive_due(),
             self.next_time_sync.filter(|_| self.is_connected()),
@@ -871,6 +882,7 @@ impl Client {
                     addr,
                     reason: CloseReason::Unconfirmed,
                 });
+                self.subs_on_lost(now, addr);
             }
         } else if self.servers.values().any(|s| !s.confirmed)
             && self.confirm_rounds < MAX_CONFIRM_ROUNDS
@@ -981,6 +993,7 @@ impl Client {
                 .map(|(a, _)| *a);
             if let Some(addr) = stalest {
                 self.servers.remove(&addr);
+                self.subs_on_lost(self.last_now, addr);
             }
         }
     }
@@ -1011,6 +1024,7 @@ impl Client {
             });
             // Recovery: do not wait out backed-off timers for what the old session swallowed.
             self.outbox.retry_all_now(now);
+            self.subs_on_session(now, from);
         }
         if self.next_time_sync.is_none() {
             self.next_time_sync = self.config.time_sync.map(|_| now);
@@ -1240,6 +1254,7 @@ impl Client {
                     addr,
                     reason: CloseReason::PeerClosed,
                 });
+                self.subs_on_lost(now, addr);
                 // Work is still waiting: look for the server again (it may be restarting).
                 if self.servers.is_empty() && !self.outbox.is_empty() {
                     self.request_handshake(now);
@@ -1286,6 +1301,7 @@ impl Client {
             Reply::Complete(e) if !e.internal => self.events.push_back(delivered_event(e)),
             Reply::Complete(_) | Reply::Partial => {}
             Reply::Unknown if self.on_group_ack(now, addr, counter) => {}
+            Reply::Unknown if self.on_sub_ack(now, addr, counter) => {}
             Reply::Unknown => self.stats.drop(DropReason::Unexpected),
         }
     }
@@ -1325,6 +1341,7 @@ impl Client {
     fn pump(&mut self, now: Instant) {
         // Key deliveries first: a server should hold our group key before group packets come.
         self.pump_group(now);
+        self.pump_subs(now);
         let connected = self.is_connected() && !self.closed;
         let mut due = core::mem::take(&mut self.due);
         due.clear();
@@ -1405,7 +1422,12 @@ impl Client {
             Outgoing::Unreliable { to, message } => self.seal(to, &message.as_app(false), buf),
             Outgoing::Reliable { to, id } => {
                 // Acknowledged between the timer and now: nothing to send.
-                let Some(e) = self.outbox.get(id).or_else(|| self.group_delivery(id)) else {
+                let Some(e) = self
+                    .outbox
+                    .get(id)
+                    .or_else(|| self.group_delivery(id))
+                    .or_else(|| self.sub_exchange(id))
+                else {
                     return Encoded::Obsolete;
                 };
                 let Some(c) = e.counter else {

@@ -178,6 +178,26 @@ pub enum Event {
         /// Its new status.
         status: Status,
     },
+    /// A client subscribed to `target` at this server (opcode 13 from a client,
+    /// `docs/PROTOCOL.md` §9.6): a broker forwards it the messages sent to that target. See
+    /// [`Server::client_subscribers`].
+    ClientSubscribed {
+        /// The client's address.
+        addr: SocketAddr,
+        /// The client's identity.
+        peer: PeerId,
+        /// The target.
+        target: String,
+    },
+    /// A client withdrew its subscription to `target` (opcode 14), or its session ended.
+    ClientUnsubscribed {
+        /// The client's address.
+        addr: SocketAddr,
+        /// The client's identity.
+        peer: PeerId,
+        /// The target.
+        target: String,
+    },
     /// The reliable message with this id was acknowledged by nobody before its deadline.
     TimedOut {
         /// The id `send_message` returned.

@@ -30,6 +30,7 @@ use super::{
 };
 
 mod noise;
+mod subs;
 
 /// The reference server's per-client counter base: `2^63 ..= 2^63 + 10^9`.
 const COUNTER_BASE: (u64, u64) = (1 << 63, (1 << 63) + 1_000_000_000);
@@ -75,6 +76,8 @@ pub struct Server {
     functions: BTreeMap<FunctionId, String>,
     /// Targets we take messages for; announced to every client with opcode 13.
     targets: BTreeSet<String>,
+    /// Which sessions subscribe to which targets (opcode 13 from clients).
+    client_subs: subs::ClientSubs,
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
     tx: VecDeque<Outgoing>,
@@ -165,6 +168,7 @@ impl Server {
             busy_scratch: Vec::new(),
             functions: BTreeMap::new(),
             targets: BTreeSet::new(),
+            client_subs: subs::ClientSubs::default(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
             next_op_id: 1,
@@ -778,8 +782,9 @@ impl Server {
                 };
                 self.next_generation += 1;
                 if let Some(old) = self.sessions.insert(from, Box::new(session)) {
-                    // A different client process took over the address: its messages are
-                    // not for this one.
+                    // A different client process took over the address: its messages and
+                    // subscriptions are not for this one.
+                    self.forget_client_subs(from, old.peer);
                     self.fail_outbox(old.outbox, FailReason::PeerClosed);
                 }
                 self.busy.remove(&from);
@@ -823,6 +828,7 @@ impl Server {
     fn end_session(&mut self, addr: SocketAddr, reason: CloseReason, fail: FailReason) {
         if let Some(s) = self.sessions.remove(&addr) {
             self.forget_noise(addr, &s);
+            self.forget_client_subs(addr, s.peer);
             self.busy.remove(&addr);
             self.fail_outbox(s.outbox, fail);
             self.events.push_back(Event::Disconnected { addr, reason });
@@ -912,8 +918,15 @@ impl Server {
                     Ok(App::ReliableMessage(_)) => {
                         self.tx.push_back(Outgoing::Ack { to: from, counter })
                     }
-                    // A group key delivery whose ACK was lost.
-                    Ok(App::GroupKey { .. }) if via == Via::Session => {
+                    // A subscription whose ACK was lost; one refused (table full) stays
+                    // unacknowledged.
+                    Ok(App::Subscribe { target })
+                        if via == Via::Session && self.client_subs.holds(from, target) =>
+                    {
+                        self.tx.push_back(Outgoing::Ack { to: from, counter })
+                    }
+                    // A group key delivery or unsubscription whose ACK was lost.
+                    Ok(App::GroupKey { .. } | App::Unsubscribe { .. }) if via == Via::Session => {
                         self.tx.push_back(Outgoing::Ack { to: from, counter })
                     }
                     // A retried call: answer from the cache, never run it again. If the answer
@@ -992,6 +1005,17 @@ impl Server {
             }),
             App::Quit { .. } => {
                 self.end_session(from, CloseReason::PeerClosed, FailReason::PeerClosed)
+            }
+            // A subscription names its session: only that session's own key may carry it,
+            // not a group packet any member could have sealed.
+            App::Subscribe { target } if via == Via::Session => {
+                self.on_client_subscribe(from, peer, counter, target)
+            }
+            App::Unsubscribe { target } if via == Via::Session => {
+                self.on_client_unsubscribe(from, peer, counter, target)
+            }
+            App::Subscribe { .. } | App::Unsubscribe { .. } => {
+                self.stats.drop(DropReason::Unexpected)
             }
             // Only the client itself may name its group key: a group packet could come from
             // any member holding the current one.
