@@ -1,55 +1,95 @@
 #!/usr/bin/env bash
-# Interoperability checks between `pav` (pavillion-rs) and the Python reference implementation
-# (EternityForest/pavillion). Run by hand, as root:
-#
-#     sudo scripts/interop.sh /path/to/reference-checkout [path/to/pav]
-#
-# REFERENCE_DIR is an existing checkout of the reference (the directory that holds `pavillion/`);
-# this script never downloads or builds it. Without a pav path, `cargo build -p pavillion-std
-# --bin pav` builds ours.
+# Interoperability and latency checks between `pav` (pavillion-rs) and the Python reference
+# implementation (EternityForest/pavillion). Run by hand, as root; see usage() below and
+# docs/INTEROP.md.
 #
 # The reference sends multicast (224.0.0.251:2221) and may send broadcast on start-up, so every
 # process runs inside a private network namespace with only loopback, made here and deleted on
 # exit. Nothing touches the host's interfaces.
 #
-# Prints PASS/FAIL per check and exits 1 if any failed. Exits 0 with a SKIP line when a
-# prerequisite is missing (ip netns, root, python3, libnacl, the reference checkout).
-# See docs/INTEROP.md.
+# Prints PASS/FAIL per check and LAT lines with call latencies, and exits 1 if any check
+# failed. A missing prerequisite (root, ip netns, Python, libnacl, the reference checkout, pav)
+# is a failure too, with a line saying what is missing: asked to run, the script never passes
+# without running.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-skip() {
-    echo "SKIP: $*"
-    exit 0
+usage() {
+    cat <<'USAGE'
+usage: sudo scripts/interop.sh REFERENCE_DIR [PAV_BINARY]
+
+REFERENCE_DIR  an existing checkout of the reference (the directory that holds pavillion/);
+               this script never downloads or builds it.
+PAV_BINARY     the pav to test. Default: $PAV if set, else built here with
+               `cargo build --release -p pavillion-std --bin pav` and taken from
+               $CARGO_TARGET_DIR/release/pav ($CARGO_TARGET_DIR defaults to ./target).
+
+Environment overrides:
+  PYTHON=python3             the Python that runs the reference (it needs libnacl)
+  PAV=/path/to/pav           as PAV_BINARY
+  CARGO_TARGET_DIR=DIR       where cargo puts the pav it builds (honoured when looking for it)
+  PAV_INTEROP_PROFILE=release  the cargo profile to build pav with (debug builds faster, but
+                             its latencies say little)
+  PAV_INTEROP_CALLS=50       calls per latency measurement
+  PAV_INTEROP_NS=pavinterop  the name of the network namespace to create
+  PAV_INTEROP_KEEPALIVE=1    also check the reference client's 30 s keepalive (+35 s)
+
+Needs: root, iproute2 with `ip netns`, Python 3 with libnacl (and the system libsodium).
+Exits 0 if every check passed, 1 if one failed or a prerequisite is missing, 2 on bad usage.
+USAGE
 }
 
-REF=${1:-}
-PAV=${2:-}
+die() {
+    echo "FAIL: cannot run the interop checks: $*" >&2
+    exit 1
+}
+
+case "${1:-}" in
+-h | --help)
+    usage
+    exit 0
+    ;;
+"")
+    usage >&2
+    exit 2
+    ;;
+esac
+
+REF=$1
+PAV=${2:-${PAV:-}}
 NS=${PAV_INTEROP_NS:-pavinterop}
 PY=${PYTHON:-python3}
+PROFILE=${PAV_INTEROP_PROFILE:-release}
+CALLS=${PAV_INTEROP_CALLS:-50}
 
-[ -n "$REF" ] || skip "usage: $0 REFERENCE_DIR [PAV_BINARY] (no reference checkout given)"
-[ -f "$REF/pavillion/__init__.py" ] || skip "no reference package at $REF/pavillion"
-command -v ip >/dev/null 2>&1 || skip "iproute2 (ip) not installed"
-[ "$(id -u)" = 0 ] || skip "network namespaces need root"
-command -v "$PY" >/dev/null 2>&1 || skip "$PY not found"
-"$PY" -c 'import libnacl' >/dev/null 2>&1 || skip "python module libnacl missing (pip install libnacl; needs libsodium)"
-ip netns list >/dev/null 2>&1 || skip "ip netns unavailable"
+[ -f "$REF/pavillion/__init__.py" ] || die "no reference package at $REF/pavillion (give a checkout of EternityForest/pavillion)"
+command -v ip >/dev/null 2>&1 || die "iproute2 (ip) not installed"
+[ "$(id -u)" = 0 ] || die "network namespaces need root (run with sudo)"
+command -v "$PY" >/dev/null 2>&1 || die "$PY not found (set PYTHON)"
+"$PY" -c 'import libnacl' >/dev/null 2>&1 || die "python module libnacl missing for $PY (pip install libnacl; needs libsodium)"
+ip netns list >/dev/null 2>&1 || die "ip netns unavailable"
 if ip netns list | grep -qw "^$NS"; then
-    echo "FAIL: network namespace $NS already exists; delete it or set PAV_INTEROP_NS"
-    exit 1
+    die "network namespace $NS already exists; delete it or set PAV_INTEROP_NS"
 fi
+[[ "$CALLS" =~ ^[1-9][0-9]*$ ]] || die "PAV_INTEROP_CALLS must be a positive number, not '$CALLS'"
 
 if [ -z "$PAV" ]; then
-    command -v cargo >/dev/null 2>&1 || skip "cargo not found and no pav binary given"
-    cargo build -q -p pavillion-std --bin pav || { echo "FAIL: cannot build pav"; exit 1; }
-    PAV=$(pwd)/target/debug/pav
+    command -v cargo >/dev/null 2>&1 || die "cargo not found and no pav binary given (PAV_BINARY or PAV)"
+    case "$PROFILE" in
+    release) cargo build -q --release -p pavillion-std --bin pav || die "cannot build pav" ;;
+    debug) cargo build -q -p pavillion-std --bin pav || die "cannot build pav" ;;
+    *) die "PAV_INTEROP_PROFILE must be release or debug, not '$PROFILE'" ;;
+    esac
+    TARGET_DIR=${CARGO_TARGET_DIR:-target}
+    case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$(pwd)/$TARGET_DIR ;; esac
+    PAV=$TARGET_DIR/$PROFILE/pav
 fi
-[ -x "$PAV" ] || skip "pav binary $PAV not found"
+[ -x "$PAV" ] || die "pav binary $PAV not found or not executable"
+PAV=$(cd "$(dirname "$PAV")" && pwd)/$(basename "$PAV")
 PEER=$(pwd)/scripts/interop/refpeer.py
 REF=$(cd "$REF" && pwd)
 
-# Fixed test keys, the ones of the shared reference captures. Test values only.
+# Fixed test keys, the ones of the reference captures in proto's test vectors. Test values only.
 PSK_CID=000102030405060708090a0b0c0d0e0f
 PSK=101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f
 SERVER_SK=a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf
@@ -62,6 +102,8 @@ GUEST_SK=7777777777777777777777777777777777777777777777777777777777777777
 REF_PORT=17831 # reference server (it answers from a second, ephemeral port)
 PAV_PORT=17832 # pav serve
 PAV_REPLY_PORT=17833 # pav serve --reply-socket
+LAT_REF_PORT=17834 # reference server for the latency runs
+LAT_PAV_PORT=17835 # pav serve for the latency runs
 LISTEN_PSK=127.0.0.1:17840
 LISTEN_ECC=127.0.0.1:17841
 
@@ -287,6 +329,66 @@ expect "6c reference send (PSK) acknowledged via the reply socket" "$LOGS/rr1.ou
 peer client --server 127.0.0.1:$PAV_REPLY_PORT --cid $ECC_CID --secret-key $CLIENT_SK \
     --server-key $SERVER_PUB --call 401:via-reply-ecc >"$LOGS/rr2.out" 2>"$LOGS/rr2.err"
 expect "6d reference call 401 (ECC) via the reply socket" "$LOGS/rr2.out" '"data": "VIA-REPLY-ECC".*"function": 401, "ok": true'
+
+# ---------------------------------------------------------------------------------------------
+# Latency: wall time per call, p50 and p99 by nearest rank over $CALLS calls (LAT lines), and a
+# check that every call succeeded. One-shot `pav call`s include process start and a handshake
+# each; in-session calls are back-to-back calls on one session.
+echo "== latency ($CALLS calls each)"
+"${PEERX[@]}" server --port $LAT_REF_PORT --cid $PSK_CID --psk $PSK --duration 120 \
+    >"$LOGS/lat-ref.out" 2>"$LOGS/lat-ref.err" &
+LAT_REF=$!
+PIDS+=($LAT_REF)
+"${NSX[@]}" "$PAV" --json serve -l 127.0.0.1:$LAT_PAV_PORT --psk $PSK --client-id $PSK_CID \
+    --duration 120 >"$LOGS/lat-pav.out" 2>"$LOGS/lat-pav.err" &
+PIDS+=($!)
+wait_for "$LOGS/lat-ref.out" '"event": "ready"' 10
+wait_for "$LOGS/lat-pav.out" '"event":"listening"' 5
+LAT_PSK=(--psk $PSK --client-id $PSK_CID)
+
+# latency NAME LOG COMMAND...: N one-shot runs of COMMAND inside the namespace.
+latency() {
+    local name=$1 log=$2
+    shift 2
+    ns "$PY" "$(pwd)/scripts/interop/latency.py" --label "$name" --n "$CALLS" \
+        --expect '"ok":true' -- "$@" >"$log" 2>&1
+    local st=$?
+    grep '^LAT' "$log"
+    result "$name: all $CALLS calls answered" "$st" "$(grep -m1 'failed run' "$log")"
+}
+
+# bench NAME LOG SERVER: reference client, in-session calls of the echo (function 0) for 2 s.
+bench() {
+    local name=$1 log=$2
+    peer client --server "$3" --cid $PSK_CID --psk $PSK --bench 2 --bench-fn 0 --bench-size 64 \
+        >"$log" 2>&1
+    local line st=1
+    line=$(grep -m1 '"event": "bench"' "$log")
+    if [ -n "$line" ]; then
+        "$PY" -c 'import json,sys
+d = json.loads(sys.argv[1])
+print("LAT  %s: n=%d p50=%.2f ms p99=%.2f ms" % (sys.argv[2], d["calls"], d["p50_ms"], d["p99_ms"]))' "$line" "$name"
+        st=0
+    fi
+    result "$name: calls answered for 2 s" "$st" "$(grep -m1 '"event": "error"' "$log")"
+}
+
+latency "L1 pav call one-shot (PSK) -> reference server" "$LOGS/lat1.out" \
+    "$PAV" --json call 0 lat -s 127.0.0.1:$LAT_REF_PORT "${LAT_PSK[@]}"
+latency "L2 pav call one-shot (PSK) -> pav serve" "$LOGS/lat2.out" \
+    "$PAV" --json call 0 lat -s 127.0.0.1:$LAT_PAV_PORT "${LAT_PSK[@]}"
+# In-session calls from pav need `pav call --count` (newer pav builds have it).
+if "$PAV" call --help 2>/dev/null | grep -q -- '--count'; then
+    pav call 0 lat --count "$CALLS" -s 127.0.0.1:$LAT_REF_PORT "${LAT_PSK[@]}" >"$LOGS/lat3.out" 2>&1
+    st=$?
+    printf 'LAT  L3 pav call --count %s in one session (PSK) -> reference server: %s\n' "$CALLS" \
+        "$(grep -m1 -E 'p50|p99' "$LOGS/lat3.out")"
+    result "L3 pav in-session calls -> reference server" "$st" "$(tail -1 "$LOGS/lat3.out")"
+else
+    echo "      (L3 not measured: this pav has no 'call --count' for in-session calls)"
+fi
+bench "L4 reference client in session (PSK) -> reference server" "$LOGS/lat4.out" 127.0.0.1:$LAT_REF_PORT
+bench "L5 reference client in session (PSK) -> pav serve" "$LOGS/lat5.out" 127.0.0.1:$LAT_PAV_PORT
 
 # ---------------------------------------------------------------------------------------------
 # Optional (35 s): the reference client's 30 s keepalive. Its keepalive thread first re-joins

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pavillion_proto::endpoint::{Reliability, SendOptions};
+use pavillion_proto::endpoint::{Reliability, SendOptions, Stats};
 use pavillion_proto::features::status::{Battery, Status};
 use pavillion_proto::features::timesync::ClockEstimate;
 use pavillion_proto::Instant;
@@ -13,7 +13,7 @@ use pavillion_std::{
     CallError, ClientConfig, Delivery, OpenError, SendError, ServerError, ServerState,
 };
 
-use crate::{driver, message_stream, MessageStream};
+use crate::{connection_stream, driver, message_stream, ConnectionStream, MessageStream};
 
 /// A Pavillion client on its own socket and driver task.
 ///
@@ -230,6 +230,48 @@ impl Client {
     /// The same as [`Client::on_message`].
     pub fn messages(&self, target: Option<&str>) -> MessageStream {
         self.on_message(target)
+    }
+
+    /// The connection events ([`ConnectionEvent`](crate::ConnectionEvent)): a session with
+    /// a server came up or ended, a server went silent for the down timeout or was heard
+    /// again, a server's status bytes changed. The stream starts with a `Connected` for each
+    /// session already up. See [`ConnectionStream`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use futures_lite::StreamExt;
+    /// # smol::block_on(async {
+    /// # async fn example(client: pavillion_smol::Client) {
+    /// let mut events = client.on_connection();
+    /// while let Some(event) = events.next().await {
+    ///     println!("{} {event:?}", event.addr());
+    /// }
+    /// # }
+    /// # });
+    /// ```
+    pub fn on_connection(&self) -> ConnectionStream {
+        let (sub, stream) = connection_stream(self.handle.message_buffer());
+        // A closed client delivers nothing: the stream ends at once.
+        self.handle.on_connection(Box::new(sub));
+        stream
+    }
+
+    /// A snapshot of the endpoint's counters: datagrams, handshakes, retransmissions, and
+    /// datagrams dropped by reason ([`Stats::dropped`], [`Stats::drops`]). `None` once the
+    /// client is closed.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # async fn example(client: pavillion_smol::Client) {
+    /// if let Some(stats) = client.stats().await {
+    ///     println!("{} retransmissions", stats.retransmissions);
+    /// }
+    /// # }
+    /// # });
+    /// ```
+    pub async fn stats(&self) -> Option<Stats> {
+        self.handle.stats()?.await.ok()
     }
 
     /// Waits until a session with a server is up, and returns the server's address.

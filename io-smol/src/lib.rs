@@ -26,6 +26,8 @@
 //! | `Client::connect(addr, config)` | [`Client::connect`]`(addr, config).await` |
 //! | `client.call(n, data)` | [`Client::call`]`(n, data).await` |
 //! | `server(addr)`, `servers()` | [`Client::server`], [`Client::servers`] ([`RemoteServer`]) |
+//! | `on_connection(callback)` | [`Client::on_connection`], [`Server::on_connection`]: a [`ConnectionStream`] |
+//! | `stats()` | [`Client::stats`]`.await`, [`Server::stats`]`.await` |
 //! | `close()`, `Drop` | [`Client::close`]`.await`, [`Server::close`]`.await`, `Drop` |
 //! | `join_multicast`, `leave_multicast` | [`Server::join_multicast`]`.await`, [`Server::leave_multicast`]`.await` |
 //! | `ServerConfig::multicast`, `reply_socket` | the same ([`ServerConfig`] is shared) |
@@ -71,14 +73,17 @@ use std::task::{Context, Poll};
 
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_lite::Stream;
+use pavillion_std::plumbing::events::ConnectionSubscriber;
 use pavillion_std::plumbing::messages::Subscriber;
 
 pub use client::{Client, RemoteServer};
-pub use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, SendOptions};
+pub use pavillion_proto::endpoint::{
+    CloseReason, DropReason, ReceivedMessage, Reliability, RpcRequest, SendOptions, Stats,
+};
 pub use pavillion_std::config::DEFAULT_MESSAGE_BUFFER;
 pub use pavillion_std::{
-    CallError, ClientConfig, Delivery, OpenError, Outcome, ReplySocket, Responder, RpcFailure,
-    SendError, ServerConfig, ServerError, ServerState, DEFAULT_PORT,
+    CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReplySocket, Responder,
+    RpcFailure, SendError, ServerConfig, ServerError, ServerState, DEFAULT_PORT,
 };
 pub use server::Server;
 
@@ -171,6 +176,89 @@ fn message_stream(capacity: usize) -> (StreamSubscriber, MessageStream) {
     (sub, stream)
 }
 
+/// The connection events of a client or server ([`ConnectionEvent`]: sessions up and down,
+/// peers silent and back, status changes), as a [`Stream`].
+///
+/// It starts with a `Connected` for each session already up when it was made, then follows
+/// the events in the order they happened. Like [`MessageStream`] it is bounded (the message
+/// buffer size): the driver never waits for a reader, and an event that arrives while the
+/// buffer is full is dropped for this stream and counted in [`ConnectionStream::dropped`].
+/// The stream ends when the endpoint closes.
+///
+/// # Examples
+/// ```no_run
+/// use futures_lite::StreamExt;
+/// use pavillion_smol::ConnectionEvent;
+/// # smol::block_on(async {
+/// # async fn example(client: pavillion_smol::Client) {
+/// let mut events = client.on_connection();
+/// while let Some(event) = events.next().await {
+///     if let ConnectionEvent::Disconnected { addr, reason } = event {
+///         println!("{addr} left: {reason:?}");
+///     }
+/// }
+/// # }
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct ConnectionStream {
+    rx: Pin<Box<Receiver<ConnectionEvent>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl ConnectionStream {
+    /// How many events were dropped because this stream's buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Stream for ConnectionStream {
+    type Item = ConnectionEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.as_mut().poll_next(cx)
+    }
+}
+
+/// The driver's end of one [`ConnectionStream`].
+#[derive(Debug)]
+struct ConnectionSender {
+    tx: Sender<ConnectionEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl ConnectionSubscriber for ConnectionSender {
+    /// Queues the event, or drops it for this stream if its buffer is full; forgets a stream
+    /// that was dropped.
+    fn offer(&mut self, event: &ConnectionEvent) -> bool {
+        match self.tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(?event, "connection stream full; event dropped");
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// A new connection stream and the driver's end of it, holding up to `capacity` events.
+fn connection_stream(capacity: usize) -> (ConnectionSender, ConnectionStream) {
+    let (tx, rx) = async_channel::bounded(capacity.max(1));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let sub = ConnectionSender {
+        tx,
+        dropped: dropped.clone(),
+    };
+    let stream = ConnectionStream {
+        rx: Box::pin(rx),
+        dropped,
+    };
+    (sub, stream)
+}
+
 /// Resolves `addr` without blocking the executor, to its first address.
 async fn resolve(addr: impl smol::net::AsyncToSocketAddrs) -> Result<SocketAddr, OpenError> {
     smol::net::resolve(addr)
@@ -192,6 +280,7 @@ mod tests {
         send_sync::<Server>();
         send_sync::<RemoteServer>();
         send_sync::<MessageStream>();
+        send_sync::<ConnectionStream>();
         send_sync::<Responder>();
     }
 }

@@ -5,13 +5,13 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
-use pavillion_proto::endpoint::{Reliability, RpcRequest};
+use pavillion_proto::endpoint::{Reliability, RpcRequest, Stats};
 use pavillion_proto::features::status::Status;
 use pavillion_proto::PeerId;
 use pavillion_std::plumbing::server::{self, closed, Handler, Recipients, ServerHandle};
 use pavillion_std::{Delivery, OpenError, Outcome, Responder, RpcFailure, SendError, ServerConfig};
 
-use crate::{driver, message_stream, MessageStream};
+use crate::{connection_stream, driver, message_stream, ConnectionStream, MessageStream};
 
 /// A Pavillion server on its own socket (two with a reply socket) and driver task.
 ///
@@ -258,6 +258,52 @@ impl Server {
             Some(pending) => pending.await.unwrap_or_default(),
             None => Vec::new(),
         }
+    }
+
+    /// The connection events about clients ([`ConnectionEvent`](crate::ConnectionEvent)):
+    /// a session came up (with the client's identity) or ended, a client went silent for the
+    /// down timeout or was heard again. The stream starts with a `Connected` for each session
+    /// already up. See [`ConnectionStream`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use futures_lite::StreamExt;
+    /// use pavillion_smol::ConnectionEvent;
+    /// # smol::block_on(async {
+    /// # async fn example(server: pavillion_smol::Server) {
+    /// let mut events = server.on_connection();
+    /// while let Some(event) = events.next().await {
+    ///     if let ConnectionEvent::Connected { addr, peer } = event {
+    ///         println!("{peer:?} connected from {addr}");
+    ///     }
+    /// }
+    /// # }
+    /// # });
+    /// ```
+    pub fn on_connection(&self) -> ConnectionStream {
+        let (sub, stream) = connection_stream(self.handle.message_buffer());
+        self.handle.on_connection(Box::new(sub));
+        stream
+    }
+
+    /// A snapshot of the endpoint's counters: datagrams, handshakes, retransmissions, and
+    /// datagrams dropped by reason ([`Stats::dropped`], [`Stats::drops`]): garbage, forgeries
+    /// and floods show up here. `None` once the server is closed.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # async fn example(server: pavillion_smol::Server) {
+    /// if let Some(stats) = server.stats().await {
+    ///     for (reason, count) in stats.drops().filter(|(_, n)| *n > 0) {
+    ///         println!("{reason}: {count}");
+    ///     }
+    /// }
+    /// # }
+    /// # });
+    /// ```
+    pub async fn stats(&self) -> Option<Stats> {
+        self.handle.stats()?.await.ok()
     }
 
     /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.

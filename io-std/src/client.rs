@@ -5,7 +5,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pavillion_proto::endpoint::{ReceivedMessage, Reliability, SendOptions};
+use pavillion_proto::endpoint::{ReceivedMessage, Reliability, SendOptions, Stats};
 use pavillion_proto::features::status::{Battery, Status};
 use pavillion_proto::features::timesync::ClockEstimate;
 use pavillion_proto::Instant;
@@ -14,6 +14,7 @@ use crate::config::ClientConfig;
 use crate::driver;
 use crate::error::{CallError, OpenError, SendError, ServerError};
 use crate::plumbing::client::{self, ClientHandle, RemoteHandle, ServerState};
+use crate::plumbing::events::{ConnectionCallback, ConnectionEvent};
 use crate::plumbing::messages::Callback;
 use crate::plumbing::Delivery;
 use crate::GRACE;
@@ -170,6 +171,55 @@ impl Client {
     ) {
         self.handle
             .on_message(target, Box::new(Callback::new(callback)));
+    }
+
+    /// Runs `callback` for every [`ConnectionEvent`]: a session with a server came up or
+    /// ended, a server went silent for the down timeout or was heard again, a server's status
+    /// bytes changed. Callbacks run on the client's thread, in the order the events happened
+    /// and the callbacks were added, and only for events after this call is processed.
+    ///
+    /// A callback may call the client's methods (through a [`std::sync::Weak`] or a channel,
+    /// since it cannot own the client it is registered on): they go through the same queue as
+    /// any command, so nothing deadlocks. The ones that wait for an answer return an
+    /// `InCallback` error at once instead ([`CallError::InCallback`],
+    /// [`SendError::InCallback`], ...); hand such work to another thread.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(client: pavillion_std::Client) {
+    /// use pavillion_std::ConnectionEvent;
+    ///
+    /// client.on_connection(|event| match event {
+    ///     ConnectionEvent::Connected { addr, .. } => println!("session with {addr}"),
+    ///     ConnectionEvent::Disconnected { addr, reason } => println!("{addr} left: {reason:?}"),
+    ///     ConnectionEvent::PeerDown { addr } => println!("{addr} is silent"),
+    ///     ConnectionEvent::StatusChanged { status, .. } => println!("battery {:?}", status.battery),
+    ///     _ => {}
+    /// });
+    /// # }
+    /// ```
+    pub fn on_connection(&self, callback: impl FnMut(&ConnectionEvent) + Send + 'static) {
+        self.handle
+            .on_connection(Box::new(ConnectionCallback::new(callback)));
+    }
+
+    /// A snapshot of the endpoint's counters: datagrams, handshakes, retransmissions, and
+    /// datagrams dropped by reason ([`Stats::dropped`], [`Stats::drops`]). `None` once the
+    /// client is closed, or from a callback on its own thread.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(client: pavillion_std::Client) {
+    /// if let Some(stats) = client.stats() {
+    ///     println!("{} datagrams in, {} retransmissions", stats.datagrams_received, stats.retransmissions);
+    ///     for (reason, count) in stats.drops().filter(|(_, n)| *n > 0) {
+    ///         println!("dropped {count} as {reason}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Option<Stats> {
+        self.handle.stats()?.wait(GRACE).ok()
     }
 
     /// Waits until a session with a server is up, and returns the server's address.

@@ -44,7 +44,7 @@ pub enum CallError {
     /// The server answered with a non-zero status.
     #[error("remote error {}: {}", status.0, String::from_utf8_lossy(data))]
     Remote {
-        /// The status code (wire notes §5.7).
+        /// The status code (docs/PROTOCOL.md §9.1).
         status: RpcStatus,
         /// The bytes returned with it, often a message.
         data: Bytes,

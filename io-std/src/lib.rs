@@ -24,6 +24,8 @@
 //! | `Client(address, clientID, psk)` | [`Client::connect`] with [`ClientConfig`] |
 //! | `client.call(n, data)` | [`Client::call`] |
 //! | `getServer()`, `getServers()` | [`Client::server`], [`Client::servers`] ([`RemoteServer`]) |
+//! | `onServerConnect`, `onServerDisconnect` | [`Client::on_connection`], [`Server::on_connection`] ([`ConnectionEvent`]) |
+//! | (none) | [`Client::stats`], [`Server::stats`]: datagrams, handshakes, drops by [`DropReason`] |
 //! | `close()`, garbage collection | [`Client::close`], [`Server::close`], `Drop` |
 //! | the server's reply socket | [`ServerConfig::reply_socket`] (automatic on a group address) |
 //! | `multicast=` | [`ServerConfig::multicast`], [`Server::join_multicast`]; a client given a group joins it |
@@ -68,8 +70,11 @@ use std::time::Duration;
 pub use client::{Client, RemoteServer};
 pub use config::{ClientConfig, ReplySocket, ServerConfig};
 pub use error::{CallError, OpenError, SendError, ServerError};
-pub use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, SendOptions};
+pub use pavillion_proto::endpoint::{
+    CloseReason, DropReason, ReceivedMessage, Reliability, RpcRequest, SendOptions, Stats,
+};
 pub use plumbing::client::ServerState;
+pub use plumbing::events::ConnectionEvent;
 pub use plumbing::server::{Outcome, Responder, RpcFailure};
 pub use plumbing::Delivery;
 pub use server::Server;

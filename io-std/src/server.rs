@@ -6,13 +6,14 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest};
+use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, Stats};
 use pavillion_proto::features::status::Status;
 use pavillion_proto::PeerId;
 
 use crate::config::ServerConfig;
 use crate::driver;
 use crate::error::{OpenError, SendError};
+use crate::plumbing::events::{ConnectionCallback, ConnectionEvent};
 use crate::plumbing::messages::Callback;
 use crate::plumbing::server::{
     self, closed, Handler, Outcome, Recipients, Responder, RpcFailure, ServerHandle,
@@ -149,6 +150,53 @@ impl Server {
             .client_subscribers(target)
             .and_then(|p| p.wait(GRACE).ok());
         subs.unwrap_or_default()
+    }
+
+    /// Runs `callback` for every [`ConnectionEvent`] about a client: its session came up
+    /// (with its identity) or ended, it went silent for the down timeout or was heard again.
+    /// Callbacks run on the server's thread, in the order the events happened and the
+    /// callbacks were added.
+    ///
+    /// A callback may call the server's methods (through a [`std::sync::Weak`] or a channel):
+    /// the ones that only queue a command ([`Server::set_status`], [`Server::register`],
+    /// [`Server::on_message`], ...) take effect once the callback returns; the ones that wait
+    /// for an answer return an `InCallback` error or an empty answer at once rather than
+    /// deadlock.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(server: pavillion_std::Server) {
+    /// use pavillion_std::ConnectionEvent;
+    ///
+    /// server.on_connection(|event| match event {
+    ///     ConnectionEvent::Connected { addr, peer } => println!("{peer:?} connected from {addr}"),
+    ///     ConnectionEvent::Disconnected { addr, .. } => println!("{addr} left"),
+    ///     other => println!("{other:?}"),
+    /// });
+    /// # }
+    /// ```
+    pub fn on_connection(&self, callback: impl FnMut(&ConnectionEvent) + Send + 'static) {
+        self.handle
+            .on_connection(Box::new(ConnectionCallback::new(callback)));
+    }
+
+    /// A snapshot of the endpoint's counters: datagrams, handshakes, retransmissions, and
+    /// datagrams dropped by reason ([`Stats::dropped`], [`Stats::drops`]): garbage, forgeries
+    /// and floods show up here. `None` once the server is closed, or from a callback on its
+    /// own thread.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(server: pavillion_std::Server) {
+    /// use pavillion_std::DropReason;
+    ///
+    /// if let Some(stats) = server.stats() {
+    ///     println!("{} handshakes, {} forged", stats.handshakes, stats.dropped(DropReason::Forged));
+    /// }
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Option<Stats> {
+        self.handle.stats()?.wait(GRACE).ok()
     }
 
     /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.

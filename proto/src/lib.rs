@@ -98,5 +98,12 @@ mod tests;
 pub mod time;
 pub mod wire;
 
+/// The README's library example, compiled and run as a doctest so that it cannot rot. It needs
+/// the `testing` feature, which this crate's own tests always enable (`cargo test --workspace`,
+/// `cargo test -p pavillion-proto --doc`).
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExample;
+
 pub use id::{ClientId, Counter, FunctionId, MessageId, PeerId};
 pub use time::{Duration, Instant};

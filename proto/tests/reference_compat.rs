@@ -1,6 +1,6 @@
 //! What a Python (reference) peer needs from us, over the in-memory network: its server's second
-//! reply port (wire notes §6.1), exact datagram lengths (§2.1, §2.2), the secret-key leak that
-//! must not happen (§10 bug 1), handshake retry backoff, and spoofed setup packets (§3.6).
+//! reply port (docs/PROTOCOL.md §6.2), exact datagram lengths (§2, §3), the secret-key leak that
+//! must not happen (§10 item 1), handshake retry backoff, and spoofed setup packets (§10 item 5).
 // Integration tests are ordinary std programs; the core-only import rule is for the library.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 

@@ -1,5 +1,5 @@
-//! The reference captures through the public wire API only: every datagram of
-//! `reference-psk-ecc-captures.txt` parses, setup packets re-emit byte for byte, and the
+//! The reference captures through the public wire API only: every datagram
+//! captured from the unmodified reference (`crypto::test_vectors`) parses, setup packets re-emit byte for byte, and the
 //! decoded session plaintexts round-trip through `App`.
 
 use pavillion_proto::wire::{

@@ -34,7 +34,7 @@ ip netns list | grep -qw "^$NS" && die "network namespace $NS already exists"
 REF=$(cd "$REF" && pwd)
 PEER=$(pwd)/scripts/interop/refpeer.py
 
-# Test keys of the shared reference captures.
+# Test keys of the reference captures in proto's test vectors.
 CID=000102030405060708090a0b0c0d0e0f
 PSK=101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f
 PORT=17851

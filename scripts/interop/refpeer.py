@@ -244,7 +244,9 @@ def run_client(a, pavillion):
 def bench_calls(client, a):
     """Calls --bench-fn with a --bench-size byte argument, one at a time, for --bench seconds.
 
-    Prints the rate as the last number on its line, which is what `compare --peer-cmd` reads.
+    Emits a "bench" event with the count and the per-call latency (p50_ms, p99_ms, nearest
+    rank), then prints the rate as the last number on its line, which is what
+    `compare --peer-cmd` reads.
     """
     arg = b"x" * a.bench_size
     try:
@@ -253,16 +255,24 @@ def bench_calls(client, a):
         emit(event="error", what="bench", message="%s: %s" % (type(e).__name__, e))
         return 1
     calls = 0
+    took_ms = []
     start = time.monotonic()
     while time.monotonic() - start < a.bench:
+        t0 = time.perf_counter()
         try:
             client.call(a.bench_fn, arg, timeout=a.timeout)
         except Exception as e:
             emit(event="error", what="bench", message="%s: %s" % (type(e).__name__, e))
             return 1
+        took_ms.append((time.perf_counter() - t0) * 1000.0)
         calls += 1
     rate = calls / (time.monotonic() - start)
-    emit(event="bench", calls=calls, size=a.bench_size)
+    took_ms.sort()
+
+    def nearest_rank(p):
+        return round(took_ms[max(1, -(-p * len(took_ms) // 100)) - 1], 3) if took_ms else None
+
+    emit(event="bench", calls=calls, size=a.bench_size, p50_ms=nearest_rank(50), p99_ms=nearest_rank(99))
     print("reference calls/s %.1f" % rate, flush=True)
     return 0
 

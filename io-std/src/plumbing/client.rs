@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pavillion_proto::endpoint::{
-    self as proto, CallId, Event, ReceivedMessage, Reliability, SendOptions, Transmit,
+    self as proto, CallId, Event, ReceivedMessage, Reliability, SendOptions, Stats, Transmit,
 };
 use pavillion_proto::features::status::{Battery, NetworkStatus, Status};
 use pavillion_proto::features::timesync::ClockEstimate;
 use pavillion_proto::{FunctionId, Instant, MessageId};
 
+use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
 use super::link::{self, Link};
 use super::messages::{Subscriber, Subscribers};
 use super::reply::{self, Pending, Reply, WaitError};
@@ -43,6 +44,7 @@ pub fn open(
             calls: HashMap::new(),
             sends: HashMap::new(),
             subscribers: Subscribers::default(),
+            connection: ConnectionSubscribers::default(),
             connect_waiters: Vec::new(),
             clock_waiters: Vec::new(),
             deferred: VecDeque::new(),
@@ -205,6 +207,23 @@ impl ClientHandle {
             sub,
         };
         let _ = self.link.send(ClientCommand(cmd));
+    }
+
+    /// Adds a subscriber to the connection events (sessions up and down, servers silent and
+    /// back, status changes). A closed client delivers nothing; the subscriber is dropped.
+    pub fn on_connection(&self, sub: Box<dyn ConnectionSubscriber>) {
+        let _ = self.link.send(ClientCommand(Cmd::OnConnection { sub }));
+    }
+
+    /// Asks for a snapshot of the endpoint's counters; `None` when the client is closed or
+    /// this is the driver's thread.
+    pub fn stats(&self) -> Option<Pending<Stats>> {
+        if self.link.on_driver_thread() {
+            return None;
+        }
+        let (reply, pending) = reply::channel();
+        self.link.send(ClientCommand(Cmd::Stats { reply })).ok()?;
+        Some(pending)
     }
 
     /// Queues a wait, answered with the first server's address once a session is up, or
@@ -474,6 +493,9 @@ enum Cmd {
         reply: Reply<Result<Bytes, CallError>>,
     },
     Close,
+    OnConnection {
+        sub: Box<dyn ConnectionSubscriber>,
+    },
     OnMessage {
         target: Option<String>,
         sub: Box<dyn Subscriber>,
@@ -496,6 +518,9 @@ enum Cmd {
         target: String,
         subscribe: bool,
         reply: Reply<Result<(), SendError>>,
+    },
+    Stats {
+        reply: Reply<Stats>,
     },
     SyncTime {
         addr: SocketAddr,
@@ -522,11 +547,18 @@ pub struct ClientRouter {
     calls: HashMap<CallId, Reply<Result<Bytes, CallError>>>,
     sends: HashMap<MessageId, Reply<Result<Delivery, SendError>>>,
     subscribers: Subscribers,
+    connection: ConnectionSubscribers,
     connect_waiters: Vec<(Instant, Reply<Option<SocketAddr>>)>,
     clock_waiters: Vec<ClockWaiter>,
-    /// Messages received by a caller's thread ([`Role::dispatch_direct`]), for the driver's
-    /// thread to hand to the subscribers.
-    deferred: VecDeque<ReceivedMessage>,
+    /// Messages and connection events received by a caller's thread
+    /// ([`Role::dispatch_direct`]), for the driver's thread to hand to the subscribers.
+    deferred: VecDeque<Deferred>,
+}
+
+/// What a caller's thread leaves for the driver's thread: application code runs only there.
+enum Deferred {
+    Message(ReceivedMessage),
+    Connection(ConnectionEvent),
 }
 
 impl std::fmt::Debug for ClientRouter {
@@ -550,6 +582,15 @@ impl ClientRouter {
     }
 
     fn on_event(&mut self, event: Event) {
+        if let Some(e) = ConnectionEvent::from_event(&event) {
+            self.connection.deliver(&e);
+        }
+        self.route(event);
+    }
+
+    /// Answers the callers an event concerns and hands messages to their subscribers; the
+    /// connection subscribers are [`ClientRouter::on_event`]'s.
+    fn route(&mut self, event: Event) {
         match event {
             Event::Answered { call, data, .. } => self.answer(call, Ok(data)),
             Event::RemoteError {
@@ -656,6 +697,17 @@ impl Role for ClientRouter {
                 self.ep.close(now);
                 return Flow::Stop;
             }
+            Cmd::OnConnection { sub } => {
+                // Deliver what happened so far first, so that the new subscriber's view of
+                // the sessions up is neither stale nor doubled.
+                self.dispatch(now);
+                let up = self
+                    .ep
+                    .servers()
+                    .map(|addr| ConnectionEvent::Connected { addr, peer: None });
+                let up: Vec<_> = up.collect();
+                self.connection.add(sub, up);
+            }
             Cmd::OnMessage { target, sub } => self.subscribers.add(target, sub),
             Cmd::Send {
                 target,
@@ -686,6 +738,7 @@ impl Role for ClientRouter {
                 };
                 reply.send(done.map_err(SendError::Refused));
             }
+            Cmd::Stats { reply } => reply.send(self.ep.stats().clone()),
             Cmd::SyncTime {
                 addr,
                 deadline,
@@ -717,8 +770,11 @@ impl Role for ClientRouter {
 
     fn dispatch(&mut self, now: Instant) {
         // Received before anything still in the endpoint.
-        while let Some(m) = self.deferred.pop_front() {
-            self.on_message(&m);
+        while let Some(d) = self.deferred.pop_front() {
+            match d {
+                Deferred::Message(m) => self.on_message(&m),
+                Deferred::Connection(e) => self.connection.deliver(&e),
+            }
         }
         while let Some(event) = self.ep.poll_event() {
             self.on_event(event);
@@ -730,8 +786,13 @@ impl Role for ClientRouter {
         while let Some(event) = self.ep.poll_event() {
             match event {
                 // Subscribers are application code: they run on the driver's thread.
-                Event::Message(m) => self.deferred.push_back(m),
-                other => self.on_event(other),
+                Event::Message(m) => self.deferred.push_back(Deferred::Message(m)),
+                other => {
+                    if let Some(e) = ConnectionEvent::from_event(&other) {
+                        self.deferred.push_back(Deferred::Connection(e));
+                    }
+                    self.route(other);
+                }
             }
         }
         self.expire(now);

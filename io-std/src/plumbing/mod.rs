@@ -14,7 +14,8 @@
 //!   carry them out on the endpoint and route its events to the callers waiting for them (by
 //!   call id and message id), to message subscribers and to RPC handlers;
 //! - [`link`]: the command channel; [`reply`]: a one-answer slot a caller waits on;
-//!   [`messages`]: subscribers (callbacks or streams) per target.
+//!   [`messages`]: subscribers (callbacks or streams) per target; [`events`]: connection
+//!   events and their subscribers.
 //!
 //! What each runtime adds is only its loop (a thread on `mio` here, a task on `smol` there)
 //! and how a caller waits on a [`reply::Pending`]: [`reply::Pending::wait`] blocks, and a
@@ -36,6 +37,7 @@ use pavillion_proto::endpoint::Transmit;
 use pavillion_proto::Instant;
 
 pub mod client;
+pub mod events;
 pub mod link;
 pub mod messages;
 pub mod reply;

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pavillion_proto::endpoint::{
-    self as proto, CallHandle, Event, Reliability, RpcRequest, SendOptions, Transmit,
+    self as proto, CallHandle, Event, Reliability, RpcRequest, SendOptions, Stats, Transmit,
 };
 use pavillion_proto::features::status::Status;
 use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{FunctionId, Instant, MessageId, PeerId};
 
+use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
 use super::link::{self, Link, WeakLink};
 use super::messages::{Subscriber, Subscribers};
 use super::reply::{self, Pending, Reply};
@@ -57,6 +58,7 @@ pub fn open(
             link: link.downgrade(),
             handlers: HashMap::new(),
             subscribers: Subscribers::default(),
+            connection: ConnectionSubscribers::default(),
             fanouts: HashMap::new(),
             fanout_of: HashMap::new(),
             next_fanout: 0,
@@ -85,7 +87,7 @@ pub fn open(
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RpcFailure {
-    /// The status code (wire notes §5.7); never 0.
+    /// The status code (docs/PROTOCOL.md §9.1); never 0.
     pub status: RpcStatus,
     /// The bytes returned with it.
     pub data: Bytes,
@@ -269,6 +271,23 @@ impl ServerHandle {
         }));
     }
 
+    /// Adds a subscriber to the connection events (client sessions up and down, clients
+    /// silent and back). A closed server delivers nothing; the subscriber is dropped.
+    pub fn on_connection(&self, sub: Box<dyn ConnectionSubscriber>) {
+        let _ = self.link.send(ServerCommand(Cmd::OnConnection { sub }));
+    }
+
+    /// Asks for a snapshot of the endpoint's counters; `None` when the server is closed or
+    /// this is the driver's thread.
+    pub fn stats(&self) -> Option<Pending<Stats>> {
+        if self.link.on_driver_thread() {
+            return None;
+        }
+        let (reply, pending) = reply::channel();
+        self.link.send(ServerCommand(Cmd::Stats { reply })).ok()?;
+        Some(pending)
+    }
+
     /// Queues a send to `to`, with the configured send timeout if reliable.
     ///
     /// # Errors
@@ -415,6 +434,9 @@ enum Cmd {
         join: bool,
         reply: Reply<io::Result<()>>,
     },
+    OnConnection {
+        sub: Box<dyn ConnectionSubscriber>,
+    },
     OnMessage {
         target: Option<String>,
         sub: Box<dyn Subscriber>,
@@ -437,6 +459,9 @@ enum Cmd {
         reply: SendReply,
     },
     SetStatus(Option<Status>),
+    Stats {
+        reply: Reply<Stats>,
+    },
     Unregister {
         function: FunctionId,
     },
@@ -457,6 +482,7 @@ pub struct ServerRouter {
     link: WeakLink<ServerCommand>,
     handlers: HashMap<FunctionId, Handler>,
     subscribers: Subscribers,
+    connection: ConnectionSubscribers,
     fanouts: HashMap<u64, Fanout>,
     fanout_of: HashMap<MessageId, (u64, SocketAddr)>,
     next_fanout: u64,
@@ -475,6 +501,9 @@ impl std::fmt::Debug for ServerRouter {
 
 impl ServerRouter {
     fn on_event(&mut self, now: Instant, event: Event) {
+        if let Some(e) = ConnectionEvent::from_event(&event) {
+            self.connection.deliver(&e);
+        }
         match event {
             Event::RpcRequest(req) => self.on_call(now, req),
             Event::Message(m) => {
@@ -495,6 +524,8 @@ impl ServerRouter {
             Event::Disconnected { addr, reason } => {
                 tracing::info!(%addr, ?reason, "client disconnected")
             }
+            Event::PeerDown { addr } => tracing::info!(%addr, "client down"),
+            Event::PeerUp { addr } => tracing::info!(%addr, "client up"),
             other => tracing::debug!(event = ?other, "event"),
         }
     }
@@ -662,6 +693,20 @@ impl Role for ServerRouter {
                 };
                 reply.send(r);
             }
+            Cmd::OnConnection { sub } => {
+                // Deliver what happened so far first, so that the new subscriber's view of
+                // the sessions up is neither stale nor doubled.
+                self.dispatch(now);
+                let up: Vec<_> = self
+                    .ep
+                    .clients()
+                    .map(|(addr, peer)| ConnectionEvent::Connected {
+                        addr,
+                        peer: Some(peer),
+                    })
+                    .collect();
+                self.connection.add(sub, up);
+            }
             Cmd::OnMessage { target, sub } => {
                 if let Some(t) = &target {
                     self.ep.subscribe(now, t);
@@ -686,6 +731,7 @@ impl Role for ServerRouter {
                 reply,
             } => self.send(now, &target, &name, &data, options, to, reply),
             Cmd::SetStatus(status) => self.ep.set_status(status),
+            Cmd::Stats { reply } => reply.send(self.ep.stats().clone()),
             Cmd::Unregister { function } => {
                 self.ep.unregister_function(function);
                 self.handlers.remove(&function);

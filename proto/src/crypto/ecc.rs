@@ -1,5 +1,5 @@
-//! Suite 2 (ECC): the `crypto_box` handshake boxes and the identities of `wire-notes.md` §3.4
-//! and §3.5.
+//! Suite 2 (ECC): the `crypto_box` handshake boxes and the identities of docs/PROTOCOL.md
+//! §4.2.
 //!
 //! The client chooses both session keys and sends them to the server inside the op 12 box; the
 //! server proves it holds its secret key by boxing its nonce in op 11. Both boxes are libsodium's

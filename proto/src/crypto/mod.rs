@@ -1,6 +1,6 @@
 //! The session cipher and the key derivations of suites 1 (PSK) and 2 (ECC).
 //!
-//! Read first: `wire-notes.md` §1.3 (session packet layout), §3 (all of it) and §11 (vectors).
+//! Read first: docs/PROTOCOL.md §1.2 (session packet layout and cipher) and §4 (key schedules).
 //!
 //! Both suites protect session packets the same way: `crypto_secretbox` (XSalsa20-Poly1305) under
 //! the direction's key, with the nonce `00×16 || u64_le(counter)` ([`nonce_for`]). A session
@@ -158,7 +158,7 @@ impl Drop for SecretBoxKey {
 
 /// The 24-byte secretbox nonce of a session packet: 16 zero bytes, then the counter (u64 LE).
 ///
-/// This is `nonce_from_number` of the reference (`common.py`).
+/// This is the reference's `nonce_from_number`.
 pub fn nonce_for(counter: Counter) -> [u8; 24] {
     let mut nonce = [0; 24];
     nonce[16..].copy_from_slice(&counter.0.to_le_bytes());

@@ -1,10 +1,10 @@
-//! Suite 1 (PSK): the keyed-hash derivations of `wire-notes.md` §3.3.
+//! Suite 1 (PSK): the keyed-hash derivations of docs/PROTOCOL.md §4.1.
 //!
 //! Notation: `H(k; m)` is [`keyed_hash`], BLAKE2b-256 keyed with `k`. `cn` is the client nonce
 //! (one per client process), `sn` the server nonce (fresh for each handshake), `ch` the client
 //! challenge of op 1.
 //!
-//! The reference's prose (`security.md`) puts the server nonce first in places; the code, which
+//! The reference's prose documentation puts the server nonce first in places; the code, which
 //! is what interoperates, puts the client nonce first. These functions follow the code.
 
 use super::{keyed_hash, Psk, SecretBoxKey};

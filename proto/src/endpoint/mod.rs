@@ -158,7 +158,7 @@ pub enum Event {
         /// The peer's address.
         addr: SocketAddr,
     },
-    /// A call was answered with a non-zero status (wire notes §5.7 lists the codes).
+    /// A call was answered with a non-zero status (docs/PROTOCOL.md §9.1 lists the codes).
     RemoteError {
         /// The id `call` returned.
         call: CallId,
@@ -422,6 +422,13 @@ impl DropReason {
     }
 }
 
+impl fmt::Display for DropReason {
+    /// The stable [`DropReason::name`], so logs and tables print the same words.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Counters of what an endpoint did; cheap to read at any time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -451,6 +458,25 @@ impl Stats {
     /// How many datagrams were dropped for any reason.
     pub fn total_dropped(&self) -> u64 {
         self.drops.iter().sum()
+    }
+
+    /// Every drop reason with its count, zeros included, in [`DropReason::ALL`] order: what a
+    /// table of drops (`pav serve --stats`, a metrics exporter) walks without naming each
+    /// reason.
+    ///
+    /// # Examples
+    /// ```
+    /// use pavillion_proto::endpoint::{DropReason, Stats};
+    ///
+    /// let stats = Stats::default();
+    /// assert_eq!(stats.drops().count(), DropReason::ALL.len());
+    /// for (reason, count) in stats.drops() {
+    ///     assert_eq!(count, stats.dropped(reason));
+    ///     println!("{reason}: {count}");
+    /// }
+    /// ```
+    pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|r| (*r, self.dropped(*r)))
     }
 
     pub(crate) fn drop(&mut self, reason: DropReason) {

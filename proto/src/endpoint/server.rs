@@ -914,7 +914,7 @@ impl Server {
                 self.stats.drop(DropReason::Duplicate);
                 match App::parse(p) {
                     // Re-acknowledge: the first ACK may have been lost (the reference never
-                    // does, so its clients report false failures: wire notes §10 bug 10).
+                    // does, so its clients report false failures: docs/PROTOCOL.md §10 item 10).
                     Ok(App::ReliableMessage(_)) => {
                         self.tx.push_back(Outgoing::Ack { to: from, counter })
                     }

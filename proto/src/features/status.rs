@@ -1,4 +1,4 @@
-//! Device status: the three bytes a server may append to its ACKs (wire notes §6.7).
+//! Device status: the three bytes a server may append to its ACKs (docs/PROTOCOL.md §9.5).
 //!
 //! | byte | meaning |
 //! |---|---|

@@ -21,7 +21,7 @@ const USED_NONCES: usize = 32;
 /// A round starts with [`Initiator::new_round`]: a fresh challenge, and an empty set of used
 /// server nonces. A nonce packet counts only if it echoes the current challenge and carries a
 /// server nonce not yet used in this round, so a captured nonce packet can never be replayed
-/// (the reference resets its replay counter on such a replay, wire notes §10 bug 2).
+/// (the reference resets its replay counter on such a replay, docs/PROTOCOL.md §10 item 2).
 #[derive(Clone, Debug)]
 pub(crate) struct Initiator {
     challenge: [u8; 16],

@@ -1,6 +1,6 @@
 //! The setup exchanges of suites 1 and 2.
 //!
-//! Read wire notes §2.1 and §3 first. PSK (suite 1) runs `1 → 2 → 3 → 7` and ECC (suite 2) runs
+//! Read docs/PROTOCOL.md §2, §4 and §5 first. PSK (suite 1) runs `1 → 2 → 3 → 7` and ECC (suite 2) runs
 //! `1 → 11 → 12 → 7`:
 //!
 //! ```text
@@ -18,9 +18,9 @@
 //! `SessionKeys`, which carry a `PeerAuthenticated` proof that only the verifying code in this
 //! module can make, so a session cannot be built from an unverified packet.
 //!
-//! Where we are stricter than the reference (wire notes §10): the client checks the echoed
+//! Where we are stricter than the reference (docs/PROTOCOL.md §10): the client checks the echoed
 //! challenge on op 2 *and* op 11 and refuses a server nonce it has already used in the current
-//! round (bugs 2 and 3), and no packet ever carries a secret key (bug 1).
+//! round (items 2 and 3), and no packet ever carries a secret key (item 1).
 
 pub(crate) mod client;
 pub(crate) mod server;

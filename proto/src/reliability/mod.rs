@@ -280,7 +280,7 @@ impl Outbox {
     }
 
     /// The lowest counter still awaiting an answer. A new session must accept it, so the client
-    /// announces a handshake floor just below it (wire notes §10, bug 9).
+    /// announces a handshake floor just below it (docs/PROTOCOL.md §6.4, and §10 item 9).
     pub(crate) fn oldest_counter(&self) -> Option<Counter> {
         self.entries.front().and_then(|e| e.counter)
     }

@@ -1,7 +1,7 @@
 //! The sliding replay window over received packet counters.
 //!
 //! The reference accepts a session packet only if its counter is strictly greater than the last
-//! one accepted (wire notes, "Replay rule"), so one reordered datagram on the path throws away
+//! one accepted (docs/PROTOCOL.md §10 item 11), so one reordered datagram on the path throws away
 //! every packet that overtook it. We keep the newest accepted counter plus a bitmap of the
 //! [`WINDOW`] counters at and below it, as IPsec (RFC 4303 §3.4.3) and WireGuard do: a counter
 //! is accepted at most once, in any order, as long as it is not more than `WINDOW - 1` below the

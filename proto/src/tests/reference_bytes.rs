@@ -1,5 +1,5 @@
-//! "Our encoder produces the same bytes given the same randomness": every packet of wire notes
-//! §11 (`computed-vectors.md`) and of `reference-psk-ecc-captures.txt` is rebuilt through the
+//! "Our encoder produces the same bytes given the same randomness": every packet of the computed
+//! vectors and of the reference captures (`crate::crypto::test_vectors`) is rebuilt through the
 //! code paths the endpoints use (handshake builders, `session::seal`, `Setup::emit`) and
 //! compared byte for byte; the captured session packets also go through `RxSession::open`.
 

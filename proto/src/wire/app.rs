@@ -1,4 +1,4 @@
-//! Application messages: the decrypted plaintext of session packets (wire-notes §1.4, §2.2).
+//! Application messages: the decrypted plaintext of session packets (docs/PROTOCOL.md §3).
 //!
 //! A plaintext is one opcode byte followed by the payload. Parsed values borrow from the
 //! plaintext; nothing is copied or allocated.
@@ -8,7 +8,7 @@ use super::noise::{KeyId, SenderId};
 use super::Error;
 use crate::id::{Counter, FunctionId};
 
-/// Application opcodes (wire-notes §2.2). Numbers not listed here are unassigned or dead in the
+/// Application opcodes (docs/PROTOCOL.md §3). Numbers not listed here are unassigned or dead in the
 /// reference and parse as [`Error::UnknownAppOpcode`].
 pub mod opcode {
     /// [`App::ReliableMessage`](super::App::ReliableMessage).
@@ -37,7 +37,7 @@ pub mod opcode {
     pub const GROUP_KEY: u8 = 32;
 }
 
-/// An addressed message: `target \n name \n payload` (wire-notes §1.4).
+/// An addressed message: `target \n name \n payload` (docs/PROTOCOL.md §3, "Messages").
 ///
 /// `target` and `name` never contain `\n`; `payload` may. The empty message (all three empty,
 /// i.e. the body `"\n\n"`) is the reference client's keepalive.
@@ -51,7 +51,7 @@ pub struct Message<'a> {
     pub payload: &'a [u8],
 }
 
-/// The three optional status bytes at the end of an ACK (wire-notes §6.7).
+/// The three optional status bytes at the end of an ACK (docs/PROTOCOL.md §9.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StatusBytes {
     /// Bits 0–5: level 0–63 (0 = unknown); bits 6–7: 0 discharging, 1 slow-charging,
@@ -63,7 +63,7 @@ pub struct StatusBytes {
     pub temperature: i8,
 }
 
-/// The status code of an RPC response (wire-notes §5.7); any u16 may appear on the wire.
+/// The status code of an RPC response (docs/PROTOCOL.md §9.1); any u16 may appear on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RpcStatus(pub u16);
 
@@ -465,7 +465,7 @@ mod tests {
         assert_eq!(out, bytes);
     }
 
-    // Plaintexts decoded in reference-psk-ecc-captures.txt and wire-notes §11.
+    // Plaintexts decoded from the reference captures and the computed vectors (crypto::test_vectors).
 
     #[test]
     fn capture_rpc_call() {
@@ -503,7 +503,7 @@ mod tests {
                 data: b"olleh",
             },
         );
-        // wire-notes §5.7: the Python server's exception code is `01 01`.
+        // docs/PROTOCOL.md §10 item 7: the Python server's exception status is 257, `01 01`.
         let App::RpcResponse { status, .. } =
             App::parse(&unhex("05010000000000000001014578")).unwrap()
         else {
@@ -575,7 +575,7 @@ mod tests {
                 reason: Some(0x0102),
             },
         );
-        // wire-notes §1.4: the empty message "\n\n" is the client keepalive.
+        // docs/PROTOCOL.md §3 and §9.3: the empty message "\n\n" is the client keepalive.
         check_vector(
             "030a0a",
             App::UnreliableMessage(Message {

@@ -1,6 +1,6 @@
 //! Typed Pavillion packets to and from bytes.
 //!
-//! Read `wire-notes.md` §1 (framing), §2 (opcodes) and §11 (test vectors) before editing.
+//! Read docs/PROTOCOL.md §1 (framing), §2 (setup opcodes) and §3 (application opcodes) before editing.
 //!
 //! Every datagram starts with the 11-byte magic [`MAGIC`] and a u64 little-endian counter
 //! ([`HEADER_LEN`] bytes in all). Counter 0 marks a cleartext [`Setup`] packet; any other
@@ -260,25 +260,25 @@ mod tests {
 
     /// Every session packet of both vector files.
     const SESSION_VECTORS: &[SessionVector] = &[
-        // computed-vectors.md: RPC call fn 400 "hello", counter 1001.
+        // Computed vector: RPC call fn 400 "hello", counter 1001.
         SessionVector {
             hex: "506176696c6c696f6e5330e903000000000000e663796f59dcbcf40dfd76c07073725ab9522a7a49856013",
             counter: 1001,
             plaintext_len: 8,
         },
-        // computed-vectors.md: RPC response to 1001, counter 2^63+5.
+        // Computed vector: RPC response to 1001, counter 2^63+5.
         SessionVector {
             hex: "506176696c6c696f6e53300500000000000080d92d455814a452bf230706ba1538e91c857db04a3c58d50b2bfe244d2c808b3d",
             counter: (1 << 63) + 5,
             plaintext_len: 16,
         },
-        // computed-vectors.md: reliable message "T\nN\ndata", counter 1002.
+        // Computed vector: reliable message "T\nN\ndata", counter 1002.
         SessionVector {
             hex: "506176696c6c696f6e5330ea0300000000000054cfb57abe3f681ca817b12f1f070e8a6220f90cbfd9aa6783",
             counter: 1002,
             plaintext_len: 9,
         },
-        // computed-vectors.md: ACK of 1002 with status bytes, counter 2^63+6.
+        // Computed vector: ACK of 1002 with status bytes, counter 2^63+6.
         SessionVector {
             hex: "506176696c6c696f6e533006000000000000806ca479577e0d268312cee4d2c19710f85638445d49244211f84ec2eb",
             counter: (1 << 63) + 6,

@@ -1,4 +1,4 @@
-//! Cleartext setup packets (counter 0): the handshake messages of wire-notes §2.1.
+//! Cleartext setup packets (counter 0): the handshake messages of docs/PROTOCOL.md §2.
 //!
 //! Layout: [`MAGIC`](super::MAGIC) `||` u64 LE counter 0 `||` u8 opcode `||` payload. The
 //! reference Python peers unpack payloads with exact-length `struct.unpack` calls, so every
@@ -8,7 +8,7 @@ use super::codec::{Reader, Writer};
 use super::{emit_header, parse_header, Error, HEADER_LEN};
 use crate::id::{ClientId, Counter};
 
-/// Setup opcodes, a number space of their own (wire-notes §2.1).
+/// Setup opcodes, a number space of their own (docs/PROTOCOL.md §2).
 pub mod setup_opcode {
     /// Client asks a server for a nonce ([`Setup::NonceRequest`](super::Setup::NonceRequest)).
     pub const NONCE_REQUEST: u8 = 1;
@@ -81,7 +81,7 @@ pub enum Setup {
     },
     /// Op 7, server → client: the handshake completed.
     SessionEstablished {
-        /// The session id, derived from the C>S key (wire-notes §2.1, op 7).
+        /// The session id, derived from the C>S key (docs/PROTOCOL.md §2.6).
         session_id: [u8; 16],
     },
     /// Op 11, server → client: the server nonce of an ECC handshake, sealed.
@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(out, bytes);
     }
 
-    // ---- computed-vectors.md / wire-notes §11 ----
+    // ---- computed vectors (crypto::test_vectors) ----
 
     const C_CLIENT_ID: &str = "43434343434343434343434343434343";
     const C_CLIENT_NONCE: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafa0a1a2a3a4a5a6a7a8a9aaabacadaeaf";
@@ -487,7 +487,7 @@ mod tests {
         );
     }
 
-    // ---- reference-psk-ecc-captures.txt, every counter-0 packet ----
+    // ---- reference captures (crypto::test_vectors), every counter-0 packet ----
 
     const PSK_CID: &str = "000102030405060708090a0b0c0d0e0f";
     const ECC_CID: &str = "e0e1e2e3e4e5e6e7e8e9eaebecedeeef";
@@ -618,7 +618,7 @@ mod tests {
 
     #[test]
     fn empty_and_id_payloads() {
-        // wire-notes §2.1 op 4: "the 20 literal bytes PavillionS0 + 00×8 + 04".
+        // docs/PROTOCOL.md §2.4: op 4 is the 20 bytes `PavillionS0`, eight 00 bytes, then 04.
         let header = "506176696c6c696f6e53300000000000000000";
         assert_eq!(unhex(header).len(), HEADER_LEN);
         check_vector(&alloc::format!("{header}04"), &Setup::UnrecognizedClient);
