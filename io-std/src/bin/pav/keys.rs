@@ -380,7 +380,16 @@ impl ClientArgs {
 
     /// Opens a client with the credentials the arguments give.
     pub(crate) fn connect(&self) -> Result<Client, Failure> {
+        self.connect_with(|c| c)
+    }
+
+    /// As [`ClientArgs::connect`], with the configuration changed by `tweak` first.
+    pub(crate) fn connect_with(
+        &self,
+        tweak: impl FnOnce(ClientConfig) -> ClientConfig,
+    ) -> Result<Client, Failure> {
         let (suite, config) = self.config()?;
+        let config = tweak(config);
         tracing::info!(%suite, server = %self.server, "connecting");
         Client::connect(self.server, config)
             .map_err(|e| Failure::failed("socket", format!("cannot open a client socket: {e}")))

@@ -1,6 +1,7 @@
 //! `pav serve`: a server with the demo functions and configured commands, and a broker of
 //! the messages its clients send.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ pub(crate) struct ServeArgs {
     /// when --listen is a multicast group address).
     #[arg(long, env = "PAV_REPLY_SOCKET")]
     reply_socket: bool,
-    /// Do not forward received messages to the subscribed clients.
+    /// Do not forward received messages to the clients subscribed to their target.
     #[arg(long)]
     no_forward: bool,
     /// Run COMMAND as the handler of function FN: the call's argument on its stdin, its
@@ -66,11 +67,23 @@ pub(crate) struct ServeArgs {
     /// [default: 4].
     #[arg(long, value_parser = common::count)]
     exec_max: Option<usize>,
+    /// Print the server's counters (datagrams, handshakes, retransmissions, drops by reason)
+    /// every SECS seconds and on exit; one JSON object per line with --json.
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    stats: Option<Duration>,
     /// Stop after this many seconds instead of running until killed.
     #[arg(long, value_parser = common::seconds)]
     duration: Option<Duration>,
     #[command(flatten)]
     credentials: Credentials,
+}
+
+fn positive_seconds(s: &str) -> Result<Duration, String> {
+    let d = common::seconds(s)?;
+    if d.is_zero() {
+        return Err(format!("expected seconds above 0, not {s:?}"));
+    }
+    Ok(d)
 }
 
 pub(crate) const AFTER_HELP: &str = "\
@@ -80,6 +93,10 @@ Examples:
   pav serve --config pav.toml
   pav serve --allow-guests                       # anyone who knows the printed public key
   pav serve --config pav.toml --exec '500=/usr/bin/sensors -j' --exec-timeout 5
+  pav --json serve --config pav.toml --stats 10   # counters every 10 s and on exit, as JSON
+
+As a broker, the server prints every message it gets and forwards it to the clients that
+subscribed to its target (`pav listen TARGET`), except its sender; --no-forward turns that off.
 
 Demo functions: 401 echoes its argument (as the reference's demo does), 402 reverses it,
 403 always fails, 404 upper-cases. 0 (echo) and 1 (a function's name) are the protocol's own.
@@ -270,6 +287,7 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
 
 pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     let duration = a.duration;
+    let stats = a.stats;
     let p = plan(a)?;
     let server = Server::bind(p.listen, p.config)
         .map_err(|e| Failure::failed("bind", format!("cannot serve on {}: {e}", p.listen)))?;
@@ -325,17 +343,24 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
         }
     }
     let deadline = duration.map(|d| Instant::now() + d);
+    let mut tick = stats.map(|every| Instant::now() + every);
     loop {
-        match next_input(&inputs, deadline, None) {
+        match next_input(&inputs, deadline, tick) {
             Ok(m) => {
                 print_message(json, &m);
                 if p.forward {
                     forward(&server, m);
                 }
             }
-            Err(Ended::Tick) => {}
+            Err(Ended::Tick) => {
+                print_stats(json, &server, false);
+                tick = tick.zip(stats).map(|(t, every)| t + every);
+            }
             Err(Ended::Deadline | Ended::Stopped) => break,
         }
+    }
+    if stats.is_some() {
+        print_stats(json, &server, true);
     }
     // Quit to every client now, even while a forwarding thread still holds the server.
     server.close();
@@ -343,24 +368,92 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Sends `m` on to every client but its sender, from its own thread so that a slow
-/// acknowledgement does not hold up the next message.
+/// Sends `m` on to the clients subscribed to its target (`pav listen TARGET`), but not back
+/// to its sender, from its own thread so that a slow acknowledgement does not hold up the
+/// next message. A client of several brokers is subscribed at one of them only, so it gets the
+/// message once.
 fn forward(server: &Arc<Server>, m: ReceivedMessage) {
     let server = server.clone();
     std::thread::spawn(move || {
+        let to: HashSet<SocketAddr> = server
+            .client_subscribers(&m.target)
+            .into_iter()
+            .map(|(addr, _)| addr)
+            .filter(|a| *a != m.from)
+            .collect();
+        if to.is_empty() {
+            return;
+        }
         let reliability = if m.reliable {
             Reliability::Reliable
         } else {
             Reliability::Unreliable
         };
-        let from = m.from;
         let r = server.send_message(&m.target, &m.name, &m.payload, reliability, move |a, _| {
-            a != from
+            to.contains(&a)
         });
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "forwarding failed");
+        match r {
+            Ok(outcomes) => {
+                for o in outcomes.iter().filter(|o| o.result.is_err()) {
+                    tracing::warn!(client = %o.client, target = %m.target, result = ?o.result, "not forwarded");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "forwarding failed"),
         }
     });
+}
+
+/// Prints the server's counters: datagrams, handshakes, retransmissions, and drops by reason.
+fn print_stats(json: bool, server: &Server, last: bool) {
+    let Some(s) = server.stats() else { return };
+    let clients = server.clients().len();
+    if json {
+        let drops: serde_json::Map<String, serde_json::Value> = s
+            .drops()
+            .map(|(reason, n)| (reason.to_string(), json!(n)))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "event": "stats",
+                "final": last,
+                "clients": clients,
+                "datagrams_received": s.datagrams_received,
+                "datagrams_sent": s.datagrams_sent,
+                "handshakes": s.handshakes,
+                "handshake_requests": s.handshake_requests,
+                "messages_received": s.messages_received,
+                "retransmissions": s.retransmissions,
+                "send_errors": s.send_errors,
+                "dropped": s.total_dropped(),
+                "drops": drops,
+            })
+        );
+    } else {
+        let drops: Vec<String> = s
+            .drops()
+            .filter(|(_, n)| *n > 0)
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        println!(
+            "stats{}: {clients} clients; datagrams {} in, {} out; {} handshakes ({} requests); \
+             {} messages; {} retransmissions; {} send errors; dropped {}{}",
+            if last { " (final)" } else { "" },
+            s.datagrams_received,
+            s.datagrams_sent,
+            s.handshakes,
+            s.handshake_requests,
+            s.messages_received,
+            s.retransmissions,
+            s.send_errors,
+            s.total_dropped(),
+            if drops.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", drops.join(", "))
+            }
+        );
+    }
 }
 
 fn ecc_client(s: &str) -> Result<(ClientId, PublicKey), String> {
