@@ -600,8 +600,10 @@ impl Client {
             self.confirm_by,
             self.deferred_round,
             self.rekey_due(),
-            self.outbox
-                .next_timeout(self.is_connected(), self.counter_budget()),
+            self.outbox.next_timeout(
+                self.is_connected() && self.session_ready(),
+                self.counter_budget(),
+            ),
             self.group_timeout(),
             self.subs_timeout(),
             liveness,
@@ -874,6 +876,10 @@ impl Client {
                     s.confirmed = true;
                     self.confirm_rounds = 0;
                     self.reconnect_done();
+                    // A server answering from a second port: what waited for op 7 goes now.
+                    if self.is_connected() {
+                        self.release_unreliable();
+                    }
                 }
                 _ => self.stats.drop(DropReason::Unexpected),
             },
@@ -1055,7 +1061,7 @@ impl Client {
             self.next_time_sync = self.config.time_sync.map(|_| now);
         }
         // A multicast suite 3 client can send to the group only once a server holds its key.
-        if self.is_connected() {
+        if self.is_connected() && self.session_ready() {
             self.release_unreliable();
         }
     }
@@ -1066,6 +1072,22 @@ impl Client {
         if self.next_time_sync.is_none() {
             self.next_time_sync = self.config.time_sync.map(|_| now);
         }
+    }
+
+    /// Whether session packets may go to the configured server address. A reference server
+    /// answers the handshake from a second (reply) port but reads session packets on its
+    /// listening port, where one that overtakes our client-info (sent to the reply port) is
+    /// answered op 4 and waits for a retransmission (WN §6.1). So with a unicast server whose
+    /// reply address differs from the configured one, session packets wait for op 7; after
+    /// the confirmation rounds give up (§5.1), they go anyway. Our server answers from the
+    /// address it was sent to, so nothing waits.
+    fn session_ready(&self) -> bool {
+        self.multicast
+            || self.confirm_rounds >= MAX_CONFIRM_ROUNDS
+            || self
+                .servers
+                .iter()
+                .any(|(a, s)| s.confirmed || *a == self.config.server)
     }
 
     fn release_unreliable(&mut self) {
@@ -1368,7 +1390,7 @@ impl Client {
         // Key deliveries first: a server should hold our group key before group packets come.
         self.pump_group(now);
         self.pump_subs(now);
-        let connected = self.is_connected() && !self.closed;
+        let connected = self.is_connected() && !self.closed && self.session_ready();
         let mut due = core::mem::take(&mut self.due);
         due.clear();
         let budget = self.counter_budget();
