@@ -550,3 +550,53 @@ fn a_client_subscription_reaches_the_server() {
         server.close();
     }
 }
+
+/// A listener (nothing to send, keepalives off) whose server quits and is restarted on the
+/// same port gets what the new server sends it: it came back by itself
+/// (`docs/PROTOCOL.md` §6.7).
+#[test]
+fn a_listener_gets_messages_after_its_server_restarts() {
+    for make in [psk_pair, ecc_pair] {
+        let (s, c) = make();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let server = Server::bind(addr, s.clone()).unwrap();
+        let client = Client::connect(addr, c.keepalive(None)).unwrap();
+        let (tx, rx) = mpsc::channel();
+        client.on_message(Some("news"), move |m| {
+            let _ = tx.send(m.payload.to_vec());
+        });
+        client.wait_connected(WAIT).unwrap();
+        let deadline = Instant::now() + WAIT;
+        while server.clients().is_empty() {
+            assert!(Instant::now() < deadline, "never connected");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The client's address as the server sees it.
+        let me = server.clients()[0].0;
+        let before = server
+            .send_to(me, "news", "n", b"before", Reliability::Reliable)
+            .unwrap();
+        assert_eq!(before.acked.len(), 1);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), b"before");
+
+        // A clean quit (op 12 to the client), then a new process on the same port.
+        server.close();
+        std::thread::sleep(Duration::from_millis(300));
+        let server = Server::bind(addr, s).unwrap();
+        let deadline = Instant::now() + WAIT;
+        let sent = loop {
+            match server.send_to(me, "news", "n", b"after", Reliability::Reliable) {
+                Ok(d) => break d,
+                Err(e) if Instant::now() < deadline => {
+                    println!("not back yet: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("the client never came back: {e}"),
+            }
+        };
+        assert_eq!(sent.acked.len(), 1);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), b"after");
+        client.close();
+        server.close();
+    }
+}

@@ -29,6 +29,7 @@ use super::{
 };
 
 mod noise;
+mod reconnect;
 mod subs;
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
@@ -100,6 +101,8 @@ pub struct Client {
     outbox: Outbox,
     /// Our subscriptions at servers (opcodes 13 and 14 sent by us).
     subs: subs::Subscriptions,
+    /// Looking for a server we lost.
+    reconnect: reconnect::Reconnect,
     /// Unreliable messages waiting for a session, bounded by `limits.max_queued`.
     waiting_unreliable: VecDeque<OwnedMessage>,
     rtt: RttEstimator,
@@ -248,6 +251,7 @@ impl Client {
         let mut client = Client {
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
             subs: subs::Subscriptions::new(limits.max_queued, limits.max_in_flight),
+            reconnect: reconnect::Reconnect::default(),
             rtt: RttEstimator::new(limits.rtt),
             rng,
             cs_key,
@@ -515,8 +519,11 @@ impl Client {
                 downed.push(*addr);
             }
         }
-        for addr in downed {
-            self.subs_on_lost(now, addr);
+        for addr in downed.iter() {
+            self.subs_on_lost(now, *addr);
+        }
+        if !downed.is_empty() {
+            self.on_contact_lost(now);
         }
         if let Some(k) = self.keepalive_due() {
             if k <= now {
@@ -593,8 +600,10 @@ impl Client {
             self.confirm_by,
             self.deferred_round,
             self.rekey_due(),
-            self.outbox
-                .next_timeout(self.is_connected(), self.counter_budget()),
+            self.outbox.next_timeout(
+                self.is_connected() && self.session_ready(),
+                self.counter_budget(),
+            ),
             self.group_timeout(),
             self.subs_timeout(),
             liveness,
@@ -752,14 +761,21 @@ impl Client {
             self.tx.push_back(Outgoing::Setup { to, packet });
         }
         self.stats.handshake_requests += 1;
-        let limits = &self.config.limits;
-        let base = limits
+        let base = self
+            .config
+            .limits
             .handshake_retry
             .saturating_mul(1u32 << attempt.min(16))
-            .min(limits.handshake_retry_max);
-        // Up to 1/8 of jitter, so that many clients rebooted together do not retry in step.
-        let jitter = self.rng.range_inclusive(0, (base.as_micros() / 8) as u64);
-        let delay = base + Duration::from_micros(jitter);
+            .min(self.retry_ceiling());
+        // Up to 1/8 of jitter, so that many clients rebooted together do not retry in step;
+        // while reconnecting it is taken off, so the ceiling holds.
+        let jitter =
+            Duration::from_micros(self.rng.range_inclusive(0, (base.as_micros() / 8) as u64));
+        let delay = if self.is_reconnecting() {
+            base - jitter
+        } else {
+            base + jitter
+        };
         self.connecting = Connecting::Requesting {
             attempt,
             next_retry: Some(self.last_now + delay),
@@ -769,6 +785,8 @@ impl Client {
     /// A handshake triggered by an unauthenticated packet (op 4, op 5): rate limited.
     fn request_handshake(&mut self, now: Instant) {
         if matches!(self.connecting, Connecting::Requesting { .. }) {
+            // Looking for a lost server: a trigger means it may be back, ask now.
+            self.reconnect_now(now);
             return;
         }
         if now < self.next_round_allowed {
@@ -857,6 +875,11 @@ impl Client {
                 Some(s) if ct_eq(&s.session_id, &session_id) => {
                     s.confirmed = true;
                     self.confirm_rounds = 0;
+                    self.reconnect_done();
+                    // A server answering from a second port: what waited for op 7 goes now.
+                    if self.is_connected() {
+                        self.release_unreliable();
+                    }
                 }
                 _ => self.stats.drop(DropReason::Unexpected),
             },
@@ -960,6 +983,10 @@ impl Client {
     ) {
         self.make_room_for(from);
         let old = self.servers.remove(&from);
+        if old.as_ref().is_some_and(|o| !o.up) {
+            // The server we reported down answered again (our reconnection found it).
+            self.events.push_back(Event::PeerUp { addr: from });
+        }
         let seen_before = old.as_ref().map(|o| o.rx.replay.clone());
         self.servers.insert(
             from,
@@ -1013,6 +1040,10 @@ impl Client {
             self.initiator.new_round(&mut self.rng);
         }
         self.stats.handshakes += 1;
+        if self.servers.get(&from).is_some_and(|s| s.confirmed) {
+            // Suite 3: the response authenticated the server, the client is back.
+            self.reconnect_done();
+        }
         // Every new session gets a whole window for its op 7: a deadline left by an earlier
         // exchange may be about to pass, and would drop this one unheard (in multicast mode).
         let window_end = now + self.rtt.backoff(2);
@@ -1030,7 +1061,7 @@ impl Client {
             self.next_time_sync = self.config.time_sync.map(|_| now);
         }
         // A multicast suite 3 client can send to the group only once a server holds its key.
-        if self.is_connected() {
+        if self.is_connected() && self.session_ready() {
             self.release_unreliable();
         }
     }
@@ -1041,6 +1072,22 @@ impl Client {
         if self.next_time_sync.is_none() {
             self.next_time_sync = self.config.time_sync.map(|_| now);
         }
+    }
+
+    /// Whether session packets may go to the configured server address. A reference server
+    /// answers the handshake from a second (reply) port but reads session packets on its
+    /// listening port, where one that overtakes our client-info (sent to the reply port) is
+    /// answered op 4 and waits for a retransmission (WN §6.1). So with a unicast server whose
+    /// reply address differs from the configured one, session packets wait for op 7; after
+    /// the confirmation rounds give up (§5.1), they go anyway. Our server answers from the
+    /// address it was sent to, so nothing waits.
+    fn session_ready(&self) -> bool {
+        self.multicast
+            || self.confirm_rounds >= MAX_CONFIRM_ROUNDS
+            || self
+                .servers
+                .iter()
+                .any(|(a, s)| s.confirmed || *a == self.config.server)
     }
 
     fn release_unreliable(&mut self) {
@@ -1158,6 +1205,8 @@ impl Client {
         if !by_previous && !server.confirmed {
             server.confirmed = true;
             self.confirm_rounds = 0;
+            // The client is back (reconnect.rs); a plain field write, `server` is borrowed.
+            self.reconnect = reconnect::Reconnect::default();
         }
         if !server.up {
             server.up = true;
@@ -1255,10 +1304,9 @@ impl Client {
                     reason: CloseReason::PeerClosed,
                 });
                 self.subs_on_lost(now, addr);
-                // Work is still waiting: look for the server again (it may be restarting).
-                if self.servers.is_empty() && !self.outbox.is_empty() {
-                    self.request_handshake(now);
-                }
+                // Look for the server again (it may be restarting), even with nothing to
+                // send: a listener must not go deaf.
+                self.on_contact_lost(now);
             }
             App::RpcCall { .. } | App::GroupKey { .. } => self.stats.drop(DropReason::Unsupported),
         }
@@ -1342,14 +1390,17 @@ impl Client {
         // Key deliveries first: a server should hold our group key before group packets come.
         self.pump_group(now);
         self.pump_subs(now);
-        let connected = self.is_connected() && !self.closed;
+        let connected = self.is_connected() && !self.closed && self.session_ready();
         let mut due = core::mem::take(&mut self.due);
         due.clear();
         let budget = self.counter_budget();
         self.outbox.poll_due(now, connected, budget, &mut due);
         for d in due.drain(..) {
             match d {
-                Due::Expired(e) => self.on_expired(e),
+                Due::Expired(e) => {
+                    self.reconnect_on_expired(now, &e);
+                    self.on_expired(e);
+                }
                 Due::Transmit(id) => {
                     let expected = match self.outbox.get(id) {
                         Some(e) if e.counter.is_none() => Some(self.expected_for(now, &e.payload)),

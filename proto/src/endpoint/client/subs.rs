@@ -218,7 +218,7 @@ impl Client {
     /// Moves due (un)subscriptions into the transmit queue; expired ones are dropped (a
     /// reference server never acknowledges them; the next session sends them again).
     pub(super) fn pump_subs(&mut self, now: Instant) {
-        let can_send = !self.closed && self.is_connected();
+        let can_send = !self.closed && self.is_connected() && self.session_ready();
         let mut due = Vec::new();
         self.subs
             .exchanges
@@ -280,9 +280,10 @@ impl Client {
 
     /// The earliest retry or deadline among subscription exchanges.
     pub(super) fn subs_timeout(&self) -> Option<Instant> {
-        self.subs
-            .exchanges
-            .next_timeout(!self.closed && self.is_connected(), usize::MAX)
+        self.subs.exchanges.next_timeout(
+            !self.closed && self.is_connected() && self.session_ready(),
+            usize::MAX,
+        )
     }
 
     /// Forgets every exchange (the client is closing).
