@@ -8,6 +8,7 @@
 //! multicast = "239.255.28.12"      # optional
 //! reply_socket = false
 //! forward = true                   # broker: forward messages to subscribed clients
+//! targets = ["kitchen"]            # targets announced to clients (see --target)
 //!
 //! [[client]]
 //! id = "alice-sensor-001"          # 16 bytes of text, or 32 hex characters
@@ -53,6 +54,7 @@ pub(crate) struct ServerFile {
     pub(crate) psk_clients: Vec<(ClientId, Psk)>,
     pub(crate) key_clients: Vec<(ClientId, PublicKey)>,
     pub(crate) execs: Vec<ExecSpec>,
+    pub(crate) targets: Vec<String>,
     pub(crate) exec_timeout: Option<Duration>,
     pub(crate) exec_max: Option<usize>,
 }
@@ -68,6 +70,8 @@ struct Raw {
     multicast: Option<Spanned<String>>,
     reply_socket: Option<bool>,
     forward: Option<bool>,
+    #[serde(default)]
+    targets: Vec<String>,
     exec_timeout: Option<Spanned<f64>>,
     exec_max: Option<Spanned<i64>>,
     #[serde(default)]
@@ -156,6 +160,7 @@ impl File<'_> {
             allow_guests: raw.allow_guests,
             reply_socket: raw.reply_socket,
             forward: raw.forward,
+            targets: raw.targets.clone(),
             ..ServerFile::default()
         };
         if let Some(l) = &raw.listen {

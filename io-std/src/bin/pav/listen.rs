@@ -60,7 +60,7 @@ pub(crate) fn run(json: bool, a: ListenArgs) -> Result<(), Failure> {
     let client = a.client.connect_with(|c| match down {
         Some(d) => c
             .limits(Limits {
-                down_timeout: d.into(),
+                down_timeout: d,
                 ..Limits::default()
             })
             .keepalive(Some(d / 3)),

@@ -1,6 +1,7 @@
 //! `pav send`: one message to TARGET/NAME, reliable by default.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use pavillion_std::{Reliability, SendError};
@@ -51,6 +52,9 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
     };
     let client = a.client.connect()?;
     let server = client.server_addr();
+    if is_group(server) && !a.unreliable {
+        settle(&client, a.client.timeout)?;
+    }
     if a.unreliable {
         // An unreliable message waits for the session and is sent once; closing before the
         // session is up would drop it unsent.
@@ -87,4 +91,38 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
         )),
         Err(e) => Err(Failure::failed("send", e.to_string())),
     }
+}
+
+/// A multicast group or the broadcast address: many servers may answer.
+fn is_group(addr: std::net::SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_multicast() || ip.is_broadcast(),
+        std::net::IpAddr::V6(ip) => ip.is_multicast(),
+    }
+}
+
+/// Waits until the servers of a group have answered the handshake round and announced their
+/// targets: until no new session came up for a while, within the round's 2 s and `timeout`.
+/// Sending earlier would expect acknowledgements from the first servers only.
+fn settle(client: &pavillion_std::Client, timeout: Duration) -> Result<(), Failure> {
+    let quiet = Duration::from_millis(300);
+    let started = Instant::now();
+    client.wait_connected(timeout).map_err(|e| {
+        Failure::failed(
+            "timeout",
+            format!("no server of {} answered: {e}", client.server_addr()),
+        )
+    })?;
+    let until = started + timeout.min(Duration::from_millis(2500));
+    let mut known = client.servers().len();
+    let mut changed = Instant::now();
+    while Instant::now() < until && changed.elapsed() < quiet {
+        std::thread::sleep(Duration::from_millis(25));
+        let now = client.servers().len();
+        if now != known {
+            known = now;
+            changed = Instant::now();
+        }
+    }
+    Ok(())
 }

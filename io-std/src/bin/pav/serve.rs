@@ -52,6 +52,11 @@ pub(crate) struct ServeArgs {
     /// when --listen is a multicast group address).
     #[arg(long, env = "PAV_REPLY_SOCKET")]
     reply_socket: bool,
+    /// Announce to every client that this server takes TARGET (repeatable). A client sending
+    /// to TARGET then expects this server's acknowledgement, so a send to a multicast group of
+    /// brokers lists each of them. The server receives every target either way.
+    #[arg(long = "target", value_name = "TARGET")]
+    targets: Vec<String>,
     /// Do not forward received messages to the clients subscribed to their target.
     #[arg(long)]
     no_forward: bool,
@@ -94,9 +99,12 @@ Examples:
   pav serve --allow-guests                       # anyone who knows the printed public key
   pav serve --config pav.toml --exec '500=/usr/bin/sensors -j' --exec-timeout 5
   pav --json serve --config pav.toml --stats 10   # counters every 10 s and on exit, as JSON
+  pav serve --listen 239.255.28.12:1783 --target kitchen --psk-file alice/psk --client-id alice-sensor-001
 
 As a broker, the server prints every message it gets and forwards it to the clients that
 subscribed to its target (`pav listen TARGET`), except its sender; --no-forward turns that off.
+Several brokers may share a multicast group: a listener subscribes at one of them, so it gets
+each message once; with --target, a send to the group lists every broker that acknowledged.
 
 Demo functions: 401 echoes its argument (as the reference's demo does), 402 reverses it,
 403 always fails, 404 upper-cases. 0 (echo) and 1 (a function's name) are the protocol's own.
@@ -147,6 +155,7 @@ struct Plan {
     guests: bool,
     forward: bool,
     execs: Vec<ExecSpec>,
+    targets: Vec<String>,
     exec_timeout: Duration,
     exec_max: usize,
 }
@@ -263,6 +272,8 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
     }
     let mut execs = file.execs;
     execs.extend(a.execs);
+    let mut targets = file.targets;
+    targets.extend(a.targets);
     Ok(Plan {
         config,
         listen: a
@@ -277,6 +288,7 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
         guests,
         forward: !a.no_forward && file.forward.unwrap_or(true),
         execs,
+        targets,
         exec_timeout: a
             .exec_timeout
             .or(file.exec_timeout)
@@ -298,6 +310,11 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     server.on_message(None, move |m| {
         let _ = tx.send(Input::Item(m.clone()));
     });
+    // A callback for a named target is what announces it (op 13) to every client; the one
+    // above already handles every message.
+    for t in &p.targets {
+        server.on_message(Some(t), |_| {});
+    }
     let local = server.local_addr();
     let reply = server.reply_addr().map(|r| r.to_string());
     let public_hex = p.public.map(|k| hex::encode(k.as_bytes()));
@@ -316,7 +333,7 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
             json!({"event": "listening", "addr": local.to_string(), "reply_addr": reply,
                    "public_key": public_hex, "ephemeral_key": p.ephemeral_key, "suites": suites,
                    "psk_clients": p.psk_clients, "key_clients": p.key_clients,
-                   "guests": p.guests, "exec": execs})
+                   "guests": p.guests, "exec": execs, "targets": p.targets})
         );
     } else {
         println!("listening on {local}");
@@ -340,6 +357,9 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
         );
         for e in &p.execs {
             println!("function {} runs {}", e.function, e.display());
+        }
+        if !p.targets.is_empty() {
+            println!("announces targets: {}", p.targets.join(", "));
         }
     }
     let deadline = duration.map(|d| Instant::now() + d);
