@@ -64,7 +64,10 @@ fn device(who: &str, addr: &str) -> Vec<String> {
 
 fn listen(dir: &Path, who: &str, addr: &str, target: &str, extra: &[&str]) -> Running {
     let flags = device(who, addr);
-    let mut args = vec!["--json", "listen", target];
+    let mut args = vec!["--json", "listen"];
+    if !target.is_empty() {
+        args.push(target);
+    }
     args.extend(flags.iter().map(String::as_str));
     args.extend_from_slice(extra);
     let l = Running::start_in(Some(dir), &args, &[]);
@@ -122,6 +125,27 @@ fn the_broker_forwards_only_to_the_subscribers_of_a_target() {
 
     // A sender subscribed to its own target does not get its message back.
     send(&dir, "alice", &addr, "kitchen", "mine");
+    assert!(message_within(&alice, Duration::from_millis(700)).is_none());
+}
+
+/// `--forward-all`: every message to every other client, subscribed or not (for clients that
+/// cannot subscribe); `--no-forward`: to nobody.
+#[test]
+fn forward_all_and_no_forward() {
+    let dir = keys("forward-all");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _server = broker(&dir, &addr, &["--forward-all"]);
+    // Listening without a target subscribes to nothing.
+    let alice = listen(&dir, "alice", &addr, "", &[]);
+    send(&dir, "bob", &addr, "anything", "x");
+    let got = message_within(&alice, Duration::from_secs(5)).expect("not forwarded");
+    assert_eq!(got["target"], "anything");
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _server = broker(&dir, &addr, &["--no-forward"]);
+    let alice = listen(&dir, "alice", &addr, "kitchen", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    send(&dir, "bob", &addr, "kitchen", "x");
     assert!(message_within(&alice, Duration::from_millis(700)).is_none());
 }
 

@@ -8,6 +8,7 @@
 //! multicast = "239.255.28.12"      # optional
 //! reply_socket = false
 //! forward = true                   # broker: forward messages to subscribed clients
+//! forward_all = false              # forward every message to every client (see --forward-all)
 //! targets = ["kitchen"]            # targets announced to clients (see --target)
 //!
 //! [[client]]
@@ -51,6 +52,7 @@ pub(crate) struct ServerFile {
     pub(crate) multicast: Option<IpAddr>,
     pub(crate) reply_socket: Option<bool>,
     pub(crate) forward: Option<bool>,
+    pub(crate) forward_all: Option<bool>,
     pub(crate) psk_clients: Vec<(ClientId, Psk)>,
     pub(crate) key_clients: Vec<(ClientId, PublicKey)>,
     pub(crate) execs: Vec<ExecSpec>,
@@ -70,6 +72,7 @@ struct Raw {
     multicast: Option<Spanned<String>>,
     reply_socket: Option<bool>,
     forward: Option<bool>,
+    forward_all: Option<bool>,
     #[serde(default)]
     targets: Vec<String>,
     exec_timeout: Option<Spanned<f64>>,
@@ -160,6 +163,7 @@ impl File<'_> {
             allow_guests: raw.allow_guests,
             reply_socket: raw.reply_socket,
             forward: raw.forward,
+            forward_all: raw.forward_all,
             targets: raw.targets.clone(),
             ..ServerFile::default()
         };

@@ -58,8 +58,13 @@ pub(crate) struct ServeArgs {
     #[arg(long = "target", value_name = "TARGET")]
     targets: Vec<String>,
     /// Do not forward received messages to the clients subscribed to their target.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "forward_all")]
     no_forward: bool,
+    /// Forward every message to every other client, subscribed or not: for clients that
+    /// cannot subscribe, such as the reference implementation's. Do not use it with several
+    /// brokers on one group (each would deliver every message).
+    #[arg(long)]
+    forward_all: bool,
     /// Run COMMAND as the handler of function FN: the call's argument on its stdin, its
     /// stdout the answer; no shell (COMMAND is split into words once, at start) (repeatable).
     #[arg(long = "exec", value_name = "FN=COMMAND", value_parser = exec::flag)]
@@ -102,7 +107,9 @@ Examples:
   pav serve --listen 239.255.28.12:1783 --target kitchen --psk-file alice/psk --client-id alice-sensor-001
 
 As a broker, the server prints every message it gets and forwards it to the clients that
-subscribed to its target (`pav listen TARGET`), except its sender; --no-forward turns that off.
+subscribed to its target (`pav listen TARGET`), except its sender; --no-forward turns that off,
+and --forward-all sends every message to every client (for clients that cannot subscribe, such
+as the reference implementation's).
 Several brokers may share a multicast group: a listener subscribes at one of them, so it gets
 each message once; with --target, a send to the group lists every broker that acknowledged.
 
@@ -142,6 +149,16 @@ fn register_demo(server: &Server) {
     });
 }
 
+/// Whom a received message is forwarded to (never back to its sender).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Forward {
+    Nobody,
+    /// The clients subscribed to its target.
+    Subscribers,
+    /// Every client.
+    Everyone,
+}
+
 /// The credentials and settings of a server, from the file and the flags.
 struct Plan {
     config: ServerConfig,
@@ -153,7 +170,7 @@ struct Plan {
     psk_clients: usize,
     key_clients: usize,
     guests: bool,
-    forward: bool,
+    forward: Forward,
     execs: Vec<ExecSpec>,
     targets: Vec<String>,
     exec_timeout: Duration,
@@ -286,7 +303,15 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
         psk_clients: psk_clients.len(),
         key_clients: key_clients.len(),
         guests,
-        forward: !a.no_forward && file.forward.unwrap_or(true),
+        forward: match (
+            a.no_forward,
+            a.forward_all || file.forward_all.unwrap_or(false),
+        ) {
+            (true, _) => Forward::Nobody,
+            (false, true) => Forward::Everyone,
+            (false, false) if file.forward == Some(false) => Forward::Nobody,
+            (false, false) => Forward::Subscribers,
+        },
         execs,
         targets,
         exec_timeout: a
@@ -301,20 +326,23 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     let duration = a.duration;
     let stats = a.stats;
     let p = plan(a)?;
-    let server = Server::bind(p.listen, p.config)
-        .map_err(|e| Failure::failed("bind", format!("cannot serve on {}: {e}", p.listen)))?;
-    let server = Arc::new(server);
-    register_demo(&server);
-    exec::register(&server, &p.execs, p.exec_timeout, p.exec_max);
     let (tx, inputs) = common::inputs::<ReceivedMessage>();
-    server.on_message(None, move |m| {
-        let _ = tx.send(Input::Item(m.clone()));
-    });
-    // A callback for a named target is what announces it (op 13) to every client; the one
-    // above already handles every message.
-    for t in &p.targets {
-        server.on_message(Some(t), |_| {});
-    }
+    // Everything is registered before the first datagram is handled, so that even a client
+    // that calls at once finds every function.
+    let server = Server::bind_with(p.listen, p.config, |server| {
+        register_demo(server);
+        exec::register(server, &p.execs, p.exec_timeout, p.exec_max);
+        server.on_message(None, move |m| {
+            let _ = tx.send(Input::Item(m.clone()));
+        });
+        // A callback for a named target is what announces it (op 13) to every client; the
+        // one above already handles every message.
+        for t in &p.targets {
+            server.on_message(Some(t), |_| {});
+        }
+    })
+    .map_err(|e| Failure::failed("bind", format!("cannot serve on {}: {e}", p.listen)))?;
+    let server = Arc::new(server);
     let local = server.local_addr();
     let reply = server.reply_addr().map(|r| r.to_string());
     let public_hex = p.public.map(|k| hex::encode(k.as_bytes()));
@@ -368,8 +396,8 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
         match next_input(&inputs, deadline, tick) {
             Ok(m) => {
                 print_message(json, &m);
-                if p.forward {
-                    forward(&server, m);
+                if p.forward != Forward::Nobody {
+                    forward(&server, m, p.forward == Forward::Everyone);
                 }
             }
             Err(Ended::Tick) => {
@@ -388,15 +416,19 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Sends `m` on to the clients subscribed to its target (`pav listen TARGET`), but not back
-/// to its sender, from its own thread so that a slow acknowledgement does not hold up the
+/// Sends `m` on to the clients subscribed to its target (`pav listen TARGET`), or to every
+/// client with `everyone`, but not back to its sender, from its own thread so that a slow acknowledgement does not hold up the
 /// next message. A client of several brokers is subscribed at one of them only, so it gets the
 /// message once.
-fn forward(server: &Arc<Server>, m: ReceivedMessage) {
+fn forward(server: &Arc<Server>, m: ReceivedMessage, everyone: bool) {
     let server = server.clone();
     std::thread::spawn(move || {
-        let to: HashSet<SocketAddr> = server
-            .client_subscribers(&m.target)
+        let clients = if everyone {
+            server.clients()
+        } else {
+            server.client_subscribers(&m.target)
+        };
+        let to: HashSet<SocketAddr> = clients
             .into_iter()
             .map(|(addr, _)| addr)
             .filter(|a| *a != m.from)
