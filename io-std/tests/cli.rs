@@ -60,7 +60,7 @@ fn serve_then_call_send_listen_and_time() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["reliable"], true);
     assert_eq!(v["acked"][0], addr.as_str());
-    let m = server.next_json();
+    let m = server.next_event("message");
     assert_eq!(
         (&m["event"], &m["target"], &m["name"], &m["data"]),
         (
@@ -91,7 +91,7 @@ fn serve_then_call_send_listen_and_time() {
     );
     assert!(out.status.success());
     assert_eq!(json_of(&out)["reliable"], false);
-    let m = server.next_json();
+    let m = server.next_event("message");
     assert_eq!(
         (&m["target"], &m["reliable"]),
         (&"t2".into(), &false.into())
@@ -292,7 +292,7 @@ fn sigint_on_serve_sends_quit_and_exits_0() {
         client.servers().is_empty()
     });
     println!("session dropped {took:?} after SIGINT");
-    assert_eq!(server.next_json()["event"], "stopped");
+    server.next_event("stopped");
     assert_eq!(server.wait().code(), Some(0));
 }
 

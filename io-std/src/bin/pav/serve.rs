@@ -12,7 +12,8 @@ use pavillion_proto::crypto::ecc::{KeyPair, PublicKey};
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::ClientId;
 use pavillion_std::{
-    keys as std_keys, ReceivedMessage, Reliability, ReplySocket, RpcFailure, Server, ServerConfig,
+    keys as std_keys, CloseReason, ConnectionEvent, ReceivedMessage, Reliability, ReplySocket,
+    RpcFailure, Server, ServerConfig,
 };
 use serde_json::json;
 
@@ -147,6 +148,51 @@ fn register_demo(server: &Server) {
     server.register(404, "upper", |req| {
         Ok::<_, RpcFailure>(req.args.to_ascii_uppercase())
     });
+}
+
+/// What the server's loop hears.
+enum Heard {
+    Message(ReceivedMessage),
+    Connection(ConnectionEvent),
+}
+
+/// A line for a client that connected, left, went silent or came back.
+fn print_connection(json: bool, e: &ConnectionEvent) {
+    let (event, addr, peer, detail) = match e {
+        ConnectionEvent::Connected { addr, peer } => ("client_connected", addr, *peer, ""),
+        ConnectionEvent::Disconnected { addr, reason } => (
+            "client_disconnected",
+            addr,
+            None,
+            match reason {
+                CloseReason::PeerClosed => "quit",
+                CloseReason::LocallyClosed => "closed",
+                _ => "ended",
+            },
+        ),
+        ConnectionEvent::PeerDown { addr } => ("client_down", addr, None, "silent"),
+        ConnectionEvent::PeerUp { addr } => ("client_up", addr, None, ""),
+        _ => return,
+    };
+    if json {
+        let mut v = json!({"event": event, "addr": addr.to_string()});
+        if let Some(p) = peer {
+            v["peer"] = json!(p.to_string());
+        }
+        if !detail.is_empty() {
+            v["reason"] = json!(detail);
+        }
+        println!("{v}");
+    } else {
+        let who = peer.map_or_else(|| addr.to_string(), |p| format!("{addr} ({p})"));
+        let what = match event {
+            "client_connected" => "connected".to_owned(),
+            "client_disconnected" => format!("disconnected ({detail})"),
+            "client_down" => "stopped answering".to_owned(),
+            _ => "is back".to_owned(),
+        };
+        println!("client {who} {what}");
+    }
 }
 
 /// Whom a received message is forwarded to (never back to its sender).
@@ -326,14 +372,18 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     let duration = a.duration;
     let stats = a.stats;
     let p = plan(a)?;
-    let (tx, inputs) = common::inputs::<ReceivedMessage>();
+    let (tx, inputs) = common::inputs::<Heard>();
+    let events = tx.clone();
     // Everything is registered before the first datagram is handled, so that even a client
     // that calls at once finds every function.
     let server = Server::bind_with(p.listen, p.config, |server| {
         register_demo(server);
         exec::register(server, &p.execs, p.exec_timeout, p.exec_max);
         server.on_message(None, move |m| {
-            let _ = tx.send(Input::Item(m.clone()));
+            let _ = tx.send(Input::Item(Heard::Message(m.clone())));
+        });
+        server.on_connection(move |e| {
+            let _ = events.send(Input::Item(Heard::Connection(e.clone())));
         });
         // A callback for a named target is what announces it (op 13) to every client; the
         // one above already handles every message.
@@ -394,7 +444,8 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     let mut tick = stats.map(|every| Instant::now() + every);
     loop {
         match next_input(&inputs, deadline, tick) {
-            Ok(m) => {
+            Ok(Heard::Connection(e)) => print_connection(json, &e),
+            Ok(Heard::Message(m)) => {
                 print_message(json, &m);
                 if p.forward != Forward::Nobody {
                     forward(&server, m, p.forward == Forward::Everyone);
