@@ -74,7 +74,9 @@ use futures_lite::Stream;
 use pavillion_std::plumbing::messages::Subscriber;
 
 pub use client::{Client, RemoteServer};
-pub use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, SendOptions};
+pub use pavillion_proto::endpoint::{
+    AuthFailure, ReceivedMessage, Reliability, RpcRequest, SendOptions,
+};
 pub use pavillion_std::config::DEFAULT_MESSAGE_BUFFER;
 pub use pavillion_std::{
     CallError, ClientConfig, Delivery, OpenError, Outcome, ReplySocket, Responder, RpcFailure,

@@ -68,7 +68,9 @@ use std::time::Duration;
 pub use client::{Client, RemoteServer};
 pub use config::{ClientConfig, ReplySocket, ServerConfig};
 pub use error::{CallError, OpenError, SendError, ServerError};
-pub use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, SendOptions};
+pub use pavillion_proto::endpoint::{
+    AuthFailure, ReceivedMessage, Reliability, RpcRequest, SendOptions,
+};
 pub use plumbing::client::ServerState;
 pub use plumbing::server::{Outcome, Responder, RpcFailure};
 pub use plumbing::Delivery;

@@ -495,6 +495,10 @@ impl ServerRouter {
             Event::Disconnected { addr, reason } => {
                 tracing::info!(%addr, ?reason, "client disconnected")
             }
+            // Rate-limited by the endpoint: at most once per source per interval.
+            Event::AuthenticationFailed { from, count } => {
+                tracing::warn!(%from, count, "failed authentication (wrong key or unknown client)")
+            }
             other => tracing::debug!(event = ?other, "event"),
         }
     }
