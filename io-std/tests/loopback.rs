@@ -600,3 +600,56 @@ fn a_listener_gets_messages_after_its_server_restarts() {
         server.close();
     }
 }
+
+/// A server that answers to other credentials fails calls and messages at once with
+/// `AuthenticationFailed`, saying what failed; a server that is down still times out
+/// (`docs/PROTOCOL.md` §5.5).
+#[test]
+fn authentication_failures_say_what_failed() {
+    use pavillion_std::AuthFailure;
+    let server_keys = generate_keypair();
+    let client_keys = generate_keypair();
+    let psk = generate_psk();
+    let stranger = ClientId(*b"stranger-client!");
+    let server_config = ServerConfig::new()
+        .psk_client(ID, psk)
+        .keys(server_keys.clone())
+        .ecc_client(ID, *client_keys.public());
+    let server = Server::bind("127.0.0.1:0", server_config).unwrap();
+    let cases = [
+        (ClientConfig::psk(ID, generate_psk()), AuthFailure::WrongPsk),
+        (
+            ClientConfig::ecc(ID, client_keys.clone(), *generate_keypair().public()),
+            AuthFailure::WrongKey,
+        ),
+        (
+            ClientConfig::ecc(stranger, client_keys, *server_keys.public()),
+            AuthFailure::UnknownClient,
+        ),
+    ];
+    for (config, reason) in cases {
+        let client = Client::connect(server.local_addr(), config).unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            client.call_with_timeout(0, b"x", Duration::from_secs(3)),
+            Err(CallError::AuthenticationFailed { reason })
+        );
+        // Judged from the packets, well before the deadline.
+        assert!(started.elapsed() < Duration::from_secs(2), "{reason:?}");
+        assert_eq!(
+            client.send_message("t", "n", b"m", Reliability::Reliable),
+            Err(SendError::AuthenticationFailed { reason })
+        );
+        client.close();
+    }
+    // Nobody there: a timeout, whose message names the possible causes.
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (_, c) = psk_pair();
+    let client = Client::connect(addr, c).unwrap();
+    let err = client
+        .call_with_timeout(0, b"x", Duration::from_millis(300))
+        .unwrap_err();
+    assert_eq!(err, CallError::TimedOut);
+    assert!(err.to_string().contains("wrong server key"), "{err}");
+    server.close();
+}

@@ -526,6 +526,10 @@ impl ServerRouter {
             }
             Event::PeerDown { addr } => tracing::info!(%addr, "client down"),
             Event::PeerUp { addr } => tracing::info!(%addr, "client up"),
+            // Rate-limited by the endpoint: at most once per source per interval.
+            Event::AuthenticationFailed { from, count } => {
+                tracing::warn!(%from, count, "failed authentication (wrong key or unknown client)")
+            }
             other => tracing::debug!(event = ?other, "event"),
         }
     }

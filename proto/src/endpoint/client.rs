@@ -28,6 +28,7 @@ use super::{
     SendError, SendOptions, Stats, Transmit,
 };
 
+mod authfail;
 mod noise;
 mod reconnect;
 mod subs;
@@ -103,6 +104,8 @@ pub struct Client {
     subs: subs::Subscriptions,
     /// Looking for a server we lost.
     reconnect: reconnect::Reconnect,
+    /// Handshake replies of this round that did not authenticate.
+    auth: authfail::AuthFailures,
     /// Unreliable messages waiting for a session, bounded by `limits.max_queued`.
     waiting_unreliable: VecDeque<OwnedMessage>,
     rtt: RttEstimator,
@@ -252,6 +255,7 @@ impl Client {
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
             subs: subs::Subscriptions::new(limits.max_queued, limits.max_in_flight),
             reconnect: reconnect::Reconnect::default(),
+            auth: authfail::AuthFailures::default(),
             rtt: RttEstimator::new(limits.rtt),
             rng,
             cs_key,
@@ -731,6 +735,7 @@ impl Client {
 
     /// Opens a new handshake round: a fresh challenge, and op 1 at once.
     fn start_round(&mut self, now: Instant) {
+        self.auth_reset();
         self.initiator.new_round(&mut self.rng);
         self.round_close = None;
         self.deferred_round = None;
@@ -827,7 +832,10 @@ impl Client {
                         });
                         self.on_established(now, from, rx, session_id, info);
                     }
-                    Err(_) => self.stats.drop(DropReason::BadHandshake),
+                    Err(e) => {
+                        self.stats.drop(DropReason::BadHandshake);
+                        self.on_bad_reply(from, e);
+                    }
                 }
             }
             Setup::EccNonce(p) => {
@@ -855,7 +863,10 @@ impl Client {
                         });
                         self.on_established(now, from, rx, session_id, info);
                     }
-                    Err(_) => self.stats.drop(DropReason::BadHandshake),
+                    Err(e) => {
+                        self.stats.drop(DropReason::BadHandshake);
+                        self.on_bad_reply(from, e);
+                    }
                 }
             }
             Setup::UnrecognizedClient | Setup::NewServerJoin => {
@@ -1040,6 +1051,7 @@ impl Client {
             self.initiator.new_round(&mut self.rng);
         }
         self.stats.handshakes += 1;
+        self.auth_reset();
         if self.servers.get(&from).is_some_and(|s| s.confirmed) {
             // Suite 3: the response authenticated the server, the client is back.
             self.reconnect_done();

@@ -291,6 +291,10 @@ pub struct ServerConfig {
     pub max_client_subscriptions: usize,
     /// Most subscriptions one session may hold.
     pub max_subscriptions_per_client: usize,
+    /// Failed authentications from one source are reported
+    /// ([`Event::AuthenticationFailed`](super::Event::AuthenticationFailed)) at most once per
+    /// this interval; the table of sources shares `max_rate_limited_sources`.
+    pub auth_report_interval: Duration,
 }
 
 impl ServerConfig {
@@ -320,6 +324,7 @@ impl ServerConfig {
             cookie_rate: 200,
             max_client_subscriptions: 16 * 1024,
             max_subscriptions_per_client: 64,
+            auth_report_interval: Duration::from_secs(10),
         }
         .with_down_timeout(Duration::from_secs(75))
     }

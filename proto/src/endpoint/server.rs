@@ -29,6 +29,7 @@ use super::{
     RpcRequest, SendError, SendOptions, Stats, Transmit,
 };
 
+mod authlog;
 mod noise;
 mod subs;
 
@@ -78,6 +79,8 @@ pub struct Server {
     targets: BTreeSet<String>,
     /// Which sessions subscribe to which targets (opcode 13 from clients).
     client_subs: subs::ClientSubs,
+    /// Failed authentications per source, for rate-limited reports.
+    auth_log: authlog::AuthLog,
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
     tx: VecDeque<Outgoing>,
@@ -169,6 +172,7 @@ impl Server {
             functions: BTreeMap::new(),
             targets: BTreeSet::new(),
             client_subs: subs::ClientSubs::default(),
+            auth_log: authlog::AuthLog::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
             next_op_id: 1,
@@ -479,6 +483,7 @@ impl Server {
     fn arm_housekeeping(&mut self, now: Instant) {
         let idle = self.half_open.is_empty()
             && self.limiter.is_empty()
+            && self.auth_log.is_empty()
             && self.sessions.is_empty()
             && self.completed.is_empty()
             && self.noise.pending_count() == 0;
@@ -494,6 +499,7 @@ impl Server {
         self.half_open.retain(|_, h| now - h.created < timeout);
         self.completed.retain(|_, h| now - h.created < timeout);
         self.limiter.retain(|_, b| live_budget(b, now));
+        self.expire_auth_log(now);
         let down = self.config.limits.down_timeout;
         let ttl = self.config.rpc_cache_ttl;
         for (addr, s) in self.sessions.iter_mut() {
@@ -641,7 +647,13 @@ impl Server {
                 self.establish(now, from, client_id, keys);
             }
             // The exchange stays open: a forged client-info must not cancel the real one.
-            Err(_) => self.stats.drop(DropReason::BadHandshake),
+            Err(e) => {
+                self.stats.drop(DropReason::BadHandshake);
+                // A stale client-info (another exchange's nonce) says nothing of the keys.
+                if matches!(e, HandshakeError::BadTag | HandshakeError::ForgedBox) {
+                    self.auth_failed(now, from);
+                }
+            }
         }
     }
 
@@ -732,6 +744,7 @@ impl Server {
     /// Opcode 6: the client id is unknown. 36 bytes for a 101-byte request.
     fn refuse(&mut self, now: Instant, to: SocketAddr, challenge: [u8; 16]) {
         self.stats.drop(DropReason::BadHandshake);
+        self.auth_failed(now, to);
         self.reply_setup(now, to, Setup::InvalidClientId { challenge });
     }
 
