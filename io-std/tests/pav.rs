@@ -158,6 +158,32 @@ fn every_suite_with_key_files() {
     drop(server);
 }
 
+/// A wrong PSK or an unknown client id is an authentication failure, said as such, not a
+/// timeout.
+#[test]
+fn wrong_credentials_are_named_not_timed_out() {
+    let psk = "5a".repeat(32);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = Running::start(
+        &["--json", "serve", "--listen", &addr, "--duration", "30"],
+        &[("PAV_PSK", psk.as_str())],
+    );
+    assert_eq!(server.next_json()["event"], "listening");
+    let wrong = "11".repeat(32);
+    for args in [
+        vec!["--psk", wrong.as_str()],
+        vec!["--psk", psk.as_str(), "--client-id", "nobody-knows-me!"],
+    ] {
+        let mut all = vec!["--json", "call", "0", "x", "-s", &addr, "-t", "5"];
+        all.extend(args);
+        let out = run(&all, &[]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let v = json_of(&out);
+        assert_eq!(v["error"], "authentication", "{v}");
+        assert!(stderr(&out).contains("refused our credentials"), "{out:?}");
+    }
+}
+
 #[test]
 fn unknown_suites_and_wrong_key_files_are_named() {
     let dir = scratch("badkeys");

@@ -112,6 +112,14 @@ fn call_failure(client: &Client, timeout: Duration, e: CallError) -> Failure {
                 client.server_addr()
             ),
         ),
+        CallError::AuthenticationFailed { reason } => Failure::failed(
+            "authentication",
+            format!(
+                "{} refused our credentials: {reason} (check --psk/--psk-file and --client-id, \
+                 or --secret-key, --server-key and --suite)",
+                client.server_addr()
+            ),
+        ),
         e => Failure::failed("call", e.to_string()),
     }
 }
@@ -122,6 +130,7 @@ fn kind(e: &CallError) -> String {
         CallError::Remote { status, .. } => format!("status {}", status.0),
         CallError::TimedOut => "timeout".into(),
         CallError::Failed(reason) => format!("failed ({reason:?})"),
+        CallError::AuthenticationFailed { .. } => "authentication".into(),
         other => {
             let text = format!("{other:?}");
             text.split(|c: char| !c.is_alphanumeric())

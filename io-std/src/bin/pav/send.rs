@@ -89,6 +89,13 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
                 a.client.timeout
             ),
         )),
+        Err(SendError::AuthenticationFailed { reason }) => Err(Failure::failed(
+            "authentication",
+            format!(
+                "{server} refused our credentials: {reason} (check --psk/--psk-file and \
+                 --client-id, or --secret-key, --server-key and --suite)"
+            ),
+        )),
         Err(e) => Err(Failure::failed("send", e.to_string())),
     }
 }
