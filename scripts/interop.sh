@@ -193,7 +193,7 @@ PIDS+=($!)
 wait_for "$LOGS/ref-server.out" '"event": "ready"' 10 || echo "      (reference server did not report ready)"
 
 PSK_ARGS=(-s 127.0.0.1:$REF_PORT --psk $PSK --client-id $PSK_CID)
-ECC_ARGS=(-s 127.0.0.1:$REF_PORT --secret-key $CLIENT_SK --server-key $SERVER_PUB --client-id $ECC_CID)
+ECC_ARGS=(-s 127.0.0.1:$REF_PORT --suite ecc --secret-key $CLIENT_SK --server-key $SERVER_PUB --client-id $ECC_CID)
 
 pav call 0 psk-zero "${PSK_ARGS[@]}" >"$LOGS/c1.out" 2>&1
 expect "1a pav call 0 (PSK) -> reference" "$LOGS/c1.out" '"ok":true.*"data":"psk-zero"|"data":"psk-zero".*"ok":true'
@@ -201,7 +201,7 @@ pav call 401 "A test string" "${PSK_ARGS[@]}" >"$LOGS/c2.out" 2>&1
 expect "1b pav call 401 (PSK) -> reference" "$LOGS/c2.out" '"data":"A test string".*"ok":true'
 pav call 401 ecc-echo "${ECC_ARGS[@]}" >"$LOGS/c3.out" 2>&1
 expect "1c pav call 401 (ECC) -> reference" "$LOGS/c3.out" '"data":"ecc-echo".*"ok":true'
-pav call 0 guest-echo -s 127.0.0.1:$REF_PORT --secret-key $GUEST_SK --server-key $SERVER_PUB >"$LOGS/c4.out" 2>&1
+pav call 0 guest-echo -s 127.0.0.1:$REF_PORT --suite ecc --secret-key $GUEST_SK --server-key $SERVER_PUB >"$LOGS/c4.out" 2>&1
 expect "1d pav call 0 (ECC guest) -> reference" "$LOGS/c4.out" '"data":"guest-echo".*"ok":true'
 pav call 999 x "${PSK_ARGS[@]}" >"$LOGS/c5.out" 2>&1
 expect "1e pav call to an unknown function -> remote error" "$LOGS/c5.out" '"error":"remote".*"status":257'
@@ -265,7 +265,7 @@ result "3d reference server took pav's ACKs (no resends to the listeners)" "$ok"
 # ---------------------------------------------------------------------------------------------
 echo "== reference client -> pav serve"
 "${NSX[@]}" "$PAV" --json serve -l 127.0.0.1:$PAV_PORT --psk $PSK --client-id $PSK_CID \
-    --secret-key $SERVER_SK --ecc-client $ECC_CID=$CLIENT_PUB --allow-guests \
+    --secret-key $SERVER_SK --ecc-client $ECC_CID=$CLIENT_PUB --allow-guests --forward-all \
     --duration 90 >"$LOGS/pav-serve.out" 2>"$LOGS/pav-serve.err" &
 PIDS+=($!)
 wait_for "$LOGS/pav-serve.out" '"event":"listening"' 5
@@ -275,7 +275,7 @@ peer client --server 127.0.0.1:$PAV_PORT --cid $PSK_CID --psk $PSK \
     >"$LOGS/rc1.out" 2>"$LOGS/rc1.err"
 expect "4a reference client (PSK) connected to pav serve" "$LOGS/rc1.out" '"event": "connected"'
 expect "4b reference call 0 (PSK) answered by pav serve" "$LOGS/rc1.out" '"data": "ref-psk-zero".*"function": 0, "ok": true'
-expect "4c reference call 401 (PSK) answered by pav serve" "$LOGS/rc1.out" '"data": "REF-PSK".*"function": 401, "ok": true'
+expect "4c reference call 401 (PSK) answered by pav serve" "$LOGS/rc1.out" '"data": "ref-psk".*"function": 401, "ok": true'
 expect "4d reference send (PSK) acknowledged" "$LOGS/rc1.out" '"acked": true.*"event": "sent"'
 wait_for "$LOGS/pav-serve.out" 'from-ref-psk' 3
 expect "4e pav serve printed the reference's message (PSK)" "$LOGS/pav-serve.out" '"data":"from-ref-psk"'
@@ -285,7 +285,7 @@ peer client --server 127.0.0.1:$PAV_PORT --cid $ECC_CID --secret-key $CLIENT_SK 
     --call 0:ref-ecc-zero --call 401:ref-ecc --send interop/greet/from-ref-ecc \
     >"$LOGS/rc2.out" 2>"$LOGS/rc2.err"
 expect "4f reference call 0 (ECC) answered by pav serve" "$LOGS/rc2.out" '"data": "ref-ecc-zero".*"function": 0, "ok": true'
-expect "4g reference call 401 (ECC) answered by pav serve" "$LOGS/rc2.out" '"data": "REF-ECC".*"function": 401, "ok": true'
+expect "4g reference call 401 (ECC) answered by pav serve" "$LOGS/rc2.out" '"data": "ref-ecc".*"function": 401, "ok": true'
 expect "4h reference send (ECC) acknowledged" "$LOGS/rc2.out" '"acked": true.*"event": "sent"'
 wait_for "$LOGS/pav-serve.out" 'from-ref-ecc' 3
 expect "4i pav serve printed the reference's message (ECC)" "$LOGS/pav-serve.out" '"data":"from-ref-ecc"'
@@ -324,11 +324,11 @@ line=$(grep -m1 '"event": "connected"' "$LOGS/rr1.out")
 port=$(sed -n 's/.*"server": "127\.0\.0\.1:\([0-9]*\)".*/\1/p' <<<"$line")
 if [ -n "$port" ] && [ "$port" != "$PAV_REPLY_PORT" ]; then ok=0; else ok=1; fi
 result "6a reference client (PSK) connected to pav's reply port, not its listening port" "$ok" "$line"
-expect "6b reference call 401 (PSK) via the reply socket" "$LOGS/rr1.out" '"data": "VIA-REPLY".*"function": 401, "ok": true'
+expect "6b reference call 401 (PSK) via the reply socket" "$LOGS/rr1.out" '"data": "via-reply".*"function": 401, "ok": true'
 expect "6c reference send (PSK) acknowledged via the reply socket" "$LOGS/rr1.out" '"acked": true.*"event": "sent"'
 peer client --server 127.0.0.1:$PAV_REPLY_PORT --cid $ECC_CID --secret-key $CLIENT_SK \
     --server-key $SERVER_PUB --call 401:via-reply-ecc >"$LOGS/rr2.out" 2>"$LOGS/rr2.err"
-expect "6d reference call 401 (ECC) via the reply socket" "$LOGS/rr2.out" '"data": "VIA-REPLY-ECC".*"function": 401, "ok": true'
+expect "6d reference call 401 (ECC) via the reply socket" "$LOGS/rr2.out" '"data": "via-reply-ecc".*"function": 401, "ok": true'
 
 # ---------------------------------------------------------------------------------------------
 # Latency: wall time per call, p50 and p99 by nearest rank over $CALLS calls (LAT lines), and a

@@ -176,6 +176,37 @@ impl Client {
         pending.outcome().await
     }
 
+    /// Subscribes to `target` at the server: a broker (`pav serve`) then forwards us the
+    /// messages sent to it. The subscription is kept across reconnections and, for a client of
+    /// a group, held by one live server at a time (`docs/PROTOCOL.md` §9.6). Resolves once the
+    /// endpoint accepted it; delivery to the server is retried in the background.
+    ///
+    /// # Errors
+    /// [`SendError::Refused`] for a target the endpoint cannot send (a newline, too long, too
+    /// many targets), [`SendError::Closed`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # async fn example(client: pavillion_smol::Client) -> Result<(), pavillion_smol::SendError> {
+    /// client.subscribe("kitchen").await?;
+    /// let kitchen = client.on_message(Some("kitchen"));
+    /// # Ok(())
+    /// # }
+    /// # });
+    /// ```
+    pub async fn subscribe(&self, target: &str) -> Result<(), SendError> {
+        self.handle.subscribe(target, true)?.outcome().await
+    }
+
+    /// Withdraws a subscription made with [`Client::subscribe`].
+    ///
+    /// # Errors
+    /// As [`Client::subscribe`].
+    pub async fn unsubscribe(&self, target: &str) -> Result<(), SendError> {
+        self.handle.subscribe(target, false)?.outcome().await
+    }
+
     /// The messages servers send to `target`, or every message with `None`, as a stream.
     /// See [`MessageStream`] for what happens when it is not read fast enough.
     ///

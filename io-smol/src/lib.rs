@@ -78,7 +78,8 @@ use pavillion_std::plumbing::messages::Subscriber;
 
 pub use client::{Client, RemoteServer};
 pub use pavillion_proto::endpoint::{
-    CloseReason, DropReason, ReceivedMessage, Reliability, RpcRequest, SendOptions, Stats,
+    AuthFailure, CloseReason, DropReason, ReceivedMessage, Reliability, RpcRequest, SendOptions,
+    Stats,
 };
 pub use pavillion_std::config::DEFAULT_MESSAGE_BUFFER;
 pub use pavillion_std::{

@@ -251,6 +251,15 @@ impl Server {
         }
     }
 
+    /// The clients subscribed to `target` (with [`Client::subscribe`](crate::Client::subscribe)):
+    /// whom a broker forwards that target's messages to (`docs/PROTOCOL.md` §9.6).
+    pub async fn client_subscribers(&self, target: &str) -> Vec<(SocketAddr, PeerId)> {
+        match self.handle.client_subscribers(target) {
+            Some(pending) => pending.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
     /// The connection events about clients ([`ConnectionEvent`](crate::ConnectionEvent)):
     /// a session came up (with the client's identity) or ended, a client went silent for the
     /// down timeout or was heard again. The stream starts with a `Connected` for each session

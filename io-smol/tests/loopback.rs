@@ -457,3 +457,38 @@ fn a_closed_client_fails_at_once() {
         server.close().await;
     });
 }
+
+#[test]
+fn a_client_subscription_reaches_the_server_in_every_suite() {
+    bounded(Duration::from_secs(30), async {
+        for suite in SUITES {
+            let server = Server::bind("127.0.0.1:0", server_config(suite))
+                .await
+                .unwrap();
+            let client = Client::connect(server.local_addr(), client_config(suite))
+                .await
+                .unwrap();
+            client.subscribe("lights").await.unwrap();
+            assert!(matches!(
+                client.subscribe("a\nb").await,
+                Err(SendError::Refused(_))
+            ));
+            let me = client.local_addr();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while server.client_subscribers("lights").await.is_empty() {
+                assert!(Instant::now() < deadline, "{suite:?}: never subscribed");
+                Timer::after(Duration::from_millis(10)).await;
+            }
+            let subs = server.client_subscribers("lights").await;
+            assert_eq!(subs.len(), 1, "{suite:?}");
+            assert_eq!(subs[0].0.port(), me.port(), "{suite:?}");
+            client.unsubscribe("lights").await.unwrap();
+            while !server.client_subscribers("lights").await.is_empty() {
+                assert!(Instant::now() < deadline, "{suite:?}: never unsubscribed");
+                Timer::after(Duration::from_millis(10)).await;
+            }
+            client.close().await;
+            server.close().await;
+        }
+    });
+}

@@ -142,6 +142,26 @@ impl Client {
             .wait_outcome(wait)
     }
 
+    /// Subscribes to `target` at the server: a broker (`pav serve`) then forwards us the
+    /// messages sent to it. The subscription is kept across reconnections and, for a client of
+    /// a group, held by one live server at a time (`docs/PROTOCOL.md` §9.6). Returns once the
+    /// endpoint accepted it; delivery to the server is retried in the background.
+    ///
+    /// # Errors
+    /// [`SendError::Refused`] for a target the endpoint cannot send (a newline, too long, too
+    /// many targets), [`SendError::Closed`], [`SendError::InCallback`].
+    pub fn subscribe(&self, target: &str) -> Result<(), SendError> {
+        self.handle.subscribe(target, true)?.wait_outcome(GRACE)
+    }
+
+    /// Withdraws a subscription made with [`Client::subscribe`].
+    ///
+    /// # Errors
+    /// As [`Client::subscribe`].
+    pub fn unsubscribe(&self, target: &str) -> Result<(), SendError> {
+        self.handle.subscribe(target, false)?.wait_outcome(GRACE)
+    }
+
     /// Runs `callback` for every message to `target`, or for every message at all with
     /// `None`. Callbacks run on the client's thread, in the order they were added.
     pub fn on_message(

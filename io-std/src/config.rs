@@ -53,6 +53,7 @@ pub struct ClientConfig {
     pub(crate) limits: Limits,
     pub(crate) multicast_ttl: u32,
     pub(crate) message_buffer: usize,
+    pub(crate) reconnect_retry_max: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -98,6 +99,7 @@ impl ClientConfig {
             limits: Limits::default(),
             multicast_ttl: 1,
             message_buffer: DEFAULT_MESSAGE_BUFFER,
+            reconnect_retry_max: None,
         }
     }
 
@@ -128,6 +130,13 @@ impl ClientConfig {
     /// Asks every server for its clock this often (opcode 20), or only on demand with `None`.
     pub fn time_sync(mut self, interval: Option<Duration>) -> Self {
         self.time_sync = interval;
+        self
+    }
+
+    /// Sets the ceiling of the retry interval while the client looks for a server it lost
+    /// (900 ms by default: back within 1 s of the server on a LAN; `docs/PROTOCOL.md` §6.7).
+    pub fn reconnect_retry_max(mut self, ceiling: Duration) -> Self {
+        self.reconnect_retry_max = Some(ceiling);
         self
     }
 
@@ -172,6 +181,9 @@ impl ClientConfig {
         c.call_timeout = self.call_timeout;
         c.keepalive = self.keepalive;
         c.time_sync = self.time_sync;
+        if let Some(ceiling) = self.reconnect_retry_max {
+            c.reconnect_retry_max = ceiling;
+        }
         c
     }
 }

@@ -74,6 +74,24 @@ pub(crate) fn start<R: Role, H>(name: &str, parts: Parts<R, H>) -> io::Result<(H
     Ok((parts.handle, thread))
 }
 
+/// As [`start`], with `before` given the handle before the thread starts: the commands it
+/// queues are taken before any datagram is read.
+pub(crate) fn start_with<R: Role, H, T>(
+    name: &str,
+    parts: Parts<R, H>,
+    before: impl FnOnce(H) -> T,
+) -> io::Result<(T, JoinHandle<()>)> {
+    let early = before(parts.handle);
+    let thread = spawn(
+        name,
+        parts.router,
+        parts.sockets,
+        parts.commands,
+        parts.clock,
+    )?;
+    Ok((early, thread))
+}
+
 /// Starts the driver thread for `role` on `sockets`.
 fn spawn<R: Role>(
     name: &str,

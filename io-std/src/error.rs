@@ -7,7 +7,7 @@
 use std::io;
 
 use bytes::Bytes;
-use pavillion_proto::endpoint::{FailReason, SendError as Refusal};
+use pavillion_proto::endpoint::{AuthFailure, FailReason, SendError as Refusal};
 use pavillion_proto::wire::RpcStatus;
 
 use crate::plumbing::reply::WaitError;
@@ -31,7 +31,14 @@ pub enum CallError {
     /// The client was closed, or closed while the call was pending.
     #[error("the client is closed")]
     Closed,
-    /// The call failed before its deadline (for example, the server refused this client).
+    /// The server answered, but not to our credentials: a wrong pre-shared key, a wrong
+    /// server key, or a client id it does not know (`docs/PROTOCOL.md` §5.5).
+    #[error("authentication failed: {reason}")]
+    AuthenticationFailed {
+        /// What did not authenticate.
+        reason: AuthFailure,
+    },
+    /// The call failed before its deadline.
     #[error("call failed: {0}")]
     Failed(FailReason),
     /// Called from a message callback or RPC handler, which runs on the endpoint's own thread
@@ -49,8 +56,13 @@ pub enum CallError {
         /// The bytes returned with it, often a message.
         data: Bytes,
     },
-    /// No answer arrived before the call's deadline.
-    #[error("no answer before the deadline")]
+    /// No answer arrived before the call's deadline. Nothing answered at all: the server is
+    /// down or unreachable (a firewall), or, under suite 3, our initiation was sealed to a
+    /// wrong server key or PSK, which a server never answers.
+    #[error(
+        "no answer before the deadline (server down or unreachable, a firewall, \
+         or a wrong server key)"
+    )]
     TimedOut,
 }
 
@@ -61,6 +73,13 @@ pub enum SendError {
     /// The endpoint was closed, or closed while the message was pending.
     #[error("the endpoint is closed")]
     Closed,
+    /// The server answered, but not to our credentials (see
+    /// [`CallError::AuthenticationFailed`]).
+    #[error("authentication failed: {reason}")]
+    AuthenticationFailed {
+        /// What did not authenticate.
+        reason: AuthFailure,
+    },
     /// The message failed before its deadline.
     #[error("message failed: {0}")]
     Failed(FailReason),
@@ -108,6 +127,10 @@ impl From<FailReason> for CallError {
     fn from(reason: FailReason) -> Self {
         match reason {
             FailReason::Closed => CallError::Closed,
+            FailReason::AuthenticationFailed(reason) => CallError::AuthenticationFailed { reason },
+            FailReason::Rejected => CallError::AuthenticationFailed {
+                reason: AuthFailure::UnknownClient,
+            },
             other => CallError::Failed(other),
         }
     }
@@ -118,6 +141,10 @@ impl From<FailReason> for SendError {
     fn from(reason: FailReason) -> Self {
         match reason {
             FailReason::Closed => SendError::Closed,
+            FailReason::AuthenticationFailed(reason) => SendError::AuthenticationFailed { reason },
+            FailReason::Rejected => SendError::AuthenticationFailed {
+                reason: AuthFailure::UnknownClient,
+            },
             other => SendError::Failed(other),
         }
     }
@@ -160,7 +187,9 @@ mod tests {
         assert_eq!(SendError::from(FailReason::Closed), SendError::Closed);
         assert_eq!(
             CallError::from(FailReason::Rejected),
-            CallError::Failed(FailReason::Rejected)
+            CallError::AuthenticationFailed {
+                reason: AuthFailure::UnknownClient
+            }
         );
         assert_eq!(
             ServerError::from(WaitError::TimedOut),

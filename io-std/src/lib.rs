@@ -71,7 +71,8 @@ pub use client::{Client, RemoteServer};
 pub use config::{ClientConfig, ReplySocket, ServerConfig};
 pub use error::{CallError, OpenError, SendError, ServerError};
 pub use pavillion_proto::endpoint::{
-    CloseReason, DropReason, ReceivedMessage, Reliability, RpcRequest, SendOptions, Stats,
+    AuthFailure, CloseReason, DropReason, ReceivedMessage, Reliability, RpcRequest, SendOptions,
+    Stats,
 };
 pub use plumbing::client::ServerState;
 pub use plumbing::events::ConnectionEvent;

@@ -54,12 +54,48 @@ impl Server {
     /// [`OpenError::Io`] if a socket cannot be bound or the group joined,
     /// [`OpenError::Address`] if `addr` resolves to nothing.
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> Result<Server, OpenError> {
+        Self::bind_with(addr, config, |_| {})
+    }
+
+    /// As [`Server::bind`], with `setup` run on the new server before it handles its first
+    /// datagram: the handlers and callbacks it adds are in place for the very first client,
+    /// whereas after [`Server::bind`] returns, a quick client may call a function that is not
+    /// registered yet.
+    ///
+    /// # Errors
+    /// As [`Server::bind`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use pavillion_std::keys::parse_psk;
+    /// use pavillion_std::{RpcFailure, Server, ServerConfig};
+    /// use pavillion_proto::ClientId;
+    ///
+    /// let config = ServerConfig::new().psk_client(ClientId([1; 16]), parse_psk(&"07".repeat(32))?);
+    /// let server = Server::bind_with("0.0.0.0:1783", config, |s| {
+    ///     s.register(401, "echo", |req| Ok::<_, RpcFailure>(req.args.clone()));
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind_with(
+        addr: impl ToSocketAddrs,
+        config: ServerConfig,
+        setup: impl FnOnce(&Server),
+    ) -> Result<Server, OpenError> {
         let addr = crate::resolve(addr)?;
-        let (handle, thread) = driver::start("pavillion-server", server::open(addr, &config)?)?;
-        Ok(Server {
-            handle,
-            thread: Mutex::new(Some(thread)),
-        })
+        let parts = server::open(addr, &config)?;
+        // The commands `setup` queues wait in the channel, which the driver empties before it
+        // reads any socket.
+        let (server, thread) = driver::start_with("pavillion-server", parts, |handle| {
+            let server = Server {
+                handle,
+                thread: Mutex::new(None),
+            };
+            setup(&server);
+            server
+        })?;
+        *server.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
+        Ok(server)
     }
 
     /// Answers calls to `function` with `handler`, on the server thread. `name` is what the
@@ -140,6 +176,16 @@ impl Server {
     pub fn clients(&self) -> Vec<(SocketAddr, PeerId)> {
         let clients = self.handle.clients().and_then(|p| p.wait(GRACE).ok());
         clients.unwrap_or_default()
+    }
+
+    /// The clients subscribed to `target` (with [`Client::subscribe`](crate::Client::subscribe)):
+    /// whom a broker forwards that target's messages to (`docs/PROTOCOL.md` §9.6).
+    pub fn client_subscribers(&self, target: &str) -> Vec<(SocketAddr, PeerId)> {
+        let subs = self
+            .handle
+            .client_subscribers(target)
+            .and_then(|p| p.wait(GRACE).ok());
+        subs.unwrap_or_default()
     }
 
     /// Runs `callback` for every [`ConnectionEvent`] about a client: its session came up

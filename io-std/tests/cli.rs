@@ -1,127 +1,18 @@
 //! The `pav` binary driven as a process, on 127.0.0.1 with a free port. Every wait is bounded.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+#[path = "support/process.rs"]
+mod process;
+
 use std::time::{Duration, Instant};
 
 use pavillion_proto::ClientId;
 use pavillion_std::keys::parse_psk;
 use pavillion_std::{Client, ClientConfig, Server, ServerConfig};
-use serde_json::Value;
-
-const PAV: &str = env!("CARGO_BIN_EXE_pav");
-const WAIT: Duration = Duration::from_secs(10);
+use process::{free_port, json_of, run, Running};
 
 fn psk_hex() -> String {
     "5a".repeat(32)
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-/// A child process that is killed when the test ends, with its stdout read line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut child = Command::new(PAV)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// The next stdout line as JSON.
-    #[track_caller]
-    fn next_json(&self) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(WAIT)
-            .expect("no output from the child in time");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
-    }
-
-    /// Sends `signal` (a `kill` name such as `INT`) to this child, by its process id.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    /// Waits for the process to exit by itself.
-    fn wait(mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "child did not exit in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `pav` to completion, killing it if it outlives the deadline.
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let child = Command::new(PAV)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            // Kill by the pid of the child this test started.
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("pav {args:?} hung");
-        }
-    }
-}
-
-fn json_of(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {text:?}: {e}"))
 }
 
 #[test]
@@ -145,12 +36,15 @@ fn serve_then_call_send_listen_and_time() {
     );
     assert_eq!(listener.next_json()["event"], "listening");
 
-    // call: the demo function, the built-in echo, a failing function.
+    // call: the demo functions (401 echoes, as the reference's does; 404 upper-cases), the
+    // built-in echo, a failing function.
     let out = run(&["--json", "call", "401", "hello", "-s", &addr], &env);
     assert!(out.status.success(), "{out:?}");
     let v = json_of(&out);
     assert_eq!(v["ok"], true);
-    assert_eq!(v["data"], "HELLO");
+    assert_eq!(v["data"], "hello");
+    let out = run(&["call", "404", "hello", "-s", &addr], &env);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "HELLO");
     let out = run(&["call", "0", "--hex", "00ff", "-s", &addr], &env);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0x00ff");
     let out = run(&["--json", "call", "403", "-s", &addr], &env);
@@ -166,7 +60,7 @@ fn serve_then_call_send_listen_and_time() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["reliable"], true);
     assert_eq!(v["acked"][0], addr.as_str());
-    let m = server.next_json();
+    let m = server.next_event("message");
     assert_eq!(
         (&m["event"], &m["target"], &m["name"], &m["data"]),
         (
@@ -197,7 +91,7 @@ fn serve_then_call_send_listen_and_time() {
     );
     assert!(out.status.success());
     assert_eq!(json_of(&out)["reliable"], false);
-    let m = server.next_json();
+    let m = server.next_event("message");
     assert_eq!(
         (&m["target"], &m["reliable"]),
         (&"t2".into(), &false.into())
@@ -263,6 +157,8 @@ fn ecc_serve_and_call() {
             "abc",
             "-s",
             &addr,
+            "--suite",
+            "ecc",
             "--secret-key",
             client_secret,
             "--server-key",
@@ -383,7 +279,7 @@ fn sigint_on_serve_sends_quit_and_exits_0() {
     assert_ne!(reply, addr);
     let config = ClientConfig::psk(PAV_CLIENT, parse_psk(&psk).unwrap());
     let client = Client::connect(addr.as_str(), config).unwrap();
-    assert_eq!(&client.call(401, b"up").unwrap()[..], b"UP");
+    assert_eq!(&client.call(401, b"up").unwrap()[..], b"up");
     let servers: Vec<String> = client
         .servers()
         .iter()
@@ -396,7 +292,7 @@ fn sigint_on_serve_sends_quit_and_exits_0() {
         client.servers().is_empty()
     });
     println!("session dropped {took:?} after SIGINT");
-    assert_eq!(server.next_json()["event"], "stopped");
+    server.next_event("stopped");
     assert_eq!(server.wait().code(), Some(0));
 }
 

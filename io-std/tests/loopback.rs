@@ -521,3 +521,135 @@ fn concurrent_callers_and_server_pushes() {
     // The endpoint is still fine for a lone caller afterwards.
     assert_eq!(&client.call(0, b"after").unwrap()[..], b"after");
 }
+
+#[test]
+fn a_client_subscription_reaches_the_server() {
+    for make in [psk_pair, ecc_pair] {
+        let (s, c) = make();
+        let server = Server::bind("127.0.0.1:0", s).unwrap();
+        let client = Client::connect(server.local_addr(), c).unwrap();
+        client.subscribe("lights").unwrap();
+        assert!(matches!(
+            client.subscribe("a\nb"),
+            Err(SendError::Refused(_))
+        ));
+        let deadline = Instant::now() + WAIT;
+        while server.client_subscribers("lights").is_empty() {
+            assert!(Instant::now() < deadline, "never subscribed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let subs = server.client_subscribers("lights");
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].0.port(), client.local_addr().port());
+        client.unsubscribe("lights").unwrap();
+        while !server.client_subscribers("lights").is_empty() {
+            assert!(Instant::now() < deadline, "never unsubscribed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        client.close();
+        server.close();
+    }
+}
+
+/// A listener (nothing to send, keepalives off) whose server quits and is restarted on the
+/// same port gets what the new server sends it: it came back by itself
+/// (`docs/PROTOCOL.md` §6.7).
+#[test]
+fn a_listener_gets_messages_after_its_server_restarts() {
+    for make in [psk_pair, ecc_pair] {
+        let (s, c) = make();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let server = Server::bind(addr, s.clone()).unwrap();
+        let client = Client::connect(addr, c.keepalive(None)).unwrap();
+        let (tx, rx) = mpsc::channel();
+        client.on_message(Some("news"), move |m| {
+            let _ = tx.send(m.payload.to_vec());
+        });
+        client.wait_connected(WAIT).unwrap();
+        let deadline = Instant::now() + WAIT;
+        while server.clients().is_empty() {
+            assert!(Instant::now() < deadline, "never connected");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The client's address as the server sees it.
+        let me = server.clients()[0].0;
+        let before = server
+            .send_to(me, "news", "n", b"before", Reliability::Reliable)
+            .unwrap();
+        assert_eq!(before.acked.len(), 1);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), b"before");
+
+        // A clean quit (op 12 to the client), then a new process on the same port.
+        server.close();
+        std::thread::sleep(Duration::from_millis(300));
+        let server = Server::bind(addr, s).unwrap();
+        let deadline = Instant::now() + WAIT;
+        let sent = loop {
+            match server.send_to(me, "news", "n", b"after", Reliability::Reliable) {
+                Ok(d) => break d,
+                Err(e) if Instant::now() < deadline => {
+                    println!("not back yet: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("the client never came back: {e}"),
+            }
+        };
+        assert_eq!(sent.acked.len(), 1);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), b"after");
+        client.close();
+        server.close();
+    }
+}
+
+/// A server that answers to other credentials fails calls and messages at once with
+/// `AuthenticationFailed`, saying what failed; a server that is down still times out
+/// (`docs/PROTOCOL.md` §5.5).
+#[test]
+fn authentication_failures_say_what_failed() {
+    use pavillion_std::AuthFailure;
+    let server_keys = generate_keypair();
+    let client_keys = generate_keypair();
+    let psk = generate_psk();
+    let stranger = ClientId(*b"stranger-client!");
+    let server_config = ServerConfig::new()
+        .psk_client(ID, psk)
+        .keys(server_keys.clone())
+        .ecc_client(ID, *client_keys.public());
+    let server = Server::bind("127.0.0.1:0", server_config).unwrap();
+    let cases = [
+        (ClientConfig::psk(ID, generate_psk()), AuthFailure::WrongPsk),
+        (
+            ClientConfig::ecc(ID, client_keys.clone(), *generate_keypair().public()),
+            AuthFailure::WrongKey,
+        ),
+        (
+            ClientConfig::ecc(stranger, client_keys, *server_keys.public()),
+            AuthFailure::UnknownClient,
+        ),
+    ];
+    for (config, reason) in cases {
+        let client = Client::connect(server.local_addr(), config).unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            client.call_with_timeout(0, b"x", Duration::from_secs(3)),
+            Err(CallError::AuthenticationFailed { reason })
+        );
+        // Judged from the packets, well before the deadline.
+        assert!(started.elapsed() < Duration::from_secs(2), "{reason:?}");
+        assert_eq!(
+            client.send_message("t", "n", b"m", Reliability::Reliable),
+            Err(SendError::AuthenticationFailed { reason })
+        );
+        client.close();
+    }
+    // Nobody there: a timeout, whose message names the possible causes.
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (_, c) = psk_pair();
+    let client = Client::connect(addr, c).unwrap();
+    let err = client
+        .call_with_timeout(0, b"x", Duration::from_millis(300))
+        .unwrap_err();
+    assert_eq!(err, CallError::TimedOut);
+    assert!(err.to_string().contains("wrong server key"), "{err}");
+    server.close();
+}

@@ -287,7 +287,10 @@ impl Network {
     }
 
     /// Uses `link` instead of the network's link for datagrams from `from` to `to`, for
-    /// asymmetric paths or one bad link.
+    /// asymmetric paths or one bad link. `to` may be a group address: the link then applies to
+    /// every datagram sent to that address, and takes precedence over a member's own path (so
+    /// a host joined to an address can model two sockets that see traffic at different delays,
+    /// as the reference server's listening and reply sockets do).
     pub fn set_path(&mut self, from: SocketAddr, to: SocketAddr, link: Link) {
         self.paths.retain(|(f, t, _)| (*f, *t) != (from, to));
         self.paths.push((from, to, link));
@@ -524,7 +527,7 @@ impl Network {
             }
             // Each member of a group gets its own copy, lost or duplicated independently.
             for recipient in self.recipients(d.from, d.to) {
-                let link = self.link_for(d.from, recipient);
+                let link = self.path_link(d.from, d.to, recipient);
                 if self.chance(link.loss) {
                     self.stats.lost += 1;
                     continue;
@@ -553,6 +556,15 @@ impl Network {
         } else {
             members
         }
+    }
+
+    /// The link of a datagram sent to `to` and delivered to `recipient`: a path set for the
+    /// address it was sent to first, then one for the recipient.
+    fn path_link(&self, from: SocketAddr, to: SocketAddr, recipient: SocketAddr) -> Link {
+        self.paths
+            .iter()
+            .find(|(f, t, _)| *f == from && *t == to)
+            .map_or_else(|| self.link_for(from, recipient), |(_, _, l)| *l)
     }
 
     fn link_for(&self, from: SocketAddr, to: SocketAddr) -> Link {

@@ -1057,10 +1057,28 @@ fn server_close_ends_every_session_with_a_quit() {
     let now = net.now();
     net.server(server_addr()).close(now);
     net.run_for(Duration::from_millis(100));
-    assert_eq!(net.server(server_addr()).session_count(), 0);
-    assert!(net
-        .events(client_addr())
+    assert!(net.events(server_addr()).iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: CloseReason::LocallyClosed,
+            ..
+        }
+    )));
+    let client_events = net.events(client_addr());
+    let quit = client_events.iter().position(|e| {
+        matches!(
+            e,
+            Event::Disconnected {
+                reason: CloseReason::PeerClosed,
+                ..
+            }
+        )
+    });
+    // The server stays usable, and the client comes back by itself (PROTOCOL.md §6.7).
+    let back = client_events
         .iter()
-        .any(|e| matches!(e, Event::Disconnected { .. })));
+        .rposition(|e| matches!(e, Event::Connected { .. }));
+    assert!(quit.is_some() && back > quit, "{client_events:?}");
+    assert_eq!(net.server(server_addr()).session_count(), 1);
     assert_eq!(FunctionId::from(7u16), FunctionId(7));
 }

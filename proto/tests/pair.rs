@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use pavillion_proto::crypto::ecc::{self, KeyPair};
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{
-    ClientConfig, DropReason, Event, FailReason, SendOptions, ServerConfig,
+    AuthFailure, ClientConfig, DropReason, Event, FailReason, SendOptions, ServerConfig,
 };
 use pavillion_proto::handshake::HandshakeError;
 use pavillion_proto::testing::{Link, Network, Node, Verdict};
@@ -212,7 +212,14 @@ fn wrong_psk_gives_no_session_and_no_delivery() {
     let id = send(&mut net, b"secret");
     net.run_for(Duration::from_secs(10));
     let c = net.events(client_addr());
-    assert!(c.contains(&Event::TimedOut { id }), "{c:?}");
+    // Said as what it is, not a timeout (PROTOCOL.md §5.5).
+    assert!(
+        c.contains(&Event::Failed {
+            id,
+            reason: FailReason::AuthenticationFailed(AuthFailure::WrongPsk)
+        }),
+        "{c:?}"
+    );
     assert!(messages(&net.events(server_addr())).is_empty());
     assert_eq!(net.server(server_addr()).session_count(), 0);
     assert!(!net.client(client_addr()).is_connected());

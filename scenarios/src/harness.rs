@@ -7,7 +7,7 @@ use core::cell::RefCell;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use pavillion_proto::endpoint::{Client, ClientConfig, Event, SendOptions};
+use pavillion_proto::endpoint::{Client, ClientConfig, Event, SendOptions, Server};
 use pavillion_proto::rng::Rng;
 use pavillion_proto::{Instant, MessageId};
 use pavillion_sim::{ClientSpec, LinkFaults, Script, ServerSpec, SimConfig, Simulation};
@@ -89,6 +89,16 @@ impl Harness {
 
     /// Adds a server whose application records every message it gets.
     pub(crate) fn server(&mut self, name: &str, spec: ServerSpec) -> SocketAddr {
+        self.server_with(name, spec, |s| s)
+    }
+
+    /// As [`Harness::server`], with timed commands added to its script by `extra`.
+    pub(crate) fn server_with(
+        &mut self,
+        name: &str,
+        spec: ServerSpec,
+        extra: impl FnOnce(Script<Server>) -> Script<Server>,
+    ) -> SocketAddr {
         let (l1, l2) = (self.ledger.clone(), self.ledger.clone());
         let host: Rc<str> = name.into();
         let h2 = host.clone();
@@ -102,6 +112,7 @@ impl Harness {
                     l2.borrow_mut().received(&h2, &key, ctl.now());
                 }
             });
+        let script = extra(script);
         self.servers.push(name.into());
         let r = self.sim.add_server_script(name, spec, script);
         self.unwrap_addr(r)

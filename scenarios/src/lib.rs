@@ -120,6 +120,12 @@ pub static SCENARIOS: &[Scenario] = &[
         run: scenarios::server_reboot,
     },
     Scenario {
+        name: "server-quit",
+        description: "server quits at 1.5 s, back at 3 s: the idle client is back within 1 s",
+        suites: Suite::ALL,
+        run: scenarios::server_quit,
+    },
+    Scenario {
         name: "client-reboot",
         description: "client down from 1 s to 1.5 s: it re-handshakes and its new sends arrive",
         suites: Suite::ALL,

@@ -110,6 +110,42 @@ pub(crate) fn server_reboot(p: &Params) -> Outcome {
     out
 }
 
+/// The server quits cleanly at 1.5 s (op 12 to the client, which has nothing pending: a
+/// listener) and a new process starts at 3 s. The client must come back by itself within 1 s
+/// of the restart, and every message it sends from 4 s on must arrive.
+pub(crate) fn server_quit(p: &Params) -> Outcome {
+    const QUIT: Duration = ms(1500);
+    const UP: Duration = secs(3);
+    let before = Batch::new(ms(100), ms(20), 50);
+    let after = Batch::new(secs(4), ms(20), 50);
+    let mut h = Harness::new(p, secs(10), LinkFaults::clean());
+    let spec = ServerSpec::new(p.suite.server_config(1));
+    let server = h.server_with(SERVER, spec, |s| {
+        s.at(QUIT, |ctl| {
+            let now = ctl.now();
+            ctl.endpoint().close(now);
+        })
+    });
+    // Keepalives out of the way: the quit alone must bring the client back.
+    let mut config = p.suite.client_config(0, server);
+    config.keepalive = None;
+    h.client(CLIENT, config, &[before, after]);
+    h.sim.at(QUIT + ms(1), NetAction::Crash(SERVER.into()));
+    h.sim.at(UP, NetAction::Bounce(SERVER.into()));
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    let quits = h.events(CLIENT, |e| match e {
+        Event::Disconnected { .. } => Some(()),
+        _ => None,
+    });
+    out.check(!quits.is_empty(), "quit", || {
+        "the client never saw the server quit".into()
+    });
+    out.reconnect_time = h.time_to(CLIENT, UP, connected);
+    expect_reconnect(&mut out, secs(1));
+    out
+}
+
 /// The client crashes at 1 s and restarts at 1.5 s, forgetting what it had queued. What its
 /// new incarnation sends must all arrive, and so must whatever the old one saw acknowledged.
 pub(crate) fn client_reboot(p: &Params) -> Outcome {

@@ -61,6 +61,7 @@ scenario_tests! {
     loss_50 => "loss-50",
     dup_reorder => "dup-reorder",
     server_reboot => "server-reboot",
+    server_quit => "server-quit",
     client_reboot => "client-reboot",
     partition => "partition",
     multicast => "multicast",

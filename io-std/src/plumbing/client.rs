@@ -164,6 +164,33 @@ impl ClientHandle {
         Ok(pending)
     }
 
+    /// Queues a subscription to `target` at the server (`subscribe` true) or its withdrawal
+    /// (`docs/PROTOCOL.md` §9.6). The answer is the endpoint's acceptance: the subscription
+    /// itself is retried, re-sent on every new session and moved between the servers of a
+    /// group by the endpoint.
+    ///
+    /// # Errors
+    /// [`SendError::InCallback`] or [`SendError::Closed`].
+    pub fn subscribe(
+        &self,
+        target: &str,
+        subscribe: bool,
+    ) -> Result<Pending<Result<(), SendError>>, SendError> {
+        if self.link.on_driver_thread() {
+            return Err(SendError::InCallback);
+        }
+        let (reply, pending) = reply::channel();
+        let cmd = Cmd::Subscribe {
+            target: target.into(),
+            subscribe,
+            reply,
+        };
+        self.link
+            .send(ClientCommand(cmd))
+            .map_err(|_| SendError::Closed)?;
+        Ok(pending)
+    }
+
     /// The send options for `reliability` with the configured send timeout.
     pub fn options(&self, reliability: Reliability) -> SendOptions {
         match reliability {
@@ -487,6 +514,11 @@ enum Cmd {
     Servers {
         reply: Reply<Vec<SocketAddr>>,
     },
+    Subscribe {
+        target: String,
+        subscribe: bool,
+        reply: Reply<Result<(), SendError>>,
+    },
     Stats {
         reply: Reply<Stats>,
     },
@@ -694,6 +726,18 @@ impl Role for ClientRouter {
             },
             Cmd::Server { addr, reply } => reply.send(self.state(addr)),
             Cmd::Servers { reply } => reply.send(self.ep.servers().collect()),
+            Cmd::Subscribe {
+                target,
+                subscribe,
+                reply,
+            } => {
+                let done = if subscribe {
+                    self.ep.subscribe(now, &target)
+                } else {
+                    self.ep.unsubscribe(now, &target)
+                };
+                reply.send(done.map_err(SendError::Refused));
+            }
             Cmd::Stats { reply } => reply.send(self.ep.stats().clone()),
             Cmd::SyncTime {
                 addr,

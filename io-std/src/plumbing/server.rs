@@ -333,6 +333,22 @@ impl ServerHandle {
         Some(pending)
     }
 
+    /// Asks for the clients subscribed to `target` (opcode 13 from clients,
+    /// `docs/PROTOCOL.md` §9.6): whom a broker forwards that target's messages to. `None` when
+    /// the server is closed or this is the driver's thread.
+    pub fn client_subscribers(&self, target: &str) -> Option<Pending<Vec<(SocketAddr, PeerId)>>> {
+        if self.link.on_driver_thread() {
+            return None;
+        }
+        let (reply, pending) = reply::channel();
+        let cmd = Cmd::ClientSubscribers {
+            target: target.into(),
+            reply,
+        };
+        self.link.send(ServerCommand(cmd)).ok()?;
+        Some(pending)
+    }
+
     /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.
     pub fn set_status(&self, status: Option<Status>) {
         let _ = self.link.send(ServerCommand(Cmd::SetStatus(status)));
@@ -406,6 +422,10 @@ type SendReply = Reply<Result<Vec<Outcome>, SendError>>;
 
 enum Cmd {
     Clients {
+        reply: Reply<Vec<(SocketAddr, PeerId)>>,
+    },
+    ClientSubscribers {
+        target: String,
         reply: Reply<Vec<(SocketAddr, PeerId)>>,
     },
     Close,
@@ -506,6 +526,10 @@ impl ServerRouter {
             }
             Event::PeerDown { addr } => tracing::info!(%addr, "client down"),
             Event::PeerUp { addr } => tracing::info!(%addr, "client up"),
+            // Rate-limited by the endpoint: at most once per source per interval.
+            Event::AuthenticationFailed { from, count } => {
+                tracing::warn!(%from, count, "failed authentication (wrong key or unknown client)")
+            }
             other => tracing::debug!(event = ?other, "event"),
         }
     }
@@ -657,6 +681,9 @@ impl Role for ServerRouter {
     fn on_command(&mut self, now: Instant, socket: &UdpSocket, command: ServerCommand) -> Flow {
         match command.0 {
             Cmd::Clients { reply } => reply.send(self.ep.clients().collect()),
+            Cmd::ClientSubscribers { target, reply } => {
+                reply.send(self.ep.client_subscribers(&target).collect())
+            }
             Cmd::Close => {
                 self.ep.close(now);
                 return Flow::Stop;

@@ -28,7 +28,10 @@ use super::{
     SendError, SendOptions, Stats, Transmit,
 };
 
+mod authfail;
 mod noise;
+mod reconnect;
+mod subs;
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
 /// above for a lifetime of packets.
@@ -97,6 +100,12 @@ pub struct Client {
     /// `max_targets` x `max_servers`.
     subscribers: BTreeMap<String, BTreeMap<SocketAddr, Instant>>,
     outbox: Outbox,
+    /// Our subscriptions at servers (opcodes 13 and 14 sent by us).
+    subs: subs::Subscriptions,
+    /// Looking for a server we lost.
+    reconnect: reconnect::Reconnect,
+    /// Handshake replies of this round that did not authenticate.
+    auth: authfail::AuthFailures,
     /// Unreliable messages waiting for a session, bounded by `limits.max_queued`.
     waiting_unreliable: VecDeque<OwnedMessage>,
     rtt: RttEstimator,
@@ -244,6 +253,9 @@ impl Client {
         let initiator = Initiator::new(&mut rng);
         let mut client = Client {
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
+            subs: subs::Subscriptions::new(limits.max_queued, limits.max_in_flight),
+            reconnect: reconnect::Reconnect::default(),
+            auth: authfail::AuthFailures::default(),
             rtt: RttEstimator::new(limits.rtt),
             rng,
             cs_key,
@@ -437,6 +449,7 @@ impl Client {
             self.fail(e, FailReason::Closed);
         }
         self.drop_group_deliveries();
+        self.drop_subs();
         self.waiting_unreliable.clear();
         let addrs: Vec<SocketAddr> = self.servers.keys().copied().collect();
         self.servers.clear();
@@ -502,11 +515,19 @@ impl Client {
             self.group_round_closed();
         }
         let down_timeout = self.config.limits.down_timeout;
+        let mut downed = Vec::new();
         for (addr, s) in self.servers.iter_mut() {
             if s.up && now - s.last_heard >= down_timeout {
                 s.up = false;
                 self.events.push_back(Event::PeerDown { addr: *addr });
+                downed.push(*addr);
             }
+        }
+        for addr in downed.iter() {
+            self.subs_on_lost(now, *addr);
+        }
+        if !downed.is_empty() {
+            self.on_contact_lost(now);
         }
         if let Some(k) = self.keepalive_due() {
             if k <= now {
@@ -583,9 +604,12 @@ impl Client {
             self.confirm_by,
             self.deferred_round,
             self.rekey_due(),
-            self.outbox
-                .next_timeout(self.is_connected(), self.counter_budget()),
+            self.outbox.next_timeout(
+                self.is_connected() && self.session_ready(),
+                self.counter_budget(),
+            ),
             self.group_timeout(),
+            self.subs_timeout(),
             liveness,
             self.keepalive_due(),
             self.next_time_sync.filter(|_| self.is_connected()),
@@ -711,6 +735,7 @@ impl Client {
 
     /// Opens a new handshake round: a fresh challenge, and op 1 at once.
     fn start_round(&mut self, now: Instant) {
+        self.auth_reset();
         self.initiator.new_round(&mut self.rng);
         self.round_close = None;
         self.deferred_round = None;
@@ -741,14 +766,21 @@ impl Client {
             self.tx.push_back(Outgoing::Setup { to, packet });
         }
         self.stats.handshake_requests += 1;
-        let limits = &self.config.limits;
-        let base = limits
+        let base = self
+            .config
+            .limits
             .handshake_retry
             .saturating_mul(1u32 << attempt.min(16))
-            .min(limits.handshake_retry_max);
-        // Up to 1/8 of jitter, so that many clients rebooted together do not retry in step.
-        let jitter = self.rng.range_inclusive(0, (base.as_micros() / 8) as u64);
-        let delay = base + Duration::from_micros(jitter);
+            .min(self.retry_ceiling());
+        // Up to 1/8 of jitter, so that many clients rebooted together do not retry in step;
+        // while reconnecting it is taken off, so the ceiling holds.
+        let jitter =
+            Duration::from_micros(self.rng.range_inclusive(0, (base.as_micros() / 8) as u64));
+        let delay = if self.is_reconnecting() {
+            base - jitter
+        } else {
+            base + jitter
+        };
         self.connecting = Connecting::Requesting {
             attempt,
             next_retry: Some(self.last_now + delay),
@@ -758,6 +790,8 @@ impl Client {
     /// A handshake triggered by an unauthenticated packet (op 4, op 5): rate limited.
     fn request_handshake(&mut self, now: Instant) {
         if matches!(self.connecting, Connecting::Requesting { .. }) {
+            // Looking for a lost server: a trigger means it may be back, ask now.
+            self.reconnect_now(now);
             return;
         }
         if now < self.next_round_allowed {
@@ -798,7 +832,10 @@ impl Client {
                         });
                         self.on_established(now, from, rx, session_id, info);
                     }
-                    Err(_) => self.stats.drop(DropReason::BadHandshake),
+                    Err(e) => {
+                        self.stats.drop(DropReason::BadHandshake);
+                        self.on_bad_reply(from, e);
+                    }
                 }
             }
             Setup::EccNonce(p) => {
@@ -826,7 +863,10 @@ impl Client {
                         });
                         self.on_established(now, from, rx, session_id, info);
                     }
-                    Err(_) => self.stats.drop(DropReason::BadHandshake),
+                    Err(e) => {
+                        self.stats.drop(DropReason::BadHandshake);
+                        self.on_bad_reply(from, e);
+                    }
                 }
             }
             Setup::UnrecognizedClient | Setup::NewServerJoin => {
@@ -846,6 +886,11 @@ impl Client {
                 Some(s) if ct_eq(&s.session_id, &session_id) => {
                     s.confirmed = true;
                     self.confirm_rounds = 0;
+                    self.reconnect_done();
+                    // A server answering from a second port: what waited for op 7 goes now.
+                    if self.is_connected() {
+                        self.release_unreliable();
+                    }
                 }
                 _ => self.stats.drop(DropReason::Unexpected),
             },
@@ -871,6 +916,7 @@ impl Client {
                     addr,
                     reason: CloseReason::Unconfirmed,
                 });
+                self.subs_on_lost(now, addr);
             }
         } else if self.servers.values().any(|s| !s.confirmed)
             && self.confirm_rounds < MAX_CONFIRM_ROUNDS
@@ -948,6 +994,10 @@ impl Client {
     ) {
         self.make_room_for(from);
         let old = self.servers.remove(&from);
+        if old.as_ref().is_some_and(|o| !o.up) {
+            // The server we reported down answered again (our reconnection found it).
+            self.events.push_back(Event::PeerUp { addr: from });
+        }
         let seen_before = old.as_ref().map(|o| o.rx.replay.clone());
         self.servers.insert(
             from,
@@ -981,6 +1031,7 @@ impl Client {
                 .map(|(a, _)| *a);
             if let Some(addr) = stalest {
                 self.servers.remove(&addr);
+                self.subs_on_lost(self.last_now, addr);
             }
         }
     }
@@ -1000,6 +1051,11 @@ impl Client {
             self.initiator.new_round(&mut self.rng);
         }
         self.stats.handshakes += 1;
+        self.auth_reset();
+        if self.servers.get(&from).is_some_and(|s| s.confirmed) {
+            // Suite 3: the response authenticated the server, the client is back.
+            self.reconnect_done();
+        }
         // Every new session gets a whole window for its op 7: a deadline left by an earlier
         // exchange may be about to pass, and would drop this one unheard (in multicast mode).
         let window_end = now + self.rtt.backoff(2);
@@ -1011,12 +1067,13 @@ impl Client {
             });
             // Recovery: do not wait out backed-off timers for what the old session swallowed.
             self.outbox.retry_all_now(now);
+            self.subs_on_session(now, from);
         }
         if self.next_time_sync.is_none() {
             self.next_time_sync = self.config.time_sync.map(|_| now);
         }
         // A multicast suite 3 client can send to the group only once a server holds its key.
-        if self.is_connected() {
+        if self.is_connected() && self.session_ready() {
             self.release_unreliable();
         }
     }
@@ -1027,6 +1084,22 @@ impl Client {
         if self.next_time_sync.is_none() {
             self.next_time_sync = self.config.time_sync.map(|_| now);
         }
+    }
+
+    /// Whether session packets may go to the configured server address. A reference server
+    /// answers the handshake from a second (reply) port but reads session packets on its
+    /// listening port, where one that overtakes our client-info (sent to the reply port) is
+    /// answered op 4 and waits for a retransmission (WN §6.1). So with a unicast server whose
+    /// reply address differs from the configured one, session packets wait for op 7; after
+    /// the confirmation rounds give up (§5.1), they go anyway. Our server answers from the
+    /// address it was sent to, so nothing waits.
+    fn session_ready(&self) -> bool {
+        self.multicast
+            || self.confirm_rounds >= MAX_CONFIRM_ROUNDS
+            || self
+                .servers
+                .iter()
+                .any(|(a, s)| s.confirmed || *a == self.config.server)
     }
 
     fn release_unreliable(&mut self) {
@@ -1144,6 +1217,8 @@ impl Client {
         if !by_previous && !server.confirmed {
             server.confirmed = true;
             self.confirm_rounds = 0;
+            // The client is back (reconnect.rs); a plain field write, `server` is borrowed.
+            self.reconnect = reconnect::Reconnect::default();
         }
         if !server.up {
             server.up = true;
@@ -1240,10 +1315,10 @@ impl Client {
                     addr,
                     reason: CloseReason::PeerClosed,
                 });
-                // Work is still waiting: look for the server again (it may be restarting).
-                if self.servers.is_empty() && !self.outbox.is_empty() {
-                    self.request_handshake(now);
-                }
+                self.subs_on_lost(now, addr);
+                // Look for the server again (it may be restarting), even with nothing to
+                // send: a listener must not go deaf.
+                self.on_contact_lost(now);
             }
             App::RpcCall { .. } | App::GroupKey { .. } => self.stats.drop(DropReason::Unsupported),
         }
@@ -1286,6 +1361,7 @@ impl Client {
             Reply::Complete(e) if !e.internal => self.events.push_back(delivered_event(e)),
             Reply::Complete(_) | Reply::Partial => {}
             Reply::Unknown if self.on_group_ack(now, addr, counter) => {}
+            Reply::Unknown if self.on_sub_ack(now, addr, counter) => {}
             Reply::Unknown => self.stats.drop(DropReason::Unexpected),
         }
     }
@@ -1325,14 +1401,18 @@ impl Client {
     fn pump(&mut self, now: Instant) {
         // Key deliveries first: a server should hold our group key before group packets come.
         self.pump_group(now);
-        let connected = self.is_connected() && !self.closed;
+        self.pump_subs(now);
+        let connected = self.is_connected() && !self.closed && self.session_ready();
         let mut due = core::mem::take(&mut self.due);
         due.clear();
         let budget = self.counter_budget();
         self.outbox.poll_due(now, connected, budget, &mut due);
         for d in due.drain(..) {
             match d {
-                Due::Expired(e) => self.on_expired(e),
+                Due::Expired(e) => {
+                    self.reconnect_on_expired(now, &e);
+                    self.on_expired(e);
+                }
                 Due::Transmit(id) => {
                     let expected = match self.outbox.get(id) {
                         Some(e) if e.counter.is_none() => Some(self.expected_for(now, &e.payload)),
@@ -1405,7 +1485,12 @@ impl Client {
             Outgoing::Unreliable { to, message } => self.seal(to, &message.as_app(false), buf),
             Outgoing::Reliable { to, id } => {
                 // Acknowledged between the timer and now: nothing to send.
-                let Some(e) = self.outbox.get(id).or_else(|| self.group_delivery(id)) else {
+                let Some(e) = self
+                    .outbox
+                    .get(id)
+                    .or_else(|| self.group_delivery(id))
+                    .or_else(|| self.sub_exchange(id))
+                else {
                     return Encoded::Obsolete;
                 };
                 let Some(c) = e.counter else {

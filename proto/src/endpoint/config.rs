@@ -111,6 +111,11 @@ pub struct ClientConfig {
     pub rekey_after: Duration,
     /// Suite 3: agree new keys after this many packets under one key.
     pub rekey_after_messages: u64,
+    /// Ceiling of the retry interval while the client looks for a server it lost (it quit,
+    /// went silent or restarted): short, so that a client is back soon after its server
+    /// (`docs/PROTOCOL.md` §6.7). Just under 1 s by default, so a LAN client is back within
+    /// 1 s of its server's return even when nothing announces it.
+    pub reconnect_retry_max: Duration,
 }
 
 impl ClientConfig {
@@ -225,6 +230,7 @@ impl ClientConfig {
             time_sync: None,
             rekey_after: Duration::from_secs(120),
             rekey_after_messages: 1 << 48,
+            reconnect_retry_max: Duration::from_millis(900),
         }
     }
 }
@@ -280,6 +286,15 @@ pub struct ServerConfig {
     pub cookie_threshold: usize,
     /// Suite 3: past this many initiations in one second, they must carry a valid cookie.
     pub cookie_rate: u32,
+    /// Most client subscriptions (opcode 13 from clients, `docs/PROTOCOL.md` §9.6) held over
+    /// all sessions; a subscription beyond it is not acknowledged.
+    pub max_client_subscriptions: usize,
+    /// Most subscriptions one session may hold.
+    pub max_subscriptions_per_client: usize,
+    /// Failed authentications from one source are reported
+    /// ([`Event::AuthenticationFailed`](super::Event::AuthenticationFailed)) at most once per
+    /// this interval; the table of sources shares `max_rate_limited_sources`.
+    pub auth_report_interval: Duration,
 }
 
 impl ServerConfig {
@@ -307,6 +322,9 @@ impl ServerConfig {
             rpc_cache_ttl: Duration::from_secs(30),
             cookie_threshold: 64,
             cookie_rate: 200,
+            max_client_subscriptions: 16 * 1024,
+            max_subscriptions_per_client: 64,
+            auth_report_interval: Duration::from_secs(10),
         }
         .with_down_timeout(Duration::from_secs(75))
     }

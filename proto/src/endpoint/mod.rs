@@ -178,6 +178,35 @@ pub enum Event {
         /// Its new status.
         status: Status,
     },
+    /// A client subscribed to `target` at this server (opcode 13 from a client,
+    /// `docs/PROTOCOL.md` §9.6): a broker forwards it the messages sent to that target. See
+    /// [`Server::client_subscribers`].
+    ClientSubscribed {
+        /// The client's address.
+        addr: SocketAddr,
+        /// The client's identity.
+        peer: PeerId,
+        /// The target.
+        target: String,
+    },
+    /// A client withdrew its subscription to `target` (opcode 14), or its session ended.
+    ClientUnsubscribed {
+        /// The client's address.
+        addr: SocketAddr,
+        /// The client's identity.
+        peer: PeerId,
+        /// The target.
+        target: String,
+    },
+    /// Setup packets from `from` failed authentication (bad op 3/op 12, an unknown client id,
+    /// a suite 3 initiation that does not decrypt); `count` since the last report. Reported
+    /// at most once per source per [`ServerConfig::auth_report_interval`] (server side).
+    AuthenticationFailed {
+        /// The source address.
+        from: SocketAddr,
+        /// Failures since the last report for this source.
+        count: u32,
+    },
     /// The reliable message with this id was acknowledged by nobody before its deadline.
     TimedOut {
         /// The id `send_message` returned.
@@ -224,6 +253,35 @@ pub enum FailReason {
     PeerClosed,
     /// The server refused this client (unknown client id).
     Rejected,
+    /// The server answered but its replies did not authenticate under our credentials, on
+    /// more than one handshake attempt (`docs/PROTOCOL.md` §5.5).
+    AuthenticationFailed(AuthFailure),
+}
+
+/// What failed when a server's handshake replies did not authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// Suite 1: the server's op 2 tag does not verify under our pre-shared key (the server
+    /// holds another key for our id).
+    WrongPsk,
+    /// Suite 2: the server's op 11 box does not open with our key pair and the configured
+    /// server key (a wrong server key, or the server holds another key for our id).
+    WrongKey,
+    /// The server does not know our client id (op 6).
+    UnknownClient,
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthFailure::WrongPsk => "the server's reply does not verify under our pre-shared key",
+            AuthFailure::WrongKey => {
+                "the server's reply does not open with our key pair and the server key"
+            }
+            AuthFailure::UnknownClient => "the server does not know our client id",
+        })
+    }
 }
 
 impl fmt::Display for FailReason {
@@ -232,6 +290,7 @@ impl fmt::Display for FailReason {
             FailReason::Closed => "endpoint closed",
             FailReason::PeerClosed => "peer closed the session",
             FailReason::Rejected => "server rejected the client",
+            FailReason::AuthenticationFailed(_) => "authentication failed",
         })
     }
 }

@@ -29,7 +29,9 @@ use super::{
     RpcRequest, SendError, SendOptions, Stats, Transmit,
 };
 
+mod authlog;
 mod noise;
+mod subs;
 
 /// The reference server's per-client counter base: `2^63 ..= 2^63 + 10^9`.
 const COUNTER_BASE: (u64, u64) = (1 << 63, (1 << 63) + 1_000_000_000);
@@ -75,6 +77,10 @@ pub struct Server {
     functions: BTreeMap<FunctionId, String>,
     /// Targets we take messages for; announced to every client with opcode 13.
     targets: BTreeSet<String>,
+    /// Which sessions subscribe to which targets (opcode 13 from clients).
+    client_subs: subs::ClientSubs,
+    /// Failed authentications per source, for rate-limited reports.
+    auth_log: authlog::AuthLog,
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
     tx: VecDeque<Outgoing>,
@@ -165,6 +171,8 @@ impl Server {
             busy_scratch: Vec::new(),
             functions: BTreeMap::new(),
             targets: BTreeSet::new(),
+            client_subs: subs::ClientSubs::default(),
+            auth_log: authlog::AuthLog::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
             next_op_id: 1,
@@ -475,6 +483,7 @@ impl Server {
     fn arm_housekeeping(&mut self, now: Instant) {
         let idle = self.half_open.is_empty()
             && self.limiter.is_empty()
+            && self.auth_log.is_empty()
             && self.sessions.is_empty()
             && self.completed.is_empty()
             && self.noise.pending_count() == 0;
@@ -490,6 +499,7 @@ impl Server {
         self.half_open.retain(|_, h| now - h.created < timeout);
         self.completed.retain(|_, h| now - h.created < timeout);
         self.limiter.retain(|_, b| live_budget(b, now));
+        self.expire_auth_log(now);
         let down = self.config.limits.down_timeout;
         let ttl = self.config.rpc_cache_ttl;
         for (addr, s) in self.sessions.iter_mut() {
@@ -637,7 +647,13 @@ impl Server {
                 self.establish(now, from, client_id, keys);
             }
             // The exchange stays open: a forged client-info must not cancel the real one.
-            Err(_) => self.stats.drop(DropReason::BadHandshake),
+            Err(e) => {
+                self.stats.drop(DropReason::BadHandshake);
+                // A stale client-info (another exchange's nonce) says nothing of the keys.
+                if matches!(e, HandshakeError::BadTag | HandshakeError::ForgedBox) {
+                    self.auth_failed(now, from);
+                }
+            }
         }
     }
 
@@ -728,6 +744,7 @@ impl Server {
     /// Opcode 6: the client id is unknown. 36 bytes for a 101-byte request.
     fn refuse(&mut self, now: Instant, to: SocketAddr, challenge: [u8; 16]) {
         self.stats.drop(DropReason::BadHandshake);
+        self.auth_failed(now, to);
         self.reply_setup(now, to, Setup::InvalidClientId { challenge });
     }
 
@@ -778,8 +795,9 @@ impl Server {
                 };
                 self.next_generation += 1;
                 if let Some(old) = self.sessions.insert(from, Box::new(session)) {
-                    // A different client process took over the address: its messages are
-                    // not for this one.
+                    // A different client process took over the address: its messages and
+                    // subscriptions are not for this one.
+                    self.forget_client_subs(from, old.peer);
                     self.fail_outbox(old.outbox, FailReason::PeerClosed);
                 }
                 self.busy.remove(&from);
@@ -823,6 +841,7 @@ impl Server {
     fn end_session(&mut self, addr: SocketAddr, reason: CloseReason, fail: FailReason) {
         if let Some(s) = self.sessions.remove(&addr) {
             self.forget_noise(addr, &s);
+            self.forget_client_subs(addr, s.peer);
             self.busy.remove(&addr);
             self.fail_outbox(s.outbox, fail);
             self.events.push_back(Event::Disconnected { addr, reason });
@@ -912,8 +931,15 @@ impl Server {
                     Ok(App::ReliableMessage(_)) => {
                         self.tx.push_back(Outgoing::Ack { to: from, counter })
                     }
-                    // A group key delivery whose ACK was lost.
-                    Ok(App::GroupKey { .. }) if via == Via::Session => {
+                    // A subscription whose ACK was lost; one refused (table full) stays
+                    // unacknowledged.
+                    Ok(App::Subscribe { target })
+                        if via == Via::Session && self.client_subs.holds(from, target) =>
+                    {
+                        self.tx.push_back(Outgoing::Ack { to: from, counter })
+                    }
+                    // A group key delivery or unsubscription whose ACK was lost.
+                    Ok(App::GroupKey { .. } | App::Unsubscribe { .. }) if via == Via::Session => {
                         self.tx.push_back(Outgoing::Ack { to: from, counter })
                     }
                     // A retried call: answer from the cache, never run it again. If the answer
@@ -992,6 +1018,17 @@ impl Server {
             }),
             App::Quit { .. } => {
                 self.end_session(from, CloseReason::PeerClosed, FailReason::PeerClosed)
+            }
+            // A subscription names its session: only that session's own key may carry it,
+            // not a group packet any member could have sealed.
+            App::Subscribe { target } if via == Via::Session => {
+                self.on_client_subscribe(from, peer, counter, target)
+            }
+            App::Unsubscribe { target } if via == Via::Session => {
+                self.on_client_unsubscribe(from, peer, counter, target)
+            }
+            App::Subscribe { .. } | App::Unsubscribe { .. } => {
+                self.stats.drop(DropReason::Unexpected)
             }
             // Only the client itself may name its group key: a group packet could come from
             // any member holding the current one.

@@ -397,6 +397,26 @@ impl Outbox {
         self.entries.drain(..)
     }
 
+    /// Removes the entries for which `pick` holds, sent or not, keeping the others in order.
+    pub(crate) fn remove_where(&mut self, pick: impl Fn(&InFlight) -> bool) -> Vec<InFlight> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.entries.len() {
+            if pick(&self.entries[i]) {
+                if i < self.sent {
+                    // The sent prefix stays a prefix, one shorter.
+                    self.sent -= 1;
+                }
+                if let Some(e) = self.entries.remove(i) {
+                    out.push(e);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
     /// Removes entries that wait for a session and were never sent (used when the server
     /// refuses us: they can never go out).
     pub(crate) fn drain_unsent(&mut self) -> Vec<InFlight> {

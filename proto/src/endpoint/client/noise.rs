@@ -22,7 +22,7 @@ use crate::crypto::noise::{
     ChaChaKey, InitiatorKeys, NoiseInitiator, Pattern, SharedInitiation, TransportKeys,
 };
 use crate::endpoint::config::{ClientCredentials, Limits};
-use crate::endpoint::{DropReason, Outgoing, SendError};
+use crate::endpoint::{DropReason, Event, Outgoing, SendError};
 use crate::features::timesync::TimeSync;
 use crate::id::Counter;
 use crate::reliability::{Due, GroupKeyDelivery, InFlight, Outbox, Payload, Reply};
@@ -401,6 +401,10 @@ impl Client {
                 s.last_heard = now;
             }
             _ => {
+                if self.servers.get(&from).is_some_and(|s| !s.up) {
+                    // The server we reported down answered again (as a new process).
+                    self.events.push_back(Event::PeerUp { addr: from });
+                }
                 self.make_room_for(from);
                 self.servers.insert(
                     from,

@@ -319,7 +319,10 @@ impl Server {
         let nn_psk = match i.client_id {
             Some(id) => match self.config.psk_clients.get(&id) {
                 Some(psk) => Some(psk.clone()),
-                None => return self.stats.drop(DropReason::BadHandshake),
+                None => {
+                    self.auth_failed(now, from);
+                    return self.stats.drop(DropReason::BadHandshake);
+                }
             },
             None => None,
         };
@@ -336,9 +339,13 @@ impl Server {
             responder.read_initiation(i.message, &mut payload),
             Ok(INITIATION_PAYLOAD_LEN)
         ) {
+            // Sealed to another static key, or under another PSK.
+            self.auth_failed(now, from);
             return self.stats.drop(DropReason::BadHandshake);
         }
         let Some((peer, client_id)) = self.identify(pattern, i.client_id, &mut responder) else {
+            // A static key we do not know, and no guests.
+            self.auth_failed(now, from);
             return self.stats.drop(DropReason::BadHandshake);
         };
         let (epoch_bytes, seq_bytes) = payload.split_at(8);
