@@ -282,8 +282,9 @@ impl Client {
                 let ours = self.servers.contains_key(&from)
                     && matches!(self.tx_key_for(from), Some(TxKey::Noise { receiver: r, .. }) if *r == receiver);
                 if ours {
-                    // The server lost our session (it restarted): handshake again.
-                    self.request_handshake(now);
+                    // The server lost our session (it restarted), or someone on the path says
+                    // so: handshake again if the server then stays silent.
+                    self.on_lost_session_claim(now, from);
                 } else {
                     self.stats.drop(DropReason::Unexpected);
                 }
