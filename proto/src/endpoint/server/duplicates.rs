@@ -66,7 +66,7 @@ impl Resends {
     /// Records a resend at `now`: the next waits twice as long as this one did, at most
     /// `ceiling`.
     fn record(&mut self, now: Instant, base: Duration, ceiling: Duration) {
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         self.next = now + base.saturating_mul(1 << self.count.min(16)).min(ceiling);
     }
 }
