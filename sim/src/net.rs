@@ -181,7 +181,23 @@ impl Wire {
             let kind = DatagramKind::classify(bytes);
             self.record(now, *from, to, bytes.len(), kind, Fate::Sent, 0);
         }
-        transmit(sock, to, crate::spoof::wrap(batch), Duration::ZERO);
+        // Each envelope fits the receiver's buffer (one byte more than any valid datagram).
+        let mut start = 0;
+        while start < batch.len() {
+            let mut end = start;
+            let mut size = crate::spoof::OVERHEAD;
+            while let Some((_, bytes)) = batch.get(end) {
+                let more = crate::spoof::ENTRY_OVERHEAD + bytes.len();
+                if end > start && size + more > pavillion_proto::wire::MAX_DATAGRAM {
+                    break;
+                }
+                size += more;
+                end += 1;
+            }
+            let chunk = batch.get(start..end).unwrap_or_default();
+            transmit(sock, to, crate::spoof::wrap(chunk), Duration::ZERO);
+            start = end;
+        }
     }
 
     /// Records a datagram the host decided not to send (a middlebox's block).

@@ -17,6 +17,10 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 const MAGIC: &[u8; 8] = b"\0spoofed";
 
+/// Bytes of an envelope besides its datagrams, and per datagram.
+pub(crate) const OVERHEAD: usize = MAGIC.len();
+pub(crate) const ENTRY_OVERHEAD: usize = 8;
+
 /// First address of the forged range (100.64.0.0) and its size (a /10).
 const RANGE_START: u32 = 0x6440_0000;
 const RANGE_LEN: u32 = 1 << 22;
