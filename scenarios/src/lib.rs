@@ -168,6 +168,12 @@ pub static SCENARIOS: &[Scenario] = &[
         run: scenarios::adversary_flood,
     },
     Scenario {
+        name: "adversary-spoof",
+        description: "op 4, op 5 and op 6 spoofed at the client 1000/s: no forced re-handshake, at most 1 probe/s",
+        suites: Suite::ALL,
+        run: scenarios::adversary_spoof,
+    },
+    Scenario {
         name: "flood-first",
         description: "100k forged sources/s from before the client's first handshake: it connects within 1 s",
         suites: Suite::ALL,

@@ -508,9 +508,11 @@ fn flood_packets(p: &Params) -> Vec<Vec<u8>> {
 fn spoof_flood(p: &Params, target: SocketAddr, duration: Duration) -> Attack {
     Attack::SpoofFlood {
         target,
+        source: None,
         per_second: FLOOD_RATE,
         duration,
         packets: flood_packets(p),
+        random_tail: 16,
     }
 }
 
@@ -542,12 +544,7 @@ fn expect_no_amplification(out: &mut Outcome, h: &Harness, p: &Params, server: S
         format!("the flood sent only {forged} bytes")
     });
     // The flood reached the limit: the reply budget table was full and evicting.
-    let evictions: u64 = h
-        .sim
-        .stats(SERVER)
-        .iter()
-        .map(|s| s.budget_evictions)
-        .sum();
+    let evictions: u64 = h.sim.stats(SERVER).iter().map(|s| s.budget_evictions).sum();
     out.check(evictions > 10_000, "flood", || {
         format!("only {evictions} reply budgets were evicted: the table never filled")
     });
@@ -639,6 +636,82 @@ pub(crate) fn flood_reboot(p: &Params) -> Outcome {
     out.expect_delivered_percent(100);
     expect_connect_under_flood(&mut out, &h, CLIENT, UP);
     expect_no_amplification(&mut out, &h, p, server);
+    out
+}
+
+/// Most extra datagrams a client may send per second of a spoofed op 4/5/6 attack: one probe
+/// (a keepalive) per `min_round_interval` (1 s) while its session is idle, none while it is
+/// busy, and no re-handshake while the server answers (PROTOCOL §5.1).
+const SPOOFED_CLAIM_PROBES_PER_SECOND: u64 = 1;
+
+/// An off-path attacker spoofs the server's address at the client: 1000 datagrams a second
+/// of op 4, op 5 and op 6 (with random challenges) from 0.5 s to 10.5 s. The client sends 40
+/// messages from 0.1 s, is idle from about 2.1 s to 6 s, and sends 40 more. Everything
+/// arrives, the client makes no forced re-handshake (the server keeps answering), and it
+/// sends at most one probe a second beyond its messages.
+pub(crate) fn adversary_spoof(p: &Params) -> Outcome {
+    const ATTACK: Duration = secs(10);
+    let mut h = Harness::new(p, secs(12), LinkFaults::clean());
+    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(1)));
+    let batches = [
+        Batch::new(ms(100), ms(50), 40).deadline(secs(10)),
+        Batch::new(secs(6), ms(50), 40).deadline(secs(5)),
+    ];
+    let client = h.client(CLIENT, p.suite.client_config(0, server), &batches);
+    let claims: Vec<Vec<u8>> = [
+        Setup::UnrecognizedClient,
+        Setup::NewServerJoin,
+        Setup::InvalidClientId { challenge: [0; 16] },
+    ]
+    .iter()
+    .filter_map(|s| {
+        let mut buf = vec![0; s.buffer_len()];
+        let n = s.emit(&mut buf).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    })
+    .collect();
+    let attack = Attack::SpoofFlood {
+        target: client,
+        source: Some(server),
+        per_second: 1000,
+        duration: ATTACK,
+        packets: claims,
+        random_tail: 0,
+    };
+    let attacker = MiddleboxConfig::adversary(Vec::new()).with_attack(ms(500), attack);
+    if let Err(e) = h.sim.add_middlebox("attacker", attacker) {
+        h.setup_error(e);
+    }
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    let hs = out.handshakes;
+    out.check(hs == 1, "handshakes", || {
+        format!(
+            "{hs} handshakes: spoofed claims forced {} re-handshakes",
+            hs.saturating_sub(1)
+        )
+    });
+    let spoofed = |d: &pavillion_sim::DatagramRecord| d.host.as_ref() == "attacker";
+    let (mut forged, mut from_client) = (0u64, 0u64);
+    for r in h.sim.trace().records() {
+        if let Record::Datagram(d) = r {
+            if spoofed(d) && d.to == client {
+                forged += 1;
+            } else if d.from == client && d.to == server {
+                from_client += 1;
+            }
+        }
+    }
+    out.check(forged >= 9_000, "spoof", || {
+        format!("only {forged} spoofed claims")
+    });
+    // 80 messages and one handshake (2 datagrams, 3 with a retried client-info).
+    let extra = from_client.saturating_sub(80 + 3);
+    let bound = SPOOFED_CLAIM_PROBES_PER_SECOND * ATTACK.as_secs() + 2;
+    out.check(extra <= bound, "probes", || {
+        format!("{extra} datagrams beyond the messages and the handshake (at most {bound})")
+    });
     out
 }
 

@@ -86,28 +86,36 @@ pub enum Attack {
         count: usize,
     },
     /// An off-path flood from forged sources: `per_second` datagrams a second (in batches
-    /// every millisecond) to `target` for `duration`, each from a source never used before
-    /// (see [`spoofed_source`](crate::spoofed_source)). The datagrams cycle through
-    /// `packets`, each with its last 16 bytes (a challenge, a tag) made random.
+    /// every millisecond) to `target` for `duration`, each from `source`, or if that is
+    /// `None` from a source never used before (see [`spoofed_source`](crate::spoofed_source)).
+    /// The datagrams cycle through `packets`, each with its last `random_tail` bytes (a
+    /// challenge, a tag) made random.
     SpoofFlood {
-        /// The server attacked.
+        /// The host attacked.
         target: SocketAddr,
+        /// The one forged source (for example the server's address, to spoof it at a
+        /// client), or `None` for a new one per datagram.
+        source: Option<SocketAddr>,
         /// Datagrams (and new sources) per second; a multiple of 1000 sends evenly.
         per_second: u32,
         /// How long the flood lasts.
         duration: core::time::Duration,
         /// What to send, in turn.
         packets: Vec<Vec<u8>>,
+        /// How many bytes at the end of each datagram are drawn anew each time.
+        random_tail: usize,
     },
 }
 
 /// A flood in progress.
 struct Flooding {
     target: SocketAddr,
+    source: Option<SocketAddr>,
     per_tick: usize,
     until: Instant,
     next_tick: Instant,
     packets: Vec<Vec<u8>>,
+    random_tail: usize,
 }
 
 /// Between two batches of a flood.
@@ -478,12 +486,14 @@ impl Middlebox {
         match &attack {
             Attack::SpoofFlood {
                 target,
+                source,
                 per_second,
                 duration,
                 packets,
+                ..
             } => self.note(format!(
-                "attack SpoofFlood {{ target: {target}, per_second: {per_second}, \
-                 duration: {duration:?}, packets: {} }}",
+                "attack SpoofFlood {{ target: {target}, source: {source:?}, \
+                 per_second: {per_second}, duration: {duration:?}, packets: {} }}",
                 packets.len()
             )),
             a => self.note(format!("attack {a:?}")),
@@ -491,17 +501,21 @@ impl Middlebox {
         match attack {
             Attack::SpoofFlood {
                 target,
+                source,
                 per_second,
                 duration,
                 packets,
+                random_tail,
             } => {
                 let now = now();
                 self.flooding = Some(Flooding {
                     target,
+                    source,
                     per_tick: (per_second / 1000).max(1) as usize,
                     until: now + duration,
                     next_tick: now,
                     packets,
+                    random_tail,
                 });
             }
             Attack::FlipBits { count } => self.flips_left += count,
@@ -560,16 +574,17 @@ impl Middlebox {
             return Ok(());
         }
         f.next_tick = now + FLOOD_TICK;
-        let (target, per_tick) = (f.target, f.per_tick);
+        let (target, source, per_tick, random) = (f.target, f.source, f.per_tick, f.random_tail);
         let mut batch = Vec::with_capacity(per_tick);
         for _ in 0..per_tick {
             let f = self.flooding.as_ref().map(|f| &f.packets);
             let Some(packets) = f else { break };
             // NOTE(cast): a count of datagrams sent, reduced modulo a Vec's length.
             let mut bytes = packets[(self.spoofed % packets.len() as u64) as usize].clone();
-            let tail = bytes.len().saturating_sub(16);
+            let tail = bytes.len().saturating_sub(random);
             self.rng.fill(&mut bytes[tail..]);
-            batch.push((crate::spoofed_source(self.spoofed), bytes));
+            let from = source.unwrap_or_else(|| crate::spoofed_source(self.spoofed));
+            batch.push((from, bytes));
             self.spoofed += 1;
         }
         let sock = self.open(self.config.first_flood_port).await?;
