@@ -423,8 +423,8 @@ pub struct Stats {
     /// or open under a key not computed before (one Diffie–Hellman each). Counted where they
     /// happen, so a test can check that a flood costs none beyond its budget.
     pub public_key_ops: u64,
-    /// Client: unauthenticated claims that a server lost our session (op 4, op 5, suite 3
-    /// unknown index) not acted on, because one was being checked or the server proved alive.
+    /// Client: unauthenticated claims that a server lost our session (op 4, op 5) not acted
+    /// on, because one was being checked or the server proved alive.
     pub claims_disbelieved: u64,
     /// Server: suite 3 cookie replies sent (stateless, outside every budget).
     pub cookie_replies: u64,

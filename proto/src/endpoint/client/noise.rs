@@ -282,9 +282,10 @@ impl Client {
                 let ours = self.servers.contains_key(&from)
                     && matches!(self.tx_key_for(from), Some(TxKey::Noise { receiver: r, .. }) if *r == receiver);
                 if ours {
-                    // The server lost our session (it restarted), or someone on the path says
-                    // so: handshake again if the server then stays silent.
-                    self.on_lost_session_claim(now, from);
+                    // The server lost our session (it restarted): handshake again. Unlike op 4,
+                    // this names the index our packets carry, which an off-path attacker cannot
+                    // know, so it is believed at once (PROTOCOL §12.6).
+                    self.request_handshake(now);
                 } else {
                     self.stats.drop(DropReason::Unexpected);
                 }

@@ -1,7 +1,8 @@
 //! Unauthenticated claims that a server lost our session, and when to believe them.
 //!
-//! Op 4 ("unrecognized client"), op 5 ("new server joined") and suite 3's type 5 ("unknown
-//! index") carry no proof: anyone who can spoof the server's address can send them. A server
+//! Op 4 ("unrecognized client") and op 5 ("new server joined") carry no proof: anyone who can
+//! spoof the server's address can send them. (Suite 3's type 5, "unknown index", names the
+//! index our packets carry, which only an on-path attacker sees; it is believed at once.) A server
 //! that really lost our session (it rebooted) also stops acknowledging us, so a claim about a
 //! server we have a session with is believed only if that server then stays silent:
 //!
@@ -33,7 +34,7 @@ pub(super) struct Suspicion {
 }
 
 impl Client {
-    /// Op 4, op 5 or suite 3's unknown index from `from`, which may speak for our server.
+    /// Op 4 or op 5 from `from`, which may speak for our server.
     pub(super) fn on_lost_session_claim(&mut self, now: Instant, from: SocketAddr) {
         // Unicast: a claim from any port of our server's host is about our one server (the
         // reference answers from a second port). Multicast: about the member that sent it.
