@@ -199,7 +199,10 @@ fn flood_run(
             }
         }
         let half_open = net.server(server_addr()).half_open_count();
-        assert!(half_open <= max_half_open, "{suite:?}: {half_open} half-open");
+        assert!(
+            half_open <= max_half_open,
+            "{suite:?}: {half_open} half-open"
+        );
         replied += net
             .captured()
             .iter()
