@@ -227,6 +227,14 @@ mod tests {
         SocketAddr::new(IpAddr::V4((0x0a00_0000 + i).into()), 40000)
     }
 
+    /// The table is allocated whole when the server is created: 64 KiB at the default 1024
+    /// slots.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_slot_stays_small() {
+        assert!(core::mem::size_of::<Option<Slot>>() <= 64);
+    }
+
     #[test]
     fn a_known_source_keeps_its_budget_until_it_expires() {
         let mut t = ReplyBudgets::new(64, [1, 2]);
