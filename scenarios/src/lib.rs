@@ -169,9 +169,27 @@ pub static SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "adversary-flood",
-        description: "2000 handshake requests from 100 ports: the real client still delivers",
+        description: "100k forged sources/s and 2000 requests from 100 ports: a new client connects within 1 s, no amplification",
         suites: Suite::ALL,
         run: scenarios::adversary_flood,
+    },
+    Scenario {
+        name: "adversary-spoof",
+        description: "op 4, op 5 and op 6 spoofed at the client 1000/s: no forced re-handshake, at most 1 probe/s",
+        suites: Suite::ALL,
+        run: scenarios::adversary_spoof,
+    },
+    Scenario {
+        name: "flood-first",
+        description: "100k forged sources/s from before the client's first handshake: it connects within 1 s",
+        suites: Suite::ALL,
+        run: scenarios::flood_first,
+    },
+    Scenario {
+        name: "flood-reboot",
+        description: "server reboots under 100k forged sources/s: the client is back within 1 s of its return",
+        suites: Suite::ALL,
+        run: scenarios::flood_reboot,
     },
     Scenario {
         name: "clients-1000",

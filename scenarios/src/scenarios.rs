@@ -8,9 +8,12 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use pavillion_proto::endpoint::{DropReason, Event};
+use pavillion_proto::testing::{Link, Network};
+use pavillion_proto::wire::{CipherId, Datagram, NonceRequest, Setup};
+use pavillion_proto::ClientId;
 use pavillion_sim::{
-    Attack, ClientSpec, LinkFaults, MiddleboxConfig, NetAction, Route, ServerSpec, CLIENT_PORT,
-    SERVER_PORT,
+    is_spoofed, Attack, ClientSpec, LinkFaults, MiddleboxConfig, NetAction, Record, Route,
+    ServerSpec, CLIENT_PORT, SERVER_PORT,
 };
 
 use crate::harness::{ms, secs, unicast, Batch, Harness};
@@ -387,8 +390,19 @@ pub(crate) fn hairpin(p: &Params) -> Outcome {
 /// the adversary carries out `attacks`. Nothing may be delivered twice, and the real client's
 /// messages all arrive.
 fn attacked(p: &Params, attacks: &[(Duration, Attack)]) -> (Harness, Outcome) {
+    let (h, out, _) = attacked_with(p, attacks, |_, _| {});
+    (h, out)
+}
+
+/// As [`attacked`], with `more` adding hosts or events before the run (it gets the server's
+/// address); the server admits clients 0 and 1.
+fn attacked_with(
+    p: &Params,
+    attacks: &[(Duration, Attack)],
+    more: impl FnOnce(&mut Harness, SocketAddr),
+) -> (Harness, Outcome, SocketAddr) {
     let mut h = Harness::new(p, secs(30), LinkFaults::clean());
-    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(1)));
+    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(2)));
     let route = Route {
         inside_port: SERVER_PORT,
         destination: server,
@@ -430,9 +444,10 @@ fn attacked(p: &Params, attacks: &[(Duration, Attack)]) -> (Harness, Outcome) {
     if let Err(e) = h.sim.place_behind(CLIENT, "adversary") {
         h.setup_error(e);
     }
+    more(&mut h, server);
     let mut out = h.run(unicast(SERVER));
     out.expect_delivered_percent(100);
-    (h, out)
+    (h, out, server)
 }
 
 /// The server's drop counters, summed over its incarnations.
@@ -470,7 +485,131 @@ pub(crate) fn adversary_forgery(p: &Params) -> Outcome {
     out
 }
 
+/// Forged sources per second in the flood scenarios: 100 times the reply budget table's
+/// 1024 slots, so the table is always full.
+const FLOOD_RATE: u32 = 100_000;
+
+/// A new client must connect within this of its start while the flood goes on.
+const FLOOD_CONNECT_BOUND: Duration = secs(1);
+
+/// What an off-path attacker floods a server of `p.suite` with, one of each in turn from each
+/// new forged source: junk that looks like a session packet, and what the suite's server
+/// answers without a session: nonce requests naming the real client (half-open state) and an
+/// unknown one (suites 1 and 2), real initiations and data packets (suite 3). Real packets are
+/// taken from an in-memory handshake of the same configurations.
+fn flood_packets(p: &Params) -> Vec<Vec<u8>> {
+    let server: SocketAddr = ([10, 0, 0, 1], SERVER_PORT).into();
+    let mut net = Network::new(p.seed, Link::clean());
+    net.add_server(server, p.suite.server_config(1));
+    net.add_client(
+        ([10, 0, 0, 2], CLIENT_PORT).into(),
+        p.suite.client_config(0, server),
+    );
+    net.capture();
+    net.run_for(pavillion_proto::Duration::from_millis(50));
+    let mut session_junk = b"PavillionS0".to_vec();
+    session_junk.extend_from_slice(&[0x5a; 25]);
+    let mut packets = vec![session_junk];
+    let mut taken = [false; 3];
+    for d in net.captured().iter().filter(|d| d.to == server) {
+        let slot = match Datagram::parse(&d.bytes) {
+            Ok(Datagram::Setup(Setup::NonceRequest(_))) => 0,
+            Ok(Datagram::Noise(pavillion_proto::wire::noise::NoisePacket::Initiation(_))) => 1,
+            Ok(Datagram::Noise(pavillion_proto::wire::noise::NoisePacket::Data { .. })) => 2,
+            _ => continue,
+        };
+        if !taken[slot] {
+            taken[slot] = true;
+            packets.push(d.bytes.clone());
+        }
+    }
+    if taken[0] {
+        let unknown = Setup::NonceRequest(NonceRequest {
+            cipher: CipherId::Psk,
+            client_id: ClientId([0xee; 16]),
+            challenge: [1; 16],
+            session_hint: [0; 16],
+            public_key: [0; 32],
+        });
+        let mut buf = vec![0; unknown.buffer_len()];
+        if let Ok(n) = unknown.emit(&mut buf) {
+            buf.truncate(n);
+            packets.push(buf);
+        }
+    }
+    packets
+}
+
+/// The flood: `FLOOD_RATE` new forged sources a second at `target` for `duration`.
+fn spoof_flood(p: &Params, target: SocketAddr, duration: Duration) -> Attack {
+    Attack::SpoofFlood {
+        target,
+        source: None,
+        per_second: FLOOD_RATE,
+        duration,
+        packets: flood_packets(p),
+        random_tail: 16,
+    }
+}
+
+/// Adds an off-path attacker host that floods `target` from `at` for `duration`.
+fn add_flooder(h: &mut Harness, target: SocketAddr, at: Duration, duration: Duration) {
+    let attack = spoof_flood(&h.params, target, duration);
+    let attacker = MiddleboxConfig::adversary(Vec::new()).with_attack(at, attack);
+    if let Err(e) = h.sim.add_middlebox("attacker", attacker) {
+        h.setup_error(e);
+    }
+}
+
+/// Checks that the flood reached the server, and that what the server sent to forged
+/// sources is at most `1.07` times what they sent it (suite 2's 108-byte op 11 for a 101-byte
+/// op 1) under suites 1 and 2, and at most as much under suite 3.
+fn expect_no_amplification(out: &mut Outcome, h: &Harness, p: &Params, server: SocketAddr) {
+    let (mut forged, mut replies) = (0u64, 0u64);
+    for r in h.sim.trace().records() {
+        if let Record::Datagram(d) = r {
+            if is_spoofed(&d.from) && d.to == server {
+                forged += d.len as u64;
+            } else if d.from == server && is_spoofed(&d.to) {
+                replies += d.len as u64;
+            }
+        }
+    }
+    let limit = if p.suite.number() == 3 { 1.0 } else { 1.07 };
+    out.check(forged > 1_000_000, "flood", || {
+        format!("the flood sent only {forged} bytes")
+    });
+    // The flood reached the limit: the reply budget table was full and evicting.
+    let evictions: u64 = h.sim.stats(SERVER).iter().map(|s| s.budget_evictions).sum();
+    out.check(evictions > 10_000, "flood", || {
+        format!("only {evictions} reply budgets were evicted: the table never filled")
+    });
+    let ratio = replies as f64 / forged.max(1) as f64;
+    out.check(ratio <= limit, "amplification", || {
+        format!("the server sent {ratio:.3}x the forged bytes ({replies} for {forged})")
+    });
+}
+
+/// Fails unless `host` connected within [`FLOOD_CONNECT_BOUND`] of `start`, and reports it.
+fn expect_connect_under_flood(out: &mut Outcome, h: &Harness, host: &str, start: Duration) {
+    let t = h.time_to(host, start, connected);
+    out.reconnect_time = t;
+    out.check(
+        t.is_some_and(|t| t <= FLOOD_CONNECT_BOUND),
+        "connect",
+        || match t {
+            Some(t) => format!("{host} connected {t:?} after it started, under the flood"),
+            None => format!("{host} never connected under the flood"),
+        },
+    );
+}
+
+/// The on-path adversary floods from 100 of its ports (2000 requests naming the real client),
+/// and an off-path attacker floods from 100k new forged sources a second, 1.5 s to 3.5 s.
+/// The client behind the adversary keeps delivering, and a second client that starts at 2 s,
+/// in the middle of the flood, connects within 1 s. No amplification.
 pub(crate) fn adversary_flood(p: &Params) -> Outcome {
+    const LATE: Duration = secs(2);
     let flood = Attack::Flood {
         // Replaced by the server's address in `attacked`.
         target: ([0, 0, 0, 0], 0).into(),
@@ -478,16 +617,136 @@ pub(crate) fn adversary_flood(p: &Params) -> Outcome {
         sources: 100,
         client_id: Some(crate::suite::client_id(0)),
     };
-    let (h, mut out) = attacked(p, &[(secs(3), flood)]);
+    let (h, mut out, server) = attacked_with(p, &[(secs(3), flood)], |h, server| {
+        add_flooder(h, server, ms(1500), secs(2));
+        let batch = Batch::new(LATE, ms(50), 10).deadline(secs(20));
+        h.client("late", p.suite.client_config(1, server), &[batch]);
+        h.sim.at(Duration::ZERO, NetAction::Crash("late".into()));
+        h.sim.at(LATE, NetAction::Bounce("late".into()));
+    });
     let answered: u64 = h
         .sim
         .stats(SERVER)
         .iter()
         .map(|s| s.handshake_requests)
         .sum();
-    // Ten replies per source per second at most: 100 sources over the flood's few ticks.
-    out.check(answered < 2000, "flood", || {
-        format!("the server answered {answered} of 2000 flooded requests")
+    // The port flood: ten replies per port per second at most.
+    out.check(answered < 2000 + FLOOD_RATE as u64 * 2, "flood", || {
+        format!("the server answered {answered} flooded requests")
+    });
+    expect_connect_under_flood(&mut out, &h, "late", LATE);
+    expect_no_amplification(&mut out, &h, p, server);
+    out
+}
+
+/// The flood starts before the client's first handshake: 100k new forged sources a second
+/// from 0 s to 2 s; the client starts at 0.2 s and connects within 1 s, then delivers.
+pub(crate) fn flood_first(p: &Params) -> Outcome {
+    const START: Duration = ms(200);
+    let mut h = Harness::new(p, secs(10), LinkFaults::clean());
+    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(1)));
+    add_flooder(&mut h, server, Duration::ZERO, secs(2));
+    let batch = Batch::new(START, ms(20), 50).deadline(secs(8));
+    h.client(CLIENT, p.suite.client_config(0, server), &[batch]);
+    h.sim.at(Duration::ZERO, NetAction::Crash(CLIENT.into()));
+    h.sim.at(START, NetAction::Bounce(CLIENT.into()));
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    expect_connect_under_flood(&mut out, &h, CLIENT, START);
+    expect_no_amplification(&mut out, &h, p, server);
+    out
+}
+
+/// The server reboots under the flood: down from 1 s to 1.5 s, the flood from 0.8 s to
+/// 3.5 s. The client (sending since 0.1 s) is back within 1 s of the server's return.
+pub(crate) fn flood_reboot(p: &Params) -> Outcome {
+    const UP: Duration = ms(1500);
+    let mut h = Harness::new(p, secs(10), LinkFaults::clean());
+    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(1)));
+    add_flooder(&mut h, server, ms(800), ms(2700));
+    let batch = Batch::new(ms(100), ms(40), 100).deadline(secs(8));
+    h.client(CLIENT, p.suite.client_config(0, server), &[batch]);
+    h.sim.at(secs(1), NetAction::Crash(SERVER.into()));
+    h.sim.at(UP, NetAction::Bounce(SERVER.into()));
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    expect_connect_under_flood(&mut out, &h, CLIENT, UP);
+    expect_no_amplification(&mut out, &h, p, server);
+    out
+}
+
+/// Most extra datagrams a client may send per second of a spoofed op 4/5/6 attack: one probe
+/// (a keepalive) per `min_round_interval` (1 s) while its session is idle, none while it is
+/// busy, and no re-handshake while the server answers (PROTOCOL §5.1).
+const SPOOFED_CLAIM_PROBES_PER_SECOND: u64 = 1;
+
+/// An off-path attacker spoofs the server's address at the client: 1000 datagrams a second
+/// of op 4, op 5 and op 6 (with random challenges) from 0.5 s to 10.5 s. The client sends 40
+/// messages from 0.1 s, is idle from about 2.1 s to 6 s, and sends 40 more. Everything
+/// arrives, the client makes no forced re-handshake (the server keeps answering), and it
+/// sends at most one probe a second beyond its messages.
+pub(crate) fn adversary_spoof(p: &Params) -> Outcome {
+    const ATTACK: Duration = secs(10);
+    let mut h = Harness::new(p, secs(12), LinkFaults::clean());
+    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(1)));
+    let batches = [
+        Batch::new(ms(100), ms(50), 40).deadline(secs(10)),
+        Batch::new(secs(6), ms(50), 40).deadline(secs(5)),
+    ];
+    let client = h.client(CLIENT, p.suite.client_config(0, server), &batches);
+    let claims: Vec<Vec<u8>> = [
+        Setup::UnrecognizedClient,
+        Setup::NewServerJoin,
+        Setup::InvalidClientId { challenge: [0; 16] },
+    ]
+    .iter()
+    .filter_map(|s| {
+        let mut buf = vec![0; s.buffer_len()];
+        let n = s.emit(&mut buf).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    })
+    .collect();
+    let attack = Attack::SpoofFlood {
+        target: client,
+        source: Some(server),
+        per_second: 1000,
+        duration: ATTACK,
+        packets: claims,
+        random_tail: 0,
+    };
+    let attacker = MiddleboxConfig::adversary(Vec::new()).with_attack(ms(500), attack);
+    if let Err(e) = h.sim.add_middlebox("attacker", attacker) {
+        h.setup_error(e);
+    }
+    let mut out = h.run(unicast(SERVER));
+    out.expect_delivered_percent(100);
+    let hs = out.handshakes;
+    out.check(hs == 1, "handshakes", || {
+        format!(
+            "{hs} handshakes: spoofed claims forced {} re-handshakes",
+            hs.saturating_sub(1)
+        )
+    });
+    let spoofed = |d: &pavillion_sim::DatagramRecord| d.host.as_ref() == "attacker";
+    let (mut forged, mut from_client) = (0u64, 0u64);
+    for r in h.sim.trace().records() {
+        if let Record::Datagram(d) = r {
+            if spoofed(d) && d.to == client {
+                forged += 1;
+            } else if d.from == client && d.to == server {
+                from_client += 1;
+            }
+        }
+    }
+    out.check(forged >= 9_000, "spoof", || {
+        format!("only {forged} spoofed claims")
+    });
+    // 80 messages and one handshake (2 datagrams, 3 with a retried client-info).
+    let extra = from_client.saturating_sub(80 + 3);
+    let bound = SPOOFED_CLAIM_PROBES_PER_SECOND * ATTACK.as_secs() + 2;
+    out.check(extra <= bound, "probes", || {
+        format!("{extra} datagrams beyond the messages and the handshake (at most {bound})")
     });
     out
 }

@@ -70,6 +70,9 @@ scenario_tests! {
     adversary_replay => "adversary-replay",
     adversary_forgery => "adversary-forgery",
     adversary_flood => "adversary-flood",
+    adversary_spoof => "adversary-spoof",
+    flood_first => "flood-first",
+    flood_reboot => "flood-reboot",
     clients_1000 => "clients-1000",
 }
 

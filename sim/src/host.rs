@@ -439,7 +439,17 @@ pub(crate) async fn drive<E: Drive>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Resu
             biased;
             r = sock.recv_from(&mut rbuf) => {
                 if let Ok((n, from)) = r {
-                    ep.handle_datagram(now(), from, rbuf.get(..n).unwrap_or_default());
+                    let data = rbuf.get(..n).unwrap_or_default();
+                    let spoofer = ctx.world.borrow().spoofers.contains(&from.ip());
+                    match crate::spoof::unwrap(data).filter(|_| spoofer) {
+                        // Forged datagrams from an adversary (see `spoof`).
+                        Some(batch) => {
+                            for (source, bytes) in batch {
+                                ep.handle_datagram(now(), source, bytes);
+                            }
+                        }
+                        None => ep.handle_datagram(now(), from, data),
+                    }
                 }
             }
             _ = sleep_for(wait) => ep.handle_timeout(now()),

@@ -34,6 +34,7 @@ mod host;
 pub mod middlebox;
 mod net;
 mod sim;
+mod spoof;
 mod trace;
 
 pub use config::{ConfigError, LinkFaults, SimConfig};
@@ -42,4 +43,5 @@ pub use host::{
 };
 pub use middlebox::{Attack, MiddleboxConfig, Route};
 pub use sim::{NetAction, SimError, Simulation};
+pub use spoof::{is_spoofed, spoofed_source};
 pub use trace::{DatagramKind, DatagramRecord, Fate, Record, Trace};

@@ -85,7 +85,41 @@ pub enum Attack {
         /// How many of the recorded datagrams (the most recent ones).
         count: usize,
     },
+    /// An off-path flood from forged sources: `per_second` datagrams a second (in batches
+    /// every millisecond) to `target` for `duration`, each from `source`, or if that is
+    /// `None` from a source never used before (see [`spoofed_source`](crate::spoofed_source)).
+    /// The datagrams cycle through `packets`, each with its last `random_tail` bytes (a
+    /// challenge, a tag) made random.
+    SpoofFlood {
+        /// The host attacked.
+        target: SocketAddr,
+        /// The one forged source (for example the server's address, to spoof it at a
+        /// client), or `None` for a new one per datagram.
+        source: Option<SocketAddr>,
+        /// Datagrams (and new sources) per second; a multiple of 1000 sends evenly.
+        per_second: u32,
+        /// How long the flood lasts.
+        duration: core::time::Duration,
+        /// What to send, in turn.
+        packets: Vec<Vec<u8>>,
+        /// How many bytes at the end of each datagram are drawn anew each time.
+        random_tail: usize,
+    },
 }
+
+/// A flood in progress.
+struct Flooding {
+    target: SocketAddr,
+    source: Option<SocketAddr>,
+    per_tick: usize,
+    until: Instant,
+    next_tick: Instant,
+    packets: Vec<Vec<u8>>,
+    random_tail: usize,
+}
+
+/// Between two batches of a flood.
+const FLOOD_TICK: Duration = Duration::from_millis(1);
 
 /// Configuration of a NAT or adversary host; see the [module docs](crate::middlebox).
 ///
@@ -192,6 +226,9 @@ struct Middlebox {
     recorded: Vec<Recorded>,
     flips_left: usize,
     next_attack: usize,
+    flooding: Option<Flooding>,
+    /// Forged sources used so far: each datagram of a flood gets the next.
+    spoofed: u64,
 }
 
 /// Runs one incarnation of a middlebox until it is crashed; its mappings die with it.
@@ -218,7 +255,17 @@ pub(crate) async fn run(
         recorded: Vec::new(),
         flips_left: 0,
         next_attack: 0,
+        flooding: None,
+        spoofed: 0,
     };
+    let spoofs = mb
+        .config
+        .attacks
+        .iter()
+        .any(|(_, a)| matches!(a, Attack::SpoofFlood { .. }));
+    if spoofs {
+        mb.world.borrow_mut().spoofers.insert(mb.ip);
+    }
     let start = now();
     mb.note(format!("start {incarnation}"));
     while mb
@@ -239,9 +286,14 @@ pub(crate) async fn run(
             .attacks
             .get(mb.next_attack)
             .map(|(t, _)| (Instant::ZERO + *t).saturating_duration_since(now()));
+        let flood_wait = mb
+            .flooding
+            .as_ref()
+            .map(|f| f.next_tick.saturating_duration_since(now()));
         tokio::select! {
             biased;
             Some(d) = rx.recv() => mb.handle(d).await?,
+            _ = sleep_for(flood_wait) => mb.flood_tick().await?,
             _ = sleep_for(wait) => {
                 if let Some((_, attack)) = mb.config.attacks.get(mb.next_attack).cloned() {
                     mb.next_attack += 1;
@@ -431,8 +483,41 @@ impl Middlebox {
     }
 
     async fn attack(&mut self, attack: Attack) -> turmoil::Result {
-        self.note(format!("attack {attack:?}"));
+        match &attack {
+            Attack::SpoofFlood {
+                target,
+                source,
+                per_second,
+                duration,
+                packets,
+                ..
+            } => self.note(format!(
+                "attack SpoofFlood {{ target: {target}, source: {source:?}, \
+                 per_second: {per_second}, duration: {duration:?}, packets: {} }}",
+                packets.len()
+            )),
+            a => self.note(format!("attack {a:?}")),
+        }
         match attack {
+            Attack::SpoofFlood {
+                target,
+                source,
+                per_second,
+                duration,
+                packets,
+                random_tail,
+            } => {
+                let now = now();
+                self.flooding = Some(Flooding {
+                    target,
+                    source,
+                    per_tick: (per_second / 1000).max(1) as usize,
+                    until: now + duration,
+                    next_tick: now,
+                    packets,
+                    random_tail,
+                });
+            }
             Attack::FlipBits { count } => self.flips_left += count,
             Attack::Replay { count } => {
                 let start = self.recorded.len().saturating_sub(count);
@@ -474,6 +559,36 @@ impl Middlebox {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Sends one batch of the flood in progress, and schedules the next or ends it.
+    async fn flood_tick(&mut self) -> turmoil::Result {
+        let Some(f) = self.flooding.as_mut() else {
+            return Ok(());
+        };
+        let now = now();
+        if now >= f.until || f.packets.is_empty() {
+            self.flooding = None;
+            self.note("flood over".into());
+            return Ok(());
+        }
+        f.next_tick = now + FLOOD_TICK;
+        let (target, source, per_tick, random) = (f.target, f.source, f.per_tick, f.random_tail);
+        let mut batch = Vec::with_capacity(per_tick);
+        for _ in 0..per_tick {
+            let f = self.flooding.as_ref().map(|f| &f.packets);
+            let Some(packets) = f else { break };
+            // NOTE(cast): a count of datagrams sent, reduced modulo a Vec's length.
+            let mut bytes = packets[(self.spoofed % packets.len() as u64) as usize].clone();
+            let tail = bytes.len().saturating_sub(random);
+            self.rng.fill(&mut bytes[tail..]);
+            let from = source.unwrap_or_else(|| crate::spoofed_source(self.spoofed));
+            batch.push((from, bytes));
+            self.spoofed += 1;
+        }
+        let sock = self.open(self.config.first_flood_port).await?;
+        self.wire.send_spoofed(&sock, now, target, &batch);
         Ok(())
     }
 

@@ -33,6 +33,8 @@ pub(crate) struct World {
     /// The latest stats of each endpoint host, one entry per incarnation: a crash takes the
     /// endpoint away, and with it the only other copy of what it counted.
     pub(crate) stats: BTreeMap<Rc<str>, Vec<Stats>>,
+    /// Hosts allowed to hand others datagrams with forged sources (see `spoof`).
+    pub(crate) spoofers: BTreeSet<IpAddr>,
 }
 
 pub(crate) type Shared = Rc<RefCell<World>>;
@@ -47,6 +49,7 @@ impl World {
             groups: BTreeMap::new(),
             private: BTreeMap::new(),
             stats: BTreeMap::new(),
+            spoofers: BTreeSet::new(),
         }
     }
 
@@ -137,6 +140,11 @@ impl Wire {
         let recipients = self.world.borrow().recipients(from, to);
         let kind = DatagramKind::classify(bytes);
         for recipient in recipients {
+            if crate::spoof::is_spoofed(&recipient) {
+                // Nobody lives at a forged source: the reply is traced, and goes nowhere.
+                self.record(now, from, recipient, bytes.len(), kind, Fate::Sent, 0);
+                continue;
+            }
             let link = self.world.borrow().link(from.ip(), recipient.ip());
             if self.chance(link.loss) {
                 self.record(now, from, recipient, bytes.len(), kind, Fate::Lost, 0);
@@ -156,6 +164,39 @@ impl Wire {
                 self.record(now, from, recipient, data.len(), kind, fate, delay);
                 transmit(sock, recipient, data.clone(), Duration::from_micros(delay));
             }
+        }
+    }
+
+    /// Hands `to` the datagrams of `batch` as if each came from its forged source: each is
+    /// traced from that source, and they travel together in one envelope (`spoof`), with no
+    /// link fault applied.
+    pub(crate) fn send_spoofed(
+        &mut self,
+        sock: &Rc<UdpSocket>,
+        now: Instant,
+        to: SocketAddr,
+        batch: &[(SocketAddr, Vec<u8>)],
+    ) {
+        for (from, bytes) in batch {
+            let kind = DatagramKind::classify(bytes);
+            self.record(now, *from, to, bytes.len(), kind, Fate::Sent, 0);
+        }
+        // Each envelope fits the receiver's buffer (one byte more than any valid datagram).
+        let mut start = 0;
+        while start < batch.len() {
+            let mut end = start;
+            let mut size = crate::spoof::OVERHEAD;
+            while let Some((_, bytes)) = batch.get(end) {
+                let more = crate::spoof::ENTRY_OVERHEAD + bytes.len();
+                if end > start && size + more > pavillion_proto::wire::MAX_DATAGRAM {
+                    break;
+                }
+                size += more;
+                end += 1;
+            }
+            let chunk = batch.get(start..end).unwrap_or_default();
+            transmit(sock, to, crate::spoof::wrap(chunk), Duration::ZERO);
+            start = end;
         }
     }
 

@@ -11,8 +11,11 @@
 
 use core::fmt;
 
-use crypto_box::aead::AeadInPlace as _;
+use crypto_box::aead::AeadInPlace;
 use crypto_box::SalsaBox;
+use crypto_secretbox::aead::consts::{U16, U24};
+use crypto_secretbox::aead::KeyInit as _;
+use crypto_secretbox::{Kdf, XSalsa20Poly1305};
 // `zeroize` is not a direct dependency; crypto_secretbox's salsa20 feature always enables the
 // re-export through `cipher`.
 use crypto_secretbox::cipher::zeroize::{Zeroize as _, Zeroizing};
@@ -68,6 +71,74 @@ impl fmt::Debug for KeyPair {
     }
 }
 
+/// A `crypto_box` key between one secret key and one public key, made once: the X25519
+/// Diffie–Hellman happens in [`BoxKey::new`], and sealing or opening with it afterwards is
+/// symmetric work only. A server keeps one per known client and per half-open exchange, so
+/// that a flood of handshake packets costs no public-key work beyond its reply budget.
+///
+/// It holds the HSalsa20 of the shared secret, the key `crypto_box_beforenm` gives, and wipes
+/// it when dropped.
+#[derive(Clone)]
+pub struct BoxKey(Zeroizing<[u8; 32]>);
+
+impl BoxKey {
+    /// Does the Diffie–Hellman of `secret` and `public` (and HSalsa20) once.
+    pub fn new(secret: &StaticSecret, public: &PublicKey) -> Self {
+        Self::from_shared(secret.diffie_hellman(public).as_bytes())
+    }
+
+    /// As [`BoxKey::new`], but `None` if `public` is of low order (the shared secret would
+    /// not depend on our key, so anyone could compute it): one Diffie–Hellman for both.
+    pub fn contributory(secret: &StaticSecret, public: &PublicKey) -> Option<Self> {
+        let shared = secret.diffie_hellman(public);
+        shared
+            .was_contributory()
+            .then(|| Self::from_shared(shared.as_bytes()))
+    }
+
+    fn from_shared(shared: &[u8; 32]) -> Self {
+        let key = Zeroizing::new(<XSalsa20Poly1305 as Kdf>::kdf(
+            shared.into(),
+            &Default::default(),
+        ));
+        BoxKey(Zeroizing::new((*key).into()))
+    }
+
+    fn cipher(&self) -> XSalsa20Poly1305 {
+        XSalsa20Poly1305::new((&*self.0).into())
+    }
+}
+
+impl fmt::Debug for BoxKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BoxKey(..)")
+    }
+}
+
+/// [`seal_nonce`] under a key made before: no Diffie–Hellman.
+pub fn seal_nonce_with(key: &BoxKey, box_nonce: &[u8; 24], inner: &[u8; 48]) -> [u8; 64] {
+    let mut sealed = [0; 64];
+    sealed[TAG_LEN..].copy_from_slice(inner);
+    seal_detached(&key.cipher(), box_nonce, &mut sealed);
+    sealed
+}
+
+/// [`open_client_info`] under a key made before: no Diffie–Hellman.
+///
+/// # Errors
+/// [`CryptoError::Forged`] if the box was not made with this client's secret key for the server.
+pub fn open_client_info_with(
+    key: &BoxKey,
+    box_nonce: &[u8; 24],
+    sealed: &[u8; 120],
+) -> Result<[u8; 104], CryptoError> {
+    let mut buf = Zeroizing::new(*sealed);
+    open_detached(&key.cipher(), box_nonce, &mut *buf)?;
+    let mut inner = [0; 104];
+    inner.copy_from_slice(&buf[TAG_LEN..]);
+    Ok(inner)
+}
+
 /// Seals the op 11 (ECC Nonce) box from the server to the client.
 ///
 /// `inner` is `serverNonce(32) || clientChallenge(16)`; the result is `tag(16) || ciphertext(48)`,
@@ -78,10 +149,7 @@ pub fn seal_nonce(
     box_nonce: &[u8; 24],
     inner: &[u8; 48],
 ) -> [u8; 64] {
-    let mut sealed = [0; 64];
-    sealed[TAG_LEN..].copy_from_slice(inner);
-    seal_detached(&salsa_box(server, client), box_nonce, &mut sealed);
-    sealed
+    seal_nonce_with(&BoxKey::new(server, client), box_nonce, inner)
 }
 
 /// Opens the op 11 box on the client, giving back `serverNonce(32) || clientChallenge(16)`.
@@ -130,11 +198,7 @@ pub fn open_client_info(
     box_nonce: &[u8; 24],
     sealed: &[u8; 120],
 ) -> Result<[u8; 104], CryptoError> {
-    let mut buf = Zeroizing::new(*sealed);
-    open_detached(&salsa_box(server, client), box_nonce, &mut *buf)?;
-    let mut inner = [0; 104];
-    inner.copy_from_slice(&buf[TAG_LEN..]);
-    Ok(inner)
+    open_client_info_with(&BoxKey::new(server, client), box_nonce, sealed)
 }
 
 /// The session id the Python server announces in op 7: `H(clientPub; C>S key)[0..16]`, keyed
@@ -172,7 +236,11 @@ fn salsa_box(secret: &StaticSecret, public: &PublicKey) -> SalsaBox {
 }
 
 /// Encrypts `buf[TAG_LEN..]` in place and writes the tag into `buf[..TAG_LEN]`.
-fn seal_detached(cipher: &SalsaBox, box_nonce: &[u8; 24], buf: &mut [u8]) {
+fn seal_detached<C: AeadInPlace<NonceSize = U24>>(
+    cipher: &C,
+    box_nonce: &[u8; 24],
+    buf: &mut [u8],
+) {
     let (tag, body) = buf.split_at_mut(TAG_LEN);
     let computed = cipher
         .encrypt_in_place_detached(box_nonce.into(), &[], body)
@@ -182,8 +250,8 @@ fn seal_detached(cipher: &SalsaBox, box_nonce: &[u8; 24], buf: &mut [u8]) {
 }
 
 /// Checks the tag in `buf[..TAG_LEN]` and decrypts `buf[TAG_LEN..]` in place.
-fn open_detached(
-    cipher: &SalsaBox,
+fn open_detached<C: AeadInPlace<NonceSize = U24, TagSize = U16>>(
+    cipher: &C,
     box_nonce: &[u8; 24],
     buf: &mut [u8],
 ) -> Result<(), CryptoError> {

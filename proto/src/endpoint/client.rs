@@ -32,6 +32,7 @@ mod authfail;
 mod noise;
 mod reconnect;
 mod subs;
+mod suspect;
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
 /// above for a lifetime of packets.
@@ -91,6 +92,10 @@ pub struct Client {
     confirm_rounds: u8,
     /// A round asked for while rounds were rate limited; it starts when they are allowed.
     deferred_round: Option<Instant>,
+    /// An unauthenticated claim that a server lost our session, not believed yet; and until
+    /// when claims are ignored after one proved false (see `suspect`).
+    suspicion: Option<suspect::Suspicion>,
+    claims_ignored_until: Instant,
     /// Whether `config.server` is a group or broadcast address.
     multicast: bool,
     /// Sessions, keyed by the address the server answers from (the reference answers from a
@@ -270,6 +275,8 @@ impl Client {
             confirm_by: None,
             confirm_rounds: 0,
             deferred_round: None,
+            suspicion: None,
+            claims_ignored_until: Instant::ZERO,
             multicast,
             servers: BTreeMap::new(),
             subscribers: BTreeMap::new(),
@@ -505,6 +512,7 @@ impl Client {
             self.deferred_round = None;
             self.request_handshake(now);
         }
+        self.check_suspicion(now);
         if self.confirm_by.is_some_and(|t| t <= now) {
             self.confirm_by = None;
             self.on_unconfirmed(now);
@@ -603,6 +611,7 @@ impl Client {
             self.round_close,
             self.confirm_by,
             self.deferred_round,
+            self.suspicion_due(),
             self.rekey_due(),
             self.outbox.next_timeout(
                 self.is_connected() && self.session_ready(),
@@ -871,7 +880,7 @@ impl Client {
             }
             Setup::UnrecognizedClient | Setup::NewServerJoin => {
                 if self.is_our_server(from) {
-                    self.request_handshake(now);
+                    self.on_lost_session_claim(now, from);
                 } else {
                     self.stats.drop(DropReason::Unexpected);
                 }

@@ -491,6 +491,21 @@ pub struct Stats {
     pub retransmissions: u64,
     /// Queued datagrams that could not be written (caller buffer too small, or session gone).
     pub send_errors: u64,
+    /// X25519 operations done for handshakes: each Diffie–Hellman, and each `crypto_box` seal
+    /// or open under a key not computed before (one Diffie–Hellman each). Counted where they
+    /// happen, so a test can check that a flood costs none beyond its budget.
+    pub public_key_ops: u64,
+    /// Client: unauthenticated claims that a server lost our session (op 4, op 5) not acted
+    /// on, because one was being checked or the server proved alive.
+    pub claims_disbelieved: u64,
+    /// Server: suite 3 cookie replies sent (stateless, outside every budget).
+    pub cookie_replies: u64,
+    /// Server: sources whose reply budget was forgotten to make room for a new source (the
+    /// table evicts when full; see `docs/PROTOCOL.md` §8).
+    pub budget_evictions: u64,
+    /// Server: replies to duplicate packets (re-sent RPC answers, re-acknowledgements) that
+    /// the duplicate-reply limits held back.
+    pub duplicate_replies_withheld: u64,
     drops: [u64; DropReason::COUNT],
 }
 

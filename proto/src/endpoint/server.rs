@@ -30,8 +30,12 @@ use super::{
 };
 
 mod authlog;
+mod budget;
+mod duplicates;
 mod noise;
 mod subs;
+
+use budget::{Found, ReplyBudget, ReplyBudgets};
 
 /// The reference server's per-client counter base: `2^63 ..= 2^63 + 10^9`.
 const COUNTER_BASE: (u64, u64) = (1 << 63, (1 << 63) + 1_000_000_000);
@@ -68,7 +72,8 @@ pub struct Server {
     /// Exchanges completed within `half_open_timeout`, kept to accept a second client-info for
     /// the same nonce (see the ECC client-info handling); bounded like `half_open`.
     completed: BTreeMap<SocketAddr, ExpectClientInfo>,
-    limiter: BTreeMap<SocketAddr, ReplyBudget>,
+    /// Unauthenticated replies per source; a fixed table that evicts (see `budget`).
+    limiter: ReplyBudgets,
     /// Sessions whose outbox is not empty, so that timers need not scan every session.
     busy: BTreeSet<SocketAddr>,
     /// Reused by `pump`, so the per-datagram path does not allocate.
@@ -81,6 +86,9 @@ pub struct Server {
     client_subs: subs::ClientSubs,
     /// Failed authentications per source, for rate-limited reports.
     auth_log: authlog::AuthLog,
+    /// Suite 2 box keys of configured clients, made on first use (at most one per entry of
+    /// `config.ecc_clients`).
+    box_keys: BTreeMap<ClientId, ecc::BoxKey>,
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
     tx: VecDeque<Outgoing>,
@@ -122,6 +130,8 @@ struct ServerSession {
     /// Answers kept for retried calls, oldest first, within the cache bounds.
     answers: VecDeque<Answer>,
     answer_bytes: usize,
+    /// What is left of the allowance for replies to duplicates (see `duplicates`).
+    duplicates: duplicates::Allowance,
 }
 
 #[derive(Debug)]
@@ -129,17 +139,17 @@ struct Answer {
     call: Counter,
     status: RpcStatus,
     data: Bytes,
+    /// When it was made; it is forgotten `rpc_cache_ttl` later, however often it is asked for.
     at: Instant,
+    /// How often, and when next, it may be sent again for a duplicate call.
+    resends: duplicates::Resends,
 }
 
-/// Setup replies sent to one source in the current one-second window.
-#[derive(Debug, Clone, Copy)]
-struct ReplyBudget {
-    window_start: Instant,
-    sent: u32,
-    /// The last "unrecognized client" (op 4). Op 4 has its own allowance, so that a burst of
-    /// retransmissions from a client we lost cannot use up the budget its handshake needs.
-    last_unrecognized: Option<Instant>,
+/// Who an op 1 claims to be, judged from the configuration alone (no key work).
+enum Credential {
+    Psk(crate::crypto::Psk),
+    /// The client's public key, and whether it is a guest's.
+    Ecc(ecc::PublicKey, bool),
 }
 
 /// How an opened session packet reached us.
@@ -151,22 +161,24 @@ enum Via {
     Group,
 }
 
-/// Least time between two op 4 replies to one source.
-const UNRECOGNIZED_GAP: Duration = Duration::from_millis(200);
-
 impl Server {
     /// Creates a server. If `config.announce` is set, the join announcement goes out at once:
     /// drain `poll_transmit`.
     pub fn new(config: ServerConfig) -> Self {
         let mut rng = Rng::from_seed(config.seed);
         let noise = noise::ServerNoise::new(&mut rng.fork());
+        let limiter = ReplyBudgets::new(
+            config.max_rate_limited_sources,
+            [rng.next_u64(), rng.next_u64()],
+        );
         let mut server = Server {
             noise,
             rng,
             sessions: BTreeMap::new(),
             half_open: BTreeMap::new(),
             completed: BTreeMap::new(),
-            limiter: BTreeMap::new(),
+            limiter,
+            box_keys: BTreeMap::new(),
             busy: BTreeSet::new(),
             busy_scratch: Vec::new(),
             functions: BTreeMap::new(),
@@ -232,11 +244,13 @@ impl Server {
             .position(|(c, _)| *c == call.counter)
             .ok_or(SendError::UnknownCall)?;
         s.pending_calls.swap_remove(pos);
+        let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
         let answer = Answer {
             call: call.counter,
             status,
             data: Bytes::copy_from_slice(data),
             at: now,
+            resends: duplicates::Resends::new(now, gap),
         };
         remember(&self.config, s, answer, now);
         self.tx.push_back(Outgoing::RpcResponse {
@@ -498,7 +512,7 @@ impl Server {
         let timeout = self.config.half_open_timeout;
         self.half_open.retain(|_, h| now - h.created < timeout);
         self.completed.retain(|_, h| now - h.created < timeout);
-        self.limiter.retain(|_, b| live_budget(b, now));
+        self.limiter.expire(now);
         self.expire_auth_log(now);
         let down = self.config.limits.down_timeout;
         let ttl = self.config.rpc_cache_ttl;
@@ -512,40 +526,21 @@ impl Server {
         }
     }
 
-    /// The rate-limit entry of `to`, in a table bounded by `max_rate_limited_sources`: when it
-    /// is full of live entries, new sources get no reply until entries expire.
-    fn budget(&mut self, now: Instant, to: SocketAddr) -> Option<&mut ReplyBudget> {
-        let full = self.limiter.len() >= self.config.max_rate_limited_sources;
-        if full && !self.limiter.contains_key(&to) {
-            self.limiter.retain(|_, b| live_budget(b, now));
-            if self.limiter.len() >= self.config.max_rate_limited_sources {
-                self.stats.drop(DropReason::TableFull);
-                return None;
-            }
+    /// The rate-limit entry of `to`. The table is bounded by `max_rate_limited_sources` and
+    /// evicts when full, so every source gets a budget (see `budget`).
+    fn budget(&mut self, now: Instant, to: SocketAddr) -> &mut ReplyBudget {
+        let (b, found) = self.limiter.entry(now, to);
+        if found == Found::Evicted {
+            self.stats.budget_evictions += 1;
         }
-        let b = self.limiter.entry(to).or_insert(ReplyBudget {
-            window_start: now,
-            sent: 0,
-            last_unrecognized: None,
-        });
-        if now - b.window_start >= HOUSEKEEPING {
-            b.window_start = now;
-            b.sent = 0;
-        }
-        Some(b)
+        b
     }
 
-    /// Takes one handshake reply (op 2, 6, 11) from `to`'s budget.
+    /// Takes one handshake reply (op 2, 6, 11, suite 3 response) from `to`'s budget. Called
+    /// before any public-key work for the request.
     fn allow_reply(&mut self, now: Instant, to: SocketAddr) -> bool {
         let limit = self.config.replies_per_second;
-        let allowed = match self.budget(now, to) {
-            Some(b) if b.sent < limit => {
-                b.sent += 1;
-                true
-            }
-            Some(_) => false,
-            None => return false,
-        };
+        let allowed = self.budget(now, to).take_reply(now, limit);
         if !allowed {
             self.stats.drop(DropReason::RateLimited);
         }
@@ -571,17 +566,7 @@ impl Server {
     /// Takes the "you have no session" allowance of `to` (op 4, or suite 3's unknown index):
     /// once per gap, apart from the handshake budget.
     fn allow_unrecognized(&mut self, now: Instant, to: SocketAddr) -> bool {
-        let allowed = match self.budget(now, to) {
-            Some(b)
-                if b.last_unrecognized
-                    .is_none_or(|t| now - t >= UNRECOGNIZED_GAP) =>
-            {
-                b.last_unrecognized = Some(now);
-                true
-            }
-            Some(_) => false,
-            None => return false,
-        };
+        let allowed = self.budget(now, to).take_unrecognized(now);
         if !allowed {
             self.stats.drop(DropReason::RateLimited);
         }
@@ -657,6 +642,9 @@ impl Server {
         }
     }
 
+    /// Op 1. Checks in cost order: what needs no key first, then the reply budget, and only
+    /// then public-key work (suite 2's box, and a guest key's check), so that packets beyond
+    /// the budget cost none (`docs/PROTOCOL.md` §8.2).
     fn on_nonce_request(&mut self, now: Instant, from: SocketAddr, req: NonceRequest) {
         if self
             .sessions
@@ -666,7 +654,8 @@ impl Server {
             // The reference's "already connected" shortcut.
             return self.stats.drop(DropReason::Unexpected);
         }
-        // A retried request gets the identical answer, at no new state.
+        // A retried request gets the identical answer, at no new state; the box key is kept
+        // with the exchange, so rebuilding the answer needs no Diffie-Hellman.
         if let Some(half) = self.half_open.get(&from) {
             if half.answers(req.client_id, &req.challenge) {
                 if let Ok(reply) = half.reply(self.config.keys.as_ref()) {
@@ -675,35 +664,39 @@ impl Server {
                 return;
             }
         }
-        let half = match req.cipher {
+        // Who is asking, from the configuration alone.
+        let credential = match req.cipher {
             CipherId::Psk => match self.config.psk_clients.get(&req.client_id) {
-                Some(key) => ExpectClientInfo::psk(
-                    now,
-                    req.client_id,
-                    key.clone(),
-                    self.rng.array(),
-                    req.challenge,
-                ),
+                Some(key) => Credential::Psk(key.clone()),
                 None => return self.refuse(now, from, req.challenge),
             },
             CipherId::Ecc => {
                 if self.config.keys.is_none() {
                     return self.stats.drop(DropReason::Unsupported);
                 }
-                let (public, guest) = match self.config.ecc_clients.get(&req.client_id) {
-                    Some(k) => (*k, false),
-                    None if self.config.allow_guest => (ecc::PublicKey::from(req.public_key), true),
+                match self.config.ecc_clients.get(&req.client_id) {
+                    Some(k) => Credential::Ecc(*k, false),
+                    None if self.config.allow_guest => {
+                        Credential::Ecc(ecc::PublicKey::from(req.public_key), true)
+                    }
                     None => return self.refuse(now, from, req.challenge),
-                };
-                // A low-order guest key makes the box key predictable, so anyone could finish
-                // that guest's handshake; libsodium refuses such keys, and so do we.
-                let contributory = || {
-                    let keys = self.config.keys.as_ref();
-                    keys.is_some_and(|k| k.secret().diffie_hellman(&public).was_contributory())
-                };
-                if guest && !contributory() {
-                    return self.stats.drop(DropReason::BadHandshake);
                 }
+            }
+        };
+        if !self.allow_reply(now, from) {
+            return;
+        }
+        // The budget paid for this request: public-key work is allowed from here on.
+        let half = match credential {
+            Credential::Psk(key) => {
+                ExpectClientInfo::psk(now, req.client_id, key, self.rng.array(), req.challenge)
+            }
+            Credential::Ecc(public, guest) => {
+                let Some(box_key) = self.box_key(req.client_id, &public, guest) else {
+                    // A low-order guest key makes the box key predictable, so anyone could
+                    // finish that guest's handshake; libsodium refuses such keys, and so do we.
+                    return self.stats.drop(DropReason::BadHandshake);
+                };
                 let (nonce, box_nonce) = (self.rng.array(), self.rng.array());
                 ExpectClientInfo::ecc(
                     now,
@@ -714,14 +707,12 @@ impl Server {
                     box_nonce,
                     req.challenge,
                 )
+                .with_box_key(box_key)
             }
         };
         let Ok(reply) = half.reply(self.config.keys.as_ref()) else {
             return self.stats.drop(DropReason::Unsupported);
         };
-        if !self.allow_reply(now, from) {
-            return;
-        }
         if !self.half_open.contains_key(&from) && self.half_open.len() >= self.config.max_half_open
         {
             let oldest = self
@@ -739,6 +730,30 @@ impl Server {
             to: from,
             packet: reply,
         });
+    }
+
+    /// The suite 2 box key with `public`: a configured client's is made once and kept (so a
+    /// flood naming a known id costs no Diffie-Hellman after the first), a guest's is made
+    /// for each exchange, by the same Diffie-Hellman that checks the key is not of low order.
+    /// `None` for such a key.
+    fn box_key(
+        &mut self,
+        id: ClientId,
+        public: &ecc::PublicKey,
+        guest: bool,
+    ) -> Option<ecc::BoxKey> {
+        let keys = self.config.keys.as_ref()?;
+        if guest {
+            self.stats.public_key_ops += 1;
+            return ecc::BoxKey::contributory(keys.secret(), public);
+        }
+        if let Some(k) = self.box_keys.get(&id) {
+            return Some(k.clone());
+        }
+        self.stats.public_key_ops += 1;
+        let k = ecc::BoxKey::new(keys.secret(), public);
+        self.box_keys.insert(id, k.clone());
+        Some(k)
     }
 
     /// Opcode 6: the client id is unknown. 36 bytes for a 101-byte request.
@@ -791,6 +806,7 @@ impl Server {
                     pending_calls: Vec::new(),
                     answers: VecDeque::new(),
                     answer_bytes: 0,
+                    duplicates: duplicates::Allowance::new(now),
                     noise: None,
                 };
                 self.next_generation += 1;
@@ -925,54 +941,7 @@ impl Server {
             Ok(p) => p,
             Err((OpenError::Duplicate, Some(p))) => {
                 self.stats.drop(DropReason::Duplicate);
-                match App::parse(p) {
-                    // Re-acknowledge: the first ACK may have been lost (the reference never
-                    // does, so its clients report false failures: docs/PROTOCOL.md §10 item 10).
-                    Ok(App::ReliableMessage(_)) => {
-                        self.tx.push_back(Outgoing::Ack { to: from, counter })
-                    }
-                    // A subscription whose ACK was lost; one refused (table full) stays
-                    // unacknowledged.
-                    Ok(App::Subscribe { target })
-                        if via == Via::Session && self.client_subs.holds(from, target) =>
-                    {
-                        self.tx.push_back(Outgoing::Ack { to: from, counter })
-                    }
-                    // A group key delivery or unsubscription whose ACK was lost.
-                    Ok(App::GroupKey { .. } | App::Unsubscribe { .. }) if via == Via::Session => {
-                        self.tx.push_back(Outgoing::Ack { to: from, counter })
-                    }
-                    // A retried call: answer from the cache, never run it again. If the answer
-                    // is no longer cached, say so rather than leave the caller waiting.
-                    Ok(App::RpcCall { .. })
-                        if !s.pending_calls.iter().any(|(c, _)| *c == counter) =>
-                    {
-                        expire_answers(&self.config, s, now);
-                        if let Some(i) = s.answers.iter().position(|a| a.call == counter) {
-                            // Still wanted: it expires a whole TTL after the last retry, not
-                            // after it was made, so a caller on a bad link is not told
-                            // "expired" while it is still asking.
-                            if let Some(mut a) = s.answers.remove(i) {
-                                a.at = now;
-                                s.answers.push_back(a);
-                            }
-                        } else {
-                            let expired = Answer {
-                                call: counter,
-                                status: RpcStatus::ERROR,
-                                data: Bytes::from_static(b"AnswerExpired"),
-                                at: now,
-                            };
-                            remember(&self.config, s, expired, now);
-                        }
-                        self.tx.push_back(Outgoing::RpcResponse {
-                            to: from,
-                            call: counter,
-                        });
-                    }
-                    _ => {}
-                }
-                return;
+                return self.on_duplicate(now, from, counter, p, via);
             }
             Err((e, _)) => return self.stats.drop(open_drop(e)),
         };
@@ -1091,6 +1060,7 @@ impl Server {
                 return;
             }
         };
+        let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
         remember(
             &self.config,
             s,
@@ -1099,6 +1069,7 @@ impl Server {
                 status,
                 data,
                 at: now,
+                resends: duplicates::Resends::new(now, gap),
             },
             now,
         );
@@ -1257,13 +1228,6 @@ fn forget_oldest(s: &mut ServerSession) {
     }
 }
 
-/// Whether a rate-limit entry still limits anything.
-fn live_budget(b: &ReplyBudget, now: Instant) -> bool {
-    now - b.window_start < HOUSEKEEPING
-        || b.last_unrecognized
-            .is_some_and(|t| now - t < UNRECOGNIZED_GAP)
-}
-
 fn take(counter: &mut u64) -> Counter {
     let c = Counter(*counter);
     *counter += 1;
@@ -1275,11 +1239,12 @@ mod tests {
     /// Every idle session pays these sizes (the `compare` memory rows). Suite 3 multicast
     /// keeps its keys in the server's own sender table and rarely-held keys are boxed, so
     /// neither struct grows with features; the outbox's send cursor and timer bound (16 B)
-    /// buy a send path that no longer walks every exchange in flight.
+    /// buy a send path that no longer walks every exchange in flight, and the allowance for
+    /// replies to duplicates (16 B) bounds what a replayed packet can make us send.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn idle_session_state_stays_small() {
-        assert!(core::mem::size_of::<super::ServerSession>() <= 552);
+        assert!(core::mem::size_of::<super::ServerSession>() <= 568);
         assert!(core::mem::size_of::<super::noise::NoiseSession>() <= 48);
     }
 }

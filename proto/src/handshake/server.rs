@@ -1,6 +1,6 @@
 //! The server's half of the setup exchange.
 
-use crate::crypto::ecc::{self, KeyPair, PublicKey};
+use crate::crypto::ecc::{self, BoxKey, KeyPair, PublicKey};
 use crate::crypto::{ct_eq, psk, Psk};
 use crate::id::{ClientId, Counter, PeerId};
 use crate::time::Instant;
@@ -12,7 +12,13 @@ use super::{HandshakeError, PeerAuthenticated, SessionKeys};
 #[derive(Clone, Debug)]
 enum Credential {
     Psk(Psk),
-    Ecc { client: PublicKey, guest: bool },
+    Ecc {
+        client: PublicKey,
+        guest: bool,
+        /// The box key with the server's key pair, made once after the reply budget allowed
+        /// it; without it each box costs a Diffie–Hellman.
+        key: Option<BoxKey>,
+    },
 }
 
 /// Half-open server state: a nonce was issued to an address, and the client-info packet that
@@ -62,12 +68,25 @@ impl ExpectClientInfo {
     ) -> Self {
         ExpectClientInfo {
             client_id,
-            credential: Credential::Ecc { client, guest },
+            credential: Credential::Ecc {
+                client,
+                guest,
+                key: None,
+            },
             server_nonce,
             challenge,
             box_nonce,
             created: now,
         }
+    }
+
+    /// Uses `key`, the box key of the server's secret and the client's public key, for the
+    /// op 11 and op 12 boxes of an ECC exchange, instead of a Diffie–Hellman per box.
+    pub(crate) fn with_box_key(mut self, key: BoxKey) -> Self {
+        if let Credential::Ecc { key: k, .. } = &mut self.credential {
+            *k = Some(key);
+        }
+        self
     }
 
     /// Whether this exchange answers the same request again (a retried op 1).
@@ -83,14 +102,18 @@ impl ExpectClientInfo {
                 challenge: self.challenge,
                 tag: psk::nonce_tag(key, &self.server_nonce, &self.challenge),
             })),
-            Credential::Ecc { client, .. } => {
+            Credential::Ecc { client, key, .. } => {
                 let server = keys.ok_or(HandshakeError::NoKeyPair)?;
                 let mut inner = [0u8; 48];
                 inner[..32].copy_from_slice(&self.server_nonce);
                 inner[32..].copy_from_slice(&self.challenge);
+                let sealed = match key {
+                    Some(k) => ecc::seal_nonce_with(k, &self.box_nonce, &inner),
+                    None => ecc::seal_nonce(server.secret(), client, &self.box_nonce, &inner),
+                };
                 Ok(Setup::EccNonce(EccNonce {
                     box_nonce: self.box_nonce,
-                    sealed: ecc::seal_nonce(server.secret(), client, &self.box_nonce, &inner),
+                    sealed,
                 }))
             }
         }
@@ -134,7 +157,7 @@ impl ExpectClientInfo {
         info: &EccClientInfo,
         server: &KeyPair,
     ) -> Result<SessionKeys, HandshakeError> {
-        let Credential::Ecc { client, guest } = &self.credential else {
+        let Credential::Ecc { client, guest, key } = &self.credential else {
             return Err(HandshakeError::CipherMismatch);
         };
         if info.cipher != CipherId::Ecc {
@@ -143,9 +166,11 @@ impl ExpectClientInfo {
         if info.client_id != self.client_id {
             return Err(HandshakeError::ClientIdMismatch);
         }
-        let Ok(inner) =
-            ecc::open_client_info(server.secret(), client, &info.box_nonce, &info.sealed)
-        else {
+        let opened = match key {
+            Some(k) => ecc::open_client_info_with(k, &info.box_nonce, &info.sealed),
+            None => ecc::open_client_info(server.secret(), client, &info.box_nonce, &info.sealed),
+        };
+        let Ok(inner) = opened else {
             return Err(HandshakeError::ForgedBox);
         };
         let (echo, rest) = inner.split_at(32);

@@ -282,7 +282,9 @@ impl Client {
                 let ours = self.servers.contains_key(&from)
                     && matches!(self.tx_key_for(from), Some(TxKey::Noise { receiver: r, .. }) if *r == receiver);
                 if ours {
-                    // The server lost our session (it restarted): handshake again.
+                    // The server lost our session (it restarted): handshake again. Unlike op 4,
+                    // this names the index our packets carry, which an off-path attacker cannot
+                    // know, so it is believed at once (PROTOCOL §12.6).
                     self.request_handshake(now);
                 } else {
                     self.stats.drop(DropReason::Unexpected);

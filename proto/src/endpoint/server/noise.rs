@@ -231,6 +231,9 @@ impl Server {
         if let Err((OpenError::Forged, _)) = opened {
             return self.stats.drop(DropReason::Forged);
         }
+        if is_replay_from_elsewhere(&opened, addr, from) {
+            return self.stats.drop(DropReason::Duplicate);
+        }
         self.on_opened(now, addr, packet.counter, opened, Via::Group);
     }
 
@@ -297,17 +300,19 @@ impl Server {
                 .iter()
                 .any(|s| crate::crypto::ct_eq(&cookie(s, from), &i.cookie));
             if !valid {
-                // Stateless: no Diffie-Hellman, nothing stored, 25 bytes for 106 or more.
+                // Stateless: no Diffie-Hellman, nothing stored, not even in the reply budget
+                // (a flood must not be able to deny a client its cookie), and 25 bytes for
+                // 106 or more, so it cannot amplify.
                 let reply = NoisePacket::CookieReply {
                     receiver: i.sender,
                     cookie: cookie(&self.noise.cookie_secret, from),
                 };
-                if self.allow_reply(now, from) {
-                    self.send_packet(from, &reply);
-                }
+                self.stats.cookie_replies += 1;
+                self.send_packet(from, &reply);
                 return;
             }
         }
+        // Every Diffie-Hellman below is paid for by the reply budget.
         if !self.allow_reply(now, from) {
             return;
         }
@@ -326,6 +331,7 @@ impl Server {
             },
             None => None,
         };
+        self.stats.public_key_ops += dh_count(pattern, Step::Start);
         let Ok(mut responder) = NoiseResponder::new(
             pattern,
             &mut self.rng,
@@ -335,6 +341,7 @@ impl Server {
             return self.stats.drop(DropReason::Unsupported);
         };
         let mut payload = [0u8; INITIATION_PAYLOAD_LEN];
+        self.stats.public_key_ops += dh_count(pattern, Step::Read);
         if !matches!(
             responder.read_initiation(i.message, &mut payload),
             Ok(INITIATION_PAYLOAD_LEN)
@@ -375,6 +382,7 @@ impl Server {
         let connection = continuing.unwrap_or_else(|| self.rng.next_u64());
         let local = self.new_index();
         let mut message = [0u8; RESPONSE_MESSAGE_LEN];
+        self.stats.public_key_ops += dh_count(pattern, Step::Write);
         let Ok((_, keys)) = responder.write_response(&connection.to_le_bytes(), &mut message)
         else {
             return self.stats.drop(DropReason::BadHandshake);
@@ -438,7 +446,7 @@ impl Server {
     /// Who the initiation is from: the static key of an IK pattern mapped to a configured id
     /// (or a guest), or the clear client id of NNpsk0.
     fn identify(
-        &self,
+        &mut self,
         pattern: Pattern,
         id: Option<ClientId>,
         responder: &mut NoiseResponder,
@@ -458,6 +466,7 @@ impl Server {
             Some(id) => (PeerId::Client(id), id),
             None if self.config.allow_guest => {
                 let keys = self.config.keys.as_ref()?;
+                self.stats.public_key_ops += 1;
                 // A low-order key would make the guest's keys predictable.
                 if !keys.secret().diffie_hellman(&public).was_contributory() {
                     return None;
@@ -542,6 +551,9 @@ impl Server {
         if let Err((OpenError::Forged, _)) = opened {
             return self.stats.drop(DropReason::Forged);
         }
+        if is_replay_from_elsewhere(&opened, addr, from) {
+            return self.stats.drop(DropReason::Duplicate);
+        }
         if promote && !matches!(opened, Err((OpenError::TooOld, _))) {
             if let Some(p) = n.pending.take().map(|p| *p) {
                 // The client uses the new keys: switch, and keep the old receive key for
@@ -610,6 +622,7 @@ impl Server {
             pending_calls: Vec::new(),
             answers: Default::default(),
             answer_bytes: 0,
+            duplicates: super::duplicates::Allowance::new(now),
             noise: Some(Box::new(NoiseSession {
                 local,
                 epoch: p.epoch,
@@ -698,6 +711,39 @@ impl Server {
                 self.noise.rotated = Some(now);
             }
         }
+    }
+}
+
+/// Whether `opened` is a duplicate that came from an address other than its session's. The
+/// session is found by index, so anyone who recorded a packet can send it again from
+/// anywhere; a client that moved sends new packets, not old ones. Such a duplicate is never
+/// answered (PROTOCOL §12.6), so a replay cannot aim the session's replies at its client.
+fn is_replay_from_elsewhere(
+    opened: &Result<&[u8], (OpenError, Option<&[u8]>)>,
+    session: SocketAddr,
+    from: SocketAddr,
+) -> bool {
+    session != from && matches!(opened, Err((OpenError::Duplicate, _)))
+}
+
+/// The steps of the responder's side of a handshake, for counting their X25519 work.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Building the state (IK: our static public key from the secret).
+    Start,
+    /// Reading the initiation (IK: `es`, `ss`).
+    Read,
+    /// Writing the response (our ephemeral key, `ee`; IK: `se`).
+    Write,
+}
+
+/// X25519 operations (Diffie-Hellman or key generation) a responder step does.
+fn dh_count(pattern: Pattern, step: Step) -> u64 {
+    let ik = pattern != Pattern::NnPsk0;
+    match step {
+        Step::Start => u64::from(ik),
+        Step::Read => 2 * u64::from(ik),
+        Step::Write => 2 + u64::from(ik),
     }
 }
 
