@@ -28,6 +28,8 @@ use super::{
     SendError, SendOptions, Stats, Transmit,
 };
 
+#[cfg(any(test, feature = "testing"))]
+mod assumed;
 mod noise;
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and

@@ -29,6 +29,8 @@ use super::{
     RpcRequest, SendError, SendOptions, Stats, Transmit,
 };
 
+#[cfg(any(test, feature = "testing"))]
+pub(super) mod assumed;
 mod noise;
 
 /// The reference server's per-client counter base: `2^63 ..= 2^63 + 10^9`.
