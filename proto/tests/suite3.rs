@@ -767,11 +767,17 @@ fn a_server_without_the_groups_key_reads_nothing() {
     net.run_for(Duration::from_millis(300));
     net.capture();
     for i in 0..5u8 {
-        group_send(&mut net, &[i]);
+        group_send(&mut net, format!("group secret {i}").as_bytes());
     }
     net.run_for(Duration::from_secs(3));
     let to_outsider = group_packets(net.captured()).len();
     assert!(to_outsider >= 5, "the outsider received the group traffic");
+    // What it received is ciphertext: no secret appears in any datagram on the group.
+    let secret = b"group secret";
+    assert!(!net
+        .captured()
+        .iter()
+        .any(|d| d.bytes.windows(secret.len()).any(|w| w == secret)));
     assert_eq!(net.server(outsider).session_count(), 0);
     assert_eq!(net.server(outsider).group_senders(), 0);
     assert!(payloads(&net.events(outsider)).is_empty());
