@@ -12,12 +12,11 @@
 use libfuzzer_sys::fuzz_target;
 use pavillion_fuzz::{drain_client, op, text, wait_client, Ops, FUNCTION, OTHER};
 use pavillion_proto::endpoint::SendOptions;
-use pavillion_proto::testing::established;
 use pavillion_proto::{Counter, FunctionId};
 
 fuzz_target!(|data: &[u8]| {
     let mut ops = Ops::new(data);
-    let mut e = established::client(ops.suite());
+    let mut e = pavillion_fuzz::established_client(ops.suite());
     let mut now = e.now;
     let mut from = e.server_addr;
     let mut buf = vec![0u8; 8192];

@@ -10,13 +10,12 @@
 use libfuzzer_sys::fuzz_target;
 use pavillion_fuzz::{drain_server, op, text, wait_server, Ops, OTHER};
 use pavillion_proto::endpoint::SendOptions;
-use pavillion_proto::testing::established;
 use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::Counter;
 
 fuzz_target!(|data: &[u8]| {
     let mut ops = Ops::new(data);
-    let mut e = established::server(ops.suite());
+    let mut e = pavillion_fuzz::established_server(ops.suite());
     e.server.register_function(pavillion_fuzz::FUNCTION, "fuzz");
     let mut now = e.now;
     let mut from = e.client_addr;

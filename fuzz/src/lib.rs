@@ -9,9 +9,10 @@
 //! why this is hand-rolled rather than `arbitrary`: a seed can be written on purpose.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use pavillion_proto::endpoint::{Client, ClientConfig, Event, Server, ServerConfig, Transmit};
-use pavillion_proto::testing::established::{self, Suite};
+use pavillion_proto::testing::established::{self, EstablishedClient, EstablishedServer, Suite};
 use pavillion_proto::testing::fixture;
 use pavillion_proto::wire::{self, Datagram};
 use pavillion_proto::{Duration, FunctionId, Instant};
@@ -122,14 +123,23 @@ impl OpsWriter {
     }
 }
 
+// Configurations are made once per process and cloned for each input: making one derives
+// public keys, which would cost more than the rest of a run.
+
 /// The server the handshake targets and the network target build: it knows client 1 under
 /// every suite (PSK, ECC key, the same key for Noise IK), and registers [`FUNCTION`].
 pub fn server(seed: u8) -> Server {
-    let id = fixture::client_id(1);
-    let config = ServerConfig::new(fixture::secret(0x51, usize::from(seed)))
-        .with_psk_client(id, fixture::client_psk(1))
-        .with_keys(fixture::server_keys())
-        .with_ecc_client(id, *fixture::client_keys(1).public());
+    static BASE: OnceLock<ServerConfig> = OnceLock::new();
+    let mut config = BASE
+        .get_or_init(|| {
+            let id = fixture::client_id(1);
+            ServerConfig::new([0; 32])
+                .with_psk_client(id, fixture::client_psk(1))
+                .with_keys(fixture::server_keys())
+                .with_ecc_client(id, *fixture::client_keys(1).public())
+        })
+        .clone();
+    config.seed = fixture::secret(0x51, usize::from(seed));
     let mut server = Server::new(config);
     server.register_function(FUNCTION, "fuzz");
     server
@@ -137,15 +147,36 @@ pub fn server(seed: u8) -> Server {
 
 /// Client 1's configuration for `suite` (suite 3: Noise IK), talking to [`SERVER`].
 pub fn client_config(suite: Suite, seed: u8) -> ClientConfig {
-    let id = fixture::client_id(1);
-    let seed = fixture::secret(0xCC, usize::from(seed));
-    let keys = fixture::client_keys(1);
-    let server_public = *fixture::server_keys().public();
-    match suite {
-        Suite::Psk => ClientConfig::psk(id, fixture::client_psk(1), SERVER, seed),
-        Suite::Ecc => ClientConfig::ecc(id, keys, server_public, SERVER, seed),
-        Suite::Noise => ClientConfig::noise_ik(id, keys, server_public, SERVER, seed),
-    }
+    static BASE: OnceLock<[ClientConfig; 3]> = OnceLock::new();
+    let configs = BASE.get_or_init(|| {
+        let id = fixture::client_id(1);
+        let keys = fixture::client_keys(1);
+        let server_public = *fixture::server_keys().public();
+        [
+            ClientConfig::psk(id, fixture::client_psk(1), SERVER, [0; 32]),
+            ClientConfig::ecc(id, keys.clone(), server_public, SERVER, [0; 32]),
+            ClientConfig::noise_ik(id, keys, server_public, SERVER, [0; 32]),
+        ]
+    });
+    let i = Suite::ALL.iter().position(|s| *s == suite).unwrap_or(0);
+    let mut config = configs[i].clone();
+    config.seed = fixture::secret(0xCC, usize::from(seed));
+    config
+}
+
+/// `testing::established::server`, from a configuration made once.
+pub fn established_server(suite: Suite) -> EstablishedServer {
+    static CONFIG: OnceLock<ServerConfig> = OnceLock::new();
+    let config = CONFIG.get_or_init(established::server_config).clone();
+    established::server_with(config, suite)
+}
+
+/// `testing::established::client`, from configurations made once.
+pub fn established_client(suite: Suite) -> EstablishedClient {
+    static CONFIGS: OnceLock<[ClientConfig; 3]> = OnceLock::new();
+    let configs = CONFIGS.get_or_init(|| Suite::ALL.map(established::client_config));
+    let i = Suite::ALL.iter().position(|s| *s == suite).unwrap_or(0);
+    established::client_with(configs[i].clone(), suite)
 }
 
 /// Checks one datagram an endpoint sent: it fits the buffer and the size limit, and it parses

@@ -141,13 +141,27 @@ pub struct EstablishedClient {
 }
 
 /// A server (that knows client 1 under every suite) with a session with client 1 at
-/// [`CLIENT_ADDR`].
+/// [`CLIENT_ADDR`]. Shorthand for [`server_with`] and [`server_config`].
 pub fn server(suite: Suite) -> EstablishedServer {
+    server_with(server_config(), suite)
+}
+
+/// The configuration [`server`] uses: client 1 is known under every suite.
+///
+/// Making it derives two public keys, which costs more than the rest of a fuzz input's run: a
+/// fuzz target makes it once and clones it into [`server_with`].
+pub fn server_config() -> ServerConfig {
     let id = fixture::client_id(1);
-    let config = ServerConfig::new(fixture::secret(0x51, 0))
+    ServerConfig::new(fixture::secret(0x51, 0))
         .with_psk_client(id, fixture::client_psk(1))
         .with_keys(fixture::server_keys())
-        .with_ecc_client(id, *fixture::client_keys(1).public());
+        .with_ecc_client(id, *fixture::client_keys(1).public())
+}
+
+/// As [`server`], from `config`, which must know client 1 as [`server_config`]'s does (its other
+/// settings are free).
+pub fn server_with(config: ServerConfig, suite: Suite) -> EstablishedServer {
+    let id = fixture::client_id(1);
     let mut server = Server::new(config);
     let peer = PeerId::Client(id);
     let client = match suite {
@@ -202,31 +216,45 @@ pub fn server(suite: Suite) -> EstablishedServer {
     e
 }
 
-/// A client 1 of the server at [`SERVER_ADDR`] with a confirmed session with it.
+/// A client 1 of the server at [`SERVER_ADDR`] with a confirmed session with it. Shorthand
+/// for [`client_with`] and [`client_config`].
+pub fn client(suite: Suite) -> EstablishedClient {
+    client_with(client_config(suite), suite)
+}
+
+/// The configuration [`client`] uses for `suite`.
 ///
 /// Suite 3 uses `NNpsk0` credentials: building a client starts its first handshake, and that
-/// pattern's first message costs no Diffie-Hellman, only an ephemeral key.
-pub fn client(suite: Suite) -> EstablishedClient {
+/// pattern's first message costs no Diffie-Hellman, only an ephemeral key. Suite 2's derives
+/// two public keys: a fuzz target makes it once and clones it into [`client_with`].
+pub fn client_config(suite: Suite) -> ClientConfig {
     let id = fixture::client_id(1);
     let seed = fixture::secret(0xCC, 1);
-    let server_public = *fixture::server_keys().public();
-    let config = match suite {
+    match suite {
         Suite::Psk => ClientConfig::psk(id, fixture::client_psk(1), SERVER_ADDR, seed),
-        Suite::Ecc => ClientConfig::ecc(
-            id,
-            fixture::client_keys(1),
-            server_public,
-            SERVER_ADDR,
-            seed,
-        ),
+        Suite::Ecc => {
+            let server_public = *fixture::server_keys().public();
+            ClientConfig::ecc(
+                id,
+                fixture::client_keys(1),
+                server_public,
+                SERVER_ADDR,
+                seed,
+            )
+        }
         Suite::Noise => ClientConfig::noise_psk(id, fixture::client_psk(1), SERVER_ADDR, seed),
-    };
+    }
+}
+
+/// As [`client`], from `config`, which must be of `suite` and talk to [`SERVER_ADDR`] (its
+/// other settings are free).
+pub fn client_with(config: ClientConfig, suite: Suite) -> EstablishedClient {
     let mut client = Client::new(config);
     let s2c = fixture::secret(0x5C, 1);
     let server = match suite {
         Suite::Psk | Suite::Ecc => {
             let session_id = [0x1D; 16];
-            let (_, _) = client.danger_assume_session(
+            client.danger_assume_session(
                 START,
                 SERVER_ADDR,
                 SecretBoxKey::from_bytes(s2c),

@@ -9,28 +9,24 @@ use core::net::SocketAddr;
 
 use super::Client;
 use crate::crypto::SecretBoxKey;
-use crate::id::Counter;
 use crate::time::Instant;
 use crate::wire::Setup;
 
 impl Client {
     /// Establishes a suite 1 or 2 session with the server at `from` under the S>C key `rx`.
     ///
-    /// Returns what the server needs to hold the other end: our C>S key and the counter floor
-    /// our client-info would have carried. The session stays unconfirmed until an op 7 with
-    /// `session_id` arrives from `from`, as after a real handshake.
+    /// The session stays unconfirmed until an op 7 with `session_id` arrives from `from`, as
+    /// after a real handshake.
     pub(crate) fn danger_assume_session(
         &mut self,
         now: Instant,
         from: SocketAddr,
         rx: SecretBoxKey,
         session_id: [u8; 16],
-    ) -> (SecretBoxKey, Counter) {
+    ) {
         self.advance(now);
-        let floor = self.counter_floor();
         // Resent only while unconfirmed; an op 7 answers it, so its content does not matter.
         let client_info = Setup::SessionEstablished { session_id };
         self.on_established(now, from, rx, session_id, client_info);
-        (self.cs_key.clone(), floor)
     }
 }
