@@ -6,17 +6,18 @@
 #   scripts/fuzz.sh TARGET|all SECONDS
 #
 # Each target runs for SECONDS seconds (after one build of all of them), starting from its seed
-# corpus fuzz/corpus/TARGET (checked in, never written) and from fuzz/work/TARGET (new inputs the
+# corpus fuzz/corpus/TARGET (checked in, never written) and from $FUZZ_WORK/TARGET (new inputs the
 # runs found; not checked in, so a long campaign can be resumed). A crashing input is written
-# to fuzz/artifacts/TARGET/ and its stack trace stays in fuzz/work/TARGET.log; reproduce it with
+# to fuzz/artifacts/TARGET/ and its stack trace stays in $FUZZ_WORK/TARGET.log; reproduce it with
 # `cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/crash-...` (from the repository root).
 #
 # What it needs, installed if missing: a nightly toolchain (`rustup toolchain install nightly
 # --profile minimal`; where none can be fetched, the default toolchain with RUSTC_BOOTSTRAP=1,
 # which accepts the same flags) and cargo-fuzz (`cargo install cargo-fuzz --locked`).
 #
-# Environment: FUZZ_SANITIZER (default `none`: proto and its session code forbid `unsafe`, so
-# AddressSanitizer would only watch dependencies, at half the speed; `address` turns it on).
+# Environment: FUZZ_WORK (default fuzz/work) holds the found inputs and the logs.
+# FUZZ_SANITIZER (default `none`: proto and its session code forbid `unsafe`, so AddressSanitizer
+# would only watch dependencies, at half the speed; `address` turns it on).
 # Targets run one after another, one process each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,13 +79,14 @@ build_one=()
 cargo "${toolchain[@]}" fuzz build -s "$sanitizer" "${build_one[@]}" >&2 ||
   die "the fuzz targets do not build"
 
-mkdir -p fuzz/work
+work=${FUZZ_WORK:-fuzz/work}
+mkdir -p "$work"
 failed=0
 total_execs=0
 printf '%-18s %14s %10s %8s %8s %7s  %s\n' target executions exec/s crashes seconds corpus note
 for t in "${run[@]}"; do
-  mkdir -p "fuzz/work/$t" "fuzz/corpus/$t"
-  log="fuzz/work/$t.log"
+  mkdir -p "$work/$t" "fuzz/corpus/$t"
+  log="$work/$t.log"
   start=$(date +%s)
   set +e
   # The stateful targets read operations; longer inputs mostly add waiting, so they are capped
@@ -93,7 +95,7 @@ for t in "${run[@]}"; do
     wire_*) max_len=5000 ;;
     *) max_len=2048 ;;
   esac
-  cargo "${toolchain[@]}" fuzz run -s "$sanitizer" "$t" "fuzz/work/$t" "fuzz/corpus/$t" -- \
+  cargo "${toolchain[@]}" fuzz run -s "$sanitizer" "$t" "$work/$t" "fuzz/corpus/$t" -- \
     -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 -timeout=10 \
     -rss_limit_mb=2048 >"$log" 2>&1
   rc=$?
@@ -101,7 +103,7 @@ for t in "${run[@]}"; do
   wall=$(($(date +%s) - start))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-  corpus=$(find "fuzz/work/$t" "fuzz/corpus/$t" -type f | wc -l)
+  corpus=$(find "$work/$t" "fuzz/corpus/$t" -type f | wc -l)
   crashes=0
   note=""
   if [ "$rc" -ne 0 ]; then
@@ -121,6 +123,6 @@ for t in "${run[@]}"; do
 done
 echo "total executions: $total_execs"
 if [ "$failed" -ne 0 ]; then
-  echo "fuzz: a target crashed; its input is in fuzz/artifacts/ and its trace in fuzz/work/*.log" >&2
+  echo "fuzz: a target crashed; its input is in fuzz/artifacts/ and its trace in $work/*.log" >&2
   exit 1
 fi
