@@ -12,9 +12,9 @@ use pavillion_proto::endpoint::{
     Client, ClientConfig, DropReason, Event, SendOptions, Server, ServerConfig,
 };
 use pavillion_proto::rng::Rng;
-use pavillion_proto::testing::{Captured, Link, Network, Node, Verdict};
+use pavillion_proto::testing::{established, Captured, Link, Network, Node, Verdict};
 use pavillion_proto::wire::noise::{
-    NoisePacket, DATA_HEADER_LEN, INITIATION_PAYLOAD_LEN, RESPONSE_MESSAGE_LEN,
+    KeyId, NoisePacket, SenderId, DATA_HEADER_LEN, INITIATION_PAYLOAD_LEN, RESPONSE_MESSAGE_LEN,
 };
 use pavillion_proto::wire::{App, Datagram, Setup, HEADER_LEN};
 use pavillion_proto::{ClientId, Duration};
@@ -897,6 +897,27 @@ fn the_sender_table_holds_one_entry_per_client_session() {
     net.run_for(Duration::from_millis(100));
     for s in members() {
         assert_eq!(net.server(s).group_senders(), 0);
+    }
+}
+
+/// One authenticated client that registers sender id after sender id over its own session (op
+/// 32) still holds one entry: each new id replaces its last, so a member cannot grow the table.
+#[test]
+fn new_sender_ids_from_one_session_replace_each_other() {
+    let mut e = established::server(established::Suite::Noise);
+    let mut buf = [0u8; 256];
+    let key = [5u8; 32];
+    for i in 0..50u64 {
+        let op32 = App::GroupKey {
+            sender: SenderId(1000 + i),
+            key_id: KeyId(1),
+            key: &key,
+        };
+        let mut plain = [0u8; 64];
+        let len = op32.emit(&mut plain).unwrap();
+        let n = e.client.seal(&plain[..len], &mut buf).unwrap();
+        e.server.handle_datagram(e.now, e.client_addr, &buf[..n]);
+        assert_eq!(e.server.group_senders(), 1, "after sender id {i}");
     }
 }
 
