@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
                     .send_message(now, text(arg), "n", arg, opts);
             }
             2 => {
-                let f = if ops.u8() % 2 == 0 {
+                let f = if !ops.bool() {
                     FUNCTION
                 } else {
                     FunctionId(ops.u16())
@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
                 });
             }
             6 => {
-                let to_server = ops.u8() % 2 == 0;
+                let to_server = !ops.bool();
                 let bytes = ops.bytes();
                 if to_server {
                     net.inject(CLIENT, SERVER, bytes);
@@ -89,8 +89,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             10 => {
-                let up = ops.u8() % 2 == 0;
-                let host = if ops.u8() % 2 == 0 { SERVER } else { CLIENT };
+                let up = !ops.bool();
+                let host = if !ops.bool() { SERVER } else { CLIENT };
                 net.set_up(host, up);
             }
             _ => match ops.u8() % 3 {

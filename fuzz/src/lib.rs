@@ -77,6 +77,11 @@ impl<'a> Ops<'a> {
         u16::from_le_bytes([self.u8(), self.u8()])
     }
 
+    /// A flag: the low bit of one byte.
+    pub fn bool(&mut self) -> bool {
+        self.u8() & 1 == 1
+    }
+
     /// A byte string with a u16 length in front, clipped to what is left.
     pub fn bytes(&mut self) -> &'a [u8] {
         let n = usize::from(self.u16()).min(self.data.len());
