@@ -10,7 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use pavillion_fuzz::{client_config, text, Ops, CLIENT, FUNCTION, SERVER};
 use pavillion_proto::endpoint::{Event, SendOptions};
-use pavillion_proto::testing::{Link, Network, Node};
+use pavillion_proto::testing::{established, Link, Network, Node};
 use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{Duration, FunctionId};
 
@@ -56,7 +56,13 @@ fuzz_target!(|data: &[u8]| {
                     .server(SERVER)
                     .send_message(now, CLIENT, "t", "n", arg, opts);
             }
-            4 => net.run_for(Duration::from_millis(u64::from(ops.u16() % 10_000))),
+            4 => {
+                // Within the same span as the other targets' waits.
+                let ms = u64::from(ops.u16() % 10_000);
+                if net.now() < established::START + pavillion_fuzz::MAX_SPAN {
+                    net.run_for(Duration::from_millis(ms));
+                }
+            }
             5 => {
                 let (loss, dup, jitter) = (ops.u8(), ops.u8(), ops.u8());
                 net.set_link(Link {

@@ -228,6 +228,18 @@ pub fn drain_client(client: &mut Client, now: Instant) -> Vec<(SocketAddr, Vec<u
     out
 }
 
+/// How far past [`established::START`] an input's time may go; later waits do nothing.
+///
+/// Past every timer's period (rekeys and cookie rotation at 120 s, liveness, message deadlines)
+/// more time only repeats what happened; without the cap, an input of many long waits spends
+/// seconds of CPU retrying handshakes, and the rate of the stateful targets drops a hundredfold.
+pub const MAX_SPAN: Duration = Duration::from_secs(600);
+
+/// The end of a wait of `ms` milliseconds from `now`, within [`MAX_SPAN`].
+fn wait_end(now: Instant, ms: u16) -> Instant {
+    (now + Duration::from_millis(u64::from(ms))).min(established::START + MAX_SPAN)
+}
+
 /// Lets `ms` milliseconds pass on a server, firing each timer at its own deadline.
 pub fn wait_server(
     server: &mut Server,
@@ -235,7 +247,7 @@ pub fn wait_server(
     ms: u16,
     calls: &mut Vec<pavillion_proto::endpoint::CallHandle>,
 ) -> Vec<(SocketAddr, Vec<u8>)> {
-    let end = *now + Duration::from_millis(u64::from(ms));
+    let end = wait_end(*now, ms).max(*now);
     let mut out = Vec::new();
     // Bounded: an endpoint whose deadline does not move after `handle_timeout` is a livelock.
     for _ in 0..10_000 {
@@ -256,7 +268,7 @@ pub fn wait_server(
 
 /// Lets `ms` milliseconds pass on a client, firing each timer at its own deadline.
 pub fn wait_client(client: &mut Client, now: &mut Instant, ms: u16) -> Vec<(SocketAddr, Vec<u8>)> {
-    let end = *now + Duration::from_millis(u64::from(ms));
+    let end = wait_end(*now, ms).max(*now);
     let mut out = Vec::new();
     for _ in 0..10_000 {
         match client.poll_timeout() {
