@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (README "Testing"); .ci/run calls exactly this.
-# Order: build, formatting, lints, tests, then the no_std build of proto.
+# Order: build, formatting, lints, tests, docs, the no_std build of proto, then a short smoke run
+# of every fuzz target (README "Fuzzing").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +22,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 echo "== no_std"
 scripts/check-no-std.sh
+
+echo "== fuzz (smoke: each target briefly, so that one that no longer builds or crashes at once fails)"
+scripts/fuzz.sh all "${FUZZ_SMOKE_SECONDS:-10}"

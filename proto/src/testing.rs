@@ -34,6 +34,8 @@
 //! assert!(events.iter().any(|e| matches!(e, Event::Delivered { id, .. } if *id == msg)));
 //! ```
 
+pub mod established;
+
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec;

@@ -12,8 +12,8 @@ use pavillion_proto::endpoint::{
 };
 use pavillion_proto::handshake::HandshakeError;
 use pavillion_proto::testing::{Link, Network, Node, Verdict};
-use pavillion_proto::wire::{Datagram, Setup};
-use pavillion_proto::{ClientId, Duration, MessageId, PeerId};
+use pavillion_proto::wire::{CipherId, Datagram, NonceRequest, PskClientInfo, Setup};
+use pavillion_proto::{ClientId, Counter, Duration, MessageId, PeerId};
 
 const ID: ClientId = ClientId(*b"test-client-0001");
 
@@ -209,6 +209,7 @@ fn wrong_psk_gives_no_session_and_no_delivery() {
         ServerConfig::new([1; 32]).with_psk_client(ID, Psk::from_bytes([0x43; 32])),
     );
     net.add_client(client_addr(), client_config(Suite::Psk, 2));
+    net.capture();
     let id = send(&mut net, b"secret");
     net.run_for(Duration::from_secs(10));
     let c = net.events(client_addr());
@@ -228,6 +229,43 @@ fn wrong_psk_gives_no_session_and_no_delivery() {
             .stats()
             .dropped(DropReason::BadHandshake)
             > 0
+    );
+
+    // The client refused the server's nonce; an attacker holding the wrong key would not stop
+    // there. It answers the last op 2 with a client-info tagged under its key: the server must
+    // refuse that too.
+    let nonce = net
+        .captured()
+        .iter()
+        .rev()
+        .find_map(|d| match Datagram::parse(&d.bytes) {
+            Ok(Datagram::Setup(Setup::PskNonce(n))) => Some(n),
+            _ => None,
+        })
+        .expect("the server answered op 1");
+    let mut info = PskClientInfo {
+        cipher: CipherId::Psk,
+        client_id: ID,
+        client_nonce: [7; 32],
+        server_nonce: nonce.server_nonce,
+        counter: Counter(1000),
+        tag: [0; 32],
+    };
+    info.tag = pavillion_proto::crypto::psk::client_info_tag(&psk(), &info.authenticated_bytes());
+    let mut buf = [0u8; 256];
+    let n = Setup::PskClientInfo(info).emit(&mut buf).unwrap();
+    let refused = net
+        .server(server_addr())
+        .stats()
+        .dropped(DropReason::BadHandshake);
+    net.inject(client_addr(), server_addr(), &buf[..n]);
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.server(server_addr()).session_count(), 0);
+    assert_eq!(
+        net.server(server_addr())
+            .stats()
+            .dropped(DropReason::BadHandshake),
+        refused + 1
     );
 }
 
@@ -643,6 +681,36 @@ fn setup_replies_are_rate_limited_per_source() {
             .stats()
             .dropped(DropReason::RateLimited)
             >= 90
+    );
+
+    // Handshake replies (op 2 here) have their own budget: 100 nonce requests naming a known
+    // client, each with a fresh challenge, from another stranger get at most
+    // `replies_per_second` answers.
+    let stranger: SocketAddr = "10.0.0.10:5555".parse().unwrap();
+    let limited = net
+        .server(server_addr())
+        .stats()
+        .dropped(DropReason::RateLimited);
+    for i in 0..100u8 {
+        let request = Setup::NonceRequest(NonceRequest {
+            cipher: CipherId::Psk,
+            client_id: ID,
+            challenge: [i; 16],
+            session_hint: [0; 16],
+            public_key: [0; 32],
+        });
+        let mut buf = [0u8; 256];
+        let n = request.emit(&mut buf).unwrap();
+        net.inject(stranger, server_addr(), &buf[..n]);
+    }
+    net.run_for(Duration::from_millis(10));
+    let replies = net.captured().iter().filter(|d| d.to == stranger).count();
+    assert!((1..=10).contains(&replies), "{replies} replies");
+    assert!(
+        net.server(server_addr())
+            .stats()
+            .dropped(DropReason::RateLimited)
+            >= limited + 90
     );
 }
 

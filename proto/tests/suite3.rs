@@ -5,14 +5,18 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use pavillion_proto::crypto::ecc::KeyPair;
-use pavillion_proto::crypto::Psk;
+use pavillion_proto::crypto::ecc::{self, KeyPair};
+use pavillion_proto::crypto::noise::{NoiseResponder, Pattern};
+use pavillion_proto::crypto::{Psk, SecretBoxKey, SessionCipher, TAG_LEN};
 use pavillion_proto::endpoint::{
     Client, ClientConfig, DropReason, Event, SendOptions, Server, ServerConfig,
 };
-use pavillion_proto::testing::{Captured, Link, Network, Node, Verdict};
-use pavillion_proto::wire::noise::NoisePacket;
-use pavillion_proto::wire::Datagram;
+use pavillion_proto::rng::Rng;
+use pavillion_proto::testing::{established, Captured, Link, Network, Node, Verdict};
+use pavillion_proto::wire::noise::{
+    KeyId, NoisePacket, SenderId, DATA_HEADER_LEN, INITIATION_PAYLOAD_LEN, RESPONSE_MESSAGE_LEN,
+};
+use pavillion_proto::wire::{App, Datagram, Setup, HEADER_LEN};
 use pavillion_proto::{ClientId, Duration};
 
 const ID: ClientId = ClientId(*b"noise-client-001");
@@ -80,47 +84,186 @@ fn noise_packets(captured: &[Captured], pick: fn(&NoisePacket<'_>) -> bool) -> V
         .collect()
 }
 
-#[test]
-fn a_recorded_session_cannot_be_decrypted_with_both_static_keys() {
-    let mut net = network(Link::clean(), 1);
+/// A session between `client` and the server of `server_config(1)`, recorded on the wire:
+/// one secret each way.
+fn record_session(client: ClientConfig) -> Vec<Captured> {
+    let mut net = Network::new(1, Link::clean());
+    net.add_server(server_addr(), server_config(1));
+    net.add_client(client_addr(), client);
     net.capture();
     send(&mut net, b"top secret");
     net.run_for(Duration::from_millis(100));
     let now = net.now();
+    let opts = SendOptions::reliable();
     net.server(server_addr())
-        .send_message(
-            now,
-            client_addr(),
-            "t",
-            "n",
-            b"also secret",
-            SendOptions::reliable(),
-        )
-        .ok();
+        .send_message(now, client_addr(), "t", "n", b"also secret", opts)
+        .unwrap();
     net.run_for(Duration::from_millis(100));
     assert_eq!(
         payloads(&net.events(server_addr())),
         [b"top secret".to_vec()]
     );
-    let recording: Vec<Captured> = net.captured().to_vec();
+    assert_eq!(
+        payloads(&net.events(client_addr())),
+        [b"also secret".to_vec()]
+    );
+    net.captured().to_vec()
+}
 
-    // Fresh endpoints holding both static keys replay the whole recording.
-    let mut replay = Network::new(2, Link::clean());
-    replay.add_server(server_addr(), server_config(7));
-    replay.add_client(client_addr(), client_config(8));
-    replay.run_for(Duration::from_millis(10));
-    replay.events(server_addr());
-    replay.events(client_addr());
-    replay.set_filter(|_| Verdict::Drop); // only the recording reaches them
-    for d in &recording {
-        replay.inject(d.from, d.to, &d.bytes);
+/// What an attacker who recorded a session and later stole both static secret keys can read.
+#[derive(Debug, Default)]
+struct Stolen {
+    /// Client static keys learned from recorded suite 3 initiations.
+    identities: Vec<[u8; 32]>,
+    /// Recorded data packets tried against at least one derived key.
+    tried: usize,
+    /// Message payloads of recorded data packets that opened under a derived key.
+    payloads: Vec<Vec<u8>>,
+}
+
+/// Performs every key derivation the recording and the two stolen static keys allow, then tries
+/// each derived key on every recorded data packet.
+///
+/// Suite 2: the client-info (op 12) box is sealed with `DH(client static, server static)`, and
+/// inside are both session keys: opening it yields them. Suite 3: the stolen server key reads
+/// the recorded initiation (its `es` and `ss` use only static secrets), but the session keys
+/// also need `ee`, a Diffie-Hellman of the two ephemeral keys, whose secrets were never sent or
+/// stored. The best the attacker can do is finish the handshake itself, with an ephemeral key of
+/// its own, and try the keys that gives.
+fn attack(recording: &[Captured], client: &KeyPair, server: &KeyPair) -> Stolen {
+    let mut stolen = Stolen::default();
+    let mut reference_keys = Vec::new();
+    let mut noise_keys = Vec::new();
+    let mut rng = Rng::from_seed([0xA7; 32]);
+    for d in recording {
+        match Datagram::parse(&d.bytes) {
+            Ok(Datagram::Setup(Setup::EccClientInfo(info))) => {
+                let opened = ecc::open_client_info(
+                    server.secret(),
+                    client.public(),
+                    &info.box_nonce,
+                    &info.sealed,
+                );
+                if let Ok(inner) = opened {
+                    for key in [&inner[32..64], &inner[64..96]] {
+                        reference_keys.push(SecretBoxKey::from_bytes(key.try_into().unwrap()));
+                    }
+                }
+            }
+            Ok(Datagram::Noise(NoisePacket::Initiation(i))) => {
+                let Ok(mut responder) =
+                    NoiseResponder::new(Pattern::Ik, &mut rng, Some(server), None)
+                else {
+                    continue;
+                };
+                let mut payload = [0u8; INITIATION_PAYLOAD_LEN];
+                if responder.read_initiation(i.message, &mut payload).is_err() {
+                    continue;
+                }
+                if let Some(k) = responder.remote_static() {
+                    stolen.identities.push(k.to_bytes());
+                }
+                let mut response = [0u8; RESPONSE_MESSAGE_LEN];
+                if let Ok((_, keys)) = responder.write_response(&[0; 8], &mut response) {
+                    noise_keys.push(keys.send);
+                    noise_keys.push(keys.recv);
+                }
+            }
+            _ => {}
+        }
     }
-    replay.run_for(Duration::from_millis(100));
-    assert!(payloads(&replay.events(server_addr())).is_empty());
-    assert!(payloads(&replay.events(client_addr())).is_empty());
-    let dropped = replay.server(server_addr()).stats().total_dropped()
-        + replay.client(client_addr()).stats().total_dropped();
-    assert!(dropped > 0, "the recorded data packets were refused");
+    for d in recording {
+        let keys = match Datagram::parse(&d.bytes) {
+            Ok(Datagram::Session(_)) => reference_keys.len(),
+            Ok(Datagram::Noise(NoisePacket::Data { .. })) => noise_keys.len(),
+            _ => 0,
+        };
+        stolen.tried += usize::from(keys > 0);
+        let mut plain = d.bytes.clone();
+        let opened = match Datagram::parse(&d.bytes) {
+            Ok(Datagram::Session(p)) => {
+                let (header, body) = plain.split_at_mut(HEADER_LEN);
+                let body = &mut body[TAG_LEN..];
+                reference_keys
+                    .iter()
+                    .any(|k| k.open_in_place(p.counter, header, p.tag, body).is_ok())
+                    .then(|| body.to_vec())
+            }
+            Ok(Datagram::Noise(NoisePacket::Data { packet, .. })) => {
+                let (header, body) = plain.split_at_mut(DATA_HEADER_LEN);
+                let body = &mut body[..packet.ciphertext.len()];
+                noise_keys
+                    .iter()
+                    .any(|k| {
+                        k.open_in_place(packet.counter, header, packet.tag, body)
+                            .is_ok()
+                    })
+                    .then(|| body.to_vec())
+            }
+            _ => None,
+        };
+        if let Some(Ok(App::ReliableMessage(m) | App::UnreliableMessage(m))) =
+            opened.as_deref().map(App::parse)
+        {
+            stolen.payloads.push(m.payload.to_vec());
+        }
+    }
+    stolen
+}
+
+/// Forward secrecy: the attacker of [`attack`] learns who the client is, and nothing it said.
+fn assert_recorded_session_stays_secret(client: ClientConfig) {
+    let recording = record_session(client);
+    let stolen = attack(&recording, &client_keys(), &server_keys());
+    assert!(
+        stolen.payloads.is_empty(),
+        "with both static keys the attacker read {:?}",
+        stolen
+            .payloads
+            .iter()
+            .map(|p| String::from_utf8_lossy(p))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_recorded_session_cannot_be_decrypted_with_both_static_keys() {
+    let recording = record_session(client_config(2));
+    let stolen = attack(&recording, &client_keys(), &server_keys());
+    // The stolen keys work: the server's reads the recorded initiation and names the client,
+    // and the attacker has keys to try on every recorded data packet.
+    assert!(stolen
+        .identities
+        .contains(&client_keys().public().to_bytes()));
+    assert!(
+        stolen.tried >= 2,
+        "only {} data packets tried",
+        stolen.tried
+    );
+    assert_recorded_session_stays_secret(client_config(2));
+}
+
+/// The contrast: suite 2 has no forward secrecy. The same attacker, with the same two keys,
+/// opens the recorded client-info and reads both secrets; `assert_recorded_session_stays_secret`
+/// fails for it.
+#[test]
+fn a_recorded_suite_2_session_is_decrypted_with_both_static_keys() {
+    let suite2 = ClientConfig::ecc(
+        ID,
+        client_keys(),
+        *server_keys().public(),
+        server_addr(),
+        [2; 32],
+    );
+    let recording = record_session(suite2.clone());
+    let stolen = attack(&recording, &client_keys(), &server_keys());
+    assert!(stolen.payloads.contains(&b"top secret".to_vec()));
+    assert!(stolen.payloads.contains(&b"also secret".to_vec()));
+    let fails = std::panic::catch_unwind(|| assert_recorded_session_stays_secret(suite2));
+    assert!(
+        fails.is_err(),
+        "the forward secrecy check must fail for suite 2"
+    );
 }
 
 #[test]
@@ -624,11 +767,17 @@ fn a_server_without_the_groups_key_reads_nothing() {
     net.run_for(Duration::from_millis(300));
     net.capture();
     for i in 0..5u8 {
-        group_send(&mut net, &[i]);
+        group_send(&mut net, format!("group secret {i}").as_bytes());
     }
     net.run_for(Duration::from_secs(3));
     let to_outsider = group_packets(net.captured()).len();
     assert!(to_outsider >= 5, "the outsider received the group traffic");
+    // What it received is ciphertext: no secret appears in any datagram on the group.
+    let secret = b"group secret";
+    assert!(!net
+        .captured()
+        .iter()
+        .any(|d| d.bytes.windows(secret.len()).any(|w| w == secret)));
     assert_eq!(net.server(outsider).session_count(), 0);
     assert_eq!(net.server(outsider).group_senders(), 0);
     assert!(payloads(&net.events(outsider)).is_empty());
@@ -748,6 +897,27 @@ fn the_sender_table_holds_one_entry_per_client_session() {
     net.run_for(Duration::from_millis(100));
     for s in members() {
         assert_eq!(net.server(s).group_senders(), 0);
+    }
+}
+
+/// One authenticated client that registers sender id after sender id over its own session (op
+/// 32) still holds one entry: each new id replaces its last, so a member cannot grow the table.
+#[test]
+fn new_sender_ids_from_one_session_replace_each_other() {
+    let mut e = established::server(established::Suite::Noise);
+    let mut buf = [0u8; 256];
+    let key = [5u8; 32];
+    for i in 0..50u64 {
+        let op32 = App::GroupKey {
+            sender: SenderId(1000 + i),
+            key_id: KeyId(1),
+            key: &key,
+        };
+        let mut plain = [0u8; 64];
+        let len = op32.emit(&mut plain).unwrap();
+        let n = e.client.seal(&plain[..len], &mut buf).unwrap();
+        e.server.handle_datagram(e.now, e.client_addr, &buf[..n]);
+        assert_eq!(e.server.group_senders(), 1, "after sender id {i}");
     }
 }
 

@@ -28,6 +28,8 @@ use super::{
     SendError, SendOptions, Stats, Transmit,
 };
 
+#[cfg(any(test, feature = "testing"))]
+mod assumed;
 mod authfail;
 mod noise;
 mod reconnect;

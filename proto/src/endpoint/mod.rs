@@ -16,6 +16,8 @@ mod server;
 
 pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use server::assumed::{AssumedNoise, AssumedReference};
 pub use server::Server;
 
 use alloc::string::String;

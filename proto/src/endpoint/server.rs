@@ -29,6 +29,8 @@ use super::{
     RpcRequest, SendError, SendOptions, Stats, Transmit,
 };
 
+#[cfg(any(test, feature = "testing"))]
+pub(super) mod assumed;
 mod authlog;
 mod budget;
 mod duplicates;

@@ -49,6 +49,32 @@ pub(crate) struct SessionKeys {
     pub(crate) _proof: PeerAuthenticated,
 }
 
+impl SessionKeys {
+    /// Keys for a session that is *assumed* to have been authenticated, with no handshake run.
+    ///
+    /// Only for `testing::established`, which builds endpoints that already hold a session so
+    /// that fuzzers reach application parsing without paying for a handshake per input. It is
+    /// compiled only with the `testing` feature (or in this crate's tests): no normal build
+    /// can make a proof without verifying a packet.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn danger_assumed(
+        client_to_server: SecretBoxKey,
+        server_to_client: SecretBoxKey,
+        client_counter: Counter,
+        session_id: [u8; 16],
+        peer: PeerId,
+    ) -> Self {
+        SessionKeys {
+            client_to_server,
+            server_to_client,
+            client_counter,
+            session_id,
+            peer,
+            _proof: PeerAuthenticated(()),
+        }
+    }
+}
+
 /// Why a handshake packet was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -511,6 +511,8 @@ impl Outbox {
 
     /// The earliest instant at which `poll_due` has work: a retry or a deadline.
     ///
+    /// Retries count only with `can_send`; without it the next work is a deadline.
+    ///
     /// With `can_send` and counter budget left, an exchange waiting for a free slot is due at
     /// once if a slot is free.
     pub(crate) fn next_timeout(&self, can_send: bool, new_budget: usize) -> Option<Instant> {
@@ -520,7 +522,10 @@ impl Outbox {
             let mut t = e.deadline;
             if e.counter.is_some() {
                 in_flight += 1;
-                if let Some(r) = e.next_retry {
+                // Without a session a retry cannot go out, and `poll_due` does not re-arm it:
+                // a past retry reported here would wake the driver again at once, for ever
+                // (found by fuzzing: a client whose server quit spun until the deadline).
+                if let Some(r) = e.next_retry.filter(|_| can_send) {
                     t = t.min(r);
                 }
             } else if can_send && in_flight < self.max_in_flight && new_budget > 0 {
@@ -582,6 +587,24 @@ mod tests {
             o.next_timeout(true, usize::MAX).unwrap(),
             r1 + rtt.backoff(1)
         );
+    }
+
+    #[test]
+    fn a_retry_that_cannot_go_out_does_not_wake_the_driver() {
+        let rtt = RttEstimator::new(RttConfig::default());
+        let mut o = Outbox::new(8, 8);
+        let t0 = Instant::ZERO;
+        let deadline = t0 + Duration::from_secs(5);
+        o.push(1, msg(), false, deadline).unwrap();
+        o.on_first_transmit(1, Counter(10), Vec::new(), t0, &rtt);
+        let retry = o.next_timeout(true, usize::MAX).unwrap();
+        // The session went away before the retry: nothing can be sent, so the next work is
+        // the deadline, not a retry that stays in the past after every `poll_due`.
+        assert!(due(&mut o, retry, false).is_empty());
+        assert_eq!(o.next_timeout(false, usize::MAX), Some(deadline));
+        // Back in session, the retry is due again.
+        assert_eq!(o.next_timeout(true, usize::MAX), Some(retry));
+        assert_eq!(due(&mut o, retry, true), [1]);
     }
 
     #[test]
@@ -722,8 +745,8 @@ mod tests {
         assert!(v.is_empty(), "the second message waits");
         assert_eq!(
             o.next_timeout(true, 0),
-            o.next_timeout(false, 0),
-            "and is not due at once"
+            Some(t0 + rtt.backoff(0)),
+            "and is not due at once: the next work is the first one's retry"
         );
         assert_eq!(o.len(), 2);
     }

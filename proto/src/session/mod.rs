@@ -168,7 +168,47 @@ pub(crate) fn seal(
     app: &App<'_>,
     buf: &mut [u8],
 ) -> Result<usize, wire::Error> {
-    let body_len = app.buffer_len();
+    seal_with(
+        tx,
+        counter,
+        app.buffer_len(),
+        |body| app.emit(body).map(drop),
+        buf,
+    )
+}
+
+/// As [`seal`], for a plaintext (opcode and payload) given as bytes and not checked at all.
+///
+/// Only for `testing::established`: fuzzers seal arbitrary plaintext under a real session key
+/// so that it reaches the receiver's application parser.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn seal_plaintext(
+    tx: &TxKey,
+    counter: Counter,
+    plaintext: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, wire::Error> {
+    seal_with(
+        tx,
+        counter,
+        plaintext.len(),
+        |body| {
+            body.copy_from_slice(plaintext);
+            Ok(())
+        },
+        buf,
+    )
+}
+
+/// Frames and seals a `body_len`-byte plaintext that `write` puts into the slice it is given
+/// (exactly `body_len` bytes long), in `tx`'s suite.
+fn seal_with(
+    tx: &TxKey,
+    counter: Counter,
+    body_len: usize,
+    write: impl FnOnce(&mut [u8]) -> Result<(), wire::Error>,
+    buf: &mut [u8],
+) -> Result<usize, wire::Error> {
     match tx {
         TxKey::Reference(key) => {
             let total = wire::SESSION_OVERHEAD + body_len;
@@ -179,7 +219,7 @@ pub(crate) fn seal(
             let (head, rest) = buf.split_at_mut(wire::SESSION_OVERHEAD);
             // NOTE(unwrap-free): `rest` holds at least `body_len` bytes, checked above.
             let body = &mut rest[..body_len];
-            app.emit(body)?;
+            write(body)?;
             let (header, tag_out) = head.split_at_mut(wire::HEADER_LEN);
             let tag = key.seal_in_place(counter, header, body);
             tag_out.copy_from_slice(&tag);
@@ -191,7 +231,7 @@ pub(crate) fn seal(
                 return Err(wire::Error::BufferTooSmall);
             }
             emit_data_header(buf, *receiver, counter)?;
-            seal_after_header(key, counter, app, DATA_HEADER_LEN, body_len, buf)
+            seal_after_header(key, counter, write, DATA_HEADER_LEN, body_len, buf)
         }
         TxKey::Group(g) => {
             let GroupTx {
@@ -205,24 +245,25 @@ pub(crate) fn seal(
                 return Err(wire::Error::BufferTooSmall);
             }
             emit_group_header(buf, *sender, *key_id, counter)?;
-            seal_after_header(key, counter, app, GROUP_HEADER_LEN, body_len, buf)
+            seal_after_header(key, counter, write, GROUP_HEADER_LEN, body_len, buf)
         }
     }
 }
 
-/// Suite 3: encrypts `app` after a header already written into `buf[..header_len]`, with the
-/// header as associated data and the tag last. `buf` holds at least the whole packet.
+/// Suite 3: encrypts the plaintext `write` puts after a header already written into
+/// `buf[..header_len]`, with the header as associated data and the tag last. `buf` holds at
+/// least the whole packet.
 fn seal_after_header(
     key: &ChaChaKey,
     counter: Counter,
-    app: &App<'_>,
+    write: impl FnOnce(&mut [u8]) -> Result<(), wire::Error>,
     header_len: usize,
     body_len: usize,
     buf: &mut [u8],
 ) -> Result<usize, wire::Error> {
     let (header, rest) = buf.split_at_mut(header_len);
     let (body, tag_out) = rest.split_at_mut(body_len);
-    app.emit(body)?;
+    write(body)?;
     let tag = key.seal_in_place(counter, header, body);
     tag_out
         .get_mut(..TAG_LEN)

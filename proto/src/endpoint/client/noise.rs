@@ -471,6 +471,30 @@ impl Client {
         self.on_opened(now, from, from, packet.counter, opened, by_previous);
     }
 
+    /// Establishes a suite 3 session with the server at `from` as an accepted response would
+    /// have (the handshake in flight is dropped): testing only, see `super::assumed`.
+    #[cfg(any(test, feature = "testing"))]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn danger_assume_noise_session(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: SessionIndex,
+        remote: SessionIndex,
+        send: ChaChaKey,
+        recv: ChaChaKey,
+        epoch: u64,
+    ) {
+        self.advance(now);
+        if let Some(n) = self.noise.as_mut() {
+            n.pending = None;
+            n.cookie = [0; 16];
+            n.established = Some(now);
+            n.sent_under_key = 0;
+        }
+        self.on_noise_established(now, from, local, remote, send, recv, epoch);
+    }
+
     /// When the current suite 3 keys must be replaced (age), if they are in use.
     pub(super) fn rekey_due(&self) -> Option<Instant> {
         let n = self.noise.as_ref()?;

@@ -712,6 +712,34 @@ impl Server {
             }
         }
     }
+
+    /// Establishes a suite 3 session with the client at `from` as its handshake and first data
+    /// packet would have: testing only (see `super::assumed`).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn danger_assume_noise_session(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        s: super::assumed::AssumedNoise,
+    ) {
+        self.advance(now);
+        let pending = PendingSession {
+            peer: s.peer,
+            client_id: s.client_id,
+            epoch: s.epoch,
+            seq: 1,
+            connection: self.rng.next_u64(),
+            keys: PendingKeys {
+                local: s.local,
+                remote: s.remote,
+                send: s.send,
+                recv: s.recv,
+            },
+            created: now,
+        };
+        let window = ReplayWindow::new(Counter(0));
+        self.confirm_new_session(now, from, s.local, pending, window);
+    }
 }
 
 /// Whether `opened` is a duplicate that came from an address other than its session's. The
