@@ -1100,7 +1100,7 @@ impl Client {
     /// Whether session packets may go to the configured server address. A reference server
     /// answers the handshake from a second (reply) port but reads session packets on its
     /// listening port, where one that overtakes our client-info (sent to the reply port) is
-    /// answered op 4 and waits for a retransmission (WN §6.1). So with a unicast server whose
+    /// answered op 4 and waits for a retransmission. So with a unicast server whose
     /// reply address differs from the configured one, session packets wait for op 7; after
     /// the confirmation rounds give up (§5.1), they go anyway. Our server answers from the
     /// address it was sent to, so nothing waits.
