@@ -157,6 +157,15 @@ fn spawn<R: Role>(
     })
 }
 
+/// An ICMP error from an earlier send, reported by a receive: the endpoint's own timers deal
+/// with an unreachable peer, so the receiver goes on reading.
+fn unreachable_peer(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+    )
+}
+
 fn nonblocking(socket: UdpSocket) -> io::Result<MioSocket> {
     socket.set_nonblocking(true)?;
     Ok(MioSocket::from_std(socket))
@@ -354,14 +363,7 @@ impl<R: Role> Shared<R> {
                         continue
                     }
                     // As in `receive`: the endpoint's timers deal with an unreachable peer.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
-                        ) =>
-                    {
-                        continue
-                    }
+                    Err(e) if unreachable_peer(&e) => continue,
                     Err(e) => {
                         tracing::debug!(error = %e, "recv_from failed");
                         break;
@@ -480,14 +482,7 @@ impl<R: Role> Shared<R> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Continue,
                 // ICMP errors surface here (connection refused); the endpoint's own timers
                 // deal with an unreachable peer, and the next datagram may be waiting.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if unreachable_peer(&e) => continue,
                 Err(e) => {
                     tracing::debug!(error = %e, "recv_from failed");
                     return Flow::Continue;
