@@ -3,81 +3,27 @@
 // Integration tests are ordinary std programs; the core-only import rule is for the library.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
+mod common;
+
 use std::net::SocketAddr;
 
-use pavillion_proto::crypto::ecc::KeyPair;
-use pavillion_proto::crypto::Psk;
+use common::{addr, client_addr, server_addr, Suite, SUITES};
 use pavillion_proto::endpoint::{ClientConfig, DropReason, Event, SendError, ServerConfig};
 use pavillion_proto::testing::{Link, Network};
 use pavillion_proto::{ClientId, Duration};
 
 const ID: ClientId = ClientId(*b"subscribe-client");
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn server_addr() -> SocketAddr {
-    addr("10.0.0.1:1783")
-}
-
-fn client_addr() -> SocketAddr {
-    addr("10.0.0.2:40000")
-}
-
 fn group() -> SocketAddr {
     addr("239.255.28.12:1783")
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Suite {
-    Psk,
-    Ecc,
-    Noise,
-}
-
-const SUITES: [Suite; 3] = [Suite::Psk, Suite::Ecc, Suite::Noise];
-
-fn psk() -> Psk {
-    Psk::from_bytes([0x42; 32])
-}
-
-fn server_keys() -> KeyPair {
-    KeyPair::from_secret_bytes([0x22; 32])
-}
-
-fn client_keys() -> KeyPair {
-    KeyPair::from_secret_bytes([0x11; 32])
-}
-
 fn server_config(suite: Suite, seed: u8) -> ServerConfig {
-    let base = ServerConfig::new([seed; 32]);
-    match suite {
-        Suite::Psk => base.with_psk_client(ID, psk()),
-        Suite::Ecc | Suite::Noise => base
-            .with_keys(server_keys())
-            .with_ecc_client(ID, *client_keys().public()),
-    }
+    common::server_config(suite, ID, seed)
 }
 
 fn client_config(suite: Suite, server: SocketAddr, seed: u8) -> ClientConfig {
-    match suite {
-        Suite::Psk => ClientConfig::psk(ID, psk(), server, [seed; 32]),
-        Suite::Ecc => ClientConfig::ecc(
-            ID,
-            client_keys(),
-            *server_keys().public(),
-            server,
-            [seed; 32],
-        ),
-        Suite::Noise => ClientConfig::noise_ik(
-            ID,
-            client_keys(),
-            *server_keys().public(),
-            server,
-            [seed; 32],
-        ),
-    }
+    common::client_config(suite, ID, server, seed)
 }
 
 fn pair(suite: Suite, seed: u64) -> Network {
