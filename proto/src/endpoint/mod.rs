@@ -12,10 +12,12 @@
 
 mod client;
 mod config;
+mod driving;
 mod server;
 
 pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
+pub use driving::Endpoint;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use server::assumed::{AssumedNoise, AssumedReference};
 pub use server::Server;
