@@ -14,7 +14,9 @@ use core::net::{Ipv4Addr, SocketAddr};
 
 use pavillion_proto::crypto::noise::ChaChaKey;
 use pavillion_proto::crypto::{SecretBoxKey, SessionCipher};
-use pavillion_proto::endpoint::{Client, ClientConfig, Event, SendOptions, Server, ServerConfig};
+use pavillion_proto::endpoint::{
+    Client, ClientConfig, ClientEvent, SendOptions, Server, ServerConfig,
+};
 pub use pavillion_proto::testing::fixture::{client_id, client_keys, client_psk, server_keys};
 use pavillion_proto::testing::{fixture, Link, Network};
 use pavillion_proto::wire::{HEADER_LEN, MAX_DATAGRAM};
@@ -254,12 +256,12 @@ impl NetPair {
         let mut delivered = 0;
         while delivered < n {
             assert!(self.net.step(), "network idle with messages undelivered");
-            delivered += count(&self.net.events(self.client), |e| {
-                matches!(e, Event::Delivered { .. })
+            delivered += count(&self.net.client_events(self.client), |e| {
+                matches!(e, ClientEvent::Delivered { .. })
             });
         }
         // The server's message events are not needed; drop them so they do not pile up.
-        self.net.events(self.server);
+        self.net.server_events(self.server);
         self.net.stats().sent - before
     }
 
@@ -278,15 +280,15 @@ impl NetPair {
         let mut answered = 0;
         while answered < n {
             assert!(self.net.step(), "network idle with calls unanswered");
-            answered += count(&self.net.events(self.client), |e| {
-                matches!(e, Event::Answered { .. })
+            answered += count(&self.net.client_events(self.client), |e| {
+                matches!(e, ClientEvent::Answered { .. })
             });
         }
-        self.net.events(self.server);
+        self.net.server_events(self.server);
     }
 }
 
-fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+fn count(events: &[ClientEvent], f: impl Fn(&ClientEvent) -> bool) -> usize {
     events.iter().filter(|e| f(e)).count()
 }
 
@@ -359,7 +361,7 @@ impl DirectPair {
     /// events match `done` (or 1000 rounds pass). Some sends wait for a timer rather than
     /// going out at once (the last message of a window can), so a bare pump is not enough.
     /// Server events are drained so that they do not pile up.
-    fn run_until(&mut self, n: usize, done: impl Fn(&Event) -> bool) -> usize {
+    fn run_until(&mut self, n: usize, done: impl Fn(&ClientEvent) -> bool) -> usize {
         let mut seen = 0;
         for _ in 0..1000 {
             self.pump();
@@ -393,7 +395,7 @@ impl DirectPair {
                 .send_message(self.now, TARGET, NAME, payload, SendOptions::reliable())
                 .expect("the queue holds a batch");
         }
-        let delivered = self.run_until(n, |e| matches!(e, Event::Delivered { .. }));
+        let delivered = self.run_until(n, |e| matches!(e, ClientEvent::Delivered { .. }));
         assert_eq!(delivered, n, "every message of the batch is acknowledged");
     }
 
@@ -407,7 +409,7 @@ impl DirectPair {
                 .echo(self.now, payload)
                 .expect("the queue holds a batch");
         }
-        let answered = self.run_until(n, |e| matches!(e, Event::Answered { .. }));
+        let answered = self.run_until(n, |e| matches!(e, ClientEvent::Answered { .. }));
         assert_eq!(answered, n, "every call of the batch is answered");
     }
 }
@@ -542,6 +544,8 @@ impl Farm {
 
 #[cfg(test)]
 mod tests {
+    use pavillion_proto::endpoint::ServerEvent;
+
     use super::*;
 
     // The fixtures must work before anything is measured with them: a broken pair would
@@ -564,7 +568,7 @@ mod tests {
                 farm.server.handle_datagram(farm.now, from, &bytes);
             }
             let messages = core::iter::from_fn(|| farm.server.poll_event())
-                .filter(|e| matches!(e, Event::Message(_)))
+                .filter(|e| matches!(e, ServerEvent::Message { .. }))
                 .count();
             assert_eq!(
                 messages,

@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pavillion_fuzz::{client_config, text, Ops, CLIENT, FUNCTION, SERVER};
-use pavillion_proto::endpoint::{Event, SendOptions};
+use pavillion_proto::endpoint::{SendOptions, ServerEvent};
 use pavillion_proto::testing::{established, Link, Network, Node};
 use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{Duration, FunctionId};
@@ -105,12 +105,12 @@ fuzz_target!(|data: &[u8]| {
                 _ => net.server(SERVER).close(now),
             },
         }
-        for ev in net.events(SERVER) {
-            if let Event::RpcRequest(r) = ev {
+        for ev in net.server_events(SERVER) {
+            if let ServerEvent::RpcRequest(r) = ev {
                 calls.push(r.call);
             }
         }
-        net.events(CLIENT);
+        net.client_events(CLIENT);
     }
     net.run_for(Duration::from_secs(2));
 });

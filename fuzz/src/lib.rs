@@ -11,7 +11,9 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use pavillion_proto::endpoint::{Client, ClientConfig, Event, Server, ServerConfig, Transmit};
+use pavillion_proto::endpoint::{
+    Client, ClientConfig, Server, ServerConfig, ServerEvent, Transmit,
+};
 use pavillion_proto::testing::established::{self, EstablishedClient, EstablishedServer, Suite};
 use pavillion_proto::testing::fixture;
 use pavillion_proto::wire::{self, Datagram};
@@ -207,7 +209,7 @@ pub fn drain_server(
         out.push((t.destination, buf[..t.len].to_vec()));
     }
     while let Some(ev) = server.poll_event() {
-        if let Event::RpcRequest(r) = ev {
+        if let ServerEvent::RpcRequest(r) = ev {
             if calls.len() < 64 {
                 calls.push(r.call);
             }

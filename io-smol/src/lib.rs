@@ -78,13 +78,13 @@ use pavillion_std::plumbing::messages::Subscriber;
 
 pub use client::{Client, RemoteServer};
 pub use pavillion_proto::endpoint::{
-    AuthFailure, CloseReason, DropReason, ReceivedMessage, Reliability, RpcRequest, SendOptions,
-    Stats,
+    AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
 };
 pub use pavillion_std::config::DEFAULT_MESSAGE_BUFFER;
 pub use pavillion_std::{
-    CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReplySocket, Responder,
-    RpcFailure, SendError, ServerConfig, ServerError, ServerState, DEFAULT_PORT,
+    CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
+    ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
+    DEFAULT_PORT,
 };
 pub use server::Server;
 

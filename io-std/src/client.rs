@@ -5,7 +5,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pavillion_proto::endpoint::{ReceivedMessage, Reliability, SendOptions, Stats};
+use pavillion_proto::endpoint::{Reliability, SendOptions, Stats};
 use pavillion_proto::features::status::{Battery, Status};
 use pavillion_proto::features::timesync::ClockEstimate;
 use pavillion_proto::Instant;
@@ -15,7 +15,7 @@ use crate::driver;
 use crate::error::{CallError, OpenError, SendError, ServerError};
 use crate::plumbing::client::{self, ClientHandle, RemoteHandle, ServerState};
 use crate::plumbing::events::{ConnectionCallback, ConnectionEvent};
-use crate::plumbing::messages::Callback;
+use crate::plumbing::messages::{Callback, ReceivedMessage};
 use crate::plumbing::Delivery;
 use crate::GRACE;
 

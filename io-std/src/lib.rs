@@ -71,11 +71,11 @@ pub use client::{Client, RemoteServer};
 pub use config::{ClientConfig, ReplySocket, ServerConfig};
 pub use error::{CallError, OpenError, SendError, ServerError};
 pub use pavillion_proto::endpoint::{
-    AuthFailure, CloseReason, DropReason, ReceivedMessage, Reliability, RpcRequest, SendOptions,
-    Stats,
+    AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
 };
 pub use plumbing::client::ServerState;
 pub use plumbing::events::ConnectionEvent;
+pub use plumbing::messages::ReceivedMessage;
 pub use plumbing::server::{Outcome, Responder, RpcFailure};
 pub use plumbing::Delivery;
 pub use server::Server;

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use pavillion_proto::endpoint::{ReceivedMessage, Reliability, RpcRequest, Stats};
+use pavillion_proto::endpoint::{Reliability, RpcRequest, Stats};
 use pavillion_proto::features::status::Status;
 use pavillion_proto::PeerId;
 
@@ -14,7 +14,7 @@ use crate::config::ServerConfig;
 use crate::driver;
 use crate::error::{OpenError, SendError};
 use crate::plumbing::events::{ConnectionCallback, ConnectionEvent};
-use crate::plumbing::messages::Callback;
+use crate::plumbing::messages::{Callback, ReceivedMessage};
 use crate::plumbing::server::{
     self, closed, Handler, Outcome, Recipients, Responder, RpcFailure, ServerHandle,
 };

@@ -12,7 +12,7 @@
 //! 2. `handle_timeout(now)` once the deadline from `poll_timeout()` has passed (calling it early
 //!    is harmless);
 //! 3. commands (`send_message`, ...) return an id at once; their outcome arrives later as an
-//!    [`endpoint::Event`] carrying that id;
+//!    event ([`endpoint::ClientEvent`], [`endpoint::ServerEvent`]) carrying that id;
 //! 4. after any of the above, drain `poll_transmit(now, buf)` until it returns `None`, then
 //!    `poll_event()`, then sleep until `poll_timeout()` or the next datagram.
 //!
@@ -37,7 +37,9 @@
 //! A client and a server exchanging one reliable message over an in-memory "network":
 //! ```
 //! use pavillion_proto::crypto::Psk;
-//! use pavillion_proto::endpoint::{Client, ClientConfig, Event, SendOptions, Server, ServerConfig};
+//! use pavillion_proto::endpoint::{
+//!     Client, ClientConfig, ClientEvent, SendOptions, Server, ServerConfig, ServerEvent,
+//! };
 //! use pavillion_proto::{ClientId, Instant};
 //!
 //! let id = ClientId(*b"sensor-000000001");
@@ -60,7 +62,7 @@
 //!         client.handle_datagram(now, server_addr, &buf[..t.len]);
 //!     }
 //!     while let Some(ev) = client.poll_event() {
-//!         if let Event::Delivered { id, .. } = ev {
+//!         if let ClientEvent::Delivered { id, .. } = ev {
 //!             delivered |= id == msg;
 //!         }
 //!     }
@@ -70,7 +72,7 @@
 //! }
 //! assert!(delivered);
 //! let got = core::iter::from_fn(|| server.poll_event()).find_map(|ev| match ev {
-//!     Event::Message(m) => Some(m),
+//!     ServerEvent::Message { message, .. } => Some(message),
 //!     _ => None,
 //! });
 //! assert_eq!(got.unwrap().payload.as_ref(), b"21.5");

@@ -17,7 +17,7 @@
 //! # Examples
 //! ```
 //! use pavillion_proto::crypto::Psk;
-//! use pavillion_proto::endpoint::{ClientConfig, Event, SendOptions, ServerConfig};
+//! use pavillion_proto::endpoint::{ClientConfig, ClientEvent, SendOptions, ServerConfig};
 //! use pavillion_proto::testing::{Link, Network};
 //! use pavillion_proto::{ClientId, Duration};
 //!
@@ -30,8 +30,8 @@
 //! let now = net.now();
 //! let msg = net.client(client).send_message(now, "t", "n", b"hi", SendOptions::reliable()).unwrap();
 //! net.run_for(Duration::from_secs(5));
-//! let events = net.events(client);
-//! assert!(events.iter().any(|e| matches!(e, Event::Delivered { id, .. } if *id == msg)));
+//! let events = net.client_events(client);
+//! assert!(events.iter().any(|e| matches!(e, ClientEvent::Delivered { id, .. } if *id == msg)));
 //! ```
 
 pub mod established;
@@ -42,7 +42,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use crate::endpoint::{Client, ClientConfig, Event, Server, ServerConfig, Transmit};
+use crate::endpoint::{
+    Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent, Transmit,
+};
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
 use crate::wire;
@@ -86,10 +88,11 @@ impl Node {
         }
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
+    /// Moves the endpoint's pending events to the end of the list of its role.
+    fn drain_events(&mut self, client: &mut Vec<ClientEvent>, server: &mut Vec<ServerEvent>) {
         match self {
-            Node::Client(c) => c.poll_event(),
-            Node::Server(s) => s.poll_event(),
+            Node::Client(c) => client.extend(core::iter::from_fn(|| c.poll_event())),
+            Node::Server(s) => server.extend(core::iter::from_fn(|| s.poll_event())),
         }
     }
 }
@@ -158,7 +161,9 @@ struct Host {
     addr: SocketAddr,
     node: Node,
     up: bool,
-    events: Vec<Event>,
+    /// Events not yet taken, in the list of the endpoint's role (the other stays empty).
+    client_events: Vec<ClientEvent>,
+    server_events: Vec<ServerEvent>,
     /// Added to the network clock for this host: its clock reads `now + offset`.
     clock_offset: Duration,
 }
@@ -270,7 +275,8 @@ impl Network {
             addr,
             node,
             up: true,
-            events: Vec::new(),
+            client_events: Vec::new(),
+            server_events: Vec::new(),
             clock_offset: Duration::ZERO,
         });
     }
@@ -320,7 +326,8 @@ impl Network {
     pub fn replace(&mut self, addr: SocketAddr, node: Node) {
         if let Some(h) = self.host_mut(addr) {
             h.node = node;
-            h.events.clear();
+            h.client_events.clear();
+            h.server_events.clear();
         }
     }
 
@@ -389,11 +396,19 @@ impl Network {
         }
     }
 
-    /// Takes the events the endpoint at `addr` produced so far.
-    pub fn events(&mut self, addr: SocketAddr) -> Vec<Event> {
+    /// Takes the events the client at `addr` produced so far; none if no client is there.
+    pub fn client_events(&mut self, addr: SocketAddr) -> Vec<ClientEvent> {
         self.collect();
         self.host_mut(addr)
-            .map(|h| core::mem::take(&mut h.events))
+            .map(|h| core::mem::take(&mut h.client_events))
+            .unwrap_or_default()
+    }
+
+    /// Takes the events the server at `addr` produced so far; none if no server is there.
+    pub fn server_events(&mut self, addr: SocketAddr) -> Vec<ServerEvent> {
+        self.collect();
+        self.host_mut(addr)
+            .map(|h| core::mem::take(&mut h.server_events))
             .unwrap_or_default()
     }
 
@@ -490,9 +505,8 @@ impl Network {
 
     fn collect(&mut self) {
         for h in &mut self.hosts {
-            while let Some(e) = h.node.poll_event() {
-                h.events.push(e);
-            }
+            h.node
+                .drain_events(&mut h.client_events, &mut h.server_events);
         }
     }
 
@@ -512,9 +526,8 @@ impl Network {
                     });
                 }
             }
-            while let Some(e) = h.node.poll_event() {
-                h.events.push(e);
-            }
+            h.node
+                .drain_events(&mut h.client_events, &mut h.server_events);
         }
         for mut d in sent {
             self.stats.sent += 1;
@@ -694,5 +707,47 @@ pub mod fixture {
             assert_eq!(&client_id(42).0, b"client-000000042");
             assert_eq!(&client_id(1_000_000_007).0, b"client-000000007");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::SendOptions;
+    use crate::testing::fixture;
+
+    #[test]
+    fn events_are_taken_by_role_and_asking_the_wrong_role_loses_none() {
+        let (s, c) = (
+            "10.0.0.1:1783".parse().unwrap(),
+            "10.0.0.2:40000".parse().unwrap(),
+        );
+        let mut net = Network::new(1, Link::clean());
+        let id = fixture::client_id(1);
+        let psk = crate::crypto::Psk::from_bytes([9; 32]);
+        net.add_server(
+            s,
+            ServerConfig::new([1; 32]).with_psk_client(id, psk.clone()),
+        );
+        net.add_client(c, ClientConfig::psk(id, psk, s, [2; 32]));
+        let now = net.now();
+        net.client(c)
+            .send_message(now, "t", "n", b"x", SendOptions::reliable())
+            .unwrap();
+        net.run_for(Duration::from_millis(100));
+        assert!(net.client_events(s).is_empty());
+        assert!(net.server_events(c).is_empty());
+        let server = net.server_events(s);
+        assert!(server
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Connected { addr, .. } if *addr == c)));
+        assert!(server
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Message { message, .. } if message.from == c)));
+        let client = net.client_events(c);
+        assert!(client
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Delivered { .. })));
+        assert!(net.client_events(c).is_empty(), "taken once");
     }
 }

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
-use pavillion_proto::endpoint::{ClientConfig, Event, ServerConfig};
+use pavillion_proto::endpoint::{ClientConfig, ClientEvent, ServerConfig};
 use pavillion_proto::rng::Rng;
 use pavillion_proto::testing::{Captured, Link, Network, Verdict};
 use pavillion_proto::wire::noise::NoisePacket;
@@ -258,9 +258,9 @@ fn replay_run(suite: Suite, from_elsewhere: bool) -> (u64, u64) {
         .unwrap();
     net.run_for(Duration::from_millis(50));
     let answered = net
-        .events(client_addr())
+        .client_events(client_addr())
         .iter()
-        .any(|e| matches!(e, Event::Answered { data, .. } if data.len() == 1200));
+        .any(|e| matches!(e, ClientEvent::Answered { data, .. } if data.len() == 1200));
     assert!(answered, "{suite:?}: the call was not answered");
     let call: Captured = net
         .captured()
@@ -337,8 +337,8 @@ fn a_call_whose_answers_are_lost_still_gets_the_cached_answer() {
             )
             .unwrap();
         net.run_for(Duration::from_secs(5));
-        let answered = net.events(client_addr()).iter().any(|e| {
-            matches!(e, Event::Answered { call: c, data, .. } if *c == call && data.len() == 1200)
+        let answered = net.client_events(client_addr()).iter().any(|e| {
+            matches!(e, ClientEvent::Answered { call: c, data, .. } if *c == call && data.len() == 1200)
         });
         assert!(answered, "{suite:?}: the retried call got no answer");
     }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{
-    AuthFailure, ClientConfig, Event, FailReason, SendOptions, ServerConfig,
+    AuthFailure, ClientConfig, ClientEvent, FailReason, SendOptions, ServerConfig, ServerEvent,
 };
 use pavillion_proto::testing::{Link, Network};
 use pavillion_proto::wire::{EccNonce, Setup};
@@ -59,7 +59,7 @@ fn net_with(client: ClientConfig) -> Network {
 
 /// Makes a call (2 s deadline) and a reliable message (5 s), runs 6 s, and returns their
 /// outcome events in that order, with when each came.
-fn outcomes(net: &mut Network) -> Vec<(Event, Duration)> {
+fn outcomes(net: &mut Network) -> Vec<(ClientEvent, Duration)> {
     let start = net.now();
     let call = net
         .client(client_addr())
@@ -72,10 +72,12 @@ fn outcomes(net: &mut Network) -> Vec<(Event, Duration)> {
     let mut out = Vec::new();
     while net.now() - start < Duration::from_secs(6) {
         net.run_for(Duration::from_millis(10));
-        for e in net.events(client_addr()) {
+        for e in net.client_events(client_addr()) {
             let mine = match &e {
-                Event::CallFailed { call: c, .. } | Event::CallTimedOut { call: c } => *c == call,
-                Event::Failed { id, .. } | Event::TimedOut { id } => *id == msg,
+                ClientEvent::CallFailed { call: c, .. } | ClientEvent::CallTimedOut { call: c } => {
+                    *c == call
+                }
+                ClientEvent::Failed { id, .. } | ClientEvent::TimedOut { id } => *id == msg,
                 _ => false,
             };
             if mine {
@@ -86,11 +88,13 @@ fn outcomes(net: &mut Network) -> Vec<(Event, Duration)> {
     out
 }
 
-fn failed_with(out: &[(Event, Duration)], reason: FailReason) -> bool {
+fn failed_with(out: &[(ClientEvent, Duration)], reason: FailReason) -> bool {
     out.len() == 2
         && out.iter().all(|(e, t)| {
             let r = match e {
-                Event::CallFailed { reason, .. } | Event::Failed { reason, .. } => Some(*reason),
+                ClientEvent::CallFailed { reason, .. } | ClientEvent::Failed { reason, .. } => {
+                    Some(*reason)
+                }
                 _ => None,
             };
             // Well before the call's 2 s deadline: judged from the packets, not timed out.
@@ -98,18 +102,21 @@ fn failed_with(out: &[(Event, Duration)], reason: FailReason) -> bool {
         })
 }
 
-fn timed_out(out: &[(Event, Duration)]) -> bool {
+fn timed_out(out: &[(ClientEvent, Duration)]) -> bool {
     out.len() == 2
-        && out
-            .iter()
-            .all(|(e, _)| matches!(e, Event::CallTimedOut { .. } | Event::TimedOut { .. }))
+        && out.iter().all(|(e, _)| {
+            matches!(
+                e,
+                ClientEvent::CallTimedOut { .. } | ClientEvent::TimedOut { .. }
+            )
+        })
 }
 
 fn server_reports(net: &mut Network) -> Vec<(SocketAddr, u32)> {
-    net.events(server_addr())
+    net.server_events(server_addr())
         .into_iter()
         .filter_map(|e| match e {
-            Event::AuthenticationFailed { from, count } => Some((from, count)),
+            ServerEvent::AuthenticationFailed { from, count } => Some((from, count)),
             _ => None,
         })
         .collect()

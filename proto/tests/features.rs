@@ -2,19 +2,23 @@
 // Integration tests are ordinary std programs; the core-only import rule is for the library.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{
-    CallId, Client, ClientConfig, CloseReason, DropReason, Event, SendError, SendOptions, Server,
-    ServerConfig,
+    CallId, Client, ClientConfig, ClientEvent, CloseReason, DropReason, SendError, SendOptions,
+    Server, ServerConfig, ServerEvent,
 };
 use pavillion_proto::features::status::{Battery, BatteryState, NetworkStatus, Status};
 use pavillion_proto::testing::{Link, Network, Node, Verdict};
 use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{ClientId, Duration, FunctionId, Instant, MessageId};
+
+use common::Observed;
 
 const ID: ClientId = ClientId(*b"feature-client-1");
 const ID2: ClientId = ClientId(*b"feature-client-2");
@@ -116,8 +120,8 @@ fn call(net: &mut Network, f: u16, args: &[u8], timeout: Duration) -> CallId {
 /// Answers every RPC request at `server` with its own arguments; returns how many it answered.
 fn serve_echo(net: &mut Network, server: SocketAddr, seen: &mut BTreeMap<Vec<u8>, u32>) {
     let now = net.now();
-    for e in net.events(server) {
-        if let Event::RpcRequest(r) = e {
+    for e in net.server_events(server) {
+        if let ServerEvent::RpcRequest(r) = e {
             *seen.entry(r.args.to_vec()).or_default() += 1;
             net.server(server)
                 .respond(now, r.call, RpcStatus::OK, &r.args)
@@ -150,10 +154,10 @@ fn builtin_echo_and_function_name_over(suite: Suite) {
         .function_name(now, FunctionId(999))
         .unwrap();
     net.run_for(Duration::from_millis(100));
-    let events = net.events(client_addr());
+    let events = net.client_events(client_addr());
     let answer = |c: CallId| {
         events.iter().find_map(|e| match e {
-            Event::Answered { call, data, .. } if *call == c => Some(data.to_vec()),
+            ClientEvent::Answered { call, data, .. } if *call == c => Some(data.to_vec()),
             _ => None,
         })
     };
@@ -167,14 +171,14 @@ fn unknown_function_gives_status_2() {
     let mut net = pair(Link::clean(), 2);
     let c = call(&mut net, 4242, b"x", Duration::from_secs(2));
     net.run_for(Duration::from_millis(100));
-    let events = net.events(client_addr());
+    let events = net.client_events(client_addr());
     assert!(events.iter().any(|e| matches!(e,
-        Event::RemoteError { call, status, data, .. }
+        ClientEvent::RemoteError { call, status, data, .. }
             if *call == c && *status == RpcStatus::NONEXISTENT_FUNCTION && data.as_ref() == b"NonexistentFunction")));
     assert!(net
-        .events(server_addr())
+        .server_events(server_addr())
         .iter()
-        .all(|e| !matches!(e, Event::RpcRequest(_))));
+        .all(|e| !matches!(e, ServerEvent::RpcRequest(_))));
 }
 
 #[test]
@@ -192,10 +196,10 @@ fn late_answer_over(suite: Suite) {
     // The client retries several times while the application thinks.
     net.run_for(Duration::from_millis(1500));
     let requests: Vec<_> = net
-        .events(server_addr())
+        .server_events(server_addr())
         .into_iter()
         .filter_map(|e| match e {
-            Event::RpcRequest(r) => Some(r),
+            ServerEvent::RpcRequest(r) => Some(r),
             _ => None,
         })
         .collect();
@@ -211,8 +215,8 @@ fn late_answer_over(suite: Suite) {
         Err(SendError::UnknownCall)
     );
     net.run_for(Duration::from_millis(100));
-    let events = net.events(client_addr());
-    assert!(events.iter().any(|e| matches!(e, Event::Answered { call, data, .. } if *call == c && data.as_ref() == b"done")));
+    let events = net.client_events(client_addr());
+    assert!(events.iter().any(|e| matches!(e, ClientEvent::Answered { call, data, .. } if *call == c && data.as_ref() == b"done")));
 }
 
 #[test]
@@ -240,14 +244,14 @@ fn thousand_calls_over(suite: Suite) {
     let mut answered = BTreeMap::new();
     net.run_until(Duration::from_secs(600), |net| {
         serve_echo(net, server_addr(), &mut ran);
-        for e in net.events(client_addr()) {
-            if let Event::RemoteError {
+        for e in net.client_events(client_addr()) {
+            if let ClientEvent::RemoteError {
                 call, status, data, ..
             } = &e
             {
                 panic!("{suite:?}: call {call:?} failed with {status:?} {data:?}");
             }
-            if let Event::Answered { call, data, .. } = e {
+            if let ClientEvent::Answered { call, data, .. } = e {
                 *answered.entry(call).or_insert(0) += 1;
                 assert_eq!(data.as_ref(), calls[&call].to_le_bytes());
             }
@@ -277,8 +281,8 @@ fn dead_server_gives_call_timed_out_at_the_deadline() {
     let mut at = None;
     net.run_until(Duration::from_secs(4), |net| {
         if net
-            .events(client_addr())
-            .contains(&Event::CallTimedOut { call: c })
+            .client_events(client_addr())
+            .contains(&ClientEvent::CallTimedOut { call: c })
         {
             at = Some(net.now());
         }
@@ -312,9 +316,11 @@ fn oversized_arguments_and_pending_call_flood_are_refused() {
     net.run_for(Duration::from_millis(500));
     assert_eq!(net.server(server_addr()).pending_calls(), 4);
     let busy = net
-        .events(client_addr())
+        .client_events(client_addr())
         .iter()
-        .filter(|e| matches!(e, Event::RemoteError { status, .. } if *status == RpcStatus::ERROR))
+        .filter(
+            |e| matches!(e, ClientEvent::RemoteError { status, .. } if *status == RpcStatus::ERROR),
+        )
         .count();
     assert_eq!(busy, calls.len() - 4);
 }
@@ -350,9 +356,9 @@ fn multicast_net(suite: Suite, seed: u64) -> Network {
     net
 }
 
-fn delivered(events: &[Event], msg: MessageId) -> Option<(Vec<SocketAddr>, Vec<SocketAddr>)> {
+fn delivered(events: &[ClientEvent], msg: MessageId) -> Option<(Vec<SocketAddr>, Vec<SocketAddr>)> {
     events.iter().find_map(|e| match e {
-        Event::Delivered { id, acked, missing } if *id == msg => {
+        ClientEvent::Delivered { id, acked, missing } if *id == msg => {
             let (mut a, mut m) = (acked.clone(), missing.clone());
             a.sort();
             m.sort();
@@ -362,13 +368,14 @@ fn delivered(events: &[Event], msg: MessageId) -> Option<(Vec<SocketAddr>, Vec<S
     })
 }
 
+/// The payloads of the messages the client or server at `at` received.
 fn payloads(net: &mut Network, at: SocketAddr) -> Vec<Vec<u8>> {
-    net.events(at)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some(m.payload.to_vec()),
-            _ => None,
-        })
+    let client = net.client_events(at);
+    let server = net.server_events(at);
+    let messages = client.iter().filter_map(Observed::message);
+    messages
+        .chain(server.iter().filter_map(Observed::message))
+        .map(|m| m.payload.to_vec())
         .collect()
 }
 
@@ -407,7 +414,7 @@ fn multicast_reaches_every_server_over(suite: Suite) {
         assert_eq!(got, want, "server {s} got each message once");
     }
     for c in clients() {
-        let events = net.events(c);
+        let events = net.client_events(c);
         for (_, id, _) in sent.iter().filter(|(from, _, _)| *from == c) {
             assert_eq!(
                 delivered(&events, *id),
@@ -439,7 +446,7 @@ fn multicast_outcome_names_a_dead_server_over(suite: Suite) {
     net.run_for(Duration::from_secs(3));
     let alive: Vec<_> = servers().into_iter().filter(|s| *s != dead).collect();
     assert_eq!(
-        delivered(&net.events(c), id),
+        delivered(&net.client_events(c), id),
         Some((alive, vec![dead])),
         "{suite:?}"
     );
@@ -480,7 +487,7 @@ fn late_server_over(suite: Suite) {
     all.push(late);
     all.sort();
     assert_eq!(
-        delivered(&net.events(c), id),
+        delivered(&net.client_events(c), id),
         Some((all, Vec::new())),
         "{suite:?}"
     );
@@ -524,7 +531,7 @@ fn rebooted_server_over(suite: Suite) {
         );
     }
     assert_eq!(
-        delivered(&net.events(c), id),
+        delivered(&net.client_events(c), id),
         Some((servers(), Vec::new())),
         "{suite:?}"
     );
@@ -536,7 +543,7 @@ fn rebooted_server_over(suite: Suite) {
         .unwrap();
     net.run_for(Duration::from_millis(50));
     assert_eq!(
-        delivered(&net.events(c), next),
+        delivered(&net.client_events(c), next),
         Some((servers(), Vec::new())),
         "{suite:?}"
     );
@@ -620,7 +627,7 @@ fn a_session_set_up_late_in_an_old_confirmation_window_is_kept() {
         .filter(|e| {
             matches!(
                 e,
-                Event::Disconnected {
+                ClientEvent::Disconnected {
                     reason: CloseReason::Unconfirmed,
                     ..
                 }
@@ -711,8 +718,8 @@ fn peer_down_and_up_under_a_partition_in_exact_order() {
 fn peer_down_and_up_over(suite: Suite) {
     let mut net = pair_over(suite, Link::clean(), 12);
     net.run_for(Duration::from_secs(1));
-    net.events(client_addr());
-    net.events(server_addr());
+    net.client_events(client_addr());
+    net.server_events(server_addr());
     let partitioned = std::rc::Rc::new(std::cell::Cell::new(true));
     let p = partitioned.clone();
     net.set_filter(move |_| {
@@ -723,18 +730,11 @@ fn peer_down_and_up_over(suite: Suite) {
         }
     });
     net.run_for(Duration::from_secs(100));
-    let lifecycle = |events: Vec<Event>| -> Vec<&'static str> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Event::PeerDown { .. } => Some("down"),
-                Event::PeerUp { .. } => Some("up"),
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(lifecycle(net.events(client_addr())), ["down"]);
-    assert_eq!(lifecycle(net.events(server_addr())), ["down"]);
+    fn lifecycle(events: Vec<impl Observed>) -> Vec<&'static str> {
+        events.iter().filter_map(Observed::liveness).collect()
+    }
+    assert_eq!(lifecycle(net.client_events(client_addr())), ["down"]);
+    assert_eq!(lifecycle(net.server_events(server_addr())), ["down"]);
     assert!(!net
         .client(client_addr())
         .server(server_addr())
@@ -742,8 +742,8 @@ fn peer_down_and_up_over(suite: Suite) {
         .is_up());
     partitioned.set(false);
     net.run_for(Duration::from_secs(60));
-    assert_eq!(lifecycle(net.events(client_addr())), ["up"]);
-    assert_eq!(lifecycle(net.events(server_addr())), ["up"]);
+    assert_eq!(lifecycle(net.client_events(client_addr())), ["up"]);
+    assert_eq!(lifecycle(net.server_events(server_addr())), ["up"]);
 }
 
 #[test]
@@ -778,11 +778,11 @@ fn server_reboot_over(suite: Suite) {
     );
     net.set_up(server_addr(), true);
     net.run_for(Duration::from_secs(5));
-    let events = net.events(client_addr());
+    let events = net.client_events(client_addr());
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, Event::Answered { call, .. } if *call == c)),
+            .any(|e| matches!(e, ClientEvent::Answered { call, .. } if *call == c)),
         "{events:?}"
     );
     assert!(delivered(&events, m).is_some());
@@ -797,9 +797,9 @@ fn server_quit_is_seen_by_the_client() {
     net.server(server_addr()).disconnect(now, client_addr());
     net.run_for(Duration::from_millis(100));
     assert!(net
-        .events(client_addr())
+        .client_events(client_addr())
         .iter()
-        .any(|e| matches!(e, Event::Disconnected { .. })));
+        .any(|e| matches!(e, ClientEvent::Disconnected { .. })));
 }
 
 #[test]
@@ -855,9 +855,11 @@ fn time_sync_over(suite: Suite) {
     let now = net.now();
     net.client(client_addr()).sync_time(now).unwrap();
     net.run_for(Duration::from_millis(200));
-    assert!(net.events(client_addr()).contains(&Event::ClockUpdated {
-        addr: server_addr()
-    }));
+    assert!(net
+        .client_events(client_addr())
+        .contains(&ClientEvent::ClockUpdated {
+            addr: server_addr()
+        }));
     let now = net.now();
     let truth = net.clock_of(server_addr());
     let info = net.client(client_addr()).server(server_addr()).unwrap();
@@ -895,9 +897,10 @@ fn a_lost_time_request_is_asked_again() {
         net.run_for(Duration::from_millis(500));
         assert!(lost.get());
         assert!(
-            net.events(client_addr()).contains(&Event::ClockUpdated {
-                addr: server_addr()
-            }),
+            net.client_events(client_addr())
+                .contains(&ClientEvent::ClockUpdated {
+                    addr: server_addr()
+                }),
             "{suite:?}: no clock after a lost request"
         );
         // Answered: no more requests go out.
@@ -930,8 +933,8 @@ fn status_changes_over(suite: Suite) {
         .send_message(now, "t", "n", b"", SendOptions::reliable())
         .unwrap();
     net.run_for(Duration::from_millis(200));
-    let events = net.events(client_addr());
-    assert!(events.contains(&Event::StatusChanged {
+    let events = net.client_events(client_addr());
+    assert!(events.contains(&ClientEvent::StatusChanged {
         addr: server_addr(),
         status
     }));
@@ -949,9 +952,9 @@ fn status_changes_over(suite: Suite) {
         .unwrap();
     net.run_for(Duration::from_millis(200));
     assert!(!net
-        .events(client_addr())
+        .client_events(client_addr())
         .iter()
-        .any(|e| matches!(e, Event::StatusChanged { .. })));
+        .any(|e| matches!(e, ClientEvent::StatusChanged { .. })));
 }
 
 #[test]
@@ -983,10 +986,10 @@ fn retry_after_the_answer_expired_gets_status_1_not_a_second_run() {
     });
     assert!(lost.get());
     assert_eq!(ran.len(), 1, "the handler ran once");
-    let events = net.events(client_addr());
+    let events = net.client_events(client_addr());
     assert!(
         events.iter().any(|e| matches!(e,
-            Event::RemoteError { call, status, data, .. }
+            ClientEvent::RemoteError { call, status, data, .. }
                 if *call == c && *status == RpcStatus::ERROR && data.as_ref() == b"AnswerExpired")),
         "{events:?}"
     );
@@ -1042,10 +1045,10 @@ fn server_message_is_not_delivered_twice_across_a_rehandshake() {
         "re-handshake happened"
     );
     assert_eq!(payloads(&mut net, client_addr()), [b"once".to_vec()]);
-    let server_events = net.events(server_addr());
+    let server_events = net.server_events(server_addr());
     assert!(server_events
         .iter()
-        .any(|e| matches!(e, Event::Delivered { id: i, .. } if *i == id)));
+        .any(|e| matches!(e, ServerEvent::Delivered { id: i, .. } if *i == id)));
 }
 
 #[test]
@@ -1072,18 +1075,18 @@ fn server_close_ends_every_session_with_a_quit() {
     let now = net.now();
     net.server(server_addr()).close(now);
     net.run_for(Duration::from_millis(100));
-    assert!(net.events(server_addr()).iter().any(|e| matches!(
+    assert!(net.server_events(server_addr()).iter().any(|e| matches!(
         e,
-        Event::Disconnected {
+        ServerEvent::Disconnected {
             reason: CloseReason::LocallyClosed,
             ..
         }
     )));
-    let client_events = net.events(client_addr());
+    let client_events = net.client_events(client_addr());
     let quit = client_events.iter().position(|e| {
         matches!(
             e,
-            Event::Disconnected {
+            ClientEvent::Disconnected {
                 reason: CloseReason::PeerClosed,
                 ..
             }
@@ -1092,7 +1095,7 @@ fn server_close_ends_every_session_with_a_quit() {
     // The server stays usable, and the client comes back by itself (PROTOCOL.md §6.7).
     let back = client_events
         .iter()
-        .rposition(|e| matches!(e, Event::Connected { .. }));
+        .rposition(|e| matches!(e, ClientEvent::Connected { .. }));
     assert!(quit.is_some() && back > quit, "{client_events:?}");
     assert_eq!(net.server(server_addr()).session_count(), 1);
     assert_eq!(FunctionId::from(7u16), FunctionId(7));

@@ -2,18 +2,23 @@
 // Integration tests are ordinary std programs; the core-only import rule is for the library.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use pavillion_proto::crypto::ecc::{self, KeyPair};
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{
-    AuthFailure, ClientConfig, DropReason, Event, FailReason, SendOptions, ServerConfig,
+    AuthFailure, ClientConfig, ClientEvent, DropReason, FailReason, SendOptions, ServerConfig,
+    ServerEvent,
 };
 use pavillion_proto::handshake::HandshakeError;
 use pavillion_proto::testing::{Link, Network, Node, Verdict};
 use pavillion_proto::wire::{CipherId, Datagram, NonceRequest, PskClientInfo, Setup};
 use pavillion_proto::{ClientId, Counter, Duration, MessageId, PeerId};
+
+use common::Observed;
 
 const ID: ClientId = ClientId(*b"test-client-0001");
 
@@ -115,24 +120,15 @@ fn send(net: &mut Network, payload: &[u8]) -> MessageId {
         .unwrap()
 }
 
-fn messages(events: &[Event]) -> Vec<Vec<u8>> {
+fn messages(events: &[impl Observed]) -> Vec<Vec<u8>> {
     events
         .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some(m.payload.to_vec()),
-            _ => None,
-        })
+        .filter_map(|e| e.message().map(|m| m.payload.to_vec()))
         .collect()
 }
 
-fn delivered(events: &[Event]) -> Vec<MessageId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Delivered { id, .. } => Some(*id),
-            _ => None,
-        })
-        .collect()
+fn delivered(events: &[impl Observed]) -> Vec<MessageId> {
+    events.iter().filter_map(Observed::delivered).collect()
 }
 
 #[test]
@@ -140,7 +136,7 @@ fn every_suite_handshakes_and_delivers_both_ways() {
     for suite in SUITES {
         let mut net = network(suite, Link::clean(), 1);
         net.run_for(Duration::from_millis(50));
-        let server_events = net.events(server_addr());
+        let server_events = net.server_events(server_addr());
         let expected_peer = match suite {
             Suite::Guest | Suite::NoiseGuest => {
                 PeerId::Guest(ecc::guest_id(client_keys().public()))
@@ -148,9 +144,9 @@ fn every_suite_handshakes_and_delivers_both_ways() {
             _ => PeerId::Client(ID),
         };
         assert!(
-            server_events.contains(&Event::Connected {
+            server_events.contains(&ServerEvent::Connected {
                 addr: client_addr(),
-                peer: Some(expected_peer)
+                peer: expected_peer
             }),
             "{suite:?}: {server_events:?}"
         );
@@ -170,8 +166,8 @@ fn every_suite_handshakes_and_delivers_both_ways() {
             )
             .unwrap();
         net.run_for(Duration::from_millis(50));
-        let s = net.events(server_addr());
-        let c = net.events(client_addr());
+        let s = net.server_events(server_addr());
+        let c = net.client_events(client_addr());
         assert_eq!(messages(&s), [b"up".to_vec()], "{suite:?}");
         assert_eq!(messages(&c), [b"down".to_vec()], "{suite:?}");
         assert_eq!(delivered(&c), [id], "{suite:?}");
@@ -189,12 +185,12 @@ fn guest_is_refused_when_guests_are_not_allowed() {
     net.add_client(client_addr(), client_config(Suite::Guest, 2));
     let id = send(&mut net, b"x");
     net.run_for(Duration::from_secs(1));
-    let c = net.events(client_addr());
-    assert!(c.contains(&Event::HandshakeFailed {
+    let c = net.client_events(client_addr());
+    assert!(c.contains(&ClientEvent::HandshakeFailed {
         addr: server_addr(),
         reason: HandshakeError::UnknownClient
     }));
-    assert!(c.contains(&Event::Failed {
+    assert!(c.contains(&ClientEvent::Failed {
         id,
         reason: FailReason::Rejected
     }));
@@ -212,16 +208,16 @@ fn wrong_psk_gives_no_session_and_no_delivery() {
     net.capture();
     let id = send(&mut net, b"secret");
     net.run_for(Duration::from_secs(10));
-    let c = net.events(client_addr());
+    let c = net.client_events(client_addr());
     // Said as what it is, not a timeout (PROTOCOL.md §5.5).
     assert!(
-        c.contains(&Event::Failed {
+        c.contains(&ClientEvent::Failed {
             id,
             reason: FailReason::AuthenticationFailed(AuthFailure::WrongPsk)
         }),
         "{c:?}"
     );
-    assert!(messages(&net.events(server_addr())).is_empty());
+    assert!(messages(&net.server_events(server_addr())).is_empty());
     assert_eq!(net.server(server_addr()).session_count(), 0);
     assert!(!net.client(client_addr()).is_connected());
     assert!(
@@ -280,7 +276,7 @@ fn wrong_server_key_gives_no_session() {
     );
     send(&mut net, b"x");
     net.run_for(Duration::from_secs(3));
-    assert!(messages(&net.events(server_addr())).is_empty());
+    assert!(messages(&net.server_events(server_addr())).is_empty());
     assert!(!net.client(client_addr()).is_connected());
 }
 
@@ -294,15 +290,15 @@ fn unknown_client_id_is_rejected() {
         net.add_client(client_addr(), cfg);
         let id = send(&mut net, b"x");
         net.run_for(Duration::from_secs(1));
-        let c = net.events(client_addr());
+        let c = net.client_events(client_addr());
         assert!(
-            c.contains(&Event::HandshakeFailed {
+            c.contains(&ClientEvent::HandshakeFailed {
                 addr: server_addr(),
                 reason: HandshakeError::UnknownClient
             }),
             "{suite:?}: {c:?}"
         );
-        assert!(c.contains(&Event::Failed {
+        assert!(c.contains(&ClientEvent::Failed {
             id,
             reason: FailReason::Rejected
         }));
@@ -318,11 +314,15 @@ fn message_sent_before_the_handshake_is_delivered() {
         let id = send(&mut net, b"early");
         net.run_for(Duration::from_millis(100));
         assert_eq!(
-            messages(&net.events(server_addr())),
+            messages(&net.server_events(server_addr())),
             [b"early".to_vec()],
             "{suite:?}"
         );
-        assert_eq!(delivered(&net.events(client_addr())), [id], "{suite:?}");
+        assert_eq!(
+            delivered(&net.client_events(client_addr())),
+            [id],
+            "{suite:?}"
+        );
     }
 }
 
@@ -343,11 +343,11 @@ fn thousand_messages_under_30_percent_loss_arrive_exactly_once() {
         let mut got: BTreeMap<u32, u32> = BTreeMap::new();
         let mut acked = Vec::new();
         net.run_until(Duration::from_secs(600), |net| {
-            for p in messages(&net.events(server_addr())) {
+            for p in messages(&net.server_events(server_addr())) {
                 *got.entry(u32::from_le_bytes(p.try_into().unwrap()))
                     .or_default() += 1;
             }
-            acked.extend(delivered(&net.events(client_addr())));
+            acked.extend(delivered(&net.client_events(client_addr())));
             acked.len() == 1000
         });
         assert_eq!(got.len(), 1000, "{suite:?}: every message arrived");
@@ -374,12 +374,12 @@ fn duplication_and_reordering_deliver_exactly_once() {
         net.run_for(Duration::from_micros(200));
     }
     net.run_for(Duration::from_secs(10));
-    let mut got = messages(&net.events(server_addr()));
+    let mut got = messages(&net.server_events(server_addr()));
     assert_eq!(got.len(), 200);
     got.sort();
     got.dedup();
     assert_eq!(got.len(), 200);
-    assert_eq!(delivered(&net.events(client_addr())).len(), 200);
+    assert_eq!(delivered(&net.client_events(client_addr())).len(), 200);
     assert!(
         net.server(server_addr())
             .stats()
@@ -395,7 +395,10 @@ fn replayed_session_packet_is_rejected_and_reacknowledged() {
     net.capture();
     send(&mut net, b"once");
     net.run_for(Duration::from_millis(50));
-    assert_eq!(messages(&net.events(server_addr())), [b"once".to_vec()]);
+    assert_eq!(
+        messages(&net.server_events(server_addr())),
+        [b"once".to_vec()]
+    );
     let original = net
         .captured()
         .iter()
@@ -410,7 +413,7 @@ fn replayed_session_packet_is_rejected_and_reacknowledged() {
     }
     net.run_for(Duration::from_millis(50));
     assert!(
-        messages(&net.events(server_addr())).is_empty(),
+        messages(&net.server_events(server_addr())).is_empty(),
         "never delivered twice"
     );
     assert_eq!(
@@ -458,7 +461,11 @@ fn replayed_handshake_packets_change_nothing() {
         // The session still works.
         let id = send(&mut net, b"after");
         net.run_for(Duration::from_millis(50));
-        assert_eq!(delivered(&net.events(client_addr())), [id], "{suite:?}");
+        assert_eq!(
+            delivered(&net.client_events(client_addr())),
+            [id],
+            "{suite:?}"
+        );
     }
 }
 
@@ -470,8 +477,8 @@ fn server_restart_mid_traffic_recovers_and_delivers_queued_messages() {
             send(&mut net, &[i]);
             net.run_for(Duration::from_millis(20));
         }
-        assert_eq!(messages(&net.events(server_addr())).len(), 5);
-        net.events(client_addr());
+        assert_eq!(messages(&net.server_events(server_addr())).len(), 5);
+        net.client_events(client_addr());
 
         net.replace(
             server_addr(),
@@ -481,16 +488,16 @@ fn server_restart_mid_traffic_recovers_and_delivers_queued_messages() {
         );
         let ids: Vec<_> = (5..10u8).map(|i| send(&mut net, &[i])).collect();
         net.run_for(Duration::from_secs(3));
-        let got = messages(&net.events(server_addr()));
+        let got = messages(&net.server_events(server_addr()));
         assert_eq!(
             got,
             (5..10u8).map(|i| vec![i]).collect::<Vec<_>>(),
             "{suite:?}"
         );
-        let c = net.events(client_addr());
+        let c = net.client_events(client_addr());
         assert_eq!(delivered(&c), ids, "{suite:?}");
         assert!(
-            c.iter().any(|e| matches!(e, Event::Connected { .. })),
+            c.iter().any(|e| matches!(e, ClientEvent::Connected { .. })),
             "{suite:?}: re-handshake"
         );
     }
@@ -511,10 +518,10 @@ fn client_restart_gets_a_new_session() {
     let id = send(&mut net, b"2");
     net.run_for(Duration::from_secs(2));
     assert_eq!(
-        messages(&net.events(server_addr())),
+        messages(&net.server_events(server_addr())),
         [b"1".to_vec(), b"2".to_vec()]
     );
-    assert_eq!(delivered(&net.events(client_addr())), [id]);
+    assert_eq!(delivered(&net.client_events(client_addr())), [id]);
 }
 
 #[test]
@@ -536,7 +543,10 @@ fn dead_server_gives_timed_out_at_the_deadline() {
         .unwrap();
     let mut at = None;
     net.run_until(Duration::from_secs(5), |net| {
-        if net.events(client_addr()).contains(&Event::TimedOut { id }) {
+        if net
+            .client_events(client_addr())
+            .contains(&ClientEvent::TimedOut { id })
+        {
             at = Some(net.now());
         }
         at.is_some()
@@ -602,10 +612,10 @@ fn bad_input_is_counted_and_does_not_disturb_the_session() {
     let id = send(&mut net, b"still works");
     net.run_for(Duration::from_millis(50));
     assert_eq!(
-        messages(&net.events(server_addr())),
+        messages(&net.server_events(server_addr())),
         [b"first".to_vec(), b"still works".to_vec()]
     );
-    assert!(delivered(&net.events(client_addr())).contains(&id));
+    assert!(delivered(&net.client_events(client_addr())).contains(&id));
 }
 
 #[test]
@@ -658,7 +668,7 @@ fn handshake_flood_from_spoofed_sources_keeps_state_bounded() {
     net.run_for(Duration::from_secs(2));
     let id = send(&mut net, b"real");
     net.run_for(Duration::from_secs(3));
-    assert!(delivered(&net.events(client_addr())).contains(&id));
+    assert!(delivered(&net.client_events(client_addr())).contains(&id));
 }
 
 #[test]
@@ -718,15 +728,15 @@ fn setup_replies_are_rate_limited_per_source() {
 fn quit_ends_the_session_on_both_sides() {
     let mut net = network(Suite::Psk, Link::clean(), 18);
     net.run_for(Duration::from_millis(50));
-    net.events(server_addr());
+    net.server_events(server_addr());
     let now = net.now();
     net.client(client_addr()).close(now);
     net.run_for(Duration::from_millis(50));
     assert_eq!(net.server(server_addr()).session_count(), 0);
     assert!(net
-        .events(server_addr())
+        .server_events(server_addr())
         .iter()
-        .any(|e| matches!(e, Event::Disconnected { .. })));
+        .any(|e| matches!(e, ServerEvent::Disconnected { .. })));
     let now = net.now();
     assert!(net
         .client(client_addr())
@@ -749,8 +759,8 @@ fn filter_hook_can_drop_acks_and_retransmission_recovers() {
     });
     let id = send(&mut net, b"x");
     net.run_for(Duration::from_secs(3));
-    assert_eq!(messages(&net.events(server_addr())), [b"x".to_vec()]);
-    assert_eq!(delivered(&net.events(client_addr())), [id]);
+    assert_eq!(messages(&net.server_events(server_addr())), [b"x".to_vec()]);
+    assert_eq!(delivered(&net.client_events(client_addr())), [id]);
     assert!(net.client(client_addr()).stats().retransmissions >= 3);
 }
 

@@ -5,16 +5,22 @@
 // Integration tests are ordinary std programs; the core-only import rule is for the library.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
-use pavillion_proto::endpoint::{ClientConfig, Event, SendOptions, ServerConfig};
+use pavillion_proto::endpoint::{
+    ClientConfig, ClientEvent, SendOptions, ServerConfig, ServerEvent,
+};
 use pavillion_proto::testing::{Captured, Link, Network, Verdict};
 use pavillion_proto::wire::{Datagram, Setup};
 use pavillion_proto::{ClientId, Duration, MessageId};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+use common::Observed;
 
 const ID: ClientId = ClientId(*b"test-client-0001");
 
@@ -85,24 +91,15 @@ fn network(suite: Suite, link: Link, seed: u64) -> Network {
     net
 }
 
-fn payloads(events: &[Event]) -> Vec<Vec<u8>> {
+fn payloads(events: &[impl Observed]) -> Vec<Vec<u8>> {
     events
         .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some(m.payload.to_vec()),
-            _ => None,
-        })
+        .filter_map(|e| e.message().map(|m| m.payload.to_vec()))
         .collect()
 }
 
-fn delivered(events: &[Event]) -> Vec<MessageId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Delivered { id, .. } => Some(*id),
-            _ => None,
-        })
-        .collect()
+fn delivered(events: &[impl Observed]) -> Vec<MessageId> {
+    events.iter().filter_map(Observed::delivered).collect()
 }
 
 /// A link with loss in 0..=0.5, duplication in 0..=0.3 and jitter in 0..=20 ms.
@@ -169,8 +166,8 @@ impl Arbitrary for SendTimes {
 /// What one scenario produced: the payload of each message id, and every event of each side.
 struct Run {
     sent: BTreeMap<MessageId, Vec<u8>>,
-    client_events: Vec<Event>,
-    server_events: Vec<Event>,
+    client_events: Vec<ClientEvent>,
+    server_events: Vec<ServerEvent>,
 }
 
 /// Sends one reliable message at each of `times` and runs until every one has an outcome, then
@@ -211,17 +208,22 @@ fn run_scenario(seed: u64, suite: Suite, link: Link, times: &SendTimes) -> Run {
     }
     let count = sent.len();
     net.run_until(Duration::from_secs(90), |net| {
-        client_events.extend(net.events(client_addr()));
-        server_events.extend(net.events(server_addr()));
+        client_events.extend(net.client_events(client_addr()));
+        server_events.extend(net.server_events(server_addr()));
         client_events
             .iter()
-            .filter(|e| matches!(e, Event::Delivered { .. } | Event::TimedOut { .. }))
+            .filter(|e| {
+                matches!(
+                    e,
+                    ClientEvent::Delivered { .. } | ClientEvent::TimedOut { .. }
+                )
+            })
             .count()
             >= count
     });
     net.run_for(Duration::from_secs(5));
-    client_events.extend(net.events(client_addr()));
-    server_events.extend(net.events(server_addr()));
+    client_events.extend(net.client_events(client_addr()));
+    server_events.extend(net.server_events(server_addr()));
     Run {
         sent,
         client_events,
@@ -231,10 +233,12 @@ fn run_scenario(seed: u64, suite: Suite, link: Link, times: &SendTimes) -> Run {
 
 fn outcomes_are_exactly_once(seed: u64, suite: Suite, link: ArbLink, times: SendTimes) {
     let run = run_scenario(seed, suite, link.0, &times);
-    let mut outcomes: BTreeMap<MessageId, Vec<&Event>> = BTreeMap::new();
+    let mut outcomes: BTreeMap<MessageId, Vec<&ClientEvent>> = BTreeMap::new();
     for e in &run.client_events {
         match e {
-            Event::Delivered { id, .. } | Event::TimedOut { id } | Event::Failed { id, .. } => {
+            ClientEvent::Delivered { id, .. }
+            | ClientEvent::TimedOut { id }
+            | ClientEvent::Failed { id, .. } => {
                 outcomes.entry(*id).or_default().push(e);
             }
             _ => {}
@@ -243,7 +247,7 @@ fn outcomes_are_exactly_once(seed: u64, suite: Suite, link: ArbLink, times: Send
     for id in run.sent.keys() {
         let o = outcomes.get(id).map(Vec::as_slice).unwrap_or_default();
         assert!(
-            o.len() == 1 && !matches!(o[0], Event::Failed { .. }),
+            o.len() == 1 && !matches!(o[0], ClientEvent::Failed { .. }),
             "{id:?}: outcomes {o:?}"
         );
     }
@@ -327,7 +331,7 @@ fn lost_client_info_with_many_messages_in_flight_recovers_quickly() {
             .collect();
         let mut got = Vec::new();
         let done = net.run_until(Duration::from_secs(3), |net| {
-            got.extend(delivered(&net.events(client_addr())));
+            got.extend(delivered(&net.client_events(client_addr())));
             got.len() == ids.len()
         });
         assert!(
@@ -464,8 +468,8 @@ fn hostile_datagrams_never_break_the_session(seed: u64, suite: Suite, injections
     net.run_for(Duration::from_millis(50));
     let valid = net.captured().to_vec();
     assert!(valid.len() >= 8, "{valid:?}");
-    net.events(client_addr());
-    net.events(server_addr());
+    net.client_events(client_addr());
+    net.server_events(server_addr());
 
     for inj in injections.iter().take(60) {
         let (from, to) = inj.route();
@@ -486,8 +490,8 @@ fn hostile_datagrams_never_break_the_session(seed: u64, suite: Suite, injections
         .send_message(now, client_addr(), "t", "n", b"after-down", opts)
         .expect("the server still has the session");
     net.run_for(Duration::from_secs(10));
-    let c = net.events(client_addr());
-    let s = net.events(server_addr());
+    let c = net.client_events(client_addr());
+    let s = net.server_events(server_addr());
     assert!(delivered(&c).contains(&up), "client events {c:?}");
     assert!(delivered(&s).contains(&down), "server events {s:?}");
     assert_eq!(payloads(&s), [b"after-up".to_vec()]);
@@ -557,9 +561,10 @@ fn hostile_datagrams_never_break_a_group(seed: u64, injections: Vec<Injection>) 
         .filter_map(|d| d.bytes.get(4).copied())
         .collect();
     assert!(kinds.is_superset(&[1, 2, 4, 6, 7].into()), "{kinds:?}");
-    for a in members().into_iter().chain([client_addr()]) {
-        net.events(a);
+    for a in members() {
+        net.server_events(a);
     }
+    net.client_events(client_addr());
     for inj in injections.iter().take(60) {
         let member = members()[usize::from(inj.source) % 2];
         let (from, to) = match (inj.to_server, inj.source % 3) {
@@ -585,19 +590,26 @@ fn hostile_datagrams_never_break_a_group(seed: u64, injections: Vec<Injection>) 
         .unwrap();
     net.run_for(Duration::from_secs(10));
     for m in members() {
-        assert_eq!(payloads(&net.events(m)), [b"after".to_vec()], "member {m}");
+        assert_eq!(
+            payloads(&net.server_events(m)),
+            [b"after".to_vec()],
+            "member {m}"
+        );
     }
-    let outcome = net.events(client_addr()).into_iter().find_map(|e| match e {
-        Event::Delivered {
-            id: i,
-            mut acked,
-            missing,
-        } if i == id => {
-            acked.sort();
-            Some((acked, missing))
-        }
-        _ => None,
-    });
+    let outcome = net
+        .client_events(client_addr())
+        .into_iter()
+        .find_map(|e| match e {
+            ClientEvent::Delivered {
+                id: i,
+                mut acked,
+                missing,
+            } if i == id => {
+                acked.sort();
+                Some((acked, missing))
+            }
+            _ => None,
+        });
     assert_eq!(outcome, Some((members().to_vec(), Vec::new())));
 }
 

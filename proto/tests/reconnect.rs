@@ -9,7 +9,9 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{client_addr, server_addr, Suite, SUITES};
-use pavillion_proto::endpoint::{ClientConfig, Event, SendOptions, Server, ServerConfig};
+use pavillion_proto::endpoint::{
+    ClientConfig, ClientEvent, SendOptions, Server, ServerConfig, ServerEvent,
+};
 use pavillion_proto::testing::{Link, Network, Node};
 use pavillion_proto::{ClientId, Duration};
 
@@ -34,7 +36,7 @@ fn listener(suite: Suite, keepalive: Duration) -> Network {
     let now = net.now();
     net.client(client_addr()).subscribe(now, "news").unwrap();
     net.run_for(Duration::from_millis(100));
-    net.events(client_addr());
+    net.client_events(client_addr());
     net
 }
 
@@ -43,15 +45,15 @@ fn listener(suite: Suite, keepalive: Duration) -> Network {
 /// suite 3 re-handshake with a server that kept our session is a rekey, with no event). How
 /// long that took from now.
 fn time_to_back(net: &mut Network, limit: Duration, fresh: bool) -> Option<Duration> {
-    net.events(client_addr());
+    net.client_events(client_addr());
     let start = net.now();
     let mut connected = !fresh;
     while net.now() - start < limit {
         net.run_for(Duration::from_millis(1));
         connected |= net
-            .events(client_addr())
+            .client_events(client_addr())
             .iter()
-            .any(|e| matches!(e, Event::Connected { .. }));
+            .any(|e| matches!(e, ClientEvent::Connected { .. }));
         let c = net.client(client_addr());
         let up = c
             .server(server_addr())
@@ -87,18 +89,18 @@ fn receives_again(net: &mut Network, suite: Suite) {
         .unwrap();
     net.run_for(Duration::from_millis(200));
     let got: Vec<Vec<u8>> = net
-        .events(client_addr())
+        .client_events(client_addr())
         .into_iter()
         .filter_map(|e| match e {
-            Event::Message(m) => Some(m.payload.to_vec()),
+            ClientEvent::Message(m) => Some(m.payload.to_vec()),
             _ => None,
         })
         .collect();
     assert_eq!(got, vec![b"after".to_vec()], "{suite:?}");
     assert!(net
-        .events(server_addr())
+        .server_events(server_addr())
         .iter()
-        .any(|e| matches!(e, Event::Delivered { id: i, .. } if *i == id)));
+        .any(|e| matches!(e, ServerEvent::Delivered { id: i, .. } if *i == id)));
 }
 
 #[test]

@@ -4,18 +4,22 @@
 // Integration tests are ordinary std programs; the core-only import rule is for the library.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use pavillion_proto::crypto::ecc::{self, KeyPair};
 use pavillion_proto::crypto::{psk, Psk, SecretBoxKey, SessionCipher};
 use pavillion_proto::endpoint::{
-    ClientConfig, CloseReason, DropReason, Event, SendOptions, Server, ServerConfig,
+    ClientConfig, ClientEvent, CloseReason, DropReason, SendOptions, Server, ServerConfig,
 };
 use pavillion_proto::handshake::HandshakeError;
 use pavillion_proto::testing::{Captured, Link, Network, Node, Verdict};
 use pavillion_proto::wire::{opcode, setup_opcode, App, Datagram, Setup, StatusBytes, HEADER_LEN};
 use pavillion_proto::{ClientId, Duration, Instant, MessageId};
+
+use common::Observed;
 
 const ID: ClientId = ClientId(*b"test-client-0001");
 
@@ -106,28 +110,19 @@ fn server_send(net: &mut Network, payload: &[u8], options: SendOptions) -> Messa
         .unwrap()
 }
 
-fn messages(events: &[Event]) -> Vec<(SocketAddr, Vec<u8>)> {
+fn messages(events: &[impl Observed]) -> Vec<(SocketAddr, Vec<u8>)> {
     events
         .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some((m.from, m.payload.to_vec())),
-            _ => None,
-        })
+        .filter_map(|e| e.message().map(|m| (m.from, m.payload.to_vec())))
         .collect()
 }
 
-fn payloads(events: &[Event]) -> Vec<Vec<u8>> {
+fn payloads(events: &[impl Observed]) -> Vec<Vec<u8>> {
     messages(events).into_iter().map(|(_, p)| p).collect()
 }
 
-fn delivered(events: &[Event]) -> Vec<MessageId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Delivered { id, .. } => Some(*id),
-            _ => None,
-        })
-        .collect()
+fn delivered(events: &[impl Observed]) -> Vec<MessageId> {
+    events.iter().filter_map(Observed::delivered).collect()
 }
 
 fn setup_opcode_of(bytes: &[u8]) -> Option<u8> {
@@ -231,31 +226,28 @@ fn handshakes_and_messages_work_with_a_server_that_replies_from_a_second_port() 
             "{suite:?}: the session is keyed by the reply address"
         );
         assert_eq!(
-            payloads(&net.events(server_addr())),
+            payloads(&net.server_events(server_addr())),
             [b"up".to_vec()],
             "{suite:?}"
         );
-        let c = net.events(client_addr());
+        let c = net.client_events(client_addr());
         assert_eq!(delivered(&c), [up], "{suite:?}");
         assert!(
-            c.contains(&Event::Connected {
-                addr: reply_addr(),
-                peer: None
-            }),
+            c.contains(&ClientEvent::Connected { addr: reply_addr() }),
             "{suite:?}: {c:?}"
         );
 
         let down = server_send(&mut net, b"down", SendOptions::reliable());
         let again = send(&mut net, b"again");
         net.run_for(Duration::from_millis(100));
-        let c = net.events(client_addr());
+        let c = net.client_events(client_addr());
         assert_eq!(
             messages(&c),
             [(reply_addr(), b"down".to_vec())],
             "{suite:?}"
         );
         assert_eq!(delivered(&c), [again], "{suite:?}");
-        let s = net.events(server_addr());
+        let s = net.server_events(server_addr());
         assert_eq!(
             delivered(&s),
             [down],
@@ -283,14 +275,14 @@ fn client_outcomes_with_a_second_reply_port_arrive_exactly_once() {
         server_send(&mut net, &[100 + i], SendOptions::reliable());
     }
     net.run_for(Duration::from_millis(200));
-    let c = net.events(client_addr());
+    let c = net.client_events(client_addr());
     assert_eq!(delivered(&c), ids);
     assert_eq!(
         payloads(&c),
         (100..105u8).map(|i| vec![i]).collect::<Vec<_>>()
     );
     assert_eq!(
-        payloads(&net.events(server_addr())),
+        payloads(&net.server_events(server_addr())),
         (0..10u8).map(|i| vec![i]).collect::<Vec<_>>()
     );
 }
@@ -318,7 +310,7 @@ fn session_packets_from_another_port_of_the_server_host_are_accepted() {
         );
         let down = server_send(&mut net, b"down", SendOptions::reliable());
         net.run_for(Duration::from_millis(100));
-        let c = net.events(client_addr());
+        let c = net.client_events(client_addr());
         assert_eq!(
             delivered(&c),
             [up],
@@ -329,7 +321,7 @@ fn session_packets_from_another_port_of_the_server_host_are_accepted() {
             [(other_port_addr(), b"down".to_vec())],
             "{suite:?}"
         );
-        let s = net.events(server_addr());
+        let s = net.server_events(server_addr());
         assert_eq!(payloads(&s), [b"up".to_vec()], "{suite:?}");
         assert_eq!(delivered(&s), [down], "{suite:?}");
         assert_eq!(
@@ -347,7 +339,7 @@ fn valid_session_packet_from_another_host_is_dropped_as_unknown_peer() {
     for suite in SUITES {
         let mut net = network(suite, 4);
         net.run_for(Duration::from_millis(50));
-        net.events(client_addr());
+        net.client_events(client_addr());
         // The server's next session packet appears to come from another host.
         net.set_filter(|d| {
             if d.from == server_addr() && is_session(&d.bytes) {
@@ -359,7 +351,7 @@ fn valid_session_packet_from_another_host_is_dropped_as_unknown_peer() {
         server_send(&mut net, b"diverted", SendOptions::unreliable());
         net.run_for(Duration::from_millis(50));
         assert!(
-            messages(&net.events(client_addr())).is_empty(),
+            messages(&net.client_events(client_addr())).is_empty(),
             "{suite:?}: never delivered"
         );
         assert_eq!(
@@ -380,7 +372,7 @@ fn valid_session_packet_from_another_host_is_dropped_as_unknown_peer() {
         net.inject(server_addr(), client_addr(), &genuine.bytes);
         net.run_for(Duration::from_millis(50));
         assert_eq!(
-            messages(&net.events(client_addr())),
+            messages(&net.client_events(client_addr())),
             [(server_addr(), b"diverted".to_vec())],
             "{suite:?}"
         );
@@ -404,10 +396,14 @@ fn full_exchange(suite: Suite, server: ServerConfig) -> (Network, Vec<Captured>)
         server_send(&mut net, &[10 + i], SendOptions::reliable());
     }
     net.run_for(Duration::from_millis(50));
-    let c = net.events(client_addr());
+    let c = net.client_events(client_addr());
     assert_eq!(delivered(&c), ids, "{suite:?}");
     assert_eq!(payloads(&c).len(), 3, "{suite:?}");
-    assert_eq!(delivered(&net.events(server_addr())).len(), 3, "{suite:?}");
+    assert_eq!(
+        delivered(&net.server_events(server_addr())).len(),
+        3,
+        "{suite:?}"
+    );
     // A session packet from an address with no session draws an op 4.
     let session_packet = net
         .captured()
@@ -559,10 +555,10 @@ fn ecc_op1_carries_the_public_key_also_when_op4_or_op5_triggers_it() {
         assert_public_key_only(&again[0].bytes);
     }
     // And the session still works.
-    net.events(client_addr());
+    net.client_events(client_addr());
     let id = send(&mut net, b"after");
     net.run_for(Duration::from_millis(50));
-    assert_eq!(delivered(&net.events(client_addr())), [id]);
+    assert_eq!(delivered(&net.client_events(client_addr())), [id]);
 }
 
 #[test]
@@ -604,7 +600,7 @@ fn handshake_retries_back_off_are_capped_and_recover() {
     );
     let id = send(&mut net, b"late");
     net.run_for(Duration::from_millis(50));
-    assert_eq!(delivered(&net.events(client_addr())), [id]);
+    assert_eq!(delivered(&net.client_events(client_addr())), [id]);
 }
 
 /// The server is alive and answers: spoofed claims that it lost our session start no round
@@ -635,10 +631,14 @@ fn spoofed_op4_op5_flood_starts_no_round_while_the_server_answers() {
             disbelieved >= 490,
             "{suite:?}: {disbelieved} claims disbelieved"
         );
-        net.events(client_addr());
+        net.client_events(client_addr());
         let id = send(&mut net, b"after the flood");
         net.run_for(Duration::from_millis(50));
-        assert_eq!(delivered(&net.events(client_addr())), [id], "{suite:?}");
+        assert_eq!(
+            delivered(&net.client_events(client_addr())),
+            [id],
+            "{suite:?}"
+        );
     }
 }
 
@@ -651,10 +651,10 @@ fn spoofed_op6_needs_the_real_challenge_and_the_server_host() {
     net.run_for(Duration::from_millis(100));
     let op1 = client_op1s(net.captured()).pop().unwrap().bytes;
     let challenge: [u8; 16] = op1[37..53].try_into().unwrap();
-    let has_failed = |events: &[Event]| {
+    let has_failed = |events: &[ClientEvent]| {
         events
             .iter()
-            .any(|e| matches!(e, Event::HandshakeFailed { .. }))
+            .any(|e| matches!(e, ClientEvent::HandshakeFailed { .. }))
     };
 
     let mut wrong = challenge;
@@ -675,7 +675,7 @@ fn spoofed_op6_needs_the_real_challenge_and_the_server_host() {
         &emit(&Setup::InvalidClientId { challenge }),
     );
     net.run_for(Duration::from_millis(10));
-    assert!(!has_failed(&net.events(client_addr())));
+    assert!(!has_failed(&net.client_events(client_addr())));
     assert_eq!(
         net.client(client_addr())
             .stats()
@@ -690,8 +690,8 @@ fn spoofed_op6_needs_the_real_challenge_and_the_server_host() {
     );
     net.run_for(Duration::from_millis(10));
     assert_eq!(
-        net.events(client_addr()),
-        [Event::HandshakeFailed {
+        net.client_events(client_addr()),
+        [ClientEvent::HandshakeFailed {
             addr: server_addr(),
             reason: HandshakeError::UnknownClient
         }]
@@ -703,7 +703,7 @@ fn server_disconnect_sends_a_36_byte_quit() {
     for suite in SUITES {
         let mut net = network(suite, 10);
         net.run_for(Duration::from_millis(50));
-        net.events(client_addr());
+        net.client_events(client_addr());
         net.capture();
         let now = net.now();
         net.server(server_addr()).disconnect(now, client_addr());
@@ -716,9 +716,11 @@ fn server_disconnect_sends_a_36_byte_quit() {
             .map(|d| d.bytes.len())
             .collect();
         assert_eq!(quits, [36], "{suite:?}: one op 12 with an empty payload");
-        assert!(net.events(client_addr()).contains(&Event::Disconnected {
-            addr: server_addr(),
-            reason: CloseReason::PeerClosed
-        }));
+        assert!(net
+            .client_events(client_addr())
+            .contains(&ClientEvent::Disconnected {
+                addr: server_addr(),
+                reason: CloseReason::PeerClosed
+            }));
     }
 }

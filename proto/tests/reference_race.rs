@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
-use pavillion_proto::endpoint::{ClientConfig, DropReason, Event, ServerConfig};
+use pavillion_proto::endpoint::{ClientConfig, ClientEvent, DropReason, ServerConfig};
 use pavillion_proto::testing::{Link, Network};
 use pavillion_proto::wire::{Datagram, Setup};
 use pavillion_proto::{ClientId, Duration};
@@ -92,11 +92,11 @@ fn the_first_call_waits_for_op_7_from_a_server_with_a_reply_port() {
         let now = net.now();
         let call = net.client(client_addr()).echo(now, b"one-shot").unwrap();
         net.run_for(Duration::from_millis(100));
-        let events = net.events(client_addr());
+        let events = net.client_events(client_addr());
         assert!(
             events
                 .iter()
-                .any(|e| matches!(e, Event::Answered { call: c, .. } if *c == call)),
+                .any(|e| matches!(e, ClientEvent::Answered { call: c, .. } if *c == call)),
             "ecc {ecc}: {events:?}"
         );
         let op4 = net

@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{addr, client_addr, server_addr, Suite, SUITES};
-use pavillion_proto::endpoint::{ClientConfig, DropReason, Event, SendError, ServerConfig};
+use pavillion_proto::endpoint::{ClientConfig, DropReason, SendError, ServerConfig, ServerEvent};
 use pavillion_proto::testing::{Link, Network};
 use pavillion_proto::{ClientId, Duration};
 
@@ -41,12 +41,16 @@ fn subscribers(net: &mut Network, server: SocketAddr, target: &str) -> Vec<Socke
         .collect()
 }
 
-fn sub_events(events: &[Event]) -> Vec<(bool, SocketAddr, String)> {
+fn sub_events(events: &[ServerEvent]) -> Vec<(bool, SocketAddr, String)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::ClientSubscribed { addr, target, .. } => Some((true, *addr, target.clone())),
-            Event::ClientUnsubscribed { addr, target, .. } => Some((false, *addr, target.clone())),
+            ServerEvent::ClientSubscribed { addr, target, .. } => {
+                Some((true, *addr, target.clone()))
+            }
+            ServerEvent::ClientUnsubscribed { addr, target, .. } => {
+                Some((false, *addr, target.clone()))
+            }
             _ => None,
         })
         .collect()
@@ -68,7 +72,7 @@ fn subscribe_and_unsubscribe_reach_the_server_on_every_suite() {
             "{suite:?}"
         );
         assert_eq!(
-            sub_events(&net.events(server_addr())),
+            sub_events(&net.server_events(server_addr())),
             vec![
                 (true, client_addr(), "lights".into()),
                 (true, client_addr(), "doors".into())
@@ -91,7 +95,7 @@ fn subscribe_and_unsubscribe_reach_the_server_on_every_suite() {
             vec![client_addr()]
         );
         assert_eq!(
-            sub_events(&net.events(server_addr())),
+            sub_events(&net.server_events(server_addr())),
             vec![(false, client_addr(), "lights".into())],
             "{suite:?}"
         );
@@ -101,7 +105,7 @@ fn subscribe_and_unsubscribe_reach_the_server_on_every_suite() {
         net.run_for(Duration::from_millis(100));
         assert!(subscribers(&mut net, server_addr(), "doors").is_empty());
         assert_eq!(
-            sub_events(&net.events(server_addr())),
+            sub_events(&net.server_events(server_addr())),
             vec![(false, client_addr(), "doors".into())],
             "{suite:?}"
         );

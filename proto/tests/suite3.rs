@@ -2,6 +2,8 @@
 // Integration tests are ordinary std programs; the core-only import rule is for the library.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -9,7 +11,7 @@ use pavillion_proto::crypto::ecc::{self, KeyPair};
 use pavillion_proto::crypto::noise::{NoiseResponder, Pattern};
 use pavillion_proto::crypto::{Psk, SecretBoxKey, SessionCipher, TAG_LEN};
 use pavillion_proto::endpoint::{
-    Client, ClientConfig, DropReason, Event, SendOptions, Server, ServerConfig,
+    Client, ClientConfig, ClientEvent, DropReason, SendOptions, Server, ServerConfig, ServerEvent,
 };
 use pavillion_proto::rng::Rng;
 use pavillion_proto::testing::{established, Captured, Link, Network, Node, Verdict};
@@ -18,6 +20,8 @@ use pavillion_proto::wire::noise::{
 };
 use pavillion_proto::wire::{App, Datagram, Setup, HEADER_LEN};
 use pavillion_proto::{ClientId, Duration};
+
+use common::Observed;
 
 const ID: ClientId = ClientId(*b"noise-client-001");
 
@@ -67,13 +71,10 @@ fn send(net: &mut Network, payload: &[u8]) {
         .unwrap();
 }
 
-fn payloads(events: &[Event]) -> Vec<Vec<u8>> {
+fn payloads(events: &[impl Observed]) -> Vec<Vec<u8>> {
     events
         .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some(m.payload.to_vec()),
-            _ => None,
-        })
+        .filter_map(|e| e.message().map(|m| m.payload.to_vec()))
         .collect()
 }
 
@@ -100,11 +101,11 @@ fn record_session(client: ClientConfig) -> Vec<Captured> {
         .unwrap();
     net.run_for(Duration::from_millis(100));
     assert_eq!(
-        payloads(&net.events(server_addr())),
+        payloads(&net.server_events(server_addr())),
         [b"top secret".to_vec()]
     );
     assert_eq!(
-        payloads(&net.events(client_addr())),
+        payloads(&net.client_events(client_addr())),
         [b"also secret".to_vec()]
     );
     net.captured().to_vec()
@@ -306,7 +307,10 @@ fn a_wrong_static_key_or_psk_gives_no_session() {
         net.run_for(Duration::from_secs(3));
         assert!(!net.client(client_addr()).is_connected(), "case {i}");
         assert_eq!(net.server(server_addr()).session_count(), 0, "case {i}");
-        assert!(payloads(&net.events(server_addr())).is_empty(), "case {i}");
+        assert!(
+            payloads(&net.server_events(server_addr())).is_empty(),
+            "case {i}"
+        );
     }
 }
 
@@ -341,7 +345,7 @@ fn a_replayed_initiation_is_refused() {
     send(&mut net, b"2");
     net.run_for(Duration::from_millis(100));
     assert_eq!(
-        payloads(&net.events(server_addr())),
+        payloads(&net.server_events(server_addr())),
         [b"1".to_vec(), b"2".to_vec()]
     );
 }
@@ -385,12 +389,15 @@ fn a_nat_rebinding_keeps_the_session() {
         .send_message(now, mapped, "t", "n", b"to you", SendOptions::reliable())
         .unwrap();
     net.run_for(Duration::from_millis(100));
-    assert_eq!(payloads(&net.events(client_addr())), [b"to you".to_vec()]);
-    let server_events = net.events(server_addr());
+    assert_eq!(
+        payloads(&net.client_events(client_addr())),
+        [b"to you".to_vec()]
+    );
+    let server_events = net.server_events(server_addr());
     assert_eq!(payloads(&server_events).len(), 6);
     assert!(server_events
         .iter()
-        .any(|e| matches!(e, Event::Delivered { id: i, .. } if *i == id)));
+        .any(|e| matches!(e, ServerEvent::Delivered { id: i, .. } if *i == id)));
 }
 
 #[test]
@@ -415,14 +422,14 @@ fn rekeying_in_the_middle_of_10k_messages_loses_and_duplicates_nothing() {
                 .unwrap();
             next += 1;
         }
-        for p in payloads(&net.events(server_addr())) {
+        for p in payloads(&net.server_events(server_addr())) {
             *got.entry(u32::from_le_bytes(p.try_into().unwrap()))
                 .or_default() += 1;
         }
         delivered += net
-            .events(client_addr())
+            .client_events(client_addr())
             .iter()
-            .filter(|e| matches!(e, Event::Delivered { .. }))
+            .filter(|e| matches!(e, ClientEvent::Delivered { .. }))
             .count();
         delivered == 10_000
     });
@@ -506,7 +513,10 @@ fn a_spoofed_initiation_flood_gets_cookies_and_the_real_client_still_connects() 
     assert!(net.client(client_addr()).is_connected());
     send(&mut net, b"real");
     net.run_for(Duration::from_millis(200));
-    assert_eq!(payloads(&net.events(server_addr())), [b"real".to_vec()]);
+    assert_eq!(
+        payloads(&net.server_events(server_addr())),
+        [b"real".to_vec()]
+    );
     let _ = Client::new(client_config(9));
     let _ = Node::Server(Server::new(server_config(9)));
 }
@@ -531,15 +541,15 @@ fn a_new_server_session_after_a_lost_quit_restarts_the_clients_window() {
         net.server(server_addr()).disconnect(now, client_addr());
         net.run_for(Duration::from_millis(10));
         net.clear_filter();
-        net.events(client_addr());
+        net.client_events(client_addr());
         // The next message finds no session, the client handshakes again, and the server's
         // new counters (a new random base) must be accepted.
         send(&mut net, b"second");
         net.run_for(Duration::from_secs(3));
         let delivered = net
-            .events(client_addr())
+            .client_events(client_addr())
             .iter()
-            .filter(|e| matches!(e, Event::Delivered { .. }))
+            .filter(|e| matches!(e, ClientEvent::Delivered { .. }))
             .count();
         assert_eq!(delivered, 1, "seed {seed}");
         assert_eq!(
@@ -588,9 +598,10 @@ fn group_network(link: Link, seed: u64, client: ClientConfig) -> Network {
     });
     assert!(found, "every member found");
     net.run_for(Duration::from_millis(100));
-    for a in members().into_iter().chain([client_addr()]) {
-        net.events(a);
+    for a in members() {
+        net.server_events(a);
     }
+    net.client_events(client_addr());
     net
 }
 
@@ -618,9 +629,9 @@ fn group_packets(captured: &[Captured]) -> Vec<Captured> {
         .collect()
 }
 
-fn acked(events: &[Event], msg: pavillion_proto::MessageId) -> Option<Vec<SocketAddr>> {
+fn acked(events: &[ClientEvent], msg: pavillion_proto::MessageId) -> Option<Vec<SocketAddr>> {
     events.iter().find_map(|e| match e {
-        Event::Delivered { id, acked, missing } if *id == msg && missing.is_empty() => {
+        ClientEvent::Delivered { id, acked, missing } if *id == msg && missing.is_empty() => {
             let mut a = acked.clone();
             a.sort();
             Some(a)
@@ -646,12 +657,15 @@ fn one_group_packet_reaches_every_member_and_each_acknowledges_pairwise() {
     assert_eq!(sent[0].to, group());
     for s in members() {
         assert_eq!(
-            payloads(&net.events(s)),
+            payloads(&net.server_events(s)),
             [b"hello group".to_vec()],
             "member {s}"
         );
     }
-    assert_eq!(acked(&net.events(client_addr()), id), Some(members()));
+    assert_eq!(
+        acked(&net.client_events(client_addr()), id),
+        Some(members())
+    );
     // The ACKs came back over the pairwise sessions (type 4), one per member.
     let acks = noise_packets(net.captured(), |p| matches!(p, NoisePacket::Data { .. }))
         .into_iter()
@@ -669,7 +683,7 @@ fn replayed_group_packets_are_not_delivered_again() {
     }
     net.run_for(Duration::from_millis(100));
     for s in members() {
-        assert_eq!(payloads(&net.events(s)).len(), 5);
+        assert_eq!(payloads(&net.server_events(s)).len(), 5);
     }
     let recorded = group_packets(net.captured());
     assert_eq!(recorded.len(), 5);
@@ -682,7 +696,10 @@ fn replayed_group_packets_are_not_delivered_again() {
     }
     net.run_for(Duration::from_millis(100));
     for (i, s) in members().into_iter().enumerate() {
-        assert!(payloads(&net.events(s)).is_empty(), "nothing twice at {s}");
+        assert!(
+            payloads(&net.server_events(s)).is_empty(),
+            "nothing twice at {s}"
+        );
         assert_eq!(
             net.server(s).stats().dropped(DropReason::Duplicate),
             before[i] + 5,
@@ -699,7 +716,7 @@ fn group_packets_with_an_unknown_sender_or_a_wrong_key_are_dropped() {
     net.run_for(Duration::from_millis(100));
     let genuine = group_packets(net.captured())[0].clone();
     for s in members() {
-        net.events(s);
+        net.server_events(s);
     }
     let member = members()[0];
     let stats = |net: &mut Network| {
@@ -731,7 +748,7 @@ fn group_packets_with_an_unknown_sender_or_a_wrong_key_are_dropped() {
     let (unknown1, forged1) = stats(&mut net);
     assert_eq!(unknown1 - unknown0, 2, "unknown sender and unknown key id");
     assert_eq!(forged1 - forged0, 1, "wrong key");
-    assert!(payloads(&net.events(member)).is_empty());
+    assert!(payloads(&net.server_events(member)).is_empty());
     let hints = noise_packets(net.captured(), |p| {
         matches!(p, NoisePacket::UnknownSender { .. })
     });
@@ -743,7 +760,7 @@ fn group_packets_with_an_unknown_sender_or_a_wrong_key_are_dropped() {
     group_send(&mut net, b"still fine");
     net.run_for(Duration::from_millis(100));
     for s in members() {
-        assert_eq!(payloads(&net.events(s)), [b"still fine".to_vec()]);
+        assert_eq!(payloads(&net.server_events(s)), [b"still fine".to_vec()]);
     }
 }
 
@@ -780,7 +797,7 @@ fn a_server_without_the_groups_key_reads_nothing() {
         .any(|d| d.bytes.windows(secret.len()).any(|w| w == secret)));
     assert_eq!(net.server(outsider).session_count(), 0);
     assert_eq!(net.server(outsider).group_senders(), 0);
-    assert!(payloads(&net.events(outsider)).is_empty());
+    assert!(payloads(&net.server_events(outsider)).is_empty());
     assert!(
         net.server(outsider)
             .stats()
@@ -794,7 +811,7 @@ fn a_server_without_the_groups_key_reads_nothing() {
             > 0
     );
     for s in members() {
-        assert_eq!(payloads(&net.events(s)).len(), 5, "member {s}");
+        assert_eq!(payloads(&net.server_events(s)).len(), 5, "member {s}");
     }
     assert!(!net.client(client_addr()).servers().any(|s| s == outsider));
 }
@@ -829,15 +846,15 @@ fn group_keys_rotate_over(seed: u64) {
             next += 1;
         }
         for s in members() {
-            for p in payloads(&net.events(s)) {
+            for p in payloads(&net.server_events(s)) {
                 *got.entry(s)
                     .or_default()
                     .entry(u32::from_le_bytes(p.try_into().unwrap()))
                     .or_default() += 1;
             }
         }
-        for e in net.events(client_addr()) {
-            if let Event::Delivered { missing, .. } = e {
+        for e in net.client_events(client_addr()) {
+            if let ClientEvent::Delivered { missing, .. } = e {
                 assert!(
                     missing.is_empty(),
                     "seed {seed}: {missing:?} did not acknowledge"
@@ -888,7 +905,7 @@ fn the_sender_table_holds_one_entry_per_client_session() {
         for s in members() {
             assert_eq!(net.server(s).session_count(), 1);
             assert_eq!(net.server(s).group_senders(), 1, "restart {restart} at {s}");
-            assert_eq!(payloads(&net.events(s)).last(), Some(&vec![restart]));
+            assert_eq!(payloads(&net.server_events(s)).last(), Some(&vec![restart]));
         }
     }
     // A session that ends takes its entry along.
@@ -947,7 +964,10 @@ fn group_sends_fit_the_datagram_limit() {
             .max(),
         Some(4096)
     );
-    assert_eq!(acked(&net.events(client_addr()), id), Some(members()));
+    assert_eq!(
+        acked(&net.client_events(client_addr()), id),
+        Some(members())
+    );
 }
 
 #[test]
@@ -978,13 +998,13 @@ fn every_pattern_reaches_a_group() {
         net.run_for(Duration::from_millis(100));
         for s in members() {
             assert_eq!(
-                payloads(&net.events(s)),
+                payloads(&net.server_events(s)),
                 [name.as_bytes().to_vec()],
                 "{name} at {s}"
             );
         }
         assert_eq!(
-            acked(&net.events(client_addr()), id),
+            acked(&net.client_events(client_addr()), id),
             Some(members()),
             "{name}"
         );
@@ -1021,7 +1041,10 @@ fn a_member_under_load_is_reached_with_its_cookie() {
     );
     let id = group_send(&mut net, b"all three");
     net.run_for(Duration::from_millis(100));
-    assert_eq!(acked(&net.events(client_addr()), id), Some(members()));
+    assert_eq!(
+        acked(&net.client_events(client_addr()), id),
+        Some(members())
+    );
 }
 
 #[test]
@@ -1060,7 +1083,14 @@ fn a_member_that_missed_a_new_key_gets_it_again_when_it_says_so() {
     });
     assert!(rotated, "sealed under a key the member never got");
     for s in members() {
-        assert_eq!(payloads(&net.events(s)), [b"new key".to_vec()], "at {s}");
+        assert_eq!(
+            payloads(&net.server_events(s)),
+            [b"new key".to_vec()],
+            "at {s}"
+        );
     }
-    assert_eq!(acked(&net.events(client_addr()), id), Some(members()));
+    assert_eq!(
+        acked(&net.client_events(client_addr()), id),
+        Some(members())
+    );
 }

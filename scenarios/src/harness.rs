@@ -7,10 +7,12 @@ use core::cell::RefCell;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use pavillion_proto::endpoint::{Client, ClientConfig, Event, SendOptions, Server};
+use pavillion_proto::endpoint::{
+    Client, ClientConfig, ClientEvent, SendOptions, Server, ServerEvent,
+};
 use pavillion_proto::rng::Rng;
 use pavillion_proto::{Instant, MessageId};
-use pavillion_sim::{ClientSpec, LinkFaults, Script, ServerSpec, SimConfig, Simulation};
+use pavillion_sim::{ClientSpec, HostEvent, LinkFaults, Script, ServerSpec, SimConfig, Simulation};
 
 use crate::outcome::{Ack, Expect, Latency, Ledger, Outcome, Sent};
 use crate::Params;
@@ -107,7 +109,7 @@ impl Harness {
                 l1.borrow_mut().start(&host);
             })
             .on_event(move |ctl, event| {
-                if let Event::Message(m) = event {
+                if let ServerEvent::Message { message: m, .. } = event {
                     let key = String::from_utf8_lossy(&m.payload);
                     l2.borrow_mut().received(&h2, &key, ctl.now());
                 }
@@ -178,8 +180,8 @@ impl Harness {
         let ledger = self.ledger.clone();
         script.on_event(move |_, event| {
             let (id, ack) = match event {
-                Event::Delivered { id, acked, .. } => (id, Ack::Delivered { acked }),
-                Event::TimedOut { id } | Event::Failed { id, .. } => (id, Ack::Expired),
+                ClientEvent::Delivered { id, acked, .. } => (id, Ack::Delivered { acked }),
+                ClientEvent::TimedOut { id } | ClientEvent::Failed { id, .. } => (id, Ack::Expired),
                 _ => return,
             };
             if let Some(i) = ids.borrow().get(&id) {
@@ -273,7 +275,7 @@ impl Harness {
         &self,
         host: &str,
         from: Duration,
-        mut pick: impl FnMut(&Event) -> bool,
+        mut pick: impl FnMut(&HostEvent) -> bool,
     ) -> Option<Duration> {
         let from = Instant::ZERO + from;
         let trace = self.sim.trace();
@@ -288,7 +290,7 @@ impl Harness {
     pub(crate) fn events<T>(
         &self,
         host: &str,
-        mut pick: impl FnMut(&Event) -> Option<T>,
+        mut pick: impl FnMut(&HostEvent) -> Option<T>,
     ) -> Vec<(Instant, T)> {
         self.sim
             .trace()

@@ -7,13 +7,13 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use pavillion_proto::endpoint::{DropReason, Event};
+use pavillion_proto::endpoint::{ClientEvent, DropReason, ServerEvent};
 use pavillion_proto::testing::{Link, Network};
 use pavillion_proto::wire::{CipherId, Datagram, NonceRequest, Setup};
 use pavillion_proto::ClientId;
 use pavillion_sim::{
-    is_spoofed, Attack, ClientSpec, LinkFaults, MiddleboxConfig, NetAction, Record, Route,
-    ServerSpec, CLIENT_PORT, SERVER_PORT,
+    is_spoofed, Attack, ClientSpec, HostEvent, LinkFaults, MiddleboxConfig, NetAction, Record,
+    Route, ServerSpec, CLIENT_PORT, SERVER_PORT,
 };
 
 use crate::harness::{ms, secs, unicast, Batch, Harness};
@@ -31,8 +31,12 @@ fn pair(p: &Params, duration: Duration, link: LinkFaults, batches: &[Batch]) -> 
     h
 }
 
-fn connected(e: &Event) -> bool {
-    matches!(e, Event::Connected { .. })
+fn connected(e: &HostEvent) -> bool {
+    matches!(
+        e,
+        HostEvent::Client(ClientEvent::Connected { .. })
+            | HostEvent::Server(ServerEvent::Connected { .. })
+    )
 }
 
 /// Fails unless the session came back after the disruption, within `bound`.
@@ -138,7 +142,7 @@ pub(crate) fn server_quit(p: &Params) -> Outcome {
     let mut out = h.run(unicast(SERVER));
     out.expect_delivered_percent(100);
     let quits = h.events(CLIENT, |e| match e {
-        Event::Disconnected { .. } => Some(()),
+        HostEvent::Client(ClientEvent::Disconnected { .. }) => Some(()),
         _ => None,
     });
     out.check(!quits.is_empty(), "quit", || {
@@ -197,8 +201,10 @@ pub(crate) fn partition(p: &Params) -> Outcome {
     out.expect_delivered_percent(100);
     for host in [CLIENT, SERVER] {
         let seq = h.events(host, |e| match e {
-            Event::PeerDown { .. } => Some("down"),
-            Event::PeerUp { .. } => Some("up"),
+            HostEvent::Client(ClientEvent::PeerDown { .. })
+            | HostEvent::Server(ServerEvent::PeerDown { .. }) => Some("down"),
+            HostEvent::Client(ClientEvent::PeerUp { .. })
+            | HostEvent::Server(ServerEvent::PeerUp { .. }) => Some("up"),
             _ => None,
         });
         let kinds: Vec<&str> = seq.iter().map(|(_, k)| *k).collect();
@@ -211,7 +217,9 @@ pub(crate) fn partition(p: &Params) -> Outcome {
             || format!("{host} reported {seq:?}, expected PeerDown then PeerUp after the repair"),
         );
     }
-    out.reconnect_time = h.time_to(CLIENT, REPAIR, |e| matches!(e, Event::PeerUp { .. }));
+    out.reconnect_time = h.time_to(CLIENT, REPAIR, |e| {
+        matches!(e, HostEvent::Client(ClientEvent::PeerUp { .. }))
+    });
     expect_reconnect(&mut out, secs(5));
     out
 }
@@ -273,7 +281,11 @@ pub(crate) fn multicast(p: &Params) -> Outcome {
     let dead = addrs[1];
     for c in ["c1", "c2"] {
         let named = h.events(c, |e| match e {
-            Event::Delivered { missing, .. } if missing.contains(&dead) => Some(()),
+            HostEvent::Client(ClientEvent::Delivered { missing, .. })
+                if missing.contains(&dead) =>
+            {
+                Some(())
+            }
             _ => None,
         });
         out.check(!named.is_empty(), "missing", || {
@@ -781,7 +793,7 @@ pub(crate) fn clients_1000(p: &Params) -> Outcome {
     out.expect_delivered_percent(100);
     let peers: std::collections::HashSet<_> = h
         .events(SERVER, |e| match e {
-            Event::Connected { peer, .. } => *peer,
+            HostEvent::Server(ServerEvent::Connected { peer, .. }) => Some(*peer),
             _ => None,
         })
         .into_iter()

@@ -44,4 +44,4 @@ pub use host::{
 pub use middlebox::{Attack, MiddleboxConfig, Route};
 pub use sim::{NetAction, SimError, Simulation};
 pub use spoof::{is_spoofed, spoofed_source};
-pub use trace::{DatagramKind, DatagramRecord, Fate, Record, Trace};
+pub use trace::{DatagramKind, DatagramRecord, Fate, HostEvent, Record, Trace};

@@ -7,7 +7,7 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration as StdDuration;
 use std::time::UNIX_EPOCH;
 
-use pavillion_proto::endpoint::{Client, Event, Server, Stats};
+use pavillion_proto::endpoint::{Client, Server, ServerEvent, Stats};
 use pavillion_proto::Instant;
 
 use crate::config::{ConfigError, LinkFaults, SimConfig};
@@ -92,7 +92,7 @@ impl From<ConfigError> for SimError {
 /// ```
 /// use core::time::Duration;
 /// use pavillion_proto::crypto::Psk;
-/// use pavillion_proto::endpoint::{ClientConfig, Event, SendOptions, ServerConfig};
+/// use pavillion_proto::endpoint::{ClientConfig, SendOptions, ServerConfig, ServerEvent};
 /// use pavillion_proto::ClientId;
 /// use pavillion_sim::{Script, SimConfig, Simulation};
 ///
@@ -110,7 +110,9 @@ impl From<ConfigError> for SimError {
 /// sim.add_client("client", ClientConfig::psk(id, psk, server, [0; 32]), script)?;
 /// sim.run()?;
 /// let trace = sim.trace();
-/// assert!(trace.events("server").any(|(_, e)| matches!(e, Event::Message(_))));
+/// assert!(trace
+///     .server_events("server")
+///     .any(|(_, e)| matches!(e, ServerEvent::Message { .. })));
 /// # Ok::<(), pavillion_sim::SimError>(())
 /// ```
 pub struct Simulation {
@@ -182,7 +184,7 @@ impl Simulation {
         &mut self,
         name: &str,
         spec: impl Into<ServerSpec>,
-        mut app: impl FnMut(&mut ServerCtl<'_>, Event) + 'static,
+        mut app: impl FnMut(&mut ServerCtl<'_>, ServerEvent) + 'static,
     ) -> Result<SocketAddr, SimError> {
         let script = Script::new().on_event(move |ctl, ev| app(ctl, ev));
         self.add_server_script(name, spec, script)

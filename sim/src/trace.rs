@@ -11,10 +11,10 @@ use std::io;
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
-use pavillion_proto::endpoint::Event;
+use pavillion_proto::endpoint::{ClientEvent, ReceivedMessage, ServerEvent};
 use pavillion_proto::wire::noise::NoisePacket;
 use pavillion_proto::wire::{Datagram, Setup};
-use pavillion_proto::Instant;
+use pavillion_proto::{Instant, PeerId};
 
 /// What a datagram is, as far as a passive observer can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -136,7 +136,7 @@ pub enum Record {
         /// The host's name.
         host: Rc<str>,
         /// The event.
-        event: Event,
+        event: HostEvent,
     },
     /// Something the simulation did: a partition, a crash, a NAT mapping, an attack.
     Note {
@@ -160,7 +160,8 @@ impl Record {
 
     /// Writes the record as one JSON object (no trailing newline).
     ///
-    /// Events are written in their `Debug` form, which is deterministic and names every field.
+    /// Events are written in their `Debug` form (see [`HostEvent`] for the one exception), which
+    /// is deterministic and names every field.
     pub fn write_json(&self, out: &mut String) {
         // NOTE(unwrap): writing to a String cannot fail.
         let _ = match self {
@@ -189,7 +190,7 @@ impl Record {
                 "{{\"t\":{},\"type\":\"event\",\"host\":{},\"event\":{}}}",
                 at.as_micros(),
                 Json(host),
-                Json(&format!("{event:?}"))
+                Json(&TraceText(event).to_string())
             ),
             Record::Note { at, host, text } => write!(
                 out,
@@ -221,6 +222,76 @@ impl fmt::Display for Json<'_> {
     }
 }
 
+/// An application event of a client or server host, as the trace keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostEvent {
+    /// An event of a client host.
+    Client(ClientEvent),
+    /// An event of a server host.
+    Server(ServerEvent),
+}
+
+impl From<ClientEvent> for HostEvent {
+    fn from(e: ClientEvent) -> Self {
+        HostEvent::Client(e)
+    }
+}
+
+impl From<ServerEvent> for HostEvent {
+    fn from(e: ServerEvent) -> Self {
+        HostEvent::Server(e)
+    }
+}
+
+/// An event in the text the trace has always written: the `Debug` form of the one event enum
+/// both roles shared before events were split per role (issue 12), where a client's
+/// `Connected` and both roles' messages carried an optional peer. Keeping that text keeps
+/// every scenario digest comparable across the split; every other variant's `Debug` form is
+/// unchanged, so it is written as is.
+struct TraceText<'a>(&'a HostEvent);
+
+impl fmt::Display for TraceText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// `ReceivedMessage` with the peer field it had when both roles shared it.
+        struct Message<'a>(&'a ReceivedMessage, Option<&'a PeerId>);
+        impl fmt::Debug for Message<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let Message(m, peer) = self;
+                f.debug_struct("ReceivedMessage")
+                    .field("from", &m.from)
+                    .field("peer", peer)
+                    .field("target", &m.target)
+                    .field("name", &m.name)
+                    .field("payload", &m.payload)
+                    .field("reliable", &m.reliable)
+                    .finish()
+            }
+        }
+        match self.0 {
+            HostEvent::Client(ClientEvent::Connected { addr }) => f
+                .debug_struct("Connected")
+                .field("addr", addr)
+                .field("peer", &None::<PeerId>)
+                .finish(),
+            HostEvent::Server(ServerEvent::Connected { addr, peer }) => f
+                .debug_struct("Connected")
+                .field("addr", addr)
+                .field("peer", &Some(peer))
+                .finish(),
+            HostEvent::Client(ClientEvent::Message(m)) => {
+                f.debug_tuple("Message").field(&Message(m, None)).finish()
+            }
+            HostEvent::Server(ServerEvent::Message { peer, message }) => f
+                .debug_tuple("Message")
+                .field(&Message(message, Some(peer)))
+                .finish(),
+            HostEvent::Client(e) => write!(f, "{e:?}"),
+            HostEvent::Server(e) => write!(f, "{e:?}"),
+        }
+    }
+}
+
 /// Every datagram and event of a run, in order.
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
@@ -239,10 +310,35 @@ impl Trace {
     }
 
     /// The events of `host`, with their times.
-    pub fn events<'a>(&'a self, host: &'a str) -> impl Iterator<Item = (Instant, &'a Event)> + 'a {
+    pub fn events<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl Iterator<Item = (Instant, &'a HostEvent)> + 'a {
         self.records.iter().filter_map(move |r| match r {
             Record::Event { at, host: h, event } if &**h == host => Some((*at, event)),
             _ => None,
+        })
+    }
+
+    /// The events of client host `host`, with their times.
+    pub fn client_events<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl Iterator<Item = (Instant, &'a ClientEvent)> + 'a {
+        self.events(host).filter_map(|(at, e)| match e {
+            HostEvent::Client(e) => Some((at, e)),
+            HostEvent::Server(_) => None,
+        })
+    }
+
+    /// The events of server host `host`, with their times.
+    pub fn server_events<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl Iterator<Item = (Instant, &'a ServerEvent)> + 'a {
+        self.events(host).filter_map(|(at, e)| match e {
+            HostEvent::Server(e) => Some((at, e)),
+            HostEvent::Client(_) => None,
         })
     }
 
@@ -328,5 +424,62 @@ mod tests {
         let mut buf = Vec::new();
         t.write_json_lines(&mut buf).unwrap();
         assert_eq!(buf, t.to_json_lines().into_bytes());
+    }
+
+    /// The digests of runs before and after the per-role split compare equal only if each
+    /// event is written as the shared enum wrote it.
+    #[test]
+    fn events_are_written_as_before_the_split_per_role() {
+        let addr: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+        let peer = PeerId::Client(pavillion_proto::ClientId(*b"client-000000001"));
+        let message = ReceivedMessage {
+            from: addr,
+            target: "t".into(),
+            name: "n".into(),
+            payload: b"x".to_vec().into(),
+            reliable: true,
+        };
+        let text = |e: HostEvent| {
+            let mut out = String::new();
+            Record::Event {
+                at: Instant::ZERO,
+                host: "h".into(),
+                event: e,
+            }
+            .write_json(&mut out);
+            out
+        };
+        let line = |event: &str| {
+            format!(
+                "{{\"t\":0,\"type\":\"event\",\"host\":\"h\",\"event\":{}}}",
+                Json(event)
+            )
+        };
+        let p = format!("Some({peer:?})");
+        assert_eq!(
+            text(ClientEvent::Connected { addr }.into()),
+            line("Connected { addr: 10.0.0.2:40000, peer: None }")
+        );
+        assert_eq!(
+            text(ServerEvent::Connected { addr, peer }.into()),
+            line(&format!("Connected {{ addr: 10.0.0.2:40000, peer: {p} }}"))
+        );
+        let fields = "target: \"t\", name: \"n\", payload: b\"x\", reliable: true";
+        assert_eq!(
+            text(ClientEvent::Message(message.clone()).into()),
+            line(&format!(
+                "Message(ReceivedMessage {{ from: 10.0.0.2:40000, peer: None, {fields} }})"
+            ))
+        );
+        assert_eq!(
+            text(ServerEvent::Message { peer, message }.into()),
+            line(&format!(
+                "Message(ReceivedMessage {{ from: 10.0.0.2:40000, peer: {p}, {fields} }})"
+            ))
+        );
+        assert_eq!(
+            text(ClientEvent::PeerUp { addr }.into()),
+            line("PeerUp { addr: 10.0.0.2:40000 }")
+        );
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use core::time::Duration;
 
 use common::*;
-use pavillion_proto::endpoint::Event;
+use pavillion_proto::endpoint::{ClientEvent, ServerEvent};
 use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::FunctionId;
 use pavillion_sim::{LinkFaults, NetAction, ServerSpec, SimConfig, Simulation};
@@ -26,7 +26,7 @@ fn digest(seed: u64) -> (String, usize) {
     let spec = ServerSpec::new(server_config()).with_function(FunctionId(401), "double");
     let server = sim
         .add_server("server", spec, |ctl, event| {
-            if let Event::RpcRequest(req) = event {
+            if let ServerEvent::RpcRequest(req) = event {
                 let mut out = req.args.to_vec();
                 out.extend_from_slice(&req.args);
                 let _ = ctl.respond(req.call, RpcStatus::OK, &out);
@@ -47,8 +47,8 @@ fn digest(seed: u64) -> (String, usize) {
     sim.run().unwrap();
     let trace = sim.trace();
     let answered = trace
-        .events("client")
-        .filter(|(_, e)| matches!(e, Event::Answered { .. }))
+        .client_events("client")
+        .filter(|(_, e)| matches!(e, ClientEvent::Answered { .. }))
         .count();
     (trace.digest(), answered)
 }

@@ -9,7 +9,7 @@ use core::time::Duration;
 
 use common::*;
 use pavillion_proto::crypto::ecc::KeyPair;
-use pavillion_proto::endpoint::{ClientConfig, Event, ServerConfig};
+use pavillion_proto::endpoint::{ClientConfig, ServerConfig, ServerEvent};
 use pavillion_proto::Duration as PDuration;
 use pavillion_sim::{
     Attack, DatagramKind, Fate, MiddleboxConfig, Route, SimConfig, Simulation, SERVER_PORT,
@@ -60,9 +60,9 @@ fn assert_survives_mapping_change(sim: &Simulation) {
     assert_ne!(maps[0], maps[1], "the mapped port must change");
     // The server saw the client from two public addresses: two handshakes.
     let sources: alloc::collections::BTreeSet<SocketAddr> = trace
-        .events("server")
+        .server_events("server")
         .filter_map(|(_, e)| match e {
-            Event::Connected { addr, .. } => Some(*addr),
+            ServerEvent::Connected { addr, .. } => Some(*addr),
             _ => None,
         })
         .collect();

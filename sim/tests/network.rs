@@ -8,9 +8,9 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use common::*;
-use pavillion_proto::endpoint::{Client, Event, SendOptions};
+use pavillion_proto::endpoint::{Client, ClientEvent, SendOptions, ServerEvent};
 use pavillion_proto::Duration as PDuration;
-use pavillion_sim::{NetAction, Script, ServerSpec, SimConfig, Simulation, SERVER_PORT};
+use pavillion_sim::{HostEvent, NetAction, Script, ServerSpec, SimConfig, Simulation, SERVER_PORT};
 
 #[test]
 fn server_bounce_mid_stream_recovers_and_queued_messages_arrive() {
@@ -45,8 +45,8 @@ fn server_bounce_mid_stream_recovers_and_queued_messages_arrive() {
     assert!(dupes <= 64, "{dupes} payloads arrived twice");
     assert!(trace.notes("server").any(|(_, n)| n == "start 1"));
     let connected = trace
-        .events("client")
-        .filter(|(_, e)| matches!(e, Event::Connected { .. }))
+        .client_events("client")
+        .filter(|(_, e)| matches!(e, ClientEvent::Connected { .. }))
         .count();
     assert!(connected >= 2, "the client never re-handshook");
     // Stats survive the crash: one entry per incarnation.
@@ -81,8 +81,10 @@ fn a_partition_that_heals_gives_peer_down_then_peer_up() {
         let seq: Vec<(u64, &str)> = trace
             .events(host)
             .filter_map(|(t, e)| match e {
-                Event::PeerDown { .. } => Some((t.as_micros(), "down")),
-                Event::PeerUp { .. } => Some((t.as_micros(), "up")),
+                HostEvent::Client(ClientEvent::PeerDown { .. })
+                | HostEvent::Server(ServerEvent::PeerDown { .. }) => Some((t.as_micros(), "down")),
+                HostEvent::Client(ClientEvent::PeerUp { .. })
+                | HostEvent::Server(ServerEvent::PeerUp { .. }) => Some((t.as_micros(), "up")),
                 _ => None,
             })
             .collect();
@@ -130,9 +132,11 @@ fn multicast_reaches_three_servers_through_the_group_table() {
         assert_exactly_once(&trace, name, 10);
     }
     let full: Vec<usize> = trace
-        .events("client")
+        .client_events("client")
         .filter_map(|(_, e)| match e {
-            Event::Delivered { acked, missing, .. } if missing.is_empty() => Some(acked.len()),
+            ClientEvent::Delivered { acked, missing, .. } if missing.is_empty() => {
+                Some(acked.len())
+            }
             _ => None,
         })
         .collect();
@@ -170,8 +174,8 @@ fn a_hold_delays_delivery_until_release_without_duplicates() {
     let trace = sim.trace();
     assert_exactly_once(&trace, "server", 10);
     let first = trace
-        .events("server")
-        .find(|(_, e)| matches!(e, Event::Message(_)))
+        .server_events("server")
+        .find(|(_, e)| matches!(e, ServerEvent::Message { .. }))
         .map(|(t, _)| t.as_micros());
     assert!(
         first >= Some(4_000_000),

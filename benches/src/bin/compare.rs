@@ -32,7 +32,7 @@ use pavillion_benches::{
     client_id, client_keys, client_psk, message_plaintext_len, payload, server_keys, DirectPair,
     Farm, NetPair, Suite, ACK_PLAINTEXT_LEN, BATCH, NAME, PAYLOAD, TARGET,
 };
-use pavillion_proto::endpoint::{Event, Server};
+use pavillion_proto::endpoint::{ClientEvent, Server};
 use pavillion_proto::testing::{Link, Node};
 
 /// Counts live heap bytes, so that the memory row can read the server's state as the
@@ -534,10 +534,10 @@ fn recovery_row(suite: Suite) -> Row {
         if !pair.net.step() {
             break;
         }
-        let events = pair.net.events(pair.client);
+        let events = pair.net.client_events(pair.client);
         if events
             .iter()
-            .any(|e| matches!(e, Event::Answered { call: c, .. } if *c == call))
+            .any(|e| matches!(e, ClientEvent::Answered { call: c, .. } if *c == call))
         {
             answered = Some(pair.net.now());
             break;

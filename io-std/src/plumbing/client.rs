@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pavillion_proto::endpoint::{
-    self as proto, CallId, Event, ReceivedMessage, Reliability, SendOptions, Stats, Transmit,
+    self as proto, CallId, ClientEvent, Reliability, SendOptions, Stats, Transmit,
 };
 use pavillion_proto::features::status::{Battery, NetworkStatus, Status};
 use pavillion_proto::features::timesync::ClockEstimate;
@@ -16,7 +16,7 @@ use pavillion_proto::{FunctionId, Instant, MessageId};
 
 use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
 use super::link::{self, Link};
-use super::messages::{Subscriber, Subscribers};
+use super::messages::{ReceivedMessage, Subscriber, Subscribers};
 use super::reply::{self, Pending, Reply, WaitError};
 use super::sockets;
 use super::{Clock, Delivery, Flow, Parts, Role};
@@ -581,8 +581,8 @@ impl ClientRouter {
         })
     }
 
-    fn on_event(&mut self, event: Event) {
-        if let Some(e) = ConnectionEvent::from_event(&event) {
+    fn on_event(&mut self, event: ClientEvent) {
+        if let Some(e) = ConnectionEvent::from_client_event(&event) {
             self.connection.deliver(&e);
         }
         self.route(event);
@@ -590,40 +590,40 @@ impl ClientRouter {
 
     /// Answers the callers an event concerns and hands messages to their subscribers; the
     /// connection subscribers are [`ClientRouter::on_event`]'s.
-    fn route(&mut self, event: Event) {
+    fn route(&mut self, event: ClientEvent) {
         match event {
-            Event::Answered { call, data, .. } => self.answer(call, Ok(data)),
-            Event::RemoteError {
+            ClientEvent::Answered { call, data, .. } => self.answer(call, Ok(data)),
+            ClientEvent::RemoteError {
                 call, status, data, ..
             } => self.answer(call, Err(CallError::Remote { status, data })),
-            Event::CallTimedOut { call } => self.answer(call, Err(CallError::TimedOut)),
-            Event::CallFailed { call, reason } => self.answer(call, Err(reason.into())),
-            Event::ClockUpdated { addr } => {
+            ClientEvent::CallTimedOut { call } => self.answer(call, Err(CallError::TimedOut)),
+            ClientEvent::CallFailed { call, reason } => self.answer(call, Err(reason.into())),
+            ClientEvent::ClockUpdated { addr } => {
                 let estimate = self.state(addr).and_then(|s| s.clock);
                 for w in extract(&mut self.clock_waiters, |w| w.addr == addr) {
                     w.reply.send(estimate.ok_or(ServerError::NoClock));
                 }
             }
-            Event::Delivered { id, acked, missing } => {
+            ClientEvent::Delivered { id, acked, missing } => {
                 self.deliver(id, Ok(Delivery { acked, missing }))
             }
-            Event::Failed { id, reason } => self.deliver(id, Err(reason.into())),
-            Event::TimedOut { id } => self.deliver(id, Err(SendError::TimedOut)),
-            Event::Message(m) => self.on_message(&m),
-            Event::Connected { addr, .. } => {
+            ClientEvent::Failed { id, reason } => self.deliver(id, Err(reason.into())),
+            ClientEvent::TimedOut { id } => self.deliver(id, Err(SendError::TimedOut)),
+            ClientEvent::Message(m) => self.on_message(&ReceivedMessage::at_client(m)),
+            ClientEvent::Connected { addr, .. } => {
                 tracing::info!(%addr, "connected");
                 for (_, w) in self.connect_waiters.drain(..) {
                     w.send(Some(addr));
                 }
             }
-            Event::Disconnected { addr, reason } => {
+            ClientEvent::Disconnected { addr, reason } => {
                 tracing::info!(%addr, ?reason, "disconnected")
             }
-            Event::HandshakeFailed { addr, reason } => {
+            ClientEvent::HandshakeFailed { addr, reason } => {
                 tracing::warn!(%addr, %reason, "handshake refused")
             }
-            Event::PeerDown { addr } => tracing::info!(%addr, "server down"),
-            Event::PeerUp { addr } => tracing::info!(%addr, "server up"),
+            ClientEvent::PeerDown { addr } => tracing::info!(%addr, "server down"),
+            ClientEvent::PeerUp { addr } => tracing::info!(%addr, "server up"),
             other => tracing::debug!(event = ?other, "event"),
         }
     }
@@ -786,9 +786,11 @@ impl Role for ClientRouter {
         while let Some(event) = self.ep.poll_event() {
             match event {
                 // Subscribers are application code: they run on the driver's thread.
-                Event::Message(m) => self.deferred.push_back(Deferred::Message(m)),
+                ClientEvent::Message(m) => self
+                    .deferred
+                    .push_back(Deferred::Message(ReceivedMessage::at_client(m))),
                 other => {
-                    if let Some(e) = ConnectionEvent::from_event(&other) {
+                    if let Some(e) = ConnectionEvent::from_client_event(&other) {
                         self.deferred.push_back(Deferred::Connection(e));
                     }
                     self.route(other);

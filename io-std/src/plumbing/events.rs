@@ -1,13 +1,14 @@
 //! Connection events for the application: sessions coming up and ending, peers going silent
 //! and coming back, a server's status changing. The endpoint reports them as
-//! [`Event`]s; the routers hand them to the [`ConnectionSubscriber`]s the application added
-//! (callbacks in the blocking adapter, streams in the async one), in the order the endpoint
-//! emitted them. A subscriber added while sessions are up first gets a `Connected` for each.
+//! [`ClientEvent`]s and [`ServerEvent`]s; the routers hand them to the
+//! [`ConnectionSubscriber`]s the application added (callbacks in the blocking adapter, streams
+//! in the async one), in the order the endpoint emitted them. A subscriber added while
+//! sessions are up first gets a `Connected` for each.
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use pavillion_proto::endpoint::{CloseReason, Event};
+use pavillion_proto::endpoint::{ClientEvent, CloseReason, ServerEvent};
 use pavillion_proto::features::status::Status;
 use pavillion_proto::PeerId;
 
@@ -75,16 +76,34 @@ pub enum ConnectionEvent {
 }
 
 impl ConnectionEvent {
-    /// The connection event an endpoint event stands for, if it is one.
-    pub fn from_event(event: &Event) -> Option<ConnectionEvent> {
+    /// The connection event a client's endpoint event stands for, if it is one.
+    pub fn from_client_event(event: &ClientEvent) -> Option<ConnectionEvent> {
         Some(match *event {
-            Event::Connected { addr, peer } => ConnectionEvent::Connected { addr, peer },
-            Event::Disconnected { addr, reason } => ConnectionEvent::Disconnected { addr, reason },
-            Event::PeerDown { addr } => ConnectionEvent::PeerDown { addr },
-            Event::PeerUp { addr } => ConnectionEvent::PeerUp { addr },
-            Event::StatusChanged { addr, status } => {
+            ClientEvent::Connected { addr } => ConnectionEvent::Connected { addr, peer: None },
+            ClientEvent::Disconnected { addr, reason } => {
+                ConnectionEvent::Disconnected { addr, reason }
+            }
+            ClientEvent::PeerDown { addr } => ConnectionEvent::PeerDown { addr },
+            ClientEvent::PeerUp { addr } => ConnectionEvent::PeerUp { addr },
+            ClientEvent::StatusChanged { addr, status } => {
                 ConnectionEvent::StatusChanged { addr, status }
             }
+            _ => return None,
+        })
+    }
+
+    /// The connection event a server's endpoint event stands for, if it is one.
+    pub fn from_server_event(event: &ServerEvent) -> Option<ConnectionEvent> {
+        Some(match *event {
+            ServerEvent::Connected { addr, peer } => ConnectionEvent::Connected {
+                addr,
+                peer: Some(peer),
+            },
+            ServerEvent::Disconnected { addr, reason } => {
+                ConnectionEvent::Disconnected { addr, reason }
+            }
+            ServerEvent::PeerDown { addr } => ConnectionEvent::PeerDown { addr },
+            ServerEvent::PeerUp { addr } => ConnectionEvent::PeerUp { addr },
             _ => return None,
         })
     }

@@ -2,9 +2,63 @@
 //! adapter), per target or for every target, behind one [`Subscriber`] trait.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use pavillion_proto::endpoint::ReceivedMessage;
+use bytes::Bytes;
+use pavillion_proto::endpoint as proto;
+use pavillion_proto::PeerId;
+
+/// A message an endpoint received, as the adapters hand it to the application of either role.
+///
+/// The core reports a client's messages and a server's separately (a server's with the
+/// sender's identity); the adapters deliver both through one subscriber type, so here the
+/// identity is optional.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The address it came from.
+    pub from: SocketAddr,
+    /// The sender's authenticated identity, on a server; `None` on a client.
+    pub peer: Option<PeerId>,
+    /// The target (topic) it was sent to.
+    pub target: String,
+    /// The message name.
+    pub name: String,
+    /// The payload bytes.
+    pub payload: Bytes,
+    /// Whether it was sent reliably (and so was acknowledged).
+    pub reliable: bool,
+}
+
+impl ReceivedMessage {
+    /// A message a client received from a server.
+    pub fn at_client(m: proto::ReceivedMessage) -> Self {
+        Self::new(None, m)
+    }
+
+    /// A message a server received from the client `peer`.
+    pub fn at_server(peer: PeerId, m: proto::ReceivedMessage) -> Self {
+        Self::new(Some(peer), m)
+    }
+
+    fn new(peer: Option<PeerId>, m: proto::ReceivedMessage) -> Self {
+        let proto::ReceivedMessage {
+            from,
+            target,
+            name,
+            payload,
+            reliable,
+        } = m;
+        ReceivedMessage {
+            from,
+            peer,
+            target,
+            name,
+            payload,
+            reliable,
+        }
+    }
+}
 
 /// Something that takes received messages, run on the driver.
 pub trait Subscriber: Send {

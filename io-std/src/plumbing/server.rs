@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pavillion_proto::endpoint::{
-    self as proto, CallHandle, Event, Reliability, RpcRequest, SendOptions, Stats, Transmit,
+    self as proto, CallHandle, Reliability, RpcRequest, SendOptions, ServerEvent, Stats, Transmit,
 };
 use pavillion_proto::features::status::Status;
 use pavillion_proto::wire::RpcStatus;
@@ -17,7 +17,7 @@ use pavillion_proto::{FunctionId, Instant, MessageId, PeerId};
 
 use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
 use super::link::{self, Link, WeakLink};
-use super::messages::{Subscriber, Subscribers};
+use super::messages::{ReceivedMessage, Subscriber, Subscribers};
 use super::reply::{self, Pending, Reply};
 use super::sockets;
 use super::{Clock, Delivery, Flow, Parts, Role};
@@ -500,34 +500,35 @@ impl std::fmt::Debug for ServerRouter {
 }
 
 impl ServerRouter {
-    fn on_event(&mut self, now: Instant, event: Event) {
-        if let Some(e) = ConnectionEvent::from_event(&event) {
+    fn on_event(&mut self, now: Instant, event: ServerEvent) {
+        if let Some(e) = ConnectionEvent::from_server_event(&event) {
             self.connection.deliver(&e);
         }
         match event {
-            Event::RpcRequest(req) => self.on_call(now, req),
-            Event::Message(m) => {
+            ServerEvent::RpcRequest(req) => self.on_call(now, req),
+            ServerEvent::Message { peer, message } => {
+                let m = ReceivedMessage::at_server(peer, message);
                 tracing::debug!(target = %m.target, name = %m.name, from = %m.from, "message");
                 if self.subscribers.deliver(&m) {
                     // The last subscriber of this target is gone: stop taking it.
                     self.ep.unsubscribe(now, &m.target);
                 }
             }
-            Event::Delivered { id, acked, missing } => {
+            ServerEvent::Delivered { id, acked, missing } => {
                 self.outcome(id, Ok(Delivery { acked, missing }))
             }
-            Event::Failed { id, reason } => self.outcome(id, Err(reason.into())),
-            Event::TimedOut { id } => self.outcome(id, Err(SendError::TimedOut)),
-            Event::Connected { addr, peer } => {
+            ServerEvent::Failed { id, reason } => self.outcome(id, Err(reason.into())),
+            ServerEvent::TimedOut { id } => self.outcome(id, Err(SendError::TimedOut)),
+            ServerEvent::Connected { addr, peer } => {
                 tracing::info!(%addr, peer = ?peer, "client connected")
             }
-            Event::Disconnected { addr, reason } => {
+            ServerEvent::Disconnected { addr, reason } => {
                 tracing::info!(%addr, ?reason, "client disconnected")
             }
-            Event::PeerDown { addr } => tracing::info!(%addr, "client down"),
-            Event::PeerUp { addr } => tracing::info!(%addr, "client up"),
+            ServerEvent::PeerDown { addr } => tracing::info!(%addr, "client down"),
+            ServerEvent::PeerUp { addr } => tracing::info!(%addr, "client up"),
             // Rate-limited by the endpoint: at most once per source per interval.
-            Event::AuthenticationFailed { from, count } => {
+            ServerEvent::AuthenticationFailed { from, count } => {
                 tracing::warn!(%from, count, "failed authentication (wrong key or unknown client)")
             }
             other => tracing::debug!(event = ?other, "event"),

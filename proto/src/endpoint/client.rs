@@ -23,9 +23,9 @@ use crate::wire::{self, App, CipherId, Datagram, RpcStatus, SessionPacket, Setup
 
 use super::config::{ClientConfig, ClientCredentials};
 use super::{
-    check_message, check_size, copy_out, delivered_event, expired_event, message_event, open_drop,
-    owned, CallId, CloseReason, DropReason, Encoded, Event, FailReason, Outgoing, Reliability,
-    SendError, SendOptions, Stats, Transmit,
+    check_message, check_size, copy_out, delivered_event, expired_event, open_drop, owned,
+    received_message, CallId, ClientEvent, CloseReason, DropReason, Encoded, FailReason, Outgoing,
+    Reliability, SendError, SendOptions, Stats, Transmit,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -117,7 +117,7 @@ pub struct Client {
     waiting_unreliable: VecDeque<OwnedMessage>,
     rtt: RttEstimator,
     tx: VecDeque<Outgoing>,
-    events: VecDeque<Event>,
+    events: VecDeque<ClientEvent>,
     next_op_id: u64,
     /// When we last sent something that the server answers (a reliable exchange or a time
     /// request); keepalives count from it, so unreliable traffic alone still gets keepalives.
@@ -307,8 +307,8 @@ impl Client {
     /// Queues a message to `target`/`name` for the server (or the group).
     ///
     /// Returns its id at once. A reliable message's outcome arrives later as
-    /// [`Event::Delivered`], [`Event::Failed`] or [`Event::TimedOut`] with that id; an
-    /// unreliable one has no outcome event.
+    /// [`ClientEvent::Delivered`], [`ClientEvent::Failed`] or [`ClientEvent::TimedOut`] with
+    /// that id; an unreliable one has no outcome event.
     ///
     /// # Errors
     /// [`SendError::InvalidName`] for a newline in `target` or `name`, [`SendError::TooLarge`]
@@ -363,10 +363,10 @@ impl Client {
     /// Calls function `function` with `args` on the server (the first server to answer, in
     /// multicast mode).
     ///
-    /// The outcome arrives as [`Event::Answered`], [`Event::RemoteError`],
-    /// [`Event::CallTimedOut`] or [`Event::CallFailed`] with the returned id. Retries reuse the
-    /// call's counter, so a server of ours runs the handler at most once and answers a retry
-    /// from its cache.
+    /// The outcome arrives as [`ClientEvent::Answered`], [`ClientEvent::RemoteError`],
+    /// [`ClientEvent::CallTimedOut`] or [`ClientEvent::CallFailed`] with the returned id.
+    /// Retries reuse the call's counter, so a server of ours runs the handler at most once and
+    /// answers a retry from its cache.
     ///
     /// # Errors
     /// As [`Client::send_message`].
@@ -463,7 +463,7 @@ impl Client {
         let addrs: Vec<SocketAddr> = self.servers.keys().copied().collect();
         self.servers.clear();
         for addr in addrs {
-            self.events.push_back(Event::Disconnected {
+            self.events.push_back(ClientEvent::Disconnected {
                 addr,
                 reason: CloseReason::LocallyClosed,
             });
@@ -529,7 +529,7 @@ impl Client {
         for (addr, s) in self.servers.iter_mut() {
             if s.up && now - s.last_heard >= down_timeout {
                 s.up = false;
-                self.events.push_back(Event::PeerDown { addr: *addr });
+                self.events.push_back(ClientEvent::PeerDown { addr: *addr });
                 downed.push(*addr);
             }
         }
@@ -587,7 +587,7 @@ impl Client {
 
     /// The next event for the application.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
     }
 
@@ -923,7 +923,7 @@ impl Client {
                 .collect();
             for addr in silent {
                 self.servers.remove(&addr);
-                self.events.push_back(Event::Disconnected {
+                self.events.push_back(ClientEvent::Disconnected {
                     addr,
                     reason: CloseReason::Unconfirmed,
                 });
@@ -955,7 +955,7 @@ impl Client {
     /// A server does not know our id. With no session at all, queued work that never left
     /// fails now; retries stop until the application sends again.
     fn on_rejected(&mut self, from: SocketAddr) {
-        self.events.push_back(Event::HandshakeFailed {
+        self.events.push_back(ClientEvent::HandshakeFailed {
             addr: from,
             reason: HandshakeError::UnknownClient,
         });
@@ -973,11 +973,11 @@ impl Client {
             return;
         }
         self.events.push_back(match e.payload {
-            Payload::Call { .. } => Event::CallFailed {
+            Payload::Call { .. } => ClientEvent::CallFailed {
                 call: CallId(e.id),
                 reason,
             },
-            _ => Event::Failed {
+            _ => ClientEvent::Failed {
                 id: MessageId(e.id),
                 reason,
             },
@@ -1007,7 +1007,7 @@ impl Client {
         let old = self.servers.remove(&from);
         if old.as_ref().is_some_and(|o| !o.up) {
             // The server we reported down answered again (our reconnection found it).
-            self.events.push_back(Event::PeerUp { addr: from });
+            self.events.push_back(ClientEvent::PeerUp { addr: from });
         }
         let seen_before = old.as_ref().map(|o| o.rx.replay.clone());
         self.servers.insert(
@@ -1072,10 +1072,7 @@ impl Client {
         let window_end = now + self.rtt.backoff(2);
         self.confirm_by = Some(self.confirm_by.map_or(window_end, |t| t.max(window_end)));
         if fresh {
-            self.events.push_back(Event::Connected {
-                addr: from,
-                peer: None,
-            });
+            self.events.push_back(ClientEvent::Connected { addr: from });
             // Recovery: do not wait out backed-off timers for what the old session swallowed.
             self.outbox.retry_all_now(now);
             self.subs_on_session(now, from);
@@ -1233,7 +1230,7 @@ impl Client {
         }
         if !server.up {
             server.up = true;
-            self.events.push_back(Event::PeerUp { addr });
+            self.events.push_back(ClientEvent::PeerUp { addr });
         }
         let app = match App::parse(plain) {
             Ok(a) => a,
@@ -1245,9 +1242,9 @@ impl Client {
                 if reliable {
                     self.ack(from, counter);
                 }
-                if let Some(event) = message_event(from, None, &m, reliable) {
+                if let Some(message) = received_message(from, &m, reliable) {
                     self.stats.messages_received += 1;
-                    self.events.push_back(event);
+                    self.events.push_back(ClientEvent::Message(message));
                 }
             }
             App::Ack { counter, status } => {
@@ -1262,13 +1259,13 @@ impl Client {
                         let data = Bytes::copy_from_slice(data);
                         let call = CallId(e.id);
                         self.events.push_back(if status == RpcStatus::OK {
-                            Event::Answered {
+                            ClientEvent::Answered {
                                 call,
                                 from: addr,
                                 data,
                             }
                         } else {
-                            Event::RemoteError {
+                            ClientEvent::RemoteError {
                                 call,
                                 from: addr,
                                 status,
@@ -1309,7 +1306,7 @@ impl Client {
                     .and_then(|s| s.clock.on_response(request, monotonic_us, now));
                 if known.is_some() {
                     self.time_retry = None;
-                    self.events.push_back(Event::ClockUpdated { addr });
+                    self.events.push_back(ClientEvent::ClockUpdated { addr });
                 } else {
                     self.stats.drop(DropReason::Unexpected);
                 }
@@ -1322,7 +1319,7 @@ impl Client {
             }),
             App::Quit { .. } => {
                 self.servers.remove(&addr);
-                self.events.push_back(Event::Disconnected {
+                self.events.push_back(ClientEvent::Disconnected {
                     addr,
                     reason: CloseReason::PeerClosed,
                 });
@@ -1343,7 +1340,7 @@ impl Client {
         if let Some(s) = self.servers.get_mut(&addr) {
             if s.status != Some(status) {
                 s.status = Some(status);
-                self.events.push_back(Event::StatusChanged {
+                self.events.push_back(ClientEvent::StatusChanged {
                     addr,
                     status: Status::from_bytes(status),
                 });

@@ -55,7 +55,8 @@ pub struct Limits {
     /// handshake under heavy loss is retried as persistently as the messages waiting for it.
     pub handshake_retry_max: Duration,
     /// A peer from which nothing authenticated arrives for this long is reported down
-    /// ([`Event::PeerDown`](super::Event::PeerDown)).
+    /// ([`ClientEvent::PeerDown`](super::ClientEvent::PeerDown),
+    /// [`ServerEvent::PeerDown`](super::ServerEvent::PeerDown)).
     pub down_timeout: Duration,
 }
 
@@ -292,8 +293,8 @@ pub struct ServerConfig {
     /// Most subscriptions one session may hold.
     pub max_subscriptions_per_client: usize,
     /// Failed authentications from one source are reported
-    /// ([`Event::AuthenticationFailed`](super::Event::AuthenticationFailed)) at most once per
-    /// this interval; the table of sources shares `max_rate_limited_sources`.
+    /// ([`ServerEvent::AuthenticationFailed`](super::ServerEvent::AuthenticationFailed)) at most
+    /// once per this interval; the table of sources shares `max_rate_limited_sources`.
     pub auth_report_interval: Duration,
 }
 

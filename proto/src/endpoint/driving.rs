@@ -6,7 +6,7 @@
 
 use core::net::SocketAddr;
 
-use super::{Client, Event, Server, Stats, Transmit};
+use super::{Client, ClientEvent, Server, ServerEvent, Stats, Transmit};
 use crate::time::Instant;
 
 /// A sans-IO protocol endpoint: datagrams and time go in; datagrams, events and a wake-up time
@@ -106,5 +106,5 @@ macro_rules! forward_endpoint {
     };
 }
 
-forward_endpoint!(Client, Event);
-forward_endpoint!(Server, Event);
+forward_endpoint!(Client, ClientEvent);
+forward_endpoint!(Server, ServerEvent);

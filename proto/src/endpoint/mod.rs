@@ -13,28 +13,30 @@
 mod client;
 mod config;
 mod driving;
+mod event;
 mod server;
 
 pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
 pub use driving::Endpoint;
+use event::{delivered_event, expired_event, received_message};
+pub use event::{
+    AuthFailure, ClientEvent, CloseReason, FailReason, ReceivedMessage, RpcRequest, ServerEvent,
+};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use server::assumed::{AssumedNoise, AssumedReference};
 pub use server::Server;
 
-use alloc::string::String;
 use core::fmt;
 use core::net::SocketAddr;
 
 use bytes::Bytes;
 
-use crate::features::status::Status;
-use crate::handshake::HandshakeError;
-use crate::id::{Counter, FunctionId, MessageId, PeerId};
+use crate::id::Counter;
 use crate::reliability::OwnedMessage;
 use crate::session::OpenError;
 use crate::time::Duration;
-use crate::wire::{self, RpcStatus, Setup};
+use crate::wire::{self, Setup};
 
 /// A datagram that `poll_transmit` wrote into the caller's buffer.
 #[must_use = "the datagram in the buffer must be sent"]
@@ -59,244 +61,6 @@ pub struct CallHandle {
     pub(crate) addr: SocketAddr,
     pub(crate) counter: Counter,
     pub(crate) generation: u64,
-}
-
-/// An RPC call for the application to answer with [`Server::respond`], now or later.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RpcRequest {
-    /// Pass this to `respond`.
-    pub call: CallHandle,
-    /// The caller's address.
-    pub from: SocketAddr,
-    /// The caller's identity.
-    pub peer: PeerId,
-    /// The function number.
-    pub function: FunctionId,
-    /// The argument bytes.
-    pub args: Bytes,
-}
-
-/// Something the application should know about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// A call was answered with status 0.
-    Answered {
-        /// The id `call` returned.
-        call: CallId,
-        /// The server that answered.
-        from: SocketAddr,
-        /// The returned bytes.
-        data: Bytes,
-    },
-    /// A call failed before its deadline for a reason other than time.
-    CallFailed {
-        /// The id `call` returned.
-        call: CallId,
-        /// Why.
-        reason: FailReason,
-    },
-    /// A call got no answer before its deadline.
-    CallTimedOut {
-        /// The id `call` returned.
-        call: CallId,
-    },
-    /// A time sync answer updated the estimate of a server's clock (see
-    /// [`ServerInfo::clock`]).
-    ClockUpdated {
-        /// The server.
-        addr: SocketAddr,
-    },
-    /// A session came up. On a client, `addr` is the server's (reply) address and `peer` is
-    /// `None`; on a server, `addr` is the client's address and `peer` its identity.
-    Connected {
-        /// The peer's address.
-        addr: SocketAddr,
-        /// The authenticated identity of a client (server side only).
-        peer: Option<PeerId>,
-    },
-    /// A reliable message was acknowledged: by every expected receiver if `missing` is empty,
-    /// or, when the deadline passed first, by the receivers in `acked` only.
-    ///
-    /// Expected receivers are the subscribers of the target when the message was first sent
-    /// (multicast), or any one server (unicast, or a target without known subscribers).
-    Delivered {
-        /// The id `send_message` returned.
-        id: MessageId,
-        /// Who acknowledged it.
-        acked: alloc::vec::Vec<SocketAddr>,
-        /// Expected receivers that did not acknowledge it before the deadline.
-        missing: alloc::vec::Vec<SocketAddr>,
-    },
-    /// A session ended.
-    Disconnected {
-        /// The peer's address.
-        addr: SocketAddr,
-        /// Why it ended.
-        reason: CloseReason,
-    },
-    /// The reliable message with this id will not be delivered, for a reason other than time.
-    Failed {
-        /// The id `send_message` returned.
-        id: MessageId,
-        /// Why.
-        reason: FailReason,
-    },
-    /// A server refused our handshake in a way only it could have (the reply echoed our own
-    /// current challenge).
-    HandshakeFailed {
-        /// The server that refused.
-        addr: SocketAddr,
-        /// What it said.
-        reason: HandshakeError,
-    },
-    /// A message arrived.
-    Message(ReceivedMessage),
-    /// Nothing authenticated was heard from this peer for the configured down timeout.
-    PeerDown {
-        /// The peer's address.
-        addr: SocketAddr,
-    },
-    /// The first authenticated packet from a peer that was down.
-    PeerUp {
-        /// The peer's address.
-        addr: SocketAddr,
-    },
-    /// A call was answered with a non-zero status (docs/PROTOCOL.md §9.1 lists the codes).
-    RemoteError {
-        /// The id `call` returned.
-        call: CallId,
-        /// The server that answered.
-        from: SocketAddr,
-        /// The status code.
-        status: RpcStatus,
-        /// The returned bytes (often a message).
-        data: Bytes,
-    },
-    /// An RPC call for the application (server side).
-    RpcRequest(RpcRequest),
-    /// A server reported different status bytes (battery, network, temperature).
-    StatusChanged {
-        /// The server.
-        addr: SocketAddr,
-        /// Its new status.
-        status: Status,
-    },
-    /// A client subscribed to `target` at this server (opcode 13 from a client,
-    /// `docs/PROTOCOL.md` §9.6): a broker forwards it the messages sent to that target. See
-    /// [`Server::client_subscribers`].
-    ClientSubscribed {
-        /// The client's address.
-        addr: SocketAddr,
-        /// The client's identity.
-        peer: PeerId,
-        /// The target.
-        target: String,
-    },
-    /// A client withdrew its subscription to `target` (opcode 14), or its session ended.
-    ClientUnsubscribed {
-        /// The client's address.
-        addr: SocketAddr,
-        /// The client's identity.
-        peer: PeerId,
-        /// The target.
-        target: String,
-    },
-    /// Setup packets from `from` failed authentication (bad op 3/op 12, an unknown client id,
-    /// a suite 3 initiation that does not decrypt); `count` since the last report. Reported
-    /// at most once per source per [`ServerConfig::auth_report_interval`] (server side).
-    AuthenticationFailed {
-        /// The source address.
-        from: SocketAddr,
-        /// Failures since the last report for this source.
-        count: u32,
-    },
-    /// The reliable message with this id was acknowledged by nobody before its deadline.
-    TimedOut {
-        /// The id `send_message` returned.
-        id: MessageId,
-    },
-}
-
-/// A message delivered to the application. Each is delivered at most once per session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReceivedMessage {
-    /// The address it came from.
-    pub from: SocketAddr,
-    /// The sender's identity, on a server; `None` on a client.
-    pub peer: Option<PeerId>,
-    /// The target (topic) it was sent to.
-    pub target: String,
-    /// The message name.
-    pub name: String,
-    /// The payload bytes.
-    pub payload: Bytes,
-    /// Whether it was sent reliably (and so was acknowledged).
-    pub reliable: bool,
-}
-
-/// Why a session ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// We closed it.
-    LocallyClosed,
-    /// The peer sent quit (opcode 12).
-    PeerClosed,
-    /// A multicast server answered our handshake but never confirmed the session.
-    Unconfirmed,
-}
-
-/// Why a reliable message failed before its deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailReason {
-    /// The endpoint was closed before the message was acknowledged.
-    Closed,
-    /// The peer ended the session before acknowledging it.
-    PeerClosed,
-    /// The server refused this client (unknown client id).
-    Rejected,
-    /// The server answered but its replies did not authenticate under our credentials, on
-    /// more than one handshake attempt (`docs/PROTOCOL.md` §5.5).
-    AuthenticationFailed(AuthFailure),
-}
-
-/// What failed when a server's handshake replies did not authenticate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthFailure {
-    /// Suite 1: the server's op 2 tag does not verify under our pre-shared key (the server
-    /// holds another key for our id).
-    WrongPsk,
-    /// Suite 2: the server's op 11 box does not open with our key pair and the configured
-    /// server key (a wrong server key, or the server holds another key for our id).
-    WrongKey,
-    /// The server does not know our client id (op 6).
-    UnknownClient,
-}
-
-impl fmt::Display for AuthFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AuthFailure::WrongPsk => "the server's reply does not verify under our pre-shared key",
-            AuthFailure::WrongKey => {
-                "the server's reply does not open with our key pair and the server key"
-            }
-            AuthFailure::UnknownClient => "the server does not know our client id",
-        })
-    }
-}
-
-impl fmt::Display for FailReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FailReason::Closed => "endpoint closed",
-            FailReason::PeerClosed => "peer closed the session",
-            FailReason::Rejected => "server rejected the client",
-            FailReason::AuthenticationFailed(_) => "authentication failed",
-        })
-    }
 }
 
 /// Whether a message is acknowledged and retried.
@@ -610,31 +374,6 @@ fn check_size(body: usize) -> Result<(), SendError> {
     Ok(())
 }
 
-/// The event for a reliable exchange that ended at its deadline, if the application gets one.
-fn expired_event(e: crate::reliability::InFlight) -> Option<Event> {
-    use crate::reliability::Payload;
-    if e.internal {
-        return None;
-    }
-    Some(match e.payload {
-        Payload::Call { .. } => Event::CallTimedOut { call: CallId(e.id) },
-        _ if !e.acked.is_empty() => delivered_event(e),
-        _ => Event::TimedOut {
-            id: MessageId(e.id),
-        },
-    })
-}
-
-/// `Delivered` for an exchange, naming who acknowledged it and who did not.
-fn delivered_event(e: crate::reliability::InFlight) -> Event {
-    let missing = e.missing();
-    Event::Delivered {
-        id: MessageId(e.id),
-        acked: e.acked,
-        missing,
-    }
-}
-
 fn owned(target: &str, name: &str, payload: &[u8]) -> OwnedMessage {
     OwnedMessage {
         target: target.into(),
@@ -702,27 +441,6 @@ impl Stats {
             }
         }
     }
-}
-
-/// The event for an opened application message, or `None` for the reference's keepalive
-/// (a reliable message with empty target, name and payload), acknowledged but not delivered.
-fn message_event(
-    from: SocketAddr,
-    peer: Option<PeerId>,
-    m: &crate::wire::Message<'_>,
-    reliable: bool,
-) -> Option<Event> {
-    if reliable && m.target.is_empty() && m.name.is_empty() && m.payload.is_empty() {
-        return None;
-    }
-    Some(Event::Message(ReceivedMessage {
-        from,
-        peer,
-        target: m.target.into(),
-        name: m.name.into(),
-        payload: Bytes::copy_from_slice(m.payload),
-        reliable,
-    }))
 }
 
 #[cfg(test)]

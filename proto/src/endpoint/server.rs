@@ -24,9 +24,9 @@ use crate::wire::{self, App, CipherId, Datagram, NonceRequest, RpcStatus, Sessio
 
 use super::config::ServerConfig;
 use super::{
-    check_message, check_size, copy_out, delivered_event, expired_event, message_event, open_drop,
-    owned, CallHandle, CloseReason, DropReason, Encoded, Event, FailReason, Outgoing, Reliability,
-    RpcRequest, SendError, SendOptions, Stats, Transmit,
+    check_message, check_size, copy_out, delivered_event, expired_event, open_drop, owned,
+    received_message, CallHandle, CloseReason, DropReason, Encoded, FailReason, Outgoing,
+    Reliability, RpcRequest, SendError, SendOptions, ServerEvent, Stats, Transmit,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -58,8 +58,9 @@ const ANNOUNCE_GAP: Duration = Duration::from_millis(25);
 /// format fixes at 108 bytes for a 101-byte request.
 ///
 /// RPC: calls to functions registered with [`Server::register_function`] come out as
-/// [`Event::RpcRequest`]; answer them with [`Server::respond`], at once or later. Each call
-/// runs at most once: a retry carries the same counter, and is answered from a bounded cache.
+/// [`ServerEvent::RpcRequest`]; answer them with [`Server::respond`], at once or later. Each
+/// call runs at most once: a retry carries the same counter, and is answered from a bounded
+/// cache.
 ///
 /// See the [module docs](super) for the driving contract.
 #[derive(Debug)]
@@ -94,7 +95,7 @@ pub struct Server {
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
     tx: VecDeque<Outgoing>,
-    events: VecDeque<Event>,
+    events: VecDeque<ServerEvent>,
     next_op_id: u64,
     next_generation: u64,
     next_housekeeping: Option<Instant>,
@@ -210,8 +211,8 @@ impl Server {
         server
     }
 
-    /// Makes calls to `function` reach the application as [`Event::RpcRequest`]. `name` is
-    /// what standard call 1 returns for it.
+    /// Makes calls to `function` reach the application as [`ServerEvent::RpcRequest`]. `name`
+    /// is what standard call 1 returns for it.
     pub fn register_function(&mut self, function: FunctionId, name: &str) {
         self.functions.insert(function, name.into());
     }
@@ -437,7 +438,7 @@ impl Server {
 
     /// The next event for the application.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
     }
 
@@ -523,7 +524,7 @@ impl Server {
             s.pending_calls.retain(|(_, at)| now - *at < ttl);
             if s.up && now - s.last_heard >= down {
                 s.up = false;
-                self.events.push_back(Event::PeerDown { addr: *addr });
+                self.events.push_back(ServerEvent::PeerDown { addr: *addr });
             }
         }
     }
@@ -831,8 +832,13 @@ impl Server {
             to: from,
             packet: Setup::SessionEstablished { session_id },
         });
-        let peer = self.sessions.get(&from).map(|s| s.peer);
-        self.events.push_back(Event::Connected { addr: from, peer });
+        // NOTE: the session was updated or inserted just above, so it is always there.
+        if let Some(s) = self.sessions.get(&from) {
+            self.events.push_back(ServerEvent::Connected {
+                addr: from,
+                peer: s.peer,
+            });
+        }
     }
 
     /// Makes room for one more session, replacing the longest-idle one if it is idle enough.
@@ -862,13 +868,14 @@ impl Server {
             self.forget_client_subs(addr, s.peer);
             self.busy.remove(&addr);
             self.fail_outbox(s.outbox, fail);
-            self.events.push_back(Event::Disconnected { addr, reason });
+            self.events
+                .push_back(ServerEvent::Disconnected { addr, reason });
         }
     }
 
     fn fail_outbox(&mut self, mut outbox: Outbox, reason: FailReason) {
         for e in outbox.drain().filter(|e| !e.internal) {
-            self.events.push_back(Event::Failed {
+            self.events.push_back(ServerEvent::Failed {
                 id: MessageId(e.id),
                 reason,
             });
@@ -950,7 +957,7 @@ impl Server {
         s.last_heard = now;
         if !s.up {
             s.up = true;
-            self.events.push_back(Event::PeerUp { addr: from });
+            self.events.push_back(ServerEvent::PeerUp { addr: from });
         }
         let peer = s.peer;
         let app = match App::parse(plain) {
@@ -963,9 +970,10 @@ impl Server {
                 if reliable {
                     self.tx.push_back(Outgoing::Ack { to: from, counter });
                 }
-                if let Some(event) = message_event(from, Some(peer), &m, reliable) {
+                if let Some(message) = received_message(from, &m, reliable) {
                     self.stats.messages_received += 1;
-                    self.events.push_back(event);
+                    self.events
+                        .push_back(ServerEvent::Message { peer, message });
                 }
             }
             App::Ack { counter: acked, .. } => {
@@ -1048,7 +1056,7 @@ impl Server {
             }
             None => {
                 s.pending_calls.push((call, now));
-                self.events.push_back(Event::RpcRequest(RpcRequest {
+                self.events.push_back(ServerEvent::RpcRequest(RpcRequest {
                     call: CallHandle {
                         addr: from,
                         counter: call,

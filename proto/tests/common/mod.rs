@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
-use pavillion_proto::endpoint::{ClientConfig, ServerConfig};
-use pavillion_proto::ClientId;
+use pavillion_proto::endpoint::{
+    ClientConfig, ClientEvent, ReceivedMessage, ServerConfig, ServerEvent,
+};
+use pavillion_proto::{ClientId, MessageId};
 
 /// The suite a test runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +71,65 @@ pub(crate) fn client_config(
         Suite::Ecc => ClientConfig::ecc(id, client_keys(), *server_keys().public(), server, seed),
         Suite::Noise => {
             ClientConfig::noise_ik(id, client_keys(), *server_keys().public(), server, seed)
+        }
+    }
+}
+
+/// What the tests read from the events of either role, so that one helper serves the events
+/// of a client and of a server.
+pub(crate) trait Observed {
+    /// The message this event delivers, if it is one.
+    fn message(&self) -> Option<&ReceivedMessage>;
+    /// The id of the reliable message this event reports delivered, if it is one.
+    fn delivered(&self) -> Option<MessageId>;
+    /// "up" or "down" if this event reports the peer's liveness.
+    fn liveness(&self) -> Option<&'static str>;
+}
+
+impl Observed for ClientEvent {
+    fn message(&self) -> Option<&ReceivedMessage> {
+        match self {
+            ClientEvent::Message(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn delivered(&self) -> Option<MessageId> {
+        match self {
+            ClientEvent::Delivered { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    fn liveness(&self) -> Option<&'static str> {
+        match self {
+            ClientEvent::PeerDown { .. } => Some("down"),
+            ClientEvent::PeerUp { .. } => Some("up"),
+            _ => None,
+        }
+    }
+}
+
+impl Observed for ServerEvent {
+    fn message(&self) -> Option<&ReceivedMessage> {
+        match self {
+            ServerEvent::Message { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    fn delivered(&self) -> Option<MessageId> {
+        match self {
+            ServerEvent::Delivered { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    fn liveness(&self) -> Option<&'static str> {
+        match self {
+            ServerEvent::PeerDown { .. } => Some("down"),
+            ServerEvent::PeerUp { .. } => Some("up"),
+            _ => None,
         }
     }
 }

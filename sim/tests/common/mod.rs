@@ -5,9 +5,11 @@ use alloc::collections::BTreeMap;
 use core::time::Duration;
 
 use pavillion_proto::crypto::Psk;
-use pavillion_proto::endpoint::{ClientConfig, Event, SendOptions, ServerConfig};
+use pavillion_proto::endpoint::{
+    ClientConfig, ClientEvent, SendOptions, ServerConfig, ServerEvent,
+};
 use pavillion_proto::{ClientId, MessageId};
-use pavillion_sim::{Script, Trace};
+use pavillion_sim::{HostEvent, Script, Trace};
 
 pub const ID: ClientId = ClientId(*b"sensor-000000001");
 
@@ -40,7 +42,9 @@ pub fn sender(
 pub fn received(trace: &Trace, host: &str) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for (_, e) in trace.events(host) {
-        if let Event::Message(msg) = e {
+        if let HostEvent::Client(ClientEvent::Message(msg))
+        | HostEvent::Server(ServerEvent::Message { message: msg, .. }) = e
+        {
             *m.entry(String::from_utf8_lossy(&msg.payload).into_owned())
                 .or_insert(0) += 1;
         }
@@ -53,7 +57,12 @@ pub fn delivered(trace: &Trace, host: &str) -> Vec<MessageId> {
     trace
         .events(host)
         .filter_map(|(_, e)| match e {
-            Event::Delivered { id, missing, .. } if missing.is_empty() => Some(*id),
+            HostEvent::Client(ClientEvent::Delivered { id, missing, .. })
+            | HostEvent::Server(ServerEvent::Delivered { id, missing, .. })
+                if missing.is_empty() =>
+            {
+                Some(*id)
+            }
             _ => None,
         })
         .collect()

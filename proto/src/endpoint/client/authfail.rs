@@ -14,7 +14,7 @@ use core::net::SocketAddr;
 
 use crate::handshake::HandshakeError;
 
-use super::super::{AuthFailure, Event, FailReason};
+use super::super::{AuthFailure, ClientEvent, FailReason};
 use super::{Client, Connecting};
 
 /// Replies to this many distinct attempts must fail before we believe them.
@@ -64,7 +64,7 @@ impl Client {
     /// that never left fails now, and retries stop until the application sends again (as
     /// for op 6).
     fn on_auth_failed(&mut self, from: SocketAddr, reason: AuthFailure, error: HandshakeError) {
-        self.events.push_back(Event::HandshakeFailed {
+        self.events.push_back(ClientEvent::HandshakeFailed {
             addr: from,
             reason: error,
         });

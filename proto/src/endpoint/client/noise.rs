@@ -22,7 +22,7 @@ use crate::crypto::noise::{
     ChaChaKey, InitiatorKeys, NoiseInitiator, Pattern, SharedInitiation, TransportKeys,
 };
 use crate::endpoint::config::{ClientCredentials, Limits};
-use crate::endpoint::{DropReason, Event, Outgoing, SendError};
+use crate::endpoint::{ClientEvent, DropReason, Outgoing, SendError};
 use crate::features::timesync::TimeSync;
 use crate::id::Counter;
 use crate::reliability::{Due, GroupKeyDelivery, InFlight, Outbox, Payload, Reply};
@@ -405,7 +405,7 @@ impl Client {
             _ => {
                 if self.servers.get(&from).is_some_and(|s| !s.up) {
                     // The server we reported down answered again (as a new process).
-                    self.events.push_back(Event::PeerUp { addr: from });
+                    self.events.push_back(ClientEvent::PeerUp { addr: from });
                 }
                 self.make_room_for(from);
                 self.servers.insert(
@@ -792,7 +792,7 @@ mod tests {
     use core::net::SocketAddr;
 
     use crate::crypto::ecc::KeyPair;
-    use crate::endpoint::{ClientConfig, DropReason, Event, SendOptions, ServerConfig};
+    use crate::endpoint::{ClientConfig, DropReason, SendOptions, ServerConfig, ServerEvent};
     use crate::id::{ClientId, Counter};
     use crate::session::{self, GroupTx, TxKey};
     use crate::testing::{Link, Network};
@@ -862,11 +862,15 @@ mod tests {
             unexpected + 1,
             "the key change is refused"
         );
-        let from_client = |e: &Event| match e {
-            Event::Message(m) if m.from == client => Some(m.payload.to_vec()),
+        let from_client = |e: &ServerEvent| match e {
+            ServerEvent::Message { message: m, .. } if m.from == client => Some(m.payload.to_vec()),
             _ => None,
         };
-        let got: Vec<_> = net.events(victim).iter().filter_map(from_client).collect();
+        let got: Vec<_> = net
+            .server_events(victim)
+            .iter()
+            .filter_map(from_client)
+            .collect();
         assert_eq!(
             got,
             [b"forged".to_vec()],
@@ -878,7 +882,11 @@ mod tests {
             .send_message(now, "t", "n", b"genuine", SendOptions::reliable())
             .unwrap();
         net.run_for(Duration::from_millis(10));
-        let got: Vec<_> = net.events(victim).iter().filter_map(from_client).collect();
+        let got: Vec<_> = net
+            .server_events(victim)
+            .iter()
+            .filter_map(from_client)
+            .collect();
         assert_eq!(got, [b"genuine".to_vec()]);
     }
 }

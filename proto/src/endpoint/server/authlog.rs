@@ -1,5 +1,5 @@
 //! Failed authentications per source (`docs/PROTOCOL.md` §5.5): counted in a bounded table and
-//! reported to the application as [`Event::AuthenticationFailed`] at most once per source per
+//! reported to the application as [`ServerEvent::AuthenticationFailed`] at most once per source per
 //! `auth_report_interval`, so that a misconfigured client is visible in the server's log and
 //! a flood of forgeries is not an event flood.
 
@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 
 use crate::time::Instant;
 
-use super::super::Event;
+use super::super::ServerEvent;
 use super::Server;
 
 /// Failures of one source since its last report.
@@ -53,7 +53,7 @@ impl Server {
             f.count = 0;
             f.last_report = Some(now);
             self.events
-                .push_back(Event::AuthenticationFailed { from, count });
+                .push_back(ServerEvent::AuthenticationFailed { from, count });
         }
     }
 

@@ -29,7 +29,7 @@ use arrayvec::ArrayVec;
 use super::{Server, ServerSession, Via, COUNTER_BASE};
 use crate::crypto::ecc;
 use crate::crypto::noise::{cookie, ChaChaKey, NoiseResponder, Pattern};
-use crate::endpoint::{CloseReason, DropReason, Event, FailReason, Outgoing};
+use crate::endpoint::{CloseReason, DropReason, FailReason, Outgoing, ServerEvent};
 use crate::id::{ClientId, Counter, PeerId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Outbox, Payload};
@@ -637,9 +637,9 @@ impl Server {
         self.noise.by_index.insert(local, from);
         self.noise.by_peer.insert(p.peer, from);
         self.stats.handshakes += 1;
-        self.events.push_back(Event::Connected {
+        self.events.push_back(ServerEvent::Connected {
             addr: from,
-            peer: Some(p.peer),
+            peer: p.peer,
         });
         let targets: Vec<_> = self.targets.iter().cloned().collect();
         for t in targets {

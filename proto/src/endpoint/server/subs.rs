@@ -12,7 +12,7 @@ use core::net::SocketAddr;
 
 use crate::id::{Counter, PeerId};
 
-use super::super::{DropReason, Event, Outgoing};
+use super::super::{DropReason, Outgoing, ServerEvent};
 use super::Server;
 
 /// The subscription table, indexed both ways.
@@ -69,7 +69,7 @@ impl Server {
             t.by_client.entry(from).or_default().insert(target.into());
             t.by_target.entry(target.into()).or_default().insert(from);
             t.total += 1;
-            self.events.push_back(Event::ClientSubscribed {
+            self.events.push_back(ServerEvent::ClientSubscribed {
                 addr: from,
                 peer,
                 target: target.into(),
@@ -87,7 +87,7 @@ impl Server {
         target: &str,
     ) {
         if self.client_subs.remove(from, target) {
-            self.events.push_back(Event::ClientUnsubscribed {
+            self.events.push_back(ServerEvent::ClientUnsubscribed {
                 addr: from,
                 peer,
                 target: target.into(),
@@ -108,7 +108,7 @@ impl Server {
         for target in targets {
             self.client_subs.remove(addr, &target);
             self.events
-                .push_back(Event::ClientUnsubscribed { addr, peer, target });
+                .push_back(ServerEvent::ClientUnsubscribed { addr, peer, target });
         }
     }
 }

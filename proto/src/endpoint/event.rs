@@ -1,0 +1,499 @@
+//! What each role tells its application: [`ClientEvent`] and [`ServerEvent`], with their
+//! payloads and reasons.
+//!
+//! Each role has its own enum, so a variant carries exactly what that role knows (a server
+//! knows the identity of every client, a client has none to report) and a `match` lists only
+//! what can happen. Variants both roles emit (messages, the outcomes of reliable messages,
+//! liveness, session ends) have the same name and fields in both, except that a server's
+//! `Connected` and `Message` also name the client's identity; both share [`ReceivedMessage`].
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::{CallHandle, CallId};
+use crate::features::status::Status;
+use crate::handshake::HandshakeError;
+use crate::id::{FunctionId, MessageId, PeerId};
+use crate::reliability::{InFlight, Payload};
+use crate::wire::{self, RpcStatus};
+
+#[cfg(doc)]
+use super::{Server, ServerConfig, ServerInfo};
+
+/// Something a [`Client`](super::Client)'s application should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A call was answered with status 0.
+    Answered {
+        /// The id `call` returned.
+        call: CallId,
+        /// The server that answered.
+        from: SocketAddr,
+        /// The returned bytes.
+        data: Bytes,
+    },
+    /// A call failed before its deadline for a reason other than time.
+    CallFailed {
+        /// The id `call` returned.
+        call: CallId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A call got no answer before its deadline.
+    CallTimedOut {
+        /// The id `call` returned.
+        call: CallId,
+    },
+    /// A time sync answer updated the estimate of a server's clock (see
+    /// [`ServerInfo::clock`]).
+    ClockUpdated {
+        /// The server.
+        addr: SocketAddr,
+    },
+    /// A session with a server came up.
+    Connected {
+        /// The server's (reply) address.
+        addr: SocketAddr,
+    },
+    /// A reliable message was acknowledged: by every expected receiver if `missing` is empty,
+    /// or, when the deadline passed first, by the receivers in `acked` only.
+    ///
+    /// Expected receivers are the subscribers of the target when the message was first sent
+    /// (multicast), or any one server (unicast, or a target without known subscribers).
+    Delivered {
+        /// The id `send_message` returned.
+        id: MessageId,
+        /// Who acknowledged it.
+        acked: Vec<SocketAddr>,
+        /// Expected receivers that did not acknowledge it before the deadline.
+        missing: Vec<SocketAddr>,
+    },
+    /// A session ended.
+    Disconnected {
+        /// The server's address.
+        addr: SocketAddr,
+        /// Why it ended.
+        reason: CloseReason,
+    },
+    /// The reliable message with this id will not be delivered, for a reason other than time.
+    Failed {
+        /// The id `send_message` returned.
+        id: MessageId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A server refused our handshake in a way only it could have (the reply echoed our own
+    /// current challenge).
+    HandshakeFailed {
+        /// The server that refused.
+        addr: SocketAddr,
+        /// What it said.
+        reason: HandshakeError,
+    },
+    /// A message arrived from a server.
+    Message(ReceivedMessage),
+    /// Nothing authenticated was heard from this server for the configured down timeout.
+    PeerDown {
+        /// The server's address.
+        addr: SocketAddr,
+    },
+    /// The first authenticated packet from a server that was down.
+    PeerUp {
+        /// The server's address.
+        addr: SocketAddr,
+    },
+    /// A call was answered with a non-zero status (docs/PROTOCOL.md §9.1 lists the codes).
+    RemoteError {
+        /// The id `call` returned.
+        call: CallId,
+        /// The server that answered.
+        from: SocketAddr,
+        /// The status code.
+        status: RpcStatus,
+        /// The returned bytes (often a message).
+        data: Bytes,
+    },
+    /// A server reported different status bytes (battery, network, temperature).
+    StatusChanged {
+        /// The server.
+        addr: SocketAddr,
+        /// Its new status.
+        status: Status,
+    },
+    /// The reliable message with this id was acknowledged by nobody before its deadline.
+    TimedOut {
+        /// The id `send_message` returned.
+        id: MessageId,
+    },
+}
+
+/// Something a [`Server`]'s application should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A client's session came up.
+    Connected {
+        /// The client's address.
+        addr: SocketAddr,
+        /// The client's authenticated identity.
+        peer: PeerId,
+    },
+    /// A reliable message was acknowledged: by its client if `missing` is empty, or, when the
+    /// deadline passed first, by the receivers in `acked` only.
+    Delivered {
+        /// The id `send_message` returned.
+        id: MessageId,
+        /// Who acknowledged it.
+        acked: Vec<SocketAddr>,
+        /// Expected receivers that did not acknowledge it before the deadline.
+        missing: Vec<SocketAddr>,
+    },
+    /// A client's session ended.
+    Disconnected {
+        /// The client's address.
+        addr: SocketAddr,
+        /// Why it ended.
+        reason: CloseReason,
+    },
+    /// The reliable message with this id will not be delivered, for a reason other than time.
+    Failed {
+        /// The id `send_message` returned.
+        id: MessageId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A message arrived from a client.
+    Message {
+        /// The sender's authenticated identity.
+        peer: PeerId,
+        /// The message.
+        message: ReceivedMessage,
+    },
+    /// Nothing authenticated was heard from this client for the configured down timeout.
+    PeerDown {
+        /// The client's address.
+        addr: SocketAddr,
+    },
+    /// The first authenticated packet from a client that was down.
+    PeerUp {
+        /// The client's address.
+        addr: SocketAddr,
+    },
+    /// An RPC call for the application.
+    RpcRequest(RpcRequest),
+    /// A client subscribed to `target` at this server (opcode 13 from a client,
+    /// `docs/PROTOCOL.md` §9.6): a broker forwards it the messages sent to that target. See
+    /// [`Server::client_subscribers`].
+    ClientSubscribed {
+        /// The client's address.
+        addr: SocketAddr,
+        /// The client's identity.
+        peer: PeerId,
+        /// The target.
+        target: String,
+    },
+    /// A client withdrew its subscription to `target` (opcode 14), or its session ended.
+    ClientUnsubscribed {
+        /// The client's address.
+        addr: SocketAddr,
+        /// The client's identity.
+        peer: PeerId,
+        /// The target.
+        target: String,
+    },
+    /// Setup packets from `from` failed authentication (bad op 3/op 12, an unknown client id,
+    /// a suite 3 initiation that does not decrypt); `count` since the last report. Reported
+    /// at most once per source per [`ServerConfig::auth_report_interval`].
+    AuthenticationFailed {
+        /// The source address.
+        from: SocketAddr,
+        /// Failures since the last report for this source.
+        count: u32,
+    },
+    /// The reliable message with this id was acknowledged by nobody before its deadline.
+    TimedOut {
+        /// The id `send_message` returned.
+        id: MessageId,
+    },
+}
+
+/// A message delivered to the application. Each is delivered at most once per session.
+///
+/// Both roles deliver it; a server adds the sender's identity beside it
+/// ([`ServerEvent::Message`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The address it came from.
+    pub from: SocketAddr,
+    /// The target (topic) it was sent to.
+    pub target: String,
+    /// The message name.
+    pub name: String,
+    /// The payload bytes.
+    pub payload: Bytes,
+    /// Whether it was sent reliably (and so was acknowledged).
+    pub reliable: bool,
+}
+
+/// An RPC call for the application to answer with [`Server::respond`], now or later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcRequest {
+    /// Pass this to `respond`.
+    pub call: CallHandle,
+    /// The caller's address.
+    pub from: SocketAddr,
+    /// The caller's identity.
+    pub peer: PeerId,
+    /// The function number.
+    pub function: FunctionId,
+    /// The argument bytes.
+    pub args: Bytes,
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// We closed it.
+    LocallyClosed,
+    /// The peer sent quit (opcode 12).
+    PeerClosed,
+    /// A multicast server answered our handshake but never confirmed the session.
+    Unconfirmed,
+}
+
+/// Why a reliable message failed before its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailReason {
+    /// The endpoint was closed before the message was acknowledged.
+    Closed,
+    /// The peer ended the session before acknowledging it.
+    PeerClosed,
+    /// The server refused this client (unknown client id).
+    Rejected,
+    /// The server answered but its replies did not authenticate under our credentials, on
+    /// more than one handshake attempt (`docs/PROTOCOL.md` §5.5).
+    AuthenticationFailed(AuthFailure),
+}
+
+/// What failed when a server's handshake replies did not authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// Suite 1: the server's op 2 tag does not verify under our pre-shared key (the server
+    /// holds another key for our id).
+    WrongPsk,
+    /// Suite 2: the server's op 11 box does not open with our key pair and the configured
+    /// server key (a wrong server key, or the server holds another key for our id).
+    WrongKey,
+    /// The server does not know our client id (op 6).
+    UnknownClient,
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthFailure::WrongPsk => "the server's reply does not verify under our pre-shared key",
+            AuthFailure::WrongKey => {
+                "the server's reply does not open with our key pair and the server key"
+            }
+            AuthFailure::UnknownClient => "the server does not know our client id",
+        })
+    }
+}
+
+impl fmt::Display for FailReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailReason::Closed => "endpoint closed",
+            FailReason::PeerClosed => "peer closed the session",
+            FailReason::Rejected => "server rejected the client",
+            FailReason::AuthenticationFailed(_) => "authentication failed",
+        })
+    }
+}
+
+/// The outcome events of reliable exchanges, which both roles report the same way, so the
+/// code that ends an exchange is written once for both.
+pub(crate) trait ExchangeEvent: Sized {
+    /// The role's `Delivered`.
+    fn delivered(id: MessageId, acked: Vec<SocketAddr>, missing: Vec<SocketAddr>) -> Self;
+    /// The role's `TimedOut`.
+    fn timed_out(id: MessageId) -> Self;
+    /// The role's `CallTimedOut`; `None` for a role that makes no calls, and so has no such
+    /// event.
+    fn call_timed_out(call: CallId) -> Option<Self>;
+}
+
+impl ExchangeEvent for ClientEvent {
+    fn delivered(id: MessageId, acked: Vec<SocketAddr>, missing: Vec<SocketAddr>) -> Self {
+        ClientEvent::Delivered { id, acked, missing }
+    }
+
+    fn timed_out(id: MessageId) -> Self {
+        ClientEvent::TimedOut { id }
+    }
+
+    fn call_timed_out(call: CallId) -> Option<Self> {
+        Some(ClientEvent::CallTimedOut { call })
+    }
+}
+
+impl ExchangeEvent for ServerEvent {
+    fn delivered(id: MessageId, acked: Vec<SocketAddr>, missing: Vec<SocketAddr>) -> Self {
+        ServerEvent::Delivered { id, acked, missing }
+    }
+
+    fn timed_out(id: MessageId) -> Self {
+        ServerEvent::TimedOut { id }
+    }
+
+    /// A server makes no calls, so its outbox never holds one.
+    fn call_timed_out(_: CallId) -> Option<Self> {
+        None
+    }
+}
+
+/// The event for a reliable exchange that ended at its deadline, if the application gets one.
+pub(crate) fn expired_event<E: ExchangeEvent>(e: InFlight) -> Option<E> {
+    if e.internal {
+        return None;
+    }
+    match e.payload {
+        Payload::Call { .. } => E::call_timed_out(CallId(e.id)),
+        _ if !e.acked.is_empty() => Some(delivered_event(e)),
+        _ => Some(E::timed_out(MessageId(e.id))),
+    }
+}
+
+/// `Delivered` for an exchange, naming who acknowledged it and who did not.
+pub(crate) fn delivered_event<E: ExchangeEvent>(e: InFlight) -> E {
+    let missing = e.missing();
+    E::delivered(MessageId(e.id), e.acked, missing)
+}
+
+/// The message for an opened application message, or `None` for the reference's keepalive
+/// (a reliable message with empty target, name and payload), acknowledged but not delivered.
+pub(crate) fn received_message(
+    from: SocketAddr,
+    m: &wire::Message<'_>,
+    reliable: bool,
+) -> Option<ReceivedMessage> {
+    if reliable && m.target.is_empty() && m.name.is_empty() && m.payload.is_empty() {
+        return None;
+    }
+    Some(ReceivedMessage {
+        from,
+        target: m.target.into(),
+        name: m.name.into(),
+        payload: Bytes::copy_from_slice(m.payload),
+        reliable,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+
+    use super::*;
+    use crate::time::Instant;
+
+    fn exchange(payload: Payload, expected: Vec<SocketAddr>, acked: Vec<SocketAddr>) -> InFlight {
+        InFlight {
+            id: 7,
+            payload,
+            internal: false,
+            counter: None,
+            first_sent: None,
+            retransmissions: 0,
+            next_retry: None,
+            deadline: Instant::ZERO,
+            expected,
+            acked,
+        }
+    }
+
+    fn message() -> Payload {
+        Payload::Message(crate::reliability::OwnedMessage {
+            target: "t".into(),
+            name: "n".into(),
+            payload: Bytes::new(),
+        })
+    }
+
+    #[test]
+    fn an_expired_exchange_is_reported_the_same_way_by_both_roles() {
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:1783".parse().unwrap(),
+            "10.0.0.2:1783".parse().unwrap(),
+        );
+        let partly = || exchange(message(), vec![a, b], vec![a]);
+        assert_eq!(
+            expired_event::<ClientEvent>(partly()),
+            Some(ClientEvent::Delivered {
+                id: MessageId(7),
+                acked: vec![a],
+                missing: vec![b],
+            })
+        );
+        assert_eq!(
+            expired_event::<ServerEvent>(partly()),
+            Some(ServerEvent::Delivered {
+                id: MessageId(7),
+                acked: vec![a],
+                missing: vec![b],
+            })
+        );
+        let unheard = || exchange(message(), vec![a], Vec::new());
+        assert_eq!(
+            expired_event::<ClientEvent>(unheard()),
+            Some(ClientEvent::TimedOut { id: MessageId(7) })
+        );
+        assert_eq!(
+            expired_event::<ServerEvent>(unheard()),
+            Some(ServerEvent::TimedOut { id: MessageId(7) })
+        );
+        let mut internal = unheard();
+        internal.internal = true;
+        assert_eq!(expired_event::<ClientEvent>(internal), None);
+    }
+
+    #[test]
+    fn only_a_client_reports_a_call_timing_out() {
+        let call = || {
+            let args = Bytes::new();
+            exchange(
+                Payload::Call {
+                    function: FunctionId(1),
+                    args,
+                },
+                Vec::new(),
+                Vec::new(),
+            )
+        };
+        assert_eq!(
+            expired_event::<ClientEvent>(call()),
+            Some(ClientEvent::CallTimedOut { call: CallId(7) })
+        );
+        assert_eq!(expired_event::<ServerEvent>(call()), None);
+    }
+
+    #[test]
+    fn the_reference_keepalive_is_not_delivered() {
+        let from = "10.0.0.1:1783".parse().unwrap();
+        let empty = wire::Message {
+            target: "",
+            name: "",
+            payload: b"",
+        };
+        assert_eq!(received_message(from, &empty, true), None);
+        let m = received_message(from, &empty, false).expect("an unreliable empty message");
+        assert!(m.target.is_empty() && !m.reliable);
+    }
+}
