@@ -42,7 +42,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use crate::endpoint::{Client, ClientConfig, Event, Server, ServerConfig, Transmit};
+use crate::endpoint::{Client, ClientConfig, Endpoint, Event, Server, ServerConfig};
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
 use crate::wire;
@@ -58,38 +58,20 @@ pub enum Node {
 }
 
 impl Node {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    /// The endpoint behind the one driving contract: the network drives every role alike,
+    /// and a new role needs only a variant here.
+    fn endpoint(&self) -> &dyn Endpoint<Event = Event> {
         match self {
-            Node::Client(c) => c.handle_datagram(now, from, data),
-            Node::Server(s) => s.handle_datagram(now, from, data),
+            Node::Client(c) => c,
+            Node::Server(s) => s,
         }
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
+    /// [`Node::endpoint`], mutably.
+    fn endpoint_mut(&mut self) -> &mut dyn Endpoint<Event = Event> {
         match self {
-            Node::Client(c) => c.handle_timeout(now),
-            Node::Server(s) => s.handle_timeout(now),
-        }
-    }
-
-    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        match self {
-            Node::Client(c) => c.poll_transmit(now, buf),
-            Node::Server(s) => s.poll_transmit(now, buf),
-        }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            Node::Client(c) => c.poll_timeout(),
-            Node::Server(s) => s.poll_timeout(),
-        }
-    }
-
-    fn poll_event(&mut self) -> Option<Event> {
-        match self {
-            Node::Client(c) => c.poll_event(),
-            Node::Server(s) => s.poll_event(),
+            Node::Client(c) => c,
+            Node::Server(s) => s,
         }
     }
 }
@@ -411,8 +393,8 @@ impl Network {
         let now = self.now;
         for h in self.hosts.iter_mut().filter(|h| h.up) {
             let local = now + h.clock_offset;
-            if h.node.poll_timeout().is_some_and(|t| t <= local) {
-                h.node.handle_timeout(local);
+            if h.node.endpoint().poll_timeout().is_some_and(|t| t <= local) {
+                h.node.endpoint_mut().handle_timeout(local);
             }
         }
         self.flush();
@@ -425,7 +407,7 @@ impl Network {
             .iter()
             .filter(|h| h.up)
             .filter_map(|h| {
-                let t = h.node.poll_timeout()?;
+                let t = h.node.endpoint().poll_timeout()?;
                 Some(t.checked_sub(h.clock_offset).unwrap_or(Instant::ZERO))
             })
             .min()
@@ -450,7 +432,7 @@ impl Network {
                     self.hosts
                         .iter()
                         .filter(|h| h.up)
-                        .filter_map(|h| h.node.poll_timeout()),
+                        .filter_map(|h| h.node.endpoint().poll_timeout()),
                 )
                 .min();
             match pending {
@@ -490,7 +472,7 @@ impl Network {
 
     fn collect(&mut self) {
         for h in &mut self.hosts {
-            while let Some(e) = h.node.poll_event() {
+            while let Some(e) = h.node.endpoint_mut().poll_event() {
                 h.events.push(e);
             }
         }
@@ -502,7 +484,7 @@ impl Network {
         let mut sent = Vec::new();
         for h in self.hosts.iter_mut() {
             let local = now + h.clock_offset;
-            while let Some(t) = h.node.poll_transmit(local, &mut self.buf) {
+            while let Some(t) = h.node.endpoint_mut().poll_transmit(local, &mut self.buf) {
                 if h.up {
                     sent.push(Captured {
                         at: now,
@@ -512,7 +494,7 @@ impl Network {
                     });
                 }
             }
-            while let Some(e) = h.node.poll_event() {
+            while let Some(e) = h.node.endpoint_mut().poll_event() {
                 h.events.push(e);
             }
         }
@@ -618,6 +600,7 @@ impl Network {
                 Some(h) => {
                     self.stats.delivered += 1;
                     h.node
+                        .endpoint_mut()
                         .handle_datagram(now + h.clock_offset, d.from, &d.bytes);
                 }
                 None => self.stats.undeliverable += 1,

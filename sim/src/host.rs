@@ -1,8 +1,9 @@
 //! Endpoint hosts: a real `proto` endpoint on a turmoil socket, driven by the scenario's script.
 //!
-//! Each host's task owns its endpoint and follows the crate's driving contract: feed each
-//! received datagram and each expired deadline, then drain `poll_transmit` and `poll_event`,
-//! then sleep until `poll_timeout()`, the next datagram or the next scripted command.
+//! Each host's task owns its endpoint and drives it only through `proto`'s `Endpoint` trait,
+//! so any role runs here: feed each received datagram and each expired deadline, then drain
+//! `poll_transmit` and `poll_event`, then sleep until `poll_timeout()`, the next datagram or the
+//! next scripted command.
 
 use alloc::rc::Rc;
 use core::cell::RefCell;
@@ -10,8 +11,8 @@ use core::fmt::Debug;
 use core::net::SocketAddr;
 
 use pavillion_proto::endpoint::{
-    CallHandle, CallId, Client, ClientConfig, Event, SendError, SendOptions, Server, ServerConfig,
-    Stats, Transmit,
+    CallHandle, CallId, Client, ClientConfig, Endpoint, Event, SendError, SendOptions, Server,
+    ServerConfig,
 };
 use pavillion_proto::wire::{self, RpcStatus};
 use pavillion_proto::{Duration, FunctionId, Instant, MessageId};
@@ -152,7 +153,7 @@ impl Ctl<'_, Server> {
 }
 
 type Step<E> = Box<dyn FnMut(&mut Ctl<'_, E>)>;
-type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, Event)>;
+type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, <E as Endpoint>::Event)>;
 
 /// What a host's application does: commands at chosen simulated times, a hook run at every
 /// (re)start, and a reaction to every event.
@@ -173,13 +174,13 @@ type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, Event)>;
 ///     .on_event(|ctl, event| ctl.note(format!("{event:?}")));
 /// assert_eq!(script.len(), 5);
 /// ```
-pub struct Script<E> {
+pub struct Script<E: Endpoint> {
     steps: Vec<(Duration, Step<E>)>,
     on_start: Option<Step<E>>,
     on_event: Option<OnEvent<E>>,
 }
 
-impl<E> Default for Script<E> {
+impl<E: Endpoint> Default for Script<E> {
     fn default() -> Self {
         Script {
             steps: Vec::new(),
@@ -189,7 +190,7 @@ impl<E> Default for Script<E> {
     }
 }
 
-impl<E> Script<E> {
+impl<E: Endpoint> Script<E> {
     /// An empty script.
     pub fn new() -> Self {
         Self::default()
@@ -228,7 +229,7 @@ impl<E> Script<E> {
     }
 
     /// Runs `f` for every event of the endpoint, after it is traced.
-    pub fn on_event(mut self, f: impl FnMut(&mut Ctl<'_, E>, Event) + 'static) -> Self {
+    pub fn on_event(mut self, f: impl FnMut(&mut Ctl<'_, E>, E::Event) + 'static) -> Self {
         self.on_event = Some(Box::new(f));
         self
     }
@@ -311,52 +312,20 @@ impl From<ClientConfig> for ClientSpec {
     }
 }
 
-/// The driving contract, shared by both roles.
-pub(crate) trait Drive: 'static {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
-    fn handle_timeout(&mut self, now: Instant);
-    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
-    fn poll_event(&mut self) -> Option<Event>;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn stats(&self) -> &Stats;
-}
+/// What a host runs: any endpoint, driven through the one driving contract, whose events
+/// the trace can record.
+pub(crate) trait Hosted: Endpoint<Event: Clone + Into<Event>> + 'static {}
 
-macro_rules! impl_drive {
-    ($t:ty) => {
-        impl Drive for $t {
-            fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-                <$t>::handle_datagram(self, now, from, data)
-            }
-            fn handle_timeout(&mut self, now: Instant) {
-                <$t>::handle_timeout(self, now)
-            }
-            fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-                <$t>::poll_transmit(self, now, buf)
-            }
-            fn poll_event(&mut self) -> Option<Event> {
-                <$t>::poll_event(self)
-            }
-            fn poll_timeout(&self) -> Option<Instant> {
-                <$t>::poll_timeout(self)
-            }
-            fn stats(&self) -> &Stats {
-                <$t>::stats(self)
-            }
-        }
-    };
-}
-
-impl_drive!(Client);
-impl_drive!(Server);
+impl<E: Endpoint<Event: Clone + Into<Event>> + 'static> Hosted for E {}
 
 /// A script with its progress, shared by the incarnations of one host.
-pub(crate) struct ScriptRun<E> {
+pub(crate) struct ScriptRun<E: Endpoint> {
     script: Script<E>,
     /// Index of the first timed command not yet run or skipped.
     next: usize,
 }
 
-impl<E> ScriptRun<E> {
+impl<E: Endpoint> ScriptRun<E> {
     pub(crate) fn new(script: Script<E>) -> Rc<RefCell<Self>> {
         Rc::new(RefCell::new(ScriptRun { script, next: 0 }))
     }
@@ -370,7 +339,7 @@ impl<E> ScriptRun<E> {
 }
 
 /// The long-lived parts of a host's task.
-pub(crate) struct HostCtx<E> {
+pub(crate) struct HostCtx<E: Endpoint> {
     /// The endpoint's name: in the trace, the stats and the seeds of its RNGs.
     pub(crate) host: Rc<str>,
     /// The turmoil host it runs on; the same as `host` unless several endpoints share one.
@@ -382,7 +351,7 @@ pub(crate) struct HostCtx<E> {
 }
 
 /// Runs one incarnation of an endpoint host until it is crashed.
-pub(crate) async fn drive<E: Drive>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Result {
+pub(crate) async fn drive<E: Hosted>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Result {
     let sock = Rc::new(UdpSocket::bind((core::net::Ipv4Addr::UNSPECIFIED, ctx.port)).await?);
     let local = SocketAddr::new(turmoil::lookup(&*ctx.node), ctx.port);
     let mut wire = Wire::new(ctx.host.clone(), ctx.incarnation, ctx.world.clone());
@@ -466,7 +435,7 @@ async fn sleep_for(wait: Option<Duration>) {
 }
 
 /// Runs the script's commands that are due.
-fn run_due<E: Drive>(ep: &mut E, ctx: &HostCtx<E>) {
+fn run_due<E: Hosted>(ep: &mut E, ctx: &HostCtx<E>) {
     let mut run = ctx.script.borrow_mut();
     loop {
         let t = now();
@@ -488,7 +457,7 @@ fn run_due<E: Drive>(ep: &mut E, ctx: &HostCtx<E>) {
 
 /// Drains transmits and events until the endpoint has nothing more to say; an application
 /// reacting to an event may queue more.
-fn pump<E: Drive>(
+fn pump<E: Hosted>(
     ep: &mut E,
     ctx: &HostCtx<E>,
     wire: &mut Wire,
@@ -510,7 +479,7 @@ fn pump<E: Drive>(
             ctx.world.borrow_mut().trace.push(Record::Event {
                 at: t,
                 host: ctx.host.clone(),
-                event: event.clone(),
+                event: event.clone().into(),
             });
             let mut run = ctx.script.borrow_mut();
             if let Some(f) = run.script.on_event.as_mut() {
