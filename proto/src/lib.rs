@@ -30,7 +30,9 @@
 //! - [`features`]: typed device status and the remote-clock estimator.
 //!
 //! # Features
-//! - `std` (default): conversions to std types. The crate is `#![no_std]` with `alloc` either way.
+//! - `std` (default): turns on the dependencies' std support. The crate is `#![no_std]` with
+//!   `alloc` either way and reads no clock even with `std`: a driver's clock (`StdClock`) is in
+//!   `pavillion-io`.
 //! - `testing`: the in-memory network driver in the `testing` module, for sibling crates.
 //!
 //! # Example
