@@ -16,6 +16,9 @@
 //! 4. after any of the above, drain `poll_transmit(now, buf)` until it returns `None`, then
 //!    `poll_event()`, then sleep until `poll_timeout()` or the next datagram.
 //!
+//! The contract is the [`endpoint::Endpoint`] trait. The crate's `examples/` drive a client and
+//! a server through it from a `tokio` task and from a hand-written `mio` poll loop.
+//!
 //! Time is an [`Instant`] in microseconds that must never go backwards. Randomness comes from a
 //! [`rng::Rng`] seeded through the configuration.
 //!
