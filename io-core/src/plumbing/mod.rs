@@ -146,3 +146,52 @@ pub struct Delivery {
     /// Expected receivers that did not acknowledge it in time.
     pub missing: Vec<SocketAddr>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pavillion_proto::endpoint::{Server, ServerConfig};
+
+    /// A role whose only state is a caller waiting until `waiter`.
+    struct Waiting {
+        ep: Server,
+        waiter: Option<Instant>,
+    }
+
+    impl Role for Waiting {
+        type Endpoint = Server;
+        type Command = ();
+
+        fn endpoint(&self) -> &Server {
+            &self.ep
+        }
+        fn endpoint_mut(&mut self) -> &mut Server {
+            &mut self.ep
+        }
+        fn waiter_deadline(&self) -> Option<Instant> {
+            self.waiter
+        }
+        fn on_command(&mut self, _: Instant, _: &UdpSocket, (): ()) -> Flow {
+            Flow::Continue
+        }
+        fn is_direct(&self, (): &()) -> bool {
+            false
+        }
+        fn dispatch(&mut self, _: Instant) {}
+        fn close(&mut self, _: Instant) {}
+    }
+
+    #[test]
+    fn the_driver_wakes_for_the_endpoint_or_a_waiter_whichever_is_first() {
+        let mut role = Waiting {
+            ep: Server::new(ServerConfig::new([1; 32])),
+            waiter: None,
+        };
+        let endpoint = role.ep.poll_timeout();
+        assert_eq!(role.poll_timeout(), endpoint);
+        role.waiter = Some(Instant::ZERO);
+        assert_eq!(role.poll_timeout(), Some(Instant::ZERO));
+        role.waiter = Some(Instant::MAX);
+        assert_eq!(role.poll_timeout(), endpoint.or(Some(Instant::MAX)));
+    }
+}
