@@ -4,14 +4,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
+use pavillion_io::plumbing::client::{self, ClientHandle, RemoteHandle};
+use pavillion_io::{
+    CallError, ClientConfig, Delivery, OpenError, SendError, ServerError, ServerState,
+};
 use pavillion_proto::endpoint::{Reliability, SendOptions, Stats};
 use pavillion_proto::features::status::{Battery, Status};
 use pavillion_proto::features::timesync::ClockEstimate;
 use pavillion_proto::Instant;
-use pavillion_std::plumbing::client::{self, ClientHandle, RemoteHandle};
-use pavillion_std::{
-    CallError, ClientConfig, Delivery, OpenError, SendError, ServerError, ServerState,
-};
 
 use crate::{connection_stream, driver, message_stream, ConnectionStream, MessageStream};
 

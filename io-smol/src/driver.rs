@@ -13,10 +13,11 @@ use std::net::{SocketAddr, UdpSocket};
 
 use async_io::{Async, Timer};
 use futures_lite::future;
+use pavillion_io::plumbing::link::Commands;
+use pavillion_io::plumbing::sockets::Sockets;
+use pavillion_io::plumbing::{Clock, Flow, Parts, Role};
+use pavillion_proto::endpoint::Endpoint;
 use pavillion_proto::{wire, Instant};
-use pavillion_std::plumbing::link::Commands;
-use pavillion_std::plumbing::sockets::Sockets;
-use pavillion_std::plumbing::{Clock, Flow, Parts, Role};
 
 /// Starts the driver task of an opened endpoint, and returns its handle and task.
 pub(crate) fn start<R: Role, H>(parts: Parts<R, H>) -> io::Result<(H, smol::Task<()>)> {
@@ -81,7 +82,7 @@ async fn drive<R: Role>(mut role: R, io: Io, commands: Commands<R::Command>, clo
         let now = clock.now();
         let deadline = role.poll_timeout();
         if deadline.is_some_and(|t| t <= now) {
-            role.handle_timeout(now);
+            role.endpoint_mut().handle_timeout(now);
             after(&mut role, &io, now, &mut tx_buf).await;
             continue;
         }
@@ -127,7 +128,7 @@ async fn drive<R: Role>(mut role: R, io: Io, commands: Commands<R::Command>, clo
             Wake::Primary(got) => (got, &rx_primary),
             Wake::Secondary(got) => (got, &rx_secondary),
             Wake::Timeout => {
-                role.handle_timeout(now);
+                role.endpoint_mut().handle_timeout(now);
                 after(&mut role, &io, now, &mut tx_buf).await;
                 continue;
             }
@@ -135,7 +136,8 @@ async fn drive<R: Role>(mut role: R, io: Io, commands: Commands<R::Command>, clo
         match got {
             Ok((n, from)) => {
                 tracing::trace!(%from, len = n, "datagram in");
-                role.handle_datagram(now, from, buf.get(..n).unwrap_or_default());
+                role.endpoint_mut()
+                    .handle_datagram(now, from, buf.get(..n).unwrap_or_default());
                 after(&mut role, &io, now, &mut tx_buf).await;
             }
             // ICMP errors surface here on some systems; the endpoint's own timers deal with
@@ -161,7 +163,7 @@ async fn after<R: Role>(role: &mut R, io: &Io, now: Instant, buf: &mut [u8]) {
 /// go, and the next one is only polled after it.
 async fn flush<R: Role>(role: &mut R, io: &Io, now: Instant, buf: &mut [u8]) {
     let socket = io.output();
-    while let Some(t) = role.poll_transmit(now, buf) {
+    while let Some(t) = role.endpoint_mut().poll_transmit(now, buf) {
         let datagram = buf.get(..t.len).unwrap_or_default();
         tracing::trace!(to = %t.destination, len = t.len, "datagram out");
         if let Err(e) = socket.send_to(datagram, t.destination).await {

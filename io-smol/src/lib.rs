@@ -14,7 +14,7 @@
 //!
 //! Only the loop and the waiting are this crate's own. The configuration builders, errors,
 //! commands and the routers that map the endpoint's events to waiting callers are the blocking
-//! adapter's, from `pavillion_std::plumbing`, re-exported here under the same names, so the
+//! adapter's, from `pavillion_io::plumbing`, re-exported here under the same names, so the
 //! two adapters cannot drift apart.
 //!
 //! | io-std (blocking) | here |
@@ -73,18 +73,18 @@ use std::task::{Context, Poll};
 
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_lite::Stream;
-use pavillion_std::plumbing::events::ConnectionSubscriber;
-use pavillion_std::plumbing::messages::Subscriber;
+use pavillion_io::plumbing::events::ConnectionSubscriber;
+use pavillion_io::plumbing::messages::Subscriber;
 
 pub use client::{Client, RemoteServer};
-pub use pavillion_proto::endpoint::{
-    AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
-};
-pub use pavillion_std::config::DEFAULT_MESSAGE_BUFFER;
-pub use pavillion_std::{
+pub use pavillion_io::config::DEFAULT_MESSAGE_BUFFER;
+pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
     ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
     DEFAULT_PORT,
+};
+pub use pavillion_proto::endpoint::{
+    AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
 };
 pub use server::Server;
 

@@ -5,11 +5,11 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
+use pavillion_io::plumbing::server::{self, closed, Handler, Recipients, ServerHandle};
+use pavillion_io::{Delivery, OpenError, Outcome, Responder, RpcFailure, SendError, ServerConfig};
 use pavillion_proto::endpoint::{Reliability, RpcRequest, Stats};
 use pavillion_proto::features::status::Status;
 use pavillion_proto::PeerId;
-use pavillion_std::plumbing::server::{self, closed, Handler, Recipients, ServerHandle};
-use pavillion_std::{Delivery, OpenError, Outcome, Responder, RpcFailure, SendError, ServerConfig};
 
 use crate::{connection_stream, driver, message_stream, ConnectionStream, MessageStream};
 

@@ -46,6 +46,7 @@ use std::thread::{self, JoinHandle};
 
 use mio::net::UdpSocket as MioSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use pavillion_proto::endpoint::Endpoint;
 use pavillion_proto::{wire, Instant};
 
 use crate::plumbing::link::{Commands, TryRecvError};
@@ -372,8 +373,11 @@ impl<R: Role> Shared<R> {
                 tracing::trace!(%from, len = n, "datagram in");
                 let mut core = self.lock();
                 let now = self.clock.now();
-                core.role
-                    .handle_datagram(now, from, buf.get(..n).unwrap_or_default());
+                core.role.endpoint_mut().handle_datagram(
+                    now,
+                    from,
+                    buf.get(..n).unwrap_or_default(),
+                );
                 // Messages run on the driver's thread; it is woken at once, not when the call
                 // ends.
                 let keeps = core.role.dispatch_direct(now);
@@ -423,7 +427,7 @@ impl<R: Role> Shared<R> {
                     let now = self.clock.now();
                     match core.role.poll_timeout() {
                         Some(t) if t <= now => {
-                            core.role.handle_timeout(now);
+                            core.role.endpoint_mut().handle_timeout(now);
                             core.after(now, self);
                         }
                         other => break other.map(|t| (t, t - now)),
@@ -490,8 +494,11 @@ impl<R: Role> Shared<R> {
             };
             tracing::trace!(%from, len = n, "datagram in");
             let now = self.clock.now();
-            core.role
-                .handle_datagram(now, from, core.rx_buf.get(..n).unwrap_or_default());
+            core.role.endpoint_mut().handle_datagram(
+                now,
+                from,
+                core.rx_buf.get(..n).unwrap_or_default(),
+            );
             core.after(now, self);
             if LEVEL {
                 return Flow::Continue;
@@ -555,7 +562,11 @@ impl<R: Role> Core<R> {
             }
             self.unsent = None;
         }
-        while let Some(t) = self.role.poll_transmit(now, &mut self.tx_buf) {
+        while let Some(t) = self
+            .role
+            .endpoint_mut()
+            .poll_transmit(now, &mut self.tx_buf)
+        {
             tracing::trace!(to = %t.destination, len = t.len, "datagram out");
             if !send(
                 socket,

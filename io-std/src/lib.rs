@@ -8,10 +8,11 @@
 //! the adapter moves bytes, reads the clock and routes outcomes back to the callers that wait
 //! for them.
 //!
-//! The runtime-independent half (configuration, errors, key parsing, the commands and the
-//! routers that map the endpoint's events to waiting callers) is public in [`config`],
-//! [`error`], [`keys`] and [`plumbing`], and the async adapter `pavillion-smol` is built on
-//! it: only the loop and the way a caller waits differ between the two.
+//! The runtime-independent half (configuration, errors, key parsing, the clock, the commands
+//! and the routers that map the endpoint's events to waiting callers) is the `pavillion-io`
+//! crate, re-exported here as [`config`], [`error`], [`keys`] and [`plumbing`]; the async
+//! adapter `pavillion-smol` is built on it too: only the loop and the way a caller waits
+//! differ between the two.
 //!
 //! The API follows what a user of the Python reference expects:
 //!
@@ -57,31 +58,23 @@
 )]
 
 mod client;
-pub mod config;
 mod driver;
-pub mod error;
-pub mod keys;
-pub mod plumbing;
 mod server;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 pub use client::{Client, RemoteServer};
-pub use config::{ClientConfig, ReplySocket, ServerConfig};
-pub use error::{CallError, OpenError, SendError, ServerError};
+pub use pavillion_io::{config, error, keys, plumbing};
+pub use pavillion_io::{
+    CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
+    ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
+    StdClock, DEFAULT_PORT,
+};
 pub use pavillion_proto::endpoint::{
     AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
 };
-pub use plumbing::client::ServerState;
-pub use plumbing::events::ConnectionEvent;
-pub use plumbing::messages::ReceivedMessage;
-pub use plumbing::server::{Outcome, Responder, RpcFailure};
-pub use plumbing::Delivery;
 pub use server::Server;
-
-/// The protocol's default port.
-pub const DEFAULT_PORT: u16 = 1783;
 
 /// How long a blocking wait lasts beyond the endpoint's own deadline before it gives up. The
 /// endpoint reports every deadline itself; this only guards against a driver that died.

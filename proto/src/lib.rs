@@ -16,6 +16,9 @@
 //! 4. after any of the above, drain `poll_transmit(now, buf)` until it returns `None`, then
 //!    `poll_event()`, then sleep until `poll_timeout()` or the next datagram.
 //!
+//! The contract is the [`endpoint::Endpoint`] trait. The crate's `examples/` drive a client and
+//! a server through it from a `tokio` task and from a hand-written `mio` poll loop.
+//!
 //! Time is an [`Instant`] in microseconds that must never go backwards. Randomness comes from a
 //! [`rng::Rng`] seeded through the configuration.
 //!
@@ -30,7 +33,9 @@
 //! - [`features`]: typed device status and the remote-clock estimator.
 //!
 //! # Features
-//! - `std` (default): conversions to std types. The crate is `#![no_std]` with `alloc` either way.
+//! - `std` (default): turns on the dependencies' std support. The crate is `#![no_std]` with
+//!   `alloc` either way and reads no clock even with `std`: a driver's clock (`StdClock`) is in
+//!   `pavillion-io`.
 //! - `testing`: the in-memory network driver in the `testing` module, for sibling crates.
 //!
 //! # Example

@@ -43,7 +43,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use crate::endpoint::{
-    Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent, Transmit,
+    Client, ClientConfig, ClientEvent, Endpoint, Server, ServerConfig, ServerEvent, Transmit,
 };
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
@@ -60,41 +60,48 @@ pub enum Node {
 }
 
 impl Node {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        match self {
-            Node::Client(c) => c.handle_datagram(now, from, data),
-            Node::Server(s) => s.handle_datagram(now, from, data),
-        }
-    }
+    // A host of either role is driven through the one `Endpoint` contract; the match only
+    // picks the role, because each role has its own event type.
 
     fn handle_timeout(&mut self, now: Instant) {
         match self {
-            Node::Client(c) => c.handle_timeout(now),
-            Node::Server(s) => s.handle_timeout(now),
+            Node::Client(c) => Endpoint::handle_timeout(c, now),
+            Node::Server(s) => Endpoint::handle_timeout(s, now),
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        match self {
+            Node::Client(c) => Endpoint::handle_datagram(c, now, from, data),
+            Node::Server(s) => Endpoint::handle_datagram(s, now, from, data),
         }
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         match self {
-            Node::Client(c) => c.poll_transmit(now, buf),
-            Node::Server(s) => s.poll_transmit(now, buf),
+            Node::Client(c) => Endpoint::poll_transmit(c, now, buf),
+            Node::Server(s) => Endpoint::poll_transmit(s, now, buf),
         }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         match self {
-            Node::Client(c) => c.poll_timeout(),
-            Node::Server(s) => s.poll_timeout(),
+            Node::Client(c) => Endpoint::poll_timeout(c),
+            Node::Server(s) => Endpoint::poll_timeout(s),
         }
     }
 
     /// Moves the endpoint's pending events to the end of the list of its role.
     fn drain_events(&mut self, client: &mut Vec<ClientEvent>, server: &mut Vec<ServerEvent>) {
         match self {
-            Node::Client(c) => client.extend(core::iter::from_fn(|| c.poll_event())),
-            Node::Server(s) => server.extend(core::iter::from_fn(|| s.poll_event())),
+            Node::Client(c) => drain(c, client),
+            Node::Server(s) => drain(s, server),
         }
     }
+}
+
+fn drain<E: Endpoint>(endpoint: &mut E, into: &mut Vec<E::Event>) {
+    into.extend(core::iter::from_fn(|| endpoint.poll_event()));
 }
 
 /// The link model, applied to every datagram independently.

@@ -1,8 +1,9 @@
 //! Endpoint hosts: a real `proto` endpoint on a turmoil socket, driven by the scenario's script.
 //!
-//! Each host's task owns its endpoint and follows the crate's driving contract: feed each
-//! received datagram and each expired deadline, then drain `poll_transmit` and `poll_event`,
-//! then sleep until `poll_timeout()`, the next datagram or the next scripted command.
+//! Each host's task owns its endpoint and drives it only through `proto`'s `Endpoint` trait,
+//! so any role runs here: feed each received datagram and each expired deadline, then drain
+//! `poll_transmit` and `poll_event`, then sleep until `poll_timeout()`, the next datagram or the
+//! next scripted command.
 
 use alloc::rc::Rc;
 use core::cell::RefCell;
@@ -311,10 +312,11 @@ impl From<ClientConfig> for ClientSpec {
     }
 }
 
-/// The driving contract as a host task needs it: proto's, with events the trace can keep.
-pub(crate) trait Drive: Endpoint<Event: Clone + Into<HostEvent>> + 'static {}
+/// What a host runs: any endpoint, driven through the one driving contract, whose events
+/// the trace can record.
+pub(crate) trait Hosted: Endpoint<Event: Clone + Into<HostEvent>> + 'static {}
 
-impl<E: Endpoint<Event: Clone + Into<HostEvent>> + 'static> Drive for E {}
+impl<E: Endpoint<Event: Clone + Into<HostEvent>> + 'static> Hosted for E {}
 
 /// A script with its progress, shared by the incarnations of one host.
 pub(crate) struct ScriptRun<E: Endpoint> {
@@ -349,7 +351,7 @@ pub(crate) struct HostCtx<E: Endpoint> {
 }
 
 /// Runs one incarnation of an endpoint host until it is crashed.
-pub(crate) async fn drive<E: Drive>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Result {
+pub(crate) async fn drive<E: Hosted>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Result {
     let sock = Rc::new(UdpSocket::bind((core::net::Ipv4Addr::UNSPECIFIED, ctx.port)).await?);
     let local = SocketAddr::new(turmoil::lookup(&*ctx.node), ctx.port);
     let mut wire = Wire::new(ctx.host.clone(), ctx.incarnation, ctx.world.clone());
@@ -433,7 +435,7 @@ async fn sleep_for(wait: Option<Duration>) {
 }
 
 /// Runs the script's commands that are due.
-fn run_due<E: Drive>(ep: &mut E, ctx: &HostCtx<E>) {
+fn run_due<E: Hosted>(ep: &mut E, ctx: &HostCtx<E>) {
     let mut run = ctx.script.borrow_mut();
     loop {
         let t = now();
@@ -455,7 +457,7 @@ fn run_due<E: Drive>(ep: &mut E, ctx: &HostCtx<E>) {
 
 /// Drains transmits and events until the endpoint has nothing more to say; an application
 /// reacting to an event may queue more.
-fn pump<E: Drive>(
+fn pump<E: Hosted>(
     ep: &mut E,
     ctx: &HostCtx<E>,
     wire: &mut Wire,

@@ -312,7 +312,7 @@ impl Simulation {
         Ok(addrs)
     }
 
-    fn add_endpoint<E: crate::host::Drive>(
+    fn add_endpoint<E: crate::host::Hosted>(
         &mut self,
         name: &str,
         port: u16,

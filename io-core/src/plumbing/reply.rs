@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// use pavillion_std::plumbing::reply;
+/// use pavillion_io::plumbing::reply;
 ///
 /// let (reply, pending) = reply::channel();
 /// std::thread::spawn(move || reply.send(42));

@@ -32,8 +32,8 @@ pub const DEFAULT_MESSAGE_BUFFER: usize = 64;
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// use pavillion_std::keys::parse_psk;
-/// use pavillion_std::ClientConfig;
+/// use pavillion_io::keys::parse_psk;
+/// use pavillion_io::ClientConfig;
 /// use pavillion_proto::ClientId;
 ///
 /// let psk = parse_psk(&"07".repeat(32)).unwrap();
@@ -227,8 +227,8 @@ pub enum ReplySocket {
 ///
 /// # Examples
 /// ```
-/// use pavillion_std::keys::{generate_keypair, parse_psk};
-/// use pavillion_std::{ReplySocket, ServerConfig};
+/// use pavillion_io::keys::{generate_keypair, parse_psk};
+/// use pavillion_io::{ReplySocket, ServerConfig};
 /// use pavillion_proto::ClientId;
 ///
 /// let config = ServerConfig::new()

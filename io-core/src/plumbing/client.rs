@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pavillion_proto::endpoint::{
-    self as proto, CallId, ClientEvent, Reliability, SendOptions, Stats, Transmit,
+    self as proto, CallId, ClientEvent, Reliability, SendOptions, Stats,
 };
 use pavillion_proto::features::status::{Battery, NetworkStatus, Status};
 use pavillion_proto::features::timesync::ClockEstimate;
@@ -647,31 +647,23 @@ impl ClientRouter {
 }
 
 impl Role for ClientRouter {
+    type Endpoint = proto::Client;
     type Command = ClientCommand;
 
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.ep.handle_datagram(now, from, data);
+    fn endpoint(&self) -> &proto::Client {
+        &self.ep
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
-        self.ep.handle_timeout(now);
+    fn endpoint_mut(&mut self) -> &mut proto::Client {
+        &mut self.ep
     }
 
-    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        self.ep.poll_transmit(now, buf)
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        let waiters = self
-            .connect_waiters
+    fn waiter_deadline(&self) -> Option<Instant> {
+        self.connect_waiters
             .iter()
             .map(|(d, _)| *d)
             .chain(self.clock_waiters.iter().map(|w| w.deadline))
-            .min();
-        match (self.ep.poll_timeout(), waiters) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            .min()
     }
 
     fn is_direct(&self, command: &ClientCommand) -> bool {

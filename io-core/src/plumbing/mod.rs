@@ -1,5 +1,5 @@
-//! The runtime-independent half of the adapters: command and event plumbing shared by the
-//! blocking adapter in this crate and the async one in `pavillion-smol`.
+//! Command and event plumbing shared by the blocking adapter `pavillion-std` and the async one
+//! `pavillion-smol`.
 //!
 //! An adapter is a driver loop around a [`Role`] (a client or server *router*: the endpoint
 //! plus everything that waits on it), a command channel from the application's handles to the
@@ -17,25 +17,27 @@
 //!   [`messages`]: subscribers (callbacks or streams) per target; [`events`]: connection
 //!   events and their subscribers.
 //!
-//! What each runtime adds is only its loop (a thread on `mio` here, a task on `smol` there)
+//! What each runtime adds is only its loop (a thread on `mio` in `pavillion-std`, a task on
+//! `smol` in `pavillion-smol`)
 //! and how a caller waits on a [`reply::Pending`]: [`reply::Pending::wait`] blocks, and a
 //! `Pending` is also a `Future`.
 //!
 //! # Driving a role
 //! A loop owns the sockets and the role, and:
-//! 1. gives every received datagram, from any of its sockets, to [`Role::handle_datagram`];
-//! 2. calls [`Role::handle_timeout`] when [`Role::poll_timeout`] has passed;
+//! 1. gives every received datagram, from any of its sockets, to the endpoint's
+//!    [`Endpoint::handle_datagram`] (through [`Role::endpoint_mut`]);
+//! 2. calls [`Endpoint::handle_timeout`] when [`Role::poll_timeout`] has passed;
 //! 3. gives every command to [`Role::on_command`], and stops after [`Flow::Stop`];
-//! 4. after each of those, sends what [`Role::poll_transmit`] yields from
+//! 4. after each of those, sends what [`Endpoint::poll_transmit`] yields from
 //!    [`sockets::Sockets::output`], calls [`Role::dispatch`], and sends again what
-//!    [`Role::poll_transmit`] yields: handlers answer and callbacks act during the dispatch,
-//!    and what they queued must not wait for the next datagram or timer;
+//!    [`Endpoint::poll_transmit`] yields: handlers answer and callbacks act during the
+//!    dispatch, and what they queued must not wait for the next datagram or timer;
 //! 5. when every handle is gone ([`link::TryRecvError::Gone`]), calls [`Role::close`], sends
 //!    what it queued, and stops.
 
 use std::net::{SocketAddr, UdpSocket};
 
-use pavillion_proto::endpoint::Transmit;
+use pavillion_proto::endpoint::Endpoint;
 use pavillion_proto::Instant;
 
 pub mod client;
@@ -47,24 +49,37 @@ pub mod server;
 pub mod sockets;
 
 /// The drivers' clock: microseconds since the endpoint was created.
-pub type Clock = pavillion_proto::time::StdClock;
+pub type Clock = crate::StdClock;
 
-/// What one role (client or server) adds to a driver loop: its endpoint, its commands and
-/// what it does with events. See the [module docs](self) for the loop.
+/// What one role (client or server) adds to a driver loop around its endpoint: its commands
+/// and what it does with events. The endpoint itself is driven through
+/// [`Endpoint`], the one driving contract of `proto`; see the [module docs](self) for the loop.
 pub trait Role: Send + 'static {
+    /// The endpoint it wraps.
+    type Endpoint: Endpoint;
     /// The commands its handles send.
     type Command: Send + 'static;
 
-    /// Processes one received datagram.
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
-    /// Runs the timers due at `now`.
-    fn handle_timeout(&mut self, now: Instant);
-    /// The next datagram to send, written into `buf`.
+    /// The endpoint, for the driver to feed datagrams and timeouts and to drain transmits.
+    fn endpoint(&self) -> &Self::Endpoint;
+    /// [`Role::endpoint`], mutably.
+    fn endpoint_mut(&mut self) -> &mut Self::Endpoint;
+    /// The earliest deadline of a caller waiting on the router itself (not on the endpoint),
+    /// which [`Role::dispatch`] answers once it has passed; `None` if nobody waits.
     #[must_use]
-    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
-    /// When the role next wants [`Role::handle_timeout`].
+    fn waiter_deadline(&self) -> Option<Instant> {
+        None
+    }
+    /// When the driver must wake next: the endpoint's [`Endpoint::poll_timeout`] or a
+    /// waiter's deadline, whichever is earlier. When it has passed, the driver calls
+    /// [`Endpoint::handle_timeout`] (harmless if only a waiter was due) and then dispatches.
     #[must_use]
-    fn poll_timeout(&self) -> Option<Instant>;
+    fn poll_timeout(&self) -> Option<Instant> {
+        match (self.endpoint().poll_timeout(), self.waiter_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
     /// Carries out one command. `socket` is the primary socket, for group membership.
     fn on_command(&mut self, now: Instant, socket: &UdpSocket, command: Self::Command) -> Flow;
     /// Whether `command` may be carried out on the sender's thread, outside the loop: it runs
@@ -121,7 +136,7 @@ pub enum Flow {
 ///
 /// # Examples
 /// ```
-/// let d = pavillion_std::Delivery::default();
+/// let d = pavillion_io::Delivery::default();
 /// assert!(d.acked.is_empty() && d.missing.is_empty());
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,4 +145,53 @@ pub struct Delivery {
     pub acked: Vec<SocketAddr>,
     /// Expected receivers that did not acknowledge it in time.
     pub missing: Vec<SocketAddr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pavillion_proto::endpoint::{Server, ServerConfig};
+
+    /// A role whose only state is a caller waiting until `waiter`.
+    struct Waiting {
+        ep: Server,
+        waiter: Option<Instant>,
+    }
+
+    impl Role for Waiting {
+        type Endpoint = Server;
+        type Command = ();
+
+        fn endpoint(&self) -> &Server {
+            &self.ep
+        }
+        fn endpoint_mut(&mut self) -> &mut Server {
+            &mut self.ep
+        }
+        fn waiter_deadline(&self) -> Option<Instant> {
+            self.waiter
+        }
+        fn on_command(&mut self, _: Instant, _: &UdpSocket, (): ()) -> Flow {
+            Flow::Continue
+        }
+        fn is_direct(&self, (): &()) -> bool {
+            false
+        }
+        fn dispatch(&mut self, _: Instant) {}
+        fn close(&mut self, _: Instant) {}
+    }
+
+    #[test]
+    fn the_driver_wakes_for_the_endpoint_or_a_waiter_whichever_is_first() {
+        let mut role = Waiting {
+            ep: Server::new(ServerConfig::new([1; 32])),
+            waiter: None,
+        };
+        let endpoint = role.ep.poll_timeout();
+        assert_eq!(role.poll_timeout(), endpoint);
+        role.waiter = Some(Instant::ZERO);
+        assert_eq!(role.poll_timeout(), Some(Instant::ZERO));
+        role.waiter = Some(Instant::MAX);
+        assert_eq!(role.poll_timeout(), endpoint.or(Some(Instant::MAX)));
+    }
 }

@@ -13,7 +13,7 @@ use std::thread::{self, ThreadId};
 ///
 /// # Examples
 /// ```
-/// use pavillion_std::plumbing::link::{self, TryRecvError};
+/// use pavillion_io::plumbing::link::{self, TryRecvError};
 ///
 /// let (link, commands) = link::channel::<u32>();
 /// link.send(7).unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pavillion_proto::endpoint::{
-    self as proto, CallHandle, Reliability, RpcRequest, SendOptions, ServerEvent, Stats, Transmit,
+    self as proto, CallHandle, Reliability, RpcRequest, SendOptions, ServerEvent, Stats,
 };
 use pavillion_proto::features::status::Status;
 use pavillion_proto::wire::RpcStatus;
@@ -81,7 +81,7 @@ pub fn open(
 ///
 /// # Examples
 /// ```
-/// use pavillion_std::RpcFailure;
+/// use pavillion_io::RpcFailure;
 /// let f = RpcFailure::bad_input("expected 2 bytes");
 /// assert_eq!(f.status.0, 3);
 /// ```
@@ -141,15 +141,17 @@ impl Outcome {
 /// instead of at its deadline.
 ///
 /// # Examples
+/// A deferred handler (given to an adapter's `register_deferred`) answering from a thread:
 /// ```no_run
-/// # fn example(server: pavillion_std::Server) {
-/// server.register_deferred(500, "slow", |request, responder| {
+/// use pavillion_io::Responder;
+/// use pavillion_proto::endpoint::RpcRequest;
+///
+/// fn slow(request: RpcRequest, responder: Responder) {
 ///     std::thread::spawn(move || {
 ///         std::thread::sleep(std::time::Duration::from_millis(100));
 ///         responder.respond(Ok(request.args.to_vec()));
 ///     });
-/// });
-/// # }
+/// }
 /// ```
 #[derive(Debug)]
 pub struct Responder {
@@ -656,22 +658,15 @@ impl ServerRouter {
 }
 
 impl Role for ServerRouter {
+    type Endpoint = proto::Server;
     type Command = ServerCommand;
 
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.ep.handle_datagram(now, from, data);
+    fn endpoint(&self) -> &proto::Server {
+        &self.ep
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
-        self.ep.handle_timeout(now);
-    }
-
-    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        self.ep.poll_transmit(now, buf)
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.ep.poll_timeout()
+    fn endpoint_mut(&mut self) -> &mut proto::Server {
+        &mut self.ep
     }
 
     fn is_direct(&self, command: &ServerCommand) -> bool {

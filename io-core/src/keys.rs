@@ -47,7 +47,7 @@ pub enum ParseError {
 ///
 /// # Examples
 /// ```
-/// use pavillion_std::keys::parse_psk;
+/// use pavillion_io::keys::parse_psk;
 /// let hex = parse_psk(&"07".repeat(32)).unwrap();
 /// let b64 = parse_psk("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=").unwrap();
 /// assert_eq!(hex, b64);
@@ -76,7 +76,7 @@ pub fn parse_psk(text: &str) -> Result<Psk, ParseError> {
 ///
 /// # Examples
 /// ```
-/// use pavillion_std::keys::psk_from_file_bytes;
+/// use pavillion_io::keys::psk_from_file_bytes;
 /// assert!(psk_from_file_bytes(&[9; 32]).is_ok());
 /// assert!(psk_from_file_bytes(format!("{}\n", "09".repeat(32)).as_bytes()).is_ok());
 /// ```
@@ -95,7 +95,7 @@ pub fn psk_from_file_bytes(bytes: &[u8]) -> Result<Psk, ParseError> {
 ///
 /// # Examples
 /// ```
-/// let k = pavillion_std::keys::parse_key32(&"ab".repeat(32), "public key").unwrap();
+/// let k = pavillion_io::keys::parse_key32(&"ab".repeat(32), "public key").unwrap();
 /// assert_eq!(k, [0xab; 32]);
 /// ```
 pub fn parse_key32(text: &str, what: &'static str) -> Result<[u8; 32], ParseError> {
@@ -115,7 +115,7 @@ pub fn parse_key32(text: &str, what: &'static str) -> Result<[u8; 32], ParseErro
 ///
 /// # Examples
 /// ```
-/// assert!(pavillion_std::keys::parse_public_key(&"01".repeat(32)).is_ok());
+/// assert!(pavillion_io::keys::parse_public_key(&"01".repeat(32)).is_ok());
 /// ```
 pub fn parse_public_key(text: &str) -> Result<PublicKey, ParseError> {
     parse_key32(text, "public key").map(PublicKey::from)
@@ -128,7 +128,7 @@ pub fn parse_public_key(text: &str) -> Result<PublicKey, ParseError> {
 ///
 /// # Examples
 /// ```
-/// let pair = pavillion_std::keys::parse_secret_key(&"01".repeat(32)).unwrap();
+/// let pair = pavillion_io::keys::parse_secret_key(&"01".repeat(32)).unwrap();
 /// println!("{:?}", pair.public());
 /// ```
 pub fn parse_secret_key(text: &str) -> Result<KeyPair, ParseError> {
@@ -143,7 +143,7 @@ pub fn parse_secret_key(text: &str) -> Result<KeyPair, ParseError> {
 ///
 /// # Examples
 /// ```
-/// use pavillion_std::keys::parse_client_id;
+/// use pavillion_io::keys::parse_client_id;
 /// assert_eq!(parse_client_id("cid2cid2cid2cid2").unwrap().0, *b"cid2cid2cid2cid2");
 /// assert_eq!(parse_client_id(&"00".repeat(16)).unwrap().0, [0; 16]);
 /// ```
@@ -172,7 +172,7 @@ pub fn parse_client_id(text: &str) -> Result<ClientId, ParseError> {
 ///
 /// # Examples
 /// ```
-/// use pavillion_std::keys::parse_addr;
+/// use pavillion_io::keys::parse_addr;
 /// assert_eq!(parse_addr("127.0.0.1").unwrap().port(), 1783);
 /// assert_eq!(parse_addr("[::1]:5000").unwrap().port(), 5000);
 /// assert!(parse_addr("not an address:xyz").is_err());
@@ -200,7 +200,7 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr, ParseError> {
 ///
 /// # Examples
 /// ```
-/// assert_ne!(pavillion_std::keys::random32(), [0; 32]);
+/// assert_ne!(pavillion_io::keys::random32(), [0; 32]);
 /// ```
 pub fn random32() -> [u8; 32] {
     let mut seed = [0u8; 32];
@@ -214,7 +214,7 @@ pub fn random32() -> [u8; 32] {
 ///
 /// # Examples
 /// ```
-/// let psk = pavillion_std::keys::generate_psk();
+/// let psk = pavillion_io::keys::generate_psk();
 /// ```
 pub fn generate_psk() -> Psk {
     Psk::from_bytes(random32())
@@ -224,7 +224,7 @@ pub fn generate_psk() -> Psk {
 ///
 /// # Examples
 /// ```
-/// let pair = pavillion_std::keys::generate_keypair();
+/// let pair = pavillion_io::keys::generate_keypair();
 /// assert_eq!(pair.public().as_bytes().len(), 32);
 /// ```
 pub fn generate_keypair() -> KeyPair {
@@ -235,8 +235,8 @@ pub fn generate_keypair() -> KeyPair {
 ///
 /// # Examples
 /// ```
-/// use pavillion_std::keys::{parse_psk, psk_base64};
-/// let psk = pavillion_std::keys::generate_psk();
+/// use pavillion_io::keys::{parse_psk, psk_base64};
+/// let psk = pavillion_io::keys::generate_psk();
 /// assert_eq!(parse_psk(&psk_base64(&psk)).unwrap(), psk);
 /// ```
 pub fn psk_base64(psk: &Psk) -> String {

@@ -21,7 +21,7 @@ use pavillion_proto::PeerId;
 ///
 /// # Examples
 /// ```
-/// use pavillion_std::ConnectionEvent;
+/// use pavillion_io::ConnectionEvent;
 ///
 /// fn describe(event: &ConnectionEvent) -> String {
 ///     match event {
