@@ -91,6 +91,7 @@ pub mod id;
 pub mod reliability;
 pub mod rng;
 pub mod session;
+mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]

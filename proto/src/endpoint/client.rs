@@ -18,6 +18,7 @@ use crate::reliability::{Due, InFlight, Outbox, OwnedMessage, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::replay::{Replay, ReplayWindow};
 use crate::session::{self, OpenError, RxKey, RxSession, TxKey};
+use crate::table::oldest_by;
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, CipherId, Datagram, RpcStatus, SessionPacket, Setup, StatusBytes};
 
@@ -1035,12 +1036,7 @@ impl Client {
     /// the least recently heard server makes way.
     fn make_room_for(&mut self, from: SocketAddr) {
         if !self.servers.contains_key(&from) && self.servers.len() >= self.config.max_servers {
-            let stalest = self
-                .servers
-                .iter()
-                .min_by_key(|(_, s)| s.last_heard)
-                .map(|(a, _)| *a);
-            if let Some(addr) = stalest {
+            if let Some(addr) = oldest_by(&self.servers, |s| s.last_heard) {
                 self.servers.remove(&addr);
                 self.subs_on_lost(self.last_now, addr);
             }

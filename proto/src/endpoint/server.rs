@@ -19,6 +19,7 @@ use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::{self, OpenError, RxKey, RxSession, TxKey};
+use crate::table::{oldest_by, BoundedTable};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, CipherId, Datagram, NonceRequest, RpcStatus, SessionPacket, Setup};
 
@@ -70,10 +71,10 @@ pub struct Server {
     /// would leave its empty slots' worth of bytes unused per entry (measured: 1046 B per idle
     /// session inline, see the `compare` memory rows).
     sessions: BTreeMap<SocketAddr, Box<ServerSession>>,
-    half_open: BTreeMap<SocketAddr, ExpectClientInfo>,
+    half_open: BoundedTable<SocketAddr, ExpectClientInfo>,
     /// Exchanges completed within `half_open_timeout`, kept to accept a second client-info for
     /// the same nonce (see the ECC client-info handling); bounded like `half_open`.
-    completed: BTreeMap<SocketAddr, ExpectClientInfo>,
+    completed: BoundedTable<SocketAddr, ExpectClientInfo>,
     /// Unauthenticated replies per source; a fixed table that evicts (see `budget`).
     limiter: ReplyBudgets,
     /// Sessions whose outbox is not empty, so that timers need not scan every session.
@@ -168,7 +169,7 @@ impl Server {
     /// drain `poll_transmit`.
     pub fn new(config: ServerConfig) -> Self {
         let mut rng = Rng::from_seed(config.seed);
-        let noise = noise::ServerNoise::new(&mut rng.fork());
+        let noise = noise::ServerNoise::new(&mut rng.fork(), config.max_half_open);
         let limiter = ReplyBudgets::new(
             config.max_rate_limited_sources,
             [rng.next_u64(), rng.next_u64()],
@@ -177,8 +178,8 @@ impl Server {
             noise,
             rng,
             sessions: BTreeMap::new(),
-            half_open: BTreeMap::new(),
-            completed: BTreeMap::new(),
+            half_open: BoundedTable::new(config.max_half_open, |h| h.created),
+            completed: BoundedTable::new(config.max_half_open, |h| h.created),
             limiter,
             box_keys: BTreeMap::new(),
             busy: BTreeSet::new(),
@@ -619,16 +620,6 @@ impl Server {
         match verdict {
             Ok(keys) => {
                 if let Some(done) = self.half_open.remove(&from) {
-                    if self.completed.len() >= self.config.max_half_open {
-                        let oldest = self
-                            .completed
-                            .iter()
-                            .min_by_key(|(_, h)| h.created)
-                            .map(|(a, _)| *a);
-                        if let Some(a) = oldest {
-                            self.completed.remove(&a);
-                        }
-                    }
                     self.completed.insert(from, done);
                 }
                 self.establish(now, from, client_id, keys);
@@ -715,17 +706,6 @@ impl Server {
         let Ok(reply) = half.reply(self.config.keys.as_ref()) else {
             return self.stats.drop(DropReason::Unsupported);
         };
-        if !self.half_open.contains_key(&from) && self.half_open.len() >= self.config.max_half_open
-        {
-            let oldest = self
-                .half_open
-                .iter()
-                .min_by_key(|(_, h)| h.created)
-                .map(|(a, _)| *a);
-            if let Some(a) = oldest {
-                self.half_open.remove(&a);
-            }
-        }
         self.half_open.insert(from, half);
         self.stats.handshake_requests += 1;
         self.tx.push_back(Outgoing::Setup {
@@ -841,12 +821,11 @@ impl Server {
             return true;
         }
         let idle = self.config.session_idle;
-        let victim = self
-            .sessions
-            .iter()
-            .min_by_key(|(_, s)| s.last_heard)
-            .filter(|(_, s)| now - s.last_heard >= idle)
-            .map(|(a, _)| *a);
+        let victim = oldest_by(&self.sessions, |s| s.last_heard).filter(|a| {
+            self.sessions
+                .get(a)
+                .is_some_and(|s| now - s.last_heard >= idle)
+        });
         match victim {
             Some(a) => {
                 self.end_session(a, CloseReason::LocallyClosed, FailReason::Closed);

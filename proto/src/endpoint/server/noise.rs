@@ -36,6 +36,7 @@ use crate::reliability::{Outbox, Payload};
 use crate::rng::Rng;
 use crate::session::replay::ReplayWindow;
 use crate::session::{open_with, OpenError, RxKey, RxSession, TxKey};
+use crate::table::BoundedTable;
 use crate::time::{Duration, Instant};
 use crate::wire::noise::{
     Initiation, KeyId, Mode, NoisePacket, Response, SenderId, SessionIndex, DATA_HEADER_LEN,
@@ -136,7 +137,7 @@ pub(crate) struct ServerNoise {
     groups: BTreeMap<SenderId, GroupSender>,
     /// The sender id each client registered, so that a new one replaces the old.
     group_of: BTreeMap<PeerId, SenderId>,
-    pending: BTreeMap<SessionIndex, PendingSession>,
+    pending: BoundedTable<SessionIndex, PendingSession>,
     cookie_secret: [u8; 32],
     previous_secret: [u8; 32],
     rotated: Option<Instant>,
@@ -145,13 +146,13 @@ pub(crate) struct ServerNoise {
 }
 
 impl ServerNoise {
-    pub(crate) fn new(rng: &mut Rng) -> Self {
+    pub(crate) fn new(rng: &mut Rng, max_half_open: usize) -> Self {
         ServerNoise {
             by_index: BTreeMap::new(),
             by_peer: BTreeMap::new(),
             groups: BTreeMap::new(),
             group_of: BTreeMap::new(),
-            pending: BTreeMap::new(),
+            pending: BoundedTable::new(max_half_open, |p| p.created),
             cookie_secret: rng.array(),
             previous_secret: rng.array(),
             rotated: None,
@@ -411,17 +412,6 @@ impl Server {
                 self.noise
                     .pending
                     .retain(|_, p| !(p.peer == peer && p.epoch == epoch));
-                if self.noise.pending.len() >= self.config.max_half_open {
-                    let oldest = self
-                        .noise
-                        .pending
-                        .iter()
-                        .min_by_key(|(_, p)| p.created)
-                        .map(|(k, _)| *k);
-                    if let Some(k) = oldest {
-                        self.noise.pending.remove(&k);
-                    }
-                }
                 let pending = PendingSession {
                     peer,
                     client_id,
