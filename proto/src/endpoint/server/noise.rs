@@ -28,8 +28,9 @@ use arrayvec::ArrayVec;
 
 use super::{Server, ServerSession, Via, COUNTER_BASE};
 use crate::crypto::ecc;
-use crate::crypto::noise::{cookie, ChaChaKey, NoiseResponder, Pattern};
+use crate::crypto::noise::{ChaChaKey, NoiseResponder, Pattern};
 use crate::endpoint::{CloseReason, DropReason, Event, FailReason, Outgoing};
+use crate::handshake::cookie::{Admission, Cookies, LoadLimits};
 use crate::id::{ClientId, Counter, PeerId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Outbox, Payload};
@@ -37,15 +38,12 @@ use crate::rng::Rng;
 use crate::session::replay::ReplayWindow;
 use crate::session::{open_with, OpenError, RxKey, RxSession, TxKey};
 use crate::table::BoundedTable;
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 use crate::wire::noise::{
     Initiation, KeyId, Mode, NoisePacket, Response, SenderId, SessionIndex, DATA_HEADER_LEN,
     GROUP_HEADER_LEN, INITIATION_PAYLOAD_LEN, RESPONSE_MESSAGE_LEN,
 };
 use crate::wire::SessionPacket;
-
-/// How often the cookie secret changes; a cookie is good for one or two periods.
-const COOKIE_ROTATION: Duration = Duration::from_secs(120);
 
 /// Suite 3 state of one session.
 #[derive(Debug)]
@@ -138,11 +136,7 @@ pub(crate) struct ServerNoise {
     /// The sender id each client registered, so that a new one replaces the old.
     group_of: BTreeMap<PeerId, SenderId>,
     pending: BoundedTable<SessionIndex, PendingSession>,
-    cookie_secret: [u8; 32],
-    previous_secret: [u8; 32],
-    rotated: Option<Instant>,
-    rate_window: Instant,
-    rate_count: u32,
+    cookies: Cookies,
 }
 
 impl ServerNoise {
@@ -153,11 +147,7 @@ impl ServerNoise {
             groups: BTreeMap::new(),
             group_of: BTreeMap::new(),
             pending: BoundedTable::new(max_half_open, |p| p.created),
-            cookie_secret: rng.array(),
-            previous_secret: rng.array(),
-            rotated: None,
-            rate_window: Instant::ZERO,
-            rate_count: 0,
+            cookies: Cookies::new(rng),
         }
     }
 
@@ -282,36 +272,26 @@ impl Server {
         }
     }
 
-    /// Whether the handshake load calls for cookies: too many half-open handshakes, or too
-    /// many initiations this second.
-    fn under_load(&mut self, now: Instant) -> bool {
-        let n = &mut self.noise;
-        if now - n.rate_window >= Duration::from_secs(1) {
-            n.rate_window = now;
-            n.rate_count = 0;
-        }
-        n.rate_count = n.rate_count.saturating_add(1);
-        n.pending.len() >= self.config.cookie_threshold || n.rate_count > self.config.cookie_rate
-    }
-
     fn on_initiation(&mut self, now: Instant, from: SocketAddr, i: &Initiation<'_>) {
-        if self.under_load(now) {
-            let n = &self.noise;
-            let valid = [n.cookie_secret, n.previous_secret]
-                .iter()
-                .any(|s| crate::crypto::ct_eq(&cookie(s, from), &i.cookie));
-            if !valid {
-                // Stateless: no Diffie-Hellman, nothing stored, not even in the reply budget
-                // (a flood must not be able to deny a client its cookie), and 25 bytes for
-                // 106 or more, so it cannot amplify.
-                let reply = NoisePacket::CookieReply {
-                    receiver: i.sender,
-                    cookie: cookie(&self.noise.cookie_secret, from),
-                };
-                self.stats.cookie_replies += 1;
-                self.send_packet(from, &reply);
-                return;
-            }
+        let limits = LoadLimits {
+            pending: self.config.cookie_threshold,
+            rate: self.config.cookie_rate,
+        };
+        let n = &mut self.noise;
+        let admission = n
+            .cookies
+            .admit(now, from, &i.cookie, n.pending.len(), limits);
+        if let Admission::NeedCookie(cookie) = admission {
+            // Stateless: no Diffie-Hellman, nothing stored, not even in the reply budget
+            // (a flood must not be able to deny a client its cookie), and 25 bytes for
+            // 106 or more, so it cannot amplify.
+            let reply = NoisePacket::CookieReply {
+                receiver: i.sender,
+                cookie,
+            };
+            self.stats.cookie_replies += 1;
+            self.send_packet(from, &reply);
+            return;
         }
         // Every Diffie-Hellman below is paid for by the reply budget.
         if !self.allow_reply(now, from) {
@@ -693,14 +673,7 @@ impl Server {
     pub(super) fn noise_housekeeping(&mut self, now: Instant) {
         let timeout = self.config.half_open_timeout;
         self.noise.pending.retain(|_, p| now - p.created < timeout);
-        match self.noise.rotated {
-            Some(t) if now - t < COOKIE_ROTATION => {}
-            _ => {
-                self.noise.previous_secret = self.noise.cookie_secret;
-                self.noise.cookie_secret = self.rng.array();
-                self.noise.rotated = Some(now);
-            }
-        }
+        self.noise.cookies.rotate(now, &mut self.rng);
     }
 
     /// Establishes a suite 3 session with the client at `from` as its handshake and first data
