@@ -23,14 +23,15 @@ use crate::crypto::noise::{
 };
 use crate::endpoint::config::{ClientCredentials, Limits};
 use crate::endpoint::{DropReason, Event, Outgoing, SendError};
+use crate::features::group::{delivery_to, DeliveryDone, GroupState};
 use crate::features::timesync::TimeSync;
 use crate::id::Counter;
-use crate::reliability::{Due, GroupKeyDelivery, InFlight, Outbox, Payload, Reply};
+use crate::reliability::{Due, InFlight, Payload, Reply};
 use crate::rng::Rng;
-use crate::session::{open_with, GroupTx, OpenError, RxKey, RxSession, TxKey};
+use crate::session::{open_with, OpenError, RxKey, RxSession, TxKey};
 use crate::time::Instant;
 use crate::wire::noise::{
-    Initiation, KeyId, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD,
+    Initiation, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD,
     INITIATION_PAYLOAD_LEN, RESPONSE_PAYLOAD_LEN,
 };
 use crate::wire::{self, SessionPacket};
@@ -72,51 +73,6 @@ struct OpenInitiation {
     init: SharedInitiation,
     answered: Vec<SocketAddr>,
     reads: usize,
-}
-
-/// Our multicast sending state (§12.11).
-#[derive(Debug)]
-pub(super) struct GroupState {
-    sender: SenderId,
-    /// The key our group packets are sealed with.
-    current: (KeyId, ChaChaKey),
-    /// Some server acknowledged `current`: group sends may start.
-    ready: bool,
-    /// A newer key being delivered; sealing switches to it once the round that brought it has
-    /// closed and no delivery of it is outstanding, so every server holds it by then.
-    next: Option<(KeyId, ChaChaKey)>,
-    /// A rekey is due: the next round also brings a new group key.
-    rotate: bool,
-    /// Deliveries of our keys (op 32), one reliable exchange per server and key.
-    deliveries: Outbox,
-}
-
-impl GroupState {
-    fn new(rng: &mut Rng, limits: &Limits) -> Self {
-        GroupState {
-            sender: SenderId(rng.next_u64()),
-            current: (KeyId(1), ChaChaKey::from_bytes(rng.array())),
-            ready: false,
-            next: None,
-            rotate: false,
-            deliveries: Outbox::new(limits.max_queued, limits.max_in_flight),
-        }
-    }
-
-    fn sealer(&self) -> TxKey {
-        TxKey::Group(Box::new(GroupTx {
-            key: self.current.1.clone(),
-            sender: self.sender,
-            key_id: self.current.0,
-        }))
-    }
-
-    fn delivering(&self, to: SocketAddr, id: Option<KeyId>) -> bool {
-        self.deliveries.iter().any(|e| {
-            matches!(&e.payload, Payload::GroupKey(d)
-                if d.to == to && id.is_none_or(|i| i == d.key_id))
-        })
-    }
 }
 
 /// Suite 3 state of one server session.
@@ -550,15 +506,14 @@ impl Client {
 
     /// Multicast: a round is about to start. If a rekey is due, it brings a new group key.
     pub(super) fn group_round_started(&mut self, now: Instant) {
-        let Some(g) = self.group() else { return };
-        if !(g.rotate && g.ready && g.next.is_none()) {
+        let rng = &mut self.rng;
+        let started = self
+            .noise
+            .as_mut()
+            .and_then(|n| n.group.as_deref_mut())
+            .is_some_and(|g| g.start_rotation(rng));
+        if !started {
             return;
-        }
-        let id = KeyId(g.current.0 .0.wrapping_add(1));
-        let key = ChaChaKey::from_bytes(self.rng.array());
-        if let Some(g) = self.group_mut() {
-            g.next = Some((id, key));
-            g.rotate = false;
         }
         // Every server we hold a session with gets it now, over the keys it has: one whose
         // answer to this round is lost must hold it too before we seal with it.
@@ -591,25 +546,7 @@ impl Client {
         let deadline = now + self.config.limits.default_timeout;
         let mut id = self.next_op_id;
         if let Some(g) = self.group_mut() {
-            g.deliveries
-                .retry_now_where(now, |e| delivery_to(e) == Some(to));
-            let current = with_current.then(|| g.current.clone());
-            let keys: Vec<(KeyId, ChaChaKey)> =
-                [current, g.next.clone()].into_iter().flatten().collect();
-            for (key_id, key) in keys {
-                if g.delivering(to, Some(key_id)) {
-                    continue;
-                }
-                let payload = Payload::GroupKey(Box::new(GroupKeyDelivery {
-                    to,
-                    sender: g.sender,
-                    key_id,
-                    key,
-                }));
-                if g.deliveries.push(id, payload, true, deadline).is_ok() {
-                    id += 1;
-                }
-            }
+            g.queue_deliveries(now, deadline, to, with_current, &mut id);
         }
         self.next_op_id = id;
     }
@@ -625,10 +562,7 @@ impl Client {
         if g.sender != sender {
             return self.stats.drop(DropReason::Unexpected);
         }
-        let resent = g
-            .deliveries
-            .iter()
-            .any(|e| delivery_to(e) == Some(from) && e.retransmissions > 0);
+        let resent = g.resent_to(from);
         if !self.servers.contains_key(&from) {
             self.request_handshake(now);
         } else if !g.delivering(from, None) {
@@ -712,14 +646,14 @@ impl Client {
         };
         let key_id = d.key_id;
         let Some(g) = self.group_mut() else { return };
-        if acked && key_id == g.current.0 && !g.ready {
-            // A server can open our group packets: they may start.
-            g.ready = true;
-            self.sealer = self.group().map(GroupState::sealer);
-            self.on_group_ready(now);
-        } else if !acked && !g.ready && g.deliveries.is_empty() {
-            // Nobody took our first key: look for the group again.
-            self.request_handshake(now);
+        match g.on_delivery_done(key_id, acked) {
+            DeliveryDone::Ready => {
+                // A server can open our group packets: they may start.
+                self.sealer = self.group().map(GroupState::sealer);
+                self.on_group_ready(now);
+            }
+            DeliveryDone::Lost => self.request_handshake(now),
+            DeliveryDone::Quiet => {}
         }
         self.maybe_switch_group_key();
     }
@@ -728,19 +662,7 @@ impl Client {
     /// acknowledged or expired. Servers keep the old key too, for packets still in flight.
     fn maybe_switch_group_key(&mut self) {
         let open = self.noise.as_ref().is_some_and(|n| !n.open.is_empty());
-        let Some(g) = self.group_mut() else { return };
-        let Some((id, _)) = &g.next else { return };
-        let id = *id;
-        let outstanding = g
-            .deliveries
-            .iter()
-            .any(|e| matches!(&e.payload, Payload::GroupKey(d) if d.key_id == id));
-        if open || outstanding {
-            return;
-        }
-        if let Some(next) = g.next.take() {
-            g.current = next;
-            g.ready = true;
+        if self.group_mut().is_some_and(|g| g.maybe_switch(open)) {
             self.sealer = self.group().map(GroupState::sealer);
         }
     }
@@ -775,13 +697,6 @@ impl Client {
         if let Some(g) = self.group_mut() {
             g.deliveries.drain().for_each(drop);
         }
-    }
-}
-
-fn delivery_to(e: &InFlight) -> Option<SocketAddr> {
-    match &e.payload {
-        Payload::GroupKey(d) => Some(d.to),
-        _ => None,
     }
 }
 

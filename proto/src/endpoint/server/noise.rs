@@ -30,6 +30,7 @@ use super::{Server, ServerSession, Via, COUNTER_BASE};
 use crate::crypto::ecc;
 use crate::crypto::noise::{ChaChaKey, NoiseResponder, Pattern};
 use crate::endpoint::{CloseReason, DropReason, Event, FailReason, Outgoing};
+use crate::features::group::GroupSenders;
 use crate::handshake::cookie::{Admission, Cookies, LoadLimits};
 use crate::id::{ClientId, Counter, PeerId};
 use crate::reliability::rtt::RttEstimator;
@@ -84,47 +85,6 @@ struct PendingSession {
     created: Instant,
 }
 
-/// A client's multicast keys (§12.11), found by the sender id of its group data packets.
-#[derive(Debug)]
-struct GroupSender {
-    /// The client; its session is `by_peer[peer]`, wherever it roams.
-    peer: PeerId,
-    /// The two newest keys the client gave us (by key id): the one it seals with, and the
-    /// one before or after it while it rotates.
-    keys: [Option<(KeyId, ChaChaKey)>; 2],
-}
-
-impl GroupSender {
-    fn key(&self, id: KeyId) -> Option<&ChaChaKey> {
-        self.keys
-            .iter()
-            .flatten()
-            .find(|(i, _)| *i == id)
-            .map(|(_, k)| k)
-    }
-
-    /// Keeps the two newest ids, whatever order deliveries arrive in.
-    fn install(&mut self, id: KeyId, key: ChaChaKey) {
-        if let Some(slot) = self.keys.iter_mut().flatten().find(|(i, _)| *i == id) {
-            slot.1 = key;
-            return;
-        }
-        if let Some(slot) = self.keys.iter_mut().find(|k| k.is_none()) {
-            *slot = Some((id, key));
-            return;
-        }
-        let oldest = self
-            .keys
-            .iter_mut()
-            .min_by_key(|k| k.as_ref().map(|(i, _)| *i));
-        if let Some(slot) = oldest {
-            if slot.as_ref().is_some_and(|(i, _)| *i < id) {
-                *slot = Some((id, key));
-            }
-        }
-    }
-}
-
 /// The server's suite 3 tables. Everything an unauthenticated peer can make us store is in
 /// `pending`, bounded by `max_half_open` and `half_open_timeout`. The multicast sender table
 /// holds at most one entry per session, made only by that session's authenticated client.
@@ -132,9 +92,7 @@ impl GroupSender {
 pub(crate) struct ServerNoise {
     by_index: BTreeMap<SessionIndex, SocketAddr>,
     by_peer: BTreeMap<PeerId, SocketAddr>,
-    groups: BTreeMap<SenderId, GroupSender>,
-    /// The sender id each client registered, so that a new one replaces the old.
-    group_of: BTreeMap<PeerId, SenderId>,
+    groups: GroupSenders,
     pending: BoundedTable<SessionIndex, PendingSession>,
     cookies: Cookies,
 }
@@ -144,8 +102,7 @@ impl ServerNoise {
         ServerNoise {
             by_index: BTreeMap::new(),
             by_peer: BTreeMap::new(),
-            groups: BTreeMap::new(),
-            group_of: BTreeMap::new(),
+            groups: GroupSenders::default(),
             pending: BoundedTable::new(max_half_open, |p| p.created),
             cookies: Cookies::new(rng),
         }
@@ -207,8 +164,8 @@ impl Server {
         let found = self
             .noise
             .groups
-            .get(&sender)
-            .and_then(|g| Some((g.key(key_id)?, self.noise.by_peer.get(&g.peer).copied()?)));
+            .key(sender, key_id)
+            .and_then(|(key, peer)| Some((key, self.noise.by_peer.get(&peer).copied()?)));
         let Some((key, addr)) = found else {
             // A server that restarted, or missed a key: the client delivers it again or
             // handshakes.
@@ -246,21 +203,16 @@ impl Server {
             // Suites 1 and 2 share their client's key with the whole group already.
             return self.stats.drop(DropReason::Unsupported);
         };
-        let n = &mut self.noise;
-        if n.groups.get(&sender).is_some_and(|g| g.peer != peer) {
+        let key = ChaChaKey::from_bytes(*key);
+        if self
+            .noise
+            .groups
+            .install(peer, sender, key_id, key)
+            .is_err()
+        {
             // Another client's sender id (a 2^-64 collision, or a member's hijack attempt).
             return self.stats.drop(DropReason::Unexpected);
         }
-        if let Some(old) = n.group_of.insert(peer, sender).filter(|o| *o != sender) {
-            n.groups.remove(&old);
-        }
-        n.groups
-            .entry(sender)
-            .or_insert(GroupSender {
-                peer,
-                keys: [None, None],
-            })
-            .install(key_id, ChaChaKey::from_bytes(*key));
         self.tx.push_back(Outgoing::Ack { to: addr, counter });
     }
 
@@ -662,9 +614,7 @@ impl Server {
             self.noise.by_index.retain(|_, a| *a != addr);
             if self.noise.by_peer.get(&s.peer) == Some(&addr) {
                 self.noise.by_peer.remove(&s.peer);
-                if let Some(sender) = self.noise.group_of.remove(&s.peer) {
-                    self.noise.groups.remove(&sender);
-                }
+                self.noise.groups.forget(s.peer);
             }
         }
     }
@@ -735,39 +685,5 @@ fn dh_count(pattern: Pattern, step: Step) -> u64 {
         Step::Start => u64::from(ik),
         Step::Read => 2 * u64::from(ik),
         Step::Write => 2 + u64::from(ik),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ids(g: &GroupSender) -> Vec<u32> {
-        let mut v: Vec<u32> = g.keys.iter().flatten().map(|(i, _)| i.0).collect();
-        v.sort_unstable();
-        v
-    }
-
-    #[test]
-    fn a_sender_keeps_its_two_newest_keys_whatever_the_delivery_order() {
-        let mut g = GroupSender {
-            peer: PeerId::Client(ClientId([1; 16])),
-            keys: [None, None],
-        };
-        let k = |b: u8| ChaChaKey::from_bytes([b; 32]);
-        g.install(KeyId(2), k(2));
-        g.install(KeyId(1), k(1));
-        assert_eq!(ids(&g), [1, 2]);
-        g.install(KeyId(3), k(3));
-        assert_eq!(ids(&g), [2, 3], "the oldest goes");
-        g.install(KeyId(1), k(1));
-        assert_eq!(
-            ids(&g),
-            [2, 3],
-            "a late delivery of an old key changes nothing"
-        );
-        g.install(KeyId(3), k(33));
-        assert_eq!(g.key(KeyId(3)), Some(&k(33)), "a repeat replaces in place");
-        assert_eq!(g.key(KeyId(1)), None);
     }
 }
