@@ -32,7 +32,7 @@ use crate::features::status::Status;
 use crate::handshake::HandshakeError;
 use crate::id::{Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::OwnedMessage;
-use crate::session::OpenError;
+use crate::session::{OpenError, Refused};
 use crate::time::Duration;
 use crate::wire::{self, RpcStatus, Setup};
 
@@ -684,6 +684,16 @@ fn open_drop(e: OpenError) -> DropReason {
         OpenError::TooOld => DropReason::TooOld,
         OpenError::Forged => DropReason::Forged,
         OpenError::Oversized => DropReason::Oversized,
+    }
+}
+
+/// How a session packet refused before dispatch is counted.
+fn refused_drop(refused: Refused) -> DropReason {
+    match refused {
+        Refused::Forged => DropReason::Forged,
+        Refused::NotNoise => DropReason::Unexpected,
+        Refused::UnknownIndex => DropReason::UnknownPeer,
+        Refused::ReplayFromElsewhere => DropReason::Duplicate,
     }
 }
 

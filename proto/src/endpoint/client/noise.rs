@@ -22,13 +22,13 @@ use crate::crypto::noise::{
     ChaChaKey, InitiatorKeys, NoiseInitiator, Pattern, SharedInitiation, TransportKeys,
 };
 use crate::endpoint::config::{ClientCredentials, Limits};
-use crate::endpoint::{DropReason, Event, Outgoing, SendError};
+use crate::endpoint::{refused_drop, DropReason, Event, Outgoing, SendError};
 use crate::features::group::{delivery_to, DeliveryDone, GroupState};
-use crate::features::timesync::TimeSync;
 use crate::id::Counter;
 use crate::reliability::{Due, InFlight, Payload, Reply};
 use crate::rng::Rng;
-use crate::session::{open_with, OpenError, RxKey, RxSession, TxKey};
+use crate::session::replay::ReplayWindow;
+use crate::session::{KeyUsed, NoiseRecord, Route, Session, TxKey};
 use crate::time::Instant;
 use crate::wire::noise::{
     Initiation, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD,
@@ -73,20 +73,6 @@ struct OpenInitiation {
     init: SharedInitiation,
     answered: Vec<SocketAddr>,
     reads: usize,
-}
-
-/// Suite 3 state of one server session.
-#[derive(Debug)]
-pub(super) struct NoiseLink {
-    /// The index the server puts on packets to us under the current keys.
-    local: SessionIndex,
-    /// The key before the last rotation, for packets still in flight.
-    previous: Option<(SessionIndex, ChaChaKey)>,
-    /// The server's name for this connection; a new one means its counters start afresh.
-    epoch: u64,
-    /// Multicast: our pairwise send key for this server (in unicast mode the client's
-    /// `sealer`). Boxed, so that a unicast session pays one pointer for it.
-    send: Option<Box<TxKey>>,
 }
 
 impl ClientNoise {
@@ -342,19 +328,15 @@ impl Client {
         let rekey = self
             .servers
             .get(&from)
-            .and_then(|s| s.noise.as_ref())
-            .is_some_and(|l| l.epoch == epoch);
+            .and_then(|s| s.noise_record())
+            .is_some_and(|r| r.connection == epoch);
         match self.servers.get_mut(&from) {
             // The same connection: a rekey. Counters and window go on; the old key is kept for
             // packets sealed before the server switched.
             Some(s) if rekey => {
-                let old = core::mem::replace(&mut s.rx.key, RxKey::Noise(recv));
-                if let (Some(link), RxKey::Noise(old)) = (s.noise.as_mut(), old) {
-                    link.previous = Some((link.local, old));
-                    link.local = local;
-                    if pairwise.is_some() {
-                        link.send = pairwise;
-                    }
+                s.rekey(local, recv);
+                if pairwise.is_some() {
+                    s.send = pairwise;
                 }
                 s.last_heard = now;
             }
@@ -364,28 +346,15 @@ impl Client {
                     self.events.push_back(Event::PeerUp { addr: from });
                 }
                 self.make_room_for(from);
-                self.servers.insert(
-                    from,
-                    RemoteServer {
-                        rx: RxSession::new(RxKey::Noise(recv), Counter(0)),
-                        previous: None,
-                        seen_before: None,
-                        session_id: [0; 16],
-                        // The response authenticated the server: nothing left to confirm.
-                        confirmed: true,
-                        last_heard: now,
-                        up: true,
-                        status: None,
-                        clock: TimeSync::default(),
-                        noise: Some(NoiseLink {
-                            local,
-                            previous: None,
-                            epoch,
-                            send: pairwise,
-                        }),
-                        client_info: None,
-                    },
-                );
+                let record = NoiseRecord {
+                    local,
+                    connection: epoch,
+                    ..NoiseRecord::default()
+                };
+                let session = Session::noise(recv, ReplayWindow::new(Counter(0)), record, now);
+                // The response authenticated the server: nothing left to confirm.
+                let server = RemoteServer::new(session, [0; 16], true, pairwise, None);
+                self.servers.insert(from, server);
             }
         }
         self.after_established(now, from, !rekey);
@@ -410,21 +379,12 @@ impl Client {
         let Some(s) = self.servers.get_mut(&from) else {
             return self.stats.drop(DropReason::UnknownPeer);
         };
-        let Some(link) = s.noise.as_ref() else {
-            return self.stats.drop(DropReason::Unexpected);
+        let opened = match s.open(Route::Index(receiver), false, packet, header, scratch) {
+            Ok(o) => o,
+            Err(refused) => return self.stats.drop(refused_drop(refused)),
         };
-        let (key, by_previous) = if link.local == receiver {
-            (s.rx.key.clone(), false)
-        } else if let Some((_, k)) = link.previous.as_ref().filter(|(i, _)| *i == receiver) {
-            (RxKey::Noise(k.clone()), true)
-        } else {
-            return self.stats.drop(DropReason::UnknownPeer);
-        };
-        let opened = open_with(&key, &mut s.rx.replay, packet, header, scratch);
-        if let Err((OpenError::Forged, _)) = opened {
-            return self.stats.drop(DropReason::Forged);
-        }
-        self.on_opened(now, from, from, packet.counter, opened, by_previous);
+        let by_previous = opened.by == KeyUsed::Previous;
+        self.on_opened(now, from, from, packet.counter, opened.result, by_previous);
     }
 
     /// Establishes a suite 3 session with the server at `from` as an accepted response would
@@ -490,7 +450,7 @@ impl Client {
     /// address and the server's pairwise key for one server; otherwise the one send key.
     pub(super) fn tx_key_for(&self, to: SocketAddr) -> Option<&TxKey> {
         if self.is_group() && to != self.config.server {
-            return self.servers.get(&to)?.noise.as_ref()?.send.as_deref();
+            return self.servers.get(&to)?.send.as_deref();
         }
         self.sealer.as_ref()
     }

@@ -26,18 +26,17 @@ use core::net::SocketAddr;
 
 use arrayvec::ArrayVec;
 
-use super::{Server, ServerSession, Via, COUNTER_BASE};
+use super::{Server, ServerSession, Via, Who};
 use crate::crypto::ecc;
 use crate::crypto::noise::{ChaChaKey, NoiseResponder, Pattern};
-use crate::endpoint::{CloseReason, DropReason, Event, FailReason, Outgoing};
+use crate::endpoint::{refused_drop, CloseReason, DropReason, Event, FailReason, Outgoing};
 use crate::features::group::GroupSenders;
 use crate::handshake::cookie::{Admission, Cookies, LoadLimits};
 use crate::id::{ClientId, Counter, PeerId};
-use crate::reliability::rtt::RttEstimator;
-use crate::reliability::{Outbox, Payload};
+use crate::reliability::Payload;
 use crate::rng::Rng;
 use crate::session::replay::ReplayWindow;
-use crate::session::{open_with, OpenError, RxKey, RxSession, TxKey};
+use crate::session::{open_with, NoiseRecord, PendingKeys, Route, RxKey, Session, TxKey};
 use crate::table::BoundedTable;
 use crate::time::Instant;
 use crate::wire::noise::{
@@ -45,33 +44,6 @@ use crate::wire::noise::{
     GROUP_HEADER_LEN, INITIATION_PAYLOAD_LEN, RESPONSE_MESSAGE_LEN,
 };
 use crate::wire::SessionPacket;
-
-/// Suite 3 state of one session.
-#[derive(Debug)]
-pub(crate) struct NoiseSession {
-    /// The index the client puts on packets to us under the current keys.
-    local: SessionIndex,
-    /// The client process, and the highest handshake sequence number seen from it.
-    epoch: u64,
-    last_seq: u64,
-    /// Our name for this connection, sent in every response: it changes exactly when our
-    /// counters start again (a new session), so the client knows when to reset its window.
-    connection: u64,
-    /// The receive key before the last rotation, for packets still in flight. Boxed, like
-    /// `pending`, because an idle session rarely holds one and every session pays for the
-    /// inline size (see the `compare` memory rows).
-    previous: Option<Box<(SessionIndex, ChaChaKey)>>,
-    /// Keys from a handshake whose first data packet has not arrived yet.
-    pending: Option<Box<PendingKeys>>,
-}
-
-#[derive(Debug)]
-struct PendingKeys {
-    local: SessionIndex,
-    remote: SessionIndex,
-    send: ChaChaKey,
-    recv: ChaChaKey,
-}
 
 /// A handshake from a new client process, answered but not yet confirmed.
 #[derive(Debug)]
@@ -175,14 +147,10 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&addr) else {
             return self.stats.drop(DropReason::UnknownPeer);
         };
-        let opened = open_with(key, &mut s.rx.replay, packet, header, scratch);
-        if let Err((OpenError::Forged, _)) = opened {
-            return self.stats.drop(DropReason::Forged);
+        match s.open(Route::Group(key), addr != from, packet, header, scratch) {
+            Ok(opened) => self.on_opened(now, addr, packet.counter, opened.result, Via::Group),
+            Err(refused) => self.stats.drop(refused_drop(refused)),
         }
-        if is_replay_from_elsewhere(&opened, addr, from) {
-            return self.stats.drop(DropReason::Duplicate);
-        }
-        self.on_opened(now, addr, packet.counter, opened, Via::Group);
     }
 
     /// Op 32 over the client's own session: records its group key and acknowledges it.
@@ -197,7 +165,7 @@ impl Server {
         let Some(peer) = self
             .sessions
             .get(&addr)
-            .filter(|s| s.noise.is_some())
+            .filter(|s| s.is_noise())
             .map(|s| s.peer)
         else {
             // Suites 1 and 2 share their client's key with the whole group already.
@@ -295,8 +263,8 @@ impl Server {
         let live = self.noise.by_peer.get(&peer).copied();
         let known = live
             .and_then(|a| self.sessions.get(&a))
-            .and_then(|s| s.noise.as_deref())
-            .map(|n| (n.epoch, n.last_seq, n.connection));
+            .and_then(|s| s.noise_record())
+            .map(|n| (n.peer_epoch, n.last_seq, n.connection));
         if known.is_some_and(|(e, last, _)| e == epoch && seq <= last) {
             return self.stats.drop(DropReason::BadHandshake);
         }
@@ -328,15 +296,12 @@ impl Server {
         };
         match (live, continuing.is_some()) {
             (Some(addr), true) => {
-                if let Some(n) = self
+                let replaced = self
                     .sessions
                     .get_mut(&addr)
-                    .and_then(|s| s.noise.as_deref_mut())
-                {
-                    n.last_seq = seq;
-                    if let Some(old) = n.pending.replace(Box::new(keys)) {
-                        self.noise.by_index.remove(&old.local);
-                    }
+                    .and_then(|s| s.set_pending(keys, seq));
+                if let Some(old) = replaced {
+                    self.noise.by_index.remove(&old);
                 }
                 self.noise.by_index.insert(local, addr);
             }
@@ -457,51 +422,32 @@ impl Server {
             self.noise.by_index.remove(&receiver);
             return self.stats.drop(DropReason::UnknownPeer);
         };
-        let Some(n) = s.noise.as_deref_mut() else {
-            return self.stats.drop(DropReason::Unexpected);
+        let opened = match s.open(
+            Route::Index(receiver),
+            addr != from,
+            packet,
+            header,
+            scratch,
+        ) {
+            Ok(o) => o,
+            Err(refused) => return self.stats.drop(refused_drop(refused)),
         };
-        let (key, promote) = if n.local == receiver {
-            (s.rx.key.clone(), false)
-        } else if let Some(p) = n.pending.as_ref().filter(|p| p.local == receiver) {
-            (RxKey::Noise(p.recv.clone()), true)
-        } else if let Some((_, k)) = n.previous.as_deref().filter(|(i, _)| *i == receiver) {
-            (RxKey::Noise(k.clone()), false)
-        } else {
-            return self.stats.drop(DropReason::UnknownPeer);
-        };
-        let opened = open_with(&key, &mut s.rx.replay, packet, header, scratch);
-        if let Err((OpenError::Forged, _)) = opened {
-            return self.stats.drop(DropReason::Forged);
-        }
-        if is_replay_from_elsewhere(&opened, addr, from) {
-            return self.stats.drop(DropReason::Duplicate);
-        }
-        if promote && !matches!(opened, Err((OpenError::TooOld, _))) {
-            if let Some(p) = n.pending.take().map(|p| *p) {
-                // The client uses the new keys: switch, and keep the old receive key for
-                // packets sealed before it switched.
-                let old_local = core::mem::replace(&mut n.local, p.local);
-                let old_key = core::mem::replace(&mut s.rx.key, RxKey::Noise(p.recv));
-                if let Some((stale, _)) = n.previous.take().map(|p| *p) {
-                    self.noise.by_index.remove(&stale);
-                }
-                if let RxKey::Noise(k) = old_key {
-                    n.previous = Some(Box::new((old_local, k)));
-                }
-                s.tx_key = TxKey::Noise {
-                    key: p.send,
-                    receiver: p.remote,
-                };
+        if let Some(p) = opened.promoted {
+            // The client uses the new keys: we seal with them too, and the key before the
+            // previous one is gone.
+            s.tx_key = p.send;
+            if let Some(stale) = p.retired {
+                self.noise.by_index.remove(&stale);
             }
         }
-        let at = if addr != from && opened.is_ok() {
+        let at = if addr != from && opened.result.is_ok() {
             // Authenticated from a new address: the client moved (NAT rebinding, new port).
             self.roam(addr, from);
             from
         } else {
             addr
         };
-        self.on_opened(now, at, packet.counter, opened, Via::Session);
+        self.on_opened(now, at, packet.counter, opened.result, Via::Session);
     }
 
     fn confirm_new_session(
@@ -522,39 +468,23 @@ impl Server {
         if !self.make_room(now) {
             return self.stats.drop(DropReason::TableFull);
         }
-        let limits = &self.config.limits;
-        let session = ServerSession {
+        let record = NoiseRecord {
+            local,
+            connection: p.connection,
+            peer_epoch: p.epoch,
+            last_seq: p.seq,
+        };
+        let who = Who {
             peer: p.peer,
             client_id: p.client_id,
-            generation: self.next_generation,
-            rx: RxSession {
-                key: RxKey::Noise(p.keys.recv),
-                replay: window,
-            },
-            tx_key: TxKey::Noise {
-                key: p.keys.send,
-                receiver: p.keys.remote,
-            },
-            tx_counter: self.rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1),
             session_id: [0; 16],
-            last_heard: now,
-            up: true,
-            rtt: RttEstimator::new(limits.rtt),
-            outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
-            pending_calls: Vec::new(),
-            answers: Default::default(),
-            answer_bytes: 0,
-            duplicates: super::duplicates::Allowance::new(now),
-            noise: Some(Box::new(NoiseSession {
-                local,
-                epoch: p.epoch,
-                last_seq: p.seq,
-                connection: p.connection,
-                previous: None,
-                pending: None,
-            })),
         };
-        self.next_generation += 1;
+        let tx_key = TxKey::Noise {
+            key: p.keys.send,
+            receiver: p.keys.remote,
+        };
+        let session = Session::noise(p.keys.recv, window, record, now);
+        let session = ServerSession::new(self, now, session, who, tx_key);
         self.sessions.insert(from, Box::new(session));
         self.noise.by_index.insert(local, from);
         self.noise.by_peer.insert(p.peer, from);
@@ -579,16 +509,9 @@ impl Server {
         };
         // The session's own indices (current, pending, previous) are all that point at it, so
         // a roaming client costs three lookups, not a walk over every session's index.
-        if let Some(n) = s.noise.as_deref() {
-            let indices = [
-                Some(n.local),
-                n.pending.as_ref().map(|p| p.local),
-                n.previous.as_ref().map(|p| p.0),
-            ];
-            for i in indices.into_iter().flatten() {
-                if let Some(a) = self.noise.by_index.get_mut(&i).filter(|a| **a == old) {
-                    *a = new;
-                }
+        for i in s.indices().into_iter().flatten() {
+            if let Some(a) = self.noise.by_index.get_mut(&i).filter(|a| **a == old) {
+                *a = new;
             }
         }
         if let Some(a) = self.noise.by_peer.get_mut(&s.peer) {
@@ -610,7 +533,7 @@ impl Server {
 
     /// Removes a closed session's suite 3 indices.
     pub(super) fn forget_noise(&mut self, addr: SocketAddr, s: &ServerSession) {
-        if s.noise.is_some() {
+        if s.is_noise() {
             self.noise.by_index.retain(|_, a| *a != addr);
             if self.noise.by_peer.get(&s.peer) == Some(&addr) {
                 self.noise.by_peer.remove(&s.peer);
@@ -653,18 +576,6 @@ impl Server {
         let window = ReplayWindow::new(Counter(0));
         self.confirm_new_session(now, from, s.local, pending, window);
     }
-}
-
-/// Whether `opened` is a duplicate that came from an address other than its session's. The
-/// session is found by index, so anyone who recorded a packet can send it again from
-/// anywhere; a client that moved sends new packets, not old ones. Such a duplicate is never
-/// answered (PROTOCOL §12.6), so a replay cannot aim the session's replies at its client.
-fn is_replay_from_elsewhere(
-    opened: &Result<&[u8], (OpenError, Option<&[u8]>)>,
-    session: SocketAddr,
-    from: SocketAddr,
-) -> bool {
-    session != from && matches!(opened, Err((OpenError::Duplicate, _)))
 }
 
 /// The steps of the responder's side of a handshake, for counting their X25519 work.
