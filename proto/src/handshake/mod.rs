@@ -24,6 +24,7 @@
 
 pub(crate) mod client;
 pub(crate) mod cookie;
+pub(crate) mod noise;
 pub(crate) mod server;
 
 use core::fmt;

@@ -18,12 +18,11 @@ use arrayvec::ArrayVec;
 use core::net::SocketAddr;
 
 use super::{Client, RemoteServer};
-use crate::crypto::noise::{
-    ChaChaKey, InitiatorKeys, NoiseInitiator, Pattern, SharedInitiation, TransportKeys,
-};
+use crate::crypto::noise::{ChaChaKey, InitiatorKeys, NoiseError, Pattern, SharedInitiation};
 use crate::endpoint::config::{ClientCredentials, Limits};
 use crate::endpoint::{refused_drop, DropReason, Event, Outgoing, SendError};
 use crate::features::group::{delivery_to, DeliveryDone, GroupState};
+use crate::handshake::noise::{initiation_payload, mode_of, Established, SentInitiation};
 use crate::id::Counter;
 use crate::reliability::{Due, InFlight, Payload, Reply};
 use crate::rng::Rng;
@@ -32,7 +31,7 @@ use crate::session::{KeyUsed, NoiseRecord, Route, Session, TxKey};
 use crate::time::Instant;
 use crate::wire::noise::{
     Initiation, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD,
-    INITIATION_PAYLOAD_LEN, RESPONSE_PAYLOAD_LEN,
+    RESPONSE_PAYLOAD_LEN,
 };
 use crate::wire::{self, SessionPacket};
 
@@ -53,7 +52,7 @@ pub(super) struct ClientNoise {
     /// The sequence number of the last initiation; each new one is higher.
     seq: u64,
     /// The handshake in flight: our index for it and the initiator state.
-    pending: Option<(SessionIndex, NoiseInitiator)>,
+    pending: Option<SentInitiation>,
     /// The last cookie the server gave us (zeros if none).
     cookie: [u8; 16],
     /// When the current keys were agreed, and how many packets went out under them.
@@ -116,10 +115,10 @@ impl Client {
         };
         let n = self.noise.as_mut()?;
         n.seq += 1;
-        let mut payload = [0u8; INITIATION_PAYLOAD_LEN];
-        payload[..8].copy_from_slice(&n.epoch.to_le_bytes());
-        payload[8..].copy_from_slice(&n.seq.to_le_bytes());
+        let payload = initiation_payload(n.epoch, n.seq);
         let mut message = [0u8; 128];
+        // The index is drawn after the initiator's keys, as it always was: the same seed
+        // gives the same handshake bytes.
         let (len, pending) = if n.group.is_some() {
             let keys = InitiatorKeys {
                 local: keys.as_ref(),
@@ -131,23 +130,21 @@ impl Client {
                     .ok()?;
             (len, Err(init))
         } else {
-            let mut initiator = NoiseInitiator::new(
+            let creds = (keys.as_ref(), server.as_ref(), psk.as_ref());
+            let (sent, len) = SentInitiation::start(
                 n.pattern,
                 &mut self.rng,
-                keys.as_ref(),
-                server.as_ref(),
-                psk.as_ref(),
+                creds,
+                n.epoch,
+                n.seq,
+                SessionIndex(0),
+                &mut message,
             )
             .ok()?;
-            let len = initiator.write_initiation(&payload, &mut message).ok()?;
-            (len, Ok(initiator))
+            (len, Ok(sent))
         };
         let local = SessionIndex(self.rng.next_u64() as u32);
-        let mode = match n.pattern {
-            Pattern::Ik => Mode::Ik,
-            Pattern::IkPsk2 => Mode::IkPsk2,
-            _ => Mode::NnPsk0,
-        };
+        let mode = mode_of(n.pattern);
         let packet = NoisePacket::Initiation(Initiation {
             mode,
             sender: local,
@@ -158,7 +155,10 @@ impl Client {
         let mut buf = [0u8; 160];
         let written = packet.emit(&mut buf).ok()?;
         match pending {
-            Ok(initiator) => n.pending = Some((local, initiator)),
+            Ok(mut sent) => {
+                sent.local = local;
+                n.pending = Some(sent);
+            }
             Err(init) => {
                 if n.open.len() >= MAX_OPEN {
                     n.open.remove(0);
@@ -191,14 +191,12 @@ impl Client {
         }
         match packet {
             NoisePacket::Response(r) => {
-                let mut payload = [0u8; RESPONSE_PAYLOAD_LEN];
-                let Some(read) = self.read_response(from, r.receiver, r.message, &mut payload)
-                else {
+                let Some(read) = self.read_response(from, r.receiver, r.message) else {
                     return self.stats.drop(DropReason::Unexpected);
                 };
                 match read {
-                    Ok((local, (RESPONSE_PAYLOAD_LEN, keys))) => {
-                        let epoch = u64::from_le_bytes(payload);
+                    Ok((local, Established { keys, connection })) => {
+                        let epoch = connection;
                         if let Some(n) = self.noise.as_mut() {
                             n.cookie = [0; 16];
                             n.established = Some(now);
@@ -239,27 +237,21 @@ impl Client {
 
     /// Reads a response to the initiation it names: our pending one (unicast), or one of
     /// the initiations open to the group. `None` if it names none, or repeats an answer.
-    #[allow(clippy::type_complexity)]
     fn read_response(
         &mut self,
         from: SocketAddr,
         receiver: SessionIndex,
         message: &[u8],
-        payload: &mut [u8],
-    ) -> Option<Result<(SessionIndex, (usize, TransportKeys)), ()>> {
+    ) -> Option<Result<(SessionIndex, Established), NoiseError>> {
         let ClientCredentials::Noise { keys, server, psk } = &self.config.credentials else {
             return None;
         };
         let max_reads = self.config.max_servers.saturating_add(SPARE_READS);
         let n = self.noise.as_mut()?;
         if n.group.is_none() {
-            let (local, initiator) = n.pending.take_if(|(l, _)| *l == receiver)?;
-            return Some(
-                initiator
-                    .read_response(message, payload)
-                    .map(|k| (local, k))
-                    .map_err(|_| ()),
-            );
+            let sent = n.pending.take_if(|s| s.local == receiver)?;
+            let local = sent.local;
+            return Some(sent.finish(message).map(|e| (local, e)));
         }
         let open = n.open.iter_mut().find(|o| o.local == receiver)?;
         if open.answered.contains(&from) || open.reads >= max_reads {
@@ -272,11 +264,22 @@ impl Client {
             psk: psk.as_ref(),
         };
         // A failed read leaves the initiation open for the other servers.
-        let read = open.init.read_response(keys, message, payload);
+        let mut payload = [0u8; RESPONSE_PAYLOAD_LEN];
+        let read = open.init.read_response(keys, message, &mut payload);
         if read.is_ok() {
             open.answered.push(from);
         }
-        Some(read.map(|k| (open.local, k)).map_err(|_| ()))
+        Some(match read {
+            Ok((RESPONSE_PAYLOAD_LEN, keys)) => Ok((
+                open.local,
+                Established {
+                    keys,
+                    connection: u64::from_le_bytes(payload),
+                },
+            )),
+            Ok(_) => Err(NoiseError::Setup),
+            Err(e) => Err(e),
+        })
     }
 
     fn on_cookie(&mut self, from: SocketAddr, receiver: SessionIndex, cookie: [u8; 16]) {
@@ -285,7 +288,7 @@ impl Client {
         let ours = if multicast {
             n.open.iter().any(|o| o.local == receiver)
         } else {
-            n.pending.as_ref().is_some_and(|(l, _)| *l == receiver)
+            n.pending.as_ref().is_some_and(|s| s.local == receiver)
         };
         if !ours {
             return self.stats.drop(DropReason::Unexpected);

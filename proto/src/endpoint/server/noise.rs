@@ -28,34 +28,25 @@ use arrayvec::ArrayVec;
 
 use super::{Server, ServerSession, Via, Who};
 use crate::crypto::ecc;
-use crate::crypto::noise::{ChaChaKey, NoiseResponder, Pattern};
+use crate::crypto::noise::{ChaChaKey, Pattern};
 use crate::endpoint::{refused_drop, CloseReason, DropReason, Event, FailReason, Outgoing};
 use crate::features::group::GroupSenders;
 use crate::handshake::cookie::{Admission, Cookies, LoadLimits};
+use crate::handshake::noise::{
+    dh_count, pattern_of, ExpectFirstData, ExpectInitiation, ReadInitiation, Step,
+};
 use crate::id::{ClientId, Counter, PeerId};
 use crate::reliability::Payload;
 use crate::rng::Rng;
 use crate::session::replay::ReplayWindow;
-use crate::session::{open_with, NoiseRecord, PendingKeys, Route, RxKey, Session, TxKey};
+use crate::session::Route;
 use crate::table::BoundedTable;
 use crate::time::Instant;
 use crate::wire::noise::{
-    Initiation, KeyId, Mode, NoisePacket, Response, SenderId, SessionIndex, DATA_HEADER_LEN,
-    GROUP_HEADER_LEN, INITIATION_PAYLOAD_LEN, RESPONSE_MESSAGE_LEN,
+    Initiation, KeyId, NoisePacket, Response, SenderId, SessionIndex, DATA_HEADER_LEN,
+    GROUP_HEADER_LEN, RESPONSE_MESSAGE_LEN,
 };
 use crate::wire::SessionPacket;
-
-/// A handshake from a new client process, answered but not yet confirmed.
-#[derive(Debug)]
-struct PendingSession {
-    peer: PeerId,
-    client_id: ClientId,
-    epoch: u64,
-    seq: u64,
-    connection: u64,
-    keys: PendingKeys,
-    created: Instant,
-}
 
 /// The server's suite 3 tables. Everything an unauthenticated peer can make us store is in
 /// `pending`, bounded by `max_half_open` and `half_open_timeout`. The multicast sender table
@@ -65,7 +56,7 @@ pub(crate) struct ServerNoise {
     by_index: BTreeMap<SessionIndex, SocketAddr>,
     by_peer: BTreeMap<PeerId, SocketAddr>,
     groups: GroupSenders,
-    pending: BoundedTable<SessionIndex, PendingSession>,
+    pending: BoundedTable<SessionIndex, ExpectFirstData>,
     cookies: Cookies,
 }
 
@@ -217,11 +208,7 @@ impl Server {
         if !self.allow_reply(now, from) {
             return;
         }
-        let pattern = match i.mode {
-            Mode::Ik => Pattern::Ik,
-            Mode::IkPsk2 => Pattern::IkPsk2,
-            _ => Pattern::NnPsk0,
-        };
+        let pattern = pattern_of(i.mode);
         let nn_psk = match i.client_id {
             Some(id) => match self.config.psk_clients.get(&id) {
                 Some(psk) => Some(psk.clone()),
@@ -233,7 +220,7 @@ impl Server {
             None => None,
         };
         self.stats.public_key_ops += dh_count(pattern, Step::Start);
-        let Ok(mut responder) = NoiseResponder::new(
+        let Ok(expect) = ExpectInitiation::new(
             pattern,
             &mut self.rng,
             self.config.keys.as_ref(),
@@ -241,24 +228,18 @@ impl Server {
         ) else {
             return self.stats.drop(DropReason::Unsupported);
         };
-        let mut payload = [0u8; INITIATION_PAYLOAD_LEN];
         self.stats.public_key_ops += dh_count(pattern, Step::Read);
-        if !matches!(
-            responder.read_initiation(i.message, &mut payload),
-            Ok(INITIATION_PAYLOAD_LEN)
-        ) {
+        let Ok(mut read) = expect.read(i.message) else {
             // Sealed to another static key, or under another PSK.
             self.auth_failed(now, from);
             return self.stats.drop(DropReason::BadHandshake);
-        }
-        let Some((peer, client_id)) = self.identify(pattern, i.client_id, &mut responder) else {
+        };
+        let Some((peer, client_id)) = self.identify(pattern, i.client_id, &mut read) else {
             // A static key we do not know, and no guests.
             self.auth_failed(now, from);
             return self.stats.drop(DropReason::BadHandshake);
         };
-        let (epoch_bytes, seq_bytes) = payload.split_at(8);
-        let epoch = u64::from_le_bytes(epoch_bytes.try_into().unwrap_or_default());
-        let seq = u64::from_le_bytes(seq_bytes.try_into().unwrap_or_default());
+        let (epoch, seq) = (read.epoch, read.seq);
         // Same process: the sequence must grow, so a recorded initiation is refused.
         let live = self.noise.by_peer.get(&peer).copied();
         let known = live
@@ -284,15 +265,8 @@ impl Server {
         let local = self.new_index();
         let mut message = [0u8; RESPONSE_MESSAGE_LEN];
         self.stats.public_key_ops += dh_count(pattern, Step::Write);
-        let Ok((_, keys)) = responder.write_response(&connection.to_le_bytes(), &mut message)
-        else {
+        let Ok(keys) = read.respond(connection, local, i.sender, &mut message) else {
             return self.stats.drop(DropReason::BadHandshake);
-        };
-        let keys = PendingKeys {
-            local,
-            remote: i.sender,
-            send: keys.send,
-            recv: keys.recv,
         };
         match (live, continuing.is_some()) {
             (Some(addr), true) => {
@@ -309,7 +283,7 @@ impl Server {
                 self.noise
                     .pending
                     .retain(|_, p| !(p.peer == peer && p.epoch == epoch));
-                let pending = PendingSession {
+                let pending = ExpectFirstData {
                     peer,
                     client_id,
                     epoch,
@@ -336,7 +310,7 @@ impl Server {
         &mut self,
         pattern: Pattern,
         id: Option<ClientId>,
-        responder: &mut NoiseResponder,
+        responder: &mut ReadInitiation,
     ) -> Option<(PeerId, ClientId)> {
         if pattern == Pattern::NnPsk0 {
             let id = id?;
@@ -403,16 +377,14 @@ impl Server {
     ) {
         if let Some(p) = self.noise.pending.get(&receiver) {
             // The first packet of a new client process: its keys are now proven.
-            let mut window = ReplayWindow::new(Counter(0));
-            let key = RxKey::Noise(p.keys.recv.clone());
-            let opened = open_with(&key, &mut window, packet, header, scratch);
-            if let Err((e, _)) = opened {
-                return self.stats.drop(super::open_drop(e));
-            }
+            let first = match p.open(packet, header, scratch) {
+                Ok(first) => first,
+                Err(e) => return self.stats.drop(super::open_drop(e)),
+            };
             if let Some(p) = self.noise.pending.remove(&receiver) {
-                self.confirm_new_session(now, from, receiver, p, window);
+                self.confirm_new_session(now, from, p, first.window);
             }
-            return self.on_opened(now, from, packet.counter, opened, Via::Session);
+            return self.on_opened(now, from, packet.counter, Ok(first.plain), Via::Session);
         }
         let Some(addr) = self.noise.by_index.get(&receiver).copied() else {
             self.stats.drop(DropReason::UnknownPeer);
@@ -454,8 +426,7 @@ impl Server {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        local: SessionIndex,
-        p: PendingSession,
+        p: ExpectFirstData,
         window: ReplayWindow,
     ) {
         // The same identity elsewhere is an older process of this client: it is gone.
@@ -468,30 +439,21 @@ impl Server {
         if !self.make_room(now) {
             return self.stats.drop(DropReason::TableFull);
         }
-        let record = NoiseRecord {
-            local,
-            connection: p.connection,
-            peer_epoch: p.epoch,
-            last_seq: p.seq,
-        };
+        let (peer, local) = (p.peer, p.keys.local);
         let who = Who {
-            peer: p.peer,
+            peer,
             client_id: p.client_id,
             session_id: [0; 16],
         };
-        let tx_key = TxKey::Noise {
-            key: p.keys.send,
-            receiver: p.keys.remote,
-        };
-        let session = Session::noise(p.keys.recv, window, record, now);
+        let (session, tx_key) = p.confirm(window, now);
         let session = ServerSession::new(self, now, session, who, tx_key);
         self.sessions.insert(from, Box::new(session));
         self.noise.by_index.insert(local, from);
-        self.noise.by_peer.insert(p.peer, from);
+        self.noise.by_peer.insert(peer, from);
         self.stats.handshakes += 1;
         self.events.push_back(Event::Connected {
             addr: from,
-            peer: Some(p.peer),
+            peer: Some(peer),
         });
         let targets: Vec<_> = self.targets.iter().cloned().collect();
         for t in targets {
@@ -559,13 +521,13 @@ impl Server {
         s: super::assumed::AssumedNoise,
     ) {
         self.advance(now);
-        let pending = PendingSession {
+        let pending = ExpectFirstData {
             peer: s.peer,
             client_id: s.client_id,
             epoch: s.epoch,
             seq: 1,
             connection: self.rng.next_u64(),
-            keys: PendingKeys {
+            keys: crate::session::PendingKeys {
                 local: s.local,
                 remote: s.remote,
                 send: s.send,
@@ -574,27 +536,6 @@ impl Server {
             created: now,
         };
         let window = ReplayWindow::new(Counter(0));
-        self.confirm_new_session(now, from, s.local, pending, window);
-    }
-}
-
-/// The steps of the responder's side of a handshake, for counting their X25519 work.
-#[derive(Clone, Copy)]
-enum Step {
-    /// Building the state (IK: our static public key from the secret).
-    Start,
-    /// Reading the initiation (IK: `es`, `ss`).
-    Read,
-    /// Writing the response (our ephemeral key, `ee`; IK: `se`).
-    Write,
-}
-
-/// X25519 operations (Diffie-Hellman or key generation) a responder step does.
-fn dh_count(pattern: Pattern, step: Step) -> u64 {
-    let ik = pattern != Pattern::NnPsk0;
-    match step {
-        Step::Start => u64::from(ik),
-        Step::Read => 2 * u64::from(ik),
-        Step::Write => 2 + u64::from(ik),
+        self.confirm_new_session(now, from, pending, window);
     }
 }
