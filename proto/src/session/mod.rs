@@ -1,9 +1,16 @@
-//! Per-peer session state: the receive side of one authenticated peer, and the glue that turns a
-//! typed application packet into a sealed datagram and back.
+//! Per-peer session state: `Session`, one type for both roles, holding the receive keys of one
+//! authenticated peer (`keys`), the replay window over its counters (`replay`) and its
+//! liveness; and the glue that turns a typed application packet into a sealed datagram and back.
 //!
 //! Suites 1 and 2 identify a session only by the peer's address (nothing in the header names a
 //! key); suite 3 carries a receiver-chosen index. The endpoints own those maps; this module owns
-//! what one entry holds, and the sealing of both framings.
+//! what one entry holds, the one `Session::open` every receive path calls, and the sealing of
+//! both framings.
+//!
+//! Wire bytes: the sealed part of session packets (suites 1 and 2, opcode 0 framing), suite 3
+//! data (type 4) and group data (type 6), all parsed into `SessionPacket` by `wire` first; the
+//! plaintext is parsed by the endpoints' dispatch (`wire::App`). Timers: none; the endpoints
+//! run the down timeout over `Session::last_heard`. Events: none; the dispatch emits them.
 
 pub(crate) mod keys;
 pub mod replay;

@@ -1,4 +1,12 @@
-//! Suite 3 on the client: the Noise initiator, cookies, key rotation.
+//! Suite 3 on the client: routing and the client's tables around the Noise initiator.
+//!
+//! The handshake itself is `handshake::noise` (`SentInitiation`), packets are opened by
+//! `session::Session::open` (by receiver index), and group keys are `features::group`; this
+//! module decides when to start a handshake, which server a response or data packet belongs
+//! to, and what a completed handshake changes in the client. Wire bytes routed here: types 2
+//! (response), 3 (cookie reply), 4 (data), 5 (unknown index), 7 (unknown sender). Timers: the
+//! rekey deadline (`rekey_due`) and the key deliveries' (`group_timeout`). Events: `PeerUp` and
+//! `Connected` (through `after_established`).
 //!
 //! Read first: `docs/PROTOCOL.md` §12. Every initiation carries, encrypted, this process's epoch
 //! and a handshake sequence number that only grows, so the server can tell a rekey of this

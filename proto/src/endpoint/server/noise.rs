@@ -1,5 +1,12 @@
-//! Suite 3 on the server: the Noise responder, sessions found by index (so they follow a client
-//! whose address changes), key rotation, and stateless cookies under load.
+//! Suite 3 on the server: the tables by receiver index and by peer (so sessions follow a client
+//! whose address changes), the bounded table of pending handshakes, and the routing between
+//! them. The handshake steps are `handshake::noise`, cookies and load `handshake::cookie`,
+//! opening and key promotion `session::Session::open`, group keys `features::group`.
+//!
+//! Wire bytes routed here: types 1 (initiation), 4 (data), 6 (group data); written: 2, 3, 5,
+//! 7. Timers: none of its own (the server's housekeeping expires pending handshakes and rotates
+//! the cookie secret through `noise_housekeeping`). Events: `Connected` (a confirmed new
+//! session), and `Disconnected` for a session that an older process of the same client held.
 //!
 //! Read first: `docs/PROTOCOL.md` §12, and WireGuard's paper §5.3–5.4 (the responder only
 //! trusts new keys once the initiator uses them; cookies before any state under load).
