@@ -186,6 +186,29 @@ impl ReadInitiation {
         self.responder.set_psk(psk)
     }
 
+    /// Whether to answer, given the initiator's live connection (`live`, if it has one) and
+    /// its handshakes still pending: `Ok(Some(connection))` for a rekey of that connection
+    /// (same process: its counters go on), `Ok(None)` for a new connection.
+    ///
+    /// # Errors
+    /// [`Replayed`] if the same process already got this far with this sequence number or a
+    /// higher one: a recorded initiation, which must not replace the live keys or displace
+    /// a newer pending handshake.
+    pub(crate) fn judge<'p>(
+        &self,
+        live: Option<&NoiseRecord>,
+        mut pending: impl Iterator<Item = &'p ExpectFirstData>,
+    ) -> Result<Option<u64>, Replayed> {
+        let same = live.filter(|r| r.peer_epoch == self.epoch);
+        if same.is_some_and(|r| self.seq <= r.last_seq) {
+            return Err(Replayed);
+        }
+        if pending.any(|p| p.epoch == self.epoch && self.seq <= p.seq) {
+            return Err(Replayed);
+        }
+        Ok(same.map(|r| r.connection))
+    }
+
     /// Writes the response naming `connection` into `out`; the keys wait for the initiator's
     /// first packet under them, which names `local`. `remote` is the initiator's index.
     ///
@@ -209,6 +232,10 @@ impl ReadInitiation {
         })
     }
 }
+
+/// An initiation the responder has seen (or a newer one of the same process): refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Replayed;
 
 /// Responder: a handshake from a new initiator process, answered but not yet confirmed. It
 /// stays in the responder's bounded table until the first packet under its keys arrives.
@@ -295,6 +322,7 @@ pub(crate) fn dh_count(pattern: Pattern, step: Step) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::noise::ChaChaKey;
     use crate::session::seal;
     use crate::wire::noise::{NoisePacket, DATA_HEADER_LEN};
     use crate::wire::{App, Datagram, Message};
@@ -339,6 +367,43 @@ mod tests {
         assert_eq!(read.remote_static(), Some(*pair(1).public()));
         assert_eq!(done.connection, 0xC0);
         assert_ne!(done.keys.send, done.keys.recv);
+    }
+
+    #[test]
+    fn a_recorded_initiation_is_refused_and_a_rekey_keeps_the_connection() {
+        let (_, read, _, _) = handshake(&pair(2)).unwrap();
+        // The initiation carried epoch 77, sequence number 3.
+        let live = |last_seq| NoiseRecord {
+            local: SessionIndex(1),
+            connection: 0xAB,
+            peer_epoch: 77,
+            last_seq,
+        };
+        let none = core::iter::empty();
+        assert_eq!(read.judge(None, none.clone()), Ok(None));
+        assert_eq!(read.judge(Some(&live(2)), none.clone()), Ok(Some(0xAB)));
+        assert_eq!(read.judge(Some(&live(3)), none.clone()), Err(Replayed));
+        let other_process = NoiseRecord {
+            peer_epoch: 76,
+            ..live(9)
+        };
+        assert_eq!(read.judge(Some(&other_process), none), Ok(None));
+        let waiting = |seq| ExpectFirstData {
+            peer: PeerId::Client(ClientId([1; 16])),
+            client_id: ClientId([1; 16]),
+            epoch: 77,
+            seq,
+            connection: 1,
+            keys: PendingKeys {
+                local: SessionIndex(2),
+                remote: SessionIndex(3),
+                send: ChaChaKey::from_bytes([1; 32]),
+                recv: ChaChaKey::from_bytes([2; 32]),
+            },
+            created: Instant::ZERO,
+        };
+        assert_eq!(read.judge(None, [waiting(3)].iter()), Err(Replayed));
+        assert_eq!(read.judge(None, [waiting(2)].iter()), Ok(None));
     }
 
     #[test]

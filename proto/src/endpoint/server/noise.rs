@@ -247,25 +247,14 @@ impl Server {
             return self.stats.drop(DropReason::BadHandshake);
         };
         let (epoch, seq) = (read.epoch, read.seq);
-        // Same process: the sequence must grow, so a recorded initiation is refused.
         let live = self.noise.by_peer.get(&peer).copied();
         let known = live
             .and_then(|a| self.sessions.get(&a))
-            .and_then(|s| s.noise_record())
-            .map(|n| (n.peer_epoch, n.last_seq, n.connection));
-        if known.is_some_and(|(e, last, _)| e == epoch && seq <= last) {
+            .and_then(|s| s.noise_record());
+        let pending = self.noise.pending.values().filter(|p| p.peer == peer);
+        let Ok(continuing) = read.judge(known, pending) else {
             return self.stats.drop(DropReason::BadHandshake);
-        }
-        // Nor may a replayed older initiation displace a newer one still pending.
-        let newer_pending = self
-            .noise
-            .pending
-            .values()
-            .any(|p| p.peer == peer && p.epoch == epoch && seq <= p.seq);
-        if newer_pending {
-            return self.stats.drop(DropReason::BadHandshake);
-        }
-        let continuing = known.filter(|(e, ..)| *e == epoch).map(|(.., c)| c);
+        };
         // The response names the connection: the same one for a rekey, a fresh one otherwise,
         // so the client knows whether our counters go on or start again.
         let connection = continuing.unwrap_or_else(|| self.rng.next_u64());
