@@ -98,6 +98,7 @@ pub mod id;
 pub mod reliability;
 pub mod rng;
 pub mod session;
+mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The client role: one C>S key and counter for all servers, one receive session per server.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec;
@@ -16,8 +17,8 @@ use crate::id::{Counter, FunctionId, MessageId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, OwnedMessage, Payload, Reply};
 use crate::rng::Rng;
-use crate::session::replay::{Replay, ReplayWindow};
-use crate::session::{self, OpenError, RxKey, RxSession, TxKey};
+use crate::session::{self, KeyUsed, OpenError, Route, RxKey, Session, TxKey};
+use crate::table::oldest_by;
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, CipherId, Datagram, RpcStatus, SessionPacket, Setup, StatusBytes};
 
@@ -148,27 +149,57 @@ struct TimeRetry {
 
 #[derive(Debug)]
 struct RemoteServer {
-    rx: RxSession<RxKey>,
-    /// The session this one replaced, kept until the new key authenticates a packet: if our
-    /// client-info was lost, the server still seals under the old key.
-    previous: Option<RxSession<RxKey>>,
-    /// The replaced session's window. Our server keeps its counter across a re-handshake and
-    /// reseals unacknowledged messages under the new key, so a counter seen here is a copy of
-    /// something already delivered.
-    seen_before: Option<ReplayWindow>,
+    /// S>C keys (with the replaced session's, or suite 3's in rotation), our window over the
+    /// server's counters, liveness.
+    session: Session,
     session_id: [u8; 16],
     /// The server confirmed the session (opcode 7, 16 or any authenticated packet).
     confirmed: bool,
-    last_heard: Instant,
-    /// Cleared by the down timeout, set again by the next authenticated packet.
-    up: bool,
     status: Option<StatusBytes>,
     clock: TimeSync,
-    /// Suite 3: indices and keys in rotation.
-    noise: Option<noise::NoiseLink>,
+    /// Suite 3 multicast: our pairwise send key for this server (in unicast mode the client's
+    /// `sealer`). Boxed, so that a unicast session pays one pointer for it.
+    send: Option<Box<TxKey>>,
     /// Suites 1 and 2: our client-info (op 3 or 12) for this session, resent while the session
     /// is unconfirmed: losing one packet should not cost a whole new round.
     client_info: Option<Setup>,
+}
+
+impl RemoteServer {
+    /// The one place a server session is made, whatever the suite.
+    fn new(
+        session: Session,
+        session_id: [u8; 16],
+        confirmed: bool,
+        send: Option<Box<TxKey>>,
+        client_info: Option<Setup>,
+    ) -> Self {
+        RemoteServer {
+            session,
+            session_id,
+            confirmed,
+            status: None,
+            // A new session may be a rebooted server with a new clock.
+            clock: TimeSync::default(),
+            send,
+            client_info,
+        }
+    }
+}
+
+/// Liveness and keys are the session's; the role's code reads them through the session.
+impl core::ops::Deref for RemoteServer {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl core::ops::DerefMut for RemoteServer {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
 }
 
 /// Handshake progress.
@@ -1009,25 +1040,15 @@ impl Client {
             // The server we reported down answered again (our reconnection found it).
             self.events.push_back(ClientEvent::PeerUp { addr: from });
         }
-        let seen_before = old.as_ref().map(|o| o.rx.replay.clone());
-        self.servers.insert(
-            from,
-            RemoteServer {
-                // The server's counters start fresh under a fresh S>C key.
-                rx: RxSession::new(RxKey::Reference(rx), Counter(0)),
-                previous: old.map(|o| o.rx),
-                seen_before,
-                session_id,
-                confirmed: false,
-                last_heard: now,
-                up: true,
-                status: None,
-                // A new session may be a rebooted server with a new clock.
-                clock: TimeSync::default(),
-                noise: None,
-                client_info: Some(client_info),
-            },
+        // The server's counters start fresh under a fresh S>C key.
+        let session = Session::replacing(
+            RxKey::Reference(rx),
+            Counter(0),
+            now,
+            old.map(|o| o.session),
         );
+        let server = RemoteServer::new(session, session_id, false, None, Some(client_info));
+        self.servers.insert(from, server);
         self.after_established(now, from, true);
     }
 
@@ -1035,12 +1056,7 @@ impl Client {
     /// the least recently heard server makes way.
     fn make_room_for(&mut self, from: SocketAddr) {
         if !self.servers.contains_key(&from) && self.servers.len() >= self.config.max_servers {
-            let stalest = self
-                .servers
-                .iter()
-                .min_by_key(|(_, s)| s.last_heard)
-                .map(|(a, _)| *a);
-            if let Some(addr) = stalest {
+            if let Some(addr) = oldest_by(&self.servers, |s| s.last_heard) {
                 self.servers.remove(&addr);
                 self.subs_on_lost(self.last_now, addr);
             }
@@ -1134,7 +1150,7 @@ impl Client {
         self.servers
             .iter()
             .filter(|(a, _)| a.ip() == from.ip())
-            .find(|(_, s)| s.rx.clone().open(packet, header, scratch).is_ok())
+            .find(|(_, s)| s.authenticates(packet, header, scratch))
             .map(|(a, _)| *a)
     }
 
@@ -1165,30 +1181,11 @@ impl Client {
         let Some(server) = self.servers.get_mut(&addr) else {
             return self.stats.drop(DropReason::UnknownPeer);
         };
-        let opened = match server.rx.open(packet, header, scratch) {
-            Err((OpenError::Forged, _)) if server.previous.is_some() => server
-                .previous
-                .as_mut()
-                .map(|p| (p.open(packet, header, scratch), true)),
-            r => Some((r, false)),
-        };
-        let Some((opened, by_previous)) = opened else {
+        let Ok(opened) = server.open(Route::Address, false, packet, header, scratch) else {
             return self.stats.drop(DropReason::Forged);
         };
-        if !by_previous && opened.is_ok() {
-            // The new key works: the server has our client-info, the old key is done.
-            server.previous = None;
-        }
-        let seen = !by_previous
-            && server
-                .seen_before
-                .as_ref()
-                .is_some_and(|w| w.check(packet.counter) == Err(Replay::Duplicate));
-        let opened = match opened {
-            Ok(p) if seen => Err((OpenError::Duplicate, Some(p))),
-            other => other,
-        };
-        self.on_opened(now, from, addr, packet.counter, opened, by_previous);
+        let by_previous = opened.by == KeyUsed::Previous;
+        self.on_opened(now, from, addr, packet.counter, opened.result, by_previous);
     }
 
     /// Acts on a session packet that was opened (or refused) under the session of the server

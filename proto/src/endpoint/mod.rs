@@ -34,7 +34,7 @@ use bytes::Bytes;
 
 use crate::id::Counter;
 use crate::reliability::OwnedMessage;
-use crate::session::OpenError;
+use crate::session::{OpenError, Refused};
 use crate::time::Duration;
 use crate::wire::{self, Setup};
 
@@ -423,6 +423,16 @@ fn open_drop(e: OpenError) -> DropReason {
         OpenError::TooOld => DropReason::TooOld,
         OpenError::Forged => DropReason::Forged,
         OpenError::Oversized => DropReason::Oversized,
+    }
+}
+
+/// How a session packet refused before dispatch is counted.
+fn refused_drop(refused: Refused) -> DropReason {
+    match refused {
+        Refused::Forged => DropReason::Forged,
+        Refused::NotNoise => DropReason::Unexpected,
+        Refused::UnknownIndex => DropReason::UnknownPeer,
+        Refused::ReplayFromElsewhere => DropReason::Duplicate,
     }
 }
 

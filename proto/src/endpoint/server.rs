@@ -18,7 +18,8 @@ use crate::id::{ClientId, Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
 use crate::rng::Rng;
-use crate::session::{self, OpenError, RxKey, RxSession, TxKey};
+use crate::session::{self, OpenError, Route, RxKey, Session, TxKey};
+use crate::table::{oldest_by, BoundedTable};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, CipherId, Datagram, NonceRequest, RpcStatus, SessionPacket, Setup};
 
@@ -71,10 +72,10 @@ pub struct Server {
     /// would leave its empty slots' worth of bytes unused per entry (measured: 1046 B per idle
     /// session inline, see the `compare` memory rows).
     sessions: BTreeMap<SocketAddr, Box<ServerSession>>,
-    half_open: BTreeMap<SocketAddr, ExpectClientInfo>,
+    half_open: BoundedTable<SocketAddr, ExpectClientInfo>,
     /// Exchanges completed within `half_open_timeout`, kept to accept a second client-info for
     /// the same nonce (see the ECC client-info handling); bounded like `half_open`.
-    completed: BTreeMap<SocketAddr, ExpectClientInfo>,
+    completed: BoundedTable<SocketAddr, ExpectClientInfo>,
     /// Unauthenticated replies per source; a fixed table that evicts (see `budget`).
     limiter: ReplyBudgets,
     /// Sessions whose outbox is not empty, so that timers need not scan every session.
@@ -114,27 +115,71 @@ struct ServerSession {
     client_id: ClientId,
     /// Distinguishes this session from a later one at the same address, for call handles.
     generation: u64,
-    /// C>S key and our window over the client's counters.
-    rx: RxSession<RxKey>,
+    /// C>S keys, our window over the client's counters, liveness.
+    session: Session,
     /// S>C key (and, for suite 3, the client's index) and our counter under it.
     tx_key: TxKey,
     tx_counter: u64,
     session_id: [u8; 16],
-    last_heard: Instant,
-    up: bool,
     rtt: RttEstimator,
     outbox: Outbox,
     /// Calls handed to the application and not answered yet, with when they arrived. A call
     /// unanswered after `rpc_cache_ttl` is forgotten: its caller gave up long ago.
     pending_calls: Vec<(Counter, Instant)>,
-    /// Suite 3 only: indices, the client's epoch, and keys in rotation. Boxed, so that a
-    /// suite 1 or 2 session pays one pointer for it.
-    noise: Option<Box<noise::NoiseSession>>,
     /// Answers kept for retried calls, oldest first, within the cache bounds.
     answers: VecDeque<Answer>,
     answer_bytes: usize,
     /// What is left of the allowance for replies to duplicates (see `duplicates`).
     duplicates: duplicates::Allowance,
+}
+
+impl ServerSession {
+    /// The one place a session is made, whatever the suite: `session` holds the keys the
+    /// handshake gave, `tx_key` seals our packets from a fresh counter.
+    fn new(server: &mut Server, now: Instant, session: Session, who: Who, tx_key: TxKey) -> Self {
+        let limits = &server.config.limits;
+        let s = ServerSession {
+            peer: who.peer,
+            client_id: who.client_id,
+            generation: server.next_generation,
+            session,
+            tx_key,
+            tx_counter: server.rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1),
+            session_id: who.session_id,
+            rtt: RttEstimator::new(limits.rtt),
+            outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
+            pending_calls: Vec::new(),
+            answers: VecDeque::new(),
+            answer_bytes: 0,
+            duplicates: duplicates::Allowance::new(now),
+        };
+        server.next_generation += 1;
+        s
+    }
+}
+
+/// Liveness and keys are the session's; the role's code reads them through the session.
+impl core::ops::Deref for ServerSession {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl core::ops::DerefMut for ServerSession {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
+
+/// Who a new session is with, as its handshake established.
+#[derive(Clone, Copy, Debug)]
+struct Who {
+    peer: PeerId,
+    client_id: ClientId,
+    /// Suites 1 and 2 (zeros for suite 3).
+    session_id: [u8; 16],
 }
 
 #[derive(Debug)]
@@ -169,7 +214,7 @@ impl Server {
     /// drain `poll_transmit`.
     pub fn new(config: ServerConfig) -> Self {
         let mut rng = Rng::from_seed(config.seed);
-        let noise = noise::ServerNoise::new(&mut rng.fork());
+        let noise = noise::ServerNoise::new(&mut rng.fork(), config.max_half_open);
         let limiter = ReplyBudgets::new(
             config.max_rate_limited_sources,
             [rng.next_u64(), rng.next_u64()],
@@ -178,8 +223,8 @@ impl Server {
             noise,
             rng,
             sessions: BTreeMap::new(),
-            half_open: BTreeMap::new(),
-            completed: BTreeMap::new(),
+            half_open: BoundedTable::new(config.max_half_open, |h| h.created),
+            completed: BoundedTable::new(config.max_half_open, |h| h.created),
             limiter,
             box_keys: BTreeMap::new(),
             busy: BTreeSet::new(),
@@ -620,16 +665,6 @@ impl Server {
         match verdict {
             Ok(keys) => {
                 if let Some(done) = self.half_open.remove(&from) {
-                    if self.completed.len() >= self.config.max_half_open {
-                        let oldest = self
-                            .completed
-                            .iter()
-                            .min_by_key(|(_, h)| h.created)
-                            .map(|(a, _)| *a);
-                        if let Some(a) = oldest {
-                            self.completed.remove(&a);
-                        }
-                    }
                     self.completed.insert(from, done);
                 }
                 self.establish(now, from, client_id, keys);
@@ -716,17 +751,6 @@ impl Server {
         let Ok(reply) = half.reply(self.config.keys.as_ref()) else {
             return self.stats.drop(DropReason::Unsupported);
         };
-        if !self.half_open.contains_key(&from) && self.half_open.len() >= self.config.max_half_open
-        {
-            let oldest = self
-                .half_open
-                .iter()
-                .min_by_key(|(_, h)| h.created)
-                .map(|(a, _)| *a);
-            if let Some(a) = oldest {
-                self.half_open.remove(&a);
-            }
-        }
         self.half_open.insert(from, half);
         self.stats.handshake_requests += 1;
         self.tx.push_back(Outgoing::Setup {
@@ -779,7 +803,7 @@ impl Server {
             // spoofed op 4: keep the replay window, so that nothing it already sent can be
             // replayed, and keep the outbox, the answer cache and the counter.
             Some(s)
-                if s.rx.key == RxKey::Reference(keys.client_to_server.clone())
+                if s.is_current(&RxKey::Reference(keys.client_to_server.clone()))
                     && s.client_id == client_id =>
             {
                 s.tx_key = TxKey::Reference(keys.server_to_client);
@@ -790,29 +814,15 @@ impl Server {
                 if existing.is_none() && !self.make_room(now) {
                     return self.stats.drop(DropReason::TableFull);
                 }
-                let limits = &self.config.limits;
-                let session = ServerSession {
+                let rx = RxKey::Reference(keys.client_to_server);
+                let who = Who {
                     peer: keys.peer,
                     client_id,
-                    generation: self.next_generation,
-                    rx: RxSession::new(
-                        RxKey::Reference(keys.client_to_server),
-                        keys.client_counter,
-                    ),
-                    tx_key: TxKey::Reference(keys.server_to_client),
-                    tx_counter: self.rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1),
                     session_id,
-                    last_heard: now,
-                    up: true,
-                    rtt: RttEstimator::new(limits.rtt),
-                    outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
-                    pending_calls: Vec::new(),
-                    answers: VecDeque::new(),
-                    answer_bytes: 0,
-                    duplicates: duplicates::Allowance::new(now),
-                    noise: None,
                 };
-                self.next_generation += 1;
+                let tx_key = TxKey::Reference(keys.server_to_client);
+                let session = Session::new(rx, keys.client_counter, now);
+                let session = ServerSession::new(self, now, session, who, tx_key);
                 if let Some(old) = self.sessions.insert(from, Box::new(session)) {
                     // A different client process took over the address: its messages and
                     // subscriptions are not for this one.
@@ -847,12 +857,11 @@ impl Server {
             return true;
         }
         let idle = self.config.session_idle;
-        let victim = self
-            .sessions
-            .iter()
-            .min_by_key(|(_, s)| s.last_heard)
-            .filter(|(_, s)| now - s.last_heard >= idle)
-            .map(|(a, _)| *a);
+        let victim = oldest_by(&self.sessions, |s| s.last_heard).filter(|a| {
+            self.sessions
+                .get(a)
+                .is_some_and(|s| now - s.last_heard >= idle)
+        });
         match victim {
             Some(a) => {
                 self.end_session(a, CloseReason::LocallyClosed, FailReason::Closed);
@@ -919,8 +928,7 @@ impl Server {
             self.stats.drop(DropReason::UnknownPeer);
             return self.reply_unrecognized(now, from);
         };
-        let opened = s.rx.open(packet, header, scratch);
-        if let Err((OpenError::Forged, _)) = opened {
+        let Ok(opened) = s.open(Route::Address, false, packet, header, scratch) else {
             self.stats.drop(DropReason::Forged);
             // A client that rebooted onto the same port has a new key: tell it to handshake,
             // unless the session is evidently alive.
@@ -928,8 +936,8 @@ impl Server {
                 self.reply_unrecognized(now, from);
             }
             return;
-        }
-        self.on_opened(now, from, packet.counter, opened, Via::Session);
+        };
+        self.on_opened(now, from, packet.counter, opened.result, Via::Session);
     }
 
     /// Acts on a session packet that was opened (or refused) under the session at `from`,
@@ -1255,6 +1263,6 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     fn idle_session_state_stays_small() {
         assert!(core::mem::size_of::<super::ServerSession>() <= 568);
-        assert!(core::mem::size_of::<super::noise::NoiseSession>() <= 48);
+        assert!(core::mem::size_of::<crate::session::keys::Rotation>() <= 48);
     }
 }

@@ -23,6 +23,8 @@
 //! round (items 2 and 3), and no packet ever carries a secret key (item 1).
 
 pub(crate) mod client;
+pub(crate) mod cookie;
+pub(crate) mod noise;
 pub(crate) mod server;
 
 use core::fmt;

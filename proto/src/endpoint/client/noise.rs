@@ -1,4 +1,12 @@
-//! Suite 3 on the client: the Noise initiator, cookies, key rotation.
+//! Suite 3 on the client: routing and the client's tables around the Noise initiator.
+//!
+//! The handshake itself is `handshake::noise` (`SentInitiation`), packets are opened by
+//! `session::Session::open` (by receiver index), and group keys are `features::group`; this
+//! module decides when to start a handshake, which server a response or data packet belongs
+//! to, and what a completed handshake changes in the client. Wire bytes routed here: types 2
+//! (response), 3 (cookie reply), 4 (data), 5 (unknown index), 7 (unknown sender). Timers: the
+//! rekey deadline (`rekey_due`) and the key deliveries' (`group_timeout`). Events: `PeerUp` and
+//! `Connected` (through `after_established`).
 //!
 //! Read first: `docs/PROTOCOL.md` §12. Every initiation carries, encrypted, this process's epoch
 //! and a handshake sequence number that only grows, so the server can tell a rekey of this
@@ -18,20 +26,20 @@ use arrayvec::ArrayVec;
 use core::net::SocketAddr;
 
 use super::{Client, RemoteServer};
-use crate::crypto::noise::{
-    ChaChaKey, InitiatorKeys, NoiseInitiator, Pattern, SharedInitiation, TransportKeys,
-};
+use crate::crypto::noise::{ChaChaKey, InitiatorKeys, NoiseError, Pattern, SharedInitiation};
 use crate::endpoint::config::{ClientCredentials, Limits};
-use crate::endpoint::{ClientEvent, DropReason, Outgoing, SendError};
-use crate::features::timesync::TimeSync;
+use crate::endpoint::{refused_drop, ClientEvent, DropReason, Outgoing, SendError};
+use crate::features::group::{delivery_to, DeliveryDone, GroupState};
+use crate::handshake::noise::{initiation_payload, mode_of, Established, SentInitiation};
 use crate::id::Counter;
-use crate::reliability::{Due, GroupKeyDelivery, InFlight, Outbox, Payload, Reply};
+use crate::reliability::{Due, InFlight, Payload, Reply};
 use crate::rng::Rng;
-use crate::session::{open_with, GroupTx, OpenError, RxKey, RxSession, TxKey};
+use crate::session::replay::ReplayWindow;
+use crate::session::{KeyUsed, NoiseRecord, Route, Session, TxKey};
 use crate::time::Instant;
 use crate::wire::noise::{
-    Initiation, KeyId, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD,
-    INITIATION_PAYLOAD_LEN, RESPONSE_PAYLOAD_LEN,
+    Initiation, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD,
+    RESPONSE_PAYLOAD_LEN,
 };
 use crate::wire::{self, SessionPacket};
 
@@ -52,7 +60,7 @@ pub(super) struct ClientNoise {
     /// The sequence number of the last initiation; each new one is higher.
     seq: u64,
     /// The handshake in flight: our index for it and the initiator state.
-    pending: Option<(SessionIndex, NoiseInitiator)>,
+    pending: Option<SentInitiation>,
     /// The last cookie the server gave us (zeros if none).
     cookie: [u8; 16],
     /// When the current keys were agreed, and how many packets went out under them.
@@ -72,65 +80,6 @@ struct OpenInitiation {
     init: SharedInitiation,
     answered: Vec<SocketAddr>,
     reads: usize,
-}
-
-/// Our multicast sending state (§12.11).
-#[derive(Debug)]
-pub(super) struct GroupState {
-    sender: SenderId,
-    /// The key our group packets are sealed with.
-    current: (KeyId, ChaChaKey),
-    /// Some server acknowledged `current`: group sends may start.
-    ready: bool,
-    /// A newer key being delivered; sealing switches to it once the round that brought it has
-    /// closed and no delivery of it is outstanding, so every server holds it by then.
-    next: Option<(KeyId, ChaChaKey)>,
-    /// A rekey is due: the next round also brings a new group key.
-    rotate: bool,
-    /// Deliveries of our keys (op 32), one reliable exchange per server and key.
-    deliveries: Outbox,
-}
-
-impl GroupState {
-    fn new(rng: &mut Rng, limits: &Limits) -> Self {
-        GroupState {
-            sender: SenderId(rng.next_u64()),
-            current: (KeyId(1), ChaChaKey::from_bytes(rng.array())),
-            ready: false,
-            next: None,
-            rotate: false,
-            deliveries: Outbox::new(limits.max_queued, limits.max_in_flight),
-        }
-    }
-
-    fn sealer(&self) -> TxKey {
-        TxKey::Group(Box::new(GroupTx {
-            key: self.current.1.clone(),
-            sender: self.sender,
-            key_id: self.current.0,
-        }))
-    }
-
-    fn delivering(&self, to: SocketAddr, id: Option<KeyId>) -> bool {
-        self.deliveries.iter().any(|e| {
-            matches!(&e.payload, Payload::GroupKey(d)
-                if d.to == to && id.is_none_or(|i| i == d.key_id))
-        })
-    }
-}
-
-/// Suite 3 state of one server session.
-#[derive(Debug)]
-pub(super) struct NoiseLink {
-    /// The index the server puts on packets to us under the current keys.
-    local: SessionIndex,
-    /// The key before the last rotation, for packets still in flight.
-    previous: Option<(SessionIndex, ChaChaKey)>,
-    /// The server's name for this connection; a new one means its counters start afresh.
-    epoch: u64,
-    /// Multicast: our pairwise send key for this server (in unicast mode the client's
-    /// `sealer`). Boxed, so that a unicast session pays one pointer for it.
-    send: Option<Box<TxKey>>,
 }
 
 impl ClientNoise {
@@ -174,10 +123,10 @@ impl Client {
         };
         let n = self.noise.as_mut()?;
         n.seq += 1;
-        let mut payload = [0u8; INITIATION_PAYLOAD_LEN];
-        payload[..8].copy_from_slice(&n.epoch.to_le_bytes());
-        payload[8..].copy_from_slice(&n.seq.to_le_bytes());
+        let payload = initiation_payload(n.epoch, n.seq);
         let mut message = [0u8; 128];
+        // The index is drawn after the initiator's keys, as it always was: the same seed
+        // gives the same handshake bytes.
         let (len, pending) = if n.group.is_some() {
             let keys = InitiatorKeys {
                 local: keys.as_ref(),
@@ -189,23 +138,21 @@ impl Client {
                     .ok()?;
             (len, Err(init))
         } else {
-            let mut initiator = NoiseInitiator::new(
+            let creds = (keys.as_ref(), server.as_ref(), psk.as_ref());
+            let (sent, len) = SentInitiation::start(
                 n.pattern,
                 &mut self.rng,
-                keys.as_ref(),
-                server.as_ref(),
-                psk.as_ref(),
+                creds,
+                n.epoch,
+                n.seq,
+                SessionIndex(0),
+                &mut message,
             )
             .ok()?;
-            let len = initiator.write_initiation(&payload, &mut message).ok()?;
-            (len, Ok(initiator))
+            (len, Ok(sent))
         };
         let local = SessionIndex(self.rng.next_u64() as u32);
-        let mode = match n.pattern {
-            Pattern::Ik => Mode::Ik,
-            Pattern::IkPsk2 => Mode::IkPsk2,
-            _ => Mode::NnPsk0,
-        };
+        let mode = mode_of(n.pattern);
         let packet = NoisePacket::Initiation(Initiation {
             mode,
             sender: local,
@@ -216,7 +163,10 @@ impl Client {
         let mut buf = [0u8; 160];
         let written = packet.emit(&mut buf).ok()?;
         match pending {
-            Ok(initiator) => n.pending = Some((local, initiator)),
+            Ok(mut sent) => {
+                sent.local = local;
+                n.pending = Some(sent);
+            }
             Err(init) => {
                 if n.open.len() >= MAX_OPEN {
                     n.open.remove(0);
@@ -249,14 +199,12 @@ impl Client {
         }
         match packet {
             NoisePacket::Response(r) => {
-                let mut payload = [0u8; RESPONSE_PAYLOAD_LEN];
-                let Some(read) = self.read_response(from, r.receiver, r.message, &mut payload)
-                else {
+                let Some(read) = self.read_response(from, r.receiver, r.message) else {
                     return self.stats.drop(DropReason::Unexpected);
                 };
                 match read {
-                    Ok((local, (RESPONSE_PAYLOAD_LEN, keys))) => {
-                        let epoch = u64::from_le_bytes(payload);
+                    Ok((local, Established { keys, connection })) => {
+                        let epoch = connection;
                         if let Some(n) = self.noise.as_mut() {
                             n.cookie = [0; 16];
                             n.established = Some(now);
@@ -297,27 +245,21 @@ impl Client {
 
     /// Reads a response to the initiation it names: our pending one (unicast), or one of
     /// the initiations open to the group. `None` if it names none, or repeats an answer.
-    #[allow(clippy::type_complexity)]
     fn read_response(
         &mut self,
         from: SocketAddr,
         receiver: SessionIndex,
         message: &[u8],
-        payload: &mut [u8],
-    ) -> Option<Result<(SessionIndex, (usize, TransportKeys)), ()>> {
+    ) -> Option<Result<(SessionIndex, Established), NoiseError>> {
         let ClientCredentials::Noise { keys, server, psk } = &self.config.credentials else {
             return None;
         };
         let max_reads = self.config.max_servers.saturating_add(SPARE_READS);
         let n = self.noise.as_mut()?;
         if n.group.is_none() {
-            let (local, initiator) = n.pending.take_if(|(l, _)| *l == receiver)?;
-            return Some(
-                initiator
-                    .read_response(message, payload)
-                    .map(|k| (local, k))
-                    .map_err(|_| ()),
-            );
+            let sent = n.pending.take_if(|s| s.local == receiver)?;
+            let local = sent.local;
+            return Some(sent.finish(message).map(|e| (local, e)));
         }
         let open = n.open.iter_mut().find(|o| o.local == receiver)?;
         if open.answered.contains(&from) || open.reads >= max_reads {
@@ -330,11 +272,22 @@ impl Client {
             psk: psk.as_ref(),
         };
         // A failed read leaves the initiation open for the other servers.
-        let read = open.init.read_response(keys, message, payload);
+        let mut payload = [0u8; RESPONSE_PAYLOAD_LEN];
+        let read = open.init.read_response(keys, message, &mut payload);
         if read.is_ok() {
             open.answered.push(from);
         }
-        Some(read.map(|k| (open.local, k)).map_err(|_| ()))
+        Some(match read {
+            Ok((RESPONSE_PAYLOAD_LEN, keys)) => Ok((
+                open.local,
+                Established {
+                    keys,
+                    connection: u64::from_le_bytes(payload),
+                },
+            )),
+            Ok(_) => Err(NoiseError::Setup),
+            Err(e) => Err(e),
+        })
     }
 
     fn on_cookie(&mut self, from: SocketAddr, receiver: SessionIndex, cookie: [u8; 16]) {
@@ -343,7 +296,7 @@ impl Client {
         let ours = if multicast {
             n.open.iter().any(|o| o.local == receiver)
         } else {
-            n.pending.as_ref().is_some_and(|(l, _)| *l == receiver)
+            n.pending.as_ref().is_some_and(|s| s.local == receiver)
         };
         if !ours {
             return self.stats.drop(DropReason::Unexpected);
@@ -386,19 +339,15 @@ impl Client {
         let rekey = self
             .servers
             .get(&from)
-            .and_then(|s| s.noise.as_ref())
-            .is_some_and(|l| l.epoch == epoch);
+            .and_then(|s| s.noise_record())
+            .is_some_and(|r| r.connection == epoch);
         match self.servers.get_mut(&from) {
             // The same connection: a rekey. Counters and window go on; the old key is kept for
             // packets sealed before the server switched.
             Some(s) if rekey => {
-                let old = core::mem::replace(&mut s.rx.key, RxKey::Noise(recv));
-                if let (Some(link), RxKey::Noise(old)) = (s.noise.as_mut(), old) {
-                    link.previous = Some((link.local, old));
-                    link.local = local;
-                    if pairwise.is_some() {
-                        link.send = pairwise;
-                    }
+                s.rekey(local, recv);
+                if pairwise.is_some() {
+                    s.send = pairwise;
                 }
                 s.last_heard = now;
             }
@@ -408,28 +357,15 @@ impl Client {
                     self.events.push_back(ClientEvent::PeerUp { addr: from });
                 }
                 self.make_room_for(from);
-                self.servers.insert(
-                    from,
-                    RemoteServer {
-                        rx: RxSession::new(RxKey::Noise(recv), Counter(0)),
-                        previous: None,
-                        seen_before: None,
-                        session_id: [0; 16],
-                        // The response authenticated the server: nothing left to confirm.
-                        confirmed: true,
-                        last_heard: now,
-                        up: true,
-                        status: None,
-                        clock: TimeSync::default(),
-                        noise: Some(NoiseLink {
-                            local,
-                            previous: None,
-                            epoch,
-                            send: pairwise,
-                        }),
-                        client_info: None,
-                    },
-                );
+                let record = NoiseRecord {
+                    local,
+                    connection: epoch,
+                    ..NoiseRecord::default()
+                };
+                let session = Session::noise(recv, ReplayWindow::new(Counter(0)), record, now);
+                // The response authenticated the server: nothing left to confirm.
+                let server = RemoteServer::new(session, [0; 16], true, pairwise, None);
+                self.servers.insert(from, server);
             }
         }
         self.after_established(now, from, !rekey);
@@ -454,21 +390,12 @@ impl Client {
         let Some(s) = self.servers.get_mut(&from) else {
             return self.stats.drop(DropReason::UnknownPeer);
         };
-        let Some(link) = s.noise.as_ref() else {
-            return self.stats.drop(DropReason::Unexpected);
+        let opened = match s.open(Route::Index(receiver), false, packet, header, scratch) {
+            Ok(o) => o,
+            Err(refused) => return self.stats.drop(refused_drop(refused)),
         };
-        let (key, by_previous) = if link.local == receiver {
-            (s.rx.key.clone(), false)
-        } else if let Some((_, k)) = link.previous.as_ref().filter(|(i, _)| *i == receiver) {
-            (RxKey::Noise(k.clone()), true)
-        } else {
-            return self.stats.drop(DropReason::UnknownPeer);
-        };
-        let opened = open_with(&key, &mut s.rx.replay, packet, header, scratch);
-        if let Err((OpenError::Forged, _)) = opened {
-            return self.stats.drop(DropReason::Forged);
-        }
-        self.on_opened(now, from, from, packet.counter, opened, by_previous);
+        let by_previous = opened.by == KeyUsed::Previous;
+        self.on_opened(now, from, from, packet.counter, opened.result, by_previous);
     }
 
     /// Establishes a suite 3 session with the server at `from` as an accepted response would
@@ -534,7 +461,7 @@ impl Client {
     /// address and the server's pairwise key for one server; otherwise the one send key.
     pub(super) fn tx_key_for(&self, to: SocketAddr) -> Option<&TxKey> {
         if self.is_group() && to != self.config.server {
-            return self.servers.get(&to)?.noise.as_ref()?.send.as_deref();
+            return self.servers.get(&to)?.send.as_deref();
         }
         self.sealer.as_ref()
     }
@@ -550,15 +477,14 @@ impl Client {
 
     /// Multicast: a round is about to start. If a rekey is due, it brings a new group key.
     pub(super) fn group_round_started(&mut self, now: Instant) {
-        let Some(g) = self.group() else { return };
-        if !(g.rotate && g.ready && g.next.is_none()) {
+        let rng = &mut self.rng;
+        let started = self
+            .noise
+            .as_mut()
+            .and_then(|n| n.group.as_deref_mut())
+            .is_some_and(|g| g.start_rotation(rng));
+        if !started {
             return;
-        }
-        let id = KeyId(g.current.0 .0.wrapping_add(1));
-        let key = ChaChaKey::from_bytes(self.rng.array());
-        if let Some(g) = self.group_mut() {
-            g.next = Some((id, key));
-            g.rotate = false;
         }
         // Every server we hold a session with gets it now, over the keys it has: one whose
         // answer to this round is lost must hold it too before we seal with it.
@@ -591,25 +517,7 @@ impl Client {
         let deadline = now + self.config.limits.default_timeout;
         let mut id = self.next_op_id;
         if let Some(g) = self.group_mut() {
-            g.deliveries
-                .retry_now_where(now, |e| delivery_to(e) == Some(to));
-            let current = with_current.then(|| g.current.clone());
-            let keys: Vec<(KeyId, ChaChaKey)> =
-                [current, g.next.clone()].into_iter().flatten().collect();
-            for (key_id, key) in keys {
-                if g.delivering(to, Some(key_id)) {
-                    continue;
-                }
-                let payload = Payload::GroupKey(Box::new(GroupKeyDelivery {
-                    to,
-                    sender: g.sender,
-                    key_id,
-                    key,
-                }));
-                if g.deliveries.push(id, payload, true, deadline).is_ok() {
-                    id += 1;
-                }
-            }
+            g.queue_deliveries(now, deadline, to, with_current, &mut id);
         }
         self.next_op_id = id;
     }
@@ -625,10 +533,7 @@ impl Client {
         if g.sender != sender {
             return self.stats.drop(DropReason::Unexpected);
         }
-        let resent = g
-            .deliveries
-            .iter()
-            .any(|e| delivery_to(e) == Some(from) && e.retransmissions > 0);
+        let resent = g.resent_to(from);
         if !self.servers.contains_key(&from) {
             self.request_handshake(now);
         } else if !g.delivering(from, None) {
@@ -712,14 +617,14 @@ impl Client {
         };
         let key_id = d.key_id;
         let Some(g) = self.group_mut() else { return };
-        if acked && key_id == g.current.0 && !g.ready {
-            // A server can open our group packets: they may start.
-            g.ready = true;
-            self.sealer = self.group().map(GroupState::sealer);
-            self.on_group_ready(now);
-        } else if !acked && !g.ready && g.deliveries.is_empty() {
-            // Nobody took our first key: look for the group again.
-            self.request_handshake(now);
+        match g.on_delivery_done(key_id, acked) {
+            DeliveryDone::Ready => {
+                // A server can open our group packets: they may start.
+                self.sealer = self.group().map(GroupState::sealer);
+                self.on_group_ready(now);
+            }
+            DeliveryDone::Lost => self.request_handshake(now),
+            DeliveryDone::Quiet => {}
         }
         self.maybe_switch_group_key();
     }
@@ -728,19 +633,7 @@ impl Client {
     /// acknowledged or expired. Servers keep the old key too, for packets still in flight.
     fn maybe_switch_group_key(&mut self) {
         let open = self.noise.as_ref().is_some_and(|n| !n.open.is_empty());
-        let Some(g) = self.group_mut() else { return };
-        let Some((id, _)) = &g.next else { return };
-        let id = *id;
-        let outstanding = g
-            .deliveries
-            .iter()
-            .any(|e| matches!(&e.payload, Payload::GroupKey(d) if d.key_id == id));
-        if open || outstanding {
-            return;
-        }
-        if let Some(next) = g.next.take() {
-            g.current = next;
-            g.ready = true;
+        if self.group_mut().is_some_and(|g| g.maybe_switch(open)) {
             self.sealer = self.group().map(GroupState::sealer);
         }
     }
@@ -775,13 +668,6 @@ impl Client {
         if let Some(g) = self.group_mut() {
             g.deliveries.drain().for_each(drop);
         }
-    }
-}
-
-fn delivery_to(e: &InFlight) -> Option<SocketAddr> {
-    match &e.payload {
-        Payload::GroupKey(d) => Some(d.to),
-        _ => None,
     }
 }
 

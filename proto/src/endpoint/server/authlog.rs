@@ -32,12 +32,7 @@ impl Server {
         {
             // Make room: forget the source heard from least recently (a flood of spoofed
             // sources only ever costs the table its bound).
-            let stalest = self
-                .auth_log
-                .iter()
-                .min_by_key(|(_, f)| f.last_seen)
-                .map(|(a, _)| *a);
-            if let Some(a) = stalest {
+            if let Some(a) = crate::table::oldest_by(&self.auth_log, |f| f.last_seen) {
                 self.auth_log.remove(&a);
             }
         }
