@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{
-    CallId, Client, ClientConfig, CloseReason, DropReason, Event, SendError, SendOptions, Server,
-    ServerConfig,
+    CallId, Client, ClientConfig, CloseReason, DropReason, Event, FailReason, SendError,
+    SendOptions, Server, ServerConfig,
 };
 use pavillion_proto::features::status::{Battery, BatteryState, NetworkStatus, Status};
 use pavillion_proto::testing::{Link, Network, Node, Verdict};
@@ -853,10 +853,11 @@ fn time_sync_over(suite: Suite) {
     );
     net.run_for(Duration::from_millis(200));
     let now = net.now();
-    net.client(client_addr()).sync_time(now).unwrap();
+    let sync = net.client(client_addr()).sync_time(now, None).unwrap();
     net.run_for(Duration::from_millis(200));
     assert!(net.events(client_addr()).contains(&Event::ClockUpdated {
-        addr: server_addr()
+        addr: server_addr(),
+        sync: Some(sync),
     }));
     let now = net.now();
     let truth = net.clock_of(server_addr());
@@ -891,12 +892,13 @@ fn a_lost_time_request_is_asked_again() {
             }
         });
         let now = net.now();
-        net.client(client_addr()).sync_time(now).unwrap();
+        let sync = net.client(client_addr()).sync_time(now, None).unwrap();
         net.run_for(Duration::from_millis(500));
         assert!(lost.get());
         assert!(
             net.events(client_addr()).contains(&Event::ClockUpdated {
-                addr: server_addr()
+                addr: server_addr(),
+                sync: Some(sync),
             }),
             "{suite:?}: no clock after a lost request"
         );
@@ -905,6 +907,59 @@ fn a_lost_time_request_is_asked_again() {
         net.run_for(Duration::from_secs(3));
         assert!(net.captured().iter().all(|d| d.from != client_addr()));
     }
+}
+
+#[test]
+fn a_time_sync_returns_an_id_its_outcome_names() {
+    let mut net = pair(Link::clean(), 19);
+    net.run_for(Duration::from_millis(200));
+    net.events(client_addr());
+    // Answered: the event names the sync.
+    let now = net.now();
+    let answered = net.client(client_addr()).sync_time(now, None).unwrap();
+    net.run_for(Duration::from_millis(200));
+    let events = net.events(client_addr());
+    assert!(events.contains(&Event::ClockUpdated {
+        addr: server_addr(),
+        sync: Some(answered),
+    }));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::TimeSyncTimedOut { .. })));
+    // Every request lost: it times out at its deadline, under its own id.
+    net.set_filter(|d| {
+        if d.from == client_addr() {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let now = net.now();
+    let timeout = Duration::from_millis(900);
+    let lost = net
+        .client(client_addr())
+        .sync_time(now, Some(timeout))
+        .unwrap();
+    assert_ne!(lost, answered);
+    net.run_for(Duration::from_millis(800));
+    assert!(!net
+        .events(client_addr())
+        .contains(&Event::TimeSyncTimedOut { sync: lost }));
+    net.run_for(Duration::from_millis(200));
+    let events = net.events(client_addr());
+    assert!(events.contains(&Event::TimeSyncTimedOut { sync: lost }));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::ClockUpdated { .. })));
+    // Open when the client closes: it fails, under its id.
+    let now = net.now();
+    let open = net.client(client_addr()).sync_time(now, None).unwrap();
+    let now = net.now();
+    net.client(client_addr()).close(now);
+    assert!(net.events(client_addr()).contains(&Event::TimeSyncFailed {
+        sync: open,
+        reason: FailReason::Closed,
+    }));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::crypto::{ct_eq, ecc, psk, SecretBoxKey};
 use crate::features::status::Status;
-use crate::features::timesync::{ClockEstimate, TimeSync};
+use crate::features::timesync::{ClockEstimate, SyncId, TimeRequests, TimeSync};
 use crate::handshake::{client as hs, HandshakeError, Initiator};
 use crate::id::{Counter, FunctionId, MessageId};
 use crate::reliability::rtt::RttEstimator;
@@ -35,6 +35,7 @@ mod noise;
 mod reconnect;
 mod subs;
 mod suspect;
+mod timers;
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
 /// above for a lifetime of packets.
@@ -122,11 +123,9 @@ pub struct Client {
     /// When we last sent something that the server answers (a reliable exchange or a time
     /// request); keepalives count from it, so unreliable traffic alone still gets keepalives.
     last_sent: Instant,
-    next_time_sync: Option<Instant>,
-    /// The time request asked for by [`Client::sync_time`] and not answered yet. A request is
-    /// one unreliable datagram each way, so it is asked again on the retransmission schedule
-    /// of reliable messages until an answer or `default_timeout`.
-    time_retry: Option<TimeRetry>,
+    /// Periodic time requests and the one [`Client::sync_time`] waits for (see
+    /// [`features::timesync`](crate::features::timesync)).
+    time: TimeRequests,
     stats: Stats,
     closed: bool,
     /// Decryption scratch, allocated once.
@@ -136,14 +135,6 @@ pub struct Client {
     /// A retry delay computed before the driver told us the time (in `new`); armed by the
     /// first input, so a clock that does not start at zero does not fire it at once.
     unarmed_retry: Option<Duration>,
-}
-
-/// When to ask for the time again, how often it was asked, and until when.
-#[derive(Clone, Copy, Debug)]
-struct TimeRetry {
-    at: Instant,
-    sent: u32,
-    until: Instant,
 }
 
 #[derive(Debug)]
@@ -287,8 +278,7 @@ impl Client {
             events: VecDeque::new(),
             next_op_id: 1,
             last_sent: Instant::ZERO,
-            next_time_sync: None,
-            time_retry: None,
+            time: TimeRequests::default(),
             stats: Stats::default(),
             closed: false,
             scratch: vec![0; wire::MAX_DATAGRAM],
@@ -418,9 +408,19 @@ impl Client {
     /// Asks the server (every server, in multicast mode) for its clock (opcode 20). The answer
     /// updates [`ServerInfo::clock`].
     ///
+    /// Returns the sync's id at once. Each server's answer arrives as [`Event::ClockUpdated`]
+    /// with that id; the first one ends the retries. With no answer by
+    /// `timeout` (default `Limits::default_timeout`), [`Event::TimeSyncTimedOut`] ends it
+    /// instead (or [`Event::TimeSyncFailed`] on `close`). Asking again while a sync is open
+    /// sends a new request for the same sync, with the new deadline, and returns its id.
+    ///
     /// # Errors
     /// [`SendError::UnknownPeer`] without a session, [`SendError::Closed`] after `close`.
-    pub fn sync_time(&mut self, now: Instant) -> Result<(), SendError> {
+    pub fn sync_time(
+        &mut self,
+        now: Instant,
+        timeout: Option<Duration>,
+    ) -> Result<SyncId, SendError> {
         self.advance(now);
         if self.closed {
             return Err(SendError::Closed);
@@ -432,12 +432,14 @@ impl Client {
             to: self.config.server,
         });
         self.last_sent = now;
-        self.time_retry = Some(TimeRetry {
-            at: now + self.rtt.backoff(0),
-            sent: 1,
-            until: now + self.config.limits.default_timeout,
-        });
-        Ok(())
+        let fresh = SyncId(self.next_op_id);
+        let first_retry = self.rtt.backoff(0);
+        let timeout = timeout.unwrap_or(self.config.limits.default_timeout);
+        let sync = self.time.ask(fresh, now, first_retry, timeout);
+        if sync == fresh {
+            self.next_op_id += 1;
+        }
+        Ok(sync)
     }
 
     /// Ends the session: sends quit (opcode 12) to the server and fails every pending message
@@ -456,6 +458,12 @@ impl Client {
         let pending: Vec<InFlight> = self.outbox.drain().collect();
         for e in pending {
             self.fail(e, FailReason::Closed);
+        }
+        if let Some(sync) = self.time.close() {
+            self.events.push_back(Event::TimeSyncFailed {
+                sync,
+                reason: FailReason::Closed,
+            });
         }
         self.drop_group_deliveries();
         self.drop_subs();
@@ -496,75 +504,7 @@ impl Client {
         if self.closed {
             return;
         }
-        if let Connecting::Requesting {
-            attempt,
-            next_retry: Some(t),
-        } = self.connecting
-        {
-            if t <= now {
-                self.send_request(attempt.saturating_add(1));
-            }
-        }
-        if self.rekey_due().is_some_and(|t| t <= now) {
-            // Suite 3 keys are old or worn: agree new ones; the current ones work meanwhile.
-            self.group_rotate_on_next_round();
-            self.request_handshake(now);
-        }
-        if self.deferred_round.is_some_and(|t| t <= now) {
-            self.deferred_round = None;
-            self.request_handshake(now);
-        }
-        self.check_suspicion(now);
-        if self.confirm_by.is_some_and(|t| t <= now) {
-            self.confirm_by = None;
-            self.on_unconfirmed(now);
-        }
-        if self.round_close.is_some_and(|t| t <= now) {
-            self.round_close = None;
-            self.initiator.new_round(&mut self.rng);
-            self.group_round_closed();
-        }
-        let down_timeout = self.config.limits.down_timeout;
-        let mut downed = Vec::new();
-        for (addr, s) in self.servers.iter_mut() {
-            if s.up && now - s.last_heard >= down_timeout {
-                s.up = false;
-                self.events.push_back(Event::PeerDown { addr: *addr });
-                downed.push(*addr);
-            }
-        }
-        for addr in downed.iter() {
-            self.subs_on_lost(now, *addr);
-        }
-        if !downed.is_empty() {
-            self.on_contact_lost(now);
-        }
-        if let Some(k) = self.keepalive_due() {
-            if k <= now {
-                self.send_keepalive(now);
-            }
-        }
-        if self.next_time_sync.is_some_and(|t| t <= now) && self.is_connected() {
-            self.tx.push_back(Outgoing::TimeRequest {
-                to: self.config.server,
-            });
-            self.last_sent = now;
-            self.next_time_sync = self.config.time_sync.map(|i| now + i);
-        }
-        if let Some(r) = self.time_retry.filter(|r| r.at <= now) {
-            self.time_retry = None;
-            if now < r.until && self.is_connected() {
-                self.tx.push_back(Outgoing::TimeRequest {
-                    to: self.config.server,
-                });
-                self.last_sent = now;
-                self.time_retry = Some(TimeRetry {
-                    at: now + self.rtt.backoff(r.sent),
-                    sent: r.sent + 1,
-                    until: r.until,
-                });
-            }
-        }
+        self.run_timers(now);
         self.pump(now);
     }
 
@@ -597,38 +537,7 @@ impl Client {
         if self.closed {
             return None;
         }
-        let retry = match self.connecting {
-            Connecting::Requesting { next_retry, .. } => next_retry,
-            _ => None,
-        };
-        let down = self.config.limits.down_timeout;
-        let liveness = self
-            .servers
-            .values()
-            .filter(|s| s.up)
-            .map(|s| s.last_heard + down)
-            .min();
-        [
-            retry,
-            self.round_close,
-            self.confirm_by,
-            self.deferred_round,
-            self.suspicion_due(),
-            self.rekey_due(),
-            self.outbox.next_timeout(
-                self.is_connected() && self.session_ready(),
-                self.counter_budget(),
-            ),
-            self.group_timeout(),
-            self.subs_timeout(),
-            liveness,
-            self.keepalive_due(),
-            self.next_time_sync.filter(|_| self.is_connected()),
-            self.time_retry.map(|r| r.at),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers().next_timeout()
     }
 
     /// Whether at least one server session is up. A suite 3 client in multicast mode counts as
@@ -1080,9 +989,7 @@ impl Client {
             self.outbox.retry_all_now(now);
             self.subs_on_session(now, from);
         }
-        if self.next_time_sync.is_none() {
-            self.next_time_sync = self.config.time_sync.map(|_| now);
-        }
+        self.time.start_periodic(now, self.config.time_sync);
         // A multicast suite 3 client can send to the group only once a server holds its key.
         if self.is_connected() && self.session_ready() {
             self.release_unreliable();
@@ -1092,9 +999,7 @@ impl Client {
     /// Suite 3 multicast: a server acknowledged our first group key, so group sends start.
     fn on_group_ready(&mut self, now: Instant) {
         self.release_unreliable();
-        if self.next_time_sync.is_none() {
-            self.next_time_sync = self.config.time_sync.map(|_| now);
-        }
+        self.time.start_periodic(now, self.config.time_sync);
     }
 
     /// Whether session packets may go to the configured server address. A reference server
@@ -1308,8 +1213,8 @@ impl Client {
                     .get_mut(&addr)
                     .and_then(|s| s.clock.on_response(request, monotonic_us, now));
                 if known.is_some() {
-                    self.time_retry = None;
-                    self.events.push_back(Event::ClockUpdated { addr });
+                    let sync = self.time.on_answer(request);
+                    self.events.push_back(Event::ClockUpdated { addr, sync });
                 } else {
                     self.stats.drop(DropReason::Unexpected);
                 }
@@ -1517,6 +1422,7 @@ impl Client {
                 for s in self.servers.values_mut() {
                     s.clock.on_request(c, now);
                 }
+                self.time.on_sent(c);
                 self.seal(to, &App::TimeSyncRequest, buf)
             }
             Outgoing::TimeResponse { to, request } => {

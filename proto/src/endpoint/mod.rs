@@ -14,7 +14,9 @@ mod client;
 mod config;
 mod driving;
 mod server;
+mod timers;
 
+pub use crate::features::timesync::SyncId;
 pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
 pub use driving::Endpoint;
@@ -106,6 +108,9 @@ pub enum Event {
     ClockUpdated {
         /// The server.
         addr: SocketAddr,
+        /// The [`Client::sync_time`] this answer ends (every server's answer to it names it),
+        /// or `None` for an answer to a periodic request.
+        sync: Option<SyncId>,
     },
     /// A session came up. On a client, `addr` is the server's (reply) address and `peer` is
     /// `None`; on a server, `addr` is the client's address and `peer` its identity.
@@ -210,6 +215,18 @@ pub enum Event {
         from: SocketAddr,
         /// Failures since the last report for this source.
         count: u32,
+    },
+    /// A time sync ended without an answer for a reason other than time (the client closed).
+    TimeSyncFailed {
+        /// The id `sync_time` returned.
+        sync: SyncId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// No server answered a time sync before its deadline (`Limits::default_timeout`).
+    TimeSyncTimedOut {
+        /// The id `sync_time` returned.
+        sync: SyncId,
     },
     /// The reliable message with this id was acknowledged by nobody before its deadline.
     TimedOut {

@@ -36,6 +36,7 @@ mod budget;
 mod duplicates;
 mod noise;
 mod subs;
+mod timers;
 
 use budget::{Found, ReplyBudget, ReplyBudgets};
 
@@ -403,20 +404,7 @@ impl Server {
     /// Runs the timers that are due at `now`. Calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
-        if self.next_housekeeping.is_some_and(|t| t <= now) {
-            self.next_housekeeping = None;
-            self.housekeeping(now);
-        }
-        if self.next_announce.is_some_and(|t| t <= now) {
-            if let Some(to) = self.config.announce {
-                self.tx.push_back(Outgoing::Setup {
-                    to,
-                    packet: Setup::NewServerJoin,
-                });
-            }
-            self.announce_left = self.announce_left.saturating_sub(1);
-            self.next_announce = (self.announce_left > 0).then(|| now + ANNOUNCE_GAP);
-        }
+        self.run_timers(now);
         self.pump(now);
         self.arm_housekeeping(now);
     }
@@ -444,18 +432,7 @@ impl Server {
     /// When `handle_timeout` next has work, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let outboxes = self
-            .busy
-            .iter()
-            .filter_map(|a| self.sessions.get(a))
-            .filter_map(|s| {
-                s.outbox
-                    .next_timeout(true, s.outbox.counter_budget(Counter(s.tx_counter)))
-            });
-        outboxes
-            .chain(self.next_housekeeping)
-            .chain(self.next_announce)
-            .min()
+        self.timers().next_timeout()
     }
 
     /// Counters of what this endpoint did.
