@@ -9,6 +9,7 @@ use core::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 
 use crate::crypto::{ct_eq, ecc, psk, SecretBoxKey};
+use crate::features::rpc;
 use crate::features::status::Status;
 use crate::features::timesync::{ClockEstimate, SyncId, TimeRequests, TimeSync};
 use crate::handshake::{client as hs, HandshakeError, Initiator};
@@ -19,7 +20,7 @@ use crate::rng::Rng;
 use crate::session::replay::{Replay, ReplayWindow};
 use crate::session::{self, OpenError, RxKey, RxSession, TxKey};
 use crate::time::{Duration, Instant};
-use crate::wire::{self, App, CipherId, Datagram, RpcStatus, SessionPacket, Setup, StatusBytes};
+use crate::wire::{self, App, CipherId, Datagram, SessionPacket, Setup, StatusBytes};
 
 use super::config::{ClientConfig, ClientCredentials};
 use super::{
@@ -1164,22 +1165,8 @@ impl Client {
             App::RpcResponse { call, status, data } => {
                 match self.outbox.on_reply(call, true, addr, now, &mut self.rtt) {
                     Reply::Complete(e) => {
-                        let data = Bytes::copy_from_slice(data);
-                        let call = CallId(e.id);
-                        self.events.push_back(if status == RpcStatus::OK {
-                            Event::Answered {
-                                call,
-                                from: addr,
-                                data,
-                            }
-                        } else {
-                            Event::RemoteError {
-                                call,
-                                from: addr,
-                                status,
-                                data,
-                            }
-                        });
+                        let event = rpc::answer_event(CallId(e.id), addr, status, data);
+                        self.events.push_back(event);
                     }
                     // Late, repeated or never asked for.
                     _ => self.stats.drop(DropReason::Unexpected),

@@ -619,9 +619,7 @@ impl Server {
             up: true,
             rtt: RttEstimator::new(limits.rtt),
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
-            pending_calls: Vec::new(),
-            answers: Default::default(),
-            answer_bytes: 0,
+            calls: Default::default(),
             duplicates: super::duplicates::Allowance::new(now),
             noise: Some(Box::new(NoiseSession {
                 local,
