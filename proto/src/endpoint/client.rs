@@ -9,9 +9,9 @@ use core::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 
 use crate::crypto::{ct_eq, ecc, psk, SecretBoxKey};
-use crate::features::rpc;
 use crate::features::status::Status;
 use crate::features::timesync::{ClockEstimate, SyncId, TimeRequests, TimeSync};
+use crate::features::{pubsub, rpc};
 use crate::handshake::{client as hs, HandshakeError, Initiator};
 use crate::id::{Counter, FunctionId, MessageId};
 use crate::reliability::rtt::RttEstimator;
@@ -105,12 +105,11 @@ pub struct Client {
     /// Sessions, keyed by the address the server answers from (the reference answers from a
     /// second port).
     servers: BTreeMap<SocketAddr, RemoteServer>,
-    /// Target -> server -> when it last confirmed the subscription. Bounded by
-    /// `max_targets` x `max_servers`.
-    subscribers: BTreeMap<String, BTreeMap<SocketAddr, Instant>>,
+    /// Which servers take which targets (see [`pubsub`]).
+    subscribers: pubsub::SubscriberTable,
     outbox: Outbox,
     /// Our subscriptions at servers (opcodes 13 and 14 sent by us).
-    subs: subs::Subscriptions,
+    subs: pubsub::Subscriptions,
     /// Looking for a server we lost.
     reconnect: reconnect::Reconnect,
     /// Handshake replies of this round that did not authenticate.
@@ -252,7 +251,7 @@ impl Client {
         let initiator = Initiator::new(&mut rng);
         let mut client = Client {
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
-            subs: subs::Subscriptions::new(limits.max_queued, limits.max_in_flight),
+            subs: pubsub::Subscriptions::new(limits.max_queued, limits.max_in_flight),
             reconnect: reconnect::Reconnect::default(),
             auth: authfail::AuthFailures::default(),
             rtt: RttEstimator::new(limits.rtt),
@@ -273,7 +272,7 @@ impl Client {
             claims_ignored_until: Instant::ZERO,
             multicast,
             servers: BTreeMap::new(),
-            subscribers: BTreeMap::new(),
+            subscribers: pubsub::SubscriberTable::default(),
             waiting_unreliable: VecDeque::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
@@ -572,19 +571,9 @@ impl Client {
     /// holding a live session with us (a subscription lasts as long as the server process,
     /// which re-announces it to every new session).
     pub fn subscribers(&self, now: Instant, target: &str) -> Vec<SocketAddr> {
-        let ttl = self.config.subscriber_ttl;
-        let valid = |a: &SocketAddr, seen: &Instant| {
-            now - *seen < ttl || self.servers.get(a).is_some_and(|s| s.up && s.confirmed)
-        };
+        let live = |a: &SocketAddr| self.servers.get(a).is_some_and(|s| s.up && s.confirmed);
         self.subscribers
-            .get(target)
-            .map(|m| {
-                m.iter()
-                    .filter(|(a, t)| valid(a, t))
-                    .map(|(a, _)| *a)
-                    .collect()
-            })
-            .unwrap_or_default()
+            .subscribers(now, self.config.subscriber_ttl, target, live)
     }
 
     /// Counters of what this endpoint did.
@@ -1178,12 +1167,7 @@ impl Client {
             }
             App::Unsubscribe { target } => {
                 self.ack(from, counter);
-                if let Some(m) = self.subscribers.get_mut(target) {
-                    m.remove(&addr);
-                    if m.is_empty() {
-                        self.subscribers.remove(target);
-                    }
-                }
+                self.subscribers.forget(target, addr);
             }
             App::ClientAccept { server_time_us } => {
                 if let Some(s) = self.servers.get_mut(&addr) {
@@ -1270,22 +1254,13 @@ impl Client {
     }
 
     fn learn_subscriber(&mut self, now: Instant, target: &str, addr: SocketAddr) {
-        if !self.subscribers.contains_key(target)
-            && self.subscribers.len() >= self.config.max_targets
-        {
-            let ttl = self.config.subscriber_ttl;
-            self.subscribers.retain(|_, m| {
-                m.retain(|_, t| now - *t < ttl);
-                !m.is_empty()
-            });
-            if self.subscribers.len() >= self.config.max_targets {
-                return self.stats.drop(DropReason::TableFull);
-            }
-        }
-        let max = self.config.max_servers;
-        let entry = self.subscribers.entry(target.into()).or_default();
-        if entry.len() < max || entry.contains_key(&addr) {
-            entry.insert(addr, now);
+        let bounds = pubsub::SubscriberBounds {
+            max_targets: self.config.max_targets,
+            max_servers: self.config.max_servers,
+            ttl: self.config.subscriber_ttl,
+        };
+        if self.subscribers.learn(bounds, now, target, addr).is_err() {
+            self.stats.drop(DropReason::TableFull);
         }
     }
 

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use arrayvec::ArrayVec;
 
 use crate::crypto::{ct_eq, ecc};
+use crate::features::pubsub;
 use crate::features::rpc::{self, Route};
 use crate::features::status::Status;
 use crate::handshake::{ExpectClientInfo, HandshakeError, SessionKeys};
@@ -87,7 +88,7 @@ pub struct Server {
     /// Targets we take messages for; announced to every client with opcode 13.
     targets: BTreeSet<String>,
     /// Which sessions subscribe to which targets (opcode 13 from clients).
-    client_subs: subs::ClientSubs,
+    client_subs: pubsub::ClientSubs,
     /// Failed authentications per source, for rate-limited reports.
     auth_log: authlog::AuthLog,
     /// Suite 2 box keys of configured clients, made on first use (at most one per entry of
@@ -173,7 +174,7 @@ impl Server {
             busy_scratch: Vec::new(),
             functions: rpc::Functions::default(),
             targets: BTreeSet::new(),
-            client_subs: subs::ClientSubs::default(),
+            client_subs: pubsub::ClientSubs::default(),
             auth_log: authlog::AuthLog::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),

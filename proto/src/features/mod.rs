@@ -3,6 +3,7 @@
 //! RPC, subscriptions and keepalives live in the endpoints, because they drive the outbox; what
 //! is here is pure arithmetic over values the endpoints hand in.
 
+pub(crate) mod pubsub;
 pub(crate) mod rpc;
 pub mod status;
 pub mod timesync;
