@@ -23,6 +23,10 @@ pub(crate) trait TimerKind: Copy + 'static {
 
     /// The kind's slot in the table.
     fn index(self) -> usize;
+
+    /// Whether the role's `pump` runs this kind (an outbox's retransmissions and deadlines),
+    /// after every input, so that the walk of `handle_timeout` need not read its deadline.
+    fn is_pumped(self) -> bool;
 }
 
 /// One optional deadline per timer kind. `N` is the kind's count (`K::VALUES.len()`); the
@@ -108,6 +112,13 @@ impl TimerKind for ClientTimer {
     fn index(self) -> usize {
         self as usize
     }
+
+    fn is_pumped(self) -> bool {
+        matches!(
+            self,
+            ClientTimer::Outbox | ClientTimer::GroupKeys | ClientTimer::Subscriptions
+        )
+    }
 }
 
 /// The client's table: one slot per [`ClientTimer`], the last kind's discriminant plus one.
@@ -133,6 +144,10 @@ impl TimerKind for ServerTimer {
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    fn is_pumped(self) -> bool {
+        self == ServerTimer::Outbox
     }
 }
 
@@ -161,6 +176,21 @@ mod tests {
             ServerTimer::VALUES.len(),
             ServerTimers::new().deadlines.len()
         );
+    }
+
+    fn pumped_kinds_come_last<K: TimerKind + core::fmt::Debug>() {
+        let first = K::VALUES.iter().position(|k| k.is_pumped());
+        let first = first.unwrap_or(K::VALUES.len());
+        for k in &K::VALUES[first..] {
+            assert!(k.is_pumped(), "{k:?} would run before the pump it follows");
+        }
+    }
+
+    /// `handle_timeout` walks the other kinds, then pumps: the table's order must say so.
+    #[test]
+    fn the_pumped_kinds_are_the_last() {
+        pumped_kinds_come_last::<ClientTimer>();
+        pumped_kinds_come_last::<ServerTimer>();
     }
 
     #[test]

@@ -27,7 +27,7 @@ impl Client {
     /// just before its turn, because an earlier handler may have moved it. The outbox, group
     /// key and subscription timers are run by the `pump` that follows.
     pub(super) fn run_timers(&mut self, now: Instant) {
-        for &kind in ClientTimer::VALUES {
+        for &kind in ClientTimer::VALUES.iter().filter(|k| !k.is_pumped()) {
             if self.deadline(kind).is_some_and(|t| t <= now) {
                 self.on_timer(kind, now);
             }
@@ -110,6 +110,7 @@ impl Client {
                     }
                 }
             }
+            // Pumped kinds (`is_pumped`): `handle_timeout` runs them through `pump`.
             ClientTimer::Outbox | ClientTimer::GroupKeys | ClientTimer::Subscriptions => {}
         }
     }

@@ -24,7 +24,7 @@ impl Server {
     /// Runs every expired timer in [`ServerTimer::VALUES`] order; the outboxes are run by the
     /// `pump` that follows.
     pub(super) fn run_timers(&mut self, now: Instant) {
-        for &kind in ServerTimer::VALUES {
+        for &kind in ServerTimer::VALUES.iter().filter(|k| !k.is_pumped()) {
             if self.deadline(kind).is_some_and(|t| t <= now) {
                 self.on_timer(kind, now);
             }
@@ -66,6 +66,7 @@ impl Server {
                 self.announce_left = self.announce_left.saturating_sub(1);
                 self.next_announce = (self.announce_left > 0).then(|| now + ANNOUNCE_GAP);
             }
+            // Pumped (`is_pumped`): `handle_timeout` runs it through `pump`.
             ServerTimer::Outbox => {}
         }
     }
