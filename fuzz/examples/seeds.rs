@@ -151,7 +151,7 @@ fn record(suite: Suite) -> Vec<Sent> {
                 let opts = SendOptions::unreliable();
                 client.send_message(now, "hall", "motion", b"1", opts).ok();
                 client.call(now, FUNCTION, b"args", None).ok();
-                client.sync_time(now).ok();
+                client.sync_time(now, None).ok();
             }
             10 => {
                 for c in calls.drain(..) {

@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
                     1 => drop(c.send_message(now, text(arg), "n", arg, SendOptions::unreliable())),
                     2 => drop(c.call(now, FUNCTION, arg, None)),
                     3 => drop(c.call(now, FunctionId(u16::from(which)), arg, None)),
-                    4 => drop(c.sync_time(now)),
+                    4 => drop(c.sync_time(now, None)),
                     _ => c.close(now),
                 }
             }

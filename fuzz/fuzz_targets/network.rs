@@ -100,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
                 net.set_up(host, up);
             }
             _ => match ops.u8() % 3 {
-                0 => drop(net.client(CLIENT).sync_time(now)),
+                0 => drop(net.client(CLIENT).sync_time(now, None)),
                 1 => net.client(CLIENT).close(now),
                 _ => net.server(SERVER).close(now),
             },

@@ -432,8 +432,8 @@ impl RemoteServer {
         self.state().await?.clock_estimate()
     }
 
-    /// Asks the server for its clock and waits for the answer, up to `timeout` (the driver
-    /// ends the wait at that deadline).
+    /// Asks the server for its clock and waits for the answer, up to `timeout` (the endpoint's
+    /// deadline for the sync, whose outcome event ends the wait).
     ///
     /// # Errors
     /// [`ServerError::TimedOut`] without an answer within `timeout`; as

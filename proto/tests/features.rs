@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{
-    CallId, Client, ClientConfig, ClientEvent, CloseReason, DropReason, SendError, SendOptions,
-    Server, ServerConfig, ServerEvent,
+    CallId, Client, ClientConfig, ClientEvent, CloseReason, DropReason, FailReason, SendError,
+    SendOptions, Server, ServerConfig, ServerEvent,
 };
 use pavillion_proto::features::status::{Battery, BatteryState, NetworkStatus, Status};
 use pavillion_proto::testing::{Link, Network, Node, Verdict};
@@ -853,12 +853,13 @@ fn time_sync_over(suite: Suite) {
     );
     net.run_for(Duration::from_millis(200));
     let now = net.now();
-    net.client(client_addr()).sync_time(now).unwrap();
+    let sync = net.client(client_addr()).sync_time(now, None).unwrap();
     net.run_for(Duration::from_millis(200));
     assert!(net
         .client_events(client_addr())
         .contains(&ClientEvent::ClockUpdated {
-            addr: server_addr()
+            addr: server_addr(),
+            sync: Some(sync),
         }));
     let now = net.now();
     let truth = net.clock_of(server_addr());
@@ -893,13 +894,14 @@ fn a_lost_time_request_is_asked_again() {
             }
         });
         let now = net.now();
-        net.client(client_addr()).sync_time(now).unwrap();
+        let sync = net.client(client_addr()).sync_time(now, None).unwrap();
         net.run_for(Duration::from_millis(500));
         assert!(lost.get());
         assert!(
             net.client_events(client_addr())
                 .contains(&ClientEvent::ClockUpdated {
-                    addr: server_addr()
+                    addr: server_addr(),
+                    sync: Some(sync),
                 }),
             "{suite:?}: no clock after a lost request"
         );
@@ -908,6 +910,61 @@ fn a_lost_time_request_is_asked_again() {
         net.run_for(Duration::from_secs(3));
         assert!(net.captured().iter().all(|d| d.from != client_addr()));
     }
+}
+
+#[test]
+fn a_time_sync_returns_an_id_its_outcome_names() {
+    let mut net = pair(Link::clean(), 19);
+    net.run_for(Duration::from_millis(200));
+    net.client_events(client_addr());
+    // Answered: the event names the sync.
+    let now = net.now();
+    let answered = net.client(client_addr()).sync_time(now, None).unwrap();
+    net.run_for(Duration::from_millis(200));
+    let events = net.client_events(client_addr());
+    assert!(events.contains(&ClientEvent::ClockUpdated {
+        addr: server_addr(),
+        sync: Some(answered),
+    }));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::TimeSyncTimedOut { .. })));
+    // Every request lost: it times out at its deadline, under its own id.
+    net.set_filter(|d| {
+        if d.from == client_addr() {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let now = net.now();
+    let timeout = Duration::from_millis(900);
+    let lost = net
+        .client(client_addr())
+        .sync_time(now, Some(timeout))
+        .unwrap();
+    assert_ne!(lost, answered);
+    net.run_for(Duration::from_millis(800));
+    assert!(!net
+        .client_events(client_addr())
+        .contains(&ClientEvent::TimeSyncTimedOut { sync: lost }));
+    net.run_for(Duration::from_millis(200));
+    let events = net.client_events(client_addr());
+    assert!(events.contains(&ClientEvent::TimeSyncTimedOut { sync: lost }));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::ClockUpdated { .. })));
+    // Open when the client closes: it fails, under its id.
+    let now = net.now();
+    let open = net.client(client_addr()).sync_time(now, None).unwrap();
+    let now = net.now();
+    net.client(client_addr()).close(now);
+    assert!(net
+        .client_events(client_addr())
+        .contains(&ClientEvent::TimeSyncFailed {
+            sync: open,
+            reason: FailReason::Closed,
+        }));
 }
 
 #[test]

@@ -591,7 +591,7 @@ fn group_network(link: Link, seed: u64, client: ClientConfig) -> Network {
     let found = net.run_until(Duration::from_secs(10), |net| {
         let now = net.now();
         if now >= probe_at && net.client(client_addr()).is_connected() {
-            net.client(client_addr()).sync_time(now).unwrap();
+            net.client(client_addr()).sync_time(now, None).unwrap();
             probe_at = now + Duration::from_millis(200);
         }
         net.client(client_addr()).subscribers(now, "t").len() == 3

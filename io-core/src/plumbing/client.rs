@@ -11,7 +11,7 @@ use pavillion_proto::endpoint::{
     self as proto, CallId, ClientEvent, Reliability, SendOptions, Stats,
 };
 use pavillion_proto::features::status::{Battery, NetworkStatus, Status};
-use pavillion_proto::features::timesync::ClockEstimate;
+use pavillion_proto::features::timesync::{ClockEstimate, SyncId};
 use pavillion_proto::{FunctionId, Instant, MessageId};
 
 use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
@@ -365,8 +365,8 @@ impl RemoteHandle {
         }
     }
 
-    /// Sends a time request and queues a wait for its answer, up to `timeout` (decided by the
-    /// driver).
+    /// Sends a time request and queues a wait for its answer, up to `timeout` (the endpoint's
+    /// deadline for the sync: its outcome event ends the wait).
     ///
     /// # Errors
     /// [`ServerError::InCallback`] or [`ServerError::Closed`].
@@ -378,10 +378,9 @@ impl RemoteHandle {
             return Err(ServerError::InCallback);
         }
         let (reply, pending) = reply::channel();
-        let deadline = self.clock.now() + timeout;
         let cmd = Cmd::SyncTime {
             addr: self.addr,
-            deadline,
+            timeout,
             reply,
         };
         self.link
@@ -524,7 +523,7 @@ enum Cmd {
     },
     SyncTime {
         addr: SocketAddr,
-        deadline: Instant,
+        timeout: Duration,
         reply: Reply<Result<ClockEstimate, ServerError>>,
     },
     WaitConnected {
@@ -533,10 +532,11 @@ enum Cmd {
     },
 }
 
-/// A caller waiting for a server's clock.
+/// A caller waiting for a server's clock: for that server's answer, or the end of the sync
+/// it asked for.
 struct ClockWaiter {
     addr: SocketAddr,
-    deadline: Instant,
+    sync: SyncId,
     reply: Reply<Result<ClockEstimate, ServerError>>,
 }
 
@@ -598,10 +598,21 @@ impl ClientRouter {
             } => self.answer(call, Err(CallError::Remote { status, data })),
             ClientEvent::CallTimedOut { call } => self.answer(call, Err(CallError::TimedOut)),
             ClientEvent::CallFailed { call, reason } => self.answer(call, Err(reason.into())),
-            ClientEvent::ClockUpdated { addr } => {
+            ClientEvent::ClockUpdated { addr, .. } => {
+                // Any fresh answer from the server serves whoever waits for its clock.
                 let estimate = self.state(addr).and_then(|s| s.clock);
                 for w in extract(&mut self.clock_waiters, |w| w.addr == addr) {
                     w.reply.send(estimate.ok_or(ServerError::NoClock));
+                }
+            }
+            ClientEvent::TimeSyncTimedOut { sync } => {
+                for w in extract(&mut self.clock_waiters, |w| w.sync == sync) {
+                    w.reply.send(Err(ServerError::TimedOut));
+                }
+            }
+            ClientEvent::TimeSyncFailed { sync, .. } => {
+                for w in extract(&mut self.clock_waiters, |w| w.sync == sync) {
+                    w.reply.send(Err(ServerError::Closed));
                 }
             }
             ClientEvent::Delivered { id, acked, missing } => {
@@ -659,11 +670,7 @@ impl Role for ClientRouter {
     }
 
     fn waiter_deadline(&self) -> Option<Instant> {
-        self.connect_waiters
-            .iter()
-            .map(|(d, _)| *d)
-            .chain(self.clock_waiters.iter().map(|w| w.deadline))
-            .min()
+        self.connect_waiters.iter().map(|(d, _)| *d).min()
     }
 
     fn is_direct(&self, command: &ClientCommand) -> bool {
@@ -733,20 +740,17 @@ impl Role for ClientRouter {
             Cmd::Stats { reply } => reply.send(self.ep.stats().clone()),
             Cmd::SyncTime {
                 addr,
-                deadline,
+                timeout,
                 reply,
             } => {
                 let up = self.state(addr).is_some_and(|s| s.up);
-                if up && self.ep.sync_time(now).is_ok() {
-                    // Callers that stopped waiting are forgotten here.
-                    drop(extract(&mut self.clock_waiters, |w| w.reply.is_closed()));
-                    self.clock_waiters.push(ClockWaiter {
-                        addr,
-                        deadline,
-                        reply,
-                    });
-                } else {
-                    reply.send(Err(ServerError::NotConnected));
+                match up.then(|| self.ep.sync_time(now, Some(timeout))) {
+                    Some(Ok(sync)) => {
+                        // Callers that stopped waiting are forgotten here.
+                        drop(extract(&mut self.clock_waiters, |w| w.reply.is_closed()));
+                        self.clock_waiters.push(ClockWaiter { addr, sync, reply });
+                    }
+                    _ => reply.send(Err(ServerError::NotConnected)),
                 }
             }
             Cmd::WaitConnected { deadline, reply } => match self.ep.servers().next() {
@@ -801,9 +805,6 @@ impl Role for ClientRouter {
 impl ClientRouter {
     /// Answers the waits whose deadline has passed.
     fn expire(&mut self, now: Instant) {
-        for w in extract(&mut self.clock_waiters, |w| w.deadline <= now) {
-            w.reply.send(Err(ServerError::TimedOut));
-        }
         for (_, w) in extract(&mut self.connect_waiters, |(d, _)| *d <= now) {
             w.send(None);
         }

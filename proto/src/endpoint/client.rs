@@ -11,7 +11,8 @@ use bytes::Bytes;
 
 use crate::crypto::{ct_eq, ecc, psk, SecretBoxKey};
 use crate::features::status::Status;
-use crate::features::timesync::{ClockEstimate, TimeSync};
+use crate::features::timesync::{ClockEstimate, SyncId, TimeRequests, TimeSync};
+use crate::features::{pubsub, rpc};
 use crate::handshake::{client as hs, HandshakeError, Initiator};
 use crate::id::{Counter, FunctionId, MessageId};
 use crate::reliability::rtt::RttEstimator;
@@ -20,7 +21,7 @@ use crate::rng::Rng;
 use crate::session::{self, KeyUsed, OpenError, Route, RxKey, Session, TxKey};
 use crate::table::oldest_by;
 use crate::time::{Duration, Instant};
-use crate::wire::{self, App, CipherId, Datagram, RpcStatus, SessionPacket, Setup, StatusBytes};
+use crate::wire::{self, App, CipherId, Datagram, SessionPacket, Setup, StatusBytes};
 
 use super::config::{ClientConfig, ClientCredentials};
 use super::{
@@ -36,6 +37,7 @@ mod noise;
 mod reconnect;
 mod subs;
 mod suspect;
+mod timers;
 
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
 /// above for a lifetime of packets.
@@ -104,12 +106,11 @@ pub struct Client {
     /// Sessions, keyed by the address the server answers from (the reference answers from a
     /// second port).
     servers: BTreeMap<SocketAddr, RemoteServer>,
-    /// Target -> server -> when it last confirmed the subscription. Bounded by
-    /// `max_targets` x `max_servers`.
-    subscribers: BTreeMap<String, BTreeMap<SocketAddr, Instant>>,
+    /// Which servers take which targets (see [`pubsub`]).
+    subscribers: pubsub::SubscriberTable,
     outbox: Outbox,
     /// Our subscriptions at servers (opcodes 13 and 14 sent by us).
-    subs: subs::Subscriptions,
+    subs: pubsub::Subscriptions,
     /// Looking for a server we lost.
     reconnect: reconnect::Reconnect,
     /// Handshake replies of this round that did not authenticate.
@@ -123,11 +124,9 @@ pub struct Client {
     /// When we last sent something that the server answers (a reliable exchange or a time
     /// request); keepalives count from it, so unreliable traffic alone still gets keepalives.
     last_sent: Instant,
-    next_time_sync: Option<Instant>,
-    /// The time request asked for by [`Client::sync_time`] and not answered yet. A request is
-    /// one unreliable datagram each way, so it is asked again on the retransmission schedule
-    /// of reliable messages until an answer or `default_timeout`.
-    time_retry: Option<TimeRetry>,
+    /// Periodic time requests and the one [`Client::sync_time`] waits for (see
+    /// [`features::timesync`](crate::features::timesync)).
+    time: TimeRequests,
     stats: Stats,
     closed: bool,
     /// Decryption scratch, allocated once.
@@ -137,14 +136,6 @@ pub struct Client {
     /// A retry delay computed before the driver told us the time (in `new`); armed by the
     /// first input, so a clock that does not start at zero does not fire it at once.
     unarmed_retry: Option<Duration>,
-}
-
-/// When to ask for the time again, how often it was asked, and until when.
-#[derive(Clone, Copy, Debug)]
-struct TimeRetry {
-    at: Instant,
-    sent: u32,
-    until: Instant,
 }
 
 #[derive(Debug)]
@@ -291,7 +282,7 @@ impl Client {
         let initiator = Initiator::new(&mut rng);
         let mut client = Client {
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
-            subs: subs::Subscriptions::new(limits.max_queued, limits.max_in_flight),
+            subs: pubsub::Subscriptions::new(limits.max_queued, limits.max_in_flight),
             reconnect: reconnect::Reconnect::default(),
             auth: authfail::AuthFailures::default(),
             rtt: RttEstimator::new(limits.rtt),
@@ -312,14 +303,13 @@ impl Client {
             claims_ignored_until: Instant::ZERO,
             multicast,
             servers: BTreeMap::new(),
-            subscribers: BTreeMap::new(),
+            subscribers: pubsub::SubscriberTable::default(),
             waiting_unreliable: VecDeque::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
             next_op_id: 1,
             last_sent: Instant::ZERO,
-            next_time_sync: None,
-            time_retry: None,
+            time: TimeRequests::default(),
             stats: Stats::default(),
             closed: false,
             scratch: vec![0; wire::MAX_DATAGRAM],
@@ -449,9 +439,19 @@ impl Client {
     /// Asks the server (every server, in multicast mode) for its clock (opcode 20). The answer
     /// updates [`ServerInfo::clock`].
     ///
+    /// Returns the sync's id at once. Each server's answer arrives as [`Event::ClockUpdated`]
+    /// with that id; the first one ends the retries. With no answer by
+    /// `timeout` (default `Limits::default_timeout`), [`Event::TimeSyncTimedOut`] ends it
+    /// instead (or [`Event::TimeSyncFailed`] on `close`). Asking again while a sync is open
+    /// sends a new request for the same sync, with the new deadline, and returns its id.
+    ///
     /// # Errors
     /// [`SendError::UnknownPeer`] without a session, [`SendError::Closed`] after `close`.
-    pub fn sync_time(&mut self, now: Instant) -> Result<(), SendError> {
+    pub fn sync_time(
+        &mut self,
+        now: Instant,
+        timeout: Option<Duration>,
+    ) -> Result<SyncId, SendError> {
         self.advance(now);
         if self.closed {
             return Err(SendError::Closed);
@@ -463,12 +463,14 @@ impl Client {
             to: self.config.server,
         });
         self.last_sent = now;
-        self.time_retry = Some(TimeRetry {
-            at: now + self.rtt.backoff(0),
-            sent: 1,
-            until: now + self.config.limits.default_timeout,
-        });
-        Ok(())
+        let fresh = SyncId(self.next_op_id);
+        let first_retry = self.rtt.backoff(0);
+        let timeout = timeout.unwrap_or(self.config.limits.default_timeout);
+        let sync = self.time.ask(fresh, now, first_retry, timeout);
+        if sync == fresh {
+            self.next_op_id += 1;
+        }
+        Ok(sync)
     }
 
     /// Ends the session: sends quit (opcode 12) to the server and fails every pending message
@@ -487,6 +489,12 @@ impl Client {
         let pending: Vec<InFlight> = self.outbox.drain().collect();
         for e in pending {
             self.fail(e, FailReason::Closed);
+        }
+        if let Some(sync) = self.time.close() {
+            self.events.push_back(ClientEvent::TimeSyncFailed {
+                sync,
+                reason: FailReason::Closed,
+            });
         }
         self.drop_group_deliveries();
         self.drop_subs();
@@ -527,75 +535,7 @@ impl Client {
         if self.closed {
             return;
         }
-        if let Connecting::Requesting {
-            attempt,
-            next_retry: Some(t),
-        } = self.connecting
-        {
-            if t <= now {
-                self.send_request(attempt.saturating_add(1));
-            }
-        }
-        if self.rekey_due().is_some_and(|t| t <= now) {
-            // Suite 3 keys are old or worn: agree new ones; the current ones work meanwhile.
-            self.group_rotate_on_next_round();
-            self.request_handshake(now);
-        }
-        if self.deferred_round.is_some_and(|t| t <= now) {
-            self.deferred_round = None;
-            self.request_handshake(now);
-        }
-        self.check_suspicion(now);
-        if self.confirm_by.is_some_and(|t| t <= now) {
-            self.confirm_by = None;
-            self.on_unconfirmed(now);
-        }
-        if self.round_close.is_some_and(|t| t <= now) {
-            self.round_close = None;
-            self.initiator.new_round(&mut self.rng);
-            self.group_round_closed();
-        }
-        let down_timeout = self.config.limits.down_timeout;
-        let mut downed = Vec::new();
-        for (addr, s) in self.servers.iter_mut() {
-            if s.up && now - s.last_heard >= down_timeout {
-                s.up = false;
-                self.events.push_back(ClientEvent::PeerDown { addr: *addr });
-                downed.push(*addr);
-            }
-        }
-        for addr in downed.iter() {
-            self.subs_on_lost(now, *addr);
-        }
-        if !downed.is_empty() {
-            self.on_contact_lost(now);
-        }
-        if let Some(k) = self.keepalive_due() {
-            if k <= now {
-                self.send_keepalive(now);
-            }
-        }
-        if self.next_time_sync.is_some_and(|t| t <= now) && self.is_connected() {
-            self.tx.push_back(Outgoing::TimeRequest {
-                to: self.config.server,
-            });
-            self.last_sent = now;
-            self.next_time_sync = self.config.time_sync.map(|i| now + i);
-        }
-        if let Some(r) = self.time_retry.filter(|r| r.at <= now) {
-            self.time_retry = None;
-            if now < r.until && self.is_connected() {
-                self.tx.push_back(Outgoing::TimeRequest {
-                    to: self.config.server,
-                });
-                self.last_sent = now;
-                self.time_retry = Some(TimeRetry {
-                    at: now + self.rtt.backoff(r.sent),
-                    sent: r.sent + 1,
-                    until: r.until,
-                });
-            }
-        }
+        self.run_timers(now);
         self.pump(now);
     }
 
@@ -628,38 +568,7 @@ impl Client {
         if self.closed {
             return None;
         }
-        let retry = match self.connecting {
-            Connecting::Requesting { next_retry, .. } => next_retry,
-            _ => None,
-        };
-        let down = self.config.limits.down_timeout;
-        let liveness = self
-            .servers
-            .values()
-            .filter(|s| s.up)
-            .map(|s| s.last_heard + down)
-            .min();
-        [
-            retry,
-            self.round_close,
-            self.confirm_by,
-            self.deferred_round,
-            self.suspicion_due(),
-            self.rekey_due(),
-            self.outbox.next_timeout(
-                self.is_connected() && self.session_ready(),
-                self.counter_budget(),
-            ),
-            self.group_timeout(),
-            self.subs_timeout(),
-            liveness,
-            self.keepalive_due(),
-            self.next_time_sync.filter(|_| self.is_connected()),
-            self.time_retry.map(|r| r.at),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers().next_timeout()
     }
 
     /// Whether at least one server session is up. A suite 3 client in multicast mode counts as
@@ -693,19 +602,9 @@ impl Client {
     /// holding a live session with us (a subscription lasts as long as the server process,
     /// which re-announces it to every new session).
     pub fn subscribers(&self, now: Instant, target: &str) -> Vec<SocketAddr> {
-        let ttl = self.config.subscriber_ttl;
-        let valid = |a: &SocketAddr, seen: &Instant| {
-            now - *seen < ttl || self.servers.get(a).is_some_and(|s| s.up && s.confirmed)
-        };
+        let live = |a: &SocketAddr| self.servers.get(a).is_some_and(|s| s.up && s.confirmed);
         self.subscribers
-            .get(target)
-            .map(|m| {
-                m.iter()
-                    .filter(|(a, t)| valid(a, t))
-                    .map(|(a, _)| *a)
-                    .collect()
-            })
-            .unwrap_or_default()
+            .subscribers(now, self.config.subscriber_ttl, target, live)
     }
 
     /// Counters of what this endpoint did.
@@ -1093,9 +992,7 @@ impl Client {
             self.outbox.retry_all_now(now);
             self.subs_on_session(now, from);
         }
-        if self.next_time_sync.is_none() {
-            self.next_time_sync = self.config.time_sync.map(|_| now);
-        }
+        self.time.start_periodic(now, self.config.time_sync);
         // A multicast suite 3 client can send to the group only once a server holds its key.
         if self.is_connected() && self.session_ready() {
             self.release_unreliable();
@@ -1105,9 +1002,7 @@ impl Client {
     /// Suite 3 multicast: a server acknowledged our first group key, so group sends start.
     fn on_group_ready(&mut self, now: Instant) {
         self.release_unreliable();
-        if self.next_time_sync.is_none() {
-            self.next_time_sync = self.config.time_sync.map(|_| now);
-        }
+        self.time.start_periodic(now, self.config.time_sync);
     }
 
     /// Whether session packets may go to the configured server address. A reference server
@@ -1253,22 +1148,8 @@ impl Client {
             App::RpcResponse { call, status, data } => {
                 match self.outbox.on_reply(call, true, addr, now, &mut self.rtt) {
                     Reply::Complete(e) => {
-                        let data = Bytes::copy_from_slice(data);
-                        let call = CallId(e.id);
-                        self.events.push_back(if status == RpcStatus::OK {
-                            ClientEvent::Answered {
-                                call,
-                                from: addr,
-                                data,
-                            }
-                        } else {
-                            ClientEvent::RemoteError {
-                                call,
-                                from: addr,
-                                status,
-                                data,
-                            }
-                        });
+                        let event = rpc::answer_event(CallId(e.id), addr, status, data);
+                        self.events.push_back(event);
                     }
                     // Late, repeated or never asked for.
                     _ => self.stats.drop(DropReason::Unexpected),
@@ -1280,12 +1161,7 @@ impl Client {
             }
             App::Unsubscribe { target } => {
                 self.ack(from, counter);
-                if let Some(m) = self.subscribers.get_mut(target) {
-                    m.remove(&addr);
-                    if m.is_empty() {
-                        self.subscribers.remove(target);
-                    }
-                }
+                self.subscribers.forget(target, addr);
             }
             App::ClientAccept { server_time_us } => {
                 if let Some(s) = self.servers.get_mut(&addr) {
@@ -1302,8 +1178,9 @@ impl Client {
                     .get_mut(&addr)
                     .and_then(|s| s.clock.on_response(request, monotonic_us, now));
                 if known.is_some() {
-                    self.time_retry = None;
-                    self.events.push_back(ClientEvent::ClockUpdated { addr });
+                    let sync = self.time.on_answer(request);
+                    self.events
+                        .push_back(ClientEvent::ClockUpdated { addr, sync });
                 } else {
                     self.stats.drop(DropReason::Unexpected);
                 }
@@ -1372,22 +1249,13 @@ impl Client {
     }
 
     fn learn_subscriber(&mut self, now: Instant, target: &str, addr: SocketAddr) {
-        if !self.subscribers.contains_key(target)
-            && self.subscribers.len() >= self.config.max_targets
-        {
-            let ttl = self.config.subscriber_ttl;
-            self.subscribers.retain(|_, m| {
-                m.retain(|_, t| now - *t < ttl);
-                !m.is_empty()
-            });
-            if self.subscribers.len() >= self.config.max_targets {
-                return self.stats.drop(DropReason::TableFull);
-            }
-        }
-        let max = self.config.max_servers;
-        let entry = self.subscribers.entry(target.into()).or_default();
-        if entry.len() < max || entry.contains_key(&addr) {
-            entry.insert(addr, now);
+        let bounds = pubsub::SubscriberBounds {
+            max_targets: self.config.max_targets,
+            max_servers: self.config.max_servers,
+            ttl: self.config.subscriber_ttl,
+        };
+        if self.subscribers.learn(bounds, now, target, addr).is_err() {
+            self.stats.drop(DropReason::TableFull);
         }
     }
 
@@ -1511,6 +1379,7 @@ impl Client {
                 for s in self.servers.values_mut() {
                     s.clock.on_request(c, now);
                 }
+                self.time.on_sent(c);
                 self.seal(to, &App::TimeSyncRequest, buf)
             }
             Outgoing::TimeResponse { to, request } => {

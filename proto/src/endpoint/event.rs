@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use super::{CallHandle, CallId};
 use crate::features::status::Status;
+use crate::features::timesync::SyncId;
 use crate::handshake::HandshakeError;
 use crate::id::{FunctionId, MessageId, PeerId};
 use crate::reliability::{InFlight, Payload};
@@ -54,6 +55,9 @@ pub enum ClientEvent {
     ClockUpdated {
         /// The server.
         addr: SocketAddr,
+        /// The [`Client::sync_time`](super::Client::sync_time) this answer ends (every
+        /// server's answer to it names it), or `None` for an answer to a periodic request.
+        sync: Option<SyncId>,
     },
     /// A session with a server came up.
     Connected {
@@ -124,6 +128,18 @@ pub enum ClientEvent {
         addr: SocketAddr,
         /// Its new status.
         status: Status,
+    },
+    /// A time sync ended without an answer for a reason other than time (the client closed).
+    TimeSyncFailed {
+        /// The id `sync_time` returned.
+        sync: SyncId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// No server answered a time sync before its deadline (`Limits::default_timeout`).
+    TimeSyncTimedOut {
+        /// The id `sync_time` returned.
+        sync: SyncId,
     },
     /// The reliable message with this id was acknowledged by nobody before its deadline.
     TimedOut {

@@ -15,7 +15,9 @@ mod config;
 mod driving;
 mod event;
 mod server;
+mod timers;
 
+pub use crate::features::timesync::SyncId;
 pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
 pub use driving::Endpoint;

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use arrayvec::ArrayVec;
 
 use crate::crypto::{ct_eq, ecc};
+use crate::features::pubsub;
+use crate::features::rpc;
 use crate::features::status::Status;
 use crate::handshake::{ExpectClientInfo, HandshakeError, SessionKeys};
 use crate::id::{ClientId, Counter, FunctionId, MessageId, PeerId};
@@ -37,6 +39,7 @@ mod budget;
 mod duplicates;
 mod noise;
 mod subs;
+mod timers;
 
 use budget::{Found, ReplyBudget, ReplyBudgets};
 
@@ -83,11 +86,11 @@ pub struct Server {
     /// Reused by `pump`, so the per-datagram path does not allocate.
     busy_scratch: Vec<SocketAddr>,
     /// Registered RPC functions and their names (for standard call 1).
-    functions: BTreeMap<FunctionId, String>,
+    functions: rpc::Functions,
     /// Targets we take messages for; announced to every client with opcode 13.
     targets: BTreeSet<String>,
     /// Which sessions subscribe to which targets (opcode 13 from clients).
-    client_subs: subs::ClientSubs,
+    client_subs: pubsub::ClientSubs,
     /// Failed authentications per source, for rate-limited reports.
     auth_log: authlog::AuthLog,
     /// Suite 2 box keys of configured clients, made on first use (at most one per entry of
@@ -123,12 +126,9 @@ struct ServerSession {
     session_id: [u8; 16],
     rtt: RttEstimator,
     outbox: Outbox,
-    /// Calls handed to the application and not answered yet, with when they arrived. A call
-    /// unanswered after `rpc_cache_ttl` is forgotten: its caller gave up long ago.
-    pending_calls: Vec<(Counter, Instant)>,
-    /// Answers kept for retried calls, oldest first, within the cache bounds.
-    answers: VecDeque<Answer>,
-    answer_bytes: usize,
+    /// Calls handed to the application and answers kept for retries (see
+    /// [`features::rpc`](crate::features::rpc)).
+    calls: rpc::Calls,
     /// What is left of the allowance for replies to duplicates (see `duplicates`).
     duplicates: duplicates::Allowance,
 }
@@ -148,9 +148,7 @@ impl ServerSession {
             session_id: who.session_id,
             rtt: RttEstimator::new(limits.rtt),
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
-            pending_calls: Vec::new(),
-            answers: VecDeque::new(),
-            answer_bytes: 0,
+            calls: rpc::Calls::default(),
             duplicates: duplicates::Allowance::new(now),
         };
         server.next_generation += 1;
@@ -180,17 +178,6 @@ struct Who {
     client_id: ClientId,
     /// Suites 1 and 2 (zeros for suite 3).
     session_id: [u8; 16],
-}
-
-#[derive(Debug)]
-struct Answer {
-    call: Counter,
-    status: RpcStatus,
-    data: Bytes,
-    /// When it was made; it is forgotten `rpc_cache_ttl` later, however often it is asked for.
-    at: Instant,
-    /// How often, and when next, it may be sent again for a duplicate call.
-    resends: duplicates::Resends,
 }
 
 /// Who an op 1 claims to be, judged from the configuration alone (no key work).
@@ -229,9 +216,9 @@ impl Server {
             box_keys: BTreeMap::new(),
             busy: BTreeSet::new(),
             busy_scratch: Vec::new(),
-            functions: BTreeMap::new(),
+            functions: rpc::Functions::default(),
             targets: BTreeSet::new(),
-            client_subs: subs::ClientSubs::default(),
+            client_subs: pubsub::ClientSubs::default(),
             auth_log: authlog::AuthLog::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
@@ -259,12 +246,12 @@ impl Server {
     /// Makes calls to `function` reach the application as [`ServerEvent::RpcRequest`]. `name`
     /// is what standard call 1 returns for it.
     pub fn register_function(&mut self, function: FunctionId, name: &str) {
-        self.functions.insert(function, name.into());
+        self.functions.register(function, name);
     }
 
     /// Stops delivering calls to `function`; they get status 2 (nonexistent function).
     pub fn unregister_function(&mut self, function: FunctionId) {
-        self.functions.remove(&function);
+        self.functions.unregister(function);
     }
 
     /// Answers a call. `status` 0 means success; see [`RpcStatus`] for the others.
@@ -286,21 +273,13 @@ impl Server {
             .get_mut(&call.addr)
             .filter(|s| s.generation == call.generation)
             .ok_or(SendError::UnknownCall)?;
-        let pos = s
-            .pending_calls
-            .iter()
-            .position(|(c, _)| *c == call.counter)
-            .ok_or(SendError::UnknownCall)?;
-        s.pending_calls.swap_remove(pos);
+        if !s.calls.take_pending(call.counter) {
+            return Err(SendError::UnknownCall);
+        }
         let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
-        let answer = Answer {
-            call: call.counter,
-            status,
-            data: Bytes::copy_from_slice(data),
-            at: now,
-            resends: duplicates::Resends::new(now, gap),
-        };
-        remember(&self.config, s, answer, now);
+        let data = Bytes::copy_from_slice(data);
+        let answer = rpc::Answer::new(call.counter, status, data, now, gap);
+        s.calls.remember(cache_bounds(&self.config), answer, now);
         self.tx.push_back(Outgoing::RpcResponse {
             to: call.addr,
             call: call.counter,
@@ -449,20 +428,7 @@ impl Server {
     /// Runs the timers that are due at `now`. Calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
-        if self.next_housekeeping.is_some_and(|t| t <= now) {
-            self.next_housekeeping = None;
-            self.housekeeping(now);
-        }
-        if self.next_announce.is_some_and(|t| t <= now) {
-            if let Some(to) = self.config.announce {
-                self.tx.push_back(Outgoing::Setup {
-                    to,
-                    packet: Setup::NewServerJoin,
-                });
-            }
-            self.announce_left = self.announce_left.saturating_sub(1);
-            self.next_announce = (self.announce_left > 0).then(|| now + ANNOUNCE_GAP);
-        }
+        self.run_timers(now);
         self.pump(now);
         self.arm_housekeeping(now);
     }
@@ -490,18 +456,7 @@ impl Server {
     /// When `handle_timeout` next has work, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let outboxes = self
-            .busy
-            .iter()
-            .filter_map(|a| self.sessions.get(a))
-            .filter_map(|s| {
-                s.outbox
-                    .next_timeout(true, s.outbox.counter_budget(Counter(s.tx_counter)))
-            });
-        outboxes
-            .chain(self.next_housekeeping)
-            .chain(self.next_announce)
-            .min()
+        self.timers().next_timeout()
     }
 
     /// Counters of what this endpoint did.
@@ -531,7 +486,7 @@ impl Server {
 
     /// Calls awaiting an answer from the application, over all sessions.
     pub fn pending_calls(&self) -> usize {
-        self.sessions.values().map(|s| s.pending_calls.len()).sum()
+        self.sessions.values().map(|s| s.calls.pending_len()).sum()
     }
 
     fn advance(&mut self, now: Instant) {
@@ -565,8 +520,7 @@ impl Server {
         let down = self.config.limits.down_timeout;
         let ttl = self.config.rpc_cache_ttl;
         for (addr, s) in self.sessions.iter_mut() {
-            expire_answers(&self.config, s, now);
-            s.pending_calls.retain(|(_, at)| now - *at < ttl);
+            s.calls.expire(ttl, now);
             if s.up && now - s.last_heard >= down {
                 s.up = false;
                 self.events.push_back(ServerEvent::PeerDown { addr: *addr });
@@ -1039,31 +993,20 @@ impl Server {
         function: FunctionId,
         args: &[u8],
     ) {
-        let builtin = self.config.builtin_calls;
-        let answer = |status, data: &[u8]| Some((status, Bytes::copy_from_slice(data)));
-        let immediate = match function {
-            FunctionId::ECHO if builtin => answer(RpcStatus::OK, args),
-            FunctionId::NAME if builtin => match <[u8; 2]>::try_from(args) {
-                Ok(n) => {
-                    let name = self.functions.get(&FunctionId(u16::from_le_bytes(n)));
-                    answer(RpcStatus::OK, name.map_or(&b""[..], |n| n.as_bytes()))
-                }
-                Err(_) => answer(RpcStatus::BAD_INPUT, b"BadInput"),
-            },
-            f if self.functions.contains_key(&f) => None,
-            _ => answer(RpcStatus::NONEXISTENT_FUNCTION, b"NonexistentFunction"),
-        };
+        let route = self
+            .functions
+            .route(self.config.builtin_calls, function, args);
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
         };
-        let (status, data) = match immediate {
-            Some(a) => a,
-            None if s.pending_calls.len() >= self.config.max_pending_calls => {
+        let (status, data) = match route {
+            rpc::Route::Answer(status, data) => (status, data),
+            rpc::Route::Application if s.calls.pending_len() >= self.config.max_pending_calls => {
                 self.stats.drop(DropReason::TableFull);
                 (RpcStatus::ERROR, Bytes::from_static(b"Busy"))
             }
-            None => {
-                s.pending_calls.push((call, now));
+            rpc::Route::Application => {
+                s.calls.hold(call, now);
                 self.events.push_back(ServerEvent::RpcRequest(RpcRequest {
                     call: CallHandle {
                         addr: from,
@@ -1079,18 +1022,8 @@ impl Server {
             }
         };
         let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
-        remember(
-            &self.config,
-            s,
-            Answer {
-                call,
-                status,
-                data,
-                at: now,
-                resends: duplicates::Resends::new(now, gap),
-            },
-            now,
-        );
+        let answer = rpc::Answer::new(call, status, data, now, gap);
+        s.calls.remember(cache_bounds(&self.config), answer, now);
         self.tx.push_back(Outgoing::RpcResponse { to: from, call });
     }
 
@@ -1176,19 +1109,17 @@ impl Server {
                 }) => session::seal(&s.tx_key, *c, &payload.as_app(), buf),
                 _ => return Encoded::Obsolete,
             },
-            Outgoing::RpcResponse { call, .. } => {
-                match s.answers.iter().find(|a| a.call == *call) {
-                    Some(a) => {
-                        let app = App::RpcResponse {
-                            call: a.call,
-                            status: a.status,
-                            data: &a.data,
-                        };
-                        session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
-                    }
-                    None => return Encoded::Obsolete,
+            Outgoing::RpcResponse { call, .. } => match s.calls.answer(*call) {
+                Some(a) => {
+                    let app = App::RpcResponse {
+                        call: a.call,
+                        status: a.status,
+                        data: &a.data,
+                    };
+                    session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
                 }
-            }
+                None => return Encoded::Obsolete,
+            },
             Outgoing::TimeResponse { request, .. } => {
                 let app = App::TimeSyncResponse {
                     request: *request,
@@ -1208,41 +1139,12 @@ impl Server {
     }
 }
 
-/// What one remembered answer costs against `rpc_cache_bytes`, beyond its data.
-const ANSWER_OVERHEAD: usize = core::mem::size_of::<Answer>();
-
-/// Keeps an answer for retried calls, within the cache's count, byte and age bounds.
-///
-/// Bytes and age are the real bounds: a call whose answer was lost is retried while its
-/// neighbours complete, so counting entries would evict exactly the answers still needed.
-fn remember(config: &ServerConfig, s: &mut ServerSession, answer: Answer, now: Instant) {
-    s.answer_bytes += answer.data.len() + ANSWER_OVERHEAD;
-    s.answers.push_back(answer);
-    while s.answers.len() > config.rpc_cache_entries.max(1)
-        || s.answer_bytes > config.rpc_cache_bytes
-    {
-        // The newest answer always stays: it is about to be sent from the cache.
-        if s.answers.len() == 1 {
-            break;
-        }
-        forget_oldest(s);
-    }
-    expire_answers(config, s, now);
-}
-
-fn expire_answers(config: &ServerConfig, s: &mut ServerSession, now: Instant) {
-    let ttl = config.rpc_cache_ttl;
-    while s.answers.len() > 1 && s.answers.front().is_some_and(|a| now - a.at >= ttl) {
-        forget_oldest(s);
-    }
-    if s.answers.len() == 1 && s.answers.front().is_some_and(|a| now - a.at >= ttl) {
-        forget_oldest(s);
-    }
-}
-
-fn forget_oldest(s: &mut ServerSession) {
-    if let Some(old) = s.answers.pop_front() {
-        s.answer_bytes -= old.data.len() + ANSWER_OVERHEAD;
+/// The bounds of each session's answer cache.
+fn cache_bounds(config: &ServerConfig) -> rpc::CacheBounds {
+    rpc::CacheBounds {
+        entries: config.rpc_cache_entries,
+        bytes: config.rpc_cache_bytes,
+        ttl: config.rpc_cache_ttl,
     }
 }
 

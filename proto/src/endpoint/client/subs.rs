@@ -1,6 +1,7 @@
-//! Client subscriptions at a server (opcodes 13 and 14 sent client → server, `docs/PROTOCOL.md`
-//! §9.6): which targets the application wants, at which server they are placed, and the
-//! reliable exchanges that place and remove them.
+//! The client's glue for its subscriptions at a server (opcodes 13 and 14 sent client →
+//! server, `docs/PROTOCOL.md` §9.6): the state is
+//! [`Subscriptions`](crate::features::pubsub::Subscriptions); here are the rules that place
+//! it and the reliable exchanges that carry it.
 //!
 //! Rule: every target is placed at one server, the *home*: the first server with a session,
 //! kept while it is up. When the home goes down (down timeout), quits or is forgotten, the
@@ -8,45 +9,17 @@
 //! (the server may have restarted and forgotten us) they are sent again. So a client of several
 //! brokers on one group is forwarded each message by one broker only.
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use crate::id::Counter;
-use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
+use crate::reliability::{Due, InFlight, Payload, Reply};
 use crate::time::Instant;
 
 use super::super::{Outgoing, SendError};
 use super::Client;
-
-/// Subscription state of a client.
-#[derive(Debug)]
-pub(super) struct Subscriptions {
-    /// Targets the application subscribed to.
-    wanted: BTreeSet<String>,
-    /// The server every target is placed at, if any session exists.
-    home: Option<SocketAddr>,
-    /// Targets the home acknowledged since it became home (or since its last new session).
-    placed: BTreeSet<String>,
-    /// Subscribe and unsubscribe exchanges in flight, each to one server.
-    exchanges: Outbox,
-    /// Where each exchange goes, by its id.
-    dest: BTreeMap<u64, SocketAddr>,
-}
-
-impl Subscriptions {
-    pub(super) fn new(max_queued: usize, max_in_flight: usize) -> Self {
-        Subscriptions {
-            wanted: BTreeSet::new(),
-            home: None,
-            placed: BTreeSet::new(),
-            exchanges: Outbox::new(max_queued, max_in_flight),
-            dest: BTreeMap::new(),
-        }
-    }
-}
 
 impl Client {
     /// Asks the server to forward us the messages sent to `target` (opcode 13, acknowledged

@@ -6,7 +6,7 @@
 //! two apart. So a duplicate is answered, but within limits that a retransmitting client never
 //! reaches and that make a replay cost the attacker more than it costs the client:
 //!
-//! - **Per call.** A cached RPC answer is sent again at most [`MAX_RESENDS`] times, each time
+//! - **Per call.** A cached RPC answer is sent again at most [`MAX_RESENDS`](crate::features::rpc::MAX_RESENDS) times, each time
 //!   only after a gap that starts at half the session's smoothed RTT (or half the minimum RTO
 //!   before any sample) and doubles with every resend, as the caller's own retransmission
 //!   timer does, up to half the maximum RTO (the caller retries at least that often). A
@@ -25,51 +25,18 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::{expire_answers, remember, Answer, Server, ServerSession, Via};
+use super::{cache_bounds, Server, ServerSession, Via};
 use crate::endpoint::Outgoing;
+use crate::features::rpc::Answer;
 use crate::id::Counter;
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, RpcStatus};
-
-/// Most times one cached answer is sent again, over its whole lifetime. A caller whose
-/// answer and retries are lost with probability 1/2 each way misses all of them once in
-/// about 10^5 calls.
-pub(super) const MAX_RESENDS: u8 = 16;
 
 /// Bytes of replies to duplicates a session may send at once.
 pub(super) const ALLOWANCE_BURST: u32 = 16 * 1024;
 
 /// Bytes a second by which a session's allowance refills.
 pub(super) const ALLOWANCE_RATE: u32 = 8 * 1024;
-
-/// When a cached answer may be sent again, and how often it was.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Resends {
-    count: u8,
-    /// No resend before this.
-    next: Instant,
-}
-
-impl Resends {
-    /// An answer just sent at `now`: its first resend waits one gap of `base`.
-    pub(super) fn new(now: Instant, base: Duration) -> Self {
-        Resends {
-            count: 0,
-            next: now + base,
-        }
-    }
-
-    fn is_due(&self, now: Instant) -> bool {
-        self.count < MAX_RESENDS && now >= self.next
-    }
-
-    /// Records a resend at `now`: the next waits twice as long as this one did, at most
-    /// `ceiling`.
-    fn record(&mut self, now: Instant, base: Duration, ceiling: Duration) {
-        self.count = self.count.saturating_add(1);
-        self.next = now + base.saturating_mul(1 << self.count.min(16)).min(ceiling);
-    }
-}
 
 /// A session's byte allowance for replies to duplicates (a token bucket).
 #[derive(Debug, Clone, Copy)]
@@ -148,10 +115,10 @@ impl Server {
             }
             // A retried call: answer from the cache, never run it again. If the answer is no
             // longer cached, say so rather than leave the caller waiting.
-            Ok(App::RpcCall { .. }) if !s.pending_calls.iter().any(|(c, _)| *c == counter) => {
-                expire_answers(&self.config, s, now);
+            Ok(App::RpcCall { .. }) if !s.calls.is_pending(counter) => {
+                s.calls.expire_answers(self.config.rpc_cache_ttl, now);
                 let gap = resend_gap(s, min_rto);
-                let len = match s.answers.iter().find(|a| a.call == counter) {
+                let len = match s.calls.answer(counter) {
                     Some(a) if !a.resends.is_due(now) => {
                         self.stats.duplicate_replies_withheld += 1;
                         return;
@@ -163,17 +130,12 @@ impl Server {
                     self.stats.duplicate_replies_withheld += 1;
                     return;
                 }
-                match s.answers.iter_mut().find(|a| a.call == counter) {
+                match s.calls.answer_mut(counter) {
                     Some(a) => a.resends.record(now, gap, ceiling),
                     None => {
-                        let expired = Answer {
-                            call: counter,
-                            status: RpcStatus::ERROR,
-                            data: Bytes::from_static(EXPIRED),
-                            at: now,
-                            resends: Resends::new(now, gap),
-                        };
-                        remember(&self.config, s, expired, now);
+                        let data = Bytes::from_static(EXPIRED);
+                        let expired = Answer::new(counter, RpcStatus::ERROR, data, now, gap);
+                        s.calls.remember(cache_bounds(&self.config), expired, now);
                     }
                 }
                 let reply = Outgoing::RpcResponse {
@@ -199,29 +161,6 @@ const EXPIRED: &[u8] = b"AnswerExpired";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resends_back_off_and_stop() {
-        let base = Duration::from_millis(5);
-        let t0 = Instant::from_millis(1000);
-        let mut r = Resends::new(t0, base);
-        assert!(!r.is_due(t0), "not at once after the answer");
-        let mut t = t0 + base;
-        let mut n = 0;
-        while n < 100 {
-            if r.is_due(t) {
-                r.record(t, base, Duration::from_secs(2));
-                n += 1;
-            } else if r.count >= MAX_RESENDS {
-                break;
-            }
-            t += Duration::from_millis(1);
-        }
-        assert_eq!(n, usize::from(MAX_RESENDS));
-        // Gaps 10, 20, 40, ... ms after the first, at most 2 s: the last resend is more than
-        // ten seconds on.
-        assert!(t - t0 > Duration::from_secs(10), "{:?}", t - t0);
-    }
 
     #[test]
     fn the_allowance_refills_at_its_rate() {
