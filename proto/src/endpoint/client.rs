@@ -1,6 +1,5 @@
 //! The client role: one C>S key and counter for all servers, one receive session per server.
 
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec;
@@ -11,13 +10,15 @@ use bytes::Bytes;
 
 use crate::crypto::{ct_eq, ecc, psk, SecretBoxKey};
 use crate::features::status::Status;
-use crate::features::timesync::{ClockEstimate, SyncId, TimeRequests, TimeSync};
+use crate::features::timesync::{SyncId, TimeRequests};
 use crate::features::{pubsub, rpc};
 use crate::handshake::{client as hs, HandshakeError, Initiator};
 use crate::id::{Counter, FunctionId, MessageId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, OwnedMessage, Payload, Reply};
 use crate::rng::Rng;
+use crate::session::remote_server::RemoteServer;
+pub use crate::session::remote_server::ServerInfo;
 use crate::session::{self, KeyUsed, OpenError, Route, RxKey, Session, TxKey};
 use crate::table::oldest_by;
 use crate::time::{Duration, Instant};
@@ -138,61 +139,6 @@ pub struct Client {
     unarmed_retry: Option<Duration>,
 }
 
-#[derive(Debug)]
-struct RemoteServer {
-    /// S>C keys (with the replaced session's, or suite 3's in rotation), our window over the
-    /// server's counters, liveness.
-    session: Session,
-    session_id: [u8; 16],
-    /// The server confirmed the session (opcode 7, 16 or any authenticated packet).
-    confirmed: bool,
-    status: Option<StatusBytes>,
-    clock: TimeSync,
-    /// Suite 3 multicast: our pairwise send key for this server (in unicast mode the client's
-    /// `sealer`). Boxed, so that a unicast session pays one pointer for it.
-    send: Option<Box<TxKey>>,
-    /// Suites 1 and 2: our client-info (op 3 or 12) for this session, resent while the session
-    /// is unconfirmed: losing one packet should not cost a whole new round.
-    client_info: Option<Setup>,
-}
-
-impl RemoteServer {
-    /// The one place a server session is made, whatever the suite.
-    fn new(
-        session: Session,
-        session_id: [u8; 16],
-        confirmed: bool,
-        send: Option<Box<TxKey>>,
-        client_info: Option<Setup>,
-    ) -> Self {
-        RemoteServer {
-            session,
-            session_id,
-            confirmed,
-            status: None,
-            // A new session may be a rebooted server with a new clock.
-            clock: TimeSync::default(),
-            send,
-            client_info,
-        }
-    }
-}
-
-/// Liveness and keys are the session's; the role's code reads them through the session.
-impl core::ops::Deref for RemoteServer {
-    type Target = Session;
-
-    fn deref(&self) -> &Session {
-        &self.session
-    }
-}
-
-impl core::ops::DerefMut for RemoteServer {
-    fn deref_mut(&mut self) -> &mut Session {
-        &mut self.session
-    }
-}
-
 /// Handshake progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Connecting {
@@ -205,61 +151,6 @@ enum Connecting {
     },
     /// The server said it does not know us; no automatic retries until a new command.
     Rejected,
-}
-
-/// What the client knows of one server: liveness, status and clock.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerInfo<'a> {
-    addr: SocketAddr,
-    server: &'a RemoteServer,
-}
-
-impl ServerInfo<'_> {
-    /// The address the server answers from.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// False after the down timeout passed with nothing heard, until the next packet.
-    pub fn is_up(&self) -> bool {
-        self.server.up
-    }
-
-    /// Whether the server confirmed the session: a matching session id (opcode 7) or any
-    /// authenticated packet. Until then, our client-info may have been lost.
-    pub fn is_confirmed(&self) -> bool {
-        self.server.confirmed
-    }
-
-    /// When the last authenticated packet arrived.
-    pub fn last_heard(&self) -> Instant {
-        self.server.last_heard
-    }
-
-    /// The last status the server reported in an ACK, if any.
-    pub fn status(&self) -> Option<Status> {
-        self.server.status.map(Status::from_bytes)
-    }
-
-    /// The estimate of the server's monotonic clock, once a time sync has been answered.
-    pub fn clock(&self) -> Option<ClockEstimate> {
-        self.server.clock.estimate()
-    }
-
-    /// The server's clock reading now (in its own time base), if estimated.
-    pub fn remote_now(&self, now: Instant) -> Option<Instant> {
-        self.to_remote(now)
-    }
-
-    /// Converts a local instant to the server's clock.
-    pub fn to_remote(&self, local: Instant) -> Option<Instant> {
-        self.clock().map(|c| c.to_remote(local))
-    }
-
-    /// Converts a reading of the server's clock to a local instant.
-    pub fn to_local(&self, remote: Instant) -> Option<Instant> {
-        self.clock().map(|c| c.to_local(remote))
-    }
 }
 
 impl Client {
@@ -587,15 +478,14 @@ impl Client {
     pub fn server(&self, addr: SocketAddr) -> Option<ServerInfo<'_>> {
         self.servers
             .get(&addr)
-            .map(|server| ServerInfo { addr, server })
+            .map(|server| ServerInfo::new(addr, server))
     }
 
     /// What we know of every server we hold a session with.
     pub fn server_infos(&self) -> impl Iterator<Item = ServerInfo<'_>> + '_ {
-        self.servers.iter().map(|(addr, server)| ServerInfo {
-            addr: *addr,
-            server,
-        })
+        self.servers
+            .iter()
+            .map(|(addr, server)| ServerInfo::new(*addr, server))
     }
 
     /// The servers known to subscribe to `target`: confirmed within the subscriber TTL, or

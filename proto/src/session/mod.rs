@@ -13,6 +13,7 @@
 //! run the down timeout over `Session::last_heard`. Events: none; the dispatch emits them.
 
 pub(crate) mod keys;
+pub mod remote_server;
 pub mod replay;
 
 use alloc::boxed::Box;
