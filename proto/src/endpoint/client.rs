@@ -12,6 +12,7 @@ use crate::crypto::{ct_eq, ecc, psk, SecretBoxKey};
 use crate::features::status::Status;
 use crate::features::timesync::{SyncId, TimeRequests};
 use crate::features::{pubsub, rpc};
+use crate::handshake::rounds::{Connecting, Rounds, Trigger, Unconfirmed};
 use crate::handshake::{client as hs, HandshakeError, Initiator};
 use crate::id::{Counter, FunctionId, MessageId};
 use crate::reliability::rtt::RttEstimator;
@@ -43,13 +44,6 @@ mod timers;
 /// The reference client's counter starts in `1024..=10^9`, leaving room below for nothing and
 /// above for a lifetime of packets.
 const COUNTER_BASE: (u64, u64) = (1024, 1_000_000_000);
-
-/// New rounds started for lack of confirmation before we accept an unconfirmed session as it
-/// is (a server may simply never send op 7; its first authenticated packet confirms it).
-const MAX_CONFIRM_ROUNDS: u8 = 6;
-
-/// Of those, how many first resend the client-info rather than start a new round.
-const CLIENT_INFO_RESENDS: u8 = 3;
 
 /// A Pavillion client (suites 1, 2 and 3) talking to one server address, or to every server of
 /// a multicast group or broadcast address.
@@ -85,19 +79,8 @@ pub struct Client {
     /// The next counter to send. Never reused, never zero; it runs on across suite 3 rekeys.
     next_counter: u64,
     initiator: Initiator,
-    connecting: Connecting,
-    /// Earliest start of the next handshake round triggered by an unauthenticated packet.
-    next_round_allowed: Instant,
-    /// Multicast: when the open round closes (its challenge rotates) after a first answer.
-    round_close: Option<Instant>,
-    /// When to give up on an unconfirmed session (our client-info or the server's op 7 may
-    /// have been lost) and run a new round.
-    confirm_by: Option<Instant>,
-    /// Rounds started for lack of confirmation since the last confirmation; bounded, so a
-    /// server that never confirms does not make us handshake forever.
-    confirm_rounds: u8,
-    /// A round asked for while rounds were rate limited; it starts when they are allowed.
-    deferred_round: Option<Instant>,
+    /// Handshake rounds: retries, rate limit, confirmation.
+    rounds: Rounds,
     /// An unauthenticated claim that a server lost our session, not believed yet; and until
     /// when claims are ignored after one proved false (see `suspect`).
     suspicion: Option<suspect::Suspicion>,
@@ -134,23 +117,6 @@ pub struct Client {
     scratch: Vec<u8>,
     due: Vec<Due>,
     last_now: Instant,
-    /// A retry delay computed before the driver told us the time (in `new`); armed by the
-    /// first input, so a clock that does not start at zero does not fire it at once.
-    unarmed_retry: Option<Duration>,
-}
-
-/// Handshake progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Connecting {
-    /// No round in progress.
-    Idle,
-    /// A round is open: op 1 was (or is about to be) sent, and is resent at `next_retry`.
-    Requesting {
-        attempt: u32,
-        next_retry: Option<Instant>,
-    },
-    /// The server said it does not know us; no automatic retries until a new command.
-    Rejected,
 }
 
 impl Client {
@@ -184,12 +150,7 @@ impl Client {
             client_nonce,
             next_counter,
             initiator,
-            connecting: Connecting::Idle,
-            next_round_allowed: Instant::ZERO,
-            round_close: None,
-            confirm_by: None,
-            confirm_rounds: 0,
-            deferred_round: None,
+            rounds: Rounds::new(),
             suspicion: None,
             claims_ignored_until: Instant::ZERO,
             multicast,
@@ -206,13 +167,10 @@ impl Client {
             scratch: vec![0; wire::MAX_DATAGRAM],
             due: Vec::new(),
             last_now: Instant::ZERO,
-            unarmed_retry: None,
             config,
         };
         client.start_round(Instant::ZERO);
-        if let Connecting::Requesting { next_retry, .. } = &mut client.connecting {
-            client.unarmed_retry = next_retry.take().map(|t| t - Instant::ZERO);
-        }
+        client.rounds.disarm_first_retry();
         client
     }
 
@@ -398,7 +356,7 @@ impl Client {
                 reason: CloseReason::LocallyClosed,
             });
         }
-        self.connecting = Connecting::Idle;
+        self.rounds.connecting = Connecting::Idle;
     }
 
     /// Processes one received datagram.
@@ -515,11 +473,7 @@ impl Client {
     fn advance(&mut self, now: Instant) {
         debug_assert!(now >= self.last_now, "time went backwards");
         self.last_now = self.last_now.max(now);
-        if let Some(delay) = self.unarmed_retry.take() {
-            if let Connecting::Requesting { next_retry, .. } = &mut self.connecting {
-                *next_retry = Some(self.last_now + delay);
-            }
-        }
+        self.rounds.arm(self.last_now);
     }
 
     fn push(
@@ -534,10 +488,7 @@ impl Client {
     }
 
     fn after_command(&mut self, now: Instant) {
-        if !self.is_connected()
-            && !self.group_starting()
-            && matches!(self.connecting, Connecting::Idle | Connecting::Rejected)
-        {
+        if !self.is_connected() && !self.group_starting() && self.rounds.may_start() {
             self.start_round(now);
         }
         self.pump(now);
@@ -568,10 +519,7 @@ impl Client {
     fn start_round(&mut self, now: Instant) {
         self.auth_reset();
         self.initiator.new_round(&mut self.rng);
-        self.round_close = None;
-        self.deferred_round = None;
-        self.unarmed_retry = None;
-        self.next_round_allowed = now + self.config.min_round_interval;
+        self.rounds.opened(now, self.config.min_round_interval);
         self.group_round_started(now);
         self.send_request(0);
     }
@@ -597,41 +545,26 @@ impl Client {
             self.tx.push_back(Outgoing::Setup { to, packet });
         }
         self.stats.handshake_requests += 1;
-        let base = self
-            .config
-            .limits
-            .handshake_retry
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.retry_ceiling());
-        // Up to 1/8 of jitter, so that many clients rebooted together do not retry in step;
-        // while reconnecting it is taken off, so the ceiling holds.
-        let jitter =
-            Duration::from_micros(self.rng.range_inclusive(0, (base.as_micros() / 8) as u64));
-        let delay = if self.is_reconnecting() {
-            base - jitter
-        } else {
-            base + jitter
-        };
-        self.connecting = Connecting::Requesting {
+        let delay = Rounds::retry_delay(
+            self.config.limits.handshake_retry,
             attempt,
-            next_retry: Some(self.last_now + delay),
-        };
+            self.retry_ceiling(),
+            self.is_reconnecting(),
+            &mut self.rng,
+        );
+        self.rounds.requesting(attempt, self.last_now + delay);
     }
 
     /// A handshake triggered by an unauthenticated packet (op 4, op 5): rate limited.
     fn request_handshake(&mut self, now: Instant) {
-        if matches!(self.connecting, Connecting::Requesting { .. }) {
+        match self.rounds.trigger(now) {
             // Looking for a lost server: a trigger means it may be back, ask now.
-            self.reconnect_now(now);
-            return;
+            Trigger::Hurry => {
+                self.reconnect_now(now);
+            }
+            Trigger::Deferred => {}
+            Trigger::Start => self.start_round(now),
         }
-        if now < self.next_round_allowed {
-            // Not dropped: a server that rebooted just after our last round must still be
-            // found, one round per interval at most.
-            self.deferred_round = Some(self.next_round_allowed);
-            return;
-        }
-        self.start_round(now);
     }
 
     /// Whether `from` may speak for our server: a known reply address, the configured host, or
@@ -716,7 +649,7 @@ impl Client {
             Setup::SessionEstablished { session_id } => match self.servers.get_mut(&from) {
                 Some(s) if ct_eq(&s.session_id, &session_id) => {
                     s.confirmed = true;
-                    self.confirm_rounds = 0;
+                    self.rounds.confirmed();
                     self.reconnect_done();
                     // A server answering from a second port: what waited for op 7 goes now.
                     if self.is_connected() {
@@ -749,25 +682,22 @@ impl Client {
                 });
                 self.subs_on_lost(now, addr);
             }
-        } else if self.servers.values().any(|s| !s.confirmed)
-            && self.confirm_rounds < MAX_CONFIRM_ROUNDS
-        {
-            self.confirm_rounds += 1;
-            // First resend the client-info (our server accepts a repeat for the exchange it
-            // just completed, and answers op 7 again); only then start a new round.
-            if self.confirm_rounds <= CLIENT_INFO_RESENDS {
-                let again: Vec<(SocketAddr, Setup)> = self
-                    .servers
-                    .iter()
-                    .filter(|(_, s)| !s.confirmed)
-                    .filter_map(|(a, s)| s.client_info.clone().map(|p| (*a, p)))
-                    .collect();
-                for (to, packet) in again {
-                    self.tx.push_back(Outgoing::Setup { to, packet });
+        } else if self.servers.values().any(|s| !s.confirmed) {
+            let resend_wait = self.rtt.backoff(1);
+            match self.rounds.unconfirmed(now, resend_wait) {
+                Some(Unconfirmed::ResendClientInfo) => {
+                    let again: Vec<(SocketAddr, Setup)> = self
+                        .servers
+                        .iter()
+                        .filter(|(_, s)| !s.confirmed)
+                        .filter_map(|(a, s)| s.client_info.clone().map(|p| (*a, p)))
+                        .collect();
+                    for (to, packet) in again {
+                        self.tx.push_back(Outgoing::Setup { to, packet });
+                    }
                 }
-                self.confirm_by = Some(now + self.rtt.backoff(1));
-            } else {
-                self.request_handshake(now);
+                Some(Unconfirmed::NewRound) => self.request_handshake(now),
+                None => {}
             }
         }
     }
@@ -780,7 +710,7 @@ impl Client {
             reason: HandshakeError::UnknownClient,
         });
         if self.servers.is_empty() {
-            self.connecting = Connecting::Rejected;
+            self.rounds.connecting = Connecting::Rejected;
             for e in self.outbox.drain_unsent() {
                 self.fail(e, FailReason::Rejected);
             }
@@ -855,12 +785,8 @@ impl Client {
     /// What follows any completed handshake: the round closes, queued work goes out. `fresh`
     /// is false for a suite 3 rekey of a live session, which the application need not hear of.
     fn after_established(&mut self, now: Instant, from: SocketAddr, fresh: bool) {
-        self.connecting = Connecting::Idle;
         if self.multicast {
-            // Other servers of the group answer the same request; close the round a little
-            // later, after which a replayed old request gets a stale challenge back.
-            self.round_close
-                .get_or_insert(now + self.config.round_grace);
+            self.rounds.close_after(now, self.config.round_grace);
         } else {
             // Close the round: an answer to a replayed old request now carries a stale
             // challenge and is refused, instead of starting a handshake nobody asked for.
@@ -874,8 +800,7 @@ impl Client {
         }
         // Every new session gets a whole window for its op 7: a deadline left by an earlier
         // exchange may be about to pass, and would drop this one unheard (in multicast mode).
-        let window_end = now + self.rtt.backoff(2);
-        self.confirm_by = Some(self.confirm_by.map_or(window_end, |t| t.max(window_end)));
+        self.rounds.established(now + self.rtt.backoff(2));
         if fresh {
             self.events.push_back(ClientEvent::Connected { addr: from });
             // Recovery: do not wait out backed-off timers for what the old session swallowed.
@@ -904,7 +829,7 @@ impl Client {
     /// address it was sent to, so nothing waits.
     fn session_ready(&self) -> bool {
         self.multicast
-            || self.confirm_rounds >= MAX_CONFIRM_ROUNDS
+            || self.rounds.gave_up_confirming()
             || self
                 .servers
                 .iter()
@@ -1006,7 +931,7 @@ impl Client {
         server.last_heard = now;
         if !by_previous && !server.confirmed {
             server.confirmed = true;
-            self.confirm_rounds = 0;
+            self.rounds.confirmed();
             // The client is back (reconnect.rs); a plain field write, `server` is borrowed.
             self.reconnect = reconnect::Reconnect::default();
         }

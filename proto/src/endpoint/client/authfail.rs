@@ -15,7 +15,8 @@ use core::net::SocketAddr;
 use crate::handshake::HandshakeError;
 
 use super::super::{AuthFailure, ClientEvent, FailReason};
-use super::{Client, Connecting};
+use super::Client;
+use crate::handshake::rounds::Connecting;
 
 /// Replies to this many distinct attempts must fail before we believe them.
 const FAILED_ATTEMPTS: u8 = 2;
@@ -41,7 +42,7 @@ impl Client {
         if !self.is_our_server(from) {
             return;
         }
-        let Connecting::Requesting { attempt, .. } = self.connecting else {
+        let Connecting::Requesting { attempt, .. } = self.rounds.connecting else {
             return;
         };
         let a = &mut self.auth;
@@ -69,7 +70,7 @@ impl Client {
             reason: error,
         });
         if self.servers.is_empty() {
-            self.connecting = Connecting::Rejected;
+            self.rounds.connecting = Connecting::Rejected;
             for e in self.outbox.drain_unsent() {
                 self.fail(e, FailReason::AuthenticationFailed(reason));
             }

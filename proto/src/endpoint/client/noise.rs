@@ -428,8 +428,8 @@ impl Client {
         // A round already running or waiting for its turn covers it.
         if n.pending.is_some()
             || !n.open.is_empty()
-            || self.deferred_round.is_some()
-            || !matches!(self.connecting, super::Connecting::Idle)
+            || self.rounds.deferred.is_some()
+            || !matches!(self.rounds.connecting, super::Connecting::Idle)
         {
             return None;
         }

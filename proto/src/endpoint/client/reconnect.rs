@@ -8,7 +8,8 @@
 use crate::reliability::{InFlight, Payload};
 use crate::time::{Duration, Instant};
 
-use super::{Client, Connecting};
+use super::Client;
+use crate::handshake::rounds::Connecting;
 
 /// Whether the client lost its server(s) and is looking for them again.
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,7 +36,7 @@ impl Client {
 
     /// Start looking for the server(s) again, unless one refused us.
     fn start_reconnect(&mut self, now: Instant) {
-        if self.closed || self.connecting == Connecting::Rejected {
+        if self.closed || self.rounds.connecting == Connecting::Rejected {
             return;
         }
         if self.reconnect.since.is_none() {
@@ -77,10 +78,10 @@ impl Client {
     /// reconnecting, resend op 1 now instead of waiting out the backoff, at most once per
     /// `min_round_interval` so that spoofed triggers cannot make us flood.
     pub(super) fn reconnect_now(&mut self, now: Instant) -> bool {
-        if !self.is_reconnecting() || now < self.next_round_allowed {
+        if !self.is_reconnecting() || now < self.rounds.next_allowed {
             return false;
         }
-        self.next_round_allowed = now + self.config.min_round_interval;
+        self.rounds.next_allowed = now + self.config.min_round_interval;
         self.send_request(0);
         true
     }

@@ -49,7 +49,8 @@ impl Client {
         self.subs.wanted.insert(target.into());
         if let Some(home) = self.sub_home(now) {
             self.queue_sub(now, home, Payload::Subscribe(target.into()));
-        } else if !self.is_connected() && matches!(self.connecting, super::Connecting::Idle) {
+        } else if !self.is_connected() && matches!(self.rounds.connecting, super::Connecting::Idle)
+        {
             // Nothing else may bring a session: a subscription is a reason to look for one.
             self.start_round(now);
         }

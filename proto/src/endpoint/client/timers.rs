@@ -11,7 +11,8 @@ use crate::features::timesync::Retry;
 use crate::time::Instant;
 
 use super::super::timers::{ClientTimer, ClientTimers, TimerKind};
-use super::{Client, ClientEvent, Connecting, Outgoing};
+use super::{Client, ClientEvent, Outgoing};
+use crate::handshake::rounds::Connecting;
 
 impl Client {
     /// Every timer's deadline, as `poll_timeout` reports their minimum.
@@ -37,15 +38,15 @@ impl Client {
     /// The deadline of `kind`, read from its owner.
     fn deadline(&self, kind: ClientTimer) -> Option<Instant> {
         match kind {
-            ClientTimer::HandshakeRetry => match self.connecting {
+            ClientTimer::HandshakeRetry => match self.rounds.connecting {
                 Connecting::Requesting { next_retry, .. } => next_retry,
                 _ => None,
             },
             ClientTimer::Rekey => self.rekey_due(),
-            ClientTimer::DeferredRound => self.deferred_round,
+            ClientTimer::DeferredRound => self.rounds.deferred,
             ClientTimer::Suspicion => self.suspicion_due(),
-            ClientTimer::Confirm => self.confirm_by,
-            ClientTimer::RoundClose => self.round_close,
+            ClientTimer::Confirm => self.rounds.confirm_by,
+            ClientTimer::RoundClose => self.rounds.close,
             ClientTimer::Liveness => {
                 let down = self.config.limits.down_timeout;
                 self.servers
@@ -70,7 +71,7 @@ impl Client {
     fn on_timer(&mut self, kind: ClientTimer, now: Instant) {
         match kind {
             ClientTimer::HandshakeRetry => {
-                if let Connecting::Requesting { attempt, .. } = self.connecting {
+                if let Connecting::Requesting { attempt, .. } = self.rounds.connecting {
                     self.send_request(attempt.saturating_add(1));
                 }
             }
@@ -80,16 +81,16 @@ impl Client {
                 self.request_handshake(now);
             }
             ClientTimer::DeferredRound => {
-                self.deferred_round = None;
+                self.rounds.deferred = None;
                 self.request_handshake(now);
             }
             ClientTimer::Suspicion => self.check_suspicion(now),
             ClientTimer::Confirm => {
-                self.confirm_by = None;
+                self.rounds.confirm_by = None;
                 self.on_unconfirmed(now);
             }
             ClientTimer::RoundClose => {
-                self.round_close = None;
+                self.rounds.close = None;
                 self.initiator.new_round(&mut self.rng);
                 self.group_round_closed();
             }
