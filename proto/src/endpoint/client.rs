@@ -8,22 +8,21 @@ use core::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 
-use crate::crypto::{ct_eq, ecc, psk, SecretBoxKey};
+use crate::crypto::{psk, SecretBoxKey};
 use crate::features::status::Status;
 use crate::features::timesync::{SyncId, TimeRequests};
 use crate::features::{pubsub, rpc};
-use crate::handshake::rounds::{Connecting, Rounds, Trigger, Unconfirmed};
-use crate::handshake::{client as hs, HandshakeError, Initiator};
+use crate::handshake::rounds::{Connecting, Rounds};
+use crate::handshake::Initiator;
 use crate::id::{Counter, FunctionId, MessageId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, OwnedMessage, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::remote_server::RemoteServer;
 pub use crate::session::remote_server::ServerInfo;
-use crate::session::{self, KeyUsed, OpenError, Route, RxKey, Session, TxKey};
-use crate::table::oldest_by;
+use crate::session::{self, KeyUsed, OpenError, Route, TxKey};
 use crate::time::{Duration, Instant};
-use crate::wire::{self, App, CipherId, Datagram, SessionPacket, Setup, StatusBytes};
+use crate::wire::{self, App, Datagram, SessionPacket, StatusBytes};
 
 use super::config::{ClientConfig, ClientCredentials};
 use super::{
@@ -37,6 +36,7 @@ mod assumed;
 mod authfail;
 mod noise;
 mod reconnect;
+mod setup;
 mod subs;
 mod suspect;
 mod timers;
@@ -515,209 +515,6 @@ impl Client {
         self.last_sent = now;
     }
 
-    /// Opens a new handshake round: a fresh challenge, and op 1 at once.
-    fn start_round(&mut self, now: Instant) {
-        self.auth_reset();
-        self.initiator.new_round(&mut self.rng);
-        self.rounds.opened(now, self.config.min_round_interval);
-        self.group_round_started(now);
-        self.send_request(0);
-    }
-
-    /// Sends op 1 for the current round and schedules its retry.
-    fn send_request(&mut self, attempt: u32) {
-        let to = self.config.server;
-        let (cipher, public) = match &self.config.credentials {
-            ClientCredentials::Psk(_) => (CipherId::Psk, [0; 32]),
-            // Only ever the public key (the reference leaks the secret here: bug 1).
-            ClientCredentials::Ecc { keys, .. } => (CipherId::Ecc, keys.public().to_bytes()),
-            ClientCredentials::Noise { .. } => (CipherId::Ecc, [0; 32]),
-        };
-        if self.noise.is_some() {
-            match self.noise_initiation(self.noise_cookie()) {
-                Some(datagram) => self.tx.push_back(Outgoing::Sealed { to, datagram }),
-                None => self.stats.send_errors += 1,
-            }
-        } else {
-            let packet = self
-                .initiator
-                .request(cipher, self.config.client_id, public);
-            self.tx.push_back(Outgoing::Setup { to, packet });
-        }
-        self.stats.handshake_requests += 1;
-        let delay = Rounds::retry_delay(
-            self.config.limits.handshake_retry,
-            attempt,
-            self.retry_ceiling(),
-            self.is_reconnecting(),
-            &mut self.rng,
-        );
-        self.rounds.requesting(attempt, self.last_now + delay);
-    }
-
-    /// A handshake triggered by an unauthenticated packet (op 4, op 5): rate limited.
-    fn request_handshake(&mut self, now: Instant) {
-        match self.rounds.trigger(now) {
-            // Looking for a lost server: a trigger means it may be back, ask now.
-            Trigger::Hurry => {
-                self.reconnect_now(now);
-            }
-            Trigger::Deferred => {}
-            Trigger::Start => self.start_round(now),
-        }
-    }
-
-    /// Whether `from` may speak for our server: a known reply address, the configured host, or
-    /// anyone in multicast mode.
-    fn is_our_server(&self, from: SocketAddr) -> bool {
-        self.multicast || self.servers.contains_key(&from) || from.ip() == self.config.server.ip()
-    }
-
-    fn on_setup(&mut self, now: Instant, from: SocketAddr, setup: Setup) {
-        match setup {
-            Setup::PskNonce(p) => {
-                let ClientCredentials::Psk(key) = &self.config.credentials else {
-                    return self.stats.drop(DropReason::Unexpected);
-                };
-                match self.initiator.on_psk_nonce(key, &p) {
-                    Ok(server_nonce) => {
-                        let rx = psk::server_to_client_key(key, &self.client_nonce, &server_nonce);
-                        let session_id = psk::session_id(key, &self.cs_key);
-                        let info = hs::psk_client_info(
-                            key,
-                            self.config.client_id,
-                            self.client_nonce,
-                            server_nonce,
-                            self.counter_floor(),
-                        );
-                        self.tx.push_back(Outgoing::Setup {
-                            to: from,
-                            packet: info.clone(),
-                        });
-                        self.on_established(now, from, rx, session_id, info);
-                    }
-                    Err(e) => {
-                        self.stats.drop(DropReason::BadHandshake);
-                        self.on_bad_reply(from, e);
-                    }
-                }
-            }
-            Setup::EccNonce(p) => {
-                let ClientCredentials::Ecc { keys, server } = &self.config.credentials else {
-                    return self.stats.drop(DropReason::Unexpected);
-                };
-                match self.initiator.on_ecc_nonce(keys, server, &p) {
-                    Ok(server_nonce) => {
-                        // The client picks the S>C key, fresh for each server and handshake.
-                        let rx = SecretBoxKey::from_bytes(self.rng.array());
-                        let info = hs::ecc_client_info(
-                            keys,
-                            server,
-                            self.config.client_id,
-                            self.rng.array(),
-                            server_nonce,
-                            &self.cs_key,
-                            &rx,
-                            self.counter_floor(),
-                        );
-                        let session_id = ecc::session_id(keys.public(), &self.cs_key);
-                        self.tx.push_back(Outgoing::Setup {
-                            to: from,
-                            packet: info.clone(),
-                        });
-                        self.on_established(now, from, rx, session_id, info);
-                    }
-                    Err(e) => {
-                        self.stats.drop(DropReason::BadHandshake);
-                        self.on_bad_reply(from, e);
-                    }
-                }
-            }
-            Setup::UnrecognizedClient | Setup::NewServerJoin => {
-                if self.is_our_server(from) {
-                    self.on_lost_session_claim(now, from);
-                } else {
-                    self.stats.drop(DropReason::Unexpected);
-                }
-            }
-            Setup::InvalidClientId { challenge } => {
-                if !self.initiator.is_current(&challenge) || !self.is_our_server(from) {
-                    return self.stats.drop(DropReason::BadHandshake);
-                }
-                self.on_rejected(from);
-            }
-            Setup::SessionEstablished { session_id } => match self.servers.get_mut(&from) {
-                Some(s) if ct_eq(&s.session_id, &session_id) => {
-                    s.confirmed = true;
-                    self.rounds.confirmed();
-                    self.reconnect_done();
-                    // A server answering from a second port: what waited for op 7 goes now.
-                    if self.is_connected() {
-                        self.release_unreliable();
-                    }
-                }
-                _ => self.stats.drop(DropReason::Unexpected),
-            },
-            _ => self.stats.drop(DropReason::Unexpected),
-        }
-    }
-
-    /// Some session was never confirmed: our client-info or the server's op 7 was lost, or the
-    /// server died mid-handshake.
-    fn on_unconfirmed(&mut self, now: Instant) {
-        if self.multicast {
-            // One silent member must not make the whole group re-handshake forever: forget it.
-            // If it is alive, our next packet draws an op 4 and a new round.
-            let silent: Vec<SocketAddr> = self
-                .servers
-                .iter()
-                .filter(|(_, s)| !s.confirmed)
-                .map(|(a, _)| *a)
-                .collect();
-            for addr in silent {
-                self.servers.remove(&addr);
-                self.events.push_back(ClientEvent::Disconnected {
-                    addr,
-                    reason: CloseReason::Unconfirmed,
-                });
-                self.subs_on_lost(now, addr);
-            }
-        } else if self.servers.values().any(|s| !s.confirmed) {
-            let resend_wait = self.rtt.backoff(1);
-            match self.rounds.unconfirmed(now, resend_wait) {
-                Some(Unconfirmed::ResendClientInfo) => {
-                    let again: Vec<(SocketAddr, Setup)> = self
-                        .servers
-                        .iter()
-                        .filter(|(_, s)| !s.confirmed)
-                        .filter_map(|(a, s)| s.client_info.clone().map(|p| (*a, p)))
-                        .collect();
-                    for (to, packet) in again {
-                        self.tx.push_back(Outgoing::Setup { to, packet });
-                    }
-                }
-                Some(Unconfirmed::NewRound) => self.request_handshake(now),
-                None => {}
-            }
-        }
-    }
-
-    /// A server does not know our id. With no session at all, queued work that never left
-    /// fails now; retries stop until the application sends again.
-    fn on_rejected(&mut self, from: SocketAddr) {
-        self.events.push_back(ClientEvent::HandshakeFailed {
-            addr: from,
-            reason: HandshakeError::UnknownClient,
-        });
-        if self.servers.is_empty() {
-            self.rounds.connecting = Connecting::Rejected;
-            for e in self.outbox.drain_unsent() {
-                self.fail(e, FailReason::Rejected);
-            }
-            self.waiting_unreliable.clear();
-        }
-    }
-
     fn fail(&mut self, e: InFlight, reason: FailReason) {
         if e.internal {
             return;
@@ -732,108 +529,6 @@ impl Client {
                 reason,
             },
         });
-    }
-
-    /// The floor announced in client-info: just below the oldest unanswered counter, so a
-    /// fresh server session accepts every exchange still awaiting an answer, and below every
-    /// counter not yet used.
-    fn counter_floor(&self) -> Counter {
-        let oldest = self
-            .outbox
-            .oldest_counter()
-            .map_or(self.next_counter, |c| c.0);
-        Counter(oldest.min(self.next_counter) - 1)
-    }
-
-    fn on_established(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        rx: SecretBoxKey,
-        session_id: [u8; 16],
-        client_info: Setup,
-    ) {
-        self.make_room_for(from);
-        let old = self.servers.remove(&from);
-        if old.as_ref().is_some_and(|o| !o.up) {
-            // The server we reported down answered again (our reconnection found it).
-            self.events.push_back(ClientEvent::PeerUp { addr: from });
-        }
-        // The server's counters start fresh under a fresh S>C key.
-        let session = Session::replacing(
-            RxKey::Reference(rx),
-            Counter(0),
-            now,
-            old.map(|o| o.session),
-        );
-        let server = RemoteServer::new(session, session_id, false, None, Some(client_info));
-        self.servers.insert(from, server);
-        self.after_established(now, from, true);
-    }
-
-    /// Keeps the session table within `max_servers` before a session with `from` is added:
-    /// the least recently heard server makes way.
-    fn make_room_for(&mut self, from: SocketAddr) {
-        if !self.servers.contains_key(&from) && self.servers.len() >= self.config.max_servers {
-            if let Some(addr) = oldest_by(&self.servers, |s| s.last_heard) {
-                self.servers.remove(&addr);
-                self.subs_on_lost(self.last_now, addr);
-            }
-        }
-    }
-
-    /// What follows any completed handshake: the round closes, queued work goes out. `fresh`
-    /// is false for a suite 3 rekey of a live session, which the application need not hear of.
-    fn after_established(&mut self, now: Instant, from: SocketAddr, fresh: bool) {
-        if self.multicast {
-            self.rounds.close_after(now, self.config.round_grace);
-        } else {
-            // Close the round: an answer to a replayed old request now carries a stale
-            // challenge and is refused, instead of starting a handshake nobody asked for.
-            self.initiator.new_round(&mut self.rng);
-        }
-        self.stats.handshakes += 1;
-        self.auth_reset();
-        if self.servers.get(&from).is_some_and(|s| s.confirmed) {
-            // Suite 3: the response authenticated the server, the client is back.
-            self.reconnect_done();
-        }
-        // Every new session gets a whole window for its op 7: a deadline left by an earlier
-        // exchange may be about to pass, and would drop this one unheard (in multicast mode).
-        self.rounds.established(now + self.rtt.backoff(2));
-        if fresh {
-            self.events.push_back(ClientEvent::Connected { addr: from });
-            // Recovery: do not wait out backed-off timers for what the old session swallowed.
-            self.outbox.retry_all_now(now);
-            self.subs_on_session(now, from);
-        }
-        self.time.start_periodic(now, self.config.time_sync);
-        // A multicast suite 3 client can send to the group only once a server holds its key.
-        if self.is_connected() && self.session_ready() {
-            self.release_unreliable();
-        }
-    }
-
-    /// Suite 3 multicast: a server acknowledged our first group key, so group sends start.
-    fn on_group_ready(&mut self, now: Instant) {
-        self.release_unreliable();
-        self.time.start_periodic(now, self.config.time_sync);
-    }
-
-    /// Whether session packets may go to the configured server address. A reference server
-    /// answers the handshake from a second (reply) port but reads session packets on its
-    /// listening port, where one that overtakes our client-info (sent to the reply port) is
-    /// answered op 4 and waits for a retransmission. So with a unicast server whose
-    /// reply address differs from the configured one, session packets wait for op 7; after
-    /// the confirmation rounds give up (§5.1), they go anyway. Our server answers from the
-    /// address it was sent to, so nothing waits.
-    fn session_ready(&self) -> bool {
-        self.multicast
-            || self.rounds.gave_up_confirming()
-            || self
-                .servers
-                .iter()
-                .any(|(a, s)| s.confirmed || *a == self.config.server)
     }
 
     fn release_unreliable(&mut self) {

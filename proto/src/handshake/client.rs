@@ -160,3 +160,58 @@ pub(crate) fn ecc_client_info(
         sealed: ecc::seal_client_info(keys.secret(), server, &box_nonce, &inner),
     })
 }
+
+/// What a suite 1 or 2 client holds once a server's nonce verified: the S>C key the new
+/// session receives under, its session id (which op 7 echoes), and the client-info to send
+/// (and resend while the session is unconfirmed).
+pub(crate) struct Established {
+    pub(crate) rx: SecretBoxKey,
+    pub(crate) session_id: [u8; 16],
+    pub(crate) client_info: Setup,
+}
+
+/// Suite 1: both keys derive from the PSK and the two nonces; `floor` is the counter floor
+/// announced in op 3.
+pub(crate) fn psk_established(
+    key: &Psk,
+    client_id: ClientId,
+    client_nonce: [u8; 32],
+    cs_key: &SecretBoxKey,
+    server_nonce: [u8; 32],
+    floor: Counter,
+) -> Established {
+    Established {
+        rx: psk::server_to_client_key(key, &client_nonce, &server_nonce),
+        session_id: psk::session_id(key, cs_key),
+        client_info: psk_client_info(key, client_id, client_nonce, server_nonce, floor),
+    }
+}
+
+/// Suite 2: the client picks the S>C key, fresh for each server and handshake, and boxes it
+/// with our C>S key and `floor` for the server (op 12).
+pub(crate) fn ecc_established(
+    keys: &KeyPair,
+    server: &PublicKey,
+    client_id: ClientId,
+    cs_key: &SecretBoxKey,
+    server_nonce: [u8; 32],
+    floor: Counter,
+    rng: &mut Rng,
+) -> Established {
+    let rx = SecretBoxKey::from_bytes(rng.array());
+    let client_info = ecc_client_info(
+        keys,
+        server,
+        client_id,
+        rng.array(),
+        server_nonce,
+        cs_key,
+        &rx,
+        floor,
+    );
+    Established {
+        rx,
+        session_id: ecc::session_id(keys.public(), cs_key),
+        client_info,
+    }
+}
