@@ -1,0 +1,250 @@
+//! The client's receive path for session packets (suites 1, 2 and 3 alike, once opened):
+//! finding the server's session, opening the packet under it, and dispatching the
+//! application packet to the feature that owns it (RPC answers, pub/sub, time sync, ACKs).
+
+use core::net::SocketAddr;
+
+use crate::features::rpc;
+use crate::features::{pubsub, status::Status};
+use crate::id::Counter;
+use crate::reliability::{Payload, Reply};
+use crate::session::{KeyUsed, OpenError, Route};
+use crate::time::Instant;
+use crate::wire::{App, SessionPacket, StatusBytes};
+
+use super::super::{
+    delivered_event, open_drop, received_message, CallId, ClientEvent, CloseReason, DropReason,
+    Outgoing,
+};
+use super::{reconnect, Client};
+
+impl Client {
+    /// Finds the session of a packet: by address, or else any session with the same host that
+    /// authenticates it (the reference may answer from another port of that host).
+    pub(super) fn find_server(
+        &self,
+        from: SocketAddr,
+        header: &[u8],
+        packet: &SessionPacket<'_>,
+        scratch: &mut [u8],
+    ) -> Option<SocketAddr> {
+        if self.servers.contains_key(&from) {
+            return Some(from);
+        }
+        self.servers
+            .iter()
+            .filter(|(a, _)| a.ip() == from.ip())
+            .find(|(_, s)| s.authenticates(packet, header, scratch))
+            .map(|(a, _)| *a)
+    }
+
+    pub(super) fn on_session(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: &[u8],
+        packet: &SessionPacket<'_>,
+    ) {
+        // The plaintext borrows the scratch buffer while handlers need `self`: lend it out.
+        let mut scratch = core::mem::take(&mut self.scratch);
+        self.on_session_in(now, from, header, packet, &mut scratch);
+        self.scratch = scratch;
+    }
+
+    pub(super) fn on_session_in(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: &[u8],
+        packet: &SessionPacket<'_>,
+        scratch: &mut [u8],
+    ) {
+        let Some(addr) = self.find_server(from, header, packet, scratch) else {
+            return self.stats.drop(DropReason::UnknownPeer);
+        };
+        let Some(server) = self.servers.get_mut(&addr) else {
+            return self.stats.drop(DropReason::UnknownPeer);
+        };
+        let Ok(opened) = server.open(Route::Address, false, packet, header, scratch) else {
+            return self.stats.drop(DropReason::Forged);
+        };
+        let by_previous = opened.by == KeyUsed::Previous;
+        self.on_opened(now, from, addr, packet.counter, opened.result, by_previous);
+    }
+
+    /// Acts on a session packet that was opened (or refused) under the session of the server
+    /// at `addr`, whatever its suite. `by_previous` says it opened under a key being retired,
+    /// which does not confirm the new one.
+    pub(super) fn on_opened(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        addr: SocketAddr,
+        counter: Counter,
+        opened: Result<&[u8], (OpenError, Option<&[u8]>)>,
+        by_previous: bool,
+    ) {
+        let Some(server) = self.servers.get_mut(&addr) else {
+            return;
+        };
+        let plain = match opened {
+            Ok(p) => p,
+            Err((OpenError::Duplicate, Some(p))) => {
+                self.stats.drop(DropReason::Duplicate);
+                // A copy of something acknowledged whose ACK was lost: acknowledge it again.
+                if let Ok(
+                    App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
+                ) = App::parse(p)
+                {
+                    self.tx.push_back(Outgoing::Ack { to: from, counter });
+                }
+                return;
+            }
+            Err((e, _)) => return self.stats.drop(open_drop(e)),
+        };
+        server.last_heard = now;
+        if !by_previous && !server.confirmed {
+            server.confirmed = true;
+            self.rounds.confirmed();
+            // The client is back (reconnect.rs); a plain field write, `server` is borrowed.
+            self.reconnect = reconnect::Reconnect::default();
+        }
+        if !server.up {
+            server.up = true;
+            self.events.push_back(ClientEvent::PeerUp { addr });
+        }
+        let app = match App::parse(plain) {
+            Ok(a) => a,
+            Err(e) => return self.stats.drop(DropReason::from_wire(e)),
+        };
+        match app {
+            App::ReliableMessage(m) | App::UnreliableMessage(m) => {
+                let reliable = matches!(app, App::ReliableMessage(_));
+                if reliable {
+                    self.ack(from, counter);
+                }
+                if let Some(message) = received_message(from, &m, reliable) {
+                    self.stats.messages_received += 1;
+                    self.events.push_back(ClientEvent::Message(message));
+                }
+            }
+            App::Ack { counter, status } => {
+                if let Some(status) = status {
+                    self.on_status(addr, status);
+                }
+                self.on_ack(now, addr, counter);
+            }
+            App::RpcResponse { call, status, data } => {
+                match self.outbox.on_reply(call, true, addr, now, &mut self.rtt) {
+                    Reply::Complete(e) => {
+                        let event = rpc::answer_event(CallId(e.id), addr, status, data);
+                        self.events.push_back(event);
+                    }
+                    // Late, repeated or never asked for.
+                    _ => self.stats.drop(DropReason::Unexpected),
+                }
+            }
+            App::Subscribe { target } => {
+                self.ack(from, counter);
+                self.learn_subscriber(now, target, addr);
+            }
+            App::Unsubscribe { target } => {
+                self.ack(from, counter);
+                self.subscribers.forget(target, addr);
+            }
+            App::ClientAccept { server_time_us } => {
+                if let Some(s) = self.servers.get_mut(&addr) {
+                    s.clock.on_accept(server_time_us, now);
+                }
+            }
+            App::TimeSyncResponse {
+                request,
+                monotonic_us,
+                ..
+            } => {
+                let known = self
+                    .servers
+                    .get_mut(&addr)
+                    .and_then(|s| s.clock.on_response(request, monotonic_us, now));
+                if known.is_some() {
+                    let sync = self.time.on_answer(request);
+                    self.events
+                        .push_back(ClientEvent::ClockUpdated { addr, sync });
+                } else {
+                    self.stats.drop(DropReason::Unexpected);
+                }
+            }
+            // Answered to the asker (the reference client answers to its default address:
+            // bug 14).
+            App::TimeSyncRequest => self.tx.push_back(Outgoing::TimeResponse {
+                to: from,
+                request: counter,
+            }),
+            App::Quit { .. } => {
+                self.servers.remove(&addr);
+                self.events.push_back(ClientEvent::Disconnected {
+                    addr,
+                    reason: CloseReason::PeerClosed,
+                });
+                self.subs_on_lost(now, addr);
+                // Look for the server again (it may be restarting), even with nothing to
+                // send: a listener must not go deaf.
+                self.on_contact_lost(now);
+            }
+            App::RpcCall { .. } | App::GroupKey { .. } => self.stats.drop(DropReason::Unsupported),
+        }
+    }
+
+    pub(super) fn ack(&mut self, to: SocketAddr, counter: Counter) {
+        self.tx.push_back(Outgoing::Ack { to, counter });
+    }
+
+    pub(super) fn on_status(&mut self, addr: SocketAddr, status: StatusBytes) {
+        if let Some(s) = self.servers.get_mut(&addr) {
+            if s.status != Some(status) {
+                s.status = Some(status);
+                self.events.push_back(ClientEvent::StatusChanged {
+                    addr,
+                    status: Status::from_bytes(status),
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_ack(&mut self, now: Instant, addr: SocketAddr, counter: Counter) {
+        // An ACK of a message to a target says the server takes that target.
+        if let Some(target) = self
+            .outbox
+            .find_counter(counter)
+            .and_then(|e| match &e.payload {
+                Payload::Message(m) if !m.target.is_empty() && !e.internal => {
+                    Some(m.target.clone())
+                }
+                _ => None,
+            })
+        {
+            self.learn_subscriber(now, &target, addr);
+        }
+        match self
+            .outbox
+            .on_reply(counter, false, addr, now, &mut self.rtt)
+        {
+            Reply::Complete(e) if !e.internal => self.events.push_back(delivered_event(e)),
+            Reply::Complete(_) | Reply::Partial => {}
+            Reply::Unknown if self.on_group_ack(now, addr, counter) => {}
+            Reply::Unknown if self.on_sub_ack(now, addr, counter) => {}
+            Reply::Unknown => self.stats.drop(DropReason::Unexpected),
+        }
+    }
+
+    pub(super) fn learn_subscriber(&mut self, now: Instant, target: &str, addr: SocketAddr) {
+        let bounds = pubsub::SubscriberBounds {
+            max_targets: self.config.max_targets,
+            max_servers: self.config.max_servers,
+            ttl: self.config.subscriber_ttl,
+        };
+        if self.subscribers.learn(bounds, now, target, addr).is_err() {
+            self.stats.drop(DropReason::TableFull);
+        }
+    }
+}
