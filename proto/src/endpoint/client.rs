@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::crypto::{psk, SecretBoxKey};
 use crate::features::pubsub;
 use crate::features::timesync::{SyncId, TimeRequests};
+use crate::handshake::noise_initiator::ClientNoise;
 use crate::handshake::rounds::{Connecting, Rounds};
 use crate::handshake::Initiator;
 use crate::id::{Counter, FunctionId, MessageId};
@@ -73,7 +74,7 @@ pub struct Client {
     /// server's index (suite 3; `None` until the first handshake).
     sealer: Option<TxKey>,
     /// Suite 3 handshake state; `None` for suites 1 and 2.
-    noise: Option<noise::ClientNoise>,
+    noise: Option<ClientNoise>,
     /// PSK only: the client nonce the C>S key derives from.
     client_nonce: [u8; 32],
     /// The next counter to send. Never reused, never zero; it runs on across suite 3 rekeys.
@@ -133,7 +134,7 @@ impl Client {
             IpAddr::V6(v6) => v6.is_multicast(),
         };
         let limits = &config.limits;
-        let noise = noise::ClientNoise::new(&config.credentials, multicast, limits, &mut rng);
+        let noise = ClientNoise::new(&config.credentials, multicast, limits, &mut rng);
         let sealer = noise.is_none().then(|| TxKey::Reference(cs_key.clone()));
         let next_counter = rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1);
         let initiator = Initiator::new(&mut rng);

@@ -26,160 +26,26 @@ use arrayvec::ArrayVec;
 use core::net::SocketAddr;
 
 use super::{Client, RemoteServer};
-use crate::crypto::noise::{ChaChaKey, InitiatorKeys, NoiseError, Pattern, SharedInitiation};
-use crate::endpoint::config::{ClientCredentials, Limits};
+use crate::crypto::noise::{ChaChaKey, NoiseError};
 use crate::endpoint::{refused_drop, ClientEvent, DropReason, Outgoing, SendError};
 use crate::features::group::{delivery_to, DeliveryDone, GroupState};
-use crate::handshake::noise::{initiation_payload, mode_of, Established, SentInitiation};
+use crate::handshake::noise::Established;
+use crate::handshake::noise_initiator::{initiator_keys, ClientNoise};
 use crate::id::Counter;
 use crate::reliability::{Due, InFlight, Payload, Reply};
-use crate::rng::Rng;
 use crate::session::replay::ReplayWindow;
 use crate::session::{KeyUsed, NoiseRecord, Route, Session, TxKey};
 use crate::time::Instant;
-use crate::wire::noise::{
-    Initiation, Mode, NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD,
-    RESPONSE_PAYLOAD_LEN,
-};
+use crate::wire::noise::{NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD};
 use crate::wire::{self, SessionPacket};
 
-/// Initiations to a group kept open at once (retries, and unicast ones carrying a cookie);
-/// the oldest is forgotten beyond it.
-const MAX_OPEN: usize = 4;
-
-/// Responses read per open initiation beyond `max_servers`, so that forged responses naming
-/// our index cannot make us run Diffie-Hellman without end.
-const SPARE_READS: usize = 8;
-
-/// The client's suite 3 state.
-#[derive(Debug)]
-pub(super) struct ClientNoise {
-    pattern: Pattern,
-    /// This process, as the server sees it; random at start.
-    epoch: u64,
-    /// The sequence number of the last initiation; each new one is higher.
-    seq: u64,
-    /// The handshake in flight: our index for it and the initiator state.
-    pending: Option<SentInitiation>,
-    /// The last cookie the server gave us (zeros if none).
-    cookie: [u8; 16],
-    /// When the current keys were agreed, and how many packets went out under them.
-    pub(super) established: Option<Instant>,
-    pub(super) sent_under_key: u64,
-    /// Multicast: initiations sent to the group that servers may still answer, until the
-    /// round closes.
-    open: Vec<OpenInitiation>,
-    /// Multicast: our sender id, group keys and their deliveries; `None` in unicast mode.
-    pub(super) group: Option<Box<GroupState>>,
-}
-
-/// A group initiation that every server of the group may answer once.
-#[derive(Debug)]
-struct OpenInitiation {
-    local: SessionIndex,
-    init: SharedInitiation,
-    answered: Vec<SocketAddr>,
-    reads: usize,
-}
-
-impl ClientNoise {
-    /// The suite 3 state for these credentials, or `None` for suites 1 and 2.
-    pub(super) fn new(
-        credentials: &ClientCredentials,
-        multicast: bool,
-        limits: &Limits,
-        rng: &mut Rng,
-    ) -> Option<Self> {
-        let epoch = rng.next_u64();
-        let ClientCredentials::Noise { keys, server, psk } = credentials else {
-            return None;
-        };
-        let pattern = match (keys.is_some() && server.is_some(), psk.is_some()) {
-            (true, false) => Pattern::Ik,
-            (true, true) => Pattern::IkPsk2,
-            _ => Pattern::NnPsk0,
-        };
-        Some(ClientNoise {
-            pattern,
-            epoch,
-            seq: 0,
-            pending: None,
-            cookie: [0; 16],
-            established: None,
-            sent_under_key: 0,
-            open: Vec::new(),
-            group: multicast.then(|| Box::new(GroupState::new(rng, limits))),
-        })
-    }
-}
-
 impl Client {
-    /// A fresh initiation (new ephemeral key, higher sequence number), or `None` if the
-    /// credentials cannot run the pattern. In multicast mode it stays open for every server
-    /// of the group to answer, until the round closes.
+    /// A fresh initiation (see [`ClientNoise::initiation`]), or `None` if the credentials
+    /// cannot run the pattern.
     pub(super) fn noise_initiation(&mut self, cookie: [u8; 16]) -> Option<ArrayVec<u8, 160>> {
-        let ClientCredentials::Noise { keys, server, psk } = &self.config.credentials else {
-            return None;
-        };
+        let keys = initiator_keys(&self.config.credentials)?;
         let n = self.noise.as_mut()?;
-        n.seq += 1;
-        let payload = initiation_payload(n.epoch, n.seq);
-        let mut message = [0u8; 128];
-        // The index is drawn after the initiator's keys, as it always was: the same seed
-        // gives the same handshake bytes.
-        let (len, pending) = if n.group.is_some() {
-            let keys = InitiatorKeys {
-                local: keys.as_ref(),
-                server: server.as_ref(),
-                psk: psk.as_ref(),
-            };
-            let (init, len) =
-                SharedInitiation::new(n.pattern, &mut self.rng, keys, &payload, &mut message)
-                    .ok()?;
-            (len, Err(init))
-        } else {
-            let creds = (keys.as_ref(), server.as_ref(), psk.as_ref());
-            let (sent, len) = SentInitiation::start(
-                n.pattern,
-                &mut self.rng,
-                creds,
-                n.epoch,
-                n.seq,
-                SessionIndex(0),
-                &mut message,
-            )
-            .ok()?;
-            (len, Ok(sent))
-        };
-        let local = SessionIndex(self.rng.next_u64() as u32);
-        let mode = mode_of(n.pattern);
-        let packet = NoisePacket::Initiation(Initiation {
-            mode,
-            sender: local,
-            cookie,
-            client_id: (mode == Mode::NnPsk0).then_some(self.config.client_id),
-            message: message.get(..len)?,
-        });
-        let mut buf = [0u8; 160];
-        let written = packet.emit(&mut buf).ok()?;
-        match pending {
-            Ok(mut sent) => {
-                sent.local = local;
-                n.pending = Some(sent);
-            }
-            Err(init) => {
-                if n.open.len() >= MAX_OPEN {
-                    n.open.remove(0);
-                }
-                n.open.push(OpenInitiation {
-                    local,
-                    init,
-                    answered: Vec::new(),
-                    reads: 0,
-                });
-            }
-        }
-        ArrayVec::try_from(&buf[..written]).ok()
+        n.initiation(keys, self.config.client_id, cookie, &mut self.rng)
     }
 
     /// The cookie our initiations carry (zeros unless a server under load gave us one).
@@ -206,9 +72,7 @@ impl Client {
                     Ok((local, Established { keys, connection })) => {
                         let epoch = connection;
                         if let Some(n) = self.noise.as_mut() {
-                            n.cookie = [0; 16];
-                            n.established = Some(now);
-                            n.sent_under_key = 0;
+                            n.established(now);
                         }
                         self.on_noise_established(
                             now, from, local, r.sender, keys.send, keys.recv, epoch,
@@ -243,70 +107,28 @@ impl Client {
         }
     }
 
-    /// Reads a response to the initiation it names: our pending one (unicast), or one of
-    /// the initiations open to the group. `None` if it names none, or repeats an answer.
+    /// Reads a response to the initiation it names (see [`ClientNoise::read_response`]).
     fn read_response(
         &mut self,
         from: SocketAddr,
         receiver: SessionIndex,
         message: &[u8],
     ) -> Option<Result<(SessionIndex, Established), NoiseError>> {
-        let ClientCredentials::Noise { keys, server, psk } = &self.config.credentials else {
-            return None;
-        };
-        let max_reads = self.config.max_servers.saturating_add(SPARE_READS);
+        let keys = initiator_keys(&self.config.credentials)?;
         let n = self.noise.as_mut()?;
-        if n.group.is_none() {
-            let sent = n.pending.take_if(|s| s.local == receiver)?;
-            let local = sent.local;
-            return Some(sent.finish(message).map(|e| (local, e)));
-        }
-        let open = n.open.iter_mut().find(|o| o.local == receiver)?;
-        if open.answered.contains(&from) || open.reads >= max_reads {
-            return None;
-        }
-        open.reads += 1;
-        let keys = InitiatorKeys {
-            local: keys.as_ref(),
-            server: server.as_ref(),
-            psk: psk.as_ref(),
-        };
-        // A failed read leaves the initiation open for the other servers.
-        let mut payload = [0u8; RESPONSE_PAYLOAD_LEN];
-        let read = open.init.read_response(keys, message, &mut payload);
-        if read.is_ok() {
-            open.answered.push(from);
-        }
-        Some(match read {
-            Ok((RESPONSE_PAYLOAD_LEN, keys)) => Ok((
-                open.local,
-                Established {
-                    keys,
-                    connection: u64::from_le_bytes(payload),
-                },
-            )),
-            Ok(_) => Err(NoiseError::Setup),
-            Err(e) => Err(e),
-        })
+        n.read_response(keys, self.config.max_servers, from, receiver, message)
     }
 
     fn on_cookie(&mut self, from: SocketAddr, receiver: SessionIndex, cookie: [u8; 16]) {
         let Some(n) = self.noise.as_mut() else { return };
-        let multicast = n.group.is_some();
-        let ours = if multicast {
-            n.open.iter().any(|o| o.local == receiver)
-        } else {
-            n.pending.as_ref().is_some_and(|s| s.local == receiver)
-        };
-        if !ours {
+        if !n.on_cookie(receiver, cookie) {
             return self.stats.drop(DropReason::Unexpected);
         }
         // The server is under load: prove our address and ask again at once. A group's
         // cookie is good at the one server that gave it, so that one is asked alone.
-        let to = if multicast {
+        let to = if self.is_group() {
             from
         } else {
-            n.cookie = cookie;
             self.config.server
         };
         if let Some(datagram) = self.noise_initiation(cookie) {
@@ -415,9 +237,7 @@ impl Client {
         self.advance(now);
         if let Some(n) = self.noise.as_mut() {
             n.pending = None;
-            n.cookie = [0; 16];
-            n.established = Some(now);
-            n.sent_under_key = 0;
+            n.established(now);
         }
         self.on_noise_established(now, from, local, remote, send, recv, epoch);
     }
@@ -426,20 +246,13 @@ impl Client {
     pub(super) fn rekey_due(&self) -> Option<Instant> {
         let n = self.noise.as_ref()?;
         // A round already running or waiting for its turn covers it.
-        if n.pending.is_some()
-            || !n.open.is_empty()
-            || self.rounds.deferred.is_some()
+        if self.rounds.deferred.is_some()
             || !matches!(self.rounds.connecting, super::Connecting::Idle)
         {
             return None;
         }
-        let at = n.established? + self.config.rekey_after;
-        // Worn out by use: due now (the current instant is the earliest a timer can mean).
-        Some(if n.sent_under_key >= self.config.rekey_after_messages {
-            at.min(self.last_now)
-        } else {
-            at
-        })
+        let (after, messages) = (self.config.rekey_after, self.config.rekey_after_messages);
+        n.rekey_due(after, messages, self.last_now)
     }
 }
 
@@ -505,7 +318,7 @@ impl Client {
     /// whose deliveries are done can take over.
     pub(super) fn group_round_closed(&mut self) {
         if let Some(n) = self.noise.as_mut() {
-            n.open.clear();
+            n.close_round();
         }
         self.maybe_switch_group_key();
     }
@@ -632,7 +445,7 @@ impl Client {
     /// Switches sealing to the next key once its round closed and every delivery of it is
     /// acknowledged or expired. Servers keep the old key too, for packets still in flight.
     fn maybe_switch_group_key(&mut self) {
-        let open = self.noise.as_ref().is_some_and(|n| !n.open.is_empty());
+        let open = self.noise.as_ref().is_some_and(ClientNoise::has_open);
         if self.group_mut().is_some_and(|g| g.maybe_switch(open)) {
             self.sealer = self.group().map(GroupState::sealer);
         }
