@@ -266,3 +266,54 @@ pub(crate) fn initiator_keys(credentials: &ClientCredentials) -> Option<Initiato
         psk: psk.as_ref(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Psk;
+
+    fn unicast() -> (ClientCredentials, ClientNoise, Rng) {
+        let credentials = ClientCredentials::Noise {
+            keys: None,
+            server: None,
+            psk: Some(Psk::from_bytes([9; 32])),
+        };
+        let mut rng = Rng::from_seed([3; 32]);
+        let noise = ClientNoise::new(&credentials, false, &Limits::default(), &mut rng);
+        (credentials, noise.expect("suite 3 credentials"), rng)
+    }
+
+    #[test]
+    fn only_a_cookie_naming_the_pending_initiation_is_kept() {
+        let (credentials, mut n, mut rng) = unicast();
+        let keys = initiator_keys(&credentials).expect("noise keys");
+        assert!(n
+            .initiation(keys, ClientId([1; 16]), [0; 16], &mut rng)
+            .is_some());
+        let local = n.pending.as_ref().expect("pending").local;
+        let other = SessionIndex(local.0.wrapping_add(1));
+        assert!(!n.on_cookie(other, [5; 16]));
+        assert_eq!(n.cookie, [0; 16]);
+        assert!(n.on_cookie(local, [5; 16]));
+        assert_eq!(n.cookie, [5; 16]);
+        n.established(Instant::ZERO);
+        assert_eq!(n.cookie, [0; 16]);
+    }
+
+    #[test]
+    fn rekey_is_due_by_age_or_by_use_but_not_while_initiating() {
+        let (credentials, mut n, mut rng) = unicast();
+        let (after, t0) = (Duration::from_secs(120), Instant::from_millis(1_000));
+        let now = t0 + Duration::from_secs(1);
+        assert_eq!(n.rekey_due(after, 10, now), None);
+        n.established(t0);
+        assert_eq!(n.rekey_due(after, 10, now), Some(t0 + after));
+        n.sent_under_key = 10;
+        assert_eq!(n.rekey_due(after, 10, now), Some(now));
+        let keys = initiator_keys(&credentials).expect("noise keys");
+        assert!(n
+            .initiation(keys, ClientId([1; 16]), [0; 16], &mut rng)
+            .is_some());
+        assert_eq!(n.rekey_due(after, 10, now), None);
+    }
+}
