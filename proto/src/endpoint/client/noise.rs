@@ -26,7 +26,7 @@ use arrayvec::ArrayVec;
 use core::net::SocketAddr;
 
 use super::{Client, RemoteServer};
-use crate::crypto::noise::{ChaChaKey, NoiseError};
+use crate::crypto::noise::{ChaChaKey, NoiseError, TransportKeys};
 use crate::endpoint::{refused_drop, ClientEvent, DropReason, Outgoing, SendError};
 use crate::features::group::{delivery_to, DeliveryDone, GroupState};
 use crate::handshake::noise::Established;
@@ -70,13 +70,10 @@ impl Client {
                 };
                 match read {
                     Ok((local, Established { keys, connection })) => {
-                        let epoch = connection;
                         if let Some(n) = self.noise.as_mut() {
                             n.established(now);
                         }
-                        self.on_noise_established(
-                            now, from, local, r.sender, keys.send, keys.recv, epoch,
-                        );
+                        self.on_noise_established(now, from, local, r.sender, keys, connection);
                     }
                     // A forged or stale response; the retry timer starts a new handshake.
                     _ => self.stats.drop(DropReason::BadHandshake),
@@ -136,17 +133,18 @@ impl Client {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A handshake gave keys for the server at `from` (our index `local`, its `remote`) on
+    /// its connection `epoch`: a rekey of that connection, or a new session.
     fn on_noise_established(
         &mut self,
         now: Instant,
         from: SocketAddr,
         local: SessionIndex,
         remote: SessionIndex,
-        send: ChaChaKey,
-        recv: ChaChaKey,
+        keys: TransportKeys,
         epoch: u64,
     ) {
+        let TransportKeys { send, recv } = keys;
         let send = TxKey::Noise {
             key: send,
             receiver: remote,
@@ -239,7 +237,8 @@ impl Client {
             n.pending = None;
             n.established(now);
         }
-        self.on_noise_established(now, from, local, remote, send, recv, epoch);
+        let keys = TransportKeys { send, recv };
+        self.on_noise_established(now, from, local, remote, keys, epoch);
     }
 
     /// When the current suite 3 keys must be replaced (age), if they are in use.
