@@ -289,10 +289,10 @@ impl Client {
     /// Asks the server (every server, in multicast mode) for its clock (opcode 20). The answer
     /// updates [`ServerInfo::clock`].
     ///
-    /// Returns the sync's id at once. Each server's answer arrives as [`Event::ClockUpdated`]
+    /// Returns the sync's id at once. Each server's answer arrives as [`ClientEvent::ClockUpdated`]
     /// with that id; the first one ends the retries. With no answer by
-    /// `timeout` (default `Limits::default_timeout`), [`Event::TimeSyncTimedOut`] ends it
-    /// instead (or [`Event::TimeSyncFailed`] on `close`). Asking again while a sync is open
+    /// `timeout` (default `Limits::default_timeout`), [`ClientEvent::TimeSyncTimedOut`] ends it
+    /// instead (or [`ClientEvent::TimeSyncFailed`] on `close`). Asking again while a sync is open
     /// sends a new request for the same sync, with the new deadline, and returns its id.
     ///
     /// # Errors

@@ -26,7 +26,7 @@ use arrayvec::ArrayVec;
 use core::net::SocketAddr;
 
 use super::{Client, RemoteServer};
-use crate::crypto::noise::{ChaChaKey, NoiseError, TransportKeys};
+use crate::crypto::noise::{NoiseError, TransportKeys};
 use crate::endpoint::{refused_drop, ClientEvent, DropReason, Outgoing, SendError};
 use crate::features::group::{delivery_to, DeliveryDone, GroupState};
 use crate::handshake::noise::Established;
@@ -228,8 +228,8 @@ impl Client {
         from: SocketAddr,
         local: SessionIndex,
         remote: SessionIndex,
-        send: ChaChaKey,
-        recv: ChaChaKey,
+        send: crate::crypto::noise::ChaChaKey,
+        recv: crate::crypto::noise::ChaChaKey,
         epoch: u64,
     ) {
         self.advance(now);
