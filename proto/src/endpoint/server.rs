@@ -11,19 +11,20 @@ use bytes::Bytes;
 
 use arrayvec::ArrayVec;
 
-use crate::crypto::{ct_eq, ecc};
+use crate::crypto::ct_eq;
 use crate::features::pubsub;
 use crate::features::rpc;
 use crate::features::status::Status;
-use crate::handshake::{ExpectClientInfo, HandshakeError, SessionKeys};
+use crate::handshake::responder::{Credentials, Refused, SetupResponder};
+use crate::handshake::{HandshakeError, SessionKeys};
 use crate::id::{ClientId, Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::{self, OpenError, Route, RxKey, Session, TxKey};
-use crate::table::{oldest_by, BoundedTable};
+use crate::table::oldest_by;
 use crate::time::{Duration, Instant};
-use crate::wire::{self, App, CipherId, Datagram, NonceRequest, RpcStatus, SessionPacket, Setup};
+use crate::wire::{self, App, Datagram, NonceRequest, RpcStatus, SessionPacket, Setup};
 
 use super::config::ServerConfig;
 use super::{
@@ -75,10 +76,8 @@ pub struct Server {
     /// would leave its empty slots' worth of bytes unused per entry (measured: 1046 B per idle
     /// session inline, see the `compare` memory rows).
     sessions: BTreeMap<SocketAddr, Box<ServerSession>>,
-    half_open: BoundedTable<SocketAddr, ExpectClientInfo>,
-    /// Exchanges completed within `half_open_timeout`, kept to accept a second client-info for
-    /// the same nonce (see the ECC client-info handling); bounded like `half_open`.
-    completed: BoundedTable<SocketAddr, ExpectClientInfo>,
+    /// Suite 1 and 2 exchanges: half-open and just completed, and the box keys.
+    setup: SetupResponder,
     /// Unauthenticated replies per source; a fixed table that evicts (see `budget`).
     limiter: ReplyBudgets,
     /// Sessions whose outbox is not empty, so that timers need not scan every session.
@@ -93,9 +92,6 @@ pub struct Server {
     client_subs: pubsub::ClientSubs,
     /// Failed authentications per source, for rate-limited reports.
     auth_log: authlog::AuthLog,
-    /// Suite 2 box keys of configured clients, made on first use (at most one per entry of
-    /// `config.ecc_clients`).
-    box_keys: BTreeMap<ClientId, ecc::BoxKey>,
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
     tx: VecDeque<Outgoing>,
@@ -180,13 +176,6 @@ struct Who {
     session_id: [u8; 16],
 }
 
-/// Who an op 1 claims to be, judged from the configuration alone (no key work).
-enum Credential {
-    Psk(crate::crypto::Psk),
-    /// The client's public key, and whether it is a guest's.
-    Ecc(ecc::PublicKey, bool),
-}
-
 /// How an opened session packet reached us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Via {
@@ -210,10 +199,8 @@ impl Server {
             noise,
             rng,
             sessions: BTreeMap::new(),
-            half_open: BoundedTable::new(config.max_half_open, |h| h.created),
-            completed: BoundedTable::new(config.max_half_open, |h| h.created),
+            setup: SetupResponder::new(config.max_half_open),
             limiter,
-            box_keys: BTreeMap::new(),
             busy: BTreeSet::new(),
             busy_scratch: Vec::new(),
             functions: rpc::Functions::default(),
@@ -471,7 +458,7 @@ impl Server {
 
     /// Number of handshakes in progress (unauthenticated state), all suites.
     pub fn half_open_count(&self) -> usize {
-        self.half_open.len() + self.noise.pending_count()
+        self.setup.half_open_len() + self.noise.pending_count()
     }
 
     /// Addresses and identities of the connected clients.
@@ -498,11 +485,10 @@ impl Server {
     }
 
     fn arm_housekeeping(&mut self, now: Instant) {
-        let idle = self.half_open.is_empty()
+        let idle = self.setup.is_idle()
             && self.limiter.is_empty()
             && self.auth_log.is_empty()
             && self.sessions.is_empty()
-            && self.completed.is_empty()
             && self.noise.pending_count() == 0;
         if self.next_housekeeping.is_none() && !idle {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
@@ -513,8 +499,7 @@ impl Server {
     fn housekeeping(&mut self, now: Instant) {
         self.noise_housekeeping(now);
         let timeout = self.config.half_open_timeout;
-        self.half_open.retain(|_, h| now - h.created < timeout);
-        self.completed.retain(|_, h| now - h.created < timeout);
+        self.setup.expire(now, timeout);
         self.limiter.expire(now);
         self.expire_auth_log(now);
         let down = self.config.limits.down_timeout;
@@ -576,36 +561,13 @@ impl Server {
     }
 
     fn on_setup(&mut self, now: Instant, from: SocketAddr, setup: Setup) {
-        match setup {
-            Setup::NonceRequest(req) => self.on_nonce_request(now, from, req),
-            Setup::PskClientInfo(info) => {
-                // A resent client-info for the exchange just completed is checked against it
-                // (and answered with op 7 again), as for ECC below.
-                let half = self
-                    .half_open
-                    .get(&from)
-                    .or_else(|| self.completed.get(&from));
-                let verdict = match half {
-                    Some(half) => half.on_psk_info(&info),
-                    None => return self.stats.drop(DropReason::Unexpected),
-                };
-                self.on_client_info(now, from, info.client_id, verdict);
-            }
-            Setup::EccClientInfo(info) => {
-                // A reference ECC client picks a new S>C key for every op 11 it receives, so a
-                // retried op 1 (answered with the identical op 11) can bring a second client-info
-                // for an exchange we just completed: it is checked against that exchange too.
-                let half = self
-                    .half_open
-                    .get(&from)
-                    .or_else(|| self.completed.get(&from));
-                let verdict = match (half, self.config.keys.as_ref()) {
-                    (Some(half), Some(keys)) => half.on_ecc_info(&info, keys),
-                    _ => return self.stats.drop(DropReason::Unexpected),
-                };
-                self.on_client_info(now, from, info.client_id, verdict);
-            }
-            _ => self.stats.drop(DropReason::Unexpected),
+        if let Setup::NonceRequest(req) = setup {
+            return self.on_nonce_request(now, from, req);
+        }
+        let keys = self.config.keys.as_ref();
+        match self.setup.on_client_info(from, &setup, keys) {
+            Some((client_id, verdict)) => self.on_client_info(now, from, client_id, verdict),
+            None => self.stats.drop(DropReason::Unexpected),
         }
     }
 
@@ -617,12 +579,7 @@ impl Server {
         verdict: Result<SessionKeys, HandshakeError>,
     ) {
         match verdict {
-            Ok(keys) => {
-                if let Some(done) = self.half_open.remove(&from) {
-                    self.completed.insert(from, done);
-                }
-                self.establish(now, from, client_id, keys);
-            }
+            Ok(keys) => self.establish(now, from, client_id, keys),
             // The exchange stays open: a forged client-info must not cancel the real one.
             Err(e) => {
                 self.stats.drop(DropReason::BadHandshake);
@@ -646,95 +603,43 @@ impl Server {
             // The reference's "already connected" shortcut.
             return self.stats.drop(DropReason::Unexpected);
         }
-        // A retried request gets the identical answer, at no new state; the box key is kept
-        // with the exchange, so rebuilding the answer needs no Diffie-Hellman.
-        if let Some(half) = self.half_open.get(&from) {
-            if half.answers(req.client_id, &req.challenge) {
-                if let Ok(reply) = half.reply(self.config.keys.as_ref()) {
-                    self.reply_setup(now, from, reply);
-                }
-                return;
+        let keys = self.config.keys.as_ref();
+        if let Some(retried) = self.setup.retried(from, &req, keys) {
+            if let Some(reply) = retried {
+                self.reply_setup(now, from, reply);
             }
+            return;
         }
-        // Who is asking, from the configuration alone.
-        let credential = match req.cipher {
-            CipherId::Psk => match self.config.psk_clients.get(&req.client_id) {
-                Some(key) => Credential::Psk(key.clone()),
-                None => return self.refuse(now, from, req.challenge),
-            },
-            CipherId::Ecc => {
-                if self.config.keys.is_none() {
-                    return self.stats.drop(DropReason::Unsupported);
-                }
-                match self.config.ecc_clients.get(&req.client_id) {
-                    Some(k) => Credential::Ecc(*k, false),
-                    None if self.config.allow_guest => {
-                        Credential::Ecc(ecc::PublicKey::from(req.public_key), true)
-                    }
-                    None => return self.refuse(now, from, req.challenge),
-                }
-            }
+        let creds = Credentials {
+            psk_clients: &self.config.psk_clients,
+            ecc_clients: &self.config.ecc_clients,
+            allow_guest: self.config.allow_guest,
+            keys,
+        };
+        let claim = match SetupResponder::claim(creds, &req) {
+            Ok(claim) => claim,
+            Err(Refused::UnknownClient) => return self.refuse(now, from, req.challenge),
+            Err(_) => return self.stats.drop(DropReason::Unsupported),
         };
         if !self.allow_reply(now, from) {
             return;
         }
         // The budget paid for this request: public-key work is allowed from here on.
-        let half = match credential {
-            Credential::Psk(key) => {
-                ExpectClientInfo::psk(now, req.client_id, key, self.rng.array(), req.challenge)
-            }
-            Credential::Ecc(public, guest) => {
-                let Some(box_key) = self.box_key(req.client_id, &public, guest) else {
-                    // A low-order guest key makes the box key predictable, so anyone could
-                    // finish that guest's handshake; libsodium refuses such keys, and so do we.
-                    return self.stats.drop(DropReason::BadHandshake);
-                };
-                let (nonce, box_nonce) = (self.rng.array(), self.rng.array());
-                ExpectClientInfo::ecc(
-                    now,
-                    req.client_id,
-                    public,
-                    guest,
-                    nonce,
-                    box_nonce,
-                    req.challenge,
-                )
-                .with_box_key(box_key)
-            }
+        let keys = self.config.keys.as_ref();
+        let ops = &mut self.stats.public_key_ops;
+        let reply = match self
+            .setup
+            .start(now, from, &req, claim, keys, &mut self.rng, ops)
+        {
+            Ok(reply) => reply,
+            Err(Refused::WeakKey) => return self.stats.drop(DropReason::BadHandshake),
+            Err(_) => return self.stats.drop(DropReason::Unsupported),
         };
-        let Ok(reply) = half.reply(self.config.keys.as_ref()) else {
-            return self.stats.drop(DropReason::Unsupported);
-        };
-        self.half_open.insert(from, half);
         self.stats.handshake_requests += 1;
         self.tx.push_back(Outgoing::Setup {
             to: from,
             packet: reply,
         });
-    }
-
-    /// The suite 2 box key with `public`: a configured client's is made once and kept (so a
-    /// flood naming a known id costs no Diffie-Hellman after the first), a guest's is made
-    /// for each exchange, by the same Diffie-Hellman that checks the key is not of low order.
-    /// `None` for such a key.
-    fn box_key(
-        &mut self,
-        id: ClientId,
-        public: &ecc::PublicKey,
-        guest: bool,
-    ) -> Option<ecc::BoxKey> {
-        let keys = self.config.keys.as_ref()?;
-        if guest {
-            self.stats.public_key_ops += 1;
-            return ecc::BoxKey::contributory(keys.secret(), public);
-        }
-        if let Some(k) = self.box_keys.get(&id) {
-            return Some(k.clone());
-        }
-        self.stats.public_key_ops += 1;
-        let k = ecc::BoxKey::new(keys.secret(), public);
-        self.box_keys.insert(id, k.clone());
-        Some(k)
     }
 
     /// Opcode 6: the client id is unknown. 36 bytes for a 101-byte request.

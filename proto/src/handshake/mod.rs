@@ -25,6 +25,7 @@
 pub(crate) mod client;
 pub(crate) mod cookie;
 pub(crate) mod noise;
+pub(crate) mod responder;
 pub(crate) mod server;
 
 use core::fmt;

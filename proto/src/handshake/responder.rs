@@ -1,0 +1,399 @@
+//! The server's suite 1 and 2 setup exchanges, all of them: the bounded tables of half-open and
+//! just-completed exchanges (by address), and the suite 2 box keys of configured clients.
+//!
+//! The endpoint keeps only the routing around it: the reply budget (which must be paid between
+//! [`SetupResponder::claim`] and [`SetupResponder::start`], so that requests beyond the budget
+//! cost no public-key work), the reports of failed authentications, and the sessions that a
+//! verified client-info yields. One exchange is an [`ExpectClientInfo`] (`handshake::server`).
+
+use alloc::collections::BTreeMap;
+use core::net::SocketAddr;
+
+use crate::crypto::ecc::{self, BoxKey, KeyPair, PublicKey};
+use crate::crypto::Psk;
+use crate::id::ClientId;
+use crate::rng::Rng;
+use crate::table::BoundedTable;
+use crate::time::{Duration, Instant};
+use crate::wire::{CipherId, NonceRequest, Setup};
+
+use super::{ExpectClientInfo, HandshakeError, SessionKeys};
+
+/// What the server knows of its clients, borrowed from its configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Credentials<'a> {
+    pub(crate) psk_clients: &'a BTreeMap<ClientId, Psk>,
+    pub(crate) ecc_clients: &'a BTreeMap<ClientId, PublicKey>,
+    pub(crate) allow_guest: bool,
+    pub(crate) keys: Option<&'a KeyPair>,
+}
+
+/// Who an op 1 claims to be, judged from the configuration alone (no key work).
+#[derive(Debug)]
+pub(crate) enum Claim {
+    Psk(Psk),
+    /// The client's public key, and whether it is a guest's.
+    Ecc(PublicKey, bool),
+}
+
+/// Why an op 1 gets no exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The client id is not configured (and no guest may take it): answered with op 6.
+    UnknownClient,
+    /// Suite 2 was asked for and we have no key pair.
+    NoKeyPair,
+    /// A guest key of low order: its box key would be predictable, so anyone could finish
+    /// that guest's handshake; libsodium refuses such keys, and so do we.
+    WeakKey,
+}
+
+/// The server's suite 1 and 2 exchanges. Everything an unauthenticated source can make it
+/// store is in the two bounded tables; the box keys are at most one per configured client.
+#[derive(Debug)]
+pub(crate) struct SetupResponder {
+    half_open: BoundedTable<SocketAddr, ExpectClientInfo>,
+    /// Exchanges completed within the half-open timeout, kept to accept a second client-info
+    /// for the same nonce (a reference ECC client picks new keys for every op 11 it gets, and
+    /// a retried op 1 is answered with the identical op 11); bounded like `half_open`.
+    completed: BoundedTable<SocketAddr, ExpectClientInfo>,
+    /// Suite 2 box keys of configured clients, made on first use.
+    box_keys: BTreeMap<ClientId, BoxKey>,
+}
+
+impl SetupResponder {
+    pub(crate) fn new(max_half_open: usize) -> Self {
+        SetupResponder {
+            half_open: BoundedTable::new(max_half_open, |h| h.created),
+            completed: BoundedTable::new(max_half_open, |h| h.created),
+            box_keys: BTreeMap::new(),
+        }
+    }
+
+    /// Exchanges awaiting their client-info.
+    pub(crate) fn half_open_len(&self) -> usize {
+        self.half_open.len()
+    }
+
+    /// Whether nothing is held that housekeeping must expire.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.half_open.is_empty() && self.completed.is_empty()
+    }
+
+    /// Forgets exchanges older than `timeout`, completed or not.
+    pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) {
+        self.half_open.retain(|_, h| now - h.created < timeout);
+        self.completed.retain(|_, h| now - h.created < timeout);
+    }
+
+    /// The answer to a retried op 1 from `from`: the identical reply, at no new state (the box
+    /// key is kept with the exchange, so rebuilding needs no Diffie-Hellman). `None` if `req`
+    /// is not a retry; `Some(None)` if it is but the reply cannot be rebuilt.
+    pub(crate) fn retried(
+        &self,
+        from: SocketAddr,
+        req: &NonceRequest,
+        keys: Option<&KeyPair>,
+    ) -> Option<Option<Setup>> {
+        let half = self.half_open.get(&from)?;
+        half.answers(req.client_id, &req.challenge)
+            .then(|| half.reply(keys).ok())
+    }
+
+    /// Who `req` claims to be, from the configuration alone.
+    pub(crate) fn claim(creds: Credentials<'_>, req: &NonceRequest) -> Result<Claim, Refused> {
+        match req.cipher {
+            CipherId::Psk => match creds.psk_clients.get(&req.client_id) {
+                Some(key) => Ok(Claim::Psk(key.clone())),
+                None => Err(Refused::UnknownClient),
+            },
+            CipherId::Ecc => {
+                if creds.keys.is_none() {
+                    return Err(Refused::NoKeyPair);
+                }
+                match creds.ecc_clients.get(&req.client_id) {
+                    Some(k) => Ok(Claim::Ecc(*k, false)),
+                    None if creds.allow_guest => {
+                        Ok(Claim::Ecc(PublicKey::from(req.public_key), true))
+                    }
+                    None => Err(Refused::UnknownClient),
+                }
+            }
+        }
+    }
+
+    /// Opens the exchange for `req` and returns its op 2 or op 11. Only call it once the reply
+    /// budget has paid for the request: it may do public-key work, counted in `public_key_ops`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        req: &NonceRequest,
+        claim: Claim,
+        keys: Option<&KeyPair>,
+        rng: &mut Rng,
+        public_key_ops: &mut u64,
+    ) -> Result<Setup, Refused> {
+        let half = match claim {
+            Claim::Psk(key) => {
+                ExpectClientInfo::psk(now, req.client_id, key, rng.array(), req.challenge)
+            }
+            Claim::Ecc(public, guest) => {
+                let box_key = self
+                    .box_key(req.client_id, &public, guest, keys, public_key_ops)
+                    .ok_or(Refused::WeakKey)?;
+                let (nonce, box_nonce) = (rng.array(), rng.array());
+                ExpectClientInfo::ecc(
+                    now,
+                    req.client_id,
+                    public,
+                    guest,
+                    nonce,
+                    box_nonce,
+                    req.challenge,
+                )
+                .with_box_key(box_key)
+            }
+        };
+        let reply = half.reply(keys).map_err(|_| Refused::NoKeyPair)?;
+        self.half_open.insert(from, half);
+        Ok(reply)
+    }
+
+    /// The suite 2 box key with `public`: a configured client's is made once and kept (so a
+    /// flood naming a known id costs no Diffie-Hellman after the first), a guest's is made
+    /// for each exchange, by the same Diffie-Hellman that checks the key is not of low order.
+    /// `None` for such a key.
+    fn box_key(
+        &mut self,
+        id: ClientId,
+        public: &PublicKey,
+        guest: bool,
+        keys: Option<&KeyPair>,
+        public_key_ops: &mut u64,
+    ) -> Option<BoxKey> {
+        let keys = keys?;
+        if guest {
+            *public_key_ops += 1;
+            return BoxKey::contributory(keys.secret(), public);
+        }
+        if let Some(k) = self.box_keys.get(&id) {
+            return Some(k.clone());
+        }
+        *public_key_ops += 1;
+        let k = ecc::BoxKey::new(keys.secret(), public);
+        self.box_keys.insert(id, k.clone());
+        Some(k)
+    }
+
+    /// Checks an op 3 or op 12 from `from` against its exchange, or against the one it just
+    /// completed (a resent client-info is answered with op 7 again). `None` if there is no
+    /// such exchange (or `info` is not a client-info, or suite 2 without a key pair). A
+    /// verified packet moves its exchange to the completed table; a failed one leaves it in
+    /// place, so a forged client-info cannot cancel the real one.
+    pub(crate) fn on_client_info(
+        &mut self,
+        from: SocketAddr,
+        info: &Setup,
+        keys: Option<&KeyPair>,
+    ) -> Option<(ClientId, Result<SessionKeys, HandshakeError>)> {
+        let half = self
+            .half_open
+            .get(&from)
+            .or_else(|| self.completed.get(&from))?;
+        let (client_id, verdict) = match info {
+            Setup::PskClientInfo(info) => (info.client_id, half.on_psk_info(info)),
+            Setup::EccClientInfo(info) => (info.client_id, half.on_ecc_info(info, keys?)),
+            _ => return None,
+        };
+        if verdict.is_ok() {
+            if let Some(done) = self.half_open.remove(&from) {
+                self.completed.insert(from, done);
+            }
+        }
+        Some((client_id, verdict))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::client::psk_client_info;
+    use crate::id::Counter;
+
+    const ID: ClientId = ClientId(*b"CCCCCCCCCCCCCCCC");
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], port))
+    }
+
+    fn request(cipher: CipherId, public_key: [u8; 32], challenge: u8) -> NonceRequest {
+        NonceRequest {
+            cipher,
+            client_id: ID,
+            challenge: [challenge; 16],
+            session_hint: [0; 16],
+            public_key,
+        }
+    }
+
+    struct Config {
+        psk: BTreeMap<ClientId, Psk>,
+        ecc: BTreeMap<ClientId, PublicKey>,
+        keys: KeyPair,
+    }
+
+    impl Config {
+        fn new(client: &KeyPair) -> Self {
+            Config {
+                psk: [(ID, Psk::from_bytes([7; 32]))].into(),
+                ecc: [(ID, *client.public())].into(),
+                keys: KeyPair::from_secret_bytes([9; 32]),
+            }
+        }
+
+        fn creds(&self, allow_guest: bool) -> Credentials<'_> {
+            Credentials {
+                psk_clients: &self.psk,
+                ecc_clients: &self.ecc,
+                allow_guest,
+                keys: Some(&self.keys),
+            }
+        }
+    }
+
+    fn start(r: &mut SetupResponder, c: &Config, from: SocketAddr, req: &NonceRequest) -> u64 {
+        let mut ops = 0;
+        let claim = SetupResponder::claim(c.creds(true), req).unwrap();
+        let mut rng = Rng::from_seed([1; 32]);
+        let keys = Some(&c.keys);
+        r.start(Instant::ZERO, from, req, claim, keys, &mut rng, &mut ops)
+            .unwrap();
+        ops
+    }
+
+    #[test]
+    fn a_retried_request_gets_the_identical_reply_and_no_new_exchange() {
+        let c = Config::new(&KeyPair::from_secret_bytes([3; 32]));
+        let mut r = SetupResponder::new(4);
+        let req = request(CipherId::Psk, [0; 32], 1);
+        let mut rng = Rng::from_seed([1; 32]);
+        let claim = SetupResponder::claim(c.creds(false), &req).unwrap();
+        let mut ops = 0;
+        let first = r
+            .start(
+                Instant::ZERO,
+                addr(1),
+                &req,
+                claim,
+                None,
+                &mut rng,
+                &mut ops,
+            )
+            .unwrap();
+        assert_eq!(r.retried(addr(1), &req, None), Some(Some(first)));
+        // Another challenge, or another source, is a new request.
+        assert_eq!(
+            r.retried(addr(1), &request(CipherId::Psk, [0; 32], 2), None),
+            None
+        );
+        assert_eq!(r.retried(addr(2), &req, None), None);
+        assert_eq!(r.half_open_len(), 1);
+    }
+
+    #[test]
+    fn unknown_clients_are_refused_and_guests_only_when_allowed() {
+        let c = Config::new(&KeyPair::from_secret_bytes([3; 32]));
+        let mut stranger = request(CipherId::Ecc, [5; 32], 1);
+        stranger.client_id = ClientId([0; 16]);
+        assert!(matches!(
+            SetupResponder::claim(c.creds(false), &stranger),
+            Err(Refused::UnknownClient)
+        ));
+        assert!(matches!(
+            SetupResponder::claim(c.creds(true), &stranger),
+            Ok(Claim::Ecc(_, true))
+        ));
+        let mut no_keys = c.creds(true);
+        no_keys.keys = None;
+        assert!(matches!(
+            SetupResponder::claim(no_keys, &stranger),
+            Err(Refused::NoKeyPair)
+        ));
+    }
+
+    #[test]
+    fn a_configured_clients_box_key_costs_one_diffie_hellman_a_guests_one_each() {
+        let client = KeyPair::from_secret_bytes([3; 32]);
+        let c = Config::new(&client);
+        let mut r = SetupResponder::new(4);
+        let known = request(CipherId::Ecc, client.public().to_bytes(), 1);
+        assert_eq!(start(&mut r, &c, addr(1), &known), 1);
+        assert_eq!(start(&mut r, &c, addr(2), &known), 0);
+        let mut guest = request(CipherId::Ecc, [5; 32], 1);
+        guest.client_id = ClientId([0; 16]);
+        assert_eq!(start(&mut r, &c, addr(3), &guest), 1);
+        assert_eq!(start(&mut r, &c, addr(4), &guest), 1);
+    }
+
+    #[test]
+    fn a_low_order_guest_key_gets_no_exchange() {
+        let c = Config::new(&KeyPair::from_secret_bytes([3; 32]));
+        let mut r = SetupResponder::new(4);
+        let mut guest = request(CipherId::Ecc, [0; 32], 1);
+        guest.client_id = ClientId([0; 16]);
+        let claim = SetupResponder::claim(c.creds(true), &guest).unwrap();
+        let (mut rng, mut ops) = (Rng::from_seed([1; 32]), 0);
+        let keys = Some(&c.keys);
+        let started = r.start(
+            Instant::ZERO,
+            addr(1),
+            &guest,
+            claim,
+            keys,
+            &mut rng,
+            &mut ops,
+        );
+        assert_eq!(started, Err(Refused::WeakKey));
+        assert_eq!(r.half_open_len(), 0);
+    }
+
+    #[test]
+    fn a_verified_client_info_completes_the_exchange_and_a_resent_one_still_verifies() {
+        let c = Config::new(&KeyPair::from_secret_bytes([3; 32]));
+        let mut r = SetupResponder::new(4);
+        let req = request(CipherId::Psk, [0; 32], 1);
+        start(&mut r, &c, addr(1), &req);
+        let Some(Some(Setup::PskNonce(nonce))) = r.retried(addr(1), &req, None) else {
+            panic!("no exchange");
+        };
+        let psk = &c.psk[&ID];
+        let forged = psk_client_info(
+            &Psk::from_bytes([8; 32]),
+            ID,
+            [2; 32],
+            nonce.server_nonce,
+            Counter(5),
+        );
+        let (_, verdict) = r.on_client_info(addr(1), &forged, None).unwrap();
+        assert_eq!(verdict.unwrap_err(), HandshakeError::BadTag);
+        assert_eq!(r.half_open_len(), 1, "a forgery leaves the exchange open");
+        let info = psk_client_info(psk, ID, [2; 32], nonce.server_nonce, Counter(5));
+        let (id, verdict) = r.on_client_info(addr(1), &info, None).unwrap();
+        assert_eq!((id, verdict.is_ok()), (ID, true));
+        assert_eq!(r.half_open_len(), 0);
+        assert!(!r.is_idle());
+        let (_, again) = r.on_client_info(addr(1), &info, None).unwrap();
+        assert!(
+            again.is_ok(),
+            "the completed exchange answers a resent client-info"
+        );
+        assert!(r.on_client_info(addr(2), &info, None).is_none());
+        r.expire(
+            Instant::ZERO + Duration::from_secs(5),
+            Duration::from_secs(5),
+        );
+        assert!(r.is_idle());
+    }
+}
