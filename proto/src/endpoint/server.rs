@@ -904,14 +904,13 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
         };
-        let (status, data) = match route {
-            rpc::Route::Answer(status, data) => (status, data),
-            rpc::Route::Application if s.calls.pending_len() >= self.config.max_pending_calls => {
-                self.stats.drop(DropReason::TableFull);
-                (RpcStatus::ERROR, Bytes::from_static(b"Busy"))
-            }
-            rpc::Route::Application => {
-                s.calls.hold(call, now);
+        let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
+        let max = self.config.max_pending_calls;
+        match s
+            .calls
+            .admit(route, call, now, max, cache_bounds(&self.config), gap)
+        {
+            rpc::Admitted::Application => {
                 self.events.push_back(ServerEvent::RpcRequest(RpcRequest {
                     call: CallHandle {
                         addr: from,
@@ -922,14 +921,14 @@ impl Server {
                     peer: s.peer,
                     function,
                     args: Bytes::copy_from_slice(args),
-                }));
-                return;
+                }))
             }
-        };
-        let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
-        let answer = rpc::Answer::new(call, status, data, now, gap);
-        s.calls.remember(cache_bounds(&self.config), answer, now);
-        self.tx.push_back(Outgoing::RpcResponse { to: from, call });
+            rpc::Admitted::Busy => {
+                self.stats.drop(DropReason::TableFull);
+                self.tx.push_back(Outgoing::RpcResponse { to: from, call });
+            }
+            rpc::Admitted::Answered => self.tx.push_back(Outgoing::RpcResponse { to: from, call }),
+        }
     }
 
     /// Moves due exchanges of busy sessions into the transmit queue.
