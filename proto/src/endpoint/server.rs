@@ -11,20 +11,18 @@ use bytes::Bytes;
 
 use arrayvec::ArrayVec;
 
-use crate::crypto::ct_eq;
 use crate::features::pubsub;
 use crate::features::rpc;
 use crate::features::status::Status;
-use crate::handshake::responder::{Credentials, Refused, SetupResponder};
-use crate::handshake::{HandshakeError, SessionKeys};
+use crate::handshake::responder::SetupResponder;
 use crate::id::{ClientId, Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::rtt::RttEstimator;
 use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
 use crate::rng::Rng;
-use crate::session::{self, OpenError, Route, RxKey, Session, TxKey};
+use crate::session::{self, OpenError, Route, Session, TxKey};
 use crate::table::oldest_by;
 use crate::time::{Duration, Instant};
-use crate::wire::{self, App, Datagram, NonceRequest, RpcStatus, SessionPacket, Setup};
+use crate::wire::{self, App, Datagram, RpcStatus, SessionPacket, Setup};
 
 use super::config::ServerConfig;
 use super::{
@@ -39,10 +37,11 @@ mod authlog;
 mod budget;
 mod duplicates;
 mod noise;
+mod setup;
 mod subs;
 mod timers;
 
-use budget::{Found, ReplyBudget, ReplyBudgets};
+use budget::ReplyBudgets;
 
 /// The reference server's per-client counter base: `2^63 ..= 2^63 + 10^9`.
 const COUNTER_BASE: (u64, u64) = (1 << 63, (1 << 63) + 1_000_000_000);
@@ -510,203 +509,6 @@ impl Server {
                 s.up = false;
                 self.events.push_back(ServerEvent::PeerDown { addr: *addr });
             }
-        }
-    }
-
-    /// The rate-limit entry of `to`. The table is bounded by `max_rate_limited_sources` and
-    /// evicts when full, so every source gets a budget (see `budget`).
-    fn budget(&mut self, now: Instant, to: SocketAddr) -> &mut ReplyBudget {
-        let (b, found) = self.limiter.entry(now, to);
-        if found == Found::Evicted {
-            self.stats.budget_evictions += 1;
-        }
-        b
-    }
-
-    /// Takes one handshake reply (op 2, 6, 11, suite 3 response) from `to`'s budget. Called
-    /// before any public-key work for the request.
-    fn allow_reply(&mut self, now: Instant, to: SocketAddr) -> bool {
-        let limit = self.config.replies_per_second;
-        let allowed = self.budget(now, to).take_reply(now, limit);
-        if !allowed {
-            self.stats.drop(DropReason::RateLimited);
-        }
-        allowed
-    }
-
-    fn reply_setup(&mut self, now: Instant, to: SocketAddr, packet: Setup) {
-        if self.allow_reply(now, to) {
-            self.tx.push_back(Outgoing::Setup { to, packet });
-        }
-    }
-
-    /// Op 4 (20 bytes, smaller than any session packet), at most once per gap per source.
-    fn reply_unrecognized(&mut self, now: Instant, to: SocketAddr) {
-        if self.allow_unrecognized(now, to) {
-            self.tx.push_back(Outgoing::Setup {
-                to,
-                packet: Setup::UnrecognizedClient,
-            });
-        }
-    }
-
-    /// Takes the "you have no session" allowance of `to` (op 4, or suite 3's unknown index):
-    /// once per gap, apart from the handshake budget.
-    fn allow_unrecognized(&mut self, now: Instant, to: SocketAddr) -> bool {
-        let allowed = self.budget(now, to).take_unrecognized(now);
-        if !allowed {
-            self.stats.drop(DropReason::RateLimited);
-        }
-        allowed
-    }
-
-    fn on_setup(&mut self, now: Instant, from: SocketAddr, setup: Setup) {
-        if let Setup::NonceRequest(req) = setup {
-            return self.on_nonce_request(now, from, req);
-        }
-        let keys = self.config.keys.as_ref();
-        match self.setup.on_client_info(from, &setup, keys) {
-            Some((client_id, verdict)) => self.on_client_info(now, from, client_id, verdict),
-            None => self.stats.drop(DropReason::Unexpected),
-        }
-    }
-
-    fn on_client_info(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        client_id: ClientId,
-        verdict: Result<SessionKeys, HandshakeError>,
-    ) {
-        match verdict {
-            Ok(keys) => self.establish(now, from, client_id, keys),
-            // The exchange stays open: a forged client-info must not cancel the real one.
-            Err(e) => {
-                self.stats.drop(DropReason::BadHandshake);
-                // A stale client-info (another exchange's nonce) says nothing of the keys.
-                if matches!(e, HandshakeError::BadTag | HandshakeError::ForgedBox) {
-                    self.auth_failed(now, from);
-                }
-            }
-        }
-    }
-
-    /// Op 1. Checks in cost order: what needs no key first, then the reply budget, and only
-    /// then public-key work (suite 2's box, and a guest key's check), so that packets beyond
-    /// the budget cost none (`docs/PROTOCOL.md` §8.2).
-    fn on_nonce_request(&mut self, now: Instant, from: SocketAddr, req: NonceRequest) {
-        if self
-            .sessions
-            .get(&from)
-            .is_some_and(|s| ct_eq(&s.session_id, &req.session_hint))
-        {
-            // The reference's "already connected" shortcut.
-            return self.stats.drop(DropReason::Unexpected);
-        }
-        let keys = self.config.keys.as_ref();
-        if let Some(retried) = self.setup.retried(from, &req, keys) {
-            if let Some(reply) = retried {
-                self.reply_setup(now, from, reply);
-            }
-            return;
-        }
-        let creds = Credentials {
-            psk_clients: &self.config.psk_clients,
-            ecc_clients: &self.config.ecc_clients,
-            allow_guest: self.config.allow_guest,
-            keys,
-        };
-        let claim = match SetupResponder::claim(creds, &req) {
-            Ok(claim) => claim,
-            Err(Refused::UnknownClient) => return self.refuse(now, from, req.challenge),
-            Err(_) => return self.stats.drop(DropReason::Unsupported),
-        };
-        if !self.allow_reply(now, from) {
-            return;
-        }
-        // The budget paid for this request: public-key work is allowed from here on.
-        let keys = self.config.keys.as_ref();
-        let ops = &mut self.stats.public_key_ops;
-        let reply = match self
-            .setup
-            .start(now, from, &req, claim, keys, &mut self.rng, ops)
-        {
-            Ok(reply) => reply,
-            Err(Refused::WeakKey) => return self.stats.drop(DropReason::BadHandshake),
-            Err(_) => return self.stats.drop(DropReason::Unsupported),
-        };
-        self.stats.handshake_requests += 1;
-        self.tx.push_back(Outgoing::Setup {
-            to: from,
-            packet: reply,
-        });
-    }
-
-    /// Opcode 6: the client id is unknown. 36 bytes for a 101-byte request.
-    fn refuse(&mut self, now: Instant, to: SocketAddr, challenge: [u8; 16]) {
-        self.stats.drop(DropReason::BadHandshake);
-        self.auth_failed(now, to);
-        self.reply_setup(now, to, Setup::InvalidClientId { challenge });
-    }
-
-    fn establish(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        client_id: ClientId,
-        keys: SessionKeys,
-    ) {
-        let session_id = keys.session_id;
-        match self.sessions.get_mut(&from) {
-            // The same client process (same C>S key) handshaking again, for example after a
-            // spoofed op 4: keep the replay window, so that nothing it already sent can be
-            // replayed, and keep the outbox, the answer cache and the counter.
-            Some(s)
-                if s.is_current(&RxKey::Reference(keys.client_to_server.clone()))
-                    && s.client_id == client_id =>
-            {
-                s.tx_key = TxKey::Reference(keys.server_to_client);
-                s.session_id = session_id;
-                s.last_heard = now;
-            }
-            existing => {
-                if existing.is_none() && !self.make_room(now) {
-                    return self.stats.drop(DropReason::TableFull);
-                }
-                let rx = RxKey::Reference(keys.client_to_server);
-                let who = Who {
-                    peer: keys.peer,
-                    client_id,
-                    session_id,
-                };
-                let tx_key = TxKey::Reference(keys.server_to_client);
-                let session = Session::new(rx, keys.client_counter, now);
-                let session = ServerSession::new(self, now, session, who, tx_key);
-                if let Some(old) = self.sessions.insert(from, Box::new(session)) {
-                    // A different client process took over the address: its messages and
-                    // subscriptions are not for this one.
-                    self.forget_client_subs(from, old.peer);
-                    self.fail_outbox(old.outbox, FailReason::PeerClosed);
-                }
-                self.busy.remove(&from);
-                // A new client process knows nothing of our subscriptions yet.
-                let targets: Vec<String> = self.targets.iter().cloned().collect();
-                for t in targets {
-                    self.push_internal(now, from, Payload::Subscribe(t));
-                }
-            }
-        }
-        self.stats.handshakes += 1;
-        self.tx.push_back(Outgoing::Setup {
-            to: from,
-            packet: Setup::SessionEstablished { session_id },
-        });
-        // NOTE: the session was updated or inserted just above, so it is always there.
-        if let Some(s) = self.sessions.get(&from) {
-            self.events.push_back(ServerEvent::Connected {
-                addr: from,
-                peer: s.peer,
-            });
         }
     }
 

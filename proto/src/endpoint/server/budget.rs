@@ -22,7 +22,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
+use crate::endpoint::{DropReason, Outgoing};
 use crate::time::{Duration, Instant};
+use crate::wire::Setup;
+
+use super::Server;
 
 /// How long a budget's window lasts: `replies_per_second` are allowed in each.
 pub(super) const WINDOW: Duration = Duration::from_secs(1);
@@ -217,6 +221,56 @@ impl ReplyBudgets {
 #[cold]
 fn unreachable_slot() -> ! {
     unreachable!("slot index masked to the table length")
+}
+
+/// The server's use of the budgets: every unauthenticated reply is charged here first.
+impl Server {
+    /// The rate-limit entry of `to`. The table is bounded by `max_rate_limited_sources` and
+    /// evicts when full, so every source gets a budget (see `budget`).
+    fn budget(&mut self, now: Instant, to: SocketAddr) -> &mut ReplyBudget {
+        let (b, found) = self.limiter.entry(now, to);
+        if found == Found::Evicted {
+            self.stats.budget_evictions += 1;
+        }
+        b
+    }
+
+    /// Takes one handshake reply (op 2, 6, 11, suite 3 response) from `to`'s budget. Called
+    /// before any public-key work for the request.
+    pub(super) fn allow_reply(&mut self, now: Instant, to: SocketAddr) -> bool {
+        let limit = self.config.replies_per_second;
+        let allowed = self.budget(now, to).take_reply(now, limit);
+        if !allowed {
+            self.stats.drop(DropReason::RateLimited);
+        }
+        allowed
+    }
+
+    pub(super) fn reply_setup(&mut self, now: Instant, to: SocketAddr, packet: Setup) {
+        if self.allow_reply(now, to) {
+            self.tx.push_back(Outgoing::Setup { to, packet });
+        }
+    }
+
+    /// Op 4 (20 bytes, smaller than any session packet), at most once per gap per source.
+    pub(super) fn reply_unrecognized(&mut self, now: Instant, to: SocketAddr) {
+        if self.allow_unrecognized(now, to) {
+            self.tx.push_back(Outgoing::Setup {
+                to,
+                packet: Setup::UnrecognizedClient,
+            });
+        }
+    }
+
+    /// Takes the "you have no session" allowance of `to` (op 4, or suite 3's unknown index):
+    /// once per gap, apart from the handshake budget.
+    pub(super) fn allow_unrecognized(&mut self, now: Instant, to: SocketAddr) -> bool {
+        let allowed = self.budget(now, to).take_unrecognized(now);
+        if !allowed {
+            self.stats.drop(DropReason::RateLimited);
+        }
+        allowed
+    }
 }
 
 #[cfg(test)]
