@@ -1,5 +1,6 @@
 //! The server's suite 1 and 2 setup exchanges, all of them: the bounded tables of half-open and
-//! just-completed exchanges (by address), and the suite 2 box keys of configured clients.
+//! just-completed exchanges (by address), and the suite 2 box keys of configured clients; and
+//! for suite 3, [`identify`], which maps an initiation to one of the configured clients.
 //!
 //! The endpoint keeps only the routing around it: the reply budget (which must be paid between
 //! [`SetupResponder::claim`] and [`SetupResponder::start`], so that requests beyond the budget
@@ -10,13 +11,15 @@ use alloc::collections::BTreeMap;
 use core::net::SocketAddr;
 
 use crate::crypto::ecc::{self, BoxKey, KeyPair, PublicKey};
+use crate::crypto::noise::Pattern;
 use crate::crypto::Psk;
-use crate::id::ClientId;
+use crate::id::{ClientId, PeerId};
 use crate::rng::Rng;
 use crate::table::BoundedTable;
 use crate::time::{Duration, Instant};
 use crate::wire::{CipherId, NonceRequest, Setup};
 
+use super::noise::ReadInitiation;
 use super::{ExpectClientInfo, HandshakeError, SessionKeys};
 
 /// What the server knows of its clients, borrowed from its configuration.
@@ -216,6 +219,50 @@ impl SetupResponder {
     }
 }
 
+/// Who a suite 3 initiation is from (its counterpart of [`SetupResponder::claim`]): the
+/// static key of an IK pattern mapped to a configured id (or a guest, whose key must not be
+/// of low order: that would make its keys predictable), or the clear client id of NNpsk0.
+/// For IKpsk2 it also sets the identified client's PSK, which the rest of the message needs.
+/// Counts its Diffie-Hellman in `public_key_ops`. `None` if the initiator is not one of ours.
+pub(crate) fn identify(
+    creds: Credentials<'_>,
+    pattern: Pattern,
+    id: Option<ClientId>,
+    responder: &mut ReadInitiation,
+    public_key_ops: &mut u64,
+) -> Option<(PeerId, ClientId)> {
+    if pattern == Pattern::NnPsk0 {
+        let id = id?;
+        return Some((PeerId::Client(id), id));
+    }
+    let public = responder.remote_static()?;
+    let known = creds
+        .ecc_clients
+        .iter()
+        .find(|(_, k)| **k == public)
+        .map(|(id, _)| *id);
+    let (peer, id) = match known {
+        Some(id) => (PeerId::Client(id), id),
+        None if creds.allow_guest => {
+            let keys = creds.keys?;
+            *public_key_ops += 1;
+            if !keys.secret().diffie_hellman(&public).was_contributory() {
+                return None;
+            }
+            (
+                PeerId::Guest(ecc::guest_id(&public)),
+                ecc::default_client_id(&public),
+            )
+        }
+        None => return None,
+    };
+    if pattern == Pattern::IkPsk2 {
+        let psk = creds.psk_clients.get(&id)?;
+        responder.set_psk(psk).ok()?;
+    }
+    Some((peer, id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,5 +442,42 @@ mod tests {
             Duration::from_secs(5),
         );
         assert!(r.is_idle());
+    }
+
+    /// An IK initiation from `client` to `server`, read by the server.
+    fn initiation(client: &KeyPair, server: &KeyPair) -> ReadInitiation {
+        use crate::handshake::noise::{ExpectInitiation, SentInitiation};
+        let mut rng = Rng::from_seed([9; 32]);
+        let mut m1 = [0u8; 128];
+        let creds = (Some(client), Some(server.public()), None);
+        let index = crate::wire::noise::SessionIndex(5);
+        let (_, n) =
+            SentInitiation::start(Pattern::Ik, &mut rng, creds, 1, 1, index, &mut m1).unwrap();
+        ExpectInitiation::new(Pattern::Ik, &mut rng, Some(server), None)
+            .unwrap()
+            .read(&m1[..n])
+            .unwrap()
+    }
+
+    #[test]
+    fn an_initiation_is_identified_by_its_static_key_or_as_a_guest_only_when_allowed() {
+        let client = KeyPair::from_secret_bytes([3; 32]);
+        let c = Config::new(&client);
+        let mut ops = 0;
+        let mut read = initiation(&client, &c.keys);
+        let known = identify(c.creds(false), Pattern::Ik, None, &mut read, &mut ops);
+        assert_eq!(known, Some((PeerId::Client(ID), ID)));
+        assert_eq!(ops, 0, "a configured key needs no Diffie-Hellman");
+        let stranger = KeyPair::from_secret_bytes([4; 32]);
+        let mut read = initiation(&stranger, &c.keys);
+        assert_eq!(
+            identify(c.creds(false), Pattern::Ik, None, &mut read, &mut ops),
+            None
+        );
+        let guest = identify(c.creds(true), Pattern::Ik, None, &mut read, &mut ops);
+        let id = ecc::default_client_id(stranger.public());
+        let peer = PeerId::Guest(ecc::guest_id(stranger.public()));
+        assert_eq!(guest, Some((peer, id)));
+        assert_eq!(ops, 1);
     }
 }

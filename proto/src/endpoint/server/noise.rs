@@ -34,15 +34,13 @@ use core::net::SocketAddr;
 use arrayvec::ArrayVec;
 
 use super::{Server, ServerSession, Via, Who};
-use crate::crypto::ecc;
-use crate::crypto::noise::{ChaChaKey, Pattern};
+use crate::crypto::noise::ChaChaKey;
 use crate::endpoint::{refused_drop, CloseReason, DropReason, FailReason, Outgoing, ServerEvent};
 use crate::features::group::GroupSenders;
 use crate::handshake::cookie::{Admission, Cookies, LoadLimits};
-use crate::handshake::noise::{
-    dh_count, pattern_of, ExpectFirstData, ExpectInitiation, ReadInitiation, Step,
-};
-use crate::id::{ClientId, Counter, PeerId};
+use crate::handshake::noise::{dh_count, pattern_of, ExpectFirstData, ExpectInitiation, Step};
+use crate::handshake::responder::{identify, Credentials};
+use crate::id::{Counter, PeerId};
 use crate::reliability::Payload;
 use crate::rng::Rng;
 use crate::session::replay::ReplayWindow;
@@ -241,7 +239,14 @@ impl Server {
             self.auth_failed(now, from);
             return self.stats.drop(DropReason::BadHandshake);
         };
-        let Some((peer, client_id)) = self.identify(pattern, i.client_id, &mut read) else {
+        let creds = Credentials {
+            psk_clients: &self.config.psk_clients,
+            ecc_clients: &self.config.ecc_clients,
+            allow_guest: self.config.allow_guest,
+            keys: self.config.keys.as_ref(),
+        };
+        let ops = &mut self.stats.public_key_ops;
+        let Some((peer, client_id)) = identify(creds, pattern, i.client_id, &mut read, ops) else {
             // A static key we do not know, and no guests.
             self.auth_failed(now, from);
             return self.stats.drop(DropReason::BadHandshake);
@@ -298,48 +303,6 @@ impl Server {
             message: &message,
         });
         self.send_packet(from, &response);
-    }
-
-    /// Who the initiation is from: the static key of an IK pattern mapped to a configured id
-    /// (or a guest), or the clear client id of NNpsk0.
-    fn identify(
-        &mut self,
-        pattern: Pattern,
-        id: Option<ClientId>,
-        responder: &mut ReadInitiation,
-    ) -> Option<(PeerId, ClientId)> {
-        if pattern == Pattern::NnPsk0 {
-            let id = id?;
-            return Some((PeerId::Client(id), id));
-        }
-        let public = responder.remote_static()?;
-        let known = self
-            .config
-            .ecc_clients
-            .iter()
-            .find(|(_, k)| **k == public)
-            .map(|(id, _)| *id);
-        let (peer, id) = match known {
-            Some(id) => (PeerId::Client(id), id),
-            None if self.config.allow_guest => {
-                let keys = self.config.keys.as_ref()?;
-                self.stats.public_key_ops += 1;
-                // A low-order key would make the guest's keys predictable.
-                if !keys.secret().diffie_hellman(&public).was_contributory() {
-                    return None;
-                }
-                (
-                    PeerId::Guest(ecc::guest_id(&public)),
-                    ecc::default_client_id(&public),
-                )
-            }
-            None => return None,
-        };
-        if pattern == Pattern::IkPsk2 {
-            let psk = self.config.psk_clients.get(&id)?;
-            responder.set_psk(psk).ok()?;
-        }
-        Some((peer, id))
     }
 
     fn new_index(&mut self) -> SessionIndex {
