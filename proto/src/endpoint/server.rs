@@ -14,7 +14,7 @@ use arrayvec::ArrayVec;
 use crate::features::pubsub;
 use crate::features::rpc;
 use crate::features::status::Status;
-use crate::handshake::responder::SetupResponder;
+use crate::handshake::responder::{Credentials, SetupResponder};
 use crate::id::{Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
 use crate::rng::Rng;
@@ -771,6 +771,16 @@ impl Server {
             | Outgoing::Sealed { .. } => return Encoded::Obsolete,
         };
         Encoded::from(to, result)
+    }
+}
+
+/// The configuration's clients and keys, as the handshakes of every suite judge them.
+fn credentials(config: &ServerConfig) -> Credentials<'_> {
+    Credentials {
+        psk_clients: &config.psk_clients,
+        ecc_clients: &config.ecc_clients,
+        allow_guest: config.allow_guest,
+        keys: config.keys.as_ref(),
     }
 }
 

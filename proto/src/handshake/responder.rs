@@ -1,6 +1,7 @@
 //! The server's suite 1 and 2 setup exchanges, all of them: the bounded tables of half-open and
 //! just-completed exchanges (by address), and the suite 2 box keys of configured clients; and
-//! for suite 3, [`identify`], which maps an initiation to one of the configured clients.
+//! for suite 3, [`read_initiation`], which reads an initiation and maps it to one of the
+//! configured clients.
 //!
 //! The endpoint keeps only the routing around it: the reply budget (which must be paid between
 //! [`SetupResponder::claim`] and [`SetupResponder::start`], so that requests beyond the budget
@@ -19,7 +20,7 @@ use crate::table::BoundedTable;
 use crate::time::{Duration, Instant};
 use crate::wire::{CipherId, NonceRequest, Setup};
 
-use super::noise::ReadInitiation;
+use super::noise::{dh_count, ExpectInitiation, ReadInitiation, Step};
 use super::{ExpectClientInfo, HandshakeError, SessionKeys};
 
 /// What the server knows of its clients, borrowed from its configuration.
@@ -219,12 +220,54 @@ impl SetupResponder {
     }
 }
 
+/// Why a suite 3 initiation gets no response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InitiationRefused {
+    /// Not from one of our clients: an unknown client id or static key, or sealed to another
+    /// static key or under another PSK. Worth an authentication-failure report.
+    NotOurs,
+    /// Our keys cannot run the pattern (no key pair for an IK pattern).
+    Unsupported,
+}
+
+/// Reads an initiation of `pattern` (`client_id` is NNpsk0's clear id) and says who sent it.
+/// Only call it once the reply budget has paid for the request: it does the responder's
+/// Diffie-Hellman work, counted in `public_key_ops`.
+pub(crate) fn read_initiation(
+    creds: Credentials<'_>,
+    rng: &mut Rng,
+    pattern: Pattern,
+    client_id: Option<ClientId>,
+    message: &[u8],
+    public_key_ops: &mut u64,
+) -> Result<(ReadInitiation, PeerId, ClientId), InitiationRefused> {
+    let nn_psk = match client_id {
+        Some(id) => Some(
+            creds
+                .psk_clients
+                .get(&id)
+                .ok_or(InitiationRefused::NotOurs)?,
+        ),
+        None => None,
+    };
+    *public_key_ops += dh_count(pattern, Step::Start);
+    let expect = ExpectInitiation::new(pattern, rng, creds.keys, nn_psk)
+        .map_err(|_| InitiationRefused::Unsupported)?;
+    *public_key_ops += dh_count(pattern, Step::Read);
+    let mut read = expect
+        .read(message)
+        .map_err(|_| InitiationRefused::NotOurs)?;
+    let (peer, id) = identify(creds, pattern, client_id, &mut read, public_key_ops)
+        .ok_or(InitiationRefused::NotOurs)?;
+    Ok((read, peer, id))
+}
+
 /// Who a suite 3 initiation is from (its counterpart of [`SetupResponder::claim`]): the
 /// static key of an IK pattern mapped to a configured id (or a guest, whose key must not be
 /// of low order: that would make its keys predictable), or the clear client id of NNpsk0.
 /// For IKpsk2 it also sets the identified client's PSK, which the rest of the message needs.
 /// Counts its Diffie-Hellman in `public_key_ops`. `None` if the initiator is not one of ours.
-pub(crate) fn identify(
+fn identify(
     creds: Credentials<'_>,
     pattern: Pattern,
     id: Option<ClientId>,
@@ -444,19 +487,72 @@ mod tests {
         assert!(r.is_idle());
     }
 
-    /// An IK initiation from `client` to `server`, read by the server.
-    fn initiation(client: &KeyPair, server: &KeyPair) -> ReadInitiation {
-        use crate::handshake::noise::{ExpectInitiation, SentInitiation};
+    /// An IK initiation's message from `client` to `server`.
+    fn initiation_message(client: &KeyPair, server: &KeyPair) -> ([u8; 128], usize) {
         let mut rng = Rng::from_seed([9; 32]);
         let mut m1 = [0u8; 128];
         let creds = (Some(client), Some(server.public()), None);
         let index = crate::wire::noise::SessionIndex(5);
-        let (_, n) =
-            SentInitiation::start(Pattern::Ik, &mut rng, creds, 1, 1, index, &mut m1).unwrap();
+        let (_, n) = crate::handshake::noise::SentInitiation::start(
+            Pattern::Ik,
+            &mut rng,
+            creds,
+            1,
+            1,
+            index,
+            &mut m1,
+        )
+        .unwrap();
+        (m1, n)
+    }
+
+    /// An IK initiation from `client` to `server`, read by the server.
+    fn initiation(client: &KeyPair, server: &KeyPair) -> ReadInitiation {
+        let (m1, n) = initiation_message(client, server);
+        let mut rng = Rng::from_seed([9; 32]);
         ExpectInitiation::new(Pattern::Ik, &mut rng, Some(server), None)
             .unwrap()
             .read(&m1[..n])
             .unwrap()
+    }
+
+    #[test]
+    fn an_initiation_not_for_us_or_from_a_stranger_is_refused() {
+        let client = KeyPair::from_secret_bytes([3; 32]);
+        let c = Config::new(&client);
+        let (mut rng, mut ops) = (Rng::from_seed([1; 32]), 0);
+        let (m1, n) = initiation_message(&client, &c.keys);
+        let read = read_initiation(
+            c.creds(false),
+            &mut rng,
+            Pattern::Ik,
+            None,
+            &m1[..n],
+            &mut ops,
+        );
+        assert_eq!(
+            read.map(|(_, peer, id)| (peer, id)).ok(),
+            Some((PeerId::Client(ID), ID))
+        );
+        let other = KeyPair::from_secret_bytes([4; 32]);
+        let (m1, n) = initiation_message(&client, &other);
+        let read = read_initiation(
+            c.creds(false),
+            &mut rng,
+            Pattern::Ik,
+            None,
+            &m1[..n],
+            &mut ops,
+        );
+        assert_eq!(read.err(), Some(InitiationRefused::NotOurs));
+        let mut no_keys = c.creds(false);
+        no_keys.keys = None;
+        let read = read_initiation(no_keys, &mut rng, Pattern::Ik, None, &m1[..n], &mut ops);
+        assert_eq!(read.err(), Some(InitiationRefused::Unsupported));
+        let stranger = Some(ClientId([0; 16]));
+        let nn = Pattern::NnPsk0;
+        let read = read_initiation(c.creds(false), &mut rng, nn, stranger, &m1[..n], &mut ops);
+        assert_eq!(read.err(), Some(InitiationRefused::NotOurs));
     }
 
     #[test]

@@ -38,8 +38,8 @@ use crate::crypto::noise::ChaChaKey;
 use crate::endpoint::{refused_drop, CloseReason, DropReason, FailReason, Outgoing, ServerEvent};
 use crate::features::group::GroupSenders;
 use crate::handshake::cookie::{Admission, Cookies, LoadLimits};
-use crate::handshake::noise::{dh_count, pattern_of, ExpectFirstData, ExpectInitiation, Step};
-use crate::handshake::responder::{identify, Credentials};
+use crate::handshake::noise::{dh_count, pattern_of, ExpectFirstData, Step};
+use crate::handshake::responder::{read_initiation, InitiationRefused};
 use crate::id::{Counter, PeerId};
 use crate::reliability::Payload;
 use crate::rng::Rng;
@@ -214,42 +214,16 @@ impl Server {
             return;
         }
         let pattern = pattern_of(i.mode);
-        let nn_psk = match i.client_id {
-            Some(id) => match self.config.psk_clients.get(&id) {
-                Some(psk) => Some(psk.clone()),
-                None => {
-                    self.auth_failed(now, from);
-                    return self.stats.drop(DropReason::BadHandshake);
-                }
-            },
-            None => None,
-        };
-        self.stats.public_key_ops += dh_count(pattern, Step::Start);
-        let Ok(expect) = ExpectInitiation::new(
-            pattern,
-            &mut self.rng,
-            self.config.keys.as_ref(),
-            nn_psk.as_ref(),
-        ) else {
-            return self.stats.drop(DropReason::Unsupported);
-        };
-        self.stats.public_key_ops += dh_count(pattern, Step::Read);
-        let Ok(mut read) = expect.read(i.message) else {
-            // Sealed to another static key, or under another PSK.
-            self.auth_failed(now, from);
-            return self.stats.drop(DropReason::BadHandshake);
-        };
-        let creds = Credentials {
-            psk_clients: &self.config.psk_clients,
-            ecc_clients: &self.config.ecc_clients,
-            allow_guest: self.config.allow_guest,
-            keys: self.config.keys.as_ref(),
-        };
+        let creds = super::credentials(&self.config);
         let ops = &mut self.stats.public_key_ops;
-        let Some((peer, client_id)) = identify(creds, pattern, i.client_id, &mut read, ops) else {
-            // A static key we do not know, and no guests.
-            self.auth_failed(now, from);
-            return self.stats.drop(DropReason::BadHandshake);
+        let read = read_initiation(creds, &mut self.rng, pattern, i.client_id, i.message, ops);
+        let (read, peer, client_id) = match read {
+            Ok(identified) => identified,
+            Err(InitiationRefused::Unsupported) => return self.stats.drop(DropReason::Unsupported),
+            Err(InitiationRefused::NotOurs) => {
+                self.auth_failed(now, from);
+                return self.stats.drop(DropReason::BadHandshake);
+            }
         };
         let (epoch, seq) = (read.epoch, read.seq);
         let live = self.noise.by_peer.get(&peer).copied();

@@ -13,7 +13,7 @@ use core::net::SocketAddr;
 use super::{Server, ServerSession, Who};
 use crate::crypto::ct_eq;
 use crate::endpoint::{DropReason, FailReason, Outgoing, ServerEvent};
-use crate::handshake::responder::{Credentials, Refused, SetupResponder};
+use crate::handshake::responder::{Refused, SetupResponder};
 use crate::handshake::{HandshakeError, SessionKeys};
 use crate::id::ClientId;
 use crate::reliability::Payload;
@@ -72,12 +72,7 @@ impl Server {
             }
             return;
         }
-        let creds = Credentials {
-            psk_clients: &self.config.psk_clients,
-            ecc_clients: &self.config.ecc_clients,
-            allow_guest: self.config.allow_guest,
-            keys,
-        };
+        let creds = super::credentials(&self.config);
         let claim = match SetupResponder::claim(creds, &req) {
             Ok(claim) => claim,
             Err(Refused::UnknownClient) => return self.refuse(now, from, req.challenge),
