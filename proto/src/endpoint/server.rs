@@ -16,7 +16,7 @@ use crate::features::rpc;
 use crate::features::status::Status;
 use crate::handshake::responder::{Credentials, SetupResponder};
 use crate::id::{Counter, FunctionId, MessageId, PeerId};
-use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
+use crate::reliability::{Due, Outbox, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::{self, OpenError, Route};
 use crate::table::oldest_by;
@@ -25,9 +25,9 @@ use crate::wire::{self, App, Datagram, RpcStatus, SessionPacket, Setup};
 
 use super::config::ServerConfig;
 use super::{
-    check_message, check_size, copy_out, delivered_event, expired_event, open_drop, owned,
-    received_message, CallHandle, CloseReason, DropReason, Encoded, FailReason, Outgoing,
-    Reliability, RpcRequest, SendError, SendOptions, ServerEvent, Stats, Transmit,
+    check_message, check_size, delivered_event, expired_event, open_drop, owned, received_message,
+    CallHandle, CloseReason, DropReason, FailReason, Outgoing, Reliability, RpcRequest, SendError,
+    SendOptions, ServerEvent, Stats, Transmit,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -35,6 +35,7 @@ pub(super) mod assumed;
 mod authlog;
 mod budget;
 mod duplicates;
+mod encode;
 mod noise;
 mod peer;
 mod setup;
@@ -42,6 +43,7 @@ mod subs;
 mod timers;
 
 use budget::ReplyBudgets;
+use encode::take;
 use peer::{ServerSession, Who};
 
 /// How often the unauthenticated tables and liveness are swept.
@@ -698,80 +700,6 @@ impl Server {
         self.busy_scratch = busy;
         self.due = due;
     }
-
-    fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded {
-        if let Outgoing::Setup { to, packet } = &out {
-            return Encoded::from(*to, packet.emit(buf));
-        }
-        if let Outgoing::Sealed { to, datagram } = &out {
-            return copy_out(*to, datagram, buf);
-        }
-        let to = match &out {
-            Outgoing::Ack { to, .. }
-            | Outgoing::Unreliable { to, .. }
-            | Outgoing::Reliable { to, .. }
-            | Outgoing::RpcResponse { to, .. }
-            | Outgoing::TimeRequest { to }
-            | Outgoing::TimeResponse { to, .. }
-            | Outgoing::Quit { to }
-            | Outgoing::Setup { to, .. }
-            | Outgoing::Sealed { to, .. } => *to,
-        };
-        // Everything else is sealed under the session's key; no session, nothing to send.
-        let Some(s) = self.sessions.get_mut(&to) else {
-            return Encoded::Obsolete;
-        };
-        let status = self.config.status;
-        let result = match &out {
-            Outgoing::Ack { counter, .. } => {
-                let app = App::Ack {
-                    counter: *counter,
-                    status,
-                };
-                session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
-            }
-            Outgoing::Unreliable { message, .. } => session::seal(
-                &s.tx_key,
-                take(&mut s.tx_counter),
-                &message.as_app(false),
-                buf,
-            ),
-            Outgoing::Reliable { id, .. } => match s.outbox.get(*id) {
-                Some(InFlight {
-                    counter: Some(c),
-                    payload,
-                    ..
-                }) => session::seal(&s.tx_key, *c, &payload.as_app(), buf),
-                _ => return Encoded::Obsolete,
-            },
-            Outgoing::RpcResponse { call, .. } => match s.calls.answer(*call) {
-                Some(a) => {
-                    let app = App::RpcResponse {
-                        call: a.call,
-                        status: a.status,
-                        data: &a.data,
-                    };
-                    session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
-                }
-                None => return Encoded::Obsolete,
-            },
-            Outgoing::TimeResponse { request, .. } => {
-                let app = App::TimeSyncResponse {
-                    request: *request,
-                    monotonic_us: now.as_micros(),
-                    unix_us: None,
-                };
-                session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
-            }
-            // Not queued by a server: its quit is sealed before the session goes (`disconnect`),
-            // and it makes no time requests; setup and sealed packets were handled above.
-            Outgoing::Quit { .. }
-            | Outgoing::TimeRequest { .. }
-            | Outgoing::Setup { .. }
-            | Outgoing::Sealed { .. } => return Encoded::Obsolete,
-        };
-        Encoded::from(to, result)
-    }
 }
 
 /// The configuration's clients and keys, as the handshakes of every suite judge them.
@@ -791,10 +719,4 @@ fn cache_bounds(config: &ServerConfig) -> rpc::CacheBounds {
         bytes: config.rpc_cache_bytes,
         ttl: config.rpc_cache_ttl,
     }
-}
-
-fn take(counter: &mut u64) -> Counter {
-    let c = Counter(*counter);
-    *counter += 1;
-    c
 }
