@@ -520,39 +520,24 @@ mod tests {
     fn an_initiation_not_for_us_or_from_a_stranger_is_refused() {
         let client = KeyPair::from_secret_bytes([3; 32]);
         let c = Config::new(&client);
-        let (mut rng, mut ops) = (Rng::from_seed([1; 32]), 0);
-        let (m1, n) = initiation_message(&client, &c.keys);
-        let read = read_initiation(
-            c.creds(false),
-            &mut rng,
-            Pattern::Ik,
-            None,
-            &m1[..n],
-            &mut ops,
-        );
-        assert_eq!(
-            read.map(|(_, peer, id)| (peer, id)).ok(),
-            Some((PeerId::Client(ID), ID))
-        );
-        let other = KeyPair::from_secret_bytes([4; 32]);
-        let (m1, n) = initiation_message(&client, &other);
-        let read = read_initiation(
-            c.creds(false),
-            &mut rng,
-            Pattern::Ik,
-            None,
-            &m1[..n],
-            &mut ops,
-        );
-        assert_eq!(read.err(), Some(InitiationRefused::NotOurs));
+        let mut rng = Rng::from_seed([1; 32]);
+        let mut read = |creds, pattern, id, (m1, n): ([u8; 128], usize)| {
+            read_initiation(creds, &mut rng, pattern, id, &m1[..n], &mut 0)
+                .map(|(_, peer, id)| (peer, id))
+        };
+        let ours = initiation_message(&client, &c.keys);
+        let from_client = read(c.creds(false), Pattern::Ik, None, ours);
+        assert_eq!(from_client, Ok((PeerId::Client(ID), ID)));
+        let other = initiation_message(&client, &KeyPair::from_secret_bytes([4; 32]));
+        let refused = read(c.creds(false), Pattern::Ik, None, other);
+        assert_eq!(refused, Err(InitiationRefused::NotOurs));
         let mut no_keys = c.creds(false);
         no_keys.keys = None;
-        let read = read_initiation(no_keys, &mut rng, Pattern::Ik, None, &m1[..n], &mut ops);
-        assert_eq!(read.err(), Some(InitiationRefused::Unsupported));
+        let refused = read(no_keys, Pattern::Ik, None, other);
+        assert_eq!(refused, Err(InitiationRefused::Unsupported));
         let stranger = Some(ClientId([0; 16]));
-        let nn = Pattern::NnPsk0;
-        let read = read_initiation(c.creds(false), &mut rng, nn, stranger, &m1[..n], &mut ops);
-        assert_eq!(read.err(), Some(InitiationRefused::NotOurs));
+        let refused = read(c.creds(false), Pattern::NnPsk0, stranger, other);
+        assert_eq!(refused, Err(InitiationRefused::NotOurs));
     }
 
     #[test]
