@@ -14,6 +14,7 @@ use arrayvec::ArrayVec;
 use crate::features::pubsub;
 use crate::features::rpc;
 use crate::features::status::Status;
+use crate::handshake::budget::ReplyBudgets;
 use crate::handshake::responder::{Credentials, SetupResponder};
 use crate::id::{Counter, FunctionId, MessageId, PeerId};
 use crate::reliability::{Due, Outbox, Payload, Reply};
@@ -42,7 +43,6 @@ mod setup;
 mod subs;
 mod timers;
 
-use budget::ReplyBudgets;
 use encode::take;
 use peer::{ServerSession, Who};
 
@@ -77,7 +77,7 @@ pub struct Server {
     sessions: BTreeMap<SocketAddr, Box<ServerSession>>,
     /// Suite 1 and 2 exchanges: half-open and just completed, and the box keys.
     setup: SetupResponder,
-    /// Unauthenticated replies per source; a fixed table that evicts (see `budget`).
+    /// Unauthenticated replies per source; a fixed table that evicts (see `handshake::budget`).
     limiter: ReplyBudgets,
     /// Sessions whose outbox is not empty, so that timers need not scan every session.
     busy: BTreeSet<SocketAddr>,

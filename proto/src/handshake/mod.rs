@@ -22,6 +22,7 @@
 //! challenge on op 2 *and* op 11 and refuses a server nonce it has already used in the current
 //! round (items 2 and 3), and no packet ever carries a secret key (item 1).
 
+pub(crate) mod budget;
 pub(crate) mod client;
 pub(crate) mod cookie;
 pub(crate) mod noise;
