@@ -1,4 +1,11 @@
 //! The server role: one session per client address, bounded tables for everyone else.
+//!
+//! This module routes; the protocol is elsewhere. Suites 1 and 2: `setup.rs` routes to
+//! `handshake::responder` (exchanges, box keys); suite 3: `noise.rs` routes to
+//! `handshake::responder::read_initiation`, `handshake::noise` and `session`. Unauthenticated
+//! replies are charged to `handshake::budget` (`budget.rs`), replies to duplicates limited by
+//! `duplicates.rs`; calls go through `features::rpc`. Per-client state is `peer.rs`, and
+//! sealing what was queued is `encode.rs`.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};

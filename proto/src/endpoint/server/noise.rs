@@ -1,6 +1,7 @@
 //! Suite 3 on the server: the tables by receiver index and by peer (so sessions follow a client
 //! whose address changes), the bounded table of pending handshakes, and the routing between
-//! them. The handshake steps are `handshake::noise`, cookies and load `handshake::cookie`,
+//! them. Reading and identifying an initiation is `handshake::responder`, the handshake steps
+//! `handshake::noise`, cookies and load `handshake::cookie`,
 //! opening and key promotion `session::Session::open`, group keys `features::group`.
 //!
 //! Wire bytes routed here: types 1 (initiation), 4 (data), 6 (group data); written: 2, 3, 5,
