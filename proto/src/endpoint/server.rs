@@ -4,8 +4,8 @@
 //! `handshake::responder` (exchanges, box keys); suite 3: `noise.rs` routes to
 //! `handshake::responder::read_initiation`, `handshake::noise` and `session`. Unauthenticated
 //! replies are charged to `handshake::budget` (`budget.rs`), replies to duplicates limited by
-//! `duplicates.rs`; calls go through `features::rpc`. Per-client state is `peer.rs`, and
-//! sealing what was queued is `encode.rs`.
+//! `duplicates.rs`; calls go through `features::rpc`. Per-client state is `peer.rs`, the
+//! session table's upkeep `sessions.rs`, and sealing what was queued `encode.rs`.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -24,10 +24,9 @@ use crate::features::status::Status;
 use crate::handshake::budget::ReplyBudgets;
 use crate::handshake::responder::{Credentials, SetupResponder};
 use crate::id::{Counter, FunctionId, MessageId, PeerId};
-use crate::reliability::{Due, Outbox, Payload, Reply};
+use crate::reliability::{Due, Payload, Reply};
 use crate::rng::Rng;
 use crate::session::{self, OpenError, Route};
-use crate::table::oldest_by;
 use crate::time::{Duration, Instant};
 use crate::wire::{self, App, Datagram, RpcStatus, SessionPacket, Setup};
 
@@ -46,6 +45,7 @@ mod duplicates;
 mod encode;
 mod noise;
 mod peer;
+mod sessions;
 mod setup;
 mod subs;
 mod timers;
@@ -446,57 +446,6 @@ impl Server {
             if s.up && now - s.last_heard >= down {
                 s.up = false;
                 self.events.push_back(ServerEvent::PeerDown { addr: *addr });
-            }
-        }
-    }
-
-    /// Makes room for one more session, replacing the longest-idle one if it is idle enough.
-    fn make_room(&mut self, now: Instant) -> bool {
-        if self.sessions.len() < self.config.max_sessions {
-            return true;
-        }
-        let idle = self.config.session_idle;
-        let victim = oldest_by(&self.sessions, |s| s.last_heard).filter(|a| {
-            self.sessions
-                .get(a)
-                .is_some_and(|s| now - s.last_heard >= idle)
-        });
-        match victim {
-            Some(a) => {
-                self.end_session(a, CloseReason::LocallyClosed, FailReason::Closed);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn end_session(&mut self, addr: SocketAddr, reason: CloseReason, fail: FailReason) {
-        if let Some(s) = self.sessions.remove(&addr) {
-            self.forget_noise(addr, &s);
-            self.forget_client_subs(addr, s.peer);
-            self.busy.remove(&addr);
-            self.fail_outbox(s.outbox, fail);
-            self.events
-                .push_back(ServerEvent::Disconnected { addr, reason });
-        }
-    }
-
-    fn fail_outbox(&mut self, mut outbox: Outbox, reason: FailReason) {
-        for e in outbox.drain().filter(|e| !e.internal) {
-            self.events.push_back(ServerEvent::Failed {
-                id: MessageId(e.id),
-                reason,
-            });
-        }
-    }
-
-    fn push_internal(&mut self, now: Instant, to: SocketAddr, payload: Payload) {
-        let deadline = now + self.config.limits.default_timeout;
-        let id = self.next_op_id;
-        if let Some(s) = self.sessions.get_mut(&to) {
-            if s.outbox.push(id, payload, true, deadline).is_ok() {
-                self.next_op_id += 1;
-                self.busy.insert(to);
             }
         }
     }
