@@ -1,4 +1,11 @@
 //! The server role: one session per client address, bounded tables for everyone else.
+//!
+//! This module routes; the protocol is elsewhere. Suites 1 and 2: `setup.rs` routes to
+//! `handshake::responder` (exchanges, box keys); suite 3: `noise.rs` routes to
+//! `handshake::responder::read_initiation`, `handshake::noise` and `session`. Unauthenticated
+//! replies are charged to `handshake::budget` (`budget.rs`), replies to duplicates limited by
+//! `duplicates.rs`; calls go through `features::rpc`. Per-client state is `peer.rs`, the
+//! session table's upkeep `sessions.rs`, and sealing what was queued `encode.rs`.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -11,25 +18,23 @@ use bytes::Bytes;
 
 use arrayvec::ArrayVec;
 
-use crate::crypto::{ct_eq, ecc};
 use crate::features::pubsub;
 use crate::features::rpc;
 use crate::features::status::Status;
-use crate::handshake::{ExpectClientInfo, HandshakeError, SessionKeys};
-use crate::id::{ClientId, Counter, FunctionId, MessageId, PeerId};
-use crate::reliability::rtt::RttEstimator;
-use crate::reliability::{Due, InFlight, Outbox, Payload, Reply};
+use crate::handshake::budget::ReplyBudgets;
+use crate::handshake::responder::{Credentials, SetupResponder};
+use crate::id::{Counter, FunctionId, MessageId, PeerId};
+use crate::reliability::{Due, Payload, Reply};
 use crate::rng::Rng;
-use crate::session::{self, OpenError, Route, RxKey, Session, TxKey};
-use crate::table::{oldest_by, BoundedTable};
+use crate::session::{self, OpenError, Route};
 use crate::time::{Duration, Instant};
-use crate::wire::{self, App, CipherId, Datagram, NonceRequest, RpcStatus, SessionPacket, Setup};
+use crate::wire::{self, App, Datagram, RpcStatus, SessionPacket, Setup};
 
 use super::config::ServerConfig;
 use super::{
-    check_message, check_size, copy_out, delivered_event, expired_event, open_drop, owned,
-    received_message, CallHandle, CloseReason, DropReason, Encoded, FailReason, Outgoing,
-    Reliability, RpcRequest, SendError, SendOptions, ServerEvent, Stats, Transmit,
+    check_message, check_size, delivered_event, expired_event, open_drop, owned, received_message,
+    CallHandle, CloseReason, DropReason, FailReason, Outgoing, Reliability, RpcRequest, SendError,
+    SendOptions, ServerEvent, Stats, Transmit,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -37,14 +42,16 @@ pub(super) mod assumed;
 mod authlog;
 mod budget;
 mod duplicates;
+mod encode;
 mod noise;
+mod peer;
+mod sessions;
+mod setup;
 mod subs;
 mod timers;
 
-use budget::{Found, ReplyBudget, ReplyBudgets};
-
-/// The reference server's per-client counter base: `2^63 ..= 2^63 + 10^9`.
-const COUNTER_BASE: (u64, u64) = (1 << 63, (1 << 63) + 1_000_000_000);
+use encode::take;
+use peer::{ServerSession, Who};
 
 /// How often the unauthenticated tables and liveness are swept.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -75,11 +82,9 @@ pub struct Server {
     /// would leave its empty slots' worth of bytes unused per entry (measured: 1046 B per idle
     /// session inline, see the `compare` memory rows).
     sessions: BTreeMap<SocketAddr, Box<ServerSession>>,
-    half_open: BoundedTable<SocketAddr, ExpectClientInfo>,
-    /// Exchanges completed within `half_open_timeout`, kept to accept a second client-info for
-    /// the same nonce (see the ECC client-info handling); bounded like `half_open`.
-    completed: BoundedTable<SocketAddr, ExpectClientInfo>,
-    /// Unauthenticated replies per source; a fixed table that evicts (see `budget`).
+    /// Suite 1 and 2 exchanges: half-open and just completed, and the box keys.
+    setup: SetupResponder,
+    /// Unauthenticated replies per source; a fixed table that evicts (see `handshake::budget`).
     limiter: ReplyBudgets,
     /// Sessions whose outbox is not empty, so that timers need not scan every session.
     busy: BTreeSet<SocketAddr>,
@@ -93,9 +98,6 @@ pub struct Server {
     client_subs: pubsub::ClientSubs,
     /// Failed authentications per source, for rate-limited reports.
     auth_log: authlog::AuthLog,
-    /// Suite 2 box keys of configured clients, made on first use (at most one per entry of
-    /// `config.ecc_clients`).
-    box_keys: BTreeMap<ClientId, ecc::BoxKey>,
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
     tx: VecDeque<Outgoing>,
@@ -109,82 +111,6 @@ pub struct Server {
     scratch: Vec<u8>,
     due: Vec<Due>,
     last_now: Instant,
-}
-
-/// One authenticated client.
-#[derive(Debug)]
-struct ServerSession {
-    peer: PeerId,
-    client_id: ClientId,
-    /// Distinguishes this session from a later one at the same address, for call handles.
-    generation: u64,
-    /// C>S keys, our window over the client's counters, liveness.
-    session: Session,
-    /// S>C key (and, for suite 3, the client's index) and our counter under it.
-    tx_key: TxKey,
-    tx_counter: u64,
-    session_id: [u8; 16],
-    rtt: RttEstimator,
-    outbox: Outbox,
-    /// Calls handed to the application and answers kept for retries (see
-    /// [`features::rpc`](crate::features::rpc)).
-    calls: rpc::Calls,
-    /// What is left of the allowance for replies to duplicates (see `duplicates`).
-    duplicates: duplicates::Allowance,
-}
-
-impl ServerSession {
-    /// The one place a session is made, whatever the suite: `session` holds the keys the
-    /// handshake gave, `tx_key` seals our packets from a fresh counter.
-    fn new(server: &mut Server, now: Instant, session: Session, who: Who, tx_key: TxKey) -> Self {
-        let limits = &server.config.limits;
-        let s = ServerSession {
-            peer: who.peer,
-            client_id: who.client_id,
-            generation: server.next_generation,
-            session,
-            tx_key,
-            tx_counter: server.rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1),
-            session_id: who.session_id,
-            rtt: RttEstimator::new(limits.rtt),
-            outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
-            calls: rpc::Calls::default(),
-            duplicates: duplicates::Allowance::new(now),
-        };
-        server.next_generation += 1;
-        s
-    }
-}
-
-/// Liveness and keys are the session's; the role's code reads them through the session.
-impl core::ops::Deref for ServerSession {
-    type Target = Session;
-
-    fn deref(&self) -> &Session {
-        &self.session
-    }
-}
-
-impl core::ops::DerefMut for ServerSession {
-    fn deref_mut(&mut self) -> &mut Session {
-        &mut self.session
-    }
-}
-
-/// Who a new session is with, as its handshake established.
-#[derive(Clone, Copy, Debug)]
-struct Who {
-    peer: PeerId,
-    client_id: ClientId,
-    /// Suites 1 and 2 (zeros for suite 3).
-    session_id: [u8; 16],
-}
-
-/// Who an op 1 claims to be, judged from the configuration alone (no key work).
-enum Credential {
-    Psk(crate::crypto::Psk),
-    /// The client's public key, and whether it is a guest's.
-    Ecc(ecc::PublicKey, bool),
 }
 
 /// How an opened session packet reached us.
@@ -210,10 +136,8 @@ impl Server {
             noise,
             rng,
             sessions: BTreeMap::new(),
-            half_open: BoundedTable::new(config.max_half_open, |h| h.created),
-            completed: BoundedTable::new(config.max_half_open, |h| h.created),
+            setup: SetupResponder::new(config.max_half_open),
             limiter,
-            box_keys: BTreeMap::new(),
             busy: BTreeSet::new(),
             busy_scratch: Vec::new(),
             functions: rpc::Functions::default(),
@@ -471,7 +395,7 @@ impl Server {
 
     /// Number of handshakes in progress (unauthenticated state), all suites.
     pub fn half_open_count(&self) -> usize {
-        self.half_open.len() + self.noise.pending_count()
+        self.setup.half_open_len() + self.noise.pending_count()
     }
 
     /// Addresses and identities of the connected clients.
@@ -498,11 +422,10 @@ impl Server {
     }
 
     fn arm_housekeeping(&mut self, now: Instant) {
-        let idle = self.half_open.is_empty()
+        let idle = self.setup.is_idle()
             && self.limiter.is_empty()
             && self.auth_log.is_empty()
             && self.sessions.is_empty()
-            && self.completed.is_empty()
             && self.noise.pending_count() == 0;
         if self.next_housekeeping.is_none() && !idle {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
@@ -513,8 +436,7 @@ impl Server {
     fn housekeeping(&mut self, now: Instant) {
         self.noise_housekeeping(now);
         let timeout = self.config.half_open_timeout;
-        self.half_open.retain(|_, h| now - h.created < timeout);
-        self.completed.retain(|_, h| now - h.created < timeout);
+        self.setup.expire(now, timeout);
         self.limiter.expire(now);
         self.expire_auth_log(now);
         let down = self.config.limits.down_timeout;
@@ -524,334 +446,6 @@ impl Server {
             if s.up && now - s.last_heard >= down {
                 s.up = false;
                 self.events.push_back(ServerEvent::PeerDown { addr: *addr });
-            }
-        }
-    }
-
-    /// The rate-limit entry of `to`. The table is bounded by `max_rate_limited_sources` and
-    /// evicts when full, so every source gets a budget (see `budget`).
-    fn budget(&mut self, now: Instant, to: SocketAddr) -> &mut ReplyBudget {
-        let (b, found) = self.limiter.entry(now, to);
-        if found == Found::Evicted {
-            self.stats.budget_evictions += 1;
-        }
-        b
-    }
-
-    /// Takes one handshake reply (op 2, 6, 11, suite 3 response) from `to`'s budget. Called
-    /// before any public-key work for the request.
-    fn allow_reply(&mut self, now: Instant, to: SocketAddr) -> bool {
-        let limit = self.config.replies_per_second;
-        let allowed = self.budget(now, to).take_reply(now, limit);
-        if !allowed {
-            self.stats.drop(DropReason::RateLimited);
-        }
-        allowed
-    }
-
-    fn reply_setup(&mut self, now: Instant, to: SocketAddr, packet: Setup) {
-        if self.allow_reply(now, to) {
-            self.tx.push_back(Outgoing::Setup { to, packet });
-        }
-    }
-
-    /// Op 4 (20 bytes, smaller than any session packet), at most once per gap per source.
-    fn reply_unrecognized(&mut self, now: Instant, to: SocketAddr) {
-        if self.allow_unrecognized(now, to) {
-            self.tx.push_back(Outgoing::Setup {
-                to,
-                packet: Setup::UnrecognizedClient,
-            });
-        }
-    }
-
-    /// Takes the "you have no session" allowance of `to` (op 4, or suite 3's unknown index):
-    /// once per gap, apart from the handshake budget.
-    fn allow_unrecognized(&mut self, now: Instant, to: SocketAddr) -> bool {
-        let allowed = self.budget(now, to).take_unrecognized(now);
-        if !allowed {
-            self.stats.drop(DropReason::RateLimited);
-        }
-        allowed
-    }
-
-    fn on_setup(&mut self, now: Instant, from: SocketAddr, setup: Setup) {
-        match setup {
-            Setup::NonceRequest(req) => self.on_nonce_request(now, from, req),
-            Setup::PskClientInfo(info) => {
-                // A resent client-info for the exchange just completed is checked against it
-                // (and answered with op 7 again), as for ECC below.
-                let half = self
-                    .half_open
-                    .get(&from)
-                    .or_else(|| self.completed.get(&from));
-                let verdict = match half {
-                    Some(half) => half.on_psk_info(&info),
-                    None => return self.stats.drop(DropReason::Unexpected),
-                };
-                self.on_client_info(now, from, info.client_id, verdict);
-            }
-            Setup::EccClientInfo(info) => {
-                // A reference ECC client picks a new S>C key for every op 11 it receives, so a
-                // retried op 1 (answered with the identical op 11) can bring a second client-info
-                // for an exchange we just completed: it is checked against that exchange too.
-                let half = self
-                    .half_open
-                    .get(&from)
-                    .or_else(|| self.completed.get(&from));
-                let verdict = match (half, self.config.keys.as_ref()) {
-                    (Some(half), Some(keys)) => half.on_ecc_info(&info, keys),
-                    _ => return self.stats.drop(DropReason::Unexpected),
-                };
-                self.on_client_info(now, from, info.client_id, verdict);
-            }
-            _ => self.stats.drop(DropReason::Unexpected),
-        }
-    }
-
-    fn on_client_info(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        client_id: ClientId,
-        verdict: Result<SessionKeys, HandshakeError>,
-    ) {
-        match verdict {
-            Ok(keys) => {
-                if let Some(done) = self.half_open.remove(&from) {
-                    self.completed.insert(from, done);
-                }
-                self.establish(now, from, client_id, keys);
-            }
-            // The exchange stays open: a forged client-info must not cancel the real one.
-            Err(e) => {
-                self.stats.drop(DropReason::BadHandshake);
-                // A stale client-info (another exchange's nonce) says nothing of the keys.
-                if matches!(e, HandshakeError::BadTag | HandshakeError::ForgedBox) {
-                    self.auth_failed(now, from);
-                }
-            }
-        }
-    }
-
-    /// Op 1. Checks in cost order: what needs no key first, then the reply budget, and only
-    /// then public-key work (suite 2's box, and a guest key's check), so that packets beyond
-    /// the budget cost none (`docs/PROTOCOL.md` §8.2).
-    fn on_nonce_request(&mut self, now: Instant, from: SocketAddr, req: NonceRequest) {
-        if self
-            .sessions
-            .get(&from)
-            .is_some_and(|s| ct_eq(&s.session_id, &req.session_hint))
-        {
-            // The reference's "already connected" shortcut.
-            return self.stats.drop(DropReason::Unexpected);
-        }
-        // A retried request gets the identical answer, at no new state; the box key is kept
-        // with the exchange, so rebuilding the answer needs no Diffie-Hellman.
-        if let Some(half) = self.half_open.get(&from) {
-            if half.answers(req.client_id, &req.challenge) {
-                if let Ok(reply) = half.reply(self.config.keys.as_ref()) {
-                    self.reply_setup(now, from, reply);
-                }
-                return;
-            }
-        }
-        // Who is asking, from the configuration alone.
-        let credential = match req.cipher {
-            CipherId::Psk => match self.config.psk_clients.get(&req.client_id) {
-                Some(key) => Credential::Psk(key.clone()),
-                None => return self.refuse(now, from, req.challenge),
-            },
-            CipherId::Ecc => {
-                if self.config.keys.is_none() {
-                    return self.stats.drop(DropReason::Unsupported);
-                }
-                match self.config.ecc_clients.get(&req.client_id) {
-                    Some(k) => Credential::Ecc(*k, false),
-                    None if self.config.allow_guest => {
-                        Credential::Ecc(ecc::PublicKey::from(req.public_key), true)
-                    }
-                    None => return self.refuse(now, from, req.challenge),
-                }
-            }
-        };
-        if !self.allow_reply(now, from) {
-            return;
-        }
-        // The budget paid for this request: public-key work is allowed from here on.
-        let half = match credential {
-            Credential::Psk(key) => {
-                ExpectClientInfo::psk(now, req.client_id, key, self.rng.array(), req.challenge)
-            }
-            Credential::Ecc(public, guest) => {
-                let Some(box_key) = self.box_key(req.client_id, &public, guest) else {
-                    // A low-order guest key makes the box key predictable, so anyone could
-                    // finish that guest's handshake; libsodium refuses such keys, and so do we.
-                    return self.stats.drop(DropReason::BadHandshake);
-                };
-                let (nonce, box_nonce) = (self.rng.array(), self.rng.array());
-                ExpectClientInfo::ecc(
-                    now,
-                    req.client_id,
-                    public,
-                    guest,
-                    nonce,
-                    box_nonce,
-                    req.challenge,
-                )
-                .with_box_key(box_key)
-            }
-        };
-        let Ok(reply) = half.reply(self.config.keys.as_ref()) else {
-            return self.stats.drop(DropReason::Unsupported);
-        };
-        self.half_open.insert(from, half);
-        self.stats.handshake_requests += 1;
-        self.tx.push_back(Outgoing::Setup {
-            to: from,
-            packet: reply,
-        });
-    }
-
-    /// The suite 2 box key with `public`: a configured client's is made once and kept (so a
-    /// flood naming a known id costs no Diffie-Hellman after the first), a guest's is made
-    /// for each exchange, by the same Diffie-Hellman that checks the key is not of low order.
-    /// `None` for such a key.
-    fn box_key(
-        &mut self,
-        id: ClientId,
-        public: &ecc::PublicKey,
-        guest: bool,
-    ) -> Option<ecc::BoxKey> {
-        let keys = self.config.keys.as_ref()?;
-        if guest {
-            self.stats.public_key_ops += 1;
-            return ecc::BoxKey::contributory(keys.secret(), public);
-        }
-        if let Some(k) = self.box_keys.get(&id) {
-            return Some(k.clone());
-        }
-        self.stats.public_key_ops += 1;
-        let k = ecc::BoxKey::new(keys.secret(), public);
-        self.box_keys.insert(id, k.clone());
-        Some(k)
-    }
-
-    /// Opcode 6: the client id is unknown. 36 bytes for a 101-byte request.
-    fn refuse(&mut self, now: Instant, to: SocketAddr, challenge: [u8; 16]) {
-        self.stats.drop(DropReason::BadHandshake);
-        self.auth_failed(now, to);
-        self.reply_setup(now, to, Setup::InvalidClientId { challenge });
-    }
-
-    fn establish(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        client_id: ClientId,
-        keys: SessionKeys,
-    ) {
-        let session_id = keys.session_id;
-        match self.sessions.get_mut(&from) {
-            // The same client process (same C>S key) handshaking again, for example after a
-            // spoofed op 4: keep the replay window, so that nothing it already sent can be
-            // replayed, and keep the outbox, the answer cache and the counter.
-            Some(s)
-                if s.is_current(&RxKey::Reference(keys.client_to_server.clone()))
-                    && s.client_id == client_id =>
-            {
-                s.tx_key = TxKey::Reference(keys.server_to_client);
-                s.session_id = session_id;
-                s.last_heard = now;
-            }
-            existing => {
-                if existing.is_none() && !self.make_room(now) {
-                    return self.stats.drop(DropReason::TableFull);
-                }
-                let rx = RxKey::Reference(keys.client_to_server);
-                let who = Who {
-                    peer: keys.peer,
-                    client_id,
-                    session_id,
-                };
-                let tx_key = TxKey::Reference(keys.server_to_client);
-                let session = Session::new(rx, keys.client_counter, now);
-                let session = ServerSession::new(self, now, session, who, tx_key);
-                if let Some(old) = self.sessions.insert(from, Box::new(session)) {
-                    // A different client process took over the address: its messages and
-                    // subscriptions are not for this one.
-                    self.forget_client_subs(from, old.peer);
-                    self.fail_outbox(old.outbox, FailReason::PeerClosed);
-                }
-                self.busy.remove(&from);
-                // A new client process knows nothing of our subscriptions yet.
-                let targets: Vec<String> = self.targets.iter().cloned().collect();
-                for t in targets {
-                    self.push_internal(now, from, Payload::Subscribe(t));
-                }
-            }
-        }
-        self.stats.handshakes += 1;
-        self.tx.push_back(Outgoing::Setup {
-            to: from,
-            packet: Setup::SessionEstablished { session_id },
-        });
-        // NOTE: the session was updated or inserted just above, so it is always there.
-        if let Some(s) = self.sessions.get(&from) {
-            self.events.push_back(ServerEvent::Connected {
-                addr: from,
-                peer: s.peer,
-            });
-        }
-    }
-
-    /// Makes room for one more session, replacing the longest-idle one if it is idle enough.
-    fn make_room(&mut self, now: Instant) -> bool {
-        if self.sessions.len() < self.config.max_sessions {
-            return true;
-        }
-        let idle = self.config.session_idle;
-        let victim = oldest_by(&self.sessions, |s| s.last_heard).filter(|a| {
-            self.sessions
-                .get(a)
-                .is_some_and(|s| now - s.last_heard >= idle)
-        });
-        match victim {
-            Some(a) => {
-                self.end_session(a, CloseReason::LocallyClosed, FailReason::Closed);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn end_session(&mut self, addr: SocketAddr, reason: CloseReason, fail: FailReason) {
-        if let Some(s) = self.sessions.remove(&addr) {
-            self.forget_noise(addr, &s);
-            self.forget_client_subs(addr, s.peer);
-            self.busy.remove(&addr);
-            self.fail_outbox(s.outbox, fail);
-            self.events
-                .push_back(ServerEvent::Disconnected { addr, reason });
-        }
-    }
-
-    fn fail_outbox(&mut self, mut outbox: Outbox, reason: FailReason) {
-        for e in outbox.drain().filter(|e| !e.internal) {
-            self.events.push_back(ServerEvent::Failed {
-                id: MessageId(e.id),
-                reason,
-            });
-        }
-    }
-
-    fn push_internal(&mut self, now: Instant, to: SocketAddr, payload: Payload) {
-        let deadline = now + self.config.limits.default_timeout;
-        let id = self.next_op_id;
-        if let Some(s) = self.sessions.get_mut(&to) {
-            if s.outbox.push(id, payload, true, deadline).is_ok() {
-                self.next_op_id += 1;
-                self.busy.insert(to);
             }
         }
     }
@@ -999,14 +593,13 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
         };
-        let (status, data) = match route {
-            rpc::Route::Answer(status, data) => (status, data),
-            rpc::Route::Application if s.calls.pending_len() >= self.config.max_pending_calls => {
-                self.stats.drop(DropReason::TableFull);
-                (RpcStatus::ERROR, Bytes::from_static(b"Busy"))
-            }
-            rpc::Route::Application => {
-                s.calls.hold(call, now);
+        let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
+        let max = self.config.max_pending_calls;
+        match s
+            .calls
+            .admit(route, call, now, max, cache_bounds(&self.config), gap)
+        {
+            rpc::Admitted::Application => {
                 self.events.push_back(ServerEvent::RpcRequest(RpcRequest {
                     call: CallHandle {
                         addr: from,
@@ -1017,14 +610,14 @@ impl Server {
                     peer: s.peer,
                     function,
                     args: Bytes::copy_from_slice(args),
-                }));
-                return;
+                }))
             }
-        };
-        let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
-        let answer = rpc::Answer::new(call, status, data, now, gap);
-        s.calls.remember(cache_bounds(&self.config), answer, now);
-        self.tx.push_back(Outgoing::RpcResponse { to: from, call });
+            rpc::Admitted::Busy => {
+                self.stats.drop(DropReason::TableFull);
+                self.tx.push_back(Outgoing::RpcResponse { to: from, call });
+            }
+            rpc::Admitted::Answered => self.tx.push_back(Outgoing::RpcResponse { to: from, call }),
+        }
     }
 
     /// Moves due exchanges of busy sessions into the transmit queue.
@@ -1063,79 +656,15 @@ impl Server {
         self.busy_scratch = busy;
         self.due = due;
     }
+}
 
-    fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded {
-        if let Outgoing::Setup { to, packet } = &out {
-            return Encoded::from(*to, packet.emit(buf));
-        }
-        if let Outgoing::Sealed { to, datagram } = &out {
-            return copy_out(*to, datagram, buf);
-        }
-        let to = match &out {
-            Outgoing::Ack { to, .. }
-            | Outgoing::Unreliable { to, .. }
-            | Outgoing::Reliable { to, .. }
-            | Outgoing::RpcResponse { to, .. }
-            | Outgoing::TimeRequest { to }
-            | Outgoing::TimeResponse { to, .. }
-            | Outgoing::Quit { to }
-            | Outgoing::Setup { to, .. }
-            | Outgoing::Sealed { to, .. } => *to,
-        };
-        // Everything else is sealed under the session's key; no session, nothing to send.
-        let Some(s) = self.sessions.get_mut(&to) else {
-            return Encoded::Obsolete;
-        };
-        let status = self.config.status;
-        let result = match &out {
-            Outgoing::Ack { counter, .. } => {
-                let app = App::Ack {
-                    counter: *counter,
-                    status,
-                };
-                session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
-            }
-            Outgoing::Unreliable { message, .. } => session::seal(
-                &s.tx_key,
-                take(&mut s.tx_counter),
-                &message.as_app(false),
-                buf,
-            ),
-            Outgoing::Reliable { id, .. } => match s.outbox.get(*id) {
-                Some(InFlight {
-                    counter: Some(c),
-                    payload,
-                    ..
-                }) => session::seal(&s.tx_key, *c, &payload.as_app(), buf),
-                _ => return Encoded::Obsolete,
-            },
-            Outgoing::RpcResponse { call, .. } => match s.calls.answer(*call) {
-                Some(a) => {
-                    let app = App::RpcResponse {
-                        call: a.call,
-                        status: a.status,
-                        data: &a.data,
-                    };
-                    session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
-                }
-                None => return Encoded::Obsolete,
-            },
-            Outgoing::TimeResponse { request, .. } => {
-                let app = App::TimeSyncResponse {
-                    request: *request,
-                    monotonic_us: now.as_micros(),
-                    unix_us: None,
-                };
-                session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
-            }
-            // Not queued by a server: its quit is sealed before the session goes (`disconnect`),
-            // and it makes no time requests; setup and sealed packets were handled above.
-            Outgoing::Quit { .. }
-            | Outgoing::TimeRequest { .. }
-            | Outgoing::Setup { .. }
-            | Outgoing::Sealed { .. } => return Encoded::Obsolete,
-        };
-        Encoded::from(to, result)
+/// The configuration's clients and keys, as the handshakes of every suite judge them.
+fn credentials(config: &ServerConfig) -> Credentials<'_> {
+    Credentials {
+        psk_clients: &config.psk_clients,
+        ecc_clients: &config.ecc_clients,
+        allow_guest: config.allow_guest,
+        keys: config.keys.as_ref(),
     }
 }
 
@@ -1145,26 +674,5 @@ fn cache_bounds(config: &ServerConfig) -> rpc::CacheBounds {
         entries: config.rpc_cache_entries,
         bytes: config.rpc_cache_bytes,
         ttl: config.rpc_cache_ttl,
-    }
-}
-
-fn take(counter: &mut u64) -> Counter {
-    let c = Counter(*counter);
-    *counter += 1;
-    c
-}
-
-#[cfg(test)]
-mod tests {
-    /// Every idle session pays these sizes (the `compare` memory rows). Suite 3 multicast
-    /// keeps its keys in the server's own sender table and rarely-held keys are boxed, so
-    /// neither struct grows with features; the outbox's send cursor and timer bound (16 B)
-    /// buy a send path that no longer walks every exchange in flight, and the allowance for
-    /// replies to duplicates (16 B) bounds what a replayed packet can make us send.
-    #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn idle_session_state_stays_small() {
-        assert!(core::mem::size_of::<super::ServerSession>() <= 568);
-        assert!(core::mem::size_of::<crate::session::keys::Rotation>() <= 48);
     }
 }

@@ -2,7 +2,8 @@
 //! its cache of answers for retried calls, and the client's mapping of an answer to an event.
 //!
 //! What the endpoint hands in and gets back:
-//! - wire: a server hands a fresh opcode 4 (`RpcCall`) to [`Functions::route`]; a client hands
+//! - wire: a server hands a fresh opcode 4 (`RpcCall`) to [`Functions::route`] and the route to
+//!   [`Calls::admit`]; a client hands
 //!   an opcode 5 (`RpcResponse`) that completed one of its calls to [`answer_event`]. A retried
 //!   call (a duplicate counter) is answered from [`Calls::answer`] by the server's duplicate
 //!   handling, within the resend limits of [`Resends`].
@@ -216,6 +217,46 @@ impl Calls {
     }
 }
 
+/// What a server did with a fresh call (see [`Calls::admit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admitted {
+    /// Answered here, and the answer remembered: send it from the cache.
+    Answered,
+    /// Too many calls wait for the application already: answered "Busy" (status 1), and
+    /// remembered like any answer, so a retry gets the same refusal.
+    Busy,
+    /// Waits for the application, which answers it through the endpoint.
+    Application,
+}
+
+impl Calls {
+    /// Takes a fresh call that `route` sent where it goes: answered here (remembered, with
+    /// resends `gap` apart), or held for the application while fewer than `max_pending` are.
+    pub(crate) fn admit(
+        &mut self,
+        route: Route,
+        call: Counter,
+        now: Instant,
+        max_pending: usize,
+        bounds: CacheBounds,
+        gap: Duration,
+    ) -> Admitted {
+        let (status, data, admitted) = match route {
+            Route::Answer(status, data) => (status, data, Admitted::Answered),
+            Route::Application if self.pending_len() >= max_pending => {
+                let busy = Bytes::from_static(b"Busy");
+                (RpcStatus::ERROR, busy, Admitted::Busy)
+            }
+            Route::Application => {
+                self.hold(call, now);
+                return Admitted::Application;
+            }
+        };
+        self.remember(bounds, Answer::new(call, status, data, now, gap), now);
+        admitted
+    }
+}
+
 /// When a cached answer may be sent again, and how often it was.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Resends {
@@ -342,6 +383,31 @@ mod tests {
         assert!(c.answer(Counter(1)).is_none());
         assert!(!c.is_pending(Counter(2)));
         assert!(!c.take_pending(Counter(2)));
+    }
+
+    #[test]
+    fn a_call_beyond_the_pending_limit_is_answered_busy_and_remembered() {
+        let mut calls = Calls::default();
+        let (now, gap, b) = (Instant::ZERO, Duration::from_millis(10), bounds(8, 4096));
+        let answer = Route::Answer(RpcStatus::OK, Bytes::from_static(b"x"));
+        assert_eq!(
+            calls.admit(answer, Counter(1), now, 1, b, gap),
+            Admitted::Answered
+        );
+        assert_eq!(
+            calls.answer(Counter(1)).map(|a| a.status),
+            Some(RpcStatus::OK)
+        );
+        let app = Route::Application;
+        assert_eq!(
+            calls.admit(app.clone(), Counter(2), now, 1, b, gap),
+            Admitted::Application
+        );
+        assert!(calls.is_pending(Counter(2)));
+        assert_eq!(calls.admit(app, Counter(3), now, 1, b, gap), Admitted::Busy);
+        assert!(!calls.is_pending(Counter(3)));
+        let busy = calls.answer(Counter(3)).map(|a| (a.status, a.data.clone()));
+        assert_eq!(busy, Some((RpcStatus::ERROR, Bytes::from_static(b"Busy"))));
     }
 
     #[test]

@@ -22,11 +22,13 @@
 //! challenge on op 2 *and* op 11 and refuses a server nonce it has already used in the current
 //! round (items 2 and 3), and no packet ever carries a secret key (item 1).
 
+pub(crate) mod budget;
 pub(crate) mod client;
 pub(crate) mod cookie;
 pub(crate) mod noise;
 pub(crate) mod noise_initiator;
 pub(crate) mod rounds;
+pub(crate) mod responder;
 pub(crate) mod server;
 
 use core::fmt;

@@ -1,6 +1,7 @@
 //! Suite 3 on the server: the tables by receiver index and by peer (so sessions follow a client
 //! whose address changes), the bounded table of pending handshakes, and the routing between
-//! them. The handshake steps are `handshake::noise`, cookies and load `handshake::cookie`,
+//! them. Reading and identifying an initiation is `handshake::responder`, the handshake steps
+//! `handshake::noise`, cookies and load `handshake::cookie`,
 //! opening and key promotion `session::Session::open`, group keys `features::group`.
 //!
 //! Wire bytes routed here: types 1 (initiation), 4 (data), 6 (group data); written: 2, 3, 5,
@@ -34,15 +35,13 @@ use core::net::SocketAddr;
 use arrayvec::ArrayVec;
 
 use super::{Server, ServerSession, Via, Who};
-use crate::crypto::ecc;
-use crate::crypto::noise::{ChaChaKey, Pattern};
+use crate::crypto::noise::ChaChaKey;
 use crate::endpoint::{refused_drop, CloseReason, DropReason, FailReason, Outgoing, ServerEvent};
 use crate::features::group::GroupSenders;
 use crate::handshake::cookie::{Admission, Cookies, LoadLimits};
-use crate::handshake::noise::{
-    dh_count, pattern_of, ExpectFirstData, ExpectInitiation, ReadInitiation, Step,
-};
-use crate::id::{ClientId, Counter, PeerId};
+use crate::handshake::noise::{dh_count, pattern_of, ExpectFirstData, Step};
+use crate::handshake::responder::{read_initiation, InitiationRefused};
+use crate::id::{Counter, PeerId};
 use crate::reliability::Payload;
 use crate::rng::Rng;
 use crate::session::replay::ReplayWindow;
@@ -216,35 +215,16 @@ impl Server {
             return;
         }
         let pattern = pattern_of(i.mode);
-        let nn_psk = match i.client_id {
-            Some(id) => match self.config.psk_clients.get(&id) {
-                Some(psk) => Some(psk.clone()),
-                None => {
-                    self.auth_failed(now, from);
-                    return self.stats.drop(DropReason::BadHandshake);
-                }
-            },
-            None => None,
-        };
-        self.stats.public_key_ops += dh_count(pattern, Step::Start);
-        let Ok(expect) = ExpectInitiation::new(
-            pattern,
-            &mut self.rng,
-            self.config.keys.as_ref(),
-            nn_psk.as_ref(),
-        ) else {
-            return self.stats.drop(DropReason::Unsupported);
-        };
-        self.stats.public_key_ops += dh_count(pattern, Step::Read);
-        let Ok(mut read) = expect.read(i.message) else {
-            // Sealed to another static key, or under another PSK.
-            self.auth_failed(now, from);
-            return self.stats.drop(DropReason::BadHandshake);
-        };
-        let Some((peer, client_id)) = self.identify(pattern, i.client_id, &mut read) else {
-            // A static key we do not know, and no guests.
-            self.auth_failed(now, from);
-            return self.stats.drop(DropReason::BadHandshake);
+        let creds = super::credentials(&self.config);
+        let ops = &mut self.stats.public_key_ops;
+        let read = read_initiation(creds, &mut self.rng, pattern, i.client_id, i.message, ops);
+        let (read, peer, client_id) = match read {
+            Ok(identified) => identified,
+            Err(InitiationRefused::Unsupported) => return self.stats.drop(DropReason::Unsupported),
+            Err(InitiationRefused::NotOurs) => {
+                self.auth_failed(now, from);
+                return self.stats.drop(DropReason::BadHandshake);
+            }
         };
         let (epoch, seq) = (read.epoch, read.seq);
         let live = self.noise.by_peer.get(&peer).copied();
@@ -298,48 +278,6 @@ impl Server {
             message: &message,
         });
         self.send_packet(from, &response);
-    }
-
-    /// Who the initiation is from: the static key of an IK pattern mapped to a configured id
-    /// (or a guest), or the clear client id of NNpsk0.
-    fn identify(
-        &mut self,
-        pattern: Pattern,
-        id: Option<ClientId>,
-        responder: &mut ReadInitiation,
-    ) -> Option<(PeerId, ClientId)> {
-        if pattern == Pattern::NnPsk0 {
-            let id = id?;
-            return Some((PeerId::Client(id), id));
-        }
-        let public = responder.remote_static()?;
-        let known = self
-            .config
-            .ecc_clients
-            .iter()
-            .find(|(_, k)| **k == public)
-            .map(|(id, _)| *id);
-        let (peer, id) = match known {
-            Some(id) => (PeerId::Client(id), id),
-            None if self.config.allow_guest => {
-                let keys = self.config.keys.as_ref()?;
-                self.stats.public_key_ops += 1;
-                // A low-order key would make the guest's keys predictable.
-                if !keys.secret().diffie_hellman(&public).was_contributory() {
-                    return None;
-                }
-                (
-                    PeerId::Guest(ecc::guest_id(&public)),
-                    ecc::default_client_id(&public),
-                )
-            }
-            None => return None,
-        };
-        if pattern == Pattern::IkPsk2 {
-            let psk = self.config.psk_clients.get(&id)?;
-            responder.set_psk(psk).ok()?;
-        }
-        Some((peer, id))
     }
 
     fn new_index(&mut self) -> SessionIndex {

@@ -1,0 +1,96 @@
+//! What the server queued, made into datagrams: setup and pre-sealed packets as they are,
+//! everything else sealed under its session's key at the moment it is sent (so a message that
+//! waited, or an answer resent from the cache, carries a fresh counter or its own).
+
+use super::Server;
+use crate::endpoint::{copy_out, Encoded, Outgoing};
+use crate::id::Counter;
+use crate::reliability::InFlight;
+use crate::session;
+use crate::time::Instant;
+use crate::wire::App;
+
+impl Server {
+    /// Writes `out` into `buf`; [`Encoded::Obsolete`] if its session (or the exchange or
+    /// answer it sends) is gone.
+    pub(super) fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded {
+        if let Outgoing::Setup { to, packet } = &out {
+            return Encoded::from(*to, packet.emit(buf));
+        }
+        if let Outgoing::Sealed { to, datagram } = &out {
+            return copy_out(*to, datagram, buf);
+        }
+        let to = match &out {
+            Outgoing::Ack { to, .. }
+            | Outgoing::Unreliable { to, .. }
+            | Outgoing::Reliable { to, .. }
+            | Outgoing::RpcResponse { to, .. }
+            | Outgoing::TimeRequest { to }
+            | Outgoing::TimeResponse { to, .. }
+            | Outgoing::Quit { to }
+            | Outgoing::Setup { to, .. }
+            | Outgoing::Sealed { to, .. } => *to,
+        };
+        // Everything else is sealed under the session's key; no session, nothing to send.
+        let Some(s) = self.sessions.get_mut(&to) else {
+            return Encoded::Obsolete;
+        };
+        let status = self.config.status;
+        let result = match &out {
+            Outgoing::Ack { counter, .. } => {
+                let app = App::Ack {
+                    counter: *counter,
+                    status,
+                };
+                session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
+            }
+            Outgoing::Unreliable { message, .. } => session::seal(
+                &s.tx_key,
+                take(&mut s.tx_counter),
+                &message.as_app(false),
+                buf,
+            ),
+            Outgoing::Reliable { id, .. } => match s.outbox.get(*id) {
+                Some(InFlight {
+                    counter: Some(c),
+                    payload,
+                    ..
+                }) => session::seal(&s.tx_key, *c, &payload.as_app(), buf),
+                _ => return Encoded::Obsolete,
+            },
+            Outgoing::RpcResponse { call, .. } => match s.calls.answer(*call) {
+                Some(a) => {
+                    let app = App::RpcResponse {
+                        call: a.call,
+                        status: a.status,
+                        data: &a.data,
+                    };
+                    session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
+                }
+                None => return Encoded::Obsolete,
+            },
+            Outgoing::TimeResponse { request, .. } => {
+                let app = App::TimeSyncResponse {
+                    request: *request,
+                    monotonic_us: now.as_micros(),
+                    unix_us: None,
+                };
+                session::seal(&s.tx_key, take(&mut s.tx_counter), &app, buf)
+            }
+            // Not queued by a server: its quit is sealed before the session goes (`disconnect`),
+            // and it makes no time requests; setup and sealed packets were handled above.
+            Outgoing::Quit { .. }
+            | Outgoing::TimeRequest { .. }
+            | Outgoing::Setup { .. }
+            | Outgoing::Sealed { .. } => return Encoded::Obsolete,
+        };
+        Encoded::from(to, result)
+    }
+}
+
+/// Takes the next counter of a session's send sequence.
+pub(super) fn take(counter: &mut u64) -> Counter {
+    let c = Counter(*counter);
+    *counter += 1;
+    c
+}

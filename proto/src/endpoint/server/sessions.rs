@@ -1,0 +1,69 @@
+//! Upkeep of the server's session table: room for a new session, the end of one, and the
+//! exchanges the server itself queues on a session.
+
+use core::net::SocketAddr;
+
+use super::Server;
+use crate::endpoint::{CloseReason, FailReason, ServerEvent};
+use crate::id::MessageId;
+use crate::reliability::{Outbox, Payload};
+use crate::table::oldest_by;
+use crate::time::Instant;
+
+impl Server {
+    /// Makes room for one more session, replacing the longest-idle one if it is idle enough.
+    pub(super) fn make_room(&mut self, now: Instant) -> bool {
+        if self.sessions.len() < self.config.max_sessions {
+            return true;
+        }
+        let idle = self.config.session_idle;
+        let victim = oldest_by(&self.sessions, |s| s.last_heard).filter(|a| {
+            self.sessions
+                .get(a)
+                .is_some_and(|s| now - s.last_heard >= idle)
+        });
+        match victim {
+            Some(a) => {
+                self.end_session(a, CloseReason::LocallyClosed, FailReason::Closed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends the session at `addr`: its tables, subscriptions and outbox go, the application
+    /// hears why.
+    pub(super) fn end_session(&mut self, addr: SocketAddr, reason: CloseReason, fail: FailReason) {
+        if let Some(s) = self.sessions.remove(&addr) {
+            self.forget_noise(addr, &s);
+            self.forget_client_subs(addr, s.peer);
+            self.busy.remove(&addr);
+            self.fail_outbox(s.outbox, fail);
+            self.events
+                .push_back(ServerEvent::Disconnected { addr, reason });
+        }
+    }
+
+    /// Fails every message the application queued in `outbox`.
+    pub(super) fn fail_outbox(&mut self, mut outbox: Outbox, reason: FailReason) {
+        for e in outbox.drain().filter(|e| !e.internal) {
+            self.events.push_back(ServerEvent::Failed {
+                id: MessageId(e.id),
+                reason,
+            });
+        }
+    }
+
+    /// Queues a protocol exchange of our own (a subscription notice) on the session at `to`;
+    /// dropped if its outbox is full, as the application never waits on it.
+    pub(super) fn push_internal(&mut self, now: Instant, to: SocketAddr, payload: Payload) {
+        let deadline = now + self.config.limits.default_timeout;
+        let id = self.next_op_id;
+        if let Some(s) = self.sessions.get_mut(&to) {
+            if s.outbox.push(id, payload, true, deadline).is_ok() {
+                self.next_op_id += 1;
+                self.busy.insert(to);
+            }
+        }
+    }
+}
