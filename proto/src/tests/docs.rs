@@ -135,3 +135,44 @@ fn every_module_named_here_exists() {
     }
     assert!(checked > 20, "only {checked} module names found in §13");
 }
+
+/// Every test, function or type that `docs/PROTOCOL.md` cites as `` `path.rs::name` `` (paths
+/// relative to `proto/`) is declared in that file, so a renamed or moved test cannot leave
+/// a rule citing evidence that is gone.
+#[cfg(feature = "std")]
+#[test]
+fn every_cited_function_exists() {
+    extern crate std;
+    use std::path::Path;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for quoted in PROTOCOL.split('`').skip(1).step_by(2) {
+        let Some((file, name)) = quoted.split_once(".rs::") else {
+            continue;
+        };
+        if !(file.starts_with("src/") || file.starts_with("tests/"))
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            continue;
+        }
+        let source = std::fs::read_to_string(root.join(format!("{file}.rs")))
+            .unwrap_or_else(|_| panic!("docs/PROTOCOL.md cites `{quoted}`: no such file"));
+        let declared = [
+            "fn {}(",
+            "fn {}<",
+            "struct {} ",
+            "struct {}<",
+            "enum {} ",
+            "const {}:",
+        ]
+        .iter()
+        .any(|form| source.contains(&form.replace("{}", name)));
+        assert!(
+            declared,
+            "docs/PROTOCOL.md cites `{quoted}`: nothing of that name in that file"
+        );
+        checked += 1;
+    }
+    assert!(checked > 50, "only {checked} citations found");
+}
