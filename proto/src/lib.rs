@@ -23,14 +23,29 @@
 //! [`rng::Rng`] seeded through the configuration.
 //!
 //! # Layers
-//! - [`wire`]: typed packets to and from bytes; never panics on input.
-//! - [`crypto`]: the session cipher and the key derivations of suites 1 (PSK) and 2 (ECC).
-//! - [`handshake`]: the setup exchanges, as states that consume themselves.
-//! - [`session`]: keys, counters and the replay window of one peer.
-//! - [`reliability`]: RTT estimation and the retransmission of reliable messages.
-//! - [`endpoint`]: the client and server roles that tie it together: messages, RPC,
-//!   multicast and subscriptions, keepalive and liveness, time sync.
-//! - [`features`]: typed device status and the remote-clock estimator.
+//! Each module owns one concern; `docs/PROTOCOL.md` §13 names, for every packet, timer kind and
+//! event, the module that parses, sets or emits it.
+//! - [`wire`]: typed packets to and from bytes, where every datagram is parsed: framing
+//!   in `wire`, setup ops in `wire::setup`, application opcodes in `wire::app`, suite 3 packets
+//!   in `wire::noise`. Never panics on input, holds no state.
+//! - [`crypto`]: the session cipher and the key derivations of suites 1 (PSK), 2 (ECC) and 3
+//!   (Noise).
+//! - [`handshake`]: the setup exchanges, as states that consume themselves: suites 1 and 2 in
+//!   `handshake::client` and `handshake::server`, suite 3 in `handshake::noise`, cookies and
+//!   load in `handshake::cookie`.
+//! - [`session`]: one peer's state, the same type for both roles: receive keys, the replay
+//!   window, liveness, and the one `open` every received session packet goes through.
+//! - [`reliability`]: RTT estimation and the outbox of reliable exchanges (retransmission,
+//!   deadlines, outcomes).
+//! - [`features`]: what runs on sessions, each owning its state and rules: RPC, publish and
+//!   subscribe, time sync, device status, suite 3 group keys.
+//! - `table`: the bounded table that evicts its oldest entry, behind every state an
+//!   unauthenticated peer can make an endpoint keep.
+//! - [`endpoint`]: the client and server roles, which route: they find a datagram's session,
+//!   hand each packet to the module that owns it, gather every deadline into one timer table
+//!   per role and queue datagrams and events ([`endpoint::ClientEvent`],
+//!   [`endpoint::ServerEvent`]). The [`endpoint::Endpoint`] trait is their common driving
+//!   contract.
 //!
 //! # Features
 //! - `std` (default): turns on the dependencies' std support. The crate is `#![no_std]` with

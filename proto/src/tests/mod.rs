@@ -1,3 +1,4 @@
 //! Crate-internal tests that span modules.
 
+mod docs;
 mod reference_bytes;
