@@ -27,8 +27,8 @@ pub(crate) mod client;
 pub(crate) mod cookie;
 pub(crate) mod noise;
 pub(crate) mod noise_initiator;
-pub(crate) mod rounds;
 pub(crate) mod responder;
+pub(crate) mod rounds;
 pub(crate) mod server;
 
 use core::fmt;
