@@ -1,8 +1,9 @@
 //! The client role: one C>S key and counter for all servers, one receive session per server.
 
+use super::shared::{self, Sealer, Shared};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
-use alloc::vec;
+
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
@@ -66,6 +67,8 @@ const COUNTER_BASE: (u64, u64) = (1024, 1_000_000_000);
 #[derive(Debug)]
 pub struct Client {
     config: ClientConfig,
+    /// Transmit queue, events, counters and scratch, as every role has them.
+    shared: Shared<ClientEvent>,
     rng: Rng,
     /// Suites 1 and 2: the C>S key, fixed for the life of the process (PSK: `H(PSK; cn)`;
     /// ECC: random), shared by all servers so that one multicast ciphertext reaches them all.
@@ -103,8 +106,6 @@ pub struct Client {
     /// Unreliable messages waiting for a session, bounded by `limits.max_queued`.
     waiting_unreliable: VecDeque<OwnedMessage>,
     rtt: RttEstimator,
-    tx: VecDeque<Outgoing>,
-    events: VecDeque<ClientEvent>,
     next_op_id: u64,
     /// When we last sent something that the server answers (a reliable exchange or a time
     /// request); keepalives count from it, so unreliable traffic alone still gets keepalives.
@@ -112,12 +113,8 @@ pub struct Client {
     /// Periodic time requests and the one [`Client::sync_time`] waits for (see
     /// [`features::timesync`](crate::features::timesync)).
     time: TimeRequests,
-    stats: Stats,
     closed: bool,
-    /// Decryption scratch, allocated once.
-    scratch: Vec<u8>,
     due: Vec<Due>,
-    last_now: Instant,
 }
 
 impl Client {
@@ -139,6 +136,7 @@ impl Client {
         let next_counter = rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1);
         let initiator = Initiator::new(&mut rng);
         let mut client = Client {
+            shared: Shared::new(),
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
             subs: pubsub::Subscriptions::new(limits.max_queued, limits.max_in_flight),
             reconnect: reconnect::Reconnect::default(),
@@ -158,16 +156,11 @@ impl Client {
             servers: BTreeMap::new(),
             subscribers: pubsub::SubscriberTable::default(),
             waiting_unreliable: VecDeque::new(),
-            tx: VecDeque::new(),
-            events: VecDeque::new(),
             next_op_id: 1,
             last_sent: Instant::ZERO,
             time: TimeRequests::default(),
-            stats: Stats::default(),
             closed: false,
-            scratch: vec![0; wire::MAX_DATAGRAM],
             due: Vec::new(),
-            last_now: Instant::ZERO,
             config,
         };
         client.start_round(Instant::ZERO);
@@ -215,7 +208,7 @@ impl Client {
             }
             Reliability::Unreliable => {
                 if self.is_connected() {
-                    self.tx.push_back(Outgoing::Unreliable {
+                    self.shared.tx.push_back(Outgoing::Unreliable {
                         to: self.config.server,
                         message,
                     });
@@ -309,7 +302,7 @@ impl Client {
         if !self.is_connected() {
             return Err(SendError::UnknownPeer);
         }
-        self.tx.push_back(Outgoing::TimeRequest {
+        self.shared.tx.push_back(Outgoing::TimeRequest {
             to: self.config.server,
         });
         self.last_sent = now;
@@ -332,7 +325,7 @@ impl Client {
         }
         self.closed = true;
         if self.is_connected() {
-            self.tx.push_back(Outgoing::Quit {
+            self.shared.tx.push_back(Outgoing::Quit {
                 to: self.config.server,
             });
         }
@@ -341,7 +334,7 @@ impl Client {
             self.fail(e, FailReason::Closed);
         }
         if let Some(sync) = self.time.close() {
-            self.events.push_back(ClientEvent::TimeSyncFailed {
+            self.shared.events.push_back(ClientEvent::TimeSyncFailed {
                 sync,
                 reason: FailReason::Closed,
             });
@@ -352,7 +345,7 @@ impl Client {
         let addrs: Vec<SocketAddr> = self.servers.keys().copied().collect();
         self.servers.clear();
         for addr in addrs {
-            self.events.push_back(ClientEvent::Disconnected {
+            self.shared.events.push_back(ClientEvent::Disconnected {
                 addr,
                 reason: CloseReason::LocallyClosed,
             });
@@ -363,12 +356,12 @@ impl Client {
     /// Processes one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.advance(now);
-        self.stats.datagrams_received += 1;
+        self.shared.stats.datagrams_received += 1;
         if self.closed {
             return;
         }
         match Datagram::parse(data) {
-            Err(e) => self.stats.drop(DropReason::from_wire(e)),
+            Err(e) => self.shared.stats.drop(DropReason::from_wire(e)),
             Ok(Datagram::Setup(setup)) => self.on_setup(now, from, setup),
             Ok(Datagram::Session(packet)) => {
                 let header = data.get(..wire::HEADER_LEN).unwrap_or_default();
@@ -397,19 +390,13 @@ impl Client {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.advance(now);
-        while let Some(out) = self.tx.pop_front() {
-            let encoded = self.encode(now, out, buf);
-            if let Some(t) = self.stats.account(encoded) {
-                return Some(t);
-            }
-        }
-        None
+        shared::poll_transmit(self, now, buf)
     }
 
     /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        self.shared.events.pop_front()
     }
 
     /// When `handle_timeout` next has work, if ever.
@@ -458,7 +445,7 @@ impl Client {
 
     /// Counters of what this endpoint did.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.shared.stats
     }
 
     /// The current RTT estimate.
@@ -472,9 +459,8 @@ impl Client {
     }
 
     fn advance(&mut self, now: Instant) {
-        debug_assert!(now >= self.last_now, "time went backwards");
-        self.last_now = self.last_now.max(now);
-        self.rounds.arm(self.last_now);
+        self.shared.advance(now);
+        self.rounds.arm(self.shared.last_now);
     }
 
     fn push(
@@ -520,7 +506,7 @@ impl Client {
         if e.internal {
             return;
         }
-        self.events.push_back(match e.payload {
+        self.shared.events.push_back(match e.payload {
             Payload::Call { .. } => ClientEvent::CallFailed {
                 call: CallId(e.id),
                 reason,
@@ -534,7 +520,7 @@ impl Client {
 
     fn release_unreliable(&mut self) {
         for message in core::mem::take(&mut self.waiting_unreliable) {
-            self.tx.push_back(Outgoing::Unreliable {
+            self.shared.tx.push_back(Outgoing::Unreliable {
                 to: self.config.server,
                 message,
             });
@@ -579,9 +565,9 @@ impl Client {
                             .on_first_transmit(id, c, expected, now, &self.rtt);
                     } else {
                         self.outbox.on_retransmit(id, now, &self.rtt);
-                        self.stats.retransmissions += 1;
+                        self.shared.stats.retransmissions += 1;
                     }
-                    self.tx.push_back(Outgoing::Reliable {
+                    self.shared.tx.push_back(Outgoing::Reliable {
                         to: self.config.server,
                         id,
                     });
@@ -602,7 +588,7 @@ impl Client {
 
     fn on_expired(&mut self, e: InFlight) {
         if let Some(event) = expired_event(e) {
-            self.events.push_back(event);
+            self.shared.events.push_back(event);
         }
     }
 
@@ -685,4 +671,16 @@ fn keepalive() -> Payload {
         name: String::new(),
         payload: Bytes::new(),
     })
+}
+
+impl Sealer for Client {
+    type Event = ClientEvent;
+
+    fn shared(&mut self) -> &mut Shared<ClientEvent> {
+        &mut self.shared
+    }
+
+    fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded {
+        Client::encode(self, now, out, buf)
+    }
 }

@@ -15,6 +15,7 @@ mod config;
 mod driving;
 mod event;
 mod server;
+mod shared;
 mod timers;
 
 pub use crate::features::timesync::SyncId;

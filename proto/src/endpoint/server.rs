@@ -7,8 +7,10 @@
 //! `duplicates.rs`; calls go through `features::rpc`. Per-client state is `peer.rs`, the
 //! session table's upkeep `sessions.rs`, and sealing what was queued `encode.rs`.
 
+use super::shared::{self, Sealer, Shared};
+use super::Encoded;
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -77,6 +79,8 @@ const ANNOUNCE_GAP: Duration = Duration::from_millis(25);
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
+    /// Transmit queue, events, counters and scratch, as every role has them.
+    shared: Shared<ServerEvent>,
     rng: Rng,
     /// Boxed: a B-tree leaf holds eleven entries and is often half full, so an inline session
     /// would leave its empty slots' worth of bytes unused per entry (measured: 1046 B per idle
@@ -100,17 +104,12 @@ pub struct Server {
     auth_log: authlog::AuthLog,
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
-    tx: VecDeque<Outgoing>,
-    events: VecDeque<ServerEvent>,
     next_op_id: u64,
     next_generation: u64,
     next_housekeeping: Option<Instant>,
     announce_left: u8,
     next_announce: Option<Instant>,
-    stats: Stats,
-    scratch: Vec<u8>,
     due: Vec<Due>,
-    last_now: Instant,
 }
 
 /// How an opened session packet reached us.
@@ -133,6 +132,7 @@ impl Server {
             [rng.next_u64(), rng.next_u64()],
         );
         let mut server = Server {
+            shared: Shared::new(),
             noise,
             rng,
             sessions: BTreeMap::new(),
@@ -144,21 +144,16 @@ impl Server {
             targets: BTreeSet::new(),
             client_subs: pubsub::ClientSubs::default(),
             auth_log: authlog::AuthLog::new(),
-            tx: VecDeque::new(),
-            events: VecDeque::new(),
             next_op_id: 1,
             next_generation: 1,
             next_housekeeping: None,
             announce_left: 0,
             next_announce: None,
-            stats: Stats::default(),
-            scratch: vec![0; wire::MAX_DATAGRAM],
             due: Vec::new(),
-            last_now: Instant::ZERO,
             config,
         };
         if let Some(to) = server.config.announce {
-            server.tx.push_back(Outgoing::Setup {
+            server.shared.tx.push_back(Outgoing::Setup {
                 to,
                 packet: Setup::NewServerJoin,
             });
@@ -204,7 +199,7 @@ impl Server {
         let data = Bytes::copy_from_slice(data);
         let answer = rpc::Answer::new(call.counter, status, data, now, gap);
         s.calls.remember(cache_bounds(&self.config), answer, now);
-        self.tx.push_back(Outgoing::RpcResponse {
+        self.shared.tx.push_back(Outgoing::RpcResponse {
             to: call.addr,
             call: call.counter,
         });
@@ -240,7 +235,10 @@ impl Server {
                     .map_err(|_| SendError::QueueFull)?;
                 self.busy.insert(to);
             }
-            Reliability::Unreliable => self.tx.push_back(Outgoing::Unreliable { to, message }),
+            Reliability::Unreliable => self
+                .shared
+                .tx
+                .push_back(Outgoing::Unreliable { to, message }),
         }
         self.next_op_id += 1;
         self.pump(now);
@@ -326,7 +324,7 @@ impl Server {
             let mut buf = [0u8; wire::SESSION_OVERHEAD + 1];
             let sealed = session::seal(&s.tx_key, c, &App::Quit { reason: None }, &mut buf);
             if let Some(datagram) = sealed.ok().and_then(|n| ArrayVec::try_from(&buf[..n]).ok()) {
-                self.tx.push_back(Outgoing::Sealed { to, datagram });
+                self.shared.tx.push_back(Outgoing::Sealed { to, datagram });
             }
             self.end_session(to, CloseReason::LocallyClosed, FailReason::Closed);
         }
@@ -335,9 +333,9 @@ impl Server {
     /// Processes one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.advance(now);
-        self.stats.datagrams_received += 1;
+        self.shared.stats.datagrams_received += 1;
         match Datagram::parse(data) {
-            Err(e) => self.stats.drop(DropReason::from_wire(e)),
+            Err(e) => self.shared.stats.drop(DropReason::from_wire(e)),
             Ok(Datagram::Setup(setup)) => self.on_setup(now, from, setup),
             Ok(Datagram::Session(packet)) => {
                 let header = data.get(..wire::HEADER_LEN).unwrap_or_default();
@@ -362,19 +360,13 @@ impl Server {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.advance(now);
-        while let Some(out) = self.tx.pop_front() {
-            let encoded = self.encode(now, out, buf);
-            if let Some(t) = self.stats.account(encoded) {
-                return Some(t);
-            }
-        }
-        None
+        shared::poll_transmit(self, now, buf)
     }
 
     /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        self.shared.events.pop_front()
     }
 
     /// When `handle_timeout` next has work, if ever.
@@ -385,7 +377,7 @@ impl Server {
 
     /// Counters of what this endpoint did.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.shared.stats
     }
 
     /// Number of established sessions.
@@ -414,10 +406,9 @@ impl Server {
     }
 
     fn advance(&mut self, now: Instant) {
-        debug_assert!(now >= self.last_now, "time went backwards");
-        self.last_now = self.last_now.max(now);
+        self.shared.advance(now);
         if self.announce_left > 0 && self.next_announce.is_none() {
-            self.next_announce = Some(self.last_now + ANNOUNCE_GAP);
+            self.next_announce = Some(self.shared.last_now + ANNOUNCE_GAP);
         }
     }
 
@@ -445,7 +436,9 @@ impl Server {
             s.calls.expire(ttl, now);
             if s.up && now - s.last_heard >= down {
                 s.up = false;
-                self.events.push_back(ServerEvent::PeerDown { addr: *addr });
+                self.shared
+                    .events
+                    .push_back(ServerEvent::PeerDown { addr: *addr });
             }
         }
     }
@@ -458,9 +451,9 @@ impl Server {
         packet: &SessionPacket<'_>,
     ) {
         // The plaintext borrows the scratch buffer while handlers need `self`: lend it out.
-        let mut scratch = core::mem::take(&mut self.scratch);
-        self.on_session_in(now, from, header, packet, &mut scratch);
-        self.scratch = scratch;
+        shared::with_scratch(self, |role, scratch| {
+            role.on_session_in(now, from, header, packet, scratch)
+        });
     }
 
     fn on_session_in(
@@ -473,11 +466,11 @@ impl Server {
     ) {
         let Some(s) = self.sessions.get_mut(&from) else {
             // Probably a client whose session we lost (we rebooted): tell it to handshake.
-            self.stats.drop(DropReason::UnknownPeer);
+            self.shared.stats.drop(DropReason::UnknownPeer);
             return self.reply_unrecognized(now, from);
         };
         let Ok(opened) = s.open(Route::Address, false, packet, header, scratch) else {
-            self.stats.drop(DropReason::Forged);
+            self.shared.stats.drop(DropReason::Forged);
             // A client that rebooted onto the same port has a new key: tell it to handshake,
             // unless the session is evidently alive.
             if now - s.last_heard > Duration::from_secs(1) {
@@ -505,30 +498,35 @@ impl Server {
         let plain = match opened {
             Ok(p) => p,
             Err((OpenError::Duplicate, Some(p))) => {
-                self.stats.drop(DropReason::Duplicate);
+                self.shared.stats.drop(DropReason::Duplicate);
                 return self.on_duplicate(now, from, counter, p, via);
             }
-            Err((e, _)) => return self.stats.drop(open_drop(e)),
+            Err((e, _)) => return self.shared.stats.drop(open_drop(e)),
         };
         s.last_heard = now;
         if !s.up {
             s.up = true;
-            self.events.push_back(ServerEvent::PeerUp { addr: from });
+            self.shared
+                .events
+                .push_back(ServerEvent::PeerUp { addr: from });
         }
         let peer = s.peer;
         let app = match App::parse(plain) {
             Ok(a) => a,
-            Err(e) => return self.stats.drop(DropReason::from_wire(e)),
+            Err(e) => return self.shared.stats.drop(DropReason::from_wire(e)),
         };
         match app {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
                 let reliable = matches!(app, App::ReliableMessage(_));
                 if reliable {
-                    self.tx.push_back(Outgoing::Ack { to: from, counter });
+                    self.shared
+                        .tx
+                        .push_back(Outgoing::Ack { to: from, counter });
                 }
                 if let Some(message) = received_message(from, &m, reliable) {
-                    self.stats.messages_received += 1;
-                    self.events
+                    self.shared.stats.messages_received += 1;
+                    self.shared
+                        .events
                         .push_back(ServerEvent::Message { peer, message });
                 }
             }
@@ -539,15 +537,15 @@ impl Server {
                             self.busy.remove(&from);
                         }
                         if !e.internal {
-                            self.events.push_back(delivered_event(e));
+                            self.shared.events.push_back(delivered_event(e));
                         }
                     }
                     Reply::Partial => {}
-                    Reply::Unknown => self.stats.drop(DropReason::Unexpected),
+                    Reply::Unknown => self.shared.stats.drop(DropReason::Unexpected),
                 }
             }
             App::RpcCall { function, args } => self.on_call(now, from, counter, function, args),
-            App::TimeSyncRequest => self.tx.push_back(Outgoing::TimeResponse {
+            App::TimeSyncRequest => self.shared.tx.push_back(Outgoing::TimeResponse {
                 to: from,
                 request: counter,
             }),
@@ -563,17 +561,19 @@ impl Server {
                 self.on_client_unsubscribe(from, peer, counter, target)
             }
             App::Subscribe { .. } | App::Unsubscribe { .. } => {
-                self.stats.drop(DropReason::Unexpected)
+                self.shared.stats.drop(DropReason::Unexpected)
             }
             // Only the client itself may name its group key: a group packet could come from
             // any member holding the current one.
-            App::GroupKey { .. } if via == Via::Group => self.stats.drop(DropReason::Unexpected),
+            App::GroupKey { .. } if via == Via::Group => {
+                self.shared.stats.drop(DropReason::Unexpected)
+            }
             App::GroupKey {
                 sender,
                 key_id,
                 key,
             } => self.on_group_key(from, counter, sender, key_id, key),
-            _ => self.stats.drop(DropReason::Unsupported),
+            _ => self.shared.stats.drop(DropReason::Unsupported),
         }
     }
 
@@ -600,23 +600,30 @@ impl Server {
             .admit(route, call, now, max, cache_bounds(&self.config), gap)
         {
             rpc::Admitted::Application => {
-                self.events.push_back(ServerEvent::RpcRequest(RpcRequest {
-                    call: CallHandle {
-                        addr: from,
-                        counter: call,
-                        generation: s.generation,
-                    },
-                    from,
-                    peer: s.peer,
-                    function,
-                    args: Bytes::copy_from_slice(args),
-                }))
+                self.shared
+                    .events
+                    .push_back(ServerEvent::RpcRequest(RpcRequest {
+                        call: CallHandle {
+                            addr: from,
+                            counter: call,
+                            generation: s.generation,
+                        },
+                        from,
+                        peer: s.peer,
+                        function,
+                        args: Bytes::copy_from_slice(args),
+                    }))
             }
             rpc::Admitted::Busy => {
-                self.stats.drop(DropReason::TableFull);
-                self.tx.push_back(Outgoing::RpcResponse { to: from, call });
+                self.shared.stats.drop(DropReason::TableFull);
+                self.shared
+                    .tx
+                    .push_back(Outgoing::RpcResponse { to: from, call });
             }
-            rpc::Admitted::Answered => self.tx.push_back(Outgoing::RpcResponse { to: from, call }),
+            rpc::Admitted::Answered => self
+                .shared
+                .tx
+                .push_back(Outgoing::RpcResponse { to: from, call }),
         }
     }
 
@@ -636,16 +643,18 @@ impl Server {
             s.outbox.poll_due(now, true, budget, &mut due);
             for d in due.drain(..) {
                 match d {
-                    Due::Expired(e) => self.events.extend(expired_event(e)),
+                    Due::Expired(e) => self.shared.events.extend(expired_event(e)),
                     Due::Transmit(id) => {
                         if s.outbox.get(id).is_some_and(|e| e.counter.is_none()) {
                             let c = take(&mut s.tx_counter);
                             s.outbox.on_first_transmit(id, c, vec![addr], now, &s.rtt);
                         } else {
                             s.outbox.on_retransmit(id, now, &s.rtt);
-                            self.stats.retransmissions += 1;
+                            self.shared.stats.retransmissions += 1;
                         }
-                        self.tx.push_back(Outgoing::Reliable { to: addr, id });
+                        self.shared
+                            .tx
+                            .push_back(Outgoing::Reliable { to: addr, id });
                     }
                 }
             }
@@ -674,5 +683,17 @@ fn cache_bounds(config: &ServerConfig) -> rpc::CacheBounds {
         entries: config.rpc_cache_entries,
         bytes: config.rpc_cache_bytes,
         ttl: config.rpc_cache_ttl,
+    }
+}
+
+impl Sealer for Server {
+    type Event = ServerEvent;
+
+    fn shared(&mut self) -> &mut Shared<ServerEvent> {
+        &mut self.shared
+    }
+
+    fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded {
+        Server::encode(self, now, out, buf)
     }
 }

@@ -65,7 +65,7 @@ impl Client {
     /// that never left fails now, and retries stop until the application sends again (as
     /// for op 6).
     fn on_auth_failed(&mut self, from: SocketAddr, reason: AuthFailure, error: HandshakeError) {
-        self.events.push_back(ClientEvent::HandshakeFailed {
+        self.shared.events.push_back(ClientEvent::HandshakeFailed {
             addr: from,
             reason: error,
         });

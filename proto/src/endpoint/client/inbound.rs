@@ -2,6 +2,7 @@
 //! finding the server's session, opening the packet under it, and dispatching the
 //! application packet to the feature that owns it (RPC answers, pub/sub, time sync, ACKs).
 
+use crate::endpoint::shared;
 use core::net::SocketAddr;
 
 use crate::features::rpc;
@@ -46,9 +47,9 @@ impl Client {
         packet: &SessionPacket<'_>,
     ) {
         // The plaintext borrows the scratch buffer while handlers need `self`: lend it out.
-        let mut scratch = core::mem::take(&mut self.scratch);
-        self.on_session_in(now, from, header, packet, &mut scratch);
-        self.scratch = scratch;
+        shared::with_scratch(self, |role, scratch| {
+            role.on_session_in(now, from, header, packet, scratch)
+        });
     }
 
     pub(super) fn on_session_in(
@@ -60,13 +61,13 @@ impl Client {
         scratch: &mut [u8],
     ) {
         let Some(addr) = self.find_server(from, header, packet, scratch) else {
-            return self.stats.drop(DropReason::UnknownPeer);
+            return self.shared.stats.drop(DropReason::UnknownPeer);
         };
         let Some(server) = self.servers.get_mut(&addr) else {
-            return self.stats.drop(DropReason::UnknownPeer);
+            return self.shared.stats.drop(DropReason::UnknownPeer);
         };
         let Ok(opened) = server.open(Route::Address, false, packet, header, scratch) else {
-            return self.stats.drop(DropReason::Forged);
+            return self.shared.stats.drop(DropReason::Forged);
         };
         let by_previous = opened.by == KeyUsed::Previous;
         self.on_opened(now, from, addr, packet.counter, opened.result, by_previous);
@@ -90,17 +91,19 @@ impl Client {
         let plain = match opened {
             Ok(p) => p,
             Err((OpenError::Duplicate, Some(p))) => {
-                self.stats.drop(DropReason::Duplicate);
+                self.shared.stats.drop(DropReason::Duplicate);
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
                 if let Ok(
                     App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
                 ) = App::parse(p)
                 {
-                    self.tx.push_back(Outgoing::Ack { to: from, counter });
+                    self.shared
+                        .tx
+                        .push_back(Outgoing::Ack { to: from, counter });
                 }
                 return;
             }
-            Err((e, _)) => return self.stats.drop(open_drop(e)),
+            Err((e, _)) => return self.shared.stats.drop(open_drop(e)),
         };
         server.last_heard = now;
         if !by_previous && !server.confirmed {
@@ -111,11 +114,11 @@ impl Client {
         }
         if !server.up {
             server.up = true;
-            self.events.push_back(ClientEvent::PeerUp { addr });
+            self.shared.events.push_back(ClientEvent::PeerUp { addr });
         }
         let app = match App::parse(plain) {
             Ok(a) => a,
-            Err(e) => return self.stats.drop(DropReason::from_wire(e)),
+            Err(e) => return self.shared.stats.drop(DropReason::from_wire(e)),
         };
         match app {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
@@ -124,8 +127,8 @@ impl Client {
                     self.ack(from, counter);
                 }
                 if let Some(message) = received_message(from, &m, reliable) {
-                    self.stats.messages_received += 1;
-                    self.events.push_back(ClientEvent::Message(message));
+                    self.shared.stats.messages_received += 1;
+                    self.shared.events.push_back(ClientEvent::Message(message));
                 }
             }
             App::Ack { counter, status } => {
@@ -138,10 +141,10 @@ impl Client {
                 match self.outbox.on_reply(call, true, addr, now, &mut self.rtt) {
                     Reply::Complete(e) => {
                         let event = rpc::answer_event(CallId(e.id), addr, status, data);
-                        self.events.push_back(event);
+                        self.shared.events.push_back(event);
                     }
                     // Late, repeated or never asked for.
-                    _ => self.stats.drop(DropReason::Unexpected),
+                    _ => self.shared.stats.drop(DropReason::Unexpected),
                 }
             }
             App::Subscribe { target } => {
@@ -168,21 +171,22 @@ impl Client {
                     .and_then(|s| s.clock.on_response(request, monotonic_us, now));
                 if known.is_some() {
                     let sync = self.time.on_answer(request);
-                    self.events
+                    self.shared
+                        .events
                         .push_back(ClientEvent::ClockUpdated { addr, sync });
                 } else {
-                    self.stats.drop(DropReason::Unexpected);
+                    self.shared.stats.drop(DropReason::Unexpected);
                 }
             }
             // Answered to the asker (the reference client answers to its default address:
             // bug 14).
-            App::TimeSyncRequest => self.tx.push_back(Outgoing::TimeResponse {
+            App::TimeSyncRequest => self.shared.tx.push_back(Outgoing::TimeResponse {
                 to: from,
                 request: counter,
             }),
             App::Quit { .. } => {
                 self.servers.remove(&addr);
-                self.events.push_back(ClientEvent::Disconnected {
+                self.shared.events.push_back(ClientEvent::Disconnected {
                     addr,
                     reason: CloseReason::PeerClosed,
                 });
@@ -191,19 +195,21 @@ impl Client {
                 // send: a listener must not go deaf.
                 self.on_contact_lost(now);
             }
-            App::RpcCall { .. } | App::GroupKey { .. } => self.stats.drop(DropReason::Unsupported),
+            App::RpcCall { .. } | App::GroupKey { .. } => {
+                self.shared.stats.drop(DropReason::Unsupported)
+            }
         }
     }
 
     pub(super) fn ack(&mut self, to: SocketAddr, counter: Counter) {
-        self.tx.push_back(Outgoing::Ack { to, counter });
+        self.shared.tx.push_back(Outgoing::Ack { to, counter });
     }
 
     pub(super) fn on_status(&mut self, addr: SocketAddr, status: StatusBytes) {
         if let Some(s) = self.servers.get_mut(&addr) {
             if s.status != Some(status) {
                 s.status = Some(status);
-                self.events.push_back(ClientEvent::StatusChanged {
+                self.shared.events.push_back(ClientEvent::StatusChanged {
                     addr,
                     status: Status::from_bytes(status),
                 });
@@ -229,11 +235,11 @@ impl Client {
             .outbox
             .on_reply(counter, false, addr, now, &mut self.rtt)
         {
-            Reply::Complete(e) if !e.internal => self.events.push_back(delivered_event(e)),
+            Reply::Complete(e) if !e.internal => self.shared.events.push_back(delivered_event(e)),
             Reply::Complete(_) | Reply::Partial => {}
             Reply::Unknown if self.on_group_ack(now, addr, counter) => {}
             Reply::Unknown if self.on_sub_ack(now, addr, counter) => {}
-            Reply::Unknown => self.stats.drop(DropReason::Unexpected),
+            Reply::Unknown => self.shared.stats.drop(DropReason::Unexpected),
         }
     }
 
@@ -244,7 +250,7 @@ impl Client {
             ttl: self.config.subscriber_ttl,
         };
         if self.subscribers.learn(bounds, now, target, addr).is_err() {
-            self.stats.drop(DropReason::TableFull);
+            self.shared.stats.drop(DropReason::TableFull);
         }
     }
 }

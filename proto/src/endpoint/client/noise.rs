@@ -19,6 +19,7 @@
 //! each one we deliver our group key (op 32, reliable), and our sends to the group are sealed
 //! under that key as group data packets (type 6) that every server holding it can open.
 
+use crate::endpoint::shared;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -61,12 +62,12 @@ impl Client {
         packet: NoisePacket<'_>,
     ) {
         if self.noise.is_none() {
-            return self.stats.drop(DropReason::Unexpected);
+            return self.shared.stats.drop(DropReason::Unexpected);
         }
         match packet {
             NoisePacket::Response(r) => {
                 let Some(read) = self.read_response(from, r.receiver, r.message) else {
-                    return self.stats.drop(DropReason::Unexpected);
+                    return self.shared.stats.drop(DropReason::Unexpected);
                 };
                 match read {
                     Ok((local, Established { keys, connection })) => {
@@ -76,15 +77,15 @@ impl Client {
                         self.on_noise_established(now, from, local, r.sender, keys, connection);
                     }
                     // A forged or stale response; the retry timer starts a new handshake.
-                    _ => self.stats.drop(DropReason::BadHandshake),
+                    _ => self.shared.stats.drop(DropReason::BadHandshake),
                 }
             }
             NoisePacket::CookieReply { receiver, cookie } => self.on_cookie(from, receiver, cookie),
             NoisePacket::Data { receiver, packet } => {
                 let header = data.get(..DATA_HEADER_LEN).unwrap_or_default();
-                let mut scratch = core::mem::take(&mut self.scratch);
-                self.on_noise_data(now, from, header, receiver, &packet, &mut scratch);
-                self.scratch = scratch;
+                shared::with_scratch(self, |role, scratch| {
+                    role.on_noise_data(now, from, header, receiver, &packet, scratch)
+                });
             }
             NoisePacket::UnknownIndex { receiver } => {
                 // It names the index our packet carried: the server's index for us.
@@ -96,11 +97,11 @@ impl Client {
                     // know, so it is believed at once (PROTOCOL §12.6).
                     self.request_handshake(now);
                 } else {
-                    self.stats.drop(DropReason::Unexpected);
+                    self.shared.stats.drop(DropReason::Unexpected);
                 }
             }
             NoisePacket::UnknownSender { sender, .. } => self.on_unknown_sender(now, from, sender),
-            _ => self.stats.drop(DropReason::Unexpected),
+            _ => self.shared.stats.drop(DropReason::Unexpected),
         }
     }
 
@@ -119,7 +120,7 @@ impl Client {
     fn on_cookie(&mut self, from: SocketAddr, receiver: SessionIndex, cookie: [u8; 16]) {
         let Some(n) = self.noise.as_mut() else { return };
         if !n.on_cookie(receiver, cookie) {
-            return self.stats.drop(DropReason::Unexpected);
+            return self.shared.stats.drop(DropReason::Unexpected);
         }
         // The server is under load: prove our address and ask again at once. A group's
         // cookie is good at the one server that gave it, so that one is asked alone.
@@ -129,7 +130,7 @@ impl Client {
             self.config.server
         };
         if let Some(datagram) = self.noise_initiation(cookie) {
-            self.tx.push_back(Outgoing::Sealed { to, datagram });
+            self.shared.tx.push_back(Outgoing::Sealed { to, datagram });
         }
     }
 
@@ -174,7 +175,9 @@ impl Client {
             _ => {
                 if self.servers.get(&from).is_some_and(|s| !s.up) {
                     // The server we reported down answered again (as a new process).
-                    self.events.push_back(ClientEvent::PeerUp { addr: from });
+                    self.shared
+                        .events
+                        .push_back(ClientEvent::PeerUp { addr: from });
                 }
                 self.make_room_for(from);
                 let record = NoiseRecord {
@@ -208,11 +211,11 @@ impl Client {
         scratch: &mut [u8],
     ) {
         let Some(s) = self.servers.get_mut(&from) else {
-            return self.stats.drop(DropReason::UnknownPeer);
+            return self.shared.stats.drop(DropReason::UnknownPeer);
         };
         let opened = match s.open(Route::Index(receiver), false, packet, header, scratch) {
             Ok(o) => o,
-            Err(refused) => return self.stats.drop(refused_drop(refused)),
+            Err(refused) => return self.shared.stats.drop(refused_drop(refused)),
         };
         let by_previous = opened.by == KeyUsed::Previous;
         self.on_opened(now, from, from, packet.counter, opened.result, by_previous);
@@ -251,7 +254,7 @@ impl Client {
             return None;
         }
         let (after, messages) = (self.config.rekey_after, self.config.rekey_after_messages);
-        n.rekey_due(after, messages, self.last_now)
+        n.rekey_due(after, messages, self.shared.last_now)
     }
 }
 
@@ -340,10 +343,10 @@ impl Client {
     /// per interval).
     fn on_unknown_sender(&mut self, now: Instant, from: SocketAddr, sender: SenderId) {
         let Some(g) = self.group() else {
-            return self.stats.drop(DropReason::Unexpected);
+            return self.shared.stats.drop(DropReason::Unexpected);
         };
         if g.sender != sender {
-            return self.stats.drop(DropReason::Unexpected);
+            return self.shared.stats.drop(DropReason::Unexpected);
         }
         let resent = g.resent_to(from);
         if !self.servers.contains_key(&from) {
@@ -392,9 +395,9 @@ impl Client {
                         None => g.deliveries.on_retransmit(id, now, rtt),
                     }
                     if c.is_none() {
-                        self.stats.retransmissions += 1;
+                        self.shared.stats.retransmissions += 1;
                     }
-                    self.tx.push_back(Outgoing::Reliable { to, id });
+                    self.shared.tx.push_back(Outgoing::Reliable { to, id });
                 }
             }
         }

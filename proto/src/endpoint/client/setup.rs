@@ -44,16 +44,16 @@ impl Client {
         };
         if self.noise.is_some() {
             match self.noise_initiation(self.noise_cookie()) {
-                Some(datagram) => self.tx.push_back(Outgoing::Sealed { to, datagram }),
-                None => self.stats.send_errors += 1,
+                Some(datagram) => self.shared.tx.push_back(Outgoing::Sealed { to, datagram }),
+                None => self.shared.stats.send_errors += 1,
             }
         } else {
             let packet = self
                 .initiator
                 .request(cipher, self.config.client_id, public);
-            self.tx.push_back(Outgoing::Setup { to, packet });
+            self.shared.tx.push_back(Outgoing::Setup { to, packet });
         }
-        self.stats.handshake_requests += 1;
+        self.shared.stats.handshake_requests += 1;
         let delay = Rounds::retry_delay(
             self.config.limits.handshake_retry,
             attempt,
@@ -61,7 +61,8 @@ impl Client {
             self.is_reconnecting(),
             &mut self.rng,
         );
-        self.rounds.requesting(attempt, self.last_now + delay);
+        self.rounds
+            .requesting(attempt, self.shared.last_now + delay);
     }
 
     /// A handshake triggered by an unauthenticated packet (op 4, op 5): rate limited.
@@ -86,7 +87,7 @@ impl Client {
         match setup {
             Setup::PskNonce(p) => {
                 let ClientCredentials::Psk(key) = &self.config.credentials else {
-                    return self.stats.drop(DropReason::Unexpected);
+                    return self.shared.stats.drop(DropReason::Unexpected);
                 };
                 let floor = self.counter_floor();
                 let done = self.initiator.on_psk_nonce(key, &p).map(|server_nonce| {
@@ -97,7 +98,7 @@ impl Client {
             }
             Setup::EccNonce(p) => {
                 let ClientCredentials::Ecc { keys, server } = &self.config.credentials else {
-                    return self.stats.drop(DropReason::Unexpected);
+                    return self.shared.stats.drop(DropReason::Unexpected);
                 };
                 let floor = self.counter_floor();
                 let done = self.initiator.on_ecc_nonce(keys, server, &p).map(|nonce| {
@@ -110,12 +111,12 @@ impl Client {
                 if self.is_our_server(from) {
                     self.on_lost_session_claim(now, from);
                 } else {
-                    self.stats.drop(DropReason::Unexpected);
+                    self.shared.stats.drop(DropReason::Unexpected);
                 }
             }
             Setup::InvalidClientId { challenge } => {
                 if !self.initiator.is_current(&challenge) || !self.is_our_server(from) {
-                    return self.stats.drop(DropReason::BadHandshake);
+                    return self.shared.stats.drop(DropReason::BadHandshake);
                 }
                 self.on_rejected(from);
             }
@@ -129,9 +130,9 @@ impl Client {
                         self.release_unreliable();
                     }
                 }
-                _ => self.stats.drop(DropReason::Unexpected),
+                _ => self.shared.stats.drop(DropReason::Unexpected),
             },
-            _ => self.stats.drop(DropReason::Unexpected),
+            _ => self.shared.stats.drop(DropReason::Unexpected),
         }
     }
 
@@ -146,11 +147,13 @@ impl Client {
         match done {
             Ok(done) => {
                 let packet = done.client_info.clone();
-                self.tx.push_back(Outgoing::Setup { to: from, packet });
+                self.shared
+                    .tx
+                    .push_back(Outgoing::Setup { to: from, packet });
                 self.on_established(now, from, done.rx, done.session_id, done.client_info);
             }
             Err(e) => {
-                self.stats.drop(DropReason::BadHandshake);
+                self.shared.stats.drop(DropReason::BadHandshake);
                 self.on_bad_reply(from, e);
             }
         }
@@ -170,7 +173,7 @@ impl Client {
                 .collect();
             for addr in silent {
                 self.servers.remove(&addr);
-                self.events.push_back(ClientEvent::Disconnected {
+                self.shared.events.push_back(ClientEvent::Disconnected {
                     addr,
                     reason: CloseReason::Unconfirmed,
                 });
@@ -187,7 +190,7 @@ impl Client {
                         .filter_map(|(a, s)| s.client_info.clone().map(|p| (*a, p)))
                         .collect();
                     for (to, packet) in again {
-                        self.tx.push_back(Outgoing::Setup { to, packet });
+                        self.shared.tx.push_back(Outgoing::Setup { to, packet });
                     }
                 }
                 Some(Unconfirmed::NewRound) => self.request_handshake(now),
@@ -199,7 +202,7 @@ impl Client {
     /// A server does not know our id. With no session at all, queued work that never left
     /// fails now; retries stop until the application sends again.
     pub(super) fn on_rejected(&mut self, from: SocketAddr) {
-        self.events.push_back(ClientEvent::HandshakeFailed {
+        self.shared.events.push_back(ClientEvent::HandshakeFailed {
             addr: from,
             reason: HandshakeError::UnknownClient,
         });
@@ -235,7 +238,9 @@ impl Client {
         let old = self.servers.remove(&from);
         if old.as_ref().is_some_and(|o| !o.up) {
             // The server we reported down answered again (our reconnection found it).
-            self.events.push_back(ClientEvent::PeerUp { addr: from });
+            self.shared
+                .events
+                .push_back(ClientEvent::PeerUp { addr: from });
         }
         // The server's counters start fresh under a fresh S>C key.
         let session = Session::replacing(
@@ -255,7 +260,7 @@ impl Client {
         if !self.servers.contains_key(&from) && self.servers.len() >= self.config.max_servers {
             if let Some(addr) = oldest_by(&self.servers, |s| s.last_heard) {
                 self.servers.remove(&addr);
-                self.subs_on_lost(self.last_now, addr);
+                self.subs_on_lost(self.shared.last_now, addr);
             }
         }
     }
@@ -270,7 +275,7 @@ impl Client {
             // challenge and is refused, instead of starting a handshake nobody asked for.
             self.initiator.new_round(&mut self.rng);
         }
-        self.stats.handshakes += 1;
+        self.shared.stats.handshakes += 1;
         self.auth_reset();
         if self.servers.get(&from).is_some_and(|s| s.confirmed) {
             // Suite 3: the response authenticated the server, the client is back.
@@ -280,7 +285,9 @@ impl Client {
         // exchange may be about to pass, and would drop this one unheard (in multicast mode).
         self.rounds.established(now + self.rtt.backoff(2));
         if fresh {
-            self.events.push_back(ClientEvent::Connected { addr: from });
+            self.shared
+                .events
+                .push_back(ClientEvent::Connected { addr: from });
             // Recovery: do not wait out backed-off timers for what the old session swallowed.
             self.outbox.retry_all_now(now);
             self.subs_on_session(now, from);

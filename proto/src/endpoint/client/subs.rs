@@ -218,9 +218,9 @@ impl Client {
                             .on_first_transmit(id, c, vec![to], now, &self.rtt);
                     } else {
                         self.subs.exchanges.on_retransmit(id, now, &self.rtt);
-                        self.stats.retransmissions += 1;
+                        self.shared.stats.retransmissions += 1;
                     }
-                    self.tx.push_back(Outgoing::Reliable { to, id });
+                    self.shared.tx.push_back(Outgoing::Reliable { to, id });
                 }
             }
         }

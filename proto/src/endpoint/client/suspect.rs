@@ -49,7 +49,7 @@ impl Client {
             return self.request_handshake(now);
         };
         if self.suspicion.is_some() || now < self.claims_ignored_until {
-            self.stats.claims_disbelieved += 1;
+            self.shared.stats.claims_disbelieved += 1;
             return;
         }
         if self.outbox.is_empty() {
@@ -78,7 +78,7 @@ impl Client {
             .get(&s.server)
             .is_some_and(|r| r.last_heard >= s.since);
         if heard {
-            self.stats.claims_disbelieved += 1;
+            self.shared.stats.claims_disbelieved += 1;
             self.claims_ignored_until = now + self.config.min_round_interval;
         } else {
             self.request_handshake(now);

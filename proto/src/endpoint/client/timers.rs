@@ -107,6 +107,7 @@ impl Client {
                     Retry::Send => self.send_time_request(now),
                     Retry::Wait => {}
                     Retry::TimedOut(sync) => self
+                        .shared
                         .events
                         .push_back(ClientEvent::TimeSyncTimedOut { sync }),
                 }
@@ -123,7 +124,9 @@ impl Client {
         for (addr, s) in self.servers.iter_mut() {
             if s.up && now - s.last_heard >= down_timeout {
                 s.up = false;
-                self.events.push_back(ClientEvent::PeerDown { addr: *addr });
+                self.shared
+                    .events
+                    .push_back(ClientEvent::PeerDown { addr: *addr });
                 downed.push(*addr);
             }
         }
@@ -137,7 +140,7 @@ impl Client {
 
     /// Queues a time request to the server (the group); it is stamped when sealed.
     fn send_time_request(&mut self, now: Instant) {
-        self.tx.push_back(Outgoing::TimeRequest {
+        self.shared.tx.push_back(Outgoing::TimeRequest {
             to: self.config.server,
         });
         self.last_sent = now;

@@ -47,7 +47,8 @@ impl Server {
             let count = f.count;
             f.count = 0;
             f.last_report = Some(now);
-            self.events
+            self.shared
+                .events
                 .push_back(ServerEvent::AuthenticationFailed { from, count });
         }
     }

@@ -17,7 +17,7 @@ impl Server {
     fn budget(&mut self, now: Instant, to: SocketAddr) -> &mut ReplyBudget {
         let (b, found) = self.limiter.entry(now, to);
         if found == Found::Evicted {
-            self.stats.budget_evictions += 1;
+            self.shared.stats.budget_evictions += 1;
         }
         b
     }
@@ -28,21 +28,21 @@ impl Server {
         let limit = self.config.replies_per_second;
         let allowed = self.budget(now, to).take_reply(now, limit);
         if !allowed {
-            self.stats.drop(DropReason::RateLimited);
+            self.shared.stats.drop(DropReason::RateLimited);
         }
         allowed
     }
 
     pub(super) fn reply_setup(&mut self, now: Instant, to: SocketAddr, packet: Setup) {
         if self.allow_reply(now, to) {
-            self.tx.push_back(Outgoing::Setup { to, packet });
+            self.shared.tx.push_back(Outgoing::Setup { to, packet });
         }
     }
 
     /// Op 4 (20 bytes, smaller than any session packet), at most once per gap per source.
     pub(super) fn reply_unrecognized(&mut self, now: Instant, to: SocketAddr) {
         if self.allow_unrecognized(now, to) {
-            self.tx.push_back(Outgoing::Setup {
+            self.shared.tx.push_back(Outgoing::Setup {
                 to,
                 packet: Setup::UnrecognizedClient,
             });
@@ -54,7 +54,7 @@ impl Server {
     pub(super) fn allow_unrecognized(&mut self, now: Instant, to: SocketAddr) -> bool {
         let allowed = self.budget(now, to).take_unrecognized(now);
         if !allowed {
-            self.stats.drop(DropReason::RateLimited);
+            self.shared.stats.drop(DropReason::RateLimited);
         }
         allowed
     }

@@ -120,14 +120,14 @@ impl Server {
                 let gap = resend_gap(s, min_rto);
                 let len = match s.calls.answer(counter) {
                     Some(a) if !a.resends.is_due(now) => {
-                        self.stats.duplicate_replies_withheld += 1;
+                        self.shared.stats.duplicate_replies_withheld += 1;
                         return;
                     }
                     Some(a) => 11 + a.data.len(),
                     None => 11 + EXPIRED.len(),
                 };
                 if !s.duplicates.take(now, wire::SESSION_OVERHEAD + len) {
-                    self.stats.duplicate_replies_withheld += 1;
+                    self.shared.stats.duplicate_replies_withheld += 1;
                     return;
                 }
                 match s.calls.answer_mut(counter) {
@@ -142,16 +142,16 @@ impl Server {
                     to: from,
                     call: counter,
                 };
-                self.tx.push_back(reply);
+                self.shared.tx.push_back(reply);
                 return;
             }
             _ => return,
         };
         if !s.duplicates.take(now, wire::SESSION_OVERHEAD + plain_len) {
-            self.stats.duplicate_replies_withheld += 1;
+            self.shared.stats.duplicate_replies_withheld += 1;
             return;
         }
-        self.tx.push_back(reply);
+        self.shared.tx.push_back(reply);
     }
 }
 

@@ -27,6 +27,7 @@
 //! (one epoch) keeps one counter sequence across rekeys, so a message resealed under new keys
 //! with its old counter is still recognised as a duplicate.
 
+use crate::endpoint::shared;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -98,9 +99,9 @@ impl Server {
             NoisePacket::Initiation(i) => self.on_initiation(now, from, &i),
             NoisePacket::Data { receiver, packet } => {
                 let header = data.get(..DATA_HEADER_LEN).unwrap_or_default();
-                let mut scratch = core::mem::take(&mut self.scratch);
-                self.on_noise_data(now, from, header, receiver, &packet, &mut scratch);
-                self.scratch = scratch;
+                shared::with_scratch(self, |role, scratch| {
+                    role.on_noise_data(now, from, header, receiver, &packet, scratch)
+                });
             }
             NoisePacket::GroupData {
                 sender,
@@ -108,11 +109,11 @@ impl Server {
                 packet,
             } => {
                 let header = data.get(..GROUP_HEADER_LEN).unwrap_or_default();
-                let mut scratch = core::mem::take(&mut self.scratch);
-                self.on_group_data(now, from, header, sender, key, &packet, &mut scratch);
-                self.scratch = scratch;
+                shared::with_scratch(self, |role, scratch| {
+                    role.on_group_data(now, from, header, sender, key, &packet, scratch)
+                });
             }
-            _ => self.stats.drop(DropReason::Unexpected),
+            _ => self.shared.stats.drop(DropReason::Unexpected),
         }
     }
 
@@ -138,15 +139,15 @@ impl Server {
         let Some((key, addr)) = found else {
             // A server that restarted, or missed a key: the client delivers it again or
             // handshakes.
-            self.stats.drop(DropReason::UnknownPeer);
+            self.shared.stats.drop(DropReason::UnknownPeer);
             return self.reply_unknown_sender(now, from, sender, key_id);
         };
         let Some(s) = self.sessions.get_mut(&addr) else {
-            return self.stats.drop(DropReason::UnknownPeer);
+            return self.shared.stats.drop(DropReason::UnknownPeer);
         };
         match s.open(Route::Group(key), addr != from, packet, header, scratch) {
             Ok(opened) => self.on_opened(now, addr, packet.counter, opened.result, Via::Group),
-            Err(refused) => self.stats.drop(refused_drop(refused)),
+            Err(refused) => self.shared.stats.drop(refused_drop(refused)),
         }
     }
 
@@ -166,7 +167,7 @@ impl Server {
             .map(|s| s.peer)
         else {
             // Suites 1 and 2 share their client's key with the whole group already.
-            return self.stats.drop(DropReason::Unsupported);
+            return self.shared.stats.drop(DropReason::Unsupported);
         };
         let key = ChaChaKey::from_bytes(*key);
         if self
@@ -176,9 +177,11 @@ impl Server {
             .is_err()
         {
             // Another client's sender id (a 2^-64 collision, or a member's hijack attempt).
-            return self.stats.drop(DropReason::Unexpected);
+            return self.shared.stats.drop(DropReason::Unexpected);
         }
-        self.tx.push_back(Outgoing::Ack { to: addr, counter });
+        self.shared
+            .tx
+            .push_back(Outgoing::Ack { to: addr, counter });
     }
 
     /// Type 7: "no such sender or key here", at most once per gap per source, from op 4's
@@ -206,7 +209,7 @@ impl Server {
                 receiver: i.sender,
                 cookie,
             };
-            self.stats.cookie_replies += 1;
+            self.shared.stats.cookie_replies += 1;
             self.send_packet(from, &reply);
             return;
         }
@@ -216,14 +219,16 @@ impl Server {
         }
         let pattern = pattern_of(i.mode);
         let creds = super::credentials(&self.config);
-        let ops = &mut self.stats.public_key_ops;
+        let ops = &mut self.shared.stats.public_key_ops;
         let read = read_initiation(creds, &mut self.rng, pattern, i.client_id, i.message, ops);
         let (read, peer, client_id) = match read {
             Ok(identified) => identified,
-            Err(InitiationRefused::Unsupported) => return self.stats.drop(DropReason::Unsupported),
+            Err(InitiationRefused::Unsupported) => {
+                return self.shared.stats.drop(DropReason::Unsupported)
+            }
             Err(InitiationRefused::NotOurs) => {
                 self.auth_failed(now, from);
-                return self.stats.drop(DropReason::BadHandshake);
+                return self.shared.stats.drop(DropReason::BadHandshake);
             }
         };
         let (epoch, seq) = (read.epoch, read.seq);
@@ -233,16 +238,16 @@ impl Server {
             .and_then(|s| s.noise_record());
         let pending = self.noise.pending.values().filter(|p| p.peer == peer);
         let Ok(continuing) = read.judge(known, pending) else {
-            return self.stats.drop(DropReason::BadHandshake);
+            return self.shared.stats.drop(DropReason::BadHandshake);
         };
         // The response names the connection: the same one for a rekey, a fresh one otherwise,
         // so the client knows whether our counters go on or start again.
         let connection = continuing.unwrap_or_else(|| self.rng.next_u64());
         let local = self.new_index();
         let mut message = [0u8; RESPONSE_MESSAGE_LEN];
-        self.stats.public_key_ops += dh_count(pattern, Step::Write);
+        self.shared.stats.public_key_ops += dh_count(pattern, Step::Write);
         let Ok(keys) = read.respond(connection, local, i.sender, &mut message) else {
-            return self.stats.drop(DropReason::BadHandshake);
+            return self.shared.stats.drop(DropReason::BadHandshake);
         };
         match (live, continuing.is_some()) {
             (Some(addr), true) => {
@@ -271,7 +276,7 @@ impl Server {
                 self.noise.pending.insert(local, pending);
             }
         }
-        self.stats.handshake_requests += 1;
+        self.shared.stats.handshake_requests += 1;
         let response = NoisePacket::Response(Response {
             sender: local,
             receiver: i.sender,
@@ -296,7 +301,7 @@ impl Server {
             .ok()
             .and_then(|n| ArrayVec::try_from(&buf[..n]).ok())
         {
-            self.tx.push_back(Outgoing::Sealed { to, datagram });
+            self.shared.tx.push_back(Outgoing::Sealed { to, datagram });
         }
     }
 
@@ -313,7 +318,7 @@ impl Server {
             // The first packet of a new client process: its keys are now proven.
             let first = match p.open(packet, header, scratch) {
                 Ok(first) => first,
-                Err(e) => return self.stats.drop(super::open_drop(e)),
+                Err(e) => return self.shared.stats.drop(super::open_drop(e)),
             };
             if let Some(p) = self.noise.pending.remove(&receiver) {
                 self.confirm_new_session(now, from, p, first.window);
@@ -321,12 +326,12 @@ impl Server {
             return self.on_opened(now, from, packet.counter, Ok(first.plain), Via::Session);
         }
         let Some(addr) = self.noise.by_index.get(&receiver).copied() else {
-            self.stats.drop(DropReason::UnknownPeer);
+            self.shared.stats.drop(DropReason::UnknownPeer);
             return self.reply_unknown_index(now, from, receiver);
         };
         let Some(s) = self.sessions.get_mut(&addr) else {
             self.noise.by_index.remove(&receiver);
-            return self.stats.drop(DropReason::UnknownPeer);
+            return self.shared.stats.drop(DropReason::UnknownPeer);
         };
         let opened = match s.open(
             Route::Index(receiver),
@@ -336,7 +341,7 @@ impl Server {
             scratch,
         ) {
             Ok(o) => o,
-            Err(refused) => return self.stats.drop(refused_drop(refused)),
+            Err(refused) => return self.shared.stats.drop(refused_drop(refused)),
         };
         if let Some(p) = opened.promoted {
             // The client uses the new keys: we seal with them too, and the key before the
@@ -371,7 +376,7 @@ impl Server {
             self.end_session(from, CloseReason::PeerClosed, FailReason::PeerClosed);
         }
         if !self.make_room(now) {
-            return self.stats.drop(DropReason::TableFull);
+            return self.shared.stats.drop(DropReason::TableFull);
         }
         let (peer, local) = (p.peer, p.keys.local);
         let who = Who {
@@ -384,8 +389,9 @@ impl Server {
         self.sessions.insert(from, Box::new(session));
         self.noise.by_index.insert(local, from);
         self.noise.by_peer.insert(peer, from);
-        self.stats.handshakes += 1;
-        self.events
+        self.shared.stats.handshakes += 1;
+        self.shared
+            .events
             .push_back(ServerEvent::Connected { addr: from, peer });
         let targets: Vec<_> = self.targets.iter().cloned().collect();
         for t in targets {

@@ -39,7 +39,8 @@ impl Server {
             self.forget_client_subs(addr, s.peer);
             self.busy.remove(&addr);
             self.fail_outbox(s.outbox, fail);
-            self.events
+            self.shared
+                .events
                 .push_back(ServerEvent::Disconnected { addr, reason });
         }
     }
@@ -47,7 +48,7 @@ impl Server {
     /// Fails every message the application queued in `outbox`.
     pub(super) fn fail_outbox(&mut self, mut outbox: Outbox, reason: FailReason) {
         for e in outbox.drain().filter(|e| !e.internal) {
-            self.events.push_back(ServerEvent::Failed {
+            self.shared.events.push_back(ServerEvent::Failed {
                 id: MessageId(e.id),
                 reason,
             });

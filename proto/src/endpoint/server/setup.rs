@@ -29,7 +29,7 @@ impl Server {
         let keys = self.config.keys.as_ref();
         match self.setup.on_client_info(from, &setup, keys) {
             Some((client_id, verdict)) => self.on_client_info(now, from, client_id, verdict),
-            None => self.stats.drop(DropReason::Unexpected),
+            None => self.shared.stats.drop(DropReason::Unexpected),
         }
     }
 
@@ -44,7 +44,7 @@ impl Server {
             Ok(keys) => self.establish(now, from, client_id, keys),
             // The exchange stays open: a forged client-info must not cancel the real one.
             Err(e) => {
-                self.stats.drop(DropReason::BadHandshake);
+                self.shared.stats.drop(DropReason::BadHandshake);
                 // A stale client-info (another exchange's nonce) says nothing of the keys.
                 if matches!(e, HandshakeError::BadTag | HandshakeError::ForgedBox) {
                     self.auth_failed(now, from);
@@ -63,7 +63,7 @@ impl Server {
             .is_some_and(|s| ct_eq(&s.session_id, &req.session_hint))
         {
             // The reference's "already connected" shortcut.
-            return self.stats.drop(DropReason::Unexpected);
+            return self.shared.stats.drop(DropReason::Unexpected);
         }
         let keys = self.config.keys.as_ref();
         if let Some(retried) = self.setup.retried(from, &req, keys) {
@@ -76,24 +76,24 @@ impl Server {
         let claim = match SetupResponder::claim(creds, &req) {
             Ok(claim) => claim,
             Err(Refused::UnknownClient) => return self.refuse(now, from, req.challenge),
-            Err(_) => return self.stats.drop(DropReason::Unsupported),
+            Err(_) => return self.shared.stats.drop(DropReason::Unsupported),
         };
         if !self.allow_reply(now, from) {
             return;
         }
         // The budget paid for this request: public-key work is allowed from here on.
         let keys = self.config.keys.as_ref();
-        let ops = &mut self.stats.public_key_ops;
+        let ops = &mut self.shared.stats.public_key_ops;
         let reply = match self
             .setup
             .start(now, from, &req, claim, keys, &mut self.rng, ops)
         {
             Ok(reply) => reply,
-            Err(Refused::WeakKey) => return self.stats.drop(DropReason::BadHandshake),
-            Err(_) => return self.stats.drop(DropReason::Unsupported),
+            Err(Refused::WeakKey) => return self.shared.stats.drop(DropReason::BadHandshake),
+            Err(_) => return self.shared.stats.drop(DropReason::Unsupported),
         };
-        self.stats.handshake_requests += 1;
-        self.tx.push_back(Outgoing::Setup {
+        self.shared.stats.handshake_requests += 1;
+        self.shared.tx.push_back(Outgoing::Setup {
             to: from,
             packet: reply,
         });
@@ -101,7 +101,7 @@ impl Server {
 
     /// Opcode 6: the client id is unknown. 36 bytes for a 101-byte request.
     fn refuse(&mut self, now: Instant, to: SocketAddr, challenge: [u8; 16]) {
-        self.stats.drop(DropReason::BadHandshake);
+        self.shared.stats.drop(DropReason::BadHandshake);
         self.auth_failed(now, to);
         self.reply_setup(now, to, Setup::InvalidClientId { challenge });
     }
@@ -128,7 +128,7 @@ impl Server {
             }
             existing => {
                 if existing.is_none() && !self.make_room(now) {
-                    return self.stats.drop(DropReason::TableFull);
+                    return self.shared.stats.drop(DropReason::TableFull);
                 }
                 let rx = RxKey::Reference(keys.client_to_server);
                 let who = Who {
@@ -153,14 +153,14 @@ impl Server {
                 }
             }
         }
-        self.stats.handshakes += 1;
-        self.tx.push_back(Outgoing::Setup {
+        self.shared.stats.handshakes += 1;
+        self.shared.tx.push_back(Outgoing::Setup {
             to: from,
             packet: Setup::SessionEstablished { session_id },
         });
         // NOTE: the session was updated or inserted just above, so it is always there.
         if let Some(s) = self.sessions.get(&from) {
-            self.events.push_back(ServerEvent::Connected {
+            self.shared.events.push_back(ServerEvent::Connected {
                 addr: from,
                 peer: s.peer,
             });

@@ -44,15 +44,17 @@ impl Server {
             total: self.config.max_client_subscriptions,
         };
         match self.client_subs.subscribe(bounds, from, target) {
-            Err(TableFull) => return self.stats.drop(DropReason::TableFull),
-            Ok(true) => self.events.push_back(ServerEvent::ClientSubscribed {
+            Err(TableFull) => return self.shared.stats.drop(DropReason::TableFull),
+            Ok(true) => self.shared.events.push_back(ServerEvent::ClientSubscribed {
                 addr: from,
                 peer,
                 target: target.into(),
             }),
             Ok(false) => {}
         }
-        self.tx.push_back(Outgoing::Ack { to: from, counter });
+        self.shared
+            .tx
+            .push_back(Outgoing::Ack { to: from, counter });
     }
 
     /// Opcode 14 from the client at `from`: forget the subscription and acknowledge.
@@ -64,20 +66,25 @@ impl Server {
         target: &str,
     ) {
         if self.client_subs.remove(from, target) {
-            self.events.push_back(ServerEvent::ClientUnsubscribed {
-                addr: from,
-                peer,
-                target: target.into(),
-            });
+            self.shared
+                .events
+                .push_back(ServerEvent::ClientUnsubscribed {
+                    addr: from,
+                    peer,
+                    target: target.into(),
+                });
         }
-        self.tx.push_back(Outgoing::Ack { to: from, counter });
+        self.shared
+            .tx
+            .push_back(Outgoing::Ack { to: from, counter });
     }
 
     /// The session at `addr` ended (or another client process took the address): its
     /// subscriptions go, each reported as withdrawn.
     pub(super) fn forget_client_subs(&mut self, addr: SocketAddr, peer: PeerId) {
         for target in self.client_subs.forget(addr) {
-            self.events
+            self.shared
+                .events
                 .push_back(ServerEvent::ClientUnsubscribed { addr, peer, target });
         }
     }

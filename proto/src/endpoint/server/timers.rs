@@ -58,7 +58,7 @@ impl Server {
             }
             ServerTimer::Announce => {
                 if let Some(to) = self.config.announce {
-                    self.tx.push_back(Outgoing::Setup {
+                    self.shared.tx.push_back(Outgoing::Setup {
                         to,
                         packet: Setup::NewServerJoin,
                     });

@@ -1,0 +1,97 @@
+//! What every role has alike, kept once: the transmit queue, the events for the application,
+//! the counters, the decryption scratch buffer and the latest time the driver told us.
+//!
+//! A role owns a [`Shared`] and implements [`Sealer`] (how it turns a queued [`Outgoing`] into
+//! bytes); [`poll_transmit`] is then the one drain loop of every role. Nothing here parses a
+//! byte, sets a timer or emits an event of its own.
+
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{Encoded, Outgoing, Stats, Transmit};
+use crate::time::Instant;
+use crate::wire;
+
+/// The plumbing every role has: queued datagrams, pending events, counters, scratch.
+#[derive(Debug)]
+pub(crate) struct Shared<E> {
+    /// Datagrams to send, sealed only when polled so that queued items hold no ciphertext.
+    pub(crate) tx: VecDeque<Outgoing>,
+    /// Events not yet polled by the application.
+    pub(crate) events: VecDeque<E>,
+    pub(crate) stats: Stats,
+    /// Decryption scratch, allocated once: opening a datagram never allocates.
+    scratch: Vec<u8>,
+    /// The latest time seen; time never goes backwards, even if the driver's clock does.
+    pub(crate) last_now: Instant,
+}
+
+impl<E> Shared<E> {
+    pub(crate) fn new() -> Self {
+        Shared {
+            tx: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            scratch: vec![0; wire::MAX_DATAGRAM],
+            last_now: Instant::ZERO,
+        }
+    }
+
+    /// Records the driver's time.
+    pub(crate) fn advance(&mut self, now: Instant) {
+        debug_assert!(now >= self.last_now, "time went backwards");
+        self.last_now = self.last_now.max(now);
+    }
+
+    /// Lends the scratch buffer out: the plaintext borrows it while the role's handlers need
+    /// the whole role. Give it back with [`Shared::return_scratch`].
+    pub(crate) fn take_scratch(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.scratch)
+    }
+
+    /// Takes back the buffer [`Shared::take_scratch`] lent.
+    pub(crate) fn return_scratch(&mut self, scratch: Vec<u8>) {
+        self.scratch = scratch;
+    }
+}
+
+/// How a role seals what it queued (it alone holds the keys and counters).
+pub(crate) trait Sealer {
+    /// The role's event type.
+    type Event;
+
+    /// The role's shared plumbing.
+    fn shared(&mut self) -> &mut Shared<Self::Event>;
+
+    /// Writes `out` into `buf`, or says why it is not sent.
+    fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded;
+}
+
+/// The drain loop of every role's `poll_transmit`: the next queued datagram that encodes, with
+/// each attempt counted.
+pub(crate) fn poll_transmit<R: Sealer>(
+    role: &mut R,
+    now: Instant,
+    buf: &mut [u8],
+) -> Option<Transmit> {
+    while let Some(out) = role.shared().tx.pop_front() {
+        let encoded = role.encode(now, out, buf);
+        if let Some(t) = role.shared().stats.account(encoded) {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// Runs `f` with the role and its scratch buffer both borrowed: a datagram's plaintext lives in
+/// the scratch while the role's handlers act on it.
+pub(crate) fn with_scratch<R: Sealer, T>(
+    role: &mut R,
+    f: impl FnOnce(&mut R, &mut [u8]) -> T,
+) -> T {
+    let mut scratch = role.shared().take_scratch();
+    let result = f(role, &mut scratch);
+    role.shared().return_scratch(scratch);
+    result
+}
