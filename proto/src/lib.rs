@@ -31,8 +31,10 @@
 //! - [`crypto`]: the session cipher and the key derivations of suites 1 (PSK), 2 (ECC) and 3
 //!   (Noise).
 //! - [`handshake`]: the setup exchanges, as states that consume themselves: suites 1 and 2 in
-//!   `handshake::client` and `handshake::server`, suite 3 in `handshake::noise`, cookies and
-//!   load in `handshake::cookie`.
+//!   `handshake::client` and `handshake::server`, the client's round policy in
+//!   `handshake::rounds`, the server's half-open tables in `handshake::responder`, suite 3 in
+//!   `handshake::noise` and `handshake::noise_initiator`, cookies and load in
+//!   `handshake::cookie`, per-source reply budgets in `handshake::budget`.
 //! - [`session`]: one peer's state, the same type for both roles: receive keys, the replay
 //!   window, liveness, and the one `open` every received session packet goes through.
 //! - [`reliability`]: RTT estimation and the outbox of reliable exchanges (retransmission,
@@ -44,7 +46,7 @@
 //! - [`endpoint`]: the client and server roles, which route: they find a datagram's session,
 //!   hand each packet to the module that owns it, gather every deadline into one timer table
 //!   per role and queue datagrams and events ([`endpoint::ClientEvent`],
-//!   [`endpoint::ServerEvent`]). The [`endpoint::Endpoint`] trait is their common driving
+//!   [`endpoint::ServerEvent`]) in plumbing both roles share (`endpoint::shared`). The [`endpoint::Endpoint`] trait is their common driving
 //!   contract.
 //!
 //! # Features

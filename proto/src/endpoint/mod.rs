@@ -420,6 +420,34 @@ fn copy_out(to: SocketAddr, datagram: &[u8], buf: &mut [u8]) -> Encoded {
     }
 }
 
+/// What an opened session packet is to the role that received it.
+enum Inbound<'a> {
+    /// A counter never seen before: its plaintext is acted on.
+    Fresh(&'a [u8]),
+    /// A copy of a packet already acted on (its plaintext, when it authenticated): the role
+    /// may answer it again (an ACK that was lost), never act on it twice.
+    Duplicate(&'a [u8]),
+}
+
+/// Counts what `Session::open` refused and says what is left to act on: the one place both
+/// roles turn an open result into a fresh packet, a duplicate or a counted drop.
+fn classify_opened<'a>(
+    stats: &mut Stats,
+    opened: Result<&'a [u8], (OpenError, Option<&'a [u8]>)>,
+) -> Option<Inbound<'a>> {
+    match opened {
+        Ok(plain) => Some(Inbound::Fresh(plain)),
+        Err((OpenError::Duplicate, Some(plain))) => {
+            stats.drop(DropReason::Duplicate);
+            Some(Inbound::Duplicate(plain))
+        }
+        Err((e, _)) => {
+            stats.drop(open_drop(e));
+            None
+        }
+    }
+}
+
 fn open_drop(e: OpenError) -> DropReason {
     match e {
         OpenError::Duplicate => DropReason::Duplicate,

@@ -20,6 +20,7 @@ use bytes::Bytes;
 
 use arrayvec::ArrayVec;
 
+use crate::endpoint::{classify_opened, Inbound};
 use crate::features::pubsub;
 use crate::features::rpc;
 use crate::features::status::Status;
@@ -495,13 +496,10 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
         };
-        let plain = match opened {
-            Ok(p) => p,
-            Err((OpenError::Duplicate, Some(p))) => {
-                self.shared.stats.drop(DropReason::Duplicate);
-                return self.on_duplicate(now, from, counter, p, via);
-            }
-            Err((e, _)) => return self.shared.stats.drop(open_drop(e)),
+        let plain = match classify_opened(&mut self.shared.stats, opened) {
+            Some(Inbound::Fresh(p)) => p,
+            Some(Inbound::Duplicate(p)) => return self.on_duplicate(now, from, counter, p, via),
+            None => return,
         };
         s.last_heard = now;
         if !s.up {

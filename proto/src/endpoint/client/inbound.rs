@@ -3,6 +3,7 @@
 //! application packet to the feature that owns it (RPC answers, pub/sub, time sync, ACKs).
 
 use crate::endpoint::shared;
+use crate::endpoint::{classify_opened, Inbound};
 use core::net::SocketAddr;
 
 use crate::features::rpc;
@@ -14,8 +15,7 @@ use crate::time::Instant;
 use crate::wire::{App, SessionPacket, StatusBytes};
 
 use super::super::{
-    delivered_event, open_drop, received_message, CallId, ClientEvent, CloseReason, DropReason,
-    Outgoing,
+    delivered_event, received_message, CallId, ClientEvent, CloseReason, DropReason, Outgoing,
 };
 use super::{reconnect, Client};
 
@@ -88,10 +88,9 @@ impl Client {
         let Some(server) = self.servers.get_mut(&addr) else {
             return;
         };
-        let plain = match opened {
-            Ok(p) => p,
-            Err((OpenError::Duplicate, Some(p))) => {
-                self.shared.stats.drop(DropReason::Duplicate);
+        let plain = match classify_opened(&mut self.shared.stats, opened) {
+            Some(Inbound::Fresh(p)) => p,
+            Some(Inbound::Duplicate(p)) => {
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
                 if let Ok(
                     App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
@@ -103,7 +102,7 @@ impl Client {
                 }
                 return;
             }
-            Err((e, _)) => return self.shared.stats.drop(open_drop(e)),
+            None => return,
         };
         server.last_heard = now;
         if !by_previous && !server.confirmed {
