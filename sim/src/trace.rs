@@ -11,10 +11,10 @@ use std::io;
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
-use pavillion_proto::endpoint::{ClientEvent, ReceivedMessage, ServerEvent};
+use pavillion_proto::endpoint::{ClientEvent, ServerEvent};
 use pavillion_proto::wire::noise::NoisePacket;
 use pavillion_proto::wire::{Datagram, Setup};
-use pavillion_proto::{Instant, PeerId};
+use pavillion_proto::Instant;
 
 /// What a datagram is, as far as a passive observer can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -244,48 +244,12 @@ impl From<ServerEvent> for HostEvent {
     }
 }
 
-/// An event in the text the trace has always written: the `Debug` form of the one event enum
-/// both roles shared before events were split per role (issue 12), where a client's
-/// `Connected` and both roles' messages carried an optional peer. Keeping that text keeps
-/// every scenario digest comparable across the split; every other variant's `Debug` form is
-/// unchanged, so it is written as is.
+/// An event as the trace writes it: its role's `Debug` form.
 struct TraceText<'a>(&'a HostEvent);
 
 impl fmt::Display for TraceText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        /// `ReceivedMessage` with the peer field it had when both roles shared it.
-        struct Message<'a>(&'a ReceivedMessage, Option<&'a PeerId>);
-        impl fmt::Debug for Message<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let Message(m, peer) = self;
-                f.debug_struct("ReceivedMessage")
-                    .field("from", &m.from)
-                    .field("peer", peer)
-                    .field("target", &m.target)
-                    .field("name", &m.name)
-                    .field("payload", &m.payload)
-                    .field("reliable", &m.reliable)
-                    .finish()
-            }
-        }
         match self.0 {
-            HostEvent::Client(ClientEvent::Connected { addr }) => f
-                .debug_struct("Connected")
-                .field("addr", addr)
-                .field("peer", &None::<PeerId>)
-                .finish(),
-            HostEvent::Server(ServerEvent::Connected { addr, peer }) => f
-                .debug_struct("Connected")
-                .field("addr", addr)
-                .field("peer", &Some(peer))
-                .finish(),
-            HostEvent::Client(ClientEvent::Message(m)) => {
-                f.debug_tuple("Message").field(&Message(m, None)).finish()
-            }
-            HostEvent::Server(ServerEvent::Message { peer, message }) => f
-                .debug_tuple("Message")
-                .field(&Message(message, Some(peer)))
-                .finish(),
             HostEvent::Client(e) => write!(f, "{e:?}"),
             HostEvent::Server(e) => write!(f, "{e:?}"),
         }
@@ -426,19 +390,15 @@ mod tests {
         assert_eq!(buf, t.to_json_lines().into_bytes());
     }
 
-    /// The digests of runs before and after the per-role split compare equal only if each
-    /// event is written as the shared enum wrote it.
+    /// Each event is written in its own role's form: a client's `Connected` carries no peer,
+    /// a server's carries the client's identity.
     #[test]
-    fn events_are_written_as_before_the_split_per_role() {
+    fn events_are_written_in_their_roles_form() {
+        use pavillion_proto::endpoint::ReceivedMessage;
+        use pavillion_proto::PeerId;
+
         let addr: SocketAddr = "10.0.0.2:40000".parse().unwrap();
         let peer = PeerId::Client(pavillion_proto::ClientId(*b"client-000000001"));
-        let message = ReceivedMessage {
-            from: addr,
-            target: "t".into(),
-            name: "n".into(),
-            payload: b"x".to_vec().into(),
-            reliable: true,
-        };
         let text = |e: HostEvent| {
             let mut out = String::new();
             Record::Event {
@@ -455,31 +415,29 @@ mod tests {
                 Json(event)
             )
         };
-        let p = format!("Some({peer:?})");
         assert_eq!(
             text(ClientEvent::Connected { addr }.into()),
-            line("Connected { addr: 10.0.0.2:40000, peer: None }")
+            line("Connected { addr: 10.0.0.2:40000 }")
         );
         assert_eq!(
             text(ServerEvent::Connected { addr, peer }.into()),
-            line(&format!("Connected {{ addr: 10.0.0.2:40000, peer: {p} }}"))
-        );
-        let fields = "target: \"t\", name: \"n\", payload: b\"x\", reliable: true";
-        assert_eq!(
-            text(ClientEvent::Message(message.clone()).into()),
             line(&format!(
-                "Message(ReceivedMessage {{ from: 10.0.0.2:40000, peer: None, {fields} }})"
+                "Connected {{ addr: 10.0.0.2:40000, peer: {peer:?} }}"
             ))
         );
+        let message = ReceivedMessage {
+            from: addr,
+            target: "t".into(),
+            name: "n".into(),
+            payload: b"x".to_vec().into(),
+            reliable: true,
+        };
         assert_eq!(
             text(ServerEvent::Message { peer, message }.into()),
             line(&format!(
-                "Message(ReceivedMessage {{ from: 10.0.0.2:40000, peer: {p}, {fields} }})"
+                "Message {{ peer: {peer:?}, message: ReceivedMessage {{ from: 10.0.0.2:40000, \
+                 target: \"t\", name: \"n\", payload: b\"x\", reliable: true }} }}"
             ))
-        );
-        assert_eq!(
-            text(ClientEvent::PeerUp { addr }.into()),
-            line("PeerUp { addr: 10.0.0.2:40000 }")
         );
     }
 }
