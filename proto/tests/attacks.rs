@@ -8,7 +8,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use pavillion_proto::crypto::ecc::KeyPair;
-use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{ClientConfig, ClientEvent, ServerConfig};
 use pavillion_proto::rng::Rng;
 use pavillion_proto::testing::{Captured, Link, Network, Verdict};
@@ -16,65 +15,18 @@ use pavillion_proto::wire::noise::NoisePacket;
 use pavillion_proto::wire::{CipherId, Datagram, NonceRequest, Setup};
 use pavillion_proto::{ClientId, Duration, FunctionId, Instant};
 
+mod common;
+
+use common::{client_addr, client_keys, server_addr, Suite, SUITES};
+
 const ID: ClientId = ClientId(*b"attacked-client1");
 
-fn server_addr() -> SocketAddr {
-    "10.0.0.1:1783".parse().unwrap()
-}
-
-fn client_addr() -> SocketAddr {
-    "10.0.0.2:40000".parse().unwrap()
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Suite {
-    Psk,
-    Ecc,
-    Noise,
-}
-
-const SUITES: [Suite; 3] = [Suite::Psk, Suite::Ecc, Suite::Noise];
-
-fn psk() -> Psk {
-    Psk::from_bytes([0x42; 32])
-}
-
-fn server_keys() -> KeyPair {
-    KeyPair::from_secret_bytes([0x22; 32])
-}
-
-fn client_keys() -> KeyPair {
-    KeyPair::from_secret_bytes([0x11; 32])
-}
-
 fn server_config(suite: Suite) -> ServerConfig {
-    let base = ServerConfig::new([1; 32]);
-    match suite {
-        Suite::Psk => base.with_psk_client(ID, psk()),
-        Suite::Ecc | Suite::Noise => base
-            .with_keys(server_keys())
-            .with_ecc_client(ID, *client_keys().public()),
-    }
+    common::server_config(suite, ID, 1)
 }
 
 fn client_config(suite: Suite, seed: u8) -> ClientConfig {
-    match suite {
-        Suite::Psk => ClientConfig::psk(ID, psk(), server_addr(), [seed; 32]),
-        Suite::Ecc => ClientConfig::ecc(
-            ID,
-            client_keys(),
-            *server_keys().public(),
-            server_addr(),
-            [seed; 32],
-        ),
-        Suite::Noise => ClientConfig::noise_ik(
-            ID,
-            client_keys(),
-            *server_keys().public(),
-            server_addr(),
-            [seed; 32],
-        ),
-    }
+    common::client_config(suite, ID, server_addr(), seed)
 }
 
 /// The `n`-th spoofed source: a new address every time (10.64.0.0/10, then ports).

@@ -16,28 +16,12 @@ use pavillion_proto::testing::{Link, Network};
 use pavillion_proto::wire::{EccNonce, Setup};
 use pavillion_proto::{ClientId, Duration};
 
+mod common;
+
+use common::{client_addr, client_keys, psk, server_addr, server_keys};
+
 const ID: ClientId = ClientId(*b"auth-client-0001");
 const STRANGER: ClientId = ClientId(*b"auth-stranger-01");
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn server_addr() -> SocketAddr {
-    addr("10.0.0.1:1783")
-}
-
-fn client_addr() -> SocketAddr {
-    addr("10.0.0.2:40000")
-}
-
-fn server_keys() -> KeyPair {
-    KeyPair::from_secret_bytes([0x22; 32])
-}
-
-fn client_keys() -> KeyPair {
-    KeyPair::from_secret_bytes([0x11; 32])
-}
 
 fn other_keys() -> KeyPair {
     KeyPair::from_secret_bytes([0x33; 32])
@@ -45,7 +29,7 @@ fn other_keys() -> KeyPair {
 
 fn server() -> ServerConfig {
     ServerConfig::new([1; 32])
-        .with_psk_client(ID, Psk::from_bytes([0x42; 32]))
+        .with_psk_client(ID, psk())
         .with_keys(server_keys())
         .with_ecc_client(ID, *client_keys().public())
 }

@@ -9,18 +9,16 @@
 
 use std::net::SocketAddr;
 
-use pavillion_proto::crypto::ecc::KeyPair;
-use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{ClientConfig, ClientEvent, DropReason, ServerConfig};
 use pavillion_proto::testing::{Link, Network};
 use pavillion_proto::wire::{Datagram, Setup};
 use pavillion_proto::{ClientId, Duration};
 
-const ID: ClientId = ClientId(*b"race-client-0001");
+mod common;
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
+use common::{addr, client_addr, client_keys, psk, server_keys};
+
+const ID: ClientId = ClientId(*b"race-client-0001");
 
 /// Where the client sends: the server's listening socket.
 fn listening() -> SocketAddr {
@@ -30,22 +28,6 @@ fn listening() -> SocketAddr {
 /// Where the server answers from (and its one endpoint lives): the reply socket.
 fn reply() -> SocketAddr {
     addr("10.0.0.1:50000")
-}
-
-fn client_addr() -> SocketAddr {
-    addr("10.0.0.2:40000")
-}
-
-fn server_keys() -> KeyPair {
-    KeyPair::from_secret_bytes([0x22; 32])
-}
-
-fn client_keys() -> KeyPair {
-    KeyPair::from_secret_bytes([0x11; 32])
-}
-
-fn psk() -> Psk {
-    Psk::from_bytes([0x42; 32])
 }
 
 fn reference_like(ecc: bool, seed: u64) -> Network {
