@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::future;
-use pavillion_proto::crypto::ecc::KeyPair;
-use pavillion_proto::crypto::Psk;
 use pavillion_proto::ClientId;
 use pavillion_smol::{Client, ClientConfig, RpcFailure, Server, ServerConfig};
+
+#[path = "../../io-std/tests/support/suites.rs"]
+mod suites;
+
+use suites::Suite;
 
 const ID: ClientId = ClientId(*b"smol-latency-001");
 /// Calls of each kind.
@@ -25,36 +28,8 @@ const CALLS: usize = 1000;
 /// medians are then taken over the calls made so far, which is plenty to tell.
 const BUDGET: Duration = Duration::from_secs(15);
 
-#[derive(Clone, Copy, Debug)]
-enum Suite {
-    Psk,
-    Ecc,
-    NoiseIk,
-}
-
 fn configs(suite: Suite) -> (ServerConfig, ClientConfig) {
-    let server_keys = KeyPair::from_secret_bytes([0x22; 32]);
-    let client_keys = KeyPair::from_secret_bytes([0x11; 32]);
-    let server = *server_keys.public();
-    match suite {
-        Suite::Psk => {
-            let psk = Psk::from_bytes([0x5a; 32]);
-            (
-                ServerConfig::new().psk_client(ID, psk.clone()),
-                ClientConfig::psk(ID, psk),
-            )
-        }
-        Suite::Ecc | Suite::NoiseIk => {
-            let s = ServerConfig::new()
-                .keys(server_keys)
-                .ecc_client(ID, *client_keys.public());
-            let c = match suite {
-                Suite::Ecc => ClientConfig::ecc(ID, client_keys, server),
-                _ => ClientConfig::noise_ik(ID, client_keys, server),
-            };
-            (s, c)
-        }
-    }
+    suites::configs(ID, suite)
 }
 
 /// Runs `test` on `smol::block_on`, failing it if it takes longer than `limit`.

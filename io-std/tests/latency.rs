@@ -11,12 +11,15 @@
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pavillion_proto::crypto::ecc::KeyPair;
-use pavillion_proto::crypto::Psk;
 use pavillion_proto::ClientId;
 use pavillion_std::{
     Client, ClientConfig, Reliability, Responder, RpcFailure, Server, ServerConfig,
 };
+
+#[path = "support/suites.rs"]
+mod suites;
+
+use suites::Suite;
 
 const ID: ClientId = ClientId(*b"latency-client-1");
 /// Calls of each kind.
@@ -26,36 +29,8 @@ const CALLS: usize = 1000;
 const BUDGET: Duration = Duration::from_secs(15);
 const WAIT: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Copy, Debug)]
-enum Suite {
-    Psk,
-    Ecc,
-    NoiseIk,
-}
-
 fn configs(suite: Suite) -> (ServerConfig, ClientConfig) {
-    let server_keys = KeyPair::from_secret_bytes([0x22; 32]);
-    let client_keys = KeyPair::from_secret_bytes([0x11; 32]);
-    let server = *server_keys.public();
-    match suite {
-        Suite::Psk => {
-            let psk = Psk::from_bytes([0x5a; 32]);
-            (
-                ServerConfig::new().psk_client(ID, psk.clone()),
-                ClientConfig::psk(ID, psk),
-            )
-        }
-        Suite::Ecc | Suite::NoiseIk => {
-            let s = ServerConfig::new()
-                .keys(server_keys)
-                .ecc_client(ID, *client_keys.public());
-            let c = match suite {
-                Suite::Ecc => ClientConfig::ecc(ID, client_keys, server),
-                _ => ClientConfig::noise_ik(ID, client_keys, server),
-            };
-            (s, c)
-        }
-    }
+    suites::configs(ID, suite)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
