@@ -130,5 +130,6 @@ pub mod wire;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExample;
 
+pub use endpoint::{FailReason, TransferRefusal};
 pub use id::{ClientId, Counter, FunctionId, MessageId, PeerId};
 pub use time::{Duration, Instant};

@@ -58,6 +58,28 @@ pub struct Limits {
     /// ([`ClientEvent::PeerDown`](super::ClientEvent::PeerDown),
     /// [`ServerEvent::PeerDown`](super::ServerEvent::PeerDown)).
     pub down_timeout: Duration,
+    /// Largest reliable message (or call arguments, or answer) we send or accept, in bytes of
+    /// its whole plaintext; one that does not fit a datagram is segmented (opcode 33,
+    /// `docs/PROTOCOL.md` §9.7). Values above [`Limits::MAX_MESSAGE_CEILING`] count as it.
+    pub max_message: usize,
+    /// Reassembly bytes one peer may hold reserved at once (the announced totals of its partial
+    /// messages); a message that would exceed it is refused with
+    /// [`TransferRefusal::NoRoom`](super::TransferRefusal::NoRoom).
+    pub reassembly_per_peer: usize,
+    /// Reassembly bytes all peers together may hold reserved at once.
+    pub reassembly_total: usize,
+    /// A partial message that gets no new segment for this long is freed.
+    pub reassembly_timeout: Duration,
+}
+
+impl Limits {
+    /// The largest `max_message` honoured (64 MiB): larger values are clamped to it.
+    pub const MAX_MESSAGE_CEILING: usize = 64 << 20;
+
+    /// `max_message`, clamped to [`Limits::MAX_MESSAGE_CEILING`].
+    pub fn max_message(&self) -> usize {
+        self.max_message.min(Self::MAX_MESSAGE_CEILING)
+    }
 }
 
 impl Default for Limits {
@@ -70,6 +92,10 @@ impl Default for Limits {
             handshake_retry: Duration::from_millis(250),
             handshake_retry_max: Duration::from_secs(4),
             down_timeout: Duration::from_secs(40),
+            max_message: 1 << 20,
+            reassembly_per_peer: 2 << 20,
+            reassembly_total: 16 << 20,
+            reassembly_timeout: Duration::from_secs(30),
         }
     }
 }

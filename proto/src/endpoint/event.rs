@@ -111,6 +111,17 @@ pub enum ClientEvent {
         /// The server's address.
         addr: SocketAddr,
     },
+    /// Bytes of a segmented reliable message acknowledged so far (by every expected receiver,
+    /// for multicast), out of `total`. Emitted when the count advances, at most once per
+    /// processed datagram; never for a message that fits one datagram.
+    Progress {
+        /// The id `send_message` returned.
+        id: MessageId,
+        /// Bytes acknowledged so far.
+        acked: u64,
+        /// Bytes of the whole message.
+        total: u64,
+    },
     /// A call was answered with a non-zero status (docs/PROTOCOL.md §9.1 lists the codes).
     RemoteError {
         /// The id `call` returned.
@@ -199,6 +210,17 @@ pub enum ServerEvent {
     PeerUp {
         /// The client's address.
         addr: SocketAddr,
+    },
+    /// Bytes of a segmented reliable message acknowledged so far (by every expected receiver,
+    /// for multicast), out of `total`. Emitted when the count advances, at most once per
+    /// processed datagram; never for a message that fits one datagram.
+    Progress {
+        /// The id `send_message` returned.
+        id: MessageId,
+        /// Bytes acknowledged so far.
+        acked: u64,
+        /// Bytes of the whole message.
+        total: u64,
     },
     /// An RPC call for the application.
     RpcRequest(RpcRequest),
@@ -296,6 +318,34 @@ pub enum FailReason {
     /// The server answered but its replies did not authenticate under our credentials, on
     /// more than one handshake attempt (`docs/PROTOCOL.md` §5.5).
     AuthenticationFailed(AuthFailure),
+    /// The receiver refused the (segmented) message (opcode 35, `docs/PROTOCOL.md` §9.7).
+    Refused(TransferRefusal),
+}
+
+/// Why a receiver refused a segmented message (opcode 35).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransferRefusal {
+    /// Larger than the receiver's `Limits::max_message`.
+    TooLarge,
+    /// The receiver's reassembly budget (per peer or in total) has no room for it now.
+    NoRoom,
+    /// The receiver freed the partial message after no segment came for its reassembly
+    /// timeout.
+    Expired,
+    /// Segments disagreed (total, offset or overlapping bytes).
+    Inconsistent,
+}
+
+impl fmt::Display for TransferRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransferRefusal::TooLarge => "larger than the receiver accepts",
+            TransferRefusal::NoRoom => "no room in the receiver's reassembly budget",
+            TransferRefusal::Expired => "the receiver's reassembly timed out",
+            TransferRefusal::Inconsistent => "inconsistent segments",
+        })
+    }
 }
 
 /// What failed when a server's handshake replies did not authenticate.
@@ -331,6 +381,7 @@ impl fmt::Display for FailReason {
             FailReason::PeerClosed => "peer closed the session",
             FailReason::Rejected => "server rejected the client",
             FailReason::AuthenticationFailed(_) => "authentication failed",
+            FailReason::Refused(_) => "the receiver refused the message",
         })
     }
 }

@@ -25,6 +25,7 @@ pub use driving::Endpoint;
 use event::{delivered_event, expired_event, received_message};
 pub use event::{
     AuthFailure, ClientEvent, CloseReason, FailReason, ReceivedMessage, RpcRequest, ServerEvent,
+    TransferRefusal,
 };
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use server::assumed::{AssumedNoise, AssumedReference};
@@ -130,7 +131,8 @@ pub enum SendError {
     InvalidName,
     /// The bounded send queue is full; try again after some outcomes arrive.
     QueueFull,
-    /// The message does not fit one datagram.
+    /// A reliable message (call arguments, answer) is larger than `Limits::max_message`; an
+    /// unreliable one does not fit one datagram.
     TooLarge,
     /// The call was already answered, or its session is gone.
     UnknownCall,
@@ -144,7 +146,9 @@ impl fmt::Display for SendError {
             SendError::Closed => "endpoint is closed",
             SendError::InvalidName => "target or name contains a newline",
             SendError::QueueFull => "send queue is full",
-            SendError::TooLarge => "message does not fit one datagram",
+            SendError::TooLarge => {
+                "message larger than the configured maximum (unreliable: than one datagram)"
+            }
             SendError::UnknownCall => "no such call awaits an answer",
             SendError::UnknownPeer => "no session with that peer",
         })
