@@ -24,6 +24,7 @@ pub const DEFAULT_MESSAGE_BUFFER: usize = 64;
 /// | time sync | off (ask with the server handle's `sync_time`) |
 /// | multicast TTL | 1 (the local link) |
 /// | message stream buffer (async adapter) | [`DEFAULT_MESSAGE_BUFFER`] |
+/// | largest reliable message ([`ClientConfig::max_message`]) | 1 MiB, sent in segments |
 ///
 /// A client given a multicast group as its server address also joins that group on a second
 /// socket bound to the group's port, so that it hears servers announce themselves (setup
@@ -146,6 +147,31 @@ impl ClientConfig {
         self
     }
 
+    /// Sets the largest reliable message, call argument or answer the client sends or accepts
+    /// (`Limits::max_message`, 1 MiB by default, at most [`Limits::MAX_MESSAGE_CEILING`]); one
+    /// larger than a datagram is sent in segments. The reassembly budgets grow to hold at
+    /// least one such message, so that raising the limit alone is enough to receive it. Call
+    /// it after [`ClientConfig::limits`], which replaces every limit.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        set_max_message(&mut self.limits, bytes);
+        self
+    }
+
+    /// Sets the reassembly budgets (`Limits::reassembly_per_peer` and
+    /// `Limits::reassembly_total`): how many bytes of partly received messages one server,
+    /// and all of them together, may make us hold. A message that does not fit is refused and
+    /// its sender sees why.
+    pub fn reassembly_budget(mut self, per_peer: usize, total: usize) -> Self {
+        self.limits.reassembly_per_peer = per_peer;
+        self.limits.reassembly_total = total;
+        self
+    }
+
+    /// The largest reliable message the client sends or accepts, as configured.
+    pub fn max_message_size(&self) -> usize {
+        self.limits.max_message()
+    }
+
     /// Sets the TTL of datagrams to a multicast group.
     pub fn multicast_ttl(mut self, ttl: u32) -> Self {
         self.multicast_ttl = ttl;
@@ -186,6 +212,15 @@ impl ClientConfig {
         }
         c
     }
+}
+
+/// Sets `limits.max_message` and grows the reassembly budgets to hold one message that size:
+/// a limit the budgets could never meet would refuse every large message as `NoRoom`.
+fn set_max_message(limits: &mut Limits, bytes: usize) {
+    limits.max_message = bytes;
+    let max = limits.max_message();
+    limits.reassembly_per_peer = limits.reassembly_per_peer.max(max);
+    limits.reassembly_total = limits.reassembly_total.max(limits.reassembly_per_peer);
 }
 
 /// Where a server sends from (see [`ServerConfig::reply_socket`]).
@@ -329,6 +364,29 @@ impl ServerConfig {
     pub fn limits(mut self, limits: Limits) -> Self {
         self.inner.limits = limits;
         self
+    }
+
+    /// Sets the largest reliable message, call argument or answer the server sends or accepts
+    /// (`Limits::max_message`, 1 MiB by default, at most [`Limits::MAX_MESSAGE_CEILING`]); as
+    /// [`ClientConfig::max_message`], the reassembly budgets grow to hold one such message.
+    /// Call it after [`ServerConfig::limits`].
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        set_max_message(&mut self.inner.limits, bytes);
+        self
+    }
+
+    /// Sets the reassembly budgets: bytes of partly received messages one client, and all
+    /// clients together, may make the server hold (`Limits::reassembly_per_peer`,
+    /// `Limits::reassembly_total`). What does not fit is refused, and the sender sees why.
+    pub fn reassembly_budget(mut self, per_peer: usize, total: usize) -> Self {
+        self.inner.limits.reassembly_per_peer = per_peer;
+        self.inner.limits.reassembly_total = total;
+        self
+    }
+
+    /// The largest reliable message the server sends or accepts, as configured.
+    pub fn max_message_size(&self) -> usize {
+        self.inner.limits.max_message()
     }
 
     /// Sets how many unread messages each message stream of the async adapter holds before it

@@ -7,7 +7,7 @@
 use std::io;
 
 use bytes::Bytes;
-use pavillion_proto::endpoint::{AuthFailure, FailReason, SendError as Refusal};
+use pavillion_proto::endpoint::{AuthFailure, FailReason, SendError as Refusal, TransferRefusal};
 use pavillion_proto::wire::RpcStatus;
 
 use crate::plumbing::reply::WaitError;
@@ -45,9 +45,17 @@ pub enum CallError {
     /// and so cannot wait for the endpoint (blocking adapter only).
     #[error("blocking call made from a callback on the endpoint thread")]
     InCallback,
-    /// The endpoint refused the call at once (too large, queue full, ...).
+    /// The endpoint refused the call at once (larger than our `max_message`, queue full,
+    /// ...).
     #[error("call refused: {0}")]
     Refused(Refusal),
+    /// The server refused the call's segmented arguments: larger than it accepts, no room in
+    /// its reassembly budget, ... (`FailReason::Refused`).
+    #[error("the server refused the call's arguments: {reason}")]
+    RefusedByReceiver {
+        /// Why.
+        reason: TransferRefusal,
+    },
     /// The server answered with a non-zero status.
     #[error("remote error {}: {}", status.0, String::from_utf8_lossy(data))]
     Remote {
@@ -86,9 +94,17 @@ pub enum SendError {
     /// Waited from a callback on the endpoint's own thread (blocking adapter only).
     #[error("blocking send made from a callback on the endpoint thread")]
     InCallback,
-    /// The endpoint refused the message at once (bad name, too large, no such peer, ...).
+    /// The endpoint refused the message at once (bad name, larger than our `max_message`, no
+    /// such peer, ...).
     #[error("message refused: {0}")]
     Refused(Refusal),
+    /// The receiver refused the segmented message: larger than its `max_message`, no room in
+    /// its reassembly budget, ... (`FailReason::Refused`).
+    #[error("the receiver refused the message: {reason}")]
+    RefusedByReceiver {
+        /// Why.
+        reason: TransferRefusal,
+    },
     /// Nobody acknowledged the message before its deadline.
     #[error("no acknowledgement before the deadline")]
     TimedOut,
@@ -131,6 +147,7 @@ impl From<FailReason> for CallError {
             FailReason::Rejected => CallError::AuthenticationFailed {
                 reason: AuthFailure::UnknownClient,
             },
+            FailReason::Refused(reason) => CallError::RefusedByReceiver { reason },
             other => CallError::Failed(other),
         }
     }
@@ -145,6 +162,7 @@ impl From<FailReason> for SendError {
             FailReason::Rejected => SendError::AuthenticationFailed {
                 reason: AuthFailure::UnknownClient,
             },
+            FailReason::Refused(reason) => SendError::RefusedByReceiver { reason },
             other => SendError::Failed(other),
         }
     }
@@ -194,6 +212,27 @@ mod tests {
         assert_eq!(
             ServerError::from(WaitError::TimedOut),
             ServerError::TimedOut
+        );
+    }
+
+    #[test]
+    fn a_refused_transfer_says_what_and_why() {
+        let e = SendError::from(FailReason::Refused(TransferRefusal::TooLarge));
+        assert_eq!(
+            e,
+            SendError::RefusedByReceiver {
+                reason: TransferRefusal::TooLarge
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "the receiver refused the message: larger than the receiver accepts"
+        );
+        assert_eq!(
+            CallError::from(FailReason::Refused(TransferRefusal::NoRoom)),
+            CallError::RefusedByReceiver {
+                reason: TransferRefusal::NoRoom
+            }
         );
     }
 }

@@ -29,6 +29,7 @@ pub mod plumbing;
 pub use clock::StdClock;
 pub use config::{ClientConfig, ReplySocket, ServerConfig};
 pub use error::{CallError, OpenError, SendError, ServerError};
+pub use pavillion_proto::TransferRefusal;
 pub use plumbing::client::ServerState;
 pub use plumbing::events::ConnectionEvent;
 pub use plumbing::messages::ReceivedMessage;

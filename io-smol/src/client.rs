@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pavillion_io::plumbing::client::{self, ClientHandle, RemoteHandle};
+use pavillion_io::plumbing::progress::Progress;
 use pavillion_io::{
     CallError, ClientConfig, Delivery, OpenError, SendError, ServerError, ServerState,
 };
@@ -173,6 +174,50 @@ impl Client {
         options: SendOptions,
     ) -> Result<Delivery, SendError> {
         let pending = self.handle.send_message(target, name, data, options)?;
+        pending.outcome().await
+    }
+
+    /// As [`Client::send_message`], reporting progress: a message larger than a datagram
+    /// (up to [`ClientConfig::max_message`], 1 MiB by default) is sent in segments, and
+    /// `progress(acked, total)` runs on the driver task each time more of its bytes were
+    /// acknowledged (by every expected server, for a group), the last time with
+    /// `acked == total`. A message that fits one datagram reports nothing. The callback must
+    /// not block (send the numbers on a channel to show them elsewhere).
+    ///
+    /// # Errors
+    /// As [`Client::send_message`]; [`SendError::RefusedByReceiver`] when the server refused
+    /// the message (larger than it accepts, or no room to reassemble it now).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # async fn example(client: pavillion_smol::Client) -> Result<(), pavillion_smol::SendError> {
+    /// use pavillion_smol::Reliability;
+    /// let image = vec![0u8; 512 * 1024];
+    /// let (tx, rx) = async_channel::unbounded();
+    /// client
+    ///     .send_with_progress("ota", "image", &image, Reliability::Reliable, move |acked, total| {
+    ///         let _ = tx.try_send((acked, total));
+    ///     })
+    ///     .await?;
+    /// # drop(rx);
+    /// # Ok(())
+    /// # }
+    /// # });
+    /// ```
+    pub async fn send_with_progress(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+        progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<Delivery, SendError> {
+        let options = self.handle.options(reliability);
+        let progress = Some(Progress::new(progress));
+        let pending = self
+            .handle
+            .send_message_with_progress(target, name, data, options, progress)?;
         pending.outcome().await
     }
 

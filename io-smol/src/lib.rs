@@ -23,6 +23,7 @@
 //! | `register`, `register_deferred` | [`Server::register`], [`Server::register_async`], [`Server::register_deferred`] |
 //! | `on_message(target, callback)` | [`Server::on_message`], [`Client::on_message`]: a [`MessageStream`] |
 //! | `send_message(..)` | [`Server::send_message`]`(..).await`, [`Client::send_message`]`(..).await` |
+//! | `send_with_progress`, `send_to_with_progress` | [`Client::send_with_progress`]`(..).await`, [`Server::send_to_with_progress`]`(..).await` |
 //! | `Client::connect(addr, config)` | [`Client::connect`]`(addr, config).await` |
 //! | `client.call(n, data)` | [`Client::call`]`(n, data).await` |
 //! | `server(addr)`, `servers()` | [`Client::server`], [`Client::servers`] ([`RemoteServer`]) |
@@ -81,7 +82,7 @@ pub use pavillion_io::config::DEFAULT_MESSAGE_BUFFER;
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
     ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
-    DEFAULT_PORT,
+    TransferRefusal, DEFAULT_PORT,
 };
 pub use pavillion_proto::endpoint::{
     AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,

@@ -5,6 +5,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
+use pavillion_io::plumbing::progress::FanoutProgress;
 use pavillion_io::plumbing::server::{self, closed, Handler, Recipients, ServerHandle};
 use pavillion_io::{Delivery, OpenError, Outcome, Responder, RpcFailure, SendError, ServerConfig};
 use pavillion_proto::endpoint::{Reliability, RpcRequest, Stats};
@@ -240,6 +241,32 @@ impl Server {
     ) -> Result<Delivery, SendError> {
         let to = Recipients::One(client);
         let pending = self.handle.send(target, name, data, reliability, to)?;
+        Outcome::only(pending.outcome().await?)
+    }
+
+    /// As [`Server::send_to`], reporting progress: a message larger than a datagram (up to
+    /// [`ServerConfig::max_message`], 1 MiB by default) is sent in segments, and
+    /// `progress(acked, total)` runs on the driver task each time the client acknowledged
+    /// more of its bytes, the last time with `acked == total`. A message that fits one
+    /// datagram reports nothing. The callback must not block.
+    ///
+    /// # Errors
+    /// As [`Server::send_to`]; [`SendError::RefusedByReceiver`] when the client refused the
+    /// message.
+    pub async fn send_to_with_progress(
+        &self,
+        client: SocketAddr,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+        mut progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<Delivery, SendError> {
+        let to = Recipients::One(client);
+        let progress = FanoutProgress::new(move |_, acked, total| progress(acked, total));
+        let pending =
+            self.handle
+                .send_with_progress(target, name, data, reliability, to, Some(progress))?;
         Outcome::only(pending.outcome().await?)
     }
 

@@ -16,6 +16,7 @@ use crate::error::{CallError, OpenError, SendError, ServerError};
 use crate::plumbing::client::{self, ClientHandle, RemoteHandle, ServerState};
 use crate::plumbing::events::{ConnectionCallback, ConnectionEvent};
 use crate::plumbing::messages::{Callback, ReceivedMessage};
+use crate::plumbing::progress::Progress;
 use crate::plumbing::Delivery;
 use crate::GRACE;
 
@@ -139,6 +140,45 @@ impl Client {
         let wait = options.timeout.unwrap_or(self.handle.send_timeout()) + GRACE;
         self.handle
             .send_message(target, name, data, options)?
+            .wait_outcome(wait)
+    }
+
+    /// As [`Client::send_message`], reporting progress: a message larger than a datagram
+    /// (up to [`ClientConfig::max_message`], 1 MiB by default) is sent in segments, and
+    /// `progress(acked, total)` runs on the client's thread each time more of its bytes were
+    /// acknowledged (by every expected server, for a group), the last time with
+    /// `acked == total`. A message that fits one datagram reports nothing. The callback must
+    /// not block.
+    ///
+    /// # Errors
+    /// As [`Client::send_message`]; [`SendError::RefusedByReceiver`] when the server refused
+    /// the message (larger than it accepts, or no room to reassemble it now).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(client: pavillion_std::Client) -> Result<(), pavillion_std::SendError> {
+    /// use pavillion_std::Reliability;
+    ///
+    /// let firmware = vec![0u8; 512 * 1024];
+    /// client.send_with_progress("ota", "image", &firmware, Reliability::Reliable, |acked, total| {
+    ///     eprint!("\r{acked}/{total} bytes");
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_with_progress(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+        progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<Delivery, SendError> {
+        let options = self.handle.options(reliability);
+        let wait = options.timeout.unwrap_or(self.handle.send_timeout()) + GRACE;
+        let progress = Some(Progress::new(progress));
+        self.handle
+            .send_message_with_progress(target, name, data, options, progress)?
             .wait_outcome(wait)
     }
 

@@ -22,6 +22,7 @@
 //! | `server.registers[n] = f` | [`Server::register`], [`Server::register_deferred`] |
 //! | `messageTarget(t, cb)` | [`Server::on_message`], [`Client::on_message`] |
 //! | `sendMessage(t, n, v, reliable)` | [`Server::send_message`], [`Client::send_message`] |
+//! | (none) | messages, call arguments and answers larger than a datagram (up to [`ClientConfig::max_message`]), with [`Client::send_with_progress`], [`Server::send_to_with_progress`] |
 //! | `Client(address, clientID, psk)` | [`Client::connect`] with [`ClientConfig`] |
 //! | `client.call(n, data)` | [`Client::call`] |
 //! | `getServer()`, `getServers()` | [`Client::server`], [`Client::servers`] ([`RemoteServer`]) |
@@ -69,7 +70,7 @@ pub use pavillion_io::{config, error, keys, plumbing};
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
     ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
-    StdClock, DEFAULT_PORT,
+    StdClock, TransferRefusal, DEFAULT_PORT,
 };
 pub use pavillion_proto::endpoint::{
     AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,

@@ -15,6 +15,7 @@ use crate::driver;
 use crate::error::{OpenError, SendError};
 use crate::plumbing::events::{ConnectionCallback, ConnectionEvent};
 use crate::plumbing::messages::{Callback, ReceivedMessage};
+use crate::plumbing::progress::FanoutProgress;
 use crate::plumbing::server::{
     self, closed, Handler, Outcome, Recipients, Responder, RpcFailure, ServerHandle,
 };
@@ -170,6 +171,34 @@ impl Server {
     ) -> Result<Delivery, SendError> {
         let to = Recipients::One(client);
         Outcome::only(self.send(target, name, data, reliability, to)?)
+    }
+
+    /// As [`Server::send_to`], reporting progress: a message larger than a datagram (up to
+    /// [`ServerConfig::max_message`], 1 MiB by default) is sent in segments, and
+    /// `progress(acked, total)` runs on the server's thread each time the client acknowledged
+    /// more of its bytes, the last time with `acked == total`. A message that fits one
+    /// datagram reports nothing. The callback must not block.
+    ///
+    /// # Errors
+    /// As [`Server::send_to`]; [`SendError::RefusedByReceiver`] when the client refused the
+    /// message.
+    pub fn send_to_with_progress(
+        &self,
+        client: SocketAddr,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+        mut progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<Delivery, SendError> {
+        let to = Recipients::One(client);
+        let progress = FanoutProgress::new(move |_, acked, total| progress(acked, total));
+        let wait = self.handle.send_timeout() + GRACE;
+        let outcomes = self
+            .handle
+            .send_with_progress(target, name, data, reliability, to, Some(progress))?
+            .wait_outcome(wait)?;
+        Outcome::only(outcomes)
     }
 
     /// The connected clients: address and identity.

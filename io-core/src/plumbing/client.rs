@@ -17,6 +17,7 @@ use pavillion_proto::{FunctionId, Instant, MessageId};
 use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
 use super::link::{self, Link};
 use super::messages::{ReceivedMessage, Subscriber, Subscribers};
+use super::progress::Progress;
 use super::reply::{self, Pending, Reply, WaitError};
 use super::sockets;
 use super::{Clock, Delivery, Flow, Parts, Role};
@@ -43,6 +44,7 @@ pub fn open(
             ep: endpoint,
             calls: HashMap::new(),
             sends: HashMap::new(),
+            progress: HashMap::new(),
             subscribers: Subscribers::default(),
             connection: ConnectionSubscribers::default(),
             connect_waiters: Vec::new(),
@@ -147,6 +149,23 @@ impl ClientHandle {
         data: &[u8],
         options: SendOptions,
     ) -> Result<Pending<Result<Delivery, SendError>>, SendError> {
+        self.send_message_with_progress(target, name, data, options, None)
+    }
+
+    /// As [`ClientHandle::send_message`], with `progress` run for every report of the bytes
+    /// acknowledged so far (a message sent in segments; one that fits a datagram has none)
+    /// until the outcome.
+    ///
+    /// # Errors
+    /// As [`ClientHandle::send_message`].
+    pub fn send_message_with_progress(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        options: SendOptions,
+        progress: Option<Progress>,
+    ) -> Result<Pending<Result<Delivery, SendError>>, SendError> {
         if self.link.on_driver_thread() {
             return Err(SendError::InCallback);
         }
@@ -156,6 +175,7 @@ impl ClientHandle {
             name: name.into(),
             data: Bytes::copy_from_slice(data),
             options,
+            progress,
             reply,
         };
         self.link
@@ -504,6 +524,7 @@ enum Cmd {
         name: String,
         data: Bytes,
         options: SendOptions,
+        progress: Option<Progress>,
         reply: Reply<Result<Delivery, SendError>>,
     },
     Server {
@@ -546,6 +567,9 @@ pub struct ClientRouter {
     ep: proto::Client,
     calls: HashMap<CallId, Reply<Result<Bytes, CallError>>>,
     sends: HashMap<MessageId, Reply<Result<Delivery, SendError>>>,
+    /// Progress callbacks of sends still in `sends`; [`ClientRouter::dispatch`] forgets the
+    /// others, after any deferred report of theirs ran.
+    progress: HashMap<MessageId, Progress>,
     subscribers: Subscribers,
     connection: ConnectionSubscribers,
     connect_waiters: Vec<(Instant, Reply<Option<SocketAddr>>)>,
@@ -559,6 +583,11 @@ pub struct ClientRouter {
 enum Deferred {
     Message(ReceivedMessage),
     Connection(ConnectionEvent),
+    Progress {
+        id: MessageId,
+        acked: u64,
+        total: u64,
+    },
 }
 
 impl std::fmt::Debug for ClientRouter {
@@ -621,6 +650,7 @@ impl ClientRouter {
             ClientEvent::Failed { id, reason } => self.deliver(id, Err(reason.into())),
             ClientEvent::TimedOut { id } => self.deliver(id, Err(SendError::TimedOut)),
             ClientEvent::Message(m) => self.on_message(&ReceivedMessage::at_client(m)),
+            ClientEvent::Progress { id, acked, total } => self.progress(id, acked, total),
             ClientEvent::Connected { addr, .. } => {
                 tracing::info!(%addr, "connected");
                 for (_, w) in self.connect_waiters.drain(..) {
@@ -647,6 +677,12 @@ impl ClientRouter {
     fn answer(&mut self, call: CallId, result: Result<Bytes, CallError>) {
         if let Some(reply) = self.calls.remove(&call) {
             reply.send(result);
+        }
+    }
+
+    fn progress(&mut self, id: MessageId, acked: u64, total: u64) {
+        if let Some(p) = self.progress.get_mut(&id) {
+            p.report(acked, total);
         }
     }
 
@@ -713,6 +749,7 @@ impl Role for ClientRouter {
                 name,
                 data,
                 options,
+                progress,
                 reply,
             } => match self.ep.send_message(now, &target, &name, &data, options) {
                 Ok(_) if options.reliability == Reliability::Unreliable => {
@@ -720,6 +757,9 @@ impl Role for ClientRouter {
                 }
                 Ok(id) => {
                     self.sends.insert(id, reply);
+                    if let Some(p) = progress {
+                        self.progress.insert(id, p);
+                    }
                 }
                 Err(e) => reply.send(Err(SendError::Refused(e))),
             },
@@ -770,11 +810,15 @@ impl Role for ClientRouter {
             match d {
                 Deferred::Message(m) => self.on_message(&m),
                 Deferred::Connection(e) => self.connection.deliver(&e),
+                Deferred::Progress { id, acked, total } => self.progress(id, acked, total),
             }
         }
         while let Some(event) = self.ep.poll_event() {
             self.on_event(event);
         }
+        // A send whose outcome arrived (perhaps on a caller's thread) reports no more.
+        let sends = &self.sends;
+        self.progress.retain(|id, _| sends.contains_key(id));
         self.expire(now);
     }
 
@@ -785,6 +829,10 @@ impl Role for ClientRouter {
                 ClientEvent::Message(m) => self
                     .deferred
                     .push_back(Deferred::Message(ReceivedMessage::at_client(m))),
+                // So are progress callbacks.
+                ClientEvent::Progress { id, acked, total } => self
+                    .deferred
+                    .push_back(Deferred::Progress { id, acked, total }),
                 other => {
                     if let Some(e) = ConnectionEvent::from_client_event(&other) {
                         self.deferred.push_back(Deferred::Connection(e));

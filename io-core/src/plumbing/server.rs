@@ -18,6 +18,7 @@ use pavillion_proto::{FunctionId, Instant, MessageId, PeerId};
 use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
 use super::link::{self, Link, WeakLink};
 use super::messages::{ReceivedMessage, Subscriber, Subscribers};
+use super::progress::FanoutProgress;
 use super::reply::{self, Pending, Reply};
 use super::sockets;
 use super::{Clock, Delivery, Flow, Parts, Role};
@@ -302,6 +303,24 @@ impl ServerHandle {
         reliability: Reliability,
         to: Recipients,
     ) -> Result<Pending<Result<Vec<Outcome>, SendError>>, SendError> {
+        self.send_with_progress(target, name, data, reliability, to, None)
+    }
+
+    /// As [`ServerHandle::send`], with `progress` run for every report of the bytes a client
+    /// acknowledged so far (a message sent in segments; one that fits a datagram has none),
+    /// until the last outcome.
+    ///
+    /// # Errors
+    /// As [`ServerHandle::send`].
+    pub fn send_with_progress(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+        to: Recipients,
+        progress: Option<FanoutProgress>,
+    ) -> Result<Pending<Result<Vec<Outcome>, SendError>>, SendError> {
         if self.link.on_driver_thread() {
             return Err(SendError::InCallback);
         }
@@ -316,6 +335,7 @@ impl ServerHandle {
             data: Bytes::copy_from_slice(data),
             options,
             to,
+            progress,
             reply,
         };
         self.link
@@ -458,6 +478,7 @@ enum Cmd {
         data: Bytes,
         options: SendOptions,
         to: Recipients,
+        progress: Option<FanoutProgress>,
         reply: SendReply,
     },
     SetStatus(Option<Status>),
@@ -474,6 +495,7 @@ struct Fanout {
     waiting: usize,
     results: Vec<Outcome>,
     reply: SendReply,
+    progress: Option<FanoutProgress>,
 }
 
 /// The server driver's state: the endpoint, the RPC handlers, the message subscribers, and
@@ -521,6 +543,14 @@ impl ServerRouter {
             }
             ServerEvent::Failed { id, reason } => self.outcome(id, Err(reason.into())),
             ServerEvent::TimedOut { id } => self.outcome(id, Err(SendError::TimedOut)),
+            ServerEvent::Progress { id, acked, total } => {
+                let Some(&(fid, addr)) = self.fanout_of.get(&id) else {
+                    return;
+                };
+                if let Some(p) = self.fanouts.get_mut(&fid).and_then(|f| f.progress.as_mut()) {
+                    p.report(addr, acked, total);
+                }
+            }
             ServerEvent::Connected { addr, peer } => {
                 tracing::info!(%addr, peer = ?peer, "client connected")
             }
@@ -608,6 +638,7 @@ impl ServerRouter {
         data: &[u8],
         options: SendOptions,
         to: Recipients,
+        progress: Option<FanoutProgress>,
         reply: SendReply,
     ) {
         let ids = match to {
@@ -631,6 +662,7 @@ impl ServerRouter {
             waiting: 0,
             results: Vec::new(),
             reply,
+            progress,
         };
         let fid = self.next_fanout;
         self.next_fanout += 1;
@@ -728,8 +760,9 @@ impl Role for ServerRouter {
                 data,
                 options,
                 to,
+                progress,
                 reply,
-            } => self.send(now, &target, &name, &data, options, to, reply),
+            } => self.send(now, &target, &name, &data, options, to, progress, reply),
             Cmd::SetStatus(status) => self.ep.set_status(status),
             Cmd::Stats { reply } => reply.send(self.ep.stats().clone()),
             Cmd::Unregister { function } => {
