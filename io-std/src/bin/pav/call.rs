@@ -41,6 +41,7 @@ Examples:
   pav call 401 hello --secret-key-file alice/secret.key --server-key-file server/public.key
   echo -n 'payload' | pav call 500 - --psk-file alice/psk
   pav call 500 --file request.bin --suite noise --psk-file alice/psk
+  pav call 401 --file image.bin --psk-file alice/psk   # large arguments and answers: segmented
   pav call 0 ping --count 100 --interval 10ms --psk-file alice/psk   # latency summary
   pav --json call 0 ping -n 1000 --psk-file alice/psk                # the summary as JSON
 
@@ -49,7 +50,17 @@ established session; errors are counted by kind, and the exit code is 1 if any c
 
 pub(crate) fn run(json: bool, a: CallArgs) -> Result<(), Failure> {
     let args = common::payload(&a.args, a.file.as_deref(), a.hex)?;
-    let client = a.client.connect()?;
+    // Large arguments travel in segments; our limit (which also bounds the answer we accept)
+    // grows to fit them unless --max-message was given.
+    let max = a.client.max_message;
+    let needed = args.len() + 16;
+    let client = a.client.connect_with(|c| match max {
+        Some(_) => c,
+        None => {
+            let fits = c.max_message_size().max(needed);
+            c.max_message(fits)
+        }
+    })?;
     match a.count {
         None => once(json, &a, &client, &args),
         Some(n) => many(json, &a, &client, &args, n),
@@ -117,6 +128,14 @@ fn call_failure(client: &Client, timeout: Duration, e: CallError) -> Failure {
             format!(
                 "{} refused our credentials: {reason} (check --psk/--psk-file and --client-id, \
                  or --secret-key, --server-key and --suite)",
+                client.server_addr()
+            ),
+        ),
+        CallError::RefusedByReceiver { reason } => Failure::failed(
+            "refused",
+            format!(
+                "{} refused the call's arguments: {reason} (a pav server takes up to its \
+                 --max-message, 1M by default)",
                 client.server_addr()
             ),
         ),

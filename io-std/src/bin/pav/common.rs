@@ -138,7 +138,12 @@ pub(crate) fn print_message(json: bool, m: &ReceivedMessage) {
         );
     } else {
         let who = peer.map_or_else(|| m.from.to_string(), |p| format!("{} ({p})", m.from));
-        println!("{who} {}/{}: {}", m.target, m.name, show(&m.payload));
+        let data = if m.payload.len() >= SHOW_LIMIT {
+            format!("({} bytes)", m.payload.len())
+        } else {
+            show(&m.payload)
+        };
+        println!("{who} {}/{}: {data}", m.target, m.name);
     }
 }
 
@@ -222,6 +227,29 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("expected a duration such as 0.5, 250ms, 2s or 1m, not {s:?}"))
 }
 
+/// A size in bytes: a whole number with an optional unit, `K`/`KiB` (1024), `M`/`MiB`,
+/// `G`/`GiB`: `65536`, `512K`, `16M`, `16MiB`.
+pub(crate) fn size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => Some(0),
+        "k" | "kib" => Some(10),
+        "m" | "mib" => Some(20),
+        "g" | "gib" => Some(30),
+        _ => None,
+    };
+    shift
+        .zip(number.parse::<usize>().ok())
+        .and_then(|(shift, n)| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("expected a size such as 65536, 512K or 16M, not {s:?}"))
+}
+
+/// Messages at least this large are shown by their size, not their bytes, in text output:
+/// beyond a datagram, they are files rather than readings.
+pub(crate) const SHOW_LIMIT: usize = 64 << 10;
+
 /// A positive count.
 pub(crate) fn count(s: &str) -> Result<usize, String> {
     s.parse::<usize>()
@@ -261,5 +289,18 @@ mod tests {
         assert!(duration("fast").is_err());
         assert!(duration("1h").is_err());
         assert!(duration("-1").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("65536"), Ok(65536));
+        assert_eq!(size("512K"), Ok(512 << 10));
+        assert_eq!(size("16M"), Ok(16 << 20));
+        assert_eq!(size("16MiB"), Ok(16 << 20));
+        assert_eq!(size("1g"), Ok(1 << 30));
+        assert!(size("").is_err());
+        assert!(size("16 MB").is_err());
+        assert!(size("-1").is_err());
+        assert!(size("99999999999999999999G").is_err());
     }
 }

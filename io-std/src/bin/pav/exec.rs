@@ -34,9 +34,9 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const DEFAULT_MAX: usize = 4;
 /// Calls waiting for a worker, beyond which new ones are answered `busy`.
 const QUEUE: usize = 16;
-/// The most answer bytes that fit one datagram.
-const MAX_ANSWER: usize =
-    pavillion_proto::wire::MAX_DATAGRAM - pavillion_proto::wire::SESSION_OVERHEAD - 11;
+/// What an answer's plaintext holds besides its data (opcode, counter, status and length):
+/// the data may be the server's largest message less this.
+const ANSWER_OVERHEAD: usize = 11;
 
 /// A configured command.
 #[derive(Clone, Debug)]
@@ -182,8 +182,16 @@ struct Job {
     deadline: Instant,
 }
 
-/// Registers every command as a deferred handler, fed to `max` workers.
-pub(crate) fn register(server: &Server, specs: &[ExecSpec], timeout: Duration, max: usize) {
+/// Registers every command as a deferred handler, fed to `max` workers. An answer may be as
+/// large as the server's largest message, `max_message` (sent in segments).
+pub(crate) fn register(
+    server: &Server,
+    specs: &[ExecSpec],
+    timeout: Duration,
+    max: usize,
+    max_message: usize,
+) {
+    let max_answer = max_message.saturating_sub(ANSWER_OVERHEAD);
     if specs.is_empty() {
         return;
     }
@@ -196,7 +204,7 @@ pub(crate) fn register(server: &Server, specs: &[ExecSpec], timeout: Duration, m
             .spawn(move || loop {
                 let next = rx.lock().map(|r| r.recv());
                 let Ok(Ok((spec, job))) = next else { return };
-                let result = run(&spec, &job);
+                let result = run(&spec, &job, max_answer);
                 job.responder.respond(result);
             });
         if let Err(e) = spawned {
@@ -231,7 +239,7 @@ pub(crate) fn register(server: &Server, specs: &[ExecSpec], timeout: Duration, m
 }
 
 /// Runs one command for one call.
-fn run(spec: &ExecSpec, job: &Job) -> Result<Vec<u8>, RpcFailure> {
+fn run(spec: &ExecSpec, job: &Job, max_answer: usize) -> Result<Vec<u8>, RpcFailure> {
     if Instant::now() >= job.deadline {
         return Err(RpcFailure::error("timed out waiting for a free worker"));
     }
@@ -264,7 +272,7 @@ fn run(spec: &ExecSpec, job: &Job) -> Result<Vec<u8>, RpcFailure> {
             let mut buf = Vec::new();
             if let Some(r) = r {
                 // Never more than an answer can carry, plus one byte to tell it was more.
-                let _ = r.take(MAX_ANSWER as u64 + 1).read_to_end(&mut buf);
+                let _ = r.take(max_answer as u64 + 1).read_to_end(&mut buf);
             }
             let _ = tx.send(buf);
         });
@@ -314,15 +322,16 @@ fn run(spec: &ExecSpec, job: &Job) -> Result<Vec<u8>, RpcFailure> {
             text
         };
         let mut message = message.into_bytes();
-        message.truncate(MAX_ANSWER);
+        message.truncate(max_answer);
         return Err(RpcFailure::new(
             pavillion_proto::wire::RpcStatus::ERROR,
             message,
         ));
     }
-    if stdout.len() > MAX_ANSWER {
+    if stdout.len() > max_answer {
         return Err(RpcFailure::error(&format!(
-            "the command's answer is too large: more than {MAX_ANSWER} bytes"
+            "the command's answer is too large: more than {max_answer} bytes (the server's \
+             --max-message)"
         )));
     }
     Ok(stdout)

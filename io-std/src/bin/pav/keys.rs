@@ -277,6 +277,11 @@ pub(crate) struct ClientArgs {
     /// Local address to bind [default: 0.0.0.0:0].
     #[arg(long, env = "PAV_BIND")]
     pub(crate) bind: Option<std::net::SocketAddr>,
+    /// Largest message, call argument or answer to send or accept, such as 16M (at most 64M);
+    /// larger than a datagram is sent in segments [default: 1M; `send` raises it to fit its
+    /// payload].
+    #[arg(long, env = "PAV_MAX_MESSAGE", value_name = "SIZE", value_parser = common::size)]
+    pub(crate) max_message: Option<usize>,
     #[command(flatten)]
     pub(crate) credentials: Credentials,
 }
@@ -374,6 +379,9 @@ impl ClientArgs {
         let mut config = config.call_timeout(self.timeout).send_timeout(self.timeout);
         if let Some(b) = self.bind {
             config = config.bind(b);
+        }
+        if let Some(max) = self.max_message {
+            config = config.max_message(max);
         }
         Ok((suite, config))
     }

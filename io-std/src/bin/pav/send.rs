@@ -1,9 +1,13 @@
-//! `pav send`: one message to TARGET/NAME, reliable by default.
+//! `pav send`: one message to TARGET/NAME, reliable by default. A payload larger than a
+//! datagram (a file) is sent in segments, with a progress bar on a terminal.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use pavillion_proto::endpoint::SendError as Refusal;
 use pavillion_std::{Reliability, SendError};
 use serde_json::json;
 
@@ -19,7 +23,9 @@ pub(crate) struct SendArgs {
     /// Payload, as text (or hex with --hex); `-` reads it from stdin.
     #[arg(default_value = "", conflicts_with = "file")]
     data: String,
-    /// Read the payload from this file.
+    /// Read the payload from this file (`-` for stdin): up to 64 MiB, sent in segments and
+    /// acknowledged as one message; a progress bar shows on a terminal. The server must accept
+    /// it (`pav serve --max-message`).
     #[arg(long)]
     file: Option<PathBuf>,
     /// Send once without acknowledgement.
@@ -37,20 +43,38 @@ Examples:
   pav send kitchen temp 21.5 --psk-file alice/psk --client-id alice-sensor-001
   pav send kitchen temp 21.5 --secret-key-file alice/secret.key --server-key-file server/public.key
   sensors -j | pav send lab readings - --psk-file alice/psk
-  pav send lab blob --file blob.bin --unreliable --psk-file alice/psk
+  pav send ota image --file firmware.bin --psk-file alice/psk      # any size up to 64M
+  tar c logs | pav send backup logs --file - --psk-file alice/psk
   pav send alerts fire 1 -s 239.255.28.12 --psk-file alice/psk   # every server of a group
 
 A reliable message is acknowledged by each server that received it; pav lists every one of
-them (several for a multicast group), and those it expected that did not acknowledge.";
+them (several for a multicast group), and those it expected that did not acknowledge.
+A message larger than a datagram (about 4 KB) must be reliable: it is cut into segments, and a
+progress bar shows the bytes acknowledged (on a terminal, without --json). The server refuses
+one larger than its --max-message (1M by default); pav then says so. With --json, the result
+line has the bytes sent and the time taken.";
 
 pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
-    let data = common::payload(&a.data, a.file.as_deref(), a.hex)?;
+    let data = match a.file.as_deref() {
+        Some(p) if p.as_os_str() == "-" => common::payload("-", None, a.hex)?,
+        file => common::payload(&a.data, file, a.hex)?,
+    };
     let reliability = if a.unreliable {
         Reliability::Unreliable
     } else {
         Reliability::Reliable
     };
-    let client = a.client.connect()?;
+    // Our own limit guards what we accept; what we send is the user's choice, so it grows to
+    // fit the payload (the whole plaintext: opcode, target, name, two newlines) unless given.
+    let needed = data.len() + a.target.len() + a.name.len() + 3;
+    let max = a.client.max_message;
+    let client = a.client.connect_with(|c| match max {
+        Some(_) => c,
+        None => {
+            let fits = c.max_message_size().max(needed);
+            c.max_message(fits)
+        }
+    })?;
     let server = client.server_addr();
     if is_group(server) && !a.unreliable {
         settle(&client, a.client.timeout)?;
@@ -62,25 +86,74 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
             .wait_connected(a.client.timeout)
             .map_err(|e| Failure::failed("timeout", format!("no session with {server}: {e}")))?;
     }
-    match client.send_message(&a.target, &a.name, &data, reliability) {
+    let started = Instant::now();
+    let bar = (!json && !a.unreliable && std::io::stderr().is_terminal()).then(|| bar(&data));
+    let sent = match &bar {
+        Some(bar) => {
+            let b = bar.clone();
+            let progress = move |acked: u64, total: u64| {
+                b.set_length(total);
+                b.set_position(acked);
+            };
+            client.send_with_progress(&a.target, &a.name, &data, reliability, progress)
+        }
+        None => client.send_message(&a.target, &a.name, &data, reliability),
+    };
+    let elapsed = started.elapsed();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match sent {
         Ok(d) => {
             let acked: Vec<String> = d.acked.iter().map(|a| a.to_string()).collect();
             let missing: Vec<String> = d.missing.iter().map(|a| a.to_string()).collect();
             if json {
                 println!(
                     "{}",
-                    json!({"ok": true, "reliable": !a.unreliable, "acked": acked, "missing": missing})
+                    json!({
+                        "ok": true,
+                        "reliable": !a.unreliable,
+                        "acked": acked,
+                        "missing": missing,
+                        "bytes": data.len(),
+                        "micros": common::micros(elapsed),
+                    })
                 );
             } else if a.unreliable {
                 println!("sent (unreliable)");
             } else {
-                println!("delivered to {}", acked.join(", "));
+                let size = if data.len() >= common::SHOW_LIMIT {
+                    format!(" ({} bytes in {})", data.len(), common::human(elapsed))
+                } else {
+                    String::new()
+                };
+                println!("delivered to {}{size}", acked.join(", "));
                 if !missing.is_empty() {
                     println!("not acknowledged by {}", missing.join(", "));
                 }
             }
             Ok(())
         }
+        Err(SendError::RefusedByReceiver { reason }) => Err(Failure::failed(
+            "refused",
+            format!(
+                "{server} refused the message ({} bytes): {reason} (a pav server takes up to \
+                 its --max-message, 1M by default)",
+                data.len()
+            ),
+        )),
+        Err(SendError::Refused(Refusal::TooLarge)) => Err(Failure::failed(
+            "too_large",
+            format!(
+                "the message ({} bytes) is too large: {}",
+                data.len(),
+                if a.unreliable {
+                    "an unreliable message must fit one datagram; send it reliably"
+                } else {
+                    "larger than --max-message (at most 64M)"
+                }
+            ),
+        )),
         Err(SendError::TimedOut) => Err(Failure::failed(
             "timeout",
             format!(
@@ -98,6 +171,18 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
         )),
         Err(e) => Err(Failure::failed("send", e.to_string())),
     }
+}
+
+/// A progress bar of the bytes acknowledged, on stderr; its length becomes the whole message's
+/// at the first report.
+fn bar(data: &[u8]) -> ProgressBar {
+    let bar = ProgressBar::new(data.len() as u64);
+    let style = ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
 }
 
 /// A multicast group or the broadcast address: many servers may answer.

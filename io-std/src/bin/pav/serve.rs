@@ -82,6 +82,16 @@ pub(crate) struct ServeArgs {
     /// every SECS seconds and on exit; one JSON object per line with --json.
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
     stats: Option<Duration>,
+    /// Largest message, call argument or answer to accept or send, such as 16M (at most 64M);
+    /// larger than a datagram travels in segments [default: 1M]. The reassembly budget grows to
+    /// hold at least one such message.
+    #[arg(long, env = "PAV_MAX_MESSAGE", value_name = "SIZE", value_parser = common::size)]
+    max_message: Option<usize>,
+    /// Bytes of partly received large messages all clients together may make the server
+    /// hold, such as 64M [default: 16M, or --max-message if larger]; one client may hold up to
+    /// --max-message (2M at least). What does not fit is refused, and the sender told why.
+    #[arg(long, env = "PAV_REASSEMBLY_BUDGET", value_name = "SIZE", value_parser = common::size)]
+    reassembly_budget: Option<usize>,
     /// Stop after this many seconds instead of running until killed.
     #[arg(long, value_parser = common::seconds)]
     duration: Option<Duration>,
@@ -106,6 +116,7 @@ Examples:
   pav serve --config pav.toml --exec '500=/usr/bin/sensors -j' --exec-timeout 5
   pav --json serve --config pav.toml --stats 10   # counters every 10 s and on exit, as JSON
   pav serve --listen 239.255.28.12:1783 --target kitchen --psk-file alice/psk --client-id alice-sensor-001
+  pav serve --psk-file alice/psk --max-message 64M   # files from `pav send --file`
 
 As a broker, the server prints every message it gets and forwards it to the clients that
 subscribed to its target (`pav listen TARGET`), except its sender; --no-forward turns that off,
@@ -333,6 +344,13 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
     if a.reply_socket || file.reply_socket.unwrap_or(false) {
         config = config.reply_socket(ReplySocket::Ephemeral);
     }
+    if let Some(max) = a.max_message {
+        config = config.max_message(max);
+    }
+    if let Some(total) = a.reassembly_budget {
+        let per_peer = config.max_message_size().max(2 << 20).min(total);
+        config = config.reassembly_budget(per_peer, total);
+    }
     let mut execs = file.execs;
     execs.extend(a.execs);
     let mut targets = file.targets;
@@ -372,13 +390,14 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     let duration = a.duration;
     let stats = a.stats;
     let p = plan(a)?;
+    let max_message = p.config.max_message_size();
     let (tx, inputs) = common::inputs::<Heard>();
     let events = tx.clone();
     // Everything is registered before the first datagram is handled, so that even a client
     // that calls at once finds every function.
     let server = Server::bind_with(p.listen, p.config, |server| {
         register_demo(server);
-        exec::register(server, &p.execs, p.exec_timeout, p.exec_max);
+        exec::register(server, &p.execs, p.exec_timeout, p.exec_max, max_message);
         server.on_message(None, move |m| {
             let _ = tx.send(Input::Item(Heard::Message(m.clone())));
         });
