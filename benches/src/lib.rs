@@ -10,6 +10,8 @@
 //! Everything is deterministic: keys are fixed, seeds are derived from indices, and time is
 //! virtual ([`Instant`]); only the wall-clock cost of running it is measured.
 
+pub mod bulk;
+
 use core::net::{Ipv4Addr, SocketAddr};
 
 use pavillion_proto::crypto::noise::ChaChaKey;

@@ -12,6 +12,9 @@
 //!   the endpoint itself), against a raw UDP ping-pong with the same payload size; reliable
 //!   64-byte messages per second that reach a server subscriber, several in flight, against
 //!   a raw UDP one-way blast;
+//! - **bulk**: a 16 MiB reliable message through `pavillion-std` on 127.0.0.1 (sent in
+//!   segments; `Client::send_message` to a server's message callback), against a plain TCP
+//!   transfer of the same bytes, with the retransmissions the Pavillion run needed;
 //! - **memory**: heap bytes per idle session of a server holding 10k and 100k sessions,
 //!   counted by a global allocator;
 //! - **recovery**: simulated time from a server reboot to the next successful call, in RTTs of
@@ -102,6 +105,12 @@ struct Args {
     /// Print only the crypto floor and the loopback RPC rows, for profiling the adapter.
     #[arg(long)]
     loopback_only: bool,
+    /// Print only the bulk rows (16 MiB message vs TCP), for profiling large transfers.
+    #[arg(long)]
+    bulk_only: bool,
+    /// Size of the bulk message, in MiB.
+    #[arg(long, default_value_t = 16)]
+    bulk_mib: usize,
     /// A shell command whose output's last number is another implementation's calls/s on
     /// loopback; its ratio to our loopback RPC is printed.
     #[arg(long)]
@@ -393,6 +402,46 @@ fn loopback_rows(suite: Suite, seconds: f64) -> Vec<Row> {
     ]
 }
 
+/// Runs of each bulk transfer; the median is reported.
+const BULK_RUNS: usize = 3;
+
+/// The bulk row of one suite: a `mib` MiB reliable message through `pavillion-std` on
+/// loopback (delivered to the server's callback) against a plain TCP transfer of the same
+/// bytes, the medians of [`BULK_RUNS`] runs of each, alternated.
+fn bulk_row(suite: Suite, mib: usize) -> Row {
+    use pavillion_benches::bulk::{pavillion_bulk, tcp_bulk};
+    let data = payload(mib << 20);
+    let mut ours = Vec::new();
+    let mut tcp = Vec::new();
+    for _ in 0..BULK_RUNS {
+        ours.extend(pavillion_bulk(suite, &data, 1));
+        tcp.push(tcp_bulk(&data));
+    }
+    let retransmissions: u64 = ours.iter().map(|r| r.retransmissions).sum();
+    let datagrams = ours.iter().map(|r| r.datagrams_sent).sum::<u64>() / BULK_RUNS as u64;
+    let mut delivered: Vec<_> = ours.iter().map(|r| r.delivered).collect();
+    delivered.sort();
+    tcp.sort();
+    let mb_s = |d: WallDuration| data.len() as f64 / d.as_secs_f64() / 1e6;
+    let (p, t) = (mb_s(delivered[BULK_RUNS / 2]), mb_s(tcp[BULK_RUNS / 2]));
+    eprintln!(
+        "bulk {}: {} datagrams per run, {retransmissions} retransmissions in {BULK_RUNS} runs; \
+         runs (ms) pavillion {:?}, tcp {:?}",
+        suite.name(),
+        datagrams,
+        delivered.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
+        tcp.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
+    );
+    Row {
+        what: format!("loopback bulk {mib} MiB message vs TCP, {}", suite.name()),
+        ours: format!("{p:.0} MB/s {retransmissions} rtx"),
+        reference: format!("{t:.0} MB/s"),
+        ratio: p / t,
+        target: ">= 0.5x TCP, 0 rtx",
+        ok: Some(p / t >= 0.5 && retransmissions == 0),
+    }
+}
+
 /// Round trips per second of `data` between two UDP sockets on 127.0.0.1, the echo side on
 /// its own thread as the pavillion server is.
 fn raw_udp_rate(data: &[u8], seconds: f64) -> f64 {
@@ -591,6 +640,12 @@ fn main() {
     println!();
 
     let mut rows = Vec::new();
+    if args.bulk_only {
+        rows.extend(Suite::ALL.map(|s| bulk_row(s, args.bulk_mib)));
+        println!();
+        print_table(&rows);
+        return;
+    }
     if args.memory_only {
         rows.extend(memory_rows(&args));
         println!();
@@ -614,6 +669,9 @@ fn main() {
             });
         }
         rows.extend(loopback);
+    }
+    if !args.loopback_only {
+        rows.extend(Suite::ALL.map(|s| bulk_row(s, args.bulk_mib)));
     }
     if let (Some(cmd), Some(ours)) = (&args.peer_cmd, ours_psk_rpc) {
         match peer_rate(cmd) {
