@@ -301,8 +301,9 @@ fn oversized_arguments_and_pending_call_flood_are_refused() {
     let now = net.now();
     assert_eq!(
         net.client(client_addr())
-            .call(now, FunctionId(1), &[0; 5000], None),
-        Err(SendError::TooLarge)
+            .call(now, FunctionId(1), &vec![0; 1 << 20], None),
+        Err(SendError::TooLarge),
+        "larger than Limits::max_message (arguments that only exceed a datagram are segmented)"
     );
     // The application never answers: pending calls are capped per session.
     let mut cfg = server_config(1);

@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use crate::crypto::{psk, SecretBoxKey};
 use crate::features::pubsub;
+use crate::features::segment::{Kind, Segments};
 use crate::features::timesync::{SyncId, TimeRequests};
 use crate::handshake::noise_initiator::ClientNoise;
 use crate::handshake::rounds::{Connecting, Rounds};
@@ -38,6 +39,7 @@ mod authfail;
 mod inbound;
 mod noise;
 mod reconnect;
+mod segment;
 mod setup;
 mod subs;
 mod suspect;
@@ -115,6 +117,8 @@ pub struct Client {
     time: TimeRequests,
     closed: bool,
     due: Vec<Due>,
+    /// Segmented messages: our transfers, and the servers' partial messages.
+    segments: Segments,
 }
 
 impl Client {
@@ -161,6 +165,7 @@ impl Client {
             time: TimeRequests::default(),
             closed: false,
             due: Vec::new(),
+            segments: Segments::new(limits),
             config,
         };
         client.start_round(Instant::ZERO);
@@ -172,11 +177,14 @@ impl Client {
     ///
     /// Returns its id at once. A reliable message's outcome arrives later as
     /// [`ClientEvent::Delivered`], [`ClientEvent::Failed`] or [`ClientEvent::TimedOut`] with
-    /// that id; an unreliable one has no outcome event.
+    /// that id; an unreliable one has no outcome event. A reliable message too large for one
+    /// datagram is sent in segments (`docs/PROTOCOL.md` §9.7), with [`ClientEvent::Progress`]
+    /// as they are acknowledged.
     ///
     /// # Errors
     /// [`SendError::InvalidName`] for a newline in `target` or `name`, [`SendError::TooLarge`]
-    /// if it cannot fit one datagram, [`SendError::QueueFull`] when the bounded queue is full,
+    /// if a reliable message is larger than `Limits::max_message` or an unreliable one does
+    /// not fit one datagram, [`SendError::QueueFull`] when the bounded queue is full,
     /// [`SendError::Closed`] after [`Client::close`].
     pub fn send_message(
         &mut self,
@@ -189,6 +197,23 @@ impl Client {
         self.advance(now);
         if self.closed {
             return Err(SendError::Closed);
+        }
+        let body = 3 + target.len() + name.len() + payload.len();
+        if options.reliability == Reliability::Reliable && !self.fits_one_datagram(body) {
+            let m = wire::Message {
+                target,
+                name,
+                payload,
+            };
+            check_message(target, name, b"")?;
+            let deadline = now
+                + options
+                    .timeout
+                    .unwrap_or(self.config.limits.default_timeout);
+            let app = App::ReliableMessage(m);
+            let id =
+                self.send_segmented(now, Kind::Message, Some(target.into()), &app, deadline)?;
+            return Ok(MessageId(id));
         }
         check_message(target, name, payload)?;
         self.check_group_size(3 + target.len() + name.len() + payload.len())?;
@@ -245,10 +270,16 @@ impl Client {
         if self.closed {
             return Err(SendError::Closed);
         }
+        let deadline = now + timeout.unwrap_or(self.config.call_timeout);
+        if !self.fits_one_datagram(3 + args.len()) {
+            let app = App::RpcCall { function, args };
+            return self
+                .send_segmented(now, Kind::Call, None, &app, deadline)
+                .map(CallId);
+        }
         check_size(3 + args.len())?;
         self.check_group_size(3 + args.len())?;
         let id = self.next_op_id;
-        let deadline = now + timeout.unwrap_or(self.config.call_timeout);
         let payload = Payload::Call {
             function,
             args: Bytes::copy_from_slice(args),
@@ -333,6 +364,7 @@ impl Client {
         for e in pending {
             self.fail(e, FailReason::Closed);
         }
+        self.fail_all_transfers(FailReason::Closed);
         if let Some(sync) = self.time.close() {
             self.shared.events.push_back(ClientEvent::TimeSyncFailed {
                 sync,
@@ -503,6 +535,9 @@ impl Client {
     }
 
     fn fail(&mut self, e: InFlight, reason: FailReason) {
+        if let Some(wire) = e.payload.transfer() {
+            return self.fail_transfer(wire, reason);
+        }
         if e.internal {
             return;
         }
@@ -547,6 +582,7 @@ impl Client {
         let mut due = core::mem::take(&mut self.due);
         due.clear();
         let budget = self.counter_budget();
+        self.top_up_segments();
         self.outbox.poll_due(now, connected, budget, &mut due);
         for d in due.drain(..) {
             match d {
@@ -555,9 +591,11 @@ impl Client {
                     self.on_expired(e);
                 }
                 Due::Transmit(id) => {
-                    let expected = match self.outbox.get(id) {
-                        Some(e) if e.counter.is_none() => Some(self.expected_for(now, &e.payload)),
-                        _ => None,
+                    let unsent = self.outbox.get(id).filter(|e| e.counter.is_none());
+                    let expected = match unsent.map(|e| e.payload.transfer()) {
+                        Some(Some(wire)) => Some(self.segment_expected(now, wire)),
+                        Some(None) => unsent.map(|e| self.expected_for(now, &e.payload)),
+                        None => None,
                     };
                     if let Some(expected) = expected {
                         let c = self.take_counter();
@@ -576,6 +614,7 @@ impl Client {
             }
         }
         self.due = due;
+        self.emit_progress();
     }
 
     /// How many exchanges may take a new counter, so that the oldest one still unanswered
@@ -587,6 +626,9 @@ impl Client {
     }
 
     fn on_expired(&mut self, e: InFlight) {
+        if let Some(wire) = e.payload.transfer() {
+            return self.on_segment_expired(wire, e);
+        }
         if let Some(event) = expired_event(e) {
             self.shared.events.push_back(event);
         }
@@ -660,6 +702,12 @@ impl Client {
             }
             Outgoing::Quit { to } => self.seal(to, &App::Quit { reason: None }, buf),
             Outgoing::RpcResponse { .. } => Encoded::Obsolete,
+            Outgoing::AckRanges { to } => self.encode_ack_ranges(to, buf),
+            Outgoing::Refuse {
+                to,
+                transfer,
+                reason,
+            } => self.encode_refusal(to, transfer, reason, buf),
             Outgoing::Sealed { to, datagram } => copy_out(to, &datagram, buf),
         }
     }

@@ -218,6 +218,43 @@ drop_reasons! {
     UnknownPeer = "unknown_peer",
     /// A known opcode this endpoint does not handle (yet).
     Unsupported = "unsupported",
+    /// A segment (op 33) of a transfer larger than `Limits::max_message`: refused (op 35).
+    TransferTooLarge = "transfer_too_large",
+    /// A segment of a transfer for which the reassembly budget (per peer or in total) has no
+    /// room: refused (op 35).
+    TransferNoRoom = "transfer_no_room",
+    /// A segment that disagrees with its transfer (total, offset, length or overlapping
+    /// bytes): the partial message is freed and the transfer refused (op 35).
+    TransferInconsistent = "transfer_inconsistent",
+    /// A segment of a transfer whose partial message was freed after the reassembly timeout.
+    TransferExpired = "transfer_expired",
+    /// A segment, under a fresh counter, of a transfer already delivered (its sender
+    /// re-handshook before our ACK reached it): acknowledged again, not delivered again.
+    SegmentOfDelivered = "segment_of_delivered",
+}
+
+impl DropReason {
+    /// How a refused segment is counted.
+    pub(crate) fn refused(r: TransferRefusal) -> Self {
+        match r {
+            TransferRefusal::TooLarge => DropReason::TransferTooLarge,
+            TransferRefusal::NoRoom => DropReason::TransferNoRoom,
+            TransferRefusal::Inconsistent => DropReason::TransferInconsistent,
+            TransferRefusal::Expired => DropReason::TransferExpired,
+        }
+    }
+}
+
+/// What a role holds for reassembling segmented messages (`docs/PROTOCOL.md` §9.7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReassemblyUsage {
+    /// Bytes reserved now: the announced totals of the partial messages held, plus a fixed
+    /// overhead each. Never above `Limits::reassembly_total`.
+    pub reserved: usize,
+    /// The most bytes ever reserved at once.
+    pub peak: usize,
+    /// Partial messages held now.
+    pub partials: usize,
 }
 
 impl DropReason {
@@ -356,6 +393,16 @@ enum Outgoing {
     Quit {
         to: SocketAddr,
     },
+    /// Every ACK owed to `to` for segments, coalesced into op 34 when encoded.
+    AckRanges {
+        to: SocketAddr,
+    },
+    /// Op 35: the transfer is refused.
+    Refuse {
+        to: SocketAddr,
+        transfer: wire::segment::TransferId,
+        reason: TransferRefusal,
+    },
     /// A quit sealed before its session went away, or a suite 3 handshake packet (built when
     /// its handshake step ran).
     Sealed {
@@ -371,6 +418,11 @@ fn check_message(target: &str, name: &str, payload: &[u8]) -> Result<(), SendErr
     }
     // opcode + target + '\n' + name + '\n' + payload must fit after the session header.
     check_size(3 + target.len() + name.len() + payload.len())
+}
+
+/// Whether a plaintext body (opcode included) fits one datagram.
+fn fits_datagram(body: usize) -> bool {
+    body <= wire::MAX_DATAGRAM - wire::SESSION_OVERHEAD
 }
 
 /// Checks that a plaintext body (opcode included) fits one datagram.

@@ -23,11 +23,12 @@ use arrayvec::ArrayVec;
 use crate::endpoint::{classify_opened, Inbound};
 use crate::features::pubsub;
 use crate::features::rpc;
+use crate::features::segment::{Kind, Segments};
 use crate::features::status::Status;
 use crate::handshake::budget::ReplyBudgets;
 use crate::handshake::responder::{Credentials, SetupResponder};
 use crate::id::{Counter, FunctionId, MessageId, PeerId};
-use crate::reliability::{Due, Payload, Reply};
+use crate::reliability::{Due, Payload};
 use crate::rng::Rng;
 use crate::session::{self, OpenError, Route};
 use crate::time::{Duration, Instant};
@@ -35,9 +36,9 @@ use crate::wire::{self, App, Datagram, RpcStatus, SessionPacket, Setup};
 
 use super::config::ServerConfig;
 use super::{
-    check_message, check_size, delivered_event, expired_event, open_drop, owned, received_message,
-    CallHandle, CloseReason, DropReason, FailReason, Outgoing, Reliability, RpcRequest, SendError,
-    SendOptions, ServerEvent, Stats, Transmit,
+    check_message, expired_event, fits_datagram, open_drop, owned, received_message, CallHandle,
+    CloseReason, DropReason, FailReason, Outgoing, Reliability, RpcRequest, SendError, SendOptions,
+    ServerEvent, Stats, Transmit,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -48,6 +49,7 @@ mod duplicates;
 mod encode;
 mod noise;
 mod peer;
+mod segment;
 mod sessions;
 mod setup;
 mod subs;
@@ -111,6 +113,8 @@ pub struct Server {
     announce_left: u8,
     next_announce: Option<Instant>,
     due: Vec<Due>,
+    /// Segmented messages: our transfers, and the clients' partial messages.
+    segments: Segments,
 }
 
 /// How an opened session packet reached us.
@@ -151,6 +155,7 @@ impl Server {
             announce_left: 0,
             next_announce: None,
             due: Vec::new(),
+            segments: Segments::new(&config.limits),
             config,
         };
         if let Some(to) = server.config.announce {
@@ -178,7 +183,8 @@ impl Server {
     ///
     /// # Errors
     /// [`SendError::UnknownCall`] if the call was answered already or its session is gone,
-    /// [`SendError::TooLarge`] if the answer does not fit one datagram.
+    /// [`SendError::TooLarge`] if the answer is larger than `Limits::max_message` (an answer
+    /// too large for one datagram is sent in segments).
     pub fn respond(
         &mut self,
         now: Instant,
@@ -187,7 +193,9 @@ impl Server {
         data: &[u8],
     ) -> Result<(), SendError> {
         self.advance(now);
-        check_size(11 + data.len())?;
+        if 11 + data.len() > self.config.limits.max_message().max(4096) {
+            return Err(SendError::TooLarge);
+        }
         let s = self
             .sessions
             .get_mut(&call.addr)
@@ -207,7 +215,8 @@ impl Server {
         Ok(())
     }
 
-    /// Queues a message to the client at `to`.
+    /// Queues a message to the client at `to`. A reliable message too large for one datagram
+    /// is sent in segments (`docs/PROTOCOL.md` §9.7), with [`ServerEvent::Progress`].
     ///
     /// # Errors
     /// [`SendError::UnknownPeer`] without a session at `to`; otherwise as
@@ -222,8 +231,23 @@ impl Server {
         options: SendOptions,
     ) -> Result<MessageId, SendError> {
         self.advance(now);
-        check_message(target, name, payload)?;
         let default_timeout = self.config.limits.default_timeout;
+        if options.reliability == Reliability::Reliable
+            && !fits_datagram(3 + target.len() + name.len() + payload.len())
+        {
+            check_message(target, name, b"")?;
+            let m = wire::Message {
+                target,
+                name,
+                payload,
+            };
+            let deadline = now + options.timeout.unwrap_or(default_timeout);
+            let app = App::ReliableMessage(m);
+            return self
+                .send_segmented(now, to, Kind::Message, &app, deadline)
+                .map(MessageId);
+        }
+        check_message(target, name, payload)?;
         let session = self.sessions.get_mut(&to).ok_or(SendError::UnknownPeer)?;
         let id = self.next_op_id;
         let message = owned(target, name, payload);
@@ -262,7 +286,13 @@ impl Server {
         options: SendOptions,
         filter: impl Fn(SocketAddr, PeerId) -> bool,
     ) -> Result<Vec<(SocketAddr, Result<MessageId, SendError>)>, SendError> {
-        check_message(target, name, payload)?;
+        let reliable = options.reliability == Reliability::Reliable;
+        if reliable
+            && 3 + target.len() + name.len() + payload.len() > self.config.limits.max_message()
+        {
+            return Err(SendError::TooLarge);
+        }
+        check_message(target, name, if reliable { b"" } else { payload })?;
         let chosen: Vec<SocketAddr> = self
             .sessions
             .iter()
@@ -528,20 +558,10 @@ impl Server {
                         .push_back(ServerEvent::Message { peer, message });
                 }
             }
-            App::Ack { counter: acked, .. } => {
-                match s.outbox.on_reply(acked, false, from, now, &mut s.rtt) {
-                    Reply::Complete(e) => {
-                        if s.outbox.is_empty() {
-                            self.busy.remove(&from);
-                        }
-                        if !e.internal {
-                            self.shared.events.push_back(delivered_event(e));
-                        }
-                    }
-                    Reply::Partial => {}
-                    Reply::Unknown => self.shared.stats.drop(DropReason::Unexpected),
-                }
-            }
+            App::Ack { counter: acked, .. } => self.on_acked(now, from, acked),
+            App::Segment(seg) => self.on_segment(now, from, counter, &seg, via),
+            App::AckRanges(ranges) => self.on_ack_ranges(now, from, ranges),
+            App::TransferRefused { transfer, reason } => self.on_refused(from, transfer, reason),
             App::RpcCall { function, args } => self.on_call(now, from, counter, function, args),
             App::TimeSyncRequest => self.shared.tx.push_back(Outgoing::TimeResponse {
                 to: from,
@@ -629,7 +649,10 @@ impl Server {
     fn pump(&mut self, now: Instant) {
         let mut due = core::mem::take(&mut self.due);
         let mut busy = core::mem::take(&mut self.busy_scratch);
+        let mut segments_expired = Vec::new();
         busy.clear();
+        // A transfer with segments still to feed keeps its session busy.
+        self.busy.extend(self.segments.transfers.destinations());
         busy.extend(self.busy.iter().copied());
         for &addr in &busy {
             let Some(s) = self.sessions.get_mut(&addr) else {
@@ -637,10 +660,18 @@ impl Server {
                 continue;
             };
             due.clear();
+            let window = self.config.limits.max_in_flight;
+            let next_id = &mut self.next_op_id;
+            self.segments
+                .transfers
+                .top_up(Some(addr), &mut s.outbox, next_id, window);
             let budget = s.outbox.counter_budget(Counter(s.tx_counter));
             s.outbox.poll_due(now, true, budget, &mut due);
             for d in due.drain(..) {
                 match d {
+                    Due::Expired(e) if e.payload.transfer().is_some() => {
+                        segments_expired.push((addr, e))
+                    }
                     Due::Expired(e) => self.shared.events.extend(expired_event(e)),
                     Due::Transmit(id) => {
                         if s.outbox.get(id).is_some_and(|e| e.counter.is_none()) {
@@ -662,6 +693,10 @@ impl Server {
         }
         self.busy_scratch = busy;
         self.due = due;
+        for (addr, e) in segments_expired {
+            self.on_exchange_expired(addr, e);
+        }
+        self.emit_progress();
     }
 }
 

@@ -84,12 +84,15 @@ pub(crate) enum ClientTimer {
     TimeSync = 8,
     /// The time request of `sync_time` is asked again, or times out.
     TimeRetry = 9,
+    /// Segmented messages: a partial message without progress is freed, a transfer past its
+    /// deadline ends.
+    Segments = 10,
     /// Reliable messages and calls: retransmissions and deadlines (run by `pump`).
-    Outbox = 10,
+    Outbox = 11,
     /// Suite 3 group key deliveries (run by `pump`).
-    GroupKeys = 11,
+    GroupKeys = 12,
     /// Our subscription exchanges, opcodes 13 and 14 (run by `pump`).
-    Subscriptions = 12,
+    Subscriptions = 13,
 }
 
 impl TimerKind for ClientTimer {
@@ -104,6 +107,7 @@ impl TimerKind for ClientTimer {
         ClientTimer::Keepalive,
         ClientTimer::TimeSync,
         ClientTimer::TimeRetry,
+        ClientTimer::Segments,
         ClientTimer::Outbox,
         ClientTimer::GroupKeys,
         ClientTimer::Subscriptions,
@@ -131,14 +135,18 @@ pub(crate) enum ServerTimer {
     Housekeeping = 0,
     /// The next of the three join announcements.
     Announce = 1,
+    /// Segmented messages: a partial message without progress is freed, a transfer past its
+    /// deadline ends.
+    Segments = 2,
     /// Reliable messages and (un)subscriptions of busy sessions (run by `pump`).
-    Outbox = 2,
+    Outbox = 3,
 }
 
 impl TimerKind for ServerTimer {
     const VALUES: &'static [Self] = &[
         ServerTimer::Housekeeping,
         ServerTimer::Announce,
+        ServerTimer::Segments,
         ServerTimer::Outbox,
     ];
 

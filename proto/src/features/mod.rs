@@ -52,9 +52,11 @@
 //! - [`timesync`]: the clock estimate, and the client's time requests (`SyncId`).
 //! - `rpc` (crate-private): functions, calls waiting for the application, the answer cache.
 //! - `pubsub` (crate-private): subscriber tables and subscriptions.
+//! - `segment` (crate-private): segmented messages, their transfers and reassembly.
 
 pub(crate) mod group;
 pub(crate) mod pubsub;
 pub(crate) mod rpc;
+pub(crate) mod segment;
 pub mod status;
 pub mod timesync;

@@ -19,6 +19,7 @@ use crate::crypto::noise::ChaChaKey;
 use crate::id::{Counter, FunctionId};
 use crate::time::Instant;
 use crate::wire::noise::{KeyId, SenderId};
+use crate::wire::segment::{Segment, TransferId};
 use crate::wire::{App, Message};
 
 use crate::session::replay::WINDOW;
@@ -65,6 +66,20 @@ pub(crate) enum Payload {
     /// Suite 3 multicast: our group key, for one server over its pairwise session. Boxed, so
     /// that every other exchange in every outbox stays as small as before.
     GroupKey(Box<GroupKeyDelivery>),
+    /// One segment of a segmented plaintext (`features::segment`), acknowledged by op 34 (or,
+    /// for a call's first segment, answered by op 5).
+    Segment(SegmentPayload),
+}
+
+/// One segment: a slice of its transfer's plaintext (shared, not copied).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentPayload {
+    pub(crate) transfer: TransferId,
+    pub(crate) total: u32,
+    pub(crate) offset: u32,
+    pub(crate) data: Bytes,
+    /// The first segment of a call: answered by the response, not by an ACK.
+    pub(crate) call: bool,
 }
 
 /// One delivery of a client's group key (op 32) to the server at `to`.
@@ -91,11 +106,29 @@ impl Payload {
                 key_id: d.key_id,
                 key: d.key.as_bytes(),
             },
+            Payload::Segment(s) => App::Segment(Segment {
+                transfer: s.transfer,
+                total: s.total,
+                offset: s.offset,
+                data: &s.data,
+            }),
         }
     }
 
     pub(crate) fn is_call(&self) -> bool {
-        matches!(self, Payload::Call { .. })
+        match self {
+            Payload::Call { .. } => true,
+            Payload::Segment(s) => s.call,
+            _ => false,
+        }
+    }
+
+    /// The transfer this exchange is a segment of.
+    pub(crate) fn transfer(&self) -> Option<TransferId> {
+        match self {
+            Payload::Segment(s) => Some(s.transfer),
+            _ => None,
+        }
     }
 }
 
@@ -388,6 +421,25 @@ impl Outbox {
         } else {
             Reply::Partial
         }
+    }
+
+    /// Appends the counters in `first..first + count` under which an exchange answered by an
+    /// ACK is in flight (an op 34 range): only counters of the sent prefix, so the work is
+    /// bounded by the window, whatever range a peer names.
+    pub(crate) fn acked_in_range(&self, first: Counter, count: u16, out: &mut Vec<Counter>) {
+        let end = first.0.saturating_add(u64::from(count));
+        let sent = self.sent.min(self.entries.len());
+        let start = self
+            .entries
+            .range(..sent)
+            .position(|e| e.counter.is_some_and(|c| c >= first))
+            .unwrap_or(sent);
+        out.extend(
+            self.entries
+                .range(start..sent)
+                .filter_map(|e| e.counter.filter(|_| !e.payload.is_call()))
+                .take_while(|c| c.0 < end),
+        );
     }
 
     /// Removes every entry, in order (used when the peer goes away for good).

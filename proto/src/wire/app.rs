@@ -5,6 +5,7 @@
 
 use super::codec::{Reader, Writer};
 use super::noise::{KeyId, SenderId};
+use super::segment::{self, AckRanges, RefusalCode, Segment, TransferId};
 use super::Error;
 use crate::id::{Counter, FunctionId};
 
@@ -35,6 +36,12 @@ pub mod opcode {
     pub const TIME_SYNC_RESPONSE: u8 = 21;
     /// [`App::GroupKey`](super::App::GroupKey) (ours: suite 3 multicast only).
     pub const GROUP_KEY: u8 = 32;
+    /// [`App::Segment`](super::App::Segment) (ours).
+    pub const SEGMENT: u8 = 33;
+    /// [`App::AckRanges`](super::App::AckRanges) (ours).
+    pub const ACK_RANGES: u8 = 34;
+    /// [`App::TransferRefused`](super::App::TransferRefused) (ours).
+    pub const TRANSFER_REFUSED: u8 = 35;
 }
 
 /// An addressed message: `target \n name \n payload` (docs/PROTOCOL.md §3, "Messages").
@@ -160,6 +167,18 @@ pub enum App<'a> {
         /// The ChaCha20-Poly1305 key that seals the sender's group data packets.
         key: &'a [u8; 32],
     },
+    /// Op 33 (ours): one segment of a plaintext too large for one datagram
+    /// (`docs/PROTOCOL.md` §9.7).
+    Segment(Segment<'a>),
+    /// Op 34 (ours): acknowledges ranges of counters at once.
+    AckRanges(AckRanges<'a>),
+    /// Op 35 (ours): the receiver refuses a segmented transfer.
+    TransferRefused {
+        /// The refused transfer.
+        transfer: TransferId,
+        /// Why.
+        reason: RefusalCode,
+    },
 }
 
 /// ACK payload without and with status bytes.
@@ -257,6 +276,15 @@ impl<'a> App<'a> {
                     key: r.array_ref()?,
                 }
             }
+            SEGMENT => App::Segment(Segment::parse(payload)?),
+            ACK_RANGES => App::AckRanges(AckRanges::parse(payload)?),
+            TRANSFER_REFUSED => {
+                exact(len, segment::REFUSED_LEN)?;
+                App::TransferRefused {
+                    transfer: TransferId(r.u64()?),
+                    reason: RefusalCode(r.u8()?),
+                }
+            }
             other => return Err(Error::UnknownAppOpcode(other)),
         })
     }
@@ -277,6 +305,9 @@ impl<'a> App<'a> {
             App::TimeSyncRequest => TIME_SYNC_REQUEST,
             App::TimeSyncResponse { .. } => TIME_SYNC_RESPONSE,
             App::GroupKey { .. } => GROUP_KEY,
+            App::Segment(_) => SEGMENT,
+            App::AckRanges(_) => ACK_RANGES,
+            App::TransferRefused { .. } => TRANSFER_REFUSED,
         }
     }
 
@@ -303,6 +334,9 @@ impl<'a> App<'a> {
                 unix_us: Some(_), ..
             } => TIME_SYNC_WITH_UNIX_LEN,
             App::GroupKey { .. } => GROUP_KEY_LEN,
+            App::Segment(seg) => seg.buffer_len(),
+            App::AckRanges(r) => r.as_bytes().len(),
+            App::TransferRefused { .. } => segment::REFUSED_LEN,
         };
         payload.saturating_add(1)
     }
@@ -368,6 +402,12 @@ impl<'a> App<'a> {
                 w.u64(sender.0)?;
                 w.u32(key_id.0)?;
                 w.put(key)?;
+            }
+            App::Segment(seg) => seg.emit(&mut w)?,
+            App::AckRanges(r) => w.put(r.as_bytes())?,
+            App::TransferRefused { transfer, reason } => {
+                w.u64(transfer.0)?;
+                w.u8(reason.0)?;
             }
         }
         Ok(w.written())
@@ -807,6 +847,18 @@ mod tests {
             key_id: u32,
             key: [u8; 32],
         },
+        Segment {
+            transfer: u64,
+            total: u32,
+            offset: u32,
+            data: Vec<u8>,
+        },
+        /// The wire bytes of op 34's payload, built from arbitrary ranges.
+        AckRanges(Vec<u8>),
+        TransferRefused {
+            transfer: u64,
+            reason: u8,
+        },
     }
 
     fn name(g: &mut Gen) -> String {
@@ -818,7 +870,7 @@ mod tests {
 
     impl Arbitrary for Spec {
         fn arbitrary(g: &mut Gen) -> Self {
-            match u8::arbitrary(g) % 10 {
+            match u8::arbitrary(g) % 13 {
                 0 => Spec::Message {
                     reliable: bool::arbitrary(g),
                     target: name(g),
@@ -861,6 +913,30 @@ mod tests {
                         key,
                     }
                 }
+                10 => Spec::Segment {
+                    transfer: u64::arbitrary(g),
+                    total: u32::arbitrary(g),
+                    offset: u32::arbitrary(g),
+                    data: Vec::arbitrary(g),
+                },
+                11 => {
+                    let mut ranges: Vec<(Counter, u16)> = Vec::arbitrary(g)
+                        .into_iter()
+                        .map(|(c, n)| (Counter(c), n))
+                        .collect();
+                    ranges.truncate(segment::MAX_ACK_RANGES);
+                    if ranges.is_empty() {
+                        ranges.push((Counter(u64::arbitrary(g)), u16::arbitrary(g)));
+                    }
+                    let mut raw = alloc::vec![0u8; 1 + ranges.len() * segment::ACK_RANGE_LEN];
+                    let built = AckRanges::build(&ranges, &mut raw).map(|r| r.as_bytes().len());
+                    assert_eq!(built, Ok(raw.len()));
+                    Spec::AckRanges(raw)
+                }
+                12 => Spec::TransferRefused {
+                    transfer: u64::arbitrary(g),
+                    reason: u8::arbitrary(g),
+                },
                 _ => Spec::TimeSyncResponse {
                     request: u64::arbitrary(g),
                     monotonic_us: u64::arbitrary(g),
@@ -938,6 +1014,24 @@ mod tests {
                     key_id: KeyId(*key_id),
                     key,
                 },
+                Spec::Segment {
+                    transfer,
+                    total,
+                    offset,
+                    data,
+                } => App::Segment(Segment {
+                    transfer: TransferId(*transfer),
+                    total: *total,
+                    offset: *offset,
+                    data,
+                }),
+                Spec::AckRanges(raw) => {
+                    App::AckRanges(AckRanges::parse(raw).expect("built by arbitrary"))
+                }
+                Spec::TransferRefused { transfer, reason } => App::TransferRefused {
+                    transfer: TransferId(*transfer),
+                    reason: RefusalCode(*reason),
+                },
             }
         }
     }
@@ -987,7 +1081,7 @@ mod tests {
     #[test]
     fn prop_parse_never_panics_on_known_opcodes() {
         fn prop(op: u8, body: Vec<u8>) -> bool {
-            let ops = [1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21, 32];
+            let ops = [1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21, 32, 33, 34, 35];
             let mut bytes = alloc::vec![ops[usize::from(op) % ops.len()]];
             bytes.extend_from_slice(&body);
             if let Ok(app) = App::parse(&bytes) {

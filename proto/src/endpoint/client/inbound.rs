@@ -6,7 +6,6 @@ use crate::endpoint::shared;
 use crate::endpoint::{classify_opened, Inbound};
 use core::net::SocketAddr;
 
-use crate::features::rpc;
 use crate::features::{pubsub, status::Status};
 use crate::id::Counter;
 use crate::reliability::{Payload, Reply};
@@ -15,7 +14,7 @@ use crate::time::Instant;
 use crate::wire::{App, SessionPacket, StatusBytes};
 
 use super::super::{
-    delivered_event, received_message, CallId, ClientEvent, CloseReason, DropReason, Outgoing,
+    delivered_event, received_message, ClientEvent, CloseReason, DropReason, Outgoing,
 };
 use super::{reconnect, Client};
 
@@ -92,13 +91,15 @@ impl Client {
             Some(Inbound::Fresh(p)) => p,
             Some(Inbound::Duplicate(p)) => {
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
-                if let Ok(
-                    App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
-                ) = App::parse(p)
-                {
-                    self.shared
+                match App::parse(p) {
+                    Ok(
+                        App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
+                    ) => self
+                        .shared
                         .tx
-                        .push_back(Outgoing::Ack { to: from, counter });
+                        .push_back(Outgoing::Ack { to: from, counter }),
+                    Ok(App::Segment(seg)) => self.on_segment_duplicate(from, addr, counter, &seg),
+                    _ => {}
                 }
                 return;
             }
@@ -137,14 +138,7 @@ impl Client {
                 self.on_ack(now, addr, counter);
             }
             App::RpcResponse { call, status, data } => {
-                match self.outbox.on_reply(call, true, addr, now, &mut self.rtt) {
-                    Reply::Complete(e) => {
-                        let event = rpc::answer_event(CallId(e.id), addr, status, data);
-                        self.shared.events.push_back(event);
-                    }
-                    // Late, repeated or never asked for.
-                    _ => self.shared.stats.drop(DropReason::Unexpected),
-                }
+                self.on_answer(now, addr, call, status, data)
             }
             App::Subscribe { target } => {
                 self.ack(from, counter);
@@ -194,6 +188,9 @@ impl Client {
                 // send: a listener must not go deaf.
                 self.on_contact_lost(now);
             }
+            App::Segment(seg) => self.on_segment(now, from, addr, counter, &seg),
+            App::AckRanges(ranges) => self.on_ack_ranges(now, addr, ranges),
+            App::TransferRefused { transfer, reason } => self.on_refused(transfer, reason),
             App::RpcCall { .. } | App::GroupKey { .. } => {
                 self.shared.stats.drop(DropReason::Unsupported)
             }
@@ -234,6 +231,7 @@ impl Client {
             .outbox
             .on_reply(counter, false, addr, now, &mut self.rtt)
         {
+            Reply::Complete(e) if e.payload.transfer().is_some() => self.on_segment_complete(e),
             Reply::Complete(e) if !e.internal => self.shared.events.push_back(delivered_event(e)),
             Reply::Complete(_) | Reply::Partial => {}
             Reply::Unknown if self.on_group_ack(now, addr, counter) => {}

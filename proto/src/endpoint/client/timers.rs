@@ -58,6 +58,7 @@ impl Client {
             ClientTimer::Keepalive => self.keepalive_due(),
             ClientTimer::TimeSync => self.time.periodic_due(self.is_connected()),
             ClientTimer::TimeRetry => self.time.retry_due(),
+            ClientTimer::Segments => self.segments_due(),
             ClientTimer::Outbox => self.outbox.next_timeout(
                 self.is_connected() && self.session_ready(),
                 self.counter_budget(),
@@ -111,6 +112,10 @@ impl Client {
                         .events
                         .push_back(ClientEvent::TimeSyncTimedOut { sync }),
                 }
+            }
+            ClientTimer::Segments => {
+                self.expire_partials(now);
+                self.expire_transfers(now);
             }
             // Pumped kinds (`is_pumped`): `handle_timeout` runs them through `pump`.
             ClientTimer::Outbox | ClientTimer::GroupKeys | ClientTimer::Subscriptions => {}

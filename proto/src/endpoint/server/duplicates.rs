@@ -56,7 +56,7 @@ impl Allowance {
 
     /// Takes `cost` bytes if that many are left after refilling for the time since the last
     /// refill.
-    fn take(&mut self, now: Instant, cost: usize) -> bool {
+    pub(super) fn take(&mut self, now: Instant, cost: usize) -> bool {
         let elapsed = (now - self.refilled).as_micros();
         let earned = elapsed.saturating_mul(u128::from(ALLOWANCE_RATE)) / 1_000_000;
         if earned > 0 {
@@ -100,6 +100,9 @@ impl Server {
             return;
         };
         let (reply, plain_len) = match App::parse(plain) {
+            Ok(App::Segment(seg)) => {
+                return self.on_segment_duplicate(now, from, counter, &seg, via)
+            }
             // Re-acknowledge: the first ACK may have been lost (the reference never does, so
             // its clients report false failures: docs/PROTOCOL.md §10 item 10).
             Ok(App::ReliableMessage(_)) => (Outgoing::Ack { to: from, counter }, 9 + status_len),

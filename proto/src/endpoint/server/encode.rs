@@ -20,6 +20,15 @@ impl Server {
         if let Outgoing::Sealed { to, datagram } = &out {
             return copy_out(*to, datagram, buf);
         }
+        if let Some(encoded) = self.encode_segments(&out, buf) {
+            return encoded;
+        }
+        if let Outgoing::RpcResponse { to, call } = &out {
+            // An answer too large for a datagram goes as a transfer instead.
+            if self.answer_segmented(now, *to, *call) {
+                return Encoded::Obsolete;
+            }
+        }
         let to = match &out {
             Outgoing::Ack { to, .. }
             | Outgoing::Unreliable { to, .. }
@@ -29,6 +38,8 @@ impl Server {
             | Outgoing::TimeResponse { to, .. }
             | Outgoing::Quit { to }
             | Outgoing::Setup { to, .. }
+            | Outgoing::AckRanges { to }
+            | Outgoing::Refuse { to, .. }
             | Outgoing::Sealed { to, .. } => *to,
         };
         // Everything else is sealed under the session's key; no session, nothing to send.
@@ -82,6 +93,8 @@ impl Server {
             Outgoing::Quit { .. }
             | Outgoing::TimeRequest { .. }
             | Outgoing::Setup { .. }
+            | Outgoing::AckRanges { .. }
+            | Outgoing::Refuse { .. }
             | Outgoing::Sealed { .. } => return Encoded::Obsolete,
         };
         Encoded::from(to, result)

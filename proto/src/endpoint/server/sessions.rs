@@ -39,6 +39,7 @@ impl Server {
             self.forget_client_subs(addr, s.peer);
             self.busy.remove(&addr);
             self.fail_outbox(s.outbox, fail);
+            self.end_segments(addr, fail);
             self.shared
                 .events
                 .push_back(ServerEvent::Disconnected { addr, reason });
