@@ -214,12 +214,16 @@ impl ClientConfig {
     }
 }
 
+/// What the reassembly budgets hold beyond one largest message: the endpoint counts each
+/// partial message's bookkeeping against them too (a few hundred bytes today).
+const REASSEMBLY_HEADROOM: usize = 64 << 10;
+
 /// Sets `limits.max_message` and grows the reassembly budgets to hold one message that size:
 /// a limit the budgets could never meet would refuse every large message as `NoRoom`.
 fn set_max_message(limits: &mut Limits, bytes: usize) {
     limits.max_message = bytes;
-    let max = limits.max_message();
-    limits.reassembly_per_peer = limits.reassembly_per_peer.max(max);
+    let need = limits.max_message() + REASSEMBLY_HEADROOM;
+    limits.reassembly_per_peer = limits.reassembly_per_peer.max(need);
     limits.reassembly_total = limits.reassembly_total.max(limits.reassembly_per_peer);
 }
 

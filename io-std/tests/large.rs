@@ -134,6 +134,35 @@ fn a_multi_mib_message_goes_each_way_whole_with_progress_noise() {
 }
 
 #[test]
+fn a_message_of_exactly_the_configured_maximum_is_accepted() {
+    let (server_config, client_config) = configs(ID, Suite::Psk);
+    // Setting the maximum alone is enough: the reassembly budgets grow to hold such a message.
+    let max = 3 * MIB;
+    let server = Server::bind("127.0.0.1:0", server_config.max_message(max)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    server.on_message(None, move |m| {
+        let _ = tx.send(m.payload.len());
+    });
+    let client_config = client_config.max_message(max).send_timeout(WAIT);
+    let client = Client::connect(server.local_addr(), client_config).unwrap();
+    // The limit counts the whole plaintext: opcode, "edge\n", "e\n", payload.
+    let data = pattern(max - 1 - "edge\n".len() - "e\n".len(), 5);
+    client
+        .send_message("edge", "e", &data, Reliability::Reliable)
+        .unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), data.len());
+    assert_eq!(
+        client.send_message(
+            "edge",
+            "e",
+            &[data.as_slice(), b"x"].concat(),
+            Reliability::Reliable
+        ),
+        Err(SendError::Refused(Refusal::TooLarge))
+    );
+}
+
+#[test]
 fn large_call_arguments_and_answer_through_a_registered_handler() {
     let (_server, client, _) = pair(Suite::Psk);
     let args = pattern(2 * MIB + 3, 3);
