@@ -13,6 +13,12 @@ use pavillion_proto::ClientId;
 /// How many messages a message stream of the async adapter holds unread by default.
 pub const DEFAULT_MESSAGE_BUFFER: usize = 64;
 
+/// The receive buffer the adapters ask the kernel for on each socket by default (4 MiB; the
+/// kernel grants at most its `net.core.rmem_max`). A large message arrives as a window of
+/// segments at once; the system default (about 200 KB on Linux) overflows before the driver
+/// has opened them, and every datagram dropped there is a retransmission.
+pub const DEFAULT_RECV_BUFFER: usize = 4 << 20;
+
 /// Configuration of a client, with the reference client's defaults.
 ///
 /// | setting | default |
@@ -25,6 +31,7 @@ pub const DEFAULT_MESSAGE_BUFFER: usize = 64;
 /// | multicast TTL | 1 (the local link) |
 /// | message stream buffer (async adapter) | [`DEFAULT_MESSAGE_BUFFER`] |
 /// | largest reliable message ([`ClientConfig::max_message`]) | 1 MiB, sent in segments |
+/// | socket receive buffer ([`ClientConfig::recv_buffer`]) | [`DEFAULT_RECV_BUFFER`] |
 ///
 /// A client given a multicast group as its server address also joins that group on a second
 /// socket bound to the group's port, so that it hears servers announce themselves (setup
@@ -54,6 +61,7 @@ pub struct ClientConfig {
     pub(crate) limits: Limits,
     pub(crate) multicast_ttl: u32,
     pub(crate) message_buffer: usize,
+    pub(crate) recv_buffer: Option<usize>,
     pub(crate) reconnect_retry_max: Option<Duration>,
 }
 
@@ -100,6 +108,7 @@ impl ClientConfig {
             limits: Limits::default(),
             multicast_ttl: 1,
             message_buffer: DEFAULT_MESSAGE_BUFFER,
+            recv_buffer: Some(DEFAULT_RECV_BUFFER),
             reconnect_retry_max: None,
         }
     }
@@ -170,6 +179,13 @@ impl ClientConfig {
     /// The largest reliable message the client sends or accepts, as configured.
     pub fn max_message_size(&self) -> usize {
         self.limits.max_message()
+    }
+
+    /// Sets the receive buffer asked of the kernel for the client's sockets
+    /// ([`DEFAULT_RECV_BUFFER`]), or leaves the system's default with `None`.
+    pub fn recv_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.recv_buffer = bytes;
+        self
     }
 
     /// Sets the TTL of datagrams to a multicast group.
@@ -286,6 +302,7 @@ pub struct ServerConfig {
     pub(crate) announce: Option<Option<SocketAddr>>,
     pub(crate) send_timeout: Duration,
     pub(crate) message_buffer: usize,
+    pub(crate) recv_buffer: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -305,6 +322,7 @@ impl ServerConfig {
             announce: None,
             send_timeout: Duration::from_secs(10),
             message_buffer: DEFAULT_MESSAGE_BUFFER,
+            recv_buffer: Some(DEFAULT_RECV_BUFFER),
         }
     }
 
@@ -397,6 +415,13 @@ impl ServerConfig {
     /// drops new ones (at least 1).
     pub fn message_buffer(mut self, messages: usize) -> Self {
         self.message_buffer = messages.max(1);
+        self
+    }
+
+    /// Sets the receive buffer asked of the kernel for the server's sockets
+    /// ([`DEFAULT_RECV_BUFFER`]), or leaves the system's default with `None`.
+    pub fn recv_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.recv_buffer = bytes;
         self
     }
 

@@ -62,6 +62,7 @@ pub(crate) fn client(server: SocketAddr, config: &ClientConfig) -> io::Result<So
         .bind
         .unwrap_or_else(|| SocketAddr::new(unspecified(server.ip()), 0));
     let socket = UdpSocket::bind(bind)?;
+    recv_buffer(&socket, config.recv_buffer);
     let mut group = None;
     match server.ip() {
         IpAddr::V4(v4) if v4.is_broadcast() => socket.set_broadcast(true)?,
@@ -106,6 +107,9 @@ pub(crate) fn server(addr: SocketAddr, config: &ServerConfig) -> io::Result<Serv
         ReplySocket::Ephemeral => Some(ephemeral_for(addr)),
     };
     let secondary = reply.map(UdpSocket::bind).transpose()?;
+    for s in std::iter::once(&primary).chain(&secondary) {
+        recv_buffer(s, config.recv_buffer);
+    }
     Ok(ServerSockets {
         sockets: Sockets {
             send_from_secondary: secondary.is_some(),
@@ -114,6 +118,15 @@ pub(crate) fn server(addr: SocketAddr, config: &ServerConfig) -> io::Result<Serv
         },
         group,
     })
+}
+
+/// Asks the kernel for a receive buffer of `bytes` on `socket`, if any. Best effort: the
+/// kernel caps it at `net.core.rmem_max`, and a refusal only leaves the default.
+fn recv_buffer(socket: &UdpSocket, bytes: Option<usize>) {
+    let Some(bytes) = bytes else { return };
+    if let Err(e) = socket2::SockRef::from(socket).set_recv_buffer_size(bytes) {
+        tracing::debug!(error = %e, bytes, "cannot set the socket's receive buffer");
+    }
 }
 
 /// A socket that receives what is sent to `group` (a multicast address with the servers'
@@ -208,5 +221,33 @@ mod tests {
             plain.sockets.output().local_addr().unwrap(),
             plain.sockets.primary.local_addr().unwrap()
         );
+    }
+
+    #[test]
+    fn sockets_ask_for_a_larger_receive_buffer_unless_told_not_to() {
+        let size = |s: &UdpSocket| socket2::SockRef::from(s).recv_buffer_size().unwrap();
+        let any = "127.0.0.1:0".parse().unwrap();
+        // The kernel grants at most its rmem_max, but anything asked at or above the default
+        // comes back larger than the default (Linux doubles it for its bookkeeping).
+        let system = size(&UdpSocket::bind(any).unwrap());
+        let config = ServerConfig::new().reply_socket(ReplySocket::Ephemeral);
+        let s = server(any, &config).unwrap().sockets;
+        assert!(
+            size(&s.primary) > system,
+            "{} <= {system}",
+            size(&s.primary)
+        );
+        assert!(size(s.secondary.as_ref().unwrap()) > system);
+        let s = server(any, &ServerConfig::new().recv_buffer(None))
+            .unwrap()
+            .sockets;
+        assert_eq!(size(&s.primary), system);
+
+        let client_config = |c: ClientConfig| client("127.0.0.1:1783".parse().unwrap(), &c);
+        let psk = pavillion_proto::crypto::Psk::from_bytes([1; 32]);
+        let c = ClientConfig::psk(pavillion_proto::ClientId([1; 16]), psk);
+        assert!(size(&client_config(c.clone()).unwrap().primary) > system);
+        let plain = client_config(c.recv_buffer(None)).unwrap();
+        assert_eq!(size(&plain.primary), system);
     }
 }
