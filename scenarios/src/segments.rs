@@ -61,7 +61,9 @@ fn large_message(p: &Params, loss: f64) -> Outcome {
     let mut out = h.run(unicast(SERVER));
     out.expect_delivered_percent(100);
     let d = out.delivered;
-    out.check(d == 1, "large", || format!("{d} of 1 large message delivered"));
+    out.check(d == 1, "large", || {
+        format!("{d} of 1 large message delivered")
+    });
     let segment = (pavillion_proto::wire::MAX_DATAGRAM - 52) as u64;
     let latency = out.latency.max;
     out.notes.push(format!(
@@ -143,7 +145,9 @@ pub(crate) fn reassembly_flood(p: &Params) -> Outcome {
         .iter()
         .map(|s| s.dropped(pavillion_proto::endpoint::DropReason::TransferNoRoom))
         .sum();
-    out.check(refused > 0, "refused", || "no announcement was refused".into());
+    out.check(refused > 0, "refused", || {
+        "no announcement was refused".into()
+    });
     let flooded = h
         .events(SERVER, |e| match e {
             pavillion_sim::HostEvent::Server(ServerEvent::Message { message, .. })
