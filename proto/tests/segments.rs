@@ -453,3 +453,168 @@ fn a_partial_message_expires_and_frees_its_reservation() {
         "the sender is told: {events:?}"
     );
 }
+
+fn group() -> SocketAddr {
+    common::addr("239.255.28.12:1783")
+}
+
+fn members() -> Vec<SocketAddr> {
+    (1..=3)
+        .map(|i| common::addr(&format!("10.0.1.{i}:1783")))
+        .collect()
+}
+
+/// Three servers of a group taking "lights", and one client sending to the group.
+fn multicast(suite: Suite, seed: u64) -> Network {
+    let mut net = Network::new(seed, Link::clean());
+    for (i, s) in members().into_iter().enumerate() {
+        net.add_server(s, server_config(suite, ID, 10 + i as u8));
+        net.join(s, group());
+    }
+    net.add_client(client_addr(), client_config(suite, ID, group(), 20));
+    net.join(client_addr(), group());
+    let now = net.now();
+    for s in members() {
+        net.server(s).subscribe(now, "lights");
+    }
+    net.run_for(Duration::from_millis(500));
+    let now = net.now();
+    assert_eq!(
+        net.client(client_addr()).subscribers(now, "lights").len(),
+        3
+    );
+    net
+}
+
+fn multicast_outcome(
+    events: &[ClientEvent],
+    id: MessageId,
+) -> Option<(Vec<SocketAddr>, Vec<SocketAddr>)> {
+    events.iter().find_map(|e| match e {
+        ClientEvent::Delivered {
+            id: d,
+            acked,
+            missing,
+        } if *d == id => {
+            let (mut a, mut m) = (acked.clone(), missing.clone());
+            a.sort();
+            m.sort();
+            Some((a, m))
+        }
+        _ => None,
+    })
+}
+
+/// Every server of the group acknowledges every segment; a server that lost some gets them
+/// again and is counted; a dead one is named missing, and only servers with the whole message
+/// are listed as having it.
+#[test]
+fn multicast_segments_reach_every_server_and_the_outcome_lists_who_got_it_whole() {
+    for suite in SUITES {
+        let mut net = multicast(suite, 11);
+        let data = payload(6 * SEGMENT, 11);
+        // The second server loses everything for 50 ms: it misses segments, then catches up.
+        let lossy = members()[1];
+        let until = net.now() + Duration::from_millis(50);
+        net.set_filter(move |c| {
+            if c.to == lossy && c.at < until {
+                Verdict::Drop
+            } else {
+                Verdict::Deliver
+            }
+        });
+        let now = net.now();
+        let id = net
+            .client(client_addr())
+            .send_message(now, "lights", "on", &data, reliable(5))
+            .unwrap();
+        net.run_for(Duration::from_secs(6));
+        net.clear_filter();
+        let events = net.client_events(client_addr());
+        assert_eq!(
+            multicast_outcome(&events, id),
+            Some((members(), Vec::new())),
+            "{suite:?}: {events:?}"
+        );
+        for s in members() {
+            let got: Vec<_> = net
+                .server_events(s)
+                .into_iter()
+                .filter_map(|e| match e {
+                    ServerEvent::Message { message, .. } => Some(message.payload),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(got.len(), 1, "{suite:?} {s}");
+            assert_eq!(got[0].as_ref(), &data[..]);
+        }
+        // A server that is down misses every segment: at the deadline the others have it.
+        let dead = members()[2];
+        net.set_up(dead, false);
+        let now = net.now();
+        let id = net
+            .client(client_addr())
+            .send_message(now, "lights", "on", &data, reliable(2))
+            .unwrap();
+        net.run_for(Duration::from_secs(3));
+        let alive: Vec<_> = members().into_iter().filter(|s| *s != dead).collect();
+        assert_eq!(
+            multicast_outcome(&net.client_events(client_addr()), id),
+            Some((alive, vec![dead])),
+            "{suite:?}"
+        );
+    }
+}
+
+/// Suite 3 agrees new keys after 40 packets here, so a transfer's segments go out under one
+/// session key and, retransmitted or not, arrive under the next (the same peer's
+/// re-handshake): the message is whole, once.
+#[test]
+fn segments_cross_a_rekey() {
+    let mut net = Network::new(12, Link::lossy(0.05));
+    net.add_server(server_addr(), server_config(Suite::Noise, ID, 1));
+    let mut client = client_config(Suite::Noise, ID, server_addr(), 2);
+    client.rekey_after_messages = 40;
+    net.add_client(client_addr(), client);
+    assert!(net.run_until(Duration::from_secs(5), |net| net
+        .client(client_addr())
+        .is_connected()));
+    let handshakes = net.server(server_addr()).stats().handshakes;
+    let data = payload(200 * SEGMENT, 12);
+    let now = net.now();
+    let id = net
+        .client(client_addr())
+        .send_message(now, "t", "n", &data, reliable(30))
+        .unwrap();
+    let mut got = Vec::new();
+    let done = net.run_until(Duration::from_secs(30), |net| {
+        got.extend(
+            net.server_events(server_addr())
+                .into_iter()
+                .filter_map(|e| match e {
+                    ServerEvent::Message { message, .. } => Some(message.payload),
+                    _ => None,
+                }),
+        );
+        let events = net.client_events(client_addr());
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Delivered { id: d, .. } if *d == id))
+    });
+    assert!(done);
+    assert!(
+        net.server(server_addr()).stats().handshakes > handshakes,
+        "the transfer crossed a rekey"
+    );
+    net.run_for(Duration::from_secs(2));
+    got.extend(
+        net.server_events(server_addr())
+            .into_iter()
+            .filter_map(|e| match e {
+                ServerEvent::Message { message, .. } => Some(message.payload),
+                _ => None,
+            }),
+    );
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].as_ref(), &data[..]);
+}

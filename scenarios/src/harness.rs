@@ -150,6 +150,50 @@ impl Harness {
         }
     }
 
+    /// Adds a client that sends each `(at, payload, deadline)` as a reliable message, recorded
+    /// in the ledger under the payload itself (so only the whole, unaltered payload counts as
+    /// delivered). The sends are given to the endpoint
+    /// directly, not traced: a trace line of a large payload would be as large.
+    pub(crate) fn client_sending(
+        &mut self,
+        name: &str,
+        config: ClientConfig,
+        sends: Vec<(Duration, Vec<u8>, Duration)>,
+    ) -> SocketAddr {
+        let ids: Rc<RefCell<BTreeMap<MessageId, usize>>> = Rc::default();
+        let ids2 = ids.clone();
+        let mut script = Script::<Client>::new().on_start(move |_| ids2.borrow_mut().clear());
+        for (at, payload, deadline) in sends {
+            let (ledger, ids) = (self.ledger.clone(), ids.clone());
+            let opts = SendOptions::reliable().with_timeout(deadline);
+            script = script.at(at, move |ctl| {
+                let now = ctl.now();
+                let key = String::from_utf8_lossy(&payload).into_owned();
+                match ctl.endpoint().send_message(now, "t", "n", &payload, opts) {
+                    Ok(id) => {
+                        let entry = ledger.borrow_mut().sent(key, now);
+                        ids.borrow_mut().insert(id, entry);
+                    }
+                    Err(_) => ledger.borrow_mut().refused += 1,
+                }
+            });
+        }
+        let ledger = self.ledger.clone();
+        let script = script.on_event(move |_, event| {
+            let (id, ack) = match event {
+                ClientEvent::Delivered { id, acked, .. } => (id, Ack::Delivered { acked }),
+                ClientEvent::TimedOut { id } | ClientEvent::Failed { id, .. } => (id, Ack::Expired),
+                _ => return,
+            };
+            if let Some(i) = ids.borrow().get(&id) {
+                ledger.borrow_mut().ack(*i, ack);
+            }
+        });
+        self.clients.push(name.into());
+        let r = self.sim.add_client(name, config, script);
+        self.unwrap_addr(r)
+    }
+
     fn client_script(&mut self, name: &str, batches: &[Batch]) -> Script<Client> {
         let host: Rc<str> = name.into();
         // Message ids restart with each incarnation of the endpoint, so the map from id to

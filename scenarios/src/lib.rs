@@ -37,6 +37,7 @@ mod harness;
 mod outcome;
 pub mod report;
 mod scenarios;
+mod segments;
 mod suite;
 
 pub use outcome::{Failure, Latency, Outcome};
@@ -196,6 +197,24 @@ pub static SCENARIOS: &[Scenario] = &[
         description: "1000 clients on one server, two messages each: all connect and deliver",
         suites: Suite::ALL,
         run: scenarios::clients_1000,
+    },
+    Scenario {
+        name: "large-message-10",
+        description: "one 4 MiB message, 10% loss each way: delivered whole and once (segments)",
+        suites: Suite::ALL,
+        run: segments::large_message_10,
+    },
+    Scenario {
+        name: "large-message-30",
+        description: "one 4 MiB message, 30% loss each way: delivered whole and once (segments)",
+        suites: Suite::ALL,
+        run: segments::large_message_30,
+    },
+    Scenario {
+        name: "reassembly-flood",
+        description: "clients announce 1 MB messages and send one segment each: memory within budget, honest traffic unaffected",
+        suites: Suite::ALL,
+        run: segments::reassembly_flood,
     },
 ];
 

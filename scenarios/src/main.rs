@@ -159,6 +159,10 @@ fn main() -> ExitCode {
     }
 
     print!("{}", report::table(&rows));
+    let notes = report::notes(&rows);
+    if !notes.is_empty() {
+        print!("\nnotes:\n{notes}");
+    }
     let failures = report::failures(&rows);
     println!(
         "\n{} runs ({} scenario/suite pairs x {} seeds) in {:.1}s wall time",

@@ -90,6 +90,9 @@ pub struct Outcome {
     pub trace: Option<String>,
     /// Assertions the run did not meet; empty means it passed.
     pub failures: Vec<Failure>,
+    /// Measurements a scenario reports beyond the table's columns (for example the peak of
+    /// the server's reassembly memory), printed under the table.
+    pub notes: Vec<String>,
 }
 
 impl Outcome {

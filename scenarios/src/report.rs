@@ -38,6 +38,8 @@ pub struct Row {
     pub digest: String,
     /// Failed assertions, with the seed of the run.
     pub failures: Vec<(u64, Failure)>,
+    /// The runs' [`Outcome::notes`], with the seed of the run.
+    pub notes: Vec<(u64, String)>,
 }
 
 impl Row {
@@ -59,6 +61,7 @@ impl Row {
             reconnect: None,
             digest: String::new(),
             failures: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -80,6 +83,7 @@ impl Row {
         self.reconnect = self.reconnect.max(o.reconnect_time);
         self.failures
             .extend(o.failures.iter().map(|f| (seed, f.clone())));
+        self.notes.extend(o.notes.iter().map(|n| (seed, n.clone())));
     }
 
     /// The median over seeds of the median latency.
@@ -179,6 +183,18 @@ pub fn failures(rows: &[Row]) -> String {
     for r in rows {
         for (seed, f) in &r.failures {
             let _ = writeln!(out, "{} {} seed {seed}: {f}", r.scenario, r.suite);
+        }
+    }
+    out
+}
+
+/// Every note of a run, one line each: scenario, suite, seed and the note. Empty when no
+/// scenario reported one, so the output of the scenarios without notes is unchanged.
+pub fn notes(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        for (seed, n) in &r.notes {
+            let _ = writeln!(out, "{} {} seed {seed}: {n}", r.scenario, r.suite);
         }
     }
     out
