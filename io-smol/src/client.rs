@@ -125,9 +125,15 @@ impl Client {
     /// acknowledged it, or with an error at the send timeout (5 s by default); an unreliable
     /// one resolves as soon as it is queued, with an empty [`Delivery`].
     ///
+    /// A reliable message larger than a datagram, up to [`ClientConfig::max_message`] (1 MiB
+    /// by default), is sent in segments and arrives whole; [`Client::send_with_progress`]
+    /// reports how far it got.
+    ///
     /// # Errors
     /// [`SendError::TimedOut`] when nobody acknowledged it, [`SendError::Refused`] for a
-    /// message the endpoint cannot send, and the other [`SendError`] variants.
+    /// message the endpoint cannot send (an unreliable one larger than a datagram, a reliable
+    /// one larger than `max_message`), [`SendError::RefusedByReceiver`] for one the server
+    /// would not take, and the other [`SendError`] variants.
     ///
     /// # Examples
     /// ```no_run

@@ -112,9 +112,15 @@ impl Client {
     /// [`Delivery`]. An unreliable message made before the session is up waits for it, and is
     /// dropped unsent if the client closes first (see [`Client::wait_connected`]).
     ///
+    /// A reliable message larger than a datagram, up to [`ClientConfig::max_message`] (1 MiB
+    /// by default), is sent in segments and arrives whole; [`Client::send_with_progress`]
+    /// reports how far it got.
+    ///
     /// # Errors
     /// [`SendError::TimedOut`] when nobody acknowledged it, [`SendError::Refused`] for a
-    /// message the endpoint cannot send, and the other [`SendError`] variants.
+    /// message the endpoint cannot send (an unreliable one larger than a datagram, a reliable
+    /// one larger than `max_message`), [`SendError::RefusedByReceiver`] for one the server
+    /// would not take, and the other [`SendError`] variants.
     pub fn send_message(
         &self,
         target: &str,
