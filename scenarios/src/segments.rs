@@ -118,10 +118,13 @@ pub(crate) fn reassembly_flood(p: &Params) -> Outcome {
         }
     }
     let honest = p.suite.client_config(0, server);
+    // The honest client's sends are late by up to 50 ms each, drawn from the seed.
+    let mut rng = Rng::seed_from_u64(p.seed);
     let mut sends: Vec<(Duration, Vec<u8>, Duration)> = (0..50)
         .map(|i| {
             let key = format!("{CLIENT}/{i}");
-            (ms(500) + ms(100) * i, key.into_bytes(), secs(10))
+            let late = ms(rng.range_inclusive(0, 50));
+            (ms(500) + ms(100) * i + late, key.into_bytes(), secs(10))
         })
         .collect();
     sends.push((secs(3), payload("client/large:", 900_000, p.seed), secs(10)));

@@ -74,6 +74,9 @@ scenario_tests! {
     flood_first => "flood-first",
     flood_reboot => "flood-reboot",
     clients_1000 => "clients-1000",
+    large_message_10 => "large-message-10",
+    large_message_30 => "large-message-30",
+    reassembly_flood => "reassembly-flood",
 }
 
 #[test]

@@ -381,31 +381,30 @@ impl Server {
             } => (*to, Some((*transfer, *reason))),
             _ => return None,
         };
-        let Some(s) = self.sessions.get_mut(&to) else {
+        if !self.sessions.contains_key(&to) {
             return Some(Encoded::Obsolete);
-        };
-        let c = super::take(&mut s.tx_counter);
-        let result = match app_refusal {
-            Some((transfer, reason)) => {
-                let app = App::TransferRefused {
-                    transfer,
-                    reason: segment::code(reason),
-                };
-                session::seal(&s.tx_key, c, &app, buf)
-            }
+        }
+        let mut raw = [0u8; ACK_RANGES_BUF];
+        let app = match app_refusal {
+            Some((transfer, reason)) => App::TransferRefused {
+                transfer,
+                reason: segment::code(reason),
+            },
             None => {
                 let (ranges, more) = self.segments.reassembly.take_acks(to);
                 if more {
                     self.shared.tx.push_back(Outgoing::AckRanges { to });
                 }
-                let mut raw = [0u8; ACK_RANGES_BUF];
                 match AckRanges::build(&ranges, &mut raw) {
-                    Ok(r) => session::seal(&s.tx_key, c, &App::AckRanges(r), buf),
+                    Ok(r) => App::AckRanges(r),
+                    // Nothing owed any more: an earlier datagram took it all.
                     Err(_) => return Some(Encoded::Obsolete),
                 }
             }
         };
-        Some(Encoded::from(to, result))
+        let s = self.sessions.get_mut(&to)?;
+        let c = super::take(&mut s.tx_counter);
+        Some(Encoded::from(to, session::seal(&s.tx_key, c, &app, buf)))
     }
 
     /// What we hold for reassembling segmented messages from clients.
