@@ -48,8 +48,10 @@ Examples:
 With --count, the session is set up first, so the latencies are those of calls on an
 established session; errors are counted by kind, and the exit code is 1 if any call failed.";
 
-pub(crate) fn run(json: bool, a: CallArgs) -> Result<(), Failure> {
+pub(crate) fn run(json: bool, mut a: CallArgs) -> Result<(), Failure> {
     let args = common::payload(&a.args, a.file.as_deref(), a.hex)?;
+    // Large arguments take time to move too: counted at a slow link's 1 MB/s, as `pav send`.
+    a.client.timeout += std::time::Duration::from_secs_f64(args.len() as f64 / 1e6);
     // Large arguments travel in segments; our limit (which also bounds the answer we accept)
     // grows to fit them unless --max-message was given.
     let max = a.client.max_message;

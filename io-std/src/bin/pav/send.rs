@@ -68,11 +68,17 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
     // fit the payload (the whole plaintext: opcode, target, name, two newlines) unless given.
     let needed = data.len() + a.target.len() + a.name.len() + 3;
     let max = a.client.max_message;
-    let client = a.client.connect_with(|c| match max {
-        Some(_) => c,
-        None => {
-            let fits = c.max_message_size().max(needed);
-            c.max_message(fits)
+    // --timeout is for the server to answer; a large message also needs the time to move it,
+    // counted at a slow link's 1 MB/s, so that a big file is not cut off at the default 2 s.
+    let deadline = a.client.timeout + Duration::from_secs_f64(data.len() as f64 / 1e6);
+    let client = a.client.connect_with(|c| {
+        let c = c.send_timeout(deadline);
+        match max {
+            Some(_) => c,
+            None => {
+                let fits = c.max_message_size().max(needed);
+                c.max_message(fits)
+            }
         }
     })?;
     let server = client.server_addr();
@@ -157,9 +163,8 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
         Err(SendError::TimedOut) => Err(Failure::failed(
             "timeout",
             format!(
-                "no acknowledgement from {server} within {:?} (server down, wrong address or \
-                 port, wrong server key, or a firewall)",
-                a.client.timeout
+                "no acknowledgement from {server} within {deadline:?} (server down, wrong \
+                 address or port, wrong server key, or a firewall)"
             ),
         )),
         Err(SendError::AuthenticationFailed { reason }) => Err(Failure::failed(
