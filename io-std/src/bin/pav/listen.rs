@@ -43,11 +43,14 @@ Examples:
   pav --json listen alerts -s 239.255.28.12 --psk-file alice/psk -n 1   # first alert, as JSON
   pav listen kitchen --duration 60 --down-timeout 5 --psk-file alice/psk
   pav listen kitchen --exit-on-disconnect --psk-file alice/psk || echo \"server lost\"
+  pav --json listen ota --max-message 64M --psk-file alice/psk -n 1   # a large file, whole
 
 pav subscribes to TARGET at the server (at one server of a multicast group, moving to another
 when it goes down), so a `pav serve` broker forwards that target's messages to it, once. When
 the server quits or stops answering, pav prints a line saying so, and another when it is back
-(it reconnects by itself); with --exit-on-disconnect it exits with code 1 instead.";
+(it reconnects by itself); with --exit-on-disconnect it exits with code 1 instead.
+Messages larger than a datagram arrive whole, up to --max-message (1M by default); in text
+from 64 KiB on, text output shows their size, and --json their bytes.";
 
 /// What the loop hears.
 enum Heard {
