@@ -49,7 +49,7 @@ pav subscribes to TARGET at the server (at one server of a multicast group, movi
 when it goes down), so a `pav serve` broker forwards that target's messages to it, once. When
 the server quits or stops answering, pav prints a line saying so, and another when it is back
 (it reconnects by itself); with --exit-on-disconnect it exits with code 1 instead.
-Messages larger than a datagram arrive whole, up to --max-message (1M by default); in text
+Messages larger than a datagram arrive whole, up to --max-message (1M by default);
 from 64 KiB on, text output shows their size, and --json their bytes.";
 
 /// What the loop hears.
