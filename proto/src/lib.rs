@@ -40,7 +40,7 @@
 //! - [`reliability`]: RTT estimation and the outbox of reliable exchanges (retransmission,
 //!   deadlines, outcomes).
 //! - [`features`]: what runs on sessions, each owning its state and rules: RPC, publish and
-//!   subscribe, time sync, device status, suite 3 group keys.
+//!   subscribe, time sync, device status, suite 3 group keys, segmented messages.
 //! - `table`: the bounded table that evicts its oldest entry, behind every state an
 //!   unauthenticated peer can make an endpoint keep.
 //! - [`endpoint`]: the client and server roles, which route: they find a datagram's session,

@@ -1,5 +1,5 @@
-//! Application features built on sessions, one module each: RPC, publish/subscribe, time sync
-//! and typed device status.
+//! Application features built on sessions, one module each: RPC, publish/subscribe, time sync,
+//! typed device status and segmented messages.
 //!
 //! A feature owns its state and its rules; the endpoint (`endpoint/`) routes to it. The
 //! endpoint opens and parses a datagram, finds the peer's session, and hands each feature
@@ -34,9 +34,10 @@
 //! the timers it sets and the events it emits in its module docs, as the modules here do.
 //! The features planned next fit this shape:
 //!
-//! - **Segmentation and ordered delivery**: per-session reassembly and reorder buffers,
-//!   handed message fragments by `on_opened`, with a reassembly-expiry deadline; a complete
-//!   message becomes the same `Message` event as today.
+//! - **Ordered delivery**: per-target reorder buffers, handed messages by `on_opened`; a
+//!   message in order becomes the same `Message` event as today. (Segmentation, `segment`,
+//!   took this shape: reassembly handed segments by `on_opened`, a `Segments` timer kind, and a
+//!   whole plaintext dispatched like a one-datagram packet.)
 //! - **Registers and durable delivery records**: state keyed by target, handed the ACKs and
 //!   messages of their opcodes, with a deadline for persistence or expiry; a durable record
 //!   is what the feature returns for the driver to store.

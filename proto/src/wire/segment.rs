@@ -134,7 +134,7 @@ impl<'a> AckRanges<'a> {
     }
 }
 
-/// The reason byte of op 35; [`RefusalCode::name`] gives the known ones. Any byte parses, so
+/// The reason byte of op 35; the constants name the known ones. Any byte parses, so
 /// that a newer peer's reason still ends the transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RefusalCode(pub u8);

@@ -144,6 +144,7 @@ impl Server {
                     // subscriptions are not for this one.
                     self.forget_client_subs(from, old.peer);
                     self.fail_outbox(old.outbox, FailReason::PeerClosed);
+                    self.end_segments(from, FailReason::PeerClosed);
                 }
                 self.busy.remove(&from);
                 // A new client process knows nothing of our subscriptions yet.
