@@ -660,7 +660,11 @@ impl Server {
                 continue;
             };
             due.clear();
-            let window = self.config.limits.max_in_flight;
+            let window = self
+                .config
+                .limits
+                .max_in_flight
+                .min(crate::features::segment::SEGMENT_WINDOW);
             let next_id = &mut self.next_op_id;
             self.segments
                 .transfers

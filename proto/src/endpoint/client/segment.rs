@@ -83,7 +83,11 @@ impl Client {
 
     /// Pushes more segments into the outbox (from `pump`).
     pub(super) fn top_up_segments(&mut self) {
-        let window = self.config.limits.max_in_flight;
+        let window = self
+            .config
+            .limits
+            .max_in_flight
+            .min(segment::SEGMENT_WINDOW);
         self.segments
             .transfers
             .top_up(None, &mut self.outbox, &mut self.next_op_id, window);
