@@ -5,6 +5,7 @@ use core::net::SocketAddr;
 
 use crate::crypto::ecc::{self, KeyPair, PublicKey};
 use crate::crypto::Psk;
+use crate::features::ordered::OrderedLimits;
 use crate::id::ClientId;
 use crate::reliability::rtt::RttConfig;
 use crate::time::Duration;
@@ -58,6 +59,8 @@ pub struct Limits {
     /// ([`ClientEvent::PeerDown`](super::ClientEvent::PeerDown),
     /// [`ServerEvent::PeerDown`](super::ServerEvent::PeerDown)).
     pub down_timeout: Duration,
+    /// Bounds of the ordered streams (op 36) peers may open here.
+    pub ordered: OrderedLimits,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             handshake_retry: Duration::from_millis(250),
             handshake_retry_max: Duration::from_secs(4),
             down_timeout: Duration::from_secs(40),
+            ordered: OrderedLimits::default(),
         }
     }
 }

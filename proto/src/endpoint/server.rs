@@ -21,6 +21,7 @@ use bytes::Bytes;
 use arrayvec::ArrayVec;
 
 use crate::endpoint::{classify_opened, Inbound};
+use crate::features::ordered::{self, OrderedReceiver, OrderedSender};
 use crate::features::pubsub;
 use crate::features::rpc;
 use crate::features::status::Status;
@@ -35,9 +36,9 @@ use crate::wire::{self, App, Datagram, RpcStatus, SessionPacket, Setup};
 
 use super::config::ServerConfig;
 use super::{
-    check_message, check_size, delivered_event, expired_event, open_drop, owned, received_message,
-    CallHandle, CloseReason, DropReason, FailReason, Outgoing, Reliability, RpcRequest, SendError,
-    SendOptions, ServerEvent, Stats, Transmit,
+    check_message, check_ordered, check_size, delivered_event, expired_event, open_drop, owned,
+    received_message, CallHandle, CloseReason, DropReason, FailReason, Outgoing, ReceivedMessage,
+    Reliability, RpcRequest, SendError, SendOptions, ServerEvent, Stats, Transmit,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -47,6 +48,7 @@ mod budget;
 mod duplicates;
 mod encode;
 mod noise;
+mod ordered_routes;
 mod peer;
 mod sessions;
 mod setup;
@@ -111,6 +113,14 @@ pub struct Server {
     announce_left: u8,
     next_announce: Option<Instant>,
     due: Vec<Due>,
+    /// Our ordered streams (op 36) to each client session, made at its first ordered send
+    /// and dropped with the session.
+    ordered_tx: BTreeMap<SocketAddr, OrderedSender>,
+    /// Clients' ordered streams to us, and their reorder buffers (kept across a client's
+    /// sessions: its epoch says when its streams start afresh).
+    ordered_rx: OrderedReceiver,
+    /// Reused for the messages an op 36 packet releases.
+    ordered_out: Vec<ReceivedMessage>,
 }
 
 /// How an opened session packet reached us.
@@ -151,6 +161,9 @@ impl Server {
             announce_left: 0,
             next_announce: None,
             due: Vec::new(),
+            ordered_tx: BTreeMap::new(),
+            ordered_rx: OrderedReceiver::default(),
+            ordered_out: Vec::new(),
             config,
         };
         if let Some(to) = server.config.announce {
@@ -222,7 +235,11 @@ impl Server {
         options: SendOptions,
     ) -> Result<MessageId, SendError> {
         self.advance(now);
-        check_message(target, name, payload)?;
+        if options.reliability == Reliability::Ordered {
+            check_ordered(target, name, payload)?;
+        } else {
+            check_message(target, name, payload)?;
+        }
         let default_timeout = self.config.limits.default_timeout;
         let session = self.sessions.get_mut(&to).ok_or(SendError::UnknownPeer)?;
         let id = self.next_op_id;
@@ -235,6 +252,10 @@ impl Server {
                     .push(id, Payload::Message(message), false, deadline)
                     .map_err(|_| SendError::QueueFull)?;
                 self.busy.insert(to);
+            }
+            Reliability::Ordered => {
+                let deadline = now + options.timeout.unwrap_or(default_timeout);
+                self.push_ordered(to, id, message, deadline)?;
             }
             Reliability::Unreliable => self
                 .shared
@@ -534,6 +555,7 @@ impl Server {
                         if s.outbox.is_empty() {
                             self.busy.remove(&from);
                         }
+                        self.on_ordered_resolved(from, &e, false);
                         if !e.internal {
                             self.shared.events.push_back(delivered_event(e));
                         }
@@ -543,6 +565,7 @@ impl Server {
                 }
             }
             App::RpcCall { function, args } => self.on_call(now, from, counter, function, args),
+            App::OrderedMessage(o) => self.on_fresh_ordered(now, from, peer, counter, &o),
             App::TimeSyncRequest => self.shared.tx.push_back(Outgoing::TimeResponse {
                 to: from,
                 request: counter,
@@ -641,7 +664,16 @@ impl Server {
             s.outbox.poll_due(now, true, budget, &mut due);
             for d in due.drain(..) {
                 match d {
-                    Due::Expired(e) => self.shared.events.extend(expired_event(e)),
+                    Due::Expired(e) => {
+                        let tx = self.ordered_tx.get_mut(&addr);
+                        if let Some(p) = ordered::resolve(tx, &e, true) {
+                            let deadline = now + self.config.limits.default_timeout;
+                            if s.outbox.push(self.next_op_id, p, true, deadline).is_ok() {
+                                self.next_op_id += 1;
+                            }
+                        }
+                        self.shared.events.extend(expired_event(e))
+                    }
                     Due::Transmit(id) => {
                         if s.outbox.get(id).is_some_and(|e| e.counter.is_none()) {
                             let c = take(&mut s.tx_counter);

@@ -84,12 +84,14 @@ pub(crate) enum ClientTimer {
     TimeSync = 8,
     /// The time request of `sync_time` is asked again, or times out.
     TimeRetry = 9,
+    /// Ordered streams (op 36) idle for `OrderedLimits::idle` are forgotten.
+    OrderedStreams = 10,
     /// Reliable messages and calls: retransmissions and deadlines (run by `pump`).
-    Outbox = 10,
+    Outbox = 11,
     /// Suite 3 group key deliveries (run by `pump`).
-    GroupKeys = 11,
+    GroupKeys = 12,
     /// Our subscription exchanges, opcodes 13 and 14 (run by `pump`).
-    Subscriptions = 12,
+    Subscriptions = 13,
 }
 
 impl TimerKind for ClientTimer {
@@ -104,6 +106,7 @@ impl TimerKind for ClientTimer {
         ClientTimer::Keepalive,
         ClientTimer::TimeSync,
         ClientTimer::TimeRetry,
+        ClientTimer::OrderedStreams,
         ClientTimer::Outbox,
         ClientTimer::GroupKeys,
         ClientTimer::Subscriptions,
@@ -131,14 +134,17 @@ pub(crate) enum ServerTimer {
     Housekeeping = 0,
     /// The next of the three join announcements.
     Announce = 1,
+    /// Ordered streams (op 36) idle for `OrderedLimits::idle` are forgotten.
+    OrderedStreams = 2,
     /// Reliable messages and (un)subscriptions of busy sessions (run by `pump`).
-    Outbox = 2,
+    Outbox = 3,
 }
 
 impl TimerKind for ServerTimer {
     const VALUES: &'static [Self] = &[
         ServerTimer::Housekeeping,
         ServerTimer::Announce,
+        ServerTimer::OrderedStreams,
         ServerTimer::Outbox,
     ];
 

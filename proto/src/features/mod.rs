@@ -52,8 +52,10 @@
 //! - [`timesync`]: the clock estimate, and the client's time requests (`SyncId`).
 //! - `rpc` (crate-private): functions, calls waiting for the application, the answer cache.
 //! - `pubsub` (crate-private): subscriber tables and subscriptions.
+//! - [`ordered`]: ordered delivery (op 36): sender stream tables, receiver reorder buffers.
 
 pub(crate) mod group;
+pub mod ordered;
 pub(crate) mod pubsub;
 pub(crate) mod rpc;
 pub mod status;

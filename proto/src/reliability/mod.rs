@@ -19,6 +19,7 @@ use crate::crypto::noise::ChaChaKey;
 use crate::id::{Counter, FunctionId};
 use crate::time::Instant;
 use crate::wire::noise::{KeyId, SenderId};
+use crate::wire::ordered::{OrderedMessage, OrderedSeq, StreamEpoch};
 use crate::wire::{App, Message};
 
 use crate::session::replay::WINDOW;
@@ -65,6 +66,20 @@ pub(crate) enum Payload {
     /// Suite 3 multicast: our group key, for one server over its pairwise session. Boxed, so
     /// that every other exchange in every outbox stays as small as before.
     GroupKey(Box<GroupKeyDelivery>),
+    /// Op 36: a message of an ordered stream, or (internal) a floor announcement. Boxed for
+    /// the same reason as `GroupKey`.
+    Ordered(Box<OrderedOut>),
+}
+
+/// An op 36 exchange. Its `floor` is only a lower bound: the encoder stamps the sender's
+/// current floor at each transmission (`features::ordered::OrderedSender::stamp`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OrderedOut {
+    pub(crate) epoch: StreamEpoch,
+    pub(crate) seq: OrderedSeq,
+    pub(crate) floor: OrderedSeq,
+    /// For an announcement: the target, with empty name and payload.
+    pub(crate) message: OwnedMessage,
 }
 
 /// One delivery of a client's group key (op 32) to the server at `to`.
@@ -91,6 +106,24 @@ impl Payload {
                 key_id: d.key_id,
                 key: d.key.as_bytes(),
             },
+            Payload::Ordered(o) => App::OrderedMessage(OrderedMessage {
+                epoch: o.epoch,
+                seq: o.seq,
+                floor: o.floor,
+                message: Message {
+                    target: &o.message.target,
+                    name: &o.message.name,
+                    payload: &o.message.payload,
+                },
+            }),
+        }
+    }
+
+    /// The op 36 exchange this is, if it is one.
+    pub(crate) fn ordered(&self) -> Option<&OrderedOut> {
+        match self {
+            Payload::Ordered(o) => Some(o),
+            _ => None,
         }
     }
 

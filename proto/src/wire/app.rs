@@ -5,6 +5,7 @@
 
 use super::codec::{Reader, Writer};
 use super::noise::{KeyId, SenderId};
+use super::ordered::OrderedMessage;
 use super::Error;
 use crate::id::{Counter, FunctionId};
 
@@ -35,6 +36,8 @@ pub mod opcode {
     pub const TIME_SYNC_RESPONSE: u8 = 21;
     /// [`App::GroupKey`](super::App::GroupKey) (ours: suite 3 multicast only).
     pub const GROUP_KEY: u8 = 32;
+    /// [`App::OrderedMessage`](super::App::OrderedMessage) (ours: ordered delivery).
+    pub const ORDERED_MESSAGE: u8 = 36;
 }
 
 /// An addressed message: `target \n name \n payload` (docs/PROTOCOL.md §3, "Messages").
@@ -160,6 +163,9 @@ pub enum App<'a> {
         /// The ChaCha20-Poly1305 key that seals the sender's group data packets.
         key: &'a [u8; 32],
     },
+    /// Op 36 (ours): a reliable message with its place in its target's ordered stream
+    /// (`docs/PROTOCOL.md` §3.3). ACKed with op 2 like op 1.
+    OrderedMessage(OrderedMessage<'a>),
 }
 
 /// ACK payload without and with status bytes.
@@ -257,6 +263,7 @@ impl<'a> App<'a> {
                     key: r.array_ref()?,
                 }
             }
+            ORDERED_MESSAGE => App::OrderedMessage(OrderedMessage::parse(payload)?),
             other => return Err(Error::UnknownAppOpcode(other)),
         })
     }
@@ -277,6 +284,7 @@ impl<'a> App<'a> {
             App::TimeSyncRequest => TIME_SYNC_REQUEST,
             App::TimeSyncResponse { .. } => TIME_SYNC_RESPONSE,
             App::GroupKey { .. } => GROUP_KEY,
+            App::OrderedMessage(_) => ORDERED_MESSAGE,
         }
     }
 
@@ -303,6 +311,7 @@ impl<'a> App<'a> {
                 unix_us: Some(_), ..
             } => TIME_SYNC_WITH_UNIX_LEN,
             App::GroupKey { .. } => GROUP_KEY_LEN,
+            App::OrderedMessage(o) => o.buffer_len(),
         };
         payload.saturating_add(1)
     }
@@ -316,6 +325,9 @@ impl<'a> App<'a> {
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
         if let App::ReliableMessage(m) | App::UnreliableMessage(m) = self {
             m.check_names()?;
+        }
+        if let App::OrderedMessage(o) = self {
+            o.check_names()?;
         }
         if buf.len() < self.buffer_len() {
             return Err(Error::BufferTooSmall);
@@ -369,6 +381,7 @@ impl<'a> App<'a> {
                 w.u32(key_id.0)?;
                 w.put(key)?;
             }
+            App::OrderedMessage(o) => o.emit(&mut w)?,
         }
         Ok(w.written())
     }
@@ -400,14 +413,14 @@ impl<'a> Message<'a> {
     }
 
     /// Refuses names that would move the separators and so change the message's meaning.
-    fn check_names(&self) -> Result<(), Error> {
+    pub(super) fn check_names(&self) -> Result<(), Error> {
         if self.target.contains('\n') || self.name.contains('\n') {
             return Err(Error::InvalidName);
         }
         Ok(())
     }
 
-    fn emit(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+    pub(super) fn emit(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.put(self.target.as_bytes())?;
         w.u8(b'\n')?;
         w.put(self.name.as_bytes())?;
@@ -807,6 +820,14 @@ mod tests {
             key_id: u32,
             key: [u8; 32],
         },
+        Ordered {
+            epoch: u32,
+            seq: u64,
+            floor: u64,
+            target: String,
+            name: String,
+            payload: Vec<u8>,
+        },
     }
 
     fn name(g: &mut Gen) -> String {
@@ -818,7 +839,7 @@ mod tests {
 
     impl Arbitrary for Spec {
         fn arbitrary(g: &mut Gen) -> Self {
-            match u8::arbitrary(g) % 10 {
+            match u8::arbitrary(g) % 11 {
                 0 => Spec::Message {
                     reliable: bool::arbitrary(g),
                     target: name(g),
@@ -861,6 +882,14 @@ mod tests {
                         key,
                     }
                 }
+                9 => Spec::Ordered {
+                    epoch: u32::arbitrary(g),
+                    seq: u64::arbitrary(g),
+                    floor: u64::arbitrary(g),
+                    target: name(g),
+                    name: name(g),
+                    payload: Vec::arbitrary(g),
+                },
                 _ => Spec::TimeSyncResponse {
                     request: u64::arbitrary(g),
                     monotonic_us: u64::arbitrary(g),
@@ -938,6 +967,23 @@ mod tests {
                     key_id: KeyId(*key_id),
                     key,
                 },
+                Spec::Ordered {
+                    epoch,
+                    seq,
+                    floor,
+                    target,
+                    name,
+                    payload,
+                } => App::OrderedMessage(OrderedMessage {
+                    epoch: super::super::ordered::StreamEpoch(*epoch),
+                    seq: super::super::ordered::OrderedSeq(*seq),
+                    floor: super::super::ordered::OrderedSeq(*floor),
+                    message: Message {
+                        target,
+                        name,
+                        payload,
+                    },
+                }),
             }
         }
     }
@@ -987,7 +1033,7 @@ mod tests {
     #[test]
     fn prop_parse_never_panics_on_known_opcodes() {
         fn prop(op: u8, body: Vec<u8>) -> bool {
-            let ops = [1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21, 32];
+            let ops = [1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21, 32, 36];
             let mut bytes = alloc::vec![ops[usize::from(op) % ops.len()]];
             bytes.extend_from_slice(&body);
             if let Ok(app) = App::parse(&bytes) {

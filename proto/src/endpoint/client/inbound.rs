@@ -91,6 +91,10 @@ impl Client {
         let plain = match classify_opened(&mut self.shared.stats, opened) {
             Some(Inbound::Fresh(p)) => p,
             Some(Inbound::Duplicate(p)) => {
+                // Ordered: the receiver knows whether it holds it (it may have refused it).
+                if let Ok(App::OrderedMessage(o)) = App::parse(p) {
+                    return self.on_ordered(now, from, addr, counter, &o);
+                }
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
                 if let Ok(
                     App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
@@ -194,6 +198,7 @@ impl Client {
                 // send: a listener must not go deaf.
                 self.on_contact_lost(now);
             }
+            App::OrderedMessage(o) => self.on_ordered(now, from, addr, counter, &o),
             App::RpcCall { .. } | App::GroupKey { .. } => {
                 self.shared.stats.drop(DropReason::Unsupported)
             }
@@ -225,15 +230,21 @@ impl Client {
                 Payload::Message(m) if !m.target.is_empty() && !e.internal => {
                     Some(m.target.clone())
                 }
+                Payload::Ordered(o) if !o.message.target.is_empty() && !e.internal => {
+                    Some(o.message.target.clone())
+                }
                 _ => None,
             })
         {
             self.learn_subscriber(now, &target, addr);
         }
-        match self
+        let reply = self
             .outbox
-            .on_reply(counter, false, addr, now, &mut self.rtt)
-        {
+            .on_reply(counter, false, addr, now, &mut self.rtt);
+        if let Reply::Complete(e) = &reply {
+            self.on_ordered_resolved(e, false);
+        }
+        match reply {
             Reply::Complete(e) if !e.internal => self.shared.events.push_back(delivered_event(e)),
             Reply::Complete(_) | Reply::Partial => {}
             Reply::Unknown if self.on_group_ack(now, addr, counter) => {}

@@ -58,6 +58,7 @@ impl Client {
             ClientTimer::Keepalive => self.keepalive_due(),
             ClientTimer::TimeSync => self.time.periodic_due(self.is_connected()),
             ClientTimer::TimeRetry => self.time.retry_due(),
+            ClientTimer::OrderedStreams => self.ordered_due(),
             ClientTimer::Outbox => self.outbox.next_timeout(
                 self.is_connected() && self.session_ready(),
                 self.counter_budget(),
@@ -112,6 +113,7 @@ impl Client {
                         .push_back(ClientEvent::TimeSyncTimedOut { sync }),
                 }
             }
+            ClientTimer::OrderedStreams => self.on_ordered_timer(now),
             // Pumped kinds (`is_pumped`): `handle_timeout` runs them through `pump`.
             ClientTimer::Outbox | ClientTimer::GroupKeys | ClientTimer::Subscriptions => {}
         }

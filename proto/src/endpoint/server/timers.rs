@@ -36,6 +36,7 @@ impl Server {
         match kind {
             ServerTimer::Housekeeping => self.next_housekeeping,
             ServerTimer::Announce => self.next_announce,
+            ServerTimer::OrderedStreams => self.ordered_due(),
             // Only sessions with something in flight: timers need not scan every session.
             ServerTimer::Outbox => self
                 .busy
@@ -66,6 +67,7 @@ impl Server {
                 self.announce_left = self.announce_left.saturating_sub(1);
                 self.next_announce = (self.announce_left > 0).then(|| now + ANNOUNCE_GAP);
             }
+            ServerTimer::OrderedStreams => self.on_ordered_timer(now),
             // Pumped (`is_pumped`): `handle_timeout` runs it through `pump`.
             ServerTimer::Outbox => {}
         }
