@@ -123,6 +123,9 @@ impl Client {
     /// Sends a message to `target`/`name`. A reliable message resolves once the server
     /// acknowledged it, or with an error at the send timeout (5 s by default); an unreliable
     /// one resolves as soon as it is queued, with an empty [`Delivery`].
+    /// [`Reliability::Ordered`] is reliable too, and the server's application gets the ordered
+    /// messages of one target in send order, once each, even with many in flight at once
+    /// (`docs/PROTOCOL.md` §3.3).
     ///
     /// # Errors
     /// [`SendError::TimedOut`] when nobody acknowledged it, [`SendError::Refused`] for a

@@ -1,4 +1,4 @@
-//! `pav send`: one message to TARGET/NAME, reliable by default.
+//! `pav send`: a message to TARGET/NAME (one per payload given), reliable by default.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,15 +16,20 @@ pub(crate) struct SendArgs {
     target: String,
     /// Message name.
     name: String,
-    /// Payload, as text (or hex with --hex); `-` reads it from stdin.
-    #[arg(default_value = "", conflicts_with = "file")]
-    data: String,
+    /// Payload, as text (or hex with --hex); `-` reads it from stdin. Several payloads send
+    /// several messages, one after another.
+    #[arg(default_value = "", conflicts_with = "file", num_args = 0..)]
+    data: Vec<String>,
     /// Read the payload from this file.
     #[arg(long)]
     file: Option<PathBuf>,
     /// Send once without acknowledgement.
     #[arg(long)]
     unreliable: bool,
+    /// Ordered delivery: reliable, and the server's application gets this target's ordered
+    /// messages in send order, once each (docs/PROTOCOL.md §3.3).
+    #[arg(long, conflicts_with = "unreliable")]
+    ordered: bool,
     /// Read the payload as hex.
     #[arg(long)]
     hex: bool,
@@ -39,14 +44,21 @@ Examples:
   sensors -j | pav send lab readings - --psk-file alice/psk
   pav send lab blob --file blob.bin --unreliable --psk-file alice/psk
   pav send alerts fire 1 -s 239.255.28.12 --psk-file alice/psk   # every server of a group
+  pav send log line one two three --ordered --psk-file alice/psk  # three messages, in order
 
 A reliable message is acknowledged by each server that received it; pav lists every one of
 them (several for a multicast group), and those it expected that did not acknowledge.";
 
 pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
-    let data = common::payload(&a.data, a.file.as_deref(), a.hex)?;
+    let payloads = a
+        .data
+        .iter()
+        .map(|d| common::payload(d, a.file.as_deref(), a.hex))
+        .collect::<Result<Vec<_>, _>>()?;
     let reliability = if a.unreliable {
         Reliability::Unreliable
+    } else if a.ordered {
+        Reliability::Ordered
     } else {
         Reliability::Reliable
     };
@@ -62,14 +74,29 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
             .wait_connected(a.client.timeout)
             .map_err(|e| Failure::failed("timeout", format!("no session with {server}: {e}")))?;
     }
-    match client.send_message(&a.target, &a.name, &data, reliability) {
+    for data in &payloads {
+        send_one(json, &a, &client, data, reliability)?;
+    }
+    Ok(())
+}
+
+/// Sends one message and prints its outcome.
+fn send_one(
+    json: bool,
+    a: &SendArgs,
+    client: &pavillion_std::Client,
+    data: &[u8],
+    reliability: Reliability,
+) -> Result<(), Failure> {
+    let server = client.server_addr();
+    match client.send_message(&a.target, &a.name, data, reliability) {
         Ok(d) => {
             let acked: Vec<String> = d.acked.iter().map(|a| a.to_string()).collect();
             let missing: Vec<String> = d.missing.iter().map(|a| a.to_string()).collect();
             if json {
                 println!(
                     "{}",
-                    json!({"ok": true, "reliable": !a.unreliable, "acked": acked, "missing": missing})
+                    json!({"ok": true, "reliable": !a.unreliable, "ordered": a.ordered, "acked": acked, "missing": missing})
                 );
             } else if a.unreliable {
                 println!("sent (unreliable)");
