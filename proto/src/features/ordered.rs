@@ -9,10 +9,10 @@
 //! for a message the sender gave up on. Reliability underneath is the outbox's: op 36 is
 //! acknowledged with op 2 and retransmitted under its counter like op 1.
 //!
-//! - [`OrderedSender`]: one stream table (an epoch, and per target the next seq and the
+//! - `OrderedSender`: one stream table (an epoch, and per target the next seq and the
 //!   seqs not yet resolved). The client has one for all its servers; the server one per
 //!   client session, so a client's new session starts a new epoch.
-//! - [`OrderedReceiver`]: per (peer address, target) the epoch, the next seq to deliver and
+//! - `OrderedReceiver`: per (peer address, target) the epoch, the next seq to deliver and
 //!   the held messages; bounded by [`OrderedLimits`]. Its deadline is the idle expiry of
 //!   streams (`ClientTimer::OrderedStreams`, `ServerTimer::OrderedStreams`).
 //!
