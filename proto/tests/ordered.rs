@@ -327,3 +327,45 @@ fn multicast_ordered_reaches_every_server_in_order() {
         assert_eq!(on("a", &got), numbered(30), "server {s}");
     }
 }
+
+#[test]
+fn a_new_client_process_gets_a_fresh_stream_from_the_server() {
+    for suite in SUITES {
+        let mut net = pair(suite, Link::clean(), 13);
+        let (s, c) = (server_addr(), client_addr());
+        // The client dies; the server's ordered message to it is never acknowledged.
+        net.set_up(c, false);
+        let now = net.now();
+        let lost = net
+            .server(s)
+            .send_message(now, c, "a", "0", b"", SendOptions::ordered())
+            .unwrap();
+        net.run_for(Duration::from_millis(300));
+        // A new process of the client comes back at the same address.
+        net.replace(
+            c,
+            Node::Client(pavillion_proto::endpoint::Client::new(client_config(
+                suite, ID, s, 4,
+            ))),
+        );
+        net.set_up(c, true);
+        net.run_for(Duration::from_secs(1));
+        let events = net.server_events(s);
+        assert!(
+            events.iter().any(|e| matches!(e,
+                ServerEvent::Failed { id, .. } | ServerEvent::TimedOut { id } if *id == lost)),
+            "{suite:?}: the old session's message failed with it"
+        );
+        let now = net.now();
+        net.server(s)
+            .send_message(now, c, "a", "1", b"", SendOptions::ordered())
+            .unwrap();
+        net.run_for(Duration::from_millis(200));
+        let got = received(&net.client_events(c));
+        assert_eq!(
+            on("a", &got),
+            ["1"],
+            "{suite:?}: not held behind the old stream"
+        );
+    }
+}

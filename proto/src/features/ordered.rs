@@ -387,6 +387,30 @@ impl OrderedReceiver {
         result
     }
 
+    /// Moves every stream of the peer at `old` to `new` (a suite 3 session that roamed), so
+    /// that its seqs continue there instead of starting a new stream. Streams already at
+    /// `new` (another client's, now gone) are forgotten.
+    pub(crate) fn move_peer(&mut self, old: SocketAddr, new: SocketAddr) {
+        let keys: Vec<(SocketAddr, String)> = self
+            .peer_range(old)
+            .chain(self.peer_range(new))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut moved = Vec::new();
+        for key in keys {
+            if let Some(s) = self.streams.remove(&key) {
+                if key.0 == old {
+                    moved.push((key.1, s));
+                } else {
+                    self.held_total -= s.held.len();
+                }
+            }
+        }
+        for (target, s) in moved {
+            self.streams.insert((new, target), s);
+        }
+    }
+
     /// When the next stream goes idle, if any does.
     pub(crate) fn next_expiry(&self, limits: &OrderedLimits) -> Option<Instant> {
         self.streams

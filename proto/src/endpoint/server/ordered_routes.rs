@@ -111,20 +111,15 @@ impl Server {
         let mut out = core::mem::take(&mut self.ordered_out);
         self.ordered_rx
             .expire(now, &self.config.limits.ordered, &mut out);
-        let mut rest = Vec::new();
         for m in out.drain(..) {
-            match self.sessions.get(&m.from).map(|s| s.peer) {
-                Some(peer) => {
-                    self.shared.stats.messages_received += 1;
-                    self.shared
-                        .events
-                        .push_back(ServerEvent::Message { peer, message: m });
-                }
-                None => rest.push(m),
+            // A client that is gone has nobody to attribute its messages to.
+            if let Some(peer) = self.sessions.get(&m.from).map(|s| s.peer) {
+                self.shared.stats.messages_received += 1;
+                self.shared
+                    .events
+                    .push_back(ServerEvent::Message { peer, message: m });
             }
         }
-        // Their client is gone: nobody to attribute them to.
-        drop(rest);
         self.ordered_out = out;
     }
 

@@ -144,6 +144,8 @@ impl Server {
                     // subscriptions are not for this one.
                     self.forget_client_subs(from, old.peer);
                     self.fail_outbox(old.outbox, FailReason::PeerClosed);
+                    // Its ordered streams failed with its outbox: the new one gets a new epoch.
+                    self.ordered_tx.remove(&from);
                 }
                 self.busy.remove(&from);
                 // A new client process knows nothing of our subscriptions yet.

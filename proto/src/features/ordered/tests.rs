@@ -467,3 +467,27 @@ fn prop_with_abandonment_delivery_is_an_increasing_subsequence_holding_every_ack
         .tests(500)
         .quickcheck(prop as fn(u8, Vec<Op>, u8) -> TestResult);
 }
+
+#[test]
+fn a_roaming_peer_keeps_its_streams() {
+    let mut rx = OrderedReceiver::default();
+    let l = OrderedLimits::default();
+    feed(&mut rx, &l, &[(1, 1), (3, 1)]);
+    let mut out = Vec::new();
+    // Another (gone) peer's stream at the new address is forgotten.
+    rx.on_message(T0, &l, peer(2), &packet("t", "x", 5, 1), &mut out)
+        .unwrap();
+    rx.move_peer(peer(1), peer(2));
+    assert_eq!(rx.stream_count(), 1);
+    assert_eq!(rx.held(), 1);
+    let r = rx.on_message(T0, &l, peer(2), &packet("t", "1", 1, 1), &mut out);
+    assert_eq!(
+        r,
+        Ok(Accepted::Duplicate),
+        "seq 1 was delivered before the move"
+    );
+    let r = rx.on_message(T0, &l, peer(2), &packet("t", "2", 2, 1), &mut out);
+    assert_eq!(r, Ok(Accepted::Delivered));
+    let names: Vec<String> = out.into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["2", "3"]);
+}
