@@ -295,15 +295,21 @@ fn group() -> SocketAddr {
 
 #[test]
 fn multicast_ordered_reaches_every_server_in_order() {
+    for suite in SUITES {
+        multicast_over(suite);
+    }
+}
+
+fn multicast_over(suite: Suite) {
     let servers: Vec<SocketAddr> = (1..=3)
         .map(|i| format!("10.0.1.{i}:1783").parse().unwrap())
         .collect();
     let mut net = Network::new(3, Link::clean());
     for (i, s) in servers.iter().enumerate() {
-        net.add_server(*s, server_config(Suite::Psk, ID, 10 + i as u8));
+        net.add_server(*s, server_config(suite, ID, 10 + i as u8));
         net.join(*s, group());
     }
-    net.add_client(client_addr(), client_config(Suite::Psk, ID, group(), 20));
+    net.add_client(client_addr(), client_config(suite, ID, group(), 20));
     net.join(client_addr(), group());
     let now = net.now();
     for s in &servers {
@@ -324,7 +330,7 @@ fn multicast_ordered_reaches_every_server_in_order() {
     net.run_for(Duration::from_secs(60));
     for s in &servers {
         let got = received(&net.server_events(*s));
-        assert_eq!(on("a", &got), numbered(30), "server {s}");
+        assert_eq!(on("a", &got), numbered(30), "{suite:?} server {s}");
     }
 }
 
