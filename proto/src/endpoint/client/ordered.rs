@@ -37,6 +37,10 @@ impl Client {
     /// An exchange left the outbox: acknowledged, or `abandoned` (deadline, failure). Queues
     /// the floor announcement its stream may need.
     pub(super) fn on_ordered_resolved(&mut self, e: &InFlight, abandoned: bool) {
+        if self.closed {
+            // Nothing more goes out: `close` fails everything in the outbox.
+            return;
+        }
         let Some(announce) = ordered::resolve(self.ordered_tx.as_mut(), e, abandoned) else {
             return;
         };
