@@ -17,6 +17,7 @@ use pavillion_fuzz::{
 use pavillion_proto::endpoint::{Client, SendOptions};
 use pavillion_proto::testing::established::{Suite, START};
 use pavillion_proto::wire::noise::{KeyId, NoisePacket, SenderId, SessionIndex};
+use pavillion_proto::wire::ordered::{OrderedMessage, OrderedSeq, StreamEpoch};
 use pavillion_proto::wire::{App, Message, RpcStatus, Setup, StatusBytes};
 use pavillion_proto::{Counter, Duration, Instant};
 
@@ -277,6 +278,16 @@ fn app_plaintexts() -> Vec<Vec<u8>> {
             key_id: KeyId(1),
             key: &key,
         },
+        App::OrderedMessage(OrderedMessage {
+            epoch: StreamEpoch(7),
+            seq: OrderedSeq(2),
+            floor: OrderedSeq(1),
+            message: Message {
+                target: "log",
+                name: "line",
+                payload: b"2",
+            },
+        }),
     ];
     apps.iter()
         .map(|a| {

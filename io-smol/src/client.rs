@@ -124,6 +124,9 @@ impl Client {
     /// Sends a message to `target`/`name`. A reliable message resolves once the server
     /// acknowledged it, or with an error at the send timeout (5 s by default); an unreliable
     /// one resolves as soon as it is queued, with an empty [`Delivery`].
+    /// [`Reliability::Ordered`] is reliable too, and the server's application gets the ordered
+    /// messages of one target in send order, once each, even with many in flight at once
+    /// (`docs/PROTOCOL.md` §3.3).
     ///
     /// A reliable message larger than a datagram, up to [`ClientConfig::max_message`] (1 MiB
     /// by default), is sent in segments and arrives whole; [`Client::send_with_progress`]

@@ -111,6 +111,8 @@ impl Client {
     /// acknowledgement; an unreliable one returns as soon as it is queued, with an empty
     /// [`Delivery`]. An unreliable message made before the session is up waits for it, and is
     /// dropped unsent if the client closes first (see [`Client::wait_connected`]).
+    /// [`Reliability::Ordered`] is reliable too, and the server's application gets the ordered
+    /// messages of one target in send order, once each (`docs/PROTOCOL.md` §3.3).
     ///
     /// A reliable message larger than a datagram, up to [`ClientConfig::max_message`] (1 MiB
     /// by default), is sent in segments and arrives whole; [`Client::send_with_progress`]

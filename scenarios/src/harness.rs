@@ -19,13 +19,16 @@ use crate::Params;
 
 /// A batch of reliable messages a client sends: `count` of them, one every `interval` from
 /// `start` (each late by a seeded jitter of up to half the interval), each with `deadline`
-/// to be acknowledged.
+/// to be acknowledged, to `target` ("t" unless [`Batch::ordered`] names another).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Batch {
     pub(crate) start: Duration,
     pub(crate) interval: Duration,
     pub(crate) count: usize,
     pub(crate) deadline: Duration,
+    pub(crate) target: &'static str,
+    /// Sent with `SendOptions::ordered()` (op 36) instead of `reliable()`.
+    pub(crate) ordered: bool,
 }
 
 impl Batch {
@@ -35,7 +38,16 @@ impl Batch {
             interval,
             count,
             deadline: Duration::from_secs(60),
+            target: "t",
+            ordered: false,
         }
+    }
+
+    /// Sends the batch as ordered messages to `target`.
+    pub(crate) const fn ordered(mut self, target: &'static str) -> Self {
+        self.target = target;
+        self.ordered = true;
+        self
     }
 
     pub(crate) const fn deadline(mut self, deadline: Duration) -> Self {
@@ -203,14 +215,20 @@ impl Harness {
         let mut script = Script::<Client>::new().on_start(move |_| ids2.borrow_mut().clear());
         let mut first = 0;
         for b in batches {
-            let opts = SendOptions::reliable().with_timeout(b.deadline);
+            let opts = if b.ordered {
+                SendOptions::ordered()
+            } else {
+                SendOptions::reliable()
+            };
+            let opts = opts.with_timeout(b.deadline);
+            let target = b.target;
             for i in 0..b.count {
                 let at = b.start + b.interval * i as u32 + self.jitter(b.interval);
                 let (ledger, ids) = (self.ledger.clone(), ids.clone());
                 let key = format!("{host}/{}", first + i);
                 script = script.at(at, move |ctl| {
                     let now = ctl.now();
-                    match ctl.send_message("t", "n", key.as_bytes(), opts) {
+                    match ctl.send_message(target, "n", key.as_bytes(), opts) {
                         Ok(id) => {
                             let entry = ledger.borrow_mut().sent(key.clone(), now);
                             ids.borrow_mut().insert(id, entry);

@@ -115,6 +115,13 @@ pub static SCENARIOS: &[Scenario] = &[
         run: scenarios::dup_reorder,
     },
     Scenario {
+        name: "ordered-delivery",
+        description: "ordered messages on two targets each way, 10% loss, 30% duplication, \
+                      30 ms reordering: each target in send order, once, complete",
+        suites: Suite::ALL,
+        run: scenarios::ordered_delivery,
+    },
+    Scenario {
         name: "server-reboot",
         description: "server down from 0.8 s to 2 s mid-stream: everything queued arrives",
         suites: Suite::ALL,

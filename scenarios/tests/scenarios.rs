@@ -60,6 +60,7 @@ scenario_tests! {
     loss_30 => "loss-30",
     loss_50 => "loss-50",
     dup_reorder => "dup-reorder",
+    ordered_delivery => "ordered-delivery",
     server_reboot => "server-reboot",
     server_quit => "server-quit",
     client_reboot => "client-reboot",

@@ -215,6 +215,7 @@ impl ClientHandle {
     pub fn options(&self, reliability: Reliability) -> SendOptions {
         match reliability {
             Reliability::Unreliable => SendOptions::unreliable(),
+            Reliability::Ordered => SendOptions::ordered().with_timeout(self.send_timeout),
             _ => SendOptions::reliable().with_timeout(self.send_timeout),
         }
     }

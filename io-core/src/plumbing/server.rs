@@ -326,6 +326,7 @@ impl ServerHandle {
         }
         let options = match reliability {
             Reliability::Unreliable => SendOptions::unreliable(),
+            Reliability::Ordered => SendOptions::ordered().with_timeout(self.send_timeout),
             _ => SendOptions::reliable().with_timeout(self.send_timeout),
         };
         let (reply, pending) = reply::channel();

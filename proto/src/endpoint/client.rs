@@ -10,6 +10,7 @@ use core::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 
 use crate::crypto::{psk, SecretBoxKey};
+use crate::features::ordered::{OrderedReceiver, OrderedSender};
 use crate::features::pubsub;
 use crate::features::segment::{Kind, Segments};
 use crate::features::timesync::{SyncId, TimeRequests};
@@ -28,9 +29,9 @@ use crate::wire::{self, App, Datagram};
 
 use super::config::{ClientConfig, ClientCredentials};
 use super::{
-    check_message, check_size, copy_out, expired_event, owned, CallId, ClientEvent, CloseReason,
-    DropReason, Encoded, FailReason, Outgoing, Reliability, SendError, SendOptions, Stats,
-    Transmit,
+    check_message, check_ordered, check_size, copy_out, expired_event, owned, CallId, ClientEvent,
+    CloseReason, DropReason, Encoded, FailReason, Outgoing, ReceivedMessage, Reliability,
+    SendError, SendOptions, Stats, Transmit,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -38,6 +39,7 @@ mod assumed;
 mod authfail;
 mod inbound;
 mod noise;
+mod ordered;
 mod reconnect;
 mod segment;
 mod setup;
@@ -119,6 +121,13 @@ pub struct Client {
     due: Vec<Due>,
     /// Segmented messages: our transfers, and the servers' partial messages.
     segments: Segments,
+    /// Our ordered streams (op 36), one table for every server; made at the first ordered
+    /// send (see [`features::ordered`](crate::features::ordered)).
+    ordered_tx: Option<OrderedSender>,
+    /// The servers' ordered streams to us, and their reorder buffers.
+    ordered_rx: OrderedReceiver,
+    /// Reused for the messages an op 36 packet releases.
+    ordered_out: Vec<ReceivedMessage>,
 }
 
 impl Client {
@@ -166,6 +175,9 @@ impl Client {
             closed: false,
             due: Vec::new(),
             segments: Segments::new(limits),
+            ordered_tx: None,
+            ordered_rx: OrderedReceiver::default(),
+            ordered_out: Vec::new(),
             config,
         };
         client.start_round(Instant::ZERO);
@@ -215,9 +227,19 @@ impl Client {
                 self.send_segmented(now, Kind::Message, Some(target.into()), &app, deadline)?;
             return Ok(MessageId(id));
         }
-        check_message(target, name, payload)?;
-        self.check_group_size(3 + target.len() + name.len() + payload.len())?;
-        let reliable = options.reliability == Reliability::Reliable;
+        let ordered = options.reliability == Reliability::Ordered;
+        if ordered {
+            check_ordered(target, name, payload)?;
+        } else {
+            check_message(target, name, payload)?;
+        }
+        let prefix = if ordered {
+            wire::ordered::PREFIX_LEN
+        } else {
+            0
+        };
+        self.check_group_size(3 + prefix + target.len() + name.len() + payload.len())?;
+        let reliable = options.reliability != Reliability::Unreliable;
         if reliable && target.is_empty() && name.is_empty() && payload.is_empty() {
             // That is the keepalive's form: receivers acknowledge it but do not deliver it.
             return Err(SendError::InvalidName);
@@ -230,6 +252,12 @@ impl Client {
                     .timeout
                     .unwrap_or(self.config.limits.default_timeout);
                 self.push(Payload::Message(message), false, now + timeout)?;
+            }
+            Reliability::Ordered => {
+                let timeout = options
+                    .timeout
+                    .unwrap_or(self.config.limits.default_timeout);
+                self.push_ordered(message, now + timeout)?;
             }
             Reliability::Unreliable => {
                 if self.is_connected() {
@@ -538,6 +566,7 @@ impl Client {
         if let Some(wire) = e.payload.transfer() {
             return self.fail_transfer(wire, reason);
         }
+        self.on_ordered_resolved(&e, true);
         if e.internal {
             return;
         }
@@ -568,6 +597,9 @@ impl Client {
         match payload {
             Payload::Message(m) if self.multicast && !m.target.is_empty() => {
                 self.subscribers(now, &m.target)
+            }
+            Payload::Ordered(o) if self.multicast && !o.message.target.is_empty() => {
+                self.subscribers(now, &o.message.target)
             }
             _ => Vec::new(),
         }
@@ -629,6 +661,7 @@ impl Client {
         if let Some(wire) = e.payload.transfer() {
             return self.on_segment_expired(wire, e);
         }
+        self.on_ordered_resolved(&e, true);
         if let Some(event) = expired_event(e) {
             self.shared.events.push_back(event);
         }
@@ -682,7 +715,11 @@ impl Client {
                 let Some(tx) = self.tx_key_for(to) else {
                     return Encoded::Obsolete;
                 };
-                Encoded::from(to, session::seal(tx, c, &e.payload.as_app(), buf))
+                let mut app = e.payload.as_app();
+                if let (App::OrderedMessage(o), Some(streams)) = (&mut app, &self.ordered_tx) {
+                    streams.stamp(o);
+                }
+                Encoded::from(to, session::seal(tx, c, &app, buf))
             }
             Outgoing::TimeRequest { to } => {
                 let c = Counter(self.next_counter);

@@ -5,6 +5,7 @@ use core::net::SocketAddr;
 
 use crate::crypto::ecc::{self, KeyPair, PublicKey};
 use crate::crypto::Psk;
+use crate::features::ordered::OrderedLimits;
 use crate::id::ClientId;
 use crate::reliability::rtt::RttConfig;
 use crate::time::Duration;
@@ -70,6 +71,8 @@ pub struct Limits {
     pub reassembly_total: usize,
     /// A partial message that gets no new segment for this long is freed.
     pub reassembly_timeout: Duration,
+    /// Bounds of the ordered streams (op 36) peers may open here.
+    pub ordered: OrderedLimits,
 }
 
 impl Limits {
@@ -96,6 +99,7 @@ impl Default for Limits {
             reassembly_per_peer: 2 << 20,
             reassembly_total: 16 << 20,
             reassembly_timeout: Duration::from_secs(30),
+            ordered: OrderedLimits::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ mod server;
 mod shared;
 mod timers;
 
+pub use crate::features::ordered::OrderedLimits;
 pub use crate::features::timesync::SyncId;
 pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
@@ -76,6 +77,11 @@ pub enum Reliability {
     Reliable,
     /// Opcode 3: sent once, never acknowledged, no outcome event.
     Unreliable,
+    /// Opcode 36: reliable as [`Reliability::Reliable`] (same outcome events), and delivered
+    /// to the receiving application in send order among the messages of the same target,
+    /// exactly once. A message that times out is skipped by the receiver, never delivered
+    /// out of order; other targets are never held up by it.
+    Ordered,
 }
 
 /// Options of one `send_message`.
@@ -101,6 +107,20 @@ impl SendOptions {
     pub const fn reliable() -> Self {
         SendOptions {
             reliability: Reliability::Reliable,
+            timeout: None,
+        }
+    }
+
+    /// An ordered send (see [`Reliability::Ordered`]) with the default timeout.
+    ///
+    /// # Examples
+    /// ```
+    /// use pavillion_proto::endpoint::{Reliability, SendOptions};
+    /// assert_eq!(SendOptions::ordered().reliability, Reliability::Ordered);
+    /// ```
+    pub const fn ordered() -> Self {
+        SendOptions {
+            reliability: Reliability::Ordered,
             timeout: None,
         }
     }
@@ -231,6 +251,14 @@ drop_reasons! {
     /// A segment, under a fresh counter, of a transfer already delivered (its sender
     /// re-handshook before our ACK reached it): acknowledged again, not delivered again.
     SegmentOfDelivered = "segment_of_delivered",
+    /// An ordered message (op 36) with seq 0 or a floor past seq + 1.
+    OrderedInvalid = "ordered_invalid",
+    /// An ordered message too far ahead of the next one expected on its stream; not
+    /// acknowledged, so its sender retries it later.
+    OrderedGap = "ordered_gap",
+    /// An ordered message that would have to be held while the reorder buffer (per peer or
+    /// in total) is full; not acknowledged, so its sender retries it later.
+    OrderedBufferFull = "ordered_buffer_full",
 }
 
 impl DropReason {
@@ -423,6 +451,12 @@ fn check_message(target: &str, name: &str, payload: &[u8]) -> Result<(), SendErr
 /// Whether a plaintext body (opcode included) fits one datagram.
 fn fits_datagram(body: usize) -> bool {
     body <= wire::MAX_DATAGRAM - wire::SESSION_OVERHEAD
+}
+
+/// Checks an ordered message (op 36: the message and its 20-byte stream prefix).
+fn check_ordered(target: &str, name: &str, payload: &[u8]) -> Result<(), SendError> {
+    check_message(target, name, payload)?;
+    check_size(3 + wire::ordered::PREFIX_LEN + target.len() + name.len() + payload.len())
 }
 
 /// Checks that a plaintext body (opcode included) fits one datagram.

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use arrayvec::ArrayVec;
 
 use crate::endpoint::{classify_opened, Inbound};
+use crate::features::ordered::{self, OrderedReceiver, OrderedSender};
 use crate::features::pubsub;
 use crate::features::rpc;
 use crate::features::segment::{Kind, Segments};
@@ -36,9 +37,9 @@ use crate::wire::{self, App, Datagram, RpcStatus, SessionPacket, Setup};
 
 use super::config::ServerConfig;
 use super::{
-    check_message, expired_event, fits_datagram, open_drop, owned, received_message, CallHandle,
-    CloseReason, DropReason, FailReason, Outgoing, Reliability, RpcRequest, SendError, SendOptions,
-    ServerEvent, Stats, Transmit,
+    check_message, check_ordered, expired_event, fits_datagram, open_drop, owned, received_message,
+    CallHandle, CloseReason, DropReason, FailReason, Outgoing, ReceivedMessage, Reliability,
+    RpcRequest, SendError, SendOptions, ServerEvent, Stats, Transmit,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -48,6 +49,7 @@ mod budget;
 mod duplicates;
 mod encode;
 mod noise;
+mod ordered_routes;
 mod peer;
 mod segment;
 mod sessions;
@@ -115,6 +117,14 @@ pub struct Server {
     due: Vec<Due>,
     /// Segmented messages: our transfers, and the clients' partial messages.
     segments: Segments,
+    /// Our ordered streams (op 36) to each client session, made at its first ordered send
+    /// and dropped with the session.
+    ordered_tx: BTreeMap<SocketAddr, OrderedSender>,
+    /// Clients' ordered streams to us, and their reorder buffers (kept across a client's
+    /// sessions: its epoch says when its streams start afresh).
+    ordered_rx: OrderedReceiver,
+    /// Reused for the messages an op 36 packet releases.
+    ordered_out: Vec<ReceivedMessage>,
 }
 
 /// How an opened session packet reached us.
@@ -156,6 +166,9 @@ impl Server {
             next_announce: None,
             due: Vec::new(),
             segments: Segments::new(&config.limits),
+            ordered_tx: BTreeMap::new(),
+            ordered_rx: OrderedReceiver::default(),
+            ordered_out: Vec::new(),
             config,
         };
         if let Some(to) = server.config.announce {
@@ -231,6 +244,9 @@ impl Server {
         options: SendOptions,
     ) -> Result<MessageId, SendError> {
         self.advance(now);
+        if options.reliability == Reliability::Ordered {
+            check_ordered(target, name, payload)?;
+        }
         let default_timeout = self.config.limits.default_timeout;
         if options.reliability == Reliability::Reliable
             && !fits_datagram(3 + target.len() + name.len() + payload.len())
@@ -259,6 +275,10 @@ impl Server {
                     .push(id, Payload::Message(message), false, deadline)
                     .map_err(|_| SendError::QueueFull)?;
                 self.busy.insert(to);
+            }
+            Reliability::Ordered => {
+                let deadline = now + options.timeout.unwrap_or(default_timeout);
+                self.push_ordered(to, id, message, deadline)?;
             }
             Reliability::Unreliable => self
                 .shared
@@ -563,6 +583,7 @@ impl Server {
             App::AckRanges(ranges) => self.on_ack_ranges(now, from, ranges),
             App::TransferRefused { transfer, reason } => self.on_refused(from, transfer, reason),
             App::RpcCall { function, args } => self.on_call(now, from, counter, function, args),
+            App::OrderedMessage(o) => self.on_fresh_ordered(now, from, peer, counter, &o),
             App::TimeSyncRequest => self.shared.tx.push_back(Outgoing::TimeResponse {
                 to: from,
                 request: counter,
@@ -676,7 +697,16 @@ impl Server {
                     Due::Expired(e) if e.payload.transfer().is_some() => {
                         segments_expired.push((addr, e))
                     }
-                    Due::Expired(e) => self.shared.events.extend(expired_event(e)),
+                    Due::Expired(e) => {
+                        let tx = self.ordered_tx.get_mut(&addr);
+                        if let Some(p) = ordered::resolve(tx, &e, true) {
+                            let deadline = now + self.config.limits.default_timeout;
+                            if s.outbox.push(self.next_op_id, p, true, deadline).is_ok() {
+                                self.next_op_id += 1;
+                            }
+                        }
+                        self.shared.events.extend(expired_event(e))
+                    }
                     Due::Transmit(id) => {
                         if s.outbox.get(id).is_some_and(|e| e.counter.is_none()) {
                             let c = take(&mut s.tx_counter);

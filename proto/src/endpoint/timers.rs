@@ -87,12 +87,14 @@ pub(crate) enum ClientTimer {
     /// Segmented messages: a partial message without progress is freed, a transfer past its
     /// deadline ends.
     Segments = 10,
+    /// Ordered streams (op 36) idle for `OrderedLimits::idle` are forgotten.
+    OrderedStreams = 11,
     /// Reliable messages and calls: retransmissions and deadlines (run by `pump`).
-    Outbox = 11,
+    Outbox = 12,
     /// Suite 3 group key deliveries (run by `pump`).
-    GroupKeys = 12,
+    GroupKeys = 13,
     /// Our subscription exchanges, opcodes 13 and 14 (run by `pump`).
-    Subscriptions = 13,
+    Subscriptions = 14,
 }
 
 impl TimerKind for ClientTimer {
@@ -108,6 +110,7 @@ impl TimerKind for ClientTimer {
         ClientTimer::TimeSync,
         ClientTimer::TimeRetry,
         ClientTimer::Segments,
+        ClientTimer::OrderedStreams,
         ClientTimer::Outbox,
         ClientTimer::GroupKeys,
         ClientTimer::Subscriptions,
@@ -138,8 +141,10 @@ pub(crate) enum ServerTimer {
     /// Segmented messages: a partial message without progress is freed, a transfer past its
     /// deadline ends.
     Segments = 2,
+    /// Ordered streams (op 36) idle for `OrderedLimits::idle` are forgotten.
+    OrderedStreams = 3,
     /// Reliable messages and (un)subscriptions of busy sessions (run by `pump`).
-    Outbox = 3,
+    Outbox = 4,
 }
 
 impl TimerKind for ServerTimer {
@@ -147,6 +152,7 @@ impl TimerKind for ServerTimer {
         ServerTimer::Housekeeping,
         ServerTimer::Announce,
         ServerTimer::Segments,
+        ServerTimer::OrderedStreams,
         ServerTimer::Outbox,
     ];
 

@@ -54,8 +54,10 @@
 //! - `rpc` (crate-private): functions, calls waiting for the application, the answer cache.
 //! - `pubsub` (crate-private): subscriber tables and subscriptions.
 //! - `segment` (crate-private): segmented messages, their transfers and reassembly.
+//! - [`ordered`]: ordered delivery (op 36): sender stream tables, receiver reorder buffers.
 
 pub(crate) mod group;
+pub mod ordered;
 pub(crate) mod pubsub;
 pub(crate) mod rpc;
 pub(crate) mod segment;

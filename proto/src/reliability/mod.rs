@@ -19,6 +19,7 @@ use crate::crypto::noise::ChaChaKey;
 use crate::id::{Counter, FunctionId};
 use crate::time::Instant;
 use crate::wire::noise::{KeyId, SenderId};
+use crate::wire::ordered::{OrderedMessage, OrderedSeq, StreamEpoch};
 use crate::wire::segment::{Segment, TransferId};
 use crate::wire::{App, Message};
 
@@ -69,6 +70,20 @@ pub(crate) enum Payload {
     /// One segment of a segmented plaintext (`features::segment`), acknowledged by op 34 (or,
     /// for a call's first segment, answered by op 5).
     Segment(SegmentPayload),
+    /// Op 36: a message of an ordered stream, or (internal) a floor announcement. Boxed for
+    /// the same reason as `GroupKey`.
+    Ordered(Box<OrderedOut>),
+}
+
+/// An op 36 exchange. Its `floor` is only a lower bound: the encoder stamps the sender's
+/// current floor at each transmission (`features::ordered::OrderedSender::stamp`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OrderedOut {
+    pub(crate) epoch: StreamEpoch,
+    pub(crate) seq: OrderedSeq,
+    pub(crate) floor: OrderedSeq,
+    /// For an announcement: the target, with empty name and payload.
+    pub(crate) message: OwnedMessage,
 }
 
 /// One segment: a slice of its transfer's plaintext (shared, not copied).
@@ -112,6 +127,24 @@ impl Payload {
                 offset: s.offset,
                 data: &s.data,
             }),
+            Payload::Ordered(o) => App::OrderedMessage(OrderedMessage {
+                epoch: o.epoch,
+                seq: o.seq,
+                floor: o.floor,
+                message: Message {
+                    target: &o.message.target,
+                    name: &o.message.name,
+                    payload: &o.message.payload,
+                },
+            }),
+        }
+    }
+
+    /// The op 36 exchange this is, if it is one.
+    pub(crate) fn ordered(&self) -> Option<&OrderedOut> {
+        match self {
+            Payload::Ordered(o) => Some(o),
+            _ => None,
         }
     }
 

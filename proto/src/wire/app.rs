@@ -5,6 +5,7 @@
 
 use super::codec::{Reader, Writer};
 use super::noise::{KeyId, SenderId};
+use super::ordered::OrderedMessage;
 use super::segment::{self, AckRanges, RefusalCode, Segment, TransferId};
 use super::Error;
 use crate::id::{Counter, FunctionId};
@@ -42,6 +43,8 @@ pub mod opcode {
     pub const ACK_RANGES: u8 = 34;
     /// [`App::TransferRefused`](super::App::TransferRefused) (ours).
     pub const TRANSFER_REFUSED: u8 = 35;
+    /// [`App::OrderedMessage`](super::App::OrderedMessage) (ours: ordered delivery).
+    pub const ORDERED_MESSAGE: u8 = 36;
 }
 
 /// An addressed message: `target \n name \n payload` (docs/PROTOCOL.md §3, "Messages").
@@ -179,6 +182,9 @@ pub enum App<'a> {
         /// Why.
         reason: RefusalCode,
     },
+    /// Op 36 (ours): a reliable message with its place in its target's ordered stream
+    /// (`docs/PROTOCOL.md` §3.3). ACKed with op 2 like op 1.
+    OrderedMessage(OrderedMessage<'a>),
 }
 
 /// ACK payload without and with status bytes.
@@ -285,6 +291,7 @@ impl<'a> App<'a> {
                     reason: RefusalCode(r.u8()?),
                 }
             }
+            ORDERED_MESSAGE => App::OrderedMessage(OrderedMessage::parse(payload)?),
             other => return Err(Error::UnknownAppOpcode(other)),
         })
     }
@@ -308,6 +315,7 @@ impl<'a> App<'a> {
             App::Segment(_) => SEGMENT,
             App::AckRanges(_) => ACK_RANGES,
             App::TransferRefused { .. } => TRANSFER_REFUSED,
+            App::OrderedMessage(_) => ORDERED_MESSAGE,
         }
     }
 
@@ -337,6 +345,7 @@ impl<'a> App<'a> {
             App::Segment(seg) => seg.buffer_len(),
             App::AckRanges(r) => r.as_bytes().len(),
             App::TransferRefused { .. } => segment::REFUSED_LEN,
+            App::OrderedMessage(o) => o.buffer_len(),
         };
         payload.saturating_add(1)
     }
@@ -350,6 +359,9 @@ impl<'a> App<'a> {
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
         if let App::ReliableMessage(m) | App::UnreliableMessage(m) = self {
             m.check_names()?;
+        }
+        if let App::OrderedMessage(o) = self {
+            o.check_names()?;
         }
         if buf.len() < self.buffer_len() {
             return Err(Error::BufferTooSmall);
@@ -409,6 +421,7 @@ impl<'a> App<'a> {
                 w.u64(transfer.0)?;
                 w.u8(reason.0)?;
             }
+            App::OrderedMessage(o) => o.emit(&mut w)?,
         }
         Ok(w.written())
     }
@@ -440,14 +453,14 @@ impl<'a> Message<'a> {
     }
 
     /// Refuses names that would move the separators and so change the message's meaning.
-    fn check_names(&self) -> Result<(), Error> {
+    pub(super) fn check_names(&self) -> Result<(), Error> {
         if self.target.contains('\n') || self.name.contains('\n') {
             return Err(Error::InvalidName);
         }
         Ok(())
     }
 
-    fn emit(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+    pub(super) fn emit(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.put(self.target.as_bytes())?;
         w.u8(b'\n')?;
         w.put(self.name.as_bytes())?;
@@ -859,6 +872,14 @@ mod tests {
             transfer: u64,
             reason: u8,
         },
+        Ordered {
+            epoch: u32,
+            seq: u64,
+            floor: u64,
+            target: String,
+            name: String,
+            payload: Vec<u8>,
+        },
     }
 
     fn name(g: &mut Gen) -> String {
@@ -870,7 +891,7 @@ mod tests {
 
     impl Arbitrary for Spec {
         fn arbitrary(g: &mut Gen) -> Self {
-            match u8::arbitrary(g) % 13 {
+            match u8::arbitrary(g) % 14 {
                 0 => Spec::Message {
                     reliable: bool::arbitrary(g),
                     target: name(g),
@@ -936,6 +957,14 @@ mod tests {
                 12 => Spec::TransferRefused {
                     transfer: u64::arbitrary(g),
                     reason: u8::arbitrary(g),
+                },
+                9 => Spec::Ordered {
+                    epoch: u32::arbitrary(g),
+                    seq: u64::arbitrary(g),
+                    floor: u64::arbitrary(g),
+                    target: name(g),
+                    name: name(g),
+                    payload: Vec::arbitrary(g),
                 },
                 _ => Spec::TimeSyncResponse {
                     request: u64::arbitrary(g),
@@ -1032,6 +1061,23 @@ mod tests {
                     transfer: TransferId(*transfer),
                     reason: RefusalCode(*reason),
                 },
+                Spec::Ordered {
+                    epoch,
+                    seq,
+                    floor,
+                    target,
+                    name,
+                    payload,
+                } => App::OrderedMessage(OrderedMessage {
+                    epoch: super::super::ordered::StreamEpoch(*epoch),
+                    seq: super::super::ordered::OrderedSeq(*seq),
+                    floor: super::super::ordered::OrderedSeq(*floor),
+                    message: Message {
+                        target,
+                        name,
+                        payload,
+                    },
+                }),
             }
         }
     }
@@ -1081,7 +1127,7 @@ mod tests {
     #[test]
     fn prop_parse_never_panics_on_known_opcodes() {
         fn prop(op: u8, body: Vec<u8>) -> bool {
-            let ops = [1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21, 32, 33, 34, 35];
+            let ops = [1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21, 32, 33, 34, 35, 36];
             let mut bytes = alloc::vec![ops[usize::from(op) % ops.len()]];
             bytes.extend_from_slice(&body);
             if let Ok(app) = App::parse(&bytes) {

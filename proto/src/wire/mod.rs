@@ -21,6 +21,7 @@
 pub mod app;
 mod codec;
 pub mod noise;
+pub mod ordered;
 pub mod segment;
 pub mod setup;
 

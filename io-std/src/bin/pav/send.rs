@@ -1,5 +1,5 @@
-//! `pav send`: one message to TARGET/NAME, reliable by default. A payload larger than a
-//! datagram (a file) is sent in segments, with a progress bar on a terminal.
+//! `pav send`: a message to TARGET/NAME (one per payload given), reliable by default. A payload
+//! larger than a datagram (a file) is sent in segments, with a progress bar on a terminal.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -20,9 +20,10 @@ pub(crate) struct SendArgs {
     target: String,
     /// Message name.
     name: String,
-    /// Payload, as text (or hex with --hex); `-` reads it from stdin.
-    #[arg(default_value = "", conflicts_with = "file")]
-    data: String,
+    /// Payload, as text (or hex with --hex); `-` reads it from stdin. Several payloads send
+    /// several messages, one after another.
+    #[arg(default_value = "", conflicts_with = "file", num_args = 0..)]
+    data: Vec<String>,
     /// Read the payload from this file (`-` for stdin): up to 64 MiB, sent in segments and
     /// acknowledged as one message; a progress bar shows on a terminal. The server must accept
     /// it (`pav serve --max-message`).
@@ -31,6 +32,10 @@ pub(crate) struct SendArgs {
     /// Send once without acknowledgement.
     #[arg(long)]
     unreliable: bool,
+    /// Ordered delivery: reliable, and the server's application gets this target's ordered
+    /// messages in send order, once each (docs/PROTOCOL.md §3.3).
+    #[arg(long, conflicts_with = "unreliable")]
+    ordered: bool,
     /// Read the payload as hex.
     #[arg(long)]
     hex: bool,
@@ -46,6 +51,7 @@ Examples:
   pav send ota image --file firmware.bin --psk-file alice/psk      # any size up to 64M
   tar c logs | pav send backup logs --file - --psk-file alice/psk
   pav send alerts fire 1 -s 239.255.28.12 --psk-file alice/psk   # every server of a group
+  pav send log line one two three --ordered --psk-file alice/psk  # three messages, in order
 
 A reliable message is acknowledged by each server that received it; pav lists every one of
 them (several for a multicast group), and those it expected that did not acknowledge.
@@ -55,22 +61,29 @@ one larger than its --max-message (1M by default); pav then says so. With --json
 line has the bytes sent and the time taken.";
 
 pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
-    let data = match a.file.as_deref() {
-        Some(p) if p.as_os_str() == "-" => common::payload("-", None, a.hex)?,
-        file => common::payload(&a.data, file, a.hex)?,
+    let payloads = match a.file.as_deref() {
+        Some(p) if p.as_os_str() == "-" => vec![common::payload("-", None, a.hex)?],
+        file => a
+            .data
+            .iter()
+            .map(|d| common::payload(d, file, a.hex))
+            .collect::<Result<Vec<_>, _>>()?,
     };
     let reliability = if a.unreliable {
         Reliability::Unreliable
+    } else if a.ordered {
+        Reliability::Ordered
     } else {
         Reliability::Reliable
     };
     // Our own limit guards what we accept; what we send is the user's choice, so it grows to
     // fit the payload (the whole plaintext: opcode, target, name, two newlines) unless given.
-    let needed = data.len() + a.target.len() + a.name.len() + 3;
+    let largest = payloads.iter().map(Vec::len).max().unwrap_or(0);
+    let needed = largest + a.target.len() + a.name.len() + 3;
     let max = a.client.max_message;
     // --timeout is for the server to answer; a large message also needs the time to move it,
     // counted at a slow link's 1 MB/s, so that a big file is not cut off at the default 2 s.
-    let deadline = a.client.timeout + Duration::from_secs_f64(data.len() as f64 / 1e6);
+    let deadline = a.client.timeout + Duration::from_secs_f64(largest as f64 / 1e6);
     let client = a.client.connect_with(|c| {
         let c = c.send_timeout(deadline);
         match max {
@@ -92,8 +105,24 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
             .wait_connected(a.client.timeout)
             .map_err(|e| Failure::failed("timeout", format!("no session with {server}: {e}")))?;
     }
+    for data in &payloads {
+        send_one(json, &a, &client, data, reliability, deadline)?;
+    }
+    Ok(())
+}
+
+/// Sends one message, with a progress bar on a terminal, and prints its outcome.
+fn send_one(
+    json: bool,
+    a: &SendArgs,
+    client: &pavillion_std::Client,
+    data: &[u8],
+    reliability: Reliability,
+    deadline: Duration,
+) -> Result<(), Failure> {
+    let server = client.server_addr();
     let started = Instant::now();
-    let bar = (!json && !a.unreliable && std::io::stderr().is_terminal()).then(|| bar(&data));
+    let bar = (!json && !a.unreliable && std::io::stderr().is_terminal()).then(|| bar(data));
     let sent = match &bar {
         Some(bar) => {
             let b = bar.clone();
@@ -101,9 +130,9 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
                 b.set_length(total);
                 b.set_position(acked);
             };
-            client.send_with_progress(&a.target, &a.name, &data, reliability, progress)
+            client.send_with_progress(&a.target, &a.name, data, reliability, progress)
         }
-        None => client.send_message(&a.target, &a.name, &data, reliability),
+        None => client.send_message(&a.target, &a.name, data, reliability),
     };
     let elapsed = started.elapsed();
     if let Some(bar) = bar {
@@ -119,6 +148,7 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
                     json!({
                         "ok": true,
                         "reliable": !a.unreliable,
+                        "ordered": a.ordered,
                         "acked": acked,
                         "missing": missing,
                         "bytes": data.len(),

@@ -90,6 +90,10 @@ impl Client {
         let plain = match classify_opened(&mut self.shared.stats, opened) {
             Some(Inbound::Fresh(p)) => p,
             Some(Inbound::Duplicate(p)) => {
+                // Ordered: the receiver knows whether it holds it (it may have refused it).
+                if let Ok(App::OrderedMessage(o)) = App::parse(p) {
+                    return self.on_ordered(now, from, addr, counter, &o);
+                }
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
                 match App::parse(p) {
                     Ok(
@@ -191,6 +195,7 @@ impl Client {
             App::Segment(seg) => self.on_segment(now, from, addr, counter, &seg),
             App::AckRanges(ranges) => self.on_ack_ranges(now, addr, ranges),
             App::TransferRefused { transfer, reason } => self.on_refused(transfer, reason),
+            App::OrderedMessage(o) => self.on_ordered(now, from, addr, counter, &o),
             App::RpcCall { .. } | App::GroupKey { .. } => {
                 self.shared.stats.drop(DropReason::Unsupported)
             }
@@ -222,15 +227,21 @@ impl Client {
                 Payload::Message(m) if !m.target.is_empty() && !e.internal => {
                     Some(m.target.clone())
                 }
+                Payload::Ordered(o) if !o.message.target.is_empty() && !e.internal => {
+                    Some(o.message.target.clone())
+                }
                 _ => None,
             })
         {
             self.learn_subscriber(now, &target, addr);
         }
-        match self
+        let reply = self
             .outbox
-            .on_reply(counter, false, addr, now, &mut self.rtt)
-        {
+            .on_reply(counter, false, addr, now, &mut self.rtt);
+        if let Reply::Complete(e) = &reply {
+            self.on_ordered_resolved(e, false);
+        }
+        match reply {
             Reply::Complete(e) if e.payload.transfer().is_some() => self.on_segment_complete(e),
             Reply::Complete(e) if !e.internal => self.shared.events.push_back(delivered_event(e)),
             Reply::Complete(_) | Reply::Partial => {}

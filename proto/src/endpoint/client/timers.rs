@@ -59,6 +59,7 @@ impl Client {
             ClientTimer::TimeSync => self.time.periodic_due(self.is_connected()),
             ClientTimer::TimeRetry => self.time.retry_due(),
             ClientTimer::Segments => self.segments_due(),
+            ClientTimer::OrderedStreams => self.ordered_due(),
             ClientTimer::Outbox => self.outbox.next_timeout(
                 self.is_connected() && self.session_ready(),
                 self.counter_budget(),
@@ -117,6 +118,7 @@ impl Client {
                 self.expire_partials(now);
                 self.expire_transfers(now);
             }
+            ClientTimer::OrderedStreams => self.on_ordered_timer(now),
             // Pumped kinds (`is_pumped`): `handle_timeout` runs them through `pump`.
             ClientTimer::Outbox | ClientTimer::GroupKeys | ClientTimer::Subscriptions => {}
         }

@@ -96,6 +96,15 @@ impl Server {
         let min_rto = self.config.limits.rtt.min_rto;
         let ceiling = self.config.limits.rtt.max_rto / 2;
         let status_len = if self.config.status.is_some() { 3 } else { 0 };
+        // Ordered: the receiver knows whether it holds it (it may have refused it before).
+        if let Ok(App::OrderedMessage(o)) = App::parse(plain) {
+            let Some(peer) = self.sessions.get(&from).map(|s| s.peer) else {
+                return;
+            };
+            if !self.on_ordered(now, from, peer, &o) {
+                return;
+            }
+        }
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
         };
@@ -105,7 +114,9 @@ impl Server {
             }
             // Re-acknowledge: the first ACK may have been lost (the reference never does, so
             // its clients report false failures: docs/PROTOCOL.md §10 item 10).
-            Ok(App::ReliableMessage(_)) => (Outgoing::Ack { to: from, counter }, 9 + status_len),
+            Ok(App::ReliableMessage(_) | App::OrderedMessage(_)) => {
+                (Outgoing::Ack { to: from, counter }, 9 + status_len)
+            }
             // A subscription whose ACK was lost; one refused (table full) stays unacknowledged.
             Ok(App::Subscribe { target })
                 if via == Via::Session && self.client_subs.holds(from, target) =>

@@ -66,7 +66,15 @@ impl Server {
                     counter: Some(c),
                     payload,
                     ..
-                }) => session::seal(&s.tx_key, *c, &payload.as_app(), buf),
+                }) => {
+                    let mut app = payload.as_app();
+                    if let (App::OrderedMessage(o), Some(streams)) =
+                        (&mut app, self.ordered_tx.get(&to))
+                    {
+                        streams.stamp(o);
+                    }
+                    session::seal(&s.tx_key, *c, &app, buf)
+                }
                 _ => return Encoded::Obsolete,
             },
             Outgoing::RpcResponse { call, .. } => match s.calls.answer(*call) {

@@ -420,6 +420,11 @@ impl Server {
         if self.busy.remove(&old) {
             self.busy.insert(new);
         }
+        // Ordered streams follow the session both ways (their seqs continue).
+        if let Some(tx) = self.ordered_tx.remove(&old) {
+            self.ordered_tx.insert(new, tx);
+        }
+        self.ordered_rx.move_peer(old, new);
         self.sessions.insert(new, s);
     }
 

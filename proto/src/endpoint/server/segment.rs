@@ -233,8 +233,11 @@ impl Server {
                     if let Some(end) = self.segments.transfers.on_complete(&e) {
                         self.on_transfer_end(end);
                     }
-                } else if !e.internal {
-                    self.shared.events.push_back(delivered_event(e));
+                } else {
+                    self.on_ordered_resolved(from, &e, false);
+                    if !e.internal {
+                        self.shared.events.push_back(delivered_event(e));
+                    }
                 }
             }
             Reply::Partial => {}

@@ -38,6 +38,7 @@ impl Server {
             self.forget_noise(addr, &s);
             self.forget_client_subs(addr, s.peer);
             self.busy.remove(&addr);
+            self.ordered_tx.remove(&addr);
             self.fail_outbox(s.outbox, fail);
             self.end_segments(addr, fail);
             self.shared

@@ -145,6 +145,8 @@ impl Server {
                     self.forget_client_subs(from, old.peer);
                     self.fail_outbox(old.outbox, FailReason::PeerClosed);
                     self.end_segments(from, FailReason::PeerClosed);
+                    // Its ordered streams failed with its outbox: the new one gets a new epoch.
+                    self.ordered_tx.remove(&from);
                 }
                 self.busy.remove(&from);
                 // A new client process knows nothing of our subscriptions yet.

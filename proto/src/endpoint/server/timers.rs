@@ -37,6 +37,7 @@ impl Server {
             ServerTimer::Housekeeping => self.next_housekeeping,
             ServerTimer::Announce => self.next_announce,
             ServerTimer::Segments => self.segments_due(),
+            ServerTimer::OrderedStreams => self.ordered_due(),
             // Only sessions with something in flight: timers need not scan every session.
             ServerTimer::Outbox => self
                 .busy
@@ -71,6 +72,7 @@ impl Server {
                 self.expire_partials(now);
                 self.expire_transfers(now);
             }
+            ServerTimer::OrderedStreams => self.on_ordered_timer(now),
             // Pumped (`is_pumped`): `handle_timeout` runs it through `pump`.
             ServerTimer::Outbox => {}
         }
