@@ -38,6 +38,7 @@ mod authfail;
 mod inbound;
 mod noise;
 mod reconnect;
+mod registers;
 mod setup;
 mod subs;
 mod suspect;
@@ -99,6 +100,8 @@ pub struct Client {
     outbox: Outbox,
     /// Our subscriptions at servers (opcodes 13 and 14 sent by us).
     subs: pubsub::Subscriptions,
+    /// Our register operations and observations (opcodes 6 to 10).
+    registers: registers::ClientRegisters,
     /// Looking for a server we lost.
     reconnect: reconnect::Reconnect,
     /// Handshake replies of this round that did not authenticate.
@@ -139,6 +142,7 @@ impl Client {
             shared: Shared::new(),
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
             subs: pubsub::Subscriptions::new(limits.max_queued, limits.max_in_flight),
+            registers: registers::ClientRegisters::new(limits.max_queued, limits.max_in_flight),
             reconnect: reconnect::Reconnect::default(),
             auth: authfail::AuthFailures::default(),
             rtt: RttEstimator::new(limits.rtt),
@@ -341,6 +345,7 @@ impl Client {
         }
         self.drop_group_deliveries();
         self.drop_subs();
+        self.drop_registers();
         self.waiting_unreliable.clear();
         let addrs: Vec<SocketAddr> = self.servers.keys().copied().collect();
         self.servers.clear();
@@ -543,6 +548,7 @@ impl Client {
         // Key deliveries first: a server should hold our group key before group packets come.
         self.pump_group(now);
         self.pump_subs(now);
+        self.pump_registers(now);
         let connected = self.is_connected() && !self.closed && self.session_ready();
         let mut due = core::mem::take(&mut self.due);
         due.clear();
@@ -631,6 +637,7 @@ impl Client {
                     .get(id)
                     .or_else(|| self.group_delivery(id))
                     .or_else(|| self.sub_exchange(id))
+                    .or_else(|| self.register_exchange(id))
                 else {
                     return Encoded::Obsolete;
                 };
@@ -660,6 +667,7 @@ impl Client {
             }
             Outgoing::Quit { to } => self.seal(to, &App::Quit { reason: None }, buf),
             Outgoing::RpcResponse { .. } => Encoded::Obsolete,
+            Outgoing::Register { to, reply } => self.seal(to, &reply.as_app(), buf),
             Outgoing::Sealed { to, datagram } => copy_out(to, &datagram, buf),
         }
     }

@@ -18,6 +18,9 @@ mod server;
 mod shared;
 mod timers;
 
+pub use crate::features::registers::{
+    Register, RegisterError, RegisterFailure, RegisterInfo, RegisterOpId,
+};
 pub use crate::features::timesync::SyncId;
 pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
@@ -214,6 +217,10 @@ drop_reasons! {
     UnknownPeer = "unknown_peer",
     /// A known opcode this endpoint does not handle (yet).
     Unsupported = "unsupported",
+    /// A register packet refused with no answer to carry the refusal: an unreliable write
+    /// or a `core.tagv` write that breaks a rule, an answer nobody asked for
+    /// (`docs/PROTOCOL.md` §9.8).
+    RegisterRefused = "register_refused",
 }
 
 impl DropReason {
@@ -357,6 +364,11 @@ enum Outgoing {
     Sealed {
         to: SocketAddr,
         datagram: arrayvec::ArrayVec<u8, 160>,
+    },
+    /// A register answer (op 7, 10) or an unreliable register write, sealed when sent.
+    Register {
+        to: SocketAddr,
+        reply: alloc::boxed::Box<crate::features::registers::RegisterReply>,
     },
 }
 

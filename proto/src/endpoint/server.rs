@@ -48,6 +48,7 @@ mod duplicates;
 mod encode;
 mod noise;
 mod peer;
+mod registers;
 mod sessions;
 mod setup;
 mod subs;
@@ -103,6 +104,8 @@ pub struct Server {
     client_subs: pubsub::ClientSubs,
     /// Failed authentications per source, for rate-limited reports.
     auth_log: authlog::AuthLog,
+    /// Declared registers and their observers (opcodes 6 to 10).
+    registers: registers::ServerRegisters,
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
     next_op_id: u64,
@@ -145,6 +148,7 @@ impl Server {
             targets: BTreeSet::new(),
             client_subs: pubsub::ClientSubs::default(),
             auth_log: authlog::AuthLog::new(),
+            registers: registers::ServerRegisters::default(),
             next_op_id: 1,
             next_generation: 1,
             next_housekeeping: None,
@@ -521,6 +525,7 @@ impl Server {
                         .tx
                         .push_back(Outgoing::Ack { to: from, counter });
                 }
+                self.on_tag_message(now, from, &m);
                 if let Some(message) = received_message(from, &m, reliable) {
                     self.shared.stats.messages_received += 1;
                     self.shared
@@ -543,6 +548,13 @@ impl Server {
                 }
             }
             App::RpcCall { function, args } => self.on_call(now, from, counter, function, args),
+            // Registers (§9.8): an observation names its session, as a subscription does.
+            App::RegisterRead(p) => self.on_register_read(from, counter, p),
+            App::RegisterValue(p) if p.answers == Counter(0) => {
+                self.on_register_write(now, from, counter, p, true)
+            }
+            App::Observe(p) if via == Via::Session => self.on_observe(now, from, counter, p),
+            App::RegisterInfoRequest(p) => self.on_register_info(from, counter, p),
             App::TimeSyncRequest => self.shared.tx.push_back(Outgoing::TimeResponse {
                 to: from,
                 request: counter,
@@ -627,6 +639,7 @@ impl Server {
 
     /// Moves due exchanges of busy sessions into the transmit queue.
     fn pump(&mut self, now: Instant) {
+        self.pump_registers(now);
         let mut due = core::mem::take(&mut self.due);
         let mut busy = core::mem::take(&mut self.busy_scratch);
         busy.clear();

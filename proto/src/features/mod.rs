@@ -52,9 +52,11 @@
 //! - [`timesync`]: the clock estimate, and the client's time requests (`SyncId`).
 //! - `rpc` (crate-private): functions, calls waiting for the application, the answer cache.
 //! - `pubsub` (crate-private): subscriber tables and subscriptions.
+//! - [`registers`]: declared registers, their observers, and a client's observations.
 
 pub(crate) mod group;
 pub(crate) mod pubsub;
+pub mod registers;
 pub(crate) mod rpc;
 pub mod status;
 pub mod timesync;

@@ -16,6 +16,7 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::crypto::noise::ChaChaKey;
+use crate::features::registers::RegisterPayload;
 use crate::id::{Counter, FunctionId};
 use crate::time::Instant;
 use crate::wire::noise::{KeyId, SenderId};
@@ -65,6 +66,9 @@ pub(crate) enum Payload {
     /// Suite 3 multicast: our group key, for one server over its pairwise session. Boxed, so
     /// that every other exchange in every outbox stays as small as before.
     GroupKey(Box<GroupKeyDelivery>),
+    /// Registers (`docs/PROTOCOL.md` §9.8): a client's request, answered by op 7 or 10, or a
+    /// server's notification, acknowledged. Boxed, as the group key is.
+    Register(Box<RegisterPayload>),
 }
 
 /// One delivery of a client's group key (op 32) to the server at `to`.
@@ -91,11 +95,18 @@ impl Payload {
                 key_id: d.key_id,
                 key: d.key.as_bytes(),
             },
+            Payload::Register(r) => r.as_app(),
         }
     }
 
     pub(crate) fn is_call(&self) -> bool {
-        matches!(self, Payload::Call { .. })
+        // A register request is answered by op 7 or 10 quoting its counter, as a call is by
+        // op 5: an ACK does not complete it.
+        match self {
+            Payload::Call { .. } => true,
+            Payload::Register(r) => r.is_request(),
+            _ => false,
+        }
     }
 }
 

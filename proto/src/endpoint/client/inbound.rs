@@ -92,9 +92,15 @@ impl Client {
             Some(Inbound::Fresh(p)) => p,
             Some(Inbound::Duplicate(p)) => {
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
-                if let Ok(
-                    App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
-                ) = App::parse(p)
+                let notification =
+                    matches!(App::parse(p), Ok(App::RegisterValue(v)) if v.answers == Counter(0));
+                if notification
+                    || matches!(
+                        App::parse(p),
+                        Ok(App::ReliableMessage(_)
+                            | App::Subscribe { .. }
+                            | App::Unsubscribe { .. })
+                    )
                 {
                     self.shared
                         .tx
@@ -129,6 +135,7 @@ impl Client {
                     self.shared.stats.messages_received += 1;
                     self.shared.events.push_back(ClientEvent::Message(message));
                 }
+                self.on_tag_message(addr, &m);
             }
             App::Ack { counter, status } => {
                 if let Some(status) = status {
@@ -194,9 +201,13 @@ impl Client {
                 // send: a listener must not go deaf.
                 self.on_contact_lost(now);
             }
-            App::RpcCall { .. } | App::GroupKey { .. } => {
-                self.shared.stats.drop(DropReason::Unsupported)
-            }
+            App::RegisterValue(p) => self.on_register_value(now, from, addr, counter, p),
+            App::RegisterInfo(p) => self.on_register_info_packet(now, addr, p),
+            App::RpcCall { .. }
+            | App::GroupKey { .. }
+            | App::RegisterRead(_)
+            | App::Observe(_)
+            | App::RegisterInfoRequest(_) => self.shared.stats.drop(DropReason::Unsupported),
         }
     }
 

@@ -64,6 +64,7 @@ impl Client {
             ),
             ClientTimer::GroupKeys => self.group_timeout(),
             ClientTimer::Subscriptions => self.subs_timeout(),
+            ClientTimer::Registers => self.registers_timeout(),
         }
     }
 
@@ -113,7 +114,10 @@ impl Client {
                 }
             }
             // Pumped kinds (`is_pumped`): `handle_timeout` runs them through `pump`.
-            ClientTimer::Outbox | ClientTimer::GroupKeys | ClientTimer::Subscriptions => {}
+            ClientTimer::Outbox
+            | ClientTimer::GroupKeys
+            | ClientTimer::Subscriptions
+            | ClientTimer::Registers => {}
         }
     }
 

@@ -29,7 +29,8 @@ impl Server {
             | Outgoing::TimeResponse { to, .. }
             | Outgoing::Quit { to }
             | Outgoing::Setup { to, .. }
-            | Outgoing::Sealed { to, .. } => *to,
+            | Outgoing::Sealed { to, .. }
+            | Outgoing::Register { to, .. } => *to,
         };
         // Everything else is sealed under the session's key; no session, nothing to send.
         let Some(s) = self.sessions.get_mut(&to) else {
@@ -69,6 +70,9 @@ impl Server {
                 }
                 None => return Encoded::Obsolete,
             },
+            Outgoing::Register { reply, .. } => {
+                session::seal(&s.tx_key, take(&mut s.tx_counter), &reply.as_app(), buf)
+            }
             Outgoing::TimeResponse { request, .. } => {
                 let app = App::TimeSyncResponse {
                     request: *request,

@@ -46,6 +46,7 @@ impl Server {
                         .next_timeout(true, s.outbox.counter_budget(Counter(s.tx_counter)))
                 })
                 .min(),
+            ServerTimer::Registers => self.registers_due(),
         }
     }
 
@@ -67,7 +68,7 @@ impl Server {
                 self.next_announce = (self.announce_left > 0).then(|| now + ANNOUNCE_GAP);
             }
             // Pumped (`is_pumped`): `handle_timeout` runs it through `pump`.
-            ServerTimer::Outbox => {}
+            ServerTimer::Outbox | ServerTimer::Registers => {}
         }
     }
 }
