@@ -666,3 +666,28 @@ fn a_servers_tag_messages_become_tag_events() {
     }));
     assert!(events.iter().any(|e| matches!(e, ClientEvent::Message(_))));
 }
+
+#[test]
+fn notifications_never_go_back_in_time_under_reordering() {
+    for suite in SUITES {
+        let mut net = pair(suite, 14);
+        let jittery = Link {
+            jitter: Duration::from_millis(30),
+            ..Link::clean()
+        };
+        net.set_path(server_addr(), client_addr(), jittery);
+        let seen = observe_and_change(&mut net, Duration::from_millis(1));
+        let floats: Vec<f32> = seen
+            .iter()
+            .map(|v| match v {
+                RegisterValue::F32(f) => *f,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            floats.windows(2).all(|w| w[0] < w[1]),
+            "{suite:?}: {floats:?}"
+        );
+        assert_eq!(floats.last(), Some(&20.0), "{suite:?}");
+    }
+}
