@@ -41,7 +41,7 @@ use crate::GRACE;
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    handle: ServerHandle,
+    pub(crate) handle: ServerHandle,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 

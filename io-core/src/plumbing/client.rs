@@ -17,6 +17,7 @@ use pavillion_proto::{FunctionId, Instant, MessageId};
 use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
 use super::link::{self, Link};
 use super::messages::{ReceivedMessage, Subscriber, Subscribers};
+use super::registers::{ClientRegisterCmd, ClientRegisters, RegisterOpError};
 use super::reply::{self, Pending, Reply, WaitError};
 use super::sockets;
 use super::{Clock, Delivery, Flow, Parts, Role};
@@ -48,6 +49,7 @@ pub fn open(
             connect_waiters: Vec::new(),
             clock_waiters: Vec::new(),
             deferred: VecDeque::new(),
+            registers: ClientRegisters::default(),
         },
         sockets,
         commands,
@@ -189,6 +191,20 @@ impl ClientHandle {
             .send(ClientCommand(cmd))
             .map_err(|_| SendError::Closed)?;
         Ok(pending)
+    }
+
+    /// Queues a register operation (`docs/PROTOCOL.md` §9.8); its outcome comes through the
+    /// pending half made with the command.
+    ///
+    /// # Errors
+    /// [`RegisterOpError::InCallback`] or [`RegisterOpError::Closed`].
+    pub fn registers(&self, cmd: ClientRegisterCmd) -> Result<(), RegisterOpError> {
+        if self.link.on_driver_thread() {
+            return Err(RegisterOpError::InCallback);
+        }
+        self.link
+            .send(ClientCommand(Cmd::Registers(cmd)))
+            .map_err(|_| RegisterOpError::Closed)
     }
 
     /// The send options for `reliability` with the configured send timeout.
@@ -499,6 +515,7 @@ enum Cmd {
         target: Option<String>,
         sub: Box<dyn Subscriber>,
     },
+    Registers(ClientRegisterCmd),
     Send {
         target: String,
         name: String,
@@ -553,12 +570,15 @@ pub struct ClientRouter {
     /// Messages and connection events received by a caller's thread
     /// ([`Role::dispatch_direct`]), for the driver's thread to hand to the subscribers.
     deferred: VecDeque<Deferred>,
+    /// Register operations waiting for their outcomes, and observers of changes.
+    registers: ClientRegisters,
 }
 
 /// What a caller's thread leaves for the driver's thread: application code runs only there.
 enum Deferred {
     Message(ReceivedMessage),
     Connection(ConnectionEvent),
+    Event(ClientEvent),
 }
 
 impl std::fmt::Debug for ClientRouter {
@@ -591,6 +611,9 @@ impl ClientRouter {
     /// Answers the callers an event concerns and hands messages to their subscribers; the
     /// connection subscribers are [`ClientRouter::on_event`]'s.
     fn route(&mut self, event: ClientEvent) {
+        let Some(event) = self.registers.on_event(event) else {
+            return;
+        };
         match event {
             ClientEvent::Answered { call, data, .. } => self.answer(call, Ok(data)),
             ClientEvent::RemoteError {
@@ -723,6 +746,7 @@ impl Role for ClientRouter {
                 }
                 Err(e) => reply.send(Err(SendError::Refused(e))),
             },
+            Cmd::Registers(cmd) => self.registers.on_command(now, &mut self.ep, cmd),
             Cmd::Server { addr, reply } => reply.send(self.state(addr)),
             Cmd::Servers { reply } => reply.send(self.ep.servers().collect()),
             Cmd::Subscribe {
@@ -770,6 +794,7 @@ impl Role for ClientRouter {
             match d {
                 Deferred::Message(m) => self.on_message(&m),
                 Deferred::Connection(e) => self.connection.deliver(&e),
+                Deferred::Event(e) => self.route(e),
             }
         }
         while let Some(event) = self.ep.poll_event() {
@@ -785,6 +810,10 @@ impl Role for ClientRouter {
                 ClientEvent::Message(m) => self
                     .deferred
                     .push_back(Deferred::Message(ReceivedMessage::at_client(m))),
+                // Observers are application code too.
+                e @ ClientEvent::RegisterNotified { .. } => {
+                    self.deferred.push_back(Deferred::Event(e))
+                }
                 other => {
                     if let Some(e) = ConnectionEvent::from_client_event(&other) {
                         self.deferred.push_back(Deferred::Connection(e));
