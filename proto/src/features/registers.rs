@@ -1,22 +1,22 @@
 //! Registers and observe (opcodes 6 to 10, `docs/PROTOCOL.md` §9.8): typed values a server
 //! declares and its clients read, write and observe. The state of both roles:
 //!
-//! - [`RegisterTable`] (server): the declared registers, by number and by name.
-//! - [`Observers`] (server): who observes which register, until when, how often at most, and
+//! - `RegisterTable` (server): the declared registers, by number and by name.
+//! - `Observers` (server): who observes which register, until when, how often at most, and
 //!   whether a change waits for its observer's interval to end. Bounded per client and in
 //!   all; an observer's state goes with its session.
-//! - [`Observed`] (client): what the application observes, with the time each observation
+//! - `Observed` (client): what the application observes, with the time each observation
 //!   ends, so that a new session (either side rebooted) renews it for what is left.
 //!
 //! The glue that parses the opcodes and queues what they answer is the roles':
 //! `endpoint/server/registers.rs` and `endpoint/client/registers.rs`. What is handed in: a
 //! parsed op 6 to 10 packet, `now`; what comes back: a [`RegisterStatus`] or the value.
-//! Deadlines: [`Observers::next_due`] (a notification held back by an interval, or an
+//! Deadlines: `Observers::next_due` (a notification held back by an interval, or an
 //! observation's end), read into the server's `ServerTimer::Registers` slot; the client's
 //! exchanges have an outbox, whose timer is its `ClientTimer::Registers` slot.
 //!
 //! Overlap with the reference's tag messages (`core.tag`, `core.tagv`; §9.8.6): a tag is a
-//! register of type `f32` known by its name; [`RegisterTable::tag_write`] holds the rules a
+//! register of type `f32` known by its name; `RegisterTable::tag_write` holds the rules a
 //! `core.tagv` write must pass.
 
 use alloc::collections::BTreeMap;

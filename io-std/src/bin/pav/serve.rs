@@ -80,7 +80,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_parser = common::count)]
     exec_max: Option<usize>,
     /// Declare a register clients may read, observe and (with `:rw`) write:
-    /// NUM:NAME:TYPE[:UNIT][:rw]=VALUE, TYPE one of bool, i64, u64, f32, f64, text, bytes
+    /// `NUM:NAME:TYPE[:UNIT][:rw]=VALUE`, TYPE one of bool, i64, u64, f32, f64, text, bytes
     /// (repeatable). Clients' writes are printed.
     #[arg(long = "register", value_name = "SPEC", value_parser = registers::register_flag)]
     registers: Vec<registers::RegisterSpec>,
