@@ -74,6 +74,7 @@ scenario_tests! {
     flood_first => "flood-first",
     flood_reboot => "flood-reboot",
     clients_1000 => "clients-1000",
+    register_observe => "register-observe",
 }
 
 #[test]
