@@ -135,6 +135,10 @@ fn value(answer: RegisterAnswer) -> Result<RegisterValue, RegisterOpError> {
     }
 }
 
+/// The server's register methods wait for the server's thread, so they are not for its own
+/// callbacks (an RPC handler, a write callback): from there they give up after a grace period
+/// (declarations and updates fail with `UnknownRegister`, reads return `None`). Declare before
+/// clients need the registers: right after [`Server::bind`].
 impl Server {
     /// Declares a register clients may read, observe and (if writable) write.
     ///
