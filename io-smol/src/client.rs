@@ -49,7 +49,7 @@ use crate::{connection_stream, driver, message_stream, ConnectionStream, Message
 /// ```
 #[derive(Debug)]
 pub struct Client {
-    handle: ClientHandle,
+    pub(crate) handle: ClientHandle,
     task: Option<smol::Task<()>>,
 }
 

@@ -64,6 +64,7 @@
 
 mod client;
 mod driver;
+mod registers;
 mod server;
 
 use std::net::SocketAddr;
@@ -87,6 +88,9 @@ pub use pavillion_io::{
 pub use pavillion_proto::endpoint::{
     AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
 };
+pub use pavillion_proto::endpoint::{Register, RegisterError, RegisterInfo};
+pub use pavillion_proto::wire::{RegisterId, RegisterStatus, RegisterType, RegisterValue};
+pub use registers::{RegisterChange, RegisterOpError, RegisterStream, RegisterWrite};
 pub use server::Server;
 
 /// The messages to one target (or to all targets), as a [`Stream`].

@@ -44,7 +44,7 @@ use crate::{connection_stream, driver, message_stream, ConnectionStream, Message
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    handle: ServerHandle,
+    pub(crate) handle: ServerHandle,
     task: Option<smol::Task<()>>,
 }
 

@@ -44,7 +44,7 @@ use crate::GRACE;
 /// ```
 #[derive(Debug)]
 pub struct Client {
-    handle: ClientHandle,
+    pub(crate) handle: ClientHandle,
     thread: Option<JoinHandle<()>>,
 }
 

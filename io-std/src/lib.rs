@@ -60,6 +60,7 @@
 
 mod client;
 mod driver;
+mod registers;
 mod server;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -75,6 +76,9 @@ pub use pavillion_io::{
 pub use pavillion_proto::endpoint::{
     AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
 };
+pub use pavillion_proto::endpoint::{Register, RegisterError, RegisterInfo};
+pub use pavillion_proto::wire::{RegisterId, RegisterStatus, RegisterType, RegisterValue};
+pub use registers::{RegisterChange, RegisterOpError, RegisterWrite};
 pub use server::Server;
 
 /// How long a blocking wait lasts beyond the endpoint's own deadline before it gives up. The

@@ -42,7 +42,7 @@ use crate::GRACE;
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    handle: ServerHandle,
+    pub(crate) handle: ServerHandle,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 

@@ -673,7 +673,9 @@ fn exec_flags_are_checked_at_start() {
 
 #[test]
 fn every_subcommand_has_examples_in_its_help() {
-    for cmd in ["keygen", "serve", "call", "send", "listen", "time"] {
+    for cmd in [
+        "keygen", "serve", "call", "send", "listen", "time", "get", "set", "observe",
+    ] {
         let out = run(&[cmd, "--help"], &[]);
         assert!(out.status.success());
         let text = stdout(&out);

@@ -140,7 +140,18 @@ impl Harness {
         config: ClientConfig,
         batches: &[Batch],
     ) -> SocketAddr {
-        let script = self.client_script(name, batches);
+        self.client_with(name, config, batches, |s| s)
+    }
+
+    /// As [`Harness::client`], with timed commands added to its script by `extra`.
+    pub(crate) fn client_with(
+        &mut self,
+        name: &str,
+        config: ClientConfig,
+        batches: &[Batch],
+        extra: impl FnOnce(Script<Client>) -> Script<Client>,
+    ) -> SocketAddr {
+        let script = extra(self.client_script(name, batches));
         self.clients.push(name.into());
         let r = self.sim.add_client(name, config, script);
         self.unwrap_addr(r)

@@ -223,6 +223,12 @@ pub static SCENARIOS: &[Scenario] = &[
         suites: Suite::ALL,
         run: segments::reassembly_flood,
     },
+    Scenario {
+        name: "register-observe",
+        description: "a register observed across a server reboot: every change after the observation is renewed is notified",
+        suites: Suite::ALL,
+        run: scenarios::register_observe,
+    },
 ];
 
 /// The scenario named `name`.

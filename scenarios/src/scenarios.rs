@@ -7,13 +7,18 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use pavillion_proto::endpoint::{ClientEvent, DropReason, SendOptions, ServerEvent};
+use alloc::rc::Rc;
+use core::cell::RefCell;
+
+use pavillion_proto::endpoint::{
+    Client, ClientEvent, DropReason, Register, SendOptions, ServerEvent,
+};
 use pavillion_proto::testing::{Link, Network};
-use pavillion_proto::wire::{CipherId, Datagram, NonceRequest, Setup};
-use pavillion_proto::ClientId;
+use pavillion_proto::wire::{CipherId, Datagram, NonceRequest, RegisterId, RegisterValue, Setup};
+use pavillion_proto::{ClientId, Instant};
 use pavillion_sim::{
     is_spoofed, Attack, ClientSpec, HostEvent, LinkFaults, MiddleboxConfig, NetAction, Record,
-    Route, ServerSpec, CLIENT_PORT, SERVER_PORT,
+    Route, Script, ServerSpec, CLIENT_PORT, SERVER_PORT,
 };
 
 use crate::harness::{ms, secs, unicast, Batch, Harness};
@@ -228,7 +233,7 @@ pub(crate) fn client_reboot(p: &Params) -> Outcome {
     let missing: Vec<String> = h
         .sent()
         .into_iter()
-        .filter(|m| m.at >= pavillion_proto::Instant::ZERO + UP)
+        .filter(|m| m.at >= Instant::ZERO + UP)
         .filter(|m| h.receptions(SERVER, &m.key) == 0)
         .map(|m| m.key)
         .collect();
@@ -273,7 +278,7 @@ pub(crate) fn partition(p: &Params) -> Outcome {
         let kinds: Vec<&str> = seq.iter().map(|(_, k)| *k).collect();
         let up_after_repair = seq
             .get(1)
-            .is_some_and(|(t, _)| *t >= pavillion_proto::Instant::ZERO + REPAIR);
+            .is_some_and(|(t, _)| *t >= Instant::ZERO + REPAIR);
         out.check(
             kinds == ["down", "up"] && up_after_repair,
             "liveness",
@@ -323,7 +328,7 @@ pub(crate) fn multicast(p: &Params) -> Outcome {
     h.sim.at(Duration::ZERO, NetAction::Crash("s4".into()));
     h.sim.at(JOIN, NetAction::Bounce("s4".into()));
     h.sim.at(DEATH, NetAction::Crash("s2".into()));
-    let at = |d: Duration| pavillion_proto::Instant::ZERO + d;
+    let at = |d: Duration| Instant::ZERO + d;
     let addrs2 = addrs.clone();
     let mut out = h.run(|m| {
         let mut want = vec![0, 2];
@@ -866,5 +871,96 @@ pub(crate) fn clients_1000(p: &Params) -> Outcome {
     out.check(n == CROWD, "connected", || {
         format!("{n} of {CROWD} clients connected")
     });
+    out
+}
+
+/// A client observes a register that the server changes every 100 ms; the server crashes at
+/// 3 s and restarts at 4 s (declaring the register again, at its initial value). Every change
+/// the new server makes once the client's observation is renewed on the new session must be
+/// notified: the row's delivered/sent is notified/expected changes.
+pub(crate) fn register_observe(p: &Params) -> Outcome {
+    const DOWN: Duration = secs(3);
+    const UP: Duration = secs(4);
+    const REG: RegisterId = RegisterId(1);
+    let mut h = Harness::new(p, secs(10), LinkFaults::clean());
+    // Every change the server makes: when, and the value.
+    let changes: Rc<RefCell<Vec<(Duration, u64)>>> = Rc::default();
+    let log = changes.clone();
+    let server = h.server_with(SERVER, ServerSpec::new(p.suite.server_config(1)), |s| {
+        // This server gets no messages, so its ledger's start record is not needed: the
+        // start hook declares the register instead, as a device does at every boot.
+        s.on_start(|ctl| {
+            let declared = ctl.endpoint().declare_register(Register {
+                number: REG,
+                name: "counter".into(),
+                unit: String::new(),
+                writable: false,
+                value: RegisterValue::U64(0),
+            });
+            if let Err(e) = declared {
+                ctl.note(format!("declare failed: {e}"));
+            }
+        })
+        .repeat(ms(500), ms(100), 95, move |ctl, i| {
+            let now = ctl.now();
+            let value = 1 + i as u64;
+            if ctl
+                .endpoint()
+                .set_register(now, REG, RegisterValue::U64(value))
+                .is_ok()
+            {
+                log.borrow_mut()
+                    .push((now.saturating_duration_since(Instant::ZERO), value));
+            }
+        })
+    });
+    let mut config = p.suite.client_config(0, server);
+    // An observer only listens: its keepalive is what finds the rebooted server.
+    config.keepalive = Some(ms(500));
+    h.client_with(CLIENT, config, &[], |s: Script<Client>| {
+        s.at(ms(300), |ctl| {
+            let now = ctl.now();
+            if let Err(e) = ctl.endpoint().observe(now, REG, secs(600), ms(10)) {
+                ctl.note(format!("observe refused: {e}"));
+            }
+        })
+    });
+    h.sim.at(DOWN, NetAction::Crash(SERVER.into()));
+    h.sim.at(UP, NetAction::Bounce(SERVER.into()));
+    let mut out = h.run(unicast(SERVER));
+    let notified = h.events(CLIENT, |e| match e {
+        HostEvent::Client(ClientEvent::RegisterNotified {
+            value: RegisterValue::U64(v),
+            ..
+        }) => Some(*v),
+        _ => None,
+    });
+    // The observation is back once its renewal is answered: the first notification after UP.
+    let back = notified
+        .iter()
+        .find(|(at, _)| *at >= Instant::ZERO + UP)
+        .map(|(at, _)| at.saturating_duration_since(Instant::ZERO));
+    let expected: Vec<u64> = changes
+        .borrow()
+        .iter()
+        .filter(|(at, _)| back.is_some_and(|b| *at > b))
+        .map(|(_, v)| *v)
+        .collect();
+    let after: Vec<u64> = notified
+        .iter()
+        .filter(|(at, _)| back.is_some_and(|b| at.saturating_duration_since(Instant::ZERO) > b))
+        .map(|(_, v)| *v)
+        .collect();
+    out.sent = expected.len() as u64;
+    out.delivered = expected.iter().filter(|v| after.contains(v)).count() as u64;
+    out.reconnect_time = back.map(|b| b.saturating_sub(UP));
+    out.check(back.is_some(), "renewed", || {
+        "the observation was never renewed after the reboot".into()
+    });
+    out.check(!expected.is_empty(), "changes", || {
+        "the server made no change after the observation came back".into()
+    });
+    out.expect_delivered_percent(100);
+    expect_reconnect(&mut out, secs(2));
     out
 }

@@ -78,6 +78,7 @@ scenario_tests! {
     large_message_10 => "large-message-10",
     large_message_30 => "large-message-30",
     reassembly_flood => "reassembly-flood",
+    register_observe => "register-observe",
 }
 
 #[test]

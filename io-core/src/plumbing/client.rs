@@ -18,6 +18,7 @@ use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers
 use super::link::{self, Link};
 use super::messages::{ReceivedMessage, Subscriber, Subscribers};
 use super::progress::Progress;
+use super::registers::{ClientRegisterCmd, ClientRegisters, RegisterOpError};
 use super::reply::{self, Pending, Reply, WaitError};
 use super::sockets;
 use super::{Clock, Delivery, Flow, Parts, Role};
@@ -50,6 +51,7 @@ pub fn open(
             connect_waiters: Vec::new(),
             clock_waiters: Vec::new(),
             deferred: VecDeque::new(),
+            registers: ClientRegisters::default(),
         },
         sockets,
         commands,
@@ -209,6 +211,20 @@ impl ClientHandle {
             .send(ClientCommand(cmd))
             .map_err(|_| SendError::Closed)?;
         Ok(pending)
+    }
+
+    /// Queues a register operation (`docs/PROTOCOL.md` §9.8); its outcome comes through the
+    /// pending half made with the command.
+    ///
+    /// # Errors
+    /// [`RegisterOpError::InCallback`] or [`RegisterOpError::Closed`].
+    pub fn registers(&self, cmd: ClientRegisterCmd) -> Result<(), RegisterOpError> {
+        if self.link.on_driver_thread() {
+            return Err(RegisterOpError::InCallback);
+        }
+        self.link
+            .send(ClientCommand(Cmd::Registers(cmd)))
+            .map_err(|_| RegisterOpError::Closed)
     }
 
     /// The send options for `reliability` with the configured send timeout.
@@ -520,6 +536,7 @@ enum Cmd {
         target: Option<String>,
         sub: Box<dyn Subscriber>,
     },
+    Registers(ClientRegisterCmd),
     Send {
         target: String,
         name: String,
@@ -578,6 +595,8 @@ pub struct ClientRouter {
     /// Messages and connection events received by a caller's thread
     /// ([`Role::dispatch_direct`]), for the driver's thread to hand to the subscribers.
     deferred: VecDeque<Deferred>,
+    /// Register operations waiting for their outcomes, and observers of changes.
+    registers: ClientRegisters,
 }
 
 /// What a caller's thread leaves for the driver's thread: application code runs only there.
@@ -589,6 +608,7 @@ enum Deferred {
         acked: u64,
         total: u64,
     },
+    Event(ClientEvent),
 }
 
 impl std::fmt::Debug for ClientRouter {
@@ -621,6 +641,9 @@ impl ClientRouter {
     /// Answers the callers an event concerns and hands messages to their subscribers; the
     /// connection subscribers are [`ClientRouter::on_event`]'s.
     fn route(&mut self, event: ClientEvent) {
+        let Some(event) = self.registers.on_event(event) else {
+            return;
+        };
         match event {
             ClientEvent::Answered { call, data, .. } => self.answer(call, Ok(data)),
             ClientEvent::RemoteError {
@@ -764,6 +787,7 @@ impl Role for ClientRouter {
                 }
                 Err(e) => reply.send(Err(SendError::Refused(e))),
             },
+            Cmd::Registers(cmd) => self.registers.on_command(now, &mut self.ep, cmd),
             Cmd::Server { addr, reply } => reply.send(self.state(addr)),
             Cmd::Servers { reply } => reply.send(self.ep.servers().collect()),
             Cmd::Subscribe {
@@ -812,6 +836,7 @@ impl Role for ClientRouter {
                 Deferred::Message(m) => self.on_message(&m),
                 Deferred::Connection(e) => self.connection.deliver(&e),
                 Deferred::Progress { id, acked, total } => self.progress(id, acked, total),
+                Deferred::Event(e) => self.route(e),
             }
         }
         while let Some(event) = self.ep.poll_event() {
@@ -834,6 +859,10 @@ impl Role for ClientRouter {
                 ClientEvent::Progress { id, acked, total } => self
                     .deferred
                     .push_back(Deferred::Progress { id, acked, total }),
+                // Observers are application code too.
+                e @ ClientEvent::RegisterNotified { .. } => {
+                    self.deferred.push_back(Deferred::Event(e))
+                }
                 other => {
                     if let Some(e) = ConnectionEvent::from_client_event(&other) {
                         self.deferred.push_back(Deferred::Connection(e));

@@ -15,7 +15,8 @@
 //!   call id and message id), to message subscribers and to RPC handlers;
 //! - [`link`]: the command channel; [`reply`]: a one-answer slot a caller waits on;
 //!   [`messages`]: subscribers (callbacks or streams) per target; [`events`]: connection
-//!   events and their subscribers; [`progress`]: callbacks of large sends.
+//!   events and their subscribers; [`progress`]: callbacks of large sends; [`registers`]:
+//!   register operations, observers and a server's declarations.
 //!
 //! What each runtime adds is only its loop (a thread on `mio` in `pavillion-std`, a task on
 //! `smol` in `pavillion-smol`)
@@ -45,6 +46,7 @@ pub mod events;
 pub mod link;
 pub mod messages;
 pub mod progress;
+pub mod registers;
 pub mod reply;
 pub mod server;
 pub mod sockets;

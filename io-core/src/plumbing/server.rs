@@ -19,6 +19,7 @@ use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers
 use super::link::{self, Link, WeakLink};
 use super::messages::{ReceivedMessage, Subscriber, Subscribers};
 use super::progress::FanoutProgress;
+use super::registers::{ServerRegisterCmd, ServerRegisters};
 use super::reply::{self, Pending, Reply};
 use super::sockets;
 use super::{Clock, Delivery, Flow, Parts, Role};
@@ -64,6 +65,7 @@ pub fn open(
             fanout_of: HashMap::new(),
             next_fanout: 0,
             groups: opened.group.into_iter().collect(),
+            registers: ServerRegisters::default(),
         },
         sockets,
         commands,
@@ -372,6 +374,14 @@ impl ServerHandle {
         Some(pending)
     }
 
+    /// Queues a register command (`docs/PROTOCOL.md` §9.8): a declaration, an update, a read
+    /// of our own register, or a subscriber to clients' writes. `false` once the server is
+    /// closed. Unlike the other waits, a register command may come from a callback: the
+    /// caller then must not block on its answer.
+    pub fn registers(&self, cmd: ServerRegisterCmd) -> bool {
+        self.link.send(ServerCommand(Cmd::Registers(cmd))).is_ok()
+    }
+
     /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.
     pub fn set_status(&self, status: Option<Status>) {
         let _ = self.link.send(ServerCommand(Cmd::SetStatus(status)));
@@ -469,6 +479,7 @@ enum Cmd {
         name: String,
         handler: Handler,
     },
+    Registers(ServerRegisterCmd),
     Respond {
         call: CallHandle,
         result: Result<Bytes, RpcFailure>,
@@ -512,6 +523,8 @@ pub struct ServerRouter {
     fanout_of: HashMap<MessageId, (u64, SocketAddr)>,
     next_fanout: u64,
     groups: Vec<IpAddr>,
+    /// Subscribers to clients' register writes.
+    registers: ServerRegisters,
 }
 
 impl std::fmt::Debug for ServerRouter {
@@ -529,6 +542,9 @@ impl ServerRouter {
         if let Some(e) = ConnectionEvent::from_server_event(&event) {
             self.connection.deliver(&e);
         }
+        let Some(event) = self.registers.on_event(event) else {
+            return;
+        };
         match event {
             ServerEvent::RpcRequest(req) => self.on_call(now, req),
             ServerEvent::Message { peer, message } => {
@@ -765,6 +781,7 @@ impl Role for ServerRouter {
                 reply,
             } => self.send(now, &target, &name, &data, options, to, progress, reply),
             Cmd::SetStatus(status) => self.ep.set_status(status),
+            Cmd::Registers(cmd) => self.registers.on_command(now, &mut self.ep, cmd),
             Cmd::Stats { reply } => reply.send(self.ep.stats().clone()),
             Cmd::Unregister { function } => {
                 self.ep.unregister_function(function);

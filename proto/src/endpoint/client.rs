@@ -41,6 +41,7 @@ mod inbound;
 mod noise;
 mod ordered;
 mod reconnect;
+mod registers;
 mod segment;
 mod setup;
 mod subs;
@@ -103,6 +104,8 @@ pub struct Client {
     outbox: Outbox,
     /// Our subscriptions at servers (opcodes 13 and 14 sent by us).
     subs: pubsub::Subscriptions,
+    /// Our register operations and observations (opcodes 6 to 10).
+    registers: registers::ClientRegisters,
     /// Looking for a server we lost.
     reconnect: reconnect::Reconnect,
     /// Handshake replies of this round that did not authenticate.
@@ -152,6 +155,7 @@ impl Client {
             shared: Shared::new(),
             outbox: Outbox::new(limits.max_queued, limits.max_in_flight),
             subs: pubsub::Subscriptions::new(limits.max_queued, limits.max_in_flight),
+            registers: registers::ClientRegisters::new(limits.max_queued, limits.max_in_flight),
             reconnect: reconnect::Reconnect::default(),
             auth: authfail::AuthFailures::default(),
             rtt: RttEstimator::new(limits.rtt),
@@ -401,6 +405,7 @@ impl Client {
         }
         self.drop_group_deliveries();
         self.drop_subs();
+        self.drop_registers();
         self.waiting_unreliable.clear();
         let addrs: Vec<SocketAddr> = self.servers.keys().copied().collect();
         self.servers.clear();
@@ -610,6 +615,7 @@ impl Client {
         // Key deliveries first: a server should hold our group key before group packets come.
         self.pump_group(now);
         self.pump_subs(now);
+        self.pump_registers(now);
         let connected = self.is_connected() && !self.closed && self.session_ready();
         let mut due = core::mem::take(&mut self.due);
         due.clear();
@@ -706,6 +712,7 @@ impl Client {
                     .get(id)
                     .or_else(|| self.group_delivery(id))
                     .or_else(|| self.sub_exchange(id))
+                    .or_else(|| self.register_exchange(id))
                 else {
                     return Encoded::Obsolete;
                 };
@@ -745,6 +752,7 @@ impl Client {
                 transfer,
                 reason,
             } => self.encode_refusal(to, transfer, reason, buf),
+            Outgoing::Register { to, reply } => self.seal(to, &reply.as_app(), buf),
             Outgoing::Sealed { to, datagram } => copy_out(to, &datagram, buf),
         }
     }

@@ -326,6 +326,13 @@ pub struct ServerConfig {
     /// ([`ServerEvent::AuthenticationFailed`](super::ServerEvent::AuthenticationFailed)) at most
     /// once per this interval; the table of sources shares `max_rate_limited_sources`.
     pub auth_report_interval: Duration,
+    /// Most registers the application may declare (`docs/PROTOCOL.md` §9.8).
+    pub max_registers: usize,
+    /// Most observations (op 8) held over all sessions; one beyond it is answered with
+    /// status `TOO_MANY_OBSERVERS`.
+    pub max_observers: usize,
+    /// Most observations one session may hold.
+    pub max_observers_per_client: usize,
 }
 
 impl ServerConfig {
@@ -356,6 +363,9 @@ impl ServerConfig {
             max_client_subscriptions: 16 * 1024,
             max_subscriptions_per_client: 64,
             auth_report_interval: Duration::from_secs(10),
+            max_registers: 1024,
+            max_observers: 4096,
+            max_observers_per_client: 32,
         }
         .with_down_timeout(Duration::from_secs(75))
     }

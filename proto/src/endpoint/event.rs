@@ -15,12 +15,13 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 
 use super::{CallHandle, CallId};
+use crate::features::registers::{RegisterFailure, RegisterInfo, RegisterOpId};
 use crate::features::status::Status;
 use crate::features::timesync::SyncId;
 use crate::handshake::HandshakeError;
 use crate::id::{FunctionId, MessageId, PeerId};
 use crate::reliability::{InFlight, Payload};
-use crate::wire::{self, RpcStatus};
+use crate::wire::{self, RegisterId, RegisterValue, RpcStatus};
 
 #[cfg(doc)]
 use super::{Server, ServerConfig, ServerInfo};
@@ -157,6 +158,59 @@ pub enum ClientEvent {
         /// The id `send_message` returned.
         id: MessageId,
     },
+    /// The answer to a register operation (`docs/PROTOCOL.md` §9.8): the value read, the
+    /// value written (a reliable write), or the value observed at the start of an
+    /// observation.
+    RegisterValue {
+        /// The id the operation returned.
+        op: RegisterOpId,
+        /// The server that answered.
+        from: SocketAddr,
+        /// The register.
+        register: RegisterId,
+        /// Its value.
+        value: RegisterValue,
+    },
+    /// An observed register changed (a notification), or its observation was renewed on a
+    /// new session (its value then).
+    RegisterNotified {
+        /// The server.
+        from: SocketAddr,
+        /// The register.
+        register: RegisterId,
+        /// Its new value.
+        value: RegisterValue,
+    },
+    /// A register operation failed: refused with a status, timed out, or the client closed.
+    RegisterFailed {
+        /// The id the operation returned.
+        op: RegisterOpId,
+        /// Why.
+        failure: RegisterFailure,
+    },
+    /// The answer to [`Client::register_info`](super::Client::register_info): the first
+    /// register numbered at or above the one asked for, or `None` past the last one.
+    RegisterInfo {
+        /// The id the operation returned.
+        op: RegisterOpId,
+        /// The server that answered.
+        from: SocketAddr,
+        /// The register, if any.
+        info: Option<RegisterInfo>,
+    },
+    /// A reference server's tag message (`core.tag` or `core.tagv`, §9.8.6) named a tag's
+    /// value: the register-like view of it, by name. The message is also delivered as a
+    /// [`ClientEvent::Message`].
+    TagNotified {
+        /// The server.
+        from: SocketAddr,
+        /// The tag's name.
+        name: String,
+        /// Its value (always [`RegisterValue::F32`]).
+        value: RegisterValue,
+        /// The server's timestamp of the value (its monotonic clock, µs).
+        timestamp_us: i64,
+    },
 }
 
 /// Something a [`Server`]'s application should know about.
@@ -257,6 +311,18 @@ pub enum ServerEvent {
     TimedOut {
         /// The id `send_message` returned.
         id: MessageId,
+    },
+    /// A client wrote a register (op 7, or a reference client's `core.tagv`;
+    /// `docs/PROTOCOL.md` §9.8): the new value is in place and its observers will hear of it.
+    RegisterWritten {
+        /// The register.
+        register: RegisterId,
+        /// Its new value.
+        value: RegisterValue,
+        /// The client's address.
+        by: SocketAddr,
+        /// The client's identity.
+        peer: PeerId,
     },
 }
 

@@ -19,6 +19,9 @@ mod shared;
 mod timers;
 
 pub use crate::features::ordered::OrderedLimits;
+pub use crate::features::registers::{
+    Register, RegisterError, RegisterFailure, RegisterInfo, RegisterOpId,
+};
 pub use crate::features::timesync::SyncId;
 pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
@@ -259,6 +262,10 @@ drop_reasons! {
     /// An ordered message that would have to be held while the reorder buffer (per peer or
     /// in total) is full; not acknowledged, so its sender retries it later.
     OrderedBufferFull = "ordered_buffer_full",
+    /// A register packet refused with no answer to carry the refusal: an unreliable write
+    /// or a `core.tagv` write that breaks a rule, an answer nobody asked for
+    /// (`docs/PROTOCOL.md` §9.8).
+    RegisterRefused = "register_refused",
 }
 
 impl DropReason {
@@ -436,6 +443,11 @@ enum Outgoing {
     Sealed {
         to: SocketAddr,
         datagram: arrayvec::ArrayVec<u8, 160>,
+    },
+    /// A register answer (op 7, 10) or an unreliable register write, sealed when sent.
+    Register {
+        to: SocketAddr,
+        reply: alloc::boxed::Box<crate::features::registers::RegisterReply>,
     },
 }
 

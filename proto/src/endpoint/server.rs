@@ -51,6 +51,7 @@ mod encode;
 mod noise;
 mod ordered_routes;
 mod peer;
+mod registers;
 mod segment;
 mod sessions;
 mod setup;
@@ -107,6 +108,8 @@ pub struct Server {
     client_subs: pubsub::ClientSubs,
     /// Failed authentications per source, for rate-limited reports.
     auth_log: authlog::AuthLog,
+    /// Declared registers and their observers (opcodes 6 to 10).
+    registers: registers::ServerRegisters,
     /// Suite 3 tables (indices, pending handshakes, cookie secrets).
     noise: noise::ServerNoise,
     next_op_id: u64,
@@ -159,6 +162,7 @@ impl Server {
             targets: BTreeSet::new(),
             client_subs: pubsub::ClientSubs::default(),
             auth_log: authlog::AuthLog::new(),
+            registers: registers::ServerRegisters::default(),
             next_op_id: 1,
             next_generation: 1,
             next_housekeeping: None,
@@ -571,6 +575,7 @@ impl Server {
                         .tx
                         .push_back(Outgoing::Ack { to: from, counter });
                 }
+                self.on_tag_message(now, from, &m);
                 if let Some(message) = received_message(from, &m, reliable) {
                     self.shared.stats.messages_received += 1;
                     self.shared
@@ -584,6 +589,13 @@ impl Server {
             App::TransferRefused { transfer, reason } => self.on_refused(from, transfer, reason),
             App::RpcCall { function, args } => self.on_call(now, from, counter, function, args),
             App::OrderedMessage(o) => self.on_fresh_ordered(now, from, peer, counter, &o),
+            // Registers (§9.8): an observation names its session, as a subscription does.
+            App::RegisterRead(p) => self.on_register_read(from, counter, p),
+            App::RegisterValue(p) if p.answers == Counter(0) => {
+                self.on_register_write(now, from, counter, p, true)
+            }
+            App::Observe(p) if via == Via::Session => self.on_observe(now, from, counter, p),
+            App::RegisterInfoRequest(p) => self.on_register_info(from, counter, p),
             App::TimeSyncRequest => self.shared.tx.push_back(Outgoing::TimeResponse {
                 to: from,
                 request: counter,
@@ -668,6 +680,7 @@ impl Server {
 
     /// Moves due exchanges of busy sessions into the transmit queue.
     fn pump(&mut self, now: Instant) {
+        self.pump_registers(now);
         let mut due = core::mem::take(&mut self.due);
         let mut busy = core::mem::take(&mut self.busy_scratch);
         let mut segments_expired = Vec::new();

@@ -95,6 +95,8 @@ pub(crate) enum ClientTimer {
     GroupKeys = 13,
     /// Our subscription exchanges, opcodes 13 and 14 (run by `pump`).
     Subscriptions = 14,
+    /// Our register exchanges, opcodes 6 to 9 (run by `pump`).
+    Registers = 15,
 }
 
 impl TimerKind for ClientTimer {
@@ -114,6 +116,7 @@ impl TimerKind for ClientTimer {
         ClientTimer::Outbox,
         ClientTimer::GroupKeys,
         ClientTimer::Subscriptions,
+        ClientTimer::Registers,
     ];
 
     fn index(self) -> usize {
@@ -123,13 +126,16 @@ impl TimerKind for ClientTimer {
     fn is_pumped(self) -> bool {
         matches!(
             self,
-            ClientTimer::Outbox | ClientTimer::GroupKeys | ClientTimer::Subscriptions
+            ClientTimer::Outbox
+                | ClientTimer::GroupKeys
+                | ClientTimer::Subscriptions
+                | ClientTimer::Registers
         )
     }
 }
 
 /// The client's table: one slot per [`ClientTimer`], the last kind's discriminant plus one.
-pub(crate) type ClientTimers = TimerTable<ClientTimer, { ClientTimer::Subscriptions as usize + 1 }>;
+pub(crate) type ClientTimers = TimerTable<ClientTimer, { ClientTimer::Registers as usize + 1 }>;
 
 /// The server's timers, in the order `Server::handle_timeout` runs them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +151,9 @@ pub(crate) enum ServerTimer {
     OrderedStreams = 3,
     /// Reliable messages and (un)subscriptions of busy sessions (run by `pump`).
     Outbox = 4,
+    /// Register notifications held back by an observer's interval, and the ends of
+    /// observations (run by `pump`, before the outboxes it fills).
+    Registers = 5,
 }
 
 impl TimerKind for ServerTimer {
@@ -154,6 +163,7 @@ impl TimerKind for ServerTimer {
         ServerTimer::Segments,
         ServerTimer::OrderedStreams,
         ServerTimer::Outbox,
+        ServerTimer::Registers,
     ];
 
     fn index(self) -> usize {
@@ -161,12 +171,12 @@ impl TimerKind for ServerTimer {
     }
 
     fn is_pumped(self) -> bool {
-        self == ServerTimer::Outbox
+        matches!(self, ServerTimer::Outbox | ServerTimer::Registers)
     }
 }
 
 /// The server's table: one slot per [`ServerTimer`].
-pub(crate) type ServerTimers = TimerTable<ServerTimer, { ServerTimer::Outbox as usize + 1 }>;
+pub(crate) type ServerTimers = TimerTable<ServerTimer, { ServerTimer::Registers as usize + 1 }>;
 
 #[cfg(test)]
 mod tests {

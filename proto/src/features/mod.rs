@@ -55,10 +55,12 @@
 //! - `pubsub` (crate-private): subscriber tables and subscriptions.
 //! - `segment` (crate-private): segmented messages, their transfers and reassembly.
 //! - [`ordered`]: ordered delivery (op 36): sender stream tables, receiver reorder buffers.
+//! - [`registers`]: declared registers, their observers, and a client's observations.
 
 pub(crate) mod group;
 pub mod ordered;
 pub(crate) mod pubsub;
+pub mod registers;
 pub(crate) mod rpc;
 pub(crate) mod segment;
 pub mod status;

@@ -16,6 +16,7 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::crypto::noise::ChaChaKey;
+use crate::features::registers::RegisterPayload;
 use crate::id::{Counter, FunctionId};
 use crate::time::Instant;
 use crate::wire::noise::{KeyId, SenderId};
@@ -73,6 +74,9 @@ pub(crate) enum Payload {
     /// Op 36: a message of an ordered stream, or (internal) a floor announcement. Boxed for
     /// the same reason as `GroupKey`.
     Ordered(Box<OrderedOut>),
+    /// Registers (`docs/PROTOCOL.md` §9.8): a client's request, answered by op 7 or 10, or a
+    /// server's notification, acknowledged. Boxed, as the group key is.
+    Register(Box<RegisterPayload>),
 }
 
 /// An op 36 exchange. Its `floor` is only a lower bound: the encoder stamps the sender's
@@ -137,6 +141,7 @@ impl Payload {
                     payload: &o.message.payload,
                 },
             }),
+            Payload::Register(r) => r.as_app(),
         }
     }
 
@@ -149,9 +154,12 @@ impl Payload {
     }
 
     pub(crate) fn is_call(&self) -> bool {
+        // A register request is answered by op 7 or 10 quoting its counter, as a call is by
+        // op 5: an ACK does not complete it.
         match self {
             Payload::Call { .. } => true,
             Payload::Segment(s) => s.call,
+            Payload::Register(r) => r.is_request(),
             _ => false,
         }
     }

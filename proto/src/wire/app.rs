@@ -6,6 +6,9 @@
 use super::codec::{Reader, Writer};
 use super::noise::{KeyId, SenderId};
 use super::ordered::OrderedMessage;
+use super::register::{
+    ObserveRequest, RegisterInfoPacket, RegisterInfoRequest, RegisterRead, RegisterValuePacket,
+};
 use super::segment::{self, AckRanges, RefusalCode, Segment, TransferId};
 use super::Error;
 use crate::id::{Counter, FunctionId};
@@ -23,6 +26,16 @@ pub mod opcode {
     pub const RPC_CALL: u8 = 4;
     /// [`App::RpcResponse`](super::App::RpcResponse).
     pub const RPC_RESPONSE: u8 = 5;
+    /// [`App::RegisterRead`](super::App::RegisterRead).
+    pub const REGISTER_READ: u8 = 6;
+    /// [`App::RegisterValue`](super::App::RegisterValue).
+    pub const REGISTER_VALUE: u8 = 7;
+    /// [`App::Observe`](super::App::Observe).
+    pub const OBSERVE: u8 = 8;
+    /// [`App::RegisterInfoRequest`](super::App::RegisterInfoRequest).
+    pub const REGISTER_INFO_REQUEST: u8 = 9;
+    /// [`App::RegisterInfo`](super::App::RegisterInfo).
+    pub const REGISTER_INFO: u8 = 10;
     /// [`App::Quit`](super::App::Quit).
     pub const QUIT: u8 = 12;
     /// [`App::Subscribe`](super::App::Subscribe).
@@ -129,6 +142,16 @@ pub enum App<'a> {
         /// The returned bytes.
         data: &'a [u8],
     },
+    /// Op 6: reads a register (`docs/PROTOCOL.md` §9.8).
+    RegisterRead(RegisterRead),
+    /// Op 7: a register's value: an answer, a notification or a client's write (§9.8).
+    RegisterValue(RegisterValuePacket<'a>),
+    /// Op 8: observes a register, or cancels an observation (§9.8).
+    Observe(ObserveRequest),
+    /// Op 9: asks for the info of a register, to enumerate them (§9.8).
+    RegisterInfoRequest(RegisterInfoRequest),
+    /// Op 10: a register's name, type, unit and flags (§9.8).
+    RegisterInfo(RegisterInfoPacket<'a>),
     /// Op 12: the peer is closing the session.
     Quit {
         /// A reason code; the reference always sends none (empty payload).
@@ -237,6 +260,11 @@ impl<'a> App<'a> {
                 status: RpcStatus(r.u16()?),
                 data: r.rest(),
             },
+            REGISTER_READ => App::RegisterRead(RegisterRead::parse(payload)?),
+            REGISTER_VALUE => App::RegisterValue(RegisterValuePacket::parse(payload)?),
+            OBSERVE => App::Observe(ObserveRequest::parse(payload)?),
+            REGISTER_INFO_REQUEST => App::RegisterInfoRequest(RegisterInfoRequest::parse(payload)?),
+            REGISTER_INFO => App::RegisterInfo(RegisterInfoPacket::parse(payload)?),
             QUIT => App::Quit {
                 reason: match len {
                     0 => None,
@@ -305,6 +333,11 @@ impl<'a> App<'a> {
             App::UnreliableMessage(_) => UNRELIABLE_MESSAGE,
             App::RpcCall { .. } => RPC_CALL,
             App::RpcResponse { .. } => RPC_RESPONSE,
+            App::RegisterRead(_) => REGISTER_READ,
+            App::RegisterValue(_) => REGISTER_VALUE,
+            App::Observe(_) => OBSERVE,
+            App::RegisterInfoRequest(_) => REGISTER_INFO_REQUEST,
+            App::RegisterInfo(_) => REGISTER_INFO,
             App::Quit { .. } => QUIT,
             App::Subscribe { .. } => SUBSCRIBE,
             App::Unsubscribe { .. } => UNSUBSCRIBE,
@@ -332,6 +365,11 @@ impl<'a> App<'a> {
             } => ACK_WITH_STATUS_LEN,
             App::RpcCall { args, .. } => args.len().saturating_add(2),
             App::RpcResponse { data, .. } => data.len().saturating_add(10),
+            App::RegisterRead(p) => p.buffer_len(),
+            App::RegisterValue(p) => p.buffer_len(),
+            App::Observe(p) => p.buffer_len(),
+            App::RegisterInfoRequest(p) => p.buffer_len(),
+            App::RegisterInfo(p) => p.buffer_len(),
             App::Quit { reason: None } => 0,
             App::Quit { reason: Some(_) } => 2,
             App::Subscribe { target } | App::Unsubscribe { target } => target.len(),
@@ -387,6 +425,11 @@ impl<'a> App<'a> {
                 w.u16(status.0)?;
                 w.put(data)?;
             }
+            App::RegisterRead(p) => p.emit(&mut w)?,
+            App::RegisterValue(p) => p.emit(&mut w)?,
+            App::Observe(p) => p.emit(&mut w)?,
+            App::RegisterInfoRequest(p) => p.emit(&mut w)?,
+            App::RegisterInfo(p) => p.emit(&mut w)?,
             App::Quit { reason } => {
                 if let Some(r) = reason {
                     w.u16(r)?;
@@ -702,7 +745,7 @@ mod tests {
     #[test]
     fn typed_errors() {
         assert_eq!(App::parse(b""), Err(Error::Truncated));
-        for op in [0u8, 6, 7, 8, 9, 10, 11, 15, 17, 18, 19, 22, 255] {
+        for op in [0u8, 11, 15, 17, 18, 19, 22, 255] {
             assert_eq!(App::parse(&[op, 1, 2, 3]), Err(Error::UnknownAppOpcode(op)));
         }
         // Messages.

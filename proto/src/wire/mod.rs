@@ -22,10 +22,12 @@ pub mod app;
 mod codec;
 pub mod noise;
 pub mod ordered;
+pub mod register;
 pub mod segment;
 pub mod setup;
 
 pub use app::{opcode, App, Message, RpcStatus, StatusBytes};
+pub use register::{RegisterId, RegisterStatus, RegisterType, RegisterValue};
 pub use setup::{
     setup_opcode, CipherId, EccClientInfo, EccNonce, NonceRequest, PskClientInfo, PskNonce, Setup,
 };
@@ -71,6 +73,9 @@ pub enum Error {
     },
     /// The datagram does not start with [`MAGIC`].
     BadMagic,
+    /// A register value's type byte names no type, or a boolean is neither 0 nor 1
+    /// (`docs/PROTOCOL.md` §9.8).
+    BadRegisterValue,
     /// The output buffer is shorter than the value's `buffer_len()`.
     BufferTooSmall,
     /// A message target or name to be emitted contains `\n`, which would shift the separators.
@@ -102,6 +107,7 @@ impl Error {
         match self {
             Error::BadLength { .. } => "bad_length",
             Error::BadMagic => "bad_magic",
+            Error::BadRegisterValue => "bad_register_value",
             Error::BufferTooSmall => "buffer_too_small",
             Error::InvalidName => "invalid_name",
             Error::InvalidUtf8 => "invalid_utf8",
@@ -124,6 +130,7 @@ impl fmt::Display for Error {
                 write!(f, "bad length: expected {expected} bytes, got {actual}")
             }
             Error::BadMagic => f.write_str("datagram does not start with PavillionS0"),
+            Error::BadRegisterValue => f.write_str("register value of no known type or form"),
             Error::BufferTooSmall => f.write_str("output buffer too small"),
             Error::InvalidName => f.write_str("message target or name contains a newline"),
             Error::InvalidUtf8 => f.write_str("target or name is not valid UTF-8"),

@@ -30,6 +30,7 @@ mod exec;
 mod keygen;
 mod keys;
 mod listen;
+mod registers;
 mod send;
 mod serve;
 mod time;
@@ -43,7 +44,7 @@ use serde_json::json;
 #[command(
     name = "pav",
     version,
-    about = "Pavillion over UDP: serve, call, send, listen",
+    about = "Pavillion over UDP: serve, call, send, listen, get, set, observe",
     after_help = "\
 Start here:
   pav keygen --out server && pav keygen --out alice
@@ -83,6 +84,15 @@ enum Command {
     /// Show the server's monotonic clock and its offset from ours.
     #[command(after_help = time::AFTER_HELP)]
     Time(time::TimeArgs),
+    /// Read a server's register, by number or name.
+    #[command(after_help = registers::GET_HELP)]
+    Get(registers::GetArgs),
+    /// Write a server's register, by number or name.
+    #[command(after_help = registers::SET_HELP)]
+    Set(registers::SetArgs),
+    /// Observe a server's register: one line per change.
+    #[command(after_help = registers::OBSERVE_HELP)]
+    Observe(registers::ObserveArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +116,9 @@ fn main() -> ExitCode {
         Command::Send(a) => send::run(json, a),
         Command::Listen(a) => listen::run(json, a),
         Command::Time(a) => time::run(json, a),
+        Command::Get(a) => registers::get(json, a),
+        Command::Set(a) => registers::set(json, a),
+        Command::Observe(a) => registers::observe(json, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,6 +21,7 @@ use crate::common::{self, next_input, print_message, print_stopped, Ended, Failu
 use crate::config::{self, ClientKey};
 use crate::exec::{self, ExecSpec};
 use crate::keys::{self, Credentials, Suite};
+use crate::registers;
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
@@ -78,6 +79,11 @@ pub(crate) struct ServeArgs {
     /// [default: 4].
     #[arg(long, value_parser = common::count)]
     exec_max: Option<usize>,
+    /// Declare a register clients may read, observe and (with `:rw`) write:
+    /// `NUM:NAME:TYPE[:UNIT][:rw]=VALUE`, TYPE one of bool, i64, u64, f32, f64, text, bytes
+    /// (repeatable). Clients' writes are printed.
+    #[arg(long = "register", value_name = "SPEC", value_parser = registers::register_flag)]
+    registers: Vec<registers::RegisterSpec>,
     /// Print the server's counters (datagrams, handshakes, retransmissions, drops by reason)
     /// every SECS seconds and on exit; one JSON object per line with --json.
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
@@ -117,6 +123,7 @@ Examples:
   pav --json serve --config pav.toml --stats 10   # counters every 10 s and on exit, as JSON
   pav serve --listen 239.255.28.12:1783 --target kitchen --psk-file alice/psk --client-id alice-sensor-001
   pav serve --psk-file alice/psk --max-message 64M   # files from `pav send --file`
+  pav serve --psk-file alice/psk --register '1:temp:f32:C=20.5' --register '2:setpoint:f32:C:rw=21'
 
 As a broker, the server prints every message it gets and forwards it to the clients that
 subscribed to its target (`pav listen TARGET`), except its sender; --no-forward turns that off,
@@ -142,6 +149,9 @@ A configuration file (TOML):
   function = 500
   command = [\"/usr/bin/sensors\", \"-j\"]
 
+Registers (--register NUM:NAME:TYPE[:UNIT][:rw]=VALUE) are read with `pav get`, written with
+`pav set` (only those marked rw) and watched with `pav observe`; each client write is printed.
+
 A server that would admit nobody refuses to start; add clients, or pass --allow-guests.";
 
 /// The demo functions: 401 echoes (as the reference's demo does), 402 reverses, 403 always
@@ -165,6 +175,7 @@ fn register_demo(server: &Server) {
 enum Heard {
     Message(ReceivedMessage),
     Connection(ConnectionEvent),
+    Written(pavillion_std::RegisterWrite),
 }
 
 /// A line for a client that connected, left, went silent or came back.
@@ -230,6 +241,7 @@ struct Plan {
     forward: Forward,
     execs: Vec<ExecSpec>,
     targets: Vec<String>,
+    registers: Vec<registers::RegisterSpec>,
     exec_timeout: Duration,
     exec_max: usize,
 }
@@ -378,6 +390,7 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
         },
         execs,
         targets,
+        registers: a.registers,
         exec_timeout: a
             .exec_timeout
             .or(file.exec_timeout)
@@ -393,6 +406,7 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     let max_message = p.config.max_message_size();
     let (tx, inputs) = common::inputs::<Heard>();
     let events = tx.clone();
+    let writes = tx.clone();
     // Everything is registered before the first datagram is handled, so that even a client
     // that calls at once finds every function.
     let server = Server::bind_with(p.listen, p.config, |server| {
@@ -411,6 +425,10 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
         }
     })
     .map_err(|e| Failure::failed("bind", format!("cannot serve on {}: {e}", p.listen)))?;
+    registers::declare(&server, &p.registers)?;
+    server.on_register_write(move |w| {
+        let _ = writes.send(Input::Item(Heard::Written(w.clone())));
+    });
     let server = Arc::new(server);
     let local = server.local_addr();
     let reply = server.reply_addr().map(|r| r.to_string());
@@ -464,6 +482,7 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     loop {
         match next_input(&inputs, deadline, tick) {
             Ok(Heard::Connection(e)) => print_connection(json, &e),
+            Ok(Heard::Written(w)) => registers::print_write(json, &w),
             Ok(Heard::Message(m)) => {
                 print_message(json, &m);
                 if p.forward != Forward::Nobody {

@@ -96,6 +96,10 @@ impl Client {
                 }
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
                 match App::parse(p) {
+                    Ok(App::RegisterValue(v)) if v.answers == Counter(0) => self
+                        .shared
+                        .tx
+                        .push_back(Outgoing::Ack { to: from, counter }),
                     Ok(
                         App::ReliableMessage(_) | App::Subscribe { .. } | App::Unsubscribe { .. },
                     ) => self
@@ -134,6 +138,7 @@ impl Client {
                     self.shared.stats.messages_received += 1;
                     self.shared.events.push_back(ClientEvent::Message(message));
                 }
+                self.on_tag_message(addr, &m);
             }
             App::Ack { counter, status } => {
                 if let Some(status) = status {
@@ -196,9 +201,13 @@ impl Client {
             App::AckRanges(ranges) => self.on_ack_ranges(now, addr, ranges),
             App::TransferRefused { transfer, reason } => self.on_refused(transfer, reason),
             App::OrderedMessage(o) => self.on_ordered(now, from, addr, counter, &o),
-            App::RpcCall { .. } | App::GroupKey { .. } => {
-                self.shared.stats.drop(DropReason::Unsupported)
-            }
+            App::RegisterValue(p) => self.on_register_value(now, from, addr, counter, p),
+            App::RegisterInfo(p) => self.on_register_info_packet(now, addr, p),
+            App::RpcCall { .. }
+            | App::GroupKey { .. }
+            | App::RegisterRead(_)
+            | App::Observe(_)
+            | App::RegisterInfoRequest(_) => self.shared.stats.drop(DropReason::Unsupported),
         }
     }
 

@@ -291,6 +291,7 @@ impl Client {
             // Recovery: do not wait out backed-off timers for what the old session swallowed.
             self.outbox.retry_all_now(now);
             self.subs_on_session(now, from);
+            self.registers_on_session(now, from);
         }
         self.time.start_periodic(now, self.config.time_sync);
         // A multicast suite 3 client can send to the group only once a server holds its key.

@@ -66,6 +66,7 @@ impl Client {
             ),
             ClientTimer::GroupKeys => self.group_timeout(),
             ClientTimer::Subscriptions => self.subs_timeout(),
+            ClientTimer::Registers => self.registers_timeout(),
         }
     }
 
@@ -120,7 +121,10 @@ impl Client {
             }
             ClientTimer::OrderedStreams => self.on_ordered_timer(now),
             // Pumped kinds (`is_pumped`): `handle_timeout` runs them through `pump`.
-            ClientTimer::Outbox | ClientTimer::GroupKeys | ClientTimer::Subscriptions => {}
+            ClientTimer::Outbox
+            | ClientTimer::GroupKeys
+            | ClientTimer::Subscriptions
+            | ClientTimer::Registers => {}
         }
     }
 

@@ -108,7 +108,27 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
         };
-        let (reply, plain_len) = match App::parse(plain) {
+        let parsed = App::parse(plain);
+        if let Ok(
+            app @ (App::RegisterRead(_)
+            | App::RegisterValue(_)
+            | App::Observe(_)
+            | App::RegisterInfoRequest(_)),
+        ) = parsed
+        {
+            // A retried register request: its answer may have been lost. Answered again
+            // within the allowance (a write is judged again, never applied twice).
+            if !s
+                .duplicates
+                .take(now, wire::SESSION_OVERHEAD + plain.len() + 16)
+            {
+                self.shared.stats.duplicate_replies_withheld += 1;
+                return;
+            }
+            self.on_register_duplicate(now, from, counter, &app);
+            return;
+        }
+        let (reply, plain_len) = match parsed {
             Ok(App::Segment(seg)) => {
                 return self.on_segment_duplicate(now, from, counter, &seg, via)
             }

@@ -40,7 +40,8 @@ impl Server {
             | Outgoing::Setup { to, .. }
             | Outgoing::AckRanges { to }
             | Outgoing::Refuse { to, .. }
-            | Outgoing::Sealed { to, .. } => *to,
+            | Outgoing::Sealed { to, .. }
+            | Outgoing::Register { to, .. } => *to,
         };
         // Everything else is sealed under the session's key; no session, nothing to send.
         let Some(s) = self.sessions.get_mut(&to) else {
@@ -88,6 +89,9 @@ impl Server {
                 }
                 None => return Encoded::Obsolete,
             },
+            Outgoing::Register { reply, .. } => {
+                session::seal(&s.tx_key, take(&mut s.tx_counter), &reply.as_app(), buf)
+            }
             Outgoing::TimeResponse { request, .. } => {
                 let app = App::TimeSyncResponse {
                     request: *request,

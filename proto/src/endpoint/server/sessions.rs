@@ -37,6 +37,7 @@ impl Server {
         if let Some(s) = self.sessions.remove(&addr) {
             self.forget_noise(addr, &s);
             self.forget_client_subs(addr, s.peer);
+            self.registers.observers.forget(addr);
             self.busy.remove(&addr);
             self.ordered_tx.remove(&addr);
             self.fail_outbox(s.outbox, fail);

@@ -48,6 +48,7 @@ impl Server {
                         .next_timeout(true, s.outbox.counter_budget(Counter(s.tx_counter)))
                 })
                 .min(),
+            ServerTimer::Registers => self.registers_due(),
         }
     }
 
@@ -74,7 +75,7 @@ impl Server {
             }
             ServerTimer::OrderedStreams => self.on_ordered_timer(now),
             // Pumped (`is_pumped`): `handle_timeout` runs it through `pump`.
-            ServerTimer::Outbox => {}
+            ServerTimer::Outbox | ServerTimer::Registers => {}
         }
     }
 }
