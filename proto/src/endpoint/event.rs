@@ -7,6 +7,7 @@
 //! liveness, session ends) have the same name and fields in both, except that a server's
 //! `Connected` and `Message` also name the client's identity; both share [`ReceivedMessage`].
 
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 
 use super::{CallHandle, CallId};
 use crate::features::registers::{RegisterFailure, RegisterInfo, RegisterOpId};
+use crate::features::segment::{End, Kind, Transfers};
 use crate::features::status::Status;
 use crate::features::timesync::SyncId;
 use crate::handshake::HandshakeError;
@@ -462,6 +464,8 @@ pub(crate) trait ExchangeEvent: Sized {
     /// The role's `CallTimedOut`; `None` for a role that makes no calls, and so has no such
     /// event.
     fn call_timed_out(call: CallId) -> Option<Self>;
+    /// The role's `Progress` of a segmented message.
+    fn progress(id: MessageId, acked: u64, total: u64) -> Self;
 }
 
 impl ExchangeEvent for ClientEvent {
@@ -475,6 +479,10 @@ impl ExchangeEvent for ClientEvent {
 
     fn call_timed_out(call: CallId) -> Option<Self> {
         Some(ClientEvent::CallTimedOut { call })
+    }
+
+    fn progress(id: MessageId, acked: u64, total: u64) -> Self {
+        ClientEvent::Progress { id, acked, total }
     }
 }
 
@@ -490,6 +498,58 @@ impl ExchangeEvent for ServerEvent {
     /// A server makes no calls, so its outbox never holds one.
     fn call_timed_out(_: CallId) -> Option<Self> {
         None
+    }
+
+    fn progress(id: MessageId, acked: u64, total: u64) -> Self {
+        ServerEvent::Progress { id, acked, total }
+    }
+}
+
+/// The events for a segmented transfer that ended (`features::segment`): its last
+/// `Progress` if not reported yet, then the message's outcome, or a call's timeout. An answer
+/// (a server's segmented op 5) ends without an event: the call's outcome is the client's.
+pub(crate) fn transfer_end_events<E: ExchangeEvent>(end: End, events: &mut VecDeque<E>) {
+    let event = match end {
+        End::Complete {
+            id,
+            kind: Kind::Message,
+            acked,
+            missing,
+            progress,
+        } => {
+            if let Some((done, total)) = progress {
+                events.push_back(E::progress(MessageId(id), done, total));
+            }
+            E::delivered(MessageId(id), acked, missing)
+        }
+        End::Expired {
+            id,
+            kind: Kind::Message,
+            acked,
+            missing,
+        } if !acked.is_empty() => E::delivered(MessageId(id), acked, missing),
+        End::Expired {
+            id,
+            kind: Kind::Message,
+            ..
+        } => E::timed_out(MessageId(id)),
+        End::Expired {
+            id,
+            kind: Kind::Call,
+            ..
+        } => match E::call_timed_out(CallId(id)) {
+            Some(e) => e,
+            None => return,
+        },
+        _ => return,
+    };
+    events.push_back(event);
+}
+
+/// `Progress` for every message transfer whose acknowledged bytes advanced.
+pub(crate) fn progress_events<E: ExchangeEvent>(t: &mut Transfers, events: &mut VecDeque<E>) {
+    for (id, acked, total) in t.take_progress() {
+        events.push_back(E::progress(MessageId(id), acked, total));
     }
 }
 

@@ -13,7 +13,7 @@ use super::super::{
     Outgoing, ReassemblyUsage, SendError,
 };
 use super::Client;
-use crate::endpoint::event::ExchangeEvent;
+use crate::endpoint::event::{progress_events, transfer_end_events};
 use crate::features::rpc;
 use crate::features::segment::{self, Accepted, End, Kind, Transfer};
 use crate::id::{Counter, MessageId};
@@ -153,50 +153,8 @@ impl Client {
         }
     }
 
-    /// The `Segments` timer: partials to free, transfers past their deadline.
-    pub(super) fn segments_due(&self) -> Option<Instant> {
-        let partials = self.segments.reassembly.next_expiry();
-        let transfers = self.segments.transfers.earliest_deadline();
-        partials.into_iter().chain(transfers).min()
-    }
-
     fn on_transfer_end(&mut self, end: End) {
-        let event = match end {
-            End::Complete {
-                id,
-                kind: Kind::Message,
-                acked,
-                missing,
-                progress,
-            } => {
-                if let Some((done, total)) = progress {
-                    self.shared.events.push_back(ClientEvent::Progress {
-                        id: MessageId(id),
-                        acked: done,
-                        total,
-                    });
-                }
-                ClientEvent::delivered(MessageId(id), acked, missing)
-            }
-            End::Expired {
-                id,
-                kind: Kind::Message,
-                acked,
-                missing,
-            } if !acked.is_empty() => ClientEvent::delivered(MessageId(id), acked, missing),
-            End::Expired {
-                id,
-                kind: Kind::Message,
-                ..
-            } => ClientEvent::TimedOut { id: MessageId(id) },
-            End::Expired {
-                id,
-                kind: Kind::Call,
-                ..
-            } => ClientEvent::CallTimedOut { call: CallId(id) },
-            _ => return,
-        };
-        self.shared.events.push_back(event);
+        transfer_end_events(end, &mut self.shared.events);
     }
 
     /// Ends a transfer whose segment failed (the client closed, the server refused us).
@@ -229,13 +187,7 @@ impl Client {
 
     /// `Progress` for every message transfer whose acknowledged bytes advanced (from `pump`).
     pub(super) fn emit_progress(&mut self) {
-        for (id, acked, total) in self.segments.transfers.take_progress() {
-            self.shared.events.push_back(ClientEvent::Progress {
-                id: MessageId(id),
-                acked,
-                total,
-            });
-        }
+        progress_events(&mut self.segments.transfers, &mut self.shared.events);
     }
 
     /// The answer to a call (op 5, in one packet or reassembled).

@@ -9,7 +9,7 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 
 use super::{Server, Via};
-use crate::endpoint::event::ExchangeEvent;
+use crate::endpoint::event::{progress_events, transfer_end_events};
 use crate::endpoint::{
     delivered_event, expired_event, fits_datagram, received_message, DropReason, Encoded,
     FailReason, Outgoing, ReassemblyUsage, SendError, ServerEvent, TransferRefusal,
@@ -141,45 +141,8 @@ impl Server {
         }
     }
 
-    /// The `Segments` timer: partials to free, transfers past their deadline.
-    pub(super) fn segments_due(&self) -> Option<Instant> {
-        let partials = self.segments.reassembly.next_expiry();
-        let transfers = self.segments.transfers.earliest_deadline();
-        partials.into_iter().chain(transfers).min()
-    }
-
     fn on_transfer_end(&mut self, end: End) {
-        let event = match end {
-            End::Complete {
-                id,
-                kind: Kind::Message,
-                acked,
-                missing,
-                progress,
-            } => {
-                if let Some((done, total)) = progress {
-                    self.shared.events.push_back(ServerEvent::Progress {
-                        id: MessageId(id),
-                        acked: done,
-                        total,
-                    });
-                }
-                ServerEvent::delivered(MessageId(id), acked, missing)
-            }
-            End::Expired {
-                id,
-                kind: Kind::Message,
-                acked,
-                missing,
-            } if !acked.is_empty() => ServerEvent::delivered(MessageId(id), acked, missing),
-            End::Expired {
-                id,
-                kind: Kind::Message,
-                ..
-            } => ServerEvent::TimedOut { id: MessageId(id) },
-            _ => return,
-        };
-        self.shared.events.push_back(event);
+        transfer_end_events(end, &mut self.shared.events);
     }
 
     /// Ends a transfer with a failure (refused, or its session ended).
@@ -209,13 +172,7 @@ impl Server {
 
     /// `Progress` for every message transfer whose acknowledged bytes advanced (from `pump`).
     pub(super) fn emit_progress(&mut self) {
-        for (id, acked, total) in self.segments.transfers.take_progress() {
-            self.shared.events.push_back(ServerEvent::Progress {
-                id: MessageId(id),
-                acked,
-                total,
-            });
-        }
+        progress_events(&mut self.segments.transfers, &mut self.shared.events);
     }
 
     /// An ACK (op 2, or one counter of op 34) from the client at `from`.

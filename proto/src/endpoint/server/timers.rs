@@ -36,7 +36,7 @@ impl Server {
         match kind {
             ServerTimer::Housekeeping => self.next_housekeeping,
             ServerTimer::Announce => self.next_announce,
-            ServerTimer::Segments => self.segments_due(),
+            ServerTimer::Segments => self.segments.next_due(),
             ServerTimer::OrderedStreams => self.ordered_due(),
             // Only sessions with something in flight: timers need not scan every session.
             ServerTimer::Outbox => self

@@ -36,6 +36,7 @@ pub(crate) use reassembly::{Accepted, Budget, Reassembly};
 pub(crate) use send::{End, Kind, Transfer, Transfers};
 
 use crate::endpoint::{Limits, TransferRefusal};
+use crate::time::Instant;
 use crate::wire::segment::{RefusalCode, SEGMENT_HEADER_LEN};
 use crate::wire::MAX_DATAGRAM;
 
@@ -96,5 +97,13 @@ impl Segments {
             transfers: Transfers::default(),
             reassembly: Reassembly::new(budget(limits)),
         }
+    }
+
+    /// The `Segments` timer of either role: the next partial message to free or transfer
+    /// deadline.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        let partials = self.reassembly.next_expiry();
+        let transfers = self.transfers.earliest_deadline();
+        partials.into_iter().chain(transfers).min()
     }
 }
