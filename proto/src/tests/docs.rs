@@ -137,7 +137,8 @@ fn every_module_named_here_exists() {
 }
 
 /// Every test, function or type that `docs/PROTOCOL.md` cites as `` `path.rs::name` `` (paths
-/// relative to `proto/`) is declared in that file, so a renamed or moved test cannot leave
+/// relative to `proto/`) is declared in that file (or in the file of its unit tests beside
+/// it), so a renamed or moved test cannot leave
 /// a rule citing evidence that is gone.
 #[cfg(feature = "std")]
 #[test]
@@ -156,8 +157,17 @@ fn every_cited_function_exists() {
         {
             continue;
         }
-        let source = std::fs::read_to_string(root.join(format!("{file}.rs")))
+        let mut source = std::fs::read_to_string(root.join(format!("{file}.rs")))
             .unwrap_or_else(|_| panic!("docs/PROTOCOL.md cites `{quoted}`: no such file"));
+        // A module's unit tests count as in it when they live in their own file beside it:
+        // `x_tests.rs` for `x.rs`, `tests.rs` for a `mod.rs`.
+        let tests = match file.strip_suffix("/mod") {
+            Some(dir) => format!("{dir}/tests.rs"),
+            None => format!("{file}_tests.rs"),
+        };
+        if let Ok(more) = std::fs::read_to_string(root.join(tests)) {
+            source.push_str(&more);
+        }
         let declared = [
             "fn {}(",
             "fn {}<",

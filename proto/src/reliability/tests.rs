@@ -1,0 +1,298 @@
+use super::*;
+use crate::time::Duration;
+use alloc::vec;
+use rtt::RttConfig;
+
+fn msg() -> Payload {
+    Payload::Message(OwnedMessage {
+        target: "t".into(),
+        name: "n".into(),
+        payload: Bytes::from_static(b"p"),
+    })
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], port))
+}
+
+fn due(o: &mut Outbox, now: Instant, can_send: bool) -> Vec<u64> {
+    let mut v = Vec::new();
+    o.poll_due(now, can_send, usize::MAX, &mut v);
+    v.into_iter()
+        .map(|d| match d {
+            Due::Transmit(id) => id,
+            Due::Expired(e) => 1000 + e.id,
+        })
+        .collect()
+}
+
+#[test]
+fn waits_for_a_session_then_sends_and_retries_with_backoff() {
+    let rtt = RttEstimator::new(RttConfig::default());
+    let mut o = Outbox::new(8, 8);
+    let t0 = Instant::ZERO;
+    o.push(1, msg(), false, t0 + Duration::from_secs(5))
+        .unwrap();
+    assert!(due(&mut o, t0, false).is_empty());
+    assert_eq!(due(&mut o, t0, true), [1]);
+    o.on_first_transmit(1, Counter(10), Vec::new(), t0, &rtt);
+    assert!(due(&mut o, t0, true).is_empty());
+    let r1 = o.next_timeout(true, usize::MAX).unwrap();
+    assert_eq!(r1, t0 + rtt.backoff(0));
+    assert_eq!(due(&mut o, r1, true), [1]);
+    o.on_retransmit(1, r1, &rtt);
+    assert_eq!(
+        o.next_timeout(true, usize::MAX).unwrap(),
+        r1 + rtt.backoff(1)
+    );
+}
+
+#[test]
+fn a_retry_that_cannot_go_out_does_not_wake_the_driver() {
+    let rtt = RttEstimator::new(RttConfig::default());
+    let mut o = Outbox::new(8, 8);
+    let t0 = Instant::ZERO;
+    let deadline = t0 + Duration::from_secs(5);
+    o.push(1, msg(), false, deadline).unwrap();
+    o.on_first_transmit(1, Counter(10), Vec::new(), t0, &rtt);
+    let retry = o.next_timeout(true, usize::MAX).unwrap();
+    // The session went away before the retry: nothing can be sent, so the next work is
+    // the deadline, not a retry that stays in the past after every `poll_due`.
+    assert!(due(&mut o, retry, false).is_empty());
+    assert_eq!(o.next_timeout(false, usize::MAX), Some(deadline));
+    // Back in session, the retry is due again.
+    assert_eq!(o.next_timeout(true, usize::MAX), Some(retry));
+    assert_eq!(due(&mut o, retry, true), [1]);
+}
+
+#[test]
+fn reply_removes_and_samples_only_unretransmitted() {
+    let mut rtt = RttEstimator::new(RttConfig::default());
+    let mut o = Outbox::new(8, 8);
+    let t0 = Instant::ZERO;
+    for i in 1..=2 {
+        o.push(i, msg(), false, t0 + Duration::from_secs(5))
+            .unwrap();
+        o.on_first_transmit(i, Counter(100 + i), Vec::new(), t0, &rtt);
+    }
+    o.on_retransmit(2, t0, &rtt);
+    let t1 = t0 + Duration::from_millis(3);
+    assert!(
+        matches!(o.on_reply(Counter(102), false, addr(1), t1, &mut rtt), Reply::Complete(e) if e.id == 2)
+    );
+    assert_eq!(
+        rtt.samples(),
+        0,
+        "Karn: no sample from a retransmitted exchange"
+    );
+    assert!(
+        matches!(o.on_reply(Counter(101), false, addr(1), t1, &mut rtt), Reply::Complete(e) if e.id == 1)
+    );
+    assert_eq!(rtt.samples(), 1);
+    assert!(matches!(
+        o.on_reply(Counter(101), false, addr(1), t1, &mut rtt),
+        Reply::Unknown
+    ));
+    assert!(o.is_empty());
+}
+
+#[test]
+fn multicast_exchange_completes_when_every_expected_receiver_answered() {
+    let mut rtt = RttEstimator::new(RttConfig::default());
+    let mut o = Outbox::new(8, 8);
+    let t0 = Instant::ZERO;
+    o.push(1, msg(), false, t0 + Duration::from_secs(1))
+        .unwrap();
+    o.on_first_transmit(1, Counter(5), vec![addr(1), addr(2), addr(3)], t0, &rtt);
+    assert!(matches!(
+        o.on_reply(Counter(5), false, addr(2), t0, &mut rtt),
+        Reply::Partial
+    ));
+    assert!(matches!(
+        o.on_reply(Counter(5), false, addr(2), t0, &mut rtt),
+        Reply::Partial
+    ));
+    assert!(matches!(
+        o.on_reply(Counter(5), false, addr(1), t0, &mut rtt),
+        Reply::Partial
+    ));
+    let mut v = Vec::new();
+    o.poll_due(t0 + Duration::from_secs(1), true, usize::MAX, &mut v);
+    match v.as_slice() {
+        [Due::Expired(e)] => {
+            assert_eq!(e.acked, [addr(2), addr(1)]);
+            assert_eq!(e.missing(), [addr(3)]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn responses_answer_calls_and_acks_answer_messages() {
+    let mut rtt = RttEstimator::new(RttConfig::default());
+    let mut o = Outbox::new(8, 8);
+    let t0 = Instant::ZERO;
+    let call = Payload::Call {
+        function: FunctionId(7),
+        args: Bytes::new(),
+    };
+    o.push(1, call, false, t0 + Duration::from_secs(1)).unwrap();
+    o.on_first_transmit(1, Counter(9), vec![addr(1), addr(2)], t0, &rtt);
+    assert!(matches!(
+        o.on_reply(Counter(9), false, addr(1), t0, &mut rtt),
+        Reply::Unknown
+    ));
+    assert!(matches!(
+        o.on_reply(Counter(9), true, addr(2), t0, &mut rtt),
+        Reply::Complete(_)
+    ));
+}
+
+#[test]
+fn deadline_wins_over_retry_schedule() {
+    let rtt = RttEstimator::new(RttConfig::default());
+    let mut o = Outbox::new(8, 8);
+    let t0 = Instant::ZERO;
+    let deadline = t0 + Duration::from_millis(100);
+    o.push(7, msg(), false, deadline).unwrap();
+    assert_eq!(due(&mut o, t0, true), [7]);
+    o.on_first_transmit(7, Counter(5), Vec::new(), t0, &rtt);
+    for _ in 0..10 {
+        o.on_retransmit(7, t0, &rtt);
+    }
+    assert_eq!(o.next_timeout(true, usize::MAX), Some(deadline));
+    assert_eq!(due(&mut o, deadline, true), [1007]);
+    assert!(o.is_empty());
+}
+
+#[test]
+fn capacity_and_in_flight_limits_hold() {
+    let rtt = RttEstimator::new(RttConfig::default());
+    let mut o = Outbox::new(3, 2);
+    let t0 = Instant::ZERO;
+    let far = t0 + Duration::from_secs(60);
+    for i in 0..3 {
+        o.push(i, msg(), false, far).unwrap();
+    }
+    assert!(o.push(9, msg(), false, far).is_err());
+    assert_eq!(due(&mut o, t0, true), [0, 1]);
+    o.on_first_transmit(0, Counter(1), Vec::new(), t0, &rtt);
+    o.on_first_transmit(1, Counter(2), Vec::new(), t0, &rtt);
+    assert!(due(&mut o, t0, true).is_empty(), "third waits for a slot");
+    assert_eq!(o.oldest_counter(), Some(Counter(1)));
+    assert_eq!(o.drain_unsent().len(), 1);
+}
+
+#[test]
+fn new_counters_wait_while_the_oldest_would_leave_the_window() {
+    let rtt = RttEstimator::new(RttConfig::default());
+    let mut o = Outbox::new(8, 8);
+    let t0 = Instant::ZERO;
+    let far = t0 + Duration::from_secs(60);
+    o.push(0, msg(), false, far).unwrap();
+    o.push(1, msg(), false, far).unwrap();
+    o.on_first_transmit(0, Counter(100), Vec::new(), t0, &rtt);
+    // 700 counters later (ACKs, other messages), one more may go; at the limit, none.
+    assert_eq!(
+        o.counter_budget(Counter(100 + 700)),
+        (SEND_SPAN - 700) as usize
+    );
+    assert_eq!(o.counter_budget(Counter(100 + SEND_SPAN)), 0);
+    let mut v = Vec::new();
+    o.poll_due(t0, true, o.counter_budget(Counter(100 + SEND_SPAN)), &mut v);
+    assert!(v.is_empty(), "the second message waits");
+    assert_eq!(
+        o.next_timeout(true, 0),
+        Some(t0 + rtt.backoff(0)),
+        "and is not due at once: the next work is the first one's retry"
+    );
+    assert_eq!(o.len(), 2);
+}
+
+/// What the full pass over every entry (the outbox before it kept a send cursor and a
+/// timer bound) would decide, from the entries alone.
+fn model_due(o: &Outbox, now: Instant, can_send: bool, budget: usize) -> Vec<(bool, u64)> {
+    let (mut out, mut in_flight, mut budget) = (Vec::new(), 0, budget);
+    for e in o.iter() {
+        if e.deadline <= now {
+            out.push((true, e.id));
+        } else if e.counter.is_some() {
+            in_flight += 1;
+            if can_send && e.next_retry.is_some_and(|t| t <= now) {
+                out.push((false, e.id));
+            }
+        } else if can_send && in_flight < o.max_in_flight && budget > 0 {
+            in_flight += 1;
+            budget -= 1;
+            out.push((false, e.id));
+        }
+    }
+    out
+}
+
+quickcheck::quickcheck! {
+    /// Driven by arbitrary pushes, polls, answers and forced retries, `poll_due` hands out
+    /// exactly the expiries and the transmissions a full pass over the entries would, each
+    /// in the same order.
+    fn prop_poll_due_matches_a_full_pass(ops: Vec<(u8, u16, bool)>) -> bool {
+        let mut rtt = RttEstimator::new(RttConfig::default());
+        let mut o = Outbox::new(16, 4);
+        let (mut now, mut next_id, mut next_counter) = (Instant::ZERO, 1u64, 100u64);
+        for (op, arg, flag) in ops {
+            match op % 5 {
+                0 => {
+                    let deadline = now + Duration::from_millis(u64::from(arg % 2000) + 1);
+                    if o.push(next_id, msg(), false, deadline).is_ok() {
+                        next_id += 1;
+                    }
+                }
+                1 | 2 => {
+                    now += Duration::from_millis(u64::from(arg % 300));
+                    let budget = usize::from(arg % 7);
+                    let expected = model_due(&o, now, flag, budget);
+                    let mut got = Vec::new();
+                    o.poll_due(now, flag, budget, &mut got);
+                    let got: Vec<(bool, u64)> = got
+                        .into_iter()
+                        .map(|d| match d {
+                            Due::Expired(e) => (true, e.id),
+                            Due::Transmit(id) => (false, id),
+                        })
+                        .collect();
+                    // Expiries and transmissions are separate outcomes (events, and
+                    // datagrams); each list must match in order.
+                    let split = |v: &[(bool, u64)], x: bool| -> Vec<u64> {
+                        v.iter().filter(|d| d.0 == x).map(|d| d.1).collect()
+                    };
+                    if split(&got, true) != split(&expected, true)
+                        || split(&got, false) != split(&expected, false)
+                    {
+                        return false;
+                    }
+                    for (expired, id) in got {
+                        if expired {
+                            continue;
+                        }
+                        if o.get(id).is_some_and(|e| e.counter.is_none()) {
+                            o.on_first_transmit(id, Counter(next_counter), Vec::new(), now, &rtt);
+                            next_counter += 1;
+                        } else {
+                            o.on_retransmit(id, now, &rtt);
+                        }
+                    }
+                }
+                3 => {
+                    // An answer to some counter, ours or not.
+                    let c = Counter(100 + u64::from(arg % 40));
+                    let _ = o.on_reply(c, false, addr(1), now, &mut rtt);
+                }
+                _ => o.retry_all_now(now),
+            }
+            let oldest = o.iter().filter_map(|e| e.counter).min();
+            if o.oldest_counter() != oldest {
+                return false;
+            }
+        }
+        true
+    }
+}
