@@ -144,7 +144,19 @@ Prints the value now, then one line per change, no faster than --interval.";
 
 fn op_failure(what: &str, e: RegisterOpError) -> Failure {
     match e {
-        RegisterOpError::Refused(s) => Failure::failed("refused", format!("{what}: {s}")),
+        RegisterOpError::Refused(s) => {
+            let why = match s.name() {
+                "unknown_register" => "the server has no such register",
+                "read_only" => "the register is read-only",
+                "wrong_type" => "the value is not of the register's type",
+                "bad_request" => {
+                    "the server found the request malformed (an interval or duration out of range?)"
+                }
+                "too_many_observers" => "the server observes for too many clients already",
+                _ => "the server refused it",
+            };
+            Failure::failed("refused", format!("{what} refused ({s}): {why}"))
+        }
         RegisterOpError::TimedOut => Failure::failed("timeout", format!("{what}: no answer")),
         other => Failure::failed("failed", format!("{what}: {other}")),
     }
