@@ -199,8 +199,8 @@ impl Client {
     ///
     /// # Errors
     /// [`SendError::InvalidName`] for a newline in `target` or `name`, [`SendError::TooLarge`]
-    /// if a reliable message is larger than `Limits::max_message` or an unreliable one does
-    /// not fit one datagram, [`SendError::QueueFull`] when the bounded queue is full,
+    /// if a reliable message is larger than `Limits::max_message` or an ordered or unreliable
+    /// one does not fit one datagram, [`SendError::QueueFull`] when the bounded queue is full,
     /// [`SendError::Closed`] after [`Client::close`].
     pub fn send_message(
         &mut self,

@@ -83,7 +83,8 @@ pub enum Reliability {
     /// Opcode 36: reliable as [`Reliability::Reliable`] (same outcome events), and delivered
     /// to the receiving application in send order among the messages of the same target,
     /// exactly once. A message that times out is skipped by the receiver, never delivered
-    /// out of order; other targets are never held up by it.
+    /// out of order; other targets are never held up by it. An ordered message must fit one
+    /// datagram (`SendError::TooLarge` otherwise): unlike a reliable one, it is not segmented.
     Ordered,
 }
 
