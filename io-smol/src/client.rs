@@ -253,6 +253,17 @@ impl Client {
         self.handle.subscribe(target, true)?.outcome().await
     }
 
+    /// The server that holds our subscription to `target`: it acknowledged it. `None` while
+    /// the subscription is still on its way (or was never made): [`Client::subscribe`] returns
+    /// before the server has it, so a caller that must not miss the first forwarded message
+    /// waits for this.
+    pub async fn subscribed_at(&self, target: &str) -> Option<SocketAddr> {
+        match self.handle.subscribed_at(target) {
+            Some(pending) => pending.await.ok().flatten(),
+            None => None,
+        }
+    }
+
     /// Withdraws a subscription made with [`Client::subscribe`].
     ///
     /// # Errors

@@ -482,7 +482,18 @@ fn a_client_subscription_reaches_the_server_in_every_suite() {
             let subs = server.client_subscribers("lights").await;
             assert_eq!(subs.len(), 1, "{suite:?}");
             assert_eq!(subs[0].0.port(), me.port(), "{suite:?}");
+            while client.subscribed_at("lights").await.is_none() {
+                assert!(Instant::now() < deadline, "{suite:?}: never acknowledged");
+                Timer::after(Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                client.subscribed_at("lights").await,
+                Some(server.local_addr()),
+                "{suite:?}"
+            );
+            assert_eq!(client.subscribed_at("other").await, None, "{suite:?}");
             client.unsubscribe("lights").await.unwrap();
+            assert_eq!(client.subscribed_at("lights").await, None, "{suite:?}");
             while !server.client_subscribers("lights").await.is_empty() {
                 assert!(Instant::now() < deadline, "{suite:?}: never unsubscribed");
                 Timer::after(Duration::from_millis(10)).await;

@@ -202,6 +202,15 @@ impl Client {
         self.handle.subscribe(target, true)?.wait_outcome(GRACE)
     }
 
+    /// The server that holds our subscription to `target`: it acknowledged it. `None` while
+    /// the subscription is still on its way (or was never made): [`Client::subscribe`] returns
+    /// before the server has it, so a caller that must not miss the first forwarded message
+    /// waits for this.
+    pub fn subscribed_at(&self, target: &str) -> Option<SocketAddr> {
+        let at = self.handle.subscribed_at(target)?.wait(GRACE).ok();
+        at.flatten()
+    }
+
     /// Withdraws a subscription made with [`Client::subscribe`].
     ///
     /// # Errors

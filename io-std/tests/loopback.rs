@@ -541,7 +541,16 @@ fn a_client_subscription_reaches_the_server() {
         let subs = server.client_subscribers("lights");
         assert_eq!(subs.len(), 1);
         assert_eq!(subs[0].0.port(), client.local_addr().port());
+        // The client knows it once the server acknowledged it; never for a target it did not
+        // subscribe to.
+        while client.subscribed_at("lights").is_none() {
+            assert!(Instant::now() < deadline, "never acknowledged");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(client.subscribed_at("lights"), Some(server.local_addr()));
+        assert_eq!(client.subscribed_at("other"), None);
         client.unsubscribe("lights").unwrap();
+        assert_eq!(client.subscribed_at("lights"), None);
         while !server.client_subscribers("lights").is_empty() {
             assert!(Instant::now() < deadline, "never unsubscribed");
             std::thread::sleep(Duration::from_millis(10));

@@ -94,8 +94,8 @@ fn a_file_of_a_few_mib_reaches_the_server_and_a_listener_whole() {
     let mut args = vec!["--json", "listen", "blobs", "--max-message", "8M"];
     args.extend(flags.iter().map(String::as_str));
     let listener = Running::start_in(Some(&dir), &args, &[]);
+    // `listening` comes once the server holds the subscription: no sleep needed.
     assert_eq!(listener.next_json()["event"], "listening");
-    std::thread::sleep(Duration::from_millis(300));
 
     let data = pattern(3 << 20, 7);
     std::fs::write(dir.join("blob.bin"), &data).unwrap();

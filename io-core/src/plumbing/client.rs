@@ -309,6 +309,21 @@ impl ClientHandle {
         Some(pending)
     }
 
+    /// Asks which server holds our subscription to `target` (it acknowledged it, opcode 13),
+    /// if any. `None` when the client is closed or this is the driver's thread.
+    pub fn subscribed_at(&self, target: &str) -> Option<Pending<Option<SocketAddr>>> {
+        if self.link.on_driver_thread() {
+            return None;
+        }
+        let (reply, pending) = reply::channel();
+        let cmd = Cmd::SubscribedAt {
+            target: target.into(),
+            reply,
+        };
+        self.link.send(ClientCommand(cmd)).ok()?;
+        Some(pending)
+    }
+
     /// A handle on the server answering from `addr`.
     pub fn server(&self, addr: SocketAddr) -> RemoteHandle {
         RemoteHandle {
@@ -557,6 +572,10 @@ enum Cmd {
         subscribe: bool,
         reply: Reply<Result<(), SendError>>,
     },
+    SubscribedAt {
+        target: String,
+        reply: Reply<Option<SocketAddr>>,
+    },
     Stats {
         reply: Reply<Stats>,
     },
@@ -790,6 +809,7 @@ impl Role for ClientRouter {
             Cmd::Registers(cmd) => self.registers.on_command(now, &mut self.ep, cmd),
             Cmd::Server { addr, reply } => reply.send(self.state(addr)),
             Cmd::Servers { reply } => reply.send(self.ep.servers().collect()),
+            Cmd::SubscribedAt { target, reply } => reply.send(self.ep.subscribed_at(&target)),
             Cmd::Subscribe {
                 target,
                 subscribe,

@@ -87,6 +87,13 @@ pub(crate) fn run(json: bool, a: ListenArgs) -> Result<(), Failure> {
                 format!("cannot subscribe to {t:?}: {e}"),
             ));
         }
+        // `listening` promises that messages to the target now reach us: wait until a server
+        // acknowledged the subscription, within --timeout (a server that never acknowledges
+        // one, such as the reference's, only delays the line; the subscription is retried).
+        let until = Instant::now() + a.client.timeout;
+        while client.subscribed_at(t).is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
     if json {
         println!(
