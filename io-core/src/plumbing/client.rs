@@ -255,12 +255,7 @@ impl ClientHandle {
     /// Asks for a snapshot of the endpoint's counters; `None` when the client is closed or
     /// this is the driver's thread.
     pub fn stats(&self) -> Option<Pending<Stats>> {
-        if self.link.on_driver_thread() {
-            return None;
-        }
-        let (reply, pending) = reply::channel();
-        self.link.send(ClientCommand(Cmd::Stats { reply })).ok()?;
-        Some(pending)
+        self.link.ask(|reply| ClientCommand(Cmd::Stats { reply }))
     }
 
     /// Queues a wait, answered with the first server's address once a session is up, or
@@ -301,27 +296,18 @@ impl ClientHandle {
     /// Asks for the addresses of the servers with a session; `None` when the client is closed
     /// or this is the driver's thread.
     pub fn servers(&self) -> Option<Pending<Vec<SocketAddr>>> {
-        if self.link.on_driver_thread() {
-            return None;
-        }
-        let (reply, pending) = reply::channel();
-        self.link.send(ClientCommand(Cmd::Servers { reply })).ok()?;
-        Some(pending)
+        self.link.ask(|reply| ClientCommand(Cmd::Servers { reply }))
     }
 
     /// Asks which server holds our subscription to `target` (it acknowledged it, opcode 13),
     /// if any. `None` when the client is closed or this is the driver's thread.
     pub fn subscribed_at(&self, target: &str) -> Option<Pending<Option<SocketAddr>>> {
-        if self.link.on_driver_thread() {
-            return None;
-        }
-        let (reply, pending) = reply::channel();
-        let cmd = Cmd::SubscribedAt {
-            target: target.into(),
-            reply,
-        };
-        self.link.send(ClientCommand(cmd)).ok()?;
-        Some(pending)
+        self.link.ask(|reply| {
+            ClientCommand(Cmd::SubscribedAt {
+                target: target.into(),
+                reply,
+            })
+        })
     }
 
     /// A handle on the server answering from `addr`.

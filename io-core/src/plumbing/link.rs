@@ -9,6 +9,8 @@
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, ThreadId};
 
+use super::reply::{self, Pending, Reply};
+
 /// A new command channel.
 ///
 /// # Examples
@@ -117,6 +119,18 @@ impl<C> Link<C> {
             wake();
         }
         Ok(())
+    }
+
+    /// Queues a query whose answer goes into a fresh slot, and returns the slot to wait on;
+    /// `None` on the driver's own thread (the wait would never end) or once the driver has
+    /// stopped. Every read-only question a handle asks (counters, peers, subscriptions) is one.
+    pub fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> C) -> Option<Pending<T>> {
+        if self.on_driver_thread() {
+            return None;
+        }
+        let (reply, pending) = reply::channel();
+        self.send(command(reply)).ok()?;
+        Some(pending)
     }
 
     /// Whether the caller runs on the driver's own thread (inside a callback), where waiting

@@ -285,12 +285,7 @@ impl ServerHandle {
     /// Asks for a snapshot of the endpoint's counters; `None` when the server is closed or
     /// this is the driver's thread.
     pub fn stats(&self) -> Option<Pending<Stats>> {
-        if self.link.on_driver_thread() {
-            return None;
-        }
-        let (reply, pending) = reply::channel();
-        self.link.send(ServerCommand(Cmd::Stats { reply })).ok()?;
-        Some(pending)
+        self.link.ask(|reply| ServerCommand(Cmd::Stats { reply }))
     }
 
     /// Queues a send to `to`, with the configured send timeout if reliable.
@@ -350,28 +345,19 @@ impl ServerHandle {
     /// Asks for the connected clients; `None` when the server is closed or this is the
     /// driver's thread.
     pub fn clients(&self) -> Option<Pending<Vec<(SocketAddr, PeerId)>>> {
-        if self.link.on_driver_thread() {
-            return None;
-        }
-        let (reply, pending) = reply::channel();
-        self.link.send(ServerCommand(Cmd::Clients { reply })).ok()?;
-        Some(pending)
+        self.link.ask(|reply| ServerCommand(Cmd::Clients { reply }))
     }
 
     /// Asks for the clients subscribed to `target` (opcode 13 from clients,
     /// `docs/PROTOCOL.md` §9.6): whom a broker forwards that target's messages to. `None` when
     /// the server is closed or this is the driver's thread.
     pub fn client_subscribers(&self, target: &str) -> Option<Pending<Vec<(SocketAddr, PeerId)>>> {
-        if self.link.on_driver_thread() {
-            return None;
-        }
-        let (reply, pending) = reply::channel();
-        let cmd = Cmd::ClientSubscribers {
-            target: target.into(),
-            reply,
-        };
-        self.link.send(ServerCommand(cmd)).ok()?;
-        Some(pending)
+        self.link.ask(|reply| {
+            ServerCommand(Cmd::ClientSubscribers {
+                target: target.into(),
+                reply,
+            })
+        })
     }
 
     /// Queues a register command (`docs/PROTOCOL.md` §9.8): a declaration, an update, a read
