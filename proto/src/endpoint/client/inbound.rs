@@ -90,12 +90,10 @@ impl Client {
         let plain = match classify_opened(&mut self.shared.stats, opened) {
             Some(Inbound::Fresh(p)) => p,
             Some(Inbound::Duplicate(p)) => {
-                // Ordered: the receiver knows whether it holds it (it may have refused it).
-                if let Ok(App::OrderedMessage(o)) = App::parse(p) {
-                    return self.on_ordered(now, from, addr, counter, &o);
-                }
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
                 match App::parse(p) {
+                    // Ordered: the receiver knows whether it holds it (it may have refused it).
+                    Ok(App::OrderedMessage(o)) => self.on_ordered(now, from, addr, counter, &o),
                     Ok(App::RegisterValue(v)) if v.answers == Counter(0) => self
                         .shared
                         .tx

@@ -9,8 +9,8 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 
 use super::super::{
-    delivered_event, fits_datagram, received_message, CallId, ClientEvent, DropReason, FailReason,
-    Outgoing, ReassemblyUsage, SendError,
+    fits_datagram, received_message, CallId, ClientEvent, DropReason, FailReason, Outgoing,
+    ReassemblyUsage, SendError,
 };
 use super::Client;
 use crate::endpoint::event::{progress_events, transfer_end_events};
@@ -307,19 +307,16 @@ impl Client {
 
     /// Op 34: one ACK per counter of ours in flight in the ranges.
     pub(super) fn on_ack_ranges(&mut self, now: Instant, addr: SocketAddr, r: AckRanges<'_>) {
-        let mut counters = Vec::new();
+        let mut counters = core::mem::take(&mut self.segments.acked);
+        counters.clear();
         for (first, count) in r.iter() {
             self.outbox.acked_in_range(first, count, &mut counters);
         }
-        for c in counters {
-            match self.outbox.on_reply(c, false, addr, now, &mut self.rtt) {
-                Reply::Complete(e) if e.payload.transfer().is_some() => self.on_segment_complete(e),
-                Reply::Complete(e) if !e.internal => {
-                    self.shared.events.push_back(delivered_event(e))
-                }
-                _ => {}
-            }
+        // Each counter is an op 2 ACK of it: one path for both.
+        for &c in &counters {
+            self.on_ack(now, addr, c);
         }
+        self.segments.acked = counters;
     }
 
     /// Op 35: the server refuses one of our transfers.

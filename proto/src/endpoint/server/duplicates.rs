@@ -96,19 +96,19 @@ impl Server {
         let min_rto = self.config.limits.rtt.min_rto;
         let ceiling = self.config.limits.rtt.max_rto / 2;
         let status_len = if self.config.status.is_some() { 3 } else { 0 };
+        let parsed = App::parse(plain);
         // Ordered: the receiver knows whether it holds it (it may have refused it before).
-        if let Ok(App::OrderedMessage(o)) = App::parse(plain) {
+        if let Ok(App::OrderedMessage(o)) = &parsed {
             let Some(peer) = self.sessions.get(&from).map(|s| s.peer) else {
                 return;
             };
-            if !self.on_ordered(now, from, peer, &o) {
+            if !self.on_ordered(now, from, peer, o) {
                 return;
             }
         }
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
         };
-        let parsed = App::parse(plain);
         if let Ok(
             app @ (App::RegisterRead(_)
             | App::RegisterValue(_)

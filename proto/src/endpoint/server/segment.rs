@@ -45,7 +45,7 @@ impl Server {
         let Some(s) = self.sessions.get(&to) else {
             return Err(SendError::UnknownPeer);
         };
-        let queued = self.segments.transfers.ids_where(|t| t.to == to).len();
+        let queued = self.segments.transfers.count_to(to);
         if queued + s.outbox.len() >= self.config.limits.max_queued {
             return Err(SendError::QueueFull);
         }
@@ -182,8 +182,8 @@ impl Server {
         };
         match s.outbox.on_reply(acked, false, from, now, &mut s.rtt) {
             Reply::Complete(e) => {
-                let more = self.segments.transfers.ids_where(|t| t.to == from);
-                if s.outbox.is_empty() && more.is_empty() {
+                let more = self.segments.transfers.count_to(from);
+                if s.outbox.is_empty() && more == 0 {
                     self.busy.remove(&from);
                 }
                 if e.payload.transfer().is_some() {
@@ -204,15 +204,17 @@ impl Server {
 
     /// Op 34: one ACK per counter of ours in flight in the ranges.
     pub(super) fn on_ack_ranges(&mut self, now: Instant, from: SocketAddr, r: AckRanges<'_>) {
-        let mut counters = Vec::new();
+        let mut counters = core::mem::take(&mut self.segments.acked);
+        counters.clear();
         if let Some(s) = self.sessions.get(&from) {
             for (first, count) in r.iter() {
                 s.outbox.acked_in_range(first, count, &mut counters);
             }
         }
-        for c in counters {
+        for &c in &counters {
             self.on_acked(now, from, c);
         }
+        self.segments.acked = counters;
     }
 
     /// Op 35: the client refuses one of our transfers.

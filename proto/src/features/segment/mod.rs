@@ -36,6 +36,9 @@ pub(crate) use reassembly::{Accepted, Budget, Reassembly};
 pub(crate) use send::{End, Kind, Transfer, Transfers};
 
 use crate::endpoint::{Limits, TransferRefusal};
+use alloc::vec::Vec;
+
+use crate::id::Counter;
 use crate::time::Instant;
 use crate::wire::segment::{RefusalCode, SEGMENT_HEADER_LEN};
 use crate::wire::MAX_DATAGRAM;
@@ -89,6 +92,9 @@ pub(crate) fn refusal(c: RefusalCode) -> TransferRefusal {
 pub(crate) struct Segments {
     pub(crate) transfers: Transfers,
     pub(crate) reassembly: Reassembly,
+    /// Reused by op 34's handling for the counters it acknowledges, so that an ACK of a
+    /// window of segments does not allocate.
+    pub(crate) acked: Vec<Counter>,
 }
 
 impl Segments {
@@ -96,6 +102,7 @@ impl Segments {
         Segments {
             transfers: Transfers::default(),
             reassembly: Reassembly::new(budget(limits)),
+            acked: Vec::new(),
         }
     }
 

@@ -293,6 +293,11 @@ impl Transfers {
     }
 
     /// Every transfer for which `pick` holds.
+    /// How many transfers go to `to`; no allocation, since the server asks on every ACK.
+    pub(crate) fn count_to(&self, to: SocketAddr) -> usize {
+        self.list.iter().filter(|t| t.to == to).count()
+    }
+
     pub(crate) fn ids_where(&self, pick: impl Fn(&Transfer) -> bool) -> Vec<TransferId> {
         self.list
             .iter()
