@@ -162,7 +162,7 @@ impl ClientConfig {
     /// least one such message, so that raising the limit alone is enough to receive it. Call
     /// it after [`ClientConfig::limits`], which replaces every limit.
     pub fn max_message(mut self, bytes: usize) -> Self {
-        set_max_message(&mut self.limits, bytes);
+        self.limits.set_max_message(bytes);
         self
     }
 
@@ -228,19 +228,6 @@ impl ClientConfig {
         }
         c
     }
-}
-
-/// What the reassembly budgets hold beyond one largest message: the endpoint counts each
-/// partial message's bookkeeping against them too (a few hundred bytes today).
-const REASSEMBLY_HEADROOM: usize = 64 << 10;
-
-/// Sets `limits.max_message` and grows the reassembly budgets to hold one message that size:
-/// a limit the budgets could never meet would refuse every large message as `NoRoom`.
-fn set_max_message(limits: &mut Limits, bytes: usize) {
-    limits.max_message = bytes;
-    let need = limits.max_message() + REASSEMBLY_HEADROOM;
-    limits.reassembly_per_peer = limits.reassembly_per_peer.max(need);
-    limits.reassembly_total = limits.reassembly_total.max(limits.reassembly_per_peer);
 }
 
 /// Where a server sends from (see [`ServerConfig::reply_socket`]).
@@ -393,7 +380,7 @@ impl ServerConfig {
     /// [`ClientConfig::max_message`], the reassembly budgets grow to hold one such message.
     /// Call it after [`ServerConfig::limits`].
     pub fn max_message(mut self, bytes: usize) -> Self {
-        set_max_message(&mut self.inner.limits, bytes);
+        self.inner.limits.set_max_message(bytes);
         self
     }
 

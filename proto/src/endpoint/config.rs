@@ -83,6 +83,27 @@ impl Limits {
     pub fn max_message(&self) -> usize {
         self.max_message.min(Self::MAX_MESSAGE_CEILING)
     }
+
+    /// Sets `max_message` and grows the reassembly budgets, if needed, to hold one message of
+    /// that size with its bookkeeping (the budgets count a fixed overhead per partial message
+    /// beside its bytes), so that a limit the budgets could never meet does not refuse every
+    /// large message as `NoRoom`. Budgets already larger stay.
+    ///
+    /// # Examples
+    /// ```
+    /// use pavillion_proto::endpoint::Limits;
+    /// let mut limits = Limits::default();
+    /// limits.set_max_message(8 << 20);
+    /// assert_eq!(limits.max_message(), 8 << 20);
+    /// assert!(limits.reassembly_per_peer > 8 << 20);
+    /// assert!(limits.reassembly_total >= limits.reassembly_per_peer);
+    /// ```
+    pub fn set_max_message(&mut self, bytes: usize) {
+        self.max_message = bytes;
+        let need = self.max_message() + crate::features::segment::reassembly::PARTIAL_OVERHEAD;
+        self.reassembly_per_peer = self.reassembly_per_peer.max(need);
+        self.reassembly_total = self.reassembly_total.max(self.reassembly_per_peer);
+    }
 }
 
 impl Default for Limits {
