@@ -32,10 +32,10 @@ pub struct BulkRun {
     pub datagrams_sent: u64,
 }
 
-/// The `pavillion-std` configurations of one client of a loopback server in `suite`, both
-/// taking messages of `max` bytes.
-pub fn std_configs(suite: Suite, max: usize) -> (ServerConfig, ClientConfig) {
-    let (server, client) = match suite {
+/// The `pavillion-std` configurations of one client of a loopback server in `suite`, with
+/// the adapters' defaults (every loopback row of `compare` uses them).
+pub fn std_configs(suite: Suite) -> (ServerConfig, ClientConfig) {
+    match suite {
         Suite::Psk => (
             ServerConfig::new().psk_client(client_id(0), client_psk(0)),
             ClientConfig::psk(client_id(0), client_psk(0)),
@@ -52,8 +52,7 @@ pub fn std_configs(suite: Suite, max: usize) -> (ServerConfig, ClientConfig) {
                 .ecc_client(client_id(0), *client_keys(0).public()),
             ClientConfig::noise_ik(client_id(0), client_keys(0), *server_keys().public()),
         ),
-    };
-    (server.max_message(max), client.max_message(max))
+    }
 }
 
 /// Sends `data` as one reliable message from a client to a server on 127.0.0.1, `runs` times
@@ -64,7 +63,11 @@ pub fn std_configs(suite: Suite, max: usize) -> (ServerConfig, ClientConfig) {
 /// a benchmark has nothing to report then.
 pub fn pavillion_bulk(suite: Suite, data: &[u8], runs: usize) -> Vec<BulkRun> {
     let max = data.len() + 64;
-    let (server_config, client_config) = std_configs(suite, max);
+    let (server_config, client_config) = std_configs(suite);
+    let (server_config, client_config) = (
+        server_config.max_message(max),
+        client_config.max_message(max),
+    );
     let server = Server::bind("127.0.0.1:0", server_config).expect("bind on loopback");
     let (tx, rx) = mpsc::channel();
     server.on_message(Some(BULK_TARGET), move |m| {

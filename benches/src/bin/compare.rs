@@ -32,8 +32,8 @@ use std::time::{Duration as WallDuration, Instant as WallInstant};
 
 use clap::Parser;
 use pavillion_benches::{
-    client_id, client_keys, client_psk, message_plaintext_len, payload, server_keys, DirectPair,
-    Farm, NetPair, Suite, ACK_PLAINTEXT_LEN, BATCH, NAME, PAYLOAD, TARGET,
+    message_plaintext_len, payload, DirectPair, Farm, NetPair, Suite, ACK_PLAINTEXT_LEN, BATCH,
+    NAME, PAYLOAD, TARGET,
 };
 use pavillion_proto::endpoint::{ClientEvent, Server};
 use pavillion_proto::testing::{Link, Node};
@@ -259,25 +259,8 @@ const ECHO: u16 = 400;
 
 impl StdPair {
     fn connected(suite: Suite) -> StdPair {
-        use pavillion_std::{Client, ClientConfig, RpcFailure, Server, ServerConfig};
-        let (server_config, client_config) = match suite {
-            Suite::Psk => (
-                ServerConfig::new().psk_client(client_id(0), client_psk(0)),
-                ClientConfig::psk(client_id(0), client_psk(0)),
-            ),
-            Suite::Ecc => (
-                ServerConfig::new()
-                    .keys(server_keys())
-                    .ecc_client(client_id(0), *client_keys(0).public()),
-                ClientConfig::ecc(client_id(0), client_keys(0), *server_keys().public()),
-            ),
-            Suite::Noise => (
-                ServerConfig::new()
-                    .keys(server_keys())
-                    .ecc_client(client_id(0), *client_keys(0).public()),
-                ClientConfig::noise_ik(client_id(0), client_keys(0), *server_keys().public()),
-            ),
-        };
+        use pavillion_std::{Client, RpcFailure, Server};
+        let (server_config, client_config) = pavillion_benches::bulk::std_configs(suite);
         let server = Server::bind("127.0.0.1:0", server_config).expect("bind on loopback");
         server.register(ECHO, "echo", |req| Ok::<_, RpcFailure>(req.args.clone()));
         let received = std::sync::Arc::new(AtomicU64::new(0));
