@@ -6,7 +6,7 @@
 
 use core::net::SocketAddr;
 
-use super::{Client, ClientEvent, Server, ServerEvent, Stats, Transmit};
+use super::{Client, ClientEvent, Relay, RelayEvent, Server, ServerEvent, Stats, Transmit};
 use crate::time::Instant;
 
 /// A sans-IO protocol endpoint: datagrams and time go in; datagrams, events and a wake-up time
@@ -108,3 +108,4 @@ macro_rules! forward_endpoint {
 
 forward_endpoint!(Client, ClientEvent);
 forward_endpoint!(Server, ServerEvent);
+forward_endpoint!(Relay, RelayEvent);

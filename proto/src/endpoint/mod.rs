@@ -14,6 +14,7 @@ mod client;
 mod config;
 mod driving;
 mod event;
+mod relay;
 mod server;
 mod shared;
 mod timers;
@@ -33,6 +34,10 @@ pub use event::{
 };
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use server::assumed::{AssumedNoise, AssumedReference};
+pub use relay::{
+    Emit, LocalDatagram, PeerStatus, Relay, RelayConfig, RelayDrop, RelayEvent, RelayId, RelayLimits,
+    RelayPeer, RelayStats, Scope,
+};
 pub use server::Server;
 
 use core::fmt;
