@@ -32,12 +32,12 @@ pub use event::{
     AuthFailure, ClientEvent, CloseReason, FailReason, ReceivedMessage, RpcRequest, ServerEvent,
     TransferRefusal,
 };
+pub use relay::{
+    Emit, LocalDatagram, PeerStatus, Relay, RelayConfig, RelayDrop, RelayEvent, RelayId,
+    RelayLimits, RelayPeer, RelayStats, Scope,
+};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use server::assumed::{AssumedNoise, AssumedReference};
-pub use relay::{
-    Emit, LocalDatagram, PeerStatus, Relay, RelayConfig, RelayDrop, RelayEvent, RelayId, RelayLimits,
-    RelayPeer, RelayStats, Scope,
-};
 pub use server::Server;
 
 use core::fmt;

@@ -322,7 +322,10 @@ pub struct RelayStats {
 impl RelayStats {
     /// Datagrams dropped for `reason`.
     pub fn dropped(&self, reason: RelayDrop) -> u64 {
-        let i = RelayDrop::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = RelayDrop::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
         self.drops.get(i).copied().unwrap_or(0)
     }
 
