@@ -92,6 +92,11 @@ impl EchoCache {
         self.keys.is_empty()
     }
 
+    /// When the oldest key expires, if any.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.order.front().map(|(e, _)| *e)
+    }
+
     /// Forgets the keys whose window has passed.
     pub fn expire(&mut self, now: Instant) {
         while self.order.front().is_some_and(|(e, _)| *e <= now) {

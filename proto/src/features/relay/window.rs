@@ -48,7 +48,11 @@ impl SeqWindows {
     /// Judges `(origin, instance, seq)` and records it if new.
     pub fn accept(&mut self, now: Instant, origin: RelayId, instance: u32, seq: u64) -> Verdict {
         if !self.windows.contains_key(&origin) && self.windows.len() >= self.cap {
-            let oldest = self.windows.iter().min_by_key(|(_, w)| w.used).map(|(k, _)| *k);
+            let oldest = self
+                .windows
+                .iter()
+                .min_by_key(|(_, w)| w.used)
+                .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 self.windows.remove(&k);
             }
