@@ -2,29 +2,32 @@ use super::*;
 use crate::testing::relays::RelayNet;
 use crate::time::Duration;
 
-fn keys(i: u8) -> KeyPair {
+pub(super) fn keys(i: u8) -> KeyPair {
     KeyPair::from_secret_bytes([i; 32])
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-const PORT: u16 = 5076;
+pub(super) const PORT: u16 = 5076;
 
 /// Two relays on segments "one" and "two", each configured with the other.
 fn two() -> (RelayNet, SocketAddr, SocketAddr) {
+    two_with(RelayLimits::default())
+}
+
+/// As [`two`], with these limits on both.
+pub(super) fn two_with(limits: RelayLimits) -> (RelayNet, SocketAddr, SocketAddr) {
     let (ka, kb) = (keys(1), keys(2));
     let (a, b) = (addr("10.0.0.1:7124"), addr("10.0.1.1:7124"));
     let mut net = RelayNet::new();
-    net.add(
-        a,
-        RelayConfig::new(ka.clone(), "one", &[PORT], [1; 32]).with_peer(b, *kb.public()),
-    );
-    net.add(
-        b,
-        RelayConfig::new(kb, "two", &[PORT], [2; 32]).with_peer(a, *ka.public()),
-    );
+    let mut ca = RelayConfig::new(ka.clone(), "one", &[PORT], [1; 32]).with_peer(b, *kb.public());
+    ca.limits = limits.clone();
+    let mut cb = RelayConfig::new(kb, "two", &[PORT], [2; 32]).with_peer(a, *ka.public());
+    cb.limits = limits;
+    net.add(a, ca);
+    net.add(b, cb);
     net.run_for(Duration::from_secs(1));
     (net, a, b)
 }
@@ -76,4 +79,108 @@ fn an_emission_from_the_mesh_socket_heard_back_is_echo() {
     assert_eq!(net.emitted_on("two").len(), 1);
     assert_eq!(net.relay(b).relay_stats().dropped(RelayDrop::Echo), 1);
     assert_eq!(net.relay(b).relay_stats().carried, 0);
+}
+
+/// Three segments, two relays each, full mesh (every relay configured with every other).
+fn six() -> (RelayNet, Vec<(SocketAddr, &'static str)>) {
+    let segs = ["one", "two", "three"];
+    let hosts: Vec<(SocketAddr, &str, KeyPair)> = (0..6u8)
+        .map(|i| {
+            let a = addr(&alloc::format!("10.0.{}.{}:7124", i / 2, 1 + i % 2));
+            (a, segs[usize::from(i / 2)], keys(10 + i))
+        })
+        .collect();
+    let mut net = RelayNet::new();
+    for (i, (a, seg, k)) in hosts.iter().enumerate() {
+        let mut c = RelayConfig::new(k.clone(), seg, &[PORT], [20 + i as u8; 32]);
+        for (b, _, kb) in &hosts {
+            if b != a {
+                c = c.with_peer(*b, *kb.public());
+            }
+        }
+        net.add(*a, c);
+    }
+    net.run_for(Duration::from_secs(2));
+    (net, hosts.into_iter().map(|(a, s, _)| (a, s)).collect())
+}
+
+/// Broadcasts `n` distinct datagrams on each segment, each from a host of that segment.
+fn broadcast_rounds(net: &mut RelayNet, n: u32, tag: &str) {
+    for round in 0..n {
+        for (i, seg) in ["one", "two", "three"].iter().enumerate() {
+            let src = addr(&alloc::format!("10.0.{i}.50:4000"));
+            let payload = alloc::format!("{tag} {seg} {round}");
+            net.broadcast(seg, src, Scope::Broadcast, PORT, payload.as_bytes());
+            net.run_for(Duration::from_millis(20));
+        }
+    }
+    net.run_for(Duration::from_millis(500));
+}
+
+/// Every datagram sent on a segment was emitted exactly once on every other segment and
+/// never on its own.
+fn assert_once_elsewhere(net: &RelayNet, n: u32, tag: &str) {
+    for (i, seg) in ["one", "two", "three"].iter().enumerate() {
+        for round in 0..n {
+            let payload = alloc::format!("{tag} {seg} {round}");
+            for other in ["one", "two", "three"] {
+                let copies = net
+                    .emitted_on(other)
+                    .iter()
+                    .filter(|e| e.payload == payload.as_bytes())
+                    .count();
+                let want = usize::from(other != *seg);
+                assert_eq!(copies, want, "{payload:?} on {other} (from segment {i})");
+            }
+        }
+    }
+}
+
+#[test]
+fn three_segments_each_datagram_once_on_every_other_segment() {
+    let (mut net, hosts) = six();
+    // One emitter per segment: the lower id of each pair.
+    for pair in hosts.chunks(2) {
+        let emitters = pair
+            .iter()
+            .filter(|(a, _)| net.relay(*a).is_emitter())
+            .count();
+        assert_eq!(emitters, 1, "{pair:?}");
+    }
+    broadcast_rounds(&mut net, 5, "a");
+    assert_once_elsewhere(&net, 5, "a");
+    // A full mesh forwards nothing.
+    for (a, _) in &hosts {
+        assert_eq!(net.relay(*a).relay_stats().forwarded, 0);
+    }
+}
+
+#[test]
+fn three_segments_keep_the_guarantee_when_one_relay_per_segment_dies() {
+    let (mut net, hosts) = six();
+    // Kill each segment's emitter, the harder case.
+    let dead: Vec<SocketAddr> = hosts
+        .iter()
+        .map(|(a, _)| *a)
+        .filter(|a| net.relay(*a).is_emitter())
+        .collect();
+    assert_eq!(dead.len(), 3);
+    for a in &dead {
+        net.set_up(*a, false);
+    }
+    net.run_for(RelayLimits::default().down_after + Duration::from_secs(2));
+    for (a, _) in hosts.iter().filter(|(a, _)| !dead.contains(a)) {
+        let h = net.host(*a);
+        assert!(h.relay.is_emitter(), "{a} took over");
+        assert!(h.events.contains(&RelayEvent::Emitter { active: true }));
+        assert_eq!(
+            h.events
+                .iter()
+                .filter(|e| matches!(e, RelayEvent::PeerDown { .. }))
+                .count(),
+            3
+        );
+    }
+    broadcast_rounds(&mut net, 3, "b");
+    assert_once_elsewhere(&net, 3, "b");
 }
