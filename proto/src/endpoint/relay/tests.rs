@@ -184,3 +184,164 @@ fn three_segments_keep_the_guarantee_when_one_relay_per_segment_dies() {
     broadcast_rounds(&mut net, 3, "b");
     assert_once_elsewhere(&net, 3, "b");
 }
+
+#[test]
+fn a_relay_configured_with_one_peer_is_learned_by_the_others_by_announcement() {
+    let (ka, kb, kc) = (keys(1), keys(2), keys(3));
+    let (a, b, c) = (
+        addr("10.0.0.1:7124"),
+        addr("10.0.1.1:7124"),
+        addr("10.0.2.1:7124"),
+    );
+    let mut net = RelayNet::new();
+    let ca = RelayConfig::new(ka.clone(), "one", &[PORT], [1; 32])
+        .with_peer(b, *kb.public())
+        .with_trusted(*kc.public());
+    let cb = RelayConfig::new(kb.clone(), "two", &[PORT], [2; 32])
+        .with_peer(a, *ka.public())
+        .with_trusted(*kc.public());
+    // C knows only A, and trusts B's key.
+    let cc = RelayConfig::new(kc, "three", &[PORT], [3; 32])
+        .with_peer(a, *ka.public())
+        .with_trusted(*kb.public());
+    net.add(a, ca);
+    net.add(b, cb);
+    net.add(c, cc);
+    net.run_for(Duration::from_secs(3));
+    let idc = net.relay(c).id();
+    let idb = net.relay(b).id();
+    let joined = |net: &mut RelayNet, at, who, addr| {
+        net.host(at)
+            .events
+            .contains(&RelayEvent::PeerJoined { relay: who, addr })
+    };
+    assert!(joined(&mut net, a, idc, c), "A learns C from its session");
+    assert!(joined(&mut net, b, idc, c), "B learns C from A's members");
+    assert!(joined(&mut net, c, idb, b), "C learns B");
+    for at in [a, b, c] {
+        let peers = net.relay(at).peers();
+        assert_eq!(peers.len(), 2, "{at}");
+        assert!(peers.iter().all(|p| p.up), "{at}: {peers:?}");
+    }
+    let c_at_b = net
+        .relay(b)
+        .peers()
+        .into_iter()
+        .find(|p| p.relay == idc)
+        .unwrap();
+    assert!(!c_at_b.configured);
+    assert_eq!(c_at_b.segment, "three");
+    // The mesh carries between all three.
+    net.broadcast(
+        "three",
+        addr("10.0.2.9:1"),
+        Scope::Broadcast,
+        PORT,
+        b"from c",
+    );
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.emitted_on("one").len(), 1);
+    assert_eq!(net.emitted_on("two").len(), 1);
+}
+
+#[test]
+fn an_untrusted_key_never_gets_a_session() {
+    let (mut net, a, _b) = two();
+    let d = addr("10.0.9.1:7124");
+    let cd = RelayConfig::new(keys(9), "nine", &[PORT], [9; 32]).with_peer(a, *keys(1).public());
+    net.add(d, cd);
+    net.run_for(Duration::from_secs(5));
+    // A's server refused every initiation: counted, no session, no event.
+    let refused = net
+        .relay(a)
+        .stats()
+        .dropped(crate::endpoint::DropReason::UnknownPeer)
+        + net
+            .relay(a)
+            .stats()
+            .dropped(crate::endpoint::DropReason::BadHandshake);
+    assert!(refused > 0, "{:?}", net.relay(a).stats());
+    std::eprintln!(
+        "UNK {} BAD {}",
+        net.relay(a)
+            .stats()
+            .dropped(crate::endpoint::DropReason::UnknownPeer),
+        net.relay(a)
+            .stats()
+            .dropped(crate::endpoint::DropReason::BadHandshake)
+    );
+    assert_eq!(net.relay(a).peers().len(), 1);
+    assert!(!net
+        .host(d)
+        .events
+        .iter()
+        .any(|e| matches!(e, RelayEvent::PeerUp { .. })));
+    assert!(!net.relay(d).peers()[0].up);
+    // Nothing it captures reaches anyone.
+    net.broadcast(
+        "nine",
+        addr("10.0.9.9:1"),
+        Scope::Broadcast,
+        PORT,
+        b"inject",
+    );
+    net.run_for(Duration::from_secs(1));
+    assert!(net.emitted_on("one").is_empty() && net.emitted_on("two").is_empty());
+}
+
+/// A, B, C on three segments, full mesh configured, with the A–C path cut.
+fn partitioned(hop_limit: u8) -> (RelayNet, [SocketAddr; 3]) {
+    let k = [keys(1), keys(2), keys(3)];
+    let addrs = [
+        addr("10.0.0.1:7124"),
+        addr("10.0.1.1:7124"),
+        addr("10.0.2.1:7124"),
+    ];
+    let segs = ["one", "two", "three"];
+    let mut net = RelayNet::new();
+    net.set_cut(addrs[0], addrs[2], true);
+    for i in 0..3 {
+        let mut c = RelayConfig::new(k[i].clone(), segs[i], &[PORT], [i as u8 + 1; 32]);
+        c.limits.hop_limit = hop_limit;
+        for j in (0..3).filter(|j| *j != i) {
+            c = c.with_peer(addrs[j], *k[j].public());
+        }
+        net.add(addrs[i], c);
+    }
+    net.run_for(Duration::from_secs(3));
+    (net, addrs)
+}
+
+#[test]
+fn a_frame_goes_around_a_partial_partition_within_the_hop_limit() {
+    let (mut net, [a, b, c]) = partitioned(2);
+    assert!(!net.relay(a).peers().iter().any(|p| p.addr == c && p.up));
+    net.broadcast("one", addr("10.0.0.9:1"), Scope::Broadcast, PORT, b"around");
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.emitted_on("two").len(), 1);
+    assert_eq!(net.emitted_on("three").len(), 1);
+    assert_eq!(net.relay(b).relay_stats().forwarded, 1);
+    assert!(net.emitted_on("one").is_empty());
+    // C does not pass it on (hops = limit), so nothing comes back.
+    assert_eq!(net.relay(c).relay_stats().forwarded, 0);
+
+    // With a hop limit of 1 nothing is forwarded: C never gets it.
+    let (mut net, [_a, b, _c]) = partitioned(1);
+    net.broadcast("one", addr("10.0.0.9:1"), Scope::Broadcast, PORT, b"around");
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.emitted_on("two").len(), 1);
+    assert!(net.emitted_on("three").is_empty());
+    assert_eq!(net.relay(b).relay_stats().forwarded, 0);
+}
+
+#[test]
+fn a_partition_heals() {
+    let (mut net, [a, _b, c]) = partitioned(2);
+    net.set_cut(a, c, false);
+    net.run_for(Duration::from_secs(5));
+    assert!(net.relay(a).peers().iter().all(|p| p.up));
+    net.broadcast("one", addr("10.0.0.9:1"), Scope::Broadcast, PORT, b"healed");
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.emitted_on("two").len(), 1);
+    assert_eq!(net.emitted_on("three").len(), 1);
+}
