@@ -251,25 +251,13 @@ fn an_untrusted_key_never_gets_a_session() {
     let cd = RelayConfig::new(keys(9), "nine", &[PORT], [9; 32]).with_peer(a, *keys(1).public());
     net.add(d, cd);
     net.run_for(Duration::from_secs(5));
-    // A's server refused every initiation: counted, no session, no event.
+    // A's server refused every initiation (an IK initiation under an unknown static key does
+    // not authenticate): counted, no session, no event.
     let refused = net
         .relay(a)
         .stats()
-        .dropped(crate::endpoint::DropReason::UnknownPeer)
-        + net
-            .relay(a)
-            .stats()
-            .dropped(crate::endpoint::DropReason::BadHandshake);
-    assert!(refused > 0, "{:?}", net.relay(a).stats());
-    std::eprintln!(
-        "UNK {} BAD {}",
-        net.relay(a)
-            .stats()
-            .dropped(crate::endpoint::DropReason::UnknownPeer),
-        net.relay(a)
-            .stats()
-            .dropped(crate::endpoint::DropReason::BadHandshake)
-    );
+        .dropped(crate::endpoint::DropReason::BadHandshake);
+    assert!(refused >= 2, "{:?}", net.relay(a).stats());
     assert_eq!(net.relay(a).peers().len(), 1);
     assert!(!net
         .host(d)
