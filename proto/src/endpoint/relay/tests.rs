@@ -72,12 +72,16 @@ fn a_captured_datagram_is_emitted_once_with_its_source_scope_port_and_payload() 
 
 #[test]
 fn an_emission_from_the_mesh_socket_heard_back_is_echo() {
-    let (mut net, _a, b) = two();
+    let (mut net, a, b) = two();
     net.emit_from_mesh = true;
     net.broadcast("one", addr("10.0.0.9:4000"), Scope::Broadcast, PORT, b"x");
     net.run_for(Duration::from_secs(1));
     assert_eq!(net.emitted_on("two").len(), 1);
     assert_eq!(net.relay(b).relay_stats().dropped(RelayDrop::Echo), 1);
+    assert_eq!(net.relay(b).relay_stats().carried, 0);
+    // Recognised by its source alone: new content from a relay's mesh address.
+    net.broadcast("two", a, Scope::Broadcast, PORT, b"new content");
+    assert_eq!(net.relay(b).relay_stats().dropped(RelayDrop::Echo), 2);
     assert_eq!(net.relay(b).relay_stats().carried, 0);
 }
 
