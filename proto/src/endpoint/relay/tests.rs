@@ -337,3 +337,49 @@ fn a_partition_heals() {
     assert_eq!(net.emitted_on("two").len(), 1);
     assert_eq!(net.emitted_on("three").len(), 1);
 }
+
+#[test]
+fn a_trusted_relay_that_opens_a_session_to_us_is_joined() {
+    // A bare suite 3 client with a trusted relay key, which never sends `members`: the
+    // session alone makes A connect back.
+    use crate::endpoint::{Client, ClientConfig};
+    let (ka, kc) = (keys(1), keys(3));
+    let (a, c) = (addr("10.0.0.1:7124"), addr("10.0.2.1:7124"));
+    let mut relay = Relay::new(
+        RelayConfig::new(ka.clone(), "one", &[PORT], [1; 32]).with_trusted(*kc.public()),
+    );
+    let cid = crate::crypto::ecc::default_client_id(kc.public());
+    let mut client = Client::new(ClientConfig::noise_ik(
+        cid,
+        kc.clone(),
+        *ka.public(),
+        a,
+        [5; 32],
+    ));
+    let mut now = crate::time::Instant::from_millis(1000);
+    let mut buf = alloc::vec![0u8; crate::wire::MAX_DATAGRAM];
+    for _ in 0..50 {
+        while let Some(t) = client.poll_transmit(now, &mut buf) {
+            relay.handle_datagram(now, c, &buf[..t.len]);
+        }
+        while let Some(t) = relay.poll_transmit(now, &mut buf) {
+            if t.destination == c {
+                client.handle_datagram(now, a, &buf[..t.len]);
+            }
+        }
+        now += Duration::from_millis(10);
+        relay.handle_timeout(now);
+        client.handle_timeout(now);
+    }
+    let events: Vec<_> = core::iter::from_fn(|| relay.poll_event()).collect();
+    let idc = RelayId::of(kc.public());
+    assert!(
+        events.contains(&RelayEvent::PeerJoined {
+            relay: idc,
+            addr: c
+        }),
+        "{events:?}"
+    );
+    assert_eq!(relay.peers().len(), 1);
+    assert!(!relay.peers()[0].configured);
+}
