@@ -383,3 +383,25 @@ fn a_trusted_relay_that_opens_a_session_to_us_is_joined() {
     assert_eq!(relay.peers().len(), 1);
     assert!(!relay.peers()[0].configured);
 }
+
+#[test]
+fn a_restarted_relay_is_back_and_its_sequence_numbers_start_afresh() {
+    let (mut net, a, b) = two();
+    for i in 0..3u8 {
+        net.broadcast("two", addr("10.0.1.9:1"), Scope::Broadcast, PORT, &[i]);
+        net.run_for(Duration::from_millis(100));
+    }
+    assert_eq!(net.emitted_on("one").len(), 3);
+    // B restarts: a new process with a new instance, counting from 1 again.
+    let cb = RelayConfig::new(keys(2), "two", &[PORT], [99; 32]).with_peer(a, *keys(1).public());
+    net.restart(b, cb);
+    net.run_for(Duration::from_secs(3));
+    assert!(net.relay(a).peers()[0].up);
+    assert!(net.relay(b).peers()[0].up);
+    for i in 10..13u8 {
+        net.broadcast("two", addr("10.0.1.9:1"), Scope::Broadcast, PORT, &[i]);
+        net.run_for(Duration::from_millis(100));
+    }
+    assert_eq!(net.emitted_on("one").len(), 6);
+    assert_eq!(net.relay(a).relay_stats().dropped(RelayDrop::Duplicate), 0);
+}
