@@ -405,3 +405,26 @@ fn a_restarted_relay_is_back_and_its_sequence_numbers_start_afresh() {
     assert_eq!(net.emitted_on("one").len(), 6);
     assert_eq!(net.relay(a).relay_stats().dropped(RelayDrop::Duplicate), 0);
 }
+
+#[test]
+fn members_are_announced_periodically_and_closing_ends_sessions_at_once() {
+    let limits = RelayLimits {
+        announce_interval: Duration::from_secs(1),
+        ..RelayLimits::default()
+    };
+    let (mut net, a, b) = two_with(limits);
+    let before = net.relay(b).relay_stats().received;
+    net.run_for(Duration::from_millis(5_500));
+    // One `members` from A every second, nothing else.
+    let got = net.relay(b).relay_stats().received - before;
+    assert!((5..=6).contains(&got), "{got}");
+
+    let now = net.now();
+    net.relay(a).close(now);
+    net.run_for(Duration::from_millis(100));
+    let ida = net.relay(a).id();
+    assert!(net
+        .host(b)
+        .events
+        .contains(&RelayEvent::PeerDown { relay: ida }));
+}
