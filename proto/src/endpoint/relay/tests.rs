@@ -428,3 +428,24 @@ fn members_are_announced_periodically_and_closing_ends_sessions_at_once() {
         .events
         .contains(&RelayEvent::PeerDown { relay: ida }));
 }
+
+#[test]
+fn an_emitter_cut_off_from_the_origin_segment_gets_the_frame_through_its_sibling() {
+    let (mut net, hosts) = six();
+    let emitter_two = hosts
+        .iter()
+        .map(|(a, _)| *a)
+        .find(|a| net.host(*a).segment == "two" && net.relay(*a).is_emitter())
+        .unwrap();
+    for (a, seg) in &hosts {
+        if *seg == "one" {
+            net.set_cut(*a, emitter_two, true);
+        }
+    }
+    net.run_for(RelayLimits::default().down_after + Duration::from_secs(2));
+    // Its sibling still sees it up, so it stays the emitter.
+    assert!(net.relay(emitter_two).is_emitter());
+    broadcast_rounds(&mut net, 3, "c");
+    assert_once_elsewhere(&net, 3, "c");
+    assert!(net.relay(emitter_two).relay_stats().emitted >= 3);
+}
