@@ -449,3 +449,36 @@ fn an_emitter_cut_off_from_the_origin_segment_gets_the_frame_through_its_sibling
     assert_once_elsewhere(&net, 3, "c");
     assert!(net.relay(emitter_two).relay_stats().emitted >= 3);
 }
+
+#[test]
+fn any_schedule_of_distinct_broadcasts_is_emitted_once_on_every_other_segment() {
+    use quickcheck::QuickCheck;
+    // Each op: a segment (0..3), a source host (0..4) and a pause (0..40 ms) before the next.
+    fn prop(ops: Vec<(u8, u8, u8)>) -> bool {
+        let (mut net, _) = six();
+        let segs = ["one", "two", "three"];
+        let ops: Vec<_> = ops.into_iter().take(30).collect();
+        for (n, (seg, host, pause)) in ops.iter().enumerate() {
+            let i = usize::from(*seg % 3);
+            let src = addr(&alloc::format!("10.0.{i}.{}:4000", 50 + host % 4));
+            let payload = alloc::format!("op {n}");
+            net.broadcast(segs[i], src, Scope::Broadcast, PORT, payload.as_bytes());
+            net.run_for(Duration::from_millis(u64::from(*pause % 40)));
+        }
+        net.run_for(Duration::from_millis(500));
+        ops.iter().enumerate().all(|(n, (seg, _, _))| {
+            let payload = alloc::format!("op {n}");
+            (0..3).all(|j| {
+                let copies = net
+                    .emitted_on(segs[j])
+                    .iter()
+                    .filter(|e| e.payload == payload.as_bytes())
+                    .count();
+                copies == usize::from(j != usize::from(*seg % 3))
+            })
+        })
+    }
+    QuickCheck::new()
+        .tests(40)
+        .quickcheck(prop as fn(Vec<(u8, u8, u8)>) -> bool);
+}
