@@ -482,3 +482,21 @@ fn any_schedule_of_distinct_broadcasts_is_emitted_once_on_every_other_segment() 
         .tests(40)
         .quickcheck(prop as fn(Vec<(u8, u8, u8)>) -> bool);
 }
+
+#[test]
+fn a_relay_that_closed_and_restarted_is_reconnected() {
+    let (mut net, a, b) = two();
+    let now = net.now();
+    net.relay(a).close(now);
+    net.run_for(Duration::from_millis(100));
+    net.set_up(a, false);
+    net.run_for(Duration::from_secs(10));
+    let ca = RelayConfig::new(keys(1), "one", &[PORT], [77; 32]).with_peer(b, *keys(2).public());
+    net.restart(a, ca);
+    net.run_for(Duration::from_secs(3));
+    assert!(net.relay(b).peers()[0].up);
+    assert!(net.relay(a).peers()[0].up);
+    net.broadcast("two", addr("10.0.1.9:1"), Scope::Broadcast, PORT, b"after");
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.emitted_on("one").len(), 1);
+}
