@@ -86,7 +86,11 @@ impl Relay {
             return self.stats.drop(RelayDrop::DuplicateContent);
         }
         self.echo.insert(now, key);
-        if self.emitter {
+        // A sibling's capture was on our segment already: emitting it would send it back to
+        // its own segment. It reaches us first whenever the sibling hears the broadcast before
+        // we do, so its content key is recorded (our own capture of it becomes `echo`) and it
+        // counts as `standby` even when we are the emitter.
+        if self.emitter && !self.is_sibling(frame.origin) {
             self.queue_emit(&frame);
         } else {
             self.stats.standby += 1;
@@ -104,6 +108,13 @@ impl Relay {
                 self.stats.forwarded += 1;
             }
         }
+    }
+
+    /// Whether `relay` announced our segment (a sibling whose captures are ours too).
+    fn is_sibling(&self, relay: RelayId) -> bool {
+        self.peers
+            .get(&relay)
+            .is_some_and(|p| p.segment == self.config.segment)
     }
 
     /// Takes a token from `origin`'s bucket (made full on first use; at most `max_origins`

@@ -450,6 +450,48 @@ fn an_emitter_cut_off_from_the_origin_segment_gets_the_frame_through_its_sibling
     assert!(net.relay(emitter_two).relay_stats().emitted >= 3);
 }
 
+/// The sibling of segment one's emitter hears a broadcast 5 ms before the emitter does, so its
+/// carry reaches the emitter first: the emitter must take it as already on its own segment.
+#[test]
+fn a_siblings_carry_that_arrives_before_our_own_capture_is_not_emitted_back() {
+    let (mut net, hosts) = six();
+    let one: Vec<SocketAddr> = hosts
+        .iter()
+        .filter(|(_, s)| *s == "one")
+        .map(|(a, _)| *a)
+        .collect();
+    let (emitter, sibling) = if net.relay(one[0]).is_emitter() {
+        (one[0], one[1])
+    } else {
+        (one[1], one[0])
+    };
+    assert!(!net.relay(sibling).is_emitter());
+    let source = addr("10.0.0.50:4000");
+    for (round, relay) in [sibling, emitter].into_iter().enumerate() {
+        let now = net.now();
+        let local = LocalDatagram {
+            source,
+            scope: Scope::Broadcast,
+            port: PORT,
+            payload: b"late capture",
+        };
+        net.relay(relay).handle_local(now, local);
+        if round == 0 {
+            net.run_for(Duration::from_millis(5));
+        }
+    }
+    net.run_for(Duration::from_millis(500));
+    let on = |net: &RelayNet, seg| {
+        net.emitted_on(seg)
+            .iter()
+            .filter(|e| e.payload == b"late capture")
+            .count()
+    };
+    assert_eq!(on(&net, "one"), 0, "sent back to its own segment");
+    assert_eq!((on(&net, "two"), on(&net, "three")), (1, 1));
+    assert_eq!(net.relay(emitter).relay_stats().dropped(RelayDrop::Echo), 1);
+}
+
 #[test]
 fn any_schedule_of_distinct_broadcasts_is_emitted_once_on_every_other_segment() {
     use quickcheck::QuickCheck;
