@@ -35,6 +35,7 @@
 //! ```
 
 pub mod established;
+pub mod relays;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;

@@ -147,7 +147,10 @@ impl Client {
             IpAddr::V6(v6) => v6.is_multicast(),
         };
         let limits = &config.limits;
-        let noise = ClientNoise::new(&config.credentials, multicast, limits, &mut rng);
+        let mut noise = ClientNoise::new(&config.credentials, multicast, limits, &mut rng);
+        if let Some(n) = noise.as_mut() {
+            n.index_prefix = config.index_prefix;
+        }
         let sealer = noise.is_none().then(|| TxKey::Reference(cs_key.clone()));
         let next_counter = rng.range_inclusive(COUNTER_BASE.0, COUNTER_BASE.1);
         let initiator = Initiator::new(&mut rng);

@@ -168,6 +168,9 @@ pub struct ClientConfig {
     /// (`docs/PROTOCOL.md` §6.7). Just under 1 s by default, so a LAN client is back within
     /// 1 s of its server's return even when nothing announces it.
     pub reconnect_retry_max: Duration,
+    /// Suite 3: the top byte of every session index we draw, so that a relay can route the
+    /// packets of several endpoints sharing one socket by index (`None`: all random).
+    pub(crate) index_prefix: Option<u8>,
 }
 
 impl ClientConfig {
@@ -283,6 +286,7 @@ impl ClientConfig {
             rekey_after: Duration::from_secs(120),
             rekey_after_messages: 1 << 48,
             reconnect_retry_max: Duration::from_millis(900),
+            index_prefix: None,
         }
     }
 }
@@ -354,6 +358,8 @@ pub struct ServerConfig {
     pub max_observers: usize,
     /// Most observations one session may hold.
     pub max_observers_per_client: usize,
+    /// Suite 3: the top byte of every session index we draw (see the client's).
+    pub(crate) index_prefix: Option<u8>,
 }
 
 impl ServerConfig {
@@ -387,6 +393,7 @@ impl ServerConfig {
             max_registers: 1024,
             max_observers: 4096,
             max_observers_per_client: 32,
+            index_prefix: None,
         }
         .with_down_timeout(Duration::from_secs(75))
     }

@@ -32,12 +32,12 @@ pub use event::{
     AuthFailure, ClientEvent, CloseReason, FailReason, ReceivedMessage, RpcRequest, ServerEvent,
     TransferRefusal,
 };
+pub use relay::{
+    Emit, LocalDatagram, PeerStatus, Relay, RelayConfig, RelayDrop, RelayEvent, RelayId,
+    RelayLimits, RelayPeer, RelayStats, Scope,
+};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use server::assumed::{AssumedNoise, AssumedReference};
-pub use relay::{
-    Emit, LocalDatagram, PeerStatus, Relay, RelayConfig, RelayDrop, RelayEvent, RelayId, RelayLimits,
-    RelayPeer, RelayStats, Scope,
-};
 pub use server::Server;
 
 use core::fmt;
@@ -390,6 +390,52 @@ impl Stats {
     /// ```
     pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL.iter().map(|r| (*r, self.dropped(*r)))
+    }
+
+    /// Adds every counter of `other` to ours: the totals of several endpoints (a relay's
+    /// server and its clients) as one.
+    ///
+    /// # Examples
+    /// ```
+    /// use pavillion_proto::endpoint::Stats;
+    ///
+    /// let mut total = Stats::default();
+    /// let one = Stats { handshakes: 2, ..Stats::default() };
+    /// total.add(&one);
+    /// total.add(&one);
+    /// assert_eq!(total.handshakes, 4);
+    /// ```
+    pub fn add(&mut self, other: &Stats) {
+        let Stats {
+            datagrams_received,
+            datagrams_sent,
+            handshakes,
+            handshake_requests,
+            messages_received,
+            retransmissions,
+            send_errors,
+            public_key_ops,
+            claims_disbelieved,
+            cookie_replies,
+            budget_evictions,
+            duplicate_replies_withheld,
+            drops,
+        } = other;
+        self.datagrams_received += datagrams_received;
+        self.datagrams_sent += datagrams_sent;
+        self.handshakes += handshakes;
+        self.handshake_requests += handshake_requests;
+        self.messages_received += messages_received;
+        self.retransmissions += retransmissions;
+        self.send_errors += send_errors;
+        self.public_key_ops += public_key_ops;
+        self.claims_disbelieved += claims_disbelieved;
+        self.cookie_replies += cookie_replies;
+        self.budget_evictions += budget_evictions;
+        self.duplicate_replies_withheld += duplicate_replies_withheld;
+        for (a, b) in self.drops.iter_mut().zip(drops) {
+            *a += b;
+        }
     }
 
     pub(crate) fn drop(&mut self, reason: DropReason) {

@@ -1,15 +1,18 @@
 //! The relay role: carries UDP broadcast and multicast datagrams of configured ports between
 //! network segments over authenticated suite 3 sessions with the other relays of a mesh.
 //!
-//! API SKELETON (branch wip-relay-api): every public type and signature here is fixed; the
-//! bodies are filled in on branch wip-relay-core. Do not rely on the placeholder behaviour.
-//!
 //! A relay has two sides:
 //! - **the mesh**: one UDP port (`handle_datagram` / `poll_transmit`, as every role), on which
 //!   it holds a suite 3 session with every other relay it trusts;
 //! - **the segment**: the broadcast or multicast datagrams of the configured ports that the
 //!   driver sees on the local network ([`Relay::handle_local`]), and the datagrams the relay
 //!   asks the driver to emit there ([`Relay::poll_emit`]).
+//!
+//! Inside, a relay is one suite 3 [`Server`] (which admits exactly the trusted relay keys) and
+//! one [`Client`] per peer relay, all on the one mesh socket: `mesh` demultiplexes received
+//! datagrams by the top byte of the session index and keeps the peers and their membership;
+//! `carry` holds the capture, receive, forward and emit rules; `docs/PROTOCOL.md` §14 is the
+//! normative description.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -20,7 +23,18 @@ use crate::crypto::ecc::{KeyPair, PublicKey};
 use crate::id::ClientId;
 use crate::time::{Duration, Instant};
 
-use super::{Stats, Transmit};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::{Server, Stats, Transmit};
+use crate::features::relay::bucket::TokenBucket;
+use crate::features::relay::echo::EchoCache;
+use crate::features::relay::window::SeqWindows;
+use crate::rng::Rng;
+
+mod carry;
+mod mesh;
+#[cfg(test)]
+mod tests;
 
 /// A relay's identity: the default client id of its static public key (the first 16 bytes of
 /// `BLAKE2b-256(public key)`), so it cannot be claimed without the key.
@@ -263,8 +277,12 @@ pub enum RelayDrop {
     TooLarge,
     /// Mesh: a relay frame that does not parse.
     Malformed,
-    /// Mesh: a datagram that is not suite 3 (the mesh speaks nothing else).
+    /// Mesh: a datagram that is not suite 3 (the mesh speaks nothing else), or a suite 3
+    /// group packet (the mesh uses none).
     NotSuite3,
+    /// Segment: the queue of datagrams waiting for `poll_emit` was full (the driver does not
+    /// drain it).
+    EmitQueueFull,
 }
 
 impl RelayDrop {
@@ -281,6 +299,7 @@ impl RelayDrop {
         RelayDrop::TooLarge,
         RelayDrop::Malformed,
         RelayDrop::NotSuite3,
+        RelayDrop::EmitQueueFull,
     ];
 
     /// A short name for logs and metrics (`echo`, `duplicate`, ...).
@@ -297,6 +316,7 @@ impl RelayDrop {
             RelayDrop::TooLarge => "too_large",
             RelayDrop::Malformed => "malformed",
             RelayDrop::NotSuite3 => "not_suite3",
+            RelayDrop::EmitQueueFull => "emit_queue_full",
         }
     }
 }
@@ -322,7 +342,10 @@ pub struct RelayStats {
 impl RelayStats {
     /// Datagrams dropped for `reason`.
     pub fn dropped(&self, reason: RelayDrop) -> u64 {
-        let i = RelayDrop::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = RelayDrop::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
         self.drops.get(i).copied().unwrap_or(0)
     }
 
@@ -331,7 +354,6 @@ impl RelayStats {
         RelayDrop::ALL.iter().map(|r| (*r, self.dropped(*r)))
     }
 
-    #[allow(dead_code)]
     pub(crate) fn drop(&mut self, reason: RelayDrop) {
         if let Some(i) = RelayDrop::ALL.iter().position(|r| *r == reason) {
             if let Some(c) = self.drops.get_mut(i) {
@@ -360,62 +382,172 @@ pub struct PeerStatus {
 #[derive(Debug)]
 pub struct Relay {
     config: RelayConfig,
+    id: RelayId,
+    rng: Rng,
+    /// Random per process start, so our sequence numbers restarting at 1 are not replays.
+    instance: u32,
+    /// The last sequence number we gave a captured datagram.
+    seq: u64,
+    /// Answers the other relays' clients (index prefix 0).
+    server: Server,
+    /// Every trusted relay key (configured, trusted, added), by relay id.
+    trusted: BTreeMap<RelayId, PublicKey>,
+    /// Peers we hold a client for, each in its own index slot (1..=255).
+    peers: BTreeMap<RelayId, mesh::Peer>,
+    /// Addresses our own emissions come from as peers see them (announced back to us), so
+    /// that our echo is recognised even when the driver did not tell us our address. At most
+    /// `max_peers`.
+    own_addrs: BTreeSet<SocketAddr>,
+    echo: EchoCache,
+    windows: SeqWindows,
+    origin_buckets: BTreeMap<RelayId, TokenBucket>,
+    port_buckets: BTreeMap<u16, TokenBucket>,
+    /// Datagrams for `poll_emit`, at most [`EMIT_QUEUE`].
+    emits: VecDeque<(Emit, Vec<u8>)>,
+    events: VecDeque<RelayEvent>,
+    emitter: bool,
+    next_announce: Option<Instant>,
+    /// Which endpoint `poll_transmit` asks first, so that no peer starves the others.
+    next_poll: usize,
+    closed: bool,
     stats: RelayStats,
     mesh_stats: Stats,
 }
+
+/// Most datagrams waiting for `poll_emit`.
+const EMIT_QUEUE: usize = 256;
 
 impl Relay {
     /// Creates a relay. It starts its handshakes with the configured peers at once: drain
     /// `poll_transmit`.
     pub fn new(config: RelayConfig) -> Self {
-        Relay {
-            config,
+        let mut rng = Rng::from_seed(config.seed);
+        let id = RelayId::of(config.keys.public());
+        let instance = rng.next_u64() as u32;
+        let server = Server::new(mesh::server_config(&config, rng.array()));
+        let now = Instant::ZERO;
+        let port_buckets = config
+            .ports
+            .iter()
+            .map(|p| {
+                let l = &config.limits;
+                (*p, TokenBucket::new(l.per_port_rate, l.per_port_burst, now))
+            })
+            .collect();
+        let mut relay = Relay {
+            id,
+            rng,
+            instance,
+            seq: 0,
+            server,
+            trusted: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            own_addrs: BTreeSet::new(),
+            echo: EchoCache::new(config.limits.echo_window, config.limits.echo_entries),
+            windows: SeqWindows::new(config.limits.max_origins),
+            origin_buckets: BTreeMap::new(),
+            port_buckets,
+            emits: VecDeque::new(),
+            events: VecDeque::new(),
+            emitter: true,
+            next_announce: None,
+            next_poll: 0,
+            closed: false,
             stats: RelayStats::default(),
             mesh_stats: Stats::default(),
+            config,
+        };
+        let keys: Vec<PublicKey> = relay
+            .config
+            .peers
+            .iter()
+            .map(|p| p.public)
+            .chain(relay.config.trusted.iter().copied())
+            .collect();
+        for k in keys {
+            relay.trust(k);
         }
+        for p in relay.config.peers.clone() {
+            relay.connect(now, p.public, p.addr, true);
+        }
+        relay.refresh_stats();
+        relay
     }
 
     /// Our identity.
     pub fn id(&self) -> RelayId {
-        RelayId::of(self.config.keys.public())
+        self.id
     }
 
     /// Processes one datagram received on the mesh port.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let _ = (now, from, datagram);
+        self.demux(now, from, datagram);
+        self.pump(now);
     }
 
     /// Processes one broadcast or multicast datagram seen on the local segment.
     pub fn handle_local(&mut self, now: Instant, datagram: LocalDatagram<'_>) {
-        let _ = (now, datagram);
+        self.capture(now, datagram);
+        self.refresh_stats();
     }
 
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
+        self.server.handle_timeout(now);
+        for p in self.peers.values_mut() {
+            p.client.handle_timeout(now);
+        }
+        if self.next_announce.is_some_and(|t| t <= now) {
+            self.announce_all(now);
+        }
+        self.echo.expire(now);
+        self.pump(now);
     }
 
     /// Writes the next mesh datagram into `buf` and says where it goes.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        let _ = (now, buf);
+        let n = self.peers.len() + 1;
+        for k in 0..n {
+            let i = (self.next_poll + k) % n;
+            let t = if i == 0 {
+                self.server.poll_transmit(now, buf)
+            } else {
+                self.peers
+                    .values_mut()
+                    .nth(i - 1)
+                    .and_then(|p| p.client.poll_transmit(now, buf))
+            };
+            if t.is_some() {
+                self.next_poll = (i + 1) % n;
+                self.refresh_stats();
+                return t;
+            }
+        }
         None
     }
 
     /// Writes the next datagram to emit on the local segment into `buf` (at least
     /// [`crate::wire::MAX_DATAGRAM`] bytes).
     pub fn poll_emit(&mut self, buf: &mut [u8]) -> Option<Emit> {
-        let _ = buf;
-        None
+        self.next_emit(buf)
     }
 
     /// The next event for the driver.
     pub fn poll_event(&mut self) -> Option<RelayEvent> {
-        None
+        self.events.pop_front()
     }
 
     /// When the relay next wants `handle_timeout`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        let clients = self.peers.values().filter_map(|p| p.client.poll_timeout());
+        let echo = self.echo.next_expiry();
+        self.server
+            .poll_timeout()
+            .into_iter()
+            .chain(clients)
+            .chain(self.next_announce)
+            .chain(echo)
+            .min()
     }
 
     /// What the relay carried, emitted and dropped.
@@ -431,22 +563,52 @@ impl Relay {
 
     /// Every known peer relay, configured or learned.
     pub fn peers(&self) -> Vec<PeerStatus> {
-        Vec::new()
+        self.peers
+            .iter()
+            .map(|(id, p)| PeerStatus {
+                relay: *id,
+                addr: p.addr,
+                segment: p.segment.clone(),
+                up: p.up,
+                configured: p.configured,
+            })
+            .collect()
     }
 
     /// Whether we emit on our segment now.
     pub fn is_emitter(&self) -> bool {
-        true
+        self.emitter
     }
 
     /// Adds a peer at run time (a driver's rediscovery, for example DNS); it is trusted from
     /// now on.
     pub fn add_peer(&mut self, now: Instant, peer: RelayPeer) {
-        let _ = (now, peer);
+        self.trust(peer.public);
+        let id = RelayId::of(&peer.public);
+        match self.peers.get(&id) {
+            Some(p) if p.addr == peer.addr || p.up => {}
+            _ => self.connect(now, peer.public, peer.addr, true),
+        }
+        self.pump(now);
     }
 
     /// Ends every mesh session (peers see us leave at once rather than after `down_after`).
     pub fn close(&mut self, now: Instant) {
-        let _ = now;
+        self.closed = true;
+        for p in self.peers.values_mut() {
+            p.client.close(now);
+        }
+        self.server.close(now);
+        self.next_announce = None;
+        self.pump(now);
+    }
+
+    /// Sets `mesh_stats` to the sum of the embedded endpoints' counters.
+    fn refresh_stats(&mut self) {
+        let mut sum = self.server.stats().clone();
+        for p in self.peers.values() {
+            sum.add(p.client.stats());
+        }
+        self.mesh_stats = sum;
     }
 }

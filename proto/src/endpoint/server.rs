@@ -196,6 +196,15 @@ impl Server {
         self.functions.unregister(function);
     }
 
+    /// Admits a suite 3 client key from now on (a relay trusting a peer added at run time).
+    pub(crate) fn admit_ecc_client(
+        &mut self,
+        id: crate::id::ClientId,
+        public: crate::crypto::ecc::PublicKey,
+    ) {
+        self.config.ecc_clients.insert(id, public);
+    }
+
     /// Answers a call. `status` 0 means success; see [`RpcStatus`] for the others.
     ///
     /// # Errors

@@ -56,11 +56,13 @@
 //! - `segment` (crate-private): segmented messages, their transfers and reassembly.
 //! - [`ordered`]: ordered delivery (op 36): sender stream tables, receiver reorder buffers.
 //! - [`registers`]: declared registers, their observers, and a client's observations.
+//! - [`relay`]: the relay role's echo cache, sequence windows, rate buckets and election.
 
 pub(crate) mod group;
 pub mod ordered;
 pub(crate) mod pubsub;
 pub mod registers;
+pub mod relay;
 pub(crate) mod rpc;
 pub(crate) mod segment;
 pub mod status;

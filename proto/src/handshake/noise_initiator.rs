@@ -51,6 +51,8 @@ pub(crate) struct ClientNoise {
     open: Vec<OpenInitiation>,
     /// Multicast: our sender id, group keys and their deliveries; `None` in unicast mode.
     pub(crate) group: Option<Box<GroupState>>,
+    /// The top byte of our session indices, if the client shares a relay's socket.
+    pub(crate) index_prefix: Option<u8>,
 }
 
 /// A group initiation that every server of the group may answer once.
@@ -89,6 +91,7 @@ impl ClientNoise {
             sent_under_key: 0,
             open: Vec::new(),
             group: multicast.then(|| Box::new(GroupState::new(rng, limits))),
+            index_prefix: None,
         })
     }
 
@@ -125,7 +128,7 @@ impl ClientNoise {
             .ok()?;
             (len, Ok(sent))
         };
-        let local = SessionIndex(rng.next_u64() as u32);
+        let local = SessionIndex(rng.next_u64() as u32).with_prefix(self.index_prefix);
         let mode = mode_of(self.pattern);
         let packet = NoisePacket::Initiation(Initiation {
             mode,

@@ -23,6 +23,7 @@ mod codec;
 pub mod noise;
 pub mod ordered;
 pub mod register;
+pub mod relay;
 pub mod segment;
 pub mod setup;
 

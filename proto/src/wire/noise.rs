@@ -52,6 +52,17 @@ const TYPE_UNKNOWN_SENDER: u8 = 7;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionIndex(pub u32);
 
+impl SessionIndex {
+    /// This index with its top byte replaced by `prefix`, if any: a relay routes the packets
+    /// of the endpoints sharing its socket by that byte.
+    pub(crate) fn with_prefix(self, prefix: Option<u8>) -> SessionIndex {
+        match prefix {
+            Some(p) => SessionIndex((self.0 & 0x00ff_ffff) | (u32::from(p) << 24)),
+            None => self,
+        }
+    }
+}
+
 /// A multicast sender: chosen at random by a client process for its group sends, and the same
 /// at every server of the group, which maps it to that client's session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

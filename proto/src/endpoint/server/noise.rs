@@ -287,7 +287,7 @@ impl Server {
 
     fn new_index(&mut self) -> SessionIndex {
         loop {
-            let i = SessionIndex(self.rng.next_u64() as u32);
+            let i = SessionIndex(self.rng.next_u64() as u32).with_prefix(self.config.index_prefix);
             if !self.noise.by_index.contains_key(&i) && !self.noise.pending.contains_key(&i) {
                 return i;
             }
