@@ -334,11 +334,18 @@ struct Outcome {
 
 /// Sends one batch of broadcasts on segment 1 and checks both listeners: on segment 2 each
 /// once, from the original sender if segment 2's relays keep sources (else from one of their
-/// mesh addresses); on segment 1 each once, from the sender.
-fn batch(lab: &mut Lab, relays: &[Relay], name: &str) -> Outcome {
+/// mesh addresses); on segment 1 each once, from the sender. With `paused`, that relay is
+/// stopped (SIGSTOP) while the batch is sent and continued after.
+fn batch(lab: &mut Lab, relays: &[Relay], name: &str, paused: Option<&str>) -> Outcome {
     let sent = payloads(name, N);
     let s1 = lab.ns("s1");
+    if let Some(p) = paused {
+        lab.signal(p, "STOP");
+    }
     lab.send(&s1, &format!("send-{name}"), SENDER, SEG1_BROADCAST, &sent);
+    if let Some(p) = paused {
+        lab.signal(p, "CONT");
+    }
     let sender: SocketAddr = SENDER.parse().unwrap();
     let seg2: Vec<&Relay> = relays.iter().filter(|r| r.host > 20).collect();
     let keep = seg2.iter().all(|r| r.source == "keep");
@@ -473,8 +480,20 @@ fn relays_carry_each_broadcast_once_and_survive_an_emitter() {
     listeners(&mut lab);
     let mut relays = start_relays(&mut lab, ["seg1", "seg1", "seg2", "seg2"]);
     settle(&lab, &mut relays);
-    let first = batch(&mut lab, &relays, "first");
+    let first = batch(&mut lab, &relays, "first", None);
     assert_once(&lab, first);
+
+    // Segment 1's emitter stalls (an overloaded host) while a batch is sent. When it runs
+    // again, its capture socket holds the broadcasts and its mesh socket the copies its
+    // sibling carried meanwhile, in whatever order it reads them: neither may come back
+    // to segment 1, nor reach segment 2 twice.
+    let seg1_emitter = if relays[0].id < relays[1].id {
+        "r11"
+    } else {
+        "r12"
+    };
+    let stalled = batch(&mut lab, &relays, "stalled", Some(seg1_emitter));
+    assert_once(&lab, stalled);
 
     // Segment 2's emitter (the lower id) dies without a word; its sibling takes over once
     // it sees it down.
@@ -503,7 +522,7 @@ fn relays_carry_each_broadcast_once_and_survive_an_emitter() {
         .filter(|(i, _)| *i != dead)
         .map(|(_, r)| r)
         .collect();
-    let after = batch(&mut lab, &relays, "after-failover");
+    let after = batch(&mut lab, &relays, "after-failover", None);
     assert_once(&lab, after);
     println!("relay netns test: {:?}", began.elapsed());
 }
@@ -519,7 +538,7 @@ fn a_storm_on_segment_2_is_caught() {
     listeners(&mut lab);
     let mut relays = start_relays(&mut lab, ["seg1", "seg1", "seg2", "seg2-other"]);
     settle(&lab, &mut relays);
-    let outcome = batch(&mut lab, &relays, "storm");
+    let outcome = batch(&mut lab, &relays, "storm", None);
     let Err(storm) = outcome.seg2 else {
         panic!("two emitters on segment 2 went unnoticed\n{}", lab.report());
     };

@@ -307,6 +307,18 @@ impl Lab {
         let _ = p.child.wait();
     }
 
+    /// Sends `signal` (a `kill` name: `STOP`, `CONT`, `TERM`) to process `name`, by the pid of
+    /// the child this lab started.
+    pub fn signal(&self, name: &str, signal: &str) {
+        let pid = self.procs[name].child.id().to_string();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid)
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {name} failed");
+    }
+
     /// Starts a listener in `ns`: it receives on `bind` for `for_ms` and prints one line
     /// per datagram ([`Heard`]); returns once it is bound.
     pub fn listener(
