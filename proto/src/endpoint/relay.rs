@@ -35,6 +35,8 @@ mod carry;
 mod mesh;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_input;
 
 /// A relay's identity: the default client id of its static public key (the first 16 bytes of
 /// `BLAKE2b-256(public key)`), so it cannot be claimed without the key.

@@ -180,6 +180,8 @@ impl RelayNet {
     /// Steps until `now + d` (bounded: fails on livelock).
     pub fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
+        // A test may have commanded a relay directly since the last step.
+        self.drain();
         let mut steps = 0u32;
         loop {
             steps += 1;

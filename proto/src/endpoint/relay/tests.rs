@@ -2,29 +2,32 @@ use super::*;
 use crate::testing::relays::RelayNet;
 use crate::time::Duration;
 
-fn keys(i: u8) -> KeyPair {
+pub(super) fn keys(i: u8) -> KeyPair {
     KeyPair::from_secret_bytes([i; 32])
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-const PORT: u16 = 5076;
+pub(super) const PORT: u16 = 5076;
 
 /// Two relays on segments "one" and "two", each configured with the other.
 fn two() -> (RelayNet, SocketAddr, SocketAddr) {
+    two_with(RelayLimits::default())
+}
+
+/// As [`two`], with these limits on both.
+pub(super) fn two_with(limits: RelayLimits) -> (RelayNet, SocketAddr, SocketAddr) {
     let (ka, kb) = (keys(1), keys(2));
     let (a, b) = (addr("10.0.0.1:7124"), addr("10.0.1.1:7124"));
     let mut net = RelayNet::new();
-    net.add(
-        a,
-        RelayConfig::new(ka.clone(), "one", &[PORT], [1; 32]).with_peer(b, *kb.public()),
-    );
-    net.add(
-        b,
-        RelayConfig::new(kb, "two", &[PORT], [2; 32]).with_peer(a, *ka.public()),
-    );
+    let mut ca = RelayConfig::new(ka.clone(), "one", &[PORT], [1; 32]).with_peer(b, *kb.public());
+    ca.limits = limits.clone();
+    let mut cb = RelayConfig::new(kb, "two", &[PORT], [2; 32]).with_peer(a, *ka.public());
+    cb.limits = limits;
+    net.add(a, ca);
+    net.add(b, cb);
     net.run_for(Duration::from_secs(1));
     (net, a, b)
 }
@@ -76,4 +79,269 @@ fn an_emission_from_the_mesh_socket_heard_back_is_echo() {
     assert_eq!(net.emitted_on("two").len(), 1);
     assert_eq!(net.relay(b).relay_stats().dropped(RelayDrop::Echo), 1);
     assert_eq!(net.relay(b).relay_stats().carried, 0);
+}
+
+/// Three segments, two relays each, full mesh (every relay configured with every other).
+fn six() -> (RelayNet, Vec<(SocketAddr, &'static str)>) {
+    let segs = ["one", "two", "three"];
+    let hosts: Vec<(SocketAddr, &str, KeyPair)> = (0..6u8)
+        .map(|i| {
+            let a = addr(&alloc::format!("10.0.{}.{}:7124", i / 2, 1 + i % 2));
+            (a, segs[usize::from(i / 2)], keys(10 + i))
+        })
+        .collect();
+    let mut net = RelayNet::new();
+    for (i, (a, seg, k)) in hosts.iter().enumerate() {
+        let mut c = RelayConfig::new(k.clone(), seg, &[PORT], [20 + i as u8; 32]);
+        for (b, _, kb) in &hosts {
+            if b != a {
+                c = c.with_peer(*b, *kb.public());
+            }
+        }
+        net.add(*a, c);
+    }
+    net.run_for(Duration::from_secs(2));
+    (net, hosts.into_iter().map(|(a, s, _)| (a, s)).collect())
+}
+
+/// Broadcasts `n` distinct datagrams on each segment, each from a host of that segment.
+fn broadcast_rounds(net: &mut RelayNet, n: u32, tag: &str) {
+    for round in 0..n {
+        for (i, seg) in ["one", "two", "three"].iter().enumerate() {
+            let src = addr(&alloc::format!("10.0.{i}.50:4000"));
+            let payload = alloc::format!("{tag} {seg} {round}");
+            net.broadcast(seg, src, Scope::Broadcast, PORT, payload.as_bytes());
+            net.run_for(Duration::from_millis(20));
+        }
+    }
+    net.run_for(Duration::from_millis(500));
+}
+
+/// Every datagram sent on a segment was emitted exactly once on every other segment and
+/// never on its own.
+fn assert_once_elsewhere(net: &RelayNet, n: u32, tag: &str) {
+    for (i, seg) in ["one", "two", "three"].iter().enumerate() {
+        for round in 0..n {
+            let payload = alloc::format!("{tag} {seg} {round}");
+            for other in ["one", "two", "three"] {
+                let copies = net
+                    .emitted_on(other)
+                    .iter()
+                    .filter(|e| e.payload == payload.as_bytes())
+                    .count();
+                let want = usize::from(other != *seg);
+                assert_eq!(copies, want, "{payload:?} on {other} (from segment {i})");
+            }
+        }
+    }
+}
+
+#[test]
+fn three_segments_each_datagram_once_on_every_other_segment() {
+    let (mut net, hosts) = six();
+    // One emitter per segment: the lower id of each pair.
+    for pair in hosts.chunks(2) {
+        let emitters = pair
+            .iter()
+            .filter(|(a, _)| net.relay(*a).is_emitter())
+            .count();
+        assert_eq!(emitters, 1, "{pair:?}");
+    }
+    broadcast_rounds(&mut net, 5, "a");
+    assert_once_elsewhere(&net, 5, "a");
+    // A full mesh forwards nothing.
+    for (a, _) in &hosts {
+        assert_eq!(net.relay(*a).relay_stats().forwarded, 0);
+    }
+}
+
+#[test]
+fn three_segments_keep_the_guarantee_when_one_relay_per_segment_dies() {
+    let (mut net, hosts) = six();
+    // Kill each segment's emitter, the harder case.
+    let dead: Vec<SocketAddr> = hosts
+        .iter()
+        .map(|(a, _)| *a)
+        .filter(|a| net.relay(*a).is_emitter())
+        .collect();
+    assert_eq!(dead.len(), 3);
+    for a in &dead {
+        net.set_up(*a, false);
+    }
+    net.run_for(RelayLimits::default().down_after + Duration::from_secs(2));
+    for (a, _) in hosts.iter().filter(|(a, _)| !dead.contains(a)) {
+        let h = net.host(*a);
+        assert!(h.relay.is_emitter(), "{a} took over");
+        assert!(h.events.contains(&RelayEvent::Emitter { active: true }));
+        assert_eq!(
+            h.events
+                .iter()
+                .filter(|e| matches!(e, RelayEvent::PeerDown { .. }))
+                .count(),
+            3
+        );
+    }
+    broadcast_rounds(&mut net, 3, "b");
+    assert_once_elsewhere(&net, 3, "b");
+}
+
+#[test]
+fn a_relay_configured_with_one_peer_is_learned_by_the_others_by_announcement() {
+    let (ka, kb, kc) = (keys(1), keys(2), keys(3));
+    let (a, b, c) = (
+        addr("10.0.0.1:7124"),
+        addr("10.0.1.1:7124"),
+        addr("10.0.2.1:7124"),
+    );
+    let mut net = RelayNet::new();
+    let ca = RelayConfig::new(ka.clone(), "one", &[PORT], [1; 32])
+        .with_peer(b, *kb.public())
+        .with_trusted(*kc.public());
+    let cb = RelayConfig::new(kb.clone(), "two", &[PORT], [2; 32])
+        .with_peer(a, *ka.public())
+        .with_trusted(*kc.public());
+    // C knows only A, and trusts B's key.
+    let cc = RelayConfig::new(kc, "three", &[PORT], [3; 32])
+        .with_peer(a, *ka.public())
+        .with_trusted(*kb.public());
+    net.add(a, ca);
+    net.add(b, cb);
+    net.add(c, cc);
+    net.run_for(Duration::from_secs(3));
+    let idc = net.relay(c).id();
+    let idb = net.relay(b).id();
+    let joined = |net: &mut RelayNet, at, who, addr| {
+        net.host(at)
+            .events
+            .contains(&RelayEvent::PeerJoined { relay: who, addr })
+    };
+    assert!(joined(&mut net, a, idc, c), "A learns C from its session");
+    assert!(joined(&mut net, b, idc, c), "B learns C from A's members");
+    assert!(joined(&mut net, c, idb, b), "C learns B");
+    for at in [a, b, c] {
+        let peers = net.relay(at).peers();
+        assert_eq!(peers.len(), 2, "{at}");
+        assert!(peers.iter().all(|p| p.up), "{at}: {peers:?}");
+    }
+    let c_at_b = net
+        .relay(b)
+        .peers()
+        .into_iter()
+        .find(|p| p.relay == idc)
+        .unwrap();
+    assert!(!c_at_b.configured);
+    assert_eq!(c_at_b.segment, "three");
+    // The mesh carries between all three.
+    net.broadcast(
+        "three",
+        addr("10.0.2.9:1"),
+        Scope::Broadcast,
+        PORT,
+        b"from c",
+    );
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.emitted_on("one").len(), 1);
+    assert_eq!(net.emitted_on("two").len(), 1);
+}
+
+#[test]
+fn an_untrusted_key_never_gets_a_session() {
+    let (mut net, a, _b) = two();
+    let d = addr("10.0.9.1:7124");
+    let cd = RelayConfig::new(keys(9), "nine", &[PORT], [9; 32]).with_peer(a, *keys(1).public());
+    net.add(d, cd);
+    net.run_for(Duration::from_secs(5));
+    // A's server refused every initiation: counted, no session, no event.
+    let refused = net
+        .relay(a)
+        .stats()
+        .dropped(crate::endpoint::DropReason::UnknownPeer)
+        + net
+            .relay(a)
+            .stats()
+            .dropped(crate::endpoint::DropReason::BadHandshake);
+    assert!(refused > 0, "{:?}", net.relay(a).stats());
+    std::eprintln!(
+        "UNK {} BAD {}",
+        net.relay(a)
+            .stats()
+            .dropped(crate::endpoint::DropReason::UnknownPeer),
+        net.relay(a)
+            .stats()
+            .dropped(crate::endpoint::DropReason::BadHandshake)
+    );
+    assert_eq!(net.relay(a).peers().len(), 1);
+    assert!(!net
+        .host(d)
+        .events
+        .iter()
+        .any(|e| matches!(e, RelayEvent::PeerUp { .. })));
+    assert!(!net.relay(d).peers()[0].up);
+    // Nothing it captures reaches anyone.
+    net.broadcast(
+        "nine",
+        addr("10.0.9.9:1"),
+        Scope::Broadcast,
+        PORT,
+        b"inject",
+    );
+    net.run_for(Duration::from_secs(1));
+    assert!(net.emitted_on("one").is_empty() && net.emitted_on("two").is_empty());
+}
+
+/// A, B, C on three segments, full mesh configured, with the A–C path cut.
+fn partitioned(hop_limit: u8) -> (RelayNet, [SocketAddr; 3]) {
+    let k = [keys(1), keys(2), keys(3)];
+    let addrs = [
+        addr("10.0.0.1:7124"),
+        addr("10.0.1.1:7124"),
+        addr("10.0.2.1:7124"),
+    ];
+    let segs = ["one", "two", "three"];
+    let mut net = RelayNet::new();
+    net.set_cut(addrs[0], addrs[2], true);
+    for i in 0..3 {
+        let mut c = RelayConfig::new(k[i].clone(), segs[i], &[PORT], [i as u8 + 1; 32]);
+        c.limits.hop_limit = hop_limit;
+        for j in (0..3).filter(|j| *j != i) {
+            c = c.with_peer(addrs[j], *k[j].public());
+        }
+        net.add(addrs[i], c);
+    }
+    net.run_for(Duration::from_secs(3));
+    (net, addrs)
+}
+
+#[test]
+fn a_frame_goes_around_a_partial_partition_within_the_hop_limit() {
+    let (mut net, [a, b, c]) = partitioned(2);
+    assert!(!net.relay(a).peers().iter().any(|p| p.addr == c && p.up));
+    net.broadcast("one", addr("10.0.0.9:1"), Scope::Broadcast, PORT, b"around");
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.emitted_on("two").len(), 1);
+    assert_eq!(net.emitted_on("three").len(), 1);
+    assert_eq!(net.relay(b).relay_stats().forwarded, 1);
+    assert!(net.emitted_on("one").is_empty());
+    // C does not pass it on (hops = limit), so nothing comes back.
+    assert_eq!(net.relay(c).relay_stats().forwarded, 0);
+
+    // With a hop limit of 1 nothing is forwarded: C never gets it.
+    let (mut net, [_a, b, _c]) = partitioned(1);
+    net.broadcast("one", addr("10.0.0.9:1"), Scope::Broadcast, PORT, b"around");
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.emitted_on("two").len(), 1);
+    assert!(net.emitted_on("three").is_empty());
+    assert_eq!(net.relay(b).relay_stats().forwarded, 0);
+}
+
+#[test]
+fn a_partition_heals() {
+    let (mut net, [a, _b, c]) = partitioned(2);
+    net.set_cut(a, c, false);
+    net.run_for(Duration::from_secs(5));
+    assert!(net.relay(a).peers().iter().all(|p| p.up));
+    net.broadcast("one", addr("10.0.0.9:1"), Scope::Broadcast, PORT, b"healed");
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.emitted_on("two").len(), 1);
+    assert_eq!(net.emitted_on("three").len(), 1);
 }
