@@ -145,7 +145,7 @@ fn topology(lab: &mut Lab) -> Result<(), String> {
 
 /// A lab with the topology built, or `None` after printing why the test is skipped.
 fn lab(name: &str) -> Option<Lab> {
-    let mut lab = match Lab::new(scratch(name)) {
+    let mut lab = match Lab::new(|| scratch(name)) {
         Ok(lab) => lab,
         Err(why) => {
             println!("skipped: {why}");

@@ -153,8 +153,9 @@ pub struct Lab {
 
 impl Lab {
     /// A new, empty lab, or why none can be made here (the caller skips its test with it):
-    /// not root, no `ip`, no namespaces, no bridges or no veth links.
-    pub fn new(dir: PathBuf) -> Result<Lab, String> {
+    /// not root, no `ip`, no namespaces, no bridges or no veth links. `dir` makes its scratch
+    /// folder, once the probe passed (an unprivileged user may not be able to write there).
+    pub fn new(dir: impl FnOnce() -> PathBuf) -> Result<Lab, String> {
         ip(&["-V"]).map_err(|e| format!("no usable `ip` (iproute2): {e}"))?;
         remove_stale();
         let n = RUNS.fetch_add(1, Ordering::Relaxed);
@@ -162,7 +163,7 @@ impl Lab {
             run: format!("{PREFIX}{}-{n}-", std::process::id()),
             namespaces: Vec::new(),
             procs: BTreeMap::new(),
-            dir,
+            dir: PathBuf::new(),
         };
         // Probe everything the tests need, inside a namespace of ours.
         let probe = lab
@@ -177,6 +178,7 @@ impl Lab {
             ],
         )
         .map_err(|e| format!("cannot create a veth pair: {e}"))?;
+        lab.dir = dir();
         Ok(lab)
     }
 
