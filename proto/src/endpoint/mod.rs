@@ -400,7 +400,8 @@ impl Stats {
     /// use pavillion_proto::endpoint::Stats;
     ///
     /// let mut total = Stats::default();
-    /// let one = Stats { handshakes: 2, ..Stats::default() };
+    /// let mut one = Stats::default();
+    /// one.handshakes = 2;
     /// total.add(&one);
     /// total.add(&one);
     /// assert_eq!(total.handshakes, 4);

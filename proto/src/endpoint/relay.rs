@@ -380,7 +380,16 @@ pub struct PeerStatus {
     pub configured: bool,
 }
 
-/// A relay of the mesh (see the [module docs](self)).
+/// A relay of the mesh: it carries UDP broadcast and multicast datagrams of configured ports
+/// between network segments over authenticated suite 3 sessions with the other relays.
+///
+/// It has two sides: **the mesh**, one UDP port (`handle_datagram` / `poll_transmit`, as
+/// every role), on which it holds a session with every other relay it trusts; and **the
+/// segment**: the broadcast or multicast datagrams of the configured ports that the driver
+/// sees on the local network ([`Relay::handle_local`]), and those the relay asks the driver
+/// to emit there ([`Relay::poll_emit`]). Drain after every input: `poll_transmit`, then
+/// `poll_emit`, then `poll_event`, each until `None`; wake at `poll_timeout`.
+/// `docs/PROTOCOL.md` §14 specifies the mesh.
 #[derive(Debug)]
 pub struct Relay {
     config: RelayConfig,

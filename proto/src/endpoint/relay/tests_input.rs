@@ -2,6 +2,7 @@
 
 use super::tests::{addr, two_with, PORT};
 use super::*;
+use crate::crypto::ecc::KeyPair;
 use crate::endpoint::SendOptions;
 use crate::testing::relays::RelayNet;
 use crate::time::Duration;
@@ -245,4 +246,90 @@ fn tables_stay_bounded_under_a_flood() {
     assert!(net.relay(b).windows.len() <= 2);
     assert!(net.relay(b).origin_buckets.len() <= 2);
     assert!(net.relay(b).emits.len() <= super::EMIT_QUEUE);
+}
+
+fn members(entries: Vec<crate::wire::relay::Member>) -> Vec<u8> {
+    let m = crate::wire::relay::Members { entries };
+    let mut buf = alloc::vec![0u8; m.buffer_len()];
+    m.emit(&mut buf).unwrap();
+    buf
+}
+
+fn member(k: &KeyPair, at: Option<SocketAddr>, seg: &str) -> crate::wire::relay::Member {
+    crate::wire::relay::Member {
+        public: *k.public(),
+        addr: at,
+        up: true,
+        segment: seg.into(),
+    }
+}
+
+#[test]
+fn members_naming_untrusted_relays_or_not_led_by_the_sender_are_dropped() {
+    let (mut net, a, b) = two_with(RelayLimits::default());
+    let ka = super::tests::keys(1);
+    let stranger = super::tests::keys(77);
+    // An untrusted entry is ignored and counted; the rest of the frame counts.
+    let frame = members(alloc::vec![
+        member(&ka, None, "renamed"),
+        member(&stranger, Some(addr("10.7.7.7:7124")), "x"),
+    ]);
+    send_raw(&mut net, a, b, TARGET, MEMBERS, &frame);
+    assert_eq!(
+        net.relay(b).relay_stats().dropped(RelayDrop::UnknownRelay),
+        1
+    );
+    assert_eq!(net.relay(b).peers().len(), 1);
+    assert_eq!(net.relay(b).peers()[0].segment, "renamed");
+    // A frame whose first entry is not its sender is malformed, and changes nothing.
+    let frame = members(alloc::vec![member(&stranger, None, "evil")]);
+    send_raw(&mut net, a, b, TARGET, MEMBERS, &frame);
+    assert_eq!(net.relay(b).relay_stats().dropped(RelayDrop::Malformed), 1);
+    assert_eq!(net.relay(b).peers()[0].segment, "renamed");
+}
+
+#[test]
+fn a_peer_announcing_a_new_address_for_a_relay_we_see_down_moves_our_client() {
+    // A and B configured with each other; C trusted by both but configured with A at an
+    // address where it is not.
+    let (ka, kb, kc) = (
+        super::tests::keys(1),
+        super::tests::keys(2),
+        super::tests::keys(3),
+    );
+    let (a, b, c) = (
+        addr("10.0.0.1:7124"),
+        addr("10.0.1.1:7124"),
+        addr("10.0.2.1:7124"),
+    );
+    let wrong = addr("10.0.2.99:7124");
+    let mut net = RelayNet::new();
+    net.add(
+        a,
+        RelayConfig::new(ka.clone(), "one", &[PORT], [1; 32])
+            .with_peer(b, *kb.public())
+            .with_peer(wrong, *kc.public()),
+    );
+    net.add(
+        b,
+        RelayConfig::new(kb.clone(), "two", &[PORT], [2; 32]).with_peer(a, *ka.public()),
+    );
+    net.run_for(Duration::from_secs(1));
+    let idc = RelayId::of(kc.public());
+    assert!(!net.relay(a).peers().iter().any(|p| p.relay == idc && p.up));
+    // B announces C at its real address and up.
+    let frame = members(alloc::vec![
+        member(&kb, None, "two"),
+        member(&kc, Some(c), "three"),
+    ]);
+    net.add(
+        c,
+        RelayConfig::new(kc, "three", &[PORT], [3; 32]).with_trusted(*ka.public()),
+    );
+    send_raw(&mut net, b, a, TARGET, MEMBERS, &frame);
+    net.run_for(Duration::from_secs(2));
+    let at_a = net.relay(a).peers();
+    let pc = at_a.iter().find(|p| p.relay == idc).unwrap();
+    assert_eq!(pc.addr, c);
+    assert!(pc.up && pc.configured);
 }
