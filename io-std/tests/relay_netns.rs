@@ -226,16 +226,6 @@ fn keygen(lab: &Lab) {
     }
 }
 
-/// The hex public key in `pav keygen`'s public.key of relay `r`.
-fn public_key(lab: &Lab, r: &str) -> String {
-    let text = std::fs::read_to_string(lab.dir.join(r).join("public.key")).unwrap();
-    text.lines()
-        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 /// Starts the four relays r11, r12, r21, r22, each peering with the three others and
 /// announcing its entry of `segments`; returns them once each reported its three peers up.
 fn start_relays(lab: &mut Lab, segments: [&'static str; 4]) -> Vec<Relay> {
@@ -253,9 +243,13 @@ fn start_relays(lab: &mut Lab, segments: [&'static str; 4]) -> Vec<Relay> {
             emitter: None,
         })
         .collect();
+    // Peers' keys as files, as `pav keygen --out` wrote them.
     let keys: BTreeMap<&str, String> = relays
         .iter()
-        .map(|r| (r.name, public_key(lab, r.name)))
+        .map(|r| {
+            let file = lab.dir.join(r.name).join("public.key");
+            (r.name, file.to_str().unwrap().to_owned())
+        })
         .collect();
     for r in &relays {
         let key = lab.dir.join(r.name).join("secret.key");
