@@ -109,6 +109,19 @@ impl RelayNet {
         self.drain();
     }
 
+    /// Replaces the relay at `addr` by a fresh one (a restart: new process, new instance),
+    /// keeping its event log.
+    pub fn restart(&mut self, addr: SocketAddr, config: RelayConfig) {
+        let events = self
+            .hosts
+            .remove(&addr)
+            .map(|h| h.events)
+            .unwrap_or_default();
+        self.add(addr, config);
+        let h = self.host(addr);
+        h.events.splice(0..0, events);
+    }
+
     /// The relay at `addr`.
     pub fn host(&mut self, addr: SocketAddr) -> &mut Host {
         self.hosts.get_mut(&addr).expect("no relay at that address")

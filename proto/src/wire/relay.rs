@@ -66,6 +66,8 @@ pub enum FrameError {
     SegmentTooLong,
     /// A segment name that is not UTF-8.
     InvalidUtf8,
+    /// A `members` entry's up byte other than 0 or 1 (one encoding per frame).
+    BadUp(u8),
     /// A `members` frame with no entry (the sender's own comes first), bytes after the last
     /// entry, or more entries than [`MAX_MEMBERS`].
     BadCount,
@@ -234,7 +236,11 @@ impl Members {
                 let ip = read_ip(&mut r, family)?.ok_or(FrameError::BadFamily(family))?;
                 Some(SocketAddr::new(ip, r.u16()?))
             };
-            let up = r.u8()? != 0;
+            let up = match r.u8()? {
+                0 => false,
+                1 => true,
+                other => return Err(FrameError::BadUp(other)),
+            };
             let len = usize::from(r.u8()?);
             if len > MAX_SEGMENT_LEN {
                 return Err(FrameError::SegmentTooLong);

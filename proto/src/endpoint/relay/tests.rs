@@ -383,3 +383,48 @@ fn a_trusted_relay_that_opens_a_session_to_us_is_joined() {
     assert_eq!(relay.peers().len(), 1);
     assert!(!relay.peers()[0].configured);
 }
+
+#[test]
+fn a_restarted_relay_is_back_and_its_sequence_numbers_start_afresh() {
+    let (mut net, a, b) = two();
+    for i in 0..3u8 {
+        net.broadcast("two", addr("10.0.1.9:1"), Scope::Broadcast, PORT, &[i]);
+        net.run_for(Duration::from_millis(100));
+    }
+    assert_eq!(net.emitted_on("one").len(), 3);
+    // B restarts: a new process with a new instance, counting from 1 again.
+    let cb = RelayConfig::new(keys(2), "two", &[PORT], [99; 32]).with_peer(a, *keys(1).public());
+    net.restart(b, cb);
+    net.run_for(Duration::from_secs(3));
+    assert!(net.relay(a).peers()[0].up);
+    assert!(net.relay(b).peers()[0].up);
+    for i in 10..13u8 {
+        net.broadcast("two", addr("10.0.1.9:1"), Scope::Broadcast, PORT, &[i]);
+        net.run_for(Duration::from_millis(100));
+    }
+    assert_eq!(net.emitted_on("one").len(), 6);
+    assert_eq!(net.relay(a).relay_stats().dropped(RelayDrop::Duplicate), 0);
+}
+
+#[test]
+fn members_are_announced_periodically_and_closing_ends_sessions_at_once() {
+    let limits = RelayLimits {
+        announce_interval: Duration::from_secs(1),
+        ..RelayLimits::default()
+    };
+    let (mut net, a, b) = two_with(limits);
+    let before = net.relay(b).relay_stats().received;
+    net.run_for(Duration::from_millis(5_500));
+    // One `members` from A every second, nothing else.
+    let got = net.relay(b).relay_stats().received - before;
+    assert!((5..=6).contains(&got), "{got}");
+
+    let now = net.now();
+    net.relay(a).close(now);
+    net.run_for(Duration::from_millis(100));
+    let ida = net.relay(a).id();
+    assert!(net
+        .host(b)
+        .events
+        .contains(&RelayEvent::PeerDown { relay: ida }));
+}
