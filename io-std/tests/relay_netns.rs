@@ -56,9 +56,9 @@ const FAILOVER: Duration = Duration::from_secs(12);
 struct Relay {
     /// Its namespace and process name, `r11` .. `r22`.
     name: &'static str,
-    /// Segment index (1 or 2) and name given with `--segment`.
+    /// The name it announces (`--segment`).
     segment: &'static str,
-    /// Its last address byte (segment leg and backbone leg alike).
+    /// Its last address byte (segment leg and backbone leg alike); its segment is the tens.
     host: u8,
     /// Its relay id as printed at start (`relay <id> mesh ...`).
     id: String,
