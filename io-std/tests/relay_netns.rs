@@ -140,6 +140,14 @@ fn topology(lab: &mut Lab) -> Result<(), String> {
         lab.attach(&ns, "seg0", &format!("10.71.{seg}.{host}/24"), bridge, name)?;
         lab.attach(&ns, "mesh0", &format!("10.71.0.{host}/24"), &bb, name)?;
     }
+    // A router between the segments, for the unicast replies (it passes no broadcast).
+    let gw = lab.namespace("gw")?;
+    lab.attach(&gw, "seg1", "10.71.1.1/24", &b1, "gw")?;
+    lab.attach(&gw, "seg2", "10.71.2.1/24", &b2, "gw")?;
+    lab.sysctl(&gw, "net/ipv4/ip_forward", "1")?;
+    let (s1, l2) = (lab.ns("s1"), lab.ns("l2"));
+    lab.ip(&s1, &["route", "add", "default", "via", "10.71.1.1"])?;
+    lab.ip(&l2, &["route", "add", "default", "via", "10.71.2.1"])?;
     Ok(())
 }
 
@@ -277,7 +285,8 @@ fn start_relays(lab: &mut Lab, segments: [&'static str; 4]) -> Vec<Relay> {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let ns = lab.ns(r.name);
-        lab.spawn(&ns, r.name, PAV, &args, &[]);
+        let bin = std::env::var("ZZ_FAKE").unwrap_or(PAV.to_owned());
+        lab.spawn(&ns, r.name, &bin, &args, &[]);
     }
     for r in &mut relays {
         let started = r.pump(lab, START, |r| !r.id.is_empty());
@@ -320,23 +329,30 @@ fn settle(lab: &Lab, relays: &mut [Relay]) {
     }
 }
 
-/// What one batch did: the checks of segment 2's and of segment 1's listener.
+/// What one batch did: the checks of segment 2's and of segment 1's listener, and of the
+/// replies that came back to the sender.
 struct Outcome {
     seg2: Result<(), String>,
     seg1: Result<(), String>,
+    replies: Result<(), String>,
 }
 
 /// Sends one batch of broadcasts on segment 1 and checks both listeners: on segment 2 each
 /// once, from the original sender if segment 2's relays keep sources (else from one of their
-/// mesh addresses); on segment 1 each once, from the sender. With `paused`, that relay is
-/// stopped (SIGSTOP) while the batch is sent and continued after.
+/// mesh addresses); on segment 1 each once, from the sender. Segment 2's listener answers
+/// each: with `source keep` every answer reaches the sender once, through the router; with
+/// `source relay` none does (it goes to the relay's mesh address, section 6 of RELAY.md).
+/// With `paused`, that relay is stopped (SIGSTOP) while the batch is sent and continued
+/// after.
 fn batch(lab: &mut Lab, relays: &[Relay], name: &str, paused: Option<&str>) -> Outcome {
     let sent = payloads(name, N);
     let s1 = lab.ns("s1");
     if let Some(p) = paused {
         lab.signal(p, "STOP");
     }
-    lab.send(&s1, &format!("send-{name}"), SENDER, SEG1_BROADCAST, &sent);
+    let sender_name = format!("send-{name}");
+    let linger = (DELIVERY + QUIET) * 3;
+    lab.send(&s1, &sender_name, SENDER, SEG1_BROADCAST, &sent, linger);
     if let Some(p) = paused {
         lab.signal(p, "CONT");
     }
@@ -347,6 +363,20 @@ fn batch(lab: &mut Lab, relays: &[Relay], name: &str, paused: Option<&str>) -> O
     let on2 = collect(lab, "l2", &sent);
     let on1 = collect(lab, "l1", &sent);
     let mode = if keep { "keep" } else { "relay" };
+    let answers: Vec<String> = sent.iter().map(|p| format!("reply {p}")).collect();
+    let l2: SocketAddr = SocketAddr::from(([10, 71, 2, 20], PORT));
+    let replies = if keep {
+        let back = collect(lab, &sender_name, &answers);
+        once_each(&back, &answers, |from| from == l2)
+    } else {
+        std::thread::sleep(QUIET);
+        match lab.heard(&sender_name).as_slice() {
+            [] => Ok(()),
+            back => Err(format!("replies reached the sender: {back:?}")),
+        }
+    };
+    // The next batch's sender binds the same address.
+    lab.kill(&sender_name);
     Outcome {
         seg2: once_each(&on2, &sent, |from| {
             if keep {
@@ -358,25 +388,27 @@ fn batch(lab: &mut Lab, relays: &[Relay], name: &str, paused: Option<&str>) -> O
         .map_err(|e| format!("segment 2, batch {name} (source {mode}):\n{e}")),
         seg1: once_each(&on1, &sent, |from| from == sender)
             .map_err(|e| format!("segment 1, batch {name}:\n{e}")),
+        replies: replies.map_err(|e| format!("replies, batch {name} (source {mode}):\n{e}")),
     }
 }
 
-/// Panics, with every process's output, unless both listeners heard each broadcast once.
+/// Panics, with every process's output, unless both listeners heard each broadcast once
+/// and the replies came back as the source mode says.
 fn assert_once(lab: &Lab, outcome: Outcome) {
-    for r in [outcome.seg2, outcome.seg1] {
+    for r in [outcome.seg2, outcome.seg1, outcome.replies] {
         if let Err(e) = r {
             panic!("{e}\n{}", lab.report());
         }
     }
 }
 
-/// The listeners of both segments, bound to the carried port.
+/// The listeners of both segments, bound to the carried port; segment 2's answers each
+/// datagram to its source, as a server answers a search.
 fn listeners(lab: &mut Lab) {
-    for l in ["l1", "l2"] {
+    for (l, reply) in [("l1", false), ("l2", true)] {
         let ns = lab.ns(l);
         let bind = format!("0.0.0.0:{PORT}");
-        lab.listener(&ns, l, &bind, LIFETIME.as_millis() as u64)
-            .unwrap();
+        lab.listener(&ns, l, &bind, LIFETIME, reply).unwrap();
     }
 }
 
@@ -442,7 +474,7 @@ fn segments_are_isolated_without_relays() {
     listeners(&mut lab);
     let sent = payloads("isolated", N);
     let s1 = lab.ns("s1");
-    lab.send(&s1, "send", SENDER, SEG1_BROADCAST, &sent);
+    lab.send(&s1, "send", SENDER, SEG1_BROADCAST, &sent, Duration::ZERO);
     let on1 = collect(&lab, "l1", &sent);
     let sender: SocketAddr = SENDER.parse().unwrap();
     once_each(&on1, &sent, |from| from == sender).unwrap();
@@ -456,10 +488,21 @@ fn segments_are_isolated_without_relays() {
         "10.71.2.21:40000",
         "10.71.2.255:5076",
         &local,
+        DELIVERY,
     );
     let on2 = collect(&lab, "l2", &local);
     let r21: SocketAddr = "10.71.2.21:40000".parse().unwrap();
     once_each(&on2, &local, |from| from == r21).unwrap();
+    // Unicast is routed between the segments, both ways: a datagram from segment 1 to the
+    // listener of segment 2, and its reply.
+    let direct = payloads("routed", 3);
+    lab.send(&s1, "send3", SENDER, "10.71.2.20:5076", &direct, DELIVERY);
+    let on2 = collect(&lab, "l2", &direct);
+    once_each(&on2, &direct, |from| from == sender).unwrap();
+    let answers: Vec<String> = direct.iter().map(|p| format!("reply {p}")).collect();
+    let back = collect(&lab, "send3", &answers);
+    let l2: SocketAddr = "10.71.2.20:5076".parse().unwrap();
+    once_each(&back, &answers, |from| from == l2).unwrap();
 }
 
 /// The end-to-end guarantee with real processes and real broadcasts: each datagram
@@ -524,20 +567,37 @@ fn relays_carry_each_broadcast_once_and_survive_an_emitter() {
     assert!(took < LIFETIME, "the test took {took:?}");
 }
 
-/// The check of the test above can fail: two relays of segment 2 that announce different
-/// segments both emit, and the listener there hears every broadcast twice, which
-/// `once_each` reports as a storm.
+/// The checks of the test above can fail on a storm: a rogue host on segment 2 sends every
+/// broadcast it hears there once more, and the listener there hears each twice, which
+/// `once_each` reports; the relays carry none of the rogue's copies back to segment 1.
 #[test]
 fn a_storm_on_segment_2_is_caught() {
     let Some(mut lab) = lab("netns-storm") else {
         return;
     };
+    let rogue = lab.namespace("rogue").unwrap();
+    let b2 = lab.ns("b2");
+    lab.attach(&rogue, "seg0", "10.71.2.30/24", &b2, "rogue")
+        .unwrap();
+    let bind = format!("0.0.0.0:{PORT}");
+    lab.rebroadcaster(
+        &rogue,
+        "rogue",
+        &bind,
+        "10.71.2.30:40001",
+        "10.71.2.255:5076",
+        "pav-relay-netns",
+    )
+    .unwrap();
     listeners(&mut lab);
-    let mut relays = start_relays(&mut lab, ["seg1", "seg1", "seg2", "seg2-other"]);
+    let mut relays = start_relays(&mut lab, ["seg1", "seg1", "seg2", "seg2"]);
     settle(&lab, &mut relays);
     let outcome = batch(&mut lab, &relays, "storm", None);
     let Err(storm) = outcome.seg2 else {
-        panic!("two emitters on segment 2 went unnoticed\n{}", lab.report());
+        panic!(
+            "a second copy on segment 2 went unnoticed\n{}",
+            lab.report()
+        );
     };
     let copies = storm.lines().filter(|l| l.starts_with("2 copies")).count();
     assert_eq!(
@@ -546,7 +606,7 @@ fn a_storm_on_segment_2_is_caught() {
         "not every broadcast twice on segment 2:\n{storm}\n{}",
         lab.report()
     );
-    // Segment 1 is unaffected: the second emission is recognised there as well.
+    // Segment 1 is unaffected: the relays of segment 2 recognise the rogue's copies.
     if let Err(e) = outcome.seg1 {
         panic!("{e}\n{}", lab.report());
     }

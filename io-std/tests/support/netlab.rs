@@ -29,6 +29,9 @@ const BIND: &str = "PAV_NETLAB_BIND";
 const TO: &str = "PAV_NETLAB_TO";
 const PAYLOADS: &str = "PAV_NETLAB_PAYLOADS";
 const FOR_MS: &str = "PAV_NETLAB_FOR_MS";
+const REPLY: &str = "PAV_NETLAB_REPLY";
+const FROM: &str = "PAV_NETLAB_FROM";
+const PREFIX_ONLY: &str = "PAV_NETLAB_PREFIX";
 /// Gap between two datagrams of a sender, so that no queue on the way can overflow.
 const SEND_GAP: Duration = Duration::from_millis(15);
 
@@ -321,24 +324,32 @@ impl Lab {
         assert!(status.success(), "kill -{signal} {name} failed");
     }
 
-    /// Starts a listener in `ns`: it receives on `bind` for `for_ms` and prints one line
-    /// per datagram ([`Heard`]); returns once it is bound.
+    /// Starts a listener in `ns`: it receives on `bind` for `life` and prints one line per
+    /// datagram ([`Heard`]); with `reply`, it answers each datagram by unicast to its source
+    /// with `reply ` and the payload, as a server answers a search. Returns once it is bound.
     pub fn listener(
         &mut self,
         ns: &str,
         name: &str,
         bind: &str,
-        for_ms: u64,
+        life: Duration,
+        reply: bool,
     ) -> Result<(), String> {
         let exe = std::env::current_exe().unwrap();
         let exe = exe.to_str().unwrap().to_owned();
-        let for_ms = for_ms.to_string();
+        let for_ms = life.as_millis().to_string();
+        let reply = if reply { "1" } else { "0" };
         let p = self.spawn(
             ns,
             name,
             &exe,
             &["--exact", "helper_role", "--nocapture", "--test-threads=1"],
-            &[(ROLE, "listen"), (BIND, bind), (FOR_MS, &for_ms)],
+            &[
+                (ROLE, "listen"),
+                (BIND, bind),
+                (FOR_MS, &for_ms),
+                (REPLY, reply),
+            ],
         );
         p.wait_for(Duration::from_secs(10), |l| {
             (tag(l) == Some("ready")).then_some(())
@@ -347,17 +358,35 @@ impl Lab {
     }
 
     /// Sends each payload once from `bind` to `to` (broadcast allowed), one every few
-    /// milliseconds, from namespace `ns`; returns when all are sent.
-    pub fn send(&mut self, ns: &str, name: &str, bind: &str, to: &str, payloads: &[String]) {
+    /// milliseconds, from namespace `ns`; returns when all are sent. The sender then stays
+    /// for `linger`, printing what comes back to `bind` (the replies: [`Lab::heard`] of
+    /// `name`).
+    pub fn send(
+        &mut self,
+        ns: &str,
+        name: &str,
+        bind: &str,
+        to: &str,
+        payloads: &[String],
+        linger: Duration,
+    ) {
         let exe = std::env::current_exe().unwrap();
         let exe = exe.to_str().unwrap().to_owned();
         let list = payloads.join(",");
+        let for_ms = linger.as_millis().to_string();
         let p = self.spawn(
             ns,
             name,
             &exe,
             &["--exact", "helper_role", "--nocapture", "--test-threads=1"],
-            &[(ROLE, "send"), (BIND, bind), (TO, to), (PAYLOADS, &list)],
+            &[
+                (ROLE, "send"),
+                (BIND, bind),
+                (TO, to),
+                (PAYLOADS, &list),
+                (FOR_MS, &for_ms),
+                (REPLY, "0"),
+            ],
         );
         let wait = Duration::from_secs(10) + SEND_GAP * payloads.len() as u32;
         let done = p.wait_for(wait, |l| {
@@ -371,6 +400,42 @@ impl Lab {
             Some(payloads.len().to_string().as_str()),
             "the sender {name} did not send everything\n{report}"
         );
+    }
+
+    /// Starts a rogue rebroadcaster in `ns` (what a storm looks like to a listener): it
+    /// receives on `bind` and sends each datagram whose payload starts with `prefix` once
+    /// more, from `from`, to `to`, until the lab drops (at most a minute); returns once it
+    /// is bound.
+    pub fn rebroadcaster(
+        &mut self,
+        ns: &str,
+        name: &str,
+        bind: &str,
+        from: &str,
+        to: &str,
+        prefix: &str,
+    ) -> Result<(), String> {
+        let exe = std::env::current_exe().unwrap();
+        let exe = exe.to_str().unwrap().to_owned();
+        let for_ms = Duration::from_secs(60).as_millis().to_string();
+        let p = self.spawn(
+            ns,
+            name,
+            &exe,
+            &["--exact", "helper_role", "--nocapture", "--test-threads=1"],
+            &[
+                (ROLE, "rebroadcast"),
+                (BIND, bind),
+                (FROM, from),
+                (TO, to),
+                (PREFIX_ONLY, prefix),
+                (FOR_MS, &for_ms),
+            ],
+        );
+        p.wait_for(Duration::from_secs(10), |l| {
+            (tag(l) == Some("ready")).then_some(())
+        })
+        .ok_or_else(|| format!("rebroadcaster {name} did not start\n{}", p.report()))
     }
 
     /// What listener `name` heard since the last call.
@@ -438,24 +503,15 @@ pub fn helper_role() {
     };
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
     let sock = UdpSocket::bind(var(BIND)).unwrap();
+    let life = Duration::from_millis(var(FOR_MS).parse().unwrap());
     let mut out = std::io::stdout();
     // Start on a line of our own, after the harness's `test helper_role ... `.
     writeln!(out).unwrap();
     match role.as_str() {
         "listen" => {
-            let until = Instant::now() + Duration::from_millis(var(FOR_MS).parse().unwrap());
-            sock.set_read_timeout(Some(Duration::from_millis(50)))
-                .unwrap();
             writeln!(out, "netlab ready").unwrap();
             out.flush().unwrap();
-            let mut buf = [0u8; 65536];
-            while Instant::now() < until {
-                if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                    let text = String::from_utf8_lossy(&buf[..n]).replace('\n', " ");
-                    writeln!(out, "netlab heard {from} {text}").unwrap();
-                    out.flush().unwrap();
-                }
-            }
+            receive(&sock, &mut out, Instant::now() + life, var(REPLY) == "1");
         }
         "send" => {
             sock.set_broadcast(true).unwrap();
@@ -469,7 +525,46 @@ pub fn helper_role() {
             }
             writeln!(out, "netlab sent {sent}").unwrap();
             out.flush().unwrap();
+            receive(&sock, &mut out, Instant::now() + life, false);
+        }
+        "rebroadcast" => {
+            let send = UdpSocket::bind(var(FROM)).unwrap();
+            send.set_broadcast(true).unwrap();
+            let (to, prefix) = (var(TO), var(PREFIX_ONLY));
+            sock.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            writeln!(out, "netlab ready").unwrap();
+            out.flush().unwrap();
+            let until = Instant::now() + life;
+            let mut buf = [0u8; 65536];
+            while Instant::now() < until {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    // Not our own copies coming back, and only the test's broadcasts.
+                    if Some(from) != send.local_addr().ok()
+                        && buf[..n].starts_with(prefix.as_bytes())
+                    {
+                        let _ = send.send_to(&buf[..n], &to);
+                    }
+                }
+            }
         }
         other => panic!("unknown role {other}"),
+    }
+}
+
+/// Prints every datagram `sock` receives until `until` (and answers it, with `reply`).
+fn receive(sock: &UdpSocket, out: &mut impl Write, until: Instant, reply: bool) {
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut buf = [0u8; 65536];
+    while Instant::now() < until {
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).replace('\n', " ");
+            writeln!(out, "netlab heard {from} {text}").unwrap();
+            out.flush().unwrap();
+            if reply {
+                let _ = sock.send_to(format!("reply {text}").as_bytes(), from);
+            }
+        }
     }
 }
