@@ -1,6 +1,7 @@
 //! `pav relay` for real, in private network namespaces: two segments (a Linux bridge each),
 //! a backbone bridge for the mesh, two relays per segment with one leg on their segment and
-//! one on the backbone, a sender and a listener on segment 1 and a listener on segment 2.
+//! one on the backbone, a sender and a listener on segment 1, a listener on segment 2, and a
+//! router `gw` between the two segments for unicast (it passes no broadcast).
 //!
 //! ```text
 //!   segment 1 (10.71.1.0/24)            backbone (10.71.0.0/24)          segment 2 (10.71.2.0/24)
@@ -8,13 +9,15 @@
 //!    |  |  |  \                          |   |   |   |                    /  |  |
 //!   s1 l1 r11 r12 ---------------------- r11 r12 r21 r22 ------------- r21 r22 l2
 //!   .10 .20 .11 .12   (seg0 legs)       .11 .12 .21 .22 (mesh0 legs)  .21 .22 .20
+//!    \______________________________ gw .1 | .1 _________________________________/
 //! ```
 //!
 //! Real broadcasts sent on segment 1 (to 10.71.1.255, port 5076) must reach the listener on
 //! segment 2 exactly once each, and the listener on segment 1 exactly once each (the
 //! original, nothing carried back); the source seen on segment 2 is the original sender's
-//! when the relays preserve it (`source keep`). Then segment 2's emitter dies (SIGKILL) and
-//! later broadcasts still arrive exactly once, through its sibling.
+//! when the relays preserve it (`source keep`), and then the listener's answers reach the
+//! sender. The same holds while segment 1's emitter is stalled, and after segment 2's
+//! emitter dies (SIGKILL), through its sibling.
 //!
 //! Each test is skipped, with the reason printed, where namespaces cannot be made (not root,
 //! no `ip`, no bridge or veth support). Nothing is created outside the lab's own namespaces;
