@@ -9,7 +9,7 @@
 //! run that was killed outright (its pid is gone) are removed by the next run.
 //!
 //! Listeners and senders are this test binary itself, run again inside a namespace in a
-//! helper role (see [`helper_role`]): no tool beyond `ip` (iproute2) and `sh` is needed.
+//! helper role (see [`helper_role`]): no tool beyond `ip` (iproute2), `sh` and `kill` is needed.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
