@@ -428,3 +428,75 @@ fn members_are_announced_periodically_and_closing_ends_sessions_at_once() {
         .events
         .contains(&RelayEvent::PeerDown { relay: ida }));
 }
+
+#[test]
+fn an_emitter_cut_off_from_the_origin_segment_gets_the_frame_through_its_sibling() {
+    let (mut net, hosts) = six();
+    let emitter_two = hosts
+        .iter()
+        .map(|(a, _)| *a)
+        .find(|a| net.host(*a).segment == "two" && net.relay(*a).is_emitter())
+        .unwrap();
+    for (a, seg) in &hosts {
+        if *seg == "one" {
+            net.set_cut(*a, emitter_two, true);
+        }
+    }
+    net.run_for(RelayLimits::default().down_after + Duration::from_secs(2));
+    // Its sibling still sees it up, so it stays the emitter.
+    assert!(net.relay(emitter_two).is_emitter());
+    broadcast_rounds(&mut net, 3, "c");
+    assert_once_elsewhere(&net, 3, "c");
+    assert!(net.relay(emitter_two).relay_stats().emitted >= 3);
+}
+
+#[test]
+fn any_schedule_of_distinct_broadcasts_is_emitted_once_on_every_other_segment() {
+    use quickcheck::QuickCheck;
+    // Each op: a segment (0..3), a source host (0..4) and a pause (0..40 ms) before the next.
+    fn prop(ops: Vec<(u8, u8, u8)>) -> bool {
+        let (mut net, _) = six();
+        let segs = ["one", "two", "three"];
+        let ops: Vec<_> = ops.into_iter().take(30).collect();
+        for (n, (seg, host, pause)) in ops.iter().enumerate() {
+            let i = usize::from(*seg % 3);
+            let src = addr(&alloc::format!("10.0.{i}.{}:4000", 50 + host % 4));
+            let payload = alloc::format!("op {n}");
+            net.broadcast(segs[i], src, Scope::Broadcast, PORT, payload.as_bytes());
+            net.run_for(Duration::from_millis(u64::from(*pause % 40)));
+        }
+        net.run_for(Duration::from_millis(500));
+        ops.iter().enumerate().all(|(n, (seg, _, _))| {
+            let payload = alloc::format!("op {n}");
+            (0..3).all(|j| {
+                let copies = net
+                    .emitted_on(segs[j])
+                    .iter()
+                    .filter(|e| e.payload == payload.as_bytes())
+                    .count();
+                copies == usize::from(j != usize::from(*seg % 3))
+            })
+        })
+    }
+    QuickCheck::new()
+        .tests(40)
+        .quickcheck(prop as fn(Vec<(u8, u8, u8)>) -> bool);
+}
+
+#[test]
+fn a_relay_that_closed_and_restarted_is_reconnected() {
+    let (mut net, a, b) = two();
+    let now = net.now();
+    net.relay(a).close(now);
+    net.run_for(Duration::from_millis(100));
+    net.set_up(a, false);
+    net.run_for(Duration::from_secs(10));
+    let ca = RelayConfig::new(keys(1), "one", &[PORT], [77; 32]).with_peer(b, *keys(2).public());
+    net.restart(a, ca);
+    net.run_for(Duration::from_secs(3));
+    assert!(net.relay(b).peers()[0].up);
+    assert!(net.relay(a).peers()[0].up);
+    net.broadcast("two", addr("10.0.1.9:1"), Scope::Broadcast, PORT, b"after");
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.emitted_on("one").len(), 1);
+}
