@@ -61,6 +61,7 @@
 mod client;
 mod driver;
 mod registers;
+pub mod relay;
 mod server;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -79,6 +80,7 @@ pub use pavillion_proto::endpoint::{
 pub use pavillion_proto::endpoint::{Register, RegisterError, RegisterInfo};
 pub use pavillion_proto::wire::{RegisterId, RegisterStatus, RegisterType, RegisterValue};
 pub use registers::{RegisterChange, RegisterOpError, RegisterWrite};
+pub use relay::{Relay, RelayNotice, RelayOptions, SegmentOptions};
 pub use server::Server;
 
 /// How long a blocking wait lasts beyond the endpoint's own deadline before it gives up. The
