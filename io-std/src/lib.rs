@@ -68,7 +68,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 pub use client::{Client, RemoteServer};
-pub use pavillion_io::{config, error, keys, plumbing};
+pub use pavillion_io::{config, error, keys, plumbing, segment};
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
     ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
