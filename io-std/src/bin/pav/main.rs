@@ -124,6 +124,7 @@ fn main() -> ExitCode {
         Command::Set(a) => registers::set(json, a),
         Command::Observe(a) => registers::observe(json, a),
         Command::Relay(a) => relay::run(json, a),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
