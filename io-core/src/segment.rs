@@ -63,13 +63,17 @@ impl Interface {
 
 /// `addr` with the host bits of a `/prefix` network cleared.
 pub fn network_of(addr: Ipv4Addr, prefix: u8) -> Ipv4Addr {
-    let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0);
     Ipv4Addr::from(u32::from(addr) & mask)
 }
 
 /// The broadcast address of `addr`'s `/prefix` network.
 pub fn broadcast_of(addr: Ipv4Addr, prefix: u8) -> Ipv4Addr {
-    let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0);
     Ipv4Addr::from(u32::from(addr) | !mask)
 }
 
@@ -80,7 +84,8 @@ fn interfaces() -> io::Result<Vec<Interface>> {
     use nix::net::if_::InterfaceFlags;
     let mut out: Vec<Interface> = Vec::new();
     for a in nix::ifaddrs::getifaddrs().map_err(io::Error::from)? {
-        if !a.flags.contains(InterfaceFlags::IFF_UP) || out.iter().any(|i| i.name == a.interface_name)
+        if !a.flags.contains(InterfaceFlags::IFF_UP)
+            || out.iter().any(|i| i.name == a.interface_name)
         {
             continue;
         }
