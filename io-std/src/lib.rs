@@ -61,13 +61,14 @@
 mod client;
 mod driver;
 mod registers;
+pub mod relay;
 mod server;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 pub use client::{Client, RemoteServer};
-pub use pavillion_io::{config, error, keys, plumbing};
+pub use pavillion_io::{config, error, keys, plumbing, segment};
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
     ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
@@ -79,6 +80,7 @@ pub use pavillion_proto::endpoint::{
 pub use pavillion_proto::endpoint::{Register, RegisterError, RegisterInfo};
 pub use pavillion_proto::wire::{RegisterId, RegisterStatus, RegisterType, RegisterValue};
 pub use registers::{RegisterChange, RegisterOpError, RegisterWrite};
+pub use relay::{Relay, RelayNotice, RelayOptions, SegmentOptions};
 pub use server::Server;
 
 /// How long a blocking wait lasts beyond the endpoint's own deadline before it gives up. The

@@ -31,6 +31,7 @@ mod keygen;
 mod keys;
 mod listen;
 mod registers;
+mod relay;
 mod send;
 mod serve;
 mod time;
@@ -93,6 +94,9 @@ enum Command {
     /// Observe a server's register: one line per change.
     #[command(after_help = registers::OBSERVE_HELP)]
     Observe(registers::ObserveArgs),
+    /// Carry UDP broadcasts of some ports between network segments over the relay mesh.
+    #[command(after_help = relay::AFTER_HELP)]
+    Relay(relay::RelayArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Get(a) => registers::get(json, a),
         Command::Set(a) => registers::set(json, a),
         Command::Observe(a) => registers::observe(json, a),
+        Command::Relay(a) => relay::run(json, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
