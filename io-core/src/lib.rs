@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod keys;
 pub mod plumbing;
+pub mod raw;
 
 pub use clock::StdClock;
 pub use config::{ClientConfig, ReplySocket, ServerConfig};

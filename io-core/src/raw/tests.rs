@@ -1,0 +1,196 @@
+//! Tests of the raw emitter: the header builder against a known packet and properties, and a
+//! real send only on loopback or inside a network namespace the test makes and removes itself.
+
+use super::*;
+use quickcheck::{quickcheck, TestResult};
+use std::net::UdpSocket;
+use std::time::Duration;
+
+/// A one's complement sum over `bytes` that verifies: a correct checksum makes it 0xFFFF. Written
+/// apart from the builder's helpers so a bug in them cannot hide here.
+fn verifies(bytes: &[u8]) -> bool {
+    let mut sum: u64 = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        sum += if i % 2 == 0 {
+            u64::from(*b) << 8
+        } else {
+            u64::from(*b)
+        };
+    }
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    sum == 0xFFFF
+}
+
+fn addr(ip: [u8; 4], port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::from(ip), port)
+}
+
+#[test]
+fn builds_a_known_broadcast_packet() {
+    // Computed apart (a Python struct/sum script), byte for byte.
+    let expected: [u8; 33] = [
+        0x45, 0x00, 0x00, 0x21, 0x12, 0x34, 0x00, 0x00, 0x40, 0x11, 0x55, 0x87, 0x0a, 0x09, 0x09,
+        0x09, 0xff, 0xff, 0xff, 0xff, 0x10, 0x92, 0x13, 0xd4, 0x00, 0x0d, 0x84, 0x8a, 0x68, 0x65,
+        0x6c, 0x6c, 0x6f,
+    ];
+    let packet = ipv4_udp_packet(
+        addr([10, 9, 9, 9], 4242),
+        addr([255, 255, 255, 255], 5076),
+        64,
+        0x1234,
+        b"hello",
+    )
+    .unwrap();
+    assert_eq!(packet, expected);
+}
+
+#[test]
+fn a_computed_zero_udp_checksum_is_sent_as_ffff() {
+    // Find a payload whose checksum would be 0: the two-byte word that completes the sum.
+    let (from, to) = (addr([10, 0, 0, 1], 1), addr([10, 0, 0, 2], 2));
+    let base = ipv4_udp_packet(from, to, 64, 0, &[0, 0]).unwrap();
+    let sum = u16::from_be_bytes([base[26], base[27]]);
+    // The checksum with payload [0,0] is `sum`; adding the word `sum` to the data makes the
+    // complemented total 0.
+    let packet = ipv4_udp_packet(from, to, 64, 0, &sum.to_be_bytes()).unwrap();
+    assert_eq!(&packet[26..28], &[0xFF, 0xFF]);
+    assert!(verifies(&udp_with_pseudo_header(&packet)));
+}
+
+#[test]
+fn the_largest_payload_fits_and_one_byte_more_is_refused() {
+    let (from, to) = (addr([10, 0, 0, 1], 1), addr([10, 0, 0, 255], 2));
+    let packet = ipv4_udp_packet(from, to, 64, 7, &vec![0xA5; MAX_PAYLOAD]).unwrap();
+    assert_eq!(packet.len(), 65_535);
+    assert_eq!(&packet[2..4], &[0xFF, 0xFF]);
+    assert!(verifies(&packet[..20]));
+    assert!(verifies(&udp_with_pseudo_header(&packet)));
+    assert_eq!(
+        ipv4_udp_packet(from, to, 64, 7, &vec![0; MAX_PAYLOAD + 1]),
+        Err(PacketTooLarge { len: 65_508 })
+    );
+}
+
+#[test]
+fn multicast_goes_out_with_ttl_1_and_the_rest_with_64() {
+    assert_eq!(ttl_for(Ipv4Addr::new(224, 0, 0, 251)), 1);
+    assert_eq!(ttl_for(Ipv4Addr::new(239, 255, 0, 1)), 1);
+    assert_eq!(ttl_for(Ipv4Addr::BROADCAST), 64);
+    assert_eq!(ttl_for(Ipv4Addr::new(10, 1, 1, 255)), 64);
+}
+
+/// The pseudo-header of RFC 768 followed by the UDP part of `packet`.
+fn udp_with_pseudo_header(packet: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&packet[12..20]);
+    v.extend_from_slice(&[0, 17]);
+    v.extend_from_slice(&packet[24..26]);
+    v.extend_from_slice(&packet[20..]);
+    v
+}
+
+quickcheck! {
+    fn every_field_lands_and_both_checksums_verify(
+        src: (u32, u16), dst: (u32, u16), ttl: u8, id: u16, payload: Vec<u8>
+    ) -> TestResult {
+        let from = SocketAddrV4::new(Ipv4Addr::from(src.0), src.1);
+        let to = SocketAddrV4::new(Ipv4Addr::from(dst.0), dst.1);
+        let Ok(p) = ipv4_udp_packet(from, to, ttl, id, &payload) else {
+            return TestResult::failed();
+        };
+        let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
+        let udp_len = usize::from(u16::from_be_bytes([p[24], p[25]]));
+        TestResult::from_bool(
+            p.len() == 28 + payload.len()
+                && total == p.len()
+                && udp_len == 8 + payload.len()
+                && p[0] == 0x45
+                && p[1] == 0
+                && u16::from_be_bytes([p[4], p[5]]) == id
+                && p[6..8] == [0, 0]
+                && p[8] == ttl
+                && p[9] == 17
+                && p[12..16] == src.0.to_be_bytes()
+                && p[16..20] == dst.0.to_be_bytes()
+                && u16::from_be_bytes([p[20], p[21]]) == src.1
+                && u16::from_be_bytes([p[22], p[23]]) == dst.1
+                && p[26..28] != [0, 0]
+                && p[28..] == payload[..]
+                && verifies(&p[..20])
+                && verifies(&udp_with_pseudo_header(&p)),
+        )
+    }
+}
+
+/// Opens the emitter, or says why the send test is skipped (no `CAP_NET_RAW`, not Linux).
+fn emitter_or_skip(interface: &str) -> Option<RawEmitter> {
+    match RawEmitter::open(interface) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            println!("skipped: cannot open a raw socket on {interface}: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_raw_send_on_loopback_arrives_with_the_chosen_source() {
+    let Some(emitter) = emitter_or_skip("lo") else {
+        return;
+    };
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let to = match receiver.local_addr().unwrap() {
+        std::net::SocketAddr::V4(a) => a,
+        std::net::SocketAddr::V6(_) => unreachable!("bound to an IPv4 address"),
+    };
+    let from = addr([10, 9, 9, 9], 4242);
+    emitter.send(from, to, b"kept source").unwrap();
+    let mut buf = [0u8; 64];
+    let (n, source) = receiver.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"kept source");
+    assert_eq!(source, std::net::SocketAddr::V4(from));
+}
+
+#[test]
+fn a_payload_too_large_is_an_error_from_send_too() {
+    let Some(emitter) = emitter_or_skip("lo") else {
+        return;
+    };
+    let err = emitter
+        .send(
+            addr([10, 9, 9, 9], 4242),
+            addr([127, 0, 0, 1], 9),
+            &vec![0; MAX_PAYLOAD + 1],
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn the_loopback_interface_reads_as_127_0_0_1_slash_8() {
+    match interface_ipv4("lo") {
+        Ok((ip, prefix, broadcast)) => {
+            assert_eq!(ip, Ipv4Addr::LOCALHOST);
+            assert_eq!(prefix, 8);
+            assert_eq!(broadcast, Ipv4Addr::new(127, 255, 255, 255));
+        }
+        Err(e) => println!("skipped: lo has no IPv4 address here: {e}"),
+    }
+    assert_eq!(
+        interface_ipv4("no-such-if0").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn the_default_interface_is_never_loopback() {
+    if let Ok(name) = default_interface() {
+        assert_ne!(name, "lo");
+        assert!(interface_ipv4(&name).is_ok());
+    }
+}
