@@ -194,3 +194,174 @@ fn the_default_interface_is_never_loopback() {
         assert!(interface_ipv4(&name).is_ok());
     }
 }
+
+/// Two network namespaces joined by a veth pair, made by the test and removed when dropped (also
+/// when the test fails), so a raw send crosses a real link without touching the host's.
+#[cfg(target_os = "linux")]
+mod netns {
+    use std::fs::File;
+    use std::process::Command;
+
+    /// The namespaces `<base>a` (interface `va`, 10.77.0.1/24) and `<base>b` (`vb`, 10.77.0.2/24).
+    pub(super) struct Pair {
+        pub(super) a: String,
+        pub(super) b: String,
+    }
+
+    fn ip(args: &[&str]) -> Result<(), String> {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run ip: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    impl Pair {
+        /// Makes the pair, or says why it cannot (not root, no `ip`, no veth).
+        pub(super) fn make(base: &str) -> Result<Pair, String> {
+            let pair = Pair {
+                a: format!("{base}a"),
+                b: format!("{base}b"),
+            };
+            // Any leftover of a crashed earlier run goes first; its failure is expected.
+            let _ = ip(&["netns", "del", &pair.a]);
+            let _ = ip(&["netns", "del", &pair.b]);
+            ip(&["netns", "add", &pair.a])?;
+            // From here on, Drop removes what exists.
+            ip(&["netns", "add", &pair.b])?;
+            ip(&[
+                "-n", &pair.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns",
+                &pair.b,
+            ])?;
+            for (ns, dev, cidr) in [
+                (&pair.a, "va", "10.77.0.1/24"),
+                (&pair.b, "vb", "10.77.0.2/24"),
+            ] {
+                ip(&["-n", ns, "addr", "add", cidr, "brd", "+", "dev", dev])?;
+                ip(&["-n", ns, "link", "set", dev, "up"])?;
+                ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            }
+            // A sender outside the subnet must pass reverse-path filtering in the receiver's
+            // namespace, as on a segment where the relay re-emits for a remote sender.
+            for key in ["all", "default", "vb"] {
+                let status = Command::new("ip")
+                    .args(["netns", "exec", &pair.b, "sysctl", "-qw"])
+                    .arg(format!("net.ipv4.conf.{key}.rp_filter=0"))
+                    .status()
+                    .map_err(|e| format!("cannot run sysctl: {e}"))?;
+                if !status.success() {
+                    return Err(format!("sysctl rp_filter for {key} failed"));
+                }
+            }
+            Ok(pair)
+        }
+
+        /// Runs `f` on a thread of its own that has entered namespace `ns`: a thread's network
+        /// namespace is its own, so the rest of the test process stays where it is.
+        pub(super) fn run_in<T: Send + 'static>(
+            ns: &str,
+            f: impl FnOnce() -> T + Send + 'static,
+        ) -> T {
+            let file = File::open(format!("/var/run/netns/{ns}")).unwrap();
+            std::thread::spawn(move || {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        }
+    }
+
+    impl Drop for Pair {
+        fn drop(&mut self) {
+            // Deleting a namespace removes its veth end, and with it the peer.
+            let _ = ip(&["netns", "del", &self.a]);
+            let _ = ip(&["netns", "del", &self.b]);
+        }
+    }
+}
+
+/// Sends `payload` from 10.9.9.9:4242 out of `va` to `destination` in namespace a and returns
+/// what a socket bound in namespace b on the destination's port received, with its source.
+#[cfg(target_os = "linux")]
+fn send_across(
+    pair: &netns::Pair,
+    destination: SocketAddrV4,
+    join: Option<Ipv4Addr>,
+) -> Option<(Vec<u8>, std::net::SocketAddr)> {
+    let receiver = netns::Pair::run_in(&pair.b, move || {
+        let s = UdpSocket::bind(("0.0.0.0", destination.port())).unwrap();
+        if let Some(group) = join {
+            s.join_multicast_v4(&group, &Ipv4Addr::new(10, 77, 0, 2))
+                .unwrap();
+        }
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    });
+    let Some(emitter) = netns::Pair::run_in(&pair.a, || emitter_or_skip("va")) else {
+        return None;
+    };
+    emitter
+        .send(addr([10, 9, 9, 9], 4242), destination, b"across the link")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, source) = receiver.recv_from(&mut buf).unwrap();
+    Some((buf[..n].to_vec(), source))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_raw_broadcast_crosses_a_link_with_the_original_source() {
+    let pair = match netns::Pair::make(&format!("pavrawbc{}", std::process::id())) {
+        Ok(p) => p,
+        Err(why) => {
+            println!("skipped: cannot make network namespaces: {why}");
+            return;
+        }
+    };
+    // The interface reads as the namespace sees it, and is the only non-loopback one there.
+    let (seen, default) = netns::Pair::run_in(&pair.b, || {
+        (interface_ipv4("vb").unwrap(), default_interface().unwrap())
+    });
+    assert_eq!(
+        seen,
+        (
+            Ipv4Addr::new(10, 77, 0, 2),
+            24,
+            Ipv4Addr::new(10, 77, 0, 255)
+        )
+    );
+    assert_eq!(default, "vb");
+    let Some((payload, source)) = send_across(&pair, addr([10, 77, 0, 255], 5076), None) else {
+        return;
+    };
+    assert_eq!(payload, b"across the link");
+    assert_eq!(source, "10.9.9.9:4242".parse().unwrap());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_raw_multicast_crosses_a_link_with_the_original_source() {
+    let pair = match netns::Pair::make(&format!("pavrawmc{}", std::process::id())) {
+        Ok(p) => p,
+        Err(why) => {
+            println!("skipped: cannot make network namespaces: {why}");
+            return;
+        }
+    };
+    let group = Ipv4Addr::new(239, 255, 77, 1);
+    let Some((payload, source)) = send_across(&pair, SocketAddrV4::new(group, 5077), Some(group))
+    else {
+        return;
+    };
+    assert_eq!(payload, b"across the link");
+    assert_eq!(source, "10.9.9.9:4242".parse().unwrap());
+}
