@@ -289,32 +289,74 @@ mod netns {
     }
 }
 
-/// Sends `payload` from 10.9.9.9:4242 out of `va` to `destination` in namespace a and returns
-/// what a socket bound in namespace b on the destination's port received, with its source.
+/// What namespace b saw of two sends from 10.9.9.9:4242 out of `va`: the UDP socket's payloads
+/// and sources, and the IP headers a raw socket there captured.
+#[cfg(target_os = "linux")]
+struct Arrived {
+    datagrams: Vec<(Vec<u8>, std::net::SocketAddr)>,
+    headers: Vec<[u8; 20]>,
+}
+
+/// Sends `payload` twice from 10.9.9.9:4242 out of `va` to `destination` in namespace a and
+/// returns what arrived in namespace b (`None` when the emitter cannot be opened: skipped).
 #[cfg(target_os = "linux")]
 fn send_across(
     pair: &netns::Pair,
     destination: SocketAddrV4,
     join: Option<Ipv4Addr>,
-) -> Option<(Vec<u8>, std::net::SocketAddr)> {
-    let receiver = netns::Pair::run_in(&pair.b, move || {
+) -> Option<Arrived> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::io::Read;
+    let (receiver, capture) = netns::Pair::run_in(&pair.b, move || {
         let s = UdpSocket::bind(("0.0.0.0", destination.port())).unwrap();
         if let Some(group) = join {
             s.join_multicast_v4(&group, &Ipv4Addr::new(10, 77, 0, 2))
                 .unwrap();
         }
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s
+        // A raw UDP socket gets a copy of every UDP datagram with its IP header.
+        let capture = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).unwrap();
+        capture
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        (s, capture)
     });
-    let Some(emitter) = netns::Pair::run_in(&pair.a, || emitter_or_skip("va")) else {
-        return None;
+    let emitter = netns::Pair::run_in(&pair.a, || emitter_or_skip("va"))?;
+    let mut arrived = Arrived {
+        datagrams: Vec::new(),
+        headers: Vec::new(),
     };
-    emitter
-        .send(addr([10, 9, 9, 9], 4242), destination, b"across the link")
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let (n, source) = receiver.recv_from(&mut buf).unwrap();
-    Some((buf[..n].to_vec(), source))
+    for _ in 0..2 {
+        emitter
+            .send(addr([10, 9, 9, 9], 4242), destination, b"across the link")
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, source) = receiver.recv_from(&mut buf).unwrap();
+        arrived.datagrams.push((buf[..n].to_vec(), source));
+    }
+    let mut buf = [0u8; 2048];
+    while arrived.headers.len() < 2 {
+        let n = (&capture).read(&mut buf).unwrap();
+        if n >= 20 && buf[12..16] == [10, 9, 9, 9] {
+            arrived.headers.push(buf[..20].try_into().unwrap());
+        }
+    }
+    Some(arrived)
+}
+
+/// Checks both sends arrived whole with the original source, with `ttl`, DF clear and two
+/// different IP ids.
+#[cfg(target_os = "linux")]
+fn check_arrived(arrived: &Arrived, ttl: u8) {
+    for (payload, source) in &arrived.datagrams {
+        assert_eq!(payload, b"across the link");
+        assert_eq!(*source, "10.9.9.9:4242".parse().unwrap());
+    }
+    for header in &arrived.headers {
+        assert_eq!(header[8], ttl, "TTL");
+        assert_eq!(header[6] & 0x40, 0, "DF must be clear");
+    }
+    assert_ne!(arrived.headers[0][4..6], arrived.headers[1][4..6], "IP ids");
 }
 
 #[cfg(target_os = "linux")]
@@ -340,11 +382,9 @@ fn a_raw_broadcast_crosses_a_link_with_the_original_source() {
         )
     );
     assert_eq!(default, "vb");
-    let Some((payload, source)) = send_across(&pair, addr([10, 77, 0, 255], 5076), None) else {
-        return;
-    };
-    assert_eq!(payload, b"across the link");
-    assert_eq!(source, "10.9.9.9:4242".parse().unwrap());
+    if let Some(arrived) = send_across(&pair, addr([10, 77, 0, 255], 5076), None) {
+        check_arrived(&arrived, 64);
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -358,10 +398,7 @@ fn a_raw_multicast_crosses_a_link_with_the_original_source() {
         }
     };
     let group = Ipv4Addr::new(239, 255, 77, 1);
-    let Some((payload, source)) = send_across(&pair, SocketAddrV4::new(group, 5077), Some(group))
-    else {
-        return;
-    };
-    assert_eq!(payload, b"across the link");
-    assert_eq!(source, "10.9.9.9:4242".parse().unwrap());
+    if let Some(arrived) = send_across(&pair, SocketAddrV4::new(group, 5077), Some(group)) {
+        check_arrived(&arrived, 1);
+    }
 }
