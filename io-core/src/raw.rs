@@ -133,6 +133,55 @@ pub fn ipv4_udp_packet(
     Ok(packet)
 }
 
+/// The MTU assumed when the interface's cannot be read.
+const ETHERNET_MTU: usize = 1500;
+/// The smallest MTU IPv4 allows (RFC 791): a smaller configured value is treated as this.
+const MIN_MTU: usize = 68;
+/// The "more fragments" flag in the flags/offset field.
+const MORE_FRAGMENTS: u16 = 0x2000;
+
+/// Splits a packet built by [`ipv4_udp_packet`] into IPv4 fragments of at most `mtu` bytes
+/// (RFC 791: same id, offsets in 8-byte units, "more fragments" on all but the last, each
+/// header's checksum recomputed); a packet that fits is returned whole.
+///
+/// ```
+/// use std::net::{Ipv4Addr, SocketAddrV4};
+/// use pavillion_io::raw::{ipv4_fragments, ipv4_udp_packet};
+///
+/// let from = SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), 4242);
+/// let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, 5076);
+/// let packet = ipv4_udp_packet(from, to, 64, 1, &[7; 3000]).unwrap();
+/// let fragments = ipv4_fragments(&packet, 1500);
+/// assert_eq!(fragments.len(), 3);
+/// assert!(fragments.iter().all(|f| f.len() <= 1500));
+/// ```
+pub fn ipv4_fragments(packet: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    if packet.len() <= mtu || packet.len() <= IPV4_HEADER_LEN {
+        return vec![packet.to_vec()];
+    }
+    let (header, data) = packet.split_at(IPV4_HEADER_LEN);
+    let step = (mtu.max(MIN_MTU) - IPV4_HEADER_LEN) / 8 * 8;
+    let mut fragments = Vec::with_capacity(data.len().div_ceil(step));
+    for (i, chunk) in data.chunks(step).enumerate() {
+        let offset = i * step;
+        let last = offset + chunk.len() == data.len();
+        // Offsets stay below 65 536 / 8 because the packet's total length is 16 bits.
+        let units = u16::try_from(offset / 8).unwrap_or(0x1FFF);
+        let field = units | if last { 0 } else { MORE_FRAGMENTS };
+        let total = u16::try_from(IPV4_HEADER_LEN + chunk.len()).unwrap_or(u16::MAX);
+        let mut fragment = Vec::with_capacity(IPV4_HEADER_LEN + chunk.len());
+        fragment.extend_from_slice(header);
+        fragment[2..4].copy_from_slice(&total.to_be_bytes());
+        fragment[6..8].copy_from_slice(&field.to_be_bytes());
+        fragment[10..12].copy_from_slice(&[0, 0]);
+        let sum = !fold(sum_words(0, &fragment));
+        fragment[10..12].copy_from_slice(&sum.to_be_bytes());
+        fragment.extend_from_slice(chunk);
+        fragments.push(fragment);
+    }
+    fragments
+}
+
 /// Adds `bytes` as big-endian 16-bit words (an odd last byte padded with zero) to `sum`, without
 /// folding: a `u64`-free u32 holds the carries of any datagram up to 64 KiB.
 fn sum_words(mut sum: u32, bytes: &[u8]) -> u32 {
@@ -163,6 +212,10 @@ pub struct RawEmitter {
     /// The IP id of the next packet; a fresh one per packet so that receivers reassembling
     /// fragments never mix two emissions.
     next_id: AtomicU16,
+    /// The interface's MTU when opened: the kernel sends an `IP_HDRINCL` packet as it is and
+    /// refuses one larger than the MTU, so we fragment ourselves, as the stack would have for a
+    /// host's own datagram.
+    mtu: usize,
 }
 
 impl RawEmitter {
@@ -184,9 +237,16 @@ impl RawEmitter {
         let mut seed = [0u8; 2];
         // A random first id keeps a restarted relay's ids apart from the previous run's.
         getrandom::fill(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;
+        // The kernel's view; where it cannot be read, Ethernet's, and a smaller real MTU then
+        // shows as an EMSGSIZE error from `send`, never as a cut datagram.
+        let mtu = std::fs::read_to_string(format!("/sys/class/net/{interface}/mtu"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(ETHERNET_MTU);
         Ok(RawEmitter {
             socket,
             next_id: AtomicU16::new(u16::from_ne_bytes(seed)),
+            mtu,
         })
     }
 
@@ -201,7 +261,8 @@ impl RawEmitter {
     /// Sends `payload` from `source` to `destination` (a broadcast address or multicast group,
     /// or any address), building the IPv4 and UDP headers (TTL 1 for multicast, 64 otherwise;
     /// correct checksums; DF clear; a fresh IP id per packet). Payloads that do not fit one IPv4
-    /// datagram (65 507 bytes) are an error, never truncated.
+    /// datagram (65 507 bytes) are an error, never truncated; a datagram larger than the
+    /// interface's MTU goes out in fragments.
     pub fn send(
         &self,
         source: SocketAddrV4,
@@ -212,12 +273,14 @@ impl RawEmitter {
         let packet = ipv4_udp_packet(source, destination, ttl_for(*destination.ip()), id, payload)?;
         // With IP_HDRINCL the port of the address is unused; the kernel routes on the IP only.
         let to = socket2::SockAddr::from(SocketAddrV4::new(*destination.ip(), 0));
-        let sent = self.socket.send_to(&packet, &to)?;
-        if sent != packet.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("raw socket sent {sent} of {} bytes", packet.len()),
-            ));
+        for fragment in ipv4_fragments(&packet, self.mtu) {
+            let sent = self.socket.send_to(&fragment, &to)?;
+            if sent != fragment.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("raw socket sent {sent} of {} bytes", fragment.len()),
+                ));
+            }
         }
         Ok(())
     }

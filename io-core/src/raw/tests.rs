@@ -124,6 +124,52 @@ quickcheck! {
     }
 }
 
+#[test]
+fn a_packet_within_the_mtu_is_not_fragmented() {
+    let p = ipv4_udp_packet(
+        addr([10, 0, 0, 1], 1),
+        addr([10, 0, 0, 2], 2),
+        64,
+        9,
+        &[1; 1472],
+    )
+    .unwrap();
+    assert_eq!(ipv4_fragments(&p, 1500), vec![p]);
+}
+
+quickcheck! {
+    fn fragments_fit_the_mtu_and_reassemble_to_the_packet(
+        payload_len: u16, mtu: u16, id: u16
+    ) -> TestResult {
+        let len = usize::from(payload_len) % 9000;
+        let mtu = 68 + usize::from(mtu) % 9000;
+        let payload: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let packet = ipv4_udp_packet(addr([10, 9, 9, 9], 4242), addr([10, 0, 0, 255], 5076), 64, id, &payload)
+            .unwrap();
+        let fragments = ipv4_fragments(&packet, mtu);
+        let mut data = Vec::new();
+        for (i, f) in fragments.iter().enumerate() {
+            let last = i + 1 == fragments.len();
+            let field = u16::from_be_bytes([f[6], f[7]]);
+            let ok = f.len() <= mtu
+                && usize::from(u16::from_be_bytes([f[2], f[3]])) == f.len()
+                && f[4..6] == packet[4..6]
+                && f[8..10] == packet[8..10]
+                && f[12..20] == packet[12..20]
+                && usize::from(field & 0x1FFF) * 8 == data.len()
+                && (field & 0x2000 != 0) != last
+                && field & 0x4000 == 0
+                && (last || (f.len() - 20) % 8 == 0)
+                && verifies(&f[..20]);
+            if !ok {
+                return TestResult::failed();
+            }
+            data.extend_from_slice(&f[20..]);
+        }
+        TestResult::from_bool(data == packet[20..])
+    }
+}
+
 /// Opens the emitter, or says why the send test is skipped (no `CAP_NET_RAW`, not Linux).
 fn emitter_or_skip(interface: &str) -> Option<RawEmitter> {
     match RawEmitter::open(interface) {
@@ -304,6 +350,7 @@ fn send_across(
     pair: &netns::Pair,
     destination: SocketAddrV4,
     join: Option<Ipv4Addr>,
+    payload: &[u8],
 ) -> Option<Arrived> {
     use socket2::{Domain, Protocol, Socket, Type};
     use std::io::Read;
@@ -328,9 +375,9 @@ fn send_across(
     };
     for _ in 0..2 {
         emitter
-            .send(addr([10, 9, 9, 9], 4242), destination, b"across the link")
+            .send(addr([10, 9, 9, 9], 4242), destination, payload)
             .unwrap();
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 65_536];
         let (n, source) = receiver.recv_from(&mut buf).unwrap();
         arrived.datagrams.push((buf[..n].to_vec(), source));
     }
@@ -347,9 +394,9 @@ fn send_across(
 /// Checks both sends arrived whole with the original source, with `ttl`, DF clear and two
 /// different IP ids.
 #[cfg(target_os = "linux")]
-fn check_arrived(arrived: &Arrived, ttl: u8) {
+fn check_arrived(arrived: &Arrived, ttl: u8, sent: &[u8]) {
     for (payload, source) in &arrived.datagrams {
-        assert_eq!(payload, b"across the link");
+        assert_eq!(payload, sent);
         assert_eq!(*source, "10.9.9.9:4242".parse().unwrap());
     }
     for header in &arrived.headers {
@@ -382,8 +429,13 @@ fn a_raw_broadcast_crosses_a_link_with_the_original_source() {
         )
     );
     assert_eq!(default, "vb");
-    if let Some(arrived) = send_across(&pair, addr([10, 77, 0, 255], 5076), None) {
-        check_arrived(&arrived, 64);
+    if let Some(arrived) = send_across(&pair, addr([10, 77, 0, 255], 5076), None, b"hi") {
+        check_arrived(&arrived, 64, b"hi");
+    }
+    // Larger than the veth's MTU of 1500: sent in fragments, reassembled whole over there.
+    let big: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    if let Some(arrived) = send_across(&pair, addr([10, 77, 0, 255], 5078), None, &big) {
+        check_arrived(&arrived, 64, &big);
     }
 }
 
@@ -398,7 +450,8 @@ fn a_raw_multicast_crosses_a_link_with_the_original_source() {
         }
     };
     let group = Ipv4Addr::new(239, 255, 77, 1);
-    if let Some(arrived) = send_across(&pair, SocketAddrV4::new(group, 5077), Some(group)) {
-        check_arrived(&arrived, 1);
+    let sent = b"across the link";
+    if let Some(arrived) = send_across(&pair, SocketAddrV4::new(group, 5077), Some(group), sent) {
+        check_arrived(&arrived, 1, sent);
     }
 }
