@@ -183,7 +183,7 @@ pub fn ipv4_fragments(packet: &[u8], mtu: usize) -> Vec<Vec<u8>> {
 }
 
 /// Adds `bytes` as big-endian 16-bit words (an odd last byte padded with zero) to `sum`, without
-/// folding: a `u64`-free u32 holds the carries of any datagram up to 64 KiB.
+/// folding: a `u32` holds the carries of any IPv4 datagram (at most 32 768 words of 0xFFFF).
 fn sum_words(mut sum: u32, bytes: &[u8]) -> u32 {
     let mut words = bytes.chunks_exact(2);
     for w in &mut words {
