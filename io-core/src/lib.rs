@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod keys;
 pub mod plumbing;
+pub mod raw;
 pub mod segment;
 
 pub use clock::StdClock;
