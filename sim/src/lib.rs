@@ -33,6 +33,7 @@ mod config;
 mod host;
 pub mod middlebox;
 mod net;
+mod relay;
 mod sim;
 mod spoof;
 mod trace;
@@ -42,6 +43,7 @@ pub use host::{
     ClientCtl, ClientSpec, Ctl, Script, ServerCtl, ServerSpec, CLIENT_PORT, SERVER_PORT,
 };
 pub use middlebox::{Attack, MiddleboxConfig, Route};
+pub use relay::{EmitFrom, Heard, PeerHost, RelayCtl, RelaySpec, Segment, MESH_PORT};
 pub use sim::{NetAction, SimError, Simulation};
 pub use spoof::{is_spoofed, spoofed_source};
 pub use trace::{DatagramKind, DatagramRecord, Fate, HostEvent, Record, Trace};
