@@ -189,7 +189,7 @@ impl Mesh {
         out.delivered = complete;
         let dups = out.duplicates;
         out.check(dups == 0, "exactly-once", || {
-            format!("{dups} broadcasts heard more than once")
+            format!("{dups} extra copies of broadcasts heard")
         });
         out.check(missed.is_empty(), "delivered", || {
             format!(

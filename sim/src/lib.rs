@@ -5,7 +5,8 @@
 //! derived from the simulation seed and the host's name. On top of turmoil's latency,
 //! partitions, holds, crashes and bounces, the drivers add per-link loss, duplication,
 //! corruption and reordering ([`LinkFaults`]), multicast groups ([`Simulation::join`]), NAT
-//! mappings that expire, and scripted attacks. Every datagram and every application event goes
+//! mappings that expire, and scripted attacks. Relay hosts ([`Simulation::add_relay`]) carry
+//! the broadcasts of stations ([`Simulation::add_station`]) between [`Segment`]s. Every datagram and every application event goes
 //! into a [`Trace`], which reduces to a digest: the same seed always gives the same digest.
 //!
 //! # Driving
