@@ -13,9 +13,14 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use pavillion_proto::crypto::ecc::KeyPair;
-use pavillion_proto::endpoint::{DropReason, Relay, RelayConfig, RelayDrop, RelayId, RelayLimits};
+use pavillion_proto::endpoint::{
+    DropReason, Relay, RelayConfig, RelayDrop, RelayEvent, RelayId, RelayLimits,
+};
 use pavillion_proto::rng::Rng;
-use pavillion_sim::{Attack, LinkFaults, MiddleboxConfig, NetAction, RelaySpec, Script, Segment};
+use pavillion_proto::Instant;
+use pavillion_sim::{
+    Attack, HostEvent, LinkFaults, MiddleboxConfig, NetAction, RelaySpec, Script, Segment,
+};
 
 use crate::harness::{ms, secs, Harness};
 use crate::outcome::Outcome;
@@ -279,7 +284,25 @@ pub(crate) fn relay_failover(p: &Params) -> Outcome {
     }
     let recovered = DIE + limits.down_after + secs(1);
     let mut out = m.finish(move |sent| sent.at < DIE - ms(100) || sent.at >= recovered);
-    out.reconnect_time = Some(limits.down_after + secs(1));
+    // The row's reconnect column: the slowest segment's takeover, from the death to the
+    // survivor's `Emitter { active: true }`.
+    let mut slowest = Some(Duration::ZERO);
+    for s in SEGMENTS {
+        let survivor = relay_name(s, if emitter(s) == "a" { "b" } else { "a" });
+        let took =
+            m.h.events(&survivor, |e| match e {
+                HostEvent::Relay(RelayEvent::Emitter { active: true }) => Some(()),
+                _ => None,
+            })
+            .into_iter()
+            .map(|(at, ())| at.saturating_duration_since(Instant::ZERO + DIE))
+            .find(|d| !d.is_zero());
+        out.check(took.is_some(), "takeover", || {
+            format!("{survivor} never became its segment's emitter")
+        });
+        slowest = slowest.zip(took).map(|(a, b)| a.max(b));
+    }
+    out.reconnect_time = slowest;
     out
 }
 
