@@ -254,6 +254,12 @@ pub static SCENARIOS: &[Scenario] = &[
         suites: &[Suite::Noise],
         run: mesh::relay_adversary,
     },
+    Scenario {
+        name: "relay-group",
+        description: "a client of a group on segment 1 sends 50 messages to 255.255.255.255: the server on segment 2 gets each exactly once through the relays",
+        suites: &[Suite::Noise],
+        run: mesh::relay_group,
+    },
 ];
 
 /// The scenario named `name`.

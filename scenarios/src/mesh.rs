@@ -468,3 +468,66 @@ pub(crate) fn relay_adversary(p: &Params) -> Outcome {
     }
     out
 }
+
+/// A Pavillion client of a group on segment 1 sends 50 reliable messages to the limited
+/// broadcast address (its group): the relays of both segments carry them, and the server on
+/// segment 2, which only the relays' emissions reach, gets every one exactly once and answers
+/// the client directly (emissions keep the client's source).
+pub(crate) fn relay_group(p: &Params) -> Outcome {
+    use pavillion_sim::{ServerSpec, SERVER_PORT};
+
+    let group: SocketAddr = ([255, 255, 255, 255], SERVER_PORT).into();
+    let mut h = Harness::new(p, secs(12), LinkFaults::clean());
+    let segments = [SEGMENTS[0], SEGMENTS[1]];
+    let all: Vec<(Segment, &str)> = segments
+        .iter()
+        .flat_map(|s| SIBLINGS.iter().map(move |k| (*s, *k)))
+        .collect();
+    for &(s, k) in &all {
+        let config = RelayConfig::new(relay_keys(s, k), &s.name(), &[SERVER_PORT], [0; 32]);
+        let mut spec = RelaySpec::new(config, s);
+        for &(s2, k2) in all.iter().filter(|x| **x != (s, k)) {
+            spec = spec.with_peer(&relay_name(s2, k2), *relay_keys(s2, k2).public());
+        }
+        if let Err(e) = h
+            .sim
+            .add_relay(&relay_name(s, k), spec, Script::<Relay>::new())
+        {
+            h.setup_error(e);
+        }
+    }
+    h.server(
+        "server",
+        ServerSpec::new(p.suite.server_config(1)).with_subscription("t"),
+    );
+    if let Err(e) = h
+        .sim
+        .join(segments[1].group(SERVER_PORT), "server", SERVER_PORT)
+    {
+        h.setup_error(e);
+    }
+    let batch = crate::harness::Batch::new(secs(3), ms(100), 50).deadline(secs(6));
+    h.client("client", p.suite.client_config(0, group), &[batch]);
+    if let Err(e) = h
+        .sim
+        .place_on("client", segments[0], group, pavillion_sim::CLIENT_PORT)
+    {
+        h.setup_error(e);
+    }
+    if let Err(e) = h.sim.place_on("server", segments[1], group, SERVER_PORT) {
+        h.setup_error(e);
+    }
+    let mut out = h.run(crate::harness::unicast("server"));
+    out.expect_delivered_percent(100);
+    let emitted = h.sim.emitted(segments[1]);
+    out.check(emitted > 0, "relayed", || {
+        "no relay emitted on the server's segment".into()
+    });
+    out.notes.push(format!(
+        "{emitted} datagrams emitted on {}, {} on {}",
+        segments[1].name(),
+        h.sim.emitted(segments[0]),
+        segments[0].name()
+    ));
+    out
+}

@@ -83,6 +83,7 @@ scenario_tests! {
     relay_failover => "relay-failover",
     relay_partition => "relay-partition",
     relay_adversary => "relay-adversary",
+    relay_group => "relay-group",
 }
 
 #[test]

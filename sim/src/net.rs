@@ -40,6 +40,10 @@ pub(crate) struct World {
     pub(crate) relay_stats: BTreeMap<Rc<str>, Vec<RelayStats>>,
     /// Datagrams relays emitted, by segment.
     pub(crate) emitted: BTreeMap<Segment, u64>,
+    /// The segment of each host placed on one ([`crate::Simulation::place_on`]).
+    pub(crate) segment_of: BTreeMap<IpAddr, Segment>,
+    /// Groups scoped to one segment: only its hosts' datagrams reach the members.
+    pub(crate) segment_groups: BTreeMap<(Segment, SocketAddr), BTreeSet<SocketAddr>>,
     /// The first [`MESH_LOG`] mesh datagrams relays sent: source, destination, bytes.
     pub(crate) mesh_log: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// What each station heard: when, from whom, the payload.
@@ -66,6 +70,8 @@ impl World {
             emitted: BTreeMap::new(),
             heard: BTreeMap::new(),
             mesh_log: Vec::new(),
+            segment_of: BTreeMap::new(),
+            segment_groups: BTreeMap::new(),
         }
     }
 
@@ -88,7 +94,15 @@ impl World {
     }
 
     /// The members of group `to` other than the sender, or `to` itself if it is no group.
+    /// A sender placed on a segment reaches the members of that segment's group `to` first.
     fn recipients(&self, from: SocketAddr, to: SocketAddr) -> Vec<SocketAddr> {
+        let scoped = self
+            .segment_of
+            .get(&from.ip())
+            .and_then(|s| self.segment_groups.get(&(*s, to)));
+        if let Some(members) = scoped {
+            return members.iter().copied().filter(|m| *m != from).collect();
+        }
         match self.groups.get(&to) {
             Some(members) => members.iter().copied().filter(|m| *m != from).collect(),
             None => vec![to],

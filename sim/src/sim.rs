@@ -17,6 +17,21 @@ use crate::net::{derive_seed, World};
 use crate::relay::{self, EmitFrom, Heard, RelaySpec, Segment};
 use crate::trace::Trace;
 
+/// `255.255.255.255`, which reaches the sender's own segment only.
+const LIMITED_BROADCAST: SocketAddr =
+    SocketAddr::new(IpAddr::V4(core::net::Ipv4Addr::BROADCAST), 0);
+
+trait WithPort {
+    fn with_port(self, port: u16) -> Self;
+}
+
+impl WithPort for SocketAddr {
+    fn with_port(mut self, port: u16) -> Self {
+        self.set_port(port);
+        self
+    }
+}
+
 /// Something done to the network at a chosen simulated time.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -506,6 +521,7 @@ impl Simulation {
         let ip = self.sim.lookup(name);
         for &port in &spec.config.ports {
             self.join(spec.segment.group(port), name, port)?;
+            self.place_on(name, spec.segment, LIMITED_BROADCAST.with_port(port), port)?;
         }
         if spec.emit == EmitFrom::Source {
             self.world.borrow_mut().spoofers.insert(ip);
@@ -553,6 +569,7 @@ impl Simulation {
     ) -> Result<SocketAddr, SimError> {
         self.claim(name)?;
         self.join(segment.group(port), name, port)?;
+        self.place_on(name, segment, LIMITED_BROADCAST.with_port(port), port)?;
         let host: Rc<str> = name.into();
         let world = self.world.clone();
         let incarnation = Rc::new(Cell::new(0u32));
@@ -563,6 +580,30 @@ impl Simulation {
             relay::drive_station(host.clone(), n, world.clone(), segment, port, sends.clone())
         });
         Ok(SocketAddr::new(self.sim.lookup(name), port))
+    }
+
+    /// Places `host` on `segment`, and makes it receive at `port` what the segment's hosts
+    /// send to `group` (for example the limited broadcast `255.255.255.255`, or a multicast
+    /// group that does not cross routers); hosts of other segments sending to `group` do not
+    /// reach it. Relay hosts and stations are on their segment already.
+    ///
+    /// # Errors
+    /// [`SimError::UnknownHost`] if there is no such host.
+    pub fn place_on(
+        &mut self,
+        host: &str,
+        segment: Segment,
+        group: SocketAddr,
+        port: u16,
+    ) -> Result<(), SimError> {
+        let ip = self.ip(host)?;
+        let mut w = self.world.borrow_mut();
+        w.segment_of.insert(ip, segment);
+        w.segment_groups
+            .entry((segment, group))
+            .or_default()
+            .insert(SocketAddr::new(ip, port));
+        Ok(())
     }
 
     /// The relay counters of relay host `host`, one entry per incarnation.
