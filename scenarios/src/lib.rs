@@ -34,6 +34,7 @@
 extern crate alloc;
 
 mod harness;
+mod mesh;
 mod outcome;
 pub mod report;
 mod scenarios;
@@ -228,6 +229,36 @@ pub static SCENARIOS: &[Scenario] = &[
         description: "a register observed across a server reboot: every change after the observation is renewed is notified",
         suites: Suite::ALL,
         run: scenarios::register_observe,
+    },
+    Scenario {
+        name: "relay-mesh",
+        description: "3 segments, 2 relays each, 30 broadcasts per segment: every station hears each exactly once, with its original source; no storm",
+        suites: &[Suite::Noise],
+        run: mesh::relay_mesh,
+    },
+    Scenario {
+        name: "relay-failover",
+        description: "every segment's emitting relay dies at 5 s: never a duplicate; exactly once again from 10 s (down_after + 1 s)",
+        suites: &[Suite::Noise],
+        run: mesh::relay_failover,
+    },
+    Scenario {
+        name: "relay-partition",
+        description: "relays of segments 1 and 2 cut from 5 s to 12 s: broadcasts go around through segment 3 (hop limit 2), straight again after; never a duplicate",
+        suites: &[Suite::Noise],
+        run: mesh::relay_partition,
+    },
+    Scenario {
+        name: "relay-adversary",
+        description: "mesh packets replayed, forged and flooded at the relays from 4.5 s to 7.5 s: nothing emitted that no station sent, every broadcast heard exactly once, drops counted",
+        suites: &[Suite::Noise],
+        run: mesh::relay_adversary,
+    },
+    Scenario {
+        name: "relay-group",
+        description: "a client of a group on segment 1 sends 50 messages to 255.255.255.255: the server on segment 2 gets each exactly once through the relays",
+        suites: &[Suite::Noise],
+        run: mesh::relay_group,
     },
 ];
 

@@ -79,6 +79,11 @@ scenario_tests! {
     large_message_30 => "large-message-30",
     reassembly_flood => "reassembly-flood",
     register_observe => "register-observe",
+    relay_mesh => "relay-mesh",
+    relay_failover => "relay-failover",
+    relay_partition => "relay-partition",
+    relay_adversary => "relay-adversary",
+    relay_group => "relay-group",
 }
 
 #[test]

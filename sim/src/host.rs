@@ -32,10 +32,10 @@ pub const CLIENT_PORT: u16 = 40000;
 /// Commands given through the `Ctl` helpers are recorded in the trace with their results;
 /// [`Ctl::endpoint`] gives the endpoint itself for anything else.
 pub struct Ctl<'a, E> {
-    now: Instant,
-    host: &'a Rc<str>,
-    endpoint: &'a mut E,
-    world: &'a Shared,
+    pub(crate) now: Instant,
+    pub(crate) host: &'a Rc<str>,
+    pub(crate) endpoint: &'a mut E,
+    pub(crate) world: &'a Shared,
 }
 
 /// The handle a server's application gets.
@@ -152,8 +152,8 @@ impl Ctl<'_, Server> {
     }
 }
 
-type Step<E> = Box<dyn FnMut(&mut Ctl<'_, E>)>;
-type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, <E as Endpoint>::Event)>;
+pub(crate) type Step<E> = Box<dyn FnMut(&mut Ctl<'_, E>)>;
+pub(crate) type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, <E as Endpoint>::Event)>;
 
 /// What a host's application does: commands at chosen simulated times, a hook run at every
 /// (re)start, and a reaction to every event.
@@ -232,6 +232,14 @@ impl<E: Endpoint> Script<E> {
     pub fn on_event(mut self, f: impl FnMut(&mut Ctl<'_, E>, E::Event) + 'static) -> Self {
         self.on_event = Some(Box::new(f));
         self
+    }
+
+    pub(crate) fn on_start_mut(&mut self) -> Option<&mut Step<E>> {
+        self.on_start.as_mut()
+    }
+
+    pub(crate) fn on_event_mut(&mut self) -> Option<&mut OnEvent<E>> {
+        self.on_event.as_mut()
     }
 
     pub(crate) fn take_on_start(&mut self) -> Option<Step<E>> {
@@ -320,9 +328,9 @@ impl<E: Endpoint<Event: Clone + Into<HostEvent>> + 'static> Hosted for E {}
 
 /// A script with its progress, shared by the incarnations of one host.
 pub(crate) struct ScriptRun<E: Endpoint> {
-    script: Script<E>,
+    pub(crate) script: Script<E>,
     /// Index of the first timed command not yet run or skipped.
-    next: usize,
+    pub(crate) next: usize,
 }
 
 impl<E: Endpoint> ScriptRun<E> {
@@ -330,7 +338,7 @@ impl<E: Endpoint> ScriptRun<E> {
         Rc::new(RefCell::new(ScriptRun { script, next: 0 }))
     }
 
-    fn next_at(&self) -> Option<Instant> {
+    pub(crate) fn next_at(&self) -> Option<Instant> {
         self.script
             .steps
             .get(self.next)
@@ -427,7 +435,7 @@ pub(crate) async fn drive<E: Hosted>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Res
 }
 
 /// Sleeps for `wait`, or forever for `None`.
-async fn sleep_for(wait: Option<Duration>) {
+pub(crate) async fn sleep_for(wait: Option<Duration>) {
     match wait {
         Some(d) => tokio::time::sleep(d).await,
         None => core::future::pending().await,
@@ -435,7 +443,7 @@ async fn sleep_for(wait: Option<Duration>) {
 }
 
 /// Runs the script's commands that are due.
-fn run_due<E: Hosted>(ep: &mut E, ctx: &HostCtx<E>) {
+pub(crate) fn run_due<E: Hosted>(ep: &mut E, ctx: &HostCtx<E>) {
     let mut run = ctx.script.borrow_mut();
     loop {
         let t = now();

@@ -5,7 +5,8 @@
 //! derived from the simulation seed and the host's name. On top of turmoil's latency,
 //! partitions, holds, crashes and bounces, the drivers add per-link loss, duplication,
 //! corruption and reordering ([`LinkFaults`]), multicast groups ([`Simulation::join`]), NAT
-//! mappings that expire, and scripted attacks. Every datagram and every application event goes
+//! mappings that expire, and scripted attacks. Relay hosts ([`Simulation::add_relay`]) carry
+//! the broadcasts of stations ([`Simulation::add_station`]) between [`Segment`]s. Every datagram and every application event goes
 //! into a [`Trace`], which reduces to a digest: the same seed always gives the same digest.
 //!
 //! # Driving
@@ -33,6 +34,7 @@ mod config;
 mod host;
 pub mod middlebox;
 mod net;
+mod relay;
 mod sim;
 mod spoof;
 mod trace;
@@ -42,6 +44,7 @@ pub use host::{
     ClientCtl, ClientSpec, Ctl, Script, ServerCtl, ServerSpec, CLIENT_PORT, SERVER_PORT,
 };
 pub use middlebox::{Attack, MiddleboxConfig, Route};
+pub use relay::{EmitFrom, Heard, PeerHost, RelayCtl, RelaySpec, Segment, MESH_PORT};
 pub use sim::{NetAction, SimError, Simulation};
 pub use spoof::{is_spoofed, spoofed_source};
 pub use trace::{DatagramKind, DatagramRecord, Fate, HostEvent, Record, Trace};

@@ -10,12 +10,13 @@ use core::net::{IpAddr, SocketAddr};
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
-use pavillion_proto::endpoint::Stats;
+use pavillion_proto::endpoint::{RelayStats, Stats};
 use pavillion_proto::rng::Rng;
 use pavillion_proto::{Duration, Instant};
 use turmoil::net::UdpSocket;
 
 use crate::config::LinkFaults;
+use crate::relay::{Heard, Segment};
 use crate::trace::{DatagramKind, DatagramRecord, Fate, Record, Trace};
 
 /// Everything the hosts of one simulation share.
@@ -35,9 +36,24 @@ pub(crate) struct World {
     pub(crate) stats: BTreeMap<Rc<str>, Vec<Stats>>,
     /// Hosts allowed to hand others datagrams with forged sources (see `spoof`).
     pub(crate) spoofers: BTreeSet<IpAddr>,
+    /// The relay counters of each relay host, one entry per incarnation (as `stats`).
+    pub(crate) relay_stats: BTreeMap<Rc<str>, Vec<RelayStats>>,
+    /// Datagrams relays emitted, by segment.
+    pub(crate) emitted: BTreeMap<Segment, u64>,
+    /// The segment of each host placed on one ([`crate::Simulation::place_on`]).
+    pub(crate) segment_of: BTreeMap<IpAddr, Segment>,
+    /// Groups scoped to one segment: only its hosts' datagrams reach the members.
+    pub(crate) segment_groups: BTreeMap<(Segment, SocketAddr), BTreeSet<SocketAddr>>,
+    /// The first [`MESH_LOG`] mesh datagrams relays sent: source, destination, bytes.
+    pub(crate) mesh_log: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// What each station heard: when, from whom, the payload.
+    pub(crate) heard: BTreeMap<Rc<str>, Vec<Heard>>,
 }
 
 pub(crate) type Shared = Rc<RefCell<World>>;
+
+/// Most mesh datagrams kept for [`crate::Simulation::mesh_packets`].
+pub(crate) const MESH_LOG: usize = 4096;
 
 impl World {
     pub(crate) fn new(seed: u64, default_link: LinkFaults) -> Self {
@@ -50,6 +66,12 @@ impl World {
             private: BTreeMap::new(),
             stats: BTreeMap::new(),
             spoofers: BTreeSet::new(),
+            relay_stats: BTreeMap::new(),
+            emitted: BTreeMap::new(),
+            heard: BTreeMap::new(),
+            mesh_log: Vec::new(),
+            segment_of: BTreeMap::new(),
+            segment_groups: BTreeMap::new(),
         }
     }
 
@@ -72,7 +94,15 @@ impl World {
     }
 
     /// The members of group `to` other than the sender, or `to` itself if it is no group.
+    /// A sender placed on a segment reaches the members of that segment's group `to` first.
     fn recipients(&self, from: SocketAddr, to: SocketAddr) -> Vec<SocketAddr> {
+        let scoped = self
+            .segment_of
+            .get(&from.ip())
+            .and_then(|s| self.segment_groups.get(&(*s, to)));
+        if let Some(members) = scoped {
+            return members.iter().copied().filter(|m| *m != from).collect();
+        }
         match self.groups.get(&to) {
             Some(members) => members.iter().copied().filter(|m| *m != from).collect(),
             None => vec![to],

@@ -7,14 +7,30 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration as StdDuration;
 use std::time::UNIX_EPOCH;
 
-use pavillion_proto::endpoint::{Client, Server, ServerEvent, Stats};
+use pavillion_proto::endpoint::{Client, Relay, RelayStats, Server, ServerEvent, Stats};
 use pavillion_proto::Instant;
 
 use crate::config::{ConfigError, LinkFaults, SimConfig};
 use crate::host::{drive, ClientSpec, HostCtx, Script, ScriptRun, ServerCtl, ServerSpec};
 use crate::middlebox::{self, MiddleboxConfig};
 use crate::net::{derive_seed, World};
+use crate::relay::{self, EmitFrom, Heard, RelaySpec, Segment};
 use crate::trace::Trace;
+
+/// `255.255.255.255`, which reaches the sender's own segment only.
+const LIMITED_BROADCAST: SocketAddr =
+    SocketAddr::new(IpAddr::V4(core::net::Ipv4Addr::BROADCAST), 0);
+
+trait WithPort {
+    fn with_port(self, port: u16) -> Self;
+}
+
+impl WithPort for SocketAddr {
+    fn with_port(mut self, port: u16) -> Self {
+        self.set_port(port);
+        self
+    }
+}
 
 /// Something done to the network at a chosen simulated time.
 #[derive(Clone, Debug, PartialEq)]
@@ -484,6 +500,143 @@ impl Simulation {
         self.world
             .borrow()
             .stats
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Adds a relay host (see [`RelaySpec`]) run by `script`: it joins its segment on each of
+    /// its ports, and with [`EmitFrom::Source`] may hand others datagrams with the original
+    /// senders' sources. Returns its mesh address.
+    ///
+    /// # Errors
+    /// [`SimError::DuplicateHost`] if the name is taken.
+    pub fn add_relay(
+        &mut self,
+        name: &str,
+        spec: RelaySpec,
+        script: Script<Relay>,
+    ) -> Result<SocketAddr, SimError> {
+        self.claim(name)?;
+        let ip = self.sim.lookup(name);
+        for &port in &spec.config.ports {
+            self.join(spec.segment.group(port), name, port)?;
+            self.place_on(name, spec.segment, LIMITED_BROADCAST.with_port(port), port)?;
+        }
+        if spec.emit == EmitFrom::Source {
+            self.world.borrow_mut().spoofers.insert(ip);
+        }
+        let mesh = SocketAddr::new(ip, spec.mesh_port);
+        let host: Rc<str> = name.into();
+        let world = self.world.clone();
+        let script = ScriptRun::new(script);
+        let incarnation = Rc::new(Cell::new(0u32));
+        let base = self.config.seed;
+        let spec = Rc::new(spec);
+        self.sim.host(name, move || {
+            let n = incarnation.get();
+            incarnation.set(n.wrapping_add(1));
+            let seed = derive_seed(base, &host, n, "endpoint");
+            let ctx = HostCtx {
+                host: host.clone(),
+                node: host.clone(),
+                world: world.clone(),
+                script: script.clone(),
+                port: spec.mesh_port,
+                incarnation: n,
+            };
+            let spec = spec.clone();
+            async move {
+                let relay = Relay::new(relay::resolve(&spec, &ctx.node, seed));
+                relay::drive_relay(relay, ctx, spec).await
+            }
+        });
+        Ok(mesh)
+    }
+
+    /// Adds a station: a plain UDP host of `segment` bound to `port` that broadcasts each
+    /// payload of `sends` there at its time, and records everything it hears on `port`
+    /// ([`Simulation::heard`]). Returns its address.
+    ///
+    /// # Errors
+    /// [`SimError::DuplicateHost`] if the name is taken.
+    pub fn add_station(
+        &mut self,
+        name: &str,
+        segment: Segment,
+        port: u16,
+        sends: Vec<(StdDuration, Vec<u8>)>,
+    ) -> Result<SocketAddr, SimError> {
+        self.claim(name)?;
+        self.join(segment.group(port), name, port)?;
+        self.place_on(name, segment, LIMITED_BROADCAST.with_port(port), port)?;
+        let host: Rc<str> = name.into();
+        let world = self.world.clone();
+        let incarnation = Rc::new(Cell::new(0u32));
+        let sends = Rc::new(sends);
+        self.sim.host(name, move || {
+            let n = incarnation.get();
+            incarnation.set(n.wrapping_add(1));
+            relay::drive_station(host.clone(), n, world.clone(), segment, port, sends.clone())
+        });
+        Ok(SocketAddr::new(self.sim.lookup(name), port))
+    }
+
+    /// Places `host` on `segment`, and makes it receive at `port` what the segment's hosts
+    /// send to `group` (for example the limited broadcast `255.255.255.255`, or a multicast
+    /// group that does not cross routers); hosts of other segments sending to `group` do not
+    /// reach it. Relay hosts and stations are on their segment already.
+    ///
+    /// # Errors
+    /// [`SimError::UnknownHost`] if there is no such host.
+    pub fn place_on(
+        &mut self,
+        host: &str,
+        segment: Segment,
+        group: SocketAddr,
+        port: u16,
+    ) -> Result<(), SimError> {
+        let ip = self.ip(host)?;
+        let mut w = self.world.borrow_mut();
+        w.segment_of.insert(ip, segment);
+        w.segment_groups
+            .entry((segment, group))
+            .or_default()
+            .insert(SocketAddr::new(ip, port));
+        Ok(())
+    }
+
+    /// The relay counters of relay host `host`, one entry per incarnation.
+    pub fn relay_stats(&self, host: &str) -> Vec<RelayStats> {
+        self.world
+            .borrow()
+            .relay_stats
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How many datagrams relays emitted on `segment` so far.
+    pub fn emitted(&self, segment: Segment) -> u64 {
+        self.world
+            .borrow()
+            .emitted
+            .get(&segment)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The mesh datagrams relay hosts sent so far (the first 4096), as an on-path observer
+    /// records them: source, destination and bytes. For replay attacks.
+    pub fn mesh_packets(&self) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+        self.world.borrow().mesh_log.clone()
+    }
+
+    /// What station `host` heard so far: when, from which source, the payload.
+    pub fn heard(&self, host: &str) -> Vec<Heard> {
+        self.world
+            .borrow()
+            .heard
             .get(host)
             .cloned()
             .unwrap_or_default()

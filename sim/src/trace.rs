@@ -11,7 +11,7 @@ use std::io;
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
-use pavillion_proto::endpoint::{ClientEvent, ServerEvent};
+use pavillion_proto::endpoint::{ClientEvent, RelayEvent, ServerEvent};
 use pavillion_proto::wire::noise::NoisePacket;
 use pavillion_proto::wire::{Datagram, Setup};
 use pavillion_proto::Instant;
@@ -230,6 +230,14 @@ pub enum HostEvent {
     Client(ClientEvent),
     /// An event of a server host.
     Server(ServerEvent),
+    /// An event of a relay host.
+    Relay(RelayEvent),
+}
+
+impl From<RelayEvent> for HostEvent {
+    fn from(e: RelayEvent) -> Self {
+        HostEvent::Relay(e)
+    }
 }
 
 impl From<ClientEvent> for HostEvent {
@@ -252,6 +260,7 @@ impl fmt::Display for TraceText<'_> {
         match self.0 {
             HostEvent::Client(e) => write!(f, "{e:?}"),
             HostEvent::Server(e) => write!(f, "{e:?}"),
+            HostEvent::Relay(e) => write!(f, "{e:?}"),
         }
     }
 }
@@ -291,7 +300,7 @@ impl Trace {
     ) -> impl Iterator<Item = (Instant, &'a ClientEvent)> + 'a {
         self.events(host).filter_map(|(at, e)| match e {
             HostEvent::Client(e) => Some((at, e)),
-            HostEvent::Server(_) => None,
+            HostEvent::Server(_) | HostEvent::Relay(_) => None,
         })
     }
 
@@ -302,7 +311,7 @@ impl Trace {
     ) -> impl Iterator<Item = (Instant, &'a ServerEvent)> + 'a {
         self.events(host).filter_map(|(at, e)| match e {
             HostEvent::Server(e) => Some((at, e)),
-            HostEvent::Client(_) => None,
+            HostEvent::Client(_) | HostEvent::Relay(_) => None,
         })
     }
 
