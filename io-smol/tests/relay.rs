@@ -101,3 +101,68 @@ fn two_async_relays_carry_a_broadcast_and_report_peers() {
         a.close().await;
     });
 }
+
+/// The capture path on real sockets: relay A captures on `lo` (a broadcast to
+/// `127.255.255.255`, never a real interface), carries it, and B (no segment) emits it with
+/// the original sender as source. A unicast to the same port is not captured.
+#[test]
+fn a_broadcast_on_loopback_is_captured_and_carried() {
+    use pavillion_io::segment::{Emission, Interface};
+    use pavillion_smol::SegmentOptions;
+    use std::net::UdpSocket;
+
+    within(Duration::from_secs(20), async {
+        let lo = Interface::lookup("lo").unwrap();
+        let port = {
+            // A port nothing else here uses: let the kernel pick one, then free it.
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        };
+        let (ka, kb) = (generate_keypair(), generate_keypair());
+        let (pa, pb) = (*ka.public(), *kb.public());
+        let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let b = Relay::open(RelayOptions {
+            config: RelayConfig::new(kb, "seg-b", &[port], random32()).with_trusted(pa),
+            mesh_bind: bind,
+            segment: None,
+        })
+        .unwrap();
+        let a = Relay::open(RelayOptions {
+            config: RelayConfig::new(ka, &lo.network(), &[port], random32())
+                .with_peer(b.mesh_addr(), pb),
+            mesh_bind: bind,
+            segment: Some(SegmentOptions {
+                interface: lo.clone(),
+                groups: Vec::new(),
+                emission: Emission::Relay,
+            }),
+        })
+        .unwrap();
+        wait_for(&a, |n| is_up(n, b.id())).await;
+        wait_for(&b, |n| is_up(n, a.id())).await;
+
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.set_broadcast(true).unwrap();
+        // Unicast first: the relay must not see it.
+        sender.send_to(b"unicast", ("127.0.0.1", port)).unwrap();
+        sender.send_to(b"search", (lo.broadcast, port)).unwrap();
+        let got = wait_for(&b, |n| matches!(n, RelayNotice::Emitted(_))).await;
+        assert_eq!(
+            got,
+            RelayNotice::Emitted(Emitted {
+                source: sender.local_addr().unwrap(),
+                scope: Scope::Broadcast,
+                port,
+                payload: b"search".to_vec(),
+            })
+        );
+        let (ra, _) = a.stats().await.unwrap();
+        assert_eq!(
+            (ra.captured, ra.carried),
+            (1, 1),
+            "only the broadcast is captured"
+        );
+        b.close().await;
+        a.close().await;
+    });
+}
