@@ -65,6 +65,7 @@
 mod client;
 mod driver;
 mod registers;
+pub mod relay;
 mod server;
 
 use std::net::SocketAddr;
@@ -91,6 +92,7 @@ pub use pavillion_proto::endpoint::{
 pub use pavillion_proto::endpoint::{Register, RegisterError, RegisterInfo};
 pub use pavillion_proto::wire::{RegisterId, RegisterStatus, RegisterType, RegisterValue};
 pub use registers::{RegisterChange, RegisterOpError, RegisterStream, RegisterWrite};
+pub use relay::{Relay, RelayNotice, RelayOptions, SegmentOptions};
 pub use server::Server;
 
 /// The messages to one target (or to all targets), as a [`Stream`].

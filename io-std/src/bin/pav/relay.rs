@@ -55,7 +55,7 @@ pub(crate) struct RelayArgs {
     /// The mesh port.
     #[arg(long, env = "PAV_RELAY_MESH_PORT", default_value_t = 7124)]
     mesh_port: u16,
-    /// The mesh socket's address [default: 0.0.0.0:<mesh-port>].
+    /// The mesh socket's address [default: 0.0.0.0:MESH-PORT].
     #[arg(long, env = "PAV_RELAY_MESH_BIND", value_name = "ADDR")]
     mesh_bind: Option<SocketAddr>,
     /// Another relay: ADDR=PUBKEY, the key as 64 hex characters or a path to a public.key file.
