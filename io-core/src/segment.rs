@@ -198,13 +198,18 @@ pub trait SourceEmitter: Send {
 /// Opens the raw emitter of `interface`, or the OS error (`EPERM` without `CAP_NET_RAW`) so
 /// that the caller can fall back to emitting from the mesh socket.
 pub fn open_source_emitter(interface: &str) -> io::Result<Box<dyn SourceEmitter>> {
-    let _ = interface;
-    // The raw IPv4/UDP emitter is `pavillion_io::raw` (branch wip-relay-raw); until it is
-    // merged, keeping the source is unavailable and `--source auto` falls back.
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "raw emission (pavillion_io::raw) is not built in",
-    ))
+    Ok(Box::new(crate::raw::RawEmitter::open(interface)?))
+}
+
+impl SourceEmitter for crate::raw::RawEmitter {
+    fn send(
+        &self,
+        source: SocketAddrV4,
+        destination: SocketAddrV4,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        crate::raw::RawEmitter::send(self, source, destination, payload)
+    }
 }
 
 /// How a relay emits on its segment.

@@ -365,6 +365,7 @@ fn batch(lab: &mut Lab, relays: &[Relay], name: &str, paused: Option<&str>) -> O
     let on2 = collect(lab, "l2", &sent);
     let on1 = collect(lab, "l1", &sent);
     let mode = if keep { "keep" } else { "relay" };
+    println!("relay netns test: batch {name}: segment 2's relays emit with source {mode}");
     let answers: Vec<String> = sent.iter().map(|p| format!("reply {p}")).collect();
     let l2: SocketAddr = SocketAddr::from(([10, 71, 2, 20], PORT));
     let replies = if keep {
