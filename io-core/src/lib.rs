@@ -26,6 +26,7 @@ pub mod error;
 pub mod keys;
 pub mod plumbing;
 pub mod raw;
+pub mod relay;
 pub mod segment;
 
 pub use clock::StdClock;

@@ -12,66 +12,19 @@
 //! [`RelayNotice::Emitted`], which is how tests run relays on loopback without broadcasting.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Mutex;
 
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::future;
-use pavillion_io::segment::{self, Emission, Interface};
+use pavillion_io::relay::{self, EmitStep, NOTICES};
+pub use pavillion_io::relay::{Emitted, RelayNotice, RelayOptions, SegmentOptions};
+use pavillion_io::segment::{self, Emission};
 use pavillion_io::{OpenError, StdClock};
 use pavillion_proto::endpoint::{
-    Emit, LocalDatagram, PeerStatus, Relay as Core, RelayConfig, RelayEvent, RelayId, RelayPeer,
-    RelayStats, Scope, Stats,
+    Emit, LocalDatagram, PeerStatus, Relay as Core, RelayId, RelayPeer, RelayStats, Scope, Stats,
 };
-
-/// How a relay is opened.
-#[derive(Debug)]
-pub struct RelayOptions {
-    /// The relay itself: keys, segment name, ports, peers, limits.
-    pub config: RelayConfig,
-    /// The mesh socket's address.
-    pub mesh_bind: SocketAddr,
-    /// The segment to capture on and emit to; `None` for tests (see the module docs).
-    pub segment: Option<SegmentOptions>,
-}
-
-/// The relay's segment.
-#[derive(Debug)]
-pub struct SegmentOptions {
-    /// The interface that capture and emission use.
-    pub interface: Interface,
-    /// Multicast groups carried besides broadcasts (joined on the interface).
-    pub groups: Vec<Ipv4Addr>,
-    /// With the original source or from the mesh socket.
-    pub emission: Emission,
-}
-
-/// A datagram the relay emitted (reported only when it has no segment), or one to inject.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Emitted {
-    /// The original sender.
-    pub source: SocketAddr,
-    /// Broadcast or multicast (which group).
-    pub scope: Scope,
-    /// The destination port.
-    pub port: u16,
-    /// The UDP payload.
-    pub payload: Vec<u8>,
-}
-
-/// What a relay reports to its handle.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RelayNotice {
-    /// Peers up, down, joined, and the emitter election.
-    Event(RelayEvent),
-    /// A datagram emitted on a segment simulated by the caller.
-    Emitted(Emitted),
-}
-
-/// Most notices held for a handle that does not read them; later ones are dropped (they are
-/// reports, not traffic).
-const NOTICES: usize = 1024;
 
 /// Captured datagrams waiting for the relay's task.
 const CAPTURED: usize = 256;
@@ -362,27 +315,16 @@ impl Driver {
 
     async fn emit(&mut self, e: &Emit) {
         let payload = self.emit_buf.get(..e.len).unwrap_or_default();
-        let Some(seg) = &self.segment else {
-            self.notify(RelayNotice::Emitted(Emitted {
-                source: e.source,
-                scope: e.scope,
-                port: e.port,
-                payload: payload.to_vec(),
-            }));
-            return;
-        };
-        let Some(dest) = segment::destination(&seg.interface, e.scope, e.port) else {
-            tracing::debug!("relay: an IPv6 group is not emitted by this driver");
-            return;
-        };
-        let result = match (&seg.emission, e.source) {
-            (Emission::Keep(raw), SocketAddr::V4(src)) => raw.send(src, dest, payload),
-            // An IPv6 source cannot head an IPv4 datagram: it goes out from the relay.
-            (Emission::Keep(_), SocketAddr::V6(_)) | (Emission::Relay, _) => self
-                .mesh
-                .send_to(payload, SocketAddr::V4(dest))
-                .await
-                .map(|_| ()),
+        let (dest, result) = match relay::emit_step(self.segment.as_ref(), e, payload) {
+            EmitStep::Report(emitted) => return self.notify(RelayNotice::Emitted(emitted)),
+            EmitStep::Skipped => {
+                return tracing::debug!("relay: an IPv6 group is not emitted by this driver")
+            }
+            EmitStep::Sent(dest, result) => (dest, result),
+            EmitStep::FromMesh(dest) => {
+                let sent = self.mesh.send_to(payload, SocketAddr::V4(dest)).await;
+                (dest, sent.map(|_| ()))
+            }
         };
         if let Err(err) = result {
             tracing::warn!("relay emit to {dest}: {err}");
