@@ -248,6 +248,15 @@ fn bad_keys_and_settings_are_input_errors() {
             &["--key", "a/secret.key", "--trust", "junk.key"][..],
             "--trust ./junk.key: public key is not valid hex",
         ),
+        (
+            &[
+                "--key",
+                "a/secret.key",
+                "--port",
+                &m[m.rfind(':').unwrap() + 1..],
+            ][..],
+            "the mesh port cannot also be a carried port",
+        ),
     ] {
         let out = with(extra);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");

@@ -167,6 +167,13 @@ pub(crate) fn run(json: bool, a: RelayArgs) -> Result<(), Failure> {
     if a.ports.is_empty() {
         return Err(Failure::input("--port: at least one port"));
     }
+    // The mesh socket would capture the segment's broadcasts and answer them as mesh packets.
+    let mesh_port = a.mesh_bind.map_or(a.mesh_port, |b| b.port());
+    if a.ports.contains(&mesh_port) {
+        return Err(Failure::input(format!(
+            "--port {mesh_port}: the mesh port cannot also be a carried port"
+        )));
+    }
 
     let interface = match &a.interface {
         Some(name) => Interface::lookup(name),
@@ -241,6 +248,11 @@ pub(crate) fn run(json: bool, a: RelayArgs) -> Result<(), Failure> {
             ports.join(","),
             source_name
         );
+    }
+
+    // The core reports the election only when it changes; say where we start.
+    if let Some(active) = relay.is_emitter() {
+        print_event(json, &RelayEvent::Emitter { active });
     }
 
     let (tx, inputs) = common::inputs::<RelayNotice>();
