@@ -4,8 +4,13 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use pavillion_proto::endpoint::{Emit, RelayConfig, RelayEvent, Scope};
+use pavillion_proto::endpoint::{
+    Emit, LocalDatagram, PeerStatus, Relay, RelayConfig, RelayEvent, RelayPeer, RelayStats, Scope,
+    Stats,
+};
+use pavillion_proto::Instant;
 
+use crate::plumbing::reply::Reply;
 use crate::segment::{self, Emission, Interface};
 
 /// How a relay is opened.
@@ -43,6 +48,52 @@ pub struct Emitted {
     pub port: u16,
     /// The UDP payload.
     pub payload: Vec<u8>,
+}
+
+impl Emitted {
+    /// The datagram as the relay takes it from its segment.
+    pub fn as_local(&self) -> LocalDatagram<'_> {
+        LocalDatagram {
+            source: self.source,
+            scope: self.scope,
+            port: self.port,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// What a handle asks of its relay's loop, the same for both adapters; the answers go back
+/// through [`Reply`] slots, which a blocking caller waits on and an async caller awaits.
+#[derive(Debug)]
+pub enum Command {
+    /// A datagram as if captured on the segment.
+    Inject(Emitted),
+    /// One more peer relay, trusted from now on.
+    AddPeer(RelayPeer),
+    /// The relay's counters and its mesh endpoints' summed counters.
+    Stats(Reply<(RelayStats, Stats)>),
+    /// Every peer and its state.
+    Peers(Reply<Vec<PeerStatus>>),
+    /// Whether we emit on our segment.
+    Emitter(Reply<bool>),
+    /// Close the mesh sessions and end the loop.
+    Close,
+}
+
+impl Command {
+    /// Carries out the command on `relay`; `false` for [`Command::Close`], which the loop
+    /// carries out itself (close, send what that queued, end).
+    pub fn apply(self, relay: &mut Relay, now: Instant) -> bool {
+        match self {
+            Command::Inject(d) => relay.handle_local(now, d.as_local()),
+            Command::AddPeer(p) => relay.add_peer(now, p),
+            Command::Stats(r) => r.send((relay.relay_stats().clone(), relay.stats().clone())),
+            Command::Peers(r) => r.send(relay.peers()),
+            Command::Emitter(r) => r.send(relay.is_emitter()),
+            Command::Close => return false,
+        }
+        true
+    }
 }
 
 /// What a relay reports to its handle.

@@ -18,25 +18,18 @@ use std::sync::Mutex;
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::future;
+use pavillion_io::plumbing::reply;
+use pavillion_io::relay::Command;
 use pavillion_io::relay::{self, EmitStep, NOTICES};
 pub use pavillion_io::relay::{Emitted, RelayNotice, RelayOptions, SegmentOptions};
 use pavillion_io::segment::{self, Emission};
 use pavillion_io::{OpenError, StdClock};
 use pavillion_proto::endpoint::{
-    Emit, LocalDatagram, PeerStatus, Relay as Core, RelayId, RelayPeer, RelayStats, Scope, Stats,
+    Emit, PeerStatus, Relay as Core, RelayId, RelayPeer, RelayStats, Scope, Stats,
 };
 
 /// Captured datagrams waiting for the relay's task.
 const CAPTURED: usize = 256;
-
-enum Command {
-    Inject(Emitted),
-    AddPeer(RelayPeer),
-    Stats(Sender<(RelayStats, Stats)>),
-    Peers(Sender<Vec<PeerStatus>>),
-    Emitter(Sender<bool>),
-    Close,
-}
 
 /// A running relay. Dropping the handle closes it (without waiting; [`Relay::close`] waits).
 #[derive(Debug)]
@@ -136,10 +129,10 @@ impl Relay {
         let _ = self.commands.try_send(Command::AddPeer(peer));
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Option<T> {
-        let (tx, rx) = async_channel::bounded(1);
+    async fn ask<T>(&self, make: impl FnOnce(reply::Reply<T>) -> Command) -> Option<T> {
+        let (tx, rx) = reply::channel();
         self.commands.send(make(tx)).await.ok()?;
-        rx.recv().await.ok()
+        rx.await.ok()
     }
 
     /// The relay's counters and the sum of its mesh endpoints' counters; `None` once closed.
@@ -256,33 +249,15 @@ impl Driver {
             .await;
             let now = self.clock.now();
             match wake {
-                Wake::Command(Some(Command::Inject(d))) | Wake::Captured(Some(d)) => {
-                    self.core.handle_local(
-                        now,
-                        LocalDatagram {
-                            source: d.source,
-                            scope: d.scope,
-                            port: d.port,
-                            payload: &d.payload,
-                        },
-                    );
-                }
+                Wake::Captured(Some(d)) => self.core.handle_local(now, d.as_local()),
                 Wake::Captured(None) => captures_open = false,
-                Wake::Command(Some(Command::AddPeer(p))) => self.core.add_peer(now, p),
-                Wake::Command(Some(Command::Stats(tx))) => {
-                    let _ =
-                        tx.try_send((self.core.relay_stats().clone(), self.core.stats().clone()));
-                }
-                Wake::Command(Some(Command::Peers(tx))) => {
-                    let _ = tx.try_send(self.core.peers());
-                }
-                Wake::Command(Some(Command::Emitter(tx))) => {
-                    let _ = tx.try_send(self.core.is_emitter());
-                }
-                Wake::Command(Some(Command::Close) | None) => {
-                    self.core.close(now);
-                    self.drain().await;
-                    return;
+                Wake::Command(command) => {
+                    // A closed channel (every handle dropped) closes the relay too.
+                    if !command.is_some_and(|c| c.apply(&mut self.core, now)) {
+                        self.core.close(now);
+                        self.drain().await;
+                        return;
+                    }
                 }
                 Wake::Mesh(Ok((n, from))) => {
                     self.core

@@ -14,6 +14,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token, Waker};
+use pavillion_io::plumbing::reply;
+use pavillion_io::relay::Command;
 use pavillion_io::relay::{self, EmitStep, NOTICES};
 pub use pavillion_io::relay::{Emitted, RelayNotice, RelayOptions, SegmentOptions};
 use pavillion_io::segment::{self, Emission};
@@ -21,15 +23,6 @@ use pavillion_io::{OpenError, StdClock};
 use pavillion_proto::endpoint::{
     Emit, LocalDatagram, PeerStatus, Relay as Core, RelayId, RelayPeer, RelayStats, Scope, Stats,
 };
-
-enum Command {
-    Inject(Emitted),
-    AddPeer(RelayPeer),
-    Stats(Sender<(RelayStats, Stats)>),
-    Peers(Sender<Vec<PeerStatus>>),
-    Emitter(Sender<bool>),
-    Close,
-}
 
 const MESH: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -129,12 +122,12 @@ impl Relay {
         ok
     }
 
-    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Option<T> {
-        let (tx, rx) = mpsc::channel();
+    fn ask<T>(&self, make: impl FnOnce(reply::Reply<T>) -> Command) -> Option<T> {
+        let (tx, rx) = reply::channel();
         if !self.send(make(tx)) {
             return None;
         }
-        rx.recv_timeout(crate::GRACE).ok()
+        rx.wait(crate::GRACE).ok()
     }
 
     /// The next notice, waiting up to `timeout`; `None` on timeout or once the relay closed.
@@ -240,32 +233,12 @@ impl Driver {
     fn commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Inject(d)) => {
-                    let now = self.clock.now();
-                    self.core.handle_local(
-                        now,
-                        LocalDatagram {
-                            source: d.source,
-                            scope: d.scope,
-                            port: d.port,
-                            payload: &d.payload,
-                        },
-                    );
+                Ok(c) => {
+                    if !c.apply(&mut self.core, self.clock.now()) {
+                        return false;
+                    }
                 }
-                Ok(Command::AddPeer(p)) => {
-                    let now = self.clock.now();
-                    self.core.add_peer(now, p);
-                }
-                Ok(Command::Stats(tx)) => {
-                    let _ = tx.send((self.core.relay_stats().clone(), self.core.stats().clone()));
-                }
-                Ok(Command::Peers(tx)) => {
-                    let _ = tx.send(self.core.peers());
-                }
-                Ok(Command::Emitter(tx)) => {
-                    let _ = tx.send(self.core.is_emitter());
-                }
-                Ok(Command::Close) | Err(mpsc::TryRecvError::Disconnected) => return false,
+                Err(mpsc::TryRecvError::Disconnected) => return false,
                 Err(mpsc::TryRecvError::Empty) => return true,
             }
         }
