@@ -415,6 +415,8 @@ pub struct Relay {
     port_buckets: BTreeMap<u16, TokenBucket>,
     /// Datagrams for `poll_emit`, at most [`EMIT_QUEUE`].
     emits: VecDeque<(Emit, Vec<u8>)>,
+    /// Reused for every `carry` frame we write, so carrying allocates no buffer of its own.
+    frame: Vec<u8>,
     events: VecDeque<RelayEvent>,
     emitter: bool,
     next_announce: Option<Instant>,
@@ -459,6 +461,7 @@ impl Relay {
             origin_buckets: BTreeMap::new(),
             port_buckets,
             emits: VecDeque::new(),
+            frame: Vec::new(),
             events: VecDeque::new(),
             emitter: true,
             next_announce: None,

@@ -141,24 +141,26 @@ impl Relay {
         frame: &Carry<'_>,
         to: impl Fn(RelayId, &super::mesh::Peer) -> bool,
     ) -> bool {
-        let mut buf = alloc::vec![0u8; frame.buffer_len()];
-        if frame.emit(&mut buf).is_err() {
-            return false;
-        }
+        let mut buf = core::mem::take(&mut self.frame);
+        buf.clear();
+        buf.resize(frame.buffer_len(), 0);
         let mut any = false;
-        for (id, p) in self.peers.iter_mut() {
-            if !p.up || !to(*id, p) {
-                continue;
+        if frame.emit(&mut buf).is_ok() {
+            for (id, p) in self.peers.iter_mut() {
+                if !p.up || !to(*id, p) {
+                    continue;
+                }
+                let sent = p.client.send_message(
+                    now,
+                    frames::TARGET,
+                    frames::CARRY,
+                    &buf,
+                    SendOptions::unreliable(),
+                );
+                any |= sent.is_ok();
             }
-            let sent = p.client.send_message(
-                now,
-                frames::TARGET,
-                frames::CARRY,
-                &buf,
-                SendOptions::unreliable(),
-            );
-            any |= sent.is_ok();
         }
+        self.frame = buf;
         any
     }
 
