@@ -397,21 +397,10 @@ pub(crate) async fn drive<E: Hosted>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Res
             .borrow_mut()
             .set_stats(&ctx.host, ctx.incarnation, ep.stats());
 
-        let t = now();
-        let next = [ep.poll_timeout(), ctx.script.borrow().next_at()]
-            .into_iter()
-            .flatten()
-            .min();
-        let mut wait = next.map(|d| d.saturating_duration_since(t));
-        if wait == Some(Duration::ZERO) {
-            spins += 1;
-            if spins > 64 {
-                wait = Some(Duration::from_millis(1));
-                spins = 0;
-            }
-        } else {
-            spins = 0;
-        }
+        let wait = next_wait(
+            [ep.poll_timeout(), ctx.script.borrow().next_at()],
+            &mut spins,
+        );
         tokio::select! {
             biased;
             r = sock.recv_from(&mut rbuf) => {
@@ -432,6 +421,29 @@ pub(crate) async fn drive<E: Hosted>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Res
             _ = sleep_for(wait) => ep.handle_timeout(now()),
         }
     }
+}
+
+/// How long a host sleeps: until the earliest of `deadlines` (its endpoint's, its script's),
+/// or forever if none. After 64 zero-length waits in a row it sleeps 1 ms, because paused
+/// time does not advance while a task is ready, so a deadline that stays in the past would
+/// spin forever inside one tick; `spins` counts them across calls.
+pub(crate) fn next_wait(deadlines: [Option<Instant>; 2], spins: &mut u32) -> Option<Duration> {
+    let t = now();
+    let mut wait = deadlines
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|d| d.saturating_duration_since(t));
+    if wait == Some(Duration::ZERO) {
+        *spins += 1;
+        if *spins > 64 {
+            wait = Some(Duration::from_millis(1));
+            *spins = 0;
+        }
+    } else {
+        *spins = 0;
+    }
+    wait
 }
 
 /// Sleeps for `wait`, or forever for `None`.

@@ -23,7 +23,7 @@ use pavillion_proto::endpoint::{Emit, LocalDatagram, Relay, RelayConfig, RelayPe
 use pavillion_proto::{wire, Duration, Instant};
 use turmoil::net::UdpSocket;
 
-use crate::host::{run_due, sleep_for, Ctl, HostCtx};
+use crate::host::{next_wait, run_due, sleep_for, Ctl, HostCtx};
 use crate::net::{now, Shared, Wire};
 use crate::trace::{HostEvent, Record};
 
@@ -228,21 +228,10 @@ pub(crate) async fn drive_relay(
             }
         }
 
-        let t = now();
-        let next = [relay.poll_timeout(), ctx.script.borrow().next_at()]
-            .into_iter()
-            .flatten()
-            .min();
-        let mut wait = next.map(|d| d.saturating_duration_since(t));
-        if wait == Some(Duration::ZERO) {
-            spins += 1;
-            if spins > 64 {
-                wait = Some(Duration::from_millis(1));
-                spins = 0;
-            }
-        } else {
-            spins = 0;
-        }
+        let wait = next_wait(
+            [relay.poll_timeout(), ctx.script.borrow().next_at()],
+            &mut spins,
+        );
         tokio::select! {
             biased;
             r = mesh.recv_from(&mut rbuf) => {
