@@ -10,10 +10,12 @@
 //! A bad datagram never reaches the driver as an error: it is dropped and counted in
 //! [`Stats`] under a [`DropReason`]. `Err` is only for commands the endpoint cannot carry out.
 
+mod authority;
 mod client;
 mod config;
 mod driving;
 mod event;
+mod member;
 mod relay;
 mod server;
 mod shared;
@@ -24,6 +26,11 @@ pub use crate::features::registers::{
     Register, RegisterError, RegisterFailure, RegisterInfo, RegisterOpId,
 };
 pub use crate::features::timesync::SyncId;
+pub use authority::{
+    Authority, AuthorityConfig, AuthorityEvent, AuthorityLimits, AuthorityStats, BatchId,
+    Enrolment, ListedPeer, Policy, RestoreError, RevokeError, StoreBatch, StoreOp, StoreTable,
+    StoredRecord,
+};
 pub use client::{Client, ServerInfo};
 pub use config::{ClientConfig, ClientCredentials, Limits, ServerConfig};
 pub use driving::Endpoint;
@@ -31,6 +38,10 @@ use event::{delivered_event, expired_event, received_message};
 pub use event::{
     AuthFailure, ClientEvent, CloseReason, FailReason, ReceivedMessage, RpcRequest, ServerEvent,
     TransferRefusal,
+};
+pub use member::{
+    JoinCredential, Member, MemberConfig, MemberError, MemberEvent, MemberLimits, MemberState,
+    RosterStats,
 };
 pub use relay::{
     Emit, LocalDatagram, PeerStatus, Relay, RelayConfig, RelayDrop, RelayEvent, RelayId,

@@ -58,6 +58,7 @@
 //! - [`registers`]: declared registers, their observers, and a client's observations.
 //! - [`relay`]: the relay role's echo cache, sequence windows, rate buckets and election.
 
+pub mod authority;
 pub(crate) mod group;
 pub mod ordered;
 pub(crate) mod pubsub;

@@ -19,6 +19,7 @@
 //! All integers are little-endian, as in the reference implementation.
 
 pub mod app;
+pub mod authority;
 mod codec;
 pub mod noise;
 pub mod ordered;

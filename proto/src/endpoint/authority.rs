@@ -1,0 +1,402 @@
+//! The authority role: admits members of a fleet by credential, locks out credentials that
+//! fail to prove themselves (never a legitimate member an attacker spoofs), publishes the
+//! roster of admitted members, signed and versioned, on [`ROSTER_TARGET`], tracks their
+//! presence, and revokes them. Members then talk to each other directly with the roster's
+//! keys ([`Member`](super::Member)); the authority is never in their data path.
+//!
+//! Inside, an authority is one suite 3 [`Server`] that lets any static key open a session
+//! (proving it holds that key); admission is the `JOIN` call on that session.
+//! `docs/PROTOCOL.md` §15 is the normative description.
+//!
+//! [`ROSTER_TARGET`]: crate::wire::authority::ROSTER_TARGET
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use super::{Server, Stats, Transmit};
+use crate::crypto::ecc::{KeyPair, PublicKey};
+use crate::features::authority::lockout::LockoutPolicy;
+use crate::features::authority::{MemberId, Roster, SigningPublic};
+use crate::time::{Duration, Instant};
+use crate::wire::authority::JoinRefusal;
+
+/// An enrolment secret of the policy: whoever proves it may join, with its role.
+#[derive(Clone, Debug)]
+pub struct Enrolment {
+    /// `BLAKE2b-256("pavillion enrolment v1" || secret)`: see [`Enrolment::key_of`].
+    pub key: [u8; 32],
+    /// The role given to members admitted by it; `None`: the role the joiner asks for.
+    pub role: Option<String>,
+}
+
+impl Enrolment {
+    /// The enrolment key of a secret (a passphrase or random bytes).
+    pub fn key_of(secret: &[u8]) -> [u8; 32] {
+        todo!("{}", secret.len())
+    }
+}
+
+/// A member key listed in the policy: it joins without a proof.
+#[derive(Clone, Debug)]
+pub struct ListedPeer {
+    /// Its static public key.
+    pub public: PublicKey,
+    /// Its role.
+    pub role: String,
+    /// Its human label.
+    pub name: String,
+}
+
+/// Who may join and who may administer: the operator's policy file, parsed.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Secrets by which unlisted keys may enrol.
+    pub enrolments: Vec<Enrolment>,
+    /// Keys admitted without a proof.
+    pub peers: Vec<ListedPeer>,
+    /// Keys that may revoke and read the roster without being members.
+    pub operators: Vec<PublicKey>,
+    /// How failing credentials are locked out.
+    pub lockout: LockoutPolicy,
+    /// Most members in the roster.
+    pub max_peers: usize,
+}
+
+/// Capacities and timers of an authority. Every table a remote peer can make it grow has a
+/// bound here or in the policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorityLimits {
+    /// Most sessions that have not joined yet; the oldest is disconnected beyond it.
+    pub max_pending_joins: usize,
+    /// A session that has not joined within this is disconnected.
+    pub join_timeout: Duration,
+    /// Malformed `JOIN` calls after which a session is disconnected.
+    pub max_malformed: u32,
+    /// Changes within this window are published as one version (revocations at once).
+    pub publish_delay: Duration,
+    /// A member silent for this long is marked down.
+    pub down_after: Duration,
+}
+
+impl Default for AuthorityLimits {
+    fn default() -> Self {
+        AuthorityLimits {
+            max_pending_joins: 256,
+            join_timeout: Duration::from_secs(10),
+            max_malformed: 3,
+            publish_delay: Duration::from_millis(100),
+            down_after: Duration::from_secs(75),
+        }
+    }
+}
+
+/// Configuration of an [`Authority`].
+#[derive(Clone, Debug)]
+pub struct AuthorityConfig {
+    /// Seed of the authority's RNG. Use fresh OS randomness in deployments.
+    pub seed: [u8; 32],
+    /// Our static key pair: members name its public half; our roster signing key derives
+    /// from it.
+    pub keys: KeyPair,
+    /// Who may join and administer.
+    pub policy: Policy,
+    /// Capacities and timers.
+    pub limits: AuthorityLimits,
+    /// Whether the driver stores our records ([`Authority::poll_store`]). Without a store,
+    /// every batch counts as written at once, and a restart begins a new roster epoch.
+    pub durable: bool,
+}
+
+impl AuthorityConfig {
+    /// An authority with `policy`, default limits, and no store.
+    pub fn new(keys: KeyPair, policy: Policy, seed: [u8; 32]) -> Self {
+        AuthorityConfig {
+            seed,
+            keys,
+            policy,
+            limits: AuthorityLimits::default(),
+            durable: false,
+        }
+    }
+}
+
+/// What an authority tells its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthorityEvent {
+    /// A member joined (or joined again: `rejoin`, same id, role and name).
+    Admitted {
+        /// Who.
+        id: MemberId,
+        /// Its role.
+        role: String,
+        /// Where from.
+        addr: SocketAddr,
+        /// Whether it was a member already.
+        rejoin: bool,
+    },
+    /// A join was refused.
+    Refused {
+        /// The id of the key that tried.
+        id: MemberId,
+        /// Where from.
+        addr: SocketAddr,
+        /// Why.
+        reason: JoinRefusal,
+    },
+    /// A key was locked out for `duration` after repeated failed proofs.
+    LockedOut {
+        /// The id of the key.
+        id: MemberId,
+        /// How long.
+        duration: Duration,
+    },
+    /// A member's session came up.
+    Up {
+        /// Who.
+        id: MemberId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// A member's session went down (silence or close).
+    Down {
+        /// Who.
+        id: MemberId,
+    },
+    /// A member was revoked (by [`Authority::revoke`] or an operator's `REVOKE`).
+    Revoked {
+        /// Who.
+        id: MemberId,
+    },
+    /// A roster version was published.
+    Published {
+        /// Which.
+        version: u64,
+    },
+}
+
+/// Why [`Authority::revoke`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevokeError {
+    /// No member has this id.
+    UnknownMember,
+}
+
+/// What an authority did, by kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthorityStats {
+    /// `JOIN` calls received.
+    pub joins: u64,
+    /// Joins admitted (rejoins included).
+    pub admitted: u64,
+    /// Joins refused, by reason.
+    pub refused: alloc::collections::BTreeMap<JoinRefusal, u64>,
+    /// Keys locked out.
+    pub lockouts: u64,
+    /// Members revoked.
+    pub revoked: u64,
+    /// Roster versions published.
+    pub published: u64,
+    /// Sessions disconnected for not joining in time, or for malformed calls.
+    pub evicted: u64,
+}
+
+/// The table a stored record belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StoreTable {
+    /// `epoch`, `version` (and the adapter's own `policy`).
+    Meta,
+    /// Admitted members by id.
+    Members,
+    /// Revoked keys.
+    Revoked,
+    /// Lockouts by key.
+    Lockouts,
+}
+
+impl StoreTable {
+    /// Every table.
+    pub const ALL: [StoreTable; 4] = [
+        StoreTable::Meta,
+        StoreTable::Members,
+        StoreTable::Revoked,
+        StoreTable::Lockouts,
+    ];
+
+    /// Its name in a store.
+    pub const fn name(self) -> &'static str {
+        match self {
+            StoreTable::Meta => "meta",
+            StoreTable::Members => "members",
+            StoreTable::Revoked => "revoked",
+            StoreTable::Lockouts => "lockouts",
+        }
+    }
+}
+
+/// One change to the stored state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Insert or replace.
+    Put {
+        /// Which table.
+        table: StoreTable,
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// Remove.
+    Delete {
+        /// Which table.
+        table: StoreTable,
+        /// Key bytes.
+        key: Vec<u8>,
+    },
+}
+
+/// Identifies a [`StoreBatch`] for [`Authority::stored`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BatchId(pub u64);
+
+/// Changes the driver must write in one atomic transaction, then confirm with
+/// [`Authority::stored`]. Nothing in it is published before that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreBatch {
+    /// Which batch.
+    pub id: BatchId,
+    /// Its changes, in order.
+    pub ops: Vec<StoreOp>,
+}
+
+/// A record read back from the store at start.
+#[derive(Clone, Copy, Debug)]
+pub struct StoredRecord<'a> {
+    /// Which table.
+    pub table: StoreTable,
+    /// Key bytes.
+    pub key: &'a [u8],
+    /// Value bytes.
+    pub value: &'a [u8],
+}
+
+/// Why [`Authority::restore`] refused the stored records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// A record that does not decode: its table and key, in hex.
+    BadRecord {
+        /// Which table.
+        table: StoreTable,
+        /// The key, in hex.
+        key: String,
+    },
+    /// Members are stored but no epoch or version.
+    MissingMeta,
+}
+
+/// The authority of a fleet. Drive it like every role: `handle_datagram`, `handle_timeout`,
+/// then drain `poll_transmit`, `poll_store` (write, then [`Authority::stored`]) and
+/// `poll_event`; wake at `poll_timeout`.
+#[derive(Debug)]
+pub struct Authority {
+    server: Server,
+    roster: Roster,
+    signing: SigningPublic,
+    stats: AuthorityStats,
+}
+
+impl Authority {
+    /// A fresh authority (a new roster epoch).
+    pub fn new(config: AuthorityConfig) -> Self {
+        todo!("{config:?}")
+    }
+
+    /// An authority continuing from its stored records (an empty set: as [`Authority::new`]).
+    ///
+    /// # Errors
+    /// [`RestoreError`] naming the first record that does not decode.
+    pub fn restore<'a>(
+        config: AuthorityConfig,
+        records: impl IntoIterator<Item = StoredRecord<'a>>,
+    ) -> Result<Self, RestoreError> {
+        let _ = records.into_iter().count();
+        todo!("{config:?}")
+    }
+
+    /// Processes one received datagram.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        todo!("{now:?} {from} {}", datagram.len())
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        todo!("{now:?}")
+    }
+
+    /// Writes the next datagram into `buf` and says where it goes.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        todo!("{now:?} {}", buf.len())
+    }
+
+    /// The next batch of changes to store.
+    pub fn poll_store(&mut self) -> Option<StoreBatch> {
+        todo!()
+    }
+
+    /// The driver has written `batch` durably: what it holds may now be published.
+    pub fn stored(&mut self, now: Instant, batch: BatchId) {
+        todo!("{now:?} {batch:?}")
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<AuthorityEvent> {
+        todo!()
+    }
+
+    /// When the authority next wants `handle_timeout`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        todo!()
+    }
+
+    /// Revokes a member: removed from the roster, its key refused from now on, its session
+    /// closed, and the roster published at once.
+    ///
+    /// # Errors
+    /// [`RevokeError::UnknownMember`] if no member has this id.
+    pub fn revoke(&mut self, now: Instant, id: MemberId) -> Result<(), RevokeError> {
+        todo!("{now:?} {id}")
+    }
+
+    /// Replaces the policy (a reloaded file). Members admitted before stay admitted.
+    pub fn set_policy(&mut self, now: Instant, policy: Policy) {
+        todo!("{now:?} {policy:?}")
+    }
+
+    /// The roster as last published.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// The key members verify rosters with.
+    pub fn signing_public(&self) -> SigningPublic {
+        self.signing
+    }
+
+    /// Admissions, refusals, lockouts and publications.
+    pub fn authority_stats(&self) -> &AuthorityStats {
+        &self.stats
+    }
+
+    /// The sessions' counters (handshakes, authentication failures, drops).
+    pub fn stats(&self) -> &Stats {
+        self.server.stats()
+    }
+
+    /// Ends every session (members see the authority leave at once).
+    pub fn close(&mut self, now: Instant) {
+        self.server.close(now)
+    }
+}
