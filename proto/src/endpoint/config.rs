@@ -342,6 +342,14 @@ pub struct ServerConfig {
     pub cookie_threshold: usize,
     /// Suite 3: past this many initiations in one second, they must carry a valid cookie.
     pub cookie_rate: u32,
+    /// Suite 3: an initiation whose source spent its `replies_per_second` is answered with a
+    /// cookie reply instead of silence, and one carrying a valid cookie for its source is
+    /// served from a second budget of `replies_per_second` that only the address's owner can
+    /// spend (`docs/PROTOCOL.md` §15.6): a spoofer flooding initiations from a client's
+    /// address cannot starve that client's handshakes. Off by default (the roles that admit
+    /// by key, the authority and the member, turn it on); see `docs/PROTOCOL.md` §15.6 for
+    /// why the default stays off for now.
+    pub cookie_when_rate_limited: bool,
     /// Most client subscriptions (opcode 13 from clients, `docs/PROTOCOL.md` §9.6) held over
     /// all sessions; a subscription beyond it is not acknowledged.
     pub max_client_subscriptions: usize,
@@ -387,6 +395,7 @@ impl ServerConfig {
             rpc_cache_ttl: Duration::from_secs(30),
             cookie_threshold: 64,
             cookie_rate: 200,
+            cookie_when_rate_limited: false,
             max_client_subscriptions: 16 * 1024,
             max_subscriptions_per_client: 64,
             auth_report_interval: Duration::from_secs(10),

@@ -36,6 +36,10 @@ pub(crate) const UNRECOGNIZED_GAP: Duration = Duration::from_millis(200);
 pub(crate) struct ReplyBudget {
     window_start: Instant,
     sent: u32,
+    /// Suite 3 initiations served in this window past `sent`'s limit because they carried a
+    /// valid cookie for this address: only the address's real owner receives its cookie, so
+    /// a spoofer that spends `sent` cannot spend this one (`docs/PROTOCOL.md` §15.6).
+    cookied: u32,
     /// The last "unrecognized client" (op 4). Op 4 has its own allowance, so that a burst of
     /// retransmissions from a client we lost cannot use up the budget its handshake needs.
     last_unrecognized: Option<Instant>,
@@ -46,21 +50,40 @@ impl ReplyBudget {
         ReplyBudget {
             window_start: now,
             sent: 0,
+            cookied: 0,
             last_unrecognized: None,
         }
     }
 
     /// Takes one handshake reply if fewer than `limit` went out in the current window.
     pub(crate) fn take_reply(&mut self, now: Instant, limit: u32) -> bool {
-        if now - self.window_start >= WINDOW {
-            self.window_start = now;
-            self.sent = 0;
-        }
+        self.roll(now);
         if self.sent < limit {
             self.sent += 1;
             true
         } else {
             false
+        }
+    }
+
+    /// Takes one reply from the second allowance, that of initiations carrying a valid
+    /// cookie for this source, if fewer than `limit` went out in the current window.
+    pub(crate) fn take_cookied(&mut self, now: Instant, limit: u32) -> bool {
+        self.roll(now);
+        if self.cookied < limit {
+            self.cookied += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Starts a new window if the current one is over.
+    fn roll(&mut self, now: Instant) {
+        if now - self.window_start >= WINDOW {
+            self.window_start = now;
+            self.sent = 0;
+            self.cookied = 0;
         }
     }
 
@@ -233,6 +256,21 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     fn a_slot_stays_small() {
         assert!(core::mem::size_of::<Option<Slot>>() <= 64);
+    }
+
+    /// The cookie budget is apart from the first: spending one leaves the other whole, and
+    /// both start again with the window.
+    #[test]
+    fn the_cookie_budget_is_spent_apart_from_the_reply_budget() {
+        let mut t = ReplyBudgets::new(64, [1, 2]);
+        let now = Instant::from_millis(1000);
+        let b = t.entry(now, addr(1)).0;
+        assert!(b.take_reply(now, 1));
+        assert!(!b.take_reply(now, 1));
+        assert!(b.take_cookied(now, 1));
+        assert!(!b.take_cookied(now, 1));
+        let later = now + WINDOW;
+        assert!(b.take_cookied(later, 1) && b.take_reply(later, 1));
     }
 
     #[test]

@@ -88,6 +88,19 @@ impl Cookies {
         }
     }
 
+    /// Whether `offered` is a cookie we handed to `from` (under the current or the previous
+    /// secret). Constant time; no state changes.
+    pub(crate) fn is_valid(&self, from: SocketAddr, offered: &[u8; 16]) -> bool {
+        [self.secret, self.previous]
+            .iter()
+            .fold(false, |ok, s| ok | ct_eq(&cookie(s, from), offered))
+    }
+
+    /// The cookie for `from` under the current secret.
+    pub(crate) fn for_source(&self, from: SocketAddr) -> [u8; 16] {
+        cookie(&self.secret, from)
+    }
+
     /// Replaces the secret if it is due (or was never rotated), keeping the last one.
     pub(crate) fn rotate(&mut self, now: Instant, rng: &mut Rng) {
         match self.rotated {
@@ -142,6 +155,15 @@ mod tests {
         };
         assert_eq!(c.admit(at(1), addr(1), &k, 9, LIMITS), Admission::Admit);
         assert_ne!(c.admit(at(2), addr(2), &k, 9, LIMITS), Admission::Admit);
+    }
+
+    #[test]
+    fn is_valid_accepts_the_cookie_of_the_address_only() {
+        let (c, _) = cookies();
+        let good = c.for_source(addr(1));
+        assert!(c.is_valid(addr(1), &good));
+        assert!(!c.is_valid(addr(2), &good));
+        assert!(!c.is_valid(addr(1), &[0; 16]));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::wire::Setup;
 impl Server {
     /// The rate-limit entry of `to`. The table is bounded by `max_rate_limited_sources` and
     /// evicts when full, so every source gets a budget (see `budget`).
-    fn budget(&mut self, now: Instant, to: SocketAddr) -> &mut ReplyBudget {
+    pub(super) fn budget(&mut self, now: Instant, to: SocketAddr) -> &mut ReplyBudget {
         let (b, found) = self.limiter.entry(now, to);
         if found == Found::Evicted {
             self.shared.stats.budget_evictions += 1;

@@ -85,6 +85,12 @@ impl ServerNoise {
     pub(crate) fn group_count(&self) -> usize {
         self.groups.len()
     }
+
+    /// Forgets the pending handshakes of `peer` (a key no longer admitted), so that none of
+    /// them can still become a session.
+    pub(crate) fn forget_pending_of(&mut self, peer: PeerId) {
+        self.pending.retain(|_, p| p.peer != peer);
+    }
 }
 
 impl Server {
@@ -214,7 +220,7 @@ impl Server {
             return;
         }
         // Every Diffie-Hellman below is paid for by the reply budget.
-        if !self.allow_reply(now, from) {
+        if !self.allow_initiation(now, from, &i.cookie, i.sender) {
             return;
         }
         let pattern = pattern_of(i.mode);
@@ -283,6 +289,48 @@ impl Server {
             message: &message,
         });
         self.send_packet(from, &response);
+    }
+
+    /// Charges an initiation to `from`'s budgets (`docs/PROTOCOL.md` §15.6). Past the
+    /// per-source budget, an initiation with a valid cookie for `from` is charged to a second
+    /// budget that only the address's real owner can spend (a spoofer never receives the
+    /// cookie); one without is answered with a cookie reply instead of silence, so that a
+    /// flood of spoofed initiations from an address cannot starve its owner's handshakes.
+    /// The reply is stateless, costs no Diffie-Hellman and is smaller than the initiation.
+    fn allow_initiation(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        offered: &[u8; 16],
+        sender: SessionIndex,
+    ) -> bool {
+        let limit = self.config.replies_per_second;
+        if self.budget(now, from).take_reply(now, limit) {
+            return true;
+        }
+        if !self.config.cookie_when_rate_limited {
+            self.shared.stats.drop(DropReason::RateLimited);
+            return false;
+        }
+        let proven = self.noise.cookies.is_valid(from, offered);
+        if proven && self.budget(now, from).take_cookied(now, limit) {
+            return true;
+        }
+        self.shared.stats.drop(DropReason::RateLimited);
+        if proven {
+            // Its owner spent both budgets: there is nothing left to prove.
+            return false;
+        }
+        let cookie = self.noise.cookies.for_source(from);
+        self.shared.stats.cookie_replies += 1;
+        self.send_packet(
+            from,
+            &NoisePacket::CookieReply {
+                receiver: sender,
+                cookie,
+            },
+        );
+        false
     }
 
     fn new_index(&mut self) -> SessionIndex {

@@ -1,16 +1,37 @@
 //! Upkeep of the server's session table: room for a new session, the end of one, and the
 //! exchanges the server itself queues on a session.
 
+use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use super::Server;
 use crate::endpoint::{CloseReason, FailReason, ServerEvent};
-use crate::id::MessageId;
+use crate::id::{ClientId, MessageId, PeerId};
 use crate::reliability::{Outbox, Payload};
 use crate::table::oldest_by;
 use crate::time::Instant;
 
 impl Server {
+    /// Stops admitting a suite 3 client key, at once: the credential is removed, handshakes
+    /// of it still pending are forgotten, and its session, if any, is ended as
+    /// [`Server::disconnect`] ends it (a member dropping a revoked peer). Returns whether the
+    /// key was admitted.
+    pub fn remove_ecc_client(&mut self, now: Instant, id: ClientId) -> bool {
+        let known = self.config.ecc_clients.remove(&id).is_some();
+        let peer = PeerId::Client(id);
+        self.noise.forget_pending_of(peer);
+        let addrs: Vec<SocketAddr> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.peer == peer)
+            .map(|(a, _)| *a)
+            .collect();
+        for a in addrs {
+            self.disconnect(now, a);
+        }
+        known
+    }
+
     /// Makes room for one more session, replacing the longest-idle one if it is idle enough.
     pub(super) fn make_room(&mut self, now: Instant) -> bool {
         if self.sessions.len() < self.config.max_sessions {
