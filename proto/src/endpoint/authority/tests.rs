@@ -65,6 +65,10 @@ struct Net {
     auto_store: bool,
     /// Datagrams to the authority from these sources are dropped (a host that is down).
     down: Vec<SocketAddr>,
+    /// Sources that claim another address (an attacker spoofing it): real to claimed.
+    spoof: BTreeMap<SocketAddr, SocketAddr>,
+    /// Every datagram the authority received, by claimed source (for replays).
+    seen: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 impl Net {
@@ -78,6 +82,8 @@ impl Net {
             written: Vec::new(),
             auto_store: true,
             down: Vec::new(),
+            spoof: BTreeMap::new(),
+            seen: Vec::new(),
         }
     }
 
@@ -112,7 +118,9 @@ impl Net {
                 while let Some(t) = c.poll_transmit(self.now, &mut buf) {
                     moved = true;
                     if t.destination == authority_addr() && !self.down.contains(&a) {
-                        self.auth.handle_datagram(self.now, a, &buf[..t.len]);
+                        let from = self.spoof.get(&a).copied().unwrap_or(a);
+                        self.seen.push((from, buf[..t.len].to_vec()));
+                        self.auth.handle_datagram(self.now, from, &buf[..t.len]);
                     }
                 }
                 let evs = self.client_events.entry(a).or_default();
@@ -606,4 +614,77 @@ fn nothing_is_published_before_it_is_stored_and_restore_continues() {
         Authority::restore(config(true), orphan).err(),
         Some(RestoreError::MissingMeta)
     );
+}
+
+/// The spoofing property of `docs/PROTOCOL.md` §15: an attacker that sends anything from any
+/// address, P's included, without P's secret or ours, cannot get P refused or locked out, nor
+/// close its session: (i) handshakes under its own keys from P's address, (iii) garbage and
+/// replays of P's datagrams from P's address, (iv) failed proofs under its own keys; all
+/// while P reboots and rejoins.
+#[test]
+fn an_attacker_spoofing_a_member_cannot_lock_it_out_or_close_it() {
+    let mut net = Net::new(Authority::new(config(false)));
+    let p = addr(11);
+    let (id, _) = admitted(&net.member(11, p, SECRET));
+    net.run_for(Duration::from_millis(200));
+    let mut junk = 0xdead_beef_u64;
+    for round in 0..6u8 {
+        // (i) an attacker key handshaking (and failing proofs) from P's address.
+        let attacker = SocketAddr::from(([10, 0, 1, round], 6000));
+        net.add(40 + round, attacker);
+        net.spoof.insert(attacker, p);
+        net.run_for(Duration::from_millis(50));
+        // (iv) failing proofs under fresh keys of its own, at its own addresses.
+        let own = SocketAddr::from(([10, 0, 2, round], 6000));
+        net.member(60 + round, own, b"guess guess guess guess");
+        net.member(60 + round, own, b"guess guess guess guess");
+        // (iii) garbage and replays of everything P sent, from P's address.
+        let replays: Vec<Vec<u8>> = net
+            .seen
+            .iter()
+            .filter(|(from, _)| *from == p)
+            .map(|(_, d)| d.clone())
+            .collect();
+        for d in replays {
+            net.inject(p, &d);
+            let mut g = d.clone();
+            junk = junk.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let at = (junk as usize) % g.len();
+            g[at] ^= 0x40;
+            net.inject(p, &g);
+        }
+        net.inject(p, b"not a datagram at all");
+        // P reboots (at its address, a fresh ephemeral) every other round and rejoins.
+        if round % 2 == 1 {
+            // After a second, so that the replays above have not spent the per-source reply
+            // budget of P's address: that flood, (ii), is property (c)'s own test.
+            net.run_for(Duration::from_millis(1100));
+            net.add(11, p);
+            net.run_for(Duration::from_millis(50));
+        }
+        let a = net.join(11, p, SECRET);
+        assert_eq!(admitted(&a).0, id, "round {round}");
+        net.run_for(Duration::from_secs(2));
+    }
+    assert!(!net
+        .events
+        .iter()
+        .any(|e| matches!(e, AuthorityEvent::Refused { id: i, .. } | AuthorityEvent::LockedOut { id: i, .. } if *i == id)));
+    assert!(net
+        .auth
+        .lockouts
+        .locked(net.now, &keys(11).public().to_bytes())
+        .is_none());
+    assert!(net
+        .auth
+        .lockouts
+        .record(net.now, &keys(11).public().to_bytes())
+        .is_none());
+    // The attacker's own keys did fail (the test exercised the lockout path).
+    assert!(net.auth.authority_stats().refused[&JoinRefusal::BadProof] >= 12);
+    assert!(net.auth.roster().entries[&id].up);
+    // P's session was never closed by the authority.
+    assert!(!net.client_events[&p]
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Disconnected { .. })));
 }
