@@ -365,6 +365,9 @@ impl Authority {
             .with_down_timeout(config.limits.down_after);
         server_config.allow_guest = true;
         server_config.builtin_calls = false;
+        // Property (c) of §15.7: a spoofer flooding initiations from a member's address must
+        // not starve the member's handshakes.
+        server_config.cookie_when_rate_limited = true;
         let key = SigningKey::derive(&config.keys);
         let mut server = Server::new(server_config);
         server.register_function(crate::wire::authority::JOIN, "core.join");
