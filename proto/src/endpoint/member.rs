@@ -30,6 +30,8 @@ mod join;
 mod publications;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_forged;
 
 /// How a member proves it may join.
 #[derive(Clone, Debug, PartialEq, Eq)]
