@@ -147,8 +147,8 @@ impl Scripted {
             subscribed: false,
             events: Vec::new(),
         };
+        // Not pumped yet: a test may script the answers first.
         s.member.handle_timeout(s.now);
-        s.pump();
         s
     }
 
