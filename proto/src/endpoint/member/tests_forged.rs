@@ -404,3 +404,51 @@ fn a_lockout_is_waited_out_and_a_final_refusal_stops() {
     s.run_for(Duration::from_secs(120));
     assert_eq!(s.joins, 2, "a final refusal is not retried");
 }
+
+/// The members of version `k` of a roster that gains one member per version.
+fn members_at(k: u64) -> Vec<u8> {
+    (2..=2 + k as u8).collect()
+}
+
+#[test]
+fn any_order_of_publications_only_moves_forward_and_matches_the_authority() {
+    const LAST: u64 = 6;
+    fn prop(deliveries: Vec<(bool, u8)>) -> bool {
+        let mut s = Scripted::new(JoinCredential::Listed);
+        s.run_for(Duration::from_secs(2));
+        let key = s.key.clone();
+        s.fetch_answer = snapshot(&key, EPOCH, LAST, &members_at(LAST));
+        let mut highest = 0;
+        for (as_delta, k) in deliveries.into_iter().take(10) {
+            let k = 1 + u64::from(k) % LAST;
+            highest = highest.max(k);
+            if as_delta && k > 1 {
+                s.publish(
+                    DELTA,
+                    &delta(&key, k - 1, k, &members_at(k - 1), &members_at(k)),
+                );
+            } else {
+                s.publish(SNAPSHOT, &snapshot(&key, EPOCH, k, &members_at(k)));
+            }
+        }
+        let applied: Vec<u64> = s
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                MemberEvent::Roster { version, .. } => Some(*version),
+                _ => None,
+            })
+            .collect();
+        let roster = s.member.roster();
+        let expected: Vec<MemberId> = members_at(roster.version)
+            .into_iter()
+            .map(|i| entry(i).id)
+            .collect();
+        applied.windows(2).all(|w| w[0] < w[1])
+            && roster.version >= highest
+            && (highest == 0 || roster.entries.keys().copied().collect::<Vec<_>>() == expected)
+    }
+    quickcheck::QuickCheck::new()
+        .tests(60)
+        .quickcheck(prop as fn(Vec<(bool, u8)>) -> bool);
+}
