@@ -440,10 +440,11 @@ fn any_order_of_publications_only_moves_forward_and_matches_the_authority() {
             })
             .collect();
         let roster = s.member.roster();
-        let expected: Vec<MemberId> = members_at(roster.version)
+        let mut expected: Vec<MemberId> = members_at(roster.version)
             .into_iter()
             .map(|i| entry(i).id)
             .collect();
+        expected.sort();
         applied.windows(2).all(|w| w[0] < w[1])
             && roster.version >= highest
             && (highest == 0 || roster.entries.keys().copied().collect::<Vec<_>>() == expected)
