@@ -275,6 +275,8 @@ fn stale_and_wrongly_signed_publications_are_ignored_and_counted() {
     let key = s.key.clone();
     // Stale: an older version of the same epoch, correctly signed.
     s.publish(SNAPSHOT, &snapshot(&key, EPOCH, 1, &[2]));
+    // Stale: a delta to our version again.
+    s.publish(DELTA, &delta(&key, 1, 2, &[2], &[2, 3]));
     // Signed by another key.
     let other = SigningKey::derive(&keys(9));
     s.publish(SNAPSHOT, &snapshot(&other, EPOCH, 3, &[2]));
@@ -294,7 +296,8 @@ fn stale_and_wrongly_signed_publications_are_ignored_and_counted() {
     // Not a publication at all.
     s.publish(SNAPSHOT, b"nonsense");
     let st = s.member.roster_stats().clone();
-    assert_eq!(st.stale, 1);
+    assert_eq!(st.stale, 2);
+    assert_eq!(st.fetches, 0);
     assert_eq!(st.bad_signature, 3);
     assert_eq!(st.malformed, 1);
     assert_eq!(st.applied, 1);
