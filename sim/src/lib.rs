@@ -30,6 +30,7 @@
 
 extern crate alloc;
 
+mod authority;
 mod config;
 mod host;
 pub mod middlebox;
@@ -39,6 +40,10 @@ mod sim;
 mod spoof;
 mod trace;
 
+pub use authority::{
+    AuthorityCtl, AuthorityScript, AuthoritySpec, FleetRole, MemberCtl, MemberScript, MemberSpec,
+    Records, RoleScript, AUTHORITY_PORT, MEMBER_PORT,
+};
 pub use config::{ConfigError, LinkFaults, SimConfig};
 pub use host::{
     ClientCtl, ClientSpec, Ctl, Script, ServerCtl, ServerSpec, CLIENT_PORT, SERVER_PORT,
