@@ -319,15 +319,25 @@ pub struct MemberSpec {
     pub config: MemberConfig,
     /// The port it binds.
     pub port: u16,
+    /// When its software first starts (from the start of the simulation), so that a fleet
+    /// can come up over time instead of all at once; a reboot starts it at once.
+    pub start: Duration,
 }
 
 impl MemberSpec {
-    /// A member on [`MEMBER_PORT`].
+    /// A member on [`MEMBER_PORT`], started with the simulation.
     pub fn new(config: MemberConfig) -> Self {
         MemberSpec {
             config,
             port: MEMBER_PORT,
+            start: Duration::ZERO,
         }
+    }
+
+    /// The same member, first started at `start`.
+    pub fn starting_at(mut self, start: Duration) -> Self {
+        self.start = start;
+        self
     }
 
     /// The same member on `port` (members sharing a host need one port each).
@@ -460,7 +470,14 @@ impl Simulation {
                         port: spec.port,
                         incarnation: n,
                     };
-                    drive(Member::new(config), ctx)
+                    let start = Instant::ZERO + spec.start;
+                    async move {
+                        let wait = start.saturating_duration_since(now());
+                        if ctx.incarnation == 0 && wait > Duration::ZERO {
+                            tokio::time::sleep(wait).await;
+                        }
+                        drive(Member::new(config), ctx).await
+                    }
                 })
                 .collect();
             async move {
