@@ -85,8 +85,9 @@ struct FleetLog {
 /// One member's calls to the others.
 #[derive(Clone, Debug, Default)]
 struct Calls {
-    /// (when, callee) of each call made, by call id and incarnation.
-    made: BTreeMap<(u32, u64), (Instant, MemberId)>,
+    /// When each call pending was made, by incarnation, callee and call id (ids are per
+    /// callee's session).
+    made: BTreeMap<(u32, MemberId, u64), Instant>,
     /// (made at, answered at, callee).
     answered: Vec<(Instant, Instant, MemberId)>,
     /// (made at, failed at, callee).
@@ -195,7 +196,7 @@ impl Fleet {
                             .server_mut()
                             .respond(now, call, RpcStatus::OK, &args);
                     }
-                    MemberEvent::ToPeer { event: e, .. } => {
+                    MemberEvent::ToPeer { id: to, event: e } => {
                         let calls = log.calls.entry(n2.clone()).or_default();
                         let (call, ok) = match e {
                             ClientEvent::Answered { call, .. } => (*call, true),
@@ -204,11 +205,11 @@ impl Fleet {
                             | ClientEvent::RemoteError { call, .. } => (*call, false),
                             _ => (pavillion_proto::endpoint::CallId(u64::MAX), false),
                         };
-                        if let Some((at, to)) = calls.made.remove(&(incarnation, call.0)) {
+                        if let Some(at) = calls.made.remove(&(incarnation, *to, call.0)) {
                             if ok {
-                                calls.answered.push((at, now, to));
+                                calls.answered.push((at, now, *to));
                             } else {
-                                calls.failed.push((at, now, to));
+                                calls.failed.push((at, now, *to));
                             }
                         }
                     }
@@ -723,8 +724,12 @@ fn calling_member(
                 let mut log = log.borrow_mut();
                 let inc = log.starts.get(&name).copied().unwrap_or(1) - 1;
                 let calls = log.calls.entry(name.clone()).or_default();
-                if let Ok(call) = r {
-                    calls.made.insert((inc, call.0), (now, *to));
+                match r {
+                    Ok(call) => {
+                        calls.made.insert((inc, *to, call.0), now);
+                    }
+                    // Refused at once (no session, no address): a failed call too.
+                    Err(_) => calls.failed.push((now, now, *to)),
                 }
             }
         })
@@ -819,16 +824,17 @@ pub(crate) fn authority_revoke(p: &Params) -> Outcome {
     out.check(late_answers == 0, "cut-off", || {
         format!("the revoked member got {late_answers} answers to calls made after every member dropped it")
     });
-    let answered: usize = (0..PEERS - 1)
-        .map(|i| log.calls.get(&member_name(i)).map_or(0, |c| c.answered.len()))
-        .sum();
-    let made_before: usize = (0..PEERS - 1)
-        .map(|i| {
-            log.calls.get(&member_name(i)).map_or(0, |c| {
-                c.answered.len() + c.failed.len() + c.made.len()
-            })
-        })
-        .sum();
+    // Calls between the members that stay: all answered.
+    let (mut answered, mut made_before) = (0usize, 0usize);
+    for i in 0..PEERS - 1 {
+        if let Some(c) = log.calls.get(&member_name(i)) {
+            let ok = c.answered.iter().filter(|x| x.2 != victim).count();
+            let failed = c.failed.iter().filter(|x| x.2 != victim).count();
+            let pending = c.made.keys().filter(|k| k.1 != victim).count();
+            answered += ok;
+            made_before += ok + failed + pending;
+        }
+    }
     out.sent = made_before as u64;
     out.delivered = answered as u64;
     out.check(answered > 0, "calls", || "no call between members was answered".into());
