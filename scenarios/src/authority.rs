@@ -14,17 +14,16 @@ use core::time::Duration;
 
 use pavillion_proto::crypto::ecc::{KeyPair, PublicKey};
 use pavillion_proto::endpoint::{
-    AuthorityConfig, AuthorityEvent, AuthorityLimits, Client, ClientConfig,
-    ClientEvent, Enrolment, JoinCredential, ListedPeer, MemberConfig, MemberEvent, MemberLimits,
-    Policy, ServerEvent,
+    AuthorityConfig, AuthorityEvent, AuthorityLimits, Client, ClientConfig, ClientEvent, Enrolment,
+    JoinCredential, ListedPeer, MemberConfig, MemberEvent, MemberLimits, Policy, ServerEvent,
 };
 use pavillion_proto::features::authority::{MemberId, Roster};
 use pavillion_proto::wire::authority::JoinRefusal;
 use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{FunctionId, Instant};
 use pavillion_sim::{
-    Attack, AuthorityScript, AuthoritySpec, LinkFaults, MemberScript, MemberSpec,
-    MiddleboxConfig, NetAction, MEMBER_PORT,
+    Attack, AuthorityScript, AuthoritySpec, LinkFaults, MemberScript, MemberSpec, MiddleboxConfig,
+    NetAction, MEMBER_PORT,
 };
 
 use crate::harness::{ms, secs, Harness};
@@ -98,7 +97,10 @@ type Log = Rc<RefCell<FleetLog>>;
 
 impl FleetLog {
     fn events(&self, name: &str) -> &[Seen] {
-        self.members.get(name).map(Vec::as_slice).unwrap_or_default()
+        self.members
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 }
 
@@ -191,10 +193,10 @@ impl Fleet {
                         ..
                     } if r.function == PING => {
                         let (call, args) = (r.call, r.args.clone());
-                        let _ = ctl
-                            .endpoint()
-                            .server_mut()
-                            .respond(now, call, RpcStatus::OK, &args);
+                        let _ =
+                            ctl.endpoint()
+                                .server_mut()
+                                .respond(now, call, RpcStatus::OK, &args);
                     }
                     MemberEvent::ToPeer { id: to, event: e } => {
                         let calls = log.calls.entry(n2.clone()).or_default();
@@ -240,7 +242,8 @@ impl Fleet {
                 .with_port(MEMBER_PORT + k as u16)
                 .starting_at(m.start);
             let script = self.script(&m.name, m.extra);
-            self.ids.insert(m.name.clone(), MemberId::of(m.keys.public()));
+            self.ids
+                .insert(m.name.clone(), MemberId::of(m.keys.public()));
             all.push((m.name, spec, script));
         }
         if let Err(e) = self.h.sim.add_members(host, all) {
@@ -433,7 +436,11 @@ pub(crate) fn authority_join(p: &Params) -> Outcome {
     }
     f.add(
         "intruder",
-        vec![Spec::new("intruder".into(), attacker_keys(0), wrong_secret())],
+        vec![Spec::new(
+            "intruder".into(),
+            attacker_keys(0),
+            wrong_secret(),
+        )],
     );
     for k in 1..=7u32 {
         f.h.sim
@@ -460,7 +467,10 @@ pub(crate) fn authority_join(p: &Params) -> Outcome {
         "the intruder was never locked out".into()
     });
     out.check(locked.len() == 1, "locked", || {
-        format!("{} keys locked out, only the intruder's should be", locked.len())
+        format!(
+            "{} keys locked out, only the intruder's should be",
+            locked.len()
+        )
     });
     let last = last_published(&log);
     let mut complete = 0;
@@ -573,8 +583,10 @@ pub(crate) fn authority_spoof(p: &Params) -> Outcome {
         .collect();
     f.add("guessers", guessers);
     for k in 1..=7u32 {
-        f.h.sim
-            .at(FLOOD + secs(u64::from(k)), NetAction::Bounce("guessers".into()));
+        f.h.sim.at(
+            FLOOD + secs(u64::from(k)),
+            NetAction::Bounce("guessers".into()),
+        );
     }
     for at in REBOOTS {
         f.h.sim.at(at, NetAction::Bounce("member-p".into()));
@@ -619,13 +631,18 @@ pub(crate) fn authority_spoof(p: &Params) -> Outcome {
     out.sent = u64::from(starts);
     out.delivered = joins.len() as u64;
     out.check(starts == 3 && joins.len() == 3, "rejoin", || {
-        format!("P started {starts} times and was admitted in {} of them", joins.len())
+        format!(
+            "P started {starts} times and was admitted in {} of them",
+            joins.len()
+        )
     });
     let refused = pevents
         .iter()
         .filter(|s| matches!(s.event, MemberEvent::Refused { .. }))
         .count();
-    out.check(refused == 0, "refused", || format!("P was refused {refused} times"));
+    out.check(refused == 0, "refused", || {
+        format!("P was refused {refused} times")
+    });
     let closed = pevents
         .iter()
         .filter(|s| matches!(s.event, MemberEvent::AuthorityDown))
@@ -637,9 +654,7 @@ pub(crate) fn authority_spoof(p: &Params) -> Outcome {
         .authority
         .iter()
         .filter(|(_, e)| match e {
-            AuthorityEvent::Refused { id, .. } | AuthorityEvent::LockedOut { id, .. } => {
-                *id == pid
-            }
+            AuthorityEvent::Refused { id, .. } | AuthorityEvent::LockedOut { id, .. } => *id == pid,
             _ => false,
         })
         .count();
@@ -668,13 +683,12 @@ pub(crate) fn authority_spoof(p: &Params) -> Outcome {
             .map(|s| s.at.saturating_duration_since(Instant::ZERO + *at));
         waits.push(t.map_or("never".into(), secs_f));
     }
-    let drops: u64 = f
-        .h
-        .sim
-        .stats(AUTHORITY)
-        .iter()
-        .map(|s| s.drops().map(|(_, n)| n).sum::<u64>())
-        .sum();
+    let drops: u64 =
+        f.h.sim
+            .stats(AUTHORITY)
+            .iter()
+            .map(|s| s.drops().map(|(_, n)| n).sum::<u64>())
+            .sum();
     out.notes.push(format!(
         "P admitted {} of {starts} starts (after {}), refused 0, session closures 0; attacker keys locked {guessers_locked}/{GUESSERS}; authority drops {drops}",
         joins.len(),
@@ -785,7 +799,9 @@ pub(crate) fn authority_revoke(p: &Params) -> Outcome {
             MemberEvent::PeerRevoked { id } if id == victim && s.at >= t0 => Some(s.at),
             _ => None,
         });
-        out.check(at.is_some(), "dropped", || format!("{n} never dropped the revoked member"));
+        out.check(at.is_some(), "dropped", || {
+            format!("{n} never dropped the revoked member")
+        });
         if let Some(at) = at {
             dropped.push(at);
             // Nothing from the revoked member reaches the application after the drop.
@@ -805,7 +821,9 @@ pub(crate) fn authority_revoke(p: &Params) -> Outcome {
             .finals
             .get(&n)
             .is_some_and(|r| r.entries.contains_key(&victim));
-        out.check(!still, "roster", || format!("{n} still lists the revoked member"));
+        out.check(!still, "roster", || {
+            format!("{n} still lists the revoked member")
+        });
     }
     let worst = dropped
         .iter()
@@ -820,7 +838,11 @@ pub(crate) fn authority_revoke(p: &Params) -> Outcome {
     // answers already in flight).
     let after = dropped.iter().max().copied().unwrap_or(t0) + secs(1);
     let vcalls = log.calls.get(&vname).cloned().unwrap_or_default();
-    let late_answers = vcalls.answered.iter().filter(|(made, _, _)| *made > after).count();
+    let late_answers = vcalls
+        .answered
+        .iter()
+        .filter(|(made, _, _)| *made > after)
+        .count();
     out.check(late_answers == 0, "cut-off", || {
         format!("the revoked member got {late_answers} answers to calls made after every member dropped it")
     });
@@ -837,7 +859,9 @@ pub(crate) fn authority_revoke(p: &Params) -> Outcome {
     }
     out.sent = made_before as u64;
     out.delivered = answered as u64;
-    out.check(answered > 0, "calls", || "no call between members was answered".into());
+    out.check(answered > 0, "calls", || {
+        "no call between members was answered".into()
+    });
     out.notes.push(format!(
         "revocation: every other member dropped it {} after revoke (bound {}); calls answered {answered}; revoked member's late answers {late_answers}",
         worst.map_or("never".into(), secs_f),
@@ -935,8 +959,7 @@ pub(crate) fn authority_reboot(p: &Params) -> Outcome {
     for n in &hosts {
         let r = log.finals.get(*n);
         let ok = r.is_some_and(|r| {
-            r.entries.len() == N
-                && r.entries.values().all(|e| e.up == (e.id != dead))
+            r.entries.len() == N && r.entries.values().all(|e| e.up == (e.id != dead))
         });
         if ok {
             converged += 1;
@@ -944,7 +967,11 @@ pub(crate) fn authority_reboot(p: &Params) -> Outcome {
         out.check(ok, "presence", || {
             format!(
                 "{n} ends with presence {:?}",
-                r.map(|r| r.entries.values().map(|e| (e.name.clone(), e.up)).collect::<Vec<_>>())
+                r.map(|r| r
+                    .entries
+                    .values()
+                    .map(|e| (e.name.clone(), e.up))
+                    .collect::<Vec<_>>())
             )
         });
     }
