@@ -246,7 +246,18 @@ impl Fleet {
                 .insert(m.name.clone(), MemberId::of(m.keys.public()));
             all.push((m.name, spec, script));
         }
-        if let Err(e) = self.h.sim.add_members(host, all) {
+        let r = match all.pop() {
+            // A member alone on a host of its name.
+            Some((name, spec, script)) if all.is_empty() && name == host => {
+                self.h.sim.add_member(host, spec, script).map(|_| ())
+            }
+            Some(last) => {
+                all.push(last);
+                self.h.sim.add_members(host, all).map(|_| ())
+            }
+            None => Ok(()),
+        };
+        if let Err(e) = r {
             self.h.setup_error(e);
         }
     }
