@@ -666,7 +666,10 @@ mod tests {
 
     /// An authority that stores its records and two members on one host, enrolled by the
     /// secret; the authority crashes at 3 s and is back at 5 s.
-    fn fleet() -> (Simulation, Rc<RefCell<Vec<(Instant, String, MemberEvent)>>>) {
+    /// Every member event, with its time and member.
+    type Seen = Rc<RefCell<Vec<(Instant, String, MemberEvent)>>>;
+
+    fn fleet() -> (Simulation, Seen) {
         let mut sim =
             Simulation::new(SimConfig::new(3).with_duration(Duration::from_secs(9))).unwrap();
         let ka = KeyPair::from_secret_bytes([0x31; 32]);
@@ -683,7 +686,7 @@ mod tests {
         let addr = sim
             .add_authority("authority", AuthoritySpec::new(config), RoleScript::new())
             .unwrap();
-        let seen: Rc<RefCell<Vec<(Instant, String, MemberEvent)>>> = Rc::default();
+        let seen: Seen = Rc::default();
         let members = (0..2u8)
             .map(|i| {
                 let keys = KeyPair::from_secret_bytes([0x40 + i; 32]);
