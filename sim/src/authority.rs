@@ -717,7 +717,6 @@ mod tests {
     /// back restored from them (its counters start afresh, a second incarnation), and the
     /// versions members apply keep growing: no reset.
     #[test]
-    #[ignore = "runs once the authority core (wip-auth-core) lands"]
     fn members_join_and_the_authority_comes_back_from_its_records() {
         let (mut sim, seen) = fleet();
         sim.run().unwrap();
