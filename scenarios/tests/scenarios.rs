@@ -84,6 +84,10 @@ scenario_tests! {
     relay_partition => "relay-partition",
     relay_adversary => "relay-adversary",
     relay_group => "relay-group",
+    authority_join => "authority-join",
+    authority_spoof => "authority-spoof",
+    authority_revoke => "authority-revoke",
+    authority_reboot => "authority-reboot",
 }
 
 #[test]

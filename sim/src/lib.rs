@@ -6,8 +6,11 @@
 //! partitions, holds, crashes and bounces, the drivers add per-link loss, duplication,
 //! corruption and reordering ([`LinkFaults`]), multicast groups ([`Simulation::join`]), NAT
 //! mappings that expire, and scripted attacks. Relay hosts ([`Simulation::add_relay`]) carry
-//! the broadcasts of stations ([`Simulation::add_station`]) between [`Segment`]s. Every datagram and every application event goes
-//! into a [`Trace`], which reduces to a digest: the same seed always gives the same digest.
+//! the broadcasts of stations ([`Simulation::add_station`]) between [`Segment`]s. A fleet's
+//! authority ([`Simulation::add_authority`], with a store that outlives its crashes) and its
+//! members ([`Simulation::add_member`], [`Simulation::add_members`]) run the issue 16 roles.
+//! Every datagram and every application event goes into a [`Trace`], which reduces to a
+//! digest: the same seed always gives the same digest.
 //!
 //! # Driving
 //! Every endpoint host follows the contract of `pavillion_proto`: each received datagram goes
@@ -30,6 +33,7 @@
 
 extern crate alloc;
 
+mod authority;
 mod config;
 mod host;
 pub mod middlebox;
@@ -39,6 +43,10 @@ mod sim;
 mod spoof;
 mod trace;
 
+pub use authority::{
+    AuthorityCtl, AuthorityScript, AuthoritySpec, FleetRole, MemberCtl, MemberScript, MemberSpec,
+    Records, RoleScript, AUTHORITY_PORT, MEMBER_PORT,
+};
 pub use config::{ConfigError, LinkFaults, SimConfig};
 pub use host::{
     ClientCtl, ClientSpec, Ctl, Script, ServerCtl, ServerSpec, CLIENT_PORT, SERVER_PORT,

@@ -48,6 +48,8 @@ pub(crate) struct World {
     pub(crate) mesh_log: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// What each station heard: when, from whom, the payload.
     pub(crate) heard: BTreeMap<Rc<str>, Vec<Heard>>,
+    /// The counters of authority and member hosts (see `authority`).
+    pub(crate) fleet: crate::authority::FleetCounters,
 }
 
 pub(crate) type Shared = Rc<RefCell<World>>;
@@ -72,6 +74,7 @@ impl World {
             mesh_log: Vec::new(),
             segment_of: BTreeMap::new(),
             segment_groups: BTreeMap::new(),
+            fleet: crate::authority::FleetCounters::default(),
         }
     }
 

@@ -146,7 +146,7 @@ pub(crate) fn resolve(spec: &RelaySpec, node: &str, seed: [u8; 32]) -> RelayConf
 
 /// The datagrams of one received datagram: its forged contents if a spoofer sent an
 /// envelope, else itself.
-fn unwrap_from<'a>(
+pub(crate) fn unwrap_from<'a>(
     world: &Shared,
     from: SocketAddr,
     data: &'a [u8],

@@ -132,15 +132,15 @@ impl From<ConfigError> for SimError {
 /// # Ok::<(), pavillion_sim::SimError>(())
 /// ```
 pub struct Simulation {
-    sim: turmoil::Sim<'static>,
-    config: SimConfig,
-    world: Rc<RefCell<World>>,
-    hosts: Vec<String>,
+    pub(crate) sim: turmoil::Sim<'static>,
+    pub(crate) config: SimConfig,
+    pub(crate) world: Rc<RefCell<World>>,
+    pub(crate) hosts: Vec<String>,
     middleboxes: Vec<String>,
     /// (host, middlebox) pairs; partitioned from everything else when the run starts.
     behind: Vec<(String, String)>,
     /// Names of endpoints that share a host ([`Simulation::add_clients`]).
-    shared_names: Vec<String>,
+    pub(crate) shared_names: Vec<String>,
     /// Sorted by time; actions at the same time keep the order they were added in.
     timeline: Vec<(StdDuration, NetAction)>,
     started: bool,
@@ -642,7 +642,7 @@ impl Simulation {
             .unwrap_or_default()
     }
 
-    fn claim(&mut self, name: &str) -> Result<(), SimError> {
+    pub(crate) fn claim(&mut self, name: &str) -> Result<(), SimError> {
         if self.hosts.iter().any(|h| h == name) {
             return Err(SimError::DuplicateHost(name.into()));
         }
