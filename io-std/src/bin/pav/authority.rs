@@ -398,20 +398,17 @@ pub(crate) fn join(json: bool, a: JoinArgs) -> Result<(), Failure> {
     };
     let deadline = a.duration.map(|d| Instant::now() + d);
     let mut result = Ok(());
-    loop {
-        match next_input(&inputs, deadline, None) {
-            Ok(e) => match print_member_event(json, &member, &e) {
-                Step::Go => {}
-                Step::Joined if a.once => break,
-                Step::Joined => {}
-                Step::Refused(reason) => {
-                    let mut f = refused("refused", format!("the authority refused us: {reason}"));
-                    f.reported = json;
-                    result = Err(f);
-                    break;
-                }
-            },
-            Err(_) => break,
+    while let Ok(e) = next_input(&inputs, deadline, None) {
+        match print_member_event(json, &member, &e) {
+            Step::Go => {}
+            Step::Joined if a.once => break,
+            Step::Joined => {}
+            Step::Refused(reason) => {
+                let mut f = refused("refused", format!("the authority refused us: {reason}"));
+                f.reported = json;
+                result = Err(f);
+                break;
+            }
         }
     }
     member.close();
