@@ -243,3 +243,57 @@ fn refusal_names_are_distinct() {
     assert_eq!(names.len(), all.len());
     assert_eq!(refusal_name(JoinRefusal::BadProof), "bad-proof");
 }
+
+fn roster_of(ids: &[[u8; 16]]) -> Roster {
+    let mut r = Roster::default();
+    for (i, id) in ids.iter().enumerate() {
+        let id = MemberId(pavillion_proto::ClientId(*id));
+        r.entries.insert(
+            id,
+            pavillion_proto::features::authority::RosterEntry {
+                id,
+                public: PublicKey::from([i as u8; 32]),
+                role: String::new(),
+                name: String::new(),
+                addr: None,
+                up: true,
+            },
+        );
+    }
+    r
+}
+
+#[test]
+fn a_member_resolves_by_a_unique_prefix_of_eight() {
+    let mut a = [0u8; 16];
+    a[..5].copy_from_slice(&[0x12, 0x34, 0x56, 0x78, 0x9a]);
+    let mut b = a;
+    b[4] = 0x9b;
+    let r = roster_of(&[a, b]);
+    let ida = MemberId(pavillion_proto::ClientId(a));
+    assert_eq!(resolve_member(&r, "123456789a"), Ok(ida));
+    assert_eq!(resolve_member(&r, "123456789A"), Ok(ida));
+    assert_eq!(resolve_member(&r, &ida.to_string()), Ok(ida));
+    assert_eq!(resolve_member(&r, "12345678"), Err(ResolveError::Ambiguous));
+    assert_eq!(resolve_member(&r, "1234567"), Err(ResolveError::BadId));
+    assert_eq!(resolve_member(&r, "ffffffff"), Err(ResolveError::NoMember));
+    assert_eq!(resolve_member(&r, "1234567z9"), Err(ResolveError::BadId));
+}
+
+#[test]
+fn an_enrolment_secret_from_a_file_is_the_same_secret() {
+    let dir = scratch("secret-file");
+    std::fs::write(dir.join("enrol.txt"), "sixteen bytes or more\n").unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(
+        &path,
+        "[[enrolment]]\nsecret_file = \"enrol.txt\"\n[[enrolment]]\nsecret = \"sixteen bytes or more\"\nrole = \"sensor\"\n",
+    )
+    .unwrap();
+    let (p, _) = load_policy(&path).unwrap();
+    let key = Enrolment::key_of(b"sixteen bytes or more");
+    assert_eq!(p.enrolments[0].key, key);
+    assert_eq!(p.enrolments[0].role, None);
+    assert_eq!(p.enrolments[1].key, key);
+    assert_eq!(p.enrolments[1].role.as_deref(), Some("sensor"));
+}
