@@ -283,3 +283,34 @@ fn a_bad_policy_exits_2_naming_the_line() {
     let e = bad_policy("[[operator]]\nkey = \"ab\"\ncolour = 1\n");
     assert!(e.contains("line 3") && e.contains("colour"), "{e}");
 }
+
+#[test]
+fn bad_fleet_flags_exit_2_before_any_network() {
+    let dir = scratch("fleet-flags");
+    keygen(&dir, "auth");
+    keygen(&dir, "ops");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let out = operator(&dir, &addr, &["revoke", "12ab"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        stderr(&out).contains("prefix of at least 8"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_with(
+        Some(&dir),
+        &[
+            "join",
+            "--key",
+            "ops/secret.key",
+            "--authority",
+            &addr,
+            "--authority-key",
+            "nope",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("--authority-key"), "{}", stderr(&out));
+}

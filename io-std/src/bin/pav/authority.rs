@@ -624,8 +624,12 @@ fn print_roster(json: bool, r: &Roster) {
 }
 
 pub(crate) fn revoke(json: bool, a: RevokeArgs) -> Result<(), Failure> {
+    let text = a.id.trim();
+    if text.len() < 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::input(format!("{}: {}", a.id, ResolveError::BadId)));
+    }
     let client = operator(&a.peer, a.timeout)?;
-    let id = match MemberId::parse_hex(a.id.trim()) {
+    let id = match MemberId::parse_hex(text) {
         Some(id) => id,
         None => {
             let roster = fetch(&client)?;
