@@ -62,6 +62,7 @@
     clippy::alloc_instead_of_core
 )]
 
+pub mod authority;
 mod client;
 mod driver;
 mod registers;
