@@ -23,8 +23,8 @@
 //! use pavillion_smol::authority::{Authority, AuthorityOptions, Member, MemberOptions};
 //!
 //! smol::block_on(async {
-//!     let authority_keys = KeyPair::from_secret([1; 32]);
-//!     let member_keys = KeyPair::from_secret([2; 32]);
+//!     let authority_keys = KeyPair::from_secret_bytes([1; 32]);
+//!     let member_keys = KeyPair::from_secret_bytes([2; 32]);
 //!     let policy = Policy {
 //!         peers: vec![ListedPeer {
 //!             public: *member_keys.public(),

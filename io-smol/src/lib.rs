@@ -33,6 +33,9 @@
 //! | `join_multicast`, `leave_multicast` | [`Server::join_multicast`]`.await`, [`Server::leave_multicast`]`.await` |
 //! | `ServerConfig::multicast`, `reply_socket` | the same ([`ServerConfig`] is shared) |
 //!
+//! A fleet's [`authority::Authority`] and [`authority::Member`] (`docs/AUTHORITY.md`) run on a
+//! task each in the [`authority`] module.
+//!
 //! # Examples
 //! A server with an RPC and a client calling it, on loopback:
 //! ```no_run
@@ -276,6 +279,12 @@ async fn resolve(addr: impl smol::net::AsyncToSocketAddrs) -> Result<SocketAddr,
         .next()
         .ok_or_else(|| OpenError::Address("no address".into()))
 }
+
+/// The user guide `docs/AUTHORITY.md`, whose Rust example is compiled as a doctest so that
+/// it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/AUTHORITY.md")]
+pub struct AuthorityGuide;
 
 #[cfg(test)]
 mod tests {
