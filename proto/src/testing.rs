@@ -34,6 +34,7 @@
 //! assert!(events.iter().any(|e| matches!(e, ClientEvent::Delivered { id, .. } if *id == msg)));
 //! ```
 
+pub mod authority;
 pub mod established;
 pub mod relays;
 

@@ -8,15 +8,30 @@
 //! one client per member we talk to (prefixes 2..=255), demultiplexed as the relay does.
 //! `docs/PROTOCOL.md` §15 is the normative description.
 
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use super::{CallId, ClientEvent, SendError, SendOptions, Server, ServerEvent, Stats, Transmit};
+use super::mux::{route, Route};
+use super::{
+    CallId, Client, ClientConfig, ClientEvent, DropReason, SendError, SendOptions, Server,
+    ServerConfig, ServerEvent, Stats, Transmit,
+};
 use crate::crypto::ecc::{KeyPair, PublicKey};
 use crate::features::authority::{MemberId, Roster, RosterError, RosterUpdate, SigningPublic};
 use crate::id::{FunctionId, MessageId};
+use crate::rng::Rng;
 use crate::time::{Duration, Instant};
 use crate::wire::authority::JoinRefusal;
-use alloc::string::String;
+
+mod fleet;
+mod join;
+mod publications;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_forged;
 
 /// How a member proves it may join.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,29 +232,117 @@ pub struct RosterStats {
     pub fetches: u64,
 }
 
+/// The index prefix of our client to the authority (0 is our server, 2..=255 our peers).
+const AUTHORITY_SLOT: u8 = 1;
+
+/// A member we hold a client session with.
+#[derive(Debug)]
+struct Peer {
+    /// Where we reach its server.
+    addr: SocketAddr,
+    /// The top byte of our client's session indices (2..=255).
+    slot: u8,
+    client: Client,
+    /// Whether our client's session to it is up.
+    up: bool,
+}
+
 /// A member of a fleet. Drive it like every role: `handle_datagram`, `handle_timeout`, then
 /// drain `poll_transmit` and `poll_event`; wake at `poll_timeout`.
 #[derive(Debug)]
 pub struct Member {
+    config: MemberConfig,
+    id: MemberId,
+    rng: Rng,
+    state: MemberState,
+    /// The authority's roster key, pinned from its join answer.
+    signing: Option<SigningPublic>,
+    authority: Client,
+    authority_up: bool,
     server: Server,
+    peers: BTreeMap<MemberId, Peer>,
+    /// Who holds each session of our server, for server events that name only an address.
+    server_peers: BTreeMap<SocketAddr, MemberId>,
     roster: Roster,
+    /// Whether we asked the authority for publications (once, after our first admission;
+    /// the client keeps the subscription across sessions).
+    subscribed: bool,
+    join_call: Option<CallId>,
+    fetch_call: Option<CallId>,
+    /// When to call `JOIN` again after a refusal that may pass or a failed call.
+    next_join: Option<Instant>,
+    join_backoff: Duration,
+    events: VecDeque<MemberEvent>,
+    next_poll: usize,
+    closed: bool,
     stats: RosterStats,
+    /// Datagrams no embedded endpoint took.
+    own: Stats,
+    /// Every endpoint's counters and `own`, summed after each input.
+    sum: Stats,
 }
 
 impl Member {
     /// Creates a member; it starts joining at once (drain `poll_transmit`).
     pub fn new(config: MemberConfig) -> Self {
-        todo!("{config:?}")
+        let mut rng = Rng::from_seed(config.seed);
+        let id = MemberId::of(config.keys.public());
+        let l = &config.limits;
+        let mut s = ServerConfig::new(rng.array())
+            .with_keys(config.keys.clone())
+            .with_down_timeout(l.down_after);
+        s.allow_guest = false;
+        s.index_prefix = Some(0);
+        let server = Server::new(s);
+        let mut c = ClientConfig::noise_ik(
+            id.0,
+            config.keys.clone(),
+            config.authority_public,
+            config.authority,
+            rng.array(),
+        );
+        c.keepalive = Some(l.keepalive);
+        c.limits.down_timeout = l.down_after;
+        c.index_prefix = Some(AUTHORITY_SLOT);
+        let mut authority = Client::new(c);
+        authority.handle_timeout(Instant::ZERO);
+        let join_backoff = l.join_retry;
+        let mut member = Member {
+            id,
+            rng,
+            state: MemberState::Joining,
+            signing: None,
+            authority,
+            authority_up: false,
+            server,
+            peers: BTreeMap::new(),
+            server_peers: BTreeMap::new(),
+            roster: Roster::default(),
+            subscribed: false,
+            join_call: None,
+            fetch_call: None,
+            next_join: None,
+            join_backoff,
+            events: VecDeque::new(),
+            next_poll: 0,
+            closed: false,
+            stats: RosterStats::default(),
+            own: Stats::default(),
+            sum: Stats::default(),
+            config,
+        };
+        member.refresh_stats();
+        member
     }
 
     /// Our identity.
     pub fn id(&self) -> MemberId {
-        todo!()
+        self.id
     }
 
     /// Where we stand with the authority.
     pub fn state(&self) -> &MemberState {
-        todo!()
+        &self.state
     }
 
     /// The roster as last applied.
@@ -249,32 +352,90 @@ impl Member {
 
     /// The authority's signing key, once joined.
     pub fn signing(&self) -> Option<SigningPublic> {
-        todo!()
+        self.signing
     }
 
     /// Processes one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        todo!("{now:?} {from} {}", datagram.len())
+        match route(datagram) {
+            Route::Server => self.server.handle_datagram(now, from, datagram),
+            Route::Client(AUTHORITY_SLOT) => self.authority.handle_datagram(now, from, datagram),
+            Route::Client(slot) => match self.peers.values_mut().find(|p| p.slot == slot) {
+                Some(p) => p.client.handle_datagram(now, from, datagram),
+                // A session of a client we no longer hold: the server answers "unknown index".
+                None => self.server.handle_datagram(now, from, datagram),
+            },
+            Route::Source if from == self.config.authority => {
+                self.authority.handle_datagram(now, from, datagram)
+            }
+            Route::Source => match self.peers.values_mut().find(|p| p.addr == from) {
+                Some(p) => p.client.handle_datagram(now, from, datagram),
+                None => {
+                    self.own.datagrams_received += 1;
+                    self.own.drop(DropReason::UnknownPeer);
+                }
+            },
+            Route::Drop => {
+                self.own.datagrams_received += 1;
+                self.own.drop(DropReason::Unsupported);
+            }
+        }
+        self.pump(now);
     }
 
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!("{now:?}")
+        self.server.handle_timeout(now);
+        self.authority.handle_timeout(now);
+        for p in self.peers.values_mut() {
+            p.client.handle_timeout(now);
+        }
+        if self.next_join.is_some_and(|t| t <= now) {
+            self.next_join = None;
+            self.join(now);
+        }
+        self.pump(now);
     }
 
     /// Writes the next datagram into `buf` and says where it goes.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        todo!("{now:?} {}", buf.len())
+        // Round robin, so that a busy peer cannot starve the authority session.
+        let n = self.peers.len() + 2;
+        for k in 0..n {
+            let i = (self.next_poll + k) % n;
+            let t = match i {
+                0 => self.authority.poll_transmit(now, buf),
+                1 => self.server.poll_transmit(now, buf),
+                _ => self
+                    .peers
+                    .values_mut()
+                    .nth(i - 2)
+                    .and_then(|p| p.client.poll_transmit(now, buf)),
+            };
+            if t.is_some() {
+                self.next_poll = (i + 1) % n;
+                self.refresh_stats();
+                return t;
+            }
+        }
+        None
     }
 
     /// The next event for the driver.
     pub fn poll_event(&mut self) -> Option<MemberEvent> {
-        todo!()
+        self.events.pop_front()
     }
 
     /// When the member next wants `handle_timeout`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        let clients = self.peers.values().filter_map(|p| p.client.poll_timeout());
+        self.server
+            .poll_timeout()
+            .into_iter()
+            .chain(self.authority.poll_timeout())
+            .chain(clients)
+            .chain(self.next_join)
+            .min()
     }
 
     /// Opens a session to a member of the roster (sends and calls open one by themselves).
@@ -283,7 +444,9 @@ impl Member {
     /// [`MemberError::UnknownMember`], [`MemberError::NoAddress`] or
     /// [`MemberError::TooManyPeers`].
     pub fn connect(&mut self, now: Instant, peer: MemberId) -> Result<(), MemberError> {
-        todo!("{now:?} {peer}")
+        self.open_peer(now, peer)?;
+        self.pump(now);
+        Ok(())
     }
 
     /// Calls `function` on a member's server; the answer comes as
@@ -298,7 +461,10 @@ impl Member {
         function: FunctionId,
         args: &[u8],
     ) -> Result<CallId, MemberError> {
-        todo!("{now:?} {peer} {function:?} {}", args.len())
+        let p = self.open_peer(now, peer)?;
+        let r = p.client.call(now, function, args, None);
+        self.pump(now);
+        r.map_err(MemberError::Send)
     }
 
     /// Sends a message to a member's server.
@@ -314,10 +480,10 @@ impl Member {
         payload: &[u8],
         options: SendOptions,
     ) -> Result<MessageId, MemberError> {
-        todo!(
-            "{now:?} {peer} {target} {name} {} {options:?}",
-            payload.len()
-        )
+        let p = self.open_peer(now, peer)?;
+        let r = p.client.send_message(now, target, name, payload, options);
+        self.pump(now);
+        r.map_err(MemberError::Send)
     }
 
     /// Our server for the other members: register functions, answer their calls, declare
@@ -327,8 +493,14 @@ impl Member {
     }
 
     /// The members our server has a session with, and where.
-    pub fn connected_peers(&self) -> alloc::vec::Vec<(MemberId, SocketAddr)> {
-        todo!()
+    pub fn connected_peers(&self) -> Vec<(MemberId, SocketAddr)> {
+        self.server
+            .clients()
+            .filter_map(|(addr, peer)| match peer {
+                crate::id::PeerId::Client(cid) => Some((MemberId(cid), addr)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// How roster publications fared.
@@ -338,11 +510,28 @@ impl Member {
 
     /// The sessions' counters, summed over our endpoints.
     pub fn stats(&self) -> &Stats {
-        todo!()
+        &self.sum
     }
 
     /// Ends every session.
     pub fn close(&mut self, now: Instant) {
-        todo!("{now:?}")
+        self.closed = true;
+        self.next_join = None;
+        self.authority.close(now);
+        for p in self.peers.values_mut() {
+            p.client.close(now);
+        }
+        self.server.close(now);
+        self.pump(now);
+    }
+
+    fn refresh_stats(&mut self) {
+        let mut sum = self.server.stats().clone();
+        sum.add(self.authority.stats());
+        for p in self.peers.values() {
+            sum.add(p.client.stats());
+        }
+        sum.add(&self.own);
+        self.sum = sum;
     }
 }

@@ -16,6 +16,7 @@ mod config;
 mod driving;
 mod event;
 mod member;
+mod mux;
 mod relay;
 mod server;
 mod shared;

@@ -14,11 +14,11 @@ use core::net::SocketAddr;
 
 use super::{Relay, RelayConfig, RelayDrop, RelayEvent, RelayId};
 use crate::crypto::ecc::{self, PublicKey};
+use crate::endpoint::mux::{route, Route};
 use crate::endpoint::{Client, ClientConfig, ClientEvent, SendOptions, ServerConfig, ServerEvent};
 use crate::features::relay::is_emitter;
 use crate::id::PeerId;
 use crate::time::Instant;
-use crate::wire::noise::NOISE_MAGIC;
 use crate::wire::relay::{self as frames, Member, Members};
 
 /// A relay we hold a client for.
@@ -50,38 +50,6 @@ pub(super) fn server_config(config: &RelayConfig, seed: [u8; 32]) -> ServerConfi
     s.index_prefix = Some(0);
     s.max_sessions = config.limits.max_peers.max(1);
     s
-}
-
-const TYPE_INITIATION: u8 = 1;
-const TYPE_RESPONSE: u8 = 2;
-const TYPE_COOKIE: u8 = 3;
-const TYPE_DATA: u8 = 4;
-const TYPE_UNKNOWN_INDEX: u8 = 5;
-
-/// Which embedded endpoint a mesh datagram belongs to.
-enum Route {
-    Server,
-    Client(u8),
-    Source,
-    Drop,
-}
-
-fn route(datagram: &[u8]) -> Route {
-    if datagram.get(..4) != Some(&NOISE_MAGIC[..]) {
-        return Route::Drop;
-    }
-    // The receiver index is little endian: its top byte is its last.
-    let top = |at: usize| match datagram.get(at + 3) {
-        Some(0) | None => Route::Server,
-        Some(k) => Route::Client(*k),
-    };
-    match datagram.get(4) {
-        Some(&TYPE_INITIATION) => Route::Server,
-        Some(&TYPE_RESPONSE) => top(9),
-        Some(&TYPE_COOKIE) | Some(&TYPE_DATA) => top(5),
-        Some(&TYPE_UNKNOWN_INDEX) => Route::Source,
-        _ => Route::Drop,
-    }
 }
 
 impl Relay {
