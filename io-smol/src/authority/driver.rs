@@ -1,0 +1,169 @@
+//! The loop both roles share: one socket, one task, a role driven by datagrams, commands
+//! and its own timer, and an authority's store batches written before the role hears they are.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+
+use async_channel::{Receiver, Sender, TrySendError};
+use async_io::{Async, Timer};
+use futures_lite::future;
+use pavillion_io::StdClock;
+use pavillion_proto::endpoint::{BatchId, StoreBatch, Transmit};
+use pavillion_proto::wire;
+use pavillion_proto::Instant;
+
+use super::store::Store;
+
+/// What the loop needs of a role.
+pub(super) trait Role: Send + 'static {
+    type Command: Send + 'static;
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
+
+    /// The next batch to write, and the store to write it to (lent to the blocking pool for
+    /// the write; `None`: nothing to write it to, the role acknowledges at once).
+    fn poll_store(&mut self) -> Option<(StoreBatch, Option<Store>)> {
+        None
+    }
+
+    /// The batch is written; the store comes back.
+    fn stored(&mut self, now: Instant, batch: BatchId, store: Option<Store>) {
+        let _ = (now, batch, store);
+    }
+
+    /// Carries out a command; `false` to close.
+    fn on_command(&mut self, now: Instant, command: Self::Command) -> bool;
+
+    /// Reports the role's events.
+    fn dispatch(&mut self, now: Instant);
+
+    fn close(&mut self, now: Instant);
+}
+
+/// What woke the task.
+enum Wake<C> {
+    Command(Option<C>),
+    Datagram(io::Result<(usize, SocketAddr)>),
+    Timeout,
+}
+
+/// The task: returns when a command closes the role, every handle is gone, or a store write
+/// fails (the role must not publish what was not written, so it stops).
+pub(super) async fn drive<R: Role>(
+    mut role: R,
+    socket: Async<UdpSocket>,
+    commands: Receiver<R::Command>,
+) {
+    let clock = StdClock::new();
+    let mut rx = vec![0u8; 65_536];
+    let mut tx = vec![0u8; wire::MAX_DATAGRAM];
+    // A member queues its first handshake when created.
+    if !after(&mut role, &socket, &clock, &mut tx).await {
+        return;
+    }
+    loop {
+        let now = clock.now();
+        let deadline = role.poll_timeout();
+        if deadline.is_some_and(|t| t <= now) {
+            role.handle_timeout(now);
+            if !after(&mut role, &socket, &clock, &mut tx).await {
+                return;
+            }
+            continue;
+        }
+        let timer = deadline
+            .and_then(|t| clock.to_std(t))
+            .map_or_else(Timer::never, Timer::at);
+        let wake = future::or(
+            async { Wake::Command(commands.recv().await.ok()) },
+            future::or(
+                async { Wake::Datagram(socket.recv_from(&mut rx).await) },
+                async {
+                    timer.await;
+                    Wake::Timeout
+                },
+            ),
+        )
+        .await;
+        let now = clock.now();
+        match wake {
+            Wake::Command(command) => {
+                if !command.is_some_and(|c| role.on_command(now, c)) {
+                    role.close(now);
+                    after(&mut role, &socket, &clock, &mut tx).await;
+                    return;
+                }
+            }
+            Wake::Datagram(Ok((n, from))) => {
+                role.handle_datagram(now, from, rx.get(..n).unwrap_or_default());
+            }
+            // ICMP errors of earlier sends surface here; the role's timers deal with a peer
+            // that is gone.
+            Wake::Datagram(Err(e)) => tracing::debug!("recv_from: {e}"),
+            Wake::Timeout => role.handle_timeout(now),
+        }
+        if !after(&mut role, &socket, &clock, &mut tx).await {
+            return;
+        }
+    }
+}
+
+/// Sends what the role queued, writes its batches and tells it they are written (which may
+/// queue publications), reports its events (handlers may queue answers), and sends again.
+/// `false` if a store write failed.
+async fn after<R: Role>(
+    role: &mut R,
+    socket: &Async<UdpSocket>,
+    clock: &StdClock,
+    buf: &mut [u8],
+) -> bool {
+    loop {
+        flush(role, socket, clock.now(), buf).await;
+        let Some((batch, store)) = role.poll_store() else {
+            break;
+        };
+        let id = batch.id;
+        let store = match store {
+            Some(store) => {
+                let (store, written) = smol::unblock(move || {
+                    let written = store.write(&batch);
+                    (store, written)
+                })
+                .await;
+                if let Err(e) = written {
+                    tracing::error!("authority store write failed, stopping: {e}");
+                    role.close(clock.now());
+                    flush(role, socket, clock.now(), buf).await;
+                    return false;
+                }
+                Some(store)
+            }
+            None => None,
+        };
+        role.stored(clock.now(), id, store);
+    }
+    role.dispatch(clock.now());
+    flush(role, socket, clock.now(), buf).await;
+    true
+}
+
+async fn flush<R: Role>(role: &mut R, socket: &Async<UdpSocket>, now: Instant, buf: &mut [u8]) {
+    while let Some(t) = role.poll_transmit(now, buf) {
+        let datagram = buf.get(..t.len).unwrap_or_default();
+        if let Err(e) = socket.send_to(datagram, t.destination).await {
+            // A lost datagram is the role's business: it retransmits what matters.
+            tracing::debug!("send_to {}: {e}", t.destination);
+        }
+    }
+}
+
+/// Queues an event for the handle, or drops it if nobody reads them.
+pub(super) fn notify<T: fmt::Debug>(to: &Sender<T>, event: T) {
+    if let Err(TrySendError::Full(e)) = to.try_send(event) {
+        tracing::debug!("event dropped (nobody reads them): {e:?}");
+    }
+}
