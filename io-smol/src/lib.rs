@@ -300,5 +300,7 @@ mod tests {
         send_sync::<MessageStream>();
         send_sync::<ConnectionStream>();
         send_sync::<Responder>();
+        send_sync::<authority::Authority>();
+        send_sync::<authority::Member>();
     }
 }

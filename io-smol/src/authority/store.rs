@@ -104,3 +104,98 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pavillion_proto::endpoint::BatchId;
+
+    fn put(table: StoreTable, key: &[u8], value: &[u8]) -> StoreOp {
+        StoreOp::Put {
+            table,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }
+    }
+
+    fn rows(records: &[Record]) -> Vec<(StoreTable, Vec<u8>, Vec<u8>)> {
+        records
+            .iter()
+            .map(|r| (r.table, r.key.clone(), r.value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn batches_are_read_back_after_reopening_in_their_tables() {
+        let path =
+            std::env::temp_dir().join(format!("pavillion-smol-store-{}.redb", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let (store, records) = Store::open(&path).unwrap();
+        assert!(records.is_empty(), "a new store is empty");
+        let first = StoreBatch {
+            id: BatchId(1),
+            ops: vec![
+                put(StoreTable::Meta, b"epoch", &7u64.to_le_bytes()),
+                put(StoreTable::Members, b"m1", b"entry 1"),
+                put(StoreTable::Members, b"m2", b"entry 2"),
+                put(StoreTable::Lockouts, b"k", b"lock"),
+            ],
+        };
+        store.write(&first).unwrap();
+        let second = StoreBatch {
+            id: BatchId(2),
+            ops: vec![
+                StoreOp::Delete {
+                    table: StoreTable::Members,
+                    key: b"m2".to_vec(),
+                },
+                put(StoreTable::Revoked, b"m2 key", b""),
+                // A key of one table is not a key of another.
+                StoreOp::Delete {
+                    table: StoreTable::Meta,
+                    key: b"k".to_vec(),
+                },
+                put(StoreTable::Members, b"m1", b"entry 1, moved"),
+            ],
+        };
+        store.write(&second).unwrap();
+        drop(store);
+
+        let (_store, records) = Store::open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            rows(&records),
+            vec![
+                (
+                    StoreTable::Meta,
+                    b"epoch".to_vec(),
+                    7u64.to_le_bytes().to_vec()
+                ),
+                (
+                    StoreTable::Members,
+                    b"m1".to_vec(),
+                    b"entry 1, moved".to_vec()
+                ),
+                (StoreTable::Revoked, b"m2 key".to_vec(), Vec::new()),
+                (StoreTable::Lockouts, b"k".to_vec(), b"lock".to_vec()),
+            ]
+        );
+        let r = records[1].as_record();
+        assert_eq!(
+            (r.table, r.key, r.value),
+            (StoreTable::Members, &b"m1"[..], &b"entry 1, moved"[..])
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_store_is_an_error_not_a_panic() {
+        let path = std::env::temp_dir().join(format!(
+            "pavillion-smol-not-a-store-{}.redb",
+            std::process::id()
+        ));
+        std::fs::write(&path, b"not a redb file at all, just text").unwrap();
+        let opened = Store::open(&path);
+        let _ = std::fs::remove_file(&path);
+        assert!(opened.is_err());
+    }
+}
