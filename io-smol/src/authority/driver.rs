@@ -167,3 +167,100 @@ pub(super) fn notify<T: fmt::Debug>(to: &Sender<T>, event: T) {
         tracing::debug!("event dropped (nobody reads them): {e:?}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pavillion_proto::endpoint::{StoreOp, StoreTable};
+    use std::time::Duration;
+
+    /// A role that has one batch to store and publishes (one datagram) only once it is told
+    /// the batch is written, as the authority does.
+    struct Publisher {
+        batch: Option<StoreBatch>,
+        store: Option<Store>,
+        to: SocketAddr,
+        publish: bool,
+        /// A datagram the role would send before the write completes, which must never leave.
+        early: bool,
+    }
+
+    impl Role for Publisher {
+        type Command = ();
+
+        fn handle_datagram(&mut self, _: Instant, _: SocketAddr, _: &[u8]) {}
+        fn handle_timeout(&mut self, _: Instant) {}
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn poll_transmit(&mut self, _: Instant, buf: &mut [u8]) -> Option<Transmit> {
+            let message: &[u8] = if std::mem::take(&mut self.publish) {
+                b"published"
+            } else if self.early && self.store.is_none() && self.batch.is_none() {
+                // Between poll_store and stored: the store is lent out for the write.
+                self.early = false;
+                b"early"
+            } else {
+                return None;
+            };
+            buf.get_mut(..message.len())?.copy_from_slice(message);
+            Some(Transmit {
+                destination: self.to,
+                len: message.len(),
+            })
+        }
+        fn poll_store(&mut self) -> Option<(StoreBatch, Option<Store>)> {
+            let b = self.batch.take()?;
+            Some((b, self.store.take()))
+        }
+        fn stored(&mut self, _: Instant, batch: BatchId, store: Option<Store>) {
+            assert_eq!(batch, BatchId(9));
+            assert!(store.is_some(), "the store comes back after the write");
+            self.store = store;
+            self.publish = true;
+        }
+        fn on_command(&mut self, _: Instant, (): ()) -> bool {
+            false
+        }
+        fn dispatch(&mut self, _: Instant) {}
+        fn close(&mut self, _: Instant) {}
+    }
+
+    #[test]
+    fn a_batch_is_written_before_the_role_hears_so_and_publishes() {
+        let path =
+            std::env::temp_dir().join(format!("pavillion-smol-driver-{}.redb", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let (store, _) = Store::open(&path).unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let role = Publisher {
+            batch: Some(StoreBatch {
+                id: BatchId(9),
+                ops: vec![StoreOp::Put {
+                    table: StoreTable::Members,
+                    key: b"m".to_vec(),
+                    value: b"entry".to_vec(),
+                }],
+            }),
+            store: Some(store),
+            to: peer.local_addr().unwrap(),
+            publish: false,
+            early: true,
+        };
+        let socket = Async::new(UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let (commands, rx) = async_channel::unbounded::<()>();
+        let task = smol::spawn(drive(role, socket, rx));
+        let mut buf = [0u8; 64];
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        // The role's `poll_transmit` is only called with the store lent out if the loop
+        // flushed while writing: it never does, so the first datagram is the publication.
+        assert_eq!(&buf[..n], b"published");
+        drop(commands);
+        smol::block_on(task);
+        let (_, records) = Store::open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(records.len(), 1, "the batch is in the file");
+    }
+}
