@@ -20,6 +20,7 @@
     clippy::alloc_instead_of_core
 )]
 
+pub mod authority;
 mod clock;
 pub mod config;
 pub mod error;

@@ -58,6 +58,7 @@
     clippy::alloc_instead_of_core
 )]
 
+pub mod authority;
 mod client;
 mod driver;
 mod registers;

@@ -182,6 +182,9 @@ impl Member {
                 } else {
                     self.state = MemberState::Refused(reason);
                     self.next_join = None;
+                    // Nothing more to ask: without this the client would keep a session the
+                    // authority disconnects for not joining, and open it again, forever.
+                    self.authority.close(now);
                 }
             }
         }

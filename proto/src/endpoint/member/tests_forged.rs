@@ -147,8 +147,8 @@ impl Scripted {
             subscribed: false,
             events: Vec::new(),
         };
+        // Not pumped yet: a test may script the answers first.
         s.member.handle_timeout(s.now);
-        s.pump();
         s
     }
 
@@ -275,6 +275,8 @@ fn stale_and_wrongly_signed_publications_are_ignored_and_counted() {
     let key = s.key.clone();
     // Stale: an older version of the same epoch, correctly signed.
     s.publish(SNAPSHOT, &snapshot(&key, EPOCH, 1, &[2]));
+    // Stale: a delta to our version again.
+    s.publish(DELTA, &delta(&key, 1, 2, &[2], &[2, 3]));
     // Signed by another key.
     let other = SigningKey::derive(&keys(9));
     s.publish(SNAPSHOT, &snapshot(&other, EPOCH, 3, &[2]));
@@ -294,7 +296,8 @@ fn stale_and_wrongly_signed_publications_are_ignored_and_counted() {
     // Not a publication at all.
     s.publish(SNAPSHOT, b"nonsense");
     let st = s.member.roster_stats().clone();
-    assert_eq!(st.stale, 1);
+    assert_eq!(st.stale, 2);
+    assert_eq!(st.fetches, 0);
     assert_eq!(st.bad_signature, 3);
     assert_eq!(st.malformed, 1);
     assert_eq!(st.applied, 1);
@@ -403,4 +406,53 @@ fn a_lockout_is_waited_out_and_a_final_refusal_stops() {
     );
     s.run_for(Duration::from_secs(120));
     assert_eq!(s.joins, 2, "a final refusal is not retried");
+}
+
+/// The members of version `k` of a roster that gains one member per version.
+fn members_at(k: u64) -> Vec<u8> {
+    (2..=2 + k as u8).collect()
+}
+
+#[test]
+fn any_order_of_publications_only_moves_forward_and_matches_the_authority() {
+    const LAST: u64 = 6;
+    fn prop(deliveries: Vec<(bool, u8)>) -> bool {
+        let mut s = Scripted::new(JoinCredential::Listed);
+        s.run_for(Duration::from_secs(2));
+        let key = s.key.clone();
+        s.fetch_answer = snapshot(&key, EPOCH, LAST, &members_at(LAST));
+        let mut highest = 0;
+        for (as_delta, k) in deliveries.into_iter().take(10) {
+            let k = 1 + u64::from(k) % LAST;
+            highest = highest.max(k);
+            if as_delta && k > 1 {
+                s.publish(
+                    DELTA,
+                    &delta(&key, k - 1, k, &members_at(k - 1), &members_at(k)),
+                );
+            } else {
+                s.publish(SNAPSHOT, &snapshot(&key, EPOCH, k, &members_at(k)));
+            }
+        }
+        let applied: Vec<u64> = s
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                MemberEvent::Roster { version, .. } => Some(*version),
+                _ => None,
+            })
+            .collect();
+        let roster = s.member.roster();
+        let mut expected: Vec<MemberId> = members_at(roster.version)
+            .into_iter()
+            .map(|i| entry(i).id)
+            .collect();
+        expected.sort();
+        applied.windows(2).all(|w| w[0] < w[1])
+            && roster.version >= highest
+            && (highest == 0 || roster.entries.keys().copied().collect::<Vec<_>>() == expected)
+    }
+    quickcheck::QuickCheck::new()
+        .tests(60)
+        .quickcheck(prop as fn(Vec<(bool, u8)>) -> bool);
 }
