@@ -55,20 +55,16 @@
 //! ```
 
 use std::fmt;
-use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_channel::{Receiver, Sender};
 use async_io::Async;
 use bytes::Bytes;
-use pavillion_io::plumbing::reply::{self, Reply};
-use pavillion_io::OpenError;
+use pavillion_io::plumbing::reply;
 use pavillion_proto::endpoint::{
-    Authority as AuthorityCore, AuthorityConfig, AuthorityEvent, AuthorityStats, BatchId,
-    FailReason, MemberConfig, MemberError, Policy, RestoreError, RevokeError, Stats, StoreBatch,
-    Transmit,
+    Authority as AuthorityCore, AuthorityEvent, AuthorityStats, BatchId, FailReason, MemberError,
+    RevokeError, Stats, StoreBatch, Transmit,
 };
 use pavillion_proto::features::authority::{MemberId, Roster, SigningPublic};
 use pavillion_proto::wire::authority::JoinRefusal;
@@ -77,113 +73,17 @@ use pavillion_proto::Instant;
 
 mod driver;
 mod member;
-mod store;
 
 use driver::{drive, notify, Role};
 pub use member::{Member, PeerHandler};
-use store::Store;
-pub use store::StoreError;
+use pavillion_io::authority::{open_authority, AuthorityCommand, Store};
+pub use pavillion_io::authority::{
+    AuthorityOptions, MemberOptions, OpenAuthorityError, StoreError,
+};
 
 /// Events held for a handle that does not read them; later ones are dropped (they are
 /// reports: the roster and the counters stay right whether or not anyone reads them).
 pub const EVENTS: usize = 1024;
-
-/// The default port of an authority (`pav authority --bind`).
-pub const AUTHORITY_PORT: u16 = 1790;
-
-/// How an [`Authority`] is started.
-#[derive(Clone, Debug)]
-pub struct AuthorityOptions {
-    /// The role itself: keys, policy, limits. `durable` is set from [`Self::store`].
-    pub config: AuthorityConfig,
-    /// The socket members and operators reach us at.
-    pub bind: SocketAddr,
-    /// The redb file of our durable state; `None`: nothing survives a restart (a new roster
-    /// epoch each time, every member enrols again).
-    pub store: Option<PathBuf>,
-}
-
-impl AuthorityOptions {
-    /// An authority on an ephemeral loopback port, without a store (tests).
-    pub fn new(config: AuthorityConfig) -> Self {
-        AuthorityOptions {
-            config,
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            store: None,
-        }
-    }
-
-    /// Listen on `bind` instead.
-    #[must_use]
-    pub fn bind(mut self, bind: SocketAddr) -> Self {
-        self.bind = bind;
-        self
-    }
-
-    /// Keep our state in the redb file at `path` (created if missing).
-    #[must_use]
-    pub fn store(mut self, path: impl Into<PathBuf>) -> Self {
-        self.store = Some(path.into());
-        self
-    }
-}
-
-/// How a [`Member`] is started.
-#[derive(Clone, Debug)]
-pub struct MemberOptions {
-    /// The role itself: keys, authority, credential, limits.
-    pub config: MemberConfig,
-    /// Our one socket: the authority, our server and our clients to other members share it,
-    /// and the authority publishes the address it sees as ours.
-    pub bind: SocketAddr,
-}
-
-impl MemberOptions {
-    /// A member on an ephemeral loopback port (tests).
-    pub fn new(config: MemberConfig) -> Self {
-        MemberOptions {
-            config,
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        }
-    }
-
-    /// Use a socket bound to `bind` instead.
-    #[must_use]
-    pub fn bind(mut self, bind: SocketAddr) -> Self {
-        self.bind = bind;
-        self
-    }
-}
-
-/// Why [`Authority::start`] failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum StartError {
-    /// The socket could not be bound.
-    Open(OpenError),
-    /// The store could not be opened or read.
-    Store(StoreError),
-    /// The store holds a record the role does not accept.
-    Restore(RestoreError),
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Open(e) => write!(f, "{e}"),
-            StartError::Store(e) => write!(f, "store: {e}"),
-            StartError::Restore(e) => write!(f, "store holds a bad record: {e:?}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
-
-impl From<io::Error> for StartError {
-    fn from(e: io::Error) -> Self {
-        StartError::Open(OpenError::Io(e))
-    }
-}
 
 /// Why [`Member::joined`] returned without an admission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,14 +179,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What an [`Authority`] handle asks of its task.
-enum AuthorityCommand {
-    Revoke(MemberId, Reply<Result<(), RevokeError>>),
-    SetPolicy(Policy),
-    Stats(Reply<(AuthorityStats, Stats)>),
-    Close,
-}
-
 /// A running authority. Dropping the handle closes it (without waiting; [`Authority::close`]
 /// waits).
 #[derive(Debug)]
@@ -295,57 +187,47 @@ pub struct Authority {
     signing: SigningPublic,
     commands: Sender<AuthorityCommand>,
     events: Receiver<AuthorityEvent>,
-    roster: Arc<Mutex<Roster>>,
+    shared: Arc<Mutex<AuthorityShared>>,
     task: Mutex<Option<smol::Task<()>>>,
 }
 
-impl fmt::Debug for AuthorityCommand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AuthorityCommand::Revoke(..) => "Revoke",
-            AuthorityCommand::SetPolicy(_) => "SetPolicy",
-            AuthorityCommand::Stats(_) => "Stats",
-            AuthorityCommand::Close => "Close",
-        })
-    }
+/// What the handle reads without asking the task.
+#[derive(Debug)]
+struct AuthorityShared {
+    roster: Roster,
+    /// Why the task stopped by itself (the store failed), if it did.
+    failure: Option<String>,
 }
 
 impl Authority {
-    /// Opens the store (if any) and restores the role from it, binds the socket, and starts
-    /// the authority's task on smol's global executor.
+    /// Opens the store (if any, on smol's blocking pool) and restores the role from it,
+    /// binds the socket, and starts the authority's task on smol's global executor.
     ///
     /// # Errors
-    /// [`StartError`]: the socket, the store, or a stored record.
-    pub async fn start(options: AuthorityOptions) -> Result<Authority, StartError> {
-        let AuthorityOptions {
-            mut config,
-            bind,
-            store,
-        } = options;
-        config.durable = store.is_some();
-        let (store, core) = match store {
-            Some(path) => {
-                let (store, records) = smol::unblock(move || Store::open(&path))
-                    .await
-                    .map_err(StartError::Store)?;
-                let core = AuthorityCore::restore(config, records.iter().map(|r| r.as_record()))
-                    .map_err(StartError::Restore)?;
-                (Some(store), core)
-            }
-            None => (None, AuthorityCore::new(config)),
-        };
+    /// [`OpenAuthorityError`]: the socket, the store, or a stored record.
+    pub async fn start(options: AuthorityOptions) -> Result<Authority, OpenAuthorityError> {
+        let (opened, options) = smol::unblock(move || {
+            let mut options = options;
+            (open_authority(&mut options), options)
+        })
+        .await;
+        let (core, store) = opened?;
+        let bind = options.bind;
         let socket = UdpSocket::bind(bind)?;
         let local_addr = socket.local_addr()?;
         let socket = Async::new(socket)?;
         let signing = core.signing_public();
-        let roster = Arc::new(Mutex::new(core.roster().clone()));
+        let shared = Arc::new(Mutex::new(AuthorityShared {
+            roster: core.roster().clone(),
+            failure: None,
+        }));
         let (commands, command_rx) = async_channel::unbounded();
         let (event_tx, events) = async_channel::bounded(EVENTS);
         let role = AuthorityRole {
             core,
-            store,
+            store: store.map(Arc::new),
             events: event_tx,
-            roster: roster.clone(),
+            shared: shared.clone(),
         };
         let task = smol::spawn(drive(role, socket, command_rx));
         Ok(Authority {
@@ -353,7 +235,7 @@ impl Authority {
             signing,
             commands,
             events,
-            roster,
+            shared,
             task: Mutex::new(Some(task)),
         })
     }
@@ -377,7 +259,13 @@ impl Authority {
 
     /// The roster as last published.
     pub fn roster(&self) -> Roster {
-        lock(&self.roster).clone()
+        lock(&self.shared).roster.clone()
+    }
+
+    /// Why the authority stopped by itself (its store failed: nothing more can be made
+    /// durable, so nothing more may be published), if it did.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.shared).failure.clone()
     }
 
     /// Revokes a member: out of the roster, its key refused from now on, its session closed,
@@ -394,11 +282,6 @@ impl Authority {
         rx.await
             .map_err(|_| RevokeFailure::Closed)?
             .map_err(RevokeFailure::Refused)
-    }
-
-    /// Replaces the policy (a reloaded file); members admitted before stay admitted.
-    pub fn set_policy(&self, policy: Policy) {
-        let _ = self.commands.try_send(AuthorityCommand::SetPolicy(policy));
     }
 
     /// The authority's counters and its sessions' counters; `None` once closed.
@@ -430,9 +313,9 @@ impl Drop for Authority {
 /// The authority's side of the task.
 struct AuthorityRole {
     core: AuthorityCore,
-    store: Option<Store>,
+    store: Option<Arc<Store>>,
     events: Sender<AuthorityEvent>,
-    roster: Arc<Mutex<Roster>>,
+    shared: Arc<Mutex<AuthorityShared>>,
 }
 
 impl Role for AuthorityRole {
@@ -454,27 +337,21 @@ impl Role for AuthorityRole {
         self.core.poll_transmit(now, buf)
     }
 
-    fn poll_store(&mut self) -> Option<(StoreBatch, Option<Store>)> {
+    fn poll_store(&mut self) -> Option<(StoreBatch, Option<Arc<Store>>)> {
         let batch = self.core.poll_store()?;
-        Some((batch, self.store.take()))
+        Some((batch, self.store.clone()))
     }
 
-    fn stored(&mut self, now: Instant, batch: BatchId, store: Option<Store>) {
-        self.store = store;
+    fn stored(&mut self, now: Instant, batch: BatchId) {
         self.core.stored(now, batch);
     }
 
+    fn failed(&mut self, why: String) {
+        lock(&self.shared).failure = Some(why);
+    }
+
     fn on_command(&mut self, now: Instant, command: AuthorityCommand) -> bool {
-        match command {
-            AuthorityCommand::Revoke(id, r) => r.send(self.core.revoke(now, id)),
-            AuthorityCommand::SetPolicy(p) => self.core.set_policy(now, p),
-            AuthorityCommand::Stats(r) => r.send((
-                self.core.authority_stats().clone(),
-                self.core.stats().clone(),
-            )),
-            AuthorityCommand::Close => return false,
-        }
-        true
+        command.apply(&mut self.core, now)
     }
 
     fn dispatch(&mut self, _now: Instant) {
@@ -482,9 +359,9 @@ impl Role for AuthorityRole {
             notify(&self.events, e);
         }
         let published = self.core.roster();
-        let mut roster = lock(&self.roster);
-        if roster.epoch != published.epoch || roster.version != published.version {
-            *roster = published.clone();
+        let shared = &mut lock(&self.shared);
+        if shared.roster.epoch != published.epoch || shared.roster.version != published.version {
+            shared.roster = published.clone();
         }
     }
 

@@ -4,16 +4,16 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 
 use async_channel::{Receiver, Sender, TrySendError};
 use async_io::{Async, Timer};
 use futures_lite::future;
+use pavillion_io::authority::Store;
 use pavillion_io::StdClock;
 use pavillion_proto::endpoint::{BatchId, StoreBatch, Transmit};
 use pavillion_proto::wire;
 use pavillion_proto::Instant;
-
-use super::store::Store;
 
 /// What the loop needs of a role.
 pub(super) trait Role: Send + 'static {
@@ -24,15 +24,20 @@ pub(super) trait Role: Send + 'static {
     fn poll_timeout(&self) -> Option<Instant>;
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
 
-    /// The next batch to write, and the store to write it to (lent to the blocking pool for
-    /// the write; `None`: nothing to write it to, the role acknowledges at once).
-    fn poll_store(&mut self) -> Option<(StoreBatch, Option<Store>)> {
+    /// The next batch to write, and the store to write it to (`None`: nothing to write it
+    /// to, it counts as written at once).
+    fn poll_store(&mut self) -> Option<(StoreBatch, Option<Arc<Store>>)> {
         None
     }
 
-    /// The batch is written; the store comes back.
-    fn stored(&mut self, now: Instant, batch: BatchId, store: Option<Store>) {
-        let _ = (now, batch, store);
+    /// The batch is written.
+    fn stored(&mut self, now: Instant, batch: BatchId) {
+        let _ = (now, batch);
+    }
+
+    /// A store write failed (`why`); the loop stops next.
+    fn failed(&mut self, why: String) {
+        let _ = why;
     }
 
     /// Carries out a command; `false` to close.
@@ -127,24 +132,18 @@ async fn after<R: Role>(
             break;
         };
         let id = batch.id;
-        let store = match store {
-            Some(store) => {
-                let (store, written) = smol::unblock(move || {
-                    let written = store.write(&batch);
-                    (store, written)
-                })
-                .await;
-                if let Err(e) = written {
-                    tracing::error!("authority store write failed, stopping: {e}");
-                    role.close(clock.now());
-                    flush(role, socket, clock.now(), buf).await;
-                    return false;
-                }
-                Some(store)
+        if let Some(store) = store {
+            // On the blocking pool: a commit waits for the disk, the executor must not.
+            let written = smol::unblock(move || store.apply(&batch)).await;
+            if let Err(e) = written {
+                tracing::error!("authority: {e}; stopping, since nothing more can be made durable");
+                role.failed(e.to_string());
+                role.close(clock.now());
+                flush(role, socket, clock.now(), buf).await;
+                return false;
             }
-            None => None,
-        };
-        role.stored(clock.now(), id, store);
+        }
+        role.stored(clock.now(), id);
     }
     role.dispatch(clock.now());
     flush(role, socket, clock.now(), buf).await;
@@ -175,14 +174,14 @@ mod tests {
     use std::time::Duration;
 
     /// A role that has one batch to store and publishes (one datagram) only once it is told
-    /// the batch is written, as the authority does.
+    /// the batch is written, as the authority does; it would also send a datagram while the
+    /// write is under way, if the loop asked it then.
     struct Publisher {
         batch: Option<StoreBatch>,
-        store: Option<Store>,
+        store: Arc<Store>,
         to: SocketAddr,
+        writing: bool,
         publish: bool,
-        /// A datagram the role would send before the write completes, which must never leave.
-        early: bool,
     }
 
     impl Role for Publisher {
@@ -194,12 +193,10 @@ mod tests {
             None
         }
         fn poll_transmit(&mut self, _: Instant, buf: &mut [u8]) -> Option<Transmit> {
-            let message: &[u8] = if std::mem::take(&mut self.publish) {
-                b"published"
-            } else if self.early && self.store.is_none() && self.batch.is_none() {
-                // Between poll_store and stored: the store is lent out for the write.
-                self.early = false;
+            let message: &[u8] = if std::mem::take(&mut self.writing) {
                 b"early"
+            } else if std::mem::take(&mut self.publish) {
+                b"published"
             } else {
                 return None;
             };
@@ -209,14 +206,14 @@ mod tests {
                 len: message.len(),
             })
         }
-        fn poll_store(&mut self) -> Option<(StoreBatch, Option<Store>)> {
+        fn poll_store(&mut self) -> Option<(StoreBatch, Option<Arc<Store>>)> {
             let b = self.batch.take()?;
-            Some((b, self.store.take()))
+            self.writing = true;
+            Some((b, Some(self.store.clone())))
         }
-        fn stored(&mut self, _: Instant, batch: BatchId, store: Option<Store>) {
+        fn stored(&mut self, _: Instant, batch: BatchId) {
             assert_eq!(batch, BatchId(9));
-            assert!(store.is_some(), "the store comes back after the write");
-            self.store = store;
+            self.writing = false;
             self.publish = true;
         }
         fn on_command(&mut self, _: Instant, (): ()) -> bool {
@@ -231,7 +228,6 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("pavillion-smol-driver-{}.redb", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let (store, _) = Store::open(&path).unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         peer.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -244,23 +240,23 @@ mod tests {
                     value: b"entry".to_vec(),
                 }],
             }),
-            store: Some(store),
+            store: Arc::new(Store::open(&path).unwrap()),
             to: peer.local_addr().unwrap(),
+            writing: false,
             publish: false,
-            early: true,
         };
         let socket = Async::new(UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
         let (commands, rx) = async_channel::unbounded::<()>();
         let task = smol::spawn(drive(role, socket, rx));
         let mut buf = [0u8; 64];
         let (n, _) = peer.recv_from(&mut buf).unwrap();
-        // The role's `poll_transmit` is only called with the store lent out if the loop
-        // flushed while writing: it never does, so the first datagram is the publication.
+        // Nothing is sent between poll_store and stored: the first datagram is the
+        // publication that follows the write.
         assert_eq!(&buf[..n], b"published");
         drop(commands);
         smol::block_on(task);
-        let (_, records) = Store::open(&path).unwrap();
+        let records = Store::open(&path).unwrap().load().unwrap();
         let _ = std::fs::remove_file(&path);
-        assert_eq!(records.len(), 1, "the batch is in the file");
+        assert_eq!(records.0.len(), 1, "the batch is in the file");
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, UdpSocket};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use async_channel::{Receiver, Sender};
@@ -23,7 +24,8 @@ use super::driver::{drive, notify, Role};
 use super::{lock, JoinError, MemberOptions, PeerCallError, EVENTS};
 
 /// A function a [`Member`] serves to the other members: the caller's id and the arguments
-/// in, the result or a failure out. It runs on the member's task, so it must not wait.
+/// in, the result or a failure out. It runs on the member's task, so it must not wait; a
+/// panic answers status 1.
 pub type PeerHandler = Box<dyn FnMut(MemberId, &[u8]) -> Result<Vec<u8>, RpcFailure> + Send>;
 
 /// What a [`Member`] handle asks of its task.
@@ -340,9 +342,11 @@ impl MemberRole {
                 event: ServerEvent::RpcRequest(req),
             } => {
                 let (status, data) = match self.handlers.get_mut(&req.function) {
-                    Some(h) => match h(*id, &req.args) {
-                        Ok(data) => (RpcStatus::OK, Bytes::from(data)),
-                        Err(f) => (f.status, f.data),
+                    // A panicking handler answers status 1 rather than end the member's task.
+                    Some(h) => match catch_unwind(AssertUnwindSafe(|| h(*id, &req.args))) {
+                        Ok(Ok(data)) => (RpcStatus::OK, Bytes::from(data)),
+                        Ok(Err(f)) => (f.status, f.data),
+                        Err(_) => (RpcStatus::ERROR, Bytes::from_static(b"handler panicked")),
                     },
                     None => (RpcStatus::NONEXISTENT_FUNCTION, Bytes::new()),
                 };
