@@ -92,7 +92,7 @@ for t in "${run[@]}"; do
   # The stateful targets read operations; longer inputs mostly add waiting, so they are capped
   # to keep the rate up. The wire targets need room past the 4096-byte datagram limit.
   case "$t" in
-    wire_* | relay_frames) max_len=5000 ;;
+    wire_* | relay_frames | authority_wire) max_len=5000 ;;
     *) max_len=2048 ;;
   esac
   cargo "${toolchain[@]}" fuzz run -s "$sanitizer" "$t" "$work/$t" "fuzz/corpus/$t" -- \

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::endpoint::{
     AuthorityConfig, Enrolment, JoinCredential, ListedPeer, MemberConfig, MemberError, MemberEvent,
-    Policy, RevokeError,
+    MemberState, Policy, RevokeError,
 };
 use pavillion_proto::features::authority::MemberId;
 use pavillion_proto::wire::authority::JoinRefusal;
@@ -249,6 +249,47 @@ fn an_authority_restarted_from_its_store_keeps_its_epoch_and_members() {
     drop(sensor);
     drop(auth);
     let _ = std::fs::remove_file(&store);
+}
+
+#[test]
+fn a_member_whose_authority_is_silent_keeps_trying_until_closed() {
+    // A socket that reads the member's handshakes and never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let ak = keys();
+    let config = MemberConfig::new(
+        keys(),
+        silent.local_addr().unwrap(),
+        *ak.public(),
+        JoinCredential::Listed,
+        random32(),
+    );
+    let m = Member::start(MemberOptions::new(config)).expect("member starts");
+    let mut buf = [0; 2048];
+    let (_, from) = silent
+        .recv_from(&mut buf)
+        .expect("the member opens a session");
+    assert_eq!(from, m.local_addr());
+    assert_eq!(
+        m.wait_joined(Duration::from_millis(300)),
+        Err(JoinError::TimedOut)
+    );
+    assert_eq!(m.state(), MemberState::Joining);
+    let stranger = MemberId::of(ak.public());
+    assert_eq!(
+        m.call(stranger, ECHO, b"x", LIMIT),
+        Err(PeerCallError::Member(MemberError::UnknownMember))
+    );
+    assert!(m.stats().is_some());
+    m.close();
+    assert_eq!(m.wait_joined(LIMIT), Err(JoinError::Closed));
+    assert_eq!(
+        m.call(stranger, ECHO, b"x", LIMIT),
+        Err(PeerCallError::Closed)
+    );
+    assert!(m.stats().is_none());
 }
 
 #[test]

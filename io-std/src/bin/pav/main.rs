@@ -23,6 +23,7 @@
     clippy::alloc_instead_of_core
 )]
 
+mod authority;
 mod call;
 mod common;
 mod config;
@@ -97,6 +98,18 @@ enum Command {
     /// Carry UDP broadcasts of some ports between network segments over the relay mesh.
     #[command(after_help = relay::AFTER_HELP)]
     Relay(relay::RelayArgs),
+    /// Run a fleet's authority: admit members by policy, publish the signed roster.
+    #[command(after_help = authority::AUTHORITY_HELP)]
+    Authority(authority::AuthorityArgs),
+    /// Join a fleet as a member, and follow its roster.
+    #[command(after_help = authority::JOIN_HELP)]
+    Join(authority::JoinArgs),
+    /// Print a fleet's roster (as an operator or a member).
+    #[command(after_help = authority::ROSTER_HELP)]
+    Roster(authority::RosterArgs),
+    /// Revoke a member of a fleet (as an operator).
+    #[command(after_help = authority::REVOKE_HELP)]
+    Revoke(authority::RevokeArgs),
 }
 
 fn main() -> ExitCode {
@@ -124,6 +137,10 @@ fn main() -> ExitCode {
         Command::Set(a) => registers::set(json, a),
         Command::Observe(a) => registers::observe(json, a),
         Command::Relay(a) => relay::run(json, a),
+        Command::Authority(a) => authority::authority(json, a),
+        Command::Join(a) => authority::join(json, a),
+        Command::Roster(a) => authority::roster(json, a),
+        Command::Revoke(a) => authority::revoke(json, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
