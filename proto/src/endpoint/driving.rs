@@ -109,3 +109,4 @@ macro_rules! forward_endpoint {
 forward_endpoint!(Client, ClientEvent);
 forward_endpoint!(Server, ServerEvent);
 forward_endpoint!(Relay, RelayEvent);
+forward_endpoint!(super::Member, super::MemberEvent);

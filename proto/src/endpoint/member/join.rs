@@ -5,33 +5,14 @@
 use alloc::vec::Vec;
 
 use super::{JoinCredential, Member, MemberEvent, MemberState};
-use crate::crypto::ecc::PublicKey;
 use crate::endpoint::ClientEvent;
 use crate::time::{Duration, Instant};
 use crate::wire::authority::{
-    JoinAnswer, JoinRefusal, JoinRequest, Proof, DELTA, FETCH, JOIN, ROSTER_TARGET, SNAPSHOT,
+    enrolment_proof, JoinAnswer, JoinRefusal, JoinRequest, Proof, FETCH, JOIN, ROSTER_TARGET,
 };
 
 /// Longest wait between join attempts.
 const MAX_JOIN_BACKOFF: Duration = Duration::from_secs(60);
-
-/// The enrolment proof of `joiner` to `authority`: `BLAKE2b-256(key = enrolment key,
-/// "pavillion join v1" || authority public || joiner public)`. Bound to both keys, so a proof
-/// seen on the wire is worth nothing for another key or another authority.
-pub(crate) fn join_proof(
-    enrolment: &[u8; 32],
-    authority: &PublicKey,
-    joiner: &PublicKey,
-) -> [u8; 32] {
-    crate::crypto::keyed_hash(
-        enrolment,
-        &[
-            b"pavillion join v1",
-            authority.as_bytes(),
-            joiner.as_bytes(),
-        ],
-    )
-}
 
 impl Member {
     /// Calls `JOIN` on the authority session, unless a call is pending or we were refused
@@ -43,7 +24,7 @@ impl Member {
         }
         let proof = match &self.config.credential {
             JoinCredential::Listed => Proof::Listed,
-            JoinCredential::Enrolment(key) => Proof::Enrolment(join_proof(
+            JoinCredential::Enrolment(key) => Proof::Enrolment(enrolment_proof(
                 key,
                 &self.config.authority_public,
                 self.config.keys.public(),
@@ -125,13 +106,7 @@ impl Member {
                 }
             }
             ClientEvent::Message(m) if m.target == ROSTER_TARGET => {
-                if m.name == SNAPSHOT {
-                    self.on_snapshot(now, &m.payload);
-                } else if m.name == DELTA {
-                    self.on_delta(now, &m.payload);
-                } else {
-                    self.reject(crate::features::authority::RosterError::Malformed);
-                }
+                self.on_publication(now, &m.name, &m.payload);
             }
             _ => {}
         }

@@ -66,7 +66,7 @@ fn joined(n: u8, connect_all: bool) -> Fleet {
         c.connect_all = connect_all;
         f.add_member(addr(i), c);
     }
-    let settled = f.run_until(Duration::from_secs(10), |f| converged(f));
+    let settled = f.run_until(Duration::from_secs(10), converged);
     assert!(settled, "the fleet did not settle");
     f
 }
@@ -137,7 +137,7 @@ fn every_member_receives_the_roster_in_version_order() {
         addr(9),
         member(9, JoinCredential::Enrolment(Enrolment::key_of(SECRET))),
     );
-    assert!(f.run_until(Duration::from_secs(10), |f| converged(f)));
+    assert!(f.run_until(Duration::from_secs(10), converged));
     let last = f.authority().roster().version;
     for a in f.member_addrs() {
         let versions: Vec<u64> = events(&mut f, a)

@@ -54,11 +54,14 @@ fn sign(key: &SigningKey, name: u8, mut payload: Vec<u8>) -> Vec<u8> {
 }
 
 fn snapshot(key: &SigningKey, epoch: u64, version: u64, members: &[u8]) -> Vec<u8> {
+    let mut entries: Vec<RosterEntry> = members.iter().map(|i| entry(*i)).collect();
+    // Canonical order: by id.
+    entries.sort_by_key(|e| e.id);
     let mut out = Vec::new();
     Snapshot {
         epoch,
         version,
-        entries: members.iter().map(|i| entry(*i)).collect(),
+        entries,
         signature: [0; 64],
     }
     .encode(&mut out);
