@@ -10,16 +10,23 @@
 //!
 //! [`ROSTER_TARGET`]: crate::wire::authority::ROSTER_TARGET
 
+mod admission;
+mod publication;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use super::{Server, Stats, Transmit};
+use super::{Server, ServerConfig, ServerEvent, Stats, Transmit};
 use crate::crypto::ecc::{KeyPair, PublicKey};
-use crate::features::authority::lockout::LockoutPolicy;
-use crate::features::authority::{MemberId, Roster, SigningPublic};
+use crate::features::authority::lockout::{LockoutPolicy, Lockouts};
+use crate::features::authority::{MemberId, Roster, SigningKey, SigningPublic};
 use crate::time::{Duration, Instant};
-use crate::wire::authority::JoinRefusal;
+use crate::wire::authority::{JoinRefusal, ROSTER_TARGET};
 
 /// An enrolment secret of the policy: whoever proves it may join, with its role.
 #[derive(Clone, Debug)]
@@ -49,7 +56,7 @@ pub struct ListedPeer {
 }
 
 /// Who may join and who may administer: the operator's policy file, parsed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Policy {
     /// Secrets by which unlisted keys may enrol.
     pub enrolments: Vec<Enrolment>,
@@ -61,6 +68,19 @@ pub struct Policy {
     pub lockout: LockoutPolicy,
     /// Most members in the roster.
     pub max_peers: usize,
+}
+
+impl Default for Policy {
+    /// Nobody may join (no secrets, no listed keys) and room for 1024 members.
+    fn default() -> Self {
+        Policy {
+            enrolments: Vec::new(),
+            peers: Vec::new(),
+            operators: Vec::new(),
+            lockout: LockoutPolicy::default(),
+            max_peers: 1024,
+        }
+    }
 }
 
 /// Capacities and timers of an authority. Every table a remote peer can make it grow has a
@@ -303,15 +323,77 @@ pub enum RestoreError {
 #[derive(Debug)]
 pub struct Authority {
     server: Server,
+    /// The roster as last published (what members hold).
     roster: Roster,
     signing: SigningPublic,
     stats: AuthorityStats,
+    key: SigningKey,
+    public: PublicKey,
+    policy: Policy,
+    limits: AuthorityLimits,
+    durable: bool,
+    /// The members now, changes included that are not published yet.
+    members: BTreeMap<MemberId, admission::Member>,
+    /// Static keys refused for good.
+    revoked: BTreeSet<[u8; 32]>,
+    lockouts: Lockouts,
+    /// Sessions by address: who they are and whether they joined.
+    sessions: BTreeMap<SocketAddr, admission::Session>,
+    events: VecDeque<AuthorityEvent>,
+    publish: publication::Publisher,
+    store: store::Store,
 }
 
 impl Authority {
     /// A fresh authority (a new roster epoch).
     pub fn new(config: AuthorityConfig) -> Self {
-        todo!("{config:?}")
+        let mut rng = crate::rng::Rng::from_seed(crate::wire::authority::hash_parts(&[
+            b"pavillion authority epoch",
+            &config.seed,
+        ]));
+        let epoch = rng.next_u64();
+        let mut a = Authority::empty(config, epoch);
+        // Version 1, the empty roster, begins the epoch; the epoch is stored with it.
+        a.publish.changed = true;
+        a.publish.immediate = true;
+        a
+    }
+
+    fn empty(config: AuthorityConfig, epoch: u64) -> Self {
+        let mut server_config = ServerConfig::new(config.seed)
+            .with_keys(config.keys.clone())
+            .with_down_timeout(config.limits.down_after);
+        server_config.allow_guest = true;
+        server_config.builtin_calls = false;
+        let key = SigningKey::derive(&config.keys);
+        let mut server = Server::new(server_config);
+        server.register_function(crate::wire::authority::JOIN, "core.join");
+        server.register_function(crate::wire::authority::FETCH, "core.fetch");
+        server.register_function(crate::wire::authority::REVOKE, "core.revoke");
+        let mut store = store::Store::default();
+        store.cut.epoch = epoch;
+        Authority {
+            server,
+            roster: Roster {
+                epoch,
+                version: 0,
+                entries: BTreeMap::new(),
+            },
+            signing: key.public(),
+            stats: AuthorityStats::default(),
+            key,
+            public: *config.keys.public(),
+            lockouts: Lockouts::new(config.policy.lockout.clone(), Instant::ZERO),
+            policy: config.policy,
+            limits: config.limits,
+            durable: config.durable,
+            members: BTreeMap::new(),
+            revoked: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            events: VecDeque::new(),
+            publish: publication::Publisher::default(),
+            store,
+        }
     }
 
     /// An authority continuing from its stored records (an empty set: as [`Authority::new`]).
@@ -322,43 +404,57 @@ impl Authority {
         config: AuthorityConfig,
         records: impl IntoIterator<Item = StoredRecord<'a>>,
     ) -> Result<Self, RestoreError> {
-        let _ = records.into_iter().count();
-        todo!("{config:?}")
+        store::restore(config, records)
     }
 
     /// Processes one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        todo!("{now:?} {from} {}", datagram.len())
+        self.server.handle_datagram(now, from, datagram);
+        self.process(now);
     }
 
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!("{now:?}")
+        self.server.handle_timeout(now);
+        self.process(now);
+        self.expire_pending(now);
+        self.publish_due(now);
+        self.process(now);
     }
 
     /// Writes the next datagram into `buf` and says where it goes.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        todo!("{now:?} {}", buf.len())
+        self.server.poll_transmit(now, buf)
     }
 
     /// The next batch of changes to store.
     pub fn poll_store(&mut self) -> Option<StoreBatch> {
-        todo!()
+        self.store.ready.pop_front()
     }
 
     /// The driver has written `batch` durably: what it holds may now be published.
     pub fn stored(&mut self, now: Instant, batch: BatchId) {
-        todo!("{now:?} {batch:?}")
+        self.on_stored(now, batch);
+        self.process(now);
     }
 
     /// The next event for the driver.
     pub fn poll_event(&mut self) -> Option<AuthorityEvent> {
-        todo!()
+        self.events.pop_front()
     }
 
     /// When the authority next wants `handle_timeout`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        let join = self
+            .sessions
+            .values()
+            .filter(|s| s.pending())
+            .map(|s| s.since + self.limits.join_timeout)
+            .min();
+        [self.server.poll_timeout(), join, self.publish.due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Revokes a member: removed from the roster, its key refused from now on, its session
@@ -367,12 +463,16 @@ impl Authority {
     /// # Errors
     /// [`RevokeError::UnknownMember`] if no member has this id.
     pub fn revoke(&mut self, now: Instant, id: MemberId) -> Result<(), RevokeError> {
-        todo!("{now:?} {id}")
+        self.revoke_member(now, id)?;
+        self.process(now);
+        Ok(())
     }
 
     /// Replaces the policy (a reloaded file). Members admitted before stay admitted.
     pub fn set_policy(&mut self, now: Instant, policy: Policy) {
-        todo!("{now:?} {policy:?}")
+        self.lockouts.set_policy(policy.lockout.clone());
+        self.policy = policy;
+        self.process(now);
     }
 
     /// The roster as last published.
@@ -397,6 +497,36 @@ impl Authority {
 
     /// Ends every session (members see the authority leave at once).
     pub fn close(&mut self, now: Instant) {
-        self.server.close(now)
+        self.server.close(now);
+        self.process(now);
+    }
+
+    /// Handles what the server reported, then hands changes to the store (and, without a
+    /// store, publishes what is due).
+    fn process(&mut self, now: Instant) {
+        self.store.start(now, &mut self.lockouts);
+        while let Some(event) = self.server.poll_event() {
+            self.on_server_event(now, event);
+        }
+        self.publish_due(now);
+    }
+
+    fn on_server_event(&mut self, now: Instant, event: ServerEvent) {
+        match event {
+            ServerEvent::Connected { addr, peer } => self.on_connected(now, addr, peer),
+            ServerEvent::Disconnected { addr, .. } => self.on_disconnected(now, addr),
+            ServerEvent::PeerDown { addr } => self.set_up(now, addr, false),
+            ServerEvent::PeerUp { addr } => self.set_up(now, addr, true),
+            ServerEvent::RpcRequest(call) => self.on_call(now, call),
+            ServerEvent::ClientSubscribed { addr, target, .. } if target == ROSTER_TARGET => {
+                self.on_subscribed(now, addr)
+            }
+            ServerEvent::ClientUnsubscribed { addr, target, .. } if target == ROSTER_TARGET => {
+                if let Some(s) = self.sessions.get_mut(&addr) {
+                    s.subscribed = false;
+                }
+            }
+            _ => {}
+        }
     }
 }

@@ -373,6 +373,14 @@ pub(crate) fn encode_entry(entry: &RosterEntry, out: &mut Vec<u8>) {
     out.push(u8::from(entry.up));
 }
 
+/// Parses one canonical entry from the front of `bytes` (a stored member record), returning
+/// it and the bytes after it.
+pub(crate) fn parse_entry(bytes: &[u8]) -> Result<(RosterEntry, &[u8]), AuthorityWireError> {
+    let mut r = Reader(bytes);
+    let entry = r.entry()?;
+    Ok((entry, r.0))
+}
+
 /// Appends epoch, version, count and the entries: a snapshot without its signature, and what
 /// the roster digest hashes after its domain string.
 pub(crate) fn encode_roster_body<'e>(
