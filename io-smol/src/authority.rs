@@ -355,13 +355,18 @@ impl Role for AuthorityRole {
     }
 
     fn dispatch(&mut self, _now: Instant) {
+        // The roster first, then the events: whoever reads an event sees the roster that
+        // follows it.
+        {
+            let published = self.core.roster();
+            let shared = &mut lock(&self.shared);
+            if shared.roster.epoch != published.epoch || shared.roster.version != published.version
+            {
+                shared.roster = published.clone();
+            }
+        }
         while let Some(e) = self.core.poll_event() {
             notify(&self.events, e);
-        }
-        let published = self.core.roster();
-        let shared = &mut lock(&self.shared);
-        if shared.roster.epoch != published.epoch || shared.roster.version != published.version {
-            shared.roster = published.clone();
         }
     }
 

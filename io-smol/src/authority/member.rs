@@ -423,18 +423,26 @@ impl Role for MemberRole {
     }
 
     fn dispatch(&mut self, now: Instant) {
+        let mut events = Vec::new();
         while let Some(e) = self.core.poll_event() {
             self.route(now, &e);
-            notify(&self.events, e);
+            events.push(e);
         }
         self.settle_joined();
-        let mut shared = lock(&self.shared);
-        if &shared.state != self.core.state() {
-            shared.state = self.core.state().clone();
+        // The snapshots first, then the events: whoever reads an event sees the state that
+        // follows it (a `PeerRevoked` and a roster without that member).
+        {
+            let mut shared = lock(&self.shared);
+            if &shared.state != self.core.state() {
+                shared.state = self.core.state().clone();
+            }
+            let roster = self.core.roster();
+            if shared.roster.epoch != roster.epoch || shared.roster.version != roster.version {
+                shared.roster = roster.clone();
+            }
         }
-        let roster = self.core.roster();
-        if shared.roster.epoch != roster.epoch || shared.roster.version != roster.version {
-            shared.roster = roster.clone();
+        for e in events {
+            notify(&self.events, e);
         }
     }
 
