@@ -8,7 +8,7 @@
 //! deadline.
 //!
 //! # Examples
-//! ```no_run
+//! ```
 //! use pavillion_proto::crypto::ecc::KeyPair;
 //! use pavillion_proto::endpoint::{
 //!     AuthorityConfig, JoinCredential, ListedPeer, MemberConfig, MemberState, Policy,
