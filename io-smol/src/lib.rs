@@ -33,6 +33,9 @@
 //! | `join_multicast`, `leave_multicast` | [`Server::join_multicast`]`.await`, [`Server::leave_multicast`]`.await` |
 //! | `ServerConfig::multicast`, `reply_socket` | the same ([`ServerConfig`] is shared) |
 //!
+//! A fleet's [`authority::Authority`] and [`authority::Member`] (`docs/AUTHORITY.md`) run on a
+//! task each in the [`authority`] module.
+//!
 //! # Examples
 //! A server with an RPC and a client calling it, on loopback:
 //! ```no_run
@@ -62,6 +65,7 @@
     clippy::alloc_instead_of_core
 )]
 
+pub mod authority;
 mod client;
 mod driver;
 mod registers;
@@ -276,6 +280,12 @@ async fn resolve(addr: impl smol::net::AsyncToSocketAddrs) -> Result<SocketAddr,
         .ok_or_else(|| OpenError::Address("no address".into()))
 }
 
+/// The user guide `docs/AUTHORITY.md`, whose Rust example is compiled as a doctest so that
+/// it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/AUTHORITY.md")]
+pub struct AuthorityGuide;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +300,7 @@ mod tests {
         send_sync::<MessageStream>();
         send_sync::<ConnectionStream>();
         send_sync::<Responder>();
+        send_sync::<authority::Authority>();
+        send_sync::<authority::Member>();
     }
 }
