@@ -42,17 +42,19 @@ fn authority_keys() -> KeyPair {
     KeyPair::from_secret_bytes([0x5a; 32])
 }
 
-/// The fixed key of member `i` (a fleet's identities do not depend on the seed).
+/// The fixed key of member `i` (a fleet's identities do not depend on the seed). The index
+/// sits in bytes 8..16: X25519 clamps the low bits of byte 0 and the high bits of byte 31, so
+/// indices written there would give several members one key.
 fn member_keys(i: usize) -> KeyPair {
     let mut secret = [0x61; 32];
-    secret[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    secret[8..16].copy_from_slice(&(i as u64).to_le_bytes());
     KeyPair::from_secret_bytes(secret)
 }
 
 /// The fixed key of attacker key `i`.
 fn attacker_keys(i: usize) -> KeyPair {
     let mut secret = [0x0a; 32];
-    secret[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    secret[8..16].copy_from_slice(&(i as u64).to_le_bytes());
     KeyPair::from_secret_bytes(secret)
 }
 

@@ -205,21 +205,6 @@ impl Server {
         self.config.ecc_clients.insert(id, public);
     }
 
-    /// Stops admitting a suite 3 client key and ends its sessions at once (a member revoked
-    /// from the roster): its next initiation finds no credential and is dropped.
-    pub(crate) fn remove_ecc_client(&mut self, now: Instant, id: crate::id::ClientId) {
-        self.config.ecc_clients.remove(&id);
-        let addrs: Vec<SocketAddr> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.peer == PeerId::Client(id))
-            .map(|(a, _)| *a)
-            .collect();
-        for a in addrs {
-            self.disconnect(now, a);
-        }
-    }
-
     /// Answers a call. `status` 0 means success; see [`RpcStatus`] for the others.
     ///
     /// # Errors

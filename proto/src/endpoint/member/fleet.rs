@@ -91,7 +91,7 @@ impl Member {
             if *id == self.id {
                 continue;
             }
-            self.server.remove_ecc_client(now, id.0);
+            let _ = self.server.remove_ecc_client(now, id.0);
             // Dropped without a quit: it is no member any more, we owe it nothing.
             if let Some(p) = self.peers.remove(id) {
                 if p.up {
