@@ -112,7 +112,6 @@ fn temp_store(name: &str) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs the authority role (wip-auth-core); run with --ignored after that merge"]
 fn listed_and_enrolled_members_join_and_call_each_other_directly() {
     let (ak, gk) = (keys(), keys());
     let auth = authority(&ak, policy(&gk), None);
@@ -153,7 +152,6 @@ fn listed_and_enrolled_members_join_and_call_each_other_directly() {
 }
 
 #[test]
-#[ignore = "needs the authority role (wip-auth-core); run with --ignored after that merge"]
 fn a_wrong_secret_is_refused_for_good() {
     let (ak, gk) = (keys(), keys());
     let auth = authority(&ak, policy(&gk), None);
@@ -172,7 +170,6 @@ fn a_wrong_secret_is_refused_for_good() {
 }
 
 #[test]
-#[ignore = "needs the authority role (wip-auth-core); run with --ignored after that merge"]
 fn a_revoked_member_is_cut_off_by_the_others() {
     let (ak, gk) = (keys(), keys());
     let auth = authority(&ak, policy(&gk), None);
@@ -208,7 +205,6 @@ fn a_revoked_member_is_cut_off_by_the_others() {
 }
 
 #[test]
-#[ignore = "needs the authority role (wip-auth-core); run with --ignored after that merge"]
 fn an_authority_restarted_from_its_store_keeps_its_epoch_and_members() {
     let store = temp_store("restart");
     let (ak, gk) = (keys(), keys());

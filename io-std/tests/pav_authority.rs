@@ -123,7 +123,6 @@ fn joined_id(l: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs the authority role of wip-auth-core (Authority's bodies are todo!() on this branch)"]
 fn a_fleet_joins_refuses_revokes_and_survives_kill_9() {
     let dir = fleet("fleet");
     let addr = format!("127.0.0.1:{}", free_port());
