@@ -27,7 +27,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::keys;
+
+mod peers;
 use crate::plumbing::reply::Reply;
+pub use peers::{CallOutcome, PeerCallError, PeerCalls, PeerHandler, RevokeFailure};
 
 /// Largest policy file read: a policy is a few keys and secrets, so anything bigger is a
 /// mistake (the wrong file), refused before it is parsed.

@@ -60,26 +60,25 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_channel::{Receiver, Sender};
 use async_io::Async;
-use bytes::Bytes;
 use pavillion_io::plumbing::reply;
 use pavillion_proto::endpoint::{
-    Authority as AuthorityCore, AuthorityEvent, AuthorityStats, BatchId, FailReason, MemberError,
-    RevokeError, Stats, StoreBatch, Transmit,
+    Authority as AuthorityCore, AuthorityEvent, AuthorityStats, BatchId, Stats, StoreBatch,
+    Transmit,
 };
 use pavillion_proto::features::authority::{MemberId, Roster, SigningPublic};
 use pavillion_proto::wire::authority::JoinRefusal;
-use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::Instant;
 
 mod driver;
 mod member;
 
 use driver::{drive, notify, Role};
-pub use member::{Member, PeerHandler};
+pub use member::Member;
 use pavillion_io::authority::{open_authority, AuthorityCommand, Store};
 pub use pavillion_io::authority::{
     AuthorityOptions, MemberOptions, OpenAuthorityError, StoreError,
 };
+pub use pavillion_io::authority::{PeerCallError, PeerHandler, RevokeFailure};
 
 /// Events held for a handle that does not read them; later ones are dropped (they are
 /// reports: the roster and the counters stay right whether or not anyone reads them).
@@ -105,74 +104,6 @@ impl fmt::Display for JoinError {
 }
 
 impl std::error::Error for JoinError {}
-
-/// Why a [`Member::call`] returned no result.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PeerCallError {
-    /// The call could not be made: unknown or revoked member, no address, too many peers, or
-    /// the session refused it.
-    Member(MemberError),
-    /// The member answered with a non-zero status.
-    Remote {
-        /// The status.
-        status: RpcStatus,
-        /// The bytes returned with it.
-        data: Bytes,
-    },
-    /// The call failed before its deadline.
-    Failed(FailReason),
-    /// No answer before the deadline.
-    TimedOut,
-    /// The member we called was revoked while the call was pending.
-    Revoked,
-    /// Our member was closed.
-    Closed,
-}
-
-impl fmt::Display for PeerCallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeerCallError::Member(e) => write!(f, "call not made: {e:?}"),
-            PeerCallError::Remote { status, data } => {
-                write!(
-                    f,
-                    "remote error {}: {}",
-                    status.0,
-                    String::from_utf8_lossy(data)
-                )
-            }
-            PeerCallError::Failed(r) => write!(f, "call failed: {r:?}"),
-            PeerCallError::TimedOut => f.write_str("call timed out"),
-            PeerCallError::Revoked => f.write_str("the member was revoked"),
-            PeerCallError::Closed => f.write_str("the member is closed"),
-        }
-    }
-}
-
-impl std::error::Error for PeerCallError {}
-
-/// Why an [`Authority::revoke`] did not happen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RevokeFailure {
-    /// The role refused it.
-    Refused(RevokeError),
-    /// The authority is closed.
-    Closed,
-}
-
-impl fmt::Display for RevokeFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RevokeFailure::Refused(RevokeError::UnknownMember) => f.write_str("no such member"),
-            RevokeFailure::Refused(e) => write!(f, "{e:?}"),
-            RevokeFailure::Closed => f.write_str("the authority is closed"),
-        }
-    }
-}
-
-impl std::error::Error for RevokeFailure {}
 
 /// Locks a mutex whose holder may have panicked: the data is a snapshot, still usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -60,7 +60,7 @@ pub use pavillion_io::authority::{AuthorityOptions, MemberOptions, OpenAuthority
 use pavillion_io::plumbing::reply;
 use pavillion_io::StdClock;
 use pavillion_proto::endpoint::{
-    Authority as AuthorityCore, AuthorityEvent, AuthorityStats, RevokeError, Stats, Transmit,
+    Authority as AuthorityCore, AuthorityEvent, AuthorityStats, Stats, Transmit,
 };
 use pavillion_proto::features::authority::{MemberId, Roster, SigningPublic};
 use pavillion_proto::Instant;
@@ -69,7 +69,8 @@ mod driver;
 mod member;
 
 use driver::{Driver, Role, SOCKET, WAKE};
-pub use member::{JoinError, Member, PeerCallError, PeerHandler};
+pub use member::{JoinError, Member};
+pub use pavillion_io::authority::{PeerCallError, PeerHandler, RevokeFailure};
 
 /// Events held for a handle that does not read them; later ones are dropped (they are
 /// reports: the roster and the counters stay right whether or not anyone reads them).
@@ -86,28 +87,6 @@ fn notify<T: fmt::Debug>(events: &SyncSender<T>, event: T) {
         tracing::debug!("fleet event dropped (nobody reads them): {e:?}");
     }
 }
-
-/// Why an [`Authority::revoke`] did not happen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RevokeFailure {
-    /// The role refused it (no member has this id).
-    Refused(RevokeError),
-    /// The authority is closed.
-    Closed,
-}
-
-impl fmt::Display for RevokeFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RevokeFailure::Refused(RevokeError::UnknownMember) => f.write_str("no such member"),
-            RevokeFailure::Refused(e) => write!(f, "{e:?}"),
-            RevokeFailure::Closed => f.write_str("the authority is closed"),
-        }
-    }
-}
-
-impl std::error::Error for RevokeFailure {}
 
 /// A running authority on its own socket and thread. Dropping it closes it.
 pub struct Authority {

@@ -1,10 +1,8 @@
 //! The async member: its handle and its side of the task (answering the handle's callers,
 //! running the functions it serves to the other members).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, UdpSocket};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use async_channel::{Receiver, Sender};
@@ -13,20 +11,15 @@ use bytes::Bytes;
 use pavillion_io::plumbing::reply::{self, Reply};
 use pavillion_io::{OpenError, RpcFailure};
 use pavillion_proto::endpoint::{
-    CallId, ClientEvent, Member as MemberCore, MemberError, MemberEvent, MemberState, RosterStats,
-    SendOptions, ServerEvent, Stats, Transmit,
+    Member as MemberCore, MemberError, MemberEvent, MemberState, RosterStats, SendOptions, Stats,
+    Transmit,
 };
 use pavillion_proto::features::authority::{MemberId, Roster};
-use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{FunctionId, Instant, MessageId};
 
 use super::driver::{drive, notify, Role};
-use super::{lock, JoinError, MemberOptions, PeerCallError, EVENTS};
-
-/// A function a [`Member`] serves to the other members: the caller's id and the arguments
-/// in, the result or a failure out. It runs on the member's task, so it must not wait; a
-/// panic answers status 1.
-pub type PeerHandler = Box<dyn FnMut(MemberId, &[u8]) -> Result<Vec<u8>, RpcFailure> + Send>;
+use super::{lock, JoinError, MemberOptions, EVENTS};
+use pavillion_io::authority::{PeerCallError, PeerCalls, PeerHandler};
 
 /// What a [`Member`] handle asks of its task.
 enum MemberCommand {
@@ -107,8 +100,7 @@ impl Member {
             events: event_tx,
             shared: shared.clone(),
             joined: Vec::new(),
-            calls: BTreeMap::new(),
-            handlers: BTreeMap::new(),
+            peers: PeerCalls::default(),
         };
         let task = smol::spawn(drive(role, socket, command_rx));
         Ok(Member {
@@ -276,9 +268,8 @@ struct MemberRole {
     shared: Arc<Mutex<MemberShared>>,
     /// Callers of [`Member::joined`] waiting for an outcome.
     joined: Vec<Reply<Result<(MemberId, String), JoinError>>>,
-    /// Calls to members waiting for their answer (call ids are per peer session).
-    calls: BTreeMap<(MemberId, CallId), Reply<Result<Bytes, PeerCallError>>>,
-    handlers: BTreeMap<FunctionId, PeerHandler>,
+    /// Calls to members waiting for their answer, and the functions we serve them.
+    peers: PeerCalls,
 }
 
 impl MemberRole {
@@ -291,71 +282,6 @@ impl MemberRole {
         };
         for r in self.joined.drain(..) {
             r.send(outcome.clone());
-        }
-    }
-
-    fn finish_call(&mut self, peer: MemberId, call: CallId, outcome: Result<Bytes, PeerCallError>) {
-        if let Some(r) = self.calls.remove(&(peer, call)) {
-            r.send(outcome);
-        }
-    }
-
-    /// Answers the callers an event settles, and runs a served function for a call to it.
-    fn route(&mut self, now: Instant, event: &MemberEvent) {
-        match event {
-            MemberEvent::ToPeer { id, event } => match event {
-                ClientEvent::Answered { call, data, .. } => {
-                    self.finish_call(*id, *call, Ok(data.clone()));
-                }
-                ClientEvent::RemoteError {
-                    call, status, data, ..
-                } => {
-                    let e = PeerCallError::Remote {
-                        status: *status,
-                        data: data.clone(),
-                    };
-                    self.finish_call(*id, *call, Err(e));
-                }
-                ClientEvent::CallFailed { call, reason } => {
-                    self.finish_call(*id, *call, Err(PeerCallError::Failed(*reason)));
-                }
-                ClientEvent::CallTimedOut { call } => {
-                    self.finish_call(*id, *call, Err(PeerCallError::TimedOut));
-                }
-                _ => {}
-            },
-            MemberEvent::PeerRevoked { id } => {
-                let gone: Vec<_> = self
-                    .calls
-                    .range((*id, CallId(0))..)
-                    .take_while(|((p, _), _)| p == id)
-                    .map(|(k, _)| *k)
-                    .collect();
-                for k in gone {
-                    if let Some(r) = self.calls.remove(&k) {
-                        r.send(Err(PeerCallError::Revoked));
-                    }
-                }
-            }
-            MemberEvent::FromPeer {
-                id,
-                event: ServerEvent::RpcRequest(req),
-            } => {
-                let (status, data) = match self.handlers.get_mut(&req.function) {
-                    // A panicking handler answers status 1 rather than end the member's task.
-                    Some(h) => match catch_unwind(AssertUnwindSafe(|| h(*id, &req.args))) {
-                        Ok(Ok(data)) => (RpcStatus::OK, Bytes::from(data)),
-                        Ok(Err(f)) => (f.status, f.data),
-                        Err(_) => (RpcStatus::ERROR, Bytes::from_static(b"handler panicked")),
-                    },
-                    None => (RpcStatus::NONEXISTENT_FUNCTION, Bytes::new()),
-                };
-                let server = self.core.server_mut();
-                if let Err(e) = server.respond(now, req.call, status, &data) {
-                    tracing::debug!("member: answer to {id} not sent: {e:?}");
-                }
-            }
-            _ => {}
         }
     }
 }
@@ -393,7 +319,7 @@ impl Role for MemberRole {
                 reply,
             } => match self.core.call(now, peer, function, &args) {
                 Ok(call) => {
-                    self.calls.insert((peer, call), reply);
+                    self.peers.expect(peer, call, reply);
                 }
                 Err(e) => reply.send(Err(PeerCallError::Member(e))),
             },
@@ -412,7 +338,7 @@ impl Role for MemberRole {
                 self.core
                     .server_mut()
                     .register_function(function, "member function");
-                self.handlers.insert(function, handler);
+                self.peers.register(function, handler);
             }
             MemberCommand::Stats(r) => {
                 r.send((self.core.roster_stats().clone(), self.core.stats().clone()));
@@ -425,7 +351,7 @@ impl Role for MemberRole {
     fn dispatch(&mut self, now: Instant) {
         let mut events = Vec::new();
         while let Some(e) = self.core.poll_event() {
-            self.route(now, &e);
+            self.peers.route(now, &e, &mut self.core);
             events.push(e);
         }
         self.settle_joined();

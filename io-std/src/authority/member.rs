@@ -1,10 +1,8 @@
 //! The blocking member: its handle and its side of the thread (answering the handle's
 //! callers, running the functions it serves to the other members).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, UdpSocket};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -12,24 +10,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mio::{Interest, Poll, Waker};
+use pavillion_io::authority::{PeerCallError, PeerCalls, PeerHandler};
 use pavillion_io::plumbing::reply::{self, Reply};
 use pavillion_io::{OpenError, RpcFailure, StdClock};
 use pavillion_proto::endpoint::{
-    CallId, ClientEvent, FailReason, Member as MemberCore, MemberError, MemberEvent, MemberState,
-    RosterStats, SendError, SendOptions, ServerEvent, Stats, Transmit,
+    Member as MemberCore, MemberError, MemberEvent, MemberState, RosterStats, SendError,
+    SendOptions, Stats, Transmit,
 };
 use pavillion_proto::features::authority::{MemberId, Roster};
 use pavillion_proto::wire::authority::JoinRefusal;
-use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{FunctionId, Instant, MessageId};
 
 use super::driver::{Driver, Role, SOCKET, WAKE};
 use super::{lock, notify, MemberOptions, EVENTS};
-
-/// A function a [`Member`] serves to the other members: the caller's id and the arguments
-/// in, the result or a failure out. It runs on the member's thread, so it must not block
-/// for long; a panic answers status 1.
-pub type PeerHandler = Box<dyn FnMut(MemberId, &[u8]) -> Result<Vec<u8>, RpcFailure> + Send>;
 
 /// Why [`Member::wait_joined`] returned without an admission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,50 +47,6 @@ impl fmt::Display for JoinError {
 }
 
 impl std::error::Error for JoinError {}
-
-/// Why a [`Member::call`] returned no result.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PeerCallError {
-    /// The call could not be made: unknown or revoked member, no address, too many peers, or
-    /// the session refused it.
-    Member(MemberError),
-    /// The member answered with a non-zero status.
-    Remote {
-        /// The status.
-        status: RpcStatus,
-        /// The bytes returned with it.
-        data: Bytes,
-    },
-    /// The call failed before its deadline.
-    Failed(FailReason),
-    /// No answer within the session's deadline or the caller's wait.
-    TimedOut,
-    /// The member we called was revoked while the call was pending.
-    Revoked,
-    /// Our member was closed.
-    Closed,
-}
-
-impl fmt::Display for PeerCallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeerCallError::Member(e) => write!(f, "call not made: {e:?}"),
-            PeerCallError::Remote { status, data } => write!(
-                f,
-                "remote error {}: {}",
-                status.0,
-                String::from_utf8_lossy(data)
-            ),
-            PeerCallError::Failed(r) => write!(f, "call failed: {r:?}"),
-            PeerCallError::TimedOut => f.write_str("call timed out"),
-            PeerCallError::Revoked => f.write_str("the member was revoked"),
-            PeerCallError::Closed => f.write_str("the member is closed"),
-        }
-    }
-}
-
-impl std::error::Error for PeerCallError {}
 
 /// What a [`Member`] handle asks of its thread.
 enum MemberCommand {
@@ -187,8 +136,7 @@ impl Member {
                 core,
                 events: event_tx,
                 shared: shared.clone(),
-                calls: BTreeMap::new(),
-                handlers: BTreeMap::new(),
+                peers: PeerCalls::default(),
             },
             clock: StdClock::new(),
             poll,
@@ -388,75 +336,8 @@ struct MemberRole {
     core: MemberCore,
     events: SyncSender<MemberEvent>,
     shared: Arc<Shared>,
-    /// Calls to members waiting for their answer (call ids are per peer session).
-    calls: BTreeMap<(MemberId, CallId), Reply<Result<Bytes, PeerCallError>>>,
-    handlers: BTreeMap<FunctionId, PeerHandler>,
-}
-
-impl MemberRole {
-    fn finish_call(&mut self, peer: MemberId, call: CallId, outcome: Result<Bytes, PeerCallError>) {
-        if let Some(r) = self.calls.remove(&(peer, call)) {
-            r.send(outcome);
-        }
-    }
-
-    /// Answers the callers an event settles, and runs a served function for a call to it.
-    fn route(&mut self, now: Instant, event: &MemberEvent) {
-        match event {
-            MemberEvent::ToPeer { id, event } => match event {
-                ClientEvent::Answered { call, data, .. } => {
-                    self.finish_call(*id, *call, Ok(data.clone()));
-                }
-                ClientEvent::RemoteError {
-                    call, status, data, ..
-                } => {
-                    let e = PeerCallError::Remote {
-                        status: *status,
-                        data: data.clone(),
-                    };
-                    self.finish_call(*id, *call, Err(e));
-                }
-                ClientEvent::CallFailed { call, reason } => {
-                    self.finish_call(*id, *call, Err(PeerCallError::Failed(*reason)));
-                }
-                ClientEvent::CallTimedOut { call } => {
-                    self.finish_call(*id, *call, Err(PeerCallError::TimedOut));
-                }
-                _ => {}
-            },
-            MemberEvent::PeerRevoked { id } => {
-                let gone: Vec<_> = self
-                    .calls
-                    .range((*id, CallId(0))..)
-                    .take_while(|((p, _), _)| p == id)
-                    .map(|(k, _)| *k)
-                    .collect();
-                for k in gone {
-                    if let Some(r) = self.calls.remove(&k) {
-                        r.send(Err(PeerCallError::Revoked));
-                    }
-                }
-            }
-            MemberEvent::FromPeer {
-                id,
-                event: ServerEvent::RpcRequest(req),
-            } => {
-                let (status, data) = match self.handlers.get_mut(&req.function) {
-                    Some(h) => match catch_unwind(AssertUnwindSafe(|| h(*id, &req.args))) {
-                        Ok(Ok(data)) => (RpcStatus::OK, Bytes::from(data)),
-                        Ok(Err(f)) => (f.status, f.data),
-                        Err(_) => (RpcStatus::ERROR, Bytes::from_static(b"handler panicked")),
-                    },
-                    None => (RpcStatus::NONEXISTENT_FUNCTION, Bytes::new()),
-                };
-                let server = self.core.server_mut();
-                if let Err(e) = server.respond(now, req.call, status, &data) {
-                    tracing::debug!("member: answer to {id} not sent: {e:?}");
-                }
-            }
-            _ => {}
-        }
-    }
+    /// Calls to members waiting for their answer, and the functions we serve them.
+    peers: PeerCalls,
 }
 
 impl Role for MemberRole {
@@ -488,7 +369,7 @@ impl Role for MemberRole {
                 reply,
             } => match self.core.call(now, peer, function, &args) {
                 Ok(call) => {
-                    self.calls.insert((peer, call), reply);
+                    self.peers.expect(peer, call, reply);
                 }
                 Err(e) => reply.send(Err(PeerCallError::Member(e))),
             },
@@ -507,7 +388,7 @@ impl Role for MemberRole {
                 self.core
                     .server_mut()
                     .register_function(function, "member function");
-                self.handlers.insert(function, handler);
+                self.peers.register(function, handler);
             }
             MemberCommand::Stats(r) => {
                 r.send((self.core.roster_stats().clone(), self.core.stats().clone()));
@@ -519,11 +400,11 @@ impl Role for MemberRole {
 
     fn dispatch(&mut self, now: Instant) -> bool {
         while let Some(e) = self.core.poll_event() {
-            self.route(now, &e);
+            self.peers.route(now, &e, &mut self.core);
             notify(&self.events, e);
         }
         // Callers that stopped waiting leave nothing behind.
-        self.calls.retain(|_, r| !r.is_closed());
+        self.peers.forget_abandoned();
         let mut s = lock(&self.shared.state);
         let mut changed = false;
         if &s.state != self.core.state() {
