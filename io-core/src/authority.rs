@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 
 use pavillion_proto::crypto::ecc::PublicKey;
 use pavillion_proto::endpoint::{
-    AuthorityConfig, AuthorityStats, Enrolment, ListedPeer, MemberConfig, Policy, RevokeError,
-    RosterStats, Stats, StoreBatch, StoreOp, StoreTable, StoredRecord,
+    AuthorityConfig, AuthorityStats, Enrolment, ListedPeer, Member, MemberConfig, MemberError,
+    Policy, RevokeError, RosterStats, SendOptions, Stats, StoreBatch, StoreOp, StoreTable,
+    StoredRecord,
 };
 use pavillion_proto::features::authority::lockout::LockoutPolicy;
 use pavillion_proto::features::authority::{MemberId, Roster};
 use pavillion_proto::wire::authority::{JoinRefusal, MAX_LABEL};
-use pavillion_proto::Duration;
+use pavillion_proto::{Duration, FunctionId, Instant, MessageId};
 use redb::{ReadableTable, TableDefinition};
 use serde::Deserialize;
 use toml::Spanned;
@@ -608,25 +609,86 @@ pub enum OpenAuthorityError {
     Io(#[from] std::io::Error),
 }
 
-/// What a member handle asks of its loop.
-#[derive(Debug)]
+/// What a member handle asks of its loop (a thread in io-std, a task in io-smol).
 pub enum MemberCommand {
-    /// The roster as last applied.
-    Roster(Reply<Roster>),
-    /// Our id and whether (and how) we joined.
-    State(Reply<pavillion_proto::endpoint::MemberState>),
+    /// Open a session to a member now.
+    Connect(MemberId, Reply<Result<(), MemberError>>),
+    /// Call a function of a member; the answer settles `reply`.
+    Call {
+        /// Whom.
+        peer: MemberId,
+        /// Which function.
+        function: FunctionId,
+        /// Its arguments.
+        args: Vec<u8>,
+        /// Where the outcome goes.
+        reply: Reply<CallOutcome>,
+    },
+    /// Send a message to a member.
+    Send {
+        /// Whom.
+        peer: MemberId,
+        /// Its target.
+        target: String,
+        /// Its name.
+        name: String,
+        /// Its payload.
+        payload: Vec<u8>,
+        /// Reliability and deadline.
+        options: SendOptions,
+        /// The message id, or why it was not sent.
+        reply: Reply<Result<MessageId, MemberError>>,
+    },
+    /// Serve a function to the other members.
+    Register(FunctionId, PeerHandler),
     /// Roster counters and sessions' counters.
     Stats(Reply<(RosterStats, Stats)>),
     /// Close every session and end the loop.
     Close,
 }
 
+impl fmt::Debug for MemberCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MemberCommand::Connect(..) => "Connect",
+            MemberCommand::Call { .. } => "Call",
+            MemberCommand::Send { .. } => "Send",
+            MemberCommand::Register(..) => "Register",
+            MemberCommand::Stats(_) => "Stats",
+            MemberCommand::Close => "Close",
+        })
+    }
+}
+
 impl MemberCommand {
-    /// Carries out the command; `false` for [`MemberCommand::Close`].
-    pub fn apply(self, member: &mut pavillion_proto::endpoint::Member) -> bool {
+    /// Carries out the command on `member`, keeping calls and served functions in `peers`;
+    /// `false` for [`MemberCommand::Close`], which the loop carries out itself.
+    pub fn apply(self, now: Instant, member: &mut Member, peers: &mut PeerCalls) -> bool {
         match self {
-            MemberCommand::Roster(r) => r.send(member.roster().clone()),
-            MemberCommand::State(r) => r.send(member.state().clone()),
+            MemberCommand::Connect(peer, r) => r.send(member.connect(now, peer)),
+            MemberCommand::Call {
+                peer,
+                function,
+                args,
+                reply,
+            } => match member.call(now, peer, function, &args) {
+                Ok(call) => peers.expect(peer, call, reply),
+                Err(e) => reply.send(Err(PeerCallError::Member(e))),
+            },
+            MemberCommand::Send {
+                peer,
+                target,
+                name,
+                payload,
+                options,
+                reply,
+            } => reply.send(member.send_message(now, peer, &target, &name, &payload, options)),
+            MemberCommand::Register(function, handler) => {
+                member
+                    .server_mut()
+                    .register_function(function, "member function");
+                peers.register(function, handler);
+            }
             MemberCommand::Stats(r) => {
                 r.send((member.roster_stats().clone(), member.stats().clone()))
             }

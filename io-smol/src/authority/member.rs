@@ -19,42 +19,22 @@ use pavillion_proto::{FunctionId, Instant, MessageId};
 
 use super::driver::{drive, notify, Role};
 use super::{lock, JoinError, MemberOptions, EVENTS};
-use pavillion_io::authority::{PeerCallError, PeerCalls, PeerHandler};
+use pavillion_io::authority::{MemberCommand, PeerCallError, PeerCalls};
 
 /// What a [`Member`] handle asks of its task.
-enum MemberCommand {
+enum Command {
+    /// Wait for the join's outcome.
     Joined(Reply<Result<(MemberId, String), JoinError>>),
-    Connect(MemberId, Reply<Result<(), MemberError>>),
-    Call {
-        peer: MemberId,
-        function: FunctionId,
-        args: Vec<u8>,
-        reply: Reply<Result<Bytes, PeerCallError>>,
-    },
-    Send {
-        peer: MemberId,
-        target: String,
-        name: String,
-        payload: Vec<u8>,
-        options: SendOptions,
-        reply: Reply<Result<MessageId, MemberError>>,
-    },
-    Register(FunctionId, PeerHandler),
-    Stats(Reply<(RosterStats, Stats)>),
-    Close,
+    /// What both adapters' member loops do.
+    Member(MemberCommand),
 }
 
-impl fmt::Debug for MemberCommand {
+impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            MemberCommand::Joined(_) => "Joined",
-            MemberCommand::Connect(..) => "Connect",
-            MemberCommand::Call { .. } => "Call",
-            MemberCommand::Send { .. } => "Send",
-            MemberCommand::Register(..) => "Register",
-            MemberCommand::Stats(_) => "Stats",
-            MemberCommand::Close => "Close",
-        })
+        match self {
+            Command::Joined(_) => f.write_str("Joined"),
+            Command::Member(c) => c.fmt(f),
+        }
     }
 }
 
@@ -71,7 +51,7 @@ struct MemberShared {
 pub struct Member {
     id: MemberId,
     local_addr: SocketAddr,
-    commands: Sender<MemberCommand>,
+    commands: Sender<Command>,
     events: Receiver<MemberEvent>,
     shared: Arc<Mutex<MemberShared>>,
     task: Mutex<Option<smol::Task<()>>>,
@@ -137,7 +117,7 @@ impl Member {
     pub async fn joined(&self) -> Result<(MemberId, String), JoinError> {
         let (tx, rx) = reply::channel();
         self.commands
-            .send(MemberCommand::Joined(tx))
+            .send(Command::Joined(tx))
             .await
             .map_err(|_| JoinError::Closed)?;
         rx.await.map_err(|_| JoinError::Closed)?
@@ -165,7 +145,7 @@ impl Member {
         let (tx, rx) = reply::channel();
         let closed = MemberError::Send(pavillion_proto::endpoint::SendError::Closed);
         self.commands
-            .send(MemberCommand::Connect(peer, tx))
+            .send(Command::Member(MemberCommand::Connect(peer, tx)))
             .await
             .map_err(|_| closed)?;
         rx.await.map_err(|_| closed)?
@@ -190,7 +170,7 @@ impl Member {
             reply: tx,
         };
         self.commands
-            .send(command)
+            .send(Command::Member(command))
             .await
             .map_err(|_| PeerCallError::Closed)?;
         rx.await.map_err(|_| PeerCallError::Closed)?
@@ -219,7 +199,10 @@ impl Member {
             options,
             reply: tx,
         };
-        self.commands.send(command).await.map_err(|_| closed)?;
+        self.commands
+            .send(Command::Member(command))
+            .await
+            .map_err(|_| closed)?;
         rx.await.map_err(|_| closed)?
     }
 
@@ -231,20 +214,29 @@ impl Member {
     {
         let _ = self
             .commands
-            .try_send(MemberCommand::Register(function, Box::new(handler)));
+            .try_send(Command::Member(MemberCommand::Register(
+                function,
+                Box::new(handler),
+            )));
     }
 
     /// How roster publications fared, and the sessions' summed counters; `None` once closed.
     pub async fn stats(&self) -> Option<(RosterStats, Stats)> {
         let (tx, rx) = reply::channel();
-        self.commands.send(MemberCommand::Stats(tx)).await.ok()?;
+        self.commands
+            .send(Command::Member(MemberCommand::Stats(tx)))
+            .await
+            .ok()?;
         rx.await.ok()
     }
 
     /// Ends every session (the authority and our peers see us leave at once) and waits for
     /// the task.
     pub async fn close(&self) {
-        let _ = self.commands.send(MemberCommand::Close).await;
+        let _ = self
+            .commands
+            .send(Command::Member(MemberCommand::Close))
+            .await;
         let task = lock(&self.task).take();
         if let Some(t) = task {
             t.await;
@@ -254,7 +246,9 @@ impl Member {
 
 impl Drop for Member {
     fn drop(&mut self) {
-        let _ = self.commands.try_send(MemberCommand::Close);
+        let _ = self
+            .commands
+            .try_send(Command::Member(MemberCommand::Close));
         if let Some(t) = lock(&self.task).take() {
             t.detach();
         }
@@ -287,7 +281,7 @@ impl MemberRole {
 }
 
 impl Role for MemberRole {
-    type Command = MemberCommand;
+    type Command = Command;
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.core.handle_datagram(now, from, datagram);
@@ -305,47 +299,15 @@ impl Role for MemberRole {
         self.core.poll_transmit(now, buf)
     }
 
-    fn on_command(&mut self, now: Instant, command: MemberCommand) -> bool {
+    fn on_command(&mut self, now: Instant, command: Command) -> bool {
         match command {
-            MemberCommand::Joined(r) => {
+            Command::Joined(r) => {
                 self.joined.push(r);
                 self.settle_joined();
+                true
             }
-            MemberCommand::Connect(peer, r) => r.send(self.core.connect(now, peer)),
-            MemberCommand::Call {
-                peer,
-                function,
-                args,
-                reply,
-            } => match self.core.call(now, peer, function, &args) {
-                Ok(call) => {
-                    self.peers.expect(peer, call, reply);
-                }
-                Err(e) => reply.send(Err(PeerCallError::Member(e))),
-            },
-            MemberCommand::Send {
-                peer,
-                target,
-                name,
-                payload,
-                options,
-                reply,
-            } => reply.send(
-                self.core
-                    .send_message(now, peer, &target, &name, &payload, options),
-            ),
-            MemberCommand::Register(function, handler) => {
-                self.core
-                    .server_mut()
-                    .register_function(function, "member function");
-                self.peers.register(function, handler);
-            }
-            MemberCommand::Stats(r) => {
-                r.send((self.core.roster_stats().clone(), self.core.stats().clone()));
-            }
-            MemberCommand::Close => return false,
+            Command::Member(c) => c.apply(now, &mut self.core, &mut self.peers),
         }
-        true
     }
 
     fn dispatch(&mut self, now: Instant) {

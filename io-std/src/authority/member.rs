@@ -8,10 +8,9 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bytes::Bytes;
 use mio::{Interest, Poll, Waker};
-use pavillion_io::authority::{PeerCallError, PeerCalls, PeerHandler};
-use pavillion_io::plumbing::reply::{self, Reply};
+use pavillion_io::authority::{MemberCommand, PeerCallError, PeerCalls};
+use pavillion_io::plumbing::reply::{self};
 use pavillion_io::{OpenError, RpcFailure, StdClock};
 use pavillion_proto::endpoint::{
     Member as MemberCore, MemberError, MemberEvent, MemberState, RosterStats, SendError,
@@ -47,28 +46,6 @@ impl fmt::Display for JoinError {
 }
 
 impl std::error::Error for JoinError {}
-
-/// What a [`Member`] handle asks of its thread.
-enum MemberCommand {
-    Connect(MemberId, Reply<Result<(), MemberError>>),
-    Call {
-        peer: MemberId,
-        function: FunctionId,
-        args: Vec<u8>,
-        reply: Reply<Result<Bytes, PeerCallError>>,
-    },
-    Send {
-        peer: MemberId,
-        target: String,
-        name: String,
-        payload: Vec<u8>,
-        options: SendOptions,
-        reply: Reply<Result<MessageId, MemberError>>,
-    },
-    Register(FunctionId, PeerHandler),
-    Stats(Reply<(RosterStats, Stats)>),
-    Close,
-}
 
 /// What a member's handle reads without asking its thread; `changed` wakes
 /// [`Member::wait_joined`].
@@ -360,42 +337,7 @@ impl Role for MemberRole {
     }
 
     fn on_command(&mut self, now: Instant, command: MemberCommand) -> bool {
-        match command {
-            MemberCommand::Connect(peer, r) => r.send(self.core.connect(now, peer)),
-            MemberCommand::Call {
-                peer,
-                function,
-                args,
-                reply,
-            } => match self.core.call(now, peer, function, &args) {
-                Ok(call) => {
-                    self.peers.expect(peer, call, reply);
-                }
-                Err(e) => reply.send(Err(PeerCallError::Member(e))),
-            },
-            MemberCommand::Send {
-                peer,
-                target,
-                name,
-                payload,
-                options,
-                reply,
-            } => reply.send(
-                self.core
-                    .send_message(now, peer, &target, &name, &payload, options),
-            ),
-            MemberCommand::Register(function, handler) => {
-                self.core
-                    .server_mut()
-                    .register_function(function, "member function");
-                self.peers.register(function, handler);
-            }
-            MemberCommand::Stats(r) => {
-                r.send((self.core.roster_stats().clone(), self.core.stats().clone()));
-            }
-            MemberCommand::Close => return false,
-        }
-        true
+        command.apply(now, &mut self.core, &mut self.peers)
     }
 
     fn dispatch(&mut self, now: Instant) -> bool {
