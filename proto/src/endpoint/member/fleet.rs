@@ -72,6 +72,15 @@ impl Member {
         c.index_prefix = Some(slot);
         let mut client = Client::new(c);
         client.handle_timeout(now);
+        if let Some(mut old) = self.peers.remove(&peer) {
+            // A client replaced (its member moved) ends its calls and messages here, so that
+            // their callers hear `CallFailed`/`Failed` rather than wait for nothing.
+            old.client.close(now);
+            while let Some(event) = old.client.poll_event() {
+                self.events
+                    .push_back(MemberEvent::ToPeer { id: peer, event });
+            }
+        }
         self.peers.insert(
             peer,
             Peer {

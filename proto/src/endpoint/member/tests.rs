@@ -321,3 +321,37 @@ fn members_join_again_when_the_authority_comes_back() {
             .any(|e| matches!(e, MemberEvent::AuthorityDown)));
     }
 }
+
+#[test]
+fn a_call_pending_to_a_member_that_moved_fails_rather_than_vanishes() {
+    let mut f = joined(2, true);
+    let (a, b) = (addr(2), addr(3));
+    // b goes silent until the others see it down; a's call to it waits (a long deadline, so
+    // only the move can end it), then b comes back from another address (a new process).
+    f.set_up(b, false);
+    f.run_for(Duration::from_secs(80));
+    let now = f.now();
+    let call = f
+        .member(a)
+        .call(now, id(3), FunctionId(40), b"ping")
+        .unwrap();
+    f.flush();
+    let moved = SocketAddr::from(([10, 0, 0, 33], 1790));
+    let mut config = member(3, JoinCredential::Listed);
+    config.seed = [33; 32];
+    f.add_member(moved, config);
+    let failed = f.run_until(Duration::from_millis(1500), |f| {
+        f.host(a).events.iter().any(|e| {
+            matches!(e, MemberEvent::ToPeer { id: who, event: ClientEvent::CallFailed { call: c, .. } }
+                if *who == id(3) && *c == call)
+        })
+    });
+    assert!(failed, "{:?}", events(&mut f, a));
+    let addr_now = f
+        .member(a)
+        .roster()
+        .entries
+        .get(&id(3))
+        .and_then(|e| e.addr);
+    assert_eq!(addr_now, Some(moved));
+}
