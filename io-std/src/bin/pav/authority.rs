@@ -7,7 +7,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,19 +156,9 @@ pub(crate) fn authority(json: bool, a: AuthorityArgs) -> Result<(), Failure> {
     );
 
     let (tx, inputs) = common::inputs::<AuthorityEvent>();
-    let done = Arc::new(AtomicBool::new(false));
     let forwarder = {
         let auth = Arc::clone(&auth);
-        let done = Arc::clone(&done);
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(e) = auth.next_event(Duration::from_millis(100)) {
-                    if tx.send(Input::Item(e)).is_err() {
-                        break;
-                    }
-                }
-            }
-        })
+        common::Forwarder::start(tx, move |wait| auth.next_event(wait))
     };
     let deadline = a.duration.map(|d| Instant::now() + d);
     let mut tick = a.stats.map(|s| Instant::now() + s);
@@ -196,8 +185,7 @@ pub(crate) fn authority(json: bool, a: AuthorityArgs) -> Result<(), Failure> {
         }
     }
     auth.close();
-    done.store(true, Ordering::Relaxed);
-    let _ = forwarder.join();
+    forwarder.stop();
     while let Some(e) = auth.next_event(Duration::ZERO) {
         print_authority_event(json, &e);
     }
@@ -382,19 +370,9 @@ pub(crate) fn join(json: bool, a: JoinArgs) -> Result<(), Failure> {
     let member = Arc::new(member);
 
     let (tx, inputs) = common::inputs::<MemberEvent>();
-    let done = Arc::new(AtomicBool::new(false));
     let forwarder = {
         let member = Arc::clone(&member);
-        let done = Arc::clone(&done);
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(e) = member.next_event(Duration::from_millis(100)) {
-                    if tx.send(Input::Item(e)).is_err() {
-                        break;
-                    }
-                }
-            }
-        })
+        common::Forwarder::start(tx, move |wait| member.next_event(wait))
     };
     let deadline = a.duration.map(|d| Instant::now() + d);
     let mut result = Ok(());
@@ -412,8 +390,7 @@ pub(crate) fn join(json: bool, a: JoinArgs) -> Result<(), Failure> {
         }
     }
     member.close();
-    done.store(true, Ordering::Relaxed);
-    let _ = forwarder.join();
+    forwarder.stop();
     result
 }
 

@@ -63,6 +63,42 @@ pub(crate) fn inputs<T: Send + 'static>() -> (mpsc::Sender<Input<T>>, mpsc::Rece
     (tx, rx)
 }
 
+/// A thread that moves a handle's events into the command's input channel, so that the main
+/// loop waits on one channel for events, signals, its deadline and its stats tick.
+pub(crate) struct Forwarder {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Forwarder {
+    /// Sends every item `next` yields (it waits at most the given time for one) as
+    /// [`Input::Item`] until [`Forwarder::stop`] or the receiver is gone.
+    pub(crate) fn start<T: Send + 'static>(
+        tx: mpsc::Sender<Input<T>>,
+        next: impl Fn(Duration) -> Option<T> + Send + 'static,
+    ) -> Forwarder {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let stop = std::sync::Arc::clone(&done);
+        let thread = std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(item) = next(Duration::from_millis(100)) {
+                    if tx.send(Input::Item(item)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Forwarder { done, thread }
+    }
+
+    /// Stops the thread and waits for it (within one wait of `next`).
+    pub(crate) fn stop(self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
 /// Why [`next_input`] returned nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ended {

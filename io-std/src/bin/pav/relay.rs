@@ -4,7 +4,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use pavillion_std::Relay;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::common::{self, next_input, Ended, Failure, Input};
+use crate::common::{self, next_input, Ended, Failure};
 use crate::keys::KeyFile;
 
 /// How the relay emits on its segment.
@@ -256,19 +255,9 @@ pub(crate) fn run(json: bool, a: RelayArgs) -> Result<(), Failure> {
     }
 
     let (tx, inputs) = common::inputs::<RelayNotice>();
-    let done = Arc::new(AtomicBool::new(false));
     let forwarder = {
         let relay = Arc::clone(&relay);
-        let done = Arc::clone(&done);
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(n) = relay.next_notice(Duration::from_millis(100)) {
-                    if tx.send(Input::Item(n)).is_err() {
-                        break;
-                    }
-                }
-            }
-        })
+        common::Forwarder::start(tx, move |wait| relay.next_notice(wait))
     };
 
     let deadline = a.duration.map(|d| Instant::now() + d);
@@ -288,8 +277,7 @@ pub(crate) fn run(json: bool, a: RelayArgs) -> Result<(), Failure> {
     }
     let last = relay.stats();
     relay.close();
-    done.store(true, Ordering::Relaxed);
-    let _ = forwarder.join();
+    forwarder.stop();
     if let Some((s, _)) = last {
         print_stats(json, &s);
     }
