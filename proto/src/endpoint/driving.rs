@@ -110,3 +110,4 @@ forward_endpoint!(Client, ClientEvent);
 forward_endpoint!(Server, ServerEvent);
 forward_endpoint!(Relay, RelayEvent);
 forward_endpoint!(super::Member, super::MemberEvent);
+forward_endpoint!(super::Authority, super::AuthorityEvent);
