@@ -273,6 +273,9 @@ pub struct Member {
     next_join: Option<Instant>,
     join_backoff: Duration,
     events: VecDeque<MemberEvent>,
+    /// Reused by every pump for the peer ids it walks, so that handling a datagram
+    /// allocates no list of its own.
+    pump_ids: Vec<MemberId>,
     next_poll: usize,
     closed: bool,
     stats: RosterStats,
@@ -324,6 +327,7 @@ impl Member {
             next_join: None,
             join_backoff,
             events: VecDeque::new(),
+            pump_ids: Vec::new(),
             next_poll: 0,
             closed: false,
             stats: RosterStats::default(),

@@ -145,13 +145,16 @@ impl Member {
                 any = true;
                 self.on_server_event(e);
             }
-            let ids: Vec<MemberId> = self.peers.keys().copied().collect();
-            for id in ids {
-                while let Some(e) = self.peers.get_mut(&id).and_then(|p| p.client.poll_event()) {
+            let mut ids = core::mem::take(&mut self.pump_ids);
+            ids.clear();
+            ids.extend(self.peers.keys().copied());
+            for id in &ids {
+                while let Some(e) = self.peers.get_mut(id).and_then(|p| p.client.poll_event()) {
                     any = true;
-                    self.on_client_event(id, e);
+                    self.on_client_event(*id, e);
                 }
             }
+            self.pump_ids = ids;
             if !any {
                 break;
             }
