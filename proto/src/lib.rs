@@ -115,6 +115,7 @@ pub mod id;
 pub mod reliability;
 pub mod rng;
 pub mod session;
+pub mod store;
 mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -36,6 +36,7 @@ use super::{
 
 #[cfg(any(test, feature = "testing"))]
 mod assumed;
+mod durable;
 mod authfail;
 mod inbound;
 mod noise;

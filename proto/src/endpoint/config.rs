@@ -5,6 +5,7 @@ use core::net::SocketAddr;
 
 use crate::crypto::ecc::{self, KeyPair, PublicKey};
 use crate::crypto::Psk;
+use crate::features::durable::DurableLimits;
 use crate::features::ordered::OrderedLimits;
 use crate::id::ClientId;
 use crate::reliability::rtt::RttConfig;
@@ -73,6 +74,8 @@ pub struct Limits {
     pub reassembly_timeout: Duration,
     /// Bounds of the ordered streams (op 36) peers may open here.
     pub ordered: OrderedLimits,
+    /// Bounds of durable messages (op 37): our outbox, the senders and inbox we keep.
+    pub durable: DurableLimits,
 }
 
 impl Limits {
@@ -121,6 +124,7 @@ impl Default for Limits {
             reassembly_total: 16 << 20,
             reassembly_timeout: Duration::from_secs(30),
             ordered: OrderedLimits::default(),
+            durable: DurableLimits::default(),
         }
     }
 }

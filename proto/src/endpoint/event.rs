@@ -16,6 +16,7 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 
 use super::{CallHandle, CallId};
+use crate::features::durable::{DurableFailure, DurableId};
 use crate::features::registers::{RegisterFailure, RegisterInfo, RegisterOpId};
 use crate::features::segment::{End, Kind, Transfers};
 use crate::features::status::Status;
@@ -32,6 +33,29 @@ use super::{Server, ServerConfig, ServerInfo};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientEvent {
+    /// The server acknowledged a durable message (`send_durable`): its record is stored there,
+    /// and it is delivered once. Reported once, by the run that saw the ACK.
+    DurableDelivered {
+        /// The id `send_durable` returned.
+        id: DurableId,
+    },
+    /// A durable send ended without being sent.
+    DurableFailed {
+        /// The id `send_durable` returned.
+        id: DurableId,
+        /// Why.
+        reason: DurableFailure,
+    },
+    /// A durable message from the server, stored in our inbox: handle it, then
+    /// `consume_durable` it, or it is delivered again (with `redelivered`) after a restart.
+    DurableMessage {
+        /// Its end-to-end id.
+        id: DurableId,
+        /// The message.
+        message: ReceivedMessage,
+        /// Delivered before by an earlier run (read back from the inbox at restore).
+        redelivered: bool,
+    },
     /// A call was answered with status 0.
     Answered {
         /// The id `call` returned.
@@ -219,6 +243,33 @@ pub enum ClientEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ServerEvent {
+    /// A client acknowledged a durable message (`send_durable`).
+    DurableDelivered {
+        /// The id `send_durable` returned.
+        id: DurableId,
+        /// The client.
+        peer: PeerId,
+    },
+    /// A durable send ended without being sent.
+    DurableFailed {
+        /// The id `send_durable` returned.
+        id: DurableId,
+        /// Why.
+        reason: DurableFailure,
+    },
+    /// A durable message from a client, stored in our inbox: handle it, then
+    /// `consume_durable` it, or it is delivered again (with `redelivered`) after a restart.
+    DurableMessage {
+        /// The sender's authenticated identity.
+        peer: PeerId,
+        /// Its end-to-end id.
+        id: DurableId,
+        /// The message (`from` is the address it came from, or the unspecified address for a
+        /// redelivery).
+        message: ReceivedMessage,
+        /// Delivered before by an earlier run (read back from the inbox at restore).
+        redelivered: bool,
+    },
     /// A client's session came up.
     Connected {
         /// The client's address.
@@ -388,6 +439,8 @@ pub enum FailReason {
     AuthenticationFailed(AuthFailure),
     /// The receiver refused the (segmented) message (opcode 35, `docs/PROTOCOL.md` §9.7).
     Refused(TransferRefusal),
+    /// The application cancelled it (`cancel`) before it was acknowledged.
+    Cancelled,
 }
 
 /// Why a receiver refused a segmented message (opcode 35).
@@ -450,6 +503,7 @@ impl fmt::Display for FailReason {
             FailReason::Rejected => "server rejected the client",
             FailReason::AuthenticationFailed(_) => "authentication failed",
             FailReason::Refused(_) => "the receiver refused the message",
+            FailReason::Cancelled => "cancelled by the application",
         })
     }
 }

@@ -159,6 +159,30 @@ impl SendOptions {
         self.timeout = Some(timeout);
         self
     }
+
+    /// No deadline: a reliable (or ordered) message is retried, with the RTO ceiling as its
+    /// longest interval, across outages and re-handshakes until it is acknowledged, its
+    /// endpoint closes, or the application cancels it (`Client::cancel`, `Server::cancel`).
+    /// It is [`Duration::MAX`] as the timeout, which every deadline computation saturates to
+    /// "never".
+    ///
+    /// # Examples
+    /// ```
+    /// use pavillion_proto::endpoint::SendOptions;
+    /// use pavillion_proto::Duration;
+    /// let opts = SendOptions::reliable().without_deadline();
+    /// assert_eq!(opts.timeout, Some(Duration::MAX));
+    /// assert!(opts.has_no_deadline());
+    /// ```
+    pub const fn without_deadline(mut self) -> Self {
+        self.timeout = Some(Duration::MAX);
+        self
+    }
+
+    /// Whether [`SendOptions::without_deadline`] was set.
+    pub const fn has_no_deadline(&self) -> bool {
+        matches!(self.timeout, Some(t) if t.as_secs() == Duration::MAX.as_secs())
+    }
 }
 
 /// Why a command was refused.
@@ -179,6 +203,10 @@ pub enum SendError {
     UnknownCall,
     /// There is no session with that peer.
     UnknownPeer,
+    /// A durable send before `enable_durable`.
+    NotDurable,
+    /// The operation does not exist in this mode (a durable send in multicast mode).
+    Unsupported,
 }
 
 impl fmt::Display for SendError {
@@ -192,6 +220,8 @@ impl fmt::Display for SendError {
             }
             SendError::UnknownCall => "no such call awaits an answer",
             SendError::UnknownPeer => "no session with that peer",
+            SendError::NotDurable => "durable messages are not enabled (no store)",
+            SendError::Unsupported => "not supported in this mode",
         })
     }
 }
@@ -284,6 +314,20 @@ drop_reasons! {
     /// or a `core.tagv` write that breaks a rule, an answer nobody asked for
     /// (`docs/PROTOCOL.md` §9.8).
     RegisterRefused = "register_refused",
+    /// A durable message (op 37) at an endpoint without durability enabled: not
+    /// acknowledged, so its sender keeps it.
+    DurableDisabled = "durable_disabled",
+    /// A durable message with seq 0 or `u64::MAX`, or a floor past seq + 1.
+    DurableInvalid = "durable_invalid",
+    /// A durable message more than `features::durable::WINDOW` seqs above its sender's floor;
+    /// not acknowledged, so its sender retries it later.
+    DurableWindow = "durable_window",
+    /// A durable message from a new sender while `DurableLimits::max_senders` are known; not
+    /// acknowledged.
+    DurableTableFull = "durable_table_full",
+    /// A durable message while the inbox holds `DurableLimits::max_inbox` unconsumed ones;
+    /// not acknowledged.
+    DurableInboxFull = "durable_inbox_full",
 }
 
 impl DropReason {

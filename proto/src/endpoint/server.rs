@@ -47,6 +47,7 @@ pub(super) mod assumed;
 mod authlog;
 mod budget;
 mod duplicates;
+mod durable;
 mod encode;
 mod noise;
 mod ordered_routes;

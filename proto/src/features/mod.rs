@@ -59,6 +59,7 @@
 //! - [`relay`]: the relay role's echo cache, sequence windows, rate buckets and election.
 
 pub mod authority;
+pub mod durable;
 pub(crate) mod group;
 pub mod ordered;
 pub(crate) mod pubsub;

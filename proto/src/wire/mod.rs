@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod authority;
+pub mod durable;
 mod codec;
 pub mod noise;
 pub mod ordered;
