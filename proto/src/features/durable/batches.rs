@@ -58,13 +58,14 @@ impl Durable {
     /// The driver could not store the batches handed out up to `batch` (the ones not already
     /// confirmed). Every batch handed out after them fails too: its `seen` rows may count
     /// messages whose `inbox` rows were in a failed batch, and a crash after storing it
-    /// alone would lose them.
+    /// alone would lose them. So the driver, after a failed write, writes none of the batches
+    /// it still holds; it reports the last of them here and goes on with `poll_store`.
     ///
     /// Sends in failed batches fail (`DurableFailure::Store`; their seqs are not reused);
     /// received messages in them are forgotten, unacknowledged, so their senders retry. Every
     /// row a failed batch wrote is queued again with its current value (or deleted if it no
-    /// longer exists): a store that recovers catches up, whichever of the failed batches
-    /// it kept.
+    /// longer exists): a store that recovers catches up, whichever prefix of the failed
+    /// batches it kept (a transaction may commit before its driver sees an error).
     pub(crate) fn store_failed(&mut self, batch: BatchId) -> Released {
         let mut out = Released::default();
         let Some(e) = self.inner.as_mut() else {

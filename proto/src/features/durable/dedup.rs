@@ -150,8 +150,9 @@ pub(super) enum Verdict {
 
 impl Dedup {
     /// Rules 2–8 of a received op 37 (`docs/PROTOCOL.md` §16), applying its floor (rule 4).
-    /// On `Accept` the bit is set and the sender known; the caller queues the records.
-    /// `floor_moved` is set when the sender's `seen` row changed.
+    /// On `Accept` the bit is set and the sender known; the caller queues the records and
+    /// the sender's `seen` row. `floor_moved` is set when the floor moved (or the sender is
+    /// new), which changes the `seen` row too.
     pub(super) fn judge(
         &mut self,
         sender: SenderKey,

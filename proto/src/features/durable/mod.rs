@@ -34,6 +34,8 @@
 
 mod batches;
 mod dedup;
+#[cfg(test)]
+mod props;
 mod records;
 mod restore;
 mod sender;
@@ -533,7 +535,9 @@ impl Durable {
             &self.limits,
             &mut floor_moved,
         );
-        if floor_moved && e.journal.dirty_seen.insert(sender) {
+        // An accepted message sets its bit: the row changes as when the floor moves.
+        let changed = floor_moved || verdict == dedup::Verdict::Accept;
+        if changed && e.journal.dirty_seen.insert(sender) {
             e.journal.touched.push(records::Touched::Seen(sender));
         }
         let key = (from, packet.origin, packet.seq);
