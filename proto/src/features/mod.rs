@@ -57,6 +57,8 @@
 //! - [`ordered`]: ordered delivery (op 36): sender stream tables, receiver reorder buffers.
 //! - [`registers`]: declared registers, their observers, and a client's observations.
 //! - [`relay`]: the relay role's echo cache, sequence windows, rate buckets and election.
+//! - [`durable`]: durable messages (op 37): the durable outbox, per-sender de-duplication
+//!   windows, the inbox, and the batches of records a driver stores.
 
 pub mod authority;
 pub mod durable;

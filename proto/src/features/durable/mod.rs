@@ -10,12 +10,22 @@
 //! This module owns that state; it never touches storage. What must survive a crash is handed
 //! to the driver as [`StoreOp`]s on the tables of [`DurableTable`], and restored from them:
 //!
-//! | table | key | value | written when |
+//! | table ([`DurableTable::name`]) | key | value | written |
 //! |---|---|---|---|
-//! | `meta` | `identity`, `origin`, `next_seq`, `send_mark`, `consume_mark` | see [`keys`] | enabled; each send; each consume with a mark |
-//! | `outbox` | seq, u64 BE | destination, then `target \n name \n payload` | a send (put), its ACK or cancel (delete) |
-//! | `seen` | sender (destination encoding) then origin u64 BE | floor u64 LE, window bitmap | each new message received |
-//! | `inbox` | sender, origin u64 BE, seq u64 BE | `target \n name \n payload` | received (put, with `seen`), consumed (delete) |
+//! | `durable_meta` | `identity`, `origin`, `next_seq`, `send_mark`, `consume_mark` (see [`keys`]) | 32 bytes; u64 LE each | at a fresh start; once per batch with a send (`next_seq`, and `send_mark` if marked) or a marked consume |
+//! | `durable_outbox` | seq, u64 BE | destination, then `target \n name \n payload` | a send (put); its ACK or cancel (delete) |
+//! | `durable_seen` | sender, then origin u64 BE | floor u64 LE, then the 128-byte window (bit `i` = seq floor + `i` received) | once per batch in which that sender's window changed; `forget` (delete) |
+//! | `durable_inbox` | sender, origin u64 BE, seq u64 BE | `target \n name \n payload` | a new message (put, in the batch of its `seen` row); its consume (delete) |
+//!
+//! A destination or sender is one byte and an id: `0x00` the client's server, `0x01` and a
+//! 16-byte client id, `0x02` and a guest's 32 bytes. Keys hold numbers big-endian, so a store
+//! iterates them in order; values little-endian. Rows of `durable_meta` with other keys are
+//! the adapter's own, and ignored here.
+//!
+//! Submodules: `sender` (the outbox: unstored, ready, in flight; per-destination floors),
+//! `dedup` (per-sender windows and the inbox: the receiver rules), `records` (the encodings
+//! and the journal of pending operations and handed-out batches), `batches` (what confirming
+//! or failing a batch releases), `restore` (decoding the rows back at start).
 //!
 //! # Ordering (the exactly-once argument)
 //! - A send's `outbox` row and the advanced `next_seq` are stored **before** the message is
@@ -31,6 +41,10 @@
 //! - Every operation made between two `poll_store` calls lands in one batch. So a relay of
 //!   durable messages (receive, send onward, consume) is atomic when it consumes right after
 //!   it sends.
+//! - A failed batch fails every batch handed out after it, and the driver writes none of
+//!   those; the rows they touched are written again from memory in the next batch. So the
+//!   store only ever holds a prefix of the batches, which the argument above needs (a `seen`
+//!   row must never be stored without the `inbox` rows of the bits it sets).
 
 mod batches;
 mod dedup;
