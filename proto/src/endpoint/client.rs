@@ -36,8 +36,8 @@ use super::{
 
 #[cfg(any(test, feature = "testing"))]
 mod assumed;
-mod durable;
 mod authfail;
+mod durable;
 mod inbound;
 mod noise;
 mod ordered;

@@ -199,6 +199,8 @@ impl Client {
             App::AckRanges(ranges) => self.on_ack_ranges(now, addr, ranges),
             App::TransferRefused { transfer, reason } => self.on_refused(transfer, reason),
             App::OrderedMessage(o) => self.on_ordered(now, from, addr, counter, &o),
+            // core-a placeholder so op 37 compiles; core-b routes it to `Durable::receive`.
+            App::DurableMessage(_) => self.shared.stats.drop(DropReason::DurableDisabled),
             App::RegisterValue(p) => self.on_register_value(now, from, addr, counter, p),
             App::RegisterInfo(p) => self.on_register_info_packet(now, addr, p),
             App::RpcCall { .. }

@@ -191,7 +191,11 @@ impl fmt::Display for DurableRestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DurableRestoreError::BadRecord { table, key } => {
-                write!(f, "stored record {key} of table {} does not decode", table.name())
+                write!(
+                    f,
+                    "stored record {key} of table {} does not decode",
+                    table.name()
+                )
             }
             DurableRestoreError::ForeignIdentity => {
                 f.write_str("the durable store was written by another identity")
