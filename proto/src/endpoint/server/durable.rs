@@ -233,12 +233,10 @@ impl Server {
 
     /// The client acknowledged our durable message `seq` (its record is stored there).
     pub(super) fn on_durable_acked(&mut self, seq: DurableSeq) {
-        if let Some((to, id)) = self.durable.acked(seq) {
-            if let DurablePeer::Client(peer) = to {
-                self.shared
-                    .events
-                    .push_back(ServerEvent::DurableDelivered { id, peer });
-            }
+        if let Some((DurablePeer::Client(peer), id)) = self.durable.acked(seq) {
+            self.shared
+                .events
+                .push_back(ServerEvent::DurableDelivered { id, peer });
         }
         // A slot in the outbox is free: the next stored message may take it.
         self.fill_durable();
