@@ -551,6 +551,10 @@ impl Durable {
             dedup::Verdict::OutOfWindow => Receive::Drop(DropReason::DurableWindow),
             dedup::Verdict::InboxFull => Receive::Drop(DropReason::DurableInboxFull),
             dedup::Verdict::Accept => {
+                // The new bit goes to the store with the inbox row.
+                if e.journal.dirty_seen.insert(sender) {
+                    e.journal.touched.push(records::Touched::Seen(sender));
+                }
                 let message = records::owned(&packet.message);
                 let mut value = Vec::new();
                 records::put_body(&mut value, &message);
