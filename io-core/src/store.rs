@@ -336,6 +336,15 @@ impl<T: Table> RedbStore<T> {
         Ok(txn)
     }
 
+    /// A write transaction holding `ops`, not committed: dropping it aborts it, as a crash
+    /// before the commit would (for tests of atomicity).
+    #[cfg(test)]
+    pub(crate) fn staged(&self, ops: &[StoreOp<T>]) -> Result<redb::WriteTransaction, StoreError> {
+        let txn = self.begin()?;
+        self.stage(&txn, ops)?;
+        Ok(txn)
+    }
+
     fn stage(&self, txn: &redb::WriteTransaction, ops: &[StoreOp<T>]) -> Result<(), StoreError> {
         for op in ops {
             match op {
