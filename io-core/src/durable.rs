@@ -687,6 +687,15 @@ impl DurableRouter {
         }
     }
 
+    /// The endpoint closed: hands over what is left (`pump` first), lets the writer commit
+    /// it and waits for the writer to end, so the store's file is free when the loop ends.
+    /// Without this the writer could outlive the loop, and the file stay locked for a moment
+    /// after the handle's close returned.
+    pub fn shutdown<E: DurableEndpoint>(&mut self, ep: &mut E, now: Instant) {
+        self.pump(ep, now);
+        self.writer = None;
+    }
+
     /// What the store gave back at start, if durability is on.
     pub fn restored(&self) -> Option<DurableRestored> {
         self.restored

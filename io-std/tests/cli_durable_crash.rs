@@ -3,9 +3,10 @@
 //! both are killed with SIGKILL at random points (seeded; the seed is printed) and started
 //! again, many times. At the end the output file holds every line exactly once.
 //!
-//! The count is `PAV_CRASH_LINES` (default 2,000 here, so a debug build on two cores stays
-//! within about a minute); the figure, 10,000, is what `scripts/durable-crash.sh`
-//! runs. `PAV_CRASH_SEED` replays a run. Every wait is bounded.
+//! The count is the 10,000 lines (`PAV_CRASH_LINES` changes it; a debug build on two
+//! cores takes about 20 s), with 24 kills (`PAV_CRASH_KILLS`) 30-430 ms apart, each of the
+//! sender or the receiver. `PAV_CRASH_SEED` replays a run (`scripts/durable-crash.sh` runs it
+//! in release). Every wait is bounded.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 #[path = "support/process.rs"]
@@ -88,14 +89,14 @@ fn lines_in(path: &Path) -> usize {
 
 #[test]
 fn every_line_arrives_exactly_once_across_kill_9_of_sender_and_receiver() {
-    let n = env_u64("PAV_CRASH_LINES").unwrap_or(2000);
+    let n = env_u64("PAV_CRASH_LINES").unwrap_or(10_000);
     let seed = env_u64("PAV_CRASH_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
             | 1
     });
-    let kills = env_u64("PAV_CRASH_KILLS").unwrap_or(16);
+    let kills = env_u64("PAV_CRASH_KILLS").unwrap_or(24);
     println!("crash test: {n} lines, {kills} kills, PAV_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = scratch("durable-crash");
@@ -108,7 +109,7 @@ fn every_line_arrives_exactly_once_across_kill_9_of_sender_and_receiver() {
     let mut tx = Some(sender(&dir, port));
     let mut sender_done = false;
     for k in 0..kills {
-        std::thread::sleep(Duration::from_millis(100 + rng.below(900)));
+        std::thread::sleep(Duration::from_millis(30 + rng.below(400)));
         assert!(started.elapsed() < LIMIT, "the run took too long");
         if let Some(t) = &mut tx {
             if let Some(status) = t.try_wait().unwrap() {

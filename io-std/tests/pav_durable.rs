@@ -93,7 +93,8 @@ fn a_durable_message_is_stored_acknowledged_and_written_once() {
         (first["data"].as_str(), first["redelivered"].as_bool()),
         (Some("21.5"), Some(false))
     );
-    assert_eq!(first["from"], format!("client {SENSOR}"));
+    let id_hex: String = SENSOR.bytes().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(first["from"], format!("client {id_hex}"));
     wait_for_file(&dir.join("out.txt"), "21.5\n22.0\n");
 }
 

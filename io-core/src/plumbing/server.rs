@@ -842,7 +842,8 @@ impl Role for ServerRouter {
 
     fn close(&mut self, now: Instant) {
         self.ep.close(now);
-        // What the last pass changed (a consume) is written before the writer stops.
-        self.durable.pump(&mut self.ep, now);
+        // What the last pass changed (a consume) is written, and the writer has ended (the
+        // store's file is free) before the loop ends.
+        self.durable.shutdown(&mut self.ep, now);
     }
 }
