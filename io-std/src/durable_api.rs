@@ -26,6 +26,12 @@ use pavillion_proto::PeerId;
 
 use crate::{Client, Server, GRACE};
 
+/// A caller's timeout as the driver takes it: `Duration::MAX` is no bound at all (the driver
+/// then arms no timer for it).
+fn bound(timeout: Duration) -> Option<Duration> {
+    (timeout < Duration::MAX).then_some(timeout)
+}
+
 /// How long to block for an answer the driver gives by `timeout` itself: a little longer,
 /// and without overflowing for an unbounded one.
 fn limit(timeout: Option<Duration>) -> Duration {
@@ -159,9 +165,9 @@ impl Client {
         id: DurableId,
         timeout: Duration,
     ) -> Result<(), DurableError> {
-        let (cmd, pending) = DurableCommand::wait_delivered(id, Some(timeout));
+        let (cmd, pending) = DurableCommand::wait_delivered(id, bound(timeout));
         self.handle.durable(cmd)?;
-        pending.wait_outcome(limit(Some(timeout)))
+        pending.wait_outcome(limit(bound(timeout)))
     }
 
     /// Waits until none of our durable messages is queued (all acknowledged or cancelled),
@@ -170,9 +176,9 @@ impl Client {
     /// # Errors
     /// [`DurableError::Closed`], [`DurableError::InCallback`].
     pub fn wait_durable_drained(&self, timeout: Duration) -> Result<bool, DurableError> {
-        let (cmd, pending) = DurableCommand::wait_drained(Some(timeout));
+        let (cmd, pending) = DurableCommand::wait_drained(bound(timeout));
         self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(timeout)))?)
+        Ok(pending.wait(limit(bound(timeout)))?)
     }
 
     /// Durable messages of ours queued and not yet acknowledged or cancelled.
@@ -191,9 +197,9 @@ impl Client {
     /// # Errors
     /// [`DurableError::Closed`], [`DurableError::InCallback`].
     pub fn recv_durable(&self, timeout: Duration) -> Result<Option<DurableDelivery>, DurableError> {
-        let (cmd, pending) = DurableCommand::recv(Some(timeout));
+        let (cmd, pending) = DurableCommand::recv(bound(timeout));
         self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(timeout)))?)
+        Ok(pending.wait(limit(bound(timeout)))?)
     }
 
     /// The application is done with `delivery`: it is not delivered again after a restart.
@@ -330,9 +336,9 @@ impl Server {
         id: DurableId,
         timeout: Duration,
     ) -> Result<(), DurableError> {
-        let (cmd, pending) = DurableCommand::wait_delivered(id, Some(timeout));
+        let (cmd, pending) = DurableCommand::wait_delivered(id, bound(timeout));
         self.handle.durable(cmd)?;
-        pending.wait_outcome(limit(Some(timeout)))
+        pending.wait_outcome(limit(bound(timeout)))
     }
 
     /// As [`Client::wait_durable_drained`].
@@ -340,9 +346,9 @@ impl Server {
     /// # Errors
     /// As [`Client::wait_durable_drained`].
     pub fn wait_durable_drained(&self, timeout: Duration) -> Result<bool, DurableError> {
-        let (cmd, pending) = DurableCommand::wait_drained(Some(timeout));
+        let (cmd, pending) = DurableCommand::wait_drained(bound(timeout));
         self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(timeout)))?)
+        Ok(pending.wait(limit(bound(timeout)))?)
     }
 
     /// As [`Client::durable_queued`] (to every client).
@@ -361,9 +367,9 @@ impl Server {
     /// # Errors
     /// As [`Client::recv_durable`].
     pub fn recv_durable(&self, timeout: Duration) -> Result<Option<DurableDelivery>, DurableError> {
-        let (cmd, pending) = DurableCommand::recv(Some(timeout));
+        let (cmd, pending) = DurableCommand::recv(bound(timeout));
         self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(timeout)))?)
+        Ok(pending.wait(limit(bound(timeout)))?)
     }
 
     /// As [`Client::consume_durable`].
