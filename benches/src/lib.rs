@@ -11,6 +11,7 @@
 //! virtual ([`Instant`]); only the wall-clock cost of running it is measured.
 
 pub mod bulk;
+pub mod durable;
 
 use core::net::{Ipv4Addr, SocketAddr};
 

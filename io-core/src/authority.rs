@@ -16,14 +16,12 @@ use std::path::{Path, PathBuf};
 use pavillion_proto::crypto::ecc::PublicKey;
 use pavillion_proto::endpoint::{
     AuthorityConfig, AuthorityStats, Enrolment, ListedPeer, Member, MemberConfig, MemberError,
-    Policy, RevokeError, RosterStats, SendOptions, Stats, StoreBatch, StoreOp, StoreTable,
-    StoredRecord,
+    Policy, RevokeError, RosterStats, SendOptions, Stats, StoreOp, StoreTable,
 };
 use pavillion_proto::features::authority::lockout::LockoutPolicy;
 use pavillion_proto::features::authority::{MemberId, Roster};
 use pavillion_proto::wire::authority::{JoinRefusal, MAX_LABEL};
 use pavillion_proto::{Duration, FunctionId, Instant, MessageId};
-use redb::{ReadableTable, TableDefinition};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -300,116 +298,17 @@ impl PolicyFile<'_> {
     }
 }
 
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-#[error("store {path}: {source}")]
-pub struct StoreError {
-    /// The store's file.
-    pub path: String,
-    /// What `redb` said (boxed: `redb`'s error is large, and this travels in every
-    /// `Result` of the store).
-    #[source]
-    pub source: Box<redb::Error>,
-}
+pub use crate::store::StoreError;
 
-/// Every stored record, owned (what [`Store::load`] reads and `Authority::restore` takes).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Records(pub Vec<(StoreTable, Vec<u8>, Vec<u8>)>);
+/// Every stored record of the authority, owned (what [`Store::load`] reads and
+/// `Authority::restore` takes).
+pub type Records = crate::store::Records<StoreTable>;
 
-impl Records {
-    /// The records as `Authority::restore` takes them.
-    pub fn iter(&self) -> impl Iterator<Item = StoredRecord<'_>> {
-        self.0.iter().map(|(table, key, value)| StoredRecord {
-            table: *table,
-            key,
-            value,
-        })
-    }
+/// The authority's durable state: one `redb` file, a table per [`StoreTable`] (the generic
+/// [`RedbStore`](crate::store::RedbStore), which durable messages use too).
+pub type Store = crate::store::RedbStore<StoreTable>;
 
-    /// The value of `key` in `table`, if stored.
-    pub fn get(&self, table: StoreTable, key: &[u8]) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(t, k, _)| *t == table && k == key)
-            .map(|(_, _, v)| v.as_slice())
-    }
-}
-
-/// The authority's durable state: one `redb` file, a table per [`StoreTable`].
-#[derive(Debug)]
-pub struct Store {
-    db: redb::Database,
-    path: PathBuf,
-}
-
-const fn table(t: StoreTable) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
-    TableDefinition::new(t.name())
-}
-
-impl Store {
-    /// Opens the store at `path`, creating it if missing.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the file cannot be opened (another process holds it, or it is not a
-    /// store).
-    ///
-    /// # Examples
-    /// ```
-    /// let path = std::env::temp_dir().join(format!("pav-doc-store-{}.redb", std::process::id()));
-    /// let store = pavillion_io::authority::Store::open(&path).unwrap();
-    /// assert!(store.load().unwrap().0.is_empty());
-    /// # drop(store); let _ = std::fs::remove_file(&path);
-    /// ```
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = redb::Database::create(path).map_err(|e| Self::fail(path, e))?;
-        Ok(Store {
-            db,
-            path: path.to_path_buf(),
-        })
-    }
-
-    fn fail(path: &Path, e: impl Into<redb::Error>) -> StoreError {
-        StoreError {
-            path: path.display().to_string(),
-            source: Box::new(e.into()),
-        }
-    }
-
-    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
-        Self::fail(&self.path, e)
-    }
-
-    /// Every record of every table (empty for a new store).
-    ///
-    /// # Errors
-    /// [`StoreError`] if the file cannot be read.
-    pub fn load(&self) -> Result<Records, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for t in StoreTable::ALL {
-            let tab = match txn.open_table(table(t)) {
-                Ok(tab) => tab,
-                Err(redb::TableError::TableDoesNotExist(_)) => continue,
-                Err(e) => return Err(self.err(e)),
-            };
-            for row in tab.iter().map_err(|e| self.err(e))? {
-                let (k, v) = row.map_err(|e| self.err(e))?;
-                out.push((t, k.value().to_vec(), v.value().to_vec()));
-            }
-        }
-        Ok(Records(out))
-    }
-
-    /// Writes `batch` in one write transaction and commits it before returning: after a
-    /// crash the store holds all of it or none of it. Then the driver calls
-    /// `Authority::stored`.
-    ///
-    /// # Errors
-    /// [`StoreError`]; nothing of the batch is then stored.
-    pub fn apply(&self, batch: &StoreBatch) -> Result<(), StoreError> {
-        self.write(&batch.ops)
-    }
-
+impl crate::store::RedbStore<StoreTable> {
     /// Stores the policy's text (`Meta` key [`POLICY_META_KEY`]).
     ///
     /// # Errors
@@ -420,34 +319,6 @@ impl Store {
             key: POLICY_META_KEY.to_vec(),
             value: text.as_bytes().to_vec(),
         }])
-    }
-
-    fn write(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
-        let txn = self.begin(ops)?;
-        txn.commit().map_err(|e| self.err(e))
-    }
-
-    /// A write transaction holding `ops`, not committed (dropping it aborts it).
-    fn begin(&self, ops: &[StoreOp]) -> Result<redb::WriteTransaction, StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        for op in ops {
-            match op {
-                StoreOp::Put {
-                    table: t,
-                    key,
-                    value,
-                } => {
-                    let mut tab = txn.open_table(table(*t)).map_err(|e| self.err(e))?;
-                    tab.insert(key.as_slice(), value.as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-                StoreOp::Delete { table: t, key } => {
-                    let mut tab = txn.open_table(table(*t)).map_err(|e| self.err(e))?;
-                    tab.remove(key.as_slice()).map_err(|e| self.err(e))?;
-                }
-            }
-        }
-        Ok(txn)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The policy file's errors (each naming its line) and the store's atomic batches.
 
 use super::*;
-use pavillion_proto::endpoint::BatchId;
+use pavillion_proto::endpoint::{BatchId, StoreBatch};
 
 fn parse(text: &str) -> Result<Policy, PolicyError> {
     parse_policy(text, Path::new("."), "p.toml")
@@ -206,7 +206,7 @@ fn a_batch_not_committed_leaves_nothing() {
         // A batch written up to its last op, then the process stops before the commit
         // (the transaction is dropped, as a crash drops it).
         let txn = store
-            .begin(&[
+            .staged(&[
                 put(StoreTable::Meta, b"version", &[2]),
                 put(StoreTable::Members, b"m", b"entry"),
                 put(StoreTable::Revoked, b"k", b""),

@@ -23,12 +23,14 @@
 pub mod authority;
 mod clock;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod keys;
 pub mod plumbing;
 pub mod raw;
 pub mod relay;
 pub mod segment;
+pub mod store;
 
 pub use clock::StdClock;
 pub use config::{ClientConfig, ReplySocket, ServerConfig};

@@ -109,6 +109,9 @@ struct Args {
     /// Print only the bulk rows (16 MiB message vs TCP), for profiling large transfers.
     #[arg(long)]
     bulk_only: bool,
+    /// Print only the durable messages row (durable vs reliable on loopback, psk).
+    #[arg(long)]
+    durable_only: bool,
     /// Size of the bulk message, in MiB.
     #[arg(long, default_value_t = 16)]
     bulk_mib: usize,
@@ -649,6 +652,12 @@ fn main() {
         print_table(&rows);
         return;
     }
+    if args.durable_only {
+        rows.push(durable_row(Suite::Psk, args.seconds));
+        println!();
+        print_table(&rows);
+        return;
+    }
     if args.memory_only {
         rows.extend(memory_rows(&args));
         println!();
@@ -696,10 +705,31 @@ fn main() {
         print_table(&rows);
         return;
     }
+    rows.push(durable_row(Suite::Psk, args.seconds));
     rows.extend(memory_rows(&args));
     for suite in Suite::ALL {
         rows.push(recovery_row(suite));
     }
     println!();
     print_table(&rows);
+}
+
+/// Durable messages per second (stored at both ends, batched syncs: see
+/// `pavillion_benches::durable`) against reliable non-durable ones, in the same run.
+fn durable_row(suite: Suite, seconds: f64) -> Row {
+    use pavillion_benches::durable::{durable_rates, PIPELINE, SENDERS};
+    let r = durable_rates(suite, seconds);
+    let ratio = r.durable / r.reliable;
+    Row {
+        what: format!(
+            "loopback durable 64 B msgs ({SENDERS}x{PIPELINE} queued, group fsync) vs reliable \
+             ({SENDERS} in flight), {}",
+            suite.name()
+        ),
+        ours: format!("{:.0} msg/s", r.durable),
+        reference: format!("{:.0} msg/s", r.reliable),
+        ratio,
+        target: ">= 0.3x reliable",
+        ok: Some(ratio >= 0.3),
+    }
 }
