@@ -29,6 +29,7 @@ pub mod plumbing;
 pub mod raw;
 pub mod relay;
 pub mod segment;
+pub mod store;
 
 pub use clock::StdClock;
 pub use config::{ClientConfig, ReplySocket, ServerConfig};
