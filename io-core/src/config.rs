@@ -2,6 +2,7 @@
 //! async one in `pavillion-smol` (which re-exports them).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pavillion_proto::crypto::ecc::{self, KeyPair, PublicKey};
@@ -63,6 +64,7 @@ pub struct ClientConfig {
     pub(crate) message_buffer: usize,
     pub(crate) recv_buffer: Option<usize>,
     pub(crate) reconnect_retry_max: Option<Duration>,
+    pub(crate) durable: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -110,7 +112,23 @@ impl ClientConfig {
             message_buffer: DEFAULT_MESSAGE_BUFFER,
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
             reconnect_retry_max: None,
+            durable: None,
         }
+    }
+
+    /// Keeps durable messages (`docs/PROTOCOL.md` §16) in the store at `path` (one `redb`
+    /// file, created if missing): connecting opens it and restores the messages queued and
+    /// received but not consumed, and `send_durable`/`recv_durable` work. A store that
+    /// cannot be opened (corrupt, truncated, held by another process, of another identity)
+    /// makes the connect fail.
+    pub fn durable(mut self, path: impl Into<PathBuf>) -> Self {
+        self.durable = Some(path.into());
+        self
+    }
+
+    /// The durable store's path, if any.
+    pub fn durable_path(&self) -> Option<&Path> {
+        self.durable.as_deref()
     }
 
     /// Binds the client socket to `addr` instead of an ephemeral port on every interface.
@@ -290,6 +308,7 @@ pub struct ServerConfig {
     pub(crate) send_timeout: Duration,
     pub(crate) message_buffer: usize,
     pub(crate) recv_buffer: Option<usize>,
+    pub(crate) durable: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -310,7 +329,23 @@ impl ServerConfig {
             send_timeout: Duration::from_secs(10),
             message_buffer: DEFAULT_MESSAGE_BUFFER,
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
+            durable: None,
         }
+    }
+
+    /// Keeps durable messages (`docs/PROTOCOL.md` §16) in the store at `path` (one `redb`
+    /// file, created if missing): binding opens it and restores the messages queued and
+    /// received but not consumed, and `send_durable`/`recv_durable` work. A store that
+    /// cannot be opened (corrupt, truncated, held by another process, of another identity)
+    /// makes the bind fail.
+    pub fn durable(mut self, path: impl Into<PathBuf>) -> Self {
+        self.durable = Some(path.into());
+        self
+    }
+
+    /// The durable store's path, if any.
+    pub fn durable_path(&self) -> Option<&Path> {
+        self.durable.as_deref()
     }
 
     /// Admits the suite 1 client `id` with pre-shared key `psk`.

@@ -22,6 +22,10 @@ pub enum OpenError {
     /// Resolving, binding, joining a group or starting the driver failed.
     #[error("socket error: {0}")]
     Io(#[from] io::Error),
+    /// The durable store could not be opened or restored (`ClientConfig::durable`,
+    /// `ServerConfig::durable`).
+    #[error(transparent)]
+    Durable(#[from] crate::durable::DurableError),
 }
 
 /// Why an RPC call returned no result.

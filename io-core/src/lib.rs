@@ -23,6 +23,7 @@
 pub mod authority;
 mod clock;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod keys;
 pub mod plumbing;

@@ -212,19 +212,10 @@ impl<T: Table> RedbStore<T> {
         tmp.push(format!(".creating-{}", std::process::id()));
         let tmp = PathBuf::from(tmp);
         let made = redb::Database::create(&tmp).map_err(|e| StoreError::new(path, e))?;
-        let init = (|| {
-            let txn = made.begin_write()?;
-            {
-                let mut t = txn.open_table(definition(FORMAT_TABLE))?;
-                t.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())?;
-            }
-            txn.commit()?;
-            Ok::<_, redb::Error>(())
-        })();
+        let init = Self::init_format(&made, path);
         drop(made);
-        let placed = init
-            .map_err(|e| StoreError::new(path, e))
-            .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| StoreError::new(path, e)));
+        let placed =
+            init.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| StoreError::new(path, e)));
         if let Err(e) = placed {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
@@ -237,6 +228,20 @@ impl<T: Table> RedbStore<T> {
             }
         }
         redb::Database::open(path).map_err(|e| StoreError::new(path, e))
+    }
+
+    /// Writes the format row into a new store.
+    fn init_format(db: &redb::Database, path: &Path) -> Result<(), StoreError> {
+        let e = |e: redb::Error| StoreError::new(path, e);
+        let txn = db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut t = txn
+                .open_table(definition(FORMAT_TABLE))
+                .map_err(|x| e(x.into()))?;
+            t.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())
+                .map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))
     }
 
     /// Refuses a store written by a later format (an older file without the row is taken as

@@ -2,7 +2,6 @@
 //! out on the endpoint and answers the callers waiting for their outcomes.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -23,23 +22,35 @@ use super::reply::{self, Pending, Reply, WaitError};
 use super::sockets;
 use super::{Clock, Delivery, Flow, Parts, Role};
 use crate::config::ClientConfig;
-use crate::error::{CallError, SendError, ServerError};
+use crate::durable::{self, DurableCommand, DurableError, DurableRestored};
+use crate::error::{CallError, OpenError, SendError, ServerError};
 
 /// Opens the sockets of a client of `server` (a unicast address, a multicast group or a
 /// broadcast address) and builds its endpoint, seeded from OS randomness.
 ///
 /// # Errors
 /// A socket that cannot be bound or set up (joining the group, for a multicast client).
+///
+/// With a durable store ([`ClientConfig::durable`]) it is opened and the endpoint restored
+/// from it here; an error there is [`OpenError::Durable`].
 pub fn open(
     server: SocketAddr,
     config: &ClientConfig,
-) -> io::Result<Parts<ClientRouter, ClientHandle>> {
+) -> Result<Parts<ClientRouter, ClientHandle>, OpenError> {
     let sockets = sockets::client(server, config)?;
     let local = sockets.primary.local_addr()?;
     let clock = Clock::new();
-    let endpoint = proto::Client::new(config.endpoint_config(server, crate::keys::random32()));
-    tracing::info!(%local, %server, "client started");
+    let mut endpoint = proto::Client::new(config.endpoint_config(server, crate::keys::random32()));
     let (link, commands) = link::channel();
+    let durable = durable::start(
+        config.durable_path(),
+        &mut endpoint,
+        clock.now(),
+        link.downgrade(),
+        |c| ClientCommand(Cmd::Durable(c)),
+    )?;
+    let durable_restored = durable.restored();
+    tracing::info!(%local, %server, "client started");
     Ok(Parts {
         router: ClientRouter {
             ep: endpoint,
@@ -52,6 +63,7 @@ pub fn open(
             clock_waiters: Vec::new(),
             deferred: VecDeque::new(),
             registers: ClientRegisters::default(),
+            durable,
         },
         sockets,
         commands,
@@ -63,6 +75,7 @@ pub fn open(
             call_timeout: config.call_timeout,
             send_timeout: config.send_timeout,
             message_buffer: config.message_buffer,
+            durable: durable_restored,
         },
         clock,
     })
@@ -82,9 +95,29 @@ pub struct ClientHandle {
     call_timeout: Duration,
     send_timeout: Duration,
     message_buffer: usize,
+    durable: Option<DurableRestored>,
 }
 
 impl ClientHandle {
+    /// Queues a command of the durable API (made with [`DurableCommand`]'s constructors,
+    /// which return what to wait on).
+    ///
+    /// # Errors
+    /// [`DurableError::InCallback`] on the driver's thread, [`DurableError::Closed`].
+    pub fn durable(&self, command: DurableCommand) -> Result<(), DurableError> {
+        if self.link.on_driver_thread() {
+            return Err(DurableError::InCallback);
+        }
+        self.link
+            .send(ClientCommand(Cmd::Durable(command)))
+            .map_err(|_| DurableError::Closed)
+    }
+
+    /// What the durable store gave back when the client started; `None` without one.
+    pub fn durable_restored(&self) -> Option<DurableRestored> {
+        self.durable
+    }
+
     /// Queues a call of `function` with `args` and deadline `timeout`.
     ///
     /// # Errors
@@ -530,6 +563,7 @@ enum Cmd {
         reply: Reply<Result<Bytes, CallError>>,
     },
     Close,
+    Durable(DurableCommand),
     OnConnection {
         sub: Box<dyn ConnectionSubscriber>,
     },
@@ -602,6 +636,8 @@ pub struct ClientRouter {
     deferred: VecDeque<Deferred>,
     /// Register operations waiting for their outcomes, and observers of changes.
     registers: ClientRegisters,
+    /// Durable messages: the store's writer, sends waiting to be stored, received ones.
+    durable: durable::DurableRouter,
 }
 
 /// What a caller's thread leaves for the driver's thread: application code runs only there.
@@ -647,6 +683,9 @@ impl ClientRouter {
     /// connection subscribers are [`ClientRouter::on_event`]'s.
     fn route(&mut self, event: ClientEvent) {
         let Some(event) = self.registers.on_event(event) else {
+            return;
+        };
+        let Some(event) = self.durable.on_client_event(event) else {
             return;
         };
         match event {
@@ -735,7 +774,11 @@ impl Role for ClientRouter {
     }
 
     fn waiter_deadline(&self) -> Option<Instant> {
-        self.connect_waiters.iter().map(|(d, _)| *d).min()
+        let connect = self.connect_waiters.iter().map(|(d, _)| *d).min();
+        match (connect, self.durable.waiter_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn is_direct(&self, command: &ClientCommand) -> bool {
@@ -758,9 +801,10 @@ impl Role for ClientRouter {
                 Err(e) => reply.send(Err(CallError::Refused(e))),
             },
             Cmd::Close => {
-                self.ep.close(now);
+                self.close(now);
                 return Flow::Stop;
             }
+            Cmd::Durable(cmd) => self.durable.on_command(&mut self.ep, now, cmd),
             Cmd::OnConnection { sub } => {
                 // Deliver what happened so far first, so that the new subscriber's view of
                 // the sessions up is neither stale nor doubled.
@@ -883,12 +927,16 @@ impl Role for ClientRouter {
 
     fn close(&mut self, now: Instant) {
         self.ep.close(now);
+        // What the last pass changed (a consume) is written before the writer stops.
+        self.durable.pump(&mut self.ep, now);
     }
 }
 
 impl ClientRouter {
-    /// Answers the waits whose deadline has passed.
+    /// Answers the waits whose deadline has passed, and hands the durable batches to the
+    /// store's writer (this runs after every pass of the loop).
     fn expire(&mut self, now: Instant) {
+        self.durable.pump(&mut self.ep, now);
         for (_, w) in extract(&mut self.connect_waiters, |(d, _)| *d <= now) {
             w.send(None);
         }

@@ -24,7 +24,8 @@ use super::reply::{self, Pending, Reply};
 use super::sockets;
 use super::{Clock, Delivery, Flow, Parts, Role};
 use crate::config::ServerConfig;
-use crate::error::SendError;
+use crate::durable::{self, DurableCommand, DurableError, DurableRestored};
+use crate::error::{OpenError, SendError};
 
 /// Binds a server on `addr` (with its reply socket and group, as configured) and builds its
 /// endpoint, seeded from OS randomness.
@@ -34,7 +35,7 @@ use crate::error::SendError;
 pub fn open(
     addr: SocketAddr,
     config: &ServerConfig,
-) -> io::Result<Parts<ServerRouter, ServerHandle>> {
+) -> Result<Parts<ServerRouter, ServerHandle>, OpenError> {
     let opened = sockets::server(addr, config)?;
     let sockets = opened.sockets;
     let local = sockets.primary.local_addr()?;
@@ -52,8 +53,17 @@ pub fn open(
             .or(opened.group.map(|g| SocketAddr::new(g, local.port()))),
     };
     tracing::info!(%local, reply = ?reply_addr, group = ?opened.group, "server started");
-    let endpoint = proto::Server::new(inner);
+    let mut endpoint = proto::Server::new(inner);
     let (link, commands) = link::channel();
+    let clock = Clock::new();
+    let durable = durable::start(
+        config.durable_path(),
+        &mut endpoint,
+        clock.now(),
+        link.downgrade(),
+        |c| ServerCommand(Cmd::Durable(c)),
+    )?;
+    let durable_restored = durable.restored();
     Ok(Parts {
         router: ServerRouter {
             ep: endpoint,
@@ -66,6 +76,7 @@ pub fn open(
             next_fanout: 0,
             groups: opened.group.into_iter().collect(),
             registers: ServerRegisters::default(),
+            durable,
         },
         sockets,
         commands,
@@ -75,8 +86,9 @@ pub fn open(
             reply_addr,
             send_timeout: config.send_timeout,
             message_buffer: config.message_buffer,
+            durable: durable_restored,
         },
-        clock: Clock::new(),
+        clock,
     })
 }
 
@@ -248,9 +260,40 @@ pub struct ServerHandle {
     reply_addr: Option<SocketAddr>,
     send_timeout: Duration,
     message_buffer: usize,
+    durable: Option<DurableRestored>,
 }
 
 impl ServerHandle {
+    /// Queues a command of the durable API (made with [`DurableCommand`]'s constructors,
+    /// which return what to wait on).
+    ///
+    /// # Errors
+    /// [`DurableError::InCallback`] on the driver's thread, [`DurableError::Closed`].
+    pub fn durable(&self, command: DurableCommand) -> Result<(), DurableError> {
+        if self.link.on_driver_thread() {
+            return Err(DurableError::InCallback);
+        }
+        self.link
+            .send(ServerCommand(Cmd::Durable(command)))
+            .map_err(|_| DurableError::Closed)
+    }
+
+    /// As [`ServerHandle::durable`], also from the driver's thread (a message callback of a
+    /// broker that forwards): the caller must not block on the answer there.
+    ///
+    /// # Errors
+    /// [`DurableError::Closed`].
+    pub fn durable_nowait(&self, command: DurableCommand) -> Result<(), DurableError> {
+        self.link
+            .send(ServerCommand(Cmd::Durable(command)))
+            .map_err(|_| DurableError::Closed)
+    }
+
+    /// What the durable store gave back when the server started; `None` without one.
+    pub fn durable_restored(&self) -> Option<DurableRestored> {
+        self.durable
+    }
+
     /// Answers calls to `function` with `handler`; `name` is what the standard call 1 returns.
     pub fn register(&self, function: u16, name: &str, handler: Handler) {
         let _ = self.link.send(ServerCommand(Cmd::Register {
@@ -448,6 +491,7 @@ enum Cmd {
         reply: Reply<Vec<(SocketAddr, PeerId)>>,
     },
     Close,
+    Durable(DurableCommand),
     Membership {
         group: IpAddr,
         join: bool,
@@ -511,6 +555,8 @@ pub struct ServerRouter {
     groups: Vec<IpAddr>,
     /// Subscribers to clients' register writes.
     registers: ServerRegisters,
+    /// Durable messages: the store's writer, sends waiting to be stored, received ones.
+    durable: durable::DurableRouter,
 }
 
 impl std::fmt::Debug for ServerRouter {
@@ -529,6 +575,9 @@ impl ServerRouter {
             self.connection.deliver(&e);
         }
         let Some(event) = self.registers.on_event(event) else {
+            return;
+        };
+        let Some(event) = self.durable.on_server_event(event) else {
             return;
         };
         match event {
@@ -704,6 +753,10 @@ impl Role for ServerRouter {
         &mut self.ep
     }
 
+    fn waiter_deadline(&self) -> Option<Instant> {
+        self.durable.waiter_deadline()
+    }
+
     fn is_direct(&self, command: &ServerCommand) -> bool {
         // A send's filter is application code; an answer runs none.
         matches!(command.0, Cmd::Respond { .. })
@@ -716,9 +769,10 @@ impl Role for ServerRouter {
                 reply.send(self.ep.client_subscribers(&target).collect())
             }
             Cmd::Close => {
-                self.ep.close(now);
+                self.close(now);
                 return Flow::Stop;
             }
+            Cmd::Durable(cmd) => self.durable.on_command(&mut self.ep, now, cmd),
             Cmd::Membership { group, join, reply } => {
                 let r = if join {
                     sockets::join(socket, group).inspect(|_| self.groups.push(group))
@@ -781,9 +835,14 @@ impl Role for ServerRouter {
         while let Some(event) = self.ep.poll_event() {
             self.on_event(now, event);
         }
+        // After every pass: the durable batches go to the store's writer, and the waits
+        // that are over are answered.
+        self.durable.pump(&mut self.ep, now);
     }
 
     fn close(&mut self, now: Instant) {
         self.ep.close(now);
+        // What the last pass changed (a consume) is written before the writer stops.
+        self.durable.pump(&mut self.ep, now);
     }
 }
