@@ -16,6 +16,7 @@
 //! both, and it is the same code as the blocking adapter's. Many tasks awaiting
 //! [`Client::send_durable`] at once therefore share one disk sync.
 
+use std::future::Future;
 use std::time::Duration;
 
 use pavillion_io::durable::{DurableCommand, DurableDelivery, DurableError};
@@ -151,6 +152,42 @@ impl Client {
         let (cmd, pending) = DurableCommand::send(to, target, name, payload, mark, wait);
         self.durable(cmd)?;
         answer(pending).await
+    }
+
+    /// Queues a durable message at once and returns a future that resolves when it is stored
+    /// (with its id, or why not): pipelining from one task. Messages queued this way are
+    /// stored, sent and (with marks) restored in the order of the calls, and a task that keeps
+    /// many of these futures open shares each store commit among them. The future owns what
+    /// it needs; dropping it stops only the waiting, not the message.
+    ///
+    /// # Errors
+    /// [`DurableError::Closed`]; the rest through the future, as [`Client::send_durable`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn example(client: pavillion_smol::Client, lines: Vec<String>) -> Result<(), pavillion_smol::DurableError> {
+    /// let mut stored = Vec::new();
+    /// for (n, line) in (1..).zip(&lines) {
+    ///     stored.push(client.queue_durable("log", "line", line.as_bytes(), Some(n))?);
+    /// }
+    /// for s in stored {
+    ///     s.await?; // all of them share a few disk syncs
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn queue_durable(
+        &self,
+        target: &str,
+        name: &str,
+        payload: &[u8],
+        mark: Option<u64>,
+    ) -> Result<impl Future<Output = Result<DurableId, DurableError>> + Send + 'static, DurableError>
+    {
+        let to = DurablePeer::Server;
+        let (cmd, pending) = DurableCommand::send(to, target, name, payload, mark, None);
+        self.durable(cmd)?;
+        Ok(answer(pending))
     }
 
     /// Waits until the server acknowledged the durable message `id` (it is stored in the
@@ -348,6 +385,25 @@ impl Server {
         let (cmd, pending) = DurableCommand::send(to, target, name, payload, mark, wait);
         self.durable(cmd)?;
         answer(pending).await
+    }
+
+    /// As [`Client::queue_durable`], to the client `peer`.
+    ///
+    /// # Errors
+    /// As [`Client::queue_durable`].
+    pub fn queue_durable(
+        &self,
+        peer: PeerId,
+        target: &str,
+        name: &str,
+        payload: &[u8],
+        mark: Option<u64>,
+    ) -> Result<impl Future<Output = Result<DurableId, DurableError>> + Send + 'static, DurableError>
+    {
+        let to = DurablePeer::Client(peer);
+        let (cmd, pending) = DurableCommand::send(to, target, name, payload, mark, None);
+        self.durable(cmd)?;
+        Ok(answer(pending))
     }
 
     /// As [`Client::wait_durable_delivered`].

@@ -258,7 +258,15 @@ fn many_durable_sends_in_flight_at_once_arrive_once_each() {
                 })
             })
             .collect();
+        // And one task with many sends queued at once, awaited afterwards.
+        let queued: Vec<_> = payloads(TASKS * EACH..(TASKS + 1) * EACH)
+            .iter()
+            .map(|p| client.queue_durable("log", "line", p, None).unwrap())
+            .collect();
         let mut ids = Vec::new();
+        for stored in queued {
+            ids.push(stored.await.unwrap());
+        }
         for task in tasks {
             ids.extend(task.await);
         }
