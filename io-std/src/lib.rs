@@ -30,6 +30,7 @@
 //! | (none) | [`Client::stats`], [`Server::stats`]: datagrams, handshakes, drops by [`DropReason`] |
 //! | `close()`, garbage collection | [`Client::close`], [`Server::close`], `Drop` |
 //! | the server's reply socket | [`ServerConfig::reply_socket`] (automatic on a group address) |
+//! | (none) | durable messages, exactly once across outages and restarts: [`ClientConfig::durable`], [`Client::send_durable`], [`Server::recv_durable`], [`Server::consume_durable`] |
 //! | `multicast=` | [`ServerConfig::multicast`], [`Server::join_multicast`]; a client given a group joins it |
 //!
 //! Keys, ids and addresses given as text are parsed by [`keys`], with the reference's rules for
@@ -61,6 +62,7 @@
 pub mod authority;
 mod client;
 mod driver;
+mod durable_api;
 mod registers;
 pub mod relay;
 mod server;
@@ -69,7 +71,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 pub use client::{Client, RemoteServer};
-pub use pavillion_io::{config, error, keys, plumbing, segment};
+pub use pavillion_io::durable::{
+    DurableDelivery, DurableError, DurableId, DurablePeer, DurableRestored,
+};
+pub use pavillion_io::{config, durable, error, keys, plumbing, segment, store};
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
     ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
