@@ -504,6 +504,16 @@ pub(crate) enum Cmd {
     Queued {
         reply: Reply<usize>,
     },
+    Relay {
+        from: DurablePeer,
+        id: DurableId,
+        mark: Option<u64>,
+        to: Vec<DurablePeer>,
+        target: String,
+        name: String,
+        payload: Bytes,
+        reply: Reply<Result<Vec<DurableId>, DurableError>>,
+    },
     Done(StoreDone),
 }
 
@@ -579,6 +589,32 @@ impl DurableCommand {
     pub fn queued() -> (Self, Pending<usize>) {
         let (reply, pending) = reply::channel();
         (DurableCommand(Cmd::Queued { reply }), pending)
+    }
+
+    /// Forwards a received message durably to each of `to`, and consumes it (with `mark`),
+    /// in **one** batch: after a crash either all of that is stored or none of it, so a relay
+    /// never forwards a message twice nor loses it. Answered at once with the new ids (not
+    /// when stored); [`DurableError::QueueFull`] if the outbox has no room for all of them
+    /// (nothing is then sent or consumed: try again later).
+    #[allow(clippy::too_many_arguments)]
+    pub fn relay(
+        delivery: &DurableDelivery,
+        to: Vec<DurablePeer>,
+        mark: Option<u64>,
+    ) -> (Self, Pending<Result<Vec<DurableId>, DurableError>>) {
+        let (reply, pending) = reply::channel();
+        let m = &delivery.message;
+        let cmd = Cmd::Relay {
+            from: delivery.from,
+            id: delivery.id,
+            mark,
+            to,
+            target: m.target.clone(),
+            name: m.name.clone(),
+            payload: m.payload.clone(),
+            reply,
+        };
+        (DurableCommand(cmd), pending)
     }
 
     /// The writer's report (sent by the writer's callback).
@@ -741,6 +777,21 @@ impl DurableRouter {
                 self.drained_waiters.push((deadline(now, timeout), reply));
             }
             Cmd::Queued { reply } => reply.send(ep.durable_queued() + self.backlog.len()),
+            Cmd::Relay {
+                from,
+                id,
+                mark,
+                to,
+                target,
+                name,
+                payload,
+                reply,
+            } => {
+                if !enabled {
+                    return reply.send(Err(DurableError::NotEnabled));
+                }
+                reply.send(self.relay(ep, now, from, id, mark, &to, &target, &name, &payload));
+            }
             Cmd::Done(StoreDone { last, result }) => match result {
                 Ok(()) => {
                     ep.stored(now, last);
@@ -761,6 +812,42 @@ impl DurableRouter {
                 }
             },
         }
+    }
+
+    /// The sends and the consume of a relay, all in the batch being filled now.
+    #[allow(clippy::too_many_arguments)]
+    fn relay<E: DurableEndpoint>(
+        &mut self,
+        ep: &mut E,
+        now: Instant,
+        from: DurablePeer,
+        id: DurableId,
+        mark: Option<u64>,
+        to: &[DurablePeer],
+        target: &str,
+        name: &str,
+        payload: &[u8],
+    ) -> Result<Vec<DurableId>, DurableError> {
+        let mut sent = Vec::new();
+        for peer in to {
+            match ep.send_durable(now, *peer, target, name, payload, None) {
+                Ok(new) => sent.push(new),
+                Err(e) => {
+                    // Undone in the same batch: as if none was made.
+                    for new in sent {
+                        ep.cancel_durable(now, new);
+                    }
+                    return Err(match e {
+                        proto::SendError::QueueFull => DurableError::QueueFull,
+                        proto::SendError::Closed => DurableError::Closed,
+                        e => DurableError::Refused(e),
+                    });
+                }
+            }
+        }
+        self.queued.extend(sent.iter().map(|i| i.seq));
+        ep.consume_durable(now, from, id, mark);
+        Ok(sent)
     }
 
     fn take_storing(&mut self, last: BatchId) -> BTreeMap<BatchId, Vec<(DurableId, SendReply)>> {

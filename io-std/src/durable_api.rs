@@ -21,6 +21,7 @@ use std::time::Duration;
 use pavillion_io::durable::{
     DurableCommand, DurableDelivery, DurableError, DurableId, DurablePeer, DurableRestored,
 };
+use pavillion_io::plumbing::reply::Pending;
 use pavillion_proto::PeerId;
 
 use crate::{Client, Server, GRACE};
@@ -113,6 +114,26 @@ impl Client {
             DurableCommand::send(DurablePeer::Server, target, name, payload, mark, wait);
         self.handle.durable(cmd)?;
         pending.wait_outcome(Duration::MAX)
+    }
+
+    /// Queues a durable message without waiting for it to be stored: the returned wait is
+    /// answered once it is (or why not). A caller that keeps many such waits open shares
+    /// each store commit among all of them (pipelining from one thread, in order: marks
+    /// stay in send order).
+    ///
+    /// # Errors
+    /// [`DurableError::Closed`], [`DurableError::InCallback`]; the rest through the wait.
+    pub fn queue_durable(
+        &self,
+        target: &str,
+        name: &str,
+        payload: &[u8],
+        mark: Option<u64>,
+    ) -> Result<Pending<Result<DurableId, DurableError>>, DurableError> {
+        let (cmd, pending) =
+            DurableCommand::send(DurablePeer::Server, target, name, payload, mark, None);
+        self.handle.durable(cmd)?;
+        Ok(pending)
     }
 
     /// Stops retrying a durable message. It may have been delivered already (once). False if
@@ -237,24 +258,44 @@ impl Server {
         pending.wait_outcome(Duration::MAX)
     }
 
-    /// Queues a durable send without waiting for it to be stored, also from a message
-    /// callback on the server's thread (a broker forwarding what it receives): every
-    /// operation until the loop's next pass shares one batch, so a forward queued before
-    /// the consume of the message it forwards is stored atomically with it. Failures show
-    /// in the log and in [`Server::durable_queued`].
+    /// As [`Client::queue_durable`], to client `peer`; also allowed from a message callback
+    /// on the server's thread (which must then not block on the returned wait).
     ///
     /// # Errors
-    /// [`DurableError::Closed`].
+    /// [`DurableError::Closed`]; the rest through the wait.
     pub fn queue_durable(
         &self,
         peer: PeerId,
         target: &str,
         name: &str,
         payload: &[u8],
-    ) -> Result<(), DurableError> {
+        mark: Option<u64>,
+    ) -> Result<Pending<Result<DurableId, DurableError>>, DurableError> {
         let to = DurablePeer::Client(peer);
-        let (cmd, _pending) = DurableCommand::send(to, target, name, payload, None, None);
-        self.handle.durable_nowait(cmd)
+        let (cmd, pending) = DurableCommand::send(to, target, name, payload, mark, None);
+        self.handle.durable_nowait(cmd)?;
+        Ok(pending)
+    }
+
+    /// Forwards a received durable message to the clients `to`, durably, and consumes it, all
+    /// stored in one batch: a broker that crashes at any point neither loses the message nor
+    /// forwards it twice. Returns the forwarded messages' ids at once (they are stored with
+    /// the loop's next commit).
+    ///
+    /// # Errors
+    /// [`DurableError::QueueFull`] when the outbox has no room for every copy (nothing was
+    /// forwarded or consumed: try again later); [`DurableError::Closed`],
+    /// [`DurableError::InCallback`].
+    pub fn relay_durable(
+        &self,
+        delivery: &DurableDelivery,
+        to: &[PeerId],
+        mark: Option<u64>,
+    ) -> Result<Vec<DurableId>, DurableError> {
+        let to = to.iter().map(|p| DurablePeer::Client(*p)).collect();
+        let (cmd, pending) = DurableCommand::relay(delivery, to, mark);
+        self.handle.durable(cmd)?;
+        pending.wait_outcome(limit(Some(Duration::ZERO)))
     }
 
     /// As [`Server::consume_durable`], without waiting (also from the server's thread).

@@ -399,8 +399,10 @@ impl ClientArgs {
         let (suite, config) = self.config()?;
         let config = tweak(config);
         tracing::info!(%suite, server = %self.server, "connecting");
-        Client::connect(self.server, config)
-            .map_err(|e| Failure::failed("socket", format!("cannot open a client socket: {e}")))
+        Client::connect(self.server, config).map_err(|e| match e {
+            pavillion_std::OpenError::Durable(e) => crate::durable::failure(&e),
+            e => Failure::failed("socket", format!("cannot open a client socket: {e}")),
+        })
     }
 }
 

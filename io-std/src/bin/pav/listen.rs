@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -11,6 +13,7 @@ use pavillion_std::{CloseReason, ConnectionEvent, ReceivedMessage};
 use serde_json::json;
 
 use crate::common::{self, next_input, print_message, print_stopped, Ended, Failure, Input};
+use crate::durable;
 use crate::keys::ClientArgs;
 
 #[derive(Args, Debug)]
@@ -32,6 +35,15 @@ pub(crate) struct ListenArgs {
     /// times as often) [default: 40, with keepalives every 30].
     #[arg(long, value_name = "SECS", value_parser = common::seconds)]
     down_timeout: Option<Duration>,
+    /// Receive the server's durable messages (a broker forwards durable messages of the
+    /// target to it), exactly once across restarts: kept in the store file STORE (made if
+    /// missing) until handled. They count for --count.
+    #[arg(long, value_name = "STORE", env = "PAV_DURABLE")]
+    durable: Option<PathBuf>,
+    /// With --durable: append each durable message (and a newline) to FILE, exactly once
+    /// across kill -9 and restarts; the file belongs to the store.
+    #[arg(long, value_name = "FILE", requires = "durable")]
+    output: Option<PathBuf>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -44,36 +56,51 @@ Examples:
   pav listen kitchen --duration 60 --down-timeout 5 --psk-file alice/psk
   pav listen kitchen --exit-on-disconnect --psk-file alice/psk || echo \"server lost\"
   pav --json listen ota --max-message 64M --psk-file alice/psk -n 1   # a large file, whole
+  pav listen alerts --durable alice.redb --output alerts.txt --psk-file alice/psk   # exactly once
 
 pav subscribes to TARGET at the server (at one server of a multicast group, moving to another
 when it goes down), so a `pav serve` broker forwards that target's messages to it, once. When
 the server quits or stops answering, pav prints a line saying so, and another when it is back
 (it reconnects by itself); with --exit-on-disconnect it exits with code 1 instead.
 Messages larger than a datagram arrive whole, up to --max-message (1M by default);
-from 64 KiB on, text output shows their size, and --json their bytes.";
+from 64 KiB on, text output shows their size, and --json their bytes.
+With --durable STORE, the server's durable messages (a `pav serve --durable` broker forwards
+those of TARGET) are stored before they are acknowledged, printed, and with --output FILE
+appended to FILE, each exactly once however often pav is killed and restarted.";
 
 /// What the loop hears.
 enum Heard {
     Message(ReceivedMessage),
     Connection(ConnectionEvent),
+    /// A durable message was handled (printed by the receiving thread).
+    Durable,
 }
 
 pub(crate) fn run(json: bool, a: ListenArgs) -> Result<(), Failure> {
     let down = a.down_timeout;
-    let client = a.client.connect_with(|c| match down {
-        Some(d) => c
-            .limits(Limits {
-                down_timeout: d,
-                ..Limits::default()
-            })
-            .keepalive(Some(d / 3)),
-        None => c,
+    let store = a.durable.clone();
+    let client = a.client.connect_with(|c| {
+        let c = match &store {
+            Some(s) => c.durable(s),
+            None => c,
+        };
+        match down {
+            Some(d) => c
+                .limits(Limits {
+                    down_timeout: d,
+                    ..Limits::default()
+                })
+                .keepalive(Some(d / 3)),
+            None => c,
+        }
     })?;
+    let client = Arc::new(client);
     let server = client
         .wait_connected(a.client.timeout)
         .map_err(|e| Failure::failed("timeout", format!("no session with the server: {e}")))?;
     let (tx, inputs) = common::inputs::<Heard>();
     let events = tx.clone();
+    let durable_tx = tx.clone();
     client.on_message(a.target.as_deref(), move |m| {
         let _ = tx.send(Input::Item(Heard::Message(m.clone())));
     });
@@ -106,6 +133,27 @@ pub(crate) fn run(json: bool, a: ListenArgs) -> Result<(), Failure> {
             a.target.as_deref().unwrap_or("every target")
         );
     }
+    let receiver = match (&a.durable, client.durable_restored()) {
+        (Some(store), Some(restored)) => {
+            durable::print_restored(json, store, &restored);
+            let output = a
+                .output
+                .as_deref()
+                .map(|f| durable::Output::open(f, &restored))
+                .transpose()?;
+            let (next, finish, seen) = (client.clone(), client.clone(), durable_tx);
+            Some(durable::Receiver::start(
+                json,
+                output,
+                Box::new(move |t| next.recv_durable(t)),
+                Box::new(move |d, mark| finish.consume_durable(d, mark).map(|_| ())),
+                move || {
+                    let _ = seen.send(Input::Item(Heard::Durable));
+                },
+            ))
+        }
+        _ => None,
+    };
     // Which servers are up: a line for each change after the start.
     let mut up: HashMap<SocketAddr, bool> = HashMap::from([(server, true)]);
     let deadline = a.duration.map(|d| Instant::now() + d);
@@ -117,6 +165,7 @@ pub(crate) fn run(json: bool, a: ListenArgs) -> Result<(), Failure> {
                 print_message(json, &m);
                 seen += 1;
             }
+            Ok(Heard::Durable) => seen += 1,
             Ok(Heard::Connection(e)) => {
                 if let Some(addr) = connection(json, &mut up, &e) {
                     if a.exit_on_disconnect {
@@ -132,8 +181,10 @@ pub(crate) fn run(json: bool, a: ListenArgs) -> Result<(), Failure> {
             }
         }
     }
-    // Quit to the server before exiting.
-    client.close();
+    let received = receiver.map(durable::Receiver::stop).transpose();
+    // Quit to the server before exiting (and let the store's last writes finish).
+    drop(client);
+    received?;
     match lost {
         Some(addr) => Err(Failure::failed(
             "disconnected",

@@ -27,6 +27,7 @@ mod authority;
 mod call;
 mod common;
 mod config;
+mod durable;
 mod exec;
 mod keygen;
 mod keys;

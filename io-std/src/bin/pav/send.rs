@@ -12,6 +12,7 @@ use pavillion_std::{Reliability, SendError};
 use serde_json::json;
 
 use crate::common::{self, Failure};
+use crate::durable;
 use crate::keys::ClientArgs;
 
 #[derive(Args, Debug)]
@@ -39,6 +40,19 @@ pub(crate) struct SendArgs {
     /// Read the payload as hex.
     #[arg(long)]
     hex: bool,
+    /// Durable: keep the messages in the store file STORE (made if missing) until the
+    /// server acknowledges them, across outages and restarts of either side; a later run
+    /// with the same STORE sends what is left. Exactly once at the server.
+    #[arg(long, value_name = "STORE", conflicts_with_all = ["unreliable", "ordered", "file"])]
+    durable: Option<PathBuf>,
+    /// With --durable: one message per line of FILE (`-` for stdin). Each line is stored
+    /// with its number as the mark, and a restart resumes after the last line stored.
+    #[arg(long, value_name = "FILE", requires = "durable")]
+    lines: Option<PathBuf>,
+    /// With --durable: seconds to wait for every stored message to be acknowledged
+    /// [default: as long as it takes].
+    #[arg(long, value_name = "SECS", requires = "durable", value_parser = common::seconds)]
+    wait: Option<Duration>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -52,15 +66,27 @@ Examples:
   tar c logs | pav send backup logs --file - --psk-file alice/psk
   pav send alerts fire 1 -s 239.255.28.12 --psk-file alice/psk   # every server of a group
   pav send log line one two three --ordered --psk-file alice/psk  # three messages, in order
+  pav send kitchen temp 21.5 --durable alice.redb --psk-file alice/psk   # exactly once
+  pav send log line --durable alice.redb --lines readings.txt --psk-file alice/psk
 
 A reliable message is acknowledged by each server that received it; pav lists every one of
 them (several for a multicast group), and those it expected that did not acknowledge.
 A message larger than a datagram (about 4 KB) must be reliable: it is cut into segments, and a
 progress bar shows the bytes acknowledged (on a terminal, without --json). The server refuses
 one larger than its --max-message (1M by default); pav then says so. With --json, the result
-line has the bytes sent and the time taken.";
+line has the bytes sent and the time taken.
+
+With --durable STORE a message is stored in STORE before it is sent, then retried with no
+deadline until the server acknowledges it; pav exits once every message in STORE is
+acknowledged (or after --wait, with code 1: the next run with STORE sends the rest). Killed
+at any point and run again, it sends each message exactly once. With --lines, each line of
+the file is a message, and a new run resumes after the last line stored. The server keeps
+what it received in its own store (`pav serve --durable`).";
 
 pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
+    if let Some(store) = a.durable.clone() {
+        return send_durable(json, &a, &store);
+    }
     let payloads = match a.file.as_deref() {
         Some(p) if p.as_os_str() == "-" => vec![common::payload("-", None, a.hex)?],
         file => a
@@ -109,6 +135,21 @@ pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
         send_one(json, &a, &client, data, reliability, deadline)?;
     }
     Ok(())
+}
+
+/// `--durable STORE`: the payloads, or the lines of `--lines`, stored and sent exactly once.
+fn send_durable(json: bool, a: &SendArgs, store: &std::path::Path) -> Result<(), Failure> {
+    let source = match &a.lines {
+        Some(path) => durable::Source::Lines(path.clone()),
+        None => durable::Source::Payloads(
+            a.data
+                .iter()
+                .map(|d| common::payload(d, None, a.hex))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let client = a.client.connect_with(|c| c.durable(store))?;
+    durable::send(json, &client, store, &a.target, &a.name, source, a.wait)
 }
 
 /// Sends one message, with a progress bar on a terminal, and prints its outcome.

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::common::{self, next_input, print_message, print_stopped, Ended, Failure, Input};
 use crate::config::{self, ClientKey};
+use crate::durable;
 use crate::exec::{self, ExecSpec};
 use crate::keys::{self, Credentials, Suite};
 use crate::registers;
@@ -101,6 +102,15 @@ pub(crate) struct ServeArgs {
     /// Stop after this many seconds instead of running until killed.
     #[arg(long, value_parser = common::seconds)]
     duration: Option<Duration>,
+    /// Receive durable messages (`pav send --durable`), exactly once across restarts: what
+    /// is received is kept in the store file STORE (made if missing) until handled. As a
+    /// broker, forward them durably to the subscribers of their target.
+    #[arg(long, value_name = "STORE", env = "PAV_DURABLE")]
+    durable: Option<PathBuf>,
+    /// With --durable: append each durable message (and a newline) to FILE, exactly once
+    /// across kill -9 and restarts; the file belongs to the store.
+    #[arg(long, value_name = "FILE", requires = "durable")]
+    output: Option<PathBuf>,
     #[command(flatten)]
     credentials: Credentials,
 }
@@ -124,6 +134,7 @@ Examples:
   pav serve --listen 239.255.28.12:1783 --target kitchen --psk-file alice/psk --client-id alice-sensor-001
   pav serve --psk-file alice/psk --max-message 64M   # files from `pav send --file`
   pav serve --psk-file alice/psk --register '1:temp:f32:C=20.5' --register '2:setpoint:f32:C:rw=21'
+  pav serve --psk-file alice/psk --durable server.redb --output readings.txt   # exactly once
 
 As a broker, the server prints every message it gets and forwards it to the clients that
 subscribed to its target (`pav listen TARGET`), except its sender; --no-forward turns that off,
@@ -151,6 +162,12 @@ A configuration file (TOML):
 
 Registers (--register NUM:NAME:TYPE[:UNIT][:rw]=VALUE) are read with `pav get`, written with
 `pav set` (only those marked rw) and watched with `pav observe`; each client write is printed.
+
+With --durable STORE, durable messages (`pav send --durable`) are stored before they are
+acknowledged, printed, and with --output FILE appended to FILE: each exactly once, however
+often either side is killed and restarted (FILE is cut back at start to what STORE recorded).
+As a broker the server forwards each durable message to the subscribers of its target,
+durably, in the same commit that marks it handled.
 
 A server that would admit nobody refuses to start; add clients, or pass --allow-guests.";
 
@@ -244,6 +261,8 @@ struct Plan {
     registers: Vec<registers::RegisterSpec>,
     exec_timeout: Duration,
     exec_max: usize,
+    durable: Option<PathBuf>,
+    output: Option<PathBuf>,
 }
 
 fn plan(a: ServeArgs) -> Result<Plan, Failure> {
@@ -363,6 +382,9 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
         let per_peer = config.max_message_size().max(2 << 20).min(total);
         config = config.reassembly_budget(per_peer, total);
     }
+    if let Some(store) = &a.durable {
+        config = config.durable(store);
+    }
     let mut execs = file.execs;
     execs.extend(a.execs);
     let mut targets = file.targets;
@@ -396,6 +418,8 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
             .or(file.exec_timeout)
             .unwrap_or(exec::DEFAULT_TIMEOUT),
         exec_max: a.exec_max.or(file.exec_max).unwrap_or(exec::DEFAULT_MAX),
+        durable: a.durable,
+        output: a.output,
     })
 }
 
@@ -424,7 +448,10 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
             server.on_message(Some(t), |_| {});
         }
     })
-    .map_err(|e| Failure::failed("bind", format!("cannot serve on {}: {e}", p.listen)))?;
+    .map_err(|e| match e {
+        pavillion_std::OpenError::Durable(e) => durable::failure(&e),
+        e => Failure::failed("bind", format!("cannot serve on {}: {e}", p.listen)),
+    })?;
     registers::declare(&server, &p.registers)?;
     server.on_register_write(move |w| {
         let _ = writes.send(Input::Item(Heard::Written(w.clone())));
@@ -477,6 +504,18 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
             println!("announces targets: {}", p.targets.join(", "));
         }
     }
+    let receiver = match (&p.durable, server.durable_restored()) {
+        (Some(store), Some(restored)) => {
+            durable::print_restored(json, store, &restored);
+            let output = p
+                .output
+                .as_deref()
+                .map(|f| durable::Output::open(f, &restored))
+                .transpose()?;
+            Some(durable_receiver(json, &server, output, p.forward))
+        }
+        _ => None,
+    };
     let deadline = duration.map(|d| Instant::now() + d);
     let mut tick = stats.map(|every| Instant::now() + every);
     loop {
@@ -499,10 +538,61 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     if stats.is_some() {
         print_stats(json, &server, true);
     }
+    let received = receiver.map(durable::Receiver::stop).transpose();
     // Quit to every client now, even while a forwarding thread still holds the server.
     server.close();
     print_stopped(json);
-    Ok(())
+    received.map(|_| ())
+}
+
+/// The thread that takes the durable messages: prints each, appends it to the output, and
+/// consumes it; as a broker, forwards it durably to its target's subscribers (not back to
+/// its sender) in the same commit as the consume.
+fn durable_receiver(
+    json: bool,
+    server: &Arc<Server>,
+    output: Option<durable::Output>,
+    forward: Forward,
+) -> durable::Receiver {
+    let next = server.clone();
+    let finish = server.clone();
+    durable::Receiver::start(
+        json,
+        output,
+        Box::new(move |t| next.recv_durable(t)),
+        Box::new(move |d, mark| {
+            let sender = match d.from {
+                pavillion_std::DurablePeer::Client(p) => Some(p),
+                pavillion_std::DurablePeer::Server => None,
+            };
+            let clients = match forward {
+                Forward::Nobody => Vec::new(),
+                Forward::Subscribers => finish.client_subscribers(&d.message.target),
+                Forward::Everyone => finish.clients(),
+            };
+            let mut to: Vec<_> = clients
+                .into_iter()
+                .map(|(_, peer)| peer)
+                .filter(|p| Some(*p) != sender)
+                .collect();
+            to.sort();
+            to.dedup();
+            if to.is_empty() {
+                return finish.consume_durable(d, mark).map(|_| ());
+            }
+            // A full outbox (subscribers that do not acknowledge) holds the relay back
+            // until there is room, rather than dropping the copy.
+            loop {
+                match finish.relay_durable(d, &to, mark) {
+                    Err(pavillion_std::DurableError::QueueFull) => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    other => return other.map(|_| ()),
+                }
+            }
+        }),
+        || {},
+    )
 }
 
 /// Sends `m` on to the clients subscribed to its target (`pav listen TARGET`), or to every
