@@ -406,6 +406,43 @@ impl Server {
         Ok(answer(pending))
     }
 
+    /// Forwards a received durable message to the clients `to`, durably, and consumes it
+    /// (with `mark`), all in one store transaction: a broker that crashes at any point neither
+    /// loses the message nor forwards it twice. Returns the forwarded copies' ids at once
+    /// (they are stored with the next commit; their delivery is waited for like any other).
+    ///
+    /// # Errors
+    /// [`DurableError::QueueFull`] when the outbox has no room for every copy (nothing was
+    /// forwarded or consumed: try again later); [`DurableError::NotEnabled`];
+    /// [`DurableError::Closed`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn example(server: pavillion_smol::Server) -> Result<(), pavillion_smol::DurableError> {
+    /// loop {
+    ///     let d = server.recv_durable().await?;
+    ///     let to: Vec<_> = server
+    ///         .client_subscribers(&d.message.target)
+    ///         .await
+    ///         .into_iter()
+    ///         .map(|(_, peer)| peer)
+    ///         .collect();
+    ///     server.relay_durable(&d, &to, None).await?;
+    /// }
+    /// # }
+    /// ```
+    pub async fn relay_durable(
+        &self,
+        delivery: &DurableDelivery,
+        to: &[PeerId],
+        mark: Option<u64>,
+    ) -> Result<Vec<DurableId>, DurableError> {
+        let to = to.iter().map(|p| DurablePeer::Client(*p)).collect();
+        let (cmd, pending) = DurableCommand::relay(delivery, to, mark);
+        self.durable(cmd)?;
+        answer(pending).await
+    }
+
     /// As [`Client::wait_durable_delivered`].
     ///
     /// # Errors

@@ -36,6 +36,7 @@
 //! | `send_durable`, `send_durable_marked`, `send_durable_with` | [`Client::send_durable`]`(..).await`, [`Server::send_durable`]`(peer, ..).await`: once stored |
 //! | `wait_durable_delivered`, `wait_durable_drained` | [`Client::wait_durable_delivered`]`(..).await`, [`Client::wait_durable_drained`]`(..).await` |
 //! | `recv_durable(timeout)`, `consume_durable(&delivery, mark)` | [`Client::recv_durable`]`().await` ([`Client::recv_durable_timeout`]), [`Client::consume_durable`]`(..).await` |
+//! | `Server::relay_durable` (a broker) | [`Server::relay_durable`]`(..).await`: forward and consume in one commit |
 //! | `queue_durable` (pipelining) | [`Client::queue_durable`], [`Server::queue_durable`]: queued at once, a future for "stored" |
 //! | `cancel_durable`, `durable_queued`, `durable_restored` | the same, async (`durable_restored` is not) |
 //!

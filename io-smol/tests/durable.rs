@@ -227,6 +227,59 @@ fn a_server_sends_durably_to_a_client_that_connects_later() {
 }
 
 #[test]
+fn a_broker_relays_a_durable_message_to_a_subscriber_and_consumes_it_in_one_go() {
+    bounded(Duration::from_secs(30), async {
+        let dir = TempDir::new("relay");
+        let server = Server::bind(
+            "127.0.0.1:0",
+            server_config(Suite::Psk).durable(dir.path("s.redb")),
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr();
+        let listener = Client::connect(
+            addr,
+            ClientConfig::psk(OTHER, psk()).durable(dir.path("listener.redb")),
+        )
+        .await
+        .unwrap();
+        listener.subscribe("alerts").await.unwrap();
+        assert!(listener.subscribed_at("alerts").await.is_some());
+        let sender = Client::connect(addr, client_config(Suite::Psk).durable(dir.path("c.redb")))
+            .await
+            .unwrap();
+        let sent = sender.send_durable("alerts", "fire", b"1").await.unwrap();
+
+        let d = server.recv_durable().await.unwrap();
+        let to: Vec<_> = server
+            .client_subscribers("alerts")
+            .await
+            .into_iter()
+            .map(|(_, peer)| peer)
+            .collect();
+        assert_eq!(to, vec![PeerId::Client(OTHER)]);
+        let copies = server.relay_durable(&d, &to, None).await.unwrap();
+        assert_eq!(copies.len(), 1);
+        assert!(
+            !server.consume_durable(&d, None).await.unwrap(),
+            "the relay consumed it"
+        );
+
+        let got = listener.recv_durable().await.unwrap();
+        assert_eq!((got.id, &got.message.payload[..]), (copies[0], &b"1"[..]));
+        assert_ne!(got.id, sent, "a relayed copy has the broker's id");
+        assert!(listener.consume_durable(&got, None).await.unwrap());
+        server
+            .wait_durable_delivered(copies[0], Duration::from_secs(10))
+            .await
+            .unwrap();
+        sender.close().await;
+        listener.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
 fn many_durable_sends_in_flight_at_once_arrive_once_each() {
     const TASKS: u32 = 8;
     const EACH: u32 = 40;
