@@ -645,6 +645,12 @@ fn a_store_that_cannot_be_written_fails_sends_with_a_typed_error() {
             let mut perms = std::fs::metadata(&store).unwrap().permissions();
             perms.set_readonly(true);
             std::fs::set_permissions(&store, perms).unwrap();
+            if std::fs::OpenOptions::new().write(true).open(&store).is_ok() {
+                // Privileged, on a file system without the immutable attribute: nothing here
+                // can make a file unwritable, so there is nothing to test.
+                eprintln!("skipped: this process can write to any file");
+                return;
+            }
             let refused = Client::connect(free_addr(), client_config(Suite::Psk).durable(&store))
                 .await
                 .unwrap_err();
