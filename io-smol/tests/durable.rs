@@ -120,6 +120,31 @@ async fn drain_server(server: &Server, quiet: Duration) -> BTreeMap<Vec<u8>, u32
     seen
 }
 
+/// Checks that `seen` (payload → times delivered) holds each of `expected` once and nothing
+/// else, naming the missing, doubled and unexpected ones (not dumping both maps).
+fn assert_once(seen: &BTreeMap<Vec<u8>, u32>, expected: &[Vec<u8>]) {
+    let text = |p: &Vec<u8>| String::from_utf8_lossy(p).into_owned();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|p| !seen.contains_key(*p))
+        .map(text)
+        .collect();
+    let doubled: Vec<_> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(p, n)| format!("{} x{n}", text(p)))
+        .collect();
+    let unexpected: Vec<_> = seen
+        .keys()
+        .filter(|p| !expected.contains(p))
+        .map(text)
+        .collect();
+    assert!(
+        missing.is_empty() && doubled.is_empty() && unexpected.is_empty(),
+        "missing {missing:?}, delivered more than once {doubled:?}, unexpected {unexpected:?}"
+    );
+}
+
 fn payloads(range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
     range.map(|n| format!("reading {n}").into_bytes()).collect()
 }
@@ -244,7 +269,10 @@ fn a_broker_relays_a_durable_message_to_a_subscriber_and_consumes_it_in_one_go()
         .await
         .unwrap();
         listener.subscribe("alerts").await.unwrap();
-        assert!(listener.subscribed_at("alerts").await.is_some());
+        // Polled: `subscribed_at` reports the state now, and the bounded test ends a hang.
+        while listener.subscribed_at("alerts").await.is_none() {
+            Timer::after(Duration::from_millis(10)).await;
+        }
         let sender = Client::connect(addr, client_config(Suite::Psk).durable(dir.path("c.redb")))
             .await
             .unwrap();
@@ -333,11 +361,7 @@ fn many_durable_sends_in_flight_at_once_arrive_once_each() {
             .unwrap());
 
         let seen = drain_server(&server, Duration::from_millis(500)).await;
-        let expected: BTreeMap<_, _> = payloads(0..TASKS * EACH)
-            .into_iter()
-            .map(|p| (p, 1))
-            .collect();
-        assert_eq!(seen, expected, "each message delivered exactly once");
+        assert_once(&seen, &payloads(0..(TASKS + 1) * EACH));
         Arc::try_unwrap(client).unwrap().close().await;
         server.close().await;
     });
@@ -386,8 +410,7 @@ fn a_restarted_sender_sends_its_stored_messages_again_and_resumes_at_its_mark() 
             .await
             .unwrap());
         let seen = drain_server(&server, Duration::from_millis(500)).await;
-        let expected: BTreeMap<_, _> = payloads(0..30).into_iter().map(|p| (p, 1)).collect();
-        assert_eq!(seen, expected);
+        assert_once(&seen, &payloads(0..30));
         client.close().await;
         server.close().await;
     });
@@ -432,7 +455,11 @@ fn a_restarted_receiver_redelivers_what_was_not_consumed_and_only_that() {
         assert_eq!((restored.inbox, restored.consume_mark), (5, Some(5)));
         let mut again = Vec::new();
         for _ in 0..5 {
-            let d = server.recv_durable().await.unwrap();
+            let d = server
+                .recv_durable_timeout(Duration::from_secs(5))
+                .await
+                .unwrap()
+                .expect("an unconsumed message is delivered again at restart");
             assert!(d.redelivered);
             assert_eq!(d.from, DurablePeer::Client(PeerId::Client(ID)));
             again.push(d);
@@ -472,6 +499,11 @@ fn a_restarted_receiver_redelivers_what_was_not_consumed_and_only_that() {
 /// consume mark at each start, then appended to and consumed with its new length as the mark.
 /// Returns once `want` entries are in the log or `stop` entries were appended in this run.
 async fn receive_into(server: &Server, log: &mut Vec<Vec<u8>>, want: usize, stop: usize) {
+    static HISTORY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    HISTORY
+        .lock()
+        .unwrap()
+        .push(format!("restart {:?}", server.durable_restored()));
     let mark = server.durable_restored().unwrap().consume_mark.unwrap_or(0);
     log.truncate(usize::try_from(mark).unwrap());
     let mut appended = 0;
@@ -481,7 +513,21 @@ async fn receive_into(server: &Server, log: &mut Vec<Vec<u8>>, want: usize, stop
         appended += 1;
         // A close may come before the consume is stored: the mark makes that harmless.
         let len = log.len() as u64;
-        assert!(server.consume_durable(&d, Some(len)).await.unwrap());
+        let consumed = server.consume_durable(&d, Some(len)).await.unwrap();
+        HISTORY.lock().unwrap().push(format!(
+            "{} {} redelivered {} consumed {consumed}",
+            d.id,
+            String::from_utf8_lossy(&d.message.payload),
+            d.redelivered
+        ));
+        assert!(
+            consumed,
+            "{} ({}, redelivered {}) was not in the inbox: delivered twice? {:#?}",
+            d.id,
+            String::from_utf8_lossy(&d.message.payload),
+            d.redelivered,
+            HISTORY.lock().unwrap()
+        );
     }
 }
 
