@@ -61,7 +61,8 @@ impl Client {
     ///
     /// # Errors
     /// [`OpenError::Address`] if `addr` resolves to nothing, [`OpenError::Io`] if the socket
-    /// cannot be opened.
+    /// cannot be opened, [`OpenError::Durable`] if the configured durable store cannot be
+    /// opened or restored (corrupt, truncated, in use, another identity's).
     ///
     /// # Examples
     /// ```no_run
@@ -77,7 +78,13 @@ impl Client {
         config: ClientConfig,
     ) -> Result<Client, OpenError> {
         let server = crate::resolve(addr).await?;
-        let (handle, task) = driver::start(client::open(server, &config)?)?;
+        let parts = if config.durable_path().is_some() {
+            // Opening a durable store reads the whole file: on the blocking pool, not here.
+            smol::unblock(move || client::open(server, &config)).await?
+        } else {
+            client::open(server, &config)?
+        };
+        let (handle, task) = driver::start(parts)?;
         Ok(Client {
             handle,
             task: Some(task),

@@ -41,7 +41,19 @@ fn spawn<R: Role>(
         send_from_secondary: sockets.send_from_secondary,
         membership,
     };
-    Ok(smol::spawn(drive(role, io, commands, clock)))
+    Ok(smol::spawn(async move {
+        let mut role = role;
+        drive(&mut role, io, commands, clock).await;
+        retire(role).await;
+    }))
+}
+
+/// Drops a role whose loop has ended, on smol's blocking pool: a role with a durable store owns
+/// its writer thread, whose drop lets it finish the commit under way and joins it (a disk sync,
+/// milliseconds), which must not hold up the executor. The driver task ends only after that, so
+/// the store's file is free again when `close().await` returns.
+async fn retire<R: Role>(role: R) {
+    smol::unblock(move || drop(role)).await;
 }
 
 struct Io {
@@ -71,19 +83,19 @@ enum Wake<C> {
 
 /// The loop. Returns (dropping the sockets, which frees the port) when a command closes the
 /// endpoint or every handle is gone.
-async fn drive<R: Role>(mut role: R, io: Io, commands: Commands<R::Command>, clock: Clock) {
+async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, clock: Clock) {
     let mut rx_primary = vec![0u8; 65_536];
     let mut rx_secondary = vec![0u8; if io.secondary.is_some() { 65_536 } else { 0 }];
     let mut tx_buf = vec![0u8; wire::MAX_DATAGRAM];
     // The endpoint may have queued datagrams when created (a client's first handshake).
     let now = clock.now();
-    after(&mut role, &io, now, &mut tx_buf).await;
+    after(role, &io, now, &mut tx_buf).await;
     loop {
         let now = clock.now();
         let deadline = role.poll_timeout();
         if deadline.is_some_and(|t| t <= now) {
             role.endpoint_mut().handle_timeout(now);
-            after(&mut role, &io, now, &mut tx_buf).await;
+            after(role, &io, now, &mut tx_buf).await;
             continue;
         }
         let timer = deadline
@@ -114,7 +126,7 @@ async fn drive<R: Role>(mut role: R, io: Io, commands: Commands<R::Command>, clo
         let (got, buf) = match wake {
             Wake::Command(Some(command)) => {
                 let flow = role.on_command(now, &io.membership, command);
-                after(&mut role, &io, now, &mut tx_buf).await;
+                after(role, &io, now, &mut tx_buf).await;
                 if flow == Flow::Stop {
                     return;
                 }
@@ -122,14 +134,14 @@ async fn drive<R: Role>(mut role: R, io: Io, commands: Commands<R::Command>, clo
             }
             Wake::Command(None) => {
                 role.close(now);
-                after(&mut role, &io, now, &mut tx_buf).await;
+                after(role, &io, now, &mut tx_buf).await;
                 return;
             }
             Wake::Primary(got) => (got, &rx_primary),
             Wake::Secondary(got) => (got, &rx_secondary),
             Wake::Timeout => {
                 role.endpoint_mut().handle_timeout(now);
-                after(&mut role, &io, now, &mut tx_buf).await;
+                after(role, &io, now, &mut tx_buf).await;
                 continue;
             }
         };
@@ -138,7 +150,7 @@ async fn drive<R: Role>(mut role: R, io: Io, commands: Commands<R::Command>, clo
                 tracing::trace!(%from, len = n, "datagram in");
                 role.endpoint_mut()
                     .handle_datagram(now, from, buf.get(..n).unwrap_or_default());
-                after(&mut role, &io, now, &mut tx_buf).await;
+                after(role, &io, now, &mut tx_buf).await;
             }
             // ICMP errors surface here on some systems; the endpoint's own timers deal with
             // an unreachable peer.

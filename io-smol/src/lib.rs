@@ -32,6 +32,17 @@
 //! | `close()`, `Drop` | [`Client::close`]`.await`, [`Server::close`]`.await`, `Drop` |
 //! | `join_multicast`, `leave_multicast` | [`Server::join_multicast`]`.await`, [`Server::leave_multicast`]`.await` |
 //! | `ServerConfig::multicast`, `reply_socket` | the same ([`ServerConfig`] is shared) |
+//! | `ClientConfig::durable(path)`, `ServerConfig::durable(path)` | the same: a store for durable messages |
+//! | `send_durable`, `send_durable_marked`, `send_durable_with` | [`Client::send_durable`]`(..).await`, [`Server::send_durable`]`(peer, ..).await`: once stored |
+//! | `wait_durable_delivered`, `wait_durable_drained` | [`Client::wait_durable_delivered`]`(..).await`, [`Client::wait_durable_drained`]`(..).await` |
+//! | `recv_durable(timeout)`, `consume_durable(&delivery, mark)` | [`Client::recv_durable`]`().await` ([`Client::recv_durable_timeout`]), [`Client::consume_durable`]`(..).await` |
+//! | `Server::relay_durable` (a broker) | [`Server::relay_durable`]`(..).await`: forward and consume in one commit |
+//! | `queue_durable` (pipelining) | [`Client::queue_durable`], [`Server::queue_durable`]: queued at once, a future for "stored" |
+//! | `cancel_durable`, `durable_queued`, `durable_restored` | the same, async (`durable_restored` is not) |
+//!
+//! Durable messages (exactly once across outages and reboots of either side, `docs/DURABLE.md`)
+//! are opted into with a store path in the configuration; their store is written by a thread of
+//! `pavillion_io::durable`, never by the driver task, so a disk sync never holds up the executor.
 //!
 //! A fleet's [`authority::Authority`] and [`authority::Member`] (`docs/AUTHORITY.md`) run on a
 //! task each in the [`authority`] module.
@@ -68,6 +79,7 @@
 pub mod authority;
 mod client;
 mod driver;
+mod durable;
 mod registers;
 pub mod relay;
 mod server;
@@ -85,6 +97,7 @@ use pavillion_io::plumbing::messages::Subscriber;
 
 pub use client::{Client, RemoteServer};
 pub use pavillion_io::config::DEFAULT_MESSAGE_BUFFER;
+pub use pavillion_io::durable::{DurableDelivery, DurableError};
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
     ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
@@ -94,6 +107,9 @@ pub use pavillion_proto::endpoint::{
     AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
 };
 pub use pavillion_proto::endpoint::{Register, RegisterError, RegisterInfo};
+pub use pavillion_proto::features::durable::{
+    DurableId, DurableLimits, DurablePeer, DurableRestored, OriginId,
+};
 pub use pavillion_proto::wire::{RegisterId, RegisterStatus, RegisterType, RegisterValue};
 pub use registers::{RegisterChange, RegisterOpError, RegisterStream, RegisterWrite};
 pub use relay::{Relay, RelayNotice, RelayOptions, SegmentOptions};
@@ -285,6 +301,11 @@ async fn resolve(addr: impl smol::net::AsyncToSocketAddrs) -> Result<SocketAddr,
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/AUTHORITY.md")]
 pub struct AuthorityGuide;
+
+/// The user guide `docs/DURABLE.md`, whose Rust examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/DURABLE.md")]
+pub struct DurableGuide;
 
 #[cfg(test)]
 mod tests {

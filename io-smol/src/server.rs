@@ -55,7 +55,8 @@ impl Server {
     ///
     /// # Errors
     /// [`OpenError::Io`] if a socket cannot be bound or the group joined,
-    /// [`OpenError::Address`] if `addr` resolves to nothing.
+    /// [`OpenError::Address`] if `addr` resolves to nothing, [`OpenError::Durable`] if the
+    /// configured durable store cannot be opened or restored.
     ///
     /// # Examples
     /// ```no_run
@@ -71,7 +72,13 @@ impl Server {
         config: ServerConfig,
     ) -> Result<Server, OpenError> {
         let addr = crate::resolve(addr).await?;
-        let (handle, task) = driver::start(server::open(addr, &config)?)?;
+        let parts = if config.durable_path().is_some() {
+            // Opening a durable store reads the whole file: on the blocking pool, not here.
+            smol::unblock(move || server::open(addr, &config)).await?
+        } else {
+            server::open(addr, &config)?
+        };
+        let (handle, task) = driver::start(parts)?;
         Ok(Server {
             handle,
             task: Some(task),
