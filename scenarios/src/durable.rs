@@ -93,8 +93,8 @@ fn key(i: usize) -> String {
 }
 
 /// Durable messages at 5% loss each way; client and server each reboot 4 times at seeded
-/// times (2 of them in the middle of a commit, losing it), and the link is cut for 2 to 5
-/// simulated minutes mid-stream.
+/// times (2 of them in the middle of a commit, losing it; see `schedule`), and the link is
+/// cut for 2 to 5 simulated minutes mid-stream.
 pub(crate) fn durable_reboots(p: &Params) -> Outcome {
     run(
         p,
@@ -156,6 +156,9 @@ fn run(p: &Params, plan: Plan) -> Outcome {
     });
     out.expect_delivered_percent(100);
     check(&h, &mut out, &output.borrow(), &input.borrow());
+    if faults.is_some() {
+        check_coverage(&h, &mut out, &output.borrow(), &input.borrow());
+    }
     if let Some(repair) = faults {
         out.reconnect_time = h.time_to(CLIENT, repair, |e| {
             matches!(e, HostEvent::Client(ClientEvent::DurableDelivered { .. }))
@@ -315,36 +318,52 @@ fn client_app(
 }
 
 /// Seeded faults: the partition (2 to 5 minutes from 15–40 s, mid-stream), and 4 reboots of
-/// each side before it is over (plus 20 s): 2 plain crashes with 0.2–8 s down, 2 crashes in
-/// the middle of a commit. Returns when the link is repaired.
+/// each side, 0.2–8 s down each, aimed at every phase of the protocol:
+/// - the client crashes in a commit holding a send (its line is sent again: the batch never
+///   left), once during the partition with a queue to restore, in a commit holding an
+///   acknowledgement's delete (the restart sends it again; the server acknowledges a
+///   duplicate), and once in the flush after the repair;
+/// - the server crashes in a commit holding a consume (the log is truncated and the message
+///   redelivered from the inbox), once during the partition, in a commit holding a receipt
+///   (never acknowledged: the client retries), and once in the flush.
+///
+/// Returns when the link is repaired.
 fn schedule(h: &mut Harness, seed: u64) -> Duration {
     let mut rng = Rng::seed_from_u64(seed ^ 0xd0_7ab1e);
-    let cut = ms(rng.range_inclusive(15_000, 40_000));
-    let repair = cut + ms(rng.range_inclusive(120_000, 300_000));
-    h.sim
-        .at(cut, NetAction::Partition(CLIENT.into(), SERVER.into()));
-    h.sim
-        .at(repair, NetAction::Repair(CLIENT.into(), SERVER.into()));
-    let last = repair.as_millis() as u64 + 20_000;
-    for host in [CLIENT, SERVER] {
-        let mut times: Vec<u64> = (0..4).map(|_| rng.range_inclusive(3_000, last)).collect();
-        times.sort_unstable();
-        // At least 12 s apart, so that each reboot is over before the next one.
-        for i in 1..times.len() {
-            let floor = times[i - 1] + 12_000;
-            if times[i] < floor {
-                times[i] = floor;
-            }
+    let mut between = |a: Duration, b: Duration| {
+        let (a, b) = (a.as_millis() as u64, b.as_millis() as u64);
+        ms(rng.range_inclusive(a, b))
+    };
+    let cut = between(secs(15), secs(40));
+    let repair = cut + between(secs(120), secs(300));
+    let mut actions = vec![
+        (cut, NetAction::Partition(CLIENT.into(), SERVER.into())),
+        (repair, NetAction::Repair(CLIENT.into(), SERVER.into())),
+    ];
+    let (send, ack, consume, receipt) = (
+        between(secs(3), secs(50)),
+        repair.saturating_sub(between(ms(0), secs(5))),
+        between(secs(3), cut.saturating_sub(secs(1))),
+        between(cut + secs(5), repair),
+    );
+    let outbox = Some(DurableTable::Outbox);
+    let (meta, inbox) = (Some(DurableTable::Meta), Some(DurableTable::Inbox));
+    for (host, in_commit) in [
+        (CLIENT, [(send, meta), (ack, outbox)]),
+        (SERVER, [(consume, meta), (receipt, inbox)]),
+    ] {
+        for (at, table) in in_commit {
+            let down = between(ms(200), secs(8));
+            actions.push((at, NetAction::CrashInCommit(host.into(), table, down)));
         }
-        for (n, t) in times.into_iter().enumerate() {
-            let down = ms(rng.range_inclusive(200, 8_000));
-            if n % 2 == 0 {
-                h.sim.at(ms(t), NetAction::Crash(host.into()));
-                h.sim.at(ms(t) + down, NetAction::Bounce(host.into()));
-            } else {
-                h.sim.at(ms(t), NetAction::CrashInCommit(host.into(), down));
-            }
+        for at in [between(cut, repair), repair + between(ms(500), secs(20))] {
+            let down = between(ms(200), secs(8));
+            actions.push((at, NetAction::Crash(host.into())));
+            actions.push((at + down, NetAction::Bounce(host.into())));
         }
+    }
+    for (at, action) in actions {
+        h.sim.at(at, action);
     }
     repair
 }
@@ -418,4 +437,22 @@ fn check(h: &Harness, out: &mut Outcome, o: &Output, i: &Input) {
     });
     let errors: Vec<&String> = o.errors.iter().chain(&i.errors).collect();
     out.check(errors.is_empty(), "application", || format!("{errors:?}"));
+}
+
+/// With faults, the run must have reached the windows it is about: each side crashed in a
+/// commit (both of its aimed crashes fired), the sender sent a line again and the receiver's
+/// log was truncated. A run that missed them would pass without testing anything.
+fn check_coverage(h: &Harness, out: &mut Outcome, o: &Output, i: &Input) {
+    let (cs, ss) = (h.sim.store_stats(CLIENT), h.sim.store_stats(SERVER));
+    out.check(
+        cs.crashes_in_commit >= 2 && ss.crashes_in_commit >= 2 && i.resent > 0 && o.truncated > 0,
+        "coverage",
+        || {
+            format!(
+                "crashes in a commit: client {}, server {} (2 each aimed); lines sent again {}; \
+                 log entries truncated {}",
+                cs.crashes_in_commit, ss.crashes_in_commit, i.resent, o.truncated
+            )
+        },
+    );
 }

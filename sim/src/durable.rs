@@ -106,10 +106,11 @@ pub(crate) struct HostStore {
     uncommitted: u64,
     /// Whether a transaction of the running incarnation is in flight.
     in_commit: bool,
-    /// Crash the host when its next transaction starts ([`NetAction::CrashInCommit`]).
+    /// Crash the host when its next transaction that writes this table (any transaction for
+    /// `Some(None)`) starts ([`NetAction::CrashInCommit`]).
     ///
     /// [`NetAction::CrashInCommit`]: crate::NetAction::CrashInCommit
-    armed: bool,
+    armed: Option<Option<DurableTable>>,
 }
 
 /// Every durable host's store, in the shared world.
@@ -122,9 +123,9 @@ pub(crate) struct Stores {
 }
 
 impl Stores {
-    /// Arms `host`: it crashes in its next transaction.
-    pub(crate) fn arm(&mut self, host: &str) {
-        self.hosts.entry(host.into()).or_default().armed = true;
+    /// Arms `host`: it crashes in its next transaction that writes `table` (any, for `None`).
+    pub(crate) fn arm(&mut self, host: &str, table: Option<DurableTable>) {
+        self.hosts.entry(host.into()).or_default().armed = Some(table);
     }
 
     /// The hosts to crash now (see [`Stores::arm`]).
@@ -258,9 +259,16 @@ impl StoreDriver {
         let batches = core::mem::take(&mut self.waiting);
         let mut w = self.world.borrow_mut();
         let hs = w.durable.hosts.entry(self.host.clone()).or_default();
-        if hs.armed {
+        let hit = |table: &Option<DurableTable>| {
+            table.is_none_or(|t| {
+                batches.iter().flat_map(|b| &b.ops).any(|op| match op {
+                    StoreOp::Put { table, .. } | StoreOp::Delete { table, .. } => *table == t,
+                })
+            })
+        };
+        if hs.armed.as_ref().is_some_and(hit) {
             // A crash needs a transaction that is still in flight after this step.
-            hs.armed = false;
+            hs.armed = None;
             delay = delay.max(Duration::from_millis(1));
             w.durable.crash_now.push(self.host.clone());
         }
@@ -531,7 +539,7 @@ mod tests {
         let mut d = driver(&w, 0, StoreSpec::IMMEDIATE);
         let mut ep = Fake::default();
         d.start(&mut ep, ms(0)).unwrap();
-        w.borrow_mut().durable.arm("h");
+        w.borrow_mut().durable.arm("h", None);
         assert!(w.borrow_mut().durable.take_crashes().is_empty());
         ep.put(1);
         d.pump(&mut ep, ms(0));
@@ -545,5 +553,30 @@ mod tests {
         d.pump(&mut ep, ms(1));
         assert_eq!(ep.confirmed, vec![1, 2]);
         assert!(w.borrow_mut().durable.take_crashes().is_empty());
+    }
+
+    /// Armed for one table, a host lets the transactions that do not write it pass.
+    #[test]
+    fn an_armed_table_waits_for_a_transaction_that_writes_it() {
+        let w = world();
+        let mut d = driver(&w, 0, StoreSpec::IMMEDIATE);
+        let mut ep = Fake::default();
+        d.start(&mut ep, ms(0)).unwrap();
+        w.borrow_mut().durable.arm("h", Some(DurableTable::Inbox));
+        ep.put(1);
+        d.pump(&mut ep, ms(0));
+        assert_eq!(ep.confirmed, vec![1]);
+        assert!(w.borrow_mut().durable.take_crashes().is_empty());
+        ep.next += 1;
+        ep.queue.push(DurableBatch {
+            id: BatchId(ep.next),
+            ops: vec![StoreOp::Delete {
+                table: DurableTable::Inbox,
+                key: vec![9],
+            }],
+        });
+        d.pump(&mut ep, ms(0));
+        assert_eq!(ep.confirmed, vec![1]);
+        assert_eq!(w.borrow_mut().durable.take_crashes().len(), 1);
     }
 }

@@ -8,6 +8,7 @@ use core::time::Duration as StdDuration;
 use std::time::UNIX_EPOCH;
 
 use pavillion_proto::endpoint::{Client, Relay, RelayStats, Server, ServerEvent, Stats};
+use pavillion_proto::features::durable::DurableTable;
 use pavillion_proto::Instant;
 
 use crate::config::{ConfigError, LinkFaults, SimConfig};
@@ -51,9 +52,11 @@ pub enum NetAction {
     Repair(String, String),
     /// Changes the faults of datagrams sent from the first host to the second.
     SetLink(String, String, LinkFaults),
-    /// Crashes a host with a store ([`StoreSpec`]) while its next transaction is in flight,
-    /// losing it, and restarts its software the given time later.
-    CrashInCommit(String, StdDuration),
+    /// Crashes a host with a store ([`StoreSpec`]) while its next transaction that writes a
+    /// row of the given table (any transaction for `None`) is in flight, losing it, and
+    /// restarts its software the given time later. A transaction of a server writing `Meta`
+    /// holds a consume's mark, for example; of a client, a send's.
+    CrashInCommit(String, Option<DurableTable>, StdDuration),
 }
 
 impl fmt::Display for NetAction {
@@ -66,7 +69,9 @@ impl fmt::Display for NetAction {
             NetAction::Release(a, b) => write!(f, "release {a} {b}"),
             NetAction::Repair(a, b) => write!(f, "repair {a} {b}"),
             NetAction::SetLink(a, b, l) => write!(f, "link {a} {b} {l:?}"),
-            NetAction::CrashInCommit(h, d) => write!(f, "crash-in-commit {h} down {d:?}"),
+            NetAction::CrashInCommit(h, t, d) => {
+                write!(f, "crash-in-commit {h} {t:?} down {d:?}")
+            }
         }
     }
 }
@@ -741,9 +746,9 @@ impl Simulation {
                 self.sim.repair(a.as_str(), b.as_str());
             }
             NetAction::SetLink(a, b, link) => self.set_link(&a, &b, link)?,
-            NetAction::CrashInCommit(h, down) => {
+            NetAction::CrashInCommit(h, table, down) => {
                 self.ip(&h)?;
-                self.world.borrow_mut().durable.arm(&h);
+                self.world.borrow_mut().durable.arm(&h, table);
                 self.armed_downtime.insert(h, down);
             }
         }
