@@ -27,7 +27,9 @@ use pavillion_proto::endpoint::{Client, ClientEvent, SendError, Server, ServerEv
 use pavillion_proto::features::durable::{DurableId, DurableTable};
 use pavillion_proto::rng::Rng;
 use pavillion_proto::Instant;
-use pavillion_sim::{ClientSpec, HostEvent, LinkFaults, NetAction, Script, ServerSpec, StoreSpec};
+use pavillion_sim::{
+    ClientSpec, HostEvent, InCommit, LinkFaults, NetAction, Script, ServerSpec, StoreSpec,
+};
 
 use crate::harness::{ms, secs, unicast, Harness};
 use crate::outcome::{Ack, Outcome};
@@ -321,11 +323,12 @@ fn client_app(
 /// each side, 0.2–8 s down each, aimed at every phase of the protocol:
 /// - the client crashes in a commit holding a send (its line is sent again: the batch never
 ///   left), once during the partition with a queue to restore, in a commit holding an
-///   acknowledgement's delete (the restart sends it again; the server acknowledges a
-///   duplicate), and once in the flush after the repair;
-/// - the server crashes in a commit holding a consume (the log is truncated and the message
-///   redelivered from the inbox), once during the partition, in a commit holding a receipt
-///   (never acknowledged: the client retries), and once in the flush.
+///   acknowledgement's delete just after the repair (the restart sends it again; the server
+///   acknowledges a duplicate), and once in the flush after the repair;
+/// - the server crashes in a commit holding a consume's mark (the log is truncated and the
+///   message redelivered from the inbox) and in one holding a receipt (never acknowledged:
+///   the client retries), both before the cut, then once during the partition and once in
+///   the flush.
 ///
 /// Returns when the link is repaired.
 fn schedule(h: &mut Harness, seed: u64) -> Duration {
@@ -340,22 +343,38 @@ fn schedule(h: &mut Harness, seed: u64) -> Duration {
         (cut, NetAction::Partition(CLIENT.into(), SERVER.into())),
         (repair, NetAction::Repair(CLIENT.into(), SERVER.into())),
     ];
-    let (send, ack, consume, receipt) = (
-        between(secs(3), secs(50)),
-        repair.saturating_sub(between(ms(0), secs(5))),
-        between(secs(3), cut.saturating_sub(secs(1))),
-        between(cut + secs(5), repair),
-    );
-    let outbox = Some(DurableTable::Outbox);
-    let (meta, inbox) = (Some(DurableTable::Meta), Some(DurableTable::Inbox));
-    for (host, in_commit) in [
-        (CLIENT, [(send, meta), (ack, outbox)]),
-        (SERVER, [(consume, meta), (receipt, inbox)]),
-    ] {
-        for (at, table) in in_commit {
-            let down = between(ms(200), secs(8));
-            actions.push((at, NetAction::CrashInCommit(host.into(), table, down)));
-        }
+    // The client sends until about 61 s (plus its downtime), so a send crash armed before
+    // 50 s fires; it deletes acknowledged rows again only after the repair (armed just
+    // before it, since the queue may be flushed within milliseconds). The server receives
+    // and consumes until the cut.
+    let early = cut.saturating_sub(secs(1));
+    let aimed = [
+        (
+            CLIENT,
+            between(secs(3), secs(50)),
+            InCommit::Put(DurableTable::Meta),
+        ),
+        (
+            CLIENT,
+            repair.saturating_sub(between(ms(0), secs(5))),
+            InCommit::Delete(DurableTable::Outbox),
+        ),
+        (
+            SERVER,
+            between(secs(3), early),
+            InCommit::Put(DurableTable::Meta),
+        ),
+        (
+            SERVER,
+            between(secs(3), early),
+            InCommit::Put(DurableTable::Inbox),
+        ),
+    ];
+    for (host, at, which) in aimed {
+        let down = between(ms(200), secs(8));
+        actions.push((at, NetAction::CrashInCommit(host.into(), which, down)));
+    }
+    for host in [CLIENT, SERVER] {
         for at in [between(cut, repair), repair + between(ms(500), secs(20))] {
             let down = between(ms(200), secs(8));
             actions.push((at, NetAction::Crash(host.into())));

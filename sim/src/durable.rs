@@ -79,6 +79,33 @@ impl Default for StoreSpec {
     }
 }
 
+/// Which transaction [`NetAction::CrashInCommit`] crashes a host in: the next one holding
+/// an operation of this kind.
+///
+/// [`NetAction::CrashInCommit`]: crate::NetAction::CrashInCommit
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InCommit {
+    /// Any transaction.
+    Any,
+    /// One that puts a row of this table: for a client, `Outbox` or `Meta` is a send; for a
+    /// server, `Inbox` is a receipt and `Meta` a consume's mark.
+    Put(DurableTable),
+    /// One that deletes a row of this table: for a client, `Outbox` is an acknowledgement;
+    /// for a server, `Inbox` is a consume.
+    Delete(DurableTable),
+}
+
+impl InCommit {
+    fn matches(self, op: &StoreOp<DurableTable>) -> bool {
+        match (self, op) {
+            (InCommit::Any, _) => true,
+            (InCommit::Put(t), StoreOp::Put { table, .. })
+            | (InCommit::Delete(t), StoreOp::Delete { table, .. }) => t == *table,
+            _ => false,
+        }
+    }
+}
+
 /// What a host's store did, over all its incarnations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -106,11 +133,11 @@ pub(crate) struct HostStore {
     uncommitted: u64,
     /// Whether a transaction of the running incarnation is in flight.
     in_commit: bool,
-    /// Crash the host when its next transaction that writes this table (any transaction for
-    /// `Some(None)`) starts ([`NetAction::CrashInCommit`]).
+    /// Crash the host when its next transaction that this matches starts
+    /// ([`NetAction::CrashInCommit`]).
     ///
     /// [`NetAction::CrashInCommit`]: crate::NetAction::CrashInCommit
-    armed: Option<Option<DurableTable>>,
+    armed: Option<InCommit>,
 }
 
 /// Every durable host's store, in the shared world.
@@ -123,9 +150,9 @@ pub(crate) struct Stores {
 }
 
 impl Stores {
-    /// Arms `host`: it crashes in its next transaction that writes `table` (any, for `None`).
-    pub(crate) fn arm(&mut self, host: &str, table: Option<DurableTable>) {
-        self.hosts.entry(host.into()).or_default().armed = Some(table);
+    /// Arms `host`: it crashes in its next transaction that `which` matches.
+    pub(crate) fn arm(&mut self, host: &str, which: InCommit) {
+        self.hosts.entry(host.into()).or_default().armed = Some(which);
     }
 
     /// The hosts to crash now (see [`Stores::arm`]).
@@ -259,12 +286,11 @@ impl StoreDriver {
         let batches = core::mem::take(&mut self.waiting);
         let mut w = self.world.borrow_mut();
         let hs = w.durable.hosts.entry(self.host.clone()).or_default();
-        let hit = |table: &Option<DurableTable>| {
-            table.is_none_or(|t| {
-                batches.iter().flat_map(|b| &b.ops).any(|op| match op {
-                    StoreOp::Put { table, .. } | StoreOp::Delete { table, .. } => *table == t,
-                })
-            })
+        let hit = |which: &InCommit| {
+            batches
+                .iter()
+                .flat_map(|b| &b.ops)
+                .any(|op| which.matches(op))
         };
         if hs.armed.as_ref().is_some_and(hit) {
             // A crash needs a transaction that is still in flight after this step.
@@ -539,7 +565,7 @@ mod tests {
         let mut d = driver(&w, 0, StoreSpec::IMMEDIATE);
         let mut ep = Fake::default();
         d.start(&mut ep, ms(0)).unwrap();
-        w.borrow_mut().durable.arm("h", None);
+        w.borrow_mut().durable.arm("h", InCommit::Any);
         assert!(w.borrow_mut().durable.take_crashes().is_empty());
         ep.put(1);
         d.pump(&mut ep, ms(0));
@@ -555,14 +581,17 @@ mod tests {
         assert!(w.borrow_mut().durable.take_crashes().is_empty());
     }
 
-    /// Armed for one table, a host lets the transactions that do not write it pass.
+    /// Armed for the delete of a table, a host lets the transactions that do not delete a
+    /// row of it pass.
     #[test]
-    fn an_armed_table_waits_for_a_transaction_that_writes_it() {
+    fn an_armed_host_waits_for_a_transaction_that_matches() {
         let w = world();
         let mut d = driver(&w, 0, StoreSpec::IMMEDIATE);
         let mut ep = Fake::default();
         d.start(&mut ep, ms(0)).unwrap();
-        w.borrow_mut().durable.arm("h", Some(DurableTable::Inbox));
+        w.borrow_mut()
+            .durable
+            .arm("h", InCommit::Delete(DurableTable::Inbox));
         ep.put(1);
         d.pump(&mut ep, ms(0));
         assert_eq!(ep.confirmed, vec![1]);

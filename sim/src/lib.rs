@@ -49,7 +49,7 @@ pub use authority::{
     Records, RoleScript, AUTHORITY_PORT, MEMBER_PORT,
 };
 pub use config::{ConfigError, LinkFaults, SimConfig};
-pub use durable::{DurableRows, StoreSpec, StoreStats};
+pub use durable::{DurableRows, InCommit, StoreSpec, StoreStats};
 pub use host::{
     ClientCtl, ClientSpec, Ctl, Script, ServerCtl, ServerSpec, CLIENT_PORT, SERVER_PORT,
 };

@@ -8,11 +8,10 @@ use core::time::Duration as StdDuration;
 use std::time::UNIX_EPOCH;
 
 use pavillion_proto::endpoint::{Client, Relay, RelayStats, Server, ServerEvent, Stats};
-use pavillion_proto::features::durable::DurableTable;
 use pavillion_proto::Instant;
 
 use crate::config::{ConfigError, LinkFaults, SimConfig};
-use crate::durable::{DurableRole, DurableRows, StoreDriver, StoreSpec, StoreStats};
+use crate::durable::{DurableRole, DurableRows, InCommit, StoreDriver, StoreSpec, StoreStats};
 use crate::host::{drive, ClientSpec, HostCtx, Script, ScriptRun, ServerCtl, ServerSpec};
 use crate::middlebox::{self, MiddleboxConfig};
 use crate::net::{derive_seed, World};
@@ -52,11 +51,10 @@ pub enum NetAction {
     Repair(String, String),
     /// Changes the faults of datagrams sent from the first host to the second.
     SetLink(String, String, LinkFaults),
-    /// Crashes a host with a store ([`StoreSpec`]) while its next transaction that writes a
-    /// row of the given table (any transaction for `None`) is in flight, losing it, and
-    /// restarts its software the given time later. A transaction of a server writing `Meta`
-    /// holds a consume's mark, for example; of a client, a send's.
-    CrashInCommit(String, Option<DurableTable>, StdDuration),
+    /// Crashes a host with a store ([`StoreSpec`]) while its next transaction that
+    /// [`InCommit`] matches is in flight, losing it, and restarts its software the given
+    /// time later.
+    CrashInCommit(String, InCommit, StdDuration),
 }
 
 impl fmt::Display for NetAction {

@@ -67,11 +67,11 @@ fn crashes_in_commits_lose_only_uncommitted_batches() {
     let (mut sim, consumed) = durable_pair(3, 40);
     sim.at(
         Duration::from_millis(700),
-        NetAction::CrashInCommit("server".into(), None, Duration::from_secs(2)),
+        NetAction::CrashInCommit("server".into(), InCommit::Any, Duration::from_secs(2)),
     );
     sim.at(
         Duration::from_millis(1500),
-        NetAction::CrashInCommit("client".into(), None, Duration::from_millis(500)),
+        NetAction::CrashInCommit("client".into(), InCommit::Any, Duration::from_millis(500)),
     );
     sim.run().unwrap();
 
@@ -112,7 +112,7 @@ fn durable_hosts_are_deterministic() {
         let (mut sim, _) = durable_pair(seed, 10);
         sim.at(
             Duration::from_millis(400),
-            NetAction::CrashInCommit("server".into(), None, Duration::from_secs(1)),
+            NetAction::CrashInCommit("server".into(), InCommit::Any, Duration::from_secs(1)),
         );
         sim.run().unwrap();
         sim.digest()
