@@ -15,7 +15,9 @@ use pavillion_fuzz::{
     client_config, drain_client, drain_server, op, OpsWriter, CLIENT, FUNCTION, SERVER,
 };
 use pavillion_proto::endpoint::{Client, SendOptions};
+use pavillion_proto::features::durable::{DurableSeq, OriginId};
 use pavillion_proto::testing::established::{Suite, START};
+use pavillion_proto::wire::durable::DurableMessage;
 use pavillion_proto::wire::noise::{KeyId, NoisePacket, SenderId, SessionIndex};
 use pavillion_proto::wire::ordered::{OrderedMessage, OrderedSeq, StreamEpoch};
 use pavillion_proto::wire::{App, Message, RpcStatus, Setup, StatusBytes};
@@ -286,6 +288,16 @@ fn app_plaintexts() -> Vec<Vec<u8>> {
                 target: "log",
                 name: "line",
                 payload: b"2",
+            },
+        }),
+        App::DurableMessage(DurableMessage {
+            origin: OriginId(0x0123_4567_89ab_cdef),
+            seq: DurableSeq(3),
+            floor: DurableSeq(2),
+            message: Message {
+                target: "log",
+                name: "line",
+                payload: b"3",
             },
         }),
     ];

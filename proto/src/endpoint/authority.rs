@@ -256,51 +256,27 @@ impl StoreTable {
     }
 }
 
-/// One change to the stored state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreOp {
-    /// Insert or replace.
-    Put {
-        /// Which table.
-        table: StoreTable,
-        /// Key bytes.
-        key: Vec<u8>,
-        /// Value bytes.
-        value: Vec<u8>,
-    },
-    /// Remove.
-    Delete {
-        /// Which table.
-        table: StoreTable,
-        /// Key bytes.
-        key: Vec<u8>,
-    },
+impl crate::store::Table for StoreTable {
+    // The inherent array: one list of the tables.
+    const ALL: &'static [Self] = &StoreTable::ALL;
+
+    fn name(self) -> &'static str {
+        StoreTable::name(self)
+    }
 }
 
+/// One change to the authority's stored state (the generic [`crate::store::StoreOp`]).
+pub type StoreOp = crate::store::StoreOp<StoreTable>;
+
 /// Identifies a [`StoreBatch`] for [`Authority::stored`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct BatchId(pub u64);
+pub use crate::store::BatchId;
 
 /// Changes the driver must write in one atomic transaction, then confirm with
 /// [`Authority::stored`]. Nothing in it is published before that.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreBatch {
-    /// Which batch.
-    pub id: BatchId,
-    /// Its changes, in order.
-    pub ops: Vec<StoreOp>,
-}
+pub type StoreBatch = crate::store::StoreBatch<StoreTable>;
 
-/// A record read back from the store at start.
-#[derive(Clone, Copy, Debug)]
-pub struct StoredRecord<'a> {
-    /// Which table.
-    pub table: StoreTable,
-    /// Key bytes.
-    pub key: &'a [u8],
-    /// Value bytes.
-    pub value: &'a [u8],
-}
+/// A record of the authority read back from the store at start.
+pub type StoredRecord<'a> = crate::store::StoredRecord<'a, StoreTable>;
 
 /// Why [`Authority::restore`] refused the stored records.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use core::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 
 use crate::crypto::{psk, SecretBoxKey};
+use crate::features::durable::Durable;
 use crate::features::ordered::{OrderedReceiver, OrderedSender};
 use crate::features::pubsub;
 use crate::features::segment::{Kind, Segments};
@@ -36,8 +37,8 @@ use super::{
 
 #[cfg(any(test, feature = "testing"))]
 mod assumed;
-mod durable;
 mod authfail;
+mod durable;
 mod inbound;
 mod noise;
 mod ordered;
@@ -132,6 +133,8 @@ pub struct Client {
     ordered_rx: OrderedReceiver,
     /// Reused for the messages an op 36 packet releases.
     ordered_out: Vec<ReceivedMessage>,
+    /// Durable messages (op 37), off until `enable_durable`.
+    durable: Durable,
 }
 
 impl Client {
@@ -186,6 +189,7 @@ impl Client {
             ordered_tx: None,
             ordered_rx: OrderedReceiver::default(),
             ordered_out: Vec::new(),
+            durable: Durable::new(limits.durable),
             config,
         };
         client.start_round(Instant::ZERO);
@@ -572,6 +576,10 @@ impl Client {
     }
 
     fn fail(&mut self, e: InFlight, reason: FailReason) {
+        if let Some(seq) = e.payload.durable() {
+            // Stored, so not failed: ready again (sent by a later session or run).
+            return self.durable.requeue(seq);
+        }
         if let Some(wire) = e.payload.transfer() {
             return self.fail_transfer(wire, reason);
         }
@@ -726,7 +734,10 @@ impl Client {
                 let Some(tx) = self.tx_key_for(to) else {
                     return Encoded::Obsolete;
                 };
-                let mut app = e.payload.as_app();
+                let Some(mut app) = e.payload.as_app() else {
+                    let seq = e.payload.durable();
+                    return self.encode_durable(to, c, seq, buf);
+                };
                 if let (App::OrderedMessage(o), Some(streams)) = (&mut app, &self.ordered_tx) {
                     streams.stamp(o);
                 }

@@ -14,6 +14,7 @@ mod authority;
 mod client;
 mod config;
 mod driving;
+mod durable;
 mod event;
 mod member;
 mod mux;

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use arrayvec::ArrayVec;
 
 use crate::endpoint::{classify_opened, Inbound};
+use crate::features::durable::Durable;
 use crate::features::ordered::{self, OrderedReceiver, OrderedSender};
 use crate::features::pubsub;
 use crate::features::rpc;
@@ -129,6 +130,8 @@ pub struct Server {
     ordered_rx: OrderedReceiver,
     /// Reused for the messages an op 36 packet releases.
     ordered_out: Vec<ReceivedMessage>,
+    /// Durable messages (op 37), off until `enable_durable`.
+    durable: Durable,
 }
 
 /// How an opened session packet reached us.
@@ -174,6 +177,7 @@ impl Server {
             ordered_tx: BTreeMap::new(),
             ordered_rx: OrderedReceiver::default(),
             ordered_out: Vec::new(),
+            durable: Durable::new(config.limits.durable),
             config,
         };
         if let Some(to) = server.config.announce {
@@ -599,6 +603,7 @@ impl Server {
             App::TransferRefused { transfer, reason } => self.on_refused(from, transfer, reason),
             App::RpcCall { function, args } => self.on_call(now, from, counter, function, args),
             App::OrderedMessage(o) => self.on_fresh_ordered(now, from, peer, counter, &o),
+            App::DurableMessage(d) => self.on_fresh_durable(from, counter, &d, via),
             // Registers (§9.8): an observation names its session, as a subscription does.
             App::RegisterRead(p) => self.on_register_read(from, counter, p),
             App::RegisterValue(p) if p.answers == Counter(0) => {

@@ -16,6 +16,7 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::crypto::noise::ChaChaKey;
+use crate::features::durable::DurableSeq;
 use crate::features::registers::RegisterPayload;
 use crate::id::{Counter, FunctionId};
 use crate::time::Instant;
@@ -77,6 +78,10 @@ pub(crate) enum Payload {
     /// Registers (`docs/PROTOCOL.md` §9.8): a client's request, answered by op 7 or 10, or a
     /// server's notification, acknowledged. Boxed, as the group key is.
     Register(Box<RegisterPayload>),
+    /// Op 37: a durable message, by its seq. The message, origin and floor live in the
+    /// endpoint's durable state (`features::durable`), which the encoder reads at each
+    /// transmission; the entry's deadline is `Instant::MAX`.
+    Durable(DurableSeq),
 }
 
 /// An op 36 exchange. Its `floor` is only a lower bound: the encoder stamps the sender's
@@ -111,8 +116,10 @@ pub(crate) struct GroupKeyDelivery {
 }
 
 impl Payload {
-    pub(crate) fn as_app(&self) -> App<'_> {
-        match self {
+    /// The packet this exchange sends, or `None` for a durable message, whose body is the
+    /// durable state's (the encoder builds it from there).
+    pub(crate) fn as_app(&self) -> Option<App<'_>> {
+        Some(match self {
             Payload::Message(m) => m.as_app(true),
             Payload::Call { function, args } => App::RpcCall {
                 function: *function,
@@ -142,6 +149,15 @@ impl Payload {
                 },
             }),
             Payload::Register(r) => r.as_app(),
+            Payload::Durable(_) => return None,
+        })
+    }
+
+    /// The durable message this exchange is, if it is one.
+    pub(crate) fn durable(&self) -> Option<DurableSeq> {
+        match self {
+            Payload::Durable(seq) => Some(*seq),
+            _ => None,
         }
     }
 
@@ -625,7 +641,11 @@ impl Outbox {
                 in_flight += 1;
                 t = Instant::ZERO;
             }
-            earliest = Some(earliest.map_or(t, |x| x.min(t)));
+            // No deadline (`Instant::MAX`) and no retry: no timer, rather than one at the end
+            // of time that a driver would have to turn into a sleep.
+            if t < Instant::MAX {
+                earliest = Some(earliest.map_or(t, |x| x.min(t)));
+            }
         }
         earliest
     }

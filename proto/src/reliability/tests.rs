@@ -296,3 +296,33 @@ quickcheck::quickcheck! {
         true
     }
 }
+
+#[test]
+fn an_exchange_without_deadline_never_expires_and_retries_at_the_ceiling() {
+    let rtt = RttEstimator::new(RttConfig::default());
+    let mut o = Outbox::new(8, 8);
+    let t0 = Instant::ZERO;
+    // `SendOptions::without_deadline`: the timeout saturates to "never".
+    let deadline = t0 + Duration::MAX;
+    assert_eq!(deadline, Instant::MAX);
+    o.push(1, msg(), false, deadline).unwrap();
+    // No session: no timer at all, rather than one at the end of time.
+    assert_eq!(o.next_timeout(false, usize::MAX), None);
+    o.on_first_transmit(1, Counter(10), Vec::new(), t0, &rtt);
+    let mut now = t0;
+    for _ in 0..40 {
+        let next = o.next_timeout(true, usize::MAX).unwrap();
+        assert!(
+            next - now <= RttConfig::default().max_rto,
+            "{:?}",
+            next - now
+        );
+        now = next;
+        assert_eq!(due(&mut o, now, true), [1], "retried, never expired");
+        o.on_retransmit(1, now, &rtt);
+    }
+    // Long after any default deadline it is still there, retried every `max_rto`.
+    assert_eq!(o.len(), 1);
+    assert!(now >= t0 + Duration::from_secs(100));
+    assert_eq!(o.next_timeout(false, usize::MAX), None);
+}

@@ -4,6 +4,7 @@
 //! plaintext; nothing is copied or allocated.
 
 use super::codec::{Reader, Writer};
+use super::durable::DurableMessage;
 use super::noise::{KeyId, SenderId};
 use super::ordered::OrderedMessage;
 use super::register::{
@@ -58,6 +59,8 @@ pub mod opcode {
     pub const TRANSFER_REFUSED: u8 = 35;
     /// [`App::OrderedMessage`](super::App::OrderedMessage) (ours: ordered delivery).
     pub const ORDERED_MESSAGE: u8 = 36;
+    /// [`App::DurableMessage`](super::App::DurableMessage) (ours: durable messages).
+    pub const DURABLE_MESSAGE: u8 = 37;
 }
 
 /// An addressed message: `target \n name \n payload` (docs/PROTOCOL.md §3, "Messages").
@@ -208,6 +211,9 @@ pub enum App<'a> {
     /// Op 36 (ours): a reliable message with its place in its target's ordered stream
     /// (`docs/PROTOCOL.md` §3.3). ACKed with op 2 like op 1.
     OrderedMessage(OrderedMessage<'a>),
+    /// Op 37 (ours): a reliable message with an end-to-end id that survives reboots of either
+    /// side (`docs/PROTOCOL.md` §16). ACKed with op 2 like op 1, once its record is stored.
+    DurableMessage(DurableMessage<'a>),
 }
 
 /// ACK payload without and with status bytes.
@@ -320,6 +326,7 @@ impl<'a> App<'a> {
                 }
             }
             ORDERED_MESSAGE => App::OrderedMessage(OrderedMessage::parse(payload)?),
+            DURABLE_MESSAGE => App::DurableMessage(DurableMessage::parse(payload)?),
             other => return Err(Error::UnknownAppOpcode(other)),
         })
     }
@@ -349,6 +356,7 @@ impl<'a> App<'a> {
             App::AckRanges(_) => ACK_RANGES,
             App::TransferRefused { .. } => TRANSFER_REFUSED,
             App::OrderedMessage(_) => ORDERED_MESSAGE,
+            App::DurableMessage(_) => DURABLE_MESSAGE,
         }
     }
 
@@ -384,6 +392,7 @@ impl<'a> App<'a> {
             App::AckRanges(r) => r.as_bytes().len(),
             App::TransferRefused { .. } => segment::REFUSED_LEN,
             App::OrderedMessage(o) => o.buffer_len(),
+            App::DurableMessage(d) => d.buffer_len(),
         };
         payload.saturating_add(1)
     }
@@ -400,6 +409,9 @@ impl<'a> App<'a> {
         }
         if let App::OrderedMessage(o) = self {
             o.check_names()?;
+        }
+        if let App::DurableMessage(d) = self {
+            d.check_names()?;
         }
         if buf.len() < self.buffer_len() {
             return Err(Error::BufferTooSmall);
@@ -465,6 +477,7 @@ impl<'a> App<'a> {
                 w.u8(reason.0)?;
             }
             App::OrderedMessage(o) => o.emit(&mut w)?,
+            App::DurableMessage(d) => d.emit(&mut w)?,
         }
         Ok(w.written())
     }

@@ -379,6 +379,14 @@ enum Spec {
         name: String,
         payload: Vec<u8>,
     },
+    Durable {
+        origin: u64,
+        seq: u64,
+        floor: u64,
+        target: String,
+        name: String,
+        payload: Vec<u8>,
+    },
 }
 
 fn name(g: &mut Gen) -> String {
@@ -390,7 +398,7 @@ fn name(g: &mut Gen) -> String {
 
 impl Arbitrary for Spec {
     fn arbitrary(g: &mut Gen) -> Self {
-        match u8::arbitrary(g) % 14 {
+        match u8::arbitrary(g) % 15 {
             0 => Spec::Message {
                 reliable: bool::arbitrary(g),
                 target: name(g),
@@ -459,6 +467,14 @@ impl Arbitrary for Spec {
             },
             9 => Spec::Ordered {
                 epoch: u32::arbitrary(g),
+                seq: u64::arbitrary(g),
+                floor: u64::arbitrary(g),
+                target: name(g),
+                name: name(g),
+                payload: Vec::arbitrary(g),
+            },
+            14 => Spec::Durable {
+                origin: u64::arbitrary(g),
                 seq: u64::arbitrary(g),
                 floor: u64::arbitrary(g),
                 target: name(g),
@@ -577,6 +593,23 @@ impl Spec {
                     payload,
                 },
             }),
+            Spec::Durable {
+                origin,
+                seq,
+                floor,
+                target,
+                name,
+                payload,
+            } => App::DurableMessage(super::super::durable::DurableMessage {
+                origin: crate::features::durable::OriginId(*origin),
+                seq: crate::features::durable::DurableSeq(*seq),
+                floor: crate::features::durable::DurableSeq(*floor),
+                message: Message {
+                    target,
+                    name,
+                    payload,
+                },
+            }),
         }
     }
 }
@@ -626,7 +659,9 @@ fn prop_parse_never_panics() {
 #[test]
 fn prop_parse_never_panics_on_known_opcodes() {
     fn prop(op: u8, body: Vec<u8>) -> bool {
-        let ops = [1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21, 32, 33, 34, 35, 36];
+        let ops = [
+            1, 2, 3, 4, 5, 12, 13, 14, 16, 20, 21, 32, 33, 34, 35, 36, 37,
+        ];
         let mut bytes = alloc::vec![ops[usize::from(op) % ops.len()]];
         bytes.extend_from_slice(&body);
         if let Ok(app) = App::parse(&bytes) {

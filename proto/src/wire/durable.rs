@@ -72,3 +72,148 @@ impl<'a> DurableMessage<'a> {
         self.message.emit(w)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+    use super::*;
+    use crate::wire::App;
+
+    #[test]
+    fn layout_is_origin_seq_floor_then_the_message() {
+        let bytes = hex::decode(concat!(
+            "25",               // op 37
+            "0807060504030201", // origin
+            "0900000000000000", // seq 9
+            "0300000000000000", // floor 3
+            "740a6e0a7879",     // "t\nn\nxy"
+        ))
+        .unwrap();
+        let app = App::parse(&bytes).unwrap();
+        let expected = App::DurableMessage(DurableMessage {
+            origin: OriginId(0x0102_0304_0506_0708),
+            seq: DurableSeq(9),
+            floor: DurableSeq(3),
+            message: Message {
+                target: "t",
+                name: "n",
+                payload: b"xy",
+            },
+        });
+        assert_eq!(app, expected);
+        assert_eq!(app.opcode(), crate::wire::app::opcode::DURABLE_MESSAGE);
+        assert_eq!(app.buffer_len(), bytes.len());
+        assert_eq!(1 + PREFIX_LEN + 6, bytes.len());
+        let mut out = alloc::vec![0u8; bytes.len()];
+        assert_eq!(app.emit(&mut out), Ok(bytes.len()));
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn short_prefix_and_bad_bodies_are_typed() {
+        let mut p = alloc::vec![37u8];
+        for _ in 0..PREFIX_LEN {
+            assert_eq!(App::parse(&p), Err(Error::Truncated));
+            p.push(0);
+        }
+        assert_eq!(App::parse(&p), Err(Error::MissingSeparator));
+        p.extend_from_slice(b"t\n");
+        assert_eq!(App::parse(&p), Err(Error::MissingSeparator));
+        p.truncate(1 + PREFIX_LEN);
+        p.extend_from_slice(b"\xff\nn\n");
+        assert_eq!(App::parse(&p), Err(Error::InvalidUtf8));
+        p.truncate(1 + PREFIX_LEN);
+        p.extend_from_slice(b"t\n\xc3\n");
+        assert_eq!(App::parse(&p), Err(Error::InvalidUtf8));
+    }
+
+    #[test]
+    fn a_name_with_a_newline_is_refused_and_the_buffer_untouched() {
+        let app = App::DurableMessage(DurableMessage {
+            origin: OriginId(1),
+            seq: DurableSeq(1),
+            floor: DurableSeq(1),
+            message: Message {
+                target: "a\nb",
+                name: "n",
+                payload: b"",
+            },
+        });
+        let mut out = alloc::vec![0xaau8; 64];
+        assert_eq!(app.emit(&mut out), Err(Error::InvalidName));
+        assert!(out.iter().all(|&b| b == 0xaa));
+        let App::DurableMessage(refused) = app else {
+            unreachable!("built above")
+        };
+        let fine = App::DurableMessage(DurableMessage {
+            message: Message {
+                target: "ab",
+                ..refused.message
+            },
+            ..refused
+        });
+        let mut short = alloc::vec![0u8; fine.buffer_len() - 1];
+        assert_eq!(fine.emit(&mut short), Err(Error::BufferTooSmall));
+    }
+
+    /// Any op 37 value (names without `\n`, any ids, any payload).
+    #[derive(Clone, Debug)]
+    struct Spec {
+        origin: u64,
+        seq: u64,
+        floor: u64,
+        target: String,
+        name: String,
+        payload: Vec<u8>,
+    }
+
+    impl Arbitrary for Spec {
+        fn arbitrary(g: &mut Gen) -> Self {
+            let name = |g: &mut Gen| -> String {
+                String::arbitrary(g)
+                    .chars()
+                    .filter(|&c| c != '\n')
+                    .collect()
+            };
+            Spec {
+                origin: u64::arbitrary(g),
+                seq: u64::arbitrary(g),
+                floor: u64::arbitrary(g),
+                target: name(g),
+                name: name(g),
+                payload: Vec::arbitrary(g),
+            }
+        }
+    }
+
+    #[test]
+    fn prop_emit_parse_round_trips_and_truncation_is_refused() {
+        fn prop(s: Spec, cut: usize) -> bool {
+            let app = App::DurableMessage(DurableMessage {
+                origin: OriginId(s.origin),
+                seq: DurableSeq(s.seq),
+                floor: DurableSeq(s.floor),
+                message: Message {
+                    target: &s.target,
+                    name: &s.name,
+                    payload: &s.payload,
+                },
+            });
+            let mut buf = alloc::vec![0u8; app.buffer_len()];
+            if app.emit(&mut buf) != Ok(buf.len()) || App::parse(&buf) != Ok(app) {
+                return false;
+            }
+            // Every cut inside the prefix, or before the second separator, is refused typed.
+            let sep2 = 1 + PREFIX_LEN + s.target.len() + 1 + s.name.len();
+            let cut = cut % (sep2 + 1);
+            App::parse(buf.get(..cut).unwrap_or_default()).is_err()
+        }
+        QuickCheck::new()
+            .tests(2000)
+            .quickcheck(prop as fn(Spec, usize) -> bool);
+    }
+}

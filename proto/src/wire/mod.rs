@@ -20,8 +20,8 @@
 
 pub mod app;
 pub mod authority;
-pub mod durable;
 mod codec;
+pub mod durable;
 pub mod noise;
 pub mod ordered;
 pub mod register;

@@ -105,6 +105,8 @@ impl Client {
                         .tx
                         .push_back(Outgoing::Ack { to: from, counter }),
                     Ok(App::Segment(seg)) => self.on_segment_duplicate(from, addr, counter, &seg),
+                    // Durable: its stored state decides, not the replay window.
+                    Ok(App::DurableMessage(d)) => self.on_durable(from, counter, &d),
                     _ => {}
                 }
                 return;
@@ -199,6 +201,7 @@ impl Client {
             App::AckRanges(ranges) => self.on_ack_ranges(now, addr, ranges),
             App::TransferRefused { transfer, reason } => self.on_refused(transfer, reason),
             App::OrderedMessage(o) => self.on_ordered(now, from, addr, counter, &o),
+            App::DurableMessage(d) => self.on_durable(from, counter, &d),
             App::RegisterValue(p) => self.on_register_value(now, from, addr, counter, p),
             App::RegisterInfo(p) => self.on_register_info_packet(now, addr, p),
             App::RpcCall { .. }
@@ -246,6 +249,9 @@ impl Client {
             .outbox
             .on_reply(counter, false, addr, now, &mut self.rtt);
         if let Reply::Complete(e) = &reply {
+            if let Some(seq) = e.payload.durable() {
+                return self.on_durable_acked(seq);
+            }
             self.on_ordered_resolved(e, false);
         }
         match reply {

@@ -106,6 +106,12 @@ impl Server {
                 return;
             }
         }
+        // Durable: its stored state decides whether to acknowledge again, not the window.
+        if let Ok(App::DurableMessage(d)) = &parsed {
+            if !self.on_durable(from, counter, d, via) {
+                return;
+            }
+        }
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
         };
@@ -134,7 +140,7 @@ impl Server {
             }
             // Re-acknowledge: the first ACK may have been lost (the reference never does, so
             // its clients report false failures: docs/PROTOCOL.md §10 item 10).
-            Ok(App::ReliableMessage(_) | App::OrderedMessage(_)) => {
+            Ok(App::ReliableMessage(_) | App::OrderedMessage(_) | App::DurableMessage(_)) => {
                 (Outgoing::Ack { to: from, counter }, 9 + status_len)
             }
             // A subscription whose ACK was lost; one refused (table full) stays unacknowledged.

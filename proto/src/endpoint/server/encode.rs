@@ -3,7 +3,9 @@
 //! waited, or an answer resent from the cache, carries a fresh counter or its own).
 
 use super::Server;
+use crate::endpoint::durable as route;
 use crate::endpoint::{copy_out, Encoded, Outgoing};
+use crate::features::durable::DurablePeer;
 use crate::id::Counter;
 use crate::reliability::InFlight;
 use crate::session;
@@ -68,7 +70,13 @@ impl Server {
                     payload,
                     ..
                 }) => {
-                    let mut app = payload.as_app();
+                    let durable = payload.durable().map(|seq| {
+                        let to = DurablePeer::Client(s.peer);
+                        route::packet(&self.durable, to, seq)
+                    });
+                    let Some(mut app) = payload.as_app().or(durable.flatten()) else {
+                        return Encoded::Obsolete;
+                    };
                     if let (App::OrderedMessage(o), Some(streams)) =
                         (&mut app, self.ordered_tx.get(&to))
                     {

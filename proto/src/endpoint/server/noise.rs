@@ -441,6 +441,7 @@ impl Server {
         self.shared
             .events
             .push_back(ServerEvent::Connected { addr: from, peer });
+        self.fill_durable();
         let targets: Vec<_> = self.targets.iter().cloned().collect();
         for t in targets {
             self.push_internal(now, from, Payload::Subscribe(t));

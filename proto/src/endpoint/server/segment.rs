@@ -186,7 +186,9 @@ impl Server {
                 if s.outbox.is_empty() && more == 0 {
                     self.busy.remove(&from);
                 }
-                if e.payload.transfer().is_some() {
+                if let Some(seq) = e.payload.durable() {
+                    self.on_durable_acked(seq);
+                } else if e.payload.transfer().is_some() {
                     if let Some(end) = self.segments.transfers.on_complete(&e) {
                         self.on_transfer_end(end);
                     }

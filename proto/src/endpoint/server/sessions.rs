@@ -66,12 +66,17 @@ impl Server {
             self.shared
                 .events
                 .push_back(ServerEvent::Disconnected { addr, reason });
+            // Its durable messages may go to another session of the same client.
+            self.fill_durable();
         }
     }
 
     /// Fails every message the application queued in `outbox`.
     pub(super) fn fail_outbox(&mut self, mut outbox: Outbox, reason: FailReason) {
-        for e in outbox.drain().filter(|e| !e.internal) {
+        for e in outbox.drain() {
+            if self.requeue_durable(&e) || e.internal {
+                continue;
+            }
             self.shared.events.push_back(ServerEvent::Failed {
                 id: MessageId(e.id),
                 reason,

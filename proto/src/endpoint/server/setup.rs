@@ -168,5 +168,6 @@ impl Server {
                 peer: s.peer,
             });
         }
+        self.fill_durable();
     }
 }

@@ -32,8 +32,12 @@
 //!   durable messages (receive, send onward, consume) is atomic when it consumes right after
 //!   it sends.
 
+mod batches;
 mod dedup;
+#[cfg(test)]
+mod props;
 mod records;
+mod restore;
 mod sender;
 #[cfg(test)]
 mod tests;
@@ -43,7 +47,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::id::{ClientId, PeerId};
-use crate::store::{BatchId, StoreBatch, StoreOp, StoredRecord, Table};
+use crate::store::{StoreBatch, StoreOp, StoredRecord, Table};
 
 pub use records::keys;
 
@@ -191,7 +195,11 @@ impl fmt::Display for DurableRestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DurableRestoreError::BadRecord { table, key } => {
-                write!(f, "stored record {key} of table {} does not decode", table.name())
+                write!(
+                    f,
+                    "stored record {key} of table {} does not decode",
+                    table.name()
+                )
             }
             DurableRestoreError::ForeignIdentity => {
                 f.write_str("the durable store was written by another identity")
@@ -226,15 +234,25 @@ pub struct StoreIdentity(pub [u8; 32]);
 impl StoreIdentity {
     /// The identity of a client with this id and, for suites 2 and 3, this static public key.
     pub fn client(id: ClientId, public: Option<&[u8; 32]>) -> Self {
-        todo!("core-a: BLAKE2b-256(\"pavillion durable client\" || id || public?)")
+        let public: &[u8] = public.map_or(&[], |p| p);
+        StoreIdentity(crate::wire::authority::hash_parts(&[
+            CLIENT_DOMAIN,
+            &id.0,
+            public,
+        ]))
     }
 
     /// The identity of a server with this static public key (`None` for a PSK-only server,
     /// which has no identity of its own: every PSK-only server has the same one).
     pub fn server(public: Option<&[u8; 32]>) -> Self {
-        todo!("core-a: BLAKE2b-256(\"pavillion durable server\" || public?)")
+        let public: &[u8] = public.map_or(&[], |p| p);
+        StoreIdentity(crate::wire::authority::hash_parts(&[SERVER_DOMAIN, public]))
     }
 }
+
+/// The domain tags of [`StoreIdentity`]: a client's and a server's identities never collide.
+const CLIENT_DOMAIN: &[u8] = b"pavillion durable client v1";
+const SERVER_DOMAIN: &[u8] = b"pavillion durable server v1";
 
 /// Where a received durable message waits for its ACK: the endpoint sends op 2 quoting
 /// `counter` to `to` once the message's batch is stored.
@@ -290,10 +308,15 @@ pub(crate) struct Durable {
 
 #[derive(Debug)]
 struct Enabled {
+    identity: StoreIdentity,
     origin: OriginId,
     sender: sender::Sender,
     dedup: dedup::Dedup,
     journal: records::Journal,
+    send_mark: Option<u64>,
+    consume_mark: Option<u64>,
+    /// Inbox entries restored at `enable`, not yet handed out by `take_redeliveries`.
+    redeliver: Vec<records::InboxKey>,
 }
 
 impl Durable {
@@ -315,13 +338,52 @@ impl Durable {
     /// identity, draws an origin from `rng` if the store is empty (queuing its `meta` rows),
     /// restores the outbox (every entry ready to send again), the `seen` state, and the inbox,
     /// whose messages [`Durable::take_redeliveries`] hands out once.
+    ///
+    /// The RNG is drawn from only for a fresh store, so enabling durability on a restored
+    /// store does not shift the endpoint's other random values.
     pub(crate) fn enable<'a>(
         &mut self,
         identity: StoreIdentity,
         records: impl IntoIterator<Item = DurableRecord<'a>>,
         rng: &mut crate::rng::Rng,
     ) -> Result<DurableRestored, DurableRestoreError> {
-        todo!("core-a")
+        if self.inner.is_some() {
+            return Err(DurableRestoreError::AlreadyEnabled);
+        }
+        let mut r = restore::Restored::decode(records)?;
+        let checked = r.check(identity)?;
+        let fresh = checked.is_none();
+        let (origin, sender) =
+            checked.unwrap_or_else(|| (OriginId(rng.next_u64()), sender::Sender::new(1)));
+        let mut journal = records::Journal::default();
+        if fresh {
+            journal.dirty_meta = records::DirtyMeta {
+                identity: true,
+                next_seq: true,
+                send_mark: false,
+                consume_mark: false,
+            };
+        }
+        let redeliver = r.dedup.inbox.keys().copied().collect();
+        let restored = DurableRestored {
+            origin,
+            fresh,
+            queued: sender.len(),
+            inbox: r.dedup.inbox.len(),
+            send_mark: r.send_mark,
+            consume_mark: r.consume_mark,
+        };
+        self.inner = Some(Enabled {
+            identity,
+            origin,
+            sender,
+            dedup: r.dedup,
+            journal,
+            send_mark: r.send_mark,
+            consume_mark: r.consume_mark,
+            redeliver,
+        });
+        Ok(restored)
     }
 
     /// Our origin, once enabled.
@@ -336,53 +398,111 @@ impl Durable {
     /// that batch is stored.
     ///
     /// # Errors
-    /// `NotDurable` before `enable`; `QueueFull` at `max_outbox`.
+    /// `NotDurable` before `enable`; `QueueFull` at `max_outbox` (or, in theory, when the
+    /// seqs run out).
     pub(crate) fn queue(
         &mut self,
         to: DurablePeer,
         message: crate::reliability::OwnedMessage,
         mark: Option<u64>,
     ) -> Result<DurableId, crate::endpoint::SendError> {
-        todo!("core-a")
+        use crate::endpoint::SendError;
+        let e = self.inner.as_mut().ok_or(SendError::NotDurable)?;
+        // u64::MAX is never a seq (the receiver refuses it), so it is never the next one.
+        if e.sender.len() >= self.limits.max_outbox || e.sender.next_seq == u64::MAX {
+            return Err(SendError::QueueFull);
+        }
+        let seq = DurableSeq(e.sender.next_seq);
+        e.sender.next_seq += 1;
+        let j = &mut e.journal;
+        j.put(
+            DurableTable::Outbox,
+            records::outbox_key(seq),
+            records::outbox_value(to, &message),
+        );
+        j.touched.push(records::Touched::Outbox(seq));
+        j.waiters.push(records::Waiter::Send(seq));
+        j.dirty_meta.next_seq = true;
+        if let Some(m) = mark {
+            e.send_mark = Some(m);
+            j.dirty_meta.send_mark = true;
+        }
+        e.sender.insert(
+            seq,
+            sender::Entry {
+                to,
+                message,
+                state: sender::State::Unstored,
+            },
+        );
+        Ok(DurableId {
+            origin: e.origin,
+            seq,
+        })
     }
 
     /// Moves the stored, not-in-flight messages to `to` into `out` (seq order) and marks them
     /// in flight: the endpoint puts each in that peer's outbox as a `Payload::Durable`.
     pub(crate) fn take_ready(&mut self, to: DurablePeer, out: &mut Vec<DurableSeq>) {
-        todo!("core-a")
+        if let Some(e) = self.inner.as_mut() {
+            e.sender.take_ready(to, out);
+        }
     }
 
     /// Destinations with messages ready to send (for a server: which clients to look for).
     pub(crate) fn ready_peers(&self, out: &mut Vec<DurablePeer>) {
-        todo!("core-a")
+        if let Some(e) = self.inner.as_ref() {
+            e.sender.ready_peers(out);
+        }
     }
 
     /// A message in flight lost its session (the session ended or was replaced): it is ready
-    /// again for the next session with its peer.
+    /// again for the next session with its peer. Nothing for a message not in flight.
     pub(crate) fn requeue(&mut self, seq: DurableSeq) {
-        todo!("core-a")
+        if let Some(e) = self.inner.as_mut() {
+            if e.sender.state(seq) == Some(sender::State::InFlight) {
+                e.sender.set_state(seq, sender::State::Ready);
+            }
+        }
     }
 
     /// The message `seq`, while it is queued.
     pub(crate) fn message(&self, seq: DurableSeq) -> Option<&crate::reliability::OwnedMessage> {
-        todo!("core-a")
+        self.inner
+            .as_ref()
+            .and_then(|e| e.sender.entries.get(&seq))
+            .map(|e| &e.message)
     }
 
     /// The floor to stamp on a packet to `to`: its least unresolved seq, or the next seq.
     pub(crate) fn floor(&self, to: DurablePeer) -> DurableSeq {
-        todo!("core-a")
+        self.inner
+            .as_ref()
+            .map_or(DurableSeq(1), |e| e.sender.floor(to))
     }
 
     /// The receiver acknowledged `seq`: resolved, its `outbox` row deleted (pending batch).
     /// Returns its id and destination if it was queued.
     pub(crate) fn acked(&mut self, seq: DurableSeq) -> Option<(DurablePeer, DurableId)> {
-        todo!("core-a")
+        let e = self.inner.as_mut()?;
+        let entry = e.sender.remove(seq)?;
+        e.journal
+            .delete(DurableTable::Outbox, records::outbox_key(seq));
+        e.journal.touched.push(records::Touched::Outbox(seq));
+        Some((
+            entry.to,
+            DurableId {
+                origin: e.origin,
+                seq,
+            },
+        ))
     }
 
     /// The application cancelled `seq`: resolved as `acked`, with no event. Returns its
     /// destination, and whether it was in flight (so the endpoint removes it from the outbox).
     pub(crate) fn cancel(&mut self, seq: DurableSeq) -> Option<(DurablePeer, bool)> {
-        todo!("core-a")
+        let in_flight = self.inner.as_ref()?.sender.state(seq)? == sender::State::InFlight;
+        self.acked(seq).map(|(to, _)| (to, in_flight))
     }
 
     /// Messages queued and not resolved.
@@ -393,51 +513,128 @@ impl Durable {
     // ---- receiver ----
 
     /// One op 37 from `from`, authenticated, arriving with `ack` (its counter and source).
+    /// Rules 2–9 of `docs/PROTOCOL.md` §16; rule 1 (durability off) is
+    /// `Drop(DurableDisabled)`. A duplicate costs no allocation unless it moves its sender's
+    /// floor.
     pub(crate) fn receive(
         &mut self,
         from: DurablePeer,
         packet: &crate::wire::durable::DurableMessage<'_>,
         ack: PendingAck,
     ) -> Receive {
-        todo!("core-a")
+        use crate::endpoint::DropReason;
+        let Some(e) = self.inner.as_mut() else {
+            return Receive::Drop(DropReason::DurableDisabled);
+        };
+        let sender = (from, packet.origin);
+        let mut floor_moved = false;
+        let verdict = e.dedup.judge(
+            sender,
+            packet.seq,
+            packet.floor,
+            &self.limits,
+            &mut floor_moved,
+        );
+        // An accepted message sets its bit: the row changes as when the floor moves.
+        let changed = floor_moved || verdict == dedup::Verdict::Accept;
+        if changed && e.journal.dirty_seen.insert(sender) {
+            e.journal.touched.push(records::Touched::Seen(sender));
+        }
+        let key = (from, packet.origin, packet.seq);
+        match verdict {
+            dedup::Verdict::AckNow => Receive::AckNow,
+            dedup::Verdict::Waiting => {
+                // The latest copy's counter is the one its sender still waits on.
+                if let Some(entry) = e.dedup.inbox.get_mut(&key) {
+                    entry.ack = Some(ack);
+                }
+                Receive::Waiting
+            }
+            dedup::Verdict::Invalid => Receive::Drop(DropReason::DurableInvalid),
+            dedup::Verdict::TableFull => Receive::Drop(DropReason::DurableTableFull),
+            dedup::Verdict::OutOfWindow => Receive::Drop(DropReason::DurableWindow),
+            dedup::Verdict::InboxFull => Receive::Drop(DropReason::DurableInboxFull),
+            dedup::Verdict::Accept => {
+                let message = records::owned(&packet.message);
+                let mut value = Vec::new();
+                records::put_body(&mut value, &message);
+                e.journal
+                    .put(DurableTable::Inbox, records::inbox_key(key), value);
+                e.journal.touched.push(records::Touched::Inbox(key));
+                e.journal.waiters.push(records::Waiter::Receive(key));
+                e.dedup.inbox.insert(
+                    key,
+                    dedup::InboxEntry {
+                        message,
+                        stored: false,
+                        ack: Some(ack),
+                    },
+                );
+                Receive::Held
+            }
+        }
     }
 
     /// The application is done with a delivered message: its inbox row is deleted (and the
-    /// mark, if given, stored as `consume_mark`). False if it is not in the inbox.
+    /// mark, if given, stored as `consume_mark`). False if it is not in the inbox (or not
+    /// delivered yet); the mark is then not stored.
     pub(crate) fn consume(&mut self, from: DurablePeer, id: DurableId, mark: Option<u64>) -> bool {
-        todo!("core-a")
+        let Some(e) = self.inner.as_mut() else {
+            return false;
+        };
+        let key = (from, id.origin, id.seq);
+        if !e.dedup.inbox.get(&key).is_some_and(|m| m.stored) {
+            return false;
+        }
+        e.dedup.inbox.remove(&key);
+        e.journal
+            .delete(DurableTable::Inbox, records::inbox_key(key));
+        e.journal.touched.push(records::Touched::Inbox(key));
+        if let Some(m) = mark {
+            e.consume_mark = Some(m);
+            e.journal.dirty_meta.consume_mark = true;
+        }
+        true
     }
 
-    /// The inbox restored by `enable`, handed out once (seq order per sender).
+    /// The inbox restored by `enable`, handed out once (in key order: by sender, then seq).
     pub(crate) fn take_redeliveries(&mut self) -> Vec<Delivery> {
-        todo!("core-a")
+        let Some(e) = self.inner.as_mut() else {
+            return Vec::new();
+        };
+        let keys = core::mem::take(&mut e.redeliver);
+        keys.into_iter()
+            .filter_map(|key @ (from, origin, seq)| {
+                let m = e.dedup.inbox.get(&key)?;
+                Some(Delivery {
+                    from,
+                    id: DurableId { origin, seq },
+                    message: m.message.clone(),
+                    redelivered: true,
+                    ack: None,
+                })
+            })
+            .collect()
     }
 
     /// Forgets what we know of a peer's messages (the application's choice, for a peer
     /// that is gone for good): its `seen` rows are deleted. Its inbox rows stay until
     /// consumed.
     pub(crate) fn forget(&mut self, from: DurablePeer) {
-        todo!("core-a")
-    }
-
-    // ---- store ----
-
-    /// The pending operations as one batch, if any.
-    pub(crate) fn poll_store(&mut self) -> Option<DurableBatch> {
-        todo!("core-a")
-    }
-
-    /// The driver stored every batch up to `batch`.
-    pub(crate) fn stored(&mut self, batch: BatchId) -> Released {
-        todo!("core-a")
-    }
-
-    /// The driver could not store the batches handed out up to `batch` (the ones not already
-    /// confirmed): sends in them fail (`DurableFailure::Store`); received messages in them are
-    /// forgotten, unacknowledged, so their senders retry; operations whose loss would break a
-    /// guarantee later (a consume's delete, a resolution's delete, `meta`) are queued again,
-    /// so that a store that recovers catches up.
-    pub(crate) fn store_failed(&mut self, batch: BatchId) -> Released {
-        todo!("core-a")
+        let Some(e) = self.inner.as_mut() else {
+            return;
+        };
+        let gone: Vec<records::SenderKey> = e
+            .dedup
+            .senders
+            .range((from, OriginId(0))..=(from, OriginId(u64::MAX)))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            e.dedup.senders.remove(&k);
+            e.journal.dirty_seen.remove(&k);
+            e.journal.delete(DurableTable::Seen, records::seen_key(k));
+            e.journal.touched.push(records::Touched::Seen(k));
+        }
     }
 }
