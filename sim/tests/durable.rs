@@ -12,7 +12,9 @@ use core::time::Duration;
 use common::*;
 use pavillion_proto::endpoint::{Client, Server, ServerEvent};
 use pavillion_proto::features::durable::DurableTable;
-use pavillion_sim::{ClientSpec, NetAction, Script, ServerSpec, SimConfig, Simulation, StoreSpec};
+use pavillion_sim::{
+    ClientSpec, InCommit, NetAction, Script, ServerSpec, SimConfig, Simulation, StoreSpec,
+};
 
 /// What the server's application consumed, by payload, and how often it was handed a
 /// redelivery.
