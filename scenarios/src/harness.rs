@@ -277,6 +277,21 @@ impl Harness {
         })
     }
 
+    /// The ledger, for applications a scenario writes itself.
+    pub(crate) fn ledger(&self) -> Rc<RefCell<Ledger>> {
+        self.ledger.clone()
+    }
+
+    /// Counts `name` among the servers (`server`) or clients whose stats the outcome sums,
+    /// for hosts a scenario added to the simulation itself.
+    pub(crate) fn track(&mut self, name: &str, server: bool) {
+        if server {
+            self.servers.push(name.into());
+        } else {
+            self.clients.push(name.into());
+        }
+    }
+
     /// Records a setup error of the scenario itself.
     pub(crate) fn setup_error(&mut self, e: impl ToString) {
         self.setup.push(e.to_string());
@@ -286,6 +301,17 @@ impl Harness {
     /// Adds the checks every scenario shares: no duplicates, no lost acknowledged message,
     /// no message nobody sent, no refused send.
     pub(crate) fn run(&mut self, expect: impl FnMut(&Sent) -> Vec<Expect>) -> Outcome {
+        self.run_with(expect, |_| {})
+    }
+
+    /// As [`Harness::run`], with `settle` filling in the ledger between the end of the
+    /// simulation and the measurement (a scenario whose receptions are only final at the end,
+    /// as an output log that a restart may truncate).
+    pub(crate) fn run_with(
+        &mut self,
+        expect: impl FnMut(&Sent) -> Vec<Expect>,
+        settle: impl FnOnce(&mut Ledger),
+    ) -> Outcome {
         let mut out = Outcome::default();
         for e in self.setup.drain(..) {
             out.check(false, "setup", || e);
@@ -293,6 +319,7 @@ impl Harness {
         if let Err(e) = self.sim.run() {
             out.check(false, "simulation", || e.to_string());
         }
+        settle(&mut self.ledger.borrow_mut());
         let ledger = self.ledger.borrow();
         let t = ledger.tally(expect);
         out.sent = t.sent;

@@ -34,6 +34,7 @@
 extern crate alloc;
 
 mod authority;
+mod durable;
 mod harness;
 mod mesh;
 mod outcome;
@@ -285,7 +286,33 @@ pub static SCENARIOS: &[Scenario] = &[
         suites: &[Suite::Noise],
         run: authority::authority_reboot,
     },
+    Scenario {
+        name: "durable-loss",
+        description: "300 durable messages at 10% loss each way, no reboot: the server's output log holds each exactly once, every one acknowledged, both stores drained (baseline of durable-reboots)",
+        suites: Suite::ALL,
+        run: durable::durable_loss,
+    },
+    Scenario {
+        name: "durable-reboots",
+        description: "300 durable messages at 5% loss; client and server each reboot 4 times (2 in the middle of a commit) and the link is cut for 2 to 5 minutes mid-stream: the output log holds each exactly once (consume mark), the sender resumes from its send mark, redeliv 0",
+        suites: Suite::ALL,
+        run: durable::durable_reboots,
+    },
 ];
+
+/// Names that select several scenarios on the runner's `--only`: a group and its members'
+/// common prefix (a member is `PREFIX-...`).
+pub static GROUPS: &[&str] = &["durable"];
+
+/// Whether `--only NAME` selects `scenario`: its own name, or a group it belongs to.
+pub fn selects(name: &str, scenario: &Scenario) -> bool {
+    scenario.name == name
+        || (GROUPS.contains(&name)
+            && scenario
+                .name
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('-')))
+}
 
 /// The scenario named `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -308,5 +335,18 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), SCENARIOS.len());
         assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn a_group_selects_its_members_only() {
+        let picked: Vec<_> = SCENARIOS
+            .iter()
+            .filter(|s| selects("durable", s))
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(picked, ["durable-loss", "durable-reboots"]);
+        let clean = find("clean").unwrap();
+        assert!(selects("clean", clean) && !selects("durable", clean));
+        assert!(!selects("cle", clean));
     }
 }

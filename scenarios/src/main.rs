@@ -15,12 +15,13 @@ use clap::builder::PossibleValuesParser;
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
 use pavillion_scenarios::report::{self, Row};
-use pavillion_scenarios::{names, Outcome, Params, Scenario, Suite, SCENARIOS};
+use pavillion_scenarios::{names, selects, Outcome, Params, Scenario, Suite, GROUPS, SCENARIOS};
 
 const AFTER_HELP: &str = "\
 Examples:
   pavillion-scenarios                          every scenario, suite and default seed
   pavillion-scenarios --only loss-50 --seeds 20
+  pavillion-scenarios --only durable           every durable-* scenario
   pavillion-scenarios --only nat-rebind --suite ecc --seed 7 --trace run.jsonl
   pavillion-scenarios --seeds 1000             the soak: a thousand seeds of everything
 
@@ -34,8 +35,9 @@ struct Cli {
     #[arg(long)]
     list: bool,
 
-    /// Run only this scenario (repeat the flag for several).
-    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(names()))]
+    /// Run only this scenario, or this group of scenarios (`durable`: every durable-*
+    /// scenario); repeat the flag for several.
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(names().chain(GROUPS.iter().copied())))]
     only: Vec<String>,
 
     /// Run seeds 1 to N.
@@ -99,7 +101,7 @@ fn main() -> ExitCode {
     } else {
         SCENARIOS
             .iter()
-            .filter(|s| cli.only.iter().any(|n| n == s.name))
+            .filter(|s| cli.only.iter().any(|n| selects(n, s)))
             .collect()
     };
     let seeds: Vec<u64> = match cli.seed {

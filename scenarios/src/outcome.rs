@@ -213,6 +213,15 @@ impl Ledger {
         i
     }
 
+    /// As [`Ledger::sent`], but a key sent before keeps its first entry (an application
+    /// that sends a message again after a restart, because its first send was never stored).
+    pub(crate) fn sent_once(&mut self, key: &str, at: Instant) -> usize {
+        match self.by_key.get(key) {
+            Some(&i) => i,
+            None => self.sent(key.into(), at),
+        }
+    }
+
     pub(crate) fn ack(&mut self, i: usize, ack: Ack) {
         if let Some(s) = self.sent.get_mut(i) {
             s.ack = ack;
@@ -221,6 +230,18 @@ impl Ledger {
 
     pub(crate) fn received(&mut self, host: &str, key: &str, at: Instant) {
         let incarnation = self.incarnations.get(host).copied().unwrap_or(0);
+        self.received
+            .entry(key.into())
+            .or_default()
+            .push(Reception {
+                host: host.into(),
+                incarnation,
+                at,
+            });
+    }
+
+    /// A reception by a given incarnation of `host` (for receptions settled after the run).
+    pub(crate) fn received_by(&mut self, host: &str, incarnation: u32, key: &str, at: Instant) {
         self.received
             .entry(key.into())
             .or_default()

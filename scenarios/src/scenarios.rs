@@ -851,6 +851,7 @@ pub(crate) fn clients_1000(p: &Params) -> Outcome {
                 let spec = ClientSpec {
                     config: p.suite.client_config(i, server),
                     port: CLIENT_PORT + (i % CROWD_PER_HOST) as u16,
+                    store: None,
                 };
                 (format!("c{i:04}"), spec, &batches[i][..])
             })

@@ -42,6 +42,16 @@ fn bad_values_are_refused_with_what_is_valid() {
     }
 }
 
+/// `--only durable` is a group: it selects both durable scenarios (over every suite: 6
+/// runs, which `--trace` refuses before running anything).
+#[test]
+fn a_group_name_selects_its_scenarios() {
+    let o = runner(&["--only", "durable", "--seed", "1", "--trace", "x.jsonl"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("selects 6 runs"), "{err}");
+}
+
 #[test]
 fn list_names_every_scenario() {
     let o = runner(&["--list"]);

@@ -88,6 +88,8 @@ scenario_tests! {
     authority_spoof => "authority-spoof",
     authority_revoke => "authority-revoke",
     authority_reboot => "authority-reboot",
+    durable_loss => "durable-loss",
+    durable_reboots => "durable-reboots",
 }
 
 #[test]

@@ -14,10 +14,12 @@ use pavillion_proto::endpoint::{
     CallHandle, CallId, Client, ClientConfig, Endpoint, SendError, SendOptions, Server,
     ServerConfig,
 };
+use pavillion_proto::features::durable::DurableRestored;
 use pavillion_proto::wire::{self, RpcStatus};
 use pavillion_proto::{Duration, FunctionId, Instant, MessageId};
 use turmoil::net::UdpSocket;
 
+use crate::durable::StoreSpec;
 use crate::net::{now, Shared, Wire};
 use crate::trace::{HostEvent, Record};
 
@@ -57,6 +59,13 @@ impl<E> Ctl<'_, E> {
     /// The endpoint itself. Commands given this way are not traced.
     pub fn endpoint(&mut self) -> &mut E {
         self.endpoint
+    }
+
+    /// What this incarnation's `enable_durable` restored from the host's store, for a host
+    /// with a [`StoreSpec`](crate::StoreSpec); `None` otherwise. Read it in `on_start` to
+    /// resume the application's own input and output from the stored marks.
+    pub fn durable_restored(&self) -> Option<DurableRestored> {
+        self.world.borrow().durable.restored(self.host)
     }
 
     /// Adds a note to the trace.
@@ -269,6 +278,9 @@ pub struct ServerSpec {
     pub functions: Vec<(FunctionId, String)>,
     /// Targets to subscribe to at every start.
     pub subscriptions: Vec<String>,
+    /// A store that outlives the host's reboots, for durable messages: `None` for a server
+    /// without durability.
+    pub store: Option<StoreSpec>,
 }
 
 impl ServerSpec {
@@ -279,7 +291,15 @@ impl ServerSpec {
             port: SERVER_PORT,
             functions: Vec::new(),
             subscriptions: Vec::new(),
+            store: None,
         }
+    }
+
+    /// Gives the server a store that outlives its reboots, and turns durable messages on at
+    /// every start, restored from it (see [`StoreSpec`]).
+    pub fn with_store(mut self, store: StoreSpec) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// Registers an RPC function at every start; its calls reach the application.
@@ -309,6 +329,18 @@ pub struct ClientSpec {
     pub config: ClientConfig,
     /// The port it binds.
     pub port: u16,
+    /// A store that outlives the host's reboots, for durable messages: `None` for a client
+    /// without durability.
+    pub store: Option<StoreSpec>,
+}
+
+impl ClientSpec {
+    /// Gives the client a store that outlives its reboots, and turns durable messages on at
+    /// every start, restored from it (see [`StoreSpec`]).
+    pub fn with_store(mut self, store: StoreSpec) -> Self {
+        self.store = Some(store);
+        self
+    }
 }
 
 impl From<ClientConfig> for ClientSpec {
@@ -316,6 +348,7 @@ impl From<ClientConfig> for ClientSpec {
         ClientSpec {
             config,
             port: CLIENT_PORT,
+            store: None,
         }
     }
 }
@@ -358,8 +391,38 @@ pub(crate) struct HostCtx<E: Endpoint> {
     pub(crate) incarnation: u32,
 }
 
-/// Runs one incarnation of an endpoint host until it is crashed.
-pub(crate) async fn drive<E: Hosted>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Result {
+/// What a host's driver does with its endpoint's stored state, if it keeps any (see
+/// `durable`): restore at start, write batches after each pass, wake up when a write is done.
+pub(crate) trait StoreHook<E> {
+    /// At start, before the script's `on_start`. An error ends the host's software.
+    fn start(&mut self, ep: &mut E, now: Instant) -> Result<(), String>;
+    /// After the transmits of each pass; whether it did anything (the pass repeats then).
+    fn pump(&mut self, ep: &mut E, now: Instant) -> bool;
+    /// When the driver must wake up for the store.
+    fn deadline(&self) -> Option<Instant>;
+}
+
+/// A store, or none: with `None` the driver is exactly what it was before durable hosts
+/// existed (no extra wake-ups, nothing more in the trace), so existing digests stay.
+impl<E, S: StoreHook<E>> StoreHook<E> for Option<S> {
+    fn start(&mut self, ep: &mut E, now: Instant) -> Result<(), String> {
+        self.as_mut().map_or(Ok(()), |s| s.start(ep, now))
+    }
+    fn pump(&mut self, ep: &mut E, now: Instant) -> bool {
+        self.as_mut().is_some_and(|s| s.pump(ep, now))
+    }
+    fn deadline(&self) -> Option<Instant> {
+        self.as_ref().and_then(|s| s.deadline())
+    }
+}
+
+/// Runs one incarnation of an endpoint host until it is crashed, its stored state (if any)
+/// handled by `store`.
+pub(crate) async fn drive<E: Hosted, S: StoreHook<E>>(
+    mut ep: E,
+    ctx: HostCtx<E>,
+    mut store: S,
+) -> turmoil::Result {
     let sock = Rc::new(UdpSocket::bind((core::net::Ipv4Addr::UNSPECIFIED, ctx.port)).await?);
     let local = SocketAddr::new(turmoil::lookup(&*ctx.node), ctx.port);
     let mut wire = Wire::new(ctx.host.clone(), ctx.incarnation, ctx.world.clone());
@@ -372,6 +435,7 @@ pub(crate) async fn drive<E: Hosted>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Res
     ctx.world
         .borrow_mut()
         .note(start, &ctx.host, format!("start {}", ctx.incarnation));
+    store.start(&mut ep, start)?;
     {
         let mut run = ctx.script.borrow_mut();
         while run.next_at().is_some_and(|t| t < start) {
@@ -392,15 +456,16 @@ pub(crate) async fn drive<E: Hosted>(mut ep: E, ctx: HostCtx<E>) -> turmoil::Res
     let mut spins = 0u32;
     loop {
         run_due(&mut ep, &ctx);
-        pump(&mut ep, &ctx, &mut wire, &sock, local, &mut buf);
+        pump(&mut ep, &ctx, &mut wire, &sock, local, &mut buf, &mut store);
         ctx.world
             .borrow_mut()
             .set_stats(&ctx.host, ctx.incarnation, ep.stats());
 
-        let wait = next_wait(
-            [ep.poll_timeout(), ctx.script.borrow().next_at()],
-            &mut spins,
-        );
+        let endpoint = match (ep.poll_timeout(), store.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = next_wait([endpoint, ctx.script.borrow().next_at()], &mut spins);
         tokio::select! {
             biased;
             r = sock.recv_from(&mut rbuf) => {
@@ -475,15 +540,16 @@ pub(crate) fn run_due<E: Hosted>(ep: &mut E, ctx: &HostCtx<E>) {
     }
 }
 
-/// Drains transmits and events until the endpoint has nothing more to say; an application
-/// reacting to an event may queue more.
-fn pump<E: Hosted>(
+/// Drains transmits, store batches and events until the endpoint has nothing more to say;
+/// an application reacting to an event may queue more.
+fn pump<E: Hosted, S: StoreHook<E>>(
     ep: &mut E,
     ctx: &HostCtx<E>,
     wire: &mut Wire,
     sock: &Rc<UdpSocket>,
     local: SocketAddr,
     buf: &mut [u8],
+    store: &mut S,
 ) {
     loop {
         let t = now();
@@ -494,6 +560,7 @@ fn pump<E: Hosted>(
                 wire.send(sock, local, t, tx.destination, bytes);
             }
         }
+        busy |= store.pump(ep, t);
         while let Some(event) = ep.poll_event() {
             busy = true;
             ctx.world.borrow_mut().trace.push(Record::Event {

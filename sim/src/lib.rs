@@ -35,6 +35,7 @@ extern crate alloc;
 
 mod authority;
 mod config;
+mod durable;
 mod host;
 pub mod middlebox;
 mod net;
@@ -48,6 +49,7 @@ pub use authority::{
     Records, RoleScript, AUTHORITY_PORT, MEMBER_PORT,
 };
 pub use config::{ConfigError, LinkFaults, SimConfig};
+pub use durable::{DurableRows, InCommit, StoreSpec, StoreStats};
 pub use host::{
     ClientCtl, ClientSpec, Ctl, Script, ServerCtl, ServerSpec, CLIENT_PORT, SERVER_PORT,
 };

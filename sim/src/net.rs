@@ -50,6 +50,8 @@ pub(crate) struct World {
     pub(crate) heard: BTreeMap<Rc<str>, Vec<Heard>>,
     /// The counters of authority and member hosts (see `authority`).
     pub(crate) fleet: crate::authority::FleetCounters,
+    /// The stores of durable hosts (see `durable`).
+    pub(crate) durable: crate::durable::Stores,
 }
 
 pub(crate) type Shared = Rc<RefCell<World>>;
@@ -75,6 +77,7 @@ impl World {
             segment_of: BTreeMap::new(),
             segment_groups: BTreeMap::new(),
             fleet: crate::authority::FleetCounters::default(),
+            durable: crate::durable::Stores::default(),
         }
     }
 

@@ -11,6 +11,7 @@ use pavillion_proto::endpoint::{Client, Relay, RelayStats, Server, ServerEvent, 
 use pavillion_proto::Instant;
 
 use crate::config::{ConfigError, LinkFaults, SimConfig};
+use crate::durable::{DurableRole, DurableRows, InCommit, StoreDriver, StoreSpec, StoreStats};
 use crate::host::{drive, ClientSpec, HostCtx, Script, ScriptRun, ServerCtl, ServerSpec};
 use crate::middlebox::{self, MiddleboxConfig};
 use crate::net::{derive_seed, World};
@@ -50,6 +51,10 @@ pub enum NetAction {
     Repair(String, String),
     /// Changes the faults of datagrams sent from the first host to the second.
     SetLink(String, String, LinkFaults),
+    /// Crashes a host with a store ([`StoreSpec`]) while its next transaction that
+    /// [`InCommit`] matches is in flight, losing it, and restarts its software the given
+    /// time later.
+    CrashInCommit(String, InCommit, StdDuration),
 }
 
 impl fmt::Display for NetAction {
@@ -62,6 +67,9 @@ impl fmt::Display for NetAction {
             NetAction::Release(a, b) => write!(f, "release {a} {b}"),
             NetAction::Repair(a, b) => write!(f, "repair {a} {b}"),
             NetAction::SetLink(a, b, l) => write!(f, "link {a} {b} {l:?}"),
+            NetAction::CrashInCommit(h, t, d) => {
+                write!(f, "crash-in-commit {h} {t:?} down {d:?}")
+            }
         }
     }
 }
@@ -143,6 +151,8 @@ pub struct Simulation {
     pub(crate) shared_names: Vec<String>,
     /// Sorted by time; actions at the same time keep the order they were added in.
     timeline: Vec<(StdDuration, NetAction)>,
+    /// Hosts armed by [`NetAction::CrashInCommit`], with how long they stay down.
+    armed_downtime: alloc::collections::BTreeMap<String, StdDuration>,
     started: bool,
 }
 
@@ -187,6 +197,7 @@ impl Simulation {
             behind: Vec::new(),
             shared_names: Vec::new(),
             timeline: Vec::new(),
+            armed_downtime: alloc::collections::BTreeMap::new(),
             started: false,
         })
     }
@@ -219,6 +230,7 @@ impl Simulation {
     ) -> Result<SocketAddr, SimError> {
         let spec: ServerSpec = spec.into();
         let port = spec.port;
+        let store = spec.store;
         let mut script = script;
         let user_start = script.take_on_start();
         let spec2 = spec.clone();
@@ -235,7 +247,7 @@ impl Simulation {
                 f(ctl);
             }
         });
-        self.add_endpoint(name, port, script, move |seed| {
+        self.add_endpoint(name, port, store, script, move |seed| {
             let mut config = spec.config.clone();
             config.seed = seed;
             Server::new(config)
@@ -253,7 +265,7 @@ impl Simulation {
         script: Script<Client>,
     ) -> Result<SocketAddr, SimError> {
         let spec: ClientSpec = spec.into();
-        self.add_endpoint(name, spec.port, script, move |seed| {
+        self.add_endpoint(name, spec.port, spec.store, script, move |seed| {
             let mut config = spec.config.clone();
             config.seed = seed;
             Client::new(config)
@@ -314,7 +326,10 @@ impl Simulation {
                         port: spec.port,
                         incarnation: n,
                     };
-                    drive(Client::new(config), ctx)
+                    let store = spec
+                        .store
+                        .map(|s| StoreDriver::new(name.clone(), n, world.clone(), s));
+                    drive(Client::new(config), ctx, store)
                 })
                 .collect();
             async move {
@@ -328,10 +343,11 @@ impl Simulation {
         Ok(addrs)
     }
 
-    fn add_endpoint<E: crate::host::Hosted>(
+    fn add_endpoint<E: crate::host::Hosted + DurableRole>(
         &mut self,
         name: &str,
         port: u16,
+        store: Option<StoreSpec>,
         script: Script<E>,
         make: impl Fn([u8; 32]) -> E + 'static,
     ) -> Result<SocketAddr, SimError> {
@@ -353,7 +369,8 @@ impl Simulation {
                 port,
                 incarnation: n,
             };
-            drive(ep, ctx)
+            let store = store.map(|s| StoreDriver::new(host.clone(), n, world.clone(), s));
+            drive(ep, ctx, store)
         });
         Ok(SocketAddr::new(self.sim.lookup(name), port))
     }
@@ -479,8 +496,35 @@ impl Simulation {
         while self.sim.elapsed() < until {
             self.apply_due_actions()?;
             self.sim.step().map_err(|e| SimError::Host(e.to_string()))?;
+            self.crash_in_commit();
         }
         self.apply_due_actions()
+    }
+
+    /// The committed rows of durable host `host`'s store (empty for a host without one).
+    pub fn durable_rows(&self, host: &str) -> DurableRows {
+        self.world.borrow().durable.rows(host)
+    }
+
+    /// What durable host `host`'s store did so far, over all its incarnations.
+    pub fn store_stats(&self, host: &str) -> StoreStats {
+        self.world.borrow().durable.stats(host)
+    }
+
+    /// Crashes the hosts armed by [`NetAction::CrashInCommit`] whose transaction started in
+    /// the last step (so it is still in flight), and schedules their restart.
+    fn crash_in_commit(&mut self) {
+        let hosts = self.world.borrow_mut().durable.take_crashes();
+        for host in hosts {
+            let down = self.armed_downtime.remove(&*host).unwrap_or_default();
+            let elapsed = self.sim.elapsed();
+            let at = Instant::from_micros(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+            self.world
+                .borrow_mut()
+                .note(at, &Rc::from("sim"), format!("crash {host} in commit"));
+            self.sim.crash(&*host);
+            self.at(elapsed + down, NetAction::Bounce(host.to_string()));
+        }
     }
 
     /// The trace so far.
@@ -700,6 +744,11 @@ impl Simulation {
                 self.sim.repair(a.as_str(), b.as_str());
             }
             NetAction::SetLink(a, b, link) => self.set_link(&a, &b, link)?,
+            NetAction::CrashInCommit(h, table, down) => {
+                self.ip(&h)?;
+                self.world.borrow_mut().durable.arm(&h, table);
+                self.armed_downtime.insert(h, down);
+            }
         }
         Ok(())
     }

@@ -204,6 +204,7 @@ fn clients_sharing_a_host_are_separate_endpoints() {
             let spec = ClientSpec {
                 config: ClientConfig::psk(*id, psk(), server, [0; 32]),
                 port: 40000 + i as u16,
+                store: None,
             };
             let script = Script::<Client>::new().at(Duration::from_millis(100), move |ctl| {
                 ctl.send_message("t", "n", &[i as u8], SendOptions::reliable())
