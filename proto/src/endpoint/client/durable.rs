@@ -240,16 +240,16 @@ impl Client {
             return;
         }
         let mut ready = Vec::new();
-        self.durable.take_ready(DurablePeer::Server, &mut ready);
-        for (i, &seq) in ready.iter().enumerate() {
+        self.durable
+            .take_ready(DurablePeer::Server, room, &mut ready);
+        for seq in ready {
             let id = self.next_op_id;
             // Internal: no generic outcome event; the durable ones come from `Durable`.
-            let pushed = i < room
-                && self
-                    .outbox
-                    .push(id, Payload::Durable(seq), true, crate::time::Instant::MAX)
-                    .is_ok();
-            if pushed {
+            if self
+                .outbox
+                .push(id, Payload::Durable(seq), true, crate::time::Instant::MAX)
+                .is_ok()
+            {
                 self.next_op_id += 1;
             } else {
                 self.durable.requeue(seq);

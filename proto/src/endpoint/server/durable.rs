@@ -276,14 +276,14 @@ impl Server {
                 continue;
             }
             ready.clear();
-            self.durable.take_ready(to, &mut ready);
-            for (i, &seq) in ready.iter().enumerate() {
+            self.durable.take_ready(to, room, &mut ready);
+            for &seq in &ready {
                 let id = self.next_op_id;
                 // Internal: no generic outcome event; the durable ones come from `Durable`.
-                let pushed = i < room
-                    && s.outbox
-                        .push(id, Payload::Durable(seq), true, Instant::MAX)
-                        .is_ok();
+                let pushed = s
+                    .outbox
+                    .push(id, Payload::Durable(seq), true, Instant::MAX)
+                    .is_ok();
                 if pushed {
                     self.next_op_id += 1;
                 } else {

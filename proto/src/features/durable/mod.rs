@@ -455,11 +455,12 @@ impl Durable {
         })
     }
 
-    /// Moves the stored, not-in-flight messages to `to` into `out` (seq order) and marks them
-    /// in flight: the endpoint puts each in that peer's outbox as a `Payload::Durable`.
-    pub(crate) fn take_ready(&mut self, to: DurablePeer, out: &mut Vec<DurableSeq>) {
+    /// Moves up to `max` stored, not-in-flight messages to `to` into `out` (lowest seqs first)
+    /// and marks them in flight: the endpoint puts each in that peer's outbox as a
+    /// `Payload::Durable`, and asks for no more than its outbox has room for.
+    pub(crate) fn take_ready(&mut self, to: DurablePeer, max: usize, out: &mut Vec<DurableSeq>) {
         if let Some(e) = self.inner.as_mut() {
-            e.sender.take_ready(to, out);
+            e.sender.take_ready(to, max, out);
         }
     }
 

@@ -314,7 +314,7 @@ fn prop_seqs_are_never_reused_across_crashes() {
                 Step::Transmit => {
                     for to in TO {
                         let mut out = Vec::new();
-                        h.d.take_ready(to, &mut out);
+                        h.d.take_ready(to, usize::MAX, &mut out);
                         for seq in out {
                             let m = h.d.message(seq).ok_or("no message in flight")?.clone();
                             if h.d.floor(to) > seq {
@@ -428,7 +428,7 @@ fn prop_records_round_trip() {
                 }
                 Step::Transmit => {
                     for to in TO {
-                        h.d.take_ready(to, &mut in_flight);
+                        h.d.take_ready(to, usize::MAX, &mut in_flight);
                     }
                 }
                 Step::Ack(i) if !in_flight.is_empty() => {

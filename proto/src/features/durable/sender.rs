@@ -104,16 +104,26 @@ impl Sender {
         self.entries.get(&seq).map(|e| e.state)
     }
 
-    /// Moves every ready entry to `to` into flight, appending their seqs in order.
-    pub(super) fn take_ready(&mut self, to: DurablePeer, out: &mut Vec<DurableSeq>) {
-        let Some(seqs) = self.ready.remove(&to) else {
+    /// Moves up to `max` ready entries to `to` into flight, lowest seqs first, appending
+    /// their seqs. Bounded by the room the caller has, so that an endpoint with a long ready
+    /// queue does not walk (and put back) all of it on every acknowledgement.
+    pub(super) fn take_ready(&mut self, to: DurablePeer, max: usize, out: &mut Vec<DurableSeq>) {
+        let Some(seqs) = self.ready.get_mut(&to) else {
             return;
         };
-        for seq in seqs {
+        let mut taken = 0;
+        while taken < max {
+            let Some(seq) = seqs.pop_first() else {
+                break;
+            };
             if let Some(e) = self.entries.get_mut(&seq) {
                 e.state = State::InFlight;
                 out.push(seq);
+                taken += 1;
             }
+        }
+        if seqs.is_empty() {
+            self.ready.remove(&to);
         }
     }
 

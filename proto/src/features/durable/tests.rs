@@ -266,7 +266,7 @@ fn a_send_is_transmitted_only_once_its_batch_is_stored() {
         }
     );
     let mut out = Vec::new();
-    d.take_ready(SERVER, &mut out);
+    d.take_ready(SERVER, usize::MAX, &mut out);
     assert!(out.is_empty(), "unstored");
     let mut peers = Vec::new();
     d.ready_peers(&mut peers);
@@ -278,20 +278,20 @@ fn a_send_is_transmitted_only_once_its_batch_is_stored() {
     );
     let b = d.poll_store().unwrap();
     apply(&mut model, &b);
-    d.take_ready(SERVER, &mut out);
+    d.take_ready(SERVER, usize::MAX, &mut out);
     assert!(out.is_empty(), "handed out is not stored");
     let rel = d.stored(b.id);
     assert!(rel.sendable && rel.deliveries.is_empty() && rel.failed.is_empty());
     d.ready_peers(&mut peers);
     assert_eq!(peers, [SERVER]);
-    d.take_ready(SERVER, &mut out);
+    d.take_ready(SERVER, usize::MAX, &mut out);
     assert_eq!(out, [DurableSeq(1)]);
     assert_eq!(d.message(DurableSeq(1)), Some(&msg("a")));
-    d.take_ready(SERVER, &mut out);
+    d.take_ready(SERVER, usize::MAX, &mut out);
     assert_eq!(out.len(), 1, "in flight is not ready");
     // A session ends: ready again.
     d.requeue(DurableSeq(1));
-    d.take_ready(SERVER, &mut out);
+    d.take_ready(SERVER, usize::MAX, &mut out);
     assert_eq!(out, [DurableSeq(1), DurableSeq(1)]);
     assert_eq!(
         model.get(&(DurableTable::Meta, keys::SEND_MARK.to_vec())),
@@ -321,7 +321,7 @@ fn floors_are_per_destination_and_cancel_resolves() {
     assert_eq!(d.floor(SERVER), DurableSeq(1));
     assert_eq!(d.floor(ALICE), DurableSeq(2));
     let mut out = Vec::new();
-    d.take_ready(ALICE, &mut out);
+    d.take_ready(ALICE, usize::MAX, &mut out);
     assert_eq!(out, [DurableSeq(2), DurableSeq(4)]);
     assert_eq!(d.cancel(DurableSeq(2)), Some((ALICE, true)));
     assert_eq!(d.cancel(DurableSeq(1)), Some((SERVER, false)));
