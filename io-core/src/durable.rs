@@ -191,17 +191,40 @@ pub trait DurableEndpoint {
     fn store_failed(&mut self, now: Instant, batch: BatchId);
 }
 
+/// The commands whose shape is the same for both roles, forwarded to the role's own.
+macro_rules! forward_durable {
+    ($role:path) => {
+        fn durable_identity(&self) -> StoreIdentity {
+            <$role>::durable_identity(self)
+        }
+        fn enable_durable<'a>(
+            &mut self,
+            now: Instant,
+            records: impl IntoIterator<Item = DurableRecord<'a>>,
+        ) -> Result<DurableRestored, DurableRestoreError> {
+            <$role>::enable_durable(self, now, records)
+        }
+        fn cancel_durable(&mut self, now: Instant, id: DurableId) -> bool {
+            <$role>::cancel_durable(self, now, id)
+        }
+        fn durable_queued(&self) -> usize {
+            <$role>::durable_queued(self)
+        }
+        fn poll_store(&mut self) -> Option<DurableBatch> {
+            <$role>::poll_store(self)
+        }
+        fn stored(&mut self, now: Instant, batch: BatchId) {
+            <$role>::stored(self, now, batch);
+        }
+        fn store_failed(&mut self, now: Instant, batch: BatchId) {
+            <$role>::store_failed(self, now, batch);
+        }
+    };
+}
+
 impl DurableEndpoint for proto::Client {
-    fn durable_identity(&self) -> StoreIdentity {
-        proto::Client::durable_identity(self)
-    }
-    fn enable_durable<'a>(
-        &mut self,
-        now: Instant,
-        records: impl IntoIterator<Item = DurableRecord<'a>>,
-    ) -> Result<DurableRestored, DurableRestoreError> {
-        proto::Client::enable_durable(self, now, records)
-    }
+    forward_durable!(proto::Client);
+
     fn send_durable(
         &mut self,
         now: Instant,
@@ -218,9 +241,6 @@ impl DurableEndpoint for proto::Client {
             DurablePeer::Client(_) => Err(proto::SendError::Unsupported),
         }
     }
-    fn cancel_durable(&mut self, now: Instant, id: DurableId) -> bool {
-        proto::Client::cancel_durable(self, now, id)
-    }
     fn consume_durable(
         &mut self,
         now: Instant,
@@ -230,31 +250,11 @@ impl DurableEndpoint for proto::Client {
     ) -> bool {
         from == DurablePeer::Server && proto::Client::consume_durable(self, now, id, mark)
     }
-    fn durable_queued(&self) -> usize {
-        proto::Client::durable_queued(self)
-    }
-    fn poll_store(&mut self) -> Option<DurableBatch> {
-        proto::Client::poll_store(self)
-    }
-    fn stored(&mut self, now: Instant, batch: BatchId) {
-        proto::Client::stored(self, now, batch);
-    }
-    fn store_failed(&mut self, now: Instant, batch: BatchId) {
-        proto::Client::store_failed(self, now, batch);
-    }
 }
 
 impl DurableEndpoint for proto::Server {
-    fn durable_identity(&self) -> StoreIdentity {
-        proto::Server::durable_identity(self)
-    }
-    fn enable_durable<'a>(
-        &mut self,
-        now: Instant,
-        records: impl IntoIterator<Item = DurableRecord<'a>>,
-    ) -> Result<DurableRestored, DurableRestoreError> {
-        proto::Server::enable_durable(self, now, records)
-    }
+    forward_durable!(proto::Server);
+
     fn send_durable(
         &mut self,
         now: Instant,
@@ -271,9 +271,6 @@ impl DurableEndpoint for proto::Server {
             DurablePeer::Server => Err(proto::SendError::Unsupported),
         }
     }
-    fn cancel_durable(&mut self, now: Instant, id: DurableId) -> bool {
-        proto::Server::cancel_durable(self, now, id)
-    }
     fn consume_durable(
         &mut self,
         now: Instant,
@@ -285,18 +282,6 @@ impl DurableEndpoint for proto::Server {
             DurablePeer::Client(peer) => proto::Server::consume_durable(self, now, peer, id, mark),
             DurablePeer::Server => false,
         }
-    }
-    fn durable_queued(&self) -> usize {
-        proto::Server::durable_queued(self)
-    }
-    fn poll_store(&mut self) -> Option<DurableBatch> {
-        proto::Server::poll_store(self)
-    }
-    fn stored(&mut self, now: Instant, batch: BatchId) {
-        proto::Server::stored(self, now, batch);
-    }
-    fn store_failed(&mut self, now: Instant, batch: BatchId) {
-        proto::Server::store_failed(self, now, batch);
     }
 }
 
