@@ -194,8 +194,11 @@ impl Enabled {
                 }
             }
             records::Touched::Inbox(key) => {
+                // Present in memory, stored or not: put. An unstored row here is a later
+                // reception of the same message whose put is already pending; deleting it
+                // after that put would lose a message we then acknowledge.
                 match self.dedup.inbox.get(&key) {
-                    Some(m) if m.stored => {
+                    Some(m) => {
                         let mut value = Vec::new();
                         records::put_body(&mut value, &m.message);
                         j.put(DurableTable::Inbox, records::inbox_key(key), value);
