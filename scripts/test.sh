@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== tools (tshark, Chromium) for the dissector and chart tests"
+scripts/install-tools.sh
+export PAV_REQUIRE_TOOLS=1
+
 echo "== build"
 cargo build --workspace --all-targets --locked 2>/dev/null || cargo build --workspace --all-targets
 

@@ -108,10 +108,12 @@ extern crate alloc;
 extern crate std;
 
 pub mod crypto;
+pub mod dissect;
 pub mod endpoint;
 pub mod features;
 pub mod handshake;
 pub mod id;
+pub mod keylog;
 pub mod reliability;
 pub mod rng;
 pub mod session;

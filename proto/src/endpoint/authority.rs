@@ -474,6 +474,16 @@ impl Authority {
         self.server.stats()
     }
 
+    /// Turns the key log on or off (off by default); see [`crate::keylog`].
+    pub fn set_key_log(&mut self, on: bool) {
+        todo!("H1")
+    }
+
+    /// The next session secret for the key log; `None` while the key log is off.
+    pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
+        todo!("H1")
+    }
+
     /// Ends every session (members see the authority leave at once).
     pub fn close(&mut self, now: Instant) {
         self.server.close(now);

@@ -7,6 +7,7 @@
 use core::net::SocketAddr;
 
 use super::{Client, ClientEvent, Relay, RelayEvent, Server, ServerEvent, Stats, Transmit};
+use crate::keylog::SessionSecret;
 use crate::time::Instant;
 
 /// A sans-IO protocol endpoint: datagrams and time go in; datagrams, events and a wake-up time
@@ -72,6 +73,15 @@ pub trait Endpoint {
 
     /// Counters of what the endpoint did and dropped.
     fn stats(&self) -> &Stats;
+
+    /// Turns the key log on or off (off by default): while on, the endpoint queues a
+    /// [`SessionSecret`] whenever it starts using new session keys (see [`crate::keylog`]).
+    /// Turning it off empties the queue.
+    fn set_key_log(&mut self, on: bool);
+
+    /// The next session secret for the key log, oldest first; always `None` while the key
+    /// log is off.
+    fn poll_secret(&mut self) -> Option<SessionSecret>;
 }
 
 macro_rules! forward_endpoint {
@@ -101,6 +111,14 @@ macro_rules! forward_endpoint {
 
             fn stats(&self) -> &Stats {
                 <$role>::stats(self)
+            }
+
+            fn set_key_log(&mut self, on: bool) {
+                <$role>::set_key_log(self, on)
+            }
+
+            fn poll_secret(&mut self) -> Option<SessionSecret> {
+                <$role>::poll_secret(self)
             }
         }
     };

@@ -517,6 +517,16 @@ impl Member {
         &self.sum
     }
 
+    /// Turns the key log on or off (off by default); see [`crate::keylog`].
+    pub fn set_key_log(&mut self, on: bool) {
+        todo!("H1")
+    }
+
+    /// The next session secret for the key log; `None` while the key log is off.
+    pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
+        todo!("H1")
+    }
+
     /// Ends every session.
     pub fn close(&mut self, now: Instant) {
         self.closed = true;

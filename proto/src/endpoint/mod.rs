@@ -416,6 +416,11 @@ pub struct Stats {
     /// Server: replies to duplicate packets (re-sent RPC answers, re-acknowledgements) that
     /// the duplicate-reply limits held back.
     pub duplicate_replies_withheld: u64,
+    /// Round-trip samples (RFC 6298 samples: acknowledged first transmissions only), for
+    /// percentiles in statistics and metrics.
+    pub rtt: crate::reliability::histogram::RttHistogram,
+    /// Session secrets dropped from a full key log queue (only with the key log on).
+    pub secrets_dropped: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -477,8 +482,12 @@ impl Stats {
             cookie_replies,
             budget_evictions,
             duplicate_replies_withheld,
+            rtt,
+            secrets_dropped,
             drops,
         } = other;
+        self.rtt.add(rtt);
+        self.secrets_dropped += secrets_dropped;
         self.datagrams_received += datagrams_received;
         self.datagrams_sent += datagrams_sent;
         self.handshakes += handshakes;

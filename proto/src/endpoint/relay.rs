@@ -575,6 +575,16 @@ impl Relay {
         &self.mesh_stats
     }
 
+    /// Turns the key log on or off (off by default); see [`crate::keylog`].
+    pub fn set_key_log(&mut self, on: bool) {
+        todo!("H1")
+    }
+
+    /// The next session secret for the key log; `None` while the key log is off.
+    pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
+        todo!("H1")
+    }
+
     /// Every known peer relay, configured or learned.
     pub fn peers(&self) -> Vec<PeerStatus> {
         self.peers

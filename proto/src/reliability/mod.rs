@@ -5,6 +5,7 @@
 //! That is what makes delivery exactly-once within a session. Timers follow RFC 6298 (see
 //! [`rtt`]); the caller's deadline always wins over the retry schedule.
 
+pub mod histogram;
 pub mod rtt;
 
 use alloc::boxed::Box;
