@@ -25,6 +25,7 @@
 //! A key log defeats the protocol's confidentiality for every session it lists: it exists for
 //! debugging on a bench, and the adapters warn loudly when one is being written.
 
+use alloc::collections::VecDeque;
 use core::fmt;
 
 /// At most this many secrets wait in an endpoint's queue; older ones are dropped first.
@@ -266,6 +267,47 @@ impl SessionSecret {
             },
         };
         Ok(Some(secret))
+    }
+}
+
+/// An endpoint's queue of secrets for its driver: off (and empty) by default, bounded by
+/// [`MAX_QUEUED_SECRETS`] with the oldest dropped first.
+#[derive(Debug, Default)]
+pub(crate) struct SecretQueue {
+    on: bool,
+    queue: VecDeque<SessionSecret>,
+}
+
+impl SecretQueue {
+    /// Turns logging on or off; off forgets what was queued, so no key lingers in memory.
+    pub(crate) fn set(&mut self, on: bool) {
+        self.on = on;
+        if !on {
+            self.queue = VecDeque::new();
+        }
+    }
+
+    /// Whether secrets are being kept.
+    pub(crate) fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Queues a secret while on; returns whether an older one had to make way.
+    pub(crate) fn push(&mut self, secret: SessionSecret) -> bool {
+        if !self.on {
+            return false;
+        }
+        let full = self.queue.len() >= MAX_QUEUED_SECRETS;
+        if full {
+            self.queue.pop_front();
+        }
+        self.queue.push_back(secret);
+        full
+    }
+
+    /// The oldest queued secret.
+    pub(crate) fn pop(&mut self) -> Option<SessionSecret> {
+        self.queue.pop_front()
     }
 }
 
