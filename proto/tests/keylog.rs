@@ -367,3 +367,84 @@ fn rtt_samples_reach_the_stats_histogram_on_both_sides() {
         );
     }
 }
+
+// ---- Roles made of endpoints: relays, members, the authority --------------------------------
+
+fn lines(mut poll: impl FnMut() -> Option<SessionSecret>) -> std::collections::BTreeSet<String> {
+    std::iter::from_fn(&mut poll)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Each relay forwards the secrets of its server and of its clients to its peers: both ends of
+/// a mesh session log the same suite 3 line.
+#[test]
+fn relays_log_their_mesh_sessions() {
+    use pavillion_proto::crypto::ecc::KeyPair;
+    use pavillion_proto::endpoint::RelayConfig;
+    use pavillion_proto::testing::relays::RelayNet;
+    let (ka, kb) = (
+        KeyPair::from_secret_bytes([0x31; 32]),
+        KeyPair::from_secret_bytes([0x32; 32]),
+    );
+    let (a, b): (SocketAddr, SocketAddr) = (
+        "10.0.0.1:7124".parse().unwrap(),
+        "10.0.1.1:7124".parse().unwrap(),
+    );
+    let mut net = RelayNet::new();
+    let ca = RelayConfig::new(ka.clone(), "one", &[5076], [1; 32]).with_peer(b, *kb.public());
+    let cb = RelayConfig::new(kb, "two", &[5076], [2; 32]).with_peer(a, *ka.public());
+    net.add(a, ca);
+    net.relay(a).set_key_log(true);
+    net.add(b, cb);
+    net.relay(b).set_key_log(true);
+    net.run_for(Duration::from_secs(2));
+    let at_a = lines(|| net.relay(a).poll_secret());
+    let at_b = lines(|| net.relay(b).poll_secret());
+    assert!(
+        at_a.iter().all(|l| l.starts_with("PAVILLION_S3 ")),
+        "{at_a:?}"
+    );
+    assert!(at_a.intersection(&at_b).count() >= 1, "{at_a:?} / {at_b:?}");
+}
+
+/// A member forwards the secrets of its client to the authority, and the authority those of
+/// its server: both log the member's session.
+#[test]
+fn the_authority_and_a_member_log_their_session() {
+    use pavillion_proto::crypto::ecc::KeyPair;
+    use pavillion_proto::endpoint::{
+        AuthorityConfig, JoinCredential, ListedPeer, MemberConfig, MemberState, Policy,
+    };
+    use pavillion_proto::testing::authority::Fleet;
+    let (ka, km) = (
+        KeyPair::from_secret_bytes([1; 32]),
+        KeyPair::from_secret_bytes([2; 32]),
+    );
+    let (a, m): (SocketAddr, SocketAddr) = (
+        "10.0.0.1:1790".parse().unwrap(),
+        "10.0.0.2:1790".parse().unwrap(),
+    );
+    let mut policy = Policy::default();
+    policy.max_peers = 16;
+    policy.peers.push(ListedPeer {
+        public: *km.public(),
+        role: "gw".into(),
+        name: "gw-1".into(),
+    });
+    let mut fleet = Fleet::new(a, AuthorityConfig::new(ka.clone(), policy, [1; 32]));
+    fleet.authority().set_key_log(true);
+    fleet.add_member(
+        m,
+        MemberConfig::new(km, a, *ka.public(), JoinCredential::Listed, [2; 32]),
+    );
+    fleet.member(m).set_key_log(true);
+    fleet.run_for(Duration::from_secs(2));
+    assert!(matches!(
+        fleet.member(m).state(),
+        MemberState::Joined { .. }
+    ));
+    let at_a = lines(|| fleet.authority().poll_secret());
+    let at_m = lines(|| fleet.member(m).poll_secret());
+    assert!(at_a.intersection(&at_m).count() >= 1, "{at_a:?} / {at_m:?}");
+}
