@@ -77,9 +77,12 @@ impl RttHistogram {
         }
         let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
         // The nearest-rank quantile: the smallest sample with at least q·n samples at or below.
-        // `as` saturates, and the product is at most `total`.
-        let rank = ((q * total as f64) as u64)
-            .saturating_add(u64::from((q * total as f64).fract() > 0.0))
+        // `as` saturates, and the product is at most `total`; `ceil` is std-only, so round
+        // up by hand.
+        let exact = q * total as f64;
+        let below = exact as u64;
+        let rank = below
+            .saturating_add(u64::from(exact > below as f64))
             .clamp(1, total);
         let mut seen = 0u64;
         for (count, bound) in self.counts.iter().zip(BOUNDS_US) {
