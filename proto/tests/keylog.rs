@@ -425,8 +425,10 @@ fn the_authority_and_a_member_log_their_session() {
         "10.0.0.1:1790".parse().unwrap(),
         "10.0.0.2:1790".parse().unwrap(),
     );
-    let mut policy = Policy::default();
-    policy.max_peers = 16;
+    let mut policy = Policy {
+        max_peers: 16,
+        ..Policy::default()
+    };
     policy.peers.push(ListedPeer {
         public: *km.public(),
         role: "gw".into(),
