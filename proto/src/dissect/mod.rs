@@ -176,7 +176,7 @@ impl Dissection {
 
     /// A short label for a chart arrow: the name with its most telling fields, for example
     /// `reliable_message #7 sensors/temp`, `ack 7`, `rpc_call #9 fn=401`, `rpc_response #9 ok`,
-    /// `segment 3/12`, `initiation idx=1a2b3c4d`, `encrypted ctr=12`.
+    /// `segment 2048/9000` (byte offset / total), `initiation idx=1a2b3c4d`, `encrypted ctr=12`.
     ///
     /// The full list is `docs/DECODE.md` §1.5.
     pub fn label(&self) -> String {

@@ -404,3 +404,79 @@ fn prop_never_panics_on_opened_garbage() {
     }
     QuickCheck::new().quickcheck(prop as fn(u8, Vec<u8>) -> TestResult);
 }
+
+fn made(name: &'static str, counter: Option<u64>, fields: &[(&'static str, Value)]) -> Dissection {
+    Dissection {
+        suite: Some(SuiteNumber::Noise),
+        layer: Layer::Session,
+        counter,
+        op: None,
+        name,
+        decryption: Decryption::Clear,
+        fields: fields
+            .iter()
+            .map(|(name, value)| Field {
+                name,
+                value: value.clone(),
+            })
+            .collect(),
+        error: None,
+    }
+}
+
+/// The labels of `docs/DECODE.md` §1.5 not covered by the decoding tests above.
+#[test]
+fn labels_follow_the_table() {
+    let n = Value::U64;
+    let t = |s: &str| Value::Text(s.into());
+    let cases = [
+        (
+            made(
+                "segment",
+                Some(4),
+                &[("offset", n(2048)), ("total", n(9000))],
+            ),
+            "segment 2048/9000",
+        ),
+        (
+            made("ack_ranges", Some(4), &[("ranges", t("12+3,20+1"))]),
+            "ack_ranges 12+3,20+1",
+        ),
+        (
+            made("register_read", Some(4), &[("register", n(3))]),
+            "register_read reg=3",
+        ),
+        (
+            made("rpc_response", Some(4), &[("call", n(9)), ("status", n(2))]),
+            "rpc_response #9 status=2",
+        ),
+        (
+            made("initiation", None, &[("sender_index", n(0x1a2b_3c4d))]),
+            "initiation idx=1a2b3c4d",
+        ),
+        (
+            made("cookie_reply", None, &[("receiver_index", n(5))]),
+            "cookie_reply idx=00000005",
+        ),
+        (
+            made(
+                "unknown_sender",
+                None,
+                &[("sender", n(1)), ("key_id", n(2))],
+            ),
+            "unknown_sender 0000000000000001/2",
+        ),
+        (
+            made(
+                "durable_message",
+                Some(8),
+                &[("target", t("a")), ("name", t("b"))],
+            ),
+            "durable_message #8 a/b",
+        ),
+        (made("quit", Some(9), &[]), "quit"),
+    ];
+    for (d, want) in cases {
+        assert_eq!(d.label(), want);
+    }
+}
