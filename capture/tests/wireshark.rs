@@ -1,0 +1,502 @@
+//! The Wireshark dissector (`wireshark/pavillion.lua`) under tshark, over captures of real
+//! endpoints: every suite's handshake, a reliable message both ways, its ACKs, and an RPC call
+//! and answer, recorded from the in-memory network with the key log on, written by
+//! [`PcapngWriter`] and [`KeyLogFile`].
+//!
+//! The tests need `tshark` (Debian's package, `scripts/install-tools.sh`). Without it they
+//! print why and pass, unless `PAV_REQUIRE_TOOLS=1` (set by `scripts/test.sh`), where they fail.
+// Integration tests are ordinary std programs; the core-only import rule is for the library.
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use pavillion_capture::{read_key_log, CaptureTime, KeyLogFile, PcapngWriter};
+use pavillion_proto::crypto::ecc::KeyPair;
+use pavillion_proto::crypto::Psk;
+use pavillion_proto::endpoint::{ClientConfig, SendOptions, ServerConfig, ServerEvent};
+use pavillion_proto::testing::{Link, Network};
+use pavillion_proto::wire::RpcStatus;
+use pavillion_proto::{ClientId, Duration, FunctionId};
+
+/// How long one tshark run may take before the test fails (it takes well under a second).
+const TSHARK_TIMEOUT: StdDuration = StdDuration::from_secs(120);
+
+const ID: ClientId = ClientId(*b"test-client-0001");
+const FUNCTION: u16 = 401;
+
+fn server_addr() -> SocketAddr {
+    "10.0.0.1:1783".parse().unwrap()
+}
+
+fn client_addr() -> SocketAddr {
+    "10.0.0.2:40000".parse().unwrap()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn dissector() -> PathBuf {
+    repo().join("wireshark/pavillion.lua")
+}
+
+/// The tshark program, or `None` (after saying why) when it is missing and not required.
+fn tshark() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("tshark"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("PAV_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "tshark is required (PAV_REQUIRE_TOOLS=1) but not on PATH: run scripts/install-tools.sh"
+        );
+        eprintln!("skipped: tshark is not installed (scripts/install-tools.sh installs it)");
+    }
+    found
+}
+
+/// Runs tshark with `args`, failing the test on a non-zero exit or after [`TSHARK_TIMEOUT`].
+fn run_tshark(tshark: &Path, args: &[String]) -> String {
+    let mut child = Command::new(tshark)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tshark starts");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).unwrap();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).unwrap();
+        s
+    });
+    let start = StdInstant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > TSHARK_TIMEOUT {
+            let _ = child.kill();
+            panic!("tshark {args:?} ran longer than {TSHARK_TIMEOUT:?}");
+        }
+        std::thread::sleep(StdDuration::from_millis(20));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "tshark {args:?} failed: {status}\n{err}");
+    assert!(
+        !err.contains("Lua: Error") && !err.contains("Lua: syntax error"),
+        "the dissector failed to load:\n{err}"
+    );
+    out
+}
+
+/// A scratch directory of this test process.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pavillion-wireshark-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Suite {
+    Psk,
+    Ecc,
+    NoiseIk,
+    NoisePsk,
+}
+
+impl Suite {
+    fn number(self) -> &'static str {
+        match self {
+            Suite::Psk => "1",
+            Suite::Ecc => "2",
+            Suite::NoiseIk | Suite::NoisePsk => "3",
+        }
+    }
+}
+
+fn psk() -> Psk {
+    Psk::from_bytes([0x42; 32])
+}
+
+fn server_keys() -> KeyPair {
+    KeyPair::from_secret_bytes([0x22; 32])
+}
+
+fn client_keys() -> KeyPair {
+    KeyPair::from_secret_bytes([0x11; 32])
+}
+
+fn configs(suite: Suite) -> (ServerConfig, ClientConfig) {
+    let server = ServerConfig::new([1; 32]);
+    let server_pub = *server_keys().public();
+    match suite {
+        Suite::Psk => (
+            server.with_psk_client(ID, psk()),
+            ClientConfig::psk(ID, psk(), server_addr(), [2; 32]),
+        ),
+        Suite::Ecc => (
+            server
+                .with_keys(server_keys())
+                .with_ecc_client(ID, *client_keys().public()),
+            ClientConfig::ecc(ID, client_keys(), server_pub, server_addr(), [2; 32]),
+        ),
+        Suite::NoiseIk => (
+            server
+                .with_keys(server_keys())
+                .with_ecc_client(ID, *client_keys().public()),
+            ClientConfig::noise_ik(ID, client_keys(), server_pub, server_addr(), [2; 32]),
+        ),
+        Suite::NoisePsk => (
+            server.with_psk_client(ID, psk()),
+            ClientConfig::noise_psk(ID, psk(), server_addr(), [2; 32]),
+        ),
+    }
+}
+
+/// A capture and key log of one suite's run.
+struct Recording {
+    pcap: PathBuf,
+    keylog: PathBuf,
+    datagrams: usize,
+}
+
+/// Runs a handshake, a message each way (with their ACKs) and an RPC call with its answer,
+/// then writes every datagram to `dir/run.pcapng` and both endpoints' secrets to
+/// `dir/keys.log`.
+fn record(suite: Suite, dir: &Path) -> Recording {
+    let (s, c) = (server_addr(), client_addr());
+    let (server, client) = configs(suite);
+    let mut net = Network::new(7, Link::clean());
+    net.add_server(s, server);
+    net.add_client(c, client);
+    net.capture();
+    net.client(c).set_key_log(true);
+    net.server(s).set_key_log(true);
+
+    let now = net.now();
+    net.client(c)
+        .send_message(now, "sensors", "temp", b"21.5", SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+    let now = net.now();
+    net.server(s)
+        .send_message(now, c, "cmd", "go", b"down", SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+    let now = net.now();
+    net.client(c)
+        .call(now, FunctionId(FUNCTION), b"args", None)
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+    let request = net
+        .server_events(s)
+        .into_iter()
+        .find_map(|e| match e {
+            ServerEvent::RpcRequest(r) => Some(r),
+            _ => None,
+        })
+        .expect("the call reached the server");
+    let now = net.now();
+    net.server(s)
+        .respond(now, request.call, RpcStatus::OK, b"pong")
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+
+    let keylog = dir.join("keys.log");
+    let mut log = KeyLogFile::open(&keylog).unwrap();
+    let mut secrets = Vec::new();
+    while let Some(secret) = net.client(c).poll_secret() {
+        secrets.push(secret);
+    }
+    while let Some(secret) = net.server(s).poll_secret() {
+        secrets.push(secret);
+    }
+    assert!(!secrets.is_empty(), "{suite:?}: the key log is on");
+    for secret in &secrets {
+        log.write(secret).unwrap();
+    }
+    assert_eq!(read_key_log(&keylog).unwrap(), secrets);
+
+    let pcap = dir.join("run.pcapng");
+    let file = std::fs::File::create(&pcap).unwrap();
+    let mut writer = PcapngWriter::new(std::io::BufWriter::new(file), "wireshark test").unwrap();
+    for d in net.captured() {
+        writer
+            .write_udp(
+                CaptureTime(d.at.as_micros()),
+                d.from,
+                d.to,
+                &d.bytes,
+                Some("sent"),
+            )
+            .unwrap();
+    }
+    writer.into_inner().unwrap();
+    Recording {
+        pcap,
+        keylog,
+        datagrams: net.captured().len(),
+    }
+}
+
+/// The fields every row shows, in order.
+const FIELDS: &[&str] = &[
+    "frame.number",
+    "udp.srcport",
+    "pavillion.suite",
+    "pavillion.layer",
+    "pavillion.dissection",
+    "pavillion.decryption",
+    "pavillion.counter",
+    "pavillion.app.name",
+    "pavillion.target",
+    "pavillion.name",
+    "pavillion.payload_len",
+    "pavillion.acked",
+    "pavillion.function",
+    "pavillion.call",
+    "pavillion.status",
+    "pavillion.index",
+    "pavillion.setup.name",
+    "pavillion.s3.name",
+];
+
+type Row = HashMap<&'static str, String>;
+
+/// Decodes a capture with tshark and the dissector; one row of [`FIELDS`] per frame.
+fn decode(tshark: &Path, pcap: &Path, keylog: Option<&Path>) -> Vec<Row> {
+    let mut args = vec![
+        "-n".to_string(),
+        "-X".to_string(),
+        format!("lua_script:{}", dissector().display()),
+        "-r".to_string(),
+        pcap.display().to_string(),
+        "-T".to_string(),
+        "fields".to_string(),
+        "-E".to_string(),
+        "occurrence=f".to_string(),
+    ];
+    if let Some(k) = keylog {
+        args.push("-o".to_string());
+        args.push(format!("pavillion.keylog_file:{}", k.display()));
+    }
+    for f in FIELDS {
+        args.push("-e".to_string());
+        args.push((*f).to_string());
+    }
+    let out = run_tshark(tshark, &args);
+    out.lines()
+        .map(|line| {
+            let values: Vec<&str> = line.split('\t').collect();
+            assert_eq!(values.len(), FIELDS.len(), "{line}");
+            FIELDS
+                .iter()
+                .zip(values)
+                .map(|(f, v)| (*f, v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn rows_named<'a>(rows: &'a [Row], name: &str) -> Vec<&'a Row> {
+    rows.iter()
+        .filter(|r| r["pavillion.dissection"] == name)
+        .collect()
+}
+
+fn one<'a>(rows: &'a [Row], name: &str, pred: impl Fn(&Row) -> bool) -> &'a Row {
+    let found: Vec<&Row> = rows_named(rows, name).into_iter().filter(|r| pred(r)).collect();
+    assert!(!found.is_empty(), "no {name} row matches in {rows:#?}");
+    found[0]
+}
+
+fn from_client(r: &Row) -> bool {
+    r["udp.srcport"] == client_addr().port().to_string()
+}
+
+fn from_server(r: &Row) -> bool {
+    r["udp.srcport"] == server_addr().port().to_string()
+}
+
+/// Checks the decoded rows of one suite's run with its key log.
+fn check_decrypted(suite: Suite, rows: &[Row], datagrams: usize) {
+    assert_eq!(rows.len(), datagrams, "{suite:?}: one row per datagram");
+    // Handshake packets, in the clear.
+    let handshake: &[&str] = match suite {
+        Suite::Psk => &["nonce_request", "psk_nonce", "psk_client_info", "session_established"],
+        Suite::Ecc => &["nonce_request", "ecc_nonce", "ecc_client_info", "session_established"],
+        Suite::NoiseIk | Suite::NoisePsk => &["initiation", "response"],
+    };
+    for name in handshake {
+        let r = one(rows, name, |_| true);
+        assert_eq!(r["pavillion.decryption"], "clear", "{suite:?} {name}");
+    }
+    // Every session packet opened under the key of its direction, with the suite's number.
+    let sessions: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r["pavillion.layer"] == "session")
+        .collect();
+    assert!(sessions.len() >= 6, "{suite:?}: {rows:#?}");
+    for r in &sessions {
+        let want = if from_client(r) { "to_server" } else { "to_client" };
+        assert_eq!(r["pavillion.decryption"], want, "{suite:?}: {r:?}");
+        assert_eq!(r["pavillion.suite"], suite.number(), "{suite:?}: {r:?}");
+        assert_eq!(r["pavillion.dissection"], r["pavillion.app.name"], "{r:?}");
+        if suite.number() == "3" {
+            assert!(r["pavillion.index"].starts_with("0x"), "{r:?}");
+        }
+    }
+    // The message up and its ACK.
+    let up = one(rows, "reliable_message", |r| {
+        from_client(r) && r["pavillion.target"] == "sensors"
+    });
+    assert_eq!(up["pavillion.name"], "temp");
+    assert_eq!(up["pavillion.payload_len"], "4");
+    one(rows, "ack", |r| {
+        from_server(r) && r["pavillion.acked"] == up["pavillion.counter"]
+    });
+    // The message down and its ACK.
+    let down = one(rows, "reliable_message", |r| {
+        from_server(r) && r["pavillion.target"] == "cmd"
+    });
+    assert_eq!(down["pavillion.name"], "go");
+    one(rows, "ack", |r| {
+        from_client(r) && r["pavillion.acked"] == down["pavillion.counter"]
+    });
+    // The call and its answer, which quotes the call's counter.
+    let call = one(rows, "rpc_call", |r| {
+        from_client(r) && r["pavillion.function"] == FUNCTION.to_string()
+    });
+    let answer = one(rows, "rpc_response", |r| {
+        from_server(r) && r["pavillion.call"] == call["pavillion.counter"]
+    });
+    assert_eq!(answer["pavillion.status"], "0");
+}
+
+#[test]
+fn tshark_decrypts_every_suite_with_the_key_log_and_shows_only_headers_without_it() {
+    let Some(tshark) = tshark() else { return };
+    for suite in [Suite::Psk, Suite::Ecc, Suite::NoiseIk, Suite::NoisePsk] {
+        let dir = scratch(&format!("{suite:?}"));
+        let run = record(suite, &dir);
+        let rows = decode(&tshark, &run.pcap, Some(&run.keylog));
+        check_decrypted(suite, &rows, run.datagrams);
+
+        // Without the key log the same session packets stay encrypted, their headers shown.
+        let plain = decode(&tshark, &run.pcap, None);
+        assert_eq!(plain.len(), rows.len());
+        for (with, without) in rows.iter().zip(&plain) {
+            if with["pavillion.layer"] == "session" {
+                assert_eq!(without["pavillion.dissection"], "encrypted", "{without:?}");
+                assert_eq!(without["pavillion.decryption"], "no_key");
+                assert_eq!(without["pavillion.app.name"], "");
+                assert_eq!(without["pavillion.counter"], with["pavillion.counter"]);
+            } else {
+                assert_eq!(without, with, "{suite:?}: packets in the clear do not change");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn the_dissectors_ciphers_pass_their_known_answer_vectors() {
+    let Some(tshark) = tshark() else { return };
+    let dir = scratch("vectors");
+    let pcap = dir.join("empty.pcapng");
+    PcapngWriter::new(std::fs::File::create(&pcap).unwrap(), "vectors")
+        .unwrap()
+        .into_inner()
+        .unwrap();
+    let script = repo().join("wireshark/tests/crypto_vectors.lua");
+    let out = run_tshark(
+        &tshark,
+        &[
+            "-X".to_string(),
+            format!("lua_script:{}", script.display()),
+            "-r".to_string(),
+            pcap.display().to_string(),
+        ],
+    );
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with("crypto vectors:"))
+        .unwrap_or_else(|| panic!("no summary in:\n{out}"));
+    assert!(summary.ends_with(" 0 failed"), "{out}");
+    let passed: usize = summary
+        .trim_start_matches("crypto vectors: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(passed >= 15, "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tshark_reads_our_capture_with_its_comments_and_times() {
+    let Some(tshark) = tshark() else { return };
+    let dir = scratch("read");
+    let pcap = dir.join("two.pcapng");
+    let mut w = PcapngWriter::new(std::fs::File::create(&pcap).unwrap(), "unit").unwrap();
+    w.write_udp(
+        CaptureTime(1_500_000),
+        client_addr(),
+        server_addr(),
+        b"hello",
+        Some("lost"),
+    )
+    .unwrap();
+    w.write_udp(
+        CaptureTime(2_000_001),
+        "[2001:db8::2]:40000".parse().unwrap(),
+        "[2001:db8::1]:1783".parse().unwrap(),
+        b"world!",
+        None,
+    )
+    .unwrap();
+    w.into_inner().unwrap();
+    let out = run_tshark(
+        &tshark,
+        &[
+            "-n", "-r", &pcap.display().to_string(), "-T", "fields", "-E", "separator=,",
+            "-e", "frame.time_epoch", "-e", "frame.comment", "-e", "ip.src", "-e", "ipv6.src",
+            "-e", "udp.dstport", "-e", "udp.length", "-e", "udp.checksum.status",
+            "-e", "ip.checksum.status", "-o", "udp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+        ]
+        .map(String::from),
+    );
+    // Checksum status 1 is "good" (0 would be "bad", 2 "unverified").
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "1.500000000,lost,10.0.0.2,,1783,13,1,1",
+            "2.000001000,,,2001:db8::2,1783,14,1,"
+        ],
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
