@@ -428,8 +428,13 @@ u64("seq", "Sequence number")
 u64("floor", "Floor")
 u64("origin", "Origin")
 
-local field_list = {}
-for _, f in pairs(F) do field_list[#field_list + 1] = f end
+-- Dotted abbreviations are also reachable with an underscore (F.setup_name for setup.name).
+for _, k in ipairs({ "setup.name", "s3.name", "app.name" }) do F[k:gsub("%.", "_")] = F[k] end
+
+local field_list, listed = {}, {}
+for _, f in pairs(F) do
+    if not listed[f] then field_list[#field_list + 1] = f; listed[f] = true end
+end
 proto.fields = field_list
 
 local E = {

@@ -193,6 +193,8 @@ fn record(suite: Suite, dir: &Path) -> Recording {
     net.capture();
     net.client(c).set_key_log(true);
     net.server(s).set_key_log(true);
+    net.server(s)
+        .register_function(FunctionId(FUNCTION), "the test's function");
 
     let now = net.now();
     net.client(c)
