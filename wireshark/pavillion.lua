@@ -356,6 +356,7 @@ local proto = Proto("pavillion", "Pavillion")
 local F = {}
 local function u64(abbr, label, base_) F[abbr] = ProtoField.uint64("pavillion." .. abbr, label, base_ or base.DEC) end
 local function i64(abbr, label) F[abbr] = ProtoField.int64("pavillion." .. abbr, label) end
+local function u32(abbr, label) F[abbr] = ProtoField.uint32("pavillion." .. abbr, label, base.HEX) end
 local function text(abbr, label) F[abbr] = ProtoField.string("pavillion." .. abbr, label) end
 local function bytes(abbr, label) F[abbr] = ProtoField.bytes("pavillion." .. abbr, label) end
 
@@ -385,11 +386,11 @@ bytes("session_id", "Session id")
 bytes("box_nonce", "Box nonce")
 u64("sealed_len", "Sealed box length")
 text("mode", "Noise mode")
-u64("sender_index", "Sender index", base.HEX)
-u64("receiver_index", "Receiver index", base.HEX)
+u32("sender_index", "Sender index", base.HEX)
+u32("receiver_index", "Receiver index", base.HEX)
 bytes("cookie", "Cookie")
 u64("message_len", "Noise message length")
-u64("index", "Receiver index", base.HEX)
+u32("index", "Receiver index", base.HEX)
 u64("sender", "Sender id", base.HEX)
 u64("key_id", "Key id")
 text("target", "Target")
@@ -543,7 +544,11 @@ local function span(tvb, off, n)
     return tvb(off, n)
 end
 
+-- Indices are u32 fields (shown as 8 hex digits, as in the labels); the rest are u64.
+local U32 = { sender_index = true, receiver_index = true, index = true }
+
 local function add_u(tree, abbr, range)
+    if U32[abbr] then return tree:add(F[abbr], range, range:le_uint()) end
     return tree:add(F[abbr], range, range:le_uint64())
 end
 

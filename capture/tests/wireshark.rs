@@ -19,6 +19,7 @@ use pavillion_capture::{read_key_log, CaptureTime, KeyLogFile, PcapngWriter};
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
 use pavillion_proto::endpoint::{ClientConfig, SendOptions, ServerConfig, ServerEvent};
+use pavillion_proto::keylog::SessionSecret;
 use pavillion_proto::testing::{Link, Network};
 use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{ClientId, Duration, FunctionId};
@@ -108,10 +109,8 @@ fn run_tshark(tshark: &Path, args: &[String]) -> String {
 
 /// A scratch directory of this test process.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "pavillion-wireshark-{}-{name}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("pavillion-wireshark-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -179,6 +178,7 @@ struct Recording {
     pcap: PathBuf,
     keylog: PathBuf,
     datagrams: usize,
+    secrets: Vec<SessionSecret>,
 }
 
 /// Runs a handshake, a message each way (with their ACKs) and an RPC call with its answer,
@@ -259,6 +259,7 @@ fn record(suite: Suite, dir: &Path) -> Recording {
         pcap,
         keylog,
         datagrams: net.captured().len(),
+        secrets,
     }
 }
 
@@ -328,7 +329,10 @@ fn rows_named<'a>(rows: &'a [Row], name: &str) -> Vec<&'a Row> {
 }
 
 fn one<'a>(rows: &'a [Row], name: &str, pred: impl Fn(&Row) -> bool) -> &'a Row {
-    let found: Vec<&Row> = rows_named(rows, name).into_iter().filter(|r| pred(r)).collect();
+    let found: Vec<&Row> = rows_named(rows, name)
+        .into_iter()
+        .filter(|r| pred(r))
+        .collect();
     assert!(!found.is_empty(), "no {name} row matches in {rows:#?}");
     found[0]
 }
@@ -342,12 +346,38 @@ fn from_server(r: &Row) -> bool {
 }
 
 /// Checks the decoded rows of one suite's run with its key log.
-fn check_decrypted(suite: Suite, rows: &[Row], datagrams: usize) {
-    assert_eq!(rows.len(), datagrams, "{suite:?}: one row per datagram");
+fn check_decrypted(suite: Suite, rows: &[Row], run: &Recording) {
+    assert_eq!(rows.len(), run.datagrams, "{suite:?}: one row per datagram");
+    // Suite 3: the receiver indices the key log names for each direction.
+    let indices: Vec<(String, String)> = run
+        .secrets
+        .iter()
+        .filter_map(|s| match s {
+            SessionSecret::Noise {
+                to_server_index,
+                to_client_index,
+                ..
+            } => Some((
+                format!("0x{to_server_index:08x}"),
+                format!("0x{to_client_index:08x}"),
+            )),
+            _ => None,
+        })
+        .collect();
     // Handshake packets, in the clear.
     let handshake: &[&str] = match suite {
-        Suite::Psk => &["nonce_request", "psk_nonce", "psk_client_info", "session_established"],
-        Suite::Ecc => &["nonce_request", "ecc_nonce", "ecc_client_info", "session_established"],
+        Suite::Psk => &[
+            "nonce_request",
+            "psk_nonce",
+            "psk_client_info",
+            "session_established",
+        ],
+        Suite::Ecc => &[
+            "nonce_request",
+            "ecc_nonce",
+            "ecc_client_info",
+            "session_established",
+        ],
         Suite::NoiseIk | Suite::NoisePsk => &["initiation", "response"],
     };
     for name in handshake {
@@ -361,12 +391,22 @@ fn check_decrypted(suite: Suite, rows: &[Row], datagrams: usize) {
         .collect();
     assert!(sessions.len() >= 6, "{suite:?}: {rows:#?}");
     for r in &sessions {
-        let want = if from_client(r) { "to_server" } else { "to_client" };
+        let want = if from_client(r) {
+            "to_server"
+        } else {
+            "to_client"
+        };
         assert_eq!(r["pavillion.decryption"], want, "{suite:?}: {r:?}");
         assert_eq!(r["pavillion.suite"], suite.number(), "{suite:?}: {r:?}");
         assert_eq!(r["pavillion.dissection"], r["pavillion.app.name"], "{r:?}");
         if suite.number() == "3" {
-            assert!(r["pavillion.index"].starts_with("0x"), "{r:?}");
+            let index = &r["pavillion.index"];
+            assert!(
+                indices.iter().any(|(to_server, to_client)| {
+                    index == if from_client(r) { to_server } else { to_client }
+                }),
+                "{r:?} {indices:?}"
+            );
         }
     }
     // The message up and its ACK.
@@ -403,7 +443,7 @@ fn tshark_decrypts_every_suite_with_the_key_log_and_shows_only_headers_without_i
         let dir = scratch(&format!("{suite:?}"));
         let run = record(suite, &dir);
         let rows = decode(&tshark, &run.pcap, Some(&run.keylog));
-        check_decrypted(suite, &rows, run.datagrams);
+        check_decrypted(suite, &rows, &run);
 
         // Without the key log the same session packets stay encrypted, their headers shown.
         let plain = decode(&tshark, &run.pcap, None);
@@ -415,7 +455,10 @@ fn tshark_decrypts_every_suite_with_the_key_log_and_shows_only_headers_without_i
                 assert_eq!(without["pavillion.app.name"], "");
                 assert_eq!(without["pavillion.counter"], with["pavillion.counter"]);
             } else {
-                assert_eq!(without, with, "{suite:?}: packets in the clear do not change");
+                assert_eq!(
+                    without, with,
+                    "{suite:?}: packets in the clear do not change"
+                );
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -483,10 +526,33 @@ fn tshark_reads_our_capture_with_its_comments_and_times() {
     let out = run_tshark(
         &tshark,
         &[
-            "-n", "-r", &pcap.display().to_string(), "-T", "fields", "-E", "separator=,",
-            "-e", "frame.time_epoch", "-e", "frame.comment", "-e", "ip.src", "-e", "ipv6.src",
-            "-e", "udp.dstport", "-e", "udp.length", "-e", "udp.checksum.status",
-            "-e", "ip.checksum.status", "-o", "udp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+            "-n",
+            "-r",
+            &pcap.display().to_string(),
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "frame.comment",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "udp.length",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "ip.checksum.status",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
         ]
         .map(String::from),
     );
