@@ -702,9 +702,8 @@ local function dissect_app(tvb, pinfo, tree, counter, src, dst)
             need(n == 44)
             add_u(tree, "sender", tvb(1, 8))
             add_u(tree, "key_id", tvb(9, 4))
-            -- The key itself is never shown; it is remembered to open the sender's group data.
+            -- The key itself is never shown (show_plain blanks it out of the decrypted tab).
             local sender = tvb(1, 8):le_uint64():tohex():lower()
-            learned_groups[sender .. "/" .. tvb(9, 4):le_uint()] = tvb(13, 32):raw()
             return sender .. "/" .. tvb(9, 4):le_uint()
         elseif op == 33 then
             need(n >= 16)
@@ -804,7 +803,14 @@ local function dissect_setup(tvb, pinfo, tree, datagram)
 end
 
 -- Shows a decrypted plaintext in its own tab and dissects it; returns the Info text.
-local function show_plain(plain, pinfo, tree, suite, dir, counter, layer_extra)
+local function show_plain(plain, pinfo, tree, suite, dir, counter)
+    if sbyte(plain, 1) == 32 and #plain == 45 then
+        -- A group key (op 32): remember it to open the sender's group data, and show zeros
+        -- in its place, so no display or hex dump of a capture carries it.
+        local sender = crypto.to_hex(plain:sub(2, 9):reverse())
+        learned_groups[sender .. "/" .. le32(plain, 10)] = plain:sub(14, 45)
+        plain = plain:sub(1, 13) .. string.rep("\0", 32)
+    end
     local ptvb = ByteArray.new(plain, true):tvb("Decrypted Pavillion")
     if suite then tree:add(F.suite, ptvb(0, 0), suite) end
     tree:add(F.decryption, ptvb(0, 0), dir)

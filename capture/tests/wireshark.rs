@@ -225,16 +225,31 @@ fn record(suite: Suite, dir: &Path) -> Recording {
         .unwrap();
     net.run_for(Duration::from_millis(100));
 
+    save(&mut net, &[c], &[s], dir)
+}
+
+/// Writes every datagram of `net` to `dir/run.pcapng` and the secrets of its clients and
+/// servers to `dir/keys.log`.
+fn save(
+    net: &mut Network,
+    clients: &[SocketAddr],
+    servers: &[SocketAddr],
+    dir: &Path,
+) -> Recording {
     let keylog = dir.join("keys.log");
     let mut log = KeyLogFile::open(&keylog).unwrap();
     let mut secrets = Vec::new();
-    while let Some(secret) = net.client(c).poll_secret() {
-        secrets.push(secret);
+    for &c in clients {
+        while let Some(secret) = net.client(c).poll_secret() {
+            secrets.push(secret);
+        }
     }
-    while let Some(secret) = net.server(s).poll_secret() {
-        secrets.push(secret);
+    for &s in servers {
+        while let Some(secret) = net.server(s).poll_secret() {
+            secrets.push(secret);
+        }
     }
-    assert!(!secrets.is_empty(), "{suite:?}: the key log is on");
+    assert!(!secrets.is_empty(), "the key log is on");
     for secret in &secrets {
         log.write(secret).unwrap();
     }
@@ -283,6 +298,8 @@ const FIELDS: &[&str] = &[
     "pavillion.index",
     "pavillion.setup.name",
     "pavillion.s3.name",
+    "pavillion.sender",
+    "pavillion.key_id",
 ];
 
 type Row = HashMap<&'static str, String>;
@@ -463,6 +480,172 @@ fn tshark_decrypts_every_suite_with_the_key_log_and_shows_only_headers_without_i
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+fn group() -> SocketAddr {
+    "239.255.3.3:1783".parse().unwrap()
+}
+
+fn members() -> [SocketAddr; 2] {
+    [
+        "10.0.3.1:1783".parse().unwrap(),
+        "10.0.3.2:1783".parse().unwrap(),
+    ]
+}
+
+/// Suite 3 multicast: a client finds two servers of a group, hands each its group key (op 32,
+/// inside pairwise data packets), then sends one reliable message as group data (type 6).
+fn record_group(dir: &Path) -> Recording {
+    let c = client_addr();
+    let mut net = Network::new(11, Link::clean());
+    net.capture();
+    for s in members() {
+        let (server, _) = configs(Suite::NoiseIk);
+        net.add_server(s, server);
+        net.join(s, group());
+        net.server(s).set_key_log(true);
+        let now = net.now();
+        net.server(s).subscribe(now, "t");
+    }
+    net.add_client(
+        c,
+        ClientConfig::noise_ik(ID, client_keys(), *server_keys().public(), group(), [3; 32]),
+    );
+    net.client(c).set_key_log(true);
+    let found = net.run_until(Duration::from_secs(10), |net| {
+        let now = net.now();
+        net.client(c).subscribers(now, "t").len() == 2
+    });
+    assert!(found, "both members found");
+    net.run_for(Duration::from_millis(100));
+    let now = net.now();
+    net.client(c)
+        .send_message(now, "t", "n", b"hello group", SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+    save(&mut net, &[c], &members(), dir)
+}
+
+/// The byte dumps of `tshark -x` output (one per tab, the decrypted one included), each as
+/// one lower-case hex string.
+fn hex_dumps(out: &str) -> Vec<String> {
+    let mut dumps = Vec::new();
+    let mut current = String::new();
+    for line in out.lines() {
+        let is_dump = line.len() > 6
+            && line[..4].chars().all(|c| c.is_ascii_hexdigit())
+            && &line[4..6] == "  ";
+        if is_dump {
+            // Offset, two spaces, up to 16 bytes "xx " each, then the ASCII column.
+            let bytes = &line[6..line.len().min(6 + 16 * 3)];
+            for token in bytes.split(' ') {
+                if token.len() == 2 && token.chars().all(|c| c.is_ascii_hexdigit()) {
+                    current.push_str(token);
+                }
+            }
+        } else if !current.is_empty() {
+            dumps.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        dumps.push(current);
+    }
+    dumps
+}
+
+#[test]
+fn tshark_opens_group_data_and_never_shows_a_group_key() {
+    let Some(tshark) = tshark() else { return };
+    let dir = scratch("group");
+    let run = record_group(&dir);
+    let group_keys: Vec<(u64, u32, [u8; 32])> = run
+        .secrets
+        .iter()
+        .filter_map(|s| match s {
+            SessionSecret::Group {
+                sender,
+                key_id,
+                key,
+            } => Some((*sender, *key_id, *key)),
+            _ => None,
+        })
+        .collect();
+    assert!(!group_keys.is_empty(), "the group key is logged");
+    let (sender, key_id, key) = group_keys[0];
+    let sender = format!("0x{sender:016x}");
+
+    let rows = decode(&tshark, &run.pcap, Some(&run.keylog));
+    assert_eq!(rows.len(), run.datagrams);
+    // Each member received the key over its pairwise session: sender and key id, no key.
+    let handed = rows_named(&rows, "group_key");
+    assert_eq!(handed.len(), 2, "{rows:#?}");
+    for r in &handed {
+        assert_eq!(r["pavillion.sender"], sender);
+        assert_eq!(r["pavillion.key_id"], key_id.to_string());
+        assert_eq!(r["pavillion.decryption"], "to_server");
+    }
+    // The message went once, to the group, and opened under the group key.
+    let sent = one(&rows, "reliable_message", |r| {
+        r["pavillion.layer"] == "group"
+    });
+    assert_eq!(sent["pavillion.target"], "t");
+    assert_eq!(sent["pavillion.name"], "n");
+    assert_eq!(sent["pavillion.payload_len"], "11");
+    assert_eq!(sent["pavillion.sender"], sender);
+    assert_eq!(sent["pavillion.suite"], "3");
+    assert_eq!(sent["pavillion.decryption"], "to_server");
+
+    // The full dissection, with the hex dump of every tab (the decrypted one too), never
+    // contains the key's bytes.
+    let full = run_tshark(
+        &tshark,
+        &[
+            "-n".to_string(),
+            "-X".to_string(),
+            format!("lua_script:{}", dissector().display()),
+            "-o".to_string(),
+            format!("pavillion.keylog_file:{}", run.keylog.display()),
+            "-r".to_string(),
+            run.pcap.display().to_string(),
+            "-V".to_string(),
+            "-x".to_string(),
+        ],
+    );
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(full.contains("group_key"), "{full}");
+    assert!(!full.contains(&hex), "the key leaked in a field");
+    let dumps = hex_dumps(&full);
+    assert!(
+        dumps.iter().any(|d| d.len() == 90),
+        "the decrypted op 32 is dumped: {dumps:?}"
+    );
+    assert!(
+        dumps.iter().all(|d| !d.contains(&hex)),
+        "the key leaked in a hex dump"
+    );
+
+    // A key log without the group line still opens it: the dissector learns the key from the
+    // op 32 it decrypted on the way.
+    let pairwise_only = dir.join("pairwise.log");
+    let text = std::fs::read_to_string(&run.keylog).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("PAVILLION_S3_GROUP"))
+        .collect();
+    assert!(kept.len() < text.lines().count());
+    std::fs::write(&pairwise_only, kept.join("\n")).unwrap();
+    let learned = decode(&tshark, &run.pcap, Some(&pairwise_only));
+    let sent = one(&learned, "reliable_message", |r| {
+        r["pavillion.layer"] == "group"
+    });
+    assert_eq!(sent["pavillion.target"], "t");
+
+    // Without the key log the group packet is encrypted, its sender and key id shown.
+    let plain = decode(&tshark, &run.pcap, None);
+    let hidden = one(&plain, "encrypted", |r| r["pavillion.layer"] == "group");
+    assert_eq!(hidden["pavillion.sender"], sender);
+    assert_eq!(hidden["pavillion.decryption"], "no_key");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
