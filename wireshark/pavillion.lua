@@ -257,8 +257,10 @@ function crypto.secretbox_open(key, nonce24, boxed, subkey)
     if #boxed < 16 then return nil end
     subkey = subkey or crypto.hsalsa20(key, nonce24:sub(1, 16))
     local ct = boxed:sub(17)
+    -- The one-time key is the first 32 bytes of the stream: check the tag before making more.
+    local otk = crypto.salsa20_stream(subkey, nonce24:sub(17, 24), 32)
+    if not same(crypto.poly1305(ct, otk), boxed:sub(1, 16)) then return nil end
     local stream = crypto.salsa20_stream(subkey, nonce24:sub(17, 24), 32 + #ct)
-    if not same(crypto.poly1305(ct, stream:sub(1, 32)), boxed:sub(1, 16)) then return nil end
     return xor_bytes(ct, stream:sub(33))
 end
 
@@ -369,7 +371,7 @@ F.setup_op = ProtoField.uint8("pavillion.setup.op", "Setup opcode")
 text("setup.name", "Setup packet")
 F.s3_type = ProtoField.uint8("pavillion.s3.type", "Suite 3 packet type")
 text("s3.name", "Suite 3 packet")
-bytes("tag", "Poly1305 tag")
+bytes("tag", "Tag")
 bytes("ciphertext", "Ciphertext")
 F.app_op = ProtoField.uint8("pavillion.app.op", "Application opcode")
 text("app.name", "Application operation")

@@ -11,8 +11,8 @@
 //! The key log format is specified in `docs/DECODE.md` §2, the capture in `docs/WIRESHARK.md`.
 #![forbid(unsafe_code)]
 
+use core::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use pavillion_proto::keylog::SessionSecret;
