@@ -18,10 +18,11 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use pavillion_capture::{read_key_log, CaptureTime, KeyLogFile, PcapngWriter};
 use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::crypto::Psk;
+use pavillion_proto::endpoint::Register;
 use pavillion_proto::endpoint::{ClientConfig, SendOptions, ServerConfig, ServerEvent};
 use pavillion_proto::keylog::SessionSecret;
 use pavillion_proto::testing::{Link, Network};
-use pavillion_proto::wire::RpcStatus;
+use pavillion_proto::wire::{RegisterId, RegisterValue, RpcStatus};
 use pavillion_proto::{ClientId, Duration, FunctionId};
 
 /// How long one tshark run may take before the test fails (it takes well under a second).
@@ -300,6 +301,20 @@ const FIELDS: &[&str] = &[
     "pavillion.s3.name",
     "pavillion.sender",
     "pavillion.key_id",
+    "pavillion.register",
+    "pavillion.type",
+    "pavillion.value",
+    "pavillion.duration_ms",
+    "pavillion.min_interval_ms",
+    "pavillion.from",
+    "pavillion.unit",
+    "pavillion.request",
+    "pavillion.transfer",
+    "pavillion.total",
+    "pavillion.offset",
+    "pavillion.ranges",
+    "pavillion.epoch",
+    "pavillion.seq",
 ];
 
 type Row = HashMap<&'static str, String>;
@@ -478,6 +493,186 @@ fn tshark_decrypts_every_suite_with_the_key_log_and_shows_only_headers_without_i
                 );
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Every other operation a session carries, over one suite: an unreliable message, registers
+/// (read, write, observe, info), subscriptions, time sync, an ordered message, a message too
+/// large for one datagram (segments and ranged ACKs), and quit.
+fn record_operations(suite: Suite, dir: &Path) -> Recording {
+    let (s, c) = (server_addr(), client_addr());
+    let (server, client) = configs(suite);
+    let mut net = Network::new(5, Link::clean());
+    net.add_server(s, server);
+    net.add_client(c, client);
+    net.capture();
+    net.client(c).set_key_log(true);
+    net.server(s).set_key_log(true);
+    net.server(s)
+        .declare_register(Register {
+            number: RegisterId(7),
+            name: "level".to_string(),
+            unit: "mm".to_string(),
+            writable: true,
+            value: RegisterValue::U64(42),
+        })
+        .unwrap();
+    let step = |net: &mut Network| net.run_for(Duration::from_millis(100));
+    let now = net.now();
+    net.client(c)
+        .send_message(now, "a", "b", b"x", SendOptions::reliable())
+        .unwrap();
+    step(&mut net);
+    let now = net.now();
+    net.client(c)
+        .send_message(now, "loose", "u", b"y", SendOptions::unreliable())
+        .unwrap();
+    net.client(c)
+        .read_register(now, RegisterId(7), None)
+        .unwrap();
+    step(&mut net);
+    let now = net.now();
+    net.client(c)
+        .write_register(
+            now,
+            RegisterId(7),
+            RegisterValue::U64(43),
+            SendOptions::reliable(),
+        )
+        .unwrap();
+    step(&mut net);
+    let now = net.now();
+    net.client(c)
+        .observe(
+            now,
+            RegisterId(7),
+            Duration::from_secs(5),
+            Duration::from_millis(100),
+        )
+        .unwrap();
+    net.client(c).register_info(now, RegisterId(0)).unwrap();
+    step(&mut net);
+    let now = net.now();
+    net.client(c).subscribe(now, "news").unwrap();
+    net.client(c).sync_time(now, None).unwrap();
+    step(&mut net);
+    let now = net.now();
+    net.client(c).unsubscribe(now, "news").unwrap();
+    net.client(c)
+        .send_message(now, "line", "o", b"first", SendOptions::ordered())
+        .unwrap();
+    step(&mut net);
+    let now = net.now();
+    net.client(c)
+        .send_message(now, "bulk", "big", &[7u8; 10_000], SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_secs(1));
+    let now = net.now();
+    net.client(c).close(now);
+    step(&mut net);
+    save(&mut net, &[c], &[s], dir)
+}
+
+#[test]
+fn tshark_names_every_operation_a_session_carries() {
+    let Some(tshark) = tshark() else { return };
+    for suite in [Suite::Psk, Suite::NoiseIk] {
+        let dir = scratch(&format!("ops-{suite:?}"));
+        let run = record_operations(suite, &dir);
+        let rows = decode(&tshark, &run.pcap, Some(&run.keylog));
+        assert_eq!(rows.len(), run.datagrams);
+        for r in rows.iter().filter(|r| r["pavillion.layer"] == "session") {
+            assert_ne!(r["pavillion.decryption"], "no_key", "{suite:?}: {r:?}");
+            assert_ne!(r["pavillion.dissection"], "unknown_op", "{suite:?}: {r:?}");
+        }
+        let names: std::collections::BTreeSet<&str> = rows
+            .iter()
+            .map(|r| r["pavillion.dissection"].as_str())
+            .collect();
+        for name in [
+            "reliable_message",
+            "ack",
+            "unreliable_message",
+            "register_read",
+            "register_value",
+            "observe",
+            "register_info_request",
+            "register_info",
+            "subscribe",
+            "unsubscribe",
+            "time_sync_request",
+            "time_sync_response",
+            "ordered_message",
+            "segment",
+            "ack_ranges",
+            "quit",
+        ] {
+            assert!(names.contains(name), "{suite:?}: no {name} in {names:?}");
+        }
+        one(&rows, "unreliable_message", |r| {
+            r["pavillion.target"] == "loose"
+        });
+        one(&rows, "register_read", |r| r["pavillion.register"] == "7");
+        one(&rows, "register_value", |r| {
+            from_server(r) && r["pavillion.type"] == "u64" && r["pavillion.value"] == "42"
+        });
+        one(&rows, "register_value", |r| {
+            from_client(r) && r["pavillion.value"] == "43"
+        });
+        one(&rows, "observe", |r| {
+            r["pavillion.register"] == "7"
+                && r["pavillion.duration_ms"] == "5000"
+                && r["pavillion.min_interval_ms"] == "100"
+        });
+        one(&rows, "register_info_request", |r| {
+            r["pavillion.from"] == "0"
+        });
+        one(&rows, "register_info", |r| {
+            r["pavillion.register"] == "7"
+                && r["pavillion.name"] == "level"
+                && r["pavillion.unit"] == "mm"
+                && r["pavillion.type"] == "u64"
+        });
+        one(&rows, "subscribe", |r| r["pavillion.target"] == "news");
+        one(&rows, "unsubscribe", |r| r["pavillion.target"] == "news");
+        let request = one(&rows, "time_sync_request", from_client);
+        one(&rows, "time_sync_response", |r| {
+            r["pavillion.request"] == request["pavillion.counter"]
+        });
+        one(&rows, "ordered_message", |r| {
+            r["pavillion.target"] == "line" && r["pavillion.seq"] == "1"
+        });
+        let segments = rows_named(&rows, "segment");
+        assert!(segments.len() >= 3, "{segments:?}");
+        assert!(segments
+            .iter()
+            .all(|r| r["pavillion.total"] == segments[0]["pavillion.total"]));
+        assert!(segments.iter().any(|r| r["pavillion.offset"] == "0"));
+        let ranges = one(&rows, "ack_ranges", |_| true);
+        let first = ranges["pavillion.ranges"].split(',').next().unwrap();
+        let (a, b) = first.split_once('+').expect("first+count");
+        assert!(
+            a.parse::<u64>().is_ok() && b.parse::<u16>().is_ok(),
+            "{ranges:?}"
+        );
+        one(&rows, "quit", from_client);
+
+        // No datagram is malformed, and every opened plaintext parses.
+        let args: Vec<String> = [
+            "-n",
+            "-X",
+            &format!("lua_script:{}", dissector().display()),
+            "-o",
+            &format!("pavillion.keylog_file:{}", run.keylog.display()),
+            "-r",
+            &run.pcap.display().to_string(),
+            "-Y",
+            "pavillion.malformed || pavillion.bad_plaintext || pavillion.no_key",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(run_tshark(&tshark, &args), "", "{suite:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
