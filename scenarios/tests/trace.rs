@@ -3,7 +3,9 @@
 //! own secrets, receives name the copies they are, events are objects with a `kind`, and the
 //! digest is the one of the same run without a decoded trace.
 
-use std::collections::{BTreeMap, BTreeSet};
+extern crate alloc;
+
+use alloc::collections::{BTreeMap, BTreeSet};
 
 use pavillion_scenarios::{find, Outcome, Params, Suite};
 use serde_json::Value;
