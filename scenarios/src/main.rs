@@ -15,7 +15,9 @@ use clap::builder::PossibleValuesParser;
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
 use pavillion_scenarios::report::{self, Row};
-use pavillion_scenarios::{names, selects, Outcome, Params, Scenario, Suite, GROUPS, SCENARIOS};
+use pavillion_scenarios::{
+    names, pcap, selects, Outcome, Params, Scenario, Suite, GROUPS, SCENARIOS,
+};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -23,6 +25,7 @@ Examples:
   pavillion-scenarios --only loss-50 --seeds 20
   pavillion-scenarios --only durable           every durable-* scenario
   pavillion-scenarios --only nat-rebind --suite ecc --seed 7 --trace run.jsonl
+  pavillion-scenarios --only clean --suite psk --seed 1 --pcap run.pcapng --keylog run.keys
   pavillion-scenarios --seeds 1000             the soak: a thousand seeds of everything
 
 Exit status: 0 if every assertion held, 1 if any failed, 2 for bad arguments.";
@@ -62,10 +65,34 @@ struct Cli {
     #[arg(long, value_name = "P", value_parser = probability)]
     loss: Option<f64>,
 
-    /// Write the JSON-lines trace of the run to FILE; needs exactly one run (one --only
-    /// scenario, one seed, one suite).
+    /// Write the decoded trace of the run (JSON lines, format version 1: docs/TRACE.md) to
+    /// FILE; needs exactly one run (one --only scenario, one seed, one suite).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+
+    /// Write every datagram copy of the run to FILE as pcapng (simulated time; each packet's
+    /// comment is its fate: sent, lost, duplicate, corrupted, blocked); needs exactly one run.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+
+    /// Write the session secrets of the run to FILE in key log format (docs/DECODE.md §2),
+    /// for Wireshark with wireshark/pavillion.lua; needs exactly one run.
+    #[arg(long, value_name = "FILE")]
+    keylog: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The flags given that write a file of one run.
+    fn one_run_flags(&self) -> Vec<&'static str> {
+        [
+            ("--trace", self.trace.is_some()),
+            ("--pcap", self.pcap.is_some()),
+            ("--keylog", self.keylog.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, on)| on.then_some(flag))
+        .collect()
+    }
 }
 
 fn probability(s: &str) -> Result<f64, String> {
@@ -133,10 +160,17 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    if cli.trace.is_some() && jobs.len() != 1 {
+    let one_run = cli.one_run_flags();
+    if !one_run.is_empty() && jobs.len() != 1 {
         let msg = format!(
-            "--trace writes the trace of exactly one run, but this selects {} runs; give one \
-             --only NAME, one --seed S and, for a scenario with several suites, one --suite",
+            "{} {} of exactly one run, but this selects {} runs; give one --only NAME, one \
+             --seed S and, for a scenario with several suites, one --suite",
+            one_run.join(", "),
+            if one_run.len() == 1 {
+                "writes the files"
+            } else {
+                "write the files"
+            },
             jobs.len()
         );
         Cli::command()
@@ -145,19 +179,16 @@ fn main() -> ExitCode {
     }
 
     let started = WallClock::now();
-    let outcomes = run_all(&jobs, cli.loss, cli.trace.is_some());
+    let outcomes = run_all(&jobs, cli.loss, !one_run.is_empty());
     for (job, outcome) in jobs.iter().zip(&outcomes) {
         if let Some(row) = rows.get_mut(job.row) {
             row.add(job.seed, outcome);
         }
     }
-    if let (Some(path), Some(outcome)) = (&cli.trace, outcomes.first()) {
-        let written = std::fs::write(path, outcome.trace.as_deref().unwrap_or_default());
-        if let Err(e) = written {
-            eprintln!("error: cannot write the trace to {}: {e}", path.display());
-            return ExitCode::from(2);
+    if let Some(outcome) = outcomes.first() {
+        if let Err(code) = write_run_files(&cli, outcome) {
+            return code;
         }
-        eprintln!("trace written to {}", path.display());
     }
 
     print!("{}", report::table(&rows));
@@ -180,6 +211,33 @@ fn main() -> ExitCode {
         println!("\nfailures:\n{failures}");
         ExitCode::FAILURE
     }
+}
+
+/// Writes the files of `--trace`, `--pcap` and `--keylog` for the one run; exit status 2 if
+/// one cannot be written.
+fn write_run_files(cli: &Cli, outcome: &Outcome) -> Result<(), ExitCode> {
+    let fail = |what: &str, path: &PathBuf, e: std::io::Error| {
+        eprintln!("error: cannot write the {what} to {}: {e}", path.display());
+        ExitCode::from(2)
+    };
+    if let Some(path) = &cli.trace {
+        std::fs::write(path, outcome.trace.as_deref().unwrap_or_default())
+            .map_err(|e| fail("trace", path, e))?;
+        eprintln!("trace written to {}", path.display());
+    }
+    let capture = outcome.capture.clone().unwrap_or_default();
+    if let Some(path) = &cli.pcap {
+        pcap::write(path, &capture).map_err(|e| fail("capture", path, e))?;
+        eprintln!("capture written to {}", path.display());
+    }
+    if let Some(path) = &cli.keylog {
+        pcap::write_key_log(path, &capture).map_err(|e| fail("key log", path, e))?;
+        eprintln!(
+            "key log written to {} (it decrypts every session of this simulated run)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn list() {
@@ -214,6 +272,7 @@ fn run_all(jobs: &[Job], loss: Option<f64>, trace: bool) -> Vec<Outcome> {
                     suite: job.suite,
                     loss,
                     trace,
+                    scenario: job.scenario.name,
                 };
                 let outcome = (job.scenario.run)(&params);
                 let verdict = if outcome.passed() { "ok" } else { "FAIL" };

@@ -143,6 +143,11 @@ impl AuthorityConfig {
 
 /// What an authority tells its driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum AuthorityEvent {
     /// A member joined (or joined again: `rejoin`, same id, role and name).
@@ -170,6 +175,7 @@ pub enum AuthorityEvent {
         /// The id of the key.
         id: MemberId,
         /// How long.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_util::micros"))]
         duration: Duration,
     },
     /// A member's session came up.

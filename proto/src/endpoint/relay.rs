@@ -41,6 +41,7 @@ mod tests_input;
 /// A relay's identity: the default client id of its static public key (the first 16 bytes of
 /// `BLAKE2b-256(public key)`), so it cannot be claimed without the key.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RelayId(pub ClientId);
 
 impl RelayId {
@@ -221,6 +222,11 @@ impl RelayConfig {
 
 /// What a relay tells its driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum RelayEvent {
     /// A mesh session with this relay came up (first time, or again after it was down).
