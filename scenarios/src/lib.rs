@@ -34,6 +34,7 @@
 extern crate alloc;
 
 mod authority;
+pub mod chart;
 mod durable;
 mod harness;
 mod mesh;

@@ -14,6 +14,7 @@ use std::time::Instant as WallClock;
 use clap::builder::PossibleValuesParser;
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
+use pavillion_scenarios::chart::{self, ChartOptions};
 use pavillion_scenarios::report::{self, Row};
 use pavillion_scenarios::{names, selects, Outcome, Params, Scenario, Suite, GROUPS, SCENARIOS};
 
@@ -24,13 +25,24 @@ Examples:
   pavillion-scenarios --only durable           every durable-* scenario
   pavillion-scenarios --only nat-rebind --suite ecc --seed 7 --trace run.jsonl
   pavillion-scenarios --seeds 1000             the soak: a thousand seeds of everything
+  pavillion-scenarios --only loss-10 --suite psk --seed 1 --chart run.html
+  pavillion-scenarios chart run.jsonl -o run.svg --from 0 --to 500 --hosts c1,server
 
 Exit status: 0 if every assertion held, 1 if any failed, 2 for bad arguments.";
 
 /// Replays Pavillion network scenarios over many seeds in simulated time.
 #[derive(Debug, Parser)]
-#[command(name = "pavillion-scenarios", version, after_help = AFTER_HELP)]
+#[command(
+    name = "pavillion-scenarios",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// Something other than running scenarios.
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
@@ -66,6 +78,66 @@ struct Cli {
     /// scenario, one seed, one suite).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+
+    /// Draw the run's sequence chart to FILE (.svg, or .html with a filter and hover details);
+    /// needs exactly one run, like --trace.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+
+    /// Start the chart at this simulated time, in milliseconds.
+    #[arg(long, value_name = "MS", requires = "chart", value_parser = millis)]
+    chart_from: Option<f64>,
+
+    /// End the chart at this simulated time, in milliseconds.
+    #[arg(long, value_name = "MS", requires = "chart", value_parser = millis)]
+    chart_to: Option<f64>,
+
+    /// Draw only these hosts (comma-separated names) and the datagrams between them.
+    #[arg(long, value_name = "A,B", requires = "chart")]
+    chart_hosts: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Draw the sequence chart of a trace file written by --trace.
+    Chart(ChartCmd),
+}
+
+/// `pavillion-scenarios chart`.
+#[derive(Debug, clap::Args)]
+struct ChartCmd {
+    /// The trace: JSON lines, format version 1 (docs/TRACE.md).
+    trace: PathBuf,
+
+    /// The chart to write: .svg, or .html with a filter and hover details.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+
+    /// Start at this simulated time, in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = millis)]
+    from: Option<f64>,
+
+    /// End at this simulated time, in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = millis)]
+    to: Option<f64>,
+
+    /// Draw only these hosts (comma-separated names) and the datagrams between them.
+    #[arg(long, value_name = "A,B")]
+    hosts: Option<String>,
+
+    /// Draw at most N arrows; the chart stops at the first one left out.
+    #[arg(long, value_name = "N", default_value_t = chart::MAX_ARROWS)]
+    max_arrows: usize,
+}
+
+fn millis(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(ms) if ms.is_finite() && ms >= 0.0 => Ok(ms),
+        _ => Err(format!(
+            "`{s}` is not a time; expected milliseconds, 0 or more"
+        )),
+    }
 }
 
 fn probability(s: &str) -> Result<f64, String> {
@@ -92,6 +164,9 @@ struct Job {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Chart(c)) = &cli.command {
+        return chart_command(c);
+    }
     if cli.list {
         list();
         return ExitCode::SUCCESS;
@@ -143,9 +218,20 @@ fn main() -> ExitCode {
             .error(ErrorKind::ArgumentConflict, msg)
             .exit();
     }
+    if cli.chart.is_some() && jobs.len() != 1 {
+        let msg = format!(
+            "--chart draws exactly one run, but this selects {} runs; give one --only NAME, \
+             one --seed S and, for a scenario with several suites, one --suite",
+            jobs.len()
+        );
+        Cli::command()
+            .error(ErrorKind::ArgumentConflict, msg)
+            .exit();
+    }
 
     let started = WallClock::now();
-    let outcomes = run_all(&jobs, cli.loss, cli.trace.is_some());
+    let keep_trace = cli.trace.is_some() || cli.chart.is_some();
+    let outcomes = run_all(&jobs, cli.loss, keep_trace);
     for (job, outcome) in jobs.iter().zip(&outcomes) {
         if let Some(row) = rows.get_mut(job.row) {
             row.add(job.seed, outcome);
@@ -158,6 +244,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         eprintln!("trace written to {}", path.display());
+    }
+    if let (Some(path), Some(outcome)) = (&cli.chart, outcomes.first()) {
+        let opts = ChartOptions::from_cli(cli.chart_from, cli.chart_to, cli.chart_hosts.as_deref());
+        let trace = outcome.trace.as_deref().unwrap_or_default();
+        if let Err(code) = draw(trace, path, &opts) {
+            return code;
+        }
     }
 
     print!("{}", report::table(&rows));
@@ -179,6 +272,52 @@ fn main() -> ExitCode {
     } else {
         println!("\nfailures:\n{failures}");
         ExitCode::FAILURE
+    }
+}
+
+/// `pavillion-scenarios chart TRACE -o FILE`: 0 when drawn, 2 when the trace or the
+/// arguments are bad.
+fn chart_command(c: &ChartCmd) -> ExitCode {
+    let trace = match std::fs::read_to_string(&c.trace) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", c.trace.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut opts = ChartOptions::from_cli(c.from, c.to, c.hosts.as_deref());
+    opts.max_arrows = c.max_arrows;
+    match draw(&trace, &c.output, &opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+/// Draws a chart and says on stderr what it shows and what it left out.
+fn draw(trace: &str, out: &std::path::Path, opts: &ChartOptions) -> Result<(), ExitCode> {
+    match chart::write_file(trace, out, opts) {
+        Ok(summary) => {
+            eprintln!(
+                "chart written to {}: {} arrows, {} marks",
+                out.display(),
+                summary.arrows,
+                summary.marks
+            );
+            if summary.left_out_time + summary.left_out_hosts > 0 {
+                eprintln!(
+                    "left out: {} datagram copies outside the time window, {} of other hosts",
+                    summary.left_out_time, summary.left_out_hosts
+                );
+            }
+            if let Some(line) = summary.left_out_line() {
+                eprintln!("{line}");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
     }
 }
 
