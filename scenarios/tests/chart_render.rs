@@ -9,9 +9,10 @@
 //! Skips (saying why) when Chromium is missing, unless `PAV_REQUIRE_TOOLS=1`, when it fails.
 //! `PAV_CHROMIUM` names another browser binary.
 
+use core::time::Duration;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pavillion_scenarios::chart::{render, ChartFormat, ChartOptions};
 use serde_json::Value;
