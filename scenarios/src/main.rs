@@ -95,6 +95,11 @@ struct Cli {
     /// Draw only these hosts (comma-separated names) and the datagrams between them.
     #[arg(long, value_name = "A,B", requires = "chart")]
     chart_hosts: Option<String>,
+
+    /// Plot delivery latency (p50, p90, p99) and retransmissions per scenario and suite to
+    /// FILE (SVG); with 100 seeds or more, also a latency histogram to FILE-latency.svg.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 /// Subcommands.
@@ -250,6 +255,20 @@ fn main() -> ExitCode {
         let trace = outcome.trace.as_deref().unwrap_or_default();
         if let Err(code) = draw(trace, path, &opts) {
             return code;
+        }
+    }
+
+    if let Some(path) = &cli.plot {
+        match pavillion_scenarios::plot::write(&rows, seeds.len(), path) {
+            Ok(files) => {
+                for f in files {
+                    eprintln!("plot written to {}", f.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
         }
     }
 
