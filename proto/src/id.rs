@@ -27,11 +27,17 @@ impl fmt::Display for ClientId {
 /// is known by the unkeyed BLAKE2b-256 of that key, all 32 bytes, exactly as the reference server
 /// reports it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum PeerId {
     /// A client whose id was configured on the server.
     Client(ClientId),
     /// A guest, identified by `BLAKE2b-256(public key)`.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_util::hex"))]
     Guest([u8; 32]),
 }
 
@@ -46,6 +52,7 @@ impl fmt::Display for PeerId {
 
 /// An RPC function number (u16 on the wire, little-endian).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FunctionId(pub u16);
 
 impl From<u16> for FunctionId {
@@ -66,6 +73,7 @@ impl FunctionId {
 /// Counter 0 marks a setup packet. Every session packet carries a non-zero counter, which is
 /// also the XSalsa20 nonce, so a counter value is never reused under one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Counter(pub u64);
 
 impl Counter {
@@ -80,6 +88,7 @@ impl Counter {
 
 /// The id of a message send command; its outcome event carries the same id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MessageId(pub u64);
 
 /// Lower-case hex formatting of a byte slice, for ids (never for keys).

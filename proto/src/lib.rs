@@ -54,6 +54,8 @@
 //!   `alloc` either way and reads no clock even with `std`: a driver's clock (`StdClock`) is in
 //!   `pavillion-io`.
 //! - `testing`: the in-memory network driver in the `testing` module, for sibling crates.
+//! - `serde`: `serde::Serialize` on every event type and what it carries (see `serde_util`),
+//!   for structured traces.
 //!
 //! # Example
 //! A client and a server exchanging one reliable message over an in-memory "network":
@@ -116,6 +118,8 @@ pub mod id;
 pub mod keylog;
 pub mod reliability;
 pub mod rng;
+#[cfg(feature = "serde")]
+pub mod serde_util;
 pub mod session;
 pub mod store;
 mod table;

@@ -86,7 +86,8 @@ impl Harness {
         };
         let config = SimConfig::new(params.seed)
             .with_duration(duration)
-            .with_link(link);
+            .with_link(link)
+            .with_decoded_trace(params.trace);
         // NOTE(unwrap): the link is ours and `Params::loss` is validated by its parser; an
         // invalid probability here is a bug in a scenario.
         let sim = Simulation::new(config).expect("scenario link faults are valid");
@@ -343,7 +344,10 @@ impl Harness {
         }
         out.digest = self.sim.digest();
         if self.params.trace {
-            out.trace = Some(self.sim.trace().to_json_lines());
+            let trace = self.sim.trace();
+            let header = trace.header(self.params.scenario, Some(self.params.suite.name()));
+            out.trace = Some(trace.to_v1_lines(&header));
+            out.capture = Some(trace.capture());
         }
         let (dup, lost, refused) = (out.duplicates, out.lost_acked, ledger.refused);
         out.check(dup == 0, "duplicates", || {

@@ -39,6 +39,7 @@ mod durable;
 mod harness;
 mod mesh;
 mod outcome;
+pub mod pcap;
 pub mod plot;
 pub mod report;
 mod scenarios;
@@ -58,8 +59,12 @@ pub struct Params {
     /// Replaces the loss probability of the scenario's links (`0.0..=1.0`). Assertions are
     /// tuned for the scenario's own loss, so a higher one may make them fail.
     pub loss: Option<f64>,
-    /// Keep the run's trace as JSON lines in [`Outcome::trace`].
+    /// Keep the run's decoded trace (format version 1, `docs/TRACE.md`) in
+    /// [`Outcome::trace`], and its datagrams and secrets in [`Outcome::capture`].
     pub trace: bool,
+    /// The scenario's name, for a decoded trace's header (the runner sets it; empty by
+    /// default).
+    pub scenario: &'static str,
 }
 
 impl Params {
@@ -70,6 +75,7 @@ impl Params {
             suite,
             loss: None,
             trace: false,
+            scenario: "",
         }
     }
 }

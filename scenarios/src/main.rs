@@ -16,7 +16,9 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
 use pavillion_scenarios::chart::{self, ChartOptions};
 use pavillion_scenarios::report::{self, Row};
-use pavillion_scenarios::{names, selects, Outcome, Params, Scenario, Suite, GROUPS, SCENARIOS};
+use pavillion_scenarios::{
+    names, pcap, selects, Outcome, Params, Scenario, Suite, GROUPS, SCENARIOS,
+};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -24,9 +26,11 @@ Examples:
   pavillion-scenarios --only loss-50 --seeds 20
   pavillion-scenarios --only durable           every durable-* scenario
   pavillion-scenarios --only nat-rebind --suite ecc --seed 7 --trace run.jsonl
+  pavillion-scenarios --only clean --suite psk --seed 1 --pcap run.pcapng --keylog run.keys
   pavillion-scenarios --seeds 1000             the soak: a thousand seeds of everything
   pavillion-scenarios --only loss-10 --suite psk --seed 1 --chart run.html
   pavillion-scenarios chart run.jsonl -o run.svg --from 0 --to 500 --hosts c1,server
+  pavillion-scenarios --only clean --only loss-30 --seeds 100 --plot runs.svg
 
 Exit status: 0 if every assertion held, 1 if any failed, 2 for bad arguments.";
 
@@ -74,13 +78,23 @@ struct Cli {
     #[arg(long, value_name = "P", value_parser = probability)]
     loss: Option<f64>,
 
-    /// Write the JSON-lines trace of the run to FILE; needs exactly one run (one --only
-    /// scenario, one seed, one suite).
+    /// Write the decoded trace of the run (JSON lines, format version 1: docs/TRACE.md) to
+    /// FILE; needs exactly one run (one --only scenario, one seed, one suite).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
 
+    /// Write every datagram copy of the run to FILE as pcapng (simulated time; each packet's
+    /// comment is its fate: sent, lost, duplicate, corrupted, blocked); needs exactly one run.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+
+    /// Write the session secrets of the run to FILE in key log format (docs/DECODE.md §2),
+    /// for Wireshark with wireshark/pavillion.lua; needs exactly one run.
+    #[arg(long, value_name = "FILE")]
+    keylog: Option<PathBuf>,
+
     /// Draw the run's sequence chart to FILE (.svg, or .html with a filter and hover details);
-    /// needs exactly one run, like --trace.
+    /// needs exactly one run.
     #[arg(long, value_name = "FILE")]
     chart: Option<PathBuf>,
 
@@ -142,6 +156,21 @@ fn millis(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "`{s}` is not a time; expected milliseconds, 0 or more"
         )),
+    }
+}
+
+impl Cli {
+    /// The flags given that write a file of one run.
+    fn one_run_flags(&self) -> Vec<&'static str> {
+        [
+            ("--trace", self.trace.is_some()),
+            ("--pcap", self.pcap.is_some()),
+            ("--keylog", self.keylog.is_some()),
+            ("--chart", self.chart.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, on)| on.then_some(flag))
+        .collect()
     }
 }
 
@@ -213,20 +242,17 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    if cli.trace.is_some() && jobs.len() != 1 {
+    let one_run = cli.one_run_flags();
+    if !one_run.is_empty() && jobs.len() != 1 {
         let msg = format!(
-            "--trace writes the trace of exactly one run, but this selects {} runs; give one \
-             --only NAME, one --seed S and, for a scenario with several suites, one --suite",
-            jobs.len()
-        );
-        Cli::command()
-            .error(ErrorKind::ArgumentConflict, msg)
-            .exit();
-    }
-    if cli.chart.is_some() && jobs.len() != 1 {
-        let msg = format!(
-            "--chart draws exactly one run, but this selects {} runs; give one --only NAME, \
-             one --seed S and, for a scenario with several suites, one --suite",
+            "{} {} of exactly one run, but this selects {} runs; give one --only NAME, one \
+             --seed S and, for a scenario with several suites, one --suite",
+            one_run.join(", "),
+            if one_run.len() == 1 {
+                "writes the files"
+            } else {
+                "write the files"
+            },
             jobs.len()
         );
         Cli::command()
@@ -235,25 +261,14 @@ fn main() -> ExitCode {
     }
 
     let started = WallClock::now();
-    let keep_trace = cli.trace.is_some() || cli.chart.is_some();
-    let outcomes = run_all(&jobs, cli.loss, keep_trace);
+    let outcomes = run_all(&jobs, cli.loss, !one_run.is_empty());
     for (job, outcome) in jobs.iter().zip(&outcomes) {
         if let Some(row) = rows.get_mut(job.row) {
             row.add(job.seed, outcome);
         }
     }
-    if let (Some(path), Some(outcome)) = (&cli.trace, outcomes.first()) {
-        let written = std::fs::write(path, outcome.trace.as_deref().unwrap_or_default());
-        if let Err(e) = written {
-            eprintln!("error: cannot write the trace to {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-        eprintln!("trace written to {}", path.display());
-    }
-    if let (Some(path), Some(outcome)) = (&cli.chart, outcomes.first()) {
-        let opts = ChartOptions::from_cli(cli.chart_from, cli.chart_to, cli.chart_hosts.as_deref());
-        let trace = outcome.trace.as_deref().unwrap_or_default();
-        if let Err(code) = draw(trace, path, &opts) {
+    if let Some(outcome) = outcomes.first() {
+        if let Err(code) = write_run_files(&cli, outcome) {
             return code;
         }
     }
@@ -292,6 +307,37 @@ fn main() -> ExitCode {
         println!("\nfailures:\n{failures}");
         ExitCode::FAILURE
     }
+}
+
+/// Writes the files of `--trace`, `--pcap`, `--keylog` and `--chart` for the one run; exit status 2 if
+/// one cannot be written.
+fn write_run_files(cli: &Cli, outcome: &Outcome) -> Result<(), ExitCode> {
+    let fail = |what: &str, path: &PathBuf, e: std::io::Error| {
+        eprintln!("error: cannot write the {what} to {}: {e}", path.display());
+        ExitCode::from(2)
+    };
+    if let Some(path) = &cli.trace {
+        std::fs::write(path, outcome.trace.as_deref().unwrap_or_default())
+            .map_err(|e| fail("trace", path, e))?;
+        eprintln!("trace written to {}", path.display());
+    }
+    let capture = outcome.capture.clone().unwrap_or_default();
+    if let Some(path) = &cli.pcap {
+        pcap::write(path, &capture).map_err(|e| fail("capture", path, e))?;
+        eprintln!("capture written to {}", path.display());
+    }
+    if let Some(path) = &cli.keylog {
+        pcap::write_key_log(path, &capture).map_err(|e| fail("key log", path, e))?;
+        eprintln!(
+            "key log written to {} (it decrypts every session of this simulated run)",
+            path.display()
+        );
+    }
+    if let Some(path) = &cli.chart {
+        let opts = ChartOptions::from_cli(cli.chart_from, cli.chart_to, cli.chart_hosts.as_deref());
+        draw(outcome.trace.as_deref().unwrap_or_default(), path, &opts)?;
+    }
+    Ok(())
 }
 
 /// `pavillion-scenarios chart TRACE -o FILE`: 0 when drawn, 2 when the trace or the
@@ -372,6 +418,7 @@ fn run_all(jobs: &[Job], loss: Option<f64>, trace: bool) -> Vec<Outcome> {
                     suite: job.suite,
                     loss,
                     trace,
+                    scenario: job.scenario.name,
                 };
                 let outcome = (job.scenario.run)(&params);
                 let verdict = if outcome.passed() { "ok" } else { "FAIL" };

@@ -106,8 +106,12 @@ pub struct Outcome {
     pub reconnect_time: Option<Duration>,
     /// The trace digest (BLAKE2b-256, hex): equal for equal seeds.
     pub digest: String,
-    /// The trace as JSON lines, if the run was asked to keep it.
+    /// The decoded trace (format version 1, `docs/TRACE.md`) as JSON lines, if the run was
+    /// asked to keep it ([`Params::trace`](crate::Params::trace)).
     pub trace: Option<String>,
+    /// Every datagram copy with its bytes and the run's session secrets, with
+    /// [`Params::trace`](crate::Params::trace): what `--pcap` and `--keylog` write.
+    pub capture: Option<pavillion_sim::Capture>,
     /// Assertions the run did not meet; empty means it passed.
     pub failures: Vec<Failure>,
     /// Measurements a scenario reports beyond the table's columns (for example the peak of

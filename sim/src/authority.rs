@@ -26,6 +26,7 @@ use pavillion_proto::endpoint::{
     Authority, AuthorityConfig, AuthorityEvent, AuthorityStats, Member, MemberConfig, MemberEvent,
     RosterStats, Stats, StoreOp, StoreTable, StoredRecord, Transmit,
 };
+use pavillion_proto::keylog::SessionSecret;
 use pavillion_proto::{wire, Duration, Instant};
 use turmoil::net::UdpSocket;
 
@@ -33,6 +34,7 @@ use crate::host::{next_wait, sleep_for, Ctl};
 use crate::net::{derive_seed, now, Shared, Wire};
 use crate::relay::unwrap_from;
 use crate::sim::Simulation;
+use crate::tap;
 use crate::SimError;
 
 /// The port authority hosts listen on unless their spec says otherwise (`pav authority`'s
@@ -77,7 +79,10 @@ mod sealed {
 /// share one driver and one script type.
 pub trait FleetRole: sealed::Sealed + 'static {
     /// What the role tells its driver.
-    type Event: Clone + core::fmt::Debug;
+    type Event: Clone + core::fmt::Debug + serde::Serialize;
+    /// `authority` or `member`, as a decoded trace names the role of its events.
+    #[doc(hidden)]
+    const ROLE: &'static str;
 
     #[doc(hidden)]
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]);
@@ -91,6 +96,10 @@ pub trait FleetRole: sealed::Sealed + 'static {
     fn poll_timeout(&self) -> Option<Instant>;
     #[doc(hidden)]
     fn stats(&self) -> &Stats;
+    #[doc(hidden)]
+    fn set_key_log(&mut self, on: bool);
+    #[doc(hidden)]
+    fn poll_secret(&mut self) -> Option<SessionSecret>;
     /// Writes what the role wants stored into `store` and confirms it; whether there was
     /// anything.
     #[doc(hidden)]
@@ -104,6 +113,7 @@ pub trait FleetRole: sealed::Sealed + 'static {
 
 impl FleetRole for Authority {
     type Event = AuthorityEvent;
+    const ROLE: &'static str = "authority";
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         Authority::handle_datagram(self, now, from, datagram)
@@ -122,6 +132,12 @@ impl FleetRole for Authority {
     }
     fn stats(&self) -> &Stats {
         Authority::stats(self)
+    }
+    fn set_key_log(&mut self, on: bool) {
+        Authority::set_key_log(self, on)
+    }
+    fn poll_secret(&mut self) -> Option<SessionSecret> {
+        Authority::poll_secret(self)
     }
     fn write_store(&mut self, now: Instant, store: &mut Records) -> bool {
         let mut any = false;
@@ -149,6 +165,7 @@ impl FleetRole for Authority {
 
 impl FleetRole for Member {
     type Event = MemberEvent;
+    const ROLE: &'static str = "member";
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         Member::handle_datagram(self, now, from, datagram)
@@ -167,6 +184,12 @@ impl FleetRole for Member {
     }
     fn stats(&self) -> &Stats {
         Member::stats(self)
+    }
+    fn set_key_log(&mut self, on: bool) {
+        Member::set_key_log(self, on)
+    }
+    fn poll_secret(&mut self) -> Option<SessionSecret> {
+        Member::poll_secret(self)
     }
     fn record(&self, fleet: &mut FleetCounters, host: &Rc<str>, incarnation: u32) {
         let all = fleet.roster.entry(host.clone()).or_default();
@@ -394,7 +417,9 @@ impl Simulation {
                 drive(authority, ctx).await
             }
         });
-        Ok(SocketAddr::new(self.sim.lookup(name), port))
+        let addr = SocketAddr::new(self.sim.lookup(name), port);
+        self.register(name, crate::HostRole::Authority, vec![addr]);
+        Ok(addr)
     }
 
     /// Adds a member host (see [`MemberSpec`]) run by `script`. Returns its address.
@@ -409,6 +434,7 @@ impl Simulation {
     ) -> Result<SocketAddr, SimError> {
         self.claim(name)?;
         let addr = SocketAddr::new(self.sim.lookup(name), spec.port);
+        self.register(name, crate::HostRole::Member, vec![addr]);
         self.host_members(name, vec![(name.to_owned(), spec, script)]);
         Ok(addr)
     }
@@ -434,10 +460,13 @@ impl Simulation {
         self.shared_names
             .extend(members.iter().map(|(n, _, _)| n.clone()));
         let ip = self.sim.lookup(host);
-        let addrs = members
+        let addrs: Vec<SocketAddr> = members
             .iter()
             .map(|(_, spec, _)| SocketAddr::new(ip, spec.port))
             .collect();
+        for ((name, _, _), addr) in members.iter().zip(&addrs) {
+            self.register(name, crate::HostRole::Member, vec![*addr]);
+        }
         self.host_members(host, members);
         Ok(addrs)
     }
@@ -539,6 +568,9 @@ async fn drive<E: FleetRole>(mut ep: E, ctx: Ctx<E>) -> turmoil::Result {
     ctx.world
         .borrow_mut()
         .note(start, &ctx.host, format!("start {}", ctx.incarnation));
+    if crate::tap::key_log(&ctx.world) {
+        ep.set_key_log(true);
+    }
     ep.handle_timeout(start);
     {
         let mut run = ctx.script.borrow_mut();
@@ -574,7 +606,10 @@ async fn drive<E: FleetRole>(mut ep: E, ctx: Ctx<E>) -> turmoil::Result {
                 if let Ok((n, from)) = r {
                     let data = rbuf.get(..n).unwrap_or_default();
                     for (source, bytes) in unwrap_from(&ctx.world, from, data) {
+                        let before = tap::before(&ctx.world, || tap::drops(ep.stats()));
                         ep.handle_datagram(now(), source, bytes);
+                        let after = || tap::drops(ep.stats());
+                        tap::received(&ctx.world, &ctx.host, source, local, bytes, before, after);
                     }
                 }
             }
@@ -617,6 +652,7 @@ fn pump<E: FleetRole>(
     loop {
         let t = now();
         let mut busy = false;
+        tap::secrets(&ctx.world, || ep.poll_secret());
         while let Some(tx) = ep.poll_transmit(t, buf) {
             busy = true;
             if let Some(bytes) = buf.get(..tx.len) {
@@ -635,6 +671,7 @@ fn pump<E: FleetRole>(
             ctx.world
                 .borrow_mut()
                 .note(t, &ctx.host, format!("event {event:?}"));
+            tap::role_event(&ctx.world, &ctx.host, t, E::ROLE, &event);
             let mut run = ctx.script.borrow_mut();
             if let Some(f) = run.script.on_event.as_mut() {
                 f(

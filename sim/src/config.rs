@@ -120,6 +120,11 @@ pub struct SimConfig {
     pub duration: Duration,
     /// The faults of every link without its own setting.
     pub link: LinkFaults,
+    /// Keep what a decoded trace needs (off by default, so that ordinary runs pay nothing):
+    /// each datagram copy's bytes, a record of each datagram handed to a host, every
+    /// endpoint's session secrets (their key log is turned on) and structured role events.
+    /// The digest does not depend on it. See [`Trace::write_v1`](crate::Trace::write_v1).
+    pub decoded_trace: bool,
 }
 
 impl SimConfig {
@@ -129,12 +134,19 @@ impl SimConfig {
             seed,
             duration: Duration::from_secs(10),
             link: LinkFaults::clean(),
+            decoded_trace: false,
         }
     }
 
     /// Sets how long the run lasts.
     pub const fn with_duration(mut self, duration: Duration) -> Self {
         self.duration = duration;
+        self
+    }
+
+    /// Keeps what a decoded trace needs, or not (see [`SimConfig::decoded_trace`]).
+    pub const fn with_decoded_trace(mut self, on: bool) -> Self {
+        self.decoded_trace = on;
         self
     }
 

@@ -435,6 +435,9 @@ pub(crate) async fn drive<E: Hosted, S: StoreHook<E>>(
     ctx.world
         .borrow_mut()
         .note(start, &ctx.host, format!("start {}", ctx.incarnation));
+    if crate::tap::key_log(&ctx.world) {
+        ep.set_key_log(true);
+    }
     store.start(&mut ep, start)?;
     {
         let mut run = ctx.script.borrow_mut();
@@ -476,16 +479,30 @@ pub(crate) async fn drive<E: Hosted, S: StoreHook<E>>(
                         // Forged datagrams from an adversary (see `spoof`).
                         Some(batch) => {
                             for (source, bytes) in batch {
-                                ep.handle_datagram(now(), source, bytes);
+                                deliver(&mut ep, &ctx, local, source, bytes);
                             }
                         }
-                        None => ep.handle_datagram(now(), from, data),
+                        None => deliver(&mut ep, &ctx, local, from, data),
                     }
                 }
             }
             _ = sleep_for(wait) => ep.handle_timeout(now()),
         }
     }
+}
+
+/// Hands one datagram to the endpoint, recording what it did with it in a decoded trace.
+fn deliver<E: Hosted>(
+    ep: &mut E,
+    ctx: &HostCtx<E>,
+    local: SocketAddr,
+    from: SocketAddr,
+    bytes: &[u8],
+) {
+    let before = crate::tap::before(&ctx.world, || crate::tap::drops(ep.stats()));
+    ep.handle_datagram(now(), from, bytes);
+    let after = || crate::tap::drops(ep.stats());
+    crate::tap::received(&ctx.world, &ctx.host, from, local, bytes, before, after);
 }
 
 /// How long a host sleeps: until the earliest of `deadlines` (its endpoint's, its script's),
@@ -554,6 +571,7 @@ fn pump<E: Hosted, S: StoreHook<E>>(
     loop {
         let t = now();
         let mut busy = false;
+        crate::tap::secrets(&ctx.world, || ep.poll_secret());
         while let Some(tx) = ep.poll_transmit(t, buf) {
             busy = true;
             if let Some(bytes) = buf.get(..tx.len) {

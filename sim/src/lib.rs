@@ -42,7 +42,9 @@ mod net;
 mod relay;
 mod sim;
 mod spoof;
+mod tap;
 mod trace;
+mod trace_v1;
 
 pub use authority::{
     AuthorityCtl, AuthorityScript, AuthoritySpec, FleetRole, MemberCtl, MemberScript, MemberSpec,
@@ -57,4 +59,9 @@ pub use middlebox::{Attack, MiddleboxConfig, Route};
 pub use relay::{EmitFrom, Heard, PeerHost, RelayCtl, RelaySpec, Segment, MESH_PORT};
 pub use sim::{NetAction, SimError, Simulation};
 pub use spoof::{is_spoofed, spoofed_source};
-pub use trace::{DatagramKind, DatagramRecord, Fate, HostEvent, Record, Trace};
+pub use trace::{
+    DatagramKind, DatagramRecord, Fate, HostEvent, ReceiveOutcome, ReceiveRecord, Record, Trace,
+};
+pub use trace_v1::{
+    Capture, HostRole, NoteKind, TraceHeader, TraceHost, WireCopy, TRACE_FORMAT, TRACE_VERSION,
+};

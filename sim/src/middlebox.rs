@@ -415,6 +415,10 @@ impl Middlebox {
 
     async fn handle(&mut self, d: Inbound) -> turmoil::Result {
         let now = now();
+        // Taken by the middlebox itself; what it forwards (or blocks) is a datagram of its own.
+        let at = SocketAddr::new(self.ip, d.port);
+        let taken = crate::ReceiveOutcome::Accepted;
+        crate::tap::heard(&self.world, &self.host, d.from, at, &d.bytes, taken);
         if self.is_private(d.from.ip()) {
             self.outbound(d, now).await
         } else {

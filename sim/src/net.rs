@@ -52,6 +52,10 @@ pub(crate) struct World {
     pub(crate) fleet: crate::authority::FleetCounters,
     /// The stores of durable hosts (see `durable`).
     pub(crate) durable: crate::durable::Stores,
+    /// Whether a decoded trace is being kept ([`crate::SimConfig::decoded_trace`]).
+    pub(crate) decoding: bool,
+    /// Sent copies not yet received, to number receive records (decoded traces only).
+    pub(crate) in_flight: crate::tap::InFlight,
 }
 
 pub(crate) type Shared = Rc<RefCell<World>>;
@@ -78,6 +82,8 @@ impl World {
             segment_groups: BTreeMap::new(),
             fleet: crate::authority::FleetCounters::default(),
             durable: crate::durable::Stores::default(),
+            decoding: false,
+            in_flight: crate::tap::InFlight::default(),
         }
     }
 
@@ -178,12 +184,12 @@ impl Wire {
         for recipient in recipients {
             if crate::spoof::is_spoofed(&recipient) {
                 // Nobody lives at a forged source: the reply is traced, and goes nowhere.
-                self.record(now, from, recipient, bytes.len(), kind, Fate::Sent, 0);
+                self.record(now, from, recipient, bytes, kind, Fate::Sent, 0);
                 continue;
             }
             let link = self.world.borrow().link(from.ip(), recipient.ip());
             if self.chance(link.loss) {
-                self.record(now, from, recipient, bytes.len(), kind, Fate::Lost, 0);
+                self.record(now, from, recipient, bytes, kind, Fate::Lost, 0);
                 continue;
             }
             let mut data = bytes.to_vec();
@@ -197,7 +203,7 @@ impl Wire {
                 let fate = if copy == 0 { fate } else { Fate::Duplicate };
                 let jitter = u64::try_from(link.reorder_jitter.as_micros()).unwrap_or(u64::MAX);
                 let delay = self.rng.range_inclusive(0, jitter);
-                self.record(now, from, recipient, data.len(), kind, fate, delay);
+                self.record(now, from, recipient, &data, kind, fate, delay);
                 transmit(sock, recipient, data.clone(), Duration::from_micros(delay));
             }
         }
@@ -215,7 +221,7 @@ impl Wire {
     ) {
         for (from, bytes) in batch {
             let kind = DatagramKind::classify(bytes);
-            self.record(now, *from, to, bytes.len(), kind, Fate::Sent, 0);
+            self.record(now, *from, to, bytes, kind, Fate::Sent, 0);
         }
         // Each envelope fits the receiver's buffer (one byte more than any valid datagram).
         let mut start = 0;
@@ -239,7 +245,7 @@ impl Wire {
     /// Records a datagram the host decided not to send (a middlebox's block).
     pub(crate) fn blocked(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
         let kind = DatagramKind::classify(bytes);
-        self.record(now, from, to, bytes.len(), kind, Fate::Blocked, 0);
+        self.record(now, from, to, bytes, kind, Fate::Blocked, 0);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -248,24 +254,33 @@ impl Wire {
         at: Instant,
         from: SocketAddr,
         to: SocketAddr,
-        len: usize,
+        bytes: &[u8],
         kind: DatagramKind,
         fate: Fate,
         delay_us: u64,
     ) {
-        self.world
-            .borrow_mut()
-            .trace
-            .push(Record::Datagram(DatagramRecord {
-                at,
-                host: self.host.clone(),
-                from,
-                to,
-                len,
-                kind,
-                fate,
-                delay_us,
-            }));
+        let mut w = self.world.borrow_mut();
+        // A decoded trace keeps the bytes, and remembers each copy that travels so that its
+        // arrival can name it (a reply to a forged source goes nowhere).
+        let bytes_kept: Option<Rc<[u8]>> = w.decoding.then(|| Rc::from(bytes));
+        if let Some(b) = &bytes_kept {
+            if crate::tap::travels(fate) && !crate::spoof::is_spoofed(&to) {
+                let id = w.trace.datagram_id();
+                let due = at + Duration::from_micros(delay_us);
+                w.in_flight.sent(id, from, to, due, b.clone());
+            }
+        }
+        w.trace.push(Record::Datagram(DatagramRecord {
+            at,
+            host: self.host.clone(),
+            from,
+            to,
+            len: bytes.len(),
+            kind,
+            fate,
+            delay_us,
+            bytes: bytes_kept,
+        }));
     }
 
     /// True with probability `p`; draws nothing for `p == 0`, so a fault that is off does not

@@ -25,6 +25,8 @@ use turmoil::net::UdpSocket;
 
 use crate::host::{next_wait, run_due, sleep_for, Ctl, HostCtx};
 use crate::net::{now, Shared, Wire};
+use crate::tap;
+use crate::trace::ReceiveOutcome;
 use crate::trace::{HostEvent, Record};
 
 /// The mesh port relay hosts use unless their spec says otherwise (`pav relay`'s default).
@@ -196,6 +198,9 @@ pub(crate) async fn drive_relay(
     ctx.world
         .borrow_mut()
         .note(start, &ctx.host, format!("start {}", ctx.incarnation));
+    if crate::tap::key_log(&ctx.world) {
+        relay.set_key_log(true);
+    }
     {
         let mut run = ctx.script.borrow_mut();
         while run.next_at().is_some_and(|t| t < start) {
@@ -238,14 +243,23 @@ pub(crate) async fn drive_relay(
                 if let Ok((n, from)) = r {
                     let data = rbuf.get(..n).unwrap_or_default();
                     for (source, bytes) in unwrap_from(&ctx.world, from, data) {
+                        let counters = |r: &Relay| tap::relay_drops(r.stats(), r.relay_stats());
+                        let before = tap::before(&ctx.world, || counters(&relay));
                         relay.handle_datagram(now(), source, bytes);
+                        let after = || counters(&relay);
+                        tap::received(&ctx.world, &ctx.host, source, local, bytes, before, after);
                     }
                 }
             }
             Some((from, port, data)) = rx.recv() => {
                 for (source, payload) in unwrap_from(&ctx.world, from, &data) {
-                    let local = LocalDatagram { source, scope: Scope::Broadcast, port, payload };
-                    relay.handle_local(now(), local);
+                    let counters = |r: &Relay| tap::relay_drops(r.stats(), r.relay_stats());
+                    let before = tap::before(&ctx.world, || counters(&relay));
+                    let datagram = LocalDatagram { source, scope: Scope::Broadcast, port, payload };
+                    relay.handle_local(now(), datagram);
+                    let after = || counters(&relay);
+                    let at = SocketAddr::new(ip, port);
+                    tap::received(&ctx.world, &ctx.host, source, at, payload, before, after);
                 }
             }
             _ = sleep_for(wait) => relay.handle_timeout(now()),
@@ -303,6 +317,7 @@ fn pump(relay: &mut Relay, ctx: &HostCtx<Relay>, out: &mut Out, buf: &mut [u8]) 
     loop {
         let t = now();
         let mut busy = false;
+        tap::secrets(&ctx.world, || relay.poll_secret());
         while let Some(tx) = relay.poll_transmit(t, buf) {
             busy = true;
             if let Some(bytes) = buf.get(..tx.len) {
@@ -387,6 +402,9 @@ pub(crate) async fn drive_station(
             r = sock.recv_from(&mut rbuf) => {
                 if let Ok((n, from)) = r {
                     let data = rbuf.get(..n).unwrap_or_default();
+                    for (source, b) in unwrap_from(&world, from, data) {
+                        tap::heard(&world, &host, source, local, b, ReceiveOutcome::Accepted);
+                    }
                     let heard: Vec<_> = unwrap_from(&world, from, data)
                         .into_iter()
                         .map(|(from, b)| Heard { at: now(), from, payload: b.to_vec() })

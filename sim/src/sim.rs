@@ -17,6 +17,7 @@ use crate::middlebox::{self, MiddleboxConfig};
 use crate::net::{derive_seed, World};
 use crate::relay::{self, EmitFrom, Heard, RelaySpec, Segment};
 use crate::trace::Trace;
+use crate::trace_v1::HostRole;
 
 /// `255.255.255.255`, which reaches the sender's own segment only.
 const LIMITED_BROADCAST: SocketAddr =
@@ -188,10 +189,13 @@ impl Simulation {
             .fail_rate(0.0)
             .udp_capacity(4096)
             .build();
+        let mut world = World::new(config.seed, config.link);
+        world.decoding = config.decoded_trace;
+        world.trace.meta.seed = config.seed;
         Ok(Simulation {
             sim,
             config,
-            world: Rc::new(RefCell::new(World::new(config.seed, config.link))),
+            world: Rc::new(RefCell::new(world)),
             hosts: Vec::new(),
             middleboxes: Vec::new(),
             behind: Vec::new(),
@@ -247,11 +251,13 @@ impl Simulation {
                 f(ctl);
             }
         });
-        self.add_endpoint(name, port, store, script, move |seed| {
+        let addr = self.add_endpoint(name, port, store, script, move |seed| {
             let mut config = spec.config.clone();
             config.seed = seed;
             Server::new(config)
-        })
+        })?;
+        self.register(name, HostRole::Server, vec![addr]);
+        Ok(addr)
     }
 
     /// Adds a client host run by `script`. Returns its address.
@@ -265,11 +271,13 @@ impl Simulation {
         script: Script<Client>,
     ) -> Result<SocketAddr, SimError> {
         let spec: ClientSpec = spec.into();
-        self.add_endpoint(name, spec.port, spec.store, script, move |seed| {
+        let addr = self.add_endpoint(name, spec.port, spec.store, script, move |seed| {
             let mut config = spec.config.clone();
             config.seed = seed;
             Client::new(config)
-        })
+        })?;
+        self.register(name, HostRole::Client, vec![addr]);
+        Ok(addr)
     }
 
     /// Adds one host that runs a client endpoint for each entry of `clients`: a name, a spec
@@ -298,10 +306,13 @@ impl Simulation {
         self.shared_names
             .extend(clients.iter().map(|(n, _, _)| n.clone()));
         let ip = self.sim.lookup(host);
-        let addrs = clients
+        let addrs: Vec<SocketAddr> = clients
             .iter()
             .map(|(_, spec, _)| SocketAddr::new(ip, spec.port))
             .collect();
+        for ((name, _, _), addr) in clients.iter().zip(&addrs) {
+            self.register(name, HostRole::Client, vec![*addr]);
+        }
         let parts: Vec<(Rc<str>, ClientSpec, _)> = clients
             .into_iter()
             .map(|(name, spec, script)| (name.into(), spec, ScriptRun::new(script)))
@@ -395,6 +406,7 @@ impl Simulation {
             middlebox::run(host.clone(), n, world.clone(), config.clone())
         });
         self.middleboxes.push(name.into());
+        self.register(name, HostRole::Middlebox, Vec::new());
         Ok(self.sim.lookup(name))
     }
 
@@ -595,6 +607,7 @@ impl Simulation {
                 relay::drive_relay(relay, ctx, spec).await
             }
         });
+        self.register(name, HostRole::Relay, vec![mesh]);
         Ok(mesh)
     }
 
@@ -623,7 +636,9 @@ impl Simulation {
             incarnation.set(n.wrapping_add(1));
             relay::drive_station(host.clone(), n, world.clone(), segment, port, sends.clone())
         });
-        Ok(SocketAddr::new(self.sim.lookup(name), port))
+        let addr = SocketAddr::new(self.sim.lookup(name), port);
+        self.register(name, HostRole::Station, vec![addr]);
+        Ok(addr)
     }
 
     /// Places `host` on `segment`, and makes it receive at `port` what the segment's hosts
@@ -684,6 +699,15 @@ impl Simulation {
             .get(host)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Names a host's role and first addresses for a decoded trace's header.
+    pub(crate) fn register(&mut self, name: &str, role: HostRole, addrs: Vec<SocketAddr>) {
+        self.world
+            .borrow_mut()
+            .trace
+            .meta
+            .add_host(name, role, addrs);
     }
 
     pub(crate) fn claim(&mut self, name: &str) -> Result<(), SimError> {

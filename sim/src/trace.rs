@@ -112,6 +112,41 @@ pub struct DatagramRecord {
     pub fate: Fate,
     /// Extra delay from the reordering fault, in microseconds.
     pub delay_us: u64,
+    /// The bytes as they went on the wire (after any corruption), kept only while a decoded
+    /// trace is asked ([`SimConfig::decoded_trace`](crate::SimConfig::decoded_trace)).
+    pub bytes: Option<Rc<[u8]>>,
+}
+
+/// What a host's endpoint did with a datagram it was handed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReceiveOutcome {
+    /// Taken: no drop counter moved.
+    Accepted,
+    /// Dropped, counted under this reason (a `DropReason` or `RelayDrop` name); `None` when a
+    /// counter moved that has no name here.
+    Dropped(Option<&'static str>),
+}
+
+/// One datagram handed to a host's endpoint (or heard by a station, or taken by a
+/// middlebox). Recorded only in a decoded trace; never part of the digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiveRecord {
+    /// Simulated time of the hand-over.
+    pub at: Instant,
+    /// The receiving host's name.
+    pub host: Rc<str>,
+    /// The number of the [`DatagramRecord`] this is a copy of (see [`Trace::datagram_id`]),
+    /// or `None` when no sent copy matches (a datagram an adversary forged on the spot).
+    pub id: Option<u64>,
+    /// The source the endpoint was told.
+    pub from: SocketAddr,
+    /// The address it arrived at.
+    pub to: SocketAddr,
+    /// Length in bytes.
+    pub len: usize,
+    /// What the endpoint did with it.
+    pub outcome: ReceiveOutcome,
 }
 
 /// One entry of the trace.
@@ -147,18 +182,44 @@ pub enum Record {
         /// A stable textual form.
         text: String,
     },
+    /// A datagram handed to a host (decoded traces only; not in the digest).
+    Receive(ReceiveRecord),
+    /// An event of an authority or member host as structured JSON, recorded (in decoded traces
+    /// only, and not in the digest) right after the note that the digested trace keeps for it.
+    RoleEvent {
+        /// Simulated time.
+        at: Instant,
+        /// The host's name.
+        host: Rc<str>,
+        /// `authority` or `member`.
+        role: &'static str,
+        /// The event as a JSON object (see `pavillion_proto::serde_util`).
+        json: String,
+    },
 }
 
 impl Record {
     /// When it happened.
     pub fn at(&self) -> Instant {
         match self {
-            Record::Command { at, .. } | Record::Event { at, .. } | Record::Note { at, .. } => *at,
+            Record::Command { at, .. }
+            | Record::Event { at, .. }
+            | Record::Note { at, .. }
+            | Record::RoleEvent { at, .. } => *at,
             Record::Datagram(d) => d.at,
+            Record::Receive(r) => r.at,
         }
     }
 
-    /// Writes the record as one JSON object (no trailing newline).
+    /// Whether the record is part of the version 0 lines (and so of the digest): receive
+    /// records and structured role events exist only in decoded traces, and must not change
+    /// the digest of a run.
+    pub fn in_digest(&self) -> bool {
+        !matches!(self, Record::Receive(_) | Record::RoleEvent { .. })
+    }
+
+    /// Writes the record as one JSON object (no trailing newline): the version 0 form, which
+    /// the digest hashes. Records outside it ([`Record::in_digest`]) write nothing.
     ///
     /// Events are written in their `Debug` form (see [`HostEvent`] for the one exception), which
     /// is deterministic and names every field.
@@ -199,12 +260,13 @@ impl Record {
                 Json(host),
                 Json(text)
             ),
+            Record::Receive(_) | Record::RoleEvent { .. } => Ok(()),
         };
     }
 }
 
 /// A JSON string literal.
-struct Json<'a>(&'a str);
+pub(crate) struct Json<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Json<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -232,6 +294,17 @@ pub enum HostEvent {
     Server(ServerEvent),
     /// An event of a relay host.
     Relay(RelayEvent),
+}
+
+impl HostEvent {
+    /// The role that emitted it: `client`, `server` or `relay`.
+    pub const fn role(&self) -> &'static str {
+        match self {
+            HostEvent::Client(_) => "client",
+            HostEvent::Server(_) => "server",
+            HostEvent::Relay(_) => "relay",
+        }
+    }
 }
 
 impl From<RelayEvent> for HostEvent {
@@ -269,12 +342,25 @@ impl fmt::Display for TraceText<'_> {
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
     records: Vec<Record>,
+    /// Datagram records so far: the next one's number.
+    datagrams: u64,
+    /// What a decoded trace adds: the hosts, the run's secrets (see `trace_v1`).
+    pub(crate) meta: crate::trace_v1::Meta,
 }
 
 impl Trace {
     /// Appends a record.
     pub fn push(&mut self, record: Record) {
+        if matches!(record, Record::Datagram(_)) {
+            self.datagrams += 1;
+        }
         self.records.push(record);
+    }
+
+    /// The number the next [`Record::Datagram`] gets: datagram records are numbered from 0
+    /// in trace order (the `id` of a decoded trace's `datagram` and `receive` records).
+    pub fn datagram_id(&self) -> u64 {
+        self.datagrams
     }
 
     /// All records, in order.
@@ -300,7 +386,7 @@ impl Trace {
     ) -> impl Iterator<Item = (Instant, &'a ClientEvent)> + 'a {
         self.events(host).filter_map(|(at, e)| match e {
             HostEvent::Client(e) => Some((at, e)),
-            HostEvent::Server(_) | HostEvent::Relay(_) => None,
+            _ => None,
         })
     }
 
@@ -311,7 +397,7 @@ impl Trace {
     ) -> impl Iterator<Item = (Instant, &'a ServerEvent)> + 'a {
         self.events(host).filter_map(|(at, e)| match e {
             HostEvent::Server(e) => Some((at, e)),
-            HostEvent::Client(_) | HostEvent::Relay(_) => None,
+            _ => None,
         })
     }
 
@@ -331,10 +417,10 @@ impl Trace {
         })
     }
 
-    /// The whole trace as JSON lines.
+    /// The whole trace as JSON lines (version 0: the digested form).
     pub fn to_json_lines(&self) -> String {
         let mut out = String::new();
-        for r in &self.records {
+        for r in self.records.iter().filter(|r| r.in_digest()) {
             r.write_json(&mut out);
             out.push('\n');
         }
@@ -347,7 +433,7 @@ impl Trace {
     /// Whatever `w` returns.
     pub fn write_json_lines(&self, w: &mut impl io::Write) -> io::Result<()> {
         let mut line = String::new();
-        for r in &self.records {
+        for r in self.records.iter().filter(|r| r.in_digest()) {
             line.clear();
             r.write_json(&mut line);
             line.push('\n');
@@ -360,7 +446,7 @@ impl Trace {
     pub fn digest(&self) -> String {
         let mut h = Blake2b::<U32>::new();
         let mut line = String::new();
-        for r in &self.records {
+        for r in self.records.iter().filter(|r| r.in_digest()) {
             line.clear();
             r.write_json(&mut line);
             line.push('\n');

@@ -143,6 +143,11 @@ impl AuthorityConfig {
 
 /// What an authority tells its driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum AuthorityEvent {
     /// A member joined (or joined again: `rejoin`, same id, role and name).
@@ -170,6 +175,7 @@ pub enum AuthorityEvent {
         /// The id of the key.
         id: MemberId,
         /// How long.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_util::micros"))]
         duration: Duration,
     },
     /// A member's session came up.
@@ -476,12 +482,12 @@ impl Authority {
 
     /// Turns the key log on or off (off by default); see [`crate::keylog`].
     pub fn set_key_log(&mut self, on: bool) {
-        todo!("H1")
+        self.server.set_key_log(on);
     }
 
     /// The next session secret for the key log; `None` while the key log is off.
     pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
-        todo!("H1")
+        self.server.poll_secret()
     }
 
     /// Ends every session (members see the authority leave at once).

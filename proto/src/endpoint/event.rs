@@ -31,6 +31,11 @@ use super::{Server, ServerConfig, ServerInfo};
 
 /// Something a [`Client`](super::Client)'s application should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum ClientEvent {
     /// The server acknowledged a durable message (`send_durable`): its record is stored there,
@@ -63,6 +68,7 @@ pub enum ClientEvent {
         /// The server that answered.
         from: SocketAddr,
         /// The returned bytes.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_util::hex"))]
         data: Bytes,
     },
     /// A call failed before its deadline for a reason other than time.
@@ -158,6 +164,7 @@ pub enum ClientEvent {
         /// The status code.
         status: RpcStatus,
         /// The returned bytes (often a message).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_util::hex"))]
         data: Bytes,
     },
     /// A server reported different status bytes (battery, network, temperature).
@@ -241,6 +248,11 @@ pub enum ClientEvent {
 
 /// Something a [`Server`]'s application should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum ServerEvent {
     /// A client acknowledged a durable message (`send_durable`).
@@ -384,6 +396,7 @@ pub enum ServerEvent {
 /// Both roles deliver it; a server adds the sender's identity beside it
 /// ([`ServerEvent::Message`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ReceivedMessage {
     /// The address it came from.
     pub from: SocketAddr,
@@ -392,6 +405,7 @@ pub struct ReceivedMessage {
     /// The message name.
     pub name: String,
     /// The payload bytes.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_util::hex"))]
     pub payload: Bytes,
     /// Whether it was sent reliably (and so was acknowledged).
     pub reliable: bool,
@@ -399,6 +413,7 @@ pub struct ReceivedMessage {
 
 /// An RPC call for the application to answer with [`Server::respond`], now or later.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RpcRequest {
     /// Pass this to `respond`.
     pub call: CallHandle,
@@ -409,11 +424,17 @@ pub struct RpcRequest {
     /// The function number.
     pub function: FunctionId,
     /// The argument bytes.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_util::hex"))]
     pub args: Bytes,
 }
 
 /// Why a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum CloseReason {
     /// We closed it.
@@ -426,6 +447,11 @@ pub enum CloseReason {
 
 /// Why a reliable message failed before its deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum FailReason {
     /// The endpoint was closed before the message was acknowledged.
@@ -445,6 +471,11 @@ pub enum FailReason {
 
 /// Why a receiver refused a segmented message (opcode 35).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum TransferRefusal {
     /// Larger than the receiver's `Limits::max_message`.
@@ -471,6 +502,11 @@ impl fmt::Display for TransferRefusal {
 
 /// What failed when a server's handshake replies did not authenticate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum AuthFailure {
     /// Suite 1: the server's op 2 tag does not verify under our pre-shared key (the server

@@ -134,6 +134,11 @@ pub enum MemberState {
 
 /// What a member tells its driver.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum MemberEvent {
     /// The authority admitted us.
@@ -150,6 +155,10 @@ pub enum MemberEvent {
         /// Why.
         reason: JoinRefusal,
         /// When we try again (`LockedOut`, `Busy`); `None`: we do not.
+        #[cfg_attr(
+            feature = "serde",
+            serde(serialize_with = "crate::serde_util::option_micros")
+        )]
         retry_after: Option<Duration>,
     },
     /// Our session with the authority came up.
@@ -164,6 +173,10 @@ pub enum MemberEvent {
         update: RosterUpdate,
     },
     /// A roster publication was not applied (counted in [`RosterStats`]).
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_util::as_reason")
+    )]
     RosterRejected(RosterError),
     /// A member left the roster: its sessions with us are closed and its key refused.
     PeerRevoked {
@@ -519,12 +532,20 @@ impl Member {
 
     /// Turns the key log on or off (off by default); see [`crate::keylog`].
     pub fn set_key_log(&mut self, on: bool) {
-        todo!("H1")
+        // The server's flag is the member's: peers' clients made later copy it (`fleet`).
+        self.server.set_key_log(on);
+        self.authority.set_key_log(on);
+        for p in self.peers.values_mut() {
+            p.client.set_key_log(on);
+        }
     }
 
     /// The next session secret for the key log; `None` while the key log is off.
     pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
-        todo!("H1")
+        self.server
+            .poll_secret()
+            .or_else(|| self.authority.poll_secret())
+            .or_else(|| self.peers.values_mut().find_map(|p| p.client.poll_secret()))
     }
 
     /// Ends every session.

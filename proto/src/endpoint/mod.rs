@@ -76,6 +76,7 @@ pub struct Transmit {
 
 /// The id of an RPC call; its outcome event carries the same id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct CallId(pub u64);
 
 /// Names one RPC request a server received, for [`Server::respond`].
@@ -83,6 +84,7 @@ pub struct CallId(pub u64);
 /// It is bound to the session the call arrived on: after that client re-handshakes as a new
 /// process, a stale handle answers nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct CallHandle {
     pub(crate) addr: SocketAddr,
     pub(crate) counter: Counter,

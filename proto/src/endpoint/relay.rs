@@ -41,6 +41,7 @@ mod tests_input;
 /// A relay's identity: the default client id of its static public key (the first 16 bytes of
 /// `BLAKE2b-256(public key)`), so it cannot be claimed without the key.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RelayId(pub ClientId);
 
 impl RelayId {
@@ -221,6 +222,11 @@ impl RelayConfig {
 
 /// What a relay tells its driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum RelayEvent {
     /// A mesh session with this relay came up (first time, or again after it was down).
@@ -577,12 +583,18 @@ impl Relay {
 
     /// Turns the key log on or off (off by default); see [`crate::keylog`].
     pub fn set_key_log(&mut self, on: bool) {
-        todo!("H1")
+        // The server's flag is the relay's: peers' clients made later copy it (`mesh`).
+        self.server.set_key_log(on);
+        for p in self.peers.values_mut() {
+            p.client.set_key_log(on);
+        }
     }
 
     /// The next session secret for the key log; `None` while the key log is off.
     pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
-        todo!("H1")
+        self.server
+            .poll_secret()
+            .or_else(|| self.peers.values_mut().find_map(|p| p.client.poll_secret()))
     }
 
     /// Every known peer relay, configured or learned.

@@ -65,6 +65,7 @@ impl Register {
 
 /// What a client learns of a register from op 10.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RegisterInfo {
     /// Its number.
     pub register: RegisterId,
@@ -443,10 +444,16 @@ pub(crate) type Observed = BTreeMap<RegisterId, Observation>;
 /// The id of a register operation (`read_register`, `write_register`, `observe`,
 /// `register_info`): its outcome event carries it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RegisterOpId(pub u64);
 
 /// Why a register operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum RegisterFailure {
     /// The server answered with this status (not OK).

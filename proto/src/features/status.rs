@@ -13,6 +13,11 @@ use crate::wire::StatusBytes;
 
 /// What the battery is doing (bits 6–7 of the battery byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum BatteryState {
     /// 0: running on the battery.
@@ -27,6 +32,7 @@ pub enum BatteryState {
 
 /// The battery byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Battery {
     /// Charge level 1–63, or 0 when the device reports none.
     pub level: u8,
@@ -43,6 +49,11 @@ impl Battery {
 
 /// The network byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum NetworkStatus {
     /// Wireless LAN with this signal strength, −120 to −20 dBm.
@@ -73,6 +84,7 @@ pub enum NetworkStatus {
 /// assert_eq!(s.temperature, -5);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Status {
     /// Battery.
     pub battery: Battery,

@@ -141,6 +141,7 @@ impl TimeSync {
 /// The id of a time sync asked with `Client::sync_time`; the events that end it carry the same
 /// id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SyncId(pub u64);
 
 /// The client's time requests: the periodic one, and the one a [`SyncId`] waits for.

@@ -83,6 +83,11 @@ impl SessionKeys {
 
 /// Why a handshake packet was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum HandshakeError {
     /// A keyed-hash tag did not verify (wrong PSK, or a forged packet).

@@ -91,6 +91,7 @@ pub struct StatusBytes {
 
 /// The status code of an RPC response (docs/PROTOCOL.md §9.1); any u16 may appear on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RpcStatus(pub u16);
 
 impl RpcStatus {

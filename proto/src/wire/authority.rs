@@ -74,6 +74,11 @@ pub struct JoinRequest<'a> {
 
 /// Why the authority refused a join. The codes are the wire's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum JoinRefusal {
     /// 1: no proof, and the key is neither listed nor admitted.

@@ -31,6 +31,7 @@ pub const MAX_VALUE_LEN: usize = 1024;
 
 /// A register's number, chosen by the server's application (op 6 to 10's `u16 register`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RegisterId(pub u16);
 
 impl fmt::Display for RegisterId {
@@ -42,6 +43,11 @@ impl fmt::Display for RegisterId {
 /// The type byte of a value. Byte 0 ([`RegisterType::None`]) marks a packet that carries no
 /// value (an error answer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[repr(u8)]
 pub enum RegisterType {
     /// No value (0 bytes).
@@ -117,6 +123,11 @@ impl RegisterType {
 /// Floats compare by their bits, so that a value equals itself even when it is a NaN (and
 /// so that events holding values can be compared in tests).
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum RegisterValue {
     /// A boolean.
     Bool(bool),
@@ -131,6 +142,7 @@ pub enum RegisterValue {
     /// UTF-8 text.
     Text(String),
     /// Opaque bytes.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_util::hex"))]
     Bytes(Vec<u8>),
 }
 
@@ -309,6 +321,7 @@ impl<'a> ValueRef<'a> {
 /// The status byte of ops 7 and 10. Any byte may appear on the wire; these are the ones we
 /// send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RegisterStatus(pub u8);
 
 impl RegisterStatus {

@@ -426,31 +426,40 @@ pub(crate) fn build(trace: &TraceFile, opts: &ChartOptions) -> Result<Scene, Cha
                 }
             }
             Record::Note(n) => {
-                let lane = lane_of(&n.host);
                 let kind = n.kind.as_deref().unwrap_or("other");
-                if lane.is_none() && n.host != "sim" {
-                    // A note of a host the host set leaves out.
-                    continue;
-                }
-                if let Some(lane) = lane {
-                    if kind == "crash" {
-                        bands.push(Band {
-                            lane,
-                            t0: n.t,
-                            t1: None,
-                        });
-                    } else if kind == "restart" {
-                        if let Some(b) = bands
-                            .iter_mut()
-                            .rev()
-                            .find(|b| b.lane == lane && b.t1.is_none())
-                        {
-                            b.t1 = Some(n.t);
+                // The simulation's notes about one host (`crash server`, `bounce server`) go
+                // on that host's lifeline; its others (`partition a b`) across every lane.
+                let subject = match subject_of(n) {
+                    Some(host) => match lane_of(host) {
+                        Some(lane) => Some(lane),
+                        None => continue,
+                    },
+                    None if n.host == "sim" => None,
+                    None => match lane_of(&n.host) {
+                        Some(lane) => Some(lane),
+                        // A note of a host the host set leaves out.
+                        None => continue,
+                    },
+                };
+                if let Some(lane) = subject {
+                    let open = bands
+                        .iter_mut()
+                        .rev()
+                        .find(|b| b.lane == lane && b.t1.is_none());
+                    match (kind, open) {
+                        ("crash", None) if !n.text.starts_with("crash-in-commit") => {
+                            bands.push(Band {
+                                lane,
+                                t0: n.t,
+                                t1: None,
+                            });
                         }
+                        ("restart", Some(b)) => b.t1 = Some(n.t),
+                        _ => {}
                     }
                 }
                 if in_window(n.t) {
-                    marks.push(text_mark(MarkKind::Note, lane, n));
+                    marks.push(text_mark(MarkKind::Note, subject, n));
                 }
             }
             Record::Receive(_) | Record::Header(_) | Record::Unknown => {}
@@ -518,6 +527,17 @@ fn text_mark(kind: MarkKind, lane: Option<usize>, r: &TextRec) -> Mark {
         sub: r.kind.clone().unwrap_or_else(|| kind.name().into()),
         details: format!("{}: {}", r.host, r.text),
     }
+}
+
+/// The host a note of the simulation (host `sim`) is about: the second word of a crash or a
+/// restart (`crash server`, `crash server in commit`, `bounce server`).
+fn subject_of(n: &TextRec) -> Option<&str> {
+    if n.host != "sim" || !matches!(n.kind.as_deref(), Some("crash" | "restart")) {
+        return None;
+    }
+    let mut words = n.text.split_whitespace();
+    words.next()?;
+    words.next()
 }
 
 /// The first unused copy of `len` bytes a middlebox sent at or after `t` (what it made of the

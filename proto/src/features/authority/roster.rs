@@ -15,6 +15,7 @@ use crate::wire::authority::{self as wire, Delta, Snapshot};
 /// A member's identity: the default client id of its static public key (the first 16 bytes
 /// of `BLAKE2b-256(public key)`), so nobody can claim it without the key.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemberId(pub ClientId);
 
 impl MemberId {
@@ -84,6 +85,11 @@ pub struct Roster {
 
 /// Why a member did not apply a roster publication. Each is counted; none is fatal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum RosterError {
     /// The publication does not parse.
@@ -100,6 +106,7 @@ pub enum RosterError {
 
 /// What applying a publication changed, for the member's events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RosterUpdate {
     /// Whether the epoch changed (a snapshot from an authority that lost its store).
     pub reset: bool,

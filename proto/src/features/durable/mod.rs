@@ -68,15 +68,18 @@ pub use records::keys;
 /// A sender's durable identity: drawn from the endpoint's RNG the first time durability is
 /// enabled with an empty store, and stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct OriginId(pub u64);
 
 /// A durable message's place in its origin's sequence: from 1, never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DurableSeq(pub u64);
 
 /// The end-to-end id of a durable message, the same at the sender and the receiver, across
 /// retries, re-handshakes and reboots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DurableId {
     /// Who sent it.
     pub origin: OriginId,
@@ -233,6 +236,11 @@ impl core::error::Error for DurableRestoreError {}
 
 /// Why a durable send ended without an acknowledgement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum DurableFailure {
     /// The driver could not store the batch holding the message: it was never sent.
