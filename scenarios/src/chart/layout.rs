@@ -22,7 +22,9 @@ pub(crate) const TOP: f64 = 100.0;
 /// The x of the first lane.
 pub(crate) const LEFT: f64 = 150.0;
 /// Horizontal distance between lanes.
-pub(crate) const LANE_STEP: f64 = 190.0;
+pub(crate) const LANE_STEP: f64 = 230.0;
+/// Characters of a command's or note's text beside its mark (all of it is in the hover text).
+const MARK_TEXT: usize = 28;
 /// How far a middlebox's forwarded copy may come after what it forwards, to be matched.
 const FORWARD_WINDOW_US: u64 = 10_000_000;
 
@@ -515,7 +517,7 @@ pub(crate) fn build(trace: &TraceFile, opts: &ChartOptions) -> Result<Scene, Cha
 }
 
 fn text_mark(kind: MarkKind, lane: Option<usize>, r: &TextRec) -> Mark {
-    let mut text: String = r.text.chars().take(48).collect();
+    let mut text: String = r.text.chars().take(MARK_TEXT).collect();
     if text.len() < r.text.len() {
         text.push('…');
     }
