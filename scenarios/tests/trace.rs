@@ -3,7 +3,9 @@
 //! own secrets, receives name the copies they are, events are objects with a `kind`, and the
 //! digest is the one of the same run without a decoded trace.
 
-use std::collections::{BTreeMap, BTreeSet};
+extern crate alloc;
+
+use alloc::collections::{BTreeMap, BTreeSet};
 
 use pavillion_scenarios::{find, Outcome, Params, Suite};
 use serde_json::Value;
@@ -163,6 +165,14 @@ fn decoded_traces_of_many_scenarios_validate_against_the_schema() {
         let opened = sum.session.get("to_server").copied().unwrap_or(0)
             + sum.session.get("to_client").copied().unwrap_or(0);
         assert!(opened > 0, "{what}: no session packet opened: {sum:?}");
+        if name.starts_with("authority") {
+            // Fleet events are structured events in version 1, not the notes of version 0.
+            let role = |r: &str| lines.iter().filter(|l| l["role"] == r).count();
+            assert!(role("authority") > 0 && role("member") > 0, "{what}");
+            let notes = lines.iter().filter(|l| l["type"] == "note");
+            let texts = notes.filter_map(|l| l["text"].as_str());
+            assert_eq!(texts.filter(|t| t.starts_with("event ")).count(), 0, "{what}");
+        }
         let capture = outcome.capture.as_ref().expect("a capture");
         assert_eq!(
             capture.copies.len() as u64,

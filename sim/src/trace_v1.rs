@@ -287,7 +287,8 @@ impl Trace {
         let owners = self.owners(header);
         line(out, header)?;
         let mut id = 0u64;
-        for r in self.records() {
+        let records = self.records();
+        for (i, r) in records.iter().enumerate() {
             let t = r.at().as_micros();
             match r {
                 Record::Command { host, text, .. } => {
@@ -340,7 +341,7 @@ impl Trace {
                     )?;
                 }
                 Record::Event { host, event, .. } => {
-                    let json = event_json(event)?;
+                    let json = EventBody::Host(event);
                     line(
                         out,
                         &Line::Event {
@@ -355,8 +356,9 @@ impl Trace {
                 Record::RoleEvent {
                     host, role, json, ..
                 } => {
-                    let event: serde_json::Value =
+                    let raw: &serde_json::value::RawValue =
                         serde_json::from_str(json).map_err(io::Error::other)?;
+                    let event = EventBody::Raw(raw);
                     line(
                         out,
                         &Line::Event {
@@ -368,6 +370,12 @@ impl Trace {
                         },
                     )?;
                 }
+                // A fleet role's event: version 0 keeps it as this note, version 1 as the
+                // structured event recorded right after it.
+                Record::Note { at, host, text }
+                    if text.starts_with("event ")
+                        && matches!(records.get(i + 1), Some(Record::RoleEvent { at: a, host: h, .. })
+                            if a == at && h == host) => {}
                 Record::Note { host, text, .. } => line(
                     out,
                     &Line::Note {
@@ -409,13 +417,22 @@ fn line(out: &mut impl io::Write, value: &impl Serialize) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-fn event_json(event: &HostEvent) -> io::Result<serde_json::Value> {
-    let v = match event {
-        HostEvent::Client(e) => serde_json::to_value(e),
-        HostEvent::Server(e) => serde_json::to_value(e),
-        HostEvent::Relay(e) => serde_json::to_value(e),
-    };
-    v.map_err(io::Error::other)
+/// An event as a record carries it: serialized in place (so `kind` comes first), or the JSON a
+/// fleet role's event was recorded as.
+enum EventBody<'a> {
+    Host(&'a HostEvent),
+    Raw(&'a serde_json::value::RawValue),
+}
+
+impl Serialize for EventBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EventBody::Host(HostEvent::Client(e)) => e.serialize(s),
+            EventBody::Host(HostEvent::Server(e)) => e.serialize(s),
+            EventBody::Host(HostEvent::Relay(e)) => e.serialize(s),
+            EventBody::Raw(raw) => raw.serialize(s),
+        }
+    }
 }
 
 /// One record of a version 1 trace. Untagged, each variant naming its `type` itself, so that
@@ -464,7 +481,7 @@ enum Line<'a> {
         typ: &'static str,
         host: &'a str,
         role: &'a str,
-        event: serde_json::Value,
+        event: EventBody<'a>,
     },
     Note {
         t: u64,
