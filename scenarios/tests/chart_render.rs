@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use pavillion_scenarios::chart::{render, ChartFormat, ChartOptions};
+use pavillion_scenarios::{find, Params, Suite};
 use serde_json::Value;
 
 const SMALL: &str = include_str!("data/chart-small.jsonl");
@@ -123,18 +124,10 @@ fn shown_inside(b: &Value, page: &Value) -> bool {
         && y + h <= num(page, "h") + 0.5
 }
 
-/// What is wrong with what the page shows, if anything.
+/// What is wrong with what the page shows of the hand-made trace, if anything.
 fn problems(layout: &Value) -> Vec<String> {
+    let mut out = lifeline_problems(layout, &HOSTS);
     let page = &layout["page"];
-    let mut out = Vec::new();
-    let lifelines = layout["lifelines"].as_array().cloned().unwrap_or_default();
-    for host in HOSTS {
-        match lifelines.iter().find(|l| l["host"] == host) {
-            Some(l) if shown_inside(l, page) && num(l, "h") > 100.0 => {}
-            Some(l) => out.push(format!("lifeline {host} not shown: {l}")),
-            None => out.push(format!("no lifeline for {host}")),
-        }
-    }
     let arrows = layout["arrows"].as_array().cloned().unwrap_or_default();
     for label in [
         "nonce_request",
@@ -158,6 +151,21 @@ fn problems(layout: &Value) -> Vec<String> {
             .any(|d| d["reason"] == reason && shown_inside(d, page))
         {
             out.push(format!("no visible drop mark `{reason}`"));
+        }
+    }
+    out
+}
+
+/// Which of `hosts` have no lifeline drawn tall and inside the page.
+fn lifeline_problems(layout: &Value, hosts: &[&str]) -> Vec<String> {
+    let page = &layout["page"];
+    let mut out = Vec::new();
+    let lifelines = layout["lifelines"].as_array().cloned().unwrap_or_default();
+    for host in hosts {
+        match lifelines.iter().find(|l| l["host"] == *host) {
+            Some(l) if shown_inside(l, page) && num(l, "h") > 100.0 => {}
+            Some(l) => out.push(format!("lifeline {host} not shown: {l}")),
+            None => out.push(format!("no lifeline for {host}")),
         }
     }
     out
@@ -211,5 +219,46 @@ fn svg_chart_shows_lifelines_labels_and_drops() {
     .unwrap();
     let found = problems(&layout(&dump_dom(&browser, &dir, &page)));
     assert!(found.is_empty(), "{found:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A real run, traced and charted: the NAT scenario's three hosts are drawn, and its handshake
+/// and messages are labelled with their decoded operations.
+#[test]
+fn real_run_chart_shows_its_hosts_and_operations() {
+    let Some(browser) = chromium() else { return };
+    let scenario = find("nat-rebind").unwrap();
+    let params = Params {
+        trace: true,
+        scenario: scenario.name,
+        ..Params::new(1, Suite::Psk)
+    };
+    let outcome = (scenario.run)(&params);
+    let trace = outcome.trace.expect("a traced run keeps its trace");
+    let opts = ChartOptions {
+        to_us: Some(2_000_000),
+        ..ChartOptions::default()
+    };
+    let chart = render(&trace, ChartFormat::Html, &opts).unwrap();
+    let dir = temp_dir("real");
+    let page = dir.join("chart.html");
+    std::fs::write(&page, &chart.text).unwrap();
+    let layout = layout(&dump_dom(&browser, &dir, &page));
+    let found = lifeline_problems(&layout, &["server", "nat", "client"]);
+    assert!(found.is_empty(), "{found:#?}");
+    let page_box = &layout["page"];
+    let labels: Vec<String> = layout["arrows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| shown_inside(a, page_box))
+        .filter_map(|a| a["text"].as_str().map(String::from))
+        .collect();
+    for op in ["nonce_request", "psk_nonce", "reliable_message", "ack"] {
+        assert!(
+            labels.iter().any(|l| l.starts_with(op)),
+            "no visible `{op}` label in {labels:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

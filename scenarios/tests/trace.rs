@@ -171,7 +171,11 @@ fn decoded_traces_of_many_scenarios_validate_against_the_schema() {
             assert!(role("authority") > 0 && role("member") > 0, "{what}");
             let notes = lines.iter().filter(|l| l["type"] == "note");
             let texts = notes.filter_map(|l| l["text"].as_str());
-            assert_eq!(texts.filter(|t| t.starts_with("event ")).count(), 0, "{what}");
+            assert_eq!(
+                texts.filter(|t| t.starts_with("event ")).count(),
+                0,
+                "{what}"
+            );
         }
         let capture = outcome.capture.as_ref().expect("a capture");
         assert_eq!(

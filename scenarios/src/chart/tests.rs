@@ -84,7 +84,9 @@ fn crash_to_restart_is_a_band_and_quiet_time_a_gap() {
     assert_eq!(attrs(&c.text, "band\"", "data-host"), ["server"]);
     assert_eq!(attrs(&c.text, "band\"", "data-t"), ["400000"]);
     // ... ending at the restart, not at the bottom of the chart.
-    assert!(c.text.contains("<title>server down from 0.400000s to 5.400000s</title>"));
+    assert!(c
+        .text
+        .contains("<title>server down from 0.400000s to 5.400000s</title>"));
     let gaps = attrs(&c.text, "gap\"", "data-skipped-us");
     assert!(gaps.contains(&"4950000".to_string()), "{gaps:?}");
     // Events, commands and notes, the simulation's partition among them.
