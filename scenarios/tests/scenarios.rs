@@ -103,7 +103,10 @@ fn a_trace_is_kept_only_when_asked_and_matches_the_digest() {
         ..Params::new(5, suite)
     });
     let lines = traced.trace.as_deref().unwrap();
-    assert!(lines.lines().all(|l| l.starts_with("{\"t\":")));
+    // Format version 1 (docs/TRACE.md): a header, then records that start with their time.
+    let (header, records) = lines.split_once('\n').unwrap();
+    assert!(header.starts_with("{\"type\":\"header\""), "{header}");
+    assert!(records.lines().all(|l| l.starts_with("{\"t\":")));
     assert_eq!(traced.digest, plain.digest);
 }
 
