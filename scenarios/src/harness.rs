@@ -14,7 +14,7 @@ use pavillion_proto::rng::Rng;
 use pavillion_proto::{Instant, MessageId};
 use pavillion_sim::{ClientSpec, HostEvent, LinkFaults, Script, ServerSpec, SimConfig, Simulation};
 
-use crate::outcome::{Ack, Expect, Latency, Ledger, Outcome, Sent};
+use crate::outcome::{Ack, Expect, Latency, Ledger, Outcome, Sent, MAX_LATENCY_SAMPLES};
 use crate::Params;
 
 /// A batch of reliable messages a client sends: `count` of them, one every `interval` from
@@ -328,6 +328,7 @@ impl Harness {
         out.duplicates = t.duplicates;
         out.redelivered = t.redelivered;
         out.lost_acked = t.lost_acked;
+        out.latencies_us = crate::outcome::thin(t.latencies.clone(), MAX_LATENCY_SAMPLES);
         out.latency = Latency::from_micros(t.latencies);
         for host in self.servers.iter().chain(&self.clients) {
             let stats = self.sim.stats(host);

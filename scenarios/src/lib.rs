@@ -34,17 +34,19 @@
 extern crate alloc;
 
 mod authority;
+pub mod chart;
 mod durable;
 mod harness;
 mod mesh;
 mod outcome;
 pub mod pcap;
+pub mod plot;
 pub mod report;
 mod scenarios;
 mod segments;
 mod suite;
 
-pub use outcome::{Failure, Latency, Outcome};
+pub use outcome::{Failure, Latency, Outcome, MAX_LATENCY_SAMPLES};
 pub use suite::{client_id, Suite};
 
 /// What one run of a scenario varies.

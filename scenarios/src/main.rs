@@ -14,6 +14,7 @@ use std::time::Instant as WallClock;
 use clap::builder::PossibleValuesParser;
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
+use pavillion_scenarios::chart::{self, ChartOptions};
 use pavillion_scenarios::report::{self, Row};
 use pavillion_scenarios::{
     names, pcap, selects, Outcome, Params, Scenario, Suite, GROUPS, SCENARIOS,
@@ -27,13 +28,25 @@ Examples:
   pavillion-scenarios --only nat-rebind --suite ecc --seed 7 --trace run.jsonl
   pavillion-scenarios --only clean --suite psk --seed 1 --pcap run.pcapng --keylog run.keys
   pavillion-scenarios --seeds 1000             the soak: a thousand seeds of everything
+  pavillion-scenarios --only loss-10 --suite psk --seed 1 --chart run.html
+  pavillion-scenarios chart run.jsonl -o run.svg --from 0 --to 500 --hosts c1,server
+  pavillion-scenarios --only clean --only loss-30 --seeds 100 --plot runs.svg
 
 Exit status: 0 if every assertion held, 1 if any failed, 2 for bad arguments.";
 
 /// Replays Pavillion network scenarios over many seeds in simulated time.
 #[derive(Debug, Parser)]
-#[command(name = "pavillion-scenarios", version, after_help = AFTER_HELP)]
+#[command(
+    name = "pavillion-scenarios",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// Something other than running scenarios.
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
@@ -79,6 +92,71 @@ struct Cli {
     /// for Wireshark with wireshark/pavillion.lua; needs exactly one run.
     #[arg(long, value_name = "FILE")]
     keylog: Option<PathBuf>,
+
+    /// Draw the run's sequence chart to FILE (.svg, or .html with a filter and hover details);
+    /// needs exactly one run.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+
+    /// Start the chart at this simulated time, in milliseconds.
+    #[arg(long, value_name = "MS", requires = "chart", value_parser = millis)]
+    chart_from: Option<f64>,
+
+    /// End the chart at this simulated time, in milliseconds.
+    #[arg(long, value_name = "MS", requires = "chart", value_parser = millis)]
+    chart_to: Option<f64>,
+
+    /// Draw only these hosts (comma-separated names) and the datagrams between them.
+    #[arg(long, value_name = "A,B", requires = "chart")]
+    chart_hosts: Option<String>,
+
+    /// Plot delivery latency (p50, p90, p99) and retransmissions per scenario and suite to
+    /// FILE (SVG); with 100 seeds or more, also a latency histogram to FILE-latency.svg.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Draw the sequence chart of a trace file written by --trace.
+    Chart(ChartCmd),
+}
+
+/// `pavillion-scenarios chart`.
+#[derive(Debug, clap::Args)]
+struct ChartCmd {
+    /// The trace: JSON lines, format version 1 (docs/TRACE.md).
+    trace: PathBuf,
+
+    /// The chart to write: .svg, or .html with a filter and hover details.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+
+    /// Start at this simulated time, in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = millis)]
+    from: Option<f64>,
+
+    /// End at this simulated time, in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = millis)]
+    to: Option<f64>,
+
+    /// Draw only these hosts (comma-separated names) and the datagrams between them.
+    #[arg(long, value_name = "A,B")]
+    hosts: Option<String>,
+
+    /// Draw at most N arrows; the chart stops at the first one left out.
+    #[arg(long, value_name = "N", default_value_t = chart::MAX_ARROWS)]
+    max_arrows: usize,
+}
+
+fn millis(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(ms) if ms.is_finite() && ms >= 0.0 => Ok(ms),
+        _ => Err(format!(
+            "`{s}` is not a time; expected milliseconds, 0 or more"
+        )),
+    }
 }
 
 impl Cli {
@@ -88,6 +166,7 @@ impl Cli {
             ("--trace", self.trace.is_some()),
             ("--pcap", self.pcap.is_some()),
             ("--keylog", self.keylog.is_some()),
+            ("--chart", self.chart.is_some()),
         ]
         .into_iter()
         .filter_map(|(flag, on)| on.then_some(flag))
@@ -119,6 +198,9 @@ struct Job {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Chart(c)) = &cli.command {
+        return chart_command(c);
+    }
     if cli.list {
         list();
         return ExitCode::SUCCESS;
@@ -191,6 +273,20 @@ fn main() -> ExitCode {
         }
     }
 
+    if let Some(path) = &cli.plot {
+        match pavillion_scenarios::plot::write(&rows, seeds.len(), path) {
+            Ok(files) => {
+                for f in files {
+                    eprintln!("plot written to {}", f.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+
     print!("{}", report::table(&rows));
     let notes = report::notes(&rows);
     if !notes.is_empty() {
@@ -213,7 +309,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes the files of `--trace`, `--pcap` and `--keylog` for the one run; exit status 2 if
+/// Writes the files of `--trace`, `--pcap`, `--keylog` and `--chart` for the one run; exit status 2 if
 /// one cannot be written.
 fn write_run_files(cli: &Cli, outcome: &Outcome) -> Result<(), ExitCode> {
     let fail = |what: &str, path: &PathBuf, e: std::io::Error| {
@@ -237,7 +333,57 @@ fn write_run_files(cli: &Cli, outcome: &Outcome) -> Result<(), ExitCode> {
             path.display()
         );
     }
+    if let Some(path) = &cli.chart {
+        let opts = ChartOptions::from_cli(cli.chart_from, cli.chart_to, cli.chart_hosts.as_deref());
+        draw(outcome.trace.as_deref().unwrap_or_default(), path, &opts)?;
+    }
     Ok(())
+}
+
+/// `pavillion-scenarios chart TRACE -o FILE`: 0 when drawn, 2 when the trace or the
+/// arguments are bad.
+fn chart_command(c: &ChartCmd) -> ExitCode {
+    let trace = match std::fs::read_to_string(&c.trace) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", c.trace.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut opts = ChartOptions::from_cli(c.from, c.to, c.hosts.as_deref());
+    opts.max_arrows = c.max_arrows;
+    match draw(&trace, &c.output, &opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+/// Draws a chart and says on stderr what it shows and what it left out.
+fn draw(trace: &str, out: &std::path::Path, opts: &ChartOptions) -> Result<(), ExitCode> {
+    match chart::write_file(trace, out, opts) {
+        Ok(summary) => {
+            eprintln!(
+                "chart written to {}: {} arrows, {} marks",
+                out.display(),
+                summary.arrows,
+                summary.marks
+            );
+            if summary.left_out_time + summary.left_out_hosts > 0 {
+                eprintln!(
+                    "left out: {} datagram copies outside the time window, {} of other hosts",
+                    summary.left_out_time, summary.left_out_hosts
+                );
+            }
+            if let Some(line) = summary.left_out_line() {
+                eprintln!("{line}");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn list() {

@@ -36,6 +36,22 @@ pub struct Latency {
     pub max: Duration,
 }
 
+/// The most latency samples an [`Outcome`] keeps.
+pub const MAX_LATENCY_SAMPLES: usize = 10_000;
+
+/// `samples` sorted, and thinned to at most `max` evenly spaced ranks when longer, so that
+/// their distribution stays the same.
+pub(crate) fn thin(mut samples: Vec<u64>, max: usize) -> Vec<u64> {
+    samples.sort_unstable();
+    if samples.len() <= max {
+        return samples;
+    }
+    let n = samples.len();
+    (0..max)
+        .filter_map(|i| samples.get(i * n / max).copied())
+        .collect()
+}
+
 impl Latency {
     /// Nearest-rank percentiles of `samples` (microseconds); all zero if there are none.
     pub fn from_micros(mut samples: Vec<u64>) -> Self {
@@ -77,6 +93,10 @@ pub struct Outcome {
     pub lost_acked: u64,
     /// Delivery latency, in simulated time.
     pub latency: Latency,
+    /// The delivery latencies themselves (µs of simulated time), sorted; at most
+    /// [`MAX_LATENCY_SAMPLES`], evenly spread over all of them when there were more. For
+    /// plots (`--plot`); not part of the digest.
+    pub latencies_us: Vec<u64>,
     /// Retransmissions of reliable messages, summed over every endpoint and incarnation.
     pub retransmissions: u64,
     /// Handshakes completed by the servers, summed over every incarnation.
@@ -327,6 +347,14 @@ mod tests {
         assert_eq!(l.max, Duration::from_micros(100));
         assert_eq!(Latency::from_micros(vec![]), Latency::default());
         assert_eq!(Latency::from_micros(vec![7]).p50, Duration::from_micros(7));
+    }
+
+    #[test]
+    fn thinning_keeps_the_spread_and_the_bound() {
+        assert_eq!(thin(vec![3, 1, 2], 5), [1, 2, 3]);
+        let t = thin((0..1000).rev().collect(), 10);
+        assert_eq!(t, [0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
+        assert!(thin(vec![], 4).is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use core::fmt::Write as _;
 use core::time::Duration;
 
+use crate::plot::LatencyHistogram;
 use crate::{Failure, Outcome, Scenario, Suite};
 
 /// The runs of one scenario over one suite, summed over seeds.
@@ -40,6 +41,8 @@ pub struct Row {
     pub failures: Vec<(u64, Failure)>,
     /// The runs' [`Outcome::notes`], with the seed of the run.
     pub notes: Vec<(u64, String)>,
+    /// Every run's [`Outcome::latencies_us`], counted (for `--plot`).
+    pub latency_histogram: LatencyHistogram,
 }
 
 impl Row {
@@ -62,6 +65,7 @@ impl Row {
             digest: String::new(),
             failures: Vec::new(),
             notes: Vec::new(),
+            latency_histogram: LatencyHistogram::default(),
         }
     }
 
@@ -84,6 +88,9 @@ impl Row {
         self.failures
             .extend(o.failures.iter().map(|f| (seed, f.clone())));
         self.notes.extend(o.notes.iter().map(|n| (seed, n.clone())));
+        for &us in &o.latencies_us {
+            self.latency_histogram.add(us);
+        }
     }
 
     /// The median over seeds of the median latency.
