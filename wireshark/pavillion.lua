@@ -463,23 +463,35 @@ local conversations = {} -- "src>dst" -> s12 entry that last opened a packet the
 local conversation_count = 0
 local MAX_CONVERSATIONS = 4096
 local learned_groups = {} -- group keys read from decrypted op 32 packets
-local results = {} -- frame number -> cached decryption result (tags are verified on the first pass)
+-- Frame number -> decryption result. An opened packet stays opened; a packet no key opened is
+-- tried again once the key log has changed (a live capture may see a packet before its key).
+local results = {}
+local generation = 0 -- bumped at every (re)load of the key log
+
+local function cached_result(number)
+    local r = results[number]
+    if r and (r.plain or r.generation == generation) then return r end
+    return nil
+end
 
 local function reload_keys(force)
     local path = proto.prefs.keylog_file
     if path == nil or path == "" then
         keys, loaded = crypto.parse_keylog(""), { path = nil, size = -1 }
+        generation = generation + 1
         return
     end
     local f = io.open(path, "rb")
     if not f then
         keys, loaded = crypto.parse_keylog(""), { path = path, size = -1 }
+        generation = generation + 1
         return
     end
     local size = f:seek("end")
     if force or path ~= loaded.path or size ~= loaded.size then
         f:seek("set", 0)
         keys = crypto.parse_keylog(f:read("*a") or "")
+        generation = generation + 1
         loaded = { path = path, size = size }
     end
     f:close()
@@ -840,7 +852,7 @@ local function dissect_s12_session(tvb, pinfo, tree, datagram)
     add_bytes(tree, "tag", tvb(19, 16))
     add_bytes(tree, "ciphertext", tvb(35))
     local conv = tostring(pinfo.src) .. ":" .. pinfo.src_port .. ">" .. tostring(pinfo.dst) .. ":" .. pinfo.dst_port
-    local cached = results[pinfo.number]
+    local cached = cached_result(pinfo.number)
     local plain, entry
     if cached ~= nil then
         plain, entry = cached.plain, cached.entry
@@ -850,7 +862,7 @@ local function dissect_s12_session(tvb, pinfo, tree, datagram)
             reload_keys(false) -- a live key log may have grown since the last load
             plain, entry = open_s12(datagram, conv)
         end
-        results[pinfo.number] = { plain = plain, entry = entry }
+        results[pinfo.number] = { plain = plain, entry = entry, generation = generation }
     end
     if plain then
         return show_plain(plain, pinfo, tree, entry.suite, entry.dir, tostring(counter))
@@ -941,7 +953,7 @@ local function dissect_s3(tvb, pinfo, tree, datagram)
         add_u(tree, "counter", tvb(counter_at, 8))
         add_bytes(tree, "ciphertext", tvb(hlen, len - hlen - 16))
         add_bytes(tree, "tag", tvb(len - 16, 16))
-        local cached = results[pinfo.number]
+        local cached = cached_result(pinfo.number)
         local plain, entry
         if cached ~= nil then
             plain, entry = cached.plain, cached.entry
@@ -952,7 +964,7 @@ local function dissect_s3(tvb, pinfo, tree, datagram)
                 plain = crypto.aead_open(e.key, nonce, aad, sealed)
                 if plain then entry = e; break end
             end
-            results[pinfo.number] = { plain = plain, entry = entry }
+            results[pinfo.number] = { plain = plain, entry = entry, generation = generation }
         end
         if plain then
             return show_plain(plain, pinfo, tree, nil, entry.dir, tostring(counter))
