@@ -791,6 +791,7 @@ local function dissect_setup(tvb, pinfo, tree, datagram)
         suite = tvb(cipher_at, 1):uint()
         if suite ~= 1 and suite ~= 2 then return garbage(tree, tvb, "unknown cipher suite " .. suite) end
     end
+    add_u(tree, "counter", tvb(11, 8))
     local name = spec[1]
     tree:add(F.setup_name, tvb(19, 1), name)
     tree:add(F.dissection, tvb(19, 1), name)
@@ -848,6 +849,7 @@ end
 local function dissect_s12_session(tvb, pinfo, tree, datagram)
     local counter = tvb(11, 8):le_uint64()
     if tvb:len() < 36 then return garbage(tree, tvb, "truncated input") end
+    add_u(tree, "counter", tvb(11, 8))
     tree:add(F.layer, tvb(0, 0), "session")
     add_bytes(tree, "tag", tvb(19, 16))
     add_bytes(tree, "ciphertext", tvb(35))
@@ -999,7 +1001,6 @@ function proto.dissector(tvb, pinfo, tree)
     elseif kind == 3 then
         text_ = dissect_s3(tvb, pinfo, root, datagram)
     else
-        add_u(root, "counter", tvb(11, 8))
         if tvb(11, 8):le_uint64() == UInt64(0) then
             if tvb:len() < 20 then
                 text_ = garbage(root, tvb, "truncated input")
