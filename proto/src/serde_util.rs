@@ -8,7 +8,7 @@
 //! with content an object of one key (`{"authentication_failed":"wrong_psk"}`).
 //!
 //! - ids and counters are JSON numbers (newtypes are transparent);
-//! - [`Instant`](crate::Instant)s and durations are microseconds ([`micros`]);
+//! - [`Instant`]s and durations are microseconds ([`micros`]);
 //! - byte strings (payloads, RPC arguments, guest ids, client ids) are lower-case hex strings
 //!   ([`hex`]);
 //! - addresses are `ip:port` strings.

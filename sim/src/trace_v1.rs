@@ -290,7 +290,10 @@ impl Trace {
         for r in self.records() {
             let t = r.at().as_micros();
             match r {
-                Record::Command { host, text, .. } => line(out, &Line::Command { t, host, text })?,
+                Record::Command { host, text, .. } => {
+                    let typ = "command";
+                    line(out, &Line::Command { t, typ, host, text })?;
+                }
                 Record::Datagram(d) => {
                     let dissection = d.bytes.as_ref().map(|b| dissector.dissect(d.from, d.to, b));
                     let label = dissection
@@ -299,6 +302,7 @@ impl Trace {
                     line(
                         out,
                         &Line::Datagram {
+                            typ: "datagram",
                             t,
                             host: &d.host,
                             id,
@@ -323,6 +327,7 @@ impl Trace {
                     line(
                         out,
                         &Line::Receive {
+                            typ: "receive",
                             t,
                             host: &rc.host,
                             id: rc.id,
@@ -339,6 +344,7 @@ impl Trace {
                     line(
                         out,
                         &Line::Event {
+                            typ: "event",
                             t,
                             host,
                             role: event.role(),
@@ -354,6 +360,7 @@ impl Trace {
                     line(
                         out,
                         &Line::Event {
+                            typ: "event",
                             t,
                             host,
                             role,
@@ -364,6 +371,7 @@ impl Trace {
                 Record::Note { host, text, .. } => line(
                     out,
                     &Line::Note {
+                        typ: "note",
                         t,
                         host,
                         text,
@@ -410,17 +418,22 @@ fn event_json(event: &HostEvent) -> io::Result<serde_json::Value> {
     v.map_err(io::Error::other)
 }
 
-/// One record of a version 1 trace.
+/// One record of a version 1 trace. Untagged, each variant naming its `type` itself, so that
+/// every line starts with `t` and `type` as version 0 lines start with `t`.
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(untagged)]
 enum Line<'a> {
     Command {
         t: u64,
+        #[serde(rename = "type")]
+        typ: &'static str,
         host: &'a str,
         text: &'a str,
     },
     Datagram {
         t: u64,
+        #[serde(rename = "type")]
+        typ: &'static str,
         host: &'a str,
         id: u64,
         from: SocketAddr,
@@ -435,6 +448,8 @@ enum Line<'a> {
     },
     Receive {
         t: u64,
+        #[serde(rename = "type")]
+        typ: &'static str,
         host: &'a str,
         id: Option<u64>,
         from: SocketAddr,
@@ -445,12 +460,16 @@ enum Line<'a> {
     },
     Event {
         t: u64,
+        #[serde(rename = "type")]
+        typ: &'static str,
         host: &'a str,
         role: &'a str,
         event: serde_json::Value,
     },
     Note {
         t: u64,
+        #[serde(rename = "type")]
+        typ: &'static str,
         host: &'a str,
         text: &'a str,
         kind: NoteKind,
