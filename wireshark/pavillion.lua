@@ -463,23 +463,35 @@ local conversations = {} -- "src>dst" -> s12 entry that last opened a packet the
 local conversation_count = 0
 local MAX_CONVERSATIONS = 4096
 local learned_groups = {} -- group keys read from decrypted op 32 packets
-local results = {} -- frame number -> cached decryption result (tags are verified on the first pass)
+-- Frame number -> decryption result. An opened packet stays opened; a packet no key opened is
+-- tried again once the key log has changed (a live capture may see a packet before its key).
+local results = {}
+local generation = 0 -- bumped at every (re)load of the key log
+
+local function cached_result(number)
+    local r = results[number]
+    if r and (r.plain or r.generation == generation) then return r end
+    return nil
+end
 
 local function reload_keys(force)
     local path = proto.prefs.keylog_file
     if path == nil or path == "" then
         keys, loaded = crypto.parse_keylog(""), { path = nil, size = -1 }
+        generation = generation + 1
         return
     end
     local f = io.open(path, "rb")
     if not f then
         keys, loaded = crypto.parse_keylog(""), { path = path, size = -1 }
+        generation = generation + 1
         return
     end
     local size = f:seek("end")
     if force or path ~= loaded.path or size ~= loaded.size then
         f:seek("set", 0)
         keys = crypto.parse_keylog(f:read("*a") or "")
+        generation = generation + 1
         loaded = { path = path, size = size }
     end
     f:close()
@@ -752,37 +764,48 @@ local function info(pinfo, text_)
     pinfo.cols.info:set(text_)
 end
 
+-- A datagram with a Pavillion magic that does not parse: layer and name `garbage`, the error
+-- as expert info and in the label (the texts of the Rust parser's errors).
+local function garbage(tree, tvb, err)
+    tree:add(F.layer, tvb(0, 0), "garbage")
+    tree:add(F.dissection, tvb(0, 0), "garbage")
+    tree:add(F.decryption, tvb(0, 0), "clear")
+    tree:add_proto_expert_info(E.malformed, err)
+    return "garbage (" .. err .. ")"
+end
+
+local function bad_length(expected, actual)
+    return "bad length: expected " .. expected .. " bytes, got " .. actual
+end
+
 local function dissect_setup(tvb, pinfo, tree, datagram)
     local op = tvb(19, 1):uint()
     local spec = SETUP[op]
     tree:add(F.setup_op, tvb(19, 1))
     local len = tvb:len()
-    if not spec then
-        tree:add(F.dissection, tvb(19, 1), "garbage")
-        tree:add_proto_expert_info(E.malformed, "unknown setup opcode " .. op)
-        return "garbage (unknown setup opcode " .. op .. ")"
+    if not spec then return garbage(tree, tvb, "unknown setup opcode " .. op) end
+    if len ~= spec[2] then return garbage(tree, tvb, bad_length(spec[2] - 20, len - 20)) end
+    local cipher_at = (op == 1 or op == 3) and 20 or (op == 12 and 36) or nil
+    local suite = ({ [2] = 1, [11] = 2 })[op]
+    if cipher_at then
+        suite = tvb(cipher_at, 1):uint()
+        if suite ~= 1 and suite ~= 2 then return garbage(tree, tvb, "unknown cipher suite " .. suite) end
     end
+    add_u(tree, "counter", tvb(11, 8))
     local name = spec[1]
     tree:add(F.setup_name, tvb(19, 1), name)
     tree:add(F.dissection, tvb(19, 1), name)
     tree:add(F.layer, tvb(0, 0), "setup")
     tree:add(F.decryption, tvb(0, 0), "clear")
-    if len ~= spec[2] then
-        tree:add_proto_expert_info(E.malformed, "bad_length: expected " .. (spec[2] - 20) .. " bytes, got " .. (len - 20))
-        return name .. " (bad length)"
-    end
-    local suite
+    if suite then tree:add(F.suite, tvb(0, 0), suite) end
     if op == 1 then
-        suite = tvb(20, 1):uint()
         add_u(tree, "cipher", tvb(20, 1)); add_bytes(tree, "client_id", tvb(21, 16))
         add_bytes(tree, "challenge", tvb(37, 16)); add_bytes(tree, "session_hint", tvb(53, 16))
         add_bytes(tree, "public_key", tvb(69, 32))
     elseif op == 2 then
-        suite = 1
         add_bytes(tree, "server_nonce", tvb(20, 32)); add_bytes(tree, "challenge", tvb(52, 16))
         add_bytes(tree, "tag", tvb(68, 32))
     elseif op == 3 then
-        suite = tvb(20, 1):uint()
         add_u(tree, "cipher", tvb(20, 1)); add_bytes(tree, "client_id", tvb(21, 16))
         add_bytes(tree, "client_nonce", tvb(37, 32)); add_bytes(tree, "server_nonce", tvb(69, 32))
         add_u(tree, "counter_floor", tvb(101, 8)); add_bytes(tree, "tag", tvb(109, 32))
@@ -791,16 +814,13 @@ local function dissect_setup(tvb, pinfo, tree, datagram)
     elseif op == 7 then
         add_bytes(tree, "session_id", tvb(20, 16))
     elseif op == 11 then
-        suite = 2
         add_bytes(tree, "box_nonce", tvb(20, 24))
         tree:add(F.sealed_len, tvb(44, 64), UInt64(64))
     elseif op == 12 then
-        suite = tvb(36, 1):uint()
         add_bytes(tree, "client_id", tvb(20, 16)); add_u(tree, "cipher", tvb(36, 1))
         add_bytes(tree, "box_nonce", tvb(37, 24))
         tree:add(F.sealed_len, tvb(61, 120), UInt64(120))
     end
-    if suite == 1 or suite == 2 then tree:add(F.suite, tvb(0, 0), suite) end
     return name
 end
 
@@ -828,15 +848,13 @@ end
 
 local function dissect_s12_session(tvb, pinfo, tree, datagram)
     local counter = tvb(11, 8):le_uint64()
+    if tvb:len() < 36 then return garbage(tree, tvb, "truncated input") end
+    add_u(tree, "counter", tvb(11, 8))
     tree:add(F.layer, tvb(0, 0), "session")
     add_bytes(tree, "tag", tvb(19, 16))
-    if tvb:len() < 36 then
-        tree:add_proto_expert_info(E.malformed, "truncated")
-        return "garbage (truncated)"
-    end
     add_bytes(tree, "ciphertext", tvb(35))
     local conv = tostring(pinfo.src) .. ":" .. pinfo.src_port .. ">" .. tostring(pinfo.dst) .. ":" .. pinfo.dst_port
-    local cached = results[pinfo.number]
+    local cached = cached_result(pinfo.number)
     local plain, entry
     if cached ~= nil then
         plain, entry = cached.plain, cached.entry
@@ -846,7 +864,7 @@ local function dissect_s12_session(tvb, pinfo, tree, datagram)
             reload_keys(false) -- a live key log may have grown since the last load
             plain, entry = open_s12(datagram, conv)
         end
-        results[pinfo.number] = { plain = plain, entry = entry }
+        results[pinfo.number] = { plain = plain, entry = entry, generation = generation }
     end
     if plain then
         return show_plain(plain, pinfo, tree, entry.suite, entry.dir, tostring(counter))
@@ -860,15 +878,32 @@ end
 local function dissect_s3(tvb, pinfo, tree, datagram)
     local len = tvb:len()
     local t = tvb(4, 1):uint()
-    tree:add(F.suite, tvb(0, 4), 3)
     tree:add(F.s3_type, tvb(4, 1))
     local names = { "initiation", "response", "cookie_reply", nil, "unknown_index", nil, "unknown_sender" }
     local name = names[t]
-    local function bad(err)
-        tree:add(F.dissection, tvb(4, 1), "garbage")
-        tree:add_proto_expert_info(E.malformed, err)
-        return "garbage (" .. err .. ")"
+    -- Parse checks first (docs/PROTOCOL.md §12.2): exact lengths, known types and modes.
+    local exact = { [2] = 69, [3] = 25, [5] = 9, [7] = 17 }
+    local err
+    if t < 1 or t > 7 then
+        err = "unknown setup opcode " .. t
+    elseif t == 1 then
+        if len < 6 then
+            err = "truncated input"
+        else
+            local mode = tvb(5, 1):uint()
+            if mode < 1 or mode > 3 then
+                err = "unknown cipher suite " .. mode
+            elseif len ~= (mode == 3 and 106 or 138) then
+                err = bad_length((mode == 3 and 106 or 138) - 5, len - 5)
+            end
+        end
+    elseif exact[t] and len ~= exact[t] then
+        err = bad_length(exact[t] - 5, len - 5)
+    elseif (t == 4 and len < 34) or (t == 6 and len < 42) then
+        err = "truncated input"
     end
+    if err then return garbage(tree, tvb, err) end
+    tree:add(F.suite, tvb(0, 4), 3)
     if name then
         tree:add(F.layer, tvb(0, 0), "handshake")
         tree:add(F.decryption, tvb(0, 0), "clear")
@@ -876,11 +911,8 @@ local function dissect_s3(tvb, pinfo, tree, datagram)
         tree:add(F.dissection, tvb(4, 1), name)
     end
     if t == 1 then
-        if len < 6 then return bad("truncated") end
         local mode = tvb(5, 1):uint()
         local modes = { "ik", "ik_psk2", "nn_psk0" }
-        if not modes[mode] then return bad("unknown mode " .. mode) end
-        if len ~= (mode == 3 and 106 or 138) then return bad("bad_length") end
         add_text(tree, "mode", tvb(5, 1), modes[mode])
         add_u(tree, "sender_index", tvb(6, 4))
         add_bytes(tree, "cookie", tvb(10, 16))
@@ -889,28 +921,23 @@ local function dissect_s3(tvb, pinfo, tree, datagram)
         tree:add(F.message_len, tvb(at), UInt64(len - at))
         return string.format("initiation idx=%08x", tvb(6, 4):le_uint())
     elseif t == 2 then
-        if len ~= 69 then return bad("bad_length") end
         add_u(tree, "sender_index", tvb(5, 4))
         add_u(tree, "receiver_index", tvb(9, 4))
         tree:add(F.message_len, tvb(13), UInt64(56))
         return string.format("response idx=%08x", tvb(5, 4):le_uint())
     elseif t == 3 then
-        if len ~= 25 then return bad("bad_length") end
         add_u(tree, "receiver_index", tvb(5, 4))
         add_bytes(tree, "cookie", tvb(9, 16))
         return string.format("cookie_reply idx=%08x", tvb(5, 4):le_uint())
     elseif t == 5 then
-        if len ~= 9 then return bad("bad_length") end
         add_u(tree, "receiver_index", tvb(5, 4))
         return string.format("unknown_index idx=%08x", tvb(5, 4):le_uint())
     elseif t == 7 then
-        if len ~= 17 then return bad("bad_length") end
         add_u(tree, "sender", tvb(5, 8))
         add_u(tree, "key_id", tvb(13, 4))
         return "unknown_sender " .. tvb(5, 8):le_uint64():tohex():lower() .. "/" .. tvb(13, 4):le_uint()
     elseif t == 4 or t == 6 then
         local hlen = t == 4 and 17 or 25
-        if len < hlen + 17 then return bad("truncated") end
         local counter_at = t == 4 and 9 or 17
         local counter = tvb(counter_at, 8):le_uint64()
         tree:add(F.layer, tvb(0, 0), t == 4 and "session" or "group")
@@ -928,7 +955,7 @@ local function dissect_s3(tvb, pinfo, tree, datagram)
         add_u(tree, "counter", tvb(counter_at, 8))
         add_bytes(tree, "ciphertext", tvb(hlen, len - hlen - 16))
         add_bytes(tree, "tag", tvb(len - 16, 16))
-        local cached = results[pinfo.number]
+        local cached = cached_result(pinfo.number)
         local plain, entry
         if cached ~= nil then
             plain, entry = cached.plain, cached.entry
@@ -939,7 +966,7 @@ local function dissect_s3(tvb, pinfo, tree, datagram)
                 plain = crypto.aead_open(e.key, nonce, aad, sealed)
                 if plain then entry = e; break end
             end
-            results[pinfo.number] = { plain = plain, entry = entry }
+            results[pinfo.number] = { plain = plain, entry = entry, generation = generation }
         end
         if plain then
             return show_plain(plain, pinfo, tree, nil, entry.dir, tostring(counter))
@@ -948,8 +975,6 @@ local function dissect_s3(tvb, pinfo, tree, datagram)
         tree:add(F.decryption, tvb(0, 0), "no_key")
         if have_keys() then tree:add_proto_expert_info(E.no_key) end
         return "encrypted ctr=" .. tostring(counter)
-    else
-        return bad("unknown packet type " .. t)
     end
 end
 
@@ -958,8 +983,8 @@ local MAGIC_S3 = "PvS3"
 
 local function is_pavillion(tvb)
     local len = tvb:len()
-    if len >= 19 and tvb(0, 11):raw() == MAGIC_S0 then return 0 end
-    if len >= 5 and tvb(0, 4):raw() == MAGIC_S3 then return 3 end
+    if len >= 11 and tvb(0, 11):raw() == MAGIC_S0 then return 0 end
+    if len >= 4 and tvb(0, 4):raw() == MAGIC_S3 then return 3 end
     return nil
 end
 
@@ -971,14 +996,14 @@ function proto.dissector(tvb, pinfo, tree)
     local root = tree:add(proto, tvb())
     local datagram = tvb:raw()
     local text_
-    if kind == 3 then
+    if (kind == 3 and tvb:len() < 5) or (kind == 0 and tvb:len() < 19) then
+        text_ = garbage(root, tvb, "truncated input")
+    elseif kind == 3 then
         text_ = dissect_s3(tvb, pinfo, root, datagram)
     else
-        add_u(root, "counter", tvb(11, 8))
         if tvb(11, 8):le_uint64() == UInt64(0) then
             if tvb:len() < 20 then
-                root:add_proto_expert_info(E.malformed, "truncated")
-                text_ = "garbage (truncated)"
+                text_ = garbage(root, tvb, "truncated input")
             else
                 text_ = dissect_setup(tvb, pinfo, root, datagram)
             end
