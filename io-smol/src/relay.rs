@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::future;
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot, MetricsSource};
 use pavillion_io::plumbing::reply;
 use pavillion_io::relay::Command;
 use pavillion_io::relay::{self, EmitStep, NOTICES};
@@ -138,6 +139,28 @@ impl Relay {
     /// The relay's counters and the sum of its mesh endpoints' counters; `None` once closed.
     pub async fn stats(&self) -> Option<(RelayStats, Stats)> {
         self.ask(Command::Stats).await
+    }
+
+    /// A metrics snapshot: the mesh endpoints' summed counters and round-trip histogram,
+    /// with the peers up as sessions; `None` once closed.
+    pub async fn metrics(&self) -> Option<MetricsSnapshot> {
+        self.ask(Command::Metrics).await
+    }
+
+    /// Serves the relay's metrics in the Prometheus text format at `http://ADDR/metrics`
+    /// (`docs/METRICS.md`) until the returned server is dropped; the exporter's thread asks
+    /// the relay's task for each snapshot.
+    ///
+    /// # Errors
+    /// The listener's error.
+    pub fn serve_metrics(&self, addr: SocketAddr) -> io::Result<MetricsServer> {
+        let commands = self.commands.clone();
+        let source = MetricsSource::one(move || {
+            let (tx, rx) = reply::channel();
+            commands.send_blocking(Command::Metrics(tx)).ok()?;
+            rx.wait(crate::METRICS_WAIT).ok()
+        });
+        MetricsServer::bind(addr, source)
     }
 
     /// Every peer relay and its state; `None` once closed.

@@ -7,13 +7,14 @@
 //! [`RelayNotice::Emitted`], which is how tests run relays on loopback without broadcasting.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token, Waker};
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot, MetricsSource};
 use pavillion_io::plumbing::reply;
 use pavillion_io::relay::Command;
 use pavillion_io::relay::{self, EmitStep, NOTICES};
@@ -155,6 +156,29 @@ impl Relay {
     /// The relay's counters and the sum of its mesh endpoints' counters; `None` once closed.
     pub fn stats(&self) -> Option<(RelayStats, Stats)> {
         self.ask(Command::Stats)
+    }
+
+    /// A metrics snapshot: the mesh endpoints' summed counters and round-trip histogram,
+    /// with the peers up as sessions; `None` once closed.
+    pub fn metrics(&self) -> Option<MetricsSnapshot> {
+        self.ask(Command::Metrics)
+    }
+
+    /// Serves the relay's metrics in the Prometheus text format at `http://ADDR/metrics`
+    /// (`docs/METRICS.md`) until the returned server is dropped.
+    ///
+    /// # Errors
+    /// The listener's error.
+    pub fn serve_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<MetricsServer> {
+        let commands = self.commands.clone();
+        let waker = self.waker.clone();
+        let source = MetricsSource::one(move || {
+            let (tx, rx) = reply::channel();
+            commands.send(Command::Metrics(tx)).ok()?;
+            let _ = waker.wake();
+            rx.wait(crate::GRACE).ok()
+        });
+        MetricsServer::bind(crate::resolve_io(addr)?, source)
     }
 
     /// Every peer relay and its state; `None` once closed.
