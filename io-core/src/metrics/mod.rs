@@ -298,9 +298,13 @@ fn write_all(out: &mut String, snapshots: &[MetricsSnapshot]) -> fmt::Result {
         let rtt = &s.stats.rtt;
         let mut buckets = rtt.cumulative().peekable();
         while let Some((le, count)) = buckets.next() {
-            // The last bucket also holds every larger sample: it is the `+Inf` one below.
-            if buckets.peek().is_none() {
-                break;
+            match buckets.peek() {
+                // The last bucket also holds every larger sample: it is the `+Inf` one below.
+                None => break,
+                // Bounds that round to the same microsecond are one series (`le` is unique),
+                // holding the count up to the last of them.
+                Some((next, _)) if next.as_micros() == le.as_micros() => continue,
+                Some(_) => {}
             }
             writeln!(
                 out,
