@@ -295,6 +295,14 @@ impl Role for AuthorityRole {
         self.core.poll_transmit(now, buf)
     }
 
+    fn set_key_log(&mut self, on: bool) {
+        self.core.set_key_log(on);
+    }
+
+    fn poll_secret(&mut self) -> Option<pavillion_proto::keylog::SessionSecret> {
+        self.core.poll_secret()
+    }
+
     fn poll_store(&mut self) -> Option<(StoreBatch, Option<Arc<Store>>)> {
         let batch = self.core.poll_store()?;
         Some((batch, self.store.clone()))

@@ -24,6 +24,7 @@ use pavillion_io::relay::Command;
 use pavillion_io::relay::{self, EmitStep, NOTICES};
 pub use pavillion_io::relay::{Emitted, RelayNotice, RelayOptions, SegmentOptions};
 use pavillion_io::segment::{self, Emission};
+use pavillion_io::tap::Tap;
 use pavillion_io::{OpenError, StdClock};
 use pavillion_proto::endpoint::{
     Emit, PeerStatus, Relay as Core, RelayId, RelayPeer, RelayStats, Scope, Stats,
@@ -70,7 +71,12 @@ impl Relay {
             )));
         }
         drop(captured_tx);
-        let core = Core::new(options.config);
+        let mut core = Core::new(options.config);
+        // The key log and capture of the mesh, if this process writes them.
+        let tap = Tap::for_driver();
+        if let Some(tap) = &tap {
+            tap.attach(&mut core);
+        }
         let id = core.id();
         let (commands, command_rx) = async_channel::unbounded();
         let (notice_tx, notices) = async_channel::bounded(NOTICES);
@@ -82,6 +88,8 @@ impl Relay {
             notices: notice_tx,
             buf: vec![0; 65_536],
             emit_buf: vec![0; 65_536],
+            tap,
+            mesh_addr,
         };
         let task = smol::spawn(async move {
             driver.run(command_rx, captured).await;
@@ -232,6 +240,9 @@ struct Driver {
     notices: Sender<RelayNotice>,
     buf: Vec<u8>,
     emit_buf: Vec<u8>,
+    /// The key log and capture of the mesh traffic (not the segment's), when on.
+    tap: Option<std::sync::Arc<Tap>>,
+    mesh_addr: SocketAddr,
 }
 
 impl Driver {
@@ -283,8 +294,11 @@ impl Driver {
                     }
                 }
                 Wake::Mesh(Ok((n, from))) => {
-                    self.core
-                        .handle_datagram(now, from, rx.get(..n).unwrap_or_default());
+                    let datagram = rx.get(..n).unwrap_or_default();
+                    if let Some(tap) = &self.tap {
+                        tap.datagram(self.mesh_addr, from, true, datagram);
+                    }
+                    self.core.handle_datagram(now, from, datagram);
                 }
                 // ICMP errors of earlier sends (a peer down) surface here; keep reading.
                 Wake::Mesh(Err(e)) => tracing::debug!("relay mesh recv: {e}"),
@@ -297,10 +311,16 @@ impl Driver {
     /// Sends, emits and reports everything the relay has for us.
     async fn drain(&mut self) {
         let now = self.clock.now();
+        if let Some(tap) = &self.tap {
+            tap.drain_secrets(&mut self.core);
+        }
         while let Some(t) = self.core.poll_transmit(now, &mut self.buf) {
             let datagram = self.buf.get(..t.len).unwrap_or_default();
             if let Err(e) = self.mesh.send_to(datagram, t.destination).await {
                 tracing::debug!("relay mesh send to {}: {e}", t.destination);
+            }
+            if let Some(tap) = &self.tap {
+                tap.datagram(self.mesh_addr, t.destination, false, datagram);
             }
         }
         while let Some(e) = self.core.poll_emit(&mut self.emit_buf) {

@@ -31,7 +31,8 @@ fn the_key_log_opens_the_captured_sessions_of_every_suite() {
     if let Some(capture) = std::env::var_os(CHILD) {
         return sessions(Path::new(&capture));
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tap-smol-{}", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tap-smol-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let keylog = dir.join("keys.log");
@@ -51,7 +52,10 @@ fn the_key_log_opens_the_captured_sessions_of_every_suite() {
     );
 
     let secrets = read_key_log(&keylog).unwrap();
-    assert!(secrets.len() >= 3, "one secret per suite at least: {secrets:?}");
+    assert!(
+        secrets.len() >= 3,
+        "one secret per suite at least: {secrets:?}"
+    );
     let packets = pcapng::read(&std::fs::read(&capture).unwrap());
     // Every datagram is captured twice, as sent and as received (both ends are here).
     assert!(packets.len() >= 12, "{} packets", packets.len());
@@ -88,7 +92,10 @@ fn the_key_log_opens_the_captured_sessions_of_every_suite() {
             );
         }
     }
-    assert!(opened(false).is_empty(), "nothing opens without the key log");
+    assert!(
+        opened(false).is_empty(),
+        "nothing opens without the key log"
+    );
 }
 
 /// The child: a capture, then one session and call per suite, each with its own server.
@@ -96,7 +103,10 @@ fn sessions(capture: &Path) {
     assert!(std::env::var_os(KEYLOG_ENV).is_some());
     pavillion_smol::tap::capture_to(capture).unwrap();
     smol::block_on(async {
-        for (i, suite) in [Suite::Psk, Suite::Ecc, Suite::NoiseIk].into_iter().enumerate() {
+        for (i, suite) in [Suite::Psk, Suite::Ecc, Suite::NoiseIk]
+            .into_iter()
+            .enumerate()
+        {
             let id = ClientId([i as u8 + 1; 16]);
             let (sc, cc) = configs(id, suite);
             let server = Server::bind("127.0.0.1:0", sc).await.unwrap();

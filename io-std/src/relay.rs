@@ -20,6 +20,7 @@ use pavillion_io::relay::Command;
 use pavillion_io::relay::{self, EmitStep, NOTICES};
 pub use pavillion_io::relay::{Emitted, RelayNotice, RelayOptions, SegmentOptions};
 use pavillion_io::segment::{self, Emission};
+use pavillion_io::tap::Tap;
 use pavillion_io::{OpenError, StdClock};
 use pavillion_proto::endpoint::{
     Emit, LocalDatagram, PeerStatus, Relay as Core, RelayId, RelayPeer, RelayStats, Scope, Stats,
@@ -78,7 +79,12 @@ impl Relay {
             sockets.push((s, c.scope, c.port));
         }
         let clock = StdClock::new();
-        let core = Core::new(options.config);
+        let mut core = Core::new(options.config);
+        // The key log and capture of the mesh, if this process writes them.
+        let tap = Tap::for_driver();
+        if let Some(tap) = &tap {
+            tap.attach(&mut core);
+        }
         let id = core.id();
         let (commands, command_rx) = mpsc::channel();
         let (notice_tx, notices) = mpsc::sync_channel(NOTICES);
@@ -93,6 +99,8 @@ impl Relay {
             notices: notice_tx,
             buf: vec![0; 65_536],
             emit_buf: vec![0; 65_536],
+            tap,
+            mesh_addr,
         };
         let thread = std::thread::Builder::new()
             .name("pavillion-relay".into())
@@ -218,6 +226,9 @@ struct Driver {
     notices: SyncSender<RelayNotice>,
     buf: Vec<u8>,
     emit_buf: Vec<u8>,
+    /// The key log and capture of the mesh traffic (not the segment's), when on.
+    tap: Option<Arc<Tap>>,
+    mesh_addr: SocketAddr,
 }
 
 impl Driver {
@@ -272,6 +283,9 @@ impl Driver {
         loop {
             match self.mesh.recv_from(&mut self.buf) {
                 Ok((n, from)) => {
+                    if let Some(tap) = &self.tap {
+                        tap.datagram(self.mesh_addr, from, true, &self.buf[..n]);
+                    }
                     let now = self.clock.now();
                     self.core.handle_datagram(now, from, &self.buf[..n]);
                     self.drain();
@@ -317,9 +331,15 @@ impl Driver {
     /// Sends, emits and reports everything the relay has for us.
     fn drain(&mut self) {
         let now = self.clock.now();
+        if let Some(tap) = &self.tap {
+            tap.drain_secrets(&mut self.core);
+        }
         while let Some(t) = self.core.poll_transmit(now, &mut self.buf) {
             if let Err(e) = self.mesh.send_to(&self.buf[..t.len], t.destination) {
                 tracing::debug!("relay mesh send to {}: {e}", t.destination);
+            }
+            if let Some(tap) = &self.tap {
+                tap.datagram(self.mesh_addr, t.destination, false, &self.buf[..t.len]);
             }
         }
         while let Some(e) = self.core.poll_emit(&mut self.emit_buf) {

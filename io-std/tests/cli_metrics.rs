@@ -92,7 +92,10 @@ impl Serve {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.stderr.recv_timeout(left).expect("no metrics line on stderr");
+            let line = self
+                .stderr
+                .recv_timeout(left)
+                .expect("no metrics line on stderr");
             if let Some(rest) = line.strip_prefix("metrics on http://") {
                 return rest.strip_suffix("/metrics").unwrap().parse().unwrap();
             }
@@ -208,7 +211,10 @@ fn serve_metrics_are_scraped_after_a_call_and_stats_print_rtt_percentiles() {
         assert!(Instant::now() < deadline, "not counted in time: {m:?}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(after["pavillion_handshakes_total{role=\"server\"}"] >= 3.0, "{after:?}");
+    assert!(
+        after["pavillion_handshakes_total{role=\"server\"}"] >= 3.0,
+        "{after:?}"
+    );
     assert!(after["pavillion_sessions{role=\"server\"}"] >= 1.0);
     assert!(after["pavillion_datagrams_received_total{role=\"server\"}"] >= 4.0);
     let count = after["pavillion_rtt_seconds_count{role=\"server\"}"];
@@ -229,7 +235,10 @@ fn serve_metrics_are_scraped_after_a_call_and_stats_print_rtt_percentiles() {
     };
     let p = |k: &str| stats["rtt"][k].as_u64().unwrap();
     assert!(p("p50_us") > 0 && p("p50_us") <= p("p90_us") && p("p90_us") <= p("p99_us"));
-    assert!(p("p99_us") < 1_000_000, "loopback RTT under a second: {stats}");
+    assert!(
+        p("p99_us") < 1_000_000,
+        "loopback RTT under a second: {stats}"
+    );
     assert!(stats["drops"]["bad_magic"].as_u64().unwrap() >= 1);
 }
 
@@ -303,7 +312,10 @@ fn pcap_holds_the_calls_datagrams_both_ways_and_the_key_log_opens_them() {
     let server_addr: SocketAddr = addr.parse().unwrap();
     let out_n = packets.iter().filter(|p| p.to == server_addr).count();
     let in_n = packets.iter().filter(|p| p.from == server_addr).count();
-    assert!(out_n >= 2 && in_n >= 2, "{out_n} out, {in_n} in: {packets:?}");
+    assert!(
+        out_n >= 2 && in_n >= 2,
+        "{out_n} out, {in_n} in: {packets:?}"
+    );
     assert_eq!(out_n + in_n, packets.len(), "only the call's own traffic");
     let local = packets[0].from;
     assert!(local.ip().is_loopback() && local.port() != 0, "{local}");

@@ -26,7 +26,11 @@ fn u16_be(b: &[u8], at: usize) -> u16 {
 /// wants to know).
 pub fn read(file: &[u8]) -> Vec<Packet> {
     assert!(file.len() >= 12, "too short for a pcapng file");
-    assert_eq!(u32_at(file, 0), 0x0A0D_0D0A, "not a section header block first");
+    assert_eq!(
+        u32_at(file, 0),
+        0x0A0D_0D0A,
+        "not a section header block first"
+    );
     assert_eq!(u32_at(file, 8), 0x1A2B_3C4D, "not little-endian");
     let mut packets = Vec::new();
     let mut at = 0;
@@ -34,7 +38,10 @@ pub fn read(file: &[u8]) -> Vec<Packet> {
     while at < file.len() {
         let kind = u32_at(file, at);
         let len = u32_at(file, at + 4) as usize;
-        assert!(len >= 12 && len % 4 == 0 && at + len <= file.len(), "block length {len}");
+        assert!(
+            len >= 12 && len % 4 == 0 && at + len <= file.len(),
+            "block length {len}"
+        );
         assert_eq!(u32_at(file, at + len - 4) as usize, len, "trailing length");
         let body = &file[at + 8..at + len - 4];
         match kind {
@@ -53,13 +60,21 @@ pub fn read(file: &[u8]) -> Vec<Packet> {
                         assert_eq!(ip[9], 17, "not UDP");
                         let a: [u8; 4] = ip[12..16].try_into().unwrap();
                         let b: [u8; 4] = ip[16..20].try_into().unwrap();
-                        (Ipv4Addr::from(a).into(), Ipv4Addr::from(b).into(), &ip[ihl..])
+                        (
+                            Ipv4Addr::from(a).into(),
+                            Ipv4Addr::from(b).into(),
+                            &ip[ihl..],
+                        )
                     }
                     6 => {
                         assert_eq!(ip[6], 17, "not UDP");
                         let a: [u8; 16] = ip[8..24].try_into().unwrap();
                         let b: [u8; 16] = ip[24..40].try_into().unwrap();
-                        (Ipv6Addr::from(a).into(), Ipv6Addr::from(b).into(), &ip[40..])
+                        (
+                            Ipv6Addr::from(a).into(),
+                            Ipv6Addr::from(b).into(),
+                            &ip[40..],
+                        )
                     }
                     v => panic!("IP version {v}"),
                 };

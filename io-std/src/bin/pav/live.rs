@@ -30,9 +30,8 @@ pub(crate) fn start_metrics(
     addr: SocketAddr,
     serve: impl FnOnce(SocketAddr) -> io::Result<MetricsServer>,
 ) -> Result<MetricsServer, Failure> {
-    let server = serve(addr).map_err(|e| {
-        Failure::failed("metrics", format!("cannot serve metrics on {addr}: {e}"))
-    })?;
+    let server = serve(addr)
+        .map_err(|e| Failure::failed("metrics", format!("cannot serve metrics on {addr}: {e}")))?;
     eprintln!("metrics on http://{}/metrics", server.local_addr());
     Ok(server)
 }
