@@ -25,6 +25,7 @@
 //! A key log defeats the protocol's confidentiality for every session it lists: it exists for
 //! debugging on a bench, and the adapters warn loudly when one is being written.
 
+use alloc::collections::VecDeque;
 use core::fmt;
 
 /// At most this many secrets wait in an endpoint's queue; older ones are dropped first.
@@ -77,14 +78,61 @@ pub enum SessionSecret {
 impl fmt::Debug for SessionSecret {
     /// Never prints key bytes: a secret that reaches a log by `{:?}` must not leak.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!("H1: name the variant and the indices/ids only")
+        match self {
+            SessionSecret::Reference { suite, .. } => f
+                .debug_struct("Reference")
+                .field("suite", suite)
+                .finish_non_exhaustive(),
+            SessionSecret::Noise {
+                to_server_index,
+                to_client_index,
+                ..
+            } => f
+                .debug_struct("Noise")
+                .field("to_server_index", &format_args!("{to_server_index:08x}"))
+                .field("to_client_index", &format_args!("{to_client_index:08x}"))
+                .finish_non_exhaustive(),
+            SessionSecret::Group { sender, key_id, .. } => f
+                .debug_struct("Group")
+                .field("sender", &format_args!("{sender:016x}"))
+                .field("key_id", key_id)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
 impl fmt::Display for SessionSecret {
     /// The key log line, without a line terminator.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!("H1")
+        match self {
+            SessionSecret::Reference {
+                suite,
+                to_server,
+                to_client,
+            } => {
+                let label = match suite {
+                    ReferenceSuite::Psk => LABEL_S1,
+                    ReferenceSuite::Ecc => LABEL_S2,
+                };
+                write!(f, "{label} {} {}", Hex(to_server), Hex(to_client))
+            }
+            SessionSecret::Noise {
+                to_server_index,
+                to_server,
+                to_client_index,
+                to_client,
+            } => write!(
+                f,
+                "{LABEL_S3} {to_server_index:08x} {} {to_client_index:08x} {}",
+                Hex(to_server),
+                Hex(to_client)
+            ),
+            SessionSecret::Group {
+                sender,
+                key_id,
+                key,
+            } => write!(f, "{LABEL_GROUP} {sender:016x} {key_id:08x} {}", Hex(key)),
+        }
     }
 }
 
@@ -110,13 +158,158 @@ pub enum KeyLogError {
 
 impl fmt::Display for KeyLogError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!("H1")
+        match self {
+            KeyLogError::UnknownLabel => f.write_str("unknown key log label"),
+            KeyLogError::FieldCount { expected, found } => {
+                write!(f, "expected {expected} fields, found {found}")
+            }
+            KeyLogError::BadHex { field } => {
+                write!(f, "field {field} is not hex of the right length")
+            }
+        }
     }
+}
+
+impl core::error::Error for KeyLogError {}
+
+const LABEL_S1: &str = "PAVILLION_S1";
+const LABEL_S2: &str = "PAVILLION_S2";
+const LABEL_S3: &str = "PAVILLION_S3";
+const LABEL_GROUP: &str = "PAVILLION_S3_GROUP";
+
+/// Lower-case hex of a key, without allocating (the crate is `no_std`).
+struct Hex<'a>(&'a [u8; 32]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Exactly `2 * N` hex digits into `N` bytes.
+fn hex_array<const N: usize>(word: &str, field: usize) -> Result<[u8; N], KeyLogError> {
+    let bytes = word.as_bytes();
+    if bytes.len() != 2 * N {
+        return Err(KeyLogError::BadHex { field });
+    }
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        match (hex_digit(pair[0]), hex_digit(pair[1])) {
+            (Some(h), Some(l)) => *o = (h << 4) | l,
+            _ => return Err(KeyLogError::BadHex { field }),
+        }
+    }
+    Ok(out)
+}
+
+fn hex_u32(word: &str, field: usize) -> Result<u32, KeyLogError> {
+    hex_array::<4>(word, field).map(u32::from_be_bytes)
+}
+
+fn hex_u64(word: &str, field: usize) -> Result<u64, KeyLogError> {
+    hex_array::<8>(word, field).map(u64::from_be_bytes)
 }
 
 impl SessionSecret {
     /// Reads one line of a key log: `Ok(None)` for a blank or comment line.
     pub fn parse_line(line: &str) -> Result<Option<Self>, KeyLogError> {
-        todo!("H1")
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() || line.starts_with('#') {
+            return Ok(None);
+        }
+        // At most six words are looked at, so a long line costs no memory.
+        let mut words: [&str; 6] = [""; 6];
+        let mut found = 0usize;
+        for w in line.split(' ') {
+            if let Some(slot) = words.get_mut(found) {
+                *slot = w;
+            }
+            found = found.saturating_add(1);
+        }
+        let expected = match words[0] {
+            LABEL_S1 | LABEL_S2 => 3,
+            LABEL_S3 => 5,
+            LABEL_GROUP => 4,
+            _ => return Err(KeyLogError::UnknownLabel),
+        };
+        if found != expected {
+            return Err(KeyLogError::FieldCount { expected, found });
+        }
+        let secret = match words[0] {
+            LABEL_S1 | LABEL_S2 => SessionSecret::Reference {
+                suite: if words[0] == LABEL_S1 {
+                    ReferenceSuite::Psk
+                } else {
+                    ReferenceSuite::Ecc
+                },
+                to_server: hex_array(words[1], 1)?,
+                to_client: hex_array(words[2], 2)?,
+            },
+            LABEL_S3 => SessionSecret::Noise {
+                to_server_index: hex_u32(words[1], 1)?,
+                to_server: hex_array(words[2], 2)?,
+                to_client_index: hex_u32(words[3], 3)?,
+                to_client: hex_array(words[4], 4)?,
+            },
+            _ => SessionSecret::Group {
+                sender: hex_u64(words[1], 1)?,
+                key_id: hex_u32(words[2], 2)?,
+                key: hex_array(words[3], 3)?,
+            },
+        };
+        Ok(Some(secret))
     }
 }
+
+/// An endpoint's queue of secrets for its driver: off (and empty) by default, bounded by
+/// [`MAX_QUEUED_SECRETS`] with the oldest dropped first.
+#[derive(Debug, Default)]
+pub(crate) struct SecretQueue {
+    on: bool,
+    queue: VecDeque<SessionSecret>,
+}
+
+impl SecretQueue {
+    /// Turns logging on or off; off forgets what was queued, so no key lingers in memory.
+    pub(crate) fn set(&mut self, on: bool) {
+        self.on = on;
+        if !on {
+            self.queue = VecDeque::new();
+        }
+    }
+
+    /// Whether secrets are being kept.
+    pub(crate) fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Queues a secret while on; returns whether an older one had to make way.
+    pub(crate) fn push(&mut self, secret: SessionSecret) -> bool {
+        if !self.on {
+            return false;
+        }
+        let full = self.queue.len() >= MAX_QUEUED_SECRETS;
+        if full {
+            self.queue.pop_front();
+        }
+        self.queue.push_back(secret);
+        full
+    }
+
+    /// The oldest queued secret.
+    pub(crate) fn pop(&mut self) -> Option<SessionSecret> {
+        self.queue.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests;

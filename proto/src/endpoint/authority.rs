@@ -476,12 +476,12 @@ impl Authority {
 
     /// Turns the key log on or off (off by default); see [`crate::keylog`].
     pub fn set_key_log(&mut self, on: bool) {
-        todo!("H1")
+        self.server.set_key_log(on);
     }
 
     /// The next session secret for the key log; `None` while the key log is off.
     pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
-        todo!("H1")
+        self.server.poll_secret()
     }
 
     /// Ends every session (members see the authority leave at once).

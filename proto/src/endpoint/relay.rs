@@ -577,12 +577,18 @@ impl Relay {
 
     /// Turns the key log on or off (off by default); see [`crate::keylog`].
     pub fn set_key_log(&mut self, on: bool) {
-        todo!("H1")
+        // The server's flag is the relay's: peers' clients made later copy it (`mesh`).
+        self.server.set_key_log(on);
+        for p in self.peers.values_mut() {
+            p.client.set_key_log(on);
+        }
     }
 
     /// The next session secret for the key log; `None` while the key log is off.
     pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
-        todo!("H1")
+        self.server
+            .poll_secret()
+            .or_else(|| self.peers.values_mut().find_map(|p| p.client.poll_secret()))
     }
 
     /// Every known peer relay, configured or learned.

@@ -10,6 +10,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{Encoded, Outgoing, Stats, Transmit};
+use crate::keylog::{SecretQueue, SessionSecret};
 use crate::time::Instant;
 use crate::wire;
 
@@ -25,6 +26,8 @@ pub(crate) struct Shared<E> {
     scratch: Vec<u8>,
     /// The latest time seen; time never goes backwards, even if the driver's clock does.
     pub(crate) last_now: Instant,
+    /// Session secrets for the key log (off by default, see [`crate::keylog`]).
+    pub(crate) secrets: SecretQueue,
 }
 
 impl<E> Shared<E> {
@@ -35,6 +38,15 @@ impl<E> Shared<E> {
             stats: Stats::default(),
             scratch: vec![0; wire::MAX_DATAGRAM],
             last_now: Instant::ZERO,
+            secrets: SecretQueue::default(),
+        }
+    }
+
+    /// Queues the secret `make` builds if the key log is on; with it off, `make` never runs,
+    /// so logging costs one branch.
+    pub(crate) fn log_secret(&mut self, make: impl FnOnce() -> SessionSecret) {
+        if self.secrets.is_on() && self.secrets.push(make()) {
+            self.stats.secrets_dropped += 1;
         }
     }
 

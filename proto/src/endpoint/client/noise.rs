@@ -33,6 +33,7 @@ use crate::features::group::{delivery_to, DeliveryDone, GroupState};
 use crate::handshake::noise::Established;
 use crate::handshake::noise_initiator::{initiator_keys, ClientNoise};
 use crate::id::Counter;
+use crate::keylog::SessionSecret;
 use crate::reliability::{Due, InFlight, Payload, Reply};
 use crate::session::replay::ReplayWindow;
 use crate::session::{KeyUsed, NoiseRecord, Route, Session, TxKey};
@@ -146,6 +147,12 @@ impl Client {
         epoch: u64,
     ) {
         let TransportKeys { send, recv } = keys;
+        self.shared.log_secret(|| SessionSecret::Noise {
+            to_server_index: remote.0,
+            to_server: *send.as_bytes(),
+            to_client_index: local.0,
+            to_client: *recv.as_bytes(),
+        });
         let send = TxKey::Noise {
             key: send,
             receiver: remote,
@@ -301,11 +308,28 @@ impl Client {
         if !started {
             return;
         }
+        self.log_group_keys();
         // Every server we hold a session with gets it now, over the keys it has: one whose
         // answer to this round is lost must hold it too before we seal with it.
         let all: Vec<SocketAddr> = self.servers.keys().copied().collect();
         for to in all {
             self.deliver_group_keys(now, to, false);
+        }
+    }
+
+    /// Multicast: queues our group keys (the one we seal with, and the next while we rotate)
+    /// for the key log.
+    pub(super) fn log_group_keys(&mut self) {
+        let Some(g) = self.noise.as_ref().and_then(|n| n.group.as_deref()) else {
+            return;
+        };
+        let sender = g.sender.0;
+        for (id, key) in core::iter::once(&g.current).chain(g.next.as_ref()) {
+            self.shared.log_secret(|| SessionSecret::Group {
+                sender,
+                key_id: id.0,
+                key: *key.as_bytes(),
+            });
         }
     }
 

@@ -13,6 +13,7 @@ use crate::crypto::{ct_eq, SecretBoxKey};
 use crate::handshake::rounds::{Connecting, Rounds, Trigger, Unconfirmed};
 use crate::handshake::{client as hs, HandshakeError};
 use crate::id::Counter;
+use crate::keylog::{ReferenceSuite, SessionSecret};
 use crate::session::remote_server::RemoteServer;
 use crate::session::{RxKey, Session};
 use crate::table::oldest_by;
@@ -234,6 +235,15 @@ impl Client {
         session_id: [u8; 16],
         client_info: Setup,
     ) {
+        let suite = match self.config.credentials {
+            ClientCredentials::Psk(_) => ReferenceSuite::Psk,
+            _ => ReferenceSuite::Ecc,
+        };
+        self.shared.log_secret(|| SessionSecret::Reference {
+            suite,
+            to_server: *self.cs_key.danger_as_bytes(),
+            to_client: *rx.danger_as_bytes(),
+        });
         self.make_room_for(from);
         let old = self.servers.remove(&from);
         if old.as_ref().is_some_and(|o| !o.up) {

@@ -71,6 +71,7 @@ impl Member {
         c.limits.down_timeout = l.down_after;
         c.index_prefix = Some(slot);
         let mut client = Client::new(c);
+        client.set_key_log(self.server.key_log_on());
         client.handle_timeout(now);
         if let Some(mut old) = self.peers.remove(&peer) {
             // A client replaced (its member moved) ends its calls and messages here, so that

@@ -98,6 +98,7 @@ impl Relay {
         c.limits.down_timeout = l.down_after;
         c.index_prefix = Some(slot);
         let mut client = Client::new(c);
+        client.set_key_log(self.server.key_log_on());
         client.handle_timeout(now);
         self.peers.insert(
             id,

@@ -28,6 +28,7 @@
 //! with its old counter is still recognised as a duplicate.
 
 use crate::endpoint::shared;
+use crate::keylog::SessionSecret;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -175,6 +176,11 @@ impl Server {
             // Suites 1 and 2 share their client's key with the whole group already.
             return self.shared.stats.drop(DropReason::Unsupported);
         };
+        self.shared.log_secret(|| SessionSecret::Group {
+            sender: sender.0,
+            key_id: key_id.0,
+            key: *key,
+        });
         let key = ChaChaKey::from_bytes(*key);
         if self
             .noise
@@ -255,6 +261,12 @@ impl Server {
         let Ok(keys) = read.respond(connection, local, i.sender, &mut message) else {
             return self.shared.stats.drop(DropReason::BadHandshake);
         };
+        self.shared.log_secret(|| SessionSecret::Noise {
+            to_server_index: keys.local.0,
+            to_server: *keys.recv.as_bytes(),
+            to_client_index: keys.remote.0,
+            to_client: *keys.send.as_bytes(),
+        });
         match (live, continuing.is_some()) {
             (Some(addr), true) => {
                 let replaced = self

@@ -16,6 +16,7 @@ use crate::endpoint::{DropReason, FailReason, Outgoing, ServerEvent};
 use crate::handshake::responder::{Refused, SetupResponder};
 use crate::handshake::{HandshakeError, SessionKeys};
 use crate::id::ClientId;
+use crate::keylog::{ReferenceSuite, SessionSecret};
 use crate::reliability::Payload;
 use crate::session::{RxKey, Session, TxKey};
 use crate::time::Instant;
@@ -114,6 +115,16 @@ impl Server {
         keys: SessionKeys,
     ) {
         let session_id = keys.session_id;
+        let suite = if self.config.psk_clients.contains_key(&client_id) {
+            ReferenceSuite::Psk
+        } else {
+            ReferenceSuite::Ecc
+        };
+        self.shared.log_secret(|| SessionSecret::Reference {
+            suite,
+            to_server: *keys.client_to_server.danger_as_bytes(),
+            to_client: *keys.server_to_client.danger_as_bytes(),
+        });
         match self.sessions.get_mut(&from) {
             // The same client process (same C>S key) handshaking again, for example after a
             // spoofed op 4: keep the replay window, so that nothing it already sent can be
