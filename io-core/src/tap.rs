@@ -124,7 +124,10 @@ impl Tap {
         let p = guard.get_or_insert_with(Process::default);
         if !p.env_read {
             p.env_read = true;
-            match KeyLogFile::from_env() {
+            // As `KeyLogFile::from_env`, read here so that a process without the variable
+            // never touches the key log code at all.
+            let named = std::env::var_os(KEYLOG_ENV).filter(|p| !p.is_empty());
+            match named.map(|p| KeyLogFile::open(Path::new(&p))) {
                 Some(Ok(file)) => {
                     eprintln!("{KEYLOG_WARNING}");
                     tracing::warn!(path = %file.path().display(), "{KEYLOG_WARNING}");

@@ -208,7 +208,12 @@ fn serve_metrics_are_scraped_after_a_call_and_stats_print_rtt_percentiles() {
         if done {
             break m;
         }
-        assert!(Instant::now() < deadline, "not counted in time: {m:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not counted in time: bad_magic {:?}, rtt count {:?}",
+            m.get("pavillion_drops_total{role=\"server\",reason=\"bad_magic\"}"),
+            m.get("pavillion_rtt_seconds_count{role=\"server\"}")
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(

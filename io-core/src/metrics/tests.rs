@@ -345,7 +345,7 @@ fn the_server_answers_metrics_404_and_oversized_requests_then_stops_when_dropped
     assert!(exchange(addr, b"GET /other HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
     assert!(exchange(addr, b"DELETE /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
     let mut big = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
-    big.extend(std::iter::repeat(b'a').take(MAX_REQUEST + 10));
+    big.extend(std::iter::repeat_n(b'a', MAX_REQUEST + 10));
     assert!(exchange(addr, &big).starts_with("HTTP/1.1 431 "));
     let head = exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
     assert!(
