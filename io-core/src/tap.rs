@@ -130,7 +130,8 @@ impl Tap {
             match named.map(|p| KeyLogFile::open(Path::new(&p))) {
                 Some(Ok(file)) => {
                     eprintln!("{KEYLOG_WARNING}");
-                    tracing::warn!(path = %file.path().display(), "{KEYLOG_WARNING}");
+                    // Not the warning again: with a subscriber on stderr it would print twice.
+                    tracing::warn!(path = %file.path().display(), "writing session keys to a key log file");
                     p.key_log = Some(Arc::new(Mutex::new(file)));
                 }
                 Some(Err(e)) => {
