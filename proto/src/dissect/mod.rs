@@ -22,11 +22,25 @@
 //! assert_eq!(x.layer, Layer::Garbage);
 //! ```
 
-use alloc::string::String;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use crate::keylog::SessionSecret;
+use crate::crypto::noise::ChaChaKey;
+use crate::crypto::{SecretBoxKey, SessionCipher};
+use crate::id::Counter;
+use crate::keylog::{ReferenceSuite, SessionSecret};
+use crate::wire::noise::{NoisePacket, DATA_HEADER_LEN, GROUP_HEADER_LEN};
+use crate::wire::{App, Datagram, SessionPacket, Setup, HEADER_LEN, MAX_DATAGRAM};
+
+mod app;
+mod label;
+mod packets;
+#[cfg(test)]
+mod tests;
+
+pub use app::{op_name, PAYLOAD_PREVIEW};
 
 /// At most this many address pairs remember which key last opened their packets.
 pub const MAX_CONVERSATIONS: usize = 4096;
@@ -154,14 +168,62 @@ pub struct Dissection {
 impl Dissection {
     /// The value of the first field called `name`.
     pub fn field(&self, name: &str) -> Option<&Value> {
-        self.fields.iter().find(|f| f.name == name).map(|f| &f.value)
+        self.fields
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| &f.value)
     }
 
     /// A short label for a chart arrow: the name with its most telling fields, for example
     /// `reliable_message #7 sensors/temp`, `ack 7`, `rpc_call #9 fn=401`, `rpc_response #9 ok`,
     /// `segment 3/12`, `initiation idx=1a2b3c4d`, `encrypted ctr=12`.
+    ///
+    /// The full list is `docs/DECODE.md` §1.5.
     pub fn label(&self) -> String {
-        todo!("H1")
+        label::label(self)
+    }
+
+    fn garbage(error: &crate::wire::Error) -> Dissection {
+        Dissection {
+            suite: None,
+            layer: Layer::Garbage,
+            counter: None,
+            op: None,
+            name: "garbage",
+            decryption: Decryption::Clear,
+            fields: Vec::new(),
+            error: Some(error.to_string()),
+        }
+    }
+
+    /// A sealed packet before any key is tried: `encrypted`, with the header's fields.
+    fn sealed(suite: Option<SuiteNumber>, layer: Layer, counter: Counter, op: Option<u8>) -> Self {
+        Dissection {
+            suite,
+            layer,
+            counter: Some(counter.0),
+            op,
+            name: "encrypted",
+            decryption: Decryption::NoKey,
+            fields: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Fills in what an opened plaintext says.
+    fn opened(&mut self, direction: Direction, plaintext: &[u8]) {
+        self.decryption = Decryption::Opened(direction);
+        self.op = plaintext.first().copied();
+        match App::parse(plaintext) {
+            Ok(app) => {
+                self.name = op_name(app.opcode());
+                self.fields.extend(app::fields(&app));
+            }
+            Err(e) => {
+                self.name = self.op.map_or("unknown_op", op_name);
+                self.error = Some(e.to_string());
+            }
+        }
     }
 }
 
@@ -176,36 +238,315 @@ pub struct DissectorStats {
     pub secrets_ignored: u64,
 }
 
+/// A suite 1/2 key of one direction.
+#[derive(Debug)]
+struct ReferenceKey {
+    suite: ReferenceSuite,
+    direction: Direction,
+    key: SecretBoxKey,
+}
+
 /// Decodes datagrams with the secrets it was given.
 #[derive(Debug, Default)]
 pub struct Dissector {
-    _todo: (),
+    /// The line of every secret held, to ignore duplicates (endpoints log the same keys
+    /// more than once: both ends, and a client's fixed C>S key on every re-handshake).
+    held: BTreeSet<String>,
+    /// Suites 1 and 2: every key of either direction, oldest first.
+    reference: Vec<ReferenceKey>,
+    /// The keys in `reference`, by (suite 2?, to client?) and bytes, to hold each once.
+    reference_held: BTreeSet<((bool, bool), [u8; 32])>,
+    /// Suite 3: the keys of each receiver index, newest last.
+    noise: BTreeMap<u32, Vec<(Direction, ChaChaKey)>>,
+    /// Suite 3 multicast: a group key by (sender, key id).
+    groups: BTreeMap<(u64, u32), ChaChaKey>,
+    /// Which `reference` key last opened a packet from one address to another.
+    conversations: BTreeMap<(SocketAddr, SocketAddr), usize>,
+    stats: DissectorStats,
+    /// Decryption scratch: the ciphertext is opened in place in a copy.
+    scratch: Vec<u8>,
 }
 
 impl Dissector {
     /// A dissector with no keys: session packets stay [`Decryption::NoKey`].
     pub fn new() -> Self {
-        todo!("H1")
+        Dissector::default()
     }
 
     /// Adds one secret (duplicates are ignored).
     pub fn add_secret(&mut self, secret: SessionSecret) {
-        todo!("H1")
+        let line = secret.to_string();
+        if self.held.contains(&line) {
+            return;
+        }
+        if self.held.len() >= MAX_SECRETS {
+            self.stats.secrets_ignored += 1;
+            return;
+        }
+        self.held.insert(line);
+        match secret {
+            SessionSecret::Reference {
+                suite,
+                to_server,
+                to_client,
+            } => {
+                for (direction, key) in [
+                    (Direction::ToServer, to_server),
+                    (Direction::ToClient, to_client),
+                ] {
+                    // A client's C>S key repeats across its sessions: hold it once.
+                    let tag = (
+                        suite == ReferenceSuite::Ecc,
+                        direction == Direction::ToClient,
+                    );
+                    if self.reference_held.insert((tag, key)) {
+                        self.reference.push(ReferenceKey {
+                            suite,
+                            direction,
+                            key: SecretBoxKey::from_bytes(key),
+                        });
+                    }
+                }
+            }
+            SessionSecret::Noise {
+                to_server_index,
+                to_server,
+                to_client_index,
+                to_client,
+            } => {
+                for (index, direction, key) in [
+                    (to_server_index, Direction::ToServer, to_server),
+                    (to_client_index, Direction::ToClient, to_client),
+                ] {
+                    let keys = self.noise.entry(index).or_default();
+                    keys.push((direction, ChaChaKey::from_bytes(key)));
+                }
+            }
+            SessionSecret::Group {
+                sender,
+                key_id,
+                key,
+            } => {
+                self.groups
+                    .insert((sender, key_id), ChaChaKey::from_bytes(key));
+            }
+        }
     }
 
     /// How many distinct secrets it holds.
     pub fn secret_count(&self) -> usize {
-        todo!("H1")
+        self.held.len()
     }
 
     /// What it did so far.
     pub fn stats(&self) -> DissectorStats {
-        todo!("H1")
+        self.stats
     }
 
     /// Decodes one datagram sent from `from` to `to`. The addresses only pick the key to try
     /// first for suites 1 and 2; a wrong guess costs time, never a wrong answer.
     pub fn dissect(&mut self, from: SocketAddr, to: SocketAddr, datagram: &[u8]) -> Dissection {
-        todo!("H1")
+        let parsed = match Datagram::parse(datagram) {
+            Ok(p) => p,
+            Err(e) => return Dissection::garbage(&e),
+        };
+        let d = match parsed {
+            Datagram::Setup(s) => setup(&s),
+            Datagram::Session(p) => self.reference_session(from, to, datagram, &p),
+            Datagram::Noise(n) => self.noise(datagram, &n),
+        };
+        if matches!(d.layer, Layer::Session | Layer::Group) {
+            match d.decryption {
+                Decryption::Opened(_) => self.stats.opened += 1,
+                _ => self.stats.unopened += 1,
+            }
+        }
+        d
+    }
+
+    /// Opens `packet` under `key` into the scratch buffer; the plaintext's length on success.
+    fn open(
+        scratch: &mut Vec<u8>,
+        key: &impl SessionCipher,
+        header: &[u8],
+        packet: &SessionPacket<'_>,
+    ) -> Option<usize> {
+        let n = packet.ciphertext.len();
+        if n > MAX_DATAGRAM {
+            return None;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(packet.ciphertext);
+        key.open_in_place(packet.counter, header, packet.tag, scratch)
+            .ok()
+            .map(|()| n)
+    }
+
+    fn reference_session(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        datagram: &[u8],
+        packet: &SessionPacket<'_>,
+    ) -> Dissection {
+        let mut d = Dissection::sealed(None, Layer::Session, packet.counter, None);
+        let header = datagram.get(..HEADER_LEN).unwrap_or_default();
+        let cached = self.conversations.get(&(from, to)).copied();
+        let order = cached
+            .into_iter()
+            .chain((0..self.reference.len()).filter(|&i| Some(i) != cached));
+        let mut scratch = core::mem::take(&mut self.scratch);
+        let mut found = None;
+        for i in order {
+            let Some(k) = self.reference.get(i) else {
+                continue;
+            };
+            if let Some(n) = Self::open(&mut scratch, &k.key, header, packet) {
+                found = Some((i, n));
+                break;
+            }
+        }
+        if let Some((i, n)) = found {
+            let k = &self.reference[i];
+            d.suite = Some(match k.suite {
+                ReferenceSuite::Psk => SuiteNumber::Psk,
+                ReferenceSuite::Ecc => SuiteNumber::Ecc,
+            });
+            d.opened(k.direction, &scratch[..n]);
+            if cached != Some(i) {
+                if self.conversations.len() >= MAX_CONVERSATIONS {
+                    self.conversations.clear();
+                }
+                self.conversations.insert((from, to), i);
+            }
+        }
+        self.scratch = scratch;
+        d
+    }
+
+    fn noise(&mut self, datagram: &[u8], n: &NoisePacket<'_>) -> Dissection {
+        let handshake = |op: u8, name: &'static str, fields: Vec<Field>| Dissection {
+            suite: Some(SuiteNumber::Noise),
+            layer: Layer::Handshake,
+            counter: None,
+            op: Some(op),
+            name,
+            decryption: Decryption::Clear,
+            fields,
+            error: None,
+        };
+        match n {
+            NoisePacket::Initiation(i) => {
+                let mut fields = alloc::vec![
+                    packets::text("mode", packets::mode_name(i.mode)),
+                    packets::number("sender_index", u64::from(i.sender.0)),
+                    packets::bytes("cookie", &i.cookie),
+                ];
+                if let Some(id) = i.client_id {
+                    fields.push(packets::bytes("client_id", &id.0));
+                }
+                fields.push(packets::number("message_len", i.message.len() as u64));
+                handshake(1, "initiation", fields)
+            }
+            NoisePacket::Response(r) => handshake(
+                2,
+                "response",
+                alloc::vec![
+                    packets::number("sender_index", u64::from(r.sender.0)),
+                    packets::number("receiver_index", u64::from(r.receiver.0)),
+                    packets::number("message_len", r.message.len() as u64),
+                ],
+            ),
+            NoisePacket::CookieReply { receiver, cookie } => handshake(
+                3,
+                "cookie_reply",
+                alloc::vec![
+                    packets::number("receiver_index", u64::from(receiver.0)),
+                    packets::bytes("cookie", cookie),
+                ],
+            ),
+            NoisePacket::UnknownIndex { receiver } => handshake(
+                5,
+                "unknown_index",
+                alloc::vec![packets::number("receiver_index", u64::from(receiver.0))],
+            ),
+            NoisePacket::UnknownSender { sender, key } => handshake(
+                7,
+                "unknown_sender",
+                alloc::vec![
+                    packets::number("sender", sender.0),
+                    packets::number("key_id", u64::from(key.0)),
+                ],
+            ),
+            NoisePacket::Data { receiver, packet } => {
+                let suite = Some(SuiteNumber::Noise);
+                let mut d = Dissection::sealed(suite, Layer::Session, packet.counter, Some(4));
+                d.fields
+                    .push(packets::number("index", u64::from(receiver.0)));
+                let header = datagram.get(..DATA_HEADER_LEN).unwrap_or_default();
+                let mut scratch = core::mem::take(&mut self.scratch);
+                let keys = self.noise.get(&receiver.0).map(Vec::as_slice);
+                let opened = keys
+                    .unwrap_or_default()
+                    .iter()
+                    .rev()
+                    .find_map(|(dir, key)| {
+                        Self::open(&mut scratch, key, header, packet).map(|n| (*dir, n))
+                    });
+                if let Some((dir, n)) = opened {
+                    d.opened(dir, &scratch[..n]);
+                }
+                self.scratch = scratch;
+                d
+            }
+            NoisePacket::GroupData {
+                sender,
+                key,
+                packet,
+            } => {
+                let suite = Some(SuiteNumber::Noise);
+                let mut d = Dissection::sealed(suite, Layer::Group, packet.counter, Some(6));
+                d.fields.push(packets::number("sender", sender.0));
+                d.fields.push(packets::number("key_id", u64::from(key.0)));
+                let header = datagram.get(..GROUP_HEADER_LEN).unwrap_or_default();
+                let mut scratch = core::mem::take(&mut self.scratch);
+                let opened = self
+                    .groups
+                    .get(&(sender.0, key.0))
+                    .and_then(|k| Self::open(&mut scratch, k, header, packet));
+                if let Some(n) = opened {
+                    d.opened(Direction::ToServer, &scratch[..n]);
+                }
+                self.scratch = scratch;
+                d
+            }
+        }
+    }
+}
+
+/// A setup packet's dissection: its suite is the cipher byte where it has one, and the
+/// suite an opcode belongs to otherwise (op 2 is suite 1's, op 11 suite 2's).
+fn setup(s: &Setup) -> Dissection {
+    let (op, name, fields) = packets::setup(s);
+    let suite = match s {
+        Setup::NonceRequest(r) => Some(r.cipher),
+        Setup::PskClientInfo(i) => Some(i.cipher),
+        Setup::EccClientInfo(i) => Some(i.cipher),
+        Setup::PskNonce(_) => Some(crate::wire::CipherId::Psk),
+        Setup::EccNonce(_) => Some(crate::wire::CipherId::Ecc),
+        _ => None,
+    };
+    Dissection {
+        suite: suite.map(|c| match c {
+            crate::wire::CipherId::Psk => SuiteNumber::Psk,
+            crate::wire::CipherId::Ecc => SuiteNumber::Ecc,
+        }),
+        layer: Layer::Setup,
+        counter: Some(0),
+        op: Some(op),
+        name,
+        decryption: Decryption::Clear,
+        fields,
+        error: None,
     }
 }

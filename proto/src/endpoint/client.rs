@@ -40,6 +40,7 @@ mod assumed;
 mod authfail;
 mod durable;
 mod inbound;
+mod keylog;
 mod noise;
 mod ordered;
 mod reconnect;
@@ -519,18 +520,6 @@ impl Client {
     /// Counters of what this endpoint did.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
-    }
-
-    /// Turns the key log on or off (off by default); see [`crate::keylog`].
-    pub fn set_key_log(&mut self, on: bool) {
-        self.shared.secrets.set(on);
-        // Our group keys were made with the client, before anyone could turn the log on.
-        self.log_group_keys();
-    }
-
-    /// The next session secret for the key log; `None` while the key log is off.
-    pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
-        self.shared.secrets.pop()
     }
 
     /// The current RTT estimate.

@@ -50,6 +50,7 @@ mod budget;
 mod duplicates;
 mod durable;
 mod encode;
+mod keylog;
 mod noise;
 mod ordered_routes;
 mod peer;
@@ -447,22 +448,6 @@ impl Server {
     /// Counters of what this endpoint did.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
-    }
-
-    /// Turns the key log on or off (off by default); see [`crate::keylog`].
-    pub fn set_key_log(&mut self, on: bool) {
-        self.shared.secrets.set(on);
-    }
-
-    /// The next session secret for the key log; `None` while the key log is off.
-    pub fn poll_secret(&mut self) -> Option<crate::keylog::SessionSecret> {
-        self.shared.secrets.pop()
-    }
-
-    /// Whether the key log is on: roles that contain a server make their later clients
-    /// log like it.
-    pub(crate) fn key_log_on(&self) -> bool {
-        self.shared.secrets.is_on()
     }
 
     /// Number of established sessions.

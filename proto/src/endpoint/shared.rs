@@ -107,3 +107,52 @@ pub(crate) fn with_scratch<R: Sealer, T>(
     role.shared().return_scratch(scratch);
     result
 }
+
+/// The key log queue as every role uses it (`docs/DECODE.md` §2).
+#[cfg(test)]
+mod key_log_tests {
+    use alloc::vec::Vec;
+
+    use super::Shared;
+    use crate::keylog::{self, SessionSecret};
+
+    fn group(key_id: u32) -> SessionSecret {
+        SessionSecret::Group {
+            sender: 1,
+            key_id,
+            key: [9; 32],
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_and_counts_it() {
+        let mut shared = Shared::<()>::new();
+        shared.log_secret(|| group(0));
+        assert_eq!(shared.secrets.pop(), None, "off by default");
+        shared.secrets.set(true);
+        let extra = 6u32;
+        for i in 0..keylog::MAX_QUEUED_SECRETS as u32 + extra {
+            shared.log_secret(|| group(i));
+        }
+        assert_eq!(shared.stats.secrets_dropped, u64::from(extra));
+        let mut kept = Vec::new();
+        while let Some(s) = shared.secrets.pop() {
+            kept.push(s);
+        }
+        assert_eq!(kept.len(), keylog::MAX_QUEUED_SECRETS);
+        assert_eq!(kept[0], group(extra), "the oldest went first");
+        assert_eq!(
+            kept.last(),
+            Some(&group(keylog::MAX_QUEUED_SECRETS as u32 + extra - 1))
+        );
+    }
+
+    #[test]
+    fn with_the_log_off_the_secret_is_never_built() {
+        let mut shared = Shared::<()>::new();
+        shared.log_secret(|| unreachable!("built while off"));
+        shared.secrets.set(true);
+        shared.secrets.set(false);
+        shared.log_secret(|| unreachable!("built while off"));
+    }
+}

@@ -441,8 +441,9 @@ impl Outbox {
     }
 
     /// Records an answer from `from` to the exchange sent under `counter`. The first answer to
-    /// a never-retransmitted exchange feeds an RTT sample. `call` says whether the answer is an
-    /// RPC response (which only answers calls) or an ACK (which answers everything else).
+    /// a never-retransmitted exchange feeds an RTT sample, to `rtt` and to the endpoint's
+    /// `samples`. `call` says whether the answer is an RPC response (which only answers calls)
+    /// or an ACK (which answers everything else).
     pub(crate) fn on_reply(
         &mut self,
         counter: Counter,
@@ -450,6 +451,7 @@ impl Outbox {
         from: SocketAddr,
         now: Instant,
         rtt: &mut RttEstimator,
+        samples: &mut histogram::RttHistogram,
     ) -> Reply {
         let Some(pos) = self
             .position_of(counter)
@@ -464,6 +466,7 @@ impl Outbox {
         if e.acked.is_empty() && e.retransmissions == 0 {
             if let Some(sent) = e.first_sent {
                 rtt.on_sample(now - sent);
+                samples.record(now - sent);
             }
         }
         e.acked.push(from);

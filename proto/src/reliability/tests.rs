@@ -1,6 +1,7 @@
 use super::*;
 use crate::time::Duration;
 use alloc::vec;
+use histogram::RttHistogram;
 use rtt::RttConfig;
 
 fn msg() -> Payload {
@@ -69,6 +70,7 @@ fn a_retry_that_cannot_go_out_does_not_wake_the_driver() {
 fn reply_removes_and_samples_only_unretransmitted() {
     let mut rtt = RttEstimator::new(RttConfig::default());
     let mut o = Outbox::new(8, 8);
+    let mut hist = RttHistogram::default();
     let t0 = Instant::ZERO;
     for i in 1..=2 {
         o.push(i, msg(), false, t0 + Duration::from_secs(5))
@@ -78,7 +80,7 @@ fn reply_removes_and_samples_only_unretransmitted() {
     o.on_retransmit(2, t0, &rtt);
     let t1 = t0 + Duration::from_millis(3);
     assert!(
-        matches!(o.on_reply(Counter(102), false, addr(1), t1, &mut rtt), Reply::Complete(e) if e.id == 2)
+        matches!(o.on_reply(Counter(102), false, addr(1), t1, &mut rtt, &mut hist), Reply::Complete(e) if e.id == 2)
     );
     assert_eq!(
         rtt.samples(),
@@ -86,11 +88,14 @@ fn reply_removes_and_samples_only_unretransmitted() {
         "Karn: no sample from a retransmitted exchange"
     );
     assert!(
-        matches!(o.on_reply(Counter(101), false, addr(1), t1, &mut rtt), Reply::Complete(e) if e.id == 1)
+        matches!(o.on_reply(Counter(101), false, addr(1), t1, &mut rtt, &mut hist), Reply::Complete(e) if e.id == 1)
     );
     assert_eq!(rtt.samples(), 1);
+    // The endpoint's histogram gets the same samples as the estimator, and only those.
+    assert_eq!(hist.count(), 1);
+    assert_eq!(hist.sum(), Duration::from_millis(3));
     assert!(matches!(
-        o.on_reply(Counter(101), false, addr(1), t1, &mut rtt),
+        o.on_reply(Counter(101), false, addr(1), t1, &mut rtt, &mut hist),
         Reply::Unknown
     ));
     assert!(o.is_empty());
@@ -105,15 +110,36 @@ fn multicast_exchange_completes_when_every_expected_receiver_answered() {
         .unwrap();
     o.on_first_transmit(1, Counter(5), vec![addr(1), addr(2), addr(3)], t0, &rtt);
     assert!(matches!(
-        o.on_reply(Counter(5), false, addr(2), t0, &mut rtt),
+        o.on_reply(
+            Counter(5),
+            false,
+            addr(2),
+            t0,
+            &mut rtt,
+            &mut RttHistogram::default()
+        ),
         Reply::Partial
     ));
     assert!(matches!(
-        o.on_reply(Counter(5), false, addr(2), t0, &mut rtt),
+        o.on_reply(
+            Counter(5),
+            false,
+            addr(2),
+            t0,
+            &mut rtt,
+            &mut RttHistogram::default()
+        ),
         Reply::Partial
     ));
     assert!(matches!(
-        o.on_reply(Counter(5), false, addr(1), t0, &mut rtt),
+        o.on_reply(
+            Counter(5),
+            false,
+            addr(1),
+            t0,
+            &mut rtt,
+            &mut RttHistogram::default()
+        ),
         Reply::Partial
     ));
     let mut v = Vec::new();
@@ -139,11 +165,25 @@ fn responses_answer_calls_and_acks_answer_messages() {
     o.push(1, call, false, t0 + Duration::from_secs(1)).unwrap();
     o.on_first_transmit(1, Counter(9), vec![addr(1), addr(2)], t0, &rtt);
     assert!(matches!(
-        o.on_reply(Counter(9), false, addr(1), t0, &mut rtt),
+        o.on_reply(
+            Counter(9),
+            false,
+            addr(1),
+            t0,
+            &mut rtt,
+            &mut RttHistogram::default()
+        ),
         Reply::Unknown
     ));
     assert!(matches!(
-        o.on_reply(Counter(9), true, addr(2), t0, &mut rtt),
+        o.on_reply(
+            Counter(9),
+            true,
+            addr(2),
+            t0,
+            &mut rtt,
+            &mut RttHistogram::default()
+        ),
         Reply::Complete(_)
     ));
 }
@@ -284,7 +324,7 @@ quickcheck::quickcheck! {
                 3 => {
                     // An answer to some counter, ours or not.
                     let c = Counter(100 + u64::from(arg % 40));
-                    let _ = o.on_reply(c, false, addr(1), now, &mut rtt);
+                    let _ = o.on_reply(c, false, addr(1), now, &mut rtt, &mut RttHistogram::default());
                 }
                 _ => o.retry_all_now(now),
             }

@@ -245,9 +245,14 @@ impl Client {
         {
             self.learn_subscriber(now, &target, addr);
         }
-        let reply = self
-            .outbox
-            .on_reply(counter, false, addr, now, &mut self.rtt);
+        let reply = self.outbox.on_reply(
+            counter,
+            false,
+            addr,
+            now,
+            &mut self.rtt,
+            &mut self.shared.stats.rtt,
+        );
         if let Reply::Complete(e) = &reply {
             if let Some(seq) = e.payload.durable() {
                 return self.on_durable_acked(seq);

@@ -435,9 +435,14 @@ impl Client {
         counter: Counter,
     ) -> bool {
         let reply = match self.noise.as_mut().and_then(|n| n.group.as_deref_mut()) {
-            Some(g) => g
-                .deliveries
-                .on_reply(counter, false, addr, now, &mut self.rtt),
+            Some(g) => g.deliveries.on_reply(
+                counter,
+                false,
+                addr,
+                now,
+                &mut self.rtt,
+                &mut self.shared.stats.rtt,
+            ),
             None => return false,
         };
         match reply {

@@ -371,11 +371,14 @@ impl Client {
             self.ack(from, counter);
             return self.on_notification(addr, counter, p.register, p.value);
         }
-        let Reply::Complete(e) =
-            self.registers
-                .exchanges
-                .on_reply(p.answers, true, addr, now, &mut self.rtt)
-        else {
+        let Reply::Complete(e) = self.registers.exchanges.on_reply(
+            p.answers,
+            true,
+            addr,
+            now,
+            &mut self.rtt,
+            &mut self.shared.stats.rtt,
+        ) else {
             return self.shared.stats.drop(DropReason::Unexpected);
         };
         self.registers.dest.remove(&e.id);
@@ -453,11 +456,14 @@ impl Client {
         addr: SocketAddr,
         p: RegisterInfoPacket<'_>,
     ) {
-        let Reply::Complete(e) =
-            self.registers
-                .exchanges
-                .on_reply(p.answers, true, addr, now, &mut self.rtt)
-        else {
+        let Reply::Complete(e) = self.registers.exchanges.on_reply(
+            p.answers,
+            true,
+            addr,
+            now,
+            &mut self.rtt,
+            &mut self.shared.stats.rtt,
+        ) else {
             return self.shared.stats.drop(DropReason::Unexpected);
         };
         self.registers.dest.remove(&e.id);

@@ -199,7 +199,14 @@ impl Client {
         status: RpcStatus,
         data: &[u8],
     ) {
-        match self.outbox.on_reply(call, true, addr, now, &mut self.rtt) {
+        match self.outbox.on_reply(
+            call,
+            true,
+            addr,
+            now,
+            &mut self.rtt,
+            &mut self.shared.stats.rtt,
+        ) {
             Reply::Complete(e) => {
                 let id = match e.payload.transfer() {
                     // A segmented call: the transfer names the call, and ends with its answer.

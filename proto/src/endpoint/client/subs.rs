@@ -228,11 +228,14 @@ impl Client {
 
     /// An ACK that answers no message, call or key delivery: perhaps a subscription.
     pub(super) fn on_sub_ack(&mut self, now: Instant, addr: SocketAddr, counter: Counter) -> bool {
-        match self
-            .subs
-            .exchanges
-            .on_reply(counter, false, addr, now, &mut self.rtt)
-        {
+        match self.subs.exchanges.on_reply(
+            counter,
+            false,
+            addr,
+            now,
+            &mut self.rtt,
+            &mut self.shared.stats.rtt,
+        ) {
             Reply::Complete(e) => {
                 self.subs.dest.remove(&e.id);
                 if let Payload::Subscribe(t) = e.payload {

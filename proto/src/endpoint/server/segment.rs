@@ -180,7 +180,14 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&from) else {
             return;
         };
-        match s.outbox.on_reply(acked, false, from, now, &mut s.rtt) {
+        match s.outbox.on_reply(
+            acked,
+            false,
+            from,
+            now,
+            &mut s.rtt,
+            &mut self.shared.stats.rtt,
+        ) {
             Reply::Complete(e) => {
                 let more = self.segments.transfers.count_to(from);
                 if s.outbox.is_empty() && more == 0 {

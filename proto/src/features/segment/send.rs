@@ -365,7 +365,14 @@ mod tests {
                 }
             }
             while let Some(c) = outbox.oldest_counter() {
-                if let Reply::Complete(e) = outbox.on_reply(c, false, addr(1), t0, &mut rtt) {
+                if let Reply::Complete(e) = outbox.on_reply(
+                    c,
+                    false,
+                    addr(1),
+                    t0,
+                    &mut rtt,
+                    &mut crate::reliability::histogram::RttHistogram::default(),
+                ) {
                     ends.extend(ts.on_complete(&e));
                 }
             }
