@@ -338,9 +338,68 @@ fn pcap_holds_the_calls_datagrams_both_ways_and_the_key_log_opens_them() {
         .collect();
     assert!(names.contains(&"rpc_call"), "{names:?}");
     assert!(names.contains(&"rpc_response"), "{names:?}");
+    if let Some(shown) = tshark_names(&capture, &keylog) {
+        assert_eq!(shown.len(), packets.len(), "{shown:?}");
+        assert!(shown.iter().any(|n| n == "rpc_call"), "{shown:?}");
+        assert!(shown.iter().any(|n| n == "rpc_response"), "{shown:?}");
+    }
 
     // Without the variable, no key log and no warning.
     let out = run_with(Some(&dir), &call, &[], None);
     assert!(out.status.success(), "{out:?}");
     assert!(!stderr(&out).contains(KEYLOG_WARNING));
+}
+
+/// What Wireshark's dissector (`wireshark/pavillion.lua`, under `tshark`) names each packet of
+/// `capture` with the key log `keylog`: Wireshark reads what `pav --pcap` wrote. `None` (after
+/// saying why) without tshark, unless `PAV_REQUIRE_TOOLS=1`, or without the dissector in this
+/// tree.
+fn tshark_names(capture: &Path, keylog: &Path) -> Option<Vec<String>> {
+    let lua = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wireshark/pavillion.lua");
+    let required = std::env::var_os("PAV_REQUIRE_TOOLS").is_some_and(|v| v == "1");
+    if !lua.exists() {
+        assert!(!required, "{} is missing", lua.display());
+        eprintln!("skipped tshark: {} is not in this tree", lua.display());
+        return None;
+    }
+    let child = Command::new("tshark")
+        .arg("-X")
+        .arg(format!("lua_script:{}", lua.display()))
+        .arg("-o")
+        .arg(format!("pavillion.keylog_file:{}", keylog.display()))
+        .arg("-r")
+        .arg(capture)
+        .args(["-T", "fields", "-e", "pavillion.dissection"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(!required, "tshark is required (PAV_REQUIRE_TOOLS=1): {e}");
+            eprintln!("skipped tshark: {e} (scripts/install-tools.sh installs it)");
+            return None;
+        }
+    };
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // Kill by the pid of the child this test started.
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("tshark hung");
+        }
+    };
+    assert!(out.status.success(), "{out:?}");
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
 }
