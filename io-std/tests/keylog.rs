@@ -1,7 +1,8 @@
 //! The blocking adapter's tap: with `PAVILLION_KEYLOGFILE` set and a capture asked for
 //! (`pavillion_std::tap::capture_to`, what `pav --pcap` does), real loopback sessions over
 //! suites 1, 2 and 3 write their secrets to the key log, and those secrets open the sessions'
-//! captured packets with `pavillion_proto::dissect::Dissector`.
+//! captured packets with `pavillion_proto::dissect::Dissector`; so do a fleet's authority and
+//! member (their own driver).
 //!
 //! The key log is read from the environment once per process, so the session runs in a child:
 //! this test binary again, with the variables set (see [`CHILD`]).
@@ -17,8 +18,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use pavillion_capture::{read_key_log, KEYLOG_ENV, KEYLOG_WARNING};
+use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::dissect::{Decryption, Dissector};
+use pavillion_proto::endpoint::{
+    AuthorityConfig, JoinCredential, ListedPeer, MemberConfig, Policy,
+};
 use pavillion_proto::ClientId;
+use pavillion_std::authority::{Authority, AuthorityOptions, Member, MemberOptions};
 use pavillion_std::{Client, RpcFailure, Server};
 use suites::{configs, Suite};
 
@@ -96,6 +102,25 @@ fn the_key_log_opens_the_captured_sessions_of_every_suite() {
         opened(false).is_empty(),
         "nothing opens without the key log"
     );
+
+    // The fleet: its sessions with the authority, opened too.
+    let authority: std::net::SocketAddr =
+        std::fs::read_to_string(capture.with_extension("authority"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+    let mut d = Dissector::new();
+    for s in &secrets {
+        d.add_secret(s.clone());
+    }
+    let fleet: Vec<_> = packets
+        .iter()
+        .filter(|p| p.from == authority || p.to == authority)
+        .map(|p| d.dissect(p.from, p.to, &p.payload))
+        .filter(|x| matches!(x.decryption, Decryption::Opened(_)))
+        .collect();
+    assert!(!fleet.is_empty(), "no fleet packet opened");
 }
 
 /// The child: a capture, then one session and call per suite, each with its own server.
@@ -116,4 +141,33 @@ fn sessions(capture: &Path) {
         client.close();
         server.close();
     }
+    let authority_keys = KeyPair::from_secret_bytes([0x31; 32]);
+    let member_keys = KeyPair::from_secret_bytes([0x32; 32]);
+    let policy = Policy {
+        peers: vec![ListedPeer {
+            public: *member_keys.public(),
+            role: "sensor".into(),
+            name: "s-1".into(),
+        }],
+        max_peers: 16,
+        ..Policy::default()
+    };
+    let config = AuthorityConfig::new(authority_keys.clone(), policy, [3; 32]);
+    let authority = Authority::start(AuthorityOptions::new(config)).unwrap();
+    std::fs::write(
+        capture.with_extension("authority"),
+        authority.local_addr().to_string(),
+    )
+    .unwrap();
+    let config = MemberConfig::new(
+        member_keys,
+        authority.local_addr(),
+        *authority_keys.public(),
+        JoinCredential::Listed,
+        [4; 32],
+    );
+    let member = Member::start(MemberOptions::new(config)).unwrap();
+    member.wait_joined(Duration::from_secs(5)).unwrap();
+    member.close();
+    authority.close();
 }
