@@ -396,6 +396,8 @@ pub enum AuthorityCommand {
     Revoke(MemberId, Reply<Result<(), RevokeError>>),
     /// Admissions and sessions' counters.
     Stats(Reply<(AuthorityStats, Stats)>),
+    /// A metrics snapshot: the sessions' counters, and the members whose session is up.
+    Metrics(Reply<crate::metrics::MetricsSnapshot>),
     /// Close every session and end the loop.
     Close,
 }
@@ -415,6 +417,14 @@ impl AuthorityCommand {
                 authority.authority_stats().clone(),
                 authority.stats().clone(),
             )),
+            AuthorityCommand::Metrics(r) => {
+                let up = authority.roster().entries.values().filter(|m| m.up).count();
+                r.send(crate::metrics::MetricsSnapshot::new(
+                    crate::metrics::MetricsRole::Authority,
+                    u64::try_from(up).unwrap_or(u64::MAX),
+                    authority.stats().clone(),
+                ));
+            }
             AuthorityCommand::Close => return false,
         }
         true

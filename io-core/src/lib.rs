@@ -26,11 +26,13 @@ pub mod config;
 pub mod durable;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod plumbing;
 pub mod raw;
 pub mod relay;
 pub mod segment;
 pub mod store;
+pub mod tap;
 
 pub use clock::StdClock;
 pub use config::{ClientConfig, ReplySocket, ServerConfig};

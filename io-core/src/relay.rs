@@ -74,6 +74,8 @@ pub enum Command {
     Stats(Reply<(RelayStats, Stats)>),
     /// Every peer and its state.
     Peers(Reply<Vec<PeerStatus>>),
+    /// A metrics snapshot: the summed mesh counters, and the peers up as sessions.
+    Metrics(Reply<crate::metrics::MetricsSnapshot>),
     /// Whether we emit on our segment.
     Emitter(Reply<bool>),
     /// Close the mesh sessions and end the loop.
@@ -89,6 +91,14 @@ impl Command {
             Command::AddPeer(p) => relay.add_peer(now, p),
             Command::Stats(r) => r.send((relay.relay_stats().clone(), relay.stats().clone())),
             Command::Peers(r) => r.send(relay.peers()),
+            Command::Metrics(r) => {
+                let up = relay.peers().iter().filter(|p| p.up).count();
+                r.send(crate::metrics::MetricsSnapshot::new(
+                    crate::metrics::MetricsRole::Relay,
+                    u64::try_from(up).unwrap_or(u64::MAX),
+                    relay.stats().clone(),
+                ));
+            }
             Command::Emitter(r) => r.send(relay.is_emitter()),
             Command::Close => return false,
         }

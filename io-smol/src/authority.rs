@@ -60,6 +60,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_channel::{Receiver, Sender};
 use async_io::Async;
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot, MetricsSource};
 use pavillion_io::plumbing::reply;
 use pavillion_proto::endpoint::{
     Authority as AuthorityCore, AuthorityEvent, AuthorityStats, BatchId, Stats, StoreBatch,
@@ -222,6 +223,32 @@ impl Authority {
         rx.await.ok()
     }
 
+    /// A metrics snapshot: the sessions' counters and round-trip histogram, with the members
+    /// whose session is up as sessions; `None` once closed.
+    pub async fn metrics(&self) -> Option<MetricsSnapshot> {
+        let (tx, rx) = reply::channel();
+        self.commands
+            .send(AuthorityCommand::Metrics(tx))
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Serves the authority's metrics in the Prometheus text format at
+    /// `http://ADDR/metrics` (`docs/METRICS.md`) until the returned server is dropped.
+    ///
+    /// # Errors
+    /// The listener's error.
+    pub fn serve_metrics(&self, addr: SocketAddr) -> std::io::Result<MetricsServer> {
+        let commands = self.commands.clone();
+        let source = MetricsSource::one(move || {
+            let (tx, rx) = reply::channel();
+            commands.send_blocking(AuthorityCommand::Metrics(tx)).ok()?;
+            rx.wait(crate::METRICS_WAIT).ok()
+        });
+        MetricsServer::bind(addr, source)
+    }
+
     /// Ends every session (members see the authority leave at once) and waits for the task.
     pub async fn close(&self) {
         let _ = self.commands.send(AuthorityCommand::Close).await;
@@ -266,6 +293,14 @@ impl Role for AuthorityRole {
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.core.poll_transmit(now, buf)
+    }
+
+    fn set_key_log(&mut self, on: bool) {
+        self.core.set_key_log(on);
+    }
+
+    fn poll_secret(&mut self) -> Option<pavillion_proto::keylog::SessionSecret> {
+        self.core.poll_secret()
     }
 
     fn poll_store(&mut self) -> Option<(StoreBatch, Option<Arc<Store>>)> {

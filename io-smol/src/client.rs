@@ -1,9 +1,11 @@
 //! The async client: [`Client::connect`], then calls, messages and server queries.
 
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
 use pavillion_io::plumbing::client::{self, ClientHandle, RemoteHandle};
 use pavillion_io::plumbing::progress::Progress;
 use pavillion_io::{
@@ -344,6 +346,23 @@ impl Client {
     /// ```
     pub async fn stats(&self) -> Option<Stats> {
         self.handle.stats()?.await.ok()
+    }
+
+    /// A metrics snapshot: the counters of [`Client::stats`], the sessions up and the
+    /// round-trip histogram, as [`MetricsServer`] serves them; `None` once closed.
+    pub async fn metrics(&self) -> Option<MetricsSnapshot> {
+        self.handle.metrics()?.await.ok()
+    }
+
+    /// Serves this client's metrics in the Prometheus text format at `http://ADDR/metrics`
+    /// (`docs/METRICS.md`) until the returned server is dropped. The exporter runs on a
+    /// thread of its own and asks the driver task for a snapshot per scrape, so a scrape
+    /// never blocks the executor. Bind it to loopback or a management address.
+    ///
+    /// # Errors
+    /// The listener's error (the port is taken, the address is not ours).
+    pub fn serve_metrics(&self, addr: SocketAddr) -> io::Result<MetricsServer> {
+        MetricsServer::bind(addr, self.handle.metrics_source(crate::METRICS_WAIT))
     }
 
     /// Waits until a session with a server is up, and returns the server's address.

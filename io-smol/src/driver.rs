@@ -10,12 +10,14 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 
 use async_io::{Async, Timer};
 use futures_lite::future;
 use pavillion_io::plumbing::link::Commands;
 use pavillion_io::plumbing::sockets::Sockets;
 use pavillion_io::plumbing::{Clock, Flow, Parts, Role};
+use pavillion_io::tap::Tap;
 use pavillion_proto::endpoint::Endpoint;
 use pavillion_proto::{wire, Instant};
 
@@ -35,14 +37,28 @@ fn spawn<R: Role>(
 ) -> io::Result<smol::Task<()>> {
     // Membership changes need the std socket; a clone shares the same kernel socket.
     let membership = sockets.primary.try_clone()?;
+    let primary_local = sockets.primary.local_addr()?;
+    let secondary_local = sockets
+        .secondary
+        .as_ref()
+        .map(UdpSocket::local_addr)
+        .transpose()?;
+    // The key log and capture, if this process writes them (`pavillion_io::tap`).
+    let tap = Tap::for_driver();
+    let mut role = role;
+    if let Some(tap) = &tap {
+        tap.attach(role.endpoint_mut());
+    }
     let io = Io {
         primary: Async::new(sockets.primary)?,
         secondary: sockets.secondary.map(Async::new).transpose()?,
         send_from_secondary: sockets.send_from_secondary,
         membership,
+        primary_local,
+        secondary_local,
+        tap,
     };
     Ok(smol::spawn(async move {
-        let mut role = role;
         drive(&mut role, io, commands, clock).await;
         retire(role).await;
     }))
@@ -61,6 +77,12 @@ struct Io {
     secondary: Option<Async<UdpSocket>>,
     send_from_secondary: bool,
     membership: UdpSocket,
+    /// The sockets' own addresses, for the capture.
+    primary_local: SocketAddr,
+    secondary_local: Option<SocketAddr>,
+    /// The key log and capture, when this process writes either; `None` costs one branch
+    /// per datagram.
+    tap: Option<Arc<Tap>>,
 }
 
 impl Io {
@@ -68,6 +90,14 @@ impl Io {
         match &self.secondary {
             Some(s) if self.send_from_secondary => s,
             _ => &self.primary,
+        }
+    }
+
+    /// The address of the socket datagrams go out from.
+    fn output_local(&self) -> SocketAddr {
+        match self.secondary_local {
+            Some(a) if self.send_from_secondary => a,
+            _ => self.primary_local,
         }
     }
 }
@@ -123,7 +153,7 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
         )
         .await;
         let now = clock.now();
-        let (got, buf) = match wake {
+        let (got, buf, local) = match wake {
             Wake::Command(Some(command)) => {
                 let flow = role.on_command(now, &io.membership, command);
                 after(role, &io, now, &mut tx_buf).await;
@@ -137,8 +167,12 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
                 after(role, &io, now, &mut tx_buf).await;
                 return;
             }
-            Wake::Primary(got) => (got, &rx_primary),
-            Wake::Secondary(got) => (got, &rx_secondary),
+            Wake::Primary(got) => (got, &rx_primary, io.primary_local),
+            Wake::Secondary(got) => (
+                got,
+                &rx_secondary,
+                io.secondary_local.unwrap_or(io.primary_local),
+            ),
             Wake::Timeout => {
                 role.endpoint_mut().handle_timeout(now);
                 after(role, &io, now, &mut tx_buf).await;
@@ -148,8 +182,11 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
         match got {
             Ok((n, from)) => {
                 tracing::trace!(%from, len = n, "datagram in");
-                role.endpoint_mut()
-                    .handle_datagram(now, from, buf.get(..n).unwrap_or_default());
+                let datagram = buf.get(..n).unwrap_or_default();
+                if let Some(tap) = &io.tap {
+                    tap.datagram(local, from, true, datagram);
+                }
+                role.endpoint_mut().handle_datagram(now, from, datagram);
                 after(role, &io, now, &mut tx_buf).await;
             }
             // ICMP errors surface here on some systems; the endpoint's own timers deal with
@@ -175,12 +212,19 @@ async fn after<R: Role>(role: &mut R, io: &Io, now: Instant, buf: &mut [u8]) {
 /// go, and the next one is only polled after it.
 async fn flush<R: Role>(role: &mut R, io: &Io, now: Instant, buf: &mut [u8]) {
     let socket = io.output();
+    // Secrets first: the input that made them may also have queued their first packet.
+    if let Some(tap) = &io.tap {
+        tap.drain_secrets(role.endpoint_mut());
+    }
     while let Some(t) = role.endpoint_mut().poll_transmit(now, buf) {
         let datagram = buf.get(..t.len).unwrap_or_default();
         tracing::trace!(to = %t.destination, len = t.len, "datagram out");
         if let Err(e) = socket.send_to(datagram, t.destination).await {
             // A lost datagram is the endpoint's business: it retransmits what matters.
             tracing::debug!(error = %e, to = %t.destination, "send_to failed");
+        }
+        if let Some(tap) = &io.tap {
+            tap.datagram(io.output_local(), t.destination, false, datagram);
         }
     }
 }

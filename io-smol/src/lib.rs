@@ -98,6 +98,7 @@ use pavillion_io::plumbing::messages::Subscriber;
 pub use client::{Client, RemoteServer};
 pub use pavillion_io::config::DEFAULT_MESSAGE_BUFFER;
 pub use pavillion_io::durable::{DurableDelivery, DurableError};
+pub use pavillion_io::{metrics, tap};
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
     ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
@@ -114,6 +115,9 @@ pub use pavillion_proto::wire::{RegisterId, RegisterStatus, RegisterType, Regist
 pub use registers::{RegisterChange, RegisterOpError, RegisterStream, RegisterWrite};
 pub use relay::{Relay, RelayNotice, RelayOptions, SegmentOptions};
 pub use server::Server;
+
+/// How long an exporter's scrape waits for the driver's snapshot before it answers 503.
+const METRICS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The messages to one target (or to all targets), as a [`Stream`].
 ///

@@ -18,11 +18,13 @@ use std::sync::Mutex;
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::future;
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot, MetricsSource};
 use pavillion_io::plumbing::reply;
 use pavillion_io::relay::Command;
 use pavillion_io::relay::{self, EmitStep, NOTICES};
 pub use pavillion_io::relay::{Emitted, RelayNotice, RelayOptions, SegmentOptions};
 use pavillion_io::segment::{self, Emission};
+use pavillion_io::tap::Tap;
 use pavillion_io::{OpenError, StdClock};
 use pavillion_proto::endpoint::{
     Emit, PeerStatus, Relay as Core, RelayId, RelayPeer, RelayStats, Scope, Stats,
@@ -69,7 +71,12 @@ impl Relay {
             )));
         }
         drop(captured_tx);
-        let core = Core::new(options.config);
+        let mut core = Core::new(options.config);
+        // The key log and capture of the mesh, if this process writes them.
+        let tap = Tap::for_driver();
+        if let Some(tap) = &tap {
+            tap.attach(&mut core);
+        }
         let id = core.id();
         let (commands, command_rx) = async_channel::unbounded();
         let (notice_tx, notices) = async_channel::bounded(NOTICES);
@@ -81,6 +88,8 @@ impl Relay {
             notices: notice_tx,
             buf: vec![0; 65_536],
             emit_buf: vec![0; 65_536],
+            tap,
+            mesh_addr,
         };
         let task = smol::spawn(async move {
             driver.run(command_rx, captured).await;
@@ -138,6 +147,28 @@ impl Relay {
     /// The relay's counters and the sum of its mesh endpoints' counters; `None` once closed.
     pub async fn stats(&self) -> Option<(RelayStats, Stats)> {
         self.ask(Command::Stats).await
+    }
+
+    /// A metrics snapshot: the mesh endpoints' summed counters and round-trip histogram,
+    /// with the peers up as sessions; `None` once closed.
+    pub async fn metrics(&self) -> Option<MetricsSnapshot> {
+        self.ask(Command::Metrics).await
+    }
+
+    /// Serves the relay's metrics in the Prometheus text format at `http://ADDR/metrics`
+    /// (`docs/METRICS.md`) until the returned server is dropped; the exporter's thread asks
+    /// the relay's task for each snapshot.
+    ///
+    /// # Errors
+    /// The listener's error.
+    pub fn serve_metrics(&self, addr: SocketAddr) -> io::Result<MetricsServer> {
+        let commands = self.commands.clone();
+        let source = MetricsSource::one(move || {
+            let (tx, rx) = reply::channel();
+            commands.send_blocking(Command::Metrics(tx)).ok()?;
+            rx.wait(crate::METRICS_WAIT).ok()
+        });
+        MetricsServer::bind(addr, source)
     }
 
     /// Every peer relay and its state; `None` once closed.
@@ -209,6 +240,9 @@ struct Driver {
     notices: Sender<RelayNotice>,
     buf: Vec<u8>,
     emit_buf: Vec<u8>,
+    /// The key log and capture of the mesh traffic (not the segment's), when on.
+    tap: Option<std::sync::Arc<Tap>>,
+    mesh_addr: SocketAddr,
 }
 
 impl Driver {
@@ -260,8 +294,11 @@ impl Driver {
                     }
                 }
                 Wake::Mesh(Ok((n, from))) => {
-                    self.core
-                        .handle_datagram(now, from, rx.get(..n).unwrap_or_default());
+                    let datagram = rx.get(..n).unwrap_or_default();
+                    if let Some(tap) = &self.tap {
+                        tap.datagram(self.mesh_addr, from, true, datagram);
+                    }
+                    self.core.handle_datagram(now, from, datagram);
                 }
                 // ICMP errors of earlier sends (a peer down) surface here; keep reading.
                 Wake::Mesh(Err(e)) => tracing::debug!("relay mesh recv: {e}"),
@@ -274,10 +311,16 @@ impl Driver {
     /// Sends, emits and reports everything the relay has for us.
     async fn drain(&mut self) {
         let now = self.clock.now();
+        if let Some(tap) = &self.tap {
+            tap.drain_secrets(&mut self.core);
+        }
         while let Some(t) = self.core.poll_transmit(now, &mut self.buf) {
             let datagram = self.buf.get(..t.len).unwrap_or_default();
             if let Err(e) = self.mesh.send_to(datagram, t.destination).await {
                 tracing::debug!("relay mesh send to {}: {e}", t.destination);
+            }
+            if let Some(tap) = &self.tap {
+                tap.datagram(self.mesh_addr, t.destination, false, datagram);
             }
         }
         while let Some(e) = self.core.poll_emit(&mut self.emit_buf) {

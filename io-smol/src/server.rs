@@ -5,6 +5,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
 use pavillion_io::plumbing::progress::FanoutProgress;
 use pavillion_io::plumbing::server::{self, closed, Handler, Recipients, ServerHandle};
 use pavillion_io::{Delivery, OpenError, Outcome, Responder, RpcFailure, SendError, ServerConfig};
@@ -338,6 +339,23 @@ impl Server {
     /// ```
     pub async fn stats(&self) -> Option<Stats> {
         self.handle.stats()?.await.ok()
+    }
+
+    /// A metrics snapshot: the counters of [`Server::stats`], the sessions up and the
+    /// round-trip histogram, as [`MetricsServer`] serves them; `None` once closed.
+    pub async fn metrics(&self) -> Option<MetricsSnapshot> {
+        self.handle.metrics()?.await.ok()
+    }
+
+    /// Serves this server's metrics in the Prometheus text format at `http://ADDR/metrics`
+    /// (`docs/METRICS.md`) until the returned server is dropped. The exporter runs on a
+    /// thread of its own and asks the driver task for a snapshot per scrape, so a scrape
+    /// never blocks the executor. Bind it to loopback or a management address.
+    ///
+    /// # Errors
+    /// The listener's error (the port is taken, the address is not ours).
+    pub fn serve_metrics(&self, addr: SocketAddr) -> io::Result<MetricsServer> {
+        MetricsServer::bind(addr, self.handle.metrics_source(crate::METRICS_WAIT))
     }
 
     /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.

@@ -48,7 +48,8 @@
 //! ```
 
 use std::fmt;
-use std::net::{SocketAddr, UdpSocket};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -57,6 +58,7 @@ use std::time::Duration;
 use mio::{Interest, Poll, Waker};
 use pavillion_io::authority::{open_authority, store_batches, AuthorityCommand, Store};
 pub use pavillion_io::authority::{AuthorityOptions, MemberOptions, OpenAuthorityError};
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot, MetricsSource};
 use pavillion_io::plumbing::reply;
 use pavillion_io::StdClock;
 use pavillion_proto::endpoint::{
@@ -222,6 +224,33 @@ impl Authority {
         rx.wait(crate::GRACE).ok()
     }
 
+    /// A metrics snapshot: the sessions' counters and round-trip histogram, with the members
+    /// whose session is up as sessions; `None` once closed.
+    pub fn metrics(&self) -> Option<MetricsSnapshot> {
+        let (tx, rx) = reply::channel();
+        if !self.send(AuthorityCommand::Metrics(tx)) {
+            return None;
+        }
+        rx.wait(crate::GRACE).ok()
+    }
+
+    /// Serves the authority's metrics in the Prometheus text format at
+    /// `http://ADDR/metrics` (`docs/METRICS.md`) until the returned server is dropped.
+    ///
+    /// # Errors
+    /// The listener's error.
+    pub fn serve_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<MetricsServer> {
+        let commands = self.commands.clone();
+        let waker = self.waker.clone();
+        let source = MetricsSource::one(move || {
+            let (tx, rx) = reply::channel();
+            commands.send(AuthorityCommand::Metrics(tx)).ok()?;
+            let _ = waker.wake();
+            rx.wait(crate::GRACE).ok()
+        });
+        MetricsServer::bind(crate::resolve_io(addr)?, source)
+    }
+
     /// Ends every session (members see the authority leave at once) and stops the thread.
     pub fn close(&self) {
         self.send(AuthorityCommand::Close);
@@ -263,6 +292,14 @@ impl Role for AuthorityRole {
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.core.poll_transmit(now, buf)
+    }
+
+    fn set_key_log(&mut self, on: bool) {
+        self.core.set_key_log(on);
+    }
+
+    fn poll_secret(&mut self) -> Option<pavillion_proto::keylog::SessionSecret> {
+        self.core.poll_secret()
     }
 
     fn on_command(&mut self, now: Instant, command: AuthorityCommand) -> bool {

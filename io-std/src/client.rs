@@ -1,5 +1,6 @@
 //! The blocking client: [`Client::connect`], then calls, messages and server queries.
 
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::plumbing::messages::{Callback, ReceivedMessage};
 use crate::plumbing::progress::Progress;
 use crate::plumbing::Delivery;
 use crate::GRACE;
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
 
 /// A Pavillion client on its own socket and thread.
 ///
@@ -277,6 +279,31 @@ impl Client {
     /// ```
     pub fn stats(&self) -> Option<Stats> {
         self.handle.stats()?.wait(GRACE).ok()
+    }
+
+    /// A metrics snapshot: the counters of [`Client::stats`], the sessions up and the
+    /// round-trip histogram, as [`MetricsServer`] serves them. `None` once closed, or from a
+    /// callback on its own thread.
+    pub fn metrics(&self) -> Option<MetricsSnapshot> {
+        self.handle.metrics()?.wait(GRACE).ok()
+    }
+
+    /// Serves this client's metrics in the Prometheus text format at
+    /// `http://ADDR/metrics` (`docs/METRICS.md`) until the returned server is dropped. Bind
+    /// it to loopback or a management address: the counters describe the traffic.
+    ///
+    /// # Errors
+    /// The listener's error (the port is taken, the address is not ours).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(x: pavillion_std::Client) -> std::io::Result<()> {
+    /// let exporter = x.serve_metrics("127.0.0.1:9464")?;
+    /// println!("scrape http://{}/metrics", exporter.local_addr());
+    /// # Ok(()) }
+    /// ```
+    pub fn serve_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<MetricsServer> {
+        MetricsServer::bind(crate::resolve_io(addr)?, self.handle.metrics_source(GRACE))
     }
 
     /// Waits until a session with a server is up, and returns the server's address.

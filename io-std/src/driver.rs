@@ -52,6 +52,7 @@ use pavillion_proto::{wire, Instant};
 use crate::plumbing::link::{Commands, TryRecvError};
 use crate::plumbing::sockets::Sockets;
 use crate::plumbing::{Clock, Flow, Parts, Role};
+use pavillion_io::tap::Tap;
 
 const PRIMARY: Token = Token(0);
 const SECONDARY: Token = Token(1);
@@ -96,7 +97,7 @@ pub(crate) fn start_with<R: Role, H, T>(
 /// Starts the driver thread for `role` on `sockets`.
 fn spawn<R: Role>(
     name: &str,
-    role: R,
+    mut role: R,
     sockets: Sockets,
     commands: Commands<R::Command>,
     clock: Clock,
@@ -105,6 +106,17 @@ fn spawn<R: Role>(
     let waker = Waker::new(poll.registry(), WAKE)?;
     // Membership changes need the std socket; a clone shares the same kernel socket.
     let membership = sockets.primary.try_clone()?;
+    let primary_local = sockets.primary.local_addr()?;
+    let secondary_local = sockets
+        .secondary
+        .as_ref()
+        .map(UdpSocket::local_addr)
+        .transpose()?;
+    // The key log and capture, if this process writes them (`pavillion_io::tap`).
+    let tap = Tap::for_driver();
+    if let Some(tap) = &tap {
+        tap.attach(role.endpoint_mut());
+    }
     let mut primary = leadable(sockets.primary)?;
     // Write interest only while a datagram waits for room (see `Core::flush`): registered for
     // good, every send that frees its buffer would raise an edge and wake the poll for nothing.
@@ -131,6 +143,9 @@ fn spawn<R: Role>(
         primary,
         secondary,
         send_from_secondary: sockets.send_from_secondary,
+        primary_local,
+        secondary_local,
+        tap,
         registry: poll.registry().try_clone()?,
         membership,
         clock,
@@ -201,6 +216,12 @@ struct Shared<R> {
     primary: MioSocket,
     secondary: Option<MioSocket>,
     send_from_secondary: bool,
+    /// The sockets' own addresses, for the capture.
+    primary_local: SocketAddr,
+    secondary_local: Option<SocketAddr>,
+    /// The key log and capture, when this process writes either; `None` costs one branch
+    /// per datagram.
+    tap: Option<Arc<Tap>>,
     registry: Registry,
     membership: UdpSocket,
     clock: Clock,
@@ -371,13 +392,15 @@ impl<R: Role> Shared<R> {
                     }
                 };
                 tracing::trace!(%from, len = n, "datagram in");
+                let datagram = buf.get(..n).unwrap_or_default();
+                if let Some(tap) = &self.tap {
+                    tap.datagram(self.primary_local, from, true, datagram);
+                }
                 let mut core = self.lock();
                 let now = self.clock.now();
-                core.role.endpoint_mut().handle_datagram(
-                    now,
-                    from,
-                    buf.get(..n).unwrap_or_default(),
-                );
+                core.role
+                    .endpoint_mut()
+                    .handle_datagram(now, from, datagram);
                 // Messages run on the driver's thread; it is woken at once, not when the call
                 // ends.
                 let keeps = core.role.dispatch_direct(now);
@@ -493,12 +516,18 @@ impl<R: Role> Shared<R> {
                 }
             };
             tracing::trace!(%from, len = n, "datagram in");
+            let datagram = core.rx_buf.get(..n).unwrap_or_default();
+            if let Some(tap) = &self.tap {
+                let local = match token {
+                    PRIMARY => self.primary_local,
+                    _ => self.secondary_local.unwrap_or(self.primary_local),
+                };
+                tap.datagram(local, from, true, datagram);
+            }
             let now = self.clock.now();
-            core.role.endpoint_mut().handle_datagram(
-                now,
-                from,
-                core.rx_buf.get(..n).unwrap_or_default(),
-            );
+            core.role
+                .endpoint_mut()
+                .handle_datagram(now, from, datagram);
             core.after(now, self);
             if LEVEL {
                 return Flow::Continue;
@@ -555,10 +584,22 @@ impl<R: Role> Core<R> {
             Some(s) if io.send_from_secondary => (s, SECONDARY),
             _ => (&io.primary, PRIMARY),
         };
+        // Secrets first: the input that made them may also have queued their first packet.
+        if let Some(tap) = &io.tap {
+            tap.drain_secrets(self.role.endpoint_mut());
+        }
+        let local = match token {
+            SECONDARY => io.secondary_local.unwrap_or(io.primary_local),
+            _ => io.primary_local,
+        };
         let was_blocked = self.unsent.is_some();
         if let Some((len, to)) = self.unsent {
-            if !send(socket, self.tx_buf.get(..len).unwrap_or_default(), to) {
+            let datagram = self.tx_buf.get(..len).unwrap_or_default();
+            if !send(socket, datagram, to) {
                 return;
+            }
+            if let Some(tap) = &io.tap {
+                tap.datagram(local, to, false, datagram);
             }
             self.unsent = None;
         }
@@ -568,13 +609,13 @@ impl<R: Role> Core<R> {
             .poll_transmit(now, &mut self.tx_buf)
         {
             tracing::trace!(to = %t.destination, len = t.len, "datagram out");
-            if !send(
-                socket,
-                self.tx_buf.get(..t.len).unwrap_or_default(),
-                t.destination,
-            ) {
+            let datagram = self.tx_buf.get(..t.len).unwrap_or_default();
+            if !send(socket, datagram, t.destination) {
                 self.unsent = Some((t.len, t.destination));
                 break;
+            }
+            if let Some(tap) = &io.tap {
+                tap.datagram(local, t.destination, false, datagram);
             }
         }
         let blocked = self.unsent.is_some();

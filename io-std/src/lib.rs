@@ -74,7 +74,7 @@ pub use client::{Client, RemoteServer};
 pub use pavillion_io::durable::{
     DurableDelivery, DurableError, DurableId, DurablePeer, DurableRestored,
 };
-pub use pavillion_io::{config, durable, error, keys, plumbing, segment, store};
+pub use pavillion_io::{config, durable, error, keys, metrics, plumbing, segment, store, tap};
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,
     ReplySocket, Responder, RpcFailure, SendError, ServerConfig, ServerError, ServerState,
@@ -92,6 +92,13 @@ pub use server::Server;
 /// How long a blocking wait lasts beyond the endpoint's own deadline before it gives up. The
 /// endpoint reports every deadline itself; this only guards against a driver that died.
 const GRACE: Duration = Duration::from_secs(2);
+
+/// Resolves `addr` to its first address, as an I/O error (for listeners of our own).
+fn resolve_io(addr: impl ToSocketAddrs) -> std::io::Result<SocketAddr> {
+    addr.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))
+}
 
 /// Resolves `addr` to its first address.
 fn resolve(addr: impl ToSocketAddrs) -> Result<SocketAddr, OpenError> {

@@ -7,18 +7,20 @@
 //! [`RelayNotice::Emitted`], which is how tests run relays on loopback without broadcasting.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token, Waker};
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot, MetricsSource};
 use pavillion_io::plumbing::reply;
 use pavillion_io::relay::Command;
 use pavillion_io::relay::{self, EmitStep, NOTICES};
 pub use pavillion_io::relay::{Emitted, RelayNotice, RelayOptions, SegmentOptions};
 use pavillion_io::segment::{self, Emission};
+use pavillion_io::tap::Tap;
 use pavillion_io::{OpenError, StdClock};
 use pavillion_proto::endpoint::{
     Emit, LocalDatagram, PeerStatus, Relay as Core, RelayId, RelayPeer, RelayStats, Scope, Stats,
@@ -77,7 +79,12 @@ impl Relay {
             sockets.push((s, c.scope, c.port));
         }
         let clock = StdClock::new();
-        let core = Core::new(options.config);
+        let mut core = Core::new(options.config);
+        // The key log and capture of the mesh, if this process writes them.
+        let tap = Tap::for_driver();
+        if let Some(tap) = &tap {
+            tap.attach(&mut core);
+        }
         let id = core.id();
         let (commands, command_rx) = mpsc::channel();
         let (notice_tx, notices) = mpsc::sync_channel(NOTICES);
@@ -92,6 +99,8 @@ impl Relay {
             notices: notice_tx,
             buf: vec![0; 65_536],
             emit_buf: vec![0; 65_536],
+            tap,
+            mesh_addr,
         };
         let thread = std::thread::Builder::new()
             .name("pavillion-relay".into())
@@ -157,6 +166,29 @@ impl Relay {
         self.ask(Command::Stats)
     }
 
+    /// A metrics snapshot: the mesh endpoints' summed counters and round-trip histogram,
+    /// with the peers up as sessions; `None` once closed.
+    pub fn metrics(&self) -> Option<MetricsSnapshot> {
+        self.ask(Command::Metrics)
+    }
+
+    /// Serves the relay's metrics in the Prometheus text format at `http://ADDR/metrics`
+    /// (`docs/METRICS.md`) until the returned server is dropped.
+    ///
+    /// # Errors
+    /// The listener's error.
+    pub fn serve_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<MetricsServer> {
+        let commands = self.commands.clone();
+        let waker = self.waker.clone();
+        let source = MetricsSource::one(move || {
+            let (tx, rx) = reply::channel();
+            commands.send(Command::Metrics(tx)).ok()?;
+            let _ = waker.wake();
+            rx.wait(crate::GRACE).ok()
+        });
+        MetricsServer::bind(crate::resolve_io(addr)?, source)
+    }
+
     /// Every peer relay and its state; `None` once closed.
     pub fn peers(&self) -> Option<Vec<PeerStatus>> {
         self.ask(Command::Peers)
@@ -194,6 +226,9 @@ struct Driver {
     notices: SyncSender<RelayNotice>,
     buf: Vec<u8>,
     emit_buf: Vec<u8>,
+    /// The key log and capture of the mesh traffic (not the segment's), when on.
+    tap: Option<Arc<Tap>>,
+    mesh_addr: SocketAddr,
 }
 
 impl Driver {
@@ -248,6 +283,9 @@ impl Driver {
         loop {
             match self.mesh.recv_from(&mut self.buf) {
                 Ok((n, from)) => {
+                    if let Some(tap) = &self.tap {
+                        tap.datagram(self.mesh_addr, from, true, &self.buf[..n]);
+                    }
                     let now = self.clock.now();
                     self.core.handle_datagram(now, from, &self.buf[..n]);
                     self.drain();
@@ -293,9 +331,15 @@ impl Driver {
     /// Sends, emits and reports everything the relay has for us.
     fn drain(&mut self) {
         let now = self.clock.now();
+        if let Some(tap) = &self.tap {
+            tap.drain_secrets(&mut self.core);
+        }
         while let Some(t) = self.core.poll_transmit(now, &mut self.buf) {
             if let Err(e) = self.mesh.send_to(&self.buf[..t.len], t.destination) {
                 tracing::debug!("relay mesh send to {}: {e}", t.destination);
+            }
+            if let Some(tap) = &self.tap {
+                tap.datagram(self.mesh_addr, t.destination, false, &self.buf[..t.len]);
             }
         }
         while let Some(e) = self.core.poll_emit(&mut self.emit_buf) {

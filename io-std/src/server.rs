@@ -21,6 +21,7 @@ use crate::plumbing::server::{
 };
 use crate::plumbing::Delivery;
 use crate::GRACE;
+use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
 
 /// A Pavillion server on its own socket (two with a reply socket) and thread.
 ///
@@ -262,6 +263,31 @@ impl Server {
     /// ```
     pub fn stats(&self) -> Option<Stats> {
         self.handle.stats()?.wait(GRACE).ok()
+    }
+
+    /// A metrics snapshot: the counters of [`Server::stats`], the sessions up and the
+    /// round-trip histogram, as [`MetricsServer`] serves them. `None` once closed, or from a
+    /// callback on its own thread.
+    pub fn metrics(&self) -> Option<MetricsSnapshot> {
+        self.handle.metrics()?.wait(GRACE).ok()
+    }
+
+    /// Serves this server's metrics in the Prometheus text format at
+    /// `http://ADDR/metrics` (`docs/METRICS.md`) until the returned server is dropped. Bind
+    /// it to loopback or a management address: the counters describe the traffic.
+    ///
+    /// # Errors
+    /// The listener's error (the port is taken, the address is not ours).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(x: pavillion_std::Server) -> std::io::Result<()> {
+    /// let exporter = x.serve_metrics("127.0.0.1:9464")?;
+    /// println!("scrape http://{}/metrics", exporter.local_addr());
+    /// # Ok(()) }
+    /// ```
+    pub fn serve_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<MetricsServer> {
+        MetricsServer::bind(crate::resolve_io(addr)?, self.handle.metrics_source(GRACE))
     }
 
     /// Sets the status appended to ACKs, or `None` for plain 8-byte ACKs.

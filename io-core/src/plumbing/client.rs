@@ -24,6 +24,7 @@ use super::{Clock, Delivery, Flow, Parts, Role};
 use crate::config::ClientConfig;
 use crate::durable::{self, DurableCommand, DurableError, DurableRestored};
 use crate::error::{CallError, OpenError, SendError, ServerError};
+use crate::metrics::{MetricsRole, MetricsSnapshot, MetricsSource};
 
 /// Opens the sockets of a client of `server` (a unicast address, a multicast group or a
 /// broadcast address) and builds its endpoint, seeded from OS randomness.
@@ -289,6 +290,25 @@ impl ClientHandle {
     /// this is the driver's thread.
     pub fn stats(&self) -> Option<Pending<Stats>> {
         self.link.ask(|reply| ClientCommand(Cmd::Stats { reply }))
+    }
+
+    /// Asks for a metrics snapshot (counters, sessions, round-trip histogram); `None` when
+    /// closed or on the driver's thread.
+    pub fn metrics(&self) -> Option<Pending<MetricsSnapshot>> {
+        self.link.ask(|reply| ClientCommand(Cmd::Metrics { reply }))
+    }
+
+    /// A source of snapshots for a [`crate::metrics::MetricsServer`]: each scrape asks the
+    /// driver (waiting at most `limit`). It does not keep the endpoint open: once every
+    /// handle is gone, scrapes are answered 503.
+    pub fn metrics_source(&self, limit: Duration) -> MetricsSource {
+        let link = self.link.downgrade();
+        MetricsSource::one(move || {
+            let pending = link
+                .upgrade()?
+                .ask(|reply| ClientCommand(Cmd::Metrics { reply }))?;
+            pending.wait(limit).ok()
+        })
     }
 
     /// Queues a wait, answered with the first server's address once a session is up, or
@@ -599,6 +619,10 @@ enum Cmd {
     Stats {
         reply: Reply<Stats>,
     },
+    /// The counters and the session count in one snapshot (`crate::metrics`).
+    Metrics {
+        reply: Reply<MetricsSnapshot>,
+    },
     SyncTime {
         addr: SocketAddr,
         timeout: Duration,
@@ -853,6 +877,11 @@ impl Role for ClientRouter {
                 reply.send(done.map_err(SendError::Refused));
             }
             Cmd::Stats { reply } => reply.send(self.ep.stats().clone()),
+            Cmd::Metrics { reply } => reply.send(MetricsSnapshot::new(
+                MetricsRole::Client,
+                u64::try_from(self.ep.servers().count()).unwrap_or(u64::MAX),
+                self.ep.stats().clone(),
+            )),
             Cmd::SyncTime {
                 addr,
                 timeout,

@@ -26,6 +26,7 @@ use super::{Clock, Delivery, Flow, Parts, Role};
 use crate::config::ServerConfig;
 use crate::durable::{self, DurableCommand, DurableError, DurableRestored};
 use crate::error::{OpenError, SendError};
+use crate::metrics::{MetricsRole, MetricsSnapshot, MetricsSource};
 
 /// Binds a server on `addr` (with its reply socket and group, as configured) and builds its
 /// endpoint, seeded from OS randomness.
@@ -331,6 +332,25 @@ impl ServerHandle {
         self.link.ask(|reply| ServerCommand(Cmd::Stats { reply }))
     }
 
+    /// Asks for a metrics snapshot (counters, sessions, round-trip histogram); `None` when
+    /// closed or on the driver's thread.
+    pub fn metrics(&self) -> Option<Pending<MetricsSnapshot>> {
+        self.link.ask(|reply| ServerCommand(Cmd::Metrics { reply }))
+    }
+
+    /// A source of snapshots for a [`crate::metrics::MetricsServer`]: each scrape asks the
+    /// driver (waiting at most `limit`). It does not keep the endpoint open: once every
+    /// handle is gone, scrapes are answered 503.
+    pub fn metrics_source(&self, limit: Duration) -> MetricsSource {
+        let link = self.link.downgrade();
+        MetricsSource::one(move || {
+            let pending = link
+                .upgrade()?
+                .ask(|reply| ServerCommand(Cmd::Metrics { reply }))?;
+            pending.wait(limit).ok()
+        })
+    }
+
     /// Queues a send to `to`, with the configured send timeout if reliable.
     ///
     /// # Errors
@@ -526,6 +546,10 @@ enum Cmd {
     SetStatus(Option<Status>),
     Stats {
         reply: Reply<Stats>,
+    },
+    /// The counters and the session count in one snapshot (`crate::metrics`).
+    Metrics {
+        reply: Reply<MetricsSnapshot>,
     },
     Unregister {
         function: FunctionId,
@@ -823,6 +847,11 @@ impl Role for ServerRouter {
             Cmd::SetStatus(status) => self.ep.set_status(status),
             Cmd::Registers(cmd) => self.registers.on_command(now, &mut self.ep, cmd),
             Cmd::Stats { reply } => reply.send(self.ep.stats().clone()),
+            Cmd::Metrics { reply } => reply.send(MetricsSnapshot::new(
+                MetricsRole::Server,
+                u64::try_from(self.ep.session_count()).unwrap_or(u64::MAX),
+                self.ep.stats().clone(),
+            )),
             Cmd::Unregister { function } => {
                 self.ep.unregister_function(function);
                 self.handlers.remove(&function);

@@ -10,8 +10,10 @@ use async_channel::{Receiver, Sender, TrySendError};
 use async_io::{Async, Timer};
 use futures_lite::future;
 use pavillion_io::authority::Store;
+use pavillion_io::tap::Tap;
 use pavillion_io::StdClock;
 use pavillion_proto::endpoint::{BatchId, StoreBatch, Transmit};
+use pavillion_proto::keylog::SessionSecret;
 use pavillion_proto::wire;
 use pavillion_proto::Instant;
 
@@ -47,7 +49,20 @@ pub(super) trait Role: Send + 'static {
     fn dispatch(&mut self, now: Instant);
 
     fn close(&mut self, now: Instant);
+
+    /// Turns the role's key log on (see `pavillion_io::tap`).
+    fn set_key_log(&mut self, on: bool) {
+        let _ = on;
+    }
+
+    /// The role's next secret for the key log.
+    fn poll_secret(&mut self) -> Option<SessionSecret> {
+        None
+    }
 }
+
+/// The process's tap and the socket's own address, when the key log or a capture is on.
+type Tapped<'a> = Option<(&'a Tap, SocketAddr)>;
 
 /// What woke the task.
 enum Wake<C> {
@@ -66,8 +81,15 @@ pub(super) async fn drive<R: Role>(
     let clock = StdClock::new();
     let mut rx = vec![0u8; 65_536];
     let mut tx = vec![0u8; wire::MAX_DATAGRAM];
+    // The key log and capture, if this process writes them (`pavillion_io::tap`).
+    let tap = Tap::for_driver();
+    if tap.as_ref().is_some_and(|t| t.logs_keys()) {
+        role.set_key_log(true);
+    }
+    let local = socket.get_ref().local_addr().ok();
+    let tap = tap.as_deref().zip(local);
     // A member queues its first handshake when created.
-    if !after(&mut role, &socket, &clock, &mut tx).await {
+    if !after(&mut role, &socket, &clock, &mut tx, tap).await {
         return;
     }
     loop {
@@ -75,7 +97,7 @@ pub(super) async fn drive<R: Role>(
         let deadline = role.poll_timeout();
         if deadline.is_some_and(|t| t <= now) {
             role.handle_timeout(now);
-            if !after(&mut role, &socket, &clock, &mut tx).await {
+            if !after(&mut role, &socket, &clock, &mut tx, tap).await {
                 return;
             }
             continue;
@@ -99,19 +121,23 @@ pub(super) async fn drive<R: Role>(
             Wake::Command(command) => {
                 if !command.is_some_and(|c| role.on_command(now, c)) {
                     role.close(now);
-                    after(&mut role, &socket, &clock, &mut tx).await;
+                    after(&mut role, &socket, &clock, &mut tx, tap).await;
                     return;
                 }
             }
             Wake::Datagram(Ok((n, from))) => {
-                role.handle_datagram(now, from, rx.get(..n).unwrap_or_default());
+                let datagram = rx.get(..n).unwrap_or_default();
+                if let Some((tap, local)) = tap {
+                    tap.datagram(local, from, true, datagram);
+                }
+                role.handle_datagram(now, from, datagram);
             }
             // ICMP errors of earlier sends surface here; the role's timers deal with a peer
             // that is gone.
             Wake::Datagram(Err(e)) => tracing::debug!("recv_from: {e}"),
             Wake::Timeout => role.handle_timeout(now),
         }
-        if !after(&mut role, &socket, &clock, &mut tx).await {
+        if !after(&mut role, &socket, &clock, &mut tx, tap).await {
             return;
         }
     }
@@ -125,9 +151,10 @@ async fn after<R: Role>(
     socket: &Async<UdpSocket>,
     clock: &StdClock,
     buf: &mut [u8],
+    tap: Tapped<'_>,
 ) -> bool {
     loop {
-        flush(role, socket, clock.now(), buf).await;
+        flush(role, socket, clock.now(), buf, tap).await;
         let Some((batch, store)) = role.poll_store() else {
             break;
         };
@@ -139,23 +166,37 @@ async fn after<R: Role>(
                 tracing::error!("authority: {e}; stopping, since nothing more can be made durable");
                 role.failed(e.to_string());
                 role.close(clock.now());
-                flush(role, socket, clock.now(), buf).await;
+                flush(role, socket, clock.now(), buf, tap).await;
                 return false;
             }
         }
         role.stored(clock.now(), id);
     }
     role.dispatch(clock.now());
-    flush(role, socket, clock.now(), buf).await;
+    flush(role, socket, clock.now(), buf, tap).await;
     true
 }
 
-async fn flush<R: Role>(role: &mut R, socket: &Async<UdpSocket>, now: Instant, buf: &mut [u8]) {
+async fn flush<R: Role>(
+    role: &mut R,
+    socket: &Async<UdpSocket>,
+    now: Instant,
+    buf: &mut [u8],
+    tap: Tapped<'_>,
+) {
+    if let Some((tap, _)) = tap {
+        while let Some(secret) = role.poll_secret() {
+            tap.secret(&secret);
+        }
+    }
     while let Some(t) = role.poll_transmit(now, buf) {
         let datagram = buf.get(..t.len).unwrap_or_default();
         if let Err(e) = socket.send_to(datagram, t.destination).await {
             // A lost datagram is the role's business: it retransmits what matters.
             tracing::debug!("send_to {}: {e}", t.destination);
+        }
+        if let Some((tap, local)) = tap {
+            tap.datagram(local, t.destination, false, datagram);
         }
     }
 }

@@ -299,6 +299,14 @@ impl Role for MemberRole {
         self.core.poll_transmit(now, buf)
     }
 
+    fn set_key_log(&mut self, on: bool) {
+        self.core.set_key_log(on);
+    }
+
+    fn poll_secret(&mut self) -> Option<pavillion_proto::keylog::SessionSecret> {
+        self.core.poll_secret()
+    }
+
     fn on_command(&mut self, now: Instant, command: Command) -> bool {
         match command {
             Command::Joined(r) => {

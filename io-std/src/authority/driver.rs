@@ -8,8 +8,10 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use mio::{Events, Poll, Token};
+use pavillion_io::tap::Tap;
 use pavillion_io::StdClock;
 use pavillion_proto::endpoint::Transmit;
+use pavillion_proto::keylog::SessionSecret;
 use pavillion_proto::Instant;
 
 pub(super) const SOCKET: Token = Token(0);
@@ -30,7 +32,14 @@ pub(super) trait Role: Send + 'static {
     /// hands it on; `false` if the role cannot go on (a store that fails).
     fn dispatch(&mut self, now: Instant) -> bool;
     fn close(&mut self, now: Instant);
+    /// Turns the role's key log on (see `pavillion_io::tap`).
+    fn set_key_log(&mut self, on: bool);
+    /// The role's next secret for the key log.
+    fn poll_secret(&mut self) -> Option<SessionSecret>;
 }
+
+/// The process's tap and the socket's own address, when the key log or a capture is on.
+type Tapped<'a> = Option<(&'a Tap, SocketAddr)>;
 
 /// The loop's state: the role, its socket and its poller.
 pub(super) struct Driver<R: Role> {
@@ -46,9 +55,16 @@ impl<R: Role> Driver<R> {
     /// Runs until the handle asks to close (or is gone), or the role cannot go on.
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(64);
+        // The key log and capture, if this process writes them (`pavillion_io::tap`).
+        let tap = Tap::for_driver();
+        if tap.as_ref().is_some_and(|t| t.logs_keys()) {
+            self.role.set_key_log(true);
+        }
+        let local = self.socket.local_addr().ok();
+        let tap = tap.as_deref().zip(local);
         loop {
-            if !self.flush() {
-                return self.stop();
+            if !self.flush(tap) {
+                return self.stop(tap);
             }
             let now = self.clock.now();
             let timeout = self
@@ -58,16 +74,16 @@ impl<R: Role> Driver<R> {
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("fleet poll: {e}");
-                    return self.stop();
+                    return self.stop(tap);
                 }
             }
             for event in events.iter() {
                 if event.token() == SOCKET {
-                    self.read();
+                    self.read(tap);
                 }
             }
-            if !self.commands() {
-                return self.stop();
+            if !self.commands(tap) {
+                return self.stop(tap);
             }
             let now = self.clock.now();
             if self.role.poll_timeout().is_some_and(|t| t <= now) {
@@ -76,14 +92,14 @@ impl<R: Role> Driver<R> {
         }
     }
 
-    fn stop(&mut self) {
+    fn stop(&mut self, tap: Tapped<'_>) {
         let now = self.clock.now();
         self.role.close(now);
-        self.flush();
+        self.flush(tap);
     }
 
     /// Carries out the handle's commands; false once it asked to close (or is gone).
-    fn commands(&mut self) -> bool {
+    fn commands(&mut self, tap: Tapped<'_>) -> bool {
         loop {
             match self.commands.try_recv() {
                 Ok(c) => {
@@ -92,7 +108,7 @@ impl<R: Role> Driver<R> {
                         return false;
                     }
                     // A command's answers and datagrams go out before the next command runs.
-                    if !self.flush() {
+                    if !self.flush(tap) {
                         return false;
                     }
                 }
@@ -102,13 +118,16 @@ impl<R: Role> Driver<R> {
         }
     }
 
-    fn read(&mut self) {
+    fn read(&mut self, tap: Tapped<'_>) {
         loop {
             match self.socket.recv_from(&mut self.buf) {
                 Ok((n, from)) => {
+                    if let Some((tap, local)) = tap {
+                        tap.datagram(local, from, true, &self.buf[..n]);
+                    }
                     let now = self.clock.now();
                     self.role.handle_datagram(now, from, &self.buf[..n]);
-                    self.send();
+                    self.send(tap);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -118,21 +137,29 @@ impl<R: Role> Driver<R> {
         }
     }
 
-    fn send(&mut self) {
+    fn send(&mut self, tap: Tapped<'_>) {
         let now = self.clock.now();
+        if let Some((tap, _)) = tap {
+            while let Some(secret) = self.role.poll_secret() {
+                tap.secret(&secret);
+            }
+        }
         while let Some(t) = self.role.poll_transmit(now, &mut self.buf) {
             if let Err(e) = self.socket.send_to(&self.buf[..t.len], t.destination) {
                 tracing::debug!("fleet send to {}: {e}", t.destination);
+            }
+            if let Some((tap, local)) = tap {
+                tap.datagram(local, t.destination, false, &self.buf[..t.len]);
             }
         }
     }
 
     /// Sends, dispatches, and sends again what the dispatch queued (answers of handlers,
     /// publications a stored batch released).
-    fn flush(&mut self) -> bool {
-        self.send();
+    fn flush(&mut self, tap: Tapped<'_>) -> bool {
+        self.send(tap);
         let ok = self.role.dispatch(self.clock.now());
-        self.send();
+        self.send(tap);
         ok
     }
 }

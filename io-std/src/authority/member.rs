@@ -336,6 +336,14 @@ impl Role for MemberRole {
         self.core.poll_transmit(now, buf)
     }
 
+    fn set_key_log(&mut self, on: bool) {
+        self.core.set_key_log(on);
+    }
+
+    fn poll_secret(&mut self) -> Option<pavillion_proto::keylog::SessionSecret> {
+        self.core.poll_secret()
+    }
+
     fn on_command(&mut self, now: Instant, command: MemberCommand) -> bool {
         command.apply(now, &mut self.core, &mut self.peers)
     }

@@ -95,9 +95,11 @@ pub(crate) struct AuthorityArgs {
     /// Exit 0 after SECS.
     #[arg(long, value_name = "SECS", value_parser = common::seconds)]
     duration: Option<Duration>,
-    /// Print the counters every SECS.
+    /// Print the counters (and the sessions' RTT percentiles) every SECS.
     #[arg(long, value_name = "SECS", value_parser = common::seconds)]
     stats: Option<Duration>,
+    #[arg(long, value_name = "ADDR", value_parser = crate::live::metrics_addr, help = crate::live::METRICS_HELP)]
+    metrics: Option<SocketAddr>,
 }
 
 pub(crate) const AUTHORITY_HELP: &str = "\
@@ -155,6 +157,10 @@ pub(crate) fn authority(json: bool, a: AuthorityArgs) -> Result<(), Failure> {
                "epoch": format!("{:016x}", roster.epoch), "version": roster.version}),
     );
 
+    let _exporter = a
+        .metrics
+        .map(|addr| crate::live::start_metrics(addr, |addr| auth.serve_metrics(addr)))
+        .transpose()?;
     let (tx, inputs) = common::inputs::<AuthorityEvent>();
     let forwarder = {
         let auth = Arc::clone(&auth);
@@ -175,8 +181,8 @@ pub(crate) fn authority(json: bool, a: AuthorityArgs) -> Result<(), Failure> {
             Ok(e) => print_authority_event(json, &e),
             Err(Ended::Tick) => {
                 if tick.is_some_and(|t| t <= Instant::now()) {
-                    if let Some((s, _)) = auth.stats() {
-                        print_authority_stats(json, &s);
+                    if let Some((s, sessions)) = auth.stats() {
+                        print_authority_stats(json, &s, &sessions);
                     }
                     tick = tick.zip(a.stats).map(|(t, s)| t + s);
                 }
@@ -240,7 +246,7 @@ fn print_authority_event(json: bool, e: &AuthorityEvent) {
     print(json, text, value);
 }
 
-fn print_authority_stats(json: bool, s: &AuthorityStats) {
+fn print_authority_stats(json: bool, s: &AuthorityStats, sessions: &pavillion_std::Stats) {
     let refused: Vec<String> = s
         .refused
         .iter()
@@ -254,18 +260,20 @@ fn print_authority_stats(json: bool, s: &AuthorityStats) {
     print(
         json,
         format!(
-            "stats joins={} admitted={} lockouts={} revoked={} published={} evicted={} refused: {}",
+            "stats joins={} admitted={} lockouts={} revoked={} published={} evicted={} refused: {}; {}",
             s.joins,
             s.admitted,
             s.lockouts,
             s.revoked,
             s.published,
             s.evicted,
-            refused.join(" ")
+            refused.join(" "),
+            crate::live::rtt_text(sessions)
         ),
         json!({"event": "stats", "joins": s.joins, "admitted": s.admitted,
                "lockouts": s.lockouts, "revoked": s.revoked, "published": s.published,
-               "evicted": s.evicted, "refused": refused_json}),
+               "evicted": s.evicted, "refused": refused_json,
+               "rtt": crate::live::rtt_json(sessions)}),
     );
 }
 

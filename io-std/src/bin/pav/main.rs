@@ -32,6 +32,7 @@ mod exec;
 mod keygen;
 mod keys;
 mod listen;
+mod live;
 mod registers;
 mod relay;
 mod send;
@@ -63,6 +64,11 @@ struct Cli {
     /// Log filter: error, warn, info, debug, trace, or a tracing filter directive.
     #[arg(long, global = true, env = "PAV_LOG", default_value = "warn")]
     log: String,
+    /// Write every datagram this process sends or receives to FILE, a pcapng capture with
+    /// real timestamps (open it in Wireshark with wireshark/pavillion.lua; with
+    /// PAVILLION_KEYLOGFILE set, the key log decrypts it).
+    #[arg(long, global = true, env = "PAV_PCAP", value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -127,6 +133,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let json = cli.json;
+    if let Some(path) = &cli.pcap {
+        // Before any endpoint opens: the drivers pick the capture up when they start.
+        if let Err(e) = pavillion_std::tap::capture_to(path) {
+            eprintln!("error: cannot write the capture {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
     let result = match cli.command {
         Command::Keygen(a) => keygen::run(json, a),
         Command::Serve(a) => serve::run(json, a),

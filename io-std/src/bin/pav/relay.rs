@@ -73,9 +73,11 @@ pub(crate) struct RelayArgs {
     /// A TOML file with [[peer]] addr/key entries and trust = [...], for long lists.
     #[arg(long, env = "PAV_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Print the relay's counters every SECS.
+    /// Print the relay's counters (and its mesh sessions' RTT percentiles) every SECS.
     #[arg(long, value_name = "SECS", value_parser = common::seconds)]
     stats: Option<Duration>,
+    #[arg(long, value_name = "ADDR", value_parser = crate::live::metrics_addr, help = crate::live::METRICS_HELP)]
+    metrics: Option<SocketAddr>,
     /// Exit 0 after SECS.
     #[arg(long, value_name = "SECS", value_parser = common::seconds)]
     duration: Option<Duration>,
@@ -254,6 +256,10 @@ pub(crate) fn run(json: bool, a: RelayArgs) -> Result<(), Failure> {
         print_event(json, &RelayEvent::Emitter { active });
     }
 
+    let _exporter = a
+        .metrics
+        .map(|addr| crate::live::start_metrics(addr, |addr| relay.serve_metrics(addr)))
+        .transpose()?;
     let (tx, inputs) = common::inputs::<RelayNotice>();
     let forwarder = {
         let relay = Arc::clone(&relay);
@@ -267,8 +273,8 @@ pub(crate) fn run(json: bool, a: RelayArgs) -> Result<(), Failure> {
             Ok(RelayNotice::Event(e)) => print_event(json, &e),
             Ok(_) => {}
             Err(Ended::Tick) => {
-                if let Some((s, _)) = relay.stats() {
-                    print_stats(json, &s);
+                if let Some((s, mesh)) = relay.stats() {
+                    print_stats(json, &s, &mesh);
                 }
                 tick = tick.zip(a.stats).map(|(t, s)| t + s);
             }
@@ -278,8 +284,8 @@ pub(crate) fn run(json: bool, a: RelayArgs) -> Result<(), Failure> {
     let last = relay.stats();
     relay.close();
     forwarder.stop();
-    if let Some((s, _)) = last {
-        print_stats(json, &s);
+    if let Some((s, mesh)) = last {
+        print_stats(json, &s, &mesh);
     }
     Ok(())
 }
@@ -320,7 +326,7 @@ fn print_event(json: bool, e: &RelayEvent) {
     }
 }
 
-fn print_stats(json: bool, s: &RelayStats) {
+fn print_stats(json: bool, s: &RelayStats, mesh: &pavillion_std::Stats) {
     if json {
         let drops: serde_json::Map<String, serde_json::Value> = s
             .drops()
@@ -330,7 +336,7 @@ fn print_stats(json: bool, s: &RelayStats) {
             "{}",
             json!({"event": "stats", "captured": s.captured, "carried": s.carried,
                    "received": s.received, "emitted": s.emitted, "forwarded": s.forwarded,
-                   "standby": s.standby, "drops": drops})
+                   "standby": s.standby, "drops": drops, "rtt": crate::live::rtt_json(mesh)})
         );
     } else {
         let drops: Vec<String> = s
@@ -338,14 +344,15 @@ fn print_stats(json: bool, s: &RelayStats) {
             .map(|(r, n)| format!("{}={n}", r.name()))
             .collect();
         println!(
-            "stats captured={} carried={} received={} emitted={} forwarded={} standby={} drops: {}",
+            "stats captured={} carried={} received={} emitted={} forwarded={} standby={} drops: {}; {}",
             s.captured,
             s.carried,
             s.received,
             s.emitted,
             s.forwarded,
             s.standby,
-            drops.join(" ")
+            drops.join(" "),
+            crate::live::rtt_text(mesh)
         );
     }
 }

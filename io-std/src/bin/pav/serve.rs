@@ -22,6 +22,7 @@ use crate::config::{self, ClientKey};
 use crate::durable;
 use crate::exec::{self, ExecSpec};
 use crate::keys::{self, Credentials, Suite};
+use crate::live;
 use crate::registers;
 
 #[derive(Args, Debug)]
@@ -85,10 +86,12 @@ pub(crate) struct ServeArgs {
     /// (repeatable). Clients' writes are printed.
     #[arg(long = "register", value_name = "SPEC", value_parser = registers::register_flag)]
     registers: Vec<registers::RegisterSpec>,
-    /// Print the server's counters (datagrams, handshakes, retransmissions, drops by reason)
-    /// every SECS seconds and on exit; one JSON object per line with --json.
+    /// Print the server's counters (datagrams, handshakes, retransmissions, drops by reason,
+    /// RTT percentiles) every SECS seconds and on exit; one JSON object per line with --json.
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
     stats: Option<Duration>,
+    #[arg(long, value_name = "ADDR", value_parser = live::metrics_addr, help = live::METRICS_HELP)]
+    metrics: Option<SocketAddr>,
     /// Largest message, call argument or answer to accept or send, such as 16M (at most 64M);
     /// larger than a datagram travels in segments [default: 1M]. The reassembly budget grows to
     /// hold at least one such message.
@@ -426,6 +429,7 @@ fn plan(a: ServeArgs) -> Result<Plan, Failure> {
 pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
     let duration = a.duration;
     let stats = a.stats;
+    let metrics = a.metrics;
     let p = plan(a)?;
     let max_message = p.config.max_message_size();
     let (tx, inputs) = common::inputs::<Heard>();
@@ -457,6 +461,9 @@ pub(crate) fn run(json: bool, a: ServeArgs) -> Result<(), Failure> {
         let _ = writes.send(Input::Item(Heard::Written(w.clone())));
     });
     let server = Arc::new(server);
+    let _exporter = metrics
+        .map(|addr| live::start_metrics(addr, |addr| server.serve_metrics(addr)))
+        .transpose()?;
     let local = server.local_addr();
     let reply = server.reply_addr().map(|r| r.to_string());
     let public_hex = p.public.map(|k| hex::encode(k.as_bytes()));
@@ -658,6 +665,7 @@ fn print_stats(json: bool, server: &Server, last: bool) {
                 "send_errors": s.send_errors,
                 "dropped": s.total_dropped(),
                 "drops": drops,
+                "rtt": live::rtt_json(&s),
             })
         );
     } else {
@@ -668,7 +676,7 @@ fn print_stats(json: bool, server: &Server, last: bool) {
             .collect();
         println!(
             "stats{}: {clients} clients; datagrams {} in, {} out; {} handshakes ({} requests); \
-             {} messages; {} retransmissions; {} send errors; dropped {}{}",
+             {} messages; {} retransmissions; {} send errors; dropped {}{}; {}",
             if last { " (final)" } else { "" },
             s.datagrams_received,
             s.datagrams_sent,
@@ -682,7 +690,8 @@ fn print_stats(json: bool, server: &Server, last: bool) {
                 String::new()
             } else {
                 format!(" ({})", drops.join(", "))
-            }
+            },
+            live::rtt_text(&s)
         );
     }
 }
