@@ -82,43 +82,6 @@ fn run(program: &Path, args: &[String]) -> String {
     out
 }
 
-/// Reads the JSON string that starts at `s` (after its opening quote).
-fn json_string(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return out,
-            '\\' => match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some('r') => out.push('\r'),
-                Some('u') => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    let code = u32::from_str_radix(&hex, 16).unwrap();
-                    out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                }
-                Some(other) => out.push(other),
-                None => break,
-            },
-            c => out.push(c),
-        }
-    }
-    panic!("unterminated JSON string in {s}")
-}
-
-/// The value of `"key":` in `s` (its first occurrence) as text: a string's contents, or the
-/// literal of a number or `null`.
-fn json_value(s: &str, key: &str) -> Option<String> {
-    let at = s.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = &s[at..];
-    if let Some(string) = rest.strip_prefix('"') {
-        return Some(json_string(string));
-    }
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    Some(rest[..end].to_string())
-}
-
 /// What the trace says of one datagram copy.
 #[derive(Debug, PartialEq, Eq)]
 struct Decoded {
@@ -130,20 +93,25 @@ struct Decoded {
 }
 
 fn from_trace(trace: &str) -> Vec<Decoded> {
+    // Text as tshark prints it: strings bare, numbers as digits, null as nothing.
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
     trace
         .lines()
-        .filter(|l| l.starts_with("{\"type\":\"datagram\""))
-        .map(|l| {
-            let packet = &l[l.find("\"packet\":{").expect("a decoded packet")..];
-            let fields = packet.find("\"fields\":").unwrap();
-            let head = &packet[..fields];
-            let null = |v: Option<String>| v.filter(|v| v != "null").unwrap_or_default();
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter(|r| r["type"] == "datagram")
+        .map(|r| {
+            let packet = &r["packet"];
+            assert!(packet.is_object(), "a decoded packet: {r}");
             Decoded {
-                name: json_value(head, "name").unwrap(),
-                suite: null(json_value(head, "suite")),
-                counter: null(json_value(head, "counter")),
-                decryption: json_value(head, "decryption").unwrap(),
-                label: json_value(l, "label").unwrap(),
+                name: text(&packet["name"]),
+                suite: text(&packet["suite"]),
+                counter: text(&packet["counter"]),
+                decryption: text(&packet["decryption"]),
+                label: text(&r["label"]),
             }
         })
         .collect()
