@@ -310,14 +310,19 @@ impl Role for AuthorityRole {
         // Written (and acknowledged) before the events, so that a `Published` event names a
         // version that is on disk.
         let stored = store_batches(&mut self.core, self.store.as_ref(), now);
+        // The snapshot before the events: whoever reads an event finds `roster()` agreeing.
+        {
+            let mut shared = lock(&self.shared);
+            let published = self.core.roster();
+            if shared.roster.epoch != published.epoch || shared.roster.version != published.version
+            {
+                shared.roster = published.clone();
+            }
+        }
         while let Some(e) = self.core.poll_event() {
             notify(&self.events, e);
         }
         let mut shared = lock(&self.shared);
-        let published = self.core.roster();
-        if shared.roster.epoch != published.epoch || shared.roster.version != published.version {
-            shared.roster = published.clone();
-        }
         if let Err(e) = stored {
             tracing::error!("authority: {e}; stopping, since nothing more can be made durable");
             shared.failure = Some(e.to_string());

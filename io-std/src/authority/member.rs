@@ -349,12 +349,32 @@ impl Role for MemberRole {
     }
 
     fn dispatch(&mut self, now: Instant) -> bool {
+        // The shared view first: a caller woken by an event (`PeerRevoked`, `Roster`) must find
+        // `roster()` and `state()` already saying what the event says.
+        self.publish();
         while let Some(e) = self.core.poll_event() {
             self.peers.route(now, &e, &mut self.core);
             notify(&self.events, e);
         }
         // Callers that stopped waiting leave nothing behind.
         self.peers.forget_abandoned();
+        self.publish();
+        true
+    }
+
+    fn close(&mut self, now: Instant) {
+        self.core.close(now);
+        let mut s = lock(&self.shared.state);
+        s.closed = true;
+        drop(s);
+        self.shared.changed.notify_all();
+    }
+}
+
+impl MemberRole {
+    /// Copies the member's state and roster into the handle's shared view, and wakes the
+    /// waiters of a state change.
+    fn publish(&mut self) {
         let mut s = lock(&self.shared.state);
         let mut changed = false;
         if &s.state != self.core.state() {
@@ -369,14 +389,5 @@ impl Role for MemberRole {
         if changed {
             self.shared.changed.notify_all();
         }
-        true
-    }
-
-    fn close(&mut self, now: Instant) {
-        self.core.close(now);
-        let mut s = lock(&self.shared.state);
-        s.closed = true;
-        drop(s);
-        self.shared.changed.notify_all();
     }
 }
