@@ -4,98 +4,32 @@
 //! captured packets with `pavillion_proto::dissect::Dissector`.
 //!
 //! The key log is read from the environment once per process, so the session runs in a child:
-//! this test binary again, with the variables set (see [`CHILD`]).
+//! this test binary again, with the variables set (see `support/tap.rs`).
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 #[path = "../../io-std/tests/support/pcapng.rs"]
 mod pcapng;
 #[path = "../../io-std/tests/support/suites.rs"]
 mod suites;
+#[path = "../../io-std/tests/support/tap.rs"]
+mod tap;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use pavillion_capture::{read_key_log, KEYLOG_ENV, KEYLOG_WARNING};
-use pavillion_proto::dissect::{Decryption, Dissector};
+use pavillion_capture::KEYLOG_ENV;
 use pavillion_proto::ClientId;
 use pavillion_smol::{Client, RpcFailure, Server};
 use suites::{configs, Suite};
 
-/// Set (to the capture's path) in the child that runs the sessions.
-const CHILD: &str = "PAV_TAP_TEST_CAPTURE";
 const NAME: &str = "the_key_log_opens_the_captured_sessions_of_every_suite";
 
 #[test]
 fn the_key_log_opens_the_captured_sessions_of_every_suite() {
-    if let Some(capture) = std::env::var_os(CHILD) {
+    if let Some(capture) = std::env::var_os(tap::CHILD) {
         return sessions(Path::new(&capture));
     }
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tap-smol-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let keylog = dir.join("keys.log");
-    let capture = dir.join("cap.pcapng");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-        .env(CHILD, &capture)
-        .env(KEYLOG_ENV, &keylog)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {out:?}");
-    assert_eq!(
-        stderr.matches(KEYLOG_WARNING).count(),
-        1,
-        "the warning is printed once per process: {stderr}"
-    );
-
-    let secrets = read_key_log(&keylog).unwrap();
-    assert!(
-        secrets.len() >= 3,
-        "one secret per suite at least: {secrets:?}"
-    );
-    let packets = pcapng::read(&std::fs::read(&capture).unwrap());
-    // Every datagram is captured twice, as sent and as received (both ends are here).
-    assert!(packets.len() >= 12, "{} packets", packets.len());
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    assert!(packets
-        .iter()
-        .all(|p| p.at_us <= now_us && p.at_us + 600_000_000 > now_us));
-
-    let opened = |with_keys: bool| {
-        let mut d = Dissector::new();
-        if with_keys {
-            for s in &secrets {
-                d.add_secret(s.clone());
-            }
-        }
-        let mut names: Vec<(Option<u8>, &'static str)> = Vec::new();
-        for p in &packets {
-            let x = d.dissect(p.from, p.to, &p.payload);
-            if matches!(x.decryption, Decryption::Opened(_)) {
-                names.push((x.suite.map(|s| s.number()), x.name));
-            }
-        }
-        names
-    };
-    let names = opened(true);
-    for suite in [1, 2, 3] {
-        for name in ["rpc_call", "rpc_response"] {
-            assert!(
-                names.contains(&(Some(suite), name)),
-                "suite {suite} {name} not opened: {names:?}"
-            );
-        }
-    }
-    assert!(
-        opened(false).is_empty(),
-        "nothing opens without the key log"
-    );
+    tap::run_child_and_check(NAME, "smol");
 }
 
 /// The child: a capture, then one session and call per suite, each with its own server.
