@@ -9,11 +9,12 @@
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration as StdDuration, Instant as StdInstant};
+use std::time::Duration as StdDuration;
+
+#[path = "support/tools.rs"]
+mod tools;
 
 use pavillion_capture::{read_key_log, CaptureTime, KeyLogFile, PcapngWriter};
 use pavillion_proto::crypto::ecc::KeyPair;
@@ -48,64 +49,6 @@ fn repo() -> PathBuf {
 
 fn dissector() -> PathBuf {
     repo().join("wireshark/pavillion.lua")
-}
-
-/// The tshark program, or `None` (after saying why) when it is missing and not required.
-fn tshark() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("tshark"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("PAV_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "tshark is required (PAV_REQUIRE_TOOLS=1) but not on PATH: run scripts/install-tools.sh"
-        );
-        eprintln!("skipped: tshark is not installed (scripts/install-tools.sh installs it)");
-    }
-    found
-}
-
-/// Runs tshark with `args`, failing the test on a non-zero exit or after [`TSHARK_TIMEOUT`].
-fn run_tshark(tshark: &Path, args: &[String]) -> String {
-    let mut child = Command::new(tshark)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tshark starts");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).unwrap();
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        stderr.read_to_string(&mut s).unwrap();
-        s
-    });
-    let start = StdInstant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > TSHARK_TIMEOUT {
-            let _ = child.kill();
-            panic!("tshark {args:?} ran longer than {TSHARK_TIMEOUT:?}");
-        }
-        std::thread::sleep(StdDuration::from_millis(20));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(status.success(), "tshark {args:?} failed: {status}\n{err}");
-    assert!(
-        !err.contains("Lua: Error") && !err.contains("Lua: syntax error"),
-        "the dissector failed to load:\n{err}"
-    );
-    out
 }
 
 /// A scratch directory of this test process.
@@ -340,7 +283,7 @@ fn decode(tshark: &Path, pcap: &Path, keylog: Option<&Path>) -> Vec<Row> {
         args.push("-e".to_string());
         args.push((*f).to_string());
     }
-    let out = run_tshark(tshark, &args);
+    let out = tools::run_bounded(tshark, &args, TSHARK_TIMEOUT);
     out.lines()
         .map(|line| {
             let values: Vec<&str> = line.split('\t').collect();
@@ -470,7 +413,9 @@ fn check_decrypted(suite: Suite, rows: &[Row], run: &Recording) {
 
 #[test]
 fn tshark_decrypts_every_suite_with_the_key_log_and_shows_only_headers_without_it() {
-    let Some(tshark) = tshark() else { return };
+    let Some(tshark) = tools::tshark() else {
+        return;
+    };
     for suite in [Suite::Psk, Suite::Ecc, Suite::NoiseIk, Suite::NoisePsk] {
         let dir = scratch(&format!("{suite:?}"));
         let run = record(suite, &dir);
@@ -576,7 +521,9 @@ fn record_operations(suite: Suite, dir: &Path) -> Recording {
 
 #[test]
 fn tshark_names_every_operation_a_session_carries() {
-    let Some(tshark) = tshark() else { return };
+    let Some(tshark) = tools::tshark() else {
+        return;
+    };
     for suite in [Suite::Psk, Suite::NoiseIk] {
         let dir = scratch(&format!("ops-{suite:?}"));
         let run = record_operations(suite, &dir);
@@ -672,7 +619,11 @@ fn tshark_names_every_operation_a_session_carries() {
         ]
         .map(String::from)
         .to_vec();
-        assert_eq!(run_tshark(&tshark, &args), "", "{suite:?}");
+        assert_eq!(
+            tools::run_bounded(&tshark, &args, TSHARK_TIMEOUT),
+            "",
+            "{suite:?}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -750,7 +701,9 @@ fn hex_dumps(out: &str) -> Vec<String> {
 
 #[test]
 fn tshark_opens_group_data_and_never_shows_a_group_key() {
-    let Some(tshark) = tshark() else { return };
+    let Some(tshark) = tools::tshark() else {
+        return;
+    };
     let dir = scratch("group");
     let run = record_group(&dir);
     let group_keys: Vec<(u64, u32, [u8; 32])> = run
@@ -792,7 +745,7 @@ fn tshark_opens_group_data_and_never_shows_a_group_key() {
 
     // The full dissection, with the hex dump of every tab (the decrypted one too), never
     // contains the key's bytes.
-    let full = run_tshark(
+    let full = tools::run_bounded(
         &tshark,
         &[
             "-n".to_string(),
@@ -805,6 +758,7 @@ fn tshark_opens_group_data_and_never_shows_a_group_key() {
             "-V".to_string(),
             "-x".to_string(),
         ],
+        TSHARK_TIMEOUT,
     );
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     assert!(full.contains("group_key"), "{full}");
@@ -845,7 +799,9 @@ fn tshark_opens_group_data_and_never_shows_a_group_key() {
 
 #[test]
 fn the_dissectors_ciphers_pass_their_known_answer_vectors() {
-    let Some(tshark) = tshark() else { return };
+    let Some(tshark) = tools::tshark() else {
+        return;
+    };
     let dir = scratch("vectors");
     let pcap = dir.join("empty.pcapng");
     PcapngWriter::new(std::fs::File::create(&pcap).unwrap(), "vectors")
@@ -853,7 +809,7 @@ fn the_dissectors_ciphers_pass_their_known_answer_vectors() {
         .into_inner()
         .unwrap();
     let script = repo().join("wireshark/tests/crypto_vectors.lua");
-    let out = run_tshark(
+    let out = tools::run_bounded(
         &tshark,
         &[
             "-X".to_string(),
@@ -861,6 +817,7 @@ fn the_dissectors_ciphers_pass_their_known_answer_vectors() {
             "-r".to_string(),
             pcap.display().to_string(),
         ],
+        TSHARK_TIMEOUT,
     );
     let summary = out
         .lines()
@@ -880,7 +837,9 @@ fn the_dissectors_ciphers_pass_their_known_answer_vectors() {
 
 #[test]
 fn tshark_reads_our_capture_with_its_comments_and_times() {
-    let Some(tshark) = tshark() else { return };
+    let Some(tshark) = tools::tshark() else {
+        return;
+    };
     let dir = scratch("read");
     let pcap = dir.join("two.pcapng");
     let mut w = PcapngWriter::new(std::fs::File::create(&pcap).unwrap(), "unit").unwrap();
@@ -901,7 +860,7 @@ fn tshark_reads_our_capture_with_its_comments_and_times() {
     )
     .unwrap();
     w.into_inner().unwrap();
-    let out = run_tshark(
+    let out = tools::run_bounded(
         &tshark,
         &[
             "-n",
@@ -933,6 +892,7 @@ fn tshark_reads_our_capture_with_its_comments_and_times() {
             "ip.check_checksum:TRUE",
         ]
         .map(String::from),
+        TSHARK_TIMEOUT,
     );
     // Checksum status 1 is "good" (0 would be "bad", 2 "unverified").
     let lines: Vec<&str> = out.lines().collect();

@@ -9,10 +9,11 @@
 // Integration tests are ordinary std programs; the core-only import rule is for the library.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
-use std::io::Read;
+#[path = "../../capture/tests/support/tools.rs"]
+mod tools;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one scenario run or one tshark run may take before the test fails.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -22,64 +23,6 @@ fn repo() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn tshark() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("tshark"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("PAV_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "tshark is required (PAV_REQUIRE_TOOLS=1) but not on PATH: run scripts/install-tools.sh"
-        );
-        eprintln!("skipped: tshark is not installed (scripts/install-tools.sh installs it)");
-    }
-    found
-}
-
-/// Runs `program` with `args` to completion within [`TIMEOUT`]; returns its stdout.
-fn run(program: &Path, args: &[String]) -> String {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} starts: {e}", program.display()));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).unwrap();
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        stderr.read_to_string(&mut s).unwrap();
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            panic!("{} {args:?} ran longer than {TIMEOUT:?}", program.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(
-        status.success(),
-        "{} {args:?} failed: {status}\n{err}",
-        program.display()
-    );
-    assert!(!err.contains("Lua: "), "the dissector failed:\n{err}");
-    out
 }
 
 /// What the trace says of one datagram copy.
@@ -166,7 +109,7 @@ fn compare(tshark: &Path, scenario: &str, suite: &str) -> (Vec<Decoded>, Vec<Dec
     .chain(["--pcap".to_string(), pcap.display().to_string()])
     .chain(["--keylog".to_string(), keys.display().to_string()])
     .collect();
-    run(&runner, &args);
+    tools::run_bounded(&runner, &args, TIMEOUT);
     let decoded = from_trace(&std::fs::read_to_string(&trace).unwrap());
     let args: Vec<String> = [
         "-n".to_string(),
@@ -197,14 +140,16 @@ fn compare(tshark: &Path, scenario: &str, suite: &str) -> (Vec<Decoded>, Vec<Dec
         .flat_map(|f| ["-e".to_string(), f.to_string()]),
     )
     .collect();
-    let shown = from_tshark(&run(tshark, &args));
+    let shown = from_tshark(&tools::run_bounded(tshark, &args, TIMEOUT));
     let _ = std::fs::remove_dir_all(&dir);
     (decoded, shown)
 }
 
 #[test]
 fn tshark_decodes_simulated_runs_as_the_trace_does() {
-    let Some(tshark) = tshark() else { return };
+    let Some(tshark) = tools::tshark() else {
+        return;
+    };
     for (scenario, suite) in [
         ("clean", "psk"),
         ("clean", "ecc"),
