@@ -43,17 +43,21 @@ fn enabled(restored: Option<DurableRestored>) -> Result<(), DurableError> {
     restored.map(drop).ok_or(DurableError::NotEnabled)
 }
 
-/// Awaits a receive without a timeout: an empty answer can only mean the endpoint closed.
-async fn received(
-    pending: Pending<Option<DurableDelivery>>,
-) -> Result<DurableDelivery, DurableError> {
-    value(pending).await?.ok_or(DurableError::Closed)
-}
-
 impl Client {
     /// Queues a durable command for the driver.
     fn durable(&self, command: DurableCommand) -> Result<(), DurableError> {
         self.handle.durable(command)
+    }
+
+    /// The shape of every durable call that only makes sense with a store: refuse without one
+    /// (a receive would otherwise wait for ever), queue the command, await the driver's answer.
+    async fn ask<T>(
+        &self,
+        (command, pending): (DurableCommand, Pending<T>),
+    ) -> Result<T, DurableError> {
+        enabled(self.durable_restored())?;
+        self.durable(command)?;
+        value(pending).await
     }
 
     /// What the store held when the client started: our origin, how many queued messages are
@@ -223,10 +227,7 @@ impl Client {
     /// # Errors
     /// [`DurableError::NotEnabled`], [`DurableError::Closed`].
     pub async fn wait_durable_drained(&self, timeout: Duration) -> Result<bool, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::wait_drained(Some(timeout));
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::wait_drained(Some(timeout))).await
     }
 
     /// Stops retrying the durable message `id`. It may still have reached the server (once).
@@ -235,10 +236,7 @@ impl Client {
     /// # Errors
     /// [`DurableError::NotEnabled`], [`DurableError::Closed`].
     pub async fn cancel_durable(&self, id: DurableId) -> Result<bool, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::cancel(id);
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::cancel(id)).await
     }
 
     /// Durable messages of ours queued and not yet acknowledged or cancelled (with those
@@ -247,10 +245,7 @@ impl Client {
     /// # Errors
     /// [`DurableError::NotEnabled`], [`DurableError::Closed`].
     pub async fn durable_queued(&self) -> Result<usize, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::queued();
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::queued()).await
     }
 
     /// The next durable message from the server, stored in our inbox: first those restored
@@ -271,10 +266,9 @@ impl Client {
     /// # }
     /// ```
     pub async fn recv_durable(&self) -> Result<DurableDelivery, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::recv(None);
-        self.durable(cmd)?;
-        received(pending).await
+        self.ask(DurableCommand::recv(None))
+            .await?
+            .ok_or(DurableError::Closed)
     }
 
     /// As [`Client::recv_durable`], giving up after `timeout` with `None` (the blocking
@@ -286,10 +280,7 @@ impl Client {
         &self,
         timeout: Duration,
     ) -> Result<Option<DurableDelivery>, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::recv(Some(timeout));
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::recv(Some(timeout))).await
     }
 
     /// The application is done with `delivery`: it leaves the inbox and is not delivered
@@ -304,10 +295,8 @@ impl Client {
         delivery: &DurableDelivery,
         mark: Option<u64>,
     ) -> Result<bool, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::consume(delivery.from, delivery.id, mark);
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::consume(delivery.from, delivery.id, mark))
+            .await
     }
 }
 
@@ -315,6 +304,17 @@ impl Server {
     /// Queues a durable command for the driver.
     fn durable(&self, command: DurableCommand) -> Result<(), DurableError> {
         self.handle.durable(command)
+    }
+
+    /// The shape of every durable call that only makes sense with a store: refuse without one
+    /// (a receive would otherwise wait for ever), queue the command, await the driver's answer.
+    async fn ask<T>(
+        &self,
+        (command, pending): (DurableCommand, Pending<T>),
+    ) -> Result<T, DurableError> {
+        enabled(self.durable_restored())?;
+        self.durable(command)?;
+        value(pending).await
     }
 
     /// As [`Client::durable_restored`].
@@ -462,10 +462,7 @@ impl Server {
     /// # Errors
     /// As [`Client::wait_durable_drained`].
     pub async fn wait_durable_drained(&self, timeout: Duration) -> Result<bool, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::wait_drained(Some(timeout));
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::wait_drained(Some(timeout))).await
     }
 
     /// As [`Client::cancel_durable`].
@@ -473,10 +470,7 @@ impl Server {
     /// # Errors
     /// As [`Client::cancel_durable`].
     pub async fn cancel_durable(&self, id: DurableId) -> Result<bool, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::cancel(id);
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::cancel(id)).await
     }
 
     /// As [`Client::durable_queued`] (to every client).
@@ -484,10 +478,7 @@ impl Server {
     /// # Errors
     /// As [`Client::durable_queued`].
     pub async fn durable_queued(&self) -> Result<usize, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::queued();
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::queued()).await
     }
 
     /// The next durable message from any client (its identity in
@@ -506,10 +497,9 @@ impl Server {
     /// # }
     /// ```
     pub async fn recv_durable(&self) -> Result<DurableDelivery, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::recv(None);
-        self.durable(cmd)?;
-        received(pending).await
+        self.ask(DurableCommand::recv(None))
+            .await?
+            .ok_or(DurableError::Closed)
     }
 
     /// As [`Server::recv_durable`], giving up after `timeout` with `None`.
@@ -520,10 +510,7 @@ impl Server {
         &self,
         timeout: Duration,
     ) -> Result<Option<DurableDelivery>, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::recv(Some(timeout));
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::recv(Some(timeout))).await
     }
 
     /// As [`Client::consume_durable`].
@@ -535,9 +522,7 @@ impl Server {
         delivery: &DurableDelivery,
         mark: Option<u64>,
     ) -> Result<bool, DurableError> {
-        enabled(self.durable_restored())?;
-        let (cmd, pending) = DurableCommand::consume(delivery.from, delivery.id, mark);
-        self.durable(cmd)?;
-        value(pending).await
+        self.ask(DurableCommand::consume(delivery.from, delivery.id, mark))
+            .await
     }
 }
