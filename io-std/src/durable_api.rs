@@ -41,6 +41,18 @@ fn limit(timeout: Option<Duration>) -> Duration {
 }
 
 impl Client {
+    /// Queues a durable command and waits for the driver's answer: the shape of every durable
+    /// call that answers with a plain value. `wait` is the driver's own bound for the command
+    /// (`None`: none); the caller waits that long plus a grace ([`limit`]).
+    fn ask<T>(
+        &self,
+        (command, pending): (DurableCommand, Pending<T>),
+        wait: Option<Duration>,
+    ) -> Result<T, DurableError> {
+        self.handle.durable(command)?;
+        Ok(pending.wait(limit(wait))?)
+    }
+
     /// Sends a durable message to the server and returns its end-to-end id once it is
     /// stored. While the store's outbox is full (the server does not acknowledge), it waits
     /// for room, as long as the client lives.
@@ -148,9 +160,7 @@ impl Client {
     /// # Errors
     /// [`DurableError::Closed`], [`DurableError::InCallback`].
     pub fn cancel_durable(&self, id: DurableId) -> Result<bool, DurableError> {
-        let (cmd, pending) = DurableCommand::cancel(id);
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(Duration::ZERO)))?)
+        self.ask(DurableCommand::cancel(id), Some(Duration::ZERO))
     }
 
     /// Waits until the server has acknowledged durable message `id` (its record is stored
@@ -176,9 +186,7 @@ impl Client {
     /// # Errors
     /// [`DurableError::Closed`], [`DurableError::InCallback`].
     pub fn wait_durable_drained(&self, timeout: Duration) -> Result<bool, DurableError> {
-        let (cmd, pending) = DurableCommand::wait_drained(bound(timeout));
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(bound(timeout)))?)
+        self.ask(DurableCommand::wait_drained(bound(timeout)), bound(timeout))
     }
 
     /// Durable messages of ours queued and not yet acknowledged or cancelled.
@@ -186,9 +194,7 @@ impl Client {
     /// # Errors
     /// [`DurableError::Closed`], [`DurableError::InCallback`].
     pub fn durable_queued(&self) -> Result<usize, DurableError> {
-        let (cmd, pending) = DurableCommand::queued();
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(Duration::ZERO)))?)
+        self.ask(DurableCommand::queued(), Some(Duration::ZERO))
     }
 
     /// The next durable message from the server, or `None` after `timeout`. Consume it
@@ -197,9 +203,7 @@ impl Client {
     /// # Errors
     /// [`DurableError::Closed`], [`DurableError::InCallback`].
     pub fn recv_durable(&self, timeout: Duration) -> Result<Option<DurableDelivery>, DurableError> {
-        let (cmd, pending) = DurableCommand::recv(bound(timeout));
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(bound(timeout)))?)
+        self.ask(DurableCommand::recv(bound(timeout)), bound(timeout))
     }
 
     /// The application is done with `delivery`: it is not delivered again after a restart.
@@ -214,9 +218,10 @@ impl Client {
         delivery: &DurableDelivery,
         mark: Option<u64>,
     ) -> Result<bool, DurableError> {
-        let (cmd, pending) = DurableCommand::consume(delivery.from, delivery.id, mark);
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(Duration::ZERO)))?)
+        self.ask(
+            DurableCommand::consume(delivery.from, delivery.id, mark),
+            Some(Duration::ZERO),
+        )
     }
 
     /// What the durable store gave back when the client started (its origin, the messages
@@ -227,6 +232,18 @@ impl Client {
 }
 
 impl Server {
+    /// Queues a durable command and waits for the driver's answer: the shape of every durable
+    /// call that answers with a plain value. `wait` is the driver's own bound for the command
+    /// (`None`: none); the caller waits that long plus a grace ([`limit`]).
+    fn ask<T>(
+        &self,
+        (command, pending): (DurableCommand, Pending<T>),
+        wait: Option<Duration>,
+    ) -> Result<T, DurableError> {
+        self.handle.durable(command)?;
+        Ok(pending.wait(limit(wait))?)
+    }
+
     /// Sends a durable message to the client `peer`, by identity: it waits for a session with
     /// that client (from whatever address) and is retried with no deadline across its
     /// sessions and our restarts until acknowledged. Returns once stored; waits for room in a
@@ -322,9 +339,7 @@ impl Server {
     /// # Errors
     /// As [`Client::cancel_durable`].
     pub fn cancel_durable(&self, id: DurableId) -> Result<bool, DurableError> {
-        let (cmd, pending) = DurableCommand::cancel(id);
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(Duration::ZERO)))?)
+        self.ask(DurableCommand::cancel(id), Some(Duration::ZERO))
     }
 
     /// As [`Client::wait_durable_delivered`].
@@ -346,9 +361,7 @@ impl Server {
     /// # Errors
     /// As [`Client::wait_durable_drained`].
     pub fn wait_durable_drained(&self, timeout: Duration) -> Result<bool, DurableError> {
-        let (cmd, pending) = DurableCommand::wait_drained(bound(timeout));
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(bound(timeout)))?)
+        self.ask(DurableCommand::wait_drained(bound(timeout)), bound(timeout))
     }
 
     /// As [`Client::durable_queued`] (to every client).
@@ -356,9 +369,7 @@ impl Server {
     /// # Errors
     /// As [`Client::durable_queued`].
     pub fn durable_queued(&self) -> Result<usize, DurableError> {
-        let (cmd, pending) = DurableCommand::queued();
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(Duration::ZERO)))?)
+        self.ask(DurableCommand::queued(), Some(Duration::ZERO))
     }
 
     /// The next durable message from any client (`message.peer` says which), or `None` after
@@ -367,9 +378,7 @@ impl Server {
     /// # Errors
     /// As [`Client::recv_durable`].
     pub fn recv_durable(&self, timeout: Duration) -> Result<Option<DurableDelivery>, DurableError> {
-        let (cmd, pending) = DurableCommand::recv(bound(timeout));
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(bound(timeout)))?)
+        self.ask(DurableCommand::recv(bound(timeout)), bound(timeout))
     }
 
     /// As [`Client::consume_durable`].
@@ -381,9 +390,10 @@ impl Server {
         delivery: &DurableDelivery,
         mark: Option<u64>,
     ) -> Result<bool, DurableError> {
-        let (cmd, pending) = DurableCommand::consume(delivery.from, delivery.id, mark);
-        self.handle.durable(cmd)?;
-        Ok(pending.wait(limit(Some(Duration::ZERO)))?)
+        self.ask(
+            DurableCommand::consume(delivery.from, delivery.id, mark),
+            Some(Duration::ZERO),
+        )
     }
 
     /// As [`Client::durable_restored`].
