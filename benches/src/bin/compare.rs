@@ -115,6 +115,10 @@ struct Args {
     /// Size of the bulk message, in MiB.
     #[arg(long, default_value_t = 16)]
     bulk_mib: usize,
+    /// Also print every figure as a `result<TAB>key<TAB>value<TAB>unit` line at the end
+    /// (`pavillion_benches::results`), for `benches/peers/compare-all.sh`.
+    #[arg(long)]
+    results: bool,
     /// A shell command whose output's last number is another implementation's calls/s on
     /// loopback; its ratio to our loopback RPC is printed.
     #[arg(long)]
@@ -359,6 +363,12 @@ fn loopback_rows(suite: Suite, seconds: f64) -> Vec<Row> {
     pair.close();
     let blast = raw_udp_blast(&data, seconds);
     let name = suite.name();
+    use pavillion_benches::results::record;
+    record(&format!("rpc_handler_64_{name}"), registered, "calls/s");
+    record(&format!("rpc_fn0_64_{name}"), zero, "calls/s");
+    record(&format!("raw_udp_pingpong_64_{name}"), raw, "rt/s");
+    record(&format!("reliable_threads_64_{name}"), messages, "msg/s");
+    record(&format!("raw_udp_blast_64_{name}"), blast, "dg/s");
     vec![
         Row {
             what: format!("loopback RPC, registered handler vs raw UDP ping-pong, {name}"),
@@ -637,7 +647,18 @@ fn main() {
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build measures nothing useful; use --release");
     }
-    crypto_floor(&args);
+    run(&args);
+    if args.results {
+        println!();
+        for line in pavillion_benches::results::lines() {
+            println!("{line}");
+        }
+    }
+}
+
+/// Measures and prints the rows `args` asks for.
+fn run(args: &Args) {
+    crypto_floor(args);
     if args.crypto_only {
         return;
     }
@@ -659,7 +680,7 @@ fn main() {
         return;
     }
     if args.memory_only {
-        rows.extend(memory_rows(&args));
+        rows.extend(memory_rows(args));
         println!();
         print_table(&rows);
         return;
@@ -706,7 +727,7 @@ fn main() {
         return;
     }
     rows.push(durable_row(Suite::Psk, args.seconds));
-    rows.extend(memory_rows(&args));
+    rows.extend(memory_rows(args));
     for suite in Suite::ALL {
         rows.push(recovery_row(suite));
     }
