@@ -233,6 +233,26 @@ const COUNTERS: &[Counter] = &[
         read: |s| s.duplicate_replies_withheld,
     },
     Counter {
+        name: "pavillion_batches_sent_total",
+        help: "Suite 3: datagrams sent as an op 38 batch.",
+        read: |s| s.batches_sent,
+    },
+    Counter {
+        name: "pavillion_frames_batched_total",
+        help: "Suite 3: frames carried in op 38 batches.",
+        read: |s| s.frames_batched,
+    },
+    Counter {
+        name: "pavillion_acks_delayed_total",
+        help: "Suite 3: acknowledgements held back for a burst.",
+        read: |s| s.acks_delayed,
+    },
+    Counter {
+        name: "pavillion_ack_ranges_sent_total",
+        help: "Suite 3: op 39 frames sent (several counters acknowledged at once).",
+        read: |s| s.ack_ranges_sent,
+    },
+    Counter {
         name: "pavillion_secrets_dropped_total",
         help: "Session secrets dropped from a full key log queue.",
         read: |s| s.secrets_dropped,

@@ -38,6 +38,7 @@ use super::{
 #[cfg(any(test, feature = "testing"))]
 mod assumed;
 mod authfail;
+mod batch;
 mod durable;
 mod inbound;
 mod keylog;
@@ -125,6 +126,8 @@ pub struct Client {
     time: TimeRequests,
     closed: bool,
     due: Vec<Due>,
+    /// Suite 3: the open run of messages sharing a counter (`features::batch`).
+    run: crate::features::batch::Run,
     /// Segmented messages: our transfers, and the servers' partial messages.
     segments: Segments,
     /// Our ordered streams (op 36), one table for every server; made at the first ordered
@@ -186,6 +189,7 @@ impl Client {
             time: TimeRequests::default(),
             closed: false,
             due: Vec::new(),
+            run: Default::default(),
             segments: Segments::new(limits),
             ordered_tx: None,
             ordered_rx: OrderedReceiver::default(),
@@ -635,6 +639,8 @@ impl Client {
         let budget = self.counter_budget();
         self.top_up_segments();
         self.outbox.poll_due(now, connected, budget, &mut due);
+        let mut run = core::mem::take(&mut self.run);
+        run.pump(self.config.server);
         for d in due.drain(..) {
             match d {
                 Due::Expired(e) => {
@@ -642,29 +648,18 @@ impl Client {
                     self.on_expired(e);
                 }
                 Due::Transmit(id) => {
-                    let unsent = self.outbox.get(id).filter(|e| e.counter.is_none());
-                    let expected = match unsent.map(|e| e.payload.transfer()) {
-                        Some(Some(wire)) => Some(self.segment_expected(now, wire)),
-                        Some(None) => unsent.map(|e| self.expected_for(now, &e.payload)),
-                        None => None,
-                    };
-                    if let Some(expected) = expected {
-                        let c = self.take_counter();
-                        self.outbox
-                            .on_first_transmit(id, c, expected, now, &self.rtt);
-                    } else {
-                        self.outbox.on_retransmit(id, now, &self.rtt);
-                        self.shared.stats.retransmissions += 1;
+                    if self.on_due(now, &mut run, id) {
+                        self.shared.tx.push_back(Outgoing::Reliable {
+                            to: self.config.server,
+                            id,
+                        });
                     }
-                    self.shared.tx.push_back(Outgoing::Reliable {
-                        to: self.config.server,
-                        id,
-                    });
                     self.last_sent = now;
                 }
             }
         }
         self.due = due;
+        self.run = run;
         self.emit_progress();
     }
 
@@ -707,6 +702,9 @@ impl Client {
     }
 
     fn encode(&mut self, now: Instant, out: Outgoing, buf: &mut [u8]) -> Encoded {
+        if let Some(encoded) = self.encode_coalesced(&out, buf) {
+            return encoded;
+        }
         match out {
             Outgoing::Setup { to, packet } => Encoded::from(to, packet.emit(buf)),
             Outgoing::Ack { to, counter } => self.seal(

@@ -11,6 +11,7 @@
 //! [`Stats`] under a [`DropReason`]. `Err` is only for commands the endpoint cannot carry out.
 
 mod authority;
+mod batch;
 mod client;
 mod config;
 mod driving;
@@ -423,6 +424,15 @@ pub struct Stats {
     pub rtt: crate::reliability::histogram::RttHistogram,
     /// Session secrets dropped from a full key log queue (only with the key log on).
     pub secrets_dropped: u64,
+    /// Suite 3: datagrams sent as an op 38 batch (`docs/PROTOCOL.md` §17).
+    pub batches_sent: u64,
+    /// Suite 3: frames carried in those batches.
+    pub frames_batched: u64,
+    /// Suite 3: acknowledgements held back for a burst (`features::batch`); always 0 until
+    /// delayed ACKs are in.
+    pub acks_delayed: u64,
+    /// Suite 3: op 39 frames sent (several counters acknowledged at once).
+    pub ack_ranges_sent: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -486,8 +496,16 @@ impl Stats {
             duplicate_replies_withheld,
             rtt,
             secrets_dropped,
+            batches_sent,
+            frames_batched,
+            acks_delayed,
+            ack_ranges_sent,
             drops,
         } = other;
+        self.batches_sent += batches_sent;
+        self.frames_batched += frames_batched;
+        self.acks_delayed += acks_delayed;
+        self.ack_ranges_sent += ack_ranges_sent;
         self.rtt.add(rtt);
         self.secrets_dropped += secrets_dropped;
         self.datagrams_received += datagrams_received;

@@ -12,7 +12,6 @@ use super::Encoded;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -46,6 +45,7 @@ use super::{
 #[cfg(any(test, feature = "testing"))]
 pub(super) mod assumed;
 mod authlog;
+mod batch;
 mod budget;
 mod duplicates;
 mod durable;
@@ -103,6 +103,8 @@ pub struct Server {
     busy: BTreeSet<SocketAddr>,
     /// Reused by `pump`, so the per-datagram path does not allocate.
     busy_scratch: Vec<SocketAddr>,
+    /// Suite 3: the open run of messages sharing a counter (`features::batch`).
+    run: crate::features::batch::Run,
     /// Registered RPC functions and their names (for standard call 1).
     functions: rpc::Functions,
     /// Targets we take messages for; announced to every client with opcode 13.
@@ -163,6 +165,7 @@ impl Server {
             limiter,
             busy: BTreeSet::new(),
             busy_scratch: Vec::new(),
+            run: Default::default(),
             functions: rpc::Functions::default(),
             targets: BTreeSet::new(),
             client_subs: pubsub::ClientSubs::default(),
@@ -578,6 +581,9 @@ impl Server {
                 .push_back(ServerEvent::PeerUp { addr: from });
         }
         let peer = s.peer;
+        if self.on_batched(now, from, counter, plain, via) {
+            return;
+        }
         let app = match App::parse(plain) {
             Ok(a) => a,
             Err(e) => return self.shared.stats.drop(DropReason::from_wire(e)),
@@ -721,6 +727,8 @@ impl Server {
                 .top_up(Some(addr), &mut s.outbox, next_id, window);
             let budget = s.outbox.counter_budget(Counter(s.tx_counter));
             s.outbox.poll_due(now, true, budget, &mut due);
+            let run = &mut self.run;
+            run.pump(addr);
             for d in due.drain(..) {
                 match d {
                     Due::Expired(e) if e.payload.transfer().is_some() => {
@@ -737,16 +745,11 @@ impl Server {
                         self.shared.events.extend(expired_event(e))
                     }
                     Due::Transmit(id) => {
-                        if s.outbox.get(id).is_some_and(|e| e.counter.is_none()) {
-                            let c = take(&mut s.tx_counter);
-                            s.outbox.on_first_transmit(id, c, vec![addr], now, &s.rtt);
-                        } else {
-                            s.outbox.on_retransmit(id, now, &s.rtt);
-                            self.shared.stats.retransmissions += 1;
+                        if batch::on_due(s, run, &mut self.shared.stats, addr, id, now) {
+                            self.shared
+                                .tx
+                                .push_back(Outgoing::Reliable { to: addr, id });
                         }
-                        self.shared
-                            .tx
-                            .push_back(Outgoing::Reliable { to: addr, id });
                     }
                 }
             }

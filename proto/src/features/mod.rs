@@ -49,6 +49,7 @@
 //!   entries); `on_opened` would hand a feature each packet of a coalesced datagram in turn.
 //!
 //! Modules:
+//! - `batch` (crate-private): suite 3 batching, runs of messages sharing a counter (§17).
 //! - [`status`]: typed device status carried in ACKs (pure values).
 //! - [`timesync`]: the clock estimate, and the client's time requests (`SyncId`).
 //! - `rpc` (crate-private): functions, calls waiting for the application, the answer cache.
@@ -61,6 +62,7 @@
 //!   windows, the inbox, and the batches of records a driver stores.
 
 pub mod authority;
+pub(crate) mod batch;
 pub mod durable;
 pub(crate) mod group;
 pub mod ordered;

@@ -349,17 +349,33 @@ impl Outbox {
 
     /// Where the exchange sent under `counter` is: a binary search of the sent prefix, whose
     /// counters increase (see the invariants).
+    ///
+    /// Several entries may share a counter (a suite 3 batch, `features::batch`): this finds the
+    /// first of that run.
     fn position_of(&self, counter: Counter) -> Option<usize> {
         let (mut lo, mut hi) = (0, self.sent.min(self.entries.len()));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.entries[mid].counter {
                 Some(c) if c < counter => lo = mid + 1,
-                Some(c) if c == counter => return Some(mid),
                 _ => hi = mid,
             }
         }
-        None
+        (lo < self.sent.min(self.entries.len()) && self.entries[lo].counter == Some(counter))
+            .then_some(lo)
+    }
+
+    /// The entries sent under `counter`, in order: one, or a batch's run.
+    pub(crate) fn run(&self, counter: Counter) -> impl Iterator<Item = &InFlight> + '_ {
+        let start = self.position_of(counter).unwrap_or(self.entries.len());
+        self.entries
+            .range(start..)
+            .take_while(move |e| e.counter == Some(counter))
+    }
+
+    /// Whether an exchange waits for its first transmission (a burst is under way).
+    pub(crate) fn has_unsent(&self) -> bool {
+        self.entries.len() > self.sent
     }
 
     /// Whether an internal exchange with this payload is already queued (so that keepalives
@@ -394,12 +410,10 @@ impl Outbox {
         if e.counter.is_some() {
             return;
         }
-        // The invariants: sends go out in order, under increasing counters.
+        // The invariants: sends go out in order, under non-decreasing counters (a batch's
+        // entries share one).
         debug_assert_eq!(i, self.sent, "first transmission out of order");
-        debug_assert!(
-            previous.is_none_or(|p| p < counter),
-            "counter not increasing"
-        );
+        debug_assert!(previous.is_none_or(|p| p <= counter), "counter decreasing");
         e.counter = Some(counter);
         e.first_sent = Some(now);
         e.expected = expected;
@@ -459,11 +473,17 @@ impl Outbox {
         else {
             return Reply::Unknown;
         };
+        // One sample per counter: only the last entry of a batch's run (completed last, by
+        // the same ACK as the others) gives it, so the run does not repeat it.
+        let last_of_run = self
+            .entries
+            .get(pos + 1)
+            .is_none_or(|next| next.counter != Some(counter));
         let e = &mut self.entries[pos];
         if e.acked.contains(&from) {
             return Reply::Partial;
         }
-        if e.acked.is_empty() && e.retransmissions == 0 {
+        if e.acked.is_empty() && e.retransmissions == 0 && last_of_run {
             if let Some(sent) = e.first_sent {
                 rtt.on_sample(now - sent);
                 samples.record(now - sent);

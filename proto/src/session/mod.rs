@@ -531,6 +531,27 @@ pub(crate) fn seal(
     )
 }
 
+/// Seals the frames of one suite 3 datagram (`docs/PROTOCOL.md` §17): a lone frame as the
+/// plain packet it would be without batching, several as one op 38 batch.
+pub(crate) fn seal_frames(
+    tx: &TxKey,
+    counter: Counter,
+    more: bool,
+    frames: &[wire::batch::Frame<'_>],
+    buf: &mut [u8],
+) -> Result<usize, wire::Error> {
+    use wire::batch::{self, Frame};
+    match frames {
+        [Frame::App(a)] => seal(tx, counter, a, buf),
+        [Frame::Acks(a)] => seal_with(tx, counter, a.buffer_len(), |b| a.emit(b).map(drop), buf),
+        _ => {
+            let len = batch::batch_len(frames.iter().map(Frame::buffer_len));
+            let write = |b: &mut [u8]| batch::emit_batch(more, frames, b).map(drop);
+            seal_with(tx, counter, len, write, buf)
+        }
+    }
+}
+
 /// As [`seal`], for a plaintext (opcode and payload) given as bytes and not checked at all.
 ///
 /// Only for `testing::established`: fuzzers seal arbitrary plaintext under a real session key

@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod authority;
+pub mod batch;
 mod codec;
 pub mod durable;
 pub mod noise;
@@ -76,6 +77,9 @@ pub enum Error {
     },
     /// The datagram does not start with [`MAGIC`].
     BadMagic,
+    /// A suite 3 batch (op 38) or counter ACK ranges (op 39) broke a rule of
+    /// `docs/PROTOCOL.md` §17: a bad frame, too many frames or ranges, a range below 0.
+    BadBatch,
     /// A register value's type byte names no type, or a boolean is neither 0 nor 1
     /// (`docs/PROTOCOL.md` §9.8).
     BadRegisterValue,
@@ -110,6 +114,7 @@ impl Error {
         match self {
             Error::BadLength { .. } => "bad_length",
             Error::BadMagic => "bad_magic",
+            Error::BadBatch => "bad_batch",
             Error::BadRegisterValue => "bad_register_value",
             Error::BufferTooSmall => "buffer_too_small",
             Error::InvalidName => "invalid_name",
@@ -133,6 +138,7 @@ impl fmt::Display for Error {
                 write!(f, "bad length: expected {expected} bytes, got {actual}")
             }
             Error::BadMagic => f.write_str("datagram does not start with PavillionS0"),
+            Error::BadBatch => f.write_str("malformed batch or counter ACK ranges"),
             Error::BadRegisterValue => f.write_str("register value of no known type or form"),
             Error::BufferTooSmall => f.write_str("output buffer too small"),
             Error::InvalidName => f.write_str("message target or name contains a newline"),

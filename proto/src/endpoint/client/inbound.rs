@@ -91,6 +91,9 @@ impl Client {
             Some(Inbound::Fresh(p)) => p,
             Some(Inbound::Duplicate(p)) => {
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
+                if self.on_duplicate_batch(from, counter, p) {
+                    return;
+                }
                 match App::parse(p) {
                     // Ordered: the receiver knows whether it holds it (it may have refused it).
                     Ok(App::OrderedMessage(o)) => self.on_ordered(now, from, addr, counter, &o),
@@ -123,6 +126,9 @@ impl Client {
         if !server.up {
             server.up = true;
             self.shared.events.push_back(ClientEvent::PeerUp { addr });
+        }
+        if self.on_batched(now, from, addr, counter, plain) {
+            return;
         }
         let app = match App::parse(plain) {
             Ok(a) => a,
@@ -228,7 +234,14 @@ impl Client {
         }
     }
 
+    /// An ACK of `counter`: completes every exchange sent under it (one, or a suite 3
+    /// batch's run, `features::batch`).
     pub(super) fn on_ack(&mut self, now: Instant, addr: SocketAddr, counter: Counter) {
+        while self.on_ack_one(now, addr, counter) && self.outbox.find_counter(counter).is_some() {}
+    }
+
+    /// Completes the first exchange sent under `counter`; `true` if it was completed.
+    fn on_ack_one(&mut self, now: Instant, addr: SocketAddr, counter: Counter) -> bool {
         // An ACK of a message to a target says the server takes that target.
         if let Some(target) = self
             .outbox
@@ -253,9 +266,11 @@ impl Client {
             &mut self.rtt,
             &mut self.shared.stats.rtt,
         );
+        let complete = matches!(reply, Reply::Complete(_));
         if let Reply::Complete(e) = &reply {
             if let Some(seq) = e.payload.durable() {
-                return self.on_durable_acked(seq);
+                self.on_durable_acked(seq);
+                return true;
             }
             self.on_ordered_resolved(e, false);
         }
@@ -267,6 +282,7 @@ impl Client {
             Reply::Unknown if self.on_sub_ack(now, addr, counter) => {}
             Reply::Unknown => self.shared.stats.drop(DropReason::Unexpected),
         }
+        complete
     }
 
     pub(super) fn learn_subscriber(&mut self, now: Instant, target: &str, addr: SocketAddr) {

@@ -25,6 +25,9 @@ impl Server {
         if let Some(encoded) = self.encode_segments(&out, buf) {
             return encoded;
         }
+        if let Some(encoded) = self.encode_coalesced(&out, buf) {
+            return encoded;
+        }
         if let Outgoing::RpcResponse { to, call } = &out {
             // An answer too large for a datagram goes as a transfer instead.
             if self.answer_segmented(now, *to, *call) {

@@ -176,9 +176,21 @@ impl Server {
     }
 
     /// An ACK (op 2, or one counter of op 34) from the client at `from`.
+    /// An ACK of `acked`: completes every exchange sent under it (one, or a suite 3 batch's
+    /// run, `features::batch`).
     pub(super) fn on_acked(&mut self, now: Instant, from: SocketAddr, acked: Counter) {
+        while self.on_acked_one(now, from, acked)
+            && self
+                .sessions
+                .get(&from)
+                .is_some_and(|s| s.outbox.find_counter(acked).is_some())
+        {}
+    }
+
+    /// Completes the first exchange sent under `acked`; `true` if it was completed.
+    fn on_acked_one(&mut self, now: Instant, from: SocketAddr, acked: Counter) -> bool {
         let Some(s) = self.sessions.get_mut(&from) else {
-            return;
+            return false;
         };
         match s.outbox.on_reply(
             acked,
@@ -206,9 +218,13 @@ impl Server {
                     }
                 }
             }
-            Reply::Partial => {}
-            Reply::Unknown => self.shared.stats.drop(DropReason::Unexpected),
+            Reply::Partial => return false,
+            Reply::Unknown => {
+                self.shared.stats.drop(DropReason::Unexpected);
+                return false;
+            }
         }
+        true
     }
 
     /// Op 34: one ACK per counter of ours in flight in the ranges.

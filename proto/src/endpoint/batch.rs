@@ -1,0 +1,218 @@
+//! Coalescing at datagram build time, suite 3 unicast only (`docs/PROTOCOL.md` §17): what the
+//! roles share. When a role seals a datagram for a peer, the ACKs and unreliable messages
+//! queued for the same peer ride along in one op 38 batch, and several ACKs become one op 39
+//! frame. A datagram that would carry a single frame is sealed exactly as before.
+//!
+//! The run of reliable messages sharing a counter is built when they are first sent
+//! (`features::batch::Run`); this module only packs a datagram.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use super::{Outgoing, Stats};
+use crate::id::Counter;
+use crate::reliability::OwnedMessage;
+use crate::session::{self, TxKey};
+use crate::wire::batch::{self, Acks, Frame};
+use crate::wire::{self, App, StatusBytes};
+
+/// How far into the transmit queue the encoder looks for riders: far enough for a burst of
+/// ACKs, near enough that sealing stays cheap with many peers queued.
+const SCAN: usize = 256;
+
+/// The plaintext one datagram may carry.
+const DATAGRAM_BUDGET: usize = wire::MAX_DATAGRAM - wire::SESSION_OVERHEAD;
+
+/// What rides with a datagram: ACKs owed and unreliable messages, taken from the queue.
+#[derive(Debug, Default)]
+pub(super) struct Riders {
+    acks: Vec<Counter>,
+    unreliable: Vec<OwnedMessage>,
+}
+
+/// Whether an item of the transmit queue may ride in a datagram to `to`.
+fn rides(out: &Outgoing, to: SocketAddr) -> bool {
+    matches!(out, Outgoing::Ack { to: t, .. } | Outgoing::Unreliable { to: t, .. } if *t == to)
+}
+
+/// Whether something queued for `to` could ride with a datagram to it, and whether more
+/// reliable data for `to` is queued (the batch's `MORE` flag).
+pub(super) fn peek(tx: &VecDeque<Outgoing>, to: SocketAddr) -> (bool, bool) {
+    let window = tx.iter().take(SCAN);
+    let mut riders = false;
+    let mut more = false;
+    for out in window {
+        riders |= rides(out, to);
+        more |= matches!(out, Outgoing::Reliable { to: t, .. } if *t == to);
+    }
+    (riders, more)
+}
+
+/// Takes the riders for a datagram to `to` out of the queue's first [`SCAN`] items: every
+/// ACK, and the unreliable messages that fit in `room` bytes and `frames` frames.
+pub(super) fn take_riders(
+    tx: &mut VecDeque<Outgoing>,
+    to: SocketAddr,
+    mut room: usize,
+    mut frames: usize,
+) -> Riders {
+    let mut riders = Riders::default();
+    let mut seen = 0;
+    tx.retain_mut(|out| {
+        seen += 1;
+        if seen > SCAN || !rides(out, to) {
+            return true;
+        }
+        match out {
+            Outgoing::Ack { counter, .. } => {
+                riders.acks.push(*counter);
+                false
+            }
+            Outgoing::Unreliable { message, .. } => {
+                let len = batch::FRAME_HEADER + message.as_app(false).buffer_len();
+                if frames == 0 || len > room {
+                    return true;
+                }
+                room -= len;
+                frames -= 1;
+                riders.unreliable.push(core::mem::replace(message, empty()));
+                false
+            }
+            _ => true,
+        }
+    });
+    riders
+}
+
+impl Riders {
+    /// Adds the ACK that leads the datagram, if one does.
+    pub(super) fn push_ack(&mut self, c: Option<Counter>) {
+        self.acks.extend(c);
+    }
+}
+
+fn empty() -> OwnedMessage {
+    OwnedMessage {
+        target: alloc::string::String::new(),
+        name: alloc::string::String::new(),
+        payload: bytes::Bytes::new(),
+    }
+}
+
+/// The plaintext room left for riders after a lead of `lead_len` frame bytes in `lead_frames`
+/// frames: one datagram, less the batch header and room for the ACK frame.
+pub(super) fn room_after(lead_len: usize, lead_frames: usize) -> (usize, usize) {
+    let used = batch::BATCH_HEADER
+        + lead_len
+        + lead_frames * batch::FRAME_HEADER
+        + batch::FRAME_HEADER
+        + batch::MAX_ACKS_LEN;
+    (
+        DATAGRAM_BUDGET.saturating_sub(used),
+        batch::MAX_FRAMES.saturating_sub(lead_frames + 1),
+    )
+}
+
+/// Seals one datagram: the ACKs owed (one op 2, or op 39 for several), then the `lead`
+/// frames, then the unreliable riders. ACKs that do not fit one op 39 frame go back to the
+/// front of the queue, for the next datagram.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn seal(
+    key: &TxKey,
+    counter: Counter,
+    more: bool,
+    lead: &[App<'_>],
+    mut riders: Riders,
+    status: Option<StatusBytes>,
+    queue: &mut VecDeque<Outgoing>,
+    to: SocketAddr,
+    stats: &mut Stats,
+    buf: &mut [u8],
+) -> Result<usize, wire::Error> {
+    let mut frames: Vec<Frame<'_>> = Vec::with_capacity(2 + lead.len() + riders.unreliable.len());
+    let acks = &mut riders.acks;
+    acks.sort_unstable_by(|a, b| b.cmp(a));
+    acks.dedup();
+    match acks.as_slice() {
+        [] => {}
+        [one] => frames.push(Frame::App(App::Ack {
+            counter: *one,
+            status,
+        })),
+        _ => {
+            if let Some((ranges, taken)) = Acks::from_descending(acks.iter().copied()) {
+                frames.push(Frame::Acks(ranges));
+                stats.ack_ranges_sent += 1;
+                for &c in acks[taken..].iter().rev() {
+                    queue.push_front(Outgoing::Ack { to, counter: c });
+                }
+            }
+        }
+    }
+    frames.extend(lead.iter().map(|a| Frame::App(*a)));
+    frames.extend(
+        riders
+            .unreliable
+            .iter()
+            .map(|m| Frame::App(m.as_app(false))),
+    );
+    if frames.len() > 1 {
+        stats.batches_sent += 1;
+        stats.frames_batched += frames.len() as u64;
+    }
+    session::seal_frames(key, counter, more, &frames, buf)
+}
+
+/// Whether a suite 3 plaintext is one of this module's opcodes (38 or 39), which only a
+/// suite 3 session parses; elsewhere they stay unknown opcodes.
+pub(super) fn is_batch_opcode(plain: &[u8]) -> bool {
+    matches!(plain.first(), Some(&batch::BATCH | &batch::ACKS))
+}
+
+/// The frames of a batch, each a plaintext the role dispatches as if it had come alone, or
+/// the error that drops the batch whole (parsed first, so a bad batch has no effect).
+pub(super) fn frames(plain: &[u8]) -> Result<impl Iterator<Item = &[u8]> + '_, wire::Error> {
+    batch::Batch::parse(plain)?;
+    Ok(batch::frame_plaintexts(plain))
+}
+
+/// Whether a (duplicate) batch carries a reliable frame, so that it must be acknowledged
+/// again.
+pub(super) fn needs_ack(plain: &[u8]) -> bool {
+    batch::Batch::parse(plain).is_ok_and(|b| {
+        b.frames()
+            .any(|f| matches!(f, Frame::App(App::ReliableMessage(_))))
+    })
+}
+
+/// The counters an op 39 frame acknowledges, highest first, at most the replay window's
+/// width below its largest: no exchange of ours in flight is older, so a peer cannot make us
+/// walk millions of counters.
+pub(super) fn acked_counters(acks: &Acks) -> impl Iterator<Item = Counter> + '_ {
+    let floor = acks.ranges().next().map_or(0, |r| {
+        r.high.0.saturating_sub(crate::session::replay::WINDOW)
+    });
+    acks.ranges()
+        .filter(move |r| r.high.0 >= floor)
+        .flat_map(move |r| (r.low.0.max(floor)..=r.high.0).rev().map(Counter))
+}
+
+/// Removes the copies of `Ack { to, counter }` that handling the frames of one batch queued
+/// after position `from`: every reliable frame asks for the same ACK.
+pub(super) fn dedup_acks(tx: &mut VecDeque<Outgoing>, from: usize, to: SocketAddr, c: Counter) {
+    let mut seen = false;
+    let mut i = 0;
+    tx.retain(|out| {
+        i += 1;
+        if i <= from {
+            return true;
+        }
+        match out {
+            Outgoing::Ack { to: t, counter } if *t == to && *counter == c => {
+                !core::mem::replace(&mut seen, true)
+            }
+            _ => true,
+        }
+    });
+}

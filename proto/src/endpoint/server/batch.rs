@@ -1,0 +1,192 @@
+//! The server's side of suite 3 batching (`docs/PROTOCOL.md` §17): runs of messages sharing a
+//! counter when first sent, batches and op 39 received, and ACKs and unreliable messages
+//! coalesced when a datagram is sealed. Suites 1 and 2 never get here.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use super::{take, Server, ServerSession, Via};
+use crate::endpoint::batch as coalesce;
+use crate::endpoint::{DropReason, Encoded, Outgoing, Stats};
+use crate::features::batch::{frame_len, Run};
+use crate::id::Counter;
+use crate::session::TxKey;
+use crate::time::Instant;
+use crate::wire::batch::Acks;
+use crate::wire::App;
+
+/// Whether a session batches: suite 3 pairwise sessions only.
+fn batches(s: &ServerSession) -> bool {
+    matches!(s.tx_key, TxKey::Noise { .. })
+}
+
+/// Records a due transmission of `id` on `s`: a first one takes a counter, or shares the open
+/// run's; a retransmission is backed off. Returns whether to queue the datagram (a run's
+/// later entries, and the other entries of a run being retransmitted, go with the first).
+pub(super) fn on_due(
+    s: &mut ServerSession,
+    run: &mut Run,
+    stats: &mut Stats,
+    addr: SocketAddr,
+    id: u64,
+    now: Instant,
+) -> bool {
+    let Some(e) = s.outbox.get(id) else {
+        return false;
+    };
+    if let Some(c) = e.counter {
+        s.outbox.on_retransmit(id, now, &s.rtt);
+        if run.retransmitted(c) {
+            return false;
+        }
+        stats.retransmissions += 1;
+        return true;
+    }
+    let len = frame_len(&e.payload).filter(|_| batches(s));
+    if let Some(c) = len.and_then(|l| run.join(l)) {
+        s.outbox.on_first_transmit(id, c, vec![addr], now, &s.rtt);
+        return false;
+    }
+    let c = take(&mut s.tx_counter);
+    run.start(c, len);
+    s.outbox.on_first_transmit(id, c, vec![addr], now, &s.rtt);
+    true
+}
+
+impl Server {
+    /// Handles a suite 3 batch (op 38) or op 39 received over a session; `false` if `plain`
+    /// is neither (or the session is not suite 3), for the caller to parse as before.
+    pub(super) fn on_batched(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        counter: Counter,
+        plain: &[u8],
+        via: Via,
+    ) -> bool {
+        let suite3 = self.sessions.get(&from).is_some_and(|s| batches(s));
+        if via != Via::Session || !suite3 || !coalesce::is_batch_opcode(plain) {
+            return false;
+        }
+        if let Ok(acks) = Acks::parse(plain) {
+            for c in coalesce::acked_counters(&acks) {
+                self.on_acked_quietly(now, from, c);
+            }
+            return true;
+        }
+        let frames = match coalesce::frames(plain) {
+            Ok(f) => f,
+            Err(e) => {
+                self.shared.stats.drop(DropReason::from_wire(e));
+                return true;
+            }
+        };
+        let queued = self.shared.tx.len();
+        for frame in frames {
+            // Each frame acts as the packet it would be alone, under the batch's counter.
+            self.on_opened(now, from, counter, Ok(frame), via);
+        }
+        coalesce::dedup_acks(&mut self.shared.tx, queued, from, counter);
+        true
+    }
+
+    /// An ACK carried in op 39: as op 2, but a counter that is no longer ours to wait for
+    /// (a range spans what was acknowledged before) is not a drop.
+    fn on_acked_quietly(&mut self, now: Instant, from: SocketAddr, c: Counter) {
+        let known = self
+            .sessions
+            .get(&from)
+            .is_some_and(|s| s.outbox.find_counter(c).is_some());
+        if known {
+            self.on_acked(now, from, c);
+        }
+    }
+
+    /// A duplicate batch: acknowledged again if it carried a reliable frame, within the
+    /// session's allowance for replies to duplicates. `false` if `plain` is not a batch.
+    pub(super) fn on_duplicate_batch(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        counter: Counter,
+        plain: &[u8],
+    ) -> bool {
+        let Some(s) = self.sessions.get_mut(&from).filter(|s| batches(s)) else {
+            return false;
+        };
+        if !coalesce::is_batch_opcode(plain) {
+            return false;
+        }
+        if coalesce::needs_ack(plain) {
+            if s.duplicates.take(now, crate::wire::SESSION_OVERHEAD + 9) {
+                self.shared
+                    .tx
+                    .push_back(Outgoing::Ack { to: from, counter });
+            } else {
+                self.shared.stats.duplicate_replies_withheld += 1;
+            }
+        }
+        true
+    }
+
+    /// Seals `out` with what may ride along, if its session batches and anything does;
+    /// `None` leaves `out` to the one-packet encoder.
+    pub(super) fn encode_coalesced(&mut self, out: &Outgoing, buf: &mut [u8]) -> Option<Encoded> {
+        let to = match out {
+            Outgoing::Ack { to, .. }
+            | Outgoing::Unreliable { to, .. }
+            | Outgoing::Reliable { to, .. } => *to,
+            _ => return None,
+        };
+        let s = self.sessions.get_mut(&to).filter(|s| batches(s))?;
+        let (riders, more_queued) = coalesce::peek(&self.shared.tx, to);
+        let status = self.config.status;
+        let mut lead: Vec<App<'_>> = Vec::new();
+        let mut lead_ack = None;
+        let counter = match out {
+            Outgoing::Reliable { id, .. } => {
+                let c = s.outbox.get(*id).and_then(|e| e.counter)?;
+                self.run.sealed(c);
+                let run = s.outbox.run(c);
+                // Only a run of plain messages batches; a lone one without riders is as before.
+                lead.extend(
+                    run.filter(|e| frame_len(&e.payload).is_some())
+                        .filter_map(|e| e.payload.as_app()),
+                );
+                if lead.is_empty() || (lead.len() == 1 && !riders) {
+                    return None;
+                }
+                c
+            }
+            _ if !riders => return None,
+            Outgoing::Ack { counter, .. } => {
+                lead_ack = Some(*counter);
+                take(&mut s.tx_counter)
+            }
+            Outgoing::Unreliable { message, .. } => {
+                lead.push(message.as_app(false));
+                take(&mut s.tx_counter)
+            }
+            _ => return None,
+        };
+        let lead_len = lead.iter().map(App::buffer_len).sum();
+        let (room, frames) = coalesce::room_after(lead_len, lead.len());
+        let mut taken = coalesce::take_riders(&mut self.shared.tx, to, room, frames);
+        taken.push_ack(lead_ack);
+        let more = s.outbox.has_unsent() || more_queued;
+        let sealed = coalesce::seal(
+            &s.tx_key,
+            counter,
+            more,
+            &lead,
+            taken,
+            status,
+            &mut self.shared.tx,
+            to,
+            &mut self.shared.stats,
+            buf,
+        );
+        Some(Encoded::from(to, sealed))
+    }
+}
