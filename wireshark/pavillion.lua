@@ -398,6 +398,9 @@ u64("key_id", "Key id")
 text("target", "Target")
 text("name", "Name")
 u64("payload_len", "Payload length")
+u64("more", "More queued")
+u64("frames", "Frames")
+u64("largest", "Largest acknowledged counter")
 bytes("payload", "Payload (first 64 bytes)")
 u64("acked", "Acknowledged counter")
 u64("battery", "Battery")
@@ -587,6 +590,7 @@ local APP = {
     [14] = "unsubscribe", [16] = "client_accept", [20] = "time_sync_request",
     [21] = "time_sync_response", [32] = "group_key", [33] = "segment", [34] = "ack_ranges",
     [35] = "transfer_refused", [36] = "ordered_message", [37] = "durable_message",
+    [38] = "batch", [39] = "acks",
 }
 
 local VALUE_TYPES = { [0] = "none", "bool", "i64", "u64", "f32", "f64", "text", "bytes" }
@@ -611,7 +615,61 @@ end
 
 -- Dissects an application plaintext (opcode || payload) in `tvb`; returns name, label detail
 -- (or nil and an error text).
-local function dissect_app(tvb, pinfo, tree, counter, src, dst)
+local dissect_app
+
+-- Op 39 (docs/PROTOCOL.md §17): `largest`, then `ranges` as "high-low,..." highest first.
+local function dissect_acks(tvb, tree, need)
+    local n = tvb:len() - 1
+    need(n >= 11)
+    local count = tvb(11, 1):uint()
+    need(count < 32 and n == 11 + 4 * count)
+    add_u(tree, "largest", tvb(1, 8))
+    local high = tvb(1, 8):le_uint64()
+    local len = tvb(9, 2):le_uint()
+    local parts = {}
+    for i = 0, count do
+        if i > 0 then
+            local gap = tvb(12 + 4 * (i - 1), 2):le_uint()
+            len = tvb(14 + 4 * (i - 1), 2):le_uint()
+            need(high >= UInt64(gap + 1))
+            high = high - UInt64(gap + 1)
+        end
+        need(high >= UInt64(len))
+        local low = high - UInt64(len)
+        parts[#parts + 1] = tostring(high) .. "-" .. tostring(low)
+        if low == UInt64(0) and i < count then need(false) end
+        high = low - UInt64(1)
+    end
+    local ranges = concat(parts, ",")
+    add_text(tree, "ranges", tvb(1, n), ranges)
+    return ranges
+end
+
+-- Op 38: `more`, `frames`, then each frame's own fields; the label is "<frames>[ more]".
+local function dissect_batch(tvb, pinfo, tree, counter, need)
+    local len = tvb:len()
+    need(len >= 2)
+    local more = tvb(1, 1):uint() % 2
+    local at, frames = 2, 0
+    while at < len do
+        need(at + 2 <= len)
+        local flen = tvb(at, 2):le_uint()
+        need(flen > 0 and at + 2 + flen <= len)
+        local op = tvb(at + 2, 1):uint()
+        need(op == 1 or op == 2 or op == 3 or op == 39)
+        local sub = tree:add(proto, tvb(at, 2 + flen), "Frame: " .. (APP[op] or "unknown_op"))
+        local _, _, err = dissect_app(tvb(at + 2, flen):tvb(), pinfo, sub, counter)
+        need(not err)
+        frames = frames + 1
+        at = at + 2 + flen
+    end
+    need(frames >= 1 and frames <= 64)
+    tree:add(F.more, tvb(1, 1), more)
+    tree:add(F.frames, tvb(2, len - 2), frames)
+    return tostring(frames) .. (more == 1 and " more" or "")
+end
+
+dissect_app = function(tvb, pinfo, tree, counter, src, dst)
     local len = tvb:len()
     if len < 1 then return nil, "truncated" end
     local op = tvb(0, 1):uint()
@@ -737,6 +795,10 @@ local function dissect_app(tvb, pinfo, tree, counter, src, dst)
             local ranges = concat(parts, ",")
             add_text(tree, "ranges", tvb(1, n), ranges)
             return ranges
+        elseif op == 38 then
+            return dissect_batch(tvb, pinfo, tree, counter, need)
+        elseif op == 39 then
+            return dissect_acks(tvb, tree, need)
         elseif op == 35 then
             need(n == 9)
             add_u(tree, "transfer", tvb(1, 8))

@@ -161,7 +161,9 @@ fn every_packet_opens(suite: Suite) {
         distinct.len()
     );
     let opened = assert_all_open(net.captured(), &secrets, client_addr());
-    assert!(opened >= 60, "{suite:?}: {opened} packets opened");
+    // Suite 3 batches messages sent close together (docs/PROTOCOL.md §17): fewer packets.
+    let least = if suite == Suite::Noise { 40 } else { 60 };
+    assert!(opened >= least, "{suite:?}: {opened} packets opened");
     // Without the secrets, none opens.
     let mut blind = Dissector::new();
     for c in net.captured() {

@@ -34,6 +34,7 @@
 extern crate alloc;
 
 mod authority;
+mod burst;
 pub mod chart;
 mod durable;
 mod harness;
@@ -305,6 +306,13 @@ pub static SCENARIOS: &[Scenario] = &[
         description: "300 durable messages at 5% loss; client and server each reboot 4 times (2 in the middle of a commit) and the link is cut for 2 to 5 minutes mid-stream: the output log holds each exactly once (consume mark), the sender resumes from its send mark, redeliv 0",
         suites: Suite::ALL,
         run: durable::durable_reboots,
+    },
+    Scenario {
+        name: "burst-1000",
+        description: "1000 messages queued at once, 10% loss each way: exactly once; notes \
+                      the client's datagrams per message (suite 3 batches them)",
+        suites: Suite::ALL,
+        run: burst::burst_1000,
     },
 ];
 

@@ -689,6 +689,16 @@ fn run(args: &Args) {
         for suite in Suite::ALL {
             rows.extend(core_rows(suite, args.seconds));
         }
+        for b in pavillion_benches::batched::rows(args.seconds) {
+            rows.push(Row {
+                what: format!("{} [{:.3} dg/msg]", b.what, b.datagrams_per_message),
+                ours: format!("{:.0} msg/s", b.ours),
+                reference: format!("{:.0} msg/s", b.floor),
+                ratio: b.ours / b.floor,
+                target: "context",
+                ok: None,
+            });
+        }
     }
     let mut ours_psk_rpc = None;
     for suite in Suite::ALL {

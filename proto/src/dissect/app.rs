@@ -7,8 +7,9 @@ use alloc::vec::Vec;
 use core::fmt::Write as _;
 
 use super::{Field, Value};
+use crate::wire::batch::{Acks, Batch, Frame, ACKS, BATCH};
 use crate::wire::register::ValueRef;
-use crate::wire::{App, Message};
+use crate::wire::{App, Error, Message};
 
 /// A message's payload shows at most this many bytes.
 pub const PAYLOAD_PREVIEW: usize = 64;
@@ -38,6 +39,8 @@ pub fn op_name(op: u8) -> &'static str {
         35 => "transfer_refused",
         36 => "ordered_message",
         37 => "durable_message",
+        38 => "batch",
+        39 => "acks",
         _ => "unknown_op",
     }
 }
@@ -184,4 +187,50 @@ pub(super) fn fields(app: &App<'_>) -> Vec<Field> {
         }
     }
     out
+}
+
+/// Ops 38 and 39 (suite 3 batching, `docs/PROTOCOL.md` §17): their name and fields, or the
+/// error that refuses them; `None` for any other opcode.
+///
+/// A batch shows `more` and `frames` (the count), then each frame as a `frame` field naming
+/// its opcode followed by that opcode's own fields.
+pub(super) fn batched(plaintext: &[u8]) -> Option<Result<(&'static str, Vec<Field>), Error>> {
+    Some(match *plaintext.first()? {
+        BATCH => Batch::parse(plaintext).map(|b| {
+            let mut out = vec_of([u("more", u64::from(b.more)), u("frames", b.len() as u64)]);
+            for frame in b.frames() {
+                match frame {
+                    Frame::App(a) => {
+                        out.push(text("frame", op_name(a.opcode())));
+                        out.extend(fields(&a));
+                    }
+                    Frame::Acks(a) => {
+                        out.push(text("frame", "acks"));
+                        out.extend(acks_fields(&a));
+                    }
+                }
+            }
+            ("batch", out)
+        }),
+        ACKS => Acks::parse(plaintext).map(|a| ("acks", acks_fields(&a))),
+        _ => return None,
+    })
+}
+
+fn vec_of<const N: usize>(a: [Field; N]) -> Vec<Field> {
+    a.into_iter().collect()
+}
+
+/// `largest`, and `ranges` as `high-low,high-low,...`, highest first.
+fn acks_fields(a: &Acks) -> Vec<Field> {
+    let mut ranges = String::new();
+    let mut largest = 0;
+    for (i, r) in a.ranges().enumerate() {
+        if i == 0 {
+            largest = r.high.0;
+        }
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(ranges, "{sep}{}-{}", r.high.0, r.low.0);
+    }
+    vec_of([u("largest", largest), f("ranges", Value::Text(ranges))])
 }

@@ -33,6 +33,9 @@ pub(super) fn label(d: &Dissection) -> String {
         }
         "ack" => format!("ack {}", n("acked")),
         "ack_ranges" => format!("ack_ranges {}", text(d, "ranges")),
+        "acks" => format!("acks {}", text(d, "ranges")),
+        "batch" if n("more") == 1 => format!("batch {} more", n("frames")),
+        "batch" => format!("batch {}", n("frames")),
         "rpc_call" => format!("rpc_call #{ctr} fn={}", n("function")),
         "rpc_response" => match n("status") {
             0 => format!("rpc_response #{} ok", n("call")),

@@ -214,6 +214,19 @@ impl Dissection {
     fn opened(&mut self, direction: Direction, plaintext: &[u8]) {
         self.decryption = Decryption::Opened(direction);
         self.op = plaintext.first().copied();
+        if let Some(r) = app::batched(plaintext) {
+            match r {
+                Ok((name, fields)) => {
+                    self.name = name;
+                    self.fields.extend(fields);
+                }
+                Err(e) => {
+                    self.name = self.op.map_or("unknown_op", op_name);
+                    self.error = Some(e.to_string());
+                }
+            }
+            return;
+        }
         match App::parse(plaintext) {
             Ok(app) => {
                 self.name = op_name(app.opcode());
