@@ -664,8 +664,8 @@ local function dissect_batch(tvb, pinfo, tree, counter, need)
         at = at + 2 + flen
     end
     need(frames >= 1 and frames <= 64)
-    tree:add(F.more, tvb(1, 1), more)
-    tree:add(F.frames, tvb(2, len - 2), frames)
+    tree:add(F.more, tvb(1, 1), UInt64(more))
+    tree:add(F.frames, tvb(2, len - 2), UInt64(frames))
     return tostring(frames) .. (more == 1 and " more" or "")
 end
 

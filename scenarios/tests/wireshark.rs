@@ -161,6 +161,8 @@ fn tshark_decodes_simulated_runs_as_the_trace_does() {
         ("nat-rebind", "noise"),
         ("authority-join", "noise"),
         ("relay-mesh", "noise"),
+        // Suite 3 batches (op 38) and counter ACK ranges (op 39), docs/PROTOCOL.md §17.
+        ("burst-1000", "noise"),
     ] {
         let (trace, shown) = compare(&tshark, scenario, suite);
         assert_eq!(
