@@ -94,6 +94,20 @@ pub struct Scenario {
     pub run: fn(&Params) -> Outcome,
 }
 
+/// Scenarios too costly to replay over every seed of a run: the runner gives each at most
+/// this many seeds unless `--only` names it. `clients-10000` simulates 10,000 handshakes per
+/// suite (about 5 to 35 s of CPU a seed); one seed keeps the default run within CI's time, and
+/// `clients-1000` covers the storm over every seed.
+pub static SEED_CAPS: &[(&str, u64)] = &[("clients-10000", 1)];
+
+/// The most seeds the default run gives scenario `name` (see [`SEED_CAPS`]).
+pub fn seed_cap(name: &str) -> Option<u64> {
+    SEED_CAPS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, cap)| *cap)
+}
+
 /// Every scenario, in the order the runner replays them.
 pub static SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -216,6 +230,12 @@ pub static SCENARIOS: &[Scenario] = &[
         description: "1000 clients on one server, two messages each: all connect and deliver",
         suites: Suite::ALL,
         run: scenarios::clients_1000,
+    },
+    Scenario {
+        name: "clients-10000",
+        description: "10000 clients on one server, two messages each: all connect and deliver",
+        suites: Suite::ALL,
+        run: scenarios::clients_10000,
     },
     Scenario {
         name: "large-message-10",

@@ -226,7 +226,11 @@ fn main() -> ExitCode {
             }
             let row = rows.len();
             rows.push(Row::new(s, suite));
-            jobs.extend(seeds.iter().map(|&seed| Job {
+            // A costly scenario runs its capped seeds unless it was asked for by name.
+            let named = cli.only.iter().any(|n| n == s.name);
+            let cap = pavillion_scenarios::seed_cap(s.name).filter(|_| !named);
+            let capped = seeds.iter().filter(|&&seed| cap.is_none_or(|c| seed <= c));
+            jobs.extend(capped.map(|&seed| Job {
                 row,
                 scenario: s,
                 suite,

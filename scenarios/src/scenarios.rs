@@ -837,23 +837,41 @@ const CROWD_PER_HOST: usize = 100;
 
 /// 1000 clients start within one second and each sends two messages to one server.
 pub(crate) fn clients_1000(p: &Params) -> Outcome {
+    crowd(p, CROWD, CROWD_PER_HOST)
+}
+
+/// 10,000 clients start within one second and each sends two messages to one server.
+pub(crate) fn clients_10000(p: &Params) -> Outcome {
+    // 1,000 to a host: the simulator's cost grows with the square of the hosts.
+    crowd(p, 10 * CROWD, 10 * CROWD_PER_HOST)
+}
+
+/// `n` clients, `per_host` to a simulated host, start within one second (the first messages of
+/// client `i` are due at 100 ms + i s / n) and each sends two messages to one server, which
+/// is configured for all of them. Every client must connect and deliver both messages.
+fn crowd(p: &Params, n: usize, per_host: usize) -> Outcome {
     let mut h = Harness::new(p, secs(15), LinkFaults::clean());
-    let server = h.server(SERVER, ServerSpec::new(p.suite.server_config(CROWD)));
-    let batches: Vec<[Batch; 1]> = (0..CROWD)
+    let mut config = p.suite.server_config(n);
+    // A server configured for n clients holds a session for each of them.
+    config.max_sessions = config.max_sessions.max(n);
+    let server = h.server(SERVER, ServerSpec::new(config));
+    let spacing = secs(1) / n as u32;
+    let width = (n - 1).to_string().len().max(4);
+    let batches: Vec<[Batch; 1]> = (0..n)
         .map(|i| {
-            let start = ms(100) + ms(1) * i as u32;
+            let start = ms(100) + spacing * i as u32;
             [Batch::new(start, ms(500), 2).deadline(secs(10))]
         })
         .collect();
-    for host in 0..CROWD / CROWD_PER_HOST {
-        let clients = (host * CROWD_PER_HOST..(host + 1) * CROWD_PER_HOST)
+    for host in 0..n / per_host {
+        let clients = (host * per_host..(host + 1) * per_host)
             .map(|i| {
                 let spec = ClientSpec {
                     config: p.suite.client_config(i, server),
-                    port: CLIENT_PORT + (i % CROWD_PER_HOST) as u16,
+                    port: CLIENT_PORT + (i % per_host) as u16,
                     store: None,
                 };
-                (format!("c{i:04}"), spec, &batches[i][..])
+                (format!("c{i:0width$}"), spec, &batches[i][..])
             })
             .collect();
         h.crowd(&format!("crowd{host}"), clients);
@@ -868,9 +886,9 @@ pub(crate) fn clients_1000(p: &Params) -> Outcome {
         .into_iter()
         .map(|(_, p)| p)
         .collect();
-    let n = peers.len();
-    out.check(n == CROWD, "connected", || {
-        format!("{n} of {CROWD} clients connected")
+    let connected = peers.len();
+    out.check(connected == n, "connected", || {
+        format!("{connected} of {n} clients connected")
     });
     out
 }

@@ -36,9 +36,10 @@ fn check(name: &str) {
 }
 
 macro_rules! scenario_tests {
-    ($($test:ident => $name:literal,)*) => {
+    ($($(#[$attr:meta])* $test:ident => $name:literal,)*) => {
         $(
             #[test]
+            $(#[$attr])*
             fn $test() {
                 check($name);
             }
@@ -75,6 +76,9 @@ scenario_tests! {
     flood_first => "flood-first",
     flood_reboot => "flood-reboot",
     clients_1000 => "clients-1000",
+    // Minutes in a debug build; the release runner replays it (one seed by default).
+    #[ignore = "10,000 clients: run with --release -- --ignored, or through the runner"]
+    clients_10000 => "clients-10000",
     large_message_10 => "large-message-10",
     large_message_30 => "large-message-30",
     reassembly_flood => "reassembly-flood",

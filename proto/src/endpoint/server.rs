@@ -151,7 +151,7 @@ impl Server {
     /// drain `poll_transmit`.
     pub fn new(config: ServerConfig) -> Self {
         let mut rng = Rng::from_seed(config.seed);
-        let noise = noise::ServerNoise::new(&mut rng.fork(), config.max_half_open);
+        let noise = noise::ServerNoise::new(&mut rng.fork(), config.half_open_capacity());
         let limiter = ReplyBudgets::new(
             config.max_rate_limited_sources,
             [rng.next_u64(), rng.next_u64()],
@@ -161,7 +161,7 @@ impl Server {
             noise,
             rng,
             sessions: BTreeMap::new(),
-            setup: SetupResponder::new(config.max_half_open),
+            setup: SetupResponder::new(config.half_open_capacity()),
             limiter,
             busy: BTreeSet::new(),
             busy_scratch: Vec::new(),
