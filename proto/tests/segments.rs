@@ -35,8 +35,10 @@ fn pair(suite: Suite, link: Link, seed: u64, limits: Limits) -> Network {
     let mut client = client_config(suite, ID, server_addr(), 2);
     client.limits = limits;
     net.add_client(client_addr(), client);
+    // Both sides: under loss the client may hold a session whose client-info the server has
+    // not received yet, and a test that starts with the server sending would find no client.
     let up = net.run_until(Duration::from_secs(5), |net| {
-        net.client(client_addr()).is_connected()
+        net.client(client_addr()).is_connected() && net.server(server_addr()).clients().count() > 0
     });
     assert!(up);
     net

@@ -39,6 +39,7 @@ pub mod chart;
 mod durable;
 mod harness;
 mod mesh;
+pub mod oracle;
 mod outcome;
 pub mod pcap;
 pub mod plot;

@@ -292,6 +292,10 @@ fn main() -> ExitCode {
     }
 
     print!("{}", report::table(&rows));
+    let oracle = pavillion_scenarios::oracle::lines(&rows, &seeds, cli.loss);
+    if !oracle.is_empty() {
+        print!("\noracle bound (resends every RTT, handshake included; same seeds and loss):\n{oracle}");
+    }
     let notes = report::notes(&rows);
     if !notes.is_empty() {
         print!("\nnotes:\n{notes}");

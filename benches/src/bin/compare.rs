@@ -609,6 +609,8 @@ fn recovery_row(suite: Suite) -> Row {
     match answered {
         Some(t) => {
             let rtts = (t - t0).as_micros() as f64 / rtt;
+            let key = format!("recovery_rtt_{}", suite.name());
+            pavillion_benches::results::record(&key, rtts, "rtt");
             Row {
                 what: format!("recovery after server reboot, {}", suite.name()),
                 ours: format!("{:.1} ms", (t - t0).as_micros() as f64 / 1000.0),

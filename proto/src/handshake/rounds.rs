@@ -17,6 +17,17 @@ pub(crate) const MAX_CONFIRM_ROUNDS: u8 = 6;
 /// Of those, how many first resend the client-info rather than start a new round.
 const CLIENT_INFO_RESENDS: u8 = 3;
 
+/// Resends of a request that go at the base interval before the interval starts doubling.
+///
+/// The client cannot tell a lossy path from a dead server before the first answer, and each
+/// try needs both directions (a quarter of the tries get through at 50% loss each way). A
+/// backoff from the first resend spends the early seconds waiting: with 250 ms doubling to
+/// 4 s, a handshake needing 7 tries took 11.75 s, and one needing 17 took over 50 s. 16
+/// resends at the base interval (4 s at the default 250 ms) get through 99.99% of the time at
+/// 50% loss, while a dead server still sees the interval grow to the ceiling after them: at
+/// most 4 requests a second, for 4 seconds, per client (`docs/PROTOCOL.md` §5.1).
+pub(crate) const PERSISTENT_RESENDS: u32 = 16;
+
 /// Handshake progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Connecting {
@@ -72,6 +83,11 @@ pub(crate) struct Rounds {
     /// client's constructor); armed by the first input, so a clock that does not start at zero
     /// does not fire it at once.
     unarmed_retry: Option<Duration>,
+    /// Earliest resend of the client-info on an op 4 about an unconfirmed session.
+    pub(crate) info_resend_allowed: Instant,
+    /// An op 4 said the server does not know our unconfirmed session: what we sent under it
+    /// was dropped unread, so it is all resent as soon as the session is confirmed.
+    pub(crate) refused_unconfirmed: bool,
 }
 
 impl Rounds {
@@ -84,6 +100,8 @@ impl Rounds {
             confirm_rounds: 0,
             deferred: None,
             unarmed_retry: None,
+            info_resend_allowed: Instant::ZERO,
+            refused_unconfirmed: false,
         }
     }
 
@@ -100,9 +118,10 @@ impl Rounds {
         matches!(self.connecting, Connecting::Idle | Connecting::Rejected)
     }
 
-    /// The delay before request `attempt` is resent: exponential from `retry`, at most
-    /// `ceiling`, with up to 1/8 of jitter so that many clients rebooted together do not retry
-    /// in step. While `reconnecting` the jitter is taken off, so the ceiling holds.
+    /// The delay before request `attempt` is resent: `retry` for the first
+    /// [`PERSISTENT_RESENDS`] resends, then doubling from `retry`, at most `ceiling`, with up to
+    /// 1/8 of jitter so that many clients rebooted together do not retry in step. While
+    /// `reconnecting` the jitter is taken off, so the ceiling holds.
     pub(crate) fn retry_delay(
         retry: Duration,
         attempt: u32,
@@ -110,7 +129,8 @@ impl Rounds {
         reconnecting: bool,
         rng: &mut Rng,
     ) -> Duration {
-        let base = retry.saturating_mul(1u32 << attempt.min(16)).min(ceiling);
+        let doublings = attempt.saturating_sub(PERSISTENT_RESENDS - 1).min(16);
+        let base = retry.saturating_mul(1u32 << doublings).min(ceiling);
         let jitter = Duration::from_micros(rng.range_inclusive(0, (base.as_micros() / 8) as u64));
         if reconnecting {
             base - jitter
@@ -192,6 +212,8 @@ impl Rounds {
     /// and would drop this one unheard).
     pub(crate) fn established(&mut self, window_end: Instant) {
         self.connecting = Connecting::Idle;
+        // A fresh session resends everything anyway (`Outbox::retry_all_now`).
+        self.refused_unconfirmed = false;
         self.confirm_by = Some(self.confirm_by.map_or(window_end, |t| t.max(window_end)));
     }
 
@@ -214,11 +236,10 @@ mod tests {
     #[test]
     fn retry_backs_off_to_the_ceiling_and_reconnecting_stays_under_it() {
         let mut rng = Rng::from_seed([7; 32]);
-        for attempt in 0..20 {
+        for attempt in 0..40 {
             let d = Rounds::retry_delay(ms(100), attempt, ms(5_000), false, &mut rng);
-            let base = ms(100)
-                .saturating_mul(1u32 << attempt.min(16))
-                .min(ms(5_000));
+            let doublings = attempt.saturating_sub(PERSISTENT_RESENDS - 1);
+            let base = ms(100).saturating_mul(1u32 << doublings).min(ms(5_000));
             assert!(
                 d >= base && d <= base + base / 8,
                 "attempt {attempt}: {d:?}"

@@ -201,10 +201,16 @@ pub(crate) struct InFlight {
     /// Assigned at the first transmission and kept for every retransmission; `None` while the
     /// exchange waits for a session.
     pub(crate) counter: Option<Counter>,
-    /// When the first transmission left; RTT samples are taken against it (Karn's rule: only
-    /// while `retransmissions == 0`).
-    pub(crate) first_sent: Option<Instant>,
     pub(crate) retransmissions: u32,
+    /// When the latest copy left; `None` until the first transmission. While
+    /// `retransmissions == 0` that is the first, against which RTT samples are taken (Karn's
+    /// rule: never after a retransmission).
+    pub(crate) last_sent: Option<Instant>,
+    /// The exponent of the timer's backoff: it grows only while the session is silent, and
+    /// falls back to zero when an answer arrived since the previous copy (see
+    /// [`Outbox::on_retransmit`]). Apart from `retransmissions`, which Karn's rule reads; a u8
+    /// (saturating) keeps `InFlight` within its size: past 2^9 the ceiling is reached anyway.
+    pub(crate) backoff: u8,
     /// When to retransmit next; `None` until the first transmission.
     pub(crate) next_retry: Option<Instant>,
     /// The caller's deadline: past it the exchange ends, whatever the retry schedule says.
@@ -269,23 +275,31 @@ pub(crate) enum Reply {
 #[derive(Debug)]
 pub(crate) struct Outbox {
     entries: VecDeque<InFlight>,
-    capacity: usize,
-    max_in_flight: usize,
+    /// u32, not usize: with `last_answer` the outbox stays within the idle session's budget
+    /// (`server::peer::tests::idle_session_state_stays_small`); larger configs saturate.
+    capacity: u32,
+    max_in_flight: u32,
     sent: usize,
     /// Until this instant `poll_due` skips its pass over every entry: with a window of
     /// messages in flight, that pass on every send and every ACK was the largest cost of the
     /// core outside the cipher (`compare`'s core row, `benches/README.md`).
     timers_from: Instant,
+    /// When an answer (ACK or response) to any exchange in flight last arrived: the evidence
+    /// that the path works, which stops the backoff of the others (`docs/PROTOCOL.md` §7.3).
+    /// `Instant::ZERO` until the first: not an `Option`, which would cost every idle server
+    /// session 8 bytes; the comparison is strict, so the sentinel never counts as an answer.
+    last_answer: Instant,
 }
 
 impl Outbox {
     pub(crate) fn new(capacity: usize, max_in_flight: usize) -> Self {
         Outbox {
             entries: VecDeque::new(),
-            capacity: capacity.max(1),
-            max_in_flight: max_in_flight.max(1),
+            capacity: u32::try_from(capacity.max(1)).unwrap_or(u32::MAX),
+            max_in_flight: u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX),
             sent: 0,
             timers_from: Instant::MAX,
+            last_answer: Instant::ZERO,
         }
     }
 
@@ -297,7 +311,7 @@ impl Outbox {
         internal: bool,
         deadline: Instant,
     ) -> Result<(), Payload> {
-        if self.entries.len() >= self.capacity {
+        if self.entries.len() >= self.capacity as usize {
             return Err(payload);
         }
         debug_assert!(
@@ -310,8 +324,9 @@ impl Outbox {
             payload,
             internal,
             counter: None,
-            first_sent: None,
             retransmissions: 0,
+            last_sent: None,
+            backoff: 0,
             next_retry: None,
             deadline,
             expected: Vec::new(),
@@ -415,7 +430,7 @@ impl Outbox {
         debug_assert_eq!(i, self.sent, "first transmission out of order");
         debug_assert!(previous.is_none_or(|p| p <= counter), "counter decreasing");
         e.counter = Some(counter);
-        e.first_sent = Some(now);
+        e.last_sent = Some(now);
         e.expected = expected;
         let retry = (now + rtt.backoff(0)).min(e.deadline);
         e.next_retry = Some(retry);
@@ -426,9 +441,13 @@ impl Outbox {
     /// Makes every exchange in flight due at `now`: a new session just came up, and whatever
     /// went to the old one was probably lost with it. A copy that did arrive is a duplicate to
     /// the receiver's window, answered again, never delivered twice.
+    ///
+    /// The backoff starts again too: the timers grew while the old session was silent, which
+    /// says nothing about the new one (a copy lost on the new path doubles from the RTO).
     pub(crate) fn retry_all_now(&mut self, now: Instant) {
         for e in self.entries.iter_mut().filter(|e| e.counter.is_some()) {
             e.next_retry = Some(now.min(e.deadline));
+            e.backoff = 0;
         }
         self.timers_from = self.timers_from.min(now);
     }
@@ -444,11 +463,29 @@ impl Outbox {
         self.timers_from = self.timers_from.min(now);
     }
 
-    /// Records a retransmission of `id` and backs its timer off.
+    /// Records a retransmission of `id` and arms its next timer.
+    ///
+    /// The timer doubles (RFC 6298 §5.5) only if the session stayed silent since the previous
+    /// copy. If an answer to any exchange arrived meanwhile, the path works and this copy (or
+    /// its ACK) was lost at random: backing off would only delay it, so the timer falls back
+    /// to the plain RTO, as QUIC resets its probe backoff on any acknowledgement (RFC 9002
+    /// §6.2.1). A dead or partitioned peer answers nothing, so its timers still double to the
+    /// ceiling and the number of copies sent into silence is unchanged.
     pub(crate) fn on_retransmit(&mut self, id: u64, now: Instant, rtt: &RttEstimator) {
+        let last_answer = self.last_answer;
         if let Some(e) = self.index_of(id).map(|i| &mut self.entries[i]) {
             e.retransmissions = e.retransmissions.saturating_add(1);
-            let retry = (now + rtt.backoff(e.retransmissions)).min(e.deadline);
+            // Only for an exchange with one receiver: an answer from one member of a group says
+            // nothing of another that stays silent, and resending to it every RTO would
+            // multiply the group's traffic (the `multicast` scenario: 36× the retransmissions).
+            let alive = e.expected.len() <= 1 && e.last_sent.is_some_and(|s| last_answer > s);
+            e.backoff = if alive {
+                0
+            } else {
+                e.backoff.saturating_add(1)
+            };
+            e.last_sent = Some(now);
+            let retry = (now + rtt.backoff(u32::from(e.backoff))).min(e.deadline);
             e.next_retry = Some(retry);
             self.timers_from = self.timers_from.min(retry);
         }
@@ -480,11 +517,14 @@ impl Outbox {
             .get(pos + 1)
             .is_none_or(|next| next.counter != Some(counter));
         let e = &mut self.entries[pos];
+        if e.expected.len() <= 1 {
+            self.last_answer = now;
+        }
         if e.acked.contains(&from) {
             return Reply::Partial;
         }
         if e.acked.is_empty() && e.retransmissions == 0 && last_of_run {
-            if let Some(sent) = e.first_sent {
+            if let Some(sent) = e.last_sent {
                 rtt.on_sample(now - sent);
                 samples.record(now - sent);
             }
@@ -600,7 +640,9 @@ impl Outbox {
             return;
         }
         // New sends, oldest first, after every retransmission above (which are all older).
-        let slots = self.max_in_flight.saturating_sub(self.sent).min(new_budget);
+        let slots = (self.max_in_flight as usize)
+            .saturating_sub(self.sent)
+            .min(new_budget);
         out.extend(
             self.entries
                 .iter()
@@ -661,7 +703,7 @@ impl Outbox {
                 if let Some(r) = e.next_retry.filter(|_| can_send) {
                     t = t.min(r);
                 }
-            } else if can_send && in_flight < self.max_in_flight && new_budget > 0 {
+            } else if can_send && in_flight < self.max_in_flight as usize && new_budget > 0 {
                 in_flight += 1;
                 t = Instant::ZERO;
             }

@@ -366,3 +366,62 @@ fn an_exchange_without_deadline_never_expires_and_retries_at_the_ceiling() {
     assert!(now >= t0 + Duration::from_secs(100));
     assert_eq!(o.next_timeout(false, usize::MAX), None);
 }
+
+/// An outbox with exchanges 1 and 2 sent at `t0` under counters 10 and 11.
+fn two_in_flight(rtt: &RttEstimator, t0: Instant) -> Outbox {
+    let mut o = Outbox::new(8, 8);
+    for id in [1, 2] {
+        o.push(id, msg(), false, t0 + Duration::from_secs(60))
+            .unwrap();
+        o.on_first_transmit(id, Counter(9 + id), Vec::new(), t0, rtt);
+    }
+    o
+}
+
+#[test]
+fn backoff_stops_while_other_exchanges_are_answered() {
+    let mut rtt = RttEstimator::new(RttConfig::default());
+    let mut hist = RttHistogram::default();
+    let t0 = Instant::ZERO;
+    let mut o = two_in_flight(&rtt, t0);
+    // Exchange 1 times out in silence: it doubles, as RFC 6298 says.
+    let r1 = t0 + rtt.backoff(0);
+    o.on_retransmit(1, r1, &rtt);
+    assert_eq!(o.get(1).map(|e| e.backoff), Some(1));
+    // Then 2 is acknowledged: the path works, so 1's next copy waits the plain RTO only.
+    let acked = r1 + Duration::from_millis(1);
+    let reply = o.on_reply(Counter(11), false, addr(1), acked, &mut rtt, &mut hist);
+    assert!(matches!(reply, Reply::Complete(_)));
+    let r2 = o.get(1).and_then(|e| e.next_retry).unwrap();
+    o.on_retransmit(1, r2, &rtt);
+    let e = o.get(1).unwrap();
+    assert_eq!((e.backoff, e.retransmissions), (0, 2));
+    assert_eq!(e.next_retry, Some(r2 + rtt.backoff(0)));
+    // Silence again: doubling resumes from there.
+    let r3 = e.next_retry.unwrap();
+    o.on_retransmit(1, r3, &rtt);
+    assert_eq!(
+        o.get(1).and_then(|e| e.next_retry),
+        Some(r3 + rtt.backoff(1))
+    );
+}
+
+#[test]
+fn a_new_session_restarts_the_backoff() {
+    let rtt = RttEstimator::new(RttConfig::default());
+    let t0 = Instant::ZERO;
+    let mut o = two_in_flight(&rtt, t0);
+    let mut now = t0;
+    for _ in 0..5 {
+        now = o.get(1).and_then(|e| e.next_retry).unwrap();
+        o.on_retransmit(1, now, &rtt);
+    }
+    assert_eq!(o.get(1).map(|e| e.backoff), Some(5));
+    o.retry_all_now(now);
+    o.on_retransmit(1, now, &rtt);
+    // Doubled once from the RTO, not from the 2^5 of the old session's silence.
+    assert_eq!(
+        o.get(1).and_then(|e| e.next_retry),
+        Some(now + rtt.backoff(1))
+    );
+}

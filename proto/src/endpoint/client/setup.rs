@@ -125,6 +125,10 @@ impl Client {
                 Some(s) if ct_eq(&s.session_id, &session_id) => {
                     s.confirmed = true;
                     self.rounds.confirmed();
+                    if core::mem::take(&mut self.rounds.refused_unconfirmed) {
+                        // The server dropped what went before its op 7 (§5.1).
+                        self.outbox.retry_all_now(now);
+                    }
                     self.reconnect_done();
                     // A server answering from a second port: what waited for op 7 goes now.
                     if self.is_connected() {

@@ -19,6 +19,13 @@
 //! server's first op 4. In unicast mode a claim from any port of the server's host concerns
 //! our one server. A claim when we have no session (our first server) or from a group member
 //! we have none with starts a round as before.
+//!
+//! A claim about a session still *unconfirmed* (suites 1 and 2: no op 7 yet) is the normal
+//! sign that our client-info was lost, so the server dropped what we sent under it: the
+//! client-info is resent at once (at most once per RTO, so a spoofer gets one datagram per
+//! RTO out of us, no more), and once op 7 confirms the session everything in flight is resent
+//! without waiting out its timer (`docs/PROTOCOL.md` §5.1). Waiting for the confirmation
+//! deadline instead cost a second or more per lost client-info under loss.
 
 use core::net::SocketAddr;
 
@@ -36,6 +43,9 @@ pub(super) struct Suspicion {
 impl Client {
     /// Op 4 or op 5 from `from`, which may speak for our server.
     pub(super) fn on_lost_session_claim(&mut self, now: Instant, from: SocketAddr) {
+        if self.on_claim_unconfirmed(now, from) {
+            return;
+        }
         // Unicast: a claim from any port of our server's host is about our one server (the
         // reference answers from a second port). Multicast: about the member that sent it.
         let server = if self.servers.contains_key(&from) {
@@ -60,6 +70,30 @@ impl Client {
             since: now,
             check_at: now + self.rtt.backoff(1),
         });
+    }
+
+    /// A claim about our unicast server's unconfirmed session: resend the client-info (rate
+    /// limited) and remember that what we sent was dropped. True if the claim was that.
+    fn on_claim_unconfirmed(&mut self, now: Instant, from: SocketAddr) -> bool {
+        if self.multicast {
+            return false;
+        }
+        let Some((to, info)) = self
+            .servers
+            .iter()
+            .find(|(a, s)| (**a == from || a.ip() == from.ip()) && !s.confirmed)
+            .and_then(|(a, s)| s.client_info.clone().map(|p| (*a, p)))
+        else {
+            return false;
+        };
+        self.rounds.refused_unconfirmed = true;
+        if now >= self.rounds.info_resend_allowed {
+            self.rounds.info_resend_allowed = now + self.rtt.rto();
+            self.shared
+                .tx
+                .push_back(super::super::Outgoing::Setup { to, packet: info });
+        }
+        true
     }
 
     /// When the open suspicion is checked, if any.
