@@ -14,6 +14,10 @@ use pavillion_proto::ClientId;
 /// How many messages a message stream of the async adapter holds unread by default.
 pub const DEFAULT_MESSAGE_BUFFER: usize = 64;
 
+/// How many pipelined messages a client may have awaiting their outcomes by default: the
+/// endpoint's default `max_queued`, so that a full window never meets a refusal.
+pub const DEFAULT_SEND_WINDOW: usize = 1024;
+
 /// The receive buffer the adapters ask the kernel for on each socket by default (4 MiB; the
 /// kernel grants at most its `net.core.rmem_max`). A large message arrives as a window of
 /// segments at once; the system default (about 200 KB on Linux) overflows before the driver
@@ -33,6 +37,7 @@ pub const DEFAULT_RECV_BUFFER: usize = 4 << 20;
 /// | message stream buffer (async adapter) | [`DEFAULT_MESSAGE_BUFFER`] |
 /// | largest reliable message ([`ClientConfig::max_message`]) | 1 MiB, sent in segments |
 /// | socket receive buffer ([`ClientConfig::recv_buffer`]) | [`DEFAULT_RECV_BUFFER`] |
+/// | send window of pipelined messages ([`ClientConfig::send_window`]) | [`DEFAULT_SEND_WINDOW`] |
 ///
 /// A client given a multicast group as its server address also joins that group on a second
 /// socket bound to the group's port, so that it hears servers announce themselves (setup
@@ -65,6 +70,7 @@ pub struct ClientConfig {
     pub(crate) recv_buffer: Option<usize>,
     pub(crate) reconnect_retry_max: Option<Duration>,
     pub(crate) durable: Option<PathBuf>,
+    pub(crate) send_window: usize,
 }
 
 impl ClientConfig {
@@ -113,7 +119,37 @@ impl ClientConfig {
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
             reconnect_retry_max: None,
             durable: None,
+            send_window: DEFAULT_SEND_WINDOW,
         }
+    }
+
+    /// Sets how many pipelined messages (the adapters' `send_pipelined`) may await their
+    /// outcomes at once ([`DEFAULT_SEND_WINDOW`]); a send beyond it waits for room, or fails
+    /// with `WouldBlock` (`try_send_pipelined`). At least 1, and at most the endpoint's
+    /// `Limits::max_queued` (which refuses reliable messages beyond it): see
+    /// [`ClientConfig::send_window_size`].
+    pub fn send_window(mut self, messages: usize) -> Self {
+        self.send_window = messages;
+        self
+    }
+
+    /// The send window in effect: [`ClientConfig::send_window`] within 1 and the endpoint's
+    /// `max_queued`.
+    ///
+    /// # Examples
+    /// ```
+    /// use pavillion_io::keys::parse_psk;
+    /// use pavillion_io::ClientConfig;
+    /// use pavillion_proto::ClientId;
+    ///
+    /// let config = ClientConfig::psk(ClientId([1; 16]), parse_psk(&"07".repeat(32)).unwrap());
+    /// assert_eq!(config.send_window_size(), 1024);
+    /// assert_eq!(config.clone().send_window(16).send_window_size(), 16);
+    /// assert_eq!(config.clone().send_window(0).send_window_size(), 1);
+    /// assert_eq!(config.send_window(1 << 20).send_window_size(), 1024);
+    /// ```
+    pub fn send_window_size(&self) -> usize {
+        self.send_window.clamp(1, self.limits.max_queued.max(1))
     }
 
     /// Keeps durable messages (`docs/PROTOCOL.md` §16) in the store at `path` (one `redb`
