@@ -3,7 +3,9 @@
 //! next deadline.
 //!
 //! Sending a command wakes the poller through a `mio::Waker` (an eventfd on Linux), so a
-//! command never waits for a deadline. Sockets are non-blocking; on Linux their readiness is
+//! command never waits for a deadline; while the driver thread is awake the wake-up is skipped
+//! (it looks at the queue again before it sleeps), and the commands queued together are
+//! carried out together before what they queued is sent (see `Core::take_commands`). Sockets are non-blocking; on Linux their readiness is
 //! level-triggered and each readable event reads one datagram (the poller reports again while
 //! more wait), elsewhere it is edge-triggered and each event is drained until `WouldBlock`. A datagram that cannot be sent because the
 //! socket buffer is full is kept and retried when the socket is writable again, and no new
