@@ -13,7 +13,7 @@
 //! Both runtimes share this: a blocking sender waits on the window's condition variable
 //! ([`Window::acquire`]), an async one awaits [`Window::acquire_async`]; a full window is
 //! [`Window::try_acquire`]'s `None`, which the adapters report as
-//! [`SendError::WouldBlock`](crate::SendError::WouldBlock).
+//! [`SendError::WouldBlock`].
 
 use std::future::Future;
 use std::pin::Pin;
