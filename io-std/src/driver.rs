@@ -3,9 +3,7 @@
 //! next deadline.
 //!
 //! Sending a command wakes the poller through a `mio::Waker` (an eventfd on Linux), so a
-//! command never waits for a deadline; while the driver thread is awake the wake-up is skipped
-//! (it looks at the queue again before it sleeps), and the commands queued together are
-//! carried out together before what they queued is sent (see `Core::take_commands`). Sockets are non-blocking; on Linux their readiness is
+//! command never waits for a deadline. Sockets are non-blocking; on Linux their readiness is
 //! level-triggered and each readable event reads one datagram (the poller reports again while
 //! more wait), elsewhere it is edge-triggered and each event is drained until `WouldBlock`. A datagram that cannot be sent because the
 //! socket buffer is full is kept and retried when the socket is writable again, and no new
@@ -17,6 +15,11 @@
 //! next timer or datagram. Commands that callbacks issue through their handles (a deferred
 //! answer, a registration) are queued and wake the poller, so the loop carries them out
 //! before it sleeps.
+//!
+//! **Commands come in runs.** While the driver thread is awake a queued command does not wake
+//! it (it looks at the queue again before it sleeps), and the commands queued together are
+//! carried out together, up to `COMMAND_RUN`, before what they queued is sent and their events
+//! routed (`Core::take_commands`): a burst of pipelined messages reaches the endpoint at once.
 //!
 //! **Calls and sends go out from the caller's thread.** The role lives behind a mutex that the
 //! driver thread holds only while it works, never while it sleeps. A command the role marks
