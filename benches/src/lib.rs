@@ -13,6 +13,7 @@
 pub mod batched;
 pub mod bulk;
 pub mod durable;
+pub mod pipelined;
 pub mod results;
 
 use core::net::{Ipv4Addr, SocketAddr};

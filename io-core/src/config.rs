@@ -14,6 +14,17 @@ use pavillion_proto::ClientId;
 /// How many messages a message stream of the async adapter holds unread by default.
 pub const DEFAULT_MESSAGE_BUFFER: usize = 64;
 
+/// How many pipelined messages a client may have awaiting their outcomes by default.
+pub const DEFAULT_SEND_WINDOW: usize = 1024;
+
+/// The largest send window honoured: the memory a window holds is bounded by it.
+pub const MAX_SEND_WINDOW: usize = 1 << 16;
+
+/// Entries of the endpoint's queue kept beside a full send window, for what is not pipelined
+/// (keepalives, blocking sends, calls): the endpoint's `max_queued` is at least the window
+/// plus this.
+pub const SEND_WINDOW_RESERVE: usize = 64;
+
 /// The receive buffer the adapters ask the kernel for on each socket by default (4 MiB; the
 /// kernel grants at most its `net.core.rmem_max`). A large message arrives as a window of
 /// segments at once; the system default (about 200 KB on Linux) overflows before the driver
@@ -33,6 +44,7 @@ pub const DEFAULT_RECV_BUFFER: usize = 4 << 20;
 /// | message stream buffer (async adapter) | [`DEFAULT_MESSAGE_BUFFER`] |
 /// | largest reliable message ([`ClientConfig::max_message`]) | 1 MiB, sent in segments |
 /// | socket receive buffer ([`ClientConfig::recv_buffer`]) | [`DEFAULT_RECV_BUFFER`] |
+/// | send window of pipelined messages ([`ClientConfig::send_window`]) | [`DEFAULT_SEND_WINDOW`] |
 ///
 /// A client given a multicast group as its server address also joins that group on a second
 /// socket bound to the group's port, so that it hears servers announce themselves (setup
@@ -65,6 +77,7 @@ pub struct ClientConfig {
     pub(crate) recv_buffer: Option<usize>,
     pub(crate) reconnect_retry_max: Option<Duration>,
     pub(crate) durable: Option<PathBuf>,
+    pub(crate) send_window: usize,
 }
 
 impl ClientConfig {
@@ -113,7 +126,38 @@ impl ClientConfig {
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
             reconnect_retry_max: None,
             durable: None,
+            send_window: DEFAULT_SEND_WINDOW,
         }
+    }
+
+    /// Sets how many pipelined messages (the adapters' `send_pipelined`) may await their
+    /// outcomes at once ([`DEFAULT_SEND_WINDOW`]); a send beyond it waits for room, or fails
+    /// with `WouldBlock` (`try_send_pipelined`). At least 1, at most [`MAX_SEND_WINDOW`]: see
+    /// [`ClientConfig::send_window_size`]. The endpoint's queue (`Limits::max_queued`) grows
+    /// if needed to hold a full window beside [`SEND_WINDOW_RESERVE`] other entries
+    /// (keepalives, blocking sends, calls), so that a full window never meets a refusal.
+    pub fn send_window(mut self, messages: usize) -> Self {
+        self.send_window = messages;
+        self
+    }
+
+    /// The send window in effect: [`ClientConfig::send_window`] within 1 and
+    /// [`MAX_SEND_WINDOW`].
+    ///
+    /// # Examples
+    /// ```
+    /// use pavillion_io::keys::parse_psk;
+    /// use pavillion_io::ClientConfig;
+    /// use pavillion_proto::ClientId;
+    ///
+    /// let config = ClientConfig::psk(ClientId([1; 16]), parse_psk(&"07".repeat(32)).unwrap());
+    /// assert_eq!(config.send_window_size(), 1024);
+    /// assert_eq!(config.clone().send_window(16).send_window_size(), 16);
+    /// assert_eq!(config.clone().send_window(0).send_window_size(), 1);
+    /// assert_eq!(config.send_window(1 << 20).send_window_size(), 1 << 16);
+    /// ```
+    pub fn send_window_size(&self) -> usize {
+        self.send_window.clamp(1, MAX_SEND_WINDOW)
     }
 
     /// Keeps durable messages (`docs/PROTOCOL.md` §16) in the store at `path` (one `redb`
@@ -237,6 +281,10 @@ impl ClientConfig {
             seed,
         );
         c.limits = self.limits.clone();
+        c.limits.max_queued = c
+            .limits
+            .max_queued
+            .max(self.send_window_size() + SEND_WINDOW_RESERVE);
         c.limits.default_timeout = self.send_timeout;
         c.call_timeout = self.call_timeout;
         c.keepalive = self.keepalive;

@@ -112,6 +112,10 @@ pub enum SendError {
     /// Nobody acknowledged the message before its deadline.
     #[error("no acknowledgement before the deadline")]
     TimedOut,
+    /// The send window is full (`ClientConfig::send_window` pipelined messages await their
+    /// outcomes), and the send was asked not to wait for room.
+    #[error("the send window is full")]
+    WouldBlock,
 }
 
 /// Why a question about a remote server has no answer.

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
 use pavillion_io::plumbing::client::{self, ClientHandle, RemoteHandle};
 use pavillion_io::plumbing::progress::Progress;
+use pavillion_io::plumbing::window::SendHandle;
 use pavillion_io::{
     CallError, ClientConfig, Delivery, OpenError, SendError, ServerError, ServerState,
 };
@@ -193,6 +194,91 @@ impl Client {
     ) -> Result<Delivery, SendError> {
         let pending = self.handle.send_message(target, name, data, options)?;
         pending.outcome().await
+    }
+
+    /// Queues a message and returns its [`SendHandle`] without waiting for the
+    /// acknowledgement; awaits only room in the send window ([`ClientConfig::send_window`],
+    /// 1024 by default): the outcome of an earlier pipelined message. Many messages are then
+    /// in flight at once, and the endpoint may carry several in one datagram.
+    ///
+    /// The handle is a future of the outcome, as [`Client::send_message`] would give it;
+    /// outcomes arrive in any order. A dropped handle does not cancel the message, and its
+    /// window slot is freed when the outcome is known. [`Client::flush`] waits for every
+    /// outcome. Memory stays bounded by the window even when the server is gone: a full
+    /// window holds the sender until the oldest messages time out (the send timeout, 5 s by
+    /// default).
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] once the client is closed. A message the endpoint refuses (too
+    /// large, a bad name) is reported through its handle.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # async fn example(client: pavillion_smol::Client) -> Result<(), pavillion_smol::SendError> {
+    /// use pavillion_smol::Reliability;
+    /// let mut handles = Vec::new();
+    /// for i in 0..1000u32 {
+    ///     handles.push(client.send_pipelined("sensors", "reading", &i.to_le_bytes(), Reliability::Reliable).await?);
+    /// }
+    /// for h in handles {
+    ///     h.await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// # });
+    /// ```
+    pub async fn send_pipelined(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+    ) -> Result<SendHandle, SendError> {
+        let slot = self.handle.window().acquire_async().await;
+        let options = self.handle.options(reliability);
+        self.handle
+            .send_pipelined(slot, target, name, data, options)
+    }
+
+    /// As [`Client::send_pipelined`], but a full send window is [`SendError::WouldBlock`]
+    /// at once instead of a wait.
+    ///
+    /// # Errors
+    /// [`SendError::WouldBlock`]; as [`Client::send_pipelined`].
+    pub fn try_send_pipelined(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+    ) -> Result<SendHandle, SendError> {
+        let slot = self
+            .handle
+            .window()
+            .try_acquire()
+            .ok_or(SendError::WouldBlock)?;
+        let options = self.handle.options(reliability);
+        self.handle
+            .send_pipelined(slot, target, name, data, options)
+    }
+
+    /// Resolves once every pipelined message sent so far has its outcome (none holds a place
+    /// in the send window), or with [`SendError::TimedOut`] after `timeout`. The outcomes
+    /// themselves, failures included, are in their handles.
+    ///
+    /// # Errors
+    /// [`SendError::TimedOut`].
+    pub async fn flush(&self, timeout: Duration) -> Result<(), SendError> {
+        let idle = async {
+            self.handle.window().idle().await;
+            Ok(())
+        };
+        let limit = async {
+            async_io::Timer::after(timeout).await;
+            Err(SendError::TimedOut)
+        };
+        futures_lite::future::or(idle, limit).await
     }
 
     /// As [`Client::send_message`], reporting progress: a message larger than a datagram

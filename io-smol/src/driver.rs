@@ -102,6 +102,10 @@ impl Io {
     }
 }
 
+/// The most commands carried out in one wake-up before what they queued is sent: a batch's
+/// worth of messages (the endpoint puts at most 64 in one datagram).
+const COMMAND_RUN: usize = 64;
+
 /// What woke the driver.
 enum Wake<C> {
     /// A command, or `None` when every handle is gone.
@@ -155,7 +159,18 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
         let now = clock.now();
         let (got, buf, local) = match wake {
             Wake::Command(Some(command)) => {
-                let flow = role.on_command(now, &io.membership, command);
+                // The commands queued with it are carried out with it, before anything is
+                // sent: a burst of pipelined messages reaches the endpoint together (it may
+                // coalesce them) and costs one pass of sending and routing.
+                let mut flow = role.on_command(now, &io.membership, command);
+                let mut run = 1;
+                while flow == Flow::Continue && run < COMMAND_RUN {
+                    let Ok(command) = commands.try_recv() else {
+                        break;
+                    };
+                    flow = role.on_command(now, &io.membership, command);
+                    run += 1;
+                }
                 after(role, &io, now, &mut tx_buf).await;
                 if flow == Flow::Stop {
                     return;

@@ -98,6 +98,8 @@ use pavillion_io::plumbing::messages::Subscriber;
 pub use client::{Client, RemoteServer};
 pub use pavillion_io::config::DEFAULT_MESSAGE_BUFFER;
 pub use pavillion_io::durable::{DurableDelivery, DurableError};
+/// Pipelined sends: a message's handle and its number (see `Client::send_pipelined`).
+pub use pavillion_io::plumbing::window::{SendHandle, SendId};
 pub use pavillion_io::{metrics, tap};
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,

@@ -18,6 +18,7 @@ use crate::plumbing::client::{self, ClientHandle, RemoteHandle, ServerState};
 use crate::plumbing::events::{ConnectionCallback, ConnectionEvent};
 use crate::plumbing::messages::{Callback, ReceivedMessage};
 use crate::plumbing::progress::Progress;
+use crate::plumbing::window::SendHandle;
 use crate::plumbing::Delivery;
 use crate::GRACE;
 use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
@@ -151,6 +152,101 @@ impl Client {
         self.handle
             .send_message(target, name, data, options)?
             .wait_outcome(wait)
+    }
+
+    /// Queues a message and returns its [`SendHandle`] at once, without waiting for the
+    /// acknowledgement; blocks only while the send window is full
+    /// ([`ClientConfig::send_window`], 1024 by default): until the outcome of an earlier
+    /// pipelined message is known. Many messages are then in flight at once, and the endpoint
+    /// may carry several in one datagram.
+    ///
+    /// The handle gives the outcome ([`SendHandle::wait`], [`SendHandle::is_done`]) as
+    /// [`Client::send_message`] would return it; outcomes arrive in any order. A dropped
+    /// handle does not cancel the message, and its window slot is freed when the outcome is
+    /// known. [`Client::flush`] waits for every outcome. Memory stays bounded by the window
+    /// even when the server is gone: a full window blocks the sender until the oldest
+    /// messages time out (the send timeout, 5 s by default).
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] once the client is closed; [`SendError::InCallback`] when the
+    /// window is full and this runs in a callback on the client's thread (waiting for room
+    /// there would never end). A message the endpoint refuses (too large, a bad name) is
+    /// reported through its handle.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(client: pavillion_std::Client) -> Result<(), pavillion_std::SendError> {
+    /// use std::time::Duration;
+    /// use pavillion_std::Reliability;
+    ///
+    /// let handles: Vec<_> = (0..1000u32)
+    ///     .map(|i| client.send_pipelined("sensors", "reading", &i.to_le_bytes(), Reliability::Reliable))
+    ///     .collect::<Result<_, _>>()?;
+    /// client.flush(Duration::from_secs(10))?;
+    /// for h in handles {
+    ///     assert!(h.is_done());
+    ///     h.wait()?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_pipelined(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+    ) -> Result<SendHandle, SendError> {
+        let window = self.handle.window();
+        let slot = match window.try_acquire() {
+            Some(slot) => slot,
+            None if self.handle.on_driver_thread() => return Err(SendError::InCallback),
+            None => window.acquire(),
+        };
+        let options = self.handle.options(reliability);
+        self.handle
+            .send_pipelined(slot, target, name, data, options)
+    }
+
+    /// As [`Client::send_pipelined`], but a full send window is [`SendError::WouldBlock`]
+    /// at once instead of a wait.
+    ///
+    /// # Errors
+    /// [`SendError::WouldBlock`]; as [`Client::send_pipelined`].
+    pub fn try_send_pipelined(
+        &self,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+    ) -> Result<SendHandle, SendError> {
+        let slot = self
+            .handle
+            .window()
+            .try_acquire()
+            .ok_or(SendError::WouldBlock)?;
+        let options = self.handle.options(reliability);
+        self.handle
+            .send_pipelined(slot, target, name, data, options)
+    }
+
+    /// Blocks until every pipelined message sent so far has its outcome (none holds a place
+    /// in the send window), at most `timeout`. The outcomes themselves, failures included,
+    /// are in their handles.
+    ///
+    /// # Errors
+    /// [`SendError::TimedOut`] when `timeout` passed first; [`SendError::InCallback`] in a
+    /// callback on the client's thread while messages are outstanding.
+    pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
+        let window = self.handle.window();
+        if window.outstanding() > 0 && self.handle.on_driver_thread() {
+            return Err(SendError::InCallback);
+        }
+        if window.wait_idle(timeout) {
+            Ok(())
+        } else {
+            Err(SendError::TimedOut)
+        }
     }
 
     /// As [`Client::send_message`], reporting progress: a message larger than a datagram

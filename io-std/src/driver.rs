@@ -16,6 +16,11 @@
 //! answer, a registration) are queued and wake the poller, so the loop carries them out
 //! before it sleeps.
 //!
+//! **Commands come in runs.** While the driver thread is awake a queued command does not wake
+//! it (it looks at the queue again before it sleeps), and the commands queued together are
+//! carried out together, up to `COMMAND_RUN`, before what they queued is sent and their events
+//! routed (`Core::take_commands`): a burst of pipelined messages reaches the endpoint at once.
+//!
 //! **Calls and sends go out from the caller's thread.** The role lives behind a mutex that the
 //! driver thread holds only while it works, never while it sleeps. A command the role marks
 //! direct ([`Role::is_direct`]: a client's call or message, a server's RPC answer) is carried
@@ -157,7 +162,7 @@ fn spawn<R: Role>(
     let wake = Arc::downgrade(&shared);
     commands.set_wake(move || {
         if let Some(shared) = wake.upgrade() {
-            shared.wake();
+            shared.wake_if_asleep();
         }
     });
     let direct = Arc::downgrade(&shared);
@@ -251,6 +256,18 @@ impl<R: Role> Shared<R> {
     /// a bug of ours) leaves nothing half-written that matters more than stopping would.
     fn lock(&self) -> MutexGuard<'_, Core<R>> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the driver thread for a queued command, unless it is awake: it takes the queued
+    /// commands before it sleeps ([`Shared::run`] looks at the queue again after it armed),
+    /// so a sender that is ahead of the driver does not pay a system call per command.
+    fn wake_if_asleep(&self) {
+        // Pairs with the fence in `run`: either the driver sees the command queued after it
+        // armed, or this sees it armed and wakes it.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.armed.load(Ordering::SeqCst) != AWAKE {
+            self.wake();
+        }
     }
 
     fn wake(&self) {
@@ -458,7 +475,14 @@ impl<R: Role> Shared<R> {
                 };
                 let armed = deadline.map_or(NO_DEADLINE, |(t, _)| t.as_micros().max(1));
                 self.armed.store(armed, Ordering::SeqCst);
-                deadline.map(|(_, wait)| wait)
+                // A command queued after `take_commands` looked, by a sender that saw us
+                // awake and did not wake us (`Shared::wake_if_asleep`): do not sleep on it.
+                std::sync::atomic::fence(Ordering::SeqCst);
+                if commands.is_empty() {
+                    deadline.map(|(_, wait)| wait)
+                } else {
+                    Some(core::time::Duration::ZERO)
+                }
             };
             let polled = poll.poll(&mut events, wait);
             self.armed.store(AWAKE, Ordering::SeqCst);
@@ -538,15 +562,26 @@ impl<R: Role> Shared<R> {
 
 impl<R: Role> Core<R> {
     /// Carries out every queued command, or closes the role if every handle is gone.
+    ///
+    /// Commands queued together are carried out together, up to [`COMMAND_RUN`], before
+    /// what they queued is sent and their events routed: a burst of pipelined messages
+    /// reaches the endpoint at once, so that it can coalesce them, and costs one pass of
+    /// sending and routing instead of one per message.
     fn take_commands(&mut self, commands: &Commands<R::Command>, io: &Shared<R>) -> Flow {
+        let mut run = 0;
         loop {
             match commands.try_recv() {
                 Ok(cmd) => {
                     let now = io.clock.now();
                     let flow = self.role.on_command(now, &io.membership, cmd);
-                    self.after(now, io);
+                    run += 1;
                     if flow == Flow::Stop {
+                        self.after(now, io);
                         return Flow::Stop;
+                    }
+                    if run >= COMMAND_RUN || commands.is_empty() {
+                        self.after(now, io);
+                        run = 0;
                     }
                 }
                 Err(TryRecvError::Empty) => return Flow::Continue,
@@ -632,6 +667,11 @@ impl<R: Role> Core<R> {
         }
     }
 }
+
+/// The most commands [`Core::take_commands`] carries out before it sends what they queued: a
+/// batch's worth of messages (the endpoint puts at most 64 in one datagram), so that a long
+/// queue does not hold back the first of them.
+const COMMAND_RUN: usize = 64;
 
 /// Whether the sockets' readiness is level-triggered (Linux, see [`reregister`]): then a
 /// readable event is worth one datagram, and the poller reports again while more wait, which

@@ -74,6 +74,8 @@ pub use client::{Client, RemoteServer};
 pub use pavillion_io::durable::{
     DurableDelivery, DurableError, DurableId, DurablePeer, DurableRestored,
 };
+/// Pipelined sends: a message's handle and its number (see `Client::send_pipelined`).
+pub use pavillion_io::plumbing::window::{SendHandle, SendId};
 pub use pavillion_io::{config, durable, error, keys, metrics, plumbing, segment, store, tap};
 pub use pavillion_io::{
     CallError, ClientConfig, ConnectionEvent, Delivery, OpenError, Outcome, ReceivedMessage,

@@ -112,6 +112,10 @@ struct Args {
     /// Print only the durable messages row (durable vs reliable on loopback, psk).
     #[arg(long)]
     durable_only: bool,
+    /// Measure only the pipelined-message rows (every suite, with the raw UDP blast and the
+    /// blocking threads' figure beside them).
+    #[arg(long)]
+    pipelined_only: bool,
     /// Size of the bulk message, in MiB.
     #[arg(long, default_value_t = 16)]
     bulk_mib: usize,
@@ -362,6 +366,7 @@ fn loopback_rows(suite: Suite, seconds: f64) -> Vec<Row> {
     let messages = pair.pipelined(&data, seconds);
     pair.close();
     let blast = raw_udp_blast(&data, seconds);
+    let piped = pipelined_row(suite, seconds, messages, blast);
     let name = suite.name();
     use pavillion_benches::results::record;
     record(&format!("rpc_handler_64_{name}"), registered, "calls/s");
@@ -396,7 +401,32 @@ fn loopback_rows(suite: Suite, seconds: f64) -> Vec<Row> {
             target: "(informative)",
             ok: None,
         },
+        piped,
     ]
+}
+
+/// The pipelined row of one suite (`pavillion_benches::pipelined`), beside the raw UDP
+/// `blast` and the blocking `threads` figure of the same run; records `pipelined_64_SUITE`.
+fn pipelined_row(suite: Suite, seconds: f64, threads: f64, blast: f64) -> Row {
+    use pavillion_benches::pipelined::{pipelined, THREADS, WINDOW};
+    let got = pipelined(suite, WINDOW, seconds);
+    let name = suite.name();
+    pavillion_benches::results::record(&format!("pipelined_64_{name}"), got.rate, "msg/s");
+    Row {
+        what: format!(
+            "loopback pipelined reliable 64 B msgs (window {WINDOW}), {name} \
+             [{THREADS} blocking threads: {threads:.0} msg/s; {} failed, {:.2} datagrams \
+             and {:.3} retransmissions per message]",
+            got.failed,
+            got.datagrams as f64 / got.messages.max(1) as f64,
+            got.retransmissions as f64 / got.messages.max(1) as f64,
+        ),
+        ours: format!("{:.0} msg/s", got.rate),
+        reference: format!("{blast:.0} dg/s"),
+        ratio: got.rate / blast,
+        target: ">= 1M msg/s",
+        ok: Some(got.rate >= 1e6),
+    }
 }
 
 /// Runs of each bulk transfer; the median is reported.
@@ -677,6 +707,18 @@ fn run(args: &Args) {
     }
     if args.durable_only {
         rows.push(durable_row(Suite::Psk, args.seconds));
+        println!();
+        print_table(&rows);
+        return;
+    }
+    if args.pipelined_only {
+        for suite in Suite::ALL {
+            let pair = StdPair::connected(suite);
+            let threads = pair.pipelined(&payload(PAYLOAD), args.seconds);
+            pair.close();
+            let blast = raw_udp_blast(&payload(PAYLOAD), args.seconds);
+            rows.push(pipelined_row(suite, args.seconds, threads, blast));
+        }
         println!();
         print_table(&rows);
         return;

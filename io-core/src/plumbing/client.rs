@@ -20,6 +20,7 @@ use super::progress::Progress;
 use super::registers::{ClientRegisterCmd, ClientRegisters, RegisterOpError};
 use super::reply::{self, Pending, Reply, WaitError};
 use super::sockets;
+use super::window::{SendHandle, Slot, Window};
 use super::{Clock, Delivery, Flow, Parts, Role};
 use crate::config::ClientConfig;
 use crate::durable::{self, DurableCommand, DurableError, DurableRestored};
@@ -43,6 +44,7 @@ pub fn open(
     let clock = Clock::new();
     let mut endpoint = proto::Client::new(config.endpoint_config(server, crate::keys::random32()));
     let (link, commands) = link::channel();
+    let window = Window::for_driver(config.send_window_size(), link.driver_thread());
     let durable = durable::start(
         config.durable_path(),
         &mut endpoint,
@@ -77,6 +79,7 @@ pub fn open(
             send_timeout: config.send_timeout,
             message_buffer: config.message_buffer,
             durable: durable_restored,
+            window,
         },
         clock,
     })
@@ -97,6 +100,8 @@ pub struct ClientHandle {
     send_timeout: Duration,
     message_buffer: usize,
     durable: Option<DurableRestored>,
+    /// The send window of pipelined messages.
+    window: Window,
 }
 
 impl ClientHandle {
@@ -213,11 +218,54 @@ impl ClientHandle {
             options,
             progress,
             reply,
+            slot: None,
         };
         self.link
             .send(ClientCommand(cmd))
             .map_err(|_| SendError::Closed)?;
         Ok(pending)
+    }
+
+    /// The send window of pipelined messages ([`ClientHandle::send_pipelined`]): the runtime
+    /// takes a slot from it (waiting for room as it waits) before queueing.
+    pub fn window(&self) -> &Window {
+        &self.window
+    }
+
+    /// Queues a pipelined message holding `slot` of [`ClientHandle::window`], and returns its
+    /// handle at once. The driver keeps the slot until the message's outcome is known.
+    ///
+    /// Pipelined sends always go through the command channel, never run on the caller's
+    /// thread: the driver carries out every command queued by the time it wakes before it
+    /// sends, so that a burst of messages reaches the endpoint together (and the endpoint may
+    /// put several in one datagram), and a sender that is ahead of the driver does not wake it
+    /// again.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] (the slot is freed).
+    pub fn send_pipelined(
+        &self,
+        slot: Slot,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        options: SendOptions,
+    ) -> Result<SendHandle, SendError> {
+        let (reply, pending) = reply::channel();
+        let id = slot.id();
+        let cmd = Cmd::Send {
+            target: target.into(),
+            name: name.into(),
+            data: Bytes::copy_from_slice(data),
+            options,
+            progress: None,
+            reply,
+            slot: Some(slot),
+        };
+        self.link
+            .send(ClientCommand(cmd))
+            .map_err(|_| SendError::Closed)?;
+        Ok(SendHandle::new(id, pending, self.window.clone()))
     }
 
     /// Queues a subscription to `target` at the server (`subscribe` true) or its withdrawal
@@ -599,6 +647,8 @@ enum Cmd {
         options: SendOptions,
         progress: Option<Progress>,
         reply: Reply<Result<Delivery, SendError>>,
+        /// A pipelined send's place in the window, freed with the outcome.
+        slot: Option<Slot>,
     },
     Server {
         addr: SocketAddr,
@@ -647,7 +697,7 @@ struct ClockWaiter {
 pub struct ClientRouter {
     ep: proto::Client,
     calls: HashMap<CallId, Reply<Result<Bytes, CallError>>>,
-    sends: HashMap<MessageId, Reply<Result<Delivery, SendError>>>,
+    sends: HashMap<MessageId, SendWaiter>,
     /// Progress callbacks of sends still in `sends`; [`ClientRouter::dispatch`] forgets the
     /// others, after any deferred report of theirs ran.
     progress: HashMap<MessageId, Progress>,
@@ -662,6 +712,22 @@ pub struct ClientRouter {
     registers: ClientRegisters,
     /// Durable messages: the store's writer, sends waiting to be stored, received ones.
     durable: durable::DurableRouter,
+}
+
+/// Who waits for a message's outcome: its reply slot, and for a pipelined send its place in
+/// the window.
+struct SendWaiter {
+    reply: Reply<Result<Delivery, SendError>>,
+    slot: Option<Slot>,
+}
+
+impl SendWaiter {
+    /// Answers the caller, then frees the window slot: whoever waits for the window to empty
+    /// ([`Window::wait_idle`]) finds every outcome in place.
+    fn answer(self, result: Result<Delivery, SendError>) {
+        self.reply.send(result);
+        drop(self.slot);
+    }
 }
 
 /// What a caller's thread leaves for the driver's thread: application code runs only there.
@@ -779,8 +845,8 @@ impl ClientRouter {
     }
 
     fn deliver(&mut self, id: MessageId, result: Result<Delivery, SendError>) {
-        if let Some(reply) = self.sends.remove(&id) {
-            reply.send(result);
+        if let Some(waiter) = self.sends.remove(&id) {
+            waiter.answer(result);
         }
     }
 }
@@ -808,7 +874,8 @@ impl Role for ClientRouter {
     fn is_direct(&self, command: &ClientCommand) -> bool {
         // The endpoint reports their outcomes later, as events; refusals go to the caller's
         // own reply slot.
-        matches!(command.0, Cmd::Call { .. } | Cmd::Send { .. })
+        // A pipelined send goes through the channel: see `ClientHandle::send_pipelined`.
+        matches!(command.0, Cmd::Call { .. } | Cmd::Send { slot: None, .. })
     }
 
     fn on_command(&mut self, now: Instant, _socket: &UdpSocket, command: ClientCommand) -> Flow {
@@ -848,18 +915,22 @@ impl Role for ClientRouter {
                 options,
                 progress,
                 reply,
-            } => match self.ep.send_message(now, &target, &name, &data, options) {
-                Ok(_) if options.reliability == Reliability::Unreliable => {
-                    reply.send(Ok(Delivery::default()))
-                }
-                Ok(id) => {
-                    self.sends.insert(id, reply);
-                    if let Some(p) = progress {
-                        self.progress.insert(id, p);
+                slot,
+            } => {
+                let waiter = SendWaiter { reply, slot };
+                match self.ep.send_message(now, &target, &name, &data, options) {
+                    Ok(_) if options.reliability == Reliability::Unreliable => {
+                        waiter.answer(Ok(Delivery::default()))
                     }
+                    Ok(id) => {
+                        self.sends.insert(id, waiter);
+                        if let Some(p) = progress {
+                            self.progress.insert(id, p);
+                        }
+                    }
+                    Err(e) => waiter.answer(Err(SendError::Refused(e))),
                 }
-                Err(e) => reply.send(Err(SendError::Refused(e))),
-            },
+            }
             Cmd::Registers(cmd) => self.registers.on_command(now, &mut self.ep, cmd),
             Cmd::Server { addr, reply } => reply.send(self.state(addr)),
             Cmd::Servers { reply } => reply.send(self.ep.servers().collect()),

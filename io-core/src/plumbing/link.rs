@@ -140,6 +140,12 @@ impl<C> Link<C> {
         self.shared.driver.get() == Some(&thread::current().id())
     }
 
+    /// A probe of whether a thread is the driver's, that does not keep the channel open
+    /// (for handles that outlive their command, such as a pipelined send's).
+    pub fn driver_thread(&self) -> DriverThread {
+        DriverThread(self.shared.clone())
+    }
+
     /// A link that does not keep the channel open.
     pub fn downgrade(&self) -> WeakLink<C> {
         WeakLink {
@@ -184,6 +190,11 @@ impl<C> Commands<C> {
         })
     }
 
+    /// Whether no command is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// The next command, or `None` once every link is gone.
     pub async fn recv(&self) -> Option<C> {
         self.rx.recv().await.ok()
@@ -206,6 +217,35 @@ impl<C> Commands<C> {
     /// first registration counts.
     pub fn set_driver_thread(&self) {
         let _ = self.shared.driver.set(thread::current().id());
+    }
+}
+
+impl<C> Drop for Commands<C> {
+    /// Drops the commands still queued once the driver has stopped, so that their reply slots
+    /// tell their callers at once that the endpoint closed (and a pipelined send's window slot
+    /// is freed) instead of staying in the channel as long as a handle lives; a command sent
+    /// later is refused ([`Gone`]).
+    fn drop(&mut self) {
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
+/// Tells whether the calling thread is a driver's (see [`Link::on_driver_thread`]), without
+/// keeping its channel open.
+#[derive(Clone)]
+pub struct DriverThread(Arc<Shared>);
+
+impl DriverThread {
+    /// Whether the caller runs on the driver's own thread.
+    pub fn is_current(&self) -> bool {
+        self.0.driver.get() == Some(&thread::current().id())
+    }
+}
+
+impl std::fmt::Debug for DriverThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DriverThread").field(&self.0).finish()
     }
 }
 

@@ -16,7 +16,8 @@
 //! - [`link`]: the command channel; [`reply`]: a one-answer slot a caller waits on;
 //!   [`messages`]: subscribers (callbacks or streams) per target; [`events`]: connection
 //!   events and their subscribers; [`progress`]: callbacks of large sends; [`registers`]:
-//!   register operations, observers and a server's declarations.
+//!   register operations, observers and a server's declarations; [`window`]: the send window
+//!   and handles of pipelined sends.
 //!
 //! What each runtime adds is only its loop (a thread on `mio` in `pavillion-std`, a task on
 //! `smol` in `pavillion-smol`)
@@ -50,6 +51,7 @@ pub mod registers;
 pub mod reply;
 pub mod server;
 pub mod sockets;
+pub mod window;
 
 /// The drivers' clock: microseconds since the endpoint was created.
 pub type Clock = crate::StdClock;

@@ -53,6 +53,16 @@ pub(crate) struct SendArgs {
     /// [default: as long as it takes].
     #[arg(long, value_name = "SECS", requires = "durable", value_parser = common::seconds)]
     wait: Option<Duration>,
+    /// Send the payload N times, pipelined: up to --window messages await their
+    /// acknowledgements at once. Prints the count acknowledged and the rate.
+    #[arg(long, value_name = "N", conflicts_with_all = ["durable", "file", "ordered"])]
+    count: Option<u64>,
+    /// With --count: how many messages may await their acknowledgements at once.
+    #[arg(long, value_name = "W", requires = "count", default_value_t = pavillion_std::config::DEFAULT_SEND_WINDOW)]
+    window: usize,
+    /// With --count: a payload of B bytes instead of the one given.
+    #[arg(long, value_name = "B", requires = "count")]
+    size: Option<usize>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -68,6 +78,7 @@ Examples:
   pav send log line one two three --ordered --psk-file alice/psk  # three messages, in order
   pav send kitchen temp 21.5 --durable alice.redb --psk-file alice/psk   # exactly once
   pav send log line --durable alice.redb --lines readings.txt --psk-file alice/psk
+  pav send bench m --count 100000 --size 64 --psk-file alice/psk  # pipelined, prints msg/s
 
 A reliable message is acknowledged by each server that received it; pav lists every one of
 them (several for a multicast group), and those it expected that did not acknowledge.
@@ -81,11 +92,19 @@ deadline until the server acknowledges it; pav exits once every message in STORE
 acknowledged (or after --wait, with code 1: the next run with STORE sends the rest). Killed
 at any point and run again, it sends each message exactly once. With --lines, each line of
 the file is a message, and a new run resumes after the last line stored. The server keeps
-what it received in its own store (`pav serve --durable`).";
+what it received in its own store (`pav serve --durable`).
+
+With --count N the payload is sent N times without waiting for each acknowledgement: up to
+--window messages (1024 by default) are in flight at once. pav prints how many were
+acknowledged and the rate (`sent N, acknowledged N, in S s, R msg/s`), and exits with code 1
+if any was not.";
 
 pub(crate) fn run(json: bool, a: SendArgs) -> Result<(), Failure> {
     if let Some(store) = a.durable.clone() {
         return send_durable(json, &a, &store);
+    }
+    if let Some(count) = a.count {
+        return send_count(json, &a, count);
     }
     let payloads = match a.file.as_deref() {
         Some(p) if p.as_os_str() == "-" => vec![common::payload("-", None, a.hex)?],
@@ -150,6 +169,86 @@ fn send_durable(json: bool, a: &SendArgs, store: &std::path::Path) -> Result<(),
     };
     let client = a.client.connect_with(|c| c.durable(store))?;
     durable::send(json, &client, store, &a.target, &a.name, source, a.wait)
+}
+
+/// `--count N`: the payload N times through `Client::send_pipelined`, with at most
+/// `--window` messages awaiting their outcomes; prints the tally and the rate.
+fn send_count(json: bool, a: &SendArgs, count: u64) -> Result<(), Failure> {
+    let data = match a.size {
+        Some(size) => vec![b'x'; size],
+        None => match a.data.first() {
+            Some(d) => common::payload(d, None, a.hex)?,
+            None => Vec::new(),
+        },
+    };
+    let reliability = if a.unreliable {
+        Reliability::Unreliable
+    } else {
+        Reliability::Reliable
+    };
+    let window = a.window.max(1);
+    let client = a.client.connect_with(|c| c.send_window(window))?;
+    let server = client.server_addr();
+    client
+        .wait_connected(a.client.timeout)
+        .map_err(|e| Failure::failed("timeout", format!("no session with {server}: {e}")))?;
+    let started = Instant::now();
+    let (mut acked, mut first_error) = (0u64, None);
+    let mut settle = |h: pavillion_std::SendHandle| match h.wait() {
+        Ok(_) => acked += 1,
+        Err(e) => {
+            first_error.get_or_insert(e);
+        }
+    };
+    // The oldest handles are looked at once a window's worth is younger: by then their
+    // outcomes are mostly in, and the handles kept stay bounded by the window.
+    let mut handles = std::collections::VecDeque::with_capacity(window);
+    for _ in 0..count {
+        let h = client
+            .send_pipelined(&a.target, &a.name, &data, reliability)
+            .map_err(|e| Failure::failed("send", e.to_string()))?;
+        handles.push_back(h);
+        if handles.len() >= window {
+            if let Some(old) = handles.pop_front() {
+                settle(old);
+            }
+        }
+    }
+    for h in handles {
+        settle(h);
+    }
+    let elapsed = started.elapsed();
+    let rate = count as f64 / elapsed.as_secs_f64().max(1e-9);
+    if let Some(e) = first_error {
+        return Err(Failure::failed(
+            "incomplete",
+            format!(
+                "sent {count}, acknowledged {acked}, in {:.3} s; the first failure: {e}",
+                elapsed.as_secs_f64()
+            ),
+        ));
+    }
+    if json {
+        println!(
+            "{}",
+            json!({
+                "ok": true,
+                "sent": count,
+                "acknowledged": acked,
+                "reliable": !a.unreliable,
+                "window": window,
+                "bytes": data.len(),
+                "micros": common::micros(elapsed),
+                "rate": rate.round(),
+            })
+        );
+    } else {
+        println!(
+            "sent {count}, acknowledged {acked}, in {:.3} s, {rate:.0} msg/s",
+            elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 /// Sends one message, with a progress bar on a terminal, and prints its outcome.

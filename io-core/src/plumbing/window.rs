@@ -1,0 +1,366 @@
+//! Pipelined sends: the send window that bounds how many messages a client has queued or in
+//! flight without waiting for them, and the [`SendHandle`] of one such message.
+//!
+//! A pipelined send takes a [`Slot`] of the window before its command is queued. The slot
+//! travels with the command to the driver, which keeps it beside the message's reply slot and
+//! drops it only once the outcome is known (acknowledged, failed, timed out, or the endpoint
+//! closed). So the window counts messages whose outcome is still open, whether or not the
+//! application still holds their handles: dropping a handle never frees its slot early (the
+//! message still occupies the endpoint) and never leaks it (the driver frees it with the
+//! outcome). Memory a sender can make us hold is therefore bounded by the window, whatever the
+//! server does.
+//!
+//! Both runtimes share this: a blocking sender waits on the window's condition variable
+//! ([`Window::acquire`]), an async one awaits [`Window::acquire_async`]; a full window is
+//! [`Window::try_acquire`]'s `None`, which the adapters report as
+//! [`SendError::WouldBlock`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::link::DriverThread;
+use super::reply::Pending;
+use super::Delivery;
+use crate::error::SendError;
+
+/// The number of a pipelined send on its client: 0 for the first, then in the order the sends
+/// took their window slots. It identifies a [`SendHandle`] to the application (to match
+/// outcomes that arrive in any order with what was sent); it is not the endpoint's
+/// `MessageId`, which is chosen on the driver after the send returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SendId(pub u64);
+
+impl std::fmt::Display for SendId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A client's send window: at most `limit` pipelined messages without an outcome.
+///
+/// Cloning shares the window.
+///
+/// # Examples
+/// ```
+/// use pavillion_io::plumbing::window::Window;
+///
+/// let window = Window::new(2);
+/// let a = window.try_acquire().expect("room");
+/// let _b = window.try_acquire().expect("room");
+/// assert!(window.try_acquire().is_none(), "full");
+/// drop(a); // the outcome of the first message is known
+/// assert!(window.try_acquire().is_some());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Window {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    limit: usize,
+    state: Mutex<State>,
+    /// Signalled when a slot is freed while a thread waits (for room or for none in use).
+    changed: Condvar,
+    /// Which thread is the driver's, where waiting for an outcome would never end.
+    driver: Option<DriverThread>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    outstanding: usize,
+    next: u64,
+    /// Threads blocked on `changed`: a free slot notifies only when some thread waits.
+    blocked: usize,
+    /// Tasks waiting for room or for the window to empty.
+    wakers: Vec<Waker>,
+}
+
+/// One message's place in the window; dropping it frees the place. The driver holds it until
+/// the message's outcome is known.
+#[derive(Debug)]
+pub struct Slot {
+    inner: Arc<Inner>,
+    id: SendId,
+}
+
+impl Window {
+    /// A window of `limit` messages (at least 1).
+    pub fn new(limit: usize) -> Self {
+        Self::build(limit, None)
+    }
+
+    /// As [`Window::new`], for a client whose driver runs on `driver`: a handle waited on
+    /// there returns [`SendError::InCallback`] instead of waiting forever.
+    pub fn for_driver(limit: usize, driver: DriverThread) -> Self {
+        Self::build(limit, Some(driver))
+    }
+
+    fn build(limit: usize, driver: Option<DriverThread>) -> Self {
+        Window {
+            inner: Arc::new(Inner {
+                limit: limit.max(1),
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+                driver,
+            }),
+        }
+    }
+
+    /// How many messages the window holds at most.
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// How many messages hold a slot now: queued or in flight, outcome not yet known.
+    pub fn outstanding(&self) -> usize {
+        self.inner.lock().outstanding
+    }
+
+    /// Whether the caller runs on the driver's thread (see [`Window::for_driver`]).
+    pub fn on_driver_thread(&self) -> bool {
+        self.inner
+            .driver
+            .as_ref()
+            .is_some_and(DriverThread::is_current)
+    }
+
+    /// A slot if the window has room now; `None` when it is full.
+    pub fn try_acquire(&self) -> Option<Slot> {
+        let mut state = self.inner.lock();
+        self.take(&mut state)
+    }
+
+    /// A slot, blocking while the window is full. Every slot is freed by its message's
+    /// outcome, which the endpoint reports by the message's deadline at the latest (or when
+    /// the client closes), so the wait is bounded by the oldest message's deadline.
+    pub fn acquire(&self) -> Slot {
+        let mut state = self.inner.lock();
+        loop {
+            if let Some(slot) = self.take(&mut state) {
+                return slot;
+            }
+            state = self.block(state, None);
+        }
+    }
+
+    /// A slot, once the window has room (the async form of [`Window::acquire`]).
+    pub fn acquire_async(&self) -> Acquire<'_> {
+        Acquire { window: self }
+    }
+
+    /// Blocks until no slot is in use (every pipelined message so far has its outcome), at
+    /// most `limit`; `false` if the limit passed first.
+    pub fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now().checked_add(limit);
+        let mut state = self.inner.lock();
+        while state.outstanding > 0 {
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return false,
+                },
+                None => Duration::from_secs(3600),
+            };
+            state = self.block(state, Some(left));
+        }
+        true
+    }
+
+    /// Resolves once no slot is in use (the async form of [`Window::wait_idle`], without a
+    /// limit: bound it with a timer if needed).
+    pub fn idle(&self) -> Idle<'_> {
+        Idle { window: self }
+    }
+
+    fn take(&self, state: &mut State) -> Option<Slot> {
+        if state.outstanding >= self.inner.limit {
+            return None;
+        }
+        state.outstanding += 1;
+        let id = SendId(state.next);
+        state.next = state.next.wrapping_add(1);
+        Some(Slot {
+            inner: self.inner.clone(),
+            id,
+        })
+    }
+
+    /// Waits on the condition variable once (at most `limit`), counted in `blocked`.
+    fn block<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        limit: Option<Duration>,
+    ) -> MutexGuard<'a, State> {
+        state.blocked += 1;
+        let changed = &self.inner.changed;
+        let mut state = match limit {
+            Some(t) => changed
+                .wait_timeout(state, t)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0),
+            None => changed.wait(state).unwrap_or_else(PoisonError::into_inner),
+        };
+        state.blocked -= 1;
+        state
+    }
+
+    /// Registers `waker` to be woken at the next freed slot (once per task).
+    fn register(state: &mut State, waker: &Waker) {
+        if !state.wakers.iter().any(|w| w.will_wake(waker)) {
+            state.wakers.push(waker.clone());
+        }
+    }
+}
+
+impl Inner {
+    /// The state; every update is a few integer writes, so a panic elsewhere while holding
+    /// the lock leaves it consistent and poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Slot {
+    /// The number of the send that holds this slot.
+    pub fn id(&self) -> SendId {
+        self.id
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut state = self.inner.lock();
+        state.outstanding = state.outstanding.saturating_sub(1);
+        let notify = state.blocked > 0;
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        // A notify is a system call even with nobody waiting: only when a thread waits.
+        if notify {
+            self.inner.changed.notify_all();
+        }
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// The future of [`Window::acquire_async`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Acquire<'a> {
+    window: &'a Window,
+}
+
+impl Future for Acquire<'_> {
+    type Output = Slot;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Slot> {
+        let mut state = self.window.inner.lock();
+        match self.window.take(&mut state) {
+            Some(slot) => Poll::Ready(slot),
+            None => {
+                Window::register(&mut state, cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The future of [`Window::idle`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Idle<'a> {
+    window: &'a Window,
+}
+
+impl Future for Idle<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.window.inner.lock();
+        if state.outstanding == 0 {
+            return Poll::Ready(());
+        }
+        Window::register(&mut state, cx.waker());
+        Poll::Pending
+    }
+}
+
+/// The handle of one pipelined message: its outcome, once the endpoint knows it.
+///
+/// Wait for it ([`SendHandle::wait`], blocking), await it (it is a `Future`), poll
+/// [`SendHandle::is_done`], or drop it: the message is sent and retried all the same, and its
+/// window slot is freed when its outcome is known, not when the handle goes.
+#[derive(Debug)]
+#[must_use = "a dropped handle still sends the message, but its outcome is lost"]
+pub struct SendHandle {
+    id: SendId,
+    pending: Pending<Result<Delivery, SendError>>,
+    window: Window,
+}
+
+impl SendHandle {
+    /// A handle for the send numbered `id` of `window`, whose outcome comes through `pending`.
+    pub fn new(id: SendId, pending: Pending<Result<Delivery, SendError>>, window: Window) -> Self {
+        SendHandle {
+            id,
+            pending,
+            window,
+        }
+    }
+
+    /// The number of this send on its client (the order in which sends were queued).
+    pub fn id(&self) -> SendId {
+        self.id
+    }
+
+    /// Whether the outcome is known: [`SendHandle::wait`] would return at once.
+    pub fn is_done(&self) -> bool {
+        self.pending.is_settled()
+    }
+
+    /// Blocks until the outcome is known. The endpoint reports it by the message's deadline
+    /// (the client's send timeout, 5 s by default) at the latest.
+    ///
+    /// # Errors
+    /// The message's [`SendError`]; [`SendError::Closed`] if the client closed first;
+    /// [`SendError::InCallback`] when waited on in a callback on the client's own thread
+    /// before the outcome is in (the wait could never end).
+    pub fn wait(self) -> Result<Delivery, SendError> {
+        // Past the clock's range: the reply slot waits as long as the driver lives.
+        self.wait_timeout(Duration::MAX)
+    }
+
+    /// As [`SendHandle::wait`], at most `limit`.
+    ///
+    /// # Errors
+    /// As [`SendHandle::wait`], and [`SendError::TimedOut`] when `limit` passed first (the
+    /// message itself may still be acknowledged later).
+    pub fn wait_timeout(self, limit: Duration) -> Result<Delivery, SendError> {
+        if !self.pending.is_settled() && self.window.on_driver_thread() {
+            return Err(SendError::InCallback);
+        }
+        self.pending.wait_outcome(limit)
+    }
+}
+
+impl Future for SendHandle {
+    type Output = Result<Delivery, SendError>;
+
+    /// Ready with the outcome, or [`SendError::Closed`] if the client closed first.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.pending).poll(cx) {
+            Poll::Ready(Ok(outcome)) => Poll::Ready(outcome),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "window_tests.rs"]
+mod tests;

@@ -1,0 +1,122 @@
+//! Tests of the send window and the pipelined send handle.
+
+use std::sync::Arc;
+use std::task::Wake;
+use std::thread;
+
+use super::*;
+use crate::plumbing::reply;
+
+/// A minimal executor: parks the thread until the waker unparks it.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        thread::park();
+    }
+}
+
+#[test]
+fn a_window_holds_at_most_its_limit_and_numbers_sends_in_order() {
+    let w = Window::new(3);
+    let slots: Vec<_> = (0..3).map(|_| w.try_acquire().unwrap()).collect();
+    assert_eq!(
+        slots.iter().map(|s| s.id().0).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert!(w.try_acquire().is_none());
+    assert_eq!(w.outstanding(), 3);
+    drop(slots);
+    assert_eq!(w.outstanding(), 0);
+    assert_eq!(w.try_acquire().unwrap().id(), SendId(3));
+    // A limit of 0 would block every send for ever: it counts as 1.
+    assert_eq!(Window::new(0).limit(), 1);
+}
+
+#[test]
+fn a_blocked_sender_gets_the_first_freed_slot() {
+    let w = Window::new(1);
+    let held = w.acquire();
+    let w2 = w.clone();
+    let t = thread::spawn(move || w2.acquire().id());
+    thread::sleep(Duration::from_millis(50));
+    assert!(!t.is_finished(), "the window is full");
+    drop(held);
+    assert_eq!(t.join().unwrap(), SendId(1));
+}
+
+#[test]
+fn waiting_for_idle_ends_when_the_last_slot_goes_or_at_the_limit() {
+    let w = Window::new(4);
+    assert!(w.wait_idle(Duration::ZERO));
+    let a = w.acquire();
+    let b = w.acquire();
+    assert!(!w.wait_idle(Duration::from_millis(20)));
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        drop(a);
+        thread::sleep(Duration::from_millis(20));
+        drop(b);
+    });
+    assert!(w.wait_idle(Duration::from_secs(5)));
+    assert_eq!(w.outstanding(), 0);
+    t.join().unwrap();
+}
+
+#[test]
+fn the_async_forms_wake_when_a_slot_is_freed() {
+    let w = Window::new(1);
+    let held = w.try_acquire().unwrap();
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        drop(held);
+    });
+    let slot = block_on(w.acquire_async());
+    t.join().unwrap();
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        drop(slot);
+    });
+    block_on(w.idle());
+    assert_eq!(w.outstanding(), 0);
+    t.join().unwrap();
+}
+
+#[test]
+fn a_handle_gives_the_outcome_blocking_or_as_a_future() {
+    let w = Window::new(2);
+    let (reply, pending) = reply::channel();
+    let h = SendHandle::new(SendId(7), pending, w.clone());
+    assert_eq!(h.id(), SendId(7));
+    assert!(!h.is_done());
+    reply.send(Ok(Delivery::default()));
+    assert!(h.is_done());
+    assert_eq!(h.wait(), Ok(Delivery::default()));
+
+    let (reply, pending) = reply::channel::<Result<Delivery, SendError>>();
+    let h = SendHandle::new(SendId(8), pending, w.clone());
+    assert_eq!(
+        h.wait_timeout(Duration::from_millis(10)),
+        Err(SendError::TimedOut)
+    );
+    drop(reply);
+
+    let (reply, pending) = reply::channel::<Result<Delivery, SendError>>();
+    let h = SendHandle::new(SendId(9), pending, w);
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        drop(reply); // the endpoint closed
+    });
+    assert_eq!(block_on(h), Err(SendError::Closed));
+    t.join().unwrap();
+}
