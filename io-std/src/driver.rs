@@ -295,31 +295,23 @@ impl<R: Role> Shared<R> {
         if !core.role.is_direct(&cmd) || !nothing_queued() {
             return Err(cmd);
         }
-        // One caller at a time; a blocked send means the driver is waiting for room, which
-        // only the poller reports.
-        let may_lead =
-            settled.filter(|_| !core.led && core.out.is_empty() && !self.send_from_secondary);
-        // Led from before the request goes out, so that the driver leaves the socket alone
-        // from then on.
-        core.led = may_lead.is_some();
+        // The socket leaves the poller before the request goes out, so that the answer can
+        // never wake the driver thread (taking it out after the send would save the
+        // `epoll_ctl` from the request's path, but a caller preempted between the two, as on
+        // a loaded machine, then wakes the driver for every answer that beats it). One caller
+        // at a time; a blocked send means the driver is waiting for room, which only the
+        // poller reports.
+        let lead = settled.filter(|_| {
+            !core.led
+                && core.out.is_empty()
+                && !self.send_from_secondary
+                && self.take_primary().is_ok()
+        });
+        core.led = lead.is_some();
         let now = self.clock.now();
         // A direct command never stops the loop.
         let _ = core.role.on_command(now, &self.membership, cmd);
         core.flush(now, self);
-        // The socket leaves the poller after the request went, while it travels: taking it
-        // out is a system call the request need not wait for. An answer faster than that
-        // wakes the driver thread, which finds the socket led and leaves it to the caller.
-        let lead = may_lead.filter(|_| core.out.is_empty() && self.take_primary().is_ok());
-        if lead.is_none() && core.led {
-            core.led = false;
-            // `flush` left the interest alone while the socket looked led.
-            if !core.out.is_empty() {
-                let interest = Interest::READABLE | Interest::WRITABLE;
-                if let Err(e) = reregister(&self.registry, &self.primary, PRIMARY, interest) {
-                    tracing::warn!(error = %e, "cannot change the socket's poll interest");
-                }
-            }
-        }
         if let Some(settled) = lead {
             drop(core);
             self.lead(settled);
