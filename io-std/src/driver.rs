@@ -4,10 +4,13 @@
 //!
 //! Sending a command wakes the poller through a `mio::Waker` (an eventfd on Linux), so a
 //! command never waits for a deadline. Sockets are non-blocking; on Linux their readiness is
-//! level-triggered and each readable event reads one datagram (the poller reports again while
-//! more wait), elsewhere it is edge-triggered and each event is drained until `WouldBlock`. A datagram that cannot be sent because the
-//! socket buffer is full is kept and retried when the socket is writable again, and no new
-//! datagram is taken from the role until it has gone.
+//! level-triggered and each readable event reads one batch of up to 32 datagrams in one
+//! `recvmmsg` (the poller reports again while more wait), elsewhere it is edge-triggered and
+//! each event is drained until `WouldBlock`. Every datagram of a batch is handled before what
+//! the role queued for them goes out, up to 32 datagrams to any mix of destinations in one
+//! `sendmmsg` ([`crate::udp`]). A datagram that cannot be sent because the socket buffer is
+//! full is kept, with the rest of its batch, and retried when the socket is writable again,
+//! and no new datagram is taken from the role until they have gone.
 //!
 //! **What application code queues leaves in the same wake-up.** After every datagram, timer
 //! or command the driver sends what the role queued, routes its events (running handlers and
@@ -27,7 +30,11 @@
 //! out by the sending thread itself when the mutex is free and nothing is queued before it:
 //! it is sealed and sent at once, without a hop to the driver thread and back. The driver is
 //! woken only if the command moved the role's next deadline before the one it sleeps until.
-//! Everything else, and every command that finds the role busy, goes through the channel.
+//! Everything else, and every command that finds the role busy, goes through the channel;
+//! except a call whose caller will block for its answer, which waits for the driver to let
+//! go of the role (it holds it only while it works): queued, the call and its answer would
+//! both go through the driver's thread, and the caller's next call would find the driver busy
+//! again.
 //!
 //! **A caller may receive its own answer.** A call sent this way by a caller that will block
 //! for its answer ([`Link::send_here`](crate::plumbing::link::Link::send_here)) takes the
@@ -52,11 +59,12 @@ use std::thread::{self, JoinHandle};
 use mio::net::UdpSocket as MioSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use pavillion_proto::endpoint::Endpoint;
-use pavillion_proto::{wire, Instant};
+use pavillion_proto::Instant;
 
 use crate::plumbing::link::{Commands, TryRecvError};
 use crate::plumbing::sockets::Sockets;
 use crate::plumbing::{Clock, Flow, Parts, Role};
+use crate::udp::{RecvBatch, SendQueue};
 use pavillion_io::tap::Tap;
 
 const PRIMARY: Token = Token(0);
@@ -140,9 +148,8 @@ fn spawn<R: Role>(
     let shared = Arc::new(Shared {
         core: Mutex::new(Core {
             role,
-            tx_buf: vec![0; wire::MAX_DATAGRAM],
-            rx_buf: vec![0; 65_536],
-            unsent: None,
+            out: SendQueue::new(),
+            inbox: RecvBatch::new(),
             led: false,
         }),
         primary,
@@ -241,11 +248,11 @@ struct Shared<R> {
 /// The role and its send state; whoever holds it may drive the role.
 struct Core<R> {
     role: R,
-    tx_buf: Vec<u8>,
-    /// Whoever holds the role receives into it: the driver, or a caller's thread.
-    rx_buf: Vec<u8>,
-    /// A datagram in `tx_buf` that would have blocked: its length and destination.
-    unsent: Option<(usize, SocketAddr)>,
+    /// What the role queued and has not gone yet: between flushes, only datagrams that
+    /// would have blocked (sent when the socket has room again).
+    out: SendQueue,
+    /// The driver's receive buffers (a caller's thread that receives has its own).
+    inbox: RecvBatch,
     /// A caller's thread receives on the primary socket, which is out of the poller; the
     /// driver must not read it.
     led: bool,
@@ -287,7 +294,17 @@ impl<R: Role> Shared<R> {
         nothing_queued: &dyn Fn() -> bool,
         settled: Option<&dyn Fn() -> bool>,
     ) -> Result<(), R::Command> {
-        let Ok(mut core) = self.core.try_lock() else {
+        // A caller that will block for its answer waits for the driver to finish what it is
+        // doing (it holds the role only while it works, never while it sleeps) rather than
+        // queue: queued, the call would go out from the driver's thread and its answer come
+        // back through it, and the caller's next call would find the driver busy again
+        // handing that answer over, so that one busy moment (a timer) would send every call
+        // after it through the driver. `send_here` is never used on the driver's own thread.
+        let core = match settled {
+            Some(_) => Ok(self.lock()),
+            None => self.core.try_lock(),
+        };
+        let Ok(mut core) = core else {
             return Err(cmd);
         };
         // Queued commands go first; checked under the lock, which the driver holds while it
@@ -296,11 +313,14 @@ impl<R: Role> Shared<R> {
             return Err(cmd);
         }
         // The socket leaves the poller before the request goes out, so that the answer can
-        // never wake the driver thread. One caller at a time; a blocked send means the driver
-        // is waiting for room, which only the poller reports.
+        // never wake the driver thread (taking it out after the send would save the
+        // `epoll_ctl` from the request's path, but a caller preempted between the two, as on
+        // a loaded machine, then wakes the driver for every answer that beats it). One caller
+        // at a time; a blocked send means the driver is waiting for room, which only the
+        // poller reports.
         let lead = settled.filter(|_| {
             !core.led
-                && core.unsent.is_none()
+                && core.out.is_empty()
                 && !self.send_from_secondary
                 && self.take_primary().is_ok()
         });
@@ -424,7 +444,7 @@ impl<R: Role> Shared<R> {
                 // After routing, as the driver does (`Core::after`): all that was queued goes
                 // now.
                 core.flush(now, self);
-                let blocked = core.unsent.is_some();
+                let blocked = !core.out.is_empty();
                 drop(core);
                 if keeps {
                     self.wake();
@@ -437,7 +457,7 @@ impl<R: Role> Shared<R> {
         let mut core = self.lock();
         core.led = false;
         // Added back, the socket reports what is waiting in it: nothing read is lost.
-        let interest = if core.unsent.is_some() {
+        let interest = if !core.out.is_empty() {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -507,11 +527,13 @@ impl<R: Role> Shared<R> {
         }
     }
 
-    /// Reads the datagrams waiting on the socket of `token`: one where readiness is
-    /// level-triggered ([`LEVEL`]), else every one. Queued commands go first, before
-    /// each datagram: a command sent before a datagram was caused (a subscription, then the
-    /// message it should see) must take effect first, even when the wake-up and the datagram
-    /// arrive in one poll.
+    /// Reads the datagrams waiting on the socket of `token`, up to [`crate::udp::BATCH`] per
+    /// system call, handles them all, then sends what the role queued for them in as few
+    /// system calls as it can ([`Core::after`]). Where readiness is level-triggered
+    /// ([`LEVEL`]) one batch is read per readable event (the poller reports again while more
+    /// wait), else batches until none waits. Queued commands go first, before each batch: a
+    /// command sent before a datagram was caused (a subscription, then the message it should
+    /// see) must take effect first, even when the wake-up and the datagram arrive in one poll.
     fn receive(&self, token: Token, commands: &Commands<R::Command>) -> Flow {
         let socket = match (token, &self.secondary) {
             (PRIMARY, _) => &self.primary,
@@ -528,30 +550,33 @@ impl<R: Role> Shared<R> {
                 return Flow::Continue;
             }
             let core = &mut *guard;
-            let (n, from) = match recv_nowait(socket, &mut core.rx_buf) {
-                Ok(got) => got,
+            match core.inbox.recv(socket) {
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Continue,
                 // ICMP errors surface here (connection refused); the endpoint's own timers
                 // deal with an unreachable peer, and the next datagram may be waiting.
-                Err(e) if unreachable_peer(&e) => continue,
+                Err(e) if unreachable_peer(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                    continue
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "recv_from failed");
                     return Flow::Continue;
                 }
-            };
-            tracing::trace!(%from, len = n, "datagram in");
-            let datagram = core.rx_buf.get(..n).unwrap_or_default();
-            if let Some(tap) = &self.tap {
-                let local = match token {
-                    PRIMARY => self.primary_local,
-                    _ => self.secondary_local.unwrap_or(self.primary_local),
-                };
-                tap.datagram(local, from, true, datagram);
             }
+            let local = match token {
+                PRIMARY => self.primary_local,
+                _ => self.secondary_local.unwrap_or(self.primary_local),
+            };
             let now = self.clock.now();
-            core.role
-                .endpoint_mut()
-                .handle_datagram(now, from, datagram);
+            for (datagram, from) in core.inbox.datagrams() {
+                tracing::trace!(%from, len = datagram.len(), "datagram in");
+                if let Some(tap) = &self.tap {
+                    tap.datagram(local, from, true, datagram);
+                }
+                core.role
+                    .endpoint_mut()
+                    .handle_datagram(now, from, datagram);
+            }
             core.after(now, self);
             if LEVEL {
                 return Flow::Continue;
@@ -611,9 +636,11 @@ impl<R: Role> Core<R> {
         self.flush(now, io);
     }
 
-    /// Sends the datagram that would have blocked, then every datagram the role has queued,
-    /// through one reused buffer; stops at the first that would block, and asks the poller to
-    /// say when the socket has room again.
+    /// Sends the datagrams that would have blocked, then every datagram the role has queued,
+    /// [`crate::udp::BATCH`] at a time, each batch in as few system calls as the kernel allows
+    /// ([`SendQueue::send`]); stops at the first that would block, keeps it and the rest of
+    /// its batch, takes no more from the role, and asks the poller to say when the socket has
+    /// room again.
     fn flush(&mut self, now: Instant, io: &Shared<R>) {
         let (socket, token) = match &io.secondary {
             Some(s) if io.send_from_secondary => (s, SECONDARY),
@@ -627,33 +654,32 @@ impl<R: Role> Core<R> {
             SECONDARY => io.secondary_local.unwrap_or(io.primary_local),
             _ => io.primary_local,
         };
-        let was_blocked = self.unsent.is_some();
-        if let Some((len, to)) = self.unsent {
-            let datagram = self.tx_buf.get(..len).unwrap_or_default();
-            if !send(socket, datagram, to) {
-                return;
-            }
-            if let Some(tap) = &io.tap {
-                tap.datagram(local, to, false, datagram);
-            }
-            self.unsent = None;
-        }
-        while let Some(t) = self
-            .role
-            .endpoint_mut()
-            .poll_transmit(now, &mut self.tx_buf)
-        {
-            tracing::trace!(to = %t.destination, len = t.len, "datagram out");
-            let datagram = self.tx_buf.get(..t.len).unwrap_or_default();
-            if !send(socket, datagram, t.destination) {
-                self.unsent = Some((t.len, t.destination));
+        let was_blocked = !self.out.is_empty();
+        loop {
+            let gone = self.out.send(socket, |datagram, to| {
+                if let Some(tap) = &io.tap {
+                    tap.datagram(local, to, false, datagram);
+                }
+            });
+            if !gone {
                 break;
             }
-            if let Some(tap) = &io.tap {
-                tap.datagram(local, t.destination, false, datagram);
+            while self.out.has_room() {
+                let Some(t) = self
+                    .role
+                    .endpoint_mut()
+                    .poll_transmit(now, self.out.next_buf())
+                else {
+                    break;
+                };
+                tracing::trace!(to = %t.destination, len = t.len, "datagram out");
+                self.out.push(t.len, t.destination);
+            }
+            if self.out.is_empty() {
+                break;
             }
         }
-        let blocked = self.unsent.is_some();
+        let blocked = !self.out.is_empty();
         // Out of the poller while led: `Shared::lead` adds it back with the right interest.
         if blocked != was_blocked && !(token == PRIMARY && self.led) {
             let interest = if blocked {
@@ -720,19 +746,6 @@ fn reregister(_: &Registry, _: &MioSocket, _: Token, _: Interest) -> io::Result<
     Ok(())
 }
 
-/// Sends one datagram; `false` if the socket would block (try again when writable).
-fn send(socket: &MioSocket, datagram: &[u8], to: SocketAddr) -> bool {
-    match send_nowait(socket, datagram, to) {
-        Ok(_) => true,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-        Err(e) => {
-            // A lost datagram is the endpoint's business: it retransmits what matters.
-            tracing::debug!(error = %e, %to, "send_to failed");
-            true
-        }
-    }
-}
-
 thread_local! {
     /// A caller's thread receives into its own buffer, without holding the role ([`Shared::lead`]).
     static LEAD_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 65_536]);
@@ -750,14 +763,16 @@ fn recv_blocking(_: &MioSocket, _: &mut [u8]) -> io::Result<(usize, SocketAddr)>
     Err(io::ErrorKind::Unsupported.into())
 }
 
-/// Receives one datagram if one is waiting, whatever the socket's mode.
+/// Receives one datagram if one is waiting, whatever the socket's mode (on Linux the
+/// driver receives in batches instead, [`crate::udp::RecvBatch`]).
 #[cfg(unix)]
-fn recv_nowait(socket: &MioSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub(crate) fn recv_nowait(socket: &MioSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     recv_with(socket, buf, rustix::net::RecvFlags::DONTWAIT)
 }
 
 #[cfg(not(unix))]
-fn recv_nowait(socket: &MioSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+pub(crate) fn recv_nowait(socket: &MioSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     socket.recv_from(buf)
 }
 
@@ -778,7 +793,11 @@ fn recv_with(
 
 /// Sends one datagram, never waiting for room, whatever the socket's mode.
 #[cfg(unix)]
-fn send_nowait(socket: &MioSocket, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
+pub(crate) fn send_nowait(
+    socket: &MioSocket,
+    datagram: &[u8],
+    to: SocketAddr,
+) -> io::Result<usize> {
     Ok(rustix::net::sendto(
         socket,
         datagram,
@@ -788,6 +807,10 @@ fn send_nowait(socket: &MioSocket, datagram: &[u8], to: SocketAddr) -> io::Resul
 }
 
 #[cfg(not(unix))]
-fn send_nowait(socket: &MioSocket, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
+pub(crate) fn send_nowait(
+    socket: &MioSocket,
+    datagram: &[u8],
+    to: SocketAddr,
+) -> io::Result<usize> {
     socket.send_to(datagram, to)
 }

@@ -166,14 +166,16 @@ impl Calls {
         }
     }
 
-    /// The kept answer to `call`.
+    /// The kept answer to `call`. Searched newest first: the answer being sent is the newest
+    /// (it was kept just before), and a retried call is a recent one, so neither costs a walk
+    /// through the whole cache (up to `rpc_cache_entries`, 1,024 by default) on every call.
     pub(crate) fn answer(&self, call: Counter) -> Option<&Answer> {
-        self.answers.iter().find(|a| a.call == call)
+        self.answers.iter().rev().find(|a| a.call == call)
     }
 
-    /// The kept answer to `call`, to record a resend.
+    /// The kept answer to `call`, to record a resend (newest first, as [`Calls::answer`]).
     pub(crate) fn answer_mut(&mut self, call: Counter) -> Option<&mut Answer> {
-        self.answers.iter_mut().find(|a| a.call == call)
+        self.answers.iter_mut().rev().find(|a| a.call == call)
     }
 
     /// Keeps an answer for retried calls, within the cache's count, byte and age bounds.
