@@ -47,16 +47,35 @@ table() {
     # Every lookup tests membership first: awk creates an entry on a plain reference.
     function fig(k) { return (k in n) ? sprintf("%.0f %s", sum[k] / n[k], unit[k]) : "n/a" }
     function runs(k) { return (k in n) ? n[k] : 0 }
-    function row(what, a, b,    ratio) {
-        if ((a in n) && (b in n) && sum[b] != 0)
-            ratio = sprintf("%.2fx", (sum[a] / n[a]) / (sum[b] / n[b]))
-        else
-            ratio = "n/a"
-        printf "| %s | %s | %s | %s | %s/%s |\n", what, fig(a), fig(b), ratio, runs(a), runs(b)
+    function mean(k) { return sum[k] / n[k] }
+    function quotient(a, b) {
+        return ((a in n) && (b in n) && sum[b] != 0) ? sprintf("%.2fx", mean(a) / mean(b)) : "n/a"
+    }
+    # The raw UDP baseline measured beside a figure: ours in compare, the peers in their own
+    # programs (a round trip figure against the ping-pong, a one-way rate against the blast).
+    function base(k,    suite) {
+        suite = k; sub(/.*_/, "", suite)
+        if (k ~ /^(rpc_handler|rpc_fn0|raw_udp_pingpong)_64_/) return "raw_udp_pingpong_64_" suite
+        if (k ~ /^(pipelined|reliable_threads|raw_udp_blast)_64_/) return "raw_udp_blast_64_" suite
+        if (k ~ /^(quinn_dgram_pingpong|quinn_stream_rpc|zenoh_query|peer_raw_udp_pingpong)_64$/) return "peer_raw_udp_pingpong_64"
+        if (k ~ /^(quinn_dgram_oneway|zenoh_pubsub|zenoh_pubsub_udp|peer_raw_udp_blast)_64$/) return "peer_raw_udp_blast_64"
+        return ""
+    }
+    # Each figure over its own raw UDP baseline, then divided: a change of load between the
+    # programs moves a figure and its baseline alike, so this cancels what the plain ratio
+    # cannot.
+    function normalised(a, b,    ba, bb) {
+        ba = base(a); bb = base(b)
+        if (!((a in n) && (b in n) && (ba in n) && (bb in n)) || sum[b] == 0 || sum[ba] == 0 || sum[bb] == 0)
+            return "n/a"
+        return sprintf("%.2fx", (mean(a) / mean(ba)) / (mean(b) / mean(bb)))
+    }
+    function row(what, a, b) {
+        printf "| %s | %s | %s | %s | %s | %s/%s |\n", what, fig(a), fig(b), quotient(a, b), normalised(a, b), runs(a), runs(b)
     }
     END {
-        print "| comparison | figure | against | ratio | runs |"
-        print "|---|---|---|---|---|"
+        print "| comparison | figure | against | ratio | ratio over own raw UDP | runs |"
+        print "|---|---|---|---|---|---|"
         split("psk ecc noise", suites, " ")
         for (i = 1; i <= 3; i++) {
             s = suites[i]
