@@ -112,7 +112,7 @@ if [ "$build" = 1 ]; then
         (cd "$root" && nice -n 5 cargo build --release -q -p pavillion-benches --bin compare)
     fi
     echo "building the peers (release; Zenoh takes a while the first time)" >&2
-    (cd "$here" && CARGO_TARGET_DIR="$peers_target" nice -n 5 cargo build --release -q)
+    (cd "$here" && CARGO_TARGET_DIR="$peers_target" nice -n 5 cargo build --release --locked -q)
 fi
 [ -n "$compare" ] || compare=${CARGO_TARGET_DIR:-$root/target}/release/compare
 [ -n "$out" ] || out=$peers_target/compare-all
