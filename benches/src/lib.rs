@@ -12,6 +12,7 @@
 
 pub mod bulk;
 pub mod durable;
+pub mod handshake_cost;
 pub mod results;
 
 use core::net::{Ipv4Addr, SocketAddr};
