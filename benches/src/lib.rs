@@ -14,6 +14,7 @@ pub mod batched;
 pub mod bulk;
 pub mod durable;
 pub mod pipelined;
+pub mod handshake_cost;
 pub mod results;
 
 use core::net::{Ipv4Addr, SocketAddr};

@@ -364,6 +364,20 @@ fn op1_beyond_the_reply_budget_costs_no_public_key_work() {
         (Suite::Noise, false),
     ] {
         let (within, total) = public_key_ops_for(suite, guest, 1000);
+        if suite == Suite::Noise {
+            // Suite 3 reads an initiation before charging the budget, so that only an
+            // authentic, fresh one spends it (`docs/PROTOCOL.md` §8.2; under load the
+            // stateless cookie check, disabled here, comes first and bounds this work). A
+            // replay beyond the budget costs the read (one Diffie-Hellman: `ss` is kept)
+            // and never the response's.
+            let beyond = total - within;
+            assert!(
+                beyond <= 990,
+                "{beyond} public-key operations for 990 replays"
+            );
+            assert!(beyond > 0, "the replays were read");
+            continue;
+        }
         assert_eq!(
             total,
             within,

@@ -103,6 +103,9 @@ struct Args {
     /// Print only the memory rows, for iterating on the size of session state.
     #[arg(long)]
     memory_only: bool,
+    /// Print only the handshake cost rows (per suite, against one Diffie–Hellman).
+    #[arg(long)]
+    handshake_only: bool,
     /// Print only the crypto floor and the loopback RPC rows, for profiling the adapter.
     #[arg(long)]
     loopback_only: bool,
@@ -723,6 +726,12 @@ fn run(args: &Args) {
         print_table(&rows);
         return;
     }
+    if args.handshake_only {
+        rows.extend(handshake_cost_rows(args.seconds));
+        println!();
+        print_table(&rows);
+        return;
+    }
     if args.memory_only {
         rows.extend(memory_rows(args));
         println!();
@@ -781,12 +790,28 @@ fn run(args: &Args) {
         return;
     }
     rows.push(durable_row(Suite::Psk, args.seconds));
+    rows.extend(handshake_cost_rows(args.seconds));
     rows.extend(memory_rows(args));
     for suite in Suite::ALL {
         rows.push(recovery_row(suite));
     }
     println!();
     print_table(&rows);
+}
+
+/// Handshake cost per suite in Diffie–Hellman-equivalents (`pavillion_benches::handshake_cost`).
+fn handshake_cost_rows(seconds: f64) -> Vec<Row> {
+    pavillion_benches::handshake_cost::rows(seconds)
+        .into_iter()
+        .map(|r| Row {
+            what: r.what,
+            ours: r.ours,
+            reference: r.reference,
+            ratio: r.ratio,
+            target: "(informative)",
+            ok: None,
+        })
+        .collect()
 }
 
 /// Durable messages per second (stored at both ends, batched syncs: see

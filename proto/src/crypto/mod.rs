@@ -30,6 +30,7 @@ use crate::id::Counter;
 pub mod ecc;
 pub mod noise;
 pub mod psk;
+pub mod static_dh;
 
 /// Length of the Poly1305 tag that precedes the ciphertext of every session packet.
 pub const TAG_LEN: usize = 16;

@@ -14,6 +14,7 @@
 //! handshake state and are dropped with it; the static keys alone cannot recover them.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 
@@ -25,6 +26,7 @@ use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 
 use super::ecc::{KeyPair, PublicKey};
+use super::static_dh::{CachedDh, Recorder, StaticDh};
 use super::{keyed_hash, CryptoError, Psk, SessionCipher, TAG_LEN};
 use crate::id::Counter;
 use crate::rng::Rng;
@@ -116,15 +118,22 @@ impl From<snow::Error> for NoiseError {
     }
 }
 
-/// Snow's crypto, with randomness from a seed we hand it.
+/// Snow's crypto, with randomness from a seed we hand it, and X25519 answering from our
+/// static–static results where it can (`crypto::static_dh`).
 pub struct Resolver {
     seed: [u8; 32],
+    statics: Option<StaticDh>,
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl Resolver {
     /// A resolver whose RNG is seeded from `rng`.
     pub fn new(rng: &mut Rng) -> Self {
-        Resolver { seed: rng.array() }
+        Resolver {
+            seed: rng.array(),
+            statics: None,
+            recorder: None,
+        }
     }
 }
 
@@ -143,7 +152,13 @@ impl CryptoResolver for Resolver {
     }
 
     fn resolve_dh(&self, choice: &snow::params::DHChoice) -> Option<Box<dyn Dh>> {
-        DefaultResolver.resolve_dh(choice)
+        match (&self.statics, choice) {
+            (Some(_), snow::params::DHChoice::Curve25519) => Some(Box::new(CachedDh::new(
+                self.statics.clone(),
+                self.recorder.clone(),
+            ))),
+            _ => DefaultResolver.resolve_dh(choice),
+        }
     }
 
     fn resolve_hash(&self, choice: &snow::params::HashChoice) -> Option<Box<dyn Hash>> {
@@ -169,16 +184,19 @@ impl fmt::Debug for TransportKeys {
     }
 }
 
-fn builder<'a>(pattern: Pattern, rng: &mut Rng) -> Result<snow::Builder<'a>, NoiseError> {
-    seeded_builder(pattern, rng.array())
-}
-
-fn seeded_builder<'a>(pattern: Pattern, seed: [u8; 32]) -> Result<snow::Builder<'a>, NoiseError> {
+fn seeded_builder<'a>(
+    pattern: Pattern,
+    seed: [u8; 32],
+    statics: Option<&StaticDh>,
+    recorder: Option<Arc<Recorder>>,
+) -> Result<snow::Builder<'a>, NoiseError> {
     let params = pattern.name().parse().map_err(|_| NoiseError::Setup)?;
-    Ok(snow::Builder::with_resolver(
-        params,
-        Box::new(Resolver { seed }),
-    ))
+    let resolver = Resolver {
+        seed,
+        statics: statics.cloned(),
+        recorder,
+    };
+    Ok(snow::Builder::with_resolver(params, Box::new(resolver)))
 }
 
 /// The client side of a handshake: writes the initiation, reads the response.
@@ -205,7 +223,39 @@ impl NoiseInitiator {
         server: Option<&PublicKey>,
         psk: Option<&Psk>,
     ) -> Result<Self, NoiseError> {
-        Self::with_seed(pattern, rng.array(), local, server, psk)
+        Self::with_seed(pattern, rng.array(), local, server, psk, None)
+    }
+
+    /// As [`NoiseInitiator::new`], taking `ss` and our static public key from `statics` (made
+    /// for `local`) instead of computing them: the same handshake bytes for less work.
+    ///
+    /// # Errors
+    /// As [`NoiseInitiator::new`].
+    pub fn new_cached(
+        pattern: Pattern,
+        rng: &mut Rng,
+        keys: InitiatorKeys<'_>,
+        statics: Option<&StaticDh>,
+    ) -> Result<Self, NoiseError> {
+        Self::new_recording(pattern, rng, keys, statics, None)
+    }
+
+    /// As [`NoiseInitiator::new_cached`], recording in `recorder` the `ss` it computes.
+    pub(crate) fn new_recording(
+        pattern: Pattern,
+        rng: &mut Rng,
+        keys: InitiatorKeys<'_>,
+        statics: Option<&StaticDh>,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Result<Self, NoiseError> {
+        let seed = rng.array();
+        let mut secret = keys.local.map(|k| k.secret().to_bytes());
+        let built = (seed, statics, recorder);
+        let result = Self::build(pattern, built, secret.as_ref(), keys.server, keys.psk);
+        if let Some(s) = secret.as_mut() {
+            s.zeroize();
+        }
+        result
     }
 
     /// As [`NoiseInitiator::new`], with the handshake's randomness (the ephemeral key) drawn
@@ -216,9 +266,10 @@ impl NoiseInitiator {
         local: Option<&KeyPair>,
         server: Option<&PublicKey>,
         psk: Option<&Psk>,
+        statics: Option<&StaticDh>,
     ) -> Result<Self, NoiseError> {
         let mut secret = local.map(|k| k.secret().to_bytes());
-        let result = Self::build(pattern, seed, secret.as_ref(), server, psk);
+        let result = Self::build(pattern, (seed, statics, None), secret.as_ref(), server, psk);
         if let Some(s) = secret.as_mut() {
             s.zeroize();
         }
@@ -227,13 +278,13 @@ impl NoiseInitiator {
 
     fn build(
         pattern: Pattern,
-        seed: [u8; 32],
+        (seed, statics, recorder): ([u8; 32], Option<&StaticDh>, Option<Arc<Recorder>>),
         secret: Option<&[u8; 32]>,
         server: Option<&PublicKey>,
         psk: Option<&Psk>,
     ) -> Result<Self, NoiseError> {
         let remote = server.map(|k| k.to_bytes());
-        let mut b = seeded_builder(pattern, seed)?;
+        let mut b = seeded_builder(pattern, seed, statics, recorder)?;
         match pattern {
             Pattern::Ik | Pattern::IkPsk2 => {
                 let (Some(s), Some(r)) = (secret, remote.as_ref()) else {
@@ -330,7 +381,14 @@ impl SharedInitiation {
     }
 
     fn initiator(&self, keys: InitiatorKeys<'_>) -> Result<NoiseInitiator, NoiseError> {
-        NoiseInitiator::with_seed(self.pattern, self.seed, keys.local, keys.server, keys.psk)
+        NoiseInitiator::with_seed(
+            self.pattern,
+            self.seed,
+            keys.local,
+            keys.server,
+            keys.psk,
+            None,
+        )
     }
 
     /// Reads one responder's answer; `keys` must be those given to [`SharedInitiation::new`].
@@ -394,8 +452,35 @@ impl NoiseResponder {
         local: Option<&KeyPair>,
         psk: Option<&Psk>,
     ) -> Result<Self, NoiseError> {
+        Self::new_recording(pattern, rng, local, psk, None, None)
+    }
+
+    /// As [`NoiseResponder::new`], taking `ss` with known initiators and our static public
+    /// key from `statics` (made for `local`).
+    ///
+    /// # Errors
+    /// As [`NoiseResponder::new`].
+    pub fn new_cached(
+        pattern: Pattern,
+        rng: &mut Rng,
+        local: Option<&KeyPair>,
+        psk: Option<&Psk>,
+        statics: Option<&StaticDh>,
+    ) -> Result<Self, NoiseError> {
+        Self::new_recording(pattern, rng, local, psk, statics, None)
+    }
+
+    /// As [`NoiseResponder::new_cached`], recording in `recorder` the `ss` it had to compute.
+    pub(crate) fn new_recording(
+        pattern: Pattern,
+        rng: &mut Rng,
+        local: Option<&KeyPair>,
+        psk: Option<&Psk>,
+        statics: Option<&StaticDh>,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Result<Self, NoiseError> {
         let mut secret = local.map(|k| k.secret().to_bytes());
-        let result = Self::build(pattern, rng, secret.as_ref(), psk);
+        let result = Self::build(pattern, rng, secret.as_ref(), psk, statics, recorder);
         if let Some(s) = secret.as_mut() {
             s.zeroize();
         }
@@ -407,8 +492,10 @@ impl NoiseResponder {
         rng: &mut Rng,
         secret: Option<&[u8; 32]>,
         psk: Option<&Psk>,
+        statics: Option<&StaticDh>,
+        recorder: Option<Arc<Recorder>>,
     ) -> Result<Self, NoiseError> {
-        let mut b = builder(pattern, rng)?;
+        let mut b = seeded_builder(pattern, rng.array(), statics, recorder)?;
         match pattern {
             Pattern::Ik | Pattern::IkPsk2 => {
                 b = b.local_private_key(secret.ok_or(NoiseError::Setup)?)?;

@@ -25,7 +25,10 @@
 //! none; the endpoints report connections.
 
 use crate::crypto::ecc::{KeyPair, PublicKey};
-use crate::crypto::noise::{NoiseError, NoiseInitiator, NoiseResponder, Pattern, TransportKeys};
+use crate::crypto::noise::{
+    InitiatorKeys, NoiseError, NoiseInitiator, NoiseResponder, Pattern, TransportKeys,
+};
+use crate::crypto::static_dh::{Recorder, StaticDh};
 use crate::crypto::Psk;
 use crate::id::{ClientId, Counter, PeerId};
 use crate::rng::Rng;
@@ -36,6 +39,7 @@ use crate::wire::noise::{
     Mode, SessionIndex, INITIATION_PAYLOAD_LEN, RESPONSE_MESSAGE_LEN, RESPONSE_PAYLOAD_LEN,
 };
 use crate::wire::SessionPacket;
+use alloc::sync::Arc;
 
 /// The pattern an initiation's mode names.
 pub(crate) fn pattern_of(mode: Mode) -> Pattern {
@@ -87,6 +91,7 @@ impl SentInitiation {
     ///
     /// # Errors
     /// [`NoiseError::Setup`] if the credentials cannot run `pattern`.
+    #[cfg(test)]
     pub(crate) fn start(
         pattern: Pattern,
         rng: &mut Rng,
@@ -96,9 +101,41 @@ impl SentInitiation {
         local: SessionIndex,
         out: &mut [u8],
     ) -> Result<(Self, usize), NoiseError> {
+        Self::start_cached(pattern, rng, credentials, None, (epoch, seq), local, out)
+    }
+
+    /// As [`SentInitiation::start`], with `ss` and our static public key taken from
+    /// `statics` (`crypto::static_dh`).
+    ///
+    /// # Errors
+    /// As [`SentInitiation::start`].
+    pub(crate) fn start_cached(
+        pattern: Pattern,
+        rng: &mut Rng,
+        credentials: (Option<&KeyPair>, Option<&PublicKey>, Option<&Psk>),
+        statics: Option<&mut StaticDh>,
+        (epoch, seq): (u64, u64),
+        local: SessionIndex,
+        out: &mut [u8],
+    ) -> Result<(Self, usize), NoiseError> {
         let (keys, server, psk) = credentials;
-        let mut initiator = NoiseInitiator::new(pattern, rng, keys, server, psk)?;
+        let keys = InitiatorKeys {
+            local: keys,
+            server,
+            psk,
+        };
+        let mut statics = statics;
+        let recorder = statics.is_some().then(|| Arc::new(Recorder::default()));
+        let shared = statics.as_deref();
+        let mut initiator =
+            NoiseInitiator::new_recording(pattern, rng, keys, shared, recorder.clone())?;
         let n = initiator.write_initiation(&initiation_payload(epoch, seq), out)?;
+        // IK computes `ss` in the first message: keep it if it was not known yet.
+        if let (Some(statics), Some(r), Some(server)) = (statics.as_mut(), &recorder, server) {
+            if let Some(shared) = r.take_for(server) {
+                statics.insert(server.to_bytes(), shared);
+            }
+        }
         Ok((SentInitiation { local, initiator }, n))
     }
 
@@ -123,6 +160,7 @@ impl SentInitiation {
 #[derive(Debug)]
 pub(crate) struct ExpectInitiation {
     responder: NoiseResponder,
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl ExpectInitiation {
@@ -131,14 +169,35 @@ impl ExpectInitiation {
     ///
     /// # Errors
     /// [`NoiseError::Setup`] if the keys cannot run `pattern`.
+    #[cfg(test)]
     pub(crate) fn new(
         pattern: Pattern,
         rng: &mut Rng,
         keys: Option<&KeyPair>,
         nn_psk: Option<&Psk>,
     ) -> Result<Self, NoiseError> {
+        Self::new_cached(pattern, rng, keys, nn_psk, None)
+    }
+
+    /// As [`ExpectInitiation::new`], with `ss` of known initiators and our static public key
+    /// taken from `statics` (made for `keys`); an `ss` it has to compute is kept for
+    /// [`ReadInitiation::computed_static`].
+    ///
+    /// # Errors
+    /// As [`ExpectInitiation::new`].
+    pub(crate) fn new_cached(
+        pattern: Pattern,
+        rng: &mut Rng,
+        keys: Option<&KeyPair>,
+        nn_psk: Option<&Psk>,
+        statics: Option<&StaticDh>,
+    ) -> Result<Self, NoiseError> {
+        let recorder = statics.map(|_| Arc::new(Recorder::default()));
+        let responder =
+            NoiseResponder::new_recording(pattern, rng, keys, nn_psk, statics, recorder.clone())?;
         Ok(ExpectInitiation {
-            responder: NoiseResponder::new(pattern, rng, keys, nn_psk)?,
+            responder,
+            recorder,
         })
     }
 
@@ -155,6 +214,7 @@ impl ExpectInitiation {
         let (epoch, seq) = payload.split_at(8);
         Ok(ReadInitiation {
             responder: self.responder,
+            recorder: self.recorder,
             epoch: u64::from_le_bytes(epoch.try_into().unwrap_or_default()),
             seq: u64::from_le_bytes(seq.try_into().unwrap_or_default()),
         })
@@ -166,6 +226,7 @@ impl ExpectInitiation {
 #[derive(Debug)]
 pub(crate) struct ReadInitiation {
     responder: NoiseResponder,
+    recorder: Option<Arc<Recorder>>,
     /// The initiator's process.
     pub(crate) epoch: u64,
     /// The handshake's sequence number in that process.
@@ -176,6 +237,14 @@ impl ReadInitiation {
     /// The initiator's static public key (IK patterns).
     pub(crate) fn remote_static(&self) -> Option<PublicKey> {
         self.responder.remote_static()
+    }
+
+    /// The `ss` this read computed (not found in the statics it was given): the initiator's
+    /// static key and the result, to keep for its next handshake.
+    pub(crate) fn computed_static(&self) -> Option<(PublicKey, [u8; 32])> {
+        let peer = self.remote_static()?;
+        let shared = self.recorder.as_ref()?.take_for(&peer)?;
+        Some((peer, shared))
     }
 
     /// IKpsk2: the identified initiator's PSK, mixed in before the response.

@@ -13,7 +13,9 @@ use alloc::vec::Vec;
 use arrayvec::ArrayVec;
 use core::net::SocketAddr;
 
+use crate::crypto::ecc::{KeyPair, PublicKey};
 use crate::crypto::noise::{InitiatorKeys, NoiseError, Pattern, SharedInitiation};
+use crate::crypto::static_dh::StaticDh;
 use crate::endpoint::{ClientCredentials, Limits};
 use crate::features::group::GroupState;
 use crate::id::ClientId;
@@ -53,6 +55,8 @@ pub(crate) struct ClientNoise {
     pub(crate) group: Option<Box<GroupState>>,
     /// The top byte of our session indices, if the client shares a relay's socket.
     pub(crate) index_prefix: Option<u8>,
+    /// IK patterns: `ss` with the server, computed once (`crypto::static_dh`).
+    statics: Option<StaticDh>,
 }
 
 /// A group initiation that every server of the group may answer once.
@@ -92,6 +96,7 @@ impl ClientNoise {
             open: Vec::new(),
             group: multicast.then(|| Box::new(GroupState::new(rng, limits))),
             index_prefix: None,
+            statics: static_dh(keys.as_ref(), server.as_ref()),
         })
     }
 
@@ -116,12 +121,12 @@ impl ClientNoise {
             (len, Err(init))
         } else {
             let creds = (keys.local, keys.server, keys.psk);
-            let (sent, len) = SentInitiation::start(
+            let (sent, len) = SentInitiation::start_cached(
                 self.pattern,
                 rng,
                 creds,
-                self.epoch,
-                self.seq,
+                self.statics.as_mut(),
+                (self.epoch, self.seq),
                 SessionIndex(0),
                 &mut message,
             )
@@ -259,6 +264,13 @@ impl ClientNoise {
 }
 
 /// The initiator's keys in these credentials, or `None` for suites 1 and 2.
+/// For the IK patterns: our static key pair, to which the first handshake adds `ss` with the
+/// server (`crypto::static_dh`), so that later ones (rekeys, reconnections) skip it.
+fn static_dh(keys: Option<&KeyPair>, server: Option<&PublicKey>) -> Option<StaticDh> {
+    server?;
+    keys.map(StaticDh::new)
+}
+
 pub(crate) fn initiator_keys(credentials: &ClientCredentials) -> Option<InitiatorKeys<'_>> {
     let ClientCredentials::Noise { keys, server, psk } = credentials else {
         return None;

@@ -13,6 +13,7 @@ use core::net::SocketAddr;
 
 use crate::crypto::ecc::{self, BoxKey, KeyPair, PublicKey};
 use crate::crypto::noise::Pattern;
+use crate::crypto::static_dh::StaticDh;
 use crate::crypto::Psk;
 use crate::id::{ClientId, PeerId};
 use crate::rng::Rng;
@@ -231,8 +232,10 @@ pub(crate) enum InitiationRefused {
 }
 
 /// Reads an initiation of `pattern` (`client_id` is NNpsk0's clear id) and says who sent it.
-/// Only call it once the reply budget has paid for the request: it does the responder's
-/// Diffie-Hellman work, counted in `public_key_ops`.
+/// It does the responder's Diffie-Hellman work, counted in `public_key_ops`: the server calls
+/// it before charging any reply budget, so that only an authentic initiation spends one
+/// (cookies under load keep this work bounded, `docs/PROTOCOL.md` §8.2). `statics` gives the
+/// `ss` of initiators seen before (`crypto::static_dh`).
 pub(crate) fn read_initiation(
     creds: Credentials<'_>,
     rng: &mut Rng,
@@ -240,6 +243,7 @@ pub(crate) fn read_initiation(
     client_id: Option<ClientId>,
     message: &[u8],
     public_key_ops: &mut u64,
+    statics: Option<&StaticDh>,
 ) -> Result<(ReadInitiation, PeerId, ClientId), InitiationRefused> {
     let nn_psk = match client_id {
         Some(id) => Some(
@@ -250,13 +254,21 @@ pub(crate) fn read_initiation(
         ),
         None => None,
     };
-    *public_key_ops += dh_count(pattern, Step::Start);
-    let expect = ExpectInitiation::new(pattern, rng, creds.keys, nn_psk)
+    // With statics our public key is known: no derivation of it at the start.
+    if statics.is_none() {
+        *public_key_ops += dh_count(pattern, Step::Start);
+    }
+    let expect = ExpectInitiation::new_cached(pattern, rng, creds.keys, nn_psk, statics)
         .map_err(|_| InitiationRefused::Unsupported)?;
     *public_key_ops += dh_count(pattern, Step::Read);
     let mut read = expect
         .read(message)
         .map_err(|_| InitiationRefused::NotOurs)?;
+    // `ss` came from the statics: one Diffie-Hellman fewer.
+    let cached = read
+        .remote_static()
+        .is_some_and(|p| statics.is_some_and(|s| s.knows(&p)));
+    *public_key_ops -= u64::from(cached);
     let (peer, id) = identify(creds, pattern, client_id, &mut read, public_key_ops)
         .ok_or(InitiationRefused::NotOurs)?;
     Ok((read, peer, id))
@@ -522,7 +534,7 @@ mod tests {
         let c = Config::new(&client);
         let mut rng = Rng::from_seed([1; 32]);
         let mut read = |creds, pattern, id, (m1, n): ([u8; 128], usize)| {
-            read_initiation(creds, &mut rng, pattern, id, &m1[..n], &mut 0)
+            read_initiation(creds, &mut rng, pattern, id, &m1[..n], &mut 0, None)
                 .map(|(_, peer, id)| (peer, id))
         };
         let ours = initiation_message(&client, &c.keys);

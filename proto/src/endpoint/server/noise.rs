@@ -37,7 +37,9 @@ use core::net::SocketAddr;
 use arrayvec::ArrayVec;
 
 use super::{Server, ServerSession, Via, Who};
+use crate::crypto::ecc::PublicKey;
 use crate::crypto::noise::ChaChaKey;
+use crate::crypto::static_dh::StaticDh;
 use crate::endpoint::{refused_drop, CloseReason, DropReason, FailReason, Outgoing, ServerEvent};
 use crate::features::group::GroupSenders;
 use crate::handshake::cookie::{Admission, Cookies, LoadLimits};
@@ -66,6 +68,9 @@ pub(crate) struct ServerNoise {
     groups: GroupSenders,
     pending: BoundedTable<SessionIndex, ExpectFirstData>,
     cookies: Cookies,
+    /// `ss` with the configured clients seen so far (`crypto::static_dh`); made with our
+    /// key pair on the first initiation.
+    statics: Option<StaticDh>,
 }
 
 impl ServerNoise {
@@ -76,6 +81,7 @@ impl ServerNoise {
             groups: GroupSenders::default(),
             pending: BoundedTable::new(max_half_open, |p| p.created),
             cookies: Cookies::new(rng),
+            statics: None,
         }
     }
 
@@ -91,6 +97,13 @@ impl ServerNoise {
     /// them can still become a session.
     pub(crate) fn forget_pending_of(&mut self, peer: PeerId) {
         self.pending.retain(|_, p| p.peer != peer);
+    }
+
+    /// Forgets the `ss` kept with `public` (a key no longer admitted).
+    pub(crate) fn forget_static(&mut self, public: &PublicKey) {
+        if let Some(s) = self.statics.as_mut() {
+            s.forget(public);
+        }
     }
 }
 
@@ -225,14 +238,27 @@ impl Server {
             self.send_packet(from, &reply);
             return;
         }
-        // Every Diffie-Hellman below is paid for by the reply budget.
-        if !self.allow_initiation(now, from, &i.cookie, i.sender) {
-            return;
-        }
+        // The public-key work comes before any budget: only an initiation proved authentic
+        // (and, below, fresh) spends its source's replies, so forged or replayed ones from a
+        // client's address cannot use up that client's budget. Under load the cookie check
+        // above bounds this work (`docs/PROTOCOL.md` §8.2).
         let pattern = pattern_of(i.mode);
+        if self.noise.statics.is_none() {
+            self.noise.statics = self.config.keys.as_ref().map(StaticDh::new);
+        }
         let creds = super::credentials(&self.config);
         let ops = &mut self.shared.stats.public_key_ops;
-        let read = read_initiation(creds, &mut self.rng, pattern, i.client_id, i.message, ops);
+        let statics = self.noise.statics.as_ref();
+        let message = i.message;
+        let read = read_initiation(
+            creds,
+            &mut self.rng,
+            pattern,
+            i.client_id,
+            message,
+            ops,
+            statics,
+        );
         let (read, peer, client_id) = match read {
             Ok(identified) => identified,
             Err(InitiationRefused::Unsupported) => {
@@ -252,6 +278,10 @@ impl Server {
         let Ok(continuing) = read.judge(known, pending) else {
             return self.shared.stats.drop(DropReason::BadHandshake);
         };
+        if !self.allow_initiation(now, from, &i.cookie, i.sender) {
+            return;
+        }
+        let computed = read.computed_static();
         // The response names the connection: the same one for a rekey, a fresh one otherwise,
         // so the client knows whether our counters go on or start again.
         let connection = continuing.unwrap_or_else(|| self.rng.next_u64());
@@ -261,6 +291,13 @@ impl Server {
         let Ok(keys) = read.respond(connection, local, i.sender, &mut message) else {
             return self.shared.stats.drop(DropReason::BadHandshake);
         };
+        // A configured client's `ss`, kept for its next handshake: at most one per
+        // configured key (guests are not kept), forgotten with the key.
+        if let (PeerId::Client(_), Some((public, shared))) = (peer, computed) {
+            if let Some(statics) = self.noise.statics.as_mut() {
+                statics.insert(public.to_bytes(), shared);
+            }
+        }
         self.shared.log_secret(|| SessionSecret::Noise {
             to_server_index: keys.local.0,
             to_server: *keys.recv.as_bytes(),

@@ -17,7 +17,11 @@ impl Server {
     /// [`Server::disconnect`] ends it (a member dropping a revoked peer). Returns whether the
     /// key was admitted.
     pub fn remove_ecc_client(&mut self, now: Instant, id: ClientId) -> bool {
-        let known = self.config.ecc_clients.remove(&id).is_some();
+        let removed = self.config.ecc_clients.remove(&id);
+        if let Some(public) = &removed {
+            self.noise.forget_static(public);
+        }
+        let known = removed.is_some();
         let peer = PeerId::Client(id);
         self.noise.forget_pending_of(peer);
         let addrs: Vec<SocketAddr> = self
