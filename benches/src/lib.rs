@@ -563,7 +563,9 @@ mod tests {
         for suite in Suite::ALL {
             let mut net = NetPair::connected(suite);
             let datagrams = net.reliable_batch(8, &p);
-            assert!(datagrams >= 16, "{}: messages and ACKs", suite.name());
+            // Suite 3 batches messages queued together (docs/PROTOCOL.md §17).
+            let least = if suite == Suite::Noise { 2 } else { 16 };
+            assert!(datagrams >= least, "{}: messages and ACKs", suite.name());
             net.echo_batch(4, &p);
 
             let mut direct = DirectPair::connected(suite);
