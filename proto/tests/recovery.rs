@@ -64,11 +64,11 @@ fn network(noise: bool) -> Network {
 
 /// Whether a datagram from the client is a handshake request (op 1, or a suite 3 initiation).
 fn is_request(bytes: &[u8]) -> bool {
-    match Datagram::parse(bytes) {
-        Ok(Datagram::Setup(Setup::NonceRequest(_))) => true,
-        Ok(Datagram::Noise(NoisePacket::Initiation(_))) => true,
-        _ => false,
-    }
+    matches!(
+        Datagram::parse(bytes),
+        Ok(Datagram::Setup(Setup::NonceRequest(_)))
+            | Ok(Datagram::Noise(NoisePacket::Initiation(_)))
+    )
 }
 
 /// When the server's application first heard of the client.
