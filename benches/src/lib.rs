@@ -13,8 +13,9 @@
 pub mod batched;
 pub mod bulk;
 pub mod durable;
-pub mod pipelined;
 pub mod handshake_cost;
+pub mod pipelined;
+pub mod recovery;
 pub mod results;
 
 use core::net::{Ipv4Addr, SocketAddr};

@@ -35,8 +35,7 @@ use pavillion_benches::{
     message_plaintext_len, payload, DirectPair, Farm, NetPair, Suite, ACK_PLAINTEXT_LEN, BATCH,
     NAME, PAYLOAD, TARGET,
 };
-use pavillion_proto::endpoint::{ClientEvent, Server};
-use pavillion_proto::testing::{Link, Node};
+use pavillion_proto::endpoint::Server;
 use pavillion_proto::wire::{MAX_DATAGRAM, SESSION_OVERHEAD};
 
 /// Counts live heap bytes, so that the memory row can read the server's state as the
@@ -608,59 +607,23 @@ impl Row {
 /// Simulated time from a server reboot to the next successful call, in RTTs of the clean
 /// in-memory link. The call is made right after the reboot, as an application would.
 fn recovery_row(suite: Suite) -> Row {
-    let mut pair = NetPair::connected(suite);
-    let data = payload(PAYLOAD);
-    pair.echo_batch(1, &data);
-    let rtt = Link::clean().latency.as_micros() as f64 * 2.0;
-
-    // A rebooted process draws a new seed (the adapters seed from the OS); reusing the old one
-    // would replay its counter base, which the client rightly treats as already seen.
-    let mut rebooted = suite.server_config(1);
-    rebooted.seed = [0x77; 32];
-    pair.net
-        .replace(pair.server, Node::Server(Server::new(rebooted)));
-    let t0 = pair.net.now();
-    let call = pair
-        .net
-        .client(pair.client)
-        .echo(t0, &data)
-        .expect("call accepted");
-    let mut answered = None;
-    for _ in 0..100_000 {
-        if !pair.net.step() {
-            break;
-        }
-        let events = pair.net.client_events(pair.client);
-        if events
-            .iter()
-            .any(|e| matches!(e, ClientEvent::Answered { call: c, .. } if *c == call))
-        {
-            answered = Some(pair.net.now());
-            break;
-        }
+    let r = pavillion_benches::recovery::after_reboot(suite);
+    let rtts = r.rtts();
+    let rtt_ms = r.rtt.as_micros() as f64 / 1000.0;
+    if rtts.is_finite() {
+        let key = format!("recovery_rtt_{}", suite.name());
+        pavillion_benches::results::record(&key, rtts, "rtt");
     }
-    match answered {
-        Some(t) => {
-            let rtts = (t - t0).as_micros() as f64 / rtt;
-            let key = format!("recovery_rtt_{}", suite.name());
-            pavillion_benches::results::record(&key, rtts, "rtt");
-            Row {
-                what: format!("recovery after server reboot, {}", suite.name()),
-                ours: format!("{:.1} ms", (t - t0).as_micros() as f64 / 1000.0),
-                reference: format!("RTT {:.1} ms", rtt / 1000.0),
-                ratio: rtts,
-                target: "<= 3 RTT",
-                ok: Some(rtts <= 3.0),
-            }
-        }
-        None => Row {
-            what: format!("recovery after server reboot, {}", suite.name()),
-            ours: "never".into(),
-            reference: format!("RTT {:.1} ms", rtt / 1000.0),
-            ratio: f64::INFINITY,
-            target: "<= 3 RTT",
-            ok: Some(false),
+    Row {
+        what: format!("recovery after server reboot, {}", suite.name()),
+        ours: match r.answered_after {
+            Some(t) => format!("{:.1} ms", t.as_micros() as f64 / 1000.0),
+            None => "never".into(),
         },
+        reference: format!("RTT {rtt_ms:.1} ms"),
+        ratio: rtts,
+        target: "<= 3 RTT",
+        ok: Some(rtts <= 3.0),
     }
 }
 
