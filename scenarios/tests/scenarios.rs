@@ -94,6 +94,7 @@ scenario_tests! {
     authority_reboot => "authority-reboot",
     durable_loss => "durable-loss",
     durable_reboots => "durable-reboots",
+    burst_1000 => "burst-1000",
 }
 
 #[test]
