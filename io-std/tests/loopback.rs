@@ -472,6 +472,16 @@ fn concurrent_callers_and_server_pushes() {
         let _ = tx.send((m.payload.to_vec(), on_client_thread));
     });
     client.wait_connected(WAIT).unwrap();
+    // The client counts as connected once it sent its credentials; a push the server makes
+    // before it holds the session goes to nobody (and `send_message` reports no receiver).
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.clients().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never had the client"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -480,7 +490,10 @@ fn concurrent_callers_and_server_pushes() {
                 let sent = server
                     .send_message("alerts", "n", data.as_bytes(), reliability, |_, _| true)
                     .unwrap();
-                assert!(sent.iter().all(|o| o.result.is_ok()), "{sent:?}");
+                assert!(
+                    !sent.is_empty() && sent.iter().all(|o| o.result.is_ok()),
+                    "{sent:?}"
+                );
             }
         });
         for t in 0..CALLERS {

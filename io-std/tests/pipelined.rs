@@ -30,6 +30,16 @@ fn pair(suite: Suite, window: usize) -> (Server, Client, Arc<Mutex<Vec<Vec<u8>>>
     });
     let client = Client::connect(server.local_addr(), cc.send_window(window)).unwrap();
     client.wait_connected(WAIT).unwrap();
+    // The client counts as connected once it sent its credentials (suites 1 and 2); the
+    // server may not hold the session yet, and a message it sends before then goes to nobody.
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.clients().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never had the client"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     (server, client, got)
 }
 
