@@ -4,9 +4,7 @@
 //! seal and one open of the message's plaintext: what one message per packet costs at the
 //! least, its ACK not counted).
 
-use std::time::Instant as WallInstant;
-
-use crate::{payload, DirectPair, Suite};
+use crate::{payload, rate, DirectPair, Suite};
 
 /// Messages queued at once per round: a burst that fills several batches.
 const BURST: usize = 1000;
@@ -24,19 +22,6 @@ pub struct BatchedRow {
     pub floor: f64,
     /// Datagrams (both ways) per message in the measured runs.
     pub datagrams_per_message: f64,
-}
-
-fn rate(seconds: f64, mut f: impl FnMut() -> u64) -> f64 {
-    let warm = WallInstant::now();
-    while warm.elapsed().as_secs_f64() < seconds / 10.0 {
-        f();
-    }
-    let start = WallInstant::now();
-    let mut ops = 0u64;
-    while start.elapsed().as_secs_f64() < seconds {
-        ops += f();
-    }
-    ops as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Measures the row for `seconds` (and about half that again for the floor); records

@@ -39,6 +39,22 @@ pub const PAYLOAD: usize = 64;
 /// Reliable messages sent per batch: the default `max_in_flight`, so a batch is one window.
 pub const BATCH: usize = 64;
 
+/// Runs `f` (which returns how many operations it did) for `seconds` after a warm-up of a
+/// tenth of that; returns operations per second. Every throughput row measures this way, so
+/// that figures taken side by side are comparable.
+pub fn rate(seconds: f64, mut f: impl FnMut() -> u64) -> f64 {
+    let warm = std::time::Instant::now();
+    while warm.elapsed().as_secs_f64() < seconds / 10.0 {
+        f();
+    }
+    let start = std::time::Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed().as_secs_f64() < seconds {
+        ops += f();
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
 /// Plaintext length of one benchmark message: opcode, `target\n`, `name\n`, payload.
 pub const fn message_plaintext_len(payload: usize) -> usize {
     1 + TARGET.len() + 1 + NAME.len() + 1 + payload

@@ -32,8 +32,8 @@ use std::time::{Duration as WallDuration, Instant as WallInstant};
 
 use clap::Parser;
 use pavillion_benches::{
-    message_plaintext_len, payload, DirectPair, Farm, NetPair, Suite, ACK_PLAINTEXT_LEN, BATCH,
-    NAME, PAYLOAD, TARGET,
+    message_plaintext_len, payload, rate, DirectPair, Farm, NetPair, Suite, ACK_PLAINTEXT_LEN,
+    BATCH, NAME, PAYLOAD, TARGET,
 };
 use pavillion_proto::endpoint::Server;
 use pavillion_proto::wire::{MAX_DATAGRAM, SESSION_OVERHEAD};
@@ -129,21 +129,6 @@ struct Args {
     /// loopback; its ratio to our loopback RPC is printed.
     #[arg(long)]
     peer_cmd: Option<String>,
-}
-
-/// Runs `f` (which returns how many operations it did) for `seconds` after a short warm-up;
-/// returns operations per second.
-fn rate(seconds: f64, mut f: impl FnMut() -> u64) -> f64 {
-    let warm = WallInstant::now();
-    while warm.elapsed().as_secs_f64() < seconds / 10.0 {
-        f();
-    }
-    let start = WallInstant::now();
-    let mut ops = 0u64;
-    while start.elapsed().as_secs_f64() < seconds {
-        ops += f();
-    }
-    ops as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Seconds per seal+open of a `len`-byte plaintext under `suite`'s cipher.
