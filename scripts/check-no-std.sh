@@ -30,9 +30,9 @@ if ! installed; then
   installed || fail "rustup reported success but $target's core library is still missing"
 fi
 
-cargo build -p pavillion-proto --no-default-features --target "$target" ||
+cargo build -p pavillion-proto --no-default-features --features suite-psk,suite-ecc,suite-noise --target "$target" ||
   fail "pavillion-proto does not build for $target without default features: something pulls in std"
 # The optional `serde` feature (structured traces) must stay no_std + alloc too.
-cargo build -p pavillion-proto --no-default-features --features serde --target "$target" ||
+cargo build -p pavillion-proto --no-default-features --features serde,suite-psk,suite-ecc,suite-noise --target "$target" ||
   fail "pavillion-proto with the serde feature does not build for $target: something pulls in std"
 echo "no_std: pavillion-proto builds for $target"
