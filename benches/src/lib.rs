@@ -17,6 +17,7 @@ pub mod handshake_cost;
 pub mod pipelined;
 pub mod recovery;
 pub mod results;
+pub mod smol_io;
 
 use core::net::{Ipv4Addr, SocketAddr};
 

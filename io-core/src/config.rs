@@ -357,6 +357,7 @@ pub struct ServerConfig {
     pub(crate) message_buffer: usize,
     pub(crate) recv_buffer: Option<usize>,
     pub(crate) durable: Option<PathBuf>,
+    pub(crate) send_window: usize,
 }
 
 impl Default for ServerConfig {
@@ -378,7 +379,36 @@ impl ServerConfig {
             message_buffer: DEFAULT_MESSAGE_BUFFER,
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
             durable: None,
+            send_window: DEFAULT_SEND_WINDOW,
         }
+    }
+
+    /// Sets how many pipelined messages (the adapters' `send_pipelined_to`) may await their
+    /// outcomes at once, over all clients together ([`DEFAULT_SEND_WINDOW`]); a send beyond
+    /// it waits for room, or fails with `WouldBlock` (`try_send_pipelined_to`). At least 1,
+    /// at most [`MAX_SEND_WINDOW`], as [`ClientConfig::send_window`]. One window for the whole
+    /// server, not one per client, so that the memory pipelined sends hold is bounded however
+    /// many clients come and go. Each client's queue (`Limits::max_queued`) grows if needed
+    /// to hold a full window beside [`SEND_WINDOW_RESERVE`] other entries.
+    pub fn send_window(mut self, messages: usize) -> Self {
+        self.send_window = messages;
+        self
+    }
+
+    /// The send window in effect: [`ServerConfig::send_window`] within 1 and
+    /// [`MAX_SEND_WINDOW`].
+    ///
+    /// # Examples
+    /// ```
+    /// use pavillion_io::ServerConfig;
+    ///
+    /// assert_eq!(ServerConfig::new().send_window_size(), 1024);
+    /// assert_eq!(ServerConfig::new().send_window(16).send_window_size(), 16);
+    /// assert_eq!(ServerConfig::new().send_window(0).send_window_size(), 1);
+    /// assert_eq!(ServerConfig::new().send_window(1 << 20).send_window_size(), 1 << 16);
+    /// ```
+    pub fn send_window_size(&self) -> usize {
+        self.send_window.clamp(1, MAX_SEND_WINDOW)
     }
 
     /// Keeps durable messages (`docs/PROTOCOL.md` §16) in the store at `path` (one `redb`

@@ -1,12 +1,19 @@
 //! The async driver: one task owns the sockets and the role.
 //!
-//! The task waits on whichever comes first of a command from the handles, a datagram on any
+//! The task waits on whichever comes first of a command from the handles, datagrams on any
 //! of its `Async<UdpSocket>`s (the listening and reply sockets of a server, or a multicast
 //! client's own and group sockets), or an `async_io::Timer` armed at the role's
-//! `poll_timeout`. After each it drains `poll_transmit` through one reused buffer, routes the
-//! role's events, and drains `poll_transmit` again, so that what handlers and callbacks made
-//! the role send leaves before the task waits again. There is no sleep-and-poll anywhere: the
-//! task only runs when one of those is ready.
+//! `poll_timeout`. After each it drains `poll_transmit`, routes the role's events, and
+//! drains `poll_transmit` again, so that what handlers and callbacks made the role send
+//! leaves before the task waits again. There is no sleep-and-poll anywhere: the task only
+//! runs when one of those is ready.
+//!
+//! Datagrams move in batches, as in `pavillion-std` (`pavillion_io::plumbing::udp`): a
+//! receive takes every datagram waiting, up to 32, in one `recvmmsg(2)` (tried at once, and
+//! after readiness when none waited), and all of them are handled before what the role
+//! queued for them goes out, up to 32 datagrams in one `sendmmsg(2)`. A send that would block
+//! keeps the rest of its batch and waits for the socket to be writable; no new datagram is
+//! taken from the role until they have gone. Queued commands still come before each batch.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -16,10 +23,11 @@ use async_io::{Async, Timer};
 use futures_lite::future;
 use pavillion_io::plumbing::link::Commands;
 use pavillion_io::plumbing::sockets::Sockets;
+use pavillion_io::plumbing::udp::{RecvBatch, SendQueue};
 use pavillion_io::plumbing::{Clock, Flow, Parts, Role};
 use pavillion_io::tap::Tap;
 use pavillion_proto::endpoint::Endpoint;
-use pavillion_proto::{wire, Instant};
+use pavillion_proto::Instant;
 
 /// Starts the driver task of an opened endpoint, and returns its handle and task.
 pub(crate) fn start<R: Role, H>(parts: Parts<R, H>) -> io::Result<(H, smol::Task<()>)> {
@@ -110,26 +118,29 @@ const COMMAND_RUN: usize = 64;
 enum Wake<C> {
     /// A command, or `None` when every handle is gone.
     Command(Option<C>),
-    Primary(io::Result<(usize, SocketAddr)>),
-    Secondary(io::Result<(usize, SocketAddr)>),
+    /// A batch was read into the primary socket's [`RecvBatch`]: how many datagrams.
+    Primary(io::Result<usize>),
+    /// As `Primary`, for the secondary socket.
+    Secondary(io::Result<usize>),
     Timeout,
 }
 
 /// The loop. Returns (dropping the sockets, which frees the port) when a command closes the
 /// endpoint or every handle is gone.
 async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, clock: Clock) {
-    let mut rx_primary = vec![0u8; 65_536];
-    let mut rx_secondary = vec![0u8; if io.secondary.is_some() { 65_536 } else { 0 }];
-    let mut tx_buf = vec![0u8; wire::MAX_DATAGRAM];
+    let mut rx_primary = RecvBatch::new();
+    let mut rx_secondary = RecvBatch::new();
+    let mut out = SendQueue::new();
+    let tx_buf = &mut out;
     // The endpoint may have queued datagrams when created (a client's first handshake).
     let now = clock.now();
-    after(role, &io, now, &mut tx_buf).await;
+    after(role, &io, now, tx_buf).await;
     loop {
         let now = clock.now();
         let deadline = role.poll_timeout();
         if deadline.is_some_and(|t| t <= now) {
             role.endpoint_mut().handle_timeout(now);
-            after(role, &io, now, &mut tx_buf).await;
+            after(role, &io, now, tx_buf).await;
             continue;
         }
         let timer = deadline
@@ -140,11 +151,11 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
         let wake = future::or(
             async { Wake::Command(commands.recv().await) },
             future::or(
-                async { Wake::Primary(io.primary.recv_from(&mut rx_primary).await) },
+                async { Wake::Primary(receive(&io.primary, &mut rx_primary).await) },
                 future::or(
                     async {
                         match &io.secondary {
-                            Some(s) => Wake::Secondary(s.recv_from(&mut rx_secondary).await),
+                            Some(s) => Wake::Secondary(receive(s, &mut rx_secondary).await),
                             None => future::pending().await,
                         }
                     },
@@ -157,7 +168,7 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
         )
         .await;
         let now = clock.now();
-        let (got, buf, local) = match wake {
+        let (got, batch, local) = match wake {
             Wake::Command(Some(command)) => {
                 // The commands queued with it are carried out with it, before anything is
                 // sent: a burst of pipelined messages reaches the endpoint together (it may
@@ -171,7 +182,7 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
                     flow = role.on_command(now, &io.membership, command);
                     run += 1;
                 }
-                after(role, &io, now, &mut tx_buf).await;
+                after(role, &io, now, tx_buf).await;
                 if flow == Flow::Stop {
                     return;
                 }
@@ -179,7 +190,7 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
             }
             Wake::Command(None) => {
                 role.close(now);
-                after(role, &io, now, &mut tx_buf).await;
+                after(role, &io, now, tx_buf).await;
                 return;
             }
             Wake::Primary(got) => (got, &rx_primary, io.primary_local),
@@ -190,19 +201,23 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
             ),
             Wake::Timeout => {
                 role.endpoint_mut().handle_timeout(now);
-                after(role, &io, now, &mut tx_buf).await;
+                after(role, &io, now, tx_buf).await;
                 continue;
             }
         };
         match got {
-            Ok((n, from)) => {
-                tracing::trace!(%from, len = n, "datagram in");
-                let datagram = buf.get(..n).unwrap_or_default();
-                if let Some(tap) = &io.tap {
-                    tap.datagram(local, from, true, datagram);
+            Ok(_) => {
+                // Every datagram of the batch first, then what the role queued for them in
+                // as few system calls as the kernel allows. The next batch is read when the
+                // loop comes round (commands first), at once if more wait.
+                for (datagram, from) in batch.datagrams() {
+                    tracing::trace!(%from, len = datagram.len(), "datagram in");
+                    if let Some(tap) = &io.tap {
+                        tap.datagram(local, from, true, datagram);
+                    }
+                    role.endpoint_mut().handle_datagram(now, from, datagram);
                 }
-                role.endpoint_mut().handle_datagram(now, from, datagram);
-                after(role, &io, now, &mut tx_buf).await;
+                after(role, &io, now, tx_buf).await;
             }
             // ICMP errors surface here on some systems; the endpoint's own timers deal with
             // an unreachable peer.
@@ -216,30 +231,69 @@ async fn drive<R: Role>(role: &mut R, io: Io, commands: Commands<R::Command>, cl
 /// in the same wake-up as the datagram that caused it, not at the next timer or datagram.
 /// Commands that callbacks issue through their handles are in the channel, which the loop
 /// reads first when it waits again.
-async fn after<R: Role>(role: &mut R, io: &Io, now: Instant, buf: &mut [u8]) {
-    flush(role, io, now, buf).await;
+async fn after<R: Role>(role: &mut R, io: &Io, now: Instant, out: &mut SendQueue) {
+    flush(role, io, now, out).await;
     role.dispatch(now);
-    flush(role, io, now, buf).await;
+    flush(role, io, now, out).await;
 }
 
-/// Sends every datagram the role has queued, through one reused buffer. `send_to` waits for
-/// the socket to be writable, so a datagram that would block stays in the buffer until it can
-/// go, and the next one is only polled after it.
-async fn flush<R: Role>(role: &mut R, io: &Io, now: Instant, buf: &mut [u8]) {
+/// Reads the datagrams waiting on `socket` into `batch` (one `recvmmsg`), waiting for
+/// readiness only when none waits. ICMP errors (a peer's port unreachable) surface as a
+/// failed receive on some systems; they are skipped here, since the endpoint's own timers deal
+/// with an unreachable peer and the next datagram may already wait.
+async fn receive(socket: &Async<UdpSocket>, batch: &mut RecvBatch) -> io::Result<usize> {
+    socket
+        .read_with(|s| loop {
+            match batch.recv(s) {
+                Err(e) if transient(&e) => {}
+                other => return other,
+            }
+        })
+        .await
+}
+
+/// Errors after which the next receive may succeed at once.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Sends every datagram the role has queued, [`BATCH`](pavillion_io::plumbing::udp::BATCH)
+/// at a time, each batch in as few system calls as the kernel allows. A batch that would
+/// block waits for the socket to be writable and goes on from the first datagram that did
+/// not go; the role is asked for more only once the batch is out.
+async fn flush<R: Role>(role: &mut R, io: &Io, now: Instant, out: &mut SendQueue) {
     let socket = io.output();
     // Secrets first: the input that made them may also have queued their first packet.
     if let Some(tap) = &io.tap {
         tap.drain_secrets(role.endpoint_mut());
     }
-    while let Some(t) = role.endpoint_mut().poll_transmit(now, buf) {
-        let datagram = buf.get(..t.len).unwrap_or_default();
-        tracing::trace!(to = %t.destination, len = t.len, "datagram out");
-        if let Err(e) = socket.send_to(datagram, t.destination).await {
-            // A lost datagram is the endpoint's business: it retransmits what matters.
-            tracing::debug!(error = %e, to = %t.destination, "send_to failed");
+    let local = io.output_local();
+    loop {
+        while !out.send(socket.get_ref(), |datagram, to| {
+            if let Some(tap) = &io.tap {
+                tap.datagram(local, to, false, datagram);
+            }
+        }) {
+            if let Err(e) = socket.writable().await {
+                // Kept: the next flush tries again.
+                tracing::debug!(error = %e, "socket not writable");
+                return;
+            }
         }
-        if let Some(tap) = &io.tap {
-            tap.datagram(io.output_local(), t.destination, false, datagram);
+        while out.has_room() {
+            let Some(t) = role.endpoint_mut().poll_transmit(now, out.next_buf()) else {
+                break;
+            };
+            tracing::trace!(to = %t.destination, len = t.len, "datagram out");
+            out.push(t.len, t.destination);
+        }
+        if out.is_empty() {
+            return;
         }
     }
 }

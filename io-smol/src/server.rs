@@ -8,6 +8,7 @@ use bytes::Bytes;
 use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
 use pavillion_io::plumbing::progress::FanoutProgress;
 use pavillion_io::plumbing::server::{self, closed, Handler, Recipients, ServerHandle};
+use pavillion_io::plumbing::window::SendHandle;
 use pavillion_io::{Delivery, OpenError, Outcome, Responder, RpcFailure, SendError, ServerConfig};
 use pavillion_proto::endpoint::{Reliability, RpcRequest, Stats};
 use pavillion_proto::features::status::Status;
@@ -276,6 +277,87 @@ impl Server {
             self.handle
                 .send_with_progress(target, name, data, reliability, to, Some(progress))?;
         Outcome::only(pending.outcome().await?)
+    }
+
+    /// Queues a message to the client at `client` and returns its [`SendHandle`] at once,
+    /// without waiting for the acknowledgement; awaits only room in the server's send window
+    /// ([`ServerConfig::send_window`], 1024 by default, shared by every client). The handle
+    /// is a future of the outcome, as [`Server::send_to`] would return it; a dropped handle
+    /// does not cancel the message. [`Server::flush`] waits for every outcome. Memory stays
+    /// bounded by the window even when a client is gone: its messages fail or time out (the
+    /// send timeout) and free their places.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] once the server is closed. A message the endpoint refuses (no
+    /// session at `client`, too large) is reported through its handle.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn example(server: pavillion_smol::Server) -> Result<(), pavillion_smol::SendError> {
+    /// use std::time::Duration;
+    /// use pavillion_smol::Reliability;
+    ///
+    /// let mut handles = Vec::new();
+    /// for (addr, _) in server.clients().await {
+    ///     handles.push(server.send_pipelined_to(addr, "sensors", "reading", b"1", Reliability::Reliable).await?);
+    /// }
+    /// server.flush(Duration::from_secs(10)).await?;
+    /// for h in handles {
+    ///     h.await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send_pipelined_to(
+        &self,
+        client: SocketAddr,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+    ) -> Result<SendHandle, SendError> {
+        let slot = self.handle.window().acquire_async().await;
+        self.handle
+            .send_pipelined_to(slot, client, target, name, data, reliability)
+    }
+
+    /// As [`Server::send_pipelined_to`], but a full send window is [`SendError::WouldBlock`]
+    /// at once instead of a wait.
+    ///
+    /// # Errors
+    /// [`SendError::WouldBlock`]; as [`Server::send_pipelined_to`].
+    pub fn try_send_pipelined_to(
+        &self,
+        client: SocketAddr,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+    ) -> Result<SendHandle, SendError> {
+        let slot = self
+            .handle
+            .window()
+            .try_acquire()
+            .ok_or(SendError::WouldBlock)?;
+        self.handle
+            .send_pipelined_to(slot, client, target, name, data, reliability)
+    }
+
+    /// Resolves once every pipelined message sent so far has its outcome, or with
+    /// [`SendError::TimedOut`] after `timeout`. The outcomes themselves are in their handles.
+    ///
+    /// # Errors
+    /// [`SendError::TimedOut`].
+    pub async fn flush(&self, timeout: std::time::Duration) -> Result<(), SendError> {
+        let idle = async {
+            self.handle.window().idle().await;
+            Ok(())
+        };
+        let late = async {
+            async_io::Timer::after(timeout).await;
+            Err(SendError::TimedOut)
+        };
+        futures_lite::future::or(idle, late).await
     }
 
     /// The connected clients: address and identity.

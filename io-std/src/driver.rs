@@ -8,7 +8,7 @@
 //! `recvmmsg` (the poller reports again while more wait), elsewhere it is edge-triggered and
 //! each event is drained until `WouldBlock`. Every datagram of a batch is handled before what
 //! the role queued for them goes out, up to 32 datagrams to any mix of destinations in one
-//! `sendmmsg` ([`crate::udp`]). A datagram that cannot be sent because the socket buffer is
+//! `sendmmsg` ([`crate::plumbing::udp`]). A datagram that cannot be sent because the socket buffer is
 //! full is kept, with the rest of its batch, and retried when the socket is writable again,
 //! and no new datagram is taken from the role until they have gone.
 //!
@@ -63,8 +63,8 @@ use pavillion_proto::Instant;
 
 use crate::plumbing::link::{Commands, TryRecvError};
 use crate::plumbing::sockets::Sockets;
+use crate::plumbing::udp::{RecvBatch, SendQueue};
 use crate::plumbing::{Clock, Flow, Parts, Role};
-use crate::udp::{RecvBatch, SendQueue};
 use pavillion_io::tap::Tap;
 
 const PRIMARY: Token = Token(0);
@@ -527,7 +527,7 @@ impl<R: Role> Shared<R> {
         }
     }
 
-    /// Reads the datagrams waiting on the socket of `token`, up to [`crate::udp::BATCH`] per
+    /// Reads the datagrams waiting on the socket of `token`, up to [`BATCH`](crate::plumbing::udp::BATCH) per
     /// system call, handles them all, then sends what the role queued for them in as few
     /// system calls as it can ([`Core::after`]). Where readiness is level-triggered
     /// ([`LEVEL`]) one batch is read per readable event (the poller reports again while more
@@ -637,7 +637,7 @@ impl<R: Role> Core<R> {
     }
 
     /// Sends the datagrams that would have blocked, then every datagram the role has queued,
-    /// [`crate::udp::BATCH`] at a time, each batch in as few system calls as the kernel allows
+    /// [`BATCH`](crate::plumbing::udp::BATCH) at a time, each batch in as few system calls as the kernel allows
     /// ([`SendQueue::send`]); stops at the first that would block, keeps it and the rest of
     /// its batch, takes no more from the role, and asks the poller to say when the socket has
     /// room again.
@@ -764,7 +764,7 @@ fn recv_blocking(_: &MioSocket, _: &mut [u8]) -> io::Result<(usize, SocketAddr)>
 }
 
 /// Receives one datagram if one is waiting, whatever the socket's mode (on Linux the
-/// driver receives in batches instead, [`crate::udp::RecvBatch`]).
+/// driver receives in batches instead, [`RecvBatch`]).
 #[cfg(unix)]
 #[cfg_attr(target_os = "linux", allow(dead_code))]
 pub(crate) fn recv_nowait(socket: &MioSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
@@ -789,28 +789,4 @@ fn recv_with(
             return Ok((n.min(buf.len()), from));
         }
     }
-}
-
-/// Sends one datagram, never waiting for room, whatever the socket's mode.
-#[cfg(unix)]
-pub(crate) fn send_nowait(
-    socket: &MioSocket,
-    datagram: &[u8],
-    to: SocketAddr,
-) -> io::Result<usize> {
-    Ok(rustix::net::sendto(
-        socket,
-        datagram,
-        rustix::net::SendFlags::DONTWAIT,
-        &to,
-    )?)
-}
-
-#[cfg(not(unix))]
-pub(crate) fn send_nowait(
-    socket: &MioSocket,
-    datagram: &[u8],
-    to: SocketAddr,
-) -> io::Result<usize> {
-    socket.send_to(datagram, to)
 }

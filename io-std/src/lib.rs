@@ -66,7 +66,6 @@ mod durable_api;
 mod registers;
 pub mod relay;
 mod server;
-mod udp;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;

@@ -19,6 +19,7 @@ use crate::plumbing::progress::FanoutProgress;
 use crate::plumbing::server::{
     self, closed, Handler, Outcome, Recipients, Responder, RpcFailure, ServerHandle,
 };
+use crate::plumbing::window::SendHandle;
 use crate::plumbing::Delivery;
 use crate::GRACE;
 use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
@@ -200,6 +201,96 @@ impl Server {
             .send_with_progress(target, name, data, reliability, to, Some(progress))?
             .wait_outcome(wait)?;
         Outcome::only(outcomes)
+    }
+
+    /// Queues a message to the client at `client` and returns its [`SendHandle`] at once,
+    /// without waiting for the acknowledgement; blocks only while the server's send window
+    /// is full ([`ServerConfig::send_window`], 1024 by default, shared by every client) until
+    /// the outcome of an earlier pipelined message is known. Many messages are then in flight
+    /// at once, and the endpoint may carry several in one datagram.
+    ///
+    /// The handle gives the outcome as [`Server::send_to`] would return it; outcomes arrive
+    /// in any order. A dropped handle does not cancel the message. [`Server::flush`] waits
+    /// for every outcome. Memory stays bounded by the window even when a client is gone: its
+    /// messages fail or time out (the send timeout) and free their places.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] once the server is closed; [`SendError::InCallback`] when the
+    /// window is full and this runs in a callback on the server's thread. A message the
+    /// endpoint refuses (no session at `client`, too large) is reported through its handle.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(server: pavillion_std::Server) -> Result<(), pavillion_std::SendError> {
+    /// use std::time::Duration;
+    /// use pavillion_std::Reliability;
+    ///
+    /// for (addr, _) in server.clients() {
+    ///     for i in 0..100u32 {
+    ///         // The handle is dropped: flush below waits for every outcome.
+    ///         let _ = server.send_pipelined_to(addr, "sensors", "reading", &i.to_le_bytes(), Reliability::Reliable)?;
+    ///     }
+    /// }
+    /// server.flush(Duration::from_secs(10))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_pipelined_to(
+        &self,
+        client: SocketAddr,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+    ) -> Result<SendHandle, SendError> {
+        let window = self.handle.window();
+        let slot = match window.try_acquire() {
+            Some(slot) => slot,
+            None if self.handle.on_driver_thread() => return Err(SendError::InCallback),
+            None => window.acquire(),
+        };
+        self.handle
+            .send_pipelined_to(slot, client, target, name, data, reliability)
+    }
+
+    /// As [`Server::send_pipelined_to`], but a full send window is [`SendError::WouldBlock`]
+    /// at once instead of a wait.
+    ///
+    /// # Errors
+    /// [`SendError::WouldBlock`]; as [`Server::send_pipelined_to`].
+    pub fn try_send_pipelined_to(
+        &self,
+        client: SocketAddr,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+    ) -> Result<SendHandle, SendError> {
+        let slot = self
+            .handle
+            .window()
+            .try_acquire()
+            .ok_or(SendError::WouldBlock)?;
+        self.handle
+            .send_pipelined_to(slot, client, target, name, data, reliability)
+    }
+
+    /// Blocks until every pipelined message sent so far has its outcome, at most `timeout`.
+    /// The outcomes themselves, failures included, are in their handles.
+    ///
+    /// # Errors
+    /// [`SendError::TimedOut`] when `timeout` passed first; [`SendError::InCallback`] in a
+    /// callback on the server's thread while messages are outstanding.
+    pub fn flush(&self, timeout: std::time::Duration) -> Result<(), SendError> {
+        let window = self.handle.window();
+        if window.outstanding() > 0 && self.handle.on_driver_thread() {
+            return Err(SendError::InCallback);
+        }
+        if window.wait_idle(timeout) {
+            Ok(())
+        } else {
+            Err(SendError::TimedOut)
+        }
     }
 
     /// The connected clients: address and identity.

@@ -118,6 +118,9 @@ struct Args {
     /// blocking threads' figure beside them).
     #[arg(long)]
     pipelined_only: bool,
+    /// Measure only the io-smol rows (pipelined messages and RPC through the async adapter).
+    #[arg(long)]
+    smol_only: bool,
     /// Size of the bulk message, in MiB.
     #[arg(long, default_value_t = 16)]
     bulk_mib: usize,
@@ -672,6 +675,12 @@ fn run(args: &Args) {
         }
         println!();
         print_table(&rows);
+        return;
+    }
+    if args.smol_only {
+        for m in pavillion_benches::smol_io::rows(args.seconds) {
+            println!("{:<60} {:>12.0} {}", m.what, m.rate, m.unit);
+        }
         return;
     }
     if args.handshake_only {

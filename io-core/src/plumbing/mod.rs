@@ -17,7 +17,8 @@
 //!   [`messages`]: subscribers (callbacks or streams) per target; [`events`]: connection
 //!   events and their subscribers; [`progress`]: callbacks of large sends; [`registers`]:
 //!   register operations, observers and a server's declarations; [`window`]: the send window
-//!   and handles of pipelined sends.
+//!   and handles of pipelined sends; `udp` (on Unix): batched datagram I/O
+//!   (`recvmmsg`/`sendmmsg`) for both drivers.
 //!
 //! What each runtime adds is only its loop (a thread on `mio` in `pavillion-std`, a task on
 //! `smol` in `pavillion-smol`)
@@ -51,6 +52,8 @@ pub mod registers;
 pub mod reply;
 pub mod server;
 pub mod sockets;
+#[cfg(unix)]
+pub mod udp;
 pub mod window;
 
 /// The drivers' clock: microseconds since the endpoint was created.

@@ -22,8 +22,9 @@ use super::progress::FanoutProgress;
 use super::registers::{ServerRegisterCmd, ServerRegisters};
 use super::reply::{self, Pending, Reply};
 use super::sockets;
+use super::window::{SendHandle, Slot, Window};
 use super::{Clock, Delivery, Flow, Parts, Role};
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, SEND_WINDOW_RESERVE};
 use crate::durable::{self, DurableCommand, DurableError, DurableRestored};
 use crate::error::{OpenError, SendError};
 use crate::metrics::{MetricsRole, MetricsSnapshot, MetricsSource};
@@ -47,6 +48,11 @@ pub fn open(
         .transpose()?;
     let mut inner = config.inner.clone();
     inner.seed = crate::keys::random32();
+    // A full window to one client never meets a refusal of its queue.
+    inner.limits.max_queued = inner
+        .limits
+        .max_queued
+        .max(config.send_window_size() + SEND_WINDOW_RESERVE);
     inner.announce = match config.announce {
         Some(explicit) => explicit,
         None => inner
@@ -65,6 +71,7 @@ pub fn open(
         |c| ServerCommand(Cmd::Durable(c)),
     )?;
     let durable_restored = durable.restored();
+    let window = Window::for_driver(config.send_window_size(), link.driver_thread());
     Ok(Parts {
         router: ServerRouter {
             ep: endpoint,
@@ -74,6 +81,7 @@ pub fn open(
             connection: ConnectionSubscribers::default(),
             fanouts: HashMap::new(),
             fanout_of: HashMap::new(),
+            pipelined: HashMap::new(),
             next_fanout: 0,
             groups: opened.group.into_iter().collect(),
             registers: ServerRegisters::default(),
@@ -88,6 +96,7 @@ pub fn open(
             send_timeout: config.send_timeout,
             message_buffer: config.message_buffer,
             durable: durable_restored,
+            window,
         },
         clock,
     })
@@ -262,6 +271,8 @@ pub struct ServerHandle {
     send_timeout: Duration,
     message_buffer: usize,
     durable: Option<DurableRestored>,
+    /// The send window of pipelined sends, shared by every client.
+    window: Window,
 }
 
 impl ServerHandle {
@@ -384,11 +395,7 @@ impl ServerHandle {
         if self.link.on_driver_thread() {
             return Err(SendError::InCallback);
         }
-        let options = match reliability {
-            Reliability::Unreliable => SendOptions::unreliable(),
-            Reliability::Ordered => SendOptions::ordered().with_timeout(self.send_timeout),
-            _ => SendOptions::reliable().with_timeout(self.send_timeout),
-        };
+        let options = self.options(reliability);
         let (reply, pending) = reply::channel();
         let cmd = Cmd::Send {
             target: target.into(),
@@ -403,6 +410,56 @@ impl ServerHandle {
             .send(ServerCommand(cmd))
             .map_err(|_| SendError::Closed)?;
         Ok(pending)
+    }
+
+    /// The send window of pipelined messages ([`ServerHandle::send_pipelined_to`]): the
+    /// runtime takes a slot from it (waiting for room as it waits) before queueing.
+    pub fn window(&self) -> &Window {
+        &self.window
+    }
+
+    /// Queues a pipelined message to the client at `to`, holding `slot` of
+    /// [`ServerHandle::window`], and returns its handle at once. The driver keeps the slot
+    /// until the message's outcome is known (acknowledged, failed, timed out, or the server
+    /// closed), so the window bounds what pipelined sends hold even when the client is gone.
+    ///
+    /// As on the client, pipelined sends always go through the command channel: a burst
+    /// reaches the endpoint together and may share datagrams.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] (the slot is freed).
+    pub fn send_pipelined_to(
+        &self,
+        slot: Slot,
+        to: SocketAddr,
+        target: &str,
+        name: &str,
+        data: &[u8],
+        reliability: Reliability,
+    ) -> Result<SendHandle, SendError> {
+        let (reply, pending) = reply::channel();
+        let id = slot.id();
+        let cmd = Cmd::SendPipelined {
+            to,
+            target: target.into(),
+            name: name.into(),
+            data: Bytes::copy_from_slice(data),
+            options: self.options(reliability),
+            waiter: PipelinedWaiter { reply, slot },
+        };
+        self.link
+            .send(ServerCommand(cmd))
+            .map_err(|_| SendError::Closed)?;
+        Ok(SendHandle::new(id, pending, self.window.clone()))
+    }
+
+    /// The endpoint's options of a send with `reliability` and the configured timeout.
+    fn options(&self, reliability: Reliability) -> SendOptions {
+        match reliability {
+            Reliability::Unreliable => SendOptions::unreliable(),
+            Reliability::Ordered => SendOptions::ordered().with_timeout(self.send_timeout),
+            _ => SendOptions::reliable().with_timeout(self.send_timeout),
+        }
     }
 
     /// Asks for the connected clients; `None` when the server is closed or this is the
@@ -543,6 +600,15 @@ enum Cmd {
         progress: Option<FanoutProgress>,
         reply: SendReply,
     },
+    /// A pipelined send to one client (`ServerHandle::send_pipelined_to`).
+    SendPipelined {
+        to: SocketAddr,
+        target: String,
+        name: String,
+        data: Bytes,
+        options: SendOptions,
+        waiter: PipelinedWaiter,
+    },
     SetStatus(Option<Status>),
     Stats {
         reply: Reply<Stats>,
@@ -564,6 +630,21 @@ struct Fanout {
     progress: Option<FanoutProgress>,
 }
 
+/// Who waits for a pipelined message's outcome: its reply slot and its place in the window.
+struct PipelinedWaiter {
+    reply: Reply<Result<Delivery, SendError>>,
+    slot: Slot,
+}
+
+impl PipelinedWaiter {
+    /// Answers the caller, then frees the window slot: whoever waits for the window to empty
+    /// finds every outcome in place.
+    fn answer(self, result: Result<Delivery, SendError>) {
+        self.reply.send(result);
+        drop(self.slot);
+    }
+}
+
 /// The server driver's state: the endpoint, the RPC handlers, the message subscribers, and
 /// the sends waiting for their outcomes (by message id).
 pub struct ServerRouter {
@@ -575,6 +656,8 @@ pub struct ServerRouter {
     connection: ConnectionSubscribers,
     fanouts: HashMap<u64, Fanout>,
     fanout_of: HashMap<MessageId, (u64, SocketAddr)>,
+    /// Pipelined sends waiting for their outcomes; at most the send window's size.
+    pipelined: HashMap<MessageId, PipelinedWaiter>,
     next_fanout: u64,
     groups: Vec<IpAddr>,
     /// Subscribers to clients' register writes.
@@ -687,6 +770,9 @@ impl ServerRouter {
     }
 
     fn outcome(&mut self, id: MessageId, result: Result<Delivery, SendError>) {
+        if let Some(waiter) = self.pipelined.remove(&id) {
+            return waiter.answer(result);
+        }
         let Some((fid, addr)) = self.fanout_of.remove(&id) else {
             return;
         };
@@ -844,6 +930,25 @@ impl Role for ServerRouter {
                 progress,
                 reply,
             } => self.send(now, &target, &name, &data, options, to, progress, reply),
+            Cmd::SendPipelined {
+                to,
+                target,
+                name,
+                data,
+                options,
+                waiter,
+            } => match self
+                .ep
+                .send_message(now, to, &target, &name, &data, options)
+            {
+                Ok(_) if options.reliability == Reliability::Unreliable => {
+                    waiter.answer(Ok(Delivery::default()))
+                }
+                Ok(id) => {
+                    self.pipelined.insert(id, waiter);
+                }
+                Err(e) => waiter.answer(Err(SendError::Refused(e))),
+            },
             Cmd::SetStatus(status) => self.ep.set_status(status),
             Cmd::Registers(cmd) => self.registers.on_command(now, &mut self.ep, cmd),
             Cmd::Stats { reply } => reply.send(self.ep.stats().clone()),

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use super::*;
 
-fn socket() -> MioSocket {
+fn socket() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind on loopback");
     s.set_nonblocking(true).expect("non-blocking");
-    MioSocket::from_std(s)
+    s
 }
 
 fn receiver() -> (UdpSocket, SocketAddr) {

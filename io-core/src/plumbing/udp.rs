@@ -1,5 +1,10 @@
-//! Batched datagram I/O for the driver: many datagrams per system call where the kernel
-//! allows it.
+//! Batched datagram I/O for the drivers of both adapters: many datagrams per system call
+//! where the kernel allows it.
+//!
+//! The wrappers take any socket that gives its file descriptor ([`AsFd`]): `mio`'s socket
+//! in `pavillion-std`, the `std` socket inside `async_io::Async` in `pavillion-smol`. Both
+//! sockets are non-blocking, and every call here passes `DONTWAIT` as well, so a call never
+//! waits: `WouldBlock` tells the driver to wait for readiness its own way.
 //!
 //! On Linux a receive takes up to [`BATCH`] waiting datagrams in one `recvmmsg(2)`, and a send
 //! hands up to [`BATCH`] queued datagrams (to any mix of destinations) to one `sendmmsg(2)`.
@@ -20,12 +25,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 
-use mio::net::UdpSocket as MioSocket;
 use pavillion_proto::wire;
 
 /// Most datagrams one system call moves.
-pub(crate) const BATCH: usize = if cfg!(target_os = "linux") { 32 } else { 1 };
+pub const BATCH: usize = if cfg!(target_os = "linux") { 32 } else { 1 };
 
 /// How many bytes one receive buffer holds. Longer datagrams are not ours: on Linux a buffer
 /// one byte longer than [`wire::MAX_DATAGRAM`] is enough for the endpoint to drop one as
@@ -38,7 +43,8 @@ const SLOT: usize = if cfg!(target_os = "linux") {
 };
 
 /// Receive buffers, and what the last receive put in them.
-pub(crate) struct RecvBatch {
+#[derive(Debug)]
+pub struct RecvBatch {
     bufs: Vec<Box<[u8]>>,
     /// Length and source of each datagram of the last receive, in arrival order, one per
     /// buffer used (a source that is not an IP address, which a UDP socket never reports,
@@ -48,7 +54,7 @@ pub(crate) struct RecvBatch {
 
 impl RecvBatch {
     /// One buffer; more come when a receive fills them all.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         RecvBatch {
             bufs: vec![vec![0; SLOT].into_boxed_slice()],
             got: Vec::with_capacity(1),
@@ -56,14 +62,13 @@ impl RecvBatch {
     }
 
     /// How many buffers the batch holds now (at most [`BATCH`]).
-    #[cfg(test)]
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.bufs.len()
     }
 
     /// Reads the datagrams waiting on `socket`, up to the batch's capacity, without waiting;
     /// returns how many. `WouldBlock` when none waits.
-    pub(crate) fn recv(&mut self, socket: &MioSocket) -> io::Result<usize> {
+    pub fn recv(&mut self, socket: &impl AsFd) -> io::Result<usize> {
         self.got.clear();
         recv_into(socket, &mut self.bufs, &mut self.got)?;
         // A full batch says more may wait than it could take: take more next time.
@@ -76,7 +81,7 @@ impl RecvBatch {
     }
 
     /// The datagrams of the last receive, in arrival order.
-    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
         self.got
             .iter()
             .zip(&self.bufs)
@@ -84,9 +89,15 @@ impl RecvBatch {
     }
 }
 
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn recv_into(
-    socket: &MioSocket,
+    socket: &impl AsFd,
     bufs: &mut [Box<[u8]>],
     got: &mut Vec<(usize, Option<SocketAddr>)>,
 ) -> io::Result<()> {
@@ -100,7 +111,7 @@ fn recv_into(
         .map(|b| [IoSliceMut::new(&mut b[..])])
         .collect();
     let results = recvmmsg(
-        socket.as_raw_fd(),
+        socket.as_fd().as_raw_fd(),
         &mut headers,
         slices.iter_mut(),
         MsgFlags::MSG_DONTWAIT,
@@ -120,20 +131,50 @@ fn recv_into(
 
 #[cfg(not(target_os = "linux"))]
 fn recv_into(
-    socket: &MioSocket,
+    socket: &impl AsFd,
     bufs: &mut [Box<[u8]>],
     got: &mut Vec<(usize, Option<SocketAddr>)>,
 ) -> io::Result<()> {
     let Some(buf) = bufs.first_mut() else {
         return Err(io::ErrorKind::WouldBlock.into());
     };
-    let (n, from) = crate::driver::recv_nowait(socket, buf)?;
+    let (n, from) = recv_nowait(socket, buf)?;
     got.push((n, Some(from)));
     Ok(())
 }
 
+/// Receives one datagram without waiting (`WouldBlock` when none waits). The length is at
+/// most `buf.len()` (a longer datagram is truncated). A source that is not an IP address,
+/// which a UDP socket never reports, is skipped.
+///
+/// # Errors
+/// The socket's error; `WouldBlock` when no datagram waits.
+pub fn recv_nowait(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    loop {
+        let (_, n, from) =
+            rustix::net::recvfrom(socket, &mut *buf, rustix::net::RecvFlags::DONTWAIT)?;
+        if let Some(from) = from.and_then(|a| SocketAddr::try_from(a).ok()) {
+            return Ok((n.min(buf.len()), from));
+        }
+    }
+}
+
+/// Sends one datagram without waiting for room; how many bytes went.
+///
+/// # Errors
+/// The socket's error; `WouldBlock` when its buffer is full.
+pub fn send_nowait(socket: &impl AsFd, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
+    Ok(rustix::net::sendto(
+        socket,
+        datagram,
+        rustix::net::SendFlags::DONTWAIT,
+        &to,
+    )?)
+}
+
 /// Datagrams the role queued, waiting to be sent, in order; sent by [`SendQueue::send`].
-pub(crate) struct SendQueue {
+#[derive(Debug)]
+pub struct SendQueue {
     /// Datagram `i` is at `buf[i * MAX_DATAGRAM..][..len]`.
     buf: Vec<u8>,
     /// Length and destination of each queued datagram.
@@ -144,7 +185,7 @@ pub(crate) struct SendQueue {
 
 impl SendQueue {
     /// An empty queue, with room for one datagram (it grows to [`BATCH`]).
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         SendQueue {
             buf: vec![0; wire::MAX_DATAGRAM],
             queued: Vec::with_capacity(1),
@@ -153,23 +194,23 @@ impl SendQueue {
     }
 
     /// Whether every queued datagram has gone.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.sent == self.queued.len()
     }
 
     /// Whether another datagram may be queued before the queue must be sent.
-    pub(crate) fn has_room(&self) -> bool {
+    pub fn has_room(&self) -> bool {
         self.queued.len() < BATCH
     }
 
     /// How many datagrams wait.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.queued.len() - self.sent
     }
 
     /// The buffer the next datagram is written into ([`wire::MAX_DATAGRAM`] bytes); queue it
     /// with [`SendQueue::push`]. Only while [`SendQueue::has_room`].
-    pub(crate) fn next_buf(&mut self) -> &mut [u8] {
+    pub fn next_buf(&mut self) -> &mut [u8] {
         let at = self.queued.len() * wire::MAX_DATAGRAM;
         if self.buf.len() < at + wire::MAX_DATAGRAM {
             self.buf.resize(at + wire::MAX_DATAGRAM, 0);
@@ -180,7 +221,7 @@ impl SendQueue {
     }
 
     /// Queues the datagram written into [`SendQueue::next_buf`].
-    pub(crate) fn push(&mut self, len: usize, to: SocketAddr) {
+    pub fn push(&mut self, len: usize, to: SocketAddr) {
         self.queued.push((len.min(wire::MAX_DATAGRAM), to));
     }
 
@@ -195,11 +236,7 @@ impl SendQueue {
     /// rest stays queued, from the first that did not go. A datagram the kernel refuses for
     /// another reason is dropped (a lost datagram is the endpoint's business: it retransmits
     /// what matters) and the rest go on.
-    pub(crate) fn send(
-        &mut self,
-        sink: &impl Sink,
-        mut sent: impl FnMut(&[u8], SocketAddr),
-    ) -> bool {
+    pub fn send(&mut self, sink: &impl Sink, mut sent: impl FnMut(&[u8], SocketAddr)) -> bool {
         while !self.is_empty() {
             match self.send_some(sink) {
                 Ok(n) => {
@@ -242,8 +279,15 @@ impl SendQueue {
     }
 }
 
-/// Where a [`SendQueue`] sends: a socket, or in tests a socket that refuses on cue.
-pub(crate) trait Sink {
+impl Default for SendQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a [`SendQueue`] sends: any socket with a file descriptor, or in tests a socket
+/// that refuses on cue.
+pub trait Sink {
     /// Sends one datagram without waiting for room.
     fn send_one(&self, datagram: &[u8], to: SocketAddr) -> io::Result<()>;
 
@@ -252,9 +296,9 @@ pub(crate) trait Sink {
     fn send_many(&self, datagrams: &[(&[u8], SocketAddr)]) -> io::Result<usize>;
 }
 
-impl Sink for MioSocket {
+impl<S: AsFd> Sink for S {
     fn send_one(&self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
-        crate::driver::send_nowait(self, datagram, to).map(|_| ())
+        send_nowait(self, datagram, to).map(|_| ())
     }
 
     #[cfg(target_os = "linux")]
