@@ -41,8 +41,9 @@
 //!     Psk::from_bytes([7; 32]),
 //!     "192.168.1.10:1783".parse().unwrap(),
 //! );
-//! let (client, runner) = pavillion_embassy::client(stack, RESOURCES.init(Resources::new()), config, rng);
-//! spawner.spawn(pavillion(runner)).unwrap();
+//! let (client, runner) =
+//!     pavillion_embassy::client(stack, RESOURCES.init(Resources::new()), config, rng)?;
+//! spawner.spawn(pavillion(runner).unwrap());
 //! let mut answer = [0u8; 64];
 //! let n = client.call(0, b"ping", &mut answer).await?;
 //! client.send("kitchen", "temp", b"21.5", Reliability::Reliable).await?;
