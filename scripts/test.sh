@@ -27,5 +27,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "== no_std"
 scripts/check-no-std.sh
 
+echo "== embedded (the embassy driver for thumbv7em and riscv32imc)"
+scripts/embedded.sh
+
+echo "== TAP (the embassy driver over a TAP device in a network namespace, against pav)"
+scripts/tap-test.sh
+
 echo "== fuzz (smoke: each target briefly, so that one that no longer builds or crashes at once fails)"
 scripts/fuzz.sh all "${FUZZ_SMOKE_SECONDS:-10}"

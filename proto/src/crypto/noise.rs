@@ -14,9 +14,14 @@
 //! handshake state and are dropped with it; the static keys alone cannot recover them.
 
 use alloc::boxed::Box;
+#[cfg(target_has_atomic = "ptr")]
 use alloc::sync::Arc;
+// Targets without atomic read-modify-write (riscv32imc, the ESP32-C3): the same `Arc`,
+// counted through portable-atomic under the device's critical section.
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
+#[cfg(not(target_has_atomic = "ptr"))]
+use portable_atomic_util::Arc;
 
 use chacha20poly1305::aead::AeadInPlace as _;
 // `zeroize` comes through the cipher crates' re-export, as in the parent module.

@@ -16,9 +16,14 @@
 //! Parses no wire bytes, sets no timers, emits no events.
 
 use alloc::collections::BTreeMap;
+#[cfg(target_has_atomic = "ptr")]
 use alloc::sync::Arc;
+// Targets without atomic read-modify-write (riscv32imc, the ESP32-C3): the same `Arc`,
+// counted through portable-atomic under the device's critical section.
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
+#[cfg(not(target_has_atomic = "ptr"))]
+use portable_atomic_util::Arc;
 
 use crypto_secretbox::cipher::zeroize::{Zeroize as _, Zeroizing};
 use snow::types::{Dh, Random};
@@ -156,7 +161,10 @@ impl Recorder {
 
     /// The recorded result with `peer`, if one was computed; every slot is wiped after.
     pub(crate) fn take_for(&self, peer: &PublicKey) -> Option<[u8; 32]> {
-        let used = self.used.swap(0, Ordering::Relaxed) as usize;
+        // Load then store, not `swap`: one handshake uses it from one thread, and targets
+        // without atomic read-modify-write (riscv32imc) have load and store only.
+        let used = self.used.load(Ordering::Relaxed) as usize;
+        self.used.store(0, Ordering::Relaxed);
         let mut found = None;
         for slot in self.slots.iter().take(used) {
             if found.is_none() && load(&slot.peer) == *peer.as_bytes() {

@@ -39,7 +39,12 @@ use crate::wire::noise::{
     Mode, SessionIndex, INITIATION_PAYLOAD_LEN, RESPONSE_MESSAGE_LEN, RESPONSE_PAYLOAD_LEN,
 };
 use crate::wire::SessionPacket;
+#[cfg(target_has_atomic = "ptr")]
 use alloc::sync::Arc;
+// Targets without atomic read-modify-write (riscv32imc, the ESP32-C3): the same `Arc`,
+// counted through portable-atomic under the device's critical section.
+#[cfg(not(target_has_atomic = "ptr"))]
+use portable_atomic_util::Arc;
 
 /// The pattern an initiation's mode names.
 pub(crate) fn pattern_of(mode: Mode) -> Pattern {
