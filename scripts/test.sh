@@ -27,5 +27,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "== no_std"
 scripts/check-no-std.sh
 
+echo "== firmware (issue 20: one-suite size report, board example)"
+scripts/firmware.sh
+
 echo "== fuzz (smoke: each target briefly, so that one that no longer builds or crashes at once fails)"
 scripts/fuzz.sh all "${FUZZ_SMOKE_SECONDS:-10}"
