@@ -33,5 +33,8 @@ scripts/embedded.sh
 echo "== TAP (the embassy driver over a TAP device in a network namespace, against pav)"
 scripts/tap-test.sh
 
+echo "== firmware (issue 20: one-suite size report, board example)"
+scripts/firmware.sh
+
 echo "== fuzz (smoke: each target briefly, so that one that no longer builds or crashes at once fails)"
 scripts/fuzz.sh all "${FUZZ_SMOKE_SECONDS:-10}"

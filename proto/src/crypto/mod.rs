@@ -31,6 +31,7 @@ pub mod ecc;
 pub mod noise;
 pub mod psk;
 pub mod static_dh;
+pub mod suite;
 
 /// Length of the Poly1305 tag that precedes the ciphertext of every session packet.
 pub const TAG_LEN: usize = 16;

@@ -9,6 +9,7 @@ use core::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 
+use crate::crypto::suite::{Suite, SuiteNotCompiled};
 use crate::crypto::{psk, SecretBoxKey};
 use crate::features::batch::MAX_RUN_FRAMES;
 use crate::features::durable::Durable;
@@ -158,7 +159,15 @@ impl Client {
             IpAddr::V6(v6) => v6.is_multicast(),
         };
         let limits = &config.limits;
+        #[cfg(feature = "suite-noise")]
         let mut noise = ClientNoise::new(&config.credentials, multicast, limits, &mut rng);
+        // Without suite 3 nothing can start a Noise state; the draw keeps every build's
+        // RNG stream the same as the full build's.
+        #[cfg(not(feature = "suite-noise"))]
+        let mut noise: Option<ClientNoise> = {
+            let _ = rng.next_u64();
+            None
+        };
         if let Some(n) = noise.as_mut() {
             n.index_prefix = config.index_prefix;
         }
@@ -201,9 +210,42 @@ impl Client {
             durable: Durable::new(limits.durable),
             config,
         };
+        if !Suite::of_credentials(&client.config.credentials).is_compiled() {
+            // A suite this build leaves out: a closed client that never handshakes and
+            // refuses every command with `SendError::Closed` (`try_new` says why).
+            client.closed = true;
+            return client;
+        }
         client.start_round(Instant::ZERO);
         client.rounds.disarm_first_retry();
         client
+    }
+
+    /// Creates a client like [`Client::new`], first checking that this build carries the
+    /// suite of `config`'s credentials.
+    ///
+    /// # Errors
+    /// [`SuiteNotCompiled`] when the build leaves that suite out (its `suite-*` feature is
+    /// off); [`Client::new`] would return a closed client.
+    ///
+    /// # Examples
+    /// ```
+    /// use pavillion_proto::crypto::Psk;
+    /// use pavillion_proto::endpoint::{Client, ClientConfig};
+    /// use pavillion_proto::ClientId;
+    ///
+    /// let config = ClientConfig::psk(
+    ///     ClientId(*b"sensor-000000001"),
+    ///     Psk::from_bytes([7; 32]),
+    ///     "127.0.0.1:1783".parse().unwrap(),
+    ///     [2; 32],
+    /// );
+    /// // The default build carries every suite.
+    /// assert!(Client::try_new(config).is_ok());
+    /// ```
+    pub fn try_new(config: ClientConfig) -> Result<Self, SuiteNotCompiled> {
+        Suite::of_credentials(&config.credentials).check()?;
+        Ok(Self::new(config))
     }
 
     /// Queues a message to `target`/`name` for the server (or the group).
@@ -449,7 +491,10 @@ impl Client {
                 let header = data.get(..wire::HEADER_LEN).unwrap_or_default();
                 self.on_session(now, from, header, &packet);
             }
+            #[cfg(feature = "suite-noise")]
             Ok(Datagram::Noise(packet)) => self.on_noise(now, from, data, packet),
+            #[cfg(not(feature = "suite-noise"))]
+            Ok(Datagram::Noise(_)) => self.shared.stats.drop(DropReason::SuiteNotCompiled),
         }
         self.pump(now);
     }

@@ -332,6 +332,9 @@ drop_reasons! {
     /// A durable message while the inbox holds `DurableLimits::max_inbox` unconsumed ones;
     /// not acknowledged.
     DurableInboxFull = "durable_inbox_full",
+    /// A packet of a crypto suite this build leaves out (the `suite-psk`, `suite-ecc` and
+    /// `suite-noise` features): a device that links one suite cannot answer another's.
+    SuiteNotCompiled = "suite_not_compiled",
 }
 
 impl DropReason {

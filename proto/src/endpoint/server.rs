@@ -418,7 +418,10 @@ impl Server {
                 let header = data.get(..wire::HEADER_LEN).unwrap_or_default();
                 self.on_session(now, from, header, &packet);
             }
+            #[cfg(feature = "suite-noise")]
             Ok(Datagram::Noise(packet)) => self.on_noise(now, from, data, packet),
+            #[cfg(not(feature = "suite-noise"))]
+            Ok(Datagram::Noise(_)) => self.shared.stats.drop(DropReason::SuiteNotCompiled),
         }
         self.pump(now);
         self.arm_housekeeping(now);

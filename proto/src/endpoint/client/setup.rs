@@ -43,7 +43,12 @@ impl Client {
             ClientCredentials::Ecc { keys, .. } => (CipherId::Ecc, keys.public().to_bytes()),
             ClientCredentials::Noise { .. } => (CipherId::Ecc, [0; 32]),
         };
-        if self.noise.is_some() {
+        #[cfg(feature = "suite-noise")]
+        let noise = self.noise.is_some();
+        #[cfg(not(feature = "suite-noise"))]
+        let noise = false;
+        if noise {
+            #[cfg(feature = "suite-noise")]
             match self.noise_initiation(self.noise_cookie()) {
                 Some(datagram) => self.shared.tx.push_back(Outgoing::Sealed { to, datagram }),
                 None => self.shared.stats.send_errors += 1,
@@ -86,6 +91,7 @@ impl Client {
 
     pub(super) fn on_setup(&mut self, now: Instant, from: SocketAddr, setup: Setup) {
         match setup {
+            #[cfg(feature = "suite-psk")]
             Setup::PskNonce(p) => {
                 let ClientCredentials::Psk(key) = &self.config.credentials else {
                     return self.shared.stats.drop(DropReason::Unexpected);
@@ -97,6 +103,7 @@ impl Client {
                 });
                 self.on_nonce(now, from, done);
             }
+            #[cfg(feature = "suite-ecc")]
             Setup::EccNonce(p) => {
                 let ClientCredentials::Ecc { keys, server } = &self.config.credentials else {
                     return self.shared.stats.drop(DropReason::Unexpected);
@@ -108,6 +115,10 @@ impl Client {
                 });
                 self.on_nonce(now, from, done);
             }
+            #[cfg(not(feature = "suite-psk"))]
+            Setup::PskNonce(_) => self.shared.stats.drop(DropReason::SuiteNotCompiled),
+            #[cfg(not(feature = "suite-ecc"))]
+            Setup::EccNonce(_) => self.shared.stats.drop(DropReason::SuiteNotCompiled),
             Setup::UnrecognizedClient | Setup::NewServerJoin => {
                 if self.is_our_server(from) {
                     self.on_lost_session_claim(now, from);

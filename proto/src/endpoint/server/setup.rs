@@ -58,6 +58,9 @@ impl Server {
     /// then public-key work (suite 2's box, and a guest key's check), so that packets beyond
     /// the budget cost none (`docs/PROTOCOL.md` §8.2).
     fn on_nonce_request(&mut self, now: Instant, from: SocketAddr, req: NonceRequest) {
+        if !crate::crypto::suite::Suite::of_cipher(req.cipher).is_compiled() {
+            return self.shared.stats.drop(DropReason::SuiteNotCompiled);
+        }
         if self
             .sessions
             .get(&from)
