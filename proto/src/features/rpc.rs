@@ -18,6 +18,7 @@
 //! Each call runs at most once: a retry carries the same counter, the session's replay window
 //! marks it a duplicate, and the server answers it from the cache instead of running it again.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -94,8 +95,17 @@ pub(crate) struct CacheBounds {
 
 /// One session's calls: those handed to the application and not answered yet, and the
 /// answers kept for retries, oldest first.
+///
+/// Boxed, and only while it holds something: every server session has one, and most are idle
+/// (`compare`'s memory rows); housekeeping ([`Calls::expire`]) frees it once empty.
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
+    held: Option<Box<Held>>,
+}
+
+/// What [`Calls`] holds while it holds anything.
+#[derive(Debug, Default)]
+struct Held {
     /// Calls handed to the application, with when they arrived. A call unanswered after the
     /// cache's TTL is forgotten: its caller gave up long ago.
     pending: Vec<(Counter, Instant)>,
@@ -141,25 +151,30 @@ impl Answer {
 impl Calls {
     /// Calls waiting for the application.
     pub(crate) fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.held.as_ref().map_or(0, |h| h.pending.len())
     }
 
     /// Whether `call` waits for the application (a retry of it has no answer to resend yet).
     pub(crate) fn is_pending(&self, call: Counter) -> bool {
-        self.pending.iter().any(|(c, _)| *c == call)
+        self.held
+            .as_ref()
+            .is_some_and(|h| h.pending.iter().any(|(c, _)| *c == call))
     }
 
     /// `call`, arrived at `now`, waits for the application.
     pub(crate) fn hold(&mut self, call: Counter, now: Instant) {
-        self.pending.push((call, now));
+        self.held().pending.push((call, now));
     }
 
     /// The application answers `call`: false if it was not waiting (answered already, or
     /// forgotten).
     pub(crate) fn take_pending(&mut self, call: Counter) -> bool {
-        match self.pending.iter().position(|(c, _)| *c == call) {
+        let Some(h) = self.held.as_deref_mut() else {
+            return false;
+        };
+        match h.pending.iter().position(|(c, _)| *c == call) {
             Some(pos) => {
-                self.pending.swap_remove(pos);
+                h.pending.swap_remove(pos);
                 true
             }
             None => false,
@@ -170,12 +185,14 @@ impl Calls {
     /// (it was kept just before), and a retried call is a recent one, so neither costs a walk
     /// through the whole cache (up to `rpc_cache_entries`, 1,024 by default) on every call.
     pub(crate) fn answer(&self, call: Counter) -> Option<&Answer> {
-        self.answers.iter().rev().find(|a| a.call == call)
+        let h = self.held.as_deref()?;
+        h.answers.iter().rev().find(|a| a.call == call)
     }
 
     /// The kept answer to `call`, to record a resend (newest first, as [`Calls::answer`]).
     pub(crate) fn answer_mut(&mut self, call: Counter) -> Option<&mut Answer> {
-        self.answers.iter_mut().rev().find(|a| a.call == call)
+        let h = self.held.as_deref_mut()?;
+        h.answers.iter_mut().rev().find(|a| a.call == call)
     }
 
     /// Keeps an answer for retried calls, within the cache's count, byte and age bounds.
@@ -183,6 +200,35 @@ impl Calls {
     /// Bytes and age are the real bounds: a call whose answer was lost is retried while its
     /// neighbours complete, so counting entries would evict exactly the answers still needed.
     pub(crate) fn remember(&mut self, bounds: CacheBounds, answer: Answer, now: Instant) {
+        self.held().remember(bounds, answer, now);
+    }
+
+    /// Forgets answers older than `ttl`.
+    pub(crate) fn expire_answers(&mut self, ttl: Duration, now: Instant) {
+        if let Some(h) = self.held.as_deref_mut() {
+            h.expire_answers(ttl, now);
+        }
+    }
+
+    /// Housekeeping: forgets old answers, and calls the application left unanswered for
+    /// `ttl`; frees the box once nothing is left (with the capacity its collections grew to).
+    pub(crate) fn expire(&mut self, ttl: Duration, now: Instant) {
+        if let Some(h) = self.held.as_deref_mut() {
+            h.expire_answers(ttl, now);
+            h.pending.retain(|(_, at)| now - *at < ttl);
+            if h.pending.is_empty() && h.answers.is_empty() {
+                self.held = None;
+            }
+        }
+    }
+
+    fn held(&mut self) -> &mut Held {
+        self.held.get_or_insert_with(Box::default)
+    }
+}
+
+impl Held {
+    fn remember(&mut self, bounds: CacheBounds, answer: Answer, now: Instant) {
         self.answer_bytes += answer.data.len() + ANSWER_OVERHEAD;
         self.answers.push_back(answer);
         while self.answers.len() > bounds.entries.max(1) || self.answer_bytes > bounds.bytes {
@@ -195,21 +241,13 @@ impl Calls {
         self.expire_answers(bounds.ttl, now);
     }
 
-    /// Forgets answers older than `ttl`.
-    pub(crate) fn expire_answers(&mut self, ttl: Duration, now: Instant) {
+    fn expire_answers(&mut self, ttl: Duration, now: Instant) {
         while self.answers.len() > 1 && self.answers.front().is_some_and(|a| now - a.at >= ttl) {
             self.forget_oldest();
         }
         if self.answers.len() == 1 && self.answers.front().is_some_and(|a| now - a.at >= ttl) {
             self.forget_oldest();
         }
-    }
-
-    /// Housekeeping: forgets old answers, and calls the application left unanswered for
-    /// `ttl`.
-    pub(crate) fn expire(&mut self, ttl: Duration, now: Instant) {
-        self.expire_answers(ttl, now);
-        self.pending.retain(|(_, at)| now - *at < ttl);
     }
 
     fn forget_oldest(&mut self) {
@@ -385,6 +423,8 @@ mod tests {
         assert!(c.answer(Counter(1)).is_none());
         assert!(!c.is_pending(Counter(2)));
         assert!(!c.take_pending(Counter(2)));
+        // An idle session holds no box, nor the capacity its collections grew to.
+        assert!(c.held.is_none());
     }
 
     #[test]

@@ -40,20 +40,85 @@ pub struct RttConfig {
 /// ```
 #[derive(Clone, Debug)]
 pub struct RttEstimator {
-    config: RttConfig,
-    /// `None` until the first sample, since RFC 6298 treats the first sample specially.
-    estimate: Option<Estimate>,
-    /// How many samples fed `estimate`.
-    samples: u64,
+    /// The configuration, packed (four `Duration`s take 64 bytes with their padding, and every
+    /// server session holds an estimator: `compare`'s memory rows).
+    config: Bounds,
+    /// The estimate's SRTT ([`Estimate::srtt_8`]) in two halves (so that the struct aligns
+    /// to 4 and packs), or [`NO_SAMPLE`] until the first sample, since RFC 6298 treats the
+    /// first sample specially. Not an `Option`, which would cost another 8 bytes.
+    srtt_8: [u32; 2],
+    /// The estimate's RTTVAR ([`Estimate::rttvar_4`]), in two halves; 0 until the first sample.
+    rttvar_4: [u32; 2],
+    /// How many samples fed the estimate (saturating).
+    samples: u32,
 }
 
-impl RttConfig {
+/// An [`RttConfig`], exactly, in 44 bytes instead of 64: what the estimator reads of it.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    /// `initial_rto` (clamped when read, as every timeout is).
+    initial: Packed,
+    min_rto: Packed,
+    max_rto: Packed,
+    /// In whole microseconds (saturating), the only unit the estimator uses it in.
+    granularity_us: [u32; 2],
+}
+
+impl Bounds {
+    const fn new(c: RttConfig) -> Self {
+        let us = c.granularity.as_micros();
+        let granularity_us = if us > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            us as u64
+        };
+        Bounds {
+            initial: Packed::new(c.initial_rto),
+            min_rto: Packed::new(c.min_rto),
+            max_rto: Packed::new(c.max_rto),
+            granularity_us: split(granularity_us),
+        }
+    }
+
+    fn max_rto(self) -> Duration {
+        self.max_rto.get()
+    }
+
     /// Clamps `rto` into `min_rto..=max_rto`, letting `max_rto` win if the bounds are inverted.
-    fn clamp(&self, rto: Duration) -> Duration {
+    fn clamp(self, rto: Duration) -> Duration {
         // Not Ord::clamp: that panics when min > max, and the config is caller-supplied.
-        rto.max(self.min_rto).min(self.max_rto)
+        rto.max(self.min_rto.get()).min(self.max_rto())
     }
 }
+
+/// A `Duration` in 12 bytes aligned to 4 (seconds in two halves, then nanoseconds).
+#[derive(Clone, Copy, Debug)]
+struct Packed([u32; 3]);
+
+impl Packed {
+    const fn new(d: Duration) -> Self {
+        let [hi, lo] = split(d.as_secs());
+        Packed([hi, lo, d.subsec_nanos()])
+    }
+
+    fn get(self) -> Duration {
+        let [hi, lo, nanos] = self.0;
+        Duration::new(join([hi, lo]), nanos)
+    }
+}
+
+/// `x` as its high and low 32 bits.
+const fn split(x: u64) -> [u32; 2] {
+    [(x >> 32) as u32, x as u32]
+}
+
+/// The inverse of [`split`].
+fn join([hi, lo]: [u32; 2]) -> u64 {
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// [`RttEstimator::srtt_8`] before the first sample: above any real value (see [`Estimate`]).
+const NO_SAMPLE: u64 = u64::MAX;
 
 impl Default for RttConfig {
     /// Bounds for a LAN protocol: initial 250 ms, min 10 ms, max 4 s, granularity 1 ms.
@@ -88,10 +153,20 @@ impl RttEstimator {
     /// Makes an estimator with no samples yet, whose timeout is `config.initial_rto`.
     pub const fn new(config: RttConfig) -> Self {
         RttEstimator {
-            config,
-            estimate: None,
+            config: Bounds::new(config),
+            srtt_8: split(NO_SAMPLE),
+            rttvar_4: [0; 2],
             samples: 0,
         }
+    }
+
+    /// The estimate, `None` before the first sample.
+    fn estimate(&self) -> Option<Estimate> {
+        let srtt_8 = join(self.srtt_8);
+        (srtt_8 != NO_SAMPLE).then_some(Estimate {
+            srtt_8,
+            rttvar_4: join(self.rttvar_4),
+        })
     }
 
     /// Feeds one round-trip time measured on a message that was sent exactly once.
@@ -107,7 +182,7 @@ impl RttEstimator {
         //# RTT samples MUST NOT be made using segments that were retransmitted
         let r = micros(rtt).min(MAX_SAMPLE_MICROS);
         self.samples = self.samples.saturating_add(1);
-        self.estimate = Some(match self.estimate {
+        let next = match self.estimate() {
             //= https://www.rfc-editor.org/rfc/rfc6298#section-2
             //# (2.2) When the first RTT measurement R is made, the host MUST set
             //#
@@ -133,7 +208,8 @@ impl RttEstimator {
                 rttvar_4: rttvar_4 - rttvar_4 / 4 + (srtt_8 / 8).abs_diff(r),
                 srtt_8: srtt_8 - srtt_8 / 8 + r,
             },
-        });
+        };
+        (self.srtt_8, self.rttvar_4) = (split(next.srtt_8), split(next.rttvar_4));
     }
 
     /// The current retransmission timeout, `SRTT + max(G, 4 · RTTVAR)`, within the bounds.
@@ -141,8 +217,8 @@ impl RttEstimator {
     /// Before the first sample this is `initial_rto`. The result is always clamped to
     /// `min_rto..=max_rto` (with `max_rto` winning if the bounds are inverted).
     pub fn rto(&self) -> Duration {
-        let rto = match self.estimate {
-            None => self.config.initial_rto,
+        let rto = match self.estimate() {
+            None => self.config.initial.get(),
             //= https://www.rfc-editor.org/rfc/rfc6298#section-2
             //# RTO <- SRTT + max (G, K*RTTVAR)
             //#
@@ -150,7 +226,7 @@ impl RttEstimator {
             Some(e) => {
                 // rttvar_4 is exactly K · RTTVAR. Only the caller's granularity can be huge, hence
                 // saturating.
-                let spread = micros(self.config.granularity).max(e.rttvar_4);
+                let spread = join(self.config.granularity_us).max(e.rttvar_4);
                 Duration::from_micros(e.srtt().saturating_add(spread))
             }
         };
@@ -170,26 +246,27 @@ impl RttEstimator {
             .checked_shl(retransmissions)
             .and_then(|factor| rto.checked_mul(factor));
         match doubled {
-            Some(d) => d.min(self.config.max_rto),
+            Some(d) => d.min(self.config.max_rto()),
             // A zero timeout (possible only with min_rto 0) stays zero however often doubled.
             None if rto.is_zero() => rto,
-            None => self.config.max_rto,
+            None => self.config.max_rto(),
         }
     }
 
     /// The smoothed round-trip time (SRTT), or `None` before the first sample.
     pub fn smoothed(&self) -> Option<Duration> {
-        self.estimate.map(|e| Duration::from_micros(e.srtt()))
+        self.estimate().map(|e| Duration::from_micros(e.srtt()))
     }
 
     /// The round-trip time variation (RTTVAR), or `None` before the first sample.
     pub fn variance(&self) -> Option<Duration> {
-        self.estimate.map(|e| Duration::from_micros(e.rttvar_4 / 4))
+        self.estimate()
+            .map(|e| Duration::from_micros(e.rttvar_4 / 4))
     }
 
     /// How many samples the estimator has taken.
     pub fn samples(&self) -> u64 {
-        self.samples
+        u64::from(self.samples)
     }
 }
 
@@ -341,6 +418,13 @@ mod tests {
         e.on_sample(Duration::MAX);
         assert_eq!(e.rto(), ms(4000));
         assert_eq!(e.backoff(u32::MAX), ms(4000));
+    }
+
+    #[test]
+    fn estimator_is_small() {
+        // Every server session holds one (compare's memory rows): 96 bytes with the config's
+        // `Duration`s and an `Option` estimate.
+        assert_eq!(core::mem::size_of::<RttEstimator>(), 64);
     }
 
     #[test]

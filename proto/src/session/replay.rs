@@ -12,6 +12,7 @@
 //! [`ReplayWindow::commit`] runs only after the packet authenticated, so a forged packet can never
 //! move the window.
 
+use alloc::boxed::Box;
 use core::fmt;
 
 use crate::id::Counter;
@@ -21,16 +22,24 @@ use crate::id::Counter;
 /// A counter `WINDOW` or more below the newest accepted counter is [`Replay::TooOld`].
 pub const WINDOW: u64 = 1024;
 
-/// Which counters of one receive direction have been seen, without any heap.
+/// Which counters of one receive direction have been seen.
+///
+/// Most windows never see a counter out of order, or only within the last 64: then every
+/// counter of the window below the top 64 was seen, and the window is 32 bytes without any
+/// heap (a server holds one per idle session: `compare`'s memory rows). The first time a gap
+/// would fall below the top 64, the window moves to a boxed ring of [`WINDOW`] bits and stays
+/// there; the verdicts are the same either way (`tests::prop_matches_model`).
 ///
 /// # Invariants
 /// - `floor <= newest`.
-/// - Every counter `c` with `max(floor, newest - WINDOW) < c <= newest` has its bit, at position
-///   `c % WINDOW`, set if and only if `c` was committed. Bits of counters outside that range mean
-///   nothing and are cleared as the window slides over them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// - Every counter `c` with `max(floor, newest - WINDOW) < c <= newest` was committed if and
+///   only if [`Bits`] says so: in [`Bits::Dense`], bit `newest - c` of the word for
+///   `c > newest - 64`, and "committed" for every lower `c`; in [`Bits::Ring`], the bit at
+///   position `c % WINDOW`. Bits of counters outside that range mean nothing and are cleared as
+///   the window slides over them.
+#[derive(Clone, Debug)]
 pub struct ReplayWindow {
-    /// Every counter at or below this is refused, whatever the bitmap says.
+    /// Every counter at or below this is refused, whatever the bits say.
     ///
     /// Kept even though a fully set bitmap could refuse the `WINDOW` counters below it: with an
     /// explicit floor those get the accurate verdict [`Replay::TooOld`], and counter 0 (setup
@@ -38,8 +47,16 @@ pub struct ReplayWindow {
     floor: u64,
     /// The highest counter committed so far, or `floor` if none was.
     newest: u64,
-    /// A ring of `WINDOW` bits indexed by `counter % WINDOW`.
-    bitmap: [u64; WORDS],
+    bits: Bits,
+}
+
+/// Which counters of the window were seen; see [`ReplayWindow`]'s invariants.
+#[derive(Clone, Debug)]
+enum Bits {
+    /// Bit `i` is counter `newest - i`; every counter of the window below those 64 was seen.
+    Dense(u64),
+    /// A ring of `WINDOW` bits indexed by `counter % WINDOW`, once a gap fell below the top 64.
+    Ring(Box<[u64; WORDS]>),
 }
 
 /// Why a counter was refused.
@@ -64,7 +81,7 @@ impl ReplayWindow {
         ReplayWindow {
             floor: floor.0,
             newest: floor.0,
-            bitmap: [0; WORDS],
+            bits: Bits::Dense(0),
         }
     }
 
@@ -78,21 +95,39 @@ impl ReplayWindow {
     pub fn commit(&mut self, c: Counter) -> Result<(), Replay> {
         self.check(c)?;
         let c = c.0;
+        if let Bits::Dense(recent) = self.bits {
+            if c <= self.newest {
+                // Inside the top 64: `check` sent everything lower back as a duplicate.
+                self.bits = Bits::Dense(recent | 1 << (self.newest - c));
+                return Ok(());
+            }
+            if self.stays_dense(recent, c) {
+                let advance = c - self.newest;
+                let shifted = if advance >= 64 { 0 } else { recent << advance };
+                self.bits = Bits::Dense(shifted | 1);
+                self.newest = c;
+                return Ok(());
+            }
+            self.bits = Bits::Ring(Box::new(self.ring()));
+        }
+        let Bits::Ring(bitmap) = &mut self.bits else {
+            return Ok(());
+        };
         if c > self.newest {
             let advance = c - self.newest;
             if advance >= WINDOW {
                 // Every counter the window covered is now too old, so no bit survives.
-                self.bitmap = [0; WORDS];
+                **bitmap = [0; WORDS];
             } else {
                 // The bits of newest+1..=c still describe counters WINDOW lower, which just fell
                 // out of the window; they must read "unseen" for the new counters.
                 // No overflow: c > newest, so newest < u64::MAX.
-                self.clear(self.newest + 1, advance);
+                clear(bitmap, self.newest + 1, advance);
             }
             self.newest = c;
         }
         let (word, bit) = position(c);
-        self.bitmap[word] |= 1 << bit;
+        bitmap[word] |= 1 << bit;
         Ok(())
     }
 
@@ -117,8 +152,7 @@ impl ReplayWindow {
         if self.newest - c >= WINDOW {
             return Err(Replay::TooOld);
         }
-        let (word, bit) = position(c);
-        if self.bitmap[word] & (1 << bit) != 0 {
+        if self.seen(c) {
             Err(Replay::Duplicate)
         } else {
             Ok(())
@@ -130,26 +164,107 @@ impl ReplayWindow {
         Counter(self.newest)
     }
 
-    /// Clears the bits of the `count` counters starting at `from`, with `count < WINDOW`.
-    fn clear(&mut self, from: u64, count: u64) {
-        debug_assert!(count < WINDOW);
-        // Word-sized steps: a jump of most of the window costs about WORDS iterations, not
-        // WINDOW.
-        let mut pos = from % WINDOW;
-        let mut left = count;
-        while left > 0 {
-            let bit = pos % 64;
-            let n = left.min(64 - bit);
-            let mask = if n == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << n) - 1) << bit
-            };
-            // The index is below WORDS because pos < WINDOW.
-            self.bitmap[(pos / 64) as usize] &= !mask;
-            pos = (pos + n) % WINDOW;
-            left -= n;
+    /// Whether `c`, inside the window (above the floor, less than `WINDOW` below the newest),
+    /// was committed.
+    fn seen(&self, c: u64) -> bool {
+        match &self.bits {
+            Bits::Dense(recent) => {
+                let back = self.newest - c;
+                back >= 64 || recent & 1 << back != 0
+            }
+            Bits::Ring(bitmap) => {
+                let (word, bit) = position(c);
+                bitmap[word] & 1 << bit != 0
+            }
         }
+    }
+
+    /// Dense form: whether, once `c` (above the newest) is committed, every counter of the
+    /// window below the top 64 is still seen. The counters that fall below the top 64 are the
+    /// old top's oldest (seen if their bit is) and any skipped over (never seen); those at or
+    /// below the new window's bottom do not matter.
+    fn stays_dense(&self, recent: u64, c: u64) -> bool {
+        let bottom = self.floor.max(c.saturating_sub(WINDOW));
+        // The counters that fall out of the top 64: (newest - 64, c - 64], of which those
+        // above `bottom` must be seen.
+        let Some(top_out) = c.checked_sub(64) else {
+            return true;
+        };
+        let low = bottom.max(self.newest.saturating_sub(64));
+        if top_out <= low {
+            return true;
+        }
+        if top_out > self.newest {
+            // A skipped counter above `low` falls below the top 64 unseen.
+            return false;
+        }
+        // Bits newest - top_out ..= newest - (low + 1) must all be set; at most 64 of them.
+        let (from, to) = (self.newest - top_out, self.newest - (low + 1));
+        let width = to - from + 1;
+        let mask = if width >= 64 {
+            u64::MAX
+        } else {
+            ((1u64 << width) - 1) << from
+        };
+        recent & mask == mask
+    }
+
+    /// The ring form of a dense window, for when a gap is about to fall below the top 64.
+    fn ring(&self) -> [u64; WORDS] {
+        let mut bitmap = [0; WORDS];
+        let bottom = self.floor.max(self.newest.saturating_sub(WINDOW));
+        // No overflow: the range is within (floor, newest], at most WINDOW counters.
+        let mut c = self.newest;
+        while c > bottom {
+            if self.seen(c) {
+                let (word, bit) = position(c);
+                bitmap[word] |= 1 << bit;
+            }
+            c -= 1;
+        }
+        bitmap
+    }
+}
+
+/// Two windows are equal when they give every counter the same verdict, whatever their form.
+impl PartialEq for ReplayWindow {
+    fn eq(&self, other: &Self) -> bool {
+        if (self.floor, self.newest) != (other.floor, other.newest) {
+            return false;
+        }
+        let bottom = self.floor.max(self.newest.saturating_sub(WINDOW));
+        let mut c = self.newest;
+        while c > bottom {
+            if self.seen(c) != other.seen(c) {
+                return false;
+            }
+            c -= 1;
+        }
+        true
+    }
+}
+
+impl Eq for ReplayWindow {}
+
+/// Clears the ring bits of the `count` counters starting at `from`, with `count < WINDOW`.
+fn clear(bitmap: &mut [u64; WORDS], from: u64, count: u64) {
+    debug_assert!(count < WINDOW);
+    // Word-sized steps: a jump of most of the window costs about WORDS iterations, not
+    // WINDOW.
+    let mut pos = from % WINDOW;
+    let mut left = count;
+    while left > 0 {
+        let bit = pos % 64;
+        let n = left.min(64 - bit);
+        let mask = if n == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << n) - 1) << bit
+        };
+        // The index is below WORDS because pos < WINDOW.
+        bitmap[(pos / 64) as usize] &= !mask;
+        pos = (pos + n) % WINDOW;
+        left -= n;
     }
 }
 
@@ -439,7 +554,56 @@ mod tests {
         })
     }
 
+    /// Counters as a sender's mostly increasing sequence: each step goes 1 to 3 up, or back
+    /// a little (a reordered or duplicated packet), or skips ahead (lost packets), so that the
+    /// window's dense form meets gaps entering and leaving its top 64.
+    fn mostly_in_order(floor: u64, steps: &[u8]) -> Vec<u64> {
+        let mut c = floor;
+        steps
+            .iter()
+            .map(|&s| {
+                c = match s % 16 {
+                    0 => c.saturating_sub(u64::from(s / 16)),
+                    1 => c.saturating_add(u64::from(s) * 8),
+                    2 => c.saturating_sub(u64::from(s) * 4),
+                    3 => c.saturating_add(WINDOW + u64::from(s / 16)),
+                    k => c.saturating_add(u64::from(k % 3 + 1)),
+                };
+                c
+            })
+            .collect()
+    }
+
+    #[test]
+    fn in_order_and_near_reordering_stay_inline() {
+        let mut w = window_fresh();
+        for c in 1..=3 * WINDOW {
+            // Pairs swapped: 2, 1, 4, 3, ...
+            let c = if c % 2 == 0 { c - 1 } else { c + 1 };
+            assert_eq!(accept(&mut w, c), Ok(()));
+        }
+        assert!(matches!(w.bits, Bits::Dense(_)), "no gap left the top 64");
+        // A counter never seen falls below the top 64: the ring takes over, same verdicts.
+        assert_eq!(accept(&mut w, 3 * WINDOW + 70), Ok(()));
+        assert!(matches!(w.bits, Bits::Ring(_)));
+        assert_eq!(accept(&mut w, 3 * WINDOW + 2), Ok(()));
+        assert_eq!(accept(&mut w, 3 * WINDOW), Err(Replay::Duplicate));
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn window_is_small() {
+        // Every idle session holds one (compare's memory rows).
+        assert_eq!(core::mem::size_of::<ReplayWindow>(), 32);
+    }
+
     quickcheck! {
+        fn prop_matches_model_in_order(seed: u64, steps: Vec<u8>) -> bool {
+            floors(seed)
+                .iter()
+                .all(|&f| run_model(f, &mostly_in_order(f, &steps)))
+        }
+
         fn prop_matches_model(seed: u64, offsets: Vec<i16>) -> bool {
             floors(seed).iter().all(|&f| {
                 SPREADS.iter().all(|&s| run_model(f, &counters(f, &offsets, s)))
