@@ -14,6 +14,7 @@ pub mod batched;
 pub mod bulk;
 pub mod durable;
 pub mod handshake_cost;
+pub mod memory;
 pub mod pipelined;
 pub mod recovery;
 pub mod results;

@@ -16,74 +16,30 @@
 //!   segments; `Client::send_message` to a server's message callback), against a plain TCP
 //!   transfer of the same bytes, with the retransmissions the Pavillion run needed;
 //! - **memory**: heap bytes per idle session of a server holding 10k and 100k sessions,
-//!   counted by a global allocator;
+//!   counted by a global allocator, and servers of 1M (psk) and 100k sessions (ecc, noise)
+//!   that still deliver a message from 1,000 random clients (`pavillion_benches::memory`);
 //! - **recovery**: simulated time from a server reboot to the next successful call, in RTTs of
 //!   the in-memory network.
 //!
 //! `--peer-cmd` runs an external command (for example a reference client's benchmark) and
 //! divides the calls/s it prints by ours.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration as WallDuration, Instant as WallInstant};
 
 use clap::Parser;
 use pavillion_benches::{
-    message_plaintext_len, payload, rate, DirectPair, Farm, NetPair, Suite, ACK_PLAINTEXT_LEN,
-    BATCH, NAME, PAYLOAD, TARGET,
+    message_plaintext_len, payload, rate, DirectPair, NetPair, Suite, ACK_PLAINTEXT_LEN, BATCH,
+    NAME, PAYLOAD, TARGET,
 };
-use pavillion_proto::endpoint::Server;
 use pavillion_proto::wire::{MAX_DATAGRAM, SESSION_OVERHEAD};
 
-/// Counts live heap bytes, so that the memory row can read the server's state as the
-/// difference between two moments.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// The one piece of unsafe code in the crate: a global allocator must be an `unsafe impl`.
-// It forwards every call to the system allocator unchanged and only adds up sizes.
-#[allow(unsafe_code)]
-// SAFETY: every method forwards to `System` with the caller's arguments, which upholds the
-// `GlobalAlloc` contract because `System` does; the counter has no effect on the memory.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged; see the impl.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged; see the impl.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged; see the impl.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: forwarded unchanged; see the impl.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// The memory rows read live heap bytes from this allocator (`pavillion_benches::memory`).
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live_bytes() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
+static ALLOCATOR: pavillion_benches::memory::Counting = pavillion_benches::memory::Counting;
 
 /// Command-line options of `compare`.
 #[derive(Parser, Debug)]
@@ -99,6 +55,10 @@ struct Args {
     /// Skip the 100k-session memory measurement (it takes the longest to set up).
     #[arg(long)]
     skip_100k: bool,
+    /// Skip the large servers that prove serving (psk at 1M sessions, ecc and noise at 100k;
+    /// minutes to set up).
+    #[arg(long)]
+    skip_1m: bool,
     /// Print only the memory rows, for iterating on the size of session state.
     #[arg(long)]
     memory_only: bool,
@@ -546,50 +506,25 @@ fn raw_udp_blast(data: &[u8], seconds: f64) -> f64 {
     r
 }
 
-/// The memory rows: every suite at 10k sessions, and PSK at 100k unless skipped.
+/// The memory rows (`pavillion_benches::memory`), after the layout of an idle session.
 fn memory_rows(args: &Args) -> Vec<Row> {
-    let mut rows: Vec<Row> = Suite::ALL.iter().map(|&s| memory_row(s, 10_000)).collect();
-    if !args.skip_100k {
-        rows.push(memory_row(Suite::Psk, 100_000));
-    }
-    rows
-}
-
-/// Heap bytes per idle session of a server holding `n` sessions of `suite`.
-fn memory_row(suite: Suite, n: usize) -> Row {
-    let start = WallInstant::now();
-    let config = suite.server_config(n);
-    let server = Server::new(config);
-    // Measured from here, so that the client table of the configuration (which a server
-    // holds whether or not the clients are connected) is not counted as session state.
-    let before = live_bytes();
-    let mut farm = Farm::build_with(suite, server, n, false);
-    let fresh = live_bytes();
-    farm.settle();
-    let after = live_bytes();
-    let per = (after - before) as f64 / n as f64;
-    let fresh_per = (fresh - before) as f64 / n as f64;
-    let setup = start.elapsed();
-    drop(farm);
-    Row {
-        what: format!("memory per idle session, {} x {}k", suite.name(), n / 1000),
-        ours: format!("{per:.0} B"),
-        reference: "1024 B".into(),
-        ratio: per / 1024.0,
-        target: "<= 1 KiB",
-        ok: Some(per <= 1024.0),
-    }
-    .with_note(format!(
-        "{fresh_per:.0} B before expiry; set up in {:.1}s",
-        setup.as_secs_f64()
-    ))
-}
-
-impl Row {
-    fn with_note(mut self, note: String) -> Self {
-        self.what = format!("{} [{note}]", self.what);
-        self
-    }
+    use pavillion_benches::memory::{print_layout, rows, Options};
+    print_layout();
+    let options = Options {
+        skip_100k: args.skip_100k,
+        skip_1m: args.skip_1m,
+    };
+    rows(options)
+        .into_iter()
+        .map(|r| Row {
+            what: r.what,
+            ours: r.ours,
+            reference: r.reference,
+            ratio: r.ratio,
+            target: r.target,
+            ok: Some(r.ok),
+        })
+        .collect()
 }
 
 /// Simulated time from a server reboot to the next successful call, in RTTs of the clean
