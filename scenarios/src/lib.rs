@@ -210,7 +210,7 @@ pub static SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "adversary-spoof",
-        description: "op 4, op 5 and op 6 spoofed at the client 1000/s: no forced re-handshake, at most 1 probe/s",
+        description: "op 4, op 5 and op 6 spoofed at the client 1000/s: no forced re-handshake, at most 1 probe (and op 1) /s",
         suites: Suite::ALL,
         run: scenarios::adversary_spoof,
     },

@@ -18,7 +18,8 @@
 //! - **memory**: heap bytes per idle session of a server holding 10k and 100k sessions,
 //!   counted by a global allocator, and servers of 1M (psk) and 100k sessions (ecc, noise)
 //!   that still deliver a message from 1,000 random clients (`pavillion_benches::memory`);
-//! - **recovery**: simulated time from a server reboot to the next successful call, in RTTs of
+//! - **recovery**: simulated time from a server reboot until the server's application has a
+//!   message sent right after it (and, shown beside it, until a call is answered), in RTTs of
 //!   the in-memory network.
 //!
 //! `--peer-cmd` runs an external command (for example a reference client's benchmark) and
@@ -527,26 +528,37 @@ fn memory_rows(args: &Args) -> Vec<Row> {
         .collect()
 }
 
-/// Simulated time from a server reboot to the next successful call, in RTTs of the clean
-/// in-memory link. The call is made right after the reboot, as an application would.
+/// Simulated time from a server reboot until the server's application has a message sent
+/// right after it, in RTTs of the clean in-memory link (the measure); the call made
+/// right after the reboot is answered in the time shown in parentheses.
 fn recovery_row(suite: Suite) -> Row {
     let r = pavillion_benches::recovery::after_reboot(suite);
-    let rtts = r.rtts();
+    let rtts = r.delivered_rtts();
     let rtt_ms = r.rtt.as_micros() as f64 / 1000.0;
     if rtts.is_finite() {
         let key = format!("recovery_rtt_{}", suite.name());
         pavillion_benches::results::record(&key, rtts, "rtt");
     }
+    let ms = |t: Option<pavillion_proto::Duration>| match t {
+        Some(t) => format!("{:.1} ms", t.as_micros() as f64 / 1000.0),
+        None => "never".into(),
+    };
+    let bound = if suite == Suite::Noise { 1.5 } else { 3.0 };
     Row {
         what: format!("recovery after server reboot, {}", suite.name()),
-        ours: match r.answered_after {
-            Some(t) => format!("{:.1} ms", t.as_micros() as f64 / 1000.0),
-            None => "never".into(),
-        },
+        ours: format!(
+            "{} (call answered {})",
+            ms(r.delivered_after),
+            ms(r.answered_after)
+        ),
         reference: format!("RTT {rtt_ms:.1} ms"),
         ratio: rtts,
-        target: "<= 3 RTT",
-        ok: Some(rtts <= 3.0),
+        target: if suite == Suite::Noise {
+            "<= 1.5 RTT"
+        } else {
+            "<= 3 RTT"
+        },
+        ok: Some(rtts <= bound),
     }
 }
 

@@ -820,6 +820,7 @@ impl Client {
             } => self.encode_refusal(to, transfer, reason, buf),
             Outgoing::Register { to, reply } => self.seal(to, &reply.as_app(), buf),
             Outgoing::Sealed { to, datagram } => copy_out(to, &datagram, buf),
+            Outgoing::Initiation { to, datagram } => copy_out(to, &datagram, buf),
         }
     }
 }

@@ -414,6 +414,9 @@ pub struct Stats {
     /// Client: unauthenticated claims that a server lost our session (op 4, op 5) not acted
     /// on, because one was being checked or the server proved alive.
     pub claims_disbelieved: u64,
+    /// Suite 3 0-RTT data (`docs/PROTOCOL.md` §12.2). Client: initiations sent carrying an
+    /// exchange. Server: exchanges read from initiations, after the handshake checks.
+    pub early_data: u64,
     /// Server: suite 3 cookie replies sent (stateless, outside every budget).
     pub cookie_replies: u64,
     /// Server: sources whose reply budget was forgotten to make room for a new source (the
@@ -494,6 +497,7 @@ impl Stats {
             send_errors,
             public_key_ops,
             claims_disbelieved,
+            early_data,
             cookie_replies,
             budget_evictions,
             duplicate_replies_withheld,
@@ -520,6 +524,7 @@ impl Stats {
         self.send_errors += send_errors;
         self.public_key_ops += public_key_ops;
         self.claims_disbelieved += claims_disbelieved;
+        self.early_data += early_data;
         self.cookie_replies += cookie_replies;
         self.budget_evictions += budget_evictions;
         self.duplicate_replies_withheld += duplicate_replies_withheld;
@@ -585,6 +590,12 @@ enum Outgoing {
     Sealed {
         to: SocketAddr,
         datagram: arrayvec::ArrayVec<u8, 160>,
+    },
+    /// A suite 3 initiation carrying 0-RTT data (`docs/PROTOCOL.md` §12.2), too long for
+    /// `Sealed`; built when its handshake step ran.
+    Initiation {
+        to: SocketAddr,
+        datagram: alloc::vec::Vec<u8>,
     },
     /// A register answer (op 7, 10) or an unreliable register write, sealed when sent.
     Register {

@@ -73,6 +73,49 @@ pub(crate) fn initiation_payload(epoch: u64, seq: u64) -> [u8; INITIATION_PAYLOA
     payload
 }
 
+/// Bytes that 0-RTT data adds to the initiation payload before its plaintext: the `u64`
+/// counter it was sealed with in the session the server lost (`docs/PROTOCOL.md` §12.2).
+pub(crate) const EARLY_COUNTER_LEN: usize = 8;
+
+/// 0-RTT data read from an initiation: one application datagram's counter and plaintext
+/// (`app opcode || app payload`), as a data packet would have carried them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EarlyData {
+    /// The counter the client gave it; the server's replay window judges it like any other.
+    pub(crate) counter: Counter,
+    /// `app opcode || app payload` (at least one byte).
+    pub(crate) plain: alloc::vec::Vec<u8>,
+}
+
+/// The 0-RTT part of an initiation payload: `u64 counter || plaintext`.
+pub(crate) fn early_bytes(counter: Counter, plain: &[u8]) -> alloc::vec::Vec<u8> {
+    let mut out = alloc::vec::Vec::with_capacity(EARLY_COUNTER_LEN + plain.len());
+    out.extend_from_slice(&counter.0.to_le_bytes());
+    out.extend_from_slice(plain);
+    out
+}
+
+/// Splits an initiation payload into epoch, sequence number and 0-RTT data: exactly 16 bytes
+/// (none), or 16 + 8 + at least one byte. Anything else is not ours.
+fn split_payload(payload: &[u8]) -> Result<(u64, u64, Option<EarlyData>), NoiseError> {
+    let word = |at: usize| -> Result<u64, NoiseError> {
+        let bytes = payload.get(at..at + 8).ok_or(NoiseError::Setup)?;
+        Ok(u64::from_le_bytes(
+            bytes.try_into().map_err(|_| NoiseError::Setup)?,
+        ))
+    };
+    let (epoch, seq) = (word(0)?, word(8)?);
+    let early = match payload.len() {
+        INITIATION_PAYLOAD_LEN => None,
+        n if n > INITIATION_PAYLOAD_LEN + EARLY_COUNTER_LEN => Some(EarlyData {
+            counter: Counter(word(INITIATION_PAYLOAD_LEN)?),
+            plain: payload[INITIATION_PAYLOAD_LEN + EARLY_COUNTER_LEN..].to_vec(),
+        }),
+        _ => return Err(NoiseError::Setup),
+    };
+    Ok((epoch, seq, early))
+}
+
 /// What a completed handshake gives the initiator.
 #[derive(Debug)]
 pub(crate) struct Established {
@@ -106,11 +149,20 @@ impl SentInitiation {
         local: SessionIndex,
         out: &mut [u8],
     ) -> Result<(Self, usize), NoiseError> {
-        Self::start_cached(pattern, rng, credentials, None, (epoch, seq), local, out)
+        Self::start_cached(
+            pattern,
+            rng,
+            credentials,
+            None,
+            (epoch, seq, &[]),
+            local,
+            out,
+        )
     }
 
     /// As [`SentInitiation::start`], with `ss` and our static public key taken from
-    /// `statics` (`crypto::static_dh`).
+    /// `statics` (`crypto::static_dh`), and `early` (empty, or [`early_bytes`]: 0-RTT data)
+    /// after the epoch and sequence number in the payload.
     ///
     /// # Errors
     /// As [`SentInitiation::start`].
@@ -119,7 +171,7 @@ impl SentInitiation {
         rng: &mut Rng,
         credentials: (Option<&KeyPair>, Option<&PublicKey>, Option<&Psk>),
         statics: Option<&mut StaticDh>,
-        (epoch, seq): (u64, u64),
+        (epoch, seq, early): (u64, u64, &[u8]),
         local: SessionIndex,
         out: &mut [u8],
     ) -> Result<(Self, usize), NoiseError> {
@@ -134,7 +186,13 @@ impl SentInitiation {
         let shared = statics.as_deref();
         let mut initiator =
             NoiseInitiator::new_recording(pattern, rng, keys, shared, recorder.clone())?;
-        let n = initiator.write_initiation(&initiation_payload(epoch, seq), out)?;
+        let n = if early.is_empty() {
+            initiator.write_initiation(&initiation_payload(epoch, seq), out)?
+        } else {
+            let mut payload = initiation_payload(epoch, seq).to_vec();
+            payload.extend_from_slice(early);
+            initiator.write_initiation(&payload, out)?
+        };
         // IK computes `ss` in the first message: keep it if it was not known yet.
         if let (Some(statics), Some(r), Some(server)) = (statics.as_mut(), &recorder, server) {
             if let Some(shared) = r.take_for(server) {
@@ -210,18 +268,19 @@ impl ExpectInitiation {
     ///
     /// # Errors
     /// [`NoiseError::Decrypt`] if it was sealed to another static key or under another PSK;
-    /// [`NoiseError::Setup`] if its payload is not an epoch and a sequence number.
+    /// [`NoiseError::Setup`] if its payload is not an epoch and a sequence number, optionally
+    /// followed by 0-RTT data (a counter and at least one plaintext byte).
     pub(crate) fn read(mut self, message: &[u8]) -> Result<ReadInitiation, NoiseError> {
-        let mut payload = [0u8; INITIATION_PAYLOAD_LEN];
-        if self.responder.read_initiation(message, &mut payload)? != INITIATION_PAYLOAD_LEN {
-            return Err(NoiseError::Setup);
-        }
-        let (epoch, seq) = payload.split_at(8);
+        // The plaintext is shorter than the message; its length says whether 0-RTT data came.
+        let mut buf = alloc::vec![0u8; message.len()];
+        let n = self.responder.read_initiation(message, &mut buf)?;
+        let (epoch, seq, early) = split_payload(buf.get(..n).ok_or(NoiseError::Setup)?)?;
         Ok(ReadInitiation {
             responder: self.responder,
             recorder: self.recorder,
-            epoch: u64::from_le_bytes(epoch.try_into().unwrap_or_default()),
-            seq: u64::from_le_bytes(seq.try_into().unwrap_or_default()),
+            epoch,
+            seq,
+            early,
         })
     }
 }
@@ -236,6 +295,9 @@ pub(crate) struct ReadInitiation {
     pub(crate) epoch: u64,
     /// The handshake's sequence number in that process.
     pub(crate) seq: u64,
+    /// 0-RTT data the initiation carried, for the endpoint to deliver once the initiation
+    /// passed its checks.
+    pub(crate) early: Option<EarlyData>,
 }
 
 impl ReadInitiation {

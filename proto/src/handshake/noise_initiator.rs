@@ -10,7 +10,6 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use arrayvec::ArrayVec;
 use core::net::SocketAddr;
 
 use crate::crypto::ecc::{KeyPair, PublicKey};
@@ -18,7 +17,7 @@ use crate::crypto::noise::{InitiatorKeys, NoiseError, Pattern, SharedInitiation}
 use crate::crypto::static_dh::StaticDh;
 use crate::endpoint::{ClientCredentials, Limits};
 use crate::features::group::GroupState;
-use crate::id::ClientId;
+use crate::id::{ClientId, Counter};
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
 use crate::wire::noise::{Initiation, Mode, NoisePacket, SessionIndex, RESPONSE_PAYLOAD_LEN};
@@ -57,6 +56,13 @@ pub(crate) struct ClientNoise {
     pub(crate) index_prefix: Option<u8>,
     /// IK patterns: `ss` with the server, computed once (`crypto::static_dh`).
     statics: Option<StaticDh>,
+    /// The server said it lost our session (type 5): this round's initiations carry our
+    /// oldest exchange in flight as 0-RTT data (`docs/PROTOCOL.md` §12.2). Cleared when keys
+    /// are agreed.
+    pub(crate) early_armed: bool,
+    /// The counter of the exchange an initiation of this round carried, so that the new
+    /// session does not send it again at once (the server acknowledges it).
+    pub(crate) early_sent: Option<Counter>,
 }
 
 /// A group initiation that every server of the group may answer once.
@@ -97,22 +103,26 @@ impl ClientNoise {
             group: multicast.then(|| Box::new(GroupState::new(rng, limits))),
             index_prefix: None,
             statics: static_dh(keys.as_ref(), server.as_ref()),
+            early_armed: false,
+            early_sent: None,
         })
     }
 
-    /// A fresh initiation (new ephemeral key, higher sequence number) carrying `cookie`, or
-    /// `None` if the credentials cannot run the pattern. In multicast mode it stays open for
-    /// every server of the group to answer, until the round closes.
+    /// A fresh initiation (new ephemeral key, higher sequence number) carrying `cookie` and
+    /// `early` (empty, or 0-RTT data made by `early_bytes`; unicast only), or `None` if the
+    /// credentials cannot run the pattern. In multicast mode it stays open for every server
+    /// of the group to answer, until the round closes.
     pub(crate) fn initiation(
         &mut self,
         keys: InitiatorKeys<'_>,
         client_id: ClientId,
         cookie: [u8; 16],
+        early: &[u8],
         rng: &mut Rng,
-    ) -> Option<ArrayVec<u8, 160>> {
+    ) -> Option<Vec<u8>> {
         self.seq += 1;
         let payload = initiation_payload(self.epoch, self.seq);
-        let mut message = [0u8; 128];
+        let mut message = alloc::vec![0u8; 128 + early.len()];
         // The index is drawn after the initiator's keys, as it always was: the same seed
         // gives the same handshake bytes.
         let (len, pending) = if self.group.is_some() {
@@ -126,7 +136,7 @@ impl ClientNoise {
                 rng,
                 creds,
                 self.statics.as_mut(),
-                (self.epoch, self.seq),
+                (self.epoch, self.seq, early),
                 SessionIndex(0),
                 &mut message,
             )
@@ -142,7 +152,7 @@ impl ClientNoise {
             client_id: (mode == Mode::NnPsk0).then_some(client_id),
             message: message.get(..len)?,
         });
-        let mut buf = [0u8; 160];
+        let mut buf = alloc::vec![0u8; 160 + early.len()];
         let written = packet.emit(&mut buf).ok()?;
         match pending {
             Ok(mut sent) => {
@@ -161,7 +171,8 @@ impl ClientNoise {
                 });
             }
         }
-        ArrayVec::try_from(&buf[..written]).ok()
+        buf.truncate(written);
+        Some(buf)
     }
 
     /// Reads a response from `from` to the initiation it names: our pending one (unicast), or
@@ -222,6 +233,7 @@ impl ClientNoise {
     /// New keys were agreed at `now`: the cookie is spent and the keys' age and use count
     /// start afresh.
     pub(crate) fn established(&mut self, now: Instant) {
+        self.early_armed = false;
         self.cookie = [0; 16];
         self.established = Some(now);
         self.sent_under_key = 0;
@@ -303,7 +315,7 @@ mod tests {
         let (credentials, mut n, mut rng) = unicast();
         let keys = initiator_keys(&credentials).expect("noise keys");
         assert!(n
-            .initiation(keys, ClientId([1; 16]), [0; 16], &mut rng)
+            .initiation(keys, ClientId([1; 16]), [0; 16], &[], &mut rng)
             .is_some());
         let local = n.pending.as_ref().expect("pending").local;
         let other = SessionIndex(local.0.wrapping_add(1));
@@ -327,7 +339,7 @@ mod tests {
         assert_eq!(n.rekey_due(after, 10, now), Some(now));
         let keys = initiator_keys(&credentials).expect("noise keys");
         assert!(n
-            .initiation(keys, ClientId([1; 16]), [0; 16], &mut rng)
+            .initiation(keys, ClientId([1; 16]), [0; 16], &[], &mut rng)
             .is_some());
         assert_eq!(n.rekey_due(after, 10, now), None);
     }

@@ -324,6 +324,18 @@ impl Session {
         }
     }
 
+    /// Records `counter` of 0-RTT data (`docs/PROTOCOL.md` §12.2), which the initiation that
+    /// carried it authenticated, in this session's window, as opening a data packet would.
+    ///
+    /// # Errors
+    /// [`OpenError::Duplicate`] or [`OpenError::TooOld`], as the window judges.
+    pub(crate) fn accept_early(&mut self, counter: Counter) -> Result<(), OpenError> {
+        self.replay.commit(counter).map_err(|r| match r {
+            replay::Replay::Duplicate => OpenError::Duplicate,
+            _ => OpenError::TooOld,
+        })
+    }
+
     /// Whether `packet` authenticates as fresh under the current key, changing nothing.
     pub(crate) fn authenticates(
         &self,

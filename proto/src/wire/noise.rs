@@ -36,6 +36,11 @@ pub const GROUP_OVERHEAD: usize = GROUP_HEADER_LEN + TAG_LEN;
 /// Plaintext payload of an initiation: the client's epoch and handshake sequence number.
 pub const INITIATION_PAYLOAD_LEN: usize = 16;
 
+/// The fewest bytes 0-RTT data adds to an initiation's Noise message: a `u64` counter and one
+/// plaintext byte (`docs/PROTOCOL.md` §12.2). An initiation is exactly its mode's length, or
+/// at least this much longer.
+pub const EARLY_DATA_MIN: usize = 8 + 1;
+
 /// Plaintext payload of a response: the server's epoch.
 pub const RESPONSE_PAYLOAD_LEN: usize = 8;
 
@@ -102,7 +107,14 @@ impl Mode {
         }
     }
 
-    /// Length of this mode's first Noise message (with the initiation payload).
+    /// Whether `len` is a valid length for this mode's first Noise message: exact, or longer
+    /// by 0-RTT data.
+    pub const fn message_len_ok(self, len: usize) -> bool {
+        len == self.message_len() || len >= self.message_len() + EARLY_DATA_MIN
+    }
+
+    /// Length of this mode's first Noise message (with the initiation payload, without 0-RTT
+    /// data).
     pub const fn message_len(self) -> usize {
         match self {
             // e, encrypted s, encrypted payload
@@ -127,7 +139,8 @@ pub struct Initiation<'a> {
     pub cookie: [u8; 16],
     /// NNpsk0 only: which pre-shared key to use.
     pub client_id: Option<ClientId>,
-    /// Noise message 1, exactly [`Mode::message_len`] bytes.
+    /// Noise message 1: exactly [`Mode::message_len`] bytes, or at least [`EARLY_DATA_MIN`]
+    /// more when it carries 0-RTT data.
     pub message: &'a [u8],
 }
 
@@ -220,7 +233,9 @@ impl<'a> NoisePacket<'a> {
                     Mode::NnPsk0 => Some(ClientId(r.array()?)),
                     _ => None,
                 };
-                exact(&r, mode.message_len())?;
+                if !mode.message_len_ok(r.remaining()) {
+                    exact(&r, mode.message_len())?;
+                }
                 Ok(NoisePacket::Initiation(Initiation {
                     mode,
                     sender,
@@ -289,7 +304,7 @@ impl<'a> NoisePacket<'a> {
         w.put(NOISE_MAGIC)?;
         match self {
             NoisePacket::Initiation(i) => {
-                if i.message.len() != i.mode.message_len()
+                if !i.mode.message_len_ok(i.message.len())
                     || (i.mode == Mode::NnPsk0) != i.client_id.is_some()
                 {
                     return Err(Error::BadLength {
@@ -406,6 +421,44 @@ mod tests {
         let n = p.emit(&mut buf).unwrap();
         assert_eq!(NoisePacket::parse(&buf[..n]).unwrap(), p);
         buf[..n].to_vec()
+    }
+
+    /// An initiation is its mode's fixed length or at least `EARLY_DATA_MIN` longer (0-RTT
+    /// data, §12.2); the lengths between are refused, both ways.
+    #[test]
+    fn initiation_lengths_with_zero_rtt_data() {
+        for mode in [Mode::Ik, Mode::NnPsk0] {
+            let client_id = (mode == Mode::NnPsk0).then_some(ClientId([3; 16]));
+            for extra in 0..=EARLY_DATA_MIN + 1 {
+                let m1 = vec![7u8; mode.message_len() + extra];
+                let p = NoisePacket::Initiation(Initiation {
+                    mode,
+                    sender: SessionIndex(9),
+                    cookie: [1; 16],
+                    client_id,
+                    message: &m1,
+                });
+                let mut buf = [0u8; 256];
+                let ok = extra == 0 || extra >= EARLY_DATA_MIN;
+                assert_eq!(p.emit(&mut buf).is_ok(), ok, "{mode:?} +{extra}");
+                if ok {
+                    round_trip(p);
+                } else {
+                    let mut raw = round_trip(NoisePacket::Initiation(Initiation {
+                        message: &m1[..mode.message_len()],
+                        ..match p {
+                            NoisePacket::Initiation(i) => i,
+                            _ => unreachable!(),
+                        }
+                    }));
+                    raw.extend_from_slice(&m1[mode.message_len()..]);
+                    assert!(matches!(
+                        NoisePacket::parse(&raw),
+                        Err(Error::BadLength { .. })
+                    ));
+                }
+            }
+        }
     }
 
     #[test]

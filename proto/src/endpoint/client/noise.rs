@@ -30,7 +30,7 @@ use super::{Client, RemoteServer};
 use crate::crypto::noise::{NoiseError, TransportKeys};
 use crate::endpoint::{refused_drop, ClientEvent, DropReason, Outgoing, SendError};
 use crate::features::group::{delivery_to, DeliveryDone, GroupState};
-use crate::handshake::noise::Established;
+use crate::handshake::noise::{early_bytes, Established};
 use crate::handshake::noise_initiator::{initiator_keys, ClientNoise};
 use crate::id::Counter;
 use crate::keylog::SessionSecret;
@@ -41,13 +41,62 @@ use crate::time::Instant;
 use crate::wire::noise::{NoisePacket, SenderId, SessionIndex, DATA_HEADER_LEN, GROUP_OVERHEAD};
 use crate::wire::{self, SessionPacket};
 
+/// The largest plaintext (`app opcode || app payload`) an initiation carries as 0-RTT data:
+/// with the 138-byte IK initiation and the counter it stays under 1,200 bytes, a datagram
+/// every path takes.
+pub(crate) const EARLY_PLAINTEXT_MAX: usize = 1024;
+
 impl Client {
-    /// A fresh initiation (see [`ClientNoise::initiation`]), or `None` if the credentials
-    /// cannot run the pattern.
-    pub(super) fn noise_initiation(&mut self, cookie: [u8; 16]) -> Option<ArrayVec<u8, 160>> {
+    /// A fresh initiation to `to` (see [`ClientNoise::initiation`]), with 0-RTT data if the
+    /// server said it lost us, or `None` if the credentials cannot run the pattern.
+    pub(super) fn noise_initiation(
+        &mut self,
+        to: SocketAddr,
+        cookie: [u8; 16],
+    ) -> Option<Outgoing> {
+        let (counter, early) = self.early_data().unzip();
         let keys = initiator_keys(&self.config.credentials)?;
         let n = self.noise.as_mut()?;
-        n.initiation(keys, self.config.client_id, cookie, &mut self.rng)
+        let early = early.unwrap_or_default();
+        let datagram = n.initiation(keys, self.config.client_id, cookie, &early, &mut self.rng)?;
+        if counter.is_some() {
+            n.early_sent = counter;
+            self.shared.stats.early_data += 1;
+        }
+        Some(match ArrayVec::try_from(&datagram[..]) {
+            Ok(datagram) => Outgoing::Sealed { to, datagram },
+            Err(_) => Outgoing::Initiation { to, datagram },
+        })
+    }
+
+    /// The 0-RTT data for an initiation, if the server said it lost our session (type 5):
+    /// the oldest exchange in flight that was sent under a counter of its own, as the data
+    /// packet that carried it (`docs/PROTOCOL.md` §12.2). The server then has it half a
+    /// round trip after the initiation instead of one and a half. Not for ordered
+    /// (stamped when sealed) or stored exchanges, nor for counters shared by a batch (the
+    /// server's window would take the counter for the whole batch).
+    fn early_data(&self) -> Option<(Counter, Vec<u8>)> {
+        let n = self.noise.as_ref()?;
+        if !n.early_armed || n.group.is_some() {
+            return None;
+        }
+        let e = self
+            .outbox
+            .iter()
+            .filter(|e| e.counter.is_some())
+            .min_by_key(|e| e.counter)?;
+        let counter = e.counter?;
+        if self.outbox.run(counter).count() != 1 {
+            return None;
+        }
+        let app = e.payload.as_app()?;
+        if matches!(app, wire::App::OrderedMessage(_)) || app.buffer_len() > EARLY_PLAINTEXT_MAX {
+            return None;
+        }
+        let mut plain = vec![0u8; app.buffer_len()];
+        let len = app.emit(&mut plain).ok()?;
+        plain.truncate(len);
+        Some((counter, early_bytes(counter, &plain)))
     }
 
     /// The cookie our initiations carry (zeros unless a server under load gave us one).
@@ -95,7 +144,11 @@ impl Client {
                 if ours {
                     // The server lost our session (it restarted): handshake again. Unlike op 4,
                     // this names the index our packets carry, which an off-path attacker cannot
-                    // know, so it is believed at once (PROTOCOL §12.6).
+                    // know, so it is believed at once (PROTOCOL §12.6); and the initiations of
+                    // this round carry our oldest exchange as 0-RTT data (§12.2).
+                    if let Some(n) = self.noise.as_mut() {
+                        n.early_armed = true;
+                    }
                     self.request_handshake(now);
                 } else {
                     self.shared.stats.drop(DropReason::Unexpected);
@@ -130,8 +183,8 @@ impl Client {
         } else {
             self.config.server
         };
-        if let Some(datagram) = self.noise_initiation(cookie) {
-            self.shared.tx.push_back(Outgoing::Sealed { to, datagram });
+        if let Some(out) = self.noise_initiation(to, cookie) {
+            self.shared.tx.push_back(out);
         }
     }
 

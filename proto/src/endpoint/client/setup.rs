@@ -49,8 +49,8 @@ impl Client {
         let noise = false;
         if noise {
             #[cfg(feature = "suite-noise")]
-            match self.noise_initiation(self.noise_cookie()) {
-                Some(datagram) => self.shared.tx.push_back(Outgoing::Sealed { to, datagram }),
+            match self.noise_initiation(to, self.noise_cookie()) {
+                Some(out) => self.shared.tx.push_back(out),
                 None => self.shared.stats.send_errors += 1,
             }
         } else {
@@ -162,6 +162,11 @@ impl Client {
     ) {
         match done {
             Ok(done) => {
+                if self.nonce_disproves_claim(now) {
+                    // The server answered under our session since its "op 4": the round was
+                    // not needed, and our client-info would only replace a live session.
+                    return;
+                }
                 let packet = done.client_info.clone();
                 self.shared
                     .tx
@@ -309,12 +314,19 @@ impl Client {
         // Every new session gets a whole window for its op 7: a deadline left by an earlier
         // exchange may be about to pass, and would drop this one unheard (in multicast mode).
         self.rounds.established(now + self.rtt.backoff(2));
+        let early = self.noise.as_mut().and_then(|n| n.early_sent.take());
         if fresh {
             self.shared
                 .events
                 .push_back(ClientEvent::Connected { addr: from });
-            // Recovery: do not wait out backed-off timers for what the old session swallowed.
-            self.outbox.retry_all_now(now);
+            // Recovery: do not wait out backed-off timers for what the old session swallowed;
+            // except an exchange the initiation carried as 0-RTT data, which the server has.
+            match early {
+                Some(early) => self
+                    .outbox
+                    .retry_now_where(now, |e| e.counter != Some(early)),
+                None => self.outbox.retry_all_now(now),
+            }
             self.subs_on_session(now, from);
             self.registers_on_session(now, from);
         }

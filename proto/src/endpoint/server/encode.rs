@@ -46,6 +46,7 @@ impl Server {
             | Outgoing::AckRanges { to }
             | Outgoing::Refuse { to, .. }
             | Outgoing::Sealed { to, .. }
+            | Outgoing::Initiation { to, .. }
             | Outgoing::Register { to, .. } => *to,
         };
         // Everything else is sealed under the session's key; no session, nothing to send.
@@ -118,7 +119,8 @@ impl Server {
             | Outgoing::Setup { .. }
             | Outgoing::AckRanges { .. }
             | Outgoing::Refuse { .. }
-            | Outgoing::Sealed { .. } => return Encoded::Obsolete,
+            | Outgoing::Sealed { .. }
+            | Outgoing::Initiation { .. } => return Encoded::Obsolete,
         };
         Encoded::from(to, result)
     }

@@ -43,7 +43,7 @@ use crate::crypto::static_dh::StaticDh;
 use crate::endpoint::{refused_drop, CloseReason, DropReason, FailReason, Outgoing, ServerEvent};
 use crate::features::group::GroupSenders;
 use crate::handshake::cookie::{Admission, Cookies, LoadLimits};
-use crate::handshake::noise::{dh_count, pattern_of, ExpectFirstData, Step};
+use crate::handshake::noise::{dh_count, pattern_of, EarlyData, ExpectFirstData, Step};
 use crate::handshake::responder::{read_initiation, InitiationRefused};
 use crate::id::{Counter, PeerId};
 use crate::reliability::Payload;
@@ -259,7 +259,7 @@ impl Server {
             ops,
             statics,
         );
-        let (read, peer, client_id) = match read {
+        let (mut read, peer, client_id) = match read {
             Ok(identified) => identified,
             Err(InitiationRefused::Unsupported) => {
                 return self.shared.stats.drop(DropReason::Unsupported)
@@ -281,6 +281,10 @@ impl Server {
         if !self.allow_initiation(now, from, &i.cookie, i.sender) {
             return;
         }
+        // 0-RTT data: delivered once the response is out, into the session it makes or
+        // continues (`docs/PROTOCOL.md` §12.2).
+        let early = read.early.take();
+        let mut early_to = None;
         let computed = read.computed_static();
         // The response names the connection: the same one for a rekey, a fresh one otherwise,
         // so the client knows whether our counters go on or start again.
@@ -314,6 +318,7 @@ impl Server {
                     self.noise.by_index.remove(&old);
                 }
                 self.noise.by_index.insert(local, addr);
+                early_to = Some(addr);
             }
             _ => {
                 self.noise
@@ -328,7 +333,14 @@ impl Server {
                     keys,
                     created: now,
                 };
-                self.noise.pending.insert(local, pending);
+                if early.is_some() {
+                    // The client used the keys already: its 0-RTT data authenticated under
+                    // `es` and `ss`, so the session needs no first data packet to confirm it.
+                    self.confirm_new_session(now, from, pending, ReplayWindow::new(Counter(0)));
+                    early_to = Some(from);
+                } else {
+                    self.noise.pending.insert(local, pending);
+                }
             }
         }
         self.shared.stats.handshake_requests += 1;
@@ -338,6 +350,25 @@ impl Server {
             message: &message,
         });
         self.send_packet(from, &response);
+        if let (Some(early), Some(addr)) = (early, early_to) {
+            self.on_early_data(now, addr, early);
+        }
+    }
+
+    /// 0-RTT data from an initiation that passed every check (identity, the replay rule of
+    /// epoch and sequence, the reply budget): judged by the session's window like a data
+    /// packet with its counter, so it is delivered once and a copy is only re-acknowledged.
+    /// Its answers follow the response, under the keys the response gives the client.
+    fn on_early_data(&mut self, now: Instant, addr: SocketAddr, early: EarlyData) {
+        let Some(s) = self.sessions.get_mut(&addr) else {
+            return self.shared.stats.drop(DropReason::UnknownPeer);
+        };
+        self.shared.stats.early_data += 1;
+        let opened = match s.accept_early(early.counter) {
+            Ok(()) => Ok(&early.plain[..]),
+            Err(e) => Err((e, Some(&early.plain[..]))),
+        };
+        self.on_opened(now, addr, early.counter, opened, Via::Session);
     }
 
     /// Charges an initiation to `from`'s budgets (`docs/PROTOCOL.md` §15.6). Past the
