@@ -7,19 +7,20 @@
 //! [`embassy_time::Instant`], and a seed from an RNG the caller passes (never an ambient one).
 //!
 //! Each role comes in two halves over one [`Resources`]: a runner, whose `run` future drives
-//! the protocol and is spawned as a task of its own, and a handle ([`Client`], [`Server`])
-//! whose async methods the application awaits. They share the endpoint through an
-//! [`embassy_sync`] `NoopRawMutex`: both halves must run on the same executor (the usual
-//! firmware has one), and no protocol work ever runs inside a critical section, so a slow
-//! handshake on a small core never holds interrupts off.
+//! the protocol and is spawned as a task of its own, and a handle ([`Client`], or `Server`
+//! with the `server` feature) whose async methods the application awaits. They share the
+//! endpoint through an [`embassy_sync`] `NoopRawMutex`: both halves must run on the same
+//! executor (the usual firmware has one), and no protocol work ever runs inside a critical
+//! section, so a slow handshake on a small core never holds interrupts off.
 //!
 //! # Memory
 //! The socket buffers, the datagram buffer, the tables of pending operations
-//! ([`MAX_PENDING`]), of received messages ([`INBOX`]) and of handlers ([`MAX_HANDLERS`])
-//! are fixed and live in [`Resources`], which a firmware places in a `static`. No heap is
-//! allocated here on the datagram path; `proto` allocates its own session state and the
-//! messages it delivers (the device provides a global allocator, see `README.md`), and its
-//! [`Limits`](pavillion_proto::endpoint::Limits) bound what a peer can make it hold.
+//! ([`MAX_PENDING`]), of received messages ([`INBOX`]) and of handlers (`MAX_HANDLERS`, with
+//! the `server` feature) are fixed and live in [`Resources`], which a firmware places in a
+//! `static`. No heap is allocated here on the datagram path; `proto` allocates its own session
+//! state and the messages it delivers (the device provides a global allocator, see
+//! `README.md`), and its [`Limits`](pavillion_proto::endpoint::Limits) bound what a peer can
+//! make it hold.
 //!
 //! # Example
 //! A client task on a device (the stack, the RNG and the executor come from the board's
