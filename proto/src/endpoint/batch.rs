@@ -11,9 +11,11 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use super::{Outgoing, Stats};
+use crate::features::ack_delay::DelayedAcks;
 use crate::id::Counter;
 use crate::reliability::OwnedMessage;
 use crate::session::{self, TxKey};
+use crate::time::{Duration, Instant};
 use crate::wire::batch::{self, Acks, Frame};
 use crate::wire::{self, App, StatusBytes};
 
@@ -89,6 +91,12 @@ impl Riders {
     /// Adds the ACK that leads the datagram, if one does.
     pub(super) fn push_ack(&mut self, c: Option<Counter>) {
         self.acks.extend(c);
+    }
+
+    /// Adds the ACKs held for the peer (`features::ack_delay`): any datagram to it carries
+    /// them.
+    pub(super) fn push_held(&mut self, held: Option<Vec<Counter>>) {
+        self.acks.extend(held.into_iter().flatten());
     }
 }
 
@@ -170,11 +178,74 @@ pub(super) fn is_batch_opcode(plain: &[u8]) -> bool {
     matches!(plain.first(), Some(&batch::BATCH | &batch::ACKS))
 }
 
-/// The frames of a batch, each a plaintext the role dispatches as if it had come alone, or
-/// the error that drops the batch whole (parsed first, so a bad batch has no effect).
-pub(super) fn frames(plain: &[u8]) -> Result<impl Iterator<Item = &[u8]> + '_, wire::Error> {
-    batch::Batch::parse(plain)?;
-    Ok(batch::frame_plaintexts(plain))
+/// The frames of a batch, each a plaintext the role dispatches as if it had come alone, and
+/// its `MORE` flag; or the error that drops the batch whole (parsed first, so a bad batch has
+/// no effect).
+pub(super) fn frames(
+    plain: &[u8],
+) -> Result<(bool, impl Iterator<Item = &[u8]> + '_), wire::Error> {
+    let more = batch::Batch::parse(plain)?.more;
+    Ok((more, batch::frame_plaintexts(plain)))
+}
+
+/// How a role holds the ACK of a batch (`features::ack_delay`).
+pub(super) struct Hold<'a> {
+    /// The role's held ACKs.
+    pub(super) delayed: &'a mut DelayedAcks,
+    /// How long this peer's ACK may wait; zero sends it at once.
+    pub(super) delay: Duration,
+    /// `Limits::ack_eliciting_threshold`.
+    pub(super) threshold: usize,
+}
+
+/// After the frames of a batch that `to` sent under `counter` with `MORE` were handled: the
+/// ACK they queued (at `queued` or after) is held rather than sent at once, and whatever
+/// the hold pushes out (a threshold reached, a full table) is queued instead.
+pub(super) fn hold_ack(
+    hold: Hold<'_>,
+    tx: &mut VecDeque<Outgoing>,
+    queued: usize,
+    to: SocketAddr,
+    counter: Counter,
+    now: Instant,
+    stats: &mut Stats,
+) {
+    if hold.delay.is_zero() {
+        return;
+    }
+    let at = tx.iter().skip(queued).position(
+        |out| matches!(out, Outgoing::Ack { to: t, counter: c } if *t == to && *c == counter),
+    );
+    let Some(at) = at.map(|i| i + queued) else {
+        return;
+    };
+    tx.remove(at);
+    let mut flush = Vec::new();
+    if hold
+        .delayed
+        .hold(to, counter, now, hold.delay, hold.threshold, &mut flush)
+    {
+        stats.acks_delayed += 1;
+    }
+    tx.extend(
+        flush
+            .into_iter()
+            .map(|(to, counter)| Outgoing::Ack { to, counter }),
+    );
+}
+
+/// Queues the held ACKs whose wait ended at `now`: the role's pump runs this first.
+pub(super) fn flush_due_acks(delayed: &mut DelayedAcks, now: Instant, tx: &mut VecDeque<Outgoing>) {
+    if delayed.next_due().is_none_or(|t| t > now) {
+        return;
+    }
+    let mut flush = Vec::new();
+    delayed.take_due(now, &mut flush);
+    tx.extend(
+        flush
+            .into_iter()
+            .map(|(to, counter)| Outgoing::Ack { to, counter }),
+    );
 }
 
 /// Whether a (duplicate) batch carries a reliable frame, so that it must be acknowledged

@@ -10,6 +10,7 @@ use core::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 
 use crate::crypto::{psk, SecretBoxKey};
+use crate::features::batch::MAX_RUN_FRAMES;
 use crate::features::durable::Durable;
 use crate::features::ordered::{OrderedReceiver, OrderedSender};
 use crate::features::pubsub;
@@ -128,6 +129,8 @@ pub struct Client {
     due: Vec<Due>,
     /// Suite 3: the open run of messages sharing a counter (`features::batch`).
     run: crate::features::batch::Run,
+    /// Suite 3: ACKs held for bursts (`features::ack_delay`), sent by `pump` when due.
+    delayed_acks: crate::features::ack_delay::DelayedAcks,
     /// Segmented messages: our transfers, and the servers' partial messages.
     segments: Segments,
     /// Our ordered streams (op 36), one table for every server; made at the first ordered
@@ -190,6 +193,7 @@ impl Client {
             closed: false,
             due: Vec::new(),
             run: Default::default(),
+            delayed_acks: Default::default(),
             segments: Segments::new(limits),
             ordered_tx: None,
             ordered_rx: OrderedReceiver::default(),
@@ -629,6 +633,7 @@ impl Client {
 
     /// Moves due exchanges into the transmit queue and reports the expired.
     fn pump(&mut self, now: Instant) {
+        super::batch::flush_due_acks(&mut self.delayed_acks, now, &mut self.shared.tx);
         // Key deliveries first: a server should hold our group key before group packets come.
         self.pump_group(now);
         self.pump_subs(now);
@@ -638,7 +643,9 @@ impl Client {
         due.clear();
         let budget = self.counter_budget();
         self.top_up_segments();
-        self.outbox.poll_due(now, connected, budget, &mut due);
+        let per_counter = if self.batches() { MAX_RUN_FRAMES } else { 1 };
+        self.outbox
+            .poll_due_runs(now, connected, budget, per_counter, &mut due);
         let mut run = core::mem::take(&mut self.run);
         run.pump(self.config.server);
         for d in due.drain(..) {

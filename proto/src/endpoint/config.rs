@@ -48,8 +48,10 @@ pub struct Limits {
     pub default_timeout: Duration,
     /// Reliable messages queued or in flight per peer; `send_message` fails beyond it.
     pub max_queued: usize,
-    /// Reliable messages in flight (sent, unacknowledged) per peer. Together with the replay
-    /// window (1024 counters) this keeps a retransmission inside the receiver's window.
+    /// Counters in flight (datagrams sent, unacknowledged) per peer: one per reliable message,
+    /// except on suite 3, where a batch's messages share one (`docs/PROTOCOL.md` §17.3).
+    /// Together with the replay window (1024 counters) this keeps a retransmission inside the
+    /// receiver's window.
     pub max_in_flight: usize,
     /// First handshake retry interval; it doubles up to `handshake_retry_max`.
     pub handshake_retry: Duration,
@@ -76,6 +78,13 @@ pub struct Limits {
     pub ordered: OrderedLimits,
     /// Bounds of durable messages (op 37): our outbox, the senders and inbox we keep.
     pub durable: DurableLimits,
+    /// Suite 3: the longest we hold the ACK of a batch whose sender has more data queued
+    /// (`MORE`), so that several go in one datagram (`docs/PROTOCOL.md` §17.4). The delay
+    /// used is `min(max_ack_delay, srtt / 4)`, and never above 25 ms, the ceiling senders
+    /// allow for. Zero acknowledges every batch at once.
+    pub max_ack_delay: Duration,
+    /// Suite 3: held ACKs for one peer go at once when this many are held (1 to 32).
+    pub ack_eliciting_threshold: usize,
 }
 
 impl Limits {
@@ -125,6 +134,8 @@ impl Default for Limits {
             reassembly_timeout: Duration::from_secs(30),
             ordered: OrderedLimits::default(),
             durable: DurableLimits::default(),
+            max_ack_delay: Duration::from_millis(2),
+            ack_eliciting_threshold: 8,
         }
     }
 }

@@ -428,8 +428,8 @@ pub struct Stats {
     pub batches_sent: u64,
     /// Suite 3: frames carried in those batches.
     pub frames_batched: u64,
-    /// Suite 3: acknowledgements held back for a burst (`features::batch`); always 0 until
-    /// delayed ACKs are in.
+    /// Suite 3: acknowledgements held back for a burst (`features::ack_delay`,
+    /// `docs/PROTOCOL.md` §17.4).
     pub acks_delayed: u64,
     /// Suite 3: op 39 frames sent (several counters acknowledged at once).
     pub ack_ranges_sent: u64,

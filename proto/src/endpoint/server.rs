@@ -9,6 +9,7 @@
 
 use super::shared::{self, Sealer, Shared};
 use super::Encoded;
+use crate::features::batch::MAX_RUN_FRAMES;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -105,6 +106,8 @@ pub struct Server {
     busy_scratch: Vec<SocketAddr>,
     /// Suite 3: the open run of messages sharing a counter (`features::batch`).
     run: crate::features::batch::Run,
+    /// Suite 3: ACKs held for bursts (`features::ack_delay`), sent by `pump` when due.
+    delayed_acks: crate::features::ack_delay::DelayedAcks,
     /// Registered RPC functions and their names (for standard call 1).
     functions: rpc::Functions,
     /// Targets we take messages for; announced to every client with opcode 13.
@@ -166,6 +169,7 @@ impl Server {
             busy: BTreeSet::new(),
             busy_scratch: Vec::new(),
             run: Default::default(),
+            delayed_acks: Default::default(),
             functions: rpc::Functions::default(),
             targets: BTreeSet::new(),
             client_subs: pubsub::ClientSubs::default(),
@@ -702,6 +706,7 @@ impl Server {
 
     /// Moves due exchanges of busy sessions into the transmit queue.
     fn pump(&mut self, now: Instant) {
+        super::batch::flush_due_acks(&mut self.delayed_acks, now, &mut self.shared.tx);
         self.pump_registers(now);
         let mut due = core::mem::take(&mut self.due);
         let mut busy = core::mem::take(&mut self.busy_scratch);
@@ -726,7 +731,9 @@ impl Server {
                 .transfers
                 .top_up(Some(addr), &mut s.outbox, next_id, window);
             let budget = s.outbox.counter_budget(Counter(s.tx_counter));
-            s.outbox.poll_due(now, true, budget, &mut due);
+            let per_counter = if batch::batches(s) { MAX_RUN_FRAMES } else { 1 };
+            s.outbox
+                .poll_due_runs(now, true, budget, per_counter, &mut due);
             let run = &mut self.run;
             run.pump(addr);
             for d in due.drain(..) {

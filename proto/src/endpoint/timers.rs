@@ -97,6 +97,8 @@ pub(crate) enum ClientTimer {
     Subscriptions = 14,
     /// Our register exchanges, opcodes 6 to 9 (run by `pump`).
     Registers = 15,
+    /// Suite 3: ACKs held for a burst are sent (`features::ack_delay`; run by `pump`).
+    AckDelay = 16,
 }
 
 impl TimerKind for ClientTimer {
@@ -117,6 +119,7 @@ impl TimerKind for ClientTimer {
         ClientTimer::GroupKeys,
         ClientTimer::Subscriptions,
         ClientTimer::Registers,
+        ClientTimer::AckDelay,
     ];
 
     fn index(self) -> usize {
@@ -130,12 +133,13 @@ impl TimerKind for ClientTimer {
                 | ClientTimer::GroupKeys
                 | ClientTimer::Subscriptions
                 | ClientTimer::Registers
+                | ClientTimer::AckDelay
         )
     }
 }
 
 /// The client's table: one slot per [`ClientTimer`], the last kind's discriminant plus one.
-pub(crate) type ClientTimers = TimerTable<ClientTimer, { ClientTimer::Registers as usize + 1 }>;
+pub(crate) type ClientTimers = TimerTable<ClientTimer, { ClientTimer::AckDelay as usize + 1 }>;
 
 /// The server's timers, in the order `Server::handle_timeout` runs them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +158,8 @@ pub(crate) enum ServerTimer {
     /// Register notifications held back by an observer's interval, and the ends of
     /// observations (run by `pump`, before the outboxes it fills).
     Registers = 5,
+    /// Suite 3: ACKs held for a burst are sent (`features::ack_delay`; run by `pump`).
+    AckDelay = 6,
 }
 
 impl TimerKind for ServerTimer {
@@ -164,6 +170,7 @@ impl TimerKind for ServerTimer {
         ServerTimer::OrderedStreams,
         ServerTimer::Outbox,
         ServerTimer::Registers,
+        ServerTimer::AckDelay,
     ];
 
     fn index(self) -> usize {
@@ -171,12 +178,15 @@ impl TimerKind for ServerTimer {
     }
 
     fn is_pumped(self) -> bool {
-        matches!(self, ServerTimer::Outbox | ServerTimer::Registers)
+        matches!(
+            self,
+            ServerTimer::Outbox | ServerTimer::Registers | ServerTimer::AckDelay
+        )
     }
 }
 
 /// The server's table: one slot per [`ServerTimer`].
-pub(crate) type ServerTimers = TimerTable<ServerTimer, { ServerTimer::Registers as usize + 1 }>;
+pub(crate) type ServerTimers = TimerTable<ServerTimer, { ServerTimer::AckDelay as usize + 1 }>;
 
 #[cfg(test)]
 mod tests {

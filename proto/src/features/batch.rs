@@ -72,6 +72,11 @@ impl Run {
         self.open = len.map(|l| (c, 1, batch::BATCH_HEADER + batch::FRAME_HEADER + l));
     }
 
+    /// Closes the open run: the next entry waits for a counter of its own.
+    pub(crate) fn close(&mut self) {
+        self.open = None;
+    }
+
     /// Starts a pump for `peer`: a run open for another peer is closed, and retransmissions
     /// are tracked afresh.
     pub(crate) fn pump(&mut self, peer: core::net::SocketAddr) {

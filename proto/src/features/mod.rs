@@ -61,6 +61,7 @@
 //! - [`durable`]: durable messages (op 37): the durable outbox, per-sender de-duplication
 //!   windows, the inbox, and the batches of records a driver stores.
 
+pub(crate) mod ack_delay;
 pub mod authority;
 pub(crate) mod batch;
 pub mod durable;

@@ -5,6 +5,7 @@
 //! That is what makes delivery exactly-once within a session. Timers follow RFC 6298 (see
 //! [`rtt`]); the caller's deadline always wins over the retry schedule.
 
+mod earliest;
 pub mod histogram;
 pub mod rtt;
 
@@ -269,9 +270,15 @@ pub(crate) enum Reply {
 ///   exchange takes a counter only after every older one has, and keeps it for good. So the
 ///   oldest counter is the front's, an answer is found by binary search, and new sends start
 ///   at index `sent`.
-/// - At most `max_in_flight` entries have a counter; the rest wait in order for a slot.
+/// - At most `max_in_flight` distinct counters are in flight (`counters` of them); the rest
+///   wait in order for a slot. Entries sharing a counter (a suite 3 run, `features::batch`)
+///   are adjacent, so the distinct counters are counted by comparing neighbours.
 /// - The total is bounded by `capacity`; `push` refuses more.
-/// - No retry or deadline is earlier than `timers_from` (a lower bound; exact after a pass).
+/// - `earliest_deadline` is exactly the minimum deadline of every entry, and `earliest_retry`
+///   the minimum retry of the sent ones (`Instant::MAX` for none): a deadline query reads
+///   them instead of walking the entries. While the values run in entry order (one timeout for
+///   every message; retries armed in send order under a steady RTO) the minimum is the
+///   front's, so removing it costs nothing; otherwise a removal of the minimum rescans.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     entries: VecDeque<InFlight>,
@@ -279,11 +286,24 @@ pub(crate) struct Outbox {
     /// (`server::peer::tests::idle_session_state_stays_small`); larger configs saturate.
     capacity: u32,
     max_in_flight: u32,
-    sent: usize,
-    /// Until this instant `poll_due` skips its pass over every entry: with a window of
-    /// messages in flight, that pass on every send and every ACK was the largest cost of the
-    /// core outside the cipher (`compare`'s core row, `benches/README.md`).
-    timers_from: Instant,
+    /// How many entries have a counter (the sent prefix).
+    sent: u32,
+    /// How many distinct counters the sent prefix holds: what `max_in_flight` bounds. A u16
+    /// (and `max_in_flight` saturates there), so that the outbox stays within the idle
+    /// session's budget: the replay window lets far fewer be in flight anyway.
+    counters: u16,
+    /// The earliest deadline of any entry. Kept exact on every change, so that a deadline
+    /// query is O(1): the scan over up to a window of entries per driver pass was the largest
+    /// cost of the core path outside the cipher (issue 19).
+    earliest_deadline: Instant,
+    /// The earliest retry of any sent entry; `poll_due` makes its timer pass only when this
+    /// or `earliest_deadline` is due.
+    earliest_retry: Instant,
+    /// Whether the deadlines never decrease from front to back (then the front's is the
+    /// earliest). Restored by a rescan.
+    deadlines_sorted: bool,
+    /// Whether the retries of the sent prefix never decrease from front to back.
+    retries_sorted: bool,
     /// When an answer (ACK or response) to any exchange in flight last arrived: the evidence
     /// that the path works, which stops the backoff of the others (`docs/PROTOCOL.md` §7.3).
     /// `Instant::ZERO` until the first: not an `Option`, which would cost every idle server
@@ -296,9 +316,14 @@ impl Outbox {
         Outbox {
             entries: VecDeque::new(),
             capacity: u32::try_from(capacity.max(1)).unwrap_or(u32::MAX),
-            max_in_flight: u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX),
+            max_in_flight: u32::try_from(max_in_flight.clamp(1, usize::from(u16::MAX)))
+                .unwrap_or(u32::MAX),
             sent: 0,
-            timers_from: Instant::MAX,
+            counters: 0,
+            earliest_deadline: Instant::MAX,
+            earliest_retry: Instant::MAX,
+            deadlines_sorted: true,
+            retries_sorted: true,
             last_answer: Instant::ZERO,
         }
     }
@@ -318,7 +343,8 @@ impl Outbox {
             self.entries.back().is_none_or(|e| e.id < id),
             "ids must increase"
         );
-        self.timers_from = self.timers_from.min(deadline);
+        self.deadlines_sorted &= self.entries.back().is_none_or(|b| b.deadline <= deadline);
+        self.earliest_deadline = self.earliest_deadline.min(deadline);
         self.entries.push_back(InFlight {
             id,
             payload,
@@ -368,7 +394,7 @@ impl Outbox {
     /// Several entries may share a counter (a suite 3 batch, `features::batch`): this finds the
     /// first of that run.
     fn position_of(&self, counter: Counter) -> Option<usize> {
-        let (mut lo, mut hi) = (0, self.sent.min(self.entries.len()));
+        let (mut lo, mut hi) = (0, self.sent().min(self.entries.len()));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.entries[mid].counter {
@@ -376,7 +402,7 @@ impl Outbox {
                 _ => hi = mid,
             }
         }
-        (lo < self.sent.min(self.entries.len()) && self.entries[lo].counter == Some(counter))
+        (lo < self.sent().min(self.entries.len()) && self.entries[lo].counter == Some(counter))
             .then_some(lo)
     }
 
@@ -390,7 +416,7 @@ impl Outbox {
 
     /// Whether an exchange waits for its first transmission (a burst is under way).
     pub(crate) fn has_unsent(&self) -> bool {
-        self.entries.len() > self.sent
+        self.entries.len() > self.sent()
     }
 
     /// Whether an internal exchange with this payload is already queued (so that keepalives
@@ -421,21 +447,26 @@ impl Outbox {
             return;
         };
         let previous = i.checked_sub(1).and_then(|p| self.entries[p].counter);
+        let prev_retry = i.checked_sub(1).map_or(Instant::ZERO, |p| self.retry_at(p));
         let e = &mut self.entries[i];
         if e.counter.is_some() {
             return;
         }
         // The invariants: sends go out in order, under non-decreasing counters (a batch's
         // entries share one).
-        debug_assert_eq!(i, self.sent, "first transmission out of order");
+        debug_assert_eq!(i, self.sent as usize, "first transmission out of order");
         debug_assert!(previous.is_none_or(|p| p <= counter), "counter decreasing");
         e.counter = Some(counter);
         e.last_sent = Some(now);
         e.expected = expected;
         let retry = (now + rtt.backoff(0)).min(e.deadline);
         e.next_retry = Some(retry);
+        if previous != Some(counter) {
+            self.counters += 1;
+        }
+        self.retries_sorted &= prev_retry <= retry;
         self.sent += 1;
-        self.timers_from = self.timers_from.min(retry);
+        self.earliest_retry = self.earliest_retry.min(retry);
     }
 
     /// Makes every exchange in flight due at `now`: a new session just came up, and whatever
@@ -449,7 +480,7 @@ impl Outbox {
             e.next_retry = Some(now.min(e.deadline));
             e.backoff = 0;
         }
-        self.timers_from = self.timers_from.min(now);
+        self.rescan();
     }
 
     /// Makes the exchanges in flight for which `pick` holds due at `now` (see
@@ -460,7 +491,7 @@ impl Outbox {
                 e.next_retry = Some(now.min(e.deadline));
             }
         }
-        self.timers_from = self.timers_from.min(now);
+        self.rescan();
     }
 
     /// Records a retransmission of `id` and arms its next timer.
@@ -473,7 +504,11 @@ impl Outbox {
     /// ceiling and the number of copies sent into silence is unchanged.
     pub(crate) fn on_retransmit(&mut self, id: u64, now: Instant, rtt: &RttEstimator) {
         let last_answer = self.last_answer;
-        if let Some(e) = self.index_of(id).map(|i| &mut self.entries[i]) {
+        let Some(i) = self.index_of(id) else {
+            return;
+        };
+        let retry = {
+            let e = &mut self.entries[i];
             e.retransmissions = e.retransmissions.saturating_add(1);
             // Only for an exchange with one receiver: an answer from one member of a group says
             // nothing of another that stays silent, and resending to it every RTO would
@@ -485,9 +520,13 @@ impl Outbox {
                 e.backoff.saturating_add(1)
             };
             e.last_sent = Some(now);
-            let retry = (now + rtt.backoff(u32::from(e.backoff))).min(e.deadline);
+            (now + rtt.backoff(u32::from(e.backoff))).min(e.deadline)
+        };
+        if i < self.sent() {
+            self.set_retry(i, retry);
+        } else if let Some(e) = self.entries.get_mut(i) {
+            // Never sent: not part of the retry minimum (nor of `poll_due`'s pass).
             e.next_retry = Some(retry);
-            self.timers_from = self.timers_from.min(retry);
         }
     }
 
@@ -532,11 +571,8 @@ impl Outbox {
         e.acked.push(from);
         // A call is complete with its first response, whoever sends it.
         if call || e.is_complete() {
-            match self.entries.remove(pos) {
-                Some(done) => {
-                    self.sent -= 1;
-                    Reply::Complete(done)
-                }
+            match self.remove_at(pos) {
+                Some(done) => Reply::Complete(done),
                 None => Reply::Unknown,
             }
         } else {
@@ -549,7 +585,7 @@ impl Outbox {
     /// bounded by the window, whatever range a peer names.
     pub(crate) fn acked_in_range(&self, first: Counter, count: u16, out: &mut Vec<Counter>) {
         let end = first.0.saturating_add(u64::from(count));
-        let sent = self.sent.min(self.entries.len());
+        let sent = self.sent().min(self.entries.len());
         let start = self
             .entries
             .range(..sent)
@@ -566,7 +602,11 @@ impl Outbox {
     /// Removes every entry, in order (used when the peer goes away for good).
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = InFlight> + '_ {
         self.sent = 0;
-        self.timers_from = Instant::MAX;
+        self.counters = 0;
+        self.earliest_deadline = Instant::MAX;
+        self.earliest_retry = Instant::MAX;
+        self.deadlines_sorted = true;
+        self.retries_sorted = true;
         self.entries.drain(..)
     }
 
@@ -576,16 +616,16 @@ impl Outbox {
         let mut i = 0;
         while i < self.entries.len() {
             if pick(&self.entries[i]) {
-                if i < self.sent {
-                    // The sent prefix stays a prefix, one shorter.
-                    self.sent -= 1;
-                }
-                if let Some(e) = self.entries.remove(i) {
+                // The sent prefix stays a prefix, one shorter if `i` was in it.
+                if let Some(e) = self.remove_raw(i) {
                     out.push(e);
                 }
             } else {
                 i += 1;
             }
+        }
+        if !out.is_empty() {
+            self.rescan();
         }
         out
     }
@@ -597,12 +637,15 @@ impl Outbox {
         let mut i = 0;
         while i < self.entries.len() {
             if self.entries[i].counter.is_none() {
-                if let Some(e) = self.entries.remove(i) {
+                if let Some(e) = self.remove_raw(i) {
                     out.push(e);
                 }
             } else {
                 i += 1;
             }
+        }
+        if !out.is_empty() {
+            self.rescan();
         }
         out
     }
@@ -633,7 +676,23 @@ impl Outbox {
         new_budget: usize,
         out: &mut Vec<Due>,
     ) {
-        if now >= self.timers_from {
+        self.poll_due_runs(now, can_send, new_budget, 1, out);
+    }
+
+    /// [`Outbox::poll_due`] for a sender whose first transmissions may share a counter, up
+    /// to `per_counter` of them (a suite 3 run): `max_in_flight` and `new_budget` count
+    /// counters, so up to `per_counter` entries per free counter are handed out. The caller
+    /// sends them in order and stops at the first that would need a counter
+    /// [`Outbox::may_take_counter`] refuses.
+    pub(crate) fn poll_due_runs(
+        &mut self,
+        now: Instant,
+        can_send: bool,
+        new_budget: usize,
+        per_counter: usize,
+        out: &mut Vec<Due>,
+    ) {
+        if now >= self.earliest_deadline.min(self.earliest_retry) {
             self.timer_pass(now, can_send, out);
         }
         if !can_send {
@@ -641,47 +700,50 @@ impl Outbox {
         }
         // New sends, oldest first, after every retransmission above (which are all older).
         let slots = (self.max_in_flight as usize)
-            .saturating_sub(self.sent)
-            .min(new_budget);
+            .saturating_sub(usize::from(self.counters))
+            .min(new_budget)
+            .saturating_mul(per_counter.max(1));
         out.extend(
             self.entries
                 .iter()
-                .skip(self.sent)
+                .skip(self.sent())
                 .take(slots)
                 .map(|e| Due::Transmit(e.id)),
         );
     }
 
-    /// Expires what is past its deadline and picks the retransmissions due, then sets
-    /// `timers_from` to the earliest timer left.
+    /// Whether a first transmission may take a new counter: fewer than `max_in_flight`
+    /// counters are in flight.
+    pub(crate) fn may_take_counter(&self) -> bool {
+        u32::from(self.counters) < self.max_in_flight
+    }
+
+    /// Expires what is past its deadline and picks the retransmissions due; the minimums are
+    /// rescanned once at the end if anything expired.
     fn timer_pass(&mut self, now: Instant, can_send: bool, out: &mut Vec<Due>) {
-        let mut earliest = Instant::MAX;
+        let mut expired = false;
         let mut i = 0;
         while i < self.entries.len() {
             let e = &self.entries[i];
             if e.deadline <= now {
-                if let Some(e) = self.entries.remove(i) {
-                    if e.counter.is_some() {
-                        self.sent -= 1;
-                    }
+                if let Some(e) = self.remove_raw(i) {
                     out.push(Due::Expired(e));
+                    expired = true;
                 }
                 continue;
             }
-            earliest = earliest.min(e.deadline);
             if e.counter.is_some() {
-                if let Some(retry) = e.next_retry {
-                    // A retry handed out here is re-armed by `on_retransmit`; one that is not
-                    // (no session yet) keeps the next call making this pass.
-                    earliest = earliest.min(retry);
-                    if can_send && retry <= now {
-                        out.push(Due::Transmit(e.id));
-                    }
+                // A retry handed out here is re-armed by `on_retransmit`; one that is not
+                // (no session yet) keeps the next call making this pass.
+                if e.next_retry.is_some_and(|retry| can_send && retry <= now) {
+                    out.push(Due::Transmit(e.id));
                 }
             }
             i += 1;
         }
-        self.timers_from = earliest;
+        if expired {
+            self.rescan();
+        }
     }
 
     /// The earliest instant at which `poll_due` has work: a retry or a deadline.
@@ -691,31 +753,24 @@ impl Outbox {
     /// With `can_send` and counter budget left, an exchange waiting for a free slot is due at
     /// once if a slot is free.
     pub(crate) fn next_timeout(&self, can_send: bool, new_budget: usize) -> Option<Instant> {
-        let mut in_flight = 0;
-        let mut earliest: Option<Instant> = None;
-        for e in &self.entries {
-            let mut t = e.deadline;
-            if e.counter.is_some() {
-                in_flight += 1;
-                // Without a session a retry cannot go out, and `poll_due` does not re-arm it:
-                // a past retry reported here would wake the driver again at once, for ever
-                // (found by fuzzing: a client whose server quit spun until the deadline).
-                if let Some(r) = e.next_retry.filter(|_| can_send) {
-                    t = t.min(r);
-                }
-            } else if can_send && in_flight < self.max_in_flight as usize && new_budget > 0 {
-                in_flight += 1;
-                t = Instant::ZERO;
-            }
-            // No deadline (`Instant::MAX`) and no retry: no timer, rather than one at the end
-            // of time that a driver would have to turn into a sleep.
-            if t < Instant::MAX {
-                earliest = Some(earliest.map_or(t, |x| x.min(t)));
-            }
+        if can_send && new_budget > 0 && self.has_unsent() && self.may_take_counter() {
+            return Some(Instant::ZERO);
         }
-        earliest
+        // Without a session a retry cannot go out, and `poll_due` does not re-arm it: a past
+        // retry reported here would wake the driver again at once, for ever (found by
+        // fuzzing: a client whose server quit spun until the deadline).
+        let t = if can_send {
+            self.earliest_deadline.min(self.earliest_retry)
+        } else {
+            self.earliest_deadline
+        };
+        // No deadline (`Instant::MAX`) and no retry: no timer, rather than one at the end of
+        // time that a driver would have to turn into a sleep.
+        (t < Instant::MAX).then_some(t)
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timeout_tests;

@@ -8,6 +8,7 @@ use core::net::SocketAddr;
 use super::Client;
 use crate::endpoint::batch as coalesce;
 use crate::endpoint::{DropReason, Encoded, Outgoing};
+use crate::features::ack_delay::{ack_delay, MAX_ACK_DELAY_CEILING};
 use crate::features::batch::{frame_len, Run};
 use crate::id::Counter;
 use crate::session::TxKey;
@@ -18,7 +19,7 @@ use crate::wire::App;
 impl Client {
     /// Whether this client batches what it sends: suite 3, one server (group sends never
     /// batch).
-    fn batches(&self) -> bool {
+    pub(super) fn batches(&self) -> bool {
         !self.multicast && matches!(self.sealer, Some(TxKey::Noise { .. }))
     }
 
@@ -55,6 +56,12 @@ impl Client {
                 .on_first_transmit(id, c, expected, now, &self.rtt);
             return false;
         }
+        if self.batches() && (!self.outbox.may_take_counter() || self.counter_budget() == 0) {
+            // Handed out for a run that closed, and every counter is in flight: it waits,
+            // and so does every later one (the run stays closed).
+            run.close();
+            return false;
+        }
         let c = self.take_counter();
         run.start(c, len);
         self.outbox
@@ -87,7 +94,7 @@ impl Client {
             }
             return true;
         }
-        let frames = match coalesce::frames(plain) {
+        let (more, frames) = match coalesce::frames(plain) {
             Ok(f) => f,
             Err(e) => {
                 self.shared.stats.drop(DropReason::from_wire(e));
@@ -100,6 +107,15 @@ impl Client {
             self.on_opened(now, from, addr, counter, Ok(frame), false);
         }
         coalesce::dedup_acks(&mut self.shared.tx, queued, from, counter);
+        if more && self.batches() {
+            let hold = coalesce::Hold {
+                delayed: &mut self.delayed_acks,
+                delay: ack_delay(self.config.limits.max_ack_delay, &self.rtt),
+                threshold: self.config.limits.ack_eliciting_threshold,
+            };
+            let stats = &mut self.shared.stats;
+            coalesce::hold_ack(hold, &mut self.shared.tx, queued, from, counter, now, stats);
+        }
         true
     }
 
@@ -133,6 +149,7 @@ impl Client {
             _ => return None,
         };
         let (riders, more_queued) = coalesce::peek(&self.shared.tx, to);
+        let riders = riders || self.delayed_acks.holds(to);
         let mut lead_ack = None;
         let counter = match out {
             Outgoing::Reliable { id, .. } => {
@@ -169,6 +186,7 @@ impl Client {
         let (room, frames) = coalesce::room_after(lead_len, lead.len());
         let mut taken = coalesce::take_riders(&mut self.shared.tx, to, room, frames);
         taken.push_ack(lead_ack);
+        taken.push_held(self.delayed_acks.take(to));
         let more = self.outbox.has_unsent() || more_queued;
         let key = self.sealer.as_ref()?;
         let sealed = coalesce::seal(
@@ -183,6 +201,10 @@ impl Client {
             &mut self.shared.stats,
             buf,
         );
+        if more && matches!(out, Outgoing::Reliable { .. }) {
+            // The receiver may hold its ACK: the retry allows for it (§17.4).
+            self.outbox.delay_retries(counter, MAX_ACK_DELAY_CEILING);
+        }
         Some(Encoded::from(to, sealed))
     }
 }

@@ -67,6 +67,7 @@ impl Client {
             ClientTimer::GroupKeys => self.group_timeout(),
             ClientTimer::Subscriptions => self.subs_timeout(),
             ClientTimer::Registers => self.registers_timeout(),
+            ClientTimer::AckDelay => self.delayed_acks.next_due(),
         }
     }
 
@@ -124,7 +125,8 @@ impl Client {
             ClientTimer::Outbox
             | ClientTimer::GroupKeys
             | ClientTimer::Subscriptions
-            | ClientTimer::Registers => {}
+            | ClientTimer::Registers
+            | ClientTimer::AckDelay => {}
         }
     }
 

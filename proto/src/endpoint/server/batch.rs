@@ -9,6 +9,7 @@ use core::net::SocketAddr;
 use super::{take, Server, ServerSession, Via};
 use crate::endpoint::batch as coalesce;
 use crate::endpoint::{DropReason, Encoded, Outgoing, Stats};
+use crate::features::ack_delay::{ack_delay, MAX_ACK_DELAY_CEILING};
 use crate::features::batch::{frame_len, Run};
 use crate::id::Counter;
 use crate::session::TxKey;
@@ -17,7 +18,7 @@ use crate::wire::batch::Acks;
 use crate::wire::App;
 
 /// Whether a session batches: suite 3 pairwise sessions only.
-fn batches(s: &ServerSession) -> bool {
+pub(super) fn batches(s: &ServerSession) -> bool {
     matches!(s.tx_key, TxKey::Noise { .. })
 }
 
@@ -48,6 +49,14 @@ pub(super) fn on_due(
         s.outbox.on_first_transmit(id, c, vec![addr], now, &s.rtt);
         return false;
     }
+    if batches(s)
+        && (!s.outbox.may_take_counter() || s.outbox.counter_budget(Counter(s.tx_counter)) == 0)
+    {
+        // Handed out for a run that closed, and every counter is in flight: it waits, and
+        // so does every later one (the run stays closed).
+        run.close();
+        return false;
+    }
     let c = take(&mut s.tx_counter);
     run.start(c, len);
     s.outbox.on_first_transmit(id, c, vec![addr], now, &s.rtt);
@@ -75,7 +84,7 @@ impl Server {
             }
             return true;
         }
-        let frames = match coalesce::frames(plain) {
+        let (more, frames) = match coalesce::frames(plain) {
             Ok(f) => f,
             Err(e) => {
                 self.shared.stats.drop(DropReason::from_wire(e));
@@ -88,6 +97,15 @@ impl Server {
             self.on_opened(now, from, counter, Ok(frame), via);
         }
         coalesce::dedup_acks(&mut self.shared.tx, queued, from, counter);
+        if let Some(s) = self.sessions.get(&from).filter(|_| more) {
+            let hold = coalesce::Hold {
+                delayed: &mut self.delayed_acks,
+                delay: ack_delay(self.config.limits.max_ack_delay, &s.rtt),
+                threshold: self.config.limits.ack_eliciting_threshold,
+            };
+            let stats = &mut self.shared.stats;
+            coalesce::hold_ack(hold, &mut self.shared.tx, queued, from, counter, now, stats);
+        }
         true
     }
 
@@ -141,6 +159,7 @@ impl Server {
         };
         let s = self.sessions.get_mut(&to).filter(|s| batches(s))?;
         let (riders, more_queued) = coalesce::peek(&self.shared.tx, to);
+        let riders = riders || self.delayed_acks.holds(to);
         let status = self.config.status;
         let mut lead: Vec<App<'_>> = Vec::new();
         let mut lead_ack = None;
@@ -174,6 +193,7 @@ impl Server {
         let (room, frames) = coalesce::room_after(lead_len, lead.len());
         let mut taken = coalesce::take_riders(&mut self.shared.tx, to, room, frames);
         taken.push_ack(lead_ack);
+        taken.push_held(self.delayed_acks.take(to));
         let more = s.outbox.has_unsent() || more_queued;
         let sealed = coalesce::seal(
             &s.tx_key,
@@ -187,6 +207,10 @@ impl Server {
             &mut self.shared.stats,
             buf,
         );
+        if more && matches!(out, Outgoing::Reliable { .. }) {
+            // The receiver may hold its ACK: the retry allows for it (§17.4).
+            s.outbox.delay_retries(counter, MAX_ACK_DELAY_CEILING);
+        }
         Some(Encoded::from(to, sealed))
     }
 }

@@ -49,6 +49,7 @@ impl Server {
                 })
                 .min(),
             ServerTimer::Registers => self.registers_due(),
+            ServerTimer::AckDelay => self.delayed_acks.next_due(),
         }
     }
 
@@ -75,7 +76,7 @@ impl Server {
             }
             ServerTimer::OrderedStreams => self.on_ordered_timer(now),
             // Pumped (`is_pumped`): `handle_timeout` runs it through `pump`.
-            ServerTimer::Outbox | ServerTimer::Registers => {}
+            ServerTimer::Outbox | ServerTimer::Registers | ServerTimer::AckDelay => {}
         }
     }
 }
