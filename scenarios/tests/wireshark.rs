@@ -165,6 +165,9 @@ fn tshark_decodes_simulated_runs_as_the_trace_does() {
         ("burst-1000", "noise"),
     ] {
         let (trace, shown) = compare(&tshark, scenario, suite);
+        // Batching carries burst-1000's messages in a few dozen datagrams, and delayed ACKs
+        // answer several at once, so that run has fewer session packets than the others.
+        let least = if scenario == "burst-1000" { 20 } else { 50 };
         assert_eq!(
             trace.len(),
             shown.len(),
@@ -175,7 +178,7 @@ fn tshark_decodes_simulated_runs_as_the_trace_does() {
                 .iter()
                 .filter(|d| d.decryption.starts_with("to_"))
                 .count()
-                >= 50,
+                >= least,
             "{scenario}/{suite}: the run's session packets are opened"
         );
         let mismatches: Vec<(usize, &Decoded, &Decoded)> = trace
