@@ -33,8 +33,8 @@ pub const WINDOW: u64 = 1024;
 /// # Invariants
 /// - `floor <= newest`.
 /// - Every counter `c` with `max(floor, newest - WINDOW) < c <= newest` was committed if and
-///   only if [`Bits`] says so: in [`Bits::Dense`], bit `newest - c` of the word for
-///   `c > newest - 64`, and "committed" for every lower `c`; in [`Bits::Ring`], the bit at
+///   only if `Bits` says so: in `Bits::Dense`, bit `newest - c` of the word for
+///   `c > newest - 64`, and "committed" for every lower `c`; in `Bits::Ring`, the bit at
 ///   position `c % WINDOW`. Bits of counters outside that range mean nothing and are cleared as
 ///   the window slides over them.
 #[derive(Clone, Debug)]
