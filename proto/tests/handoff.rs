@@ -320,3 +320,27 @@ fn keys_name_the_sender() {
     let (held, _) = server_messages(&mut net);
     assert_eq!(held[0].key.peer, PeerId::Client(ID));
 }
+
+#[test]
+fn a_batch_with_a_held_frame_waits_for_it_whole() {
+    // A frame to an unmarked target shares the held frame's counter: the counter's one ACK
+    // must wait for the held frame.
+    let mut net = network(Suite::Noise, 10, |_| {});
+    let held_id = send(&mut net, "t", b"held");
+    let plain_id = send(&mut net, "u", b"plain");
+    net.run_for(Duration::from_millis(100));
+    let (held, plain) = server_messages(&mut net);
+    assert_eq!((held.len(), plain.len()), (1, 1));
+    net.run_for(Duration::from_secs(2));
+    assert!(
+        delivered(&mut net).is_empty(),
+        "the batch was acknowledged early"
+    );
+    complete(&mut net, held[0].id).unwrap();
+    net.run_for(Duration::from_millis(100));
+    let mut acked = delivered(&mut net);
+    acked.sort();
+    let mut want = vec![held_id, plain_id];
+    want.sort();
+    assert_eq!(acked, want);
+}

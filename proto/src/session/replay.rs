@@ -722,6 +722,25 @@ mod tests {
             })
         }
 
+        fn prop_forget_matches_model_in_order(seed: u64, steps: Vec<u8>, back: Vec<u16>) -> bool {
+            // A sender's mostly increasing counters with forgets of recent ones in between,
+            // so that forgets meet the dense form (in and below its top 64) as well as the ring.
+            floors(seed).iter().all(|&f| {
+                let mut w = ReplayWindow::new(Counter(f));
+                let mut model = Model::new(f);
+                let cs = mostly_in_order(f, &steps);
+                cs.iter().zip(back.iter().cycle()).all(|(&c, &b)| {
+                    let committed = accept(&mut w, c) == model.commit(c);
+                    let target = model.newest.saturating_sub(u64::from(b % 1100));
+                    let got = w.forget(Counter(target));
+                    committed
+                        && got == model.forget(target)
+                        && (!got || w.check(Counter(target)).is_ok())
+                        && w.newest() == Counter(model.newest)
+                })
+            })
+        }
+
         fn prop_check_does_not_mutate(seed: u64, offsets: Vec<i16>, probe: i16) -> bool {
             let f = seed % (1 << 40);
             let mut w = ReplayWindow::new(Counter(f));
