@@ -186,11 +186,12 @@ impl Bridge {
             }
         }
         self.ctx.mqtt.close();
-        if let Some(i) = self.inbound.take() {
-            i.stop();
-        }
+        // The server first: the outcomes the inbound direction still waits for end at once.
         if let Some(s) = &self.ctx.server {
             s.close();
+        }
+        if let Some(i) = self.inbound.take() {
+            i.stop();
         }
     }
 }
