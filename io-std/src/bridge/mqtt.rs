@@ -245,6 +245,8 @@ struct Shared {
     stats: MqttStats,
     version: MqttVersion,
     on_connect: Mutex<Vec<OnConnect>>,
+    /// [`Mqtt::connect`] was called.
+    go: AtomicBool,
 }
 
 impl Shared {
@@ -275,6 +277,15 @@ impl Mqtt {
     /// Starts the connection thread; it connects, and reconnects with backoff, until
     /// [`Mqtt::close`]. Fails only on a configuration it cannot use (a TLS file).
     pub fn start(settings: MqttSettings) -> std::io::Result<Mqtt> {
+        let mqtt = Self::prepare(settings)?;
+        mqtt.connect();
+        Ok(mqtt)
+    }
+
+    /// As [`Mqtt::start`], but the thread connects only at [`Mqtt::connect`]: subscribe
+    /// first, so that what the broker kept in the session for the bridge (delivered as soon
+    /// as it connects) finds its handlers, instead of being acknowledged as unrouted.
+    pub fn prepare(settings: MqttSettings) -> std::io::Result<Mqtt> {
         let tls = tls_config(&settings.section)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(LinkState::default()),
@@ -282,6 +293,7 @@ impl Mqtt {
             stats: MqttStats::default(),
             version: settings.section.protocol,
             on_connect: Mutex::new(Vec::new()),
+            go: AtomicBool::new(false),
         });
         let mqtt = Mqtt {
             shared: shared.clone(),
@@ -296,6 +308,11 @@ impl Mqtt {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
         Ok(mqtt)
+    }
+
+    /// Lets a [`Mqtt::prepare`]d connection connect (a no-op after the first call).
+    pub fn connect(&self) {
+        self.shared.go.store(true, Ordering::Release);
     }
 
     /// The protocol version in use.
@@ -428,6 +445,12 @@ impl Mqtt {
     }
 
     fn run(&self, settings: &MqttSettings, tls: Option<&rumqttc::TlsConfiguration>) {
+        while !self.shared.go.load(Ordering::Acquire) {
+            if self.shared.closed.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let mut backoff = BACKOFF_MIN;
         while !self.shared.closed.load(Ordering::Acquire) {
             let connected = match settings.section.protocol {

@@ -104,7 +104,28 @@ pub(crate) fn start(ctx: &Arc<Context>) {
                 })
                 .collect()
         };
+        let mut targets = targets;
+        targets.sort();
+        targets.dedup();
         for target in targets {
+            // Reliable messages are held: their ACK waits for the broker's PUBACK.
+            let weak = Arc::downgrade(ctx);
+            server.on_message_handoff(target.as_deref(), move |m, handoff| {
+                let Some(ctx) = weak.upgrade() else { return };
+                forward(
+                    &ctx,
+                    m,
+                    Box::new(move |safe| {
+                        if safe {
+                            // On the MQTT thread: it must not wait for the server's thread.
+                            handoff.complete_nowait();
+                        } else {
+                            handoff.refuse();
+                        }
+                    }),
+                );
+            });
+            // Unreliable messages (and those §18 does not hold: ordered, durable, segmented).
             let weak = Arc::downgrade(ctx);
             server.on_message(target.as_deref(), move |m| {
                 let Some(ctx) = weak.upgrade() else { return };

@@ -123,7 +123,8 @@ impl Bridge {
             payload: Bytes::from_static(presence::OFFLINE),
             retain: true,
         });
-        let mqtt = Mqtt::start(MqttSettings {
+        // Connected only once every part has subscribed (see `Mqtt::prepare`).
+        let mqtt = Mqtt::prepare(MqttSettings {
             section: config.mqtt.clone(),
             will,
         })?;
@@ -143,7 +144,8 @@ impl Bridge {
         presence::start(&ctx);
         let inbound = inbound::start(&ctx)?;
         outbound::start(&ctx);
-        // The parts of `rpc`, `registers` and `dedupe` start here.
+        // The parts of `rpc`, `registers` and `dedupe` start here, before `connect`.
+        ctx.mqtt.connect();
         Ok(Bridge {
             ctx,
             inbound: Some(inbound),
