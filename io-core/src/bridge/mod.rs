@@ -1,0 +1,13 @@
+//! The pure half of `pav bridge` (Pavillion ↔ MQTT): what has no MQTT connection and no socket
+//! in it, so that it is tested without a broker.
+//!
+//! - [`config`]: the bridge's TOML file, decoded and checked (every error names the key and
+//!   the line);
+//! - [`topic`]: topic templates (`{prefix}/{site}/{client}/{target}/{name}`), the escaping that
+//!   keeps MQTT's wildcards and NUL out of a topic made from Pavillion names, and filter
+//!   matching for subscriptions.
+//!
+//! The runtime (the MQTT connection, the two directions, presence) is `pavillion_std::bridge`.
+
+pub mod config;
+pub mod topic;
