@@ -21,6 +21,7 @@
 )]
 
 pub mod authority;
+pub mod bridge;
 mod clock;
 pub mod config;
 pub mod durable;
