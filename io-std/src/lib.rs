@@ -60,6 +60,8 @@
 )]
 
 pub mod authority;
+#[cfg(feature = "bridge")]
+pub mod bridge;
 mod client;
 mod driver;
 mod durable_api;

@@ -1,0 +1,1 @@
+//! Several bridges for one site without duplicates (`[dedupe]`, the `pav-id` property).

@@ -1,0 +1,1 @@
+//! Register values of upstream servers published retained (`[[upstream]] registers`).

@@ -1,0 +1,1 @@
+//! RPC over MQTT 5 request/response, both ways (`[[rpc_to_mqtt]]`, `[[upstream]] rpc`).
