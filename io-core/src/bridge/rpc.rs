@@ -115,16 +115,31 @@ impl<T> Correlations<T> {
         }
     }
 
+    /// An empty table whose seed comes from the OS, so that a late answer to a request of an
+    /// earlier run of the bridge (the same response topic) matches nothing. Falls back to the
+    /// clock if the OS has no randomness: ids stay unique within the run either way.
+    pub fn with_random_seed(capacity: usize) -> Self {
+        let mut seed = [0u8; 8];
+        if getrandom::fill(&mut seed).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            seed = (nanos as u64).to_le_bytes();
+        }
+        Self::new(capacity, u64::from_le_bytes(seed))
+    }
+
     /// Enters a request that waits until `deadline` and returns its fresh id.
     ///
     /// # Errors
-    /// [`TableFull`] when `capacity` requests wait: the caller fails the request at once
-    /// ([`BridgeRpcError::Busy`]) rather than queue without bound.
-    pub fn insert(&mut self, deadline: Instant, value: T) -> Result<CorrelationId, TableFull> {
+    /// [`TableFull`], with `value` back, when `capacity` requests wait: the caller fails the
+    /// request at once ([`BridgeRpcError::Busy`]) rather than queue without bound.
+    pub fn insert(&mut self, deadline: Instant, value: T) -> Result<CorrelationId, (TableFull, T)> {
         if self.waiting.len() >= self.capacity {
-            return Err(TableFull {
+            let full = TableFull {
                 capacity: self.capacity,
-            });
+            };
+            return Err((full, value));
         }
         let id = CorrelationId(mix(self.seed.wrapping_add(self.issued)).to_be_bytes());
         self.issued += 1;

@@ -28,7 +28,7 @@ fn the_table_is_bounded_and_frees_room_as_answers_come() {
     let mut t = Correlations::new(2, 0);
     let a = t.insert(now, 1).unwrap();
     t.insert(now, 2).unwrap();
-    assert_eq!(t.insert(now, 3), Err(TableFull { capacity: 2 }));
+    assert_eq!(t.insert(now, 3), Err((TableFull { capacity: 2 }, 3)));
     t.take(Some(a.as_bytes())).unwrap();
     assert!(t.insert(now, 3).is_ok());
 }
