@@ -11,6 +11,7 @@
 //! virtual ([`Instant`]); only the wall-clock cost of running it is measured.
 
 pub mod batched;
+pub mod bridge;
 pub mod bulk;
 pub mod durable;
 pub mod handshake_cost;

@@ -82,6 +82,10 @@ struct Args {
     /// Measure only the io-smol rows (pipelined messages and RPC through the async adapter).
     #[arg(long)]
     smol_only: bool,
+    /// Measure only the MQTT bridge row (issue 21): through `pav bridge` into mosquitto
+    /// against direct QoS 1 publishing (`pavillion_benches::bridge`).
+    #[arg(long)]
+    bridge_only: bool,
     /// Size of the bulk message, in MiB.
     #[arg(long, default_value_t = 16)]
     bulk_mib: usize,
@@ -619,6 +623,26 @@ fn run(args: &Args) {
             pair.close();
             let blast = raw_udp_blast(&payload(PAYLOAD), args.seconds);
             rows.push(pipelined_row(suite, args.seconds, threads, blast));
+        }
+        println!();
+        print_table(&rows);
+        return;
+    }
+    if args.bridge_only {
+        match pavillion_benches::bridge::measure() {
+            Ok(r) => rows.push(Row {
+                what: format!(
+                    "MQTT bridge, {} x 64 B QoS 1 into mosquitto vs {}",
+                    pavillion_benches::bridge::MESSAGES,
+                    r.direct_by
+                ),
+                ours: format!("{:.0} msg/s", r.bridge),
+                reference: format!("{:.0} msg/s", r.direct),
+                ratio: r.bridge / r.direct,
+                target: "(informative)",
+                ok: None,
+            }),
+            Err(why) => println!("bridge row skipped: {why}"),
         }
         println!();
         print_table(&rows);

@@ -9,8 +9,14 @@
 //! See `docs/BRIDGE.md` for what is bridged and the guarantees.
 
 pub mod dedupe;
+mod inbound;
 pub mod mqtt;
+mod outbound;
+pub mod presence;
 pub mod registers;
 pub mod rpc;
+mod run;
+
+pub use run::{peer_name, Bridge, Context, Counters, UpstreamLink};
 
 pub use pavillion_io::bridge::{config, topic};

@@ -200,6 +200,24 @@ impl Mosquitto {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is answered.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws a paused broker (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([&format!("-{name}"), &c.id().to_string()])
+                .status();
+        }
+    }
+
     /// Starts it again, on the same port, with the same persistence.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "stop or kill it first");

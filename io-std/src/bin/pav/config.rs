@@ -128,6 +128,34 @@ pub(crate) fn load(path: &Path) -> Result<ServerFile, Failure> {
     file.decode(raw).map_err(Failure::input)
 }
 
+/// The `[pavillion]` section of a bridge's file (`pav bridge --config FILE`): the same keys as
+/// this file's, decoded by this loader, errors naming the line in the bridge's file. `None`
+/// without the section. The bridge's other sections are checked by its own schema.
+#[cfg(feature = "bridge")]
+pub(crate) fn load_section(path: &Path, text: &str) -> Result<Option<ServerFile>, Failure> {
+    #[derive(Deserialize)]
+    struct Outer {
+        pavillion: Option<Raw>,
+    }
+    let file = File {
+        path: path.to_path_buf(),
+        base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        text,
+    };
+    let outer: Outer = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| file.line(s.start));
+        let message = e.message().trim_end().to_owned();
+        Failure::input(match line {
+            Some(l) => format!("{}, line {l}: [pavillion]: {message}", path.display()),
+            None => format!("{}: [pavillion]: {message}", path.display()),
+        })
+    })?;
+    outer
+        .pavillion
+        .map(|raw| file.decode(raw).map_err(Failure::input))
+        .transpose()
+}
+
 struct File<'a> {
     path: PathBuf,
     base: PathBuf,

@@ -24,6 +24,8 @@
 )]
 
 mod authority;
+#[cfg(feature = "bridge")]
+mod bridge;
 mod call;
 mod common;
 mod config;
@@ -117,6 +119,10 @@ enum Command {
     /// Revoke a member of a fleet (as an operator).
     #[command(after_help = authority::REVOKE_HELP)]
     Revoke(authority::RevokeArgs),
+    /// Bridge Pavillion devices to an MQTT broker (TOML configuration).
+    #[cfg(feature = "bridge")]
+    #[command(after_help = bridge::AFTER_HELP)]
+    Bridge(bridge::BridgeArgs),
 }
 
 fn main() -> ExitCode {
@@ -155,6 +161,8 @@ fn main() -> ExitCode {
         Command::Join(a) => authority::join(json, a),
         Command::Roster(a) => authority::roster(json, a),
         Command::Revoke(a) => authority::revoke(json, a),
+        #[cfg(feature = "bridge")]
+        Command::Bridge(a) => bridge::run(json, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

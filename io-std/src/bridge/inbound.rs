@@ -1,0 +1,304 @@
+//! MQTT → Pavillion (`[[from_mqtt]]`): a broker publish is sent to the chosen Pavillion
+//! receivers, and, for QoS 1/2, acknowledged to the broker only once every receiver
+//! acknowledged the message. If one did not (it was not connected, its deadline passed), the
+//! bridge tries again (after 0.25 s, doubling up to 5 s) for 60 s; then it gives up
+//! and leaves the publish unacknowledged, and the broker sends it again when the bridge next
+//! connects (its session is persistent). At least once, never acknowledged and lost. A crash
+//! of the bridge meanwhile loses nothing either: the broker has not had the ack.
+//!
+//! "Every connected client" with none connected is done at once (acknowledged): the set of
+//! receivers is the clients connected when the publish arrives, as for a Pavillion broker.
+//!
+//! The MQTT thread only queues (a bounded channel: when full, it waits, which stops reading
+//! from the broker: back-pressure, not loss); a sender thread makes the pipelined sends and a
+//! waiter thread collects their outcomes in order, so that the sends of many publishes are in
+//! flight at once.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pavillion_io::bridge::config::{Destination, FromMqtt, Qos};
+use pavillion_io::bridge::topic::{self, Var};
+
+use super::mqtt::{AckToken, Message};
+use super::run::{peer_name, Context};
+use crate::{Reliability, SendHandle};
+
+/// Publishes queued for sending, at most.
+const QUEUE: usize = 1024;
+/// Publishes whose Pavillion outcomes are awaited, at most (the send windows bound it too).
+const WAITING: usize = 4096;
+/// The longest wait for one receiver's outcome: past the endpoint's own send timeout.
+const OUTCOME_WAIT: Duration = Duration::from_secs(60);
+/// How long a publish whose delivery failed is tried again before it is left to the broker.
+pub(crate) const RETRY_FOR: Duration = Duration::from_secs(60);
+/// Publishes waiting to be tried again, at most; past it, a failed one is left to the broker.
+const MAX_RETRIES: usize = 1024;
+const RETRY_MIN: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How often the sender looks at its retries while no publish arrives.
+const POLL: Duration = Duration::from_millis(50);
+
+struct Job {
+    message: Message,
+    token: AckToken,
+    route: Arc<FromMqtt>,
+    /// When it first failed, and how many times.
+    first_failure: Option<Instant>,
+    attempts: u32,
+}
+
+struct Waiting {
+    handles: Vec<SendHandle>,
+    job: Job,
+}
+
+/// Where failed jobs go back to the sender (unbounded, but counted against `MAX_RETRIES`).
+#[derive(Clone)]
+struct Retry {
+    tx: Sender<(Instant, Job)>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Retry {
+    /// Schedules `job` again, or gives it up (unacknowledged) when it failed for too long or
+    /// too many wait.
+    fn again(&self, ctx: &Context, mut job: Job) {
+        let now = Instant::now();
+        let first = *job.first_failure.get_or_insert(now);
+        job.attempts = job.attempts.saturating_add(1);
+        if now.duration_since(first) >= RETRY_FOR
+            || self.pending.load(Ordering::Relaxed) >= MAX_RETRIES
+        {
+            ctx.counters
+                .from_mqtt_failed
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let delay = RETRY_MIN
+            .saturating_mul(1 << job.attempts.min(5))
+            .min(RETRY_MAX);
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send((now + delay, job)).is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The running direction.
+pub(crate) struct Inbound {
+    stop: Option<SyncSender<Option<Job>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Inbound {
+    /// Stops after the queued publishes (their receivers' outcomes are still awaited).
+    pub(crate) fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(None);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(crate) fn start(ctx: &Arc<Context>) -> std::io::Result<Inbound> {
+    let (tx, rx) = sync_channel::<Option<Job>>(QUEUE);
+    let (wtx, wrx) = sync_channel::<Waiting>(WAITING);
+    let (rtx, rrx) = channel::<(Instant, Job)>();
+    let retry = Retry {
+        tx: rtx,
+        pending: Arc::new(AtomicUsize::new(0)),
+    };
+    for f in &ctx.config.from_mqtt {
+        let route = Arc::new(f.clone());
+        let tx = tx.clone();
+        let qos = if f.reliable {
+            Qos::AtLeastOnce
+        } else {
+            Qos::AtMostOnce
+        };
+        ctx.mqtt.subscribe(&f.filter, qos, move |m, token| {
+            // Blocks while the queue is full (see the module doc); fails only when stopped.
+            let _ = tx.send(Some(Job {
+                message: m.clone(),
+                token,
+                route: route.clone(),
+                first_failure: None,
+                attempts: 0,
+            }));
+        });
+    }
+    let sender = {
+        let ctx = Arc::downgrade(ctx);
+        std::thread::Builder::new()
+            .name("pav-bridge-in".into())
+            .spawn({
+                let retry = retry.clone();
+                move || send_loop(&ctx, &rx, &rrx, &wtx, &retry)
+            })?
+    };
+    let waiter = {
+        let ctx = Arc::downgrade(ctx);
+        std::thread::Builder::new()
+            .name("pav-bridge-in-wait".into())
+            .spawn(move || wait_loop(&ctx, &wrx, &retry))?
+    };
+    Ok(Inbound {
+        stop: Some(tx),
+        threads: vec![sender, waiter],
+    })
+}
+
+fn send_loop(
+    ctx: &std::sync::Weak<Context>,
+    rx: &Receiver<Option<Job>>,
+    retries: &Receiver<(Instant, Job)>,
+    waiting: &SyncSender<Waiting>,
+    retry: &Retry,
+) {
+    let mut due: Vec<(Instant, Job)> = Vec::new();
+    loop {
+        let job = match rx.recv_timeout(POLL) {
+            Ok(Some(job)) => Some(job),
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => None,
+        };
+        let Some(ctx) = ctx.upgrade() else { return };
+        if let Some(job) = job {
+            send_one(&ctx, job, waiting, retry);
+        }
+        due.extend(retries.try_iter());
+        let now = Instant::now();
+        let (ready, later): (Vec<_>, Vec<_>) = due.drain(..).partition(|(t, _)| *t <= now);
+        due = later;
+        for (_, job) in ready {
+            retry.pending.fetch_sub(1, Ordering::Relaxed);
+            send_one(&ctx, job, waiting, retry);
+        }
+    }
+}
+
+/// What one attempt at a publish came to.
+enum Attempt {
+    /// Queued to every receiver: wait for their outcomes.
+    Sent(Vec<SendHandle>),
+    /// Nobody to send to ("every client" with none connected), or sent unreliably.
+    Done,
+    /// A receiver could not be sent to.
+    Failed,
+    /// The publish cannot be mapped (its name does not render; no server): never will be.
+    Unmappable,
+}
+
+fn attempt(ctx: &Context, message: &Message, route: &FromMqtt) -> Attempt {
+    let tail = topic::matches(&route.filter, &message.topic).unwrap_or("");
+    let name = route.name.render_raw(|v| match v {
+        Var::Topic => Some(message.topic.as_str()),
+        Var::Tail => Some(tail),
+        v => ctx.static_var(v),
+    });
+    let Ok(name) = name else {
+        return Attempt::Unmappable;
+    };
+    let reliability = if route.reliable {
+        Reliability::Reliable
+    } else {
+        Reliability::Unreliable
+    };
+    let target = route.target.as_str();
+    let payload = &message.payload[..];
+    let mut handles = Vec::new();
+    let mut failed = false;
+    match &route.to {
+        Destination::Clients | Destination::Client(_) => {
+            let Some(server) = &ctx.server else {
+                return Attempt::Unmappable;
+            };
+            let receivers: Vec<_> = server
+                .clients()
+                .into_iter()
+                .filter(|(_, peer)| match &route.to {
+                    Destination::Client(n) => peer_name(peer) == *n,
+                    _ => true,
+                })
+                .collect();
+            if receivers.is_empty() {
+                if matches!(route.to, Destination::Clients) {
+                    // "Every connected client" with none connected: delivered to all of them.
+                    ctx.counters
+                        .from_mqtt_no_receiver
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Attempt::Done;
+                }
+                return Attempt::Failed;
+            }
+            for (addr, _) in receivers {
+                match server.send_pipelined_to(addr, target, &name, payload, reliability) {
+                    Ok(h) => handles.push(h),
+                    Err(_) => failed = true,
+                }
+            }
+        }
+        Destination::Upstream(n) => match ctx.upstream(n) {
+            Some(u) => match u.client.send_pipelined(target, &name, payload, reliability) {
+                Ok(h) => handles.push(h),
+                Err(_) => failed = true,
+            },
+            None => return Attempt::Unmappable,
+        },
+    }
+    if reliability == Reliability::Unreliable {
+        // Best effort: nothing to wait for, nothing to try again.
+        if failed {
+            ctx.counters
+                .from_mqtt_failed
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            ctx.counters.from_mqtt.fetch_add(1, Ordering::Relaxed);
+        }
+        return Attempt::Done;
+    }
+    if failed {
+        // Receivers that did get it will get it again: at least once.
+        return Attempt::Failed;
+    }
+    Attempt::Sent(handles)
+}
+
+fn send_one(ctx: &Context, job: Job, waiting: &SyncSender<Waiting>, retry: &Retry) {
+    match attempt(ctx, &job.message, &job.route) {
+        Attempt::Sent(handles) => {
+            let _ = waiting.send(Waiting { handles, job });
+        }
+        Attempt::Done => job.token.ack(),
+        Attempt::Failed => retry.again(ctx, job),
+        Attempt::Unmappable => {
+            // Left unacknowledged: a configuration problem is not hidden by an ack.
+            ctx.counters
+                .from_mqtt_failed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn wait_loop(ctx: &std::sync::Weak<Context>, rx: &Receiver<Waiting>, retry: &Retry) {
+    while let Ok(w) = rx.recv() {
+        let mut ok = true;
+        for h in w.handles {
+            // Every outcome is awaited, so that what follows starts after all of them.
+            ok &= matches!(h.wait_timeout(OUTCOME_WAIT), Ok(d) if d.missing.is_empty());
+        }
+        let Some(ctx) = ctx.upgrade() else { return };
+        if ok {
+            ctx.counters.from_mqtt.fetch_add(1, Ordering::Relaxed);
+            w.job.token.ack();
+        } else {
+            retry.again(&ctx, w.job);
+        }
+    }
+}

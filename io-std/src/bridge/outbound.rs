@@ -1,0 +1,152 @@
+//! Pavillion → MQTT: device messages to the bridge's server (`[[to_mqtt]]`) and messages of
+//! the targets the bridge subscribes to at upstream servers (`[[upstream]] subscribe`).
+//!
+//! A reliable device message is held (its ACK waits, `docs/PROTOCOL.md` §18) and published
+//! with QoS 1; the hand-off is completed, so the device gets its ACK, only on the broker's
+//! PUBACK. Any other end (the broker refused it, the connection dropped before the ack, the
+//! publish queue was full, no mapping) refuses the hand-off, so the device sends the message
+//! again: never an ACK without a PUBACK. A publish whose PUBACK was lost is sent again too:
+//! at least once. Unreliable messages are published with `unreliable_qos` (0 by default),
+//! best effort.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pavillion_io::bridge::config::{Qos, TargetMatch, ToMqtt};
+use pavillion_io::bridge::topic::Var;
+
+use super::mqtt::{Publish, PublishOutcome};
+use super::run::{peer_name, Context};
+use crate::ReceivedMessage;
+
+/// How the device's message ends once its publish is known: `true` = safely at the broker.
+pub(crate) type Finish = Box<dyn FnOnce(bool) + Send>;
+
+/// The `[[to_mqtt]]` that maps `target`: the first that matches.
+fn route<'c>(ctx: &'c Context, target: &str) -> Option<&'c ToMqtt> {
+    ctx.config.to_mqtt.iter().find(|t| t.target.matches(target))
+}
+
+/// Publishes one device message of the bridge's server; `finish` is called exactly once.
+pub(crate) fn forward(ctx: &Context, m: &ReceivedMessage, finish: Finish) {
+    let Some(r) = route(ctx, &m.target) else {
+        ctx.counters
+            .to_mqtt_unmapped
+            .fetch_add(1, Ordering::Relaxed);
+        finish(false);
+        return;
+    };
+    let client = m.peer.as_ref().map(peer_name).unwrap_or_default();
+    let topic = r.topic.render(|v| match v {
+        Var::Client => Some(client.as_str()),
+        Var::Target => Some(m.target.as_str()),
+        Var::Name => Some(m.name.as_str()),
+        v => ctx.static_var(v),
+    });
+    let Ok(topic) = topic else {
+        ctx.counters
+            .to_mqtt_unmapped
+            .fetch_add(1, Ordering::Relaxed);
+        finish(false);
+        return;
+    };
+    let qos = if m.reliable { r.qos } else { r.unreliable_qos };
+    publish(
+        ctx,
+        Publish::new(topic, m.payload.clone(), qos, r.retain),
+        finish,
+    );
+}
+
+/// Publishes and calls `finish` once with whether the broker has it.
+pub(crate) fn publish(ctx: &Context, p: Publish, finish: Finish) {
+    let slot = Arc::new(Mutex::new(Some(finish)));
+    let taken = slot.clone();
+    let counters = ctx.counters.clone();
+    let queued = ctx.mqtt.publish(p, move |outcome| {
+        let ok = outcome == PublishOutcome::Acked;
+        if ok {
+            counters.to_mqtt.fetch_add(1, Ordering::Relaxed);
+        } else {
+            counters.to_mqtt_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let f = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(f) = f {
+            f(ok);
+        }
+    });
+    if queued.is_err() {
+        // Not connected, or the queue is full: the completion will never run.
+        ctx.counters.to_mqtt_failed.fetch_add(1, Ordering::Relaxed);
+        let f = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(f) = f {
+            f(false);
+        }
+    }
+}
+
+pub(crate) fn start(ctx: &Arc<Context>) {
+    if let Some(server) = &ctx.server {
+        let targets: Vec<Option<String>> = if ctx
+            .config
+            .to_mqtt
+            .iter()
+            .any(|t| t.target == TargetMatch::Any)
+        {
+            vec![None]
+        } else {
+            ctx.config
+                .to_mqtt
+                .iter()
+                .filter_map(|t| match &t.target {
+                    TargetMatch::Exact(s) => Some(Some(s.clone())),
+                    TargetMatch::Any => None,
+                })
+                .collect()
+        };
+        for target in targets {
+            let weak = Arc::downgrade(ctx);
+            server.on_message(target.as_deref(), move |m| {
+                let Some(ctx) = weak.upgrade() else { return };
+                forward(&ctx, m, Box::new(|_| {}));
+            });
+        }
+    }
+    for u in &ctx.upstream {
+        let Some(cfg) = ctx.config.upstream.iter().find(|c| c.name == u.name) else {
+            continue;
+        };
+        for target in &cfg.subscribe {
+            let weak = Arc::downgrade(ctx);
+            let server = u.name.clone();
+            let topic = cfg.topic.clone();
+            u.client.on_message(Some(target), move |m| {
+                let Some(ctx) = weak.upgrade() else { return };
+                let t = topic.render(|v| match v {
+                    Var::Server => Some(server.as_str()),
+                    Var::Target => Some(m.target.as_str()),
+                    Var::Name => Some(m.name.as_str()),
+                    v => ctx.static_var(v),
+                });
+                let Ok(t) = t else {
+                    ctx.counters
+                        .to_mqtt_unmapped
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                let qos = if m.reliable {
+                    Qos::AtLeastOnce
+                } else {
+                    Qos::AtMostOnce
+                };
+                publish(
+                    &ctx,
+                    Publish::new(t, m.payload.clone(), qos, false),
+                    Box::new(|_| {}),
+                );
+            });
+            // The subscription is renewed by the client itself after a reconnection.
+            let _ = u.client.subscribe(target);
+        }
+    }
+}

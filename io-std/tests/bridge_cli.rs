@@ -1,0 +1,219 @@
+//! `pav bridge` as a process against a real mosquitto on 127.0.0.1: messages both ways, the
+//! bridge killed with `kill -9` (its last will says `offline`) and restarted, a bad
+//! configuration naming the key and line. The device is a Pavillion client in this test.
+//! Every wait and count is bounded.
+#![cfg(feature = "bridge")]
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
+
+#[path = "support/mosquitto.rs"]
+mod mosquitto;
+#[path = "support/process.rs"]
+mod process;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mosquitto::{Mosquitto, TestClient};
+use pavillion_proto::ClientId;
+use pavillion_std::keys::parse_psk;
+use pavillion_std::{Client, ClientConfig, Reliability};
+use process::{free_port, run_with, scratch, Running};
+
+const ID: &str = "device-000000001";
+const PSK: &str = "7d1b1a3bd2f8f4f0a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5e7f9";
+const WAIT: Duration = Duration::from_secs(10);
+
+fn config(dir: &Path, broker: &Mosquitto, listen: SocketAddr) -> std::path::PathBuf {
+    let text = format!(
+        r#"site = "s"
+bridge_id = "gw1"
+
+[mqtt]
+url = "{url}"
+client_id = "cli-bridge"
+keep_alive_secs = 5
+
+[pavillion]
+listen = "{listen}"
+
+[[pavillion.client]]
+id = "{ID}"
+psk = "{PSK}"
+
+[[to_mqtt]]
+target = "sensors"
+
+[[from_mqtt]]
+filter = "{{prefix}}/{{site}}/cmd/#"
+target = "commands"
+name = "{{tail}}"
+to = "client:{ID}"
+
+[presence]
+devices = "{{prefix}}/{{site}}/presence/{{client}}"
+bridge = "{{prefix}}/{{site}}/bridges/{{bridge}}"
+"#,
+        url = broker.url()
+    );
+    mosquitto::write_file(dir, "bridge.toml", &text)
+}
+
+fn start_bridge(dir: &Path, file: &Path) -> Running {
+    let f = file.to_str().unwrap();
+    let b = Running::start_in(Some(dir), &["--json", "bridge", "--config", f], &[]);
+    b.next_event("listening");
+    b.next_event("connected");
+    b
+}
+
+fn device(addr: SocketAddr) -> Client {
+    let id = ClientId(ID.as_bytes().try_into().unwrap());
+    let c = Client::connect(addr, ClientConfig::psk(id, parse_psk(PSK).unwrap())).unwrap();
+    c.wait_connected(WAIT).unwrap();
+    c
+}
+
+fn payloads(got: &[mosquitto::Got], topic_prefix: &str) -> Vec<Vec<u8>> {
+    got.iter()
+        .filter(|m| m.topic.starts_with(topic_prefix))
+        .map(|m| m.payload.clone())
+        .collect()
+}
+
+#[test]
+fn both_ways_and_kill_9() {
+    let Some(broker) = Mosquitto::start() else {
+        return;
+    };
+    let dir = scratch("bridge-cli");
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let file = config(&dir, &broker, listen);
+    let watcher = TestClient::connect(broker.port, "watcher", true);
+    watcher.subscribe("pav/s/#");
+    let mut bridge = start_bridge(&dir, &file);
+
+    // Pavillion -> MQTT: each send returns once the device has its ACK.
+    let dev = device(listen);
+    let got_cmds = Arc::new(Mutex::new(Vec::new()));
+    let g = got_cmds.clone();
+    dev.on_message(Some("commands"), move |m| {
+        g.lock().unwrap().push(m.name.clone())
+    });
+    for i in 0..20u32 {
+        dev.send_message("sensors", "temp", &i.to_be_bytes(), Reliability::Reliable)
+            .unwrap();
+    }
+    let got = watcher.wait_for(WAIT, |g| {
+        payloads(g, "pav/s/device-000000001/sensors/temp").len() >= 20
+    });
+    let seen: HashSet<Vec<u8>> = payloads(&got, "pav/s/device-000000001/sensors/temp")
+        .into_iter()
+        .collect();
+    assert_eq!(seen.len(), 20, "{got:?}");
+
+    // MQTT -> Pavillion.
+    let publisher = TestClient::connect(broker.port, "pub", false);
+    for i in 0..5 {
+        publisher.publish(&format!("pav/s/cmd/lamp{i}"), b"on", false);
+    }
+    let deadline = Instant::now() + WAIT;
+    while got_cmds.lock().unwrap().len() < 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(got_cmds.lock().unwrap().len(), 5);
+
+    // kill -9: the broker publishes the bridge's last will.
+    bridge.signal("KILL");
+    let _ = bridge.child.wait();
+    let got = watcher.wait_for(WAIT, |g| {
+        g.iter()
+            .any(|m| m.topic == "pav/s/bridges/gw1" && m.payload == b"offline")
+    });
+    assert!(
+        got.iter()
+            .any(|m| m.topic == "pav/s/bridges/gw1" && m.payload == b"offline"),
+        "no last will: {got:?}"
+    );
+
+    // Commands published while the bridge is down wait in its persistent session.
+    for i in 5..8 {
+        publisher.publish(&format!("pav/s/cmd/lamp{i}"), b"on", false);
+    }
+    let _bridge = start_bridge(&dir, &file);
+    let got = watcher.wait_for(WAIT, |g| {
+        g.iter()
+            .rfind(|m| m.topic == "pav/s/bridges/gw1")
+            .is_some_and(|m| m.payload == b"online")
+    });
+    assert!(got
+        .iter()
+        .any(|m| m.topic == "pav/s/bridges/gw1" && m.payload == b"online"));
+    // The device reconnects to the new bridge by itself (its server came back).
+    for i in 20..40u32 {
+        dev.send_message("sensors", "temp", &i.to_be_bytes(), Reliability::Reliable)
+            .unwrap();
+    }
+    let got = watcher.wait_for(WAIT, |g| {
+        payloads(g, "pav/s/device-000000001/sensors/temp")
+            .into_iter()
+            .collect::<HashSet<_>>()
+            .len()
+            >= 40
+    });
+    let seen: HashSet<Vec<u8>> = payloads(&got, "pav/s/device-000000001/sensors/temp")
+        .into_iter()
+        .collect();
+    for i in 0..40u32 {
+        assert!(
+            seen.contains(i.to_be_bytes().as_slice()),
+            "{i} acknowledged but not published"
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    while got_cmds.lock().unwrap().len() < 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cmds = got_cmds.lock().unwrap().clone();
+    for i in 0..8 {
+        assert!(cmds.contains(&format!("lamp{i}")), "lamp{i} lost: {cmds:?}");
+    }
+}
+
+#[test]
+fn bad_config_names_key_and_line() {
+    let dir = scratch("bridge-cli-bad");
+    let file = mosquitto::write_file(
+        &dir,
+        "bad.toml",
+        "site = \"s\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n[[to_mqtt]]\ntarget = \"t\"\ntopic = \"{nope}\"\n",
+    );
+    let out = run_with(
+        Some(&dir),
+        &["bridge", "--config", file.to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 6") && err.contains("topic") && err.contains("nope"),
+        "{err}"
+    );
+    let file = mosquitto::write_file(
+        &dir,
+        "bad2.toml",
+        "site = \"s\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n[pavillion]\nlisten = \"127.0.0.1:1\"\nlisen = 2\n",
+    );
+    let out = run_with(
+        Some(&dir),
+        &["bridge", "--config", file.to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 6") && err.contains("lisen"), "{err}");
+}
