@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pavillion_io::bridge::config::{BridgeConfig, Qos};
+use pavillion_io::bridge::config::{BridgeConfig, MqttVersion, Qos};
 use pavillion_io::bridge::rpc::{
     answer_of_call, answer_of_failure, call_result_of_response, parse_function, BridgeRpcError,
     Correlations, MqttAnswer, PAV_STATUS,
@@ -30,6 +30,8 @@ use pavillion_io::bridge::rpc::{
 use pavillion_io::bridge::topic::{self, Var};
 
 use super::mqtt::{Message, Mqtt, Publish};
+use super::registers::{RegisterPublisher, RegisterStats};
+use super::run::Context;
 use crate::{Client, Responder, Server};
 
 /// How many device calls may wait for an MQTT answer at once; more fail at once with
@@ -341,5 +343,81 @@ impl RpcToMqtt {
         for r in waiting {
             r.respond::<Bytes>(Err(BridgeRpcError::Unreachable.failure()));
         }
+    }
+}
+
+/// What `rpc` and `registers` run for a bridge, started from its [`Context`] and closed
+/// with it.
+pub struct Services {
+    workers: Arc<Workers>,
+    to_mqtt: Option<RpcToMqtt>,
+    registers: Vec<RegisterPublisher>,
+    /// The RPC counters.
+    pub rpc_stats: Arc<RpcStats>,
+    /// The register counters.
+    pub register_stats: Arc<RegisterStats>,
+}
+
+impl Services {
+    /// Starts RPC both ways (MQTT 5 only: the configuration refuses the sections with 3.1.1)
+    /// and the register publishers of every `[[upstream]]`.
+    pub fn start(ctx: &Context) -> Services {
+        let rpc_stats = Arc::new(RpcStats::default());
+        let register_stats = Arc::new(RegisterStats::default());
+        let workers = Workers::new(WORKER_THREADS, WORKER_QUEUE);
+        let v5 = ctx.mqtt.version() == MqttVersion::V5;
+        let to_mqtt = match &ctx.server {
+            Some(server) if v5 && !ctx.config.rpc_to_mqtt.is_empty() => Some(RpcToMqtt::start(
+                server,
+                &ctx.mqtt,
+                &ctx.config,
+                rpc_stats.clone(),
+            )),
+            _ => None,
+        };
+        let mut registers = Vec::new();
+        for link in &ctx.upstream {
+            let Some(cfg) = ctx.config.upstream.iter().find(|u| u.name == link.name) else {
+                continue;
+            };
+            if cfg.rpc && v5 {
+                serve_upstream(
+                    &ctx.mqtt,
+                    &ctx.config,
+                    &link.name,
+                    link.client.clone(),
+                    workers.clone(),
+                    rpc_stats.clone(),
+                );
+            }
+            if !cfg.registers.is_empty() {
+                registers.push(RegisterPublisher::start(
+                    &ctx.mqtt,
+                    &ctx.config,
+                    &link.name,
+                    link.client.clone(),
+                    &cfg.registers,
+                    register_stats.clone(),
+                ));
+            }
+        }
+        Services {
+            workers,
+            to_mqtt,
+            registers,
+            rpc_stats,
+            register_stats,
+        }
+    }
+
+    /// Stops the threads; device calls still waiting fail.
+    pub fn close(&self) {
+        if let Some(t) = &self.to_mqtt {
+            t.close();
+        }
+        for r in &self.registers {
+            r.close();
+        }
+        self.workers.close();
     }
 }
