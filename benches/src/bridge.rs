@@ -30,7 +30,7 @@ pub const MESSAGES: u64 = 20_000;
 /// Payload bytes of each message.
 pub const SIZE: usize = 64;
 /// The longest a measurement may take.
-const LIMIT: Duration = Duration::from_secs(120);
+const LIMIT: Duration = Duration::from_secs(30);
 
 /// The two rates of one run.
 #[derive(Debug, Clone)]
@@ -173,7 +173,8 @@ pub fn measure() -> Result<BridgeRates, String> {
                 .write_all(text.as_bytes())
                 .map_err(|e| e.to_string())?;
             drop(stdin);
-            wait(|| direct.load(Ordering::Relaxed) >= MESSAGES)?;
+            wait(|| direct.load(Ordering::Relaxed) >= MESSAGES)
+                .map_err(|e| format!("direct: {e} at {}", direct.load(Ordering::Relaxed)))?;
             let _ = child.wait();
             "mosquitto_pub -q 1 -l"
         }
@@ -230,7 +231,8 @@ pub fn measure() -> Result<BridgeRates, String> {
                 .map_err(|e| e.to_string())?,
         );
     }
-    wait(|| bridged.load(Ordering::Relaxed) >= MESSAGES)?;
+    wait(|| bridged.load(Ordering::Relaxed) >= MESSAGES)
+        .map_err(|e| format!("bridge: {e} at {}", bridged.load(Ordering::Relaxed)))?;
     let bridge_rate = MESSAGES as f64 / start.elapsed().as_secs_f64();
     let _ = client.flush(Duration::from_secs(30));
     client.close();

@@ -80,6 +80,7 @@ pub mod authority;
 mod client;
 mod driver;
 mod durable;
+mod handoff;
 mod registers;
 pub mod relay;
 mod server;
@@ -96,6 +97,7 @@ use pavillion_io::plumbing::events::ConnectionSubscriber;
 use pavillion_io::plumbing::messages::Subscriber;
 
 pub use client::{Client, RemoteServer};
+pub use handoff::{Handoff, HandoffStream};
 pub use pavillion_io::config::DEFAULT_MESSAGE_BUFFER;
 pub use pavillion_io::durable::{DurableDelivery, DurableError};
 /// Pipelined sends: a message's handle and its number (see `Client::send_pipelined`).
@@ -109,6 +111,7 @@ pub use pavillion_io::{
 pub use pavillion_proto::endpoint::{
     AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
 };
+pub use pavillion_proto::endpoint::{HandoffError, HandoffId, MessageKey};
 pub use pavillion_proto::endpoint::{Register, RegisterError, RegisterInfo};
 pub use pavillion_proto::features::durable::{
     DurableId, DurableLimits, DurablePeer, DurableRestored, OriginId,

@@ -14,6 +14,7 @@ use pavillion_proto::endpoint::{Reliability, RpcRequest, Stats};
 use pavillion_proto::features::status::Status;
 use pavillion_proto::PeerId;
 
+use crate::handoff::{handoff_stream, HandoffStream};
 use crate::{connection_stream, driver, message_stream, ConnectionStream, MessageStream};
 
 /// A Pavillion server on its own socket (two with a reply socket) and driver task.
@@ -178,6 +179,19 @@ impl Server {
     pub fn on_message(&self, target: Option<&str>) -> MessageStream {
         let (sub, stream) = message_stream(self.handle.message_buffer());
         self.handle.on_message(target, Box::new(sub));
+        stream
+    }
+
+    /// Like [`Server::on_message`], but the ACK of a reliable message to `target` (every
+    /// target with `None`) waits until its [`Handoff`](crate::Handoff) is completed
+    /// (`docs/PROTOCOL.md` §18): the client's send resolves only then, and a token refused
+    /// or dropped makes the client send the message again. Unreliable messages have no ACK
+    /// to hold: they go to [`Server::on_message`] streams as before.
+    ///
+    /// One stream per target; a later one replaces it. Held messages go only to it.
+    pub fn on_message_handoff(&self, target: Option<&str>) -> HandoffStream {
+        let (sub, stream) = handoff_stream(self.handle.message_buffer());
+        self.handle.on_message_handoff(target, Box::new(sub));
         stream
     }
 

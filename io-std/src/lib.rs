@@ -65,6 +65,7 @@ pub mod bridge;
 mod client;
 mod driver;
 mod durable_api;
+mod handoff;
 mod registers;
 pub mod relay;
 mod server;
@@ -73,6 +74,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 pub use client::{Client, RemoteServer};
+pub use handoff::Handoff;
 pub use pavillion_io::durable::{
     DurableDelivery, DurableError, DurableId, DurablePeer, DurableRestored,
 };
@@ -87,6 +89,7 @@ pub use pavillion_io::{
 pub use pavillion_proto::endpoint::{
     AuthFailure, CloseReason, DropReason, Reliability, RpcRequest, SendOptions, Stats,
 };
+pub use pavillion_proto::endpoint::{HandoffError, HandoffId, MessageKey};
 pub use pavillion_proto::endpoint::{Register, RegisterError, RegisterInfo};
 pub use pavillion_proto::wire::{RegisterId, RegisterStatus, RegisterType, RegisterValue};
 pub use registers::{RegisterChange, RegisterOpError, RegisterWrite};
@@ -123,5 +126,6 @@ mod tests {
         send_sync::<Server>();
         send_sync::<RemoteServer>();
         send_sync::<Responder>();
+        send_sync::<Handoff>();
     }
 }

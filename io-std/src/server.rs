@@ -13,7 +13,9 @@ use pavillion_proto::PeerId;
 use crate::config::ServerConfig;
 use crate::driver;
 use crate::error::{OpenError, SendError};
+use crate::handoff::Handoff;
 use crate::plumbing::events::{ConnectionCallback, ConnectionEvent};
+use crate::plumbing::handoff::HandoffCallback;
 use crate::plumbing::messages::{Callback, ReceivedMessage};
 use crate::plumbing::progress::FanoutProgress;
 use crate::plumbing::server::{
@@ -137,6 +139,23 @@ impl Server {
     ) {
         self.handle
             .on_message(target, Box::new(Callback::new(callback)));
+    }
+
+    /// Like [`Server::on_message`], but the ACK of a reliable message waits for
+    /// [`Handoff::complete`] (`docs/PROTOCOL.md` §18): the client's send returns only once
+    /// the callback's token is completed, and a token refused or dropped makes the client
+    /// send the message again (a new call). Unreliable messages have no ACK to hold: they
+    /// come to [`Server::on_message`] subscribers as before.
+    ///
+    /// One callback per target (`None`: every target); a later one replaces it. Held
+    /// messages go only to it, not to `on_message` callbacks.
+    pub fn on_message_handoff(
+        &self,
+        target: Option<&str>,
+        mut callback: impl FnMut(&ReceivedMessage, Handoff) + Send + 'static,
+    ) {
+        let callback = HandoffCallback::new(move |m, h| callback(m, Handoff::new(h)));
+        self.handle.on_message_handoff(target, Box::new(callback));
     }
 
     /// Sends a message to every client for which `filter(address, identity)` is true, and

@@ -257,6 +257,21 @@ const COUNTERS: &[Counter] = &[
         help: "Session secrets dropped from a full key log queue.",
         read: |s| s.secrets_dropped,
     },
+    Counter {
+        name: "pavillion_handoffs_refused_total",
+        help: "Server: held messages refused by the application, to come again.",
+        read: |s| s.handoffs_refused,
+    },
+    Counter {
+        name: "pavillion_handoffs_expired_total",
+        help: "Server: held messages refused because the hand-off timeout passed.",
+        read: |s| s.handoffs_expired,
+    },
+    Counter {
+        name: "pavillion_handoff_duplicates_total",
+        help: "Server: duplicates of held messages, neither acknowledged nor delivered.",
+        read: |s| s.handoff_duplicates,
+    },
 ];
 
 /// Renders `snapshots` as one exposition in the Prometheus text format 0.0.4: each family's

@@ -45,6 +45,7 @@ use pavillion_proto::Instant;
 
 pub mod client;
 pub mod events;
+pub mod handoff;
 pub mod link;
 pub mod messages;
 pub mod progress;

@@ -16,6 +16,7 @@ use pavillion_proto::wire::RpcStatus;
 use pavillion_proto::{FunctionId, Instant, MessageId, PeerId};
 
 use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
+use super::handoff::{HandoffCmd, HandoffRouter, HandoffSubscriber};
 use super::link::{self, Link, WeakLink};
 use super::messages::{ReceivedMessage, Subscriber, Subscribers};
 use super::progress::FanoutProgress;
@@ -86,6 +87,7 @@ pub fn open(
             groups: opened.group.into_iter().collect(),
             registers: ServerRegisters::default(),
             durable,
+            handoffs: HandoffRouter::default(),
         },
         sockets,
         commands,
@@ -331,6 +333,18 @@ impl ServerHandle {
         }));
     }
 
+    /// Adds the subscriber of the held messages of `target` (or of every target with
+    /// `None`), announcing to clients that we take the target: their reliable messages there
+    /// are acknowledged only when the subscriber completes their [`Handoff`]s
+    /// (`docs/PROTOCOL.md` §18). One subscriber per target: a later one replaces it.
+    ///
+    /// [`Handoff`]: super::handoff::Handoff
+    pub fn on_message_handoff(&self, target: Option<&str>, sub: Box<dyn HandoffSubscriber>) {
+        let _ = self
+            .link
+            .send(handoff_command(HandoffCmd::subscribe(target, sub)));
+    }
+
     /// Adds a subscriber to the connection events (client sessions up and down, clients
     /// silent and back). A closed server delivers nothing; the subscriber is dropped.
     pub fn on_connection(&self, sub: Box<dyn ConnectionSubscriber>) {
@@ -551,6 +565,11 @@ pub fn closed() -> io::Error {
 /// A command from a server handle to its driver (opaque: only the router reads it).
 pub struct ServerCommand(Cmd);
 
+/// A hand-off command as the driver takes it (`super::handoff` makes them).
+pub(super) fn handoff_command(cmd: HandoffCmd) -> ServerCommand {
+    ServerCommand(Cmd::Handoff(cmd))
+}
+
 impl std::fmt::Debug for ServerCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ServerCommand")
@@ -569,6 +588,8 @@ enum Cmd {
     },
     Close,
     Durable(DurableCommand),
+    /// Acknowledgement hand-off (`super::handoff`).
+    Handoff(HandoffCmd),
     Membership {
         group: IpAddr,
         join: bool,
@@ -664,6 +685,8 @@ pub struct ServerRouter {
     registers: ServerRegisters,
     /// Durable messages: the store's writer, sends waiting to be stored, received ones.
     durable: durable::DurableRouter,
+    /// Subscribers of held messages (acknowledgement hand-off).
+    handoffs: HandoffRouter,
 }
 
 impl std::fmt::Debug for ServerRouter {
@@ -689,6 +712,21 @@ impl ServerRouter {
         };
         match event {
             ServerEvent::RpcRequest(req) => self.on_call(now, req),
+            ServerEvent::HeldMessage {
+                peer,
+                message,
+                handoff,
+                key,
+            } => {
+                let held = super::handoff::Held {
+                    peer,
+                    message,
+                    handoff,
+                    key,
+                };
+                let link = self.link.upgrade();
+                self.handoffs.deliver(&mut self.ep, now, link, held);
+            }
             ServerEvent::Message { peer, message } => {
                 let m = ReceivedMessage::at_server(peer, message);
                 tracing::debug!(target = %m.target, name = %m.name, from = %m.from, "message");
@@ -869,7 +907,10 @@ impl Role for ServerRouter {
 
     fn is_direct(&self, command: &ServerCommand) -> bool {
         // A send's filter is application code; an answer runs none.
-        matches!(command.0, Cmd::Respond { .. })
+        match &command.0 {
+            Cmd::Handoff(h) => h.is_direct(),
+            c => matches!(c, Cmd::Respond { .. }),
+        }
     }
 
     fn on_command(&mut self, now: Instant, socket: &UdpSocket, command: ServerCommand) -> Flow {
@@ -883,6 +924,7 @@ impl Role for ServerRouter {
                 return Flow::Stop;
             }
             Cmd::Durable(cmd) => self.durable.on_command(&mut self.ep, now, cmd),
+            Cmd::Handoff(cmd) => self.handoffs.on_command(&mut self.ep, now, cmd),
             Cmd::Membership { group, join, reply } => {
                 let r = if join {
                     sockets::join(socket, group).inspect(|_| self.groups.push(group))

@@ -28,9 +28,11 @@ use pavillion_io::bridge::config::{MqttSection, MqttVersion, Qos, Transport};
 use pavillion_io::bridge::topic;
 use rumqttc::v5 as r5;
 
-/// The capacity of the request channel to rumqttc: publishes beyond it are refused at once
-/// ([`MqttError::Busy`]) rather than block the caller.
+/// The capacity of the request channel to rumqttc.
 const REQUEST_CAPACITY: usize = 1024;
+/// Publishes that wait for room in that channel, at most; beyond, a publish is refused at
+/// once ([`MqttError::Busy`]) rather than block the caller.
+const MAX_OVERFLOW: usize = 16_384;
 /// The most QoS 1/2 publishes in flight to the broker at once.
 const MAX_INFLIGHT: u16 = 100;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -230,6 +232,8 @@ struct LinkState {
     connected: bool,
     /// Queued publishes waiting for their packet id, in queue order (`None`: QoS 0).
     queued: VecDeque<(Qos, Option<Done>)>,
+    /// Publishes waiting for room in rumqttc's channel, in order (at most [`MAX_OVERFLOW`]).
+    overflow: VecDeque<(Publish, Option<Done>)>,
     /// Written QoS 1/2 publishes waiting for the broker's ack, by packet id.
     inflight: HashMap<u16, Done>,
     subscriptions: Vec<Subscription>,
@@ -362,35 +366,36 @@ impl Mqtt {
         let v5_only = !p.user_properties.is_empty()
             || p.response_topic.is_some()
             || p.correlation_data.is_some();
+        if v5_only && self.shared.version == MqttVersion::V311 {
+            return Err(MqttError::NeedsV5);
+        }
         let mut state = self.shared.lock();
-        if !state.connected {
+        if !state.connected || state.client.is_none() {
             return Err(MqttError::NotConnected);
         }
-        let sent = match &state.client {
-            None => return Err(MqttError::NotConnected),
-            Some(Backend::V5(c)) => {
-                let props = r5::mqttbytes::v5::PublishProperties {
-                    user_properties: p.user_properties,
-                    response_topic: p.response_topic,
-                    correlation_data: p.correlation_data,
-                    ..Default::default()
-                };
-                c.try_publish_with_properties(p.topic, qos5(p.qos), p.retain, p.payload, props)
-                    .is_ok()
-            }
-            Some(Backend::V3(c)) => {
-                if v5_only {
-                    return Err(MqttError::NeedsV5);
-                }
-                c.try_publish(p.topic, qos3(p.qos), p.retain, p.payload)
-                    .is_ok()
-            }
-        };
-        if !sent {
+        if state.overflow.is_empty() && try_send(&state, &p) {
+            state.queued.push_back((p.qos, done));
+            return Ok(());
+        }
+        // rumqttc's channel is full: wait here, in order, until its loop takes more.
+        if state.overflow.len() >= MAX_OVERFLOW {
             return Err(MqttError::Busy);
         }
-        state.queued.push_back((p.qos, done));
+        state.overflow.push_back((p, done));
         Ok(())
+    }
+
+    /// Moves what waits in the overflow into rumqttc's channel, as far as it has room.
+    fn drain_overflow(&self) {
+        let mut state = self.shared.lock();
+        while let Some((p, _)) = state.overflow.front() {
+            if !try_send(&state, p) {
+                break;
+            }
+            if let Some((p, done)) = state.overflow.pop_front() {
+                state.queued.push_back((p.qos, done));
+            }
+        }
     }
 
     /// Disconnects (the broker does not publish the will) and stops the thread.
@@ -448,16 +453,18 @@ impl Mqtt {
             let mut state = self.shared.lock();
             state.client = None;
             state.connected = false;
-            (
-                std::mem::take(&mut state.queued),
-                std::mem::take(&mut state.inflight),
-            )
+            let mut queued: Vec<Option<Done>> = std::mem::take(&mut state.queued)
+                .into_iter()
+                .map(|(_, d)| d)
+                .collect();
+            queued.extend(
+                std::mem::take(&mut state.overflow)
+                    .into_iter()
+                    .map(|(_, d)| d),
+            );
+            (queued, std::mem::take(&mut state.inflight))
         };
-        for done in queued
-            .into_iter()
-            .filter_map(|(_, d)| d)
-            .chain(inflight.into_values())
-        {
+        for done in queued.into_iter().flatten().chain(inflight.into_values()) {
             self.shared.stats.lost.fetch_add(1, Ordering::Relaxed);
             done(PublishOutcome::Lost);
         }
@@ -605,6 +612,8 @@ impl Mqtt {
             if self.shared.closed.load(Ordering::Acquire) {
                 break;
             }
+            // Each event may have freed room in rumqttc's channel.
+            self.drain_overflow();
             match event {
                 Ok(r5::Event::Incoming(Packet::ConnAck(_))) => {
                     accepted = true;
@@ -675,6 +684,8 @@ impl Mqtt {
             if self.shared.closed.load(Ordering::Acquire) {
                 break;
             }
+            // Each event may have freed room in rumqttc's channel.
+            self.drain_overflow();
             match event {
                 Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
                     accepted = true;
@@ -706,6 +717,27 @@ impl Mqtt {
             }
         }
         accepted
+    }
+}
+
+/// Queues `p` in rumqttc's channel; false when it is full (or there is no connection).
+fn try_send(state: &LinkState, p: &Publish) -> bool {
+    let p = p.clone();
+    match &state.client {
+        None => false,
+        Some(Backend::V5(c)) => {
+            let props = r5::mqttbytes::v5::PublishProperties {
+                user_properties: p.user_properties,
+                response_topic: p.response_topic,
+                correlation_data: p.correlation_data,
+                ..Default::default()
+            };
+            c.try_publish_with_properties(p.topic, qos5(p.qos), p.retain, p.payload, props)
+                .is_ok()
+        }
+        Some(Backend::V3(c)) => c
+            .try_publish(p.topic, qos3(p.qos), p.retain, p.payload)
+            .is_ok(),
     }
 }
 

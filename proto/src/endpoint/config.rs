@@ -85,6 +85,14 @@ pub struct Limits {
     pub max_ack_delay: Duration,
     /// Suite 3: held ACKs for one peer go at once when this many are held (1 to 32).
     pub ack_eliciting_threshold: usize,
+    /// Acknowledgement hand-off (`docs/PROTOCOL.md` §18): a held message not completed within
+    /// this is refused, so its sender's retransmission is delivered again.
+    pub handoff_timeout: Duration,
+    /// Acknowledgement hand-off: messages held at once per session; one more is refused
+    /// ([`DropReason::HandoffFull`](super::DropReason::HandoffFull)) and comes again.
+    pub max_held_per_session: usize,
+    /// Acknowledgement hand-off: messages held at once over all sessions.
+    pub max_held: usize,
 }
 
 impl Limits {
@@ -136,6 +144,9 @@ impl Default for Limits {
             durable: DurableLimits::default(),
             max_ack_delay: Duration::from_millis(2),
             ack_eliciting_threshold: 8,
+            handoff_timeout: Duration::from_secs(30),
+            max_held_per_session: 64,
+            max_held: 4096,
         }
     }
 }

@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::{CallHandle, CallId};
 use crate::features::durable::{DurableFailure, DurableId};
+use crate::features::handoff::{HandoffId, MessageKey};
 use crate::features::registers::{RegisterFailure, RegisterInfo, RegisterOpId};
 use crate::features::segment::{End, Kind, Transfers};
 use crate::features::status::Status;
@@ -388,6 +389,21 @@ pub enum ServerEvent {
         by: SocketAddr,
         /// The client's identity.
         peer: PeerId,
+    },
+    /// A reliable message to a target marked with [`Server::set_handoff`]: it is not
+    /// acknowledged until [`Server::complete_handoff`] (`docs/PROTOCOL.md` §18). Refuse it
+    /// with [`Server::refuse_handoff`] (or let `Limits::handoff_timeout` pass) and the client
+    /// sends it again, as a new `HeldMessage`.
+    HeldMessage {
+        /// The sender's authenticated identity.
+        peer: PeerId,
+        /// The message.
+        message: ReceivedMessage,
+        /// What completes or refuses it.
+        handoff: HandoffId,
+        /// The message's sender and counter: the same at every server a multicast message
+        /// reaches, and for every retransmission, so receivers can drop copies by it.
+        key: MessageKey,
     },
 }
 

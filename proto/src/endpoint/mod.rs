@@ -24,6 +24,7 @@ mod server;
 mod shared;
 mod timers;
 
+pub use crate::features::handoff::{HandoffError, HandoffId, HandoffTarget, MessageKey};
 pub use crate::features::ordered::OrderedLimits;
 pub use crate::features::registers::{
     Register, RegisterError, RegisterFailure, RegisterInfo, RegisterOpId,
@@ -335,6 +336,10 @@ drop_reasons! {
     /// A packet of a crypto suite this build leaves out (the `suite-psk`, `suite-ecc` and
     /// `suite-noise` features): a device that links one suite cannot answer another's.
     SuiteNotCompiled = "suite_not_compiled",
+    /// A reliable message to a target whose ACKs are handed off, while the hand-off table
+    /// (per session or in total) is full: not acknowledged, its counter made fresh again, so
+    /// its sender's retransmission comes as new (`docs/PROTOCOL.md` §18).
+    HandoffFull = "handoff_full",
 }
 
 impl DropReason {
@@ -439,6 +444,13 @@ pub struct Stats {
     pub acks_delayed: u64,
     /// Suite 3: op 39 frames sent (several counters acknowledged at once).
     pub ack_ranges_sent: u64,
+    /// Server: held messages refused by the application (`Server::refuse_handoff`), to come
+    /// again (`docs/PROTOCOL.md` §18).
+    pub handoffs_refused: u64,
+    /// Server: held messages refused because `Limits::handoff_timeout` passed.
+    pub handoffs_expired: u64,
+    /// Server: duplicates of held messages, neither acknowledged nor delivered.
+    pub handoff_duplicates: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -507,8 +519,14 @@ impl Stats {
             frames_batched,
             acks_delayed,
             ack_ranges_sent,
+            handoffs_refused,
+            handoffs_expired,
+            handoff_duplicates,
             drops,
         } = other;
+        self.handoffs_refused += handoffs_refused;
+        self.handoffs_expired += handoffs_expired;
+        self.handoff_duplicates += handoff_duplicates;
         self.batches_sent += batches_sent;
         self.frames_batched += frames_batched;
         self.acks_delayed += acks_delayed;

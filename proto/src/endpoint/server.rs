@@ -51,6 +51,7 @@ mod budget;
 mod duplicates;
 mod durable;
 mod encode;
+mod handoff;
 mod keylog;
 mod noise;
 mod ordered_routes;
@@ -138,6 +139,8 @@ pub struct Server {
     ordered_out: Vec<ReceivedMessage>,
     /// Durable messages (op 37), off until `enable_durable`.
     durable: Durable,
+    /// Acknowledgement hand-off: marked targets and held messages (`features::handoff`).
+    handoffs: crate::features::handoff::Handoffs,
 }
 
 /// How an opened session packet reached us.
@@ -186,6 +189,7 @@ impl Server {
             ordered_rx: OrderedReceiver::default(),
             ordered_out: Vec::new(),
             durable: Durable::new(config.limits.durable),
+            handoffs: Default::default(),
             config,
         };
         if let Some(to) = server.config.announce {
@@ -598,6 +602,9 @@ impl Server {
         match app {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
                 let reliable = matches!(app, App::ReliableMessage(_));
+                if reliable && self.handoffs.marks(m.target) {
+                    return self.on_held_message(now, from, peer, counter, &m);
+                }
                 if reliable {
                     self.shared
                         .tx
@@ -710,6 +717,7 @@ impl Server {
     /// Moves due exchanges of busy sessions into the transmit queue.
     fn pump(&mut self, now: Instant) {
         super::batch::flush_due_acks(&mut self.delayed_acks, now, &mut self.shared.tx);
+        self.expire_handoffs(now);
         self.pump_registers(now);
         let mut due = core::mem::take(&mut self.due);
         let mut busy = core::mem::take(&mut self.busy_scratch);

@@ -160,6 +160,9 @@ pub(crate) enum ServerTimer {
     Registers = 5,
     /// Suite 3: ACKs held for a burst are sent (`features::ack_delay`; run by `pump`).
     AckDelay = 6,
+    /// Held messages past `Limits::handoff_timeout` are refused (`features::handoff`; run by
+    /// `pump`).
+    Handoff = 7,
 }
 
 impl TimerKind for ServerTimer {
@@ -171,6 +174,7 @@ impl TimerKind for ServerTimer {
         ServerTimer::Outbox,
         ServerTimer::Registers,
         ServerTimer::AckDelay,
+        ServerTimer::Handoff,
     ];
 
     fn index(self) -> usize {
@@ -180,13 +184,16 @@ impl TimerKind for ServerTimer {
     fn is_pumped(self) -> bool {
         matches!(
             self,
-            ServerTimer::Outbox | ServerTimer::Registers | ServerTimer::AckDelay
+            ServerTimer::Outbox
+                | ServerTimer::Registers
+                | ServerTimer::AckDelay
+                | ServerTimer::Handoff
         )
     }
 }
 
 /// The server's table: one slot per [`ServerTimer`].
-pub(crate) type ServerTimers = TimerTable<ServerTimer, { ServerTimer::AckDelay as usize + 1 }>;
+pub(crate) type ServerTimers = TimerTable<ServerTimer, { ServerTimer::Handoff as usize + 1 }>;
 
 #[cfg(test)]
 mod tests {

@@ -60,12 +60,15 @@
 //! - [`relay`]: the relay role's echo cache, sequence windows, rate buckets and election.
 //! - [`durable`]: durable messages (op 37): the durable outbox, per-sender de-duplication
 //!   windows, the inbox, and the batches of records a driver stores.
+//! - [`handoff`]: acknowledgement hand-off: a reliable message's ACK waits for the
+//!   application (§18).
 
 pub(crate) mod ack_delay;
 pub mod authority;
 pub(crate) mod batch;
 pub mod durable;
 pub(crate) mod group;
+pub mod handoff;
 pub mod ordered;
 pub(crate) mod pubsub;
 pub mod registers;

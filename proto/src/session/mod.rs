@@ -336,6 +336,13 @@ impl Session {
         })
     }
 
+    /// Makes `counter` unseen in the window, so that the peer's retransmission of it is fresh
+    /// (the acknowledgement hand-off's refusal, `features::handoff`); `false` if it is too old
+    /// for the window to judge (see [`ReplayWindow::forget`]).
+    pub(crate) fn forget(&mut self, counter: Counter) -> bool {
+        self.replay.forget(counter)
+    }
+
     /// Whether `packet` authenticates as fresh under the current key, changing nothing.
     pub(crate) fn authenticates(
         &self,

@@ -159,6 +159,41 @@ impl ReplayWindow {
         }
     }
 
+    /// Makes `c` unseen again, so that the next packet carrying it is accepted as fresh: the
+    /// acknowledgement hand-off (`features::handoff`) refuses a held message this way, and the
+    /// sender's retransmission is delivered again instead of being a duplicate.
+    ///
+    /// Every invariant stays: the window does not move, and a counter the window can no
+    /// longer judge (at or below the floor, or [`WINDOW`] or more below the newest) cannot be
+    /// forgotten, since its verdict is [`Replay::TooOld`] whatever the bits say.
+    ///
+    /// Returns whether `c` is now accepted ([`check`](Self::check) says `Ok`): `true` for a
+    /// counter above the newest too, which was never seen; `false` for one too old.
+    pub fn forget(&mut self, c: Counter) -> bool {
+        let c = c.0;
+        if c <= self.floor || (c <= self.newest && self.newest - c >= WINDOW) {
+            return false;
+        }
+        if c > self.newest || !self.seen(c) {
+            return true;
+        }
+        if let Bits::Dense(recent) = self.bits {
+            let back = self.newest - c;
+            if back < 64 {
+                self.bits = Bits::Dense(recent & !(1 << back));
+                return true;
+            }
+            // Below the top 64 the dense form says "seen" for every counter: a gap there
+            // needs the ring.
+            self.bits = Bits::Ring(Box::new(self.ring()));
+        }
+        if let Bits::Ring(bitmap) = &mut self.bits {
+            let (word, bit) = position(c);
+            bitmap[word] &= !(1 << bit);
+        }
+        true
+    }
+
     /// The highest counter accepted so far, or the floor if none was.
     pub const fn newest(&self) -> Counter {
         Counter(self.newest)
@@ -484,6 +519,25 @@ mod tests {
     }
 
     #[test]
+    fn a_forgotten_counter_is_accepted_once_more() {
+        // In the dense top 64, below it (the ring takes over), and the newest itself.
+        let mut w = window_after(200);
+        for c in [199, 100, 200] {
+            assert!(w.forget(Counter(c)));
+            assert_eq!(accept(&mut w, c), Ok(()), "{c}");
+            assert_eq!(accept(&mut w, c), Err(Replay::Duplicate), "{c}");
+        }
+        assert_eq!(w.newest(), Counter(200));
+        // Too old to judge: cannot be forgotten, stays refused.
+        let mut w = window_after(WINDOW + 10);
+        assert!(!w.forget(Counter(5)));
+        assert_eq!(accept(&mut w, 5), Err(Replay::TooOld));
+        // Not seen yet: nothing to forget, and it is accepted.
+        assert!(w.forget(Counter(WINDOW + 11)));
+        assert_eq!(accept(&mut w, WINDOW + 11), Ok(()));
+    }
+
+    #[test]
     fn errors_display() {
         use alloc::string::ToString;
         assert_eq!(
@@ -521,6 +575,15 @@ mod tests {
             }
             self.newest = self.newest.max(c);
             Ok(())
+        }
+
+        /// A counter the window can still judge becomes unseen; the window does not move.
+        fn forget(&mut self, c: u64) -> bool {
+            if c <= self.floor || u128::from(c) + u128::from(WINDOW) <= u128::from(self.newest) {
+                return false;
+            }
+            self.seen.remove(&c);
+            true
         }
     }
 
@@ -635,6 +698,26 @@ mod tests {
                         let ok = accept(&mut w, c).is_ok();
                         !ok || (c > f && u128::from(c) + u128::from(WINDOW) > u128::from(newest))
                     })
+                })
+            })
+        }
+
+        fn prop_forget_matches_model(seed: u64, ops: Vec<(bool, i16)>) -> bool {
+            // Commits and forgets interleaved (`true` forgets), near the floor, in the middle
+            // and at the top of the counter space, over dense and wide spreads.
+            floors(seed).iter().all(|&f| {
+                SPREADS.iter().all(|&s| {
+                    let mut w = ReplayWindow::new(Counter(f));
+                    let mut model = Model::new(f);
+                    ops.iter().all(|&(forget, o)| {
+                        let c = f.saturating_add_signed(i64::from(o % s));
+                        if forget {
+                            let got = w.forget(Counter(c));
+                            got == model.forget(c) && (!got || w.check(Counter(c)).is_ok())
+                        } else {
+                            accept(&mut w, c) == model.commit(c)
+                        }
+                    }) && w.newest() == Counter(model.newest)
                 })
             })
         }

@@ -91,12 +91,16 @@ impl Server {
                 return true;
             }
         };
+        if !self.batch_fits_handoff(from, counter, crate::wire::batch::frame_plaintexts(plain)) {
+            return true;
+        }
         let queued = self.shared.tx.len();
         for frame in frames {
             // Each frame acts as the packet it would be alone, under the batch's counter.
             self.on_opened(now, from, counter, Ok(frame), via);
         }
         coalesce::dedup_acks(&mut self.shared.tx, queued, from, counter);
+        self.hold_batch_ack(queued, from, counter);
         if let Some(s) = self.sessions.get(&from).filter(|_| more) {
             let hold = coalesce::Hold {
                 delayed: &mut self.delayed_acks,

@@ -96,6 +96,9 @@ impl Server {
         let min_rto = self.config.limits.rtt.min_rto;
         let ceiling = self.config.limits.rtt.max_rto / 2;
         let status_len = if self.config.status.is_some() { 3 } else { 0 };
+        if self.swallow_held_duplicate(from, counter) {
+            return;
+        }
         if self.on_duplicate_batch(now, from, counter, plain) {
             return;
         }

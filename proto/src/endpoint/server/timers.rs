@@ -50,6 +50,7 @@ impl Server {
                 .min(),
             ServerTimer::Registers => self.registers_due(),
             ServerTimer::AckDelay => self.delayed_acks.next_due(),
+            ServerTimer::Handoff => self.handoff_due(),
         }
     }
 
@@ -76,7 +77,10 @@ impl Server {
             }
             ServerTimer::OrderedStreams => self.on_ordered_timer(now),
             // Pumped (`is_pumped`): `handle_timeout` runs it through `pump`.
-            ServerTimer::Outbox | ServerTimer::Registers | ServerTimer::AckDelay => {}
+            ServerTimer::Outbox
+            | ServerTimer::Registers
+            | ServerTimer::AckDelay
+            | ServerTimer::Handoff => {}
         }
     }
 }

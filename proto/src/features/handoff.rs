@@ -1,0 +1,331 @@
+//! Acknowledgement hand-off (`docs/PROTOCOL.md` §18): the ACK of a reliable message waits
+//! until the application says the message is safe elsewhere (an MQTT bridge: the broker's
+//! PUBACK), so that an acknowledged message is never lost by a crash of the receiver.
+//!
+//! The application marks targets ([`HandoffTarget`]); a fresh reliable message to a marked
+//! target is delivered as `ServerEvent::HeldMessage` with a [`HandoffId`], and its counter is
+//! held here instead of acknowledged. The application then completes it (the ACK goes out) or
+//! refuses it; a refusal, the [`Limits::handoff_timeout`] expiry and a full table all make the
+//! counter unseen in the session's replay window, so that the sender's retransmission is
+//! delivered again as fresh. A duplicate of a held counter is neither acknowledged nor
+//! delivered.
+//!
+//! Wire bytes: none of its own (a local rule over op 3's ACK). Timers: one,
+//! `ServerTimer::Handoff` (run by the role's `pump`), the oldest entry's expiry. Events:
+//! `ServerEvent::HeldMessage`, built by the endpoint.
+//!
+//! The table is bounded by [`Limits::max_held_per_session`] and [`Limits::max_held`]; the
+//! marked targets are the application's, not a peer's, to bound.
+//!
+//! [`Limits::handoff_timeout`]: crate::endpoint::Limits::handoff_timeout
+//! [`Limits::max_held_per_session`]: crate::endpoint::Limits::max_held_per_session
+//! [`Limits::max_held`]: crate::endpoint::Limits::max_held
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use core::fmt;
+use core::net::SocketAddr;
+
+use crate::id::{Counter, PeerId};
+use crate::time::Instant;
+
+/// Names one held message until it is completed or refused; never reused in a server's life.
+///
+/// Opaque: only the server makes one (in `ServerEvent::HeldMessage`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct HandoffId(u64);
+
+impl HandoffId {
+    /// The id as a number, for logs and tables keyed by it.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for HandoffId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "handoff#{}", self.0)
+    }
+}
+
+/// What identifies a message for de-duplication across receivers: its sender and the counter
+/// it was sealed under. A multicast message reaches every server of the group with the same
+/// key, so several bridges that receive it can tell it is one message.
+///
+/// A retransmission carries the same key; a message the sender sent again as new (after a
+/// refusal reached it as a missing ACK past its deadline, or after it re-handshook) may carry
+/// another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct MessageKey {
+    /// The sender's authenticated identity.
+    pub peer: PeerId,
+    /// The counter the message was sealed under (on suite 3, a batch's messages share one).
+    pub counter: Counter,
+}
+
+/// Which targets' reliable messages are held ([`Server::set_handoff`]).
+///
+/// [`Server::set_handoff`]: crate::endpoint::Server::set_handoff
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandoffTarget {
+    /// Every target.
+    All,
+    /// This target exactly.
+    Exact(String),
+}
+
+/// Why a hand-off could not be completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub enum HandoffError {
+    /// No such hand-off is held: it was completed or refused already, it expired
+    /// (`Limits::handoff_timeout`), or a batch-mate's refusal released it (the batch comes
+    /// again).
+    Unknown,
+    /// The session the message came over ended or was replaced: no ACK can go to it. The
+    /// sender sends the message again on its new session (so across a reconnect the
+    /// guarantee is at-least-once).
+    SessionGone,
+}
+
+impl fmt::Display for HandoffError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandoffError::Unknown => "no such hand-off is held",
+            HandoffError::SessionGone => "the message's session is gone",
+        })
+    }
+}
+
+impl core::error::Error for HandoffError {}
+
+/// One held message: where its ACK goes, and when it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// The session's address when the message arrived (it may have moved since).
+    pub(crate) addr: SocketAddr,
+    /// The session's generation: a later session at the same address is another one.
+    pub(crate) generation: u64,
+    /// The counter whose ACK waits.
+    pub(crate) counter: Counter,
+    /// When it is refused unless completed.
+    pub(crate) deadline: Instant,
+}
+
+/// The table is full: the message is refused (its counter forgotten) instead of held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Full;
+
+/// What completing one entry released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Completed {
+    /// The entry.
+    pub(crate) held: Held,
+    /// Whether it was the counter's last held frame, so that its ACK goes now.
+    pub(crate) ack_now: bool,
+}
+
+/// The bounds of the table (from `Limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    pub(crate) per_session: usize,
+    pub(crate) total: usize,
+}
+
+/// The server's hand-off state: the marked targets and the held messages.
+///
+/// # Invariants
+/// - `counters[(g, c)]` is the number of entries of `held` with generation `g` and counter
+///   `c`, and has no entry at zero.
+/// - `sessions[g]` is the number of entries of `held` with generation `g`, no entry at zero.
+/// - Outside a batch being handled, `held` has at most `Bounds::total` entries and each
+///   session at most `Bounds::per_session`, plus the frames of one batch admitted while
+///   under the bound (so at most `MAX_RUN_FRAMES - 1` over it).
+/// - Ids are handed out in increasing order with deadlines `now + timeout` for a fixed
+///   timeout and a monotonic `now`, so the first entry of `held` expires first.
+#[derive(Debug, Default)]
+pub(crate) struct Handoffs {
+    all: bool,
+    exact: BTreeSet<String>,
+    held: BTreeMap<HandoffId, Held>,
+    counters: BTreeMap<(u64, Counter), u16>,
+    sessions: BTreeMap<u64, usize>,
+    next: u64,
+    /// The suite 3 batch being handled, admitted whole (`admit`): its frames are held even
+    /// past the bounds, since a batch cut in part could never be acknowledged.
+    admitted: Option<(u64, Counter)>,
+}
+
+impl Handoffs {
+    /// Marks `target`'s reliable messages as held.
+    pub(crate) fn mark(&mut self, target: HandoffTarget) {
+        match target {
+            HandoffTarget::All => self.all = true,
+            HandoffTarget::Exact(t) => {
+                self.exact.insert(t);
+            }
+        }
+    }
+
+    /// Unmarks `target` (messages held already stay held).
+    pub(crate) fn unmark(&mut self, target: &HandoffTarget) {
+        match target {
+            HandoffTarget::All => self.all = false,
+            HandoffTarget::Exact(t) => {
+                self.exact.remove(t);
+            }
+        }
+    }
+
+    /// Whether a reliable message to `target` is held. Cheap when nothing is marked, as on
+    /// every server that does not use the hand-off.
+    pub(crate) fn marks(&self, target: &str) -> bool {
+        self.all || (!self.exact.is_empty() && self.exact.contains(target))
+    }
+
+    /// Whether nothing is marked (and so nothing new will be held).
+    pub(crate) fn is_off(&self) -> bool {
+        !self.all && self.exact.is_empty()
+    }
+
+    /// Room for `frames` more held messages of session `generation`.
+    pub(crate) fn has_room(&self, generation: u64, frames: usize, bounds: Bounds) -> bool {
+        let mine = self.sessions.get(&generation).copied().unwrap_or(0);
+        mine + frames <= bounds.per_session && self.held.len() + frames <= bounds.total
+    }
+
+    /// Admits a suite 3 batch (one counter, several frames) whole if one more message fits:
+    /// its frames are then held until [`end_batch`](Self::end_batch) whatever the bounds, so
+    /// that a batch larger than the room left is not refused for ever.
+    ///
+    /// # Errors
+    /// [`Full`] when either bound is reached already.
+    pub(crate) fn admit(
+        &mut self,
+        generation: u64,
+        counter: Counter,
+        bounds: Bounds,
+    ) -> Result<(), Full> {
+        if !self.has_room(generation, 1, bounds) {
+            return Err(Full);
+        }
+        self.admitted = Some((generation, counter));
+        Ok(())
+    }
+
+    /// The admitted batch was handled.
+    pub(crate) fn end_batch(&mut self) {
+        self.admitted = None;
+    }
+
+    /// Holds one message of the session `(addr, generation)` under `counter`.
+    ///
+    /// # Errors
+    /// [`Full`] when either bound is reached, unless the message is a frame of the admitted
+    /// batch.
+    pub(crate) fn hold(&mut self, held: Held, bounds: Bounds) -> Result<HandoffId, Full> {
+        let admitted = self.admitted == Some((held.generation, held.counter));
+        if !admitted && !self.has_room(held.generation, 1, bounds) {
+            return Err(Full);
+        }
+        let id = HandoffId(self.next);
+        self.next += 1;
+        self.held.insert(id, held);
+        *self
+            .counters
+            .entry((held.generation, held.counter))
+            .or_default() += 1;
+        *self.sessions.entry(held.generation).or_default() += 1;
+        Ok(id)
+    }
+
+    /// Whether any message of `counter` on session `generation` is held.
+    pub(crate) fn holds(&self, generation: u64, counter: Counter) -> bool {
+        !self.held.is_empty() && self.counters.contains_key(&(generation, counter))
+    }
+
+    /// The entry `id`, if held.
+    pub(crate) fn get(&self, id: HandoffId) -> Option<Held> {
+        self.held.get(&id).copied()
+    }
+
+    /// Forgets `id` (completed): says whether its counter's ACK may go now.
+    pub(crate) fn complete(&mut self, id: HandoffId) -> Option<Completed> {
+        let held = self.remove(id)?;
+        let ack_now = !self.counters.contains_key(&(held.generation, held.counter));
+        Some(Completed { held, ack_now })
+    }
+
+    /// Forgets `id` and every other entry of its counter (refused: the sender sends the
+    /// whole counter again, so its batch-mates will be delivered again too).
+    pub(crate) fn refuse(&mut self, id: HandoffId) -> Option<Held> {
+        let held = self.remove(id)?;
+        self.release_counter(held.generation, held.counter);
+        Some(held)
+    }
+
+    /// When the oldest entry expires.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.held.first_key_value().map(|(_, h)| h.deadline)
+    }
+
+    /// Takes the oldest entry if it expired by `now`, with every entry of its counter.
+    pub(crate) fn expire(&mut self, now: Instant) -> Option<Held> {
+        let (&id, held) = self.held.first_key_value()?;
+        if held.deadline > now {
+            return None;
+        }
+        self.refuse(id)
+    }
+
+    /// Messages held now.
+    pub(crate) fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    fn remove(&mut self, id: HandoffId) -> Option<Held> {
+        let held = self.held.remove(&id)?;
+        decrement(&mut self.counters, (held.generation, held.counter));
+        decrement(&mut self.sessions, held.generation);
+        Some(held)
+    }
+
+    /// Drops the entries of one counter (a refused batch's other frames).
+    fn release_counter(&mut self, generation: u64, counter: Counter) {
+        if !self.counters.contains_key(&(generation, counter)) {
+            return;
+        }
+        let ids: alloc::vec::Vec<HandoffId> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.generation == generation && h.counter == counter)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.remove(id);
+        }
+    }
+}
+
+/// Lowers a count, removing it at zero (the tables' "no entry at zero" invariants).
+fn decrement<K: Ord>(
+    map: &mut BTreeMap<K, impl Copy + PartialEq + From<u8> + core::ops::SubAssign>,
+    key: K,
+) {
+    let one = From::from(1u8);
+    if let Some(n) = map.get_mut(&key) {
+        if *n == one {
+            map.remove(&key);
+        } else {
+            *n -= one;
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "handoff_tests.rs"]
+mod tests;

@@ -1,0 +1,140 @@
+//! The hand-off table alone: bounds, batch counts, refusal of a whole counter, expiry order,
+//! and its invariants under any sequence of operations (quickcheck).
+
+use super::*;
+use crate::time::Duration;
+use alloc::vec::Vec;
+use quickcheck::quickcheck;
+
+const BOUNDS: Bounds = Bounds {
+    per_session: 3,
+    total: 5,
+};
+
+fn held(generation: u64, counter: u64, at_ms: u64) -> Held {
+    Held {
+        addr: SocketAddr::from(([127, 0, 0, 1], 9000 + generation as u16)),
+        generation,
+        counter: Counter(counter),
+        deadline: Instant::from_millis(at_ms) + Duration::from_secs(30),
+    }
+}
+
+#[test]
+fn targets_are_marked_exactly_or_all() {
+    let mut h = Handoffs::default();
+    assert!(h.is_off() && !h.marks("a"));
+    h.mark(HandoffTarget::Exact("a".into()));
+    assert!(h.marks("a") && !h.marks("b"));
+    h.mark(HandoffTarget::All);
+    assert!(h.marks("b"));
+    h.unmark(&HandoffTarget::All);
+    assert!(h.marks("a") && !h.marks("b"));
+    h.unmark(&HandoffTarget::Exact("a".into()));
+    assert!(h.is_off());
+}
+
+#[test]
+fn the_bounds_hold_per_session_and_in_total() {
+    let mut h = Handoffs::default();
+    for c in 1..=3 {
+        assert!(h.hold(held(1, c, 0), BOUNDS).is_ok());
+    }
+    assert_eq!(h.hold(held(1, 4, 0), BOUNDS), Err(Full));
+    assert!(h.hold(held(2, 1, 0), BOUNDS).is_ok());
+    assert!(h.hold(held(2, 2, 0), BOUNDS).is_ok());
+    assert_eq!(h.hold(held(3, 1, 0), BOUNDS), Err(Full));
+    assert_eq!(h.len(), 5);
+}
+
+#[test]
+fn a_batch_is_acknowledged_after_its_last_held_frame() {
+    let mut h = Handoffs::default();
+    let a = h.hold(held(1, 7, 0), BOUNDS).unwrap();
+    let b = h.hold(held(1, 7, 0), BOUNDS).unwrap();
+    assert!(h.holds(1, Counter(7)));
+    assert!(!h.complete(a).unwrap().ack_now);
+    assert!(h.holds(1, Counter(7)));
+    assert!(h.complete(b).unwrap().ack_now);
+    assert!(!h.holds(1, Counter(7)));
+    assert_eq!(h.complete(b), None, "ids are not reused");
+}
+
+#[test]
+fn refusing_one_frame_releases_its_batch_mates() {
+    let mut h = Handoffs::default();
+    let a = h.hold(held(1, 7, 0), BOUNDS).unwrap();
+    let b = h.hold(held(1, 7, 0), BOUNDS).unwrap();
+    let other = h.hold(held(1, 8, 0), BOUNDS).unwrap();
+    assert_eq!(h.refuse(a).map(|x| x.counter), Some(Counter(7)));
+    assert_eq!(h.get(b), None);
+    assert!(!h.holds(1, Counter(7)));
+    assert!(h.get(other).is_some());
+    assert_eq!(h.len(), 1);
+}
+
+#[test]
+fn the_oldest_expires_first_and_only_when_due() {
+    let mut h = Handoffs::default();
+    h.hold(held(1, 1, 0), BOUNDS).unwrap();
+    h.hold(held(1, 2, 10), BOUNDS).unwrap();
+    let due = h.next_due().unwrap();
+    assert_eq!(h.expire(Instant::from_millis(30_000 - 1)), None);
+    assert_eq!(h.expire(due).map(|x| x.counter), Some(Counter(1)));
+    assert_eq!(h.expire(due), None);
+    assert_eq!(h.next_due(), Some(due + Duration::from_millis(10)));
+}
+
+/// One operation on the table, from quickcheck's numbers.
+fn apply(h: &mut Handoffs, ids: &mut Vec<HandoffId>, op: (u8, u8, u8), now: &mut u64) {
+    let (kind, a, b) = op;
+    *now += u64::from(b);
+    match kind % 4 {
+        0 | 1 => {
+            if let Ok(id) = h.hold(held(u64::from(a % 3), u64::from(b % 4), *now), BOUNDS) {
+                ids.push(id);
+            }
+        }
+        2 => {
+            if let Some(&id) = ids.get(usize::from(a) % ids.len().max(1)) {
+                h.complete(id);
+            }
+        }
+        _ => {
+            if let Some(&id) = ids.get(usize::from(a) % ids.len().max(1)) {
+                h.refuse(id);
+            }
+            h.expire(Instant::from_millis(*now));
+        }
+    }
+}
+
+/// The counts match the entries, no count is zero, and the bounds hold.
+fn consistent(h: &Handoffs) -> bool {
+    let mut counters: BTreeMap<(u64, Counter), u16> = BTreeMap::new();
+    let mut sessions: BTreeMap<u64, usize> = BTreeMap::new();
+    for e in h.held.values() {
+        *counters.entry((e.generation, e.counter)).or_default() += 1;
+        *sessions.entry(e.generation).or_default() += 1;
+    }
+    counters == h.counters
+        && sessions == h.sessions
+        && h.held.len() <= BOUNDS.total
+        && sessions.values().all(|n| *n <= BOUNDS.per_session)
+        && h.held
+            .values()
+            .zip(h.held.values().skip(1))
+            .all(|(x, y)| x.deadline <= y.deadline)
+}
+
+quickcheck! {
+    fn prop_table_stays_consistent(ops: Vec<(u8, u8, u8)>) -> bool {
+        let mut h = Handoffs::default();
+        let mut ids = Vec::new();
+        let mut now = 0;
+        ops.into_iter().all(|op| {
+            apply(&mut h, &mut ids, op, &mut now);
+            consistent(&h)
+        })
+    }
+}
