@@ -22,6 +22,8 @@ use pavillion_io::bridge::topic::{self, Var};
 use pavillion_proto::{Counter, PeerId};
 
 use super::mqtt::{Message, Mqtt, MqttError, Publish, PublishOutcome};
+use crate::ReceivedMessage;
+use pavillion_proto::features::handoff::MessageKey;
 
 /// The most messages a standby holds at once; more are published at once.
 pub const MAX_HELD: usize = 4096;
@@ -153,6 +155,12 @@ impl Dedupe {
             name,
             payload,
         })
+    }
+
+    /// The id of a held device message, from its hand-off's key (`Handoff::key`): what the
+    /// to-MQTT path passes to [`Dedupe::publish`].
+    pub fn pav_id_of(&self, key: &MessageKey, m: &ReceivedMessage) -> PavId {
+        self.pav_id(&key.peer, key.counter, &m.target, &m.name, &m.payload)
     }
 
     /// Publishes (leader, or de-duplication off) or holds (standby) a device message whose
