@@ -11,3 +11,8 @@
 
 pub mod config;
 pub mod topic;
+// RPC, registers and several bridges for one site (helper F).
+pub mod dedupe;
+pub mod election;
+pub mod registers;
+pub mod rpc;

@@ -104,6 +104,7 @@ pub fn peer_name(peer: &PeerId) -> String {
 pub struct Bridge {
     ctx: Arc<Context>,
     inbound: Option<inbound::Inbound>,
+    services: super::rpc::Services,
 }
 
 impl Bridge {
@@ -144,11 +145,14 @@ impl Bridge {
         presence::start(&ctx);
         let inbound = inbound::start(&ctx)?;
         outbound::start(&ctx);
-        // The parts of `rpc`, `registers` and `dedupe` start here, before `connect`.
+        // The parts of `rpc`, `registers` and `dedupe` start here, before `connect`, so that
+        // their subscriptions exist when the broker hands over what the session kept.
+        let services = super::rpc::Services::start(&ctx);
         ctx.mqtt.connect();
         Ok(Bridge {
             ctx,
             inbound: Some(inbound),
+            services,
         })
     }
 
@@ -165,6 +169,11 @@ impl Bridge {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.ctx.counters
+    }
+
+    /// RPC and register publishing (their counters).
+    pub fn services(&self) -> &super::rpc::Services {
+        &self.services
     }
 
     /// Publishes the bridge's `offline`, disconnects from the broker cleanly and closes the
@@ -187,6 +196,7 @@ impl Bridge {
                 let _ = rx.recv_timeout(std::time::Duration::from_secs(2));
             }
         }
+        self.services.close();
         self.ctx.mqtt.close();
         // The server first: the outcomes the inbound direction still waits for end at once.
         if let Some(s) = &self.ctx.server {
