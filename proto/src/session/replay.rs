@@ -25,23 +25,18 @@ pub const WINDOW: u64 = 1024;
 /// Which counters of one receive direction have been seen.
 ///
 /// Most windows never see a counter out of order, or only within the last 64: then every
-/// counter of the window below the top 64 was seen, except perhaps a run just above the floor
-/// that was skipped before the first commit (a suite 3 initiator starts its counters at a
-/// random value, so the first counter a server sees is far above its floor of 0). Then the
-/// window is 32 bytes without any heap (a server holds one per idle session: `compare`'s
-/// memory rows). The first time any other gap would fall below the top 64, the window moves to
-/// a boxed ring of [`WINDOW`] bits and stays there; the verdicts are the same either way
-/// (`tests::prop_matches_model`).
+/// counter of the window below the top 64 was seen, and the window is 32 bytes without any
+/// heap (a server holds one per idle session: `compare`'s memory rows). The first time a gap
+/// would fall below the top 64, the window moves to a boxed ring of [`WINDOW`] bits and stays
+/// there; the verdicts are the same either way (`tests::prop_matches_model`).
 ///
 /// # Invariants
-/// - `floor <= newest`; `newest == floor` exactly while nothing was committed.
+/// - `floor <= newest`.
 /// - Every counter `c` with `max(floor, newest - WINDOW) < c <= newest` was committed if and
-///   only if `Bits` says so: in `Bits::Dense { recent, unseen }`, bit `newest - c` of `recent`
-///   for `c > newest - 64`, and for every lower `c`: "never committed" if
-///   `c <= floor + unseen` (the run skipped before the first commit, which may reach into the
-///   top 64, where the bits decide), "committed" otherwise; in `Bits::Ring`, the bit at position
-///   `c % WINDOW`. Bits of counters outside that range mean nothing and are cleared as the
-///   window slides over them.
+///   only if `Bits` says so: in `Bits::Dense`, bit `newest - c` of the word for
+///   `c > newest - 64`, and "committed" for every lower `c`; in `Bits::Ring`, the bit at
+///   position `c % WINDOW`. Bits of counters outside that range mean nothing and are cleared as
+///   the window slides over them.
 #[derive(Clone, Debug)]
 pub struct ReplayWindow {
     /// Every counter at or below this is refused, whatever the bits say.
@@ -58,10 +53,8 @@ pub struct ReplayWindow {
 /// Which counters of the window were seen; see [`ReplayWindow`]'s invariants.
 #[derive(Clone, Debug)]
 enum Bits {
-    /// Bit `i` of `recent` is counter `newest - i`; every counter of the window below those 64
-    /// was seen, except the `unseen` counters just above the floor (skipped before the first
-    /// commit; fewer than `WINDOW`, so a `u16`, which keeps the window at 32 bytes).
-    Dense { recent: u64, unseen: u16 },
+    /// Bit `i` is counter `newest - i`; every counter of the window below those 64 was seen.
+    Dense(u64),
     /// A ring of `WINDOW` bits indexed by `counter % WINDOW`, once a gap fell below the top 64.
     Ring(Box<[u64; WORDS]>),
 }
@@ -88,10 +81,7 @@ impl ReplayWindow {
         ReplayWindow {
             floor: floor.0,
             newest: floor.0,
-            bits: Bits::Dense {
-                recent: 0,
-                unseen: 0,
-            },
+            bits: Bits::Dense(0),
         }
     }
 
@@ -105,34 +95,16 @@ impl ReplayWindow {
     pub fn commit(&mut self, c: Counter) -> Result<(), Replay> {
         self.check(c)?;
         let c = c.0;
-        if let Bits::Dense { recent, unseen } = self.bits {
+        if let Bits::Dense(recent) = self.bits {
             if c <= self.newest {
-                // The top counter of the unseen run shortens it (packets reordered just
-                // after the first); below the top 64, `check` passed only counters of the
-                // run, and any other of them needs the ring.
-                let run_top = c == self.floor + u64::from(unseen);
-                let unseen = if run_top { unseen - 1 } else { unseen };
-                if self.newest - c < 64 {
-                    self.bits = Bits::Dense {
-                        recent: recent | 1 << (self.newest - c),
-                        unseen,
-                    };
-                    return Ok(());
-                }
-                if run_top {
-                    self.bits = Bits::Dense { recent, unseen };
-                    return Ok(());
-                }
-            } else if self.newest == self.floor {
-                self.first(c);
+                // Inside the top 64: `check` sent everything lower back as a duplicate.
+                self.bits = Bits::Dense(recent | 1 << (self.newest - c));
                 return Ok(());
-            } else if self.stays_dense(recent, unseen, c) {
+            }
+            if self.stays_dense(recent, c) {
                 let advance = c - self.newest;
                 let shifted = if advance >= 64 { 0 } else { recent << advance };
-                self.bits = Bits::Dense {
-                    recent: shifted | 1,
-                    unseen,
-                };
+                self.bits = Bits::Dense(shifted | 1);
                 self.newest = c;
                 return Ok(());
             }
@@ -196,13 +168,9 @@ impl ReplayWindow {
     /// was committed.
     fn seen(&self, c: u64) -> bool {
         match &self.bits {
-            Bits::Dense { recent, unseen } => {
+            Bits::Dense(recent) => {
                 let back = self.newest - c;
-                if back < 64 {
-                    recent & 1 << back != 0
-                } else {
-                    c > self.floor + u64::from(*unseen)
-                }
+                back >= 64 || recent & 1 << back != 0
             }
             Bits::Ring(bitmap) => {
                 let (word, bit) = position(c);
@@ -211,30 +179,14 @@ impl ReplayWindow {
         }
     }
 
-    /// The first commit, of `c` above the floor: the counters skipped below it stay unseen,
-    /// as the dense form's run above the floor. The floor rises to the window's bottom, which
-    /// changes no verdict (a counter `WINDOW` below the newest is too old either way) and
-    /// bounds that run by `WINDOW - 1`.
-    fn first(&mut self, c: u64) {
-        self.floor = self.floor.max(c.saturating_sub(WINDOW));
-        // No underflow: c > floor, as `check` passed.
-        let skipped = c - 1 - self.floor;
-        self.newest = c;
-        self.bits = Bits::Dense {
-            recent: 1,
-            // NOTE(cast): `skipped < WINDOW`, since the floor is at least `c - WINDOW`.
-            unseen: skipped as u16,
-        };
-    }
-
-    /// Dense form: whether, once `c` (above the newest) is committed, the counters that fall
-    /// below the top 64 still read right without their bits: those of the unseen run above
-    /// the floor must be unseen, every other one seen. They are the old top's oldest (as their
-    /// bits say) and any skipped over (never seen); those at or below the new window's bottom
-    /// do not matter.
-    fn stays_dense(&self, recent: u64, unseen: u16, c: u64) -> bool {
+    /// Dense form: whether, once `c` (above the newest) is committed, every counter of the
+    /// window below the top 64 is still seen. The counters that fall below the top 64 are the
+    /// old top's oldest (seen if their bit is) and any skipped over (never seen); those at or
+    /// below the new window's bottom do not matter.
+    fn stays_dense(&self, recent: u64, c: u64) -> bool {
         let bottom = self.floor.max(c.saturating_sub(WINDOW));
-        // The counters that fall out of the top 64: (low, top_out].
+        // The counters that fall out of the top 64: (newest - 64, c - 64], of which those
+        // above `bottom` must be seen.
         let Some(top_out) = c.checked_sub(64) else {
             return true;
         };
@@ -243,29 +195,18 @@ impl ReplayWindow {
             return true;
         }
         if top_out > self.newest {
-            // A skipped counter above `low` (and above the run, which ends below the first
-            // commit) falls below the top 64 unseen.
+            // A skipped counter above `low` falls below the top 64 unseen.
             return false;
         }
-        let run_top = self.floor.saturating_add(u64::from(unseen));
-        let split = run_top.clamp(low, top_out);
-        let (clear, set) = (self.bits_of(low, split), self.bits_of(split, top_out));
-        recent & clear == 0 && recent & set == set
-    }
-
-    /// The mask of the top-64 bits of counters `lo + 1 ..= hi`, all within the top 64.
-    fn bits_of(&self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            return 0;
-        }
-        // At most 64 bits: newest - hi ..= newest - (lo + 1), with lo >= newest - 64.
-        let (from, to) = (self.newest - hi, self.newest - (lo + 1));
+        // Bits newest - top_out ..= newest - (low + 1) must all be set; at most 64 of them.
+        let (from, to) = (self.newest - top_out, self.newest - (low + 1));
         let width = to - from + 1;
-        if width >= 64 {
+        let mask = if width >= 64 {
             u64::MAX
         } else {
             ((1u64 << width) - 1) << from
-        }
+        };
+        recent & mask == mask
     }
 
     /// The ring form of a dense window, for when a gap is about to fall below the top 64.
@@ -288,13 +229,10 @@ impl ReplayWindow {
 /// Two windows are equal when they give every counter the same verdict, whatever their form.
 impl PartialEq for ReplayWindow {
     fn eq(&self, other: &Self) -> bool {
-        // The floor itself may differ: the first commit raises it to the window's bottom,
-        // which changes no verdict.
-        let bottom = self.floor.max(self.newest.saturating_sub(WINDOW));
-        let other_bottom = other.floor.max(other.newest.saturating_sub(WINDOW));
-        if (bottom, self.newest) != (other_bottom, other.newest) {
+        if (self.floor, self.newest) != (other.floor, other.newest) {
             return false;
         }
+        let bottom = self.floor.max(self.newest.saturating_sub(WINDOW));
         let mut c = self.newest;
         while c > bottom {
             if self.seen(c) != other.seen(c) {
@@ -644,55 +582,12 @@ mod tests {
             let c = if c % 2 == 0 { c - 1 } else { c + 1 };
             assert_eq!(accept(&mut w, c), Ok(()));
         }
-        assert!(
-            matches!(w.bits, Bits::Dense { .. }),
-            "no gap left the top 64"
-        );
+        assert!(matches!(w.bits, Bits::Dense(_)), "no gap left the top 64");
         // A counter never seen falls below the top 64: the ring takes over, same verdicts.
         assert_eq!(accept(&mut w, 3 * WINDOW + 70), Ok(()));
         assert!(matches!(w.bits, Bits::Ring(_)));
         assert_eq!(accept(&mut w, 3 * WINDOW + 2), Ok(()));
         assert_eq!(accept(&mut w, 3 * WINDOW), Err(Replay::Duplicate));
-    }
-
-    #[test]
-    fn a_first_counter_far_above_the_floor_stays_inline() {
-        // A suite 3 responder's window starts at 0 and the initiator's counters at a random
-        // value: the skipped counters below the first one must not cost the ring.
-        let mut w = window_fresh();
-        let start = 123_456;
-        for c in start..start + 3 * WINDOW {
-            assert_eq!(accept(&mut w, c), Ok(()));
-        }
-        assert!(matches!(w.bits, Bits::Dense { .. }), "in order from far up");
-        // The same verdicts as the ring would give: below the window too old, inside it seen.
-        assert_eq!(accept(&mut w, start), Err(Replay::TooOld));
-        assert_eq!(
-            accept(&mut w, start + 2 * WINDOW + 1),
-            Err(Replay::Duplicate)
-        );
-
-        // Late counters from the skipped run: its top shortens it, others need the ring.
-        let mut w = window_fresh();
-        assert_eq!(accept(&mut w, start), Ok(()));
-        assert_eq!(accept(&mut w, start + 1), Ok(()));
-        assert_eq!(accept(&mut w, start - 1), Ok(()));
-        assert_eq!(accept(&mut w, start - 2), Ok(()));
-        assert!(matches!(w.bits, Bits::Dense { .. }), "the run's top");
-        assert_eq!(accept(&mut w, start - 1), Err(Replay::Duplicate));
-        for c in start + 2..start + 200 {
-            assert_eq!(accept(&mut w, c), Ok(()));
-        }
-        assert!(
-            matches!(w.bits, Bits::Dense { .. }),
-            "shortened run slid out"
-        );
-        assert_eq!(accept(&mut w, start - 2), Err(Replay::Duplicate));
-        assert_eq!(accept(&mut w, start - 500), Ok(()));
-        assert!(matches!(w.bits, Bits::Ring(_)), "inside the run");
-        assert_eq!(accept(&mut w, start - 500), Err(Replay::Duplicate));
-        assert_eq!(accept(&mut w, start - 499), Ok(()));
-        assert_eq!(accept(&mut w, start - WINDOW), Err(Replay::TooOld));
     }
 
     #[test]
