@@ -49,28 +49,22 @@ fn psk_idle_session_within_budget() {
     within_budget(Suite::Psk);
 }
 
-// Suites 2 and 3 do not meet the 512 B target yet (540 B and 900 B at 4,000 sessions: the
-// per-client handshake caches, and suite 3's index, peer and static-DH tables beside the
-// session); these hold what was reached, so that it does not grow back, and the ignored tests
-// below state the target.
 #[test]
-fn ecc_idle_session_does_not_grow() {
-    within(Suite::Ecc, 560.0);
-}
-
-#[test]
-fn noise_idle_session_does_not_grow() {
-    within(Suite::Noise, 920.0);
-}
-
-#[test]
-#[ignore = "not met yet: 540 B per idle ecc session"]
 fn ecc_idle_session_within_budget() {
     within_budget(Suite::Ecc);
 }
 
+// Suite 3 does not meet the 512 B target yet (about 673 B at 4,000 sessions: its replay
+// window's boxed ring, 128 B, its boxed rotation record, 48 B, and its index and peer tables,
+// about 40 B, beside what every suite holds); this holds what was reached, so that it does
+// not grow back, and the ignored test below states the target.
 #[test]
-#[ignore = "not met yet: 900 B per idle noise session"]
+fn noise_idle_session_does_not_grow() {
+    within(Suite::Noise, 690.0);
+}
+
+#[test]
+#[ignore = "not met yet: about 673 B per idle noise session"]
 fn noise_idle_session_within_budget() {
     within_budget(Suite::Noise);
 }

@@ -20,6 +20,20 @@ use pavillion_smol::{Client, ClientConfig, Reliability, Server, ServerConfig};
 
 const ID: ClientId = ClientId(*b"smol-reboot-0001");
 const WAIT: Duration = Duration::from_secs(5);
+/// Recovery on loopback takes 0.4-0.9 ms with the current rules (one RTT for the answer that
+/// reports the crash, one or two for the new round). The op 4 rule before issue 19 waited two
+/// RTO floors of silence (2 x 10 ms) before its round: this test with that rule restored
+/// (commit 8e0fa9b's parent, io-std) measured 20.5 ms for psk and 20.6 ms for ecc, so this
+/// bound fails under it, while leaving a loaded 2-core machine over ten times what recovery
+/// needs now. Suite 3 was sub-millisecond before its 0-RTT data too; its `early_data` check
+/// pins that change.
+const RECOVERY_BOUND: Duration = Duration::from_millis(15);
+
+/// Crashes per suite. One crash on a loaded machine can take longer than the bound (the relay
+/// thread or a retransmission waiting its RTO: 20-115 ms in 5 of 15 runs at load 13); the
+/// old rule's wait is a timer, which load only lengthens, so the fastest of three is what
+/// tells the rules apart.
+const TRIALS: usize = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Suite {
@@ -126,27 +140,45 @@ async fn crash_and_recover(suite: Suite) {
         .await
         .unwrap();
 
-    // A claim is acted on at once only if the last handshake round is `min_round_interval`
-    // (1 s) old: a crash right after connecting waits that spacing out, which is not what
-    // this measures.
-    Timer::after(Duration::from_millis(1100)).await;
-    relay.mute.store(true, Ordering::Relaxed);
-    server.close().await;
-    let server = Server::bind(addr, s).await.unwrap();
-    let mut inbox = server.on_message(Some("t"));
-    relay.mute.store(false, Ordering::Relaxed);
+    let mut server = server;
+    let mut trials = Vec::new();
+    for _ in 0..TRIALS {
+        // A claim is acted on at once only if the last handshake round is
+        // `min_round_interval` (1 s) old: a crash right after connecting (or recovering)
+        // waits that spacing out, which is not what this measures.
+        Timer::after(Duration::from_millis(1100)).await;
+        relay.mute.store(true, Ordering::Relaxed);
+        server.close().await;
+        server = Server::bind(addr, s.clone()).await.unwrap();
+        let mut inbox = server.on_message(Some("t"));
+        relay.mute.store(false, Ordering::Relaxed);
 
-    let started = Instant::now();
-    client
-        .send_message("t", "n", b"after", Reliability::Reliable)
-        .await
-        .unwrap();
-    assert_eq!(&inbox.next().await.unwrap().payload[..], b"after");
-    let took = started.elapsed();
-    println!("{suite:?}: delivered after the crash in {took:?}");
-    assert!(took < Duration::from_secs(1), "{suite:?}: {took:?}");
-    let early = server.stats().await.map_or(0, |s| s.early_data);
-    assert_eq!(early, u64::from(suite == Suite::NoiseIk), "{suite:?}");
+        let started = Instant::now();
+        client
+            .send_message("t", "n", b"after", Reliability::Reliable)
+            .await
+            .unwrap();
+        assert_eq!(&inbox.next().await.unwrap().payload[..], b"after");
+        let took = started.elapsed();
+        println!("{suite:?}: delivered after the crash in {took:?}");
+        assert!(took < Duration::from_secs(1), "{suite:?}: {took:?}");
+        trials.push((took, server.stats().await.map_or(0, |s| s.early_data)));
+    }
+    // The fastest of the crashes is below the old rule's floor (RECOVERY_BOUND). Suite 3
+    // repairs with 0-RTT data (not in every crash on a loaded machine: 5 of 18 runs had a
+    // fastest crash without it at load 13, so the check is for at least one of the three);
+    // suites 1 and 2 never send it.
+    let fastest = trials.iter().map(|t| t.0).min().unwrap();
+    assert!(
+        fastest < RECOVERY_BOUND,
+        "{suite:?}: the fastest took {fastest:?}"
+    );
+    let early = trials.iter().filter(|t| t.1 > 0).count();
+    if suite == Suite::NoiseIk {
+        assert!(early >= 1, "{suite:?}: no recovery came with 0-RTT data");
+    } else {
+        assert_eq!(early, 0, "{suite:?}");
+    }
     client.close().await;
     server.close().await;
 }

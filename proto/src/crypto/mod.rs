@@ -28,6 +28,7 @@ use crypto_secretbox::XSalsa20Poly1305;
 use crate::id::Counter;
 
 pub mod ecc;
+pub(crate) mod key_cache;
 pub mod noise;
 pub mod psk;
 pub mod static_dh;

@@ -4,8 +4,9 @@
 //! In Noise IK the `ss` token is DH(our static secret, the peer's static key): the same value
 //! in every handshake between the same two parties. A client computes it once for its server,
 //! a server once for each configured client (on that client's first handshake, from the
-//! value snow computed anyway), and `CachedDh` hands it to snow instead of computing it
-//! again. Our own static public key is known too, so snow need not derive it from the secret
+//! value snow computed anyway, and kept for the [`RECENT_PEERS`] clients that handshook most
+//! recently, so that idle sessions do not each pay for one: `crypto::key_cache`), and
+//! `CachedDh` hands it to snow instead of computing it again. Our own static public key is known too, so snow need not derive it from the secret
 //! on every handshake. What this saves per handshake and side: one Diffie–Hellman and one
 //! base-point multiplication (of four and two).
 //!
@@ -15,7 +16,6 @@
 //!
 //! Parses no wire bytes, sets no timers, emits no events.
 
-use alloc::collections::BTreeMap;
 #[cfg(target_has_atomic = "ptr")]
 use alloc::sync::Arc;
 // Targets without atomic read-modify-write (riscv32imc, the ESP32-C3): the same `Arc`,
@@ -31,6 +31,8 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::ct_eq;
 use super::ecc::KeyPair;
+use super::key_cache::RecentKeys;
+pub use super::key_cache::RECENT_PEERS;
 
 /// Our static key pair and the static–static results with the peers we know; cheap to clone
 /// (shared). See the [module docs](self).
@@ -43,8 +45,8 @@ pub struct StaticDh {
 struct Inner {
     secret: Zeroizing<[u8; 32]>,
     public: [u8; 32],
-    /// The peer's static public key to DH(our secret, it).
-    peers: BTreeMap<[u8; 32], Zeroizing<[u8; 32]>>,
+    /// The peer's static public key to DH(our secret, it), for the most recent peers.
+    peers: RecentKeys<[u8; 32], Zeroizing<[u8; 32]>>,
 }
 
 impl fmt::Debug for StaticDh {
@@ -62,7 +64,7 @@ impl StaticDh {
             inner: Arc::new(Inner {
                 secret: Zeroizing::new(keys.secret().to_bytes()),
                 public: keys.public().to_bytes(),
-                peers: BTreeMap::new(),
+                peers: RecentKeys::new(RECENT_PEERS),
             }),
         }
     }
@@ -74,38 +76,47 @@ impl StaticDh {
         self.insert(peer.to_bytes(), shared);
     }
 
-    /// Keeps `shared` as the result with `peer`. Cheap while no handshake holds a clone.
+    /// Keeps `shared` as the result with `peer` (dropping the least recently used result if
+    /// [`RECENT_PEERS`] are kept). Cheap while no handshake holds a clone.
     pub(crate) fn insert(&mut self, peer: [u8; 32], shared: [u8; 32]) {
         Arc::make_mut(&mut self.inner)
             .peers
             .insert(peer, Zeroizing::new(shared));
     }
 
+    /// Marks the result with `peer` as used now (a handshake found it), so that it is kept
+    /// over those of peers seen less recently. Cheap while no handshake holds a clone.
+    pub fn touch(&mut self, peer: &PublicKey) {
+        if self.inner.peers.contains(peer.as_bytes()) {
+            Arc::make_mut(&mut self.inner).peers.get(peer.as_bytes());
+        }
+    }
+
     /// Forgets the result with `peer` (a key no longer admitted).
     pub fn forget(&mut self, peer: &PublicKey) {
-        if self.inner.peers.contains_key(peer.as_bytes()) {
+        if self.inner.peers.contains(peer.as_bytes()) {
             Arc::make_mut(&mut self.inner).peers.remove(peer.as_bytes());
         }
     }
 
     /// Whether the result with `peer` is kept.
     pub fn knows(&self, peer: &PublicKey) -> bool {
-        self.inner.peers.contains_key(peer.as_bytes())
+        self.inner.peers.contains(peer.as_bytes())
     }
 
-    /// How many peer results are kept.
+    /// How many peer results are kept (at most [`RECENT_PEERS`]).
     pub fn len(&self) -> usize {
         self.inner.peers.len()
     }
 
     /// Whether no peer result is kept.
     pub fn is_empty(&self) -> bool {
-        self.inner.peers.is_empty()
+        self.inner.peers.len() == 0
     }
 
     /// The result with `peer` if kept: what a handshake would compute as `ss`.
     pub fn shared_with(&self, peer: &PublicKey) -> Option<[u8; 32]> {
-        self.inner.peers.get(peer.as_bytes()).map(|s| **s)
+        self.inner.peers.peek(peer.as_bytes()).map(|s| **s)
     }
 }
 
@@ -258,7 +269,11 @@ impl Dh for CachedDh {
         peer.copy_from_slice(pubkey.get(..32).ok_or(snow::Error::Dh)?);
         let out = out.get_mut(..32).ok_or(snow::Error::Dh)?;
         if self.is_static {
-            if let Some(shared) = self.statics.as_ref().and_then(|s| s.inner.peers.get(&peer)) {
+            if let Some(shared) = self
+                .statics
+                .as_ref()
+                .and_then(|s| s.inner.peers.peek(&peer))
+            {
                 out.copy_from_slice(&shared[..]);
                 return Ok(());
             }

@@ -95,9 +95,16 @@ pub(crate) fn early_bytes(counter: Counter, plain: &[u8]) -> alloc::vec::Vec<u8>
     out
 }
 
-/// Splits an initiation payload into epoch, sequence number and 0-RTT data: exactly 16 bytes
-/// (none), or 16 + 8 + at least one byte. Anything else is not ours.
-fn split_payload(payload: &[u8]) -> Result<(u64, u64, Option<EarlyData>), NoiseError> {
+/// Splits an initiation payload (the first `n` bytes of `buf`) into epoch, sequence number
+/// and 0-RTT data: exactly 16 bytes (none), or 16 + 8 + at least one byte. Anything else is
+/// not ours. The 0-RTT plaintext stays in `buf`, moved to its start, so that the read
+/// allocates one buffer, not a second copy.
+fn split_payload(
+    mut buf: alloc::vec::Vec<u8>,
+    n: usize,
+) -> Result<(u64, u64, Option<EarlyData>), NoiseError> {
+    buf.truncate(n);
+    let payload = &buf[..];
     let word = |at: usize| -> Result<u64, NoiseError> {
         let bytes = payload.get(at..at + 8).ok_or(NoiseError::Setup)?;
         Ok(u64::from_le_bytes(
@@ -107,10 +114,14 @@ fn split_payload(payload: &[u8]) -> Result<(u64, u64, Option<EarlyData>), NoiseE
     let (epoch, seq) = (word(0)?, word(8)?);
     let early = match payload.len() {
         INITIATION_PAYLOAD_LEN => None,
-        n if n > INITIATION_PAYLOAD_LEN + EARLY_COUNTER_LEN => Some(EarlyData {
-            counter: Counter(word(INITIATION_PAYLOAD_LEN)?),
-            plain: payload[INITIATION_PAYLOAD_LEN + EARLY_COUNTER_LEN..].to_vec(),
-        }),
+        len if len > INITIATION_PAYLOAD_LEN + EARLY_COUNTER_LEN => {
+            let counter = Counter(word(INITIATION_PAYLOAD_LEN)?);
+            buf.drain(..INITIATION_PAYLOAD_LEN + EARLY_COUNTER_LEN);
+            Some(EarlyData {
+                counter,
+                plain: buf,
+            })
+        }
         _ => return Err(NoiseError::Setup),
     };
     Ok((epoch, seq, early))
@@ -274,7 +285,10 @@ impl ExpectInitiation {
         // The plaintext is shorter than the message; its length says whether 0-RTT data came.
         let mut buf = alloc::vec![0u8; message.len()];
         let n = self.responder.read_initiation(message, &mut buf)?;
-        let (epoch, seq, early) = split_payload(buf.get(..n).ok_or(NoiseError::Setup)?)?;
+        if n > buf.len() {
+            return Err(NoiseError::Setup);
+        }
+        let (epoch, seq, early) = split_payload(buf, n)?;
         Ok(ReadInitiation {
             responder: self.responder,
             recorder: self.recorder,

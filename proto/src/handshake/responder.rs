@@ -1,5 +1,5 @@
 //! The server's suite 1 and 2 setup exchanges, all of them: the bounded tables of half-open and
-//! just-completed exchanges (by address), and the suite 2 box keys of configured clients; and
+//! just-completed exchanges (by address), and the suite 2 box keys of recent clients; and
 //! for suite 3, [`read_initiation`], which reads an initiation and maps it to one of the
 //! configured clients.
 //!
@@ -12,6 +12,7 @@ use alloc::collections::BTreeMap;
 use core::net::SocketAddr;
 
 use crate::crypto::ecc::{self, BoxKey, KeyPair, PublicKey};
+use crate::crypto::key_cache::{RecentKeys, RECENT_PEERS};
 use crate::crypto::noise::Pattern;
 use crate::crypto::static_dh::StaticDh;
 use crate::crypto::Psk;
@@ -54,7 +55,8 @@ pub(crate) enum Refused {
 }
 
 /// The server's suite 1 and 2 exchanges. Everything an unauthenticated source can make it
-/// store is in the two bounded tables; the box keys are at most one per configured client.
+/// store is in the two bounded tables; the box keys are at most one per configured client, and
+/// at most [`RECENT_PEERS`].
 #[derive(Debug)]
 pub(crate) struct SetupResponder {
     half_open: BoundedTable<SocketAddr, ExpectClientInfo>,
@@ -62,8 +64,10 @@ pub(crate) struct SetupResponder {
     /// for the same nonce (a reference ECC client picks new keys for every op 11 it gets, and
     /// a retried op 1 is answered with the identical op 11); bounded like `half_open`.
     completed: BoundedTable<SocketAddr, ExpectClientInfo>,
-    /// Suite 2 box keys of configured clients, made on first use.
-    box_keys: BTreeMap<ClientId, BoxKey>,
+    /// Suite 2 box keys of the configured clients that handshook most recently, made on first
+    /// use (`crypto::key_cache`: kept for every client, they cost each idle session more than
+    /// its replay window).
+    box_keys: RecentKeys<ClientId, BoxKey>,
 }
 
 impl SetupResponder {
@@ -71,7 +75,7 @@ impl SetupResponder {
         SetupResponder {
             half_open: BoundedTable::new(max_half_open, |h| h.created),
             completed: BoundedTable::new(max_half_open, |h| h.created),
-            box_keys: BTreeMap::new(),
+            box_keys: RecentKeys::new(RECENT_PEERS),
         }
     }
 
@@ -166,8 +170,9 @@ impl SetupResponder {
         Ok(reply)
     }
 
-    /// The suite 2 box key with `public`: a configured client's is made once and kept (so a
-    /// flood naming a known id costs no Diffie-Hellman after the first), a guest's is made
+    /// The suite 2 box key with `public`: a configured client's is made once and kept while it
+    /// is among the [`RECENT_PEERS`] most recent (so a flood naming a known id costs no
+    /// Diffie-Hellman after the first), a guest's is made
     /// for each exchange, by the same Diffie-Hellman that checks the key is not of low order.
     /// `None` for such a key.
     fn box_key(

@@ -27,10 +27,11 @@
 //! (one epoch) keeps one counter sequence across rekeys, so a message resealed under new keys
 //! with its old counter is still recognised as a duplicate.
 
+mod tables;
+
 use crate::endpoint::shared;
 use crate::keylog::SessionSecret;
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -63,8 +64,10 @@ use crate::wire::SessionPacket;
 /// holds at most one entry per session, made only by that session's authenticated client.
 #[derive(Debug)]
 pub(crate) struct ServerNoise {
-    by_index: BTreeMap<SessionIndex, SocketAddr>,
-    by_peer: BTreeMap<PeerId, SocketAddr>,
+    /// Every index of every session (current, pending, previous).
+    by_index: tables::ByIndex,
+    /// The current index of every session, by its peer.
+    by_peer: tables::ByPeer,
     groups: GroupSenders,
     pending: BoundedTable<SessionIndex, ExpectFirstData>,
     cookies: Cookies,
@@ -76,8 +79,8 @@ pub(crate) struct ServerNoise {
 impl ServerNoise {
     pub(crate) fn new(rng: &mut Rng, max_half_open: usize) -> Self {
         ServerNoise {
-            by_index: BTreeMap::new(),
-            by_peer: BTreeMap::new(),
+            by_index: tables::ByIndex::default(),
+            by_peer: tables::ByPeer::default(),
             groups: GroupSenders::default(),
             pending: BoundedTable::new(max_half_open, |p| p.created),
             cookies: Cookies::new(rng),
@@ -155,7 +158,7 @@ impl Server {
             .noise
             .groups
             .key(sender, key_id)
-            .and_then(|(key, peer)| Some((key, self.noise.by_peer.get(&peer).copied()?)));
+            .and_then(|(key, peer)| Some((key, self.live_addr(&peer)?)));
         let Some((key, addr)) = found else {
             // A server that restarted, or missed a key: the client delivers it again or
             // handshakes.
@@ -270,7 +273,7 @@ impl Server {
             }
         };
         let (epoch, seq) = (read.epoch, read.seq);
-        let live = self.noise.by_peer.get(&peer).copied();
+        let live = self.live_addr(&peer);
         let known = live
             .and_then(|a| self.sessions.get(&a))
             .and_then(|s| s.noise_record());
@@ -286,6 +289,7 @@ impl Server {
         let early = read.early.take();
         let mut early_to = None;
         let computed = read.computed_static();
+        let remote = read.remote_static();
         // The response names the connection: the same one for a rekey, a fresh one otherwise,
         // so the client knows whether our counters go on or start again.
         let connection = continuing.unwrap_or_else(|| self.rng.next_u64());
@@ -295,11 +299,16 @@ impl Server {
         let Ok(keys) = read.respond(connection, local, i.sender, &mut message) else {
             return self.shared.stats.drop(DropReason::BadHandshake);
         };
-        // A configured client's `ss`, kept for its next handshake: at most one per
-        // configured key (guests are not kept), forgotten with the key.
+        // A configured client's `ss`, kept for its next handshake: for the most recent
+        // configured keys (guests are not kept), forgotten with the key.
         if let (PeerId::Client(_), Some((public, shared))) = (peer, computed) {
             if let Some(statics) = self.noise.statics.as_mut() {
                 statics.insert(public.to_bytes(), shared);
+            }
+        } else if let (PeerId::Client(_), Some(public)) = (peer, remote) {
+            // Found kept: kept over the peers seen less recently (`crypto::key_cache`).
+            if let Some(statics) = self.noise.statics.as_mut() {
+                statics.touch(&public);
             }
         }
         self.shared.log_secret(|| SessionSecret::Noise {
@@ -453,7 +462,7 @@ impl Server {
             }
             return self.on_opened(now, from, packet.counter, Ok(first.plain), Via::Session);
         }
-        let Some(addr) = self.noise.by_index.get(&receiver).copied() else {
+        let Some(addr) = self.noise.by_index.get(&receiver) else {
             self.shared.stats.drop(DropReason::UnknownPeer);
             return self.reply_unknown_index(now, from, receiver);
         };
@@ -478,6 +487,11 @@ impl Server {
             if let Some(stale) = p.retired {
                 self.noise.by_index.remove(&stale);
             }
+            // The peer's table follows the current index (the previous one retires next).
+            if let [Some(current), _, Some(previous)] = s.indices() {
+                self.noise.by_peer.remove(&s.peer, previous);
+                self.noise.by_peer.insert(&s.peer, current);
+            }
         }
         let at = if addr != from && opened.result.is_ok() {
             // Authenticated from a new address: the client moved (NAT rebinding, new port).
@@ -497,7 +511,7 @@ impl Server {
         window: ReplayWindow,
     ) {
         // The same identity elsewhere is an older process of this client: it is gone.
-        if let Some(old) = self.noise.by_peer.get(&p.peer).copied() {
+        if let Some(old) = self.live_addr(&p.peer) {
             self.end_session(old, CloseReason::PeerClosed, FailReason::PeerClosed);
         }
         if self.sessions.contains_key(&from) {
@@ -516,7 +530,7 @@ impl Server {
         let session = ServerSession::new(self, now, session, who, tx_key);
         self.sessions.insert(from, Box::new(session));
         self.noise.by_index.insert(local, from);
-        self.noise.by_peer.insert(peer, from);
+        self.noise.by_peer.insert(&peer, local);
         self.shared.stats.handshakes += 1;
         self.shared
             .events
@@ -526,6 +540,18 @@ impl Server {
         for t in targets {
             self.push_internal(now, from, Payload::Subscribe(t));
         }
+    }
+
+    /// The address of `peer`'s session: through the fingerprint table, checked against the
+    /// session each candidate index leads to.
+    fn live_addr(&self, peer: &PeerId) -> Option<SocketAddr> {
+        self.noise.by_peer.candidates(peer).find_map(|i| {
+            let addr = self.noise.by_index.get(&i)?;
+            self.sessions
+                .get(&addr)
+                .filter(|s| s.peer == *peer)
+                .map(|_| addr)
+        })
     }
 
     /// Moves a session to the address its client now sends from.
@@ -538,13 +564,9 @@ impl Server {
         };
         // The session's own indices (current, pending, previous) are all that point at it, so
         // a roaming client costs three lookups, not a walk over every session's index.
+        // The peer's table names an index, so it needs no change.
         for i in s.indices().into_iter().flatten() {
-            if let Some(a) = self.noise.by_index.get_mut(&i).filter(|a| **a == old) {
-                *a = new;
-            }
-        }
-        if let Some(a) = self.noise.by_peer.get_mut(&s.peer) {
-            *a = new;
+            self.noise.by_index.move_if(i, old, new);
         }
         if self.busy.remove(&old) {
             self.busy.insert(new);
@@ -568,10 +590,11 @@ impl Server {
     /// Removes a closed session's suite 3 indices.
     pub(super) fn forget_noise(&mut self, addr: SocketAddr, s: &ServerSession) {
         if s.is_noise() {
-            self.noise.by_index.retain(|_, a| *a != addr);
-            if self.noise.by_peer.get(&s.peer) == Some(&addr) {
-                self.noise.by_peer.remove(&s.peer);
-                self.noise.groups.forget(s.peer);
+            self.noise.by_index.forget_addr(addr);
+            if let Some(current) = s.indices()[0] {
+                if self.noise.by_peer.remove(&s.peer, current) {
+                    self.noise.groups.forget(s.peer);
+                }
             }
         }
     }

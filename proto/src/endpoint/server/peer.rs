@@ -129,6 +129,14 @@ impl Server {
                 "session table entry (address, box), in B-tree nodes",
                 size_of::<SocketAddr>() + size_of::<usize>(),
             ),
+            (
+                "suite 3 index entry (index, IPv4 address), in B-tree nodes",
+                size_of::<u32>() + size_of::<core::net::SocketAddrV4>(),
+            ),
+            (
+                "suite 3 peer entry (fingerprint, index), in B-tree nodes",
+                2 * size_of::<u32>(),
+            ),
         ]
     }
 }
