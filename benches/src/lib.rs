@@ -12,6 +12,7 @@
 
 pub mod batched;
 pub mod bulk;
+pub mod core_floor;
 pub mod durable;
 pub mod handshake_cost;
 pub mod memory;
