@@ -13,6 +13,7 @@
 pub mod batched;
 pub mod bridge;
 pub mod bulk;
+pub mod core_floor;
 pub mod durable;
 pub mod handshake_cost;
 pub mod memory;

@@ -151,6 +151,7 @@ fn spawn<R: Role>(
             out: SendQueue::new(),
             inbox: RecvBatch::new(),
             led: false,
+            parked: None,
         }),
         primary,
         secondary,
@@ -253,9 +254,13 @@ struct Core<R> {
     out: SendQueue,
     /// The driver's receive buffers (a caller's thread that receives has its own).
     inbox: RecvBatch,
-    /// A caller's thread receives on the primary socket, which is out of the poller; the
-    /// driver must not read it.
+    /// The primary socket is out of the poller: a caller's thread receives on it, or it is
+    /// parked between calls (`parked`); the driver must not read it.
     led: bool,
+    /// Since when the primary socket is parked: out of the poller, nobody reading it, kept
+    /// for the next call of a caller that receives its own answer ([`PARK_GRACE`]). Only
+    /// while `led`.
+    parked: Option<Instant>,
 }
 
 impl<R: Role> Shared<R> {
@@ -318,13 +323,15 @@ impl<R: Role> Shared<R> {
         // a loaded machine, then wakes the driver for every answer that beats it). One caller
         // at a time; a blocked send means the driver is waiting for room, which only the
         // poller reports.
+        // A socket parked by the previous call is taken as it is: no system call.
         let lead = settled.filter(|_| {
-            !core.led
-                && core.out.is_empty()
+            core.out.is_empty()
                 && !self.send_from_secondary
-                && self.take_primary().is_ok()
+                && (core.parked.take().is_some() || (!core.led && self.take_primary().is_ok()))
         });
-        core.led = lead.is_some();
+        if lead.is_some() {
+            core.led = true;
+        }
         let now = self.clock.now();
         // A direct command never stops the loop.
         let _ = core.role.on_command(now, &self.membership, cmd);
@@ -455,17 +462,20 @@ impl<R: Role> Shared<R> {
             }
         });
         let mut core = self.lock();
-        core.led = false;
-        // Added back, the socket reports what is waiting in it: nothing read is lost.
-        let interest = if !core.out.is_empty() {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if let Err(e) = self.give_primary(interest) {
-            tracing::warn!(error = %e, "cannot give the socket back to the poller");
-        }
+        let now = self.clock.now();
         let next = core.role.poll_timeout();
+        if settled() && core.out.is_empty() {
+            // Parked for the caller's next call: back-to-back calls then take and give
+            // back nothing. The driver gives it back after `PARK_GRACE` with no call; it
+            // sleeps at most that long while the socket is out of the poller, so it is
+            // woken here only if it went to sleep before this call took the socket.
+            core.parked = Some(now);
+            drop(core);
+            let grace = now + PARK_GRACE;
+            self.wake_if_earlier(Some(next.map_or(grace, |t| t.min(grace))));
+            return;
+        }
+        core.give_primary(self);
         drop(core);
         self.wake_if_earlier(next);
     }
@@ -483,6 +493,11 @@ impl<R: Role> Shared<R> {
                 }
                 // Messages a caller's thread received (`Shared::lead`) woke us to run here.
                 core.dispatch(self.clock.now(), self);
+                // A socket parked for a while without a call comes back (`PARK_GRACE`).
+                let now = self.clock.now();
+                if core.parked.is_some_and(|at| now >= at + PARK_GRACE) {
+                    core.give_primary(self);
+                }
                 let deadline = loop {
                     let now = self.clock.now();
                     match core.role.poll_timeout() {
@@ -490,9 +505,20 @@ impl<R: Role> Shared<R> {
                             core.role.endpoint_mut().handle_timeout(now);
                             core.after(now, self);
                         }
-                        other => break other.map(|t| (t, t - now)),
+                        other => break other,
                     }
                 };
+                // While the socket is out of the poller, the driver looks again within the
+                // grace, so that a socket parked after this sleep began comes back in time.
+                let now = self.clock.now();
+                let deadline = match (deadline, core.led) {
+                    (d, true) => {
+                        let back = core.parked.map_or(now, |at| at.max(now)) + PARK_GRACE;
+                        Some(d.map_or(back, |t| t.min(back)))
+                    }
+                    (d, false) => d,
+                }
+                .map(|t| (t, t.saturating_duration_since(now)));
                 let armed = deadline.map_or(NO_DEADLINE, |(t, _)| t.as_micros().max(1));
                 self.armed.store(armed, Ordering::SeqCst);
                 // A command queued after `take_commands` looked, by a sender that saw us
@@ -680,6 +706,11 @@ impl<R: Role> Core<R> {
             }
         }
         let blocked = !self.out.is_empty();
+        // Parked, nobody would see the socket become writable: it goes back at once.
+        if blocked && token == PRIMARY && self.parked.is_some() {
+            self.give_primary(io);
+            return;
+        }
         // Out of the poller while led: `Shared::lead` adds it back with the right interest.
         if blocked != was_blocked && !(token == PRIMARY && self.led) {
             let interest = if blocked {
@@ -693,6 +724,31 @@ impl<R: Role> Core<R> {
         }
     }
 }
+
+impl<R: Role> Core<R> {
+    /// Puts the primary socket back into the poller (from a lead or from parking), watching
+    /// for room too if a datagram waits for it. Added back, the socket reports what is
+    /// waiting in it: nothing unread is lost.
+    fn give_primary(&mut self, io: &Shared<R>) {
+        self.led = false;
+        self.parked = None;
+        let interest = if !self.out.is_empty() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(e) = io.give_primary(interest) {
+            tracing::warn!(error = %e, "cannot give the socket back to the poller");
+        }
+    }
+}
+
+/// How long the primary socket stays parked out of the poller after a caller received its
+/// own answer, waiting for that caller's next call: back-to-back calls then make no
+/// `epoll_ctl` at all. A datagram nobody asked for (a server's push) that arrives meanwhile
+/// waits at most about this long (the driver looks at whole milliseconds) before the driver
+/// reads it.
+const PARK_GRACE: pavillion_proto::Duration = pavillion_proto::Duration::from_millis(1);
 
 /// The most commands [`Core::take_commands`] carries out before it sends what they queued: a
 /// batch's worth of messages (the endpoint puts at most 64 in one datagram), so that a long

@@ -32,10 +32,7 @@ use std::thread;
 use std::time::{Duration as WallDuration, Instant as WallInstant};
 
 use clap::Parser;
-use pavillion_benches::{
-    message_plaintext_len, payload, rate, DirectPair, NetPair, Suite, ACK_PLAINTEXT_LEN, BATCH,
-    NAME, PAYLOAD, TARGET,
-};
+use pavillion_benches::{payload, rate, Suite, NAME, PAYLOAD, TARGET};
 use pavillion_proto::wire::{MAX_DATAGRAM, SESSION_OVERHEAD};
 
 /// The memory rows read live heap bytes from this allocator (`pavillion_benches::memory`).
@@ -79,6 +76,9 @@ struct Args {
     /// blocking threads' figure beside them).
     #[arg(long)]
     pipelined_only: bool,
+    /// Measure only the core vs crypto floor rows (every suite).
+    #[arg(long)]
+    core_only: bool,
     /// Measure only the io-smol rows (pipelined messages and RPC through the async adapter).
     #[arg(long)]
     smol_only: bool,
@@ -163,52 +163,20 @@ fn crypto_floor(args: &Args) {
     }
 }
 
-/// Core vs crypto floor for one suite: (net row, direct row).
+/// Core vs crypto floor for one suite: the direct row (the target) and the network row, the
+/// floor counted per datagram the run carried (`pavillion_benches::core_floor`).
 fn core_rows(suite: Suite, seconds: f64) -> Vec<Row> {
-    let data = payload(PAYLOAD);
-    let msg = message_plaintext_len(PAYLOAD);
-
-    let mut net = NetPair::connected(suite);
-    let datagrams = net.reliable_batch(BATCH, &data) as f64 / BATCH as f64;
-    let net_rate = rate(seconds, || {
-        net.reliable_batch(BATCH, &data);
-        BATCH as u64
-    });
-
-    let mut direct = DirectPair::connected(suite);
-    let before = direct.datagrams;
-    direct.reliable_batch(BATCH, &data);
-    let direct_datagrams = (direct.datagrams - before) as f64 / BATCH as f64;
-    let direct_rate = rate(seconds, || {
-        direct.reliable_batch(BATCH, &data);
-        BATCH as u64
-    });
-
-    // The floor of one message: its seal and open, plus the seal and open of each other
-    // datagram per message that the run actually carried (its ACK).
-    let t_msg = seal_open_secs(suite, msg, seconds / 2.0);
-    let t_ack = seal_open_secs(suite, ACK_PLAINTEXT_LEN, seconds / 2.0);
-    let floor = |dpm: f64| 1.0 / (t_msg + (dpm - 1.0).max(0.0) * t_ack);
-
-    let mut rows = Vec::new();
-    for (driver, r, dpm) in [
-        ("direct pump", direct_rate, direct_datagrams),
-        ("testing::Network", net_rate, datagrams),
-    ] {
-        let f = floor(dpm);
-        let ratio = f / r;
-        rows.push(Row {
-            what: format!("core vs crypto floor, {} ({driver})", suite.name()),
-            ours: format!("{r:.0} msg/s"),
-            reference: format!("{f:.0} msg/s"),
-            ratio,
-            target: "<= 1.5x floor",
-            // The target is about the protocol core; the Network row adds the test driver's
-            // own costs (a copy and a queue entry per datagram) and is shown for context.
-            ok: (driver == "direct pump").then_some(ratio <= 1.5),
-        });
-    }
-    rows
+    pavillion_benches::core_floor::rows(suite, seconds)
+        .into_iter()
+        .map(|r| Row {
+            what: r.what(),
+            ours: format!("{:.0} msg/s", r.ours),
+            reference: format!("{:.0} msg/s", r.floor),
+            ratio: r.ratio(),
+            target: "<= 1.2x floor",
+            ok: r.ok(),
+        })
+        .collect()
 }
 
 /// A connected `pavillion-std` pair on 127.0.0.1 in `suite`, with a registered echo handler
@@ -669,6 +637,11 @@ fn run(args: &Args) {
     if !args.loopback_only {
         for suite in Suite::ALL {
             rows.extend(core_rows(suite, args.seconds));
+        }
+        if args.core_only {
+            println!();
+            print_table(&rows);
+            return;
         }
         for b in pavillion_benches::batched::rows(args.seconds) {
             rows.push(Row {

@@ -2,9 +2,12 @@
 //! profiling the adapter with `strace -c -f`, `perf record` or `perf stat`: unlike `compare`,
 //! it runs one workload for a known count, so that system calls and CPU time divide by it.
 //!
-//! `rpc-probe [psk|ecc|noise] [COUNT] [FUNCTION] [msgs]`: COUNT calls (100,000 by default) of
-//! FUNCTION (400, the registered echo; 0 is answered by the endpoint itself), one at a time;
-//! with `msgs`, COUNT reliable 64-byte messages from 8 threads instead. Prints the rate, how
+//! `rpc-probe [psk|ecc|noise] [COUNT] [FUNCTION] [msgs|pipe]`: COUNT calls (100,000 by default)
+//! of FUNCTION (400, the registered echo; 0 is answered by the endpoint itself), one at a time;
+//! with `msgs`, COUNT reliable 64-byte messages from 8 threads instead; with `pipe`, COUNT
+//! pipelined reliable 64-byte messages from one thread (`Client::send_pipelined`, the default
+//! window, handles dropped), then a flush: a bounded run of `compare`'s pipelined row for
+//! `valgrind --tool=callgrind` (instructions per message). Prints the rate, how
 //! many calls took long (a sign of the machine's load, or of a call that went through the
 //! driver's thread), and on Linux each thread's CPU time per call.
 #![allow(clippy::std_instead_of_core)]
@@ -25,7 +28,21 @@ fn main() {
     };
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let function: u16 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(400);
-    let (server_config, client_config) = pavillion_benches::bulk::std_configs(suite);
+    let (mut server_config, mut client_config) = pavillion_benches::bulk::std_configs(suite);
+    // Under valgrind everything runs some 50 times slower: timers meant for a real loopback
+    // would fire and retransmit, and the profile would measure that. `PROBE_SLOW=1` gives
+    // both ends a 2 s minimum RTO and a minute's deadlines.
+    if std::env::var_os("PROBE_SLOW").is_some() {
+        let mut limits = pavillion_proto::endpoint::Limits::default();
+        limits.rtt.min_rto = Duration::from_secs(2);
+        limits.rtt.initial_rto = Duration::from_secs(2);
+        limits.default_timeout = Duration::from_secs(60);
+        server_config = server_config.limits(limits.clone());
+        client_config = client_config
+            .limits(limits)
+            .send_timeout(Duration::from_secs(60))
+            .call_timeout(Duration::from_secs(60));
+    }
     let server = Server::bind("127.0.0.1:0", server_config).expect("bind on loopback");
     server.register(400, "echo", |req| Ok::<_, RpcFailure>(req.args.clone()));
     let received = Arc::new(AtomicU64::new(0));
@@ -42,7 +59,22 @@ fn main() {
         client.call(function, &data).expect("answered");
     }
     let t = Instant::now();
-    if args.get(4).map(String::as_str) == Some("msgs") {
+    if args.get(4).map(String::as_str) == Some("pipe") {
+        for _ in 0..n {
+            drop(
+                client
+                    .send_pipelined("t", "n", &data, Reliability::Reliable)
+                    .expect("queued"),
+            );
+        }
+        client.flush(Duration::from_secs(60)).expect("flushed");
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "{:.0} msg/s; {} counted by the server",
+            n as f64 / s,
+            received.load(Ordering::Relaxed)
+        );
+    } else if args.get(4).map(String::as_str) == Some("msgs") {
         let senders: Vec<_> = (0..8)
             .map(|_| {
                 let client = client.clone();

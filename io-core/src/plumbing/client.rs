@@ -2,6 +2,7 @@
 //! out on the endpoint and answers the callers waiting for their outcomes.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -57,9 +58,9 @@ pub fn open(
     Ok(Parts {
         router: ClientRouter {
             ep: endpoint,
-            calls: HashMap::new(),
-            sends: HashMap::new(),
-            progress: HashMap::new(),
+            calls: IdMap::default(),
+            sends: IdMap::default(),
+            progress: IdMap::default(),
             subscribers: Subscribers::default(),
             connection: ConnectionSubscribers::default(),
             connect_waiters: Vec::new(),
@@ -212,9 +213,7 @@ impl ClientHandle {
         }
         let (reply, pending) = reply::channel();
         let cmd = Cmd::Send {
-            target: target.into(),
-            name: name.into(),
-            data: Bytes::copy_from_slice(data),
+            message: Packed::new(target, name, data),
             options,
             progress,
             reply,
@@ -254,16 +253,15 @@ impl ClientHandle {
         let (reply, pending) = reply::channel();
         let id = slot.id();
         let cmd = Cmd::Send {
-            target: target.into(),
-            name: name.into(),
-            data: Bytes::copy_from_slice(data),
+            message: Packed::new(target, name, data),
             options,
             progress: None,
             reply,
             slot: Some(slot),
         };
+        // Never direct (`ClientRouter::is_direct`): no try of the driver's lock.
         self.link
-            .send(ClientCommand(cmd))
+            .queue(ClientCommand(cmd))
             .map_err(|_| SendError::Closed)?;
         Ok(SendHandle::new(id, pending, self.window.clone()))
     }
@@ -641,9 +639,7 @@ enum Cmd {
     },
     Registers(ClientRegisterCmd),
     Send {
-        target: String,
-        name: String,
-        data: Bytes,
+        message: Packed,
         options: SendOptions,
         progress: Option<Progress>,
         reply: Reply<Result<Delivery, SendError>>,
@@ -684,6 +680,41 @@ enum Cmd {
     },
 }
 
+/// A message's target, name and payload in one allocation (a send command is made once per
+/// message, on the sender's thread, and read once by the driver, which copies what it keeps).
+struct Packed {
+    /// Target, name and payload, back to back.
+    bytes: Box<[u8]>,
+    /// Where the name starts, where the payload starts.
+    name_at: usize,
+    data_at: usize,
+}
+
+impl Packed {
+    fn new(target: &str, name: &str, data: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(target.len() + name.len() + data.len());
+        bytes.extend_from_slice(target.as_bytes());
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(data);
+        Packed {
+            bytes: bytes.into_boxed_slice(),
+            name_at: target.len(),
+            data_at: target.len() + name.len(),
+        }
+    }
+
+    /// Target, name and payload, as they were given.
+    fn parts(&self) -> (&str, &str, &[u8]) {
+        let (head, data) = self.bytes.split_at(self.data_at.min(self.bytes.len()));
+        let (target, name) = head.split_at(self.name_at.min(head.len()));
+        // Both were whole `&str`s, so each part is valid UTF-8 and no char is split.
+        fn text(b: &[u8]) -> &str {
+            core::str::from_utf8(b).unwrap_or_default()
+        }
+        (text(target), text(name), data)
+    }
+}
+
 /// A caller waiting for a server's clock: for that server's answer, or the end of the sync
 /// it asked for.
 struct ClockWaiter {
@@ -696,11 +727,11 @@ struct ClockWaiter {
 /// messages by message id, sessions and clocks by deadline).
 pub struct ClientRouter {
     ep: proto::Client,
-    calls: HashMap<CallId, Reply<Result<Bytes, CallError>>>,
-    sends: HashMap<MessageId, SendWaiter>,
+    calls: IdMap<CallId, Reply<Result<Bytes, CallError>>>,
+    sends: IdMap<MessageId, SendWaiter>,
     /// Progress callbacks of sends still in `sends`; [`ClientRouter::dispatch`] forgets the
     /// others, after any deferred report of theirs ran.
-    progress: HashMap<MessageId, Progress>,
+    progress: IdMap<MessageId, Progress>,
     subscribers: Subscribers,
     connection: ConnectionSubscribers,
     connect_waiters: Vec<(Instant, Reply<Option<SocketAddr>>)>,
@@ -712,6 +743,32 @@ pub struct ClientRouter {
     registers: ClientRegisters,
     /// Durable messages: the store's writer, sends waiting to be stored, received ones.
     durable: durable::DurableRouter,
+}
+
+/// A map keyed by the endpoint's own ids (calls, messages): numbers it hands out in
+/// sequence, never chosen by a peer, so they need no keyed hash; a pipelined client inserts
+/// and removes one per message.
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// Spreads a sequential `u64` id over the table (Fibonacci hashing: the table takes its
+/// control bits from the top of the hash). Anything else is folded in byte by byte.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// Who waits for a message's outcome: its reply slot, and for a pipelined send its place in
@@ -909,16 +966,15 @@ impl Role for ClientRouter {
             }
             Cmd::OnMessage { target, sub } => self.subscribers.add(target, sub),
             Cmd::Send {
-                target,
-                name,
-                data,
+                message,
                 options,
                 progress,
                 reply,
                 slot,
             } => {
                 let waiter = SendWaiter { reply, slot };
-                match self.ep.send_message(now, &target, &name, &data, options) {
+                let (target, name, data) = message.parts();
+                match self.ep.send_message(now, target, name, data, options) {
                     Ok(_) if options.reliability == Reliability::Unreliable => {
                         waiter.answer(Ok(Delivery::default()))
                     }

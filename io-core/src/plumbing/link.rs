@@ -106,6 +106,21 @@ impl<C> Link<C> {
         self.send_with(command, Some(settled))
     }
 
+    /// As [`Link::send`], but never carried out on the sender's thread: for a command that
+    /// the driver's role would not run there anyway (a pipelined send), so that the sender
+    /// does not try the driver's lock for nothing, once per command, while the driver holds
+    /// it.
+    ///
+    /// # Errors
+    /// [`Gone`] once the driver has stopped.
+    pub fn queue(&self, command: C) -> Result<(), Gone> {
+        self.tx.try_send(command).map_err(|_| Gone)?;
+        if let Some(wake) = self.shared.wake.get() {
+            wake();
+        }
+        Ok(())
+    }
+
     fn send_with(&self, command: C, settled: Option<&dyn Fn() -> bool>) -> Result<(), Gone> {
         let command = match self.direct.get() {
             Some(direct) => match direct(command, &|| self.tx.is_empty(), settled) {
@@ -114,11 +129,7 @@ impl<C> Link<C> {
             },
             None => command,
         };
-        self.tx.try_send(command).map_err(|_| Gone)?;
-        if let Some(wake) = self.shared.wake.get() {
-            wake();
-        }
-        Ok(())
+        self.queue(command)
     }
 
     /// Queues a query whose answer goes into a fresh slot, and returns the slot to wait on;

@@ -17,6 +17,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -62,6 +63,15 @@ pub struct Window {
 #[derive(Debug)]
 struct Inner {
     limit: usize,
+    /// Slots in use. Taken and freed without the lock (a pipelined sender takes one per
+    /// message on its thread and the driver frees one per outcome on its own: a shared lock
+    /// there would bounce between the two cores every message); the lock guards the waiters.
+    outstanding: AtomicUsize,
+    /// The next [`SendId`].
+    next: AtomicU64,
+    /// Threads blocked plus tasks registered, mirrored from `state` under its lock: a freed
+    /// slot takes the lock only when somebody waits.
+    waiting: AtomicUsize,
     state: Mutex<State>,
     /// Signalled when a slot is freed while a thread waits (for room or for none in use).
     changed: Condvar,
@@ -69,11 +79,13 @@ struct Inner {
     driver: Option<DriverThread>,
 }
 
+/// Who waits. A waiter is counted in [`Inner::waiting`] before it looks at the slots again,
+/// and a freed slot is given back before its dropper looks at `waiting` (both sequentially
+/// consistent): so either the waiter sees the slot, or the dropper sees the waiter and wakes
+/// it under the lock, which the waiter holds until it sleeps.
 #[derive(Debug, Default)]
 struct State {
-    outstanding: usize,
-    next: u64,
-    /// Threads blocked on `changed`: a free slot notifies only when some thread waits.
+    /// Threads blocked on `changed`.
     blocked: usize,
     /// Tasks waiting for room or for the window to empty.
     wakers: Vec<Waker>,
@@ -103,6 +115,9 @@ impl Window {
         Window {
             inner: Arc::new(Inner {
                 limit: limit.max(1),
+                outstanding: AtomicUsize::new(0),
+                next: AtomicU64::new(0),
+                waiting: AtomicUsize::new(0),
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
                 driver,
@@ -117,7 +132,7 @@ impl Window {
 
     /// How many messages hold a slot now: queued or in flight, outcome not yet known.
     pub fn outstanding(&self) -> usize {
-        self.inner.lock().outstanding
+        self.inner.outstanding.load(Ordering::SeqCst)
     }
 
     /// Whether the caller runs on the driver's thread (see [`Window::for_driver`]).
@@ -130,20 +145,26 @@ impl Window {
 
     /// A slot if the window has room now; `None` when it is full.
     pub fn try_acquire(&self) -> Option<Slot> {
-        let mut state = self.inner.lock();
-        self.take(&mut state)
+        self.take()
     }
 
     /// A slot, blocking while the window is full. Every slot is freed by its message's
     /// outcome, which the endpoint reports by the message's deadline at the latest (or when
     /// the client closes), so the wait is bounded by the oldest message's deadline.
     pub fn acquire(&self) -> Slot {
+        if let Some(slot) = self.take() {
+            return slot;
+        }
         let mut state = self.inner.lock();
         loop {
-            if let Some(slot) = self.take(&mut state) {
+            state.blocked += 1;
+            self.inner.count_waiters(&state);
+            if let Some(slot) = self.take() {
+                state.blocked -= 1;
+                self.inner.count_waiters(&state);
                 return slot;
             }
-            state = self.block(state, None);
+            state = self.sleep(state, None);
         }
     }
 
@@ -155,19 +176,28 @@ impl Window {
     /// Blocks until no slot is in use (every pipelined message so far has its outcome), at
     /// most `limit`; `false` if the limit passed first.
     pub fn wait_idle(&self, limit: Duration) -> bool {
+        if self.outstanding() == 0 {
+            return true;
+        }
         let deadline = Instant::now().checked_add(limit);
         let mut state = self.inner.lock();
-        while state.outstanding > 0 {
+        loop {
+            state.blocked += 1;
+            self.inner.count_waiters(&state);
             let left = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return false,
-                },
-                None => Duration::from_secs(3600),
+                Some(d) => d.checked_duration_since(Instant::now()),
+                None => Some(Duration::from_secs(3600)),
             };
-            state = self.block(state, Some(left));
+            let idle = self.outstanding() == 0;
+            match left {
+                Some(left) if !idle && !left.is_zero() => state = self.sleep(state, Some(left)),
+                _ => {
+                    state.blocked -= 1;
+                    self.inner.count_waiters(&state);
+                    return idle;
+                }
+            }
         }
-        true
     }
 
     /// Resolves once no slot is in use (the async form of [`Window::wait_idle`], without a
@@ -176,26 +206,32 @@ impl Window {
         Idle { window: self }
     }
 
-    fn take(&self, state: &mut State) -> Option<Slot> {
-        if state.outstanding >= self.inner.limit {
-            return None;
+    fn take(&self) -> Option<Slot> {
+        let outstanding = &self.inner.outstanding;
+        let mut n = outstanding.load(Ordering::SeqCst);
+        loop {
+            if n >= self.inner.limit {
+                return None;
+            }
+            match outstanding.compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(now) => n = now,
+            }
         }
-        state.outstanding += 1;
-        let id = SendId(state.next);
-        state.next = state.next.wrapping_add(1);
+        let id = SendId(self.inner.next.fetch_add(1, Ordering::Relaxed));
         Some(Slot {
             inner: self.inner.clone(),
             id,
         })
     }
 
-    /// Waits on the condition variable once (at most `limit`), counted in `blocked`.
-    fn block<'a>(
+    /// Sleeps on the condition variable once (at most `limit`), counted in `blocked` by the
+    /// caller, which it uncounts.
+    fn sleep<'a>(
         &'a self,
-        mut state: MutexGuard<'a, State>,
+        state: MutexGuard<'a, State>,
         limit: Option<Duration>,
     ) -> MutexGuard<'a, State> {
-        state.blocked += 1;
         let changed = &self.inner.changed;
         let mut state = match limit {
             Some(t) => changed
@@ -205,22 +241,30 @@ impl Window {
             None => changed.wait(state).unwrap_or_else(PoisonError::into_inner),
         };
         state.blocked -= 1;
+        self.inner.count_waiters(&state);
         state
     }
 
     /// Registers `waker` to be woken at the next freed slot (once per task).
-    fn register(state: &mut State, waker: &Waker) {
+    fn register(&self, state: &mut State, waker: &Waker) {
         if !state.wakers.iter().any(|w| w.will_wake(waker)) {
             state.wakers.push(waker.clone());
         }
+        self.inner.count_waiters(state);
     }
 }
 
 impl Inner {
-    /// The state; every update is a few integer writes, so a panic elsewhere while holding
+    /// The waiters; every update is a few integer writes, so a panic elsewhere while holding
     /// the lock leaves it consistent and poisoning is ignored.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Mirrors the number of waiters in `waiting` (under the lock).
+    fn count_waiters(&self, state: &State) {
+        self.waiting
+            .store(state.blocked + state.wakers.len(), Ordering::SeqCst);
     }
 }
 
@@ -233,12 +277,16 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.inner.outstanding.fetch_sub(1, Ordering::SeqCst);
+        // Nobody waits (the common case): no lock, no system call.
+        if self.inner.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let mut state = self.inner.lock();
-        state.outstanding = state.outstanding.saturating_sub(1);
         let notify = state.blocked > 0;
         let wakers = std::mem::take(&mut state.wakers);
+        self.inner.count_waiters(&state);
         drop(state);
-        // A notify is a system call even with nobody waiting: only when a thread waits.
         if notify {
             self.inner.changed.notify_all();
         }
@@ -259,13 +307,15 @@ impl Future for Acquire<'_> {
     type Output = Slot;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Slot> {
+        if let Some(slot) = self.window.take() {
+            return Poll::Ready(slot);
+        }
         let mut state = self.window.inner.lock();
-        match self.window.take(&mut state) {
+        self.window.register(&mut state, cx.waker());
+        // Counted as a waiter first: a slot freed before that is seen now (see `State`).
+        match self.window.take() {
             Some(slot) => Poll::Ready(slot),
-            None => {
-                Window::register(&mut state, cx.waker());
-                Poll::Pending
-            }
+            None => Poll::Pending,
         }
     }
 }
@@ -281,11 +331,15 @@ impl Future for Idle<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.window.inner.lock();
-        if state.outstanding == 0 {
+        if self.window.outstanding() == 0 {
             return Poll::Ready(());
         }
-        Window::register(&mut state, cx.waker());
+        let mut state = self.window.inner.lock();
+        self.window.register(&mut state, cx.waker());
+        // Counted as a waiter first: a slot freed before that is seen now (see `State`).
+        if self.window.outstanding() == 0 {
+            return Poll::Ready(());
+        }
         Poll::Pending
     }
 }

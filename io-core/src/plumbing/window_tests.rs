@@ -120,3 +120,40 @@ fn a_handle_gives_the_outcome_blocking_or_as_a_future() {
     assert_eq!(block_on(h), Err(SendError::Closed));
     t.join().unwrap();
 }
+
+/// Slots are taken and freed without the lock, and waiters are found through a counter: a
+/// wake-up lost between a waiter's last look and its sleep would leave a sender blocked for
+/// ever. Four threads pass one slot around thousands of times, blocking and async; each is
+/// bounded, so a lost wake-up fails instead of hanging.
+#[test]
+fn no_wake_up_is_lost_when_slots_are_freed_without_the_lock() {
+    let w = Window::new(1);
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let w = w.clone();
+            thread::spawn(move || {
+                for _ in 0..3000 {
+                    let slot = if i % 2 == 0 {
+                        w.acquire()
+                    } else {
+                        block_on(w.acquire_async())
+                    };
+                    drop(slot);
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    for t in threads {
+        while !t.is_finished() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "a waiting sender was never woken"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        t.join().unwrap();
+    }
+    assert_eq!(w.outstanding(), 0);
+    assert!(w.wait_idle(Duration::ZERO));
+}
