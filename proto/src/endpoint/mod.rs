@@ -335,6 +335,11 @@ drop_reasons! {
     /// A packet of a crypto suite this build leaves out (the `suite-psk`, `suite-ecc` and
     /// `suite-noise` features): a device that links one suite cannot answer another's.
     SuiteNotCompiled = "suite_not_compiled",
+    /// A packet of an optional feature this build leaves out (`durable`, `ordered`,
+    /// `registers`, ...: the cargo features of `pavillion-proto`): a small device that links
+    /// only what it uses does not acknowledge what it cannot hold, so the sender's deadline
+    /// reports it.
+    FeatureNotCompiled = "feature_not_compiled",
 }
 
 impl DropReason {
