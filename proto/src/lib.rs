@@ -144,6 +144,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod time;
+mod util;
 pub mod wire;
 
 /// The README's library example, compiled and run as a doctest so that it cannot rot. It needs
