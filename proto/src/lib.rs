@@ -116,7 +116,8 @@
         feature = "durable",
         feature = "ordered",
         feature = "registers",
-        feature = "pubsub"
+        feature = "pubsub",
+        feature = "segment"
     )),
     allow(dead_code, unused_imports, unused_variables, unused_mut)
 )]

@@ -60,6 +60,10 @@ mod registers;
 #[cfg(not(feature = "registers"))]
 #[path = "client/registers_off.rs"]
 mod registers;
+#[cfg(feature = "segment")]
+mod segment;
+#[cfg(not(feature = "segment"))]
+#[path = "client/segment_off.rs"]
 mod segment;
 mod setup;
 #[cfg(feature = "pubsub")]

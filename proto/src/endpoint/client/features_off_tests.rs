@@ -1,4 +1,4 @@
-//! Builds without an optional feature (`ordered`, `pubsub`, ...; issue 20): its commands are
+//! Builds without an optional feature (`ordered`, `pubsub`, `segment`, ...; issue 20): its commands are
 //! refused and its packets are counted drops that are never acknowledged. Each test checks
 //! whichever the build carries, so it pins the full build and, run in a minimal build
 //! (`cargo test -p pavillion-proto --no-default-features --features std,suite-psk --lib
@@ -98,5 +98,48 @@ fn subscribing_is_refused_only_where_pubsub_is_left_out() {
         assert!(r.is_ok());
     } else {
         assert_eq!(r, Err(SendError::Unsupported));
+    }
+}
+
+#[test]
+fn a_message_larger_than_a_datagram_is_refused_only_where_segment_is_left_out() {
+    let (_, c) = addrs();
+    let mut net = connected();
+    let now = net.now();
+    let big = alloc::vec![7u8; 10_000];
+    let sent = net
+        .client(c)
+        .send_message(now, "t", "big", &big, SendOptions::reliable());
+    if cfg!(feature = "segment") {
+        assert!(sent.is_ok());
+    } else {
+        assert_eq!(sent, Err(SendError::TooLarge));
+    }
+}
+
+#[test]
+fn a_segmented_message_from_the_server_is_a_counted_unacknowledged_drop_where_left_out() {
+    let (s, c) = addrs();
+    let mut net = connected();
+    let now = net.now();
+    let big = alloc::vec![7u8; 10_000];
+    net.server(s)
+        .send_message(now, c, "t", "big", &big, SendOptions::reliable())
+        .unwrap();
+    net.run_for(Duration::from_millis(300));
+    let delivered = net
+        .client_events(c)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Message(m) if m.name == "big"));
+    let dropped = net
+        .client(c)
+        .stats()
+        .dropped(DropReason::FeatureNotCompiled);
+    if cfg!(feature = "segment") {
+        assert!(delivered);
+        assert_eq!(dropped, 0);
+    } else {
+        assert!(!delivered);
+        assert!(dropped >= 1);
     }
 }
