@@ -44,4 +44,12 @@ for suite in psk ecc noise; do
   cargo test -p pavillion-proto --no-default-features --features "std,suite-$suite" --lib crypto::suite ||
     fail "the left-out-suite tests fail in a suite-$suite build"
 done
+# Those one-suite builds are also the minimal client of issue 20: none of the optional features
+# (durable, ordered, registers, pubsub, segment) and the compact BLAKE2b. A left-out feature's
+# commands are refused and its packets are counted drops: pinned by these tests, which check
+# whichever the build carries.
+cargo test -p pavillion-proto --no-default-features --features "std,suite-psk" --lib features_off ||
+  fail "the left-out-feature tests fail in the minimal build"
+cargo test -p pavillion-proto --no-default-features --features "std,suite-psk" --lib crypto::blake2b ||
+  fail "the compact BLAKE2b differs from the blake2 crate"
 echo "no_std: pavillion-proto builds for $target (every suite, and each alone)"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The firmware of issue 20, built for a real target (thumbv7em-none-eabihf, a Cortex-M4F):
 #  1. firmware/size: the size report. One image per suite (a Pavillion client that links one
-#     suite, on an embassy-net UDP socket), one with every suite (today's client), and a
-#     baseline with the same network stack and no client. Prints .text, .rodata, .data and
+#     suite and none of proto's optional features, on an embassy-net UDP socket; the PSK one
+#     is the `minimal` row), one with PSK and every feature (`full-psk`), one with every suite
+#     and feature (`all-suites`, the whole client), and a baseline with the same network
+#     stack and no client. Prints .text, .rodata, .data and
 #     .bss of each, and the client's share of .text (its .text above the baseline's).
 #     Fails when a one-suite client's share of .text exceeds FIRMWARE_TEXT_LIMIT (see below).
 #  2. firmware/nucleo-f429zi: the board example, built as CI would before flashing it
@@ -21,7 +23,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/firmware}
 goal=${FIRMWARE_TEXT_TARGET:-65536}
 # The budget CI enforces today: what a one-suite client measures now plus a small margin, so
 # that the client cannot grow unnoticed while the goal is still out of reach (see firmware/README.md). Lower it with every cut; it becomes $goal once that is met.
-limit=${FIRMWARE_TEXT_LIMIT:-230000}
+# 140,000: the one-suite rows without optional features measured 86,324 (PSK), 95,140 (ECC)
+# and 133,740 B (Noise) at the cut of issue 20's features (was 230,000).
+limit=${FIRMWARE_TEXT_LIMIT:-140000}
 
 fail() {
   echo "firmware: FAILED: $*" >&2
@@ -42,7 +46,7 @@ command -v python3 >/dev/null 2>&1 || fail "python3 reads the ELF section sizes 
 
 elf=$CARGO_TARGET_DIR/$target/release/pavillion-firmware-size
 declare -A text rodata data bss
-rows=(net-only all-suites suite-psk suite-ecc suite-noise)
+rows=(net-only all-suites full-psk minimal suite-ecc suite-noise)
 for row in "${rows[@]}"; do
   echo "== firmware/size --features $row"
   (cd firmware/size && cargo build --release --quiet --features "$row") ||
@@ -72,7 +76,7 @@ for row in "${rows[@]}"; do
 done
 echo "static RAM of an image = .data + .bss (the heap, ${HEAP_NOTE:-24 KB}, is in .bss)"
 echo
-for row in suite-psk suite-ecc suite-noise; do
+for row in minimal suite-ecc suite-noise; do
   share=$(( ${text[$row]} - base ))
   if [ "$share" -gt "$limit" ]; then
     echo "firmware: $row client .text $share B is over the budget of $limit B" >&2

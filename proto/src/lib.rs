@@ -107,8 +107,18 @@
 // A build with fewer than three suites (`suite-*` features) still compiles the others' code:
 // only the dispatch arms that reach it are cut, so it is unreachable and the linker drops it.
 // What the cut leaves unused is expected there; the full build keeps every lint.
+// The same holds for the optional features (`durable`, `ordered`, `registers`, `pubsub`).
 #![cfg_attr(
-    not(all(feature = "suite-psk", feature = "suite-ecc", feature = "suite-noise")),
+    not(all(
+        feature = "suite-psk",
+        feature = "suite-ecc",
+        feature = "suite-noise",
+        feature = "durable",
+        feature = "ordered",
+        feature = "registers",
+        feature = "pubsub",
+        feature = "segment"
+    )),
     allow(dead_code, unused_imports, unused_variables, unused_mut)
 )]
 
@@ -135,6 +145,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod time;
+mod util;
 pub mod wire;
 
 /// The README's library example, compiled and run as a doctest so that it cannot rot. It needs

@@ -16,10 +16,16 @@
 use core::fmt;
 use core::hint::black_box;
 
+#[cfg(feature = "fast-blake2b")]
 use blake2::digest::{Digest, KeyInit, Mac as _};
+#[cfg(feature = "fast-blake2b")]
 use blake2::{Blake2b, Blake2bMac};
+#[cfg(feature = "fast-blake2b")]
 use crypto_secretbox::aead::consts::U32;
+// The cipher's `new`; with `fast-blake2b` the same trait comes in with BLAKE2b's imports.
 use crypto_secretbox::aead::AeadInPlace as _;
+#[cfg(not(feature = "fast-blake2b"))]
+use crypto_secretbox::KeyInit;
 // `zeroize` is not a direct dependency; crypto_secretbox's salsa20 feature always enables the
 // re-export through `cipher`.
 use crypto_secretbox::cipher::zeroize::Zeroize as _;
@@ -27,6 +33,8 @@ use crypto_secretbox::XSalsa20Poly1305;
 
 use crate::id::Counter;
 
+#[cfg_attr(feature = "fast-blake2b", allow(dead_code))]
+mod blake2b;
 pub mod ecc;
 pub(crate) mod key_cache;
 pub mod noise;
@@ -172,6 +180,7 @@ pub fn nonce_for(counter: Counter) -> [u8; 24] {
 ///
 /// This is libsodium's `crypto_generichash(msg, key)` with the default 32-byte output and no salt
 /// or personalisation; taking the message in parts avoids building the concatenation.
+#[cfg(feature = "fast-blake2b")]
 pub fn keyed_hash(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     // NOTE(unwrap): BLAKE2b accepts keys of up to 64 bytes and this one is 32.
     let mut mac = <Blake2bMac<U32> as KeyInit>::new_from_slice(key)
@@ -182,9 +191,32 @@ pub fn keyed_hash(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// BLAKE2b-256 keyed with a 32-byte key, over the concatenation of `parts`.
+///
+/// This is libsodium's `crypto_generichash(msg, key)` with the default 32-byte output and no salt
+/// or personalisation; taking the message in parts avoids building the concatenation. (The
+/// compact implementation: see `blake2b.rs`.)
+#[cfg(not(feature = "fast-blake2b"))]
+pub fn keyed_hash(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let mut state = blake2b::Blake2b::new::<32>(key);
+    for part in parts {
+        state.update(part);
+    }
+    state.finalize::<32>()
+}
+
 /// Unkeyed BLAKE2b-256 (libsodium `crypto_generichash(msg)`).
+#[cfg(feature = "fast-blake2b")]
 pub fn hash(data: &[u8]) -> [u8; 32] {
     Blake2b::<U32>::digest(data).into()
+}
+
+/// Unkeyed BLAKE2b-256 (libsodium `crypto_generichash(msg)`; the compact implementation).
+#[cfg(not(feature = "fast-blake2b"))]
+pub fn hash(data: &[u8]) -> [u8; 32] {
+    let mut state = blake2b::Blake2b::new::<32>(&[]);
+    state.update(data);
+    state.finalize::<32>()
 }
 
 /// A 32-byte pre-shared key (suite 1).

@@ -140,7 +140,9 @@ pub(super) fn seal(
 ) -> Result<usize, wire::Error> {
     let mut frames: Vec<Frame<'_>> = Vec::with_capacity(2 + lead.len() + riders.unreliable.len());
     let acks = &mut riders.acks;
-    acks.sort_unstable_by(|a, b| b.cmp(a));
+    // Newest first; `util::sort` rather than `sort_unstable` for code size (issue 20).
+    crate::util::sort(acks);
+    acks.reverse();
     acks.dedup();
     match acks.as_slice() {
         [] => {}

@@ -42,14 +42,34 @@ mod assumed;
 mod authfail;
 mod batch;
 mod durable;
+#[cfg(not(feature = "durable"))]
+mod durable_off;
+#[cfg(test)]
+mod features_off_tests;
 mod inbound;
 mod keylog;
 mod noise;
+#[cfg(feature = "ordered")]
+mod ordered;
+#[cfg(not(feature = "ordered"))]
+#[path = "client/ordered_off.rs"]
 mod ordered;
 mod reconnect;
+#[cfg(feature = "registers")]
 mod registers;
+#[cfg(not(feature = "registers"))]
+#[path = "client/registers_off.rs"]
+mod registers;
+#[cfg(feature = "segment")]
+mod segment;
+#[cfg(not(feature = "segment"))]
+#[path = "client/segment_off.rs"]
 mod segment;
 mod setup;
+#[cfg(feature = "pubsub")]
+mod subs;
+#[cfg(not(feature = "pubsub"))]
+#[path = "client/subs_off.rs"]
 mod subs;
 mod suspect;
 mod timers;
@@ -630,6 +650,7 @@ impl Client {
     }
 
     fn fail(&mut self, e: InFlight, reason: FailReason) {
+        #[cfg(feature = "durable")]
         if let Some(seq) = e.payload.durable() {
             // Stored, so not failed: ready again (sent by a later session or run).
             return self.durable.requeue(seq);

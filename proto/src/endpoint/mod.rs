@@ -340,6 +340,11 @@ drop_reasons! {
     /// (per session or in total) is full: not acknowledged, its counter made fresh again, so
     /// its sender's retransmission comes as new (`docs/PROTOCOL.md` §18).
     HandoffFull = "handoff_full",
+    /// A packet of an optional feature this build leaves out (`durable`, `ordered`,
+    /// `registers`, ...: the cargo features of `pavillion-proto`): a small device that links
+    /// only what it uses does not acknowledge what it cannot hold, so the sender's deadline
+    /// reports it.
+    FeatureNotCompiled = "feature_not_compiled",
 }
 
 impl DropReason {

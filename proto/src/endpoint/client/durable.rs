@@ -56,6 +56,7 @@ impl Client {
 
     /// The identity a durable store of this client belongs to: its client id and, for suites
     /// 2 and 3, its static public key.
+    #[cfg(feature = "durable")]
     pub fn durable_identity(&self) -> StoreIdentity {
         let public = match &self.config.credentials {
             ClientCredentials::Psk(_) => None,
@@ -73,6 +74,7 @@ impl Client {
     /// # Errors
     /// [`DurableRestoreError`] when the records do not decode, belong to another identity, or
     /// durability is already on. Nothing is changed then.
+    #[cfg(feature = "durable")]
     pub fn enable_durable<'a>(
         &mut self,
         now: Instant,
@@ -102,6 +104,7 @@ impl Client {
     /// [`SendError::TooLarge`] if it does not fit one datagram with its 24-byte prefix;
     /// [`SendError::QueueFull`] at `DurableLimits::max_outbox`; [`SendError::Unsupported`]
     /// in multicast mode; [`SendError::Closed`].
+    #[cfg(feature = "durable")]
     pub fn send_durable(
         &mut self,
         now: Instant,
@@ -128,6 +131,7 @@ impl Client {
 
     /// Stops retrying a durable message. It may still have been delivered (once); no event
     /// follows. False if it is not queued (already acknowledged, or unknown).
+    #[cfg(feature = "durable")]
     pub fn cancel_durable(&mut self, now: Instant, id: DurableId) -> bool {
         self.advance(now);
         let Some((_, in_flight)) = self.durable.cancel(id.seq) else {
@@ -146,12 +150,14 @@ impl Client {
     /// The application is done with a delivered durable message from the server: it leaves
     /// the inbox and will not be delivered again after a restart. `mark`, if given, is stored
     /// with it (how far the application's own output got). False if it is not in the inbox.
+    #[cfg(feature = "durable")]
     pub fn consume_durable(&mut self, now: Instant, id: DurableId, mark: Option<u64>) -> bool {
         self.advance(now);
         self.durable.consume(DurablePeer::Server, id, mark)
     }
 
     /// Durable messages queued and not yet acknowledged or cancelled.
+    #[cfg(feature = "durable")]
     pub fn durable_queued(&self) -> usize {
         self.durable.queued()
     }
@@ -159,12 +165,14 @@ impl Client {
     /// The next batch of durable state to store: write it in one transaction (consecutive
     /// batches may share one), then confirm with [`Client::stored`] or
     /// [`Client::store_failed`]. Operations made between two calls land in one batch.
+    #[cfg(feature = "durable")]
     pub fn poll_store(&mut self) -> Option<DurableBatch> {
         self.durable.poll_store()
     }
 
     /// Every batch up to `batch` is stored: acknowledgements, deliveries and first
     /// transmissions waiting on them go ahead.
+    #[cfg(feature = "durable")]
     pub fn stored(&mut self, now: Instant, batch: BatchId) {
         self.advance(now);
         let released = self.durable.stored(batch);
@@ -174,6 +182,7 @@ impl Client {
     /// The batches handed out up to `batch` could not be stored: their sends fail with
     /// [`ClientEvent::DurableFailed`](crate::endpoint::ClientEvent::DurableFailed), their
     /// received messages are not acknowledged (the sender retries).
+    #[cfg(feature = "durable")]
     pub fn store_failed(&mut self, now: Instant, batch: BatchId) {
         self.advance(now);
         let released = self.durable.store_failed(batch);
@@ -184,6 +193,7 @@ impl Client {
 
     /// An op 37 from the server, fresh or a duplicate of a counter seen: the durable state
     /// decides, not the replay window. Acknowledged now only if its record is stored already.
+    #[cfg(feature = "durable")]
     pub(super) fn on_durable(
         &mut self,
         from: SocketAddr,
@@ -199,6 +209,7 @@ impl Client {
     }
 
     /// The server acknowledged our durable message `seq` (its record is stored there).
+    #[cfg(feature = "durable")]
     pub(super) fn on_durable_acked(&mut self, seq: DurableSeq) {
         if let Some((_, id)) = self.durable.acked(seq) {
             self.shared
@@ -210,6 +221,7 @@ impl Client {
     }
 
     /// The op 37 packet of the outbox entry `seq`, sealed under counter `c` for `to`.
+    #[cfg(feature = "durable")]
     pub(super) fn encode_durable(
         &self,
         to: SocketAddr,
@@ -227,6 +239,7 @@ impl Client {
 
     /// Moves stored messages into the outbox (with no deadline), as far as it has room; the
     /// rest stay ready for the next call.
+    #[cfg(feature = "durable")]
     fn fill_durable(&mut self) {
         if !self.durable.is_enabled() {
             return;
@@ -259,6 +272,7 @@ impl Client {
 
     /// Acts on what a stored (or failed) batch released: ACKs, then deliveries; failed sends;
     /// first transmissions.
+    #[cfg(feature = "durable")]
     fn on_released(&mut self, now: Instant, released: Released) {
         for d in &released.deliveries {
             if let Some(ack) = d.ack {
@@ -280,6 +294,7 @@ impl Client {
         }
     }
 
+    #[cfg(feature = "durable")]
     fn deliver_durable(&mut self, d: &crate::features::durable::Delivery) {
         if !d.redelivered {
             self.shared.stats.messages_received += 1;

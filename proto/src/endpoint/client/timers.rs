@@ -58,7 +58,10 @@ impl Client {
             ClientTimer::Keepalive => self.keepalive_due(),
             ClientTimer::TimeSync => self.time.periodic_due(self.is_connected()),
             ClientTimer::TimeRetry => self.time.retry_due(),
+            #[cfg(feature = "segment")]
             ClientTimer::Segments => self.segments.next_due(),
+            #[cfg(not(feature = "segment"))]
+            ClientTimer::Segments => None,
             ClientTimer::OrderedStreams => self.ordered_due(),
             ClientTimer::Outbox => self.outbox.next_timeout(
                 self.is_connected() && self.session_ready(),

@@ -227,7 +227,7 @@ impl Reassembly {
         let Some(mut pending) = self.pending_acks.remove(&peer) else {
             return (Vec::new(), false);
         };
-        pending.sort_unstable();
+        crate::util::sort(&mut pending);
         pending.dedup();
         let mut ranges: Vec<(Counter, u16)> = Vec::new();
         let mut used = 0;
