@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pavillion_io::bridge::config::{Qos, TargetMatch, ToMqtt};
 use pavillion_io::bridge::topic::Var;
 
-use super::mqtt::{Publish, PublishOutcome};
+use super::mqtt::{MqttError, Publish, PublishOutcome};
 use super::run::{peer_name, Context};
 use crate::ReceivedMessage;
+use pavillion_proto::features::handoff::MessageKey;
 
 /// How the device's message ends once its publish is known: `true` = safely at the broker.
 pub(crate) type Finish = Box<dyn FnOnce(bool) + Send>;
@@ -28,7 +29,14 @@ fn route<'c>(ctx: &'c Context, target: &str) -> Option<&'c ToMqtt> {
 }
 
 /// Publishes one device message of the bridge's server; `finish` is called exactly once.
-pub(crate) fn forward(ctx: &Context, m: &ReceivedMessage, finish: Finish) {
+/// A held message (`key`, from its hand-off) goes through the site's de-duplication, which
+/// adds its `pav-id` and, on a standby bridge, waits for the leader's publish.
+pub(crate) fn forward(
+    ctx: &Context,
+    m: &ReceivedMessage,
+    key: Option<&MessageKey>,
+    finish: Finish,
+) {
     let Some(r) = route(ctx, &m.target) else {
         ctx.counters
             .to_mqtt_unmapped
@@ -51,30 +59,44 @@ pub(crate) fn forward(ctx: &Context, m: &ReceivedMessage, finish: Finish) {
         return;
     };
     let qos = if m.reliable { r.qos } else { r.unreliable_qos };
-    publish(
-        ctx,
-        Publish::new(topic, m.payload.clone(), qos, r.retain),
-        finish,
-    );
+    let p = Publish::new(topic, m.payload.clone(), qos, r.retain);
+    match key {
+        Some(key) => {
+            let id = ctx.dedupe.pav_id_of(key, m);
+            publish_with(ctx, p, finish, |p, done| ctx.dedupe.publish(id, p, done));
+        }
+        None => publish(ctx, p, finish),
+    }
 }
 
 /// Publishes and calls `finish` once with whether the broker has it.
 pub(crate) fn publish(ctx: &Context, p: Publish, finish: Finish) {
+    publish_with(ctx, p, finish, |p, done| ctx.mqtt.publish(p, done));
+}
+
+/// [`publish`] through `send` (the broker connection, or the de-duplication in front of it).
+fn publish_with<S>(ctx: &Context, p: Publish, finish: Finish, send: S)
+where
+    S: FnOnce(Publish, Box<dyn FnOnce(PublishOutcome) + Send>) -> Result<(), MqttError>,
+{
     let slot = Arc::new(Mutex::new(Some(finish)));
     let taken = slot.clone();
     let counters = ctx.counters.clone();
-    let queued = ctx.mqtt.publish(p, move |outcome| {
-        let ok = outcome == PublishOutcome::Acked;
-        if ok {
-            counters.to_mqtt.fetch_add(1, Ordering::Relaxed);
-        } else {
-            counters.to_mqtt_failed.fetch_add(1, Ordering::Relaxed);
-        }
-        let f = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(f) = f {
-            f(ok);
-        }
-    });
+    let queued = send(
+        p,
+        Box::new(move |outcome| {
+            let ok = outcome == PublishOutcome::Acked;
+            if ok {
+                counters.to_mqtt.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counters.to_mqtt_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            let f = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(f) = f {
+                f(ok);
+            }
+        }),
+    );
     if queued.is_err() {
         // Not connected, or the queue is full: the completion will never run.
         ctx.counters.to_mqtt_failed.fetch_add(1, Ordering::Relaxed);
@@ -112,9 +134,11 @@ pub(crate) fn start(ctx: &Arc<Context>) {
             let weak = Arc::downgrade(ctx);
             server.on_message_handoff(target.as_deref(), move |m, handoff| {
                 let Some(ctx) = weak.upgrade() else { return };
+                let key = handoff.key();
                 forward(
                     &ctx,
                     m,
+                    Some(&key),
                     Box::new(move |safe| {
                         if safe {
                             // On the MQTT thread: it must not wait for the server's thread.
@@ -129,7 +153,7 @@ pub(crate) fn start(ctx: &Arc<Context>) {
             let weak = Arc::downgrade(ctx);
             server.on_message(target.as_deref(), move |m| {
                 let Some(ctx) = weak.upgrade() else { return };
-                forward(&ctx, m, Box::new(|_| {}));
+                forward(&ctx, m, None, Box::new(|_| {}));
             });
         }
     }

@@ -68,6 +68,9 @@ pub struct Context {
     pub upstream: Vec<UpstreamLink>,
     /// The counters.
     pub counters: Arc<Counters>,
+    /// Several bridges for one site (`[dedupe]`): the to-MQTT path of held device messages
+    /// publishes through it (a pass-through when the mode is `off`).
+    pub dedupe: Arc<super::dedupe::Dedupe>,
 }
 
 impl Context {
@@ -129,9 +132,12 @@ impl Bridge {
             section: config.mqtt.clone(),
             will,
         })?;
+        // Before `connect`, as every part that subscribes.
+        let dedupe = super::dedupe::Dedupe::start(&mqtt, &config);
         let ctx = Arc::new(Context {
             config,
             mqtt,
+            dedupe,
             server: server.map(Arc::new),
             upstream: upstream
                 .into_iter()
@@ -197,6 +203,7 @@ impl Bridge {
             }
         }
         self.services.close();
+        self.ctx.dedupe.close();
         self.ctx.mqtt.close();
         // The server first: the outcomes the inbound direction still waits for end at once.
         if let Some(s) = &self.ctx.server {

@@ -456,7 +456,30 @@ pub struct Stats {
     pub handoffs_expired: u64,
     /// Server: duplicates of held messages, neither acknowledged nor delivered.
     pub handoff_duplicates: u64,
-    drops: [u64; DropReason::COUNT],
+    drops: DropCounts,
+}
+
+/// One counter per [`DropReason`]: a wrapper because arrays longer than 32 have no `Default`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct DropCounts([u64; DropReason::COUNT]);
+
+impl Default for DropCounts {
+    fn default() -> Self {
+        DropCounts([0; DropReason::COUNT])
+    }
+}
+
+impl core::ops::Deref for DropCounts {
+    type Target = [u64; DropReason::COUNT];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for DropCounts {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Stats {
@@ -551,7 +574,7 @@ impl Stats {
         self.cookie_replies += cookie_replies;
         self.budget_evictions += budget_evictions;
         self.duplicate_replies_withheld += duplicate_replies_withheld;
-        for (a, b) in self.drops.iter_mut().zip(drops) {
+        for (a, b) in self.drops.iter_mut().zip(drops.0) {
             *a += b;
         }
     }
