@@ -378,18 +378,24 @@ pub const DEFAULT_UPSTREAM_TOPIC: &str = "{prefix}/{site}/{server}/{target}/{nam
 /// The default `[[rpc_to_mqtt]] topic`.
 pub const DEFAULT_RPC_TOPIC: &str = "{prefix}/{site}/rpc/{function}";
 
+/// The 1-based line of byte `offset` in `text` (a span `toml` reports), for errors that name
+/// the line; `pav`'s other configuration files use it too.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
 struct Doc<'a> {
     text: &'a str,
 }
 
 impl Doc<'_> {
     fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
+        line_of(self.text, offset)
     }
 
     fn err<T>(&self, v: &Spanned<T>, message: impl std::fmt::Display) -> ConfigError {

@@ -4,7 +4,7 @@
 //! `handshake::responder` (exchanges, box keys); suite 3: `noise.rs` routes to
 //! `handshake::responder::read_initiation`, `handshake::noise` and `session`. Unauthenticated
 //! replies are charged to `handshake::budget` (`budget.rs`), replies to duplicates limited by
-//! `duplicates.rs`; calls go through `features::rpc`. Per-client state is `peer.rs`, the
+//! `duplicates.rs`; calls go through `calls.rs` to `features::rpc`. Per-client state is `peer.rs`, the
 //! session table's upkeep `sessions.rs`, and sealing what was queued `encode.rs`.
 
 use super::shared::{self, Sealer, Shared};
@@ -40,7 +40,7 @@ use super::config::ServerConfig;
 use super::{
     check_message, check_ordered, expired_event, fits_datagram, open_drop, owned, received_message,
     CallHandle, CloseReason, DropReason, FailReason, Outgoing, ReceivedMessage, Reliability,
-    RpcRequest, SendError, SendOptions, ServerEvent, Stats, Transmit,
+    SendError, SendOptions, ServerEvent, Stats, Transmit,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -48,6 +48,7 @@ pub(super) mod assumed;
 mod authlog;
 mod batch;
 mod budget;
+mod calls;
 mod duplicates;
 mod durable;
 mod encode;
@@ -250,7 +251,8 @@ impl Server {
         let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
         let data = Bytes::copy_from_slice(data);
         let answer = rpc::Answer::new(call.counter, status, data, now, gap);
-        s.calls.remember(cache_bounds(&self.config), answer, now);
+        s.calls
+            .remember(calls::cache_bounds(&self.config), answer, now);
         self.shared.tx.push_back(Outgoing::RpcResponse {
             to: call.addr,
             call: call.counter,
@@ -664,56 +666,6 @@ impl Server {
         }
     }
 
-    /// A fresh call: built-ins are answered here, registered functions go to the application,
-    /// anything else gets status 2 as the Arduino server answers it.
-    fn on_call(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        call: Counter,
-        function: FunctionId,
-        args: &[u8],
-    ) {
-        let route = self
-            .functions
-            .route(self.config.builtin_calls, function, args);
-        let Some(s) = self.sessions.get_mut(&from) else {
-            return;
-        };
-        let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
-        let max = self.config.max_pending_calls;
-        match s
-            .calls
-            .admit(route, call, now, max, cache_bounds(&self.config), gap)
-        {
-            rpc::Admitted::Application => {
-                self.shared
-                    .events
-                    .push_back(ServerEvent::RpcRequest(RpcRequest {
-                        call: CallHandle {
-                            addr: from,
-                            counter: call,
-                            generation: s.generation,
-                        },
-                        from,
-                        peer: s.peer,
-                        function,
-                        args: Bytes::copy_from_slice(args),
-                    }))
-            }
-            rpc::Admitted::Busy => {
-                self.shared.stats.drop(DropReason::TableFull);
-                self.shared
-                    .tx
-                    .push_back(Outgoing::RpcResponse { to: from, call });
-            }
-            rpc::Admitted::Answered => self
-                .shared
-                .tx
-                .push_back(Outgoing::RpcResponse { to: from, call }),
-        }
-    }
-
     /// Moves due exchanges of busy sessions into the transmit queue.
     fn pump(&mut self, now: Instant) {
         super::batch::flush_due_acks(&mut self.delayed_acks, now, &mut self.shared.tx);
@@ -791,15 +743,6 @@ fn credentials(config: &ServerConfig) -> Credentials<'_> {
         ecc_clients: &config.ecc_clients,
         allow_guest: config.allow_guest,
         keys: config.keys.as_ref(),
-    }
-}
-
-/// The bounds of each session's answer cache.
-fn cache_bounds(config: &ServerConfig) -> rpc::CacheBounds {
-    rpc::CacheBounds {
-        entries: config.rpc_cache_entries,
-        bytes: config.rpc_cache_bytes,
-        ttl: config.rpc_cache_ttl,
     }
 }
 

@@ -164,12 +164,7 @@ struct File<'a> {
 
 impl File<'_> {
     fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
+        pavillion_io::bridge::config::line_of(self.text, offset)
     }
 
     /// `"FILE, line N: message"` for the value at `span`.

@@ -25,7 +25,8 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::{cache_bounds, Server, ServerSession, Via};
+use super::calls::cache_bounds;
+use super::{Server, ServerSession, Via};
 use crate::endpoint::Outgoing;
 use crate::features::rpc::Answer;
 use crate::id::Counter;
