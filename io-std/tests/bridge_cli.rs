@@ -216,4 +216,22 @@ fn bad_config_names_key_and_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 6") && err.contains("lisen"), "{err}");
+    // A host name is resolved at start: one that is not a group cannot give two ACKs.
+    let file = mosquitto::write_file(
+        &dir,
+        "bad3.toml",
+        "site = \"s\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n[[upstream]]\nname = \"plc\"\naddress = \"localhost:7001\"\nid = \"bridge-client-01\"\npsk = \"7d1b1a3bd2f8f4f0a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5e7f9\"\nmin_acks = 2\n",
+    );
+    let out = run_with(
+        Some(&dir),
+        &["bridge", "--config", file.to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 4") && err.contains("min_acks") && err.contains("group"),
+        "{err}"
+    );
 }

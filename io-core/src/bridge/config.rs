@@ -214,6 +214,11 @@ pub struct Upstream {
     pub registers: Vec<u16>,
     /// Serve MQTT 5 requests as calls on this server (F).
     pub rpc: bool,
+    /// `min_acks`: for a group address, the fewest servers of the group that must have
+    /// acknowledged a `[[from_mqtt]]` message (over all its attempts) before the broker's
+    /// publish is acknowledged; 1 (the default) for any other address. Besides it, every
+    /// server the bridge's client expects (it announced the target) must have acknowledged.
+    pub min_acks: usize,
     /// The line of the section, for errors found later.
     pub line: usize,
 }
@@ -354,6 +359,7 @@ struct RawUpstream {
     #[serde(default)]
     registers: Vec<Spanned<i64>>,
     rpc: Option<bool>,
+    min_acks: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -369,6 +375,27 @@ struct RawRpc {
 struct RawDedupe {
     mode: Option<Spanned<String>>,
     standby_wait_ms: Option<Spanned<i64>>,
+}
+
+/// The largest `[[upstream]] min_acks`: the servers a client keeps sessions with by default.
+pub const MAX_MIN_ACKS: usize = 128;
+
+/// Whether a client of `ip` is a group client (it joins the group and expects every server
+/// of it to answer): a multicast or the IPv4 broadcast address, as the endpoint decides.
+pub fn is_group_address(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+        std::net::IpAddr::V6(v6) => v6.is_multicast(),
+    }
+}
+
+/// The IP of an address given as `IP:PORT` or `IP`, without resolving a host name.
+fn literal_ip(address: &str) -> Option<std::net::IpAddr> {
+    address
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| address.parse::<std::net::IpAddr>())
+        .ok()
 }
 
 /// The default `[[to_mqtt]] topic`.
@@ -649,6 +676,26 @@ pub fn parse(text: &str, base: &Path, host_name: &str) -> Result<BridgeConfig, C
                 "rpc: needs MQTT 5 (protocol = 5): 3.1.1 has no request/response",
             ));
         }
+        let min_acks = match &r.min_acks {
+            None => 1,
+            Some(n) => {
+                let n_ok = usize::try_from(*n.get_ref())
+                    .ok()
+                    .filter(|n| (1..=MAX_MIN_ACKS).contains(n));
+                let Some(k) = n_ok else {
+                    return Err(doc.err(n, format!("min_acks: expected 1 to {MAX_MIN_ACKS}")));
+                };
+                // A host name is resolved by the runtime, which checks it again.
+                if k > 1 && literal_ip(r.address.get_ref()).is_some_and(|ip| !is_group_address(ip))
+                {
+                    return Err(doc.err(
+                        n,
+                        "min_acks: above 1 needs a group address (one server answers a unicast address)",
+                    ));
+                }
+                k
+            }
+        };
         let path = |s: &Option<String>| s.as_ref().map(|p| base.join(p));
         upstream.push(Upstream {
             name,
@@ -667,6 +714,7 @@ pub fn parse(text: &str, base: &Path, host_name: &str) -> Result<BridgeConfig, C
             topic,
             registers,
             rpc,
+            min_acks,
             line: doc.line(u.span().start),
         });
     }

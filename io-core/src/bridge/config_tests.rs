@@ -145,3 +145,37 @@ fn mqtt_3_refuses_rpc_and_standby() {
     .message
     .contains("MQTT 5"));
 }
+
+#[test]
+fn min_acks_of_a_group_upstream() {
+    let head =
+        "site = \"s\"\n[mqtt]\nurl = \"mqtt://h\"\n[[upstream]]\nname = \"g\"\npsk_file = \"k\"\n";
+    let c = load(&format!(
+        "{head}address = \"239.255.28.12:1783\"\nmin_acks = 2\n"
+    ))
+    .unwrap();
+    assert_eq!(c.upstream[0].min_acks, 2);
+    // The default: whoever the client expects, at least one.
+    let c = load(&format!("{head}address = \"127.0.0.1:1783\"\n")).unwrap();
+    assert_eq!(c.upstream[0].min_acks, 1);
+    // Broadcast and IPv6 multicast are groups too; a host name is checked once resolved.
+    for address in ["255.255.255.255:1783", "[ff02::1]:1783", "plc.local:1783"] {
+        let c = load(&format!("{head}address = \"{address}\"\nmin_acks = 3\n")).unwrap();
+        assert_eq!(c.upstream[0].min_acks, 3, "{address}");
+    }
+    // One server answers a unicast address: two acknowledgements would never come.
+    let e = error(&format!(
+        "{head}address = \"127.0.0.1:1783\"\nmin_acks = 2\n"
+    ));
+    assert_eq!(e.line, Some(8), "{e}");
+    assert!(e.message.contains("group address"), "{e}");
+    for bad in ["0", "-1", "129"] {
+        let e = error(&format!(
+            "{head}address = \"239.1.2.3:1\"\nmin_acks = {bad}\n"
+        ));
+        assert!(
+            e.message.starts_with("min_acks: expected 1 to 128"),
+            "{bad}: {e}"
+        );
+    }
+}

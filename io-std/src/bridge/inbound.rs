@@ -9,6 +9,11 @@
 //! "Every connected client" with none connected is done at once (acknowledged): the set of
 //! receivers is the clients connected when the publish arrives, as for a Pavillion broker.
 //!
+//! An upstream at a group address is one group client: its servers are the receivers. A send
+//! to it ends with who acknowledged and which expected servers (those that announced the
+//! target) did not; the publish is done when each missed server acknowledged some attempt and
+//! at least `min_acks` servers did ([`Receipts`]).
+//!
 //! The MQTT thread only queues (a bounded channel: when full, it waits, which stops reading
 //! from the broker: back-pressure, not loss); a sender thread makes the pipelined sends and a
 //! waiter thread collects their outcomes in order, so that the sends of many publishes are in
@@ -21,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pavillion_io::bridge::config::{Destination, FromMqtt, Qos};
+use pavillion_io::bridge::receipts::Receipts;
 use pavillion_io::bridge::topic::{self, Var};
 
 use super::mqtt::{AckToken, Message};
@@ -49,6 +55,8 @@ struct Job {
     /// When it first failed, and how many times.
     first_failure: Option<Instant>,
     attempts: u32,
+    /// Who acknowledged any attempt so far.
+    receipts: Receipts,
 }
 
 struct Waiting {
@@ -122,6 +130,15 @@ pub(crate) fn start(ctx: &Arc<Context>) -> std::io::Result<Inbound> {
         } else {
             Qos::AtMostOnce
         };
+        let min_acks = match &f.to {
+            Destination::Upstream(n) => ctx
+                .config
+                .upstream
+                .iter()
+                .find(|u| &u.name == n)
+                .map_or(1, |u| u.min_acks),
+            Destination::Clients | Destination::Client(_) => 1,
+        };
         ctx.mqtt.subscribe(&f.filter, qos, move |m, token| {
             // Blocks while the queue is full (see the module doc); fails only when stopped.
             let _ = tx.send(Some(Job {
@@ -130,6 +147,7 @@ pub(crate) fn start(ctx: &Arc<Context>) -> std::io::Result<Inbound> {
                 route: route.clone(),
                 first_failure: None,
                 attempts: 0,
+                receipts: Receipts::new(min_acks),
             }));
         });
     }
@@ -287,14 +305,17 @@ fn send_one(ctx: &Context, job: Job, waiting: &SyncSender<Waiting>, retry: &Retr
 }
 
 fn wait_loop(ctx: &std::sync::Weak<Context>, rx: &Receiver<Waiting>, retry: &Retry) {
-    while let Ok(w) = rx.recv() {
+    while let Ok(mut w) = rx.recv() {
         let mut ok = true;
         for h in w.handles {
             // Every outcome is awaited, so that what follows starts after all of them.
-            ok &= matches!(h.wait_timeout(OUTCOME_WAIT), Ok(d) if d.missing.is_empty());
+            ok &= match h.wait_timeout(OUTCOME_WAIT) {
+                Ok(d) => w.job.receipts.on_outcome(&d.acked, &d.missing),
+                Err(_) => false,
+            };
         }
         let Some(ctx) = ctx.upgrade() else { return };
-        if ok {
+        if ok && w.job.receipts.is_enough() {
             ctx.counters.from_mqtt.fetch_add(1, Ordering::Relaxed);
             w.job.token.ack();
         } else {

@@ -174,6 +174,13 @@ pub(crate) fn run(json: bool, a: BridgeArgs) -> Result<(), Failure> {
     for u in &config.upstream {
         let addr = std_keys::parse_addr(&u.address)
             .map_err(|e| Failure::input(format!("[[upstream]] {:?} address: {e}", u.name)))?;
+        if u.min_acks > 1 && !config::is_group_address(addr.ip()) {
+            // The file named a host: known only now that it is resolved.
+            return Err(Failure::input(format!(
+                "[[upstream]] {:?} (line {}): min_acks above 1 needs a group address, not {addr}",
+                u.name, u.line
+            )));
+        }
         let client = Client::connect(addr, upstream_config(u)?)
             .map_err(|e| Failure::failed("connect", format!("upstream {}: {e}", u.name)))?;
         upstream.push((u.name.clone(), client));
