@@ -143,6 +143,84 @@ fn mqtt_publish_unacked_until_delivered() {
     b.close();
 }
 
+/// A publish that cannot be delivered is given up after the route's `give_up_after_ms` and
+/// moved to its `dead_letter` topic, with where it came from and why; the move acknowledges
+/// it to the broker, so that publishes for a receiver that is gone do not fill the broker's
+/// in-flight window for the bridge (the test broker's `max_inflight_messages` is 100, so 120
+/// would stop every route without the move: checked by removing `dead_letter`): a publish on
+/// another route still arrives, and a bridge started again under the same MQTT session is not
+/// sent them again.
+#[test]
+fn given_up_publishes_go_to_the_dead_letter_and_the_rest_keep_flowing() {
+    let Some(broker) = Mosquitto::start() else {
+        return;
+    };
+    let sections = "[[from_mqtt]]\nfilter = \"pav/s/to/#\"\ntarget = \"commands\"\nname = \"{tail}\"\n\
+                    to = \"client:ghost\"\ngive_up_after_ms = 300\n\
+                    dead_letter = \"{prefix}/{site}/dead/{tail}\"\n\
+                    [[from_mqtt]]\nfilter = \"pav/s/cmd/#\"\ntarget = \"commands\"\nname = \"{tail}\"\n";
+    let (b, addr, device) = bridge(&broker, "bridge-dead", sections);
+    let watcher = TestClient::connect(broker.port, "watch", false);
+    watcher.subscribe("pav/s/dead/#");
+    let publisher = TestClient::connect(broker.port, "pub", false);
+    const N: usize = 120;
+    for i in 0..N {
+        publisher.publish(&format!("pav/s/to/x{i}"), &[i as u8], false);
+    }
+    let dead = watcher.wait_for(WAIT, |g| g.len() >= N);
+    assert_eq!(dead.len(), N, "dead letters: {}", b.counters().line());
+    for i in 0..N {
+        let d = dead
+            .iter()
+            .find(|d| d.topic == format!("pav/s/dead/x{i}"))
+            .unwrap_or_else(|| panic!("x{i} not dead-lettered"));
+        assert_eq!(d.payload, [i as u8]);
+        let prop = |k: &str| {
+            d.user_properties
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            prop("pav-topic").as_deref(),
+            Some(&*format!("pav/s/to/x{i}"))
+        );
+        assert_eq!(prop("pav-error").as_deref(), Some("no receiver connected"));
+    }
+    wait_until("all dead-lettered", || {
+        b.counters().from_mqtt_dead_lettered.load(Ordering::Relaxed) == N as u64
+    });
+    assert_eq!(b.counters().from_mqtt_failed.load(Ordering::Relaxed), 0);
+
+    // The other route still flows.
+    let client = Client::connect(addr, device).unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    client.on_message(Some("commands"), move |m| {
+        g.lock().unwrap().push(m.name.clone())
+    });
+    client.wait_connected(WAIT).unwrap();
+    wait_until("the client is known", || {
+        b.context().server.as_ref().unwrap().clients().len() == 1
+    });
+    publisher.publish("pav/s/cmd/after", b"!", false);
+    wait_until("a later publish on the other route", || {
+        got.lock().unwrap().contains(&"after".to_owned())
+    });
+    drop(client);
+    b.close();
+
+    // Acknowledged by the move: the broker keeps none of them for the session.
+    let (b, _, _) = bridge(&broker, "bridge-dead", sections);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        b.mqtt().stats().received.load(Ordering::Relaxed),
+        0,
+        "the broker sent given-up publishes again"
+    );
+    b.close();
+}
+
 #[test]
 fn presence_of_devices_and_bridge() {
     let Some(broker) = Mosquitto::start() else {

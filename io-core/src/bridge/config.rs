@@ -165,7 +165,18 @@ pub struct FromMqtt {
     /// Reliable: subscribe with QoS 1, send reliable messages, and acknowledge to the broker
     /// only after every receiver acknowledged.
     pub reliable: bool,
+    /// How long a reliable publish that could not be delivered is tried again before it is
+    /// given up (`give_up_after_ms`, default 60 s).
+    pub give_up_after: Duration,
+    /// Where a given-up publish goes (`dead_letter`, a topic template): it is published there
+    /// with QoS 1 and acknowledged to the broker on that publish's PUBACK, so that it no longer
+    /// holds one of the broker's in-flight slots for the bridge. Without it, a given-up publish
+    /// stays unacknowledged until the bridge next connects.
+    pub dead_letter: Option<Template>,
 }
+
+/// [`FromMqtt::give_up_after`] when the configuration names none.
+pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
 /// `[presence]`.
 #[derive(Debug, Clone)]
@@ -331,6 +342,8 @@ struct RawFromMqtt {
     name: Option<Spanned<String>>,
     to: Option<Spanned<String>>,
     reliable: Option<bool>,
+    give_up_after_ms: Option<Spanned<i64>>,
+    dead_letter: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -587,12 +600,37 @@ pub fn parse(text: &str, base: &Path, host_name: &str) -> Result<BridgeConfig, C
                 }
             },
         };
+        let reliable = r.reliable.unwrap_or(true);
+        let give_up_after = match &r.give_up_after_ms {
+            Some(t) => doc.positive_ms(t, "give_up_after_ms")?,
+            None => DEFAULT_GIVE_UP_AFTER,
+        };
+        let dead_letter = match &r.dead_letter {
+            Some(d) => {
+                let t = doc.template(
+                    d,
+                    "dead_letter",
+                    &[Var::Prefix, Var::Site, Var::Bridge, Var::Topic, Var::Tail],
+                    true,
+                )?;
+                if !reliable {
+                    return Err(doc.err(
+                        d,
+                        "dead_letter: only reliable routes give up (reliable = false sends once)",
+                    ));
+                }
+                Some(t)
+            }
+            None => None,
+        };
         from_mqtt.push(FromMqtt {
             filter,
             target: r.target.get_ref().clone(),
             name,
             to,
-            reliable: r.reliable.unwrap_or(true),
+            reliable,
+            give_up_after,
+            dead_letter,
         });
     }
 

@@ -81,6 +81,22 @@ fn defaults() {
     assert_eq!(c.dedupe.mode, DedupeMode::Off);
 }
 
+#[test]
+fn from_mqtt_give_up_and_dead_letter() {
+    let head = "site = \"s\"\n[mqtt]\nurl = \"mqtt://h\"\n[[from_mqtt]]\nfilter = \"c/#\"\ntarget = \"t\"\n";
+    let c = load(head).unwrap();
+    assert_eq!(c.from_mqtt[0].give_up_after, DEFAULT_GIVE_UP_AFTER);
+    assert!(c.from_mqtt[0].dead_letter.is_none());
+    let c = load(&format!(
+        "{head}give_up_after_ms = 1500\ndead_letter = \"{{prefix}}/{{site}}/dead/{{tail}}\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.from_mqtt[0].give_up_after, Duration::from_millis(1500));
+    let dead = c.from_mqtt[0].dead_letter.as_ref().unwrap();
+    assert!(dead.uses(Var::Tail));
+    assert_eq!(dead.source(), "{prefix}/{site}/dead/{tail}");
+}
+
 fn error(text: &str) -> ConfigError {
     load(text).unwrap_err()
 }
@@ -110,6 +126,10 @@ fn checks() {
         ("[[upstream]]\nname = \"a\"\naddress = \"x\"\n[[upstream]]\nname = \"a\"\naddress = \"y\"\n", "name"),
         ("[dedupe]\nmode = \"x\"\n", "mode"),
         ("[[rpc_to_mqtt]]\nfunction = 70000\n", "function"),
+        ("[[from_mqtt]]\nfilter = \"a\"\ntarget = \"t\"\ngive_up_after_ms = 0\n", "give_up_after_ms"),
+        ("[[from_mqtt]]\nfilter = \"a\"\ntarget = \"t\"\ndead_letter = \"d/{client}\"\n", "dead_letter"),
+        ("[[from_mqtt]]\nfilter = \"a\"\ntarget = \"t\"\ndead_letter = \"d/#\"\n", "dead_letter"),
+        ("[[from_mqtt]]\nfilter = \"a\"\ntarget = \"t\"\nreliable = false\ndead_letter = \"d\"\n", "dead_letter"),
     ];
     for (tail, key) in cases {
         let e = error(&format!("{head}{tail}"));

@@ -1,10 +1,17 @@
 //! MQTT → Pavillion (`[[from_mqtt]]`): a broker publish is sent to the chosen Pavillion
 //! receivers, and, for QoS 1/2, acknowledged to the broker only once every receiver
 //! acknowledged the message. If one did not (it was not connected, its deadline passed), the
-//! bridge tries again (after 0.25 s, doubling up to 5 s) for 60 s; then it gives up
-//! and leaves the publish unacknowledged, and the broker sends it again when the bridge next
+//! bridge tries again (after 0.25 s, doubling up to 5 s) for the route's `give_up_after_ms`
+//! (60 s by default); then it gives up. A given-up publish goes to the route's `dead_letter`
+//! topic when it has one (QoS 1, acknowledged to the broker on that publish's PUBACK);
+//! otherwise it is left unacknowledged, and the broker sends it again when the bridge next
 //! connects (its session is persistent). At least once, never acknowledged and lost. A crash
 //! of the bridge meanwhile loses nothing either: the broker has not had the ack.
+//!
+//! Why a dead letter: the broker lets only so many publishes wait for the bridge's ack (its
+//! in-flight window; mosquitto's `max_inflight_messages` is 20 by default). Publishes for a
+//! receiver that is gone for good would fill it, and then nothing reaches the bridge on any
+//! route until it reconnects.
 //!
 //! "Every connected client" with none connected is done at once (acknowledged): the set of
 //! receivers is the clients connected when the publish arrives, as for a Pavillion broker.
@@ -25,11 +32,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pavillion_io::bridge::config::{Destination, FromMqtt, Qos};
+use pavillion_io::bridge::config::{Destination, FromMqtt, MqttVersion, Qos};
 use pavillion_io::bridge::receipts::Receipts;
 use pavillion_io::bridge::topic::{self, Var};
 
-use super::mqtt::{AckToken, Message};
+use super::mqtt::{AckToken, Message, Publish, PublishOutcome};
 use super::run::{peer_name, Context};
 use crate::{Reliability, SendHandle};
 
@@ -39,9 +46,7 @@ const QUEUE: usize = 1024;
 const WAITING: usize = 4096;
 /// The longest wait for one receiver's outcome: past the endpoint's own send timeout.
 const OUTCOME_WAIT: Duration = Duration::from_secs(60);
-/// How long a publish whose delivery failed is tried again before it is left to the broker.
-pub(crate) const RETRY_FOR: Duration = Duration::from_secs(60);
-/// Publishes waiting to be tried again, at most; past it, a failed one is left to the broker.
+/// Publishes waiting to be tried again, at most; past it, a failed one is given up at once.
 const MAX_RETRIES: usize = 1024;
 const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -55,6 +60,8 @@ struct Job {
     /// When it first failed, and how many times.
     first_failure: Option<Instant>,
     attempts: u32,
+    /// Why the last attempt failed (the dead letter's `pav-error`).
+    why: &'static str,
     /// Who acknowledged any attempt so far.
     receipts: Receipts,
 }
@@ -72,18 +79,16 @@ struct Retry {
 }
 
 impl Retry {
-    /// Schedules `job` again, or gives it up (unacknowledged) when it failed for too long or
-    /// too many wait.
-    fn again(&self, ctx: &Context, mut job: Job) {
+    /// Schedules `job` again, or gives it up when it failed for too long or too many wait.
+    fn again(&self, ctx: &Context, mut job: Job, why: &'static str) {
         let now = Instant::now();
         let first = *job.first_failure.get_or_insert(now);
         job.attempts = job.attempts.saturating_add(1);
-        if now.duration_since(first) >= RETRY_FOR
+        job.why = why;
+        if now.duration_since(first) >= job.route.give_up_after
             || self.pending.load(Ordering::Relaxed) >= MAX_RETRIES
         {
-            ctx.counters
-                .from_mqtt_failed
-                .fetch_add(1, Ordering::Relaxed);
+            give_up(ctx, job);
             return;
         }
         let delay = RETRY_MIN
@@ -147,6 +152,7 @@ pub(crate) fn start(ctx: &Arc<Context>) -> std::io::Result<Inbound> {
                 route: route.clone(),
                 first_failure: None,
                 attempts: 0,
+                why: "",
                 receipts: Receipts::new(min_acks),
             }));
         });
@@ -207,11 +213,20 @@ enum Attempt {
     Sent(Vec<SendHandle>),
     /// Nobody to send to ("every client" with none connected), or sent unreliably.
     Done,
-    /// A receiver could not be sent to.
-    Failed,
+    /// A receiver could not be sent to, for the reason given.
+    Failed(&'static str),
     /// The publish cannot be mapped (its name does not render; no server): never will be.
     Unmappable,
 }
+
+/// `pav-error` of a dead letter whose receiver was not connected.
+const NOT_CONNECTED: &str = "no receiver connected";
+/// `pav-error` of a dead letter that a receiver's session refused to queue.
+const SEND_REFUSED: &str = "a receiver refused the send";
+/// `pav-error` of a dead letter a receiver did not acknowledge.
+const NOT_ACKNOWLEDGED: &str = "not acknowledged by every receiver";
+/// `pav-error` of a dead letter that cannot be mapped to a Pavillion message.
+const UNMAPPABLE: &str = "cannot be mapped to a Pavillion message";
 
 fn attempt(ctx: &Context, message: &Message, route: &FromMqtt) -> Attempt {
     let tail = topic::matches(&route.filter, &message.topic).unwrap_or("");
@@ -253,7 +268,7 @@ fn attempt(ctx: &Context, message: &Message, route: &FromMqtt) -> Attempt {
                         .fetch_add(1, Ordering::Relaxed);
                     return Attempt::Done;
                 }
-                return Attempt::Failed;
+                return Attempt::Failed(NOT_CONNECTED);
             }
             for (addr, _) in receivers {
                 match server.send_pipelined_to(addr, target, &name, payload, reliability) {
@@ -283,7 +298,7 @@ fn attempt(ctx: &Context, message: &Message, route: &FromMqtt) -> Attempt {
     }
     if failed {
         // Receivers that did get it will get it again: at least once.
-        return Attempt::Failed;
+        return Attempt::Failed(SEND_REFUSED);
     }
     Attempt::Sent(handles)
 }
@@ -294,13 +309,65 @@ fn send_one(ctx: &Context, job: Job, waiting: &SyncSender<Waiting>, retry: &Retr
             let _ = waiting.send(Waiting { handles, job });
         }
         Attempt::Done => job.token.ack(),
-        Attempt::Failed => retry.again(ctx, job),
+        Attempt::Failed(why) => retry.again(ctx, job, why),
         Attempt::Unmappable => {
-            // Left unacknowledged: a configuration problem is not hidden by an ack.
-            ctx.counters
-                .from_mqtt_failed
-                .fetch_add(1, Ordering::Relaxed);
+            // Never acknowledged but through a dead letter: a configuration problem is not
+            // hidden.
+            let job = Job {
+                why: UNMAPPABLE,
+                ..job
+            };
+            give_up(ctx, job);
         }
+    }
+}
+
+/// Gives `job` up: to the route's dead letter if it has one, else left unacknowledged.
+fn give_up(ctx: &Context, job: Job) {
+    let counters = ctx.counters.clone();
+    let Some(template) = &job.route.dead_letter else {
+        counters.from_mqtt_failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let tail = topic::matches(&job.route.filter, &job.message.topic).unwrap_or("");
+    let rendered = template.render(|v| match v {
+        Var::Topic => Some(job.message.topic.as_str()),
+        Var::Tail => Some(tail),
+        v => ctx.static_var(v),
+    });
+    let Ok(dead_topic) = rendered else {
+        counters.from_mqtt_failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let mut p = Publish::new(
+        dead_topic,
+        job.message.payload.clone(),
+        Qos::AtLeastOnce,
+        false,
+    );
+    if ctx.config.mqtt.protocol == MqttVersion::V5 {
+        // 3.1.1 has no properties: there the topic alone says where it came from.
+        p.user_properties = vec![
+            ("pav-topic".into(), job.message.topic.clone()),
+            ("pav-error".into(), job.why.into()),
+        ];
+    }
+    let token = job.token;
+    let queued = ctx.mqtt.publish(p, move |outcome| {
+        if outcome == PublishOutcome::Acked {
+            counters
+                .from_mqtt_dead_lettered
+                .fetch_add(1, Ordering::Relaxed);
+            token.ack();
+        } else {
+            // Not moved: the original stays unacknowledged, and the broker sends it again.
+            counters.from_mqtt_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    if queued.is_err() {
+        ctx.counters
+            .from_mqtt_failed
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -319,7 +386,7 @@ fn wait_loop(ctx: &std::sync::Weak<Context>, rx: &Receiver<Waiting>, retry: &Ret
             ctx.counters.from_mqtt.fetch_add(1, Ordering::Relaxed);
             w.job.token.ack();
         } else {
-            retry.again(&ctx, w.job);
+            retry.again(&ctx, w.job, NOT_ACKNOWLEDGED);
         }
     }
 }

@@ -25,8 +25,11 @@ pub struct Counters {
     pub to_mqtt_unmapped: AtomicU64,
     /// Broker publishes delivered to every chosen Pavillion receiver (and acked to the broker).
     pub from_mqtt: AtomicU64,
-    /// Broker publishes a receiver did not acknowledge (not acked to the broker).
+    /// Broker publishes given up (a receiver did not acknowledge in time, or the publish
+    /// cannot be mapped) and left unacknowledged at the broker.
     pub from_mqtt_failed: AtomicU64,
+    /// Broker publishes given up and moved to the route's `dead_letter` topic (then acked).
+    pub from_mqtt_dead_lettered: AtomicU64,
     /// Broker publishes for "every client" while none was connected (acked: nobody to tell).
     pub from_mqtt_no_receiver: AtomicU64,
 }
@@ -36,12 +39,13 @@ impl Counters {
     pub fn line(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "to_mqtt {} (failed {}, unmapped {}), from_mqtt {} (failed {}, no receiver {})",
+            "to_mqtt {} (failed {}, unmapped {}), from_mqtt {} (failed {}, dead-lettered {}, no receiver {})",
             g(&self.to_mqtt),
             g(&self.to_mqtt_failed),
             g(&self.to_mqtt_unmapped),
             g(&self.from_mqtt),
             g(&self.from_mqtt_failed),
+            g(&self.from_mqtt_dead_lettered),
             g(&self.from_mqtt_no_receiver)
         )
     }

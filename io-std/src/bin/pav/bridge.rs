@@ -218,8 +218,11 @@ pub(crate) fn run(json: bool, a: BridgeArgs) -> Result<(), Failure> {
                         "event": "counts",
                         "to_mqtt": c.to_mqtt.load(Ordering::Relaxed),
                         "to_mqtt_failed": c.to_mqtt_failed.load(Ordering::Relaxed),
+                        "to_mqtt_unmapped": c.to_mqtt_unmapped.load(Ordering::Relaxed),
                         "from_mqtt": c.from_mqtt.load(Ordering::Relaxed),
                         "from_mqtt_failed": c.from_mqtt_failed.load(Ordering::Relaxed),
+                        "from_mqtt_dead_lettered": c.from_mqtt_dead_lettered.load(Ordering::Relaxed),
+                        "from_mqtt_no_receiver": c.from_mqtt_no_receiver.load(Ordering::Relaxed),
                     }),
                 );
                 tick = Some(Instant::now() + a.interval);
