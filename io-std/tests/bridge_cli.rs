@@ -1,6 +1,7 @@
 //! `pav bridge` as a process against a real mosquitto on 127.0.0.1: messages both ways, the
-//! bridge killed with `kill -9` (its last will says `offline`) and restarted, a bad
-//! configuration naming the key and line. The device is a Pavillion client in this test.
+//! bridge killed with `kill -9` (its last will says `offline`) and restarted, over MQTT 5 with
+//! JSON output and over MQTT 3.1.1 with the `-v` text output; a bad configuration naming the
+//! key and line. The device is a Pavillion client in this test.
 //! Every wait and count is bounded.
 #![cfg(feature = "bridge")]
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
@@ -26,7 +27,14 @@ const ID: &str = "device-000000001";
 const PSK: &str = "7d1b1a3bd2f8f4f0a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5e7f9";
 const WAIT: Duration = Duration::from_secs(10);
 
-fn config(dir: &Path, broker: &Mosquitto, listen: SocketAddr) -> std::path::PathBuf {
+/// Output the test reads: `--json` events, or the text lines with `-v` counts every second.
+#[derive(Clone, Copy, PartialEq)]
+enum Output {
+    Json,
+    Verbose,
+}
+
+fn config(dir: &Path, broker: &Mosquitto, listen: SocketAddr, protocol: u8) -> std::path::PathBuf {
     let text = format!(
         r#"site = "s"
 bridge_id = "gw1"
@@ -35,6 +43,7 @@ bridge_id = "gw1"
 url = "{url}"
 client_id = "cli-bridge"
 keep_alive_secs = 5
+protocol = {protocol}
 
 [pavillion]
 listen = "{listen}"
@@ -61,12 +70,38 @@ bridge = "{{prefix}}/{{site}}/bridges/{{bridge}}"
     mosquitto::write_file(dir, "bridge.toml", &text)
 }
 
-fn start_bridge(dir: &Path, file: &Path) -> Running {
+fn start_bridge(dir: &Path, file: &Path, output: Output) -> Running {
     let f = file.to_str().unwrap();
-    let b = Running::start_in(Some(dir), &["--json", "bridge", "--config", f], &[]);
-    b.next_event("listening");
-    b.next_event("connected");
-    b
+    match output {
+        Output::Json => {
+            let b = Running::start_in(Some(dir), &["--json", "bridge", "--config", f], &[]);
+            b.next_event("listening");
+            b.next_event("connected");
+            b
+        }
+        Output::Verbose => {
+            let args = ["bridge", "--config", f, "-v", "--interval", "1"];
+            let b = Running::start_in(Some(dir), &args, &[]);
+            assert!(b.next_line().starts_with("listening on 127.0.0.1:"));
+            line_with(&b, "connected to broker mqtt://127.0.0.1:");
+            b
+        }
+    }
+}
+
+/// Reads text lines until one contains `text`; fails after `WAIT`.
+#[track_caller]
+fn line_with(b: &Running, text: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match b.line_within(deadline.saturating_duration_since(Instant::now())) {
+            Some(l) if l.contains(text) => return l,
+            Some(l) => seen.push(l),
+            None => break,
+        }
+    }
+    panic!("no line with {text:?}; saw {seen:?}")
 }
 
 fn device(addr: SocketAddr) -> Client {
@@ -85,15 +120,26 @@ fn payloads(got: &[mosquitto::Got], topic_prefix: &str) -> Vec<Vec<u8>> {
 
 #[test]
 fn both_ways_and_kill_9() {
+    both_ways_and_kill_9_over(5, Output::Json);
+}
+
+/// MQTT 3.1.1 (no user properties: the bridge publishes without `pav-id`), and the text
+/// output a person reads, counts included.
+#[test]
+fn both_ways_and_kill_9_over_mqtt_3_1_1_with_counts() {
+    both_ways_and_kill_9_over(3, Output::Verbose);
+}
+
+fn both_ways_and_kill_9_over(protocol: u8, output: Output) {
     let Some(broker) = Mosquitto::start() else {
         return;
     };
-    let dir = scratch("bridge-cli");
+    let dir = scratch(&format!("bridge-cli-{protocol}"));
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let file = config(&dir, &broker, listen);
+    let file = config(&dir, &broker, listen, protocol);
     let watcher = TestClient::connect(broker.port, "watcher", true);
     watcher.subscribe("pav/s/#");
-    let mut bridge = start_bridge(&dir, &file);
+    let mut bridge = start_bridge(&dir, &file, output);
 
     // Pavillion -> MQTT: each send returns once the device has its ACK.
     let dev = device(listen);
@@ -142,7 +188,7 @@ fn both_ways_and_kill_9() {
     for i in 5..8 {
         publisher.publish(&format!("pav/s/cmd/lamp{i}"), b"on", false);
     }
-    let _bridge = start_bridge(&dir, &file);
+    let bridge = start_bridge(&dir, &file, output);
     let got = watcher.wait_for(WAIT, |g| {
         g.iter()
             .rfind(|m| m.topic == "pav/s/bridges/gw1")
@@ -179,6 +225,25 @@ fn both_ways_and_kill_9() {
     let cmds = got_cmds.lock().unwrap().clone();
     for i in 0..8 {
         assert!(cmds.contains(&format!("lamp{i}")), "lamp{i} lost: {cmds:?}");
+    }
+    // Over 3.1.1 nothing carries user properties; over 5 every device message has its pav-id.
+    let published = watcher.received();
+    let ids = published
+        .iter()
+        .filter(|m| m.topic.starts_with("pav/s/device-000000001/sensors/temp"))
+        .filter(|m| m.user_properties.iter().any(|(k, _)| k == "pav-id"))
+        .count();
+    match protocol {
+        3 => assert_eq!(ids, 0, "3.1.1 publishes carry properties"),
+        _ => assert!(ids >= 40, "{ids} publishes with pav-id"),
+    }
+    if output == Output::Verbose {
+        // The restarted bridge published the 20 later messages and delivered the 3 commands
+        // that waited at the broker; its counts say so, about once a second.
+        line_with(
+            &bridge,
+            "to_mqtt 20 (failed 0, unmapped 0), from_mqtt 3 (failed 0, dead-lettered 0",
+        );
     }
 }
 
