@@ -22,7 +22,11 @@ export PAV_REQUIRE_TOOLS=1
 
 disk
 echo "== build"
-cargo build --workspace --all-targets --locked 2>/dev/null || cargo build --workspace --all-targets
+# Every target, in the test profile that the test stage runs: `cargo build --all-targets`
+# would build the libraries in the dev profile as well, a second copy of everything (about 4 GB
+# of the CI machine's disk) that no later stage uses.
+cargo test --workspace --all-targets --no-run --locked 2>/dev/null ||
+  cargo test --workspace --all-targets --no-run
 
 disk
 echo "== fmt"
