@@ -145,15 +145,11 @@ async fn main(spawner: Spawner) {
     }
     static PAVILLION: StaticCell<Resources> = StaticCell::new();
     // The rest of the hardware RNG's output seeds the client's generator.
-    let (client, runner) = match pavillion_embassy::client(
-        stack,
-        PAVILLION.init(Resources::new()),
-        config,
-        rng,
-    ) {
-        Ok(pair) => pair,
-        Err(e) => defmt::panic!("pavillion: {}", defmt::Display2Format(&e)),
-    };
+    let (client, runner) =
+        match pavillion_embassy::client(stack, PAVILLION.init(Resources::new()), config, rng) {
+            Ok(pair) => pair,
+            Err(e) => defmt::panic!("pavillion: {}", defmt::Display2Format(&e)),
+        };
     spawner.spawn(unwrap!(pavillion_task(runner)));
     application(client).await
 }
