@@ -4,7 +4,8 @@ use core::net::{IpAddr, SocketAddr};
 
 use embassy_net::{IpAddress, IpEndpoint};
 
-/// The embassy-net endpoint of a socket address.
+/// The embassy-net endpoint of a socket address. Without the `proto-ipv6` feature an IPv6
+/// address becomes the unspecified IPv4 endpoint, which the socket will not send to.
 ///
 /// # Examples
 /// ```
@@ -14,7 +15,12 @@ use embassy_net::{IpAddress, IpEndpoint};
 pub fn to_endpoint(addr: SocketAddr) -> IpEndpoint {
     let ip = match addr.ip() {
         IpAddr::V4(v4) => IpAddress::Ipv4(v4),
+        #[cfg(feature = "proto-ipv6")]
         IpAddr::V6(v6) => IpAddress::Ipv6(v6),
+        // A stack without IPv6 cannot address it: the unspecified address, to which the
+        // socket refuses to send (a failed send), so that it never reaches another peer.
+        #[cfg(not(feature = "proto-ipv6"))]
+        IpAddr::V6(_) => IpAddress::Ipv4(core::net::Ipv4Addr::UNSPECIFIED),
     };
     IpEndpoint::new(ip, addr.port())
 }
@@ -23,6 +29,7 @@ pub fn to_endpoint(addr: SocketAddr) -> IpEndpoint {
 pub fn from_endpoint(endpoint: IpEndpoint) -> SocketAddr {
     let ip = match endpoint.addr {
         IpAddress::Ipv4(v4) => IpAddr::V4(v4),
+        #[cfg(feature = "proto-ipv6")]
         IpAddress::Ipv6(v6) => IpAddr::V6(v6),
     };
     SocketAddr::new(ip, endpoint.port)

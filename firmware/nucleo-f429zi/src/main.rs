@@ -1,9 +1,10 @@
 //! A Pavillion client on the NUCLEO-F429ZI: Ethernet, DHCP, then a call of function 0 (the
 //! server's built-in echo) and a reliable message every second, printed over RTT with defmt.
 //!
-//! The board wiring and the host side are in README.md. The loop in `pavillion` is what the
-//! `pavillion-embassy` driver's client runner does; once that crate is in the workspace this
-//! example uses it instead (its `client()` and `ClientRunner::run`).
+//! The protocol is driven by `pavillion-embassy`: its client runner is a task of its own
+//! (handshakes, retransmissions, keepalives, reconnection), and the application task below
+//! only awaits calls and messages through the client handle. The board wiring and the host
+//! side are in README.md.
 #![no_std]
 #![no_main]
 
@@ -11,22 +12,20 @@ extern crate alloc;
 
 mod config;
 
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-use defmt::{info, unwrap, warn};
+use defmt::{error, info, unwrap, warn};
 use embassy_executor::Spawner;
-use embassy_futures::select::{select, Either};
-use embassy_net::udp::{PacketMetadata, UdpSocket};
-use embassy_net::{IpEndpoint, StackResources};
-use embassy_stm32::eth::{Ethernet, GenericPhy, PacketQueue};
-use embassy_stm32::peripherals::ETH;
+use embassy_futures::join::join;
+use embassy_net::StackResources;
+use embassy_stm32::eth::{Ethernet, GenericPhy, PacketQueue, Sma};
+use embassy_stm32::peripherals::{ETH, ETH_SMA};
 use embassy_stm32::rng::Rng;
 use embassy_stm32::time::Hertz;
 use embassy_stm32::{bind_interrupts, eth, peripherals, rng, Config};
-use embassy_time::{Duration, Timer};
+use embassy_time::{Duration, Instant, Timer};
 use embedded_alloc::LlffHeap as Heap;
-use pavillion_proto::endpoint::{Client, ClientConfig, ClientEvent, SendOptions};
-use pavillion_proto::{ClientId, FunctionId, Instant};
+use pavillion_embassy::{Client, ClientConfig, ClientRunner, Reliability, Resources};
+use pavillion_proto::crypto::suite::Suite;
+use pavillion_proto::ClientId;
 use static_cell::StaticCell;
 use {defmt_rtt as _, panic_probe as _};
 
@@ -35,7 +34,7 @@ bind_interrupts!(struct Irqs {
     HASH_RNG => rng::InterruptHandler<peripherals::RNG>;
 });
 
-type Device = Ethernet<'static, ETH, GenericPhy>;
+type Device = Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>;
 
 /// proto's sessions, queues and events live here (see firmware/size for what a client needs).
 const HEAP_BYTES: usize = 32 * 1024;
@@ -43,11 +42,20 @@ const HEAP_BYTES: usize = 32 * 1024;
 #[global_allocator]
 static HEAP: Heap = Heap::empty();
 
-/// One datagram: proto never builds a larger one.
-const DATAGRAM: usize = 1500;
+/// The function the application calls: the server's built-in echo.
+const ECHO: u16 = 0;
+
+/// How often the application calls and sends.
+const PERIOD: Duration = Duration::from_secs(1);
 
 #[embassy_executor::task]
 async fn net_task(mut runner: embassy_net::Runner<'static, Device>) -> ! {
+    runner.run().await
+}
+
+/// The protocol: everything between the socket and the client handle.
+#[embassy_executor::task]
+async fn pavillion_task(runner: ClientRunner<'static>) -> ! {
     runner.run().await
 }
 
@@ -88,12 +96,10 @@ async fn main(spawner: Spawner) {
     let p = embassy_stm32::init(config);
     info!("pavillion: NUCLEO-F429ZI starting");
 
-    // The hardware RNG seeds both the IP stack and the client (never a constant seed).
+    // The hardware RNG seeds both the IP stack and, below, the client (never a constant seed).
     let mut rng = Rng::new(p.RNG, Irqs);
     let mut net_seed = [0; 8];
     rng.fill_bytes(&mut net_seed);
-    let mut client_seed = [0; 32];
-    rng.fill_bytes(&mut client_seed);
 
     // The board's RMII pins (UM1974, table 13).
     static PACKETS: StaticCell<PacketQueue<4, 4>> = StaticCell::new();
@@ -102,16 +108,17 @@ async fn main(spawner: Spawner) {
         p.ETH,
         Irqs,
         p.PA1,  // REF_CLK
-        p.PA2,  // MDIO
-        p.PC1,  // MDC
         p.PA7,  // CRS_DV
         p.PC4,  // RXD0
         p.PC5,  // RXD1
         p.PG13, // TXD0
         p.PB13, // TXD1
         p.PG11, // TX_EN
-        GenericPhy::new_auto(),
         [0x02, 0x00, 0x50, 0x41, 0x56, 0x01],
+        // The PHY's management interface; its address is found at start.
+        p.ETH_SMA,
+        p.PA2, // MDIO
+        p.PC1, // MDC
     );
     static RESOURCES: StaticCell<StackResources<3>> = StaticCell::new();
     let (stack, runner) = embassy_net::new(
@@ -120,7 +127,7 @@ async fn main(spawner: Spawner) {
         RESOURCES.init(StackResources::new()),
         u64::from_le_bytes(net_seed),
     );
-    unwrap!(spawner.spawn(net_task(runner)));
+    spawner.spawn(unwrap!(net_task(runner)));
 
     info!("pavillion: waiting for DHCP");
     stack.wait_config_up().await;
@@ -128,28 +135,44 @@ async fn main(spawner: Spawner) {
         info!("pavillion: address {}", v4.address);
     }
 
-    let mut rx_meta = [PacketMetadata::EMPTY; 4];
-    let mut tx_meta = [PacketMetadata::EMPTY; 4];
-    let mut rx = [0; 2 * DATAGRAM];
-    let mut tx = [0; 2 * DATAGRAM];
-    let mut socket = UdpSocket::new(stack, &mut rx_meta, &mut rx, &mut tx_meta, &mut tx);
-    unwrap!(socket.bind(config::LOCAL_PORT));
-    pavillion(&socket, client_config(client_seed)).await
+    let config = client_config();
+    // A configuration naming a suite this image leaves out: say which feature, and stop.
+    if let Err(e) = Suite::of_credentials(&config.proto.credentials).check() {
+        error!("pavillion: {}", defmt::Display2Format(&e));
+        loop {
+            Timer::after_secs(60).await;
+        }
+    }
+    static PAVILLION: StaticCell<Resources> = StaticCell::new();
+    // The rest of the hardware RNG's output seeds the client's generator.
+    let (client, runner) =
+        match pavillion_embassy::client(stack, PAVILLION.init(Resources::new()), config, rng) {
+            Ok(pair) => pair,
+            Err(e) => defmt::panic!("pavillion: {}", defmt::Display2Format(&e)),
+        };
+    spawner.spawn(unwrap!(pavillion_task(runner)));
+    application(client).await
 }
 
-fn client_config(seed: [u8; 32]) -> ClientConfig {
+fn client_config() -> ClientConfig {
     let id = ClientId(config::CLIENT_ID);
+    // The driver draws the seed from the RNG it is given: the zeros here are replaced.
     #[cfg(feature = "suite-psk")]
     let config = ClientConfig::psk(
         id,
         unwrap!(pavillion_proto::crypto::Psk::from_hex(config::PSK_HEX).ok()),
         config::SERVER,
-        seed,
     );
     #[cfg(all(feature = "suite-ecc", not(feature = "suite-psk")))]
     let config = {
         let (keys, server) = x25519_config();
-        ClientConfig::ecc(id, keys, server, config::SERVER, seed)
+        ClientConfig::new(pavillion_proto::endpoint::ClientConfig::ecc(
+            id,
+            keys,
+            server,
+            config::SERVER,
+            [0; 32],
+        ))
     };
     #[cfg(all(
         feature = "suite-noise",
@@ -158,9 +181,15 @@ fn client_config(seed: [u8; 32]) -> ClientConfig {
     ))]
     let config = {
         let (keys, server) = x25519_config();
-        ClientConfig::noise_ik(id, keys, server, config::SERVER, seed)
+        ClientConfig::new(pavillion_proto::endpoint::ClientConfig::noise_ik(
+            id,
+            keys,
+            server,
+            config::SERVER,
+            [0; 32],
+        ))
     };
-    config
+    config.with_local_port(config::LOCAL_PORT)
 }
 
 #[cfg(any(feature = "suite-ecc", feature = "suite-noise"))]
@@ -177,84 +206,47 @@ fn x25519_config() -> (
     )
 }
 
-/// Drives the client: datagrams in, timers, datagrams out; one call and one reliable message
-/// a second.
-async fn pavillion(socket: &UdpSocket<'_>, config: ClientConfig) -> ! {
-    let mut client = match Client::try_new(config) {
-        Ok(client) => client,
-        Err(e) => {
-            // A configuration naming a suite this image leaves out: say which feature.
-            defmt::error!("pavillion: {}", defmt::Display2Format(&e));
-            loop {
-                Timer::after_secs(60).await;
-            }
-        }
-    };
-    let mut buf = [0u8; DATAGRAM];
-    let mut next = now();
+/// The application: once a second, a call of function 0 and a reliable message to
+/// `nucleo`/`tick` (its payload a little-endian counter), both awaited together.
+///
+/// A round waits for both outcomes before the next starts, so that at most one call and one
+/// message are outstanding: with the server away, each ends at its own timeout (proto's call
+/// and send timeouts) and the rounds slow down to match, rather than piling up operations
+/// until the driver answers `Busy`.
+async fn application(client: Client<'static>) -> ! {
+    let mut answer = [0u8; 64];
+    let mut connected = false;
     let mut sent = 0u32;
     loop {
-        let t = now();
-        if t >= next {
-            sent += 1;
-            match client.call(t, FunctionId(0), b"hello from the nucleo", None) {
-                Ok(_) => {}
-                Err(e) => warn!("pavillion: call not sent: {}", defmt::Display2Format(&e)),
-            }
-            let payload = sent.to_le_bytes();
-            if let Err(e) =
-                client.send_message(t, "nucleo", "tick", &payload, SendOptions::reliable())
-            {
-                warn!("pavillion: message not sent: {}", defmt::Display2Format(&e));
-            }
-            next = t + pavillion_proto::Duration::from_secs(1);
-        }
-        client.handle_timeout(t);
-        while let Some(out) = client.poll_transmit(t, &mut buf) {
-            if let Err(e) = socket
-                .send_to(&buf[..out.len], endpoint(out.destination))
-                .await
-            {
-                warn!("pavillion: send failed: {}", e);
+        let round = Instant::now();
+        sent = sent.wrapping_add(1);
+        let payload = sent.to_le_bytes();
+        let (called, delivered) = join(
+            client.call(ECHO, b"hello from the nucleo", &mut answer),
+            client.send("nucleo", "tick", &payload, Reliability::Reliable),
+        )
+        .await;
+        // The driver has no connection event: the session's state after the round says it.
+        if client.is_connected() != connected {
+            connected = !connected;
+            if connected {
+                info!("pavillion: connected to the server");
+            } else {
+                warn!("pavillion: no session with the server");
             }
         }
-        while let Some(event) = client.poll_event() {
-            match event {
-                ClientEvent::Connected { .. } => info!("pavillion: connected to the server"),
-                ClientEvent::Answered { data, .. } => {
-                    info!("pavillion: function 0 answered {} bytes", data.len())
-                }
-                ClientEvent::Delivered { .. } => info!("pavillion: message {} delivered", sent),
-                ClientEvent::CallFailed { .. } | ClientEvent::CallTimedOut { .. } => {
-                    warn!("pavillion: call failed")
-                }
-                _ => {}
-            }
+        match called {
+            Ok(n) => info!("pavillion: function 0 answered {} bytes", n),
+            Err(e) => warn!("pavillion: call failed: {}", defmt::Display2Format(&e)),
         }
-        let wake = client.poll_timeout().unwrap_or(next).min(next);
-        let micros = wake.saturating_duration_since(now()).as_micros();
-        let sleep = Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX));
-        match select(socket.recv_from(&mut buf), Timer::after(sleep)).await {
-            Either::First(Ok((n, meta))) => {
-                let embassy_net::IpAddress::Ipv4(v4) = meta.endpoint.addr;
-                let from = SocketAddr::new(IpAddr::V4(v4), meta.endpoint.port);
-                client.handle_datagram(now(), from, &buf[..n]);
-            }
-            Either::First(Err(e)) => warn!("pavillion: receive failed: {}", e),
-            Either::Second(()) => {}
+        match delivered {
+            Ok(()) => info!("pavillion: message {} delivered", sent),
+            Err(e) => warn!(
+                "pavillion: message {} not delivered: {}",
+                sent,
+                defmt::Display2Format(&e)
+            ),
         }
+        Timer::at(round + PERIOD).await;
     }
-}
-
-fn now() -> Instant {
-    Instant::from_micros(embassy_time::Instant::now().as_micros())
-}
-
-fn endpoint(addr: SocketAddr) -> IpEndpoint {
-    let ip = match addr.ip() {
-        IpAddr::V4(v4) => v4,
-        // The image's stack is IPv4 only; proto only targets the configured (v4) server.
-        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-    };
-    IpEndpoint::new(embassy_net::IpAddress::Ipv4(ip), addr.port())
 }
