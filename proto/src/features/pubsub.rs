@@ -66,7 +66,13 @@ impl SubscriberTable {
         target: &str,
         addr: SocketAddr,
     ) -> Result<(), TableFull> {
-        if !self.by_target.contains_key(target) && self.by_target.len() >= bounds.max_targets {
+        // A known target (every ACK of a message to it) is refreshed without allocating its
+        // key again: this runs once per acknowledged message (issue 19).
+        if let Some(entry) = self.by_target.get_mut(target) {
+            Self::confirm(entry, bounds, now, addr);
+            return Ok(());
+        }
+        if self.by_target.len() >= bounds.max_targets {
             self.by_target.retain(|_, m| {
                 m.retain(|_, t| now - *t < bounds.ttl);
                 !m.is_empty()
@@ -75,11 +81,25 @@ impl SubscriberTable {
                 return Err(TableFull);
             }
         }
-        let entry = self.by_target.entry(target.into()).or_default();
-        if entry.len() < bounds.max_servers || entry.contains_key(&addr) {
-            entry.insert(addr, now);
-        }
+        Self::confirm(
+            self.by_target.entry(target.into()).or_default(),
+            bounds,
+            now,
+            addr,
+        );
         Ok(())
+    }
+
+    /// Records that `addr` confirmed a target at `now`, within the per-target bound.
+    fn confirm(
+        servers: &mut BTreeMap<SocketAddr, Instant>,
+        bounds: SubscriberBounds,
+        now: Instant,
+        addr: SocketAddr,
+    ) {
+        if servers.len() < bounds.max_servers || servers.contains_key(&addr) {
+            servers.insert(addr, now);
+        }
     }
 
     /// The server at `addr` no longer takes `target` (its opcode 14).
@@ -293,6 +313,73 @@ mod tests {
         );
         t.forget("a", addr(2));
         assert_eq!(t.subscribers(t0, b.ttl, "a", |_| true), [addr(1)]);
+    }
+
+    #[test]
+    fn a_known_target_is_refreshed_while_the_table_is_full() {
+        let b = SubscriberBounds {
+            max_targets: 2,
+            max_servers: 1,
+            ttl: ms(100),
+        };
+        let mut t = SubscriberTable::default();
+        let t0 = Instant::from_millis(1000);
+        t.learn(b, t0, "a", addr(1)).unwrap();
+        t.learn(b, t0, "b", addr(1)).unwrap();
+        // The table is full, but "a" is known: its confirmation moves on.
+        assert_eq!(t.learn(b, t0 + ms(60), "a", addr(1)), Ok(()));
+        let later = t0 + ms(120);
+        assert_eq!(t.subscribers(later, b.ttl, "a", |_| false), [addr(1)]);
+        // "b" went stale, so a new target takes its room and "a" stays.
+        assert_eq!(t.learn(b, later, "c", addr(1)), Ok(()));
+        assert_eq!(t.subscribers(later, b.ttl, "a", |_| false), [addr(1)]);
+        assert!(t.subscribers(later, b.ttl, "b", |_| true).is_empty());
+    }
+
+    /// The table as it was before a known target stopped allocating its key on every
+    /// confirmation: the model `learn` must match, step for step.
+    fn learn_model(
+        t: &mut BTreeMap<String, BTreeMap<SocketAddr, Instant>>,
+        b: SubscriberBounds,
+        now: Instant,
+        target: &str,
+        addr: SocketAddr,
+    ) -> Result<(), TableFull> {
+        if !t.contains_key(target) && t.len() >= b.max_targets {
+            t.retain(|_, m| {
+                m.retain(|_, s| now - *s < b.ttl);
+                !m.is_empty()
+            });
+            if t.len() >= b.max_targets {
+                return Err(TableFull);
+            }
+        }
+        let entry = t.entry(target.into()).or_default();
+        if entry.len() < b.max_servers || entry.contains_key(&addr) {
+            entry.insert(addr, now);
+        }
+        Ok(())
+    }
+
+    quickcheck::quickcheck! {
+        /// Random confirmations of a few targets by a few servers, over time: the table
+        /// answers and holds exactly what the model does.
+        fn learn_matches_the_model(steps: Vec<(u8, u8, u8)>, max_targets: u8, max_servers: u8) -> bool {
+            let b = SubscriberBounds {
+                max_targets: usize::from(max_targets % 4) + 1,
+                max_servers: usize::from(max_servers % 3) + 1,
+                ttl: ms(100),
+            };
+            let (mut t, mut model) = (SubscriberTable::default(), BTreeMap::new());
+            let mut now = Instant::from_millis(1000);
+            steps.iter().all(|&(target, server, dt)| {
+                now += ms(u64::from(dt % 64));
+                let target = ["a", "b", "c", "d", "e"][usize::from(target % 5)];
+                let server = addr(u16::from(server % 4));
+                t.learn(b, now, target, server) == learn_model(&mut model, b, now, target, server)
+                    && t.by_target == model
+            })
+        }
     }
 
     #[test]

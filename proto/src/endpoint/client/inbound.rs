@@ -242,21 +242,23 @@ impl Client {
 
     /// Completes the first exchange sent under `counter`; `true` if it was completed.
     fn on_ack_one(&mut self, now: Instant, addr: SocketAddr, counter: Counter) -> bool {
-        // An ACK of a message to a target says the server takes that target.
+        // An ACK of a message to a target says the server takes that target. The target is
+        // borrowed from the outbox, not cloned: this runs for every acknowledged message.
+        let bounds = self.subscriber_bounds();
         if let Some(target) = self
             .outbox
             .find_counter(counter)
             .and_then(|e| match &e.payload {
-                Payload::Message(m) if !m.target.is_empty() && !e.internal => {
-                    Some(m.target.clone())
-                }
+                Payload::Message(m) if !m.target.is_empty() && !e.internal => Some(&m.target),
                 Payload::Ordered(o) if !o.message.target.is_empty() && !e.internal => {
-                    Some(o.message.target.clone())
+                    Some(&o.message.target)
                 }
                 _ => None,
             })
         {
-            self.learn_subscriber(now, &target, addr);
+            if self.subscribers.learn(bounds, now, target, addr).is_err() {
+                self.shared.stats.drop(DropReason::TableFull);
+            }
         }
         let reply = self.outbox.on_reply(
             counter,
@@ -286,13 +288,17 @@ impl Client {
     }
 
     pub(super) fn learn_subscriber(&mut self, now: Instant, target: &str, addr: SocketAddr) {
-        let bounds = pubsub::SubscriberBounds {
+        let bounds = self.subscriber_bounds();
+        if self.subscribers.learn(bounds, now, target, addr).is_err() {
+            self.shared.stats.drop(DropReason::TableFull);
+        }
+    }
+
+    fn subscriber_bounds(&self) -> pubsub::SubscriberBounds {
+        pubsub::SubscriberBounds {
             max_targets: self.config.max_targets,
             max_servers: self.config.max_servers,
             ttl: self.config.subscriber_ttl,
-        };
-        if self.subscribers.learn(bounds, now, target, addr).is_err() {
-            self.shared.stats.drop(DropReason::TableFull);
         }
     }
 }
