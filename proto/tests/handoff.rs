@@ -1,23 +1,31 @@
 //! Acknowledgement hand-off (`docs/PROTOCOL.md` §18) on the in-memory network, over every
 //! suite: a held message is not acknowledged before the application completes it, and is
 //! then; duplicates while held are swallowed; a refused, expired or table-full message comes
-//! again as fresh; a completion after the session is gone says so; a suite 3 batch is
-//! acknowledged after its last held frame.
+//! again as fresh; a completion after the session is gone says so; a session that quits or
+//! is replaced frees its held messages at once; a suite 3 batch is acknowledged after its
+//! last held frame.
 // Integration tests are ordinary std programs; the core-only import rule is for the library.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 mod common;
 
+use std::net::SocketAddr;
+
+use pavillion_proto::crypto::ecc::KeyPair;
 use pavillion_proto::endpoint::{
-    ClientEvent, DropReason, HandoffError, HandoffId, HandoffTarget, MessageKey, SendOptions,
-    ServerEvent,
+    Client, ClientConfig, ClientEvent, DropReason, HandoffError, HandoffId, HandoffTarget,
+    MessageKey, SendOptions, ServerConfig, ServerEvent,
 };
-use pavillion_proto::testing::{Link, Network};
+use pavillion_proto::testing::{Link, Network, Node};
 use pavillion_proto::{ClientId, Duration, MessageId, PeerId};
 
-use common::{client_addr, client_config, server_addr, server_config, Suite, SUITES};
+use common::{
+    addr, client_addr, client_config, psk, server_addr, server_config, server_keys, Suite, SUITES,
+};
 
 const ID: ClientId = ClientId(*b"handoff-client-1");
+/// A second client, for the bounds shared by every session.
+const ID2: ClientId = ClientId(*b"handoff-client-2");
 
 /// A connected pair; the server holds target "t" (and, with `tweak`, other limits).
 fn network(
@@ -343,4 +351,178 @@ fn a_batch_with_a_held_frame_waits_for_it_whole() {
     let mut want = vec![held_id, plain_id];
     want.sort();
     assert_eq!(acked, want);
+}
+
+fn second_addr() -> SocketAddr {
+    addr("10.0.0.3:40000")
+}
+
+fn second_keys() -> KeyPair {
+    KeyPair::from_secret_bytes([0x33; 32])
+}
+
+/// The server of `network` that also knows the second client.
+fn with_second(config: ServerConfig, suite: Suite) -> ServerConfig {
+    match suite {
+        Suite::Psk => config.with_psk_client(ID2, psk()),
+        Suite::Ecc | Suite::Noise => config.with_ecc_client(ID2, *second_keys().public()),
+    }
+}
+
+fn second_config(suite: Suite) -> ClientConfig {
+    let (server, seed) = (server_addr(), [9; 32]);
+    let mut config = match suite {
+        Suite::Psk => ClientConfig::psk(ID2, psk(), server, seed),
+        Suite::Ecc => ClientConfig::ecc(ID2, second_keys(), *server_keys().public(), server, seed),
+        Suite::Noise => {
+            ClientConfig::noise_ik(ID2, second_keys(), *server_keys().public(), server, seed)
+        }
+    };
+    config.limits.default_timeout = Duration::from_secs(20);
+    config
+}
+
+/// Two messages held, with the per-session and the global bound both at 2: the table is
+/// full for every session.
+fn full_table(suite: Suite, seed: u64) -> (Network, Vec<Held>) {
+    let mut net = Network::new(seed, Link::clean());
+    let mut config = with_second(server_config(suite, ID, 1), suite);
+    config.limits.max_held_per_session = 2;
+    config.limits.max_held = 2;
+    net.add_server(server_addr(), config);
+    let mut client = client_config(suite, ID, server_addr(), 2);
+    client.limits.default_timeout = Duration::from_secs(20);
+    net.add_client(client_addr(), client);
+    net.run_for(Duration::from_millis(50));
+    net.server(server_addr())
+        .set_handoff(HandoffTarget::Exact("t".into()));
+    send(&mut net, "t", b"a");
+    // Apart, so that suite 3 does not batch the two under one counter.
+    net.run_for(Duration::from_millis(50));
+    send(&mut net, "t", b"b");
+    net.run_for(Duration::from_millis(50));
+    let (held, _) = server_messages(&mut net);
+    assert_eq!(held.len(), 2, "{suite:?}");
+    assert_eq!(net.server(server_addr()).held_count(), 2);
+    (net, held)
+}
+
+/// What the second client's application saw of a message it sent: its hand-off, if the
+/// server held it.
+fn held_from(net: &mut Network, peer: PeerId) -> Vec<Held> {
+    server_messages(net)
+        .0
+        .into_iter()
+        .filter(|h| h.key.peer == peer)
+        .collect()
+}
+
+#[test]
+fn a_session_that_quits_frees_its_held_messages_at_once() {
+    for suite in SUITES {
+        let (mut net, held) = full_table(suite, 11);
+        // Another client's message finds the global bound taken.
+        net.add_client(second_addr(), second_config(suite));
+        net.run_for(Duration::from_millis(50));
+        let now = net.now();
+        let other = net
+            .client(second_addr())
+            .send_message(now, "t", "n", b"c", SendOptions::reliable())
+            .unwrap();
+        net.run_for(Duration::from_millis(50));
+        let full = net
+            .server(server_addr())
+            .stats()
+            .dropped(DropReason::HandoffFull);
+        assert!(full >= 1, "{suite:?}: the table was not full");
+        assert!(held_from(&mut net, PeerId::Client(ID2)).is_empty());
+
+        // The first client quits: its two entries go with its session, long before the
+        // 30 s hand-off timeout, and the other client's next retransmission is held.
+        let now = net.now();
+        net.client(client_addr()).close(now);
+        net.run_for(Duration::from_millis(20));
+        let stats = net.server(server_addr()).stats().clone();
+        assert_eq!(stats.handoffs_session_gone, 2, "{suite:?}");
+        assert_eq!(net.server(server_addr()).held_count(), 0, "{suite:?}");
+        net.run_for(Duration::from_secs(3));
+        let again = held_from(&mut net, PeerId::Client(ID2));
+        assert_eq!(again.len(), 1, "{suite:?}: the freed bound took it");
+        assert_eq!(net.server(server_addr()).held_count(), 1);
+
+        // The application's late answers about the ended session get the typed error once.
+        assert_eq!(
+            complete(&mut net, held[0].id),
+            Err(HandoffError::SessionGone),
+            "{suite:?}"
+        );
+        assert_eq!(complete(&mut net, held[0].id), Err(HandoffError::Unknown));
+        let now = net.now();
+        assert_eq!(
+            net.server(server_addr()).refuse_handoff(now, held[1].id),
+            Err(HandoffError::SessionGone),
+            "{suite:?}"
+        );
+        let stats = net.server(server_addr()).stats().clone();
+        assert_eq!((stats.handoffs_refused, stats.handoffs_expired), (0, 0));
+
+        complete(&mut net, again[0].id).unwrap();
+        net.run_for(Duration::from_millis(100));
+        let acked: Vec<MessageId> = net
+            .client_events(second_addr())
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::Delivered { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(acked, vec![other], "{suite:?}");
+    }
+}
+
+#[test]
+fn a_replaced_session_frees_its_held_messages_at_once() {
+    for suite in SUITES {
+        let (mut net, held) = full_table(suite, 12);
+        // The client process restarts at the same address (new keys) and handshakes again:
+        // the new session replaces the old one.
+        let restarted = client_config(suite, ID, server_addr(), 3);
+        net.replace(client_addr(), Node::Client(Client::new(restarted)));
+        net.run_for(Duration::from_millis(100));
+        assert!(net.client(client_addr()).is_connected(), "{suite:?}");
+        assert_eq!(net.server(server_addr()).held_count(), 0, "{suite:?}");
+        assert_eq!(
+            net.server(server_addr()).stats().handoffs_session_gone,
+            2,
+            "{suite:?}"
+        );
+        // Both bounds are free for the new session.
+        send(&mut net, "t", b"c");
+        net.run_for(Duration::from_millis(50));
+        send(&mut net, "t", b"d");
+        net.run_for(Duration::from_millis(100));
+        let (fresh, _) = server_messages(&mut net);
+        assert_eq!(fresh.len(), 2, "{suite:?}");
+        assert_eq!(
+            net.server(server_addr())
+                .stats()
+                .dropped(DropReason::HandoffFull),
+            0,
+            "{suite:?}"
+        );
+        assert_eq!(
+            complete(&mut net, held[0].id),
+            Err(HandoffError::SessionGone),
+            "{suite:?}"
+        );
+        for h in &fresh {
+            complete(&mut net, h.id).unwrap();
+        }
+        net.run_for(Duration::from_millis(100));
+        assert_eq!(delivered(&mut net).len(), 2, "{suite:?}");
+        // Nothing is held now, yet the hand-off timer still wakes the server at the old
+        // entries' timeout, to forget their ids as expired ones are.
+        net.run_for(Duration::from_secs(31));
+        assert_eq!(complete(&mut net, held[1].id), Err(HandoffError::Unknown));
+    }
 }

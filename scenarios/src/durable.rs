@@ -295,7 +295,7 @@ fn client_app(
                 }
             }
         })
-        .on_event(move |_, event| match event {
+        .on_event(move |ctl, event| match event {
             ClientEvent::DurableDelivered { id } => {
                 let entry = i3.borrow().ids.get(&id).copied();
                 match entry {
@@ -304,6 +304,7 @@ fn client_app(
                         Ack::Delivered {
                             acked: vec![server],
                         },
+                        ctl.now(),
                     ),
                     None => i3
                         .borrow_mut()

@@ -203,14 +203,14 @@ impl Harness {
             });
         }
         let ledger = self.ledger.clone();
-        let script = script.on_event(move |_, event| {
+        let script = script.on_event(move |ctl, event| {
             let (id, ack) = match event {
                 ClientEvent::Delivered { id, acked, .. } => (id, Ack::Delivered { acked }),
                 ClientEvent::TimedOut { id } | ClientEvent::Failed { id, .. } => (id, Ack::Expired),
                 _ => return,
             };
             if let Some(i) = ids.borrow().get(&id) {
-                ledger.borrow_mut().ack(*i, ack);
+                ledger.borrow_mut().ack(*i, ack, ctl.now());
             }
         });
         self.clients.push(name.into());
@@ -252,14 +252,14 @@ impl Harness {
             first += b.count;
         }
         let ledger = self.ledger.clone();
-        script.on_event(move |_, event| {
+        script.on_event(move |ctl, event| {
             let (id, ack) = match event {
                 ClientEvent::Delivered { id, acked, .. } => (id, Ack::Delivered { acked }),
                 ClientEvent::TimedOut { id } | ClientEvent::Failed { id, .. } => (id, Ack::Expired),
                 _ => return,
             };
             if let Some(i) = ids.borrow().get(&id) {
-                ledger.borrow_mut().ack(*i, ack);
+                ledger.borrow_mut().ack(*i, ack, ctl.now());
             }
         })
     }

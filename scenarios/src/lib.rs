@@ -37,6 +37,7 @@ mod authority;
 mod burst;
 pub mod chart;
 mod durable;
+mod handoff;
 mod harness;
 mod mesh;
 pub mod oracle;
@@ -334,6 +335,15 @@ pub static SCENARIOS: &[Scenario] = &[
                       the client's datagrams per message (suite 3 batches them)",
         suites: Suite::ALL,
         run: burst::burst_1000,
+    },
+    Scenario {
+        name: "handoff-faults",
+        description: "a bridge holds each ACK until its broker answers (20-200 ms), refuses one \
+                      first delivery in ten, drops the client once and crashes once, 20% loss: \
+                      every acknowledged message was in the broker first, every message gets \
+                      there, the drop frees the held messages at once",
+        suites: Suite::ALL,
+        run: handoff::handoff_faults,
     },
 ];
 

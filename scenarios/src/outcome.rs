@@ -150,6 +150,9 @@ pub(crate) struct Sent {
     pub(crate) key: String,
     pub(crate) at: Instant,
     pub(crate) ack: Ack,
+    /// When the sender heard it acknowledged (`Ack::Delivered`), to compare with when the
+    /// receiving application took it.
+    pub(crate) acked_at: Option<Instant>,
 }
 
 /// The outcome event the sender got for a message.
@@ -233,6 +236,7 @@ impl Ledger {
             key,
             at,
             ack: Ack::Pending,
+            acked_at: None,
         });
         i
     }
@@ -246,10 +250,24 @@ impl Ledger {
         }
     }
 
-    pub(crate) fn ack(&mut self, i: usize, ack: Ack) {
+    /// The sender's outcome for entry `i`, heard at `at`.
+    pub(crate) fn ack(&mut self, i: usize, ack: Ack, at: Instant) {
         if let Some(s) = self.sent.get_mut(i) {
+            if matches!(ack, Ack::Delivered { .. }) {
+                s.acked_at = Some(at);
+            }
             s.ack = ack;
         }
+    }
+
+    /// The first time `host` received `key`, if it did.
+    pub(crate) fn first_reception(&self, host: &str, key: &str) -> Option<Instant> {
+        self.received
+            .get(key)?
+            .iter()
+            .filter(|r| r.host == host)
+            .map(|r| r.at)
+            .min()
     }
 
     pub(crate) fn received(&mut self, host: &str, key: &str, at: Instant) {
@@ -370,12 +388,14 @@ mod tests {
             Ack::Delivered {
                 acked: vec![server],
             },
+            t0,
         );
         l.ack(
             b,
             Ack::Delivered {
                 acked: vec![server],
             },
+            t0,
         );
         l.start("s");
         l.received("s", "c/0", Instant::from_micros(10));

@@ -95,6 +95,7 @@ scenario_tests! {
     durable_loss => "durable-loss",
     durable_reboots => "durable-reboots",
     burst_1000 => "burst-1000",
+    handoff_faults => "handoff-faults",
 }
 
 #[test]

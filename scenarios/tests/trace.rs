@@ -130,8 +130,8 @@ struct Summary {
     dropped: u64,
 }
 
-/// Every suite, a relay mesh, a fleet authority and durable messages: each run's decoded
-/// trace validates, its digest is the untraced run's, and its session packets are opened.
+/// Every suite, a relay mesh, a fleet authority, durable messages and the hand-off: each
+/// run's decoded trace validates, its digest is the untraced run's, and its session packets are opened.
 #[test]
 fn decoded_traces_of_many_scenarios_validate_against_the_schema() {
     let validator = validator();
@@ -143,6 +143,7 @@ fn decoded_traces_of_many_scenarios_validate_against_the_schema() {
         ("relay-mesh", Suite::Noise),
         ("authority-join", Suite::Noise),
         ("durable-loss", Suite::Psk),
+        ("handoff-faults", Suite::Noise),
     ];
     for &(name, suite) in runs {
         let what = format!("{name} {suite}");
@@ -165,6 +166,10 @@ fn decoded_traces_of_many_scenarios_validate_against_the_schema() {
         let opened = sum.session.get("to_server").copied().unwrap_or(0)
             + sum.session.get("to_client").copied().unwrap_or(0);
         assert!(opened > 0, "{what}: no session packet opened: {sum:?}");
+        if name == "handoff-faults" {
+            let held = sum.events.get("held_message").copied().unwrap_or(0);
+            assert!(held >= 100, "{what}: {held} held messages in {sum:?}");
+        }
         if name.starts_with("authority") {
             // Fleet events are structured events in version 1, not the notes of version 0.
             let role = |r: &str| lines.iter().filter(|l| l["role"] == r).count();

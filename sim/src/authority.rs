@@ -583,6 +583,7 @@ async fn drive<E: FleetRole>(mut ep: E, ctx: Ctx<E>) -> turmoil::Result {
                 host: &ctx.host,
                 endpoint: &mut ep,
                 world: &ctx.world,
+                later: None,
             });
         }
     }
@@ -634,6 +635,7 @@ fn run_due<E: FleetRole>(ep: &mut E, ctx: &Ctx<E>) {
                 host: &ctx.host,
                 endpoint: ep,
                 world: &ctx.world,
+                later: None,
             });
         }
     }
@@ -680,6 +682,7 @@ fn pump<E: FleetRole>(
                         host: &ctx.host,
                         endpoint: ep,
                         world: &ctx.world,
+                        later: None,
                     },
                     event,
                 );

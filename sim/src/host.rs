@@ -2,8 +2,8 @@
 //!
 //! Each host's task owns its endpoint and drives it only through `proto`'s `Endpoint` trait,
 //! so any role runs here: feed each received datagram and each expired deadline, then drain
-//! `poll_transmit` and `poll_event`, then sleep until `poll_timeout()`, the next datagram or the
-//! next scripted command.
+//! `poll_transmit` and `poll_event`, then sleep until `poll_timeout()`, the next datagram, the
+//! next scripted command or the next deferred action ([`Ctl::after`]).
 
 use alloc::rc::Rc;
 use core::cell::RefCell;
@@ -11,8 +11,8 @@ use core::fmt::Debug;
 use core::net::SocketAddr;
 
 use pavillion_proto::endpoint::{
-    CallHandle, CallId, Client, ClientConfig, Endpoint, SendError, SendOptions, Server,
-    ServerConfig,
+    CallHandle, CallId, Client, ClientConfig, Endpoint, HandoffError, HandoffId, HandoffTarget,
+    SendError, SendOptions, Server, ServerConfig,
 };
 use pavillion_proto::features::durable::DurableRestored;
 use pavillion_proto::wire::{self, RpcStatus};
@@ -38,6 +38,45 @@ pub struct Ctl<'a, E> {
     pub(crate) host: &'a Rc<str>,
     pub(crate) endpoint: &'a mut E,
     pub(crate) world: &'a Shared,
+    /// The running incarnation's deferred actions ([`Ctl::after`]); `None` on hosts whose
+    /// driver runs none (the fleet roles).
+    pub(crate) later: Option<&'a Later<E>>,
+}
+
+/// An action an application deferred ([`Ctl::after`]).
+type Deferred<E> = Box<dyn FnOnce(&mut Ctl<'_, E>)>;
+
+/// The actions one incarnation of a host deferred, soonest first (in the order given for
+/// equal times). They die with the incarnation, as a process's timers do.
+pub(crate) struct Later<E>(RefCell<Vec<(Instant, Deferred<E>)>>);
+
+impl<E> Default for Later<E> {
+    fn default() -> Self {
+        Later(RefCell::new(Vec::new()))
+    }
+}
+
+impl<E> Later<E> {
+    fn push(&self, at: Instant, f: Deferred<E>) {
+        let mut v = self.0.borrow_mut();
+        let i = v.partition_point(|(t, _)| *t <= at);
+        v.insert(i, (at, f));
+    }
+
+    /// When the soonest is due.
+    pub(crate) fn next_at(&self) -> Option<Instant> {
+        self.0.borrow().first().map(|(t, _)| *t)
+    }
+
+    /// The soonest, if it is due by `now`.
+    fn take_due(&self, now: Instant) -> Option<Deferred<E>> {
+        let mut v = self.0.borrow_mut();
+        if v.first().is_some_and(|(t, _)| *t <= now) {
+            Some(v.remove(0).1)
+        } else {
+            None
+        }
+    }
 }
 
 /// The handle a server's application gets.
@@ -66,6 +105,18 @@ impl<E> Ctl<'_, E> {
     /// resume the application's own input and output from the stored marks.
     pub fn durable_restored(&self) -> Option<DurableRestored> {
         self.world.borrow().durable.restored(self.host)
+    }
+
+    /// Runs `f` after `delay` of simulated time, in this incarnation of the host: an
+    /// application's own timer (a bridge waiting for its broker's answer, say). A crash of the
+    /// host drops every action not yet run, as it would a process's timers. Not traced itself;
+    /// the commands `f` gives are. Only hosts of endpoints and relays run deferred actions: on
+    /// a fleet role's host the action is dropped with a note in the trace.
+    pub fn after(&mut self, delay: Duration, f: impl FnOnce(&mut Ctl<'_, E>) + 'static) {
+        match self.later {
+            Some(later) => later.push(self.now + delay, Box::new(f)),
+            None => self.note("after: deferred actions are not run on this host; dropped"),
+        }
     }
 
     /// Adds a note to the trace.
@@ -158,6 +209,37 @@ impl Ctl<'_, Server> {
             .send_message(self.now, to, target, name, payload, options);
         let text = format!("send {to} {target:?} {name:?} {payload:?} {options:?}");
         self.command(text, r)
+    }
+
+    /// Ends the session with the client at `to`; see [`Server::disconnect`].
+    pub fn disconnect(&mut self, to: SocketAddr) {
+        self.endpoint.disconnect(self.now, to);
+        self.command(format!("disconnect {to}"), ());
+    }
+
+    /// Holds the ACK of reliable messages to `target`; see [`Server::set_handoff`].
+    pub fn set_handoff(&mut self, target: HandoffTarget) {
+        let text = format!("set_handoff {target:?}");
+        self.endpoint.set_handoff(target);
+        self.command(text, ());
+    }
+
+    /// A held message is safe elsewhere: its ACK goes; see [`Server::complete_handoff`].
+    ///
+    /// # Errors
+    /// As [`Server::complete_handoff`].
+    pub fn complete_handoff(&mut self, id: HandoffId) -> Result<(), HandoffError> {
+        let r = self.endpoint.complete_handoff(self.now, id);
+        self.command(format!("complete_handoff {id}"), r)
+    }
+
+    /// A held message is not taken: it comes again; see [`Server::refuse_handoff`].
+    ///
+    /// # Errors
+    /// As [`Server::refuse_handoff`].
+    pub fn refuse_handoff(&mut self, id: HandoffId) -> Result<(), HandoffError> {
+        let r = self.endpoint.refuse_handoff(self.now, id);
+        self.command(format!("refuse_handoff {id}"), r)
     }
 }
 
@@ -389,6 +471,21 @@ pub(crate) struct HostCtx<E: Endpoint> {
     pub(crate) script: Rc<RefCell<ScriptRun<E>>>,
     pub(crate) port: u16,
     pub(crate) incarnation: u32,
+    /// This incarnation's deferred actions ([`Ctl::after`]).
+    pub(crate) later: Later<E>,
+}
+
+impl<E: Endpoint> HostCtx<E> {
+    /// When the application next needs to run: its script's next command or its soonest
+    /// deferred action. With no deferred action this is the script's alone, so a host whose
+    /// application defers nothing wakes exactly as before deferred actions existed.
+    pub(crate) fn app_next_at(&self) -> Option<Instant> {
+        let script = self.script.borrow().next_at();
+        match (script, self.later.next_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// What a host's driver does with its endpoint's stored state, if it keeps any (see
@@ -450,6 +547,7 @@ pub(crate) async fn drive<E: Hosted, S: StoreHook<E>>(
                 host: &ctx.host,
                 endpoint: &mut ep,
                 world: &ctx.world,
+                later: Some(&ctx.later),
             });
         }
     }
@@ -468,7 +566,7 @@ pub(crate) async fn drive<E: Hosted, S: StoreHook<E>>(
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let wait = next_wait([endpoint, ctx.script.borrow().next_at()], &mut spins);
+        let wait = next_wait([endpoint, ctx.app_next_at()], &mut spins);
         tokio::select! {
             biased;
             r = sock.recv_from(&mut rbuf) => {
@@ -536,24 +634,41 @@ pub(crate) async fn sleep_for(wait: Option<Duration>) {
     }
 }
 
-/// Runs the script's commands that are due.
+/// Runs the script's commands that are due, then the deferred actions that are.
 pub(crate) fn run_due<E: Hosted>(ep: &mut E, ctx: &HostCtx<E>) {
-    let mut run = ctx.script.borrow_mut();
+    {
+        let mut run = ctx.script.borrow_mut();
+        loop {
+            let t = now();
+            if run.next_at().is_none_or(|at| at > t) {
+                break;
+            }
+            let i = run.next;
+            run.next += 1;
+            if let Some((_, f)) = run.script.steps.get_mut(i) {
+                f(&mut Ctl {
+                    now: t,
+                    host: &ctx.host,
+                    endpoint: ep,
+                    world: &ctx.world,
+                    later: Some(&ctx.later),
+                });
+            }
+        }
+    }
+    // One at a time: an action may defer another.
     loop {
         let t = now();
-        if run.next_at().is_none_or(|at| at > t) {
+        let Some(f) = ctx.later.take_due(t) else {
             return;
-        }
-        let i = run.next;
-        run.next += 1;
-        if let Some((_, f)) = run.script.steps.get_mut(i) {
-            f(&mut Ctl {
-                now: t,
-                host: &ctx.host,
-                endpoint: ep,
-                world: &ctx.world,
-            });
-        }
+        };
+        f(&mut Ctl {
+            now: t,
+            host: &ctx.host,
+            endpoint: ep,
+            world: &ctx.world,
+            later: Some(&ctx.later),
+        });
     }
 }
 
@@ -594,6 +709,7 @@ fn pump<E: Hosted, S: StoreHook<E>>(
                         host: &ctx.host,
                         endpoint: ep,
                         world: &ctx.world,
+                        later: Some(&ctx.later),
                     },
                     event,
                 );

@@ -16,7 +16,8 @@
 //! Every endpoint host follows the contract of `pavillion_proto`: each received datagram goes
 //! to `handle_datagram(now, from, bytes)`, an expired deadline to `handle_timeout(now)`, then
 //! `poll_transmit` and `poll_event` are drained, and the host sleeps until `poll_timeout()`,
-//! the next datagram or the next command of its [`Script`]. `now` is the simulated time in
+//! the next datagram, the next command of its [`Script`] or the next action its application
+//! deferred ([`Ctl::after`], which dies with the incarnation that deferred it). `now` is the simulated time in
 //! microseconds since the simulation started.
 //!
 //! # Determinism

@@ -212,6 +212,7 @@ pub(crate) async fn drive_relay(
                 host: &ctx.host,
                 endpoint: &mut relay,
                 world: &ctx.world,
+                later: Some(&ctx.later),
             });
         }
     }
@@ -233,10 +234,7 @@ pub(crate) async fn drive_relay(
             }
         }
 
-        let wait = next_wait(
-            [relay.poll_timeout(), ctx.script.borrow().next_at()],
-            &mut spins,
-        );
+        let wait = next_wait([relay.poll_timeout(), ctx.app_next_at()], &mut spins);
         tokio::select! {
             biased;
             r = mesh.recv_from(&mut rbuf) => {
@@ -351,6 +349,7 @@ fn pump(relay: &mut Relay, ctx: &HostCtx<Relay>, out: &mut Out, buf: &mut [u8]) 
                         host: &ctx.host,
                         endpoint: relay,
                         world: &ctx.world,
+                        later: Some(&ctx.later),
                     },
                     event,
                 );

@@ -336,6 +336,7 @@ impl Simulation {
                         script: script.clone(),
                         port: spec.port,
                         incarnation: n,
+                        later: Default::default(),
                     };
                     let store = spec
                         .store
@@ -379,6 +380,7 @@ impl Simulation {
                 script: script.clone(),
                 port,
                 incarnation: n,
+                later: Default::default(),
             };
             let store = store.map(|s| StoreDriver::new(host.clone(), n, world.clone(), s));
             drive(ep, ctx, store)
@@ -600,6 +602,7 @@ impl Simulation {
                 script: script.clone(),
                 port: spec.mesh_port,
                 incarnation: n,
+                later: Default::default(),
             };
             let spec = spec.clone();
             async move {

@@ -232,3 +232,42 @@ fn clients_sharing_a_host_are_separate_endpoints() {
     );
     assert!(dup.is_err());
 }
+
+#[test]
+fn deferred_actions_run_at_their_time_and_die_with_a_crash() {
+    use pavillion_proto::endpoint::Server;
+    use pavillion_proto::Instant;
+
+    let config = SimConfig::new(23).with_duration(Duration::from_secs(5));
+    let mut sim = Simulation::new(config).unwrap();
+    let script = Script::<Server>::new().at(Duration::from_secs(1), |ctl| {
+        ctl.after(Duration::from_millis(500), |ctl| {
+            ctl.note("a");
+            // An action may defer another.
+            ctl.after(Duration::from_millis(100), |ctl| ctl.note("c"));
+        });
+        // Due after the crash at 2 s: it dies with the incarnation that deferred it.
+        ctl.after(Duration::from_secs(2), |ctl| ctl.note("b"));
+    });
+    sim.add_server_script("server", ServerSpec::new(server_config()), script)
+        .unwrap();
+    sim.at(Duration::from_secs(2), NetAction::Crash("server".into()));
+    sim.at(
+        Duration::from_millis(2500),
+        NetAction::Bounce("server".into()),
+    );
+    sim.run().unwrap();
+
+    let trace = sim.trace();
+    let notes: Vec<(Instant, &str)> = trace
+        .notes("server")
+        .filter(|(_, n)| ["a", "b", "c"].contains(n))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            (Instant::from_millis(1500), "a"),
+            (Instant::from_millis(1600), "c")
+        ]
+    );
+}

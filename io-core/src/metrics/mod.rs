@@ -272,6 +272,12 @@ const COUNTERS: &[Counter] = &[
         help: "Server: duplicates of held messages, neither acknowledged nor delivered.",
         read: |s| s.handoff_duplicates,
     },
+    Counter {
+        name: "pavillion_handoffs_session_gone_total",
+        help:
+            "Server: held messages dropped because their session ended, to come again on the next.",
+        read: |s| s.handoffs_session_gone,
+    },
 ];
 
 /// Renders `snapshots` as one exposition in the Prometheus text format 0.0.4: each family's

@@ -456,6 +456,11 @@ pub struct Stats {
     pub handoffs_expired: u64,
     /// Server: duplicates of held messages, neither acknowledged nor delivered.
     pub handoff_duplicates: u64,
+    /// Server: held messages dropped because their session ended (the client quit, a new
+    /// handshake replaced it, the server disconnected or evicted it); the sender sends them
+    /// again on its new session. Their ids answer `HandoffError::SessionGone`, and are not
+    /// counted again as refused or expired.
+    pub handoffs_session_gone: u64,
     drops: DropCounts,
 }
 
@@ -550,11 +555,13 @@ impl Stats {
             handoffs_refused,
             handoffs_expired,
             handoff_duplicates,
+            handoffs_session_gone,
             drops,
         } = other;
         self.handoffs_refused += handoffs_refused;
         self.handoffs_expired += handoffs_expired;
         self.handoff_duplicates += handoff_duplicates;
+        self.handoffs_session_gone += handoffs_session_gone;
         self.batches_sent += batches_sent;
         self.frames_batched += frames_batched;
         self.acks_delayed += acks_delayed;

@@ -15,7 +15,11 @@
 //! `ServerEvent::HeldMessage`, built by the endpoint.
 //!
 //! The table is bounded by [`Limits::max_held_per_session`] and [`Limits::max_held`]; the
-//! marked targets are the application's, not a peer's, to bound.
+//! marked targets are the application's, not a peer's, to bound. A session that ends takes
+//! its entries with it at once ([`Handoffs::end_session`]), so that a client that leaves
+//! does not hold the bounds until its entries expire; their ids are remembered (8 bytes and
+//! a deadline each, at most [`Limits::max_held`] of them, until their deadline) only to
+//! answer [`HandoffError::SessionGone`].
 //!
 //! [`Limits::handoff_timeout`]: crate::endpoint::Limits::handoff_timeout
 //! [`Limits::max_held_per_session`]: crate::endpoint::Limits::max_held_per_session
@@ -146,12 +150,18 @@ pub(crate) struct Bounds {
 ///   session at most `Bounds::per_session`, plus the frames of one batch admitted while
 ///   under the bound (so at most `MAX_RUN_FRAMES - 1` over it).
 /// - Ids are handed out in increasing order with deadlines `now + timeout` for a fixed
-///   timeout and a monotonic `now`, so the first entry of `held` expires first.
+///   timeout and a monotonic `now`, so the first entry of `held` (and of `gone`) expires
+///   first.
+/// - No id is in both `held` and `gone`; `gone` has at most `Bounds::total` entries.
 #[derive(Debug, Default)]
 pub(crate) struct Handoffs {
     all: bool,
     exact: BTreeSet<String>,
     held: BTreeMap<HandoffId, Held>,
+    /// Ids whose session ended while they were held, with the deadline they had: until then
+    /// a completion or refusal of one answers `SessionGone`, as it would have while it was
+    /// held, and after it `Unknown`, as an expired entry does.
+    gone: BTreeMap<HandoffId, Instant>,
     counters: BTreeMap<(u64, Counter), u16>,
     sessions: BTreeMap<u64, usize>,
     next: u64,
@@ -268,9 +278,14 @@ impl Handoffs {
         Some(held)
     }
 
-    /// When the oldest entry expires.
+    /// When the oldest entry, held or gone, expires.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.held.first_key_value().map(|(_, h)| h.deadline)
+        let held = self.held.first_key_value().map(|(_, h)| h.deadline);
+        let gone = self.gone.first_key_value().map(|(_, t)| *t);
+        match (held, gone) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Takes the oldest entry if it expired by `now`, with every entry of its counter.
@@ -280,6 +295,47 @@ impl Handoffs {
             return None;
         }
         self.refuse(id)
+    }
+
+    /// Forgets the ids of ended sessions whose deadline passed by `now`: from then on they
+    /// answer `Unknown`, as the entries would have once expired.
+    pub(crate) fn prune_gone(&mut self, now: Instant) {
+        while let Some(entry) = self.gone.first_entry() {
+            if *entry.get() > now {
+                return;
+            }
+            entry.remove();
+        }
+    }
+
+    /// Session `generation` ended: drops its entries at once, so that they stop counting
+    /// against the bounds, and remembers their ids (each until its deadline, the oldest
+    /// forgotten first past `bounds.total`) for [`take_gone`](Self::take_gone). Returns how
+    /// many were dropped. No work, and no allocation, for a session that held nothing.
+    pub(crate) fn end_session(&mut self, generation: u64, bounds: Bounds) -> usize {
+        let Some(&n) = self.sessions.get(&generation) else {
+            return 0;
+        };
+        let ids: alloc::vec::Vec<(HandoffId, Instant)> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.generation == generation)
+            .map(|(id, h)| (*id, h.deadline))
+            .collect();
+        for (id, deadline) in ids {
+            self.remove(id);
+            self.gone.insert(id, deadline);
+        }
+        while self.gone.len() > bounds.total {
+            self.gone.pop_first();
+        }
+        n
+    }
+
+    /// Whether `id` was held when its session ended (and its deadline has not passed);
+    /// forgets it, so that a second call answers `false`, as for a completed entry.
+    pub(crate) fn take_gone(&mut self, id: HandoffId) -> bool {
+        self.gone.remove(&id).is_some()
     }
 
     /// Messages held now.

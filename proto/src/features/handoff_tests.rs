@@ -85,6 +85,56 @@ fn the_oldest_expires_first_and_only_when_due() {
     assert_eq!(h.next_due(), Some(due + Duration::from_millis(10)));
 }
 
+#[test]
+fn an_ended_session_frees_the_bounds_and_its_ids_answer_until_their_deadline() {
+    let mut h = Handoffs::default();
+    let a = h.hold(held(1, 1, 0), BOUNDS).unwrap();
+    let b = h.hold(held(1, 2, 0), BOUNDS).unwrap();
+    let c = h.hold(held(2, 1, 10), BOUNDS).unwrap();
+    assert_eq!(h.end_session(3, BOUNDS), 0, "a session that held nothing");
+    assert_eq!(h.end_session(1, BOUNDS), 2);
+    assert_eq!((h.len(), h.get(a), h.get(b)), (1, None, None));
+    assert!(!h.holds(1, Counter(1)));
+    assert!(
+        h.has_room(1, 3, BOUNDS),
+        "its share of the bounds is free again"
+    );
+    // The timer stays on the oldest deadline: the gone ids' until they are pruned, then the
+    // entry still held.
+    let first = held(1, 1, 0).deadline;
+    assert_eq!(h.next_due(), Some(first));
+    assert!(h.take_gone(a));
+    assert!(!h.take_gone(a), "answered once, as a completion would be");
+    assert!(!h.take_gone(c), "still held, not gone");
+    h.prune_gone(Instant::from_millis(30_000 - 1));
+    assert_eq!(h.next_due(), Some(first));
+    h.prune_gone(first);
+    assert!(
+        !h.take_gone(b),
+        "past its deadline: unknown, as if it had expired"
+    );
+    assert_eq!(h.next_due(), h.get(c).map(|x| x.deadline));
+    assert_eq!(h.end_session(2, BOUNDS), 1);
+    assert_eq!((h.len(), h.next_due().is_some()), (0, true));
+    h.prune_gone(Instant::from_millis(10) + Duration::from_secs(30));
+    assert_eq!(h.next_due(), None, "nothing left to wake up for");
+}
+
+#[test]
+fn the_ids_of_ended_sessions_are_bounded() {
+    let mut h = Handoffs::default();
+    let mut ids = Vec::new();
+    for round in 0..4u64 {
+        for c in 0..3 {
+            ids.push(h.hold(held(round, c, round), BOUNDS).unwrap());
+        }
+        h.end_session(round, BOUNDS);
+    }
+    assert_eq!(h.gone.len(), BOUNDS.total);
+    assert!(!h.take_gone(ids[0]), "the oldest is forgotten first");
+    assert!(h.take_gone(ids[11]));
+}
+
 /// One operation on the table, from quickcheck's numbers.
 fn apply(h: &mut Handoffs, ids: &mut Vec<HandoffId>, op: (u8, u8, u8), now: &mut u64) {
     let (kind, a, b) = op;
@@ -100,11 +150,15 @@ fn apply(h: &mut Handoffs, ids: &mut Vec<HandoffId>, op: (u8, u8, u8), now: &mut
                 h.complete(id);
             }
         }
-        _ => {
+        3 if b % 2 == 0 => {
             if let Some(&id) = ids.get(usize::from(a) % ids.len().max(1)) {
                 h.refuse(id);
             }
             h.expire(Instant::from_millis(*now));
+            h.prune_gone(Instant::from_millis(*now));
+        }
+        _ => {
+            h.end_session(u64::from(a % 3), BOUNDS);
         }
     }
 }
@@ -125,6 +179,18 @@ fn consistent(h: &Handoffs) -> bool {
             .values()
             .zip(h.held.values().skip(1))
             .all(|(x, y)| x.deadline <= y.deadline)
+        && h.gone.len() <= BOUNDS.total
+        && h.gone.keys().all(|id| !h.held.contains_key(id))
+        && h.gone
+            .values()
+            .zip(h.gone.values().skip(1))
+            .all(|(x, y)| x <= y)
+        && h.next_due()
+            == h.held
+                .values()
+                .map(|e| e.deadline)
+                .chain(h.gone.values().copied())
+                .min()
 }
 
 quickcheck! {

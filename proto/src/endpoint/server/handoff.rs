@@ -4,7 +4,8 @@
 //!
 //! Sessions are named by their generation, not their address: a suite 3 session may move to
 //! another address while a message is held, and a new session at the same address is another
-//! one (its held messages are gone with it: `HandoffError::SessionGone`).
+//! one. A session that ends, however it ends, drops its held messages at once
+//! ([`Server::release_handoffs`]): their ids answer `HandoffError::SessionGone`.
 
 use core::net::SocketAddr;
 
@@ -39,7 +40,9 @@ impl Server {
     /// it again on its new session).
     pub fn complete_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
         self.advance(now);
-        let held = self.handoffs.get(id).ok_or(HandoffError::Unknown)?;
+        let Some(held) = self.handoffs.get(id) else {
+            return Err(self.not_held(id));
+        };
         let to = self.held_session(&held);
         let Some(done) = self.handoffs.complete(id) else {
             return Err(HandoffError::Unknown);
@@ -64,7 +67,9 @@ impl Server {
     /// As [`Server::complete_handoff`].
     pub fn refuse_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
         self.advance(now);
-        let held = self.handoffs.refuse(id).ok_or(HandoffError::Unknown)?;
+        let Some(held) = self.handoffs.refuse(id) else {
+            return Err(self.not_held(id));
+        };
         self.shared.stats.handoffs_refused += 1;
         if self.forget_held(&held) {
             Ok(())
@@ -180,8 +185,8 @@ impl Server {
         });
     }
 
-    /// Refuses the entries whose deadline passed (`Limits::handoff_timeout`), oldest first:
-    /// run by `pump`.
+    /// Refuses the entries whose deadline passed (`Limits::handoff_timeout`), oldest first,
+    /// and forgets the ids of ended sessions that passed theirs: run by `pump`.
     pub(super) fn expire_handoffs(&mut self, now: Instant) {
         if self.handoffs.next_due().is_none_or(|t| t > now) {
             return;
@@ -189,6 +194,28 @@ impl Server {
         while let Some(held) = self.handoffs.expire(now) {
             self.shared.stats.handoffs_expired += 1;
             self.forget_held(&held);
+        }
+        self.handoffs.prune_gone(now);
+    }
+
+    /// The session of `generation` ended (quit, disconnected, evicted, replaced by a new
+    /// handshake): its held messages are dropped now rather than at their timeout, so that
+    /// they stop counting against `Limits::max_held_per_session` and `Limits::max_held`.
+    /// No ACK could reach that session any more; the sender sends them again on its new one.
+    /// Counted in `Stats::handoffs_session_gone`.
+    pub(super) fn release_handoffs(&mut self, generation: u64) {
+        let bounds = self.handoff_bounds();
+        let n = self.handoffs.end_session(generation, bounds);
+        self.shared.stats.handoffs_session_gone += n as u64;
+    }
+
+    /// Why `id` is not held: its session ended while it was (`SessionGone`), or it was
+    /// completed, refused or expired, or never handed out (`Unknown`).
+    fn not_held(&mut self, id: HandoffId) -> HandoffError {
+        if self.handoffs.take_gone(id) {
+            HandoffError::SessionGone
+        } else {
+            HandoffError::Unknown
         }
     }
 

@@ -56,10 +56,11 @@ impl Server {
         }
     }
 
-    /// Ends the session at `addr`: its tables, subscriptions and outbox go, the application
-    /// hears why.
+    /// Ends the session at `addr`: its tables, subscriptions, outbox and held messages go,
+    /// the application hears why.
     pub(super) fn end_session(&mut self, addr: SocketAddr, reason: CloseReason, fail: FailReason) {
         if let Some(s) = self.sessions.remove(&addr) {
+            self.release_handoffs(s.generation);
             self.forget_noise(addr, &s);
             self.forget_client_subs(addr, s.peer);
             self.registers.observers.forget(addr);

@@ -156,6 +156,7 @@ impl Server {
                 if let Some(old) = self.sessions.insert(from, Box::new(session)) {
                     // A different client process took over the address: its messages and
                     // subscriptions are not for this one.
+                    self.release_handoffs(old.generation);
                     self.forget_client_subs(from, old.peer);
                     self.fail_outbox(old.outbox, FailReason::PeerClosed);
                     self.end_segments(from, FailReason::PeerClosed);
