@@ -138,7 +138,7 @@ pub(crate) fn start(ctx: &Arc<Context>) {
                 forward(
                     &ctx,
                     m,
-                    Some(&key),
+                    key.as_ref(),
                     Box::new(move |safe| {
                         if safe {
                             // On the MQTT thread: it must not wait for the server's thread.
