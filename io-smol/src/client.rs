@@ -17,6 +17,7 @@ use pavillion_proto::features::status::{Battery, Status};
 use pavillion_proto::features::timesync::ClockEstimate;
 use pavillion_proto::Instant;
 
+use crate::handoff::{handoff_stream, HandoffStream};
 use crate::{connection_stream, driver, message_stream, ConnectionStream, MessageStream};
 
 /// A Pavillion client on its own socket and driver task.
@@ -384,6 +385,23 @@ impl Client {
         let (sub, stream) = message_stream(self.handle.message_buffer());
         // A closed client delivers nothing: the stream ends at once.
         self.handle.on_message(target, Box::new(sub));
+        stream
+    }
+
+    /// Like [`Client::on_message`], but the ACK of a reliable message from the server to
+    /// `target` (every target with `None`) waits until its [`Handoff`](crate::Handoff) is
+    /// completed (`docs/PROTOCOL.md` §18): the server's send resolves only then, and a token
+    /// refused or dropped makes the server send the message again. Unreliable messages have
+    /// no ACK to hold: they go to [`Client::on_message`] streams as before. The server sends
+    /// us a target only if we [`subscribe`](Client::subscribe) to it there.
+    ///
+    /// One stream per target; a later one replaces it. Held messages go only to it. Across a
+    /// new session with the server the server sends what it still holds again, so a message
+    /// may come twice: at least once, never acknowledged and lost.
+    pub fn on_message_handoff(&self, target: Option<&str>) -> HandoffStream {
+        let (sub, stream) = handoff_stream(self.handle.message_buffer());
+        // A closed client delivers nothing: the stream ends at once.
+        self.handle.on_message_handoff(target, Box::new(sub));
         stream
     }
 

@@ -1,6 +1,6 @@
 //! The async adapter's acknowledgement hand-off (`docs/PROTOCOL.md` §18): the stream of held
-//! messages of [`Server::on_message_handoff`](crate::Server::on_message_handoff) and their
-//! tokens.
+//! messages of [`Server::on_message_handoff`](crate::Server::on_message_handoff) and
+//! [`Client::on_message_handoff`](crate::Client::on_message_handoff), and their tokens.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +15,9 @@ use pavillion_proto::endpoint::{HandoffError, HandoffId, MessageKey};
 
 /// A held message's claim on its ACK, read from a [`HandoffStream`].
 ///
-/// Complete it once the message is safe elsewhere: the client hears its ACK then. Refuse it,
-/// or drop it un-completed, and the client sends the message again (a new held message).
+/// Complete it once the message is safe elsewhere: the sender (the client, or the server)
+/// hears its ACK then. Refuse it, or drop it un-completed, and the sender sends the message
+/// again (a new held message).
 #[derive(Debug)]
 pub struct Handoff(handoff::Handoff);
 
@@ -26,18 +27,19 @@ impl Handoff {
         self.0.id()
     }
 
-    /// The message's sender and counter: the same for every retransmission, and at every
-    /// server a multicast message reaches.
-    pub fn key(&self) -> MessageKey {
+    /// The message's sender and counter, at a server: the same for every retransmission,
+    /// and at every server a multicast message reaches. `None` at a client, whose server's
+    /// counters match nothing elsewhere (`docs/PROTOCOL.md` §18.2, rule 2).
+    pub fn key(&self) -> Option<MessageKey> {
         self.0.key()
     }
 
-    /// Sends the message's ACK now, and resolves once the server says it did.
+    /// Sends the message's ACK now, and resolves once the endpoint says it did.
     ///
     /// # Errors
     /// [`HandoffError::Unknown`] if it expired (`Limits::handoff_timeout`) or a batch-mate's
-    /// refusal released it; [`HandoffError::SessionGone`] if the client's session (or the
-    /// server) is gone.
+    /// refusal released it; [`HandoffError::SessionGone`] if the message's session (or the
+    /// endpoint) is gone.
     pub async fn complete(self) -> Result<(), HandoffError> {
         self.0
             .complete_pending()
@@ -45,7 +47,7 @@ impl Handoff {
             .unwrap_or(Err(HandoffError::SessionGone))
     }
 
-    /// Refuses the message: the client sends it again. Never waits.
+    /// Refuses the message: the sender sends it again. Never waits.
     pub fn refuse(self) {
         self.0.refuse();
     }
@@ -55,8 +57,8 @@ impl Handoff {
 /// [`Stream`].
 ///
 /// Bounded like a message stream (the message buffer size): a held message that arrives
-/// while the buffer is full is refused at once (the client sends it again later) and
-/// counted in [`HandoffStream::refused`]. The stream ends when the server closes.
+/// while the buffer is full is refused at once (the sender sends it again later) and
+/// counted in [`HandoffStream::refused`]. The stream ends when the endpoint closes.
 ///
 /// # Examples
 /// ```no_run

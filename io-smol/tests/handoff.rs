@@ -1,6 +1,8 @@
 //! Acknowledgement hand-off through io-smol on loopback (`docs/PROTOCOL.md` §18), in every
-//! suite: a client's reliable send resolves only after the server's application completed
-//! the message's hand-off, and a refused message arrives twice. Every test is bounded.
+//! suite and at either end: a client's reliable send resolves only after the server's
+//! application completed the message's hand-off, a server's send to a client only after the
+//! client's application completed it, and a refused message arrives twice. Every test is
+//! bounded.
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 use std::future::Future;
@@ -73,7 +75,7 @@ fn a_send_resolves_only_after_the_hand_off_completes() {
                 );
             let (m, handoff) = held.next().await.unwrap();
             assert_eq!(&m.payload[..], b"x");
-            assert_eq!(handoff.key().peer, PeerId::Client(ID));
+            assert_eq!(handoff.key().unwrap().peer, PeerId::Client(ID));
             // Held past several retransmission timeouts: the send must still be waiting.
             Timer::after(Duration::from_millis(1500)).await;
             assert!(
@@ -113,6 +115,91 @@ fn a_refused_message_arrives_twice() {
             assert_eq!(server.stats().await.unwrap().handoffs_refused, 1);
             drop(client);
             server.close().await;
+        }
+    });
+}
+
+/// The client's address as `server` knows it, once its session is up there.
+async fn client_addr(server: &Server) -> std::net::SocketAddr {
+    loop {
+        if let Some((a, _)) = server.clients().await.first() {
+            return *a;
+        }
+        Timer::after(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn a_servers_send_resolves_only_after_the_clients_hand_off_completes() {
+    bounded(Duration::from_secs(60), async {
+        for suite in SUITES {
+            let (sc, cc) = configs(suite);
+            let server = Arc::new(
+                Server::bind("127.0.0.1:0", sc.send_timeout(Duration::from_secs(10)))
+                    .await
+                    .unwrap(),
+            );
+            let client = Client::connect(server.local_addr(), cc).await.unwrap();
+            let mut held = client.on_message_handoff(Some("t"));
+            client.wait_connected(Duration::from_secs(5)).await.unwrap();
+            let addr = client_addr(&server).await;
+            let s = server.clone();
+            let send =
+                smol::spawn(
+                    async move { s.send_to(addr, "t", "n", b"x", Reliability::Reliable).await },
+                );
+            let (m, handoff) = held.next().await.unwrap();
+            assert_eq!(&m.payload[..], b"x");
+            assert_eq!(handoff.key(), None, "a client's hand-off has no key");
+            // Held past several retransmission timeouts: the send must still be waiting.
+            Timer::after(Duration::from_millis(1500)).await;
+            assert!(
+                !send.is_finished(),
+                "{suite:?}: the send resolved before completion"
+            );
+            assert_eq!(handoff.complete().await, Ok(()));
+            assert!(send.await.is_ok(), "{suite:?}");
+            let stats = client.stats().await.unwrap();
+            assert!(stats.handoff_duplicates > 0, "{suite:?}");
+            drop(client);
+            if let Ok(server) = Arc::try_unwrap(server) {
+                server.close().await;
+            }
+        }
+    });
+}
+
+#[test]
+fn a_message_refused_by_the_client_arrives_twice() {
+    bounded(Duration::from_secs(60), async {
+        for suite in SUITES {
+            let (sc, cc) = configs(suite);
+            let server = Arc::new(
+                Server::bind("127.0.0.1:0", sc.send_timeout(Duration::from_secs(10)))
+                    .await
+                    .unwrap(),
+            );
+            let client = Client::connect(server.local_addr(), cc).await.unwrap();
+            let mut held = client.on_message_handoff(None);
+            client.wait_connected(Duration::from_secs(5)).await.unwrap();
+            let addr = client_addr(&server).await;
+            let s = server.clone();
+            let send = smol::spawn(async move {
+                s.send_to(addr, "any", "n", b"again", Reliability::Reliable)
+                    .await
+            });
+            let (first, handoff) = held.next().await.unwrap();
+            handoff.refuse();
+            let (second, handoff) = held.next().await.unwrap();
+            assert_eq!(first.payload, second.payload);
+            assert!(!send.is_finished());
+            handoff.complete().await.unwrap();
+            assert!(send.await.is_ok(), "{suite:?}");
+            assert_eq!(client.stats().await.unwrap().handoffs_refused, 1);
+            drop(client);
+            if let Ok(server) = Arc::try_unwrap(server) {
+                server.close().await;
+            }
         }
     });
 }

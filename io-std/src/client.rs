@@ -14,8 +14,10 @@ use pavillion_proto::Instant;
 use crate::config::ClientConfig;
 use crate::driver;
 use crate::error::{CallError, OpenError, SendError, ServerError};
+use crate::handoff::Handoff;
 use crate::plumbing::client::{self, ClientHandle, RemoteHandle, ServerState};
 use crate::plumbing::events::{ConnectionCallback, ConnectionEvent};
+use crate::plumbing::handoff::HandoffCallback;
 use crate::plumbing::messages::{Callback, ReceivedMessage};
 use crate::plumbing::progress::Progress;
 use crate::plumbing::window::SendHandle;
@@ -326,6 +328,45 @@ impl Client {
     ) {
         self.handle
             .on_message(target, Box::new(Callback::new(callback)));
+    }
+
+    /// Like [`Client::on_message`], but the ACK of a reliable message from the server waits
+    /// for [`Handoff::complete`] (`docs/PROTOCOL.md` §18): the server's send returns only once
+    /// the callback's token is completed, and a token refused or dropped makes the server
+    /// send the message again (a new call). Unreliable messages have no ACK to hold: they
+    /// come to [`Client::on_message`] callbacks as before. The server sends us a target only
+    /// if we [`subscribe`](Client::subscribe) to it there.
+    ///
+    /// One callback per target (`None`: every target); a later one replaces it. Held
+    /// messages go only to it, not to `on_message` callbacks. Across a new session with the
+    /// server (a reconnection) the server sends what it still holds again, so a message may
+    /// come twice: at least once, never acknowledged and lost.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn example(client: pavillion_std::Client) -> Result<(), pavillion_std::SendError> {
+    /// use std::sync::mpsc;
+    /// let (tx, rx) = mpsc::channel();
+    /// client.on_message_handoff(Some("alarms"), move |m, handoff| {
+    ///     let _ = tx.send((m.payload.clone(), handoff));
+    /// });
+    /// client.subscribe("alarms")?;
+    /// std::thread::spawn(move || {
+    ///     for (payload, handoff) in rx {
+    ///         // ... store `payload` somewhere safe, then:
+    ///         let _ = handoff.complete();
+    ///     }
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_message_handoff(
+        &self,
+        target: Option<&str>,
+        mut callback: impl FnMut(&ReceivedMessage, Handoff) + Send + 'static,
+    ) {
+        let callback = HandoffCallback::new(move |m, h| callback(m, Handoff::new(h)));
+        self.handle.on_message_handoff(target, Box::new(callback));
     }
 
     /// Runs `callback` for every [`ConnectionEvent`]: a session with a server came up or

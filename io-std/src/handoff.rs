@@ -1,5 +1,6 @@
 //! The blocking adapter's acknowledgement hand-off token (`docs/PROTOCOL.md` §18): see
-//! [`Server::on_message_handoff`](crate::Server::on_message_handoff).
+//! [`Server::on_message_handoff`](crate::Server::on_message_handoff) and
+//! [`Client::on_message_handoff`](crate::Client::on_message_handoff).
 
 use std::time::Duration;
 
@@ -7,16 +8,17 @@ use pavillion_io::plumbing::handoff;
 use pavillion_proto::endpoint::{HandoffError, HandoffId, MessageKey};
 
 /// How long [`Handoff::complete`] waits for the driver, which answers at once unless it is
-/// gone; past it the server is taken as closed.
+/// gone; past it the endpoint is taken as closed.
 const COMPLETE_WAIT: Duration = Duration::from_secs(10);
 
-/// A held message's claim on its ACK, given to an
-/// [`on_message_handoff`](crate::Server::on_message_handoff) callback.
+/// A held message's claim on its ACK, given to an `on_message_handoff` callback of a
+/// [`Server`](crate::Server::on_message_handoff) or a
+/// [`Client`](crate::Client::on_message_handoff).
 ///
 /// Complete it once the message is safe elsewhere (a broker acknowledged the publish): the
-/// client hears its ACK then. Refuse it, or drop it un-completed, and the client sends the
-/// message again (a new held message). `Send + 'static`: move it to whatever thread learns
-/// the outcome.
+/// sender (the client, or the server) hears its ACK then. Refuse it, or drop it un-completed,
+/// and the sender sends the message again (a new held message). `Send + 'static`: move it to
+/// whatever thread learns the outcome.
 ///
 /// # Examples
 /// ```no_run
@@ -47,20 +49,22 @@ impl Handoff {
         self.0.id()
     }
 
-    /// The message's sender and counter: the same for every retransmission, and at every
-    /// server a multicast message reaches.
-    pub fn key(&self) -> MessageKey {
+    /// The message's sender and counter, at a server: the same for every retransmission,
+    /// and at every server a multicast message reaches. `None` at a client, whose server's
+    /// counters match nothing elsewhere (`docs/PROTOCOL.md` §18.2, rule 2).
+    pub fn key(&self) -> Option<MessageKey> {
         self.0.key()
     }
 
-    /// Sends the message's ACK now, and waits for the server to say it did. From a callback
-    /// on the server's thread it cannot wait: the completion is queued, `Ok` means only
+    /// Sends the message's ACK now, and waits for the endpoint to say it did. From a callback
+    /// on the endpoint's thread it cannot wait: the completion is queued, `Ok` means only
     /// that, and a failure is logged.
     ///
     /// # Errors
     /// [`HandoffError::Unknown`] if it expired (`Limits::handoff_timeout`) or a batch-mate's
-    /// refusal released it; [`HandoffError::SessionGone`] if the client's session (or the
-    /// server) is gone. Either way the client sends the message again or reports its failure.
+    /// refusal released it; [`HandoffError::SessionGone`] if the message's session (or the
+    /// endpoint) is gone. Either way the sender sends the message again or reports its
+    /// failure.
     pub fn complete(self) -> Result<(), HandoffError> {
         if self.0.on_driver_thread() {
             self.0.complete_nowait();
@@ -77,7 +81,7 @@ impl Handoff {
         self.0.complete_nowait();
     }
 
-    /// Refuses the message: the client sends it again. Never waits.
+    /// Refuses the message: the sender sends it again. Never waits.
     pub fn refuse(self) {
         self.0.refuse();
     }

@@ -1,7 +1,7 @@
 //! The bridge (`pavillion_std::bridge::Bridge`) between Pavillion clients on loopback and a
 //! real mosquitto on 127.0.0.1: MQTT → Pavillion with the broker's ack after the Pavillion
-//! ACK, Pavillion → MQTT with the device's ACK after the broker's PUBACK, presence. Every
-//! wait and count is bounded.
+//! ACK, Pavillion → MQTT with the device's (or the upstream server's) ACK after the broker's
+//! PUBACK, presence. Every wait and count is bounded.
 #![cfg(feature = "bridge")]
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
@@ -342,5 +342,96 @@ fn broker_restart_loses_no_acknowledged_message() {
     );
     // A duplicate is a publish whose PUBACK the restart cut off; at most the in-flight window.
     assert!(duplicates <= 100, "{duplicates} duplicates");
+    b.close();
+}
+
+/// The same across a broker restart for an upstream server's messages (`[[upstream]]
+/// subscribe`): the bridge is the server's client, and holds each reliable message's ACK
+/// until the broker's PUBACK. Every message whose send returned at the server (it had the
+/// bridge's ACK) is at the subscriber afterwards.
+#[test]
+fn upstream_messages_survive_a_broker_restart() {
+    const N: u32 = 100;
+    let Some(mut broker) = Mosquitto::start() else {
+        return;
+    };
+    let psk = generate_psk();
+    let addr = free_udp();
+    let server = Arc::new(
+        Server::bind(
+            addr,
+            ServerConfig::new()
+                .psk_client(ID, psk.clone())
+                .send_timeout(Duration::from_secs(30)),
+        )
+        .unwrap(),
+    );
+    let text = format!(
+        "site = \"s\"\nbridge_id = \"b1\"\n[mqtt]\nurl = \"{}\"\nclient_id = \"bridge-upstream\"\n\
+         [[upstream]]\nname = \"plc1\"\naddress = \"{addr}\"\nsubscribe = [\"alarms\"]\n",
+        broker.url()
+    );
+    let cfg = config::parse(&text, Path::new("."), "h").unwrap();
+    let client = Client::connect(addr, ClientConfig::psk(ID, psk)).unwrap();
+    client.wait_connected(WAIT).unwrap();
+    let b = Bridge::start(cfg, None, vec![("plc1".into(), client)]).unwrap();
+    wait_until("the bridge connected", || b.mqtt().is_connected());
+    wait_until("the bridge subscribed upstream", || {
+        !server.client_subscribers("alarms").is_empty()
+    });
+    let to = server.client_subscribers("alarms")[0].0;
+    let sub = TestClient::connect(broker.port, "upstream-counter", true);
+    sub.subscribe("pav/s/plc1/alarms/#");
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let sender = {
+        let (server, acked) = (server.clone(), acked.clone());
+        std::thread::spawn(move || {
+            for i in 0..N {
+                // Paced, so that the stream spans the broker's restart.
+                std::thread::sleep(Duration::from_millis(20));
+                let r = server.send_to(to, "alarms", "v", &i.to_be_bytes(), Reliability::Reliable);
+                if r.is_ok() {
+                    acked.lock().unwrap().push(i);
+                }
+            }
+        })
+    };
+    wait_until("30 acknowledged", || acked.lock().unwrap().len() >= 30);
+    broker.restart();
+    sender.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 30,
+        "the stream went on after the restart: {}",
+        acked.len()
+    );
+    let got = sub.wait_for(Duration::from_secs(20), |g| {
+        let seen: std::collections::HashSet<&[u8]> =
+            g.iter().map(|m| m.payload.as_slice()).collect();
+        acked
+            .iter()
+            .all(|i| seen.contains(i.to_be_bytes().as_slice()))
+    });
+    let seen: std::collections::HashSet<&[u8]> = got.iter().map(|m| m.payload.as_slice()).collect();
+    let lost: Vec<u32> = acked
+        .iter()
+        .copied()
+        .filter(|i| !seen.contains(i.to_be_bytes().as_slice()))
+        .collect();
+    println!(
+        "upstream: acknowledged {} of {N}, published {} ({} distinct), held refused {}",
+        acked.len(),
+        got.len(),
+        seen.len(),
+        b.context().upstream[0]
+            .client
+            .stats()
+            .map_or(0, |s| s.handoffs_refused)
+    );
+    assert!(
+        lost.is_empty(),
+        "acknowledged to the upstream server but not at the subscriber: {lost:?}"
+    );
+    assert!(got.len() - seen.len() <= 100, "duplicates");
     b.close();
 }

@@ -107,7 +107,8 @@
 // A build with fewer than three suites (`suite-*` features) still compiles the others' code:
 // only the dispatch arms that reach it are cut, so it is unreachable and the linker drops it.
 // What the cut leaves unused is expected there; the full build keeps every lint.
-// The same holds for the optional features (`durable`, `ordered`, `registers`, `pubsub`).
+// The same holds for the optional features (`durable`, `ordered`, `registers`, `pubsub`,
+// `segment`, `handoff`).
 #![cfg_attr(
     not(all(
         feature = "suite-psk",
@@ -117,7 +118,8 @@
         feature = "ordered",
         feature = "registers",
         feature = "pubsub",
-        feature = "segment"
+        feature = "segment",
+        feature = "handoff"
     )),
     allow(dead_code, unused_imports, unused_variables, unused_mut)
 )]

@@ -526,3 +526,28 @@ fn a_replaced_session_frees_its_held_messages_at_once() {
         assert_eq!(complete(&mut net, held[1].id), Err(HandoffError::Unknown));
     }
 }
+
+#[test]
+fn a_keepalive_is_never_held() {
+    // Under `HandoffTarget::All` a client's keepalive (an empty reliable message, never
+    // delivered) must still be acknowledged: held, nobody could complete it, and the client
+    // would take the silence for a dead session and look for the server again.
+    for suite in SUITES {
+        let mut net = Network::new(11, Link::clean());
+        net.add_server(server_addr(), server_config(suite, ID, 1));
+        let mut client = client_config(suite, ID, server_addr(), 2);
+        client.keepalive = Some(Duration::from_secs(1));
+        net.add_client(client_addr(), client);
+        net.run_for(Duration::from_millis(50));
+        assert!(net.client(client_addr()).is_connected());
+        net.server(server_addr()).set_handoff(HandoffTarget::All);
+        net.run_for(Duration::from_secs(10));
+        assert_eq!(net.server(server_addr()).held_count(), 0, "{suite:?}");
+        assert_eq!(net.server(server_addr()).stats().handoff_duplicates, 0);
+        assert!(
+            !net.client(client_addr()).is_reconnecting(),
+            "{suite:?}: keepalives went unanswered"
+        );
+        assert!(server_messages(&mut net).0.is_empty());
+    }
+}

@@ -15,7 +15,8 @@ use pavillion_proto::features::timesync::{ClockEstimate, SyncId};
 use pavillion_proto::{FunctionId, Instant, MessageId};
 
 use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers};
-use super::link::{self, Link};
+use super::handoff::{HandoffCmd, HandoffLink, HandoffRouter, HandoffSubscriber, Held};
+use super::link::{self, Link, WeakLink};
 use super::messages::{ReceivedMessage, Subscriber, Subscribers};
 use super::progress::Progress;
 use super::registers::{ClientRegisterCmd, ClientRegisters, RegisterOpError};
@@ -68,6 +69,8 @@ pub fn open(
             deferred: VecDeque::new(),
             registers: ClientRegisters::default(),
             durable,
+            link: link.downgrade(),
+            handoffs: HandoffRouter::default(),
         },
         sockets,
         commands,
@@ -324,6 +327,19 @@ impl ClientHandle {
             sub,
         };
         let _ = self.link.send(ClientCommand(cmd));
+    }
+
+    /// Adds the subscriber of the held messages of `target` (or of every target with
+    /// `None`): the server's reliable messages there are acknowledged only when the
+    /// subscriber completes their [`Handoff`]s (`docs/PROTOCOL.md` §18). One subscriber per
+    /// target: a later one replaces it. As with [`ClientHandle::on_message`], the server
+    /// sends us a target only if we subscribe to it there ([`ClientHandle::subscribe`]).
+    ///
+    /// [`Handoff`]: super::handoff::Handoff
+    pub fn on_message_handoff(&self, target: Option<&str>, sub: Box<dyn HandoffSubscriber>) {
+        let _ = self
+            .link
+            .send(handoff_command(HandoffCmd::subscribe(target, sub)));
     }
 
     /// Adds a subscriber to the connection events (sessions up and down, servers silent and
@@ -615,6 +631,11 @@ impl ServerState {
 /// A command from a client handle to its driver (opaque: only the router reads it).
 pub struct ClientCommand(Cmd);
 
+/// A hand-off command as the driver takes it (`super::handoff` makes them).
+pub(super) fn handoff_command(cmd: HandoffCmd) -> ClientCommand {
+    ClientCommand(Cmd::Handoff(cmd))
+}
+
 impl std::fmt::Debug for ClientCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ClientCommand")
@@ -630,6 +651,8 @@ enum Cmd {
     },
     Close,
     Durable(DurableCommand),
+    /// Acknowledgement hand-off (`super::handoff`).
+    Handoff(HandoffCmd),
     OnConnection {
         sub: Box<dyn ConnectionSubscriber>,
     },
@@ -743,6 +766,11 @@ pub struct ClientRouter {
     registers: ClientRegisters,
     /// Durable messages: the store's writer, sends waiting to be stored, received ones.
     durable: durable::DurableRouter,
+    /// The command channel, for the tokens of held messages; weak, so that it does not keep
+    /// the client open once the application's handles are gone.
+    link: WeakLink<ClientCommand>,
+    /// Subscribers of held messages (acknowledgement hand-off).
+    handoffs: HandoffRouter,
 }
 
 /// A map keyed by the endpoint's own ids (calls, messages): numbers it hands out in
@@ -819,16 +847,16 @@ impl ClientRouter {
         })
     }
 
-    fn on_event(&mut self, event: ClientEvent) {
+    fn on_event(&mut self, now: Instant, event: ClientEvent) {
         if let Some(e) = ConnectionEvent::from_client_event(&event) {
             self.connection.deliver(&e);
         }
-        self.route(event);
+        self.route(now, event);
     }
 
     /// Answers the callers an event concerns and hands messages to their subscribers; the
     /// connection subscribers are [`ClientRouter::on_event`]'s.
-    fn route(&mut self, event: ClientEvent) {
+    fn route(&mut self, now: Instant, event: ClientEvent) {
         let Some(event) = self.registers.on_event(event) else {
             return;
         };
@@ -865,6 +893,15 @@ impl ClientRouter {
             ClientEvent::Failed { id, reason } => self.deliver(id, Err(reason.into())),
             ClientEvent::TimedOut { id } => self.deliver(id, Err(SendError::TimedOut)),
             ClientEvent::Message(m) => self.on_message(&ReceivedMessage::at_client(m)),
+            ClientEvent::HeldMessage { message, handoff } => {
+                let held = Held {
+                    message: ReceivedMessage::at_client(message),
+                    handoff,
+                    key: None,
+                };
+                let link = self.link.upgrade().map(HandoffLink::Client);
+                self.handoffs.deliver(&mut self.ep, now, link, held);
+            }
             ClientEvent::Progress { id, acked, total } => self.progress(id, acked, total),
             ClientEvent::Connected { addr, .. } => {
                 tracing::info!(%addr, "connected");
@@ -932,7 +969,11 @@ impl Role for ClientRouter {
         // The endpoint reports their outcomes later, as events; refusals go to the caller's
         // own reply slot.
         // A pipelined send goes through the channel: see `ClientHandle::send_pipelined`.
-        matches!(command.0, Cmd::Call { .. } | Cmd::Send { slot: None, .. })
+        match &command.0 {
+            Cmd::Call { .. } | Cmd::Send { slot: None, .. } => true,
+            Cmd::Handoff(h) => h.is_direct(),
+            _ => false,
+        }
     }
 
     fn on_command(&mut self, now: Instant, _socket: &UdpSocket, command: ClientCommand) -> Flow {
@@ -953,6 +994,7 @@ impl Role for ClientRouter {
                 return Flow::Stop;
             }
             Cmd::Durable(cmd) => self.durable.on_command(&mut self.ep, now, cmd),
+            Cmd::Handoff(cmd) => self.handoffs.on_command(&mut self.ep, now, cmd),
             Cmd::OnConnection { sub } => {
                 // Deliver what happened so far first, so that the new subscriber's view of
                 // the sessions up is neither stale nor doubled.
@@ -1042,11 +1084,11 @@ impl Role for ClientRouter {
                 Deferred::Message(m) => self.on_message(&m),
                 Deferred::Connection(e) => self.connection.deliver(&e),
                 Deferred::Progress { id, acked, total } => self.progress(id, acked, total),
-                Deferred::Event(e) => self.route(e),
+                Deferred::Event(e) => self.route(now, e),
             }
         }
         while let Some(event) = self.ep.poll_event() {
-            self.on_event(event);
+            self.on_event(now, event);
         }
         // A send whose outcome arrived (perhaps on a caller's thread) reports no more.
         let sends = &self.sends;
@@ -1065,15 +1107,15 @@ impl Role for ClientRouter {
                 ClientEvent::Progress { id, acked, total } => self
                     .deferred
                     .push_back(Deferred::Progress { id, acked, total }),
-                // Observers are application code too.
-                e @ ClientEvent::RegisterNotified { .. } => {
+                // Observers and hand-off subscribers are application code too.
+                e @ (ClientEvent::RegisterNotified { .. } | ClientEvent::HeldMessage { .. }) => {
                     self.deferred.push_back(Deferred::Event(e))
                 }
                 other => {
                     if let Some(e) = ConnectionEvent::from_client_event(&other) {
                         self.deferred.push_back(Deferred::Connection(e));
                     }
-                    self.route(other);
+                    self.route(now, other);
                 }
             }
         }

@@ -1,16 +1,18 @@
-//! The shared half of the acknowledgement hand-off (`docs/PROTOCOL.md` §18): a reliable
-//! message to a target handed to [`ServerHandle::on_message_handoff`] is acknowledged to its
-//! client only when the application completes its [`Handoff`] (a bridge: once the broker
+//! The shared half of the acknowledgement hand-off (`docs/PROTOCOL.md` §18), for either
+//! role: a reliable message to a target handed to [`ServerHandle::on_message_handoff`] (or
+//! [`ClientHandle::on_message_handoff`]) is acknowledged to its sender (the client, or the
+//! server) only when the application completes its [`Handoff`] (a bridge: once the broker
 //! acknowledged the publish).
 //!
-//! The driver marks the target in the endpoint (`Server::set_handoff`), hands each
-//! `ServerEvent::HeldMessage` to the target's [`HandoffSubscriber`] with a [`Handoff`] token,
-//! and carries out the token's completion or refusal (a command, run directly on the caller's
-//! thread when the driver is idle, like an RPC answer). A token dropped un-completed, a
-//! message nobody takes, and a subscriber that panics all refuse: the client sends the
-//! message again, never an ACK for a message nobody took.
+//! The driver marks the target in the endpoint (`set_handoff`), hands each `HeldMessage`
+//! event to the target's [`HandoffSubscriber`] with a [`Handoff`] token, and carries out the
+//! token's completion or refusal (a command, run directly on the caller's thread when the
+//! driver is idle, like an RPC answer). A token dropped un-completed, a message nobody takes,
+//! and a subscriber that panics all refuse: the sender sends the message again, never an ACK
+//! for a message nobody took.
 //!
 //! [`ServerHandle::on_message_handoff`]: super::server::ServerHandle::on_message_handoff
+//! [`ClientHandle::on_message_handoff`]: super::client::ClientHandle::on_message_handoff
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,22 +20,49 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use pavillion_proto::endpoint::{
     self as proto, HandoffError, HandoffId, HandoffTarget, MessageKey,
 };
-use pavillion_proto::{Instant, PeerId};
+use pavillion_proto::Instant;
 
-use super::link::Link;
+use super::client::{self, ClientCommand};
+use super::link::{Gone, Link};
 use super::messages::ReceivedMessage;
 use super::reply::{self, Pending, Reply};
-use super::server::{handoff_command, ServerCommand};
+use super::server::{self, ServerCommand};
 
 /// A held message's claim on its ACK: [`complete`](Handoff::complete_pending) it once the
-/// message is safe, or [`refuse`](Handoff::refuse) it (dropping it refuses too) and the client
-/// sends it again. `Send + 'static`: move it to whatever thread learns the outcome.
+/// message is safe, or [`refuse`](Handoff::refuse) it (dropping it refuses too) and the
+/// sender sends it again. `Send + 'static`: move it to whatever thread learns the outcome.
 #[derive(Debug)]
 pub struct Handoff {
     id: HandoffId,
-    key: MessageKey,
+    key: Option<MessageKey>,
     /// `None` once completed or refused, so that the drop does nothing more.
-    link: Option<Link<ServerCommand>>,
+    link: Option<HandoffLink>,
+}
+
+/// The command channel of the endpoint that holds the message: a token is the same for
+/// either role.
+#[derive(Debug)]
+pub(super) enum HandoffLink {
+    /// A server's: it holds a client's message.
+    Server(Link<ServerCommand>),
+    /// A client's: it holds a server's message.
+    Client(Link<ClientCommand>),
+}
+
+impl HandoffLink {
+    fn send(&self, cmd: HandoffCmd) -> Result<(), Gone> {
+        match self {
+            HandoffLink::Server(l) => l.send(server::handoff_command(cmd)),
+            HandoffLink::Client(l) => l.send(client::handoff_command(cmd)),
+        }
+    }
+
+    fn on_driver_thread(&self) -> bool {
+        match self {
+            HandoffLink::Server(l) => l.on_driver_thread(),
+            HandoffLink::Client(l) => l.on_driver_thread(),
+        }
+    }
 }
 
 impl Handoff {
@@ -42,21 +71,25 @@ impl Handoff {
         self.id
     }
 
-    /// The message's sender and counter: the same for every retransmission and at every
-    /// server a multicast message reaches, so copies can be told apart from new messages.
-    pub fn key(&self) -> MessageKey {
+    /// The message's sender and counter at a server: the same for every retransmission and
+    /// at every server a multicast message reaches, so copies can be told apart from new
+    /// messages. `None` at a client: a server's counters are its session's with this client
+    /// alone (`docs/PROTOCOL.md` §18.2, rule 2).
+    pub fn key(&self) -> Option<MessageKey> {
         self.key
     }
 
     /// Whether the caller runs on the driver's thread (inside a callback), where waiting for
     /// the completion's result would wait for ever: use [`Handoff::complete_nowait`] there.
     pub fn on_driver_thread(&self) -> bool {
-        self.link.as_ref().is_some_and(Link::on_driver_thread)
+        self.link
+            .as_ref()
+            .is_some_and(HandoffLink::on_driver_thread)
     }
 
-    /// Queues the completion (the ACK goes to the client) and returns what to wait on for
-    /// its result. A closed server answers [`HandoffError::SessionGone`]: its sessions ended
-    /// with it.
+    /// Queues the completion (the ACK goes to the sender) and returns what to wait on for
+    /// its result. A closed endpoint answers [`HandoffError::SessionGone`]: its sessions
+    /// ended with it.
     pub fn complete_pending(mut self) -> Pending<Result<(), HandoffError>> {
         let (reply, pending) = reply::channel();
         let command = HandoffCmd::Complete {
@@ -65,7 +98,7 @@ impl Handoff {
         };
         if let Some(link) = self.link.take() {
             // A closed driver drops the command and its reply: the wait ends as closed.
-            let _ = link.send(handoff_command(command));
+            let _ = link.send(command);
         }
         pending
     }
@@ -74,27 +107,27 @@ impl Handoff {
     /// thread); a failure is only logged.
     pub fn complete_nowait(mut self) {
         if let Some(link) = self.link.take() {
-            let _ = link.send(handoff_command(HandoffCmd::Complete {
+            let _ = link.send(HandoffCmd::Complete {
                 id: self.id,
                 reply: None,
-            }));
+            });
         }
     }
 
-    /// Refuses the message: the client sends it again (as a new held message). Never waits.
+    /// Refuses the message: the sender sends it again (as a new held message). Never waits.
     pub fn refuse(mut self) {
         self.send_refusal();
     }
 
     fn send_refusal(&mut self) {
         if let Some(link) = self.link.take() {
-            let _ = link.send(handoff_command(HandoffCmd::Refuse { id: self.id }));
+            let _ = link.send(HandoffCmd::Refuse { id: self.id });
         }
     }
 }
 
 impl Drop for Handoff {
-    /// Un-completed: refused, so that the client sends the message again.
+    /// Un-completed: refused, so that the sender sends the message again.
     fn drop(&mut self) {
         self.send_refusal();
     }
@@ -145,13 +178,63 @@ pub(super) enum HandoffCmd {
         target: Option<String>,
         sub: Box<dyn HandoffSubscriber>,
     },
-    /// `Server::complete_handoff`, answered if someone waits.
+    /// `complete_handoff`, answered if someone waits.
     Complete {
         id: HandoffId,
         reply: Option<Reply<Result<(), HandoffError>>>,
     },
-    /// `Server::refuse_handoff`.
+    /// `refuse_handoff`.
     Refuse { id: HandoffId },
+}
+
+/// What the hand-off needs of an endpoint, whichever role it is.
+pub(super) trait HandoffEndpoint {
+    /// `set_handoff`; a server also announces that it takes an exact target, as for its
+    /// other subscribers (a client subscribes at its server only when told to).
+    fn mark(&mut self, now: Instant, target: HandoffTarget);
+    /// `clear_handoff`.
+    fn unmark(&mut self, target: &HandoffTarget);
+    /// `complete_handoff`.
+    fn complete(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError>;
+    /// `refuse_handoff`.
+    fn refuse(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError>;
+}
+
+impl HandoffEndpoint for proto::Server {
+    fn mark(&mut self, now: Instant, target: HandoffTarget) {
+        let announce = match &target {
+            HandoffTarget::Exact(t) => Some(t.clone()),
+            _ => None,
+        };
+        self.set_handoff(target);
+        if let Some(t) = announce {
+            self.subscribe(now, &t);
+        }
+    }
+    fn unmark(&mut self, target: &HandoffTarget) {
+        self.clear_handoff(target);
+    }
+    fn complete(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
+        self.complete_handoff(now, id)
+    }
+    fn refuse(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
+        self.refuse_handoff(now, id)
+    }
+}
+
+impl HandoffEndpoint for proto::Client {
+    fn mark(&mut self, _now: Instant, target: HandoffTarget) {
+        self.set_handoff(target);
+    }
+    fn unmark(&mut self, target: &HandoffTarget) {
+        self.clear_handoff(target);
+    }
+    fn complete(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
+        self.complete_handoff(now, id)
+    }
+    fn refuse(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
+        self.refuse_handoff(now, id)
+    }
 }
 
 impl HandoffCmd {
@@ -189,21 +272,25 @@ impl std::fmt::Debug for HandoffRouter {
 
 impl HandoffRouter {
     /// Carries out a hand-off command on the endpoint.
-    pub(super) fn on_command(&mut self, ep: &mut proto::Server, now: Instant, cmd: HandoffCmd) {
+    pub(super) fn on_command(
+        &mut self,
+        ep: &mut impl HandoffEndpoint,
+        now: Instant,
+        cmd: HandoffCmd,
+    ) {
         match cmd {
             HandoffCmd::Subscribe { target, sub } => match target {
                 Some(t) => {
-                    ep.set_handoff(HandoffTarget::Exact(t.clone()));
-                    ep.subscribe(now, &t);
+                    ep.mark(now, HandoffTarget::Exact(t.clone()));
                     self.targets.insert(t, sub);
                 }
                 None => {
-                    ep.set_handoff(HandoffTarget::All);
+                    ep.mark(now, HandoffTarget::All);
                     self.any = Some(sub);
                 }
             },
             HandoffCmd::Complete { id, reply } => {
-                let result = ep.complete_handoff(now, id);
+                let result = ep.complete(now, id);
                 if let Err(e) = result {
                     tracing::debug!(%id, error = %e, "hand-off not completed");
                 }
@@ -212,7 +299,7 @@ impl HandoffRouter {
                 }
             }
             HandoffCmd::Refuse { id } => {
-                if let Err(e) = ep.refuse_handoff(now, id) {
+                if let Err(e) = ep.refuse(now, id) {
                     tracing::debug!(%id, error = %e, "hand-off not refused");
                 }
             }
@@ -224,20 +311,18 @@ impl HandoffRouter {
     /// message is refused at once.
     pub(super) fn deliver(
         &mut self,
-        ep: &mut proto::Server,
+        ep: &mut impl HandoffEndpoint,
         now: Instant,
-        link: Option<Link<ServerCommand>>,
+        link: Option<HandoffLink>,
         held: Held,
     ) {
         let Held {
-            peer,
-            message,
+            message: m,
             handoff,
             key,
         } = held;
-        let m = ReceivedMessage::at_server(peer, message);
         let Some(link) = link else {
-            let _ = ep.refuse_handoff(now, handoff);
+            let _ = ep.refuse(now, handoff);
             return;
         };
         let token = Handoff {
@@ -257,11 +342,11 @@ impl HandoffRouter {
                     match target {
                         Some(t) => {
                             self.targets.remove(&t);
-                            ep.clear_handoff(&HandoffTarget::Exact(t));
+                            ep.unmark(&HandoffTarget::Exact(t));
                         }
                         None => {
                             self.any = None;
-                            ep.clear_handoff(&HandoffTarget::All);
+                            ep.unmark(&HandoffTarget::All);
                         }
                     }
                 }
@@ -272,10 +357,10 @@ impl HandoffRouter {
     }
 }
 
-/// A `ServerEvent::HeldMessage`'s fields.
+/// A `HeldMessage` event's fields, either role's.
 pub(super) struct Held {
-    pub(super) peer: PeerId,
-    pub(super) message: proto::ReceivedMessage,
+    pub(super) message: ReceivedMessage,
     pub(super) handoff: HandoffId,
-    pub(super) key: MessageKey,
+    /// A server's only (`ServerEvent::HeldMessage::key`).
+    pub(super) key: Option<MessageKey>,
 }

@@ -719,12 +719,11 @@ impl ServerRouter {
                 key,
             } => {
                 let held = super::handoff::Held {
-                    peer,
-                    message,
+                    message: ReceivedMessage::at_server(peer, message),
                     handoff,
-                    key,
+                    key: Some(key),
                 };
-                let link = self.link.upgrade();
+                let link = self.link.upgrade().map(super::handoff::HandoffLink::Server);
                 self.handoffs.deliver(&mut self.ep, now, link, held);
             }
             ServerEvent::Message { peer, message } => {

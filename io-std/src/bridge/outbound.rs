@@ -1,13 +1,14 @@
 //! Pavillion → MQTT: device messages to the bridge's server (`[[to_mqtt]]`) and messages of
 //! the targets the bridge subscribes to at upstream servers (`[[upstream]] subscribe`).
 //!
-//! A reliable device message is held (its ACK waits, `docs/PROTOCOL.md` §18) and published
-//! with QoS 1; the hand-off is completed, so the device gets its ACK, only on the broker's
+//! A reliable message is held (its ACK waits, `docs/PROTOCOL.md` §18), by the bridge's server
+//! for a device's message and by the bridge's client for an upstream server's, and published
+//! with QoS 1; the hand-off is completed, so the sender gets its ACK, only on the broker's
 //! PUBACK. Any other end (the broker refused it, the connection dropped before the ack, the
-//! publish queue was full, no mapping) refuses the hand-off, so the device sends the message
+//! publish queue was full, no mapping) refuses the hand-off, so the sender sends the message
 //! again: never an ACK without a PUBACK. A publish whose PUBACK was lost is sent again too:
-//! at least once. Unreliable messages are published with `unreliable_qos` (0 by default),
-//! best effort.
+//! at least once. Unreliable messages are published with `unreliable_qos` (0 by default;
+//! QoS 0 for an upstream server's), best effort.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,11 +18,24 @@ use pavillion_io::bridge::topic::Var;
 
 use super::mqtt::{MqttError, Publish, PublishOutcome};
 use super::run::{peer_name, Context};
-use crate::ReceivedMessage;
+use crate::{Handoff, ReceivedMessage};
 use pavillion_proto::features::handoff::MessageKey;
 
-/// How the device's message ends once its publish is known: `true` = safely at the broker.
+/// How the sender's message ends once its publish is known: `true` = safely at the broker.
 pub(crate) type Finish = Box<dyn FnOnce(bool) + Send>;
+
+/// The end of a held message: its hand-off completed on the broker's PUBACK (the sender gets
+/// its ACK), refused on every other outcome (the sender sends it again).
+fn settle(handoff: Handoff) -> Finish {
+    Box::new(move |safe| {
+        if safe {
+            // On the MQTT thread: it must not wait for the endpoint's thread.
+            handoff.complete_nowait();
+        } else {
+            handoff.refuse();
+        }
+    })
+}
 
 /// The `[[to_mqtt]]` that maps `target`: the first that matches.
 fn route<'c>(ctx: &'c Context, target: &str) -> Option<&'c ToMqtt> {
@@ -135,19 +149,7 @@ pub(crate) fn start(ctx: &Arc<Context>) {
             server.on_message_handoff(target.as_deref(), move |m, handoff| {
                 let Some(ctx) = weak.upgrade() else { return };
                 let key = handoff.key();
-                forward(
-                    &ctx,
-                    m,
-                    Some(&key),
-                    Box::new(move |safe| {
-                        if safe {
-                            // On the MQTT thread: it must not wait for the server's thread.
-                            handoff.complete_nowait();
-                        } else {
-                            handoff.refuse();
-                        }
-                    }),
-                );
+                forward(&ctx, m, key.as_ref(), settle(handoff));
             });
             // Unreliable messages (and those §18 does not hold: ordered, durable, segmented).
             let weak = Arc::downgrade(ctx);
@@ -162,36 +164,58 @@ pub(crate) fn start(ctx: &Arc<Context>) {
             continue;
         };
         for target in &cfg.subscribe {
+            // Reliable messages are held: the upstream server's ACK waits for the PUBACK.
+            let upstream = Arc::new(Upstream {
+                server: u.name.clone(),
+                topic: cfg.topic.clone(),
+            });
+            let (weak, up) = (Arc::downgrade(ctx), upstream.clone());
+            u.client
+                .on_message_handoff(Some(target), move |m, handoff| {
+                    // A bridge closing drops the token: refused, the server sends it again.
+                    let Some(ctx) = weak.upgrade() else { return };
+                    up.forward(&ctx, m, settle(handoff));
+                });
+            // Unreliable messages (and those §18 does not hold: ordered, durable, segmented).
             let weak = Arc::downgrade(ctx);
-            let server = u.name.clone();
-            let topic = cfg.topic.clone();
             u.client.on_message(Some(target), move |m| {
                 let Some(ctx) = weak.upgrade() else { return };
-                let t = topic.render(|v| match v {
-                    Var::Server => Some(server.as_str()),
-                    Var::Target => Some(m.target.as_str()),
-                    Var::Name => Some(m.name.as_str()),
-                    v => ctx.static_var(v),
-                });
-                let Ok(t) = t else {
-                    ctx.counters
-                        .to_mqtt_unmapped
-                        .fetch_add(1, Ordering::Relaxed);
-                    return;
-                };
-                let qos = if m.reliable {
-                    Qos::AtLeastOnce
-                } else {
-                    Qos::AtMostOnce
-                };
-                publish(
-                    &ctx,
-                    Publish::new(t, m.payload.clone(), qos, false),
-                    Box::new(|_| {}),
-                );
+                upstream.forward(&ctx, m, Box::new(|_| {}));
             });
             // The subscription is renewed by the client itself after a reconnection.
             let _ = u.client.subscribe(target);
         }
+    }
+}
+
+/// One `[[upstream]]`'s messages to MQTT: the server's name and the topic template.
+struct Upstream {
+    server: String,
+    topic: pavillion_io::bridge::topic::Template,
+}
+
+impl Upstream {
+    /// Publishes one message of the upstream server (QoS 1 if reliable, else 0); `finish` is
+    /// called exactly once, with `false` if it cannot be mapped to a topic.
+    fn forward(&self, ctx: &Context, m: &ReceivedMessage, finish: Finish) {
+        let t = self.topic.render(|v| match v {
+            Var::Server => Some(self.server.as_str()),
+            Var::Target => Some(m.target.as_str()),
+            Var::Name => Some(m.name.as_str()),
+            v => ctx.static_var(v),
+        });
+        let Ok(t) = t else {
+            ctx.counters
+                .to_mqtt_unmapped
+                .fetch_add(1, Ordering::Relaxed);
+            finish(false);
+            return;
+        };
+        let qos = if m.reliable {
+            Qos::AtLeastOnce
+        } else {
+            Qos::AtMostOnce
+        };
+        publish(ctx, Publish::new(t, m.payload.clone(), qos, false), finish);
     }
 }

@@ -46,6 +46,11 @@ mod durable;
 mod durable_off;
 #[cfg(test)]
 mod features_off_tests;
+#[cfg(feature = "handoff")]
+mod handoff;
+#[cfg(not(feature = "handoff"))]
+#[path = "client/handoff_off.rs"]
+mod handoff;
 mod inbound;
 mod keylog;
 mod noise;
@@ -163,6 +168,9 @@ pub struct Client {
     ordered_out: Vec<ReceivedMessage>,
     /// Durable messages (op 37), off until `enable_durable`.
     durable: Durable,
+    /// Acknowledgement hand-off: marked targets and held messages (`features::handoff`).
+    #[cfg(feature = "handoff")]
+    handoffs: handoff::ClientHandoffs,
 }
 
 impl Client {
@@ -228,6 +236,8 @@ impl Client {
             ordered_rx: OrderedReceiver::default(),
             ordered_out: Vec::new(),
             durable: Durable::new(limits.durable),
+            #[cfg(feature = "handoff")]
+            handoffs: Default::default(),
             config,
         };
         if !Suite::of_credentials(&client.config.credentials).is_compiled() {
@@ -700,6 +710,7 @@ impl Client {
     /// Moves due exchanges into the transmit queue and reports the expired.
     fn pump(&mut self, now: Instant) {
         super::batch::flush_due_acks(&mut self.delayed_acks, now, &mut self.shared.tx);
+        self.expire_handoffs(now);
         // Key deliveries first: a server should hold our group key before group packets come.
         self.pump_group(now);
         self.pump_subs(now);

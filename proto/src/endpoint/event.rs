@@ -133,6 +133,19 @@ pub enum ClientEvent {
         /// What it said.
         reason: HandshakeError,
     },
+    /// A reliable message from a server to a target marked with `Client::set_handoff` (the
+    /// `handoff` feature): it is not acknowledged until `Client::complete_handoff`
+    /// (`docs/PROTOCOL.md` §18). Refuse it with `Client::refuse_handoff` (or let
+    /// `Limits::handoff_timeout` pass) and the server sends it again, as a new `HeldMessage`.
+    ///
+    /// Unlike [`ServerEvent::HeldMessage`] it carries no [`MessageKey`]: a server's counters
+    /// are its session's with this client alone, so no other receiver could match them.
+    HeldMessage {
+        /// The message.
+        message: ReceivedMessage,
+        /// What completes or refuses it.
+        handoff: HandoffId,
+    },
     /// A message arrived from a server.
     Message(ReceivedMessage),
     /// Nothing authenticated was heard from this server for the configured down timeout.

@@ -449,12 +449,12 @@ pub struct Stats {
     pub acks_delayed: u64,
     /// Suite 3: op 39 frames sent (several counters acknowledged at once).
     pub ack_ranges_sent: u64,
-    /// Server: held messages refused by the application (`Server::refuse_handoff`), to come
-    /// again (`docs/PROTOCOL.md` §18).
+    /// Held messages refused by the application (`Server::refuse_handoff`,
+    /// `Client::refuse_handoff`), to come again (`docs/PROTOCOL.md` §18).
     pub handoffs_refused: u64,
-    /// Server: held messages refused because `Limits::handoff_timeout` passed.
+    /// Held messages refused because `Limits::handoff_timeout` passed.
     pub handoffs_expired: u64,
-    /// Server: duplicates of held messages, neither acknowledged nor delivered.
+    /// Duplicates of held messages, neither acknowledged nor delivered.
     pub handoff_duplicates: u64,
     /// Server: held messages dropped because their session ended (the client quit, a new
     /// handshake replaced it, the server disconnected or evicted it); the sender sends them

@@ -604,7 +604,7 @@ impl Server {
         match app {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
                 let reliable = matches!(app, App::ReliableMessage(_));
-                if reliable && self.handoffs.marks(m.target) {
+                if reliable && self.handoffs.holds_message(&m) {
                     return self.on_held_message(now, from, peer, counter, &m);
                 }
                 if reliable {

@@ -99,6 +99,9 @@ pub(crate) enum ClientTimer {
     Registers = 15,
     /// Suite 3: ACKs held for a burst are sent (`features::ack_delay`; run by `pump`).
     AckDelay = 16,
+    /// Held messages past `Limits::handoff_timeout` are refused (`features::handoff`; run by
+    /// `pump`).
+    Handoff = 17,
 }
 
 impl TimerKind for ClientTimer {
@@ -120,6 +123,7 @@ impl TimerKind for ClientTimer {
         ClientTimer::Subscriptions,
         ClientTimer::Registers,
         ClientTimer::AckDelay,
+        ClientTimer::Handoff,
     ];
 
     fn index(self) -> usize {
@@ -134,12 +138,13 @@ impl TimerKind for ClientTimer {
                 | ClientTimer::Subscriptions
                 | ClientTimer::Registers
                 | ClientTimer::AckDelay
+                | ClientTimer::Handoff
         )
     }
 }
 
 /// The client's table: one slot per [`ClientTimer`], the last kind's discriminant plus one.
-pub(crate) type ClientTimers = TimerTable<ClientTimer, { ClientTimer::AckDelay as usize + 1 }>;
+pub(crate) type ClientTimers = TimerTable<ClientTimer, { ClientTimer::Handoff as usize + 1 }>;
 
 /// The server's timers, in the order `Server::handle_timeout` runs them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

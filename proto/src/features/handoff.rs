@@ -2,17 +2,23 @@
 //! until the application says the message is safe elsewhere (an MQTT bridge: the broker's
 //! PUBACK), so that an acknowledged message is never lost by a crash of the receiver.
 //!
-//! The application marks targets ([`HandoffTarget`]); a fresh reliable message to a marked
-//! target is delivered as `ServerEvent::HeldMessage` with a [`HandoffId`], and its counter is
-//! held here instead of acknowledged. The application then completes it (the ACK goes out) or
-//! refuses it; a refusal, the [`Limits::handoff_timeout`] expiry and a full table all make the
-//! counter unseen in the session's replay window, so that the sender's retransmission is
-//! delivered again as fresh. A duplicate of a held counter is neither acknowledged nor
-//! delivered.
+//! The rule is the receiver's, whichever role receives: a server's messages from its clients
+//! (`endpoint/server/handoff.rs`) and a client's messages from its servers
+//! (`endpoint/client/handoff.rs`, the `handoff` feature) are held by the same table.
 //!
-//! Wire bytes: none of its own (a local rule over op 3's ACK). Timers: one,
-//! `ServerTimer::Handoff` (run by the role's `pump`), the oldest entry's expiry. Events:
-//! `ServerEvent::HeldMessage`, built by the endpoint.
+//! The application marks targets ([`HandoffTarget`]); a fresh reliable message to a marked
+//! target is delivered as `ServerEvent::HeldMessage` (`ClientEvent::HeldMessage`) with a
+//! [`HandoffId`], and its counter is held here instead of acknowledged. The application then
+//! completes it (the ACK goes out) or refuses it; a refusal, the [`Limits::handoff_timeout`]
+//! expiry and a full table all make the counter unseen in the session's replay window, so
+//! that the sender's retransmission is delivered again as fresh. A duplicate of a held
+//! counter is neither acknowledged nor delivered. An empty reliable message (a keepalive) is
+//! never held: nobody would ever see it to complete it.
+//!
+//! Wire bytes: none of its own (a local rule over op 3's ACK). Timers: one per role,
+//! `ServerTimer::Handoff` and `ClientTimer::Handoff` (run by the role's `pump`), the oldest
+//! entry's expiry. Events: `ServerEvent::HeldMessage` and `ClientEvent::HeldMessage`, built by
+//! the endpoint.
 //!
 //! The table is bounded by [`Limits::max_held_per_session`] and [`Limits::max_held`]; the
 //! marked targets are the application's, not a peer's, to bound. A session that ends takes
@@ -32,10 +38,13 @@ use core::net::SocketAddr;
 
 use crate::id::{Counter, PeerId};
 use crate::time::Instant;
+use crate::wire::Message;
 
-/// Names one held message until it is completed or refused; never reused in a server's life.
+/// Names one held message until it is completed or refused; never reused in an endpoint's
+/// life.
 ///
-/// Opaque: only the server makes one (in `ServerEvent::HeldMessage`).
+/// Opaque: only the endpoint makes one (in `ServerEvent::HeldMessage` or
+/// `ClientEvent::HeldMessage`), and only that endpoint knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct HandoffId(u64);
@@ -69,7 +78,7 @@ pub struct MessageKey {
     pub counter: Counter,
 }
 
-/// Which targets' reliable messages are held ([`Server::set_handoff`]).
+/// Which targets' reliable messages are held ([`Server::set_handoff`], `Client::set_handoff`).
 ///
 /// [`Server::set_handoff`]: crate::endpoint::Server::set_handoff
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +101,8 @@ pub enum HandoffError {
     Unknown,
     /// The session the message came over ended or was replaced: no ACK can go to it. The
     /// sender sends the message again on its new session (so across a reconnect the
-    /// guarantee is at-least-once).
+    /// guarantee is at-least-once). A client's session with a server is replaced by every
+    /// new handshake (a suite 3 rekey keeps it).
     SessionGone,
 }
 
@@ -110,7 +120,9 @@ impl core::error::Error for HandoffError {}
 /// One held message: where its ACK goes, and when it expires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Held {
-    /// The session's address when the message arrived (it may have moved since).
+    /// Where the message came from, so where its ACK goes: on a server the session's address
+    /// when it arrived (it may have moved since); on a client the address the server sent it
+    /// from.
     pub(crate) addr: SocketAddr,
     /// The session's generation: a later session at the same address is another one.
     pub(crate) generation: u64,
@@ -140,7 +152,7 @@ pub(crate) struct Bounds {
     pub(crate) total: usize,
 }
 
-/// The server's hand-off state: the marked targets and the held messages.
+/// One role's hand-off state: the marked targets and the held messages.
 ///
 /// # Invariants
 /// - `counters[(g, c)]` is the number of entries of `held` with generation `g` and counter
@@ -192,9 +204,16 @@ impl Handoffs {
     }
 
     /// Whether a reliable message to `target` is held. Cheap when nothing is marked, as on
-    /// every server that does not use the hand-off.
+    /// every endpoint that does not use the hand-off.
     pub(crate) fn marks(&self, target: &str) -> bool {
         self.all || (!self.exact.is_empty() && self.exact.contains(target))
+    }
+
+    /// Whether the reliable message `m` is held: its target is marked and it is not a
+    /// keepalive (empty in all three parts), which is never delivered, so that nobody could
+    /// complete it and its sender would take the missing ACK for a dead session.
+    pub(crate) fn holds_message(&self, m: &Message<'_>) -> bool {
+        self.marks(m.target) && !(m.target.is_empty() && m.name.is_empty() && m.payload.is_empty())
     }
 
     /// Whether nothing is marked (and so nothing new will be held).
@@ -341,6 +360,13 @@ impl Handoffs {
     /// Messages held now.
     pub(crate) fn len(&self) -> usize {
         self.held.len()
+    }
+
+    /// The counters with messages held for session `generation`, each once.
+    pub(crate) fn counters_of(&self, generation: u64) -> impl Iterator<Item = Counter> + '_ {
+        self.counters
+            .range((generation, Counter(0))..=(generation, Counter(u64::MAX)))
+            .map(|(&(_, c), _)| c)
     }
 
     fn remove(&mut self, id: HandoffId) -> Option<Held> {

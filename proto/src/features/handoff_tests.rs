@@ -135,6 +135,40 @@ fn the_ids_of_ended_sessions_are_bounded() {
     assert!(h.take_gone(ids[11]));
 }
 
+#[test]
+fn a_keepalive_is_never_held_even_with_every_target_marked() {
+    let mut h = Handoffs::default();
+    h.mark(HandoffTarget::All);
+    let m = |target, name, payload| Message {
+        target,
+        name,
+        payload,
+    };
+    assert!(!h.holds_message(&m("", "", b"")), "a keepalive");
+    assert!(h.holds_message(&m("", "", b"x")));
+    assert!(h.holds_message(&m("", "n", b"")));
+    assert!(h.holds_message(&m("t", "", b"")));
+    h.unmark(&HandoffTarget::All);
+    h.mark(HandoffTarget::Exact("t".into()));
+    assert!(h.holds_message(&m("t", "n", b"x")));
+    assert!(!h.holds_message(&m("u", "n", b"x")));
+}
+
+#[test]
+fn the_counters_of_a_session_are_listed_once_each() {
+    let mut h = Handoffs::default();
+    h.hold(held(1, 7, 0), BOUNDS).unwrap();
+    h.hold(held(1, 7, 0), BOUNDS).unwrap();
+    h.hold(held(1, 9, 0), BOUNDS).unwrap();
+    h.hold(held(2, 8, 0), BOUNDS).unwrap();
+    assert_eq!(
+        h.counters_of(1).collect::<Vec<_>>(),
+        [Counter(7), Counter(9)]
+    );
+    assert_eq!(h.counters_of(2).collect::<Vec<_>>(), [Counter(8)]);
+    assert_eq!(h.counters_of(3).count(), 0);
+}
+
 /// One operation on the table, from quickcheck's numbers.
 fn apply(h: &mut Handoffs, ids: &mut Vec<HandoffId>, op: (u8, u8, u8), now: &mut u64) {
     let (kind, a, b) = op;
@@ -191,6 +225,12 @@ fn consistent(h: &Handoffs) -> bool {
                 .map(|e| e.deadline)
                 .chain(h.gone.values().copied())
                 .min()
+        && (0..3).all(|g| {
+            // A session's listed counters are exactly those it holds.
+            let listed: Vec<Counter> = h.counters_of(g).collect();
+            let held: Vec<Counter> = counters.keys().filter(|k| k.0 == g).map(|k| k.1).collect();
+            listed == held && listed.iter().all(|&c| h.holds(g, c))
+        })
 }
 
 quickcheck! {

@@ -176,6 +176,17 @@ impl Rotation {
         }
     }
 
+    /// Makes `counter` unseen in the replaced session's windows, suites 1 and 2 (nothing
+    /// otherwise): see `Session::forget`.
+    pub(crate) fn forget_replaced(&mut self, counter: Counter) {
+        if let Some(Previous::Replaced(r)) = self.previous.as_deref_mut() {
+            r.seen.forget(counter);
+            if let Some(old) = r.session.as_mut() {
+                old.replay.forget(counter);
+            }
+        }
+    }
+
     /// The replaced session still open to packets, suites 1 and 2.
     pub(crate) fn replaced_mut(&mut self) -> Option<&mut RxSession<RxKey>> {
         match self.previous.as_deref_mut() {

@@ -339,7 +339,14 @@ impl Session {
     /// Makes `counter` unseen in the window, so that the peer's retransmission of it is fresh
     /// (the acknowledgement hand-off's refusal, `features::handoff`); `false` if it is too old
     /// for the window to judge (see [`ReplayWindow::forget`]).
+    ///
+    /// A client's suites 1 and 2 session that replaced another forgets it in the replaced
+    /// session's windows too: the server reseals an unacknowledged message under the new key
+    /// with its old counter, and under the old key until our client-info reaches it.
     pub(crate) fn forget(&mut self, counter: Counter) -> bool {
+        if let Some(r) = self.rotation.as_deref_mut() {
+            r.forget_replaced(counter);
+        }
         self.replay.forget(counter)
     }
 

@@ -31,6 +31,11 @@ pub(crate) struct RemoteServer {
     /// Suites 1 and 2: our client-info (op 3 or 12) for this session, resent while the session
     /// is unconfirmed: losing one packet should not cost a whole new round.
     pub(crate) client_info: Option<Setup>,
+    /// Names this session among all the client ever held, for the acknowledgement hand-off
+    /// (`endpoint::client::handoff`): every handshake with the server makes a new session and
+    /// a new generation; a suite 3 rekey keeps both. Zero until the hand-off numbers it.
+    #[cfg(feature = "handoff")]
+    pub(crate) generation: u64,
 }
 
 impl RemoteServer {
@@ -51,6 +56,8 @@ impl RemoteServer {
             clock: TimeSync::default(),
             send,
             client_info,
+            #[cfg(feature = "handoff")]
+            generation: 0,
         }
     }
 }

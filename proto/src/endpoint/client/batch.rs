@@ -101,12 +101,17 @@ impl Client {
                 return true;
             }
         };
+        let plaintexts = crate::wire::batch::frame_plaintexts(plain);
+        if !self.batch_fits_handoff(addr, counter, plaintexts) {
+            return true;
+        }
         let queued = self.shared.tx.len();
         for frame in frames {
             // Each frame acts as the packet it would be alone, under the batch's counter.
             self.on_opened(now, from, addr, counter, Ok(frame), false);
         }
         coalesce::dedup_acks(&mut self.shared.tx, queued, from, counter);
+        self.hold_batch_ack(queued, from, addr, counter);
         if more && self.batches() {
             let hold = coalesce::Hold {
                 delayed: &mut self.delayed_acks,

@@ -90,6 +90,10 @@ impl Client {
         let plain = match classify_opened(&mut self.shared.stats, opened) {
             Some(Inbound::Fresh(p)) => p,
             Some(Inbound::Duplicate(p)) => {
+                // A copy of something held: its ACK waits for the application.
+                if self.swallow_held_duplicate(addr, counter) {
+                    return;
+                }
                 // A copy of something acknowledged whose ACK was lost: acknowledge it again.
                 if self.on_duplicate_batch(from, counter, p) {
                     return;
@@ -137,6 +141,9 @@ impl Client {
         match app {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
                 let reliable = matches!(app, App::ReliableMessage(_));
+                if reliable && self.holds_message(&m) {
+                    return self.on_held_message(now, from, addr, counter, &m);
+                }
                 if reliable {
                     self.ack(from, counter);
                 }

@@ -240,6 +240,7 @@ impl Client {
                         .push_back(ClientEvent::PeerUp { addr: from });
                 }
                 self.make_room_for(from);
+                let replaced = self.handoff_generation(from);
                 let record = NoiseRecord {
                     local,
                     connection: epoch,
@@ -249,6 +250,7 @@ impl Client {
                 // The response authenticated the server: nothing left to confirm.
                 let server = RemoteServer::new(session, [0; 16], true, pairwise, None);
                 self.servers.insert(from, server);
+                self.handoff_on_session(from, replaced);
             }
         }
         self.after_established(now, from, !rekey);

@@ -265,6 +265,7 @@ impl Client {
             to_client: *rx.danger_as_bytes(),
         });
         self.make_room_for(from);
+        let replaced = self.handoff_generation(from);
         let old = self.servers.remove(&from);
         if old.as_ref().is_some_and(|o| !o.up) {
             // The server we reported down answered again (our reconnection found it).
@@ -281,6 +282,7 @@ impl Client {
         );
         let server = RemoteServer::new(session, session_id, false, None, Some(client_info));
         self.servers.insert(from, server);
+        self.handoff_on_session(from, replaced);
         self.after_established(now, from, true);
     }
 

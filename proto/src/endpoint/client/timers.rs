@@ -71,6 +71,7 @@ impl Client {
             ClientTimer::Subscriptions => self.subs_timeout(),
             ClientTimer::Registers => self.registers_timeout(),
             ClientTimer::AckDelay => self.delayed_acks.next_due(),
+            ClientTimer::Handoff => self.handoff_due(),
         }
     }
 
@@ -129,7 +130,8 @@ impl Client {
             | ClientTimer::GroupKeys
             | ClientTimer::Subscriptions
             | ClientTimer::Registers
-            | ClientTimer::AckDelay => {}
+            | ClientTimer::AckDelay
+            | ClientTimer::Handoff => {}
         }
     }
 

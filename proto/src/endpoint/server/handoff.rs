@@ -19,8 +19,8 @@ use crate::wire::{self, App};
 impl Server {
     /// Holds the ACK of every reliable message to `target` (or to every target) from now on:
     /// such a message is delivered as [`ServerEvent::HeldMessage`], and acknowledged only by
-    /// [`Server::complete_handoff`]. Unreliable messages are never held; ordered, durable and
-    /// segmented messages keep their own rules and are not held either.
+    /// [`Server::complete_handoff`]. Unreliable messages and keepalives are never held;
+    /// ordered, durable and segmented messages keep their own rules and are not held either.
     pub fn set_handoff(&mut self, target: HandoffTarget) {
         self.handoffs.mark(target);
     }
@@ -109,7 +109,7 @@ impl Server {
             return;
         };
         self.on_tag_message(now, from, m);
-        // A reliable message is never empty in all three parts (`received_message`).
+        // A held message is never a keepalive (`holds_message`), so it is delivered.
         if let Some(message) = received_message(from, m, true) {
             self.shared.stats.messages_received += 1;
             self.shared.events.push_back(ServerEvent::HeldMessage {
@@ -154,7 +154,7 @@ impl Server {
         };
         let mut frames = frames;
         let any_held = frames.any(|f| {
-            matches!(App::parse(f), Ok(App::ReliableMessage(m)) if self.handoffs.marks(m.target))
+            matches!(App::parse(f), Ok(App::ReliableMessage(m)) if self.handoffs.holds_message(&m))
         });
         let bounds = self.handoff_bounds();
         if !any_held || self.handoffs.admit(generation, counter, bounds).is_ok() {

@@ -1,0 +1,290 @@
+//! The client's side of the acknowledgement hand-off (`features::handoff`,
+//! `docs/PROTOCOL.md` §18): a reliable message from a server to a marked target is delivered
+//! as `ClientEvent::HeldMessage` and its ACK waits until the application completes it;
+//! duplicates are swallowed while it is held; a refusal, the expiry and a full table make its
+//! counter fresh again, so that the server's retransmission is delivered again as new. The
+//! table and the rules are the server's (`endpoint/server/handoff.rs`), over the client's
+//! sessions with its servers.
+//!
+//! Sessions are named by a generation numbered here at every handshake: a new session with a
+//! server (even at the same address) is another one, and what was held under the old one is
+//! gone with it (`HandoffError::SessionGone`). A suite 3 rekey keeps the session. Suites 1 and
+//! 2 reseal an unacknowledged message under the new key with its old counter, which the new
+//! session would take for a copy of something delivered (`session::keys::Replaced`): the old
+//! session's held counters are forgotten there, so the message comes again, as new.
+//!
+//! Wire bytes: none of its own. Timer: `ClientTimer::Handoff` (run by `pump`). Events:
+//! `ClientEvent::HeldMessage`.
+
+use core::net::SocketAddr;
+
+use super::Client;
+use crate::endpoint::{
+    received_message, ClientEvent, DropReason, HandoffError, HandoffId, HandoffTarget, Outgoing,
+};
+use crate::features::handoff::{Bounds, Handoffs, Held};
+use crate::id::Counter;
+use crate::time::Instant;
+use crate::wire::{self, App};
+
+/// The client's hand-off state: the table every role uses, and the session numbering.
+#[derive(Debug, Default)]
+pub(super) struct ClientHandoffs {
+    table: Handoffs,
+    /// The generation the last session got; zero before the first (so a session the
+    /// hand-off never numbered holds nothing).
+    last_generation: u64,
+}
+
+impl Client {
+    /// Holds the ACK of every reliable message from a server to `target` (or to every target)
+    /// from now on: such a message is delivered as [`ClientEvent::HeldMessage`], and
+    /// acknowledged only by [`Client::complete_handoff`] (`docs/PROTOCOL.md` §18). Unreliable
+    /// messages and keepalives are never held; ordered, durable and segmented messages keep
+    /// their own rules and are not held either.
+    pub fn set_handoff(&mut self, target: HandoffTarget) {
+        self.handoffs.table.mark(target);
+    }
+
+    /// Stops holding messages to `target` (as named to [`Client::set_handoff`]). Messages
+    /// held already stay held until completed, refused or expired.
+    pub fn clear_handoff(&mut self, target: &HandoffTarget) {
+        self.handoffs.table.unmark(target);
+    }
+
+    /// The message `id` is safe elsewhere: its ACK goes to the server now (on suite 3, once
+    /// every held message of its batch is completed).
+    ///
+    /// # Errors
+    /// [`HandoffError::Unknown`] if it is not held (completed, refused or expired already, or
+    /// released by a batch-mate's refusal); [`HandoffError::SessionGone`] if the session it
+    /// came over ended or was replaced by a new handshake (the server sends it again on the
+    /// new session).
+    pub fn complete_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
+        self.advance(now);
+        let held = self.handoffs.table.get(id).ok_or(HandoffError::Unknown)?;
+        let alive = self.held_session(&held).is_some();
+        let Some(done) = self.handoffs.table.complete(id) else {
+            return Err(HandoffError::Unknown);
+        };
+        if !alive {
+            return Err(HandoffError::SessionGone);
+        }
+        if done.ack_now {
+            self.ack(held.addr, held.counter);
+            self.pump(now);
+        }
+        Ok(())
+    }
+
+    /// The message `id` is not taken: its counter is made fresh again, so the server's next
+    /// retransmission is delivered again (as a new [`ClientEvent::HeldMessage`]). On suite 3
+    /// the other messages of its batch are released too (their ids become unknown) and come
+    /// again with it.
+    ///
+    /// # Errors
+    /// As [`Client::complete_handoff`].
+    pub fn refuse_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
+        self.advance(now);
+        let held = self
+            .handoffs
+            .table
+            .refuse(id)
+            .ok_or(HandoffError::Unknown)?;
+        self.shared.stats.handoffs_refused += 1;
+        if self.forget_held(&held) {
+            Ok(())
+        } else {
+            Err(HandoffError::SessionGone)
+        }
+    }
+
+    /// Messages whose ACK is held now, over all servers.
+    pub fn held_count(&self) -> usize {
+        self.handoffs.table.len()
+    }
+
+    /// Whether the reliable message `m` is held rather than acknowledged.
+    pub(super) fn holds_message(&self, m: &wire::Message<'_>) -> bool {
+        self.handoffs.table.holds_message(m)
+    }
+
+    /// A fresh reliable message to a marked target, from `from` over the session of the
+    /// server at `addr` under `counter`: delivered and held, or, with the table full, refused
+    /// (counted as [`DropReason::HandoffFull`]) so that its retransmission comes as fresh.
+    pub(super) fn on_held_message(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        addr: SocketAddr,
+        counter: Counter,
+        m: &wire::Message<'_>,
+    ) {
+        let Some(generation) = self.servers.get(&addr).map(|s| s.generation) else {
+            return;
+        };
+        let held = Held {
+            addr: from,
+            generation,
+            counter,
+            deadline: now + self.config.limits.handoff_timeout,
+        };
+        let Ok(handoff) = self.handoffs.table.hold(held, self.handoff_bounds()) else {
+            self.shared.stats.drop(DropReason::HandoffFull);
+            self.forget_held(&held);
+            return;
+        };
+        // A held message is never a keepalive (`holds_message`), so it is delivered.
+        if let Some(message) = received_message(from, m, true) {
+            self.shared.stats.messages_received += 1;
+            self.shared
+                .events
+                .push_back(ClientEvent::HeldMessage { message, handoff });
+        }
+        self.on_tag_message(addr, m);
+    }
+
+    /// A duplicate of a counter whose ACK is held, from the server at `addr`: neither
+    /// acknowledged nor delivered again (counted in `Stats::handoff_duplicates`). `false` for
+    /// any other counter.
+    pub(super) fn swallow_held_duplicate(&mut self, addr: SocketAddr, counter: Counter) -> bool {
+        let Some(s) = self.servers.get(&addr) else {
+            return false;
+        };
+        if !self.handoffs.table.holds(s.generation, counter) {
+            return false;
+        }
+        self.shared.stats.handoff_duplicates += 1;
+        true
+    }
+
+    /// Suite 3: before a batch's frames are handled, whether it has held frames and one more
+    /// message fits the table: then the batch is admitted whole. If not, the whole batch is
+    /// refused (its counter forgotten, counted once as [`DropReason::HandoffFull`]) and none
+    /// of its frames is handled; returns `false` then. As the server's.
+    pub(super) fn batch_fits_handoff<'p>(
+        &mut self,
+        addr: SocketAddr,
+        counter: Counter,
+        frames: impl Iterator<Item = &'p [u8]>,
+    ) -> bool {
+        if self.handoffs.table.is_off() {
+            return true;
+        }
+        let Some(generation) = self.servers.get(&addr).map(|s| s.generation) else {
+            return true;
+        };
+        let mut frames = frames;
+        let table = &self.handoffs.table;
+        let any_held = frames.any(
+            |f| matches!(App::parse(f), Ok(App::ReliableMessage(m)) if table.holds_message(&m)),
+        );
+        let bounds = self.handoff_bounds();
+        if !any_held
+            || self
+                .handoffs
+                .table
+                .admit(generation, counter, bounds)
+                .is_ok()
+        {
+            return true;
+        }
+        self.shared.stats.drop(DropReason::HandoffFull);
+        if let Some(s) = self.servers.get_mut(&addr) {
+            s.forget(counter);
+        }
+        false
+    }
+
+    /// Suite 3: after a batch's frames were handled, its ACK to `from` (queued at `queued` or
+    /// after) waits if any of its frames is held.
+    pub(super) fn hold_batch_ack(
+        &mut self,
+        queued: usize,
+        from: SocketAddr,
+        addr: SocketAddr,
+        counter: Counter,
+    ) {
+        self.handoffs.table.end_batch();
+        let Some(s) = self.servers.get(&addr) else {
+            return;
+        };
+        if !self.handoffs.table.holds(s.generation, counter) {
+            return;
+        }
+        let mut i = 0;
+        self.shared.tx.retain(|out| {
+            i += 1;
+            i <= queued
+                || !matches!(out, Outgoing::Ack { to, counter: c } if *to == from && *c == counter)
+        });
+    }
+
+    /// Refuses the entries whose deadline passed (`Limits::handoff_timeout`), oldest first:
+    /// run by `pump`.
+    pub(super) fn expire_handoffs(&mut self, now: Instant) {
+        if self.handoffs.table.next_due().is_none_or(|t| t > now) {
+            return;
+        }
+        while let Some(held) = self.handoffs.table.expire(now) {
+            self.shared.stats.handoffs_expired += 1;
+            self.forget_held(&held);
+        }
+    }
+
+    /// When the oldest held message expires (the `Handoff` timer).
+    pub(super) fn handoff_due(&self) -> Option<Instant> {
+        self.handoffs.table.next_due()
+    }
+
+    /// The generation of the session with the server at `addr`, before a handshake replaces
+    /// it (for [`Client::handoff_on_session`]).
+    pub(super) fn handoff_generation(&self, addr: SocketAddr) -> Option<u64> {
+        self.servers.get(&addr).map(|s| s.generation)
+    }
+
+    /// A handshake made a new session with the server at `addr`, replacing the session of
+    /// generation `replaced` if any: the new one gets its own generation, and the counters
+    /// held under the old one are made fresh in the new one's memory of it, so that the
+    /// server's copies under either key are delivered again rather than acknowledged unseen.
+    pub(super) fn handoff_on_session(&mut self, addr: SocketAddr, replaced: Option<u64>) {
+        self.handoffs.last_generation += 1;
+        let generation = self.handoffs.last_generation;
+        let Some(s) = self.servers.get_mut(&addr) else {
+            return;
+        };
+        s.generation = generation;
+        if let Some(old) = replaced.filter(|&g| g != 0) {
+            for c in self.handoffs.table.counters_of(old) {
+                s.forget(c);
+            }
+        }
+    }
+
+    /// Makes `held`'s counter fresh in its session's window; `false` if the session is gone.
+    /// A counter already below the window stays refused: the sender's deadline reports it.
+    fn forget_held(&mut self, held: &Held) -> bool {
+        let Some(addr) = self.held_session(held) else {
+            return false;
+        };
+        if let Some(s) = self.servers.get_mut(&addr) {
+            s.forget(held.counter);
+        }
+        true
+    }
+
+    /// The address of `held`'s session, if it still exists.
+    fn held_session(&self, held: &Held) -> Option<SocketAddr> {
+        self.servers
+            .iter()
+            .find(|(_, s)| s.generation == held.generation)
+            .map(|(a, _)| *a)
+    }
+
+    fn handoff_bounds(&self) -> Bounds {
+        Bounds {
+            per_session: self.config.limits.max_held_per_session,
+            total: self.config.limits.max_held,
+        }
+    }
+}
