@@ -357,11 +357,17 @@ fn a_new_handshake_replaces_the_session_and_the_message_comes_again() {
         let (again, _) = client_messages(&mut net);
         match suite {
             Suite::Psk | Suite::Ecc => {
+                // The replaced session's entry left at once (only the new copy is held), and
+                // its id answers `SessionGone` once, then as an unknown one.
+                assert_eq!(net.client(client_addr()).held_count(), 1, "{suite:?}");
+                let stats = net.client(client_addr()).stats().clone();
+                assert_eq!(stats.handoffs_session_gone, 1, "{suite:?}");
                 assert_eq!(
                     complete(&mut net, held[0].id),
                     Err(HandoffError::SessionGone),
                     "{suite:?}"
                 );
+                assert_eq!(complete(&mut net, held[0].id), Err(HandoffError::Unknown));
                 assert_eq!(again.len(), 1, "{suite:?}: the server's copy came again");
                 assert_eq!(again[0].payload, b"x");
                 assert!(delivered(&mut net).is_empty(), "{suite:?}");

@@ -62,7 +62,9 @@ impl Client {
     /// new session).
     pub fn complete_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
         self.advance(now);
-        let held = self.handoffs.table.get(id).ok_or(HandoffError::Unknown)?;
+        let Some(held) = self.handoffs.table.get(id) else {
+            return Err(self.not_held(id));
+        };
         let alive = self.held_session(&held).is_some();
         let Some(done) = self.handoffs.table.complete(id) else {
             return Err(HandoffError::Unknown);
@@ -86,11 +88,9 @@ impl Client {
     /// As [`Client::complete_handoff`].
     pub fn refuse_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
         self.advance(now);
-        let held = self
-            .handoffs
-            .table
-            .refuse(id)
-            .ok_or(HandoffError::Unknown)?;
+        let Some(held) = self.handoffs.table.refuse(id) else {
+            return Err(self.not_held(id));
+        };
         self.shared.stats.handoffs_refused += 1;
         if self.forget_held(&held) {
             Ok(())
@@ -230,6 +230,7 @@ impl Client {
             self.shared.stats.handoffs_expired += 1;
             self.forget_held(&held);
         }
+        self.handoffs.table.prune_gone(now);
     }
 
     /// When the oldest held message expires (the `Handoff` timer).
@@ -258,6 +259,20 @@ impl Client {
             for c in self.handoffs.table.counters_of(old) {
                 s.forget(c);
             }
+            // As at a server (§18.2 rule 8): the replaced session's entries stop counting
+            // against the bounds now; only their ids stay, to answer `SessionGone`.
+            let bounds = self.handoff_bounds();
+            let n = self.handoffs.table.end_session(old, bounds);
+            self.shared.stats.handoffs_session_gone += n as u64;
+        }
+    }
+
+    /// Why `id` is not held: its session ended (answered once), or it is unknown.
+    fn not_held(&mut self, id: HandoffId) -> HandoffError {
+        if self.handoffs.table.take_gone(id) {
+            HandoffError::SessionGone
+        } else {
+            HandoffError::Unknown
         }
     }
 
