@@ -634,6 +634,32 @@ pub fn parse(text: &str, base: &Path, host_name: &str) -> Result<BridgeConfig, C
         });
     }
 
+    // A dead letter the bridge itself subscribes to would come back in and be given up again,
+    // under a longer topic each time. Checked with a sample `{topic}`/`{tail}` of one level.
+    for (route, raw_route) in from_mqtt.iter().zip(&raw.from_mqtt) {
+        let (Some(template), Some(span)) = (&route.dead_letter, &raw_route.get_ref().dead_letter)
+        else {
+            continue;
+        };
+        let sample = template.render(|v| match v {
+            Var::Topic | Var::Tail => Some("x"),
+            v => static_value(v),
+        });
+        let Ok(sample) = sample else { continue };
+        if let Some(f) = from_mqtt
+            .iter()
+            .find(|f| super::topic::matches(&f.filter, &sample).is_some())
+        {
+            return Err(doc.err(
+                span,
+                format!(
+                    "dead_letter: {sample:?} would be received again by [[from_mqtt]] filter {:?}",
+                    f.filter
+                ),
+            ));
+        }
+    }
+
     let presence = match &raw.presence {
         None => None,
         Some(p) => {

@@ -130,6 +130,8 @@ fn checks() {
         ("[[from_mqtt]]\nfilter = \"a\"\ntarget = \"t\"\ndead_letter = \"d/{client}\"\n", "dead_letter"),
         ("[[from_mqtt]]\nfilter = \"a\"\ntarget = \"t\"\ndead_letter = \"d/#\"\n", "dead_letter"),
         ("[[from_mqtt]]\nfilter = \"a\"\ntarget = \"t\"\nreliable = false\ndead_letter = \"d\"\n", "dead_letter"),
+        ("[[from_mqtt]]\nfilter = \"pav/s/#\"\ntarget = \"t\"\ndead_letter = \"{prefix}/{site}/dead/{tail}\"\n", "received again"),
+        ("[[from_mqtt]]\nfilter = \"a/#\"\ntarget = \"t\"\ndead_letter = \"d/{tail}\"\n[[from_mqtt]]\nfilter = \"d/+\"\ntarget = \"t\"\n", "received again"),
     ];
     for (tail, key) in cases {
         let e = error(&format!("{head}{tail}"));
