@@ -22,7 +22,7 @@
 //!
 //! The table is bounded by [`Limits::max_held_per_session`] and [`Limits::max_held`]; the
 //! marked targets are the application's, not a peer's, to bound. A session that ends takes
-//! its entries with it at once ([`Handoffs::end_session`]), so that a client that leaves
+//! its entries with it at once (`Handoffs::end_session`), so that a client that leaves
 //! does not hold the bounds until its entries expire; their ids are remembered (8 bytes and
 //! a deadline each, at most [`Limits::max_held`] of them, until their deadline) only to
 //! answer [`HandoffError::SessionGone`].
