@@ -30,7 +30,7 @@ use pavillion_proto::keylog::SessionSecret;
 use pavillion_proto::{wire, Duration, Instant};
 use turmoil::net::UdpSocket;
 
-use crate::host::{next_wait, sleep_for, Ctl};
+use crate::host::{next_step_at, next_wait, run_due_steps, sleep_for, Ctl, Step};
 use crate::net::{derive_seed, now, Shared, Wire};
 use crate::relay::unwrap_from;
 use crate::sim::Simulation;
@@ -197,7 +197,6 @@ impl FleetRole for Member {
     }
 }
 
-type Step<E> = Box<dyn FnMut(&mut Ctl<'_, E>)>;
 type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, <E as FleetRole>::Event)>;
 
 /// What an authority or member host's application does, as [`crate::Script`] for the other
@@ -304,10 +303,7 @@ struct Run<E: FleetRole> {
 
 impl<E: FleetRole> Run<E> {
     fn next_at(&self) -> Option<Instant> {
-        self.script
-            .steps
-            .get(self.next)
-            .map(|(t, _)| Instant::ZERO + *t)
+        next_step_at(&self.script.steps, self.next)
     }
 }
 
@@ -622,23 +618,15 @@ async fn drive<E: FleetRole>(mut ep: E, ctx: Ctx<E>) -> turmoil::Result {
 /// Runs the script's commands that are due.
 fn run_due<E: FleetRole>(ep: &mut E, ctx: &Ctx<E>) {
     let mut run = ctx.script.borrow_mut();
-    loop {
-        let t = now();
-        if run.next_at().is_none_or(|at| at > t) {
-            return;
-        }
-        let i = run.next;
-        run.next += 1;
-        if let Some((_, f)) = run.script.steps.get_mut(i) {
-            f(&mut Ctl {
-                now: t,
-                host: &ctx.host,
-                endpoint: ep,
-                world: &ctx.world,
-                later: None,
-            });
-        }
-    }
+    let run = &mut *run;
+    run_due_steps(
+        &mut run.script.steps,
+        &mut run.next,
+        ep,
+        &ctx.host,
+        &ctx.world,
+        None,
+    );
 }
 
 /// Drains transmits, store batches and events until the role has nothing more to say; an

@@ -454,10 +454,41 @@ impl<E: Endpoint> ScriptRun<E> {
     }
 
     pub(crate) fn next_at(&self) -> Option<Instant> {
-        self.script
-            .steps
-            .get(self.next)
-            .map(|(t, _)| Instant::ZERO + *t)
+        next_step_at(&self.script.steps, self.next)
+    }
+}
+
+/// When the timed step `next` of `steps` is due.
+pub(crate) fn next_step_at<E>(steps: &[(Duration, Step<E>)], next: usize) -> Option<Instant> {
+    steps.get(next).map(|(t, _)| Instant::ZERO + *t)
+}
+
+/// Runs, in order, the timed steps of `steps` from `*next` that are due now, on every kind
+/// of host; `later` is where the steps may defer actions (`None` where the driver runs none).
+pub(crate) fn run_due_steps<E>(
+    steps: &mut [(Duration, Step<E>)],
+    next: &mut usize,
+    ep: &mut E,
+    host: &Rc<str>,
+    world: &Shared,
+    later: Option<&Later<E>>,
+) {
+    loop {
+        let t = now();
+        if next_step_at(steps, *next).is_none_or(|at| at > t) {
+            return;
+        }
+        let i = *next;
+        *next += 1;
+        if let Some((_, f)) = steps.get_mut(i) {
+            f(&mut Ctl {
+                now: t,
+                host,
+                endpoint: ep,
+                world,
+                later,
+            });
+        }
     }
 }
 
@@ -638,23 +669,15 @@ pub(crate) async fn sleep_for(wait: Option<Duration>) {
 pub(crate) fn run_due<E: Hosted>(ep: &mut E, ctx: &HostCtx<E>) {
     {
         let mut run = ctx.script.borrow_mut();
-        loop {
-            let t = now();
-            if run.next_at().is_none_or(|at| at > t) {
-                break;
-            }
-            let i = run.next;
-            run.next += 1;
-            if let Some((_, f)) = run.script.steps.get_mut(i) {
-                f(&mut Ctl {
-                    now: t,
-                    host: &ctx.host,
-                    endpoint: ep,
-                    world: &ctx.world,
-                    later: Some(&ctx.later),
-                });
-            }
-        }
+        let run = &mut *run;
+        run_due_steps(
+            &mut run.script.steps,
+            &mut run.next,
+            ep,
+            &ctx.host,
+            &ctx.world,
+            Some(&ctx.later),
+        );
     }
     // One at a time: an action may defer another.
     loop {
