@@ -30,7 +30,7 @@ use pavillion_proto::keylog::SessionSecret;
 use pavillion_proto::{wire, Duration, Instant};
 use turmoil::net::UdpSocket;
 
-use crate::host::{next_wait, sleep_for, Ctl};
+use crate::host::{next_wait, sleep_for, Ctl, HostScript};
 use crate::net::{derive_seed, now, Shared, Wire};
 use crate::relay::unwrap_from;
 use crate::sim::Simulation;
@@ -197,13 +197,11 @@ impl FleetRole for Member {
     }
 }
 
-type Step<E> = Box<dyn FnMut(&mut Ctl<'_, E>)>;
-type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, <E as FleetRole>::Event)>;
-
-/// What an authority or member host's application does, as [`crate::Script`] for the other
-/// roles: commands at chosen simulated times, a hook at every (re)start, a reaction to every
-/// event. It outlives reboots: a command runs at most once, and commands that fall due while
-/// the host is down are skipped.
+/// What an authority or member host's application does ([`HostScript`], as [`crate::Script`]
+/// for the other roles): commands at chosen simulated times, a hook at every (re)start (to
+/// register the functions a member's server answers, which a rebooted member has forgotten),
+/// a reaction to every event. It outlives reboots: a command runs at most once, and commands
+/// that fall due while the host is down are skipped.
 ///
 /// # Examples
 /// ```
@@ -216,11 +214,7 @@ type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, <E as FleetRole>::Event)>;
 ///     .on_event(|ctl, event| ctl.note(format!("{event:?}")));
 /// assert_eq!(script.len(), 1);
 /// ```
-pub struct RoleScript<E: FleetRole> {
-    steps: Vec<(Duration, Step<E>)>,
-    on_start: Option<Step<E>>,
-    on_event: Option<OnEvent<E>>,
-}
+pub type RoleScript<E> = HostScript<E, <E as FleetRole>::Event>;
 
 /// The script of an authority host.
 pub type AuthorityScript = RoleScript<Authority>;
@@ -231,71 +225,6 @@ pub type AuthorityCtl<'a> = Ctl<'a, Authority>;
 /// The handle a member host's script gets.
 pub type MemberCtl<'a> = Ctl<'a, Member>;
 
-impl<E: FleetRole> Default for RoleScript<E> {
-    fn default() -> Self {
-        RoleScript {
-            steps: Vec::new(),
-            on_start: None,
-            on_event: None,
-        }
-    }
-}
-
-impl<E: FleetRole> RoleScript<E> {
-    /// An empty script.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Runs `f` at simulated time `at` (from the start of the simulation). Commands at the
-    /// same time run in the order they were added.
-    pub fn at(mut self, at: Duration, f: impl FnMut(&mut Ctl<'_, E>) + 'static) -> Self {
-        let i = self.steps.partition_point(|(t, _)| *t <= at);
-        self.steps.insert(i, (at, Box::new(f)));
-        self
-    }
-
-    /// Runs `f(ctl, i)` for `i` in `0..count`, at `start + i * interval`.
-    pub fn repeat(
-        mut self,
-        start: Duration,
-        interval: Duration,
-        count: usize,
-        f: impl FnMut(&mut Ctl<'_, E>, usize) + 'static,
-    ) -> Self {
-        let f = Rc::new(RefCell::new(f));
-        for i in 0..count {
-            let f = f.clone();
-            let at = start + interval * u32::try_from(i).unwrap_or(u32::MAX);
-            self = self.at(at, move |ctl| (f.borrow_mut())(ctl, i));
-        }
-        self
-    }
-
-    /// Runs `f` each time the host's software starts, before anything else (to register the
-    /// functions a member's server answers, which a rebooted member has forgotten).
-    pub fn on_start(mut self, f: impl FnMut(&mut Ctl<'_, E>) + 'static) -> Self {
-        self.on_start = Some(Box::new(f));
-        self
-    }
-
-    /// Runs `f` for every event of the role, after it is traced.
-    pub fn on_event(mut self, f: impl FnMut(&mut Ctl<'_, E>, E::Event) + 'static) -> Self {
-        self.on_event = Some(Box::new(f));
-        self
-    }
-
-    /// Number of timed commands.
-    pub fn len(&self) -> usize {
-        self.steps.len()
-    }
-
-    /// Whether there are no timed commands.
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-}
-
 /// A script with its progress, shared by the incarnations of one host.
 struct Run<E: FleetRole> {
     script: RoleScript<E>,
@@ -304,10 +233,7 @@ struct Run<E: FleetRole> {
 
 impl<E: FleetRole> Run<E> {
     fn next_at(&self) -> Option<Instant> {
-        self.script
-            .steps
-            .get(self.next)
-            .map(|(t, _)| Instant::ZERO + *t)
+        self.script.step_at(self.next)
     }
 }
 
@@ -577,7 +503,7 @@ async fn drive<E: FleetRole>(mut ep: E, ctx: Ctx<E>) -> turmoil::Result {
         while run.next_at().is_some_and(|t| t < start) {
             run.next += 1;
         }
-        if let Some(f) = run.script.on_start.as_mut() {
+        if let Some(f) = run.script.on_start_mut() {
             f(&mut Ctl {
                 now: start,
                 host: &ctx.host,
@@ -622,23 +548,9 @@ async fn drive<E: FleetRole>(mut ep: E, ctx: Ctx<E>) -> turmoil::Result {
 /// Runs the script's commands that are due.
 fn run_due<E: FleetRole>(ep: &mut E, ctx: &Ctx<E>) {
     let mut run = ctx.script.borrow_mut();
-    loop {
-        let t = now();
-        if run.next_at().is_none_or(|at| at > t) {
-            return;
-        }
-        let i = run.next;
-        run.next += 1;
-        if let Some((_, f)) = run.script.steps.get_mut(i) {
-            f(&mut Ctl {
-                now: t,
-                host: &ctx.host,
-                endpoint: ep,
-                world: &ctx.world,
-                later: None,
-            });
-        }
-    }
+    let run = &mut *run;
+    run.script
+        .run_due(&mut run.next, ep, &ctx.host, &ctx.world, None);
 }
 
 /// Drains transmits, store batches and events until the role has nothing more to say; an
@@ -675,7 +587,7 @@ fn pump<E: FleetRole>(
                 .note(t, &ctx.host, format!("event {event:?}"));
             tap::role_event(&ctx.world, &ctx.host, t, E::ROLE, &event);
             let mut run = ctx.script.borrow_mut();
-            if let Some(f) = run.script.on_event.as_mut() {
+            if let Some(f) = run.script.on_event_mut() {
                 f(
                     &mut Ctl {
                         now: t,

@@ -244,13 +244,22 @@ impl Ctl<'_, Server> {
 }
 
 pub(crate) type Step<E> = Box<dyn FnMut(&mut Ctl<'_, E>)>;
-pub(crate) type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, <E as Endpoint>::Event)>;
+pub(crate) type OnEvent<E, Ev> = Box<dyn FnMut(&mut Ctl<'_, E>, Ev)>;
 
-/// What a host's application does: commands at chosen simulated times, a hook run at every
-/// (re)start, and a reaction to every event.
+/// What the application of a host running `E` does, whose events are `Ev`: commands at
+/// chosen simulated times, a hook run at every (re)start, and a reaction to every event.
+/// Named [`Script`] for clients, servers and relays, and [`RoleScript`](crate::RoleScript)
+/// for authorities and members.
 ///
 /// A script outlives reboots of its host: a command runs at most once, and commands that fall
 /// due while the host is down are skipped, as an application that is not running does nothing.
+pub struct HostScript<E, Ev> {
+    steps: Vec<(Duration, Step<E>)>,
+    on_start: Option<Step<E>>,
+    on_event: Option<OnEvent<E, Ev>>,
+}
+
+/// The script of a client, server or relay host ([`HostScript`]).
 ///
 /// # Examples
 /// ```
@@ -265,15 +274,11 @@ pub(crate) type OnEvent<E> = Box<dyn FnMut(&mut Ctl<'_, E>, <E as Endpoint>::Eve
 ///     .on_event(|ctl, event| ctl.note(format!("{event:?}")));
 /// assert_eq!(script.len(), 5);
 /// ```
-pub struct Script<E: Endpoint> {
-    steps: Vec<(Duration, Step<E>)>,
-    on_start: Option<Step<E>>,
-    on_event: Option<OnEvent<E>>,
-}
+pub type Script<E> = HostScript<E, <E as Endpoint>::Event>;
 
-impl<E: Endpoint> Default for Script<E> {
+impl<E, Ev> Default for HostScript<E, Ev> {
     fn default() -> Self {
-        Script {
+        HostScript {
             steps: Vec::new(),
             on_start: None,
             on_event: None,
@@ -281,7 +286,7 @@ impl<E: Endpoint> Default for Script<E> {
     }
 }
 
-impl<E: Endpoint> Script<E> {
+impl<E, Ev> HostScript<E, Ev> {
     /// An empty script.
     pub fn new() -> Self {
         Self::default()
@@ -320,7 +325,7 @@ impl<E: Endpoint> Script<E> {
     }
 
     /// Runs `f` for every event of the endpoint, after it is traced.
-    pub fn on_event(mut self, f: impl FnMut(&mut Ctl<'_, E>, E::Event) + 'static) -> Self {
+    pub fn on_event(mut self, f: impl FnMut(&mut Ctl<'_, E>, Ev) + 'static) -> Self {
         self.on_event = Some(Box::new(f));
         self
     }
@@ -329,12 +334,29 @@ impl<E: Endpoint> Script<E> {
         self.on_start.as_mut()
     }
 
-    pub(crate) fn on_event_mut(&mut self) -> Option<&mut OnEvent<E>> {
+    pub(crate) fn on_event_mut(&mut self) -> Option<&mut OnEvent<E, Ev>> {
         self.on_event.as_mut()
     }
 
     pub(crate) fn take_on_start(&mut self) -> Option<Step<E>> {
         self.on_start.take()
+    }
+
+    /// When the timed step `next` is due.
+    pub(crate) fn step_at(&self, next: usize) -> Option<Instant> {
+        next_step_at(&self.steps, next)
+    }
+
+    /// Runs, in order, the timed steps from `*next` that are due now.
+    pub(crate) fn run_due(
+        &mut self,
+        next: &mut usize,
+        ep: &mut E,
+        host: &Rc<str>,
+        world: &Shared,
+        later: Option<&Later<E>>,
+    ) {
+        run_due_steps(&mut self.steps, next, ep, host, world, later);
     }
 
     /// Number of timed commands.
@@ -454,10 +476,41 @@ impl<E: Endpoint> ScriptRun<E> {
     }
 
     pub(crate) fn next_at(&self) -> Option<Instant> {
-        self.script
-            .steps
-            .get(self.next)
-            .map(|(t, _)| Instant::ZERO + *t)
+        self.script.step_at(self.next)
+    }
+}
+
+/// When the timed step `next` of `steps` is due.
+fn next_step_at<E>(steps: &[(Duration, Step<E>)], next: usize) -> Option<Instant> {
+    steps.get(next).map(|(t, _)| Instant::ZERO + *t)
+}
+
+/// Runs, in order, the timed steps of `steps` from `*next` that are due now, on every kind
+/// of host; `later` is where the steps may defer actions (`None` where the driver runs none).
+fn run_due_steps<E>(
+    steps: &mut [(Duration, Step<E>)],
+    next: &mut usize,
+    ep: &mut E,
+    host: &Rc<str>,
+    world: &Shared,
+    later: Option<&Later<E>>,
+) {
+    loop {
+        let t = now();
+        if next_step_at(steps, *next).is_none_or(|at| at > t) {
+            return;
+        }
+        let i = *next;
+        *next += 1;
+        if let Some((_, f)) = steps.get_mut(i) {
+            f(&mut Ctl {
+                now: t,
+                host,
+                endpoint: ep,
+                world,
+                later,
+            });
+        }
     }
 }
 
@@ -638,23 +691,9 @@ pub(crate) async fn sleep_for(wait: Option<Duration>) {
 pub(crate) fn run_due<E: Hosted>(ep: &mut E, ctx: &HostCtx<E>) {
     {
         let mut run = ctx.script.borrow_mut();
-        loop {
-            let t = now();
-            if run.next_at().is_none_or(|at| at > t) {
-                break;
-            }
-            let i = run.next;
-            run.next += 1;
-            if let Some((_, f)) = run.script.steps.get_mut(i) {
-                f(&mut Ctl {
-                    now: t,
-                    host: &ctx.host,
-                    endpoint: ep,
-                    world: &ctx.world,
-                    later: Some(&ctx.later),
-                });
-            }
-        }
+        let run = &mut *run;
+        run.script
+            .run_due(&mut run.next, ep, &ctx.host, &ctx.world, Some(&ctx.later));
     }
     // One at a time: an action may defer another.
     loop {

@@ -54,7 +54,7 @@ pub use authority::{
 pub use config::{ConfigError, LinkFaults, SimConfig};
 pub use durable::{DurableRows, InCommit, StoreSpec, StoreStats};
 pub use host::{
-    ClientCtl, ClientSpec, Ctl, Script, ServerCtl, ServerSpec, CLIENT_PORT, SERVER_PORT,
+    ClientCtl, ClientSpec, Ctl, HostScript, Script, ServerCtl, ServerSpec, CLIENT_PORT, SERVER_PORT,
 };
 pub use middlebox::{Attack, MiddleboxConfig, Route};
 pub use relay::{EmitFrom, Heard, PeerHost, RelayCtl, RelaySpec, Segment, MESH_PORT};

@@ -17,6 +17,7 @@ mod config;
 mod driving;
 mod durable;
 mod event;
+mod handoff;
 mod member;
 mod mux;
 mod relay;

@@ -3,8 +3,8 @@
 //! as `ClientEvent::HeldMessage` and its ACK waits until the application completes it;
 //! duplicates are swallowed while it is held; a refusal, the expiry and a full table make its
 //! counter fresh again, so that the server's retransmission is delivered again as new. The
-//! table and the rules are the server's (`endpoint/server/handoff.rs`), over the client's
-//! sessions with its servers.
+//! table and the rules are the server's, written once in `endpoint/handoff.rs`; this file is
+//! the client's glue: its servers, its event, where its ACKs go and its session numbering.
 //!
 //! Sessions are named by a generation numbered here at every handshake: a new session with a
 //! server (even at the same address) is another one, and what was held under the old one is
@@ -19,13 +19,13 @@
 use core::net::SocketAddr;
 
 use super::Client;
-use crate::endpoint::{
-    received_message, ClientEvent, DropReason, HandoffError, HandoffId, HandoffTarget, Outgoing,
-};
-use crate::features::handoff::{Bounds, Handoffs, Held};
+use crate::endpoint::handoff::{HeldSession, Receiver};
+use crate::endpoint::{received_message, ClientEvent, HandoffError, HandoffId, HandoffTarget};
+use crate::features::handoff::{Bounds, Handoffs};
 use crate::id::Counter;
+use crate::session::remote_server::RemoteServer;
 use crate::time::Instant;
-use crate::wire::{self, App};
+use crate::wire;
 
 /// The client's hand-off state: the table every role uses, and the session numbering.
 #[derive(Debug, Default)]
@@ -62,18 +62,10 @@ impl Client {
     /// new session).
     pub fn complete_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
         self.advance(now);
-        let Some(held) = self.handoffs.table.get(id) else {
-            return Err(self.not_held(id));
-        };
-        let alive = self.held_session(&held).is_some();
-        let Some(done) = self.handoffs.table.complete(id) else {
-            return Err(HandoffError::Unknown);
-        };
-        if !alive {
-            return Err(HandoffError::SessionGone);
-        }
+        let done = self.receiver().complete(id)?;
         if done.ack_now {
-            self.ack(held.addr, held.counter);
+            // To the address the server sent it from, as every ACK of a client.
+            self.ack(done.held.addr, done.held.counter);
             self.pump(now);
         }
         Ok(())
@@ -88,15 +80,7 @@ impl Client {
     /// As [`Client::complete_handoff`].
     pub fn refuse_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
         self.advance(now);
-        let Some(held) = self.handoffs.table.refuse(id) else {
-            return Err(self.not_held(id));
-        };
-        self.shared.stats.handoffs_refused += 1;
-        if self.forget_held(&held) {
-            Ok(())
-        } else {
-            Err(HandoffError::SessionGone)
-        }
+        self.receiver().refuse(id)
     }
 
     /// Messages whose ACK is held now, over all servers.
@@ -111,7 +95,7 @@ impl Client {
 
     /// A fresh reliable message to a marked target, from `from` over the session of the
     /// server at `addr` under `counter`: delivered and held, or, with the table full, refused
-    /// (counted as [`DropReason::HandoffFull`]) so that its retransmission comes as fresh.
+    /// (counted as `DropReason::HandoffFull`) so that its retransmission comes as fresh.
     pub(super) fn on_held_message(
         &mut self,
         now: Instant,
@@ -120,18 +104,8 @@ impl Client {
         counter: Counter,
         m: &wire::Message<'_>,
     ) {
-        let Some(generation) = self.servers.get(&addr).map(|s| s.generation) else {
-            return;
-        };
-        let held = Held {
-            addr: from,
-            generation,
-            counter,
-            deadline: now + self.config.limits.handoff_timeout,
-        };
-        let Ok(handoff) = self.handoffs.table.hold(held, self.handoff_bounds()) else {
-            self.shared.stats.drop(DropReason::HandoffFull);
-            self.forget_held(&held);
+        let timeout = self.config.limits.handoff_timeout;
+        let Some(handoff) = self.receiver().hold(now, timeout, from, addr, counter) else {
             return;
         };
         // A held message is never a keepalive (`holds_message`), so it is delivered.
@@ -145,55 +119,20 @@ impl Client {
     }
 
     /// A duplicate of a counter whose ACK is held, from the server at `addr`: neither
-    /// acknowledged nor delivered again (counted in `Stats::handoff_duplicates`). `false` for
-    /// any other counter.
+    /// acknowledged nor delivered again. `false` for any other counter.
     pub(super) fn swallow_held_duplicate(&mut self, addr: SocketAddr, counter: Counter) -> bool {
-        let Some(s) = self.servers.get(&addr) else {
-            return false;
-        };
-        if !self.handoffs.table.holds(s.generation, counter) {
-            return false;
-        }
-        self.shared.stats.handoff_duplicates += 1;
-        true
+        self.receiver().swallow_duplicate(addr, counter)
     }
 
-    /// Suite 3: before a batch's frames are handled, whether it has held frames and one more
-    /// message fits the table: then the batch is admitted whole. If not, the whole batch is
-    /// refused (its counter forgotten, counted once as [`DropReason::HandoffFull`]) and none
-    /// of its frames is handled; returns `false` then. As the server's.
+    /// Suite 3: before a batch's frames are handled, whether the batch is admitted whole;
+    /// `false` if none of its frames may be handled. As the server's.
     pub(super) fn batch_fits_handoff<'p>(
         &mut self,
         addr: SocketAddr,
         counter: Counter,
         frames: impl Iterator<Item = &'p [u8]>,
     ) -> bool {
-        if self.handoffs.table.is_off() {
-            return true;
-        }
-        let Some(generation) = self.servers.get(&addr).map(|s| s.generation) else {
-            return true;
-        };
-        let mut frames = frames;
-        let table = &self.handoffs.table;
-        let any_held = frames.any(
-            |f| matches!(App::parse(f), Ok(App::ReliableMessage(m)) if table.holds_message(&m)),
-        );
-        let bounds = self.handoff_bounds();
-        if !any_held
-            || self
-                .handoffs
-                .table
-                .admit(generation, counter, bounds)
-                .is_ok()
-        {
-            return true;
-        }
-        self.shared.stats.drop(DropReason::HandoffFull);
-        if let Some(s) = self.servers.get_mut(&addr) {
-            s.forget(counter);
-        }
-        false
+        self.receiver().batch_fits(addr, counter, frames)
     }
 
     /// Suite 3: after a batch's frames were handled, its ACK to `from` (queued at `queued` or
@@ -205,32 +144,12 @@ impl Client {
         addr: SocketAddr,
         counter: Counter,
     ) {
-        self.handoffs.table.end_batch();
-        let Some(s) = self.servers.get(&addr) else {
-            return;
-        };
-        if !self.handoffs.table.holds(s.generation, counter) {
-            return;
-        }
-        let mut i = 0;
-        self.shared.tx.retain(|out| {
-            i += 1;
-            i <= queued
-                || !matches!(out, Outgoing::Ack { to, counter: c } if *to == from && *c == counter)
-        });
+        self.receiver().hold_batch_ack(queued, from, addr, counter);
     }
 
-    /// Refuses the entries whose deadline passed (`Limits::handoff_timeout`), oldest first:
-    /// run by `pump`.
+    /// Refuses the entries whose deadline passed: run by `pump`.
     pub(super) fn expire_handoffs(&mut self, now: Instant) {
-        if self.handoffs.table.next_due().is_none_or(|t| t > now) {
-            return;
-        }
-        while let Some(held) = self.handoffs.table.expire(now) {
-            self.shared.stats.handoffs_expired += 1;
-            self.forget_held(&held);
-        }
-        self.handoffs.table.prune_gone(now);
+        self.receiver().expire(now);
     }
 
     /// When the oldest held message expires (the `Handoff` timer).
@@ -261,45 +180,27 @@ impl Client {
             }
             // As at a server (§18.2 rule 8): the replaced session's entries stop counting
             // against the bounds now; only their ids stay, to answer `SessionGone`.
-            let bounds = self.handoff_bounds();
-            let n = self.handoffs.table.end_session(old, bounds);
-            self.shared.stats.handoffs_session_gone += n as u64;
+            self.receiver().end_session(old);
         }
     }
 
-    /// Why `id` is not held: its session ended (answered once), or it is unknown.
-    fn not_held(&mut self, id: HandoffId) -> HandoffError {
-        if self.handoffs.table.take_gone(id) {
-            HandoffError::SessionGone
-        } else {
-            HandoffError::Unknown
+    /// The hand-off's view of this client.
+    fn receiver(&mut self) -> Receiver<'_, RemoteServer, ClientEvent> {
+        Receiver {
+            table: &mut self.handoffs.table,
+            sessions: &mut self.servers,
+            shared: &mut self.shared,
+            bounds: Bounds::of(&self.config.limits),
         }
     }
+}
 
-    /// Makes `held`'s counter fresh in its session's window; `false` if the session is gone.
-    /// A counter already below the window stays refused: the sender's deadline reports it.
-    fn forget_held(&mut self, held: &Held) -> bool {
-        let Some(addr) = self.held_session(held) else {
-            return false;
-        };
-        if let Some(s) = self.servers.get_mut(&addr) {
-            s.forget(held.counter);
-        }
-        true
+impl HeldSession for RemoteServer {
+    fn generation(&self) -> u64 {
+        self.generation
     }
 
-    /// The address of `held`'s session, if it still exists.
-    fn held_session(&self, held: &Held) -> Option<SocketAddr> {
-        self.servers
-            .iter()
-            .find(|(_, s)| s.generation == held.generation)
-            .map(|(a, _)| *a)
-    }
-
-    fn handoff_bounds(&self) -> Bounds {
-        Bounds {
-            per_session: self.config.limits.max_held_per_session,
-            total: self.config.limits.max_held,
-        }
+    fn forget_counter(&mut self, counter: Counter) {
+        self.forget(counter);
     }
 }

@@ -5,16 +5,21 @@
 //! Sessions are named by their generation, not their address: a suite 3 session may move to
 //! another address while a message is held, and a new session at the same address is another
 //! one. A session that ends, however it ends, drops its held messages at once
-//! ([`Server::release_handoffs`]): their ids answer `HandoffError::SessionGone`.
+//! ([`Server::release_handoffs`]): their ids answer `HandoffError::SessionGone`. The rules
+//! are written once for both roles, in `endpoint/handoff.rs`; this file is the server's
+//! glue: its session table, its event and where its ACKs go.
 
+use alloc::boxed::Box;
 use core::net::SocketAddr;
 
+use super::peer::ServerSession;
 use super::{Server, ServerEvent};
-use crate::endpoint::{received_message, DropReason, Outgoing};
-use crate::features::handoff::{Bounds, HandoffError, HandoffId, HandoffTarget, Held, MessageKey};
+use crate::endpoint::handoff::{HeldSession, Receiver};
+use crate::endpoint::{received_message, Outgoing};
+use crate::features::handoff::{Bounds, HandoffError, HandoffId, HandoffTarget, MessageKey};
 use crate::id::{Counter, PeerId};
 use crate::time::Instant;
-use crate::wire::{self, App};
+use crate::wire;
 
 impl Server {
     /// Holds the ACK of every reliable message to `target` (or to every target) from now on:
@@ -40,18 +45,12 @@ impl Server {
     /// it again on its new session).
     pub fn complete_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
         self.advance(now);
-        let Some(held) = self.handoffs.get(id) else {
-            return Err(self.not_held(id));
-        };
-        let to = self.held_session(&held);
-        let Some(done) = self.handoffs.complete(id) else {
-            return Err(HandoffError::Unknown);
-        };
-        let to = to.ok_or(HandoffError::SessionGone)?;
+        let done = self.receiver().complete(id)?;
         if done.ack_now {
+            // To the session where it is now: a suite 3 session may have moved.
             self.shared.tx.push_back(Outgoing::Ack {
-                to,
-                counter: held.counter,
+                to: done.session,
+                counter: done.held.counter,
             });
             self.pump(now);
         }
@@ -67,15 +66,7 @@ impl Server {
     /// As [`Server::complete_handoff`].
     pub fn refuse_handoff(&mut self, now: Instant, id: HandoffId) -> Result<(), HandoffError> {
         self.advance(now);
-        let Some(held) = self.handoffs.refuse(id) else {
-            return Err(self.not_held(id));
-        };
-        self.shared.stats.handoffs_refused += 1;
-        if self.forget_held(&held) {
-            Ok(())
-        } else {
-            Err(HandoffError::SessionGone)
-        }
+        self.receiver().refuse(id)
     }
 
     /// Messages whose ACK is held now, over all sessions.
@@ -86,6 +77,8 @@ impl Server {
     /// A fresh reliable message to a marked target, over the session at `from` under
     /// `counter`: delivered and held, or, with the table full, refused (counted as
     /// [`DropReason::HandoffFull`]) so that its retransmission comes as fresh.
+    ///
+    /// [`DropReason::HandoffFull`]: crate::endpoint::DropReason::HandoffFull
     pub(super) fn on_held_message(
         &mut self,
         now: Instant,
@@ -94,18 +87,8 @@ impl Server {
         counter: Counter,
         m: &wire::Message<'_>,
     ) {
-        let Some(generation) = self.sessions.get(&from).map(|s| s.generation) else {
-            return;
-        };
-        let held = Held {
-            addr: from,
-            generation,
-            counter,
-            deadline: now + self.config.limits.handoff_timeout,
-        };
-        let Ok(handoff) = self.handoffs.hold(held, self.handoff_bounds()) else {
-            self.shared.stats.drop(DropReason::HandoffFull);
-            self.handoffs_refuse_counter(&held);
+        let timeout = self.config.limits.handoff_timeout;
+        let Some(handoff) = self.receiver().hold(now, timeout, from, from, counter) else {
             return;
         };
         self.on_tag_message(now, from, m);
@@ -121,102 +104,39 @@ impl Server {
         }
     }
 
-    /// A duplicate of a counter whose ACK is held: neither acknowledged nor delivered again
-    /// (counted in `Stats::handoff_duplicates`). `false` for any other counter.
+    /// A duplicate of a counter whose ACK is held: neither acknowledged nor delivered again.
+    /// `false` for any other counter.
     pub(super) fn swallow_held_duplicate(&mut self, from: SocketAddr, counter: Counter) -> bool {
-        let Some(s) = self.sessions.get(&from) else {
-            return false;
-        };
-        if !self.handoffs.holds(s.generation, counter) {
-            return false;
-        }
-        self.shared.stats.handoff_duplicates += 1;
-        true
+        self.receiver().swallow_duplicate(from, counter)
     }
 
-    /// Suite 3: before a batch's frames are handled, whether it has held frames and one more
-    /// message fits the table: then the batch is admitted whole (it may pass the bounds by
-    /// its other frames, at most `MAX_RUN_FRAMES - 1`). If not, the whole batch is refused
-    /// (its counter forgotten, counted once as [`DropReason::HandoffFull`]) and none of its
-    /// frames is handled, so that no frame is delivered twice for this cause; returns `false`
-    /// then.
+    /// Suite 3: before a batch's frames are handled, whether the batch is admitted whole
+    /// ([`Receiver::batch_fits`]); `false` if none of its frames may be handled.
     pub(super) fn batch_fits_handoff<'p>(
         &mut self,
         from: SocketAddr,
         counter: Counter,
         frames: impl Iterator<Item = &'p [u8]>,
     ) -> bool {
-        if self.handoffs.is_off() {
-            return true;
-        }
-        let Some(generation) = self.sessions.get(&from).map(|s| s.generation) else {
-            return true;
-        };
-        let mut frames = frames;
-        let any_held = frames.any(|f| {
-            matches!(App::parse(f), Ok(App::ReliableMessage(m)) if self.handoffs.holds_message(&m))
-        });
-        let bounds = self.handoff_bounds();
-        if !any_held || self.handoffs.admit(generation, counter, bounds).is_ok() {
-            return true;
-        }
-        self.shared.stats.drop(DropReason::HandoffFull);
-        if let Some(s) = self.sessions.get_mut(&from) {
-            s.forget(counter);
-        }
-        false
+        self.receiver().batch_fits(from, counter, frames)
     }
 
     /// Suite 3: after a batch's frames were handled, its ACK (queued at `queued` or after)
     /// waits if any of its frames is held.
     pub(super) fn hold_batch_ack(&mut self, queued: usize, from: SocketAddr, counter: Counter) {
-        self.handoffs.end_batch();
-        let Some(s) = self.sessions.get(&from) else {
-            return;
-        };
-        if !self.handoffs.holds(s.generation, counter) {
-            return;
-        }
-        let mut i = 0;
-        self.shared.tx.retain(|out| {
-            i += 1;
-            i <= queued
-                || !matches!(out, Outgoing::Ack { to, counter: c } if *to == from && *c == counter)
-        });
+        self.receiver().hold_batch_ack(queued, from, from, counter);
     }
 
-    /// Refuses the entries whose deadline passed (`Limits::handoff_timeout`), oldest first,
-    /// and forgets the ids of ended sessions that passed theirs: run by `pump`.
+    /// Refuses the entries whose deadline passed: run by `pump`.
     pub(super) fn expire_handoffs(&mut self, now: Instant) {
-        if self.handoffs.next_due().is_none_or(|t| t > now) {
-            return;
-        }
-        while let Some(held) = self.handoffs.expire(now) {
-            self.shared.stats.handoffs_expired += 1;
-            self.forget_held(&held);
-        }
-        self.handoffs.prune_gone(now);
+        self.receiver().expire(now);
     }
 
     /// The session of `generation` ended (quit, disconnected, evicted, replaced by a new
-    /// handshake): its held messages are dropped now rather than at their timeout, so that
-    /// they stop counting against `Limits::max_held_per_session` and `Limits::max_held`.
-    /// No ACK could reach that session any more; the sender sends them again on its new one.
-    /// Counted in `Stats::handoffs_session_gone`.
+    /// handshake): its held messages are dropped now rather than at their timeout
+    /// ([`Receiver::end_session`]).
     pub(super) fn release_handoffs(&mut self, generation: u64) {
-        let bounds = self.handoff_bounds();
-        let n = self.handoffs.end_session(generation, bounds);
-        self.shared.stats.handoffs_session_gone += n as u64;
-    }
-
-    /// Why `id` is not held: its session ended while it was (`SessionGone`), or it was
-    /// completed, refused or expired, or never handed out (`Unknown`).
-    fn not_held(&mut self, id: HandoffId) -> HandoffError {
-        if self.handoffs.take_gone(id) {
-            HandoffError::SessionGone
-        } else {
-            HandoffError::Unknown
-        }
+        self.receiver().end_session(generation);
     }
 
     /// When the oldest held message expires (the `Handoff` timer).
@@ -224,40 +144,23 @@ impl Server {
         self.handoffs.next_due()
     }
 
-    /// A full table: the counter is refused at once, as `refuse_handoff` would, with the
-    /// counter's other held frames.
-    fn handoffs_refuse_counter(&mut self, held: &Held) {
-        self.forget_held(held);
-    }
-
-    /// Makes `held`'s counter fresh in its session's window; `false` if the session is gone.
-    /// A counter already below the window stays refused: the sender's deadline reports it.
-    fn forget_held(&mut self, held: &Held) -> bool {
-        let Some(addr) = self.held_session(held) else {
-            return false;
-        };
-        if let Some(s) = self.sessions.get_mut(&addr) {
-            s.forget(held.counter);
-        }
-        true
-    }
-
-    /// The address of `held`'s session now, if it still exists (it may have moved).
-    fn held_session(&self, held: &Held) -> Option<SocketAddr> {
-        match self.sessions.get(&held.addr) {
-            Some(s) if s.generation == held.generation => Some(held.addr),
-            _ => self
-                .sessions
-                .iter()
-                .find(|(_, s)| s.generation == held.generation)
-                .map(|(a, _)| *a),
+    /// The hand-off's view of this server.
+    fn receiver(&mut self) -> Receiver<'_, Box<ServerSession>, ServerEvent> {
+        Receiver {
+            table: &mut self.handoffs,
+            sessions: &mut self.sessions,
+            shared: &mut self.shared,
+            bounds: Bounds::of(&self.config.limits),
         }
     }
+}
 
-    fn handoff_bounds(&self) -> Bounds {
-        Bounds {
-            per_session: self.config.limits.max_held_per_session,
-            total: self.config.limits.max_held,
-        }
+impl HeldSession for Box<ServerSession> {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn forget_counter(&mut self, counter: Counter) {
+        self.forget(counter);
     }
 }
