@@ -707,6 +707,49 @@ fn subscribe_flood_from_one_server_is_bounded() {
     );
 }
 
+/// A full subscriber table refuses the target of every acknowledged message, one drop each,
+/// also when a suite 3 run's messages are acknowledged together (the client learns a run's
+/// target once, and must still count each refusal).
+#[test]
+fn a_full_subscriber_table_counts_each_acknowledged_message() {
+    for suite in SUITES {
+        let mut net = pair_over(suite, Link::clean(), 13);
+        let mut cfg = client_config_over(suite, ID, server_addr(), 2);
+        cfg.max_targets = 1;
+        net.replace(
+            client_addr(),
+            Node::Client(pavillion_proto::endpoint::Client::new(cfg)),
+        );
+        net.run_for(Duration::from_millis(300));
+        let now = net.now();
+        let client = net.client(client_addr());
+        client
+            .send_message(now, "first", "m", b"x", SendOptions::reliable())
+            .unwrap();
+        net.run_for(Duration::from_millis(300));
+        let before = net
+            .client(client_addr())
+            .stats()
+            .dropped(DropReason::TableFull);
+        let now = net.now();
+        for _ in 0..40 {
+            net.client(client_addr())
+                .send_message(now, "second", "m", b"x", SendOptions::reliable())
+                .unwrap();
+        }
+        net.run_for(Duration::from_secs(1));
+        let stats = net.client(client_addr()).stats();
+        assert_eq!(
+            stats.dropped(DropReason::TableFull) - before,
+            40,
+            "{suite:?}"
+        );
+        if matches!(suite, Suite::Noise) {
+            assert!(stats.batches_sent > 0, "the messages shared datagrams");
+        }
+    }
+}
+
 // ---- Liveness and recovery --------------------------------------------------------------
 
 #[test]

@@ -5,8 +5,11 @@
 //! Both sequences (every entry's deadline; the sent prefix's retries) are usually sorted from
 //! front to back: one timeout for every message, retries armed in send order under a steady
 //! RTO. While one is, its minimum is the front's, and removing any entry costs nothing. A
-//! change that breaks the order clears the flag; removing the minimum then rescans, and the
-//! rescan restores the flag once the order holds again.
+//! change that breaks the order of the deadlines clears a flag; removing the minimum then
+//! rescans, and the rescan restores the flag once the order holds again. The retries change
+//! far more often (every suite 3 run is moved later right after it is armed), so for them the
+//! outbox counts the neighbouring pairs out of order, kept exact on every change: a disorder
+//! that is undone costs nothing.
 
 use super::{InFlight, Outbox};
 use crate::time::Instant;
@@ -25,11 +28,41 @@ impl Outbox {
             .unwrap_or(Instant::MAX)
     }
 
+    /// Whether the retries of the sent prefix never decrease from front to back.
+    pub(super) fn retries_sorted(&self) -> bool {
+        self.retry_inversions == 0
+    }
+
+    /// Whether entry `i` and the next are both sent and the next retries earlier.
+    fn inverted(&self, i: usize) -> bool {
+        i + 1 < self.sent() && self.retry_at(i) > self.retry_at(i + 1)
+    }
+
+    /// How many of the pairs `(i, i + 1)` for `i` in `lo..hi` are out of order.
+    fn inversions_in(&self, lo: usize, hi: usize) -> u16 {
+        let n = (lo..hi).filter(|&i| self.inverted(i)).count();
+        u16::try_from(n).unwrap_or(u16::MAX)
+    }
+
+    /// Counts `n` more pairs out of order (saturating: a saturated count stays "unsorted").
+    pub(super) fn add_inversions(&mut self, n: u16) {
+        self.retry_inversions = self.retry_inversions.saturating_add(n);
+    }
+
+    /// Replaces `before` pairs out of order by `after`, after a change to some of them; a
+    /// saturated count is left to the next rescan.
+    fn replace_inversions(&mut self, before: u16, after: u16) {
+        if self.retry_inversions != u16::MAX {
+            self.retry_inversions = self.retry_inversions.saturating_sub(before);
+            self.add_inversions(after);
+        }
+    }
+
     /// Recomputes both minimums and whether each sequence is sorted: after a change that a
     /// cheaper rule does not cover.
     pub(super) fn rescan(&mut self) {
         let (mut deadline, mut retry) = (Instant::MAX, Instant::MAX);
-        let (mut d_sorted, mut r_sorted) = (true, true);
+        let (mut d_sorted, mut r_inversions) = (true, 0u16);
         let (mut d_prev, mut r_prev) = (Instant::ZERO, Instant::ZERO);
         let sent = self.sent();
         for (i, e) in self.entries.iter().enumerate() {
@@ -38,7 +71,9 @@ impl Outbox {
             deadline = deadline.min(e.deadline);
             if i < sent {
                 let r = e.next_retry.unwrap_or(Instant::MAX);
-                r_sorted &= r_prev <= r;
+                if r_prev > r {
+                    r_inversions = r_inversions.saturating_add(1);
+                }
                 r_prev = r;
                 retry = retry.min(r);
             }
@@ -46,22 +81,41 @@ impl Outbox {
         self.earliest_deadline = deadline;
         self.earliest_retry = retry;
         self.deadlines_sorted = d_sorted;
-        self.retries_sorted = r_sorted;
+        self.retry_inversions = r_inversions;
     }
 
     /// Removes entry `i`, keeping `sent` and `counters` exact; the minimums are the caller's
     /// ([`Outbox::remove_at`] fixes them, a pass over every entry rescans once at its end).
     pub(super) fn remove_raw(&mut self, i: usize) -> Option<InFlight> {
-        if i < self.sent() {
-            let c = self.entries[i].counter;
-            let shared = (i > 0 && self.entries[i - 1].counter == c)
-                || self.entries.get(i + 1).is_some_and(|n| n.counter == c);
-            if !shared {
-                self.counters -= 1;
-            }
-            self.sent -= 1;
+        if i >= self.sent() {
+            return self.entries.remove(i);
         }
-        self.entries.remove(i)
+        let c = self.entries[i].counter;
+        let shared = (i > 0 && self.entries[i - 1].counter == c)
+            || self.entries.get(i + 1).is_some_and(|n| n.counter == c);
+        if !shared {
+            self.counters -= 1;
+        }
+        // The pairs around `i` become one pair of its neighbours.
+        let before = self.inversions_in(i.saturating_sub(1), i + 1);
+        self.sent -= 1;
+        let e = self.entries.remove(i);
+        let after = if i > 0 {
+            self.inversions_in(i - 1, i)
+        } else {
+            0
+        };
+        self.replace_inversions(before, after);
+        e
+    }
+
+    /// Whether an entry next to a removed entry `i` (now at `i - 1` or `i`), among the first
+    /// `limit`, satisfies `f`.
+    fn neighbour_holds(&self, i: usize, limit: usize, f: impl Fn(&InFlight) -> bool) -> bool {
+        i.checked_sub(1)
+            .into_iter()
+            .chain([i])
+            .any(|j| j < limit && self.entries.get(j).is_some_and(&f))
     }
 
     /// Removes entry `i` and restores the timer minimums: the front's value when the sequence
@@ -70,15 +124,27 @@ impl Outbox {
         let was_sent = i < self.sent();
         let e = self.remove_raw(i)?;
         let mut rescan = false;
-        if e.deadline == self.earliest_deadline {
+        // A neighbour with the same value still holds the minimum: the messages of one burst
+        // share their deadline and the entries of one run their retry, so only the last of
+        // them to go can move the minimum (and, out of order, rescan).
+        let all = self.entries.len();
+        if e.deadline == self.earliest_deadline
+            && !self.neighbour_holds(i, all, |n| n.deadline == e.deadline)
+        {
             if self.deadlines_sorted {
                 self.earliest_deadline = self.entries.front().map_or(Instant::MAX, |f| f.deadline);
             } else {
                 rescan = true;
             }
         }
-        if was_sent && e.next_retry.unwrap_or(Instant::MAX) == self.earliest_retry {
-            if self.retries_sorted {
+        let retry = e.next_retry.unwrap_or(Instant::MAX);
+        if was_sent
+            && retry == self.earliest_retry
+            && !self.neighbour_holds(i, self.sent(), |n| {
+                n.next_retry.unwrap_or(Instant::MAX) == retry
+            })
+        {
+            if self.retries_sorted() {
                 self.earliest_retry = if self.sent > 0 {
                     self.retry_at(0)
                 } else {
@@ -92,7 +158,7 @@ impl Outbox {
             self.deadlines_sorted = true;
         }
         if self.sent == 0 {
-            self.retries_sorted = true;
+            self.retry_inversions = 0;
         }
         if rescan {
             self.rescan();
@@ -103,18 +169,15 @@ impl Outbox {
     /// Entry `i` of the sent prefix now retries at `retry`: keeps the retry minimum exact.
     pub(super) fn set_retry(&mut self, i: usize, retry: Instant) {
         let old = self.retry_at(i);
+        let lo = i.saturating_sub(1);
+        let before = self.inversions_in(lo, i + 1);
         if let Some(e) = self.entries.get_mut(i) {
             e.next_retry = Some(retry);
         }
-        let prev = i.checked_sub(1).map_or(Instant::ZERO, |p| self.retry_at(p));
-        let next = if i + 1 < self.sent() {
-            self.retry_at(i + 1)
-        } else {
-            Instant::MAX
-        };
-        self.retries_sorted &= prev <= retry && retry <= next;
+        let after = self.inversions_in(lo, i + 1);
+        self.replace_inversions(before, after);
         if old == self.earliest_retry && retry > old {
-            if self.retries_sorted {
+            if self.retries_sorted() {
                 self.earliest_retry = self.retry_at(0);
             } else {
                 self.rescan();
@@ -131,33 +194,28 @@ impl Outbox {
         let Some(start) = self.position_of(counter) else {
             return;
         };
-        // Every retry of the run moves by the same amount: the order inside it holds, so
-        // only its edges are checked; a retry only grows, so the minimum can only grow.
+        // A retry only grows, so the minimum can only grow. The pairs out of order are
+        // counted again over the run and its two edges (a deadline can cap a retry, so even
+        // the order inside the run may change).
         let sent = self.sent();
-        let mut prev = start
-            .checked_sub(1)
-            .map_or(Instant::ZERO, |p| self.retry_at(p));
-        let (mut sorted, mut held_min) = (self.retries_sorted, false);
-        let mut i = start;
-        while i < sent && self.entries[i].counter == Some(counter) {
+        let mut end = start;
+        while end < sent && self.entries[end].counter == Some(counter) {
+            end += 1;
+        }
+        let lo = start.saturating_sub(1);
+        let before = self.inversions_in(lo, end);
+        let mut held_min = false;
+        for i in start..end {
             let e = &mut self.entries[i];
             if let Some(r) = e.next_retry {
                 held_min |= r == self.earliest_retry;
-                let later = (r + by).min(e.deadline);
-                e.next_retry = Some(later);
-                sorted &= prev <= later;
-                prev = later;
+                e.next_retry = Some((r + by).min(e.deadline));
             }
-            i += 1;
         }
-        let next = if i < sent {
-            self.retry_at(i)
-        } else {
-            Instant::MAX
-        };
-        self.retries_sorted = sorted && prev <= next;
+        let after = self.inversions_in(lo, end);
+        self.replace_inversions(before, after);
         if held_min {
-            if self.retries_sorted {
+            if self.retries_sorted() {
                 self.earliest_retry = self.retry_at(0);
             } else {
                 self.rescan();

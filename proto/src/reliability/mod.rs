@@ -285,7 +285,9 @@ pub(crate) struct Outbox {
     /// u32, not usize: with `last_answer` the outbox stays within the idle session's budget
     /// (`server::peer::tests::idle_session_state_stays_small`); larger configs saturate.
     capacity: u32,
-    max_in_flight: u32,
+    /// At most `u16::MAX` (`counters` is a u16), so a u16: the byte it saves pays for
+    /// `retry_inversions` within the idle session's budget.
+    max_in_flight: u16,
     /// How many entries have a counter (the sent prefix).
     sent: u32,
     /// How many distinct counters the sent prefix holds: what `max_in_flight` bounds. A u16
@@ -302,8 +304,16 @@ pub(crate) struct Outbox {
     /// Whether the deadlines never decrease from front to back (then the front's is the
     /// earliest). Restored by a rescan.
     deadlines_sorted: bool,
-    /// Whether the retries of the sent prefix never decrease from front to back.
-    retries_sorted: bool,
+    /// How many neighbouring pairs of the sent prefix have their retries out of order (the
+    /// later entry retries earlier): zero means the front's retry is the earliest. A count,
+    /// not a flag, so that a disorder that is undone is forgotten without a rescan: every
+    /// suite 3 run is first armed at the RTO and then moved later by `delay_retries`, which
+    /// puts it out of order with the run before it for a moment; with a flag that moment
+    /// left the prefix "unsorted" until the next rescan, and every ACK of the minimum then
+    /// rescanned the whole window (issue 19's pipelined profile: a quarter of the client's
+    /// instructions). Saturates at `u16::MAX`, which then only means "not sorted" until a
+    /// rescan counts again.
+    retry_inversions: u16,
     /// When an answer (ACK or response) to any exchange in flight last arrived: the evidence
     /// that the path works, which stops the backoff of the others (`docs/PROTOCOL.md` §7.3).
     /// `Instant::ZERO` until the first: not an `Option`, which would cost every idle server
@@ -316,14 +326,14 @@ impl Outbox {
         Outbox {
             entries: VecDeque::new(),
             capacity: u32::try_from(capacity.max(1)).unwrap_or(u32::MAX),
-            max_in_flight: u32::try_from(max_in_flight.clamp(1, usize::from(u16::MAX)))
-                .unwrap_or(u32::MAX),
+            max_in_flight: u16::try_from(max_in_flight.clamp(1, usize::from(u16::MAX)))
+                .unwrap_or(u16::MAX),
             sent: 0,
             counters: 0,
             earliest_deadline: Instant::MAX,
             earliest_retry: Instant::MAX,
             deadlines_sorted: true,
-            retries_sorted: true,
+            retry_inversions: 0,
             last_answer: Instant::ZERO,
         }
     }
@@ -464,8 +474,10 @@ impl Outbox {
         if previous != Some(counter) {
             self.counters += 1;
         }
-        self.retries_sorted &= prev_retry <= retry;
         self.sent += 1;
+        if prev_retry > retry {
+            self.add_inversions(1);
+        }
         self.earliest_retry = self.earliest_retry.min(retry);
     }
 
@@ -606,7 +618,7 @@ impl Outbox {
         self.earliest_deadline = Instant::MAX;
         self.earliest_retry = Instant::MAX;
         self.deadlines_sorted = true;
-        self.retries_sorted = true;
+        self.retry_inversions = 0;
         self.entries.drain(..)
     }
 
@@ -699,7 +711,7 @@ impl Outbox {
             return;
         }
         // New sends, oldest first, after every retransmission above (which are all older).
-        let slots = (self.max_in_flight as usize)
+        let slots = usize::from(self.max_in_flight)
             .saturating_sub(usize::from(self.counters))
             .min(new_budget)
             .saturating_mul(per_counter.max(1));
@@ -715,7 +727,7 @@ impl Outbox {
     /// Whether a first transmission may take a new counter: fewer than `max_in_flight`
     /// counters are in flight.
     pub(crate) fn may_take_counter(&self) -> bool {
-        u32::from(self.counters) < self.max_in_flight
+        self.counters < self.max_in_flight
     }
 
     /// Expires what is past its deadline and picks the retransmissions due; the minimums are

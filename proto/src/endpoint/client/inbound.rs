@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 
 use crate::features::{pubsub, status::Status};
 use crate::id::Counter;
-use crate::reliability::{Payload, Reply};
+use crate::reliability::{InFlight, Payload, Reply};
 use crate::session::{KeyUsed, OpenError, Route};
 use crate::time::Instant;
 use crate::wire::{App, SessionPacket, StatusBytes};
@@ -244,29 +244,23 @@ impl Client {
     /// An ACK of `counter`: completes every exchange sent under it (one, or a suite 3
     /// batch's run, `features::batch`).
     pub(super) fn on_ack(&mut self, now: Instant, addr: SocketAddr, counter: Counter) {
-        while self.on_ack_one(now, addr, counter) && self.outbox.find_counter(counter).is_some() {}
+        let mut deferred = 0;
+        while self.on_ack_one(now, addr, counter, &mut deferred)
+            && self.outbox.find_counter(counter).is_some()
+        {}
     }
 
     /// Completes the first exchange sent under `counter`; `true` if it was completed.
-    fn on_ack_one(&mut self, now: Instant, addr: SocketAddr, counter: Counter) -> bool {
-        // An ACK of a message to a target says the server takes that target. The target is
-        // borrowed from the outbox, not cloned: this runs for every acknowledged message.
+    /// `deferred` counts the messages of the run before it whose target is learned with the
+    /// next one's.
+    fn on_ack_one(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        counter: Counter,
+        deferred: &mut u32,
+    ) -> bool {
         let bounds = self.subscriber_bounds();
-        if let Some(target) = self
-            .outbox
-            .find_counter(counter)
-            .and_then(|e| match &e.payload {
-                Payload::Message(m) if !m.target.is_empty() && !e.internal => Some(&m.target),
-                Payload::Ordered(o) if !o.message.target.is_empty() && !e.internal => {
-                    Some(&o.message.target)
-                }
-                _ => None,
-            })
-        {
-            if self.subscribers.learn(bounds, now, target, addr).is_err() {
-                self.shared.stats.drop(DropReason::TableFull);
-            }
-        }
         let reply = self.outbox.on_reply(
             counter,
             false,
@@ -275,6 +269,29 @@ impl Client {
             &mut self.rtt,
             &mut self.shared.stats.rtt,
         );
+        // An ACK of a message to a target says the server takes that target (learned after
+        // the answer is recorded: the two touch disjoint state). The target is borrowed, not
+        // cloned. Along a run of messages to one target only the last one learns: the others
+        // would repeat its exact update (same target, server and time), once per message of
+        // every burst (issue 19); a refusal still counts once per message.
+        let target = match &reply {
+            Reply::Complete(e) => learned_target(e),
+            Reply::Partial => self.outbox.find_counter(counter).and_then(learned_target),
+            Reply::Unknown => None,
+        };
+        if let Some(target) = target {
+            let next = self.outbox.find_counter(counter).and_then(learned_target);
+            if matches!(reply, Reply::Complete(_)) && next == Some(target) {
+                *deferred += 1;
+            } else {
+                let refused = core::mem::take(deferred) + 1;
+                if self.subscribers.learn(bounds, now, target, addr).is_err() {
+                    for _ in 0..refused {
+                        self.shared.stats.drop(DropReason::TableFull);
+                    }
+                }
+            }
+        }
         let complete = matches!(reply, Reply::Complete(_));
         if let Reply::Complete(e) = &reply {
             if let Some(seq) = e.payload.durable() {
@@ -307,5 +324,17 @@ impl Client {
             max_servers: self.config.max_servers,
             ttl: self.config.subscriber_ttl,
         }
+    }
+}
+
+/// The target an ACK of `e` teaches the subscriber table: a message's (or an ordered
+/// message's) of ours, not an internal one's.
+fn learned_target(e: &InFlight) -> Option<&str> {
+    match &e.payload {
+        Payload::Message(m) if !m.target.is_empty() && !e.internal => Some(&m.target),
+        Payload::Ordered(o) if !o.message.target.is_empty() && !e.internal => {
+            Some(&o.message.target)
+        }
+        _ => None,
     }
 }
