@@ -250,7 +250,7 @@ impl Server {
                 .sessions
                 .iter()
                 .find(|(_, s)| s.generation == held.generation)
-                .map(|(a, _)| *a),
+                .map(|(a, _)| a),
         }
     }
 
