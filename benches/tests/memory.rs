@@ -54,17 +54,7 @@ fn ecc_idle_session_within_budget() {
     within_budget(Suite::Ecc);
 }
 
-// Suite 3 does not meet the 512 B target yet (about 673 B at 4,000 sessions: its replay
-// window's boxed ring, 128 B, its boxed rotation record, 48 B, and its index and peer tables,
-// about 40 B, beside what every suite holds); this holds what was reached, so that it does
-// not grow back, and the ignored test below states the target.
 #[test]
-fn noise_idle_session_does_not_grow() {
-    within(Suite::Noise, 690.0);
-}
-
-#[test]
-#[ignore = "not met yet: about 673 B per idle noise session"]
 fn noise_idle_session_within_budget() {
     within_budget(Suite::Noise);
 }

@@ -9,7 +9,6 @@
 //! another address while a message is held, and a new session at the same address is another
 //! one.
 
-use alloc::collections::BTreeMap;
 use core::net::SocketAddr;
 
 use super::shared::Shared;
@@ -18,6 +17,18 @@ use crate::features::handoff::{Bounds, HandoffError, HandoffId, Handoffs, Held};
 use crate::id::Counter;
 use crate::time::Instant;
 use crate::wire::App;
+
+/// A role's sessions by address, as the hand-off sees them.
+pub(crate) trait HeldSessions {
+    /// What the role keeps per session.
+    type Session: HeldSession;
+    /// The session at `addr`.
+    fn session(&self, addr: &SocketAddr) -> Option<&Self::Session>;
+    /// The session at `addr`, to change.
+    fn session_mut(&mut self, addr: &SocketAddr) -> Option<&mut Self::Session>;
+    /// The address of the session of `generation`, wherever it is.
+    fn find_generation(&self, generation: u64) -> Option<SocketAddr>;
+}
 
 /// A session that messages can be held under.
 pub(crate) trait HeldSession {
@@ -41,7 +52,7 @@ impl Bounds {
 /// One role's hand-off at work: its table, its sessions by address and its queues.
 pub(crate) struct Receiver<'a, S, E> {
     pub(crate) table: &'a mut Handoffs,
-    pub(crate) sessions: &'a mut BTreeMap<SocketAddr, S>,
+    pub(crate) sessions: &'a mut S,
     pub(crate) shared: &'a mut Shared<E>,
     pub(crate) bounds: Bounds,
 }
@@ -56,7 +67,7 @@ pub(crate) struct Completion {
     pub(crate) ack_now: bool,
 }
 
-impl<S: HeldSession, E> Receiver<'_, S, E> {
+impl<S: HeldSessions, E> Receiver<'_, S, E> {
     /// Completes `id` in the table. The caller sends the ACK when `ack_now`.
     ///
     /// # Errors
@@ -106,7 +117,7 @@ impl<S: HeldSession, E> Receiver<'_, S, E> {
         session: SocketAddr,
         counter: Counter,
     ) -> Option<HandoffId> {
-        let generation = self.sessions.get(&session)?.generation();
+        let generation = self.sessions.session(&session)?.generation();
         let held = Held {
             addr: from,
             generation,
@@ -127,7 +138,7 @@ impl<S: HeldSession, E> Receiver<'_, S, E> {
     /// acknowledged nor delivered again (counted in `Stats::handoff_duplicates`). `false` for
     /// any other counter.
     pub(crate) fn swallow_duplicate(&mut self, session: SocketAddr, counter: Counter) -> bool {
-        let Some(s) = self.sessions.get(&session) else {
+        let Some(s) = self.sessions.session(&session) else {
             return false;
         };
         if !self.table.holds(s.generation(), counter) {
@@ -152,7 +163,7 @@ impl<S: HeldSession, E> Receiver<'_, S, E> {
         if self.table.is_off() {
             return true;
         }
-        let Some(generation) = self.sessions.get(&session).map(S::generation) else {
+        let Some(generation) = self.sessions.session(&session).map(HeldSession::generation) else {
             return true;
         };
         let table = &*self.table;
@@ -163,7 +174,7 @@ impl<S: HeldSession, E> Receiver<'_, S, E> {
             return true;
         }
         self.shared.stats.drop(DropReason::HandoffFull);
-        if let Some(s) = self.sessions.get_mut(&session) {
+        if let Some(s) = self.sessions.session_mut(&session) {
             s.forget_counter(counter);
         }
         false
@@ -179,7 +190,7 @@ impl<S: HeldSession, E> Receiver<'_, S, E> {
         counter: Counter,
     ) {
         self.table.end_batch();
-        let Some(s) = self.sessions.get(&session) else {
+        let Some(s) = self.sessions.session(&session) else {
             return;
         };
         if !self.table.holds(s.generation(), counter) {
@@ -232,7 +243,7 @@ impl<S: HeldSession, E> Receiver<'_, S, E> {
         let Some(addr) = self.held_session(held) else {
             return false;
         };
-        if let Some(s) = self.sessions.get_mut(&addr) {
+        if let Some(s) = self.sessions.session_mut(&addr) {
             s.forget_counter(held.counter);
         }
         true
@@ -240,13 +251,9 @@ impl<S: HeldSession, E> Receiver<'_, S, E> {
 
     /// The address of `held`'s session now, if it still exists (it may have moved).
     fn held_session(&self, held: &Held) -> Option<SocketAddr> {
-        match self.sessions.get(&held.addr) {
+        match self.sessions.session(&held.addr) {
             Some(s) if s.generation() == held.generation => Some(held.addr),
-            _ => self
-                .sessions
-                .iter()
-                .find(|(_, s)| s.generation() == held.generation)
-                .map(|(a, _)| *a),
+            _ => self.sessions.find_generation(held.generation),
         }
     }
 }

@@ -25,25 +25,32 @@ pub const WINDOW: u64 = 1024;
 /// Which counters of one receive direction have been seen.
 ///
 /// Most windows never see a counter out of order, or only within the last 64: then every
-/// counter of the window below the top 64 was seen, and the window is 32 bytes without any
-/// heap (a server holds one per idle session: `compare`'s memory rows). The first time a gap
-/// would fall below the top 64, the window moves to a boxed ring of [`WINDOW`] bits and stays
-/// there; the verdicts are the same either way (`tests::prop_matches_model`).
+/// counter of the window below the top 64 was seen, except perhaps a run just above the floor
+/// that was skipped before the first commit (a suite 3 initiator starts its counters at a
+/// random value, so the first counter a server sees is far above its floor of 0). Then the
+/// window is 32 bytes without any heap (a server holds one per idle session: `compare`'s
+/// memory rows). The first time any other gap would fall below the top 64, the window moves
+/// to a boxed ring of [`WINDOW`] bits and stays there; the verdicts are the same either way
+/// (`tests::prop_matches_model`).
 ///
 /// # Invariants
-/// - `floor <= newest`.
+/// - `floor <= newest`; `newest == floor` exactly while nothing was committed.
 /// - Every counter `c` with `max(floor, newest - WINDOW) < c <= newest` was committed if and
-///   only if `Bits` says so: in `Bits::Dense`, bit `newest - c` of the word for
-///   `c > newest - 64`, and "committed" for every lower `c`; in `Bits::Ring`, the bit at
-///   position `c % WINDOW`. Bits of counters outside that range mean nothing and are cleared as
-///   the window slides over them.
+///   only if `Bits` says so: in `Bits::Dense { recent, skipped }`, bit `newest - c` of
+///   `recent` for `c > newest - 64`, and for every lower `c`: "not committed" if
+///   `c <= floor + skipped` (the run skipped before the first commit; it may reach into the
+///   top 64, where the bits decide), "committed" otherwise; in `Bits::Ring`, the bit at
+///   position `c % WINDOW`. Bits of counters outside that range mean nothing and are cleared
+///   as the window slides over them.
+/// - `floor + skipped` does not overflow: it is below the first counter committed.
 #[derive(Clone, Debug)]
 pub struct ReplayWindow {
     /// Every counter at or below this is refused, whatever the bits say.
     ///
     /// Kept even though a fully set bitmap could refuse the `WINDOW` counters below it: with an
     /// explicit floor those get the accurate verdict [`Replay::TooOld`], and counter 0 (setup
-    /// packets) needs no special case since every floor is at least 0.
+    /// packets) needs no special case since every floor is at least 0. The first commit raises
+    /// it to the window's bottom (`first`), which changes no verdict.
     floor: u64,
     /// The highest counter committed so far, or `floor` if none was.
     newest: u64,
@@ -53,8 +60,10 @@ pub struct ReplayWindow {
 /// Which counters of the window were seen; see [`ReplayWindow`]'s invariants.
 #[derive(Clone, Debug)]
 enum Bits {
-    /// Bit `i` is counter `newest - i`; every counter of the window below those 64 was seen.
-    Dense(u64),
+    /// Bit `i` of `recent` is counter `newest - i`; every counter of the window below those 64
+    /// was seen, except the `skipped` counters just above the floor (passed over before the
+    /// first commit; fewer than `WINDOW`, so a `u16`, which keeps the window at 32 bytes).
+    Dense { recent: u64, skipped: u16 },
     /// A ring of `WINDOW` bits indexed by `counter % WINDOW`, once a gap fell below the top 64.
     Ring(Box<[u64; WORDS]>),
 }
@@ -81,7 +90,10 @@ impl ReplayWindow {
         ReplayWindow {
             floor: floor.0,
             newest: floor.0,
-            bits: Bits::Dense(0),
+            bits: Bits::Dense {
+                recent: 0,
+                skipped: 0,
+            },
         }
     }
 
@@ -95,16 +107,35 @@ impl ReplayWindow {
     pub fn commit(&mut self, c: Counter) -> Result<(), Replay> {
         self.check(c)?;
         let c = c.0;
-        if let Bits::Dense(recent) = self.bits {
+        if let Bits::Dense { recent, skipped } = self.bits {
             if c <= self.newest {
-                // Inside the top 64: `check` sent everything lower back as a duplicate.
-                self.bits = Bits::Dense(recent | 1 << (self.newest - c));
+                // Below the top 64 `check` passed only counters of the skipped run. Its top
+                // counter shortens the run (packets reordered just before the first one); any
+                // other counter of it below the top 64 needs the ring.
+                let run_top = c == self.floor + u64::from(skipped);
+                let skipped = if run_top { skipped - 1 } else { skipped };
+                let back = self.newest - c;
+                if back < 64 {
+                    self.bits = Bits::Dense {
+                        recent: recent | 1 << back,
+                        skipped,
+                    };
+                    return Ok(());
+                }
+                if run_top {
+                    self.bits = Bits::Dense { recent, skipped };
+                    return Ok(());
+                }
+            } else if self.newest == self.floor {
+                self.first(c);
                 return Ok(());
-            }
-            if self.stays_dense(recent, c) {
+            } else if self.stays_dense(recent, skipped, c) {
                 let advance = c - self.newest;
                 let shifted = if advance >= 64 { 0 } else { recent << advance };
-                self.bits = Bits::Dense(shifted | 1);
+                self.bits = Bits::Dense {
+                    recent: shifted | 1,
+                    skipped,
+                };
                 self.newest = c;
                 return Ok(());
             }
@@ -177,14 +208,17 @@ impl ReplayWindow {
         if c > self.newest || !self.seen(c) {
             return true;
         }
-        if let Bits::Dense(recent) = self.bits {
+        if let Bits::Dense { recent, skipped } = self.bits {
             let back = self.newest - c;
             if back < 64 {
-                self.bits = Bits::Dense(recent & !(1 << back));
+                self.bits = Bits::Dense {
+                    recent: recent & !(1 << back),
+                    skipped,
+                };
                 return true;
             }
-            // Below the top 64 the dense form says "seen" for every counter: a gap there
-            // needs the ring.
+            // Below the top 64 and above the skipped run the dense form says "seen" for
+            // every counter: a gap there needs the ring.
             self.bits = Bits::Ring(Box::new(self.ring()));
         }
         if let Bits::Ring(bitmap) = &mut self.bits {
@@ -203,9 +237,13 @@ impl ReplayWindow {
     /// was committed.
     fn seen(&self, c: u64) -> bool {
         match &self.bits {
-            Bits::Dense(recent) => {
+            Bits::Dense { recent, skipped } => {
                 let back = self.newest - c;
-                back >= 64 || recent & 1 << back != 0
+                if back < 64 {
+                    recent & 1 << back != 0
+                } else {
+                    c > self.floor + u64::from(*skipped)
+                }
             }
             Bits::Ring(bitmap) => {
                 let (word, bit) = position(c);
@@ -214,14 +252,31 @@ impl ReplayWindow {
         }
     }
 
-    /// Dense form: whether, once `c` (above the newest) is committed, every counter of the
-    /// window below the top 64 is still seen. The counters that fall below the top 64 are the
-    /// old top's oldest (seen if their bit is) and any skipped over (never seen); those at or
-    /// below the new window's bottom do not matter.
-    fn stays_dense(&self, recent: u64, c: u64) -> bool {
+    /// The first commit, of `c` above the floor: the counters passed over below it stay
+    /// unseen, as the dense form's skipped run above the floor. The floor rises to the
+    /// window's bottom, which changes no verdict (a counter `WINDOW` or more below the newest
+    /// is too old either way) and bounds the run by `WINDOW - 1`.
+    fn first(&mut self, c: u64) {
+        self.floor = self.floor.max(c.saturating_sub(WINDOW));
+        // No underflow: c > floor, as `check` passed.
+        let skipped = c - 1 - self.floor;
+        self.newest = c;
+        self.bits = Bits::Dense {
+            recent: 1,
+            // NOTE(cast): `skipped < WINDOW <= u16::MAX`, since the floor is now at least
+            // `c - WINDOW`.
+            skipped: skipped as u16,
+        };
+    }
+
+    /// Dense form: whether, once `c` (above the newest) is committed, the counters that fall
+    /// below the top 64 still read right without their bits: those of the skipped run must be
+    /// unseen, every other one seen. They are the old top's oldest (as their bits say) and any
+    /// passed over by `c` (never seen); those at or below the new window's bottom do not
+    /// matter.
+    fn stays_dense(&self, recent: u64, skipped: u16, c: u64) -> bool {
         let bottom = self.floor.max(c.saturating_sub(WINDOW));
-        // The counters that fall out of the top 64: (newest - 64, c - 64], of which those
-        // above `bottom` must be seen.
+        // The counters that fall out of the top 64: (low, top_out].
         let Some(top_out) = c.checked_sub(64) else {
             return true;
         };
@@ -230,18 +285,31 @@ impl ReplayWindow {
             return true;
         }
         if top_out > self.newest {
-            // A skipped counter above `low` falls below the top 64 unseen.
+            // A counter passed over, above `low` and above the run (which ends below the
+            // first commit), falls below the top 64 unseen.
             return false;
         }
-        // Bits newest - top_out ..= newest - (low + 1) must all be set; at most 64 of them.
-        let (from, to) = (self.newest - top_out, self.newest - (low + 1));
+        // No overflow: see the invariants.
+        let run_top = self.floor + u64::from(skipped);
+        let split = run_top.clamp(low, top_out);
+        let (unseen, seen) = (self.bits_of(low, split), self.bits_of(split, top_out));
+        recent & unseen == 0 && recent & seen == seen
+    }
+
+    /// The mask of the dense bits of counters `lo + 1 ..= hi`, all within the top 64
+    /// (`newest - 64 <= lo`, `hi <= newest`).
+    fn bits_of(&self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return 0;
+        }
+        // Bits newest - hi ..= newest - (lo + 1): at most 64 of them.
+        let (from, to) = (self.newest - hi, self.newest - (lo + 1));
         let width = to - from + 1;
-        let mask = if width >= 64 {
+        if width >= 64 {
             u64::MAX
         } else {
             ((1u64 << width) - 1) << from
-        };
-        recent & mask == mask
+        }
     }
 
     /// The ring form of a dense window, for when a gap is about to fall below the top 64.
@@ -264,10 +332,13 @@ impl ReplayWindow {
 /// Two windows are equal when they give every counter the same verdict, whatever their form.
 impl PartialEq for ReplayWindow {
     fn eq(&self, other: &Self) -> bool {
-        if (self.floor, self.newest) != (other.floor, other.newest) {
+        // The floors themselves may differ: the first commit raises the floor to the
+        // window's bottom, which changes no verdict.
+        let bottom = self.floor.max(self.newest.saturating_sub(WINDOW));
+        let other_bottom = other.floor.max(other.newest.saturating_sub(WINDOW));
+        if (bottom, self.newest) != (other_bottom, other.newest) {
             return false;
         }
-        let bottom = self.floor.max(self.newest.saturating_sub(WINDOW));
         let mut c = self.newest;
         while c > bottom {
             if self.seen(c) != other.seen(c) {
@@ -637,6 +708,24 @@ mod tests {
             .collect()
     }
 
+    /// Counters one by one (now and then one skipped), with late packets up to 63 below
+    /// the newest in between: the dense form's paths, which `mostly_in_order` (gaps of one
+    /// or two at most steps) leaves for the ring early. From far above the floor, the late
+    /// ones reach into the run passed over before the first counter.
+    fn one_by_one_with_late(first: u64, steps: &[u8]) -> Vec<u64> {
+        let mut c = first;
+        steps
+            .iter()
+            .map(|&s| {
+                if s % 4 == 0 {
+                    return c.saturating_sub(u64::from(s / 4));
+                }
+                c = c.saturating_add(if s % 32 == 1 { 2 } else { 1 });
+                c
+            })
+            .collect()
+    }
+
     #[test]
     fn in_order_and_near_reordering_stay_inline() {
         let mut w = window_fresh();
@@ -645,12 +734,54 @@ mod tests {
             let c = if c % 2 == 0 { c - 1 } else { c + 1 };
             assert_eq!(accept(&mut w, c), Ok(()));
         }
-        assert!(matches!(w.bits, Bits::Dense(_)), "no gap left the top 64");
+        assert!(
+            matches!(w.bits, Bits::Dense { .. }),
+            "no gap left the top 64"
+        );
         // A counter never seen falls below the top 64: the ring takes over, same verdicts.
         assert_eq!(accept(&mut w, 3 * WINDOW + 70), Ok(()));
         assert!(matches!(w.bits, Bits::Ring(_)));
         assert_eq!(accept(&mut w, 3 * WINDOW + 2), Ok(()));
         assert_eq!(accept(&mut w, 3 * WINDOW), Err(Replay::Duplicate));
+    }
+
+    #[test]
+    fn a_first_counter_far_above_the_floor_stays_inline() {
+        // A suite 3 responder's window starts at 0 and the initiator's counters at a random
+        // value: the counters passed over below the first one must not cost the ring.
+        let mut w = window_fresh();
+        let start = 123_456;
+        for c in start..start + 3 * WINDOW {
+            assert_eq!(accept(&mut w, c), Ok(()));
+        }
+        assert!(matches!(w.bits, Bits::Dense { .. }), "in order from far up");
+        assert_eq!(accept(&mut w, start), Err(Replay::TooOld));
+        assert_eq!(
+            accept(&mut w, start + 2 * WINDOW + 1),
+            Err(Replay::Duplicate)
+        );
+
+        // Late counters from the skipped run: its top shortens it, others need the ring.
+        let mut w = window_fresh();
+        assert_eq!(accept(&mut w, start), Ok(()));
+        assert_eq!(accept(&mut w, start + 1), Ok(()));
+        assert_eq!(accept(&mut w, start - 1), Ok(()));
+        assert_eq!(accept(&mut w, start - 2), Ok(()));
+        assert!(matches!(w.bits, Bits::Dense { .. }), "the run's top");
+        assert_eq!(accept(&mut w, start - 1), Err(Replay::Duplicate));
+        for c in start + 2..start + 200 {
+            assert_eq!(accept(&mut w, c), Ok(()));
+        }
+        assert!(
+            matches!(w.bits, Bits::Dense { .. }),
+            "the shortened run slid out of the top 64"
+        );
+        assert_eq!(accept(&mut w, start - 2), Err(Replay::Duplicate));
+        assert_eq!(accept(&mut w, start - 500), Ok(()));
+        assert!(matches!(w.bits, Bits::Ring(_)), "inside the run");
+        assert_eq!(accept(&mut w, start - 500), Err(Replay::Duplicate));
+        assert_eq!(accept(&mut w, start - 499), Ok(()));
+        assert_eq!(accept(&mut w, start + 199 - WINDOW), Err(Replay::TooOld));
     }
 
     #[test]
@@ -665,6 +796,40 @@ mod tests {
             floors(seed)
                 .iter()
                 .all(|&f| run_model(f, &mostly_in_order(f, &steps)))
+        }
+
+        fn prop_matches_model_from_far_above_the_floor(
+            seed: u64,
+            start: u32,
+            steps: Vec<u8>
+        ) -> bool {
+            // The first counter up to about four million above the floor, then a sender's
+            // mostly increasing counters, some reaching back into the run passed over; then
+            // all of them again, so that every verdict the window keeps is asked once more.
+            floors(seed).iter().all(|&f| {
+                let first = f.saturating_add(u64::from(start % (1 << 22)));
+                let mut cs = alloc::vec![first];
+                cs.extend(mostly_in_order(first, &steps));
+                cs.extend_from_within(..);
+                let mut late = alloc::vec![first];
+                late.extend(one_by_one_with_late(first, &steps));
+                late.extend_from_within(..);
+                run_model(f, &cs) && run_model(f, &late)
+            })
+        }
+
+        fn prop_in_order_from_anywhere_stays_inline(seed: u64, start: u32, n: u16) -> bool {
+            // The point of the skipped run: a sender that starts anywhere above the floor and
+            // never reorders costs no heap.
+            floors(seed).iter().all(|&f| {
+                let first = f.saturating_add(1 + u64::from(start));
+                let mut w = ReplayWindow::new(Counter(f));
+                let mut model = Model::new(f);
+                (0..u64::from(n % 2100)).all(|i| {
+                    let c = first.saturating_add(i);
+                    accept(&mut w, c) == model.commit(c)
+                }) && matches!(w.bits, Bits::Dense { .. })
+            })
         }
 
         fn prop_matches_model(seed: u64, offsets: Vec<i16>) -> bool {
@@ -729,6 +894,31 @@ mod tests {
                 let mut w = ReplayWindow::new(Counter(f));
                 let mut model = Model::new(f);
                 let cs = mostly_in_order(f, &steps);
+                cs.iter().zip(back.iter().cycle()).all(|(&c, &b)| {
+                    let committed = accept(&mut w, c) == model.commit(c);
+                    let target = model.newest.saturating_sub(u64::from(b % 1100));
+                    let got = w.forget(Counter(target));
+                    committed
+                        && got == model.forget(target)
+                        && (!got || w.check(Counter(target)).is_ok())
+                        && w.newest() == Counter(model.newest)
+                })
+            })
+        }
+
+        fn prop_forget_matches_model_from_far_above_the_floor(
+            seed: u64,
+            start: u32,
+            steps: Vec<u8>,
+            back: Vec<u16>
+        ) -> bool {
+            // As above, with forgets meeting the skipped run, in and below the top 64.
+            floors(seed).iter().all(|&f| {
+                let first = f.saturating_add(u64::from(start % (1 << 22)));
+                let mut w = ReplayWindow::new(Counter(f));
+                let mut model = Model::new(f);
+                let mut cs = alloc::vec![first];
+                cs.extend(mostly_in_order(first, &steps));
                 cs.iter().zip(back.iter().cycle()).all(|(&c, &b)| {
                     let committed = accept(&mut w, c) == model.commit(c);
                     let target = model.newest.saturating_sub(u64::from(b % 1100));

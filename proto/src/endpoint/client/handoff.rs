@@ -16,10 +16,11 @@
 //! Wire bytes: none of its own. Timer: `ClientTimer::Handoff` (run by `pump`). Events:
 //! `ClientEvent::HeldMessage`.
 
+use alloc::collections::BTreeMap;
 use core::net::SocketAddr;
 
 use super::Client;
-use crate::endpoint::handoff::{HeldSession, Receiver};
+use crate::endpoint::handoff::{HeldSession, HeldSessions, Receiver};
 use crate::endpoint::{received_message, ClientEvent, HandoffError, HandoffId, HandoffTarget};
 use crate::features::handoff::{Bounds, Handoffs};
 use crate::id::Counter;
@@ -185,13 +186,31 @@ impl Client {
     }
 
     /// The hand-off's view of this client.
-    fn receiver(&mut self) -> Receiver<'_, RemoteServer, ClientEvent> {
+    fn receiver(&mut self) -> Receiver<'_, BTreeMap<SocketAddr, RemoteServer>, ClientEvent> {
         Receiver {
             table: &mut self.handoffs.table,
             sessions: &mut self.servers,
             shared: &mut self.shared,
             bounds: Bounds::of(&self.config.limits),
         }
+    }
+}
+
+impl HeldSessions for BTreeMap<SocketAddr, RemoteServer> {
+    type Session = RemoteServer;
+
+    fn session(&self, addr: &SocketAddr) -> Option<&Self::Session> {
+        self.get(addr)
+    }
+
+    fn session_mut(&mut self, addr: &SocketAddr) -> Option<&mut Self::Session> {
+        self.get_mut(addr)
+    }
+
+    fn find_generation(&self, generation: u64) -> Option<SocketAddr> {
+        self.iter()
+            .find(|(_, s)| s.generation == generation)
+            .map(|(a, _)| *a)
     }
 }
 

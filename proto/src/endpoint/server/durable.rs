@@ -47,7 +47,7 @@ impl Server {
             .sessions
             .iter()
             .find(|(_, s)| s.outbox.get(id.0).is_some_and(cancellable))
-            .map(|(a, _)| *a)
+            .map(|(a, _)| a)
         else {
             return false;
         };
@@ -263,7 +263,7 @@ impl Server {
                 .iter()
                 .filter(|(_, s)| s.peer == peer)
                 .max_by_key(|(_, s)| s.generation)
-                .map(|(a, _)| *a)
+                .map(|(a, _)| a)
             else {
                 continue;
             };

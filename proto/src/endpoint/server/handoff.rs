@@ -12,9 +12,10 @@
 use alloc::boxed::Box;
 use core::net::SocketAddr;
 
+use super::addr_map::AddrMap;
 use super::peer::ServerSession;
 use super::{Server, ServerEvent};
-use crate::endpoint::handoff::{HeldSession, Receiver};
+use crate::endpoint::handoff::{HeldSession, HeldSessions, Receiver};
 use crate::endpoint::{received_message, Outgoing};
 use crate::features::handoff::{Bounds, HandoffError, HandoffId, HandoffTarget, MessageKey};
 use crate::id::{Counter, PeerId};
@@ -145,13 +146,31 @@ impl Server {
     }
 
     /// The hand-off's view of this server.
-    fn receiver(&mut self) -> Receiver<'_, Box<ServerSession>, ServerEvent> {
+    fn receiver(&mut self) -> Receiver<'_, AddrMap<Box<ServerSession>>, ServerEvent> {
         Receiver {
             table: &mut self.handoffs,
             sessions: &mut self.sessions,
             shared: &mut self.shared,
             bounds: Bounds::of(&self.config.limits),
         }
+    }
+}
+
+impl HeldSessions for AddrMap<Box<ServerSession>> {
+    type Session = Box<ServerSession>;
+
+    fn session(&self, addr: &SocketAddr) -> Option<&Self::Session> {
+        self.get(addr)
+    }
+
+    fn session_mut(&mut self, addr: &SocketAddr) -> Option<&mut Self::Session> {
+        self.get_mut(addr)
+    }
+
+    fn find_generation(&self, generation: u64) -> Option<SocketAddr> {
+        self.iter()
+            .find(|(_, s)| s.generation == generation)
+            .map(|(a, _)| a)
     }
 }
 

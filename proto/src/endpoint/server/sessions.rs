@@ -8,7 +8,6 @@ use super::Server;
 use crate::endpoint::{CloseReason, FailReason, ServerEvent};
 use crate::id::{ClientId, MessageId, PeerId};
 use crate::reliability::{Outbox, Payload};
-use crate::table::oldest_by;
 use crate::time::Instant;
 
 impl Server {
@@ -28,7 +27,7 @@ impl Server {
             .sessions
             .iter()
             .filter(|(_, s)| s.peer == peer)
-            .map(|(a, _)| *a)
+            .map(|(a, _)| a)
             .collect();
         for a in addrs {
             self.disconnect(now, a);
@@ -42,7 +41,13 @@ impl Server {
             return true;
         }
         let idle = self.config.session_idle;
-        let victim = oldest_by(&self.sessions, |s| s.last_heard).filter(|a| {
+        // The first of the longest idle in address order, as over one `BTreeMap`.
+        let oldest = self
+            .sessions
+            .iter()
+            .min_by_key(|(_, s)| s.last_heard)
+            .map(|(a, _)| a);
+        let victim = oldest.filter(|a| {
             self.sessions
                 .get(a)
                 .is_some_and(|s| now - s.last_heard >= idle)
