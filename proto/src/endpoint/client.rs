@@ -18,6 +18,7 @@ use crate::features::pubsub;
 use crate::features::segment::{Kind, Segments};
 use crate::features::timesync::{SyncId, TimeRequests};
 use crate::handshake::noise_initiator::ClientNoise;
+use crate::handshake::noise_initiator::NoiseSlot;
 use crate::handshake::rounds::{Connecting, Rounds};
 use crate::handshake::Initiator;
 use crate::id::{Counter, FunctionId, MessageId};
@@ -769,7 +770,7 @@ impl Client {
     fn take_counter(&mut self) -> Counter {
         let c = Counter(self.next_counter);
         self.next_counter += 1;
-        if let Some(n) = self.noise.as_mut() {
+        if let Some(n) = self.noise.live_mut() {
             n.sent_under_key += 1;
         }
         c
