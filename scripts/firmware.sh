@@ -11,21 +11,23 @@
 #     (skipped with FIRMWARE_SKIP_BOARD=1).
 #
 # Overrides: FIRMWARE_TEXT_LIMIT (bytes; see the budget below), FIRMWARE_TEXT_TARGET (the
-# issue's 64 KB goal: printed as met or not met; fails the run only with FIRMWARE_STRICT=1),
-# CARGO_TARGET_DIR (default target/firmware, beside the workspace's own builds).
+# issue's 64 KB goal: enforced on the PSK `minimal` row, which meets it; printed as met or not
+# for the ECC and Noise rows, failing them too only with FIRMWARE_STRICT=1), CARGO_TARGET_DIR
+# (default target/firmware, beside the workspace's own builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 target=thumbv7em-none-eabihf
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/firmware}
 
-# The issue's goal for a one-suite client, crypto included.
+# The issue's goal for a one-suite client, crypto included. The PSK `minimal` row meets it and
+# must keep meeting it; the ECC and Noise rows are held to the budget below.
 goal=${FIRMWARE_TEXT_TARGET:-65536}
-# The budget CI enforces today: what a one-suite client measures now plus a small margin, so
-# that the client cannot grow unnoticed while the goal is still out of reach (see firmware/README.md). Lower it with every cut; it becomes $goal once that is met.
-# 140,000: the one-suite rows without optional features measured 86,324 (PSK), 95,140 (ECC)
-# and 133,740 B (Noise) at the cut of issue 20's features (was 230,000).
-limit=${FIRMWARE_TEXT_LIMIT:-140000}
+# The budget of every one-suite row: what the largest (Noise) measures now plus a small margin,
+# so that no client grows unnoticed (see firmware/README.md). Lower it with every cut.
+# 125,000: the one-suite rows without optional features measured 59,984 (PSK), 68,732 (ECC)
+# and 121,532 B (Noise) after issue 20's VecMap, RNG, suite 3 and parser cuts (was 140,000).
+limit=${FIRMWARE_TEXT_LIMIT:-125000}
 
 fail() {
   echo "firmware: FAILED: $*" >&2
@@ -86,10 +88,12 @@ for row in minimal suite-ecc suite-noise; do
     echo "firmware: $row client .text $share B: within the issue's goal of $goal B"
   else
     echo "firmware: $row client .text $share B: NOT within the issue's goal of $goal B"
-    [ "${FIRMWARE_STRICT:-0}" = 1 ] && status=1
+    if [ "$row" = minimal ] || [ "${FIRMWARE_STRICT:-0}" = 1 ]; then
+      status=1
+    fi
   fi
 done
-[ "$status" = 0 ] || fail "a one-suite client is over its size budget"
+[ "$status" = 0 ] || fail "a one-suite client is over its size budget, or the PSK client over the goal"
 
 if [ "${FIRMWARE_SKIP_BOARD:-0}" != 1 ] && [ -f firmware/nucleo-f429zi/Cargo.toml ]; then
   echo "== firmware/nucleo-f429zi"

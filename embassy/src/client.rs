@@ -136,19 +136,21 @@ impl Role for ClientCore {
 /// protocol's generator once; pass the device's hardware RNG (or a CSPRNG seeded from it).
 ///
 /// # Errors
-/// [`Error::Bind`] if the socket cannot be bound to the configured local port (the stack has
-/// no address yet for an ephemeral port: wait for `stack.wait_config_up()` first).
+/// [`Error::SuiteNotCompiled`] if `config`'s credentials are of a suite this build leaves
+/// out; [`Error::Bind`] if the socket cannot be bound to the configured local port (the stack
+/// has no address yet for an ephemeral port: wait for `stack.wait_config_up()` first).
 pub fn client<'d, const RX: usize, const TX: usize, R: RngCore + CryptoRng>(
     stack: embassy_net::Stack<'d>,
     resources: &'d mut Resources<RX, TX>,
     config: ClientConfig,
     mut rng: R,
 ) -> Result<(Client<'d>, ClientRunner<'d>), Error> {
-    let (mut socket, datagram, shared) = crate::split(stack, resources);
-    socket.bind(config.local_port).map_err(|_| Error::Bind)?;
     let mut proto_config = config.proto;
     proto_config.seed = crate::seed(&mut rng);
-    let endpoint = proto::Client::new(proto_config);
+    // Checked first, so that a configuration this build cannot run takes no resources.
+    let endpoint = proto::Client::try_new(proto_config).map_err(Error::SuiteNotCompiled)?;
+    let (mut socket, datagram, shared) = crate::split(stack, resources);
+    socket.bind(config.local_port).map_err(|_| Error::Bind)?;
     shared.with(|core| {
         *core = Core::Client(ClientCore {
             endpoint,

@@ -205,6 +205,9 @@ pub enum Error {
     },
     /// The socket could not be bound to the configured local port.
     Bind,
+    /// The configuration's credentials are of a suite this build leaves out (its `suite-*`
+    /// feature is off): no endpoint is made.
+    SuiteNotCompiled(pavillion_proto::crypto::suite::SuiteNotCompiled),
     /// The handler table is full ([`MAX_HANDLERS`] functions).
     #[cfg(feature = "server")]
     TableFull,
@@ -222,6 +225,7 @@ impl fmt::Display for Error {
                 write!(f, "buffer too small: {needed} bytes needed")
             }
             Error::Bind => f.write_str("cannot bind the socket"),
+            Error::SuiteNotCompiled(e) => write!(f, "{e}"),
             #[cfg(feature = "server")]
             Error::TableFull => f.write_str("the handler table is full"),
         }

@@ -274,3 +274,29 @@ fn client_and_server_exchange_calls_and_messages_both_ways_over_embassy_net() {
         }
     });
 }
+
+/// A configuration of a suite the build leaves out is refused with a typed error (not a
+/// panic, not a client that never connects). This crate's tests build proto with PSK only.
+#[test]
+fn a_client_of_a_suite_left_out_is_refused_with_its_error() {
+    use pavillion_proto::crypto::ecc::{KeyPair, PublicKey};
+    use pavillion_proto::crypto::suite::{Suite, SuiteNotCompiled};
+    let (ab, ba): (Shared, Shared) = Default::default();
+    let mut stack_res = StackResources::<2>::new();
+    let (stack, _net) =
+        embassy_net::new(Device { rx: ba, tx: ab }, static_ip(2), &mut stack_res, 1);
+    let server: SocketAddr = "10.99.0.1:1783".parse().unwrap();
+    let keys = KeyPair::from_secret_bytes([2; 32]);
+    let proto = endpoint::ClientConfig::ecc(ID, keys, PublicKey::from([3; 32]), server, [0; 32]);
+    let mut res: Box<Resources> = Box::new(Resources::new());
+    let made =
+        pavillion_embassy::client(stack, &mut res, ClientConfig::new(proto), rand_core::OsRng);
+    if Suite::Ecc.is_compiled() {
+        assert!(made.is_ok(), "a build with suite 2 makes the client");
+    } else {
+        assert!(matches!(
+            made,
+            Err(Error::SuiteNotCompiled(SuiteNotCompiled(Suite::Ecc)))
+        ));
+    }
+}

@@ -67,15 +67,16 @@ impl<K, V> Deref for BoundedTable<K, V> {
     }
 }
 
-/// The key of the entry of `map` with the smallest `age`; of equal ages, the smallest key.
+/// The key of the entry of `map` (a `BTreeMap` or a `VecMap`, in ascending key order) with the
+/// smallest `age`; of equal ages, the smallest key.
 ///
 /// For tables whose owner decides what an eviction entails (a session that ends must tell
 /// the application), so they cannot be a [`BoundedTable`].
-pub(crate) fn oldest_by<K: Copy, V, A: Ord>(
-    map: &BTreeMap<K, V>,
+pub(crate) fn oldest_by<'a, K: Copy + 'a, V: 'a, A: Ord>(
+    map: impl IntoIterator<Item = (&'a K, &'a V)>,
     age: impl Fn(&V) -> A,
 ) -> Option<K> {
-    map.iter().min_by_key(|(_, v)| age(v)).map(|(k, _)| *k)
+    map.into_iter().min_by_key(|(_, v)| age(v)).map(|(k, _)| *k)
 }
 
 #[cfg(test)]

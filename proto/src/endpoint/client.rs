@@ -1,7 +1,7 @@
 //! The client role: one C>S key and counter for all servers, one receive session per server.
 
 use super::shared::{self, Sealer, Shared};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 
 use alloc::vec::Vec;
@@ -18,6 +18,7 @@ use crate::features::pubsub;
 use crate::features::segment::{Kind, Segments};
 use crate::features::timesync::{SyncId, TimeRequests};
 use crate::handshake::noise_initiator::ClientNoise;
+use crate::handshake::noise_initiator::NoiseSlot;
 use crate::handshake::rounds::{Connecting, Rounds};
 use crate::handshake::Initiator;
 use crate::id::{Counter, FunctionId, MessageId};
@@ -28,6 +29,7 @@ use crate::session::remote_server::RemoteServer;
 pub use crate::session::remote_server::ServerInfo;
 use crate::session::{self, TxKey};
 use crate::time::{Duration, Instant};
+use crate::util::VecMap;
 use crate::wire::{self, App, Datagram};
 
 use super::config::{ClientConfig, ClientCredentials};
@@ -129,7 +131,7 @@ pub struct Client {
     multicast: bool,
     /// Sessions, keyed by the address the server answers from (the reference answers from a
     /// second port).
-    servers: BTreeMap<SocketAddr, RemoteServer>,
+    servers: VecMap<SocketAddr, RemoteServer>,
     /// Which servers take which targets (see [`pubsub`]).
     subscribers: pubsub::SubscriberTable,
     outbox: Outbox,
@@ -221,7 +223,7 @@ impl Client {
             suspicion: None,
             claims_ignored_until: Instant::ZERO,
             multicast,
-            servers: BTreeMap::new(),
+            servers: VecMap::new(),
             subscribers: pubsub::SubscriberTable::default(),
             waiting_unreliable: VecDeque::new(),
             next_op_id: 1,
@@ -768,7 +770,7 @@ impl Client {
     fn take_counter(&mut self) -> Counter {
         let c = Counter(self.next_counter);
         self.next_counter += 1;
-        if let Some(n) = self.noise.as_mut() {
+        if let Some(n) = self.noise.live_mut() {
             n.sent_under_key += 1;
         }
         c

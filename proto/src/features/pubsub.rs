@@ -30,6 +30,7 @@ use core::net::SocketAddr;
 
 use crate::reliability::Outbox;
 use crate::time::{Duration, Instant};
+use crate::util::VecMap;
 
 /// A table is at its bound: the entry was not added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +52,8 @@ pub(crate) struct SubscriberBounds {
 pub(crate) struct SubscriberTable {
     /// Target -> server -> when it last confirmed the subscription. Bounded by
     /// `max_targets` x `max_servers`.
-    by_target: BTreeMap<String, BTreeMap<SocketAddr, Instant>>,
+    /// (`VecMap`s: a client knows a few targets and servers, and issue 20 counts its bytes.)
+    by_target: VecMap<String, VecMap<SocketAddr, Instant>>,
 }
 
 impl SubscriberTable {
@@ -82,7 +84,8 @@ impl SubscriberTable {
             }
         }
         Self::confirm(
-            self.by_target.entry(target.into()).or_default(),
+            self.by_target
+                .get_or_insert_with(target.into(), VecMap::new),
             bounds,
             now,
             addr,
@@ -92,7 +95,7 @@ impl SubscriberTable {
 
     /// Records that `addr` confirmed a target at `now`, within the per-target bound.
     fn confirm(
-        servers: &mut BTreeMap<SocketAddr, Instant>,
+        servers: &mut VecMap<SocketAddr, Instant>,
         bounds: SubscriberBounds,
         now: Instant,
         addr: SocketAddr,
@@ -377,7 +380,10 @@ mod tests {
                 let target = ["a", "b", "c", "d", "e"][usize::from(target % 5)];
                 let server = addr(u16::from(server % 4));
                 t.learn(b, now, target, server) == learn_model(&mut model, b, now, target, server)
-                    && t.by_target == model
+                    && t.by_target.len() == model.len()
+                    && t.by_target.iter().zip(&model).all(|((k, m), (mk, mm))| {
+                        k == mk && m.iter().eq(mm.iter())
+                    })
             })
         }
     }

@@ -65,6 +65,37 @@ pub(crate) struct ClientNoise {
     pub(crate) early_sent: Option<Counter>,
 }
 
+/// How the client reads its `Option<ClientNoise>`: as it is with suite 3 compiled, and as
+/// `None`, a constant, without it. No suite 3 state can exist then, but the compiler cannot
+/// know that from an `Option`; with the constant every suite 3 branch of the client is dead
+/// code and not linked (issue 20).
+pub(crate) trait NoiseSlot {
+    /// The suite 3 state, if any.
+    fn live(&self) -> Option<&ClientNoise>;
+    /// The suite 3 state, if any, mutable.
+    fn live_mut(&mut self) -> Option<&mut ClientNoise>;
+}
+
+impl NoiseSlot for Option<ClientNoise> {
+    #[inline(always)]
+    fn live(&self) -> Option<&ClientNoise> {
+        if cfg!(feature = "suite-noise") {
+            self.as_ref()
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
+    fn live_mut(&mut self) -> Option<&mut ClientNoise> {
+        if cfg!(feature = "suite-noise") {
+            self.as_mut()
+        } else {
+            None
+        }
+    }
+}
+
 /// A group initiation that every server of the group may answer once.
 #[derive(Debug)]
 struct OpenInitiation {

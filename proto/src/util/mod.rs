@@ -5,6 +5,13 @@
 //! (8.4 KB). [`sort`] is a heapsort: a few hundred bytes, `O(n log n)` in the worst case like
 //! the quicksort, and for element types whose equal values are indistinguishable (counters,
 //! integers) its result is the same slice, so the bytes on the wire do not change.
+//!
+//! [`VecMap`] is an ordered map as a sorted `Vec`, for the client's small tables: one
+//! `BTreeMap` instantiation is 1 to 3 KB of node code per key and value type.
+
+mod vec_map;
+
+pub(crate) use vec_map::VecMap;
 
 /// Sorts `v` in ascending order (heapsort: unstable, no allocation, `O(n log n)`).
 ///

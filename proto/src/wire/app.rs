@@ -235,7 +235,17 @@ impl<'a> App<'a> {
     /// with one or two allowed lengths has another; [`Error::MissingSeparator`] and
     /// [`Error::InvalidUtf8`] for malformed messages and subscription targets.
     pub fn parse(plaintext: &'a [u8]) -> Result<App<'a>, Error> {
+        Self::parse_only::<{ u64::MAX }>(plaintext)
+    }
+
+    /// Parses like [`App::parse`], but only the opcodes whose bit is set in `OPCODES` (bit
+    /// `n` for opcode `n`); any other is [`Error::UnknownAppOpcode`].
+    ///
+    /// For a role built without some features (issue 20): with their opcodes left out of a
+    /// constant `OPCODES`, their parsers are dead code and not linked.
+    pub(crate) fn parse_only<const OPCODES: u64>(plaintext: &'a [u8]) -> Result<App<'a>, Error> {
         use opcode::*;
+        let has = |op: u8| OPCODES >> op & 1 == 1;
         let (&op, payload) = plaintext.split_first().ok_or(Error::Truncated)?;
         let mut r = Reader::new(payload);
         let len = payload.len();
@@ -267,11 +277,17 @@ impl<'a> App<'a> {
                 status: RpcStatus(r.u16()?),
                 data: r.rest(),
             },
-            REGISTER_READ => App::RegisterRead(RegisterRead::parse(payload)?),
-            REGISTER_VALUE => App::RegisterValue(RegisterValuePacket::parse(payload)?),
-            OBSERVE => App::Observe(ObserveRequest::parse(payload)?),
-            REGISTER_INFO_REQUEST => App::RegisterInfoRequest(RegisterInfoRequest::parse(payload)?),
-            REGISTER_INFO => App::RegisterInfo(RegisterInfoPacket::parse(payload)?),
+            REGISTER_READ if has(REGISTER_READ) => App::RegisterRead(RegisterRead::parse(payload)?),
+            REGISTER_VALUE if has(REGISTER_VALUE) => {
+                App::RegisterValue(RegisterValuePacket::parse(payload)?)
+            }
+            OBSERVE if has(OBSERVE) => App::Observe(ObserveRequest::parse(payload)?),
+            REGISTER_INFO_REQUEST if has(REGISTER_INFO_REQUEST) => {
+                App::RegisterInfoRequest(RegisterInfoRequest::parse(payload)?)
+            }
+            REGISTER_INFO if has(REGISTER_INFO) => {
+                App::RegisterInfo(RegisterInfoPacket::parse(payload)?)
+            }
             QUIT => App::Quit {
                 reason: match len {
                     0 => None,
@@ -317,17 +333,21 @@ impl<'a> App<'a> {
                     key: r.array_ref()?,
                 }
             }
-            SEGMENT => App::Segment(Segment::parse(payload)?),
-            ACK_RANGES => App::AckRanges(AckRanges::parse(payload)?),
-            TRANSFER_REFUSED => {
+            SEGMENT if has(SEGMENT) => App::Segment(Segment::parse(payload)?),
+            ACK_RANGES if has(ACK_RANGES) => App::AckRanges(AckRanges::parse(payload)?),
+            TRANSFER_REFUSED if has(TRANSFER_REFUSED) => {
                 exact(len, segment::REFUSED_LEN)?;
                 App::TransferRefused {
                     transfer: TransferId(r.u64()?),
                     reason: RefusalCode(r.u8()?),
                 }
             }
-            ORDERED_MESSAGE => App::OrderedMessage(OrderedMessage::parse(payload)?),
-            DURABLE_MESSAGE => App::DurableMessage(DurableMessage::parse(payload)?),
+            ORDERED_MESSAGE if has(ORDERED_MESSAGE) => {
+                App::OrderedMessage(OrderedMessage::parse(payload)?)
+            }
+            DURABLE_MESSAGE if has(DURABLE_MESSAGE) => {
+                App::DurableMessage(DurableMessage::parse(payload)?)
+            }
             other => return Err(Error::UnknownAppOpcode(other)),
         })
     }

@@ -10,6 +10,7 @@ use crate::endpoint::batch as coalesce;
 use crate::endpoint::{DropReason, Encoded, Outgoing};
 use crate::features::ack_delay::{ack_delay, MAX_ACK_DELAY_CEILING};
 use crate::features::batch::{frame_len, Run};
+use crate::handshake::noise_initiator::NoiseSlot;
 use crate::id::Counter;
 use crate::session::TxKey;
 use crate::time::Instant;
@@ -26,7 +27,7 @@ impl Client {
     /// Whether this client parses ops 38 and 39: any suite 3 client, since every suite 3
     /// server batches what it sends over a pairwise session, a group member's included.
     fn reads_batches(&self) -> bool {
-        self.noise.is_some()
+        self.noise.live().is_some()
     }
 
     /// Records a due transmission of `id`: a first one takes a counter, or shares the open

@@ -16,7 +16,7 @@
 //! Wire bytes: none of its own. Timer: `ClientTimer::Handoff` (run by `pump`). Events:
 //! `ClientEvent::HeldMessage`.
 
-use alloc::collections::BTreeMap;
+use crate::util::VecMap;
 use core::net::SocketAddr;
 
 use super::Client;
@@ -186,7 +186,7 @@ impl Client {
     }
 
     /// The hand-off's view of this client.
-    fn receiver(&mut self) -> Receiver<'_, BTreeMap<SocketAddr, RemoteServer>, ClientEvent> {
+    fn receiver(&mut self) -> Receiver<'_, VecMap<SocketAddr, RemoteServer>, ClientEvent> {
         Receiver {
             table: &mut self.handoffs.table,
             sessions: &mut self.servers,
@@ -196,7 +196,7 @@ impl Client {
     }
 }
 
-impl HeldSessions for BTreeMap<SocketAddr, RemoteServer> {
+impl HeldSessions for VecMap<SocketAddr, RemoteServer> {
     type Session = RemoteServer;
 
     fn session(&self, addr: &SocketAddr) -> Option<&Self::Session> {

@@ -11,12 +11,54 @@ use crate::id::Counter;
 use crate::reliability::{InFlight, Payload, Reply};
 use crate::session::{KeyUsed, OpenError, Route};
 use crate::time::Instant;
-use crate::wire::{App, SessionPacket, StatusBytes};
+use crate::wire::{self, opcode, App, SessionPacket, StatusBytes};
 
 use super::super::{
     delivered_event, received_message, ClientEvent, CloseReason, DropReason, Outgoing,
 };
 use super::{reconnect, Client};
+
+/// The opcodes of the features this build leaves out (bit `n` for opcode `n`). The client
+/// does not parse them, so that their parsers are not linked (issue 20); a packet with one is
+/// a counted drop (`DropReason::FeatureNotCompiled`), never acknowledged, as the features'
+/// own stubs count the packets they are handed.
+const NOT_COMPILED: u64 = {
+    const fn bit(op: u8) -> u64 {
+        1 << op
+    }
+    let mut ops = 0;
+    if !cfg!(feature = "registers") {
+        ops |= bit(opcode::REGISTER_READ)
+            | bit(opcode::REGISTER_VALUE)
+            | bit(opcode::OBSERVE)
+            | bit(opcode::REGISTER_INFO_REQUEST)
+            | bit(opcode::REGISTER_INFO);
+    }
+    if !cfg!(feature = "segment") {
+        ops |= bit(opcode::SEGMENT) | bit(opcode::ACK_RANGES) | bit(opcode::TRANSFER_REFUSED);
+    }
+    if !cfg!(feature = "ordered") {
+        ops |= bit(opcode::ORDERED_MESSAGE);
+    }
+    if !cfg!(feature = "durable") {
+        ops |= bit(opcode::DURABLE_MESSAGE);
+    }
+    ops
+};
+
+/// Parses an application packet from a server, as far as this build's features go.
+///
+/// # Errors
+/// The drop to count: `FeatureNotCompiled` for an opcode of a feature left out, else the
+/// wire error's.
+fn parse_app(plain: &[u8]) -> Result<App<'_>, DropReason> {
+    App::parse_only::<{ !NOT_COMPILED }>(plain).map_err(|e| match e {
+        wire::Error::UnknownAppOpcode(op) if op < 64 && NOT_COMPILED >> op & 1 == 1 => {
+            DropReason::FeatureNotCompiled
+        }
+        e => DropReason::from_wire(e),
+    })
+}
 
 impl Client {
     /// Finds the session of a packet: by address, or else any session with the same host that
@@ -98,7 +140,7 @@ impl Client {
                 if self.on_duplicate_batch(from, counter, p) {
                     return;
                 }
-                match App::parse(p) {
+                match parse_app(p) {
                     // Ordered: the receiver knows whether it holds it (it may have refused it).
                     Ok(App::OrderedMessage(o)) => self.on_ordered(now, from, addr, counter, &o),
                     Ok(App::RegisterValue(v)) if v.answers == Counter(0) => self
@@ -114,6 +156,10 @@ impl Client {
                     Ok(App::Segment(seg)) => self.on_segment_duplicate(from, addr, counter, &seg),
                     // Durable: its stored state decides, not the replay window.
                     Ok(App::DurableMessage(d)) => self.on_durable(from, counter, &d),
+                    // A copy of a packet of a feature left out: counted as its first copy was.
+                    Err(DropReason::FeatureNotCompiled) => {
+                        self.shared.stats.drop(DropReason::FeatureNotCompiled)
+                    }
                     _ => {}
                 }
                 return;
@@ -134,9 +180,9 @@ impl Client {
         if self.on_batched(now, from, addr, counter, plain) {
             return;
         }
-        let app = match App::parse(plain) {
+        let app = match parse_app(plain) {
             Ok(a) => a,
-            Err(e) => return self.shared.stats.drop(DropReason::from_wire(e)),
+            Err(reason) => return self.shared.stats.drop(reason),
         };
         match app {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
@@ -336,5 +382,46 @@ fn learned_target(e: &InFlight) -> Option<&str> {
             Some(&o.message.target)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_app, NOT_COMPILED};
+    use crate::endpoint::DropReason;
+    use crate::wire::App;
+    use alloc::vec::Vec;
+
+    quickcheck::quickcheck! {
+        /// Any plaintext: an opcode of a feature left out is a `FeatureNotCompiled` drop
+        /// whatever follows it; any other parses exactly as `App::parse` parses it.
+        fn parses_as_app_parse_but_the_features_left_out(op: u8, payload: Vec<u8>) -> bool {
+            // Opcodes near the assigned ones, so that most cases parse.
+            let op = op % 48;
+            let mut plain = Vec::from([op]);
+            plain.extend_from_slice(&payload);
+            let left_out = NOT_COMPILED >> op & 1 == 1;
+            match parse_app(&plain) {
+                Err(DropReason::FeatureNotCompiled) => left_out,
+                ours => !left_out && ours == App::parse(&plain).map_err(DropReason::from_wire),
+            }
+        }
+    }
+
+    #[test]
+    fn the_features_left_out_are_the_ones_not_compiled() {
+        let ops = |bits: u64| (0..64u8).filter(move |op| bits >> op & 1 == 1);
+        let expected: Vec<u8> = [
+            (!cfg!(feature = "registers")).then_some(&[6u8, 7, 8, 9, 10][..]),
+            (!cfg!(feature = "segment")).then_some(&[33, 34, 35][..]),
+            (!cfg!(feature = "ordered")).then_some(&[36][..]),
+            (!cfg!(feature = "durable")).then_some(&[37][..]),
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .collect();
+        assert_eq!(ops(NOT_COMPILED).collect::<Vec<_>>(), expected);
     }
 }

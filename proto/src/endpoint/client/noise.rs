@@ -20,6 +20,7 @@
 //! under that key as group data packets (type 6) that every server holding it can open.
 
 use crate::endpoint::shared;
+use crate::handshake::noise_initiator::NoiseSlot;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -56,7 +57,7 @@ impl Client {
     ) -> Option<Outgoing> {
         let (counter, early) = self.early_data().unzip();
         let keys = initiator_keys(&self.config.credentials)?;
-        let n = self.noise.as_mut()?;
+        let n = self.noise.live_mut()?;
         let early = early.unwrap_or_default();
         let datagram = n.initiation(keys, self.config.client_id, cookie, &early, &mut self.rng)?;
         if counter.is_some() {
@@ -76,7 +77,7 @@ impl Client {
     /// (stamped when sealed) or stored exchanges, nor for counters shared by a batch (the
     /// server's window would take the counter for the whole batch).
     fn early_data(&self) -> Option<(Counter, Vec<u8>)> {
-        let n = self.noise.as_ref()?;
+        let n = self.noise.live()?;
         if !n.early_armed || n.group.is_some() {
             return None;
         }
@@ -101,7 +102,7 @@ impl Client {
 
     /// The cookie our initiations carry (zeros unless a server under load gave us one).
     pub(super) fn noise_cookie(&self) -> [u8; 16] {
-        self.noise.as_ref().map_or([0; 16], |n| n.cookie)
+        self.noise.live().map_or([0; 16], |n| n.cookie)
     }
 
     pub(super) fn on_noise(
@@ -111,7 +112,7 @@ impl Client {
         data: &[u8],
         packet: NoisePacket<'_>,
     ) {
-        if self.noise.is_none() {
+        if self.noise.live().is_none() {
             return self.shared.stats.drop(DropReason::Unexpected);
         }
         match packet {
@@ -121,7 +122,7 @@ impl Client {
                 };
                 match read {
                     Ok((local, Established { keys, connection })) => {
-                        if let Some(n) = self.noise.as_mut() {
+                        if let Some(n) = self.noise.live_mut() {
                             n.established(now);
                         }
                         self.on_noise_established(now, from, local, r.sender, keys, connection);
@@ -146,7 +147,7 @@ impl Client {
                     // this names the index our packets carry, which an off-path attacker cannot
                     // know, so it is believed at once (PROTOCOL §12.6); and the initiations of
                     // this round carry our oldest exchange as 0-RTT data (§12.2).
-                    if let Some(n) = self.noise.as_mut() {
+                    if let Some(n) = self.noise.live_mut() {
                         n.early_armed = true;
                     }
                     self.request_handshake(now);
@@ -167,12 +168,14 @@ impl Client {
         message: &[u8],
     ) -> Option<Result<(SessionIndex, Established), NoiseError>> {
         let keys = initiator_keys(&self.config.credentials)?;
-        let n = self.noise.as_mut()?;
+        let n = self.noise.live_mut()?;
         n.read_response(keys, self.config.max_servers, from, receiver, message)
     }
 
     fn on_cookie(&mut self, from: SocketAddr, receiver: SessionIndex, cookie: [u8; 16]) {
-        let Some(n) = self.noise.as_mut() else { return };
+        let Some(n) = self.noise.live_mut() else {
+            return;
+        };
         if !n.on_cookie(receiver, cookie) {
             return self.shared.stats.drop(DropReason::Unexpected);
         }
@@ -298,7 +301,7 @@ impl Client {
         epoch: u64,
     ) {
         self.advance(now);
-        if let Some(n) = self.noise.as_mut() {
+        if let Some(n) = self.noise.live_mut() {
             n.pending = None;
             n.established(now);
         }
@@ -308,7 +311,7 @@ impl Client {
 
     /// When the current suite 3 keys must be replaced (age), if they are in use.
     pub(super) fn rekey_due(&self) -> Option<Instant> {
-        let n = self.noise.as_ref()?;
+        let n = self.noise.live()?;
         // A round already running or waiting for its turn covers it.
         if self.rounds.deferred.is_some()
             || !matches!(self.rounds.connecting, super::Connecting::Idle)
@@ -323,15 +326,15 @@ impl Client {
 impl Client {
     /// Whether this is a suite 3 client in multicast mode (§12.11).
     pub(super) fn is_group(&self) -> bool {
-        self.noise.as_ref().is_some_and(|n| n.group.is_some())
+        self.noise.live().is_some_and(|n| n.group.is_some())
     }
 
     fn group(&self) -> Option<&GroupState> {
-        self.noise.as_ref()?.group.as_deref()
+        self.noise.live()?.group.as_deref()
     }
 
     fn group_mut(&mut self) -> Option<&mut GroupState> {
-        self.noise.as_mut()?.group.as_deref_mut()
+        self.noise.live_mut()?.group.as_deref_mut()
     }
 
     /// The key a packet to `to` is sealed with: in multicast mode, the group key for the group
@@ -357,7 +360,7 @@ impl Client {
         let rng = &mut self.rng;
         let started = self
             .noise
-            .as_mut()
+            .live_mut()
             .and_then(|n| n.group.as_deref_mut())
             .is_some_and(|g| g.start_rotation(rng));
         if !started {
@@ -375,7 +378,7 @@ impl Client {
     /// Multicast: queues our group keys (the one we seal with, and the next while we rotate)
     /// for the key log.
     pub(super) fn log_group_keys(&mut self) {
-        let Some(g) = self.noise.as_ref().and_then(|n| n.group.as_deref()) else {
+        let Some(g) = self.noise.live().and_then(|n| n.group.as_deref()) else {
             return;
         };
         let sender = g.sender.0;
@@ -398,7 +401,7 @@ impl Client {
     /// Multicast: the round closed. No server answers its initiations any more, so a new key
     /// whose deliveries are done can take over.
     pub(super) fn group_round_closed(&mut self) {
-        if let Some(n) = self.noise.as_mut() {
+        if let Some(n) = self.noise.live_mut() {
             n.close_round();
         }
         self.maybe_switch_group_key();
@@ -466,7 +469,7 @@ impl Client {
                     };
                     let c = first.then(|| self.take_counter());
                     let rtt = &self.rtt;
-                    let Some(g) = self.noise.as_mut().and_then(|n| n.group.as_deref_mut()) else {
+                    let Some(g) = self.noise.live_mut().and_then(|n| n.group.as_deref_mut()) else {
                         return;
                     };
                     match c {
@@ -489,7 +492,7 @@ impl Client {
         addr: SocketAddr,
         counter: Counter,
     ) -> bool {
-        let reply = match self.noise.as_mut().and_then(|n| n.group.as_deref_mut()) {
+        let reply = match self.noise.live_mut().and_then(|n| n.group.as_deref_mut()) {
             Some(g) => g.deliveries.on_reply(
                 counter,
                 false,
@@ -531,7 +534,7 @@ impl Client {
     /// Switches sealing to the next key once its round closed and every delivery of it is
     /// acknowledged or expired. Servers keep the old key too, for packets still in flight.
     fn maybe_switch_group_key(&mut self) {
-        let open = self.noise.as_ref().is_some_and(ClientNoise::has_open);
+        let open = self.noise.live().is_some_and(ClientNoise::has_open);
         if self.group_mut().is_some_and(|g| g.maybe_switch(open)) {
             self.sealer = self.group().map(GroupState::sealer);
         }

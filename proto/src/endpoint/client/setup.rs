@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use crate::crypto::{ct_eq, SecretBoxKey};
+use crate::handshake::noise_initiator::NoiseSlot;
 use crate::handshake::rounds::{Connecting, Rounds, Trigger, Unconfirmed};
 use crate::handshake::{client as hs, HandshakeError};
 use crate::id::Counter;
@@ -44,7 +45,7 @@ impl Client {
             ClientCredentials::Noise { .. } => (CipherId::Ecc, [0; 32]),
         };
         #[cfg(feature = "suite-noise")]
-        let noise = self.noise.is_some();
+        let noise = self.noise.live().is_some();
         #[cfg(not(feature = "suite-noise"))]
         let noise = false;
         if noise {
@@ -316,7 +317,7 @@ impl Client {
         // Every new session gets a whole window for its op 7: a deadline left by an earlier
         // exchange may be about to pass, and would drop this one unheard (in multicast mode).
         self.rounds.established(now + self.rtt.backoff(2));
-        let early = self.noise.as_mut().and_then(|n| n.early_sent.take());
+        let early = self.noise.live_mut().and_then(|n| n.early_sent.take());
         if fresh {
             self.shared
                 .events

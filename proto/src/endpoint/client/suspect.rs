@@ -39,6 +39,7 @@
 use core::net::SocketAddr;
 
 use super::Client;
+use crate::handshake::noise_initiator::NoiseSlot;
 use crate::handshake::rounds::Connecting;
 use crate::time::Instant;
 
@@ -76,7 +77,7 @@ impl Client {
             return;
         }
         // Unicast only: in a group, one member's claim must not make us handshake with all.
-        let parallel = self.noise.is_none() && !self.multicast;
+        let parallel = self.noise.live().is_none() && !self.multicast;
         // With a parallel round the probe always goes, and before op 1, so that a live
         // server's ACK of it arrives before its nonce and disproves the claim in time (what is
         // in flight may have been sent long ago and draw no answer soon).
