@@ -4,16 +4,25 @@
 //! bases and jitter all come from it, so a seed replays a whole run. Deployments seed it from the
 //! operating system (the adapters do); tests and simulations use fixed seeds.
 //!
-//! The stream is `rand_chacha`'s `ChaCha20Rng`, byte for byte (a property test compares them),
-//! from a compact block function: `rand_chacha` computes four blocks at once in emulated
-//! vector lanes, 2.6 KB of `.text` on a Cortex-M4, where a loop of quarter rounds is a few
-//! hundred bytes (issue 20). An endpoint draws a few words per handshake or packet, so the
-//! slower block function does not show.
+//! The stream is `rand_chacha`'s `ChaCha20Rng`. With the `fast-rng` feature (on by default)
+//! it is that generator; without it, a compact block function computes the same stream byte
+//! for byte (a property test compares them): `rand_chacha` computes four blocks at once in
+//! emulated vector lanes, 2.6 KB of `.text` on a Cortex-M4, where a loop of quarter rounds is
+//! a few hundred bytes (issue 20). An endpoint draws a few words per handshake or packet, so
+//! a device does not feel the slower block function.
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 use core::fmt;
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 use rand_core::block::{BlockRng, BlockRngCore};
 use rand_core::{RngCore, SeedableRng};
+
+/// The generator behind [`Rng`]: the well-kept crate on hosts, the compact one on devices.
+#[cfg(feature = "fast-rng")]
+type Inner = rand_chacha::ChaCha20Rng;
+#[cfg(not(feature = "fast-rng"))]
+type Inner = BlockRng<ChaCha20Core>;
 
 /// A ChaCha20 stream seeded by the driver.
 ///
@@ -25,17 +34,17 @@ use rand_core::{RngCore, SeedableRng};
 /// assert_eq!(a.array::<16>(), b.array::<16>());
 /// ```
 #[derive(Clone, Debug)]
-pub struct Rng(BlockRng<ChaCha20Core>);
+pub struct Rng(Inner);
 
 impl Rng {
     /// Makes a generator from a 32-byte seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        Rng(BlockRng::new(ChaCha20Core::from_seed(seed)))
+        Rng(Inner::from_seed(seed))
     }
 
     /// Makes a generator from a 64-bit seed (for tests and simulations).
     pub fn seed_from_u64(seed: u64) -> Self {
-        Rng(BlockRng::new(ChaCha20Core::seed_from_u64(seed)))
+        Rng(Inner::seed_from_u64(seed))
     }
 
     /// Fills `buf` with random bytes.
@@ -82,9 +91,11 @@ impl Rng {
     }
 }
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 /// Words of one refill: four ChaCha20 blocks, as `rand_chacha` buffers them.
 const BUF_WORDS: usize = 64;
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 /// ChaCha20 (RFC 8439's block function, 64-bit block counter, stream 0) laid out as
 /// `rand_chacha::ChaCha20Core`: each refill is the next four blocks, in order.
 #[derive(Clone)]
@@ -94,28 +105,33 @@ struct ChaCha20Core {
     counter: u64,
 }
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 /// One refill, a type of its own because arrays longer than 32 have no `Default`.
 #[derive(Clone)]
 struct Words([u32; BUF_WORDS]);
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 impl Default for Words {
     fn default() -> Self {
         Words([0; BUF_WORDS])
     }
 }
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 impl AsRef<[u32]> for Words {
     fn as_ref(&self) -> &[u32] {
         &self.0
     }
 }
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 impl AsMut<[u32]> for Words {
     fn as_mut(&mut self) -> &mut [u32] {
         &mut self.0
     }
 }
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 /// Keeps the key out of logs.
 impl fmt::Debug for ChaCha20Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -123,6 +139,7 @@ impl fmt::Debug for ChaCha20Core {
     }
 }
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 impl SeedableRng for ChaCha20Core {
     type Seed = [u8; 32];
 
@@ -135,6 +152,7 @@ impl SeedableRng for ChaCha20Core {
     }
 }
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 impl BlockRngCore for ChaCha20Core {
     type Item = u32;
     type Results = Words;
@@ -147,6 +165,7 @@ impl BlockRngCore for ChaCha20Core {
     }
 }
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 /// The quarter rounds of a double round: four columns, then four diagonals.
 const QUARTERS: [[usize; 4]; 8] = [
     [0, 4, 8, 12],
@@ -159,6 +178,7 @@ const QUARTERS: [[usize; 4]; 8] = [
     [3, 4, 9, 14],
 ];
 
+#[cfg(any(test, not(feature = "fast-rng")))]
 /// Writes ChaCha20 block `counter` under `key` (nonce zero) to `out` (16 words).
 fn chacha20_block(key: &[u32; 8], counter: u64, out: &mut [u32]) {
     let mut init = [0u32; 16];
@@ -192,23 +212,27 @@ mod tests {
     use quickcheck::quickcheck;
     use rand_chacha::ChaCha20Rng;
 
+    /// The compact generator, whichever `Rng` wraps in this build.
+    type Compact = BlockRng<ChaCha20Core>;
+
     quickcheck! {
-        /// The same stream as `rand_chacha`'s `ChaCha20Rng` from the same seed, through any
-        /// mix of word and byte draws (odd lengths and refill boundaries included).
+        /// The compact generator gives the same stream as `rand_chacha`'s `ChaCha20Rng` from
+        /// the same seed, through any mix of word and byte draws (odd lengths and refill
+        /// boundaries included).
         fn same_stream_as_rand_chacha(seed: Vec<u8>, draws: Vec<(bool, u16)>, small: u64) -> bool {
             let mut key = [0u8; 32];
             for (k, b) in key.iter_mut().zip(seed) {
                 *k = b;
             }
-            let (mut ours, mut theirs) = (Rng::from_seed(key), ChaCha20Rng::from_seed(key));
-            let (mut a, mut b) = (Rng::seed_from_u64(small), ChaCha20Rng::seed_from_u64(small));
+            let (mut ours, mut theirs) = (Compact::from_seed(key), ChaCha20Rng::from_seed(key));
+            let (mut a, mut b) = (Compact::seed_from_u64(small), ChaCha20Rng::seed_from_u64(small));
             draws.iter().all(|&(word, len)| {
                 if word {
                     ours.next_u64() == theirs.next_u64() && a.next_u64() == b.next_u64()
                 } else {
                     let len = usize::from(len % 300);
                     let (mut x, mut y) = (vec![0; len], vec![0; len]);
-                    ours.fill(&mut x);
+                    ours.fill_bytes(&mut x);
                     theirs.fill_bytes(&mut y);
                     x == y
                 }
@@ -218,14 +242,13 @@ mod tests {
 
     #[test]
     fn first_block_is_chacha20_of_the_zero_key() {
-        // RFC 8439 A.1 test vector 1: key and nonce zero, block counter 0.
-        let mut r = Rng::from_seed([0; 32]);
+        // RFC 8439 A.1 test vector 1: key and nonce zero, block counter 0; both generators.
+        let expected = *b"\x76\xb8\xe0\xad\xa0\xf1\x3d\x90\x40\x5d\x6a\xe5\x53\x86\xbd\x28";
         let mut out = [0; 16];
-        r.fill(&mut out);
-        assert_eq!(
-            out,
-            *b"\x76\xb8\xe0\xad\xa0\xf1\x3d\x90\x40\x5d\x6a\xe5\x53\x86\xbd\x28"
-        );
+        Rng::from_seed([0; 32]).fill(&mut out);
+        assert_eq!(out, expected);
+        Compact::from_seed([0; 32]).fill_bytes(&mut out);
+        assert_eq!(out, expected);
     }
 
     #[test]
