@@ -146,13 +146,7 @@ fn pipelined(messages: usize, suite: Suite) {
         while pair.server.poll_event().is_some() {}
         // Both idle with work outstanding: sleep until the next timer, as a driver would.
         if to_server.queued.is_empty() && to_client.queued.is_empty() && take == 0 {
-            let next = [pair.client.poll_timeout(), pair.server.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            if let Some(t) = next {
-                pair.now = pair.now.max(t);
-            }
+            pair.skip_to_next_timer();
         }
     }
     println!(

@@ -234,13 +234,7 @@ fn direct_sizes(pair: &mut DirectPair, data: &[u8]) -> BTreeMap<usize, u64> {
         if delivered >= BATCH {
             break;
         }
-        let next = [pair.client.poll_timeout(), pair.server.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
-        if let Some(t) = next {
-            pair.now = pair.now.max(t);
-        }
+        pair.skip_to_next_timer();
         pair.client.handle_timeout(pair.now);
         pair.server.handle_timeout(pair.now);
     }

@@ -385,6 +385,18 @@ impl DirectPair {
         self.now += Duration::from_micros(1);
     }
 
+    /// Moves the clock to the earlier of the two endpoints' next timers (never back), as a
+    /// driver with nothing to read sleeps until its deadline.
+    pub fn skip_to_next_timer(&mut self) {
+        let next = [self.client.poll_timeout(), self.server.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(t) = next {
+            self.now = self.now.max(t);
+        }
+    }
+
     /// Pumps, and fires the endpoints' timers when the pump goes quiet, until `n` client
     /// events match `done` (or 1000 rounds pass). Some sends wait for a timer rather than
     /// going out at once (the last message of a window can), so a bare pump is not enough.
@@ -400,13 +412,7 @@ impl DirectPair {
             if seen >= n {
                 break;
             }
-            let next = [self.client.poll_timeout(), self.server.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            if let Some(t) = next {
-                self.now = self.now.max(t);
-            }
+            self.skip_to_next_timer();
             self.client.handle_timeout(self.now);
             self.server.handle_timeout(self.now);
         }
