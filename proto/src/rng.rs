@@ -15,6 +15,8 @@
 use core::fmt;
 
 #[cfg(any(test, not(feature = "fast-rng")))]
+use crate::util::COLUMNS_THEN_DIAGONALS;
+#[cfg(any(test, not(feature = "fast-rng")))]
 use rand_core::block::{BlockRng, BlockRngCore};
 use rand_core::{RngCore, SeedableRng};
 
@@ -166,19 +168,6 @@ impl BlockRngCore for ChaCha20Core {
 }
 
 #[cfg(any(test, not(feature = "fast-rng")))]
-/// The quarter rounds of a double round: four columns, then four diagonals.
-const QUARTERS: [[usize; 4]; 8] = [
-    [0, 4, 8, 12],
-    [1, 5, 9, 13],
-    [2, 6, 10, 14],
-    [3, 7, 11, 15],
-    [0, 5, 10, 15],
-    [1, 6, 11, 12],
-    [2, 7, 8, 13],
-    [3, 4, 9, 14],
-];
-
-#[cfg(any(test, not(feature = "fast-rng")))]
 /// Writes ChaCha20 block `counter` under `key` (nonce zero) to `out` (16 words).
 fn chacha20_block(key: &[u32; 8], counter: u64, out: &mut [u32]) {
     let mut init = [0u32; 16];
@@ -188,7 +177,8 @@ fn chacha20_block(key: &[u32; 8], counter: u64, out: &mut [u32]) {
     init[13] = (counter >> 32) as u32;
     let mut x = init;
     for _ in 0..10 {
-        for &[a, b, c, d] in &QUARTERS {
+        for quarter in &COLUMNS_THEN_DIAGONALS {
+            let [a, b, c, d] = quarter.map(usize::from);
             x[a] = x[a].wrapping_add(x[b]);
             x[d] = (x[d] ^ x[a]).rotate_left(16);
             x[c] = x[c].wrapping_add(x[d]);

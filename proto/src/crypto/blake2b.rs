@@ -10,6 +10,7 @@
 //! packets of `tests::reference_bytes`, which run against whichever the build uses).
 
 // `zeroize` comes through crypto_secretbox's `cipher` re-export (see `crypto/mod.rs`).
+use crate::util::COLUMNS_THEN_DIAGONALS;
 use crypto_secretbox::cipher::zeroize::Zeroize as _;
 
 /// The initialisation vector: the first 64 bits of the fractional parts of the square roots
@@ -39,19 +40,6 @@ const SIGMA: [[u8; 16]; 12] = [
     [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
     [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
-];
-
-/// The working-vector words each of a round's eight `G` calls mixes: four columns, then four
-/// diagonals (RFC 7693 §3.2).
-const LANES: [[u8; 4]; 8] = [
-    [0, 4, 8, 12],
-    [1, 5, 9, 13],
-    [2, 6, 10, 14],
-    [3, 7, 11, 15],
-    [0, 5, 10, 15],
-    [1, 6, 11, 12],
-    [2, 7, 8, 13],
-    [3, 4, 9, 14],
 ];
 
 const BLOCK: usize = 128;
@@ -137,7 +125,8 @@ impl Blake2b {
             v[14] = !v[14];
         }
         for s in &SIGMA {
-            for (i, lane) in LANES.iter().enumerate() {
+            // The words each of the round's eight `G` calls mixes (RFC 7693 §3.2).
+            for (i, lane) in COLUMNS_THEN_DIAGONALS.iter().enumerate() {
                 let [a, b, c, d] = lane.map(usize::from);
                 let x = m[usize::from(s[2 * i]) & 15];
                 let y = m[usize::from(s[2 * i + 1]) & 15];

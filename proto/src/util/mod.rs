@@ -13,6 +13,20 @@ mod vec_map;
 
 pub(crate) use vec_map::VecMap;
 
+/// The words of the 16-word state each of a double round's eight quarter rounds mixes: four
+/// columns, then four diagonals. ChaCha20 (RFC 8439 §2.3) and BLAKE2b's `G` (RFC 7693 §3.2)
+/// share the pattern; the compact forms of both (`rng.rs`, `crypto/blake2b.rs`) read it here.
+pub(crate) const COLUMNS_THEN_DIAGONALS: [[u8; 4]; 8] = [
+    [0, 4, 8, 12],
+    [1, 5, 9, 13],
+    [2, 6, 10, 14],
+    [3, 7, 11, 15],
+    [0, 5, 10, 15],
+    [1, 6, 11, 12],
+    [2, 7, 8, 13],
+    [3, 4, 9, 14],
+];
+
 /// Sorts `v` in ascending order (heapsort: unstable, no allocation, `O(n log n)`).
 ///
 /// Use it where equal elements cannot be told apart; where they can, their order may differ
