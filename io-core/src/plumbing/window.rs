@@ -63,6 +63,11 @@ pub struct Window {
 #[derive(Debug)]
 struct Inner {
     limit: usize,
+    /// A freed slot wakes those waiting for room only once at most this many are in use (a
+    /// batch of outcomes later): woken at every outcome, a sender that is ahead of the driver
+    /// would sleep and wake once per message, a system call on each side, and send one message
+    /// per wake-up. Those waiting for the window to empty are woken at 0, which is below it.
+    low_water: usize,
     /// Slots in use. Taken and freed without the lock (a pipelined sender takes one per
     /// message on its thread and the driver frees one per outcome on its own: a shared lock
     /// there would bounce between the two cores every message); the lock guards the waiters.
@@ -81,15 +86,30 @@ struct Inner {
 
 /// Who waits. A waiter is counted in [`Inner::waiting`] before it looks at the slots again,
 /// and a freed slot is given back before its dropper looks at `waiting` (both sequentially
-/// consistent): so either the waiter sees the slot, or the dropper sees the waiter and wakes
-/// it under the lock, which the waiter holds until it sleeps.
+/// consistent): so either the waiter sees the slot, or every dropper from then on sees the
+/// waiter, and the one that takes the window to its low-water mark (`Inner::low_water`) wakes
+/// it under the lock, which the waiter holds until it sleeps. Only droppers free slots while
+/// the window stays full, so one of them gets there.
 #[derive(Debug, Default)]
 struct State {
-    /// Threads blocked on `changed`.
+    /// Threads blocked on `changed` and not yet woken: a woken thread is no longer counted,
+    /// so the slots freed before it runs again do not wake it again (a system call each).
     blocked: usize,
+    /// How many times the blocked threads were woken: a thread whose sleep ends with the
+    /// same number (a timeout, or a spurious wake-up) uncounts itself.
+    wakeups: u64,
     /// Tasks waiting for room or for the window to empty.
     wakers: Vec<Waker>,
 }
+
+/// The slots freed between two wake-ups of a sender waiting for room: a sixteenth of the
+/// window (64 of the default 1,024: one command run of the driver, one datagram's worth of
+/// messages), at least 1 and at most [`WAKE_BATCH_MAX`].
+const WAKE_BATCH_DIVISOR: usize = 16;
+
+/// The most slots freed between two wake-ups of a waiting sender, whatever the window: a
+/// sender waits at most this many outcomes longer than it must.
+const WAKE_BATCH_MAX: usize = 64;
 
 /// One message's place in the window; dropping it frees the place. The driver holds it until
 /// the message's outcome is known.
@@ -112,9 +132,11 @@ impl Window {
     }
 
     fn build(limit: usize, driver: Option<DriverThread>) -> Self {
+        let limit = limit.max(1);
         Window {
             inner: Arc::new(Inner {
-                limit: limit.max(1),
+                limit,
+                low_water: limit - (limit / WAKE_BATCH_DIVISOR).clamp(1, WAKE_BATCH_MAX),
                 outstanding: AtomicUsize::new(0),
                 next: AtomicU64::new(0),
                 waiting: AtomicUsize::new(0),
@@ -226,13 +248,14 @@ impl Window {
     }
 
     /// Sleeps on the condition variable once (at most `limit`), counted in `blocked` by the
-    /// caller, which it uncounts.
+    /// caller; uncounted when it wakes (by the slot's dropper that woke it, or here).
     fn sleep<'a>(
         &'a self,
         state: MutexGuard<'a, State>,
         limit: Option<Duration>,
     ) -> MutexGuard<'a, State> {
         let changed = &self.inner.changed;
+        let seen = state.wakeups;
         let mut state = match limit {
             Some(t) => changed
                 .wait_timeout(state, t)
@@ -240,7 +263,9 @@ impl Window {
                 .unwrap_or_else(|e| e.into_inner().0),
             None => changed.wait(state).unwrap_or_else(PoisonError::into_inner),
         };
-        state.blocked -= 1;
+        if state.wakeups == seen {
+            state.blocked -= 1;
+        }
         self.inner.count_waiters(&state);
         state
     }
@@ -277,13 +302,24 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.inner.outstanding.fetch_sub(1, Ordering::SeqCst);
-        // Nobody waits (the common case): no lock, no system call.
-        if self.inner.waiting.load(Ordering::SeqCst) == 0 {
+        let left = self
+            .inner
+            .outstanding
+            .fetch_sub(1, Ordering::SeqCst)
+            .saturating_sub(1);
+        // Nobody waits (the common case): no lock, no system call. Nor while the window is
+        // still nearly full: a waiter's last look found it full (`State`), so slots are only
+        // freed from there on until one of them takes it to the low-water mark, which wakes it.
+        if self.inner.waiting.load(Ordering::SeqCst) == 0 || left > self.inner.low_water {
             return;
         }
         let mut state = self.inner.lock();
         let notify = state.blocked > 0;
+        if notify {
+            // Every blocked thread is woken now, and looks at the window again itself.
+            state.blocked = 0;
+            state.wakeups = state.wakeups.wrapping_add(1);
+        }
         let wakers = std::mem::take(&mut state.wakers);
         self.inner.count_waiters(&state);
         drop(state);

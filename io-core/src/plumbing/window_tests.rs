@@ -157,3 +157,41 @@ fn no_wake_up_is_lost_when_slots_are_freed_without_the_lock() {
     assert_eq!(w.outstanding(), 0);
     assert!(w.wait_idle(Duration::ZERO));
 }
+
+/// A sender blocked on a full window is woken once a batch of slots is free, not at every
+/// freed slot: woken at every outcome, it would sleep and wake once per message.
+#[test]
+fn a_blocked_sender_wakes_at_the_low_water_mark() {
+    // A window of 64 wakes a waiter once 4 slots are free.
+    let w = Window::new(64);
+    let mut held: Vec<_> = (0..64).map(|_| w.acquire()).collect();
+    let w2 = w.clone();
+    let t = thread::spawn(move || w2.acquire().id());
+    while w.inner.waiting.load(Ordering::SeqCst) == 0 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    held.truncate(61);
+    thread::sleep(Duration::from_millis(50));
+    assert!(!t.is_finished(), "woken before the low-water mark");
+    held.truncate(60);
+    assert_eq!(t.join().unwrap(), SendId(64));
+    assert_eq!(w.outstanding(), 60);
+}
+
+/// A woken thread no longer counts as waiting: the slots freed before it runs again do not
+/// wake it again, each with a system call.
+#[test]
+fn a_woken_sender_is_woken_once() {
+    let w = Window::new(64);
+    let mut held: Vec<_> = (0..64).map(|_| w.acquire()).collect();
+    let w2 = w.clone();
+    let t = thread::spawn(move || drop(w2.acquire()));
+    while w.inner.waiting.load(Ordering::SeqCst) == 0 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    // Freed at once, faster than the woken thread gets to run.
+    held.clear();
+    t.join().unwrap();
+    assert_eq!(w.inner.lock().wakeups, 1);
+    assert_eq!(w.inner.waiting.load(Ordering::SeqCst), 0);
+}
