@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -33,8 +34,15 @@ pub fn channel<T>() -> (Reply<T>, Pending<T>) {
             waker: None,
         }),
         ready: Condvar::new(),
+        settled: AtomicBool::new(false),
     });
-    (Reply { slot: slot.clone() }, Pending { slot })
+    (
+        Reply { slot: slot.clone() },
+        Pending {
+            slot,
+            answered: false,
+        },
+    )
 }
 
 /// The driver's end: fills the slot once. Dropping it unfilled tells the caller the endpoint
@@ -49,6 +57,8 @@ pub struct Reply<T> {
 #[derive(Debug)]
 pub struct Pending<T> {
     slot: Arc<Slot<T>>,
+    /// The answer was taken: the driver's end is gone, and nothing is left to tell it.
+    answered: bool,
 }
 
 /// Why a wait ended without an answer.
@@ -71,10 +81,12 @@ impl<T> Reply<T> {
         if !state.receiver_gone {
             state.value = Some(value);
         }
+        // Gone as of now (the caller reads the value first): `Drop` then has nothing to do
+        // and does not take the lock again.
+        state.sender_gone = true;
+        self.slot.settled.store(true, Ordering::Release);
         let waker = state.waker.take();
         let blocked = state.blocked;
-        // `Drop` marks the sender gone; the value is already in place, so the caller reads it
-        // first.
         drop(state);
         // A notify is a system call even with nobody waiting; a caller that received its own
         // answer (or has not started waiting) does not need one.
@@ -94,8 +106,13 @@ impl<T> Reply<T> {
 
 impl<T> Drop for Reply<T> {
     fn drop(&mut self) {
+        // Answered ([`Reply::send`] marked the sender gone already).
+        if self.slot.settled.load(Ordering::Acquire) {
+            return;
+        }
         let mut state = self.slot.lock();
         state.sender_gone = true;
+        self.slot.settled.store(true, Ordering::Release);
         let waker = state.waker.take();
         let blocked = state.blocked;
         drop(state);
@@ -111,8 +128,9 @@ impl<T> Drop for Reply<T> {
 impl<T> Pending<T> {
     /// Whether the wait is over: the answer is in, or the endpoint dropped the reply.
     pub fn is_settled(&self) -> bool {
-        let state = self.slot.lock();
-        state.value.is_some() || state.sender_gone
+        // Set under the lock with the value or the sender's end gone, and never cleared: a
+        // caller polling many pending answers takes no lock.
+        self.slot.settled.load(Ordering::Acquire)
     }
 
     /// Blocks until the answer arrives, at most `limit`.
@@ -120,11 +138,13 @@ impl<T> Pending<T> {
     /// # Errors
     /// [`WaitError::Closed`] if the endpoint dropped the reply, [`WaitError::TimedOut`] after
     /// `limit`.
-    pub fn wait(self, limit: Duration) -> Result<T, WaitError> {
+    pub fn wait(mut self, limit: Duration) -> Result<T, WaitError> {
         let deadline = Instant::now().checked_add(limit);
         let mut state = self.slot.lock();
         loop {
             if let Some(v) = state.value.take() {
+                drop(state);
+                self.answered = true;
                 return Ok(v);
             }
             if state.sender_gone {
@@ -177,9 +197,11 @@ impl<T> Future for Pending<T> {
 
     /// Ready with the answer, or with [`WaitError::Closed`]; never `TimedOut` (an async
     /// caller bounds its own wait, or relies on the endpoint's deadline).
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.slot.lock();
         if let Some(v) = state.value.take() {
+            drop(state);
+            self.answered = true;
             return Poll::Ready(Ok(v));
         }
         if state.sender_gone {
@@ -195,6 +217,9 @@ impl<T> Future for Pending<T> {
 
 impl<T> Drop for Pending<T> {
     fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
         let mut state = self.slot.lock();
         state.receiver_gone = true;
         state.value = None;
@@ -205,6 +230,8 @@ impl<T> Drop for Pending<T> {
 struct Slot<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
+    /// The value is in or the sender's end is gone ([`Pending::is_settled`]).
+    settled: AtomicBool,
 }
 
 #[derive(Debug)]
