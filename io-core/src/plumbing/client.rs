@@ -703,24 +703,53 @@ enum Cmd {
     },
 }
 
-/// A message's target, name and payload in one allocation (a send command is made once per
-/// message, on the sender's thread, and read once by the driver, which copies what it keeps).
+/// A message's target, name and payload back to back, in the command itself when they are
+/// small, else in one allocation (a send command is made once per message, on the sender's
+/// thread, and read once by the driver, which copies what it keeps: a small message's
+/// allocation would be freed on the other thread, which costs the allocator more than the
+/// copy of the bytes in the command).
 struct Packed {
-    /// Target, name and payload, back to back.
-    bytes: Box<[u8]>,
+    bytes: PackedBytes,
     /// Where the name starts, where the payload starts.
     name_at: usize,
     data_at: usize,
 }
 
+/// The bytes of a [`Packed`] message.
+enum PackedBytes {
+    /// Up to [`INLINE`] bytes, in the command.
+    Inline { buf: [u8; INLINE], len: usize },
+    /// Longer ones.
+    Heap(Box<[u8]>),
+}
+
+/// The most bytes (target, name and payload) a send command carries without an allocation:
+/// a short target and name with a 64-byte payload fit, and the command stays a few cache
+/// lines.
+const INLINE: usize = 112;
+
 impl Packed {
     fn new(target: &str, name: &str, data: &[u8]) -> Self {
-        let mut bytes = Vec::with_capacity(target.len() + name.len() + data.len());
-        bytes.extend_from_slice(target.as_bytes());
-        bytes.extend_from_slice(name.as_bytes());
-        bytes.extend_from_slice(data);
+        let len = target.len() + name.len() + data.len();
+        let bytes = if len <= INLINE {
+            let mut buf = [0; INLINE];
+            let mut at = 0;
+            for part in [target.as_bytes(), name.as_bytes(), data] {
+                if let Some(to) = buf.get_mut(at..at + part.len()) {
+                    to.copy_from_slice(part);
+                }
+                at += part.len();
+            }
+            PackedBytes::Inline { buf, len }
+        } else {
+            let mut bytes = Vec::with_capacity(len);
+            bytes.extend_from_slice(target.as_bytes());
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(data);
+            PackedBytes::Heap(bytes.into_boxed_slice())
+        };
         Packed {
-            bytes: bytes.into_boxed_slice(),
+            bytes,
             name_at: target.len(),
             data_at: target.len() + name.len(),
         }
@@ -728,7 +757,11 @@ impl Packed {
 
     /// Target, name and payload, as they were given.
     fn parts(&self) -> (&str, &str, &[u8]) {
-        let (head, data) = self.bytes.split_at(self.data_at.min(self.bytes.len()));
+        let bytes: &[u8] = match &self.bytes {
+            PackedBytes::Inline { buf, len } => buf.get(..*len).unwrap_or_default(),
+            PackedBytes::Heap(b) => b,
+        };
+        let (head, data) = bytes.split_at(self.data_at.min(bytes.len()));
         let (target, name) = head.split_at(self.name_at.min(head.len()));
         // Both were whole `&str`s, so each part is valid UTF-8 and no char is split.
         fn text(b: &[u8]) -> &str {
@@ -1148,4 +1181,32 @@ pub(crate) fn extract<T>(v: &mut Vec<T>, mut pick: impl FnMut(&T) -> bool) -> Ve
     let (picked, kept) = std::mem::take(v).into_iter().partition(|x| pick(x));
     *v = kept;
     picked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipelined message of the usual size travels in the command itself (no allocation
+    /// freed on the driver's thread); a long one in one allocation; both read back whole.
+    #[test]
+    fn a_packed_message_is_inline_when_small_and_reads_back_whole() {
+        let small = Packed::new("bench", "m", &[0x5a; 64]);
+        assert!(matches!(small.bytes, PackedBytes::Inline { .. }));
+        assert_eq!(small.parts(), ("bench", "m", &[0x5a; 64][..]));
+
+        let edge = "t".repeat(INLINE - 2);
+        let full = Packed::new(&edge, "é", &[]);
+        assert!(matches!(full.bytes, PackedBytes::Inline { .. }));
+        assert_eq!(full.parts(), (edge.as_str(), "é", &[][..]));
+
+        let data: Vec<u8> = (0..=255).collect();
+        let large = Packed::new("target", "name", &data);
+        assert!(matches!(large.bytes, PackedBytes::Heap(_)));
+        assert_eq!(large.parts(), ("target", "name", &data[..]));
+
+        let over = Packed::new(&edge, "é", &[1]);
+        assert!(matches!(over.bytes, PackedBytes::Heap(_)));
+        assert_eq!(over.parts(), (edge.as_str(), "é", &[1][..]));
+    }
 }
