@@ -241,7 +241,8 @@ struct Shared<R> {
     /// The deadline (µs) the driver thread sleeps until, [`NO_DEADLINE`], or [`AWAKE`]. Stored
     /// while holding `core`, so a direct sender that took `core` after it reads the deadline
     /// the driver really sleeps until (or `AWAKE`: the driver will read the role's deadline
-    /// again under the lock).
+    /// again under the lock). A sender that wakes the driver for a command stores `AWAKE`
+    /// without the lock ([`Shared::wake_if_asleep`]): the driver is bound to run then.
     armed: AtomicU64,
     waker: Waker,
 }
@@ -277,7 +278,10 @@ impl<R: Role> Shared<R> {
         // Pairs with the fence in `run`: either the driver sees the command queued after it
         // armed, or this sees it armed and wakes it.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if self.armed.load(Ordering::SeqCst) != AWAKE {
+        // The first command after the driver armed wakes it and marks it awake: the commands
+        // queued before it runs again do not wake it once more, a system call each (the
+        // driver stores `AWAKE` itself only once it runs, and takes them all then).
+        if claim_wake(&self.armed) {
             self.wake();
         }
     }
@@ -620,10 +624,12 @@ impl<R: Role> Core<R> {
     /// sending and routing instead of one per message.
     fn take_commands(&mut self, commands: &Commands<R::Command>, io: &Shared<R>) -> Flow {
         let mut run = 0;
+        // One reading of the clock per run: its commands reach the endpoint together.
+        let mut started = None;
         loop {
             match commands.try_recv() {
                 Ok(cmd) => {
-                    let now = io.clock.now();
+                    let now = *started.get_or_insert_with(|| io.clock.now());
                     let flow = self.role.on_command(now, &io.membership, cmd);
                     run += 1;
                     if flow == Flow::Stop {
@@ -633,6 +639,7 @@ impl<R: Role> Core<R> {
                     if run >= COMMAND_RUN || commands.is_empty() {
                         self.after(now, io);
                         run = 0;
+                        started = None;
                     }
                 }
                 Err(TryRecvError::Empty) => return Flow::Continue,
@@ -743,6 +750,13 @@ impl<R: Role> Core<R> {
     }
 }
 
+/// Whether the caller is the one to wake a driver that sleeps with `armed`: the first since
+/// it armed, which marks it [`AWAKE`] (read first, so that a driver already awake costs no
+/// write to the shared line).
+fn claim_wake(armed: &AtomicU64) -> bool {
+    armed.load(Ordering::SeqCst) != AWAKE && armed.swap(AWAKE, Ordering::SeqCst) != AWAKE
+}
+
 /// How long the primary socket stays parked out of the poller after a caller received its
 /// own answer, waiting for that caller's next call: back-to-back calls then make no
 /// `epoll_ctl` at all. A datagram nobody asked for (a server's push) that arrives meanwhile
@@ -844,5 +858,24 @@ fn recv_with(
         if let Some(from) = from.and_then(|a| SocketAddr::try_from(a).ok()) {
             return Ok((n.min(buf.len()), from));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Of the commands queued while the driver sleeps, only the first wakes it (a system
+    /// call); the next ones find it marked awake, as they do once it runs.
+    #[test]
+    fn only_the_first_command_wakes_a_sleeping_driver() {
+        let armed = AtomicU64::new(NO_DEADLINE);
+        assert!(claim_wake(&armed));
+        assert!(!claim_wake(&armed));
+        assert_eq!(armed.load(Ordering::SeqCst), AWAKE);
+        // Armed again before the driver sleeps next: the next command wakes it.
+        armed.store(1_000, Ordering::SeqCst);
+        assert!(claim_wake(&armed));
+        assert!(!claim_wake(&armed));
     }
 }
