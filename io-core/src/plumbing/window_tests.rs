@@ -195,3 +195,62 @@ fn a_woken_sender_is_woken_once() {
     assert_eq!(w.inner.lock().wakeups, 1);
     assert_eq!(w.inner.waiting.load(Ordering::SeqCst), 0);
 }
+
+/// With a low-water mark, a blocked sender is woken by whichever freed slot takes the window
+/// down to it, and uncounted then: a wake-up lost there would leave senders blocked for ever.
+/// Two senders keep a window of 64 full; a third thread frees their slots in bursts of any
+/// size; each is bounded, so a lost wake-up fails instead of hanging.
+#[test]
+fn no_wake_up_is_lost_at_the_low_water_mark() {
+    let w = Window::new(64);
+    let (tx, rx) = std::sync::mpsc::channel::<Slot>();
+    let senders: Vec<_> = (0..2)
+        .map(|i| {
+            let (w, tx) = (w.clone(), tx.clone());
+            thread::spawn(move || {
+                for _ in 0..20_000 {
+                    let slot = if i == 0 {
+                        w.acquire()
+                    } else {
+                        block_on(w.acquire_async())
+                    };
+                    if tx.send(slot).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let freer = thread::spawn(move || {
+        let mut held = Vec::new();
+        let mut burst = 1;
+        loop {
+            // Blocks only with nothing to free: the senders wait for this thread.
+            if held.is_empty() {
+                match rx.recv() {
+                    Ok(slot) => held.push(slot),
+                    Err(_) => break,
+                }
+            }
+            held.extend(rx.try_iter());
+            // Bursts of 1 to 9 slots, oldest first.
+            let n = burst.min(held.len());
+            held.drain(..n);
+            burst = burst % 9 + 1;
+        }
+    });
+    let start = Instant::now();
+    for t in senders {
+        while !t.is_finished() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "a waiting sender was never woken"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        t.join().unwrap();
+    }
+    freer.join().unwrap();
+    assert_eq!(w.outstanding(), 0);
+}
