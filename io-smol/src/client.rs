@@ -199,8 +199,9 @@ impl Client {
 
     /// Queues a message and returns its [`SendHandle`] without waiting for the
     /// acknowledgement; awaits only room in the send window ([`ClientConfig::send_window`],
-    /// 1024 by default): the outcome of an earlier pipelined message. Many messages are then
-    /// in flight at once, and the endpoint may carry several in one datagram.
+    /// 1024 by default): the outcomes of earlier pipelined messages, which free a batch of it
+    /// (a sixteenth, at most 64). Many messages are then in flight at once, and the endpoint
+    /// may carry several in one datagram.
     ///
     /// The handle is a future of the outcome, as [`Client::send_message`] would give it;
     /// outcomes arrive in any order. A dropped handle does not cancel the message, and its

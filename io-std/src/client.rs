@@ -158,9 +158,9 @@ impl Client {
 
     /// Queues a message and returns its [`SendHandle`] at once, without waiting for the
     /// acknowledgement; blocks only while the send window is full
-    /// ([`ClientConfig::send_window`], 1024 by default): until the outcome of an earlier
-    /// pipelined message is known. Many messages are then in flight at once, and the endpoint
-    /// may carry several in one datagram.
+    /// ([`ClientConfig::send_window`], 1024 by default): until the outcomes of earlier
+    /// pipelined messages free a batch of it (a sixteenth, at most 64). Many messages are then
+    /// in flight at once, and the endpoint may carry several in one datagram.
     ///
     /// The handle gives the outcome ([`SendHandle::wait`], [`SendHandle::is_done`]) as
     /// [`Client::send_message`] would return it; outcomes arrive in any order. A dropped

@@ -172,7 +172,9 @@ impl Window {
 
     /// A slot, blocking while the window is full. Every slot is freed by its message's
     /// outcome, which the endpoint reports by the message's deadline at the latest (or when
-    /// the client closes), so the wait is bounded by the oldest message's deadline.
+    /// the client closes), so the wait is bounded by the oldest message's deadline. A full
+    /// window wakes its blocked senders once a sixteenth of it (at most 64 slots) is free,
+    /// not at every freed slot, so that each wake-up sends a batch.
     pub fn acquire(&self) -> Slot {
         if let Some(slot) = self.take() {
             return slot;
