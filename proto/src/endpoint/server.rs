@@ -689,12 +689,16 @@ impl Server {
         super::batch::flush_due_acks(&mut self.delayed_acks, now, &mut self.shared.tx);
         self.expire_handoffs(now);
         self.pump_registers(now);
+        // A transfer with segments still to feed keeps its session busy.
+        self.busy.extend(self.segments.transfers.destinations());
+        if self.busy.is_empty() {
+            // Nothing in flight anywhere (a server that only receives): no per-session pass.
+            return self.emit_progress();
+        }
         let mut due = core::mem::take(&mut self.due);
         let mut busy = core::mem::take(&mut self.busy_scratch);
         let mut segments_expired = Vec::new();
         busy.clear();
-        // A transfer with segments still to feed keeps its session busy.
-        self.busy.extend(self.segments.transfers.destinations());
         busy.extend(self.busy.iter().copied());
         for &addr in &busy {
             let Some(s) = self.sessions.get_mut(&addr) else {
