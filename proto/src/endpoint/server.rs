@@ -594,13 +594,31 @@ impl Server {
                 .push_back(ServerEvent::PeerUp { addr: from });
         }
         let peer = s.peer;
-        if self.on_batched(now, from, counter, plain, via) {
+        // Only a suite 3 session's own packets batch; checked on the session in hand, since
+        // every lookup walks the session table.
+        if via == Via::Session
+            && batch::batches(s)
+            && self.on_batched(now, from, peer, counter, plain)
+        {
             return;
         }
-        let app = match App::parse(plain) {
-            Ok(a) => a,
-            Err(e) => return self.shared.stats.drop(DropReason::from_wire(e)),
-        };
+        match App::parse(plain) {
+            Ok(app) => self.on_app(now, from, peer, counter, app, via),
+            Err(e) => self.shared.stats.drop(DropReason::from_wire(e)),
+        }
+    }
+
+    /// Acts on one fresh application packet (or one frame of a batch) from the session at
+    /// `from`, sealed under `counter`.
+    fn on_app(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: PeerId,
+        counter: Counter,
+        app: App<'_>,
+        via: Via,
+    ) {
         match app {
             App::ReliableMessage(m) | App::UnreliableMessage(m) => {
                 let reliable = matches!(app, App::ReliableMessage(_));
@@ -671,12 +689,16 @@ impl Server {
         super::batch::flush_due_acks(&mut self.delayed_acks, now, &mut self.shared.tx);
         self.expire_handoffs(now);
         self.pump_registers(now);
+        // A transfer with segments still to feed keeps its session busy.
+        self.busy.extend(self.segments.transfers.destinations());
+        if self.busy.is_empty() {
+            // Nothing in flight anywhere (a server that only receives): no per-session pass.
+            return self.emit_progress();
+        }
         let mut due = core::mem::take(&mut self.due);
         let mut busy = core::mem::take(&mut self.busy_scratch);
         let mut segments_expired = Vec::new();
         busy.clear();
-        // A transfer with segments still to feed keeps its session busy.
-        self.busy.extend(self.segments.transfers.destinations());
         busy.extend(self.busy.iter().copied());
         for &addr in &busy {
             let Some(s) = self.sessions.get_mut(&addr) else {

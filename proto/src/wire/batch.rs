@@ -4,6 +4,8 @@
 //! Both codecs validate the whole payload before handing anything out, so that a receiver can
 //! parse first and act afterwards: a bad batch has no partial effect.
 
+use arrayvec::ArrayVec;
+
 use super::codec::{Reader, Writer};
 use super::{App, Error};
 use crate::id::Counter;
@@ -88,27 +90,25 @@ impl<'a> Batch<'a> {
     /// frame longer than what is left, an opcode that may not be batched, or a frame whose
     /// own codec refuses it; [`Error::Truncated`] if even the flags are missing.
     pub fn parse(plaintext: &'a [u8]) -> Result<Batch<'a>, Error> {
-        let (&op, rest) = plaintext.split_first().ok_or(Error::Truncated)?;
-        if op != BATCH {
-            return Err(Error::UnknownAppOpcode(op));
-        }
-        let (&flags, body) = rest.split_first().ok_or(Error::Truncated)?;
-        let mut count = 0;
-        for frame in (FrameIter { rest: body }) {
-            Frame::parse(frame?).map_err(|_| Error::BadBatch)?;
-            count += 1;
-            if count > MAX_FRAMES {
-                return Err(Error::BadBatch);
-            }
-        }
-        if count == 0 {
-            return Err(Error::BadBatch);
-        }
-        Ok(Batch {
-            more: flags & FLAG_MORE != 0,
-            body,
-            count,
-        })
+        check(plaintext, |_| {})
+    }
+
+    /// As [`Batch::parse`], putting the frames it parsed to check them into `frames` (emptied
+    /// first), so that a receiver that acts on them parses each once; returns the `MORE` flag.
+    /// The caller owns `frames` so that they are written once, where they are read.
+    ///
+    /// # Errors
+    /// As [`Batch::parse`]; `frames` then holds the frames before the bad one.
+    pub fn parse_into(
+        plaintext: &'a [u8],
+        frames: &mut ArrayVec<Frame<'a>, MAX_FRAMES>,
+    ) -> Result<bool, Error> {
+        frames.clear();
+        // `check` hands out at most MAX_FRAMES frames, so every one fits.
+        let batch = check(plaintext, |f| {
+            let _ = frames.try_push(f);
+        })?;
+        Ok(batch.more)
     }
 
     /// How many frames the batch carries (1 to [`MAX_FRAMES`]).
@@ -125,6 +125,33 @@ impl<'a> Batch<'a> {
     pub fn frames(&self) -> impl Iterator<Item = Frame<'a>> + 'a {
         FrameIter { rest: self.body }.filter_map(|f| f.ok().and_then(|f| Frame::parse(f).ok()))
     }
+}
+
+/// Parses an op 38 plaintext and checks every frame, handing each to `each` in order; a
+/// frame past [`MAX_FRAMES`] is refused before it is handed out.
+fn check<'a>(plaintext: &'a [u8], mut each: impl FnMut(Frame<'a>)) -> Result<Batch<'a>, Error> {
+    let (&op, rest) = plaintext.split_first().ok_or(Error::Truncated)?;
+    if op != BATCH {
+        return Err(Error::UnknownAppOpcode(op));
+    }
+    let (&flags, body) = rest.split_first().ok_or(Error::Truncated)?;
+    let mut count = 0;
+    for frame in (FrameIter { rest: body }) {
+        let frame = Frame::parse(frame?).map_err(|_| Error::BadBatch)?;
+        count += 1;
+        if count > MAX_FRAMES {
+            return Err(Error::BadBatch);
+        }
+        each(frame);
+    }
+    if count == 0 {
+        return Err(Error::BadBatch);
+    }
+    Ok(Batch {
+        more: flags & FLAG_MORE != 0,
+        body,
+        count,
+    })
 }
 
 /// The frame plaintexts of an op 38 plaintext (opcode included), unchecked: call

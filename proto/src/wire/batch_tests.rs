@@ -2,6 +2,8 @@
 
 use alloc::vec::Vec;
 
+use arrayvec::ArrayVec;
+
 use quickcheck::{QuickCheck, TestResult};
 
 use super::*;
@@ -191,4 +193,72 @@ fn parsing_never_panics() {
     QuickCheck::new()
         .tests(5000)
         .quickcheck(prop as fn(Vec<u8>, bool) -> bool);
+}
+
+/// What `parse_into` says of `p`, with the frames it kept, is what `Batch::parse` and
+/// `Batch::frames` say: the receiver's one parse accepts, refuses and hands out exactly what
+/// the checking parse does.
+fn parse_into_agrees<'a>(p: &'a [u8], frames: &mut ArrayVec<Frame<'a>, MAX_FRAMES>) -> bool {
+    let into = Batch::parse_into(p, frames);
+    match Batch::parse(p) {
+        Ok(b) => into == Ok(b.more) && frames.iter().copied().eq(b.frames()),
+        Err(e) => into == Err(e),
+    }
+}
+
+#[test]
+fn parse_into_agrees_with_parse() {
+    fn prop(payloads: Vec<Vec<u8>>, more: bool, flips: Vec<(u16, u8)>, junk: Vec<u8>) -> bool {
+        let frames: Vec<Frame<'_>> = payloads
+            .iter()
+            .take(MAX_FRAMES)
+            .enumerate()
+            .map(|(i, p)| msg(p, i % 3 == 0))
+            .chain(core::iter::once(Frame::Acks(
+                Acks::from_descending([Counter(9), Counter(7)]).unwrap().0,
+            )))
+            .collect();
+        let keep = frames.len().min(MAX_FRAMES);
+        let mut buf = alloc::vec![0u8; batch_len(frames.iter().map(Frame::buffer_len))];
+        let n = emit_batch(more, &frames[..keep], &mut buf).unwrap_or(0);
+        let valid = buf[..n].to_vec();
+        // Damaged copies: a valid batch meets every refusal a few flipped bytes make.
+        let mut bad = valid.clone();
+        for &(at, byte) in &flips {
+            if let Some(b) = bad.get_mut(usize::from(at) % n.max(1)) {
+                *b = byte;
+            }
+        }
+        let mut noise = junk;
+        noise.insert(0, BATCH);
+        let mut frames_over = valid.clone();
+        if let Some(one) = valid.get(BATCH_HEADER..BATCH_HEADER + FRAME_HEADER + 2) {
+            // Past the bound: appended frames of a (possibly bad) two-byte plaintext.
+            for _ in 0..=MAX_FRAMES {
+                frames_over.extend_from_slice(one);
+            }
+        }
+        // One buffer for every call, as a receiver keeps it: each call starts it afresh.
+        let mut kept = ArrayVec::new();
+        [&valid[..], &bad, &noise, &frames_over]
+            .iter()
+            .all(|p| parse_into_agrees(p, &mut kept))
+    }
+    QuickCheck::new()
+        .tests(1000)
+        .quickcheck(prop as fn(Vec<Vec<u8>>, bool, Vec<(u16, u8)>, Vec<u8>) -> bool);
+}
+
+#[test]
+fn parse_into_keeps_every_frame_of_a_full_batch() {
+    let bytes: Vec<u8> = (0..MAX_FRAMES as u8).collect();
+    let frames: Vec<Frame<'_>> = (0..MAX_FRAMES)
+        .map(|i| msg(&bytes[i..=i], i % 2 == 0))
+        .collect();
+    let mut buf = alloc::vec![0u8; 4096];
+    let n = emit_batch(true, &frames, &mut buf).unwrap();
+    let mut kept = ArrayVec::new();
+    assert_eq!(Batch::parse_into(&buf[..n], &mut kept), Ok(true));
+    assert_eq!(kept.as_slice(), &frames[..]);
+    assert!(parse_into_agrees(&buf[..n], &mut kept));
 }

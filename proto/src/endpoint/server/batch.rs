@@ -6,15 +6,18 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
+use arrayvec::ArrayVec;
+
 use super::{take, Server, ServerSession, Via};
 use crate::endpoint::batch as coalesce;
 use crate::endpoint::{DropReason, Encoded, Outgoing, Stats};
 use crate::features::ack_delay::{ack_delay, MAX_ACK_DELAY_CEILING};
 use crate::features::batch::{frame_len, Run};
 use crate::id::Counter;
+use crate::id::PeerId;
 use crate::session::TxKey;
 use crate::time::Instant;
-use crate::wire::batch::Acks;
+use crate::wire::batch::{Acks, Batch, Frame};
 use crate::wire::App;
 
 /// Whether a session batches: suite 3 pairwise sessions only.
@@ -64,28 +67,28 @@ pub(super) fn on_due(
 }
 
 impl Server {
-    /// Handles a suite 3 batch (op 38) or op 39 received over a session; `false` if `plain`
-    /// is neither (or the session is not suite 3), for the caller to parse as before.
+    /// Handles a suite 3 batch (op 38) or op 39 received over the suite 3 session of `peer`
+    /// at `from` (the caller checked both); `false` if `plain` is neither, for the caller to
+    /// parse as before.
     pub(super) fn on_batched(
         &mut self,
         now: Instant,
         from: SocketAddr,
+        peer: PeerId,
         counter: Counter,
         plain: &[u8],
-        via: Via,
     ) -> bool {
-        let suite3 = self.sessions.get(&from).is_some_and(|s| batches(s));
-        if via != Via::Session || !suite3 || !coalesce::is_batch_opcode(plain) {
+        if !coalesce::is_batch_opcode(plain) {
             return false;
         }
         if let Ok(acks) = Acks::parse(plain) {
-            for c in coalesce::acked_counters(&acks) {
-                self.on_acked_quietly(now, from, c);
-            }
+            self.on_acks(now, from, &acks);
             return true;
         }
-        let (more, frames) = match coalesce::frames(plain) {
-            Ok(f) => f,
+        // Parsed once, whole, before any frame acts: a bad batch has no effect.
+        let mut frames = ArrayVec::new();
+        let more = match Batch::parse_into(plain, &mut frames) {
+            Ok(more) => more,
             Err(e) => {
                 self.shared.stats.drop(DropReason::from_wire(e));
                 return true;
@@ -95,9 +98,13 @@ impl Server {
             return true;
         }
         let queued = self.shared.tx.len();
-        for frame in frames {
-            // Each frame acts as the packet it would be alone, under the batch's counter.
-            self.on_opened(now, from, counter, Ok(frame), via);
+        for &frame in &frames {
+            // Each frame acts as the packet it would be alone, under the batch's counter. No
+            // batchable frame ends the session, so it is still there for the next one.
+            match frame {
+                Frame::Acks(acks) => self.on_acks(now, from, &acks),
+                Frame::App(app) => self.on_app(now, from, peer, counter, app, Via::Session),
+            }
         }
         coalesce::dedup_acks(&mut self.shared.tx, queued, from, counter);
         self.hold_batch_ack(queued, from, counter);
@@ -111,6 +118,13 @@ impl Server {
             coalesce::hold_ack(hold, &mut self.shared.tx, queued, from, counter, now, stats);
         }
         true
+    }
+
+    /// Every counter an op 39 frame acknowledges.
+    fn on_acks(&mut self, now: Instant, from: SocketAddr, acks: &Acks) {
+        for c in coalesce::acked_counters(acks) {
+            self.on_acked_quietly(now, from, c);
+        }
     }
 
     /// An ACK carried in op 39: as op 2, but a counter that is no longer ours to wait for
