@@ -393,6 +393,16 @@ impl Outbox {
         self.entries.binary_search_by_key(&id, |e| e.id).ok()
     }
 
+    /// [`Outbox::index_of`] for a first transmission: sends go out in order, so that is
+    /// nearly always the first unsent entry, looked at before searching.
+    fn index_of_unsent(&self, id: u64) -> Option<usize> {
+        let next = self.sent();
+        match self.entries.get(next) {
+            Some(e) if e.id == id => Some(next),
+            _ => self.index_of(id),
+        }
+    }
+
     /// The exchange sent under `counter`.
     pub(crate) fn find_counter(&self, counter: Counter) -> Option<&InFlight> {
         self.position_of(counter).and_then(|i| self.entries.get(i))
@@ -404,6 +414,16 @@ impl Outbox {
     /// Several entries may share a counter (a suite 3 batch, `features::batch`): this finds the
     /// first of that run.
     fn position_of(&self, counter: Counter) -> Option<usize> {
+        // Answers come mostly in send order, and the op 39 frame's counters are handled
+        // lowest first (`endpoint::batch::acked_counters`): the front's run is the usual one.
+        if self.sent > 0
+            && self
+                .entries
+                .front()
+                .is_some_and(|f| f.counter == Some(counter))
+        {
+            return Some(0);
+        }
         let (mut lo, mut hi) = (0, self.sent().min(self.entries.len()));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -453,7 +473,7 @@ impl Outbox {
         now: Instant,
         rtt: &RttEstimator,
     ) {
-        let Some(i) = self.index_of(id) else {
+        let Some(i) = self.index_of_unsent(id) else {
             return;
         };
         let previous = i.checked_sub(1).and_then(|p| self.entries[p].counter);
