@@ -612,6 +612,57 @@ impl Outbox {
         }
     }
 
+    /// Completes in one step the run sent under `counter` when it is the oldest in flight and
+    /// an ACK from `from` completes every entry of it: each is answered by an ACK, was not
+    /// answered before, expects at most `from`, and passes `accept` (the kinds the caller
+    /// finishes without the outbox). That is a suite 3 run acknowledged in order, the
+    /// pipelined case: the run leaves in one drain from the front, with one update of the
+    /// counts and minimums, instead of one lookup, removal and update per entry. `None`, with
+    /// nothing changed, otherwise: the caller answers entry by entry ([`Outbox::on_reply`]),
+    /// which ends the same way.
+    pub(crate) fn complete_front_run(
+        &mut self,
+        counter: Counter,
+        from: SocketAddr,
+        now: Instant,
+        rtt: &mut RttEstimator,
+        samples: &mut histogram::RttHistogram,
+        accept: impl Fn(&InFlight) -> bool,
+    ) -> Option<alloc::collections::vec_deque::Drain<'_, InFlight>> {
+        let sent = self.sent().min(self.entries.len());
+        let (mut n, mut held_deadline, mut held_retry) = (0usize, false, false);
+        for e in self.entries.range(..sent) {
+            if e.counter != Some(counter) {
+                break;
+            }
+            let completes = e.acked.is_empty()
+                && !e.payload.is_call()
+                && e.expected.len() <= 1
+                && e.expected.iter().all(|a| *a == from);
+            if !completes || !accept(e) {
+                return None;
+            }
+            held_deadline |= e.deadline == self.earliest_deadline;
+            held_retry |= e.next_retry.unwrap_or(Instant::MAX) == self.earliest_retry;
+            n += 1;
+        }
+        let last = n.checked_sub(1)?;
+        self.last_answer = now;
+        // One sample per counter, from the run's last entry, as `on_reply` takes it.
+        let e = &self.entries[last];
+        if e.retransmissions == 0 {
+            if let Some(sent) = e.last_sent {
+                rtt.on_sample(now - sent);
+                samples.record(now - sent);
+            }
+        }
+        for e in self.entries.range_mut(..n) {
+            e.acked.push(from);
+        }
+        self.forget_front_run(n, held_deadline, held_retry);
+        Some(self.entries.drain(..n))
+    }
+
     /// Appends the counters in `first..first + count` under which an exchange answered by an
     /// ACK is in flight (an op 34 range): only counters of the sent prefix, so the work is
     /// bounded by the window, whatever range a peer names.
