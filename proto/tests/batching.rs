@@ -216,3 +216,23 @@ fn suites_1_and_2_never_batch() {
         }
     }
 }
+
+#[test]
+fn the_delivered_events_of_op_39_come_in_send_order() {
+    let mut net = network(Suite::Noise, 11);
+    burst(&mut net, 400);
+    net.run_for(Duration::from_secs(2));
+    // The server acknowledged several runs per op 39 frame: the client completes them
+    // oldest first, so the outcomes come in the order the messages were sent.
+    assert!(net.server(server_addr()).stats().ack_ranges_sent > 0);
+    let ids: Vec<_> = net
+        .client_events(client_addr())
+        .iter()
+        .filter_map(|e| e.delivered())
+        .collect();
+    assert_eq!(ids.len(), 400, "every message acknowledged");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "out of send order: {ids:?}"
+    );
+}

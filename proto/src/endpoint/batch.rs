@@ -16,7 +16,7 @@ use crate::id::Counter;
 use crate::reliability::OwnedMessage;
 use crate::session::{self, TxKey};
 use crate::time::{Duration, Instant};
-use crate::wire::batch::{self, Acks, Frame};
+use crate::wire::batch::{self, Acks, Frame, MAX_RANGES};
 use crate::wire::{self, App, StatusBytes};
 
 /// How far into the transmit queue the encoder looks for riders: far enough for a burst of
@@ -259,16 +259,31 @@ pub(super) fn needs_ack(plain: &[u8]) -> bool {
     })
 }
 
-/// The counters an op 39 frame acknowledges, highest first, at most the replay window's
-/// width below its largest: no exchange of ours in flight is older, so a peer cannot make us
-/// walk millions of counters.
-pub(super) fn acked_counters(acks: &Acks) -> impl Iterator<Item = Counter> + '_ {
+/// The counters an op 39 frame acknowledges, lowest first, at most the replay window's width
+/// below its largest: no exchange of ours in flight is older, so a peer cannot make us walk
+/// millions of counters.
+///
+/// Lowest first because the outbox is oldest first: each run acknowledged is then usually at
+/// its front, where removing it moves nothing. Highest first, every run was taken from behind
+/// the older ones still in flight, shifting them (issue 19's pipelined profile: the client's
+/// largest cost outside the cipher). The ranges come highest first on the wire; they are
+/// copied (at most [`MAX_RANGES`], no allocation) to be walked the other way.
+pub(super) fn acked_counters(acks: &Acks) -> impl Iterator<Item = Counter> {
     let floor = acks.ranges().next().map_or(0, |r| {
         r.high.0.saturating_sub(crate::session::replay::WINDOW)
     });
-    acks.ranges()
-        .filter(move |r| r.high.0 >= floor)
-        .flat_map(move |r| (r.low.0.max(floor)..=r.high.0).rev().map(Counter))
+    let mut ranges = [(0u64, 0u64); MAX_RANGES];
+    let mut n = 0;
+    for (slot, r) in ranges
+        .iter_mut()
+        .zip(acks.ranges().take_while(|r| r.high.0 >= floor))
+    {
+        *slot = (r.low.0.max(floor), r.high.0);
+        n += 1;
+    }
+    (0..n)
+        .rev()
+        .flat_map(move |i| (ranges[i].0..=ranges[i].1).map(Counter))
 }
 
 /// Removes the copies of `Ack { to, counter }` that handling the frames of one batch queued
@@ -288,4 +303,37 @@ pub(super) fn dedup_acks(tx: &mut VecDeque<Outgoing>, from: usize, to: SocketAdd
             _ => true,
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::acked_counters;
+    use crate::id::Counter;
+    use crate::session::replay::WINDOW;
+    use crate::wire::batch::Acks;
+    use alloc::vec::Vec;
+
+    quickcheck::quickcheck! {
+        /// Whatever ranges an op 39 frame names, its counters come lowest first, each once:
+        /// exactly those of its ranges within the replay window below its largest.
+        fn op_39_counters_come_lowest_first_within_the_window(steps: Vec<(u16, bool)>) -> bool {
+            // Descending counters from a high start, with gaps (some wider than the window).
+            let mut c = 1u64 << 20;
+            let mut named = Vec::new();
+            for (step, wide) in steps {
+                let gap = if wide { u64::from(step) * 4 } else { u64::from(step % 3) };
+                let Some(next) = c.checked_sub(gap + 1) else { break };
+                c = next;
+                named.push(Counter(c));
+            }
+            let Some((acks, taken)) = Acks::from_descending(named.iter().copied()) else {
+                return named.is_empty();
+            };
+            let floor = named[0].0.saturating_sub(WINDOW);
+            let mut expected: Vec<Counter> =
+                named[..taken].iter().copied().filter(|c| c.0 >= floor).collect();
+            expected.reverse();
+            acked_counters(&acks).collect::<Vec<_>>() == expected
+        }
+    }
 }

@@ -109,6 +109,46 @@ impl Outbox {
         e
     }
 
+    /// Keeps the counts and minimums exact for the removal of the first `n` entries, which are
+    /// sent and share one counter (a whole run, `Outbox::complete_front_run`); `held_deadline`
+    /// and `held_retry` say whether one of them held a minimum. Called before the entries
+    /// leave: what stays is `n..`.
+    pub(super) fn forget_front_run(&mut self, n: usize, held_deadline: bool, held_retry: bool) {
+        let sent = self.sent();
+        // The pairs inside the run and the one joining it to the next go; none is formed.
+        let before = self.inversions_in(0, n);
+        self.replace_inversions(before, 0);
+        self.sent -= u32::try_from(n).unwrap_or(u32::MAX);
+        self.counters -= 1;
+        // Removing a prefix leaves a sorted sequence sorted: its new front holds the minimum.
+        if held_deadline {
+            self.earliest_deadline = if self.deadlines_sorted {
+                self.entries.get(n).map_or(Instant::MAX, |e| e.deadline)
+            } else {
+                let rest = self.entries.range(n..).map(|e| e.deadline);
+                rest.min().unwrap_or(Instant::MAX)
+            };
+        }
+        if held_retry {
+            self.earliest_retry = if self.retries_sorted() {
+                if n < sent {
+                    self.retry_at(n)
+                } else {
+                    Instant::MAX
+                }
+            } else {
+                let rest = (n..sent).map(|i| self.retry_at(i));
+                rest.min().unwrap_or(Instant::MAX)
+            };
+        }
+        if self.entries.len() == n {
+            self.deadlines_sorted = true;
+        }
+        if self.sent == 0 {
+            self.retry_inversions = 0;
+        }
+    }
+
     /// Whether an entry next to a removed entry `i` (now at `i - 1` or `i`), among the first
     /// `limit`, satisfies `f`.
     fn neighbour_holds(&self, i: usize, limit: usize, f: impl Fn(&InFlight) -> bool) -> bool {

@@ -393,6 +393,16 @@ impl Outbox {
         self.entries.binary_search_by_key(&id, |e| e.id).ok()
     }
 
+    /// [`Outbox::index_of`] for a first transmission: sends go out in order, so that is
+    /// nearly always the first unsent entry, looked at before searching.
+    fn index_of_unsent(&self, id: u64) -> Option<usize> {
+        let next = self.sent();
+        match self.entries.get(next) {
+            Some(e) if e.id == id => Some(next),
+            _ => self.index_of(id),
+        }
+    }
+
     /// The exchange sent under `counter`.
     pub(crate) fn find_counter(&self, counter: Counter) -> Option<&InFlight> {
         self.position_of(counter).and_then(|i| self.entries.get(i))
@@ -404,6 +414,16 @@ impl Outbox {
     /// Several entries may share a counter (a suite 3 batch, `features::batch`): this finds the
     /// first of that run.
     fn position_of(&self, counter: Counter) -> Option<usize> {
+        // Answers come mostly in send order, and the op 39 frame's counters are handled
+        // lowest first (`endpoint::batch::acked_counters`): the front's run is the usual one.
+        if self.sent > 0
+            && self
+                .entries
+                .front()
+                .is_some_and(|f| f.counter == Some(counter))
+        {
+            return Some(0);
+        }
         let (mut lo, mut hi) = (0, self.sent().min(self.entries.len()));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -453,7 +473,7 @@ impl Outbox {
         now: Instant,
         rtt: &RttEstimator,
     ) {
-        let Some(i) = self.index_of(id) else {
+        let Some(i) = self.index_of_unsent(id) else {
             return;
         };
         let previous = i.checked_sub(1).and_then(|p| self.entries[p].counter);
@@ -590,6 +610,57 @@ impl Outbox {
         } else {
             Reply::Partial
         }
+    }
+
+    /// Completes in one step the run sent under `counter` when it is the oldest in flight and
+    /// an ACK from `from` completes every entry of it: each is answered by an ACK, was not
+    /// answered before, expects at most `from`, and passes `accept` (the kinds the caller
+    /// finishes without the outbox). That is a suite 3 run acknowledged in order, the
+    /// pipelined case: the run leaves in one drain from the front, with one update of the
+    /// counts and minimums, instead of one lookup, removal and update per entry. `None`, with
+    /// nothing changed, otherwise: the caller answers entry by entry ([`Outbox::on_reply`]),
+    /// which ends the same way.
+    pub(crate) fn complete_front_run(
+        &mut self,
+        counter: Counter,
+        from: SocketAddr,
+        now: Instant,
+        rtt: &mut RttEstimator,
+        samples: &mut histogram::RttHistogram,
+        accept: impl Fn(&InFlight) -> bool,
+    ) -> Option<alloc::collections::vec_deque::Drain<'_, InFlight>> {
+        let sent = self.sent().min(self.entries.len());
+        let (mut n, mut held_deadline, mut held_retry) = (0usize, false, false);
+        for e in self.entries.range(..sent) {
+            if e.counter != Some(counter) {
+                break;
+            }
+            let completes = e.acked.is_empty()
+                && !e.payload.is_call()
+                && e.expected.len() <= 1
+                && e.expected.iter().all(|a| *a == from);
+            if !completes || !accept(e) {
+                return None;
+            }
+            held_deadline |= e.deadline == self.earliest_deadline;
+            held_retry |= e.next_retry.unwrap_or(Instant::MAX) == self.earliest_retry;
+            n += 1;
+        }
+        let last = n.checked_sub(1)?;
+        self.last_answer = now;
+        // One sample per counter, from the run's last entry, as `on_reply` takes it.
+        let e = &self.entries[last];
+        if e.retransmissions == 0 {
+            if let Some(sent) = e.last_sent {
+                rtt.on_sample(now - sent);
+                samples.record(now - sent);
+            }
+        }
+        for e in self.entries.range_mut(..n) {
+            e.acked.push(from);
+        }
+        self.forget_front_run(n, held_deadline, held_retry);
+        Some(self.entries.drain(..n))
     }
 
     /// Appends the counters in `first..first + count` under which an exchange answered by an

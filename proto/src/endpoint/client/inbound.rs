@@ -290,10 +290,51 @@ impl Client {
     /// An ACK of `counter`: completes every exchange sent under it (one, or a suite 3
     /// batch's run, `features::batch`).
     pub(super) fn on_ack(&mut self, now: Instant, addr: SocketAddr, counter: Counter) {
+        if self.on_ack_front_run(now, addr, counter) {
+            return;
+        }
         let mut deferred = 0;
         while self.on_ack_one(now, addr, counter, &mut deferred)
             && self.outbox.find_counter(counter).is_some()
         {}
+    }
+
+    /// An ACK of `counter` that completes the oldest run in flight, of messages only: the run
+    /// leaves the outbox as one block (`Outbox::complete_front_run`), and each message ends
+    /// as [`Client::on_ack_one`] would end it, in send order (each message's `Delivered`, the
+    /// subscriber table learning once per stretch of one target). `false`, with nothing done,
+    /// for any other ACK.
+    fn on_ack_front_run(&mut self, now: Instant, addr: SocketAddr, counter: Counter) -> bool {
+        let bounds = self.subscriber_bounds();
+        let Some(run) = self.outbox.complete_front_run(
+            counter,
+            addr,
+            now,
+            &mut self.rtt,
+            &mut self.shared.stats.rtt,
+            |e| matches!(e.payload, Payload::Message(_)),
+        ) else {
+            return false;
+        };
+        let mut run = run.peekable();
+        let mut refused = 0;
+        while let Some(e) = run.next() {
+            if let Some(target) = learned_target(&e) {
+                refused += 1;
+                if run.peek().and_then(learned_target) != Some(target) {
+                    if self.subscribers.learn(bounds, now, target, addr).is_err() {
+                        for _ in 0..refused {
+                            self.shared.stats.drop(DropReason::TableFull);
+                        }
+                    }
+                    refused = 0;
+                }
+            }
+            if !e.internal {
+                self.shared.events.push_back(delivered_event(e));
+            }
+        }
+        true
     }
 
     /// Completes the first exchange sent under `counter`; `true` if it was completed.
