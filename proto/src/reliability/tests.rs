@@ -426,91 +426,192 @@ fn a_new_session_restarts_the_backoff() {
     );
 }
 
-quickcheck::quickcheck! {
-    /// Runs sharing a counter (a suite 3 batch), acknowledged by op 39 frames whose counters
-    /// are handled lowest first, entry by entry or as one block when the run is the front's:
-    /// every ACK completes exactly its run's entries, oldest first, the outbox keeps every
-    /// other entry in order, and each counter gives exactly one RTT sample.
-    fn prop_acks_lowest_first_complete_whole_runs_in_order(ops: Vec<(u8, u8)>) -> bool {
-        let mut rtt = RttEstimator::new(RttConfig::default());
-        let mut hist = RttHistogram::default();
-        let mut o = Outbox::new(64, 16);
-        // The model: (id, counter) of every entry, oldest first.
-        let mut model: Vec<(u64, Option<u64>)> = Vec::new();
-        let (mut now, mut next_id, mut next_counter) = (Instant::ZERO, 1u64, 100u64);
-        let far = Instant::ZERO + Duration::from_secs(3600);
-        for (op, arg) in ops {
-            now += Duration::from_micros(u64::from(arg));
-            match op % 3 {
-                0 => {
-                    for _ in 0..=arg % 4 {
-                        if o.push(next_id, msg(), false, far).is_ok() {
-                            model.push((next_id, None));
-                            next_id += 1;
-                        }
+/// Runs sharing a counter (a suite 3 batch), acknowledged by op 39 frames whose counters are
+/// handled lowest first, entry by entry or as one block when the run is the front's: every
+/// ACK completes exactly its run's entries, oldest first, the outbox keeps every other entry
+/// in order, and each counter gives exactly one RTT sample.
+fn acks_lowest_first_complete_whole_runs_in_order(ops: Vec<(u8, u8)>) -> bool {
+    let mut rtt = RttEstimator::new(RttConfig::default());
+    let mut hist = RttHistogram::default();
+    let mut o = Outbox::new(64, 16);
+    // The model: (id, counter) of every entry, oldest first.
+    let mut model: Vec<(u64, Option<u64>)> = Vec::new();
+    let (mut now, mut next_id, mut next_counter) = (Instant::ZERO, 1u64, 100u64);
+    let far = Instant::ZERO + Duration::from_secs(3600);
+    for (op, arg) in ops {
+        now += Duration::from_micros(u64::from(arg));
+        match op % 3 {
+            0 => {
+                for _ in 0..=arg % 4 {
+                    if o.push(next_id, msg(), false, far).is_ok() {
+                        model.push((next_id, None));
+                        next_id += 1;
                     }
                 }
-                1 => {
-                    // A run: up to `arg % 5 + 1` unsent entries take one new counter.
-                    let mut v = Vec::new();
-                    o.poll_due_runs(now, true, usize::MAX, usize::from(arg % 5) + 1, &mut v);
-                    let mut taken = false;
-                    for d in v {
-                        let Due::Transmit(id) = d else { return false };
-                        if !taken && !o.may_take_counter() {
-                            break;
-                        }
-                        taken = true;
-                        o.on_first_transmit(id, Counter(next_counter), Vec::new(), now, &rtt);
-                        if let Some(m) = model.iter_mut().find(|m| m.0 == id) {
-                            m.1 = Some(next_counter);
-                        }
+            }
+            1 => {
+                // A run: up to `arg % 5 + 1` unsent entries take one new counter.
+                let mut v = Vec::new();
+                o.poll_due_runs(now, true, usize::MAX, usize::from(arg % 5) + 1, &mut v);
+                let mut taken = false;
+                for d in v {
+                    let Due::Transmit(id) = d else { return false };
+                    // A retry that fell due (the clock passed the RTO) is not a first
+                    // transmission: it keeps its counter, and is left unanswered here.
+                    if !model.iter().any(|m| m.0 == id && m.1.is_none()) {
+                        continue;
                     }
-                    next_counter += u64::from(taken);
+                    if !taken && !o.may_take_counter() {
+                        break;
+                    }
+                    taken = true;
+                    o.on_first_transmit(id, Counter(next_counter), Vec::new(), now, &rtt);
+                    if let Some(m) = model.iter_mut().find(|m| m.0 == id) {
+                        m.1 = Some(next_counter);
+                    }
                 }
-                _ => {
-                    // An op 39 frame: every other counter of a span, handled lowest first.
-                    let low = 100 + u64::from(arg % 32);
-                    let acked: Vec<u64> = (low..low + 12).filter(|c| c % 2 == low % 2).collect();
-                    for c in acked {
-                        let samples = rtt.samples();
-                        let front = model.first().and_then(|m| m.1) == Some(c);
-                        let mut done = Vec::new();
-                        if op & 8 != 0 {
-                            // The block completion, which takes exactly the front's run.
-                            let run = o.complete_front_run(Counter(c), addr(1), now, &mut rtt, &mut hist, |_| true);
-                            if run.is_some() != front {
-                                return false;
-                            }
-                            for e in run.into_iter().flatten() {
-                                if e.acked != [addr(1)] {
-                                    return false;
-                                }
-                                done.push(e.id);
-                            }
-                        }
-                        loop {
-                            match o.on_reply(Counter(c), false, addr(1), now, &mut rtt, &mut hist) {
-                                Reply::Complete(e) => done.push(e.id),
-                                Reply::Partial => return false,
-                                Reply::Unknown => break,
-                            }
-                        }
-                        let expected: Vec<u64> =
-                            model.iter().filter(|m| m.1 == Some(c)).map(|m| m.0).collect();
-                        model.retain(|m| m.1 != Some(c));
-                        if done != expected || rtt.samples() != samples + u64::from(!done.is_empty()) {
+                next_counter += u64::from(taken);
+            }
+            _ => {
+                // An op 39 frame: every other counter of a span, handled lowest first.
+                let low = 100 + u64::from(arg % 32);
+                let acked: Vec<u64> = (low..low + 12).filter(|c| c % 2 == low % 2).collect();
+                for c in acked {
+                    let samples = rtt.samples();
+                    let front = model.first().and_then(|m| m.1) == Some(c);
+                    let mut done = Vec::new();
+                    if op & 8 != 0 {
+                        // The block completion, which takes exactly the front's run.
+                        let run = o.complete_front_run(
+                            Counter(c),
+                            addr(1),
+                            now,
+                            &mut rtt,
+                            &mut hist,
+                            |_| true,
+                        );
+                        if run.is_some() != front {
                             return false;
                         }
+                        for e in run.into_iter().flatten() {
+                            if e.acked != [addr(1)] {
+                                return false;
+                            }
+                            done.push(e.id);
+                        }
+                    }
+                    loop {
+                        match o.on_reply(Counter(c), false, addr(1), now, &mut rtt, &mut hist) {
+                            Reply::Complete(e) => done.push(e.id),
+                            Reply::Partial => return false,
+                            Reply::Unknown => break,
+                        }
+                    }
+                    let expected: Vec<u64> = model
+                        .iter()
+                        .filter(|m| m.1 == Some(c))
+                        .map(|m| m.0)
+                        .collect();
+                    model.retain(|m| m.1 != Some(c));
+                    if done != expected || rtt.samples() != samples + u64::from(!done.is_empty()) {
+                        return false;
                     }
                 }
             }
-            let ours: Vec<(u64, Option<u64>)> =
-                o.iter().map(|e| (e.id, e.counter.map(|c| c.0))).collect();
-            if ours != model || o.oldest_counter().map(|c| c.0) != model.first().and_then(|m| m.1) {
-                return false;
-            }
         }
-        true
+        let ours: Vec<(u64, Option<u64>)> =
+            o.iter().map(|e| (e.id, e.counter.map(|c| c.0))).collect();
+        if ours != model || o.oldest_counter().map(|c| c.0) != model.first().and_then(|m| m.1) {
+            return false;
+        }
     }
+    true
+}
+
+quickcheck::quickcheck! {
+    fn prop_acks_lowest_first_complete_whole_runs_in_order(ops: Vec<(u8, u8)>) -> bool {
+        acks_lowest_first_complete_whole_runs_in_order(ops)
+    }
+}
+
+/// The case that found the property's own error: after 11 ms of pushes the first run's retry
+/// was due, and the property took it for a first transmission.
+#[test]
+fn a_due_retry_is_not_a_first_transmission_in_the_run_property() {
+    let ops = vec![
+        (0, 0),
+        (4, 0),
+        (47, 0),
+        (0, 0),
+        (178, 0),
+        (0, 96),
+        (0, 121),
+        (0, 237),
+        (0, 196),
+        (0, 237),
+        (0, 45),
+        (0, 206),
+        (0, 212),
+        (0, 84),
+        (0, 67),
+        (0, 197),
+        (0, 199),
+        (0, 9),
+        (0, 140),
+        (0, 209),
+        (0, 104),
+        (0, 194),
+        (0, 255),
+        (0, 244),
+        (0, 98),
+        (0, 156),
+        (0, 56),
+        (0, 188),
+        (0, 234),
+        (0, 63),
+        (0, 144),
+        (0, 179),
+        (0, 117),
+        (0, 61),
+        (0, 78),
+        (0, 70),
+        (0, 228),
+        (0, 255),
+        (0, 108),
+        (0, 118),
+        (0, 173),
+        (0, 231),
+        (0, 32),
+        (0, 249),
+        (0, 141),
+        (0, 52),
+        (0, 51),
+        (0, 255),
+        (0, 101),
+        (0, 97),
+        (0, 202),
+        (0, 97),
+        (0, 88),
+        (0, 137),
+        (0, 255),
+        (0, 79),
+        (0, 116),
+        (0, 255),
+        (0, 108),
+        (0, 140),
+        (0, 130),
+        (0, 251),
+        (0, 252),
+        (0, 48),
+        (0, 222),
+        (0, 122),
+        (0, 15),
+        (0, 239),
+        (0, 210),
+        (0, 69),
+        (0, 37),
+        (0, 243),
+        (34, 98),
+    ];
+    assert!(acks_lowest_first_complete_whole_runs_in_order(ops));
 }
