@@ -29,7 +29,10 @@ const IO_STD: f64 = 6.5;
 
 /// Holds a count to its bound, with a tolerance for rounding.
 fn at_most(what: &str, n: f64, bound: f64) {
-    assert!(n <= bound + 1e-9, "{what}: {n:.2} allocations per message, over {bound}");
+    assert!(
+        n <= bound + 1e-9,
+        "{what}: {n:.2} allocations per message, over {bound}"
+    );
 }
 
 fn through_core(suite: Suite) -> PerMessage {
