@@ -71,7 +71,7 @@ pub fn pavillion_bulk(suite: Suite, data: &[u8], runs: usize) -> Vec<BulkRun> {
     let server = Server::bind("127.0.0.1:0", server_config).expect("bind on loopback");
     let (tx, rx) = mpsc::channel();
     server.on_message(Some(BULK_TARGET), move |m| {
-        let _ = tx.send((Instant::now(), m.payload.len()));
+        let _ = tx.send((Instant::now(), m.payload().len()));
     });
     let client_config = client_config.send_timeout(Duration::from_secs(60));
     let client = Client::connect(server.local_addr(), client_config).expect("client socket");

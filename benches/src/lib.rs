@@ -10,6 +10,7 @@
 //! Everything is deterministic: keys are fixed, seeds are derived from indices, and time is
 //! virtual ([`Instant`]); only the wall-clock cost of running it is measured.
 
+pub mod allocations;
 pub mod batched;
 pub mod bridge;
 pub mod bulk;

@@ -76,6 +76,13 @@ pub fn live_bytes() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
 
+/// Allocations made so far, counted by [`Counting`] (0 if it is not the global allocator).
+/// The difference between two readings is what the code between them allocated (plus what
+/// other threads allocated meanwhile).
+pub fn allocations() -> usize {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
 /// Whether [`Counting`] is the global allocator of this program.
 pub fn counting_installed() -> bool {
     let before = ALLOCATIONS.load(Ordering::Relaxed);

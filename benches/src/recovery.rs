@@ -96,7 +96,7 @@ fn run(suite: Suite, first: First) -> Option<Duration> {
                 .net
                 .server_events(pair.server)
                 .iter()
-                .any(|e| matches!(e, ServerEvent::Message { message, .. } if message.payload[..] == data[..])),
+                .any(|e| matches!(e, ServerEvent::Message { message, .. } if message.payload() == &data[..])),
         };
         if done {
             return Some(pair.net.now() - t0);

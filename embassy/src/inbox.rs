@@ -72,16 +72,16 @@ impl Inbox {
             self.waker.register(waker);
             return Poll::Pending;
         };
-        let (data, target, name) = (m.payload.len(), m.target.len(), m.name.len());
+        let (data, target, name) = (m.payload().len(), m.target().len(), m.name().len());
         let needed = data + target + name;
         let Some(out) = buf.get_mut(..needed) else {
             return Poll::Ready(Err(Error::BufferTooSmall { needed }));
         };
         let (d, rest) = out.split_at_mut(data);
         let (t, n) = rest.split_at_mut(target);
-        d.copy_from_slice(&m.payload);
-        t.copy_from_slice(m.target.as_bytes());
-        n.copy_from_slice(m.name.as_bytes());
+        d.copy_from_slice(m.payload());
+        t.copy_from_slice(m.target().as_bytes());
+        n.copy_from_slice(m.name().as_bytes());
         let copied = Copied {
             from: m.from,
             data,
@@ -124,18 +124,17 @@ pub(crate) async fn recv<'b>(
 #[cfg(test)]
 mod tests {
     extern crate alloc;
-    use alloc::string::ToString;
 
     use super::*;
 
     fn message(n: u8) -> ReceivedMessage {
-        ReceivedMessage {
-            from: "10.0.0.1:1783".parse().unwrap(),
-            target: "kitchen".to_string(),
-            name: "temp".to_string(),
-            payload: bytes::Bytes::from(alloc::vec![n; 3]),
-            reliable: true,
-        }
+        ReceivedMessage::new(
+            "10.0.0.1:1783".parse().unwrap(),
+            "kitchen",
+            "temp",
+            &[n; 3],
+            true,
+        )
     }
 
     #[test]

@@ -594,9 +594,9 @@ impl DurableCommand {
             id: delivery.id,
             mark,
             to,
-            target: m.target.clone(),
-            name: m.name.clone(),
-            payload: m.payload.clone(),
+            target: m.target().to_string(),
+            name: m.name().to_string(),
+            payload: m.payload_bytes(),
             reply,
         };
         (DurableCommand(cmd), pending)

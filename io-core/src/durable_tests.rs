@@ -305,14 +305,13 @@ fn a_relay_that_does_not_fit_leaves_nothing_sent_and_nothing_consumed() {
         from: DurablePeer::Client(pavillion_proto::PeerId::Client(pavillion_proto::ClientId(
             [1; 16],
         ))),
-        message: ReceivedMessage {
-            from: "0.0.0.0:0".parse().unwrap(),
-            peer: None,
-            target: "t".into(),
-            name: "n".into(),
-            payload: Bytes::from_static(b"p"),
-            reliable: true,
-        },
+        message: ReceivedMessage::at_client(proto::ReceivedMessage::new(
+            "0.0.0.0:0".parse().unwrap(),
+            "t",
+            "n",
+            b"p",
+            true,
+        )),
         redelivered: false,
     };
     let peers = |n: u8| {
@@ -338,12 +337,8 @@ fn a_relay_that_does_not_fit_leaves_nothing_sent_and_nothing_consumed() {
 fn received_messages_wait_for_a_reader_and_a_reader_for_them() {
     let (mut r, _done) = router("router-recv");
     let mut ep = Stand::new(1);
-    let message = |p: &'static [u8]| proto::ReceivedMessage {
-        from: "127.0.0.1:1".parse().unwrap(),
-        target: "t".into(),
-        name: "n".into(),
-        payload: Bytes::from_static(p),
-        reliable: true,
+    let message = |p: &'static [u8]| {
+        proto::ReceivedMessage::new("127.0.0.1:1".parse().unwrap(), "t", "n", p, true)
     };
     let event = |p, n| ClientEvent::DurableMessage {
         id: seq(n),
@@ -355,7 +350,7 @@ fn received_messages_wait_for_a_reader_and_a_reader_for_them() {
     r.on_command(&mut ep, T0, cmd);
     let got = got.wait(Duration::ZERO).unwrap().unwrap();
     assert_eq!(
-        (got.from, &got.message.payload[..]),
+        (got.from, got.message.payload()),
         (DurablePeer::Server, &b"first"[..])
     );
     let (cmd, waiting) = DurableCommand::recv(Some(Duration::from_secs(1)));

@@ -45,7 +45,7 @@ use crate::{connection_stream, driver, message_stream, ConnectionStream, Message
 ///         .await?;
 ///     println!("acknowledged by {:?}", delivery.acked);
 ///     if let Some(m) = alerts.next().await {
-///         println!("{}: {:?}", m.name, m.payload);
+///         println!("{}: {:?}", m.name(), m.payload());
 ///     }
 ///     Ok::<(), Box<dyn std::error::Error>>(())
 /// })?;

@@ -260,7 +260,7 @@ impl Client {
     /// # async fn example(client: pavillion_smol::Client) -> Result<(), pavillion_smol::DurableError> {
     /// loop {
     ///     let d = client.recv_durable().await?;
-    ///     println!("{} {}: {:?}", d.id, d.message.name, d.message.payload);
+    ///     println!("{} {}: {:?}", d.id, d.message.name(), d.message.payload());
     ///     client.consume_durable(&d, None).await?;
     /// }
     /// # }
@@ -422,7 +422,7 @@ impl Server {
     /// loop {
     ///     let d = server.recv_durable().await?;
     ///     let to: Vec<_> = server
-    ///         .client_subscribers(&d.message.target)
+    ///         .client_subscribers(d.message.target())
     ///         .await
     ///         .into_iter()
     ///         .map(|(_, peer)| peer)
@@ -491,7 +491,7 @@ impl Server {
     /// ```no_run
     /// # async fn example(server: pavillion_smol::Server) -> Result<(), pavillion_smol::DurableError> {
     /// let d = server.recv_durable().await?;
-    /// println!("{} from {:?}: {:?}", d.id, d.from, d.message.payload);
+    /// println!("{} from {:?}: {:?}", d.id, d.from, d.message.payload());
     /// server.consume_durable(&d, None).await?;
     /// # Ok(())
     /// # }

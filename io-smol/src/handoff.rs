@@ -67,7 +67,7 @@ impl Handoff {
 /// # async fn example(server: pavillion_smol::Server) {
 /// let mut held = server.on_message_handoff(Some("sensors"));
 /// while let Some((m, handoff)) = held.next().await {
-///     // ... store `m.payload` somewhere safe, then:
+///     // ... store `m.payload()` somewhere safe, then:
 ///     let _ = handoff.complete().await;
 /// }
 /// # }
@@ -109,7 +109,7 @@ impl HandoffSubscriber for HandoffStreamSubscriber {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(target = %m.target, "hand-off stream full; message refused");
+                tracing::warn!(target = %m.target(), "hand-off stream full; message refused");
                 true
             }
             Err(TrySendError::Closed(_)) => false,

@@ -141,7 +141,7 @@ const METRICS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// # async fn example(server: pavillion_smol::Server) {
 /// let mut kitchen = server.on_message(Some("kitchen"));
 /// while let Some(m) = kitchen.next().await {
-///     println!("{} = {:?} from {}", m.name, m.payload, m.from);
+///     println!("{} = {:?} from {}", m.name(), m.payload(), m.from);
 /// }
 /// # }
 /// # });
@@ -190,7 +190,7 @@ impl Subscriber for StreamSubscriber {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(target = %m.target, "message stream full; message dropped");
+                tracing::warn!(target = %m.target(), "message stream full; message dropped");
                 true
             }
             Err(TrySendError::Closed(_)) => false,

@@ -36,7 +36,7 @@ use crate::{connection_stream, driver, message_stream, ConnectionStream, Message
 ///     server.register(401, "upper", |req| Ok::<_, RpcFailure>(req.args.to_ascii_uppercase()));
 ///     let mut kitchen = server.on_message(Some("kitchen"));
 ///     if let Some(m) = kitchen.next().await {
-///         println!("{} = {:?}", m.name, m.payload);
+///         println!("{} = {:?}", m.name(), m.payload());
 ///     }
 ///     server
 ///         .send_message("alerts", "fire", b"1", Reliability::Reliable, |_, _| true)

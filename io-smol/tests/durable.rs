@@ -114,7 +114,7 @@ impl Drop for TempDir {
 async fn drain_server(server: &Server, quiet: Duration) -> BTreeMap<Vec<u8>, u32> {
     let mut seen = BTreeMap::new();
     while let Some(d) = server.recv_durable_timeout(quiet).await.unwrap() {
-        *seen.entry(d.message.payload.to_vec()).or_insert(0) += 1;
+        *seen.entry(d.message.payload().to_vec()).or_insert(0) += 1;
         assert!(server.consume_durable(&d, None).await.unwrap());
     }
     seen
@@ -181,11 +181,7 @@ fn a_durable_message_reaches_the_server_once_in_every_suite() {
             assert_eq!(d.id, id, "{suite:?}: the same end-to-end id at both ends");
             assert_eq!(d.from, DurablePeer::Client(PeerId::Client(ID)), "{suite:?}");
             assert_eq!(
-                (
-                    &d.message.target[..],
-                    &d.message.name[..],
-                    &d.message.payload[..]
-                ),
+                (d.message.target(), d.message.name(), d.message.payload()),
                 ("meter", "kwh", &b"1234.5"[..]),
                 "{suite:?}"
             );
@@ -236,7 +232,7 @@ fn a_server_sends_durably_to_a_client_that_connects_later() {
         .unwrap();
         let d = client.recv_durable().await.unwrap();
         assert_eq!((d.id, d.from), (id, DurablePeer::Server));
-        assert_eq!(&d.message.payload[..], b"60");
+        assert_eq!(d.message.payload(), b"60");
         assert!(client.consume_durable(&d, Some(1)).await.unwrap());
         server
             .wait_durable_delivered(id, Duration::from_secs(10))
@@ -294,7 +290,7 @@ fn a_broker_relays_a_durable_message_to_a_subscriber_and_consumes_it_in_one_go()
         );
 
         let got = listener.recv_durable().await.unwrap();
-        assert_eq!((got.id, &got.message.payload[..]), (copies[0], &b"1"[..]));
+        assert_eq!((got.id, got.message.payload()), (copies[0], &b"1"[..]));
         assert_ne!(got.id, sent, "a relayed copy has the broker's id");
         assert!(listener.consume_durable(&got, None).await.unwrap());
         server
@@ -466,7 +462,7 @@ fn a_restarted_receiver_redelivers_what_was_not_consumed_and_only_that() {
         }
         let got: Vec<_> = again
             .iter()
-            .map(|d| (d.id, d.message.payload.to_vec()))
+            .map(|d| (d.id, d.message.payload().to_vec()))
             .collect();
         let expected: Vec<_> = ids[5..].iter().copied().zip(payloads(5..10)).collect();
         assert_eq!(
@@ -509,7 +505,7 @@ async fn receive_into(server: &Server, log: &mut Vec<Vec<u8>>, want: usize, stop
     let mut appended = 0;
     while log.len() < want && appended < stop {
         let d = server.recv_durable().await.unwrap();
-        log.push(d.message.payload.to_vec());
+        log.push(d.message.payload().to_vec());
         appended += 1;
         // A close may come before the consume is stored: the mark makes that harmless.
         let len = log.len() as u64;
@@ -517,14 +513,14 @@ async fn receive_into(server: &Server, log: &mut Vec<Vec<u8>>, want: usize, stop
         HISTORY.lock().unwrap().push(format!(
             "{} {} redelivered {} consumed {consumed}",
             d.id,
-            String::from_utf8_lossy(&d.message.payload),
+            String::from_utf8_lossy(d.message.payload()),
             d.redelivered
         ));
         assert!(
             consumed,
             "{} ({}, redelivered {}) was not in the inbox: delivered twice? {:#?}",
             d.id,
-            String::from_utf8_lossy(&d.message.payload),
+            String::from_utf8_lossy(d.message.payload()),
             d.redelivered,
             HISTORY.lock().unwrap()
         );

@@ -74,7 +74,7 @@ fn a_send_resolves_only_after_the_hand_off_completes() {
                     async move { c.send_message("t", "n", b"x", Reliability::Reliable).await },
                 );
             let (m, handoff) = held.next().await.unwrap();
-            assert_eq!(&m.payload[..], b"x");
+            assert_eq!(m.payload(), b"x");
             assert_eq!(handoff.key().unwrap().peer, PeerId::Client(ID));
             // Held past several retransmission timeouts: the send must still be waiting.
             Timer::after(Duration::from_millis(1500)).await;
@@ -108,7 +108,7 @@ fn a_refused_message_arrives_twice() {
             let (first, handoff) = held.next().await.unwrap();
             handoff.refuse();
             let (second, handoff) = held.next().await.unwrap();
-            assert_eq!(first.payload, second.payload);
+            assert_eq!(first.payload(), second.payload());
             assert!(!send.is_finished());
             handoff.complete().await.unwrap();
             assert!(send.await.is_ok(), "{suite:?}");
@@ -149,7 +149,7 @@ fn a_servers_send_resolves_only_after_the_clients_hand_off_completes() {
                     async move { s.send_to(addr, "t", "n", b"x", Reliability::Reliable).await },
                 );
             let (m, handoff) = held.next().await.unwrap();
-            assert_eq!(&m.payload[..], b"x");
+            assert_eq!(m.payload(), b"x");
             assert_eq!(handoff.key(), None, "a client's hand-off has no key");
             // Held past several retransmission timeouts: the send must still be waiting.
             Timer::after(Duration::from_millis(1500)).await;
@@ -191,7 +191,7 @@ fn a_message_refused_by_the_client_arrives_twice() {
             let (first, handoff) = held.next().await.unwrap();
             handoff.refuse();
             let (second, handoff) = held.next().await.unwrap();
-            assert_eq!(first.payload, second.payload);
+            assert_eq!(first.payload(), second.payload());
             assert!(!send.is_finished());
             handoff.complete().await.unwrap();
             assert!(send.await.is_ok(), "{suite:?}");

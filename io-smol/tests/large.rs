@@ -112,7 +112,7 @@ fn a_multi_mib_message_goes_each_way_whole_with_progress() {
             assert_eq!(delivery.acked, vec![server.local_addr()]);
             let got = at_server.next().await.unwrap();
             assert!(
-                got.payload[..] == up[..],
+                got.payload() == &up[..],
                 "{suite:?}: client→server bytes differ"
             );
             assert_progress(&seen, up.len());
@@ -133,7 +133,7 @@ fn a_multi_mib_message_goes_each_way_whole_with_progress() {
                 .unwrap();
             let got = at_client.next().await.unwrap();
             assert!(
-                got.payload[..] == down[..],
+                got.payload() == &down[..],
                 "{suite:?}: server→client bytes differ"
             );
             assert_progress(&seen, down.len());
@@ -206,7 +206,7 @@ fn a_receiver_with_a_smaller_limit_refuses_and_the_sender_sees_why() {
             .send_message("blobs", "small", b"ok", Reliability::Reliable)
             .await
             .unwrap();
-        assert_eq!(messages.next().await.unwrap().name, "small");
+        assert_eq!(messages.next().await.unwrap().name(), "small");
         client.close().await;
         server.close().await;
     });

@@ -135,7 +135,7 @@ fn a_message_each_way_in_every_suite() {
                 .unwrap();
             assert_eq!(delivery.acked, vec![server.local_addr()], "{suite:?}");
             let m = kitchen.next().await.unwrap();
-            assert_eq!((m.name.as_str(), &m.payload[..]), ("temp", &b"21.5"[..]));
+            assert_eq!((m.name(), m.payload()), ("temp", &b"21.5"[..]));
             assert!(m.reliable);
 
             let outcomes = server
@@ -146,15 +146,15 @@ fn a_message_each_way_in_every_suite() {
             assert_eq!(outcomes[0].client.port(), client.local_addr().port());
             assert!(outcomes[0].result.is_ok(), "{suite:?}: {outcomes:?}");
             let m = alerts.next().await.unwrap();
-            assert_eq!((m.target.as_str(), m.name.as_str()), ("alerts", "fire"));
-            assert_eq!(&m.payload[..], b"1");
+            assert_eq!((m.target(), m.name()), ("alerts", "fire"));
+            assert_eq!(m.payload(), b"1");
 
             // Unreliable, both ways.
             client
                 .send_message("kitchen", "door", b"open", Reliability::Unreliable)
                 .await
                 .unwrap();
-            assert_eq!(kitchen.next().await.unwrap().name, "door");
+            assert_eq!(kitchen.next().await.unwrap().name(), "door");
             server
                 .send_to(
                     outcomes[0].client,
@@ -165,7 +165,7 @@ fn a_message_each_way_in_every_suite() {
                 )
                 .await
                 .unwrap();
-            assert_eq!(alerts.next().await.unwrap().name, "smoke");
+            assert_eq!(alerts.next().await.unwrap().name(), "smoke");
 
             client.close().await;
             server.close().await;
@@ -215,7 +215,7 @@ fn server_restart_on_the_same_port_and_recovery() {
                 .send_message("kitchen", "temp", b"1", Reliability::Reliable)
                 .await
                 .unwrap();
-            assert_eq!(kitchen.next().await.unwrap().name, "temp");
+            assert_eq!(kitchen.next().await.unwrap().name(), "temp");
             client.close().await;
             server.close().await;
         }
@@ -323,15 +323,15 @@ fn a_full_stream_drops_new_messages_and_counts_them() {
         }
         assert_eq!(slow.dropped(), 3);
         assert_eq!(all.dropped(), 3);
-        assert_eq!(&slow.next().await.unwrap().payload[..], &[0]);
-        assert_eq!(&slow.next().await.unwrap().payload[..], &[1]);
-        assert_eq!(&all.next().await.unwrap().payload[..], &[0]);
+        assert_eq!(slow.next().await.unwrap().payload(), &[0]);
+        assert_eq!(slow.next().await.unwrap().payload(), &[1]);
+        assert_eq!(all.next().await.unwrap().payload(), &[0]);
         // Room again: the next message gets through.
         client
             .send_message("t", "n", &[9], Reliability::Reliable)
             .await
             .unwrap();
-        assert_eq!(&slow.next().await.unwrap().payload[..], &[9]);
+        assert_eq!(slow.next().await.unwrap().payload(), &[9]);
         client.close().await;
         server.close().await;
         // The streams end with the endpoint.
@@ -403,14 +403,14 @@ fn a_server_with_a_reply_socket_answers_from_it() {
                 .await
                 .unwrap();
             assert_eq!(d.acked, vec![reply], "{suite:?}");
-            assert_eq!(kitchen.next().await.unwrap().name, "temp");
+            assert_eq!(kitchen.next().await.unwrap().name(), "temp");
             let out = server
                 .send_message("alerts", "fire", b"1", Reliability::Reliable, |_, _| true)
                 .await
                 .unwrap();
             assert!(out.iter().all(|o| o.result.is_ok()), "{suite:?}: {out:?}");
             let m = alerts.next().await.unwrap();
-            assert_eq!((m.from, m.name.as_str()), (reply, "fire"), "{suite:?}");
+            assert_eq!((m.from, m.name()), (reply, "fire"), "{suite:?}");
             client.close().await;
             server.close().await;
         }

@@ -51,7 +51,7 @@ fn smol_multicast_join_leave_and_a_late_server() {
             .await
             .unwrap();
         assert_eq!(d.acked, vec![server_addr]);
-        assert_eq!(&all.next().await.unwrap().payload[..], b"hello");
+        assert_eq!(all.next().await.unwrap().payload(), b"hello");
 
         // After leaving, a new client of the group finds nobody; joining again brings it back.
         server.leave_multicast(group).await.unwrap();

@@ -72,7 +72,7 @@ async fn take(stream: &mut MessageStream, n: usize) -> Vec<(String, String)> {
     let mut got = Vec::new();
     while got.len() < n {
         let m = stream.next().await.unwrap();
-        got.push((m.target.clone(), m.name.clone()));
+        got.push((m.target().to_string(), m.name().to_string()));
     }
     got
 }

@@ -93,7 +93,7 @@ fn pipelined_messages_reach_the_client_once_and_handles_resolve_in_any_order() {
             while seen.len() < N as usize {
                 let m = got.next().await.unwrap();
                 assert!(
-                    seen.insert(m.payload.to_vec()),
+                    seen.insert(m.payload().to_vec()),
                     "{suite:?}: a message twice"
                 );
             }

@@ -42,7 +42,7 @@ use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
 /// let client = Client::connect("127.0.0.1:1783", ClientConfig::psk(ClientId([1; 16]), psk))?;
 /// let answer = client.call(0, b"hello")?;
 /// assert_eq!(&answer[..], b"hello");
-/// client.on_message(Some("alerts"), |m| println!("{}: {:?}", m.name, m.payload));
+/// client.on_message(Some("alerts"), |m| println!("{}: {:?}", m.name(), m.payload()));
 /// let delivery = client.send_message("kitchen", "temp", b"21.5", Reliability::Reliable)?;
 /// println!("acknowledged by {:?}", delivery.acked);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -348,7 +348,7 @@ impl Client {
     /// use std::sync::mpsc;
     /// let (tx, rx) = mpsc::channel();
     /// client.on_message_handoff(Some("alarms"), move |m, handoff| {
-    ///     let _ = tx.send((m.payload.clone(), handoff));
+    ///     let _ = tx.send((m.payload_bytes(), handoff));
     /// });
     /// client.subscribe("alarms")?;
     /// std::thread::spawn(move || {

@@ -85,7 +85,7 @@ impl Client {
     /// let sent = client.send_durable("kitchen", "temp", b"21.5")?; // stored, not yet acked
     /// client.wait_durable_delivered(sent, Duration::from_secs(5))?;
     /// let got = server.recv_durable(Duration::from_secs(5))?.expect("a message");
-    /// assert_eq!((got.id, &got.message.payload[..]), (sent, &b"21.5"[..]));
+    /// assert_eq!((got.id, got.message.payload()), (sent, &b"21.5"[..]));
     /// server.consume_durable(&got, None)?; // done: not delivered again after a restart
     /// # drop(client); drop(server); let _ = std::fs::remove_dir_all(&dir);
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -26,7 +26,7 @@ const COMPLETE_WAIT: Duration = Duration::from_secs(10);
 /// use std::sync::mpsc;
 /// let (tx, rx) = mpsc::channel();
 /// server.on_message_handoff(Some("sensors"), move |m, handoff| {
-///     let _ = tx.send((m.payload.clone(), handoff));
+///     let _ = tx.send((m.payload_bytes(), handoff));
 /// });
 /// std::thread::spawn(move || {
 ///     for (payload, handoff) in rx {

@@ -40,7 +40,7 @@ use pavillion_io::metrics::{MetricsServer, MetricsSnapshot};
 /// let psk = parse_psk(&"07".repeat(32))?;
 /// let server = Server::bind("0.0.0.0:1783", ServerConfig::new().psk_client(ClientId([1; 16]), psk))?;
 /// server.register(401, "upper", |req| Ok::<_, RpcFailure>(req.args.to_ascii_uppercase()));
-/// server.on_message(Some("kitchen"), |m| println!("{} = {:?}", m.name, m.payload));
+/// server.on_message(Some("kitchen"), |m| println!("{} = {:?}", m.name(), m.payload()));
 /// server.send_message("alerts", "fire", b"1", Reliability::Reliable, |_, _| true)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -19,7 +19,7 @@ fn setup_runs_before_the_first_datagram() {
         |s| {
             s.register(401, "echo", |req| Ok::<_, RpcFailure>(req.args.clone()));
             s.on_message(None, move |m| {
-                let _ = tx.send(m.name.clone());
+                let _ = tx.send(m.name().to_string());
             });
         },
     )

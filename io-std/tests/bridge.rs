@@ -72,7 +72,9 @@ fn mqtt_to_every_client() {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
     client.on_message(Some("commands"), move |m| {
-        g.lock().unwrap().push((m.name.clone(), m.payload.to_vec()));
+        g.lock()
+            .unwrap()
+            .push((m.name().to_string(), m.payload().to_vec()));
     });
     client.wait_connected(WAIT).unwrap();
     wait_until("the client is known", || {
@@ -123,7 +125,7 @@ fn mqtt_publish_unacked_until_delivered() {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
     client.on_message(Some("commands"), move |m| {
-        g.lock().unwrap().push(m.name.clone())
+        g.lock().unwrap().push(m.name().to_string())
     });
     client.wait_connected(WAIT).unwrap();
     let deadline = Instant::now() + WAIT;
@@ -197,7 +199,7 @@ fn given_up_publishes_go_to_the_dead_letter_and_the_rest_keep_flowing() {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
     client.on_message(Some("commands"), move |m| {
-        g.lock().unwrap().push(m.name.clone())
+        g.lock().unwrap().push(m.name().to_string())
     });
     client.wait_connected(WAIT).unwrap();
     wait_until("the client is known", || {

@@ -146,7 +146,7 @@ fn both_ways_and_kill_9_over(protocol: u8, output: Output) {
     let got_cmds = Arc::new(Mutex::new(Vec::new()));
     let g = got_cmds.clone();
     dev.on_message(Some("commands"), move |m| {
-        g.lock().unwrap().push(m.name.clone())
+        g.lock().unwrap().push(m.name().to_string())
     });
     for i in 0..20u32 {
         dev.send_message("sensors", "temp", &i.to_be_bytes(), Reliability::Reliable)

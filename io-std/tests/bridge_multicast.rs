@@ -110,7 +110,7 @@ fn group_server(group: IpAddr, port: u16, reply: u16, name: char, heard: &Heard)
     };
     let heard = heard.clone();
     server.on_message(Some("commands"), move |m| {
-        if let Ok(n) = <[u8; 4]>::try_from(&m.payload[..]) {
+        if let Ok(n) = <[u8; 4]>::try_from(m.payload()) {
             heard
                 .lock()
                 .unwrap()

@@ -57,7 +57,7 @@ fn receive(server: &Server, n: usize, keep: bool) -> Vec<(String, bool)> {
         assert_eq!(d.from, DurablePeer::Client(PeerId::Client(ID)));
         assert_eq!(d.message.peer, Some(PeerId::Client(ID)));
         got.push((
-            String::from_utf8(d.message.payload.to_vec()).unwrap(),
+            String::from_utf8(d.message.payload().to_vec()).unwrap(),
             d.redelivered,
         ));
         if !keep {
@@ -129,7 +129,7 @@ fn server_to_client_by_identity() {
         .unwrap()
         .expect("the server's message");
     assert_eq!(
-        (d.id, d.from, &d.message.payload[..]),
+        (d.id, d.from, d.message.payload()),
         (id, DurablePeer::Server, &b"hello"[..])
     );
     assert!(client.consume_durable(&d, None).unwrap());

@@ -24,7 +24,7 @@ fn pair() -> (Server, Client, mpsc::Receiver<(Vec<u8>, Handoff)>) {
     .unwrap();
     let (tx, rx) = mpsc::channel();
     server.on_message_handoff(Some("t"), move |m, h| {
-        let _ = tx.send((m.payload.to_vec(), h));
+        let _ = tx.send((m.payload().to_vec(), h));
     });
     let client = Client::connect(
         server.local_addr(),
@@ -88,7 +88,7 @@ fn a_dropped_token_refuses_and_a_callback_may_complete_at_once() {
     let mut seen = 0;
     server.on_message_handoff(None, move |m, h| {
         seen += 1;
-        let _ = tx.send(m.payload.to_vec());
+        let _ = tx.send(m.payload().to_vec());
         // The first copy is dropped (refused), the second completed on the driver's thread.
         if seen > 1 {
             assert_eq!(h.complete(), Ok(()));
@@ -124,7 +124,7 @@ fn client_pair(
     let client = Client::connect(server.local_addr(), ClientConfig::psk(ID, psk)).unwrap();
     let (tx, rx) = mpsc::channel();
     client.on_message_handoff(target, move |m, h| {
-        let _ = tx.send((m.payload.to_vec(), h));
+        let _ = tx.send((m.payload().to_vec(), h));
     });
     client.wait_connected(WAIT).unwrap();
     let deadline = Instant::now() + WAIT;
@@ -185,7 +185,7 @@ fn other_targets_reach_the_clients_plain_callbacks_at_once() {
     let (server, client, addr, held) = client_pair(Some("t"));
     let (tx, rx) = mpsc::channel();
     client.on_message(None, move |m| {
-        let _ = tx.send(m.payload.to_vec());
+        let _ = tx.send(m.payload().to_vec());
     });
     let started = Instant::now();
     server

@@ -71,7 +71,7 @@ fn pair(suite: Suite) -> (Server, Client, mpsc::Receiver<Vec<u8>>) {
     });
     let (tx, rx) = mpsc::channel();
     server.on_message(Some("blobs"), move |m| {
-        let _ = tx.send(m.payload.to_vec());
+        let _ = tx.send(m.payload().to_vec());
     });
     let client_config = client_config
         .max_message(8 * MIB)
@@ -98,7 +98,7 @@ fn multi_mib_each_way(suite: Suite) {
 
     let (tx, from_server) = mpsc::channel();
     client.on_message(Some("blobs"), move |m| {
-        let _ = tx.send(m.payload.to_vec());
+        let _ = tx.send(m.payload().to_vec());
     });
     let down = pattern(3 * MIB + 5, 2);
     let (addr, _) = server.clients()[0];
@@ -141,7 +141,7 @@ fn a_message_of_exactly_the_configured_maximum_is_accepted() {
     let server = Server::bind("127.0.0.1:0", server_config.max_message(max)).unwrap();
     let (tx, rx) = mpsc::channel();
     server.on_message(None, move |m| {
-        let _ = tx.send(m.payload.len());
+        let _ = tx.send(m.payload().len());
     });
     let client_config = client_config.max_message(max).send_timeout(WAIT);
     let client = Client::connect(server.local_addr(), client_config).unwrap();
@@ -182,7 +182,7 @@ fn a_receiver_with_a_smaller_limit_refuses_and_the_sender_sees_why() {
     let server = Server::bind("127.0.0.1:0", server_config).unwrap();
     let (tx, rx) = mpsc::channel();
     server.on_message(None, move |m| {
-        let _ = tx.send(m.payload.len());
+        let _ = tx.send(m.payload().len());
     });
     server.register(405, "len", |req| {
         Ok::<_, RpcFailure>(req.args.len().to_string())

@@ -124,7 +124,7 @@ fn a_command_from_a_message_callback_goes_out_at_once() {
     let slot = parked.clone();
     server.on_message(Some("release"), move |m| {
         if let Some(responder) = slot.lock().unwrap().take() {
-            responder.respond(Ok(m.payload.to_vec()));
+            responder.respond(Ok(m.payload().to_vec()));
         }
     });
     let client = Arc::new(connected(Suite::Psk, &server, c));

@@ -59,7 +59,7 @@ fn demo_server(
     });
     let (tx, rx) = mpsc::channel();
     server.on_message(Some("kitchen"), move |m| {
-        let _ = tx.send((m.name.clone(), m.payload.to_vec()));
+        let _ = tx.send((m.name().to_string(), m.payload().to_vec()));
     });
     (server, rx)
 }
@@ -69,7 +69,7 @@ fn rpc_and_messages_both_ways(server_config: ServerConfig, client_config: Client
     let client = Client::connect(server.local_addr(), client_config).unwrap();
     let (tx, from_server) = mpsc::channel();
     client.on_message(Some("alerts"), move |m| {
-        let _ = tx.send((m.name.clone(), m.payload.to_vec(), m.reliable));
+        let _ = tx.send((m.name().to_string(), m.payload().to_vec(), m.reliable));
     });
 
     // RPC: the built-in echo, a registered function, an error status, an unknown function.
@@ -173,7 +173,7 @@ fn a_server_with_a_reply_socket_answers_from_it() {
     let client = Client::connect(listen, c).unwrap();
     let (tx, from_server) = mpsc::channel();
     client.on_message(Some("alerts"), move |m| {
-        let _ = tx.send((m.from, m.name.clone()));
+        let _ = tx.send((m.from, m.name().to_string()));
     });
     // The handshake reply came from the reply port: the session is keyed by it.
     assert_eq!(client.wait_connected(WAIT).unwrap(), reply);
@@ -469,7 +469,7 @@ fn concurrent_callers_and_server_pushes() {
     let (tx, pushed) = mpsc::channel();
     client.on_message(Some("alerts"), move |m| {
         let on_client_thread = std::thread::current().name() == Some("pavillion-client");
-        let _ = tx.send((m.payload.to_vec(), on_client_thread));
+        let _ = tx.send((m.payload().to_vec(), on_client_thread));
     });
     client.wait_connected(WAIT).unwrap();
     // The client counts as connected once it sent its credentials; a push the server makes
@@ -585,7 +585,7 @@ fn a_listener_gets_messages_after_its_server_restarts() {
         let client = Client::connect(addr, c.keepalive(None)).unwrap();
         let (tx, rx) = mpsc::channel();
         client.on_message(Some("news"), move |m| {
-            let _ = tx.send(m.payload.to_vec());
+            let _ = tx.send(m.payload().to_vec());
         });
         client.wait_connected(WAIT).unwrap();
         let deadline = Instant::now() + WAIT;

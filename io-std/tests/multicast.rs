@@ -36,7 +36,7 @@ fn multicast_join_call_messages_and_leave() {
     .unwrap();
     let (tx, got) = mpsc::channel();
     server.on_message(Some("all"), move |m| {
-        let _ = tx.send(m.payload.to_vec());
+        let _ = tx.send(m.payload().to_vec());
     });
     let config = ClientConfig::psk(id, psk.clone());
     let client = Client::connect(SocketAddr::new(group, port), config.clone()).unwrap();
@@ -63,7 +63,7 @@ fn multicast_join_call_messages_and_leave() {
     // And the server reaches the client.
     let (tx, back) = mpsc::channel();
     client.on_message(None, move |m| {
-        let _ = tx.send(m.name.clone());
+        let _ = tx.send(m.name().to_string());
     });
     let out = server
         .send_message("news", "back", b"", Reliability::Reliable, |_, _| true)
@@ -104,7 +104,7 @@ fn a_group_client_hears_a_late_server_announce_itself() {
         let config = ServerConfig::new().psk_client(id, psk.clone());
         let server = Server::bind((group, port), config).unwrap();
         server.on_message(Some("all"), move |m| {
-            let _ = got.send((name, m.payload.to_vec()));
+            let _ = got.send((name, m.payload().to_vec()));
         });
         // Bound to a group: everything goes out from a unicast reply socket.
         let reply = server

@@ -36,12 +36,12 @@ fn many_ordered_messages_arrive_in_order_both_ways() {
     let (tx, at_server) = mpsc::channel();
     server.on_message(None, move |m| {
         assert!(m.reliable);
-        let _ = tx.send((m.target.clone(), m.name.clone()));
+        let _ = tx.send((m.target().to_string(), m.name().to_string()));
     });
     let client = Client::connect(server.local_addr(), ClientConfig::psk(ID, psk)).unwrap();
     let (tx, at_client) = mpsc::channel();
     client.on_message(None, move |m| {
-        let _ = tx.send((m.target.clone(), m.name.clone()));
+        let _ = tx.send((m.target().to_string(), m.name().to_string()));
     });
     client.wait_connected(WAIT).unwrap();
     let expected: Vec<String> = (0..COUNT).map(|i| i.to_string()).collect();

@@ -29,7 +29,7 @@ fn a_push_after_a_call_is_read_by_the_driver() {
     let client = Client::connect(server.local_addr(), ClientConfig::psk(ID, psk)).unwrap();
     let (tx, pushed) = mpsc::channel();
     client.on_message(Some("alerts"), move |m| {
-        let _ = tx.send(m.payload.to_vec());
+        let _ = tx.send(m.payload().to_vec());
     });
     client.wait_connected(WAIT).unwrap();
     let deadline = Instant::now() + WAIT;

@@ -26,7 +26,7 @@ fn pair(suite: Suite, window: usize) -> (Server, Client, Arc<Mutex<Vec<Vec<u8>>>
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
     server.on_message(Some("t"), move |m| {
-        g.lock().unwrap().push(m.payload.to_vec())
+        g.lock().unwrap().push(m.payload().to_vec())
     });
     let client = Client::connect(server.local_addr(), cc.send_window(window)).unwrap();
     client.wait_connected(WAIT).unwrap();

@@ -113,7 +113,7 @@ fn crash_and_recover(suite: Suite) {
         let (tx, rx) = mpsc::channel();
         server = Server::bind(addr, s.clone()).unwrap();
         server.on_message(Some("t"), move |m| {
-            let _ = tx.send(m.payload.to_vec());
+            let _ = tx.send(m.payload().to_vec());
         });
         relay.mute.store(false, Ordering::Relaxed);
 

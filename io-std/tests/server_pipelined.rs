@@ -58,7 +58,7 @@ fn every_pipelined_message_reaches_the_client_once_and_handles_resolve_in_any_or
         let got = Arc::new(Mutex::new(Vec::new()));
         let g = got.clone();
         client.on_message(Some("t"), move |m| {
-            g.lock().unwrap().push(m.payload.to_vec())
+            g.lock().unwrap().push(m.payload().to_vec())
         });
         client.wait_connected(WAIT).unwrap();
         let to = held(&server);

@@ -140,7 +140,7 @@ fn exchange() -> io::Result<()> {
                     let answer = request.args.to_ascii_uppercase();
                     let _ = server.respond(now, request.call, RpcStatus::OK, &answer);
                 }
-                ServerEvent::Message { message: m, .. } if m.name == "light" => {
+                ServerEvent::Message { message: m, .. } if m.name() == "light" => {
                     server_got_message = true
                 }
                 _ => {}

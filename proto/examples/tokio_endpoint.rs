@@ -120,7 +120,7 @@ async fn exchange() -> Result<(), String> {
                 let answer = request.args.to_ascii_uppercase();
                 let _ = server.respond(now, request.call, RpcStatus::OK, &answer);
             }
-            ServerEvent::Message { message: m, .. } if m.name == "light" => {
+            ServerEvent::Message { message: m, .. } if m.name() == "light" => {
                 server_got_message.set(true)
             }
             _ => {}

@@ -99,7 +99,7 @@
 //!     ServerEvent::Message { message, .. } => Some(message),
 //!     _ => None,
 //! });
-//! assert_eq!(got.unwrap().payload.as_ref(), b"21.5");
+//! assert_eq!(got.unwrap().payload(), b"21.5");
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]

@@ -52,7 +52,7 @@ fn delivered_once(net: &mut Network, n: usize) {
     let events = net.server_events(server_addr());
     let got: Vec<Vec<u8>> = events
         .iter()
-        .filter_map(|e| e.message().map(|m| m.payload.to_vec()))
+        .filter_map(|e| e.message().map(|m| m.payload().to_vec()))
         .collect();
     let distinct: BTreeSet<&Vec<u8>> = got.iter().collect();
     assert_eq!(distinct.len(), got.len(), "a message delivered twice");

@@ -83,10 +83,10 @@ fn client_messages(net: &mut Network) -> (Vec<Held>, Vec<Vec<u8>>) {
                 assert!(message.reliable);
                 held.push(Held {
                     id: handoff,
-                    payload: message.payload.to_vec(),
+                    payload: message.payload().to_vec(),
                 });
             }
-            ClientEvent::Message(m) => plain.push(m.payload.to_vec()),
+            ClientEvent::Message(m) => plain.push(m.payload().to_vec()),
             _ => {}
         }
     }

@@ -56,7 +56,7 @@ fn delivered_once(net: &mut Network, n: usize) {
     let got: Vec<Vec<u8>> = net
         .server_events(server_addr())
         .iter()
-        .filter_map(|e| e.message().map(|m| m.payload.to_vec()))
+        .filter_map(|e| e.message().map(|m| m.payload().to_vec()))
         .collect();
     assert_eq!(
         got.iter().collect::<BTreeSet<_>>().len(),

@@ -68,7 +68,7 @@ fn delivered_at_server(net: &mut Network) -> Vec<Vec<u8>> {
     net.server_events(server_addr())
         .into_iter()
         .filter_map(|e| match e {
-            ServerEvent::Message { message, .. } => Some(message.payload.to_vec()),
+            ServerEvent::Message { message, .. } => Some(message.payload().to_vec()),
             _ => None,
         })
         .collect()

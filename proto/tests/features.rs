@@ -376,7 +376,7 @@ fn payloads(net: &mut Network, at: SocketAddr) -> Vec<Vec<u8>> {
     let messages = client.iter().filter_map(Observed::message);
     messages
         .chain(server.iter().filter_map(Observed::message))
-        .map(|m| m.payload.to_vec())
+        .map(|m| m.payload().to_vec())
         .collect()
 }
 

@@ -78,10 +78,10 @@ fn server_messages(net: &mut Network) -> (Vec<Held>, Vec<Vec<u8>>) {
                 held.push(Held {
                     id: handoff,
                     key,
-                    payload: message.payload.to_vec(),
+                    payload: message.payload().to_vec(),
                 });
             }
-            ServerEvent::Message { message, .. } => plain.push(message.payload.to_vec()),
+            ServerEvent::Message { message, .. } => plain.push(message.payload().to_vec()),
             _ => {}
         }
     }

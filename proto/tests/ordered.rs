@@ -49,7 +49,7 @@ fn received<E: Observed>(events: &[E]) -> Vec<(String, String)> {
     events
         .iter()
         .filter_map(Observed::message)
-        .map(|m: &ReceivedMessage| (m.target.clone(), m.name.clone()))
+        .map(|m: &ReceivedMessage| (m.target().to_string(), m.name().to_string()))
         .collect()
 }
 

@@ -94,7 +94,7 @@ fn network(suite: Suite, link: Link, seed: u64) -> Network {
 fn payloads(events: &[impl Observed]) -> Vec<Vec<u8>> {
     events
         .iter()
-        .filter_map(|e| e.message().map(|m| m.payload.to_vec()))
+        .filter_map(|e| e.message().map(|m| m.payload().to_vec()))
         .collect()
 }
 

@@ -92,7 +92,7 @@ fn receives_again(net: &mut Network, suite: Suite) {
         .client_events(client_addr())
         .into_iter()
         .filter_map(|e| match e {
-            ClientEvent::Message(m) => Some(m.payload.to_vec()),
+            ClientEvent::Message(m) => Some(m.payload().to_vec()),
             _ => None,
         })
         .collect();

@@ -143,9 +143,9 @@ fn a_lost_client_info_costs_a_round_trip_not_a_timeout() {
     let mut delivered_at = None;
     for _ in 0..400 {
         net.run_for(Duration::from_millis(1));
-        let got = net.server_events(server_addr()).iter().any(|e| {
-            matches!(e, ServerEvent::Message { message, .. } if &message.payload[..] == b"first")
-        });
+        let got = net.server_events(server_addr()).iter().any(
+            |e| matches!(e, ServerEvent::Message { message, .. } if message.payload() == b"first"),
+        );
         if got {
             delivered_at = Some(net.now() - start);
             break;

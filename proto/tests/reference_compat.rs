@@ -113,7 +113,7 @@ fn server_send(net: &mut Network, payload: &[u8], options: SendOptions) -> Messa
 fn messages(events: &[impl Observed]) -> Vec<(SocketAddr, Vec<u8>)> {
     events
         .iter()
-        .filter_map(|e| e.message().map(|m| (m.from, m.payload.to_vec())))
+        .filter_map(|e| e.message().map(|m| (m.from, m.payload().to_vec())))
         .collect()
 }
 

@@ -93,7 +93,7 @@ fn client_to_server(net: &mut Network, data: &[u8], timeout_s: u64) -> Vec<Clien
             }),
     );
     assert_eq!(got.len(), 1, "delivered once");
-    assert_eq!(got[0].payload.as_ref(), data, "and whole");
+    assert_eq!(got[0].payload(), data, "and whole");
     assert!(got[0].reliable);
     events
 }
@@ -152,7 +152,7 @@ fn round_trips_around_every_boundary_both_ways_over_every_suite() {
                 })
                 .collect();
             assert_eq!(got.len(), 1);
-            assert_eq!(got[0].payload.as_ref(), &data[..]);
+            assert_eq!(got[0].payload(), &data[..]);
         }
     }
 }
@@ -413,7 +413,7 @@ fn the_server_sends_large_messages_to_every_client_and_reports_progress() {
         .client_events(client_addr())
         .into_iter()
         .filter_map(|e| match e {
-            ClientEvent::Message(m) => Some(m.payload),
+            ClientEvent::Message(m) => Some(m.payload_bytes()),
             _ => None,
         })
         .collect();
@@ -551,7 +551,7 @@ fn multicast_segments_reach_every_server_and_the_outcome_lists_who_got_it_whole(
                 .server_events(s)
                 .into_iter()
                 .filter_map(|e| match e {
-                    ServerEvent::Message { message, .. } => Some(message.payload),
+                    ServerEvent::Message { message, .. } => Some(message.payload_bytes()),
                     _ => None,
                 })
                 .collect();
@@ -606,7 +606,7 @@ fn segments_cross_a_rekey() {
             net.server_events(server_addr())
                 .into_iter()
                 .filter_map(|e| match e {
-                    ServerEvent::Message { message, .. } => Some(message.payload),
+                    ServerEvent::Message { message, .. } => Some(message.payload_bytes()),
                     _ => None,
                 }),
         );
@@ -625,7 +625,7 @@ fn segments_cross_a_rekey() {
         net.server_events(server_addr())
             .into_iter()
             .filter_map(|e| match e {
-                ServerEvent::Message { message, .. } => Some(message.payload),
+                ServerEvent::Message { message, .. } => Some(message.payload_bytes()),
                 _ => None,
             }),
     );

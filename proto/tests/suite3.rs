@@ -74,7 +74,7 @@ fn send(net: &mut Network, payload: &[u8]) {
 fn payloads(events: &[impl Observed]) -> Vec<Vec<u8>> {
     events
         .iter()
-        .filter_map(|e| e.message().map(|m| m.payload.to_vec()))
+        .filter_map(|e| e.message().map(|m| m.payload().to_vec()))
         .collect()
 }
 

@@ -54,7 +54,7 @@ fn names<E: Observed>(events: &[E]) -> Vec<String> {
     events
         .iter()
         .filter_map(Observed::message)
-        .map(|m| m.name.clone())
+        .map(|m| m.name().to_string())
         .collect()
 }
 

@@ -223,7 +223,7 @@ fn server_app(output: Rc<RefCell<Output>>) -> Script<Server> {
             let len = {
                 let mut o = output.borrow_mut();
                 let entry = Entry {
-                    key: String::from_utf8_lossy(&message.payload).into_owned(),
+                    key: String::from_utf8_lossy(message.payload()).into_owned(),
                     id,
                     incarnation: o.incarnation.unwrap_or(0),
                     at: now,

@@ -185,7 +185,7 @@ fn bridge_app(
                 key,
                 ..
             } => {
-                let text = String::from_utf8_lossy(&message.payload).into_owned();
+                let text = String::from_utf8_lossy(message.payload()).into_owned();
                 on_held(ctl, &bridge, &ledger, text, handoff, key);
             }
             _ => {}

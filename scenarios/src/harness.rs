@@ -123,7 +123,7 @@ impl Harness {
             })
             .on_event(move |ctl, event| {
                 if let ServerEvent::Message { message: m, .. } = event {
-                    let key = String::from_utf8_lossy(&m.payload);
+                    let key = String::from_utf8_lossy(m.payload());
                     l2.borrow_mut().received(&h2, &key, ctl.now());
                 }
             });

@@ -151,9 +151,9 @@ pub(crate) fn ordered_delivery(p: &Params) -> Outcome {
         for target in targets {
             let seq: Vec<usize> = got
                 .iter()
-                .filter(|(_, m)| m.target == target)
+                .filter(|(_, m)| m.target() == target)
                 .filter_map(|(_, m)| {
-                    let text = String::from_utf8_lossy(&m.payload);
+                    let text = String::from_utf8_lossy(m.payload());
                     text.rsplit('/').next().and_then(|n| n.parse().ok())
                 })
                 .collect();

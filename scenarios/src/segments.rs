@@ -154,7 +154,7 @@ pub(crate) fn reassembly_flood(p: &Params) -> Outcome {
     let flooded = h
         .events(SERVER, |e| match e {
             pavillion_sim::HostEvent::Server(ServerEvent::Message { message, .. })
-                if message.name == "flood" =>
+                if message.name() == "flood" =>
             {
                 Some(())
             }

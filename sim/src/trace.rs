@@ -520,13 +520,7 @@ mod tests {
                 "Connected {{ addr: 10.0.0.2:40000, peer: {peer:?} }}"
             ))
         );
-        let message = ReceivedMessage {
-            from: addr,
-            target: "t".into(),
-            name: "n".into(),
-            payload: b"x".to_vec().into(),
-            reliable: true,
-        };
+        let message = ReceivedMessage::new(addr, "t", "n", b"x", true);
         assert_eq!(
             text(ServerEvent::Message { peer, message }.into()),
             line(&format!(

@@ -146,13 +146,7 @@ fn events_serialize_as_tagged_objects() {
         json!({"kind": "disconnected", "addr": "10.0.0.2:40000", "reason": "locally_closed"})
     );
     let peer = PeerId::Client(ClientId([0xab; 16]));
-    let message = ReceivedMessage {
-        from: addr,
-        target: "t".into(),
-        name: "n".into(),
-        payload: b"\x01hi".to_vec().into(),
-        reliable: true,
-    };
+    let message = ReceivedMessage::new(addr, "t", "n", b"\x01hi", true);
     assert_eq!(
         v(&ServerEvent::Message {
             peer,

@@ -38,7 +38,7 @@ fn durable_pair(seed: u64, count: usize) -> (Simulation, Consumed) {
             let now = ctl.now();
             assert!(ctl.endpoint().consume_durable(now, peer, id, None));
             let mut c = c2.borrow_mut();
-            c.0.push(String::from_utf8_lossy(&message.payload).into_owned());
+            c.0.push(String::from_utf8_lossy(message.payload()).into_owned());
             c.1 += u32::from(redelivered);
         }
     });

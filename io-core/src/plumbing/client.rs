@@ -955,7 +955,7 @@ impl ClientRouter {
     }
 
     fn on_message(&mut self, m: &ReceivedMessage) {
-        tracing::debug!(target = %m.target, name = %m.name, from = %m.from, "message");
+        tracing::debug!(target = %m.target(), name = %m.name(), from = %m.from, "message");
         self.subscribers.deliver(m);
     }
 

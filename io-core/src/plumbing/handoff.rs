@@ -165,7 +165,7 @@ impl HandoffSubscriber for HandoffCallback {
     /// dropped while unwinding, which refuses the message.
     fn offer(&mut self, message: &ReceivedMessage, handoff: Handoff) -> bool {
         if catch_unwind(AssertUnwindSafe(|| (self.0)(message, handoff))).is_err() {
-            tracing::error!(target = %message.target, "hand-off callback panicked");
+            tracing::error!(target = %message.target(), "hand-off callback panicked");
         }
         true
     }
@@ -330,9 +330,9 @@ impl HandoffRouter {
             key,
             link: Some(link),
         };
-        tracing::debug!(target = %m.target, name = %m.name, from = %m.from, %handoff, "held message");
-        let sub = match self.targets.get_mut(&m.target) {
-            Some(sub) => Some((sub, Some(m.target.clone()))),
+        tracing::debug!(target = %m.target(), name = %m.name(), from = %m.from, %handoff, "held message");
+        let sub = match self.targets.get_mut(m.target()) {
+            Some(sub) => Some((sub, Some(m.target().to_string()))),
             None => self.any.as_mut().map(|s| (s, None)),
         };
         match sub {

@@ -14,20 +14,19 @@ use pavillion_proto::PeerId;
 /// The core reports a client's messages and a server's separately (a server's with the
 /// sender's identity); the adapters deliver both through one subscriber type, so here the
 /// identity is optional.
+///
+/// The target, name and payload are read through methods: they share one buffer, the one
+/// the core received the message into, so handing a message over copies none of them, and a
+/// clone shares the buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedMessage {
     /// The address it came from.
     pub from: SocketAddr,
     /// The sender's authenticated identity, on a server; `None` on a client.
     pub peer: Option<PeerId>,
-    /// The target (topic) it was sent to.
-    pub target: String,
-    /// The message name.
-    pub name: String,
-    /// The payload bytes.
-    pub payload: Bytes,
     /// Whether it was sent reliably (and so was acknowledged).
     pub reliable: bool,
+    message: proto::ReceivedMessage,
 }
 
 impl ReceivedMessage {
@@ -41,22 +40,33 @@ impl ReceivedMessage {
         Self::new(Some(peer), m)
     }
 
-    fn new(peer: Option<PeerId>, m: proto::ReceivedMessage) -> Self {
-        let proto::ReceivedMessage {
-            from,
-            target,
-            name,
-            payload,
-            reliable,
-        } = m;
+    fn new(peer: Option<PeerId>, message: proto::ReceivedMessage) -> Self {
         ReceivedMessage {
-            from,
+            from: message.from,
             peer,
-            target,
-            name,
-            payload,
-            reliable,
+            reliable: message.reliable,
+            message,
         }
+    }
+
+    /// The target (topic) it was sent to.
+    pub fn target(&self) -> &str {
+        self.message.target()
+    }
+
+    /// The message name.
+    pub fn name(&self) -> &str {
+        self.message.name()
+    }
+
+    /// The payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        self.message.payload()
+    }
+
+    /// The payload as an owned [`Bytes`], sharing the message's buffer instead of copying it.
+    pub fn payload_bytes(&self) -> Bytes {
+        self.message.payload_bytes()
     }
 }
 
@@ -88,7 +98,7 @@ impl Subscriber for Callback {
     /// take the endpoint down.
     fn offer(&mut self, message: &ReceivedMessage) -> bool {
         if catch_unwind(AssertUnwindSafe(|| (self.0)(message))).is_err() {
-            tracing::error!(target = %message.target, "message callback panicked");
+            tracing::error!(target = %message.target(), "message callback panicked");
         }
         true
     }
@@ -124,10 +134,10 @@ impl Subscribers {
     /// that a server can stop taking it.
     pub fn deliver(&mut self, m: &ReceivedMessage) -> bool {
         let mut emptied = false;
-        if let Some(subs) = self.targets.get_mut(&m.target) {
+        if let Some(subs) = self.targets.get_mut(m.target()) {
             subs.retain_mut(|s| s.offer(m));
             if subs.is_empty() {
-                self.targets.remove(&m.target);
+                self.targets.remove(m.target());
                 emptied = true;
             }
         }

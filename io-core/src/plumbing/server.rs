@@ -728,10 +728,10 @@ impl ServerRouter {
             }
             ServerEvent::Message { peer, message } => {
                 let m = ReceivedMessage::at_server(peer, message);
-                tracing::debug!(target = %m.target, name = %m.name, from = %m.from, "message");
+                tracing::debug!(target = %m.target(), name = %m.name(), from = %m.from, "message");
                 if self.subscribers.deliver(&m) {
                     // The last subscriber of this target is gone: stop taking it.
-                    self.ep.unsubscribe(now, &m.target);
+                    self.ep.unsubscribe(now, m.target());
                 }
             }
             ServerEvent::Delivered { id, acked, missing } => {

@@ -160,7 +160,7 @@ impl Dedupe {
     /// The id of a held device message, from its hand-off's key (`Handoff::key`): what the
     /// to-MQTT path passes to [`Dedupe::publish`].
     pub fn pav_id_of(&self, key: &MessageKey, m: &ReceivedMessage) -> PavId {
-        self.pav_id(&key.peer, key.counter, &m.target, &m.name, &m.payload)
+        self.pav_id(&key.peer, key.counter, m.target(), m.name(), m.payload())
     }
 
     /// Publishes (leader, or de-duplication off) or holds (standby) a device message whose

@@ -51,7 +51,7 @@ pub(crate) fn forward(
     key: Option<&MessageKey>,
     finish: Finish,
 ) {
-    let Some(r) = route(ctx, &m.target) else {
+    let Some(r) = route(ctx, m.target()) else {
         ctx.counters
             .to_mqtt_unmapped
             .fetch_add(1, Ordering::Relaxed);
@@ -61,8 +61,8 @@ pub(crate) fn forward(
     let client = m.peer.as_ref().map(peer_name).unwrap_or_default();
     let topic = r.topic.render(|v| match v {
         Var::Client => Some(client.as_str()),
-        Var::Target => Some(m.target.as_str()),
-        Var::Name => Some(m.name.as_str()),
+        Var::Target => Some(m.target()),
+        Var::Name => Some(m.name()),
         v => ctx.static_var(v),
     });
     let Ok(topic) = topic else {
@@ -73,7 +73,7 @@ pub(crate) fn forward(
         return;
     };
     let qos = if m.reliable { r.qos } else { r.unreliable_qos };
-    let p = Publish::new(topic, m.payload.clone(), qos, r.retain);
+    let p = Publish::new(topic, m.payload_bytes(), qos, r.retain);
     match key {
         Some(key) => {
             let id = ctx.dedupe.pav_id_of(key, m);
@@ -200,8 +200,8 @@ impl Upstream {
     fn forward(&self, ctx: &Context, m: &ReceivedMessage, finish: Finish) {
         let t = self.topic.render(|v| match v {
             Var::Server => Some(self.server.as_str()),
-            Var::Target => Some(m.target.as_str()),
-            Var::Name => Some(m.name.as_str()),
+            Var::Target => Some(m.target()),
+            Var::Name => Some(m.name()),
             v => ctx.static_var(v),
         });
         let Ok(t) = t else {
@@ -216,6 +216,6 @@ impl Upstream {
         } else {
             Qos::AtMostOnce
         };
-        publish(ctx, Publish::new(t, m.payload.clone(), qos, false), finish);
+        publish(ctx, Publish::new(t, m.payload_bytes(), qos, false), finish);
     }
 }

@@ -101,11 +101,7 @@ impl Riders {
 }
 
 fn empty() -> OwnedMessage {
-    OwnedMessage {
-        target: alloc::string::String::new(),
-        name: alloc::string::String::new(),
-        payload: bytes::Bytes::new(),
-    }
+    OwnedMessage::new("", "", &[])
 }
 
 /// The plaintext room left for riders after a lead of `lead_len` frame bytes in `lead_frames`

@@ -2,7 +2,6 @@
 
 use super::shared::{self, Sealer, Shared};
 use alloc::collections::VecDeque;
-use alloc::string::String;
 
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
@@ -699,11 +698,11 @@ impl Client {
     /// subscribers of a message's target; otherwise (or with none known) any one server.
     fn expected_for(&self, now: Instant, payload: &Payload) -> Vec<SocketAddr> {
         match payload {
-            Payload::Message(m) if self.multicast && !m.target.is_empty() => {
-                self.subscribers(now, &m.target)
+            Payload::Message(m) if self.multicast && !m.target().is_empty() => {
+                self.subscribers(now, m.target())
             }
-            Payload::Ordered(o) if self.multicast && !o.message.target.is_empty() => {
-                self.subscribers(now, &o.message.target)
+            Payload::Ordered(o) if self.multicast && !o.message.target().is_empty() => {
+                self.subscribers(now, o.message.target())
             }
             _ => Vec::new(),
         }
@@ -860,11 +859,7 @@ impl Client {
 }
 
 fn keepalive() -> Payload {
-    Payload::Message(OwnedMessage {
-        target: String::new(),
-        name: String::new(),
-        payload: Bytes::new(),
-    })
+    Payload::Message(OwnedMessage::new("", "", &[]))
 }
 
 impl Sealer for Client {

@@ -28,9 +28,9 @@ pub(super) fn packet(durable: &Durable, to: DurablePeer, seq: DurableSeq) -> Opt
         seq,
         floor: durable.floor(to),
         message: wire::Message {
-            target: &m.target,
-            name: &m.name,
-            payload: &m.payload,
+            target: m.target(),
+            name: m.name(),
+            payload: m.payload(),
         },
     }))
 }
@@ -39,11 +39,5 @@ pub(super) fn packet(durable: &Durable, to: DurablePeer, seq: DurableSeq) -> Opt
 /// the unspecified address for a redelivery read back from the inbox.
 pub(super) fn received(d: &Delivery) -> ReceivedMessage {
     let unspecified = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
-    ReceivedMessage {
-        from: d.ack.map_or(unspecified, |a| a.to),
-        target: d.message.target.clone(),
-        name: d.message.name.clone(),
-        payload: d.message.payload.clone(),
-        reliable: true,
-    }
+    ReceivedMessage::from_owned(d.ack.map_or(unspecified, |a| a.to), d.message.clone(), true)
 }

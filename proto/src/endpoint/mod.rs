@@ -59,8 +59,6 @@ pub use server::Server;
 use core::fmt;
 use core::net::SocketAddr;
 
-use bytes::Bytes;
-
 use crate::id::Counter;
 use crate::reliability::OwnedMessage;
 use crate::session::{OpenError, Refused};
@@ -687,11 +685,7 @@ fn check_size(body: usize) -> Result<(), SendError> {
 }
 
 fn owned(target: &str, name: &str, payload: &[u8]) -> OwnedMessage {
-    OwnedMessage {
-        target: target.into(),
-        name: name.into(),
-        payload: Bytes::copy_from_slice(payload),
-    }
+    OwnedMessage::new(target, name, payload)
 }
 
 /// The result of encoding one queued datagram.

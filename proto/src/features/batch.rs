@@ -32,8 +32,8 @@ pub(crate) fn frame_len(payload: &Payload) -> Option<usize> {
     match payload {
         // The keepalive (the empty message) stays alone: it is the reference's and costs
         // nothing to keep byte-identical.
-        Payload::Message(m) if !(m.target.is_empty() && m.name.is_empty()) => {
-            Some(3 + m.target.len() + m.name.len() + m.payload.len())
+        Payload::Message(m) if !(m.target().is_empty() && m.name().is_empty()) => {
+            Some(3 + m.target().len() + m.name().len() + m.payload().len())
         }
         _ => None,
     }

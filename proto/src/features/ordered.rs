@@ -214,7 +214,7 @@ pub(crate) fn new_sender(rng: &mut Rng) -> OrderedSender {
 
 /// Numbers `message` in its target's stream and makes it an outbox payload.
 pub(crate) fn message_payload(tx: &mut OrderedSender, message: OwnedMessage) -> Payload {
-    let seq = tx.issue(&message.target);
+    let seq = tx.issue(message.target());
     Payload::Ordered(Box::new(OrderedOut {
         epoch: tx.epoch(),
         seq,
@@ -227,7 +227,7 @@ pub(crate) fn message_payload(tx: &mut OrderedSender, message: OwnedMessage) -> 
 /// Takes back the seq of a payload the outbox refused.
 pub(crate) fn refused(tx: &mut OrderedSender, payload: &Payload) {
     if let Some(o) = payload.ordered() {
-        tx.unissue(&o.message.target, o.seq);
+        tx.unissue(o.message.target(), o.seq);
     }
 }
 
@@ -243,7 +243,7 @@ pub(crate) fn resolve(
     if e.internal || o.epoch != tx.epoch() {
         return None;
     }
-    let target = &o.message.target;
+    let target = o.message.target();
     let after = if abandoned {
         tx.on_abandoned(target, o.seq)
     } else {
@@ -255,11 +255,7 @@ pub(crate) fn resolve(
             epoch: tx.epoch(),
             seq,
             floor,
-            message: OwnedMessage {
-                target: target.clone(),
-                name: String::new(),
-                payload: Bytes::new(),
-            },
+            message: OwnedMessage::new(target, "", &[]),
         }))),
     }
 }
@@ -517,11 +513,5 @@ fn release_all(
 }
 
 fn received(from: SocketAddr, target: &str, name: &str, payload: &[u8]) -> ReceivedMessage {
-    ReceivedMessage {
-        from,
-        target: target.into(),
-        name: name.into(),
-        payload: Bytes::copy_from_slice(payload),
-        reliable: true,
-    }
+    ReceivedMessage::new(from, target, name, payload, true)
 }

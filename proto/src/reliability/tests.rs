@@ -5,11 +5,7 @@ use histogram::RttHistogram;
 use rtt::RttConfig;
 
 fn msg() -> Payload {
-    Payload::Message(OwnedMessage {
-        target: "t".into(),
-        name: "n".into(),
-        payload: Bytes::from_static(b"p"),
-    })
+    Payload::Message(OwnedMessage::new("t", "n", b"p"))
 }
 
 fn addr(port: u16) -> SocketAddr {

@@ -6,11 +6,7 @@ use histogram::RttHistogram;
 use rtt::RttConfig;
 
 fn msg() -> Payload {
-    Payload::Message(OwnedMessage {
-        target: "t".into(),
-        name: "n".into(),
-        payload: Bytes::from_static(b"p"),
-    })
+    Payload::Message(OwnedMessage::new("t", "n", b"p"))
 }
 
 /// What `next_timeout` answered when it walked every entry (the code before the cache), from

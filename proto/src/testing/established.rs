@@ -26,7 +26,7 @@
 //!     let n = e.client.seal(b"\x01kitchen\ntemp\n21.5", &mut buf).unwrap();
 //!     e.server.handle_datagram(e.now, e.client_addr, &buf[..n]);
 //!     let ev = core::iter::from_fn(|| e.server.poll_event()).next();
-//!     assert!(matches!(ev, Some(ServerEvent::Message { message, .. }) if message.payload.as_ref() == b"21.5"));
+//!     assert!(matches!(ev, Some(ServerEvent::Message { message, .. }) if message.payload() == b"21.5"));
 //! }
 //! ```
 
@@ -324,7 +324,7 @@ mod tests {
             let n = e.client.seal(b"\x03t\nn\nhello", &mut buf).unwrap();
             e.server.handle_datagram(e.now, e.client_addr, &buf[..n]);
             let got = core::iter::from_fn(|| e.server.poll_event()).find_map(|ev| match ev {
-                ServerEvent::Message { message, .. } => Some(message.payload),
+                ServerEvent::Message { message, .. } => Some(message.payload_bytes()),
                 _ => None,
             });
             assert_eq!(got.as_deref(), Some(&b"hello"[..]), "{suite:?} server");
@@ -334,7 +334,7 @@ mod tests {
             let n = e.server.seal(b"\x03t\nn\nhello", &mut buf).unwrap();
             e.client.handle_datagram(e.now, e.server_addr, &buf[..n]);
             let got = core::iter::from_fn(|| e.client.poll_event()).find_map(|ev| match ev {
-                ClientEvent::Message(m) => Some(m.payload),
+                ClientEvent::Message(m) => Some(m.payload_bytes()),
                 _ => None,
             });
             assert_eq!(got.as_deref(), Some(&b"hello"[..]), "{suite:?} client");

@@ -267,7 +267,7 @@ impl Pair {
                             id,
                             message,
                             redelivered,
-                        } => got.push((id, message.name, redelivered)),
+                        } => got.push((id, message.name().to_string(), redelivered)),
                         ClientEvent::DurableDelivered { id } => side.delivered.push(id),
                         ClientEvent::DurableFailed { id, .. } => side.failed.push(id),
                         _ => {}
@@ -284,7 +284,7 @@ impl Pair {
                             peer,
                         } => {
                             assert_eq!(peer, PEER);
-                            got.push((id, message.name, redelivered));
+                            got.push((id, message.name().to_string(), redelivered));
                         }
                         ServerEvent::DurableDelivered { id, peer } => {
                             assert_eq!(peer, PEER);

@@ -45,7 +45,7 @@ pub fn received(trace: &Trace, host: &str) -> BTreeMap<String, usize> {
         if let HostEvent::Client(ClientEvent::Message(msg))
         | HostEvent::Server(ServerEvent::Message { message: msg, .. }) = e
         {
-            *m.entry(String::from_utf8_lossy(&msg.payload).into_owned())
+            *m.entry(String::from_utf8_lossy(msg.payload()).into_owned())
                 .or_insert(0) += 1;
         }
     }

@@ -165,21 +165,21 @@ pub(crate) fn print_message(json: bool, m: &ReceivedMessage) {
                 "event": "message",
                 "from": m.from.to_string(),
                 "peer": peer,
-                "target": m.target,
-                "name": m.name,
-                "data": String::from_utf8_lossy(&m.payload),
-                "data_hex": hex::encode(&m.payload),
+                "target": m.target(),
+                "name": m.name(),
+                "data": String::from_utf8_lossy(m.payload()),
+                "data_hex": hex::encode(m.payload()),
                 "reliable": m.reliable,
             })
         );
     } else {
         let who = peer.map_or_else(|| m.from.to_string(), |p| format!("{} ({p})", m.from));
-        let data = if m.payload.len() >= SHOW_LIMIT {
-            format!("({} bytes)", m.payload.len())
+        let data = if m.payload().len() >= SHOW_LIMIT {
+            format!("({} bytes)", m.payload().len())
         } else {
-            show(&m.payload)
+            show(m.payload())
         };
-        println!("{who} {}/{}: {data}", m.target, m.name);
+        println!("{who} {}/{}: {data}", m.target(), m.name());
     }
 }
 

@@ -76,10 +76,10 @@ fn print_delivery(json: bool, d: &DurableDelivery) {
                 "event": "durable_message",
                 "id": d.id.to_string(),
                 "from": from,
-                "target": m.target,
-                "name": m.name,
-                "data": String::from_utf8_lossy(&m.payload),
-                "data_hex": hex::encode(&m.payload),
+                "target": m.target(),
+                "name": m.name(),
+                "data": String::from_utf8_lossy(m.payload()),
+                "data_hex": hex::encode(m.payload()),
                 "redelivered": d.redelivered,
             })
         );
@@ -87,10 +87,10 @@ fn print_delivery(json: bool, d: &DurableDelivery) {
         let again = if d.redelivered { " (again)" } else { "" };
         println!(
             "{from} {}/{} [{}]{again}: {}",
-            m.target,
-            m.name,
+            m.target(),
+            m.name(),
             d.id,
-            common::show(&m.payload)
+            common::show(m.payload())
         );
     }
 }
@@ -208,7 +208,7 @@ impl Receiver {
                 for d in &batch {
                     print_delivery(json, d);
                     let mark = match &mut output {
-                        Some(out) => Some(out.append(&d.message.payload).map_err(|e| {
+                        Some(out) => Some(out.append(d.message.payload()).map_err(|e| {
                             Failure::failed("output", format!("{}: {e}", out.path.display()))
                         })?),
                         None => None,

@@ -574,7 +574,7 @@ fn durable_receiver(
             };
             let clients = match forward {
                 Forward::Nobody => Vec::new(),
-                Forward::Subscribers => finish.client_subscribers(&d.message.target),
+                Forward::Subscribers => finish.client_subscribers(d.message.target()),
                 Forward::Everyone => finish.clients(),
             };
             let mut to: Vec<_> = clients
@@ -612,7 +612,7 @@ fn forward(server: &Arc<Server>, m: ReceivedMessage, everyone: bool) {
         let clients = if everyone {
             server.clients()
         } else {
-            server.client_subscribers(&m.target)
+            server.client_subscribers(m.target())
         };
         let to: HashSet<SocketAddr> = clients
             .into_iter()
@@ -627,13 +627,17 @@ fn forward(server: &Arc<Server>, m: ReceivedMessage, everyone: bool) {
         } else {
             Reliability::Unreliable
         };
-        let r = server.send_message(&m.target, &m.name, &m.payload, reliability, move |a, _| {
-            to.contains(&a)
-        });
+        let r = server.send_message(
+            m.target(),
+            m.name(),
+            m.payload(),
+            reliability,
+            move |a, _| to.contains(&a),
+        );
         match r {
             Ok(outcomes) => {
                 for o in outcomes.iter().filter(|o| o.result.is_err()) {
-                    tracing::warn!(client = %o.client, target = %m.target, result = ?o.result, "not forwarded");
+                    tracing::warn!(client = %o.client, target = %m.target(), result = ?o.result, "not forwarded");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "forwarding failed"),

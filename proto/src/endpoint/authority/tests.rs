@@ -236,8 +236,8 @@ impl Net {
             .into_iter()
             .flatten()
             .filter_map(|e| match e {
-                ClientEvent::Message(m) if m.target == "core.roster" => {
-                    Some((m.name.clone(), m.payload.to_vec()))
+                ClientEvent::Message(m) if m.target() == "core.roster" => {
+                    Some((m.name().to_string(), m.payload().to_vec()))
                 }
                 _ => None,
             })

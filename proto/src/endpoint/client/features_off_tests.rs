@@ -67,7 +67,7 @@ fn an_ordered_message_from_the_server_is_a_counted_unacknowledged_drop_where_lef
     let delivered = net
         .client_events(c)
         .iter()
-        .any(|e| matches!(e, ClientEvent::Message(m) if m.name == "n"));
+        .any(|e| matches!(e, ClientEvent::Message(m) if m.name() == "n"));
     let dropped = net
         .client(c)
         .stats()
@@ -130,7 +130,7 @@ fn a_segmented_message_from_the_server_is_a_counted_unacknowledged_drop_where_le
     let delivered = net
         .client_events(c)
         .iter()
-        .any(|e| matches!(e, ClientEvent::Message(m) if m.name == "big"));
+        .any(|e| matches!(e, ClientEvent::Message(m) if m.name() == "big"));
     let dropped = net
         .client(c)
         .stats()

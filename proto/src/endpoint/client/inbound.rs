@@ -418,9 +418,9 @@ impl Client {
 /// message's) of ours, not an internal one's.
 fn learned_target(e: &InFlight) -> Option<&str> {
     match &e.payload {
-        Payload::Message(m) if !m.target.is_empty() && !e.internal => Some(&m.target),
-        Payload::Ordered(o) if !o.message.target.is_empty() && !e.internal => {
-            Some(&o.message.target)
+        Payload::Message(m) if !m.target().is_empty() && !e.internal => Some(m.target()),
+        Payload::Ordered(o) if !o.message.target().is_empty() && !e.internal => {
+            Some(o.message.target())
         }
         _ => None,
     }

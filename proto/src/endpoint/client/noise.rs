@@ -651,7 +651,9 @@ mod tests {
             "the key change is refused"
         );
         let from_client = |e: &ServerEvent| match e {
-            ServerEvent::Message { message: m, .. } if m.from == client => Some(m.payload.to_vec()),
+            ServerEvent::Message { message: m, .. } if m.from == client => {
+                Some(m.payload().to_vec())
+            }
             _ => None,
         };
         let got: Vec<_> = net

@@ -51,7 +51,7 @@ impl Client {
         let keepalive = e.internal
             && e.acked.is_empty()
             && matches!(&e.payload, Payload::Message(m)
-                if m.target.is_empty() && m.name.is_empty() && m.payload.is_empty());
+                if m.target().is_empty() && m.name().is_empty() && m.payload().is_empty());
         if keepalive {
             // Nobody answered a whole keepalive deadline: whatever the liveness timer says,
             // the session is of no use.

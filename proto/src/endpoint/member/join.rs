@@ -105,8 +105,8 @@ impl Member {
                     self.fetch_call = None;
                 }
             }
-            ClientEvent::Message(m) if m.target == ROSTER_TARGET => {
-                self.on_publication(now, &m.name, &m.payload);
+            ClientEvent::Message(m) if m.target() == ROSTER_TARGET => {
+                self.on_publication(now, m.name(), m.payload());
             }
             _ => {}
         }

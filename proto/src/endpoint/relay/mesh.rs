@@ -180,12 +180,12 @@ impl Relay {
                 self.stats.received += 1;
                 if !self.trusted.contains_key(&from) {
                     self.stats.drop(RelayDrop::UnknownRelay);
-                } else if message.target != frames::TARGET {
+                } else if message.target() != frames::TARGET {
                     self.stats.drop(RelayDrop::Malformed);
-                } else if message.name == frames::CARRY {
-                    self.on_carry(now, from, &message.payload);
-                } else if message.name == frames::MEMBERS {
-                    self.on_members(now, from, message.from, &message.payload);
+                } else if message.name() == frames::CARRY {
+                    self.on_carry(now, from, message.payload());
+                } else if message.name() == frames::MEMBERS {
+                    self.on_members(now, from, message.from, message.payload());
                 } else {
                     self.stats.drop(RelayDrop::Malformed);
                 }

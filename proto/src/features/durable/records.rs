@@ -10,10 +10,8 @@
 //! - a message body: `target \n name \n payload`, as on the wire (op 1).
 
 use alloc::collections::{BTreeSet, VecDeque};
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
-
-use bytes::Bytes;
 
 use super::{DurableOp, DurablePeer, DurableSeq, DurableTable, OriginId};
 use crate::id::{ClientId, PeerId};
@@ -133,12 +131,12 @@ pub(super) fn parse_inbox_key(key: &[u8]) -> Option<InboxKey> {
 // ---- values ----
 
 pub(super) fn put_body(out: &mut Vec<u8>, m: &OwnedMessage) {
-    out.reserve(m.target.len() + m.name.len() + m.payload.len() + 2);
-    out.extend_from_slice(m.target.as_bytes());
+    out.reserve(m.target().len() + m.name().len() + m.payload().len() + 2);
+    out.extend_from_slice(m.target().as_bytes());
     out.push(b'\n');
-    out.extend_from_slice(m.name.as_bytes());
+    out.extend_from_slice(m.name().as_bytes());
     out.push(b'\n');
-    out.extend_from_slice(&m.payload);
+    out.extend_from_slice(m.payload());
 }
 
 pub(super) fn parse_body(bytes: &[u8]) -> Option<OwnedMessage> {
@@ -148,11 +146,7 @@ pub(super) fn parse_body(bytes: &[u8]) -> Option<OwnedMessage> {
 
 /// An owned copy of a parsed message.
 pub(super) fn owned(m: &Message<'_>) -> OwnedMessage {
-    OwnedMessage {
-        target: m.target.to_string(),
-        name: m.name.to_string(),
-        payload: Bytes::copy_from_slice(m.payload),
-    }
+    OwnedMessage::new(m.target, m.name, m.payload)
 }
 
 pub(super) fn outbox_value(to: DurablePeer, m: &OwnedMessage) -> Vec<u8> {

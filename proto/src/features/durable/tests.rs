@@ -2,12 +2,9 @@
 //! journal, restore and its errors. Properties are in `props.rs`.
 
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
-
-use bytes::Bytes;
 
 use super::*;
 use crate::endpoint::{DropReason, SendError};
@@ -74,11 +71,7 @@ pub(super) fn commit(d: &mut Durable, model: &mut Model) -> Released {
 }
 
 pub(super) fn msg(payload: &str) -> OwnedMessage {
-    OwnedMessage {
-        target: String::from("t"),
-        name: String::from("n"),
-        payload: Bytes::copy_from_slice(payload.as_bytes()),
-    }
+    OwnedMessage::new("t", "n", payload.as_bytes())
 }
 
 pub(super) fn packet(origin: u64, seq: u64, floor: u64) -> DurableMessage<'static> {

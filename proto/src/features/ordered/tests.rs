@@ -44,7 +44,10 @@ fn feed(
             &mut out,
         ));
     }
-    (results, out.into_iter().map(|m| m.name).collect())
+    (
+        results,
+        out.into_iter().map(|m| String::from(m.name())).collect(),
+    )
 }
 
 #[test]
@@ -215,7 +218,7 @@ fn a_new_epoch_resets_the_stream_after_releasing_the_old_one() {
         Ok(Accepted::Delivered),
         "seq 1 of a new epoch is no duplicate"
     );
-    let names: Vec<String> = out.into_iter().map(|m| m.name).collect();
+    let names: Vec<String> = out.into_iter().map(|m| String::from(m.name())).collect();
     assert_eq!(names, ["4", "new-1"]);
     assert_eq!(rx.held(), 0);
 }
@@ -231,7 +234,7 @@ fn targets_are_independent_streams() {
     let r = rx.on_message(T0, &l, peer(1), &packet("b", "b1", 1, 1), &mut out);
     assert_eq!(r, Ok(Accepted::Delivered));
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].name, "b1");
+    assert_eq!(out[0].name(), "b1");
 }
 
 #[test]
@@ -435,7 +438,7 @@ fn run(n: u64, ops: &[Op], abandon: bool, held: usize) -> Run {
     }
     assert!(w.pending.is_empty(), "the run never settled");
     Run {
-        delivered: w.out.iter().map(|m| m.name.parse().unwrap()).collect(),
+        delivered: w.out.iter().map(|m| m.name().parse().unwrap()).collect(),
         acked: w.acked,
         abandoned,
     }
@@ -488,6 +491,6 @@ fn a_roaming_peer_keeps_its_streams() {
     );
     let r = rx.on_message(T0, &l, peer(2), &packet("t", "2", 2, 1), &mut out);
     assert_eq!(r, Ok(Accepted::Delivered));
-    let names: Vec<String> = out.into_iter().map(|m| m.name).collect();
+    let names: Vec<String> = out.into_iter().map(|m| String::from(m.name())).collect();
     assert_eq!(names, ["2", "3"]);
 }
