@@ -62,7 +62,7 @@ fn receive(s: &mut EstablishedServer, frames: &[Frame<'_>]) -> (Vec<Vec<u8>>, Ve
     let mut delivered = Vec::new();
     while let Some(e) = s.server.poll_event() {
         match e {
-            ServerEvent::Message { message, .. } => payloads.push(message.payload.to_vec()),
+            ServerEvent::Message { message, .. } => payloads.push(message.payload().to_vec()),
             ServerEvent::Delivered { id, .. } => delivered.push(id),
             _ => {}
         }
