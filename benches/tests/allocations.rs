@@ -15,8 +15,11 @@ static ALLOCATOR: Counting = Counting;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// The client's send: one buffer for the target, name and payload of the queued message.
-const SEND: f64 = 1.0;
+/// The client's send: one buffer for the target, name and payload of the queued message. The
+/// tenth above it is room for what the test harness's own threads allocate while a test runs
+/// (the count is the whole process's): CI once read 1.00-and-a-bit against a bound of exactly
+/// 1. A copy added back costs a whole allocation per message, so it still fails.
+const SEND: f64 = 1.1;
 /// The server: one buffer for the message it delivers (suite 3 adds a little for its
 /// handshake-key bookkeeping, amortised over messages).
 const SERVER: f64 = 1.1;
@@ -31,7 +34,7 @@ const IO_STD: f64 = 6.5;
 fn at_most(what: &str, n: f64, bound: f64) {
     assert!(
         n <= bound + 1e-9,
-        "{what}: {n:.2} allocations per message, over {bound}"
+        "{what}: {n:.4} allocations per message, over {bound}"
     );
 }
 
