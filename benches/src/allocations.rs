@@ -5,7 +5,7 @@
 //!
 //! Counted by the [`Counting`](crate::memory::Counting) global allocator, which the measuring
 //! program installs (`tests/allocations.rs` does). [`direct`] splits the count by side through
-//! the [`DirectPair`](crate::DirectPair); [`io_std`] counts every thread of a `pavillion-std`
+//! the [`DirectPair`]; [`io_std`] counts every thread of a `pavillion-std`
 //! client and server on loopback, callbacks included.
 
 use std::sync::atomic::{AtomicU64, Ordering};
