@@ -307,6 +307,23 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
+    /// Feeds the time since the last transmission to `rtt` and `samples`, unless the exchange
+    /// was retransmitted (which answer came for which copy is then unknown) or never sent.
+    /// The callers decide which entry of a run speaks for its counter.
+    fn record_rtt_sample(
+        &self,
+        now: Instant,
+        rtt: &mut RttEstimator,
+        samples: &mut histogram::RttHistogram,
+    ) {
+        if self.retransmissions == 0 {
+            if let Some(sent) = self.last_sent {
+                rtt.on_sample(now - sent);
+                samples.record(now - sent);
+            }
+        }
+    }
+
     /// Expected receivers that have not answered.
     pub(crate) fn missing(&self) -> Vec<SocketAddr> {
         self.expected
@@ -677,11 +694,8 @@ impl Outbox {
         if e.acked.contains(&from) {
             return Reply::Partial;
         }
-        if e.acked.is_empty() && e.retransmissions == 0 && last_of_run {
-            if let Some(sent) = e.last_sent {
-                rtt.on_sample(now - sent);
-                samples.record(now - sent);
-            }
+        if e.acked.is_empty() && last_of_run {
+            e.record_rtt_sample(now, rtt, samples);
         }
         e.acked.push(from);
         // A call is complete with its first response, whoever sends it.
@@ -732,13 +746,7 @@ impl Outbox {
         let last = n.checked_sub(1)?;
         self.last_answer = now;
         // One sample per counter, from the run's last entry, as `on_reply` takes it.
-        let e = &self.entries[last];
-        if e.retransmissions == 0 {
-            if let Some(sent) = e.last_sent {
-                rtt.on_sample(now - sent);
-                samples.record(now - sent);
-            }
-        }
+        self.entries[last].record_rtt_sample(now, rtt, samples);
         for e in self.entries.range_mut(..n) {
             e.acked.push(from);
         }
