@@ -143,17 +143,7 @@ fn no_wake_up_is_lost_when_slots_are_freed_without_the_lock() {
             })
         })
         .collect();
-    let start = Instant::now();
-    for t in threads {
-        while !t.is_finished() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "a waiting sender was never woken"
-            );
-            thread::sleep(Duration::from_millis(1));
-        }
-        t.join().unwrap();
-    }
+    join_within_a_minute(threads);
     assert_eq!(w.outstanding(), 0);
     assert!(w.wait_idle(Duration::ZERO));
 }
@@ -240,8 +230,16 @@ fn no_wake_up_is_lost_at_the_low_water_mark() {
             burst = burst % 9 + 1;
         }
     });
+    join_within_a_minute(senders);
+    freer.join().unwrap();
+    assert_eq!(w.outstanding(), 0);
+}
+
+/// Joins the sender threads of a wake-up test, failing (instead of hanging the suite) if one
+/// still waits after a minute: a lost wake-up leaves its sender asleep for good.
+fn join_within_a_minute(threads: Vec<thread::JoinHandle<()>>) {
     let start = Instant::now();
-    for t in senders {
+    for t in threads {
         while !t.is_finished() {
             assert!(
                 start.elapsed() < Duration::from_secs(60),
@@ -251,6 +249,4 @@ fn no_wake_up_is_lost_at_the_low_water_mark() {
         }
         t.join().unwrap();
     }
-    freer.join().unwrap();
-    assert_eq!(w.outstanding(), 0);
 }
