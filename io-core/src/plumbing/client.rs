@@ -18,11 +18,12 @@ use super::events::{ConnectionEvent, ConnectionSubscriber, ConnectionSubscribers
 use super::handoff::{HandoffCmd, HandoffLink, HandoffRouter, HandoffSubscriber, Held};
 use super::link::{self, Link, WeakLink};
 use super::messages::{ReceivedMessage, Subscriber, Subscribers};
+use super::outcomes::Outcome;
 use super::progress::Progress;
 use super::registers::{ClientRegisterCmd, ClientRegisters, RegisterOpError};
 use super::reply::{self, Pending, Reply, WaitError};
 use super::sockets;
-use super::window::{SendHandle, Slot, Window};
+use super::window::{SendHandle, SendId, Slot, Window};
 use super::{Clock, Delivery, Flow, Parts, Role};
 use crate::config::ClientConfig;
 use crate::durable::{self, DurableCommand, DurableError, DurableRestored};
@@ -46,7 +47,7 @@ pub fn open(
     let clock = Clock::new();
     let mut endpoint = proto::Client::new(config.endpoint_config(server, crate::keys::random32()));
     let (link, commands) = link::channel();
-    let window = Window::for_driver(config.send_window_size(), link.driver_thread());
+    let window = Window::with_outcomes(config.send_window_size(), link.driver_thread());
     let durable = durable::start(
         config.durable_path(),
         &mut endpoint,
@@ -71,6 +72,11 @@ pub fn open(
             durable,
             link: link.downgrade(),
             handoffs: HandoffRouter::default(),
+            pipeline: Pipeline::default(),
+            window: window.clone(),
+            finished: Vec::new(),
+            scratch: Vec::new(),
+            peer: None,
         },
         sockets,
         commands,
@@ -253,6 +259,20 @@ impl ClientHandle {
         data: &[u8],
         options: SendOptions,
     ) -> Result<SendHandle, SendError> {
+        let mut slot = slot;
+        if let Some(handle) = self.window.handle(&mut slot) {
+            let cmd = Cmd::Pipelined {
+                message: Packed::new(target, name, data),
+                options,
+                slot,
+            };
+            // Refused, the command and its slot are dropped, which gives the send `Closed`;
+            // then the handle goes, and nothing of it is kept.
+            self.link
+                .queue(ClientCommand(cmd))
+                .map_err(|_| SendError::Closed)?;
+            return Ok(handle);
+        }
         let (reply, pending) = reply::channel();
         let id = slot.id();
         let cmd = Cmd::Send {
@@ -669,6 +689,13 @@ enum Cmd {
         /// A pipelined send's place in the window, freed with the outcome.
         slot: Option<Slot>,
     },
+    /// A pipelined send whose handle waits on the window's board of outcomes: its slot is
+    /// its ticket there (`Window::with_outcomes`).
+    Pipelined {
+        message: Packed,
+        options: SendOptions,
+        slot: Slot,
+    },
     Server {
         addr: SocketAddr,
         reply: Reply<Option<ServerState>>,
@@ -804,17 +831,78 @@ pub struct ClientRouter {
     link: WeakLink<ClientCommand>,
     /// Subscribers of held messages (acknowledgement hand-off).
     handoffs: HandoffRouter,
+    /// Pipelined sends waiting for their outcomes (at most the window's size).
+    pipeline: Pipeline,
+    /// The send window, whose board takes the outcomes of pipelined sends.
+    window: Window,
+    /// Pipelined sends whose outcome is known, given to their handles together at the end
+    /// of the pass (`ClientRouter::finish`): `None` is a plain delivery to `peer`.
+    finished: Vec<(Slot, Option<Outcome>)>,
+    /// Reused by [`Window::complete`].
+    scratch: Vec<(SendId, Option<Outcome>)>,
+    /// The server of a plain delivery: the first to acknowledge a pipelined message alone.
+    peer: Option<SocketAddr>,
+}
+
+/// Pipelined sends waiting for their outcomes, by message id. The endpoint numbers its
+/// messages in increasing order, so they queue in id order: an outcome, nearly always for the
+/// oldest, is found at the front or by a binary search, with no map entry per message.
+#[derive(Default)]
+struct Pipeline {
+    /// In increasing id order; `None` once the outcome came, until the entries before it go.
+    queue: VecDeque<(MessageId, Option<Slot>)>,
+    /// Entries of `queue` that still wait.
+    live: usize,
+    /// A send whose id is not above the last queued one (never, with the endpoint's ids).
+    other: IdMap<MessageId, Slot>,
+}
+
+impl Pipeline {
+    fn push(&mut self, id: MessageId, slot: Slot) {
+        if self.queue.back().is_some_and(|(last, _)| *last >= id) {
+            self.other.insert(id, slot);
+            return;
+        }
+        self.queue.push_back((id, Some(slot)));
+        self.live += 1;
+    }
+
+    fn take(&mut self, id: MessageId) -> Option<Slot> {
+        let at = match self.queue.front() {
+            Some((front, _)) if *front == id => Some(0),
+            Some(_) => self.queue.binary_search_by_key(&id, |(m, _)| *m).ok(),
+            None => None,
+        };
+        let Some(slot) = at
+            .and_then(|i| self.queue.get_mut(i))
+            .and_then(|(_, s)| s.take())
+        else {
+            return self.other.remove(&id);
+        };
+        self.live -= 1;
+        while self.queue.front().is_some_and(|(_, s)| s.is_none()) {
+            self.queue.pop_front();
+        }
+        // Outcomes behind one that waits leave holes; past as many holes as live entries
+        // (and a datagram's worth), they go, so the queue stays within twice the window.
+        if self.queue.len() > 2 * self.live + 64 {
+            self.queue.retain(|(_, s)| s.is_some());
+        }
+        Some(slot)
+    }
 }
 
 /// A map keyed by the endpoint's own ids (calls, messages): numbers it hands out in
-/// sequence, never chosen by a peer, so they need no keyed hash; a pipelined client inserts
-/// and removes one per message.
-type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+/// sequence, never chosen by a peer, so they need no keyed hash.
+type IdMap<K, V> = HashMap<K, V, IdBuild>;
+
+/// The hasher of [`IdMap`], for other tables of our own sequential numbers.
+pub(crate) type IdBuild = BuildHasherDefault<IdHasher>;
 
 /// Spreads a sequential `u64` id over the table (Fibonacci hashing: the table takes its
 /// control bits from the top of the hash). Anything else is folded in byte by byte.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -972,8 +1060,34 @@ impl ClientRouter {
     }
 
     fn deliver(&mut self, id: MessageId, result: Result<Delivery, SendError>) {
+        if let Some(slot) = self.pipeline.take(id) {
+            let outcome = match result {
+                Ok(d) if self.is_plain(&d) => None,
+                other => Some(other),
+            };
+            self.finished.push((slot, outcome));
+            return;
+        }
         if let Some(waiter) = self.sends.remove(&id) {
             waiter.answer(result);
+        }
+    }
+
+    /// Whether `d` is a plain delivery: acknowledged by the one server that acknowledges
+    /// pipelined messages alone (the first to do so), nobody missing. Its handle then needs
+    /// no outcome of its own on the board.
+    fn is_plain(&mut self, d: &Delivery) -> bool {
+        let ([by], []) = (d.acked.as_slice(), d.missing.as_slice()) else {
+            return false;
+        };
+        *self.peer.get_or_insert(*by) == *by
+    }
+
+    /// Gives the handles the outcomes found during this pass, under one lock.
+    fn finish(&mut self) {
+        if !self.finished.is_empty() {
+            self.window
+                .complete(self.peer, &mut self.finished, &mut self.scratch);
         }
     }
 }
@@ -1062,6 +1176,24 @@ impl Role for ClientRouter {
                     Err(e) => waiter.answer(Err(SendError::Refused(e))),
                 }
             }
+            Cmd::Pipelined {
+                message,
+                options,
+                slot,
+            } => {
+                let (target, name, data) = message.parts();
+                let outcome = match self.ep.send_message(now, target, name, data, options) {
+                    Ok(_) if options.reliability == Reliability::Unreliable => {
+                        Ok(Delivery::default())
+                    }
+                    Ok(id) => {
+                        self.pipeline.push(id, slot);
+                        return Flow::Continue;
+                    }
+                    Err(e) => Err(SendError::Refused(e)),
+                };
+                self.finished.push((slot, Some(outcome)));
+            }
             Cmd::Registers(cmd) => self.registers.on_command(now, &mut self.ep, cmd),
             Cmd::Server { addr, reply } => reply.send(self.state(addr)),
             Cmd::Servers { reply } => reply.send(self.ep.servers().collect()),
@@ -1126,6 +1258,7 @@ impl Role for ClientRouter {
         // A send whose outcome arrived (perhaps on a caller's thread) reports no more.
         let sends = &self.sends;
         self.progress.retain(|id, _| sends.contains_key(id));
+        self.finish();
         self.expire(now);
     }
 
@@ -1152,6 +1285,7 @@ impl Role for ClientRouter {
                 }
             }
         }
+        self.finish();
         self.expire(now);
         !self.deferred.is_empty()
     }
@@ -1161,6 +1295,15 @@ impl Role for ClientRouter {
         // What the last pass changed (a consume) is written, and the writer has ended (the
         // store's file is free) before the loop ends.
         self.durable.shutdown(&mut self.ep, now);
+    }
+}
+
+impl Drop for ClientRouter {
+    /// The driver stopped: what is known goes to its handles, and every other pipelined
+    /// send is `Closed`.
+    fn drop(&mut self) {
+        self.finish();
+        self.window.close_outcomes();
     }
 }
 

@@ -17,7 +17,8 @@
 //!   [`messages`]: subscribers (callbacks or streams) per target; [`events`]: connection
 //!   events and their subscribers; [`progress`]: callbacks of large sends; [`registers`]:
 //!   register operations, observers and a server's declarations; [`window`]: the send window
-//!   and handles of pipelined sends; `udp` (on Unix): batched datagram I/O
+//!   and handles of pipelined sends, and [`outcomes`]: a client's outcomes of them by send
+//!   number; `udp` (on Unix): batched datagram I/O
 //!   (`recvmmsg`/`sendmmsg`) for both drivers.
 //!
 //! What each runtime adds is only its loop (a thread on `mio` in `pavillion-std`, a task on
@@ -48,6 +49,7 @@ pub mod events;
 pub mod handoff;
 pub mod link;
 pub mod messages;
+pub mod outcomes;
 pub mod progress;
 pub mod registers;
 pub mod reply;

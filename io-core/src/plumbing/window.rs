@@ -16,6 +16,7 @@
 //! [`SendError::WouldBlock`].
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -23,6 +24,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::link::DriverThread;
+use super::outcomes::{Board, Outcome};
 use super::reply::Pending;
 use super::Delivery;
 use crate::error::SendError;
@@ -82,6 +84,9 @@ struct Inner {
     changed: Condvar,
     /// Which thread is the driver's, where waiting for an outcome would never end.
     driver: Option<DriverThread>,
+    /// The outcomes of the sends, by number, for a window made with
+    /// [`Window::with_outcomes`]; otherwise each handle has its own reply slot.
+    board: Option<Board>,
 }
 
 /// Who waits. A waiter is counted in [`Inner::waiting`] before it looks at the slots again,
@@ -113,25 +118,43 @@ const WAKE_BATCH_MAX: usize = 64;
 
 /// One message's place in the window; dropping it frees the place. The driver holds it until
 /// the message's outcome is known.
+///
+/// In a window with outcomes ([`Window::with_outcomes`]) a slot is also the message's ticket
+/// there: once bound to a handle ([`Window::handle`]), dropping it without an outcome
+/// ([`Window::complete`]) gives the handle [`SendError::Closed`].
 #[derive(Debug)]
 pub struct Slot {
     inner: Arc<Inner>,
     id: SendId,
+    /// A handle waits for this send's outcome on the window's board.
+    bound: bool,
+    /// The outcome is on the board.
+    settled: bool,
+    /// The place in the window was freed already (with a batch of outcomes).
+    freed: bool,
 }
 
 impl Window {
     /// A window of `limit` messages (at least 1).
     pub fn new(limit: usize) -> Self {
-        Self::build(limit, None)
+        Self::build(limit, None, false)
     }
 
     /// As [`Window::new`], for a client whose driver runs on `driver`: a handle waited on
     /// there returns [`SendError::InCallback`] instead of waiting forever.
     pub fn for_driver(limit: usize, driver: DriverThread) -> Self {
-        Self::build(limit, Some(driver))
+        Self::build(limit, Some(driver), false)
     }
 
-    fn build(limit: usize, driver: Option<DriverThread>) -> Self {
+    /// As [`Window::for_driver`], with the outcomes of its sends kept by send number on the
+    /// window itself instead of in a reply slot per handle: the driver answers a batch of
+    /// them at once ([`Window::complete`]), and a handle whose message was delivered in order
+    /// reads its outcome without a lock.
+    pub fn with_outcomes(limit: usize, driver: DriverThread) -> Self {
+        Self::build(limit, Some(driver), true)
+    }
+
+    fn build(limit: usize, driver: Option<DriverThread>, board: bool) -> Self {
         let limit = limit.max(1);
         Window {
             inner: Arc::new(Inner {
@@ -143,6 +166,7 @@ impl Window {
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
                 driver,
+                board: board.then(Board::default),
             }),
         }
     }
@@ -246,6 +270,9 @@ impl Window {
         Some(Slot {
             inner: self.inner.clone(),
             id,
+            bound: false,
+            settled: false,
+            freed: false,
         })
     }
 
@@ -270,6 +297,61 @@ impl Window {
         }
         self.inner.count_waiters(&state);
         state
+    }
+
+    /// The handle of the send holding `slot`, waiting on the window's board (a window made
+    /// with [`Window::with_outcomes`]): the driver must then give the slot's outcome with
+    /// [`Window::complete`], or drop the slot (the handle gets [`SendError::Closed`]). `None`
+    /// for another window.
+    pub fn handle(&self, slot: &mut Slot) -> Option<SendHandle> {
+        self.inner.board.as_ref()?;
+        slot.bound = true;
+        Some(SendHandle {
+            id: slot.id,
+            source: Source::Board,
+            window: self.clone(),
+        })
+    }
+
+    /// Gives the outcomes of a batch of sends of this window (made with
+    /// [`Window::with_outcomes`]): a `None` outcome is a delivery acknowledged by `peer`
+    /// alone. Their handles see them, then their places are freed; `batch` is left empty.
+    /// `scratch` is only reused between calls, to allocate nothing per batch.
+    pub fn complete(
+        &self,
+        peer: Option<SocketAddr>,
+        batch: &mut Vec<(Slot, Option<Outcome>)>,
+        scratch: &mut Vec<(SendId, Option<Outcome>)>,
+    ) {
+        let Some(board) = &self.inner.board else {
+            batch.clear();
+            return;
+        };
+        for (slot, outcome) in batch.iter_mut() {
+            slot.settled = true;
+            slot.freed = true;
+            scratch.push((slot.id, outcome.take()));
+        }
+        board.complete(peer, scratch);
+        // Outcomes first, then the places: whoever waits for the window to empty finds every
+        // outcome in place.
+        let n = batch.len();
+        batch.clear();
+        self.inner.release(n);
+    }
+
+    /// Closes the board of outcomes: every send without one has [`SendError::Closed`] (the
+    /// client closed).
+    pub fn close_outcomes(&self) {
+        if let Some(board) = &self.inner.board {
+            board.close();
+        }
+    }
+
+    /// The board of outcomes, for tests.
+    #[cfg(test)]
+    pub(crate) fn inner_board(&self) -> &Board {
+        self.inner.board.as_ref().expect("a window with outcomes")
     }
 
     /// Registers `waker` to be woken at the next freed slot (once per task).
@@ -304,18 +386,36 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if let (Some(board), false) = (&self.inner.board, self.settled) {
+            // Bound to a handle: the driver stopped before the outcome. Otherwise nobody
+            // waits, but the number must not stay open (`outcomes`' `done_below`).
+            let outcome = self.bound.then_some(Err(SendError::Closed));
+            board.complete(None, &mut vec![(self.id, outcome)]);
+        }
+        if !self.freed {
+            self.inner.release(1);
+        }
+    }
+}
+
+impl Inner {
+    /// Frees `n` places of the window, and wakes those waiting for room or for none in use
+    /// once it is low enough.
+    fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
         let left = self
-            .inner
             .outstanding
-            .fetch_sub(1, Ordering::SeqCst)
-            .saturating_sub(1);
+            .fetch_sub(n, Ordering::SeqCst)
+            .saturating_sub(n);
         // Nobody waits (the common case): no lock, no system call. Nor while the window is
         // still nearly full: a waiter's last look found it full (`State`), so slots are only
         // freed from there on until one of them takes it to the low-water mark, which wakes it.
-        if self.inner.waiting.load(Ordering::SeqCst) == 0 || left > self.inner.low_water {
+        if self.waiting.load(Ordering::SeqCst) == 0 || left > self.low_water {
             return;
         }
-        let mut state = self.inner.lock();
+        let mut state = self.lock();
         let notify = state.blocked > 0;
         if notify {
             // Every blocked thread is woken now, and looks at the window again itself.
@@ -323,10 +423,10 @@ impl Drop for Slot {
             state.wakeups = state.wakeups.wrapping_add(1);
         }
         let wakers = std::mem::take(&mut state.wakers);
-        self.inner.count_waiters(&state);
+        self.count_waiters(&state);
         drop(state);
         if notify {
-            self.inner.changed.notify_all();
+            self.changed.notify_all();
         }
         for w in wakers {
             w.wake();
@@ -391,8 +491,19 @@ impl Future for Idle<'_> {
 #[must_use = "a dropped handle still sends the message, but its outcome is lost"]
 pub struct SendHandle {
     id: SendId,
-    pending: Pending<Result<Delivery, SendError>>,
+    source: Source,
     window: Window,
+}
+
+/// Where a [`SendHandle`]'s outcome comes from.
+#[derive(Debug)]
+enum Source {
+    /// Its own reply slot.
+    Reply(Pending<Result<Delivery, SendError>>),
+    /// The window's board, by send number (`Window::with_outcomes`).
+    Board,
+    /// The board's outcome was taken (a future polled to the end).
+    Taken,
 }
 
 impl SendHandle {
@@ -400,9 +511,13 @@ impl SendHandle {
     pub fn new(id: SendId, pending: Pending<Result<Delivery, SendError>>, window: Window) -> Self {
         SendHandle {
             id,
-            pending,
+            source: Source::Reply(pending),
             window,
         }
+    }
+
+    fn board(&self) -> Option<&Board> {
+        self.window.inner.board.as_ref()
     }
 
     /// The number of this send on its client (the order in which sends were queued).
@@ -412,7 +527,11 @@ impl SendHandle {
 
     /// Whether the outcome is known: [`SendHandle::wait`] would return at once.
     pub fn is_done(&self) -> bool {
-        self.pending.is_settled()
+        match (&self.source, self.board()) {
+            (Source::Reply(p), _) => p.is_settled(),
+            (Source::Board, Some(b)) => b.is_settled(self.id),
+            _ => true,
+        }
     }
 
     /// Blocks until the outcome is known. The endpoint reports it by the message's deadline
@@ -432,11 +551,30 @@ impl SendHandle {
     /// # Errors
     /// As [`SendHandle::wait`], and [`SendError::TimedOut`] when `limit` passed first (the
     /// message itself may still be acknowledged later).
-    pub fn wait_timeout(self, limit: Duration) -> Result<Delivery, SendError> {
-        if !self.pending.is_settled() && self.window.on_driver_thread() {
+    pub fn wait_timeout(mut self, limit: Duration) -> Result<Delivery, SendError> {
+        if !self.is_done() && self.window.on_driver_thread() {
             return Err(SendError::InCallback);
         }
-        self.pending.wait_outcome(limit)
+        match std::mem::replace(&mut self.source, Source::Taken) {
+            Source::Reply(p) => p.wait_outcome(limit),
+            Source::Board => match self.board().and_then(|b| b.wait(self.id, limit)) {
+                Some(outcome) => outcome,
+                None => {
+                    // Not taken: dropping the handle forgets it.
+                    self.source = Source::Board;
+                    Err(SendError::TimedOut)
+                }
+            },
+            Source::Taken => Err(SendError::Closed),
+        }
+    }
+}
+
+impl Drop for SendHandle {
+    fn drop(&mut self) {
+        if let (Source::Board, Some(b)) = (&self.source, self.board()) {
+            b.forget(self.id);
+        }
     }
 }
 
@@ -445,10 +583,26 @@ impl Future for SendHandle {
 
     /// Ready with the outcome, or [`SendError::Closed`] if the client closed first.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match Pin::new(&mut self.pending).poll(cx) {
-            Poll::Ready(Ok(outcome)) => Poll::Ready(outcome),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
-            Poll::Pending => Poll::Pending,
+        let this = &mut *self;
+        match &mut this.source {
+            Source::Reply(pending) => match Pin::new(pending).poll(cx) {
+                Poll::Ready(Ok(outcome)) => Poll::Ready(outcome),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+                Poll::Pending => Poll::Pending,
+            },
+            Source::Board => {
+                let Some(board) = this.window.inner.board.as_ref() else {
+                    return Poll::Ready(Err(SendError::Closed));
+                };
+                match board.poll(this.id, cx.waker()) {
+                    Some(outcome) => {
+                        this.source = Source::Taken;
+                        Poll::Ready(outcome)
+                    }
+                    None => Poll::Pending,
+                }
+            }
+            Source::Taken => Poll::Ready(Err(SendError::Closed)),
         }
     }
 }
