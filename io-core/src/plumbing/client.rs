@@ -1352,4 +1352,35 @@ mod tests {
         assert!(matches!(over.bytes, PackedBytes::Heap(_)));
         assert_eq!(over.parts(), (edge.as_str(), "é", &[1][..]));
     }
+
+    /// The pipelined sends waiting for outcomes give back each send's own slot by message
+    /// id, whatever the order the outcomes come in, and hold at most about twice as many
+    /// entries as still wait, even behind one that waits for ever.
+    #[test]
+    fn the_pipeline_finds_each_send_and_stays_bounded() {
+        let window = Window::new(4096);
+        let mut pipeline = Pipeline::default();
+        let mut sends = Vec::new();
+        // Ids with gaps (calls and other sends take numbers in between).
+        for i in 0..3000u64 {
+            let slot = window.try_acquire().unwrap();
+            sends.push((MessageId(10 + 3 * i), slot.id()));
+            pipeline.push(MessageId(10 + 3 * i), slot);
+        }
+        // The first never gets an outcome; the others come in a scrambled order.
+        let stuck = sends.remove(0);
+        let mut x = 12345u64;
+        while !sends.is_empty() {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let (id, send) = sends.swap_remove((x >> 33) as usize % sends.len());
+            assert_eq!(pipeline.take(id).map(|s| s.id()), Some(send));
+            assert!(pipeline.take(id).is_none(), "given once");
+            assert!(pipeline.take(MessageId(id.0 + 1)).is_none(), "not a send");
+            assert!(pipeline.queue.len() <= 2 * pipeline.live + 64);
+        }
+        assert_eq!(pipeline.take(stuck.0).map(|s| s.id()), Some(stuck.1));
+        assert!(pipeline.queue.is_empty());
+    }
 }
