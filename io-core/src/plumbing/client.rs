@@ -978,6 +978,17 @@ impl ClientRouter {
     /// Answers the callers an event concerns and hands messages to their subscribers; the
     /// connection subscribers are [`ClientRouter::on_event`]'s.
     fn route(&mut self, now: Instant, event: ClientEvent) {
+        // The outcomes of messages first, nearly every event of a pipelined client: neither
+        // the register operations nor the durable store take them, and the event is not
+        // moved through both to find that out.
+        let event = match event {
+            ClientEvent::Delivered { id, acked, missing } => {
+                return self.deliver(id, Ok(Delivery { acked, missing }))
+            }
+            ClientEvent::Failed { id, reason } => return self.deliver(id, Err(reason.into())),
+            ClientEvent::TimedOut { id } => return self.deliver(id, Err(SendError::TimedOut)),
+            other => other,
+        };
         let Some(event) = self.registers.on_event(event) else {
             return;
         };
@@ -1008,11 +1019,6 @@ impl ClientRouter {
                     w.reply.send(Err(ServerError::Closed));
                 }
             }
-            ClientEvent::Delivered { id, acked, missing } => {
-                self.deliver(id, Ok(Delivery { acked, missing }))
-            }
-            ClientEvent::Failed { id, reason } => self.deliver(id, Err(reason.into())),
-            ClientEvent::TimedOut { id } => self.deliver(id, Err(SendError::TimedOut)),
             ClientEvent::Message(m) => self.on_message(&ReceivedMessage::at_client(m)),
             ClientEvent::HeldMessage { message, handoff } => {
                 let held = Held {
