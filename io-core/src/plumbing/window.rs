@@ -2,8 +2,10 @@
 //! flight without waiting for them, and the [`SendHandle`] of one such message.
 //!
 //! A pipelined send takes a [`Slot`] of the window before its command is queued. The slot
-//! travels with the command to the driver, which keeps it beside the message's reply slot and
-//! drops it only once the outcome is known (acknowledged, failed, timed out, or the endpoint
+//! travels with the command to the driver, which keeps it beside the message's reply slot (a
+//! server), or as the message's ticket on the window's board of outcomes (a client,
+//! [`Window::with_outcomes`], see [`super::outcomes`]), and drops it only once the outcome is
+//! known (acknowledged, failed, timed out, or the endpoint
 //! closed). So the window counts messages whose outcome is still open, whether or not the
 //! application still holds their handles: dropping a handle never frees its slot early (the
 //! message still occupies the endpoint) and never leaks it (the driver frees it with the
