@@ -8,7 +8,7 @@
 //!
 //! - `done_below`: every send numbered below it has its outcome. The driver advances it once
 //!   per batch of outcomes; a waiter whose number is below it and finds nothing kept knows its
-//!   message was delivered to [`Board::peer`], without taking the lock.
+//!   message was delivered to the one server that acknowledges them, without taking the lock.
 //! - `early`: the numbers above `done_below` that have their outcome (acknowledged out of
 //!   order, or a sender thread that took a later number queued first), as disjoint runs.
 //!   Between two runs waits at least one message still without its outcome, and at most a
