@@ -280,7 +280,7 @@ impl ClientHandle {
             options,
             progress: None,
             reply,
-            slot: Some(slot),
+            slot: Some(Box::new(slot)),
         };
         // Never direct (`ClientRouter::is_direct`): no try of the driver's lock.
         self.link
@@ -686,8 +686,10 @@ enum Cmd {
         options: SendOptions,
         progress: Option<Progress>,
         reply: Reply<Result<Delivery, SendError>>,
-        /// A pipelined send's place in the window, freed with the outcome.
-        slot: Option<Slot>,
+        /// A pipelined send's place in the window, freed with the outcome: only for a window
+        /// without outcomes (a client's has them, `Cmd::Pipelined`), boxed so that it does not
+        /// lengthen every command.
+        slot: Option<Box<Slot>>,
     },
     /// A pipelined send whose handle waits on the window's board of outcomes: its slot is
     /// its ticket there (`Window::with_outcomes`).
@@ -737,17 +739,24 @@ enum Cmd {
 /// copy of the bytes in the command).
 struct Packed {
     bytes: PackedBytes,
-    /// Where the name starts, where the payload starts.
-    name_at: usize,
-    data_at: usize,
 }
 
-/// The bytes of a [`Packed`] message.
+/// The bytes of a [`Packed`] message, and where the name and the payload start in them.
 enum PackedBytes {
-    /// Up to [`INLINE`] bytes, in the command.
-    Inline { buf: [u8; INLINE], len: usize },
+    /// Up to [`INLINE`] bytes, in the command; the offsets in one byte each keep the command
+    /// a cache line shorter.
+    Inline {
+        buf: [u8; INLINE],
+        len: u8,
+        name_at: u8,
+        data_at: u8,
+    },
     /// Longer ones.
-    Heap(Box<[u8]>),
+    Heap {
+        bytes: Box<[u8]>,
+        name_at: usize,
+        data_at: usize,
+    },
 }
 
 /// The most bytes (target, name and payload) a send command carries without an allocation:
@@ -758,38 +767,65 @@ const INLINE: usize = 112;
 impl Packed {
     fn new(target: &str, name: &str, data: &[u8]) -> Self {
         let len = target.len() + name.len() + data.len();
-        let bytes = if len <= INLINE {
-            let mut buf = [0; INLINE];
-            let mut at = 0;
-            for part in [target.as_bytes(), name.as_bytes(), data] {
-                if let Some(to) = buf.get_mut(at..at + part.len()) {
-                    to.copy_from_slice(part);
+        let (name_at, data_at) = (target.len(), target.len() + name.len());
+        let inline = (
+            u8::try_from(len),
+            u8::try_from(name_at),
+            u8::try_from(data_at),
+        );
+        let bytes = match inline {
+            (Ok(len), Ok(name_at), Ok(data_at)) if usize::from(len) <= INLINE => {
+                let mut buf = [0; INLINE];
+                let mut at = 0;
+                for part in [target.as_bytes(), name.as_bytes(), data] {
+                    if let Some(to) = buf.get_mut(at..at + part.len()) {
+                        to.copy_from_slice(part);
+                    }
+                    at += part.len();
                 }
-                at += part.len();
+                PackedBytes::Inline {
+                    buf,
+                    len,
+                    name_at,
+                    data_at,
+                }
             }
-            PackedBytes::Inline { buf, len }
-        } else {
-            let mut bytes = Vec::with_capacity(len);
-            bytes.extend_from_slice(target.as_bytes());
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.extend_from_slice(data);
-            PackedBytes::Heap(bytes.into_boxed_slice())
+            _ => {
+                let mut bytes = Vec::with_capacity(len);
+                bytes.extend_from_slice(target.as_bytes());
+                bytes.extend_from_slice(name.as_bytes());
+                bytes.extend_from_slice(data);
+                PackedBytes::Heap {
+                    bytes: bytes.into_boxed_slice(),
+                    name_at,
+                    data_at,
+                }
+            }
         };
-        Packed {
-            bytes,
-            name_at: target.len(),
-            data_at: target.len() + name.len(),
-        }
+        Packed { bytes }
     }
 
     /// Target, name and payload, as they were given.
     fn parts(&self) -> (&str, &str, &[u8]) {
-        let bytes: &[u8] = match &self.bytes {
-            PackedBytes::Inline { buf, len } => buf.get(..*len).unwrap_or_default(),
-            PackedBytes::Heap(b) => b,
+        let (bytes, name_at, data_at): (&[u8], usize, usize) = match &self.bytes {
+            PackedBytes::Inline {
+                buf,
+                len,
+                name_at,
+                data_at,
+            } => (
+                buf.get(..usize::from(*len)).unwrap_or_default(),
+                usize::from(*name_at),
+                usize::from(*data_at),
+            ),
+            PackedBytes::Heap {
+                bytes,
+                name_at,
+                data_at,
+            } => (bytes, *name_at, *data_at),
         };
-        let (head, data) = bytes.split_at(self.data_at.min(bytes.len()));
-        let (target, name) = head.split_at(self.name_at.min(head.len()));
+        let (head, data) = bytes.split_at(data_at.min(bytes.len()));
+        let (target, name) = head.split_at(name_at.min(head.len()));
         // Both were whole `&str`s, so each part is valid UTF-8 and no char is split.
         fn text(b: &[u8]) -> &str {
             core::str::from_utf8(b).unwrap_or_default()
@@ -924,7 +960,7 @@ impl Hasher for IdHasher {
 /// the window.
 struct SendWaiter {
     reply: Reply<Result<Delivery, SendError>>,
-    slot: Option<Slot>,
+    slot: Option<Box<Slot>>,
 }
 
 impl SendWaiter {
@@ -1351,17 +1387,28 @@ mod tests {
 
         let data: Vec<u8> = (0..=255).collect();
         let large = Packed::new("target", "name", &data);
-        assert!(matches!(large.bytes, PackedBytes::Heap(_)));
+        assert!(matches!(large.bytes, PackedBytes::Heap { .. }));
         assert_eq!(large.parts(), ("target", "name", &data[..]));
 
         let over = Packed::new(&edge, "é", &[1]);
-        assert!(matches!(over.bytes, PackedBytes::Heap(_)));
+        assert!(matches!(over.bytes, PackedBytes::Heap { .. }));
         assert_eq!(over.parts(), (edge.as_str(), "é", &[1][..]));
     }
 
     /// The pipelined sends waiting for outcomes give back each send's own slot by message
     /// id, whatever the order the outcomes come in, and hold at most about twice as many
     /// entries as still wait, even behind one that waits for ever.
+    /// Every command is copied into the channel on the sender's thread and out of it on the
+    /// driver's, per message: with the channel's state word, it fits three cache lines.
+    #[test]
+    fn a_command_fits_three_cache_lines_in_the_channel() {
+        assert!(
+            std::mem::size_of::<ClientCommand>() + 8 <= 3 * 64,
+            "{} bytes",
+            std::mem::size_of::<ClientCommand>()
+        );
+    }
+
     #[test]
     fn the_pipeline_finds_each_send_and_stays_bounded() {
         let window = Window::new(4096);
