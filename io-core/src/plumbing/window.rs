@@ -301,7 +301,8 @@ impl Window {
         state
     }
 
-    /// The handle of the send holding `slot`, waiting on the window's board (a window made
+    /// The handle of the send holding `slot` (one per slot: the first to take the outcome
+    /// has it), waiting on the window's board (a window made
     /// with [`Window::with_outcomes`]): the driver must then give the slot's outcome with
     /// [`Window::complete`], or drop the slot (the handle gets [`SendError::Closed`]). `None`
     /// for another window.
