@@ -11,7 +11,7 @@
 //! outbox counts the neighbouring pairs out of order, kept exact on every change: a disorder
 //! that is undone costs nothing.
 
-use super::{InFlight, Outbox};
+use super::{is_internal_message, InFlight, Outbox};
 use crate::time::Instant;
 
 impl Outbox {
@@ -64,8 +64,10 @@ impl Outbox {
         let (mut deadline, mut retry) = (Instant::MAX, Instant::MAX);
         let (mut d_sorted, mut r_inversions) = (true, 0u16);
         let (mut d_prev, mut r_prev) = (Instant::ZERO, Instant::ZERO);
+        let mut internal_messages = 0u8;
         let sent = self.sent();
         for (i, e) in self.entries.iter().enumerate() {
+            internal_messages = internal_messages.saturating_add(u8::from(is_internal_message(e)));
             d_sorted &= d_prev <= e.deadline;
             d_prev = e.deadline;
             deadline = deadline.min(e.deadline);
@@ -82,11 +84,24 @@ impl Outbox {
         self.earliest_retry = retry;
         self.deadlines_sorted = d_sorted;
         self.retry_inversions = r_inversions;
+        self.internal_messages = internal_messages;
+    }
+
+    /// Counts `n` internal messages fewer (`Outbox::internal_messages`), unless the count
+    /// saturated: then it waits for a rescan.
+    pub(super) fn forget_internal_messages(&mut self, n: usize) {
+        if self.internal_messages != u8::MAX {
+            let n = u8::try_from(n).unwrap_or(u8::MAX);
+            self.internal_messages = self.internal_messages.saturating_sub(n);
+        }
     }
 
     /// Removes entry `i`, keeping `sent` and `counters` exact; the minimums are the caller's
     /// ([`Outbox::remove_at`] fixes them, a pass over every entry rescans once at its end).
     pub(super) fn remove_raw(&mut self, i: usize) -> Option<InFlight> {
+        if self.entries.get(i).is_some_and(is_internal_message) {
+            self.forget_internal_messages(1);
+        }
         if i >= self.sent() {
             return self.entries.remove(i);
         }
