@@ -504,9 +504,36 @@ impl Outbox {
         self.index_of(id).map(|i| &self.entries[i])
     }
 
-    /// Where the exchange `id` is: ids increase with each push, so a binary search.
+    /// Where the exchange `id` is.
+    ///
+    /// Ids increase by at least one per entry, so `id` lies at most `id - front.id` entries
+    /// from the front, and at least `back.id - id` entries from the back: exactly there while
+    /// the ids around it are dense (every id of a run of sends pushed here, none removed
+    /// from between), which is the pipelined case. Each lookup of a send and of its
+    /// transmission was a binary search over up to a window of entries before (issue 19).
+    /// Otherwise a binary search of what lies between the two bounds.
     fn index_of(&self, id: u64) -> Option<usize> {
-        self.entries.binary_search_by_key(&id, |e| e.id).ok()
+        let (front, back) = (self.entries.front()?.id, self.entries.back()?.id);
+        let len = self.entries.len();
+        let hi = usize::try_from(id.checked_sub(front)?).map_or(len, |d| d.saturating_add(1));
+        let lo = usize::try_from(back.checked_sub(id)?)
+            .map_or(0, |d| len.saturating_sub(d.saturating_add(1)));
+        let hi = hi.min(len);
+        for guess in [hi.wrapping_sub(1), lo] {
+            if self.entries.get(guess).is_some_and(|e| e.id == id) {
+                return Some(guess);
+            }
+        }
+        let (mut lo, mut hi) = (lo, hi);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.entries[mid].id.cmp(&id) {
+                core::cmp::Ordering::Less => lo = mid + 1,
+                core::cmp::Ordering::Equal => return Some(mid),
+                core::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        None
     }
 
     /// [`Outbox::index_of`] for a first transmission: sends go out in order, so that is
