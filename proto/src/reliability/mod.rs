@@ -923,7 +923,10 @@ impl Outbox {
         if now >= self.earliest_deadline.min(self.earliest_retry) {
             self.timer_pass(now, can_send, out);
         }
-        if !can_send {
+        // Nothing waits for its first transmission: the common pass of a pipelined sender
+        // (every send is handed out by the pass its command makes) and of the client's other
+        // outboxes, nearly always empty.
+        if !can_send || !self.has_unsent() {
             return;
         }
         // New sends, oldest first, after every retransmission above (which are all older).
