@@ -11,7 +11,7 @@
 //! outbox counts the neighbouring pairs out of order, kept exact on every change: a disorder
 //! that is undone costs nothing.
 
-use super::{InFlight, Outbox};
+use super::{is_internal_message, InFlight, Outbox};
 use crate::time::Instant;
 
 impl Outbox {
@@ -64,8 +64,10 @@ impl Outbox {
         let (mut deadline, mut retry) = (Instant::MAX, Instant::MAX);
         let (mut d_sorted, mut r_inversions) = (true, 0u16);
         let (mut d_prev, mut r_prev) = (Instant::ZERO, Instant::ZERO);
+        let mut internal_messages = 0u8;
         let sent = self.sent();
         for (i, e) in self.entries.iter().enumerate() {
+            internal_messages = internal_messages.saturating_add(u8::from(is_internal_message(e)));
             d_sorted &= d_prev <= e.deadline;
             d_prev = e.deadline;
             deadline = deadline.min(e.deadline);
@@ -82,11 +84,24 @@ impl Outbox {
         self.earliest_retry = retry;
         self.deadlines_sorted = d_sorted;
         self.retry_inversions = r_inversions;
+        self.internal_messages = internal_messages;
+    }
+
+    /// Counts `n` internal messages fewer (`Outbox::internal_messages`), unless the count
+    /// saturated: then it waits for a rescan.
+    pub(super) fn forget_internal_messages(&mut self, n: usize) {
+        if self.internal_messages != u8::MAX {
+            let n = u8::try_from(n).unwrap_or(u8::MAX);
+            self.internal_messages = self.internal_messages.saturating_sub(n);
+        }
     }
 
     /// Removes entry `i`, keeping `sent` and `counters` exact; the minimums are the caller's
     /// ([`Outbox::remove_at`] fixes them, a pass over every entry rescans once at its end).
     pub(super) fn remove_raw(&mut self, i: usize) -> Option<InFlight> {
+        if self.entries.get(i).is_some_and(is_internal_message) {
+            self.forget_internal_messages(1);
+        }
         if i >= self.sent() {
             return self.entries.remove(i);
         }
@@ -109,35 +124,44 @@ impl Outbox {
         e
     }
 
-    /// Keeps the counts and minimums exact for the removal of the first `n` entries, which are
-    /// sent and share one counter (a whole run, `Outbox::complete_front_run`); `held_deadline`
-    /// and `held_retry` say whether one of them held a minimum. Called before the entries
-    /// leave: what stays is `n..`.
-    pub(super) fn forget_front_run(&mut self, n: usize, held_deadline: bool, held_retry: bool) {
-        let sent = self.sent();
-        // The pairs inside the run and the one joining it to the next go; none is formed.
-        let before = self.inversions_in(0, n);
-        self.replace_inversions(before, 0);
+    /// Keeps the counts and minimums exact for the removal of the `n` entries from `start`,
+    /// which are sent and share one counter (a whole run, `Outbox::complete_run`);
+    /// `held_deadline` and `held_retry` say whether one of them held a minimum. Called before
+    /// the entries leave: what stays is `..start` and `start + n..`.
+    pub(super) fn forget_run(
+        &mut self,
+        start: usize,
+        n: usize,
+        held_deadline: bool,
+        held_retry: bool,
+    ) {
+        let (sent, end) = (self.sent(), start + n);
+        // The pairs inside the run and the two joining it to its neighbours go; the
+        // neighbours form one.
+        let before = self.inversions_in(start.saturating_sub(1), end);
+        let joined = start > 0 && end < sent && self.retry_at(start - 1) > self.retry_at(end);
+        self.replace_inversions(before, u16::from(joined));
         self.sent -= u32::try_from(n).unwrap_or(u32::MAX);
         self.counters -= 1;
-        // Removing a prefix leaves a sorted sequence sorted: its new front holds the minimum.
+        // Removing entries leaves a sorted sequence sorted: its new front holds the minimum.
+        let front = if start == 0 { n } else { 0 };
         if held_deadline {
             self.earliest_deadline = if self.deadlines_sorted {
-                self.entries.get(n).map_or(Instant::MAX, |e| e.deadline)
+                self.entries.get(front).map_or(Instant::MAX, |e| e.deadline)
             } else {
-                let rest = self.entries.range(n..).map(|e| e.deadline);
-                rest.min().unwrap_or(Instant::MAX)
+                let rest = self.entries.range(..start).chain(self.entries.range(end..));
+                rest.map(|e| e.deadline).min().unwrap_or(Instant::MAX)
             };
         }
         if held_retry {
             self.earliest_retry = if self.retries_sorted() {
-                if n < sent {
-                    self.retry_at(n)
+                if front < sent {
+                    self.retry_at(front)
                 } else {
                     Instant::MAX
                 }
             } else {
-                let rest = (n..sent).map(|i| self.retry_at(i));
+                let rest = (0..start).chain(end..sent).map(|i| self.retry_at(i));
                 rest.min().unwrap_or(Instant::MAX)
             };
         }

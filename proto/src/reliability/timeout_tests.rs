@@ -47,10 +47,32 @@ fn inversions(o: &Outbox) -> usize {
     retries.windows(2).filter(|w| w[0] > w[1]).count()
 }
 
-/// Whether every query the endpoints make agrees with the scan, and the count of retries out
-/// of order (which decides when a removal rescans) is exact.
+/// An internal message: the form of the client's keepalive.
+fn keepalive() -> Payload {
+    Payload::Message(OwnedMessage::new("", "", &[]))
+}
+
+/// Whether every query the endpoints make agrees with the scan, the count of retries out
+/// of order (which decides when a removal rescans) is exact, and so is the count of internal
+/// messages that spares the keepalive query its scan (the outboxes here stay below its
+/// saturation).
 fn agrees(o: &Outbox) -> bool {
-    usize::from(o.retry_inversions) == inversions(o)
+    let internal = o
+        .iter()
+        .filter(|e| e.internal && matches!(e.payload, Payload::Message(_)));
+    let scanned = |p: &Payload| o.iter().any(|e| e.internal && e.payload == *p);
+    // Every id, present or not, is found where the binary search over every entry finds it.
+    let ids = o
+        .iter()
+        .flat_map(|e| [e.id.saturating_sub(1), e.id, e.id + 1]);
+    let searched = |id| o.entries.binary_search_by_key(&id, |e| e.id).ok();
+    ids.chain([0, u64::MAX])
+        .all(|id| o.index_of(id) == searched(id))
+        && usize::from(o.internal_messages) == internal.count()
+        && [keepalive(), msg()]
+            .iter()
+            .all(|p| o.has_internal(p) == scanned(p))
+        && usize::from(o.retry_inversions) == inversions(o)
         && [
             (true, usize::MAX),
             (true, 0),
@@ -79,8 +101,15 @@ quickcheck::quickcheck! {
                     } else {
                         now + Duration::from_millis(u64::from(arg % 3000) + 1)
                     };
-                    if o.push(next_id, msg(), false, deadline).is_ok() {
-                        next_id += 1;
+                    // Now and then an internal message: a keepalive, or another.
+                    let (payload, internal) = match arg % 7 {
+                        1 => (keepalive(), true),
+                        2 => (msg(), true),
+                        _ => (msg(), false),
+                    };
+                    if o.push(next_id, payload, internal, deadline).is_ok() {
+                        // Now and then an id taken by something else: not dense.
+                        next_id += 1 + u64::from(arg % 11 == 3) * u64::from(arg % 5);
                     }
                 }
                 2 | 3 => {
@@ -115,9 +144,15 @@ quickcheck::quickcheck! {
                 }
                 4 | 5 => {
                     let from = SocketAddr::from(([10, 0, 0, 1], 1));
-                    if let Some(c) = o.oldest_counter().filter(|_| flag && arg % 2 == 0) {
-                        // The oldest run completed as one block (an ACK taken in order).
-                        let _ = o.complete_front_run(c, from, now, &mut rtt, &mut hist, |_| true).map(Iterator::count);
+                    // A run completed as one block: the oldest (an ACK taken in order), or
+                    // any other (one that overtook an older run's held ACK).
+                    let block = match arg % 4 {
+                        0 => o.oldest_counter(),
+                        2 => o.iter().nth(usize::from(arg / 4 % 8)).and_then(|e| e.counter),
+                        _ => None,
+                    };
+                    if let Some(c) = block.filter(|_| flag) {
+                        let _ = o.complete_run(c, from, now, &mut rtt, &mut hist, |_| true).map(Iterator::count);
                     } else {
                         let c = Counter(100 + u64::from(arg % 40));
                         let _ = o.on_reply(c, false, from, now, &mut rtt, &mut hist);
@@ -161,4 +196,37 @@ quickcheck::quickcheck! {
         }
         true
     }
+}
+
+/// Past `u8::MAX` internal messages the count saturates and means only "some, perhaps":
+/// removals that do not rescan (a run completed as one block) leave it there, so the
+/// query still finds the one left by its scan, and a rescan counts exactly again.
+#[test]
+fn a_saturated_count_of_internal_messages_falls_back_to_the_scan() {
+    let mut rtt = RttEstimator::new(RttConfig::default());
+    let mut hist = RttHistogram::default();
+    let mut o = Outbox::new(400, 400);
+    let t0 = Instant::ZERO;
+    let far = t0 + Duration::from_secs(60);
+    let from = SocketAddr::from(([10, 0, 0, 1], 1));
+    for id in 1..=300 {
+        o.push(id, keepalive(), true, far).unwrap();
+        o.on_first_transmit(id, Counter(id), Vec::new(), t0, &rtt);
+    }
+    assert_eq!(o.internal_messages, u8::MAX);
+    for c in 1..300 {
+        let run = o.complete_run(Counter(c), from, t0, &mut rtt, &mut hist, |_| true);
+        assert_eq!(run.map(Iterator::count), Some(1));
+    }
+    assert_eq!(o.len(), 1);
+    assert!(
+        o.has_internal(&keepalive()),
+        "the last keepalive is still queued"
+    );
+    // A rescan (here, after a removal of nothing) counts again: exact, and then nothing.
+    o.rescan();
+    assert_eq!(o.internal_messages, 1);
+    let _ = o.complete_run(Counter(300), from, t0, &mut rtt, &mut hist, |_| true);
+    assert_eq!(o.internal_messages, 0);
+    assert!(!o.has_internal(&keepalive()));
 }

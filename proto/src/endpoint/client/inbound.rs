@@ -290,7 +290,7 @@ impl Client {
     /// An ACK of `counter`: completes every exchange sent under it (one, or a suite 3
     /// batch's run, `features::batch`).
     pub(super) fn on_ack(&mut self, now: Instant, addr: SocketAddr, counter: Counter) {
-        if self.on_ack_front_run(now, addr, counter) {
+        if self.on_ack_run(now, addr, counter) {
             return;
         }
         let mut deferred = 0;
@@ -299,14 +299,14 @@ impl Client {
         {}
     }
 
-    /// An ACK of `counter` that completes the oldest run in flight, of messages only: the run
-    /// leaves the outbox as one block (`Outbox::complete_front_run`), and each message ends
+    /// An ACK of `counter` that completes a whole run in flight, of messages only: the run
+    /// leaves the outbox as one block (`Outbox::complete_run`), and each message ends
     /// as [`Client::on_ack_one`] would end it, in send order (each message's `Delivered`, the
     /// subscriber table learning once per stretch of one target). `false`, with nothing done,
     /// for any other ACK.
-    fn on_ack_front_run(&mut self, now: Instant, addr: SocketAddr, counter: Counter) -> bool {
+    fn on_ack_run(&mut self, now: Instant, addr: SocketAddr, counter: Counter) -> bool {
         let bounds = self.subscriber_bounds();
-        let Some(run) = self.outbox.complete_front_run(
+        let Some(run) = self.outbox.complete_run(
             counter,
             addr,
             now,

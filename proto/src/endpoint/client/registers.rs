@@ -235,6 +235,10 @@ impl Client {
 
     /// Moves due register requests into the transmit queue; expired ones are reported.
     pub(super) fn pump_registers(&mut self, now: Instant) {
+        // Nothing to expire or send: spares every pump the session checks below.
+        if self.registers.exchanges.is_empty() {
+            return;
+        }
         let to = self.register_server();
         let can_send = !self.closed && to.is_some() && self.session_ready();
         let mut due = Vec::new();

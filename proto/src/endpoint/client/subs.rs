@@ -192,6 +192,10 @@ impl Client {
     /// Moves due (un)subscriptions into the transmit queue; expired ones are dropped (a
     /// reference server never acknowledges them; the next session sends them again).
     pub(super) fn pump_subs(&mut self, now: Instant) {
+        // Nothing to expire or send: spares every pump the session checks below.
+        if self.subs.exchanges.is_empty() {
+            return;
+        }
         let can_send = !self.closed && self.is_connected() && self.session_ready();
         let mut due = Vec::new();
         self.subs
