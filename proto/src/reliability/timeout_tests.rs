@@ -230,3 +230,39 @@ fn a_saturated_count_of_internal_messages_falls_back_to_the_scan() {
     assert_eq!(o.internal_messages, 0);
     assert!(!o.has_internal(&keepalive()));
 }
+
+/// Resending a full window of runs re-arms its entries one by one, each later than its
+/// neighbour for a moment. While a neighbour still retries at the old minimum, the minimum
+/// has not moved, so the resend walks the window at most once a run, not once an entry
+/// (issue 19: under loss, each retransmission cost a walk over up to 1,024 entries).
+#[test]
+fn resending_runs_walks_the_window_at_most_once_a_run() {
+    const RUNS: u64 = 16;
+    const RUN: u64 = 64;
+    let rtt = RttEstimator::new(RttConfig::default());
+    let n = usize::try_from(RUNS * RUN).unwrap();
+    let mut o = Outbox::new(n, n);
+    let t0 = Instant::ZERO;
+    let far = t0 + Duration::from_secs(600);
+    for id in 1..=RUNS * RUN {
+        o.push(id, msg(), false, far).unwrap();
+        o.on_first_transmit(id, Counter(1 + (id - 1) / RUN), Vec::new(), t0, &rtt);
+    }
+    let retry = o.next_timeout(true, 0).expect("every entry retries");
+    let mut due = Vec::new();
+    o.poll_due_runs(retry, true, 0, usize::try_from(RUN).unwrap(), &mut due);
+    assert_eq!(due.len(), n, "the whole window is due");
+    let before = super::earliest::rescans::so_far();
+    for d in due {
+        let Due::Transmit(id) = d else {
+            panic!("nothing expires before its deadline")
+        };
+        o.on_retransmit(id, retry, &rtt);
+    }
+    let walks = super::earliest::rescans::so_far() - before;
+    assert!(
+        walks <= RUNS,
+        "{walks} walks over the window for {RUNS} runs"
+    );
+    assert!(agrees(&o), "the cached minimums are still exact");
+}
