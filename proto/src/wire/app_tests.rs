@@ -674,3 +674,42 @@ fn prop_parse_never_panics_on_known_opcodes() {
         .tests(2000)
         .quickcheck(prop as fn(u8, Vec<u8>) -> bool);
 }
+
+/// `Message::parse` as it was before it checked target and name as one text.
+fn parse_message_model(body: &[u8]) -> Result<Message<'_>, Error> {
+    let (target, rest) = split_line(body)?;
+    let (name, payload) = split_line(rest)?;
+    Ok(Message {
+        target: utf8(target)?,
+        name: utf8(name)?,
+        payload,
+    })
+}
+
+/// A part of a message body: text (which may hold `\n` or multi-byte characters) or any
+/// bytes (mostly not UTF-8).
+fn body_part(text: Option<String>, bytes: Vec<u8>) -> Vec<u8> {
+    text.map_or(bytes, String::into_bytes)
+}
+
+#[test]
+fn prop_message_parse_checks_target_and_name_as_the_model_does() {
+    fn prop(
+        target: (Option<String>, Vec<u8>),
+        name: (Option<String>, Vec<u8>),
+        payload: Vec<u8>,
+        raw: bool,
+    ) -> bool {
+        let mut body = body_part(target.0, target.1);
+        if !raw {
+            body.push(b'\n');
+            body.extend(body_part(name.0, name.1));
+            body.push(b'\n');
+        }
+        body.extend_from_slice(&payload);
+        Message::parse(&body) == parse_message_model(&body)
+    }
+    QuickCheck::new().tests(5000).quickcheck(
+        prop as fn((Option<String>, Vec<u8>), (Option<String>, Vec<u8>), Vec<u8>, bool) -> bool,
+    );
+}
