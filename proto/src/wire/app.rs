@@ -425,8 +425,10 @@ impl<'a> App<'a> {
     /// [`Error::BufferTooSmall`] if `buf` is shorter than [`buffer_len`](Self::buffer_len).
     /// `buf` is untouched on error.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        // The packet sent most (every message of a burst) is measured by its own length, not
+        // by the match over every opcode that `buffer_len` is (issue 19).
         if let App::ReliableMessage(m) | App::UnreliableMessage(m) = self {
-            m.check_names()?;
+            return m.emit_packet(self.opcode(), buf);
         }
         if let App::OrderedMessage(o) = self {
             o.check_names()?;
@@ -541,11 +543,23 @@ impl<'a> Message<'a> {
     }
 
     /// Refuses names that would move the separators and so change the message's meaning.
+    /// Searched as bytes: in UTF-8 the byte of `\n` is never part of another character.
     pub(super) fn check_names(&self) -> Result<(), Error> {
-        if self.target.contains('\n') || self.name.contains('\n') {
+        if self.target.as_bytes().contains(&b'\n') || self.name.as_bytes().contains(&b'\n') {
             return Err(Error::InvalidName);
         }
         Ok(())
+    }
+
+    /// [`App::emit`] of this message under opcode `op` (1 or 3): the same checks, in the same
+    /// order, and `buf` untouched on error.
+    fn emit_packet(&self, op: u8, buf: &mut [u8]) -> Result<usize, Error> {
+        self.check_names()?;
+        let len = self.buffer_len().saturating_add(1);
+        let mut w = Writer::new(buf.get_mut(..len).ok_or(Error::BufferTooSmall)?);
+        w.u8(op)?;
+        self.emit(&mut w)?;
+        Ok(w.written())
     }
 
     pub(super) fn emit(&self, w: &mut Writer<'_>) -> Result<(), Error> {
