@@ -442,7 +442,8 @@ impl<'a> App<'a> {
         let mut w = Writer::new(buf);
         w.u8(self.opcode())?;
         match *self {
-            App::ReliableMessage(m) | App::UnreliableMessage(m) => m.emit(&mut w)?,
+            // Emitted above, by `emit_packet`.
+            App::ReliableMessage(_) | App::UnreliableMessage(_) => {}
             App::Ack { counter, status } => {
                 w.u64(counter.0)?;
                 if let Some(s) = status {
