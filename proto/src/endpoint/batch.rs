@@ -72,7 +72,7 @@ pub(super) fn take_riders(
                 false
             }
             Outgoing::Unreliable { message, .. } => {
-                let len = batch::FRAME_HEADER + message.as_app(false).buffer_len();
+                let len = batch::FRAME_HEADER + message.app_len();
                 if frames == 0 || len > room {
                     return true;
                 }

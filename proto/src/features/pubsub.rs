@@ -28,7 +28,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use crate::reliability::Outbox;
+use crate::reliability::{Outbox, OwnedMessage};
 use crate::time::{Duration, Instant};
 use crate::util::VecMap;
 
@@ -53,7 +53,31 @@ pub(crate) struct SubscriberTable {
     /// Target -> server -> when it last confirmed the subscription. Bounded by
     /// `max_targets` x `max_servers`.
     /// (`VecMap`s: a client knows a few targets and servers, and issue 20 counts its bytes.)
-    by_target: VecMap<String, VecMap<SocketAddr, Instant>>,
+    by_target: VecMap<Target, VecMap<SocketAddr, Instant>>,
+}
+
+/// A target as the subscriber table keys it: found by its `&str` or by its bytes. The order
+/// of `str` is that of its bytes, so one sorted table answers both lookups.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Target(String);
+
+impl core::borrow::Borrow<str> for Target {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl core::borrow::Borrow<[u8]> for Target {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// Printed as the `String` it wraps, as the table printed before it had its own key type.
+impl core::fmt::Debug for Target {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 impl SubscriberTable {
@@ -85,12 +109,29 @@ impl SubscriberTable {
         }
         Self::confirm(
             self.by_target
-                .get_or_insert_with(target.into(), VecMap::new),
+                .get_or_insert_with(Target(target.into()), VecMap::new),
             bounds,
             now,
             addr,
         );
         Ok(())
+    }
+
+    /// [`learn`](Self::learn) for the target of a message that `addr` acknowledged (once per
+    /// acknowledged message, issue 19): a known target is found by its bytes, so only a new
+    /// one is read as a `&str`.
+    pub(crate) fn learn_message(
+        &mut self,
+        bounds: SubscriberBounds,
+        now: Instant,
+        message: &OwnedMessage,
+        addr: SocketAddr,
+    ) -> Result<(), TableFull> {
+        if let Some(entry) = self.by_target.get_mut(message.target_bytes()) {
+            Self::confirm(entry, bounds, now, addr);
+            return Ok(());
+        }
+        self.learn(bounds, now, message.target(), addr)
     }
 
     /// Records that `addr` confirmed a target at `now`, within the per-target bound.
@@ -382,8 +423,33 @@ mod tests {
                 t.learn(b, now, target, server) == learn_model(&mut model, b, now, target, server)
                     && t.by_target.len() == model.len()
                     && t.by_target.iter().zip(&model).all(|((k, m), (mk, mm))| {
-                        k == mk && m.iter().eq(mm.iter())
+                        k.0 == *mk && m.iter().eq(mm.iter())
                     })
+            })
+        }
+    }
+
+    quickcheck::quickcheck! {
+        /// Random confirmations, each both as a target and as a message to it: the lookup by
+        /// bytes answers and updates exactly as the lookup by `&str`, whatever the targets
+        /// (prefixes of one another, multi-byte characters, any order of arrival).
+        fn learning_a_message_is_learning_its_target(steps: Vec<(u8, u8, u8)>, max_targets: u8) -> bool {
+            let b = SubscriberBounds {
+                max_targets: usize::from(max_targets % 4) + 1,
+                max_servers: 2,
+                ttl: ms(100),
+            };
+            let targets = ["a", "ab", "b", "é", "éa", "\u{1F600}", "z"];
+            let (mut by_str, mut by_message) = (SubscriberTable::default(), SubscriberTable::default());
+            let mut now = Instant::from_millis(1000);
+            steps.iter().all(|&(target, server, dt)| {
+                now += ms(u64::from(dt % 64));
+                let target = targets[usize::from(target) % targets.len()];
+                let server = addr(u16::from(server % 3));
+                let message = OwnedMessage::new(target, "n", b"p");
+                by_str.learn(b, now, target, server)
+                    == by_message.learn_message(b, now, &message, server)
+                    && by_str.by_target == by_message.by_target
             })
         }
     }

@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 
 use crate::features::{pubsub, status::Status};
 use crate::id::Counter;
-use crate::reliability::{InFlight, Payload, Reply};
+use crate::reliability::{InFlight, OwnedMessage, Payload, Reply};
 use crate::session::{KeyUsed, OpenError, Route};
 use crate::time::Instant;
 use crate::wire::{self, opcode, App, SessionPacket, StatusBytes};
@@ -319,10 +319,12 @@ impl Client {
         let mut run = run.peekable();
         let mut refused = 0;
         while let Some(e) = run.next() {
-            if let Some(target) = learned_target(&e) {
+            if let Some(m) = learned_target(&e) {
                 refused += 1;
-                if run.peek().and_then(learned_target) != Some(target) {
-                    if self.subscribers.learn(bounds, now, target, addr).is_err() {
+                let next = run.peek().and_then(learned_target);
+                if !next.is_some_and(|n| same_target(m, n)) {
+                    let learned = self.subscribers.learn_message(bounds, now, m, addr);
+                    if learned.is_err() {
                         for _ in 0..refused {
                             self.shared.stats.drop(DropReason::TableFull);
                         }
@@ -366,13 +368,14 @@ impl Client {
             Reply::Partial => self.outbox.find_counter(counter).and_then(learned_target),
             Reply::Unknown => None,
         };
-        if let Some(target) = target {
+        if let Some(m) = target {
             let next = self.outbox.find_counter(counter).and_then(learned_target);
-            if matches!(reply, Reply::Complete(_)) && next == Some(target) {
+            if matches!(reply, Reply::Complete(_)) && next.is_some_and(|n| same_target(m, n)) {
                 *deferred += 1;
             } else {
                 let refused = core::mem::take(deferred) + 1;
-                if self.subscribers.learn(bounds, now, target, addr).is_err() {
+                let learned = self.subscribers.learn_message(bounds, now, m, addr);
+                if learned.is_err() {
                     for _ in 0..refused {
                         self.shared.stats.drop(DropReason::TableFull);
                     }
@@ -414,16 +417,22 @@ impl Client {
     }
 }
 
-/// The target an ACK of `e` teaches the subscriber table: a message's (or an ordered
-/// message's) of ours, not an internal one's.
-fn learned_target(e: &InFlight) -> Option<&str> {
-    match &e.payload {
-        Payload::Message(m) if !m.target().is_empty() && !e.internal => Some(m.target()),
-        Payload::Ordered(o) if !o.message.target().is_empty() && !e.internal => {
-            Some(o.message.target())
-        }
-        _ => None,
-    }
+/// The message whose target an ACK of `e` teaches the subscriber table: a message (or an
+/// ordered message) of ours to a target, not an internal one. The message, not its target as
+/// a `&str`: this runs for every acknowledged entry, and the comparisons and the table's
+/// lookup need only its bytes (issue 19).
+fn learned_target(e: &InFlight) -> Option<&OwnedMessage> {
+    let m = match &e.payload {
+        Payload::Message(m) => m,
+        Payload::Ordered(o) => &o.message,
+        _ => return None,
+    };
+    (!e.internal && !m.target_bytes().is_empty()).then_some(m)
+}
+
+/// Whether two messages go to the same target.
+fn same_target(a: &OwnedMessage, b: &OwnedMessage) -> bool {
+    a.target_bytes() == b.target_bytes()
 }
 
 #[cfg(test)]
