@@ -56,16 +56,11 @@ pub(crate) struct SubscriberTable {
     by_target: VecMap<Target, VecMap<SocketAddr, Instant>>,
 }
 
-/// A target as the subscriber table keys it: found by its `&str` or by its bytes. The order
-/// of `str` is that of its bytes, so one sorted table answers both lookups.
+/// A target as the subscriber table keys it, looked up by its bytes: an acknowledged
+/// message's target needs no UTF-8 check to be found, and one lookup in the image serves
+/// every caller. The order of `str` is that of its bytes, so the table stays sorted.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Target(String);
-
-impl core::borrow::Borrow<str> for Target {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
 
 impl core::borrow::Borrow<[u8]> for Target {
     fn borrow(&self) -> &[u8] {
@@ -94,7 +89,7 @@ impl SubscriberTable {
     ) -> Result<(), TableFull> {
         // A known target (every ACK of a message to it) is refreshed without allocating its
         // key again: this runs once per acknowledged message (issue 19).
-        if let Some(entry) = self.by_target.get_mut(target) {
+        if let Some(entry) = self.by_target.get_mut(target.as_bytes()) {
             Self::confirm(entry, bounds, now, addr);
             return Ok(());
         }
@@ -148,10 +143,10 @@ impl SubscriberTable {
 
     /// The server at `addr` no longer takes `target` (its opcode 14).
     pub(crate) fn forget(&mut self, target: &str, addr: SocketAddr) {
-        if let Some(m) = self.by_target.get_mut(target) {
+        if let Some(m) = self.by_target.get_mut(target.as_bytes()) {
             m.remove(&addr);
             if m.is_empty() {
-                self.by_target.remove(target);
+                self.by_target.remove(target.as_bytes());
             }
         }
     }
@@ -167,7 +162,7 @@ impl SubscriberTable {
         live: impl Fn(&SocketAddr) -> bool,
     ) -> Vec<SocketAddr> {
         self.by_target
-            .get(target)
+            .get(target.as_bytes())
             .map(|m| {
                 m.iter()
                     .filter(|(a, seen)| now - **seen < ttl || live(a))
