@@ -87,10 +87,7 @@ impl SubscriberTable {
         target: &str,
         addr: SocketAddr,
     ) -> Result<(), TableFull> {
-        // A known target (every ACK of a message to it) is refreshed without allocating its
-        // key again: this runs once per acknowledged message (issue 19).
-        if let Some(entry) = self.by_target.get_mut(target.as_bytes()) {
-            Self::confirm(entry, bounds, now, addr);
+        if self.refresh(bounds, now, target.as_bytes(), addr) {
             return Ok(());
         }
         if self.by_target.len() >= bounds.max_targets {
@@ -122,11 +119,27 @@ impl SubscriberTable {
         message: &OwnedMessage,
         addr: SocketAddr,
     ) -> Result<(), TableFull> {
-        if let Some(entry) = self.by_target.get_mut(message.target_bytes()) {
-            Self::confirm(entry, bounds, now, addr);
+        if self.refresh(bounds, now, message.target_bytes(), addr) {
             return Ok(());
         }
         self.learn(bounds, now, message.target(), addr)
+    }
+
+    /// Confirms a known target, found by its bytes; `false` if it is new. A known target
+    /// (every ACK of a message to it) is refreshed without allocating its key again: this
+    /// runs once per acknowledged message (issue 19).
+    fn refresh(
+        &mut self,
+        bounds: SubscriberBounds,
+        now: Instant,
+        target: &[u8],
+        addr: SocketAddr,
+    ) -> bool {
+        let Some(entry) = self.by_target.get_mut(target) else {
+            return false;
+        };
+        Self::confirm(entry, bounds, now, addr);
+        true
     }
 
     /// Records that `addr` confirmed a target at `now`, within the per-target bound.
