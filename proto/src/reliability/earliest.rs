@@ -246,12 +246,13 @@ impl Outbox {
         // share their retry and are re-armed one by one when the run is resent, so only the
         // last of them can move the minimum: without this, resending a run of 64 out of
         // order rescanned the whole outbox 64 times.
-        let neighbour_at_old = i
-            .checked_sub(1)
-            .into_iter()
-            .chain([i + 1])
-            .any(|j| j < self.sent() && self.retry_at(j) == old);
-        if old == self.earliest_retry && retry > old && !neighbour_at_old {
+        let neighbour_at_old = || {
+            i.checked_sub(1)
+                .into_iter()
+                .chain([i + 1])
+                .any(|j| j < self.sent() && self.retry_at(j) == old)
+        };
+        if old == self.earliest_retry && retry > old && !neighbour_at_old() {
             if self.retries_sorted() {
                 self.earliest_retry = self.retry_at(0);
             } else {

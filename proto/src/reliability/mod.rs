@@ -498,9 +498,6 @@ impl Outbox {
         );
         self.deadlines_sorted &= self.entries.back().is_none_or(|b| b.deadline <= deadline);
         self.earliest_deadline = self.earliest_deadline.min(deadline);
-        if internal && matches!(payload, Payload::Message(_)) {
-            self.internal_messages = self.internal_messages.saturating_add(1);
-        }
         self.entries.push_back(InFlight {
             id,
             payload,
@@ -514,6 +511,9 @@ impl Outbox {
             expected: Vec::new(),
             acked: Vec::new(),
         });
+        if self.entries.back().is_some_and(is_internal_message) {
+            self.internal_messages = self.internal_messages.saturating_add(1);
+        }
         Ok(())
     }
 
