@@ -226,7 +226,6 @@ impl ClientHandle {
             options,
             progress,
             reply,
-            slot: None,
         };
         self.link
             .send(ClientCommand(cmd))
@@ -260,33 +259,20 @@ impl ClientHandle {
         options: SendOptions,
     ) -> Result<SendHandle, SendError> {
         let mut slot = slot;
-        if let Some(handle) = self.window.handle(&mut slot) {
-            let cmd = Cmd::Pipelined {
-                message: Packed::new(target, name, data),
-                options,
-                slot,
-            };
-            // Refused, the command and its slot are dropped, which gives the send `Closed`;
-            // then the handle goes, and nothing of it is kept.
-            self.link
-                .queue(ClientCommand(cmd))
-                .map_err(|_| SendError::Closed)?;
-            return Ok(handle);
-        }
-        let (reply, pending) = reply::channel();
-        let id = slot.id();
-        let cmd = Cmd::Send {
+        // A client's window keeps its outcomes (`open`); a slot of another window has no
+        // place on this one's board.
+        let handle = self.window.handle(&mut slot).ok_or(SendError::Closed)?;
+        let cmd = Cmd::Pipelined {
             message: Packed::new(target, name, data),
             options,
-            progress: None,
-            reply,
-            slot: Some(Box::new(slot)),
+            slot,
         };
-        // Never direct (`ClientRouter::is_direct`): no try of the driver's lock.
+        // Refused, the command and its slot are dropped, which gives the send `Closed`;
+        // then the handle goes, and nothing of it is kept.
         self.link
             .queue(ClientCommand(cmd))
             .map_err(|_| SendError::Closed)?;
-        Ok(SendHandle::new(id, pending, self.window.clone()))
+        Ok(handle)
     }
 
     /// Queues a subscription to `target` at the server (`subscribe` true) or its withdrawal
@@ -686,10 +672,6 @@ enum Cmd {
         options: SendOptions,
         progress: Option<Progress>,
         reply: Reply<Result<Delivery, SendError>>,
-        /// A pipelined send's place in the window, freed with the outcome: only for a window
-        /// without outcomes (a client's has them, `Cmd::Pipelined`), boxed so that it does not
-        /// lengthen every command.
-        slot: Option<Box<Slot>>,
     },
     /// A pipelined send whose handle waits on the window's board of outcomes: its slot is
     /// its ticket there (`Window::with_outcomes`).
@@ -956,19 +938,16 @@ impl Hasher for IdHasher {
     }
 }
 
-/// Who waits for a message's outcome: its reply slot, and for a pipelined send its place in
-/// the window.
+/// Who waits for a blocking send's outcome: its reply slot (a pipelined send's waits on the
+/// window's board, `Cmd::Pipelined`).
 struct SendWaiter {
     reply: Reply<Result<Delivery, SendError>>,
-    slot: Option<Box<Slot>>,
 }
 
 impl SendWaiter {
-    /// Answers the caller, then frees the window slot: whoever waits for the window to empty
-    /// ([`Window::wait_idle`]) finds every outcome in place.
+    /// Answers the caller.
     fn answer(self, result: Result<Delivery, SendError>) {
         self.reply.send(result);
-        drop(self.slot);
     }
 }
 
@@ -1159,7 +1138,7 @@ impl Role for ClientRouter {
         // own reply slot.
         // A pipelined send goes through the channel: see `ClientHandle::send_pipelined`.
         match &command.0 {
-            Cmd::Call { .. } | Cmd::Send { slot: None, .. } => true,
+            Cmd::Call { .. } | Cmd::Send { .. } => true,
             Cmd::Handoff(h) => h.is_direct(),
             _ => false,
         }
@@ -1201,9 +1180,8 @@ impl Role for ClientRouter {
                 options,
                 progress,
                 reply,
-                slot,
             } => {
-                let waiter = SendWaiter { reply, slot };
+                let waiter = SendWaiter { reply };
                 let (target, name, data) = message.parts();
                 match self.ep.send_message(now, target, name, data, options) {
                     Ok(_) if options.reliability == Reliability::Unreliable => {
@@ -1395,9 +1373,6 @@ mod tests {
         assert_eq!(over.parts(), (edge.as_str(), "é", &[1][..]));
     }
 
-    /// The pipelined sends waiting for outcomes give back each send's own slot by message
-    /// id, whatever the order the outcomes come in, and hold at most about twice as many
-    /// entries as still wait, even behind one that waits for ever.
     /// Every command is copied into the channel on the sender's thread and out of it on the
     /// driver's, per message: with the channel's state word, it fits three cache lines.
     #[test]
@@ -1409,6 +1384,9 @@ mod tests {
         );
     }
 
+    /// The pipelined sends waiting for outcomes give back each send's own slot by message
+    /// id, whatever the order the outcomes come in, and hold at most about twice as many
+    /// entries as still wait, even behind one that waits for ever.
     #[test]
     fn the_pipeline_finds_each_send_and_stays_bounded() {
         let window = Window::new(4096);
