@@ -50,6 +50,7 @@
 //! back reports anything that arrived and was not read. The answer thus needs no hand-over
 //! from the driver thread, and the driver need not wake to re-arm its timer for the call.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,6 +151,7 @@ fn spawn<R: Role>(
             role,
             out: SendQueue::new(),
             inbox: RecvBatch::new(),
+            batch: VecDeque::new(),
             led: false,
             parked: None,
         }),
@@ -224,7 +226,7 @@ fn leadable(socket: UdpSocket) -> io::Result<MioSocket> {
 const LEAD_SLICE: core::time::Duration = core::time::Duration::from_millis(5);
 
 /// What the driver thread and direct senders share.
-struct Shared<R> {
+struct Shared<R: Role> {
     core: Mutex<Core<R>>,
     primary: MioSocket,
     secondary: Option<MioSocket>,
@@ -248,13 +250,16 @@ struct Shared<R> {
 }
 
 /// The role and its send state; whoever holds it may drive the role.
-struct Core<R> {
+struct Core<R: Role> {
     role: R,
     /// What the role queued and has not gone yet: between flushes, only datagrams that
     /// would have blocked (sent when the socket has room again).
     out: SendQueue,
     /// The driver's receive buffers (a caller's thread that receives has its own).
     inbox: RecvBatch,
+    /// The commands taken from the queue and not yet carried out ([`Core::take_commands`]):
+    /// empty whenever the role is let go. Kept for its buffer, which goes back to the queue.
+    batch: VecDeque<R::Command>,
     /// The primary socket is out of the poller: a caller's thread receives on it, or it is
     /// parked between calls (`parked`); the driver must not read it.
     led: bool,
@@ -621,34 +626,50 @@ impl<R: Role> Core<R> {
     /// Commands queued together are carried out together, up to [`COMMAND_RUN`], before
     /// what they queued is sent and their events routed: a burst of pipelined messages
     /// reaches the endpoint at once, so that it can coalesce them, and costs one pass of
-    /// sending and routing instead of one per message.
+    /// sending and routing instead of one per message. The queue is taken whole, under one
+    /// lock ([`Commands::take_batch`]), into `Core::batch`, which is empty again whenever the
+    /// role is let go (a direct sender's look at the queue, under the role's lock, sees all
+    /// that waits).
     fn take_commands(&mut self, commands: &Commands<R::Command>, io: &Shared<R>) -> Flow {
         let mut run = 0;
         // One reading of the clock per run: its commands reach the endpoint together.
         let mut started = None;
         loop {
-            match commands.try_recv() {
-                Ok(cmd) => {
-                    let now = *started.get_or_insert_with(|| io.clock.now());
-                    let flow = self.role.on_command(now, &io.membership, cmd);
-                    run += 1;
-                    if flow == Flow::Stop {
+            let Some(cmd) = self.batch.pop_front() else {
+                match commands.take_batch(&mut self.batch) {
+                    Ok(()) => continue,
+                    // The run so far is sent and routed, and the queue looked at again: its
+                    // callbacks may have queued more.
+                    Err(_) if started.is_some() => {
+                        if let Some(now) = started.take() {
+                            self.after(now, io);
+                        }
+                        run = 0;
+                        continue;
+                    }
+                    Err(TryRecvError::Empty) => return Flow::Continue,
+                    Err(_) => {
+                        let now = io.clock.now();
+                        self.role.close(now);
                         self.after(now, io);
                         return Flow::Stop;
                     }
-                    if run >= COMMAND_RUN || commands.is_empty() {
-                        self.after(now, io);
-                        run = 0;
-                        started = None;
-                    }
                 }
-                Err(TryRecvError::Empty) => return Flow::Continue,
-                Err(_) => {
-                    let now = io.clock.now();
-                    self.role.close(now);
-                    self.after(now, io);
-                    return Flow::Stop;
-                }
+            };
+            let now = *started.get_or_insert_with(|| io.clock.now());
+            let flow = self.role.on_command(now, &io.membership, cmd);
+            run += 1;
+            if flow == Flow::Stop {
+                // The rest are refused now (their callers see the endpoint closed), not
+                // when the driver's state goes.
+                self.batch.clear();
+                self.after(now, io);
+                return Flow::Stop;
+            }
+            if run >= COMMAND_RUN {
+                self.after(now, io);
+                run = 0;
+                started = None;
             }
         }
     }

@@ -1,12 +1,24 @@
 //! The command channel from an endpoint's handles to its driver.
 //!
 //! Handles queue commands on a [`Link`]; the driver takes them from [`Commands`]. The queue is
-//! an unbounded `async_channel`, so an async driver simply awaits [`Commands::recv`]. A
-//! blocking driver sleeps in its poller instead, and registers a wake hook
-//! ([`Commands::set_wake`]) that every send calls, so a command never waits for a timer or the
-//! next datagram.
+//! unbounded, with one reader: an async driver awaits [`Commands::recv`]. A blocking driver
+//! sleeps in its poller instead, and registers a wake hook ([`Commands::set_wake`]) that every
+//! send calls, so a command never waits for a timer or the next datagram; it takes every
+//! queued command at once ([`Commands::take_batch`]).
+//!
+//! The queue is a `VecDeque` under a mutex, not a lock-free list: a pipelined sender queues a
+//! command per message, and a list of blocks allocates (and zeroes) a block every few dozen
+//! commands on the sender's thread and frees it on the driver's, while the driver here swaps
+//! the whole queue for its own emptied buffer under one lock per burst. The two buffers go
+//! back and forth, so a steady stream of commands allocates nothing, and each command is
+//! moved once in and once out. Either side holds the lock only to push one command or to
+//! swap the buffers.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Poll, Waker};
 use std::thread::{self, ThreadId};
 
 use super::reply::{self, Pending, Reply};
@@ -25,19 +37,25 @@ use super::reply::{self, Pending, Reply};
 /// assert_eq!(commands.try_recv(), Err(TryRecvError::Gone));
 /// ```
 pub fn channel<C>() -> (Link<C>, Commands<C>) {
-    let (tx, rx) = async_channel::unbounded();
     let shared = Arc::new(Shared {
         wake: OnceLock::new(),
         driver: OnceLock::new(),
     });
-    let direct = Arc::new(OnceLock::new());
+    let chan = Arc::new(Chan {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            closed: false,
+            waker: None,
+        }),
+        links: AtomicUsize::new(1),
+        direct: OnceLock::new(),
+    });
     (
         Link {
-            tx,
+            chan: chan.clone(),
             shared: shared.clone(),
-            direct: direct.clone(),
         },
-        Commands { rx, shared, direct },
+        Commands { chan, shared },
     )
 }
 
@@ -50,24 +68,21 @@ pub type Direct<C> =
 
 /// The handles' end: queues commands and wakes the driver.
 pub struct Link<C> {
-    tx: async_channel::Sender<C>,
+    chan: Arc<Chan<C>>,
     shared: Arc<Shared>,
-    direct: Arc<OnceLock<Direct<C>>>,
 }
 
 /// A link that does not keep the channel open: the driver holds one to make new handles
 /// (RPC responders) without outliving the application's handles.
 pub struct WeakLink<C> {
-    tx: async_channel::WeakSender<C>,
+    chan: Arc<Chan<C>>,
     shared: Arc<Shared>,
-    direct: Arc<OnceLock<Direct<C>>>,
 }
 
 /// The driver's end.
 pub struct Commands<C> {
-    rx: async_channel::Receiver<C>,
+    chan: Arc<Chan<C>>,
     shared: Arc<Shared>,
-    direct: Arc<OnceLock<Direct<C>>>,
 }
 
 /// The driver is gone: the endpoint was closed.
@@ -114,7 +129,7 @@ impl<C> Link<C> {
     /// # Errors
     /// [`Gone`] once the driver has stopped.
     pub fn queue(&self, command: C) -> Result<(), Gone> {
-        self.tx.try_send(command).map_err(|_| Gone)?;
+        self.chan.push(command).map_err(|_| Gone)?;
         if let Some(wake) = self.shared.wake.get() {
             wake();
         }
@@ -122,8 +137,8 @@ impl<C> Link<C> {
     }
 
     fn send_with(&self, command: C, settled: Option<&dyn Fn() -> bool>) -> Result<(), Gone> {
-        let command = match self.direct.get() {
-            Some(direct) => match direct(command, &|| self.tx.is_empty(), settled) {
+        let command = match self.chan.direct.get() {
+            Some(direct) => match direct(command, &|| self.chan.is_empty(), settled) {
                 Ok(()) => return Ok(()),
                 Err(command) => command,
             },
@@ -160,19 +175,31 @@ impl<C> Link<C> {
     /// A link that does not keep the channel open.
     pub fn downgrade(&self) -> WeakLink<C> {
         WeakLink {
-            tx: self.tx.downgrade(),
+            chan: self.chan.clone(),
             shared: self.shared.clone(),
-            direct: self.direct.clone(),
         }
     }
 }
 
 impl<C> Clone for Link<C> {
     fn clone(&self) -> Self {
+        self.chan.links.fetch_add(1, Ordering::Relaxed);
         Link {
-            tx: self.tx.clone(),
+            chan: self.chan.clone(),
             shared: self.shared.clone(),
-            direct: self.direct.clone(),
+        }
+    }
+}
+
+impl<C> Drop for Link<C> {
+    /// The last link gone, a driver awaiting [`Commands::recv`] is woken to find out (a
+    /// blocking driver finds out at its next look at the queue).
+    fn drop(&mut self) {
+        if self.chan.links.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waker = self.chan.lock().waker.take();
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
     }
 }
@@ -180,10 +207,16 @@ impl<C> Clone for Link<C> {
 impl<C> WeakLink<C> {
     /// A full link, or `None` when every full link is gone.
     pub fn upgrade(&self) -> Option<Link<C>> {
+        // Never from 0: once every link is gone, the driver may have closed for good.
+        self.chan
+            .links
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                (n > 0).then_some(n + 1)
+            })
+            .ok()?;
         Some(Link {
-            tx: self.tx.upgrade()?,
+            chan: self.chan.clone(),
             shared: self.shared.clone(),
-            direct: self.direct.clone(),
         })
     }
 }
@@ -195,20 +228,75 @@ impl<C> Commands<C> {
     /// [`TryRecvError::Empty`] when none is queued, [`TryRecvError::Gone`] when none is and
     /// every link is gone.
     pub fn try_recv(&self) -> Result<C, TryRecvError> {
-        self.rx.try_recv().map_err(|e| match e {
-            async_channel::TryRecvError::Empty => TryRecvError::Empty,
-            async_channel::TryRecvError::Closed => TryRecvError::Gone,
-        })
+        let mut state = self.chan.lock();
+        match state.queue.pop_front() {
+            Some(command) => Ok(command),
+            None => Err(self.chan.none_queued()),
+        }
+    }
+
+    /// Moves every queued command to the end of `batch`, in the order they were queued, under
+    /// one lock. An empty `batch` is swapped with the queue, and the handles then queue into
+    /// its buffer: a driver that empties `batch` before it takes the next one allocates
+    /// nothing while commands keep coming at the same pace.
+    ///
+    /// # Errors
+    /// As [`Commands::try_recv`], when none is queued (`batch` is left as it was).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::collections::VecDeque;
+    /// use pavillion_io::plumbing::link::{self, TryRecvError};
+    ///
+    /// let (link, commands) = link::channel::<u32>();
+    /// let mut batch = VecDeque::new();
+    /// assert_eq!(commands.take_batch(&mut batch), Err(TryRecvError::Empty));
+    /// for n in 1..=3 {
+    ///     link.send(n).unwrap();
+    /// }
+    /// assert_eq!(commands.take_batch(&mut batch), Ok(()));
+    /// assert_eq!(batch, [1, 2, 3]);
+    /// assert!(commands.is_empty());
+    /// ```
+    pub fn take_batch(&self, batch: &mut VecDeque<C>) -> Result<(), TryRecvError> {
+        let mut state = self.chan.lock();
+        if state.queue.is_empty() {
+            return Err(self.chan.none_queued());
+        }
+        if batch.is_empty() {
+            // A burst far above the usual (a stalled driver) does not keep its memory twice
+            // for ever: the buffer handed back for the next one is trimmed.
+            batch.shrink_to(BATCH_KEPT);
+            std::mem::swap(&mut state.queue, batch);
+        } else {
+            batch.append(&mut state.queue);
+        }
+        Ok(())
     }
 
     /// Whether no command is queued now.
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.chan.is_empty()
     }
 
     /// The next command, or `None` once every link is gone.
     pub async fn recv(&self) -> Option<C> {
-        self.rx.recv().await.ok()
+        poll_fn(|cx| {
+            let mut state = self.chan.lock();
+            if let Some(command) = state.queue.pop_front() {
+                return Poll::Ready(Some(command));
+            }
+            // Under the lock, which the last link takes to wake us after it is counted out.
+            if self.chan.links.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(None);
+            }
+            match &mut state.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Registers what a send does to wake a sleeping driver (a blocking driver's poller
@@ -221,7 +309,7 @@ impl<C> Commands<C> {
     /// queueing it (a blocking driver whose endpoint is free at that moment). Only the first
     /// registration counts.
     pub fn set_direct(&self, direct: Direct<C>) {
-        let _ = self.direct.set(direct);
+        let _ = self.chan.direct.set(direct);
     }
 
     /// Records the calling thread as the driver's, for [`Link::on_driver_thread`]. Only the
@@ -237,8 +325,14 @@ impl<C> Drop for Commands<C> {
     /// is freed) instead of staying in the channel as long as a handle lives; a command sent
     /// later is refused ([`Gone`]).
     fn drop(&mut self) {
-        self.rx.close();
-        while self.rx.try_recv().is_ok() {}
+        let queued = {
+            let mut state = self.chan.lock();
+            state.closed = true;
+            state.waker = None;
+            std::mem::take(&mut state.queue)
+        };
+        // Outside the lock: a command's drop may free a window slot, which wakes senders.
+        drop(queued);
     }
 }
 
@@ -257,6 +351,65 @@ impl DriverThread {
 impl std::fmt::Debug for DriverThread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("DriverThread").field(&self.0).finish()
+    }
+}
+
+/// The queue and what the links share with the driver's end.
+struct Chan<C> {
+    state: Mutex<State<C>>,
+    /// [`Link`]s alive (not [`WeakLink`]s): none left and nothing queued is
+    /// [`TryRecvError::Gone`].
+    links: AtomicUsize,
+    direct: OnceLock<Direct<C>>,
+}
+
+/// What the channel's lock guards.
+struct State<C> {
+    queue: VecDeque<C>,
+    /// The driver's end is gone: nothing is queued any more.
+    closed: bool,
+    /// The task awaiting [`Commands::recv`], if it waits.
+    waker: Option<Waker>,
+}
+
+/// The most commands a buffer handed back to the queue keeps room for
+/// ([`Commands::take_batch`]): above a send window's worth (1,024 by default), so that
+/// pipelined bursts never make it grow again.
+const BATCH_KEPT: usize = 4096;
+
+impl<C> Chan<C> {
+    /// The queue; a push or a swap cannot leave it half-written, so poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, State<C>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `command`, or gives it back once the driver's end is gone (dropped by the
+    /// caller, outside the lock).
+    fn push(&self, command: C) -> Result<(), C> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(command);
+        }
+        state.queue.push_back(command);
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().queue.is_empty()
+    }
+
+    /// Why nothing is queued, under the lock: every link gone, or none queued yet.
+    fn none_queued(&self) -> TryRecvError {
+        if self.links.load(Ordering::Acquire) == 0 {
+            TryRecvError::Gone
+        } else {
+            TryRecvError::Empty
+        }
     }
 }
 
@@ -290,5 +443,109 @@ impl<C> std::fmt::Debug for WeakLink<C> {
 impl<C> std::fmt::Debug for Commands<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Commands").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::{channel, TryRecvError};
+
+    /// Taking a batch swaps buffers instead of moving commands: the driver gets the queue's
+    /// buffer with the commands where they were queued, and the queue gets the driver's
+    /// emptied one, into which the next burst is queued; so a steady stream of commands is
+    /// moved once in and once out, and allocates nothing.
+    #[test]
+    fn a_taken_batch_swaps_buffers_with_the_queue() {
+        let (link, commands) = channel::<u64>();
+        let queued_at = || commands.chan.lock().queue.as_slices().0.as_ptr();
+        let mut batch = VecDeque::with_capacity(16);
+        let ours = batch.as_slices().0.as_ptr();
+        for n in 0..3 {
+            link.send(n).unwrap();
+        }
+        let theirs = queued_at();
+        commands.take_batch(&mut batch).unwrap();
+        assert_eq!(batch, [0, 1, 2]);
+        assert_eq!(
+            batch.as_slices().0.as_ptr(),
+            theirs,
+            "taken where they were queued"
+        );
+        assert_eq!(queued_at(), ours, "our buffer went to the queue");
+        batch.clear();
+        for n in 3..6 {
+            link.send(n).unwrap();
+        }
+        commands.take_batch(&mut batch).unwrap();
+        assert_eq!(batch, [3, 4, 5]);
+        assert_eq!(batch.as_slices().0.as_ptr(), ours, "queued into our buffer");
+        // A batch not yet emptied keeps its own and takes the queue's commands after them.
+        link.send(6).unwrap();
+        commands.take_batch(&mut batch).unwrap();
+        assert_eq!(batch, [3, 4, 5, 6]);
+        assert_eq!(commands.take_batch(&mut batch), Err(TryRecvError::Empty));
+    }
+
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// An async driver waiting for a command is woken by the next one, and by the last link
+    /// going (then the wait ends with `None`); a weak link cannot come back after that.
+    #[test]
+    fn a_waiting_receiver_is_woken_by_a_command_and_by_the_last_link() {
+        let (link, commands) = channel::<u64>();
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        {
+            let mut recv = pin!(commands.recv());
+            assert_eq!(recv.as_mut().poll(&mut cx), Poll::Pending);
+            link.send(1).unwrap();
+            assert!(flag.0.swap(false, Ordering::SeqCst), "woken by the command");
+            assert_eq!(recv.as_mut().poll(&mut cx), Poll::Ready(Some(1)));
+        }
+        let weak = link.downgrade();
+        let again = weak.upgrade().expect("a link is alive");
+        drop(link);
+        let mut recv = pin!(commands.recv());
+        assert_eq!(recv.as_mut().poll(&mut cx), Poll::Pending);
+        drop(again);
+        assert!(flag.0.load(Ordering::SeqCst), "woken by the last link");
+        assert_eq!(recv.as_mut().poll(&mut cx), Poll::Ready(None));
+        assert!(weak.upgrade().is_none());
+        assert_eq!(commands.try_recv(), Err(TryRecvError::Gone));
+    }
+
+    /// Once the driver's end is gone, what was queued is dropped at once and a new command is
+    /// refused.
+    #[test]
+    fn the_drivers_end_gone_drops_the_queue_and_refuses_commands() {
+        let (link, commands) = channel::<Arc<()>>();
+        let held = Arc::new(());
+        link.send(held.clone()).unwrap();
+        drop(commands);
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "the queued command was dropped"
+        );
+        assert!(link.send(held.clone()).is_err());
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "the refused command was dropped"
+        );
     }
 }
