@@ -814,7 +814,8 @@ impl ServerRouter {
             Ok(data) => (RpcStatus::OK, data),
             Err(f) => (f.status, f.data),
         };
-        if let Err(e) = self.ep.respond(now, call, status, &data) {
+        // The handler's buffer goes into the answer cache as it is: no copy per call.
+        if let Err(e) = self.ep.respond_bytes(now, call, status, data) {
             tracing::debug!(error = %e, "RPC answer not sent");
         }
     }
