@@ -990,6 +990,15 @@ impl DurableRouter {
 
     /// The earliest deadline of a caller waiting here.
     pub fn waiter_deadline(&self) -> Option<Instant> {
+        // Asked on every pass of either driver, when almost always nothing waits: four empty
+        // chained scans cost some 100 instructions a pass (issue 19).
+        if self.backlog.is_empty()
+            && self.recv_waiters.is_empty()
+            && self.delivered_waiters.is_empty()
+            && self.drained_waiters.is_empty()
+        {
+            return None;
+        }
         let backlog = self.backlog.iter().filter_map(|b| b.deadline);
         let recv = self.recv_waiters.iter().filter_map(|(d, _)| *d);
         let delivered = self.delivered_waiters.iter().filter_map(|(_, d, _)| *d);

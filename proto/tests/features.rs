@@ -219,6 +219,47 @@ fn late_answer_over(suite: Suite) {
     assert!(events.iter().any(|e| matches!(e, ClientEvent::Answered { call, data, .. } if *call == c && data.as_ref() == b"done")));
 }
 
+/// `respond_bytes` (the no-copy answer io-core's handlers use) refuses an answer over the
+/// size limit and leaves the call pending, answers it once, and the client gets the bytes.
+#[test]
+fn respond_bytes_checks_the_size_and_answers_once() {
+    let mut net = pair_over(Suite::Psk, Link::clean(), 3);
+    net.server(server_addr())
+        .register_function(FunctionId(7), "slow");
+    let c = call(&mut net, 7, b"work", Duration::from_secs(5));
+    net.run_for(Duration::from_millis(50));
+    let request = net
+        .server_events(server_addr())
+        .into_iter()
+        .find_map(|e| match e {
+            ServerEvent::RpcRequest(r) => Some(r),
+            _ => None,
+        })
+        .expect("the call reached the application");
+    let now = net.now();
+    let server = net.server(server_addr());
+    let huge = bytes::Bytes::from(vec![0u8; 1 << 20]);
+    assert_eq!(
+        server.respond_bytes(now, request.call, RpcStatus::OK, huge),
+        Err(SendError::TooLarge)
+    );
+    server
+        .respond_bytes(
+            now,
+            request.call,
+            RpcStatus::OK,
+            bytes::Bytes::from_static(b"done"),
+        )
+        .unwrap();
+    assert_eq!(
+        server.respond_bytes(now, request.call, RpcStatus::OK, bytes::Bytes::new()),
+        Err(SendError::UnknownCall)
+    );
+    net.run_for(Duration::from_millis(100));
+    let events = net.client_events(client_addr());
+    assert!(events.iter().any(|e| matches!(e, ClientEvent::Answered { call, data, .. } if *call == c && data.as_ref() == b"done")));
+}
+
 #[test]
 fn thousand_calls_under_30_percent_loss_run_each_handler_once() {
     for suite in SUITES {

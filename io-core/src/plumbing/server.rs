@@ -701,6 +701,17 @@ impl std::fmt::Debug for ServerRouter {
 
 impl ServerRouter {
     fn on_event(&mut self, now: Instant, event: ServerEvent) {
+        // The events of every message and call are routed here at once: a `ServerEvent` is
+        // 184 bytes, and each filter below takes it and hands it back by value, copies that
+        // were a tenth of the server driver's samples in `pipelined noise 2` (issue 19).
+        match event {
+            ServerEvent::Message { peer, message } => return self.on_message(now, peer, message),
+            ServerEvent::RpcRequest(req) => return self.on_call(now, req),
+            ServerEvent::Delivered { id, acked, missing } => {
+                return self.outcome(id, Ok(Delivery { acked, missing }))
+            }
+            _ => {}
+        }
         if let Some(e) = ConnectionEvent::from_server_event(&event) {
             self.connection.deliver(&e);
         }
@@ -726,14 +737,7 @@ impl ServerRouter {
                 let link = self.link.upgrade().map(super::handoff::HandoffLink::Server);
                 self.handoffs.deliver(&mut self.ep, now, link, held);
             }
-            ServerEvent::Message { peer, message } => {
-                let m = ReceivedMessage::at_server(peer, message);
-                tracing::debug!(target = %m.target(), name = %m.name(), from = %m.from, "message");
-                if self.subscribers.deliver(&m) {
-                    // The last subscriber of this target is gone: stop taking it.
-                    self.ep.unsubscribe(now, m.target());
-                }
-            }
+            ServerEvent::Message { peer, message } => self.on_message(now, peer, message),
             ServerEvent::Delivered { id, acked, missing } => {
                 self.outcome(id, Ok(Delivery { acked, missing }))
             }
@@ -760,6 +764,15 @@ impl ServerRouter {
                 tracing::warn!(%from, count, "failed authentication (wrong key or unknown client)")
             }
             other => tracing::debug!(event = ?other, "event"),
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, peer: PeerId, message: proto::ReceivedMessage) {
+        let m = ReceivedMessage::at_server(peer, message);
+        tracing::debug!(target = %m.target(), name = %m.name(), from = %m.from, "message");
+        if self.subscribers.deliver(&m) {
+            // The last subscriber of this target is gone: stop taking it.
+            self.ep.unsubscribe(now, m.target());
         }
     }
 
@@ -801,7 +814,8 @@ impl ServerRouter {
             Ok(data) => (RpcStatus::OK, data),
             Err(f) => (f.status, f.data),
         };
-        if let Err(e) = self.ep.respond(now, call, status, &data) {
+        // The handler's buffer goes into the answer cache as it is: no copy per call.
+        if let Err(e) = self.ep.respond_bytes(now, call, status, data) {
             tracing::debug!(error = %e, "RPC answer not sent");
         }
     }

@@ -238,10 +238,28 @@ impl Server {
         status: RpcStatus,
         data: &[u8],
     ) -> Result<(), SendError> {
+        // Checked before the copy, so that an answer refused costs no allocation.
         self.advance(now);
-        if 11 + data.len() > self.config.limits.max_message().max(4096) {
-            return Err(SendError::TooLarge);
-        }
+        self.check_answer(data.len())?;
+        self.respond_bytes(now, call, status, Bytes::copy_from_slice(data))
+    }
+
+    /// As [`respond`](Self::respond), keeping `data` itself (no copy) in the session's answer
+    /// cache, which resends it to a retried call. The cache counts `data.len()` against
+    /// `rpc_cache_bytes`: a slice of a larger buffer keeps that whole buffer alive until the
+    /// answer leaves the cache, so pass a buffer of the answer's own size.
+    ///
+    /// # Errors
+    /// As [`respond`](Self::respond).
+    pub fn respond_bytes(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        status: RpcStatus,
+        data: Bytes,
+    ) -> Result<(), SendError> {
+        self.advance(now);
+        self.check_answer(data.len())?;
         let s = self
             .sessions
             .get_mut(&call.addr)
@@ -251,7 +269,6 @@ impl Server {
             return Err(SendError::UnknownCall);
         }
         let gap = duplicates::resend_gap(s, self.config.limits.rtt.min_rto);
-        let data = Bytes::copy_from_slice(data);
         let answer = rpc::Answer::new(call.counter, status, data, now, gap);
         s.calls
             .remember(calls::cache_bounds(&self.config), answer, now);
@@ -259,6 +276,14 @@ impl Server {
             to: call.addr,
             call: call.counter,
         });
+        Ok(())
+    }
+
+    /// Refuses an answer of `len` bytes larger than `Limits::max_message` (at least 4 KiB).
+    fn check_answer(&self, len: usize) -> Result<(), SendError> {
+        if 11 + len > self.config.limits.max_message().max(4096) {
+            return Err(SendError::TooLarge);
+        }
         Ok(())
     }
 
@@ -625,7 +650,12 @@ impl Server {
                 if reliable && self.handoffs.holds_message(&m) {
                     return self.on_held_message(now, from, peer, counter, &m);
                 }
-                if reliable {
+                // Every reliable frame of a suite 3 batch asks for the same ACK, which
+                // `dedup_acks` would keep once: queue it once (issue 19: each `Outgoing` is
+                // some 200 bytes to copy in and out).
+                let queued = matches!(self.shared.tx.back(),
+                    Some(Outgoing::Ack { to, counter: c }) if *to == from && *c == counter);
+                if reliable && !queued {
                     self.shared
                         .tx
                         .push_back(Outgoing::Ack { to: from, counter });
