@@ -721,8 +721,8 @@ impl ServerRouter {
         let Some(event) = self.durable.on_server_event(event) else {
             return;
         };
+        // Messages, calls and deliveries were routed above, before the filters.
         match event {
-            ServerEvent::RpcRequest(req) => self.on_call(now, req),
             ServerEvent::HeldMessage {
                 peer,
                 message,
@@ -736,10 +736,6 @@ impl ServerRouter {
                 };
                 let link = self.link.upgrade().map(super::handoff::HandoffLink::Server);
                 self.handoffs.deliver(&mut self.ep, now, link, held);
-            }
-            ServerEvent::Message { peer, message } => self.on_message(now, peer, message),
-            ServerEvent::Delivered { id, acked, missing } => {
-                self.outcome(id, Ok(Delivery { acked, missing }))
             }
             ServerEvent::Failed { id, reason } => self.outcome(id, Err(reason.into())),
             ServerEvent::TimedOut { id } => self.outcome(id, Err(SendError::TimedOut)),
