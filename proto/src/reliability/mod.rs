@@ -7,7 +7,10 @@
 
 mod earliest;
 pub mod histogram;
+mod receivers;
 pub mod rtt;
+
+pub use receivers::Receivers;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -333,7 +336,7 @@ pub(crate) struct InFlight {
     /// means the first answer from anyone completes it.
     pub(crate) expected: Vec<SocketAddr>,
     /// Who has answered so far.
-    pub(crate) acked: Vec<SocketAddr>,
+    pub(crate) acked: Receivers,
 }
 
 impl InFlight {
@@ -509,7 +512,7 @@ impl Outbox {
             next_retry: None,
             deadline,
             expected: Vec::new(),
-            acked: Vec::new(),
+            acked: Receivers::new(),
         });
         if self.entries.back().is_some_and(is_internal_message) {
             self.internal_messages = self.internal_messages.saturating_add(1);
@@ -767,13 +770,12 @@ impl Outbox {
         if e.expected.len() <= 1 {
             self.last_answer = now;
         }
-        if e.acked.contains(&from) {
-            return Reply::Partial;
-        }
         if e.acked.is_empty() && last_of_run {
             e.record_rtt_sample(now, rtt, samples);
         }
-        e.acked.push(from);
+        if !e.acked.insert(from) {
+            return Reply::Partial;
+        }
         // A call is complete with its first response, whoever sends it.
         if call || e.is_complete() {
             match self.remove_at(pos) {
@@ -830,7 +832,7 @@ impl Outbox {
         // One sample per counter, from the run's last entry, as `on_reply` takes it.
         self.entries[last].record_rtt_sample(now, rtt, samples);
         for e in self.entries.range_mut(start..start + n) {
-            e.acked.push(from);
+            e.acked = Receivers::one(from);
         }
         self.forget_run(start, n, held_deadline, held_retry);
         self.forget_internal_messages(internal_messages);
