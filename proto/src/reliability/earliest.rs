@@ -22,10 +22,7 @@ impl Outbox {
 
     /// The retry of entry `i`, as the timer minimum sees it (`Instant::MAX` for none).
     pub(super) fn retry_at(&self, i: usize) -> Instant {
-        self.entries
-            .get(i)
-            .and_then(|e| e.next_retry)
-            .unwrap_or(Instant::MAX)
+        self.entries.get(i).map_or(Instant::MAX, |e| e.next_retry)
     }
 
     /// Whether the retries of the sent prefix never decrease from front to back.
@@ -74,7 +71,7 @@ impl Outbox {
             d_prev = e.deadline;
             deadline = deadline.min(e.deadline);
             if i < sent {
-                let r = e.next_retry.unwrap_or(Instant::MAX);
+                let r = e.next_retry;
                 if r_prev > r {
                     r_inversions = r_inversions.saturating_add(1);
                 }
@@ -203,12 +200,10 @@ impl Outbox {
                 rescan = true;
             }
         }
-        let retry = e.next_retry.unwrap_or(Instant::MAX);
+        let retry = e.next_retry;
         if was_sent
             && retry == self.earliest_retry
-            && !self.neighbour_holds(i, self.sent(), |n| {
-                n.next_retry.unwrap_or(Instant::MAX) == retry
-            })
+            && !self.neighbour_holds(i, self.sent(), |n| n.next_retry == retry)
         {
             if self.retries_sorted() {
                 self.earliest_retry = if self.sent > 0 {
@@ -238,7 +233,7 @@ impl Outbox {
         let lo = i.saturating_sub(1);
         let before = self.inversions_in(lo, i + 1);
         if let Some(e) = self.entries.get_mut(i) {
-            e.next_retry = Some(retry);
+            e.next_retry = retry;
         }
         let after = self.inversions_in(lo, i + 1);
         self.replace_inversions(before, after);
@@ -283,9 +278,11 @@ impl Outbox {
         let mut held_min = false;
         for i in start..end {
             let e = &mut self.entries[i];
-            if let Some(r) = e.next_retry {
+            let r = e.next_retry;
+            // `Instant::MAX` is no retry armed: it stays so.
+            if r != Instant::MAX {
                 held_min |= r == self.earliest_retry;
-                e.next_retry = Some((r + by).min(e.deadline));
+                e.next_retry = (r + by).min(e.deadline);
             }
         }
         let after = self.inversions_in(lo, end);

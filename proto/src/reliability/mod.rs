@@ -319,17 +319,19 @@ pub(crate) struct InFlight {
     /// exchange waits for a session.
     pub(crate) counter: Option<Counter>,
     pub(crate) retransmissions: u32,
-    /// When the latest copy left; `None` until the first transmission. While
-    /// `retransmissions == 0` that is the first, against which RTT samples are taken (Karn's
-    /// rule: never after a retransmission).
-    pub(crate) last_sent: Option<Instant>,
+    /// When the latest copy left; `Instant::MAX` until the first transmission (not an
+    /// `Option`: with `next_retry`'s that is 16 bytes of every entry, which the outbox moves at
+    /// each push and removal). While `retransmissions == 0` that is the first, against which
+    /// RTT samples are taken (Karn's rule: never after a retransmission).
+    pub(crate) last_sent: Instant,
     /// The exponent of the timer's backoff: it grows only while the session is silent, and
     /// falls back to zero when an answer arrived since the previous copy (see
     /// [`Outbox::on_retransmit`]). Apart from `retransmissions`, which Karn's rule reads; a u8
     /// (saturating) keeps `InFlight` within its size: past 2^9 the ceiling is reached anyway.
     pub(crate) backoff: u8,
-    /// When to retransmit next; `None` until the first transmission.
-    pub(crate) next_retry: Option<Instant>,
+    /// When to retransmit next; `Instant::MAX` (never) until the first transmission, which
+    /// is how every minimum over the retries already read an entry without one.
+    pub(crate) next_retry: Instant,
     /// The caller's deadline: past it the exchange ends, whatever the retry schedule says.
     pub(crate) deadline: Instant,
     /// Who must answer for the exchange to complete, fixed at the first transmission. Empty
@@ -340,6 +342,12 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
+    /// The next retry, if one is armed.
+    #[cfg(test)]
+    pub(crate) fn retry(&self) -> Option<Instant> {
+        (self.next_retry != Instant::MAX).then_some(self.next_retry)
+    }
+
     /// Feeds the time since the last transmission to `rtt` and `samples`, unless the exchange
     /// was retransmitted (which answer came for which copy is then unknown) or never sent.
     /// The callers decide which entry of a run speaks for its counter.
@@ -350,9 +358,9 @@ impl InFlight {
         samples: &mut histogram::RttHistogram,
     ) {
         if self.retransmissions == 0 {
-            if let Some(sent) = self.last_sent {
-                rtt.on_sample(now - sent);
-                samples.record(now - sent);
+            if self.last_sent != Instant::MAX {
+                rtt.on_sample(now - self.last_sent);
+                samples.record(now - self.last_sent);
             }
         }
     }
@@ -507,9 +515,9 @@ impl Outbox {
             internal,
             counter: None,
             retransmissions: 0,
-            last_sent: None,
+            last_sent: Instant::MAX,
             backoff: 0,
-            next_retry: None,
+            next_retry: Instant::MAX,
             deadline,
             expected: Vec::new(),
             acked: Receivers::new(),
@@ -666,10 +674,10 @@ impl Outbox {
         debug_assert_eq!(i, self.sent as usize, "first transmission out of order");
         debug_assert!(previous.is_none_or(|p| p <= counter), "counter decreasing");
         e.counter = Some(counter);
-        e.last_sent = Some(now);
+        e.last_sent = now;
         e.expected = expected;
         let retry = (now + rtt.backoff(0)).min(e.deadline);
-        e.next_retry = Some(retry);
+        e.next_retry = retry;
         if previous != Some(counter) {
             self.counters += 1;
         }
@@ -688,7 +696,7 @@ impl Outbox {
     /// says nothing about the new one (a copy lost on the new path doubles from the RTO).
     pub(crate) fn retry_all_now(&mut self, now: Instant) {
         for e in self.entries.iter_mut().filter(|e| e.counter.is_some()) {
-            e.next_retry = Some(now.min(e.deadline));
+            e.next_retry = now.min(e.deadline);
             e.backoff = 0;
         }
         self.rescan();
@@ -699,7 +707,7 @@ impl Outbox {
     pub(crate) fn retry_now_where(&mut self, now: Instant, pick: impl Fn(&InFlight) -> bool) {
         for e in self.entries.iter_mut().filter(|e| e.counter.is_some()) {
             if pick(e) {
-                e.next_retry = Some(now.min(e.deadline));
+                e.next_retry = now.min(e.deadline);
             }
         }
         self.rescan();
@@ -724,20 +732,20 @@ impl Outbox {
             // Only for an exchange with one receiver: an answer from one member of a group says
             // nothing of another that stays silent, and resending to it every RTO would
             // multiply the group's traffic (the `multicast` scenario: 36× the retransmissions).
-            let alive = e.expected.len() <= 1 && e.last_sent.is_some_and(|s| last_answer > s);
+            let alive = e.expected.len() <= 1 && last_answer > e.last_sent;
             e.backoff = if alive {
                 0
             } else {
                 e.backoff.saturating_add(1)
             };
-            e.last_sent = Some(now);
+            e.last_sent = now;
             (now + rtt.backoff(u32::from(e.backoff))).min(e.deadline)
         };
         if i < self.sent() {
             self.set_retry(i, retry);
         } else if let Some(e) = self.entries.get_mut(i) {
             // Never sent: not part of the retry minimum (nor of `poll_due`'s pass).
-            e.next_retry = Some(retry);
+            e.next_retry = retry;
         }
     }
 
@@ -823,7 +831,7 @@ impl Outbox {
                 return None;
             }
             held_deadline |= e.deadline == self.earliest_deadline;
-            held_retry |= e.next_retry.unwrap_or(Instant::MAX) == self.earliest_retry;
+            held_retry |= e.next_retry == self.earliest_retry;
             internal_messages += usize::from(is_internal_message(e));
             n += 1;
         }
@@ -998,7 +1006,7 @@ impl Outbox {
             if e.counter.is_some() {
                 // A retry handed out here is re-armed by `on_retransmit`; one that is not
                 // (no session yet) keeps the next call making this pass.
-                if e.next_retry.is_some_and(|retry| can_send && retry <= now) {
+                if can_send && e.next_retry <= now {
                     out.push(Due::Transmit(e.id));
                 }
             }
