@@ -267,26 +267,44 @@ impl Outbox {
         };
         // A retry only grows, so the minimum can only grow. The pairs out of order are
         // counted again over the run and its two edges (a deadline can cap a retry, so even
-        // the order inside the run may change).
+        // the order inside the run may change), in the pass that moves the retries: three
+        // indexed walks of a 64-entry run cost a tenth of suite 3's per-message core work
+        // outside the cipher (issue 19).
         let sent = self.sent();
-        let mut end = start;
-        while end < sent && self.entries[end].counter == Some(counter) {
+        let earliest = self.earliest_retry;
+        // The retry of the pair's first entry, before and after the move; the entry before
+        // the run keeps its retry.
+        let mut prev = start.checked_sub(1).map(|p| {
+            let r = self.retry_at(p);
+            (r, r)
+        });
+        let (mut before, mut after, mut end) = (0usize, 0usize, start);
+        let mut held_min = false;
+        for e in self.entries.range_mut(start..sent) {
+            if e.counter != Some(counter) {
+                break;
+            }
+            let old = e.next_retry;
+            // `Instant::MAX` is no retry armed: it stays so.
+            if old != Instant::MAX {
+                held_min |= old == earliest;
+                e.next_retry = (old + by).min(e.deadline);
+            }
+            if let Some((p_old, p_new)) = prev {
+                before += usize::from(p_old > old);
+                after += usize::from(p_new > e.next_retry);
+            }
+            prev = Some((old, e.next_retry));
             end += 1;
         }
-        let lo = start.saturating_sub(1);
-        let before = self.inversions_in(lo, end);
-        let mut held_min = false;
-        for i in start..end {
-            let e = &mut self.entries[i];
-            let r = e.next_retry;
-            // `Instant::MAX` is no retry armed: it stays so.
-            if r != Instant::MAX {
-                held_min |= r == self.earliest_retry;
-                e.next_retry = (r + by).min(e.deadline);
-            }
+        // The run's last entry and the one after it, which keeps its retry.
+        if let Some((p_old, p_new)) = prev.filter(|_| start < end && end < sent) {
+            let next = self.retry_at(end);
+            before += usize::from(p_old > next);
+            after += usize::from(p_new > next);
         }
-        let after = self.inversions_in(lo, end);
-        self.replace_inversions(before, after);
+        let count = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        self.replace_inversions(count(before), count(after));
         if held_min {
             if self.retries_sorted() {
                 self.earliest_retry = self.retry_at(0);
