@@ -357,11 +357,9 @@ impl InFlight {
         rtt: &mut RttEstimator,
         samples: &mut histogram::RttHistogram,
     ) {
-        if self.retransmissions == 0 {
-            if self.last_sent != Instant::MAX {
-                rtt.on_sample(now - self.last_sent);
-                samples.record(now - self.last_sent);
-            }
+        if self.retransmissions == 0 && self.last_sent != Instant::MAX {
+            rtt.on_sample(now - self.last_sent);
+            samples.record(now - self.last_sent);
         }
     }
 
