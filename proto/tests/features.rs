@@ -401,7 +401,7 @@ fn multicast_net(suite: Suite, seed: u64) -> Network {
 fn delivered(events: &[ClientEvent], msg: MessageId) -> Option<(Vec<SocketAddr>, Vec<SocketAddr>)> {
     events.iter().find_map(|e| match e {
         ClientEvent::Delivered { id, acked, missing } if *id == msg => {
-            let (mut a, mut m) = (acked.clone(), missing.clone());
+            let (mut a, mut m) = (acked.to_vec(), missing.clone());
             a.sort();
             m.sort();
             Some((a, m))

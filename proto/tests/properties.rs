@@ -602,9 +602,10 @@ fn hostile_datagrams_never_break_a_group(seed: u64, injections: Vec<Injection>) 
         .find_map(|e| match e {
             ClientEvent::Delivered {
                 id: i,
-                mut acked,
+                acked,
                 missing,
             } if i == id => {
+                let mut acked = acked.to_vec();
                 acked.sort();
                 Some((acked, missing))
             }

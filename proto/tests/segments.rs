@@ -512,7 +512,7 @@ fn multicast_outcome(
             acked,
             missing,
         } if *d == id => {
-            let (mut a, mut m) = (acked.clone(), missing.clone());
+            let (mut a, mut m) = (acked.to_vec(), missing.clone());
             a.sort();
             m.sort();
             Some((a, m))

@@ -633,7 +633,7 @@ fn group_packets(captured: &[Captured]) -> Vec<Captured> {
 fn acked(events: &[ClientEvent], msg: pavillion_proto::MessageId) -> Option<Vec<SocketAddr>> {
     events.iter().find_map(|e| match e {
         ClientEvent::Delivered { id, acked, missing } if *id == msg && missing.is_empty() => {
-            let mut a = acked.clone();
+            let mut a = acked.to_vec();
             a.sort();
             Some(a)
         }

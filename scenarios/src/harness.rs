@@ -205,7 +205,12 @@ impl Harness {
         let ledger = self.ledger.clone();
         let script = script.on_event(move |ctl, event| {
             let (id, ack) = match event {
-                ClientEvent::Delivered { id, acked, .. } => (id, Ack::Delivered { acked }),
+                ClientEvent::Delivered { id, acked, .. } => (
+                    id,
+                    Ack::Delivered {
+                        acked: acked.to_vec(),
+                    },
+                ),
                 ClientEvent::TimedOut { id } | ClientEvent::Failed { id, .. } => (id, Ack::Expired),
                 _ => return,
             };
@@ -254,7 +259,12 @@ impl Harness {
         let ledger = self.ledger.clone();
         script.on_event(move |ctl, event| {
             let (id, ack) = match event {
-                ClientEvent::Delivered { id, acked, .. } => (id, Ack::Delivered { acked }),
+                ClientEvent::Delivered { id, acked, .. } => (
+                    id,
+                    Ack::Delivered {
+                        acked: acked.to_vec(),
+                    },
+                ),
                 ClientEvent::TimedOut { id } | ClientEvent::Failed { id, .. } => (id, Ack::Expired),
                 _ => return,
             };

@@ -126,7 +126,7 @@ fn events_serialize_as_tagged_objects() {
     assert_eq!(
         v(&ClientEvent::Delivered {
             id: MessageId(5),
-            acked: vec![addr],
+            acked: pavillion_proto::endpoint::Receivers::one(addr),
             missing: vec![]
         }),
         json!({"kind": "delivered", "id": 5, "acked": ["10.0.0.2:40000"], "missing": []})

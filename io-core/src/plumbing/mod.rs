@@ -41,7 +41,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 
-use pavillion_proto::endpoint::Endpoint;
+use pavillion_proto::endpoint::{Endpoint, Receivers};
 use pavillion_proto::Instant;
 
 pub mod client;
@@ -153,7 +153,7 @@ pub enum Flow {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Delivery {
     /// The receivers that acknowledged the message.
-    pub acked: Vec<SocketAddr>,
+    pub acked: Receivers,
     /// Expected receivers that did not acknowledge it in time.
     pub missing: Vec<SocketAddr>,
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake};
 use std::thread;
 
+use pavillion_proto::endpoint::Receivers;
 use quickcheck::quickcheck;
 
 use super::*;
@@ -63,7 +64,7 @@ fn outcome_of(id: u64) -> Option<Outcome> {
     match id % 11 {
         3 => Some(Err(SendError::TimedOut)),
         7 => Some(Ok(Delivery {
-            acked: vec![SocketAddr::new(PEER.ip(), 10_000 + (id % 1000) as u16)],
+            acked: Receivers::one(SocketAddr::new(PEER.ip(), 10_000 + (id % 1000) as u16)),
             missing: vec![PEER],
         })),
         _ => None,
@@ -72,7 +73,7 @@ fn outcome_of(id: u64) -> Option<Outcome> {
 
 fn expected(id: u64) -> Outcome {
     outcome_of(id).unwrap_or(Ok(Delivery {
-        acked: vec![PEER],
+        acked: Receivers::one(PEER),
         missing: Vec::new(),
     }))
 }
@@ -231,7 +232,7 @@ fn a_closed_board_fails_what_has_no_outcome() {
     assert_eq!(
         later_handle.wait_timeout(Duration::ZERO),
         Ok(Delivery {
-            acked: vec![PEER],
+            acked: Receivers::one(PEER),
             missing: Vec::new()
         })
     );

@@ -24,7 +24,7 @@ use crate::features::status::Status;
 use crate::features::timesync::SyncId;
 use crate::handshake::HandshakeError;
 use crate::id::{FunctionId, MessageId, PeerId};
-use crate::reliability::{ByteString, InFlight, OwnedMessage, Payload};
+use crate::reliability::{ByteString, InFlight, OwnedMessage, Payload, Receivers};
 use crate::wire::{self, RegisterId, RegisterValue, RpcStatus};
 
 #[cfg(doc)]
@@ -107,7 +107,7 @@ pub enum ClientEvent {
         /// The id `send_message` returned.
         id: MessageId,
         /// Who acknowledged it.
-        acked: Vec<SocketAddr>,
+        acked: Receivers,
         /// Expected receivers that did not acknowledge it before the deadline.
         missing: Vec<SocketAddr>,
     },
@@ -309,7 +309,7 @@ pub enum ServerEvent {
         /// The id `send_message` returned.
         id: MessageId,
         /// Who acknowledged it.
-        acked: Vec<SocketAddr>,
+        acked: Receivers,
         /// Expected receivers that did not acknowledge it before the deadline.
         missing: Vec<SocketAddr>,
     },
@@ -651,7 +651,7 @@ impl fmt::Display for FailReason {
 /// code that ends an exchange is written once for both.
 pub(crate) trait ExchangeEvent: Sized {
     /// The role's `Delivered`.
-    fn delivered(id: MessageId, acked: Vec<SocketAddr>, missing: Vec<SocketAddr>) -> Self;
+    fn delivered(id: MessageId, acked: Receivers, missing: Vec<SocketAddr>) -> Self;
     /// The role's `TimedOut`.
     fn timed_out(id: MessageId) -> Self;
     /// The role's `CallTimedOut`; `None` for a role that makes no calls, and so has no such
@@ -662,7 +662,7 @@ pub(crate) trait ExchangeEvent: Sized {
 }
 
 impl ExchangeEvent for ClientEvent {
-    fn delivered(id: MessageId, acked: Vec<SocketAddr>, missing: Vec<SocketAddr>) -> Self {
+    fn delivered(id: MessageId, acked: Receivers, missing: Vec<SocketAddr>) -> Self {
         ClientEvent::Delivered { id, acked, missing }
     }
 
@@ -680,7 +680,7 @@ impl ExchangeEvent for ClientEvent {
 }
 
 impl ExchangeEvent for ServerEvent {
-    fn delivered(id: MessageId, acked: Vec<SocketAddr>, missing: Vec<SocketAddr>) -> Self {
+    fn delivered(id: MessageId, acked: Receivers, missing: Vec<SocketAddr>) -> Self {
         ServerEvent::Delivered { id, acked, missing }
     }
 
@@ -713,14 +713,14 @@ pub(crate) fn transfer_end_events<E: ExchangeEvent>(end: End, events: &mut VecDe
             if let Some((done, total)) = progress {
                 events.push_back(E::progress(MessageId(id), done, total));
             }
-            E::delivered(MessageId(id), acked, missing)
+            E::delivered(MessageId(id), acked.into_iter().collect(), missing)
         }
         End::Expired {
             id,
             kind: Kind::Message,
             acked,
             missing,
-        } if !acked.is_empty() => E::delivered(MessageId(id), acked, missing),
+        } if !acked.is_empty() => E::delivered(MessageId(id), acked.into_iter().collect(), missing),
         End::Expired {
             id,
             kind: Kind::Message,
@@ -793,12 +793,12 @@ mod tests {
             internal: false,
             counter: None,
             retransmissions: 0,
-            last_sent: None,
+            last_sent: Instant::MAX,
             backoff: 0,
-            next_retry: None,
+            next_retry: Instant::MAX,
             deadline: Instant::ZERO,
             expected,
-            acked,
+            acked: acked.into_iter().collect(),
         }
     }
 
@@ -817,7 +817,7 @@ mod tests {
             expired_event::<ClientEvent>(partly()),
             Some(ClientEvent::Delivered {
                 id: MessageId(7),
-                acked: vec![a],
+                acked: Receivers::one(a),
                 missing: vec![b],
             })
         );
@@ -825,7 +825,7 @@ mod tests {
             expired_event::<ServerEvent>(partly()),
             Some(ServerEvent::Delivered {
                 id: MessageId(7),
-                acked: vec![a],
+                acked: Receivers::one(a),
                 missing: vec![b],
             })
         );

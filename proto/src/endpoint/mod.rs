@@ -31,6 +31,7 @@ pub use crate::features::registers::{
     Register, RegisterError, RegisterFailure, RegisterInfo, RegisterOpId,
 };
 pub use crate::features::timesync::SyncId;
+pub use crate::reliability::Receivers;
 pub use authority::{
     Authority, AuthorityConfig, AuthorityEvent, AuthorityLimits, AuthorityStats, BatchId,
     Enrolment, ListedPeer, Policy, RestoreError, RevokeError, StoreBatch, StoreOp, StoreTable,

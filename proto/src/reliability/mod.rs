@@ -7,7 +7,10 @@
 
 mod earliest;
 pub mod histogram;
+mod receivers;
 pub mod rtt;
+
+pub use receivers::Receivers;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -316,27 +319,35 @@ pub(crate) struct InFlight {
     /// exchange waits for a session.
     pub(crate) counter: Option<Counter>,
     pub(crate) retransmissions: u32,
-    /// When the latest copy left; `None` until the first transmission. While
-    /// `retransmissions == 0` that is the first, against which RTT samples are taken (Karn's
-    /// rule: never after a retransmission).
-    pub(crate) last_sent: Option<Instant>,
+    /// When the latest copy left; `Instant::MAX` until the first transmission (not an
+    /// `Option`: with `next_retry`'s that is 16 bytes of every entry, which the outbox moves at
+    /// each push and removal). While `retransmissions == 0` that is the first, against which
+    /// RTT samples are taken (Karn's rule: never after a retransmission).
+    pub(crate) last_sent: Instant,
     /// The exponent of the timer's backoff: it grows only while the session is silent, and
     /// falls back to zero when an answer arrived since the previous copy (see
     /// [`Outbox::on_retransmit`]). Apart from `retransmissions`, which Karn's rule reads; a u8
     /// (saturating) keeps `InFlight` within its size: past 2^9 the ceiling is reached anyway.
     pub(crate) backoff: u8,
-    /// When to retransmit next; `None` until the first transmission.
-    pub(crate) next_retry: Option<Instant>,
+    /// When to retransmit next; `Instant::MAX` (never) until the first transmission, which
+    /// is how every minimum over the retries already read an entry without one.
+    pub(crate) next_retry: Instant,
     /// The caller's deadline: past it the exchange ends, whatever the retry schedule says.
     pub(crate) deadline: Instant,
     /// Who must answer for the exchange to complete, fixed at the first transmission. Empty
     /// means the first answer from anyone completes it.
     pub(crate) expected: Vec<SocketAddr>,
     /// Who has answered so far.
-    pub(crate) acked: Vec<SocketAddr>,
+    pub(crate) acked: Receivers,
 }
 
 impl InFlight {
+    /// The next retry, if one is armed.
+    #[cfg(test)]
+    pub(crate) fn retry(&self) -> Option<Instant> {
+        (self.next_retry != Instant::MAX).then_some(self.next_retry)
+    }
+
     /// Feeds the time since the last transmission to `rtt` and `samples`, unless the exchange
     /// was retransmitted (which answer came for which copy is then unknown) or never sent.
     /// The callers decide which entry of a run speaks for its counter.
@@ -346,11 +357,9 @@ impl InFlight {
         rtt: &mut RttEstimator,
         samples: &mut histogram::RttHistogram,
     ) {
-        if self.retransmissions == 0 {
-            if let Some(sent) = self.last_sent {
-                rtt.on_sample(now - sent);
-                samples.record(now - sent);
-            }
+        if self.retransmissions == 0 && self.last_sent != Instant::MAX {
+            rtt.on_sample(now - self.last_sent);
+            samples.record(now - self.last_sent);
         }
     }
 
@@ -504,12 +513,12 @@ impl Outbox {
             internal,
             counter: None,
             retransmissions: 0,
-            last_sent: None,
+            last_sent: Instant::MAX,
             backoff: 0,
-            next_retry: None,
+            next_retry: Instant::MAX,
             deadline,
             expected: Vec::new(),
-            acked: Vec::new(),
+            acked: Receivers::new(),
         });
         if self.entries.back().is_some_and(is_internal_message) {
             self.internal_messages = self.internal_messages.saturating_add(1);
@@ -663,10 +672,10 @@ impl Outbox {
         debug_assert_eq!(i, self.sent as usize, "first transmission out of order");
         debug_assert!(previous.is_none_or(|p| p <= counter), "counter decreasing");
         e.counter = Some(counter);
-        e.last_sent = Some(now);
+        e.last_sent = now;
         e.expected = expected;
         let retry = (now + rtt.backoff(0)).min(e.deadline);
-        e.next_retry = Some(retry);
+        e.next_retry = retry;
         if previous != Some(counter) {
             self.counters += 1;
         }
@@ -685,7 +694,7 @@ impl Outbox {
     /// says nothing about the new one (a copy lost on the new path doubles from the RTO).
     pub(crate) fn retry_all_now(&mut self, now: Instant) {
         for e in self.entries.iter_mut().filter(|e| e.counter.is_some()) {
-            e.next_retry = Some(now.min(e.deadline));
+            e.next_retry = now.min(e.deadline);
             e.backoff = 0;
         }
         self.rescan();
@@ -696,7 +705,7 @@ impl Outbox {
     pub(crate) fn retry_now_where(&mut self, now: Instant, pick: impl Fn(&InFlight) -> bool) {
         for e in self.entries.iter_mut().filter(|e| e.counter.is_some()) {
             if pick(e) {
-                e.next_retry = Some(now.min(e.deadline));
+                e.next_retry = now.min(e.deadline);
             }
         }
         self.rescan();
@@ -721,20 +730,20 @@ impl Outbox {
             // Only for an exchange with one receiver: an answer from one member of a group says
             // nothing of another that stays silent, and resending to it every RTO would
             // multiply the group's traffic (the `multicast` scenario: 36× the retransmissions).
-            let alive = e.expected.len() <= 1 && e.last_sent.is_some_and(|s| last_answer > s);
+            let alive = e.expected.len() <= 1 && last_answer > e.last_sent;
             e.backoff = if alive {
                 0
             } else {
                 e.backoff.saturating_add(1)
             };
-            e.last_sent = Some(now);
+            e.last_sent = now;
             (now + rtt.backoff(u32::from(e.backoff))).min(e.deadline)
         };
         if i < self.sent() {
             self.set_retry(i, retry);
         } else if let Some(e) = self.entries.get_mut(i) {
             // Never sent: not part of the retry minimum (nor of `poll_due`'s pass).
-            e.next_retry = Some(retry);
+            e.next_retry = retry;
         }
     }
 
@@ -767,13 +776,12 @@ impl Outbox {
         if e.expected.len() <= 1 {
             self.last_answer = now;
         }
-        if e.acked.contains(&from) {
-            return Reply::Partial;
-        }
         if e.acked.is_empty() && last_of_run {
             e.record_rtt_sample(now, rtt, samples);
         }
-        e.acked.push(from);
+        if !e.acked.insert(from) {
+            return Reply::Partial;
+        }
         // A call is complete with its first response, whoever sends it.
         if call || e.is_complete() {
             match self.remove_at(pos) {
@@ -821,7 +829,7 @@ impl Outbox {
                 return None;
             }
             held_deadline |= e.deadline == self.earliest_deadline;
-            held_retry |= e.next_retry.unwrap_or(Instant::MAX) == self.earliest_retry;
+            held_retry |= e.next_retry == self.earliest_retry;
             internal_messages += usize::from(is_internal_message(e));
             n += 1;
         }
@@ -830,7 +838,7 @@ impl Outbox {
         // One sample per counter, from the run's last entry, as `on_reply` takes it.
         self.entries[last].record_rtt_sample(now, rtt, samples);
         for e in self.entries.range_mut(start..start + n) {
-            e.acked.push(from);
+            e.acked = Receivers::one(from);
         }
         self.forget_run(start, n, held_deadline, held_retry);
         self.forget_internal_messages(internal_messages);
@@ -996,7 +1004,7 @@ impl Outbox {
             if e.counter.is_some() {
                 // A retry handed out here is re-armed by `on_retransmit`; one that is not
                 // (no session yet) keeps the next call making this pass.
-                if e.next_retry.is_some_and(|retry| can_send && retry <= now) {
+                if can_send && e.next_retry <= now {
                     out.push(Due::Transmit(e.id));
                 }
             }

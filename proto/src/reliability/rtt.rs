@@ -242,6 +242,11 @@ impl RttEstimator {
         //= https://www.rfc-editor.org/rfc/rfc6298#section-5
         //# (5.5) The host MUST set RTO <- RTO * 2 ("back off the timer").
         let rto = self.rto();
+        // The first transmission's timer, one per message sent: the RTO is within the ceiling
+        // already (`Bounds::clamp`), so there is no doubling to bound.
+        if retransmissions == 0 {
+            return rto;
+        }
         let doubled = 1u32
             .checked_shl(retransmissions)
             .and_then(|factor| rto.checked_mul(factor));

@@ -254,7 +254,7 @@ fn model_due(o: &Outbox, now: Instant, can_send: bool, budget: usize) -> Vec<(bo
             out.push((true, e.id));
         } else if e.counter.is_some() {
             in_flight += 1;
-            if can_send && e.next_retry.is_some_and(|t| t <= now) {
+            if can_send && e.retry().is_some_and(|t| t <= now) {
                 out.push((false, e.id));
             }
         } else if can_send && in_flight < o.max_in_flight && budget > 0 {
@@ -388,18 +388,15 @@ fn backoff_stops_while_other_exchanges_are_answered() {
     let acked = r1 + Duration::from_millis(1);
     let reply = o.on_reply(Counter(11), false, addr(1), acked, &mut rtt, &mut hist);
     assert!(matches!(reply, Reply::Complete(_)));
-    let r2 = o.get(1).and_then(|e| e.next_retry).unwrap();
+    let r2 = o.get(1).and_then(|e| e.retry()).unwrap();
     o.on_retransmit(1, r2, &rtt);
     let e = o.get(1).unwrap();
     assert_eq!((e.backoff, e.retransmissions), (0, 2));
-    assert_eq!(e.next_retry, Some(r2 + rtt.backoff(0)));
+    assert_eq!(e.retry(), Some(r2 + rtt.backoff(0)));
     // Silence again: doubling resumes from there.
-    let r3 = e.next_retry.unwrap();
+    let r3 = e.retry().unwrap();
     o.on_retransmit(1, r3, &rtt);
-    assert_eq!(
-        o.get(1).and_then(|e| e.next_retry),
-        Some(r3 + rtt.backoff(1))
-    );
+    assert_eq!(o.get(1).and_then(|e| e.retry()), Some(r3 + rtt.backoff(1)));
 }
 
 #[test]
@@ -409,17 +406,14 @@ fn a_new_session_restarts_the_backoff() {
     let mut o = two_in_flight(&rtt, t0);
     let mut now = t0;
     for _ in 0..5 {
-        now = o.get(1).and_then(|e| e.next_retry).unwrap();
+        now = o.get(1).and_then(|e| e.retry()).unwrap();
         o.on_retransmit(1, now, &rtt);
     }
     assert_eq!(o.get(1).map(|e| e.backoff), Some(5));
     o.retry_all_now(now);
     o.on_retransmit(1, now, &rtt);
     // Doubled once from the RTO, not from the 2^5 of the old session's silence.
-    assert_eq!(
-        o.get(1).and_then(|e| e.next_retry),
-        Some(now + rtt.backoff(1))
-    );
+    assert_eq!(o.get(1).and_then(|e| e.retry()), Some(now + rtt.backoff(1)));
 }
 
 /// Runs sharing a counter (a suite 3 batch), acknowledged by op 39 frames whose counters are

@@ -22,7 +22,7 @@ fn scan(o: &Outbox, can_send: bool, new_budget: usize) -> Option<Instant> {
                 in_flight += 1;
             }
             previous = e.counter;
-            if let Some(r) = e.next_retry.filter(|_| can_send) {
+            if let Some(r) = e.retry().filter(|_| can_send) {
                 t = t.min(r);
             }
         } else if can_send && in_flight < usize::from(o.max_in_flight) && new_budget > 0 {
@@ -42,7 +42,7 @@ fn inversions(o: &Outbox) -> usize {
     let retries: Vec<Instant> = o
         .iter()
         .take(o.sent())
-        .map(|e| e.next_retry.unwrap_or(Instant::MAX))
+        .map(|e| e.retry().unwrap_or(Instant::MAX))
         .collect();
     retries.windows(2).filter(|w| w[0] > w[1]).count()
 }

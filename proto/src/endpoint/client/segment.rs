@@ -187,6 +187,10 @@ impl Client {
 
     /// `Progress` for every message transfer whose acknowledged bytes advanced (from `pump`).
     pub(super) fn emit_progress(&mut self) {
+        // Every pump asks, nearly always with no transfer under way.
+        if self.segments.transfers.len() == 0 {
+            return;
+        }
         progress_events(&mut self.segments.transfers, &mut self.shared.events);
     }
 
