@@ -23,12 +23,16 @@ const SEND: f64 = 1.1;
 /// The server: one buffer for the message it delivers (suite 3 adds a little for its
 /// handshake-key bookkeeping, amortised over messages).
 const SERVER: f64 = 1.1;
-/// The client's other work: the list of who acknowledged each reliable message (suite 3
-/// adds as the server does).
-const CLIENT: f64 = 1.1;
-/// Through io-std, every thread counted: the core's three and the adapter's own per send (its
-/// handle, its command), with room for timing (a batch of ACKs more or less).
-const IO_STD: f64 = 6.5;
+/// The client's other work: none per message since the one server that acknowledges a
+/// unicast message is kept inline (`Receivers`); suite 3 adds a little handshake-key
+/// bookkeeping, amortised (0.06). The old list of who acknowledged was a whole allocation per
+/// message, so it fails here.
+const CLIENT: f64 = 0.2;
+/// Through io-std, every thread counted: the core's two and what the adapter adds per send
+/// (noise 0.04, psk 0.84 with one datagram per message), with room for timing (a batch of ACKs
+/// more or less). Before the command queue handed its buffers back and forth and the
+/// acknowledged-by list went inline, this was 4.2 (noise) and 4.7 (psk).
+const IO_STD: f64 = 3.5;
 
 /// Holds a count to its bound, with a tolerance for rounding.
 fn at_most(what: &str, n: f64, bound: f64) {
@@ -66,7 +70,8 @@ fn through_io_std(suite: Suite) -> f64 {
         suite.name()
     );
     at_most("io-std", n, IO_STD);
-    assert!(n >= 3.0, "{n:.2}");
+    // Not vacuous: the core's send and delivery are two allocations per message.
+    assert!(n >= 2.0, "{n:.2}");
     n
 }
 
