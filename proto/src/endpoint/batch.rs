@@ -282,6 +282,17 @@ pub(super) fn acked_counters(acks: &Acks) -> impl Iterator<Item = Counter> {
         .flat_map(move |i| (ranges[i].0..=ranges[i].1).map(Counter))
 }
 
+/// Queues `Ack { to, counter }` unless it is the last thing queued: every reliable frame of a
+/// suite 3 batch asks for the same ACK, and an `Outgoing` is some 200 bytes to copy in and
+/// out (issue 19). Copies that something else separates are left to [`dedup_acks`].
+pub(super) fn queue_ack(tx: &mut VecDeque<Outgoing>, to: SocketAddr, counter: Counter) {
+    let queued =
+        matches!(tx.back(), Some(Outgoing::Ack { to: t, counter: c }) if *t == to && *c == counter);
+    if !queued {
+        tx.push_back(Outgoing::Ack { to, counter });
+    }
+}
+
 /// Removes the copies of `Ack { to, counter }` that handling the frames of one batch queued
 /// after position `from`: every reliable frame asks for the same ACK.
 pub(super) fn dedup_acks(tx: &mut VecDeque<Outgoing>, from: usize, to: SocketAddr, c: Counter) {
@@ -303,11 +314,35 @@ pub(super) fn dedup_acks(tx: &mut VecDeque<Outgoing>, from: usize, to: SocketAdd
 
 #[cfg(test)]
 mod tests {
-    use super::acked_counters;
+    use super::{acked_counters, queue_ack, Outgoing};
     use crate::id::Counter;
     use crate::session::replay::WINDOW;
     use crate::wire::batch::Acks;
     use alloc::vec::Vec;
+
+    /// An ACK already last in the queue is not queued again; the same ACK behind something
+    /// else, or an ACK of another counter or peer, is.
+    #[test]
+    fn an_ack_is_queued_once_when_it_is_already_last() {
+        let (a, b) = (
+            core::net::SocketAddr::from(([10, 0, 0, 1], 1)),
+            core::net::SocketAddr::from(([10, 0, 0, 2], 1)),
+        );
+        let mut tx = alloc::collections::VecDeque::new();
+        queue_ack(&mut tx, a, Counter(7));
+        queue_ack(&mut tx, a, Counter(7));
+        assert_eq!(tx.len(), 1, "the frames of one batch share one ACK");
+        queue_ack(&mut tx, b, Counter(7));
+        queue_ack(&mut tx, a, Counter(8));
+        assert_eq!(tx.len(), 3, "another peer or counter is another ACK");
+        tx.push_back(Outgoing::AckRanges { to: a });
+        queue_ack(&mut tx, a, Counter(8));
+        assert_eq!(
+            tx.len(),
+            5,
+            "a copy behind something else is left to dedup_acks"
+        );
+    }
 
     quickcheck::quickcheck! {
         /// Whatever ranges an op 39 frame names, its counters come lowest first, each once:

@@ -650,15 +650,8 @@ impl Server {
                 if reliable && self.handoffs.holds_message(&m) {
                     return self.on_held_message(now, from, peer, counter, &m);
                 }
-                // Every reliable frame of a suite 3 batch asks for the same ACK, which
-                // `dedup_acks` would keep once: queue it once (issue 19: each `Outgoing` is
-                // some 200 bytes to copy in and out).
-                let queued = matches!(self.shared.tx.back(),
-                    Some(Outgoing::Ack { to, counter: c }) if *to == from && *c == counter);
-                if reliable && !queued {
-                    self.shared
-                        .tx
-                        .push_back(Outgoing::Ack { to: from, counter });
+                if reliable {
+                    crate::endpoint::batch::queue_ack(&mut self.shared.tx, from, counter);
                 }
                 self.on_tag_message(now, from, &m);
                 if let Some(message) = received_message(from, &m, reliable) {

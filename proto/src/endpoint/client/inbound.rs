@@ -272,7 +272,7 @@ impl Client {
     }
 
     pub(super) fn ack(&mut self, to: SocketAddr, counter: Counter) {
-        self.shared.tx.push_back(Outgoing::Ack { to, counter });
+        crate::endpoint::batch::queue_ack(&mut self.shared.tx, to, counter);
     }
 
     pub(super) fn on_status(&mut self, addr: SocketAddr, status: StatusBytes) {
